@@ -1,0 +1,172 @@
+"""EDR adapters: Windows events as OTRF flat JSON lines or as Event-XML-as-JSON.
+
+Both forms carry the same EventData names (Sysmon: Image, CommandLine, ParentImage...;
+Security: NewProcessName, ParentProcessName, IpAddress...); they are mapped onto one
+:class:`EndpointEvent` so features never see which form arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scorer.errors import RecordError
+from scorer.events.convert import (
+    is_missing,
+    opt_int,
+    req_text,
+    text_fields,
+    to_int,
+    to_text,
+    to_timestamp,
+)
+from scorer.events.structs import EndpointEvent
+
+# Canonical field -> EventData names that carry it, first present wins.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "image": ("Image", "NewProcessName", "ProcessName", "Application"),
+    "command_line": ("CommandLine", "ProcessCommandLine"),
+    "parent_image": ("ParentImage", "ParentProcessName"),
+    "parent_command_line": ("ParentCommandLine",),
+    "target_filename": ("TargetFilename", "ObjectName", "FileName"),
+    "target_object": ("TargetObject",),
+    "image_loaded": ("ImageLoaded",),
+    "src_ip": ("SourceIp", "IpAddress", "SourceAddress"),
+    "dst_ip": ("DestinationIp", "DestAddress"),
+    "integrity_level": ("IntegrityLevel", "MandatoryLabel"),
+}
+_USER_FIELDS = ("User", "TargetUserName", "SubjectUserName", "AccountName", "UserName")
+_TIME_FIELDS = ("UtcTime", "@timestamp", "TimeCreated", "EventTime", "ts")
+_CONSUMED = frozenset(
+    {n for names in _ALIASES.values() for n in names}
+    | set(_USER_FIELDS)
+    | set(_TIME_FIELDS)
+    | {"Hostname", "Computer", "host", "EventID", "Channel", "SourceName", "ProcessId",
+       "DestinationPort", "LogonType", "Signed", "Message", "uid", "label", "tags"}
+)
+
+
+def from_otrf(raw: Mapping[str, Any], *, source: str = "otrf") -> EndpointEvent:
+    """A flat OTRF/Mordor JSON line (NXLog/Winlogbeat export)."""
+    return _build(raw, raw, source=source)
+
+
+def from_event_xml(raw: Mapping[str, Any], *, source: str = "evtx") -> EndpointEvent:
+    """An ``{"Event": {"System": ..., "EventData": ...}}`` record (Event XML rendered as JSON)."""
+    event = raw.get("Event")
+    if not isinstance(event, dict):
+        raise RecordError("unknown_schema", "Event-XML record has no 'Event' object")
+    system = event.get("System")
+    if not isinstance(system, dict):
+        raise RecordError("missing_field", "Event-XML record has no 'System' object")
+    data = _event_data(event.get("EventData"))
+    provider = system.get("Provider")
+    created = system.get("TimeCreated")
+    header: dict[str, Any] = {
+        "Computer": system.get("Computer"),
+        "EventID": _attr_text(system.get("EventID")),
+        "Channel": system.get("Channel"),
+        "SourceName": _attr(provider, "Name"),
+        "TimeCreated": _attr(created, "SystemTime"),
+    }
+    header.update({k: v for k, v in data.items() if k not in header})
+    return _build(header, data, source=source)
+
+
+def from_mapping(raw: Mapping[str, Any]) -> EndpointEvent:
+    """Any JSON form a producer may send: canonical, OTRF flat, or Event XML as JSON."""
+    if "Event" in raw:
+        return from_event_xml(raw)
+    if "event_code" in raw:
+        return _canonical(raw)
+    if "EventID" in raw:
+        return from_otrf(raw)
+    raise RecordError("unknown_schema", "not an endpoint event: no EventID, Event or event_code")
+
+
+def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -> EndpointEvent:
+    def first(names: tuple[str, ...], field: str) -> str | None:
+        for name in names:
+            value = data.get(name)
+            if not is_missing(value):
+                return to_text(value, name)
+        return None
+
+    ts_value = next((header[n] for n in _TIME_FIELDS if not is_missing(header.get(n))), None)
+    signed = data.get("Signed")
+    host = header.get("Hostname", header.get("Computer", header.get("host")))
+    return EndpointEvent(
+        uid=to_text(header.get("uid"), "uid") or "",
+        ts=to_timestamp(ts_value, "UtcTime"),
+        host=req_text(host, "Hostname"),
+        channel=to_text(header.get("Channel"), "Channel") or "",
+        provider=to_text(header.get("SourceName"), "SourceName") or "",
+        event_code=to_int(header.get("EventID"), "EventID"),
+        user=first(_USER_FIELDS, "user"),
+        image=first(_ALIASES["image"], "image"),
+        command_line=first(_ALIASES["command_line"], "command_line"),
+        parent_image=first(_ALIASES["parent_image"], "parent_image"),
+        parent_command_line=first(_ALIASES["parent_command_line"], "parent_command_line"),
+        process_id=_pid(data.get("ProcessId")),
+        target_filename=first(_ALIASES["target_filename"], "target_filename"),
+        target_object=first(_ALIASES["target_object"], "target_object"),
+        image_loaded=first(_ALIASES["image_loaded"], "image_loaded"),
+        src_ip=first(_ALIASES["src_ip"], "src_ip"),
+        dst_ip=first(_ALIASES["dst_ip"], "dst_ip"),
+        dst_port=opt_int(data.get("DestinationPort"), "DestinationPort"),
+        logon_type=opt_int(data.get("LogonType"), "LogonType"),
+        integrity_level=first(_ALIASES["integrity_level"], "integrity_level"),
+        signed=None if is_missing(signed) else str(signed).lower() == "true",
+        fields=text_fields(data, _CONSUMED),
+        source=source,
+        label=to_text(header.get("label"), "label"),
+    )
+
+
+def _pid(value: Any) -> int | None:
+    # Security events write process ids in hex ("0x1a2b").
+    if isinstance(value, str) and value.lower().startswith("0x"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    try:
+        return opt_int(value, "ProcessId")
+    except RecordError:
+        return None
+
+
+def _event_data(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict) and "Data" in value and isinstance(value["Data"], list):
+        # <Data Name="X">v</Data> rendered as a list of {"#attributes": {"Name"}, "#text"}.
+        return {
+            str(_attr(item, "Name")): item.get("#text")
+            for item in value["Data"]
+            if isinstance(item, dict) and _attr(item, "Name")
+        }
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "#attributes"}
+    raise RecordError("wrong_type", "EventData must be an object")
+
+
+def _attr(node: Any, name: str) -> Any:
+    if isinstance(node, dict):
+        attrs = node.get("#attributes")
+        if isinstance(attrs, dict):
+            return attrs.get(name)
+    return None
+
+
+def _attr_text(node: Any) -> Any:
+    return node.get("#text") if isinstance(node, dict) else node
+
+
+def _canonical(raw: Mapping[str, Any]) -> EndpointEvent:
+    import msgspec
+
+    try:
+        return msgspec.convert(dict(raw), EndpointEvent, strict=False)
+    except msgspec.ValidationError as exc:
+        raise RecordError("wrong_type", f"endpoint event: {exc}") from None

@@ -1,0 +1,120 @@
+"""Netflow adapters: Zeek conn.log (TSV or JSON), CICFlowMeter CSV rows, canonical JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scorer.errors import RecordError
+from scorer.events.convert import is_missing, req_text, to_float, to_int, to_text, to_timestamp
+from scorer.events.structs import FlowRecord
+
+_PROTO_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmp6", "0": "other"}
+
+# CICFlowMeter columns copied into FlowRecord.extra (everything numeric but the 5-tuple).
+_CIC_IDENTITY = {
+    "id", "Flow ID", "Src IP", "Src Port", "Dst IP", "Dst Port", "Protocol", "Timestamp",
+    "Label", "Attempted Category",
+}
+
+
+def from_zeek(row: Mapping[str, Any], *, source: str = "zeek") -> FlowRecord:
+    """A Zeek conn.log row, as parsed from TSV (all strings) or from Zeek's JSON writer."""
+    proto = to_text(row.get("proto"), "proto") or "tcp"
+    label = to_text(row.get("label"), "label")
+    detailed = to_text(row.get("detailedlabel"), "detailedlabel")
+    if label and detailed:
+        label = f"{label}:{detailed}"
+    return FlowRecord(
+        uid=to_text(row.get("uid"), "uid") or "",
+        ts=to_timestamp(row.get("ts"), "ts"),
+        src_ip=req_text(row.get("id.orig_h"), "id.orig_h"),
+        src_port=to_int(row.get("id.orig_p"), "id.orig_p", default=0),
+        dst_ip=req_text(row.get("id.resp_h"), "id.resp_h"),
+        dst_port=to_int(row.get("id.resp_p"), "id.resp_p", default=0),
+        proto=proto.lower(),
+        service=to_text(row.get("service"), "service"),
+        duration=to_float(row.get("duration"), "duration", default=0.0),
+        src_bytes=to_int(row.get("orig_bytes"), "orig_bytes", default=0),
+        dst_bytes=to_int(row.get("resp_bytes"), "resp_bytes", default=0),
+        src_pkts=to_int(row.get("orig_pkts"), "orig_pkts", default=0),
+        dst_pkts=to_int(row.get("resp_pkts"), "resp_pkts", default=0),
+        conn_state=to_text(row.get("conn_state"), "conn_state"),
+        history=to_text(row.get("history"), "history"),
+        source=source,
+        label=label,
+    )
+
+
+def from_cicflowmeter(row: Mapping[str, Any], *, source: str = "cicflowmeter") -> FlowRecord:
+    """A CICFlowMeter CSV row (CIC-IDS2017 column names). Duration is in microseconds."""
+    proto_raw = str(row.get("Protocol", "6")).strip()
+    extra: dict[str, float] = {}
+    for key, value in row.items():
+        if key in _CIC_IDENTITY or is_missing(value):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        # Infinite rates (zero-duration flows) are a CICFlowMeter artefact, not bad input.
+        extra[key] = number if number == number and abs(number) != float("inf") else 0.0
+    fwd_pkts = to_int(row.get("Total Fwd Packet", row.get("Total Fwd Packets")), "Total Fwd Packet", default=0)
+    bwd_pkts = to_int(row.get("Total Bwd packets", row.get("Total Backward Packets")), "Total Bwd packets", default=0)
+    return FlowRecord(
+        uid=to_text(row.get("id"), "id") or to_text(row.get("Flow ID"), "Flow ID") or "",
+        ts=to_timestamp(row.get("Timestamp"), "Timestamp"),
+        src_ip=req_text(row.get("Src IP"), "Src IP"),
+        src_port=to_int(row.get("Src Port"), "Src Port", default=0),
+        dst_ip=req_text(row.get("Dst IP"), "Dst IP"),
+        dst_port=to_int(row.get("Dst Port"), "Dst Port", default=0),
+        proto=_PROTO_NUMBERS.get(proto_raw, proto_raw.lower()),
+        duration=to_float(row.get("Flow Duration"), "Flow Duration", default=0.0) / 1e6,
+        src_bytes=to_int(row.get("Total Length of Fwd Packet"), "Total Length of Fwd Packet", default=0),
+        dst_bytes=to_int(row.get("Total Length of Bwd Packet"), "Total Length of Bwd Packet", default=0),
+        src_pkts=fwd_pkts,
+        dst_pkts=bwd_pkts,
+        extra=extra,
+        source=source,
+        label=to_text(row.get("Label"), "Label"),
+    )
+
+
+def from_mapping(raw: Mapping[str, Any]) -> FlowRecord:
+    """Any JSON form a producer may send: canonical FlowRecord, Zeek JSON, or a CIC row."""
+    if "src_ip" in raw:
+        return _canonical(raw)
+    if "id.orig_h" in raw:
+        return from_zeek(raw)
+    if "Src IP" in raw:
+        return from_cicflowmeter(raw)
+    raise RecordError("unknown_schema", "not a flow record: no src_ip, id.orig_h or 'Src IP' field")
+
+
+def _canonical(raw: Mapping[str, Any]) -> FlowRecord:
+    extra_raw = raw.get("extra") or {}
+    if not isinstance(extra_raw, dict):
+        raise RecordError("wrong_type", "field 'extra' must be an object")
+    return FlowRecord(
+        uid=to_text(raw.get("uid"), "uid") or "",
+        ts=to_timestamp(raw.get("ts"), "ts"),
+        src_ip=req_text(raw.get("src_ip"), "src_ip"),
+        src_port=to_int(raw.get("src_port"), "src_port", default=0),
+        dst_ip=req_text(raw.get("dst_ip"), "dst_ip"),
+        dst_port=to_int(raw.get("dst_port"), "dst_port", default=0),
+        proto=(to_text(raw.get("proto"), "proto") or "tcp").lower(),
+        service=to_text(raw.get("service"), "service"),
+        duration=to_float(raw.get("duration"), "duration", default=0.0),
+        src_bytes=to_int(raw.get("src_bytes"), "src_bytes", default=0),
+        dst_bytes=to_int(raw.get("dst_bytes"), "dst_bytes", default=0),
+        src_pkts=to_int(raw.get("src_pkts"), "src_pkts", default=0),
+        dst_pkts=to_int(raw.get("dst_pkts"), "dst_pkts", default=0),
+        conn_state=to_text(raw.get("conn_state"), "conn_state"),
+        history=to_text(raw.get("history"), "history"),
+        extra={str(k): to_float(v, f"extra.{k}") for k, v in list(extra_raw.items())[:128]},
+        source=to_text(raw.get("source"), "source"),
+        label=to_text(raw.get("label"), "label"),
+    )
+
+
+__all__ = ["from_cicflowmeter", "from_mapping", "from_zeek"]

@@ -1,0 +1,119 @@
+"""Canonical event records, one small immutable struct per event kind.
+
+These are what the scorer scores and what replay/training produce. Raw source forms
+(Zeek conn.log, CICFlowMeter CSV, OTRF JSON lines, Event-XML-as-JSON, AIT-ADS CSV,
+Wazuh/Suricata JSON) are mapped onto them by the adapters of each kind.
+
+``uid`` identifies the event across the whole system (alerts link it, eval joins on it).
+``label`` is ground truth carried by labelled captures; the scorer never reads it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class EventKind(enum.StrEnum):
+    NETFLOW = "netflow"
+    EDR = "edr"
+    SIEM = "siem"
+
+
+class FlowRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One bidirectional network flow (Zeek conn / CICFlowMeter / IPFIX style)."""
+
+    uid: str = ""
+    ts: float
+    src_ip: str
+    src_port: int = 0
+    dst_ip: str
+    dst_port: int = 0
+    proto: str = "tcp"
+    service: str | None = None
+    duration: float = 0.0
+    src_bytes: int = 0
+    dst_bytes: int = 0
+    src_pkts: int = 0
+    dst_pkts: int = 0
+    conn_state: str | None = None
+    history: str | None = None
+    # CICFlowMeter's extended statistics when the source has them (name -> value).
+    extra: dict[str, float] = {}
+    source: str | None = None
+    label: str | None = None
+
+
+class EndpointEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One Windows endpoint event (Sysmon, Security, PowerShell channels)."""
+
+    uid: str = ""
+    ts: float
+    host: str
+    channel: str = ""
+    provider: str = ""
+    event_code: int
+    user: str | None = None
+    image: str | None = None
+    command_line: str | None = None
+    parent_image: str | None = None
+    parent_command_line: str | None = None
+    process_id: int | None = None
+    target_filename: str | None = None
+    target_object: str | None = None
+    image_loaded: str | None = None
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    dst_port: int | None = None
+    logon_type: int | None = None
+    integrity_level: str | None = None
+    signed: bool | None = None
+    # Remaining EventData fields, kept for context and for later features.
+    fields: dict[str, str] = {}
+    source: str | None = None
+    label: str | None = None
+
+
+class SiemAlert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One alert raised by an IDS/HIDS/SIEM (Wazuh, Suricata, AMiner, ...)."""
+
+    uid: str = ""
+    ts: float
+    rule_name: str
+    source_system: str = "unknown"
+    rule_id: str | None = None
+    host: str | None = None
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    severity: int | None = None
+    fields: dict[str, str] = {}
+    source: str | None = None
+    label: str | None = None
+
+
+Event = FlowRecord | EndpointEvent | SiemAlert
+
+STRUCT_OF_KIND: dict[EventKind, type[FlowRecord] | type[EndpointEvent] | type[SiemAlert]] = {
+    EventKind.NETFLOW: FlowRecord,
+    EventKind.EDR: EndpointEvent,
+    EventKind.SIEM: SiemAlert,
+}
+
+
+def entity_key(event: Event) -> str:
+    """The partitioning key of an event: source IP for flows, host for EDR and SIEM."""
+    if isinstance(event, FlowRecord):
+        return event.src_ip
+    if isinstance(event, EndpointEvent):
+        return event.host
+    return event.host or event.src_ip or ""
+
+
+class SourceRef(msgspec.Struct, frozen=True, array_like=True):
+    """Where a record came from in Kafka: enough to find the original bytes again."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int = 0
