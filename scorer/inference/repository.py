@@ -1,0 +1,178 @@
+"""The Triton model repository on disk: versions, cards, checksums, production configs.
+
+Layout (Triton's own, plus a card and checksums per version)::
+
+    model_repository/<model>/config.pbtxt          production: native onnxruntime, KIND_GPU, TensorRT
+    model_repository/<model>/configs/cpu.pbtxt     CPU variant (tritonserver --model-config-name=cpu)
+    model_repository/<model>/<version>/model.onnx
+    model_repository/<model>/<version>/card.json   feature contract, threshold, severity, metrics
+    model_repository/<model>/<version>/SHA256SUMS  sha256 of every other file in the version
+
+Loading a version verifies its checksums first: a tampered file raises IntegrityError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import msgspec
+
+from scorer.errors import IntegrityError, ModelError
+from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
+
+CHECKSUMS = "SHA256SUMS"
+CARD = "card.json"
+MODEL_FILE = "model.onnx"
+DEFAULT_MAX_BATCH = 8192
+
+
+class ModelCard(msgspec.Struct, kw_only=True):
+    """What the scorer must know about a model to serve it, and what a reader wants to know."""
+
+    name: str
+    kind: str
+    version: str
+    feature_names: list[str]
+    threshold: float
+    # Severity (OCSF severity name) -> lowest calibrated score that earns it, highest first.
+    severity_cutoffs: dict[str, float] = {}
+    description: str = ""
+    learner: str = ""
+    trained_on: list[str] = []
+    attribution: list[str] = []
+    metrics: dict[str, float] = {}
+    created: str = ""
+    # Per-feature contribution weights for explanations: the alert names the features
+    # whose standardized value times weight pushed the score up most.
+    explain_weights: list[float] = []
+    explain_center: list[float] = []
+    explain_scale: list[float] = []
+
+
+class ModelVersion(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    path: Path
+    card: ModelCard
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksums(version_dir: Path) -> None:
+    lines = [
+        f"{sha256_file(p)}  {p.name}\n"
+        for p in sorted(version_dir.iterdir())
+        if p.is_file() and p.name != CHECKSUMS
+    ]
+    (version_dir / CHECKSUMS).write_text("".join(lines))
+
+
+def verify_checksums(version_dir: Path) -> None:
+    """Raise IntegrityError unless every file listed matches and the model file is listed."""
+    sums = version_dir / CHECKSUMS
+    if not sums.is_file():
+        raise IntegrityError(f"{version_dir}: no {CHECKSUMS}; refusing an unverified model")
+    listed: dict[str, str] = {}
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name.strip()] = digest.strip()
+    if MODEL_FILE not in listed:
+        raise IntegrityError(f"{version_dir}: {CHECKSUMS} does not cover {MODEL_FILE}")
+    for name, digest in listed.items():
+        path = version_dir / name
+        if not path.is_file():
+            raise IntegrityError(f"{path}: listed in {CHECKSUMS} but missing")
+        actual = sha256_file(path)
+        if actual != digest:
+            raise IntegrityError(
+                f"{path}: sha256 {actual[:16]}... does not match recorded {digest[:16]}..."
+            )
+
+
+def list_versions(repo: Path, name: str) -> list[str]:
+    model_dir = repo / name
+    if not model_dir.is_dir():
+        return []
+    versions = [p.name for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    return sorted(versions, key=int)
+
+
+def load_version(repo: Path, name: str, version: str = "", *, verify: bool = True) -> ModelVersion:
+    """The given version (or the highest) of ``name``, checksums verified."""
+    versions = list_versions(repo, name)
+    if not versions:
+        raise ModelError(f"model {name!r} has no versions under {repo}")
+    chosen = version or versions[-1]
+    if chosen not in versions:
+        raise ModelError(f"model {name!r} has no version {chosen!r} (have {versions})")
+    path = repo / name / chosen
+    if verify:
+        verify_checksums(path)
+    try:
+        card = msgspec.json.decode((path / CARD).read_bytes(), type=ModelCard)
+    except (OSError, msgspec.DecodeError) as exc:
+        raise ModelError(f"{path / CARD}: {exc}") from None
+    return ModelVersion(name, chosen, path, card)
+
+
+def production_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
+    """config.pbtxt for the native onnxruntime backend on GPU with TensorRT."""
+    return _config(name, n_features, max_batch, gpu=True)
+
+
+def cpu_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
+    return _config(name, n_features, max_batch, gpu=False)
+
+
+def _config(name: str, n_features: int, max_batch: int, *, gpu: bool) -> str:
+    if gpu:
+        instances = "instance_group [{ kind: KIND_GPU, count: 2 }]"
+        optimization = (
+            "optimization { execution_accelerators { gpu_execution_accelerator: [\n"
+            '  { name: "tensorrt", parameters { key: "precision_mode" value: "FP16" } }\n'
+            "] } }\n"
+        )
+    else:
+        instances = "instance_group [{ kind: KIND_CPU, count: 1 }]"
+        optimization = ""
+    return (
+        f'name: "{name}"\n'
+        'backend: "onnxruntime"\n'
+        f"max_batch_size: {max_batch}\n"
+        f'input [{{ name: "{INPUT_NAME}", data_type: TYPE_FP32, dims: [ {n_features} ] }}]\n'
+        f'output [{{ name: "{OUTPUT_NAME}", data_type: TYPE_FP32, dims: [ 2 ] }}]\n'
+        "dynamic_batching { max_queue_delay_microseconds: 200 }\n"
+        f"{instances}\n"
+        f"{optimization}"
+        'version_policy: { latest: { num_versions: 2 } }\n'
+    )
+
+
+def publish_version(
+    repo: Path, card: ModelCard, onnx_bytes: bytes, *, extra_files: dict[str, bytes] | None = None
+) -> ModelVersion:
+    """Write a new version (model, card, extras, checksums) and the model's configs."""
+    model_dir = repo / card.name
+    version_dir = model_dir / card.version
+    version_dir.mkdir(parents=True, exist_ok=True)
+    (version_dir / MODEL_FILE).write_bytes(onnx_bytes)
+    (version_dir / CARD).write_bytes(msgspec.json.format(msgspec.json.encode(card)) + b"\n")
+    for fname, data in (extra_files or {}).items():
+        (version_dir / fname).write_bytes(data)
+    write_checksums(version_dir)
+    n = len(card.feature_names)
+    (model_dir / "config.pbtxt").write_text(production_config(card.name, n))
+    (model_dir / "configs").mkdir(exist_ok=True)
+    (model_dir / "configs" / "cpu.pbtxt").write_text(cpu_config(card.name, n))
+    return ModelVersion(card.name, card.version, version_dir, card)
