@@ -1,0 +1,93 @@
+"""From calibrated scores to alert decisions: threshold, severity and top features.
+
+The threshold and severity cut-offs come from the model card, where training chose them
+for an alert budget; nothing here is tuned by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from scorer.inference.repository import ModelCard
+
+# OCSF severity_id by name (Detection Finding: 1 Informational ... 5 Critical).
+SEVERITY_IDS = {"Informational": 1, "Low": 2, "Medium": 3, "High": 4, "Critical": 5}
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """One alert to raise: which row, its score, severity and what pushed it up."""
+
+    row: int
+    score: float
+    severity: str
+    top_features: list[tuple[str, float, float]]  # (name, value, contribution)
+
+
+class Decider:
+    """Turns a batch of scores into decisions using one model card.
+
+    >>> card = ModelCard(name="m", kind="siem", version="1", feature_names=["a", "b"],
+    ...                  threshold=0.5, severity_cutoffs={"High": 0.9, "Medium": 0.7})
+    >>> d = Decider(card)
+    >>> [(x.row, x.severity) for x in d.decide(np.array([0.2, 0.95, 0.6], np.float32),
+    ...                                        np.zeros((3, 2), np.float32))]
+    [(1, 'High'), (2, 'Low')]
+    """
+
+    def __init__(self, card: ModelCard, top_k: int = 3) -> None:
+        self.card = card
+        self.threshold = float(card.threshold)
+        self.top_k = top_k
+        # Highest cut-off first so the first match is the most severe level earned.
+        self._levels = sorted(card.severity_cutoffs.items(), key=lambda kv: -kv[1])
+        n = len(card.feature_names)
+        self._weights = _vector(card.explain_weights, n, 0.0)
+        self._center = _vector(card.explain_center, n, 0.0)
+        scale = _vector(card.explain_scale, n, 1.0)
+        self._scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
+        self._names = list(card.feature_names)
+
+    def severity(self, score: float) -> str:
+        for name, cutoff in self._levels:
+            if score >= cutoff:
+                return name
+        return "Low"
+
+    def decide(
+        self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32]
+    ) -> list[Decision]:
+        rows = np.flatnonzero(scores >= self.threshold)
+        if rows.size == 0:
+            return []
+        contributions = self._weights * (features[rows] - self._center) / self._scale
+        out: list[Decision] = []
+        for i, row in enumerate(rows.tolist()):
+            score = float(scores[row])
+            out.append(
+                Decision(row, score, self.severity(score), self._top(contributions[i], features[row]))
+            )
+        return out
+
+    def _top(
+        self, contrib: npt.NDArray[np.float32], values: npt.NDArray[np.float32]
+    ) -> list[tuple[str, float, float]]:
+        if not self._names or not np.any(contrib > 0):
+            return []
+        k = min(self.top_k, contrib.size)
+        idx = np.argpartition(-contrib, k - 1)[:k]
+        idx = idx[np.argsort(-contrib[idx])]
+        return [
+            (self._names[j], round(float(values[j]), 6), round(float(contrib[j]), 6))
+            for j in idx.tolist()
+            if contrib[j] > 0
+        ]
+
+
+def _vector(values: Sequence[float], n: int, fill: float) -> npt.NDArray[np.float32]:
+    if len(values) == n:
+        return np.asarray(values, dtype=np.float32)
+    return np.full(n, fill, dtype=np.float32)

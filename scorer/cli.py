@@ -1,0 +1,78 @@
+"""The ``scorer`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from scorer.errors import ScorerError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scorer", description="Real-time security event scoring")
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the service: Kafka in, alerts out (config: SCORER_* env, --config YAML)")
+    run.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+
+    demo = sub.add_parser("demo", help="embedded default: bundled capture, in-process ONNX Runtime")
+    demo.add_argument("--capture", type=Path, help="canonical JSON-lines capture (default: bundled)")
+    demo.add_argument("--out", type=Path, default=Path("out/demo-alerts.jsonl"))
+    demo.add_argument("--batch", type=int, default=512)
+    demo.add_argument("--model-repository", type=Path, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "demo":
+            return _demo(args)
+    except ScorerError as exc:
+        print(f"scorer: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from scorer.config import load_settings
+    from scorer.service.app import run_service
+
+    settings = load_settings(args.config)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    asyncio.run(run_service(settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from scorer.config import Settings
+    from scorer.demo import bundled_capture, format_report, run_demo
+    from scorer.service.app import build_scorer
+
+    overrides: dict[str, object] = {"backend": "onnxruntime"}
+    if args.model_repository is not None:
+        overrides["model_repository"] = args.model_repository
+    settings = Settings(inference=Settings().inference.model_copy(update=overrides))
+    scorer = build_scorer(settings)
+
+    async def go() -> str:
+        await scorer.backend.start()
+        try:
+            report = await run_demo(scorer, args.capture or bundled_capture(), args.out, args.batch)
+        finally:
+            await scorer.backend.close()
+        return format_report(report)
+
+    print(asyncio.run(go()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Configuration: frozen pydantic-settings models, env ``SCORER_*`` and an optional YAML file.
+
+Nested fields use ``__``: ``SCORER_KAFKA__BOOTSTRAP_SERVERS=broker:9092``,
+``SCORER_INFERENCE__BACKEND=onnxruntime``. ``SCORER_CONFIG=/etc/scorer.yaml`` (or
+``scorer run --config``) names a YAML file; environment variables win over the file.
+Secrets are ``SecretStr`` and may come from files (``*_file`` fields), so they never
+appear in logs, metrics or ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from scorer.errors import ConfigError
+from scorer.events.structs import EventKind
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(BaseModel):
+    model_config = _FROZEN
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "scorer"
+    group_id: str = "scorer"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    transactional: bool = False
+    session_timeout_ms: int = 10_000
+    max_partition_fetch_bytes: int = 1 << 20
+
+    def password(self) -> str | None:
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().strip()
+        return None
+
+
+class TopicSettings(BaseModel):
+    model_config = _FROZEN
+
+    netflow: str = "events.netflow"
+    edr: str = "events.edr"
+    siem: str = "events.siem"
+    alerts_prefix: str = "alerts."
+    dead_letter: str = "events.dlq"
+    # When set, every scored event's score goes here too (for evaluation and shadowing).
+    scores: str | None = None
+
+    def input_topics(self, kinds: tuple[EventKind, ...]) -> dict[str, EventKind]:
+        return {getattr(self, k.value): k for k in kinds}
+
+    def alert_topic(self, kind: EventKind) -> str:
+        return f"{self.alerts_prefix}{kind.value}"
+
+
+class BatchSettings(BaseModel):
+    model_config = _FROZEN
+
+    max_records: int = Field(4096, ge=1, le=100_000)
+    max_wait_ms: int = Field(5, ge=0, le=10_000)
+    max_record_bytes: int = Field(256 * 1024, ge=1024)
+
+
+class InferenceSettings(BaseModel):
+    model_config = _FROZEN
+
+    backend: Literal["triton", "onnxruntime"] = "triton"
+    triton_url: str = "127.0.0.1:8001"
+    triton_timeout_s: float = 2.0
+    model_repository: Path = Path("model_repository")
+    # What to do when Triton is down: score in process, or stop consuming until it is back.
+    on_triton_outage: Literal["fallback", "pause"] = "fallback"
+    models: dict[str, str] = {
+        "netflow": "netflow_classifier",
+        "edr": "edr_classifier",
+        "siem": "siem_classifier",
+    }
+    versions: dict[str, str] = {}
+
+
+class HttpSettings(BaseModel):
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = 9400
+
+
+class Settings(BaseSettings):
+    """All settings of one scorer process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCORER_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    kinds: tuple[EventKind, ...] = (EventKind.NETFLOW, EventKind.EDR, EventKind.SIEM)
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    batch: BatchSettings = BatchSettings()
+    inference: InferenceSettings = InferenceSettings()
+    http: HttpSettings = HttpSettings()
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("SCORER_CONFIG")
+        if not path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping")
+        return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    if config_file is not None:
+        os.environ["SCORER_CONFIG"] = str(config_file)
+    return Settings(**overrides)

@@ -1,0 +1,67 @@
+"""Triton first, in-process ONNX Runtime when Triton is down.
+
+Alerts name the backend that actually scored them (``unmapped.scorer.backend``), so a SOC
+can tell fallback periods apart. Once Triton fails, the primary is only retried after
+``retry_after_s`` so each batch during an outage does not pay a connection timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from scorer.errors import BackendUnavailable
+from scorer.inference.base import FloatMatrix, FloatVector, InferenceBackend, ModelRef
+
+log = logging.getLogger(__name__)
+
+
+class FailoverBackend:
+    name = "failover"
+
+    def __init__(
+        self, primary: InferenceBackend, fallback: InferenceBackend, *, retry_after_s: float = 2.0
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.retry_after_s = retry_after_s
+        self._primary_down_since: float | None = None
+
+    @property
+    def primary_up(self) -> bool:
+        return self._primary_down_since is None
+
+    async def start(self) -> None:
+        await self.fallback.start()
+        try:
+            await self.primary.start()
+        except BackendUnavailable as exc:
+            log.warning("primary backend %s unavailable at start: %s", self.primary.name, exc)
+            self._primary_down_since = time.monotonic()
+
+    async def close(self) -> None:
+        await self.primary.close()
+        await self.fallback.close()
+
+    async def ready(self, model: ModelRef) -> bool:
+        return await self.fallback.ready(model) or await self.primary.ready(model)
+
+    async def infer(self, model: ModelRef, features: FloatMatrix) -> FloatVector:
+        scores, _ = await self.infer_with_source(model, features)
+        return scores
+
+    async def infer_with_source(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str]:
+        down = self._primary_down_since
+        if down is None or time.monotonic() - down >= self.retry_after_s:
+            try:
+                scores = await self.primary.infer(model, features)
+            except BackendUnavailable as exc:
+                if down is None:
+                    log.warning("%s unavailable, scoring with %s: %s", self.primary.name, self.fallback.name, exc)
+                self._primary_down_since = time.monotonic()
+            else:
+                if down is not None:
+                    log.info("%s is back; scoring with it again", self.primary.name)
+                self._primary_down_since = None
+                return scores, self.primary.name
+        return await self.fallback.infer(model, features), self.fallback.name

@@ -1,0 +1,74 @@
+"""aiokafka clients built from settings, and producing a batch of outputs with acks."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from scorer.config import KafkaSettings
+from scorer.pipeline.records import OutputRecord
+
+
+def security_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection options shared by consumers, producers and admin clients."""
+    opts: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+        ctx.check_hostname = kafka.ssl_check_hostname
+        if kafka.ssl_certfile:
+            ctx.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
+        opts["ssl_context"] = ctx
+    if kafka.security_protocol.startswith("SASL"):
+        opts["sasl_mechanism"] = kafka.sasl_mechanism or "SCRAM-SHA-512"
+        opts["sasl_plain_username"] = kafka.sasl_username
+        opts["sasl_plain_password"] = kafka.password()
+    return opts
+
+
+def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        group_id=kafka.group_id,
+        client_id=kafka.client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=max(1000, kafka.session_timeout_ms // 5),
+        max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
+        fetch_max_wait_ms=100,
+        **security_options(kafka),
+        **extra,
+    )
+
+
+def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None) -> AIOKafkaProducer:
+    opts: dict[str, Any] = {
+        "client_id": kafka.client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 1,
+        "max_request_size": 4 * 1024 * 1024,
+        "compression_type": None,
+    }
+    if transactional_id:
+        opts["transactional_id"] = transactional_id
+    return AIOKafkaProducer(**opts, **security_options(kafka))
+
+
+async def produce_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord]) -> None:
+    """Send every record and wait until the broker acknowledged all of them."""
+    if not records:
+        return
+    futures = [
+        await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers) or None)
+        for r in records
+    ]
+    await asyncio.gather(*futures)

@@ -1,0 +1,25 @@
+"""Small immutable records moving through the pipeline (aiokafka ``structs.py`` style)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from scorer.events.structs import EventKind, SourceRef
+
+
+class InputRecord(msgspec.Struct, frozen=True):
+    """One record as the consumer returned it, before decoding."""
+
+    kind: EventKind | None
+    value: bytes | None
+    key: bytes | None
+    ref: SourceRef
+
+
+class OutputRecord(msgspec.Struct, frozen=True):
+    """One record to produce: an alert, a dead letter or a score."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()

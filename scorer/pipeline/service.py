@@ -1,0 +1,180 @@
+"""The Kafka scoring loop: getmany micro-batches in, alerts/dead letters out, then commit.
+
+Offsets are committed only after every output of the batch is acknowledged by the broker
+(at-least-once), or sent inside the producer's transaction (exactly-once mode). A batch is
+never split across a model swap or a rebalance: the rebalance listener waits for the batch
+in flight to be committed before partitions move to another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from scorer.config import Settings
+from scorer.errors import BackendUnavailable
+from scorer.events.decode import parse_kind
+from scorer.events.structs import EventKind
+from scorer.pipeline.kafka_io import make_consumer, make_producer, produce_all
+from scorer.pipeline.records import InputRecord, OutputRecord
+from scorer.pipeline.scoring import BatchOutcome, BatchScorer, input_record
+from scorer.service.metrics import ScorerMetrics
+
+log = logging.getLogger(__name__)
+KIND_HEADER = "kind"
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: ScorerService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Let the batch in flight finish and commit while we still own its partitions.
+        async with self.service.inflight:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+
+
+class ScorerService:
+    def __init__(self, settings: Settings, scorer: BatchScorer, metrics: ScorerMetrics) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.metrics = metrics
+        self.kind_of_topic = settings.topics.input_topics(settings.kinds)
+        self.inflight = asyncio.Lock()
+        self.batches = 0
+        self._stopping = asyncio.Event()
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._json = msgspec.json.Encoder()
+        self._started = False
+
+    @property
+    def ready(self) -> bool:
+        return self._started and not self._stopping.is_set()
+
+    async def start(self) -> None:
+        kafka = self.settings.kafka
+        txn_id = f"{kafka.group_id}-{kafka.client_id}" if kafka.transactional else None
+        self._producer = make_producer(kafka, transactional_id=txn_id)
+        await self._producer.start()
+        self._consumer = make_consumer(kafka, [])
+        self._consumer.subscribe(list(self.kind_of_topic), listener=_WaitForBatch(self))
+        await self._consumer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        async with self.inflight:
+            if self._consumer is not None:
+                await self._consumer.stop()
+            if self._producer is not None:
+                await self._producer.stop()
+        self._started = False
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        batch = self.settings.batch
+        while not self._stopping.is_set():
+            fetched = await self._consumer.getmany(timeout_ms=batch.max_wait_ms or 1, max_records=batch.max_records)
+            if not fetched:
+                continue
+            received = time.perf_counter()
+            async with self.inflight:
+                await self._process(fetched, received)
+
+    async def _process(self, fetched: dict[TopicPartition, list[Any]], received: float) -> None:
+        records: list[InputRecord] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, messages in fetched.items():
+            topic_kind = self.kind_of_topic.get(tp.topic)
+            for m in messages:
+                records.append(input_record(
+                    _kind(m.headers, topic_kind), m.value, m.key, tp.topic, tp.partition, m.offset, m.timestamp,
+                ))
+            offsets[tp] = messages[-1].offset + 1
+        outcome = await self._score(records)
+        outputs = outcome.alerts + outcome.dead_letters + self._score_records(outcome)
+        t_produce = time.perf_counter()
+        committed = await self._deliver(outputs, offsets)
+        done = time.perf_counter()
+        self._account(outcome, len(records), done - received, done - t_produce)
+        if not committed:
+            log.warning("offsets of a batch not committed (rebalance); it will be re-scored")
+
+    async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
+        """Score a batch; during a Triton outage in pause mode, hold consumption and retry."""
+        delay = 0.2
+        paused = False
+        try:
+            while True:
+                try:
+                    return await self.scorer.score(records)
+                except BackendUnavailable as exc:
+                    if not paused:
+                        log.warning("inference backend unavailable, pausing consumption: %s", exc)
+                        self._consumer.pause(*self._consumer.assignment())
+                        self.metrics.paused.set(1)
+                        paused = True
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            if paused:
+                self._consumer.resume(*self._consumer.paused())
+                self.metrics.paused.set(0)
+                log.info("inference backend back, consumption resumed")
+
+    async def _deliver(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> bool:
+        if self.settings.kafka.transactional:
+            async with self._producer.transaction():
+                await produce_all(self._producer, outputs)
+                await self._producer.send_offsets_to_transaction(offsets, self.settings.kafka.group_id)
+            return True
+        await produce_all(self._producer, outputs)
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            log.warning("commit failed: %s", exc)
+            return False
+        return True
+
+    def _score_records(self, outcome: BatchOutcome) -> list[OutputRecord]:
+        topic = self.settings.topics.scores
+        if not topic:
+            return []
+        return [OutputRecord(topic, self._json.encode(s), s.uid.encode()) for s in outcome.scores]
+
+    def _account(self, outcome: BatchOutcome, n: int, latency: float, produce_s: float) -> None:
+        m = self.metrics
+        self.batches += 1
+        for kind, count in outcome.consumed.items():
+            m.count_consumed(kind, count)
+        for (kind, backend), count in outcome.scored.items():
+            m.count_scored(kind, backend, count)
+        for failure in outcome.failures:
+            m.count_dead_letter(failure.kind or "unknown", failure.reason)
+        for alert in outcome.alerts:
+            m.alerts.labels(alert.topic.rsplit(".", 1)[-1], "any").inc()
+        m.batch_size.observe(n)
+        m.added_latency.observe(latency)
+        for stage, seconds in outcome.timings.items():
+            m.stage_seconds.labels(stage).observe(seconds)
+        m.stage_seconds.labels("produce_commit").observe(produce_s)
+
+
+def _kind(headers: Sequence[tuple[str, bytes]] | None, topic_kind: EventKind | None) -> EventKind | None:
+    for name, value in headers or ():
+        if name == KIND_HEADER:
+            return parse_kind(value.decode("utf-8", "replace"))
+    return topic_kind

@@ -1,0 +1,81 @@
+"""Assembling a scorer from settings: backend, per-kind runtimes, service, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from scorer.config import Settings
+from scorer.events.structs import EventKind
+from scorer.features import feature_set
+from scorer.inference.base import InferenceBackend
+from scorer.inference.failover import FailoverBackend
+from scorer.inference.onnxruntime import OnnxRuntimeBackend
+from scorer.inference.repository import load_version
+from scorer.inference.triton import TritonBackend
+from scorer.pipeline.scoring import BatchScorer, KindRuntime
+from scorer.service.http import HealthServer
+from scorer.service.metrics import ScorerMetrics
+
+log = logging.getLogger(__name__)
+
+
+def build_runtimes(settings: Settings) -> dict[EventKind, KindRuntime]:
+    inf = settings.inference
+    runtimes: dict[EventKind, KindRuntime] = {}
+    for kind in settings.kinds:
+        version = load_version(inf.model_repository, inf.models[kind.value], inf.versions.get(kind.value, ""))
+        runtimes[kind] = KindRuntime.build(kind, feature_set(kind), version.card)
+    return runtimes
+
+
+def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) -> InferenceBackend:
+    inf = settings.inference
+    local = OnnxRuntimeBackend(inf.model_repository)
+    if inf.backend == "onnxruntime":
+        return local
+    triton = TritonBackend(inf.triton_url, timeout_s=inf.triton_timeout_s)
+    if inf.on_triton_outage == "fallback":
+        return FailoverBackend(triton, local)
+    return triton
+
+
+def build_scorer(settings: Settings) -> BatchScorer:
+    runtimes = build_runtimes(settings)
+    return BatchScorer(
+        runtimes,
+        build_backend(settings, runtimes),
+        alerts_prefix=settings.topics.alerts_prefix,
+        dead_letter_topic=settings.topics.dead_letter,
+        max_record_bytes=settings.batch.max_record_bytes,
+    )
+
+
+async def run_service(settings: Settings) -> None:
+    """``scorer run``: consume until SIGTERM/SIGINT, then finish the batch in flight."""
+    from scorer.pipeline.service import ScorerService
+
+    metrics = ScorerMetrics()
+    scorer = build_scorer(settings)
+    for kind, rt in scorer.runtimes.items():
+        metrics.model_info.labels(kind.value, rt.model.name, rt.model.version).set(1)
+    await scorer.backend.start()
+    service = ScorerService(settings, scorer, metrics)
+    http = HealthServer(metrics.registry, lambda: service.ready, host=settings.http.host, port=settings.http.port)
+    await http.start()
+    log.info("metrics and health on http://%s:%d", settings.http.host, http.port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, service.request_stop)
+    await service.start()
+    try:
+        await service.run()
+    finally:
+        await service.stop()
+        await scorer.backend.close()
+        await http.close()
+        totals = metrics.accounting.totals()
+        log.info("stopped: %s balanced=%s", totals, metrics.accounting.balanced())
