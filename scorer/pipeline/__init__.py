@@ -1,0 +1,1 @@
+"""Micro-batch scoring pipeline: records, scoring, dead letters, the Kafka loop."""

@@ -1,0 +1,1 @@
+"""The running service: assembly, metrics, HTTP health endpoints."""

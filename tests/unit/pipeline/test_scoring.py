@@ -1,0 +1,110 @@
+"""BatchScorer accounting and OCSF output, with a small fake backend (unit level).
+
+The real backends are exercised in tests/integration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from scorer.events import EventKind, FlowRecord
+from scorer.events.structs import Event
+from scorer.inference.base import ModelRef
+from scorer.inference.repository import ModelCard
+from scorer.pipeline.deadletter import header_dict
+from scorer.pipeline.scoring import BatchScorer, KindRuntime, input_record
+from scorer.errors import ModelError
+
+
+class BytesFeatures:
+    names = ("log_src_bytes", "dst_port")
+
+    def transform(self, events: Sequence[Event]) -> npt.NDArray[np.float32]:
+        rows = []
+        for e in events:
+            assert isinstance(e, FlowRecord)
+            # An absurd byte count becomes inf: the pipeline must dead-letter that row.
+            rows.append([np.inf if e.src_bytes > 10**15 else np.log1p(e.src_bytes), e.dst_port])
+        return np.asarray(rows, dtype=np.float32).reshape(-1, 2)
+
+
+class ThresholdBackend:
+    name = "fake"
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ready(self, model: ModelRef) -> bool:
+        return True
+
+    async def infer(self, model: ModelRef, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return (features[:, 0] > 10).astype(np.float32) * 0.97
+
+
+CARD = ModelCard(
+    name="netflow_classifier", kind="netflow", version="3", feature_names=["log_src_bytes", "dst_port"],
+    threshold=0.5, severity_cutoffs={"Critical": 0.99, "High": 0.95, "Medium": 0.8},
+    explain_weights=[1.0, 0.0], explain_center=[5.0, 0.0], explain_scale=[2.0, 1.0],
+)
+
+
+def flow(i: int, src_bytes: int) -> bytes:
+    return json.dumps({"ts": 1700000000 + i, "src_ip": f"10.0.0.{i % 250}", "dst_ip": "10.9.9.9",
+                       "dst_port": 443, "src_bytes": src_bytes}).encode()
+
+
+@pytest.fixture
+def scorer() -> BatchScorer:
+    rt = KindRuntime.build(EventKind.NETFLOW, BytesFeatures(), CARD)
+    return BatchScorer({EventKind.NETFLOW: rt}, ThresholdBackend())
+
+
+async def test_every_record_is_scored_or_dead_lettered(scorer: BatchScorer) -> None:
+    values = [flow(0, 10), flow(1, 10**6), b"{not json", flow(3, 10**16), flow(4, 10**7)]
+    records = [input_record(EventKind.NETFLOW, v, b"key", "events.netflow", 0, i) for i, v in enumerate(values)]
+    records.append(input_record(None, flow(5, 1), None, "events.other", 0, 0))
+    out = await scorer.score(records)
+    assert sum(out.consumed.values()) == 6
+    assert sum(out.scored.values()) == 3
+    assert len(out.dead_letters) == 3
+    reasons = sorted(header_dict(d.headers)["reason"] for d in out.dead_letters)
+    assert reasons == ["malformed_json", "non_finite_features", "unknown_kind"]
+    bad = next(d for d in out.dead_letters if header_dict(d.headers)["reason"] == "malformed_json")
+    assert bad.value == b"{not json" and header_dict(bad.headers)["offset"] == "2"
+    assert len(out.alerts) == 2
+
+
+async def test_alerts_are_ocsf_detection_findings_linking_their_source(scorer: BatchScorer) -> None:
+    rec = input_record(EventKind.NETFLOW, flow(7, 10**6), b"10.0.0.7", "events.netflow", 1, 99)
+    out = await scorer.score([rec])
+    (alert,) = out.alerts
+    assert alert.topic == "alerts.netflow" and alert.key == b"10.0.0.7"
+    f = json.loads(alert.value)
+    assert f["class_uid"] == 2004 and f["category_uid"] == 2 and f["type_uid"] == 200401
+    assert f["severity"] == "High" and f["severity_id"] == 4
+    assert f["finding_info"]["analytic"]["name"] == "netflow_classifier"
+    assert f["finding_info"]["analytic"]["version"] == "3"
+    assert f["finding_info"]["related_events"] == [{"uid": "events.netflow:1:99", "type": "netflow"}]
+    assert f["evidences"][0]["data"]["src_bytes"] == 10**6
+    assert f["unmapped"]["scorer"]["source"] == {"topic": "events.netflow", "partition": 1, "offset": 99}
+    assert f["unmapped"]["scorer"]["top_features"][0]["name"] == "log_src_bytes"
+    assert f["src_endpoint"] == {"ip": "10.0.0.7", "port": 0}
+
+
+async def test_control_characters_cannot_break_alert_json(scorer: BatchScorer) -> None:
+    value = json.dumps({"ts": 1, "src_ip": "1.1.1.1\n{\"injected\": true}\u0000", "dst_ip": "2.2.2.2",
+                        "src_bytes": 10**6}).encode()
+    out = await scorer.score([input_record(EventKind.NETFLOW, value, None, "events.netflow", 0, 0)])
+    (alert,) = out.alerts
+    assert b"\n" not in alert.value and b"\x00" not in alert.value
+    assert json.loads(alert.value)["src_endpoint"]["ip"].startswith("1.1.1.1\n")
+
+
+def test_feature_contract_mismatch_is_refused() -> None:
+    card = ModelCard(name="m", kind="netflow", version="1", feature_names=["other"], threshold=0.5)
+    with pytest.raises(ModelError, match="feature contract"):
+        KindRuntime.build(EventKind.NETFLOW, BytesFeatures(), card)
