@@ -1,0 +1,168 @@
+"""Capture readers: any supported capture file -> LabeledEvent | ReadError, in file order.
+
+Supported (detected from the name and the first bytes; ``.gz`` is unpacked transparently):
+
+========================  =========  ==================================================
+format                    kind       recognised by
+========================  =========  ==================================================
+Zeek conn.log TSV         netflow    ``#separator`` / ``#fields`` header (``.labeled``
+                                     Stratosphere files carry label/detailedlabel)
+Zeek conn.log JSON lines  netflow    first object has ``id.orig_h``
+CICFlowMeter CSV          netflow    header has ``Src IP``
+OTRF/Mordor JSON lines    edr        a zip of ``.json`` members, or lines with ``EventID``
+Event XML as JSON         edr        objects with ``Event`` (several may be concatenated)
+AIT-ADS alert CSV         siem       header ``time,name,...,short``
+Wazuh/Suricata JSON       siem       lines with ``rule`` / ``alert`` objects
+canonical JSON lines      any        lines ``{"kind": ..., "event": {...}}``
+========================  =========  ==================================================
+
+A directory is read file by file in sorted order (metadata files are skipped).
+"""
+
+from __future__ import annotations
+
+import enum
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgspec
+
+from replay.readers import formats
+from replay.readers.base import (
+    Item,
+    LabeledEvent,
+    ReadError,
+    head_bytes,
+    is_malicious,
+    numbered_lines,
+    open_binary,
+    stem,
+)
+from replay.readers.canonical import first_kind, read_canonical, write_canonical
+from replay.readers.generic import Context, json_lines
+from scorer.events import siem
+from scorer.events.structs import EventKind
+
+
+class CaptureFormat(enum.StrEnum):
+    ZEEK_TSV = "zeek-tsv"
+    ZEEK_JSON = "zeek-json"
+    CICFLOWMETER_CSV = "cicflowmeter-csv"
+    OTRF_JSON = "otrf-json"
+    EVENT_XML_JSON = "event-xml-json"
+    AIT_CSV = "ait-csv"
+    SIEM_JSON = "siem-json"
+    CANONICAL = "canonical"
+
+
+_KIND = {
+    CaptureFormat.ZEEK_TSV: EventKind.NETFLOW,
+    CaptureFormat.ZEEK_JSON: EventKind.NETFLOW,
+    CaptureFormat.CICFLOWMETER_CSV: EventKind.NETFLOW,
+    CaptureFormat.OTRF_JSON: EventKind.EDR,
+    CaptureFormat.EVENT_XML_JSON: EventKind.EDR,
+    CaptureFormat.AIT_CSV: EventKind.SIEM,
+    CaptureFormat.SIEM_JSON: EventKind.SIEM,
+}
+_SKIP_SUFFIXES = {".yml", ".yaml", ".md", ".txt", ".evtx", ".py"}
+
+
+def _siem_json(path: Path) -> Iterator[Item]:
+    with open_binary(path) as fh:
+        yield from json_lines(Context(str(path), stem(path)), numbered_lines(fh),
+                              siem.from_mapping)
+
+
+_READERS: dict[CaptureFormat, Callable[[Path], Iterator[Item]]] = {
+    CaptureFormat.ZEEK_TSV: formats.zeek_tsv,
+    CaptureFormat.ZEEK_JSON: formats.zeek_json,
+    CaptureFormat.CICFLOWMETER_CSV: formats.cicflowmeter_csv,
+    CaptureFormat.OTRF_JSON: formats.otrf_lines,
+    CaptureFormat.EVENT_XML_JSON: formats.event_xml_json,
+    CaptureFormat.AIT_CSV: formats.ait_csv,
+    CaptureFormat.SIEM_JSON: _siem_json,
+    CaptureFormat.CANONICAL: read_canonical,
+}
+
+
+def detect_format(path: Path | str) -> CaptureFormat:
+    """The capture format of a file; raises ValueError when it is none of the supported."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        return CaptureFormat.OTRF_JSON
+    head = head_bytes(path, 65536).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"#"):
+        return CaptureFormat.ZEEK_TSV
+    if head.startswith((b"{", b"[")):
+        return _detect_json(path, head)
+    header = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+    columns = {c.strip().strip('"') for c in header.split(",")}
+    if "Src IP" in columns:
+        return CaptureFormat.CICFLOWMETER_CSV
+    if {"time", "name", "short"} <= columns:
+        return CaptureFormat.AIT_CSV
+    raise ValueError(f"{path}: not a supported capture format")
+
+
+def _detect_json(path: Path, head: bytes) -> CaptureFormat:
+    try:
+        first = msgspec.json.decode(head.split(b"\n", 1)[0])
+    except msgspec.DecodeError:
+        first = None  # a pretty-printed document spans several lines
+    if not isinstance(first, dict):
+        if b'"Event"' in head[:2048]:
+            return CaptureFormat.EVENT_XML_JSON
+        raise ValueError(f"{path}: JSON, but not a supported capture format")
+    if "kind" in first and "event" in first:
+        return CaptureFormat.CANONICAL
+    if "Event" in first:
+        return CaptureFormat.EVENT_XML_JSON
+    if "id.orig_h" in first:
+        return CaptureFormat.ZEEK_JSON
+    if "EventID" in first or "SourceName" in first:
+        return CaptureFormat.OTRF_JSON
+    if "rule" in first or "alert" in first:
+        return CaptureFormat.SIEM_JSON
+    raise ValueError(f"{path}: JSON lines, but not a supported capture format")
+
+
+def kind_of(path: Path | str) -> EventKind:
+    """The event kind a capture holds (a canonical file: the kind of its first record)."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt is CaptureFormat.CANONICAL:
+        kind = first_kind(path)
+        if kind is None:
+            raise ValueError(f"{path}: first canonical line has no known kind")
+        return kind
+    return _KIND[fmt]
+
+
+def iter_capture(path: Path | str) -> Iterator[LabeledEvent | ReadError]:
+    """Every record of a capture file (or of every capture file under a directory)."""
+    path = Path(path)
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            if child.suffix.lower() in _SKIP_SUFFIXES or child.name.startswith("."):
+                continue
+            yield from iter_capture(child)
+        return
+    try:
+        fmt = detect_format(path)
+    except (ValueError, OSError) as exc:
+        yield ReadError(str(path), 0, "unknown_format", str(exc))
+        return
+    yield from _READERS[fmt](path)
+
+
+__all__ = [
+    "CaptureFormat",
+    "LabeledEvent",
+    "ReadError",
+    "detect_format",
+    "is_malicious",
+    "iter_capture",
+    "kind_of",
+    "write_canonical",
+]
