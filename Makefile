@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:  make demo   |   make test
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit lint models services kafka triton stop clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,train,local]'
+	touch $@
+
+# The embedded default: bundled capture, in-process ONNX Runtime, no Kafka, no Triton.
+demo: $(STAMP)
+	$(BIN)/scorer demo
+
+# Every test, with a real Kafka broker and a real Triton server started for the session.
+test: $(STAMP)
+	deploy/local/system-deps.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check scorer models replay streams tests
+	$(BIN)/mypy
+
+models: $(STAMP)
+	$(BIN)/python -m models.train all
+
+# Local services for `scorer run` (ports 9092 and 8001 by default).
+kafka:
+	deploy/local/kafka.sh start
+
+triton: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python deploy/local/triton.py serve --repository model_repository --workdir var/triton
+
+services: kafka triton
+
+stop:
+	-deploy/local/kafka.sh stop
+	-$(BIN)/python deploy/local/triton.py stop --workdir var/triton
+
+clean:
+	rm -rf $(VENV) var out .pytest_cache .mypy_cache .ruff_cache
