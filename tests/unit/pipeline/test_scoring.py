@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -108,3 +109,12 @@ def test_feature_contract_mismatch_is_refused() -> None:
     card = ModelCard(name="m", kind="netflow", version="1", feature_names=["other"], threshold=0.5)
     with pytest.raises(ModelError, match="feature contract"):
         KindRuntime.build(EventKind.NETFLOW, BytesFeatures(), card)
+
+
+def test_scores_record_is_json_with_version() -> None:
+    # ScoredEvent is what the scores topic carries; eval and shadowing read these names.
+    from scorer.pipeline.scoring import ScoredEvent
+
+    raw = msgspec.json.encode(ScoredEvent(EventKind.SIEM, "u1", 0.5, "siem_classifier", "1", "onnxruntime", False))
+    assert json.loads(raw) == {"kind": "siem", "uid": "u1", "score": 0.5, "model": "siem_classifier",
+                               "version": "1", "backend": "onnxruntime", "alerted": False}

@@ -1,0 +1,116 @@
+"""Helpers for integration tests: settings per test, a scorer running in-process, real
+producers/consumers (aiokafka) and kcat as an independent client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from scorer.config import BatchSettings, InferenceSettings, KafkaSettings, Settings, TopicSettings
+from scorer.pipeline.service import ScorerService
+from scorer.service.app import build_scorer
+from scorer.service.metrics import ScorerMetrics
+from tests.support.paths import MODEL_REPOSITORY
+
+
+
+def test_settings(
+    bootstrap: str,
+    *,
+    backend: str = "onnxruntime",
+    triton_url: str = "127.0.0.1:8001",
+    prefix: str | None = None,
+    group: str | None = None,
+    scores: bool = True,
+    repository: Path = MODEL_REPOSITORY,
+    **inference: Any,
+) -> Settings:
+    p = prefix or f"t{uuid.uuid4().hex[:8]}"
+    return Settings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, group_id=group or f"{p}-scorer", client_id=f"{p}-c"),
+        topics=TopicSettings(
+            netflow=f"{p}.events.netflow", edr=f"{p}.events.edr", siem=f"{p}.events.siem",
+            alerts_prefix=f"{p}.alerts.", dead_letter=f"{p}.dlq", scores=f"{p}.scores" if scores else None,
+        ),
+        batch=BatchSettings(max_records=512, max_wait_ms=20),
+        inference=InferenceSettings(backend=backend, triton_url=triton_url, model_repository=repository, **inference),  # type: ignore[arg-type]
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_scorer(settings: Settings) -> AsyncIterator[tuple[ScorerService, ScorerMetrics]]:
+    metrics = ScorerMetrics()
+    scorer = build_scorer(settings)
+    await scorer.backend.start()
+    service = ScorerService(settings, scorer, metrics)
+    await service.start()
+    task = asyncio.create_task(service.run())
+    try:
+        yield service, metrics
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 30)
+        await service.stop()
+        await scorer.backend.close()
+
+
+async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    n = 0
+    try:
+        futures = []
+        for key, value in records:
+            futures.append(await producer.send(topic, value, key=key))
+            n += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n
+
+
+async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
+    """Read ``topic`` from the beginning until ``expected`` records arrived or timeout."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        group_id=None, isolation_level="read_committed",
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(out) < expected and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                out.extend(msgs)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())
+
+
+def kcat_consume(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """All records of ``topic`` read by kcat (an independent librdkafka client), as dicts."""
+    proc = subprocess.run(
+        ["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"],
+        capture_output=True, text=True, timeout=timeout, check=True,
+    )
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
