@@ -77,8 +77,11 @@ async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | No
     return n
 
 
-async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
-    """Read ``topic`` from the beginning until ``expected`` records arrived or timeout."""
+async def consume(
+    bootstrap: str, topic: str, expected: int, timeout: float = 60.0, done: Any = None
+) -> list[Any]:
+    """Read ``topic`` from the beginning until ``expected`` records arrived (or ``done(records)``
+    holds) or the timeout passes."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
         group_id=None, isolation_level="read_committed",
@@ -88,7 +91,8 @@ async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 60
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while len(out) < expected and loop.time() < deadline:
+        finished = done or (lambda got: len(got) >= expected)
+        while not finished(out) and loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for msgs in batch.values():
                 out.extend(msgs)
