@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -24,7 +25,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("out/demo-alerts.jsonl"))
     demo.add_argument("--batch", type=int, default=512)
     demo.add_argument("--model-repository", type=Path, default=None)
+
+    # Other concerns add their own commands (replay/record/eval, models, bench): each
+    # module exposes register(subparsers) and sets ``func`` on its parsers.
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return p
+
+
+_COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
+        func = getattr(args, "func", None)
+        if func is not None:
+            code: int = func(args)
+            return code
     except ScorerError as exc:
         print(f"scorer: {exc}", file=sys.stderr)
         return 2
