@@ -72,6 +72,7 @@ class BatchOutcome(msgspec.Struct):
     scored: dict[tuple[str, str], int]  # (kind, backend) -> n
     failures: list[DecodeFailure]
     timings: dict[str, float]
+    alert_counts: dict[tuple[str, str], int]  # (kind, severity) -> n
 
 
 class BatchScorer:
@@ -90,6 +91,8 @@ class BatchScorer:
         self.dead_letter_topic = dead_letter_topic
         self.decoder = EventDecoder(max_record_bytes)
         self._json = msgspec.json.Encoder()
+        # Per-event score records cost a Python object per event: only when someone reads them.
+        self.collect_scores = True
 
     def swap(self, runtime: KindRuntime) -> None:
         """Install a new model for a kind; takes effect at the next micro-batch."""
@@ -134,6 +137,7 @@ class BatchScorer:
         alerts: list[OutputRecord] = []
         scores: list[ScoredEvent] = []
         scored: dict[tuple[str, str], int] = defaultdict(int)
+        alert_counts: dict[tuple[str, str], int] = defaultdict(int)
         for kind, (probs, backend_name) in zip(kinds, results, strict=True):
             rt = runtimes[kind]
             x, items = matrices[kind]
@@ -141,6 +145,7 @@ class BatchScorer:
             decisions = rt.decider.decide(probs, x)
             alerted = {d.row for d in decisions}
             for d in decisions:
+                alert_counts[(kind.value, d.severity)] += 1
                 event, rec = items[d.row]
                 finding = detection_finding(
                     kind=kind.value, event=event, decision=d, model_name=rt.model.name,
@@ -149,10 +154,11 @@ class BatchScorer:
                 )
                 key = rec.key if rec.key is not None else entity_key(event).encode()
                 alerts.append(OutputRecord(self.alerts_prefix + kind.value, self._json.encode(finding), key))
-            scores.extend(
-                ScoredEvent(kind, ev.uid, float(p), rt.model.name, rt.model.version, backend_name, i in alerted)
-                for i, ((ev, _), p) in enumerate(zip(items, probs.tolist(), strict=True))
-            )
+            if self.collect_scores:
+                scores.extend(
+                    ScoredEvent(kind, ev.uid, float(p), rt.model.name, rt.model.version, backend_name, i in alerted)
+                    for i, ((ev, _), p) in enumerate(zip(items, probs.tolist(), strict=True))
+                )
         t4 = time.perf_counter()
         return BatchOutcome(
             alerts=alerts,
@@ -162,6 +168,7 @@ class BatchScorer:
             scored=dict(scored),
             failures=failures,
             timings={"decode": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "decide": t4 - t3},
+            alert_counts=dict(alert_counts),
         )
 
 

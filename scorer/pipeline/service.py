@@ -57,6 +57,7 @@ class ScorerService:
         self._producer: Any = None
         self._json = msgspec.json.Encoder()
         self._started = False
+        scorer.collect_scores = settings.topics.scores is not None
 
     @property
     def ready(self) -> bool:
@@ -164,8 +165,8 @@ class ScorerService:
             m.count_scored(kind, backend, count)
         for failure in outcome.failures:
             m.count_dead_letter(failure.kind or "unknown", failure.reason)
-        for alert in outcome.alerts:
-            m.alerts.labels(alert.topic.rsplit(".", 1)[-1], "any").inc()
+        for (kind, severity), count in outcome.alert_counts.items():
+            m.alerts.labels(kind, severity).inc(count)
         m.batch_size.observe(n)
         m.added_latency.observe(latency)
         for stage, seconds in outcome.timings.items():
