@@ -1,0 +1,181 @@
+"""What every feature set shares: the protocol, column helpers and bounded entity state.
+
+A feature set turns a batch of canonical events of one kind into a float32 matrix
+``[n, len(names)]``. The same object computes training features (models/) and serving
+features (scorer/pipeline), which is what rules out train/serve skew.
+
+Rows are always finite: every column goes through :func:`finite`, which maps NaN to 0
+and clips to +-``CLIP`` (the pipeline still checks, and dead-letters a non-finite row).
+
+Stateful features (counts per entity over a short window, first-seen flags) live in an
+:class:`EntityState` owned by the feature-set instance: bounded (least recently seen
+entities are evicted) and partition-local (one instance per consumer, events keyed by
+entity). ``transform`` updates it in event-time order, so a capture replayed in time order
+gives the same features whether it arrives in one batch or in many.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from scorer.events.structs import Event, EventKind
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+CLIP = 1e6
+
+S = TypeVar("S")
+
+
+@runtime_checkable
+class FeatureSet(Protocol):
+    """One feature definition per event kind, shared by training and serving."""
+
+    kind: EventKind
+    names: tuple[str, ...]
+
+    def transform(self, events: Sequence[Event]) -> F32:
+        """float32 ``[len(events), len(names)]``; every value finite."""
+        ...
+
+
+def finite(values: npt.ArrayLike) -> F64:
+    """NaN -> 0, +-inf and huge values -> +-CLIP: a feature is never non-finite."""
+    out = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=CLIP, neginf=-CLIP)
+    clipped: F64 = np.clip(out, -CLIP, CLIP)
+    return clipped
+
+
+def stack(names: Sequence[str], columns: Mapping[str, npt.ArrayLike], n: int) -> F32:
+    """The columns in ``names`` order as a finite float32 matrix (missing name = bug)."""
+    out = np.zeros((n, len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        out[:, j] = finite(columns[name])
+    return out
+
+
+def numbers(events: Sequence[object], attr: str, default: float = 0.0) -> F64:
+    """A numeric attribute over the batch; None -> ``default``."""
+    return np.fromiter(
+        (_num(getattr(e, attr), default) for e in events), dtype=np.float64, count=len(events)
+    )
+
+
+def texts(events: Sequence[object], attr: str) -> list[str]:
+    """A text attribute over the batch, lower-cased, None -> ``""``."""
+    return [(getattr(e, attr) or "").lower() for e in events]
+
+
+def log1p(values: npt.ArrayLike) -> F64:
+    out: F64 = np.log1p(np.maximum(np.asarray(values, dtype=np.float64), 0.0))
+    return out
+
+
+def ratio(num: npt.ArrayLike, den: npt.ArrayLike) -> F64:
+    """num / den, 0 where den is 0 (no division warnings, no inf)."""
+    n = np.asarray(num, dtype=np.float64)
+    d = np.asarray(den, dtype=np.float64)
+    return np.divide(n, d, out=np.zeros(np.broadcast(n, d).shape), where=d != 0)
+
+
+def flag(values: Iterable[bool], n: int) -> F64:
+    return np.fromiter((1.0 if v else 0.0 for v in values), dtype=np.float64, count=n)
+
+
+def isin(values: Sequence[str], members: frozenset[str]) -> F64:
+    return flag((v in members for v in values), len(values))
+
+
+def contains_any(values: Sequence[str], needles: Sequence[str]) -> F64:
+    """1 where the text contains any needle (needles lower-case)."""
+    return flag((any(s in v for s in needles) for v in values), len(values))
+
+
+def count_any(values: Sequence[str], needles: Sequence[str]) -> F64:
+    """How many distinct needles each text contains."""
+    return np.fromiter(
+        (sum(1 for s in needles if s in v) for v in values), dtype=np.float64, count=len(values)
+    )
+
+
+def basename(path: str) -> str:
+    """Last component of a Windows or POSIX path (already lower-cased by :func:`texts`)."""
+    return path.rsplit("\\", 1)[-1].rsplit("/", 1)[-1]
+
+
+def stable_hash(text: str) -> int:
+    """A hash that is the same in every process (Python's ``hash`` is salted)."""
+    return zlib.crc32(text.encode("utf-8", "replace"))
+
+
+def hashed_onehot(values: Sequence[str], buckets: int) -> F64:
+    """``[n, buckets]``: 1 in the bucket of each non-empty value."""
+    out = np.zeros((len(values), buckets))
+    for i, v in enumerate(values):
+        if v:
+            out[i, stable_hash(v) % buckets] = 1.0
+    return out
+
+
+def hashed_tokens(token_lists: Sequence[Sequence[str]], buckets: int) -> F64:
+    """``[n, buckets]``: bag of hashed tokens (presence), for open vocabularies."""
+    out = np.zeros((len(token_lists), buckets))
+    for i, tokens in enumerate(token_lists):
+        for tok in tokens:
+            out[i, stable_hash(tok) % buckets] = 1.0
+    return out
+
+
+def time_order(ts: F64) -> npt.NDArray[np.intp]:
+    """Row order in which stateful features must be updated (stable for equal times)."""
+    return np.argsort(ts, kind="stable")
+
+
+class EntityState(Generic[S]):
+    """Per-entity state, bounded: the least recently touched entity is evicted first."""
+
+    def __init__(self, factory: Callable[[], S], max_entities: int = 100_000) -> None:
+        self._factory = factory
+        self._items: OrderedDict[str, S] = OrderedDict()
+        self.max_entities = max_entities
+
+    def get(self, key: str) -> S:
+        item = self._items.get(key)
+        if item is None:
+            item = self._factory()
+            self._items[key] = item
+            if len(self._items) > self.max_entities:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def _num(value: object, default: float) -> float:
+    if value is None or isinstance(value, str):
+        return default
+    out = float(value)  # type: ignore[arg-type]  # int / float / bool attributes only
+    return out if math.isfinite(out) else default
+
+
+def group_names(prefix: str, labels: Iterable[str]) -> tuple[str, ...]:
+    return tuple(f"{prefix}{label}" for label in labels)
+
+
+def put_block(columns: MutableMapping[str, F64], names: Sequence[str], block: F64) -> None:
+    """Spread the columns of a ``[n, len(names)]`` block into ``columns`` by name."""
+    for j, name in enumerate(names):
+        columns[name] = block[:, j]

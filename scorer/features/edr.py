@@ -1,0 +1,226 @@
+"""EDR features: what a detection engineer looks at, in a form that transfers across hosts.
+
+Event codes are grouped into behaviours (process creation, process access, registry
+write...) so Sysmon and Security-log views of the same act look alike. Process images
+become classes (LOLBin, script host, Office, user-writable path) plus a small hashed
+bucket of the lower-case basename; command lines and script blocks become counts of
+tradecraft tokens (encoded commands, download cradles, credential tools...). Host names,
+user names, GUIDs and exact paths are deliberately absent: they identify a lab, not an
+attack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from scorer.events.structs import EndpointEvent, Event, EventKind
+from scorer.features.base import (
+    F32,
+    F64,
+    basename,
+    contains_any,
+    count_any,
+    flag,
+    group_names,
+    hashed_onehot,
+    isin,
+    log1p,
+    numbers,
+    put_block,
+    stack,
+)
+
+# Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
+BEHAVIOURS: dict[str, frozenset[int]] = {
+    "proc_create": frozenset({1, 4688}),
+    "net_conn": frozenset({3, 5156, 5158}),
+    "image_load": frozenset({7}),
+    "remote_thread": frozenset({8}),
+    "proc_access": frozenset({10, 4656}),
+    "file_create": frozenset({11, 15, 23, 26, 4663}),
+    "registry": frozenset({12, 13, 14, 4657}),
+    "pipe": frozenset({17, 18}),
+    "dns": frozenset({22}),
+    "wmi": frozenset({19, 20, 21, 5857, 5858, 5860, 5861}),
+    "script": frozenset({4103, 4104, 800, 400, 403, 600}),
+    "logon": frozenset({4624, 4625, 4648, 4672, 4768, 4769, 4776}),
+    "service_task": frozenset({7045, 4697, 4698, 4699, 4700, 4701, 4702, 106, 140, 141, 142}),
+    "account": frozenset({4720, 4722, 4724, 4728, 4732, 4738, 4756, 4781}),
+    "share": frozenset({5140, 5145}),
+    "defender": frozenset({1116, 1117, 1119, 5001, 5007}),
+}
+LOLBINS = frozenset({
+    "powershell.exe", "pwsh.exe", "cmd.exe", "wscript.exe", "cscript.exe", "mshta.exe",
+    "rundll32.exe", "regsvr32.exe", "certutil.exe", "bitsadmin.exe", "wmic.exe", "msiexec.exe",
+    "schtasks.exe", "reg.exe", "net.exe", "net1.exe", "sc.exe", "vssadmin.exe", "wevtutil.exe",
+    "installutil.exe", "msbuild.exe", "cmstp.exe", "forfiles.exe", "regasm.exe", "regsvcs.exe",
+    "odbcconf.exe", "msxsl.exe", "bash.exe", "control.exe", "hh.exe", "pcalua.exe",
+    "mavinject.exe", "esentutl.exe", "expand.exe", "extrac32.exe", "findstr.exe", "ftp.exe",
+    "netsh.exe", "nltest.exe", "dsquery.exe", "whoami.exe", "bcdedit.exe", "wuauclt.exe",
+    "curl.exe", "tar.exe", "ntdsutil.exe", "diskshadow.exe", "comsvcs.dll", "procdump.exe",
+    "psexec.exe", "psexesvc.exe", "at.exe", "taskkill.exe", "vbc.exe", "csc.exe",
+})
+SCRIPT_HOSTS = frozenset({"powershell.exe", "pwsh.exe", "wscript.exe", "cscript.exe",
+                          "mshta.exe", "cmd.exe", "powershell_ise.exe"})
+OFFICE = frozenset({"winword.exe", "excel.exe", "powerpnt.exe", "outlook.exe", "msaccess.exe",
+                    "mspub.exe", "visio.exe", "onenote.exe"})
+SERVICE_PARENTS = frozenset({"services.exe", "svchost.exe", "wmiprvse.exe", "taskeng.exe",
+                             "taskhostw.exe", "winlogon.exe", "explorer.exe"})
+USER_WRITABLE = ("\\temp\\", "\\tmp\\", "\\users\\public\\", "\\appdata\\", "\\programdata\\",
+                 "\\downloads\\", "\\desktop\\", "\\perflogs\\", "\\recycle", "$recycle.bin")
+SYSTEM_DIRS = ("c:\\windows\\system32\\", "c:\\windows\\syswow64\\", "c:\\program files")
+RISKY_EXT = (".ps1", ".vbs", ".vbe", ".js", ".jse", ".hta", ".bat", ".cmd", ".scr", ".lnk",
+             ".sct", ".dll", ".exe", ".iso", ".zip", ".wsf", ".cpl", ".xll")
+TOKENS: dict[str, tuple[str, ...]] = {
+    "encoded": ("-enc", "-encodedcommand", "-ec ", "frombase64string", "base64", "-e jab",
+                "-e sqb", "[convert]::"),
+    "download": ("downloadstring", "downloadfile", "downloaddata", "invoke-webrequest", "iwr ",
+                 "wget ", "curl ", "/transfer", "-urlcache", "http://", "https://", "net.webclient",
+                 "bitstransfer", "start-bitstransfer"),
+    "evasion": ("-w hidden", "-windowstyle hidden", "bypass", "-nop", "-noni", "-noprofile",
+                "set-mppreference", "disablerealtimemonitoring", "-exclusion", "amsi",
+                "wevtutil cl", "clear-eventlog", "vssadmin delete", "shadowcopy", "bcdedit",
+                "auditpol", "minint", "fltmc"),
+    "execution": ("iex", "invoke-expression", "invoke-", "new-object", "reflection.assembly",
+                  "start-process", "createthread", "virtualalloc", "shellcode", "rundll32",
+                  "regsvr32", "/i:http", "scrobj", "javascript:", "vbscript:", "wmic ", "-exec"),
+    "credential": ("mimikatz", "sekurlsa", "lsass", "procdump", "comsvcs", "minidump", "ntds",
+                   "\\sam", "hklm\\sam", "hklm\\security", "kerberoast", "dcsync", "lsadump",
+                   "logonpasswords", "vaultcmd", "credential"),
+    "recon": ("whoami", "net user", "net group", "net localgroup", "nltest", "systeminfo",
+              "ipconfig", "tasklist", "quser", "query user", "get-domain", "get-net", "adfind",
+              "dsquery", "arp -a", "netstat", "get-wmiobject", "get-ciminstance", "powerview"),
+    "persistence": ("schtasks", "/create", "reg add", "\\currentversion\\run", "sc create",
+                    "new-service", "set-itemproperty", "startup", "userinit", "winlogon",
+                    "new-scheduledtask", "register-scheduledtask", "wmic process call create"),
+    "lateral": ("psexec", "\\\\admin$", "\\\\c$", "winrm", "invoke-command", "enter-pssession",
+                "wmic /node", "-computername", "dcom", "mmc20", "remote"),
+}
+REG_KEYS = ("\\currentversion\\run", "\\services\\", "\\policies\\", "windows defender",
+            "\\control\\lsa", "image file execution options", "inprocserver32", "\\winlogon",
+            "security providers", "\\safeboot", "\\minint", "\\eventlog", "silentprocessexit",
+            "\\environment", "appinit_dlls", "\\shell\\open\\command")
+SUSPICIOUS_DLLS = ("dbghelp.dll", "dbgcore.dll", "samlib.dll", "vaultcli.dll", "clr.dll",
+                   "system.management.automation", "comsvcs.dll", "wmiutils.dll", "taskschd.dll")
+_B64 = re.compile(r"[a-z0-9+/=]{40,}")
+HASH_BUCKETS = 16
+
+BEHAVIOUR_NAMES = group_names("ev_", [*BEHAVIOURS, "other"])
+CHANNEL_NAMES = group_names("ch_", ["sysmon", "security", "powershell", "other"])
+IMAGE_HASH = group_names("image_hash_", map(str, range(HASH_BUCKETS)))
+PARENT_HASH = group_names("parent_hash_", map(str, range(HASH_BUCKETS)))
+TOKEN_NAMES = group_names("cmd_", TOKENS)
+PROCESS_NAMES = (
+    "image_lolbin", "image_script_host", "image_office", "image_user_dir", "image_system_dir",
+    "image_not_exe", "parent_lolbin", "parent_script_host", "parent_office", "parent_service",
+    "parent_user_dir", "image_renamed",
+)
+OTHER_NAMES = (
+    "log_cmd_len", "cmd_token_total", "log_b64_len", "log_parent_cmd_len",
+    "target_user_dir", "target_risky_ext", "target_startup", "registry_key_risky",
+    "loaded_suspicious_dll", "loaded_user_dir", "unsigned", "integrity_high", "user_system",
+    "logon_network", "logon_remote_interactive", "access_lsass", "dst_port_web", "dst_port_other",
+)
+
+
+class EdrFeatures:
+    """Features of :class:`EndpointEvent` batches (stateless)."""
+
+    kind = EventKind.EDR
+    names: tuple[str, ...] = (BEHAVIOUR_NAMES + CHANNEL_NAMES + PROCESS_NAMES + TOKEN_NAMES
+                              + OTHER_NAMES + IMAGE_HASH + PARENT_HASH)
+
+    def transform(self, events: Sequence[Event]) -> F32:
+        evs = [e for e in events if isinstance(e, EndpointEvent)]
+        if len(evs) != len(events):
+            raise TypeError("EdrFeatures.transform takes EndpointEvent events only")
+        n = len(evs)
+        cols: dict[str, F64] = {}
+        codes = [e.event_code for e in evs]
+        known = np.zeros(n, dtype=bool)
+        for name, members in BEHAVIOURS.items():
+            hit = flag((c in members for c in codes), n)
+            cols[f"ev_{name}"] = hit
+            known |= hit > 0
+        cols["ev_other"] = (~known).astype(np.float64)
+        chan = [(e.channel + " " + e.provider).lower() for e in evs]
+        sysmon, sec = contains_any(chan, ("sysmon",)), contains_any(chan, ("security",))
+        ps = contains_any(chan, ("powershell",))
+        cols.update(ch_sysmon=sysmon, ch_security=sec * (1 - sysmon),
+                    ch_powershell=ps * (1 - sysmon),
+                    ch_other=((sysmon + sec + ps) == 0).astype(np.float64))
+        image = [(e.image or "").lower() for e in evs]
+        parent = [(e.parent_image or "").lower() for e in evs]
+        cols.update(_process(image, parent, evs))
+        text = [_command_text(e) for e in evs]
+        for name, needles in TOKENS.items():
+            cols[f"cmd_{name}"] = count_any(text, needles)
+        cols["cmd_token_total"] = np.sum([cols[f"cmd_{k}"] for k in TOKENS], axis=0)
+        cols["log_cmd_len"] = log1p([len(t) for t in text])
+        cols["log_b64_len"] = log1p([max((len(m) for m in _B64.findall(t)), default=0)
+                                     for t in text])
+        cols["log_parent_cmd_len"] = log1p([len(e.parent_command_line or "") for e in evs])
+        cols.update(_targets(evs))
+        put_block(cols, IMAGE_HASH, hashed_onehot([basename(p) for p in image], HASH_BUCKETS))
+        put_block(cols, PARENT_HASH, hashed_onehot([basename(p) for p in parent], HASH_BUCKETS))
+        return stack(self.names, cols, n)
+
+
+def _process(image: list[str], parent: list[str], evs: Sequence[EndpointEvent]) -> dict[str, F64]:
+    img_base = [basename(p) for p in image]
+    par_base = [basename(p) for p in parent]
+    original = [(e.fields.get("OriginalFileName") or "").lower() for e in evs]
+    return {
+        "image_lolbin": isin(img_base, LOLBINS),
+        "image_script_host": isin(img_base, SCRIPT_HOSTS),
+        "image_office": isin(img_base, OFFICE),
+        "image_user_dir": contains_any(image, USER_WRITABLE),
+        "image_system_dir": contains_any(image, SYSTEM_DIRS),
+        "image_not_exe": flag((bool(b) and not b.endswith(".exe") for b in img_base), len(evs)),
+        "parent_lolbin": isin(par_base, LOLBINS),
+        "parent_script_host": isin(par_base, SCRIPT_HOSTS),
+        "parent_office": isin(par_base, OFFICE),
+        "parent_service": isin(par_base, SERVICE_PARENTS),
+        "parent_user_dir": contains_any(parent, USER_WRITABLE),
+        # A known binary running under another name (OriginalFileName from the PE header).
+        "image_renamed": flag((bool(o) and bool(b) and o.replace(".mui", "") != b
+                               and o in LOLBINS for o, b in zip(original, img_base, strict=True)),
+                              len(evs)),
+    }
+
+
+def _command_text(e: EndpointEvent) -> str:
+    parts = (e.command_line, e.fields.get("ScriptBlockText"), e.fields.get("Payload"),
+             e.fields.get("HostApplication"), e.fields.get("Details"))
+    return " ".join(p for p in parts if p).lower()
+
+
+def _targets(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
+    n = len(evs)
+    target = [(e.target_filename or "").lower() for e in evs]
+    regkey = [(e.target_object or "").lower() for e in evs]
+    loaded = [(e.image_loaded or "").lower() for e in evs]
+    access = [(e.fields.get("TargetImage") or "").lower() for e in evs]
+    user = [(e.user or "").lower() for e in evs]
+    level = [(e.integrity_level or "").lower() for e in evs]
+    logon = numbers(evs, "logon_type", -1.0)
+    port = numbers(evs, "dst_port", -1.0)
+    return {
+        "target_user_dir": contains_any(target, USER_WRITABLE),
+        "target_risky_ext": flag((t.endswith(RISKY_EXT) for t in target), n),
+        "target_startup": contains_any(target, ("\\start menu\\programs\\startup",)),
+        "registry_key_risky": contains_any(regkey, REG_KEYS),
+        "loaded_suspicious_dll": contains_any(loaded, SUSPICIOUS_DLLS),
+        "loaded_user_dir": contains_any(loaded, USER_WRITABLE),
+        "unsigned": flag((e.signed is False for e in evs), n),
+        "integrity_high": isin(level, frozenset({"high", "system"})),
+        "user_system": flag((u in {"system", "nt authority\\system"} for u in user), n),
+        "logon_network": (logon == 3).astype(np.float64),
+        "logon_remote_interactive": (logon == 10).astype(np.float64),
+        "access_lsass": contains_any(access, ("lsass.exe",)),
+        "dst_port_web": isin([str(int(p)) for p in port], frozenset({"80", "443", "8080"})),
+        "dst_port_other": ((port >= 0) & ~np.isin(port, (80, 443, 8080, 53))).astype(np.float64),
+    }

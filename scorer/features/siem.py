@@ -1,0 +1,134 @@
+"""SIEM features: what the alert says (rule name tokens, source system, severity) and how
+novel or bursty it is on its host (per-host rule rate, first-seen, distinct rules).
+
+Rule names are hashed as a bag of lower-case words so unseen rules of a known shape
+("... 400 error code", "New ... in ... log") still land near their relatives; the host
+name itself is never a feature. Per-host state is bounded and updated in event-time order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from scorer.events.structs import Event, EventKind, SiemAlert
+from scorer.features.base import (
+    F32,
+    F64,
+    EntityState,
+    contains_any,
+    group_names,
+    hashed_tokens,
+    isin,
+    numbers,
+    put_block,
+    stack,
+    time_order,
+)
+
+TOKEN_BUCKETS = 64
+WINDOW_S = 60.0
+MAX_WINDOW_ALERTS = 4096  # per host: bounds memory under an alert storm
+MAX_RULES_PER_HOST = 4096
+NEVER_S = 86_400.0  # "not seen before" reads as one day ago
+_WORD = re.compile(r"[a-z0-9_]{2,}")
+
+SYSTEMS = ("wazuh", "suricata", "aminer", "zeek", "sigma")
+KEYWORDS: dict[str, tuple[str, ...]] = {
+    "scan": ("scan", "nmap", "probe", "sweep", "enumerat"),
+    "brute": ("brute", "multiple", "failed", "failure", "invalid user", "authentication fail"),
+    "attack": ("attack", "exploit", "injection", "shellcode", "trojan", "malware", "webshell",
+               "sql", "xss", "overflow", "cve"),
+    "privilege": ("sudo", "root", "privilege", "uid", "admin", "su "),
+    "session": ("login", "logon", "session", "ssh"),
+    "anomaly": ("new ", "unusual", "entropy", "deviat", "out of expected", "frequenc"),
+    "web": ("web", "http", "apache", "nginx", "url", "request"),
+    "http_error": ("400", "404", "403", "500", "error code"),
+    "dns": ("dns", "domain", "query"),
+    "system": ("clamav", "update", "database", "integrity", "checksum", "service"),
+}
+SYSTEM_NAMES = group_names("sys_", [*SYSTEMS, "other"])
+KEYWORD_NAMES = group_names("kw_", KEYWORDS)
+TOKEN_NAMES = group_names("tok_", map(str, range(TOKEN_BUCKETS)))
+STATEFUL = (
+    "host_rule_60s", "host_alerts_60s", "host_rules_60s", "host_rule_first_seen",
+    "log_since_rule_s", "host_rule_share_60s",
+)
+
+
+class _HostWindow:
+    """Alerts of one host over the last WINDOW_S seconds plus when each rule was last seen."""
+
+    __slots__ = ("alerts", "last_seen", "rules")
+
+    def __init__(self) -> None:
+        self.alerts: deque[tuple[float, str]] = deque()
+        self.rules: Counter[str] = Counter()
+        self.last_seen: dict[str, float] = {}
+
+    def add(self, ts: float, rule: str) -> tuple[float, ...]:
+        while self.alerts and (self.alerts[0][0] < ts - WINDOW_S
+                               or len(self.alerts) >= MAX_WINDOW_ALERTS):
+            _, old = self.alerts.popleft()
+            self.rules[old] -= 1
+            if self.rules[old] <= 0:
+                del self.rules[old]
+        previous = self.last_seen.get(rule)
+        if previous is None and len(self.last_seen) >= MAX_RULES_PER_HOST:
+            self.last_seen.pop(next(iter(self.last_seen)))  # oldest inserted rule goes
+        self.last_seen[rule] = ts if previous is None else max(previous, ts)
+        self.alerts.append((ts, rule))
+        self.rules[rule] += 1
+        since = NEVER_S if previous is None else min(max(ts - previous, 0.0), NEVER_S)
+        same, total = self.rules[rule], len(self.alerts)
+        return (math.log1p(same), math.log1p(total), math.log1p(len(self.rules)),
+                float(previous is None), math.log1p(since), same / total)
+
+
+class SiemFeatures:
+    """Features of :class:`SiemAlert` batches (stateful: per-host 60 s window, first-seen)."""
+
+    kind = EventKind.SIEM
+    names: tuple[str, ...] = (*SYSTEM_NAMES, "has_severity", "severity", *KEYWORD_NAMES,
+                              *STATEFUL, *TOKEN_NAMES)
+
+    def __init__(self, max_entities: int = 50_000) -> None:
+        self.state: EntityState[_HostWindow] = EntityState(_HostWindow, max_entities)
+
+    def transform(self, events: Sequence[Event]) -> F32:
+        alerts = [e for e in events if isinstance(e, SiemAlert)]
+        if len(alerts) != len(events):
+            raise TypeError("SiemFeatures.transform takes SiemAlert events only")
+        n = len(alerts)
+        names = [a.rule_name.lower() for a in alerts]
+        system = [a.source_system.lower() for a in alerts]
+        cols: dict[str, F64] = {}
+        known = np.zeros(n)
+        for s in SYSTEMS:
+            cols[f"sys_{s}"] = isin(system, frozenset({s}))
+            known += cols[f"sys_{s}"]
+        cols["sys_other"] = (known == 0).astype(np.float64)
+        severity = numbers(alerts, "severity", -1.0)
+        cols["has_severity"] = (severity >= 0).astype(np.float64)
+        cols["severity"] = np.clip(severity, 0.0, 15.0) / 15.0
+        for key, needles in KEYWORDS.items():
+            cols[f"kw_{key}"] = contains_any(names, needles)
+        put_block(cols, TOKEN_NAMES, hashed_tokens([_WORD.findall(s) for s in names],
+                                                   TOKEN_BUCKETS))
+        put_block(cols, STATEFUL, self._stateful(alerts, names))
+        return stack(self.names, cols, n)
+
+    def _stateful(self, alerts: Sequence[SiemAlert], names: Sequence[str]) -> F64:
+        out = np.zeros((len(alerts), len(STATEFUL)))
+        for i in time_order(numbers(alerts, "ts")).tolist():
+            a = alerts[i]
+            key = a.host or a.src_ip or ""
+            out[i] = self.state.get(key).add(a.ts, a.rule_id or names[i])
+        return out
+
+
+__all__ = ["SiemFeatures"]
