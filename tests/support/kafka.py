@@ -1,0 +1,306 @@
+"""A real local Apache Kafka broker for tests, started through deploy/local/kafka.sh.
+
+    broker = KafkaBroker.start(workdir=tmp_path)          # free ports, fresh data dir
+    broker.create_topic("events.netflow", partitions=3)
+    ... AIOKafkaProducer(bootstrap_servers=broker.bootstrap) ...
+    broker.restart()                                       # same ports, same data
+    broker.stop()
+
+With ``sasl_ssl=True`` the broker also listens with SASL_SSL (SCRAM-SHA-512 over TLS, a
+self-signed CA generated into the data dir): see ``sasl_ssl_bootstrap``, ``ssl_context()``,
+``scram_user`` and ``scram_password``.
+
+The jars are resolved with Maven once and cached (KAFKA_CACHE, default
+~/.cache/scorer/kafka/<version>), so only the first start on a machine takes long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+from collections.abc import Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
+
+# The first start on a fresh machine resolves the jars with mvn; allow for that.
+START_TIMEOUT_S = float(os.environ.get("SCORER_TEST_KAFKA_START_TIMEOUT", "600"))
+
+T = TypeVar("T")
+
+
+def kcat_path() -> str | None:
+    """Path of the kcat (formerly kafkacat) binary, or None."""
+    return shutil.which("kcat") or shutil.which("kafkacat")
+
+
+def kcat_available() -> bool:
+    return kcat_path() is not None
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="kafka-admin-sync")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
+class KafkaScriptError(RuntimeError):
+    pass
+
+
+@dataclass
+class KafkaBroker:
+    port: int
+    controller_port: int
+    data_dir: Path
+    sasl_ssl_port: int | None = None
+    scram_user: str = "scorer"
+    scram_password: str = "scorer-secret"
+    extra_props: Mapping[str, str] = field(default_factory=dict)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def start(
+        cls,
+        port: int | None = None,
+        workdir: Path | None = None,
+        *,
+        controller_port: int | None = None,
+        sasl_ssl: bool = False,
+        sasl_ssl_port: int | None = None,
+        extra_props: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> KafkaBroker:
+        """Start a broker on ``port`` (a free one when None) with a fresh data dir in
+        ``workdir`` (a new temporary directory when None); return once it answers."""
+        wanted = [port, controller_port, sasl_ssl_port if sasl_ssl else None]
+        picked = iter(free_ports(sum(1 for p in wanted if p is None)))
+        port = port if port is not None else next(picked)
+        controller_port = controller_port if controller_port is not None else next(picked)
+        if sasl_ssl and sasl_ssl_port is None:
+            sasl_ssl_port = next(picked)
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="scorer-kafka-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        data_dir = Path(tempfile.mkdtemp(prefix=f"kafka-{port}-", dir=workdir))
+        broker = cls(
+            port=port,
+            controller_port=controller_port,
+            data_dir=data_dir,
+            sasl_ssl_port=sasl_ssl_port if sasl_ssl else None,
+            extra_props=dict(extra_props or {}),
+            extra_env=dict(extra_env or {}),
+        )
+        broker._script("start", timeout=START_TIMEOUT_S)
+        return broker
+
+    def stop(self) -> None:
+        self._script("stop", timeout=120)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports and data dir (data survives)."""
+        self.stop()
+        self._script("start", timeout=START_TIMEOUT_S)
+
+    def kill(self) -> None:
+        """SIGKILL the broker (crash); ``restart()`` or ``start_again()`` brings it back."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        self._script("stop", timeout=60)
+
+    def start_again(self) -> None:
+        self._script("start", timeout=START_TIMEOUT_S)
+
+    def is_running(self) -> bool:
+        return self._script("status", check=False, timeout=30).returncode == 0
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "kafka.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def __enter__(self) -> KafkaBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        if self.sasl_ssl_port is None:
+            raise RuntimeError("broker was started without sasl_ssl=True")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The generated CA certificate that signed the broker's TLS certificate."""
+        return self.data_dir / "tls" / "ca.crt"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        ctx.check_hostname = True
+        return ctx
+
+    def sasl_client_config(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka producers, consumers and admin clients."""
+        return {
+            "bootstrap_servers": self.sasl_ssl_bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": self.scram_user,
+            "sasl_plain_password": self.scram_password,
+            "ssl_context": self.ssl_context(),
+        }
+
+    # ------------------------------------------------------------------ admin
+    async def acreate_topic(
+        self,
+        name: str,
+        partitions: int = 3,
+        *,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=name,
+                        num_partitions=partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=dict(config or {}),
+                    )
+                ]
+            )
+            # Creation is asynchronous in the broker: wait until every partition has a leader.
+            for _ in range(200):
+                described = await admin.describe_topics([name])
+                if described and described[0].get("error_code", 0) == 0:
+                    parts = described[0].get("partitions", [])
+                    if len(parts) == partitions and all(p.get("leader", -1) >= 0 for p in parts):
+                        return
+                await asyncio.sleep(0.05)
+            raise TimeoutError(f"topic {name} did not get {partitions} partitions with leaders")
+        finally:
+            await admin.close()
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 3,
+        *,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create a topic and wait for it (sync; safe to call inside a running loop)."""
+        run_sync(
+            self.acreate_topic(
+                name, partitions, replication_factor=replication_factor, config=config
+            )
+        )
+
+    # ------------------------------------------------------------------ internals
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["KAFKA_PORT"] = str(self.port)
+        env["KAFKA_CONTROLLER_PORT"] = str(self.controller_port)
+        env["KAFKA_DATA_DIR"] = str(self.data_dir)
+        env["KAFKA_SCRAM_USER"] = self.scram_user
+        env["KAFKA_SCRAM_PASSWORD"] = self.scram_password
+        if self.sasl_ssl_port is not None:
+            env["KAFKA_SASL_SSL_PORT"] = str(self.sasl_ssl_port)
+        else:
+            env.pop("KAFKA_SASL_SSL_PORT", None)
+        if self.extra_props:
+            env["KAFKA_EXTRA_PROPS"] = "\n".join(f"{k}={v}" for k, v in self.extra_props.items())
+        return env
+
+    def log_tail(self, lines: int = 50) -> str:
+        path = self.data_dir / "server.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _script(
+        self, command: str, *, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(KAFKA_SH), command],
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise KafkaScriptError(
+                f"kafka.sh {command} failed (rc={proc.returncode}):\n{proc.stdout}{proc.stderr}"
+                f"\n--- server.log tail ---\n{self.log_tail()}"
+            )
+        return proc
+
+
+@contextlib.contextmanager
+def running_broker(workdir: Path | None = None, **kwargs: Any) -> Iterator[KafkaBroker]:
+    """``with running_broker(tmp_path) as broker: ...`` (stopped on exit, even on error)."""
+    broker = KafkaBroker.start(workdir=workdir, **kwargs)
+    try:
+        yield broker
+    finally:
+        broker.stop()
