@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("replay.cli",)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ Zeek conn.log JSON lines  netflow    first object has ``id.orig_h``
 CICFlowMeter CSV          netflow    header has ``Src IP``
 OTRF/Mordor JSON lines    edr        a zip of ``.json`` members, or lines with ``EventID``
 Event XML as JSON         edr        objects with ``Event`` (several may be concatenated)
+Windows EVTX              edr        ``ElfFile`` magic (parsed by the ``evtx`` package)
 AIT-ADS alert CSV         siem       header ``time,name,...,short``
 Wazuh/Suricata JSON       siem       lines with ``rule`` / ``alert`` objects
 canonical JSON lines      any        lines ``{"kind": ..., "event": {...}}``
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import msgspec
 
-from replay.readers import formats
+from replay.readers import evtx, formats
 from replay.readers.base import (
     Item,
     LabeledEvent,
@@ -54,6 +55,7 @@ class CaptureFormat(enum.StrEnum):
     AIT_CSV = "ait-csv"
     SIEM_JSON = "siem-json"
     CANONICAL = "canonical"
+    EVTX = "evtx"
 
 
 _KIND = {
@@ -62,10 +64,11 @@ _KIND = {
     CaptureFormat.CICFLOWMETER_CSV: EventKind.NETFLOW,
     CaptureFormat.OTRF_JSON: EventKind.EDR,
     CaptureFormat.EVENT_XML_JSON: EventKind.EDR,
+    CaptureFormat.EVTX: EventKind.EDR,
     CaptureFormat.AIT_CSV: EventKind.SIEM,
     CaptureFormat.SIEM_JSON: EventKind.SIEM,
 }
-_SKIP_SUFFIXES = {".yml", ".yaml", ".md", ".txt", ".evtx", ".py"}
+_SKIP_SUFFIXES = {".yml", ".yaml", ".md", ".txt", ".py"}
 
 
 def _siem_json(path: Path) -> Iterator[Item]:
@@ -83,6 +86,7 @@ _READERS: dict[CaptureFormat, Callable[[Path], Iterator[Item]]] = {
     CaptureFormat.AIT_CSV: formats.ait_csv,
     CaptureFormat.SIEM_JSON: _siem_json,
     CaptureFormat.CANONICAL: read_canonical,
+    CaptureFormat.EVTX: evtx.evtx_file,
 }
 
 
@@ -91,6 +95,8 @@ def detect_format(path: Path | str) -> CaptureFormat:
     path = Path(path)
     if zipfile.is_zipfile(path):
         return CaptureFormat.OTRF_JSON
+    if head_bytes(path, len(evtx.MAGIC)) == evtx.MAGIC:
+        return CaptureFormat.EVTX
     head = head_bytes(path, 65536).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"#"):
         return CaptureFormat.ZEEK_TSV

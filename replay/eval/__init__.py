@@ -1,0 +1,1 @@
+"""Evaluation of a replay: join truth, scores and alerts by event uid; metrics; reports."""

@@ -1,0 +1,215 @@
+"""Recording Kafka topics to JSON lines and reading them back.
+
+One line per record: ``topic, partition, offset, timestamp`` (ms), ``timestamp_type``
+(0 CreateTime, 1 LogAppendTime), ``key``, ``value`` and ``headers`` (``[name, value]``
+pairs); keys, values and header values are base64 because they are bytes. Partitions are
+merged by timestamp, each keeping its own order, so an as-recorded replay of the file
+follows the topic's timeline and writes every partition back in the same order.
+
+The same dump serves evaluation: alerts and scores collected from Kafka keep their Kafka
+timestamps, from which eval computes the end-to-end latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from replay.player import Outgoing
+from replay.readers import ReadError
+from replay.readers.base import MAX_RAW, numbered_lines, open_binary, stem
+from scorer.config import Settings
+from scorer.errors import ConfigError
+from scorer.events.structs import EventKind
+from scorer.pipeline.kafka_io import security_options
+
+Offsets = dict[TopicPartition, int]
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    timestamp_type: int = 0
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: list[tuple[str, bytes]] = []
+
+
+def is_record_file(path: Path) -> bool:
+    """Whether ``path`` is a ``scorer record`` dump (checked on its first line)."""
+    try:
+        with open_binary(path) as fh:
+            first = next((line for _, line in numbered_lines(fh)), b"")
+        raw = msgspec.json.decode(first)
+    except (OSError, EOFError, msgspec.DecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(raw, dict) and {"topic", "partition", "offset", "value"} <= raw.keys()
+
+
+def read_envelopes(path: Path) -> Iterator[Envelope | ReadError]:
+    decoder = msgspec.json.Decoder(Envelope)
+    with open_binary(path) as fh:
+        for number, line in numbered_lines(fh):
+            try:
+                yield decoder.decode(line)
+            except msgspec.DecodeError as exc:
+                yield ReadError(str(path), number, "malformed_record", str(exc), line[:MAX_RAW])
+
+
+def recorded_items(
+    path: Path, kind_of_topic: dict[str, EventKind]
+) -> Iterator[Outgoing | ReadError]:
+    """A dump's records as replay items, to their recorded topic and partition."""
+    for env in read_envelopes(path):
+        if isinstance(env, ReadError):
+            yield env
+        elif env.value is None:
+            yield ReadError(str(path), 0, "tombstone", f"{env.topic}/{env.partition}@{env.offset}")
+        else:
+            yield Outgoing(
+                env.timestamp / 1000,
+                stem(path),
+                env.key,
+                env.value,
+                kind_of_topic.get(env.topic),
+                topic=env.topic,
+                partition=env.partition,
+                headers=tuple(env.headers),
+            )
+
+
+def _consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        client_id=f"{settings.kafka.client_id}-replay",
+        **security_options(settings.kafka),
+    )
+
+
+async def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
+    """The current end offset of every partition of ``topics`` (absent topics: none)."""
+    consumer = _consumer(settings)
+    await consumer.start()
+    try:
+        existing = await consumer.topics()
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            if t in existing
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        return dict(await consumer.end_offsets(tps)) if tps else {}
+    finally:
+        await consumer.stop()
+
+
+async def read_range(settings: Settings, start: Offsets, end: Offsets) -> list[Envelope]:
+    """Records from ``start`` (default: the beginning) up to ``end`` of each partition."""
+    todo = {tp: off for tp, off in end.items() if off > start.get(tp, 0)}
+    if not todo:
+        return []
+    consumer = _consumer(settings)
+    await consumer.start()
+    per_partition: dict[TopicPartition, list[Envelope]] = {tp: [] for tp in todo}
+    try:
+        consumer.assign(list(todo))
+        for tp in todo:
+            consumer.seek(tp, start.get(tp, 0))
+        while todo:
+            fetched = await consumer.getmany(*todo, timeout_ms=500)
+            for tp, msgs in fetched.items():
+                per_partition[tp] += [
+                    Envelope(
+                        m.topic,
+                        m.partition,
+                        m.offset,
+                        m.timestamp,
+                        m.timestamp_type,
+                        m.key,
+                        m.value,
+                        [(k, bytes(v)) for k, v in m.headers or ()],
+                    )
+                    for m in msgs
+                    if m.offset < end[tp]
+                ]
+            for tp in list(todo):
+                if await consumer.position(tp) >= end[tp]:
+                    del todo[tp]
+    finally:
+        await consumer.stop()
+    # Merge by timestamp; heapq.merge keeps each partition's own order whatever its timestamps.
+    ordered = [per_partition[tp] for tp in sorted(per_partition)]
+    return list(heapq.merge(*ordered, key=lambda e: e.timestamp))
+
+
+def write_envelopes(records: Iterable[Envelope], out: Path) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    encoder = msgspec.json.Encoder()
+    n = 0
+    with out.open("wb") as fh:
+        for env in records:
+            fh.write(encoder.encode(env) + b"\n")
+            n += 1
+    return n
+
+
+async def record_topics(settings: Settings, topics: list[str], out: Path) -> int:
+    """``scorer record``: every record of ``topics`` as they are now, to ``out``."""
+    end = await end_offsets(settings, topics)
+    missing = set(topics) - {tp.topic for tp in end}
+    if missing:
+        raise ConfigError(f"no such topic: {', '.join(sorted(missing))}")
+    return write_envelopes(await read_range(settings, {}, end), out)
+
+
+async def ensure_partitions(settings: Settings, topic: str, needed: int) -> None:
+    """Create ``topic`` with ``needed`` partitions if absent; refuse one that has fewer."""
+    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
+    await admin.start()
+    try:
+        have = await end_offsets(settings, [topic])
+        if not have:
+            await admin.create_topics([NewTopic(topic, needed, 1)])
+            return
+        if len(have) < needed:
+            raise ConfigError(
+                f"topic {topic} has {len(have)} partitions, the recording needs {needed}: "
+                "partition numbers are kept, so create it with enough partitions"
+            )
+    finally:
+        await admin.close()
+
+
+async def wait_committed(
+    settings: Settings, group: str, produced: dict[tuple[str, int], int], timeout_s: float
+) -> bool:
+    """Wait until ``group`` committed past every produced offset: the scorer commits only
+    after its alerts are acked, so by then every alert of the replay is in its topic."""
+    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
+    await admin.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    try:
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = [
+                tp
+                for tp, last in produced.items()
+                if (c := committed.get(TopicPartition(*tp))) is None or c.offset <= last
+            ]
+            if not behind or loop.time() > deadline:
+                return not behind
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
