@@ -22,6 +22,9 @@
 #   KAFKA_HEAP_OPTS        [-Xms128m -Xmx512m]
 #   KAFKA_JVM_OPTS         extra JVM flags, after the defaults                             []
 #   KAFKA_EXTRA_PROPS      extra server.properties lines (newline separated), appended last []
+#   KAFKA_CDS              1 = AppCDS class-data archive in $KAFKA_CACHE/cds, 0 = off       [1]
+#   KAFKA_TLS_TOOL         openssl | keytool, for the SASL_SSL listener's certificates [openssl]
+#   KAFKA_WAIT_TIMEOUT / KAFKA_STOP_TIMEOUT   seconds                                   [60/30]
 #   JAVA                   java binary                                         [java on PATH]
 #   MVN                    maven binary                                         [mvn on PATH]
 set -euo pipefail
@@ -181,26 +184,54 @@ logger.request.level = WARN
 EOF
 }
 
+tls_openssl() {
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+    -subj "/CN=scorer local Kafka CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign"
+  openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost"
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "extendedKeyUsage=serverAuth" \
+    "authorityKeyIdentifier=keyid,issuer" >broker.ext
+  openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out broker.crt \
+    -days 3650 -extfile broker.ext
+  openssl pkcs12 -export -in broker.crt -inkey broker.key -certfile ca.crt -name broker \
+    -out broker.p12 -passout "pass:$TLS_PASSWORD"
+  rm -f broker.csr broker.ext ca.srl
+}
+
+tls_keytool() {
+  local kt=(keytool -storetype PKCS12 -storepass "$TLS_PASSWORD" -keypass "$TLS_PASSWORD")
+  "${kt[@]}" -genkeypair -keystore ca.p12 -alias ca -dname "CN=scorer local Kafka CA" \
+    -keyalg RSA -keysize 2048 -validity 3650 -ext bc:c -ext ku:c=keyCertSign,cRLSign
+  "${kt[@]}" -exportcert -keystore ca.p12 -alias ca -rfc -file ca.crt
+  "${kt[@]}" -genkeypair -keystore broker.p12 -alias broker -dname "CN=localhost" \
+    -keyalg RSA -keysize 2048 -validity 3650
+  "${kt[@]}" -certreq -keystore broker.p12 -alias broker -file broker.csr
+  "${kt[@]}" -gencert -keystore ca.p12 -alias ca -infile broker.csr -outfile broker.crt -rfc \
+    -validity 3650 -ext san=dns:localhost,ip:127.0.0.1 -ext eku=serverAuth
+  "${kt[@]}" -importcert -keystore broker.p12 -alias ca -file ca.crt -noprompt
+  "${kt[@]}" -importcert -keystore broker.p12 -alias broker -file broker.crt -noprompt
+  rm -f broker.csr
+}
+
 ensure_tls() {
+  # A self-signed CA (ca.crt: what clients trust) and a broker certificate for 127.0.0.1 and
+  # localhost signed by it, in a PKCS12 keystore. openssl when present, else the JDK's keytool.
   [[ -f "$TLS_DIR/broker.p12" && -f "$TLS_DIR/ca.crt" ]] && return 0
-  command -v openssl >/dev/null || die "openssl is needed for the SASL_SSL listener"
-  log "generating a self-signed CA and broker certificate in $TLS_DIR"
+  local tool="${KAFKA_TLS_TOOL:-}"
+  if [[ -z "$tool" ]]; then
+    if command -v openssl >/dev/null; then tool=openssl; else tool=keytool; fi
+  fi
+  [[ "$tool" == openssl || "$tool" == keytool ]] || die "KAFKA_TLS_TOOL must be openssl or keytool"
+  command -v "$tool" >/dev/null || die "$tool is needed for the SASL_SSL listener"
+  log "generating a self-signed CA and broker certificate in $TLS_DIR ($tool)"
   rm -rf "$TLS_DIR"
   mkdir -p "$TLS_DIR"
-  (
-    cd "$TLS_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
-      -subj "/CN=scorer local Kafka CA" >/dev/null 2>&1
-    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr \
-      -subj "/CN=localhost" >/dev/null 2>&1
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out broker.crt \
-      -days 3650 -extfile broker.ext >/dev/null 2>&1
-    openssl pkcs12 -export -in broker.crt -inkey broker.key -certfile ca.crt -name broker \
-      -out broker.p12 -passout "pass:$TLS_PASSWORD"
-    rm -f broker.csr broker.ext ca.srl
-    chmod 600 ca.key broker.key broker.p12
-  )
+  if ! (cd "$TLS_DIR" && umask 077 && "tls_$tool") >"$KAFKA_DATA_DIR/tls.log" 2>&1; then
+    tail -n 20 "$KAFKA_DATA_DIR/tls.log" >&2
+    rm -rf "$TLS_DIR"
+    die "generating the TLS material failed"
+  fi
+  chmod 644 "$TLS_DIR/ca.crt"
 }
 
 write_server_config() {
@@ -375,7 +406,7 @@ cmd_start() {
   resolve
   mkdir -p "$KAFKA_DATA_DIR"
   write_log4j_config
-  [[ -n "$KAFKA_SASL_SSL_PORT" ]] && ensure_tls
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then ensure_tls; fi
   write_server_config
   jvm_flags tool
   format_storage
