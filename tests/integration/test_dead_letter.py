@@ -9,7 +9,7 @@ import pytest
 
 from scorer.events.structs import EventKind
 from tests.support.kafka import KafkaBroker
-from tests.support.pipeline import kcat_consume, produce, running_scorer, test_settings, wait_for
+from tests.support.pipeline import kcat_consume, produce, running_scorer, scorer_settings, wait_for
 from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ BAD: list[tuple[EventKind, bytes, str]] = [
 
 
 async def test_bad_records_are_dead_lettered_and_nothing_is_lost(kafka: KafkaBroker) -> None:
-    settings = test_settings(kafka.bootstrap)
+    settings = scorer_settings(kafka.bootstrap)
     good = {k: f()[:20] for k, f in SAMPLES.items()}
     for kind, sample in good.items():
         bad = [(b"bad", v) for k, v, _ in BAD if k == kind]

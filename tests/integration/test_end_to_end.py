@@ -14,7 +14,7 @@ from scorer.events.structs import EventKind
 from scorer.inference.repository import load_version
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.pipeline import consume, kcat_consume, produce, running_scorer, test_settings, wait_for
+from tests.support.pipeline import consume, kcat_consume, produce, running_scorer, scorer_settings, wait_for
 from tests.support.samples import SAMPLES
 from tests.support.triton import TritonServer
 
@@ -27,7 +27,7 @@ async def _run(kafka: KafkaBroker, backend: str, triton_url: str = "") -> dict[s
     """Produce every sample, score it with ``backend``, collect what came out (cached)."""
     if backend in _RUNS:
         return _RUNS[backend]
-    settings = test_settings(kafka.bootstrap, backend=backend, triton_url=triton_url or "127.0.0.1:1")
+    settings = scorer_settings(kafka.bootstrap, backend=backend, triton_url=triton_url or "127.0.0.1:1")
     produced: dict[EventKind, list[tuple[str, bytes, bytes]]] = {k: f() for k, f in SAMPLES.items()}
     total = sum(len(v) for v in produced.values())
     for kind, sample in produced.items():

@@ -22,7 +22,7 @@ from tests.support.paths import MODEL_REPOSITORY
 
 
 
-def test_settings(
+def scorer_settings(
     bootstrap: str,
     *,
     backend: str = "onnxruntime",
