@@ -7,6 +7,7 @@ command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 ldconfig -p 2>/dev/null | grep -q 'libpython3.11.so.1.0' || missing+=(libpython3.11)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # renders report.html in tests
 if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
