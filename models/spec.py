@@ -1,0 +1,95 @@
+"""What a model recipe declares, and the one training flow every kind runs through."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.datasets import Dataset, data_dir
+from models.evaluate import SEED, Fit, group_folds, oof_scores, threshold_at_fpr
+from models.export import publish, severity_cutoffs
+from scorer.features import feature_set
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    markdown: str  # tables for MODEL_CARD.md and docs/models.md
+
+
+@dataclass
+class Spec:
+    """A model recipe: data, labels for training, learner, evaluation and card text."""
+
+    name: str
+    kind: str
+    dataset: Callable[[], Dataset]
+    fit: Fit
+    budget_fpr: float  # alert budget: share of benign events allowed through
+    evaluate: Callable[[Dataset, npt.NDArray[np.float64], npt.NDArray[np.int64]], Evaluation]
+    learner: str
+    description: str
+    attribution: list[str]
+    card_notes: str
+    n_splits: int = 5
+    weights: Callable[[Dataset], npt.NDArray[np.float64]] = lambda ds: np.ones(len(ds.y))
+    train_mask: Callable[[Dataset], npt.NDArray[np.bool_]] = lambda ds: np.ones(len(ds.y), bool)
+    # Training labels may differ from evaluation truth (e.g. weak capture labels).
+    train_labels: Callable[[Dataset], npt.NDArray[np.int8]] = lambda ds: ds.y
+    budget_benign: Callable[[Dataset], npt.NDArray[np.bool_]] = lambda ds: ds.y == 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run(spec: Spec, repo: Path, version: str = "1") -> Evaluation:
+    ds = spec.dataset()
+    log.info("%s: %d rows, %d features, %d groups", spec.name, len(ds.y), ds.X.shape[1],
+             len(np.unique(ds.group)))
+    folds = group_folds(ds.group, spec.n_splits)
+    w, mask, y_train = spec.weights(ds), spec.train_mask(ds), spec.train_labels(ds)
+    oof = oof_scores(spec.fit, ds.X, y_train, w, folds, mask)
+    result = spec.evaluate(ds, oof, folds)
+    model = spec.fit(ds.X[mask], y_train[mask], w[mask])
+    benign = oof[spec.budget_benign(ds)]
+    threshold = threshold_at_fpr(benign, spec.budget_fpr)
+    cutoffs = severity_cutoffs(benign, threshold, spec.budget_fpr)
+    rng = np.random.default_rng(SEED)
+    sample = ds.X[np.sort(rng.choice(len(ds.y), min(20_000, len(ds.y)), replace=False))]
+    trained_on = sorted({"/".join(Path(f).relative_to(data_dir()).parts[:2]) for f in ds.files})
+    metrics = dict(result.metrics, threshold_budget_fpr=spec.budget_fpr)
+    card_md = _card_markdown(spec, result, threshold, cutoffs, len(ds.y))
+    evaluation = json.dumps({"metrics": metrics, "threshold": threshold, "cutoffs": cutoffs},
+                            indent=2, sort_keys=True).encode()
+    version_info, diff = publish(
+        repo, name=spec.name, kind=spec.kind, model=model,
+        feature_names=list(feature_set(spec.kind).names), threshold=threshold, cutoffs=cutoffs,
+        metrics=metrics, learner=spec.learner, trained_on=trained_on,
+        attribution=spec.attribution, description=spec.description, sample=sample,
+        model_card_md=card_md, extra_files={"evaluation.json": evaluation + b"\n"},
+        version=version,
+    )
+    log.info("%s: published %s (ONNX parity %.1e)", spec.name, version_info.path, diff)
+    return result
+
+
+def _card_markdown(spec: Spec, result: Evaluation, threshold: float,
+                   cutoffs: dict[str, float], rows: int) -> str:
+    sev = ", ".join(f"{k} >= {v:.4f}" for k, v in cutoffs.items())
+    attribution = "\n".join(f"- {a}" for a in spec.attribution)
+    return (
+        f"# {spec.name}\n\n{spec.description}\n\n"
+        f"- learner: {spec.learner}\n- rows: {rows}\n"
+        f"- threshold: {threshold:.6f} (alert budget: {spec.budget_fpr:.2%} of benign events,"
+        f" chosen on out-of-fold benign scores)\n- severity: {sev}\n\n"
+        f"## Labels and data\n\n{spec.card_notes}\n\n"
+        f"## Evaluation (group split; every score from a model that never saw the group)\n\n"
+        f"{result.markdown}\n\n## Attribution\n\n{attribution}\n"
+    )
