@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from replay.player import Outgoing, Pacing, ProgressBar, capture_items, planned
 from replay.readers import ReadError
 from replay.record import is_record_file, read_envelopes, recorded_items
@@ -149,8 +147,6 @@ def _replay(args: argparse.Namespace) -> int:
     else:
         coro = _to_kafka(args, settings, source, pacing, options)
     summary = asyncio.run(coro)
-    (args.out / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
-    summary.outputs["summary"] = str(args.out / "summary.json")
     print(summary.text())
     return 0 if summary.events else 1
 

@@ -97,19 +97,33 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+async def partitions(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of those ``topics`` that exist (absent ones are left out)."""
+    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
+    await admin.start()
+    try:
+        # All topics: a metadata request naming an absent topic may auto-create it.
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    wanted = set(topics)
+    return sorted(
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["topic"] in wanted and not t.get("error_code")
+        for p in t["partitions"]
+    )
+
+
 async def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
     """The current end offset of every partition of ``topics`` (absent topics: none)."""
+    tps = await partitions(settings, topics)
+    if not tps:
+        return {}
     consumer = _consumer(settings)
     await consumer.start()
     try:
-        existing = await consumer.topics()
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            if t in existing
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        return dict(await consumer.end_offsets(tps)) if tps else {}
+        return dict(await consumer.end_offsets(tps))
     finally:
         await consumer.stop()
 
@@ -175,18 +189,26 @@ async def record_topics(settings: Settings, topics: list[str], out: Path) -> int
 
 async def ensure_partitions(settings: Settings, topic: str, needed: int) -> None:
     """Create ``topic`` with ``needed`` partitions if absent; refuse one that has fewer."""
-    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
-    await admin.start()
-    try:
-        have = await end_offsets(settings, [topic])
-        if not have:
-            await admin.create_topics([NewTopic(topic, needed, 1)])
-            return
+    have = await end_offsets(settings, [topic])
+    if have:
         if len(have) < needed:
             raise ConfigError(
                 f"topic {topic} has {len(have)} partitions, the recording needs {needed}: "
                 "partition numbers are kept, so create it with enough partitions"
             )
+        return
+    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, needed, 1)])
+        # Creation is asynchronous: sending to a partition before it has a leader fails.
+        for _ in range(200):
+            (described,) = await admin.describe_topics([topic])
+            parts = described.get("partitions", [])
+            if len(parts) == needed and all(p.get("leader", -1) >= 0 for p in parts):
+                return
+            await asyncio.sleep(0.05)
+        raise ConfigError(f"topic {topic} did not get {needed} partitions with leaders")
     finally:
         await admin.close()
 

@@ -187,7 +187,7 @@ async def replay_embedded(
         "alerts": str(sink.alerts_path),
         "scores": str(sink.scores_path),
     }
-    return summary
+    return write_summary(summary, out_dir)
 
 
 async def replay_to_kafka(
@@ -212,17 +212,32 @@ async def replay_to_kafka(
         await sink.start()
         await play(items, sink, pacing, summary, **play_options)
     summary.outputs = {"truth": str(truth.path)}
-    if wait_s is None:
-        return summary
-    done = await wait_committed(settings, settings.kafka.group_id, sink.produced, wait_s)
+    if wait_s is not None:
+        await _collect(settings, sink.produced, before, wait_s, out_dir, summary)
+    return write_summary(summary, out_dir)
+
+
+async def _collect(
+    settings: Settings,
+    produced: dict[tuple[str, int], int],
+    before: dict[Any, int],
+    wait_s: float,
+    out_dir: Path,
+    summary: Summary,
+) -> None:
+    group = settings.kafka.group_id
+    done = await wait_committed(settings, group, produced, wait_s)
     if not done:
         print(
-            f"replay: consumer group {settings.kafka.group_id!r} did not commit past the replay "
+            f"replay: consumer group {group!r} did not commit past the replay "
             f"within {wait_s:g} s: collected alerts and scores are partial",
             file=sys.stderr,
         )
     summary.scorer_caught_up = done
-    after = await end_offsets(settings, collect)
+    collect = [settings.topics.alert_topic(k) for k in settings.kinds]
+    after = await end_offsets(
+        settings, [*collect, *([settings.topics.scores] if settings.topics.scores else [])]
+    )
     alert_tps = {tp: o for tp, o in after.items() if tp.topic != settings.topics.scores}
     write_envelopes(await read_range(settings, before, alert_tps), out_dir / "alerts.jsonl")
     summary.outputs["alerts"] = str(out_dir / "alerts.jsonl")
@@ -230,4 +245,11 @@ async def replay_to_kafka(
         score_tps = {tp: o for tp, o in after.items() if tp.topic == settings.topics.scores}
         write_envelopes(await read_range(settings, before, score_tps), out_dir / "scores.jsonl")
         summary.outputs["scores"] = str(out_dir / "scores.jsonl")
+
+
+def write_summary(summary: Summary, out_dir: Path) -> Summary:
+    """summary.json next to truth.jsonl: eval reads the replay's counts and rate from it."""
+    path = out_dir / "summary.json"
+    summary.outputs["summary"] = str(path)
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
     return summary
