@@ -62,6 +62,9 @@ def register(sub: Any) -> None:
         metavar="S",
         help="kafka: wait up to S s (default 300) for the scorer, then collect alerts and scores",
     )
+    rp.add_argument(
+        "--group", help="kafka --wait: the scorer's consumer group (default: settings' group id)"
+    )
     rp.add_argument("--batch", type=int, default=512, help="embedded: micro-batch size")
     rp.add_argument("--model-repository", type=Path)
     rp.set_defaults(func=_replay)
@@ -103,9 +106,11 @@ def _settings(args: argparse.Namespace, **inference: Any) -> Any:
     from scorer.config import load_settings
 
     settings = load_settings(args.config)
-    if args.bootstrap:
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
-        settings = settings.model_copy(update={"kafka": kafka})
+    kafka: dict[str, Any] = {"bootstrap_servers": args.bootstrap} if args.bootstrap else {}
+    if getattr(args, "group", None):
+        kafka["group_id"] = args.group
+    if kafka:
+        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update=kafka)})
     if inference:
         settings = settings.model_copy(
             update={"inference": settings.inference.model_copy(update=inference)}
@@ -116,11 +121,12 @@ def _settings(args: argparse.Namespace, **inference: Any) -> Any:
 def items(paths: list[Path], settings: Any) -> Iterator[Outgoing | ReadError]:
     """Captures and recorded dumps alike, in the order given."""
     kind_of_topic = settings.topics.input_topics(settings.kinds)
+    seen: set[str] = set()  # event uids across all captures: they must stay unique
     for path in paths:
         if path.is_file() and is_record_file(path):
             yield from recorded_items(path, kind_of_topic)
         elif path.exists():
-            yield from capture_items([path])
+            yield from capture_items([path], seen)
         else:
             yield ReadError(str(path), 0, "not_found", "no such file or folder")
 

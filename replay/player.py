@@ -56,6 +56,7 @@ class Outgoing(msgspec.Struct, frozen=True):
     topic: str | None = None  # recorded records: where they were, to write them back there
     partition: int | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    renamed_uid: bool = False  # the source uid was already taken by an earlier event
 
 
 class Sink(Protocol):
@@ -107,6 +108,7 @@ class Summary(msgspec.Struct):
     first_ts: float | None = None
     last_ts: float | None = None
     limited: bool = False
+    renamed_uids: int = 0
     dead_lettered: dict[str, int] = {}
     scoring_seconds: float | None = None  # embedded: time inside BatchScorer.score
     scorer_caught_up: bool | None = None  # kafka --wait: the scorer committed past the replay
@@ -122,6 +124,14 @@ class Summary(msgspec.Struct):
             f"time          {self.seconds:.2f} s  {self.events_per_second:,.0f} events/s  "
             f"max lateness {self.max_lateness_s * 1000:.1f} ms  capture span {span:,.1f} s",
         ]
+        if self.renamed_uids:
+            lines.append(f"renamed uids  {self.renamed_uids} (taken by an earlier event)")
+        if self.dead_lettered:
+            lines.append(f"dead-lettered {sum(self.dead_lettered.values())}  {self.dead_lettered}")
+        if self.scorer_caught_up is not None:
+            lines.append(
+                f"scorer        {'caught up' if self.scorer_caught_up else 'BEHIND: partial'}"
+            )
         lines += [f"{name:<13} {path}" for name, path in sorted(self.outputs.items())]
         return "\n".join(lines)
 
@@ -129,18 +139,33 @@ class Summary(msgspec.Struct):
 Progress = Callable[[int, float], None]  # (events sent, seconds elapsed)
 
 
-def capture_items(paths: Iterable[Path]) -> Iterator[Outgoing | ReadError]:
+def capture_items(
+    paths: Iterable[Path], seen: set[str] | None = None
+) -> Iterator[Outgoing | ReadError]:
     """Every event of every capture as it goes on ``events.<kind>``, in input order.
 
     The produced value is the canonical event *without* its label: the scorer under
     evaluation sees what production would; ground truth travels in the truth sidecar.
+    Alerts and truth are joined by uid, so a uid some earlier event of the replay already
+    has (``seen``; e.g. CIC flow ids restart in every class file) becomes
+    ``<capture>:<line>``, deterministically, and is counted in the summary.
     """
     encoder = msgspec.json.Encoder()
+    seen = set() if seen is None else seen
     for path in paths:
         for item in iter_capture(path):
             if isinstance(item, ReadError):
                 yield item
                 continue
+            renamed = item.event.uid in seen
+            if renamed:
+                uid = f"{item.capture}:{item.line}"
+                while uid in seen:
+                    uid += "'"
+                item = msgspec.structs.replace(
+                    item, event=msgspec.structs.replace(item.event, uid=uid)
+                )
+            seen.add(item.event.uid)
             event = msgspec.structs.replace(item.event, label=None)
             yield Outgoing(
                 item.event.ts,
@@ -149,6 +174,7 @@ def capture_items(paths: Iterable[Path]) -> Iterator[Outgoing | ReadError]:
                 encoder.encode(event),
                 item.kind,
                 item,
+                renamed_uid=renamed,
             )
 
 
@@ -190,6 +216,7 @@ async def play(
                 summary.max_lateness_s = max(summary.max_lateness_s, -wait)
         await sink.send(item)
         summary.events += 1
+        summary.renamed_uids += item.renamed_uid
         by_kind[item.kind.value if item.kind else item.topic or "?"] += 1
         summary.first_ts = item.ts if summary.first_ts is None else min(summary.first_ts, item.ts)
         summary.last_ts = item.ts if summary.last_ts is None else max(summary.last_ts, item.ts)

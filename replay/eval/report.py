@@ -113,7 +113,7 @@ def _reconciliation(j: Joined, c: _Columns, have_alerts: bool) -> dict[str, Any]
     return out
 
 
-def _curves(c: _Columns, mask: np.ndarray) -> dict[str, Any]:
+def _curves(c: _Columns, mask: metrics.BoolArray) -> dict[str, Any]:
     m = mask & c.known & c.scored
     y, s = c.y[m], c.score[m]
     hist: dict[str, Any] = {}
@@ -222,7 +222,7 @@ def _unknown(j: Joined, c: _Columns) -> dict[str, Any]:
     }
 
 
-def _per_hour(c: _Columns, mask: np.ndarray) -> dict[str, Any]:
+def _per_hour(c: _Columns, mask: metrics.BoolArray) -> dict[str, Any]:
     """Events and alerts per hour of the captures' own clock (hours without events left out)."""
     hours = np.floor(c.ts[mask] / 3600).astype(np.int64)
     if not hours.size:

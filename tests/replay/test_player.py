@@ -156,6 +156,16 @@ async def test_corrupt_lines_and_unknown_formats_do_not_stop_the_replay(tmp_path
     assert f"{unknown}:0: unknown_format" in err and "missing.csv:0: not_found" in err
 
 
+async def test_uids_taken_by_an_earlier_event_are_made_unique(tmp_path: Path) -> None:
+    # two captures with the same source uids, as CIC class files (flow ids restart)
+    a = capture(tmp_path, 3, gap=1.0, name="a.jsonl")
+    b = capture(tmp_path, 3, gap=1.0, name="b.jsonl")
+    summary, sink, _ = await run([a, b], Pacing(fast=True))
+    uids = [o.labeled.event.uid for o in sink.sent if o.labeled]
+    assert uids == ["f0", "f1", "f2", "cap:1", "cap:2", "cap:3"] and summary.renamed_uids == 3
+    assert [msgspec.json.decode(o.value)["uid"] for o in sink.sent] == uids
+
+
 def test_recorded_dump_round_trips(tmp_path: Path) -> None:
     envs = [
         Envelope("t", p, o, 1000 + o, 0, f"k{o}".encode(), bytes([0, 255, o]), [("h", b"\xff")])
