@@ -87,7 +87,8 @@ def build(data: Path, out: Path, seed: int = 7) -> dict[str, int]:
 def main() -> None:
     here = Path(__file__).resolve().parents[1]
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("SCORER_DATA_DIR", here.parent / "shared" / "data")))
+    default_data = Path(os.environ.get("SCORER_DATA_DIR", here.parent / "shared" / "data"))
+    p.add_argument("--data", type=Path, default=default_data)
     p.add_argument("--out", type=Path, default=here / "scorer" / "data" / "demo_capture.jsonl.gz")
     args = p.parse_args()
     print(build(args.data, args.out), args.out, args.out.stat().st_size, "bytes")

@@ -1,6 +1,6 @@
 """Decisions (threshold, severity, explanation) and the OCSF Detection Finding format."""
 
-from scorer.alerts.decide import Decision, Decider
+from scorer.alerts.decide import Decider, Decision
 from scorer.alerts.ocsf import detection_finding
 
 __all__ = ["Decider", "Decision", "detection_finding"]

@@ -64,6 +64,19 @@ class ScoredEvent(msgspec.Struct, frozen=True):
     alerted: bool
 
 
+class ShadowBatch(msgspec.Struct):
+    """Production and shadow scores of the same events of one kind, row-aligned."""
+
+    kind: EventKind
+    production: ModelRef
+    shadow: ModelRef
+    uids: list[str]
+    production_scores: npt.NDArray[np.float32]
+    shadow_scores: npt.NDArray[np.float32]
+    production_threshold: float
+    shadow_threshold: float
+
+
 class BatchOutcome(msgspec.Struct):
     alerts: list[OutputRecord]
     dead_letters: list[OutputRecord]
@@ -73,6 +86,8 @@ class BatchOutcome(msgspec.Struct):
     failures: list[DecodeFailure]
     timings: dict[str, float]
     alert_counts: dict[tuple[str, str], int]  # (kind, severity) -> n
+    shadows: list[ShadowBatch] = []
+    shadow_errors: list[str] = []
 
 
 class BatchScorer:
@@ -93,14 +108,32 @@ class BatchScorer:
         self._json = msgspec.json.Encoder()
         # Per-event score records cost a Python object per event: only when someone reads them.
         self.collect_scores = True
+        self.shadows: dict[EventKind, KindRuntime] = {}
 
     def swap(self, runtime: KindRuntime) -> None:
         """Install a new model for a kind; takes effect at the next micro-batch."""
         self.runtimes = {**self.runtimes, runtime.kind: runtime}
 
+    def set_shadow(self, kind: EventKind, runtime: KindRuntime | None) -> None:
+        """Score ``kind`` with a second model too, from the next micro-batch on.
+
+        A shadow shares the production feature contract (same names, same state), so its
+        rows are the production rows: no second state update, no skew between the two.
+        Shadow scores never raise alerts; a failing shadow never fails the batch.
+        """
+        shadows = dict(self.shadows)
+        if runtime is None:
+            shadows.pop(kind, None)
+        else:
+            if tuple(runtime.card.feature_names) != tuple(self.runtimes[kind].card.feature_names):
+                raise ModelError(f"shadow {runtime.model} does not share the production feature contract")
+            shadows[kind] = runtime
+        self.shadows = shadows
+
     async def score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         t0 = time.perf_counter()
         runtimes = self.runtimes  # one snapshot per batch: no batch straddles a model swap
+        shadows = self.shadows
         consumed: dict[str, int] = defaultdict(int)
         failures: list[DecodeFailure] = []
         by_kind: dict[EventKind, list[tuple[Event, InputRecord]]] = defaultdict(list)
@@ -129,10 +162,26 @@ class BatchScorer:
         t2 = time.perf_counter()
 
         kinds = list(matrices)
-        results = await asyncio.gather(
-            *(_infer(self.backend, runtimes[k].model, matrices[k][0]) for k in kinds)
+        shadow_kinds = [k for k in kinds if k in shadows]
+        results, shadow_results = await asyncio.gather(
+            asyncio.gather(*(_infer(self.backend, runtimes[k].model, matrices[k][0]) for k in kinds)),
+            asyncio.gather(
+                *(self.backend.infer(shadows[k].model, matrices[k][0]) for k in shadow_kinds),
+                return_exceptions=True,
+            ),
         )
         t3 = time.perf_counter()
+        shadow_batches: list[ShadowBatch] = []
+        shadow_errors: list[str] = []
+        for k, res in zip(shadow_kinds, shadow_results, strict=True):
+            if isinstance(res, BaseException):
+                shadow_errors.append(f"{shadows[k].model.name}:{shadows[k].model.version}: {res}")
+                continue
+            prod_scores = results[kinds.index(k)][0]
+            shadow_batches.append(ShadowBatch(
+                k, runtimes[k].model, shadows[k].model, [ev.uid for ev, _ in matrices[k][1]],
+                prod_scores, res, runtimes[k].decider.threshold, shadows[k].decider.threshold,
+            ))
 
         alerts: list[OutputRecord] = []
         scores: list[ScoredEvent] = []
@@ -169,6 +218,8 @@ class BatchScorer:
             failures=failures,
             timings={"decode": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "decide": t4 - t3},
             alert_counts=dict(alert_counts),
+            shadows=shadow_batches,
+            shadow_errors=shadow_errors,
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -57,6 +57,11 @@ class ScorerService:
         self._producer: Any = None
         self._json = msgspec.json.Encoder()
         self._started = False
+        # Extension points for the control plane (model lifecycle) and observers:
+        # ``between_batches`` run while no batch is in flight (model swaps happen here);
+        # ``output_hooks`` add records (e.g. shadow scores) produced and committed with the batch.
+        self.between_batches: list[Callable[[], Awaitable[None]]] = []
+        self.output_hooks: list[Callable[[BatchOutcome], list[OutputRecord]]] = []
         scorer.collect_scores = settings.topics.scores is not None
 
     @property
@@ -88,6 +93,8 @@ class ScorerService:
     async def run(self) -> None:
         batch = self.settings.batch
         while not self._stopping.is_set():
+            for hook in self.between_batches:
+                await hook()
             fetched = await self._consumer.getmany(timeout_ms=batch.max_wait_ms or 1, max_records=batch.max_records)
             if not fetched:
                 continue
@@ -107,6 +114,8 @@ class ScorerService:
             offsets[tp] = messages[-1].offset + 1
         outcome = await self._score(records)
         outputs = outcome.alerts + outcome.dead_letters + self._score_records(outcome)
+        for output_hook in self.output_hooks:
+            outputs.extend(output_hook(outcome))
         t_produce = time.perf_counter()
         committed = await self._deliver(outputs, offsets)
         done = time.perf_counter()

@@ -32,7 +32,7 @@ async def _run(kafka: KafkaBroker, backend: str, triton_url: str = "") -> dict[s
     total = sum(len(v) for v in produced.values())
     for kind, sample in produced.items():
         await produce(kafka.bootstrap, getattr(settings.topics, kind.value), [(k, v) for _, k, v in sample])
-    async with running_scorer(settings) as (service, metrics):
+    async with running_scorer(settings) as (_, metrics):
         assert await wait_for(lambda: sum(metrics.accounting.consumed.values()) >= total, 120)
         accounting = metrics.accounting
     assert settings.topics.scores is not None

@@ -21,7 +21,6 @@ from scorer.service.metrics import ScorerMetrics
 from tests.support.paths import MODEL_REPOSITORY
 
 
-
 def scorer_settings(
     bootstrap: str,
     *,

@@ -80,7 +80,8 @@ def test_event_xml_and_otrf_forms_give_the_same_event() -> None:
 
 
 def test_siem_forms() -> None:
-    wazuh = {"timestamp": "2022-01-15T02:32:32.000+0000", "rule": {"level": 5, "description": "sshd: fail", "id": "5710"},
+    wazuh = {"timestamp": "2022-01-15T02:32:32.000+0000",
+             "rule": {"level": 5, "description": "sshd: fail", "id": "5710"},
              "agent": {"name": "mail", "ip": "10.1.1.1"}, "data": {"srcip": "6.6.6.6"}}
     suricata = {"timestamp": "2022-01-15T02:32:32.000000+0000", "event_type": "alert", "src_ip": "1.1.1.1",
                 "dest_ip": "2.2.2.2", "alert": {"signature": "ET SCAN", "signature_id": 1, "severity": 2}}

@@ -13,13 +13,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from scorer.errors import ModelError
 from scorer.events import EventKind, FlowRecord
 from scorer.events.structs import Event
 from scorer.inference.base import ModelRef
 from scorer.inference.repository import ModelCard
 from scorer.pipeline.deadletter import header_dict
 from scorer.pipeline.scoring import BatchScorer, KindRuntime, input_record
-from scorer.errors import ModelError
 
 
 class BytesFeatures:
