@@ -71,9 +71,9 @@ class TopicSettings(BaseModel):
 class BatchSettings(BaseModel):
     model_config = _FROZEN
 
-    max_records: int = Field(4096, ge=1, le=100_000)
-    max_wait_ms: int = Field(5, ge=0, le=10_000)
-    max_record_bytes: int = Field(256 * 1024, ge=1024)
+    max_records: int = Field(default=4096, ge=1, le=100_000)
+    max_wait_ms: int = Field(default=5, ge=0, le=10_000)
+    max_record_bytes: int = Field(default=256 * 1024, ge=1024)
 
 
 class InferenceSettings(BaseModel):

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -63,7 +64,7 @@ async def run_demo(scorer: BatchScorer, capture: Path, out: Path, batch_size: in
     alerts_by_kind: Counter[str] = Counter()
     severities: Counter[str] = Counter()
     scored = dead = 0
-    per_event_latency: list[np.ndarray] = []
+    per_event_latency: list[np.ndarray[Any, np.dtype[np.float64]]] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with out.open("wb") as fh:
