@@ -177,7 +177,7 @@ class ScorerService:
         for (kind, severity), count in outcome.alert_counts.items():
             m.alerts.labels(kind, severity).inc(count)
         m.batch_size.observe(n)
-        m.added_latency.observe(latency)
+        m.added_latency.observe(latency, n)
         for stage, seconds in outcome.timings.items():
             m.stage_seconds.labels(stage).observe(seconds)
         m.stage_seconds.labels("produce_commit").observe(produce_s)

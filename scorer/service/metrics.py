@@ -11,6 +11,8 @@ from collections import Counter
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from scorer.service.latency import WeightedHistogram
+
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )
@@ -41,10 +43,10 @@ class ScorerMetrics:
             "scorer_stage_seconds", "Time per micro-batch stage", ["stage"],
             buckets=LATENCY_BUCKETS, registry=r,
         )
-        self.added_latency = Histogram(
+        self.added_latency = WeightedHistogram(
             "scorer_added_latency_seconds",
-            "Record returned by the consumer -> its batch's outputs acked and offsets committed",
-            buckets=LATENCY_BUCKETS, registry=r,
+            "Per record: returned by the consumer -> its batch's outputs acked and offsets committed",
+            registry=r,
         )
         self.backend_up = Gauge(
             "scorer_backend_up", "1 when the inference backend answers", ["backend"], registry=r
