@@ -70,6 +70,8 @@ def from_event_xml(raw: Mapping[str, Any], *, source: str = "evtx") -> EndpointE
         "TimeCreated": _attr(created, "SystemTime"),
     }
     header.update({k: v for k, v in data.items() if k not in header})
+    # A producer's uid/label beside the "Event" object: event identity survives this form too.
+    header.update({k: raw[k] for k in ("uid", "label") if raw.get(k) is not None})
     return _build(header, data, source=source)
 
 
