@@ -55,6 +55,7 @@ def build_scorer(settings: Settings) -> BatchScorer:
 
 async def run_service(settings: Settings) -> None:
     """``scorer run``: consume until SIGTERM/SIGINT, then finish the batch in flight."""
+    from scorer.lifecycle.controller import start_lifecycle
     from scorer.pipeline.service import ScorerService
 
     metrics = ScorerMetrics()
@@ -70,11 +71,15 @@ async def run_service(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, service.request_stop)
+    # Model lifecycle (control topic): versions asked for there are installed before the first batch.
+    lifecycle = await start_lifecycle(service)
     await service.start()
     try:
         await service.run()
     finally:
         await service.stop()
+        if lifecycle is not None:
+            await lifecycle.stop()
         await scorer.backend.close()
         await http.close()
         totals = metrics.accounting.totals()

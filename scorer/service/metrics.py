@@ -94,3 +94,52 @@ class Accounting:
             "scored": sum(self.scored.values()),
             "dead_lettered": sum(self.dead_lettered.values()),
         }
+
+
+class LifecycleMetrics:
+    """Model lifecycle (scorer.lifecycle): switches, refusals and shadow comparisons.
+
+    Shadow agreement is exported as counters so any window can be computed in PromQL:
+    alert overlap = both / (production + shadow - both); the gauges hold the last batch.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.switches = PromCounter(
+            "scorer_model_switches", "Model installs between micro-batches",
+            ["kind", "role", "model", "version"], registry=r,
+        )
+        self.refusals = PromCounter(
+            "scorer_model_refusals", "Desired model states refused (production kept)",
+            ["kind", "model", "version", "reason"], registry=r,
+        )
+        self.prepare_seconds = Histogram(
+            "scorer_model_prepare_seconds", "Verify, load and trial a version before the switch",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r,
+        )
+        self.switch_seconds = Histogram(
+            "scorer_model_switch_seconds", "Control record issued -> new model installed",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r,
+        )
+        self.shadow_info = Gauge(
+            "scorer_shadow_model_info", "Model version in shadow per kind",
+            ["kind", "model", "version"], registry=r,
+        )
+        self.shadow_events = PromCounter(
+            "scorer_shadow_events", "Events scored by the shadow model", ["kind", "model", "version"], registry=r,
+        )
+        self.shadow_alerts = PromCounter(
+            "scorer_shadow_alerts", "Events over threshold: side=production|shadow|both",
+            ["kind", "model", "version", "side"], registry=r,
+        )
+        self.shadow_errors = PromCounter(
+            "scorer_shadow_errors", "Shadow inference failures (production unaffected)", ["model"], registry=r,
+        )
+        self.shadow_correlation = Gauge(
+            "scorer_shadow_score_correlation", "Pearson correlation of production and shadow scores, last batch",
+            ["kind", "model", "version"], registry=r,
+        )
+        self.shadow_agreement = Gauge(
+            "scorer_shadow_agreement_ratio", "Share of events with the same alert decision, last batch",
+            ["kind", "model", "version"], registry=r,
+        )

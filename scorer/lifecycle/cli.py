@@ -1,0 +1,185 @@
+"""``scorer models package|validate|deploy|promote|rollback|list``.
+
+Exit codes: 0 done / passed; 1 validation failed or a scorer refused the change (with
+``--wait``); 2 usage or model errors (``scorer: <why>`` on stderr, from scorer.cli).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from scorer.config import Settings, load_settings
+from scorer.errors import KafkaUnavailable, ModelError
+from scorer.inference.repository import list_versions, load_version
+from scorer.lifecycle import golden as goldens
+from scorer.lifecycle import ops
+from scorer.lifecycle.control import LifecycleSettings
+from scorer.lifecycle.package import PackageRequest, package
+from scorer.lifecycle.transitions import current_production
+from scorer.lifecycle.validate import Margins, validate
+
+KINDS = ("netflow", "edr", "siem")
+
+
+def register(sub: Any) -> None:
+    models = sub.add_parser("models", help="model lifecycle: package, validate, deploy --shadow, promote, rollback")
+    cmds = models.add_subparsers(dest="models_command", required=True)
+
+    p = _command(cmds, "package", "ONNX (or scikit-learn joblib/pickle) -> new version in the repository", _package)
+    p.add_argument("model_file", type=Path, help=".onnx, or a scikit-learn estimator (.joblib/.pkl)")
+    p.add_argument("--version", default="", help="default: one above the highest")
+    p.add_argument("--threshold", type=float, help="alert threshold (default: production's benign alert rate)")
+    p.add_argument("--alert-rate", type=float, help="share of benign golden rows allowed to alert")
+    p.add_argument("--description", default="")
+    _golden_arg(p)
+
+    v = _command(cmds, "validate", "contract, golden-set quality vs production, latency; exit 1 on failure",
+                 _validate)
+    v.add_argument("--version", required=True)
+    v.add_argument("--against", help="production version to compare with (default: the current one)")
+    d = Margins()
+    v.add_argument("--auc-margin", type=float, default=d.roc_auc)
+    v.add_argument("--recall-margin", type=float, default=d.recall)
+    v.add_argument("--alert-margin", type=float, default=d.alert_rate, help="relative growth of benign alerts")
+    v.add_argument("--latency-budget-us", type=float, default=d.latency_us_per_event, help="p99 per event")
+    v.add_argument("--batch", type=int, help="default: the service's SCORER_BATCH__MAX_RECORDS")
+    v.add_argument("--json", action="store_true")
+    _golden_arg(v)
+
+    dep = _command(cmds, "deploy", "score every event with this version too (shadow); only production alerts",
+                   _change("deploy-shadow"))
+    dep.add_argument("--version", required=True, help="'none' stops shadowing")
+    dep.add_argument("--shadow", action="store_true", required=True, help="required: versions enter as shadows")
+    for name, help_ in (("promote", "make the shadow (or --version) production, between micro-batches"),
+                        ("rollback", "return to the previous production version (or --version)")):
+        c = _command(cmds, name, help_, _change(name))
+        c.add_argument("--version", help="default: the shadow (promote) / the previous production (rollback)")
+    for c in (cmds.choices[n] for n in ("deploy", "promote", "rollback")):
+        c.add_argument("--reason", default="", help="recorded in the control topic with who issued it")
+        c.add_argument("--issued-by", help="default: $USER@host")
+        c.add_argument("--production", help="the production version, when no scorer has reported one yet")
+        c.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                       help="wait until a scorer applied or refused it; exit 1 on refusal")
+
+    lst = cmds.add_parser("list", help="versions, their roles, checksums, and what each scorer serves")
+    _common(lst, kind_required=False)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_list)
+
+
+def _command(cmds: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = cmds.add_parser(name, help=help_)
+    _common(parser, kind_required=True)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser, *, kind_required: bool) -> None:
+    parser.add_argument("--kind", choices=KINDS, required=kind_required)
+    parser.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+    parser.add_argument("--repo", type=Path, help="model repository (default: SCORER_INFERENCE__MODEL_REPOSITORY)")
+
+
+def _golden_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--golden", type=Path, help="golden.npz (default: the candidate's, the production's, "
+                                                     "else built from the shared data)")
+
+
+def _context(args: argparse.Namespace) -> ops.Context:
+    # aiokafka narrates every connection at INFO; an operator's command wants the outcome.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    settings: Settings = load_settings(args.config)
+    return ops.Context(settings, LifecycleSettings(), args.repo or settings.inference.model_repository)
+
+
+def _production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None) -> str | None:
+    """The version to compare with: --against, else the control topic/scorers, else the
+    configured version, else the highest one below the candidate (said so on stderr)."""
+    if against:
+        return against
+    try:
+        desired, statuses = asyncio.run(ops.kafka_state(ctx, kind, timeout_s=5.0))
+        return current_production(desired, statuses, ctx.settings.inference.versions.get(kind, ""))[0]
+    except (KafkaUnavailable, ModelError) as exc:  # Kafka down or nothing recorded: fall back, say so
+        below = [v for v in list_versions(ctx.repo, ctx.model(kind)) if not candidate or int(v) < int(candidate)]
+        fallback = ctx.settings.inference.versions.get(kind) or (below[-1] if below else None)
+        print(f"note: production version not known from Kafka ({exc}); using {fallback}", file=sys.stderr)
+        return fallback
+
+
+def _package(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    name = ctx.model(args.kind)
+    prod_v = _production_hint(ctx, args.kind, None, None) if list_versions(ctx.repo, name) else None
+    production = load_version(ctx.repo, name, prod_v) if prod_v else None
+    golden = goldens.resolve(args.kind, production.path if production else None, explicit=args.golden)
+    req = PackageRequest(args.kind, args.model_file, name, golden, production, args.version,
+                         args.threshold, args.alert_rate, args.description)
+    mv = package(ctx.repo, req)
+    print(f"packaged {mv.name} version {mv.version} at {mv.path}")
+    print(f"  threshold {mv.card.threshold} ({golden.describe()})")
+    for k, val in sorted(mv.card.metrics.items()):
+        print(f"  {k}: {val:.4f}")
+    print(f"next: scorer models validate --kind {args.kind} --version {mv.version}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    name = ctx.model(args.kind)
+    against = _production_hint(ctx, args.kind, args.against, args.version)
+    prod_dir = ctx.repo / name / against if against else None
+    def golden() -> goldens.GoldenSet:
+        return goldens.resolve(args.kind, ctx.repo / name / args.version, prod_dir, explicit=args.golden)
+
+    margins = Margins(args.auc_margin, args.recall_margin, args.alert_margin, args.latency_budget_us,
+                      args.batch or ctx.settings.batch.max_records)
+    verdict = validate(ctx.repo, name, args.version, args.kind, golden, production=against, margins=margins)
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(verdict)).decode())
+    else:
+        print(verdict.text())
+    return 0 if verdict.passed else 1
+
+
+def _change(action: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        ctx = _context(args)
+        result = asyncio.run(ops.change(
+            ctx, args.kind, "clear-shadow" if action == "deploy-shadow" and args.version == "none" else action,
+            version=args.version, reason=args.reason, issued_by=args.issued_by,
+            production=args.production, wait_s=args.wait,
+        ))
+        s = result.state
+        print(f"{s.kind}: {s.action} -> production {s.production}, shadow {s.shadow or '-'}, previous "
+              f"{s.previous or '-'} (control offset {result.offset}; production before: "
+              f"{result.production_source})")
+        for st in result.applied:
+            print(f"  applied by {st.process}: production {st.production}, shadow {st.shadow or '-'}")
+        for st in result.refused:
+            print(f"  REFUSED by {st.process}: {st.refused}")
+        if args.wait and not (result.applied or result.refused):
+            print(f"  no scorer reported within {args.wait:.0f}s (is one running?)")
+            return 1
+        return 1 if result.refused else 0
+
+    return run
+
+
+def _list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    kinds = [args.kind] if args.kind else [k.value for k in ctx.settings.kinds]
+    items = asyncio.run(ops.listing(ctx, kinds))
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(items)).decode())
+    else:
+        print(ops.listing_text(items))
+    return 0
+

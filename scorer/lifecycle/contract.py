@@ -1,0 +1,84 @@
+"""Does a model fit its kind? Tensor contract, feature contract and a trial run.
+
+Shared by ``package`` (refuse to publish), ``validate`` (report) and the running scorer
+(refuse to serve): one definition of "fits", so a model that validates is one the service
+accepts. Each check returns problems as sentences; an empty list means it fits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from scorer.events.structs import EventKind
+from scorer.features import feature_set
+from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
+from scorer.inference.repository import ModelCard, ModelVersion
+
+TRIAL_ROWS = 4
+
+
+def contract_names(kind: str) -> tuple[str, ...]:
+    return tuple(feature_set(EventKind(kind)).names)
+
+
+def card_problems(card: ModelCard, kind: str) -> list[str]:
+    problems = []
+    if card.kind != kind:
+        problems.append(f"card says kind {card.kind!r}, expected {kind!r}")
+    names = contract_names(kind)
+    if tuple(card.feature_names) != names:
+        missing = [n for n in names if n not in card.feature_names][:3]
+        extra = [n for n in card.feature_names if n not in names][:3]
+        problems.append(
+            f"card lists {len(card.feature_names)} features, the {kind} contract has {len(names)} "
+            f"(missing {missing}, unexpected {extra}, or another order)"
+        )
+    if not 0.0 < card.threshold <= 1.0:
+        problems.append(f"threshold {card.threshold} is not a probability in (0, 1]")
+    return problems
+
+
+def onnx_problems(model: bytes | Path, n_features: int) -> list[str]:
+    """Input ``features`` FP32 [batch, n], output ``probabilities`` [batch, 2], and a trial
+    run on zeros that gives finite probabilities."""
+    try:
+        source = model if isinstance(model, bytes) else str(model)
+        session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions
+        return [f"onnxruntime cannot load the model: {exc}"]
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    problems = []
+    if list(inputs) != [INPUT_NAME]:
+        problems.append(f"inputs are {list(inputs)}, expected exactly [{INPUT_NAME!r}]")
+    else:
+        tensor = inputs[INPUT_NAME]
+        if tensor.type != "tensor(float)":
+            problems.append(f"input {INPUT_NAME!r} is {tensor.type}, expected tensor(float) (FP32)")
+        width = tensor.shape[1] if len(tensor.shape) == 2 else None
+        if len(tensor.shape) != 2 or (isinstance(width, int) and width != n_features):
+            problems.append(f"input shape {tensor.shape}, expected [batch, {n_features}]")
+    if OUTPUT_NAME not in outputs:
+        problems.append(f"outputs are {list(outputs)}, none named {OUTPUT_NAME!r}")
+    elif len(shape := outputs[OUTPUT_NAME].shape) != 2 or (isinstance(shape[1], int) and shape[1] != 2):
+        problems.append(f"output {OUTPUT_NAME!r} has shape {shape}, expected [batch, 2]")
+    if problems:
+        return problems
+    try:
+        (probs,) = session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((TRIAL_ROWS, n_features), np.float32)})
+    except Exception as exc:  # onnxruntime's exceptions are untyped
+        return [f"trial run on {TRIAL_ROWS}x{n_features} zeros failed: {exc}"]
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (TRIAL_ROWS, 2):
+        return [f"trial run gave shape {probs.shape}, expected ({TRIAL_ROWS}, 2)"]
+    if not (np.isfinite(probs).all() and probs.min() >= 0 and probs.max() <= 1):
+        return [f"trial run gave values in [{probs.min():.3g}, {probs.max():.3g}], not probabilities"]
+    return []
+
+
+def version_problems(version: ModelVersion, kind: str) -> list[str]:
+    """Everything that keeps a published (checksum-verified) version from serving ``kind``."""
+    return card_problems(version.card, kind) + onnx_problems(version.onnx_path, len(contract_names(kind)))

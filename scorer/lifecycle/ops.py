@@ -1,0 +1,188 @@
+"""What ``scorer models deploy/promote/rollback/list`` do, apart from argument parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from scorer.config import Settings
+from scorer.errors import KafkaUnavailable, ModelError
+from scorer.inference.repository import MODEL_FILE, ModelVersion, list_versions, load_version, sha256_file
+from scorer.lifecycle import transitions
+from scorer.lifecycle.contract import version_problems
+from scorer.lifecycle.control import (
+    DesiredState,
+    LifecycleSettings,
+    ServingStatus,
+    ensure_topics,
+    issuer,
+    publish,
+    read_latest,
+    state_record,
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    lifecycle: LifecycleSettings
+    repo: Path
+
+    def model(self, kind: str) -> str:
+        try:
+            return self.settings.inference.models[kind]
+        except KeyError:
+            raise ModelError(f"no model configured for kind {kind!r}") from None
+
+
+class Change(msgspec.Struct):
+    state: DesiredState
+    offset: int
+    production_source: str
+    applied: list[ServingStatus] = []
+    refused: list[ServingStatus] = []
+
+
+def servable(ctx: Context, kind: str, version: str) -> ModelVersion:
+    """Fail fast on this machine with what every scorer would refuse anyway."""
+    mv = load_version(ctx.repo, ctx.model(kind), version)  # IntegrityError on a tampered file
+    problems = version_problems(mv, kind)
+    if problems:
+        raise ModelError(f"{mv.name}:{version} does not fit the {kind} contract: " + "; ".join(problems))
+    return mv
+
+
+async def kafka_state(
+    ctx: Context, kind: str, *, timeout_s: float = 10.0
+) -> tuple[DesiredState | None, list[ServingStatus]]:
+    kafka, lc = ctx.settings.kafka, ctx.lifecycle
+    desired = await read_latest(kafka, lc.control_topic, DesiredState, timeout_s=timeout_s)
+    statuses = await read_latest(kafka, lc.status_topic, ServingStatus, timeout_s=timeout_s)
+    entry = desired.get(kind)
+    return (entry[1] if entry else None), [s for _, s in statuses.values() if s.kind == kind]
+
+
+async def change(
+    ctx: Context, kind: str, action: str, *, version: str | None, reason: str,
+    issued_by: str | None = None, production: str | None = None, wait_s: float = 0.0,
+) -> Change:
+    """Write the next desired state of ``kind`` to the control topic (and wait for it)."""
+    await ensure_topics(ctx.settings.kafka, ctx.lifecycle)
+    desired, statuses = await kafka_state(ctx, kind)
+    configured = production or ctx.settings.inference.versions.get(kind, "")
+    current, source = transitions.current_production(desired if not production else None, statuses, configured)
+    issue = transitions.Issue(kind, ctx.model(kind), issued_by or issuer(), reason, int(time.time() * 1000))
+    if action == "deploy-shadow":
+        if version is None:
+            raise ModelError("deploy --shadow needs --version")
+        state = transitions.deploy_shadow(issue, desired, current, version)
+    elif action == "promote":
+        state = transitions.promote(issue, desired, current, version)
+    elif action == "rollback":
+        state = transitions.rollback(issue, desired, current, version)
+    elif action == "clear-shadow":
+        state = transitions.clear_shadow(issue, desired, current)
+    else:
+        raise ValueError(action)
+    for v in {state.production, state.shadow} - {None, current}:
+        servable(ctx, kind, str(v))
+    offset = await publish(ctx.settings.kafka, state_record(ctx.lifecycle.control_topic, state))
+    result = Change(state, offset, source)
+    if wait_s > 0:
+        await _wait(ctx, kind, result, wait_s)
+    return result
+
+
+async def _wait(ctx: Context, kind: str, result: Change, timeout_s: float) -> None:
+    """Until some scorer reports this state applied or refused (each process reports once
+    per state; see ``scorer models list`` for the whole group)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _, statuses = await kafka_state(ctx, kind)
+        result.applied = [s for s in statuses if s.applied_offset >= result.offset]
+        result.refused = [s for s in statuses if s.refused_offset >= result.offset]
+        if result.applied or result.refused:
+            return
+        await asyncio.sleep(0.3)
+
+
+class VersionRow(msgspec.Struct):
+    version: str
+    roles: list[str]
+    integrity: str
+    sha256: str
+    threshold: float | None = None
+    learner: str = ""
+    created: str = ""
+
+
+class KindListing(msgspec.Struct):
+    kind: str
+    model: str
+    versions: list[VersionRow]
+    desired: DesiredState | None = None
+    scorers: list[ServingStatus] = []
+    note: str = ""
+
+
+def _row(ctx: Context, name: str, version: str, roles: list[str]) -> VersionRow:
+    path = ctx.repo / name / version / MODEL_FILE
+    digest = sha256_file(path) if path.is_file() else "-"
+    try:
+        card = load_version(ctx.repo, name, version).card
+    except ModelError as exc:
+        return VersionRow(version, roles, f"REFUSED: {exc}", digest)
+    return VersionRow(version, roles, "ok", digest, card.threshold, card.learner, card.created)
+
+
+async def listing(ctx: Context, kinds: list[str]) -> list[KindListing]:
+    out = []
+    for kind in kinds:
+        name = ctx.model(kind)
+        desired: DesiredState | None = None
+        scorers: list[ServingStatus] = []
+        note = ""
+        try:
+            desired, scorers = await kafka_state(ctx, kind)
+        except KafkaUnavailable as exc:
+            note = f"control topic not read ({exc}); roles from the repository only"
+        roles: dict[str, list[str]] = {}
+        if desired is not None:
+            for role, v in (("desired production", desired.production), ("desired shadow", desired.shadow),
+                            ("previous", desired.previous)):
+                if v:
+                    roles.setdefault(v, []).append(role)
+        for s in scorers:
+            for role, v in ((f"served by {s.process}", s.production), (f"shadow in {s.process}", s.shadow)):
+                if v:
+                    roles.setdefault(v, []).append(role)
+        rows = [_row(ctx, name, v, roles.get(v, [])) for v in list_versions(ctx.repo, name)]
+        out.append(KindListing(kind, name, rows, desired, sorted(scorers, key=lambda s: s.process), note))
+    return out
+
+
+def listing_text(items: list[KindListing]) -> str:
+    lines: list[str] = []
+    for k in items:
+        lines.append(f"{k.kind}: {k.model}" + (f"  ({k.note})" if k.note else ""))
+        d = k.desired
+        if d is not None:
+            lines.append(f"  desired: production {d.production}, shadow {d.shadow or '-'}, previous "
+                         f"{d.previous or '-'} ({d.action} by {d.issued_by} at {d.issued_at}: {d.reason or '-'})")
+        lines.append(f"  {'version':>7}  {'sha256(model.onnx)':18}  {'integrity':9}  {'threshold':>9}  roles")
+        for r in k.versions:
+            thr = f"{r.threshold:.6g}" if r.threshold is not None else "-"
+            lines.append(f"  {r.version:>7}  {r.sha256[:16] + '..':18}  {r.integrity[:9]:9}  {thr:>9}  "
+                         f"{', '.join(r.roles) or '-'}")
+            if r.integrity != "ok":
+                lines.append(f"           {r.integrity}")
+        for s in k.scorers:
+            refused = f"; REFUSED @{s.refused_offset}: {s.refused}" if s.refused else ""
+            lines.append(f"  scorer {s.process}: production {s.production}, shadow {s.shadow or '-'} "
+                         f"[{s.backend}] applied @{s.applied_offset} at {s.at}{refused}")
+    return "\n".join(lines)
+

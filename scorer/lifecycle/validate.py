@@ -1,0 +1,180 @@
+"""``scorer models validate``: may this version replace production? A verdict with reasons.
+
+Three gates, each a :class:`Check` with a sentence a detection engineer can act on:
+
+1. integrity and contract: checksums verify; card and ONNX fit the kind's feature contract
+   (:mod:`scorer.lifecycle.contract`, the same checks the running scorer applies);
+2. quality on the golden set, against the production version scored on the same rows:
+   ROC-AUC, recall at each model's own card threshold, and the share of benign rows that
+   alert (alert volume is an analyst budget, so a model that buys recall with twice the
+   alerts fails too);
+3. latency: in-process ONNX Runtime at the production micro-batch size, p99 per event
+   within the budget (DESIGN: the whole pipeline gets tens of microseconds per event).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from scorer.errors import ModelError
+from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
+from scorer.inference.repository import ModelVersion, load_version
+from scorer.lifecycle.contract import version_problems
+from scorer.lifecycle.golden import GoldenSet
+
+
+class Check(msgspec.Struct, frozen=True):
+    name: str
+    ok: bool
+    detail: str
+
+
+class Verdict(msgspec.Struct):
+    model: str
+    version: str
+    against: str | None
+    passed: bool
+    checks: list[Check]
+    metrics: dict[str, float]
+    seconds: float
+
+    def text(self) -> str:
+        head = f"{self.model} version {self.version}" + (f" vs production {self.against}" if self.against else "")
+        lines = [f"{'PASS' if self.passed else 'FAIL'}: {head}"]
+        lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
+        lines.append(f"  ({self.seconds:.1f} s)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Margins:
+    roc_auc: float = 0.01  # candidate ROC-AUC may be at most this much below production
+    recall: float = 0.02  # recall at the card threshold, absolute
+    alert_rate: float = 0.25  # benign alert share may grow by at most this fraction (relative)
+    latency_us_per_event: float = 10.0  # p99 inference time per event at the batch size
+    batch: int = 4096
+    runs: int = 30
+
+
+@dataclass
+class Scored:
+    """One version's scores on the golden set and what they mean at its threshold."""
+
+    version: ModelVersion
+    scores: npt.NDArray[np.float32]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def scores(model: bytes | Path, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                   providers=["CPUExecutionProvider"])
+    (probs,) = session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, np.float32)})
+    return np.asarray(probs, np.float32)[:, 1]
+
+
+def quality(s: npt.NDArray[np.float32], y: npt.NDArray[np.int8], threshold: float) -> dict[str, float]:
+    # models.evaluate holds the project's ranking metrics (scikit-learn): the same numbers
+    # the training cards report, so card metrics and verdicts are comparable.
+    evaluate: Any = importlib.import_module("models.evaluate")
+    out = {k: float(v) for k, v in evaluate.ranking_metrics(y, s.astype(np.float64)).items()}
+    alerted = s >= threshold
+    out["recall_at_threshold"] = float(alerted[y == 1].mean()) if (y == 1).any() else float("nan")
+    out["alert_rate_benign"] = float(alerted[y == 0].mean()) if (y == 0).any() else float("nan")
+    return out
+
+
+def latency_us(path: Path, n_features: int, batch: int, runs: int) -> tuple[float, float]:
+    """p50 and p99 microseconds per event, one thread, as the scorer's in-process backend runs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(batch, n_features)).astype(np.float32)
+    times = []
+    for i in range(runs + 3):
+        t0 = time.perf_counter()
+        session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        if i >= 3:  # warm-up runs excluded
+            times.append(time.perf_counter() - t0)
+    p50, p99 = np.percentile(times, [50, 99]) * 1e6 / batch
+    return float(p50), float(p99)
+
+
+def validate(
+    repo: Path, name: str, version: str, kind: str, golden: GoldenSet | Callable[[], GoldenSet], *,
+    production: str | None, margins: Margins = Margins(),
+) -> Verdict:
+    """``golden`` may be a callable: building one from the shared data takes seconds, and
+    a version that fails its contract needs none."""
+    started = time.perf_counter()
+    checks: list[Check] = []
+    try:
+        candidate = load_version(repo, name, version)
+    except ModelError as exc:  # IntegrityError included: a tampered model gets no further
+        return Verdict(name, version, production, False, [Check("integrity", False, str(exc))], {},
+                       time.perf_counter() - started)
+    checks.append(Check("integrity", True, f"sha256 of {len(_listed(candidate))} files match SHA256SUMS"))
+    problems = version_problems(candidate, kind)
+    checks.append(Check("contract", not problems, "; ".join(problems) or
+                        f"{kind} feature contract ({len(candidate.card.feature_names)} features), "
+                        "FP32 [batch, n] -> [batch, 2]"))
+    if problems:
+        return Verdict(name, version, production, False, checks, {}, time.perf_counter() - started)
+    try:
+        gold = golden() if callable(golden) else golden
+        prod_version = load_version(repo, name, production) if production not in (None, version) else None
+    except ModelError as exc:  # no golden set, or production itself is broken: no comparison
+        checks.append(Check("quality", False, f"cannot compare: {exc}"))
+        return Verdict(name, version, production, False, checks, {}, time.perf_counter() - started)
+    cand = Scored(candidate, scores(candidate.onnx_path, gold.features))
+    cand.metrics = quality(cand.scores, gold.labels, candidate.card.threshold)
+    metrics = {f"candidate_{k}": v for k, v in cand.metrics.items()}
+    if prod_version is not None:
+        prod = Scored(prod_version, scores(prod_version.onnx_path, gold.features))
+        prod.metrics = quality(prod.scores, gold.labels, prod_version.card.threshold)
+        metrics.update({f"production_{k}": v for k, v in prod.metrics.items()})
+        checks += _quality_checks(cand, prod, margins, gold)
+    else:
+        checks.append(Check("quality", True, f"no production version to compare with; golden "
+                                             f"ROC-AUC {cand.metrics.get('roc_auc', float('nan')):.4f}"))
+    n = len(candidate.card.feature_names)
+    p50, p99 = latency_us(candidate.onnx_path, n, margins.batch, margins.runs)
+    metrics.update(latency_p50_us_per_event=p50, latency_p99_us_per_event=p99)
+    checks.append(Check("latency", p99 <= margins.latency_us_per_event,
+                        f"p99 {p99:.2f} us/event (p50 {p50:.2f}) at batch {margins.batch}, "
+                        f"budget {margins.latency_us_per_event:.1f} us/event"))
+    passed = all(c.ok for c in checks)
+    return Verdict(name, version, production, passed, checks, metrics, time.perf_counter() - started)
+
+
+def _quality_checks(cand: Scored, prod: Scored, m: Margins, golden: GoldenSet) -> list[Check]:
+    c, p = cand.metrics, prod.metrics
+    where = f"on golden set: {golden.describe()}"
+    auc_c, auc_p = c.get("roc_auc", float("nan")), p.get("roc_auc", float("nan"))
+    rec_c, rec_p = c["recall_at_threshold"], p["recall_at_threshold"]
+    alert_c, alert_p = c["alert_rate_benign"], p["alert_rate_benign"]
+    alert_limit = alert_p * (1 + m.alert_rate) + 1e-3  # +0.1 point: a near-zero rate may move a little
+    return [
+        Check("roc_auc", bool(auc_c >= auc_p - m.roc_auc),
+              f"{auc_c:.4f} vs production {auc_p:.4f} (margin {m.roc_auc}) {where}"),
+        Check("recall", bool(rec_c >= rec_p - m.recall),
+              f"{rec_c:.4f} at threshold {cand.version.card.threshold:.6g} vs production {rec_p:.4f} "
+              f"at {prod.version.card.threshold:.6g} (margin {m.recall})"),
+        Check("alert_volume", bool(alert_c <= alert_limit),
+              f"{alert_c:.2%} of benign golden rows alert vs production {alert_p:.2%} "
+              f"(limit {alert_limit:.2%})"),
+    ]
+
+
+def _listed(version: ModelVersion) -> list[str]:
+    return [line for line in (version.path / "SHA256SUMS").read_text().splitlines() if line.strip()]

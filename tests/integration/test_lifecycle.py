@@ -1,0 +1,286 @@
+"""Model lifecycle on the real services while events keep flowing.
+
+package -> validate -> deploy --shadow -> promote -> rollback of siem_classifier, with the
+real ``scorer models`` CLI (subprocesses) against a scorer whose backend is a real
+tritonserver serving a *copy* of model_repository (the shipped one is never touched).
+Then three versions the service must refuse, production untouched: a tampered file, a
+model with the wrong input width, and one Triton cannot load.
+
+Checked at the end, over every event of the stream: consumed = scored + dead-lettered;
+every event has exactly one score record naming the production version that scored it;
+each score partition reads 1...1 2...2 1...1 (the switch points); every alert names the
+version its score record names; shadow records compare v2 with production v1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import msgspec
+import numpy as np
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from scorer.events.structs import EventKind
+from scorer.inference.repository import publish_version
+from scorer.lifecycle.contract import contract_names
+from scorer.lifecycle.control import DesiredState, LifecycleSettings, publish, state_record
+from scorer.lifecycle.controller import LifecycleController, start_lifecycle
+from scorer.service.metrics import ScorerMetrics
+from tests.support.kafka import KafkaBroker
+from tests.support.models import build_tiny_model
+from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
+from tests.support.pipeline import kcat_consume, running_scorer, scorer_settings, wait_for
+from tests.support.samples import siem_sample
+from tests.support.triton import LAUNCHER, TritonServer
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not DATA_DIR.is_dir(), reason="shared data folder not present"),
+]
+
+KIND = "siem"
+MODEL = "siem_classifier"
+UNSYNCED = "6"  # the test's sync command leaves this version out of Triton's repository
+PHASE_EVENTS = 300  # events scored in each phase before the next command
+
+
+@dataclass
+class Env:
+    repo: Path
+    server: TritonServer
+    prefix: str
+    lifecycle: LifecycleSettings
+    cli_env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def candidates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two scikit-learn models on real SIEM features: one trained on the labels, one on
+    shuffled labels (what validate must reject)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    import models.train as training
+
+    ds = training.spec_of(KIND).dataset()
+    rng = np.random.default_rng(7)
+    rows = rng.choice(len(ds.y), 12_000, replace=False)
+    out = tmp_path_factory.mktemp("candidates")
+    for name, labels in (("good", ds.y[rows]), ("shuffled", rng.permutation(ds.y[rows]))):
+        model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(ds.X[rows], labels)
+        joblib.dump(model, out / f"{name}.joblib")
+    return {"good": out / "good.joblib", "shuffled": out / "shuffled.joblib"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    repo = tmp_path_factory.mktemp("model_repository")
+    for name in ("siem_classifier", "edr_classifier"):  # netflow's contract may be in flux
+        shutil.copytree(MODEL_REPOSITORY / name, repo / name)
+    server = TritonServer.start(repo, tmp_path_factory.mktemp("triton"))
+    p = f"lc{uuid.uuid4().hex[:8]}"
+    shim = server.workdir / "repository"
+    sync = (f"{sys.executable} {LAUNCHER} sync --repository {repo} --workdir {server.workdir}"
+            f" && rm -rf {shim / MODEL / UNSYNCED}")
+    lifecycle = LifecycleSettings(control_topic=f"{p}.control", status_topic=f"{p}.status",
+                                  shadow_topic=f"{p}.shadow", sync_command=["sh", "-c", sync])
+    cli_env = {**os.environ, "SCORER_KAFKA__BOOTSTRAP_SERVERS": "", "SCORER_KINDS": '["edr","siem"]',
+               "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
+               "SCORER_LIFECYCLE__CONTROL_TOPIC": lifecycle.control_topic,
+               "SCORER_LIFECYCLE__STATUS_TOPIC": lifecycle.status_topic}
+    yield Env(repo, server, p, lifecycle, cli_env)
+    server.stop()
+
+
+async def cli(env: Env, kafka: KafkaBroker, *args: str) -> tuple[int, str]:
+    """``scorer models ...`` as an engineer runs it (async: the scorer keeps scoring)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scorer.cli", "--log-level", "WARNING", "models", *args, "--kind", KIND,
+        env={**env.cli_env, "SCORER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap}, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    started = time.perf_counter()
+    out, _ = await proc.communicate()
+    text = out.decode()
+    took = time.perf_counter() - started
+    print(f"\n$ scorer models {' '.join(args)}   [{took:.1f}s, exit {proc.returncode}]\n{text}")
+    assert proc.returncode is not None
+    return proc.returncode, text
+
+
+class Stream:
+    """SIEM events at a steady pace (real sample, a fresh uid per event) until stopped."""
+
+    def __init__(self, bootstrap: str, topic: str, *, per_tick: int = 20, tick_s: float = 0.05) -> None:
+        self.bootstrap, self.topic, self.per_tick, self.tick_s = bootstrap, topic, per_tick, tick_s
+        self.sample = [(key, json.loads(value)) for _, key, value in siem_sample()]
+        self.uids: list[str] = []  # in production order; the index makes each uid unique
+        self.stopping = asyncio.Event()
+
+    async def run(self, rounds: int | None = None) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            n, stop_at = len(self.uids), len(self.uids) + rounds * len(self.sample) if rounds else None
+            while not self.stopping.is_set() and (stop_at is None or n < stop_at):
+                key, doc = self.sample[n % len(self.sample)]
+                uid = f"{doc['uid']}#{n}"
+                await producer.send(self.topic, json.dumps({**doc, "uid": uid}).encode(), key=key)
+                self.uids.append(uid)
+                n += 1
+                if n % self.per_tick == 0:
+                    await producer.flush()
+                    await asyncio.sleep(self.tick_s)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+
+async def scored_more(metrics: ScorerMetrics, n: int = PHASE_EVENTS) -> None:
+    mark = metrics.accounting.scored[KIND]
+    assert await wait_for(lambda: metrics.accounting.scored[KIND] >= mark + n, 60), "the stream stalled"
+
+
+def refusals(metrics: ScorerMetrics, version: str, reason: str) -> float:
+    labels = {"kind": KIND, "model": MODEL, "version": version, "reason": reason}
+    return metrics.registry.get_sample_value("scorer_model_refusals_total", labels) or 0.0
+
+
+async def bypass_cli(env: Env, kafka: KafkaBroker, shadow: str) -> None:
+    """A control record written without the CLI's local checks (another host, another
+    copy of the repository): the service must refuse on its own."""
+    state = DesiredState(kind=KIND, model=MODEL, production="1", shadow=shadow, previous="2",
+                         action="deploy-shadow", issued_by="test, bypassing the CLI checks",
+                         issued_ms=int(time.time() * 1000))
+    settings = scorer_settings(kafka.bootstrap)
+    await publish(settings.kafka, state_record(env.lifecycle.control_topic, state))
+
+
+def wrong_width_version(repo: Path, version: str) -> None:
+    """Card in the siem contract (88 names), ONNX graph taking 87 features."""
+    names = contract_names(KIND)
+    tiny = build_tiny_model(MODEL, version, n_features=len(names) - 1)
+    card = msgspec.structs.replace(tiny.card, kind=KIND, feature_names=list(names), threshold=0.5)
+    publish_version(repo, card, tiny.onnx_bytes)
+
+
+async def test_lifecycle_under_a_continuous_stream(
+    kafka: KafkaBroker, env: Env, candidates: dict[str, Path]
+) -> None:
+    settings = scorer_settings(kafka.bootstrap, backend="triton", triton_url=env.server.grpc_url,
+                               prefix=env.prefix, repository=env.repo)
+    settings = settings.model_copy(update={"kinds": (EventKind.EDR, EventKind.SIEM)})
+    stream = Stream(kafka.bootstrap, settings.topics.siem)
+    await stream.run(rounds=1)  # creates the topic before the scorer subscribes
+    async with running_scorer(settings) as (service, metrics):
+        controller = await start_lifecycle(service, env.lifecycle)
+        assert isinstance(controller, LifecycleController)
+        flowing = asyncio.create_task(stream.run())
+        try:
+            await run_lifecycle(env, kafka, metrics, candidates)
+        finally:
+            stream.stopping.set()
+            await flowing
+            total = len(stream.uids)
+            assert await wait_for(lambda: sum(metrics.accounting.consumed.values()) >= total, 60)
+            await controller.stop()
+        print("\nswitches:", *controller.switches, sep="\n  ")
+    check_outputs(kafka, settings.topics, stream.uids, metrics, env)
+
+
+async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, models: dict[str, Path]) -> None:
+    await scored_more(metrics)
+    rc, out = await cli(env, kafka, "package", str(models["good"]))
+    assert rc == 0 and "siem_classifier version 2" in out
+    rc, out = await cli(env, kafka, "validate", "--version", "2")
+    assert rc == 0 and out.startswith("PASS"), out
+    rc, out = await cli(env, kafka, "package", str(models["shuffled"]))
+    assert rc == 0 and "siem_classifier version 3" in out
+    rc, out = await cli(env, kafka, "validate", "--version", "3")
+    assert rc == 1 and "[FAIL] roc_auc" in out and "[FAIL] recall" in out
+
+    rc, out = await cli(env, kafka, "deploy", "--shadow", "--version", "2", "--reason", "candidate", "--wait", "60")
+    assert rc == 0 and "applied by" in out and "production 1, shadow 2" in out
+    await scored_more(metrics)
+    rc, out = await cli(env, kafka, "promote", "--reason", "shadow agrees", "--wait", "60")
+    assert rc == 0 and "production 2, shadow -" in out and "applied by" in out
+    await scored_more(metrics)
+    rc, out = await cli(env, kafka, "rollback", "--reason", "analysts prefer 1", "--wait", "60")
+    assert rc == 0 and "production 1" in out and "previous 2" in out
+    await scored_more(metrics)
+
+    # Integrity: the CLI refuses a tampered version, and so does the service on its own.
+    rc, out = await cli(env, kafka, "package", str(models["good"]), "--version", "4")
+    assert rc == 0
+    with (env.repo / MODEL / "4" / "model.onnx").open("ab") as fh:
+        fh.write(b"\0")
+    rc, out = await cli(env, kafka, "deploy", "--shadow", "--version", "4")
+    assert rc == 2 and "does not match recorded" in out
+    await bypass_cli(env, kafka, "4")
+    assert await wait_for(lambda: refusals(metrics, "4", "integrity") == 1, 30)
+    await scored_more(metrics)
+
+    # The wrong input width: validate says so, the service refuses it.
+    wrong_width_version(env.repo, "5")
+    rc, out = await cli(env, kafka, "validate", "--version", "5")
+    assert rc == 1 and "[FAIL] contract" in out and "expected [batch, 88]" in out
+    await bypass_cli(env, kafka, "5")
+    assert await wait_for(lambda: refusals(metrics, "5", "contract") == 1, 30)
+    await scored_more(metrics)
+
+    # Triton cannot load it (its files never reached Triton's repository).
+    rc, out = await cli(env, kafka, "package", str(models["good"]), "--version", UNSYNCED)
+    assert rc == 0
+    rc, out = await cli(env, kafka, "deploy", "--shadow", "--version", UNSYNCED, "--wait", "60")
+    assert rc == 1 and "REFUSED" in out and "triton" in out
+    assert refusals(metrics, UNSYNCED, "triton") == 1
+    await scored_more(metrics)
+    rc, out = await cli(env, kafka, "list")
+    assert rc == 0 and "REFUSED" in out
+
+
+def check_outputs(kafka: KafkaBroker, topics: Any, uids: list[str], metrics: ScorerMetrics, env: Env) -> None:
+    assert metrics.accounting.balanced(), metrics.accounting.totals()
+    assert metrics.accounting.scored[KIND] == len(uids)
+    records = kcat_consume(kafka.bootstrap, topics.scores)
+    by_uid: dict[str, list[dict[str, Any]]] = {}
+    runs: dict[int, list[str]] = {}
+    for r in sorted(records, key=lambda r: (r["partition"], r["offset"])):
+        score = json.loads(r["payload"])
+        if score["kind"] != KIND:
+            continue
+        by_uid.setdefault(score["uid"], []).append(score)
+        versions = runs.setdefault(r["partition"], [])
+        if not versions or versions[-1] != score["version"]:
+            versions.append(score["version"])
+    assert set(by_uid) == set(uids), "every event has a score record"
+    assert all(len(v) == 1 for v in by_uid.values()), "exactly one production version per event"
+    assert all(v[0]["backend"] == "triton" for v in by_uid.values())
+    for partition, versions in runs.items():  # the switch points: 1 -> 2 -> 1
+        assert versions == ["1", "2", "1"], (partition, versions)
+    counts = {v: sum(1 for s in by_uid.values() if s[0]["version"] == v) for v in ("1", "2")}
+    alerts = [json.loads(a["payload"]) for a in kcat_consume(kafka.bootstrap, topics.alert_topic(EventKind.SIEM))]
+    assert alerts
+    for alert in alerts:
+        uid = alert["finding_info"]["related_events"][0]["uid"]
+        assert alert["finding_info"]["analytic"]["version"] == by_uid[uid][0]["version"]
+    assert {a["finding_info"]["related_events"][0]["uid"] for a in alerts} == {
+        u for u, s in by_uid.items() if s[0]["alerted"]}
+    shadow = [json.loads(r["payload"]) for r in kcat_consume(kafka.bootstrap, env.lifecycle.shadow_topic)]
+    assert shadow and all(s["shadow"]["version"] == "2" and s["production"]["version"] == "1" for s in shadow)
+    for report in shadow:
+        assert all(by_uid[uid][0]["version"] == "1" for uid, _, _ in report["events"])
+    compared = sum(s["n"] for s in shadow)
+    print(f"\nevents {len(uids)} (by v1 {counts['1']}, by v2 {counts['2']}), alerts {len(alerts)}, "
+          f"shadow-compared {compared}, agreement {np.mean([s['agreement'] for s in shadow]):.4f}")
