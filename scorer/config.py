@@ -29,6 +29,10 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "scorer"
     group_id: str = "scorer"
+    # Static group membership (KIP-345): a process restarted with the same instance id (e.g.
+    # a StatefulSet pod name) takes its partitions back at once instead of waiting a session
+    # timeout for the dead member to expire. Must be unique per live process.
+    group_instance_id: str | None = None
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

@@ -36,6 +36,7 @@ def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> 
     return AIOKafkaConsumer(
         *topics,
         group_id=kafka.group_id,
+        group_instance_id=kafka.group_instance_id,
         client_id=kafka.client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
