@@ -18,6 +18,8 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -33,7 +35,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from scorer.events.structs import EventKind
-from scorer.inference.repository import publish_version
+from scorer.inference.repository import publish_version, write_checksums
 from scorer.lifecycle.contract import contract_names
 from scorer.lifecycle.control import DesiredState, LifecycleSettings, publish, state_record
 from scorer.lifecycle.controller import LifecycleController, start_lifecycle
@@ -41,7 +43,7 @@ from scorer.service.metrics import ScorerMetrics
 from tests.support.kafka import KafkaBroker
 from tests.support.models import build_tiny_model
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
-from tests.support.pipeline import kcat_consume, running_scorer, scorer_settings, wait_for
+from tests.support.pipeline import consume, kcat_consume, running_scorer, scorer_settings, wait_for
 from tests.support.samples import siem_sample
 from tests.support.triton import LAUNCHER, TritonServer
 
@@ -59,7 +61,7 @@ PHASE_EVENTS = 300  # events scored in each phase before the next command
 @dataclass
 class Env:
     repo: Path
-    server: TritonServer
+    server: TritonServer | None
     prefix: str
     lifecycle: LifecycleSettings
     cli_env: dict[str, str]
@@ -178,6 +180,7 @@ def wrong_width_version(repo: Path, version: str) -> None:
 async def test_lifecycle_under_a_continuous_stream(
     kafka: KafkaBroker, env: Env, candidates: dict[str, Path]
 ) -> None:
+    assert env.server is not None
     settings = scorer_settings(kafka.bootstrap, backend="triton", triton_url=env.server.grpc_url,
                                prefix=env.prefix, repository=env.repo)
     settings = settings.model_copy(update={"kinds": (EventKind.EDR, EventKind.SIEM)})
@@ -284,3 +287,73 @@ def check_outputs(kafka: KafkaBroker, topics: Any, uids: list[str], metrics: Sco
     compared = sum(s["n"] for s in shadow)
     print(f"\nevents {len(uids)} (by v1 {counts['1']}, by v2 {counts['2']}), alerts {len(alerts)}, "
           f"shadow-compared {compared}, agreement {np.mean([s['agreement'] for s in shadow]):.4f}")
+
+
+def clone_version(repo: Path, source: str, version: str) -> None:
+    """The same model published again as another version (a retrain that changed nothing)."""
+    src, dst = repo / MODEL / source, repo / MODEL / version
+    shutil.copytree(src, dst)
+    card = json.loads((dst / "card.json").read_text())
+    (dst / "card.json").write_text(json.dumps({**card, "version": version}))
+    write_checksums(dst)
+
+
+async def test_scorer_processes_start_from_and_follow_the_control_topic(
+    kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    """Two ``scorer run`` processes (one group) start on the version the control topic names,
+    not the configured one, and both follow a rollback without a restart."""
+    repo = tmp_path / "model_repository"
+    for name in ("siem_classifier", "edr_classifier"):
+        shutil.copytree(MODEL_REPOSITORY / name, repo / name)
+    clone_version(repo, "1", "2")
+    p = f"lp{uuid.uuid4().hex[:8]}"
+    env = Env(repo, None, p, LifecycleSettings(control_topic=f"{p}.control", status_topic=f"{p}.status"), {
+        **os.environ, "SCORER_KINDS": '["edr","siem"]', "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
+        "SCORER_LIFECYCLE__CONTROL_TOPIC": f"{p}.control", "SCORER_LIFECYCLE__STATUS_TOPIC": f"{p}.status",
+        "SCORER_LIFECYCLE__SHADOW_TOPIC": f"{p}.shadow", "SCORER_KAFKA__GROUP_ID": f"{p}-group",
+        "SCORER_TOPICS__SIEM": f"{p}.events.siem", "SCORER_TOPICS__EDR": f"{p}.events.edr",
+        "SCORER_TOPICS__ALERTS_PREFIX": f"{p}.alerts.", "SCORER_TOPICS__DEAD_LETTER": f"{p}.dlq",
+        "SCORER_TOPICS__SCORES": f"{p}.scores", "SCORER_INFERENCE__BACKEND": "onnxruntime",
+        "SCORER_HTTP__PORT": "0", "SCORER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
+    })
+    await kafka.acreate_topic(f"{p}.events.siem", partitions=4)
+    rc, _ = await cli(env, kafka, "promote", "--version", "2", "--production", "1", "--reason", "before start")
+    assert rc == 0
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "scorer.cli", "run"], cwd=ROOT, stderr=subprocess.STDOUT,
+                         stdout=(tmp_path / f"{c}.log").open("wb"), env={**env.cli_env, "SCORER_KAFKA__CLIENT_ID": c})
+        for c in ("a", "b")
+    ]
+    stream = Stream(kafka.bootstrap, f"{p}.events.siem")
+    try:
+        await stream.run(rounds=1)
+        first = len(stream.uids)
+        scores = await consume(kafka.bootstrap, f"{p}.scores", first, timeout=90)
+        assert {json.loads(m.value)["version"] for m in scores} == {"2"}
+        rc, out = await cli(env, kafka, "rollback", "--reason", "drill", "--wait", "30")
+        assert rc == 0 and "production 1" in out
+        assert await wait_for_both(env, kafka, "1")
+        await stream.run(rounds=1)
+        scores = await consume(kafka.bootstrap, f"{p}.scores", len(stream.uids), timeout=90)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
+    by_uid = {json.loads(m.value)["uid"]: json.loads(m.value)["version"] for m in scores}
+    assert {by_uid[u] for u in stream.uids[:first]} == {"2"}
+    assert {by_uid[u] for u in stream.uids[first:]} == {"1"}
+    assert all(proc.returncode == 0 for proc in procs), (tmp_path / "a.log").read_text()[-2000:]
+
+
+async def wait_for_both(env: Env, kafka: KafkaBroker, version: str) -> bool:
+    """Until both processes report serving ``version`` (a rollback reaches every process)."""
+    for _ in range(60):
+        _, out = await cli(env, kafka, "list", "--json")
+        (listing,) = json.loads(out[out.index("["):])
+        serving = [s["production"] for s in listing["scorers"] if s["process"].startswith(env.prefix)]
+        if len(serving) == 2 and set(serving) == {version}:
+            return True
+        await asyncio.sleep(0.5)
+    return False

@@ -1,0 +1,141 @@
+"""Desired states -> runtimes -> installed between micro-batches. No Kafka here.
+
+- :meth:`ModelSwitcher.prepare` runs outside the scoring loop: verify, contract, Triton
+  load, trial inference (:mod:`scorer.lifecycle.loader`). It takes seconds with Triton;
+  batches keep flowing on the old version meanwhile, and the old version stays loaded
+  until the switch is done (a switch never unloads anything, which is also what makes a
+  rollback instant).
+- :meth:`ModelSwitcher.install_ready` runs in ``ScorerService.between_batches``, while no
+  batch is in flight: ``swap`` / ``set_shadow`` only replace references, so each batch is
+  scored whole by one production version and no event is scored by none.
+
+A state whose preparation fails is refused as a whole: production and shadow stay as they
+are, and the refusal is logged, counted and handed to ``report`` with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from scorer.errors import ModelError
+from scorer.events.structs import EventKind
+from scorer.lifecycle.control import DesiredState
+from scorer.lifecycle.loader import Refused, RuntimeLoader
+from scorer.pipeline.scoring import BatchScorer, KindRuntime
+from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
+
+log = logging.getLogger(__name__)
+
+# (kind, refusal as (control offset, why) or None) -> publish the process's status
+Report = Callable[[str, tuple[int, str] | None], Awaitable[None]]
+
+
+class _Ready(NamedTuple):
+    offset: int
+    state: DesiredState
+    production: KindRuntime
+    shadow: KindRuntime | None
+    prepare_s: float
+
+
+class Switch(NamedTuple):
+    """One install, for logs, tests and benchmarks."""
+
+    kind: str
+    production: str
+    shadow: str | None
+    prepare_s: float
+    issued_to_installed_s: float | None
+
+
+class ModelSwitcher:
+    def __init__(self, scorer: BatchScorer, loader: RuntimeLoader, metrics: ScorerMetrics,
+                 lifecycle_metrics: LifecycleMetrics, report: Report) -> None:
+        self.scorer = scorer
+        self.loader = loader
+        self.metrics = metrics
+        self.lm = lifecycle_metrics
+        self.report = report
+        self.switches: list[Switch] = []
+        self.applied: dict[str, int] = {}  # kind -> control offset of the state installed
+        self.ready: dict[str, _Ready] = {}
+        # The production runtime each switch replaced, still loaded everywhere: a rollback
+        # to it is a reference swap, with no verification or load in the way.
+        self._retired: dict[str, KindRuntime] = {}
+
+    async def prepare(self, kind: EventKind, offset: int, state: DesiredState) -> bool:
+        """Make ``state`` installable; False (and reported) when it is refused."""
+        started = time.perf_counter()
+        pending = self.ready.get(kind.value)
+        live = pending.production if pending else self.scorer.runtimes[kind]
+        live_shadow = pending.shadow if pending else self.scorer.shadows.get(kind)
+        try:
+            production = await self._runtime(kind, state.model, state.production, live, live_shadow)
+            shadow = None
+            if state.shadow is not None:
+                shadow = await self._runtime(kind, state.model, state.shadow, live, live_shadow)
+        except ModelError as exc:
+            await self._refuse(kind.value, offset, state, exc)
+            return False
+        prepare_s = time.perf_counter() - started
+        self.lm.prepare_seconds.observe(prepare_s)
+        self.ready[kind.value] = _Ready(offset, state, production, shadow, prepare_s)
+        return True
+
+    async def install_ready(self) -> None:
+        if not self.ready:  # the common case: one dict test per loop iteration
+            return
+        ready, self.ready = self.ready, {}
+        for kind, r in ready.items():
+            self._install(kind, r)
+            await self.report(kind, None)
+
+    async def _runtime(self, kind: EventKind, name: str, version: str, live: KindRuntime,
+                       live_shadow: KindRuntime | None) -> KindRuntime:
+        for rt in (live, live_shadow, self._retired.get(kind.value)):
+            if rt is not None and rt.model.name == name and rt.model.version == version:
+                return rt  # loaded and verified when it was installed: nothing to do again
+        # The live feature set, not a fresh one: per-entity state must carry over the switch.
+        return await self.loader.runtime(kind, name, version, live.features)
+
+    def _install(self, kind: str, r: _Ready) -> None:
+        ek = r.production.kind
+        old, old_shadow = self.scorer.runtimes[ek], self.scorer.shadows.get(ek)
+        self.scorer.swap(r.production)
+        self.scorer.set_shadow(ek, r.shadow)
+        latency = time.time() - r.state.issued_ms / 1000 if r.state.issued_ms else None
+        self.applied[kind] = r.offset
+        self._count(kind, old, old_shadow, r, latency)
+        switch = Switch(kind, r.production.model.version, r.shadow.model.version if r.shadow else None,
+                        r.prepare_s, latency)
+        self.switches.append(switch)
+        log.info("%s: production %s -> %s, shadow %s -> %s (%s by %s: %s; prepared in %.2fs, %s after issue)",
+                 kind, old.model.version, switch.production, old_shadow.model.version if old_shadow else None,
+                 switch.shadow, r.state.action or "state", r.state.issued_by, r.state.reason or "-",
+                 r.prepare_s, f"{latency:.2f}s" if latency is not None else "?")
+
+    def _count(self, kind: str, old: KindRuntime, old_shadow: KindRuntime | None, r: _Ready,
+               latency: float | None) -> None:
+        m, lm, new = self.metrics, self.lm, r.production.model
+        if old.model != new:
+            self._retired[kind] = old
+            m.model_info.remove(kind, old.model.name, old.model.version)
+            m.model_info.labels(kind, new.name, new.version).set(1)
+            lm.switches.labels(kind, "production", new.name, new.version).inc()
+        if old_shadow is not None and (r.shadow is None or old_shadow.model != r.shadow.model):
+            lm.shadow_info.remove(kind, old_shadow.model.name, old_shadow.model.version)
+        if r.shadow is not None and (old_shadow is None or old_shadow.model != r.shadow.model):
+            lm.shadow_info.labels(kind, r.shadow.model.name, r.shadow.model.version).set(1)
+            lm.switches.labels(kind, "shadow", r.shadow.model.name, r.shadow.model.version).inc()
+        if latency is not None:
+            lm.switch_seconds.observe(max(latency, 0.0))
+
+    async def _refuse(self, kind: str, offset: int, state: DesiredState, exc: ModelError) -> None:
+        reason, failed = (exc.reason, exc.version) if isinstance(exc, Refused) else ("model", state.production)
+        self.lm.refusals.labels(kind, state.model, failed, reason).inc()
+        log.error("%s: refused %s (issued by %s): %s; still serving %s", kind, state.action or "state",
+                  state.issued_by, exc, self.scorer.runtimes[EventKind(kind)].model.version)
+        await self.report(kind, (offset, f"{reason}: {exc}"))

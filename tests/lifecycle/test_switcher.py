@@ -1,0 +1,110 @@
+"""ModelSwitcher with the in-process backend: prepare, install between batches, refuse."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from prometheus_client import CollectorRegistry
+
+from scorer.events.structs import EventKind
+from scorer.features import feature_set
+from scorer.inference.onnxruntime import OnnxRuntimeBackend
+from scorer.inference.repository import publish_version
+from scorer.lifecycle.contract import contract_names
+from scorer.lifecycle.control import DesiredState
+from scorer.lifecycle.loader import RuntimeLoader
+from scorer.lifecycle.switcher import ModelSwitcher
+from scorer.pipeline.scoring import BatchScorer, KindRuntime
+from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
+from tests.lifecycle.conftest import KIND, MODEL, Repo
+from tests.support.models import build_tiny_model
+
+SIEM = EventKind.SIEM
+
+
+class Harness:
+    def __init__(self, repo: Repo) -> None:
+        backend = OnnxRuntimeBackend(repo.path)
+        self.scorer = BatchScorer({SIEM: KindRuntime.build(SIEM, feature_set(SIEM), repo.production.card)}, backend)
+        self.metrics = ScorerMetrics(CollectorRegistry())
+        self.reports: list[tuple[str, tuple[int, str] | None]] = []
+        self.loads: list[str] = []
+        loader = RuntimeLoader(repo.path, backend, sync_command=[])
+        original = loader.runtime
+
+        async def counted(kind: EventKind, name: str, version: str, features: object) -> KindRuntime:
+            self.loads.append(version)
+            return await original(kind, name, version, features)  # type: ignore[arg-type]
+
+        loader.runtime = counted  # type: ignore[method-assign]
+        self.switcher = ModelSwitcher(self.scorer, loader, self.metrics, LifecycleMetrics(self.metrics.registry),
+                                      self.report)
+        self.offset = 0
+
+    async def report(self, kind: str, refused: tuple[int, str] | None) -> None:
+        self.reports.append((kind, refused))
+
+    async def apply(self, production: str, shadow: str | None = None) -> bool:
+        self.offset += 1
+        state = DesiredState(kind=KIND, model=MODEL, production=production, shadow=shadow, issued_by="t")
+        ok = await self.switcher.prepare(SIEM, self.offset, state)
+        await self.switcher.install_ready()
+        return ok
+
+    @property
+    def serving(self) -> tuple[str, str | None]:
+        shadow = self.scorer.shadows.get(SIEM)
+        return self.scorer.runtimes[SIEM].model.version, shadow.model.version if shadow else None
+
+    def refusals(self, version: str, reason: str) -> float:
+        labels = {"kind": KIND, "model": MODEL, "version": version, "reason": reason}
+        return self.metrics.registry.get_sample_value("scorer_model_refusals_total", labels) or 0.0
+
+
+async def test_shadow_promote_rollback_between_batches(repo: Repo) -> None:
+    repo.package()
+    h = Harness(repo)
+    features = h.scorer.runtimes[SIEM].features
+    state = DesiredState(kind=KIND, model=MODEL, production="1", shadow="2")
+    assert await h.switcher.prepare(SIEM, 1, state)
+    assert h.serving == ("1", None), "nothing changes until no batch is in flight"
+    await h.switcher.install_ready()
+    assert h.serving == ("1", "2") and h.reports == [("siem", None)]
+    assert h.scorer.shadows[SIEM].features is features, "entity state carries over"
+    assert await h.apply("2")
+    assert h.serving == ("2", None) and h.loads == ["2"], "promotion reuses the loaded shadow"
+    assert await h.apply("1")
+    assert h.serving == ("1", None) and h.loads == ["2"], "rollback reuses the retired runtime"
+    assert [s.production for s in h.switcher.switches] == ["1", "2", "1"]
+    assert h.metrics.registry.get_sample_value(
+        "scorer_model_info", {"kind": KIND, "model": MODEL, "version": "1"}) == 1
+    assert h.metrics.registry.get_sample_value(
+        "scorer_model_info", {"kind": KIND, "model": MODEL, "version": "2"}) is None
+
+
+async def test_refusals_leave_production_untouched(repo: Repo) -> None:
+    tampered = repo.package()
+    with (tampered.path / "model.onnx").open("ab") as fh:
+        fh.write(b"\0")
+    tiny = build_tiny_model(MODEL, "3", n_features=len(contract_names(KIND)) - 1)
+    publish_version(repo.path, msgspec.structs.replace(tiny.card, kind=KIND, feature_names=list(contract_names(KIND))),
+                    tiny.onnx_bytes)
+    h = Harness(repo)
+    before = h.scorer.runtimes
+    for version, reason in (("2", "integrity"), ("3", "contract"), ("9", "missing")):
+        assert not await h.apply("1", shadow=version)
+        assert h.scorer.runtimes is before and h.serving == ("1", None)
+        assert h.refusals(version, reason) == 1
+        _, refused = h.reports[-1]
+        assert refused is not None and refused[0] == h.offset and refused[1].startswith(reason)
+    assert not await h.apply("2")  # the tampered one as production: refused just the same
+    assert h.serving == ("1", None) and h.refusals("2", "integrity") == 2
+
+
+@pytest.mark.parametrize("shadow", [None, "2"])
+async def test_unchanged_state_loads_nothing(repo: Repo, shadow: str | None) -> None:
+    repo.package()
+    h = Harness(repo)
+    assert await h.apply("1", shadow)
+    assert await h.apply("1", shadow)
+    assert h.loads == ([] if shadow is None else ["2"])
