@@ -1,0 +1,46 @@
+"""Fixtures of the fault tests: services that a test may stop, restart or reconfigure.
+
+The session ``kafka`` and ``triton`` (tests/conftest.py) are shared with every other test,
+so nothing here stops them: a test that takes a service down gets its own instance.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kafka import KafkaBroker
+from tests.support.paths import MODEL_REPOSITORY
+from tests.support.triton import TritonServer
+
+
+@pytest.fixture
+def model_repository(tmp_path: Path) -> Path:
+    """A private copy of model_repository/ (a test may tamper with it or serve it)."""
+    repo = tmp_path / "model_repository"
+    shutil.copytree(MODEL_REPOSITORY, repo)
+    return repo
+
+
+@pytest.fixture
+def own_triton(model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
+    """A tritonserver only this test talks to, so stopping it hurts nobody else."""
+    server = TritonServer.start(model_repository, tmp_path / "triton")
+    print(f"\nprivate tritonserver ready in {server.start_seconds:.1f}s")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of this module alone (restarted, killed, or with a SASL_SSL listener)."""
+    broker = KafkaBroker.start(workdir=tmp_path_factory.mktemp("own-kafka"), sasl_ssl=True)
+    try:
+        yield broker
+    finally:
+        broker.stop()

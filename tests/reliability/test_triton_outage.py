@@ -1,0 +1,100 @@
+"""Triton outage: the scorer's own tritonserver is stopped for tens of seconds mid-stream.
+
+``fallback`` (SCORER_INFERENCE__ON_TRITON_OUTAGE=fallback): batches are scored in process
+by ONNX Runtime meanwhile, and every alert says which backend scored it.
+``pause``: consumption stops (scorer_consumption_paused=1; the backlog waits in Kafka, not
+in the scorer's memory) and resumes when Triton is back; every event is scored by Triton.
+Either way no event is lost or duplicated and the scorer's RSS stays under a cap.
+
+Reproduce: pytest -s tests/reliability/test_triton_outage.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.support import (
+    Ledger,
+    RssWatch,
+    ScorerProcess,
+    feed,
+    make_stream,
+    new_topics,
+    plaintext,
+    read_topics,
+    scorer_env,
+    stopped_on_exit,
+)
+from tests.support.kafka import KafkaBroker
+from tests.support.triton import TritonServer
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_S = float(os.environ.get("SCORER_RELIABILITY_OUTAGE_S", "20"))
+RATE = 400.0
+RSS_GROWTH_CAP_MB = 150.0  # peak RSS over the RSS before the outage
+
+
+@pytest.mark.parametrize("mode", ["fallback", "pause"])
+async def test_triton_outage_loses_nothing(
+    kafka: KafkaBroker, own_triton: TritonServer, model_repository: Path, tmp_path: Path, mode: str
+) -> None:
+    topics = await new_topics(kafka)
+    lead_s, tail_s = 6.0, 6.0
+    per_kind = int(RATE * (lead_s + OUTAGE_S + tail_s) / len(topics.kinds))
+    records = make_stream(topics.kinds, "t", per_kind)
+    env = scorer_env(
+        kafka.bootstrap, topics,
+        SCORER_INFERENCE__BACKEND="triton",
+        SCORER_INFERENCE__TRITON_URL=own_triton.grpc_url,
+        SCORER_INFERENCE__TRITON_TIMEOUT_S="1",
+        SCORER_INFERENCE__ON_TRITON_OUTAGE=mode,
+        SCORER_INFERENCE__MODEL_REPOSITORY=str(model_repository),
+    )
+    proc = ScorerProcess(env, tmp_path / "scorer.log")
+    ledger = Ledger({uid for *_, uid in records}, topics.scores, topics.dlq)
+    with stopped_on_exit(proc), RssWatch(lambda: proc.pid) as rss:
+        proc.start()
+        await proc.wait_ready()
+        feeder = asyncio.create_task(feed(plaintext(kafka), topics, records, rate=RATE))
+        await asyncio.sleep(lead_s)
+        before_outage = max(rss.samples)
+        await asyncio.to_thread(own_triton.stop)
+        down_at = time.monotonic()
+        paused_seen, scored_during = 0.0, []
+        while time.monotonic() - down_at < OUTAGE_S:
+            paused_seen = max(paused_seen, proc.metric("scorer_consumption_paused"))
+            scored_during.append(proc.metric("scorer_events_scored_total"))
+            await asyncio.sleep(1.0)
+        await asyncio.to_thread(own_triton.restart)
+        print(f"\ntriton down {time.monotonic() - down_at:.1f}s (restart took {own_triton.start_seconds:.1f}s)")
+        await feeder
+        outputs = await read_topics(plaintext(kafka), topics.all_outputs(), ledger.complete, timeout=120)
+        assert proc.pid is not None, f"scorer died during the outage:\n{proc.log_tail()}"
+        rc = proc.stop()
+    report = ledger.report(outputs)
+    backends = {json.loads(m.value)["backend"] for m in outputs if m.topic == topics.scores}
+    alert_backends = {json.loads(m.value)["unmapped"]["scorer"]["backend"]
+                      for m in outputs if m.topic.startswith(f"{topics.prefix}.alerts.")}
+    growth = rss.peak_mb - before_outage / 2**20
+    print(f"{mode}: {report}; score backends {sorted(backends)}, alert backends {sorted(alert_backends)}; "
+          f"paused={paused_seen:.0f}; scored during outage {scored_during[0]:.0f}->{scored_during[-1]:.0f}; "
+          f"RSS before outage {before_outage / 2**20:.0f} MB, peak {rss.peak_mb:.0f} MB (+{growth:.0f})")
+    assert rc == 0, proc.log_tail()
+    assert not report.lost, f"{len(report.lost)} lost, e.g. {report.lost[:5]}"
+    assert report.duplicate_count == 0 and not report.unexpected, report
+    assert growth < RSS_GROWTH_CAP_MB
+    if mode == "fallback":
+        assert backends == {"triton", "onnxruntime"}
+        assert alert_backends == {"triton", "onnxruntime"}
+    else:
+        assert backends == {"triton"}
+        assert paused_seen == 1.0
+        # Nothing scored from the first seconds of the outage to its end: consumption held.
+        assert scored_during[2] == scored_during[-1]
