@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_COMMAND_MODULES: tuple[str, ...] = ("replay.cli", "scorer.lifecycle.cli")
+_COMMAND_MODULES: tuple[str, ...] = ("replay.cli", "scorer.bench.cli", "scorer.lifecycle.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

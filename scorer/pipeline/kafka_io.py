@@ -8,9 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from scorer.config import KafkaSettings
 from scorer.pipeline.records import OutputRecord
+
+
+_PARTITIONER = DefaultPartitioner()
 
 
 def security_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -57,6 +61,7 @@ def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None) 
         "enable_idempotence": True,
         "linger_ms": 1,
         "max_request_size": 4 * 1024 * 1024,
+        "max_batch_size": 512 * 1024,
         "compression_type": None,
     }
     if transactional_id:
@@ -65,11 +70,38 @@ def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None) 
 
 
 async def produce_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord]) -> None:
-    """Send every record and wait until the broker acknowledged all of them."""
+    """Send every record and wait until the broker acknowledged all of them.
+
+    Records are packed into one BatchBuilder per (topic, partition), placed by key with
+    Kafka's default partitioner exactly as ``send()`` would. A per-record ``send()`` costs
+    tens of microseconds of Python per message; batches cost a fraction of that.
+    """
     if not records:
         return
-    futures = [
-        await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers) or None)
-        for r in records
-    ]
+    partitions: dict[str, list[int]] = {}
+    open_batches: dict[tuple[str, int], Any] = {}
+    futures: list[Any] = []
+    for r in records:
+        parts = partitions.get(r.topic)
+        if parts is None:
+            parts = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
+        if r.key is None:
+            partition = parts[len(futures) % len(parts)]
+        else:
+            partition = _PARTITIONER(r.key, parts, parts)
+        tp = (r.topic, partition)
+        batch = open_batches.get(tp)
+        if batch is None:
+            batch = open_batches[tp] = producer.create_batch()
+        if batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
+            futures.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
+            batch = open_batches[tp] = producer.create_batch()
+            if batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
+                # Larger than a whole batch: the plain path splits nothing, it just sends.
+                futures.append(await producer.send(r.topic, r.value, key=r.key, partition=tp[1],
+                                                   headers=list(r.headers) or None))
+                del open_batches[tp]
+    for (topic, partition), batch in open_batches.items():
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
     await asyncio.gather(*futures)

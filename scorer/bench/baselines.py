@@ -1,0 +1,127 @@
+"""What a user might build instead: per-event scoring loops on three stream libraries.
+
+Each scores every event with the same decoder, feature definition and ONNX model as the
+scorer, one event at a time, and produces one score record per event. Run one with
+``python -m scorer.bench.baselines NAME --bootstrap B --group G --out T --topics a,b,c``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import onnxruntime as ort
+
+from scorer.events.decode import DecodeFailure, EventDecoder
+from scorer.events.structs import EventKind, SourceRef
+from scorer.features import feature_set
+from scorer.inference.repository import load_version
+
+
+class PerEventScorer:
+    """One event in, one score record out: the baseline's unit of work."""
+
+    def __init__(self, repository: Path, topic_kinds: dict[str, EventKind]) -> None:
+        self.topic_kinds = topic_kinds
+        self.decoder = EventDecoder()
+        self.features = {k: feature_set(k) for k in set(topic_kinds.values())}
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.sessions = {}
+        for kind in self.features:
+            version = load_version(repository, f"{kind.value}_classifier")
+            self.sessions[kind] = (ort.InferenceSession(str(version.onnx_path), opts), version.card.threshold)
+        self.enc = msgspec.json.Encoder()
+
+    def score(self, topic: str, partition: int, offset: int, value: bytes | None) -> bytes:
+        kind = self.topic_kinds[topic]
+        event = self.decoder.decode(kind, value, SourceRef(topic, partition, offset))
+        if isinstance(event, DecodeFailure):
+            return self.enc.encode({"uid": f"{topic}:{partition}:{offset}", "error": event.reason})
+        x = self.features[kind].transform([event])
+        session, threshold = self.sessions[kind]
+        p = float(session.run(None, {"features": x.astype(np.float32)})[0][0, 1])
+        return self.enc.encode({"uid": event.uid, "score": p, "alerted": p >= threshold})
+
+
+async def aiokafka_loop(args: argparse.Namespace, scorer: PerEventScorer) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(*args.topics, bootstrap_servers=args.bootstrap, group_id=args.group,
+                                auto_offset_reset="earliest", enable_auto_commit=True)
+    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    try:
+        async for msg in consumer:
+            out = scorer.score(msg.topic, msg.partition, msg.offset, msg.value)
+            await producer.send(args.out, out, key=msg.key)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def faust_agent(args: argparse.Namespace, scorer: PerEventScorer) -> None:
+    import faust
+
+    app = faust.App(args.group, broker=f"kafka://{args.bootstrap}", web_enabled=False,
+                    consumer_auto_offset_reset="earliest", topic_disable_leader=True, store="memory://")
+    source = app.topic(*args.topics, value_serializer="raw", key_serializer="raw")
+    sink = app.topic(args.out, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(source)
+    async def score(stream: faust.Stream) -> None:
+        async for event in stream.events():
+            msg = event.message
+            await sink.send(key=msg.key, value=scorer.score(msg.topic, msg.partition, msg.offset, msg.value))
+
+    sys.argv = ["faust", "worker", "--loglevel", "warning", "--without-web"]
+    app.main()
+
+
+def quix_app(args: argparse.Namespace, scorer: PerEventScorer) -> None:
+    from quixstreams import Application, MessageContext
+
+    app = Application(broker_address=args.bootstrap, consumer_group=args.group, auto_offset_reset="earliest",
+                      auto_create_topics=False)
+    out = app.topic(args.out, value_serializer="bytes", key_serializer="bytes")
+    for name in args.topics:
+        topic = app.topic(name, value_deserializer="bytes", key_deserializer="bytes")
+        sdf = app.dataframe(topic)
+
+        def one(value: bytes, key: bytes, timestamp: int, headers: object, ctx: MessageContext | None = None) -> bytes:
+            from quixstreams import message_context
+
+            c = message_context()
+            return scorer.score(c.topic, c.partition, c.offset, value)
+
+        sdf = sdf.apply(lambda value, key, ts, headers: one(value, key, ts, headers), metadata=True)
+        sdf.to_topic(out)
+    app.run()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("name", choices=["aiokafka-loop", "faust-agent", "quix-app"])
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--topics", required=True, type=lambda s: s.split(","))
+    p.add_argument("--kinds", required=True, type=lambda s: [EventKind(k) for k in s.split(",")])
+    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    args = p.parse_args()
+    scorer = PerEventScorer(args.repository, dict(zip(args.topics, args.kinds, strict=True)))
+    if args.name == "aiokafka-loop":
+        asyncio.run(aiokafka_loop(args, scorer))
+    elif args.name == "faust-agent":
+        faust_agent(args, scorer)
+    else:
+        quix_app(args, scorer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""``scorer bench``: every runner on the same broker, model and events, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from scorer.bench import harness
+from scorer.bench.loadgen import payloads, templates
+from scorer.demo import bundled_capture
+from scorer.events.structs import EventKind
+
+RUNNERS = ("passthrough", "scorer-onnxruntime", "scorer-triton", "aiokafka-loop", "faust-agent", "quix-app")
+BASELINES = ("aiokafka-loop", "faust-agent", "quix-app")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("bench", help="benchmarks on the real broker: scorer vs passthrough vs per-event baselines")
+    p.add_argument("--bootstrap", default="127.0.0.1:9092")
+    p.add_argument("--triton-url", default="127.0.0.1:8001")
+    p.add_argument("--model-repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--events", type=int, default=100_000, help="events preloaded for the drain phase")
+    p.add_argument("--baseline-events", type=int, default=20_000, help="drain size for per-event baselines")
+    p.add_argument("--rate", type=float, action="append", help="offered rate(s) for the latency phase (events/s)")
+    p.add_argument("--rate-seconds", type=float, default=10.0)
+    p.add_argument("--runners", default=",".join(RUNNERS))
+    p.add_argument("--kinds", default="netflow,edr,siem")
+    p.add_argument("--partitions", type=int, default=3)
+    p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS for scorer runners")
+    p.add_argument("--out", type=Path, default=Path("out/bench.json"))
+    p.set_defaults(func=main)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scorer_env(args: argparse.Namespace, topics: dict[EventKind, str], out: str, group: str,
+                bootstrap: str, port: int) -> dict[str, str]:
+    env = {
+        "SCORER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "SCORER_KAFKA__GROUP_ID": group,
+        "SCORER_KINDS": json.dumps([k.value for k in topics]),
+        "SCORER_TOPICS__SCORES": out,
+        "SCORER_TOPICS__ALERTS_PREFIX": f"{group}.alerts.",
+        "SCORER_TOPICS__DEAD_LETTER": f"{group}.dlq",
+        "SCORER_INFERENCE__TRITON_URL": args.triton_url,
+        "SCORER_INFERENCE__MODEL_REPOSITORY": str(args.model_repository.resolve()),
+        "SCORER_HTTP__PORT": str(port),
+        "SCORER_LOG_LEVEL": "WARNING",
+    }
+    for kind, topic in topics.items():
+        env[f"SCORER_TOPICS__{kind.value.upper()}"] = topic
+    if args.max_records:
+        env["SCORER_BATCH__MAX_RECORDS"] = str(args.max_records)
+    return env
+
+
+def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
+    py = harness.python()
+
+    def cmd(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
+        env = _scorer_env(args, topics, out, group, bootstrap, port)
+        if name == "passthrough":
+            return [py, "-m", "scorer.bench.passthrough"], env
+        if name.startswith("scorer-"):
+            env["SCORER_INFERENCE__BACKEND"] = name.removeprefix("scorer-")
+            env["SCORER_INFERENCE__ON_TRITON_OUTAGE"] = "pause"  # measure Triton, never a silent fallback
+            return [py, "-m", "scorer.cli", "run"], env
+        argv = [py, "-m", "scorer.bench.baselines", name, "--bootstrap", bootstrap, "--group", group, "--out", out,
+                "--topics", ",".join(topics.values()), "--kinds", ",".join(k.value for k in topics),
+                "--repository", str(args.model_repository.resolve())]
+        return argv, {}
+
+    return cmd
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    kinds = tuple(EventKind(k) for k in args.kinds.split(","))
+    tpl = templates(bundled_capture(), kinds)
+    rates = args.rate or [10_000.0]
+    workdir = Path(tempfile.mkdtemp(prefix="scorer-bench-"))
+    results: list[harness.RunResult] = []
+    for name in args.runners.split(","):
+        port = _free_port()
+        n = args.baseline_events if name in BASELINES else args.events
+        items = list(payloads(tpl, n))
+        cmd = _command(name, args, port)
+        res = await harness.drain(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir)
+        results.append(res)
+        print(_row(res), flush=True)
+        for rate in rates:
+            items = list(payloads(tpl, int(rate * args.rate_seconds) + 2000))
+            metrics_port = port if name.startswith("scorer-") else None
+            res = await harness.fixed_rate(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir,
+                                           rate, metrics_port)
+            results.append(res)
+            print(_row(res), flush=True)
+    summary = _ratios(results)
+    print(json.dumps(summary, indent=2))
+    return {"results": msgspec.to_builtins(results), "ratios": summary, "logs": str(workdir)}
+
+
+def _row(r: harness.RunResult) -> str:
+    if r.rate_offered_eps:
+        return (f"{r.runner:20s} rate {r.rate_offered_eps:>8.0f}/s achieved {r.rate_achieved_eps:>8.0f}/s  "
+                f"e2e ms {r.e2e_ms}  added ms {r.added_ms}  rss {r.peak_rss_mb} MB")
+    return (f"{r.runner:20s} drain {r.events} events: {r.throughput_eps:>9.0f} events/s  "
+            f"cpu {r.cpu_us_per_event:>7.1f} us/event  rss {r.peak_rss_mb} MB {r.note}")
+
+
+def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
+    drain = {r.runner: r.throughput_eps for r in results if not r.rate_offered_eps}
+    out: dict[str, float] = {}
+    best_baseline = max((drain[b] for b in BASELINES if b in drain), default=0.0)
+    for name, eps in drain.items():
+        if "passthrough" in drain and drain["passthrough"]:
+            out[f"{name}/passthrough"] = round(eps / drain["passthrough"], 3)
+        if best_baseline and name.startswith("scorer-"):
+            out[f"{name}/best_baseline"] = round(eps / best_baseline, 2)
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    report = asyncio.run(_bench(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"results: {args.out}")
+    return 0

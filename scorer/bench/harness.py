@@ -1,0 +1,233 @@
+"""Runs one runner process against the real broker and measures it.
+
+Two phases per runner, each on fresh topics:
+
+- drain: N events are preloaded, then the runner starts; throughput is measured on the
+  output topic from the first output to the N-th (start-up excluded), with the runner
+  process's CPU time and peak RSS over the same window;
+- fixed rate: the runner is warm and idle, the load generator offers R events/s for D
+  seconds; end-to-end latency (event produced -> output consumed here) per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import psutil
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from scorer.bench.loadgen import LoadGenerator, Payload
+from scorer.events.structs import EventKind
+
+Command = Callable[[str, dict[EventKind, str], str, str], tuple[list[str], dict[str, str]]]
+
+
+class RunResult(msgspec.Struct):
+    runner: str
+    events: int
+    throughput_eps: float
+    cpu_us_per_event: float
+    peak_rss_mb: float
+    rate_offered_eps: float = 0.0
+    rate_achieved_eps: float = 0.0
+    e2e_ms: dict[str, float] = {}
+    added_ms: dict[str, float] = {}
+    note: str = ""
+
+
+class _Uid(msgspec.Struct):
+    uid: str
+
+
+async def make_topics(bootstrap: str, kinds: tuple[EventKind, ...], partitions: int) -> tuple[dict[EventKind, str], str]:
+    p = f"bench-{uuid.uuid4().hex[:8]}"
+    topics = {k: f"{p}.events.{k.value}" for k in kinds}
+    out = f"{p}.out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in [*topics.values(), out]])
+    finally:
+        await admin.close()
+    return topics, out
+
+
+class OutputWatcher:
+    """Consumes the output topic; counts records and, when asked, per-event latency."""
+
+    def __init__(self, bootstrap: str, topic: str, sent_at: np.ndarray | None = None) -> None:
+        self.bootstrap, self.topic, self.sent_at = bootstrap, topic, sent_at
+        self.count = 0
+        self.first_at: float | None = None
+        self.latencies: list[float] = []
+        self._dec = msgspec.json.Decoder(_Uid)
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        # No group: subscribe() then takes every partition, without a coordinator round trip.
+        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=5)
+        await consumer.start()
+        try:
+            while not self._stop.is_set():
+                batch = await consumer.getmany(timeout_ms=5, max_records=10_000)
+                now = time.time()
+                for msgs in batch.values():
+                    if self.first_at is None and msgs:
+                        self.first_at = time.perf_counter()
+                    self.count += len(msgs)
+                    if self.sent_at is not None:
+                        for m in msgs:
+                            uid = self._dec.decode(m.value).uid
+                            if uid.startswith("b"):
+                                self.latencies.append(now - float(self.sent_at[int(uid[1:])]))
+        finally:
+            await consumer.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _percentiles(values_s: list[float] | np.ndarray) -> dict[str, float]:
+    arr = np.asarray(values_s) * 1000
+    if arr.size == 0:
+        return {}
+    return {k: round(float(np.percentile(arr, q)), 3) for k, q in (("p50", 50), ("p99", 99), ("p99.9", 99.9))}
+
+
+class RunnerProcess:
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log.open("wb"),
+                                     stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.proc.pid)
+        self.peak_rss = 0
+
+    def cpu(self) -> float:
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, self.ps.memory_info().rss)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def drain(name: str, command: Command, bootstrap: str, items: list[Payload], kinds: tuple[EventKind, ...],
+                partitions: int, workdir: Path) -> RunResult:
+    topics, out = await make_topics(bootstrap, kinds, partitions)
+    gen = LoadGenerator(bootstrap, topics, len(items))
+    await gen.run(items)
+    watcher = OutputWatcher(bootstrap, out)
+    watch = asyncio.create_task(watcher.run())
+    argv, env = command(bootstrap, topics, out, f"{name}-{uuid.uuid4().hex[:6]}")
+    runner = RunnerProcess(argv, env, workdir / f"{name}-drain.log")
+    cpu0 = count0 = t0 = None
+    try:
+        deadline = time.perf_counter() + 600
+        while watcher.count < len(items) and time.perf_counter() < deadline:
+            if runner.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {runner.proc.returncode}; see {workdir}/{name}-drain.log")
+            await asyncio.sleep(0.05)
+            runner.sample()
+            if t0 is None and watcher.count > 0:
+                t0, count0, cpu0 = time.perf_counter(), watcher.count, runner.cpu()
+        t1, cpu1 = time.perf_counter(), runner.cpu()
+    finally:
+        runner.stop()
+        watcher.stop()
+        await watch
+    done = watcher.count - (count0 or 0)
+    seconds = t1 - (t0 or t1)
+    return RunResult(
+        runner=name, events=len(items), throughput_eps=round(done / seconds, 1) if seconds else 0.0,
+        cpu_us_per_event=round((cpu1 - (cpu0 or cpu1)) / max(done, 1) * 1e6, 2),
+        peak_rss_mb=round(runner.peak_rss / 2**20, 1),
+        note="" if watcher.count >= len(items) else f"only {watcher.count} of {len(items)} outputs in time",
+    )
+
+
+async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Payload], kinds: tuple[EventKind, ...],
+                     partitions: int, workdir: Path, rate: float, metrics_port: int | None = None) -> RunResult:
+    topics, out = await make_topics(bootstrap, kinds, partitions)
+    gen = LoadGenerator(bootstrap, topics, len(items))
+    watcher = OutputWatcher(bootstrap, out, gen.sent_at)
+    watch = asyncio.create_task(watcher.run())
+    argv, env = command(bootstrap, topics, out, f"{name}-{uuid.uuid4().hex[:6]}")
+    runner = RunnerProcess(argv, env, workdir / f"{name}-rate.log")
+    try:
+        warm = min(2000, len(items) // 10)
+        await gen.run(items[:warm])  # warm-up; also makes the runner join and get its partitions
+        while watcher.count < warm:
+            if runner.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {workdir}/{name}-rate.log")
+            await asyncio.sleep(0.05)
+        watcher.latencies.clear()
+        added_before = _scrape_added(metrics_port)
+        seconds = await gen.run(items[warm:], rate=rate, start=warm)
+        deadline = time.perf_counter() + 60
+        while watcher.count < len(items) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+            runner.sample()
+        added = _added_delta(added_before, _scrape_added(metrics_port))
+    finally:
+        runner.stop()
+        watcher.stop()
+        await watch
+    return RunResult(
+        runner=name, events=len(items) - warm, throughput_eps=0.0, cpu_us_per_event=0.0,
+        peak_rss_mb=round(runner.peak_rss / 2**20, 1), rate_offered_eps=rate,
+        rate_achieved_eps=round((len(items) - warm) / seconds, 1), e2e_ms=_percentiles(watcher.latencies),
+        added_ms=added,
+    )
+
+
+def _scrape_added(port: int | None) -> dict[float, float] | None:
+    """Cumulative bucket counts of scorer_added_latency_seconds from the runner's /metrics."""
+    if port is None:
+        return None
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("scorer_added_latency_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _added_delta(before: dict[float, float] | None, after: dict[float, float] | None) -> dict[str, float]:
+    if before is None or after is None:
+        return {}
+    bounds = sorted(after)
+    cum = np.array([after[b] - before.get(b, 0.0) for b in bounds])
+    n = cum[-1]
+    if n <= 0:
+        return {}
+    out = {}
+    for key, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)):
+        idx = int(np.searchsorted(cum, q * n, side="left"))
+        out[key] = round(bounds[min(idx, len(bounds) - 1)] * 1000, 3)
+    return out
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,53 @@
+"""The ceiling: the scorer's own Kafka loop moving the same bytes with no scoring.
+
+``python -m scorer.bench.passthrough`` takes the same ``SCORER_*`` settings as
+``scorer run`` and writes every input record, unchanged, to ``SCORER_TOPICS__SCORES``.
+Same consumer, same producer, same commit-after-ack: the only difference is the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Sequence
+
+from scorer.config import Settings
+from scorer.pipeline.records import InputRecord, OutputRecord
+from scorer.pipeline.scoring import BatchOutcome
+from scorer.pipeline.service import ScorerService
+from scorer.service.metrics import ScorerMetrics
+
+
+class PassthroughScorer:
+    """Quacks like BatchScorer: every record is "scored" by copying it to the output topic."""
+
+    collect_scores = False
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    async def score(self, records: Sequence[InputRecord]) -> BatchOutcome:
+        outputs = [OutputRecord(self.topic, r.value or b"", r.key) for r in records]
+        n = len(records)
+        return BatchOutcome(alerts=outputs, dead_letters=[], scores=[], consumed={"passthrough": n},
+                            scored={("passthrough", "none"): n}, failures=[], timings={}, alert_counts={})
+
+
+async def main() -> None:
+    settings = Settings()
+    assert settings.topics.scores, "set SCORER_TOPICS__SCORES to the output topic"
+    service = ScorerService(settings, PassthroughScorer(settings.topics.scores), ScorerMetrics())  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, service.request_stop)
+    await service.start()
+    try:
+        await service.run()
+    finally:
+        await service.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
