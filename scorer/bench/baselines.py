@@ -73,8 +73,8 @@ def faust_agent(args: argparse.Namespace, scorer: PerEventScorer) -> None:
     source = app.topic(*args.topics, value_serializer="raw", key_serializer="raw")
     sink = app.topic(args.out, value_serializer="raw", key_serializer="raw")
 
-    @app.agent(source)
-    async def score(stream: faust.Stream) -> None:
+    @app.agent(source)  # type: ignore[arg-type]
+    async def score(stream: faust.Stream) -> None:  # type: ignore[type-arg]
         async for event in stream.events():
             msg = event.message
             await sink.send(key=msg.key, value=scorer.score(msg.topic, msg.partition, msg.offset, msg.value))

@@ -123,7 +123,7 @@ def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
     out: dict[str, float] = {}
     best_baseline = max((drain[b] for b in BASELINES if b in drain), default=0.0)
     for name, eps in drain.items():
-        if "passthrough" in drain and drain["passthrough"]:
+        if drain.get("passthrough"):
             out[f"{name}/passthrough"] = round(eps / drain["passthrough"], 3)
         if best_baseline and name.startswith("scorer-"):
             out[f"{name}/best_baseline"] = round(eps / best_baseline, 2)

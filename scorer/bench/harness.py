@@ -22,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import psutil
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -49,7 +50,9 @@ class _Uid(msgspec.Struct):
     uid: str
 
 
-async def make_topics(bootstrap: str, kinds: tuple[EventKind, ...], partitions: int) -> tuple[dict[EventKind, str], str]:
+async def make_topics(
+    bootstrap: str, kinds: tuple[EventKind, ...], partitions: int
+) -> tuple[dict[EventKind, str], str]:
     p = f"bench-{uuid.uuid4().hex[:8]}"
     topics = {k: f"{p}.events.{k.value}" for k in kinds}
     out = f"{p}.out"
@@ -65,7 +68,7 @@ async def make_topics(bootstrap: str, kinds: tuple[EventKind, ...], partitions: 
 class OutputWatcher:
     """Consumes the output topic; counts records and, when asked, per-event latency."""
 
-    def __init__(self, bootstrap: str, topic: str, sent_at: np.ndarray | None = None) -> None:
+    def __init__(self, bootstrap: str, topic: str, sent_at: npt.NDArray[np.float64] | None = None) -> None:
         self.bootstrap, self.topic, self.sent_at = bootstrap, topic, sent_at
         self.count = 0
         self.first_at: float | None = None
@@ -98,7 +101,7 @@ class OutputWatcher:
         self._stop.set()
 
 
-def _percentiles(values_s: list[float] | np.ndarray) -> dict[str, float]:
+def _percentiles(values_s: list[float] | npt.NDArray[np.float64]) -> dict[str, float]:
     arr = np.asarray(values_s) * 1000
     if arr.size == 0:
         return {}

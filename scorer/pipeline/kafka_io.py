@@ -13,7 +13,6 @@ from aiokafka.partitioner import DefaultPartitioner
 from scorer.config import KafkaSettings
 from scorer.pipeline.records import OutputRecord
 
-
 _PARTITIONER = DefaultPartitioner()
 
 
@@ -85,10 +84,8 @@ async def produce_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord
         parts = partitions.get(r.topic)
         if parts is None:
             parts = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
-        if r.key is None:
-            partition = parts[len(futures) % len(parts)]
-        else:
-            partition = _PARTITIONER(r.key, parts, parts)
+        # Keyless records (none today) spread round-robin; keyed ones land where send() puts them.
+        partition = parts[len(futures) % len(parts)] if r.key is None else _PARTITIONER(r.key, parts, parts)
         tp = (r.topic, partition)
         batch = open_batches.get(tp)
         if batch is None:
