@@ -44,7 +44,7 @@ class PerEventScorer:
             return self.enc.encode({"uid": f"{topic}:{partition}:{offset}", "error": event.reason})
         x = self.features[kind].transform([event])
         session, threshold = self.sessions[kind]
-        p = float(session.run(None, {"features": x.astype(np.float32)})[0][0, 1])
+        p = float(session.run(["probabilities"], {"features": x})[0][0, 1])
         return self.enc.encode({"uid": event.uid, "score": p, "alerted": p >= threshold})
 
 
