@@ -36,9 +36,9 @@ def own_triton(model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """A broker of this module alone (restarted, killed, or with a SASL_SSL listener)."""
+    """A broker of the fault tests alone: they restart and kill it; it also has a SASL_SSL listener."""
     broker = KafkaBroker.start(workdir=tmp_path_factory.mktemp("own-kafka"), sasl_ssl=True)
     try:
         yield broker

@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import Array, Boolean, Float64, Int16, Int32, Schema, String
 from aiokafka.structs import ConsumerRecord
 
 from scorer.events.structs import EventKind
@@ -253,9 +256,10 @@ class RssWatch:
 
 
 # --------------------------------------------------------------------------- streams and the ledger
-def make_stream(kinds: Sequence[EventKind], tag: str, per_kind: int) -> list[Record]:
+def make_stream(kinds: Sequence[EventKind], tag: str, per_kind: int, *, pad: int = 0) -> list[Record]:
     """``per_kind`` real events of each kind with unique uids, interleaved, with one hostile
-    record in BAD_EVERY (truncated JSON or a missing field) that must be dead-lettered."""
+    record in BAD_EVERY (truncated JSON or a missing field) that must be dead-lettered.
+    ``pad`` adds an unknown field of that many bytes to every event (big records)."""
     per: list[list[Record]] = []
     for kind in kinds:
         sample = SAMPLES[kind]()
@@ -268,6 +272,8 @@ def make_stream(kinds: Sequence[EventKind], tag: str, per_kind: int) -> list[Rec
                 continue
             doc = json.loads(value)
             doc["uid"] = new_uid
+            if pad:
+                doc["Pad"] = "p" * pad
             out.append((kind, key, json.dumps(doc).encode(), new_uid))
         per.append(out)
     return [r for group in itertools.zip_longest(*per) for r in group if r is not None]
@@ -379,6 +385,59 @@ def alert_uids(records: Iterable[ConsumerRecord[bytes, bytes]], prefix: str) -> 
     """Event uid of every alert on ``<prefix>.alerts.*`` (duplicates counted)."""
     return Counter(json.loads(m.value)["unmapped"]["scorer"]["event_uid"]
                    for m in records if m.topic.startswith(f"{prefix}.alerts.") and m.value is not None)
+
+
+# --------------------------------------------------------------------------- slow downstream
+# aiokafka has no AlterClientQuotas (KIP-546) call, so its v0 wire format is spelled out here:
+# a broker-side produce quota is the real way a Kafka cluster slows one client's produce.
+class _AlterClientQuotasResponse(Response):  # type: ignore[misc]
+    API_KEY = 49
+    API_VERSION = 0
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("entries", Array(("error_code", Int16), ("error_message", String("utf-8")),
+                          ("entity", Array(("entity_type", String("utf-8")), ("entity_name", String("utf-8")))))),
+    )
+
+
+class _AlterClientQuotasV0(RequestStruct):  # type: ignore[misc]
+    API_KEY = 49
+    API_VERSION = 0
+    RESPONSE_TYPE = _AlterClientQuotasResponse
+    SCHEMA = Schema(
+        ("entries", Array(
+            ("entity", Array(("entity_type", String("utf-8")), ("entity_name", String("utf-8")))),
+            ("ops", Array(("key", String("utf-8")), ("value", Float64), ("remove", Boolean))),
+        )),
+        ("validate_only", Boolean),
+    )
+
+
+class _AlterClientQuotas(Request[_AlterClientQuotasV0]):  # type: ignore[misc]
+    API_KEY = 49
+
+    def __init__(self, client_id: str, byte_rate: float | None) -> None:
+        self.client_id = client_id
+        self.byte_rate = byte_rate
+
+    def build(self, request_struct_class: type[_AlterClientQuotasV0]) -> _AlterClientQuotasV0:
+        op = ("producer_byte_rate", self.byte_rate or 0.0, self.byte_rate is None)
+        return request_struct_class([([("client-id", self.client_id)], [op])], False)
+
+
+async def set_produce_quota(bootstrap: str, client_id: str, byte_rate: float | None) -> None:
+    """Throttle every produce request of ``client_id`` to ``byte_rate`` bytes/s on the
+    broker (None removes the quota). The broker delays its responses, as a saturated or
+    quota-limited downstream cluster does; fetches of the same client are not throttled."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        node = next(iter(client.cluster.brokers())).nodeId
+        response = await client.send(node, _AlterClientQuotas(client_id, byte_rate))
+        errors = [(e[0], e[1]) for e in response.entries if e[0]]
+        assert not errors, f"AlterClientQuotas failed: {errors}"
+    finally:
+        await client.close()
 
 
 def plaintext(kafka: KafkaBroker) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""Broker restart mid-stream: the scorer's only broker is restarted cleanly, then killed
+(SIGKILL) and started again, while events flow. The scorer reconnects on its own (no restart
+of the scorer), resumes, and every input ends scored or dead-lettered.
+
+Reproduce: pytest -s tests/reliability/test_broker_restart.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.support import (
+    Ledger,
+    ScorerProcess,
+    feed,
+    make_stream,
+    new_topics,
+    plaintext,
+    read_topics,
+    scorer_env,
+    stopped_on_exit,
+)
+from tests.support.kafka import KafkaBroker
+
+pytestmark = pytest.mark.integration
+
+RATE = 400.0
+
+
+async def test_broker_restart_and_crash_mid_stream_lose_nothing(own_kafka: KafkaBroker, tmp_path: Path) -> None:
+    topics = await new_topics(own_kafka)
+    records = make_stream(topics.kinds, "b", per_kind=int(RATE * 30 / len(topics.kinds)))
+    proc = ScorerProcess(scorer_env(own_kafka.bootstrap, topics), tmp_path / "scorer.log")
+    ledger = Ledger({uid for *_, uid in records}, topics.scores, topics.dlq)
+    progress = [0]
+    with stopped_on_exit(proc):
+        proc.start()
+        await proc.wait_ready()
+        feeder = asyncio.create_task(feed(plaintext(own_kafka), topics, records, rate=RATE, progress=progress))
+        faults: list[str] = []
+        for name, fault in (("restart", own_kafka.restart), ("kill -9 + start", _crash(own_kafka))):
+            await asyncio.sleep(5)
+            t0 = time.monotonic()
+            await asyncio.to_thread(fault)
+            back, scored = time.monotonic(), proc.metric("scorer_events_scored_total")
+            # Resumed = it scores new events on its own after the broker came back.
+            while proc.metric("scorer_events_scored_total") <= scored and time.monotonic() < back + 60:
+                await asyncio.sleep(0.1)
+            faults.append(f"broker {name}: down {back - t0:.1f}s, scorer scoring again "
+                          f"{time.monotonic() - back:.1f}s after it was back")
+        sent = await feeder
+        outputs = await read_topics(plaintext(own_kafka), topics.all_outputs(), ledger.complete, timeout=120)
+        assert proc.pid is not None, f"scorer died:\n{proc.log_tail()}"
+        rc = proc.stop()
+    report = ledger.report(outputs)
+    print("\n" + "\n".join(faults) + f"\nbroker faults: {report}")
+    assert sent == len(records)
+    assert rc == 0, proc.log_tail()
+    assert not report.lost, f"{len(report.lost)} lost, e.g. {report.lost[:5]}"
+    assert not report.unexpected
+
+
+def _crash(broker: KafkaBroker) -> Callable[[], None]:
+    def crash() -> None:
+        broker.kill()
+        broker.start_again()
+
+    return crash
