@@ -124,6 +124,12 @@ def _package(args: argparse.Namespace) -> int:
                          args.threshold, args.alert_rate, args.description)
     mv = package(ctx.repo, req)
     print(f"packaged {mv.name} version {mv.version} at {mv.path}")
+    if prod_v:  # publishing rewrote the Triton configs with `latest: 2`: name the versions in use again
+        try:
+            pinned = asyncio.run(ops.pin_current(ctx, args.kind))
+        except (KafkaUnavailable, ModelError):
+            pinned = ops.pin_versions(ctx, args.kind, {prod_v})
+        print(f"  triton configs pinned to versions {pinned}")
     print(f"  threshold {mv.card.threshold} ({golden.describe()})")
     for k, val in sorted(mv.card.metrics.items()):
         print(f"  {k}: {val:.4f}")

@@ -53,6 +53,9 @@ class LifecycleSettings(BaseSettings):
     # repository itself. Locally: deploy/local/triton.py sync --repository ... --workdir ...
     sync_command: list[str] = []
     sync_timeout_s: float = 60.0
+    # How often each process checks that Triton still serves its versions (a restarted
+    # Triton loads its config's version policy, not what the control topic names).
+    reconcile_s: float = 5.0
 
 
 class DesiredState(msgspec.Struct, kw_only=True, frozen=True):

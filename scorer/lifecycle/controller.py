@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from scorer.config import Settings
@@ -93,10 +94,14 @@ class LifecycleController:
         service.output_hooks.append(self.shadow_publisher)
 
     async def _follow(self) -> None:
+        next_check = time.monotonic() + self.lifecycle.reconcile_s
         while True:
             try:
                 await self._poll(1000)
                 await self._prepare_all()
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.lifecycle.reconcile_s
+                    await self.switcher.loader.ensure_served(self.switcher.serving())
             except asyncio.CancelledError:
                 raise
             except Exception:  # the control plane must never take the scorer down

@@ -97,6 +97,26 @@ class RuntimeLoader:
         with step("contract", version):
             return KindRuntime.build(kind, features, mv.card)
 
+    async def ensure_served(self, refs: list[ModelRef]) -> list[ModelRef]:
+        """Load into Triton what it should serve but does not (after a Triton restart it
+        loads its config's version policy, not what the control topic names). Returns
+        what was reloaded; failures are logged and retried on the next call."""
+        if self.triton is None:
+            return []
+        reloaded = []
+        for ref in refs:
+            if await self.triton.ready(ref):
+                continue
+            try:
+                await self._sync()
+                await self.triton.load_model(ref.name, ref.version)
+            except (ModelError, BackendUnavailable) as exc:
+                log.warning("triton does not serve %s:%s and could not load it (yet): %s", ref.name, ref.version, exc)
+                continue
+            log.info("triton was not serving %s:%s (restarted?); loaded it again", ref.name, ref.version)
+            reloaded.append(ref)
+        return reloaded
+
     async def _triton(self, mv: ModelVersion, ref: ModelRef) -> None:
         assert self.triton is not None
         try:

@@ -47,6 +47,36 @@ class Change(msgspec.Struct):
     refused: list[ServingStatus] = []
 
 
+def pin_versions(ctx: Context, kind: str, versions: set[str | None]) -> list[int]:
+    """Make the model's Triton configs name exactly the versions in use.
+
+    publish_version writes ``latest: 2``; Triton restarted in explicit mode loads what the
+    config names, so without this a restart after a third version drops production (and a
+    batch for a version Triton does not know fails). Parsed and written with Triton's own
+    ModelConfig protobuf, so the rest of the config is kept as is.
+    """
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    wanted = sorted({int(v) for v in versions if v})
+    model_dir = ctx.repo / ctx.model(kind)
+    for path in (model_dir / "config.pbtxt", model_dir / "configs" / "cpu.pbtxt"):
+        if wanted and path.is_file():
+            config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+            config.version_policy.specific.versions[:] = wanted
+            path.write_text(text_format.MessageToString(config))
+    return wanted
+
+
+async def pin_current(ctx: Context, kind: str) -> list[int]:
+    """Pin the versions the control topic names (production, shadow, previous)."""
+    desired, statuses = await kafka_state(ctx, kind)
+    if desired is not None:
+        return pin_versions(ctx, kind, {desired.production, desired.shadow, desired.previous})
+    production = transitions.current_production(None, statuses, ctx.settings.inference.versions.get(kind, ""))
+    return pin_versions(ctx, kind, {production[0]})
+
+
 def servable(ctx: Context, kind: str, version: str) -> ModelVersion:
     """Fail fast on this machine with what every scorer would refuse anyway."""
     mv = load_version(ctx.repo, ctx.model(kind), version)  # IntegrityError on a tampered file
@@ -90,6 +120,7 @@ async def change(
         raise ValueError(action)
     for v in {state.production, state.shadow} - {None, current}:
         servable(ctx, kind, str(v))
+    pin_versions(ctx, kind, {state.production, state.shadow, state.previous})
     offset = await publish(ctx.settings.kafka, state_record(ctx.lifecycle.control_topic, state))
     result = Change(state, offset, source)
     if wait_s > 0:

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from scorer.errors import ModelError
 from scorer.events.structs import EventKind
+from scorer.inference.base import ModelRef
 from scorer.lifecycle.control import DesiredState
 from scorer.lifecycle.loader import Refused, RuntimeLoader
 from scorer.pipeline.scoring import BatchScorer, KindRuntime
@@ -84,6 +85,11 @@ class ModelSwitcher:
         self.lm.prepare_seconds.observe(prepare_s)
         self.ready[kind.value] = _Ready(offset, state, production, shadow, prepare_s)
         return True
+
+    def serving(self) -> list[ModelRef]:
+        """Every model a batch may use now: production and shadow of each kind."""
+        runtimes = [*self.scorer.runtimes.values(), *self.scorer.shadows.values()]
+        return [rt.model for rt in runtimes]
 
     async def install_ready(self) -> None:
         if not self.ready:  # the common case: one dict test per loop iteration

@@ -88,8 +88,7 @@ def candidates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     repo = tmp_path_factory.mktemp("model_repository")
-    for name in ("siem_classifier", "edr_classifier"):  # netflow's contract may be in flux
-        shutil.copytree(MODEL_REPOSITORY / name, repo / name)
+    shutil.copytree(MODEL_REPOSITORY / MODEL, repo / MODEL)  # other kinds' contracts may be in flux
     server = TritonServer.start(repo, tmp_path_factory.mktemp("triton"))
     p = f"lc{uuid.uuid4().hex[:8]}"
     shim = server.workdir / "repository"
@@ -97,7 +96,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             f" && rm -rf {shim / MODEL / UNSYNCED}")
     lifecycle = LifecycleSettings(control_topic=f"{p}.control", status_topic=f"{p}.status",
                                   shadow_topic=f"{p}.shadow", sync_command=["sh", "-c", sync])
-    cli_env = {**os.environ, "SCORER_KAFKA__BOOTSTRAP_SERVERS": "", "SCORER_KINDS": '["edr","siem"]',
+    cli_env = {**os.environ, "SCORER_KAFKA__BOOTSTRAP_SERVERS": "", "SCORER_KINDS": '["siem"]',
                "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
                "SCORER_LIFECYCLE__CONTROL_TOPIC": lifecycle.control_topic,
                "SCORER_LIFECYCLE__STATUS_TOPIC": lifecycle.status_topic}
@@ -183,7 +182,7 @@ async def test_lifecycle_under_a_continuous_stream(
     assert env.server is not None
     settings = scorer_settings(kafka.bootstrap, backend="triton", triton_url=env.server.grpc_url,
                                prefix=env.prefix, repository=env.repo)
-    settings = settings.model_copy(update={"kinds": (EventKind.EDR, EventKind.SIEM)})
+    settings = settings.model_copy(update={"kinds": (EventKind.SIEM,)})
     stream = Stream(kafka.bootstrap, settings.topics.siem)
     await stream.run(rounds=1)  # creates the topic before the scorer subscribes
     async with running_scorer(settings) as (service, metrics):
@@ -192,6 +191,8 @@ async def test_lifecycle_under_a_continuous_stream(
         flowing = asyncio.create_task(stream.run())
         try:
             await run_lifecycle(env, kafka, metrics, candidates)
+            outage = await restart_triton(env, stream, metrics)
+            await scored_more(metrics)
         finally:
             stream.stopping.set()
             await flowing
@@ -199,7 +200,7 @@ async def test_lifecycle_under_a_continuous_stream(
             assert await wait_for(lambda: sum(metrics.accounting.consumed.values()) >= total, 60)
             await controller.stop()
         print("\nswitches:", *controller.switches, sep="\n  ")
-    check_outputs(kafka, settings.topics, stream.uids, metrics, env)
+    check_outputs(kafka, settings.topics, stream.uids, metrics, env, outage)
 
 
 async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, models: dict[str, Path]) -> None:
@@ -253,7 +254,24 @@ async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, mo
     assert rc == 0 and "REFUSED" in out
 
 
-def check_outputs(kafka: KafkaBroker, topics: Any, uids: list[str], metrics: ScorerMetrics, env: Env) -> None:
+async def restart_triton(env: Env, stream: Stream, metrics: ScorerMetrics) -> tuple[int, int]:
+    """Triton comes back with its config's version policy (the two highest versions), not
+    production 1: the fallback scores meanwhile, the controller loads 1 again, and scoring
+    returns to Triton. Returns the stream positions around the outage."""
+    assert env.server is not None
+    on_triton = {"kind": KIND, "backend": "triton"}
+    began = len(stream.uids)
+    await asyncio.to_thread(env.server.restart)
+    mark = metrics.registry.get_sample_value("scorer_events_scored_total", on_triton) or 0.0
+    assert await wait_for(
+        lambda: (metrics.registry.get_sample_value("scorer_events_scored_total", on_triton) or 0) > mark + 100, 90
+    ), "production never returned to triton"
+    return began, len(stream.uids)
+
+
+def check_outputs(
+    kafka: KafkaBroker, topics: Any, uids: list[str], metrics: ScorerMetrics, env: Env, outage: tuple[int, int]
+) -> None:
     assert metrics.accounting.balanced(), metrics.accounting.totals()
     assert metrics.accounting.scored[KIND] == len(uids)
     records = kcat_consume(kafka.bootstrap, topics.scores)
@@ -269,7 +287,9 @@ def check_outputs(kafka: KafkaBroker, topics: Any, uids: list[str], metrics: Sco
             versions.append(score["version"])
     assert set(by_uid) == set(uids), "every event has a score record"
     assert all(len(v) == 1 for v in by_uid.values()), "exactly one production version per event"
-    assert all(v[0]["backend"] == "triton" for v in by_uid.values())
+    # Triton scored everything, refusals included, but around its restart (in-process fallback).
+    fallback = [i for i, u in enumerate(uids) if by_uid[u][0]["backend"] != "triton"]
+    assert all(outage[0] - 500 <= i <= outage[1] for i in fallback), (outage, fallback[:3], fallback[-3:])
     for partition, versions in runs.items():  # the switch points: 1 -> 2 -> 1
         assert versions == ["1", "2", "1"], (partition, versions)
     counts = {v: sum(1 for s in by_uid.values() if s[0]["version"] == v) for v in ("1", "2")}
@@ -286,7 +306,8 @@ def check_outputs(kafka: KafkaBroker, topics: Any, uids: list[str], metrics: Sco
         assert all(by_uid[uid][0]["version"] == "1" for uid, _, _ in report["events"])
     compared = sum(s["n"] for s in shadow)
     print(f"\nevents {len(uids)} (by v1 {counts['1']}, by v2 {counts['2']}), alerts {len(alerts)}, "
-          f"shadow-compared {compared}, agreement {np.mean([s['agreement'] for s in shadow]):.4f}")
+          f"shadow-compared {compared}, agreement {np.mean([s['agreement'] for s in shadow]):.4f}, "
+          f"scored in process during the triton restart {len(fallback)}")
 
 
 def clone_version(repo: Path, source: str, version: str) -> None:
@@ -304,12 +325,11 @@ async def test_scorer_processes_start_from_and_follow_the_control_topic(
     """Two ``scorer run`` processes (one group) start on the version the control topic names,
     not the configured one, and both follow a rollback without a restart."""
     repo = tmp_path / "model_repository"
-    for name in ("siem_classifier", "edr_classifier"):
-        shutil.copytree(MODEL_REPOSITORY / name, repo / name)
+    shutil.copytree(MODEL_REPOSITORY / MODEL, repo / MODEL)
     clone_version(repo, "1", "2")
     p = f"lp{uuid.uuid4().hex[:8]}"
     env = Env(repo, None, p, LifecycleSettings(control_topic=f"{p}.control", status_topic=f"{p}.status"), {
-        **os.environ, "SCORER_KINDS": '["edr","siem"]', "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
+        **os.environ, "SCORER_KINDS": '["siem"]', "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
         "SCORER_LIFECYCLE__CONTROL_TOPIC": f"{p}.control", "SCORER_LIFECYCLE__STATUS_TOPIC": f"{p}.status",
         "SCORER_LIFECYCLE__SHADOW_TOPIC": f"{p}.shadow", "SCORER_KAFKA__GROUP_ID": f"{p}-group",
         "SCORER_TOPICS__SIEM": f"{p}.events.siem", "SCORER_TOPICS__EDR": f"{p}.events.edr",

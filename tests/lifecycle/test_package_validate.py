@@ -9,10 +9,13 @@ import msgspec
 import numpy as np
 import pytest
 
+from scorer.config import Settings
 from scorer.errors import ModelError
 from scorer.inference.repository import load_version, publish_version
 from scorer.lifecycle.contract import contract_names, onnx_problems, version_problems
+from scorer.lifecycle.control import LifecycleSettings
 from scorer.lifecycle.golden import GOLDEN_FILE, load, resolve
+from scorer.lifecycle.ops import Context, pin_versions
 from scorer.lifecycle.package import PackageRequest, onnx_from_file, package
 from scorer.lifecycle.validate import Margins, validate
 from tests.lifecycle.conftest import KIND, MODEL, Repo, synthetic_golden
@@ -117,3 +120,15 @@ def test_golden_sets_round_trip_and_resolve(repo: Repo, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not the current netflow"):
         resolve("netflow", explicit=path)
     assert json.loads((v2.path / "card.json").read_text())["metrics"]["golden_roc_auc"] > 0.9
+
+
+def test_pinning_names_the_versions_in_use_and_keeps_the_rest(repo: Repo) -> None:
+    repo.package()
+    before = (repo.path / MODEL / "config.pbtxt").read_text()
+    assert "num_versions: 2" in before
+    assert pin_versions(Context(Settings(), LifecycleSettings(), repo.path), KIND, {"2", "1", None}) == [1, 2]
+    for name in ("config.pbtxt", "configs/cpu.pbtxt"):
+        after = (repo.path / MODEL / name).read_text()
+        assert "specific" in after and "versions: 1" in after and "versions: 2" in after
+        assert "latest" not in after and "dims: 88" in after and "max_queue_delay_microseconds: 200" in after
+    assert "tensorrt" in (repo.path / MODEL / "config.pbtxt").read_text()
