@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -31,8 +32,42 @@ def security_options(kafka: KafkaSettings) -> dict[str, Any]:
     if kafka.security_protocol.startswith("SASL"):
         opts["sasl_mechanism"] = kafka.sasl_mechanism or "SCRAM-SHA-512"
         opts["sasl_plain_username"] = kafka.sasl_username
-        opts["sasl_plain_password"] = kafka.password()
+        opts["sasl_plain_password"] = password = kafka.password()
+        if password:
+            redact_in_logs(password)
     return opts
+
+
+class _Redact(logging.Filter):
+    """Masks registered secrets in every record a handler emits.
+
+    aiokafka logs each request at DEBUG, SASL/PLAIN's authenticate request included, and
+    that request carries the password itself: without this, DEBUG logging leaks it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for secret in self.secrets:
+            masked = masked.replace(secret, "**********")
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_REDACT = _Redact()
+
+
+def redact_in_logs(secret: str) -> None:
+    """Mask ``secret`` (and its bytes-repr form) in what the root logger's handlers emit."""
+    _REDACT.secrets.update({secret, repr(secret.encode())[2:-1]})
+    for handler in logging.getLogger().handlers:
+        if _REDACT not in handler.filters:
+            handler.addFilter(_REDACT)
 
 
 def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> AIOKafkaConsumer:
