@@ -86,6 +86,11 @@ class InferenceSettings(BaseModel):
     backend: Literal["triton", "onnxruntime"] = "triton"
     triton_url: str = "127.0.0.1:8001"
     triton_timeout_s: float = 2.0
+    # gRPC over TLS to Triton (PEM file paths; a client key/cert pair only for mutual TLS).
+    triton_ssl: bool = False
+    triton_root_certificates: Path | None = None
+    triton_private_key: Path | None = None
+    triton_certificate_chain: Path | None = None
     model_repository: Path = Path("model_repository")
     # What to do when Triton is down: score in process, or stop consuming until it is back.
     on_triton_outage: Literal["fallback", "pause"] = "fallback"

@@ -197,8 +197,9 @@ def _state(workdir: Path) -> dict[str, Any] | None:
 
 def serve(repository: Path, workdir: Path, *, grpc_port: int = 8001, http_port: int = 8000,
           metrics_port: int = 8002, host: str = "127.0.0.1", foreground: bool = False,
-          log_verbose: int = 0) -> int:
-    """Start tritonserver (detached unless ``foreground``); returns its pid."""
+          log_verbose: int = 0, extra_args: tuple[str, ...] = ()) -> int:
+    """Start tritonserver (detached unless ``foreground``); returns its pid. ``extra_args``
+    are more tritonserver flags (e.g. ``--grpc-use-ssl=true --grpc-server-cert=...``)."""
     check_prerequisites()
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -219,6 +220,7 @@ def serve(repository: Path, workdir: Path, *, grpc_port: int = 8001, http_port: 
         f"--backend-config=python,shm-region-prefix-name=scorer{secrets.token_hex(4)}",
         "--backend-config=python,shm-default-byte-size=4194304",
         "--backend-config=python,shm-growth-byte-size=1048576",
+        *extra_args,
     ]
     ports = {"grpc_port": grpc_port, "http_port": http_port, "metrics_port": metrics_port}
     if foreground:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 from scorer.config import Settings
 from scorer.events.structs import EventKind
@@ -36,10 +37,18 @@ def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) ->
     local = OnnxRuntimeBackend(inf.model_repository)
     if inf.backend == "onnxruntime":
         return local
-    triton = TritonBackend(inf.triton_url, timeout_s=inf.triton_timeout_s)
+    triton = TritonBackend(
+        inf.triton_url, timeout_s=inf.triton_timeout_s, ssl=inf.triton_ssl,
+        root_certificates=_file(inf.triton_root_certificates), private_key=_file(inf.triton_private_key),
+        certificate_chain=_file(inf.triton_certificate_chain),
+    )
     if inf.on_triton_outage == "fallback":
         return FailoverBackend(triton, local)
     return triton
+
+
+def _file(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
 
 
 def build_scorer(settings: Settings) -> BatchScorer:
