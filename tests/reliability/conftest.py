@@ -39,7 +39,18 @@ def own_triton(model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]
 @pytest.fixture(scope="session")
 def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A broker of the fault tests alone: they restart and kill it; it also has a SASL_SSL listener."""
-    broker = KafkaBroker.start(workdir=tmp_path_factory.mktemp("own-kafka"), sasl_ssl=True)
+    # PLAIN beside SCRAM on the SASL_SSL listener: PLAIN sends the password itself inside
+    # the (TLS-protected) authenticate request, the case most likely to leak into a log.
+    plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+             f'user_{KafkaBroker.scram_user}="{KafkaBroker.scram_password}";')
+    broker = KafkaBroker.start(
+        workdir=tmp_path_factory.mktemp("own-kafka"), sasl_ssl=True,
+        extra_props={
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": plain,
+        },
+    )
     try:
         yield broker
     finally:

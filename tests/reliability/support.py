@@ -39,6 +39,7 @@ from scorer.events.structs import EventKind
 from tests.support.kafka import KafkaBroker, free_ports
 from tests.support.paths import MODEL_REPOSITORY, ROOT
 from tests.support.samples import SAMPLES
+from tests.support.triton import TritonServer, _launcher
 
 Record = tuple[EventKind, bytes, bytes, str]  # (kind, key, value, uid)
 BAD_EVERY = 40  # one hostile record in 40: dead letters are part of "nothing lost"
@@ -385,6 +386,64 @@ def alert_uids(records: Iterable[ConsumerRecord[bytes, bytes]], prefix: str) -> 
     """Event uid of every alert on ``<prefix>.alerts.*`` (duplicates counted)."""
     return Counter(json.loads(m.value)["unmapped"]["scorer"]["event_uid"]
                    for m in records if m.topic.startswith(f"{prefix}.alerts.") and m.value is not None)
+
+
+# --------------------------------------------------------------------------- TLS
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls(directory: Path) -> TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1/localhost signed by it (PEM)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+         "-subj", "/CN=scorer test CA", "-addext", "basicConstraints=critical,CA:TRUE"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.crt", "-days", "2", "-extfile", "server.ext"],
+    ]
+    for step in steps:
+        subprocess.run(["openssl", *step], cwd=directory, check=True, capture_output=True)
+    return TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+
+
+@dataclass
+class TlsTritonServer(TritonServer):
+    """A tritonserver whose gRPC endpoint speaks TLS only (HTTP stays plain for readiness)."""
+
+    tls: TlsFiles | None = None
+
+    @classmethod
+    def start_tls(cls, repository: Path, workdir: Path, tls: TlsFiles) -> TlsTritonServer:
+        grpc, http, metrics = free_ports(3)
+        server = cls(repository, workdir, grpc, http, metrics, tls=tls)
+        server._start(60.0)
+        return server
+
+    def _start(self, timeout_s: float) -> None:
+        assert self.tls is not None
+        launcher = _launcher()
+        started = time.monotonic()
+        self.pid = launcher.serve(
+            self.repository, self.workdir, grpc_port=self.grpc_port, http_port=self.http_port,
+            metrics_port=self.metrics_port,
+            extra_args=("--grpc-use-ssl=true", f"--grpc-server-cert={self.tls.cert}",
+                        f"--grpc-server-key={self.tls.key}", f"--grpc-root-cert={self.tls.ca}"),
+        )
+        try:
+            launcher.wait(self.workdir, timeout_s=timeout_s)
+        except SystemExit as exc:
+            self.stop()
+            tail = self.log.read_text()[-3000:]
+            raise RuntimeError(f"tritonserver with TLS failed to start: {exc}\n{tail}") from None
+        self.start_seconds = time.monotonic() - started
 
 
 # --------------------------------------------------------------------------- slow downstream
