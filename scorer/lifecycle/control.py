@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -30,11 +31,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scorer.config import KafkaSettings
-from scorer.errors import ConfigError, KafkaUnavailable
+from scorer.errors import KafkaUnavailable
 from scorer.pipeline.kafka_io import make_producer, security_options
 from scorer.pipeline.records import OutputRecord
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
 _COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"}
 
@@ -111,7 +113,10 @@ async def ensure_topics(kafka: KafkaSettings, lifecycle: LifecycleSettings) -> N
         response = await admin.create_topics(wanted)
         for topic, code, *rest in getattr(response, "topic_errors", []):
             if code not in (0, _TOPIC_ALREADY_EXISTS):
-                raise ConfigError(f"cannot create topic {topic}: error {code} {rest}")
+                # e.g. no CREATE permission where an admin provisioned the topics: reading
+                # them still works, and a missing one simply holds no state.
+                log.warning("cannot create topic %s (error %s %s); assuming it is provisioned", topic, code, rest)
+                return
         for _ in range(200):  # creation is asynchronous: wait for a leader
             described = await admin.describe_topics([t.name for t in wanted])
             if all(p.get("leader", -1) >= 0 for d in described for p in d.get("partitions", [{}])):

@@ -110,6 +110,8 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
     if problems:
         raise ModelError(f"{req.model_file} does not fit the {req.kind} contract: " + "; ".join(problems))
     version = req.version or next_version(repo, req.name)
+    if not version.isdigit():
+        raise ModelError(f"version {version!r}: Triton versions are positive integers")
     if version in list_versions(repo, req.name):
         raise ModelError(f"{req.name} version {version} exists; versions are immutable, pick another")
     s = scores(blob, gx)
@@ -124,11 +126,12 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
         name=req.name, kind=req.kind, version=version, feature_names=list(names),
         threshold=round(float(threshold), 6), severity_cutoffs=cutoffs,
         description=req.description or f"{req.kind} classifier packaged from {req.model_file.name}",
+        # Attribution carries over from production: a retrain of a kind uses its data family.
         learner=learner, trained_on=[], attribution=list(req.production.card.attribution) if req.production else [],
         metrics=metrics, created=now_iso(), explain_weights=weights, explain_center=center,
         explain_scale=scale,
     )
-    card_md = _card_markdown(card, req, rate)
+    card_md = _card_markdown(card, req)
     return publish_version(repo, card, blob, extra_files={GOLDEN_FILE: req.golden.to_bytes(),
                                                           "MODEL_CARD.md": card_md.encode()})
 
@@ -150,13 +153,15 @@ def _threshold_at(benign_sorted: npt.NDArray[np.float64], rate: float) -> float:
     return float(min(max(evaluate.threshold_at_fpr(benign_sorted, rate), 1e-6), 1.0))
 
 
-def _card_markdown(card: ModelCard, req: PackageRequest, rate: float) -> str:
+def _card_markdown(card: ModelCard, req: PackageRequest) -> str:
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(card.metrics.items()))
+    matched = req.production is not None and req.threshold is None and req.alert_rate is None
+    how = f", chosen to match production version {req.production.version}" if matched and req.production else ""
     return (
         f"# {card.name} version {card.version}\n\n{card.description}\n\n"
         f"- kind: {card.kind} ({len(card.feature_names)} features, the serving contract)\n"
         f"- learner: {card.learner}\n- packaged: {card.created} from `{req.model_file.name}`\n"
-        f"- threshold: {card.threshold:.6f} ({rate:.2%} of benign golden rows alert"
-        f"{', matching production ' + req.production.version if req.production and req.alert_rate is None else ''})\n"
+        f"- threshold: {card.threshold:.6f} ({card.metrics.get('golden_alert_rate_benign', 0):.2%} of benign "
+        f"golden rows alert{how})\n"
         f"- golden set: {req.golden.describe()}\n\n| golden metric | value |\n|---|---|\n{rows}\n"
     )
