@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from scorer.errors import BackendUnavailable
+from scorer.errors import BackendUnavailable, InferenceError, ModelError
 from scorer.inference.base import FloatMatrix, FloatVector, InferenceBackend, ModelRef
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ class FailoverBackend:
         if down is None or time.monotonic() - down >= self.retry_after_s:
             try:
                 scores = await self.primary.infer(model, features)
-            except BackendUnavailable as exc:
+            except (InferenceError, ModelError) as exc:
+                # Unreachable, or reachable but unable to serve this version (e.g. Triton
+                # restarted without it): the in-process copy of the same version scores.
                 if down is None:
                     log.warning("%s unavailable, scoring with %s: %s", self.primary.name, self.fallback.name, exc)
                 self._primary_down_since = time.monotonic()

@@ -19,7 +19,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from scorer.config import Settings
-from scorer.errors import BackendUnavailable
+from scorer.errors import InferenceError, ModelError
 from scorer.events.decode import parse_kind
 from scorer.events.structs import EventKind
 from scorer.pipeline.kafka_io import make_consumer, make_producer, produce_all
@@ -131,9 +131,11 @@ class ScorerService:
             while True:
                 try:
                     return await self.scorer.score(records)
-                except BackendUnavailable as exc:
+                except (InferenceError, ModelError) as exc:
+                    # Never drop a batch because scoring failed: hold consumption (the batch
+                    # stays uncommitted) and retry with backoff until a backend can score it.
                     if not paused:
-                        log.warning("inference backend unavailable, pausing consumption: %s", exc)
+                        log.warning("inference failed, pausing consumption: %s", exc)
                         self._consumer.pause(*self._consumer.assignment())
                         self.metrics.paused.set(1)
                         paused = True
