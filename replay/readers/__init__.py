@@ -114,8 +114,8 @@ def detect_format(path: Path | str) -> CaptureFormat:
 def _detect_json(path: Path, head: bytes) -> CaptureFormat:
     try:
         first = msgspec.json.decode(head.split(b"\n", 1)[0])
-    except msgspec.DecodeError:
-        first = None  # a pretty-printed document spans several lines
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        first = None  # a pretty-printed document spans several lines (or the line is damaged)
     if not isinstance(first, dict):
         if b'"Event"' in head[:2048]:
             return CaptureFormat.EVENT_XML_JSON

@@ -60,6 +60,8 @@ def _one(
         return error("wrong_schema", f"not a canonical line: {exc}")
     except (msgspec.DecodeError, RecursionError) as exc:
         return error("malformed_json", f"not valid JSON: {exc}")
+    except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 inside a string
+        return error("invalid_utf8", f"JSON string is not valid UTF-8: {exc}")
     kind = parse_kind(record.kind)
     if kind is None:
         return error("unknown_kind", f"unknown event kind {record.kind!r}")
@@ -89,7 +91,7 @@ def first_kind(path: Path) -> EventKind | None:
         for _, line in numbered_lines(fh):
             try:
                 return parse_kind(decoder.decode(line).kind)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
                 return None
     return None
 

@@ -60,6 +60,10 @@ def json_lines(ctx: Context, lines: Iterable[tuple[int, bytes]], adapt: Adapter)
             yield ReadError(ctx.path, number, "malformed_json", f"not valid JSON: {exc}",
                             _clip(line))
             continue
+        except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 inside a string
+            yield ReadError(ctx.path, number, "invalid_utf8", f"JSON string is not valid UTF-8: {exc}",
+                            _clip(line))
+            continue
         yield adapt_one(ctx, adapt, raw, number, line)
 
 

@@ -88,6 +88,8 @@ class EventDecoder:
             raw = self._json.decode(value)
         except (msgspec.DecodeError, RecursionError) as exc:
             return fail("malformed_json", f"not valid JSON: {exc}")
+        except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 inside a string
+            return fail("invalid_utf8", f"JSON string is not valid UTF-8: {exc}")
         if not isinstance(raw, dict):
             return fail("wrong_type", f"a record must be a JSON object, got {type(raw).__name__}")
         try:
