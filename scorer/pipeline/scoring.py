@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from scorer.alerts.decide import Decider
 from scorer.alerts.ocsf import detection_finding
+from scorer.alerts.ocsf import encode as encode_finding
 from scorer.errors import ModelError
 from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import Event, EventKind, SourceRef, entity_key
@@ -202,7 +203,7 @@ class BatchScorer:
                     backend=backend_name, ref=rec.ref,
                 )
                 key = rec.key if rec.key is not None else entity_key(event).encode()
-                alerts.append(OutputRecord(self.alerts_prefix + kind.value, self._json.encode(finding), key))
+                alerts.append(OutputRecord(self.alerts_prefix + kind.value, encode_finding(finding), key))
             if self.collect_scores:
                 scores.extend(
                     ScoredEvent(kind, ev.uid, float(p), rt.model.name, rt.model.version, backend_name, i in alerted)
