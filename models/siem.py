@@ -27,7 +27,9 @@ from models.tables import table
 from replay import LabeledEvent
 from scorer.events.structs import EventKind
 
-BUDGET_FPR = 0.05  # at most 5% of false-positive alerts passed on to analysts
+# The goal is at most 5% of false-positive alerts passed; the threshold aims at 4% because
+# a threshold carried to an unseen scenario passes a little more than it did where chosen.
+BUDGET_FPR = 0.04
 CAP_PER_STEP = 4000
 ATTRIBUTION = [
     "AIT Alert Data Set (AIT-ADS), Landauer, Skopik, Wurzenberger: 'Introducing a New Alert "

@@ -83,13 +83,15 @@ TOKENS: dict[str, tuple[str, ...]] = {
     "evasion": ("-w hidden", "-windowstyle hidden", "bypass", "-nop", "-noni", "-noprofile",
                 "set-mppreference", "disablerealtimemonitoring", "-exclusion", "amsi",
                 "wevtutil cl", "clear-eventlog", "vssadmin delete", "shadowcopy", "bcdedit",
-                "auditpol", "minint", "fltmc"),
+                "auditpol", "minint", "fltmc", "advfirewall", "firewall add", "firewall set",
+                "portproxy", "sc config", "stop-service", "net stop", "set-service"),
     "execution": ("iex", "invoke-expression", "invoke-", "new-object", "reflection.assembly",
                   "start-process", "createthread", "virtualalloc", "shellcode", "rundll32",
                   "regsvr32", "/i:http", "scrobj", "javascript:", "vbscript:", "wmic ", "-exec"),
     "credential": ("mimikatz", "sekurlsa", "lsass", "procdump", "comsvcs", "minidump", "ntds",
                    "\\sam", "hklm\\sam", "hklm\\security", "kerberoast", "dcsync", "lsadump",
-                   "logonpasswords", "vaultcmd", "credential"),
+                   "logonpasswords", "vaultcmd", "credential", "reg save", "save hklm",
+                   "ntdsutil", "dumpert", ".dmp", "sekurlsa::", "get-credential"),
     "recon": ("whoami", "net user", "net group", "net localgroup", "nltest", "systeminfo",
               "ipconfig", "tasklist", "quser", "query user", "get-domain", "get-net", "adfind",
               "dsquery", "arp -a", "netstat", "get-wmiobject", "get-ciminstance", "powerview"),
@@ -122,8 +124,13 @@ OTHER_NAMES = (
     "log_cmd_len", "cmd_token_total", "log_b64_len", "log_parent_cmd_len",
     "target_user_dir", "target_risky_ext", "target_startup", "registry_key_risky",
     "loaded_suspicious_dll", "loaded_user_dir", "unsigned", "integrity_high", "user_system",
-    "logon_network", "logon_remote_interactive", "access_lsass", "dst_port_web", "dst_port_other",
+    "logon_network", "logon_remote_interactive", "access_lsass", "access_rights_full",
+    "dst_port_web", "dst_port_other",
 )
+# Process-access rights that read or write another process's memory (credential dumping,
+# injection): PROCESS_ALL_ACCESS variants and VM_READ|QUERY_INFORMATION combinations.
+FULL_ACCESS = frozenset({"0x1fffff", "0x1f0fff", "0x1f1fff", "0x1f3fff", "0x1010", "0x1410",
+                         "0x1438", "0x143a", "0x40", "0x1418"})
 
 
 class EdrFeatures:
@@ -152,7 +159,8 @@ class EdrFeatures:
         cols.update(ch_sysmon=sysmon, ch_security=sec * (1 - sysmon),
                     ch_powershell=ps * (1 - sysmon),
                     ch_other=((sysmon + sec + ps) == 0).astype(np.float64))
-        image = [(e.image or "").lower() for e in evs]
+        # Sysmon process-access events name the actor SourceImage, not Image.
+        image = [(e.image or e.fields.get("SourceImage") or "").lower() for e in evs]
         parent = [(e.parent_image or "").lower() for e in evs]
         cols.update(_process(image, parent, evs))
         text = [_command_text(e) for e in evs]
@@ -221,6 +229,8 @@ def _targets(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
         "logon_network": (logon == 3).astype(np.float64),
         "logon_remote_interactive": (logon == 10).astype(np.float64),
         "access_lsass": contains_any(access, ("lsass.exe",)),
+        "access_rights_full": isin([(e.fields.get("GrantedAccess") or "").lower() for e in evs],
+                                   FULL_ACCESS),
         "dst_port_web": isin([str(int(p)) for p in port], frozenset({"80", "443", "8080"})),
         "dst_port_other": ((port >= 0) & ~np.isin(port, (80, 443, 8080, 53))).astype(np.float64),
     }

@@ -46,7 +46,11 @@ STATELESS = (
     "dport_wellknown", "dport_registered", "dport_dynamic", "dport_web", "dport_service",
     "sport_wellknown", "sport_dynamic", "tcp_fin_seen", "tcp_rst_seen",
 )
-STATEFUL = ("src_flows_60s", "src_dst_ports_60s", "src_dst_ips_60s")
+# Distinct destinations per source, not the raw flow count: training data (CIC) is a random
+# sample of flows, so its per-source *counts* are far sparser than live traffic and taught
+# "busy source = attack" (a busy benign host then scored 0.9998). Distinct ports/IPs
+# saturate quickly and survive the sampling far better.
+STATEFUL = ("src_dst_ports_60s", "src_dst_ips_60s")
 
 
 class _SourceWindow:
@@ -59,7 +63,7 @@ class _SourceWindow:
         self.ports: Counter[int] = Counter()
         self.ips: Counter[str] = Counter()
 
-    def add(self, ts: float, port: int, ip: str) -> tuple[int, int, int]:
+    def add(self, ts: float, port: int, ip: str) -> tuple[int, int]:
         while self.flows and (self.flows[0][0] < ts - WINDOW_S
                               or len(self.flows) >= MAX_WINDOW_FLOWS):
             _, old_port, old_ip = self.flows.popleft()
@@ -68,7 +72,7 @@ class _SourceWindow:
         self.flows.append((ts, port, ip))
         self.ports[port] += 1
         self.ips[ip] += 1
-        return len(self.flows), len(self.ports), len(self.ips)
+        return len(self.ports), len(self.ips)
 
 
 def _drop(counter: Counter[K], key: K) -> None:
@@ -132,7 +136,7 @@ class NetflowFeatures:
 
     def _stateful(self, flows: Sequence[FlowRecord]) -> dict[str, F64]:
         n = len(flows)
-        out = np.zeros((n, 3))
+        out = np.zeros((n, len(STATEFUL)))
         for i in time_order(numbers(flows, "ts")).tolist():
             f = flows[i]
             out[i] = self.state.get(f.src_ip).add(f.ts, f.dst_port, f.dst_ip)
