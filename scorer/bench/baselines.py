@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import msgspec
-import numpy as np
 import onnxruntime as ort
 
 from scorer.events.decode import DecodeFailure, EventDecoder

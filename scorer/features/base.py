@@ -10,7 +10,7 @@ and clips to +-``CLIP`` (the pipeline still checks, and dead-letters a non-finit
 Stateful features (counts per entity over a short window, first-seen flags) live in an
 :class:`EntityState` owned by the feature-set instance: bounded (least recently seen
 entities are evicted) and partition-local (one instance per consumer, events keyed by
-entity). ``transform`` updates it in event-time order, so a capture replayed in time order
+entity). ``transform`` updates it in arrival order (see update_order), so a capture replayed in time order
 gives the same features whether it arrives in one batch or in many.
 """
 
@@ -133,9 +133,15 @@ def hashed_tokens(token_lists: Sequence[Sequence[str]], buckets: int) -> F64:
     return out
 
 
-def time_order(ts: F64) -> npt.NDArray[np.intp]:
-    """Row order in which stateful features must be updated (stable for equal times)."""
-    return np.argsort(ts, kind="stable")
+def update_order(n: int) -> npt.NDArray[np.intp]:
+    """Row order in which stateful features are updated: arrival order.
+
+    Kafka keeps each partition (each entity) in offset order, so arrival order is the one
+    order that does not depend on where micro-batch boundaries fall; sorting by timestamp
+    inside a batch would make an out-of-order stream's features depend on batching.
+    Training feeds each capture in time order, which is that capture's arrival order.
+    """
+    return np.arange(n, dtype=np.intp)
 
 
 class EntityState(Generic[S]):

@@ -26,7 +26,7 @@ from scorer.features.base import (
     ratio,
     stack,
     texts,
-    time_order,
+    update_order,
 )
 
 WEB_PORTS = frozenset({80, 443, 8000, 8080, 8443})
@@ -137,7 +137,7 @@ class NetflowFeatures:
     def _stateful(self, flows: Sequence[FlowRecord]) -> dict[str, F64]:
         n = len(flows)
         out = np.zeros((n, len(STATEFUL)))
-        for i in time_order(numbers(flows, "ts")).tolist():
+        for i in update_order(len(flows)).tolist():
             f = flows[i]
             out[i] = self.state.get(f.src_ip).add(f.ts, f.dst_port, f.dst_ip)
         logs = log1p(out)

@@ -27,7 +27,7 @@ from scorer.features.base import (
     numbers,
     put_block,
     stack,
-    time_order,
+    update_order,
 )
 
 TOKEN_BUCKETS = 64
@@ -124,7 +124,7 @@ class SiemFeatures:
 
     def _stateful(self, alerts: Sequence[SiemAlert], names: Sequence[str]) -> F64:
         out = np.zeros((len(alerts), len(STATEFUL)))
-        for i in time_order(numbers(alerts, "ts")).tolist():
+        for i in update_order(len(alerts)).tolist():
             a = alerts[i]
             key = a.host or a.src_ip or ""
             out[i] = self.state.get(key).add(a.ts, a.rule_id or names[i])

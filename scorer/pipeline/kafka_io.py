@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from scorer.config import KafkaSettings
 from scorer.pipeline.records import OutputRecord
 
 _PARTITIONER = DefaultPartitioner()
+log = logging.getLogger(__name__)
 
 
 def security_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -137,3 +139,27 @@ async def produce_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord
         if batch.record_count():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
     await asyncio.gather(*futures)
+
+
+async def ensure_topics(kafka: KafkaSettings, topics: Sequence[str], partitions: int = 3) -> None:
+    """Create missing output topics, so consumers can subscribe before the first alert.
+
+    Brokers in production often disable auto-creation and restrict CREATE: a refusal is
+    logged, not fatal (the topics may be managed elsewhere, e.g. by Terraform).
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(**security_options(kafka))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+    except TopicAlreadyExistsError:
+        pass
+    except KafkaError as exc:
+        log.warning("could not create output topics %s: %s", list(topics), exc)
+    finally:
+        await admin.close()

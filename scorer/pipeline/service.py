@@ -22,7 +22,7 @@ from scorer.config import Settings
 from scorer.errors import InferenceError, ModelError
 from scorer.events.decode import parse_kind
 from scorer.events.structs import EventKind
-from scorer.pipeline.kafka_io import make_consumer, make_producer, produce_all
+from scorer.pipeline.kafka_io import ensure_topics, make_consumer, make_producer, produce_all
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchOutcome, BatchScorer, input_record
 from scorer.service.metrics import ScorerMetrics
@@ -70,6 +70,9 @@ class ScorerService:
 
     async def start(self) -> None:
         kafka = self.settings.kafka
+        topics = self.settings.topics
+        outputs = [topics.alert_topic(k) for k in self.settings.kinds] + [topics.dead_letter]
+        await ensure_topics(kafka, outputs + ([topics.scores] if topics.scores else []))
         txn_id = f"{kafka.group_id}-{kafka.client_id}" if kafka.transactional else None
         self._producer = make_producer(kafka, transactional_id=txn_id)
         await self._producer.start()
