@@ -14,6 +14,7 @@ import msgspec
 
 from scorer.errors import RecordError
 from scorer.events import edr, netflow, siem
+from scorer.events.fastpath import decode_canonical
 from scorer.events.structs import Event, EventKind, SourceRef
 
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024
@@ -84,6 +85,20 @@ class EventDecoder:
             return fail("empty_record", "record has no value (tombstone)")
         if len(value) > self.max_record_bytes:
             return fail("oversized_record", f"record is {len(value)} bytes (max {self.max_record_bytes})")
+        event = decode_canonical(kind, value)
+        if event is None:
+            generic = self._decode_generic(kind, value, fail)
+            if isinstance(generic, DecodeFailure):
+                return generic
+            event = generic
+        if not event.uid:
+            event = msgspec.structs.replace(event, uid=f"{ref.topic}:{ref.partition}:{ref.offset}")
+        return event
+
+    def _decode_generic(
+        self, kind: EventKind, value: bytes, fail: Callable[[str, str], DecodeFailure]
+    ) -> Event | DecodeFailure:
+        """JSON -> dict -> the kind's adapters: every source form, and precise refusals."""
         try:
             raw = self._json.decode(value)
         except (msgspec.DecodeError, RecursionError) as exc:
@@ -99,6 +114,4 @@ class EventDecoder:
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             # An adapter met a shape it does not expect: still a record-level failure.
             return fail("wrong_schema", f"{type(exc).__name__}: {exc}")
-        if not event.uid:
-            event = msgspec.structs.replace(event, uid=f"{ref.topic}:{ref.partition}:{ref.offset}")
         return event
