@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -156,10 +157,22 @@ def iter_capture(path: Path | str) -> Iterator[LabeledEvent | ReadError]:
         return
     try:
         fmt = detect_format(path)
-    except (ValueError, OSError) as exc:
-        yield ReadError(str(path), 0, "unknown_format", str(exc))
+    except (ValueError, *_CONTAINER_ERRORS) as exc:
+        yield ReadError(str(path), 0, "unknown_format", f"{type(exc).__name__}: {exc}")
         return
-    yield from _READERS[fmt](path)
+    line = 0
+    try:
+        for item in _READERS[fmt](path):
+            line = item.line
+            yield item
+    except _CONTAINER_ERRORS as exc:
+        # The file itself broke mid-read (truncated gzip, damaged zip, I/O error): what was
+        # read stands, the rest of this file is one error, and the next file is still read.
+        yield ReadError(str(path), line + 1, "unreadable", f"reading stopped: {type(exc).__name__}: {exc}")
+
+
+# What a damaged container raises while its records are read (not a per-record problem).
+_CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 __all__ = [
