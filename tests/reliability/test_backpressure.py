@@ -28,11 +28,13 @@ from tests.reliability.support import (
     new_topics,
     plaintext,
     read_topics,
+    score_backends,
     scorer_env,
     set_produce_quota,
     stopped_on_exit,
 )
 from tests.support.kafka import KafkaBroker
+from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +44,13 @@ QUOTA = 50_000.0  # bytes/s the scorer may produce while throttled
 RSS_GROWTH_CAP_MB = 64.0  # the backlog is ~100 MB: an unbounded buffer could not stay under
 
 
-async def test_slow_produce_keeps_backlog_in_kafka_not_in_memory(kafka: KafkaBroker, tmp_path: Path) -> None:
+async def test_slow_produce_keeps_backlog_in_kafka_not_in_memory(
+    kafka: KafkaBroker, own_triton: TritonServer, model_repository: Path, tmp_path: Path
+) -> None:
     topics = await new_topics(kafka)
     records = make_stream(topics.kinds, "s", EVENTS // len(topics.kinds), pad=PAD)
     backlog_mb = sum(len(value) for _, _, value, _ in records) / 2**20
-    env = scorer_env(kafka.bootstrap, topics)
+    env = scorer_env(kafka.bootstrap, topics, triton=own_triton, repository=model_repository)
     client_id = env["SCORER_KAFKA__CLIENT_ID"]
     await set_produce_quota(kafka.bootstrap, client_id, QUOTA)
     proc = ScorerProcess(env, tmp_path / "scorer.log")
@@ -82,3 +86,4 @@ async def test_slow_produce_keeps_backlog_in_kafka_not_in_memory(kafka: KafkaBro
     assert growth < RSS_GROWTH_CAP_MB
     assert not report.lost, f"{len(report.lost)} lost, e.g. {report.lost[:5]}"
     assert report.duplicate_count == 0 and not report.unexpected, report
+    assert score_backends(outputs, topics.scores) == {"triton"}

@@ -22,20 +22,25 @@ from tests.reliability.support import (
     new_topics,
     plaintext,
     read_topics,
+    score_backends,
     scorer_env,
     stopped_on_exit,
 )
 from tests.support.kafka import KafkaBroker
+from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.integration
 
 RATE = 400.0
 
 
-async def test_broker_restart_and_crash_mid_stream_lose_nothing(own_kafka: KafkaBroker, tmp_path: Path) -> None:
+async def test_broker_restart_and_crash_mid_stream_lose_nothing(
+    own_kafka: KafkaBroker, own_triton: TritonServer, model_repository: Path, tmp_path: Path
+) -> None:
     topics = await new_topics(own_kafka)
     records = make_stream(topics.kinds, "b", per_kind=int(RATE * 30 / len(topics.kinds)))
-    proc = ScorerProcess(scorer_env(own_kafka.bootstrap, topics), tmp_path / "scorer.log")
+    env = scorer_env(own_kafka.bootstrap, topics, triton=own_triton, repository=model_repository)
+    proc = ScorerProcess(env, tmp_path / "scorer.log")
     ledger = Ledger({uid for *_, uid in records}, topics.scores, topics.dlq)
     progress = [0]
     with stopped_on_exit(proc):
@@ -63,6 +68,7 @@ async def test_broker_restart_and_crash_mid_stream_lose_nothing(own_kafka: Kafka
     assert rc == 0, proc.log_tail()
     assert not report.lost, f"{len(report.lost)} lost, e.g. {report.lost[:5]}"
     assert not report.unexpected
+    assert score_backends(outputs, topics.scores) == {"triton"}
 
 
 def _crash(broker: KafkaBroker) -> Callable[[], None]:

@@ -28,11 +28,13 @@ from tests.reliability.support import (
     new_topics,
     plaintext,
     read_topics,
+    score_backends,
     scorer_env,
     seed,
     stopped_on_exit,
 )
 from tests.support.kafka import KafkaBroker
+from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +43,14 @@ BATCH = 64  # SCORER_BATCH__MAX_RECORDS: the duplicate bound is one batch per cr
 RATE = 500.0  # input events per second while the scorer is being killed
 
 
-async def _crash_loop(kafka: KafkaBroker, tmp_path: Path, *, transactional: bool) -> None:
+async def _crash_loop(
+    kafka: KafkaBroker, triton: TritonServer, repository: Path, tmp_path: Path, *, transactional: bool
+) -> None:
     rng = random.Random(seed())
     topics = await new_topics(kafka)
     records = make_stream(topics.kinds, "c", per_kind=int(RATE * CRASHES * 3 / len(topics.kinds)))
     env = scorer_env(
-        kafka.bootstrap, topics,
+        kafka.bootstrap, topics, triton=triton, repository=repository,
         SCORER_BATCH__MAX_RECORDS=str(BATCH),
         SCORER_KAFKA__TRANSACTIONAL="true" if transactional else "false",
         # Static membership: the restarted process takes its partitions back at once
@@ -83,6 +87,7 @@ async def _crash_loop(kafka: KafkaBroker, tmp_path: Path, *, transactional: bool
     assert rc == 0, proc.log_tail()
     assert not report.lost, f"{len(report.lost)} events lost, e.g. {report.lost[:5]}"
     assert not report.unexpected, report.unexpected[:5]
+    assert score_backends(outputs, topics.scores) == {"triton"}
     alerts = alert_uids(outputs, topics.prefix)
     alert_dups = sum(n - 1 for n in alerts.values())
     print(f"  alerts: {sum(alerts.values())} for {len(alerts)} events, {alert_dups} duplicates")
@@ -100,9 +105,13 @@ async def _crash_loop(kafka: KafkaBroker, tmp_path: Path, *, transactional: bool
         assert alert_dups <= CRASHES * BATCH
 
 
-async def test_kill9_repeatedly_loses_nothing_at_least_once(kafka: KafkaBroker, tmp_path: Path) -> None:
-    await _crash_loop(kafka, tmp_path, transactional=False)
+async def test_kill9_repeatedly_loses_nothing_at_least_once(
+    kafka: KafkaBroker, own_triton: TritonServer, model_repository: Path, tmp_path: Path
+) -> None:
+    await _crash_loop(kafka, own_triton, model_repository, tmp_path, transactional=False)
 
 
-async def test_kill9_repeatedly_no_duplicates_exactly_once(kafka: KafkaBroker, tmp_path: Path) -> None:
-    await _crash_loop(kafka, tmp_path, transactional=True)
+async def test_kill9_repeatedly_no_duplicates_exactly_once(
+    kafka: KafkaBroker, own_triton: TritonServer, model_repository: Path, tmp_path: Path
+) -> None:
+    await _crash_loop(kafka, own_triton, model_repository, tmp_path, transactional=True)

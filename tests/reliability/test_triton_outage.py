@@ -28,6 +28,7 @@ from tests.reliability.support import (
     new_topics,
     plaintext,
     read_topics,
+    score_backends,
     scorer_env,
     stopped_on_exit,
 )
@@ -50,12 +51,9 @@ async def test_triton_outage_loses_nothing(
     per_kind = int(RATE * (lead_s + OUTAGE_S + tail_s) / len(topics.kinds))
     records = make_stream(topics.kinds, "t", per_kind)
     env = scorer_env(
-        kafka.bootstrap, topics,
-        SCORER_INFERENCE__BACKEND="triton",
-        SCORER_INFERENCE__TRITON_URL=own_triton.grpc_url,
+        kafka.bootstrap, topics, triton=own_triton, repository=model_repository,
         SCORER_INFERENCE__TRITON_TIMEOUT_S="1",
         SCORER_INFERENCE__ON_TRITON_OUTAGE=mode,
-        SCORER_INFERENCE__MODEL_REPOSITORY=str(model_repository),
     )
     proc = ScorerProcess(env, tmp_path / "scorer.log")
     ledger = Ledger({uid for *_, uid in records}, topics.scores, topics.dlq)
@@ -79,7 +77,7 @@ async def test_triton_outage_loses_nothing(
         assert proc.pid is not None, f"scorer died during the outage:\n{proc.log_tail()}"
         rc = proc.stop()
     report = ledger.report(outputs)
-    backends = {json.loads(m.value)["backend"] for m in outputs if m.topic == topics.scores}
+    backends = score_backends(outputs, topics.scores)
     alert_backends = {json.loads(m.value)["unmapped"]["scorer"]["backend"]
                       for m in outputs if m.topic.startswith(f"{topics.prefix}.alerts.")}
     growth = rss.peak_mb - before_outage / 2**20

@@ -11,7 +11,6 @@ Reproduce: pytest -s tests/reliability/test_untrusted_network.py
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,11 +23,13 @@ from tests.reliability.support import (
     ScorerProcess,
     TlsFiles,
     TlsTritonServer,
+    Topics,
     feed,
     make_stream,
     make_tls,
     new_topics,
     read_topics,
+    score_backends,
     scorer_env,
     stopped_on_exit,
 )
@@ -53,20 +54,19 @@ def tls_triton(model_repository: Path, tmp_path: Path, tls: TlsFiles) -> Iterato
         server.stop()
 
 
-def _secure_env(kafka: KafkaBroker, triton: TlsTritonServer, tls: TlsFiles, repo: Path) -> dict[str, str]:
-    """Everything but the password: SASL_SSL to Kafka, TLS to Triton. ``pause`` on outage, so
-    a TLS failure cannot hide behind the in-process fallback."""
-    return {
+def _secure_env(
+    kafka: KafkaBroker, triton: TlsTritonServer, tls: TlsFiles, topics: Topics, repo: Path, **secret: str
+) -> dict[str, str]:
+    """SASL_SSL to Kafka and TLS to Triton, plus ``secret``. ``pause`` on outage, so a TLS
+    failure cannot hide behind the in-process fallback."""
+    return scorer_env(kafka.sasl_ssl_bootstrap, topics, triton=triton, repository=repo, **secret) | {
         "SCORER_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
         "SCORER_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
         "SCORER_KAFKA__SASL_USERNAME": kafka.scram_user,
         "SCORER_KAFKA__SSL_CAFILE": str(kafka.ca_file),
-        "SCORER_INFERENCE__BACKEND": "triton",
         "SCORER_INFERENCE__ON_TRITON_OUTAGE": "pause",
-        "SCORER_INFERENCE__TRITON_URL": triton.grpc_url,
         "SCORER_INFERENCE__TRITON_SSL": "true",
         "SCORER_INFERENCE__TRITON_ROOT_CERTIFICATES": str(tls.ca),
-        "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
         "SCORER_LOG_LEVEL": "DEBUG",  # the most a deployment could log
     }
 
@@ -85,8 +85,7 @@ async def test_sasl_ssl_and_triton_tls_end_to_end_secret_never_leaks(
               else {"SCORER_KAFKA__SASL_PASSWORD_FILE": str(secret_file)})
     topics = await new_topics(own_kafka)
     records = make_stream(topics.kinds, "n", per_kind=300)
-    env = scorer_env(own_kafka.sasl_ssl_bootstrap, topics,
-                     **_secure_env(own_kafka, tls_triton, tls, model_repository), **secret)
+    env = _secure_env(own_kafka, tls_triton, tls, topics, model_repository, **secret)
     env["SCORER_KAFKA__SASL_MECHANISM"] = mechanism
     proc = ScorerProcess(env, tmp_path / "scorer.log")
     ledger = Ledger({uid for *_, uid in records}, topics.scores, topics.dlq)
@@ -100,7 +99,7 @@ async def test_sasl_ssl_and_triton_tls_end_to_end_secret_never_leaks(
         rc = proc.stop()
     report = ledger.report(outputs)
     log = proc.log.read_text(errors="replace")
-    backends = {json.loads(m.value)["backend"] for m in outputs if m.topic == topics.scores}
+    backends = score_backends(outputs, topics.scores)
     print(f"\nSASL_SSL ({mechanism}) + Triton TLS, password from {secret_from}: {report}; backends {sorted(backends)}; "
           f"searched {len(log)} chars of DEBUG log and {len(metrics)} of /metrics for the password")
     assert rc == 0, proc.log_tail()
@@ -120,8 +119,8 @@ async def test_untrusted_peer_or_bad_secret_stops_the_scorer_without_leaking(
 ) -> None:
     topics = await new_topics(own_kafka)
     wrong = "Wr0ng-Pa55w0rd-do-not-log"
-    env = scorer_env(own_kafka.sasl_ssl_bootstrap, topics, **_secure_env(own_kafka, tls_triton, tls, model_repository),
-                     SCORER_KAFKA__SASL_PASSWORD=own_kafka.scram_password)
+    env = _secure_env(own_kafka, tls_triton, tls, topics, model_repository,
+                      SCORER_KAFKA__SASL_PASSWORD=own_kafka.scram_password)
     expect = {"wrong password": "authentication", "unknown CA": "certificate verify failed",
               "plaintext gRPC": "unavailable"}[fault]
     if fault == "wrong password":
