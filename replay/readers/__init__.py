@@ -171,8 +171,13 @@ def iter_capture(path: Path | str) -> Iterator[LabeledEvent | ReadError]:
         yield ReadError(str(path), line + 1, "unreadable", f"reading stopped: {type(exc).__name__}: {exc}")
 
 
-# What a damaged container raises while its records are read (not a per-record problem).
-_CONTAINER_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
+# What a damaged container raises while its records are read (not a per-record problem):
+# I/O and truncated gzip (OSError, EOFError), broken zip or deflate data, and zipfile's own
+# member-level refusals (a member name that is not UTF-8, an unsupported compression
+# method, an encrypted member: UnicodeDecodeError, NotImplementedError, RuntimeError).
+_CONTAINER_ERRORS = (
+    OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError, NotImplementedError, RuntimeError,
+)
 
 
 __all__ = [

@@ -232,6 +232,15 @@ def test_random_bytes_files(raw: bytes, suffix: str) -> None:
     _read("random bytes", suffix, raw)
 
 
+def test_zip_member_name_not_utf8() -> None:
+    """Regression found by atheris: a zip member flagged UTF-8 whose name is not UTF-8."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a\u00e9.json", b"\n".join(v for _, _, v in edr_sample()[:3]))
+    items = _read("zip member name", ".zip", buffer.getvalue().replace(b"a\xc3\xa9", b"a\xc3\x28"))
+    assert [i.reason for i in items if isinstance(i, ReadError)] == ["unreadable"]
+
+
 def test_reader_outputs_encode() -> None:
     """Every event a reader yields from real captures can be written back (record/replay)."""
     items = _read("real otrf", ".jsonl", b"\n".join(v for _, _, v in edr_sample()[:150]))
