@@ -78,11 +78,15 @@ def _depth(left: npt.NDArray[np.int64], right: npt.NDArray[np.int64]) -> int:
 
 
 def predict(tables: Any, x: Any, xp: Any = np) -> Any:
-    """P(malicious) per row of ``x`` [B, F]; ``tables`` hold arrays of the ``xp`` library."""
-    n_trees = tables["feature"].shape[0]
-    trees = xp.arange(n_trees)[None, :]  # [1, T]
-    node = xp.zeros((x.shape[0], n_trees), dtype=tables["left"].dtype)  # [B, T]
-    rows = xp.arange(x.shape[0])[:, None]
+    """P(malicious) per row of ``x`` [B, F]; ``tables`` hold arrays of the ``xp`` library.
+
+    Index arrays are derived from ``x`` and the tables, never created from scratch, so they
+    live on ``x``'s device (a requirement of CUDA-graph capture too).
+    """
+    idt = tables["left"].dtype
+    trees = tables["trees"]  # [1, T]
+    rows = (xp.cumsum(xp.ones_like(x[:, 0], dtype=idt), 0) - 1)[:, None]  # [B, 1]
+    node = xp.zeros_like(x[:, :1], dtype=idt) + tables["zero_nodes"]  # [B, T]
     for _ in range(tables["depth"]):
         value = x[rows, tables["feature"][trees, node]]
         go_left = value <= tables["threshold"][trees, node]
@@ -94,6 +98,8 @@ def predict(tables: Any, x: Any, xp: Any = np) -> Any:
 def as_arrays(t: TreeTables, to: Any = None) -> dict[str, Any]:
     """The tables as a dict of arrays, converted by ``to`` (e.g. a torch.as_tensor partial)."""
     conv = to or (lambda a: a)
+    n_trees = t.feature.shape[0]
     return {"feature": conv(t.feature), "threshold": conv(t.threshold), "left": conv(t.left),
-            "right": conv(t.right), "leaf_value": conv(t.leaf_value), "depth": t.depth, "base": t.base}
-
+            "right": conv(t.right), "leaf_value": conv(t.leaf_value), "depth": t.depth, "base": t.base,
+            "trees": conv(np.arange(n_trees, dtype=np.int64)[None, :]),
+            "zero_nodes": conv(np.zeros((1, n_trees), dtype=np.int64))}
