@@ -114,6 +114,9 @@ def kcat_consume(bootstrap: str, topic: str, timeout: float = 30.0) -> list[dict
     """All records of ``topic`` read by kcat (an independent librdkafka client), as dicts."""
     proc = subprocess.run(
         ["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"],
-        capture_output=True, text=True, timeout=timeout, check=True,
+        capture_output=True, timeout=timeout, check=True,
     )
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    # kcat copies payload bytes into its JSON as they are: invalid UTF-8 (a dead-lettered
+    # record) must survive the decode, as surrogates, rather than fail the whole read.
+    text = proc.stdout.decode("utf-8", "surrogateescape")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
