@@ -8,6 +8,8 @@ Reproduce: pytest -s tests/reliability/test_broker_restart.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +75,28 @@ async def test_broker_restart_and_crash_mid_stream_lose_nothing(
 
 def _crash(broker: KafkaBroker) -> Callable[[], None]:
     def crash() -> None:
+        pid = broker.pid()
         broker.kill()
+        # A SIGKILLed JVM frees its big address space before its sockets, and kafka.sh stops
+        # seeing it as the broker meanwhile: wait until the process and its ports are gone.
+        ports = [p for p in (broker.port, broker.controller_port, broker.sasl_ssl_port) if p]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (_alive(pid) or any(_listening(p) for p in ports)):
+            time.sleep(0.1)
         broker.start_again()
 
     return crash
+
+
+def _alive(pid: int | None) -> bool:
+    """Still running (a zombie, waiting for init to reap it, holds nothing: not alive)."""
+    try:
+        return pid is not None and Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
