@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from replay import LabeledEvent, iter_capture
-from scorer.events.structs import EventKind
+from scorer.events.structs import Event, EventKind
 from scorer.features import capture_matrix, feature_set
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,30 +57,49 @@ class Dataset:
 
 # A labeller maps one read event to (truth or None = drop, group, source, label).
 Labeller = Callable[[LabeledEvent], tuple[int | None, str, str, str]]
+Rows = tuple[npt.NDArray[np.float32], list[tuple[int, str, str, str, str]]]
 
 
-def build(kind: EventKind, files: Iterable[Path], labeller: Labeller) -> Dataset:
-    """Read, label and featurise captures (each capture with its own fresh state)."""
+@dataclass(frozen=True)
+class History:
+    """What entity profiles (feature set v2) remember across the captures of one dataset.
+
+    ``shared=False``: every capture starts from nothing, like the v1 entity state (separate
+    labs, separate simulated networks). ``shared=True``: one profile state runs through all
+    captures in order of their first event, because they were recorded on the same hosts
+    over months (OTRF): each capture then meets the history its hosts really had.
+    ``transplant`` names captures that have no host history of their own (Sigma's one-event
+    regression samples): each of their events is ``move``d onto the host and time of a
+    seeded random event of the other captures and joined against that history, without
+    updating it.
+    """
+
+    name: str = "per-capture"
+    shared: bool = False
+    transplant: Callable[[Path], bool] = lambda path: False
+    move: Callable[[Event, Event], Event] = lambda event, anchor: event
+    seed: int = 20240611
+
+
+PER_CAPTURE = History()
+
+
+def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version: str = "",
+          history: History = PER_CAPTURE) -> Dataset:
+    """Read, label and featurise captures in feature set ``version`` (v1 state is always
+    fresh per capture; profiles follow ``history``)."""
     files = sorted(files)
-    key = _cache_key(kind, files)
+    key = _cache_key(kind, files, version, history)
     cached = cache_dir() / f"{kind}-{key}.npz"
     if cached.is_file():
         with np.load(cached) as z:
             return Dataset(kind, z["X"], z["y"], z["group"], z["source"], z["label"],
                            z["capture"], [str(f) for f in files])
-    parts: list[tuple[npt.NDArray[np.float32], list[tuple[int, str, str, str, str]]]] = []
-    for path in files:
-        items = [i for i in iter_capture(path) if isinstance(i, LabeledEvent)]
-        if not items:
-            continue
-        x, order = capture_matrix(kind, [i.event for i in items])
-        rows, keep = [], []
-        for r, idx in enumerate(order.tolist()):
-            truth, group, source, label = labeller(items[idx])
-            if truth is not None:
-                rows.append((truth, group, source, label, items[idx].capture))
-                keep.append(r)
-        parts.append((x[keep], rows))
+    if history.shared:
+        parts = _shared_history(kind, files, labeller, version, history)
+    else:
+        parts = [_rows(items, labeller, *capture_matrix(kind, [i.event for i in items], version=version))
+                 for items in map(_items, files) if items]
     meta = [r for _, rows in parts for r in rows]
     ds = Dataset(
         kind,
@@ -95,8 +114,54 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller) -> Dataset
     return ds
 
 
-def _cache_key(kind: EventKind, files: list[Path]) -> str:
-    digest = hashlib.sha256("\n".join(feature_set(kind).names).encode())
+def _items(path: Path) -> list[LabeledEvent]:
+    return [i for i in iter_capture(path) if isinstance(i, LabeledEvent)]
+
+
+def _rows(items: list[LabeledEvent], labeller: Labeller, x: npt.NDArray[np.float32],
+          order: npt.NDArray[np.intp]) -> Rows:
+    rows, keep = [], []
+    for r, idx in enumerate(order.tolist()):
+        truth, group, source, label = labeller(items[idx])
+        if truth is not None:
+            rows.append((truth, group, source, label, items[idx].capture))
+            keep.append(r)
+    return x[keep], rows
+
+
+def _shared_history(kind: EventKind, files: list[Path], labeller: Labeller, version: str,
+                    history: History) -> list[Rows]:
+    from streams.offline import FrozenProfiles, LocalProfiles
+
+    captures = [(path, items) for path in files if (items := _items(path))]
+    own = sorted((items for path, items in captures if not history.transplant(path)),
+                 key=lambda items: min(i.event.ts for i in items))
+    guests = [i for path, items in captures if history.transplant(path) for i in items]
+    # Each guest event lands on a seeded random event of the shared captures; it is joined
+    # right after that capture, while its host's history is what it was at that time (the
+    # state at the end would have expired hosts not seen for the TTL).
+    sizes = np.array([len(items) for items in own])
+    picks = np.random.default_rng(history.seed).integers(sizes.sum(), size=len(guests))
+    capture_of = np.searchsorted(np.cumsum(sizes), picks, side="right")
+    shared = LocalProfiles()
+    frozen = FrozenProfiles(shared)
+    parts = []
+    for c, items in enumerate(own):
+        parts.append(_rows(items, labeller, *capture_matrix(kind, [i.event for i in items], version=version,
+                                                            profiles=shared)))
+        mine = np.flatnonzero(capture_of == c).tolist()
+        if mine:
+            start = int(sizes[:c].sum())
+            moved = [history.move(guests[g].event, items[int(picks[g]) - start].event) for g in mine]
+            x, order = capture_matrix(kind, moved, version=version, profiles=frozen)
+            parts.append(_rows([guests[g] for g in mine], labeller, x, order))
+    return parts
+
+
+def _cache_key(kind: EventKind, files: list[Path], version: str, history: History) -> str:
+    digest = hashlib.sha256("\n".join(feature_set(kind, version).names).encode())
+    if history.shared:  # (per-capture keys stay what they were before histories existed)
+        digest.update(f"{history.name}:{history.seed}".encode())
     for f in files:
         st = f.stat()
         digest.update(f"{f}:{st.st_size}:{int(st.st_mtime)}".encode())

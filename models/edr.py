@@ -13,14 +13,23 @@ Evaluation follows the labels: Sigma events and OTRF events are split by rule / 
 a capture counts as detected when at least one of its events alerts; every OTRF event
 that alerts is counted against the budget (an upper bound on false alerts, since some of
 those events are the attack itself).
+Host profiles (feature set v2): the OTRF captures were recorded on the same lab hosts over
+months, so one profile state runs through all of them in time order and each capture meets
+the history its hosts really had (first-seen and prevalence of images, parent->child pairs
+and command-line shapes). Sigma samples have no host of their own: each is placed on the
+host and time of a seeded random OTRF event and joined against that host's history then,
+without updating it. Its novelty there is therefore an assumption (that tradecraft is new
+on the host it runs on), not a measurement; the held-out OTRF captures are the measurement.
+Novelty may only raise a score, an item's age and prevalence only lower it (monotone).
 """
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from models.datasets import Dataset, build, data_dir
+from models.datasets import PER_CAPTURE, Dataset, History, build, data_dir
 from models.evaluate import (
     budget_passed,
     cap_per_key,
@@ -31,8 +40,7 @@ from models.evaluate import (
 from models.spec import Evaluation, Spec
 from models.tables import table
 from replay import LabeledEvent
-from scorer.events.structs import EventKind
-from scorer.features import feature_set
+from scorer.events.structs import EndpointEvent, Event, EventKind
 
 BUDGET_FPR = 0.001  # at most one alert per 1,000 benign events
 # Positives' share of the training weight. Sigma gives ~240 positives against ~160k
@@ -44,7 +52,9 @@ POS_SHARE = 0.02
 # positives is never learned as a sign of innocence.
 INCREASING = ("cmd_", "log_b64_len", "image_user_dir", "image_renamed", "parent_office",
               "parent_script_host", "parent_user_dir", "target_", "registry_key_risky",
-              "loaded_", "unsigned", "access_")
+              "loaded_", "unsigned", "access_", "p_image_new", "p_lineage_new", "p_command_new")
+DECREASING = ("p_image_log_age", "p_image_hours_share", "p_lineage_log_age", "p_lineage_hours_share",
+              "p_command_log_age", "p_command_hours_share")
 CAPTURE_CAP = 1500  # OTRF events per capture used for training (all are scored)
 ATTRIBUTION = [
     "OTRF Security-Datasets (Mordor), Open Threat Research Forge, MIT licence.",
@@ -61,11 +71,22 @@ def labeller(item: LabeledEvent) -> tuple[int | None, str, str, str]:
     return None, "", "", ""
 
 
-def dataset() -> Dataset:
+def _on_anchor(event: Event, anchor: Event) -> Event:
+    assert isinstance(event, EndpointEvent) and isinstance(anchor, EndpointEvent)
+    return msgspec.structs.replace(event, host=anchor.host, ts=anchor.ts)
+
+
+HISTORY = History(name="otrf-shared/sigma-on-otrf-hosts", shared=True,
+                  transplant=lambda path: "sigma-regression" in path.parts, move=_on_anchor)
+
+
+def dataset(features: str = "") -> Dataset:
     root = data_dir() / "edr"
     files = [*root.glob("otrf-security-datasets/**/*.zip"),
              *root.glob("sigma-regression/**/*.json")]
-    return build(EventKind.EDR, files, labeller)
+    # v1 is stateless for EDR: only profiles need the shared history.
+    return build(EventKind.EDR, files, labeller, version=features,
+                 history=PER_CAPTURE if features in ("", "v1") else HISTORY)
 
 
 def train_mask(ds: Dataset) -> npt.NDArray[np.bool_]:
@@ -80,8 +101,8 @@ def weights(ds: Dataset) -> npt.NDArray[np.float64]:
     return np.asarray(w / w[mask].mean(), dtype=np.float64)
 
 
-def monotonic() -> list[int]:
-    return [1 if n.startswith(INCREASING) else 0 for n in feature_set(EventKind.EDR).names]
+def monotonic(names: tuple[str, ...]) -> list[int]:
+    return [1 if n.startswith(INCREASING) else -1 if n in DECREASING else 0 for n in names]
 
 
 def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.int64]) -> Evaluation:
@@ -110,14 +131,15 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
     ])
     missed = [c for c, d in zip(captures, detected, strict=True) if not d]
     tail = "Missed captures: " + (", ".join(missed[:40]) or "none")
-    return Evaluation(metrics, f"{main}\n\n{cap}\n\n{tail}")
+    return Evaluation(metrics, f"{main}\n\n{cap}\n\n{tail}",
+                      {c: float(d) for c, d in zip(captures, detected, strict=True)})
 
 
 SPEC = Spec(
     name="edr_classifier",
     kind="edr",
     dataset=dataset,
-    fit=hgb(max_iter=200, max_leaf_nodes=15, min_samples_leaf=20, monotonic_cst=monotonic()),
+    fit=lambda names: hgb(max_iter=200, max_leaf_nodes=15, min_samples_leaf=20, monotonic_cst=monotonic(names)),
     budget_fpr=BUDGET_FPR,
     evaluate=evaluate,
     weights=weights,

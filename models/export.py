@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
@@ -96,7 +97,7 @@ def publish(
     threshold: float, cutoffs: dict[str, float], metrics: dict[str, float], learner: str,
     trained_on: list[str], attribution: list[str], description: str,
     sample: npt.NDArray[np.float32], model_card_md: str,
-    extra_files: dict[str, bytes] | None = None, version: str = "1",
+    extra_files: dict[str, bytes] | None = None, version: str = "1", feature_set: str = "",
 ) -> tuple[ModelVersion, float]:
     blob = onnx_bytes(model, len(feature_names))
     diff = parity(model, blob, sample)
@@ -108,9 +109,31 @@ def publish(
         threshold=round(float(threshold), 6), severity_cutoffs=cutoffs,
         description=description, learner=learner, trained_on=trained_on,
         attribution=attribution, metrics={k: round(float(v), 6) for k, v in metrics.items()},
-        created=_created(),
+        created=_created(), feature_set=feature_set,
         explain_weights=weights, explain_center=center, explain_scale=scale,
     )
     files = {"MODEL_CARD.md": model_card_md.encode()}
     files.update(extra_files or {})
-    return publish_version(repo, card, blob, extra_files=files), diff
+    published = publish_version(repo, card, blob, extra_files=files)
+    _pin_same_width(repo / name, len(feature_names))
+    return published, diff
+
+
+def _pin_same_width(model_dir: Path, width: int) -> None:
+    """Triton has one config.pbtxt per model, so one input width: when a new feature set
+    changes the width, the configs name only the versions of that width (``latest: 2``
+    would make Triton fail to load the older one). Older versions still serve in process."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from scorer.inference.repository import CARD, list_versions
+
+    versions = list_versions(model_dir.parent, model_dir.name)
+    same = [int(v) for v in versions
+            if len(msgspec.json.decode((model_dir / v / CARD).read_bytes())["feature_names"]) == width]
+    if len(same) == len(versions):
+        return
+    for path in (model_dir / "config.pbtxt", model_dir / "configs" / "cpu.pbtxt"):
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        config.version_policy.specific.versions[:] = same[-2:]
+        path.write_text(text_format.MessageToString(config))

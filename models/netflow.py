@@ -39,10 +39,10 @@ def labeller(item: LabeledEvent) -> tuple[int | None, str, str, str]:
     return (None if truth is None else int(truth)), group, "cic-ids2017", label
 
 
-def dataset() -> Dataset:
+def dataset(features: str = "") -> Dataset:
     root = data_dir() / "netflow"
     files = [*root.glob("stratosphere-zeek/*.labeled"), *root.glob("cic-ids2017-improved/*.csv")]
-    return build(EventKind.NETFLOW, files, labeller)
+    return build(EventKind.NETFLOW, files, labeller, version=features)
 
 
 def weights(ds: Dataset) -> npt.NDArray[np.float64]:
@@ -85,14 +85,15 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
         m = ds.group == group
         fam_rows.append([group.split(":")[1], int(m.sum()), rate(passed, m)])
     fams = table(["unseen CIC attack family", "flows", "recall@budget (FPR 1%)"], fam_rows)
-    return Evaluation(metrics, f"{main}\n\n{fams}")
+    units = {str(row[0]): float(row[2]) for row in fam_rows}
+    return Evaluation(metrics, f"{main}\n\n{fams}", units)
 
 
 SPEC = Spec(
     name="netflow_classifier",
     kind="netflow",
     dataset=dataset,
-    fit=hgb(max_iter=150, max_leaf_nodes=15, min_samples_leaf=50),
+    fit=lambda names: hgb(max_iter=150, max_leaf_nodes=15, min_samples_leaf=50),
     budget_fpr=BUDGET_FPR,
     evaluate=evaluate,
     weights=weights,

@@ -44,9 +44,9 @@ def labeller(item: LabeledEvent) -> tuple[int | None, str, str, str]:
         item.event.label or "benign"
 
 
-def dataset() -> Dataset:
+def dataset(features: str = "") -> Dataset:
     return build(EventKind.SIEM, sorted((data_dir() / "siem" / "ait-ads").glob("*.csv*")),
-                 labeller)
+                 labeller, version=features)
 
 
 def train_mask(ds: Dataset) -> npt.NDArray[np.bool_]:
@@ -83,14 +83,15 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
         steps.append([step, int(m.sum()), recalls[-1]])
     metrics["macro_step_recall_at_budget"] = float(np.mean(recalls))
     per_step = table(["attack step (event_label)", "alerts", "recall@budget"], steps)
-    return Evaluation(metrics, f"{main}\n\n{per_step}")
+    units = {str(row[0]): float(row[2]) for row in steps}
+    return Evaluation(metrics, f"{main}\n\n{per_step}", units)
 
 
 SPEC = Spec(
     name="siem_classifier",
     kind="siem",
     dataset=dataset,
-    fit=hgb(max_iter=200, max_leaf_nodes=31, min_samples_leaf=40),
+    fit=lambda names: hgb(max_iter=200, max_leaf_nodes=31, min_samples_leaf=40),
     budget_fpr=BUDGET_FPR,
     evaluate=evaluate,
     weights=weights,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models.compare import compare
 from models.datasets import Dataset, data_dir
 from models.evaluate import SEED, Fit, group_folds, oof_scores, threshold_at_fpr
 from models.export import publish, severity_cutoffs
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 class Evaluation:
     metrics: dict[str, float]
     markdown: str  # tables for MODEL_CARD.md and docs/models.md
+    # Recall per evaluation unit (capture / attack family / attack step): what a new
+    # feature set newly detects or loses, next to what it costs in false positives.
+    units: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -32,8 +36,8 @@ class Spec:
 
     name: str
     kind: str
-    dataset: Callable[[], Dataset]
-    fit: Fit
+    dataset: Callable[[str], Dataset]  # feature-set version -> labelled rows
+    fit: Callable[[tuple[str, ...]], Fit]  # the learner for these feature columns
     budget_fpr: float  # alert budget: share of benign events allowed through
     evaluate: Callable[[Dataset, npt.NDArray[np.float64], npt.NDArray[np.int64]], Evaluation]
     learner: str
@@ -49,15 +53,18 @@ class Spec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run(spec: Spec, repo: Path, version: str = "1") -> Evaluation:
-    ds = spec.dataset()
-    log.info("%s: %d rows, %d features, %d groups", spec.name, len(ds.y), ds.X.shape[1],
+def run(spec: Spec, repo: Path, version: str = "1", features: str = "v1") -> Evaluation:
+    ds = spec.dataset(features)
+    names = feature_set(spec.kind, features).names
+    log.info("%s: %d rows, %d features (%s), %d groups", spec.name, len(ds.y), ds.X.shape[1], features,
              len(np.unique(ds.group)))
     folds = group_folds(ds.group, spec.n_splits)
     w, mask, y_train = spec.weights(ds), spec.train_mask(ds), spec.train_labels(ds)
-    oof = oof_scores(spec.fit, ds.X, y_train, w, folds, mask)
+    oof = oof_scores(spec.fit(names), ds.X, y_train, w, folds, mask)
     result = spec.evaluate(ds, oof, folds)
-    model = spec.fit(ds.X[mask], y_train[mask], w[mask])
+    if features not in ("", "v1"):
+        result = _against_v1(spec, ds, folds, result, w, mask, y_train)
+    model = spec.fit(names)(ds.X[mask], y_train[mask], w[mask])
     benign = oof[spec.budget_benign(ds)]
     threshold = threshold_at_fpr(benign, spec.budget_fpr)
     cutoffs = severity_cutoffs(benign, threshold, spec.budget_fpr)
@@ -65,28 +72,40 @@ def run(spec: Spec, repo: Path, version: str = "1") -> Evaluation:
     sample = ds.X[np.sort(rng.choice(len(ds.y), min(20_000, len(ds.y)), replace=False))]
     trained_on = sorted({"/".join(Path(f).relative_to(data_dir()).parts[:2]) for f in ds.files})
     metrics = dict(result.metrics, threshold_budget_fpr=spec.budget_fpr)
-    card_md = _card_markdown(spec, result, threshold, cutoffs, len(ds.y))
-    evaluation = json.dumps({"metrics": metrics, "threshold": threshold, "cutoffs": cutoffs},
-                            indent=2, sort_keys=True).encode()
+    card_md = _card_markdown(spec, result, threshold, cutoffs, len(ds.y), features)
+    evaluation = json.dumps({"metrics": metrics, "threshold": threshold, "cutoffs": cutoffs,
+                             "units": result.units}, indent=2, sort_keys=True).encode()
     version_info, diff = publish(
         repo, name=spec.name, kind=spec.kind, model=model,
-        feature_names=list(feature_set(spec.kind).names), threshold=threshold, cutoffs=cutoffs,
+        feature_names=list(names), threshold=threshold, cutoffs=cutoffs,
         metrics=metrics, learner=spec.learner, trained_on=trained_on,
         attribution=spec.attribution, description=spec.description, sample=sample,
         model_card_md=card_md, extra_files={"evaluation.json": evaluation + b"\n"},
-        version=version,
+        version=version, feature_set="" if features == "v1" else features,
     )
     log.info("%s: published %s (ONNX parity %.1e)", spec.name, version_info.path, diff)
     return result
 
 
+def _against_v1(spec: Spec, ds: Dataset, folds: npt.NDArray[np.int64], after: Evaluation,
+                w: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_],
+                y_train: npt.NDArray[np.int8]) -> Evaluation:
+    """The same recipe on the same rows and folds with the v1 columns only: before/after."""
+    v1 = feature_set(spec.kind).names
+    x1 = ds.X[:, :len(v1)]  # v2 = v1 columns first, then the profile columns
+    before = spec.evaluate(ds, oof_scores(spec.fit(v1), x1, y_train, w, folds, mask), folds)
+    table = compare(before.metrics, before.units, after.metrics, after.units)
+    metrics = dict(after.metrics, **{f"v1_{k}": v for k, v in before.metrics.items()})
+    return Evaluation(metrics, f"{after.markdown}\n\n{table}", after.units)
+
+
 def _card_markdown(spec: Spec, result: Evaluation, threshold: float,
-                   cutoffs: dict[str, float], rows: int) -> str:
+                   cutoffs: dict[str, float], rows: int, features: str) -> str:
     sev = ", ".join(f"{k} >= {v:.4f}" for k, v in cutoffs.items())
     attribution = "\n".join(f"- {a}" for a in spec.attribution)
     return (
         f"# {spec.name}\n\n{spec.description}\n\n"
-        f"- learner: {spec.learner}\n- rows: {rows}\n"
+        f"- learner: {spec.learner}\n- rows: {rows}\n- feature set: {features or 'v1'}\n"
         f"- threshold: {threshold:.6f} (alert budget: {spec.budget_fpr:.2%} of benign events,"
         f" chosen on out-of-fold benign scores)\n- severity: {sev}\n\n"
         f"## Labels and data\n\n{spec.card_notes}\n\n"

@@ -1,4 +1,4 @@
-"""``python -m models.train netflow|edr|siem|all [--repo model_repository] [--version 1]``.
+"""``python -m models.train netflow|edr|siem|all [--repo model_repository] [--version 1] [--features v1]``.
 
 Builds each classifier from the shared data (``$SCORER_DATA_DIR``), evaluates it on group
 splits, exports ONNX and publishes the version with its card. Deterministic: fixed seeds,
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from models.datasets import REPO_ROOT
 from models.spec import Spec, run
+from scorer.features import FEATURE_SETS
 
 KINDS = ("netflow", "edr", "siem")
 
@@ -29,11 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=[*KINDS, "all"])
     parser.add_argument("--repo", type=Path, default=REPO_ROOT / "model_repository")
     parser.add_argument("--version", default="1")
+    parser.add_argument("--features", default="v1", choices=FEATURE_SETS,
+                        help="feature set to train on (v2: with entity profiles); recorded in the card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for kind in KINDS if args.kind == "all" else (args.kind,):
         start = time.perf_counter()
-        result = run(spec_of(kind), args.repo, args.version)
+        result = run(spec_of(kind), args.repo, args.version, args.features)
         print(f"\n## {kind} ({time.perf_counter() - start:.0f} s)\n\n{result.markdown}\n")
     return 0
 

@@ -102,6 +102,22 @@ class InferenceSettings(BaseModel):
     versions: dict[str, str] = {}
 
 
+class ProfileSettings(BaseModel):
+    """Where feature set v2 reads entity profiles (docs/profiles.md).
+
+    ``local``: computed in this process from the events it scores (exact, but partition-local
+    and lost on restart: the embedded default). ``topic``: a read-only view of the compacted
+    ``<topic_prefix><kind>`` topics that the stream workers (``python -m streams``) publish.
+    """
+
+    model_config = _FROZEN
+
+    source: Literal["local", "topic"] = "local"
+    topic_prefix: str = "profiles."
+    max_entries: int = Field(default=500_000, ge=1)  # keys held by the view, all kinds together
+    catch_up_timeout_s: float = 60.0  # at start, read the topics to their end before scoring
+
+
 class HttpSettings(BaseModel):
     model_config = _FROZEN
 
@@ -122,6 +138,7 @@ class Settings(BaseSettings):
     batch: BatchSettings = BatchSettings()
     inference: InferenceSettings = InferenceSettings()
     http: HttpSettings = HttpSettings()
+    profiles: ProfileSettings = ProfileSettings()
     log_level: str = "INFO"
 
     @classmethod

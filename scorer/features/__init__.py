@@ -3,11 +3,20 @@
 ``feature_set(kind)`` returns a fresh instance: stateful feature sets own their bounded,
 partition-local entity state, so each consumer (and each training replay) gets its own.
 ``transform`` always returns finite float32 rows (see :mod:`scorer.features.base`).
+
+Feature sets are versioned, and a model card names the one its model was trained on
+(``ModelCard.feature_set``; empty = ``v1``, the cards written before versions existed):
+
+- ``v1``: the per-event features and the scorer's exact 60 s entity state;
+- ``v2``: ``v1`` followed by long-horizon entity profiles (:mod:`scorer.profiles`) joined
+  from a :class:`~scorer.profiles.join.ProfileSource`: the compacted profile topic when
+  serving, the same update rule run in process (:mod:`streams.offline`) when training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -25,21 +34,48 @@ _CLASSES: dict[EventKind, type[NetflowFeatures] | type[EdrFeatures] | type[SiemF
 }
 
 
-def feature_set(kind: EventKind | str) -> FeatureSet:
-    """A new feature set (with fresh state) for ``kind``."""
-    return _CLASSES[EventKind(kind)]()
+FEATURE_SETS = ("v1", "v2")
+
+if TYPE_CHECKING:
+    from scorer.profiles.join import ProfileSource
+
+
+def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSource | None = None) -> FeatureSet:
+    """A new feature set (with fresh state) for ``kind``, in feature-set ``version``.
+
+    ``profiles`` is where v2 reads profiles from; by default a fresh in-process
+    :class:`streams.offline.LocalProfiles` (what training and the embedded scorer use).
+    """
+    base = _CLASSES[EventKind(kind)]()
+    if version in ("", "v1"):
+        return base
+    if version != "v2":
+        raise ValueError(f"unknown feature set {version!r} (known: {', '.join(FEATURE_SETS)})")
+    # Imported here: scorer.profiles builds on scorer.features.base (no import cycle), and the
+    # in-process profiles are the stream jobs' own code, only needed when nobody passes a source.
+    from scorer.profiles.columns import COLUMNS
+    from scorer.profiles.join import ProfiledFeatures
+
+    if profiles is None:
+        from streams.offline import LocalProfiles
+
+        profiles = LocalProfiles()
+    return ProfiledFeatures(base, COLUMNS[base.kind](), profiles)
 
 
 def capture_matrix(
-    kind: EventKind | str, events: Sequence[Event], chunk: int = 65_536
+    kind: EventKind | str, events: Sequence[Event], chunk: int = 65_536, version: str = "",
+    profiles: ProfileSource | None = None,
 ) -> tuple[F32, npt.NDArray[np.intp]]:
     """Training features of one capture: what serving computes when it is replayed.
 
     Events are put in event-time order (stable), then fed through a fresh feature set in
     chunks, exactly as a consumer sees micro-batches. Returns the matrix (rows in time
-    order) and ``order``, the index of each row's event in ``events``.
+    order) and ``order``, the index of each row's event in ``events``. ``version`` and
+    ``profiles`` are :func:`feature_set`'s (pass one ``profiles`` to several captures to
+    let entity profiles carry over from one capture to the next).
     """
-    fs = feature_set(kind)
+    fs = feature_set(kind, version, profiles)
     order = np.argsort(np.fromiter((e.ts for e in events), np.float64, len(events)),
                        kind="stable")
     ordered = [events[i] for i in order.tolist()]
@@ -49,6 +85,7 @@ def capture_matrix(
 
 
 __all__ = [
+    "FEATURE_SETS",
     "EdrFeatures",
     "FeatureSet",
     "NetflowFeatures",

@@ -35,6 +35,9 @@ class ModelCard(msgspec.Struct, kw_only=True):
     version: str
     feature_names: list[str]
     threshold: float
+    # The feature-set version the model was trained on (scorer.features.FEATURE_SETS); the
+    # scorer computes exactly that one for it. Empty: v1, the definition before versions.
+    feature_set: str = ""
     # Severity (OCSF severity name) -> lowest calibrated score that earns it, highest first.
     severity_cutoffs: dict[str, float] = {}
     description: str = ""

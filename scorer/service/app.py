@@ -17,18 +17,23 @@ from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import load_version
 from scorer.inference.triton import TritonBackend
 from scorer.pipeline.scoring import BatchScorer, KindRuntime
+from scorer.profiles.view import TopicProfileView
 from scorer.service.http import HealthServer
 from scorer.service.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)
 
 
-def build_runtimes(settings: Settings) -> dict[EventKind, KindRuntime]:
+def build_runtimes(settings: Settings, profiles: TopicProfileView | None = None) -> dict[EventKind, KindRuntime]:
+    """One runtime per kind, computing the feature set its model's card names (v1 cards keep
+    v1). Profile features read ``profiles`` when given, else in-process local profiles."""
     inf = settings.inference
     runtimes: dict[EventKind, KindRuntime] = {}
     for kind in settings.kinds:
         version = load_version(inf.model_repository, inf.models[kind.value], inf.versions.get(kind.value, ""))
-        runtimes[kind] = KindRuntime.build(kind, feature_set(kind), version.card)
+        source = profiles.source(kind) if profiles is not None else None
+        features = feature_set(kind, version.card.feature_set, source)
+        runtimes[kind] = KindRuntime.build(kind, features, version.card)
     return runtimes
 
 
@@ -51,8 +56,8 @@ def _file(path: Path | None) -> str | None:
     return str(path) if path is not None else None
 
 
-def build_scorer(settings: Settings) -> BatchScorer:
-    runtimes = build_runtimes(settings)
+def build_scorer(settings: Settings, profiles: TopicProfileView | None = None) -> BatchScorer:
+    runtimes = build_runtimes(settings, profiles)
     return BatchScorer(
         runtimes,
         build_backend(settings, runtimes),
@@ -68,7 +73,10 @@ async def run_service(settings: Settings) -> None:
     from scorer.pipeline.service import ScorerService
 
     metrics = ScorerMetrics()
-    scorer = build_scorer(settings)
+    profiles = TopicProfileView(settings, metrics.registry) if settings.profiles.source == "topic" else None
+    if profiles is not None:
+        await profiles.start()  # caught up before the first batch: no burst of "never seen"
+    scorer = build_scorer(settings, profiles)
     for kind, rt in scorer.runtimes.items():
         metrics.model_info.labels(kind.value, rt.model.name, rt.model.version).set(1)
     await scorer.backend.start()
@@ -90,6 +98,8 @@ async def run_service(settings: Settings) -> None:
         if lifecycle is not None:
             await lifecycle.stop()
         await scorer.backend.close()
+        if profiles is not None:
+            await profiles.stop()
         await http.close()
         totals = metrics.accounting.totals()
         log.info("stopped: %s balanced=%s", totals, metrics.accounting.balanced())

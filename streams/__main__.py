@@ -1,0 +1,60 @@
+"""``python -m streams [--config scorer.yaml] [--group G] [--metrics-port 9410] [--max-keys N]``.
+
+Runs the profile worker for the scorer's kinds with the scorer's Kafka settings
+(``SCORER_KAFKA__*``, ``SCORER_TOPICS__*``, ``SCORER_PROFILES__TOPIC_PREFIX``); run several
+with the same group to share the partitions. SIGTERM/SIGINT finish the batch in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from scorer.config import load_settings
+from scorer.service.http import HealthServer
+from streams.store import DAY_S, Limits
+from streams.worker import ProfileWorker, WorkerSettings
+
+
+async def _main(args: argparse.Namespace) -> None:
+    settings = load_settings(args.config)
+    worker = ProfileWorker(WorkerSettings.from_settings(
+        settings, group_id=args.group, max_keys=args.max_keys, max_records=args.max_records,
+        limits=Limits(ttl_s=args.ttl_days * DAY_S, max_per_entity=args.max_per_entity)))
+    http = HealthServer(worker.registry, lambda: worker.batches >= 0, host=args.metrics_host, port=args.metrics_port)
+    await http.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, worker.request_stop)
+    await worker.start()
+    logging.getLogger(__name__).info("profile worker up; metrics on :%d", http.port)
+    try:
+        await worker.run()
+    finally:
+        await worker.stop()
+        await http.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-profiles)")
+    parser.add_argument("--metrics-host", default="127.0.0.1")
+    parser.add_argument("--metrics-port", type=int, default=9410)
+    parser.add_argument("--max-keys", type=int, default=500_000, help="profile keys held, all partitions")
+    parser.add_argument("--max-per-entity", type=int, default=4096, help="items per host/source and scope")
+    parser.add_argument("--ttl-days", type=float, default=30.0, help="keys without events expire")
+    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(_main(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""Entity profiles on the real Kafka: the worker's profiles equal the offline computation,
+the scorer's view joins the same features as training, and the state survives a kill -9
+and a rebalance between two workers without losing or double-counting an event."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSettings
+from scorer.events.structs import Event, EventKind, entity_key
+from scorer.features import capture_matrix, feature_set
+from scorer.profiles.schema import decode, encode
+from scorer.profiles.view import TopicProfileView
+from streams.offline import LocalProfiles
+from streams.worker import ProfileWorker, WorkerSettings
+from tests.streams.data import events
+from tests.support.kafka import KafkaBroker
+from tests.support.pipeline import produce
+
+pytestmark = pytest.mark.integration
+KINDS = (EventKind.NETFLOW, EventKind.SIEM, EventKind.EDR)
+CHUNK_S = 600.0  # the join is exact while the view is less than 15 minutes ahead of an event
+
+
+@pytest.fixture
+def settings(kafka: KafkaBroker) -> Iterator[Settings]:
+    p = f"p{uuid.uuid4().hex[:8]}"
+    topics = TopicSettings(netflow=f"{p}.events.netflow", edr=f"{p}.events.edr", siem=f"{p}.events.siem")
+    for kind in KINDS:
+        kafka.create_topic(getattr(topics, kind.value), partitions=3)
+    yield Settings(kinds=KINDS, kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, group_id=p, client_id=p),
+                   topics=topics, profiles=ProfileSettings(source="topic", topic_prefix=f"{p}.profiles."))
+
+
+def _sample(kind: EventKind, n: int = 1500) -> list[Event]:
+    return list(events(kind))[:n]
+
+
+async def _publish(settings: Settings, kind: EventKind, evs: Sequence[Event]) -> None:
+    # What a SOC pipeline does: canonical JSON, keyed by entity, in time order.
+    await produce(settings.kafka.bootstrap_servers, getattr(settings.topics, kind.value),
+                  [(entity_key(e).encode(), msgspec.json.encode(e)) for e in evs])
+
+
+def _offline_state(kind: EventKind, evs: Sequence[Event]) -> dict[str, bytes]:
+    local = LocalProfiles()
+    local.observe(kind, evs)
+    return {k: _without_offset(p) for k, p in local.store._keys.items()}  # test-only peek
+
+
+def _without_offset(p: object) -> bytes:
+    return encode(msgspec.structs.replace(p, offset=-1))  # type: ignore[type-var]
+
+
+async def _topic_state(settings: Settings, kind: EventKind) -> dict[str, bytes]:
+    topic = f"{settings.profiles.topic_prefix}{kind.value}"
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    state: dict[str, bytes] = {}
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(parts)
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    k = r.key.decode()
+                    if r.value is None:
+                        state.pop(k, None)
+                    else:
+                        state[k] = _without_offset(decode(r.value))
+    finally:
+        await consumer.stop()
+    return state
+
+
+async def _drained(settings: Settings, group: str, timeout: float = 120.0) -> None:
+    """Until the group has committed every input partition to its end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(getattr(settings.topics, k.value), p) for k in settings.kinds for p in range(3)]
+        ends = await consumer.end_offsets(parts)
+        deadline = time.monotonic() + timeout
+        while any([(await consumer.committed(tp) or 0) < end for tp, end in ends.items()]):
+            assert time.monotonic() < deadline, "the profile worker did not drain its input"
+            await asyncio.sleep(0.3)
+    finally:
+        await consumer.stop()
+
+
+async def test_online_profiles_and_join_equal_the_offline_computation(settings: Settings) -> None:
+    worker = ProfileWorker(WorkerSettings.from_settings(settings, max_records=256))
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    view = TopicProfileView(settings)
+    try:
+        await _publish(settings, KINDS[0], [])  # topics exist before the view starts
+        await asyncio.sleep(0.5)
+        await view.start(follow=False)
+        for kind in KINDS:
+            evs = _sample(kind)
+            served, features = [], feature_set(kind, "v2", view.source(kind))
+            # The scorer lags the job by less than the retention margin: publish ten minutes,
+            # let the job and the view catch up, join those ten minutes.
+            for _, chunk in itertools.groupby(evs, key=lambda e: int((e.ts - evs[0].ts) // CHUNK_S)):
+                batch = list(chunk)
+                await _publish(settings, kind, batch)
+                await _drained(settings, worker.settings.kafka.group_id)
+                assert await view.catch_up(30)
+                served.append(features.transform(batch))
+            offline, order = capture_matrix(kind, evs, version="v2")
+            assert order.tolist() == list(range(len(evs)))
+            np.testing.assert_array_equal(np.concatenate(served), offline)
+            assert await _topic_state(settings, kind) == _offline_state(kind, evs)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+        await worker.stop()
+        await view.stop()
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.log = log
+        self.env = dict(os.environ, SCORER_KAFKA__BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers,
+                        SCORER_KAFKA__GROUP_ID=settings.kafka.group_id,
+                        SCORER_KINDS=msgspec.json.encode([k.value for k in settings.kinds]).decode(),
+                        SCORER_PROFILES__TOPIC_PREFIX=settings.profiles.topic_prefix,
+                        **{f"SCORER_TOPICS__{k.value.upper()}": getattr(settings.topics, k.value)
+                           for k in settings.kinds})
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:  # the child keeps its own copy
+            args = [sys.executable, "-m", "streams", "--metrics-port", "0", "--max-records", "40"]
+            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(30)
+
+
+async def test_killed_worker_recovers_without_losing_or_double_counting(settings: Settings, tmp_path: Path) -> None:
+    kinds = (EventKind.NETFLOW, EventKind.SIEM)
+    sample = {k: _sample(k, 3000) for k in kinds}
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker.start()
+    for kind in kinds:
+        await _publish(settings, kind, sample[kind])
+    for _ in range(2):  # killed twice mid-stream, at whatever point of a batch it happens to be
+        await asyncio.sleep(4.0)
+        worker.signal(signal.SIGKILL)
+        worker.start()
+    await _drained(settings, f"{settings.kafka.group_id}-profiles")
+    worker.signal(signal.SIGTERM)
+    log = (tmp_path / "worker.log").read_text()
+    assert "restored" in log, log[-2000:]
+    for kind in kinds:
+        assert await _topic_state(settings, kind) == _offline_state(kind, sample[kind]), kind
+
+
+async def test_two_workers_share_partitions_and_a_rebalance_moves_state(settings: Settings, tmp_path: Path) -> None:
+    kind = EventKind.NETFLOW
+    evs = _sample(kind, 3000)
+    thirds = [evs[:1000], evs[1000:2000], evs[2000:]]
+    first, second = WorkerProcess(settings, tmp_path / "w1.log"), WorkerProcess(settings, tmp_path / "w2.log")
+    first.start()
+    await _publish(settings, kind, thirds[0])
+    await _drained(settings, f"{settings.kafka.group_id}-profiles")
+    second.start()  # the group rebalances: partitions (and their profiles) split between the two
+    await asyncio.sleep(8.0)
+    await _publish(settings, kind, thirds[1])
+    await _drained(settings, f"{settings.kafka.group_id}-profiles")
+    first.signal(signal.SIGTERM)  # its partitions move to the second, which restores them
+    await _publish(settings, kind, thirds[2])
+    await _drained(settings, f"{settings.kafka.group_id}-profiles")
+    second.signal(signal.SIGTERM)
+    w2 = (tmp_path / "w2.log").read_text()
+    assert w2.count("restored") >= 3, w2[-2000:]  # its first share, then the first worker's
+    assert await _topic_state(settings, kind) == _offline_state(kind, evs)
