@@ -78,6 +78,8 @@ class BatchSettings(BaseModel):
     max_records: int = Field(default=4096, ge=1, le=100_000)
     max_wait_ms: int = Field(default=5, ge=0, le=10_000)
     max_record_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Batches handed to the producer but not yet acknowledged+committed (pipelining depth).
+    max_inflight: int = Field(default=4, ge=1, le=64)
 
 
 class InferenceSettings(BaseModel):

@@ -78,7 +78,7 @@ def faust_agent(args: argparse.Namespace, scorer: PerEventScorer) -> None:
             msg = event.message
             await sink.send(key=msg.key, value=scorer.score(msg.topic, msg.partition, msg.offset, msg.value))
 
-    sys.argv = ["faust", "worker", "--loglevel", "warning", "--without-web"]
+    sys.argv = ["faust", "worker", "--loglevel", "warn", "--without-web"]
     app.main()
 
 

@@ -95,16 +95,21 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         n = args.baseline_events if name in BASELINES else args.events
         items = list(payloads(tpl, n))
         cmd = _command(name, args, port)
-        res = await harness.drain(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir)
-        results.append(res)
-        print(_row(res), flush=True)
-        for rate in rates:
-            items = list(payloads(tpl, int(rate * args.rate_seconds) + 2000))
-            metrics_port = port if name.startswith("scorer-") else None
-            res = await harness.fixed_rate(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir,
-                                           rate, metrics_port)
+        try:
+            res = await harness.drain(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir)
             results.append(res)
             print(_row(res), flush=True)
+            for rate in rates:
+                items = list(payloads(tpl, int(rate * args.rate_seconds) + 2000))
+                metrics_port = port if name.startswith("scorer-") else None
+                res = await harness.fixed_rate(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir,
+                                               rate, metrics_port)
+                results.append(res)
+                print(_row(res), flush=True)
+        except RuntimeError as exc:  # one runner failing must not cost the others' numbers
+            print(f"{name:20s} FAILED: {exc}", flush=True)
+            results.append(harness.RunResult(runner=name, events=0, throughput_eps=0.0, cpu_us_per_event=0.0,
+                                             peak_rss_mb=0.0, note=f"failed: {exc}"))
     summary = _ratios(results)
     print(json.dumps(summary, indent=2))
     return {"results": msgspec.to_builtins(results), "ratios": summary, "logs": str(workdir)}

@@ -106,14 +106,19 @@ def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None) 
 
 
 async def produce_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord]) -> None:
-    """Send every record and wait until the broker acknowledged all of them.
+    """Send every record and wait until the broker acknowledged all of them."""
+    await asyncio.gather(*await send_all(producer, records))
+
+
+async def send_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord]) -> list[Any]:
+    """Hand every record to the producer; returns the delivery futures (acks) to await.
 
     Records are packed into one BatchBuilder per (topic, partition), placed by key with
     Kafka's default partitioner exactly as ``send()`` would. A per-record ``send()`` costs
     tens of microseconds of Python per message; batches cost a fraction of that.
     """
     if not records:
-        return
+        return []
     partitions: dict[str, list[int]] = {}
     open_batches: dict[tuple[str, int], Any] = {}
     futures: list[Any] = []
@@ -138,7 +143,7 @@ async def produce_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord
     for (topic, partition), batch in open_batches.items():
         if batch.record_count():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
-    await asyncio.gather(*futures)
+    return futures
 
 
 async def ensure_topics(kafka: KafkaSettings, topics: Sequence[str], partitions: int = 3) -> None:

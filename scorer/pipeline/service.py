@@ -2,13 +2,19 @@
 
 Offsets are committed only after every output of the batch is acknowledged by the broker
 (at-least-once), or sent inside the producer's transaction (exactly-once mode). A batch is
-never split across a model swap or a rebalance: the rebalance listener waits for the batch
+never split across a model swap or a rebalance: the rebalance listener waits for the batches
 in flight to be committed before partitions move to another process.
+
+Pipelining (at-least-once mode): while batch N waits for its acks and its commit, batch
+N+1 is already fetched and scored. Commits stay in batch order (each delivery awaits its
+predecessor), and at most ``batch.max_inflight`` batches are unacknowledged, which bounds
+memory. Waiting on the broker no longer idles the CPU between batches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +28,7 @@ from scorer.config import Settings
 from scorer.errors import InferenceError, ModelError
 from scorer.events.decode import parse_kind
 from scorer.events.structs import EventKind
-from scorer.pipeline.kafka_io import ensure_topics, make_consumer, make_producer, produce_all
+from scorer.pipeline.kafka_io import ensure_topics, make_consumer, make_producer, produce_all, send_all
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchOutcome, BatchScorer, input_record
 from scorer.service.metrics import ScorerMetrics
@@ -36,9 +42,9 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Let the batch in flight finish and commit while we still own its partitions.
+        # Let the batches in flight finish and commit while we still own their partitions.
         async with self.service.inflight:
-            pass
+            await self.service.drain()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
@@ -50,7 +56,8 @@ class ScorerService:
         self.scorer = scorer
         self.metrics = metrics
         self.kind_of_topic = settings.topics.input_topics(settings.kinds)
-        self.inflight = asyncio.Lock()
+        self.inflight = asyncio.Lock()  # held while a batch is being scored and handed over
+        self._deliveries: collections.deque[asyncio.Task[None]] = collections.deque()
         self.batches = 0
         self._stopping = asyncio.Event()
         self._consumer: Any = None
@@ -81,9 +88,18 @@ class ScorerService:
         await self._consumer.start()
         self._started = True
 
+    async def drain(self) -> None:
+        """Wait until every batch handed to the producer is acknowledged and committed."""
+        while self._deliveries:
+            await self._deliveries.popleft()
+
     async def stop(self) -> None:
         self._stopping.set()
         async with self.inflight:
+            try:
+                await self.drain()
+            except Exception as exc:  # stopping anyway; the batch stays uncommitted and is re-read
+                log.warning("a batch was not delivered before stop: %s", exc)
             if self._consumer is not None:
                 await self._consumer.stop()
             if self._producer is not None:
@@ -104,6 +120,12 @@ class ScorerService:
             received = time.perf_counter()
             async with self.inflight:
                 await self._process(fetched, received)
+            # Reap finished deliveries (surfacing their errors) and bound the pipeline depth.
+            while self._deliveries and (
+                self._deliveries[0].done() or len(self._deliveries) >= self.settings.batch.max_inflight
+            ):
+                await self._deliveries.popleft()
+        await self.drain()
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]], received: float) -> None:
         records: list[InputRecord] = []
@@ -120,11 +142,31 @@ class ScorerService:
         for output_hook in self.output_hooks:
             outputs.extend(output_hook(outcome))
         t_produce = time.perf_counter()
-        committed = await self._deliver(outputs, offsets)
+        if self.settings.kafka.transactional:
+            await self._deliver_transaction(outputs, offsets)
+            done = time.perf_counter()
+            self._account(outcome, len(records), done - received, done - t_produce)
+            return
+        acks = await send_all(self._producer, outputs)
+        previous = self._deliveries[-1] if self._deliveries else None
+        self._deliveries.append(asyncio.create_task(
+            self._finish(previous, acks, offsets, outcome, len(records), received, t_produce)
+        ))
+
+    async def _finish(
+        self, previous: asyncio.Task[None] | None, acks: list[Any], offsets: dict[TopicPartition, int],
+        outcome: BatchOutcome, n: int, received: float, t_produce: float,
+    ) -> None:
+        """Acks of this batch, then (in batch order) its commit and its accounting."""
+        await asyncio.gather(*acks)
+        if previous is not None:
+            await previous
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            log.warning("offsets of a batch not committed (%s); it will be re-scored", exc)
         done = time.perf_counter()
-        self._account(outcome, len(records), done - received, done - t_produce)
-        if not committed:
-            log.warning("offsets of a batch not committed (rebalance); it will be re-scored")
+        self._account(outcome, n, done - received, done - t_produce)
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; during a Triton outage in pause mode, hold consumption and retry."""
@@ -150,19 +192,11 @@ class ScorerService:
                 self.metrics.paused.set(0)
                 log.info("inference backend back, consumption resumed")
 
-    async def _deliver(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> bool:
-        if self.settings.kafka.transactional:
-            async with self._producer.transaction():
-                await produce_all(self._producer, outputs)
-                await self._producer.send_offsets_to_transaction(offsets, self.settings.kafka.group_id)
-            return True
-        await produce_all(self._producer, outputs)
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            log.warning("commit failed: %s", exc)
-            return False
-        return True
+    async def _deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
+        # One transaction per batch: outputs and offsets become visible together or not at all.
+        async with self._producer.transaction():
+            await produce_all(self._producer, outputs)
+            await self._producer.send_offsets_to_transaction(offsets, self.settings.kafka.group_id)
 
     def _score_records(self, outcome: BatchOutcome) -> list[OutputRecord]:
         topic = self.settings.topics.scores
