@@ -57,10 +57,11 @@ def finite(values: npt.ArrayLike) -> F64:
 
 def stack(names: Sequence[str], columns: Mapping[str, npt.ArrayLike], n: int) -> F32:
     """The columns in ``names`` order as a finite float32 matrix (missing name = bug)."""
-    out = np.zeros((n, len(names)), dtype=np.float32)
+    out = np.empty((n, len(names)), dtype=np.float64)
     for j, name in enumerate(names):
-        out[:, j] = finite(columns[name])
-    return out
+        out[:, j] = columns[name]
+    # One pass over the whole matrix: per-column calls cost more than the work on small batches.
+    return finite(out).astype(np.float32)
 
 
 def numbers(events: Sequence[object], attr: str, default: float = 0.0) -> F64:
