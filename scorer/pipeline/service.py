@@ -58,6 +58,8 @@ class ScorerService:
         self.kind_of_topic = settings.topics.input_topics(settings.kinds)
         self.inflight = asyncio.Lock()  # held while a batch is being scored and handed over
         self._deliveries: collections.deque[asyncio.Task[None]] = collections.deque()
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committer: asyncio.Task[None] | None = None
         self.batches = 0
         self._stopping = asyncio.Event()
         self._consumer: Any = None
@@ -92,6 +94,8 @@ class ScorerService:
         """Wait until every batch handed to the producer is acknowledged and committed."""
         while self._deliveries:
             await self._deliveries.popleft()
+        while self._committer is not None and not self._committer.done():
+            await self._committer
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -157,16 +161,26 @@ class ScorerService:
         self, previous: asyncio.Task[None] | None, acks: list[Any], offsets: dict[TopicPartition, int],
         outcome: BatchOutcome, n: int, received: float, t_produce: float,
     ) -> None:
-        """Acks of this batch, then (in batch order) its commit and its accounting."""
+        """Acks of this batch, then (in batch order) its offsets and accounting."""
         await asyncio.gather(*acks)
+        acked = time.perf_counter()
         if previous is not None:
             await previous
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            log.warning("offsets of a batch not committed (%s); it will be re-scored", exc)
-        done = time.perf_counter()
-        self._account(outcome, n, done - received, done - t_produce)
+        # Offsets only ever move past batches whose outputs are all acknowledged. Commits are
+        # coalesced: while one is on the wire, later batches' offsets queue up for the next,
+        # so a slow commit round trip never holds scoring or alert delivery back.
+        self._uncommitted.update(offsets)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending())
+        self._account(outcome, n, acked - received, acked - t_produce)
+
+    async def _commit_pending(self) -> None:
+        while self._uncommitted:
+            offsets, self._uncommitted = self._uncommitted, {}
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                log.warning("offsets not committed (%s); those batches will be re-scored", exc)
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; during a Triton outage in pause mode, hold consumption and retry."""

@@ -45,7 +45,7 @@ class ScorerMetrics:
         )
         self.added_latency = WeightedHistogram(
             "scorer_added_latency_seconds",
-            "Per record: returned by the consumer -> its batch's outputs acked and offsets committed",
+            "Per record: returned by the consumer -> all outputs of its batch acknowledged by the broker",
             registry=r,
         )
         self.backend_up = Gauge(
