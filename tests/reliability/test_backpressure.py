@@ -2,8 +2,8 @@
 ``producer_byte_rate`` on the scorer's client id, set through AlterClientQuotas) while
 ~100 MB of large events arrive as fast as the test can write them.
 
-The scorer must not buffer the backlog: its loop fetches the next micro-batch only after
-the previous one's outputs are acknowledged, and aiokafka's fetcher holds at most one
+The scorer must not buffer the backlog: at most batch.max_inflight micro-batches wait for
+their acks before the loop stops fetching, and aiokafka's fetcher holds at most one
 fetched chunk per partition (max_partition_fetch_bytes), so the backlog stays in Kafka
 and the scorer's RSS stays under a cap far below the backlog. Then the quota is lifted and
 everything must come out: nothing lost.
