@@ -20,7 +20,9 @@ and command-line shapes). Sigma samples have no host of their own: each is place
 host and time of a seeded random OTRF event and joined against that host's history then,
 without updating it. Its novelty there is therefore an assumption (that tradecraft is new
 on the host it runs on), not a measurement; the held-out OTRF captures are the measurement.
-Novelty may only raise a score, an item's age and prevalence only lower it (monotone).
+Novelty may only raise a score (monotone). v2 carries only the three novelty flags: item
+ages, prevalence and host history depth were tried and cost detections on the development
+half of the groups (docs/profiles.md).
 """
 
 from __future__ import annotations
@@ -53,8 +55,7 @@ POS_SHARE = 0.02
 INCREASING = ("cmd_", "log_b64_len", "image_user_dir", "image_renamed", "parent_office",
               "parent_script_host", "parent_user_dir", "target_", "registry_key_risky",
               "loaded_", "unsigned", "access_", "p_image_new", "p_lineage_new", "p_command_new")
-DECREASING = ("p_image_log_age", "p_image_hours_share", "p_lineage_log_age", "p_lineage_hours_share",
-              "p_command_log_age", "p_command_hours_share")
+DECREASING: tuple[str, ...] = ()  # (none in feature set v2; ages/prevalence would go here)
 CAPTURE_CAP = 1500  # OTRF events per capture used for training (all are scored)
 ATTRIBUTION = [
     "OTRF Security-Datasets (Mordor), Open Threat Research Forge, MIT licence.",

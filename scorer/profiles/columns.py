@@ -53,26 +53,21 @@ class NetflowColumns:
 
 
 class EdrColumns:
-    names: tuple[str, ...] = (
-        "p_host_log_age", "p_host_hours",
-        "p_image_new", "p_image_log_age", "p_image_hours_share",
-        "p_lineage_new", "p_lineage_log_age", "p_lineage_hours_share",
-        "p_command_new", "p_command_log_age", "p_command_hours_share",
-    )
+    """Novelty on the host only. The profile also keeps each item's age and in how many hours
+    it was seen, but columns built from them (ages, prevalence shares, host history depth)
+    cost detections in the development half of the EDR groups (docs/profiles.md), so v2 does
+    not carry them."""
+
+    names: tuple[str, ...] = ("p_image_new", "p_lineage_new", "p_command_new")
 
     def rows(self, events: Sequence[Event], reader: Reader) -> list[tuple[float, ...]]:
         out: list[tuple[float, ...]] = []
         for e in events:
             assert isinstance(e, EndpointEvent)
             keys = edr_keys(e)
-            host = reader.item(keys.host, e.ts)
-            row = [host.log_age, host.hours / HOURS_KEPT]
-            for item_key in (keys.image, keys.lineage, keys.command):
-                item = reader.item(item_key, e.ts)
-                # Only an event that has the item can be new in it (no image: nothing is new).
-                row += [float(item_key is not None and not item.seen), item.log_age,
-                        _share(item.hours, host.hours)]
-            out.append(tuple(row))
+            # Only an event that has the item can be new in it (no image: nothing is new).
+            out.append(tuple(float(k is not None and not reader.item(k, e.ts).seen)
+                             for k in (keys.image, keys.lineage, keys.command)))
         return out
 
 

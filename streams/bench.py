@@ -1,0 +1,133 @@
+"""``python -m streams.bench [--events N] [--batch B] [--bootstrap HOST:PORT]``: profile costs.
+
+Three numbers per kind, on real events from the shared data (``$SCORER_DATA_DIR``):
+
+- ``rule``: events/s through the update rule alone (one process, one core, no Kafka);
+- ``worker``: events/s through the profile worker on a real broker (``--bootstrap``):
+  consume, update, produce the changed profiles, wait for acks, commit; from the first
+  fetch until the group has committed every input partition to its end;
+- ``join``: the scorer's feature stage per micro-batch of ``B`` events with feature set v1
+  and with v2 (v1 + the profile join against a view already holding the profiles of all N
+  events), µs per event and p99 per batch: the latency the join adds to the scorer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from replay import LabeledEvent, iter_capture
+from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSettings
+from scorer.events.structs import Event, EventKind, entity_key
+from scorer.features import feature_set
+from streams.offline import FrozenProfiles, LocalProfiles
+from streams.store import ProfileStore
+from streams.updates import apply
+
+SOURCES = {
+    EventKind.NETFLOW: ["netflow/stratosphere-zeek/*.labeled", "netflow/cic-ids2017-improved/*.csv"],
+    EventKind.EDR: ["edr/otrf-security-datasets/**/*.zip"],
+    EventKind.SIEM: ["siem/ait-ads/*.csv.gz"],
+}
+
+
+def load(data: Path, kind: EventKind, n: int) -> list[Event]:
+    files = sorted(f for pattern in SOURCES[kind] for f in data.glob(pattern))
+    items = (i for f in files for i in iter_capture(f) if isinstance(i, LabeledEvent))
+    return sorted((i.event for i in itertools.islice(items, n)), key=lambda e: e.ts)
+
+
+def rule_rate(kind: EventKind, events: Sequence[Event]) -> float:
+    store = ProfileStore(track_changes=True)
+    start = time.perf_counter()
+    for i, e in enumerate(events):
+        apply(store, kind, e, i)
+    store.changes()
+    return len(events) / (time.perf_counter() - start)
+
+
+def join_cost(kind: EventKind, events: Sequence[Event], batch: int) -> dict[str, float]:
+    view = LocalProfiles()
+    view.observe(kind, events)
+    out: dict[str, float] = {}
+    for label, fs in (("v1", feature_set(kind)), ("v2", feature_set(kind, "v2", FrozenProfiles(view)))):
+        times = []
+        for i in range(0, len(events), batch):
+            chunk = events[i:i + batch]
+            t = time.perf_counter()
+            fs.transform(chunk)
+            times.append((time.perf_counter() - t) / len(chunk))
+        per_event = np.array(times)
+        out[f"{label}_us_per_event"] = float(per_event.mean() * 1e6)
+        out[f"{label}_p99_ms_per_batch"] = float(np.percentile(per_event, 99) * batch * 1e3)
+    out["added_us_per_event"] = out["v2_us_per_event"] - out["v1_us_per_event"]
+    return out
+
+
+async def worker_rate(bootstrap: str, data: dict[EventKind, list[Event]]) -> dict[str, float]:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from scorer.pipeline.kafka_io import make_producer
+    from streams.worker import ProfileWorker, WorkerSettings
+
+    p = f"bench{uuid.uuid4().hex[:6]}"
+    topics = TopicSettings(**{k.value: f"{p}.events.{k.value}" for k in data})
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, group_id=p, client_id=p)
+    settings = Settings(kinds=tuple(data), kafka=kafka, topics=topics,
+                        profiles=ProfileSettings(topic_prefix=f"{p}.profiles."))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(getattr(topics, k.value), 3, 1) for k in data])
+    await admin.close()
+    producer = make_producer(kafka)
+    await producer.start()
+    for kind, evs in data.items():
+        sends = [await producer.send(getattr(topics, kind.value), msgspec.json.encode(e), key=entity_key(e).encode())
+                 for e in evs]
+        await asyncio.gather(*sends)
+    await producer.stop()
+    worker = ProfileWorker(WorkerSettings.from_settings(settings))
+    await worker.start()
+    total = sum(len(v) for v in data.values())
+    start = time.perf_counter()
+    task = asyncio.create_task(worker.run())
+    while worker.events + worker.skipped < total:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    worker.request_stop()
+    await task
+    await worker.stop()
+    return {"events": float(total), "seconds": elapsed, "events_per_s": total / elapsed, "batches": worker.batches}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams.bench", description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--kinds", default="netflow,edr,siem")
+    parser.add_argument("--bootstrap", help="a broker for the worker phase (skipped without)")
+    args = parser.parse_args(argv)
+    kinds = [EventKind(k) for k in args.kinds.split(",")]
+    data = {k: load(args.data, k, args.events) for k in kinds}
+    report: dict[str, object] = {}
+    for kind, evs in data.items():
+        report[kind.value] = {"events": len(evs), "rule_events_per_s": rule_rate(kind, evs),
+                              **join_cost(kind, evs, args.batch)}
+    if args.bootstrap:
+        report["worker"] = asyncio.run(worker_rate(args.bootstrap, data))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
