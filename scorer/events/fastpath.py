@@ -52,4 +52,6 @@ def _flow_ok(flow: FlowRecord) -> bool:
     if any(abs(getattr(flow, name)) > _INT_LIMIT for name in _FLOW_INT):
         return False
     extra = flow.extra
-    return len(extra) <= 128 and all(math.isfinite(v) for v in extra.values())
+    # A finite sum means every value is finite (NaN and inf propagate); a sum that overflows
+    # merely sends the record down the generic path, which decides precisely.
+    return len(extra) <= 128 and math.isfinite(sum(extra.values()))
