@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import importlib
 import logging
+import ssl
 import sys
 from pathlib import Path
+
+from aiokafka.errors import KafkaError
 
 from scorer.errors import ScorerError
 
@@ -51,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except ScorerError as exc:
         print(f"scorer: {exc}", file=sys.stderr)
         return 2
+    except (KafkaError, ssl.SSLError, ConnectionError) as exc:
+        # Wrong credentials, an untrusted CA, an unreachable broker: one line, no traceback
+        # (and no secret: aiokafka's messages carry neither passwords nor key material).
+        print(f"scorer: cannot talk to Kafka: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 1
 
 
