@@ -145,3 +145,20 @@ def _state(store: ProfileStore) -> dict[str, bytes]:
     for key, p in store._keys.items():  # test-only peek at the whole state
         out[key] = encode(msgspec.structs.replace(p, offset=-1))
     return out
+
+
+def test_bounds_are_exported_as_metrics() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from streams.kafka import StatsCollector
+
+    store = ProfileStore(KeyBudget(max_keys=10))
+    for i in range(50):
+        apply(store, EventKind.NETFLOW, FlowRecord(ts=float(i), src_ip=f"s{i}", dst_ip="d"), i)
+    registry = CollectorRegistry()
+    registry.register(StatsCollector({"netflow": store.stats}, store.budget, {"netflow": lambda: len(store)}))
+    text = generate_latest(registry).decode()
+    evicted = store.stats.evicted
+    assert evicted > 0 and f'streams_profile_updates_total{{kind="netflow",outcome="evicted"}} {float(evicted)}' in text
+    assert f'streams_profile_keys{{kind="netflow"}} {float(len(store))}' in text
+    assert "streams_profile_key_budget 10.0" in text
