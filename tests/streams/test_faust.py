@@ -2,7 +2,8 @@
 
 Both tests run a real faust worker (tests/streams/faust_probe.py) against the real broker
 and kill it with SIGKILL. They pass while faust *misbehaves*; if a faust release fixes
-this, they fail, and the choice in streams/worker.py should be revisited.
+this, they fail, and the choice in streams/worker.py should be revisited. They are opt-in
+(SCORER_FAUST_EVIDENCE=1): a race that reproduces most runs must not make CI flaky.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.support.kafka import KafkaBroker
 
-pytestmark = pytest.mark.integration
+# Evidence about a third-party library, not a property of the scorer: reproducing a race
+# depends on timing, so the suite does not gate on it. Run with SCORER_FAUST_EVIDENCE=1
+# (results and the runs that produced them are in docs/profiles.md).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not os.environ.get("SCORER_FAUST_EVIDENCE"),
+                       reason="faust-streaming evidence runs only with SCORER_FAUST_EVIDENCE=1"),
+]
 PROBE = Path(__file__).with_name("faust_probe.py")
 
 
