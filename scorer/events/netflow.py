@@ -18,32 +18,46 @@ _CIC_IDENTITY = {
 }
 
 
+# Canonical field -> where Zeek conn.log keeps it; the canonical form uses its own names.
+_ZEEK_NAMES = {
+    "uid": "uid", "ts": "ts", "src_ip": "id.orig_h", "src_port": "id.orig_p", "dst_ip": "id.resp_h",
+    "dst_port": "id.resp_p", "proto": "proto", "service": "service", "duration": "duration",
+    "src_bytes": "orig_bytes", "dst_bytes": "resp_bytes", "src_pkts": "orig_pkts", "dst_pkts": "resp_pkts",
+    "conn_state": "conn_state", "history": "history",
+}
+_CANONICAL_NAMES = {name: name for name in _ZEEK_NAMES}
+
+
+def _flow(raw: Mapping[str, Any], names: Mapping[str, str], **rest: Any) -> FlowRecord:
+    """One FlowRecord from ``raw`` read through ``names``, with the same checks for every form."""
+    def count(field: str) -> int:
+        return to_int(raw.get(names[field]), names[field], default=0)
+
+    def text(field: str) -> str | None:
+        return to_text(raw.get(names[field]), names[field])
+
+    return FlowRecord(
+        uid=text("uid") or "",
+        ts=to_timestamp(raw.get(names["ts"]), names["ts"]),
+        src_ip=req_text(raw.get(names["src_ip"]), names["src_ip"]),
+        dst_ip=req_text(raw.get(names["dst_ip"]), names["dst_ip"]),
+        proto=(text("proto") or "tcp").lower(),
+        duration=to_float(raw.get(names["duration"]), names["duration"], default=0.0),
+        src_port=count("src_port"), dst_port=count("dst_port"),
+        src_bytes=count("src_bytes"), dst_bytes=count("dst_bytes"),
+        src_pkts=count("src_pkts"), dst_pkts=count("dst_pkts"),
+        service=text("service"), conn_state=text("conn_state"), history=text("history"),
+        **rest,
+    )
+
+
 def from_zeek(row: Mapping[str, Any], *, source: str = "zeek") -> FlowRecord:
     """A Zeek conn.log row, as parsed from TSV (all strings) or from Zeek's JSON writer."""
-    proto = to_text(row.get("proto"), "proto") or "tcp"
     label = to_text(row.get("label"), "label")
     detailed = to_text(row.get("detailedlabel"), "detailedlabel")
     if label and detailed:
         label = f"{label}:{detailed}"
-    return FlowRecord(
-        uid=to_text(row.get("uid"), "uid") or "",
-        ts=to_timestamp(row.get("ts"), "ts"),
-        src_ip=req_text(row.get("id.orig_h"), "id.orig_h"),
-        src_port=to_int(row.get("id.orig_p"), "id.orig_p", default=0),
-        dst_ip=req_text(row.get("id.resp_h"), "id.resp_h"),
-        dst_port=to_int(row.get("id.resp_p"), "id.resp_p", default=0),
-        proto=proto.lower(),
-        service=to_text(row.get("service"), "service"),
-        duration=to_float(row.get("duration"), "duration", default=0.0),
-        src_bytes=to_int(row.get("orig_bytes"), "orig_bytes", default=0),
-        dst_bytes=to_int(row.get("resp_bytes"), "resp_bytes", default=0),
-        src_pkts=to_int(row.get("orig_pkts"), "orig_pkts", default=0),
-        dst_pkts=to_int(row.get("resp_pkts"), "resp_pkts", default=0),
-        conn_state=to_text(row.get("conn_state"), "conn_state"),
-        history=to_text(row.get("history"), "history"),
-        source=source,
-        label=label,
-    )
+    return _flow(row, _ZEEK_NAMES, source=source, label=label)
 
 
 def from_cicflowmeter(row: Mapping[str, Any], *, source: str = "cicflowmeter") -> FlowRecord:
@@ -95,22 +109,8 @@ def _canonical(raw: Mapping[str, Any]) -> FlowRecord:
     extra_raw = raw.get("extra") or {}
     if not isinstance(extra_raw, dict):
         raise RecordError("wrong_type", "field 'extra' must be an object")
-    return FlowRecord(
-        uid=to_text(raw.get("uid"), "uid") or "",
-        ts=to_timestamp(raw.get("ts"), "ts"),
-        src_ip=req_text(raw.get("src_ip"), "src_ip"),
-        src_port=to_int(raw.get("src_port"), "src_port", default=0),
-        dst_ip=req_text(raw.get("dst_ip"), "dst_ip"),
-        dst_port=to_int(raw.get("dst_port"), "dst_port", default=0),
-        proto=(to_text(raw.get("proto"), "proto") or "tcp").lower(),
-        service=to_text(raw.get("service"), "service"),
-        duration=to_float(raw.get("duration"), "duration", default=0.0),
-        src_bytes=to_int(raw.get("src_bytes"), "src_bytes", default=0),
-        dst_bytes=to_int(raw.get("dst_bytes"), "dst_bytes", default=0),
-        src_pkts=to_int(raw.get("src_pkts"), "src_pkts", default=0),
-        dst_pkts=to_int(raw.get("dst_pkts"), "dst_pkts", default=0),
-        conn_state=to_text(raw.get("conn_state"), "conn_state"),
-        history=to_text(raw.get("history"), "history"),
+    return _flow(
+        raw, _CANONICAL_NAMES,
         extra={str(k): to_float(v, f"extra.{k}") for k, v in list(extra_raw.items())[:128]},
         source=to_text(raw.get("source"), "source"),
         label=to_text(raw.get("label"), "label"),
