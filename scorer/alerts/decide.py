@@ -51,12 +51,6 @@ class Decider:
         self._scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
         self._names = list(card.feature_names)
 
-    def severity(self, score: float) -> str:
-        for name, cutoff in self._levels:
-            if score >= cutoff:
-                return name
-        return "Low"
-
     def decide(
         self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32]
     ) -> list[Decision]:

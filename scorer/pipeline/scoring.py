@@ -106,7 +106,6 @@ class BatchScorer:
         self.alerts_prefix = alerts_prefix
         self.dead_letter_topic = dead_letter_topic
         self.decoder = EventDecoder(max_record_bytes)
-        self._json = msgspec.json.Encoder()
         # Per-event score records cost a Python object per event: only when someone reads them.
         self.collect_scores = True
         self.shadows: dict[EventKind, KindRuntime] = {}
