@@ -252,6 +252,10 @@ async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, mo
     await scored_more(metrics)
     rc, out = await cli(env, kafka, "list")
     assert rc == 0 and "REFUSED" in out
+    # The engineer withdraws the files. The configs still name 6 (pinned by the deploy), which
+    # Triton skips on restart; left in place, the restart would mirror 6 while the sync command
+    # above deletes it again, racing Triton's load of it.
+    shutil.rmtree(env.repo / MODEL / UNSYNCED)
 
 
 async def restart_triton(env: Env, stream: Stream, metrics: ScorerMetrics) -> tuple[int, int]:
