@@ -101,7 +101,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             print(_row(res), flush=True)
             for rate in rates:
                 items = list(payloads(tpl, int(rate * args.rate_seconds) + 2000))
-                metrics_port = port if name.startswith("scorer-") else None
+                metrics_port = port if name.startswith("scorer-") or name == "passthrough" else None
                 res = await harness.fixed_rate(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir,
                                                rate, metrics_port)
                 results.append(res)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -110,6 +111,11 @@ def _percentiles(values_s: list[float] | npt.NDArray[np.float64]) -> dict[str, f
 
 class RunnerProcess:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.profiling = bool(profile_dir := os.environ.get("SCORER_BENCH_PROFILE"))
+        if profile_dir:
+            # A profiling run: py-spy samples the runner; its timings are not the benchmark's.
+            out = Path(profile_dir) / f"{log.stem}.txt"
+            argv = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(out), "--", *argv]
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log.open("wb"),
                                      stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
@@ -124,7 +130,8 @@ class RunnerProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            # py-spy writes its profile on SIGINT and forwards nothing on SIGTERM.
+            self.proc.send_signal(signal.SIGINT if self.profiling else signal.SIGTERM)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:

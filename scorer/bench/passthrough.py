@@ -16,6 +16,8 @@ from scorer.config import Settings
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchOutcome
 from scorer.pipeline.service import ScorerService
+from scorer.service.gctune import tune_gc
+from scorer.service.http import HealthServer
 from scorer.service.metrics import ScorerMetrics
 
 
@@ -37,16 +39,22 @@ class PassthroughScorer:
 async def main() -> None:
     settings = Settings()
     assert settings.topics.scores, "set SCORER_TOPICS__SCORES to the output topic"
-    service = ScorerService(settings, PassthroughScorer(settings.topics.scores), ScorerMetrics())  # type: ignore[arg-type]
+    metrics = ScorerMetrics()
+    service = ScorerService(settings, PassthroughScorer(settings.topics.scores), metrics)  # type: ignore[arg-type]
+    # Same /metrics as the scorer: the bench reads the floor of "added latency" from it.
+    http = HealthServer(metrics.registry, lambda: service.ready, host=settings.http.host, port=settings.http.port)
+    await http.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, service.request_stop)
     await service.start()
+    tune_gc()
     try:
         await service.run()
     finally:
         await service.stop()
+        await http.close()
 
 
 if __name__ == "__main__":

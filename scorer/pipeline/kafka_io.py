@@ -10,12 +10,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
 from scorer.config import KafkaSettings
+from scorer.pipeline.partitioner import partitions_of
 from scorer.pipeline.records import OutputRecord
 
-_PARTITIONER = DefaultPartitioner()
 log = logging.getLogger(__name__)
 
 
@@ -121,14 +120,12 @@ async def send_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord]) 
     if not records:
         return []
     partitions: dict[str, list[int]] = {}
+    for topic in {r.topic for r in records}:
+        partitions[topic] = sorted(await producer.partitions_for(topic))
+    placement = _placement(records, partitions)
     open_batches: dict[tuple[str, int], Any] = {}
     futures: list[Any] = []
-    for r in records:
-        parts = partitions.get(r.topic)
-        if parts is None:
-            parts = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
-        # Keyless records (none today) spread round-robin; keyed ones land where send() puts them.
-        partition = parts[len(futures) % len(parts)] if r.key is None else _PARTITIONER(r.key, parts, parts)
+    for r, partition in zip(records, placement, strict=True):
         tp = (r.topic, partition)
         batch = open_batches.get(tp)
         if batch is None:
@@ -145,6 +142,24 @@ async def send_all(producer: AIOKafkaProducer, records: Sequence[OutputRecord]) 
         if batch.record_count():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
+
+
+def _placement(records: Sequence[OutputRecord], partitions: dict[str, list[int]]) -> list[int]:
+    """The partition of every record: by key exactly where ``send()`` puts it (murmur2),
+    keyless ones (none today) round-robin."""
+    placement = [0] * len(records)
+    keyed: dict[int, list[int]] = {}  # partition count -> rows (one hash pass per count)
+    for i, r in enumerate(records):
+        parts = partitions[r.topic]
+        if r.key is None:
+            placement[i] = parts[i % len(parts)]
+        else:
+            keyed.setdefault(len(parts), []).append(i)
+    for count, rows in keyed.items():
+        index = partitions_of([records[i].key or b"" for i in rows], count).tolist()
+        for i, j in zip(rows, index, strict=True):
+            placement[i] = partitions[records[i].topic][j]
+    return placement
 
 
 async def ensure_topics(kafka: KafkaSettings, topics: Sequence[str], partitions: int = 3) -> None:

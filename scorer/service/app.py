@@ -18,6 +18,7 @@ from scorer.inference.repository import load_version
 from scorer.inference.triton import TritonBackend
 from scorer.pipeline.scoring import BatchScorer, KindRuntime
 from scorer.profiles.view import TopicProfileView
+from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
 from scorer.service.metrics import ScorerMetrics
 
@@ -91,6 +92,7 @@ async def run_service(settings: Settings) -> None:
     # Model lifecycle (control topic): versions asked for there are installed before the first batch.
     lifecycle = await start_lifecycle(service)
     await service.start()
+    tune_gc()
     try:
         await service.run()
     finally:

@@ -10,13 +10,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from scorer.config import Settings
 from scorer.demo import bundled_capture, capture_records
 from scorer.events.decode import EventDecoder
 from scorer.events.structs import EventKind
-from scorer.config import Settings
 from scorer.inference.repository import load_version
-from scorer.service.app import build_runtimes
 from scorer.inference.trees import as_arrays, load_tables, predict
+from scorer.service.app import build_runtimes
 from tests.support.paths import MODEL_REPOSITORY
 
 

@@ -1,0 +1,88 @@
+"""Per-stage cost of the scoring path, in process (no broker): where the CPU goes per event.
+
+    python -m scorer.bench.stages --batch 64 --batch 4096
+
+Feeds the bundled capture through the service's own BatchScorer (in-process ONNX
+Runtime) in micro-batches of each size, and prints µs per event for decode, features,
+inference, decide+OCSF, score records and output partitioning, per batch size. It is the
+profile behind the pipe benchmark's numbers, without Kafka's share of the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import defaultdict
+
+import msgspec
+
+from scorer.bench.loadgen import payloads, templates
+from scorer.config import Settings
+from scorer.demo import bundled_capture
+from scorer.events.structs import EventKind
+from scorer.pipeline.partitioner import partitions_of
+from scorer.pipeline.records import InputRecord
+from scorer.pipeline.scoring import BatchScorer, input_record
+from scorer.service.app import build_scorer
+from scorer.service.gctune import tune_gc
+
+
+def _records(n: int) -> list[InputRecord]:
+    tpl = templates(bundled_capture(), tuple(EventKind))
+    return [input_record(kind, value, key, f"events.{kind.value}", 0, i)
+            for i, (kind, key, value) in enumerate(payloads(tpl, n))]
+
+
+async def measure(scorer: BatchScorer, records: list[InputRecord], batch: int, rounds: int) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    encoder = msgspec.json.Encoder()
+    events = 0
+    for _ in range(rounds):
+        for i in range(0, len(records), batch):
+            chunk = records[i : i + batch]
+            outcome = await scorer.score(chunk)
+            for stage, seconds in outcome.timings.items():
+                totals[stage] += seconds
+            t0 = time.perf_counter()
+            keys = [s.uid.encode() for s in outcome.scores]
+            _ = [encoder.encode(s) for s in outcome.scores]
+            t1 = time.perf_counter()
+            partitions_of(keys + [a.key for a in outcome.alerts if a.key is not None], 3)
+            totals["score_records"] += t1 - t0
+            totals["partitioning"] += time.perf_counter() - t1
+            events += len(chunk)
+    out = {stage: round(seconds / events * 1e6, 2) for stage, seconds in totals.items()}
+    out["total"] = round(sum(totals.values()) / events * 1e6, 2)
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    scorer = build_scorer(Settings(inference={"backend": "onnxruntime"}))  # type: ignore[arg-type]
+    records = _records(args.events)
+    await measure(scorer, records[:2000], 512, 1)  # warm-up: sessions, caches, entity state
+    tune_gc()  # as `scorer run` does once started
+    results = {}
+    for batch in args.batch:
+        results[str(batch)] = row = await measure(scorer, records, batch, args.rounds)
+        print(f"batch {batch:>5}: " + "  ".join(f"{k} {v:.1f}" for k, v in row.items()) + "  (µs/event)")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, action="append", help="micro-batch size (repeatable)")
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    args.batch = args.batch or [64, 4096]
+    results = asyncio.run(main_async(args))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
