@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Serve the shipped tree ensembles from Triton on a GPU: a python-backend model per engine.
+
+    python deploy/gpu/launch.py generate --repository model_repository --out var/gpu-repository
+    python deploy/gpu/launch.py serve --repository model_repository --workdir var/triton-gpu \
+        [--engines torch,onnxruntime --max-batch 65536 --gpu-instances 1 --cpu-threads 16]
+    python deploy/gpu/launch.py stop --workdir var/triton-gpu
+
+For each production model ``<name>`` and each engine, ``<name>_<engine>`` serves the same
+``model.onnx`` through deploy/gpu/model.py: ``torch`` on KIND_GPU (CUDA-graph traversal,
+inputs may stay on the GPU), ``onnxruntime`` / ``numpy`` on KIND_CPU. Tensors, dynamic
+batching and version policy come from the production config. The server, its python backend
+and start/stop are deploy/local/triton.py's (imported, not copied); only the repository differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadows a package
+from tree_scorer import load_module
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ENGINES = ("torch", "onnxruntime", "numpy")
+
+
+def local_launcher() -> ModuleType:
+    # deploy/local is scripts, not a package: load the launcher by path, once.
+    return load_module("scorer_deploy_local_triton", ROOT / "deploy" / "local" / "triton.py")
+
+
+def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_instances: int,
+                  cpu_threads: int) -> str:
+    """The production config as a python-backend model of ``engine``, named ``<name>_<engine>``."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    # The local shim's conversion first (python backend, no accelerators, one CPU instance).
+    config = text_format.Parse(local_launcher().shim_config(production_pbtxt), mc.ModelConfig())
+    config.name = f"{config.name}_{engine}"
+    # Production caps a request at 8192 rows; the benchmark sends up to 65536 in one.
+    config.max_batch_size = max(config.max_batch_size, max_batch)
+    params = config.parameters
+    params["scorer_engine"].string_value = engine
+    params["scorer_root"].string_value = str(ROOT)
+    params["onnx_intra_op_threads"].string_value = str(cpu_threads)
+    if engine == "torch":
+        del config.instance_group[:]
+        config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_GPU, count=gpu_instances, gpus=[0])
+        # Inputs in CUDA shared memory reach the model on the GPU instead of via a host copy.
+        params["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
+    return str(text_format.MessageToString(config))
+
+
+def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536,
+             gpu_instances: int = 1, cpu_threads: int = 1) -> list[str]:
+    """Write the engine repository for every model of ``src`` into ``dst``; model names."""
+    src, dst = src.resolve(), dst.resolve()
+    if dst.exists():
+        shutil.rmtree(dst)  # generated, never edited: rebuild from scratch
+    names: list[str] = []
+    for model_dir in sorted(p for p in src.iterdir() if (p / "config.pbtxt").is_file()):
+        production = (model_dir / "config.pbtxt").read_text()
+        versions = [v for v in model_dir.iterdir() if v.name.isdigit() and (v / "model.onnx").is_file()]
+        for engine in engines:
+            out = dst / f"{model_dir.name}_{engine}"
+            out.mkdir(parents=True)
+            (out / "config.pbtxt").write_text(engine_config(
+                production, engine, max_batch=max_batch, gpu_instances=gpu_instances,
+                cpu_threads=cpu_threads))
+            for version in versions:
+                (out / version.name).mkdir()
+                shutil.copy2(HERE / "model.py", out / version.name / "model.py")
+                (out / version.name / "model.onnx").symlink_to(version / "model.onnx")
+            names.append(out.name)
+    return names
+
+
+def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 65536,
+          gpu_instances: int = 1, cpu_threads: int = 1, grpc_port: int = 8001,
+          http_port: int = 8000, metrics_port: int = 8002, timeout_s: float = 300.0) -> int:
+    """Generate the repository, start tritonserver on it, wait until ready; its pid."""
+    launcher = local_launcher()
+    workdir = workdir.resolve()
+    repository = workdir / "gpu-repository"
+    generate(src, repository, engines, max_batch=max_batch, gpu_instances=gpu_instances,
+             cpu_threads=cpu_threads)
+    # The local launcher mirrors a production repository as onnxruntime shims; give it an
+    # empty one and pass the engine repository as a second --model-repository.
+    empty = Path(tempfile.mkdtemp(prefix="empty-repository-"))
+    pid: int = launcher.serve(
+        empty, workdir, grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port,
+        extra_args=(f"--model-repository={repository}",
+                    # 65536 rows x 90 features is 24 MB: grow the stub's shm in big steps.
+                    "--backend-config=python,shm-growth-byte-size=67108864",
+                    # GPU inputs/outputs of the python backend pass through this pool.
+                    "--cuda-memory-pool-byte-size=0:1073741824"),
+    )
+    launcher.wait(workdir, timeout_s=timeout_s)  # CUDA-graph capture happens at load
+    return pid
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("generate", "serve", "stop"):
+        cmd = sub.add_parser(name)
+        if name == "generate":
+            cmd.add_argument("--out", type=Path, required=True)
+        else:
+            cmd.add_argument("--workdir", type=Path, default=Path("var/triton-gpu"))
+        if name == "stop":
+            continue
+        cmd.add_argument("--repository", type=Path, default=Path("model_repository"))
+        cmd.add_argument("--engines", default="torch,onnxruntime")
+        cmd.add_argument("--max-batch", type=int, default=65536)
+        cmd.add_argument("--gpu-instances", type=int, default=1)
+        cmd.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1)
+    serve_cmd = sub.choices["serve"]
+    for flag, default in (("grpc-port", 8001), ("http-port", 8000), ("metrics-port", 8002)):
+        serve_cmd.add_argument(f"--{flag}", type=int, default=default)
+    serve_cmd.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    if args.command == "stop":
+        print("stopped" if local_launcher().stop(args.workdir) else "not running")
+        return
+    engines = args.engines.split(",")
+    sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads}
+    if args.command == "generate":
+        print("generated:", ", ".join(generate(args.repository, args.out, engines, **sizes)))
+        return
+    started = time.monotonic()
+    pid = serve(args.repository, args.workdir, engines, grpc_port=args.grpc_port, http_port=args.http_port,
+                metrics_port=args.metrics_port, timeout_s=args.timeout, **sizes)
+    print(f"tritonserver pid {pid} ready in {time.monotonic() - started:.2f}s (grpc :{args.grpc_port})")
+
+
+if __name__ == "__main__":
+    main()

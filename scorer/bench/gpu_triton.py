@@ -1,0 +1,304 @@
+"""The tree models served by Triton on a GPU (deploy/gpu/launch.py), measured from the client.
+
+    python -m scorer.bench.gpu_triton features --out feats.npz        # here: real feature rows
+    python -m scorer.bench.gpu_triton run --url 127.0.0.1:8001 --features feats.npz \
+        --models netflow_classifier --engines torch,onnxruntime --transports grpc,shm,cudashm \
+        --concurrency 1,4,16 --inprocess --out gpu_triton.json             # on the GPU host
+
+Per model, engine (``<model>_<engine>`` on the server), transport, requests in flight and
+batch size: client-observed latency per request (p50/p99), rows/s over the wall time, and
+Triton's own per-request queue/compute times over the same requests. Transports: ``grpc``
+(tensors in the protobuf), ``shm`` (system shared memory regions registered with the server),
+``cudashm`` (CUDA memory on GPU 0 shared by IPC); the client writes each request's features
+into its region and reads the scores back inside the timed loop, as a real caller must.
+``--inprocess`` times deploy/gpu/tree_scorer.py (the server model's own CUDA-graph traversal)
+in this process: the limit the transport is compared to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+BATCHES = (1, 64, 256, 1024, 4096, 8192, 65536)
+ROOT = Path(__file__).resolve().parents[2]
+Matrix = npt.NDArray[np.float32]
+
+
+def stats(latencies_s: list[float], rows_per_request: int, wall_s: float) -> dict[str, float]:
+    """p50/p99 latency (µs) of the requests, and rows per second over the wall time."""
+    arr = np.asarray(latencies_s)
+    return {"requests": len(latencies_s),
+            "p50_us": round(float(np.percentile(arr, 50)) * 1e6, 1),
+            "p99_us": round(float(np.percentile(arr, 99)) * 1e6, 1),
+            "rows_per_s": round(len(latencies_s) * rows_per_request / wall_s, 0)}
+
+
+def tile(x: Matrix, rows: int) -> Matrix:
+    return np.ascontiguousarray(x[np.arange(rows) % len(x)])
+
+
+class Transport:
+    """One client connection (and, for shm, its own regions): one request in flight."""
+
+    def __init__(self, url: str, model: str, kind: str, max_rows: int, n_features: int, tag: str) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.grpc = grpcclient
+        self.client = grpcclient.InferenceServerClient(url)
+        self.model, self.kind = model, kind
+        self.regions: list[tuple[str, Any]] = []
+        if kind == "grpc":
+            return
+        if kind == "shm":
+            import tritonclient.utils.shared_memory as shm
+        elif kind == "cudashm":
+            import tritonclient.utils.cuda_shared_memory as shm
+        else:
+            raise ValueError(f"unknown transport {kind!r}")
+        self.shm = shm
+        for name, size in ((f"in{tag}", max_rows * n_features * 4), (f"out{tag}", max_rows * 2 * 4)):
+            if kind == "shm":
+                handle = shm.create_shared_memory_region(name, f"/{name}", size)
+                self.client.register_system_shared_memory(name, f"/{name}", size)
+            else:
+                handle = shm.create_shared_memory_region(name, size, 0)
+                self.client.register_cuda_shared_memory(name, shm.get_raw_handle(handle), 0, size)
+            self.regions.append((name, handle))
+
+    def infer(self, x: Matrix) -> Matrix:
+        inp = self.grpc.InferInput("features", list(x.shape), "FP32")
+        out = self.grpc.InferRequestedOutput("probabilities")
+        if self.kind == "grpc":
+            inp.set_data_from_numpy(x)
+            return np.asarray(self.client.infer(self.model, [inp], outputs=[out]).as_numpy("probabilities"))
+        (in_name, in_handle), (out_name, out_handle) = self.regions
+        self.shm.set_shared_memory_region(in_handle, [x])  # cudashm: a host -> GPU copy
+        inp.set_shared_memory(in_name, x.nbytes)
+        out.set_shared_memory(out_name, len(x) * 8)
+        self.client.infer(self.model, [inp], outputs=[out])
+        return np.array(self.shm.get_contents_as_numpy(out_handle, np.float32, [len(x), 2]))
+
+    def close(self) -> None:
+        for name, handle in self.regions:
+            if self.kind == "shm":
+                self.client.unregister_system_shared_memory(name)
+            else:
+                self.client.unregister_cuda_shared_memory(name)
+            self.shm.destroy_shared_memory_region(handle)
+        self.client.close()
+
+
+def measure(transports: list[Transport], x: Matrix, *, duration_s: float, min_requests: int) -> dict[str, float]:
+    """Each transport in its own thread, back to back, until the time and count are reached."""
+    latencies: list[list[float]] = [[] for _ in transports]
+    for t in transports:
+        for _ in range(3):  # warm-up: connections, server-side buffers
+            t.infer(x)
+    start = time.perf_counter()
+    deadline = start + duration_s
+
+    def loop(i: int) -> None:
+        while time.perf_counter() < deadline or len(latencies[i]) < min_requests:
+            t0 = time.perf_counter()
+            transports[i].infer(x)
+            latencies[i].append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(transports))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return stats([v for per in latencies for v in per], len(x), time.perf_counter() - start)
+
+
+def server_stats(client: Any, model: str) -> dict[str, int]:
+    """Triton's cumulative counters for ``model``: requests and ns per phase."""
+    s = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    inf = s["inference_stats"]
+    out = {"executions": int(s.get("execution_count", 0)), "requests": int(inf["success"].get("count", 0))}
+    for phase in ("queue", "compute_input", "compute_infer", "compute_output"):
+        out[f"{phase}_ns"] = int(inf[phase].get("ns", 0))
+    return out
+
+
+def per_request(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    n = max(after["requests"] - before["requests"], 1)
+    out = {f"server_{k[:-3]}_us": round((after[k] - before[k]) / n / 1e3, 1) for k in after if k.endswith("_ns")}
+    out["server_requests_per_execution"] = round(n / max(after["executions"] - before["executions"], 1), 2)
+    return out
+
+
+def bench_server(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
+    import onnxruntime as ort
+
+    rows: list[dict[str, Any]] = []
+    pid = os.getpid()
+    for model in args.models:
+        onnx_path = args.repository / model / "1" / "model.onnx"
+        reference = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        x_all = feats[model].astype(np.float32)
+        for engine in args.engines:
+            served = f"{model}_{engine}"
+            for kind in args.transports:
+                if kind != "grpc" and engine == "onnxruntime":
+                    continue  # the CPU comparison is over plain gRPC; shm variants are the GPU study
+                for conc in args.concurrency:
+                    for batch in args.batches:
+                        x = tile(x_all, batch)
+                        row: dict[str, Any] = {"model": model, "engine": engine, "transport": kind,
+                                               "in_flight": conc, "batch": batch}
+                        transports: list[Transport] = []
+                        try:
+                            transports = [Transport(args.url, served, kind, batch, x.shape[1], f"{pid}_{i}")
+                                          for i in range(conc)]
+                            want = reference.run(["probabilities"], {"features": x})[0]
+                            row["max_abs_diff_vs_ort"] = float(np.abs(transports[0].infer(x) - want).max())
+                            before = server_stats(transports[0].client, served)
+                            row.update(measure(transports, x, duration_s=args.duration,
+                                               min_requests=args.min_requests))
+                            row.update(per_request(before, server_stats(transports[0].client, served)))
+                        except Exception as exc:  # record and go on: one failure must not void the run
+                            row["error"] = f"{type(exc).__name__}: {exc}"[:500]
+                        finally:
+                            for t in transports:
+                                try:
+                                    t.close()
+                                except Exception as exc:
+                                    row.setdefault("close_error", str(exc)[:200])
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+    return rows
+
+
+def bench_inprocess(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
+    """The server model's scorer called directly: host rows in and out, and GPU-resident rows."""
+    import torch
+
+    from scorer.bench.gpu_trees import _time
+
+    scorer_mod = _tree_scorer()
+    rows: list[dict[str, Any]] = []
+    for model in args.models:
+        scorer = scorer_mod.TreeScorer(args.repository / model / "1" / "model.onnx", "torch",
+                                       max_batch=max(args.batches))
+        for batch in args.batches:
+            x = tile(feats[model].astype(np.float32), batch)
+            host = torch.from_numpy(x).pin_memory()
+            device = host.cuda()
+            row: dict[str, Any] = {"model": model, "batch": batch}
+            for name, parts in (("host", [host]), ("device", [device])):
+                scorer.score(parts)
+                samples = _time(lambda p=parts, s=scorer: s.score(p), args.inprocess_repeat)
+                row[name] = stats(samples, batch, sum(samples))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def _tree_scorer() -> Any:
+    import importlib
+    import sys
+
+    sys.path.append(str(ROOT / "deploy" / "gpu"))  # scripts, not a package; appended: shadows nothing
+    return importlib.import_module("tree_scorer")
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "cpu_count": os.cpu_count()}
+    try:
+        info["nvidia_smi"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        info["nvidia_smi"] = f"unavailable: {exc}"
+    for mod in ("torch", "onnxruntime", "tritonclient", "numpy"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except (ImportError, AttributeError):
+            info[mod] = None
+    return info
+
+
+def capture_features(out: Path) -> dict[str, int]:
+    """The bundled capture's feature matrices per model name, as the scorer computes them."""
+    import asyncio
+    from collections import defaultdict
+
+    from scorer.config import Settings
+    from scorer.demo import bundled_capture, capture_records
+    from scorer.inference.base import FloatMatrix, FloatVector, ModelRef
+    from scorer.pipeline.scoring import BatchScorer
+    from scorer.service.app import build_runtimes
+
+    seen: dict[str, list[FloatMatrix]] = defaultdict(list)
+
+    class Recorder:  # an InferenceBackend that keeps the rows and scores nothing
+        name = "recorder"
+
+        async def start(self) -> None: ...
+        async def close(self) -> None: ...
+        async def ready(self, model: ModelRef) -> bool:
+            return True
+
+        async def infer(self, model: ModelRef, features: FloatMatrix) -> FloatVector:
+            seen[model.name].append(features.copy())
+            return np.zeros(len(features), np.float32)
+
+    scorer = BatchScorer(build_runtimes(Settings()), Recorder())
+    records = list(capture_records(bundled_capture()))
+    for i in range(0, len(records), 512):
+        asyncio.run(scorer.score(records[i:i + 512]))
+    matrices = {name: np.concatenate(parts) for name, parts in seen.items()}
+    np.savez_compressed(out, **matrices)
+    return {name: len(m) for name, m in matrices.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("features").add_argument("--out", type=Path, required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--url", default="127.0.0.1:8001")
+    run.add_argument("--features", type=Path, required=True)
+    run.add_argument("--repository", type=Path, default=ROOT / "model_repository")
+    run.add_argument("--models", default="netflow_classifier")
+    run.add_argument("--engines", default="torch,onnxruntime")
+    run.add_argument("--transports", default="grpc")
+    run.add_argument("--concurrency", default="1")
+    run.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    run.add_argument("--duration", type=float, default=1.0, help="seconds per point (at least)")
+    run.add_argument("--min-requests", type=int, default=20)
+    run.add_argument("--inprocess", action="store_true")
+    run.add_argument("--inprocess-repeat", type=int, default=200)
+    run.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.command == "features":
+        print(json.dumps(capture_features(args.out)))
+        return
+    for name in ("models", "engines", "transports"):
+        setattr(args, name, getattr(args, name).split(","))
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.batches = [int(b) for b in args.batches.split(",")]
+    feats = np.load(args.features)
+    report: dict[str, Any] = {"info": machine_info(), "argv": sys.argv[1:] if argv is None else argv}
+    report["server"] = bench_server(args, feats)
+    if args.inprocess:
+        report["inprocess"] = bench_inprocess(args, feats)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
