@@ -103,6 +103,7 @@ def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 6553
         extra_args=(f"--model-repository={repository}",
                     # 65536 rows x 90 features is 24 MB: grow the stub's shm in big steps.
                     "--backend-config=python,shm-growth-byte-size=67108864",
+                    "--backend-config=python,stub-timeout-seconds=300",  # graph capture at load
                     # GPU inputs/outputs of the python backend pass through this pool.
                     "--cuda-memory-pool-byte-size=0:1073741824"),
     )
