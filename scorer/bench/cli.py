@@ -95,13 +95,13 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         n = args.baseline_events if name in BASELINES else args.events
         items = list(payloads(tpl, n))
         cmd = _command(name, args, port)
+        metrics_port = port if name.startswith("scorer-") or name == "passthrough" else None
         try:
-            res = await harness.drain(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir)
+            res = await harness.drain(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir, metrics_port)
             results.append(res)
             print(_row(res), flush=True)
             for rate in rates:
-                items = list(payloads(tpl, int(rate * args.rate_seconds) + 2000))
-                metrics_port = port if name.startswith("scorer-") or name == "passthrough" else None
+                items = list(payloads(tpl, int(rate * (args.rate_seconds + harness.WARM_UP_S))))
                 res = await harness.fixed_rate(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir,
                                                rate, metrics_port)
                 results.append(res)
@@ -118,9 +118,11 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
 def _row(r: harness.RunResult) -> str:
     if r.rate_offered_eps:
         return (f"{r.runner:20s} rate {r.rate_offered_eps:>8.0f}/s achieved {r.rate_achieved_eps:>8.0f}/s  "
-                f"e2e ms {r.e2e_ms}  added ms {r.added_ms}  rss {r.peak_rss_mb} MB")
+                f"e2e ms {r.e2e_ms}  added ms {r.added_ms}  rss {r.peak_rss_mb} MB\n"
+                f"{'':20s} per batch {r.batch_mean}")
     return (f"{r.runner:20s} drain {r.events} events: {r.throughput_eps:>9.0f} events/s  "
-            f"cpu {r.cpu_us_per_event:>7.1f} us/event  rss {r.peak_rss_mb} MB {r.note}")
+            f"cpu {r.cpu_us_per_event:>7.1f} us/event  rss {r.peak_rss_mb} MB {r.note}\n"
+            f"{'':20s} per batch {r.batch_mean}")
 
 
 def _ratios(results: list[harness.RunResult]) -> dict[str, float]:

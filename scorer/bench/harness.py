@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,9 @@ from scorer.events.structs import EventKind
 Command = Callable[[str, dict[EventKind, str], str, str], tuple[list[str], dict[str, str]]]
 
 
+WARM_UP_S = 3.0
+
+
 class RunResult(msgspec.Struct):
     runner: str
     events: int
@@ -44,6 +46,8 @@ class RunResult(msgspec.Struct):
     rate_achieved_eps: float = 0.0
     e2e_ms: dict[str, float] = {}
     added_ms: dict[str, float] = {}
+    # Mean per micro-batch over the fixed-rate phase: records, and ms in each stage.
+    batch_mean: dict[str, float] = {}
     note: str = ""
 
 
@@ -130,8 +134,10 @@ class RunnerProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            # py-spy writes its profile on SIGINT and forwards nothing on SIGTERM.
-            self.proc.send_signal(signal.SIGINT if self.profiling else signal.SIGTERM)
+            # Under py-spy: stop the runner itself; py-spy writes the profile when it exits.
+            targets = self.ps.children() if self.profiling else [self.ps]
+            for target in targets:
+                target.terminate()
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
@@ -140,7 +146,7 @@ class RunnerProcess:
 
 
 async def drain(name: str, command: Command, bootstrap: str, items: list[Payload], kinds: tuple[EventKind, ...],
-                partitions: int, workdir: Path) -> RunResult:
+                partitions: int, workdir: Path, metrics_port: int | None = None) -> RunResult:
     topics, out = await make_topics(bootstrap, kinds, partitions)
     gen = LoadGenerator(bootstrap, topics, len(items))
     await gen.run(items)
@@ -149,6 +155,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
     argv, env = command(bootstrap, topics, out, f"{name}-{uuid.uuid4().hex[:6]}")
     runner = RunnerProcess(argv, env, workdir / f"{name}-drain.log")
     cpu0 = count0 = t0 = None
+    before = after = None
     try:
         deadline = time.perf_counter() + 600
         while watcher.count < len(items) and time.perf_counter() < deadline:
@@ -158,7 +165,9 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
             runner.sample()
             if t0 is None and watcher.count > 0:
                 t0, count0, cpu0 = time.perf_counter(), watcher.count, runner.cpu()
+                before = _scrape(metrics_port)
         t1, cpu1 = time.perf_counter(), runner.cpu()
+        after = _scrape(metrics_port)
     finally:
         runner.stop()
         watcher.stop()
@@ -168,7 +177,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
     return RunResult(
         runner=name, events=len(items), throughput_eps=round(done / seconds, 1) if seconds else 0.0,
         cpu_us_per_event=round((cpu1 - (cpu0 or cpu1)) / max(done, 1) * 1e6, 2),
-        peak_rss_mb=round(runner.peak_rss / 2**20, 1),
+        peak_rss_mb=round(runner.peak_rss / 2**20, 1), batch_mean=_batch_means(before, after),
         note="" if watcher.count >= len(items) else f"only {watcher.count} of {len(items)} outputs in time",
     )
 
@@ -182,20 +191,23 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
     argv, env = command(bootstrap, topics, out, f"{name}-{uuid.uuid4().hex[:6]}")
     runner = RunnerProcess(argv, env, workdir / f"{name}-rate.log")
     try:
-        warm = min(2000, len(items) // 10)
-        await gen.run(items[:warm])  # warm-up; also makes the runner join and get its partitions
+        # Warm-up at the offered rate: the runner joins, output topics elect their leaders,
+        # models run once. Start-up stalls (100+ ms) must not be counted as steady state.
+        warm = min(int(rate * WARM_UP_S), len(items) // 3)
+        await gen.run(items[:warm], rate=rate)
         while watcher.count < warm:
             if runner.proc.poll() is not None:
                 raise RuntimeError(f"{name} exited; see {workdir}/{name}-rate.log")
             await asyncio.sleep(0.05)
         watcher.latencies.clear()
-        added_before = _scrape_added(metrics_port)
+        added_before = _scrape(metrics_port)
         seconds = await gen.run(items[warm:], rate=rate, start=warm)
         deadline = time.perf_counter() + 60
         while watcher.count < len(items) and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
             runner.sample()
-        added = _added_delta(added_before, _scrape_added(metrics_port))
+        added_after = _scrape(metrics_port)
+        added = _added_delta(added_before, added_after)
     finally:
         runner.stop()
         watcher.stop()
@@ -204,29 +216,56 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         runner=name, events=len(items) - warm, throughput_eps=0.0, cpu_us_per_event=0.0,
         peak_rss_mb=round(runner.peak_rss / 2**20, 1), rate_offered_eps=rate,
         rate_achieved_eps=round((len(items) - warm) / seconds, 1), e2e_ms=_percentiles(watcher.latencies),
-        added_ms=added,
+        added_ms=added, batch_mean=_batch_means(added_before, added_after),
     )
 
 
-def _scrape_added(port: int | None) -> dict[float, float] | None:
-    """Cumulative bucket counts of scorer_added_latency_seconds from the runner's /metrics."""
+def _scrape(port: int | None) -> dict[str, float] | None:
+    """The runner's /metrics samples: name{labels} -> value (None without a port)."""
     if port is None:
         return None
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines() if line.startswith("scorer_")
+    }
+
+
+def _buckets(samples: dict[str, float]) -> dict[float, float]:
+    """Cumulative bucket counts of scorer_added_latency_seconds."""
     out: dict[float, float] = {}
-    for line in text.splitlines():
-        if line.startswith("scorer_added_latency_seconds_bucket"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    for name, value in samples.items():
+        if name.startswith("scorer_added_latency_seconds_bucket"):
+            le = name.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = value
     return out
 
 
-def _added_delta(before: dict[float, float] | None, after: dict[float, float] | None) -> dict[str, float]:
+def _batch_means(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float]:
     if before is None or after is None:
         return {}
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    batches = delta("scorer_batch_records_count")
+    if batches <= 0:
+        return {}
+    out = {"records": round(delta("scorer_batch_records_sum") / batches, 1)}
+    for name in after:
+        if name.startswith("scorer_stage_seconds_sum"):
+            stage = name.split('stage="', 1)[1].split('"', 1)[0]
+            out[f"{stage}_ms"] = round(delta(name) / batches * 1000, 3)
+    return out
+
+
+def _added_delta(before_samples: dict[str, float] | None, after_samples: dict[str, float] | None) -> dict[str, float]:
+    if before_samples is None or after_samples is None:
+        return {}
+    before, after = _buckets(before_samples), _buckets(after_samples)
     bounds = sorted(after)
     cum = np.array([after[b] - before.get(b, 0.0) for b in bounds])
     n = cum[-1]

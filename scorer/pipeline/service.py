@@ -27,10 +27,10 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from scorer.config import Settings
 from scorer.errors import InferenceError, ModelError
 from scorer.events.decode import parse_kind
-from scorer.events.structs import EventKind
+from scorer.events.structs import EventKind, SourceRef
 from scorer.pipeline.kafka_io import ensure_topics, make_consumer, make_producer, produce_all, send_all
 from scorer.pipeline.records import InputRecord, OutputRecord
-from scorer.pipeline.scoring import BatchOutcome, BatchScorer, input_record
+from scorer.pipeline.scoring import BatchOutcome, BatchScorer
 from scorer.service.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,12 @@ class ScorerService:
         offsets: dict[TopicPartition, int] = {}
         for tp, messages in fetched.items():
             topic_kind = self.kind_of_topic.get(tp.topic)
-            for m in messages:
-                records.append(input_record(
-                    _kind(m.headers, topic_kind), m.value, m.key, tp.topic, tp.partition, m.offset, m.timestamp,
-                ))
+            topic, partition = tp.topic, tp.partition
+            records.extend(
+                InputRecord(_kind(m.headers, topic_kind) if m.headers else topic_kind, m.value, m.key,
+                            SourceRef(topic, partition, m.offset, m.timestamp))
+                for m in messages
+            )
             offsets[tp] = messages[-1].offset + 1
         outcome = await self._score(records)
         outputs = outcome.alerts + outcome.dead_letters + self._score_records(outcome)
@@ -216,7 +218,13 @@ class ScorerService:
         topic = self.settings.topics.scores
         if not topic:
             return []
-        return [OutputRecord(topic, self._json.encode(s), s.uid.encode()) for s in outcome.scores]
+        scores = outcome.scores
+        if not scores:
+            return []
+        # One encoder call for the batch: JSON escapes newlines inside strings, so the
+        # lines are exactly the records.
+        lines = self._json.encode_lines(scores)[:-1].split(b"\n")
+        return [OutputRecord(topic, line, s.uid.encode()) for s, line in zip(scores, lines, strict=True)]
 
     def _account(self, outcome: BatchOutcome, n: int, latency: float, produce_s: float) -> None:
         m = self.metrics
