@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scorer.events.structs import Event, EventKind
+from scorer.features.texts import alternation
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -98,14 +98,8 @@ def isin(values: Sequence[str], members: frozenset[str]) -> F64:
 
 def contains_any(values: Sequence[str], needles: Sequence[str]) -> F64:
     """1 where the text contains any needle (needles lower-case)."""
-    search = _alternation(tuple(needles)).search
+    search = alternation(tuple(needles)).search
     return flag((search(v) is not None for v in values), len(values))
-
-
-@functools.lru_cache(maxsize=256)
-def _alternation(needles: tuple[str, ...]) -> re.Pattern[str]:
-    # One compiled alternation scans each text once, instead of one scan per needle.
-    return re.compile("|".join(re.escape(s) for s in needles))
 
 
 def count_any(values: Sequence[str], needles: Sequence[str]) -> F64:

@@ -21,8 +21,6 @@ from scorer.features.base import (
     F32,
     F64,
     basename,
-    contains_any,
-    count_any,
     flag,
     group_names,
     hashed_onehot,
@@ -32,6 +30,7 @@ from scorer.features.base import (
     put_block,
     stack,
 )
+from scorer.features.texts import Texts
 
 # Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
 BEHAVIOURS: dict[str, frozenset[int]] = {
@@ -153,51 +152,62 @@ class EdrFeatures:
             cols[f"ev_{name}"] = hit
             known |= hit > 0
         cols["ev_other"] = (~known).astype(np.float64)
-        chan = [(e.channel + " " + e.provider).lower() for e in evs]
-        sysmon, sec = contains_any(chan, ("sysmon",)), contains_any(chan, ("security",))
-        ps = contains_any(chan, ("powershell",))
+        # Channels, images and command lines repeat heavily: text work runs once per
+        # distinct value (Texts), then is gathered back to rows.
+        chan = Texts(e.channel + " " + e.provider for e in evs).map(str.lower)
+        sysmon, sec = chan.contains_any(("sysmon",)), chan.contains_any(("security",))
+        ps = chan.contains_any(("powershell",))
         cols.update(ch_sysmon=sysmon, ch_security=sec * (1 - sysmon),
                     ch_powershell=ps * (1 - sysmon),
                     ch_other=((sysmon + sec + ps) == 0).astype(np.float64))
         # Sysmon process-access events name the actor SourceImage, not Image.
-        image = [(e.image or e.fields.get("SourceImage") or "").lower() for e in evs]
-        parent = [(e.parent_image or "").lower() for e in evs]
-        cols.update(_process(image, parent, evs))
-        text = [_command_text(e) for e in evs]
+        image = Texts(e.image or e.fields.get("SourceImage") or "" for e in evs).map(str.lower)
+        parent = Texts(e.parent_image or "" for e in evs).map(str.lower)
+        img_base, par_base = image.map(basename), parent.map(basename)
+        cols.update(_process(image, parent, img_base, par_base, evs))
+        text = Texts(_command_text(e) for e in evs)
         for name, needles in TOKENS.items():
-            cols[f"cmd_{name}"] = count_any(text, needles)
+            cols[f"cmd_{name}"] = text.count_any(needles)
         cols["cmd_token_total"] = np.sum([cols[f"cmd_{k}"] for k in TOKENS], axis=0)
-        cols["log_cmd_len"] = log1p([len(t) for t in text])
-        cols["log_b64_len"] = log1p([max((len(m) for m in _B64.findall(t)), default=0)
-                                     for t in text])
+        cols["log_cmd_len"] = log1p(text.number(len))
+        cols["log_b64_len"] = log1p(text.number(lambda t: max((len(m) for m in _B64.findall(t)), default=0)))
         cols["log_parent_cmd_len"] = log1p([len(e.parent_command_line or "") for e in evs])
         cols.update(_targets(evs))
-        put_block(cols, IMAGE_HASH, hashed_onehot([basename(p) for p in image], HASH_BUCKETS))
-        put_block(cols, PARENT_HASH, hashed_onehot([basename(p) for p in parent], HASH_BUCKETS))
+        put_block(cols, IMAGE_HASH, img_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
+        put_block(cols, PARENT_HASH, par_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
         return stack(self.names, cols, n)
 
 
-def _process(image: list[str], parent: list[str], evs: Sequence[EndpointEvent]) -> dict[str, F64]:
-    img_base = [basename(p) for p in image]
-    par_base = [basename(p) for p in parent]
-    original = [(e.fields.get("OriginalFileName") or "").lower() for e in evs]
+def _process(image: Texts, parent: Texts, img_base: Texts, par_base: Texts,
+             evs: Sequence[EndpointEvent]) -> dict[str, F64]:
+    original = Texts((e.fields.get("OriginalFileName") or "").lower() for e in evs)
     return {
-        "image_lolbin": isin(img_base, LOLBINS),
-        "image_script_host": isin(img_base, SCRIPT_HOSTS),
-        "image_office": isin(img_base, OFFICE),
-        "image_user_dir": contains_any(image, USER_WRITABLE),
-        "image_system_dir": contains_any(image, SYSTEM_DIRS),
-        "image_not_exe": flag((bool(b) and not b.endswith(".exe") for b in img_base), len(evs)),
-        "parent_lolbin": isin(par_base, LOLBINS),
-        "parent_script_host": isin(par_base, SCRIPT_HOSTS),
-        "parent_office": isin(par_base, OFFICE),
-        "parent_service": isin(par_base, SERVICE_PARENTS),
-        "parent_user_dir": contains_any(parent, USER_WRITABLE),
-        # A known binary running under another name (OriginalFileName from the PE header).
-        "image_renamed": flag((bool(o) and bool(b) and o.replace(".mui", "") != b
-                               and o in LOLBINS for o, b in zip(original, img_base, strict=True)),
-                              len(evs)),
+        "image_lolbin": img_base.isin(LOLBINS),
+        "image_script_host": img_base.isin(SCRIPT_HOSTS),
+        "image_office": img_base.isin(OFFICE),
+        "image_user_dir": image.contains_any(USER_WRITABLE),
+        "image_system_dir": image.contains_any(SYSTEM_DIRS),
+        "image_not_exe": img_base.flag(lambda b: bool(b) and not b.endswith(".exe")),
+        "parent_lolbin": par_base.isin(LOLBINS),
+        "parent_script_host": par_base.isin(SCRIPT_HOSTS),
+        "parent_office": par_base.isin(OFFICE),
+        "parent_service": par_base.isin(SERVICE_PARENTS),
+        "parent_user_dir": parent.contains_any(USER_WRITABLE),
+        "image_renamed": _renamed(original, img_base),
     }
+
+
+def _renamed(original: Texts, img_base: Texts) -> F64:
+    """A known binary running under another name (OriginalFileName from the PE header),
+    computed once per distinct (original name, image basename) pair."""
+    width = max(len(img_base.distinct), 1)
+    pairs, inverse = np.unique(original.inverse * width + img_base.inverse, return_inverse=True)
+    flags = np.zeros(len(pairs))
+    for k, code in enumerate(pairs.tolist()):
+        o, b = original.distinct[code // width], img_base.distinct[code % width]
+        flags[k] = bool(o) and bool(b) and o.replace(".mui", "") != b and o in LOLBINS
+    out: F64 = flags[inverse.reshape(-1)]
+    return out
 
 
 def _command_text(e: EndpointEvent) -> str:
@@ -208,29 +218,29 @@ def _command_text(e: EndpointEvent) -> str:
 
 def _targets(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
     n = len(evs)
-    target = [(e.target_filename or "").lower() for e in evs]
-    regkey = [(e.target_object or "").lower() for e in evs]
-    loaded = [(e.image_loaded or "").lower() for e in evs]
-    access = [(e.fields.get("TargetImage") or "").lower() for e in evs]
-    user = [(e.user or "").lower() for e in evs]
-    level = [(e.integrity_level or "").lower() for e in evs]
+    target = Texts(e.target_filename or "" for e in evs).map(str.lower)
+    regkey = Texts(e.target_object or "" for e in evs).map(str.lower)
+    loaded = Texts(e.image_loaded or "" for e in evs).map(str.lower)
+    access = Texts((e.fields.get("TargetImage") or "").lower() for e in evs)
+    user = Texts(e.user or "" for e in evs).map(str.lower)
+    level = Texts(e.integrity_level or "" for e in evs).map(str.lower)
+    granted = Texts((e.fields.get("GrantedAccess") or "").lower() for e in evs)
     logon = numbers(evs, "logon_type", -1.0)
     port = numbers(evs, "dst_port", -1.0)
     return {
-        "target_user_dir": contains_any(target, USER_WRITABLE),
-        "target_risky_ext": flag((t.endswith(RISKY_EXT) for t in target), n),
-        "target_startup": contains_any(target, ("\\start menu\\programs\\startup",)),
-        "registry_key_risky": contains_any(regkey, REG_KEYS),
-        "loaded_suspicious_dll": contains_any(loaded, SUSPICIOUS_DLLS),
-        "loaded_user_dir": contains_any(loaded, USER_WRITABLE),
+        "target_user_dir": target.contains_any(USER_WRITABLE),
+        "target_risky_ext": target.flag(lambda t: t.endswith(RISKY_EXT)),
+        "target_startup": target.contains_any(("\\start menu\\programs\\startup",)),
+        "registry_key_risky": regkey.contains_any(REG_KEYS),
+        "loaded_suspicious_dll": loaded.contains_any(SUSPICIOUS_DLLS),
+        "loaded_user_dir": loaded.contains_any(USER_WRITABLE),
         "unsigned": flag((e.signed is False for e in evs), n),
-        "integrity_high": isin(level, frozenset({"high", "system"})),
-        "user_system": flag((u in {"system", "nt authority\\system"} for u in user), n),
+        "integrity_high": level.isin(frozenset({"high", "system"})),
+        "user_system": user.isin({"system", "nt authority\\system"}),
         "logon_network": (logon == 3).astype(np.float64),
         "logon_remote_interactive": (logon == 10).astype(np.float64),
-        "access_lsass": contains_any(access, ("lsass.exe",)),
-        "access_rights_full": isin([(e.fields.get("GrantedAccess") or "").lower() for e in evs],
-                                   FULL_ACCESS),
+        "access_lsass": access.contains_any(("lsass.exe",)),
+        "access_rights_full": granted.isin(FULL_ACCESS),
         "dst_port_web": isin([str(int(p)) for p in port], frozenset({"80", "443", "8080"})),
         "dst_port_other": ((port >= 0) & ~np.isin(port, (80, 443, 8080, 53))).astype(np.float64),
     }

@@ -20,15 +20,14 @@ from scorer.features.base import (
     F32,
     F64,
     EntityState,
-    contains_any,
     group_names,
     hashed_tokens,
-    isin,
     numbers,
     put_block,
     stack,
     update_order,
 )
+from scorer.features.texts import Texts
 
 TOKEN_BUCKETS = 64
 WINDOW_S = 60.0
@@ -104,22 +103,23 @@ class SiemFeatures:
         if len(alerts) != len(events):
             raise TypeError("SiemFeatures.transform takes SiemAlert events only")
         n = len(alerts)
-        names = [a.rule_name.lower() for a in alerts]
-        system = [a.source_system.lower() for a in alerts]
+        # Rule names and systems repeat heavily: text work runs once per distinct value.
+        names = Texts(a.rule_name for a in alerts).map(str.lower)
+        system = Texts(a.source_system for a in alerts).map(str.lower)
         cols: dict[str, F64] = {}
         known = np.zeros(n)
         for s in SYSTEMS:
-            cols[f"sys_{s}"] = isin(system, frozenset({s}))
+            cols[f"sys_{s}"] = system.isin(frozenset({s}))
             known += cols[f"sys_{s}"]
         cols["sys_other"] = (known == 0).astype(np.float64)
         severity = numbers(alerts, "severity", -1.0)
         cols["has_severity"] = (severity >= 0).astype(np.float64)
         cols["severity"] = np.clip(severity, 0.0, 15.0) / 15.0
         for key, needles in KEYWORDS.items():
-            cols[f"kw_{key}"] = contains_any(names, needles)
-        put_block(cols, TOKEN_NAMES, hashed_tokens([_WORD.findall(s) for s in names],
-                                                   TOKEN_BUCKETS))
-        put_block(cols, STATEFUL, self._stateful(alerts, names))
+            cols[f"kw_{key}"] = names.contains_any(needles)
+        put_block(cols, TOKEN_NAMES, names.block(
+            lambda distinct: hashed_tokens([_WORD.findall(s) for s in distinct], TOKEN_BUCKETS)))
+        put_block(cols, STATEFUL, self._stateful(alerts, names.rows()))
         return stack(self.names, cols, n)
 
     def _stateful(self, alerts: Sequence[SiemAlert], names: Sequence[str]) -> F64:

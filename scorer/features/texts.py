@@ -1,0 +1,85 @@
+"""A text column of a micro-batch, factorised: per-value work runs once per distinct value.
+
+Security telemetry repeats itself: in a batch of 1,000 events of the bundled capture there
+are 23 distinct SIEM rule names, 62 EDR images and 33 command lines. Regex scans, token
+counts and hashing are the costly part of the EDR and SIEM features, so they run over the
+distinct values and are gathered back to rows with one numpy index. The values are the
+same as computing every row on its own (tests compare both).
+
+>>> t = Texts(["cmd.exe", "powershell.exe", "cmd.exe"])
+>>> t.distinct, t.inverse.tolist()
+(['cmd.exe', 'powershell.exe'], [0, 1, 0])
+>>> t.contains_any(("power",)).tolist()
+[0.0, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Collection, Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+
+
+class Texts:
+    __slots__ = ("distinct", "inverse")
+
+    def __init__(self, values: Iterable[str]) -> None:
+        index: dict[str, int] = {}
+        setdefault = index.setdefault
+        # len(index) is read before the insert: a new value gets the next id.
+        self.inverse: npt.NDArray[np.intp] = np.fromiter(
+            (setdefault(v, len(index)) for v in values), dtype=np.intp
+        )
+        self.distinct: list[str] = list(index)
+
+    def __len__(self) -> int:
+        return int(self.inverse.shape[0])
+
+    def rows(self) -> list[str]:
+        """The value of every row, in row order."""
+        distinct = self.distinct
+        return [distinct[j] for j in self.inverse.tolist()]
+
+    def map(self, fn: Callable[[str], str]) -> Texts:
+        """A new column: ``fn`` of each value (e.g. lower-case, basename)."""
+        mapped = Texts(fn(v) for v in self.distinct)
+        out = Texts.__new__(Texts)
+        out.distinct, out.inverse = mapped.distinct, mapped.inverse[self.inverse]
+        return out
+
+    def number(self, fn: Callable[[str], float]) -> F64:
+        """``fn`` of each row's value, as a float column."""
+        per_value = np.fromiter((fn(v) for v in self.distinct), dtype=np.float64, count=len(self.distinct))
+        out: F64 = per_value[self.inverse]
+        return out
+
+    def flag(self, predicate: Callable[[str], bool]) -> F64:
+        return self.number(lambda v: 1.0 if predicate(v) else 0.0)
+
+    def isin(self, members: Collection[str]) -> F64:
+        return self.flag(members.__contains__)
+
+    def contains_any(self, needles: Sequence[str]) -> F64:
+        """1 where the text contains any needle (needles lower-case)."""
+        search = alternation(tuple(needles)).search
+        return self.flag(lambda v: search(v) is not None)
+
+    def count_any(self, needles: Sequence[str]) -> F64:
+        """How many distinct needles each text contains."""
+        return self.number(lambda v: float(sum(1 for s in needles if s in v)))
+
+    def block(self, fn: Callable[[Sequence[str]], F64]) -> F64:
+        """A ``[n, width]`` block from ``fn`` over the distinct values (one row each)."""
+        out: F64 = fn(self.distinct)[self.inverse]
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def alternation(needles: tuple[str, ...]) -> re.Pattern[str]:
+    # One compiled alternation scans each text once, instead of one scan per needle.
+    return re.compile("|".join(re.escape(s) for s in needles))
