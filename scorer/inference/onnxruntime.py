@@ -4,13 +4,13 @@ Each model version is loaded from the model repository through
 :func:`scorer.inference.repository.load_version`, so its SHA256SUMS are verified before
 onnxruntime ever parses the file; a tampered model raises IntegrityError and is not served.
 
-Threading: batches run inline on the event loop unless they are huge. Measured on the dev
-box (2 cores, a 24-feature LogisticRegression): inline 6 us at 1 row, 15 us at 1,024, 140 us
-at 16,384; ``asyncio.to_thread`` adds ~40-60 us per call (executor hop and loop wake-up)
-and is never faster until ~250k rows. So offloading buys no throughput; it only keeps the
-loop responsive (Kafka heartbeats, other partitions) when one call would block it for
-~0.5 ms or more: batches of at least ``offload_rows`` (65,536) rows go to a worker thread,
-where onnxruntime releases the GIL. Pipeline micro-batches are far smaller.
+Threading: batches of at least ``offload_rows`` (1,024) rows run in a worker thread, where
+onnxruntime releases the GIL; smaller ones run inline on the event loop. The shipped models
+are tree ensembles costing 1-4 us per row, so a 1,024-row call holds the loop for 1-4 ms;
+``asyncio.to_thread`` adds ~40-60 us per call. BatchScorer starts each kind's inference as
+soon as its features are ready, so an offloaded call overlaps the next kind's feature work
+on the other core (``python -m scorer.bench.stages --batch 4096``: 17.2 -> 16.0 us/event on
+the 2-core dev box; below ~1,000 rows the executor hop costs more than it hides).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from scorer.errors import InferenceError, ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, ModelRef
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, load_version
 
-DEFAULT_OFFLOAD_ROWS = 65_536
+DEFAULT_OFFLOAD_ROWS = 1024
 
 
 class _Loaded:

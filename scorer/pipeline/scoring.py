@@ -147,29 +147,41 @@ class BatchScorer:
                 by_kind[out_kind(rec)].append((out, rec))
         t1 = time.perf_counter()
 
+        # Each kind's inference starts as soon as its features are ready, so ONNX Runtime
+        # (in a thread, without the GIL, for large batches) or Triton works on one kind
+        # while the next kind's features are computed here.
         matrices: dict[EventKind, tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]] = {}
-        for kind, items in by_kind.items():
-            x = runtimes[kind].features.transform([ev for ev, _ in items])
-            finite = np.isfinite(x).all(axis=1)
-            if not finite.all():
-                for i in np.flatnonzero(~finite).tolist():
-                    _, rec = items[i]
-                    failures.append(_failure(rec, "non_finite_features", "a feature is NaN or infinite"))
-                items = [it for it, ok in zip(items, finite.tolist(), strict=True) if ok]
-                x = x[finite]
-            if items:
-                matrices[kind] = (x, items)
-        t2 = time.perf_counter()
-
-        kinds = list(matrices)
-        shadow_kinds = [k for k in kinds if k in shadows]
-        results, shadow_results = await asyncio.gather(
-            asyncio.gather(*(_infer(self.backend, runtimes[k].model, matrices[k][0]) for k in kinds)),
-            asyncio.gather(
-                *(self.backend.infer(shadows[k].model, matrices[k][0]) for k in shadow_kinds),
-                return_exceptions=True,
-            ),
-        )
+        pending: dict[EventKind, asyncio.Task[tuple[npt.NDArray[np.float32], str]]] = {}
+        shadow_pending: dict[EventKind, asyncio.Task[npt.NDArray[np.float32]]] = {}
+        try:
+            for kind, items in by_kind.items():
+                x = runtimes[kind].features.transform([ev for ev, _ in items])
+                finite = np.isfinite(x).all(axis=1)
+                if not finite.all():
+                    for i in np.flatnonzero(~finite).tolist():
+                        _, rec = items[i]
+                        failures.append(_failure(rec, "non_finite_features", "a feature is NaN or infinite"))
+                    items = [it for it, ok in zip(items, finite.tolist(), strict=True) if ok]
+                    x = x[finite]
+                if items:
+                    matrices[kind] = (x, items)
+                    pending[kind] = asyncio.create_task(_infer(self.backend, runtimes[kind].model, x))
+                    if kind in shadows:
+                        shadow_pending[kind] = asyncio.create_task(self.backend.infer(shadows[kind].model, x))
+                    await asyncio.sleep(0)  # let the task hand its request to the thread / Triton
+            t2 = time.perf_counter()
+            kinds = list(matrices)
+            shadow_kinds = list(shadow_pending)
+            results, shadow_results = await asyncio.gather(
+                asyncio.gather(*(pending[k] for k in kinds)),
+                asyncio.gather(*(shadow_pending[k] for k in shadow_kinds), return_exceptions=True),
+            )
+        except BaseException:
+            for task in (*pending.values(), *shadow_pending.values()):
+                task.cancel()
+            # Retrieve what already finished so no "exception never retrieved" is logged.
+            await asyncio.gather(*pending.values(), *shadow_pending.values(), return_exceptions=True)
+            raise
         t3 = time.perf_counter()
         shadow_batches: list[ShadowBatch] = []
         shadow_errors: list[str] = []
