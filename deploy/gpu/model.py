@@ -7,9 +7,11 @@ the CPU) and say where the scorer checkout is (``scorer_root``).
 Tensors cross the stub boundary through DLPack where numpy allows: the python backend stub of
 the pytriton 0.7.0 server (Triton 24.10) was built for numpy 1; with numpy >= 2 (2.4 here,
 2.5 on the GPU image) ``as_numpy()`` reads wrong values and ``Tensor(name, ndarray)`` sends
-empty outputs, while with numpy 1.26 handing it a numpy DLPack capsule kills the stub. So:
-torch tensors always through DLPack (no copy); numpy through DLPack on numpy 2, through
-``as_numpy()`` / ``Tensor()`` on numpy 1. With
+empty outputs, while with numpy 1.26 handing it a numpy DLPack capsule kills the stub, and
+with numpy 2 the stub's use of numpy's capsule works but makes its deleter print a
+traceback per call. So: inputs through DLPack on numpy 2, ``as_numpy()`` on numpy 1; outputs
+as torch DLPack capsules where torch is installed (no copy), else ``Tensor()`` on numpy 1 and
+numpy's DLPack on numpy 2. With
 ``FORCE_CPU_ONLY_INPUT_TENSORS: no`` an input a client placed in CUDA shared memory arrives
 on the GPU; the scores then stay on the GPU and Triton copies them to the client's region.
 """
@@ -27,6 +29,11 @@ import triton_python_backend_utils as pb_utils  # provided by the python backend
 INPUT, OUTPUT = "features", "probabilities"
 # Which numpy <-> stub route works depends on numpy's major version (see the docstring).
 NUMPY2 = int(np.__version__.split(".")[0]) >= 2
+try:
+    import torch as TORCH
+    from torch.utils.dlpack import to_dlpack
+except ImportError:
+    TORCH = None
 
 
 class TritonPythonModel:
@@ -42,14 +49,10 @@ class TritonPythonModel:
             onnx_path, self.engine, max_batch=int(config["max_batch_size"]),
             threads=int(params.get("onnx_intra_op_threads", "1")),
         )
-        if self.engine == "torch":
-            import torch
-
-            self.torch = torch
 
     def _array(self, tensor: Any) -> Any:
         if self.engine == "torch":
-            return self.torch.from_dlpack(tensor.to_dlpack())  # CPU or GPU, zero-copy
+            return TORCH.from_dlpack(tensor.to_dlpack())  # CPU or GPU, zero-copy
         return np.from_dlpack(tensor) if NUMPY2 else tensor.as_numpy()  # CPU: forced for these engines
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -64,9 +67,12 @@ class TritonPythonModel:
 
 
 def _tensor(array: Any) -> Any:
-    if hasattr(array, "is_cuda"):  # torch, CPU or GPU: its DLPack capsule, no copy
-        from torch.utils.dlpack import to_dlpack
-
-        return pb_utils.Tensor.from_dlpack(OUTPUT, to_dlpack(array.contiguous()))
-    array = np.ascontiguousarray(array)
-    return pb_utils.Tensor.from_dlpack(OUTPUT, array) if NUMPY2 else pb_utils.Tensor(OUTPUT, array)
+    if not hasattr(array, "is_cuda"):  # numpy
+        array = np.ascontiguousarray(array)
+        if not NUMPY2:
+            return pb_utils.Tensor(OUTPUT, array)
+        if TORCH is None:
+            # Works, but numpy 2's capsule deleter prints a traceback per call (see the docstring).
+            return pb_utils.Tensor.from_dlpack(OUTPUT, array)
+        array = TORCH.from_numpy(array)  # a view: torch's capsule goes through cleanly
+    return pb_utils.Tensor.from_dlpack(OUTPUT, to_dlpack(array.contiguous()))

@@ -18,6 +18,7 @@ in this process: the limit the transport is compared to.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -223,11 +224,11 @@ def machine_info() -> dict[str, Any]:
             capture_output=True, text=True, timeout=20).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         info["nvidia_smi"] = f"unavailable: {exc}"
-    for mod in ("torch", "onnxruntime", "tritonclient", "numpy"):
+    for dist in ("torch", "onnxruntime", "tritonclient", "numpy", "nvidia-pytriton"):
         try:
-            info[mod] = __import__(mod).__version__
-        except (ImportError, AttributeError):
-            info[mod] = None
+            info[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            info[dist] = None
     return info
 
 

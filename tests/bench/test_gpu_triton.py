@@ -152,3 +152,14 @@ def test_bench_run_writes_report(served: str, tmp_path: Path) -> None:
     rows = json.loads(out.read_text())["server"]
     assert len(rows) == 2 * 2 * 2 + 1 * 2 * 2  # numpy: 2 transports; onnxruntime: grpc only
     assert all("error" not in r and r["max_abs_diff_vs_ort"] < 1e-5 and r["requests"] >= 3 for r in rows)
+
+
+def test_perf_analyzer_csv_is_read() -> None:
+    from scorer.bench.gpu_triton_perf import parse_csv
+
+    text = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,"
+            "Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency\n"
+            "4,175518,2,332,306,18,567,228,0,1058,2736,3890,5800\n")
+    row = parse_csv(text)
+    assert row["rows_per_s"] == 175518 and row["p50_us"] == 1058 and row["p99_us"] == 5800
+    assert row["server_compute_infer_us"] == 567 and row["network_us"] == 332
