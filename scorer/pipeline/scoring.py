@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
@@ -109,6 +109,7 @@ class BatchScorer:
         # Per-event score records cost a Python object per event: only when someone reads them.
         self.collect_scores = True
         self.shadows: dict[EventKind, KindRuntime] = {}
+        self._unscored: _Prepared | None = None
 
     def swap(self, runtime: KindRuntime) -> None:
         """Install a new model for a kind; takes effect at the next micro-batch."""
@@ -131,56 +132,50 @@ class BatchScorer:
         self.shadows = shadows
 
     async def score(self, records: Sequence[InputRecord]) -> BatchOutcome:
+        """Score one micro-batch. If inference fails, the error propagates and the caller
+        may call again with the same ``records`` object: decoding and features (which
+        update per-entity state) are then reused, not computed a second time."""
         t0 = time.perf_counter()
-        runtimes = self.runtimes  # one snapshot per batch: no batch straddles a model swap
-        shadows = self.shadows
-        consumed: dict[str, int] = defaultdict(int)
-        failures: list[DecodeFailure] = []
-        by_kind: dict[EventKind, list[tuple[Event, InputRecord]]] = defaultdict(list)
-        for rec in records:
-            consumed[rec.kind.value if rec.kind else "unknown"] += 1
-            kind = rec.kind if rec.kind in runtimes else None
-            out = self.decoder.decode(kind, rec.value, rec.ref, rec.key)
-            if isinstance(out, DecodeFailure):
-                failures.append(out)
-            else:
-                by_kind[out_kind(rec)].append((out, rec))
-        t1 = time.perf_counter()
-
-        # Each kind's inference starts as soon as its features are ready, so ONNX Runtime
-        # (in a thread, without the GIL, for large batches) or Triton works on one kind
-        # while the next kind's features are computed here.
-        matrices: dict[EventKind, tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]] = {}
+        retry = self._unscored
+        self._unscored = None
         pending: dict[EventKind, asyncio.Task[tuple[npt.NDArray[np.float32], str]]] = {}
         shadow_pending: dict[EventKind, asyncio.Task[npt.NDArray[np.float32]]] = {}
-        try:
-            for kind, items in by_kind.items():
-                x = runtimes[kind].features.transform([ev for ev, _ in items])
-                finite = np.isfinite(x).all(axis=1)
-                if not finite.all():
-                    for i in np.flatnonzero(~finite).tolist():
-                        _, rec = items[i]
-                        failures.append(_failure(rec, "non_finite_features", "a feature is NaN or infinite"))
-                    items = [it for it, ok in zip(items, finite.tolist(), strict=True) if ok]
-                    x = x[finite]
-                if items:
-                    matrices[kind] = (x, items)
-                    pending[kind] = asyncio.create_task(_infer(self.backend, runtimes[kind].model, x))
-                    if kind in shadows:
-                        shadow_pending[kind] = asyncio.create_task(self.backend.infer(shadows[kind].model, x))
-                    await asyncio.sleep(0)  # let the task hand its request to the thread / Triton
+        if retry is not None and retry.records is records and retry.runtimes is self.runtimes:
+            prepared = retry
+            runtimes, shadows = prepared.runtimes, prepared.shadows
+            for kind, (x, _) in prepared.matrices.items():
+                self._launch(kind, x, runtimes, shadows, pending, shadow_pending)
+            t1 = t2 = time.perf_counter()
+        else:
+            runtimes = self.runtimes  # one snapshot per batch: no batch straddles a model swap
+            shadows = self.shadows
+            prepared = self._decode(records, runtimes, shadows)
+            t1 = time.perf_counter()
+            try:
+                # Each kind's inference starts as soon as its features are ready, so ONNX
+                # Runtime (in a thread, without the GIL, for large batches) or Triton works
+                # on one kind while the next kind's features are computed here.
+                for kind, items in prepared.by_kind.items():
+                    x, items = self._features(runtimes[kind], items, prepared.failures)
+                    if items:
+                        prepared.matrices[kind] = (x, items)
+                        self._launch(kind, x, runtimes, shadows, pending, shadow_pending)
+                        await asyncio.sleep(0)  # let the task hand its request to the thread / Triton
+            except BaseException:
+                await _cancel(pending, shadow_pending)
+                raise
             t2 = time.perf_counter()
-            kinds = list(matrices)
-            shadow_kinds = list(shadow_pending)
+        matrices, failures = prepared.matrices, prepared.failures
+        kinds = list(matrices)
+        shadow_kinds = list(shadow_pending)
+        try:
             results, shadow_results = await asyncio.gather(
                 asyncio.gather(*(pending[k] for k in kinds)),
                 asyncio.gather(*(shadow_pending[k] for k in shadow_kinds), return_exceptions=True),
             )
         except BaseException:
-            for task in (*pending.values(), *shadow_pending.values()):
-                task.cancel()
-            # Retrieve what already finished so no "exception never retrieved" is logged.
-            await asyncio.gather(*pending.values(), *shadow_pending.values(), return_exceptions=True)
+            await _cancel(pending, shadow_pending)
+            self._unscored = prepared
             raise
         t3 = time.perf_counter()
         shadow_batches: list[ShadowBatch] = []
@@ -225,7 +220,7 @@ class BatchScorer:
             alerts=alerts,
             dead_letters=[dead_letter(f, self.dead_letter_topic) for f in failures],
             scores=scores,
-            consumed=dict(consumed),
+            consumed=dict(prepared.consumed),
             scored=dict(scored),
             failures=failures,
             timings={"decode": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "decide": t4 - t3},
@@ -233,6 +228,71 @@ class BatchScorer:
             shadows=shadow_batches,
             shadow_errors=shadow_errors,
         )
+
+    def _decode(
+        self, records: Sequence[InputRecord], runtimes: dict[EventKind, KindRuntime],
+        shadows: dict[EventKind, KindRuntime],
+    ) -> _Prepared:
+        prepared = _Prepared(records, runtimes, shadows)
+        consumed, failures, by_kind = prepared.consumed, prepared.failures, prepared.by_kind
+        for rec in records:
+            consumed[rec.kind.value if rec.kind else "unknown"] += 1
+            kind = rec.kind if rec.kind in runtimes else None
+            out = self.decoder.decode(kind, rec.value, rec.ref, rec.key)
+            if isinstance(out, DecodeFailure):
+                failures.append(out)
+            else:
+                by_kind[out_kind(rec)].append((out, rec))
+        return prepared
+
+    @staticmethod
+    def _features(
+        runtime: KindRuntime, items: list[tuple[Event, InputRecord]], failures: list[DecodeFailure]
+    ) -> tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]:
+        x = runtime.features.transform([ev for ev, _ in items])
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            for i in np.flatnonzero(~finite).tolist():
+                _, rec = items[i]
+                failures.append(_failure(rec, "non_finite_features", "a feature is NaN or infinite"))
+            items = [it for it, ok in zip(items, finite.tolist(), strict=True) if ok]
+            x = x[finite]
+        return x, items
+
+    def _launch(
+        self, kind: EventKind, x: npt.NDArray[np.float32], runtimes: dict[EventKind, KindRuntime],
+        shadows: dict[EventKind, KindRuntime],
+        pending: dict[EventKind, asyncio.Task[tuple[npt.NDArray[np.float32], str]]],
+        shadow_pending: dict[EventKind, asyncio.Task[npt.NDArray[np.float32]]],
+    ) -> None:
+        pending[kind] = asyncio.create_task(_infer(self.backend, runtimes[kind].model, x))
+        if kind in shadows:
+            shadow_pending[kind] = asyncio.create_task(self.backend.infer(shadows[kind].model, x))
+
+
+class _Prepared:
+    """A batch decoded and featurised, kept when its inference fails so a retry of the
+    same records reuses it: features update per-entity state and must run once."""
+
+    def __init__(
+        self, records: Sequence[InputRecord], runtimes: dict[EventKind, KindRuntime],
+        shadows: dict[EventKind, KindRuntime],
+    ) -> None:
+        self.records = records
+        self.runtimes = runtimes
+        self.shadows = shadows
+        self.consumed: dict[str, int] = defaultdict(int)
+        self.failures: list[DecodeFailure] = []
+        self.by_kind: dict[EventKind, list[tuple[Event, InputRecord]]] = defaultdict(list)
+        self.matrices: dict[EventKind, tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]] = {}
+
+
+async def _cancel(*groups: dict[EventKind, asyncio.Task[Any]]) -> None:
+    tasks = [t for group in groups for t in group.values()]
+    for task in tasks:
+        task.cancel()
+    # Retrieve what already finished, so no "exception was never retrieved" is logged.
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def out_kind(rec: InputRecord) -> EventKind:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from scorer.errors import ModelError
+from scorer.errors import InferenceError, ModelError
 from scorer.events import EventKind, FlowRecord
 from scorer.events.structs import Event
 from scorer.inference.base import ModelRef
@@ -118,3 +118,40 @@ def test_scores_record_is_json_with_version() -> None:
     raw = msgspec.json.encode(ScoredEvent(EventKind.SIEM, "u1", 0.5, "siem_classifier", "1", "onnxruntime", False))
     assert json.loads(raw) == {"kind": "siem", "uid": "u1", "score": 0.5, "model": "siem_classifier",
                                "version": "1", "backend": "onnxruntime", "alerted": False}
+
+
+class CountingFeatures(BytesFeatures):
+    """Stands for a stateful feature set: counts every row it ever computed."""
+
+    def __init__(self) -> None:
+        self.rows_seen = 0
+
+    def transform(self, events: Sequence[Event]) -> npt.NDArray[np.float32]:
+        self.rows_seen += len(events)
+        return super().transform(events)
+
+
+class FlakyBackend(ThresholdBackend):
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    async def infer(self, model: ModelRef, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if self.failures:
+            self.failures -= 1
+            raise InferenceError("triton is down")
+        return await super().infer(model, features)
+
+
+async def test_a_retried_batch_updates_feature_state_once() -> None:
+    features = CountingFeatures()
+    scorer = BatchScorer({EventKind.NETFLOW: KindRuntime.build(EventKind.NETFLOW, features, CARD)}, FlakyBackend(2))
+    records = [input_record(EventKind.NETFLOW, flow(i, 10**6), None, "events.netflow", 0, i) for i in range(5)]
+    for _ in range(2):
+        with pytest.raises(InferenceError):
+            await scorer.score(records)
+    outcome = await scorer.score(records)
+    assert features.rows_seen == 5, "features (and entity state) ran once for the batch"
+    assert sum(outcome.scored.values()) == 5 and len(outcome.alerts) == 5
+    # A different batch is featurised afresh.
+    await scorer.score(records[:2])
+    assert features.rows_seen == 7
