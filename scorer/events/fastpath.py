@@ -18,8 +18,6 @@ from scorer.events.structs import STRUCT_OF_KIND, EndpointEvent, Event, EventKin
 
 _DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()}
 _INT_LIMIT = 2**62
-_FLOW_TEXT = ("uid", "src_ip", "dst_ip", "proto", "service", "conn_state", "history", "source", "label")
-_FLOW_INT = ("src_port", "dst_port", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts")
 _ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
@@ -39,17 +37,18 @@ def decode_canonical(kind: EventKind, value: bytes) -> Event | None:
 
 def _flow_ok(flow: FlowRecord) -> bool:
     # The generic path lower-cases proto, reads "-"/"" as unset, bounds text and numbers.
+    # Attributes are read directly (no getattr loop): this runs for every flow.
     if not flow.proto.islower() or not math.isfinite(flow.duration):
         return False
-    if flow.src_ip in _MISSING or flow.dst_ip in _MISSING:
-        return False
-    for name in _FLOW_TEXT:
-        text = getattr(flow, name)
-        if text is None or (name == "uid" and text == ""):  # "" is the uid's own default
-            continue
-        if len(text) > MAX_TEXT or text in _MISSING:
+    for text in (flow.src_ip, flow.dst_ip, flow.proto, flow.service, flow.conn_state, flow.history,
+                 flow.source, flow.label):
+        if text is not None and (len(text) > MAX_TEXT or text in _MISSING):
             return False
-    if any(abs(getattr(flow, name)) > _INT_LIMIT for name in _FLOW_INT):
+    uid = flow.uid
+    if uid and (len(uid) > MAX_TEXT or uid in _MISSING):  # "" is the uid's own default
+        return False
+    if max(abs(flow.src_port), abs(flow.dst_port), abs(flow.src_bytes), abs(flow.dst_bytes),
+           abs(flow.src_pkts), abs(flow.dst_pkts)) > _INT_LIMIT:
         return False
     extra = flow.extra
     # A finite sum means every value is finite (NaN and inf propagate); a sum that overflows
