@@ -6,11 +6,11 @@ counts and hashing are the costly part of the EDR and SIEM features, so they run
 distinct values and are gathered back to rows with one numpy index. The values are the
 same as computing every row on its own (tests compare both).
 
->>> t = Texts(["cmd.exe", "powershell.exe", "cmd.exe"])
+>>> t = Texts(["cmd.exe", "powershell.exe", "cmd.exe", "cmd.exe", "cmd.exe", "powershell.exe"])
 >>> t.distinct, t.inverse.tolist()
-(['cmd.exe', 'powershell.exe'], [0, 1, 0])
+(['cmd.exe', 'powershell.exe'], [0, 1, 0, 0, 0, 1])
 >>> t.contains_any(("power",)).tolist()
-[0.0, 1.0, 0.0]
+[0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 """
 
 from __future__ import annotations
@@ -23,19 +23,28 @@ import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
+_SMALL = 4
+_ARANGE = np.arange(_SMALL + 1, dtype=np.intp)
 
 
 class Texts:
-    __slots__ = ("distinct", "inverse")
+    __slots__ = ("distinct", "identity", "inverse")
 
     def __init__(self, values: Iterable[str]) -> None:
+        rows = values if isinstance(values, list) else list(values)
+        if len(rows) <= _SMALL:
+            # A handful of rows (a per-event caller): factorising costs more than it saves.
+            self.distinct: list[str] = rows
+            self.inverse: npt.NDArray[np.intp] = _ARANGE[: len(rows)]
+            self.identity = True
+            return
         index: dict[str, int] = {}
         setdefault = index.setdefault
         # len(index) is read before the insert: a new value gets the next id.
-        self.inverse: npt.NDArray[np.intp] = np.fromiter(
-            (setdefault(v, len(index)) for v in values), dtype=np.intp
-        )
-        self.distinct: list[str] = list(index)
+        self.inverse = np.fromiter((setdefault(v, len(index)) for v in rows), dtype=np.intp, count=len(rows))
+        self.distinct = list(index)
+        # No repeats: rows are the distinct values, no gather needed.
+        self.identity = len(self.distinct) == len(rows)
 
     def __len__(self) -> int:
         return int(self.inverse.shape[0])
@@ -49,12 +58,16 @@ class Texts:
         """A new column: ``fn`` of each value (e.g. lower-case, basename)."""
         mapped = Texts(fn(v) for v in self.distinct)
         out = Texts.__new__(Texts)
-        out.distinct, out.inverse = mapped.distinct, mapped.inverse[self.inverse]
+        out.distinct = mapped.distinct
+        out.inverse = mapped.inverse if self.identity else mapped.inverse[self.inverse]
+        out.identity = self.identity and mapped.identity
         return out
 
     def number(self, fn: Callable[[str], float]) -> F64:
         """``fn`` of each row's value, as a float column."""
         per_value = np.fromiter((fn(v) for v in self.distinct), dtype=np.float64, count=len(self.distinct))
+        if self.identity:
+            return per_value
         out: F64 = per_value[self.inverse]
         return out
 
@@ -75,7 +88,10 @@ class Texts:
 
     def block(self, fn: Callable[[Sequence[str]], F64]) -> F64:
         """A ``[n, width]`` block from ``fn`` over the distinct values (one row each)."""
-        out: F64 = fn(self.distinct)[self.inverse]
+        block = fn(self.distinct)
+        if self.identity:
+            return block
+        out: F64 = block[self.inverse]
         return out
 
 
