@@ -4,7 +4,8 @@
 
 Feeds the bundled capture through the service's own BatchScorer (in-process ONNX
 Runtime) in micro-batches of each size, and prints µs per event for decode, features,
-inference, decide+OCSF, score records and output partitioning, per batch size. It is the
+inference (sum of the calls; they overlap feature work), decide+OCSF, score records and
+output partitioning, and the wall time of it all, per batch size. It is the
 profile behind the pipe benchmark's numbers, without Kafka's share of the CPU.
 """
 
@@ -42,7 +43,9 @@ async def measure(scorer: BatchScorer, records: list[InputRecord], batch: int, r
     for _ in range(rounds):
         for i in range(0, len(records), batch):
             chunk = records[i : i + batch]
+            t_score = time.perf_counter()
             outcome = await scorer.score(chunk)
+            totals["wall"] += time.perf_counter() - t_score
             for stage, seconds in outcome.timings.items():
                 totals[stage] += seconds
             t0 = time.perf_counter()
@@ -52,10 +55,10 @@ async def measure(scorer: BatchScorer, records: list[InputRecord], batch: int, r
             partitions_of(keys + [a.key for a in outcome.alerts if a.key is not None], 3)
             totals["score_records"] += t1 - t0
             totals["partitioning"] += time.perf_counter() - t1
+            totals["wall"] += time.perf_counter() - t0
             events += len(chunk)
-    out = {stage: round(seconds / events * 1e6, 2) for stage, seconds in totals.items()}
-    out["total"] = round(sum(totals.values()) / events * 1e6, 2)
-    return out
+    # Stages overlap (inference runs beside the next kind's features): "wall" is the total.
+    return {stage: round(seconds / events * 1e6, 2) for stage, seconds in totals.items()}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, dict[str, float]]:
