@@ -96,6 +96,11 @@ class InferenceSettings(BaseModel):
     model_repository: Path = Path("model_repository")
     # What to do when Triton is down: score in process, or stop consuming until it is back.
     on_triton_outage: Literal["fallback", "pause"] = "fallback"
+    # In-process ONNX Runtime: calls of at least this many rows run in a worker thread
+    # (without the GIL), overlapping the next kind's features; smaller ones run inline.
+    # Worth it only with an idle core: on the 2-core dev box, shared with the broker,
+    # inline was faster (docs/benchmarks.md), so the default keeps pipeline batches inline.
+    offload_rows: int = Field(default=65_536, ge=1)
     models: dict[str, str] = {
         "netflow": "netflow_classifier",
         "edr": "edr_classifier",

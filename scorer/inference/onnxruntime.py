@@ -4,13 +4,15 @@ Each model version is loaded from the model repository through
 :func:`scorer.inference.repository.load_version`, so its SHA256SUMS are verified before
 onnxruntime ever parses the file; a tampered model raises IntegrityError and is not served.
 
-Threading: batches of at least ``offload_rows`` (1,024) rows run in a worker thread, where
+Threading: calls of at least ``offload_rows`` rows run in a worker thread, where
 onnxruntime releases the GIL; smaller ones run inline on the event loop. The shipped models
-are tree ensembles costing 1-4 us per row, so a 1,024-row call holds the loop for 1-4 ms;
-``asyncio.to_thread`` adds ~40-60 us per call. BatchScorer starts each kind's inference as
-soon as its features are ready, so an offloaded call overlaps the next kind's feature work
-on the other core (``python -m scorer.bench.stages --batch 4096``: 17.2 -> 16.0 us/event on
-the 2-core dev box; below ~1,000 rows the executor hop costs more than it hides).
+are tree ensembles costing 1-4 us per row; ``asyncio.to_thread`` adds ~40-60 us per call,
+and the thread must win the GIL back from the feature code (up to the 5 ms switch interval)
+to return. BatchScorer starts each kind's inference as soon as its features are ready, so
+an offloaded call can overlap the next kind's features on a spare core. On the 2-core dev
+box, shared with the broker, there is none: drains of 60,000 events ran at 39-43k events/s
+offloading from 1,024 rows and 43-45k inline, hence the default (``inference.offload_rows``
+= 65,536) keeps pipeline batches inline; set it to ~1,024 where cores are spare.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from scorer.errors import InferenceError, ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, ModelRef
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, load_version
 
-DEFAULT_OFFLOAD_ROWS = 1024
+DEFAULT_OFFLOAD_ROWS = 65_536
 
 
 class _Loaded:

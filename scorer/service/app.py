@@ -40,7 +40,7 @@ def build_runtimes(settings: Settings, profiles: TopicProfileView | None = None)
 
 def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) -> InferenceBackend:
     inf = settings.inference
-    local = OnnxRuntimeBackend(inf.model_repository)
+    local = OnnxRuntimeBackend(inf.model_repository, offload_rows=inf.offload_rows)
     if inf.backend == "onnxruntime":
         return local
     triton = TritonBackend(
