@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from scorer.bench import harness
 from scorer.bench.loadgen import payloads, templates
@@ -34,6 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument("--kinds", default="netflow,edr,siem")
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS for scorer runners")
+    p.add_argument("--repeat", type=int, default=1, help="drains per runner, interleaved; ratios use the median")
     p.add_argument("--out", type=Path, default=Path("out/bench.json"))
     p.set_defaults(func=main)
 
@@ -90,29 +92,43 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     rates = args.rate or [10_000.0]
     workdir = Path(tempfile.mkdtemp(prefix="scorer-bench-"))
     results: list[harness.RunResult] = []
-    for name in args.runners.split(","):
-        port = _free_port()
-        n = args.baseline_events if name in BASELINES else args.events
-        items = list(payloads(tpl, n))
-        cmd = _command(name, args, port)
-        metrics_port = port if name.startswith("scorer-") or name == "passthrough" else None
+    names = args.runners.split(",")
+    ports = {name: _free_port() for name in names}
+    failed: set[str] = set()
+
+    async def attempt(name: str, phase: Any) -> None:
         try:
-            res = await harness.drain(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir, metrics_port)
-            results.append(res)
-            print(_row(res), flush=True)
-            for rate in rates:
-                items = list(payloads(tpl, int(rate * (args.rate_seconds + harness.WARM_UP_S))))
-                res = await harness.fixed_rate(name, cmd, args.bootstrap, items, kinds, args.partitions, workdir,
-                                               rate, metrics_port)
-                results.append(res)
-                print(_row(res), flush=True)
+            res = await phase
         except RuntimeError as exc:  # one runner failing must not cost the others' numbers
             print(f"{name:20s} FAILED: {exc}", flush=True)
-            results.append(harness.RunResult(runner=name, events=0, throughput_eps=0.0, cpu_us_per_event=0.0,
-                                             peak_rss_mb=0.0, note=f"failed: {exc}"))
+            failed.add(name)
+            res = harness.RunResult(runner=name, events=0, throughput_eps=0.0, cpu_us_per_event=0.0,
+                                    peak_rss_mb=0.0, note=f"failed: {exc}")
+        results.append(res)
+        print(_row(res), flush=True)
+
+    # Drains round-robin over the runners, ``--repeat`` times: background load on a shared
+    # machine drifts, and interleaving spreads it over all runners instead of one.
+    for _ in range(args.repeat):
+        for name in names:
+            if name not in failed:
+                items = list(payloads(tpl, args.baseline_events if name in BASELINES else args.events))
+                await attempt(name, harness.drain(name, _command(name, args, ports[name]), args.bootstrap, items,
+                                                  kinds, args.partitions, workdir, _metrics_port(name, ports)))
+    for name in names:
+        for rate in rates:
+            if name not in failed:
+                items = list(payloads(tpl, int(rate * (args.rate_seconds + harness.WARM_UP_S))))
+                await attempt(name, harness.fixed_rate(name, _command(name, args, ports[name]), args.bootstrap,
+                                                       items, kinds, args.partitions, workdir, rate,
+                                                       _metrics_port(name, ports)))
     summary = _ratios(results)
     print(json.dumps(summary, indent=2))
     return {"results": msgspec.to_builtins(results), "ratios": summary, "logs": str(workdir)}
+
+
+def _metrics_port(name: str, ports: dict[str, int]) -> int | None:
+    return ports[name] if name.startswith("scorer-") or name == "passthrough" else None
 
 
 def _row(r: harness.RunResult) -> str:
@@ -126,8 +142,13 @@ def _row(r: harness.RunResult) -> str:
 
 
 def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
-    drain = {r.runner: r.throughput_eps for r in results if not r.rate_offered_eps}
-    out: dict[str, float] = {}
+    """Median drain throughput per runner (over ``--repeat`` runs), and the ratios."""
+    runs: dict[str, list[float]] = {}
+    for r in results:
+        if not r.rate_offered_eps and r.throughput_eps:
+            runs.setdefault(r.runner, []).append(r.throughput_eps)
+    drain = {name: float(np.median(v)) for name, v in runs.items()}
+    out: dict[str, float] = {f"{name}/median_events_per_s": round(eps) for name, eps in drain.items()}
     best_baseline = max((drain[b] for b in BASELINES if b in drain), default=0.0)
     for name, eps in drain.items():
         if drain.get("passthrough"):

@@ -155,7 +155,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
     argv, env = command(bootstrap, topics, out, f"{name}-{uuid.uuid4().hex[:6]}")
     runner = RunnerProcess(argv, env, workdir / f"{name}-drain.log")
     cpu0 = count0 = t0 = None
-    before = after = None
+    after = None
     try:
         deadline = time.perf_counter() + 600
         while watcher.count < len(items) and time.perf_counter() < deadline:
@@ -165,7 +165,6 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
             runner.sample()
             if t0 is None and watcher.count > 0:
                 t0, count0, cpu0 = time.perf_counter(), watcher.count, runner.cpu()
-                before = _scrape(metrics_port)
         t1, cpu1 = time.perf_counter(), runner.cpu()
         after = _scrape(metrics_port)
     finally:
@@ -177,8 +176,10 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
     return RunResult(
         runner=name, events=len(items), throughput_eps=round(done / seconds, 1) if seconds else 0.0,
         cpu_us_per_event=round((cpu1 - (cpu0 or cpu1)) / max(done, 1) * 1e6, 2),
-        peak_rss_mb=round(runner.peak_rss / 2**20, 1), batch_mean=_batch_means(before, after),
-        note="" if watcher.count >= len(items) else f"only {watcher.count} of {len(items)} outputs in time",
+        # Means over every batch of the run (a short drain may be over before a first scrape).
+        peak_rss_mb=round(runner.peak_rss / 2**20, 1), batch_mean=_batch_means({}, after),
+        note=("" if watcher.count >= len(items) else f"only {watcher.count} of {len(items)} outputs in time")
+        or ("" if seconds else "too short to time: every output arrived at once (raise --events)"),
     )
 
 

@@ -1,0 +1,36 @@
+"""`scorer bench` on the real broker: every phase produces numbers (none are asserted as
+speed: benchmarks print, tests only check that the measurement is complete and sane)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.kafka import KafkaBroker
+from tests.support.paths import ROOT
+
+
+def test_bench_measures_passthrough_and_the_scorer_side_by_side(kafka: KafkaBroker, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scorer.cli", "bench", "--bootstrap", kafka.bootstrap, "--events", "20000",
+         "--rate", "500", "--rate-seconds", "1", "--repeat", "2", "--runners", "passthrough,scorer-onnxruntime",
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    drains = [r for r in report["results"] if not r["rate_offered_eps"]]
+    assert [r["runner"] for r in drains] == ["passthrough", "scorer-onnxruntime"] * 2, "drains interleave"
+    assert all(r["throughput_eps"] > 0 and not r["note"] for r in drains), drains
+    scorer = [r for r in drains if r["runner"] == "scorer-onnxruntime"]
+    assert all(r["batch_mean"]["records"] >= 1 and r["batch_mean"]["features_ms"] > 0 for r in scorer)
+    rates = {r["runner"]: r for r in report["results"] if r["rate_offered_eps"]}
+    for name in ("passthrough", "scorer-onnxruntime"):
+        assert set(rates[name]["e2e_ms"]) == {"p50", "p99", "p99.9"}
+        assert rates[name]["added_ms"]["p50"] > 0  # both expose scorer_added_latency_seconds
+    ratios = report["ratios"]
+    assert ratios["passthrough/passthrough"] == 1.0
+    assert 0 < ratios["scorer-onnxruntime/passthrough"]
