@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
     p.add_argument("--events", type=int, default=100_000, help="events preloaded for the drain phase")
     p.add_argument("--baseline-events", type=int, default=20_000, help="drain size for per-event baselines")
     p.add_argument("--rate", type=float, action="append", help="offered rate(s) for the latency phase (events/s)")
+    p.add_argument("--baseline-rate", type=float, action="append",
+                   help="offered rate(s) for per-event baselines (default: --rate)")
     p.add_argument("--rate-seconds", type=float, default=10.0)
     p.add_argument("--runners", default=",".join(RUNNERS))
     p.add_argument("--kinds", default="netflow,edr,siem")
@@ -116,7 +118,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 await attempt(name, harness.drain(name, _command(name, args, ports[name]), args.bootstrap, items,
                                                   kinds, args.partitions, workdir, _metrics_port(name, ports)))
     for name in names:
-        for rate in rates:
+        for rate in (args.baseline_rate or rates) if name in BASELINES else rates:
             if name not in failed:
                 items = list(payloads(tpl, int(rate * (args.rate_seconds + harness.WARM_UP_S))))
                 await attempt(name, harness.fixed_rate(name, _command(name, args, ports[name]), args.bootstrap,

@@ -207,6 +207,7 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         while watcher.count < len(items) and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
             runner.sample()
+        runner.sample()  # at least once, even if every output was in before the wait
         added_after = _scrape(metrics_port)
         added = _added_delta(added_before, added_after)
     finally:
