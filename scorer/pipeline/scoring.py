@@ -240,15 +240,19 @@ class BatchScorer:
         shadows: dict[EventKind, KindRuntime],
     ) -> _Prepared:
         prepared = _Prepared(records, runtimes, shadows)
-        consumed, failures, by_kind = prepared.consumed, prepared.failures, prepared.by_kind
+        failures, by_kind = prepared.failures, prepared.by_kind
+        decode = self.decoder.decode
+        per_kind: dict[EventKind | None, int] = defaultdict(int)
         for rec in records:
-            consumed[rec.kind.value if rec.kind else "unknown"] += 1
-            kind = rec.kind if rec.kind in runtimes else None
-            out = self.decoder.decode(kind, rec.value, rec.ref, rec.key)
+            kind = rec.kind
+            per_kind[kind] += 1
+            out = decode(kind if kind in runtimes else None, rec.value, rec.ref, rec.key)
             if isinstance(out, DecodeFailure):
                 failures.append(out)
             else:
-                by_kind[out_kind(rec)].append((out, rec))
+                by_kind[kind].append((out, rec))  # type: ignore[index]  # decoded: kind is set
+        for kind, n in per_kind.items():
+            prepared.consumed[kind.value if kind else "unknown"] += n
         return prepared
 
     @staticmethod
@@ -299,11 +303,6 @@ async def _cancel(*groups: dict[EventKind, asyncio.Task[Any]]) -> None:
         task.cancel()
     # Retrieve what already finished, so no "exception was never retrieved" is logged.
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def out_kind(rec: InputRecord) -> EventKind:
-    assert rec.kind is not None
-    return rec.kind
 
 
 def _failure(rec: InputRecord, reason: str, message: str) -> DecodeFailure:
