@@ -101,11 +101,12 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
         parts = [_rows(items, labeller, *capture_matrix(kind, [i.event for i in items], version=version))
                  for items in map(_items, files) if items]
     meta = [r for _, rows in parts for r in rows]
+    group, source, label, capture = (np.array([m[j] for m in meta], dtype=np.str_) for j in range(1, 5))
     ds = Dataset(
         kind,
         np.concatenate([x for x, _ in parts]).astype(np.float32),
         np.array([m[0] for m in meta], dtype=np.int8),
-        *(np.array([m[j] for m in meta], dtype=np.str_) for j in range(1, 5)),
+        group, source, label, capture,
         files=[str(f) for f in files],
     )
     cached.parent.mkdir(parents=True, exist_ok=True)

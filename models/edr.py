@@ -91,8 +91,9 @@ def dataset(features: str = "") -> Dataset:
 
 
 def train_mask(ds: Dataset) -> npt.NDArray[np.bool_]:
-    return (ds.source == "sigma") | cap_per_key(np.where(ds.source == "otrf", ds.capture, ""),
-                                                 CAPTURE_CAP)
+    mask: npt.NDArray[np.bool_] = (ds.source == "sigma") | cap_per_key(
+        np.where(ds.source == "otrf", ds.capture, ""), CAPTURE_CAP)
+    return mask
 
 
 def weights(ds: Dataset) -> npt.NDArray[np.float64]:

@@ -33,4 +33,4 @@ def test_bench_measures_passthrough_and_the_scorer_side_by_side(kafka: KafkaBrok
         assert rates[name]["added_ms"]["p50"] > 0  # both expose scorer_added_latency_seconds
     ratios = report["ratios"]
     assert ratios["passthrough/passthrough"] == 1.0
-    assert 0 < ratios["scorer-onnxruntime/passthrough"]
+    assert ratios["scorer-onnxruntime/passthrough"] > 0
