@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from scorer.errors import RecordError
+
+E = TypeVar("E")
 
 # Zeek writes "-" for unset and "(empty)" for empty. "NaN" is not missing: it is refused.
 _MISSING = {"", "-", "(empty)", "null", "None"}
 MAX_TEXT = 8192
+INT_LIMIT = 2**62  # integers beyond this are garbage in any field of ours
 
 
 def is_missing(value: Any) -> bool:
@@ -44,9 +47,19 @@ def to_int(value: Any, field: str, *, default: int | None = None) -> int:
     if is_missing(value) and default is not None:
         return default
     out = to_float(value, field)
-    if abs(out) > 2**62:
+    if abs(out) > INT_LIMIT:
         raise RecordError("out_of_range", f"field {field!r} = {out} is out of range")
     return int(out)
+
+
+def bounded(event: E, fields: tuple[str, ...]) -> E:
+    """``event`` if its integer ``fields`` are within range (JSON ints have no size limit)."""
+    for field in fields:
+        value = getattr(event, field)
+        if value is not None and abs(value) > INT_LIMIT:
+            # bit_length, not the value: str() of a huge int is itself refused by Python.
+            raise RecordError("out_of_range", f"field {field!r} is out of range ({value.bit_length()} bits)")
+    return event
 
 
 def opt_int(value: Any, field: str) -> int | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from scorer.errors import RecordError
 from scorer.events.convert import (
+    bounded,
     is_missing,
     opt_int,
     req_text,
@@ -165,10 +166,14 @@ def _attr_text(node: Any) -> Any:
     return node.get("#text") if isinstance(node, dict) else node
 
 
+_INT_FIELDS = ("event_code", "process_id", "dst_port", "logon_type")
+
+
 def _canonical(raw: Mapping[str, Any]) -> EndpointEvent:
     import msgspec
 
     try:
-        return msgspec.convert(dict(raw), EndpointEvent, strict=False)
+        event = msgspec.convert(dict(raw), EndpointEvent, strict=False)
     except msgspec.ValidationError as exc:
         raise RecordError("wrong_type", f"endpoint event: {exc}") from None
+    return bounded(event, _INT_FIELDS)

@@ -13,11 +13,10 @@ import math
 
 import msgspec
 
-from scorer.events.convert import _MISSING, MAX_TEXT
-from scorer.events.structs import STRUCT_OF_KIND, EndpointEvent, Event, EventKind, FlowRecord
+from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
+from scorer.events.structs import STRUCT_OF_KIND, EndpointEvent, Event, EventKind, FlowRecord, SiemAlert
 
 _DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()}
-_INT_LIMIT = 2**62
 _ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
@@ -30,7 +29,11 @@ def decode_canonical(kind: EventKind, value: bytes) -> Event | None:
         return None
     if isinstance(event, FlowRecord):
         return event if _flow_ok(event) else None
-    if isinstance(event, EndpointEvent) and event.process_id is not None and abs(event.process_id) > _INT_LIMIT:
+    if isinstance(event, EndpointEvent):
+        # msgspec takes ints of any size; the generic path refuses these as out of range.
+        ints = (event.event_code, event.process_id, event.dst_port, event.logon_type)
+        return event if all(v is None or abs(v) <= INT_LIMIT for v in ints) else None
+    if isinstance(event, SiemAlert) and event.severity is not None and abs(event.severity) > INT_LIMIT:
         return None
     return event
 
@@ -48,7 +51,7 @@ def _flow_ok(flow: FlowRecord) -> bool:
     if uid and (len(uid) > MAX_TEXT or uid in _MISSING):  # "" is the uid's own default
         return False
     if max(abs(flow.src_port), abs(flow.dst_port), abs(flow.src_bytes), abs(flow.dst_bytes),
-           abs(flow.src_pkts), abs(flow.dst_pkts)) > _INT_LIMIT:
+           abs(flow.src_pkts), abs(flow.dst_pkts)) > INT_LIMIT:
         return False
     extra = flow.extra
     # A finite sum means every value is finite (NaN and inf propagate); a sum that overflows

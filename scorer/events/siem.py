@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from scorer.errors import RecordError
-from scorer.events.convert import opt_int, req_text, text_fields, to_text, to_timestamp
+from scorer.events.convert import bounded, opt_int, req_text, text_fields, to_text, to_timestamp
 from scorer.events.structs import SiemAlert
 
 _SYSTEM_OF_PREFIX = {"W": "wazuh", "S": "suricata", "A": "aminer"}
@@ -82,9 +82,10 @@ def from_mapping(raw: Mapping[str, Any]) -> SiemAlert:
     """Any JSON form a producer may send: canonical, AIT-ADS row, Wazuh or Suricata alert."""
     if "rule_name" in raw:
         try:
-            return msgspec.convert(dict(raw), SiemAlert, strict=False)
+            alert = msgspec.convert(dict(raw), SiemAlert, strict=False)
         except msgspec.ValidationError as exc:
             raise RecordError("wrong_type", f"siem alert: {exc}") from None
+        return bounded(alert, ("severity",))
     if "short" in raw or ("name" in raw and "time" in raw):
         return from_ait(raw)
     if isinstance(raw.get("rule"), dict):

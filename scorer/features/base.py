@@ -181,7 +181,10 @@ class EntityState(Generic[S]):
 def _num(value: object, default: float) -> float:
     if value is None or isinstance(value, str):
         return default
-    out = float(value)  # type: ignore[arg-type]  # int / float / bool attributes only
+    try:
+        out = float(value)  # type: ignore[arg-type]  # int / float / bool attributes only
+    except OverflowError:  # an int beyond any float: decoding refuses these, never crash here
+        return default
     return out if math.isfinite(out) else default
 
 

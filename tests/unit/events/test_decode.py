@@ -89,3 +89,19 @@ def test_siem_forms() -> None:
     s = decode(EventKind.SIEM, json.dumps(suricata).encode())
     assert not isinstance(w, DecodeFailure) and w.source_system == "wazuh" and w.severity == 5
     assert not isinstance(s, DecodeFailure) and s.source_system == "suricata" and s.dst_ip == "2.2.2.2"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        (EventKind.EDR, b'{"ts": 1, "host": "h", "event_code": 1, "logon_type": 1' + b"0" * 400 + b"}"),
+        (EventKind.EDR, b'{"ts": 1, "host": "h", "event_code": 100000000000000000000000}'),
+        (EventKind.EDR, b'{"ts": 1, "host": "h", "event_code": 1, "dst_port": -9223372036854775809}'),
+        (EventKind.SIEM, b'{"ts": 1, "rule_name": "r", "severity": 1' + b"0" * 30 + b"}"),
+    ],
+)
+def test_absurd_integers_in_canonical_records_are_dead_lettered(kind: EventKind, value: bytes) -> None:
+    # msgspec decodes ints of any size; a 400-digit logon_type once reached the features and
+    # crashed the batch (int too large to convert to float).
+    failure = decode(kind, value, limit=8192)
+    assert isinstance(failure, DecodeFailure) and failure.reason == "out_of_range", failure
