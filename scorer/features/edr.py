@@ -145,13 +145,15 @@ class EdrFeatures:
             raise TypeError("EdrFeatures.transform takes EndpointEvent events only")
         n = len(evs)
         cols: dict[str, F64] = {}
-        codes = [e.event_code for e in evs]
-        known = np.zeros(n, dtype=bool)
-        for name, members in BEHAVIOURS.items():
-            hit = flag((c in members for c in codes), n)
-            cols[f"ev_{name}"] = hit
-            known |= hit > 0
-        cols["ev_other"] = (~known).astype(np.float64)
+        # Behaviour one-hots for the few distinct event codes of the batch, then gathered.
+        # (A dict, not np.unique: codes are Python ints of any size.)
+        index: dict[int, int] = {}
+        inverse = np.fromiter((index.setdefault(e.event_code, len(index)) for e in evs), dtype=np.intp, count=n)
+        table = np.array([[c in members for members in BEHAVIOURS.values()] for c in index],
+                         dtype=np.float64).reshape(len(index), len(BEHAVIOURS))
+        block = table[inverse]
+        put_block(cols, BEHAVIOUR_NAMES[:-1], block)
+        cols["ev_other"] = (block.sum(axis=1) == 0).astype(np.float64)
         # Channels, images and command lines repeat heavily: text work runs once per
         # distinct value (Texts), then is gathered back to rows.
         chan = Texts(e.channel + " " + e.provider for e in evs).map(str.lower)
