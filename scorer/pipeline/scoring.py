@@ -8,6 +8,7 @@ benchmarks all drive it the same way. Every input record ends as exactly one of
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.repository import ModelCard
 from scorer.pipeline.deadletter import dead_letter
 from scorer.pipeline.records import InputRecord, OutputRecord
+
+log = logging.getLogger(__name__)
 
 
 class FeatureSet(Protocol):
@@ -259,7 +262,10 @@ class BatchScorer:
     def _features(
         runtime: KindRuntime, items: list[tuple[Event, InputRecord]], failures: list[DecodeFailure]
     ) -> tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]:
-        x = runtime.features.transform([ev for ev, _ in items])
+        try:
+            x = runtime.features.transform([ev for ev, _ in items])
+        except Exception:  # a record no check foresaw must not crash-loop the service
+            x, items = _isolate(runtime, items, failures)
         finite = np.isfinite(x).all(axis=1)
         if not finite.all():
             for i in np.flatnonzero(~finite).tolist():
@@ -303,6 +309,27 @@ async def _cancel(*groups: dict[EventKind, asyncio.Task[Any]]) -> None:
         task.cancel()
     # Retrieve what already finished, so no "exception was never retrieved" is logged.
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _isolate(
+    runtime: KindRuntime, items: list[tuple[Event, InputRecord]], failures: list[DecodeFailure]
+) -> tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]:
+    """Features one event at a time after the batch raised: the events that still raise are
+    dead-lettered with the error, the rest are scored. Stateful feature sets may have taken
+    part of the failed batch into their state already; that skew is the price of not
+    stopping the stream on one record."""
+    log.exception("%s features raised on a batch of %d; isolating the record(s)", runtime.kind.value, len(items))
+    rows: list[npt.NDArray[np.float32]] = []
+    kept: list[tuple[Event, InputRecord]] = []
+    for item in items:
+        try:
+            rows.append(runtime.features.transform([item[0]]))
+        except Exception as exc:
+            failures.append(_failure(item[1], "feature_error", f"{type(exc).__name__}: {exc}"[:500]))
+        else:
+            kept.append(item)
+    width = len(runtime.features.names)
+    return (np.concatenate(rows) if rows else np.empty((0, width), np.float32)), kept
 
 
 def _failure(rec: InputRecord, reason: str, message: str) -> DecodeFailure:

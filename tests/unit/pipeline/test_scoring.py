@@ -155,3 +155,25 @@ async def test_a_retried_batch_updates_feature_state_once() -> None:
     # A different batch is featurised afresh.
     await scorer.score(records[:2])
     assert features.rows_seen == 7
+
+
+class BrittleFeatures(BytesFeatures):
+    """A feature set with a bug no input check foresaw: it raises on one port."""
+
+    def transform(self, events: Sequence[Event]) -> npt.NDArray[np.float32]:
+        if any(isinstance(e, FlowRecord) and e.dst_port == 666 for e in events):
+            raise ZeroDivisionError("unforeseen")
+        return super().transform(events)
+
+
+async def test_a_record_that_breaks_the_features_is_dead_lettered_and_the_rest_scored() -> None:
+    rt = KindRuntime.build(EventKind.NETFLOW, BrittleFeatures(), CARD)
+    scorer = BatchScorer({EventKind.NETFLOW: rt}, ThresholdBackend())
+    bad = json.dumps({"ts": 1700000000, "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 666}).encode()
+    records = [input_record(EventKind.NETFLOW, flow(i, 10**6), None, "events.netflow", 0, i) for i in range(4)]
+    records.insert(2, input_record(EventKind.NETFLOW, bad, None, "events.netflow", 0, 99))
+    outcome = await scorer.score(records)
+    assert sum(outcome.scored.values()) == 4
+    assert [f.reason for f in outcome.failures] == ["feature_error"]
+    assert outcome.failures[0].ref.offset == 99 and "ZeroDivisionError: unforeseen" in outcome.failures[0].message
+    assert header_dict(outcome.dead_letters[0].headers)["reason"] == "feature_error"
