@@ -48,7 +48,7 @@ TEXT = st.one_of(st.sampled_from(NASTY), st.text(max_size=40), HUGE)
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**80), max_value=2**80),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0, -1, 2**62, 2**63, -(2**63) - 1, 1e308, 5e-324, -0.0]),
+    st.sampled_from([0, -1, 2**62, 2**63, -(2**63) - 1, 10**400, -(10**4000), 1e308, 5e-324, -0.0]),
 )
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, TEXT)
 JSON_VALUES = st.recursive(
