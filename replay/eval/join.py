@@ -18,7 +18,7 @@ import msgspec
 
 from replay.eval.truth import TruthRow, read_truth
 from replay.record import Envelope, is_record_file, read_envelopes
-from scorer.pipeline.scoring import ScoredEvent
+from scorer.pipeline.outcome import ScoredEvent
 
 
 class AlertRow(msgspec.Struct, frozen=True):

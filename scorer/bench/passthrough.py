@@ -13,8 +13,8 @@ import signal
 from collections.abc import Sequence
 
 from scorer.config import Settings
+from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
-from scorer.pipeline.scoring import BatchOutcome
 from scorer.pipeline.service import ScorerService
 from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer

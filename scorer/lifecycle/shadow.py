@@ -18,8 +18,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from scorer.pipeline.outcome import BatchOutcome, ShadowBatch
 from scorer.pipeline.records import OutputRecord
-from scorer.pipeline.scoring import BatchOutcome, ShadowBatch
 from scorer.service.metrics import LifecycleMetrics
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,13 @@ import numpy.typing as npt
 from scorer.alerts.decide import Decider
 from scorer.alerts.ocsf import detection_finding
 from scorer.alerts.ocsf import encode as encode_finding
-from scorer.errors import ModelError
+from scorer.errors import ModelError, ScorerError
 from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import Event, EventKind, SourceRef, entity_key
 from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.repository import ModelCard
 from scorer.pipeline.deadletter import dead_letter
+from scorer.pipeline.outcome import BatchOutcome, ScoredEvent, ShadowBatch, failure, merge_outcomes, unscorable
 from scorer.pipeline.records import InputRecord, OutputRecord
 
 log = logging.getLogger(__name__)
@@ -56,42 +57,6 @@ class KindRuntime(msgspec.Struct, frozen=True):
                 f"{list(features.names[:3])}...: feature contract mismatch"
             )
         return cls(kind, features, ModelRef(card.name, card.version), card, Decider(card))
-
-
-class ScoredEvent(msgspec.Struct, frozen=True):
-    kind: EventKind
-    uid: str
-    score: float
-    model: str
-    version: str
-    backend: str
-    alerted: bool
-
-
-class ShadowBatch(msgspec.Struct):
-    """Production and shadow scores of the same events of one kind, row-aligned."""
-
-    kind: EventKind
-    production: ModelRef
-    shadow: ModelRef
-    uids: list[str]
-    production_scores: npt.NDArray[np.float32]
-    shadow_scores: npt.NDArray[np.float32]
-    production_threshold: float
-    shadow_threshold: float
-
-
-class BatchOutcome(msgspec.Struct):
-    alerts: list[OutputRecord]
-    dead_letters: list[OutputRecord]
-    scores: list[ScoredEvent]
-    consumed: dict[str, int]
-    scored: dict[tuple[str, str], int]  # (kind, backend) -> n
-    failures: list[DecodeFailure]
-    timings: dict[str, float]
-    alert_counts: dict[tuple[str, str], int]  # (kind, severity) -> n
-    shadows: list[ShadowBatch] = []
-    shadow_errors: list[str] = []
 
 
 class BatchScorer:
@@ -137,7 +102,24 @@ class BatchScorer:
     async def score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score one micro-batch. If inference fails, the error propagates and the caller
         may call again with the same ``records`` object: decoding and features (which
-        update per-entity state) are then reused, not computed a second time."""
+        update per-entity state) are then reused, not computed a second time.
+
+        Any other exception (a record no check foresaw meeting a bug) must not stop the
+        stream: the batch is scored again one record at a time, and the records that still
+        raise become ``scoring_error`` dead letters.
+        """
+        try:
+            return await self._score_batch(records)
+        except ScorerError:
+            raise
+        except Exception as exc:
+            if len(records) == 1:
+                log.exception("scoring raised on %s", records[0].ref)
+                return unscorable(records[0], exc, self.dead_letter_topic)
+            log.exception("scoring raised on a batch of %d; scoring its records one by one", len(records))
+            return merge_outcomes([await self.score([rec]) for rec in records])
+
+    async def _score_batch(self, records: Sequence[InputRecord]) -> BatchOutcome:
         t0 = time.perf_counter()
         retry = self._unscored
         self._unscored = None
@@ -270,7 +252,7 @@ class BatchScorer:
         if not finite.all():
             for i in np.flatnonzero(~finite).tolist():
                 _, rec = items[i]
-                failures.append(_failure(rec, "non_finite_features", "a feature is NaN or infinite"))
+                failures.append(failure(rec, "non_finite_features", "a feature is NaN or infinite"))
             items = [it for it, ok in zip(items, finite.tolist(), strict=True) if ok]
             x = x[finite]
         return x, items
@@ -325,16 +307,11 @@ def _isolate(
         try:
             rows.append(runtime.features.transform([item[0]]))
         except Exception as exc:
-            failures.append(_failure(item[1], "feature_error", f"{type(exc).__name__}: {exc}"[:500]))
+            failures.append(failure(item[1], "feature_error", f"{type(exc).__name__}: {exc}"[:500]))
         else:
             kept.append(item)
     width = len(runtime.features.names)
     return (np.concatenate(rows) if rows else np.empty((0, width), np.float32)), kept
-
-
-def _failure(rec: InputRecord, reason: str, message: str) -> DecodeFailure:
-    kind = rec.kind.value if rec.kind else None
-    return DecodeFailure(reason, message, rec.ref, rec.value, rec.key, kind)
 
 
 async def _infer(

@@ -29,8 +29,9 @@ from scorer.errors import InferenceError, ModelError
 from scorer.events.decode import parse_kind
 from scorer.events.structs import EventKind, SourceRef
 from scorer.pipeline.kafka_io import ensure_topics, make_consumer, make_producer, produce_all, send_all
+from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
-from scorer.pipeline.scoring import BatchOutcome, BatchScorer
+from scorer.pipeline.scoring import BatchScorer
 from scorer.service.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)

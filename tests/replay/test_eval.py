@@ -21,7 +21,7 @@ from replay.eval.truth import TruthRow, TruthWriter
 from replay.readers import is_malicious
 from replay.record import Envelope, write_envelopes
 from scorer.events import EventKind
-from scorer.pipeline.scoring import ScoredEvent
+from scorer.pipeline.outcome import ScoredEvent
 
 pytest.importorskip("matplotlib", reason="the report needs the 'replay' extra (matplotlib)")
 Image = pytest.importorskip("PIL.Image")

@@ -113,7 +113,7 @@ def test_feature_contract_mismatch_is_refused() -> None:
 
 def test_scores_record_is_json_with_version() -> None:
     # ScoredEvent is what the scores topic carries; eval and shadowing read these names.
-    from scorer.pipeline.scoring import ScoredEvent
+    from scorer.pipeline.outcome import ScoredEvent
 
     raw = msgspec.json.encode(ScoredEvent(EventKind.SIEM, "u1", 0.5, "siem_classifier", "1", "onnxruntime", False))
     assert json.loads(raw) == {"kind": "siem", "uid": "u1", "score": 0.5, "model": "siem_classifier",
@@ -177,3 +177,31 @@ async def test_a_record_that_breaks_the_features_is_dead_lettered_and_the_rest_s
     assert [f.reason for f in outcome.failures] == ["feature_error"]
     assert outcome.failures[0].ref.offset == 99 and "ZeroDivisionError: unforeseen" in outcome.failures[0].message
     assert header_dict(outcome.dead_letters[0].headers)["reason"] == "feature_error"
+
+
+async def test_a_record_that_breaks_a_later_stage_is_dead_lettered_and_the_rest_scored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scorer.pipeline import scoring
+
+    real = scoring.detection_finding
+
+    def brittle(**kwargs: object) -> object:
+        event = kwargs["event"]
+        if isinstance(event, FlowRecord) and event.dst_port == 666:
+            raise KeyError("unforeseen")
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scoring, "detection_finding", brittle)
+    scorer = BatchScorer({EventKind.NETFLOW: KindRuntime.build(EventKind.NETFLOW, BytesFeatures(), CARD)},
+                         ThresholdBackend())
+    bad = json.dumps({"ts": 1700000000, "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 666,
+                      "src_bytes": 10**6}).encode()
+    records = [input_record(EventKind.NETFLOW, flow(i, 10**6), None, "events.netflow", 0, i) for i in range(4)]
+    records.insert(1, input_record(EventKind.NETFLOW, bad, None, "events.netflow", 0, 99))
+    outcome = await scorer.score(records)
+    assert outcome.consumed == {"netflow": 5}
+    assert sum(outcome.scored.values()) == 4 and len(outcome.alerts) == 4
+    assert [(f.reason, f.ref.offset) for f in outcome.failures] == [("scoring_error", 99)]
+    assert "KeyError" in outcome.failures[0].message
+    assert header_dict(outcome.dead_letters[0].headers)["reason"] == "scoring_error"

@@ -1,0 +1,80 @@
+"""What scoring a micro-batch yields: score records, shadow comparisons, and the outcome
+that accounts for every input record (scored or dead-lettered)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from scorer.events.decode import DecodeFailure
+from scorer.events.structs import EventKind
+from scorer.inference.base import ModelRef
+from scorer.pipeline.deadletter import dead_letter
+from scorer.pipeline.records import InputRecord, OutputRecord
+
+
+class ScoredEvent(msgspec.Struct, frozen=True):
+    kind: EventKind
+    uid: str
+    score: float
+    model: str
+    version: str
+    backend: str
+    alerted: bool
+
+
+class ShadowBatch(msgspec.Struct):
+    """Production and shadow scores of the same events of one kind, row-aligned."""
+
+    kind: EventKind
+    production: ModelRef
+    shadow: ModelRef
+    uids: list[str]
+    production_scores: npt.NDArray[np.float32]
+    shadow_scores: npt.NDArray[np.float32]
+    production_threshold: float
+    shadow_threshold: float
+
+
+class BatchOutcome(msgspec.Struct):
+    alerts: list[OutputRecord]
+    dead_letters: list[OutputRecord]
+    scores: list[ScoredEvent]
+    consumed: dict[str, int]
+    scored: dict[tuple[str, str], int]  # (kind, backend) -> n
+    failures: list[DecodeFailure]
+    timings: dict[str, float]
+    alert_counts: dict[tuple[str, str], int]  # (kind, severity) -> n
+    shadows: list[ShadowBatch] = []
+    shadow_errors: list[str] = []
+
+
+def failure(rec: InputRecord, reason: str, message: str) -> DecodeFailure:
+    kind = rec.kind.value if rec.kind else None
+    return DecodeFailure(reason, message, rec.ref, rec.value, rec.key, kind)
+
+
+def unscorable(rec: InputRecord, exc: Exception, dead_letter_topic: str) -> BatchOutcome:
+    failed = failure(rec, "scoring_error", f"{type(exc).__name__}: {exc}"[:500])
+    return BatchOutcome(
+        alerts=[], dead_letters=[dead_letter(failed, dead_letter_topic)], scores=[],
+        consumed={rec.kind.value if rec.kind else "unknown": 1}, scored={}, failures=[failed],
+        timings={}, alert_counts={},
+    )
+
+
+def merge_outcomes(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
+    """One outcome for records scored in several parts (lists joined, counts summed)."""
+    merged = BatchOutcome(alerts=[], dead_letters=[], scores=[], consumed={}, scored={}, failures=[],
+                          timings={}, alert_counts={}, shadows=[], shadow_errors=[])
+    for part in outcomes:
+        for name in ("alerts", "dead_letters", "scores", "failures", "shadows", "shadow_errors"):
+            getattr(merged, name).extend(getattr(part, name))
+        for name in ("consumed", "scored", "timings", "alert_counts"):
+            total = getattr(merged, name)
+            for key, value in getattr(part, name).items():
+                total[key] = total.get(key, 0) + value
+    return merged
