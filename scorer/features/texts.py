@@ -15,14 +15,13 @@ same as computing every row on its own (tests compare both).
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-F64 = npt.NDArray[np.float64]
+from scorer.features.base import F64, contains_any, count_any, flag, isin
+
 _SMALL = 4
 _ARANGE = np.arange(_SMALL + 1, dtype=np.intp)
 
@@ -65,37 +64,27 @@ class Texts:
 
     def number(self, fn: Callable[[str], float]) -> F64:
         """``fn`` of each row's value, as a float column."""
-        per_value = np.fromiter((fn(v) for v in self.distinct), dtype=np.float64, count=len(self.distinct))
+        return self.block(lambda d: np.fromiter((fn(v) for v in d), dtype=np.float64, count=len(d)))
+
+    def flag(self, predicate: Callable[[str], bool]) -> F64:
+        return self.block(lambda d: flag((predicate(v) for v in d), len(d)))
+
+    def isin(self, members: Collection[str]) -> F64:
+        return self.block(lambda d: isin(d, members))
+
+    def contains_any(self, needles: Sequence[str]) -> F64:
+        """1 where the text contains any needle (needles lower-case)."""
+        return self.block(lambda d: contains_any(d, needles))
+
+    def count_any(self, needles: Sequence[str]) -> F64:
+        """How many distinct needles each text contains."""
+        return self.block(lambda d: count_any(d, needles))
+
+    def block(self, fn: Callable[[Sequence[str]], F64]) -> F64:
+        """``fn`` over the distinct values (a row each), gathered back to the batch's rows:
+        a column, or a ``[n, width]`` block."""
+        per_value = fn(self.distinct)
         if self.identity:
             return per_value
         out: F64 = per_value[self.inverse]
         return out
-
-    def flag(self, predicate: Callable[[str], bool]) -> F64:
-        return self.number(lambda v: 1.0 if predicate(v) else 0.0)
-
-    def isin(self, members: Collection[str]) -> F64:
-        return self.flag(members.__contains__)
-
-    def contains_any(self, needles: Sequence[str]) -> F64:
-        """1 where the text contains any needle (needles lower-case)."""
-        search = alternation(tuple(needles)).search
-        return self.flag(lambda v: search(v) is not None)
-
-    def count_any(self, needles: Sequence[str]) -> F64:
-        """How many distinct needles each text contains."""
-        return self.number(lambda v: float(sum(1 for s in needles if s in v)))
-
-    def block(self, fn: Callable[[Sequence[str]], F64]) -> F64:
-        """A ``[n, width]`` block from ``fn`` over the distinct values (one row each)."""
-        block = fn(self.distinct)
-        if self.identity:
-            return block
-        out: F64 = block[self.inverse]
-        return out
-
-
-@functools.lru_cache(maxsize=256)
-def alternation(needles: tuple[str, ...]) -> re.Pattern[str]:
-    # One compiled alternation scans each text once, instead of one scan per needle.
-    return re.compile("|".join(re.escape(s) for s in needles))
