@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 
 from scorer.config import load_settings
 from scorer.service.http import HealthServer
+from scorer.service.signals import stop_on_signals
 from streams.store import DAY_S, Limits
 from streams.worker import ProfileWorker, WorkerSettings
 
@@ -27,10 +26,7 @@ async def _main(args: argparse.Namespace) -> None:
         limits=Limits(ttl_s=args.ttl_days * DAY_S, max_per_entity=args.max_per_entity)))
     http = HealthServer(worker.registry, lambda: worker.batches >= 0, host=args.metrics_host, port=args.metrics_port)
     await http.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, worker.request_stop)
+    stop_on_signals(worker.request_stop)
     await worker.start()
     logging.getLogger(__name__).info("profile worker up; metrics on :%d", http.port)
     try:

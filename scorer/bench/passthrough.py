@@ -8,8 +8,6 @@ Same consumer, same producer, same commit-after-ack: the only difference is the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from collections.abc import Sequence
 
 from scorer.config import Settings
@@ -19,6 +17,7 @@ from scorer.pipeline.service import ScorerService
 from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
 from scorer.service.metrics import ScorerMetrics
+from scorer.service.signals import stop_on_signals
 
 
 class PassthroughScorer:
@@ -44,10 +43,7 @@ async def main() -> None:
     # Same /metrics as the scorer: the bench reads the floor of "added latency" from it.
     http = HealthServer(metrics.registry, lambda: service.ready, host=settings.http.host, port=settings.http.port)
     await http.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, service.request_stop)
+    stop_on_signals(service.request_stop)
     await service.start()
     tune_gc()
     try:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 
 from scorer.config import Settings
@@ -21,6 +18,7 @@ from scorer.profiles.view import TopicProfileView
 from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
 from scorer.service.metrics import ScorerMetrics
+from scorer.service.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +83,7 @@ async def run_service(settings: Settings) -> None:
     http = HealthServer(metrics.registry, lambda: service.ready, host=settings.http.host, port=settings.http.port)
     await http.start()
     log.info("metrics and health on http://%s:%d", settings.http.host, http.port)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, service.request_stop)
+    stop_on_signals(service.request_stop)
     # Model lifecycle (control topic): versions asked for there are installed before the first batch.
     lifecycle = await start_lifecycle(service)
     await service.start()
