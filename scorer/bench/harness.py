@@ -46,7 +46,8 @@ class RunResult(msgspec.Struct):
     rate_achieved_eps: float = 0.0
     e2e_ms: dict[str, float] = {}
     added_ms: dict[str, float] = {}
-    # Mean per micro-batch over the fixed-rate phase: records, and ms in each stage.
+    # Mean per micro-batch (fixed rate: over the measured phase; drain: the whole run):
+    # records, and ms in each stage.
     batch_mean: dict[str, float] = {}
     note: str = ""
 

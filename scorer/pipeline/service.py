@@ -27,11 +27,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from scorer.config import Settings
 from scorer.errors import InferenceError, ModelError
 from scorer.events.decode import parse_kind
-from scorer.events.structs import EventKind, SourceRef
+from scorer.events.structs import EventKind
 from scorer.pipeline.kafka_io import ensure_topics, make_consumer, make_producer, produce_all, send_all
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
-from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.scoring import BatchScorer, input_record
 from scorer.service.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)
@@ -137,10 +137,9 @@ class ScorerService:
         offsets: dict[TopicPartition, int] = {}
         for tp, messages in fetched.items():
             topic_kind = self.kind_of_topic.get(tp.topic)
-            topic, partition = tp.topic, tp.partition
             records.extend(
-                InputRecord(_kind(m.headers, topic_kind) if m.headers else topic_kind, m.value, m.key,
-                            SourceRef(topic, partition, m.offset, m.timestamp))
+                input_record(_kind(m.headers, topic_kind) if m.headers else topic_kind, m.value, m.key,
+                             tp.topic, tp.partition, m.offset, m.timestamp)
                 for m in messages
             )
             offsets[tp] = messages[-1].offset + 1
