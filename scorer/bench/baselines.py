@@ -65,9 +65,16 @@ async def aiokafka_loop(args: argparse.Namespace, scorer: PerEventScorer) -> Non
 
 
 def faust_agent(args: argparse.Namespace, scorer: PerEventScorer) -> None:
+    import atexit
+    import shutil
+    import tempfile
+
     import faust
 
-    app = faust.App(args.group, broker=f"kafka://{args.bootstrap}", web_enabled=False,
+    # faust creates its data directory even with an in-memory store; keep it out of the checkout.
+    datadir = tempfile.mkdtemp(prefix="scorer-bench-faust-")
+    atexit.register(shutil.rmtree, datadir, True)
+    app = faust.App(args.group, broker=f"kafka://{args.bootstrap}", web_enabled=False, datadir=datadir,
                     consumer_auto_offset_reset="earliest", topic_disable_leader=True, store="memory://")
     source = app.topic(*args.topics, value_serializer="raw", key_serializer="raw")
     sink = app.topic(args.out, value_serializer="raw", key_serializer="raw")
