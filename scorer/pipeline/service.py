@@ -67,6 +67,7 @@ class ScorerService:
         self._producer: Any = None
         self._json = msgspec.json.Encoder()
         self._started = False
+        self.paused = False  # consumption held during a Triton outage (pause mode)
         # Extension points for the control plane (model lifecycle) and observers:
         # ``between_batches`` run while no batch is in flight (model swaps happen here);
         # ``output_hooks`` add records (e.g. shadow scores) produced and committed with the batch.
@@ -76,7 +77,8 @@ class ScorerService:
 
     @property
     def ready(self) -> bool:
-        return self._started and not self._stopping.is_set()
+        """Consuming and scoring: not while starting, stopping, or paused for a Triton outage."""
+        return self._started and not self._stopping.is_set() and not self.paused
 
     async def start(self) -> None:
         kafka = self.settings.kafka
@@ -199,13 +201,14 @@ class ScorerService:
                         log.warning("inference failed, pausing consumption: %s", exc)
                         self._consumer.pause(*self._consumer.assignment())
                         self.metrics.paused.set(1)
-                        paused = True
+                        paused = self.paused = True
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         finally:
             if paused:
                 self._consumer.resume(*self._consumer.paused())
                 self.metrics.paused.set(0)
+                self.paused = False
                 log.info("inference backend back, consumption resumed")
 
     async def _deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
