@@ -125,6 +125,24 @@ class ProfileSettings(BaseModel):
     catch_up_timeout_s: float = 60.0  # at start, read the topics to their end before scoring
 
 
+class LifecycleSettings(BaseModel):
+    """The model lifecycle (docs/model-lifecycle.md): control plane topics and model loading."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    control_topic: str = "scorer.control"
+    status_topic: str = "scorer.status"
+    shadow_topic: str = "scorer.shadow"
+    # Run before asking Triton to load a new version, when Triton does not read the model
+    # repository itself. Locally: deploy/local/triton.py sync --repository ... --workdir ...
+    sync_command: list[str] = []
+    sync_timeout_s: float = 60.0
+    # How often each process checks that Triton still serves its versions (a restarted
+    # Triton loads its config's version policy, not what the control topic names).
+    reconcile_s: float = 5.0
+
+
 class HttpSettings(BaseModel):
     model_config = _FROZEN
 
@@ -146,6 +164,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     http: HttpSettings = HttpSettings()
     profiles: ProfileSettings = ProfileSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
     log_level: str = "INFO"
 
     @classmethod

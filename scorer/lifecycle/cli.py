@@ -20,7 +20,6 @@ from scorer.errors import KafkaUnavailable, ModelError
 from scorer.inference.repository import list_versions, load_version
 from scorer.lifecycle import golden as goldens
 from scorer.lifecycle import ops
-from scorer.lifecycle.control import LifecycleSettings
 from scorer.lifecycle.package import PackageRequest, package
 from scorer.lifecycle.transitions import current_production
 from scorer.lifecycle.validate import Margins, validate
@@ -96,7 +95,7 @@ def _context(args: argparse.Namespace) -> ops.Context:
     # aiokafka narrates every connection at INFO; an operator's command wants the outcome.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings: Settings = load_settings(args.config)
-    return ops.Context(settings, LifecycleSettings(), args.repo or settings.inference.model_repository)
+    return ops.Context(settings, settings.lifecycle, args.repo or settings.inference.model_repository)
 
 
 def _production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None) -> str | None:

@@ -28,9 +28,8 @@ from typing import Any, TypeVar
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scorer.config import KafkaSettings
+from scorer.config import KafkaSettings, LifecycleSettings
 from scorer.errors import KafkaUnavailable
 from scorer.pipeline.kafka_io import make_producer, security_options
 from scorer.pipeline.records import OutputRecord
@@ -39,25 +38,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
 _COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"}
-
-
-class LifecycleSettings(BaseSettings):
-    """``SCORER_LIFECYCLE__*`` (kept apart from :class:`scorer.config.Settings`, which forbids
-    unknown keys, so the lifecycle can be switched off without touching the service config)."""
-
-    model_config = SettingsConfigDict(env_prefix="SCORER_LIFECYCLE__", frozen=True, extra="ignore")
-
-    enabled: bool = True
-    control_topic: str = "scorer.control"
-    status_topic: str = "scorer.status"
-    shadow_topic: str = "scorer.shadow"
-    # Run before asking Triton to load a new version, when Triton does not read the model
-    # repository itself. Locally: deploy/local/triton.py sync --repository ... --workdir ...
-    sync_command: list[str] = []
-    sync_timeout_s: float = 60.0
-    # How often each process checks that Triton still serves its versions (a restarted
-    # Triton loads its config's version policy, not what the control topic names).
-    reconcile_s: float = 5.0
 
 
 class DesiredState(msgspec.Struct, kw_only=True, frozen=True):

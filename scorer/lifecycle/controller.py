@@ -15,11 +15,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from scorer.config import Settings
+from scorer.config import LifecycleSettings, Settings
 from scorer.events.structs import EventKind
 from scorer.lifecycle.control import (
     DesiredState,
-    LifecycleSettings,
     ServingStatus,
     assign_from_start,
     behind,
@@ -139,7 +138,7 @@ async def start_lifecycle(
     service: ScorerService, lifecycle: LifecycleSettings | None = None
 ) -> LifecycleController | None:
     """Attach a started controller to ``service`` (``None`` when switched off)."""
-    lifecycle = lifecycle or LifecycleSettings()
+    lifecycle = lifecycle or service.settings.lifecycle
     if not lifecycle.enabled:
         return None
     controller = LifecycleController(service.settings, lifecycle, service.scorer, service.metrics)

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import msgspec
 
-from scorer.config import Settings
+from scorer.config import LifecycleSettings, Settings
 from scorer.errors import KafkaUnavailable, ModelError
 from scorer.inference.repository import MODEL_FILE, ModelVersion, list_versions, load_version, sha256_file
 from scorer.lifecycle import transitions
 from scorer.lifecycle.contract import version_problems
 from scorer.lifecycle.control import (
     DesiredState,
-    LifecycleSettings,
     ServingStatus,
     ensure_topics,
     issuer,

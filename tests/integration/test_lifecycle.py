@@ -34,10 +34,11 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from scorer.config import LifecycleSettings
 from scorer.events.structs import EventKind
 from scorer.inference.repository import publish_version, write_checksums
 from scorer.lifecycle.contract import contract_names
-from scorer.lifecycle.control import DesiredState, LifecycleSettings, publish, state_record
+from scorer.lifecycle.control import DesiredState, publish, state_record
 from scorer.lifecycle.controller import LifecycleController, start_lifecycle
 from scorer.service.metrics import ScorerMetrics
 from tests.support.kafka import KafkaBroker

@@ -9,11 +9,10 @@ import msgspec
 import numpy as np
 import pytest
 
-from scorer.config import Settings
+from scorer.config import LifecycleSettings, Settings
 from scorer.errors import ModelError
 from scorer.inference.repository import load_version, publish_version
 from scorer.lifecycle.contract import contract_names, onnx_problems, version_problems
-from scorer.lifecycle.control import LifecycleSettings
 from scorer.lifecycle.golden import GOLDEN_FILE, load, resolve
 from scorer.lifecycle.ops import Context, pin_versions
 from scorer.lifecycle.package import PackageRequest, onnx_from_file, package
