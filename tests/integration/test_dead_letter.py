@@ -7,12 +7,20 @@ import json
 
 import pytest
 
+from prometheus_client import CollectorRegistry
+
 from scorer.events.structs import EventKind
 from tests.support.kafka import KafkaBroker
 from tests.support.pipeline import kcat_consume, produce, running_scorer, scorer_settings, wait_for
 from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.integration
+
+
+def _exported(registry: CollectorRegistry, family: str) -> float:
+    """What /metrics says: the sum of a counter family's ``_total`` samples over all labels."""
+    return sum(s.value for m in registry.collect() if m.name == family
+               for s in m.samples if s.name == f"{family}_total")
 
 FLOW = {"ts": 1655071198.4, "src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "dst_port": 443, "src_bytes": 10}
 
@@ -23,6 +31,9 @@ BAD: list[tuple[EventKind, bytes, str]] = [
     (EventKind.NETFLOW, json.dumps({"ts": 1, "src_ip": "10.0.0.1"}).encode(), "missing_field"),
     (EventKind.NETFLOW, json.dumps({**FLOW, "duration": "NaN"}).encode(), "non_finite"),
     (EventKind.NETFLOW, json.dumps({**FLOW, "src_bytes": 1e300}).encode(), "out_of_range"),
+    # Python's json.dumps writes these bare tokens by default; strict JSON has no NaN or infinity.
+    (EventKind.NETFLOW, json.dumps({**FLOW, "duration": float("nan")}).encode(), "malformed_json"),
+    (EventKind.NETFLOW, json.dumps({**FLOW, "src_bytes": float("-inf")}).encode(), "malformed_json"),
     (EventKind.EDR, json.dumps({"EventID": "one", "Hostname": "h", "UtcTime": "2020-01-01"}).encode(), "wrong_type"),
     (EventKind.EDR, json.dumps({"Event": {"System": {"EventID": 1}}}).encode(), "missing_field"),
     (EventKind.SIEM, json.dumps({"time": "soon", "name": "x", "short": "W"}).encode(), "bad_timestamp"),
@@ -52,6 +63,8 @@ async def test_bad_records_are_dead_lettered_and_nothing_is_lost(kafka: KafkaBro
         acc = metrics.accounting
     assert acc.balanced(), acc.totals()
     assert acc.totals() == {"consumed": total, "scored": total - len(BAD) - 1, "dead_lettered": len(BAD) + 1}
+    exported = {k: _exported(metrics.registry, f"scorer_events_{k}") for k in ("consumed", "scored", "dead_lettered")}
+    assert exported == acc.totals()
 
     dlq = kcat_consume(kafka.bootstrap, settings.topics.dead_letter)
     assert len(dlq) == len(BAD) + 1
@@ -67,7 +80,7 @@ async def test_bad_records_are_dead_lettered_and_nothing_is_lost(kafka: KafkaBro
         assert by_value[value]["scorer.dlq.reason"] == reason, value[:60]
         assert by_value[value]["scorer.dlq.topic"] == getattr(settings.topics, kind.value)
     reasons = sorted(h["scorer.dlq.reason"] for h in by_value.values())
-    assert reasons.count("malformed_json") == 2 and "unknown_kind" in reasons
+    assert reasons.count("malformed_json") == 4 and "unknown_kind" in reasons
 
     # byte-exact original value, read with aiokafka
     from tests.support.pipeline import consume
