@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from replay.player import Outgoing, Pacing, ProgressBar, capture_items, planned
-from replay.readers import ReadError
-from replay.record import is_record_file, read_envelopes, recorded_items
+from replay.readers import CaptureFormat, ReadError, capture_files
+from replay.readers.recorded import read_envelopes
 
 
 def register(sub: Any) -> None:
@@ -120,15 +120,7 @@ def _settings(args: argparse.Namespace, **inference: Any) -> Any:
 
 def items(paths: list[Path], settings: Any) -> Iterator[Outgoing | ReadError]:
     """Captures and recorded dumps alike, in the order given."""
-    kind_of_topic = settings.topics.input_topics(settings.kinds)
-    seen: set[str] = set()  # event uids across all captures: they must stay unique
-    for path in paths:
-        if path.is_file() and is_record_file(path):
-            yield from recorded_items(path, kind_of_topic)
-        elif path.exists():
-            yield from capture_items([path], seen)
-        else:
-            yield ReadError(str(path), 0, "not_found", "no such file or folder")
+    return capture_items(paths, settings.topics.input_topics(settings.kinds))
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -167,19 +159,21 @@ async def _to_kafka(
     from replay.record import ensure_partitions
     from replay.sinks import replay_to_kafka
 
-    for topic, needed in _partitions_needed(args.captures, args.topic).items():
+    for topic, needed in partitions_needed(args.captures, args.topic).items():
         await ensure_partitions(settings, topic, needed)
     return await replay_to_kafka(
         settings, source, pacing, args.out, topic=args.topic, wait_s=args.wait, **options
     )
 
 
-def _partitions_needed(paths: list[Path], override: str | None) -> dict[str, int]:
+def partitions_needed(paths: list[Path], override: str | None) -> dict[str, int]:
     """Partitions each destination topic of the recorded dumps must have."""
     needed: dict[str, int] = {}
     for path in paths:
-        if path.is_file() and is_record_file(path):
-            for env in read_envelopes(path):
+        for found in capture_files(path):
+            if isinstance(found, ReadError) or found.format is not CaptureFormat.RECORD:
+                continue
+            for env in read_envelopes(found.path):
                 if not isinstance(env, ReadError):
                     topic = override or env.topic
                     needed[topic] = max(needed.get(topic, 0), env.partition + 1)

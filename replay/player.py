@@ -16,16 +16,26 @@ without sleeping instead of drifting, and the summary reports how late it ran.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
 import msgspec
 
-from replay.readers import LabeledEvent, ReadError, iter_capture
+from replay.readers import (
+    CaptureFile,
+    CaptureFormat,
+    LabeledEvent,
+    ReadError,
+    capture_files,
+    read_capture,
+)
+from replay.readers.base import stem
+from replay.readers.recorded import read_envelopes
 from scorer.events.structs import EventKind, entity_key
 
 
@@ -50,7 +60,7 @@ class Outgoing(msgspec.Struct, frozen=True):
     ts: float  # capture time in seconds: drives as-recorded pacing
     capture: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a recorded tombstone, replayed as one
     kind: EventKind | None = None
     labeled: LabeledEvent | None = None
     topic: str | None = None  # recorded records: where they were, to write them back there
@@ -140,42 +150,94 @@ Progress = Callable[[int, float], None]  # (events sent, seconds elapsed)
 
 
 def capture_items(
-    paths: Iterable[Path], seen: set[str] | None = None
+    paths: Sequence[Path], kind_of_topic: Mapping[str, EventKind] | None = None
 ) -> Iterator[Outgoing | ReadError]:
-    """Every event of every capture as it goes on ``events.<kind>``, in input order.
+    """Every event of every capture, and every record of every ``scorer record`` dump
+    (wherever discovery finds one, inside a folder too), in input order.
 
-    The produced value is the canonical event *without* its label: the scorer under
-    evaluation sees what production would; ground truth travels in the truth sidecar.
-    Alerts and truth are joined by uid, so a uid some earlier event of the replay already
-    has (``seen``; e.g. CIC flow ids restart in every class file) becomes
+    A capture's event goes on ``events.<kind>`` as the canonical event *without* its label:
+    the scorer under evaluation sees what production would; ground truth travels in the
+    truth sidecar. Alerts and truth are joined by uid, so a uid some earlier event of the
+    replay already has (e.g. CIC flow ids restart in every class file) becomes
     ``<capture>:<line>``, deterministically, and is counted in the summary.
+
+    Captures are named by their path relative to the common root of ``paths`` (see
+    :func:`capture_key`): two files of the same name in different folders stay apart.
     """
-    encoder = msgspec.json.Encoder()
-    seen = set() if seen is None else seen
+    root = common_root(paths)
+    seen: set[str] = set()
     for path in paths:
-        for item in iter_capture(path):
-            if isinstance(item, ReadError):
-                yield item
-                continue
-            renamed = item.event.uid in seen
-            if renamed:
-                uid = f"{item.capture}:{item.line}"
-                while uid in seen:
-                    uid += "'"
-                item = msgspec.structs.replace(
-                    item, event=msgspec.structs.replace(item.event, uid=uid)
-                )
-            seen.add(item.event.uid)
-            event = msgspec.structs.replace(item.event, label=None)
-            yield Outgoing(
-                item.event.ts,
-                item.capture,
-                entity_key(event).encode(),
-                encoder.encode(event),
-                item.kind,
-                item,
-                renamed_uid=renamed,
-            )
+        for found in capture_files(path):
+            if isinstance(found, ReadError):
+                yield found
+            elif found.format is CaptureFormat.RECORD:
+                key = capture_key(root, found.path, stem(found.path))
+                yield from recorded_items(found.path, kind_of_topic or {}, key)
+            else:
+                yield from _events(found, root, seen)
+
+
+def common_root(paths: Iterable[Path]) -> Path:
+    """The deepest folder that holds every input (a folder input counts as itself)."""
+    dirs = [str(p.resolve() if p.is_dir() else p.resolve().parent) for p in paths]
+    return Path(os.path.commonpath(dirs)) if dirs else Path.cwd()
+
+
+def capture_key(root: Path, path: Path, capture: str) -> str:
+    """``capture`` (the reader's name: file stem, or stem/member of a zip) prefixed by the
+    file's folder relative to ``root``: short, and unique across the replayed inputs."""
+    folder = path.resolve().parent.relative_to(root)
+    return capture if folder == Path(".") else f"{folder.as_posix()}/{capture}"
+
+
+def _events(found: CaptureFile, root: Path, seen: set[str]) -> Iterator[Outgoing | ReadError]:
+    encoder = msgspec.json.Encoder()
+    keys: dict[str, str] = {}
+    for item in read_capture(found):
+        if isinstance(item, ReadError):
+            yield item
+            continue
+        if item.capture not in keys:
+            keys[item.capture] = capture_key(root, found.path, item.capture)
+        item = msgspec.structs.replace(item, capture=keys[item.capture])
+        renamed = item.event.uid in seen
+        if renamed:
+            uid = f"{item.capture}:{item.line}"
+            while uid in seen:
+                uid += "'"
+            item = msgspec.structs.replace(item, event=msgspec.structs.replace(item.event, uid=uid))
+        seen.add(item.event.uid)
+        event = msgspec.structs.replace(item.event, label=None)
+        yield Outgoing(
+            item.event.ts,
+            item.capture,
+            entity_key(event).encode(),
+            encoder.encode(event),
+            item.kind,
+            item,
+            renamed_uid=renamed,
+        )
+
+
+def recorded_items(
+    path: Path, kind_of_topic: Mapping[str, EventKind], capture: str | None = None
+) -> Iterator[Outgoing | ReadError]:
+    """A dump's records as replay items, to their recorded topic and partition; tombstones
+    stay tombstones, so a compacted topic round-trips."""
+    for env in read_envelopes(path):
+        if isinstance(env, ReadError):
+            yield env
+            continue
+        yield Outgoing(
+            env.timestamp / 1000,
+            capture or stem(path),
+            env.key,
+            env.value,
+            kind_of_topic.get(env.topic),
+            topic=env.topic,
+            partition=env.partition,
+            headers=tuple(env.headers),
+        )
 
 
 async def play(

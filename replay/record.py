@@ -14,76 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from replay.player import Outgoing
-from replay.readers import ReadError
-from replay.readers.base import MAX_RAW, numbered_lines, open_binary, stem
+from replay.readers.recorded import Envelope
 from scorer.config import Settings
 from scorer.errors import ConfigError
-from scorer.events.structs import EventKind
 from scorer.pipeline.kafka_io import security_options
 
 Offsets = dict[TopicPartition, int]
-
-
-class Envelope(msgspec.Struct, frozen=True):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    timestamp_type: int = 0
-    key: bytes | None = None
-    value: bytes | None = None
-    headers: list[tuple[str, bytes]] = []
-
-
-def is_record_file(path: Path) -> bool:
-    """Whether ``path`` is a ``scorer record`` dump (checked on its first line)."""
-    try:
-        with open_binary(path) as fh:
-            first = next((line for _, line in numbered_lines(fh)), b"")
-        raw = msgspec.json.decode(first)
-    except (OSError, EOFError, msgspec.DecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(raw, dict) and {"topic", "partition", "offset", "value"} <= raw.keys()
-
-
-def read_envelopes(path: Path) -> Iterator[Envelope | ReadError]:
-    decoder = msgspec.json.Decoder(Envelope)
-    with open_binary(path) as fh:
-        for number, line in numbered_lines(fh):
-            try:
-                yield decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                yield ReadError(str(path), number, "malformed_record", str(exc), line[:MAX_RAW])
-
-
-def recorded_items(
-    path: Path, kind_of_topic: dict[str, EventKind]
-) -> Iterator[Outgoing | ReadError]:
-    """A dump's records as replay items, to their recorded topic and partition."""
-    for env in read_envelopes(path):
-        if isinstance(env, ReadError):
-            yield env
-        elif env.value is None:
-            yield ReadError(str(path), 0, "tombstone", f"{env.topic}/{env.partition}@{env.offset}")
-        else:
-            yield Outgoing(
-                env.timestamp / 1000,
-                stem(path),
-                env.key,
-                env.value,
-                kind_of_topic.get(env.topic),
-                topic=env.topic,
-                partition=env.partition,
-                headers=tuple(env.headers),
-            )
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:

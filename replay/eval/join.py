@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from replay.eval.truth import TruthRow, read_truth
-from replay.record import Envelope, is_record_file, read_envelopes
+from replay.readers.recorded import Envelope, is_record_file, read_envelopes
 from scorer.pipeline.outcome import ScoredEvent
 
 
@@ -27,6 +27,7 @@ class AlertRow(msgspec.Struct, frozen=True):
     severity: str
     score: float
     kafka_ms: int | None = None  # timestamp of the alert record, when read from Kafka
+    kafka_ts_type: int | None = None  # of kafka_ms: 0 CreateTime, 1 LogAppendTime
 
 
 class Joined(msgspec.Struct):
@@ -46,29 +47,34 @@ class _Finding(msgspec.Struct):
     unmapped: dict[str, Any] = {}
 
 
-def _values(path: Path, bad: Counter[str]) -> Iterator[tuple[bytes, int | None]]:
-    """(value, Kafka timestamp or None) of every line of a plain or recorded file."""
+class _Value(NamedTuple):
+    value: bytes
+    kafka_ms: int | None = None  # the Kafka timestamp of a recorded record
+    kafka_ts_type: int | None = None
+
+
+def _values(path: Path, bad: Counter[str]) -> Iterator[_Value]:
+    """Every value of a plain or recorded file, with its Kafka timestamp when recorded."""
     if is_record_file(path):
         for env in read_envelopes(path):
             if isinstance(env, Envelope) and env.value is not None:
-                yield env.value, env.timestamp
+                yield _Value(env.value, env.timestamp, env.timestamp_type)
             else:
                 bad[path.name] += 1
         return
     with path.open("rb") as fh:
         for line in fh:
             if line.strip():
-                yield line, None
+                yield _Value(line)
 
 
-def _alert(value: bytes, kafka_ms: int | None, decoder: msgspec.json.Decoder[_Finding]) -> AlertRow:
-    f = decoder.decode(value)
+def _alert(value: _Value, decoder: msgspec.json.Decoder[_Finding]) -> AlertRow:
+    f = decoder.decode(value.value)
     uid = f.finding_info["related_events"][0]["uid"]
     scorer = f.unmapped.get("scorer", {})
     kind = scorer.get("kind") or f.finding_info["related_events"][0].get("type", "?")
-    return AlertRow(
-        str(uid), str(kind), f.severity, float(scorer.get("score", float("nan"))), kafka_ms
-    )
+    score = float(scorer.get("score", float("nan")))
+    return AlertRow(str(uid), str(kind), f.severity, score, value.kafka_ms, value.kafka_ts_type)
 
 
 def join(
@@ -89,7 +95,7 @@ def join(
     score_ms: dict[str, int] = {}
     if scores_path is not None:
         decoder = msgspec.json.Decoder(ScoredEvent)
-        for value, ms in _values(scores_path, bad):
+        for value, ms, _ in _values(scores_path, bad):
             try:
                 s = decoder.decode(value)
             except msgspec.DecodeError:
@@ -104,9 +110,9 @@ def join(
     alerts: dict[str, AlertRow] = {}
     if alerts_path is not None:
         finding = msgspec.json.Decoder(_Finding)
-        for value, ms in _values(alerts_path, bad):
+        for item in _values(alerts_path, bad):
             try:
-                a = _alert(value, ms, finding)
+                a = _alert(item, finding)
             except (msgspec.DecodeError, KeyError, IndexError, TypeError, ValueError):
                 bad[alerts_path.name] += 1
                 continue

@@ -15,14 +15,19 @@ Windows EVTX              edr        ``ElfFile`` magic (parsed by the ``evtx`` p
 AIT-ADS alert CSV         siem       header ``time,name,...,short``
 Wazuh/Suricata JSON       siem       lines with ``rule`` / ``alert`` objects
 canonical JSON lines      any        lines ``{"kind": ..., "event": {...}}``
+``scorer record`` dump    any        lines ``{"topic", "partition", "offset", ...}``
 ========================  =========  ==================================================
 
-A directory is read file by file in sorted order (metadata files are skipped).
+:func:`capture_files` finds the captures: a directory is read file by file in sorted order
+(metadata files are skipped). It recognises ``scorer record`` dumps there too, but those
+hold Kafka records, not labelled events: :mod:`replay.player` replays them record for
+record, and :func:`iter_capture` reports them as ``recorded_dump``.
 """
 
 from __future__ import annotations
 
 import enum
+import typing
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,6 +48,7 @@ from replay.readers.base import (
 )
 from replay.readers.canonical import first_kind, read_canonical, write_canonical
 from replay.readers.generic import Context, json_lines
+from replay.readers.recorded import is_record_line
 from scorer.events import siem
 from scorer.events.structs import EventKind
 
@@ -57,6 +63,7 @@ class CaptureFormat(enum.StrEnum):
     SIEM_JSON = "siem-json"
     CANONICAL = "canonical"
     EVTX = "evtx"
+    RECORD = "record"
 
 
 _KIND = {
@@ -121,6 +128,8 @@ def _detect_json(path: Path, head: bytes) -> CaptureFormat:
         if b'"Event"' in head[:2048]:
             return CaptureFormat.EVENT_XML_JSON
         raise ValueError(f"{path}: JSON, but not a supported capture format")
+    if is_record_line(first):
+        return CaptureFormat.RECORD
     if "kind" in first and "event" in first:
         return CaptureFormat.CANONICAL
     if "Event" in first:
@@ -138,6 +147,8 @@ def kind_of(path: Path | str) -> EventKind:
     """The event kind a capture holds (a canonical file: the kind of its first record)."""
     path = Path(path)
     fmt = detect_format(path)
+    if fmt is CaptureFormat.RECORD:
+        raise ValueError(f"{path}: a `scorer record` dump may hold records of any kind")
     if fmt is CaptureFormat.CANONICAL:
         kind = first_kind(path)
         if kind is None:
@@ -146,29 +157,56 @@ def kind_of(path: Path | str) -> EventKind:
     return _KIND[fmt]
 
 
-def iter_capture(path: Path | str) -> Iterator[LabeledEvent | ReadError]:
-    """Every record of a capture file (or of every capture file under a directory)."""
+class CaptureFile(typing.NamedTuple):
+    path: Path
+    format: CaptureFormat
+
+
+def capture_files(path: Path | str) -> Iterator[CaptureFile | ReadError]:
+    """The capture file at ``path``, or every capture file under it (sorted), with its
+    format; what is missing or of no supported format is a file-level ReadError (line 0)."""
     path = Path(path)
     if path.is_dir():
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
             if child.suffix.lower() in _SKIP_SUFFIXES or child.name.startswith("."):
                 continue
-            yield from iter_capture(child)
+            yield from capture_files(child)
+        return
+    if not path.exists():
+        yield ReadError(str(path), 0, "not_found", "no such file or folder")
         return
     try:
-        fmt = detect_format(path)
+        yield CaptureFile(path, detect_format(path))
     except (ValueError, *_CONTAINER_ERRORS) as exc:
         yield ReadError(str(path), 0, "unknown_format", f"{type(exc).__name__}: {exc}")
+
+
+def read_capture(found: CaptureFile) -> Iterator[LabeledEvent | ReadError]:
+    """Every record of one capture file, in file order."""
+    path = found.path
+    if found.format is CaptureFormat.RECORD:
+        yield ReadError(str(path), 0, "recorded_dump",
+                        "a `scorer record` dump holds Kafka records, not labelled events: "
+                        "replay it with `scorer replay`")
         return
     line = 0
     try:
-        for item in _READERS[fmt](path):
+        for item in _READERS[found.format](path):
             line = item.line
             yield item
     except _CONTAINER_ERRORS as exc:
         # The file itself broke mid-read (truncated gzip, damaged zip, I/O error): what was
         # read stands, the rest of this file is one error, and the next file is still read.
         yield ReadError(str(path), line + 1, "unreadable", f"reading stopped: {type(exc).__name__}: {exc}")
+
+
+def iter_capture(path: Path | str) -> Iterator[LabeledEvent | ReadError]:
+    """Every record of a capture file (or of every capture file under a directory)."""
+    for found in capture_files(path):
+        if isinstance(found, ReadError):
+            yield found
+        else:
+            yield from read_capture(found)
 
 
 # What a damaged container raises while its records are read (not a per-record problem):
@@ -181,12 +219,15 @@ _CONTAINER_ERRORS = (
 
 
 __all__ = [
+    "CaptureFile",
     "CaptureFormat",
     "LabeledEvent",
     "ReadError",
+    "capture_files",
     "detect_format",
     "is_malicious",
     "iter_capture",
     "kind_of",
+    "read_capture",
     "write_canonical",
 ]

@@ -20,6 +20,7 @@ from replay import (
     write_canonical,
 )
 from scorer.events import EndpointEvent, EventKind, FlowRecord, SiemAlert
+from tests.replay.captures import zeek_json_from_tsv
 
 DATA = Path(os.environ.get("SCORER_DATA_DIR", Path(__file__).parents[3] / "shared" / "data"))
 ZEEK = DATA / "netflow/stratosphere-zeek/008-conn.log.labeled"
@@ -193,3 +194,49 @@ def test_unknown_format_is_an_error_not_an_exception(tmp_path: Path) -> None:
     items = list(iter_capture(path))
     assert len(items) == 1 and isinstance(items[0], ReadError)
     assert items[0].reason == "unknown_format"
+
+
+ZEEK_HEADER = (
+    "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
+    "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\t"
+    "orig_bytes\tresp_bytes\tconn_state\tlocal_orig\thistory\torig_pkts\tresp_pkts\t"
+    "tunnel_parents\tlabel\tdetailedlabel\n"
+    "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\t"
+    "string\tbool\tstring\tcount\tcount\tset[string]\tstring\tstring\n"
+)
+
+
+def test_zeek_json_reads_fields_and_keeps_the_label(tmp_path: Path) -> None:
+    rows = [
+        "1655071198.444458\tC1\t10.0.0.1\t62771\t10.0.0.2\t443\ttcp\tssl\t1.135424\t1596\t4039\t"
+        "SF\tT\tShADdaFf\t14\t16\t(empty)\tBenign\tMicrosoft",
+        "1655071231.749548\tC2\t193.201.9.232\t46563\t10.0.0.1\t3933\ttcp\t-\t-\t-\t-\tS0\tF\tS\t"
+        "2\t0\t(empty)\tMalicious\tExternal-Attack-to-Device",
+    ]
+    tsv = tmp_path / "conn.log"
+    tsv.write_text(ZEEK_HEADER + "\n".join(rows) + "\n")
+    path = zeek_json_from_tsv(tsv, tmp_path / "conn.json")
+    lines = path.read_text().splitlines()
+    assert '"id.orig_p": 62771' in lines[0] and '"service"' not in lines[1], "typed, unset left out"
+    path.write_text("\n".join([lines[0], '{"ts": 1655071199.0, "id.orig_h": ', lines[1],
+                               lines[1].replace("1655071231.749548", '"later"')]) + "\n")
+    assert detect_format(path) is CaptureFormat.ZEEK_JSON
+    items = list(iter_capture(path))
+    assert [type(i).__name__ for i in items] == ["LabeledEvent", "ReadError", "LabeledEvent",
+                                                 "ReadError"]
+    first, bad, attack, late = items
+    assert isinstance(first, LabeledEvent) and isinstance(attack, LabeledEvent)
+    assert first.event == FlowRecord(
+        uid="C1", ts=1655071198.444458, src_ip="10.0.0.1", src_port=62771, dst_ip="10.0.0.2",
+        dst_port=443, proto="tcp", service="ssl", duration=1.135424, src_bytes=1596,
+        dst_bytes=4039, src_pkts=14, dst_pkts=16, conn_state="SF", history="ShADdaFf",
+        source="zeek", label="Benign:Microsoft",
+    )
+    assert first.malicious is False and first.capture == "conn" and first.line == 1
+    assert attack.label == "Malicious:External-Attack-to-Device" and attack.malicious is True
+    assert (attack.event.service, attack.event.duration, attack.line) == (None, 0.0, 3)
+    # the JSON form reads as the TSV form of the same log
+    assert [i.event for i in iter_capture(tsv) if isinstance(i, LabeledEvent)] == [
+        first.event, attack.event]
+    assert isinstance(bad, ReadError) and str(bad).startswith(f"{path}:2: malformed_json")
+    assert isinstance(late, ReadError) and str(late).startswith(f"{path}:4: bad_timestamp")
