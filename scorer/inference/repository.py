@@ -130,8 +130,19 @@ def load_version(repo: Path, name: str, version: str = "", *, verify: bool = Tru
 
 
 def production_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
-    """config.pbtxt for the native onnxruntime backend on GPU with TensorRT."""
-    return _config(name, n_features, max_batch, gpu=True)
+    """config.pbtxt for the native onnxruntime backend on GPU instances, without TensorRT.
+
+    Each graph is one ai.onnx.ml TreeEnsembleClassifier node: TensorRT cannot parse it and
+    ORT's CUDA EP has no kernel for it, so ORT runs the whole graph on its CPU EP whatever
+    the accelerator list says. Asking for TensorRT FP16 only cost an engine attempt at load
+    and promised a precision change that would blur cut-offs like 0.9999 if it ever applied.
+    """
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    config = text_format.Parse(_config(name, n_features, max_batch, gpu=True), model_config_pb2.ModelConfig())
+    config.ClearField("optimization")
+    return str(text_format.MessageToString(config))
 
 
 def cpu_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
