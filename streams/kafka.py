@@ -127,6 +127,12 @@ class StatsCollector:
             for outcome in ("applied", "duplicates", "refused", "expired", "evicted"):
                 updates.add_metric([kind, outcome], getattr(s, outcome))
         yield updates
+        implausible = CounterMetricFamily(
+            "streams_profile_implausible_times", "Key updates dated too far ahead to move the stream clock",
+            labels=["kind"])
+        for kind, s in self.stats.items():
+            implausible.add_metric([kind], s.implausible)
+        yield implausible
         held = GaugeMetricFamily("streams_profile_keys", "Profile keys held in memory", labels=["kind"])
         for kind, count in self.keys.items():
             held.add_metric([kind], count())

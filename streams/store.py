@@ -6,7 +6,8 @@ Bounds, all counted in :class:`StoreStats` and exported as metrics by the worker
 - per entity and scope (images of one host, pairs of one source...) at most
   ``max_per_entity`` keys. A key beyond that is *refused*, not swapped in: a flood of new
   items on a host cannot flush its baseline, and a refused item simply keeps reading as new;
-- keys whose last event is older than ``ttl_s`` of stream time expire (tombstoned);
+- keys whose last event is older than ``ttl_s`` of stream time expire (tombstoned); the
+  stream clock is bounded against implausible event times (:mod:`streams.clock`);
 - all stores of a process share one :class:`KeyBudget`; at the cap the least recently
   updated key of the inserting store is evicted (tombstoned). A flood of new entities
   therefore costs a bounded amount of memory and evicts the stalest state first.
@@ -25,6 +26,7 @@ from scorer.profiles.schema import (
     DISTINCT_KEPT,
     HOURS_KEPT,
     MARGIN_SLOTS,
+    SEP,
     WINDOW_SLOTS,
     ItemProfile,
     Profile,
@@ -34,6 +36,7 @@ from scorer.profiles.schema import (
     hour_of,
     slot_of,
 )
+from streams.clock import StreamClock
 
 DAY_S = 86_400.0
 
@@ -53,12 +56,15 @@ class StoreStats:
     refused: int = 0  # new keys refused: their entity is at max_per_entity
     expired: int = 0  # keys dropped after ttl_s without events
     evicted: int = 0  # keys dropped because the process hit its key budget
+    implausible: int = 0  # key updates too far ahead of the stream clock to move it (streams.clock)
 
 
 @dataclass
 class Limits:
     ttl_s: float = 30 * DAY_S
     max_per_entity: int = 4096
+    max_jump_s: float = 3600.0  # the furthest one event may move the stream clock
+    confirm_entities: int = 3  # distinct entities that must confirm a larger jump
 
 
 @dataclass
@@ -67,15 +73,19 @@ class ProfileStore:
     limits: Limits = field(default_factory=Limits)
     track_changes: bool = True  # offline stores publish nothing
     stats: StoreStats = field(default_factory=StoreStats)
-    stream_ts: float = float("-inf")  # latest event time applied: expiry runs on event time
 
     def __post_init__(self) -> None:
+        self.clock = StreamClock(self.limits.max_jump_s, self.limits.confirm_entities)  # expiry's event time
         self._keys: OrderedDict[str, Profile] = OrderedDict()  # least recently updated first
         self._per_entity: Counter[str] = Counter()
         self._changed: dict[str, Profile | None] = {}  # key -> latest value, None = tombstone
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    @property
+    def stream_ts(self) -> float:
+        return self.clock.now
 
     def get(self, key: str) -> Profile | None:
         return self._keys.get(key)
@@ -89,7 +99,8 @@ class ProfileStore:
             self._admit(key)
         self._keys[key] = profile
         self._keys.move_to_end(key)
-        self.stream_ts = max(self.stream_ts, _last(profile))
+        # The same rule as live events: a restored key dated far ahead cannot move the clock.
+        self.clock.observe(_entity(key), _last(profile))
 
     def item(self, key: str, ts: float, offset: int) -> None:
         p = self._keys.get(key)
@@ -190,10 +201,16 @@ class ProfileStore:
 
     def _changed_now(self, key: str, ts: float) -> None:
         self.stats.applied += 1
-        self.stream_ts = max(self.stream_ts, ts)
+        if not self.clock.observe(_entity(key), ts):
+            self.stats.implausible += 1
         self._keys.move_to_end(key)
         if self.track_changes:
             self._changed[key] = self._keys[key]
+
+
+def _entity(key: str) -> str:
+    """The host or source IP of a key (``scope SEP entity ...``): the clock's confirming unit."""
+    return key.split(SEP, 2)[1] if SEP in key else key
 
 
 def _last(p: Profile) -> float:

@@ -115,8 +115,8 @@ def test_total_keys_are_capped_and_expire() -> None:
     gone = a.changes()
     assert any(v is None for _, v in gone)  # evictions are published as tombstones
     short = ProfileStore(limits=Limits(ttl_s=60.0))
-    apply(short, EventKind.NETFLOW, FlowRecord(ts=0.0, src_ip="a", dst_ip="b"), 0)
-    apply(short, EventKind.NETFLOW, FlowRecord(ts=1000.0, src_ip="c", dst_ip="d"), 1)
+    for i, (t, src) in enumerate(((0.0, "a"), (1000.0, "c"), (1000.0, "e"))):  # 3 entities start the clock
+        apply(short, EventKind.NETFLOW, FlowRecord(ts=t, src_ip=src, dst_ip="b"), i)
     short.expire()
     assert short.get("src\x1fa") is None and short.stats.expired == 2 and short.get("src\x1fc") is not None
 
@@ -162,3 +162,4 @@ def test_bounds_are_exported_as_metrics() -> None:
     assert evicted > 0 and f'streams_profile_updates_total{{kind="netflow",outcome="evicted"}} {float(evicted)}' in text
     assert f'streams_profile_keys{{kind="netflow"}} {float(len(store))}' in text
     assert "streams_profile_key_budget 10.0" in text
+    assert 'streams_profile_implausible_times_total{kind="netflow"} 0.0' in text
