@@ -174,9 +174,11 @@ def _config(name: str, n_features: int, max_batch: int, *, gpu: bool) -> str:
 
 
 def publish_version(
-    repo: Path, card: ModelCard, onnx_bytes: bytes, *, extra_files: dict[str, bytes] | None = None
+    repo: Path, card: ModelCard, onnx_bytes: bytes, *, extra_files: dict[str, bytes] | None = None,
+    configs: bool = True,
 ) -> ModelVersion:
-    """Write a new version (model, card, extras, checksums) and the model's configs."""
+    """Write a new version (model, card, extras, checksums) and, unless ``configs`` is
+    False, the model's configs (which every version of the model shares)."""
     model_dir = repo / card.name
     version_dir = model_dir / card.version
     version_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +187,8 @@ def publish_version(
     for fname, data in (extra_files or {}).items():
         (version_dir / fname).write_bytes(data)
     write_checksums(version_dir)
+    if not configs:
+        return ModelVersion(card.name, card.version, version_dir, card)
     n = len(card.feature_names)
     (model_dir / "config.pbtxt").write_text(production_config(card.name, n))
     (model_dir / "configs").mkdir(exist_ok=True)

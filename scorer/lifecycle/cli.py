@@ -17,10 +17,12 @@ import msgspec
 
 from scorer.config import Settings, load_settings
 from scorer.errors import KafkaUnavailable, ModelError
+from scorer.features import FEATURE_SETS
 from scorer.inference.repository import list_versions, load_version
 from scorer.lifecycle import golden as goldens
 from scorer.lifecycle import ops
-from scorer.lifecycle.package import PackageRequest, package
+from scorer.lifecycle.contract import DEFAULT_FEATURE_SET
+from scorer.lifecycle.package import PackageRequest, package, triton_width
 from scorer.lifecycle.transitions import current_production
 from scorer.lifecycle.validate import Margins, validate
 
@@ -37,6 +39,8 @@ def register(sub: Any) -> None:
     p.add_argument("--threshold", type=float, help="alert threshold (default: production's benign alert rate)")
     p.add_argument("--alert-rate", type=float, help="share of benign golden rows allowed to alert")
     p.add_argument("--description", default="")
+    p.add_argument("--feature-set", default=DEFAULT_FEATURE_SET, choices=FEATURE_SETS,
+                   help="the feature set the model reads (v2: v1 + entity profiles, docs/profiles.md)")
     _golden_arg(p)
 
     v = _command(cmds, "validate", "contract, golden-set quality vs production, latency; exit 1 on failure",
@@ -118,11 +122,19 @@ def _package(args: argparse.Namespace) -> int:
     name = ctx.model(args.kind)
     prod_v = _production_hint(ctx, args.kind, None, None) if list_versions(ctx.repo, name) else None
     production = load_version(ctx.repo, name, prod_v) if prod_v else None
-    golden = goldens.resolve(args.kind, production.path if production else None, explicit=args.golden)
+    # Production is scored on the same rows (to match its alert rate): its columns too.
+    sets = (args.feature_set, *([production.card.feature_set] if production else []))
+    golden = goldens.resolve(args.kind, production.path if production else None, explicit=args.golden,
+                             feature_sets=sets)
     req = PackageRequest(args.kind, args.model_file, name, golden, production, args.version,
-                         args.threshold, args.alert_rate, args.description)
+                         args.threshold, args.alert_rate, args.description, args.feature_set)
     mv = package(ctx.repo, req)
-    print(f"packaged {mv.name} version {mv.version} at {mv.path}")
+    print(f"packaged {mv.name} version {mv.version} (feature set {mv.card.feature_set}) at {mv.path}")
+    width = triton_width(ctx.repo / name)
+    if width != len(mv.card.feature_names):
+        print(f"  note: Triton's config for {name} takes {width} features, this version {len(mv.card.feature_names)}:"
+              " configs left as they are (one width per Triton model); scorers started on its feature set"
+              " serve it in process", file=sys.stderr)
     if prod_v:  # publishing rewrote the Triton configs with `latest: 2`: name the versions in use again
         try:
             pinned = asyncio.run(ops.pin_current(ctx, args.kind))
@@ -141,8 +153,9 @@ def _validate(args: argparse.Namespace) -> int:
     name = ctx.model(args.kind)
     against = _production_hint(ctx, args.kind, args.against, args.version)
     prod_dir = ctx.repo / name / against if against else None
-    def golden() -> goldens.GoldenSet:
-        return goldens.resolve(args.kind, ctx.repo / name / args.version, prod_dir, explicit=args.golden)
+    def golden(feature_sets: tuple[str, ...]) -> goldens.GoldenSet:
+        return goldens.resolve(args.kind, ctx.repo / name / args.version, prod_dir, explicit=args.golden,
+                               feature_sets=feature_sets)
 
     margins = Margins(args.auc_margin, args.recall_margin, args.alert_margin, args.latency_budget_us,
                       args.batch or ctx.settings.batch.max_records)

@@ -3,37 +3,69 @@
 Shared by ``package`` (refuse to publish), ``validate`` (report) and the running scorer
 (refuse to serve): one definition of "fits", so a model that validates is one the service
 accepts. Each check returns problems as sentences; an empty list means it fits.
+
+The feature contract is the one the card declares (``ModelCard.feature_set``, empty = v1):
+a v2 model is checked against v1 + profile columns, not against v1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from scorer.errors import ModelError
 from scorer.events.structs import EventKind
-from scorer.features import feature_set
+from scorer.features import FEATURE_SETS, feature_set
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion
 
 TRIAL_ROWS = 4
+DEFAULT_FEATURE_SET = "v1"
 
 
-def contract_names(kind: str) -> tuple[str, ...]:
-    return tuple(feature_set(EventKind(kind)).names)
+def feature_set_name(declared: str) -> str:
+    """A card's feature set by name: empty is v1 (the cards written before versions)."""
+    return declared or DEFAULT_FEATURE_SET
+
+
+@cache  # the names are code, fixed for the life of the process; v2 builds a profile source
+def contract_names(kind: str, features: str = "") -> tuple[str, ...]:
+    """The columns feature set ``features`` computes for ``kind``, in order."""
+    if feature_set_name(features) not in FEATURE_SETS:
+        raise ModelError(f"unknown feature set {features!r} (known: {', '.join(FEATURE_SETS)})")
+    return tuple(feature_set(EventKind(kind), features).names)
+
+
+def feature_set_mismatch(kind: str, card: ModelCard, computed: Sequence[str]) -> str | None:
+    """Why a scorer that computes ``computed`` for ``kind`` cannot switch to ``card``'s
+    model, or None when it can. A switch keeps the live feature set (its entity state and
+    profile source carry over, and a shadow scores production's rows), so it never changes
+    the feature set; scorers started on the other one can serve the model."""
+    if tuple(card.feature_names) == tuple(computed):
+        return None
+    live = next((fs for fs in FEATURE_SETS if contract_names(kind, fs) == tuple(computed)), "another feature set")
+    return (f"{card.name}:{card.version} expects feature set {feature_set_name(card.feature_set)} "
+            f"({len(card.feature_names)} features), the scorers compute {live} ({len(computed)}) for {kind}; "
+            "a switch keeps the live feature set: serve it from scorers started on "
+            f"{feature_set_name(card.feature_set)} (SCORER_INFERENCE__VERSIONS) instead")
 
 
 def card_problems(card: ModelCard, kind: str) -> list[str]:
     problems = []
     if card.kind != kind:
         problems.append(f"card says kind {card.kind!r}, expected {kind!r}")
-    names = contract_names(kind)
-    if tuple(card.feature_names) != names:
+    fs = feature_set_name(card.feature_set)
+    if fs not in FEATURE_SETS:
+        problems.append(f"card names feature set {fs!r}; this scorer knows {', '.join(FEATURE_SETS)}")
+    elif tuple(card.feature_names) != (names := contract_names(kind, fs)):
         missing = [n for n in names if n not in card.feature_names][:3]
         extra = [n for n in card.feature_names if n not in names][:3]
         problems.append(
-            f"card lists {len(card.feature_names)} features, the {kind} contract has {len(names)} "
+            f"card lists {len(card.feature_names)} features, the {kind} {fs} contract has {len(names)} "
             f"(missing {missing}, unexpected {extra}, or another order)"
         )
     if not 0.0 < card.threshold <= 1.0:
@@ -81,4 +113,5 @@ def onnx_problems(model: bytes | Path, n_features: int) -> list[str]:
 
 def version_problems(version: ModelVersion, kind: str) -> list[str]:
     """Everything that keeps a published (checksum-verified) version from serving ``kind``."""
-    return card_problems(version.card, kind) + onnx_problems(version.onnx_path, len(contract_names(kind)))
+    problems = card_problems(version.card, kind)
+    return problems + onnx_problems(version.onnx_path, len(version.card.feature_names))

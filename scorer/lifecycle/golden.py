@@ -7,6 +7,10 @@ the same golden set; when neither version carries one (the shipped version 1 mod
 is built from the shared data through the kind's training reader (models/<kind>.py), i.e.
 the serving feature code over the real captures.
 
+A golden set may hold more columns than a model reads: a v2 (profile) golden set holds the
+v1 columns of the same events too, so a v2 candidate and a v1 production are compared on
+the same rows (:meth:`GoldenSet.select`).
+
 Caveat, stated in every verdict: a golden set drawn from the data a model was trained on
 flatters that model; a fresh capture (``--golden``) is the fairer judge.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scorer.errors import ModelError
-from scorer.lifecycle.contract import contract_names
+from scorer.lifecycle.contract import contract_names, feature_set_name
 
 GOLDEN_FILE = "golden.npz"
 SEED = 20240611
@@ -49,6 +54,18 @@ class GoldenSet:
     def describe(self) -> str:
         return f"{len(self.labels)} rows ({self.positives} malicious) from {self.origin}"
 
+    def select(self, names: Sequence[str]) -> GoldenSet:
+        """The columns ``names``, in that order (what a model of that contract reads)."""
+        if tuple(names) == self.feature_names:
+            return self
+        index = {n: i for i, n in enumerate(self.feature_names)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ModelError(f"golden set ({self.origin}) lacks {len(missing)} of the model's "
+                             f"{len(names)} features (first: {missing[:3]})")
+        columns = np.ascontiguousarray(self.features[:, [index[n] for n in names]])
+        return GoldenSet(columns, self.labels, tuple(names), self.origin)
+
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez_compressed(buf, features=self.features, labels=self.labels,
@@ -67,36 +84,47 @@ def load(path: Path) -> GoldenSet:
         raise ModelError(f"{path}: not a golden set ({exc})") from None
 
 
-def from_data(kind: str, *, per_stratum: int = PER_STRATUM, seed: int = SEED) -> GoldenSet:
-    """A stratified sample of the kind's labelled training data (cached matrices)."""
+def from_data(kind: str, features: str = "", *, per_stratum: int = PER_STRATUM, seed: int = SEED) -> GoldenSet:
+    """A stratified sample of the kind's labelled training data (cached matrices), in
+    feature set ``features``."""
     # Imported by name: the training code is an optional part of the distribution (needs
     # scikit-learn and the shared data), and is not held to the service's mypy --strict.
     train: Any = importlib.import_module("models.train")
     try:
-        ds = train.spec_of(kind).dataset()
+        ds = train.spec_of(kind).dataset(features)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot build a {kind} golden set from the shared data: {exc}") from None
     evaluate: Any = importlib.import_module("models.evaluate")
     strata = np.char.add(np.char.add(ds.group.astype(str), "|"), ds.y.astype(str))
     idx = np.flatnonzero(evaluate.cap_per_key(strata, per_stratum, seed))
-    origin = f"shared data via models/{kind}.py, {per_stratum} rows per (group, label), seed {seed}"
+    origin = (f"shared data via models/{kind}.py, feature set {feature_set_name(features)}, "
+              f"{per_stratum} rows per (group, label), seed {seed}")
     return GoldenSet(np.asarray(ds.X[idx], np.float32), np.asarray(ds.y[idx], np.int8),
-                     contract_names(kind), origin)
+                     contract_names(kind, features), origin)
 
 
-def resolve(kind: str, *version_dirs: Path | None, explicit: Path | None = None) -> GoldenSet:
-    """``explicit``, else the first of ``version_dirs`` that carries one, else the shared data.
-
-    A golden set whose feature names are not the kind's contract is refused: its columns
-    would mean something else to the model than they did when it was recorded.
+def resolve(kind: str, *version_dirs: Path | None, explicit: Path | None = None,
+            feature_sets: Sequence[str] = ("",)) -> GoldenSet:
+    """``explicit``, else the first of ``version_dirs`` that carries one holding every column
+    of ``feature_sets`` (those of the models to be scored on it), else the shared data in the
+    widest of them. Columns are matched by name: a column means what its name means in the
+    contract, so a golden set recorded for another contract is never read by position.
     """
-    candidates = [explicit] if explicit else [d / GOLDEN_FILE for d in version_dirs if d is not None]
-    for path in candidates:
-        if path is not None and path.is_file():
-            golden = load(path)
-            if golden.feature_names != contract_names(kind):
-                raise ModelError(f"{path}: golden set features are not the current {kind} feature contract")
+    needed = {n for fs in feature_sets for n in contract_names(kind, fs)}
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ModelError(f"{explicit}: no such golden set")
+        golden = load(explicit)
+        if not needed <= set(golden.feature_names):
+            missing = sorted(needed - set(golden.feature_names))
+            raise ModelError(f"{explicit}: golden set lacks {len(missing)} columns of the {kind} "
+                             f"{'/'.join(map(feature_set_name, feature_sets))} contract (first: {missing[:3]})")
+        return golden
+    for path in (d / GOLDEN_FILE for d in version_dirs if d is not None):
+        if path.is_file() and needed <= set((golden := load(path)).feature_names):
             return golden
-    if explicit:
-        raise ModelError(f"{explicit}: no such golden set")
-    return from_data(kind)
+    widest = max(feature_sets, key=lambda fs: len(contract_names(kind, fs)))
+    if not needed <= set(contract_names(kind, widest)):
+        raise ModelError(f"no {kind} feature set holds every column of "
+                         f"{', '.join(map(feature_set_name, feature_sets))}: pass --golden")
+    return from_data(kind, widest)

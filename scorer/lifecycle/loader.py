@@ -4,7 +4,9 @@ Order matters, and every step can refuse (ModelError / IntegrityError) with prod
 untouched, because nothing is installed until all of them passed:
 
 1. verify SHA256SUMS (``load_version``): a tampered file never reaches a backend;
-2. the kind's contract (card, ONNX tensors, trial run) - the checks ``validate`` runs;
+2. the kind's contract in the card's feature set (card, ONNX tensors, trial run) - the
+   checks ``validate`` runs - and that feature set is the one the scorer computes: a switch
+   keeps the live feature set (``feature_set`` refusal otherwise);
 3. Triton, when it is a backend: run the sync command (if Triton does not read the model
    repository itself), load the version with explicit model control - the versions
    already served stay served - and score a trial batch through gRPC;
@@ -31,7 +33,7 @@ from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import ModelVersion, load_version
 from scorer.inference.triton import TritonBackend
-from scorer.lifecycle.contract import version_problems
+from scorer.lifecycle.contract import feature_set_mismatch, version_problems
 from scorer.pipeline.scoring import FeatureSet, KindRuntime
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,9 @@ class RuntimeLoader:
         if problems:
             raise Refused("contract", version,
                           f"{name}:{version} does not fit the {kind.value} contract: " + "; ".join(problems))
+        mismatch = feature_set_mismatch(kind.value, mv.card, features.names)
+        if mismatch:
+            raise Refused("feature_set", version, mismatch)
         ref = ModelRef(name, version)
         if self.triton is not None:
             with step("sync", version):

@@ -11,9 +11,16 @@ import msgspec
 
 from scorer.config import LifecycleSettings, Settings
 from scorer.errors import KafkaUnavailable, ModelError
-from scorer.inference.repository import MODEL_FILE, ModelVersion, list_versions, load_version, sha256_file
+from scorer.inference.repository import (
+    MODEL_FILE,
+    ModelCard,
+    ModelVersion,
+    list_versions,
+    load_version,
+    sha256_file,
+)
 from scorer.lifecycle import transitions
-from scorer.lifecycle.contract import version_problems
+from scorer.lifecycle.contract import feature_set_mismatch, version_problems
 from scorer.lifecycle.control import (
     DesiredState,
     ServingStatus,
@@ -85,6 +92,15 @@ def servable(ctx: Context, kind: str, version: str) -> ModelVersion:
     return mv
 
 
+def _card_or_none(ctx: Context, kind: str, version: str) -> ModelCard | None:
+    """Production's card, for its feature set; None when this machine's repository lacks it
+    (the scorers still refuse another feature set on their own)."""
+    try:
+        return load_version(ctx.repo, ctx.model(kind), version, verify=False).card
+    except ModelError:
+        return None
+
+
 async def kafka_state(
     ctx: Context, kind: str, *, timeout_s: float = 10.0
 ) -> tuple[DesiredState | None, list[ServingStatus]]:
@@ -117,8 +133,12 @@ async def change(
         state = transitions.clear_shadow(issue, desired, current)
     else:
         raise ValueError(action)
+    live = _card_or_none(ctx, kind, current)
     for v in {state.production, state.shadow} - {None, current}:
-        servable(ctx, kind, str(v))
+        mv = servable(ctx, kind, str(v))
+        why = feature_set_mismatch(kind, mv.card, live.feature_names) if live is not None else None
+        if why:
+            raise ModelError(why)
     pin_versions(ctx, kind, {state.production, state.shadow, state.previous})
     offset = await publish(ctx.settings.kafka, state_record(ctx.lifecycle.control_topic, state))
     result = Change(state, offset, source)

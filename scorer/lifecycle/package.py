@@ -27,7 +27,7 @@ import onnxruntime as ort
 from scorer.errors import ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, publish_version
-from scorer.lifecycle.contract import contract_names, onnx_problems
+from scorer.lifecycle.contract import contract_names, feature_set_name, onnx_problems
 from scorer.lifecycle.control import now_iso
 from scorer.lifecycle.golden import GOLDEN_FILE, GoldenSet
 from scorer.lifecycle.validate import quality, scores
@@ -47,6 +47,7 @@ class PackageRequest:
     threshold: float | None = None
     alert_rate: float | None = None  # share of benign golden rows allowed to alert
     description: str = ""
+    feature_set: str = "v1"  # the feature set the model reads (scorer.features.FEATURE_SETS)
 
 
 def _export() -> Any:
@@ -101,14 +102,14 @@ def next_version(repo: Path, name: str) -> str:
 
 
 def package(repo: Path, req: PackageRequest) -> ModelVersion:
-    names = contract_names(req.kind)
-    if req.golden.feature_names != names:
-        raise ModelError(f"golden set ({req.golden.origin}) is not in the {req.kind} feature contract")
-    gx, gy = req.golden.features, req.golden.labels
+    fs = feature_set_name(req.feature_set)
+    names = contract_names(req.kind, fs)
+    golden = req.golden.select(names)  # what this model reads, kept with it
+    gx, gy = golden.features, golden.labels
     blob, learner = onnx_from_file(req.model_file, len(names), gx[:EXPLAIN_ROWS])
     problems = onnx_problems(blob, len(names))
     if problems:
-        raise ModelError(f"{req.model_file} does not fit the {req.kind} contract: " + "; ".join(problems))
+        raise ModelError(f"{req.model_file} does not fit the {req.kind} {fs} contract: " + "; ".join(problems))
     version = req.version or next_version(repo, req.name)
     if not version.isdigit():
         raise ModelError(f"version {version!r}: Triton versions are positive integers")
@@ -119,11 +120,15 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
     rate = _alert_rate(req)
     export = _export()
     threshold = req.threshold if req.threshold is not None else _threshold_at(benign, rate)
-    cutoffs: dict[str, float] = export.severity_cutoffs(benign, threshold, max(rate, 1e-6))
+    attack = s[gy == 1].astype(np.float64)
+    try:
+        cutoffs: dict[str, float] = export.severity_cutoffs(benign, attack, threshold, max(rate, 1e-6))
+    except ValueError as exc:  # no room for four severity levels above the threshold
+        raise ModelError(f"{req.model_file}: {exc}") from None
     weights, center, scale = export.explanation(_OnnxClassifier(blob), gx[:EXPLAIN_ROWS])
     metrics = {f"golden_{k}": round(v, 6) for k, v in quality(s, gy, threshold).items()}
     card = ModelCard(
-        name=req.name, kind=req.kind, version=version, feature_names=list(names),
+        name=req.name, kind=req.kind, version=version, feature_names=list(names), feature_set=fs,
         threshold=round(float(threshold), 6), severity_cutoffs=cutoffs,
         description=req.description or f"{req.kind} classifier packaged from {req.model_file.name}",
         # Attribution carries over from production: a retrain of a kind uses its data family.
@@ -131,9 +136,29 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
         metrics=metrics, created=now_iso(), explain_weights=weights, explain_center=center,
         explain_scale=scale,
     )
-    card_md = _card_markdown(card, req)
-    return publish_version(repo, card, blob, extra_files={GOLDEN_FILE: req.golden.to_bytes(),
-                                                          "MODEL_CARD.md": card_md.encode()})
+    card_md = _card_markdown(card, req, golden)
+    width = triton_width(repo / req.name)
+    return publish_version(repo, card, blob, extra_files={GOLDEN_FILE: golden.to_bytes(),
+                                                          "MODEL_CARD.md": card_md.encode()},
+                           configs=width in (None, len(names)))
+
+
+def triton_width(model_dir: Path) -> int | None:
+    """The input width the model's Triton config declares (None: no config yet).
+
+    Triton has one config per model, so one width for all its versions: a version of
+    another feature set (another width) must not rewrite it, or Triton could no longer
+    load the versions in production (at its next restart, or at the next explicit load).
+    """
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    path = model_dir / "config.pbtxt"
+    if not path.is_file():
+        return None
+    config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    dims = [list(i.dims) for i in config.input if i.name == INPUT_NAME]
+    return int(dims[0][-1]) if dims and dims[0] else None
 
 
 def _alert_rate(req: PackageRequest) -> float:
@@ -143,7 +168,12 @@ def _alert_rate(req: PackageRequest) -> float:
         if req.threshold is not None:
             return 0.01  # only used to space the severity cut-offs
         raise ModelError("no production version to match: pass --threshold or --alert-rate")
-    prod = scores(req.production.onnx_path, req.golden.features)
+    try:
+        rows = req.golden.select(req.production.card.feature_names)
+    except ModelError as exc:
+        raise ModelError(f"cannot match production {req.production.version}'s alert rate ({exc}): "
+                         "pass --threshold or --alert-rate, or a --golden with its columns too") from None
+    prod = scores(req.production.onnx_path, rows.features)
     benign = prod[req.golden.labels == 0]
     return float((benign >= req.production.card.threshold).mean()) if benign.size else 0.01
 
@@ -153,15 +183,15 @@ def _threshold_at(benign_sorted: npt.NDArray[np.float64], rate: float) -> float:
     return float(min(max(evaluate.threshold_at_fpr(benign_sorted, rate), 1e-6), 1.0))
 
 
-def _card_markdown(card: ModelCard, req: PackageRequest) -> str:
+def _card_markdown(card: ModelCard, req: PackageRequest, golden: GoldenSet) -> str:
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(card.metrics.items()))
     matched = req.production is not None and req.threshold is None and req.alert_rate is None
     how = f", chosen to match production version {req.production.version}" if matched and req.production else ""
     return (
         f"# {card.name} version {card.version}\n\n{card.description}\n\n"
-        f"- kind: {card.kind} ({len(card.feature_names)} features, the serving contract)\n"
+        f"- kind: {card.kind}, feature set {card.feature_set} ({len(card.feature_names)} features)\n"
         f"- learner: {card.learner}\n- packaged: {card.created} from `{req.model_file.name}`\n"
         f"- threshold: {card.threshold:.6f} ({card.metrics.get('golden_alert_rate_benign', 0):.2%} of benign "
         f"golden rows alert{how})\n"
-        f"- golden set: {req.golden.describe()}\n\n| golden metric | value |\n|---|---|\n{rows}\n"
+        f"- golden set: {golden.describe()}\n\n| golden metric | value |\n|---|---|\n{rows}\n"
     )

@@ -3,7 +3,9 @@
 Three gates, each a :class:`Check` with a sentence a detection engineer can act on:
 
 1. integrity and contract: checksums verify; card and ONNX fit the kind's feature contract
-   (:mod:`scorer.lifecycle.contract`, the same checks the running scorer applies);
+   in the feature set the card declares (:mod:`scorer.lifecycle.contract`, the same checks
+   the running scorer applies), and that feature set is production's: the scorers refuse to
+   switch to another one;
 2. quality on the golden set, against the production version scored on the same rows:
    ROC-AUC, recall at each model's own card threshold, and the share of benign rows that
    alert (alert volume is an analyst budget, so a model that buys recall with twice the
@@ -29,7 +31,7 @@ import onnxruntime as ort
 from scorer.errors import ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelVersion, load_version
-from scorer.lifecycle.contract import version_problems
+from scorer.lifecycle.contract import feature_set_mismatch, feature_set_name, version_problems
 from scorer.lifecycle.golden import GoldenSet
 
 
@@ -111,11 +113,13 @@ def latency_us(path: Path, n_features: int, batch: int, runs: int) -> tuple[floa
 
 
 def validate(
-    repo: Path, name: str, version: str, kind: str, golden: GoldenSet | Callable[[], GoldenSet], *,
+    repo: Path, name: str, version: str, kind: str,
+    golden: GoldenSet | Callable[[tuple[str, ...]], GoldenSet], *,
     production: str | None, margins: Margins = Margins(),
 ) -> Verdict:
-    """``golden`` may be a callable: building one from the shared data takes seconds, and
-    a version that fails its contract needs none."""
+    """``golden`` may be a callable, given the feature sets the golden set must hold
+    (candidate's, production's): building one from the shared data takes seconds, and a
+    version that fails its contract needs none."""
     started = time.perf_counter()
     checks: list[Check] = []
     try:
@@ -126,21 +130,27 @@ def validate(
     checks.append(Check("integrity", True, f"sha256 of {len(_listed(candidate))} files match SHA256SUMS"))
     problems = version_problems(candidate, kind)
     checks.append(Check("contract", not problems, "; ".join(problems) or
-                        f"{kind} feature contract ({len(candidate.card.feature_names)} features), "
+                        f"{kind} {feature_set_name(candidate.card.feature_set)} feature contract "
+                        f"({len(candidate.card.feature_names)} features), "
                         "FP32 [batch, n] -> [batch, 2]"))
     if problems:
         return Verdict(name, version, production, False, checks, {}, time.perf_counter() - started)
     try:
-        gold = golden() if callable(golden) else golden
         prod_version = load_version(repo, name, production) if production not in (None, version) else None
+        if prod_version is not None:
+            checks.append(_feature_set_check(kind, candidate, prod_version))
+        sets = tuple(mv.card.feature_set for mv in (candidate, prod_version) if mv is not None)
+        gold = golden(sets) if callable(golden) else golden
+        cand_rows = gold.select(candidate.card.feature_names)
+        prod_rows = gold.select(prod_version.card.feature_names) if prod_version is not None else None
     except ModelError as exc:  # no golden set, or production itself is broken: no comparison
         checks.append(Check("quality", False, f"cannot compare: {exc}"))
         return Verdict(name, version, production, False, checks, {}, time.perf_counter() - started)
-    cand = Scored(candidate, scores(candidate.onnx_path, gold.features))
+    cand = Scored(candidate, scores(candidate.onnx_path, cand_rows.features))
     cand.metrics = quality(cand.scores, gold.labels, candidate.card.threshold)
     metrics = {f"candidate_{k}": v for k, v in cand.metrics.items()}
-    if prod_version is not None:
-        prod = Scored(prod_version, scores(prod_version.onnx_path, gold.features))
+    if prod_version is not None and prod_rows is not None:
+        prod = Scored(prod_version, scores(prod_version.onnx_path, prod_rows.features))
         prod.metrics = quality(prod.scores, gold.labels, prod_version.card.threshold)
         metrics.update({f"production_{k}": v for k, v in prod.metrics.items()})
         checks += _quality_checks(cand, prod, margins, gold)
@@ -155,6 +165,12 @@ def validate(
                         f"budget {margins.latency_us_per_event:.1f} us/event"))
     passed = all(c.ok for c in checks)
     return Verdict(name, version, production, passed, checks, metrics, time.perf_counter() - started)
+
+
+def _feature_set_check(kind: str, candidate: ModelVersion, production: ModelVersion) -> Check:
+    why = feature_set_mismatch(kind, candidate.card, production.card.feature_names)
+    fs = feature_set_name(candidate.card.feature_set)
+    return Check("feature_set", why is None, why or f"{fs}, as production {production.version}: a switch can serve it")
 
 
 def _quality_checks(cand: Scored, prod: Scored, m: Margins, golden: GoldenSet) -> list[Check]:

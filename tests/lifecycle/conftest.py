@@ -23,8 +23,10 @@ KIND = "siem"
 MODEL = "siem_classifier"
 
 
-def synthetic_golden(n: int = 2000, seed: int = 0) -> GoldenSet:
-    names = contract_names(KIND)
+def synthetic_golden(n: int = 2000, seed: int = 0, features: str = "") -> GoldenSet:
+    """Rows in feature set ``features``; the label depends on the first (v1) columns only,
+    so v1 and v2 models learn the same thing from the same rows."""
+    names = contract_names(KIND, features)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, len(names))).astype(np.float32)
     y = (x[:, :5].sum(axis=1) + rng.normal(scale=1.0, size=n) > 0).astype(np.int8)
@@ -44,16 +46,23 @@ class Repo:
     production: ModelVersion
     tmp: Path
 
-    def package(self, *, shuffle: bool = False, version: str = "") -> ModelVersion:
-        model = fit(self.golden, self.tmp / f"m{version or 'next'}{'-shuffled' if shuffle else ''}.joblib",
+    def package(self, *, shuffle: bool = False, version: str = "", features: str = "v1") -> ModelVersion:
+        model = fit(self.golden.select(contract_names(KIND, features)),
+                    self.tmp / f"m{version or 'next'}{features}{'-shuffled' if shuffle else ''}.joblib",
                     shuffle=shuffle)
-        return package(self.path, PackageRequest(KIND, model, MODEL, self.golden, self.production, version))
+        return package(self.path, PackageRequest(KIND, model, MODEL, self.golden, self.production, version,
+                                                 feature_set=features))
+
+
+def make_repo(tmp_path: Path, golden: GoldenSet, features: str = "v1") -> Repo:
+    """Version 1 in feature set ``features``, packaged from ``golden`` (which may hold more)."""
+    path = tmp_path / "model_repository"
+    model = fit(golden.select(contract_names(KIND, features)), tmp_path / "v1.joblib")
+    first = package(path, PackageRequest(KIND, model, MODEL, golden, None, "1", alert_rate=0.05,
+                                         feature_set=features))
+    return Repo(path, golden, first, tmp_path)
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
-    golden = synthetic_golden()
-    path = tmp_path / "model_repository"
-    first = package(path, PackageRequest(KIND, fit(golden, tmp_path / "v1.joblib"), MODEL, golden,
-                                         None, "1", alert_rate=0.05))
-    return Repo(path, golden, first, tmp_path)
+    return make_repo(tmp_path, synthetic_golden())

@@ -66,7 +66,8 @@ def test_validate_passes_an_equal_model_and_fails_a_shuffled_one(repo: Repo) -> 
     good, bad = repo.package(), repo.package(shuffle=True)
     ok = validate(repo.path, MODEL, good.version, KIND, repo.golden, production="1")
     assert ok.passed, ok.text()
-    assert [c.name for c in ok.checks] == ["integrity", "contract", "roc_auc", "recall", "alert_volume", "latency"]
+    assert [c.name for c in ok.checks] == ["integrity", "contract", "feature_set", "roc_auc", "recall",
+                                           "alert_volume", "latency"]
     verdict = validate(repo.path, MODEL, bad.version, KIND, repo.golden, production="1")
     assert not verdict.passed
     failed = {c.name for c in verdict.checks if not c.ok}
@@ -88,7 +89,7 @@ def test_validate_refuses_tampered_and_wrong_width_without_a_golden_set(repo: Re
     with (v2.path / "model.onnx").open("ab") as fh:
         fh.write(b"\0")
 
-    def no_golden() -> None:
+    def no_golden(feature_sets: tuple[str, ...]) -> None:
         raise AssertionError("a refused version needs no golden set")
 
     verdict = validate(repo.path, MODEL, "2", KIND, no_golden, production="1")  # type: ignore[arg-type]
@@ -116,7 +117,7 @@ def test_golden_sets_round_trip_and_resolve(repo: Repo, tmp_path: Path) -> None:
     path = tmp_path / "g.npz"
     path.write_bytes(synthetic_golden(10, seed=3).to_bytes())
     assert len(resolve(KIND, v2.path, explicit=path).labels) == 10
-    with pytest.raises(ModelError, match="not the current netflow"):
+    with pytest.raises(ModelError, match="lacks 28 columns of the netflow v1 contract"):
         resolve("netflow", explicit=path)
     assert json.loads((v2.path / "card.json").read_text())["metrics"]["golden_roc_auc"] > 0.9
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,7 +18,7 @@ from scorer.lifecycle.loader import RuntimeLoader
 from scorer.lifecycle.switcher import ModelSwitcher
 from scorer.pipeline.scoring import BatchScorer, KindRuntime
 from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
-from tests.lifecycle.conftest import KIND, MODEL, Repo
+from tests.lifecycle.conftest import KIND, MODEL, Repo, make_repo, synthetic_golden
 from tests.support.models import build_tiny_model
 
 SIEM = EventKind.SIEM
@@ -25,7 +27,10 @@ SIEM = EventKind.SIEM
 class Harness:
     def __init__(self, repo: Repo) -> None:
         backend = OnnxRuntimeBackend(repo.path)
-        self.scorer = BatchScorer({SIEM: KindRuntime.build(SIEM, feature_set(SIEM), repo.production.card)}, backend)
+        self.backend = backend
+        # The live feature set is the production card's, as build_runtimes chooses it.
+        features = feature_set(SIEM, repo.production.card.feature_set)
+        self.scorer = BatchScorer({SIEM: KindRuntime.build(SIEM, features, repo.production.card)}, backend)
         self.metrics = ScorerMetrics(CollectorRegistry())
         self.reports: list[tuple[str, tuple[int, str] | None]] = []
         self.loads: list[str] = []
@@ -108,3 +113,20 @@ async def test_unchanged_state_loads_nothing(repo: Repo, shadow: str | None) -> 
     assert await h.apply("1", shadow)
     assert await h.apply("1", shadow)
     assert h.loads == ([] if shadow is None else ["2"])
+
+
+@pytest.mark.parametrize("live", ["v1", "v2"])
+async def test_a_switch_never_changes_the_feature_set(tmp_path: Path, live: str) -> None:
+    other = "v2" if live == "v1" else "v1"
+    repo = make_repo(tmp_path, synthetic_golden(features="v2"), features=live)
+    same, foreign = repo.package(features=live), repo.package(features=other)
+    h = Harness(repo)
+    features = h.scorer.runtimes[SIEM].features
+    assert not await h.apply("1", shadow=foreign.version)
+    assert not await h.apply(foreign.version)
+    assert h.serving == ("1", None) and h.refusals(foreign.version, "feature_set") == 2
+    _, refused = h.reports[-1]
+    assert refused is not None and f"expects feature set {other}" in refused[1] and f"compute {live}" in refused[1]
+    assert await h.apply("1", shadow=same.version), "the live feature set's candidates still switch"
+    assert await h.apply(same.version)
+    assert h.serving == (same.version, None) and h.scorer.runtimes[SIEM].features is features
