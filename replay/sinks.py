@@ -90,6 +90,7 @@ class KafkaSink:
                         partition=md.partition,
                         offset=md.offset,
                         produced_ms=md.timestamp,
+                        produced_ts_type=md.timestamp_type,
                     )
                 )
 

@@ -127,7 +127,8 @@ def per_hour(report: dict[str, Any]) -> str | None:
         step = max(1, len(x) // 8)
         ax.set_xticks(list(x)[::step], h["hours"][::step], fontsize=7, rotation=20)
         ax.set_yscale("symlog")
-        ax.set_ylabel("per hour")
+        width = h["bucket_hours"]
+        ax.set_ylabel("per hour" if width == 1 else f"per {width} hours")
         ax.legend(fontsize=7)
 
     return _per_kind(kinds, draw)
@@ -143,7 +144,7 @@ def latency(report: dict[str, Any]) -> str | None:
     widths = [b - a for a, b in itertools.pairwise(edges)]
     ax.bar(edges[:-1], h["counts"], width=widths, align="edge", color="#7d3c98")
     ax.set_xscale("log")
-    ax.set(xlabel="ms, event produced -> alert record", ylabel="alerts", title="End-to-end latency")
+    ax.set(xlabel=lat["axis"], ylabel="alerts", title="End-to-end latency")
     return png(fig)
 
 

@@ -223,36 +223,56 @@ def _unknown(j: Joined, c: _Columns) -> dict[str, Any]:
 
 
 def _per_hour(c: _Columns, mask: metrics.BoolArray) -> dict[str, Any]:
-    """Events and alerts per hour of the captures' own clock (hours without events left out)."""
+    """Events and alerts per hour of the captures' own clock, every hour from the first
+    event's to the last's: quiet hours are zeros, so the time axis is continuous. A span of
+    more than MAX_HOURS hours is counted in buckets of ``bucket_hours`` hours."""
     hours = np.floor(c.ts[mask] / 3600).astype(np.int64)
     if not hours.size:
-        return {"hours": [], "events": [], "alerts": []}
-    uniq, inverse = np.unique(hours, return_inverse=True)
-    events = np.bincount(inverse)
-    alerts = np.bincount(inverse, weights=c.alerted[mask].astype(np.float64)).astype(int)
-    if uniq.size > MAX_HOURS:
-        keep = np.sort(np.argsort(-events, kind="mergesort")[:MAX_HOURS])
-        uniq, events, alerts = uniq[keep], events[keep], alerts[keep]
+        return {"hours": [], "events": [], "alerts": [], "bucket_hours": 1}
+    first = int(hours.min())
+    width = -(-(int(hours.max()) - first + 1) // MAX_HOURS)  # ceil: at most MAX_HOURS buckets
+    bucket = (hours - first) // width
+    n = int(bucket.max()) + 1
+    events = np.bincount(bucket, minlength=n)
+    alerts = np.bincount(bucket, weights=c.alerted[mask].astype(np.float64), minlength=n)
+    starts = first + width * np.arange(n)
     return {
-        "hours": [time.strftime("%Y-%m-%d %H:00", time.gmtime(h * 3600)) for h in uniq.tolist()],
+        "hours": [time.strftime("%Y-%m-%d %H:00", time.gmtime(h * 3600)) for h in starts.tolist()],
         "events": events.tolist(),
-        "alerts": alerts.tolist(),
-        "truncated": bool(uniq.size >= MAX_HOURS),
+        "alerts": alerts.astype(int).tolist(),
+        "bucket_hours": width,
     }
 
 
+# What a Kafka record timestamp measures, by its timestamp_type: (axis label, definition).
+_CLOCKS: dict[int | None, tuple[str, str]] = {
+    0: ("sent", "CreateTime: set by the producer when it called send(), before the broker "
+        "received and acked the record"),
+    1: ("appended", "LogAppendTime: set by the broker when it appended the record, "
+        "right before it acked it"),
+    None: ("timestamp", "not recorded: CreateTime unless the topic uses LogAppendTime"),
+}
+
+
+def _clock(types: set[int | None], which: int) -> str:
+    """The timestamps of a set of records, described (which: 0 axis label, 1 definition)."""
+    text = " / ".join(_CLOCKS[t if t in _CLOCKS else None][which] for t in sorted(types, key=str))
+    return ("mixed: " if len(types) > 1 else "") + (text or "n/a")
+
+
 def _latency(j: Joined) -> dict[str, Any]:
-    produced = {r.uid: r.produced_ms for r in j.truth if r.produced_ms is not None}
-    alert_lat = np.array(
-        [
-            a.kafka_ms - produced[u]
-            for u, a in j.alerts.items()
-            if a.kafka_ms is not None and u in produced
-        ],
-        dtype=np.float64,
-    )
+    # uid -> (Kafka timestamp of the replayed event record, its timestamp type)
+    produced = {
+        r.uid: (ms, r.produced_ts_type) for r in j.truth if (ms := r.produced_ms) is not None
+    }
+    alerts = [
+        (ms - produced[u][0], a.kafka_ts_type, produced[u][1])
+        for u, a in j.alerts.items()
+        if (ms := a.kafka_ms) is not None and u in produced
+    ]
+    alert_lat = np.array([lat for lat, _, _ in alerts], dtype=np.float64)
     score_lat = np.array(
-        [ms - produced[u] for u, ms in j.score_ms.items() if u in produced], dtype=np.float64
+        [ms - produced[u][0] for u, ms in j.score_ms.items() if u in produced], dtype=np.float64
     )
     if not alert_lat.size and not score_lat.size:
         why = (
@@ -260,10 +280,15 @@ def _latency(j: Joined) -> dict[str, Any]:
             "with no produce -> ack path; or the alerts were not read from Kafka)"
         )
         return {"available": False, "why": why}
+    event_clock = {e for _, _, e in alerts} or {produced[u][1] for u in j.score_ms if u in produced}
+    alert_clock = {a for _, a, _ in alerts}
     return {
         "available": True,
         "definition": "Kafka timestamp of the alert (or score) record minus that of the "
-        "replayed event record (producer CreateTime unless the topic uses LogAppendTime)",
+        "replayed event record",
+        "event_timestamp": _clock(event_clock, 1),
+        "alert_timestamp": _clock(alert_clock, 1),
+        "axis": f"ms, event {_clock(event_clock, 0)} -> alert {_clock(alert_clock, 0)}",
         "alert": metrics.distribution(alert_lat),
         "alert_histogram": metrics.histogram(alert_lat, log=True),
         "score": metrics.distribution(score_lat),

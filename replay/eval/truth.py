@@ -30,6 +30,7 @@ class TruthRow(msgspec.Struct, omit_defaults=True):
     partition: int | None = None
     offset: int | None = None
     produced_ms: int | None = None  # Kafka timestamp of the produced event record
+    produced_ts_type: int | None = None  # of produced_ms: 0 CreateTime, 1 LogAppendTime
 
 
 def truth_row(item: LabeledEvent, **where: str | int | None) -> TruthRow:
