@@ -5,6 +5,13 @@ Items are normalised before they become keys so that the profile learns *shapes*
 instances: user directories, GUIDs, long hex runs and numbers are masked in paths and
 command lines (a PowerShell policy-test file with a random name is the same thing every
 time), and command lines are hashed to keep keys short.
+
+The entity part of every key (host, source IP) is the events' partition key
+(:func:`scorer.events.structs.entity_key`) verbatim: profiles are co-partitioned with their
+events only if a host's events and its profile keys agree on who the host is. Folding the
+case of host names here but not there split one host's profile key over two partitions
+("WS1" and "ws1" are partitioned apart, so two workers wrote the same key). Any
+normalisation of hosts belongs in ``entity_key``, which both sides then follow.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import re
 import zlib
 from typing import NamedTuple
 
-from scorer.events.structs import EndpointEvent, FlowRecord, SiemAlert
+from scorer.events.structs import EndpointEvent, FlowRecord, SiemAlert, entity_key
 from scorer.profiles.schema import key
 
 _USER_DIR = re.compile(r"\\users\\[^\\]+\\")
@@ -57,11 +64,12 @@ def _base(path: str) -> str:
 
 
 def flow_keys(f: FlowRecord) -> FlowKeys:
-    return FlowKeys(key("src", f.src_ip), key("pair", f.src_ip, f.dst_ip, str(f.dst_port)))
+    src = entity_key(f)
+    return FlowKeys(key("src", src), key("pair", src, f.dst_ip, str(f.dst_port)))
 
 
 def edr_keys(e: EndpointEvent) -> EdrKeys:
-    host = e.host.lower()
+    host = entity_key(e)
     # Sysmon process-access events name the actor SourceImage, not Image (as the v1 features).
     image = normalise_path(e.image or e.fields.get("SourceImage") or "")
     parent = normalise_path(e.parent_image or "")
@@ -75,6 +83,6 @@ def edr_keys(e: EndpointEvent) -> EdrKeys:
 
 
 def siem_keys(a: SiemAlert) -> SiemKeys:
-    host = (a.host or a.src_ip or "").lower()
+    host = entity_key(a)
     rule = a.rule_id or a.rule_name.lower()
     return SiemKeys(key("host", host), key("hostw", host), key("rule", host, rule), key("rulew", host, rule))
