@@ -122,7 +122,10 @@ class ProfileSettings(BaseModel):
     source: Literal["local", "topic"] = "local"
     topic_prefix: str = "profiles."
     max_entries: int = Field(default=500_000, ge=1)  # keys held by the view, all kinds together
-    catch_up_timeout_s: float = 60.0  # at start, read the topics to their end before scoring
+    catch_up_timeout_s: float = 60.0  # read new profile partitions to their end before scoring them
+    # "assigned": the view reads only the profile partitions of the scorer's input partitions
+    # (the job co-partitions them); "all": every partition, for topics that are not co-partitioned.
+    partitions: Literal["assigned", "all"] = "assigned"
 
 
 class LifecycleSettings(BaseModel):
@@ -141,6 +144,9 @@ class LifecycleSettings(BaseModel):
     # How often each process checks that Triton still serves its versions (a restarted
     # Triton loads its config's version policy, not what the control topic names).
     reconcile_s: float = 5.0
+    # A version no state keeps any more leaves Triton this long after the switch that
+    # retired it: Triton is shared, and a scorer still applying the state may use it.
+    retire_grace_s: float = Field(default=60.0, ge=0.0)
 
 
 class HttpSettings(BaseModel):

@@ -46,9 +46,13 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         # Let the batches in flight finish and commit while we still own their partitions.
         async with self.service.inflight:
             await self.service.drain()
+        for listener in self.service.partition_listeners:  # e.g. the profile view drops theirs
+            await listener.on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        for listener in self.service.partition_listeners:  # awaited: e.g. profiles load before scoring
+            await listener.on_partitions_assigned(assigned)
 
 
 class ScorerService:
@@ -73,6 +77,8 @@ class ScorerService:
         # ``output_hooks`` add records (e.g. shadow scores) produced and committed with the batch.
         self.between_batches: list[Callable[[], Awaitable[None]]] = []
         self.output_hooks: list[Callable[[BatchOutcome], list[OutputRecord]]] = []
+        # ``partition_listeners`` hear each rebalance after the batches in flight are committed.
+        self.partition_listeners: list[ConsumerRebalanceListener] = []
         scorer.collect_scores = settings.topics.scores is not None
 
     @property

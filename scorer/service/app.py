@@ -74,12 +74,15 @@ async def run_service(settings: Settings) -> None:
     metrics = ScorerMetrics()
     profiles = TopicProfileView(settings, metrics.registry) if settings.profiles.source == "topic" else None
     if profiles is not None:
-        await profiles.start()  # caught up before the first batch: no burst of "never seen"
+        # Read to the end before a batch of their partitions is scored: no burst of "never seen".
+        await profiles.start()
     scorer = build_scorer(settings, profiles)
     for kind, rt in scorer.runtimes.items():
         metrics.model_info.labels(kind.value, rt.model.name, rt.model.version).set(1)
     await scorer.backend.start()
     service = ScorerService(settings, scorer, metrics)
+    if profiles is not None:
+        service.partition_listeners.append(profiles)  # follows the assignment (profiles.partitions)
     http = HealthServer(metrics.registry, lambda: service.ready, host=settings.http.host, port=settings.http.port)
     await http.start()
     log.info("metrics and health on http://%s:%d", settings.http.host, http.port)
