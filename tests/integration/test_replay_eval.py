@@ -1,6 +1,10 @@
-"""Replay real captures of every format into the real Kafka with the scorer running (Triton
-for some, ONNX Runtime for others), collect what it published, evaluate, and check that the
-report accounts for every event; record a topic and replay it; the embedded path via the CLI.
+"""Replay real captures of every reader format into the real Kafka with the scorer running
+(Triton for some, ONNX Runtime for others), collect what it published, evaluate, and check
+that the report accounts for every event; paced replays hold their schedule; record a topic
+(tombstones included) and replay it; the embedded path via the CLI.
+
+Formats the data folder has no file of are derived from it in a temp folder (Zeek JSON from
+a Zeek TSV log, OTRF JSON lines out of their zip); EVTX is the sample of tests/replay.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +26,12 @@ from replay.cli import items
 from replay.eval.evaluate import evaluate
 from replay.eval.join import join
 from replay.eval.truth import read_truth
-from replay.player import Pacing, Summary
+from replay.player import Pacing, Summary, planned
 from replay.readers import LabeledEvent, iter_capture
 from replay.sinks import replay_to_kafka
 from scorer.config import Settings
 from scorer.demo import bundled_capture
+from tests.replay.captures import EVTX_RECORDS, evtx_sample, otrf_json_lines, zeek_json_from_tsv
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
 from tests.support.pipeline import consume, running_scorer, scorer_settings
@@ -34,24 +40,44 @@ from tests.support.triton import TritonServer
 pytestmark = pytest.mark.integration
 
 NETFLOW, EDR, SIEM = DATA_DIR / "netflow", DATA_DIR / "edr", DATA_DIR / "siem"
+ZEEK = NETFLOW / "stratosphere-zeek/008-conn.log.labeled"
+CIC = NETFLOW / "cic-ids2017-improved/Botnet_736.csv"
 OTRF = EDR / "otrf-security-datasets/windows/collection/host/msf_record_mic.zip"
+# The broker's append time on every topic of a run: latency is then event appended -> alert
+# appended (acked), on one clock, not the producers' send times.
+LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+Capture = Callable[[Path], Path]  # a temp folder -> the capture to replay
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (set SCORER_DATA_DIR)")
+    return path
+
+
+def real(path: Path) -> Capture:
+    return lambda _: need(path)
+
+
 # format -> (capture, events replayed): small slices of the real data
-ON_TRITON = {
-    "zeek-tsv": (NETFLOW / "stratosphere-zeek/008-conn.log.labeled", 300),
-    "cicflowmeter-csv": (NETFLOW / "cic-ids2017-improved/Botnet_736.csv", 200),
-    "ait-csv": (SIEM / "ait-ads/shaw_alerts.csv.gz", 300),
+ON_TRITON: dict[str, tuple[Capture, int]] = {
+    "zeek-tsv": (real(ZEEK), 300),
+    "zeek-json": (lambda tmp: zeek_json_from_tsv(need(ZEEK), tmp / "008-conn.json", 200), 200),
+    "cicflowmeter-csv": (real(CIC), 200),
+    "ait-csv": (real(SIEM / "ait-ads/shaw_alerts.csv.gz"), 300),
 }
-ON_ONNXRUNTIME = {
-    "otrf-json-zip": (OTRF, 300),
-    "event-xml-json": (EDR / "sigma-regression/rules/windows/process_creation", 60),
-    "canonical": (bundled_capture(), 300),
+ON_ONNXRUNTIME: dict[str, tuple[Capture, int]] = {
+    "otrf-json-zip": (real(OTRF), 300),
+    "otrf-json-lines": (lambda tmp: otrf_json_lines(need(OTRF), tmp), 200),
+    "event-xml-json": (real(EDR / "sigma-regression/rules/windows/process_creation"), 60),
+    "evtx": (evtx_sample, EVTX_RECORDS),
+    "canonical": (lambda _: bundled_capture(), 300),
 }
 
 
 def expected(path: Path, n: int) -> list[LabeledEvent]:
-    if not path.exists():
-        pytest.skip(f"real data not found at {path} (set SCORER_DATA_DIR)")
-    labeled = (it for it in iter_capture(path) if isinstance(it, LabeledEvent))
+    labeled = (it for it in iter_capture(need(path)) if isinstance(it, LabeledEvent))
     return list(itertools.islice(labeled, n))
 
 
@@ -84,10 +110,10 @@ def check_reconciles(
     assert sum(c["events"] for c in report["captures"]) == len(events)
     assert sum(c["events"] for c in report["classes"]) == len(events)
     if rec["alerted"]:
-        assert (
-            report["latency_ms"]["available"]
-            and report["latency_ms"]["alert"]["n"] == rec["alerted"]
-        )
+        lat = report["latency_ms"]
+        assert lat["available"] and lat["alert"]["n"] == rec["alerted"], name
+        assert lat["axis"] == "ms, event appended -> alert appended", name
+        print(f"{name}: {rec['alerted']} alerts, latency ms {lat['alert']}")
     assert (out / "report" / "report.html").stat().st_size > 10_000
 
 
@@ -99,10 +125,13 @@ async def run_formats(
     tmp: Path,
 ) -> None:
     settings = scorer_settings(kafka.bootstrap, backend=backend, triton_url=triton_url)
-    for kind in settings.kinds:
-        await kafka.acreate_topic(getattr(settings.topics, kind.value), 3)
+    topics = [getattr(settings.topics, k.value) for k in settings.kinds]
+    topics += [settings.topics.alert_topic(k) for k in settings.kinds]
+    for topic in [*topics, settings.topics.scores]:
+        await kafka.acreate_topic(str(topic), 3, config=LOG_APPEND_TIME)
     async with running_scorer(settings) as (_, metrics):
-        for name, (path, n) in formats.items():
+        for name, (make, n) in formats.items():
+            path = make(tmp / "captures" / name)
             expected(path, n)  # skip early without data
             summary, report = await replay_and_evaluate(
                 settings, path, n, tmp / name, Pacing(fast=True)
@@ -124,15 +153,22 @@ async def test_every_format_on_onnxruntime_reconciles(kafka: KafkaBroker, tmp_pa
     await run_formats(kafka, ON_ONNXRUNTIME, "onnxruntime", "127.0.0.1:1", tmp_path)
 
 
-async def test_fixed_rate_into_kafka_holds_its_rate(kafka: KafkaBroker, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("pacing", "limit"),
+    # 400 events at 1000/s: 0.4 s; 150 Zeek flows as recorded x1000: a 1.8 s schedule
+    [(Pacing(rate=1000), 400), (Pacing(speed=1000), 150)],
+    ids=["rate-1000", "as-recorded-x1000"],
+)
+async def test_paced_replay_into_kafka_holds_its_schedule(
+    kafka: KafkaBroker, tmp_path: Path, pacing: Pacing, limit: int
+) -> None:
     settings = scorer_settings(kafka.bootstrap)
-    path, _ = ON_TRITON["zeek-tsv"]
-    expected(path, 1)
-    summary = await replay_to_kafka(
-        settings, items([path], settings), Pacing(rate=1000), tmp_path, limit=400
-    )
-    assert summary.events == 400
-    assert summary.events_per_second == pytest.approx(1000, rel=0.15)
+    path = need(ZEEK)
+    n, schedule = planned(items([path], settings), pacing, limit)
+    summary = await replay_to_kafka(settings, items([path], settings), pacing, tmp_path, limit=n)
+    print(f"{pacing.describe()}: {n} events in {summary.seconds} s, schedule {schedule:.3f} s")
+    assert summary.events == n == limit
+    assert summary.seconds == pytest.approx(schedule, rel=0.15)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -156,9 +192,10 @@ async def test_record_then_replay_keeps_keys_values_and_partition_order(
     await producer.start()
     try:
         for i in range(120):
-            # keyless, binary and header-carrying records too: the dump must be lossless
+            # keyless, binary, header-carrying records and tombstones (a compacted topic's
+            # deletes) too: the dump must be lossless
             key = None if i % 10 == 0 else f"host-{i % 7}".encode()
-            value = bytes([i, 0, 255]) + json.dumps({"i": i}).encode()
+            value = None if i % 10 == 3 else bytes([i, 0, 255]) + json.dumps({"i": i}).encode()
             await producer.send_and_wait(
                 src,
                 value,
@@ -194,10 +231,11 @@ async def test_record_then_replay_keeps_keys_values_and_partition_order(
     before = by_partition(await consume(kafka.bootstrap, src, 120))
     after = by_partition(await consume(kafka.bootstrap, dst, 120))
     assert sorted(before) == [0, 1, 2] and after == before
+    assert sum(v is None for records in after.values() for _, v, _ in records) == 12
 
 
 def test_embedded_replay_and_eval_from_the_cli(tmp_path: Path) -> None:
-    path, n = ON_TRITON["cicflowmeter-csv"]
+    path, n = CIC, 200
     events = expected(path, n)
     out = tmp_path / "run"
     bad = tmp_path / "notes.bin"

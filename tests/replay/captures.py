@@ -35,6 +35,7 @@ def zeek_json_from_tsv(tsv: Path, out: Path, limit: int | None = None) -> Path:
     fields: list[str] = []
     types: list[str] = []
     rows = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tsv.open(encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
         for line in src:
             line = line.rstrip("\r\n")
