@@ -111,7 +111,12 @@ class OnnxRuntimeBackend:
         return loaded
 
     def unload(self, model: ModelRef) -> None:
+        """Drop the session (its memory goes with the last reference); a later use loads it again."""
         self._loaded.pop((model.name, model.version), None)
+
+    def loaded(self) -> list[ModelRef]:
+        """The versions holding a session now."""
+        return [ModelRef(name, version) for name, version in self._loaded]
 
     def versions(self, name: str) -> list[str]:
         return list_versions(self.repository, name)

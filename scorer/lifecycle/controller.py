@@ -51,7 +51,8 @@ class LifecycleController:
         lm = LifecycleMetrics(metrics.registry)
         loader = RuntimeLoader(settings.inference.model_repository, scorer.backend,
                                sync_command=lifecycle.sync_command, sync_timeout_s=lifecycle.sync_timeout_s)
-        self.switcher = ModelSwitcher(scorer, loader, metrics, lm, self._report)
+        self.switcher = ModelSwitcher(scorer, loader, metrics, lm, self._report,
+                                      retire_grace_s=lifecycle.retire_grace_s)
         self.shadow_publisher = ShadowPublisher(lifecycle.shadow_topic, lm)
         self.process = process_id(settings.kafka)
         self._desired: dict[str, tuple[int, DesiredState]] = {}
@@ -98,6 +99,7 @@ class LifecycleController:
             try:
                 await self._poll(1000)
                 await self._prepare_all()
+                await self.switcher.retirer.unload_due()  # after preparing: never unloads what it installs
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + self.lifecycle.reconcile_s
                     await self.switcher.loader.ensure_served(self.switcher.serving())

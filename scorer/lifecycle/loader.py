@@ -122,6 +122,22 @@ class RuntimeLoader:
             reloaded.append(ref)
         return reloaded
 
+    def unload_local(self, ref: ModelRef) -> None:
+        """Close the in-process session: it is this process's own, so it goes at once."""
+        if self.local is not None:
+            self.local.unload(ref)
+
+    @property
+    def shared(self) -> bool:
+        """Whether versions live in a server other scorer processes use too (Triton)."""
+        return self.triton is not None
+
+    async def unload_shared(self, ref: ModelRef) -> None:
+        """Stop Triton serving ``ref``, keeping its other versions (BackendUnavailable and
+        ModelError propagate: the caller decides whether to retry)."""
+        if self.triton is not None:
+            await self.triton.unload_model(ref.name, ref.version)
+
     async def _triton(self, mv: ModelVersion, ref: ModelRef) -> None:
         assert self.triton is not None
         try:

@@ -3,11 +3,14 @@
 - :meth:`ModelSwitcher.prepare` runs outside the scoring loop: verify, contract, Triton
   load, trial inference (:mod:`scorer.lifecycle.loader`). It takes seconds with Triton;
   batches keep flowing on the old version meanwhile, and the old version stays loaded
-  until the switch is done (a switch never unloads anything, which is also what makes a
-  rollback instant).
+  until the switch is done; the production a switch replaces stays loaded too, which is
+  what makes a rollback instant.
 - :meth:`ModelSwitcher.install_ready` runs in ``ScorerService.between_batches``, while no
   batch is in flight: ``swap`` / ``set_shadow`` only replace references, so each batch is
   scored whole by one production version and no event is scored by none.
+
+After an install, the versions it displaced that are neither production, shadow nor the
+rollback target are unloaded (:mod:`scorer.lifecycle.retire`).
 
 A state whose preparation fails is refused as a whole: production and shadow stay as they
 are, and the refusal is logged, counted and handed to ``report`` with its reason.
@@ -25,6 +28,7 @@ from scorer.events.structs import EventKind
 from scorer.inference.base import ModelRef
 from scorer.lifecycle.control import DesiredState
 from scorer.lifecycle.loader import Refused, RuntimeLoader
+from scorer.lifecycle.retire import Retirer
 from scorer.pipeline.scoring import BatchScorer, KindRuntime
 from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
 
@@ -54,7 +58,7 @@ class Switch(NamedTuple):
 
 class ModelSwitcher:
     def __init__(self, scorer: BatchScorer, loader: RuntimeLoader, metrics: ScorerMetrics,
-                 lifecycle_metrics: LifecycleMetrics, report: Report) -> None:
+                 lifecycle_metrics: LifecycleMetrics, report: Report, *, retire_grace_s: float = 60.0) -> None:
         self.scorer = scorer
         self.loader = loader
         self.metrics = metrics
@@ -66,6 +70,7 @@ class ModelSwitcher:
         # The production runtime each switch replaced, still loaded everywhere: a rollback
         # to it is a reference swap, with no verification or load in the way.
         self._retired: dict[str, KindRuntime] = {}
+        self.retirer = Retirer(loader, retire_grace_s, self.kept)
 
     async def prepare(self, kind: EventKind, offset: int, state: DesiredState) -> bool:
         """Make ``state`` installable; False (and reported) when it is refused."""
@@ -85,6 +90,14 @@ class ModelSwitcher:
         self.lm.prepare_seconds.observe(prepare_s)
         self.ready[kind.value] = _Ready(offset, state, production, shadow, prepare_s)
         return True
+
+    def kept(self) -> set[ModelRef]:
+        """Never unloaded: production, shadow and rollback target of each kind, and what a
+        prepared state is about to install."""
+        runtimes = [*self.scorer.runtimes.values(), *self.scorer.shadows.values(), *self._retired.values()]
+        for r in self.ready.values():
+            runtimes += [r.production, *([r.shadow] if r.shadow else [])]
+        return {rt.model for rt in runtimes}
 
     def serving(self) -> list[ModelRef]:
         """Every model a batch may use now: production and shadow of each kind."""
@@ -110,11 +123,13 @@ class ModelSwitcher:
     def _install(self, kind: str, r: _Ready) -> None:
         ek = r.production.kind
         old, old_shadow = self.scorer.runtimes[ek], self.scorer.shadows.get(ek)
+        displaced = [rt.model for rt in (old, old_shadow, self._retired.get(kind)) if rt is not None]
         self.scorer.swap(r.production)
         self.scorer.set_shadow(ek, r.shadow)
         latency = time.time() - r.state.issued_ms / 1000 if r.state.issued_ms else None
         self.applied[kind] = r.offset
         self._count(kind, old, old_shadow, r, latency)
+        self.retirer.retire(displaced)
         switch = Switch(kind, r.production.model.version, r.shadow.model.version if r.shadow else None,
                         r.prepare_s, latency)
         self.switches.append(switch)

@@ -31,6 +31,7 @@ class Harness:
         # The live feature set is the production card's, as build_runtimes chooses it.
         features = feature_set(SIEM, repo.production.card.feature_set)
         self.scorer = BatchScorer({SIEM: KindRuntime.build(SIEM, features, repo.production.card)}, backend)
+        backend.load(self.scorer.runtimes[SIEM].model)  # as the first batch would
         self.metrics = ScorerMetrics(CollectorRegistry())
         self.reports: list[tuple[str, tuple[int, str] | None]] = []
         self.loads: list[str] = []
@@ -130,3 +131,26 @@ async def test_a_switch_never_changes_the_feature_set(tmp_path: Path, live: str)
     assert await h.apply("1", shadow=same.version), "the live feature set's candidates still switch"
     assert await h.apply(same.version)
     assert h.serving == (same.version, None) and h.scorer.runtimes[SIEM].features is features
+
+
+async def test_displaced_versions_are_unloaded_keeping_production_shadow_and_rollback(repo: Repo) -> None:
+    for _ in range(3):
+        repo.package()
+    h = Harness(repo)
+
+    def loaded() -> list[str]:
+        return sorted(ref.version for ref in h.backend.loaded())
+
+    assert await h.apply("1", shadow="2") and await h.apply("2")
+    assert await h.apply("2", shadow="3")
+    assert loaded() == ["1", "2", "3"], "1 is the rollback target"
+    assert await h.apply("3")  # 2 becomes the rollback target; 1 is kept by nothing
+    assert loaded() == ["2", "3"]
+    assert await h.apply("3", shadow="4") and await h.apply("3")  # a shadow withdrawn
+    assert loaded() == ["2", "3"]
+    production = h.scorer.runtimes[SIEM]
+    assert production.model.version == "3" and h.loads == ["2", "3", "4"]
+    assert h.switcher.retirer.pending == {}, "no Triton: nothing left to unload later"
+    assert await h.apply("2") and loaded() == ["2", "3"], "rollback: no load, nothing unloaded"
+    assert await h.apply("1") and h.loads == ["2", "3", "4", "1"], "a retired version loads again"
+    assert loaded() == ["1", "2"]
