@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,train,local,replay,bench]'
+	$(BIN)/pip install -q -e '.[dev,train,local,replay,bench,gbm]'
 	touch $@
 
 # The embedded default: bundled capture, in-process ONNX Runtime, no Kafka, no Triton.

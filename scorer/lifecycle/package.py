@@ -1,8 +1,9 @@
 """``scorer models package``: a trained model -> a new version in the model repository.
 
-Accepts an ONNX file, or (convenience) a scikit-learn estimator saved with joblib/pickle,
-converted with skl2onnx through the training code's exporter (same tensor names, no
-ZipMap, parity with scikit-learn checked). The result is what training publishes:
+Accepts an ONNX file, or (convenience) a scikit-learn, LightGBM or XGBoost classifier
+saved with joblib/pickle, converted with skl2onnx through the training code's exporter
+(onnxmltools' converters registered for the boosters: same tensor names, no ZipMap, parity
+with the native ``predict_proba`` checked). The result is what training publishes:
 model.onnx, card.json (feature contract, threshold, severities, explanation weights,
 golden-set metrics), MODEL_CARD.md, golden.npz, SHA256SUMS, and the model's production and
 CPU configs (dynamic batching, GPU/CPU instance groups) via ``publish_version``.
@@ -29,6 +30,7 @@ from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, publish_version
 from scorer.lifecycle.contract import contract_names, feature_set_name, onnx_problems
 from scorer.lifecycle.control import now_iso
+from scorer.lifecycle.converters import register_gbm_converters
 from scorer.lifecycle.golden import GOLDEN_FILE, GoldenSet
 from scorer.lifecycle.validate import quality, scores
 
@@ -71,12 +73,14 @@ def onnx_from_file(path: Path, n_features: int, sample: npt.NDArray[np.float32])
     if not hasattr(estimator, "predict_proba"):
         raise ModelError(f"{path}: {learner} has no predict_proba; the scorer needs P(malicious)")
     export = _export()
+    convertible = register_gbm_converters()
     try:
         blob: bytes = export.onnx_bytes(estimator, n_features)
     except Exception as exc:  # skl2onnx raises bare RuntimeError/KeyError for unknown learners
+        boosters = ", ".join(convertible) or "none: pip install '.[gbm]' (lightgbm, xgboost, onnxmltools)"
         raise ModelError(
             f"{path}: skl2onnx cannot convert {type(estimator).__module__}.{learner} ({exc}). "
-            "LightGBM/XGBoost need onnxmltools' converters registered; or export to ONNX yourself "
+            f"Boosters with registered converters: {boosters}; or export to ONNX yourself "
             "and package the .onnx file"
         ) from None
     diff = float(export.parity(estimator, blob, sample))
