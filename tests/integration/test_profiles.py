@@ -1,10 +1,12 @@
 """Entity profiles on the real Kafka: the worker's profiles equal the offline computation,
-the scorer's view joins the same features as training, and the state survives a kill -9
-and a rebalance between two workers without losing or double-counting an event."""
+the scorer's view joins the same features as training, the state survives a kill -9
+and a rebalance between two workers without losing or double-counting an event, and each
+scorer's view holds exactly the profiles of its assigned partitions."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -12,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -20,15 +22,19 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSettings
+from scorer.config import InferenceSettings, KafkaSettings, ProfileSettings, Settings, TopicSettings
 from scorer.events.structs import Event, EventKind, entity_key
 from scorer.features import capture_matrix, feature_set
+from scorer.pipeline.service import ScorerService
 from scorer.profiles.schema import decode, encode
 from scorer.profiles.view import TopicProfileView
+from scorer.service.app import build_scorer
+from scorer.service.metrics import ScorerMetrics
 from streams.offline import LocalProfiles
 from streams.worker import ProfileWorker, WorkerSettings
 from tests.streams.data import events
 from tests.support.kafka import KafkaBroker
+from tests.support.paths import MODEL_REPOSITORY
 from tests.support.pipeline import produce
 
 pytestmark = pytest.mark.integration
@@ -67,22 +73,26 @@ def _without_offset(p: object) -> bytes:
 
 
 async def _topic_state(settings: Settings, kind: EventKind) -> dict[str, bytes]:
+    return {k: v for part in (await _partition_states(settings, kind)).values() for k, v in part.items()}
+
+
+async def _partition_states(settings: Settings, kind: EventKind) -> dict[int, dict[str, bytes]]:
+    """The latest value of every key of the profile topic, per partition."""
     topic = f"{settings.profiles.topic_prefix}{kind.value}"
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
-    state: dict[str, bytes] = {}
+    state: dict[int, dict[str, bytes]] = {p: {} for p in consumer.partitions_for_topic(topic) or ()}
     try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = await consumer.end_offsets(parts)
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in state])
         while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                 for r in records:
                     k = r.key.decode()
                     if r.value is None:
-                        state.pop(k, None)
+                        state[tp.partition].pop(k, None)
                     else:
-                        state[k] = _without_offset(decode(r.value))
+                        state[tp.partition][k] = _without_offset(decode(r.value))
     finally:
         await consumer.stop()
     return state
@@ -108,7 +118,7 @@ async def test_online_profiles_and_join_equal_the_offline_computation(settings: 
     worker = ProfileWorker(WorkerSettings.from_settings(settings, max_records=256))
     await worker.start()
     task = asyncio.create_task(worker.run())
-    view = TopicProfileView(settings)
+    view = TopicProfileView(_with_profiles(settings, partitions="all"))  # no consumer group here
     try:
         await _publish(settings, KINDS[0], [])  # topics exist before the view starts
         await asyncio.sleep(0.5)
@@ -133,6 +143,82 @@ async def test_online_profiles_and_join_equal_the_offline_computation(settings: 
         await asyncio.wait_for(task, 30)
         await worker.stop()
         await view.stop()
+
+
+def _with_profiles(settings: Settings, **profiles: object) -> Settings:
+    return settings.model_copy(update={"profiles": settings.profiles.model_copy(update=profiles)})
+
+
+async def _eventually(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def _worker(settings: Settings) -> AsyncIterator[ProfileWorker]:
+    worker = ProfileWorker(WorkerSettings.from_settings(settings, max_records=256))
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+        await worker.stop()
+
+
+@contextlib.asynccontextmanager
+async def _scorer(settings: Settings) -> AsyncIterator[tuple[ScorerService, TopicProfileView]]:
+    """``scorer run`` with SCORER_PROFILES__SOURCE=topic, in process (as service.app wires it)."""
+    view = TopicProfileView(settings)
+    await view.start()
+    scorer = build_scorer(settings, view)
+    service = ScorerService(settings, scorer, ScorerMetrics())
+    service.partition_listeners.append(view)
+    await scorer.backend.start()
+    await service.start()
+    task = asyncio.create_task(service.run())
+    try:
+        yield service, view
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 30)
+        await service.stop()
+        await scorer.backend.close()
+        await view.stop()
+
+
+async def test_each_scorer_view_holds_the_profiles_of_its_partitions(settings: Settings) -> None:
+    kind = EventKind.NETFLOW
+    async with _worker(settings) as worker:
+        await _publish(settings, kind, _sample(kind, 1500))
+        await _drained(settings, worker.settings.kafka.group_id)
+    parts = await _partition_states(settings, kind)
+    assert len(parts) == 3 and all(parts.values())
+    p = settings.kafka.group_id
+    scorer_settings = settings.model_copy(update={
+        "kinds": (kind,), "kafka": settings.kafka.model_copy(update={"group_id": f"{p}-scorer"}),
+        "topics": settings.topics.model_copy(update={"alerts_prefix": f"{p}.alerts.", "dead_letter": f"{p}.dlq"}),
+        "inference": InferenceSettings(backend="onnxruntime", model_repository=MODEL_REPOSITORY)})
+
+    def holds_its_partitions(service: ScorerService, view: TopicProfileView) -> bool:
+        mine = {tp.partition for tp in service._consumer.assignment()}  # test-only peek
+        keys = set(view.source(kind).data)
+        return bool(mine) and keys == {k for n in mine for k in parts[n]}
+
+    async with _scorer(scorer_settings) as (first, first_view):
+        await _eventually(lambda: len(first._consumer.assignment()) == 3 and holds_its_partitions(first, first_view))
+        async with _scorer(scorer_settings) as (second, second_view):
+            # The group rebalances: each view keeps only the profiles of its scorer's partitions.
+            await _eventually(lambda: holds_its_partitions(first, first_view)
+                              and holds_its_partitions(second, second_view)
+                              and len(first._consumer.assignment()) < 3)
+            assert len(first_view) + len(second_view) == sum(len(v) for v in parts.values())
+        # The second scorer left: the first takes its partitions back and loads their profiles.
+        await _eventually(lambda: len(first._consumer.assignment()) == 3 and holds_its_partitions(first, first_view))
+        assert first_view.catch_up_timeouts._value.get() == 0  # test-only peek at the counter
 
 
 class WorkerProcess:
