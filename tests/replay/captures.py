@@ -16,11 +16,16 @@ EVTX_NAME = "Security_short_selected.evtx"
 EVTX_RECORDS = 7
 
 
+def evtx_bytes() -> bytes:
+    """The EVTX sample below: 7 Security-channel records."""
+    return gzip.decompress(base64.b64decode("".join(EVTX_SAMPLE)))
+
+
 def evtx_sample(folder: Path) -> Path:
-    """The EVTX sample below, written to ``folder``: 7 Security-channel records."""
+    """The EVTX sample, written to ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / EVTX_NAME
-    path.write_bytes(gzip.decompress(base64.b64decode("".join(EVTX_SAMPLE))))
+    path.write_bytes(evtx_bytes())
     return path
 
 
