@@ -8,7 +8,12 @@ Three numbers per kind, on real events from the shared data (``$SCORER_DATA_DIR`
   first batch (after the group join) until every preloaded event is applied and committed;
 - ``join``: the scorer's feature stage per micro-batch of ``B`` events with feature set v1
   and with v2 (v1 + the profile join against a view already holding the profiles of all N
-  events), µs per event and p99 per batch: the latency the join adds to the scorer.
+  events), µs per event and p99 per batch: the latency the join adds to the scorer;
+- ``staleness`` (``--staleness-rate R``, with ``--bootstrap``): the worker and the scorer's
+  view running, events produced one at a time at R/s: from each event's send to its
+  entity's profile in the view including it (ms, p50/p99/max).
+
+The scorer end to end with and without profiles: ``scorer bench --profiles`` (scorer/bench).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import numpy as np
 
 from replay import LabeledEvent, iter_capture
 from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSettings
-from scorer.events.structs import Event, EventKind, entity_key
+from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert, entity_key
 from scorer.features import feature_set
+from scorer.profiles.keys import edr_keys, flow_keys, siem_keys
 from streams.offline import FrozenProfiles, LocalProfiles
 from streams.store import ProfileStore
 from streams.updates import apply
@@ -73,26 +79,34 @@ def join_cost(kind: EventKind, events: Sequence[Event], batch: int) -> dict[str,
     return out
 
 
-async def worker_rate(bootstrap: str, data: dict[EventKind, list[Event]]) -> dict[str, float]:
+PARTITIONS = 3
+
+
+async def bench_settings(bootstrap: str, kinds: Sequence[EventKind], partitions: int = PARTITIONS) -> Settings:
+    """Fresh input topics (and names for the profile topics) on ``bootstrap``."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+    p = f"bench{uuid.uuid4().hex[:6]}"
+    topics = TopicSettings(**{k.value: f"{p}.events.{k.value}" for k in kinds})
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, group_id=p, client_id=p)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(getattr(topics, k.value), partitions, 1) for k in kinds])
+    await admin.close()
+    return Settings(kinds=tuple(kinds), kafka=kafka, topics=topics,
+                    profiles=ProfileSettings(source="topic", topic_prefix=f"{p}.profiles.", partitions="all"))
+
+
+async def worker_rate(bootstrap: str, data: dict[EventKind, list[Event]]) -> dict[str, float]:
     from scorer.pipeline.kafka_io import make_producer
     from streams.worker import ProfileWorker, WorkerSettings
 
-    p = f"bench{uuid.uuid4().hex[:6]}"
-    topics = TopicSettings(**{k.value: f"{p}.events.{k.value}" for k in data})
-    kafka = KafkaSettings(bootstrap_servers=bootstrap, group_id=p, client_id=p)
-    settings = Settings(kinds=tuple(data), kafka=kafka, topics=topics,
-                        profiles=ProfileSettings(topic_prefix=f"{p}.profiles."))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(getattr(topics, k.value), 3, 1) for k in data])
-    await admin.close()
-    producer = make_producer(kafka)
+    settings = await bench_settings(bootstrap, list(data))
+    producer = make_producer(settings.kafka)
     await producer.start()
     for kind, evs in data.items():
-        sends = [await producer.send(getattr(topics, kind.value), msgspec.json.encode(e), key=entity_key(e).encode())
-                 for e in evs]
+        sends = [await producer.send(getattr(settings.topics, kind.value), msgspec.json.encode(e),
+                                     key=entity_key(e).encode()) for e in evs]
         await asyncio.gather(*sends)
     await producer.stop()
     worker = ProfileWorker(WorkerSettings.from_settings(settings))
@@ -112,6 +126,72 @@ async def worker_rate(bootstrap: str, data: dict[EventKind, list[Event]]) -> dic
             "batches": worker.batches}
 
 
+def _first_key(e: Event) -> str:
+    """One profile key every event of its kind updates: its entity's."""
+    if isinstance(e, FlowRecord):
+        return flow_keys(e).source
+    if isinstance(e, EndpointEvent):
+        return edr_keys(e).host
+    assert isinstance(e, SiemAlert)
+    return siem_keys(e).host
+
+
+async def staleness(bootstrap: str, kind: EventKind, events: Sequence[Event], rate: float) -> dict[str, float]:
+    """ms from each event's send until the view's profile of its entity includes it."""
+    from scorer.pipeline.kafka_io import make_producer
+    from scorer.profiles.view import TopicProfileView
+    from streams.worker import ProfileWorker, WorkerSettings
+
+    settings = await bench_settings(bootstrap, [kind])
+    worker = ProfileWorker(WorkerSettings.from_settings(settings))
+    await worker.start()  # creates the profile topics
+    work = asyncio.create_task(worker.run())
+    view = TopicProfileView(settings)
+    await view.start()
+    while len(worker.stores) < PARTITIONS:  # joined the group and restored its partitions: not staleness
+        await asyncio.sleep(0.05)
+    source = view.source(kind)
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    pending: list[tuple[str, int, float]] = []  # key, input offset, sent at
+    delays: list[float] = []
+
+    async def watch() -> None:
+        while True:
+            now = time.perf_counter()
+            still = []
+            for item in pending:
+                p = source.get(item[0])
+                if p is not None and p.offset >= item[1]:  # the key's partition is the event's
+                    delays.append(now - item[2])
+                else:
+                    still.append(item)
+            pending[:] = still
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        start = time.perf_counter()
+        for i, e in enumerate(events):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            sent = time.perf_counter()
+            ack = await (await producer.send(getattr(settings.topics, kind.value), msgspec.json.encode(e),
+                                             key=entity_key(e).encode()))
+            pending.append((_first_key(e), ack.offset, sent))
+        deadline = time.perf_counter() + 30
+        while pending and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()
+        worker.request_stop()
+        await work
+        for client in (producer, view, worker):
+            await client.stop()
+    ms = np.array(delays) * 1e3
+    return {"events": float(len(ms)), "missing": float(len(pending)), "rate": rate,
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams.bench", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -119,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--kinds", default="netflow,edr,siem")
     parser.add_argument("--bootstrap", help="a broker for the worker phase (skipped without)")
+    parser.add_argument("--staleness-rate", type=float, default=0.0, help="events/s for the staleness phase")
     args = parser.parse_args(argv)
     kinds = [EventKind(k) for k in args.kinds.split(",")]
     data = {k: load(args.data, k, args.events) for k in kinds}
@@ -128,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                               **join_cost(kind, evs, args.batch)}
     if args.bootstrap:
         report["worker"] = asyncio.run(worker_rate(args.bootstrap, data))
+    if args.bootstrap and args.staleness_rate:
+        n = int(args.staleness_rate * 10)  # ten seconds of events per kind
+        report["staleness"] = {k.value: asyncio.run(staleness(args.bootstrap, k, evs[:n], args.staleness_rate))
+                               for k, evs in data.items()}
     print(json.dumps(report, indent=2))
     return 0
 

@@ -216,12 +216,12 @@ class TopicProfileView:
         log.warning("profile topic %s does not exist; its profiles read as empty", topic)
         return set()
 
-    async def poll(self, timeout_ms: int = 100) -> int:
+    async def poll(self, timeout_ms: int = 100, max_records: int = 50_000) -> int:
         """Apply one fetch of records; returns how many."""
         n = 0
         async with self._lock:
             if self.assigned:
-                fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=50_000)
+                fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
                 n = sum(self._apply(tp, records) for tp, records in fetched.items() if tp in self.assigned)
         self._export()
         return n

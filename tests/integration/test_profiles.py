@@ -20,16 +20,18 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry, generate_latest
 
 from scorer.config import InferenceSettings, KafkaSettings, ProfileSettings, Settings, TopicSettings
 from scorer.events.structs import Event, EventKind, entity_key
 from scorer.features import capture_matrix, feature_set
 from scorer.pipeline.service import ScorerService
-from scorer.profiles.schema import decode, encode
+from scorer.profiles.schema import ItemProfile, decode, encode
 from scorer.profiles.view import TopicProfileView
 from scorer.service.app import build_scorer
 from scorer.service.metrics import ScorerMetrics
+from streams.bench import staleness
 from streams.offline import LocalProfiles
 from streams.worker import ProfileWorker, WorkerSettings
 from tests.streams.data import events
@@ -219,6 +221,60 @@ async def test_each_scorer_view_holds_the_profiles_of_its_partitions(settings: S
         # The second scorer left: the first takes its partitions back and loads their profiles.
         await _eventually(lambda: len(first._consumer.assignment()) == 3 and holds_its_partitions(first, first_view))
         assert first_view.catch_up_timeouts._value.get() == 0  # test-only peek at the counter
+
+
+async def test_view_caps_its_keys_and_exports_its_metrics(settings: Settings, kafka: KafkaBroker) -> None:
+    settings = _with_profiles(settings.model_copy(update={"kinds": (EventKind.NETFLOW,)}), partitions="all",
+                              max_entries=50)
+    topic = f"{settings.profiles.topic_prefix}netflow"
+    kafka.create_topic(topic, partitions=1)
+    keys = [f"src\x1f10.0.0.{i}".encode() for i in range(230)]
+    value = encode(ItemProfile(1.0, 1.0, [0]))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    two_minutes_ago = int((time.time() - 120) * 1000)
+    await asyncio.gather(*[await producer.send(topic, value, key=k, timestamp_ms=two_minutes_ago) for k in keys[:200]])
+    registry = CollectorRegistry()
+    view = TopicProfileView(settings, registry)
+    try:
+        await view.start(follow=False)
+        metrics = _samples(registry)
+        assert len(view) == 50 and set(view.source(EventKind.NETFLOW).data) == {k.decode() for k in keys[150:200]}
+        assert metrics['scorer_profile_view_entries{kind="netflow"}'] == 50
+        assert metrics["scorer_profile_view_evicted_total"] == 150  # the oldest writes went first
+        assert metrics["scorer_profile_view_behind_records"] == 0
+        assert 110 < metrics["scorer_profile_view_age_seconds"] < 600
+        assert metrics["scorer_profile_view_partitions"] == 1
+        await asyncio.gather(*[await producer.send(topic, value, key=k) for k in keys[200:]])
+        await asyncio.gather(await producer.send(topic, None, key=keys[199]))  # a tombstone
+        while not await view.poll(max_records=10):
+            pass
+        metrics = _samples(registry)
+        # 31 published, 10 applied; the highwater is the broker's as of the last fetch response
+        assert 10 <= metrics["scorer_profile_view_behind_records"] <= 21
+        assert metrics["scorer_profile_view_age_seconds"] < 60  # the newest applied is fresh
+        assert await view.catch_up(30)
+        assert keys[199].decode() not in view.source(EventKind.NETFLOW).data and len(view) == 49  # tombstoned
+        metrics = _samples(registry)
+        assert metrics["scorer_profile_view_evicted_total"] == 150 + 30
+        assert metrics["scorer_profile_view_behind_records"] == 0
+    finally:
+        await producer.stop()
+        await view.stop()
+
+
+def _samples(registry: CollectorRegistry) -> dict[str, float]:
+    lines = generate_latest(registry).decode().splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if not line.startswith("#")}
+
+
+async def test_staleness_from_produce_to_the_view_is_bounded(kafka: KafkaBroker) -> None:
+    """Worker and view running, 200 events/s: each event's profile reaches the view quickly
+    (the measured numbers are in docs/profiles.md: ``python -m streams.bench --staleness-rate``)."""
+    result = await staleness(kafka.bootstrap, EventKind.NETFLOW, _sample(EventKind.NETFLOW, 600), rate=200.0)
+    print("staleness", result)
+    assert result["missing"] == 0 and result["events"] == 600
+    assert result["p99_ms"] < 1000  # worker batch wait 100 ms + a few broker round trips, on a shared box
 
 
 class WorkerProcess:
