@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from prometheus_client import CollectorRegistry
 
 from scorer.events.structs import EventKind
