@@ -10,8 +10,13 @@
 python backend. So the launcher mirrors the production repository into ``<workdir>/repository``:
 same names, tensors, batching, version policy, and per version a python-backend ``model.py``
 running the very same ``model.onnx`` in onnxruntime. Protocol, batching and model files are
-real; only the backend is a stand-in. It mirrors, it does not verify: the scorer checks
-SHA256SUMS before asking Triton to load a version.
+real; only the backend is a stand-in.
+
+It mirrors only versions whose SHA256SUMS verify (the scorer's own check, so the scorer
+package must be importable): ``serve`` loads every mirrored model at start
+(``--load-model=*``), before any scorer could verify it, so a tampered or unverified version
+must never reach the shim repository. A version that fails is left out with a line on
+stderr; a model left with no version is left out whole.
 """
 
 from __future__ import annotations
@@ -124,21 +129,38 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+def _verified(version_dir: Path) -> bool:
+    """SHA256SUMS of one production version checked, or why not on stderr."""
+    from scorer.errors import IntegrityError
+    from scorer.inference.repository import verify_checksums
+
+    try:
+        verify_checksums(version_dir)
+    except IntegrityError as exc:
+        print(f"triton.py: not serving {version_dir}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def sync_repository(src: Path, dst: Path) -> list[str]:
-    """Mirror ``src`` (production repository) into ``dst`` (shim repository); model names.
-    Run it after publishing a version, then load the model: explicit mode re-reads it."""
+    """Mirror the verified versions of ``src`` (production repository) into ``dst`` (shim
+    repository); model names. Run it after publishing a version, then load the model:
+    explicit mode re-reads it. ``model.onnx`` is a symlink to the file just verified: the
+    directory permissions (deploy/SECURITY.md) keep it from changing afterwards."""
     src, dst = src.resolve(), dst.resolve()
     dst.mkdir(parents=True, exist_ok=True)
     models: list[str] = []  # mirrored model names, returned
     for model_dir in sorted(p for p in src.iterdir() if (p / "config.pbtxt").is_file()):
+        versions = {
+            v.name for v in model_dir.iterdir()
+            if v.is_dir() and v.name.isdigit() and (v / "model.onnx").is_file() and _verified(v)
+        }
+        if not versions:  # nothing Triton may load: no model at all (its stale mirror goes below)
+            continue
         out = dst / model_dir.name
         out.mkdir(exist_ok=True)
         config = shim_config((model_dir / "config.pbtxt").read_text())
         _write_if_changed(out / "config.pbtxt", config)
-        versions = {
-            v.name for v in model_dir.iterdir()
-            if v.is_dir() and v.name.isdigit() and (v / "model.onnx").is_file()
-        }
         for version in versions:
             vdir = out / version
             vdir.mkdir(exist_ok=True)
@@ -146,7 +168,7 @@ def sync_repository(src: Path, dst: Path) -> list[str]:
             link, target = vdir / "model.onnx", model_dir / version / "model.onnx"
             if not (link.is_symlink() and Path(os.readlink(link)) == target):
                 link.unlink(missing_ok=True)
-                link.symlink_to(target)  # the same bytes the scorer verified, no copy
+                link.symlink_to(target)  # the bytes just verified, no second copy
         for stale in out.iterdir():
             if stale.is_dir() and stale.name.isdigit() and stale.name not in versions:
                 shutil.rmtree(stale)

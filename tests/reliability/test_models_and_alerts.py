@@ -1,7 +1,8 @@
 """Models and alerts as attack surface.
 
 - A model file that does not match its SHA256SUMS (or a version without SHA256SUMS) is
-  refused when `scorer run` starts, with an error that names the file.
+  refused when `scorer run` starts, with an error that names the file; with the Triton
+  backend, the local Triton launcher leaves that version out of what Triton loads too.
 - Alert text is escaped: an EDR event whose command line carries newlines, NULs, ANSI/VT
   escapes (7- and 8-bit), DEL, U+2028/2029 and a JSON fragment yields alerts that are one
   valid JSON document each, with no raw control character in their bytes, a display text
@@ -13,9 +14,12 @@ Reproduce: pytest -s tests/reliability/test_models_and_alerts.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import unicodedata
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from tests.reliability.support import (
 )
 from tests.support.kafka import KafkaBroker
 from tests.support.samples import edr_sample
+from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -53,30 +58,55 @@ def _version_dir(repo: Path, kind: EventKind) -> Path:
     return model / list_versions(repo, model.name)[-1]
 
 
-@pytest.mark.parametrize("tamper", ["flipped byte in model.onnx", "no SHA256SUMS"])
+FLIPPED, NO_SUMS = "flipped byte in model.onnx", "no SHA256SUMS"
+
+
+@pytest.mark.parametrize(("tamper", "backend"),
+                         [(FLIPPED, "onnxruntime"), (NO_SUMS, "onnxruntime"), (FLIPPED, "triton")])
 async def test_tampered_model_is_refused_at_start(
-    kafka: KafkaBroker, model_repository: Path, tmp_path: Path, tamper: str
+    kafka: KafkaBroker, model_repository: Path, tmp_path: Path, tamper: str, backend: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    version = _version_dir(model_repository, usable_kinds()[0])
-    if tamper == "no SHA256SUMS":
+    kind = usable_kinds()[0]
+    version = _version_dir(model_repository, kind)
+    if tamper == NO_SUMS:
         (version / CHECKSUMS).unlink()
     else:
         data = bytearray((version / MODEL_FILE).read_bytes())
         data[len(data) // 2] ^= 0x01  # one bit: what a bad disk, a bad copy or an attacker does
         (version / MODEL_FILE).write_bytes(bytes(data))
     topics = await new_topics(kafka)
-    proc = ScorerProcess(scorer_env(kafka.bootstrap, topics,
-                                    SCORER_INFERENCE__MODEL_REPOSITORY=str(model_repository)),
-                         tmp_path / "scorer.log")
-    with stopped_on_exit(proc):
-        proc.start()
-        assert proc.proc is not None
-        rc = proc.proc.wait(60)
+    env = scorer_env(kafka.bootstrap, topics, SCORER_INFERENCE__MODEL_REPOSITORY=str(model_repository))
+    with contextlib.ExitStack() as stack:
+        if backend == "triton":
+            # Triton's launcher loads every mirrored model at start (--load-model=*), before
+            # a scorer is there to verify anything: it must leave the tampered version out.
+            server = TritonServer.start(model_repository, tmp_path / "triton")
+            stack.callback(server.stop)
+            refused = [line for line in capfd.readouterr().err.splitlines() if "not serving" in line]
+            ready = {k: _model_ready(server, f"{k.value}_classifier") for k in usable_kinds()}
+            print(f"\nlauncher: {refused}; models ready: {ready}")
+            assert len(refused) == 1 and str(version) in refused[0] and "does not match recorded" in refused[0]
+            assert ready == {k: k != kind for k in usable_kinds()}, "Triton serves the tampered model"
+            env.update(SCORER_INFERENCE__BACKEND="triton", SCORER_INFERENCE__TRITON_URL=server.grpc_url)
+        proc = ScorerProcess(env, tmp_path / "scorer.log")
+        with stopped_on_exit(proc):
+            proc.start()
+            assert proc.proc is not None
+            rc = proc.proc.wait(60)
     error = [line for line in proc.log.read_text().splitlines() if line.startswith("scorer:")]
-    print(f"\n{tamper}: rc={rc}: {error}")
+    print(f"\n{tamper} ({backend}): rc={rc}: {error}")
     assert rc == 2
     assert error and str(version) in error[0]
-    assert ("does not match recorded" if tamper != "no SHA256SUMS" else "refusing an unverified model") in error[0]
+    assert ("does not match recorded" if tamper != NO_SUMS else "refusing an unverified model") in error[0]
+
+
+def _model_ready(server: TritonServer, name: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{server.http_url}/v2/models/{name}/ready", timeout=5) as resp:
+            return bool(resp.status == 200)
+    except urllib.error.HTTPError:
+        return False
 
 
 def _alert_everything(repo: Path) -> None:
