@@ -9,7 +9,8 @@ model with the wrong input width, and one Triton cannot load.
 Checked at the end, over every event of the stream: consumed = scored + dead-lettered;
 every event has exactly one score record naming the production version that scored it;
 each score partition reads 1...1 2...2 1...1 (the switch points); every alert names the
-version its score record names; shadow records compare v2 with production v1.
+version its score record names; shadow records compare v2, then v3, with production v1; a
+withdrawn shadow (v3) is unloaded from Triton and from the process, v1 and v2 stay.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     sync = (f"{sys.executable} {LAUNCHER} sync --repository {repo} --workdir {server.workdir}"
             f" && rm -rf {shim / MODEL / UNSYNCED}")
     lifecycle = LifecycleSettings(control_topic=f"{p}.control", status_topic=f"{p}.status",
-                                  shadow_topic=f"{p}.shadow", sync_command=["sh", "-c", sync])
+                                  shadow_topic=f"{p}.shadow", sync_command=["sh", "-c", sync], retire_grace_s=1.0)
     cli_env = {**os.environ, "SCORER_KAFKA__BOOTSTRAP_SERVERS": "", "SCORER_KINDS": '["siem"]',
                "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
                "SCORER_LIFECYCLE__CONTROL_TOPIC": lifecycle.control_topic,
@@ -192,6 +193,7 @@ async def test_lifecycle_under_a_continuous_stream(
         flowing = asyncio.create_task(stream.run())
         try:
             await run_lifecycle(env, kafka, metrics, candidates)
+            await retire_a_shadow(env, kafka, metrics, controller)
             outage = await restart_triton(env, stream, metrics)
             await scored_more(metrics)
         finally:
@@ -259,6 +261,32 @@ async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, mo
     shutil.rmtree(env.repo / MODEL / UNSYNCED)
 
 
+async def retire_a_shadow(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics,
+                          controller: LifecycleController) -> None:
+    """A shadow withdrawn is neither production, shadow nor the rollback target: it leaves
+    the process's ONNX Runtime sessions at once and Triton after the grace; 1 and 2 stay."""
+    loader = controller.switcher.loader
+    assert loader.triton is not None and loader.local is not None
+    rc, out = await cli(env, kafka, "deploy", "--shadow", "--version", "3", "--wait", "60")
+    assert rc == 0 and "production 1, shadow 3" in out and "previous 2" in out
+    await scored_more(metrics)
+    assert (await loader.triton.model_versions(MODEL)).get("3") == "READY"
+    rc, out = await cli(env, kafka, "deploy", "--shadow", "--version", "none", "--wait", "60")
+    assert rc == 0 and "shadow -" in out
+
+    async def ready() -> set[str]:
+        assert loader.triton is not None
+        return {v for v, state in (await loader.triton.model_versions(MODEL)).items() if state == "READY"}
+
+    for _ in range(60):
+        if "3" not in await ready():
+            break
+        await asyncio.sleep(0.5)
+    assert await ready() >= {"1", "2"} and "3" not in await ready(), await ready()
+    assert {r.version for r in loader.local.loaded() if r.name == MODEL} <= {"1", "2"}
+    await scored_more(metrics)  # production untouched: still scoring, on 1
+
+
 async def restart_triton(env: Env, stream: Stream, metrics: ScorerMetrics) -> tuple[int, int]:
     """Triton comes back with its config's version policy (the two highest versions), not
     production 1: the fallback scores meanwhile, the controller loads 1 again, and scoring
@@ -306,7 +334,8 @@ def check_outputs(
     assert {a["finding_info"]["related_events"][0]["uid"] for a in alerts} == {
         u for u, s in by_uid.items() if s[0]["alerted"]}
     shadow = [json.loads(r["payload"]) for r in kcat_consume(kafka.bootstrap, env.lifecycle.shadow_topic)]
-    assert shadow and all(s["shadow"]["version"] == "2" and s["production"]["version"] == "1" for s in shadow)
+    assert {s["shadow"]["version"] for s in shadow} == {"2", "3"}
+    assert all(s["production"]["version"] == "1" for s in shadow)
     for report in shadow:
         assert all(by_uid[uid][0]["version"] == "1" for uid, _, _ in report["events"])
     compared = sum(s["n"] for s in shadow)
