@@ -1,5 +1,6 @@
 """Paced event streams with hostile records mixed in, reading outputs back, and the ledger
-that proves every input ended as a score or a dead letter (by uid)."""
+that proves every good input ended as a score (with its alert) and every hostile one as a
+dead letter (by uid)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,26 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from scorer.events.structs import EventKind
+from scorer.pipeline.deadletter import header_dict
 from tests.reliability.support.process import Topics
 from tests.support.samples import SAMPLES
 
-Record = tuple[EventKind, bytes, bytes, str]  # (kind, key, value, uid)
+
+class Record(NamedTuple):
+    kind: EventKind
+    key: bytes
+    value: bytes
+    uid: str
+    bad: bool = False  # hostile by construction: must be dead-lettered, never scored
+
+
 BAD_EVERY = 40  # one hostile record in 40: dead letters are part of "nothing lost"
 _UID_IN_BYTES = re.compile(rb'"uid":\s*"([^"]+)"')
 
@@ -37,14 +47,14 @@ def make_stream(kinds: Sequence[EventKind], tag: str, per_kind: int, *, pad: int
         for i, (uid, key, value) in zip(range(per_kind), itertools.cycle(sample), strict=False):
             new_uid = f"{uid}#{tag}{i}"
             if i % BAD_EVERY == BAD_EVERY - 1:
-                bad = (b'{"uid": "%s", "ts": ' if i % 2 else b'{"uid": "%s", "x": 1}') % new_uid.encode()
-                out.append((kind, key, bad, new_uid))
+                hostile = (b'{"uid": "%s", "ts": ' if i % 2 else b'{"uid": "%s", "x": 1}') % new_uid.encode()
+                out.append(Record(kind, key, hostile, new_uid, bad=True))
                 continue
             doc = json.loads(value)
             doc["uid"] = new_uid
             if pad:
                 doc["Pad"] = "p" * pad
-            out.append((kind, key, json.dumps(doc).encode(), new_uid))
+            out.append(Record(kind, key, json.dumps(doc).encode(), new_uid))
         per.append(out)
     return [r for group in itertools.zip_longest(*per) for r in group if r is not None]
 
@@ -63,8 +73,7 @@ async def feed(
     try:
         for i in range(0, len(records), chunk):
             started = time.monotonic()
-            futures = [await producer.send(topics.input(kind), value, key=key)
-                       for kind, key, value, _ in records[i:i + chunk]]
+            futures = [await producer.send(topics.input(r.kind), r.value, key=r.key) for r in records[i:i + chunk]]
             await asyncio.gather(*futures)
             sent += len(futures)
             if progress is not None:
@@ -103,57 +112,136 @@ async def read_topics(
     return out
 
 
+def uid_in_bytes(m: ConsumerRecord[bytes, bytes]) -> str:
+    """A dead letter's event uid, read from its original bytes (the streams' hostile records
+    keep their uid readable on purpose)."""
+    found = _UID_IN_BYTES.search(m.value or b"")
+    return found.group(1).decode() if found else f"?{m.partition}:{m.offset}"
+
+
 @dataclass
 class Ledger:
-    """What went in (uids) against what came out (scores by uid, dead letters by the uid in
-    their original bytes): proves "consumed = scored + dead-lettered" from outside."""
+    """What went in against what came out, from outside the scorer.
 
-    expected: set[str]
-    scores_topic: str
-    dlq_topic: str
+    Every hostile record (``bad``, known by construction) must come out as a dead letter
+    with a reason and every other one (``good``) as a score, plus its alert when that score
+    alerted: a scorer that dead-letters good events during a fault fails here, it is not
+    "accounted for". Scores are matched by uid, dead letters by ``dead_letter_id``.
+    """
 
-    def outcomes(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> Counter[str]:
-        seen: Counter[str] = Counter()
-        for m in records:
-            if m.topic == self.scores_topic and m.value is not None:
-                seen[json.loads(m.value)["uid"]] += 1
-            elif m.topic == self.dlq_topic and m.value is not None:
-                found = _UID_IN_BYTES.search(m.value)
-                seen[found.group(1).decode() if found else f"?{m.partition}:{m.offset}"] += 1
-        return seen
+    good: set[str]
+    bad: set[str]
+    topics: Topics
+    dead_letter_id: Callable[[ConsumerRecord[bytes, bytes]], str] = uid_in_bytes
+    _tally: Tally | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def of(cls, records: Iterable[Record], topics: Topics) -> Ledger:
+        records = list(records)
+        return cls({r.uid for r in records if not r.bad}, {r.uid for r in records if r.bad}, topics)
+
+    def tally(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> Tally:
+        tally = Tally(self.topics, self.dead_letter_id)
+        tally.add(records)
+        return tally
 
     def complete(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-        return self.expected <= set(self.outcomes(records))
+        """Every input has an outcome (``read_topics``'s stop condition; whether it is the
+        right outcome is :meth:`report`'s business, so a misrouted event fails fast)."""
+        # read_topics passes one growing list: only the records new since the last call are parsed.
+        if self._tally is None or self._tally.parsed > len(records):
+            self._tally = Tally(self.topics, self.dead_letter_id)
+        self._tally.add(records[self._tally.parsed:])
+        outcome = self._tally.scored.keys() | self._tally.dead.keys()
+        return self.good <= outcome and self.bad <= outcome
 
     def report(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> LedgerReport:
-        seen = self.outcomes(records)
+        t = self.tally(records)
+        expected = self.good | self.bad
+        outcome = t.scored.keys() | t.dead.keys()
+        alerting = {u for u, n in t.alerting.items() if n}
+        both = t.scored + t.dead
         return LedgerReport(
-            inputs=len(self.expected),
-            lost=sorted(self.expected - set(seen)),
-            unexpected=sorted(set(seen) - self.expected),
-            duplicates={u: n - 1 for u, n in seen.items() if n > 1},
+            inputs=len(expected),
+            lost=sorted(expected - outcome),
+            good_dead_lettered={u: t.reasons[u] for u in sorted(self.good & t.dead.keys())},
+            bad_scored=sorted(self.bad & t.scored.keys()),
+            unexpected=sorted(outcome - expected),
+            duplicates={u: n - 1 for u, n in both.items() if n > 1},
+            alerts_missing=sorted(alerting - t.alerts.keys()),
+            alerts_stray=sorted(t.alerts.keys() - alerting),
+            no_reason=sorted(u for u, r in t.reasons.items() if not r),
+            reasons=Counter(t.reasons.values()),
         )
+
+
+@dataclass
+class Tally:
+    """Outputs by event: scores (and whether they alerted), alerts, dead letters and reasons."""
+
+    topics: Topics
+    dead_letter_id: Callable[[ConsumerRecord[bytes, bytes]], str]
+    scored: Counter[str] = field(default_factory=Counter)
+    alerting: Counter[str] = field(default_factory=Counter)  # scores that said "alerted"
+    alerts: Counter[str] = field(default_factory=Counter)
+    dead: Counter[str] = field(default_factory=Counter)
+    reasons: dict[str, str] = field(default_factory=dict)
+    # Create times (ms) of each event's scores and dead letters: which process wrote them.
+    stamps: dict[str, list[int]] = field(default_factory=dict)
+    parsed: int = 0
+
+    def add(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> None:
+        alerts_prefix = f"{self.topics.prefix}.alerts."
+        for m in records:
+            self.parsed += 1
+            if m.value is None:
+                continue
+            if m.topic == self.topics.scores:
+                score = json.loads(m.value)
+                uid = score["uid"]
+                self.scored[uid] += 1
+                self.alerting[uid] += bool(score["alerted"])
+            elif m.topic == self.topics.dlq:
+                uid = self.dead_letter_id(m)
+                self.dead[uid] += 1
+                self.reasons[uid] = header_dict(m.headers).get("reason", "")
+            elif m.topic.startswith(alerts_prefix):
+                self.alerts[json.loads(m.value)["unmapped"]["scorer"]["event_uid"]] += 1
+                continue
+            else:
+                continue
+            self.stamps.setdefault(uid, []).append(m.timestamp)
 
 
 @dataclass
 class LedgerReport:
     inputs: int
-    lost: list[str]
-    unexpected: list[str]
-    duplicates: dict[str, int]
+    lost: list[str]  # no outcome at all
+    good_dead_lettered: dict[str, str]  # uid -> reason: a good event the scorer gave up on
+    bad_scored: list[str]  # a hostile record that got a score
+    unexpected: list[str]  # an outcome for no input
+    duplicates: dict[str, int]  # uid -> extra outcomes
+    alerts_missing: list[str]  # score says alerted, no alert
+    alerts_stray: list[str]  # alert without an alerting score
+    no_reason: list[str]  # dead letter without a reason header
+    reasons: Counter[str]
 
     @property
     def duplicate_count(self) -> int:
         return sum(self.duplicates.values())
 
+    def problems(self) -> dict[str, Any]:
+        """What is wrong besides duplicates (each test bounds those itself): empty when
+        every good event was scored (with its alert) and every bad one dead-lettered."""
+        found = {
+            "lost": self.lost, "good dead-lettered": self.good_dead_lettered, "bad scored": self.bad_scored,
+            "unexpected": self.unexpected, "alerts missing": self.alerts_missing,
+            "alerts without an alerting score": self.alerts_stray, "dead letters without reason": self.no_reason,
+        }
+        return {name: (len(v), list(v)[:5]) for name, v in found.items() if v}
+
     def __str__(self) -> str:
-        return (f"inputs={self.inputs} lost={len(self.lost)} duplicates={self.duplicate_count} "
-                f"(uids {len(self.duplicates)}) unexpected={len(self.unexpected)}")
-
-
-def alert_uids(records: Iterable[ConsumerRecord[bytes, bytes]], prefix: str) -> Counter[str]:
-    """Event uid of every alert on ``<prefix>.alerts.*`` (duplicates counted)."""
-    return Counter(json.loads(m.value)["unmapped"]["scorer"]["event_uid"]
-                   for m in records if m.topic.startswith(f"{prefix}.alerts.") and m.value is not None)
-
-
+        return (f"inputs={self.inputs} lost={len(self.lost)} good-dead-lettered={len(self.good_dead_lettered)} "
+                f"bad-scored={len(self.bad_scored)} duplicates={self.duplicate_count} "
+                f"(uids {len(self.duplicates)}) unexpected={len(self.unexpected)} "
+                f"alerts-missing={len(self.alerts_missing)} dead letters {dict(self.reasons)}")
