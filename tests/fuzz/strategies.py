@@ -121,6 +121,19 @@ def mutated_bytes(draw: st.DrawFn, base: bytes) -> bytes:
     return bytes(data)
 
 
+@st.composite
+def hostile_record(draw: st.DrawFn) -> tuple[EventKind | None, bytes | None]:
+    """One input record as a careless or hostile producer sends it: a real event, damaged,
+    drifted, arbitrary JSON, or random bytes of no kind."""
+    kind = draw(st.none() | st.sampled_from(list(EventKind)))
+    if kind is None:
+        return None, draw(st.binary(max_size=64))
+    sample = SAMPLES[kind]()
+    real = sample[draw(st.integers(0, len(sample) - 1))][2]
+    value = draw(st.one_of(st.just(real), mutated_bytes(real), drifted(kind).map(dumps), JSON_VALUES.map(dumps)))
+    return kind, value
+
+
 @contextlib.contextmanager
 def no_hang(seconds: float = 10.0) -> Iterator[None]:
     """Fail (instead of blocking the suite) when one input takes longer than ``seconds``."""

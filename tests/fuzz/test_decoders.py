@@ -41,6 +41,7 @@ from tests.fuzz.strategies import (
     TRIED,
     drifted,
     dumps,
+    hostile_record,
     mutated_bytes,
     no_hang,
     report,
@@ -147,19 +148,8 @@ def _scorer() -> BatchScorer:
     return BatchScorer(build_runtimes(settings_), OnnxRuntimeBackend(MODEL_REPOSITORY))
 
 
-@st.composite
-def _record(draw: st.DrawFn) -> tuple[EventKind | None, bytes | None]:
-    kind = draw(st.none() | KINDS)
-    if kind is None:
-        return None, draw(st.binary(max_size=64))
-    sample = SAMPLES[kind]()
-    real = sample[draw(st.integers(0, len(sample) - 1))][2]
-    value = draw(st.one_of(st.just(real), mutated_bytes(real), drifted(kind).map(dumps), JSON_VALUES.map(dumps)))
-    return kind, value
-
-
 @settings(FUZZ, max_examples=max(50, EXAMPLES // 10))
-@given(batch=st.lists(_record(), min_size=1, max_size=40))
+@given(batch=st.lists(hostile_record(), min_size=1, max_size=40))
 def test_batch_accounts_for_every_record(batch: list[tuple[EventKind | None, bytes | None]]) -> None:
     TRIED["decoders/whole micro-batch"] += 1
     records = [input_record(k, v, None, "fuzz", 0, i) for i, (k, v) in enumerate(batch)]
