@@ -5,7 +5,8 @@ Three numbers per kind, on real events from the shared data (``$SCORER_DATA_DIR`
 - ``rule``: events/s through the update rule alone (one process, one core, no Kafka);
 - ``worker``: events/s through the profile worker on a real broker (``--bootstrap``):
   consume, update, produce the changed profiles, wait for acks, commit; from the end of the
-  first batch (after the group join) until every preloaded event is applied and committed;
+  first batch (after the group join) until the batch holding the last preloaded event has
+  been produced and committed;
 - ``join``: the scorer's feature stage per micro-batch of ``B`` events with feature set v1
   and with v2 (v1 + the profile join against a view already holding the profiles of all N
   events), µs per event and p99 per batch: the latency the join adds to the scorer;
@@ -118,7 +119,8 @@ async def worker_rate(bootstrap: str, data: dict[EventKind, list[Event]]) -> dic
     start, done = time.perf_counter(), worker.events + worker.skipped
     while worker.events + worker.skipped < total:
         await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - start
+    async with worker.inflight:  # the last batch's profiles acknowledged and its offsets committed
+        elapsed = time.perf_counter() - start
     worker.request_stop()
     await task
     await worker.stop()

@@ -20,6 +20,9 @@ from scorer.events.structs import EventKind
 
 RUNNERS = ("passthrough", "scorer-onnxruntime", "scorer-triton", "aiokafka-loop", "faust-agent", "quix-app")
 BASELINES = ("aiokafka-loop", "faust-agent", "quix-app")
+# Not run by default: scorer-onnxruntime plus the profile worker, the view and the join
+# (scorer/bench/profiles.py); compare it with scorer-onnxruntime in the same run.
+PROFILES = "scorer-profiles"
 
 
 def register(sub: Any) -> None:
@@ -33,7 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--baseline-rate", type=float, action="append",
                    help="offered rate(s) for per-event baselines (default: --rate)")
     p.add_argument("--rate-seconds", type=float, default=10.0)
-    p.add_argument("--runners", default=",".join(RUNNERS))
+    p.add_argument("--runners", default=",".join(RUNNERS), help="any of " + ",".join((*RUNNERS, PROFILES)))
     p.add_argument("--kinds", default="netflow,edr,siem")
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS for scorer runners")
@@ -76,6 +79,11 @@ def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
         env = _scorer_env(args, topics, out, group, bootstrap, port)
         if name == "passthrough":
             return [py, "-m", "scorer.bench.passthrough"], env
+        if name == PROFILES:
+            env.update(SCORER_INFERENCE__BACKEND="onnxruntime", SCORER_PROFILES__SOURCE="topic",
+                       SCORER_PROFILES__TOPIC_PREFIX=f"{group}.profiles.",
+                       SCORER_INFERENCE__MODEL_REPOSITORY=str(args.profile_models))
+            return [py, "-m", "scorer.bench.profiles"], env
         if name.startswith("scorer-"):
             env["SCORER_INFERENCE__BACKEND"] = name.removeprefix("scorer-")
             env["SCORER_INFERENCE__ON_TRITON_OUTAGE"] = "pause"  # measure Triton, never a silent fallback
@@ -97,6 +105,12 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     names = args.runners.split(",")
     ports = {name: _free_port() for name in names}
     failed: set[str] = set()
+    if PROFILES in names:
+        from scorer.bench.profiles import profile_repository
+        from scorer.config import InferenceSettings
+
+        models = {k: InferenceSettings().models[k.value] for k in kinds}
+        args.profile_models = profile_repository(args.model_repository.resolve(), workdir / "models-v2", models)
 
     async def attempt(name: str, phase: Any) -> None:
         try:
@@ -155,6 +169,8 @@ def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
     for name, eps in drain.items():
         if drain.get("passthrough"):
             out[f"{name}/passthrough"] = round(eps / drain["passthrough"], 3)
+        if name == PROFILES and drain.get("scorer-onnxruntime"):
+            out[f"{name}/scorer-onnxruntime"] = round(eps / drain["scorer-onnxruntime"], 3)
         if best_baseline and name.startswith("scorer-"):
             out[f"{name}/best_baseline"] = round(eps / best_baseline, 2)
     return out
