@@ -2,8 +2,13 @@
 
 Both tests run a real faust worker (tests/streams/faust_probe.py) against the real broker
 and kill it with SIGKILL. They pass while faust *misbehaves*; if a faust release fixes
-this, they fail, and the choice in streams/worker.py should be revisited. They are opt-in
-(SCORER_FAUST_EVIDENCE=1): a race that reproduces most runs must not make CI flaky.
+this, they fail, and the choice in streams/worker.py should be revisited.
+
+The issue #606 test runs by default: its message is held in flight for an hour, so faust's
+commit past it does not depend on timing, and it takes about 15 s. The double-count test is
+opt-in (SCORER_FAUST_EVIDENCE=1): whether the kill lands between a changelog write and the
+next commit is a race that reproduces in most runs, not all, and it takes 80+ s on a busy
+2-core machine; CI must not gate on either.
 """
 
 from __future__ import annotations
@@ -24,14 +29,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.support.kafka import KafkaBroker
 
-# Evidence about a third-party library, not a property of the scorer: reproducing a race
-# depends on timing, so the suite does not gate on it. Run with SCORER_FAUST_EVIDENCE=1
-# (results and the runs that produced them are in docs/profiles.md).
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not os.environ.get("SCORER_FAUST_EVIDENCE"),
-                       reason="faust-streaming evidence runs only with SCORER_FAUST_EVIDENCE=1"),
-]
+pytestmark = pytest.mark.integration
+# Evidence about a third-party library that depends on where a SIGKILL lands: the suite
+# does not gate on it (results and the runs that produced them are in docs/profiles.md).
+racy = pytest.mark.skipif(not os.environ.get("SCORER_FAUST_EVIDENCE"),
+                          reason="the faust double-count race runs only with SCORER_FAUST_EVIDENCE=1")
 PROBE = Path(__file__).with_name("faust_probe.py")
 
 
@@ -111,6 +113,7 @@ async def test_faust_commits_past_an_in_flight_message_issue_606(
     assert b"0" not in probe.processed()  # offset 0 was never processed: lost
 
 
+@racy
 async def test_faust_table_double_counts_after_a_crash(
     kafka: KafkaBroker, probe_env: dict[str, str], tmp_path: Path
 ) -> None:
