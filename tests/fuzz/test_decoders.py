@@ -6,7 +6,7 @@ event or DecodeFailure (with the original bytes); an event it lets through goes 
 features, inference and the alert encoder without raising; a batch accounts for every
 record (consumed = scored + dead-lettered). Inputs: random bytes, arbitrary JSON (NaN and
 Infinity tokens, huge numbers, enormous strings, invalid UTF-8), schema drift of real events
-of each kind, byte-level damage of real records, and nesting up to 200,000 levels.
+of each kind, byte-level damage of real records, and nesting up to 1,000,000 levels.
 
 Run longer: SCORER_FUZZ_EXAMPLES=50000 pytest -s tests/fuzz/test_decoders.py
 """
