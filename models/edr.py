@@ -27,6 +27,8 @@ half of the groups (docs/profiles.md).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +58,13 @@ INCREASING = ("cmd_", "log_b64_len", "image_user_dir", "image_renamed", "parent_
               "parent_script_host", "parent_user_dir", "target_", "registry_key_risky",
               "loaded_", "unsigned", "access_", "p_image_new", "p_lineage_new", "p_command_new")
 DECREASING: tuple[str, ...] = ()  # (none in feature set v2; ages/prevalence would go here)
+CURVE_RATES = (0.5, 1.0, 2.0, 5.0)  # alert budgets (per 1,000 OTRF events) for the capture curve
+RANDOM_NOTE = (
+    "Random baseline: the share of captures that the same number of alerts would reach if they "
+    "fell on OTRF events at random, mean over captures of 1 - (1 - p)^n (p the alert rate, n the "
+    "capture's events). Large captures are detected by chance "
+    "at any alert rate, so only the margin over this baseline is evidence of detection."
+)
 CAPTURE_CAP = 1500  # OTRF events per capture used for training (all are scored)
 ATTRIBUTION = [
     "OTRF Security-Datasets (Mordor), Open Threat Research Forge, MIT licence.",
@@ -110,31 +119,76 @@ def monotonic(names: tuple[str, ...]) -> list[int]:
 def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.int64]) -> Evaluation:
     otrf = ds.source == "otrf"
     passed = budget_passed(ds.y, oof, folds, BUDGET_FPR, benign=otrf)
-    captures = sorted(np.unique(ds.capture[otrf]).tolist())
-    detected = [bool(passed[otrf & (ds.capture == c)].any()) for c in captures]
+    captures, sizes = np.unique(ds.capture[otrf], return_counts=True)
+    detected = np.array([passed[otrf & (ds.capture == c)].any() for c in captures.tolist()])
     metrics = dict(ranking_metrics(ds.y, oof))
     metrics.update(
-        capture_recall=float(np.mean(detected)),
+        capture_recall=float(detected.mean()),
         captures=float(len(captures)),
         alerts_per_1000_otrf_events=1000 * rate(passed, otrf),
         sigma_event_recall=rate(passed, ds.source == "sigma"),
     )
-    per_capture = [int(passed[otrf & (ds.capture == c)].sum()) for c in captures]
+    metrics["capture_recall_random"] = random_capture_recall(sizes, rate(passed, otrf))
+    per_capture = [int(passed[otrf & (ds.capture == c)].sum()) for c in captures.tolist()]
     rows = [["Sigma events (held-out rules) vs OTRF events", metrics.get("roc_auc"),
-             metrics.get("pr_auc"), metrics["sigma_event_recall"],
+             metrics.get("pr_auc"), metrics.get("recall_at_fpr_1pct"),
+             metrics.get("recall_at_fpr_0.1pct"), metrics["sigma_event_recall"],
              metrics["alerts_per_1000_otrf_events"]]]
-    main = table(["set", "ROC-AUC", "PR-AUC", "Sigma recall@budget", "alerts/1000 OTRF"], rows)
+    main = table(["set", "ROC-AUC", "PR-AUC", "recall@FPR1%", "recall@FPR0.1%",
+                  "Sigma recall@budget", "alerts/1000 OTRF"], rows)
     cap = table(["OTRF attack captures (held out)", "value"], [
         ["captures", len(captures)],
-        ["detected (>= 1 alert)", f"{sum(detected)} ({metrics['capture_recall']:.1%})"],
+        ["detected (>= 1 alert)", f"{detected.sum()} ({metrics['capture_recall']:.1%})"],
+        ["if the same number of alerts fell at random", f"{metrics['capture_recall_random']:.1%}"],
+        ["events per capture (min / median / max)", f"{sizes.min()} / {int(np.median(sizes))} / {sizes.max()}"],
         ["median alerts per capture", float(np.median(per_capture))],
         ["alerts per 1,000 OTRF events (upper bound on FP)",
          metrics["alerts_per_1000_otrf_events"]],
     ])
-    missed = [c for c, d in zip(captures, detected, strict=True) if not d]
+    curve, curve_metrics = _capture_curve(ds, oof, folds, otrf, sizes)
+    metrics.update(curve_metrics)
+    missed = [c for c, d in zip(captures.tolist(), detected.tolist(), strict=True) if not d]
     tail = "Missed captures: " + (", ".join(missed[:40]) or "none")
-    return Evaluation(metrics, f"{main}\n\n{cap}\n\n{tail}",
-                      {c: float(d) for c, d in zip(captures, detected, strict=True)})
+    text = (f"{main}\n\n{cap}\n\n{RANDOM_NOTE}\n\n{curve}\n\n"
+            f"{_per_tactic(ds, captures, sizes, detected, rate(passed, otrf))}\n\n{tail}")
+    return Evaluation(metrics, text, {c: float(d) for c, d in zip(captures.tolist(), detected.tolist(),
+                                                                    strict=True)})
+
+
+def random_capture_recall(sizes: npt.NDArray[np.int64], p: float) -> float:
+    """Share of captures that alerts falling on events at random, at rate ``p``, would reach:
+    the mean over captures of 1 - (1 - p)^n, n the capture's event count."""
+    return float(np.mean(1.0 - (1.0 - p) ** sizes.astype(np.float64)))
+
+
+def _capture_curve(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.int64],
+                   otrf: npt.NDArray[np.bool_], sizes: npt.NDArray[np.int64]) -> tuple[str, dict[str, float]]:
+    rows, metrics = [], {}
+    for per_1000 in CURVE_RATES:
+        passed = budget_passed(ds.y, oof, folds, per_1000 / 1000, benign=otrf)
+        hit = [passed[otrf & (ds.capture == c)].any() for c in np.unique(ds.capture[otrf]).tolist()]
+        actual = rate(passed, otrf)
+        rows.append([per_1000, 1000 * actual, float(np.mean(hit)), random_capture_recall(sizes, actual),
+                     rate(passed, ds.source == "sigma")])
+        metrics[f"capture_recall_at_{per_1000:g}_per_1000"] = float(np.mean(hit))
+    header = ["alert budget per 1,000 OTRF events", "alerts per 1,000 (held out)", "captures detected",
+              "random baseline", "Sigma recall"]
+    return table(header, rows), metrics
+
+
+def _per_tactic(ds: Dataset, captures: npt.NDArray[np.str_], sizes: npt.NDArray[np.int64],
+                detected: npt.NDArray[np.bool_], p: float) -> str:
+    # OTRF files its atomic captures under windows/<tactic>/host/<capture>.zip.
+    tactic_of = {Path(f).stem: Path(f).parent.parent.name for f in ds.files if "otrf" in f}
+    tactics = np.array([tactic_of.get(c, "unknown") for c in captures.tolist()])
+    rows = []
+    for t in sorted(set(tactics.tolist())):
+        m = tactics == t
+        techniques = {str(v) for v in np.unique(ds.label[np.isin(ds.capture, captures[m])]).tolist()}
+        rows.append([t, int(m.sum()), len(techniques), f"{int(detected[m].sum())} ({detected[m].mean():.0%})",
+                     f"{random_capture_recall(sizes[m], p):.0%}"])
+    return table(["OTRF tactic (capture folder)", "captures", "techniques", "detected at budget",
+                  "random baseline"], rows)
 
 
 SPEC = Spec(

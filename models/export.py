@@ -7,6 +7,7 @@ scores differ from scikit-learn's by more than 1e-5.
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,20 +70,55 @@ def explanation(model: Any, x: npt.NDArray[np.float32]) -> tuple[list[float], li
             [round(float(v), 6) for v in scale])
 
 
-def severity_cutoffs(benign: npt.NDArray[np.float64], threshold: float,
-                     budget_fpr: float) -> dict[str, float]:
-    """OCSF severity -> lowest score: Low at the budget threshold, then 10x, 100x, 1000x
-    fewer benign events passing (estimated on out-of-fold benign scores)."""
+# Medium, High, Critical: the budget's benign pass rate divided by these factors.
+SEVERITY_FACTORS = (("Medium", 10), ("High", 100), ("Critical", 1000))
+CUTOFF_STEP = 1e-6  # cut-offs are published with six decimals
+
+
+def severity_cutoffs(benign: npt.NDArray[np.float64], attack: npt.NDArray[np.float64],
+                     threshold: float, budget_fpr: float) -> dict[str, float]:
+    """OCSF severity -> lowest score; strictly increasing, and attack events reach every level.
+
+    Low is the budget threshold. Medium, High and Critical aim at 10x, 100x and 1000x fewer
+    benign events passing, as quantiles of the out-of-fold benign scores. A quantile is kept
+    only where it is a measurement and leaves a reachable level: the benign sample holds at
+    least one event above that rate (rate x benign count >= 1), and the cut lies strictly
+    above the previous level and below ``top``, the highest out-of-fold attack score (capped
+    at 1 - 1e-6). From the first level where that fails, the remaining levels are spaced
+    evenly in log-odds between the last kept level and ``top``: a cap or ties can no longer
+    make two levels equal (which left Critical unreachable), and Critical is at most the
+    score the strongest attack event reached.
+    """
     from models.evaluate import threshold_at_fpr
 
+    top = _floor6(min(float(attack.max()) if attack.size else 1.0, 1.0 - CUTOFF_STEP))
     out = {"Low": round(threshold, 6)}
-    last = threshold
-    for name, factor in (("Medium", 10), ("High", 100), ("Critical", 1000)):
-        cut = max(threshold_at_fpr(benign, budget_fpr / factor), last)
-        cut = min(cut, 0.9999)
-        out[name] = round(max(cut, last), 6)
-        last = out[name]
+    last = out["Low"]
+    for i, (name, factor) in enumerate(SEVERITY_FACTORS):
+        rate = budget_fpr / factor
+        cut = round(threshold_at_fpr(benign, rate), 6)
+        if rate * benign.size < 1 or not last < cut < top:
+            out.update(_log_odds_spaced(last, top, [n for n, _ in SEVERITY_FACTORS[i:]]))
+            break
+        out[name] = last = cut
+    levels = list(out.values())
+    if any(b <= a for a, b in itertools.pairwise(levels)):
+        raise ValueError(f"severity levels {out} are not strictly increasing: the attack scores "
+                         f"(top {top}) leave no room above the budget threshold")
     return out
+
+
+def _floor6(x: float) -> float:
+    # The inner round drops binary noise (0.999999 / 1e-6 is 999998.99...).
+    return round(float(np.floor(round(x / CUTOFF_STEP, 3))) * CUTOFF_STEP, 6)
+
+
+def _log_odds_spaced(low: float, top: float, names: list[str]) -> dict[str, float]:
+    # Rounded down, so the last level never exceeds ``top`` and stays reachable.
+    low = max(low, CUTOFF_STEP)
+    lo, hi = np.log(low / (1 - low)), np.log(top / (1 - top))
+    steps = lo + (hi - lo) * np.arange(1, len(names) + 1) / len(names)
+    return {n: _floor6(float(1 / (1 + np.exp(-v)))) for n, v in zip(names, steps, strict=True)}
 
 
 def _created() -> str:

@@ -14,6 +14,7 @@ import zlib
 
 import numpy as np
 
+from models.datasets import Dataset
 from models.evaluate import group_folds, oof_scores
 from models.train import KINDS, spec_of
 from scorer.features import feature_set
@@ -21,6 +22,12 @@ from scorer.features import feature_set
 HEADLINE = {"edr": ("capture_recall", "alerts_per_1000_otrf_events", "sigma_event_recall"),
             "netflow": ("recall_at_budget", "fpr_at_budget", "roc_auc"),
             "siem": ("recall_at_budget", "fp_passed_at_budget", "macro_step_recall_at_budget", "roc_auc")}
+
+
+def half(ds: Dataset, which: str) -> Dataset:
+    """The rows of the development (``dev``) or ``held-out`` half of the groups."""
+    parity = 0 if which == "dev" else 1
+    return ds.subset(np.array([zlib.crc32(g.encode()) % 2 == parity for g in ds.group.tolist()]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = spec_of(args.kind)
     names, v1 = feature_set(args.kind, "v2").names, feature_set(args.kind).names
-    ds = spec.dataset("v2")
-    parity = 0 if args.half == "dev" else 1
-    ds = ds.subset(np.array([zlib.crc32(g.encode()) % 2 == parity for g in ds.group.tolist()]))
+    ds = half(spec.dataset("v2"), args.half)
     folds = group_folds(ds.group, spec.n_splits)
     for variant in args.variants:
         extra = [] if variant == "v1" else list(names[len(v1):]) if variant == "all" else variant.split(",")

@@ -86,7 +86,20 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
         fam_rows.append([group.split(":")[1], int(m.sum()), rate(passed, m)])
     fams = table(["unseen CIC attack family", "flows", "recall@budget (FPR 1%)"], fam_rows)
     units = {str(row[0]): float(row[2]) for row in fam_rows}
-    return Evaluation(metrics, f"{main}\n\n{fams}", units)
+    return Evaluation(metrics, f"{main}\n\n{_stratosphere_classes(ds, passed)}\n\n{fams}", units)
+
+
+def _stratosphere_classes(ds: Dataset, passed: npt.NDArray[np.bool_]) -> str:
+    """Alerts per Stratosphere label: recall for the attack class, false-positive rate for each
+    benign sub-class (the one place the data says *which* benign traffic trips the model)."""
+    strat = ds.source == "stratosphere"
+    rows = []
+    for label in sorted(np.unique(ds.label[strat]).tolist()):
+        m = strat & (ds.label == label)
+        hosts = ", ".join(sorted(g.split(":")[1].removesuffix("-conn") for g in np.unique(ds.group[m]).tolist()))
+        rows.append([label, "attack" if ds.y[m].any() else "benign", hosts, int(m.sum()), rate(passed, m)])
+    return table(["Stratosphere label (held-out host)", "truth", "hosts", "flows",
+                  "alerted at budget (recall / FPR)"], rows)
 
 
 SPEC = Spec(

@@ -68,13 +68,13 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
         m = ds.group == group
         r = ranking_metrics(ds.y[m], oof[m])
         rows.append([group.split(":")[1], int((m & (ds.y == 1)).sum()),
-                     int((m & (ds.y == 0)).sum()), r.get("roc_auc", float("nan")),
+                     int((m & (ds.y == 0)).sum()), *_ranking_cells(r),
                      rate(passed, m & (ds.y == 1)),
                      rate(passed, m & (ds.y == 0))])
-    rows.append(["all", int((ds.y == 1).sum()), int((ds.y == 0).sum()), metrics["roc_auc"],
+    rows.append(["all", int((ds.y == 1).sum()), int((ds.y == 0).sum()), *_ranking_cells(metrics),
                  metrics["recall_at_budget"], metrics["fp_passed_at_budget"]])
-    main = table(["unseen scenario", "attack alerts", "FP alerts", "ROC-AUC", "recall@budget",
-                  "FP passed"], rows)
+    main = table(["unseen scenario", "attack alerts", "FP alerts", "ROC-AUC", "PR-AUC", "recall@FPR1%",
+                  "recall@FPR0.1%", "recall@budget", "FP passed"], rows)
     steps = []
     recalls = []
     for step in sorted(np.unique(ds.label[ds.y == 1]).tolist()):
@@ -85,6 +85,10 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
     per_step = table(["attack step (event_label)", "alerts", "recall@budget"], steps)
     units = {str(row[0]): float(row[2]) for row in steps}
     return Evaluation(metrics, f"{main}\n\n{per_step}", units)
+
+
+def _ranking_cells(r: dict[str, float]) -> list[float]:
+    return [r.get(k, float("nan")) for k in ("roc_auc", "pr_auc", "recall_at_fpr_1pct", "recall_at_fpr_0.1pct")]
 
 
 SPEC = Spec(

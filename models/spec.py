@@ -16,6 +16,7 @@ from models.compare import compare
 from models.datasets import Dataset, data_dir
 from models.evaluate import SEED, Fit, group_folds, oof_scores, threshold_at_fpr
 from models.export import publish, severity_cutoffs
+from models.profiles_v2 import section as profiles_section
 from scorer.features import feature_set
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def run(spec: Spec, repo: Path, version: str = "1", features: str = "v1") -> Eva
     model = spec.fit(names)(ds.X[mask], y_train[mask], w[mask])
     benign = oof[spec.budget_benign(ds)]
     threshold = threshold_at_fpr(benign, spec.budget_fpr)
-    cutoffs = severity_cutoffs(benign, threshold, spec.budget_fpr)
+    cutoffs = severity_cutoffs(benign, oof[ds.y == 1], threshold, spec.budget_fpr)
     rng = np.random.default_rng(SEED)
     sample = ds.X[np.sort(rng.choice(len(ds.y), min(20_000, len(ds.y)), replace=False))]
     trained_on = sorted({"/".join(Path(f).relative_to(data_dir()).parts[:2]) for f in ds.files})
@@ -99,16 +100,26 @@ def _against_v1(spec: Spec, ds: Dataset, folds: npt.NDArray[np.int64], after: Ev
     return Evaluation(metrics, f"{after.markdown}\n\n{table}", after.units)
 
 
+SEVERITY_RULE = (
+    "Severity rule (models/export.py `severity_cutoffs`): Low is the budget threshold; Medium, "
+    "High and Critical are the scores that 10x, 100x and 1000x fewer out-of-fold benign events "
+    "reach, kept only where the benign sample can measure that rate and the cut lies strictly "
+    "between the previous level and the highest out-of-fold attack score; from the first level "
+    "where that fails, the remaining levels are spaced evenly in log-odds up to that attack "
+    "score. Levels are strictly increasing and an attack event of the evaluation reached each one."
+)
+
+
 def _card_markdown(spec: Spec, result: Evaluation, threshold: float,
                    cutoffs: dict[str, float], rows: int, features: str) -> str:
-    sev = ", ".join(f"{k} >= {v:.4f}" for k, v in cutoffs.items())
+    sev = ", ".join(f"{k} >= {v:.6f}" for k, v in cutoffs.items())
     attribution = "\n".join(f"- {a}" for a in spec.attribution)
     return (
         f"# {spec.name}\n\n{spec.description}\n\n"
         f"- learner: {spec.learner}\n- rows: {rows}\n- feature set: {features or 'v1'}\n"
         f"- threshold: {threshold:.6f} (alert budget: {spec.budget_fpr:.2%} of benign events,"
-        f" chosen on out-of-fold benign scores)\n- severity: {sev}\n\n"
+        f" chosen on out-of-fold benign scores)\n- severity: {sev}\n\n{SEVERITY_RULE}\n\n"
         f"## Labels and data\n\n{spec.card_notes}\n\n"
         f"## Evaluation (group split; every score from a model that never saw the group)\n\n"
-        f"{result.markdown}\n\n## Attribution\n\n{attribution}\n"
+        f"{result.markdown}\n\n{profiles_section(spec.kind, features)}## Attribution\n\n{attribution}\n"
     )

@@ -22,7 +22,8 @@ from models.evaluate import (
     oof_scores,
     threshold_at_fpr,
 )
-from models.export import publish, severity_cutoffs
+from models.export import onnx_bytes, publish, severity_cutoffs
+from models.train import spec_of
 from replay import LabeledEvent, iter_capture
 from scorer.events import EventKind
 from scorer.features import capture_matrix, feature_set
@@ -67,7 +68,7 @@ def test_small_model_exports_and_loads(kind: EventKind, tmp_path: Path) -> None:
     thr = threshold_at_fpr(scores[y == 0], 0.01)
     _, diff = publish(
         tmp_path, name=f"{kind}_classifier", kind=str(kind), model=model, feature_names=names,
-        threshold=thr, cutoffs=severity_cutoffs(scores[y == 0], thr, 0.01),
+        threshold=thr, cutoffs=severity_cutoffs(scores[y == 0], scores[y == 1], thr, 0.01),
         metrics={"train_rows": float(len(y))}, learner="test", trained_on=["test"],
         attribution=["test"], description="test", sample=x[:500], model_card_md="# test\n",
     )
@@ -82,6 +83,17 @@ def test_small_model_exports_and_loads(kind: EventKind, tmp_path: Path) -> None:
     assert probs.dtype == np.float32 and probs.shape == (len(y), 2)
     np.testing.assert_allclose(probs[:, 1], scores, atol=1e-5)
     assert (loaded.path / "MODEL_CARD.md").is_file()
+
+
+@needs_data
+@pytest.mark.parametrize("kind", list(EventKind))
+def test_training_twice_gives_identical_onnx_bytes(kind: EventKind) -> None:
+    # The shipped recipe (learner, monotone constraints, seed) on a real subsample: a retrain
+    # that only changes a card must leave model.onnx byte-identical.
+    x, y = _small(kind)
+    fit = spec_of(str(kind)).fit(feature_set(kind).names)
+    blobs = [onnx_bytes(fit(x, y, np.ones(len(y))), x.shape[1]) for _ in range(2)]
+    assert blobs[0] == blobs[1]
 
 
 def test_group_folds_never_split_a_group() -> None:
