@@ -62,6 +62,9 @@ class TopicSettings(BaseModel):
     siem: str = "events.siem"
     alerts_prefix: str = "alerts."
     dead_letter: str = "events.dlq"
+    # Past this size (value + key + headers) a dead letter keeps a prefix of the original value
+    # and its size and sha256: keep it under the dead-letter topic's max.message.bytes.
+    dead_letter_max_bytes: int = 1_000_000
     # When set, every scored event's score goes here too (for evaluation and shadowing).
     scores: str | None = None
 

@@ -57,10 +57,10 @@ def failure(rec: InputRecord, reason: str, message: str) -> DecodeFailure:
     return DecodeFailure(reason, message, rec.ref, rec.value, rec.key, kind)
 
 
-def unscorable(rec: InputRecord, exc: Exception, dead_letter_topic: str) -> BatchOutcome:
+def unscorable(rec: InputRecord, exc: Exception, dead_letter_topic: str, max_bytes: int) -> BatchOutcome:
     failed = failure(rec, "scoring_error", f"{type(exc).__name__}: {exc}"[:500])
     return BatchOutcome(
-        alerts=[], dead_letters=[dead_letter(failed, dead_letter_topic)], scores=[],
+        alerts=[], dead_letters=[dead_letter(failed, dead_letter_topic, max_bytes)], scores=[],
         consumed={rec.kind.value if rec.kind else "unknown": 1}, scored={}, failures=[failed],
         timings={}, alert_counts={},
     )

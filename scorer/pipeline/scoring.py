@@ -26,7 +26,7 @@ from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import Event, EventKind, SourceRef, entity_key
 from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.repository import ModelCard
-from scorer.pipeline.deadletter import dead_letter
+from scorer.pipeline.deadletter import MAX_DEAD_LETTER_BYTES, dead_letter
 from scorer.pipeline.outcome import BatchOutcome, ScoredEvent, ShadowBatch, failure, merge_outcomes, unscorable
 from scorer.pipeline.records import InputRecord, OutputRecord
 
@@ -68,11 +68,13 @@ class BatchScorer:
         alerts_prefix: str = "alerts.",
         dead_letter_topic: str = "events.dlq",
         max_record_bytes: int = 256 * 1024,
+        max_dead_letter_bytes: int = MAX_DEAD_LETTER_BYTES,
     ) -> None:
         self.runtimes = dict(runtimes)
         self.backend = backend
         self.alerts_prefix = alerts_prefix
         self.dead_letter_topic = dead_letter_topic
+        self.max_dead_letter_bytes = max_dead_letter_bytes
         self.decoder = EventDecoder(max_record_bytes)
         # Per-event score records cost a Python object per event: only when someone reads them.
         self.collect_scores = True
@@ -115,7 +117,7 @@ class BatchScorer:
         except Exception as exc:
             if len(records) == 1:
                 log.exception("scoring raised on %s", records[0].ref)
-                return unscorable(records[0], exc, self.dead_letter_topic)
+                return unscorable(records[0], exc, self.dead_letter_topic, self.max_dead_letter_bytes)
             log.exception("scoring raised on a batch of %d; scoring its records one by one", len(records))
             return merge_outcomes([await self.score([rec]) for rec in records])
 
@@ -206,7 +208,7 @@ class BatchScorer:
         t4 = time.perf_counter()
         return BatchOutcome(
             alerts=alerts,
-            dead_letters=[dead_letter(f, self.dead_letter_topic) for f in failures],
+            dead_letters=[dead_letter(f, self.dead_letter_topic, self.max_dead_letter_bytes) for f in failures],
             scores=scores,
             consumed=dict(prepared.consumed),
             scored=dict(scored),

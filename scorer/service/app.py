@@ -63,6 +63,7 @@ def build_scorer(settings: Settings, profiles: TopicProfileView | None = None) -
         alerts_prefix=settings.topics.alerts_prefix,
         dead_letter_topic=settings.topics.dead_letter,
         max_record_bytes=settings.batch.max_record_bytes,
+        max_dead_letter_bytes=settings.topics.dead_letter_max_bytes,
     )
 
 

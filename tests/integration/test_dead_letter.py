@@ -3,6 +3,7 @@ good records around it are still scored, and consumed = scored + dead-lettered."
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -86,3 +87,29 @@ async def test_bad_records_are_dead_lettered_and_nothing_is_lost(kafka: KafkaBro
 
     raw = await consume(kafka.bootstrap, settings.topics.dead_letter, len(BAD) + 1)
     assert {m.value for m in raw} >= {v for _, v, _ in BAD}
+
+
+async def test_a_record_at_the_broker_size_limit_is_dead_lettered_not_crash_looped(kafka: KafkaBroker) -> None:
+    """The dead letter adds headers to the original bytes: for a record already at the broker's
+    message size limit, the whole original cannot go to the dead-letter topic. It goes there
+    truncated (with its full size and sha256), and the records after it are still scored."""
+    settings = scorer_settings(kafka.bootstrap)
+    good = SAMPLES[EventKind.SIEM]()[:5]
+    huge = b'{"name": "' + b"x" * 1_048_400 + b'", "time": 1}'  # ~1 MiB: the default limit
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, max_request_size=2 << 20)
+    await producer.start()
+    await producer.send_and_wait(settings.topics.siem, huge, key=b"huge")  # the broker accepts it
+    await producer.stop()
+    await produce(kafka.bootstrap, settings.topics.siem, [(k, v) for _, k, v in good])
+    async with running_scorer(settings) as (_, metrics):
+        assert await wait_for(lambda: metrics.accounting.scored.get("siem", 0) >= len(good), 60)
+        acc = metrics.accounting
+    assert acc.totals() == {"consumed": 6, "scored": 5, "dead_lettered": 1}, acc.totals()
+    (rec,) = kcat_consume(kafka.bootstrap, settings.topics.dead_letter)
+    headers = dict(zip(rec["headers"][0::2], rec["headers"][1::2], strict=True))
+    assert headers["scorer.dlq.reason"] == "oversized_record"
+    assert int(headers["scorer.dlq.original_bytes"]) == len(huge)
+    assert headers["scorer.dlq.original_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert huge.startswith(rec["payload"].encode()) and len(rec["payload"]) < len(huge)
