@@ -40,6 +40,8 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
 
 
 OPT_IN = "runs only with"
+# Scripts run as subprocesses by tests; importing them (--doctest-modules does) runs them.
+collect_ignore = ["streams/faust_probe.py"]
 
 
 @pytest.hookimpl(hookwrapper=True)
