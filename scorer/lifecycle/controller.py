@@ -144,6 +144,10 @@ async def start_lifecycle(
     if not lifecycle.enabled:
         return None
     controller = LifecycleController(service.settings, lifecycle, service.scorer, service.metrics)
-    await controller.start()
+    try:
+        await controller.start()
+    except BaseException:
+        await controller.stop()  # close the clients it opened (e.g. the broker refused us)
+        raise
     controller.attach(service)
     return controller

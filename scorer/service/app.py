@@ -90,9 +90,11 @@ async def run_service(settings: Settings) -> None:
     stop_on_signals(service.request_stop)
     # Model lifecycle (control topic): versions asked for there are installed before the first batch.
     lifecycle = await start_lifecycle(service)
-    await service.start()
-    tune_gc()
     try:
+        # Inside the try: a start that fails (wrong password, unknown CA) still closes the
+        # clients it opened instead of leaving them to the garbage collector.
+        await service.start()
+        tune_gc()
         await service.run()
     finally:
         await service.stop()
