@@ -102,12 +102,16 @@ STRUCT_OF_KIND: dict[EventKind, type[FlowRecord] | type[EndpointEvent] | type[Si
 
 
 def entity_key(event: Event) -> str:
-    """The partitioning key of an event: source IP for flows, host for EDR and SIEM."""
+    """The partitioning key of an event: source IP for flows, host for EDR and SIEM.
+
+    Host names are case-insensitive (Windows, DNS): ``WS1`` and ``ws1`` are one entity, so
+    they must land in one partition and share one profile.
+    """
     if isinstance(event, FlowRecord):
         return event.src_ip
     if isinstance(event, EndpointEvent):
-        return event.host
-    return event.host or event.src_ip or ""
+        return event.host.lower()
+    return event.host.lower() if event.host else (event.src_ip or "")
 
 
 class SourceRef(msgspec.Struct, frozen=True, array_like=True):

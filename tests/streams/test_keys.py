@@ -38,3 +38,11 @@ def test_hosts_differing_in_case_are_one_entity_only_if_partitioned_together() -
     assert (edr_keys(upper).host == edr_keys(lower).host) == same_partition
     alert = SiemAlert(ts=1.0, host="WS1.corp", rule_name="Logon")
     assert (siem_keys(alert).host == siem_keys(msgspec.structs.replace(alert, host="ws1.corp")).host) == same_partition
+
+
+def test_host_names_fold_case() -> None:
+    """Windows and DNS host names are case-insensitive: one host, one partition, one profile."""
+    upper = EndpointEvent(ts=1.0, host="WS1.corp", event_code=1, image="c:\\a.exe")
+    assert entity_key(upper) == entity_key(msgspec.structs.replace(upper, host="ws1.CORP")) == "ws1.corp"
+    assert entity_key(SiemAlert(ts=1.0, host="DC01", rule_name="Logon")) == "dc01"
+    assert entity_key(SiemAlert(ts=1.0, src_ip="10.0.0.9", rule_name="Scan")) == "10.0.0.9"
