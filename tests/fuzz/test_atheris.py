@@ -10,7 +10,6 @@ whichever comes first. A long run:
 
 from __future__ import annotations
 
-import base64
 import gzip
 import io
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from scorer.events.structs import EventKind
-from tests.replay.test_player import EVTX_SAMPLE
+from tests.replay.captures import evtx_bytes
 from tests.support.paths import DATA_DIR, ROOT
 from tests.support.samples import SAMPLES, edr_sample
 
@@ -58,7 +57,7 @@ def _seeds() -> dict[str, bytes]:
         ".json": edr_sample()[-1][2],
         ".jsonl.gz": gzip.compress(_head(DATA_DIR / "siem" / "ait-ads" / "wardbeck_alerts.csv.gz", 5)),
         ".zip": packed.getvalue(),
-        ".evtx": gzip.decompress(base64.b64decode("".join(EVTX_SAMPLE))),
+        ".evtx": evtx_bytes(),
     }
     for suffix, body in files.items():
         seeds[f"read{suffix}"] = bytes([1, SUFFIXES.index(suffix)]) + body

@@ -11,7 +11,6 @@ Run longer: SCORER_FUZZ_EXAMPLES=50000 pytest -s tests/fuzz/test_readers.py
 
 from __future__ import annotations
 
-import base64
 import csv
 import functools
 import gzip
@@ -43,14 +42,14 @@ from tests.fuzz.strategies import (
     no_hang,
     report,
 )
-from tests.replay.test_player import EVTX_SAMPLE
+from tests.replay.captures import evtx_bytes
 from tests.support.paths import DATA_DIR
 from tests.support.samples import edr_sample, netflow_sample, siem_sample
 
 ZEEK = DATA_DIR / "netflow" / "stratosphere-zeek" / "008-conn.log.labeled"
 CIC = DATA_DIR / "netflow" / "cic-ids2017-improved" / "BENIGN_2500.csv"
 AIT = DATA_DIR / "siem" / "ait-ads" / "wardbeck_alerts.csv.gz"
-EVTX = gzip.decompress(base64.b64decode("".join(EVTX_SAMPLE)))
+EVTX = evtx_bytes()
 WAZUH = {"timestamp": "2022-01-15T02:32:32Z", "id": "1", "rule": {"description": "sshd: auth failed",
          "id": "5710", "level": 5}, "agent": {"name": "mail"}, "data": {"srcip": "10.0.0.1"}}
 SURICATA = {"timestamp": "2022-01-15T02:32:32Z", "flow_id": 7, "src_ip": "10.0.0.1", "dest_ip": "10.0.0.2",

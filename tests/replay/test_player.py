@@ -30,10 +30,7 @@ from replay.readers.recorded import Envelope, is_record_file
 from replay.record import write_envelopes
 from scorer.config import Settings
 from scorer.events import EventKind, FlowRecord, entity_key
-
-# EVTX_SAMPLE re-exported: tests/fuzz take it from here
 from tests.replay.captures import EVTX_RECORDS, evtx_sample
-from tests.replay.captures import EVTX_SAMPLE as EVTX_SAMPLE
 
 
 class MemorySink:
