@@ -41,7 +41,8 @@ def usable_kinds() -> tuple[EventKind, ...]:
     """The kinds whose shipped model loads against the scorer's feature contract right now.
 
     A colleague may be republishing a model (its feature contract briefly in flux); a fault
-    test must not fail for that, but it says loudly which kinds it left out.
+    test must not fail for that, but it says loudly which kinds it left out (under
+    SCORER_STRICT_SKIPS=1, as in CI, it fails instead).
     SCORER_RELIABILITY_KINDS="edr,siem" pins the kinds explicitly.
     """
     from scorer.features import feature_set
