@@ -65,15 +65,17 @@ async def test_triton_outage_loses_nothing(
         before_outage = max(rss.samples)
         await asyncio.to_thread(own_triton.stop)
         down_at = time.monotonic()
-        paused_seen, scored_during = 0.0, []
+        paused_seen, scored_during, ready_during = 0.0, [], set()
         while time.monotonic() - down_at < OUTAGE_S:
             paused_seen = max(paused_seen, proc.metric("scorer_consumption_paused"))
+            ready_during.add(proc.get("/readyz")[0])
             scored_during.append(proc.metric("scorer_events_scored_total"))
             await asyncio.sleep(1.0)
         await asyncio.to_thread(own_triton.restart)
         print(f"\ntriton down {time.monotonic() - down_at:.1f}s (restart took {own_triton.start_seconds:.1f}s)")
         await feeder
         outputs = await read_topics(plaintext(kafka), topics.all_outputs(), ledger.complete, timeout=120)
+        ready_after = (await asyncio.to_thread(proc.get, "/readyz"))[0]  # resumed: everything scored
         assert proc.pid is not None, f"scorer died during the outage:\n{proc.log_tail()}"
         rc = proc.stop()
     report = ledger.report(outputs)
@@ -82,17 +84,21 @@ async def test_triton_outage_loses_nothing(
                       for m in outputs if m.topic.startswith(f"{topics.prefix}.alerts.")}
     growth = rss.peak_mb - before_outage / 2**20
     print(f"{mode}: {report}; score backends {sorted(backends)}, alert backends {sorted(alert_backends)}; "
-          f"paused={paused_seen:.0f}; scored during outage {scored_during[0]:.0f}->{scored_during[-1]:.0f}; "
+          f"paused={paused_seen:.0f}; /readyz during {sorted(ready_during)} after {ready_after}; "
+          f"scored during outage {scored_during[0]:.0f}->{scored_during[-1]:.0f}; "
           f"RSS before outage {before_outage / 2**20:.0f} MB, peak {rss.peak_mb:.0f} MB (+{growth:.0f})")
     assert rc == 0, proc.log_tail()
     assert not report.problems(), report.problems()
     assert report.duplicate_count == 0, report
     assert growth < RSS_GROWTH_CAP_MB
+    assert ready_after == 200
     if mode == "fallback":
+        assert ready_during == {200}  # still scoring (in process)
         assert backends == {"triton", "onnxruntime"}
         assert alert_backends == {"triton", "onnxruntime"}
     else:
         assert backends == {"triton"}
         assert paused_seen == 1.0
+        assert 503 in ready_during  # not ready while consumption is held
         # Nothing scored from the first seconds of the outage to its end: consumption held.
         assert scored_during[2] == scored_during[-1]
