@@ -29,15 +29,13 @@ from scorer.features import capture_matrix, feature_set
 from scorer.pipeline.service import ScorerService
 from scorer.profiles.schema import ItemProfile, decode, encode
 from scorer.profiles.view import TopicProfileView
-from scorer.service.app import build_scorer
-from scorer.service.metrics import ScorerMetrics
 from streams.bench import staleness
 from streams.offline import LocalProfiles
 from streams.worker import ProfileWorker, WorkerSettings
 from tests.streams.data import events
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.pipeline import produce
+from tests.support.pipeline import produce, running_scorer
 
 pytestmark = pytest.mark.integration
 KINDS = (EventKind.NETFLOW, EventKind.SIEM, EventKind.EDR)
@@ -173,22 +171,13 @@ async def _worker(settings: Settings) -> AsyncIterator[ProfileWorker]:
 
 @contextlib.asynccontextmanager
 async def _scorer(settings: Settings) -> AsyncIterator[tuple[ScorerService, TopicProfileView]]:
-    """``scorer run`` with SCORER_PROFILES__SOURCE=topic, in process (as service.app wires it)."""
+    """``scorer run`` with SCORER_PROFILES__SOURCE=topic, in process."""
     view = TopicProfileView(settings)
     await view.start()
-    scorer = build_scorer(settings, view)
-    service = ScorerService(settings, scorer, ScorerMetrics())
-    service.partition_listeners.append(view)
-    await scorer.backend.start()
-    await service.start()
-    task = asyncio.create_task(service.run())
     try:
-        yield service, view
+        async with running_scorer(settings, view) as (service, _):
+            yield service, view
     finally:
-        service.request_stop()
-        await asyncio.wait_for(task, 30)
-        await service.stop()
-        await scorer.backend.close()
         await view.stop()
 
 

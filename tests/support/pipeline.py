@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from scorer.config import BatchSettings, InferenceSettings, KafkaSettings, Settings, TopicSettings
 from scorer.pipeline.service import ScorerService
+from scorer.profiles.view import TopicProfileView
 from scorer.service.app import build_scorer
 from scorer.service.metrics import ScorerMetrics
 from tests.support.paths import MODEL_REPOSITORY
@@ -45,11 +46,17 @@ def scorer_settings(
 
 
 @contextlib.asynccontextmanager
-async def running_scorer(settings: Settings) -> AsyncIterator[tuple[ScorerService, ScorerMetrics]]:
+async def running_scorer(
+    settings: Settings, profiles: TopicProfileView | None = None
+) -> AsyncIterator[tuple[ScorerService, ScorerMetrics]]:
+    """``scorer run`` in process (as scorer.service.app wires it), optionally over a started
+    profile view that then follows the service's partition assignment."""
     metrics = ScorerMetrics()
-    scorer = build_scorer(settings)
+    scorer = build_scorer(settings, profiles)
     await scorer.backend.start()
     service = ScorerService(settings, scorer, metrics)
+    if profiles is not None:
+        service.partition_listeners.append(profiles)
     await service.start()
     task = asyncio.create_task(service.run())
     try:
