@@ -2,7 +2,7 @@
 
 Layout (Triton's own, plus a card and checksums per version)::
 
-    model_repository/<model>/config.pbtxt          production: native onnxruntime, KIND_GPU, TensorRT
+    model_repository/<model>/config.pbtxt          production: native onnxruntime, KIND_GPU
     model_repository/<model>/configs/cpu.pbtxt     CPU variant (tritonserver --model-config-name=cpu)
     model_repository/<model>/<version>/model.onnx
     model_repository/<model>/<version>/card.json   feature contract, threshold, severity, metrics
