@@ -113,9 +113,12 @@ class RuntimeLoader:
             if await self.triton.ready(ref):
                 continue
             try:
+                # Checked again: the files may have changed since this version was installed,
+                # and Triton would load whatever is on disk now.
+                await asyncio.to_thread(load_version, self.repository, ref.name, ref.version)
                 await self._sync()
                 await self.triton.load_model(ref.name, ref.version)
-            except (ModelError, BackendUnavailable) as exc:
+            except (ModelError, BackendUnavailable) as exc:  # IntegrityError included
                 log.warning("triton does not serve %s:%s and could not load it (yet): %s", ref.name, ref.version, exc)
                 continue
             log.info("triton was not serving %s:%s (restarted?); loaded it again", ref.name, ref.version)
