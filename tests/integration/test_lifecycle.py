@@ -1,4 +1,7 @@
-"""Model lifecycle on the real services while events keep flowing.
+"""Model lifecycle on the real services while a replay is running.
+
+The stream is a real AIT-ADS capture replayed into Kafka at 400 events/s by replay/'s
+player and Kafka sink (what ``scorer replay --to kafka --rate 400`` runs).
 
 package -> validate -> deploy --shadow -> promote -> rollback of siem_classifier, with the
 real ``scorer models`` CLI (subprocesses) against a scorer whose backend is a real
@@ -33,9 +36,10 @@ import joblib
 import msgspec
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from scorer.config import LifecycleSettings
+from replay.player import Outgoing, Pacing, Summary, capture_items, play
+from replay.sinks import KafkaSink
+from scorer.config import LifecycleSettings, Settings
 from scorer.events.structs import EventKind
 from scorer.inference.repository import publish_version, write_checksums
 from scorer.lifecycle.contract import contract_names
@@ -46,7 +50,6 @@ from tests.support.kafka import KafkaBroker
 from tests.support.models import build_tiny_model
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
 from tests.support.pipeline import consume, kcat_consume, running_scorer, scorer_settings, wait_for
-from tests.support.samples import siem_sample
 from tests.support.triton import LAUNCHER, TritonServer
 
 pytestmark = [
@@ -58,6 +61,7 @@ KIND = "siem"
 MODEL = "siem_classifier"
 UNSYNCED = "6"  # the test's sync command leaves this version out of Triton's repository
 PHASE_EVENTS = 300  # events scored in each phase before the next command
+AIT_CAPTURE = DATA_DIR / "siem" / "ait-ads" / "wardbeck_alerts.csv.gz"
 
 
 @dataclass
@@ -123,31 +127,30 @@ async def cli(env: Env, kafka: KafkaBroker, *args: str) -> tuple[int, str]:
 
 
 class Stream:
-    """SIEM events at a steady pace (real sample, a fresh uid per event) until stopped."""
+    """A replay running while the engineer works: a real AIT-ADS SIEM capture played into the
+    input topic at a fixed rate through replay/'s player and Kafka sink, the code behind
+    ``scorer replay CAPTURE --to kafka --rate 400``. Successive runs continue the capture."""
 
-    def __init__(self, bootstrap: str, topic: str, *, per_tick: int = 20, tick_s: float = 0.05) -> None:
-        self.bootstrap, self.topic, self.per_tick, self.tick_s = bootstrap, topic, per_tick, tick_s
-        self.sample = [(key, json.loads(value)) for _, key, value in siem_sample()]
-        self.uids: list[str] = []  # in production order; the index makes each uid unique
+    def __init__(self, settings: Settings, capture: Path = AIT_CAPTURE, rate: float = 400.0) -> None:
+        self.settings, self.pacing = settings, Pacing(rate=rate)
+        self.items = (it for it in capture_items([capture]) if isinstance(it, Outgoing))
+        self.uids: list[str] = []  # in production order, as the scorer sees them
         self.stopping = asyncio.Event()
 
-    async def run(self, rounds: int | None = None) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
-        await producer.start()
-        try:
-            n, stop_at = len(self.uids), len(self.uids) + rounds * len(self.sample) if rounds else None
-            while not self.stopping.is_set() and (stop_at is None or n < stop_at):
-                key, doc = self.sample[n % len(self.sample)]
-                uid = f"{doc['uid']}#{n}"
-                await producer.send(self.topic, json.dumps({**doc, "uid": uid}).encode(), key=key)
-                self.uids.append(uid)
-                n += 1
-                if n % self.per_tick == 0:
-                    await producer.flush()
-                    await asyncio.sleep(self.tick_s)
-            await producer.flush()
-        finally:
-            await producer.stop()
+    def _until_stopped(self, limit: int | None) -> Iterator[Outgoing]:
+        for n, item in enumerate(self.items):
+            assert item.value is not None
+            self.uids.append(json.loads(item.value)["uid"])
+            yield item
+            if self.stopping.is_set() or (limit is not None and n + 1 >= limit):
+                return
+
+    async def run(self, limit: int | None = None) -> None:
+        sink = KafkaSink(self.settings, None)
+        await sink.start()
+        summary = await play(self._until_stopped(limit), sink, self.pacing,
+                             Summary(target=self.settings.kafka.bootstrap_servers, pacing=self.pacing.describe()))
+        print(f"\nreplay: {summary.events} events in {summary.seconds:.1f} s ({self.pacing.describe()})")
 
 
 async def scored_more(metrics: ScorerMetrics, n: int = PHASE_EVENTS) -> None:
@@ -185,8 +188,8 @@ async def test_lifecycle_under_a_continuous_stream(
     settings = scorer_settings(kafka.bootstrap, backend="triton", triton_url=env.server.grpc_url,
                                prefix=env.prefix, repository=env.repo)
     settings = settings.model_copy(update={"kinds": (EventKind.SIEM,)})
-    stream = Stream(kafka.bootstrap, settings.topics.siem)
-    await stream.run(rounds=1)  # creates the topic before the scorer subscribes
+    stream = Stream(settings)
+    await stream.run(limit=200)  # creates the topic before the scorer subscribes
     async with running_scorer(settings) as (service, metrics):
         controller = await start_lifecycle(service, env.lifecycle)
         assert isinstance(controller, LifecycleController)
@@ -379,16 +382,16 @@ async def test_scorer_processes_start_from_and_follow_the_control_topic(
                          stdout=(tmp_path / f"{c}.log").open("wb"), env={**env.cli_env, "SCORER_KAFKA__CLIENT_ID": c})
         for c in ("a", "b")
     ]
-    stream = Stream(kafka.bootstrap, f"{p}.events.siem")
+    stream = Stream(scorer_settings(kafka.bootstrap, prefix=p))  # its topics.siem: f"{p}.events.siem"
     try:
-        await stream.run(rounds=1)
+        await stream.run(limit=200)
         first = len(stream.uids)
         scores = await consume(kafka.bootstrap, f"{p}.scores", first, timeout=90)
         assert {json.loads(m.value)["version"] for m in scores} == {"2"}
         rc, out = await cli(env, kafka, "rollback", "--reason", "drill", "--wait", "30")
         assert rc == 0 and "production 1" in out
         assert await wait_for_both(env, kafka, "1")
-        await stream.run(rounds=1)
+        await stream.run(limit=200)
         scores = await consume(kafka.bootstrap, f"{p}.scores", len(stream.uids), timeout=90)
     finally:
         for proc in procs:
