@@ -342,6 +342,11 @@ def check_outputs(
     for report in shadow:
         assert all(by_uid[uid][0]["version"] == "1" for uid, _, _ in report["events"])
     compared = sum(s["n"] for s in shadow)
+    for version in ("2", "3"):  # Prometheus says what the shadow topic says
+        labels = {"kind": KIND, "model": MODEL, "version": version}
+        exported = metrics.registry.get_sample_value("scorer_shadow_events_total", labels)
+        assert exported == sum(s["n"] for s in shadow if s["shadow"]["version"] == version), (version, exported)
+        assert metrics.registry.get_sample_value("scorer_shadow_agreement_ratio", labels) is not None
     print(f"\nevents {len(uids)} (by v1 {counts['1']}, by v2 {counts['2']}), alerts {len(alerts)}, "
           f"shadow-compared {compared}, agreement {np.mean([s['agreement'] for s in shadow]):.4f}, "
           f"scored in process during the triton restart {len(fallback)}")
