@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from scorer.events.structs import EventKind
 from scorer.inference.repository import load_version
@@ -51,6 +52,7 @@ async def _run(kafka: KafkaBroker, backend: str, triton_url: str = "") -> dict[s
 
 def _check_finding(f: dict[str, Any], kind: EventKind, uids: set[str], backend: str) -> None:
     card = load_version(MODEL_REPOSITORY, f"{kind.value}_classifier").card
+    DetectionFinding.model_validate(f)  # OCSF's required fields and types, by another implementation
     assert f["class_uid"] == 2004 and f["category_uid"] == 2 and f["activity_id"] == 1
     assert f["type_uid"] == 200401 and f["class_name"] == "Detection Finding"
     assert f["metadata"]["version"].startswith("1.") and f["metadata"]["product"]["name"] == "scorer"

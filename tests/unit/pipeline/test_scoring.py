@@ -12,6 +12,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import pytest
+from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from scorer.errors import InferenceError, ModelError
 from scorer.events import EventKind, FlowRecord
@@ -85,6 +86,7 @@ async def test_alerts_are_ocsf_detection_findings_linking_their_source(scorer: B
     (alert,) = out.alerts
     assert alert.topic == "alerts.netflow" and alert.key == b"10.0.0.7"
     f = json.loads(alert.value)
+    DetectionFinding.model_validate(f)  # OCSF's required fields and types, by another implementation
     assert f["class_uid"] == 2004 and f["category_uid"] == 2 and f["type_uid"] == 200401
     assert f["severity"] == "High" and f["severity_id"] == 4
     assert f["finding_info"]["analytic"]["name"] == "netflow_classifier"
