@@ -166,15 +166,16 @@ def capture_items(
     """
     root = common_root(paths)
     seen: set[str] = set()
+    claimed: dict[str, Path] = {}
     for path in paths:
         for found in capture_files(path):
             if isinstance(found, ReadError):
                 yield found
             elif found.format is CaptureFormat.RECORD:
-                key = capture_key(root, found.path, stem(found.path))
+                key = _claim(claimed, root, found.path, stem(found.path))
                 yield from recorded_items(found.path, kind_of_topic or {}, key)
             else:
-                yield from _events(found, root, seen)
+                yield from _events(found, root, seen, claimed)
 
 
 def common_root(paths: Iterable[Path]) -> Path:
@@ -190,7 +191,21 @@ def capture_key(root: Path, path: Path, capture: str) -> str:
     return capture if folder == Path(".") else f"{folder.as_posix()}/{capture}"
 
 
-def _events(found: CaptureFile, root: Path, seen: set[str]) -> Iterator[Outgoing | ReadError]:
+def _claim(claimed: dict[str, Path], root: Path, path: Path, capture: str) -> str:
+    """The capture key of ``capture`` read from ``path``; a key another file already holds
+    (``a.csv`` and ``a.csv.gz`` side by side share a stem) names the whole file instead."""
+    key = capture_key(root, path, capture)
+    named_by_file = capture == stem(path) or capture.startswith(stem(path) + "/")
+    # Canonical lines may carry their own capture name, shared on purpose across files.
+    if claimed.setdefault(key, path) != path and named_by_file:
+        key = capture_key(root, path, path.name + capture[len(stem(path)):])
+        claimed.setdefault(key, path)
+    return key
+
+
+def _events(
+    found: CaptureFile, root: Path, seen: set[str], claimed: dict[str, Path]
+) -> Iterator[Outgoing | ReadError]:
     encoder = msgspec.json.Encoder()
     keys: dict[str, str] = {}
     for item in read_capture(found):
@@ -198,7 +213,7 @@ def _events(found: CaptureFile, root: Path, seen: set[str]) -> Iterator[Outgoing
             yield item
             continue
         if item.capture not in keys:
-            keys[item.capture] = capture_key(root, found.path, item.capture)
+            keys[item.capture] = _claim(claimed, root, found.path, item.capture)
         item = msgspec.structs.replace(item, capture=keys[item.capture])
         renamed = item.event.uid in seen
         if renamed:

@@ -6,6 +6,7 @@ not a few milliseconds of jitter. Benchmarks, not tests, measure speed.
 
 from __future__ import annotations
 
+import gzip
 import io
 import itertools
 from pathlib import Path
@@ -226,6 +227,14 @@ async def test_captures_are_named_by_their_path_below_the_common_root(tmp_path: 
     assert {o.capture for o in alone.sent} == {"cap"}, "one input: just its name"
     _, under, _ = await run(tmp_path, Pacing(fast=True))
     assert {o.capture for o in under.sent} == {"a/x/cap", "b/cap"}
+
+
+async def test_files_sharing_a_stem_in_one_folder_stay_apart(tmp_path: Path) -> None:
+    plain = capture(tmp_path, 2, gap=1.0, name="cap.jsonl")
+    gz = tmp_path / "cap.jsonl.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    _, sink, _ = await run(tmp_path, Pacing(fast=True))
+    assert sorted({o.capture for o in sink.sent}) == ["cap", "cap.jsonl.gz"]
 
 
 def test_progress_bar_shows_rate_and_eta() -> None:
