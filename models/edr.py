@@ -9,10 +9,19 @@ Labels, deliberately:
   training weight, and the score is monotone in tradecraft indicators (command-line
   tokens, user-writable paths, risky registry keys, LSASS access...), so the noisy
   negatives cannot teach the model that tradecraft is benign.
+- Except the OTRF events that the capture's own metadata ties to the attack
+  (models/otrf_labels.py, never a score: the process of the C2 agent named in the
+  metadata's agent table and its descendants, or the processes the metadata's commands
+  start and their descendants; 63 captures, 48,429 events): these are left out of
+  training (unlabelled) instead of trained as 0, so the learner is not taught that the
+  attack's own steps are benign. Trained as positives instead, they cost capture
+  detection on the development half of the groups (docs/models.md, EDR "Tried").
 Evaluation follows the labels: Sigma events and OTRF events are split by rule / capture;
 a capture counts as detected when at least one of its events alerts; every OTRF event
 that alerts is counted against the budget (an upper bound on false alerts, since some of
-those events are the attack itself).
+those events are the attack itself); the alert rate on OTRF events *not* labelled attack
+by the metadata is reported beside it (a closer estimate of false alerts, still an upper
+bound: captures without usable metadata keep their attack events in it).
 Host profiles (feature set v2): the OTRF captures were recorded on the same lab hosts over
 months, so one profile state runs through all of them in time order and each capture meets
 the history its hosts really had (first-seen and prevalence of images, parent->child pairs
@@ -27,6 +36,8 @@ half of the groups (docs/profiles.md).
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -35,12 +46,14 @@ import numpy.typing as npt
 
 from models.datasets import PER_CAPTURE, Dataset, History, build, data_dir
 from models.evaluate import (
+    balanced_weights,
     budget_passed,
     cap_per_key,
     hgb,
     ranking_metrics,
     rate,
 )
+from models.otrf_labels import row_labels
 from models.spec import Evaluation, Spec
 from models.tables import table
 from replay import LabeledEvent
@@ -99,16 +112,82 @@ def dataset(features: str = "") -> Dataset:
                  history=PER_CAPTURE if features in ("", "v1") else HISTORY)
 
 
-def train_mask(ds: Dataset) -> npt.NDArray[np.bool_]:
+_WEAK: dict[str, tuple[npt.NDArray[np.bool_], npt.NDArray[np.str_]]] = {}
+
+
+def weak_labels(ds: Dataset) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.str_]]:
+    """Per row: metadata-derived attack flag (models/otrf_labels.py) and event type."""
+    key = hashlib.sha256(ds.capture.tobytes() + "\n".join(ds.files).encode()).hexdigest()
+    if key not in _WEAK:
+        _WEAK[key] = row_labels(ds.files, ds.capture, ds.source,
+                                data_dir() / "edr" / "otrf-security-datasets" / "_metadata")
+    return _WEAK[key]
+
+
+@dataclass(frozen=True)
+class Weak:
+    """How the metadata-derived OTRF attack events enter training.
+
+    ``share``: their share of the training weight as positives (0: not positives);
+    ``kinds``: the event types (``channel|code`` of :func:`models.otrf_labels.capture_labels`)
+    that may be positives, empty = all; ``drop``: leave the other labelled events out of the
+    negatives (unlabelled) instead of training them as 0."""
+
+    share: float = 0.0
+    kinds: tuple[str, ...] = ()
+    drop: bool = False
+
+
+# Event types in which the attack's own content shows (a process it starts and its command
+# line, a script block, a remote thread or process handle it opens, a file, registry value,
+# pipe or connection it makes), as opposed to the ambient telemetry of its host process
+# (module-logging records of the beacon loop, image loads, handle and WFP audit records).
+ACTS = ("microsoft-windows-sysmon/operational|1", "security|4688",
+        "microsoft-windows-powershell/operational|4104", "microsoft-windows-sysmon/operational|8",
+        "microsoft-windows-sysmon/operational|10", "microsoft-windows-sysmon/operational|11",
+        "microsoft-windows-sysmon/operational|13", "microsoft-windows-sysmon/operational|17",
+        "microsoft-windows-sysmon/operational|18", "microsoft-windows-sysmon/operational|3")
+# Shipped: metadata-labelled attack events are left out of the negatives, none are positives
+# (chosen on the development half of the groups, checked once on the held-out half).
+WEAK = Weak(drop=True)
+
+
+def _weak_split(ds: Dataset, weak: Weak) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """(rows trained as positives, rows left out) under ``weak``."""
+    none = np.zeros(len(ds.y), bool)
+    if weak.share <= 0 and not weak.drop:
+        return none, none
+    flags, kinds = weak_labels(ds)
+    pos = flags & np.isin(kinds, weak.kinds) if weak.kinds else flags.copy()
+    if weak.share <= 0:
+        pos = none
+    return pos, (flags & ~pos) if weak.drop else none
+
+
+def train_mask(ds: Dataset, weak: Weak | None = None) -> npt.NDArray[np.bool_]:
+    pos, drop = _weak_split(ds, weak or WEAK)
     mask: npt.NDArray[np.bool_] = (ds.source == "sigma") | cap_per_key(
         np.where(ds.source == "otrf", ds.capture, ""), CAPTURE_CAP)
-    return mask
+    return (mask | pos) & ~drop
 
 
-def weights(ds: Dataset) -> npt.NDArray[np.float64]:
-    mask = train_mask(ds)
-    pos, neg = mask & (ds.y == 1), mask & (ds.y == 0)
-    w = np.where(ds.y == 1, POS_SHARE / max(pos.sum(), 1), (1 - POS_SHARE) / max(neg.sum(), 1))
+def train_labels(ds: Dataset, weak: Weak | None = None) -> npt.NDArray[np.int8]:
+    pos, _ = _weak_split(ds, weak or WEAK)
+    return np.asarray(ds.y | pos, dtype=np.int8)
+
+
+def weights(ds: Dataset, weak: Weak | None = None) -> npt.NDArray[np.float64]:
+    weak = weak or WEAK
+    mask = train_mask(ds, weak)
+    wpos, _ = _weak_split(ds, weak)
+    pos, neg = mask & (ds.y == 1), mask & (ds.y == 0) & ~wpos
+    share = weak.share if wpos.any() else 0.0
+    w = np.where(ds.y == 1, POS_SHARE / max(pos.sum(), 1), (1 - POS_SHARE - share) / max(neg.sum(), 1))
+    if wpos.any():
+        # Equal weight per capture and event type, so one agent's thousands of records of
+        # one type do not stand for the whole attack.
+        bal = balanced_weights(ds.capture[wpos], weak_labels(ds)[1][wpos])
+        w[wpos] = share * bal / bal.sum()
     return np.asarray(w / w[mask].mean(), dtype=np.float64)
 
 
@@ -129,6 +208,9 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
         sigma_event_recall=rate(passed, ds.source == "sigma"),
     )
     metrics["capture_recall_random"] = random_capture_recall(sizes, rate(passed, otrf))
+    weak = weak_labels(ds)[0]
+    metrics["alerts_per_1000_unlabelled_otrf_events"] = 1000 * rate(passed, otrf & ~weak)
+    metrics["weak_attack_event_recall"] = rate(passed, otrf & weak)
     per_capture = [int(passed[otrf & (ds.capture == c)].sum()) for c in captures.tolist()]
     rows = [["Sigma events (held-out rules) vs OTRF events", metrics.get("roc_auc"),
              metrics.get("pr_auc"), metrics.get("recall_at_fpr_1pct"),
@@ -144,6 +226,10 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
         ["median alerts per capture", float(np.median(per_capture))],
         ["alerts per 1,000 OTRF events (upper bound on FP)",
          metrics["alerts_per_1000_otrf_events"]],
+        [f"alerts per 1,000 OTRF events not labelled attack ({int((otrf & ~weak).sum())}; "
+         "models/otrf_labels.py)", metrics["alerts_per_1000_unlabelled_otrf_events"]],
+        [f"OTRF events labelled attack from metadata ({int((otrf & weak).sum())}) alerted",
+         metrics["weak_attack_event_recall"]],
     ])
     curve, curve_metrics = _capture_curve(ds, oof, folds, otrf, sizes)
     metrics.update(curve_metrics)
@@ -200,6 +286,7 @@ SPEC = Spec(
     evaluate=evaluate,
     weights=weights,
     train_mask=train_mask,
+    train_labels=train_labels,
     budget_benign=lambda ds: ds.source == "otrf",
     learner="scikit-learn HistGradientBoostingClassifier (200 trees, 15 leaves, monotone in "
             "tradecraft indicators), ONNX via skl2onnx",
