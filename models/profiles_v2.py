@@ -19,6 +19,9 @@ HEADER = ("Same recipe on v1 + entity-profile columns (docs/profiles.md), same r
 SECTIONS = {
     "edr": """Profiles: host novelty of image, parent->child pair and command-line shape.
 
+Measured with the earlier v1 recipe (before OTRF metadata labels left the negatives, see
+the tables above for the shipped model), the comparison that decided against profiles:
+
 | metric (group split, out of fold) | v1 features | with profiles |
 |---|---|---|
 | OTRF captures detected | 79.3% (88/111) | 82.9% (92/111) |
