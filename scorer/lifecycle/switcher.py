@@ -78,12 +78,15 @@ class ModelSwitcher:
         pending = self.ready.get(kind.value)
         live = pending.production if pending else self.scorer.runtimes[kind]
         live_shadow = pending.shadow if pending else self.scorer.shadows.get(kind)
+        production: KindRuntime | None = None
         try:
             production = await self._runtime(kind, state.model, state.production, live, live_shadow)
             shadow = None
             if state.shadow is not None:
                 shadow = await self._runtime(kind, state.model, state.shadow, live, live_shadow)
         except ModelError as exc:
+            if production is not None:  # loaded for this state alone (the retirer keeps live ones)
+                self.retirer.retire([production.model])
             await self._refuse(kind.value, offset, state, exc)
             return False
         prepare_s = time.perf_counter() - started

@@ -154,3 +154,14 @@ async def test_displaced_versions_are_unloaded_keeping_production_shadow_and_rol
     assert await h.apply("2") and loaded() == ["2", "3"], "rollback: no load, nothing unloaded"
     assert await h.apply("1") and h.loads == ["2", "3", "4", "1"], "a retired version loads again"
     assert loaded() == ["1", "2"]
+
+
+async def test_a_state_refused_partway_leaves_nothing_loaded(repo: Repo) -> None:
+    repo.package()  # version 2: good
+    onnx = repo.path / MODEL / "3"
+    repo.package()  # version 3, then tampered: its shadow preparation fails after 2 loaded
+    (v3 / "model.onnx").write_bytes((v3 / "model.onnx").read_bytes() + b"\0")
+    h = Harness(repo)
+    assert not await h.apply("2", shadow="3")
+    assert h.serving == ("1", None) and h.refusals("3", "integrity") == 1
+    assert sorted(ref.version for ref in h.backend.loaded()) == ["1"], "2 was loaded for the refused state"
