@@ -158,7 +158,7 @@ async def test_displaced_versions_are_unloaded_keeping_production_shadow_and_rol
 
 async def test_a_state_refused_partway_leaves_nothing_loaded(repo: Repo) -> None:
     repo.package()  # version 2: good
-    onnx = repo.path / MODEL / "3"
+    v3 = repo.path / MODEL / "3"
     repo.package()  # version 3, then tampered: its shadow preparation fails after 2 loaded
     (v3 / "model.onnx").write_bytes((v3 / "model.onnx").read_bytes() + b"\0")
     h = Harness(repo)
