@@ -90,10 +90,17 @@ def faust_agent(args: argparse.Namespace, scorer: PerEventScorer) -> None:
 
 
 def quix_app(args: argparse.Namespace, scorer: PerEventScorer) -> None:
+    import atexit
+    import shutil
+    import tempfile
+
     from quixstreams import Application, MessageContext
 
+    # Quix creates its state directory even for a stateless app; keep it out of the checkout.
+    state_dir = tempfile.mkdtemp(prefix="scorer-bench-quix-")
+    atexit.register(shutil.rmtree, state_dir, True)
     app = Application(broker_address=args.bootstrap, consumer_group=args.group, auto_offset_reset="earliest",
-                      auto_create_topics=False)
+                      auto_create_topics=False, state_dir=state_dir)
     out = app.topic(args.out, value_serializer="bytes", key_serializer="bytes")
     for name in args.topics:
         topic = app.topic(name, value_deserializer="bytes", key_deserializer="bytes")
