@@ -137,29 +137,14 @@ def production_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MA
     the accelerator list says. Asking for TensorRT FP16 only cost an engine attempt at load
     and promised a precision change that would blur cut-offs like 0.9999 if it ever applied.
     """
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
-    config = text_format.Parse(_config(name, n_features, max_batch, gpu=True), model_config_pb2.ModelConfig())
-    config.ClearField("optimization")
-    return str(text_format.MessageToString(config))
+    return _config(name, n_features, max_batch, "KIND_GPU", count=2)
 
 
 def cpu_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
-    return _config(name, n_features, max_batch, gpu=False)
+    return _config(name, n_features, max_batch, "KIND_CPU", count=1)
 
 
-def _config(name: str, n_features: int, max_batch: int, *, gpu: bool) -> str:
-    if gpu:
-        instances = "instance_group [{ kind: KIND_GPU, count: 2 }]"
-        optimization = (
-            "optimization { execution_accelerators { gpu_execution_accelerator: [\n"
-            '  { name: "tensorrt", parameters { key: "precision_mode" value: "FP16" } }\n'
-            "] } }\n"
-        )
-    else:
-        instances = "instance_group [{ kind: KIND_CPU, count: 1 }]"
-        optimization = ""
+def _config(name: str, n_features: int, max_batch: int, kind: str, *, count: int) -> str:
     return (
         f'name: "{name}"\n'
         'backend: "onnxruntime"\n'
@@ -167,8 +152,7 @@ def _config(name: str, n_features: int, max_batch: int, *, gpu: bool) -> str:
         f'input [{{ name: "{INPUT_NAME}", data_type: TYPE_FP32, dims: [ {n_features} ] }}]\n'
         f'output [{{ name: "{OUTPUT_NAME}", data_type: TYPE_FP32, dims: [ 2 ] }}]\n'
         "dynamic_batching { max_queue_delay_microseconds: 200 }\n"
-        f"{instances}\n"
-        f"{optimization}"
+        f"instance_group [{{ kind: {kind}, count: {count} }}]\n"
         'version_policy: { latest: { num_versions: 2 } }\n'
     )
 
