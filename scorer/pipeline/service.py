@@ -195,7 +195,6 @@ class ScorerService:
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; during a Triton outage in pause mode, hold consumption and retry."""
         delay = 0.2
-        paused = False
         try:
             while True:
                 try:
@@ -203,15 +202,15 @@ class ScorerService:
                 except (InferenceError, ModelError) as exc:
                     # Never drop a batch because scoring failed: hold consumption (the batch
                     # stays uncommitted) and retry with backoff until a backend can score it.
-                    if not paused:
+                    if not self.paused:
                         log.warning("inference failed, pausing consumption: %s", exc)
                         self._consumer.pause(*self._consumer.assignment())
                         self.metrics.paused.set(1)
-                        paused = self.paused = True
+                        self.paused = True
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         finally:
-            if paused:
+            if self.paused:
                 self._consumer.resume(*self._consumer.paused())
                 self.metrics.paused.set(0)
                 self.paused = False
