@@ -14,6 +14,10 @@ import numpy.typing as npt
 
 from scorer.inference.repository import ModelCard
 
+# A detection rule of these Sigma levels raises an alert on its own, whatever the model
+# scores; lower levels (hunting content, noisy by design) only inform the model's features.
+RULE_ALERT_LEVELS = frozenset({"high", "critical"})
+
 # OCSF severity_id by name (Detection Finding: 1 Informational ... 5 Critical).
 SEVERITY_IDS = {"Informational": 1, "Low": 2, "Medium": 3, "High": 4, "Critical": 5}
 

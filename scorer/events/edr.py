@@ -176,4 +176,6 @@ def _canonical(raw: Mapping[str, Any]) -> EndpointEvent:
         event = msgspec.convert(dict(raw), EndpointEvent, strict=False)
     except msgspec.ValidationError as exc:
         raise RecordError("wrong_type", f"endpoint event: {exc}") from None
+    if event.rule_hits:  # the rules stage's to set, never the producer's
+        event = msgspec.structs.replace(event, rule_hits=())
     return bounded(event, _INT_FIELDS)

@@ -32,7 +32,9 @@ def decode_canonical(kind: EventKind, value: bytes) -> Event | None:
     if isinstance(event, EndpointEvent):
         # msgspec takes ints of any size; the generic path refuses these as out of range.
         ints = (event.event_code, event.process_id, event.dst_port, event.logon_type)
-        return event if all(v is None or abs(v) <= INT_LIMIT for v in ints) else None
+        # Rule hits are the rules stage's to set: the generic path drops any sent on the wire.
+        ok = not event.rule_hits and all(v is None or abs(v) <= INT_LIMIT for v in ints)
+        return event if ok else None
     if isinstance(event, SiemAlert) and event.severity is not None and abs(event.severity) > INT_LIMIT:
         return None
     return event

@@ -73,6 +73,9 @@ class EndpointEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     fields: dict[str, str] = {}
     source: str | None = None
     label: str | None = None
+    # Ids of the detection rules (scorer.rules) that fired on this event: set by the rules
+    # stage after decoding, never taken from the wire (the decoder clears it).
+    rule_hits: tuple[str, ...] = ()
 
 
 class SiemAlert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
