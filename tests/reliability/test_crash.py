@@ -16,6 +16,13 @@ process, which reuses the same transactional.id and so fences its dead predecess
 read_uncommitted reader shows the aborted records, attributed to kills the same way: at
 least one kill must land inside a transaction, and one kill aborts at most one batch.
 
+Every kill lands mid-stream on any machine: the stream has no fixed length (a scorer faster
+than the feed would otherwise finish it before the last kill); it flows at a fixed rate until
+the last kill is done, then one more chunk is produced, which no killed process can have
+seen, so each kill leaves work for the next process. Every kill but the first also waits,
+if it must, until the scorer has published an output (``first_output``): on observed
+progress, not on the time a slow machine needs to get going.
+
 Reproduce: SCORER_RELIABILITY_SEED=<seed printed> pytest -s tests/reliability/test_crash.py
 """
 
@@ -23,10 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import itertools
 import os
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -40,8 +50,8 @@ from tests.reliability.support import (
     ScorerProcess,
     Tally,
     Topics,
+    endless_stream,
     feed,
-    make_stream,
     new_topics,
     plaintext,
     read_topics,
@@ -59,7 +69,7 @@ CRASHES = int(os.environ.get("SCORER_RELIABILITY_CRASHES", "10"))
 BATCH = 64  # SCORER_BATCH__MAX_RECORDS
 INFLIGHT = 4  # SCORER_BATCH__MAX_INFLIGHT (the default): batches delivered but not yet committed
 PER_CRASH_BOUND = BATCH * (INFLIGHT + 1)  # records one kill may make the scorer write twice
-RATE = 500.0  # input events per second while the scorer is being killed
+RATE = 500.0  # input events per second while the scorer is being killed (until the last kill)
 PARTITIONS = 3  # of every topic
 
 Output: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -108,7 +118,6 @@ async def _crash_loop(
 ) -> tuple[Topics, Ledger, list[Output], Lives, list[bool]]:
     rng = random.Random(seed())
     topics = await new_topics(kafka, partitions=PARTITIONS)
-    records = make_stream(topics.kinds, "c", per_kind=int(RATE * CRASHES * 3 / len(topics.kinds)))
     env = scorer_env(
         kafka.bootstrap, topics, triton=triton, repository=repository,
         SCORER_BATCH__MAX_RECORDS=str(BATCH),
@@ -119,13 +128,14 @@ async def _crash_loop(
         SCORER_KAFKA__GROUP_INSTANCE_ID=f"{topics.prefix}-0",
     )
     proc = ScorerProcess(env, tmp_path / "scorer.log")
-    ledger = Ledger.of(records, topics)
     progress = [0]
     lives = Lives()
     started = time.monotonic()
     probe = await TransactionProbe.open(kafka, topics) if transactional else None
-    with stopped_on_exit(proc):
-        feeder = asyncio.create_task(feed(plaintext(kafka), topics, records, rate=RATE, progress=progress))
+    last_kill_done = asyncio.Event()
+    with stopped_on_exit(proc), first_output(kafka, topics) as output_seen:
+        feeder = asyncio.create_task(feed(plaintext(kafka), topics, endless_stream(topics.kinds, "c"), rate=RATE,
+                                          progress=progress, until=last_kill_done))
         kills: list[str] = []
         in_txn: list[bool] = []
         crash = 0
@@ -134,6 +144,8 @@ async def _crash_loop(
             lives.started()
             proc.start()
             await proc.wait_ready()
+            if crash > 0:  # this kill must come after an output (the first may hit the first join)
+                await output_seen()
             # Random point: half the kills while the restarted process works through the
             # backlog that built up while it was down (batches in flight), half later
             # in the live stream, when it may be idle between batches.
@@ -157,9 +169,12 @@ async def _crash_loop(
                 kill += f"; {'inside' if in_txn[-1] else 'outside'} a transaction"
             kills.append(kill)
             crash += 1
+        produced_by_last_kill = progress[0]
+        last_kill_done.set()  # the feeder stops after one more chunk: work the last killed process never saw
         lives.started()
         proc.start()
         sent = await feeder
+        ledger = Ledger.of(itertools.islice(endless_stream(topics.kinds, "c"), sent), topics)
         outputs = await read_topics(plaintext(kafka), topics.all_outputs(), ledger.complete, timeout=120)
         rc = proc.stop()
     if probe is not None:
@@ -169,7 +184,7 @@ async def _crash_loop(
     print(f"\n{'exactly-once' if transactional else 'at-least-once'}: {len(lives.kills)} x kill -9 in "
           f"{time.monotonic() - started:.0f}s; {report}\n  "
           + "\n  ".join(f"{k}; {n} events had an outcome before it" for k, n in zip(kills, before, strict=True)))
-    assert sent == len(records)
+    assert sent > produced_by_last_kill, (sent, produced_by_last_kill)
     assert rc == 0, proc.log_tail()
     assert not report.problems(), report.problems()
     assert score_backends(outputs, topics.scores) == {"triton"}
@@ -221,6 +236,38 @@ async def test_kill9_repeatedly_no_duplicates_exactly_once(
     # the read_uncommitted reader), and it aborted one batch at most.
     assert {i for i in range(kills) if aborted[i]} <= {i for i, hit in enumerate(in_txn) if hit}, (aborted, in_txn)
     assert max(aborted.values()) <= BATCH, "a kill aborted more than the one batch in its transaction"
+
+
+@contextlib.contextmanager
+def first_output(kafka: KafkaBroker, topics: Topics) -> Iterator[Callable[[], Awaitable[None]]]:
+    """Watches, from the start, for the first score or dead letter (read_committed) that the
+    scorer publishes; the yielded coroutine function returns once there is one (at once
+    after that). Its create time precedes the moment it was read, so a kill after that has
+    an output before it, however long a slow machine takes to get going."""
+
+    async def watch(timeout: float = 120.0) -> bool:
+        reader = AIOKafkaConsumer(topics.scores, topics.dlq, bootstrap_servers=kafka.bootstrap, group_id=None,
+                                  auto_offset_reset="earliest", enable_auto_commit=False,
+                                  isolation_level="read_committed")
+        await reader.start()
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if any((await reader.getmany(timeout_ms=200)).values()):
+                    return True
+            return False
+        finally:
+            await reader.stop()
+
+    watcher = asyncio.create_task(watch())
+
+    async def seen() -> None:
+        assert await asyncio.shield(watcher), "the scorer published nothing in 120 s"
+
+    try:
+        yield seen
+    finally:
+        watcher.cancel()
 
 
 @dataclass

@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -40,40 +40,67 @@ def make_stream(kinds: Sequence[EventKind], tag: str, per_kind: int, *, pad: int
     """``per_kind`` real events of each kind with unique uids, interleaved, with one hostile
     record in BAD_EVERY (truncated JSON or a missing field) that must be dead-lettered.
     ``pad`` adds an unknown field of that many bytes to every event (big records)."""
-    per: list[list[Record]] = []
-    for kind in kinds:
-        sample = SAMPLES[kind]()
-        out: list[Record] = []
-        for i, (uid, key, value) in zip(range(per_kind), itertools.cycle(sample), strict=False):
-            new_uid = f"{uid}#{tag}{i}"
-            if i % BAD_EVERY == BAD_EVERY - 1:
-                hostile = (b'{"uid": "%s", "ts": ' if i % 2 else b'{"uid": "%s", "x": 1}') % new_uid.encode()
-                out.append(Record(kind, key, hostile, new_uid, bad=True))
-                continue
-            doc = json.loads(value)
-            doc["uid"] = new_uid
-            if pad:
-                doc["Pad"] = "p" * pad
-            out.append(Record(kind, key, json.dumps(doc).encode(), new_uid))
-        per.append(out)
+    per = [list(itertools.islice(_kind_records(kind, tag, pad), per_kind)) for kind in kinds]
     return [r for group in itertools.zip_longest(*per) for r in group if r is not None]
 
 
+def endless_stream(kinds: Sequence[EventKind], tag: str, *, pad: int = 0) -> Iterator[Record]:
+    """:func:`make_stream`'s records without end, made lazily: its first ``n`` are always
+    the same (``itertools.islice(endless_stream(...), n)`` rebuilds what a feed sent), and
+    ``make_stream(kinds, tag, k)`` is its first ``k * len(kinds)``. For a feed that stops
+    on an event of the test (see :func:`feed`'s ``until``) rather than at a fixed count."""
+    per = [_kind_records(kind, tag, pad) for kind in kinds]
+    while per:
+        for records in list(per):
+            record = next(records, None)
+            if record is None:  # a kind without samples
+                per.remove(records)
+            else:
+                yield record
+
+
+def _kind_records(kind: EventKind, tag: str, pad: int) -> Iterator[Record]:
+    sample = SAMPLES[kind]()
+    for i, (uid, key, value) in enumerate(itertools.cycle(sample)):
+        new_uid = f"{uid}#{tag}{i}"
+        if i % BAD_EVERY == BAD_EVERY - 1:
+            hostile = (b'{"uid": "%s", "ts": ' if i % 2 else b'{"uid": "%s", "x": 1}') % new_uid.encode()
+            yield Record(kind, key, hostile, new_uid, bad=True)
+            continue
+        doc = json.loads(value)
+        doc["uid"] = new_uid
+        if pad:
+            doc["Pad"] = "p" * pad
+        yield Record(kind, key, json.dumps(doc).encode(), new_uid)
+
+
 async def feed(
-    client: dict[str, Any], topics: Topics, records: Sequence[Record], *, rate: float,
-    progress: list[int] | None = None,
+    client: dict[str, Any], topics: Topics, records: Iterable[Record], *, rate: float,
+    progress: list[int] | None = None, until: asyncio.Event | None = None,
 ) -> int:
     """Produce ``records`` at about ``rate`` per second (acks=all, idempotent, retried across
-    broker restarts); ``progress[0]`` counts what was acknowledged so far."""
+    broker restarts); ``progress[0]`` counts what was acknowledged so far; returns how many
+    were produced (the first that many of ``records``).
+
+    ``until``: stop once it is set, after one more chunk (rate / 10 records) begun after it
+    was set, or when ``records`` run out (they may be endless then: :func:`endless_stream`).
+    A test that sets it after its last fault so knows the stream outlived every fault,
+    with records the scorer cannot have seen before it, whatever the machine's speed."""
     producer = AIOKafkaProducer(**client, acks="all", enable_idempotence=True, linger_ms=5,
                                 request_timeout_ms=60_000, retry_backoff_ms=200)
     await producer.start()
     chunk = max(1, int(rate / 10))
     sent = 0
+    source = iter(records)
+    last = False
     try:
-        for i in range(0, len(records), chunk):
+        while not last:
+            last = until is not None and until.is_set()
             started = time.monotonic()
-            futures = [await producer.send(topics.input(r.kind), r.value, key=r.key) for r in records[i:i + chunk]]
+            futures = [await producer.send(topics.input(r.kind), r.value, key=r.key)
+                       for r in itertools.islice(source, chunk)]
+            if not futures:
+                break
             await asyncio.gather(*futures)
             sent += len(futures)
             if progress is not None:
