@@ -10,7 +10,12 @@ Feature sets are versioned, and a model card names the one its model was trained
 - ``v1``: the per-event features and the scorer's exact 60 s entity state;
 - ``v2``: ``v1`` followed by long-horizon entity profiles (:mod:`scorer.profiles`) joined
   from a :class:`~scorer.profiles.join.ProfileSource`: the compacted profile topic when
-  serving, the same update rule run in process (:mod:`streams.offline`) when training.
+  serving, the same update rule run in process (:mod:`streams.offline`) when training;
+- ``v3``: ``v2`` followed, for EDR, by the Security-channel, object, command-line and
+  rule-hit blocks (:mod:`scorer.features.edr_v3`). The rule block reads
+  ``EndpointEvent.rule_hits`` (set by the rules stage before features) and needs the rule
+  pack's metadata: ``feature_set("edr", "v3", profiles, rules=stage.by_id)``. Its column
+  names do not depend on the pack. Other kinds have no v3 blocks yet: their v3 is their v2.
 """
 
 from __future__ import annotations
@@ -34,22 +39,26 @@ _CLASSES: dict[EventKind, type[NetflowFeatures] | type[EdrFeatures] | type[SiemF
 }
 
 
-FEATURE_SETS = ("v1", "v2")
+FEATURE_SETS = ("v1", "v2", "v3")
 
 if TYPE_CHECKING:
+    from scorer.features.rules import RuleSource
     from scorer.profiles.join import ProfileSource
 
 
-def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSource | None = None) -> FeatureSet:
+def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSource | None = None,
+                rules: RuleSource | None = None) -> FeatureSet:
     """A new feature set (with fresh state) for ``kind``, in feature-set ``version``.
 
-    ``profiles`` is where v2 reads profiles from; by default a fresh in-process
+    ``profiles`` is where v2 and v3 read profiles from; by default a fresh in-process
     :class:`streams.offline.LocalProfiles` (what training and the embedded scorer use).
+    ``rules`` is the rule metadata v3's rule block reads (a mapping rule id -> ``RuleMeta``,
+    e.g. ``RuleStage.by_id``, or the ``RuleEngine.rules`` sequence); ignored by v1 and v2.
     """
     base = _CLASSES[EventKind(kind)]()
     if version in ("", "v1"):
         return base
-    if version != "v2":
+    if version not in ("v2", "v3"):
         raise ValueError(f"unknown feature set {version!r} (known: {', '.join(FEATURE_SETS)})")
     # Imported here: scorer.profiles builds on scorer.features.base (no import cycle), and the
     # in-process profiles are the stream jobs' own code, only needed when nobody passes a source.
@@ -60,22 +69,28 @@ def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSourc
         from streams.offline import LocalProfiles
 
         profiles = LocalProfiles()
-    return ProfiledFeatures(base, COLUMNS[base.kind](), profiles)
+    v2 = ProfiledFeatures(base, COLUMNS[base.kind](), profiles)
+    if version == "v2" or base.kind is not EventKind.EDR:
+        return v2
+    from scorer.features.edr_v3 import EdrV3Features
+
+    return EdrV3Features(v2, rules)
 
 
 def capture_matrix(
     kind: EventKind | str, events: Sequence[Event], chunk: int = 65_536, version: str = "",
-    profiles: ProfileSource | None = None,
+    profiles: ProfileSource | None = None, rules: RuleSource | None = None,
 ) -> tuple[F32, npt.NDArray[np.intp]]:
     """Training features of one capture: what serving computes when it is replayed.
 
     Events are put in event-time order (stable), then fed through a fresh feature set in
     chunks, exactly as a consumer sees micro-batches. Returns the matrix (rows in time
-    order) and ``order``, the index of each row's event in ``events``. ``version`` and
-    ``profiles`` are :func:`feature_set`'s (pass one ``profiles`` to several captures to
-    let entity profiles carry over from one capture to the next).
+    order) and ``order``, the index of each row's event in ``events``. ``version``,
+    ``profiles`` and ``rules`` are :func:`feature_set`'s (pass one ``profiles`` to several
+    captures to let entity profiles carry over from one capture to the next). For v3 the
+    events carry their ``rule_hits`` already (the rules stage runs before features).
     """
-    fs = feature_set(kind, version, profiles)
+    fs = feature_set(kind, version, profiles, rules)
     order = np.argsort(np.fromiter((e.ts for e in events), np.float64, len(events)),
                        kind="stable")
     ordered = [events[i] for i in order.tolist()]

@@ -1,0 +1,212 @@
+"""EDR block of feature set v3: the Windows Security channel, what v1 only saw as "logon".
+
+Event IDs are grouped into families finer than v1's behaviours (Kerberos TGT vs service
+ticket, account vs group changes, group enumeration, directory access, token rights...).
+Within a family the fields an analyst reads are turned into flags: logon type and
+authentication package, failure codes (``Status`` / ``SubStatus`` / ``FailureReason``),
+Kerberos ticket options and encryption types (RC4 ``0x17`` ...), privileges named in
+``PrivilegeList`` / ``EnabledPrivilegeList``, privileged groups by SID or name, and which
+process enumerated a group. Every field is read once per distinct value of the batch
+(:class:`~scorer.features.texts.Texts`), gated by the event IDs that define it, so a
+``Status`` of a process exit (4689) is not read as a logon failure.
+
+``INDICATORS`` names the columns that can only make an event more suspicious (a model may
+constrain its score to be non-decreasing in them); family columns are descriptive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from scorer.events.structs import EndpointEvent
+from scorer.features.base import F64, numbers
+from scorer.features.texts import Texts
+
+FAMILIES: dict[str, frozenset[int]] = {
+    "sec_logon": frozenset({4624}),
+    "sec_logon_failed": frozenset({4625, 4771}),
+    "sec_logon_explicit": frozenset({4648}),
+    "sec_logoff": frozenset({4634, 4647}),
+    "sec_special_logon": frozenset({4672, 4964}),
+    "sec_kerberos_tgt": frozenset({4768}),
+    "sec_kerberos_service": frozenset({4769, 4770}),
+    "sec_ntlm_validation": frozenset({4776}),
+    "sec_account_change": frozenset({4720, 4722, 4723, 4724, 4725, 4726, 4738, 4740, 4741, 4742, 4743,
+                                     4765, 4766, 4767, 4780, 4781, 4794}),
+    "sec_group_change": frozenset({4727, 4728, 4729, 4730, 4731, 4732, 4733, 4734, 4735, 4737, 4754,
+                                   4755, 4756, 4757, 4758}),
+    "sec_group_enum": frozenset({4798, 4799}),
+    "sec_service_install": frozenset({7045, 4697}),
+    "sec_task_change": frozenset({4698, 4699, 4700, 4701, 4702}),
+    "sec_ds_access": frozenset({4662}),
+    "sec_ds_change": frozenset({5136, 5137, 5138, 5139, 5141}),
+    "sec_sam_access": frozenset({4661}),
+    "sec_share": frozenset({5140, 5142, 5143, 5144}),
+    "sec_share_file": frozenset({5145}),
+    "sec_object_handle": frozenset({4656, 4658, 4660, 4663, 4670, 4690}),
+    "sec_privilege_use": frozenset({4673, 4674}),
+    "sec_token_rights": frozenset({4703}),
+    "sec_policy_change": frozenset({4713, 4719, 4739, 4902, 4904, 4905, 4906, 4907, 4912}),
+    "sec_log_cleared": frozenset({1102, 1100, 104}),
+    "sec_credential_read": frozenset({5379, 5381, 5382}),
+    "sec_dpapi": frozenset({4692, 4693, 4695}),
+    "sec_firewall_change": frozenset({4946, 4947, 4948, 4950, 2004, 2005, 2006}),
+}
+FAMILY_NAMES = tuple(FAMILIES)
+LOGON_TYPES: dict[str, tuple[int, ...]] = {
+    "sec_logon_interactive": (2, 11), "sec_logon_batch_service": (4, 5), "sec_logon_unlock": (7,),
+    "sec_logon_cleartext": (8,), "sec_logon_new_credentials": (9,),
+}
+AUTH_NAMES = ("sec_auth_ntlm", "sec_auth_ntlm_v1", "sec_auth_ntlm_no_key", "sec_auth_seclogo")
+FAILURE_NAMES = ("sec_fail_bad_password", "sec_fail_unknown_user", "sec_fail_account_state", "sec_fail_other")
+KERBEROS_NAMES = ("sec_kerb_rc4", "sec_kerb_des", "sec_kerb_forwarded", "sec_kerb_no_canonicalize",
+                  "sec_kerb_s4u", "sec_kerb_u2u", "sec_kerb_no_preauth", "sec_kerb_user_service")
+PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "sec_priv_debug": ("sedebugprivilege",),
+    "sec_priv_tcb": ("setcbprivilege",),
+    "sec_priv_backup": ("sebackupprivilege", "serestoreprivilege"),
+    "sec_priv_take_ownership": ("setakeownershipprivilege",),
+    "sec_priv_load_driver": ("seloaddriverprivilege",),
+    "sec_priv_impersonate": ("seimpersonateprivilege", "seassignprimarytokenprivilege"),
+    "sec_priv_create_token": ("secreatetokenprivilege",),
+    "sec_priv_security": ("sesecurityprivilege",),
+}
+ENABLED_NAMES = ("sec_priv_debug_enabled",)  # 4703: a process turned SeDebugPrivilege on (mimikatz privilege::debug)
+ACCOUNT_NAMES = ("sec_account_created", "sec_password_reset", "sec_member_added", "sec_privileged_group",
+                 "sec_group_enum_by_tool", "sec_sid_history")
+NAMES: tuple[str, ...] = (FAMILY_NAMES + tuple(LOGON_TYPES) + AUTH_NAMES + FAILURE_NAMES + KERBEROS_NAMES
+                          + tuple(PRIVILEGES) + ENABLED_NAMES + ACCOUNT_NAMES)
+INDICATORS: tuple[str, ...] = (
+    "sec_logon_cleartext", "sec_logon_new_credentials", "sec_auth_ntlm_v1", "sec_auth_ntlm_no_key",
+    "sec_auth_seclogo", *FAILURE_NAMES, *KERBEROS_NAMES, "sec_priv_create_token", *ENABLED_NAMES,
+    *ACCOUNT_NAMES,
+)
+
+# NT status (logon, NTLM) and Kerberos result codes, lower-case hex without padding.
+BAD_PASSWORD = frozenset({"0xc000006a", "0x18"})
+UNKNOWN_USER = frozenset({"0xc0000064", "0x6"})
+ACCOUNT_STATE = frozenset({"0xc0000234", "0xc0000072", "0xc0000193", "0xc0000071", "0xc000006f",
+                           "0xc0000070", "0xc0000224", "0x12", "0x17"})
+OK_STATUS = frozenset({"", "-", "0x0", "0"})
+GENERIC_FAILURE = frozenset({"0xc000006d", "0xc000006e"})  # "logon failure": the SubStatus says why
+BAD_NAME_OR_PASSWORD = "%%2313"  # FailureReason text id "Unknown user name or bad password"
+AUTH_EVENTS = frozenset({4625, 4771, 4772, 4776, 4768, 4769, 4777})
+KERBEROS_EVENTS = frozenset({4768, 4769, 4770})
+LOGON_EVENTS = frozenset({4624, 4625})
+GROUP_EVENTS = FAMILIES["sec_group_change"] | FAMILIES["sec_group_enum"]
+ACCOUNT_EVENTS = GROUP_EVENTS | FAMILIES["sec_account_change"]
+RC4, DES = frozenset({"0x17", "0x18"}), frozenset({"0x1", "0x3"})
+# Builtin and domain groups whose membership is administrative (SID suffix or name).
+PRIVILEGED_SIDS = ("s-1-5-32-544", "s-1-5-32-548", "s-1-5-32-549", "s-1-5-32-550", "s-1-5-32-551",
+                   "s-1-5-32-555", "s-1-5-32-578")
+PRIVILEGED_RIDS = ("-512", "-518", "-519", "-520", "-526", "-527")
+PRIVILEGED_GROUPS = frozenset({"administrators", "domain admins", "enterprise admins", "schema admins",
+                               "backup operators", "account operators", "server operators", "print operators",
+                               "dnsadmins", "remote desktop users", "group policy creator owners", "key admins",
+                               "enterprise key admins", "hyper-v administrators"})
+# Processes that enumerate groups for a person or a script (as opposed to the OS's own services).
+ENUM_TOOLS = ("net.exe", "net1.exe", "powershell.exe", "pwsh.exe", "cmd.exe", "wmic.exe", "whoami.exe",
+              "rundll32.exe", "dsquery.exe", "adfind.exe")
+SEP = "\x1f"
+
+
+def keyed(evs: Sequence[EndpointEvent], gate: frozenset[int], key: Callable[[EndpointEvent], str]) -> Texts:
+    """One text per event: ``key(e)`` (lower-case) for events of the ``gate`` IDs, else ``""``.
+    Composite keys (fields joined by SEP) repeat as much as single fields do."""
+    return Texts((key(e).lower() if e.event_code in gate else "") for e in evs)
+
+
+def field(e: EndpointEvent, *names: str) -> str:
+    return SEP.join(e.fields.get(n) or "" for n in names)
+
+
+def families(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
+    index: dict[int, int] = {}
+    inverse = np.fromiter((index.setdefault(e.event_code, len(index)) for e in evs), dtype=np.intp,
+                          count=len(evs))
+    table = np.array([[c in m for m in FAMILIES.values()] for c in index],
+                     dtype=np.float64).reshape(len(index), len(FAMILIES))
+    block = table[inverse]
+    return {name: block[:, j] for j, name in enumerate(FAMILY_NAMES)}
+
+
+def security_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
+    """Every column of :data:`NAMES` for the batch."""
+    cols = families(evs)
+    logon = numbers(evs, "logon_type", -1.0)
+    gated = np.isin(np.fromiter((e.event_code for e in evs), np.int64, len(evs)), tuple(LOGON_EVENTS | {4634}))
+    for name, types in LOGON_TYPES.items():
+        cols[name] = (gated & np.isin(logon, types)).astype(np.float64)
+    auth = keyed(evs, LOGON_EVENTS, lambda e: field(e, "AuthenticationPackageName", "LmPackageName", "KeyLength",
+                                                    "LogonProcessName") + SEP + str(e.logon_type))
+    cols.update(zip(AUTH_NAMES, row_columns(auth, _auth, len(AUTH_NAMES)), strict=True))
+    status = keyed(evs, AUTH_EVENTS, lambda e: field(e, "Status", "SubStatus", "FailureReason"))
+    cols.update(zip(FAILURE_NAMES, row_columns(status, _failure, len(FAILURE_NAMES)), strict=True))
+    kerb = keyed(evs, KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
+                 + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"))
+    cols.update(zip(KERBEROS_NAMES, row_columns(kerb, _kerberos, len(KERBEROS_NAMES)), strict=True))
+    privs = Texts(field(e, "PrivilegeList", "EnabledPrivilegeList").lower() for e in evs)
+    for name, needles in PRIVILEGES.items():
+        cols[name] = privs.contains_any(needles)
+    enabled = keyed(evs, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"))
+    cols["sec_priv_debug_enabled"] = enabled.contains_any(("sedebugprivilege",))
+    account = keyed(evs, ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"
+                    + field(e, "TargetSid", "CallerProcessName", "SidHistory") + SEP + (e.user or ""))
+    cols.update(zip(ACCOUNT_NAMES, row_columns(account, _account, len(ACCOUNT_NAMES)), strict=True))
+    return cols
+
+
+def row_columns(texts: Texts, row: Callable[[str], tuple[float, ...]], width: int) -> list[F64]:
+    """``width`` columns of ``row(value)``, computed once per distinct value; ``""`` gives zeros."""
+    block = texts.block(lambda d: np.array([row(v) if v else (0.0,) * width for v in d],
+                                           dtype=np.float64).reshape(len(d), width))
+    return [block[:, j] for j in range(width)]
+
+
+def _auth(value: str) -> tuple[float, ...]:
+    package, lm, key_length, process, logon_type = value.split(SEP)
+    ntlm = "ntlm" in package or "msv1_0" in package or "authentication_package_v1" in package
+    return (float(ntlm), float("ntlm v1" in lm),
+            float(ntlm and key_length.strip() == "0" and logon_type == "3"), float("seclogo" in process))
+
+
+def _failure(value: str) -> tuple[float, ...]:
+    parts = {c.strip() for c in value.split(SEP)} - OK_STATUS
+    # FailureReason is a message id ("%%2313"); the status codes carry the rest.
+    codes = {c for c in parts if not c.startswith("%%")}
+    bad, unknown, state = codes & BAD_PASSWORD, codes & UNKNOWN_USER, codes & ACCOUNT_STATE
+    other = codes - BAD_PASSWORD - UNKNOWN_USER - ACCOUNT_STATE - GENERIC_FAILURE
+    return (float(bool(bad) or BAD_NAME_OR_PASSWORD in parts), float(bool(unknown)), float(bool(state)),
+            float(bool(other)))
+
+
+def hex_int(text: str) -> int:
+    try:
+        return int(text.strip(), 16) if text.strip().startswith("0x") else int(text.strip() or "0")
+    except ValueError:
+        return 0
+
+
+def _kerberos(value: str) -> tuple[float, ...]:
+    code, options_text, encryption, preauth, service = value.split(SEP)
+    options = hex_int(options_text)
+    enc = encryption.strip()
+    user_service = (code == "4769" and bool(service) and not service.endswith("$")
+                    and service not in ("krbtgt", "kadmin"))
+    return (float(enc in RC4), float(enc in DES), float(bool(options & 0x20000000)),
+            float(options != 0 and not options & 0x00010000), float(bool(options & 0x00020000)),
+            float(bool(options & 0x8)), float(code == "4768" and preauth.strip() == "0"), float(user_service))
+
+
+def _account(value: str) -> tuple[float, ...]:
+    code_text, sid, caller, sid_history, group = value.split(SEP)
+    code = int(code_text)
+    in_group = code in GROUP_EVENTS
+    privileged = in_group and (sid.startswith(PRIVILEGED_SIDS) or sid.endswith(PRIVILEGED_RIDS)
+                               or group.rsplit("\\", 1)[-1] in PRIVILEGED_GROUPS)
+    tool = code in FAMILIES["sec_group_enum"] and caller.rsplit("\\", 1)[-1] in ENUM_TOOLS
+    history = code in (4765, 4766) or (code in FAMILIES["sec_account_change"] and sid_history not in ("", "-"))
+    return (float(code in (4720, 4741)), float(code in (4723, 4724, 4794)), float(code in (4728, 4732, 4756)),
+            float(privileged), float(tool), float(history))

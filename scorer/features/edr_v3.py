@@ -1,0 +1,58 @@
+"""Feature set v3 for EDR: v2 (v1 + host-novelty profiles), then the Security-channel,
+object, command-line and rule-hit blocks.
+
+``names`` = v2's names, then :data:`BLOCK_NAMES` (in this order: :mod:`edr_security`,
+:mod:`edr_objects`, :mod:`edr_cmdline`, :mod:`rules`). The rule block reads
+``EndpointEvent.rule_hits``, which the rules stage sets before features, and the rule
+metadata passed as ``rules``; without it (``None``) hits count in ``rule_hits`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from scorer.events.structs import EndpointEvent, Event, EventKind
+from scorer.features import edr_cmdline, edr_objects, edr_security, rules
+from scorer.features.base import F32, F64, FeatureSet, basename, stack
+from scorer.features.edr_cmdline import cmdline_columns
+from scorer.features.edr_objects import object_columns
+from scorer.features.edr_security import security_columns
+from scorer.features.rules import RuleFeatures, RuleSource
+from scorer.features.texts import Texts
+
+BLOCK_NAMES: tuple[str, ...] = edr_security.NAMES + edr_objects.NAMES + edr_cmdline.NAMES + rules.NAMES
+# Columns that can only make an event more suspicious (models may constrain scores to be
+# non-decreasing in them); the others describe the event.
+INDICATORS: tuple[str, ...] = (edr_security.INDICATORS + edr_objects.INDICATORS + edr_cmdline.INDICATORS
+                               + rules.INDICATORS)
+
+
+class EdrV3Features:
+    """``base`` (the v2 feature set) followed by the v3 blocks."""
+
+    kind = EventKind.EDR
+
+    def __init__(self, base: FeatureSet, rule_source: RuleSource | None = None) -> None:
+        if base.kind is not EventKind.EDR:
+            raise ValueError("EdrV3Features wraps an EDR feature set")
+        self.base = base
+        self.rules = RuleFeatures(rule_source)
+        self.names: tuple[str, ...] = base.names + BLOCK_NAMES
+
+    def transform(self, events: Sequence[Event]) -> F32:
+        x = self.base.transform(events)  # validates the event type too
+        evs: list[EndpointEvent] = [e for e in events if isinstance(e, EndpointEvent)]
+        return np.hstack([x, block_matrix(evs, self.rules)])
+
+
+def block_matrix(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> F32:
+    """The v3 block columns (:data:`BLOCK_NAMES`) of a batch."""
+    image = Texts(e.image or e.fields.get("SourceImage") or "" for e in evs).map(str.lower).map(basename)
+    parent = Texts(e.parent_image or "" for e in evs).map(str.lower).map(basename)
+    cols: dict[str, F64] = security_columns(evs)
+    cols.update(object_columns(evs))
+    cols.update(cmdline_columns(evs, image, parent))
+    cols.update(rule_features.columns(evs))
+    return stack(BLOCK_NAMES, cols, len(evs))
