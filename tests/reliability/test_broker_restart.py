@@ -2,6 +2,10 @@
 (SIGKILL) and started again, while events flow. The scorer reconnects on its own (no restart
 of the scorer), resumes, and every input ends scored or dead-lettered.
 
+Scheduled on observed progress, not on time: each fault comes once the scorer has scored
+PHASE more events, and the stream (no fixed length) flows until it has scored PHASE more
+after the last one, so both faults land mid-stream whatever the speed of the machine.
+
 Reproduce: pytest -s tests/reliability/test_broker_restart.py
 """
 
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import time
 from collections.abc import Callable
@@ -19,8 +24,8 @@ import pytest
 from tests.reliability.support import (
     Ledger,
     ScorerProcess,
+    endless_stream,
     feed,
-    make_stream,
     new_topics,
     plaintext,
     read_topics,
@@ -34,24 +39,25 @@ from tests.support.triton import TritonServer
 pytestmark = pytest.mark.integration
 
 RATE = 400.0
+PHASE = int(RATE * 5)  # events the scorer scores before each fault and after the last one
 
 
 async def test_broker_restart_and_crash_mid_stream_lose_nothing(
     own_kafka: KafkaBroker, own_triton: TritonServer, model_repository: Path, tmp_path: Path
 ) -> None:
     topics = await new_topics(own_kafka)
-    records = make_stream(topics.kinds, "b", per_kind=int(RATE * 30 / len(topics.kinds)))
     env = scorer_env(own_kafka.bootstrap, topics, triton=own_triton, repository=model_repository)
     proc = ScorerProcess(env, tmp_path / "scorer.log")
-    ledger = Ledger.of(records, topics)
     progress = [0]
+    faults_done = asyncio.Event()
     with stopped_on_exit(proc):
         proc.start()
         await proc.wait_ready()
-        feeder = asyncio.create_task(feed(plaintext(own_kafka), topics, records, rate=RATE, progress=progress))
+        feeder = asyncio.create_task(feed(plaintext(own_kafka), topics, endless_stream(topics.kinds, "b"), rate=RATE,
+                                          progress=progress, until=faults_done))
         faults: list[str] = []
         for name, fault in (("restart", own_kafka.restart), ("kill -9 + start", _crash(own_kafka))):
-            await asyncio.sleep(5)
+            await proc.scored_more(PHASE)
             t0 = time.monotonic()
             await asyncio.to_thread(fault)
             back, scored = time.monotonic(), proc.metric("scorer_events_scored_total")
@@ -60,13 +66,17 @@ async def test_broker_restart_and_crash_mid_stream_lose_nothing(
                 await asyncio.sleep(0.1)
             faults.append(f"broker {name}: down {back - t0:.1f}s, scorer scoring again "
                           f"{time.monotonic() - back:.1f}s after it was back")
+        await proc.scored_more(PHASE)
+        produced_by_then = progress[0]
+        faults_done.set()
         sent = await feeder
+        ledger = Ledger.of(itertools.islice(endless_stream(topics.kinds, "b"), sent), topics)
         outputs = await read_topics(plaintext(own_kafka), topics.all_outputs(), ledger.complete, timeout=120)
         assert proc.pid is not None, f"scorer died:\n{proc.log_tail()}"
         rc = proc.stop()
     report = ledger.report(outputs)
     print("\n" + "\n".join(faults) + f"\nbroker faults: {report}")
-    assert sent == len(records)
+    assert sent > produced_by_then, (sent, produced_by_then)  # the stream outlived the faults
     assert rc == 0, proc.log_tail()
     assert not report.problems(), report.problems()
     assert score_backends(outputs, topics.scores) == {"triton"}

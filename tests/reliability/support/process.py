@@ -199,6 +199,17 @@ class ScorerProcess:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith(name) and not line.startswith("#"))
 
+    async def scored_more(self, n: int, timeout: float = 120.0) -> None:
+        """Until this process has scored ``n`` more events than now: for a test to schedule
+        its next step on observed progress instead of a sleep that assumes how far the
+        scorer got. Fails the test if that takes over ``timeout`` s (a stalled scorer)."""
+        mark = self.metric("scorer_events_scored_total")
+        deadline = time.monotonic() + timeout
+        while (scored := self.metric("scorer_events_scored_total")) < mark + n:
+            assert time.monotonic() < deadline, (
+                f"scorer stalled: {scored - mark:.0f} of {n} events scored in {timeout:.0f}s\n{self.log_tail()}")
+            await asyncio.sleep(0.1)
+
     async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
