@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit lint models services kafka triton stop clean
+.PHONY: demo test unit lint models rules services kafka triton stop clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 models: $(STAMP)
 	$(BIN)/python -m models.train all
+
+# The shipped Sigma rule pack, rebuilt from ../shared/data/edr/sigma-rules and validated.
+rules: $(STAMP)
+	$(BIN)/python -m scorer.rules package --allow-skips --out rule_repository/sigma_windows/1
+	$(BIN)/python -m scorer.rules validate rule_repository/sigma_windows/1
 
 # Local services for `scorer run` (ports 9092 and 8001 by default).
 kafka:

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_COMMAND_MODULES: tuple[str, ...] = ("replay.cli", "scorer.bench.cli", "scorer.lifecycle.cli")
+_COMMAND_MODULES: tuple[str, ...] = ("replay.cli", "scorer.bench.cli", "scorer.lifecycle.cli", "scorer.rules.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from scorer.events.convert import (
     is_missing,
     opt_int,
     req_text,
-    text_fields,
     to_int,
     to_text,
     to_timestamp,
@@ -38,13 +37,20 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 _USER_FIELDS = ("User", "TargetUserName", "SubjectUserName", "AccountName", "UserName")
 _TIME_FIELDS = ("UtcTime", "@timestamp", "TimeCreated", "EventTime", "ts")
+# Always consumed. Of the alias names above, only the one each canonical field was taken from
+# is consumed: the others stay in ``fields`` (an event with both TargetUserName and
+# SubjectUserName keeps both; detection rules name either). The user aliases other than
+# ``User`` are never consumed: Target and Subject are different accounts, and a rule naming
+# one must not see the other (scorer.rules reads them from ``fields``).
 _CONSUMED = frozenset(
-    {n for names in _ALIASES.values() for n in names}
-    | set(_USER_FIELDS)
-    | set(_TIME_FIELDS)
+    set(_TIME_FIELDS)
     | {"Hostname", "Computer", "host", "EventID", "Channel", "SourceName", "ProcessId",
        "DestinationPort", "LogonType", "Signed", "Message", "uid", "label", "tags"}
 )
+# Values kept in ``fields``: bounded per field and in number, but long enough for what
+# detection rules match on (PowerShell ScriptBlockText, service paths, payloads).
+FIELD_TEXT_LIMIT = 8192
+FIELD_COUNT_LIMIT = 128
 
 
 def from_otrf(raw: Mapping[str, Any], *, source: str = "otrf") -> EndpointEvent:
@@ -60,7 +66,7 @@ def from_event_xml(raw: Mapping[str, Any], *, source: str = "evtx") -> EndpointE
     system = event.get("System")
     if not isinstance(system, dict):
         raise RecordError("missing_field", "Event-XML record has no 'System' object")
-    data = _event_data(event.get("EventData"))
+    data = _event_data(event.get("EventData") if "EventData" in event else _user_data(event.get("UserData")))
     provider = system.get("Provider")
     created = system.get("TimeCreated")
     header: dict[str, Any] = {
@@ -88,10 +94,15 @@ def from_mapping(raw: Mapping[str, Any]) -> EndpointEvent:
 
 
 def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -> EndpointEvent:
+    chosen: list[str] = []
+
     def first(names: tuple[str, ...], field: str) -> str | None:
         for name in names:
             value = data.get(name)
             if not is_missing(value):
+                if name != "User" and field == "user":
+                    return to_text(value, name)  # stays in fields too (see _CONSUMED)
+                chosen.append(name)
                 return to_text(value, name)
         return None
 
@@ -120,10 +131,24 @@ def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -
         logon_type=opt_int(data.get("LogonType"), "LogonType"),
         integrity_level=first(_ALIASES["integrity_level"], "integrity_level"),
         signed=None if is_missing(signed) else str(signed).lower() == "true",
-        fields=text_fields(data, _CONSUMED),
+        fields=_fields(data, _CONSUMED.union(chosen)),
         source=source,
         label=to_text(header.get("label"), "label"),
     )
+
+
+def _fields(data: Mapping[str, Any], skip: frozenset[str]) -> dict[str, str]:
+    """The leftover EventData as bounded text (:func:`text_fields` with the limits above)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if key in skip or is_missing(value) or isinstance(value, dict | list):
+            continue
+        if len(out) >= FIELD_COUNT_LIMIT:
+            break
+        # Defender and some other providers name fields with spaces ("Threat Name"); Sigma
+        # rules and SIEMs name them without ("ThreatName").
+        out[str(key).replace(" ", "")[:128]] = str(value)[:FIELD_TEXT_LIMIT]
+    return out
 
 
 def _pid(value: Any) -> int | None:
@@ -152,6 +177,16 @@ def _event_data(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k != "#attributes"}
     raise RecordError("wrong_type", "EventData must be an object")
+
+
+def _user_data(value: Any) -> Any:
+    """``<UserData><Element xmlns=...><Field>v</Field>...</Element></UserData>``: the element's
+    fields (WMI-Activity, some TaskScheduler and AppLocker events carry UserData, not EventData)."""
+    if isinstance(value, dict):
+        children = [v for k, v in value.items() if k != "#attributes" and isinstance(v, dict)]
+        if len(children) == 1:
+            return children[0]
+    return None
 
 
 def _attr(node: Any, name: str) -> Any:

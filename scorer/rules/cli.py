@@ -1,0 +1,99 @@
+"""``scorer rules package|validate|list``: build, check and show Sigma rule packs offline.
+
+Exit codes: 0 done / passed; 1 the pack was refused (rules that do not compile, a
+checksum, IR or golden-set mismatch: each printed as ``file: reason``); 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from scorer.rules.build import DEFAULT_GOLDEN, DEFAULT_OUT, DEFAULT_SOURCE, PackRefused, package
+
+
+def register(sub: Any) -> None:
+    rules = sub.add_parser("rules", help="Sigma rule packs: package, validate, list")
+    cmds = rules.add_subparsers(dest="rules_command", required=True)
+
+    p = cmds.add_parser("package", help="compile Sigma rules into a pack (refused if a rule does not compile)")
+    p.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="root of the Sigma rules (LICENSE beside)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="pack directory to write")
+    p.add_argument("--allow-skips", action="store_true",
+                   help="pack the rules that compile; record the others and why in the manifest")
+    p.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN,
+                   help="Sigma regression data to draw the golden set from (cases of packed rules)")
+    p.add_argument("--name", default="sigma_windows")
+    p.add_argument("--version", default=None, help="default: the --out directory's name")
+    p.set_defaults(func=_package)
+
+    v = cmds.add_parser("validate", help="checksums, recompile the pack's sources, golden set; exit 1 on failure")
+    v.add_argument("pack", type=Path)
+    v.set_defaults(func=_validate)
+
+    ls = cmds.add_parser("list", help="the pack's rules: id, level, title, ATT&CK tactics")
+    ls.add_argument("pack", type=Path)
+    ls.add_argument("--level", help="only rules of this level")
+    ls.add_argument("--skipped", action="store_true", help="list the rules left out at packaging, and why")
+    ls.set_defaults(func=_list)
+
+
+def _package(args: argparse.Namespace) -> int:
+    try:
+        manifest, skipped = package(args.source, args.out, allow_skips=args.allow_skips, golden=args.golden,
+                                    name=args.name, version=args.version)
+    except PackRefused as exc:
+        print(f"scorer rules package: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {manifest['rule_count']} rules ({_counts(manifest['by_level'])}; "
+          f"{_counts(manifest['by_kind'])}), {manifest['atom_count']} atoms, "
+          f"{manifest['golden_events']} golden events")
+    if skipped:
+        reasons = Counter(_reason_class(s.reason) for s in skipped)
+        print(f"skipped {len(skipped)} rules (recorded in pack.json): " + _counts(dict(reasons.most_common())))
+    for line in manifest.get("golden_left_out", []):
+        print(f"golden: left out {line}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from scorer.rules.validate import validate_pack
+
+    problems = validate_pack(args.pack)
+    if problems:
+        print(f"{args.pack}: refused, {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.pack}: valid (checksums, recompiled IR identical, golden set passes)")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from scorer.rules.pack import read_pack
+
+    pack = read_pack(args.pack)
+    if args.skipped:
+        for s in pack.skipped:
+            print(f"{s.rule_id or '-':36s}  {s.file}: {s.reason}")
+        return 0
+    for rule in pack.rules:
+        if args.level and rule.level != args.level:
+            continue
+        print(f"{rule.id:36s}  {rule.level:13s}  {rule.title}  [{', '.join(rule.tactics)}]")
+    return 0
+
+
+def _reason_class(reason: str) -> str:
+    if reason.endswith("is not Windows"):
+        return "not a Windows logsource"
+    if reason.endswith("has no Windows channel mapping"):
+        return reason.removeprefix("logsource ").replace(" has no Windows channel mapping", ": no channel mapping")
+    return reason.split(":", 1)[0].split(" (", 1)[0]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())

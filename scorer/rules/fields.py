@@ -1,0 +1,101 @@
+"""Sigma field names resolved on :class:`EndpointEvent`, as batch columns.
+
+A Sigma rule names EventData fields (``Image``, ``CommandLine``, ``TargetUserName``...) and
+System fields (``EventID``, ``Channel``, ``Provider_Name``, ``Computer``). The EDR adapters
+(:mod:`scorer.events.edr`) move the common ones onto canonical attributes and keep the rest
+in ``fields``; this module reads them back by the rule's name:
+
+* System fields and canonical attributes: ``EventID`` -> ``event_code``, ``Channel`` ->
+  ``channel``, ``Image``/``NewProcessName`` -> ``image``, ... (the table below, the inverse of
+  ``_ALIASES`` in :mod:`scorer.events.edr`). An alias the event carries beside the one the
+  adapter chose stays in ``fields`` and is read from there; an alias the event does not
+  carry reads the canonical value (Sigma's Windows audit pipeline maps ``Image`` onto
+  ``NewProcessName`` the same way).
+* ``TargetUserName``, ``SubjectUserName``, ``AccountName``, ``UserName``: from ``fields``
+  only (different accounts; the adapter keeps them there). ``User`` is the canonical user.
+* anything else: ``fields[name]``.
+* ``*``: every text value of the event, for field-less Sigma keywords.
+
+Values are text: integers as decimal, booleans as ``true``/``false``; a missing value is
+``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from scorer.events.structs import EndpointEvent
+
+KEYWORDS = "*"
+
+# Sigma field name -> EndpointEvent attribute.
+CANONICAL: dict[str, str] = {
+    "EventID": "event_code",
+    "Channel": "channel",
+    "Provider_Name": "provider",
+    "Computer": "host",
+    "Hostname": "host",
+    "User": "user",
+    "Image": "image", "NewProcessName": "image", "ProcessName": "image", "Application": "image",
+    "CommandLine": "command_line", "ProcessCommandLine": "command_line",
+    "ParentImage": "parent_image", "ParentProcessName": "parent_image",
+    "ParentCommandLine": "parent_command_line",
+    "TargetFilename": "target_filename", "ObjectName": "target_filename", "FileName": "target_filename",
+    "TargetObject": "target_object",
+    "ImageLoaded": "image_loaded",
+    "SourceIp": "src_ip", "IpAddress": "src_ip", "SourceAddress": "src_ip",
+    "DestinationIp": "dst_ip", "DestAddress": "dst_ip",
+    "IntegrityLevel": "integrity_level", "MandatoryLabel": "integrity_level",
+    "ProcessId": "process_id",
+    "DestinationPort": "dst_port",
+    "LogonType": "logon_type",
+    "Signed": "signed",
+}
+# Header fields the adapter always consumes: never in ``fields``.
+_HEADER = frozenset({"EventID", "Channel", "Provider_Name", "Computer", "Hostname", "ProcessId",
+                     "DestinationPort", "LogonType", "Signed"})
+_TEXT_ATTRS = ("host", "channel", "provider", "user", "image", "command_line", "parent_image",
+               "parent_command_line", "target_filename", "target_object", "image_loaded", "src_ip",
+               "dst_ip", "integrity_level")
+
+Getter = Callable[[EndpointEvent], str | None]
+
+
+def _text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def getter(key: str) -> Getter:
+    """How to read column ``key`` (a Sigma field name, or ``*``) from one event."""
+    if key == KEYWORDS:
+        return all_text
+    attr = CANONICAL.get(key)
+    if attr is None:
+        return lambda ev: ev.fields.get(key)
+    if attr == "event_code":
+        return lambda ev: str(ev.event_code)
+    if key in _HEADER:
+        return lambda ev: _text(getattr(ev, attr))
+
+    def alias(ev: EndpointEvent) -> str | None:
+        own = ev.fields.get(key)
+        return own if own is not None else _text(getattr(ev, attr))
+
+    return alias
+
+
+def all_text(ev: EndpointEvent) -> str | None:
+    """Every text value of the event, one per line (what a keyword search looks through)."""
+    parts = [v for v in (getattr(ev, a) for a in _TEXT_ATTRS) if v]
+    parts.extend(ev.fields.values())
+    return "\n".join(parts) if parts else None
+
+
+def column(events: Sequence[EndpointEvent], key: str, rows: Sequence[int]) -> list[str | None]:
+    """Column ``key`` of ``events`` at ``rows``."""
+    get = getter(key)
+    return [get(events[r]) for r in rows]

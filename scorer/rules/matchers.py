@@ -1,0 +1,155 @@
+"""One multi-pattern matcher per field: every atom of the field, tested in one pass per value.
+
+* ``eq``: a dict lookup of the lower-cased value (cased: of the value itself);
+* ``contains`` / ``startswith`` / ``endswith``: one Aho-Corasick automaton (pyahocorasick)
+  over the lower-cased value finds every pattern occurrence at once; the position decides
+  which kinds it satisfies (start at 0, end at the value's end, anywhere);
+* ``re``: one RE2 set (google-re2, linear time: no catastrophic backtracking) over the
+  value cut to :data:`REGEX_MAX_CHARS`;
+* ``cidr``: the address masked once per prefix length present, then a dict lookup;
+* ``lt``/``lte``/``gt``/``gte``: the value parsed once as a number;
+* ``exists``: any present value; ``null``: absent or empty (see :meth:`FieldMatcher.missing`).
+
+``fieldref`` compares two columns and is the engine's (:mod:`scorer.rules.engine`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import operator
+from collections.abc import Callable, Iterable
+
+import ahocorasick
+import re2
+
+from scorer.rules.model import Atom
+
+# Longest prefix of a value a regex sees: RE2 is linear in it, this bounds the constant.
+REGEX_MAX_CHARS = 16384
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}
+_POS_ANY, _POS_START, _POS_END = 0, 1, 2
+_POSITION = {"contains": _POS_ANY, "startswith": _POS_START, "endswith": _POS_END}
+
+
+def regex_options() -> re2.Options:
+    opts = re2.Options()
+    opts.max_mem = 64 << 20
+    return opts
+
+
+class FieldMatcher:
+    """Every atom on one field; :meth:`match` returns the ids of the atoms a value satisfies."""
+
+    def __init__(self, atoms: Iterable[tuple[int, Atom]]) -> None:
+        self.eq: dict[str, list[int]] = {}
+        self.eq_cased: dict[str, list[int]] = {}
+        self.substr: ahocorasick.Automaton | None = None
+        self.substr_cased: ahocorasick.Automaton | None = None
+        self.regex: re2.Set | None = None
+        self.regex_ids: list[int] = []
+        self.cidr: dict[tuple[int, int], dict[int, list[int]]] = {}
+        self.compare: list[tuple[int, Callable[[float, float], bool], float]] = []
+        self.exists: list[int] = []
+        self.missing: list[int] = []  # atoms a missing value satisfies (null; eq '' / '-')
+        substr: dict[bool, dict[str, list[tuple[int, int, int]]]] = {False: {}, True: {}}
+        regexes: list[tuple[int, str]] = []
+        for aid, atom in atoms:
+            kind, pattern = atom.kind, atom.pattern
+            if kind == "eq":
+                (self.eq_cased if atom.cased else self.eq).setdefault(pattern, []).append(aid)
+                if pattern in ("", "-"):  # decoding drops empty and "-" values: absent here
+                    self.missing.append(aid)
+            elif kind in _POSITION:
+                if not pattern:
+                    self.exists.append(aid)
+                else:
+                    substr[atom.cased].setdefault(pattern, []).append((aid, _POSITION[kind], len(pattern)))
+            elif kind == "re":
+                regexes.append((aid, pattern))
+            elif kind == "cidr":
+                net = ipaddress.ip_network(pattern, strict=False)
+                key = (net.version, net.prefixlen)
+                self.cidr.setdefault(key, {}).setdefault(int(net.network_address), []).append(aid)
+            elif kind in _COMPARE:
+                self.compare.append((aid, _COMPARE[kind], float(pattern)))
+            elif kind == "exists":
+                self.exists.append(aid)
+            elif kind == "null":
+                self.missing.append(aid)
+            else:
+                raise ValueError(f"atom kind {kind!r} has no field matcher")
+        self.substr = _automaton(substr[False])
+        self.substr_cased = _automaton(substr[True])
+        if regexes:
+            self.regex = re2.Set.SearchSet(regex_options())
+            for aid, pattern in regexes:
+                self.regex.Add(pattern)
+                self.regex_ids.append(aid)
+            self.regex.Compile()
+
+    def match(self, value: str) -> list[int]:
+        """Atom ids ``value`` (a present value) satisfies."""
+        out: list[int] = list(self.exists)
+        lower = value.lower()
+        hit = self.eq.get(lower)
+        if hit:
+            out.extend(hit)
+        if self.eq_cased:
+            hit = self.eq_cased.get(value)
+            if hit:
+                out.extend(hit)
+        if self.substr is not None:
+            _substr(self.substr, lower, out)
+        if self.substr_cased is not None:
+            _substr(self.substr_cased, value, out)
+        if self.regex is not None:
+            found = self.regex.Match(value[:REGEX_MAX_CHARS])
+            if found:
+                ids = self.regex_ids
+                out.extend(ids[i] for i in found)
+        if self.cidr:
+            out.extend(self._cidr(value))
+        if self.compare:
+            out.extend(self._compare(value))
+        return out
+
+    def _cidr(self, value: str) -> list[int]:
+        try:
+            addr = ipaddress.ip_address(value.strip().split("%", 1)[0])
+        except ValueError:
+            return []
+        as_int, width = int(addr), addr.max_prefixlen
+        out: list[int] = []
+        for (version, prefix), nets in self.cidr.items():
+            if version == addr.version:
+                hit = nets.get(as_int >> (width - prefix) << (width - prefix) if prefix else 0)
+                if hit:
+                    out.extend(hit)
+        return out
+
+    def _compare(self, value: str) -> list[int]:
+        try:
+            number = float(int(value, 0)) if value[:2].lower() == "0x" else float(value)
+        except ValueError:
+            return []
+        return [aid for aid, op, bound in self.compare if op(number, bound)]
+
+
+def _automaton(patterns: dict[str, list[tuple[int, int, int]]]) -> ahocorasick.Automaton | None:
+    if not patterns:
+        return None
+    auto = ahocorasick.Automaton()
+    for pattern, entries in patterns.items():
+        auto.add_word(pattern, tuple(entries))
+    auto.make_automaton()
+    return auto
+
+
+def _substr(auto: ahocorasick.Automaton, text: str, out: list[int]) -> None:
+    last = len(text) - 1
+    for end, entries in auto.iter(text):
+        for aid, position, length in entries:
+            if position == _POS_ANY or (position == _POS_START and end == length - 1) or (
+                    position == _POS_END and end == last):
+                out.append(aid)
