@@ -1,15 +1,20 @@
 """Replay pacing, ordering and error handling, with an in-memory sink (no broker needed).
 
-Timing checks are loose on purpose (a shared CI machine): they catch a wrong schedule,
-not a few milliseconds of jitter. Benchmarks, not tests, measure speed.
+Pacing is checked on a virtual clock (:func:`on_virtual_clock`): time moves only when the
+replay waits, so a schedule is held exactly or not at all, whatever the speed or load of
+the machine. Benchmarks, not tests, measure speed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import itertools
+import selectors
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 import pytest
@@ -32,6 +37,60 @@ from replay.record import write_envelopes
 from scorer.config import Settings
 from scorer.events import EventKind, FlowRecord, entity_key
 from tests.replay.captures import EVTX_RECORDS, evtx_sample
+
+T = TypeVar("T")
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock stands still while code runs and jumps to the next timer
+    when nothing else is ready: ``asyncio.sleep`` takes no real time, and the replay's
+    elapsed time is exactly the waits its schedule asked for (real I/O still works)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(selector=_SkippingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+class _SkippingSelector(selectors.DefaultSelector):
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None or timeout <= 0:
+            return list(super().select(timeout))
+        ready = list(super().select(0))
+        if not ready:  # nothing to do until the next timer: go there at once
+            self._loop.now += timeout
+        return ready
+
+
+def on_virtual_clock(coro: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        return runner.run(coro)
+
+
+class SlowSink:
+    """A sink that takes ``cost`` seconds (of the virtual clock) for each of its first
+    ``slow`` events: the replay falls behind its schedule, then must catch up."""
+
+    def __init__(self, cost: float, slow: int) -> None:
+        self.cost, self.slow = cost, slow
+        self.sent_at: list[float] = []
+
+    async def send(self, item: Outgoing) -> None:
+        if len(self.sent_at) < self.slow:
+            await asyncio.sleep(self.cost)
+        self.sent_at.append(asyncio.get_running_loop().time())
+
+    async def idle(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 class MemorySink:
@@ -107,25 +166,44 @@ def test_clock_fixed_rate_and_fast() -> None:
     assert Clock(Pacing(fast=True)).due("a", 1.0) is None
 
 
-async def test_as_recorded_x1000_holds_its_rate(tmp_path: Path) -> None:
+def test_as_recorded_x1000_holds_its_rate(tmp_path: Path) -> None:
     path = capture(tmp_path, 601, gap=1.0)  # 600 s of capture -> 0.6 s at x1000
-    summary, sink, _ = await run(path, Pacing(speed=1000))
+    summary, sink, _ = on_virtual_clock(run(path, Pacing(speed=1000)))
     assert summary.events == 601 and sink.closed
-    assert summary.seconds == pytest.approx(0.6, rel=0.1)
+    assert summary.seconds == pytest.approx(0.6, abs=0.001)
+    assert summary.max_lateness_s == 0
     assert sink.idles > 0, "the sink is told before each wait"
 
 
-async def test_fixed_rate_holds_its_rate(tmp_path: Path) -> None:
+def test_fixed_rate_holds_its_rate(tmp_path: Path) -> None:
     path = capture(tmp_path, 1001, gap=0.0)
-    summary, _, _ = await run(path, Pacing(rate=2000))
-    assert summary.seconds == pytest.approx(0.5, rel=0.1)
-    assert summary.events_per_second == pytest.approx(2000, rel=0.1)
+    summary, _, _ = on_virtual_clock(run(path, Pacing(rate=2000)))
+    assert summary.seconds == pytest.approx(0.5, abs=0.001)
+    assert summary.events_per_second == pytest.approx(2000, rel=0.01)
 
 
-async def test_fast_keeps_order_and_sets_keys(tmp_path: Path) -> None:
+def test_a_late_replay_catches_up_instead_of_drifting(tmp_path: Path) -> None:
+    """The schedule is absolute: 100 events costing 5 ms each at 1000/s put the replay
+    0.4 s behind; it then sends without waiting until it is back on its schedule, and
+    ends on it."""
+    path = capture(tmp_path, 1001, gap=0.0)
+    sink = SlowSink(cost=0.005, slow=100)
+
+    async def late() -> Summary:
+        return await play(items([path], Settings()), sink, Pacing(rate=1000), Summary("slow", "rate"))
+
+    summary = on_virtual_clock(late())
+    assert summary.events == 1001
+    assert summary.seconds == pytest.approx(1.0, abs=0.001), "drifted: the lateness was carried to the end"
+    assert summary.max_lateness_s == pytest.approx(0.4, abs=0.006)
+    assert sink.sent_at[-1] == pytest.approx(1.0, abs=0.001)
+    assert all(t >= i / 1000 - 0.0005 for i, t in enumerate(sink.sent_at)), "an event went before it was due"
+
+
+def test_fast_keeps_order_and_sets_keys(tmp_path: Path) -> None:
     path = capture(tmp_path, 50, gap=3600.0)
-    summary, sink, _ = await run(path, Pacing(fast=True))
-    assert summary.seconds < 1.0
+    summary, sink, _ = on_virtual_clock(run(path, Pacing(fast=True)))
+    assert summary.seconds == 0 and sink.idles == 0, "fast: never a wait"
     assert [o.labeled.event.uid for o in sink.sent if o.labeled] == [f"f{i}" for i in range(50)]
     for out in sink.sent:
         assert out.labeled is not None and out.key == entity_key(out.labeled.event).encode()
