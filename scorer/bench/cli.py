@@ -23,6 +23,9 @@ BASELINES = ("aiokafka-loop", "faust-agent", "quix-app")
 # Not run by default: scorer-onnxruntime plus the profile worker, the view and the join
 # (scorer/bench/profiles.py); compare it with scorer-onnxruntime in the same run.
 PROFILES = "scorer-profiles"
+# Not run by default, needs no broker: the Sigma rule layer in process over real OTRF EDR
+# events, rules on vs off (scorer/bench/rules.py; its --rule-* options).
+RULES = "rules"
 
 
 def register(sub: Any) -> None:
@@ -36,12 +39,15 @@ def register(sub: Any) -> None:
     p.add_argument("--baseline-rate", type=float, action="append",
                    help="offered rate(s) for per-event baselines (default: --rate)")
     p.add_argument("--rate-seconds", type=float, default=10.0)
-    p.add_argument("--runners", default=",".join(RUNNERS), help="any of " + ",".join((*RUNNERS, PROFILES)))
+    p.add_argument("--runners", default=",".join(RUNNERS), help="any of " + ",".join((*RUNNERS, PROFILES, RULES)))
     p.add_argument("--kinds", default="netflow,edr,siem")
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS for scorer runners")
     p.add_argument("--repeat", type=int, default=1, help="drains per runner, interleaved; ratios use the median")
     p.add_argument("--out", type=Path, default=Path("out/bench.json"))
+    from scorer.bench.rules import add_arguments as rule_arguments
+
+    rule_arguments(p)
     p.set_defaults(func=main)
 
 
@@ -177,7 +183,18 @@ def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
 
 
 def main(args: argparse.Namespace) -> int:
-    report = asyncio.run(_bench(args))
+    names = args.runners.split(",")
+    rules_report: dict[str, Any] | None = None
+    if RULES in names:
+        from scorer.bench import rules
+
+        rules_report = rules.bench(args.captures, args.pack, args.rule_events, args.rule_batch, args.rule_repeat)
+        print(rules.format_report(rules_report), flush=True)
+        names.remove(RULES)
+        args.runners = ",".join(names)
+    report = asyncio.run(_bench(args)) if names else {}
+    if rules_report is not None:
+        report["rules"] = rules_report
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"results: {args.out}")

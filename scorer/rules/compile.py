@@ -28,8 +28,17 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
 from scorer.rules.lower import Unsupported, lower
-from scorer.rules.model import RULE_KINDS, Atom, CompiledRules, CompileError, RuleMeta, RuleSource, Tree
-from scorer.rules.tags import tactics_of, techniques_of
+from scorer.rules.model import (
+    RULE_KINDS,
+    Atom,
+    CompiledRules,
+    CompileError,
+    RuleMeta,
+    RuleSource,
+    Tree,
+    tactics_of,
+    techniques_of,
+)
 
 _AUDIT_CATEGORIES = frozenset({"process_creation", "registry_event", "registry_set", "registry_add"})
 _LOGSOURCE_FIELDS = frozenset({"EventID", "Channel"})

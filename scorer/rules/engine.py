@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from scorer.events.structs import EndpointEvent
-from scorer.rules.fields import Getter, getter
+from scorer.rules.bitsets import atom_ids, evaluate_tree, need, rows_of
+from scorer.rules.fields import KEYWORDS, Column, Getter, all_text, column_reader, getter
 from scorer.rules.matchers import FieldMatcher
 from scorer.rules.model import Atom, RuleFailure, RuleHits, RuleMeta, Tree, Variant
 
@@ -58,24 +58,47 @@ class RuleEngine:
                     ls_fields.append(set())
                 index = ls_index[key]
                 self.variants.append((number, index, det))
-                for aid in _atom_ids(det):
+                for aid in atom_ids(det):
                     atom = self.atoms[aid]
                     for name in (atom.field, atom.pattern) if atom.kind == "fieldref" else (atom.field,):
                         ls_fields[index].add(name)
                         self.field_rule.setdefault(name, self.rules[number].id)
+        # Keywords (field "*": the event's whole text) are long to search: each logsource
+        # group searches only its own rules' keywords, on its own rows.
+        kw_atoms: dict[int, set[int]] = {}
+        for _, index, det in self.variants:
+            kw = [a for a in atom_ids(det) if self.atoms[a].field == KEYWORDS]
+            if kw:
+                kw_atoms.setdefault(index, set()).update(kw)
+        self.keyword_groups = {index: FieldMatcher((a, self.atoms[a]) for a in sorted(ids))
+                               for index, ids in kw_atoms.items()}
+        for f in ls_fields:
+            f.discard(KEYWORDS)
         self.ls_fields = [tuple(sorted(f)) for f in ls_fields]
-        self.head_fields = tuple(sorted({self.atoms[a].field for t in self.ls_trees for a in _atom_ids(t)}))
+        # A variant can only fire where one of its trigger atoms matched: variants are looked
+        # at when an atom of theirs matched in the batch (or always, when no such set exists).
+        self.triggers: dict[int, list[int]] = {}
+        self.always: list[int] = []
+        for vi, (_, _, det) in enumerate(self.variants):
+            required = need(det)
+            if required is None:
+                self.always.append(vi)
+            for aid in required or ():
+                self.triggers.setdefault(aid, []).append(vi)
+        self.head_fields = tuple(sorted({self.atoms[a].field for t in self.ls_trees for a in atom_ids(t)}))
         by_field: dict[str, list[tuple[int, Atom]]] = {}
         self.fieldrefs: dict[str, list[tuple[int, str]]] = {}
         for aid, atom in enumerate(self.atoms):
+            if atom.field == KEYWORDS:
+                continue
             if atom.kind == "fieldref":
                 self.fieldrefs.setdefault(atom.field, []).append((aid, atom.pattern))
             else:
                 by_field.setdefault(atom.field, []).append((aid, atom))
         self.matchers = {name: FieldMatcher(atoms) for name, atoms in by_field.items()}
-        self.getters: dict[str, Getter] = {name: getter(name) for name in {*by_field, *self.fieldrefs,
-                                                                           *(p for r in self.fieldrefs.values()
-                                                                             for _, p in r)}}
+        names = {*by_field, *self.fieldrefs, *(p for refs in self.fieldrefs.values() for _, p in refs)}
+        self.getters: dict[str, Getter] = {name: getter(name) for name in names}
+        self.columns: dict[str, Column] = {name: column_reader(name) for name in names}
         self._bits: list[int] = []
 
     @classmethod
@@ -115,7 +138,7 @@ class RuleEngine:
         errors: dict[int, RuleFailure] = {}
         for name in self.head_fields:
             self._field(events, name, full, n, amask, errors)
-        ls_masks = [_eval(tree, amask, full) for tree in self.ls_trees]
+        ls_masks = [evaluate_tree(tree, amask, full) for tree in self.ls_trees]
         field_rows: dict[str, int] = {}
         for index, mask in enumerate(ls_masks):
             if mask:
@@ -124,95 +147,102 @@ class RuleEngine:
         for name, rows in field_rows.items():
             if name not in self.head_fields:
                 self._field(events, name, rows, n, amask, errors)
+        if self.keyword_groups:
+            self._keywords(events, ls_masks, n, amask)
+        candidates = set(self.always)
+        triggers = self.triggers
+        for aid, mask in amask.items():
+            if mask and aid in triggers:
+                candidates.update(triggers[aid])
         rule_masks: dict[int, int] = {}
-        for number, index, det in self.variants:
+        variants = self.variants
+        for vi in sorted(candidates):
+            number, index, det = variants[vi]
             scope = ls_masks[index]
             if scope:
-                fired = _eval(det, amask, scope)
+                fired = evaluate_tree(det, amask, scope)
                 if fired:
                     rule_masks[number] = rule_masks.get(number, 0) | fired
         per_row: list[list[int]] = [[] for _ in range(n)]
         for number in sorted(rule_masks):
-            for r in _rows(rule_masks[number], n):
+            for r in rows_of(rule_masks[number], n):
                 per_row[r].append(number)
         hits = [() if i in errors else tuple(row) for i, row in enumerate(per_row)]
         return RuleHits(hits, errors)
 
     def _field(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
                amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
-        get = self.getters[name]
-        bits = self._bits
-        groups: dict[str, int] = {}
-        missing = 0
-        for r in _rows(rows, n):
-            value = get(events[r])
-            if value is None:
-                missing |= bits[r]
-            else:
-                groups[value] = groups.get(value, 0) | bits[r]
+        sel = rows_of(rows, n)
+        col = self.columns[name](events, sel)
         matcher = self.matchers.get(name)
+        # Match each distinct value once; gather rows only for the values that matched.
+        matched: dict[str | None, list[int]] = {}
         if matcher is not None:
-            for aid in matcher.missing:
-                amask[aid] = amask.get(aid, 0) | missing
-            for value, mask in groups.items():
+            if matcher.missing and None in col:
+                matched[None] = matcher.missing
+            for value in set(col):
+                if value is None:
+                    continue
                 try:
                     found = matcher.match(value)
                 except Exception as exc:  # isolate the rows with this value, not the batch
-                    for r in _rows(mask, n):
-                        errors[r] = RuleFailure(self.field_rule.get(name, ""), f"{name}: {type(exc).__name__}: {exc}")
+                    message = f"{name}: {type(exc).__name__}: {exc}"
+                    for r, v in zip(sel, col, strict=True):
+                        if v == value:
+                            errors[r] = RuleFailure(self.field_rule.get(name, ""), message)
                     continue
-                for aid in found:
-                    amask[aid] = amask.get(aid, 0) | mask
-        for aid, other in self.fieldrefs.get(name, ()):
+                if found:
+                    matched[value] = found
+        refs = self.fieldrefs.get(name)
+        if not matched and not refs:
+            return
+        groups: dict[str | None, list[int]]
+        if len(matched) <= 4:  # a scan per value, in a comprehension, beats a dict per row
+            groups = {v: [r for r, x in zip(sel, col, strict=True) if x == v] for v in matched}
+        else:
+            groups = {v: [] for v in matched}
+            for r, v in zip(sel, col, strict=True):
+                group = groups.get(v)
+                if group is not None:
+                    group.append(r)
+        for value, found in matched.items():
+            mask = self._mask(groups[value])
+            for aid in found:
+                amask[aid] = amask.get(aid, 0) | mask
+        for aid, other in refs or ():
             get_other = self.getters[other]
-            hit = 0
-            for value, mask in groups.items():
-                for r in _rows(mask, n):
-                    second = get_other(events[r])
-                    if second is not None and second.lower() == value.lower():
-                        hit |= bits[r]
-            amask[aid] = amask.get(aid, 0) | hit
+            hit = [r for r, v in zip(sel, col, strict=True)
+                   if v is not None and (second := get_other(events[r])) is not None and second.lower() == v.lower()]
+            amask[aid] = amask.get(aid, 0) | self._mask(hit)
 
+    def _mask(self, rows: list[int]) -> int:
+        """The bitset of ``rows``."""
+        bits = self._bits
+        if not rows:
+            return 0
+        if len(rows) == 1:
+            return bits[rows[0]]
+        if len(rows) < 32:
+            mask = 0
+            for r in rows:
+                mask |= bits[r]
+            return mask
+        flags = np.zeros(len(bits), dtype=np.uint8)
+        flags[rows] = 1
+        return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
-def _rows(mask: int, n: int) -> Sequence[int]:
-    """Row numbers of the set bits of ``mask``."""
-    if mask == (1 << n) - 1:
-        return range(n)
-    if mask & (mask - 1) == 0:
-        return [mask.bit_length() - 1] if mask else []
-    packed = np.frombuffer(mask.to_bytes((n + 7) // 8, "little"), dtype=np.uint8)
-    rows: list[int] = np.flatnonzero(np.unpackbits(packed, bitorder="little")).tolist()
-    return rows
-
-
-def _eval(tree: Tree, amask: dict[int, int], scope: int) -> int:
-    """Rows of ``scope`` where ``tree`` holds."""
-    if isinstance(tree, bool):
-        return scope if tree else 0
-    if isinstance(tree, int):
-        return amask.get(tree, 0) & scope
-    op = tree[0]
-    if op == "and":
-        for arg in tree[1:]:
-            scope = _eval(arg, amask, scope)
-            if not scope:
-                break
-        return scope
-    if op == "or":
-        out = 0
-        for arg in tree[1:]:
-            out |= _eval(arg, amask, scope & ~out)
-            if out == scope:
-                break
-        return out
-    if op == "not":
-        return scope & ~_eval(tree[1], amask, scope)
-    raise ValueError(f"unknown condition operator {op!r}")
-
-
-def _atom_ids(tree: Any) -> list[int]:
-    if isinstance(tree, bool):
-        return []
-    if isinstance(tree, int):
-        return [tree]
-    return [a for arg in tree[1:] for a in _atom_ids(arg)]
+    def _keywords(self, events: Sequence[EndpointEvent], ls_masks: list[int], n: int,
+                  amask: dict[int, int]) -> None:
+        texts: dict[int, str | None] = {}
+        bits = self._bits
+        for index, matcher in self.keyword_groups.items():
+            rows = ls_masks[index]
+            if not rows:
+                continue
+            for r in rows_of(rows, n):
+                if r not in texts:
+                    texts[r] = all_text(events[r])
+                text = texts[r]
+                if text is not None:
+                    for aid in matcher.match(text):
+                        amask[aid] = amask.get(aid, 0) | bits[r]

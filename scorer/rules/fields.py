@@ -95,7 +95,41 @@ def all_text(ev: EndpointEvent) -> str | None:
     return "\n".join(parts) if parts else None
 
 
+Column = Callable[[Sequence[EndpointEvent], Sequence[int]], list[str | None]]
+
+
+def column_reader(key: str) -> Column:
+    """A reader of column ``key`` at given rows, specialised by where the field lives (the
+    same values as :func:`getter`, read without a call per row)."""
+    attr = CANONICAL.get(key)
+    if key != KEYWORDS and attr is None:
+        def leftover(events: Sequence[EndpointEvent], rows: Sequence[int]) -> list[str | None]:
+            return [events[r].fields.get(key) for r in rows]
+
+        return leftover
+    if attr == "event_code":
+        def code(events: Sequence[EndpointEvent], rows: Sequence[int]) -> list[str | None]:
+            return [str(events[r].event_code) for r in rows]
+
+        return code
+    if attr in _TEXT_ATTRS and key in _HEADER | {"User"}:
+        def text(events: Sequence[EndpointEvent], rows: Sequence[int]) -> list[str | None]:
+            return [getattr(events[r], attr) or None for r in rows]
+
+        return text
+    if attr in _TEXT_ATTRS:
+        def alias(events: Sequence[EndpointEvent], rows: Sequence[int]) -> list[str | None]:
+            return [events[r].fields.get(key) or getattr(events[r], attr) or None for r in rows]
+
+        return alias
+    get = getter(key)
+
+    def read(events: Sequence[EndpointEvent], rows: Sequence[int]) -> list[str | None]:
+        return [get(events[r]) for r in rows]
+
+    return read
+
+
 def column(events: Sequence[EndpointEvent], key: str, rows: Sequence[int]) -> list[str | None]:
     """Column ``key`` of ``events`` at ``rows``."""
-    get = getter(key)
-    return [get(events[r]) for r in rows]
+    return column_reader(key)(events, rows)

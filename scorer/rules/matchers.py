@@ -26,6 +26,13 @@ from scorer.rules.model import Atom
 
 # Longest prefix of a value a regex sees: RE2 is linear in it, this bounds the constant.
 REGEX_MAX_CHARS = 16384
+# Up to this many substring patterns, str's own search (``in``, memchr-fast) beats walking
+# an automaton over every character of a long value (keyword search over a whole event).
+FEW_PATTERNS = 8
+# Values longer than this (PowerShell ScriptBlockText / ContextInfo / Payload) go through an
+# RE2 set of the same patterns (``^p``, ``p``, ``p$``): its DFA walks long text several times
+# faster than the automaton, which stays for short values (no DFA warm-up per pattern set).
+LONG_VALUE = 512
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}
 _POS_ANY, _POS_START, _POS_END = 0, 1, 2
@@ -33,8 +40,10 @@ _POSITION = {"contains": _POS_ANY, "startswith": _POS_START, "endswith": _POS_EN
 
 
 def regex_options() -> re2.Options:
+    # A set's DFA cache grows on demand up to this; generous, so that no search of a bounded
+    # value exhausts it (a set has no slower fallback).
     opts = re2.Options()
-    opts.max_mem = 64 << 20
+    opts.max_mem = 256 << 20
     return opts
 
 
@@ -46,6 +55,11 @@ class FieldMatcher:
         self.eq_cased: dict[str, list[int]] = {}
         self.substr: ahocorasick.Automaton | None = None
         self.substr_cased: ahocorasick.Automaton | None = None
+        self.long_set: re2.Set | None = None
+        self.long_entries: list[tuple[int, ...]] = []
+        self._long_patterns: dict[str, list[tuple[int, int, int]]] = {}
+        self.few: list[tuple[str, tuple[tuple[int, int, int], ...]]] = []
+        self.few_cased: list[tuple[str, tuple[tuple[int, int, int], ...]]] = []
         self.regex: re2.Set | None = None
         self.regex_ids: list[int] = []
         self.cidr: dict[tuple[int, int], dict[int, list[int]]] = {}
@@ -79,19 +93,28 @@ class FieldMatcher:
                 self.missing.append(aid)
             else:
                 raise ValueError(f"atom kind {kind!r} has no field matcher")
-        self.substr = _automaton(substr[False])
-        self.substr_cased = _automaton(substr[True])
+        if len(substr[False]) <= FEW_PATTERNS:
+            self.few = [(p, tuple(e)) for p, e in substr[False].items()]
+        else:
+            self.substr = _automaton(substr[False])
+            self._long_patterns = substr[False]
+        if len(substr[True]) <= FEW_PATTERNS:
+            self.few_cased = [(p, tuple(e)) for p, e in substr[True].items()]
+        else:
+            self.substr_cased = _automaton(substr[True])
         if regexes:
             self.regex = re2.Set.SearchSet(regex_options())
             for aid, pattern in regexes:
                 self.regex.Add(pattern)
                 self.regex_ids.append(aid)
             self.regex.Compile()
+        self._regexes = regexes
 
     def match(self, value: str) -> list[int]:
         """Atom ids ``value`` (a present value) satisfies."""
         out: list[int] = list(self.exists)
-        lower = value.lower()
+        long = self.substr is not None and len(value) > LONG_VALUE
+        lower = value.lower() if self.eq or self.few or (self.substr is not None and not long) else value
         hit = self.eq.get(lower)
         if hit:
             out.extend(hit)
@@ -99,11 +122,17 @@ class FieldMatcher:
             hit = self.eq_cased.get(value)
             if hit:
                 out.extend(hit)
-        if self.substr is not None:
+        if long:
+            self._long(value, out)  # substrings and regexes of a long value, one RE2 pass
+        elif self.substr is not None:
             _substr(self.substr, lower, out)
+        elif self.few:
+            _few(self.few, lower, out)
         if self.substr_cased is not None:
             _substr(self.substr_cased, value, out)
-        if self.regex is not None:
+        elif self.few_cased:
+            _few(self.few_cased, value, out)
+        if self.regex is not None and not long:
             found = self.regex.Match(value[:REGEX_MAX_CHARS])
             if found:
                 ids = self.regex_ids
@@ -113,6 +142,27 @@ class FieldMatcher:
         if self.compare:
             out.extend(self._compare(value))
         return out
+
+    def _long(self, value: str, out: list[int]) -> None:
+        """Substring and regex atoms of a long value in one RE2 pass (literals as ``(?i)``)."""
+        if self.long_set is None:  # compiled on first use: most fields never see long values
+            found = re2.Set.SearchSet(regex_options())
+            for pattern, entries in self._long_patterns.items():
+                for position in sorted({p for _, p, _ in entries}):
+                    text = re2.escape(pattern)
+                    text = "^" + text if position == _POS_START else text + "$" if position == _POS_END else text
+                    found.Add("(?i)" + text)
+                    self.long_entries.append(tuple(a for a, p, _ in entries if p == position))
+            for aid, regex in self._regexes:
+                found.Add(regex)
+                self.long_entries.append((aid,))
+            found.Compile()
+            self.long_set = found
+        hits = self.long_set.Match(value[:REGEX_MAX_CHARS])
+        if hits:
+            ids = self.long_entries
+            for i in hits:
+                out.extend(ids[i])
 
     def _cidr(self, value: str) -> list[int]:
         try:
@@ -153,3 +203,12 @@ def _substr(auto: ahocorasick.Automaton, text: str, out: list[int]) -> None:
             if position == _POS_ANY or (position == _POS_START and end == length - 1) or (
                     position == _POS_END and end == last):
                 out.append(aid)
+
+
+def _few(patterns: list[tuple[str, tuple[tuple[int, int, int], ...]]], text: str, out: list[int]) -> None:
+    for pattern, entries in patterns:
+        if pattern in text:
+            for aid, position, _ in entries:
+                if position == _POS_ANY or (position == _POS_START and text.startswith(pattern)) or (
+                        position == _POS_END and text.endswith(pattern)):
+                    out.append(aid)

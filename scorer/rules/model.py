@@ -17,6 +17,7 @@ The IR is what :func:`scorer.rules.compile.compile_rules` produces from Sigma YA
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,3 +134,41 @@ def conditions_from_json(data: list[list[Any]]) -> tuple[list[str], list[list[Va
     ids = [str(rule_id) for rule_id, _ in data]
     conds = [[(ls, det) for ls, det in variants] for _, variants in data]
     return ids, conds
+
+
+# ATT&CK Enterprise tactics (v18 split defense evasion into stealth and defense impairment).
+TACTICS = frozenset({
+    "reconnaissance", "resource_development", "initial_access", "execution", "persistence",
+    "privilege_escalation", "defense_evasion", "stealth", "defense_impairment", "credential_access",
+    "discovery", "lateral_movement", "collection", "command_and_control", "exfiltration", "impact",
+})
+_TECHNIQUE = re.compile(r"^t\d{4}(\.\d{3})?$", re.IGNORECASE)
+
+
+def tactics_of(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """ATT&CK tactics of Sigma tags, as ATT&CK names them with underscores.
+
+    >>> tactics_of(("attack.credential-access", "attack.t1003.001", "attack.s0002"))
+    ('credential_access',)
+    """
+    out: list[str] = []
+    for tag in tags:
+        namespace, _, name = tag.partition(".")
+        tactic = name.lower().replace("-", "_")
+        if namespace.lower() == "attack" and tactic in TACTICS and tactic not in out:
+            out.append(tactic)
+    return tuple(out)
+
+
+def techniques_of(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """ATT&CK technique ids of Sigma tags.
+
+    >>> techniques_of(("attack.credential-access", "attack.t1003.001", "attack.T1059"))
+    ('T1003.001', 'T1059')
+    """
+    out: list[str] = []
+    for tag in tags:
+        namespace, _, name = tag.partition(".")
+        if namespace.lower() == "attack" and _TECHNIQUE.match(name) and name.upper() not in out:
+            out.append(name.upper())
+    return tuple(out)
