@@ -7,7 +7,7 @@ evaluation split: host file, attack family/day, capture, scenario) and its sourc
 
 The data folder is ``$SCORER_DATA_DIR``, default ``../shared/data`` next to the repository.
 Matrices are cached under ``$SCORER_CACHE_DIR`` (default ``.cache/datasets``), keyed by the
-feature names and the files' sizes and mtimes.
+feature names, the files' sizes and mtimes and, for rule features, the rule pack's checksum.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy.typing as npt
 from replay import LabeledEvent, iter_capture
 from scorer.events.structs import Event, EventKind
 from scorer.features import capture_matrix, feature_set
+from scorer.features.rules import RuleSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,8 @@ class Dataset:
 
 # A labeller maps one read event to (truth or None = drop, group, source, label).
 Labeller = Callable[[LabeledEvent], tuple[int | None, str, str, str]]
+# What runs on a capture's events before features (e.g. the rules stage setting rule_hits).
+Prepare = Callable[[Path, list[LabeledEvent]], list[LabeledEvent]]
 Rows = tuple[npt.NDArray[np.float32], list[tuple[int, str, str, str, str]]]
 
 
@@ -85,21 +88,28 @@ PER_CAPTURE = History()
 
 
 def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version: str = "",
-          history: History = PER_CAPTURE) -> Dataset:
+          history: History = PER_CAPTURE, rules: RuleSource | None = None, prepare: Prepare | None = None,
+          salt: str = "") -> Dataset:
     """Read, label and featurise captures in feature set ``version`` (v1 state is always
-    fresh per capture; profiles follow ``history``)."""
+    fresh per capture; profiles follow ``history``).
+
+    ``prepare`` runs on each capture's events before features (the rules stage: it sets
+    ``rule_hits``), ``rules`` is the rule metadata v3 reads; ``salt`` names what else the
+    matrix depends on (e.g. the rule pack's checksum) and goes into the cache key. Captures
+    are read one at a time, each streamed from its file (a zip member line by line)."""
     files = sorted(files)
-    key = _cache_key(kind, files, version, history)
+    key = _cache_key(kind, files, version, history, salt)
     cached = cache_dir() / f"{kind}-{key}.npz"
     if cached.is_file():
         with np.load(cached) as z:
             return Dataset(kind, z["X"], z["y"], z["group"], z["source"], z["label"],
                            z["capture"], [str(f) for f in files])
     if history.shared:
-        parts = _shared_history(kind, files, labeller, version, history)
+        parts = _shared_history(kind, files, labeller, version, history, rules, prepare)
     else:
-        parts = [_rows(items, labeller, *capture_matrix(kind, [i.event for i in items], version=version))
-                 for items in map(_items, files) if items]
+        parts = [_rows(items, labeller, *capture_matrix(kind, [i.event for i in items], version=version,
+                                                        rules=rules))
+                 for path in files if (items := _items(path, prepare))]
     meta = [r for _, rows in parts for r in rows]
     group, source, label, capture = (np.array([m[j] for m in meta], dtype=np.str_) for j in range(1, 5))
     ds = Dataset(
@@ -115,8 +125,9 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
     return ds
 
 
-def _items(path: Path) -> list[LabeledEvent]:
-    return [i for i in iter_capture(path) if isinstance(i, LabeledEvent)]
+def _items(path: Path, prepare: Prepare | None = None) -> list[LabeledEvent]:
+    items = [i for i in iter_capture(path) if isinstance(i, LabeledEvent)]
+    return prepare(path, items) if prepare is not None and items else items
 
 
 def _rows(items: list[LabeledEvent], labeller: Labeller, x: npt.NDArray[np.float32],
@@ -131,38 +142,57 @@ def _rows(items: list[LabeledEvent], labeller: Labeller, x: npt.NDArray[np.float
 
 
 def _shared_history(kind: EventKind, files: list[Path], labeller: Labeller, version: str,
-                    history: History) -> list[Rows]:
+                    history: History, rules: RuleSource | None = None,
+                    prepare: Prepare | None = None) -> list[Rows]:
     from streams.offline import FrozenProfiles, LocalProfiles
 
-    captures = [(path, items) for path in files if (items := _items(path))]
-    own = sorted((items for path, items in captures if not history.transplant(path)),
-                 key=lambda items: min(i.event.ts for i in items))
-    guests = [i for path, items in captures if history.transplant(path) for i in items]
+    # Two passes, so that only one capture is in memory at a time: the first reads each
+    # capture's first event time and size (the order and the guests' anchors), the second
+    # featurises the captures in that order, reading each again.
+    own_files, guest_files, first, counts = [], [], {}, {}
+    for path in files:
+        if history.transplant(path):
+            guest_files.append(path)
+            continue
+        n, t0 = 0, float("inf")
+        for item in iter_capture(path):
+            if isinstance(item, LabeledEvent):
+                n, t0 = n + 1, min(t0, item.event.ts)
+        if n:
+            own_files.append(path)
+            first[path], counts[path] = t0, n
+    own = sorted(own_files, key=lambda p: first[p])  # stable: ties keep file order
+    guests = [i for path in guest_files for i in _items(path, prepare)]
     # Each guest event lands on a seeded random event of the shared captures; it is joined
     # right after that capture, while its host's history is what it was at that time (the
     # state at the end would have expired hosts not seen for the TTL).
-    sizes = np.array([len(items) for items in own])
+    sizes = np.array([counts[p] for p in own])
     picks = np.random.default_rng(history.seed).integers(sizes.sum(), size=len(guests))
     capture_of = np.searchsorted(np.cumsum(sizes), picks, side="right")
     shared = LocalProfiles()
     frozen = FrozenProfiles(shared)
     parts = []
-    for c, items in enumerate(own):
+    for c, path in enumerate(own):
+        items = _items(path, prepare)
+        if len(items) != sizes[c]:
+            raise RuntimeError(f"{path}: {len(items)} events on the second read, {sizes[c]} on the first")
         parts.append(_rows(items, labeller, *capture_matrix(kind, [i.event for i in items], version=version,
-                                                            profiles=shared)))
+                                                            profiles=shared, rules=rules)))
         mine = np.flatnonzero(capture_of == c).tolist()
         if mine:
             start = int(sizes[:c].sum())
             moved = [history.move(guests[g].event, items[int(picks[g]) - start].event) for g in mine]
-            x, order = capture_matrix(kind, moved, version=version, profiles=frozen)
+            x, order = capture_matrix(kind, moved, version=version, profiles=frozen, rules=rules)
             parts.append(_rows([guests[g] for g in mine], labeller, x, order))
     return parts
 
 
-def _cache_key(kind: EventKind, files: list[Path], version: str, history: History) -> str:
+def _cache_key(kind: EventKind, files: list[Path], version: str, history: History, salt: str = "") -> str:
     digest = hashlib.sha256("\n".join(feature_set(kind, version).names).encode())
     if history.shared:  # (per-capture keys stay what they were before histories existed)
         digest.update(f"{history.name}:{history.seed}".encode())
+    if salt:  # (and so do keys of matrices that depend on nothing else)
+        digest.update(f"salt:{salt}".encode())
     for f in files:
         st = f.stat()
         digest.update(f"{f}:{st.st_size}:{int(st.st_mtime)}".encode())

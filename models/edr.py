@@ -36,30 +36,29 @@ half of the groups (docs/profiles.md).
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from models import otrf_extra
 from models.datasets import PER_CAPTURE, Dataset, History, build, data_dir
+from models.edr_eval import BUDGET_FPR, evaluate, fused_threshold, weak_labels
+from models.edr_rules import TrainingRules
 from models.evaluate import (
     balanced_weights,
-    budget_passed,
     cap_per_key,
     hgb,
-    ranking_metrics,
-    rate,
 )
-from models.otrf_labels import row_labels
-from models.spec import Evaluation, Spec
-from models.tables import table
+from models.spec import Spec
 from replay import LabeledEvent
 from scorer.events.structs import EndpointEvent, Event, EventKind
+from scorer.features.edr_v3 import INDICATORS as V3_INDICATORS
 
-BUDGET_FPR = 0.001  # at most one alert per 1,000 benign events
+log = logging.getLogger(__name__)
+
 # Positives' share of the training weight. Sigma gives ~240 positives against ~160k
 # sampled OTRF events; full class balance let a single positive of a rare event type
 # (one WMI or task-scheduler event) make every such event score high.
@@ -71,13 +70,6 @@ INCREASING = ("cmd_", "log_b64_len", "image_user_dir", "image_renamed", "parent_
               "parent_script_host", "parent_user_dir", "target_", "registry_key_risky",
               "loaded_", "unsigned", "access_", "p_image_new", "p_lineage_new", "p_command_new")
 DECREASING: tuple[str, ...] = ()  # (none in feature set v2; ages/prevalence would go here)
-CURVE_RATES = (0.5, 1.0, 2.0, 5.0)  # alert budgets (per 1,000 OTRF events) for the capture curve
-RANDOM_NOTE = (
-    "Random baseline: the share of captures that the same number of alerts would reach if they "
-    "fell on OTRF events at random, mean over captures of 1 - (1 - p)^n (p the alert rate, n the "
-    "capture's events). Large captures are detected by chance "
-    "at any alert rate, so only the margin over this baseline is evidence of detection."
-)
 CAPTURE_CAP = 1500  # OTRF events per capture used for training (all are scored)
 ATTRIBUTION = [
     "OTRF Security-Datasets (Mordor), Open Threat Research Forge, MIT licence.",
@@ -90,6 +82,9 @@ def labeller(item: LabeledEvent) -> tuple[int | None, str, str, str]:
     if item.event.source == "sigma-regression":
         return 1, f"sigma:{item.capture}", "sigma", item.event.label or "malicious"
     if item.event.source == "otrf":
+        extra = otrf_extra.CAPTURES.get(item.capture)
+        if extra is not None:  # edr/otrf-extra: split group and label from models/otrf_extra.py
+            return 0, extra.group, "otrf", f"attack:{extra.technique}"
         return 0, f"otrf:{item.capture}", "otrf", item.capture_label or "attack:unknown"
     return None, "", "", ""
 
@@ -107,21 +102,28 @@ def dataset(features: str = "") -> Dataset:
     root = data_dir() / "edr"
     files = [*root.glob("otrf-security-datasets/**/*.zip"),
              *root.glob("sigma-regression/**/*.json")]
-    # v1 is stateless for EDR: only profiles need the shared history.
-    return build(EventKind.EDR, files, labeller, version=features,
-                 history=PER_CAPTURE if features in ("", "v1") else HISTORY)
+    history = PER_CAPTURE if features in ("", "v1") else HISTORY  # v1 is stateless for EDR
+    if features != "v3":  # (the recipe of the shipped v1/v2 models: atomic captures only)
+        return build(EventKind.EDR, files, labeller, version=features, history=history)
+    # v3: the otrf-extra captures too, and the shipped rule pack's hits (models/edr_rules.py).
+    files += otrf_extra.files(root / "otrf-extra")
+    rules = training_rules()
+    ds = build(EventKind.EDR, files, labeller, version=features, history=history, rules=rules.meta,
+               prepare=rules, salt=rules.salt)
+    if rules.failed or rules.own_removed:
+        log.info("rules stage: %d events a rule raised on left out, %d Sigma events lost their own rule",
+                 rules.failed, rules.own_removed)
+    return ds
 
 
-_WEAK: dict[str, tuple[npt.NDArray[np.bool_], npt.NDArray[np.str_]]] = {}
+_RULES: list[TrainingRules] = []
 
 
-def weak_labels(ds: Dataset) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.str_]]:
-    """Per row: metadata-derived attack flag (models/otrf_labels.py) and event type."""
-    key = hashlib.sha256(ds.capture.tobytes() + "\n".join(ds.files).encode()).hexdigest()
-    if key not in _WEAK:
-        _WEAK[key] = row_labels(ds.files, ds.capture, ds.source,
-                                data_dir() / "edr" / "otrf-security-datasets" / "_metadata")
-    return _WEAK[key]
+def training_rules() -> TrainingRules:
+    """The shipped rule pack, loaded once per process."""
+    if not _RULES:
+        _RULES.append(TrainingRules.load())
+    return _RULES[0]
 
 
 @dataclass(frozen=True)
@@ -192,89 +194,7 @@ def weights(ds: Dataset, weak: Weak | None = None) -> npt.NDArray[np.float64]:
 
 
 def monotonic(names: tuple[str, ...]) -> list[int]:
-    return [1 if n.startswith(INCREASING) else -1 if n in DECREASING else 0 for n in names]
-
-
-def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.int64]) -> Evaluation:
-    otrf = ds.source == "otrf"
-    passed = budget_passed(ds.y, oof, folds, BUDGET_FPR, benign=otrf)
-    captures, sizes = np.unique(ds.capture[otrf], return_counts=True)
-    detected = np.array([passed[otrf & (ds.capture == c)].any() for c in captures.tolist()])
-    metrics = dict(ranking_metrics(ds.y, oof))
-    metrics.update(
-        capture_recall=float(detected.mean()),
-        captures=float(len(captures)),
-        alerts_per_1000_otrf_events=1000 * rate(passed, otrf),
-        sigma_event_recall=rate(passed, ds.source == "sigma"),
-    )
-    metrics["capture_recall_random"] = random_capture_recall(sizes, rate(passed, otrf))
-    weak = weak_labels(ds)[0]
-    metrics["alerts_per_1000_unlabelled_otrf_events"] = 1000 * rate(passed, otrf & ~weak)
-    metrics["weak_attack_event_recall"] = rate(passed, otrf & weak)
-    per_capture = [int(passed[otrf & (ds.capture == c)].sum()) for c in captures.tolist()]
-    rows = [["Sigma events (held-out rules) vs OTRF events", metrics.get("roc_auc"),
-             metrics.get("pr_auc"), metrics.get("recall_at_fpr_1pct"),
-             metrics.get("recall_at_fpr_0.1pct"), metrics["sigma_event_recall"],
-             metrics["alerts_per_1000_otrf_events"]]]
-    main = table(["set", "ROC-AUC", "PR-AUC", "recall@FPR1%", "recall@FPR0.1%",
-                  "Sigma recall@budget", "alerts/1000 OTRF"], rows)
-    cap = table(["OTRF attack captures (held out)", "value"], [
-        ["captures", len(captures)],
-        ["detected (>= 1 alert)", f"{detected.sum()} ({metrics['capture_recall']:.1%})"],
-        ["if the same number of alerts fell at random", f"{metrics['capture_recall_random']:.1%}"],
-        ["events per capture (min / median / max)", f"{sizes.min()} / {int(np.median(sizes))} / {sizes.max()}"],
-        ["median alerts per capture", float(np.median(per_capture))],
-        ["alerts per 1,000 OTRF events (upper bound on FP)",
-         metrics["alerts_per_1000_otrf_events"]],
-        [f"alerts per 1,000 OTRF events not labelled attack ({int((otrf & ~weak).sum())}; "
-         "models/otrf_labels.py)", metrics["alerts_per_1000_unlabelled_otrf_events"]],
-        [f"OTRF events labelled attack from metadata ({int((otrf & weak).sum())}) alerted",
-         metrics["weak_attack_event_recall"]],
-    ])
-    curve, curve_metrics = _capture_curve(ds, oof, folds, otrf, sizes)
-    metrics.update(curve_metrics)
-    missed = [c for c, d in zip(captures.tolist(), detected.tolist(), strict=True) if not d]
-    tail = "Missed captures: " + (", ".join(missed[:40]) or "none")
-    text = (f"{main}\n\n{cap}\n\n{RANDOM_NOTE}\n\n{curve}\n\n"
-            f"{_per_tactic(ds, captures, sizes, detected, rate(passed, otrf))}\n\n{tail}")
-    return Evaluation(metrics, text, {c: float(d) for c, d in zip(captures.tolist(), detected.tolist(),
-                                                                    strict=True)})
-
-
-def random_capture_recall(sizes: npt.NDArray[np.int64], p: float) -> float:
-    """Share of captures that alerts falling on events at random, at rate ``p``, would reach:
-    the mean over captures of 1 - (1 - p)^n, n the capture's event count."""
-    return float(np.mean(1.0 - (1.0 - p) ** sizes.astype(np.float64)))
-
-
-def _capture_curve(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.int64],
-                   otrf: npt.NDArray[np.bool_], sizes: npt.NDArray[np.int64]) -> tuple[str, dict[str, float]]:
-    rows, metrics = [], {}
-    for per_1000 in CURVE_RATES:
-        passed = budget_passed(ds.y, oof, folds, per_1000 / 1000, benign=otrf)
-        hit = [passed[otrf & (ds.capture == c)].any() for c in np.unique(ds.capture[otrf]).tolist()]
-        actual = rate(passed, otrf)
-        rows.append([per_1000, 1000 * actual, float(np.mean(hit)), random_capture_recall(sizes, actual),
-                     rate(passed, ds.source == "sigma")])
-        metrics[f"capture_recall_at_{per_1000:g}_per_1000"] = float(np.mean(hit))
-    header = ["alert budget per 1,000 OTRF events", "alerts per 1,000 (held out)", "captures detected",
-              "random baseline", "Sigma recall"]
-    return table(header, rows), metrics
-
-
-def _per_tactic(ds: Dataset, captures: npt.NDArray[np.str_], sizes: npt.NDArray[np.int64],
-                detected: npt.NDArray[np.bool_], p: float) -> str:
-    # OTRF files its atomic captures under windows/<tactic>/host/<capture>.zip.
-    tactic_of = {Path(f).stem: Path(f).parent.parent.name for f in ds.files if "otrf" in f}
-    tactics = np.array([tactic_of.get(c, "unknown") for c in captures.tolist()])
-    rows = []
-    for t in sorted(set(tactics.tolist())):
-        m = tactics == t
-        techniques = {str(v) for v in np.unique(ds.label[np.isin(ds.capture, captures[m])]).tolist()}
-        rows.append([t, int(m.sum()), len(techniques), f"{int(detected[m].sum())} ({detected[m].mean():.0%})",
-                     f"{random_capture_recall(sizes[m], p):.0%}"])
-    return table(["OTRF tactic (capture folder)", "captures", "techniques", "detected at budget",
-                  "random baseline"], rows)
+    return [1 if n.startswith(INCREASING) or n in V3_INDICATORS else -1 if n in DECREASING else 0 for n in names]
 
 
 SPEC = Spec(
@@ -288,6 +208,7 @@ SPEC = Spec(
     train_mask=train_mask,
     train_labels=train_labels,
     budget_benign=lambda ds: ds.source == "otrf",
+    threshold=fused_threshold,
     learner="scikit-learn HistGradientBoostingClassifier (200 trees, 15 leaves, monotone in "
             "tradecraft indicators), ONNX via skl2onnx",
     description="P(malicious) of one Windows endpoint event (Sysmon/Security/PowerShell) from "

@@ -51,6 +51,9 @@ class Spec:
     # Training labels may differ from evaluation truth (e.g. weak capture labels).
     train_labels: Callable[[Dataset], npt.NDArray[np.int8]] = lambda ds: ds.y
     budget_benign: Callable[[Dataset], npt.NDArray[np.bool_]] = lambda ds: ds.y == 0
+    # The shipped threshold from the out-of-fold scores, when it is not the budget quantile of
+    # the benign scores (EDR v3: detection rules share the budget); None = that quantile.
+    threshold: Callable[[Dataset, npt.NDArray[np.float64]], float | None] = lambda ds, oof: None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,7 +70,8 @@ def run(spec: Spec, repo: Path, version: str = "1", features: str = "v1") -> Eva
         result = _against_v1(spec, ds, folds, result, w, mask, y_train)
     model = spec.fit(names)(ds.X[mask], y_train[mask], w[mask])
     benign = oof[spec.budget_benign(ds)]
-    threshold = threshold_at_fpr(benign, spec.budget_fpr)
+    shared = spec.threshold(ds, oof)
+    threshold = threshold_at_fpr(benign, spec.budget_fpr) if shared is None else shared
     cutoffs = severity_cutoffs(benign, oof[ds.y == 1], threshold, spec.budget_fpr)
     rng = np.random.default_rng(SEED)
     sample = ds.X[np.sort(rng.choice(len(ds.y), min(20_000, len(ds.y)), replace=False))]

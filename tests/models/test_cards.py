@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.edr import random_capture_recall
+from models.edr_eval import random_capture_recall
 from models.export import severity_cutoffs
 from scorer.alerts.decide import Decider
 from scorer.events import EventKind

@@ -1,0 +1,53 @@
+"""Model, rules and both: the fused threshold shares one alert budget."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.datasets import Dataset
+from models.edr_fusion import NEVER, fused_passed, fused_threshold, rule_alerts
+from models.evaluate import threshold_at_fpr
+from scorer.events.structs import EventKind
+from scorer.features import feature_set
+from scorer.profiles.join import NoProfiles
+
+
+def test_rules_use_their_share_first() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random(100_000)
+    rules = np.zeros(100_000, bool)
+    rules[:40] = True  # 0.4 per 1,000 from the rules
+    thr = fused_threshold(scores, rules, 0.001)
+    assert ((scores >= thr) | rules).sum() == 100  # 1 per 1,000 in all
+    assert fused_threshold(scores, np.zeros(100_000, bool), 0.001) == threshold_at_fpr(scores, 0.001)
+    many = np.zeros(100_000, bool)
+    many[:150] = True  # the rules alone are over the budget: the model adds nothing
+    assert fused_threshold(scores, many, 0.001) == NEVER
+
+
+def test_fused_passed_thresholds_come_from_other_folds() -> None:
+    rng = np.random.default_rng(1)
+    n = 60_000
+    scores, folds = rng.random(n), np.repeat(np.arange(3), n // 3)
+    rules = rng.random(n) < 0.0004
+    benign = np.ones(n, bool)
+    passed = fused_passed(np.zeros(n, np.int8), scores, folds, 0.001, benign, rules)
+    assert passed[rules].all()
+    for f in range(3):
+        held = folds == f
+        thr = fused_threshold(scores[~held], rules[~held], 0.001)
+        np.testing.assert_array_equal(passed[held], (scores[held] >= thr) | rules[held])
+    assert 0.0005 < passed.mean() < 0.0015
+
+
+def test_rule_alerts_read_the_v3_rule_columns() -> None:
+    names = feature_set("edr", "v3", NoProfiles()).names
+    x = np.zeros((3, len(names)), np.float32)
+    x[1, names.index("rule_high")] = 1
+    x[2, names.index("rule_medium")] = 2
+    empty = np.array(["a"] * 3)
+    ds = Dataset(EventKind.EDR, x, np.zeros(3, np.int8), empty, empty, empty, empty, [])
+    alerts = rule_alerts(ds)
+    assert alerts is not None and alerts.tolist() == [False, True, False]
+    v1 = Dataset(EventKind.EDR, x[:, :92], np.zeros(3, np.int8), empty, empty, empty, empty, [])
+    assert rule_alerts(v1) is None
