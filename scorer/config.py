@@ -152,6 +152,17 @@ class LifecycleSettings(BaseModel):
     retire_grace_s: float = Field(default=60.0, ge=0.0)
 
 
+class RuleSettings(BaseModel):
+    """Detection rules (Sigma) run on every EDR event before its features (docs/rules.md)."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    repository: Path = Path("rule_repository")
+    pack: str = "sigma_windows"
+    version: str = ""  # empty: the highest version in the repository
+
+
 class HttpSettings(BaseModel):
     model_config = _FROZEN
 
@@ -174,6 +185,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     profiles: ProfileSettings = ProfileSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    rules: RuleSettings = RuleSettings()
     log_level: str = "INFO"
 
     @classmethod

@@ -6,7 +6,7 @@ for an alert budget; nothing here is tuned by hand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 import numpy as np
@@ -29,6 +29,21 @@ class Decision(msgspec.Struct, frozen=True):
     score: float
     severity: str
     top_features: list[tuple[str, float, float]]  # (name, value, contribution)
+    # Who raised it: the model's score passed its threshold, a high/critical rule fired, or both.
+    by_model: bool = True
+    by_rule: bool = False
+
+
+def rule_severity(levels: Iterable[str]) -> str | None:
+    """The OCSF severity a row's rule hits earn on their own (None: they raise no alert).
+
+    >>> rule_severity(["low", "high"]), rule_severity(["critical"]), rule_severity(["medium"])
+    ('High', 'Critical', None)
+    """
+    alerting = [lvl for lvl in levels if lvl in RULE_ALERT_LEVELS]
+    if not alerting:
+        return None
+    return "Critical" if "critical" in alerting else "High"
 
 
 class Decider:
@@ -56,9 +71,15 @@ class Decider:
         self._names = list(card.feature_names)
 
     def decide(
-        self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32]
+        self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32],
+        forced: Mapping[int, str] | None = None,
     ) -> list[Decision]:
+        """Rows whose score passes the threshold, and the rows of ``forced`` (row -> the
+        severity its rule hits earned, :func:`rule_severity`) whatever their score; a row
+        with both gets the more severe of the two."""
         rows = np.flatnonzero(scores >= self.threshold)
+        if forced:
+            return self._with_forced(scores, features, rows, forced)
         if rows.size == 0:
             return []
         alerted_scores = scores[rows].astype(np.float64)
@@ -75,6 +96,26 @@ class Decider:
             for i, (row, score, lvl) in enumerate(zip(rows.tolist(), alerted_scores.tolist(), level_idx.tolist(),
                                                        strict=True))
         ]
+
+    def _with_forced(
+        self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.intp], forced: Mapping[int, str],
+    ) -> list[Decision]:
+        by_model = {d.row: d for d in self.decide(scores, features)} if rows.size else {}
+        out: list[Decision] = []
+        for row in sorted(set(by_model) | set(forced)):
+            model = by_model.get(row)
+            rule = forced.get(row)
+            if model is None:
+                assert rule is not None
+                top = self._top_all(features[[row]])[0]
+                out.append(Decision(row, float(scores[row]), rule, top, by_model=False, by_rule=True))
+            elif rule is None:
+                out.append(model)
+            else:
+                severity = max(model.severity, rule, key=lambda name: SEVERITY_IDS.get(name, 0))
+                out.append(Decision(row, model.score, severity, model.top_features, by_model=True, by_rule=True))
+        return out
 
     def _top_all(self, x: npt.NDArray[np.float32]) -> list[list[tuple[str, float, float]]]:
         if not self._names or not self._weights.any():

@@ -15,18 +15,22 @@ from __future__ import annotations
 import functools
 import re
 import time
+from collections.abc import Sequence
 
 import msgspec
 
 from scorer import __version__
+from scorer.alerts.attack import TACTIC_IDS, tactic_title
 from scorer.alerts.decide import SEVERITY_IDS, Decision
 from scorer.events.structs import EndpointEvent, Event, FlowRecord, SourceRef
+from scorer.rules import RuleMeta
 
 OCSF_VERSION = "1.3.0"
 CLASS_UID = 2004
 CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
 ANALYTIC_LEARNING = 4  # OCSF analytic type_id 4: "Learning (ML/DL)"
+ANALYTIC_RULE = 1  # OCSF analytic type_id 1: "Rule"
 
 _TITLES = {
     "netflow": "Suspicious network flow",
@@ -61,6 +65,28 @@ class _Analytic(msgspec.Struct, frozen=True):
     type: str = "Learning (ML/DL)"
 
 
+class _RuleAnalytic(msgspec.Struct, frozen=True):
+    """A detection rule that fired, as an OCSF analytic (``finding_info.related_analytics``)."""
+
+    name: str
+    uid: str
+    category: str
+    desc: str
+    version: str
+    type_id: int = ANALYTIC_RULE
+    type: str = "Rule"
+
+
+class _Tactic(msgspec.Struct, frozen=True):
+    name: str
+    uid: str
+
+
+class _Attack(msgspec.Struct, frozen=True):
+    tactic: _Tactic
+    version: str = "ATT&CK"
+
+
 class _RelatedEvent(msgspec.Struct):
     uid: str
     type: str
@@ -75,6 +101,8 @@ class _FindingInfo(msgspec.Struct):
     last_seen_time: int
     analytic: _Analytic
     related_events: list[_RelatedEvent]
+    related_analytics: list[_RuleAnalytic] | msgspec.UnsetType = msgspec.UNSET
+    attacks: list[_Attack] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Evidence(msgspec.Struct):
@@ -98,6 +126,20 @@ class _Position(msgspec.Struct):
     offset: int
 
 
+class _RuleHit(msgspec.Struct, frozen=True):
+    """What an analyst reads of a rule that fired; ``author`` is kept as the rule's licence
+    (DRL 1.1) asks."""
+
+    id: str
+    title: str
+    level: str
+    author: str
+    tags: tuple[str, ...]
+    techniques: tuple[str, ...]
+    kind: str
+    file: str
+
+
 class _ScorerDetails(msgspec.Struct):
     score: float
     threshold: float
@@ -107,6 +149,10 @@ class _ScorerDetails(msgspec.Struct):
     source: _Position
     event_uid: str
     kind: str
+    # Who raised the alert: "model", "rules" or "model+rules".
+    raised_by: str = "model"
+    rules: list[_RuleHit] | msgspec.UnsetType = msgspec.UNSET
+    rule_pack: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Unmapped(msgspec.Struct):
@@ -192,8 +238,15 @@ def detection_finding(
     backend: str,
     ref: SourceRef,
     now_ms: int | None = None,
+    rules: Sequence[RuleMeta] = (),
+    rule_pack: str = "",
 ) -> DetectionFinding:
-    """The OCSF Detection Finding for ``event``; :func:`encode` makes it JSON."""
+    """The OCSF Detection Finding for ``event``; :func:`encode` makes it JSON.
+
+    ``rules`` (most severe first) are the detection rules that fired on the event: each
+    becomes a related analytic of type Rule, their ATT&CK tactics the finding's
+    ``attacks``, and the title is the top rule's when a rule raised the alert, so one
+    finding carries both the model's score and every rule's reason."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     event_ms = int(event.ts * 1000)
     alert_uid = f"{model_name}:{model_version}:{event.uid}"
@@ -205,7 +258,7 @@ def detection_finding(
         confidence_score=round(decision.score * 100),
         metadata=_Metadata(OCSF_VERSION, alert_uid, _PRODUCT, str(event.ts), ref.topic, now_ms),
         finding_info=_FindingInfo(
-            alert_uid, _TITLES.get(kind, "Suspicious event"), _describe(kind, event, decision), [kind],
+            alert_uid, _title(kind, decision, rules), _describe(kind, event, decision, rules), [kind],
             event_ms, event_ms, analytic, [_RelatedEvent(event.uid, kind)],
         ),
         # Ground truth (label) is for evaluation, never for the SOC's view; events omit
@@ -217,8 +270,32 @@ def detection_finding(
             _Position(ref.topic, ref.partition, ref.offset), event.uid, kind,
         )),
     )
+    if rules:
+        _add_rules(finding, rules, rule_pack)
+    finding.unmapped.scorer.raised_by = ("model+rules" if decision.by_model else "rules") if decision.by_rule \
+        else "model"
     _add_context(finding, event)
     return finding
+
+
+def _title(kind: str, decision: Decision, rules: Sequence[RuleMeta]) -> str:
+    if decision.by_rule and rules:
+        return _visible(rules[0].title)
+    return _TITLES.get(kind, "Suspicious event")
+
+
+def _add_rules(finding: DetectionFinding, rules: Sequence[RuleMeta], pack: str) -> None:
+    info = finding.finding_info
+    info.related_analytics = [
+        _RuleAnalytic(r.title, r.id, r.logsource, f"Sigma rule, level {r.level}, by {r.author or 'unknown'}", pack)
+        for r in rules
+    ]
+    tactics = sorted({t for r in rules for t in r.tactics if t in TACTIC_IDS})
+    if tactics:
+        info.attacks = [_Attack(_Tactic(tactic_title(t), TACTIC_IDS[t])) for t in tactics]
+    details = finding.unmapped.scorer
+    details.rules = [_RuleHit(r.id, r.title, r.level, r.author, r.tags, r.techniques, r.kind, r.file) for r in rules]
+    details.rule_pack = pack
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -267,8 +344,12 @@ def _add_context(finding: DetectionFinding, event: Event) -> None:
             finding.dst_endpoint = _Endpoint(event.dst_ip)
 
 
-def _describe(kind: str, event: Event, decision: Decision) -> str:
+def _describe(kind: str, event: Event, decision: Decision, rules: Sequence[RuleMeta] = ()) -> str:
     reasons = ", ".join(name for name, _, _ in decision.top_features) or "model score"
+    if rules:
+        shown = "; ".join(f"{r.title} ({r.level})" for r in rules[:3])
+        more = f" and {len(rules) - 3} more" if len(rules) > 3 else ""
+        reasons = f"rules {shown}{more}; features {reasons}"
     if isinstance(event, FlowRecord):
         what = f"{event.proto} {event.src_ip}:{event.src_port} -> {event.dst_ip}:{event.dst_port}"
     elif isinstance(event, EndpointEvent):

@@ -35,6 +35,7 @@ from scorer.inference.repository import ModelVersion, load_version
 from scorer.inference.triton import TritonBackend
 from scorer.lifecycle.contract import feature_set_mismatch, version_problems
 from scorer.pipeline.scoring import FeatureSet, KindRuntime
+from scorer.rules.annotate import RuleStage
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,11 @@ class RuntimeLoader:
         self.sync_command = list(sync_command)
         self.sync_timeout_s = sync_timeout_s
 
-    async def runtime(self, kind: EventKind, name: str, version: str, features: FeatureSet) -> KindRuntime:
-        """A KindRuntime for ``name:version`` that the backends can score right now."""
+    async def runtime(
+        self, kind: EventKind, name: str, version: str, features: FeatureSet, rules: RuleStage | None = None,
+    ) -> KindRuntime:
+        """A KindRuntime for ``name:version`` that the backends can score right now; it keeps
+        the live feature set and rule pack (``rules``), so a model switch is only a model switch."""
         # Hashing and onnxruntime session creation are blocking file work: off the loop,
         # so the batch in flight is not held up by a deploy.
         with step("missing", version):
@@ -100,7 +104,7 @@ class RuntimeLoader:
             with step("onnxruntime", version):
                 await asyncio.to_thread(self.local.load, ref)
         with step("contract", version):
-            return KindRuntime.build(kind, features, mv.card)
+            return KindRuntime.build(kind, features, mv.card, rules)
 
     async def ensure_served(self, refs: list[ModelRef]) -> list[ModelRef]:
         """Load into Triton what it should serve but does not (after a Triton restart it

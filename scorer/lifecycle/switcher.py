@@ -121,7 +121,7 @@ class ModelSwitcher:
             if rt is not None and rt.model.name == name and rt.model.version == version:
                 return rt  # loaded and verified when it was installed: nothing to do again
         # The live feature set, not a fresh one: per-entity state must carry over the switch.
-        return await self.loader.runtime(kind, name, version, live.features)
+        return await self.loader.runtime(kind, name, version, live.features, live.rules)
 
     def _install(self, kind: str, r: _Ready) -> None:
         ek = r.production.kind

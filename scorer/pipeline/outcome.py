@@ -16,7 +16,7 @@ from scorer.pipeline.deadletter import dead_letter
 from scorer.pipeline.records import InputRecord, OutputRecord
 
 
-class ScoredEvent(msgspec.Struct, frozen=True):
+class ScoredEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     kind: EventKind
     uid: str
     score: float
@@ -24,6 +24,8 @@ class ScoredEvent(msgspec.Struct, frozen=True):
     version: str
     backend: str
     alerted: bool
+    # Ids of the detection rules that fired on the event (EDR with a rule pack), alerting or not.
+    rules: tuple[str, ...] = ()
 
 
 class ShadowBatch(msgspec.Struct):
@@ -50,6 +52,7 @@ class BatchOutcome(msgspec.Struct):
     alert_counts: dict[tuple[str, str], int]  # (kind, severity) -> n
     shadows: list[ShadowBatch] = []
     shadow_errors: list[str] = []
+    rule_hits: dict[str, int] = {}  # rule level -> rules fired, over the batch's events
 
 
 def failure(rec: InputRecord, reason: str, message: str) -> DecodeFailure:
@@ -69,11 +72,11 @@ def unscorable(rec: InputRecord, exc: Exception, dead_letter_topic: str, max_byt
 def merge_outcomes(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
     """One outcome for records scored in several parts (lists joined, counts summed)."""
     merged = BatchOutcome(alerts=[], dead_letters=[], scores=[], consumed={}, scored={}, failures=[],
-                          timings={}, alert_counts={}, shadows=[], shadow_errors=[])
+                          timings={}, alert_counts={}, shadows=[], shadow_errors=[], rule_hits={})
     for part in outcomes:
         for name in ("alerts", "dead_letters", "scores", "failures", "shadows", "shadow_errors"):
             getattr(merged, name).extend(getattr(part, name))
-        for name in ("consumed", "scored", "timings", "alert_counts"):
+        for name in ("consumed", "scored", "timings", "alert_counts", "rule_hits"):
             total = getattr(merged, name)
             for key, value in getattr(part, name).items():
                 total[key] = total.get(key, 0) + value

@@ -18,17 +18,18 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from scorer.alerts.decide import Decider
+from scorer.alerts.decide import Decider, rule_severity
 from scorer.alerts.ocsf import detection_finding
 from scorer.alerts.ocsf import encode as encode_finding
 from scorer.errors import ModelError, ScorerError
 from scorer.events.decode import DecodeFailure, EventDecoder
-from scorer.events.structs import Event, EventKind, SourceRef, entity_key
+from scorer.events.structs import EndpointEvent, Event, EventKind, SourceRef, entity_key
 from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.repository import ModelCard
 from scorer.pipeline.deadletter import MAX_DEAD_LETTER_BYTES, dead_letter
 from scorer.pipeline.outcome import BatchOutcome, ScoredEvent, ShadowBatch, failure, merge_outcomes, unscorable
 from scorer.pipeline.records import InputRecord, OutputRecord
+from scorer.rules.annotate import RuleStage
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,20 @@ class KindRuntime(msgspec.Struct, frozen=True):
     model: ModelRef
     card: ModelCard
     decider: Decider
+    # The detection rules run on this kind's events before features (EDR), or None.
+    rules: RuleStage | None = None
 
     @classmethod
-    def build(cls, kind: EventKind, features: FeatureSet, card: ModelCard) -> KindRuntime:
+    def build(
+        cls, kind: EventKind, features: FeatureSet, card: ModelCard, rules: RuleStage | None = None
+    ) -> KindRuntime:
         if tuple(card.feature_names) != tuple(features.names):
             raise ModelError(
                 f"model {card.name}:{card.version} expects features {len(card.feature_names)} "
                 f"{card.feature_names[:3]}..., the scorer computes {len(features.names)} "
                 f"{list(features.names[:3])}...: feature contract mismatch"
             )
-        return cls(kind, features, ModelRef(card.name, card.version), card, Decider(card))
+        return cls(kind, features, ModelRef(card.name, card.version), card, Decider(card), rules)
 
 
 class BatchScorer:
@@ -145,7 +150,7 @@ class BatchScorer:
                 # on one kind while the next kind's features are computed here.
                 for kind, items in prepared.by_kind.items():
                     tf = time.perf_counter()
-                    x, items = self._features(runtimes[kind], items, prepared.failures)
+                    x, items = self._features(runtimes[kind], items, prepared)
                     features_s += time.perf_counter() - tf
                     if items:
                         prepared.matrices[kind] = (x, items)
@@ -188,7 +193,7 @@ class BatchScorer:
             rt = runtimes[kind]
             x, items = matrices[kind]
             scored[(kind.value, backend_name)] += len(items)
-            decisions = rt.decider.decide(probs, x)
+            decisions = rt.decider.decide(probs, x, _rule_alerts(rt.rules, items))
             alerted = {d.row for d in decisions}
             for d in decisions:
                 alert_counts[(kind.value, d.severity)] += 1
@@ -197,12 +202,16 @@ class BatchScorer:
                     kind=kind.value, event=event, decision=d, model_name=rt.model.name,
                     model_version=rt.model.version, threshold=rt.decider.threshold,
                     backend=backend_name, ref=rec.ref,
+                    rules=rt.rules.rules_of(event) if rt.rules is not None and isinstance(event, EndpointEvent)
+                    else (),
+                    rule_pack=f"{rt.rules.name}:{rt.rules.version}" if rt.rules is not None else "",
                 )
                 key = rec.key if rec.key is not None else entity_key(event).encode()
                 alerts.append(OutputRecord(self.alerts_prefix + kind.value, encode_finding(finding), key))
             if self.collect_scores:
                 scores.extend(
-                    ScoredEvent(kind, ev.uid, float(p), rt.model.name, rt.model.version, backend_name, i in alerted)
+                    ScoredEvent(kind, ev.uid, float(p), rt.model.name, rt.model.version, backend_name, i in alerted,
+                                getattr(ev, "rule_hits", ()))
                     for i, ((ev, _), p) in enumerate(zip(items, probs.tolist(), strict=True))
                 )
         t4 = time.perf_counter()
@@ -215,9 +224,10 @@ class BatchScorer:
             failures=failures,
             # Inference overlaps feature work: "inference" sums the calls (wall time of each,
             # wherever it ran), "inference_wait" is what the batch still waited after features.
-            timings={"decode": t1 - t0, "features": features_s, "inference": sum(r[2] for r in results),
-                     "inference_wait": t3 - t2, "decide": t4 - t3},
+            timings={"decode": t1 - t0, "rules": prepared.rules_s, "features": features_s - prepared.rules_s,
+                     "inference": sum(r[2] for r in results), "inference_wait": t3 - t2, "decide": t4 - t3},
             alert_counts=dict(alert_counts),
+            rule_hits=dict(prepared.rule_hits),
             shadows=shadow_batches,
             shadow_errors=shadow_errors,
         )
@@ -244,8 +254,13 @@ class BatchScorer:
 
     @staticmethod
     def _features(
-        runtime: KindRuntime, items: list[tuple[Event, InputRecord]], failures: list[DecodeFailure]
+        runtime: KindRuntime, items: list[tuple[Event, InputRecord]], prepared: _Prepared
     ) -> tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]:
+        failures = prepared.failures
+        if runtime.rules is not None:
+            started = time.perf_counter()
+            items = _apply_rules(runtime.rules, items, prepared)
+            prepared.rules_s += time.perf_counter() - started
         try:
             x = runtime.features.transform([ev for ev, _ in items])
         except Exception:  # a record no check foresaw must not crash-loop the service
@@ -285,6 +300,45 @@ class _Prepared:
         self.failures: list[DecodeFailure] = []
         self.by_kind: dict[EventKind, list[tuple[Event, InputRecord]]] = defaultdict(list)
         self.matrices: dict[EventKind, tuple[npt.NDArray[np.float32], list[tuple[Event, InputRecord]]]] = {}
+        self.rules_s = 0.0
+        self.rule_hits: dict[str, int] = defaultdict(int)  # rule level -> hits in this batch
+
+
+def _apply_rules(
+    stage: RuleStage, items: list[tuple[Event, InputRecord]], prepared: _Prepared
+) -> list[tuple[Event, InputRecord]]:
+    """Run the rules stage; the events a rule raised on become ``rule_error`` dead letters
+    naming the rule, the others carry their hits on to features and decisions."""
+    events = [ev for ev, _ in items if isinstance(ev, EndpointEvent)]
+    if len(events) != len(items):
+        raise TypeError("the rules stage takes endpoint events only")
+    annotated, errors = stage.annotate(events)
+    kept: list[tuple[Event, InputRecord]] = []
+    for i, (event, (_, rec)) in enumerate(zip(annotated, items, strict=True)):
+        error = errors.get(i)
+        if error is not None:
+            prepared.failures.append(failure(rec, "rule_error", f"rule {error.rule_id}: {error.message}"[:500]))
+            continue
+        for rule_id in event.rule_hits:
+            meta = stage.by_id.get(rule_id)
+            prepared.rule_hits[meta.level if meta is not None else "unknown"] += 1
+        kept.append((event, rec))
+    return kept
+
+
+def _rule_alerts(stage: RuleStage | None, items: list[tuple[Event, InputRecord]]) -> dict[int, str]:
+    """Rows whose rule hits raise an alert on their own, with the severity they earn."""
+    if stage is None:
+        return {}
+    forced: dict[int, str] = {}
+    by_id = stage.by_id
+    for row, (event, _) in enumerate(items):
+        hits = event.rule_hits if isinstance(event, EndpointEvent) else ()
+        if hits:
+            severity = rule_severity(by_id[i].level for i in hits if i in by_id)
+            if severity is not None:
+                forced[row] = severity
+    return forced
 
 
 async def _cancel(*groups: dict[EventKind, asyncio.Task[Any]]) -> None:

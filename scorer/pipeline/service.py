@@ -245,6 +245,8 @@ class ScorerService:
             m.count_dead_letter(failure.kind or "unknown", failure.reason)
         for (kind, severity), count in outcome.alert_counts.items():
             m.alerts.labels(kind, severity).inc(count)
+        for level, count in outcome.rule_hits.items():
+            m.rule_hits.labels(level).inc(count)
         m.batch_size.observe(n)
         m.added_latency.observe(latency, n)
         for stage, seconds in outcome.timings.items():

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from scorer.config import Settings
+from scorer.errors import ModelError
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference.base import InferenceBackend
@@ -15,6 +16,7 @@ from scorer.inference.repository import load_version
 from scorer.inference.triton import TritonBackend
 from scorer.pipeline.scoring import BatchScorer, KindRuntime
 from scorer.profiles.view import TopicProfileView
+from scorer.rules.annotate import RuleStage
 from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
 from scorer.service.metrics import ScorerMetrics
@@ -23,17 +25,32 @@ from scorer.service.signals import stop_on_signals
 log = logging.getLogger(__name__)
 
 
-def build_runtimes(settings: Settings, profiles: TopicProfileView | None = None) -> dict[EventKind, KindRuntime]:
+def build_runtimes(
+    settings: Settings, profiles: TopicProfileView | None = None, rules: RuleStage | None = None,
+) -> dict[EventKind, KindRuntime]:
     """One runtime per kind, computing the feature set its model's card names (v1 cards keep
-    v1). Profile features read ``profiles`` when given, else in-process local profiles."""
+    v1). Profile features read ``profiles`` when given, else in-process local profiles.
+    ``rules`` (the loaded rule pack) runs on EDR events before their features."""
     inf = settings.inference
     runtimes: dict[EventKind, KindRuntime] = {}
     for kind in settings.kinds:
         version = load_version(inf.model_repository, inf.models[kind.value], inf.versions.get(kind.value, ""))
         source = profiles.source(kind) if profiles is not None else None
-        features = feature_set(kind, version.card.feature_set, source)
-        runtimes[kind] = KindRuntime.build(kind, features, version.card)
+        stage = rules if kind is EventKind.EDR else None
+        if version.card.feature_set == "v3" and stage is None:
+            raise ModelError(f"{version.card.name}:{version.card.version} reads rule-hit features (feature "
+                             "set v3): detection rules must be on (SCORER_RULES__ENABLED=true)")
+        features = feature_set(kind, version.card.feature_set, source, stage.by_id if stage is not None else None)
+        runtimes[kind] = KindRuntime.build(kind, features, version.card, stage)
     return runtimes
+
+
+def load_rules(settings: Settings) -> RuleStage | None:
+    """The configured rule pack, when rules are on and EDR is scored."""
+    if not settings.rules.enabled or EventKind.EDR not in settings.kinds:
+        return None
+    r = settings.rules
+    return RuleStage.load(r.repository, r.pack, r.version)
 
 
 def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) -> InferenceBackend:
@@ -56,7 +73,7 @@ def _file(path: Path | None) -> str | None:
 
 
 def build_scorer(settings: Settings, profiles: TopicProfileView | None = None) -> BatchScorer:
-    runtimes = build_runtimes(settings, profiles)
+    runtimes = build_runtimes(settings, profiles, load_rules(settings))
     return BatchScorer(
         runtimes,
         build_backend(settings, runtimes),
@@ -80,6 +97,8 @@ async def run_service(settings: Settings) -> None:
     scorer = build_scorer(settings, profiles)
     for kind, rt in scorer.runtimes.items():
         metrics.model_info.labels(kind.value, rt.model.name, rt.model.version).set(1)
+        if rt.rules is not None:
+            metrics.rule_pack_info.labels(rt.rules.name, rt.rules.version, str(len(rt.rules.by_id))).set(1)
     await scorer.backend.start()
     service = ScorerService(settings, scorer, metrics)
     if profiles is not None:

@@ -36,6 +36,12 @@ class ScorerMetrics:
         self.alerts = PromCounter(
             "scorer_alerts", "Detection findings produced", ["kind", "severity"], registry=r
         )
+        self.rule_hits = PromCounter(
+            "scorer_rule_hits", "Detection rules that fired on an event, by rule level", ["level"], registry=r
+        )
+        self.rule_pack_info = Gauge(
+            "scorer_rule_pack_info", "Detection rule pack in use", ["pack", "version", "rules"], registry=r,
+        )
         self.batch_size = Histogram(
             "scorer_batch_records", "Records per micro-batch", buckets=BATCH_BUCKETS, registry=r
         )

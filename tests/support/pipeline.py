@@ -14,12 +14,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from scorer.config import BatchSettings, InferenceSettings, KafkaSettings, Settings, TopicSettings
+from scorer.config import BatchSettings, InferenceSettings, KafkaSettings, RuleSettings, Settings, TopicSettings
 from scorer.pipeline.service import ScorerService
 from scorer.profiles.view import TopicProfileView
 from scorer.service.app import build_scorer
 from scorer.service.metrics import ScorerMetrics
-from tests.support.paths import MODEL_REPOSITORY
+from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
 
 
 def scorer_settings(
@@ -42,6 +42,7 @@ def scorer_settings(
         ),
         batch=BatchSettings(max_records=512, max_wait_ms=20),
         inference=InferenceSettings(backend=backend, triton_url=triton_url, model_repository=repository, **inference),  # type: ignore[arg-type]
+        rules=RuleSettings(repository=RULE_REPOSITORY),
     )
 
 

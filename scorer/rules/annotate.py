@@ -1,0 +1,68 @@
+"""The rules stage: every EDR event of a micro-batch through the deployed rule pack, once.
+
+It runs right after decoding and before features, in serving and in training alike, and
+leaves its result on the event (``EndpointEvent.rule_hits``, rule ids): the EDR features
+count the hits, the decision raises an alert for a high or critical rule, and the finding
+names every rule that fired. An event a rule raised on is not scored: the caller
+dead-letters it with the rule's id (``rule_error``), the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from scorer.errors import ModelError
+from scorer.events.structs import EndpointEvent
+from scorer.rules import RuleEngine, RuleFailure, RuleMeta
+
+
+def annotate(
+    engine: RuleEngine, events: Sequence[EndpointEvent]
+) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
+    """``events`` with ``rule_hits`` set from ``engine`` (all of them, aligned), and the
+    events (by index) a rule raised on."""
+    result = engine.evaluate(events)
+    rules = engine.rules
+    out: list[EndpointEvent] = []
+    for event, hits in zip(events, result.hits, strict=True):
+        ids = tuple(rules[j].id for j in hits)
+        # Most events fire nothing and arrived with nothing: no copy for them.
+        out.append(event if ids == event.rule_hits else msgspec.structs.replace(event, rule_hits=ids))
+    return out, result.errors
+
+
+@dataclass(frozen=True)
+class RuleStage:
+    """A loaded rule pack as the pipeline uses it: the engine, and its rules by id."""
+
+    engine: RuleEngine
+    name: str
+    version: str
+    by_id: Mapping[str, RuleMeta] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, repository: Path, pack: str, version: str = "") -> RuleStage:
+        """Pack ``repository/pack/version`` (empty ``version``: the highest one there)."""
+        root = repository / pack
+        if not version:
+            found = sorted((p.name for p in root.glob("*") if p.is_dir() and p.name.isdigit()), key=int)
+            if not found:
+                raise ModelError(f"no rule pack versions under {root}")
+            version = found[-1]
+        engine = RuleEngine.load(root / version)
+        return cls(engine, pack, version, {r.id: r for r in engine.rules})
+
+    def annotate(self, events: Sequence[EndpointEvent]) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
+        return annotate(self.engine, events)
+
+    def rules_of(self, event: EndpointEvent) -> list[RuleMeta]:
+        """The rules that fired on ``event``, most severe first (then by title)."""
+        metas = [self.by_id[i] for i in event.rule_hits if i in self.by_id]
+        return sorted(metas, key=lambda r: (-LEVELS.index(r.level) if r.level in LEVELS else 1, r.title))
+
+
+LEVELS = ("informational", "low", "medium", "high", "critical")
