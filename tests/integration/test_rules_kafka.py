@@ -6,15 +6,14 @@ names it. tests/rules runs every regression event in process; this is a sample o
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-import yaml
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from scorer.alerts.decide import RULE_ALERT_LEVELS
 from scorer.events.structs import EventKind
 from scorer.rules.annotate import RuleStage
+from scorer.rules.build import regression_cases
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import DATA_DIR, RULE_REPOSITORY
 from tests.support.pipeline import consume, kcat_consume, produce, running_scorer, scorer_settings, wait_for
@@ -24,21 +23,23 @@ pytestmark = pytest.mark.integration
 SAMPLE_EVERY = 4  # every 4th regression event, in path order: about 50 events
 
 
-def regression_sample() -> list[tuple[str, str, bytes]]:
-    """(uid, own rule id, record) for a deterministic sample of the regression events whose
-    rule is in the shipped pack."""
+def regression_sample() -> list[tuple[str, list[tuple[str, bytes]]]]:
+    """(own rule id, [(uid, record)...]) for a deterministic sample of the regression cases
+    whose rule is in the shipped pack (a case may hold context events besides its true
+    positive: the rule must fire on one of the case's events)."""
     shipped = RuleStage.load(RULE_REPOSITORY, "sigma_windows").by_id
     root = DATA_DIR / "edr" / "sigma-regression"
     if not root.is_dir():
         pytest.skip(f"no SigmaHQ regression data at {root}")
     out = []
-    for i, path in enumerate(sorted(root.rglob("*.json"))):
-        rule = yaml.safe_load((path.parent / "rule.yml").read_text())
-        if i % SAMPLE_EVERY or rule["id"] not in shipped:
+    for i, case in enumerate(regression_cases(root)):
+        if i % SAMPLE_EVERY or case.rule_id not in shipped or not case.events:
             continue
-        raw: dict[str, Any] = json.loads(path.read_text())
-        raw["uid"] = f"sigma-{path.stem}"
-        out.append((raw["uid"], rule["id"], json.dumps(raw).encode()))
+        records = []
+        for j, raw in enumerate(case.events):
+            uid = f"sigma-{i}-{j}"
+            records.append((uid, json.dumps({**raw, "uid": uid}).encode()))
+        out.append((case.rule_id, records))
     return out
 
 
@@ -47,24 +48,28 @@ async def test_regression_events_fire_their_rules_through_kafka_and_triton(
 ) -> None:
     sample = regression_sample()
     assert len(sample) >= 30
+    values = [(uid, value) for _, records in sample for uid, value in records]
     settings = scorer_settings(kafka.bootstrap, backend="triton", triton_url=triton.grpc_url)
-    await produce(kafka.bootstrap, settings.topics.edr, [(None, value) for _, _, value in sample])
+    await produce(kafka.bootstrap, settings.topics.edr, [(None, value) for _, value in values])
     async with running_scorer(settings) as (_, metrics):
-        assert await wait_for(lambda: metrics.accounting.consumed["edr"] >= len(sample), 120)
+        assert await wait_for(lambda: metrics.accounting.consumed["edr"] >= len(values), 120)
         assert metrics.accounting.balanced()
     assert settings.topics.scores is not None
-    records = await consume(kafka.bootstrap, settings.topics.scores, len(sample), timeout=30)
-    scores = {s["uid"]: s for s in (json.loads(m.value) for m in records)}
-    assert set(scores) == {uid for uid, _, _ in sample}, "every regression event scored"
-    missed = [(uid, rule) for uid, rule, _ in sample if rule not in scores[uid].get("rules", [])]
-    assert not missed, f"events that did not fire their own rule: {missed}"
+    got = await consume(kafka.bootstrap, settings.topics.scores, len(values), timeout=30)
+    scores = {s["uid"]: s for s in (json.loads(m.value) for m in got)}
+    assert set(scores) == {uid for uid, _ in values}, "every regression event scored"
+    fired_on = {rule: [uid for uid, _ in records if rule in scores[uid].get("rules", [])]
+                for rule, records in sample}
+    missed = [rule for rule, uids in fired_on.items() if not uids]
+    assert not missed, f"cases whose rule fired on none of their events: {missed}"
     assert all(s["backend"] == "triton" for s in scores.values())
 
     findings = {json.loads(a["payload"])["unmapped"]["scorer"]["event_uid"]: json.loads(a["payload"])
                 for a in kcat_consume(kafka.bootstrap, settings.topics.alert_topic(EventKind.EDR))}
     assert kcat_consume(kafka.bootstrap, settings.topics.dead_letter) == []
     shipped = RuleStage.load(RULE_REPOSITORY, "sigma_windows").by_id
-    alerting = [(uid, rule) for uid, rule, _ in sample if shipped[rule].level in RULE_ALERT_LEVELS]
+    alerting = [(uid, rule) for rule, uids in fired_on.items() for uid in uids
+                if shipped[rule].level in RULE_ALERT_LEVELS]
     assert alerting, "the sample holds high or critical rules"
     for uid, rule in alerting:
         f = findings[uid]
