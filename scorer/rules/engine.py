@@ -20,7 +20,7 @@ No loop runs over rules x events: per event, only column reads and grouping.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -163,11 +163,17 @@ class RuleEngine:
                 fired = evaluate_tree(det, amask, scope)
                 if fired:
                     rule_masks[number] = rule_masks.get(number, 0) | fired
-        per_row: list[list[int]] = [[] for _ in range(n)]
+        per_row: dict[int, list[int]] = {}
         for number in sorted(rule_masks):
             for r in rows_of(rule_masks[number], n):
-                per_row[r].append(number)
-        hits = [() if i in errors else tuple(row) for i, row in enumerate(per_row)]
+                if r in per_row:
+                    per_row[r].append(number)
+                else:
+                    per_row[r] = [number]
+        hits: list[tuple[int, ...]] = [()] * n
+        for r, numbers in per_row.items():
+            if r not in errors:
+                hits[r] = tuple(numbers)
         return RuleHits(hits, errors)
 
     def _field(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
@@ -196,18 +202,9 @@ class RuleEngine:
         refs = self.fieldrefs.get(name)
         if not matched and not refs:
             return
-        groups: dict[str | None, list[int]]
-        if len(matched) <= 4:  # a scan per value, in a comprehension, beats a dict per row
-            groups = {v: [r for r, x in zip(sel, col, strict=True) if x == v] for v in matched}
-        else:
-            groups = {v: [] for v in matched}
-            for r, v in zip(sel, col, strict=True):
-                group = groups.get(v)
-                if group is not None:
-                    group.append(r)
-        for value, found in matched.items():
-            mask = self._mask(groups[value])
-            for aid in found:
+        for value, rows_of_value in _groups(sel, col, matched).items():
+            mask = self._mask(rows_of_value)
+            for aid in matched[value]:
                 amask[aid] = amask.get(aid, 0) | mask
         for aid, other in refs or ():
             get_other = self.getters[other]
@@ -215,7 +212,7 @@ class RuleEngine:
                    if v is not None and (second := get_other(events[r])) is not None and second.lower() == v.lower()]
             amask[aid] = amask.get(aid, 0) | self._mask(hit)
 
-    def _mask(self, rows: list[int]) -> int:
+    def _mask(self, rows: Sequence[int]) -> int:
         """The bitset of ``rows``."""
         bits = self._bits
         if not rows:
@@ -246,3 +243,17 @@ class RuleEngine:
                 if text is not None:
                     for aid in matcher.match(text):
                         amask[aid] = amask.get(aid, 0) | bits[r]
+
+
+def _groups(sel: Sequence[int], col: list[str | None], wanted: Collection[str | None]) -> dict[str | None, list[int]]:
+    """The rows (of ``sel``) holding each value of ``wanted``, ``col`` being the values at ``sel``."""
+    if len(wanted) <= 4:  # a scan per value, in a comprehension, beats any per-row bookkeeping
+        return {v: [r for r, x in zip(sel, col, strict=True) if x == v] for v in wanted}
+    # Many values: code the column, sort the codes once (numpy), slice each value's rows.
+    code_of = {v: i for i, v in enumerate(wanted)}
+    missing = len(code_of)
+    codes = np.fromiter((code_of.get(v, missing) for v in col), dtype=np.int32, count=len(col))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(missing + 1))
+    rows = np.asarray(sel)[order]
+    return {v: rows[bounds[i]:bounds[i + 1]].tolist() for i, v in enumerate(wanted)}
