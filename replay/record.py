@@ -19,48 +19,22 @@ from pathlib import Path
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from replay.readers.recorded import Envelope
 from scorer.config import Settings
 from scorer.errors import ConfigError
-from scorer.pipeline.kafka_io import security_options
+from scorer.kafka import TopicSpec, admin_client, ensure_topics, make_reader, topic_partition_list
 
 Offsets = dict[TopicPartition, int]
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        client_id=f"{settings.kafka.client_id}-replay",
-        **security_options(settings.kafka),
-    )
-
-
-async def partitions(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
-    """Every partition of those ``topics`` that exist (absent ones are left out)."""
-    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
-    await admin.start()
-    try:
-        # All topics: a metadata request naming an absent topic may auto-create it.
-        described = await admin.describe_topics()
-    finally:
-        await admin.close()
-    wanted = set(topics)
-    return sorted(
-        TopicPartition(t["topic"], p["partition"])
-        for t in described
-        if t["topic"] in wanted and not t.get("error_code")
-        for p in t["partitions"]
-    )
+    return make_reader(settings.kafka, "replay")
 
 
 async def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
     """The current end offset of every partition of ``topics`` (absent topics: none)."""
-    tps = await partitions(settings, topics)
+    tps = await topic_partition_list(settings.kafka, topics)
     if not tps:
         return {}
     consumer = _consumer(settings)
@@ -132,28 +106,15 @@ async def record_topics(settings: Settings, topics: list[str], out: Path) -> int
 
 async def ensure_partitions(settings: Settings, topic: str, needed: int) -> None:
     """Create ``topic`` with ``needed`` partitions if absent; refuse one that has fewer."""
-    have = await end_offsets(settings, [topic])
-    if have:
-        if len(have) < needed:
-            raise ConfigError(
-                f"topic {topic} has {len(have)} partitions, the recording needs {needed}: "
-                "partition numbers are kept, so create it with enough partitions"
-            )
-        return
-    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
-    await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, needed, 1)])
-        # Creation is asynchronous: sending to a partition before it has a leader fails.
-        for _ in range(200):
-            (described,) = await admin.describe_topics([topic])
-            parts = described.get("partitions", [])
-            if len(parts) == needed and all(p.get("leader", -1) >= 0 for p in parts):
-                return
-            await asyncio.sleep(0.05)
-        raise ConfigError(f"topic {topic} did not get {needed} partitions with leaders")
-    finally:
-        await admin.close()
+        have = (await ensure_topics(settings.kafka, [TopicSpec(topic, needed)]))[topic]
+    except TimeoutError:
+        raise ConfigError(f"topic {topic} did not get {needed} partitions with leaders") from None
+    if have < needed:
+        raise ConfigError(
+            f"topic {topic} has {have} partitions, the recording needs {needed}: "
+            "partition numbers are kept, so create it with enough partitions"
+        )
 
 
 async def wait_committed(
@@ -161,11 +122,9 @@ async def wait_committed(
 ) -> bool:
     """Wait until ``group`` committed past every produced offset: the scorer commits only
     after its alerts are acked, so by then every alert of the replay is in its topic."""
-    admin = AIOKafkaAdminClient(**security_options(settings.kafka))
-    await admin.start()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    try:
+    async with admin_client(settings.kafka) as admin:
         while True:
             committed = await admin.list_consumer_group_offsets(group)
             behind = [
@@ -176,5 +135,3 @@ async def wait_committed(
             if not behind or loop.time() > deadline:
                 return not behind
             await asyncio.sleep(0.25)
-    finally:
-        await admin.close()

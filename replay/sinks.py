@@ -24,7 +24,7 @@ from replay.record import end_offsets, read_range, wait_committed, write_envelop
 from scorer.config import Settings
 from scorer.errors import ConfigError
 from scorer.events.structs import SourceRef
-from scorer.pipeline.kafka_io import make_producer
+from scorer.kafka import make_producer
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
 

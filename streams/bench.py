@@ -85,30 +85,26 @@ PARTITIONS = 3
 
 async def bench_settings(bootstrap: str, kinds: Sequence[EventKind], partitions: int = PARTITIONS) -> Settings:
     """Fresh input topics (and names for the profile topics) on ``bootstrap``."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from scorer.kafka import TopicSpec, ensure_topics
 
     p = f"bench{uuid.uuid4().hex[:6]}"
     topics = TopicSettings(**{k.value: f"{p}.events.{k.value}" for k in kinds})
     kafka = KafkaSettings(bootstrap_servers=bootstrap, group_id=p, client_id=p)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(getattr(topics, k.value), partitions, 1) for k in kinds])
-    await admin.close()
+    await ensure_topics(kafka, [TopicSpec(getattr(topics, k.value), partitions) for k in kinds])
     return Settings(kinds=tuple(kinds), kafka=kafka, topics=topics,
                     profiles=ProfileSettings(source="topic", topic_prefix=f"{p}.profiles.", partitions="all"))
 
 
 async def worker_rate(bootstrap: str, data: dict[EventKind, list[Event]]) -> dict[str, float]:
-    from scorer.pipeline.kafka_io import make_producer
+    from scorer.kafka import make_producer, produce_batched
+    from scorer.pipeline.records import OutputRecord
     from streams.worker import ProfileWorker, WorkerSettings
 
     settings = await bench_settings(bootstrap, list(data))
     producer = make_producer(settings.kafka)
     await producer.start()
-    for kind, evs in data.items():
-        sends = [await producer.send(getattr(settings.topics, kind.value), msgspec.json.encode(e),
-                                     key=entity_key(e).encode()) for e in evs]
-        await asyncio.gather(*sends)
+    await produce_batched(producer, [OutputRecord(getattr(settings.topics, kind.value), msgspec.json.encode(e),
+                                                  entity_key(e).encode()) for kind, evs in data.items() for e in evs])
     await producer.stop()
     worker = ProfileWorker(WorkerSettings.from_settings(settings))
     await worker.start()
@@ -140,7 +136,7 @@ def _first_key(e: Event) -> str:
 
 async def staleness(bootstrap: str, kind: EventKind, events: Sequence[Event], rate: float) -> dict[str, float]:
     """ms from each event's send until the view's profile of its entity includes it."""
-    from scorer.pipeline.kafka_io import make_producer
+    from scorer.kafka import make_producer
     from scorer.profiles.view import TopicProfileView
     from streams.worker import ProfileWorker, WorkerSettings
 

@@ -25,16 +25,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from scorer.config import KafkaSettings, Settings
 from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import EventKind, SourceRef
-from scorer.pipeline.kafka_io import make_consumer, make_producer, security_options
+from scorer.kafka import make_consumer, make_producer, make_reader, produce_batched
 from scorer.profiles.schema import encode, topic_for
-from streams.kafka import Out, StatsCollector, ensure_profile_topics, produce, restore
+from streams.kafka import Out, StatsCollector, ensure_profile_topics, restore
 from streams.store import KeyBudget, Limits, ProfileStore, StoreStats
 from streams.updates import apply
 
@@ -107,10 +107,7 @@ class ProfileWorker:
                                             for t, k in self.settings.inputs.items()})
         self._producer = make_producer(kafka)
         await self._producer.start()
-        self._restorer = AIOKafkaConsumer(group_id=None,
-                                          enable_auto_commit=False, client_id=f"{kafka.client_id}-restore",
-                                          max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
-                                          **security_options(kafka))
+        self._restorer = make_reader(kafka, "restore")
         await self._restorer.start()
         self._consumer = make_consumer(kafka, [])
         self._consumer.subscribe(list(self.settings.inputs), listener=_Handover(self))
@@ -157,7 +154,7 @@ class ProfileWorker:
             outputs += [Out(topic, tp.partition, k.encode(), None if p is None else encode(p))
                         for k, p in store.changes()]
             offsets[tp] = messages[-1].offset + 1
-        await produce(self._producer, outputs)
+        await produce_batched(self._producer, outputs)
         self.batches += 1
         try:
             await self._consumer.commit(offsets)

@@ -25,10 +25,11 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from scorer.bench.loadgen import LoadGenerator, Payload
+from scorer.config import KafkaSettings
 from scorer.events.structs import EventKind
+from scorer.kafka import TopicSpec, ensure_topics
 
 Command = Callable[[str, dict[EventKind, str], str, str], tuple[list[str], dict[str, str]]]
 
@@ -62,12 +63,8 @@ async def make_topics(
     p = f"bench-{uuid.uuid4().hex[:8]}"
     topics = {k: f"{p}.events.{k.value}" for k in kinds}
     out = f"{p}.out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, partitions, 1) for t in [*topics.values(), out]])
-    finally:
-        await admin.close()
+    await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap),
+                        [TopicSpec(t, partitions) for t in [*topics.values(), out]])
     return topics, out
 
 

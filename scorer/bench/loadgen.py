@@ -10,17 +10,18 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
+from scorer.config import KafkaSettings
 from scorer.demo import CaptureLine
 from scorer.events.decode import decode_mapping
 from scorer.events.structs import Event, EventKind, entity_key
+from scorer.kafka import make_producer, send_batched
+from scorer.pipeline.records import OutputRecord
 
 Payload = tuple[EventKind, bytes, bytes]  # kind, key, value
 
@@ -57,13 +58,12 @@ class LoadGenerator:
         self.bootstrap = bootstrap
         self.topics = topics
         self.sent_at: npt.NDArray[np.float64] = np.zeros(total, dtype=np.float64)
-        self._partitions: dict[str, list[int]] = {}
-        self._partitioner = DefaultPartitioner()
 
     async def run(self, items: list[Payload], rate: float | None = None, chunk: int = 500, start: int = 0) -> float:
         """Send ``items``; ``start`` is the seq of ``items[0]`` (where its send time goes)."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=2, acks=1,
-                                    max_batch_size=256 * 1024)
+        # An ordinary upstream producer, not the scorer's: leader acks only, a short linger.
+        producer = make_producer(KafkaSettings(bootstrap_servers=self.bootstrap), acks=1, enable_idempotence=False,
+                                 linger_ms=2, max_batch_size=256 * 1024)
         await producer.start()
         t0 = time.perf_counter()
         try:
@@ -81,22 +81,8 @@ class LoadGenerator:
         return time.perf_counter() - t0
 
     async def _send_chunk(self, producer: AIOKafkaProducer, chunk: list[Payload], first: int) -> None:
-        """Batches per (topic, partition), placed by key like a plain send() would."""
-        batches: dict[tuple[str, int], Any] = {}
+        """Batches per (topic, partition), placed by key like a plain send() would; acks are
+        not awaited here (the producer is flushed at the end)."""
         now = time.time()
-        for j, (kind, key, value) in enumerate(chunk):
-            topic = self.topics[kind]
-            partitions = self._partitions.get(topic)
-            if partitions is None:
-                partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
-            tp = (topic, self._partitioner(key, partitions, partitions))
-            batch = batches.get(tp)
-            if batch is None:
-                batch = batches[tp] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                await producer.send_batch(batch, tp[0], partition=tp[1])
-                batch = batches[tp] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-            self.sent_at[first + j] = now
-        for (topic, partition), batch in batches.items():
-            await producer.send_batch(batch, topic, partition=partition)
+        await send_batched(producer, [OutputRecord(self.topics[kind], value, key) for kind, key, value in chunk])
+        self.sent_at[first:first + len(chunk)] = now

@@ -23,7 +23,7 @@ from scorer.bench.loadgen import payloads, templates
 from scorer.config import Settings
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
-from scorer.pipeline.partitioner import partitions_of
+from scorer.kafka.partitioner import partitions_of
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer, input_record
 from scorer.service.app import build_scorer

@@ -17,22 +17,12 @@ from typing import TYPE_CHECKING
 
 from scorer.config import LifecycleSettings, Settings
 from scorer.events.structs import EventKind
-from scorer.lifecycle.control import (
-    DesiredState,
-    ServingStatus,
-    assign_from_start,
-    behind,
-    decode_into,
-    ensure_topics,
-    group_less_consumer,
-    now_iso,
-    process_id,
-    status_record,
-)
+from scorer.kafka import assign_from_start, make_producer, make_reader, read_to_end
+from scorer.kafka.compacted import decode_into
+from scorer.lifecycle.control import DesiredState, ServingStatus, ensure_topics, now_iso, process_id, status_record
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.lifecycle.shadow import ShadowPublisher
 from scorer.lifecycle.switcher import ModelSwitcher, Switch
-from scorer.pipeline.kafka_io import make_producer
 from scorer.pipeline.scoring import BatchScorer
 from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
 
@@ -57,7 +47,8 @@ class LifecycleController:
         self.process = process_id(settings.kafka)
         self._desired: dict[str, tuple[int, DesiredState]] = {}
         self._handled: dict[str, int] = {}
-        self._consumer = group_less_consumer(settings.kafka)
+        # No group: every process reads the whole control topic; nothing is committed.
+        self._consumer = make_reader(settings.kafka, "control", fetch_max_wait_ms=200)
         self._producer = make_producer(settings.kafka)
         self._task: asyncio.Task[None] | None = None
 
@@ -72,9 +63,7 @@ class LifecycleController:
         await self._producer.start()
         await self._consumer.start()
         tps = await assign_from_start(self._consumer, self.lifecycle.control_topic)
-        end = await self._consumer.end_offsets(tps) if tps else {}
-        while await behind(self._consumer, end):
-            await self._poll(200)
+        await read_to_end(self._consumer, tps, self._poll)
         await self._prepare_all()
         for kind in self.scorer.runtimes:
             if kind.value not in self.switcher.ready:

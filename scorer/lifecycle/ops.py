@@ -19,17 +19,10 @@ from scorer.inference.repository import (
     load_version,
     sha256_file,
 )
+from scorer.kafka import read_latest
 from scorer.lifecycle import transitions
 from scorer.lifecycle.contract import feature_set_mismatch, version_problems
-from scorer.lifecycle.control import (
-    DesiredState,
-    ServingStatus,
-    ensure_topics,
-    issuer,
-    publish,
-    read_latest,
-    state_record,
-)
+from scorer.lifecycle.control import DesiredState, ServingStatus, ensure_topics, issuer, publish, state_record
 
 
 @dataclass(frozen=True)
@@ -105,8 +98,8 @@ async def kafka_state(
     ctx: Context, kind: str, *, timeout_s: float = 10.0
 ) -> tuple[DesiredState | None, list[ServingStatus]]:
     kafka, lc = ctx.settings.kafka, ctx.lifecycle
-    desired = await read_latest(kafka, lc.control_topic, DesiredState, timeout_s=timeout_s)
-    statuses = await read_latest(kafka, lc.status_topic, ServingStatus, timeout_s=timeout_s)
+    desired = await read_latest(kafka, lc.control_topic, DesiredState, role="control", timeout_s=timeout_s)
+    statuses = await read_latest(kafka, lc.status_topic, ServingStatus, role="control", timeout_s=timeout_s)
     entry = desired.get(kind)
     return (entry[1] if entry else None), [s for _, s in statuses.values() if s.kind == kind]
 

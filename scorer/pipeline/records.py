@@ -17,9 +17,10 @@ class InputRecord(msgspec.Struct, frozen=True):
 
 
 class OutputRecord(msgspec.Struct, frozen=True):
-    """One record to produce: an alert, a dead letter or a score."""
+    """One record to produce: an alert, a dead letter or a score (a :class:`scorer.kafka.Record`)."""
 
     topic: str
     value: bytes
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int | None = None  # None: placed by key, as ``send()`` would

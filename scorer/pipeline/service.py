@@ -28,7 +28,7 @@ from scorer.config import Settings
 from scorer.errors import InferenceError, ModelError
 from scorer.events.decode import parse_kind
 from scorer.events.structs import EventKind
-from scorer.pipeline.kafka_io import ensure_topics, make_consumer, make_producer, produce_all, send_all
+from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer, produce_batched, send_batched
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchScorer, input_record
@@ -90,7 +90,10 @@ class ScorerService:
         kafka = self.settings.kafka
         topics = self.settings.topics
         outputs = [topics.alert_topic(k) for k in self.settings.kinds] + [topics.dead_letter]
-        await ensure_topics(kafka, outputs + ([topics.scores] if topics.scores else []))
+        # So consumers can subscribe before the first alert; a broker that refuses CREATE is
+        # logged, not fatal (the topics may be provisioned elsewhere).
+        await ensure_topics(kafka, [TopicSpec(t) for t in outputs + ([topics.scores] if topics.scores else [])],
+                            refused="warn")
         txn_id = f"{kafka.group_id}-{kafka.client_id}" if kafka.transactional else None
         self._producer = make_producer(kafka, transactional_id=txn_id)
         await self._producer.start()
@@ -161,7 +164,7 @@ class ScorerService:
             done = time.perf_counter()
             self._account(outcome, len(records), done - received, done - t_produce)
             return
-        acks = await send_all(self._producer, outputs)
+        acks = await send_batched(self._producer, outputs)
         previous = self._deliveries[-1] if self._deliveries else None
         self._deliveries.append(asyncio.create_task(
             self._finish(previous, acks, offsets, outcome, len(records), received, t_produce)
@@ -219,7 +222,7 @@ class ScorerService:
     async def _deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
         # One transaction per batch: outputs and offsets become visible together or not at all.
         async with self._producer.transaction():
-            await produce_all(self._producer, outputs)
+            await produce_batched(self._producer, outputs)
             await self._producer.send_offsets_to_transaction(offsets, self.settings.kafka.group_id)
 
     def _score_records(self, outcome: BatchOutcome) -> list[OutputRecord]:

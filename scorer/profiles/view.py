@@ -38,13 +38,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from scorer.config import Settings
 from scorer.events.structs import Event, EventKind
-from scorer.pipeline.kafka_io import security_options
+from scorer.kafka import admin_client, make_reader, read_to_end
+from scorer.kafka.admin import topic_partitions
 from scorer.profiles.schema import Profile, decode, topic_for
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,7 @@ class TopicProfileView:
         """Start reading: every partition now (``all``), or those of each assignment later
         (``assigned``, through the rebalance hooks below). ``follow=False``: the caller
         drives :meth:`poll` / :meth:`catch_up`, e.g. a test."""
-        kafka = self.settings.kafka
-        self._consumer = AIOKafkaConsumer(
-            client_id=f"{kafka.client_id}-profiles",
-            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-            max_partition_fetch_bytes=kafka.max_partition_fetch_bytes, **security_options(kafka),
-        )
+        self._consumer = make_reader(self.settings.kafka, "profiles")
         await self._consumer.start()
         for topic in self.topics:
             self._known[topic] = await self._partitions(topic, tries=50)
@@ -185,34 +180,16 @@ class TopicProfileView:
         """Apply records until ``parts`` (default: all read) are at their end offsets of now
         (False: timed out)."""
         parts = list(self.assigned if parts is None else parts)
-        if not parts:
-            return True
-        ends = await self._consumer.end_offsets(parts)
-        deadline = time.monotonic() + timeout_s
-        while await self._behind_ends(ends):
-            if time.monotonic() > deadline:
-                return False
-            await self.poll(timeout_ms=200)
-        return True
-
-    async def _behind_ends(self, ends: dict[TopicPartition, int]) -> bool:
-        for tp, end in ends.items():
-            if tp in self.assigned and await self._consumer.position(tp) < end:
-                return True
-        return False
+        # Partitions revoked meanwhile (their keys dropped) no longer count.
+        return await read_to_end(self._consumer, parts, self.poll, timeout_s=timeout_s)
 
     async def _partitions(self, topic: str, tries: int) -> set[int]:
         # A topic the job has not created yet: wait briefly, then run without it (reads as empty).
-        admin = AIOKafkaAdminClient(**security_options(self.settings.kafka))
-        await admin.start()
-        try:
+        async with admin_client(self.settings.kafka) as admin:
             for _ in range(tries):
-                (described,) = await admin.describe_topics([topic])
-                if described.get("error_code", 0) == 0 and described.get("partitions"):
-                    return {int(p["partition"]) for p in described["partitions"]}
+                if parts := (await topic_partitions(admin)).get(topic):
+                    return set(parts)
                 await asyncio.sleep(0.1)
-        finally:
-            await admin.close()
         log.warning("profile topic %s does not exist; its profiles read as empty", topic)
         return set()
 

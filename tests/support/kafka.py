@@ -210,32 +210,13 @@ class KafkaBroker:
         replication_factor: int = 1,
         config: Mapping[str, str] | None = None,
     ) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from scorer.config import KafkaSettings
+        from scorer.kafka import TopicSpec, ensure_topics
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name=name,
-                        num_partitions=partitions,
-                        replication_factor=replication_factor,
-                        topic_configs=dict(config or {}),
-                    )
-                ]
-            )
-            # Creation is asynchronous in the broker: wait until every partition has a leader.
-            for _ in range(200):
-                described = await admin.describe_topics([name])
-                if described and described[0].get("error_code", 0) == 0:
-                    parts = described[0].get("partitions", [])
-                    if len(parts) == partitions and all(p.get("leader", -1) >= 0 for p in parts):
-                        return
-                await asyncio.sleep(0.05)
+        # Returns once every partition has a leader: creation is asynchronous in the broker.
+        spec = TopicSpec(name, partitions, replication_factor, dict(config or {}))
+        if (await ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap), [spec]))[name] != partitions:
             raise TimeoutError(f"topic {name} did not get {partitions} partitions with leaders")
-        finally:
-            await admin.close()
 
     def create_topic(
         self,

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from scorer.config import load_settings
 from scorer.errors import ConfigError
-from scorer.pipeline.kafka_io import security_options
+from scorer.kafka import security_options
 
 
 @pytest.fixture

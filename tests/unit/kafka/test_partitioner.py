@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scorer.pipeline.partitioner import murmur2, murmur2_batch, partitions_of
+from scorer.kafka.partitioner import murmur2, murmur2_batch, partitions_of
 
 
 @settings(max_examples=200, deadline=None)

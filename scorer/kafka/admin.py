@@ -1,0 +1,110 @@
+"""Topics: what exists, with how many partitions, and creating the ones that are missing.
+
+Metadata is always asked for every topic: a request that names a topic makes a broker with
+``auto.create.topics.enable`` (Kafka's default) create it on the spot with the broker's
+defaults, which would leave a compacted topic uncompacted or a co-partitioned one with the
+wrong partition count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from scorer.config import KafkaSettings
+from scorer.kafka.clients import admin_client
+
+log = logging.getLogger(__name__)
+
+COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 3
+    replication: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+class TopicRefused(KafkaError):  # type: ignore[misc]
+    """The broker refused to create a topic (no CREATE permission, a bad setting...)."""
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient) -> dict[str, list[int]]:
+    """Topic -> its partition numbers, for every topic the broker has (and lets us see)."""
+    return {t["topic"]: sorted(int(p["partition"]) for p in t["partitions"])
+            for t in await admin.describe_topics() if not t.get("error_code") and t.get("partitions")}
+
+
+async def topic_partition_list(kafka: KafkaSettings, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of those ``topics`` that exist (absent ones are left out)."""
+    wanted = set(topics)
+    async with admin_client(kafka) as admin:
+        found = await topic_partitions(admin)
+    return sorted(TopicPartition(t, p) for t, parts in found.items() if t in wanted for p in parts)
+
+
+async def wait_for_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str], *, tries: int = 200,
+                              every_s: float = 0.05) -> dict[str, int]:
+    """Partition counts of ``topics`` once every partition of each has a leader.
+
+    Creation is asynchronous in the broker: sending to a partition without a leader fails.
+    Raises TimeoutError when some topic is still absent or leaderless after ``tries``.
+    """
+    names = list(topics)
+    ready: dict[str, int] = {}
+    for _ in range(tries):
+        described = {t["topic"]: t for t in await admin.describe_topics() if t["topic"] in names}
+        ready = {name: len(t["partitions"]) for name, t in described.items()
+                 if not t.get("error_code") and t["partitions"]
+                 and all(p.get("leader", -1) >= 0 for p in t["partitions"])}
+        if len(ready) == len(names):
+            return ready
+        await asyncio.sleep(every_s)
+    raise TimeoutError(f"topics {sorted(set(names) - set(ready))} have no leader for every partition")
+
+
+async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec], *,
+                        refused: Literal["warn", "raise"] = "raise") -> dict[str, int]:
+    """Create the topics of ``specs`` that do not exist yet; topic -> partition count of each.
+
+    An existing topic is left as it is (its count is returned; the caller decides whether
+    another count is acceptable). A topic created here is returned only once every
+    partition has a leader. ``refused="warn"``: a refusal is logged and the topic left out
+    (brokers in production often restrict CREATE, the topics may be provisioned elsewhere,
+    e.g. by Terraform); ``"raise"``: :class:`TopicRefused`. Another process creating the
+    same topic at the same time is not a refusal.
+    """
+    wanted = {s.name: s for s in specs}
+    async with admin_client(kafka) as admin:
+        counts = {t: len(p) for t, p in (await topic_partitions(admin)).items() if t in wanted}
+        missing = [s for name, s in wanted.items() if name not in counts]
+        if not missing:
+            return counts
+        created = [s.name for s in missing]
+        try:
+            response = await admin.create_topics(
+                [NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.config)) for s in missing])
+        except KafkaError as exc:
+            if refused == "raise":
+                raise
+            log.warning("could not create topics %s: %s", created, exc)
+            return counts
+        for topic, code, *rest in getattr(response, "topic_errors", []):
+            if code in (0, TopicAlreadyExistsError.errno):
+                continue
+            if refused == "raise":
+                raise TopicRefused(f"cannot create topic {topic}: error {code} {rest}")
+            log.warning("cannot create topic %s (error %s %s); assuming it is provisioned", topic, code, rest)
+            created.remove(topic)
+        if created:
+            counts |= await wait_for_partitions(admin, created)
+        return counts

@@ -1,0 +1,111 @@
+"""aiokafka clients built from :class:`KafkaSettings`: the one place their options are chosen.
+
+Every client gets the same connection and security options (:func:`security_options`: TLS
+context, SASL with the password from a ``SecretStr`` or a file, masked in logs from then
+on). The roles differ only where the comments say why:
+
+- :func:`make_consumer`: a member of the consumer group (the scoring loop, the profile
+  worker), committing by hand after its outputs are acknowledged;
+- :func:`make_reader`: no group, nothing committed; reads whole partitions it assigns
+  itself (the control topic, profile topics, recorded topics);
+- :func:`make_producer`: idempotent, every ack from all in-sync replicas;
+- :func:`admin_client`: an admin client started and closed around a block.
+
+``**extra`` overrides an option for one caller (a benchmark's own producer, say).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from scorer.config import KafkaSettings
+from scorer.kafka.redact import redact_in_logs
+
+
+def security_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection options shared by consumers, producers and admin clients."""
+    opts: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+        ctx.check_hostname = kafka.ssl_check_hostname
+        if kafka.ssl_certfile:
+            ctx.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
+        opts["ssl_context"] = ctx
+    if kafka.security_protocol.startswith("SASL"):
+        opts["sasl_mechanism"] = kafka.sasl_mechanism or "SCRAM-SHA-512"
+        opts["sasl_plain_username"] = kafka.sasl_username
+        opts["sasl_plain_password"] = password = kafka.password()
+        if password:
+            redact_in_logs(password)
+    return opts
+
+
+def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> AIOKafkaConsumer:
+    """A consumer-group member; offsets are committed by the caller, never automatically."""
+    options: dict[str, Any] = {
+        "group_id": kafka.group_id,
+        "group_instance_id": kafka.group_instance_id,
+        "client_id": kafka.client_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        # Exactly-once producers upstream (or our own transactions): never read aborted records.
+        "isolation_level": "read_committed",
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": max(1000, kafka.session_timeout_ms // 5),
+        "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
+        "fetch_max_wait_ms": 100,
+    }
+    return AIOKafkaConsumer(*topics, **(options | security_options(kafka) | extra))
+
+
+def make_reader(kafka: KafkaSettings, role: str, **extra: Any) -> AIOKafkaConsumer:
+    """A group-less consumer: every process reads the whole of what it assigns, commits nothing.
+
+    ``role`` names it to the broker (``<client_id>-<role>``: quotas and request logs tell the
+    readers of one process apart).
+    """
+    options: dict[str, Any] = {
+        "client_id": f"{kafka.client_id}-{role}",
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",  # a compacted topic's state starts at its beginning
+        "isolation_level": "read_committed",
+        "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
+    }
+    return AIOKafkaConsumer(**(options | security_options(kafka) | extra))
+
+
+def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None, **extra: Any) -> AIOKafkaProducer:
+    options: dict[str, Any] = {
+        "client_id": kafka.client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        # Batches are built per partition by send_batched(): waiting to fill them only adds latency.
+        "linger_ms": 0,
+        "max_request_size": 4 * 1024 * 1024,
+        "max_batch_size": 512 * 1024,
+        "compression_type": None,
+    }
+    if transactional_id:
+        options["transactional_id"] = transactional_id
+    return AIOKafkaProducer(**(options | security_options(kafka) | extra))
+
+
+@contextlib.asynccontextmanager
+async def admin_client(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client, started for the block and closed after it (a failed start included)."""
+    admin = AIOKafkaAdminClient(**security_options(kafka))
+    try:
+        await admin.start()
+        yield admin
+    finally:
+        await admin.close()

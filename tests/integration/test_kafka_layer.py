@@ -1,0 +1,62 @@
+"""scorer.kafka's admin on the real broker: topics created with their settings (never
+auto-created with the broker's defaults by asking about them), existing ones left alone,
+a refusal warned about or raised as asked."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from scorer.config import KafkaSettings
+from scorer.kafka import COMPACTED, TopicRefused, TopicSpec, admin_client, ensure_topics, topic_partition_list
+from streams.kafka import ensure_profile_topics
+from tests.support.kafka import KafkaBroker
+
+pytestmark = pytest.mark.integration
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+async def _cleanup_policy(kafka: KafkaSettings, topic: str) -> str:
+    async with admin_client(kafka) as admin:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    ((_, _, _, _, entries),) = response.resources
+    return next(str(value) for name, value, *_ in entries if name == "cleanup.policy")
+
+
+async def test_creates_missing_topics_with_their_settings_and_leaves_existing_ones(kafka: KafkaBroker) -> None:
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
+    existing, compacted = _name("layer.existing"), _name("layer.compacted")
+    kafka.create_topic(existing, partitions=2)
+    counts = await ensure_topics(settings, [TopicSpec(existing, 5), TopicSpec(compacted, 1, config=COMPACTED)])
+    assert counts == {existing: 2, compacted: 1}, "an existing topic keeps its count; the caller judges it"
+    assert await _cleanup_policy(settings, compacted) == "compact"
+    assert [tp.partition for tp in await topic_partition_list(settings, [existing, _name("absent")])] == [0, 1]
+
+
+async def test_asking_about_an_absent_topic_does_not_create_it(kafka: KafkaBroker) -> None:
+    # The local broker auto-creates topics (Kafka's default): a metadata request naming one
+    # would create it uncompacted, and the profile worker would then keep it so.
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap, group_id="layer")
+    events, profiles = _name("layer.events"), _name("layer.profiles")
+    assert await topic_partition_list(settings, [profiles]) == []
+    assert await topic_partition_list(settings, [profiles]) == [], "still absent after being asked about"
+    kafka.create_topic(events, partitions=3)
+    await ensure_profile_topics(settings, {events: profiles})
+    assert await _cleanup_policy(settings, profiles) == "compact"
+    assert len(await topic_partition_list(settings, [profiles])) == 3, "co-partitioned with its events"
+
+
+async def test_a_refusal_raises_or_is_logged(kafka: KafkaBroker, caplog: pytest.LogCaptureFixture) -> None:
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
+    bad = TopicSpec(_name("layer.refused"), 1, config={"cleanup.policy": "no-such-policy"})
+    with pytest.raises(TopicRefused, match=bad.name):
+        await ensure_topics(settings, [bad])
+    with caplog.at_level(logging.WARNING, logger="scorer.kafka.admin"):
+        assert await ensure_topics(settings, [bad], refused="warn") == {}
+    assert f"cannot create topic {bad.name}" in caplog.text
