@@ -23,6 +23,7 @@ from sklearn.linear_model import Ridge
 
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion, publish_version
+from scorer.inference.triton_config import pin_versions
 
 PARITY_TOL = 1e-5
 TARGET_OPSET = 17
@@ -159,17 +160,10 @@ def _pin_same_width(model_dir: Path, width: int) -> None:
     """Triton has one config.pbtxt per model, so one input width: when a new feature set
     changes the width, the configs name only the versions of that width (``latest: 2``
     would make Triton fail to load the older one). Older versions still serve in process."""
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
     from scorer.inference.repository import CARD, list_versions
 
     versions = list_versions(model_dir.parent, model_dir.name)
     same = [int(v) for v in versions
             if len(msgspec.json.decode((model_dir / v / CARD).read_bytes())["feature_names"]) == width]
-    if len(same) == len(versions):
-        return
-    for path in (model_dir / "config.pbtxt", model_dir / "configs" / "cpu.pbtxt"):
-        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-        config.version_policy.specific.versions[:] = same[-2:]
-        path.write_text(text_format.MessageToString(config))
+    if len(same) != len(versions):
+        pin_versions(model_dir, same[-2:])

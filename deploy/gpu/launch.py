@@ -9,8 +9,9 @@
 For each production model ``<name>`` and each engine, ``<name>_<engine>`` serves the same
 ``model.onnx`` through deploy/gpu/model.py: ``torch`` on KIND_GPU (CUDA-graph traversal,
 inputs may stay on the GPU), ``onnxruntime`` / ``numpy`` on KIND_CPU. Tensors, dynamic
-batching and version policy come from the production config. The server, its python backend
-and start/stop are deploy/local/triton.py's (imported, not copied); only the repository differs.
+batching and version policy come from the production config (its python-backend variant,
+scorer/inference/triton_config.py). The server, its python backend and start/stop are
+deploy/local/triton.py's (imported, not copied); only the repository differs.
 """
 
 from __future__ import annotations
@@ -22,31 +23,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
-sys.path.append(str(Path(__file__).resolve().parent))  # appended: never shadows a package
-from tree_scorer import load_module
+# Run as a script (python deploy/gpu/launch.py): the checkout's packages, deploy and scorer.
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # appended: never shadows a package
+from deploy.local import triton as local_launcher
+from scorer.inference import triton_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ENGINES = ("torch", "onnxruntime", "numpy")
 
 
-def local_launcher() -> ModuleType:
-    # deploy/local is scripts, not a package: load the launcher by path, once.
-    return load_module("scorer_deploy_local_triton", ROOT / "deploy" / "local" / "triton.py")
-
-
 def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_instances: int,
                   cpu_threads: int) -> str:
     """The production config as a python-backend model of ``engine``, named ``<name>_<engine>``."""
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2 as mc
-
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-    # The local shim's conversion first (python backend, no accelerators, one CPU instance).
-    config = text_format.Parse(local_launcher().shim_config(production_pbtxt), mc.ModelConfig())
+    # The python-backend variant first (no accelerators, one CPU instance), as the local shim's.
+    config = triton_config.python_backend(triton_config.parse(production_pbtxt))
     config.name = f"{config.name}_{engine}"
     # Production caps a request at 8192 rows; the benchmark sends up to 65536 in one.
     config.max_batch_size = max(config.max_batch_size, max_batch)
@@ -55,11 +49,10 @@ def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_ins
     params["scorer_root"].string_value = str(ROOT)
     params["onnx_intra_op_threads"].string_value = str(cpu_threads)
     if engine == "torch":
-        del config.instance_group[:]
-        config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_GPU, count=gpu_instances, gpus=[0])
+        triton_config.set_instances(config, "gpu", gpu_instances, gpus=[0])
         # Inputs in CUDA shared memory reach the model on the GPU instead of via a host copy.
         params["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
-    return str(text_format.MessageToString(config))
+    return triton_config.to_text(config)
 
 
 def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536,
@@ -90,7 +83,6 @@ def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 6553
           gpu_instances: int = 1, cpu_threads: int = 1, grpc_port: int = 8001,
           http_port: int = 8000, metrics_port: int = 8002, timeout_s: float = 300.0) -> int:
     """Generate the repository, start tritonserver on it, wait until ready; its pid."""
-    launcher = local_launcher()
     workdir = workdir.resolve()
     repository = workdir / "gpu-repository"
     generate(src, repository, engines, max_batch=max_batch, gpu_instances=gpu_instances,
@@ -98,7 +90,7 @@ def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 6553
     # The local launcher mirrors a production repository as onnxruntime shims; give it an
     # empty one and pass the engine repository as a second --model-repository.
     empty = Path(tempfile.mkdtemp(prefix="empty-repository-"))
-    pid: int = launcher.serve(
+    pid: int = local_launcher.serve(
         empty, workdir, grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port,
         extra_args=(f"--model-repository={repository}",
                     # 65536 rows x 90 features is 24 MB: grow the stub's shm in big steps.
@@ -107,7 +99,7 @@ def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 6553
                     # GPU inputs/outputs of the python backend pass through this pool.
                     "--cuda-memory-pool-byte-size=0:1073741824"),
     )
-    launcher.wait(workdir, timeout_s=timeout_s)  # CUDA-graph capture happens at load
+    local_launcher.wait(workdir, timeout_s=timeout_s)  # CUDA-graph capture happens at load
     return pid
 
 
@@ -133,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     if args.command == "stop":
-        print("stopped" if local_launcher().stop(args.workdir) else "not running")
+        print("stopped" if local_launcher.stop(args.workdir) else "not running")
         return
     engines = args.engines.split(",")
     sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads}

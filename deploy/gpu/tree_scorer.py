@@ -40,9 +40,13 @@ def load_module(name: str, path: Path) -> ModuleType:
 
 
 def _trees() -> ModuleType:
-    # By path, not ``import scorer.inference.trees``: the package __init__ pulls in msgspec,
-    # which the python backend's interpreter (the GPU image's torch venv) need not have.
-    return load_module("scorer_inference_trees", ROOT / "scorer" / "inference" / "trees.py")
+    try:
+        from scorer.inference import trees
+    except ImportError:
+        # The python backend's interpreter (the GPU image's torch venv) need not have what
+        # the scorer package imports (msgspec): then the file alone, which needs only numpy.
+        return load_module("scorer_inference_trees", ROOT / "scorer" / "inference" / "trees.py")
+    return trees
 
 
 def n_features(onnx_path: Path) -> int:

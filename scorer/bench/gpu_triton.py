@@ -209,11 +209,12 @@ def bench_inprocess(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]
 
 
 def _tree_scorer() -> Any:
-    import importlib
-    import sys
+    # deploy/ is the checkout's, not installed: importable from ROOT (appended: shadows nothing).
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from deploy.gpu import tree_scorer
 
-    sys.path.append(str(ROOT / "deploy" / "gpu"))  # scripts, not a package; appended: shadows nothing
-    return importlib.import_module("tree_scorer")
+    return tree_scorer
 
 
 def machine_info() -> dict[str, Any]:

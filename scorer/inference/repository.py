@@ -8,7 +8,8 @@ Layout (Triton's own, plus a card and checksums per version)::
     model_repository/<model>/<version>/card.json   feature contract, threshold, severity, metrics
     model_repository/<model>/<version>/SHA256SUMS  sha256 of every other file in the version
 
-Loading a version verifies its checksums first: a tampered file raises IntegrityError.
+Loading a version verifies its checksums first: a tampered file raises IntegrityError. The
+configs are :mod:`scorer.inference.triton_config`'s.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from pathlib import Path
 import msgspec
 
 from scorer.errors import IntegrityError, ModelError
-from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
+from scorer.inference.triton_config import write_onnx_configs
 
 CHECKSUMS = "SHA256SUMS"
 CARD = "card.json"
 MODEL_FILE = "model.onnx"
-DEFAULT_MAX_BATCH = 8192
 
 
 class ModelCard(msgspec.Struct, kw_only=True):
@@ -129,34 +129,6 @@ def load_version(repo: Path, name: str, version: str = "", *, verify: bool = Tru
     return ModelVersion(name, chosen, path, card)
 
 
-def production_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
-    """config.pbtxt for the native onnxruntime backend on GPU instances, without TensorRT.
-
-    Each graph is one ai.onnx.ml TreeEnsembleClassifier node: TensorRT cannot parse it and
-    ORT's CUDA EP has no kernel for it, so ORT runs the whole graph on its CPU EP whatever
-    the accelerator list says. Asking for TensorRT FP16 only cost an engine attempt at load
-    and promised a precision change that would blur cut-offs like 0.9999 if it ever applied.
-    """
-    return _config(name, n_features, max_batch, "KIND_GPU", count=2)
-
-
-def cpu_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
-    return _config(name, n_features, max_batch, "KIND_CPU", count=1)
-
-
-def _config(name: str, n_features: int, max_batch: int, kind: str, *, count: int) -> str:
-    return (
-        f'name: "{name}"\n'
-        'backend: "onnxruntime"\n'
-        f"max_batch_size: {max_batch}\n"
-        f'input [{{ name: "{INPUT_NAME}", data_type: TYPE_FP32, dims: [ {n_features} ] }}]\n'
-        f'output [{{ name: "{OUTPUT_NAME}", data_type: TYPE_FP32, dims: [ 2 ] }}]\n'
-        "dynamic_batching { max_queue_delay_microseconds: 200 }\n"
-        f"instance_group [{{ kind: {kind}, count: {count} }}]\n"
-        'version_policy: { latest: { num_versions: 2 } }\n'
-    )
-
-
 def publish_version(
     repo: Path, card: ModelCard, onnx_bytes: bytes, *, extra_files: dict[str, bytes] | None = None,
     configs: bool = True,
@@ -173,8 +145,5 @@ def publish_version(
     write_checksums(version_dir)
     if not configs:
         return ModelVersion(card.name, card.version, version_dir, card)
-    n = len(card.feature_names)
-    (model_dir / "config.pbtxt").write_text(production_config(card.name, n))
-    (model_dir / "configs").mkdir(exist_ok=True)
-    (model_dir / "configs" / "cpu.pbtxt").write_text(cpu_config(card.name, n))
+    write_onnx_configs(model_dir, card.name, len(card.feature_names))
     return ModelVersion(card.name, card.version, version_dir, card)

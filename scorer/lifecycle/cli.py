@@ -19,10 +19,11 @@ from scorer.config import Settings, load_settings
 from scorer.errors import KafkaUnavailable, ModelError
 from scorer.features import FEATURE_SETS
 from scorer.inference.repository import list_versions, load_version
+from scorer.inference.triton_config import input_width
 from scorer.lifecycle import golden as goldens
 from scorer.lifecycle import ops
 from scorer.lifecycle.contract import DEFAULT_FEATURE_SET
-from scorer.lifecycle.package import PackageRequest, package, triton_width
+from scorer.lifecycle.package import PackageRequest, package
 from scorer.lifecycle.transitions import current_production
 from scorer.lifecycle.validate import Margins, validate
 
@@ -130,7 +131,7 @@ def _package(args: argparse.Namespace) -> int:
                          args.threshold, args.alert_rate, args.description, args.feature_set)
     mv = package(ctx.repo, req)
     print(f"packaged {mv.name} version {mv.version} (feature set {mv.card.feature_set}) at {mv.path}")
-    width = triton_width(ctx.repo / name)
+    width = input_width(ctx.repo / name)
     if width != len(mv.card.feature_names):
         print(f"  note: Triton's config for {name} takes {width} features, this version {len(mv.card.feature_names)}:"
               " configs left as they are (one width per Triton model); scorers started on its feature set"

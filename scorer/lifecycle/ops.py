@@ -11,6 +11,7 @@ import msgspec
 
 from scorer.config import LifecycleSettings, Settings
 from scorer.errors import KafkaUnavailable, ModelError
+from scorer.inference import triton_config
 from scorer.inference.repository import (
     MODEL_FILE,
     ModelCard,
@@ -54,16 +55,8 @@ def pin_versions(ctx: Context, kind: str, versions: set[str | None]) -> list[int
     batch for a version Triton does not know fails). Parsed and written with Triton's own
     ModelConfig protobuf, so the rest of the config is kept as is.
     """
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
     wanted = sorted({int(v) for v in versions if v})
-    model_dir = ctx.repo / ctx.model(kind)
-    for path in (model_dir / "config.pbtxt", model_dir / "configs" / "cpu.pbtxt"):
-        if wanted and path.is_file():
-            config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-            config.version_policy.specific.versions[:] = wanted
-            path.write_text(text_format.MessageToString(config))
+    triton_config.pin_versions(ctx.repo / ctx.model(kind), wanted)
     return wanted
 
 

@@ -28,6 +28,7 @@ import onnxruntime as ort
 from scorer.errors import ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, publish_version
+from scorer.inference.triton_config import input_width
 from scorer.lifecycle.contract import contract_names, feature_set_name, onnx_problems
 from scorer.lifecycle.control import now_iso
 from scorer.lifecycle.converters import register_gbm_converters
@@ -141,28 +142,13 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
         explain_scale=scale,
     )
     card_md = _card_markdown(card, req, golden)
-    width = triton_width(repo / req.name)
+    # Triton has one config per model, so one input width for all its versions: a version of
+    # another feature set (another width) must not rewrite it, or Triton could no longer
+    # load the versions in production (at its next restart, or at the next explicit load).
+    width = input_width(repo / req.name)
     return publish_version(repo, card, blob, extra_files={GOLDEN_FILE: golden.to_bytes(),
                                                           "MODEL_CARD.md": card_md.encode()},
                            configs=width in (None, len(names)))
-
-
-def triton_width(model_dir: Path) -> int | None:
-    """The input width the model's Triton config declares (None: no config yet).
-
-    Triton has one config per model, so one width for all its versions: a version of
-    another feature set (another width) must not rewrite it, or Triton could no longer
-    load the versions in production (at its next restart, or at the next explicit load).
-    """
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
-    path = model_dir / "config.pbtxt"
-    if not path.is_file():
-        return None
-    config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    dims = [list(i.dims) for i in config.input if i.name == INPUT_NAME]
-    return int(dims[0][-1]) if dims and dims[0] else None
 
 
 def _alert_rate(req: PackageRequest) -> float:

@@ -19,6 +19,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from deploy.gpu import launch as deploy_gpu
 from scorer.bench import gpu_triton
 from scorer.inference.trees import load_tables
 from tests.support.paths import MODEL_REPOSITORY
@@ -26,7 +27,6 @@ from tests.support.triton import free_port
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
 tree_scorer = gpu_triton._tree_scorer()
-deploy_gpu = tree_scorer.load_module("scorer_deploy_gpu_launch", tree_scorer.ROOT / "deploy" / "gpu" / "launch.py")
 
 
 def _onnx(model: str) -> Path:
@@ -121,7 +121,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"127.0.0.1:{grpc_port}"
     finally:
-        deploy_gpu.local_launcher().stop(workdir)
+        deploy_gpu.local_launcher.stop(workdir)
 
 
 @pytest.mark.integration

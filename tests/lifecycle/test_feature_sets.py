@@ -10,9 +10,9 @@ import pytest
 from scorer.errors import ModelError
 from scorer.features import feature_set
 from scorer.inference.repository import load_version
+from scorer.inference.triton_config import input_width as triton_width
 from scorer.lifecycle.contract import card_problems, contract_names, version_problems
 from scorer.lifecycle.golden import GOLDEN_FILE, load, resolve
-from scorer.lifecycle.package import triton_width
 from scorer.lifecycle.validate import Margins, validate
 from tests.lifecycle.conftest import KIND, MODEL, Repo, make_repo, synthetic_golden
 

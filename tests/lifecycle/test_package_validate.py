@@ -12,10 +12,11 @@ import pytest
 from scorer.config import LifecycleSettings, Settings
 from scorer.errors import ModelError
 from scorer.inference.repository import load_version, publish_version
+from scorer.inference.triton_config import input_width as triton_width
 from scorer.lifecycle.contract import contract_names, onnx_problems, version_problems
 from scorer.lifecycle.golden import GOLDEN_FILE, load, resolve
 from scorer.lifecycle.ops import Context, pin_versions
-from scorer.lifecycle.package import PackageRequest, onnx_from_file, package, triton_width
+from scorer.lifecycle.package import PackageRequest, onnx_from_file, package
 from scorer.lifecycle.validate import Margins, validate
 from tests.lifecycle.conftest import KIND, MODEL, Repo, synthetic_golden
 from tests.support.models import build_tiny_model

@@ -12,7 +12,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from scorer.events import EventKind
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
-from scorer.inference.repository import load_version, production_config
+from scorer.inference.repository import load_version
+from scorer.inference.triton_config import production_config
 
 REPO = Path(__file__).parents[2] / "model_repository"
 CONFIGS = {"production": ("config.pbtxt", mc.ModelInstanceGroup.KIND_GPU),

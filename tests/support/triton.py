@@ -8,28 +8,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from deploy.local import triton as launcher
+
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCHER = ROOT / "deploy" / "local" / "triton.py"
+LAUNCHER = Path(launcher.__file__)  # run as a script by the lifecycle's sync command
 
 
 def _launcher() -> ModuleType:
-    # deploy/local is scripts, not a package: load the launcher by path, once.
-    name = "scorer_deploy_local_triton"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, LAUNCHER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The launcher module (tests/reliability/support/network.py still asks for it so)."""
+    return launcher
 
 
 def free_port() -> int:
@@ -69,18 +62,17 @@ class TritonServer:
     def sync(self) -> list[str]:
         """Mirror the source repository again (after publishing a new version)."""
         shim_repository = self.workdir / "repository"
-        models: list[str] = _launcher().sync_repository(self.repository, shim_repository)
+        models: list[str] = launcher.sync_repository(self.repository, shim_repository)
         return models
 
     def stop(self) -> None:
-        _launcher().stop(self.workdir)
+        launcher.stop(self.workdir)
 
     def restart(self, *, timeout_s: float = 60.0) -> None:
         self.stop()
         self._start(timeout_s)
 
     def _start(self, timeout_s: float) -> None:
-        launcher = _launcher()
         started = time.monotonic()
         self.pid = launcher.serve(
             self.repository, self.workdir, grpc_port=self.grpc_port,

@@ -1,0 +1,173 @@
+"""Triton model configs (``config.pbtxt``), always as Triton's own ``ModelConfig`` protobuf.
+
+tritonclient's ``model_config_pb2`` is the one definition of a model config here: every
+config is built or parsed into a ``ModelConfig`` message, changed field by field, and
+printed by protobuf (:func:`to_text`). Nothing edits config text, so a field Triton added
+in a later release, or one an operator set by hand, survives a rewrite. Only the production
+and CPU configs written with a new model are printed one line per field
+(:func:`to_compact_text`), the layout of Triton's documentation and of the shipped files.
+
+The variants of one model (see docs/models.md for why no TensorRT):
+
+- production, ``config.pbtxt``: the native onnxruntime backend on two GPU instances,
+  dynamic batching, the two latest versions;
+- CPU, ``configs/cpu.pbtxt`` (``tritonserver --model-config-name=cpu``): one CPU instance;
+- the python backend (:func:`python_backend`), for servers without the onnxruntime
+  backend: the local shim (deploy/local/triton.py) and the GPU engines (deploy/gpu/);
+- pinned (:func:`pin_versions`): a ``specific`` version policy instead of ``latest``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
+from tritonclient.grpc import model_config_pb2 as mc
+
+from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
+
+CONFIG = "config.pbtxt"
+CPU_CONFIG = "configs/cpu.pbtxt"
+DEFAULT_MAX_BATCH = 8192
+ModelConfig = mc.ModelConfig
+
+
+def onnx_model(name: str, n_features: int, *, device: Literal["gpu", "cpu"],
+               max_batch: int = DEFAULT_MAX_BATCH) -> Any:
+    """The config of a shipped classifier on the native onnxruntime backend.
+
+    Each graph is one ai.onnx.ml TreeEnsembleClassifier node: TensorRT cannot parse it and
+    ORT's CUDA EP has no kernel for it, so ORT runs the whole graph on its CPU EP whatever
+    an accelerator list says. Asking for TensorRT FP16 would only cost an engine attempt at
+    load, and promise a precision change that would blur cut-offs like 0.9999 if it applied.
+    """
+    config = mc.ModelConfig(name=name, backend="onnxruntime", max_batch_size=max_batch)
+    config.input.add(name=INPUT_NAME, data_type=mc.TYPE_FP32, dims=[n_features])
+    config.output.add(name=OUTPUT_NAME, data_type=mc.TYPE_FP32, dims=[2])
+    config.dynamic_batching.max_queue_delay_microseconds = 200
+    set_instances(config, device, 2 if device == "gpu" else 1)
+    config.version_policy.latest.num_versions = 2
+    return config
+
+
+def production_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
+    return to_compact_text(onnx_model(name, n_features, device="gpu", max_batch=max_batch))
+
+
+def cpu_config(name: str, n_features: int, *, max_batch: int = DEFAULT_MAX_BATCH) -> str:
+    return to_compact_text(onnx_model(name, n_features, device="cpu", max_batch=max_batch))
+
+
+def write_onnx_configs(model_dir: Path, name: str, n_features: int) -> None:
+    """The production and CPU configs of a model (every version of it shares them)."""
+    (model_dir / CONFIG).write_text(production_config(name, n_features))
+    (model_dir / CPU_CONFIG).parent.mkdir(exist_ok=True)
+    (model_dir / CPU_CONFIG).write_text(cpu_config(name, n_features))
+
+
+def set_instances(config: Any, device: Literal["gpu", "cpu"], count: int, *, gpus: Iterable[int] = ()) -> None:
+    """Replace the config's instance groups with ``count`` instances on ``device``."""
+    del config.instance_group[:]
+    kind = mc.ModelInstanceGroup.KIND_GPU if device == "gpu" else mc.ModelInstanceGroup.KIND_CPU
+    config.instance_group.add(kind=kind, count=count, gpus=list(gpus))
+
+
+def python_backend(config: Any) -> Any:
+    """A copy of ``config`` served by a python-backend ``model.py`` on one CPU instance:
+    tensors, batching and version policy kept, backend-specific fields dropped."""
+    out = mc.ModelConfig()
+    out.CopyFrom(config)
+    out.backend = "python"
+    out.platform = ""
+    out.default_model_filename = ""
+    out.ClearField("optimization")  # TensorRT / GPU accelerators mean nothing to it
+    set_instances(out, "cpu", 1)
+    if "onnx_intra_op_threads" not in out.parameters:  # read by the shims: one thread each
+        out.parameters["onnx_intra_op_threads"].string_value = "1"
+    return out
+
+
+def parse(text: str) -> Any:
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+def to_text(config: Any) -> str:
+    return str(text_format.MessageToString(config))
+
+
+def read(path: Path) -> Any:
+    return parse(path.read_text())
+
+
+def config_files(model_dir: Path) -> list[Path]:
+    """The model's config files that exist: production, then CPU."""
+    return [p for p in (model_dir / CONFIG, model_dir / CPU_CONFIG) if p.is_file()]
+
+
+def pin_versions(model_dir: Path, versions: Iterable[int]) -> list[Path]:
+    """Make every config of the model name exactly ``versions`` (a ``specific`` policy);
+    the files rewritten. Nothing is written for an empty ``versions``."""
+    wanted = sorted(set(versions))
+    if not wanted:
+        return []
+    paths = config_files(model_dir)
+    for path in paths:
+        config = read(path)
+        config.version_policy.specific.versions[:] = wanted
+        path.write_text(to_text(config))
+    return paths
+
+
+def input_width(model_dir: Path) -> int | None:
+    """The input width the model's production config declares (None: no config yet)."""
+    path = model_dir / CONFIG
+    if not path.is_file():
+        return None
+    dims = [list(i.dims) for i in read(path).input if i.name == INPUT_NAME]
+    return int(dims[0][-1]) if dims and dims[0] else None
+
+
+# -- one line per field ---------------------------------------------------------------------
+# In the order Triton's documentation writes them: declaration order, with the version
+# policy after the instance groups; nested messages inline, ``name: { ... }``; repeated
+# fields as lists, ``name [{ ... }]``. The shipped config.pbtxt files are exactly this.
+
+_ORDER = [f.name for f in mc.ModelConfig.DESCRIPTOR.fields if f.name != "version_policy"]
+_ORDER.insert(_ORDER.index("instance_group") + 1, "version_policy")
+_FIELD_RANK = {name: i for i, name in enumerate(_ORDER)}
+_COLON_AT_TOP = {"version_policy"}  # Triton's docs write it so; other top-level messages go without
+
+
+def to_compact_text(config: Any) -> str:
+    fields = sorted(config.ListFields(), key=lambda fv: _FIELD_RANK[fv[0].name])
+    return "".join(f"{_field(fd, value, top=True)}\n" for fd, value in fields)
+
+
+def _field(fd: FieldDescriptor, value: Any, *, top: bool = False) -> str:
+    if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+        key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
+        entries = [f"{{ key: {_scalar(key_fd, k)}, {_field(value_fd, value[k])} }}" for k in sorted(value)]
+        return f"{fd.name} [{', '.join(entries)}]"
+    if fd.is_repeated:
+        if fd.message_type is not None:
+            return f"{fd.name} [{', '.join(_message(m) for m in value)}]"
+        return f"{fd.name}: [ {', '.join(_scalar(fd, v) for v in value)} ]"
+    if fd.message_type is not None:
+        colon = "" if top and fd.name not in _COLON_AT_TOP else ":"
+        return f"{fd.name}{colon} {_message(value)}"
+    return f"{fd.name}: {_scalar(fd, value)}"
+
+
+def _message(message: Any) -> str:
+    inner = ", ".join(_field(fd, v) for fd, v in sorted(message.ListFields(), key=lambda fv: fv[0].index))
+    return f"{{ {inner} }}" if inner else "{ }"
+
+
+def _scalar(fd: FieldDescriptor, value: Any) -> str:
+    out = io.StringIO()  # protobuf's own printing: escapes, enum names, float forms
+    text_format.PrintFieldValue(fd, value, out, as_one_line=True)
+    return out.getvalue()
