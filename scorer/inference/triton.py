@@ -2,9 +2,11 @@
 
 All of tritonclient stays behind :class:`TritonBackend`: callers see numpy arrays and the
 scorer's own errors. gRPC status codes that mean "the server is not there right now"
-(UNAVAILABLE, DEADLINE_EXCEEDED, ...) become :class:`BackendUnavailable` (retriable: the
-pipeline falls back to in-process ONNX Runtime); every other server error on the scoring
-path becomes :class:`InferenceError`, and on the model-control path :class:`ModelError`.
+(UNAVAILABLE, DEADLINE_EXCEEDED, ...; and, when scoring, NOT_FOUND: the model or version
+is not loaded yet) become :class:`BackendUnavailable` (retriable: the pipeline falls back
+to in-process ONNX Runtime, or holds the batch and retries); every other server error on
+the scoring path becomes :class:`InferenceError`, and on the model-control path
+:class:`ModelError`.
 
 Model control assumes ``--model-control-mode=explicit``. Triton loads a model with the
 version policy of its config; to serve one given version, :meth:`TritonBackend.load_model`
@@ -32,6 +34,10 @@ T = TypeVar("T")
 _UNAVAILABLE_CODES = frozenset(
     {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
 )
+# Scoring also waits out NOT_FOUND, "unknown model/version": a restarted Triton loads its
+# config's versions, and the lifecycle's reconcile loads the one in use back (model control
+# keeps NOT_FOUND an error: there it means a version the repository does not have).
+_SCORING_UNAVAILABLE_CODES = _UNAVAILABLE_CODES | {"StatusCode.NOT_FOUND"}
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default: large batches are one message
 
 
@@ -152,7 +158,8 @@ class TritonBackend:
                 model_version=model.version,
                 outputs=[grpcclient.InferRequestedOutput(OUTPUT_NAME)],
                 **self._opts(),
-            )
+            ),
+            unavailable=_SCORING_UNAVAILABLE_CODES,
         )
         probabilities = result.as_numpy(OUTPUT_NAME)
         if probabilities is None or probabilities.shape != (matrix.shape[0], 2):
@@ -163,7 +170,7 @@ class TritonBackend:
     async def _batch_limit(self, name: str) -> int:
         """Rows per request: the model's max_batch_size (cached), capped by max_batch."""
         if name not in self._batch_limits:
-            config = await self._config(name)
+            config = await self._config(name, unavailable=_SCORING_UNAVAILABLE_CODES)
             limit = int(config.get("max_batch_size", 0)) or 2**31 - 1
             self._batch_limits[name] = min(limit, self._max_batch or limit)
         return self._batch_limits[name]
@@ -216,9 +223,9 @@ class TritonBackend:
     async def _ready_versions(self, name: str) -> set[str]:
         return {v for v, state in (await self.model_versions(name)).items() if state == "READY"}
 
-    async def _config(self, name: str) -> dict[str, Any]:
+    async def _config(self, name: str, *, unavailable: frozenset[str] = _UNAVAILABLE_CODES) -> dict[str, Any]:
         response = await self._call(
-            self._rpc().get_model_config(name, as_json=True, **self._opts())
+            self._rpc().get_model_config(name, as_json=True, **self._opts()), unavailable=unavailable
         )
         config: dict[str, Any] = response["config"]
         return config
@@ -244,13 +251,14 @@ class TritonBackend:
     def _control_opts(self) -> dict[str, Any]:
         return {"headers": self._headers, "client_timeout": self._load_timeout_s}
 
-    async def _call(self, call: Awaitable[T]) -> T:
-        """Await a tritonclient call, translating its exceptions into the scorer's."""
+    async def _call(self, call: Awaitable[T], *, unavailable: frozenset[str] = _UNAVAILABLE_CODES) -> T:
+        """Await a tritonclient call, translating its exceptions into the scorer's: the
+        ``unavailable`` status codes into :class:`BackendUnavailable` (retriable)."""
         try:
             return await call
         except InferenceServerException as exc:
             status = str(exc.status() or "")
             message = f"triton {self.url}: {exc.message()} ({status or 'client error'})"
-            if status in _UNAVAILABLE_CODES:
+            if status in unavailable:
                 raise BackendUnavailable(message) from None
             raise InferenceError(message) from None

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from scorer.errors import BackendUnavailable, ModelError
+from scorer.errors import ScorerError
 from scorer.inference.base import ModelRef
 from scorer.lifecycle.loader import RuntimeLoader
 
@@ -56,11 +56,12 @@ class Retirer:
             elif due <= now:
                 try:
                     await self.loader.unload_shared(ref)
-                except BackendUnavailable as exc:
-                    self.pending[ref] = now + RETRY_S
-                    log.info("triton unavailable, %s:%s unloaded later: %s", ref.name, ref.version, exc)
-                    continue
-                except ModelError as exc:  # not retried: a version left loaded only costs memory
+                except ScorerError as exc:
+                    if exc.retriable:  # Triton unreachable: the same unload may work later
+                        self.pending[ref] = now + RETRY_S
+                        log.info("triton unavailable, %s:%s unloaded later: %s", ref.name, ref.version, exc)
+                        continue
+                    # Refused: not retried, a version left loaded only costs memory.
                     log.warning("triton did not unload %s:%s: %s", ref.name, ref.version, exc)
                 else:
                     log.info("%s:%s unloaded from triton (retired %.0fs ago)", ref.name, ref.version,

@@ -25,7 +25,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from scorer.config import Settings
-from scorer.errors import InferenceError, ModelError
+from scorer.errors import ScorerError
 from scorer.events.decode import parse_kind
 from scorer.events.structs import EventKind
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer, produce_batched, send_batched
@@ -196,15 +196,22 @@ class ScorerService:
                 log.warning("offsets not committed (%s); those batches will be re-scored", exc)
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
-        """Score a batch; during a Triton outage in pause mode, hold consumption and retry."""
+        """Score a batch; while the failure is one that passes, hold consumption and retry.
+
+        A ``retriable`` failure (Triton down, or not serving the version yet) holds the
+        batch, uncommitted, and retries with backoff until a backend scores it: never drop
+        a batch. Any other failure would fail every retry alike, and holding the batch would
+        also hold the model switch that could fix it (installed only between batches): it
+        propagates and stops the service with the batch uncommitted, so nothing is lost.
+        """
         delay = 0.2
         try:
             while True:
                 try:
-                    return await self.scorer.score(records)
-                except (InferenceError, ModelError) as exc:
-                    # Never drop a batch because scoring failed: hold consumption (the batch
-                    # stays uncommitted) and retry with backoff until a backend can score it.
+                    outcome = await self.scorer.score(records)
+                except ScorerError as exc:
+                    if not exc.retriable:
+                        raise
                     if not self.paused:
                         log.warning("inference failed, pausing consumption: %s", exc)
                         self._consumer.pause(*self._consumer.assignment())
@@ -212,12 +219,15 @@ class ScorerService:
                         self.paused = True
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+                else:
+                    if self.paused:
+                        log.info("inference backend back, consumption resumed")
+                    return outcome
         finally:
             if self.paused:
                 self._consumer.resume(*self._consumer.paused())
                 self.metrics.paused.set(0)
                 self.paused = False
-                log.info("inference backend back, consumption resumed")
 
     async def _deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
         # One transaction per batch: outputs and offsets become visible together or not at all.
