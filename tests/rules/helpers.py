@@ -10,7 +10,9 @@ from scorer.events import edr
 from scorer.events.structs import EndpointEvent
 from scorer.rules import RuleEngine, compile_rules
 from scorer.rules.model import CompileError
+from tests.support.paths import ROOT
 
+SHIPPED = ROOT / "rule_repository" / "sigma_windows" / "1"
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 PROC = "logsource: {category: process_creation, product: windows}"
 

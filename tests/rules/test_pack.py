@@ -14,10 +14,9 @@ from scorer.errors import IntegrityError
 from scorer.rules import RuleEngine
 from scorer.rules.__main__ import main
 from scorer.rules.pack import IR, SUMS
-from tests.rules.helpers import rule, sysmon, write_rules
+from tests.rules.helpers import SHIPPED, rule, sysmon, write_rules
 from tests.support.paths import ROOT
 
-SHIPPED = ROOT / "rule_repository" / "sigma_windows" / "1"
 GOOD = rule("sel:\n  Image|endswith: '\\whoami.exe'\ncondition: sel", title="Whoami")
 OTHER = rule("sel:\n  CommandLine|contains: 'vssadmin delete'\ncondition: sel", level="critical",
              rule_id="00000000-0000-0000-0000-000000000002", tags="[attack.impact, attack.t1490]")
