@@ -31,6 +31,11 @@ from scorer.rules.fields import KEYWORDS, Column, Getter, all_text, column_reade
 from scorer.rules.matchers import FieldMatcher
 from scorer.rules.model import Atom, RuleFailure, RuleHits, RuleMeta, Tree, Variant
 
+# Match results remembered across batches: values up to this long, up to this many characters
+# in all (then forgotten at once): tens of MB at most.
+CACHE_VALUE_CHARS = 512
+CACHE_CHARS = 16 << 20
+
 
 class RuleEngine:
     """A loaded rule pack: :meth:`load` it once, :meth:`evaluate` every batch."""
@@ -100,6 +105,9 @@ class RuleEngine:
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
         self.columns: dict[str, Column] = {name: column_reader(name) for name in names}
         self._bits: list[int] = []
+        # Values repeat across batches (paths, hashes, product names): their atoms, remembered.
+        self._seen: dict[str, dict[str, list[int]]] = {name: {} for name in self.matchers}
+        self._cached_chars = 0
 
     @classmethod
     def load(cls, pack_dir: Path) -> RuleEngine:
@@ -186,17 +194,22 @@ class RuleEngine:
         if matcher is not None:
             if matcher.missing and None in col:
                 matched[None] = matcher.missing
+            cache = self._seen[name]
             for value in set(col):
                 if value is None:
                     continue
-                try:
-                    found = matcher.match(value)
-                except Exception as exc:  # isolate the rows with this value, not the batch
-                    message = f"{name}: {type(exc).__name__}: {exc}"
-                    for r, v in zip(sel, col, strict=True):
-                        if v == value:
-                            errors[r] = RuleFailure(self.field_rule.get(name, ""), message)
-                    continue
+                found = cache.get(value)
+                if found is None:
+                    try:
+                        found = matcher.match(value)
+                    except Exception as exc:  # isolate the rows with this value, not the batch
+                        message = f"{name}: {type(exc).__name__}: {exc}"
+                        for r, v in zip(sel, col, strict=True):
+                            if v == value:
+                                errors[r] = RuleFailure(self.field_rule.get(name, ""), message)
+                        continue
+                    if len(value) <= CACHE_VALUE_CHARS:
+                        self._remember(cache, value, found)
                 if found:
                     matched[value] = found
         refs = self.fieldrefs.get(name)
@@ -211,6 +224,15 @@ class RuleEngine:
             hit = [r for r, v in zip(sel, col, strict=True)
                    if v is not None and (second := get_other(events[r])) is not None and second.lower() == v.lower()]
             amask[aid] = amask.get(aid, 0) | self._mask(hit)
+
+    def _remember(self, cache: dict[str, list[int]], value: str, found: list[int]) -> None:
+        """Keep ``value``'s atoms for later batches, within :data:`CACHE_CHARS` over all fields."""
+        self._cached_chars += len(value) + 64
+        if self._cached_chars > CACHE_CHARS:
+            for seen in self._seen.values():
+                seen.clear()
+            self._cached_chars = len(value) + 64
+        cache[value] = found
 
     def _mask(self, rows: Sequence[int]) -> int:
         """The bitset of ``rows``."""
