@@ -88,7 +88,7 @@ async def bench_settings(bootstrap: str, kinds: Sequence[EventKind], partitions:
     from scorer.kafka import TopicSpec, ensure_topics
 
     p = f"bench{uuid.uuid4().hex[:6]}"
-    topics = TopicSettings(**{k.value: f"{p}.events.{k.value}" for k in kinds})
+    topics = TopicSettings.model_validate({k.value: f"{p}.events.{k.value}" for k in kinds})
     kafka = KafkaSettings(bootstrap_servers=bootstrap, group_id=p, client_id=p)
     await ensure_topics(kafka, [TopicSpec(getattr(topics, k.value), partitions) for k in kinds])
     return Settings(kinds=tuple(kinds), kafka=kafka, topics=topics,

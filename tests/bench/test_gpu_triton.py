@@ -20,6 +20,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from deploy.gpu import launch as deploy_gpu
+from deploy.local import triton as local_triton
 from scorer.bench import gpu_triton
 from scorer.inference.trees import load_tables
 from tests.support.paths import MODEL_REPOSITORY
@@ -121,7 +122,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"127.0.0.1:{grpc_port}"
     finally:
-        deploy_gpu.local_launcher.stop(workdir)
+        local_triton.stop(workdir)
 
 
 @pytest.mark.integration
