@@ -17,6 +17,7 @@ from scorer.lifecycle.control import DesiredState
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.lifecycle.switcher import ModelSwitcher
 from scorer.pipeline.scoring import BatchScorer, KindRuntime
+from scorer.rules.annotate import RuleStage
 from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
 from tests.lifecycle.conftest import KIND, MODEL, Repo, make_repo, synthetic_golden
 from tests.support.models import build_tiny_model
@@ -38,9 +39,10 @@ class Harness:
         loader = RuntimeLoader(repo.path, backend, sync_command=[])
         original = loader.runtime
 
-        async def counted(kind: EventKind, name: str, version: str, features: object) -> KindRuntime:
+        async def counted(kind: EventKind, name: str, version: str, features: object,
+                          rules: RuleStage | None = None) -> KindRuntime:
             self.loads.append(version)
-            return await original(kind, name, version, features)  # type: ignore[arg-type]
+            return await original(kind, name, version, features, rules)  # type: ignore[arg-type]
 
         loader.runtime = counted  # type: ignore[method-assign]
         self.switcher = ModelSwitcher(self.scorer, loader, self.metrics, LifecycleMetrics(self.metrics.registry),
