@@ -131,15 +131,20 @@ def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -
         logon_type=opt_int(data.get("LogonType"), "LogonType"),
         integrity_level=first(_ALIASES["integrity_level"], "integrity_level"),
         signed=None if is_missing(signed) else str(signed).lower() == "true",
-        fields=_fields(data, _CONSUMED.union(chosen)),
+        fields=_fields(data, _CONSUMED.union(chosen), header),
         source=source,
         label=to_text(header.get("label"), "label"),
     )
 
 
-def _fields(data: Mapping[str, Any], skip: frozenset[str]) -> dict[str, str]:
+def _fields(data: Mapping[str, Any], skip: frozenset[str], header: Mapping[str, Any]) -> dict[str, str]:
     """The leftover EventData as bounded text (:func:`text_fields` with the limits above)."""
     out: dict[str, str] = {}
+    message = data.get("Message")
+    if header.get("Channel") == "Windows PowerShell" and "Data" not in data and isinstance(message, str):
+        # Classic PowerShell events exported flat (NXLog, OTRF) carry their payload only in
+        # Message: kept as "Data", the field Sigma's rules for these events read.
+        out["Data"] = message[:FIELD_TEXT_LIMIT]
     for key, value in data.items():
         if key in skip or is_missing(value) or isinstance(value, dict | list):
             continue
@@ -169,11 +174,18 @@ def _event_data(value: Any) -> dict[str, Any]:
         return {}
     if isinstance(value, dict) and "Data" in value and isinstance(value["Data"], list):
         # <Data Name="X">v</Data> rendered as a list of {"#attributes": {"Name"}, "#text"}.
-        return {
+        out = {
             str(_attr(item, "Name")): item.get("#text")
             for item in value["Data"]
             if isinstance(item, dict) and _attr(item, "Name")
         }
+        # Unnamed <Data> items (classic "Windows PowerShell" 400/600/800): one "Data" text, as
+        # Sigma's rules for those events read it.
+        unnamed = [str(item.get("#text") if isinstance(item, dict) else item) for item in value["Data"]
+                   if not (isinstance(item, dict) and _attr(item, "Name")) and item is not None]
+        if unnamed and "Data" not in out:
+            out["Data"] = "\n".join(unnamed)
+        return out
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k != "#attributes"}
     raise RecordError("wrong_type", "EventData must be an object")

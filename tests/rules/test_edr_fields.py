@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from scorer.events import edr
 from scorer.rules.fields import column, getter
-from tests.rules.helpers import security, sysmon
+from tests.rules.helpers import engine_of, fired, rule, security, sysmon
 
 
 def test_only_the_chosen_alias_is_consumed() -> None:
@@ -48,3 +50,25 @@ def test_columns_read_canonical_and_leftover_fields() -> None:
     assert column(events, "TerminalSessionId", [0, 1]) == ["1", None]
     assert column(events, "Channel", [0]) == ["Microsoft-Windows-Sysmon/Operational"]
     assert "C:\\a.exe" in (column(events, "*", [0])[0] or "")
+
+
+def test_classic_powershell_payload_is_data() -> None:
+    flat = edr.from_otrf({"EventID": 400, "Channel": "Windows PowerShell", "Hostname": "h", "UtcTime": "2024-01-01",
+                          "Message": "Engine state is changed\r\n\tHostApplication=powershell -v 2 -c x"})
+    assert "HostApplication=powershell -v 2" in flat.fields["Data"]
+    sysmon_message = edr.from_otrf({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Hostname": "h",
+                                    "UtcTime": "2024-01-01", "Message": "Process Create"})
+    assert "Data" not in sysmon_message.fields
+    created = {"#attributes": {"SystemTime": "2024-01-01T00:00:00Z"}}
+    xml = edr.from_mapping({"Event": {"System": {"EventID": 400, "Channel": "Windows PowerShell", "Computer": "h",
+                                                 "TimeCreated": created},
+                                      "EventData": {"Data": ["Available", "None", "HostApplication=powershell"]}}})
+    assert xml.fields["Data"] == "Available\nNone\nHostApplication=powershell"
+
+
+def test_downgrade_rule_fires_on_a_classic_event(tmp_path: Path) -> None:
+    engine = engine_of(tmp_path, rule("sel:\n  Data|contains: 'EngineVersion=2.'\ncondition: sel",
+                                      logsource="logsource: {category: ps_classic_start, product: windows}"))
+    event = edr.from_otrf({"EventID": 400, "Channel": "Windows PowerShell", "Hostname": "h", "UtcTime": "2024-01-01",
+                           "Message": "Engine state is changed.\r\n\tNewEngineState=Available\r\n\tEngineVersion=2.0"})
+    assert fired(engine, event) == [True]
