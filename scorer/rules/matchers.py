@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 import ahocorasick
 import re2
 
+from scorer.rules.longtext import LongMatcher
 from scorer.rules.model import Atom
 
 # Longest prefix of a value a regex sees: RE2 is linear in it, this bounds the constant.
@@ -29,9 +30,9 @@ REGEX_MAX_CHARS = 16384
 # Up to this many substring patterns, str's own search (``in``, memchr-fast) beats walking
 # an automaton over every character of a long value (keyword search over a whole event).
 FEW_PATTERNS = 8
-# Values longer than this (PowerShell ScriptBlockText / ContextInfo / Payload) go through an
-# RE2 set of the same patterns (``^p``, ``p``, ``p$``): its DFA walks long text several times
-# faster than the automaton, which stays for short values (no DFA warm-up per pattern set).
+# Values longer than this (PowerShell ScriptBlockText / ContextInfo / Payload) go through one
+# Hyperscan scan of the field's literals and regexes (scorer.rules.longtext), several times
+# faster on long text than the automaton, which stays for short values (no scanner to build).
 LONG_VALUE = 512
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}
@@ -55,8 +56,7 @@ class FieldMatcher:
         self.eq_cased: dict[str, list[int]] = {}
         self.substr: ahocorasick.Automaton | None = None
         self.substr_cased: ahocorasick.Automaton | None = None
-        self.long_set: re2.Set | None = None
-        self.long_entries: list[tuple[int, ...]] = []
+        self.long: LongMatcher | None = None
         self._long_patterns: dict[str, list[tuple[int, int, int]]] = {}
         self.few: list[tuple[str, tuple[tuple[int, int, int], ...]]] = []
         self.few_cased: list[tuple[str, tuple[tuple[int, int, int], ...]]] = []
@@ -133,7 +133,7 @@ class FieldMatcher:
         elif self.few_cased:
             _few(self.few_cased, value, out)
         if self.regex is not None and not long:
-            found = self.regex.Match(value[:REGEX_MAX_CHARS])
+            found = self.regex.Match(utf8(value[:REGEX_MAX_CHARS]))
             if found:
                 ids = self.regex_ids
                 out.extend(ids[i] for i in found)
@@ -144,25 +144,14 @@ class FieldMatcher:
         return out
 
     def _long(self, value: str, out: list[int]) -> None:
-        """Substring and regex atoms of a long value in one RE2 pass (literals as ``(?i)``)."""
-        if self.long_set is None:  # compiled on first use: most fields never see long values
-            found = re2.Set.SearchSet(regex_options())
+        """Substring and regex atoms of a long value in one scan (:mod:`scorer.rules.longtext`)."""
+        if self.long is None:  # built on first use: most fields never see long values
+            split: dict[int, dict[str, list[int]]] = {_POS_ANY: {}, _POS_START: {}, _POS_END: {}}
             for pattern, entries in self._long_patterns.items():
-                for position in sorted({p for _, p, _ in entries}):
-                    text = re2.escape(pattern)
-                    text = "^" + text if position == _POS_START else text + "$" if position == _POS_END else text
-                    found.Add("(?i)" + text)
-                    self.long_entries.append(tuple(a for a, p, _ in entries if p == position))
-            for aid, regex in self._regexes:
-                found.Add(regex)
-                self.long_entries.append((aid,))
-            found.Compile()
-            self.long_set = found
-        hits = self.long_set.Match(value[:REGEX_MAX_CHARS])
-        if hits:
-            ids = self.long_entries
-            for i in hits:
-                out.extend(ids[i])
+                for aid, position, _ in entries:
+                    split[position].setdefault(pattern, []).append(aid)
+            self.long = LongMatcher(split[_POS_ANY], split[_POS_START], split[_POS_END], self._regexes)
+        self.long.match(value, out)
 
     def _cidr(self, value: str) -> list[int]:
         try:
@@ -184,6 +173,14 @@ class FieldMatcher:
         except ValueError:
             return []
         return [aid for aid, op, bound in self.compare if op(number, bound)]
+
+
+def utf8(value: str) -> bytes:
+    """``value`` as UTF-8 for RE2, a lone surrogate (JSON allows one) replaced, never raised on."""
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace")
 
 
 def _automaton(patterns: dict[str, list[tuple[int, int, int]]]) -> ahocorasick.Automaton | None:
