@@ -170,7 +170,7 @@ async def replay_embedded(
     **play_options: Any,
 ) -> Summary:
     """Score ``items`` in process; truth.jsonl, alerts.jsonl, scores.jsonl in ``out_dir``."""
-    from scorer.service.app import build_scorer  # loads models: only when this path is taken
+    from scorer.service.build import build_scorer  # loads models: only when this path is taken
 
     scorer = build_scorer(settings)
     await scorer.backend.start()

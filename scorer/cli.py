@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from scorer.config import load_settings
-    from scorer.service.app import run_service
+    from scorer.service.run import run_service
 
     settings = load_settings(args.config)
     logging.getLogger().setLevel(settings.log_level.upper())
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from scorer.config import Settings
     from scorer.demo import bundled_capture, format_report, run_demo
-    from scorer.service.app import build_scorer
+    from scorer.service.build import build_scorer
 
     overrides: dict[str, object] = {"backend": "onnxruntime"}
     if args.model_repository is not None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from scorer.events.structs import EventKind
 from scorer.pipeline.records import InputRecord
-from scorer.pipeline.scoring import BatchScorer, input_record
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.source import input_record
 
 DEMO_CAPTURE = "demo_capture.jsonl.gz"
 

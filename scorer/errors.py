@@ -2,7 +2,7 @@
 
 Like aiokafka's ``errors.py``, every class says whether retrying the same operation can
 succeed (``retriable``). Per-record problems are not raised through the pipeline: they
-travel as :class:`scorer.events.DecodeFailure` values to the dead-letter topic.
+travel as :class:`scorer.events.RecordFailure` values to the dead-letter topic.
 """
 
 from __future__ import annotations

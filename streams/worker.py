@@ -4,7 +4,7 @@ Per micro-batch (``getmany``): decode each record as the scorer does, apply it t
 store of its input partition (:mod:`streams.updates`), produce every key the batch changed
 to ``profiles.<kind>`` *in the same partition number*, wait for the broker's acks, and only
 then commit the input offsets: the scorer's at-least-once discipline
-(scorer/pipeline/service.py). The profile topic is the changelog:
+(scorer/pipeline/loop.py). The profile topic is the changelog:
 
 - killed and restarted (or a partition moved to another worker): the partition's store is
   rebuilt by reading its profile partition to the end, and consumption resumes at the

@@ -240,13 +240,13 @@ def capture_features(out: Path) -> dict[str, int]:
 
     from scorer.config import Settings
     from scorer.demo import bundled_capture, capture_records
-    from scorer.inference.base import FloatMatrix, FloatVector, ModelRef
+    from scorer.inference.base import FloatMatrix, FloatVector, InferenceBackend, ModelRef
     from scorer.pipeline.scoring import BatchScorer
-    from scorer.service.app import build_runtimes
+    from scorer.service.build import build_runtimes
 
     seen: dict[str, list[FloatMatrix]] = defaultdict(list)
 
-    class Recorder:  # an InferenceBackend that keeps the rows and scores nothing
+    class Recorder(InferenceBackend):  # keeps the rows and scores nothing
         name = "recorder"
 
         async def start(self) -> None: ...

@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Sequence
 
 from scorer.config import Settings
+from scorer.metrics import ScorerMetrics
+from scorer.pipeline.loop import ScoringLoop
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
-from scorer.pipeline.service import ScorerService
 from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
-from scorer.service.metrics import ScorerMetrics
 from scorer.service.signals import stop_on_signals
 
 
@@ -39,17 +39,17 @@ async def main() -> None:
     settings = Settings()
     assert settings.topics.scores, "set SCORER_TOPICS__SCORES to the output topic"
     metrics = ScorerMetrics()
-    service = ScorerService(settings, PassthroughScorer(settings.topics.scores), metrics)  # type: ignore[arg-type]
+    loop = ScoringLoop(settings, PassthroughScorer(settings.topics.scores), metrics)  # type: ignore[arg-type]
     # Same /metrics as the scorer: the bench reads the floor of "added latency" from it.
-    http = HealthServer(metrics.registry, lambda: service.ready, host=settings.http.host, port=settings.http.port)
+    http = HealthServer(metrics.registry, lambda: loop.ready, host=settings.http.host, port=settings.http.port)
     await http.start()
-    stop_on_signals(service.request_stop)
-    await service.start()
+    stop_on_signals(loop.request_stop)
+    await loop.start()
     tune_gc()
     try:
-        await service.run()
+        await loop.run()
     finally:
-        await service.stop()
+        await loop.stop()
         await http.close()
 
 

@@ -2,7 +2,7 @@
 
     SCORER_BENCH_PROFILE=/tmp/prof scorer bench --events 100000 --runners scorer-onnxruntime
     python -m scorer.bench.profile_summary /tmp/prof/scorer-onnxruntime-drain.txt \\
-        --within "ScorerService.run"
+        --within "ScoringLoop.run"
 
 ``SCORER_BENCH_PROFILE`` makes the bench start each runner under ``py-spy record -f raw``
 (its own timings are then not the benchmark's). ``--within`` keeps only the stacks that

@@ -25,8 +25,9 @@ from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 from scorer.kafka.partitioner import partitions_of
 from scorer.pipeline.records import InputRecord
-from scorer.pipeline.scoring import BatchScorer, input_record
-from scorer.service.app import build_scorer
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.source import input_record
+from scorer.service.build import build_scorer
 from scorer.service.gctune import tune_gc
 
 

@@ -15,7 +15,7 @@ import msgspec
 from scorer.errors import RecordError
 from scorer.events import edr, netflow, siem
 from scorer.events.fastpath import decode_canonical
-from scorer.events.structs import Event, EventKind, SourceRef
+from scorer.events.structs import Event, EventKind, RecordFailure, SourceRef
 
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024
 
@@ -26,15 +26,8 @@ _ADAPTERS: dict[EventKind, Callable[[Mapping[str, Any]], Event]] = {
 }
 
 
-class DecodeFailure(msgspec.Struct, frozen=True):
-    """A record that cannot be scored, with why, its original bytes and where it was."""
-
-    reason: str
-    message: str
-    ref: SourceRef
-    value: bytes | None
-    key: bytes | None = None
-    kind: str | None = None
+class DecodeFailure(RecordFailure, frozen=True):
+    """A record the decoder refused (bad JSON, wrong schema, unknown kind, too big...)."""
 
 
 def parse_kind(name: str | None) -> EventKind | None:

@@ -124,3 +124,20 @@ class SourceRef(msgspec.Struct, frozen=True, array_like=True):
     partition: int
     offset: int
     timestamp_ms: int = 0
+
+
+class RecordFailure(msgspec.Struct, frozen=True):
+    """A record that cannot be scored, with why, its original bytes and where it was.
+
+    Every stage that gives up on a record says so with one of these (decode: the
+    :class:`scorer.events.decode.DecodeFailure` subclass; rules, features and scoring:
+    ``rule_error``, ``feature_error``, ``scoring_error``...); the record then goes to the
+    dead-letter topic, so ``consumed = scored + dead-lettered`` holds.
+    """
+
+    reason: str
+    message: str
+    ref: SourceRef
+    value: bytes | None
+    key: bytes | None = None
+    kind: str | None = None

@@ -33,7 +33,10 @@ class ModelRef(msgspec.Struct, frozen=True):
 
 @runtime_checkable
 class InferenceBackend(Protocol):
-    """What the pipeline needs from an inference backend."""
+    """What the pipeline needs from an inference backend.
+
+    Backends subclass it explicitly, which gives them :meth:`infer_with_source`.
+    """
 
     name: str
 
@@ -47,3 +50,12 @@ class InferenceBackend(Protocol):
 
     async def infer(self, model: ModelRef, features: FloatMatrix) -> FloatVector:
         """P(malicious) per row; raises InferenceError / BackendUnavailable."""
+
+    async def infer_with_source(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str]:
+        """:meth:`infer`, and the name of the backend that computed the scores.
+
+        Alerts say which backend scored them (``unmapped.scorer.backend``): a backend that
+        delegates (failover) names the one that answered. A plain backend that subclasses
+        this protocol inherits this: itself.
+        """
+        return await self.infer(model, features), self.name

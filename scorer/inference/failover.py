@@ -16,7 +16,7 @@ from scorer.inference.base import FloatMatrix, FloatVector, InferenceBackend, Mo
 log = logging.getLogger(__name__)
 
 
-class FailoverBackend:
+class FailoverBackend(InferenceBackend):
     name = "failover"
 
     def __init__(

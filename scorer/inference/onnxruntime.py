@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from scorer.errors import InferenceError, ModelError
-from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, ModelRef
+from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, InferenceBackend, ModelRef
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, load_version
 
 DEFAULT_OFFLOAD_ROWS = 65_536
@@ -42,7 +42,7 @@ class _Loaded:
         self.n_features = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(InferenceBackend):
     """The InferenceBackend protocol, scoring in this process with onnxruntime (CPU)."""
 
     name = "onnxruntime"

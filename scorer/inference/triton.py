@@ -26,7 +26,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from scorer.errors import BackendUnavailable, InferenceError, ModelError, ScorerError
-from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, ModelRef
+from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, InferenceBackend, ModelRef
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ _SCORING_UNAVAILABLE_CODES = _UNAVAILABLE_CODES | {"StatusCode.NOT_FOUND"}
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default: large batches are one message
 
 
-class TritonBackend:
+class TritonBackend(InferenceBackend):
     """The InferenceBackend protocol against a Triton server's gRPC endpoint."""
 
     name = "triton"

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from scorer.config import LifecycleSettings, Settings
 from scorer.events.structs import EventKind
@@ -23,11 +22,9 @@ from scorer.lifecycle.control import DesiredState, ServingStatus, ensure_topics,
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.lifecycle.shadow import ShadowPublisher
 from scorer.lifecycle.switcher import ModelSwitcher, Switch
+from scorer.metrics import LifecycleMetrics, ScorerMetrics
+from scorer.pipeline.loop import ScoringLoop
 from scorer.pipeline.scoring import BatchScorer
-from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
-
-if TYPE_CHECKING:
-    from scorer.pipeline.service import ScorerService
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +75,9 @@ class LifecycleController:
         await self._consumer.stop()
         await self._producer.stop()
 
-    def attach(self, service: ScorerService) -> None:
-        service.between_batches.append(self.switcher.install_ready)
-        service.output_hooks.append(self.shadow_publisher)
+    def attach(self, loop: ScoringLoop) -> None:
+        loop.between_batches.append(self.switcher.install_ready)
+        loop.output_hooks.append(self.shadow_publisher)
 
     async def _follow(self) -> None:
         next_check = time.monotonic() + self.lifecycle.reconcile_s
@@ -126,17 +123,17 @@ class LifecycleController:
 
 
 async def start_lifecycle(
-    service: ScorerService, lifecycle: LifecycleSettings | None = None
+    loop: ScoringLoop, lifecycle: LifecycleSettings | None = None
 ) -> LifecycleController | None:
-    """Attach a started controller to ``service`` (``None`` when switched off)."""
-    lifecycle = lifecycle or service.settings.lifecycle
+    """Attach a started controller to ``loop`` (``None`` when switched off)."""
+    lifecycle = lifecycle or loop.settings.lifecycle
     if not lifecycle.enabled:
         return None
-    controller = LifecycleController(service.settings, lifecycle, service.scorer, service.metrics)
+    controller = LifecycleController(loop.settings, lifecycle, loop.scorer, loop.metrics)
     try:
         await controller.start()
     except BaseException:
         await controller.stop()  # close the clients it opened (e.g. the broker refused us)
         raise
-    controller.attach(service)
+    controller.attach(loop)
     return controller

@@ -28,13 +28,14 @@ import numpy as np
 
 from scorer.errors import BackendUnavailable, InferenceError, IntegrityError, ModelError
 from scorer.events.structs import EventKind
+from scorer.features.base import FeatureSet
 from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import ModelVersion, load_version
 from scorer.inference.triton import TritonBackend
 from scorer.lifecycle.contract import feature_set_mismatch, version_problems
-from scorer.pipeline.scoring import FeatureSet, KindRuntime
+from scorer.pipeline.batch import KindRuntime
 from scorer.rules.annotate import RuleStage
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from scorer.metrics import LifecycleMetrics
 from scorer.pipeline.outcome import BatchOutcome, ShadowBatch
 from scorer.pipeline.records import OutputRecord
-from scorer.service.metrics import LifecycleMetrics
 
 log = logging.getLogger(__name__)
 CHUNK = 2048
@@ -69,7 +69,7 @@ def compare(
 
 
 class ShadowPublisher:
-    """``ScorerService.output_hooks`` entry: ShadowBatch -> records on ``topic`` + metrics."""
+    """``ScoringLoop.output_hooks`` entry: ShadowBatch -> records on ``topic`` + metrics."""
 
     def __init__(self, topic: str, metrics: LifecycleMetrics, *, chunk: int = CHUNK) -> None:
         self.topic = topic

@@ -5,7 +5,7 @@
   batches keep flowing on the old version meanwhile, and the old version stays loaded
   until the switch is done; the production a switch replaces stays loaded too, which is
   what makes a rollback instant.
-- :meth:`ModelSwitcher.install_ready` runs in ``ScorerService.between_batches``, while no
+- :meth:`ModelSwitcher.install_ready` runs in ``ScoringLoop.between_batches``, while no
   batch is in flight: ``swap`` / ``set_shadow`` only replace references, so each batch is
   scored whole by one production version and no event is scored by none.
 
@@ -29,8 +29,9 @@ from scorer.inference.base import ModelRef
 from scorer.lifecycle.control import DesiredState
 from scorer.lifecycle.loader import Refused, RuntimeLoader
 from scorer.lifecycle.retire import Retirer
-from scorer.pipeline.scoring import BatchScorer, KindRuntime
-from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
+from scorer.metrics import LifecycleMetrics, ScorerMetrics
+from scorer.pipeline.batch import KindRuntime
+from scorer.pipeline.scoring import BatchScorer
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
-from scorer.events.decode import DecodeFailure
+from scorer.events.structs import RecordFailure
 from scorer.pipeline.records import OutputRecord
 
 HEADER_PREFIX = "scorer.dlq."
@@ -23,11 +23,11 @@ HEADER_PREFIX = "scorer.dlq."
 MAX_DEAD_LETTER_BYTES = 1_000_000
 
 
-def dead_letter(failure: DecodeFailure, topic: str, max_bytes: int = MAX_DEAD_LETTER_BYTES) -> OutputRecord:
+def dead_letter(failure: RecordFailure, topic: str, max_bytes: int = MAX_DEAD_LETTER_BYTES) -> OutputRecord:
     """The dead letter of ``failure``; its value is truncated only past ``max_bytes`` in all.
 
     >>> from scorer.events.structs import SourceRef
-    >>> f = DecodeFailure("oversized_record", "too big", SourceRef("events.siem", 0, 7), b"x" * 5000)
+    >>> f = RecordFailure("oversized_record", "too big", SourceRef("events.siem", 0, 7), b"x" * 5000)
     >>> rec = dead_letter(f, "events.dlq", max_bytes=1000)
     >>> len(rec.value) < 1000, dict(rec.headers)["scorer.dlq.original_bytes"]
     (True, b'5000')

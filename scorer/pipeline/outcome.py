@@ -9,8 +9,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from scorer.events.decode import DecodeFailure
-from scorer.events.structs import EventKind
+from scorer.events.structs import EventKind, RecordFailure
 from scorer.inference.base import ModelRef
 from scorer.pipeline.deadletter import dead_letter
 from scorer.pipeline.records import InputRecord, OutputRecord
@@ -47,7 +46,7 @@ class BatchOutcome(msgspec.Struct):
     scores: list[ScoredEvent]
     consumed: dict[str, int]
     scored: dict[tuple[str, str], int]  # (kind, backend) -> n
-    failures: list[DecodeFailure]
+    failures: list[RecordFailure]
     timings: dict[str, float]
     alert_counts: dict[tuple[str, str], int]  # (kind, severity) -> n
     shadows: list[ShadowBatch] = []
@@ -55,9 +54,10 @@ class BatchOutcome(msgspec.Struct):
     rule_hits: dict[str, int] = {}  # rule level -> rules fired, over the batch's events
 
 
-def failure(rec: InputRecord, reason: str, message: str) -> DecodeFailure:
+def failure(rec: InputRecord, reason: str, message: str) -> RecordFailure:
+    """``rec`` given up on by a step after decode (``rule_error``, ``feature_error``...)."""
     kind = rec.kind.value if rec.kind else None
-    return DecodeFailure(reason, message, rec.ref, rec.value, rec.key, kind)
+    return RecordFailure(reason, message, rec.ref, rec.value, rec.key, kind)
 
 
 def unscorable(rec: InputRecord, exc: Exception, dead_letter_topic: str, max_bytes: int) -> BatchOutcome:

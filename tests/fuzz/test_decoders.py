@@ -31,8 +31,9 @@ from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import STRUCT_OF_KIND, Event, EventKind, SourceRef
 from scorer.features import feature_set
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
-from scorer.pipeline.scoring import BatchScorer, input_record
-from scorer.service.app import build_runtimes
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.source import input_record
+from scorer.service.build import build_runtimes
 from tests.fuzz.strategies import (
     EXAMPLES,
     FUZZ,

@@ -32,8 +32,9 @@ from scorer.events.structs import EventKind, SourceRef
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.pipeline.deadletter import header_dict
 from scorer.pipeline.outcome import BatchOutcome
-from scorer.pipeline.scoring import BatchScorer, input_record
-from scorer.service.app import build_runtimes
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.source import input_record
+from scorer.service.build import build_runtimes
 from tests.fuzz.strategies import FUZZ, hostile_record
 from tests.reliability.support import (
     Ledger,

@@ -50,7 +50,7 @@ from scorer.inference.repository import publish_version, write_checksums
 from scorer.lifecycle.contract import contract_names
 from scorer.lifecycle.control import DesiredState, publish, state_record
 from scorer.lifecycle.controller import LifecycleController, start_lifecycle
-from scorer.service.metrics import ScorerMetrics
+from scorer.metrics import ScorerMetrics
 from tests.support.kafka import KafkaBroker
 from tests.support.models import build_tiny_model
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT

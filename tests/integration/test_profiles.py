@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from scorer.config import InferenceSettings, KafkaSettings, ProfileSettings, Settings, TopicSettings
 from scorer.events.structs import Event, EventKind, entity_key
 from scorer.features import capture_matrix, feature_set
-from scorer.pipeline.service import ScorerService
+from scorer.pipeline.loop import ScoringLoop
 from scorer.profiles.schema import ItemProfile, decode, encode
 from scorer.profiles.view import TopicProfileView
 from streams.bench import staleness
@@ -170,7 +170,7 @@ async def _worker(settings: Settings) -> AsyncIterator[ProfileWorker]:
 
 
 @contextlib.asynccontextmanager
-async def _scorer(settings: Settings) -> AsyncIterator[tuple[ScorerService, TopicProfileView]]:
+async def _scorer(settings: Settings) -> AsyncIterator[tuple[ScoringLoop, TopicProfileView]]:
     """``scorer run`` with SCORER_PROFILES__SOURCE=topic, in process."""
     view = TopicProfileView(settings)
     await view.start()
@@ -194,7 +194,7 @@ async def test_each_scorer_view_holds_the_profiles_of_its_partitions(settings: S
         "topics": settings.topics.model_copy(update={"alerts_prefix": f"{p}.alerts.", "dead_letter": f"{p}.dlq"}),
         "inference": InferenceSettings(backend="onnxruntime", model_repository=MODEL_REPOSITORY)})
 
-    def holds_its_partitions(service: ScorerService, view: TopicProfileView) -> bool:
+    def holds_its_partitions(service: ScoringLoop, view: TopicProfileView) -> bool:
         mine = {tp.partition for tp in service._consumer.assignment()}  # test-only peek
         keys = set(view.source(kind).data)
         return bool(mine) and keys == {k for n in mine for k in parts[n]}

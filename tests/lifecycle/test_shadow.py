@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry
 from scorer.events.structs import EventKind
 from scorer.inference.base import ModelRef
 from scorer.lifecycle.shadow import ShadowPublisher, ShadowReport, Side, compare
+from scorer.metrics import LifecycleMetrics
 from scorer.pipeline.outcome import BatchOutcome, ShadowBatch
-from scorer.service.metrics import LifecycleMetrics
 
 P, S = Side("m", "1", 0.5), Side("m", "2", 0.4)
 

@@ -16,9 +16,10 @@ from scorer.lifecycle.contract import contract_names
 from scorer.lifecycle.control import DesiredState
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.lifecycle.switcher import ModelSwitcher
-from scorer.pipeline.scoring import BatchScorer, KindRuntime
+from scorer.metrics import LifecycleMetrics, ScorerMetrics
+from scorer.pipeline.batch import KindRuntime
+from scorer.pipeline.scoring import BatchScorer
 from scorer.rules.annotate import RuleStage
-from scorer.service.metrics import LifecycleMetrics, ScorerMetrics
 from tests.lifecycle.conftest import KIND, MODEL, Repo, make_repo, synthetic_golden
 from tests.support.models import build_tiny_model
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scorer.pipeline.kafka_io import redact_in_logs
+from scorer.kafka.redact import redact_in_logs
 
 
 @pytest.fixture

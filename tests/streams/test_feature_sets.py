@@ -14,8 +14,9 @@ from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import publish_version
-from scorer.pipeline.scoring import BatchScorer, input_record
-from scorer.service.app import build_runtimes
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.source import input_record
+from scorer.service.build import build_runtimes
 from tests.streams.data import events
 from tests.support.models import build_tiny_model
 from tests.support.paths import MODEL_REPOSITORY

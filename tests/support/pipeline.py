@@ -15,10 +15,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from scorer.config import BatchSettings, InferenceSettings, KafkaSettings, RuleSettings, Settings, TopicSettings
-from scorer.pipeline.service import ScorerService
+from scorer.metrics import ScorerMetrics
+from scorer.pipeline.loop import ScoringLoop
 from scorer.profiles.view import TopicProfileView
-from scorer.service.app import build_scorer
-from scorer.service.metrics import ScorerMetrics
+from scorer.service.build import build_scorer
 from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
 
 
@@ -49,13 +49,13 @@ def scorer_settings(
 @contextlib.asynccontextmanager
 async def running_scorer(
     settings: Settings, profiles: TopicProfileView | None = None
-) -> AsyncIterator[tuple[ScorerService, ScorerMetrics]]:
-    """``scorer run`` in process (as scorer.service.app wires it), optionally over a started
+) -> AsyncIterator[tuple[ScoringLoop, ScorerMetrics]]:
+    """``scorer run`` in process (as scorer.service.run wires it), optionally over a started
     profile view that then follows the service's partition assignment."""
     metrics = ScorerMetrics()
     scorer = build_scorer(settings, profiles)
     await scorer.backend.start()
-    service = ScorerService(settings, scorer, metrics)
+    service = ScoringLoop(settings, scorer, metrics)
     if profiles is not None:
         service.partition_listeners.append(profiles)
     await service.start()

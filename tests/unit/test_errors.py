@@ -24,8 +24,8 @@ from scorer.errors import (
 )
 from scorer.inference.base import ModelRef
 from scorer.inference.triton import TritonBackend
-from scorer.pipeline.service import ScorerService
-from scorer.service.metrics import ScorerMetrics
+from scorer.metrics import ScorerMetrics
+from scorer.pipeline.loop import ScoringLoop
 
 
 def test_only_what_may_pass_is_retriable() -> None:
@@ -70,13 +70,13 @@ class ScriptedScorer:
         return "outcome"
 
 
-def _service(scorer: ScriptedScorer) -> tuple[ScorerService, FakeConsumer]:
-    service = ScorerService(Settings(), scorer, ScorerMetrics())  # type: ignore[arg-type]
+def _service(scorer: ScriptedScorer) -> tuple[ScoringLoop, FakeConsumer]:
+    service = ScoringLoop(Settings(), scorer, ScorerMetrics())  # type: ignore[arg-type]
     service._consumer = consumer = FakeConsumer()
     return service, consumer
 
 
-def _resumed(service: ScorerService, consumer: FakeConsumer) -> bool:
+def _resumed(service: ScoringLoop, consumer: FakeConsumer) -> bool:
     gauge = service.metrics.registry.get_sample_value("scorer_consumption_paused")
     return consumer.calls == ["pause", "resume"] and not consumer.held and not service.paused and gauge == 0
 

@@ -47,7 +47,7 @@ def usable_kinds() -> tuple[EventKind, ...]:
     """
     from scorer.features import feature_set
     from scorer.inference.repository import load_version
-    from scorer.pipeline.scoring import KindRuntime
+    from scorer.pipeline.batch import KindRuntime
 
     pinned = os.environ.get("SCORER_RELIABILITY_KINDS")
     if pinned:

@@ -16,7 +16,7 @@ from scorer.events.decode import EventDecoder
 from scorer.events.structs import EventKind
 from scorer.inference.repository import load_version
 from scorer.inference.trees import as_arrays, load_tables, predict
-from scorer.service.app import build_runtimes
+from scorer.service.build import build_runtimes
 from tests.support.paths import MODEL_REPOSITORY
 
 

@@ -17,10 +17,12 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from scorer.events import EventKind
 from scorer.events.structs import EndpointEvent, Event
-from scorer.inference.base import ModelRef
+from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.repository import ModelCard
+from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.deadletter import header_dict
-from scorer.pipeline.scoring import BatchScorer, KindRuntime, input_record
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.source import input_record
 from scorer.rules import RuleFailure, RuleHits, RuleMeta
 from scorer.rules.annotate import RuleStage
 
@@ -62,7 +64,7 @@ class HitCountFeatures:
         return np.array([[len(e.rule_hits)] for e in events if isinstance(e, EndpointEvent)], np.float32)
 
 
-class NeverAlarmed:
+class NeverAlarmed(InferenceBackend):
     """A model that never passes its threshold: alerts below come from rules alone."""
 
     name = "fake"

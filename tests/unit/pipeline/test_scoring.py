@@ -17,10 +17,12 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from scorer.errors import InferenceError, ModelError
 from scorer.events import EventKind, FlowRecord
 from scorer.events.structs import Event
-from scorer.inference.base import ModelRef
+from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.repository import ModelCard
+from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.deadletter import header_dict
-from scorer.pipeline.scoring import BatchScorer, KindRuntime, input_record
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.source import input_record
 
 
 class BytesFeatures:
@@ -35,7 +37,7 @@ class BytesFeatures:
         return np.asarray(rows, dtype=np.float32).reshape(-1, 2)
 
 
-class ThresholdBackend:
+class ThresholdBackend(InferenceBackend):
     name = "fake"
 
     async def start(self) -> None: ...
@@ -184,9 +186,9 @@ async def test_a_record_that_breaks_the_features_is_dead_lettered_and_the_rest_s
 async def test_a_record_that_breaks_a_later_stage_is_dead_lettered_and_the_rest_scored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from scorer.pipeline import scoring
+    from scorer.pipeline import decide
 
-    real = scoring.detection_finding
+    real = decide.detection_finding
 
     def brittle(**kwargs: object) -> object:
         event = kwargs["event"]
@@ -194,7 +196,7 @@ async def test_a_record_that_breaks_a_later_stage_is_dead_lettered_and_the_rest_
             raise KeyError("unforeseen")
         return real(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(scoring, "detection_finding", brittle)
+    monkeypatch.setattr(decide, "detection_finding", brittle)
     scorer = BatchScorer({EventKind.NETFLOW: KindRuntime.build(EventKind.NETFLOW, BytesFeatures(), CARD)},
                          ThresholdBackend())
     bad = json.dumps({"ts": 1700000000, "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 666,

@@ -1,8 +1,8 @@
-"""Assembling a scorer from settings: backend, per-kind runtimes, service, HTTP."""
+"""Assembly: a :class:`BatchScorer` built from settings (backend, rule pack, per-kind
+runtimes). Nothing here starts or connects anything; :mod:`scorer.service.run` does."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from scorer.config import Settings
@@ -14,15 +14,10 @@ from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import load_version
 from scorer.inference.triton import TritonBackend
-from scorer.pipeline.scoring import BatchScorer, KindRuntime
+from scorer.pipeline.batch import KindRuntime
+from scorer.pipeline.scoring import BatchScorer
 from scorer.profiles.view import TopicProfileView
 from scorer.rules.annotate import RuleStage
-from scorer.service.gctune import tune_gc
-from scorer.service.http import HealthServer
-from scorer.service.metrics import ScorerMetrics
-from scorer.service.signals import stop_on_signals
-
-log = logging.getLogger(__name__)
 
 
 def build_runtimes(
@@ -82,46 +77,3 @@ def build_scorer(settings: Settings, profiles: TopicProfileView | None = None) -
         max_record_bytes=settings.batch.max_record_bytes,
         max_dead_letter_bytes=settings.topics.dead_letter_max_bytes,
     )
-
-
-async def run_service(settings: Settings) -> None:
-    """``scorer run``: consume until SIGTERM/SIGINT, then finish the batch in flight."""
-    from scorer.lifecycle.controller import start_lifecycle
-    from scorer.pipeline.service import ScorerService
-
-    metrics = ScorerMetrics()
-    profiles = TopicProfileView(settings, metrics.registry) if settings.profiles.source == "topic" else None
-    if profiles is not None:
-        # Read to the end before a batch of their partitions is scored: no burst of "never seen".
-        await profiles.start()
-    scorer = build_scorer(settings, profiles)
-    for kind, rt in scorer.runtimes.items():
-        metrics.model_info.labels(kind.value, rt.model.name, rt.model.version).set(1)
-        if rt.rules is not None:
-            metrics.rule_pack_info.labels(rt.rules.name, rt.rules.version, str(len(rt.rules.by_id))).set(1)
-    await scorer.backend.start()
-    service = ScorerService(settings, scorer, metrics)
-    if profiles is not None:
-        service.partition_listeners.append(profiles)  # follows the assignment (profiles.partitions)
-    http = HealthServer(metrics.registry, lambda: service.ready, host=settings.http.host, port=settings.http.port)
-    await http.start()
-    log.info("metrics and health on http://%s:%d", settings.http.host, http.port)
-    stop_on_signals(service.request_stop)
-    # Model lifecycle (control topic): versions asked for there are installed before the first batch.
-    lifecycle = await start_lifecycle(service)
-    try:
-        # Inside the try: a start that fails (wrong password, unknown CA) still closes the
-        # clients it opened instead of leaving them to the garbage collector.
-        await service.start()
-        tune_gc()
-        await service.run()
-    finally:
-        await service.stop()
-        if lifecycle is not None:
-            await lifecycle.stop()
-        await scorer.backend.close()
-        if profiles is not None:
-            await profiles.stop()
-        await http.close()
-        totals = metrics.accounting.totals()
-        log.info("stopped: %s balanced=%s", totals, metrics.accounting.balanced())

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one scorer process (``scorer_`` prefix, ``_total`` / ``_seconds``).
+"""The scorer's counters, gauges and histograms, and the accounting behind them.
 
 Accounting invariant, per kind: consumed = scored + dead_lettered. ``Accounting`` keeps the
 same counts as plain integers so tests and the demo can check it without scraping.
@@ -11,7 +11,7 @@ from collections import Counter
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
-from scorer.service.latency import WeightedHistogram
+from scorer.metrics.latency import WeightedHistogram
 
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

@@ -1,20 +1,15 @@
-"""The Kafka scoring loop: getmany micro-batches in, alerts/dead letters out, then commit.
+"""The Kafka scoring loop: source -> :class:`BatchScorer` -> sink, one micro-batch at a time.
 
-Offsets are committed only after every output of the batch is acknowledged by the broker
-(at-least-once), or sent inside the producer's transaction (exactly-once mode). A batch is
-never split across a model swap or a rebalance: the rebalance listener waits for the batches
-in flight to be committed before partitions move to another process.
-
-Pipelining (at-least-once mode): while batch N waits for its acks and its commit, batch
-N+1 is already fetched and scored. Commits stay in batch order (each delivery awaits its
-predecessor), and at most ``batch.max_inflight`` batches are unacknowledged, which bounds
-memory. Waiting on the broker no longer idles the CPU between batches.
+``getmany()`` returns one micro-batch per poll (bounded in records and in wait); the batch
+is scored, its outputs handed to the :class:`Sink`, and the next batch is fetched while the
+broker acknowledges them. A batch is never split across a model swap or a rebalance: the
+rebalance listener waits for the batches in flight to be committed before partitions move
+to another process, and model swaps run between batches (``between_batches``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,53 +17,49 @@ from typing import Any
 
 import msgspec
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from scorer.config import Settings
 from scorer.errors import ScorerError
-from scorer.events.decode import parse_kind
-from scorer.events.structs import EventKind
-from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer, produce_batched, send_batched
+from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
+from scorer.metrics import ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
-from scorer.pipeline.scoring import BatchScorer, input_record
-from scorer.service.metrics import ScorerMetrics
+from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.sink import Sink, score_records
+from scorer.pipeline.source import fetched_records
 
 log = logging.getLogger(__name__)
-KIND_HEADER = "kind"
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, service: ScorerService) -> None:
-        self.service = service
+    def __init__(self, loop: ScoringLoop) -> None:
+        self.loop = loop
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Let the batches in flight finish and commit while we still own their partitions.
-        async with self.service.inflight:
-            await self.service.drain()
-        for listener in self.service.partition_listeners:  # e.g. the profile view drops theirs
+        async with self.loop.inflight:
+            await self.loop.drain()
+        for listener in self.loop.partition_listeners:  # e.g. the profile view drops theirs
             await listener.on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
-        for listener in self.service.partition_listeners:  # awaited: e.g. profiles load before scoring
+        for listener in self.loop.partition_listeners:  # awaited: e.g. profiles load before scoring
             await listener.on_partitions_assigned(assigned)
 
 
-class ScorerService:
+class ScoringLoop:
     def __init__(self, settings: Settings, scorer: BatchScorer, metrics: ScorerMetrics) -> None:
         self.settings = settings
         self.scorer = scorer
         self.metrics = metrics
         self.kind_of_topic = settings.topics.input_topics(settings.kinds)
         self.inflight = asyncio.Lock()  # held while a batch is being scored and handed over
-        self._deliveries: collections.deque[asyncio.Task[None]] = collections.deque()
-        self._uncommitted: dict[TopicPartition, int] = {}
-        self._committer: asyncio.Task[None] | None = None
         self.batches = 0
         self._stopping = asyncio.Event()
         self._consumer: Any = None
         self._producer: Any = None
+        self._sink: Sink | None = None
         self._json = msgspec.json.Encoder()
         self._started = False
         self.paused = False  # consumption held during a Triton outage (pause mode)
@@ -98,16 +89,15 @@ class ScorerService:
         self._producer = make_producer(kafka, transactional_id=txn_id)
         await self._producer.start()
         self._consumer = make_consumer(kafka, [])
+        self._sink = Sink(self._producer, self._consumer, kafka.group_id)
         self._consumer.subscribe(list(self.kind_of_topic), listener=_WaitForBatch(self))
         await self._consumer.start()
         self._started = True
 
     async def drain(self) -> None:
         """Wait until every batch handed to the producer is acknowledged and committed."""
-        while self._deliveries:
-            await self._deliveries.popleft()
-        while self._committer is not None and not self._committer.done():
-            await self._committer
+        if self._sink is not None:
+            await self._sink.drain()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -136,64 +126,27 @@ class ScorerService:
             received = time.perf_counter()
             async with self.inflight:
                 await self._process(fetched, received)
-            # Reap finished deliveries (surfacing their errors) and bound the pipeline depth.
-            while self._deliveries and (
-                self._deliveries[0].done() or len(self._deliveries) >= self.settings.batch.max_inflight
-            ):
-                await self._deliveries.popleft()
+            assert self._sink is not None  # started
+            await self._sink.reap(batch.max_inflight)
         await self.drain()
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]], received: float) -> None:
-        records: list[InputRecord] = []
-        offsets: dict[TopicPartition, int] = {}
-        for tp, messages in fetched.items():
-            topic_kind = self.kind_of_topic.get(tp.topic)
-            records.extend(
-                input_record(_kind(m.headers, topic_kind) if m.headers else topic_kind, m.value, m.key,
-                             tp.topic, tp.partition, m.offset, m.timestamp)
-                for m in messages
-            )
-            offsets[tp] = messages[-1].offset + 1
+        assert self._sink is not None  # started
+        records, offsets = fetched_records(fetched, self.kind_of_topic)
         outcome = await self._score(records)
-        outputs = outcome.alerts + outcome.dead_letters + self._score_records(outcome)
+        outputs = outcome.alerts + outcome.dead_letters + score_records(
+            self.settings.topics.scores, outcome.scores, self._json)
         for output_hook in self.output_hooks:
             outputs.extend(output_hook(outcome))
         t_produce = time.perf_counter()
+        n = len(records)
         if self.settings.kafka.transactional:
-            await self._deliver_transaction(outputs, offsets)
+            await self._sink.deliver_transaction(outputs, offsets)
             done = time.perf_counter()
-            self._account(outcome, len(records), done - received, done - t_produce)
+            self._account(outcome, n, done - received, done - t_produce)
             return
-        acks = await send_batched(self._producer, outputs)
-        previous = self._deliveries[-1] if self._deliveries else None
-        self._deliveries.append(asyncio.create_task(
-            self._finish(previous, acks, offsets, outcome, len(records), received, t_produce)
-        ))
-
-    async def _finish(
-        self, previous: asyncio.Task[None] | None, acks: list[Any], offsets: dict[TopicPartition, int],
-        outcome: BatchOutcome, n: int, received: float, t_produce: float,
-    ) -> None:
-        """Acks of this batch, then (in batch order) its offsets and accounting."""
-        await asyncio.gather(*acks)
-        acked = time.perf_counter()
-        if previous is not None:
-            await previous
-        # Offsets only ever move past batches whose outputs are all acknowledged. Commits are
-        # coalesced: while one is on the wire, later batches' offsets queue up for the next,
-        # so a slow commit round trip never holds scoring or alert delivery back.
-        self._uncommitted.update(offsets)
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_pending())
-        self._account(outcome, n, acked - received, acked - t_produce)
-
-    async def _commit_pending(self) -> None:
-        while self._uncommitted:
-            offsets, self._uncommitted = self._uncommitted, {}
-            try:
-                await self._consumer.commit(offsets)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                log.warning("offsets not committed (%s); those batches will be re-scored", exc)
+        await self._sink.deliver(
+            outputs, offsets, lambda acked: self._account(outcome, n, acked - received, acked - t_produce))
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; while the failure is one that passes, hold consumption and retry.
@@ -229,24 +182,6 @@ class ScorerService:
                 self.metrics.paused.set(0)
                 self.paused = False
 
-    async def _deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
-        # One transaction per batch: outputs and offsets become visible together or not at all.
-        async with self._producer.transaction():
-            await produce_batched(self._producer, outputs)
-            await self._producer.send_offsets_to_transaction(offsets, self.settings.kafka.group_id)
-
-    def _score_records(self, outcome: BatchOutcome) -> list[OutputRecord]:
-        topic = self.settings.topics.scores
-        if not topic:
-            return []
-        scores = outcome.scores
-        if not scores:
-            return []
-        # One encoder call for the batch: JSON escapes newlines inside strings, so the
-        # lines are exactly the records.
-        lines = self._json.encode_lines(scores)[:-1].split(b"\n")
-        return [OutputRecord(topic, line, s.uid.encode()) for s, line in zip(scores, lines, strict=True)]
-
     def _account(self, outcome: BatchOutcome, n: int, latency: float, produce_s: float) -> None:
         m = self.metrics
         self.batches += 1
@@ -265,10 +200,3 @@ class ScorerService:
         for stage, seconds in outcome.timings.items():
             m.stage_seconds.labels(stage).observe(seconds)
         m.stage_seconds.labels("produce_commit").observe(produce_s)
-
-
-def _kind(headers: Sequence[tuple[str, bytes]] | None, topic_kind: EventKind | None) -> EventKind | None:
-    for name, value in headers or ():
-        if name == KIND_HEADER:
-            return parse_kind(value.decode("utf-8", "replace"))
-    return topic_kind

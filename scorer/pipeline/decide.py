@@ -1,0 +1,81 @@
+"""Step 5, decide: scores -> decisions -> OCSF findings on ``alerts.<kind>``, per-event
+score records, and the production/shadow comparison of each kind with a shadow model.
+
+A row alerts when its model's score passes the card's threshold, or on its own when a
+high or critical detection rule fired on it (:func:`scorer.pipeline.rules.rule_alerts`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from scorer.alerts.ocsf import detection_finding
+from scorer.alerts.ocsf import encode as encode_finding
+from scorer.events.structs import EndpointEvent, EventKind, entity_key
+from scorer.features.base import F32
+from scorer.pipeline.batch import Batch
+from scorer.pipeline.inference import Scores
+from scorer.pipeline.outcome import ScoredEvent, ShadowBatch
+from scorer.pipeline.records import OutputRecord
+from scorer.pipeline.rules import rule_alerts
+
+
+@dataclass
+class Decisions:
+    """What a batch's scores decided: alert records, score records and their counts."""
+
+    alerts: list[OutputRecord] = field(default_factory=list)
+    scores: list[ScoredEvent] = field(default_factory=list)
+    scored: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (kind, backend)
+    alert_counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (kind, severity)
+
+
+def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, collect_scores: bool) -> Decisions:
+    """Findings for the rows that alert; a score record per row when ``collect_scores``
+    (a Python object per event: only worth it when someone reads them)."""
+    out = Decisions()
+    for kind, (probs, backend_name, _) in results.items():
+        rt = batch.runtimes[kind]
+        x, items = batch.matrices[kind]
+        out.scored[(kind.value, backend_name)] += len(items)
+        decisions = rt.decider.decide(probs, x, rule_alerts(rt.rules, items))
+        alerted = {d.row for d in decisions}
+        for d in decisions:
+            out.alert_counts[(kind.value, d.severity)] += 1
+            event, rec = items[d.row]
+            finding = detection_finding(
+                kind=kind.value, event=event, decision=d, model_name=rt.model.name,
+                model_version=rt.model.version, threshold=rt.decider.threshold,
+                backend=backend_name, ref=rec.ref,
+                rules=rt.rules.rules_of(event) if rt.rules is not None and isinstance(event, EndpointEvent)
+                else (),
+                rule_pack=f"{rt.rules.name}:{rt.rules.version}" if rt.rules is not None else "",
+            )
+            key = rec.key if rec.key is not None else entity_key(event).encode()
+            out.alerts.append(OutputRecord(alerts_prefix + kind.value, encode_finding(finding), key))
+        if collect_scores:
+            out.scores.extend(
+                ScoredEvent(kind, ev.uid, float(p), rt.model.name, rt.model.version, backend_name, i in alerted,
+                            getattr(ev, "rule_hits", ()))
+                for i, ((ev, _), p) in enumerate(zip(items, probs.tolist(), strict=True))
+            )
+    return out
+
+
+def compare_shadows(
+    batch: Batch, results: dict[EventKind, Scores], shadow_results: dict[EventKind, F32 | BaseException]
+) -> tuple[list[ShadowBatch], list[str]]:
+    """Each shadow's scores beside production's for the same rows, and the shadows that failed."""
+    shadows, runtimes = batch.shadows, batch.runtimes
+    compared: list[ShadowBatch] = []
+    errors: list[str] = []
+    for k, res in shadow_results.items():
+        if isinstance(res, BaseException):
+            errors.append(f"{shadows[k].model.name}:{shadows[k].model.version}: {res}")
+            continue
+        compared.append(ShadowBatch(
+            k, runtimes[k].model, shadows[k].model, [ev.uid for ev, _ in batch.matrices[k][1]],
+            results[k].scores, res, runtimes[k].decider.threshold, shadows[k].decider.threshold,
+        ))
+    return compared, errors

@@ -1,0 +1,105 @@
+"""Kafka out: a batch's outputs produced, then its offsets committed, in batch order.
+
+At-least-once (the default): offsets move only past batches whose outputs the broker has
+acknowledged. Delivery is pipelined: while batch N waits for its acks, the loop already
+scores batch N+1; each delivery awaits its predecessor, so commits stay in batch order, and
+the loop bounds how many wait (``batch.max_inflight``). Exactly-once: one transaction per
+batch carries its outputs and its offsets, visible together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from scorer.kafka import produce_batched, send_batched
+from scorer.pipeline.outcome import ScoredEvent
+from scorer.pipeline.records import OutputRecord
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    """Delivers batches through ``producer`` and commits their offsets through ``consumer``
+    (the group member that owns the partitions)."""
+
+    def __init__(self, producer: Any, consumer: Any, group_id: str) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.group_id = group_id
+        self._deliveries: collections.deque[asyncio.Task[None]] = collections.deque()
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committer: asyncio.Task[None] | None = None
+
+    async def deliver(
+        self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int], on_acked: Callable[[float], None],
+    ) -> None:
+        """Hand ``outputs`` to the producer; once the broker acknowledged them all (and every
+        earlier batch is delivered), queue ``offsets`` for commit and call ``on_acked`` with
+        the time of the last ack. Returns as soon as the records are handed over."""
+        acks = await send_batched(self.producer, outputs)
+        previous = self._deliveries[-1] if self._deliveries else None
+        self._deliveries.append(asyncio.create_task(self._finish(previous, acks, offsets, on_acked)))
+
+    async def deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
+        # One transaction per batch: outputs and offsets become visible together or not at all.
+        async with self.producer.transaction():
+            await produce_batched(self.producer, outputs)
+            await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+
+    async def reap(self, max_inflight: int) -> None:
+        """Surface the errors of finished deliveries, and wait while ``max_inflight`` batches
+        are unacknowledged: that bounds the memory a slow broker can make the loop hold."""
+        while self._deliveries and (self._deliveries[0].done() or len(self._deliveries) >= max_inflight):
+            await self._deliveries.popleft()
+
+    async def drain(self) -> None:
+        """Wait until every batch handed to the producer is acknowledged and committed."""
+        while self._deliveries:
+            await self._deliveries.popleft()
+        while self._committer is not None and not self._committer.done():
+            await self._committer
+
+    async def _finish(
+        self, previous: asyncio.Task[None] | None, acks: list[Any], offsets: dict[TopicPartition, int],
+        on_acked: Callable[[float], None],
+    ) -> None:
+        await asyncio.gather(*acks)
+        acked = time.perf_counter()
+        if previous is not None:
+            await previous
+        # Offsets only ever move past batches whose outputs are all acknowledged. Commits are
+        # coalesced: while one is on the wire, later batches' offsets queue up for the next,
+        # so a slow commit round trip never holds scoring or alert delivery back.
+        self._uncommitted.update(offsets)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending())
+        on_acked(acked)
+
+    async def _commit_pending(self) -> None:
+        while self._uncommitted:
+            offsets, self._uncommitted = self._uncommitted, {}
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                log.warning("offsets not committed (%s); those batches will be re-scored", exc)
+
+
+def score_records(
+    topic: str | None, scores: Sequence[ScoredEvent], encoder: msgspec.json.Encoder,
+) -> list[OutputRecord]:
+    """One record per scored event on ``topic`` (none when no topic is set), keyed by uid."""
+    if not topic or not scores:
+        return []
+    # One encoder call for the batch: JSON escapes newlines inside strings, so the lines
+    # are exactly the records.
+    lines = encoder.encode_lines(scores)[:-1].split(b"\n")
+    return [OutputRecord(topic, line, s.uid.encode()) for s, line in zip(scores, lines, strict=True)]

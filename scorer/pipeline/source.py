@@ -1,0 +1,51 @@
+"""Kafka in: what the consumer returned -> :class:`InputRecord` values, and the offsets to
+commit once the batch is delivered.
+
+A record's kind is its topic's (``events.<kind>``), unless a ``kind`` header names another:
+one topic may then carry several kinds. A kind nobody scores is decoded as ``unknown_kind``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from scorer.events.decode import parse_kind
+from scorer.events.structs import EventKind, SourceRef
+from scorer.pipeline.records import InputRecord
+
+KIND_HEADER = "kind"
+
+
+def input_record(
+    kind: EventKind | None, value: bytes | None, key: bytes | None,
+    topic: str, partition: int, offset: int, timestamp_ms: int = 0,
+) -> InputRecord:
+    return InputRecord(kind, value, key, SourceRef(topic, partition, offset, timestamp_ms))
+
+
+def fetched_records(
+    fetched: Mapping[TopicPartition, Sequence[Any]], kind_of_topic: Mapping[str, EventKind],
+) -> tuple[list[InputRecord], dict[TopicPartition, int]]:
+    """The records of one ``getmany()`` in partition order, and per partition the offset
+    after its last record (what to commit when they are all delivered)."""
+    records: list[InputRecord] = []
+    offsets: dict[TopicPartition, int] = {}
+    for tp, messages in fetched.items():
+        topic_kind = kind_of_topic.get(tp.topic)
+        records.extend(
+            input_record(_kind(m.headers, topic_kind) if m.headers else topic_kind, m.value, m.key,
+                         tp.topic, tp.partition, m.offset, m.timestamp)
+            for m in messages
+        )
+        offsets[tp] = messages[-1].offset + 1
+    return records, offsets
+
+
+def _kind(headers: Sequence[tuple[str, bytes]] | None, topic_kind: EventKind | None) -> EventKind | None:
+    for name, value in headers or ():
+        if name == KIND_HEADER:
+            return parse_kind(value.decode("utf-8", "replace"))
+    return topic_kind
