@@ -12,6 +12,7 @@ from typing import Any
 
 from scorer.errors import RecordError
 from scorer.events.convert import (
+    _MISSING,
     bounded,
     is_missing,
     opt_int,
@@ -99,7 +100,7 @@ def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -
     def first(names: tuple[str, ...], field: str) -> str | None:
         for name in names:
             value = data.get(name)
-            if not is_missing(value):
+            if value is not None and not is_missing(value):
                 if name != "User" and field == "user":
                     return to_text(value, name)  # stays in fields too (see _CONSUMED)
                 chosen.append(name)
@@ -131,28 +132,41 @@ def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -
         logon_type=opt_int(data.get("LogonType"), "LogonType"),
         integrity_level=first(_ALIASES["integrity_level"], "integrity_level"),
         signed=None if is_missing(signed) else str(signed).lower() == "true",
-        fields=_fields(data, _CONSUMED.union(chosen), header),
+        fields=_fields(data, chosen, header),
         source=source,
         label=to_text(header.get("label"), "label"),
     )
 
 
-def _fields(data: Mapping[str, Any], skip: frozenset[str], header: Mapping[str, Any]) -> dict[str, str]:
-    """The leftover EventData as bounded text (:func:`text_fields` with the limits above)."""
+def _fields(data: Mapping[str, Any], chosen: list[str], header: Mapping[str, Any]) -> dict[str, str]:
+    """The leftover EventData (not in ``_CONSUMED``, not a ``chosen`` alias) as bounded text:
+    :func:`text_fields` with the limits above, written for speed (it runs for every event)."""
     out: dict[str, str] = {}
     message = data.get("Message")
     if header.get("Channel") == "Windows PowerShell" and "Data" not in data and isinstance(message, str):
         # Classic PowerShell events exported flat (NXLog, OTRF) carry their payload only in
         # Message: kept as "Data", the field Sigma's rules for these events read.
         out["Data"] = message[:FIELD_TEXT_LIMIT]
+    consumed, missing = _CONSUMED, _MISSING
     for key, value in data.items():
-        if key in skip or is_missing(value) or isinstance(value, dict | list):
+        if key in consumed or key in chosen:
             continue
+        if type(value) is str:
+            if value in missing:
+                continue
+            text = value if len(value) <= FIELD_TEXT_LIMIT else value[:FIELD_TEXT_LIMIT]
+        elif value is None or isinstance(value, dict | list):
+            continue
+        else:
+            text = str(value)[:FIELD_TEXT_LIMIT]
         if len(out) >= FIELD_COUNT_LIMIT:
             break
-        # Defender and some other providers name fields with spaces ("Threat Name"); Sigma
-        # rules and SIEMs name them without ("ThreatName").
-        out[str(key).replace(" ", "")[:128]] = str(value)[:FIELD_TEXT_LIMIT]
+        name = key if type(key) is str else str(key)
+        if " " in name:
+            # Defender and some other providers name fields with spaces ("Threat Name"); Sigma
+            # rules and SIEMs name them without ("ThreatName").
+            name = name.replace(" ", "")
+        out[name[:128]] = text
     return out
 
 

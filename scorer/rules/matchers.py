@@ -34,6 +34,7 @@ FEW_PATTERNS = 8
 # Hyperscan scan of the field's literals and regexes (scorer.rules.longtext), several times
 # faster on long text than the automaton, which stays for short values (no scanner to build).
 LONG_VALUE = 512
+LONG_MAX_PATTERNS = 2500
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}
 _POS_ANY, _POS_START, _POS_END = 0, 1, 2
@@ -98,6 +99,9 @@ class FieldMatcher:
         else:
             self.substr = _automaton(substr[False])
             self._long_patterns = substr[False]
+        # A scanner for tens of thousands of patterns (CommandLine) takes a second to build:
+        # such a field keeps the automaton even for its (rare) long values.
+        self.long_ok = len(substr[False]) + len(regexes) <= LONG_MAX_PATTERNS
         if len(substr[True]) <= FEW_PATTERNS:
             self.few_cased = [(p, tuple(e)) for p, e in substr[True].items()]
         else:
@@ -113,7 +117,7 @@ class FieldMatcher:
     def match(self, value: str) -> list[int]:
         """Atom ids ``value`` (a present value) satisfies."""
         out: list[int] = list(self.exists)
-        long = self.substr is not None and len(value) > LONG_VALUE
+        long = self.substr is not None and len(value) > LONG_VALUE and self.long_ok
         lower = value.lower() if self.eq or self.few or (self.substr is not None and not long) else value
         hit = self.eq.get(lower)
         if hit:
