@@ -7,6 +7,7 @@ checksum, IR or golden-set mismatch: each printed as ``file: reason``); 2 usage 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -77,13 +78,15 @@ def _list(args: argparse.Namespace) -> int:
 
     pack = read_pack(args.pack)
     if args.skipped:
-        for s in pack.skipped:
-            print(f"{s.rule_id or '-':36s}  {s.file}: {s.reason}")
-        return 0
-    for rule in pack.rules:
-        if args.level and rule.level != args.level:
-            continue
-        print(f"{rule.id:36s}  {rule.level:13s}  {rule.title}  [{', '.join(rule.tactics)}]")
+        lines = [f"{s.rule_id or '-':36s}  {s.file}: {s.reason}" for s in pack.skipped]
+    else:
+        lines = [f"{rule.id:36s}  {rule.level:13s}  {rule.title}  [{', '.join(rule.tactics)}]"
+                 for rule in pack.rules if not args.level or rule.level == args.level]
+    try:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `scorer rules list ... | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter closes it at exit
     return 0
 
 

@@ -22,7 +22,7 @@ import re2
 
 try:  # optional at run time: the RE2 set below is the fallback
     import hyperscan
-except ImportError:  # pragma: no cover - exercised where the wheel is missing
+except (ImportError, OSError):  # pragma: no cover - where the wheel or its library is missing
     hyperscan = None  # type: ignore[assignment]
 
 def _re2_set(patterns: Iterable[str]) -> re2.Set:
