@@ -37,6 +37,14 @@ CACHE_VALUE_CHARS = 512
 CACHE_CHARS = 16 << 20
 
 
+class RuleRaised(Exception):
+    """Evaluating the rules that read a field raised (``rule_id``: one of them)."""
+
+    def __init__(self, rule_id: str, message: str) -> None:
+        super().__init__(message)
+        self.rule_id, self.message = rule_id, message
+
+
 class RuleEngine:
     """A loaded rule pack: :meth:`load` it once, :meth:`evaluate` every batch."""
 
@@ -130,9 +138,12 @@ class RuleEngine:
         for i, event in enumerate(events):
             try:
                 hits.append(self._evaluate([event]).hits[0])
+            except RuleRaised as exc:
+                hits.append(())
+                errors[i] = RuleFailure(exc.rule_id, exc.message)
             except Exception as exc:
                 hits.append(())
-                errors[i] = RuleFailure(getattr(exc, "rule_id", ""), f"{type(exc).__name__}: {exc}")
+                errors[i] = RuleFailure("", f"{type(exc).__name__}: {exc}")
         return RuleHits(hits, errors)
 
     def _evaluate(self, events: Sequence[EndpointEvent]) -> RuleHits:
@@ -145,7 +156,7 @@ class RuleEngine:
         amask: dict[int, int] = {}
         errors: dict[int, RuleFailure] = {}
         for name in self.head_fields:
-            self._field(events, name, full, n, amask, errors)
+            self._field_of_rules(events, name, full, n, amask, errors)
         ls_masks = [evaluate_tree(tree, amask, full) for tree in self.ls_trees]
         field_rows: dict[str, int] = {}
         for index, mask in enumerate(ls_masks):
@@ -154,7 +165,7 @@ class RuleEngine:
                     field_rows[name] = field_rows.get(name, 0) | mask
         for name, rows in field_rows.items():
             if name not in self.head_fields:
-                self._field(events, name, rows, n, amask, errors)
+                self._field_of_rules(events, name, rows, n, amask, errors)
         if self.keyword_groups:
             self._keywords(events, ls_masks, n, amask)
         candidates = set(self.always)
@@ -183,6 +194,13 @@ class RuleEngine:
             if r not in errors:
                 hits[r] = tuple(numbers)
         return RuleHits(hits, errors)
+
+    def _field_of_rules(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
+                        amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
+        try:
+            self._field(events, name, rows, n, amask, errors)
+        except Exception as exc:  # named after a rule reading the field, for the per-event retry
+            raise RuleRaised(self.field_rule.get(name, ""), f"{name}: {type(exc).__name__}: {exc}") from exc
 
     def _field(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
                amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:

@@ -143,3 +143,14 @@ def test_values_remembered_across_batches_give_the_same_hits(tmp_path: Path,
     monkeypatch.setattr(engine_module, "CACHE_CHARS", 100)  # the budget runs out: all forgotten at once
     assert engine.evaluate([sysmon(Image=f"C:\\{i}\\a.exe", CommandLine="evil") for i in range(5)]).hits == [(0,)] * 5
     assert sum(len(v) for v in engine._seen.values()) <= 2
+
+
+def test_an_event_the_engine_cannot_read_is_isolated_with_a_rule_id(tmp_path: Path) -> None:
+    import msgspec
+
+    engine = engine_of(tmp_path, rule("sel:\n  Hashes|contains: 'x'\ncondition: sel"))
+    broken = msgspec.structs.replace(sysmon(Hashes="x"), fields=None)  # type: ignore[arg-type]
+    result = engine.evaluate([sysmon(Hashes="x"), broken])
+    assert result.hits == [(0,), ()]
+    assert result.errors[1].rule_id == "00000000-0000-0000-0000-000000000001"
+    assert result.errors[1].message.startswith("Hashes: AttributeError")
