@@ -24,9 +24,13 @@ from sigma.exceptions import SigmaError
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.pipelines.sysmon.sysmon import sysmon_pipeline
 from sigma.pipelines.windows.windows import windows_audit_pipeline, windows_logsource_pipeline
-from sigma.processing.conditions import LogsourceCondition
+from sigma.processing.conditions import LogsourceCondition, RuleProcessingCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-from sigma.processing.transformations import AddConditionTransformation
+from sigma.processing.transformations import (
+    AddConditionTransformation,
+    ChangeLogsourceTransformation,
+    FieldMappingTransformation,
+)
 from sigma.rule import SigmaRule
 
 from scorer.rules.lower import Unsupported, lower
@@ -85,8 +89,25 @@ def _pipelines() -> tuple[ProcessingPipeline, ProcessingPipeline]:
             LogsourceCondition(product="windows", service=service)],
             transformation=AddConditionTransformation({"Channel": channel}))
         for service, channel in EXTRA_CHANNELS.items()])
-    return (sysmon_pipeline() + windows_logsource_pipeline() + extra,
+    return (sysmon_pipeline() + _file_access_audit() + windows_logsource_pipeline() + extra,
             windows_audit_pipeline() + windows_logsource_pipeline() + extra)
+
+
+def _file_access_audit() -> ProcessingPipeline:
+    """``file_access`` (kernel file ETW, which neither Sysmon nor Sigma's pipelines map) onto
+    Security 4663, "an attempt was made to access an object", logged for files under object
+    access auditing: ``FileName`` is its ``ObjectName``, ``Image`` its ``ProcessName``."""
+    def when() -> list[RuleProcessingCondition]:
+        return [LogsourceCondition(category="file_access", product="windows")]
+
+    return ProcessingPipeline(name="scorer: file access as Security 4663", priority=10, items=[
+        ProcessingItem(identifier="scorer_file_access_4663", rule_conditions=when(),
+                       transformation=AddConditionTransformation({"EventID": 4663})),
+        ProcessingItem(identifier="scorer_file_access_fields", rule_conditions=when(),
+                       transformation=FieldMappingTransformation({"FileName": "ObjectName", "Image": "ProcessName"})),
+        ProcessingItem(identifier="scorer_file_access_logsource", rule_conditions=when(),
+                       transformation=ChangeLogsourceTransformation(product="windows", service="security")),
+    ])
 
 
 def compile_one(text: str, rel: str, pipelines: tuple[ProcessingPipeline, ProcessingPipeline] | None = None,

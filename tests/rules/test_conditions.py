@@ -59,6 +59,16 @@ def test_service_logsource_is_a_channel(tmp_path: Path) -> None:
                  sysmon(4624, LogonType="10")) == [True, False, False]
 
 
+def test_file_access_is_security_4663(tmp_path: Path) -> None:
+    engine = engine_of(tmp_path, rule("sel:\n  FileName|contains: '\\Microsoft\\Credentials\\'\n"
+                                      "filter:\n  Image|startswith: 'C:\\Windows\\'\ncondition: sel and not filter",
+                                      logsource="logsource: {category: file_access, product: windows}"))
+    path = "C:\\Users\\a\\AppData\\Local\\Microsoft\\Credentials\\X"
+    assert fired(engine, security(4663, ObjectName=path, ProcessName="C:\\Temp\\x.exe"),
+                 security(4663, ObjectName=path, ProcessName="C:\\Windows\\explorer.exe"),
+                 sysmon(11, TargetFilename=path, Image="C:\\Temp\\x.exe")) == [True, False, False]
+
+
 def test_rules_of_absent_logsources_cost_nothing(tmp_path: Path) -> None:
     engine = engine_of(tmp_path,
                        rule("sel:\n  ImageLoaded|endswith: '.dll'\ncondition: sel",
@@ -80,10 +90,10 @@ def test_rules_of_absent_logsources_cost_nothing(tmp_path: Path) -> None:
 
 def test_unknown_logsource_is_refused(tmp_path: Path) -> None:
     _, errors = try_engine(tmp_path, rule("sel:\n  a: b\ncondition: sel",
-                                          logsource="logsource: {category: file_access, product: windows}"),
+                                          logsource="logsource: {category: file_rename, product: windows}"),
                            rule("sel:\n  a: b\ncondition: sel", logsource="logsource: {product: linux, service: auth}",
                                 rule_id="00000000-0000-0000-0000-000000000002"))
-    assert [e.reason for e in errors] == ["logsource windows/file_access has no Windows channel mapping",
+    assert [e.reason for e in errors] == ["logsource windows/file_rename has no Windows channel mapping",
                                           "logsource linux/auth is not Windows"]
 
 
