@@ -23,8 +23,10 @@ test: $(STAMP)
 	deploy/local/system-deps.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
 
+# No services and no minutes-long fault runs; tests marked data read ../shared/data when it
+# is there. Markers (kafka, triton, gpu from fixtures; data, slow by hand): pyproject.toml.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not (kafka or triton or gpu or slow)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check scorer models replay streams tests

@@ -14,7 +14,6 @@ import argparse
 import gzip
 import io
 import itertools
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import msgspec
 from replay.readers import iter_capture
 from replay.readers.base import LabeledEvent
 from replay.readers.canonical import CanonicalLine
+from scorer.config import data_dir
 from scorer.events.structs import EventKind
 
 PER_CIC_FILE = 100
@@ -87,8 +87,7 @@ def build(data: Path, out: Path, seed: int = 7) -> dict[str, int]:
 def main() -> None:
     here = Path(__file__).resolve().parents[1]
     p = argparse.ArgumentParser(description=__doc__)
-    default_data = Path(os.environ.get("SCORER_DATA_DIR", here.parent / "shared" / "data"))
-    p.add_argument("--data", type=Path, default=default_data)
+    p.add_argument("--data", type=Path, default=data_dir())
     p.add_argument("--out", type=Path, default=here / "scorer" / "data" / "demo_capture.jsonl.gz")
     args = p.parse_args()
     print(build(args.data, args.out), args.out, args.out.stat().st_size, "bytes")

@@ -217,6 +217,13 @@ class _YamlSource(PydanticBaseSettingsSource):
         return data
 
 
+def data_dir() -> Path:
+    """The labelled data folder training, replay tools and tests read: ``$SCORER_DATA_DIR``,
+    by default ``shared/data`` beside the repository (``../shared/data``)."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(os.environ.get("SCORER_DATA_DIR", default))
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     if config_file is not None:
         os.environ["SCORER_CONFIG"] = str(config_file)

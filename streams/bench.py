@@ -32,7 +32,7 @@ import msgspec
 import numpy as np
 
 from replay import LabeledEvent, iter_capture
-from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSettings
+from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSettings, data_dir
 from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert, entity_key
 from scorer.features import feature_set
 from scorer.profiles.keys import edr_keys, flow_keys, siem_keys
@@ -192,7 +192,7 @@ async def staleness(bootstrap: str, kind: EventKind, events: Sequence[Event], ra
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams.bench", description=__doc__)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=data_dir())
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--kinds", default="netflow,edr,siem")

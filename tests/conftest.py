@@ -1,8 +1,14 @@
-"""Session-wide real services, started only when a test asks for them.
+"""Session-wide real services, started only when a test asks for them, and the markers
+that say so.
 
 ``kafka``: one Apache Kafka 4.x broker (KRaft) for the whole session; each test uses its
 own topics. ``triton``: one tritonserver over model_repository/ (python-backend shim over
-the same ONNX files). Both are the real programs, see deploy/local/.
+the same ONNX files). Both are the real programs, see deploy/local/. A test that needs a
+broker or a server of its own starts it with ``start_kafka`` / ``start_triton``.
+
+Markers (pyproject.toml, ``--strict-markers``): a test using any of these fixtures, directly
+or through another fixture, is marked ``kafka`` / ``triton`` (and ``integration``) at
+collection (tests/support/markers.py); ``data`` and ``slow`` are set by hand.
 
 ``SCORER_STRICT_SKIPS=1`` (set by ``.ci/run``) turns every skip into a failure, except the
 opt-in ones whose reason says "runs only with": a CI run with the data folder, chromium or
@@ -16,14 +22,28 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from tests.support.kafka import KafkaBroker
-from tests.support.paths import MODEL_REPOSITORY
-from tests.support.triton import TritonServer
+from tests.support import markers
+from tests.support.kafka import KafkaBroker, StartKafka
+from tests.support.paths import DATA_DIR, MODEL_REPOSITORY
+from tests.support.triton import StartTriton, TritonServer
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    broker = KafkaBroker.start(workdir=tmp_path_factory.mktemp("kafka"))
+def start_kafka() -> StartKafka:
+    """:meth:`KafkaBroker.start` (the caller stops the broker): the one way a test gets a
+    broker, so using it is what marks the test ``kafka``."""
+    return KafkaBroker.start
+
+
+@pytest.fixture(scope="session")
+def start_triton() -> StartTriton:
+    """:meth:`TritonServer.start` (the caller stops the server); marks the test ``triton``."""
+    return TritonServer.start
+
+
+@pytest.fixture(scope="session")
+def kafka(start_kafka: StartKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    broker = start_kafka(workdir=tmp_path_factory.mktemp("kafka"))
     try:
         yield broker
     finally:
@@ -31,12 +51,33 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
 
 
 @pytest.fixture(scope="session")
-def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    server = TritonServer.start(repository=MODEL_REPOSITORY, workdir=tmp_path_factory.mktemp("triton"))
+def triton(start_triton: StartTriton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    server = start_triton(repository=MODEL_REPOSITORY, workdir=tmp_path_factory.mktemp("triton"))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in sorted(markers.markers_for(getattr(item, "fixturenames", ()))):
+            item.add_marker(name)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures are set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # What the service launchers check: fixtures of any scope start inside a test's setup.
+    markers.set_current(m.name for m in item.iter_markers())
+    if item.get_closest_marker("data") is not None and not DATA_DIR.is_dir():
+        pytest.skip(f"shared data folder not present at {DATA_DIR} (set SCORER_DATA_DIR)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    yield
+    markers.set_current(None)
 
 
 OPT_IN = "runs only with"

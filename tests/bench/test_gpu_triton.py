@@ -23,6 +23,7 @@ from deploy.gpu import launch as deploy_gpu
 from deploy.local import triton as local_triton
 from scorer.bench import gpu_triton
 from scorer.inference.trees import load_tables
+from tests.support import markers
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.triton import free_port
 
@@ -110,7 +111,9 @@ def test_gpu_config_keeps_production_contract() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """deploy/gpu's repository on a tritonserver (its CPU engines here); marks its tests gpu, triton."""
+    markers.require("triton", "the GPU model repository's tritonserver started")
     workdir = tmp_path_factory.mktemp("triton-gpu")
     grpc_port = free_port()
     try:
@@ -125,13 +128,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local_triton.stop(workdir)
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("engine", ["numpy", "onnxruntime"])
 @pytest.mark.parametrize("transport", ["grpc", "shm"])
-def test_served_model_equals_onnxruntime(served: str, engine: str, transport: str) -> None:
+def test_served_model_equals_onnxruntime(gpu_server: str, engine: str, transport: str) -> None:
     for model in MODELS:
         x = _rows(model, 700, seed=7)
-        t = gpu_triton.Transport(served, f"{model}_{engine}", transport, len(x), x.shape[1], f"test{engine}")
+        t = gpu_triton.Transport(gpu_server, f"{model}_{engine}", transport, len(x), x.shape[1], f"test{engine}")
         try:
             got = t.infer(x)
         finally:
@@ -140,12 +142,11 @@ def test_served_model_equals_onnxruntime(served: str, engine: str, transport: st
         assert np.abs(got - _ort(model, x)).max() < 1e-5
 
 
-@pytest.mark.integration
-def test_bench_run_writes_report(served: str, tmp_path: Path) -> None:
+def test_bench_run_writes_report(gpu_server: str, tmp_path: Path) -> None:
     feats = tmp_path / "feats.npz"
     np.savez(feats, netflow_classifier=_rows("netflow_classifier", 50, seed=3))
     out = tmp_path / "report.json"
-    gpu_triton.main(["run", "--url", served, "--features", str(feats), "--engines", "numpy,onnxruntime",
+    gpu_triton.main(["run", "--url", gpu_server, "--features", str(feats), "--engines", "numpy,onnxruntime",
                      "--transports", "grpc,shm", "--concurrency", "1,2", "--batches", "1,64",
                      "--duration", "0.05", "--min-requests", "3", "--out", str(out)])
     import json

@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from scorer.events.structs import EventKind
-from tests.replay.captures import evtx_bytes
+from tests.support.captures import evtx_bytes
 from tests.support.paths import DATA_DIR, ROOT
 from tests.support.samples import SAMPLES, edr_sample
+
+pytestmark = pytest.mark.data
 
 pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris)")
 

@@ -34,7 +34,10 @@ from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
 from scorer.service.build import build_runtimes
-from tests.fuzz.strategies import (
+from tests.support.faults import usable_kinds
+from tests.support.paths import MODEL_REPOSITORY
+from tests.support.samples import SAMPLES
+from tests.support.strategies import (
     EXAMPLES,
     FUZZ,
     JSON_VALUES,
@@ -47,9 +50,6 @@ from tests.fuzz.strategies import (
     no_hang,
     report,
 )
-from tests.reliability.support import usable_kinds
-from tests.support.paths import MODEL_REPOSITORY
-from tests.support.samples import SAMPLES
 
 KINDS = st.sampled_from(list(EventKind))
 DECODER = EventDecoder()
@@ -100,6 +100,7 @@ def test_arbitrary_json(kind: EventKind, value: bytes) -> None:
     _check(kind, value, "arbitrary JSON")
 
 
+@pytest.mark.data
 @FUZZ
 @given(data=st.data())
 def test_schema_drift_of_real_events(data: st.DataObject) -> None:
@@ -107,6 +108,7 @@ def test_schema_drift_of_real_events(data: st.DataObject) -> None:
     _check(kind, dumps(data.draw(drifted(kind))), f"schema drift {kind.value}")
 
 
+@pytest.mark.data
 @FUZZ
 @given(data=st.data())
 def test_damaged_real_records(data: st.DataObject) -> None:
@@ -127,6 +129,7 @@ def test_deep_nesting(opener: bytes, depth: int) -> None:
             _check(kind, value, "deep nesting", big)
 
 
+@pytest.mark.data
 @FUZZ
 @given(name=st.sampled_from(sorted(ADAPTERS)), data=st.data())
 def test_adapters_raise_only_record_errors(name: str, data: st.DataObject) -> None:
@@ -149,6 +152,7 @@ def _scorer() -> BatchScorer:
     return BatchScorer(build_runtimes(settings_), OnnxRuntimeBackend(MODEL_REPOSITORY))
 
 
+@pytest.mark.data
 @settings(FUZZ, max_examples=max(50, EXAMPLES // 10))
 @given(batch=st.lists(hostile_record(), min_size=1, max_size=40))
 def test_batch_accounts_for_every_record(batch: list[tuple[EventKind | None, bytes | None]]) -> None:

@@ -30,7 +30,10 @@ from hypothesis import strategies as st
 from replay.readers import iter_capture
 from replay.readers.base import LabeledEvent, ReadError
 from scorer.events.structs import EventKind
-from tests.fuzz.strategies import (
+from tests.support.captures import evtx_bytes
+from tests.support.paths import DATA_DIR
+from tests.support.samples import edr_sample, netflow_sample, siem_sample
+from tests.support.strategies import (
     FILE_FUZZ,
     FUZZ,
     JSON_VALUES,
@@ -42,9 +45,6 @@ from tests.fuzz.strategies import (
     no_hang,
     report,
 )
-from tests.replay.captures import evtx_bytes
-from tests.support.paths import DATA_DIR
-from tests.support.samples import edr_sample, netflow_sample, siem_sample
 
 ZEEK = DATA_DIR / "netflow" / "stratosphere-zeek" / "008-conn.log.labeled"
 CIC = DATA_DIR / "netflow" / "cic-ids2017-improved" / "BENIGN_2500.csv"
@@ -115,6 +115,7 @@ JSON_LINE_FORMATS: dict[str, tuple[list[dict[str, Any]], EventKind | None]] = {
 }
 
 
+@pytest.mark.data
 @FILE_FUZZ
 @given(fmt=st.sampled_from(sorted(JSON_LINE_FORMATS)), data=st.data())
 def test_json_lines_formats(fmt: str, data: st.DataObject) -> None:
@@ -141,6 +142,7 @@ def _zeek_lines(text: str) -> int:
     return sum(1 for line in io.StringIO(text, newline="") if line.rstrip("\r\n") and not line.startswith("#"))
 
 
+@pytest.mark.data
 @FILE_FUZZ
 @given(data=st.data())
 def test_zeek_tsv(data: st.DataObject) -> None:
@@ -201,6 +203,7 @@ def test_csv_formats(fmt: str, data: st.DataObject) -> None:
         _accounted(items, written)
 
 
+@pytest.mark.data
 @FILE_FUZZ
 @given(data=st.data())
 def test_event_xml_documents(data: st.DataObject) -> None:
@@ -213,6 +216,7 @@ def test_event_xml_documents(data: st.DataObject) -> None:
         _accounted(items, len(docs))
 
 
+@pytest.mark.data
 @FUZZ
 @given(data=st.data())
 def test_evtx_and_zip_bytes_damaged(data: st.DataObject) -> None:
@@ -231,6 +235,7 @@ def test_random_bytes_files(raw: bytes, suffix: str) -> None:
     _read("random bytes", suffix, raw)
 
 
+@pytest.mark.data
 def test_zip_member_name_not_utf8() -> None:
     """Regression found by atheris: a zip member flagged UTF-8 whose name is not UTF-8."""
     buffer = io.BytesIO()
@@ -240,6 +245,7 @@ def test_zip_member_name_not_utf8() -> None:
     assert [i.reason for i in items if isinstance(i, ReadError)] == ["unreadable"]
 
 
+@pytest.mark.data
 def test_reader_outputs_encode() -> None:
     """Every event a reader yields from real captures can be written back (record/replay)."""
     items = _read("real otrf", ".jsonl", b"\n".join(v for _, _, v in edr_sample()[:150]))

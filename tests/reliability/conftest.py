@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka import KafkaBroker
+from tests.support.kafka import KafkaBroker, StartKafka
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.triton import TritonServer
+from tests.support.triton import StartTriton, TritonServer
 
 
 @pytest.fixture
@@ -26,9 +26,9 @@ def model_repository(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def own_triton(model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]:
+def own_triton(model_repository: Path, tmp_path: Path, start_triton: StartTriton) -> Iterator[TritonServer]:
     """A tritonserver only this test talks to, so stopping it hurts nobody else."""
-    server = TritonServer.start(model_repository, tmp_path / "triton")
+    server = start_triton(model_repository, tmp_path / "triton")
     print(f"\nprivate tritonserver ready in {server.start_seconds:.1f}s")
     try:
         yield server
@@ -37,13 +37,13 @@ def own_triton(model_repository: Path, tmp_path: Path) -> Iterator[TritonServer]
 
 
 @pytest.fixture(scope="session")
-def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+def own_kafka(tmp_path_factory: pytest.TempPathFactory, start_kafka: StartKafka) -> Iterator[KafkaBroker]:
     """A broker of the fault tests alone: they restart and kill it; it also has a SASL_SSL listener."""
     # PLAIN beside SCRAM on the SASL_SSL listener: PLAIN sends the password itself inside
     # the (TLS-protected) authenticate request, the case most likely to leak into a log.
     plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
              f'user_{KafkaBroker.scram_user}="{KafkaBroker.scram_password}";')
-    broker = KafkaBroker.start(
+    broker = start_kafka(
         workdir=tmp_path_factory.mktemp("own-kafka"), sasl_ssl=True,
         extra_props={
             "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import (
+from tests.support.faults import (
     Ledger,
     RssWatch,
     ScorerProcess,
@@ -36,7 +36,8 @@ from tests.reliability.support import (
 from tests.support.kafka import KafkaBroker
 from tests.support.triton import TritonServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.data
+
 
 PAD = 16_000  # bytes added to each event: a big backlog from few records
 EVENTS = 6_000

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import (
+from tests.support.faults import (
     Ledger,
     ScorerProcess,
     endless_stream,
@@ -36,7 +36,7 @@ from tests.reliability.support import (
 from tests.support.kafka import KafkaBroker
 from tests.support.triton import TritonServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 RATE = 400.0
 PHASE = int(RATE * 5)  # events the scorer scores before each fault and after the last one

@@ -45,7 +45,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from tests.reliability.support import (
+from tests.support.faults import (
     Ledger,
     ScorerProcess,
     Tally,
@@ -63,7 +63,7 @@ from tests.reliability.support import (
 from tests.support.kafka import KafkaBroker
 from tests.support.triton import TritonServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 CRASHES = int(os.environ.get("SCORER_RELIABILITY_CRASHES", "10"))
 BATCH = 64  # SCORER_BATCH__MAX_RECORDS

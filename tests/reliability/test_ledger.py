@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from typing import TypeAlias
 
+import pytest
 from aiokafka.structs import ConsumerRecord
 
 from scorer.events.structs import EventKind
 from scorer.pipeline.deadletter import HEADER_PREFIX
-from tests.reliability.support import Ledger, Topics, make_stream
+from tests.support.faults import Ledger, Topics, make_stream
+
+pytestmark = pytest.mark.data
 
 TOPICS = Topics("rtest", (EventKind.EDR,))
 Out: TypeAlias = ConsumerRecord[bytes, bytes]

@@ -28,7 +28,7 @@ import pytest
 
 from scorer.events.structs import EventKind
 from scorer.inference.repository import CARD, CHECKSUMS, MODEL_FILE, list_versions, write_checksums
-from tests.reliability.support import (
+from tests.support.faults import (
     ScorerProcess,
     new_topics,
     plaintext,
@@ -39,9 +39,7 @@ from tests.reliability.support import (
 )
 from tests.support.kafka import KafkaBroker
 from tests.support.samples import edr_sample
-from tests.support.triton import TritonServer
-
-pytestmark = pytest.mark.integration
+from tests.support.triton import StartTriton, TritonServer
 
 CRAFTED = (
     'cmd.exe /c "whoami"\n2026-01-01T00:00:00Z INFO forged log line\r\n'
@@ -65,7 +63,7 @@ FLIPPED, NO_SUMS = "flipped byte in model.onnx", "no SHA256SUMS"
                          [(FLIPPED, "onnxruntime"), (NO_SUMS, "onnxruntime"), (FLIPPED, "triton")])
 async def test_tampered_model_is_refused_at_start(
     kafka: KafkaBroker, model_repository: Path, tmp_path: Path, tamper: str, backend: str,
-    capfd: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str], start_triton: StartTriton,
 ) -> None:
     kind = usable_kinds()[0]
     version = _version_dir(model_repository, kind)
@@ -81,7 +79,7 @@ async def test_tampered_model_is_refused_at_start(
         if backend == "triton":
             # Triton's launcher loads every mirrored model at start (--load-model=*), before
             # a scorer is there to verify anything: it must leave the tampered version out.
-            server = TritonServer.start(model_repository, tmp_path / "triton")
+            server = start_triton(model_repository, tmp_path / "triton")
             stack.callback(server.stop)
             refused = [line for line in capfd.readouterr().err.splitlines() if "not serving" in line]
             ready = {k: _model_ready(server, f"{k.value}_classifier") for k in usable_kinds()}
@@ -136,6 +134,7 @@ def _controls(text: str) -> list[str]:
     return [hex(ord(c)) for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")]
 
 
+@pytest.mark.data
 async def test_crafted_command_line_cannot_inject_into_alert_consumers(
     kafka: KafkaBroker, model_repository: Path, tmp_path: Path
 ) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import (
+from tests.support.faults import (
     Ledger,
     RssWatch,
     ScorerProcess,
@@ -40,7 +40,7 @@ from tests.reliability.support import (
 from tests.support.kafka import KafkaBroker
 from tests.support.triton import TritonServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 OUTAGE_S = float(os.environ.get("SCORER_RELIABILITY_OUTAGE_S", "20"))
 RATE = 400.0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import (
+from tests.support.faults import (
     Ledger,
     ScorerProcess,
     TlsFiles,
@@ -34,8 +34,10 @@ from tests.reliability.support import (
     stopped_on_exit,
 )
 from tests.support.kafka import KafkaBroker
+from tests.support.triton import StartTriton
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.data
+
 
 
 @pytest.fixture
@@ -46,7 +48,10 @@ def tls(tmp_path: Path) -> TlsFiles:
 
 
 @pytest.fixture
-def tls_triton(model_repository: Path, tmp_path: Path, tls: TlsFiles) -> Iterator[TlsTritonServer]:
+def tls_triton(
+    model_repository: Path, tmp_path: Path, tls: TlsFiles, start_triton: StartTriton,
+) -> Iterator[TlsTritonServer]:
+    # start_triton: the fixture that marks the test triton (TlsTritonServer starts the same way).
     server = TlsTritonServer.start_tls(model_repository, tmp_path / "triton", tls)
     try:
         yield server

@@ -36,7 +36,7 @@ from replay.readers.recorded import Envelope, is_record_file
 from replay.record import write_envelopes
 from scorer.config import Settings
 from scorer.events import EventKind, FlowRecord, entity_key
-from tests.replay.captures import EVTX_RECORDS, evtx_sample
+from tests.support.captures import EVTX_RECORDS, evtx_sample
 
 T = TypeVar("T")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import os
 import zipfile
 from pathlib import Path
 
@@ -20,20 +19,20 @@ from replay import (
     write_canonical,
 )
 from scorer.events import EndpointEvent, EventKind, FlowRecord, SiemAlert
-from tests.replay.captures import zeek_json_from_tsv
+from tests.support.captures import zeek_json_from_tsv
+from tests.support.paths import DATA_DIR
 
-DATA = Path(os.environ.get("SCORER_DATA_DIR", Path(__file__).parents[3] / "shared" / "data"))
-ZEEK = DATA / "netflow/stratosphere-zeek/008-conn.log.labeled"
-CIC = DATA / "netflow/cic-ids2017-improved/Botnet_736.csv"
-AIT = DATA / "siem/ait-ads/shaw_alerts.csv.gz"
-OTRF = DATA / "edr/otrf-security-datasets/windows/collection/host/msf_record_mic.zip"
+ZEEK = DATA_DIR / "netflow/stratosphere-zeek/008-conn.log.labeled"
+CIC = DATA_DIR / "netflow/cic-ids2017-improved/Botnet_736.csv"
+AIT = DATA_DIR / "siem/ait-ads/shaw_alerts.csv.gz"
+OTRF = DATA_DIR / "edr/otrf-security-datasets/windows/collection/host/msf_record_mic.zip"
 SIGMA_MULTI = next(
-    (DATA / "edr/sigma-regression/rules/windows/registry/registry_set/"
+    (DATA_DIR / "edr/sigma-regression/rules/windows/registry/registry_set/"
      "registry_set_disable_system_restore").glob("*.json"),
-    DATA / "missing.json",
+    DATA_DIR / "missing.json",
 )
 
-needs_data = pytest.mark.skipif(not ZEEK.is_file(), reason="shared data folder not present")
+needs_data = pytest.mark.data
 
 
 def take(path: Path, n: int) -> list[LabeledEvent | ReadError]:

@@ -4,6 +4,7 @@ and offline and online (batched, published, restored) still end with the same st
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from scorer.events.structs import EventKind, SiemAlert
 from scorer.profiles.schema import decode, encode
@@ -11,7 +12,7 @@ from streams.clock import StreamClock
 from streams.offline import LocalProfiles
 from streams.store import DAY_S, Limits, ProfileStore
 from streams.updates import apply
-from tests.streams.data import events
+from tests.support.samples import events
 
 YEAR_2970 = 31_525_000_000.0  # seconds since 1970: a record dated year 2970
 SIEM = EventKind.SIEM
@@ -23,6 +24,7 @@ def _published(store: ProfileStore, log: list[tuple[str, bytes | None]]) -> None
     log += [(k, None if p is None else encode(p)) for k, p in store.changes()]
 
 
+@pytest.mark.data
 def test_one_record_from_year_2970_does_not_expire_the_partition() -> None:
     evs = list(events(SIEM, 800))
     store, log = ProfileStore(), []
@@ -77,6 +79,7 @@ def test_clock_never_jumps_past_the_earliest_confirming_entity() -> None:
     assert clock.observe("a", 530.0) and clock.now == 530.0
 
 
+@pytest.mark.data
 def test_offline_and_online_agree_with_an_implausible_record_and_a_restart() -> None:
     """Same events, same batches: the offline replay (training) and the worker (a store per
     batch, its changes published, killed halfway and restored from them) end identical,

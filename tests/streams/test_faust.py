@@ -29,7 +29,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.support.kafka import KafkaBroker
 
-pytestmark = pytest.mark.integration
 # Evidence about a third-party library that depends on where a SIGKILL lands: the suite
 # does not gate on it (results and the runs that produced them are in docs/profiles.md).
 racy = pytest.mark.skipif(not os.environ.get("SCORER_FAUST_EVIDENCE"),

@@ -17,9 +17,9 @@ from scorer.inference.repository import publish_version
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
 from scorer.service.build import build_runtimes
-from tests.streams.data import events
 from tests.support.models import build_tiny_model
 from tests.support.paths import MODEL_REPOSITORY
+from tests.support.samples import events
 
 EDR = EventKind.EDR
 
@@ -43,6 +43,7 @@ def test_shipped_models_keep_their_v1_features() -> None:
         assert tuple(rt.card.feature_names) == rt.features.names
 
 
+@pytest.mark.data
 async def test_each_version_gets_the_feature_set_its_card_names(tmp_path: Path) -> None:
     v1, v2 = feature_set(EDR).names, feature_set(EDR, "v2").names
     _publish(tmp_path, "1", v1, "")

@@ -9,7 +9,7 @@ import pytest
 from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert, entity_key
 from scorer.profiles.keys import edr_keys, flow_keys, siem_keys
 from scorer.profiles.schema import SEP
-from tests.streams.data import events
+from tests.support.samples import events
 
 
 def _profile_keys(e: Event) -> list[str]:
@@ -21,6 +21,7 @@ def _profile_keys(e: Event) -> list[str]:
     return list(siem_keys(e))
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("kind", list(EventKind))
 def test_every_profile_key_names_the_partition_key(kind: EventKind) -> None:
     evs = list(events(kind, 500))

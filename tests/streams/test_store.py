@@ -17,7 +17,7 @@ from scorer.profiles.schema import MARGIN_SLOTS, SLOT_S, ItemProfile, WindowProf
 from streams.offline import FrozenProfiles, LocalProfiles
 from streams.store import KeyBudget, Limits, ProfileStore
 from streams.updates import apply
-from tests.streams.data import events
+from tests.support.samples import events
 
 
 def _joined_with_lead(kind: EventKind, evs: list[Event], lead_s: float) -> np.ndarray:
@@ -35,6 +35,7 @@ def _joined_with_lead(kind: EventKind, evs: list[Event], lead_s: float) -> np.nd
     return np.concatenate(rows)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("kind", list(EventKind))
 def test_reads_do_not_depend_on_how_far_ahead_the_profile_is(kind: EventKind) -> None:
     """Each event joined against the state just before it == against a state up to the
@@ -50,6 +51,7 @@ def test_reads_do_not_depend_on_how_far_ahead_the_profile_is(kind: EventKind) ->
     assert np.isfinite(extra).all() and (extra != 0).any(axis=0).sum() >= len(extra[0]) // 2
 
 
+@pytest.mark.data
 def test_item_reads_hold_for_any_lead() -> None:
     """Host items (EDR) carry no window: even the state after the whole capture reads the same."""
     evs = list(events(EventKind.EDR))
@@ -60,6 +62,7 @@ def test_item_reads_hold_for_any_lead() -> None:
     np.testing.assert_array_equal(feature_set(EventKind.EDR, "v2", FrozenProfiles(final)).transform(evs), as_of_event)
 
 
+@pytest.mark.data
 def test_v2_starts_with_the_v1_columns() -> None:
     for kind in EventKind:
         v1, v2 = feature_set(kind), feature_set(kind, "v2", NoProfiles())
@@ -70,6 +73,7 @@ def test_v2_starts_with_the_v1_columns() -> None:
         feature_set(EventKind.EDR, "v9")
 
 
+@pytest.mark.data
 def test_replayed_offsets_are_not_counted_twice() -> None:
     evs = list(events(EventKind.NETFLOW, 500))
     once, twice = ProfileStore(), ProfileStore()
@@ -82,6 +86,7 @@ def test_replayed_offsets_are_not_counted_twice() -> None:
     assert _state(once) == _state(twice)
 
 
+@pytest.mark.data
 def test_records_round_trip_and_restore_gives_the_same_state() -> None:
     evs = list(events(EventKind.SIEM, 800))
     store = ProfileStore()

@@ -25,10 +25,12 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tests.support import markers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
@@ -114,6 +116,7 @@ class KafkaBroker:
     ) -> KafkaBroker:
         """Start a broker on ``port`` (a free one when None) with a fresh data dir in
         ``workdir`` (a new temporary directory when None); return once it answers."""
+        markers.require("kafka", "a Kafka broker started")
         wanted = [port, controller_port, sasl_ssl_port if sasl_ssl else None]
         picked = iter(free_ports(sum(1 for p in wanted if p is None)))
         port = port if port is not None else next(picked)
@@ -277,11 +280,5 @@ class KafkaBroker:
         return proc
 
 
-@contextlib.contextmanager
-def running_broker(workdir: Path | None = None, **kwargs: Any) -> Iterator[KafkaBroker]:
-    """``with running_broker(tmp_path) as broker: ...`` (stopped on exit, even on error)."""
-    broker = KafkaBroker.start(workdir=workdir, **kwargs)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+# What the ``start_kafka`` fixture is: :meth:`KafkaBroker.start`.
+StartKafka = Callable[..., KafkaBroker]

@@ -1,4 +1,8 @@
-"""Small, real samples of each kind from ../shared/data for integration tests.
+"""Small, real samples of each kind from ../shared/data (:data:`DATA_DIR`).
+
+Every read of the data folder by a test goes through :func:`require_data`: it refuses a
+test without the ``data`` marker, and skips (``SCORER_STRICT_SKIPS=1``: fails) when the
+file is not there.
 
 Values are what a SOC pipeline would publish: canonical JSON for flows and SIEM alerts, and
 the raw source forms for EDR (OTRF flat JSON lines and Event XML rendered as JSON), so the
@@ -18,20 +22,23 @@ import pytest
 
 from replay.readers import iter_capture
 from replay.readers.base import LabeledEvent
-from scorer.events.structs import EventKind, entity_key
+from scorer.events.structs import Event, EventKind, entity_key
+from tests.support import markers
 from tests.support.paths import DATA_DIR
 
 Sample = list[tuple[str, bytes, bytes]]  # (uid, key, value)
 
 
-def _require(path: Path) -> Path:
+def require_data(path: Path) -> Path:
+    """``path`` (under the data folder), once the running test may read it and it exists."""
+    markers.require("data", f"{path} read")
     if not path.exists():
         pytest.skip(f"real data not found at {path} (set SCORER_DATA_DIR)")
     return path
 
 
 def _events(path: Path, n: int, *, malicious: bool | None = None) -> list[LabeledEvent]:
-    items = (it for it in iter_capture(_require(path)) if isinstance(it, LabeledEvent))
+    items = (it for it in iter_capture(require_data(path)) if isinstance(it, LabeledEvent))
     if malicious is not None:
         items = (it for it in items if it.malicious is malicious)
     return list(itertools.islice(items, n))
@@ -62,7 +69,7 @@ def edr_sample() -> Sample:
     """Raw OTRF lines from one atomic capture and raw Sigma regression Event-XML documents."""
     out: Sample = []
     root = DATA_DIR / "edr"
-    zips = sorted(_require(root / "otrf-security-datasets" / "windows").rglob("*.zip"))
+    zips = sorted(require_data(root / "otrf-security-datasets" / "windows").rglob("*.zip"))
     with zipfile.ZipFile(zips[0]) as zf:
         member = next(n for n in zf.namelist() if n.endswith(".json"))
         with zf.open(member) as fh:
@@ -84,3 +91,19 @@ def edr_sample() -> Sample:
 
 
 SAMPLES = {EventKind.NETFLOW: netflow_sample, EventKind.EDR: edr_sample, EventKind.SIEM: siem_sample}
+
+
+# One capture per kind for the profile tests: a slice, in event-time order.
+CAPTURES = {
+    EventKind.NETFLOW: DATA_DIR / "netflow/stratosphere-zeek/010-conn.log.labeled",
+    EventKind.EDR: DATA_DIR / "edr/otrf-security-datasets/windows/collection/host/msf_record_mic.zip",
+    EventKind.SIEM: DATA_DIR / "siem/ait-ads/shaw_alerts.csv.gz",
+}
+
+
+@functools.cache
+def events(kind: EventKind, limit: int = 3000) -> tuple[Event, ...]:
+    """The first ``limit`` records of ``kind``'s capture, as events sorted by time."""
+    items = itertools.islice(iter_capture(require_data(CAPTURES[kind])), limit)
+    out = [i.event for i in items if isinstance(i, LabeledEvent)]
+    return tuple(sorted(out, key=lambda e: e.ts))

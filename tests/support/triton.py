@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from deploy.local import triton as launcher
+from tests.support import markers
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = Path(launcher.__file__)  # run as a script by the lifecycle's sync command
 
 
 def _launcher() -> ModuleType:
-    """The launcher module (tests/reliability/support/network.py still asks for it so)."""
+    """The launcher module (tests/support/faults/network.py still asks for it so)."""
     return launcher
 
 
@@ -73,6 +75,7 @@ class TritonServer:
         self._start(timeout_s)
 
     def _start(self, timeout_s: float) -> None:
+        markers.require("triton", "a tritonserver started")
         started = time.monotonic()
         self.pid = launcher.serve(
             self.repository, self.workdir, grpc_port=self.grpc_port,
@@ -85,3 +88,7 @@ class TritonServer:
             self.stop()
             raise RuntimeError(f"tritonserver failed to start: {exc}\n{tail}") from None
         self.start_seconds = time.monotonic() - started
+
+
+# What the ``start_triton`` fixture is: :meth:`TritonServer.start`.
+StartTriton = Callable[..., TritonServer]

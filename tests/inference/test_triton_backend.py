@@ -21,9 +21,7 @@ from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.triton import TritonBackend
 from tests.support.models import TinyModel, build_tiny_model, publish_tiny_model, synthetic_data
-from tests.support.triton import TritonServer
-
-pytestmark = pytest.mark.integration
+from tests.support.triton import StartTriton, TritonServer
 
 N_FEATURES = 12
 TINY = ModelRef("tiny", "1")
@@ -40,9 +38,9 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TinyMode
 
 @pytest.fixture(scope="module")
 def server(
-    repository: tuple[Path, TinyModel], tmp_path_factory: pytest.TempPathFactory
+    repository: tuple[Path, TinyModel], tmp_path_factory: pytest.TempPathFactory, start_triton: StartTriton,
 ) -> Iterator[TritonServer]:
-    server = TritonServer.start(repository[0], tmp_path_factory.mktemp("triton"))
+    server = start_triton(repository[0], tmp_path_factory.mktemp("triton"))
     print(f"\ntritonserver ready in {server.start_seconds:.2f}s")
     yield server
     server.stop()

@@ -32,13 +32,11 @@ from replay.readers import LabeledEvent, iter_capture
 from replay.sinks import replay_to_kafka
 from scorer.config import Settings
 from scorer.demo import bundled_capture
-from tests.replay.captures import EVTX_RECORDS, evtx_sample, otrf_json_lines, zeek_json_from_tsv
+from tests.support.captures import EVTX_RECORDS, evtx_sample, otrf_json_lines, zeek_json_from_tsv
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
 from tests.support.pipeline import consume, running_scorer, scorer_settings
 from tests.support.triton import TritonServer
-
-pytestmark = pytest.mark.integration
 
 NETFLOW, EDR, SIEM = DATA_DIR / "netflow", DATA_DIR / "edr", DATA_DIR / "siem"
 ZEEK = NETFLOW / "stratosphere-zeek/008-conn.log.labeled"
@@ -141,6 +139,7 @@ async def run_formats(
         assert metrics.accounting.balanced(), metrics.accounting.totals()
 
 
+@pytest.mark.data
 async def test_every_format_on_triton_reconciles(
     kafka: KafkaBroker, triton: TritonServer, tmp_path: Path
 ) -> None:
@@ -150,10 +149,12 @@ async def test_every_format_on_triton_reconciles(
         assert {s.backend for s in run.scores.values()} == {"triton"}, "not a fallback"
 
 
+@pytest.mark.data
 async def test_every_format_on_onnxruntime_reconciles(kafka: KafkaBroker, tmp_path: Path) -> None:
     await run_formats(kafka, ON_ONNXRUNTIME, "onnxruntime", "127.0.0.1:1", tmp_path)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize(
     ("pacing", "limit"),
     # 400 events at 1000/s: 0.4 s; 150 Zeek flows as recorded x1000: a 1.8 s schedule
@@ -266,6 +267,7 @@ async def test_record_then_replay_keeps_keys_values_and_partition_order(
     assert sum(v is None for records in after.values() for _, v, _ in records) == 12
 
 
+@pytest.mark.data
 def test_embedded_replay_and_eval_from_the_cli(tmp_path: Path) -> None:
     path, n = CIC, 200
     events = expected(path, n)

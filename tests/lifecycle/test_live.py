@@ -55,12 +55,9 @@ from tests.support.kafka import KafkaBroker
 from tests.support.models import build_tiny_model
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
 from tests.support.pipeline import consume, kcat_consume, running_scorer, scorer_settings, wait_for
-from tests.support.triton import LAUNCHER, TritonServer
+from tests.support.triton import LAUNCHER, StartTriton, TritonServer
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not DATA_DIR.is_dir(), reason="shared data folder not present"),
-]
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 KIND = "siem"
 MODEL = "siem_classifier"
@@ -97,10 +94,10 @@ def candidates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, start_triton: StartTriton) -> Iterator[Env]:
     repo = tmp_path_factory.mktemp("model_repository")
     shutil.copytree(MODEL_REPOSITORY / MODEL, repo / MODEL)  # other kinds' contracts may be in flux
-    server = TritonServer.start(repo, tmp_path_factory.mktemp("triton"))
+    server = start_triton(repo, tmp_path_factory.mktemp("triton"))
     p = f"lc{uuid.uuid4().hex[:8]}"
     shim = server.workdir / "repository"
     sync = (f"{sys.executable} {LAUNCHER} sync --repository {repo} --workdir {server.workdir}"

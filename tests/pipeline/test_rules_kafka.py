@@ -19,7 +19,7 @@ from tests.support.paths import DATA_DIR, RULE_REPOSITORY
 from tests.support.pipeline import consume, kcat_consume, produce, running_scorer, scorer_settings, wait_for
 from tests.support.triton import TritonServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.data
 SAMPLE_EVERY = 4  # every 4th regression event, in path order: about 50 events
 
 

@@ -17,9 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from tests.support.kafka import KafkaBroker, kcat_available, kcat_path
-
-pytestmark = pytest.mark.integration
+from tests.support.kafka import KafkaBroker, StartKafka, kcat_available, kcat_path
 
 
 def _topic(prefix: str) -> str:
@@ -212,8 +210,8 @@ async def test_transactions_commit_and_abort(kafka: KafkaBroker) -> None:
 # ---------------------------------------------------------------------------- restart
 
 
-async def test_restart_keeps_records_and_committed_offsets(tmp_path: Path) -> None:
-    broker = KafkaBroker.start(workdir=tmp_path)
+async def test_restart_keeps_records_and_committed_offsets(tmp_path: Path, start_kafka: StartKafka) -> None:
+    broker = start_kafka(workdir=tmp_path)
     try:
         topic = _topic("broker.restart")
         group = f"g-{uuid.uuid4().hex[:8]}"
@@ -273,9 +271,9 @@ async def test_restart_keeps_records_and_committed_offsets(tmp_path: Path) -> No
 
 
 @pytest.fixture(scope="module")
-def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory, start_kafka: StartKafka) -> Iterator[KafkaBroker]:
     """A broker with the extra SASL_SSL listener (SCRAM-SHA-512, generated CA)."""
-    broker = KafkaBroker.start(workdir=tmp_path_factory.mktemp("kafka-sasl"), sasl_ssl=True)
+    broker = start_kafka(workdir=tmp_path_factory.mktemp("kafka-sasl"), sasl_ssl=True)
     try:
         yield broker
     finally:

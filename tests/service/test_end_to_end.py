@@ -19,7 +19,7 @@ from tests.support.pipeline import consume, kcat_consume, produce, running_score
 from tests.support.samples import SAMPLES
 from tests.support.triton import TritonServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.data
 
 _RUNS: dict[str, dict[str, Any]] = {}
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from scorer.events.structs import EventKind
-from tests.reliability.support import ScorerProcess, new_topics, scorer_env
+from tests.support.faults import ScorerProcess, new_topics, scorer_env
 from tests.support.kafka import KafkaBroker
 from tests.support.pipeline import consume, produce
 from tests.support.samples import SAMPLES
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.data
 
 CONSUMED = "scorer_events_consumed_total"
 

@@ -19,7 +19,7 @@ from aiokafka.structs import ConsumerRecord
 
 from scorer.events.structs import EventKind
 from scorer.pipeline.deadletter import header_dict
-from tests.reliability.support.process import Topics
+from tests.support.faults.process import Topics
 from tests.support.samples import SAMPLES
 
 

@@ -12,6 +12,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Float64, Int16, Int32, Schema, String
 
+from tests.support import markers
 from tests.support.kafka import free_ports
 from tests.support.triton import TritonServer, _launcher
 
@@ -57,6 +58,7 @@ class TlsTritonServer(TritonServer):
 
     def _start(self, timeout_s: float) -> None:
         assert self.tls is not None
+        markers.require("triton", "a TLS tritonserver started")
         launcher = _launcher()
         started = time.monotonic()
         self.pid = launcher.serve(

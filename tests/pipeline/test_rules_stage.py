@@ -2,7 +2,7 @@
 their own, a rule that raises isolates its event as a dead letter naming the rule.
 
 A small fake engine stands in for the compiled pack here (unit level); the real engine and
-the shipped pack are exercised in tests/rules and tests/integration.
+the shipped pack are exercised in tests/rules and tests/pipeline/test_rules_kafka.py.
 """
 
 from __future__ import annotations

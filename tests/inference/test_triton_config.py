@@ -12,22 +12,21 @@ from tritonclient.grpc import model_config_pb2 as mc
 from scorer.events import EventKind
 from scorer.inference import triton_config as tc
 from scorer.inference.repository import load_version
-
-REPO = Path(__file__).parents[3] / "model_repository"
+from tests.support.paths import MODEL_REPOSITORY
 
 
 @pytest.mark.parametrize("kind", list(EventKind))
 def test_the_shipped_configs_are_the_rendered_ones_byte_for_byte(kind: EventKind) -> None:
     name = f"{kind}_classifier"
-    width = len(load_version(REPO, name).card.feature_names)
-    assert (REPO / name / tc.CONFIG).read_text() == tc.production_config(name, width)
-    assert (REPO / name / tc.CPU_CONFIG).read_text() == tc.cpu_config(name, width)
-    assert tc.input_width(REPO / name) == width
+    width = len(load_version(MODEL_REPOSITORY, name).card.feature_names)
+    assert (MODEL_REPOSITORY / name / tc.CONFIG).read_text() == tc.production_config(name, width)
+    assert (MODEL_REPOSITORY / name / tc.CPU_CONFIG).read_text() == tc.cpu_config(name, width)
+    assert tc.input_width(MODEL_REPOSITORY / name) == width
 
 
 @pytest.mark.parametrize("kind", list(EventKind))
 def test_every_variant_reads_back_as_printed(kind: EventKind) -> None:
-    production = tc.read(REPO / f"{kind}_classifier" / tc.CONFIG)
+    production = tc.read(MODEL_REPOSITORY / f"{kind}_classifier" / tc.CONFIG)
     shim = tc.python_backend(production)
     engine = tc.python_backend(production)
     tc.set_instances(engine, "gpu", 2, gpus=[0])

@@ -15,8 +15,6 @@ from scorer.kafka import COMPACTED, TopicRefused, TopicSpec, admin_client, ensur
 from streams.kafka import ensure_profile_topics
 from tests.support.kafka import KafkaBroker
 
-pytestmark = pytest.mark.integration
-
 
 def _name(prefix: str) -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"

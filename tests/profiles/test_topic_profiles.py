@@ -32,12 +32,11 @@ from scorer.profiles.view import TopicProfileView
 from streams.bench import staleness
 from streams.offline import LocalProfiles
 from streams.worker import ProfileWorker, WorkerSettings
-from tests.streams.data import events
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.pipeline import produce, running_scorer
+from tests.support.samples import events
 
-pytestmark = pytest.mark.integration
 KINDS = (EventKind.NETFLOW, EventKind.SIEM, EventKind.EDR)
 CHUNK_S = 600.0  # the join is exact while the view is less than 15 minutes ahead of an event
 
@@ -114,6 +113,7 @@ async def _drained(settings: Settings, group: str, timeout: float = 120.0) -> No
         await consumer.stop()
 
 
+@pytest.mark.data
 async def test_online_profiles_and_join_equal_the_offline_computation(settings: Settings) -> None:
     worker = ProfileWorker(WorkerSettings.from_settings(settings, max_records=256))
     await worker.start()
@@ -181,6 +181,7 @@ async def _scorer(settings: Settings) -> AsyncIterator[tuple[ScoringLoop, TopicP
         await view.stop()
 
 
+@pytest.mark.data
 async def test_each_scorer_view_holds_the_profiles_of_its_partitions(settings: Settings) -> None:
     kind = EventKind.NETFLOW
     async with _worker(settings) as worker:
@@ -257,6 +258,7 @@ def _samples(registry: CollectorRegistry) -> dict[str, float]:
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if not line.startswith("#")}
 
 
+@pytest.mark.data
 async def test_staleness_from_produce_to_the_view_is_bounded(kafka: KafkaBroker) -> None:
     """Worker and view running, 200 events/s: each event's profile reaches the view quickly
     (the measured numbers are in docs/profiles.md: ``python -m streams.bench --staleness-rate``)."""
@@ -288,6 +290,7 @@ class WorkerProcess:
         self.proc.wait(30)
 
 
+@pytest.mark.data
 async def test_killed_worker_recovers_without_losing_or_double_counting(settings: Settings, tmp_path: Path) -> None:
     kinds = (EventKind.NETFLOW, EventKind.SIEM)
     sample = {k: _sample(k, 3000) for k in kinds}
@@ -307,6 +310,7 @@ async def test_killed_worker_recovers_without_losing_or_double_counting(settings
         assert await _topic_state(settings, kind) == _offline_state(kind, sample[kind]), kind
 
 
+@pytest.mark.data
 async def test_two_workers_share_partitions_and_a_rebalance_moves_state(settings: Settings, tmp_path: Path) -> None:
     kind = EventKind.NETFLOW
     evs = _sample(kind, 3000)

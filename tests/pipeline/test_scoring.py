@@ -1,6 +1,6 @@
 """BatchScorer accounting and OCSF output, with a small fake backend (unit level).
 
-The real backends are exercised in tests/integration.
+The real backends are exercised in tests/inference and tests/service (marked kafka/triton).
 """
 
 from __future__ import annotations

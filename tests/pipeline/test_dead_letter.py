@@ -14,7 +14,7 @@ from tests.support.kafka import KafkaBroker
 from tests.support.pipeline import kcat_consume, produce, running_scorer, scorer_settings, wait_for
 from tests.support.samples import SAMPLES
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.data
 
 
 def _exported(registry: CollectorRegistry, family: str) -> float:

@@ -9,8 +9,8 @@ real thing, not a coroutine inside pytest.
 - :mod:`.network`: TLS material, a TLS-only tritonserver, a broker produce quota.
 """
 
-from tests.reliability.support.network import TlsFiles, TlsTritonServer, make_tls, set_produce_quota
-from tests.reliability.support.process import (
+from tests.support.faults.network import TlsFiles, TlsTritonServer, make_tls, set_produce_quota
+from tests.support.faults.process import (
     RssWatch,
     ScorerProcess,
     Topics,
@@ -23,7 +23,7 @@ from tests.reliability.support.process import (
     stopped_on_exit,
     usable_kinds,
 )
-from tests.reliability.support.streams import (
+from tests.support.faults.streams import (
     BAD_EVERY,
     Ledger,
     LedgerReport,

@@ -1,4 +1,4 @@
-"""~2,000 hostile records (tests/fuzz/strategies.py) through the real Kafka into a real
+"""~2,000 hostile records (tests/support/strategies.py) through the real Kafka into a real
 `scorer run`: every record ends scored or dead-lettered with a reason, none is lost, and the
 scorer is still alive afterwards.
 
@@ -10,7 +10,7 @@ alert when its score alerts). Records over 300 kB are left to tests/fuzz (they w
 this test slow), apart from two fixed ones beyond the scorer's record limit, plus a
 tombstone and records whose ``kind`` header names no kind.
 
-Run more: SCORER_FUZZ_KAFKA_EXAMPLES=20000 pytest -s tests/integration/test_fuzz_kafka.py
+Run more: SCORER_FUZZ_KAFKA_EXAMPLES=20000 pytest -s tests/fuzz/test_fuzz_kafka.py
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
 from scorer.service.build import build_runtimes
-from tests.fuzz.strategies import FUZZ, hostile_record
-from tests.reliability.support import (
+from tests.support.faults import (
     Ledger,
     ScorerProcess,
     Topics,
@@ -49,8 +48,9 @@ from tests.reliability.support import (
 )
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY
+from tests.support.strategies import FUZZ, hostile_record
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.data
 
 EXAMPLES = int(os.environ.get("SCORER_FUZZ_KAFKA_EXAMPLES", "2000"))
 MAX_BYTES = 300_000

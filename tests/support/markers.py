@@ -1,0 +1,45 @@
+"""The markers that say what a test needs, set at collection from the fixtures it uses.
+
+``kafka`` / ``triton``: the test (directly, or through another fixture) uses a fixture that
+starts a real broker / tritonserver; ``gpu``: the GPU serving stack (deploy/gpu) on a tritonserver. The
+service launchers (:mod:`tests.support.kafka`, :mod:`tests.support.triton`) refuse to start
+inside a test that lacks the marker, so ``-m "not kafka"`` can never start a broker.
+``data`` (reads ``../shared/data``) and ``slow`` (minutes-long fault runs) are set by hand.
+``integration`` stays as the name of "needs a real service": kafka or triton.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# fixture -> the markers of every test that uses it (tests/conftest.py applies them).
+FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
+    "start_kafka": ("kafka",),  # every broker of the tests is started through this one
+    "start_triton": ("triton",),  # every tritonserver of tests/support/triton.py
+    "gpu_server": ("gpu", "triton"),  # deploy/gpu's model repository on a tritonserver
+}
+SERVICE_MARKERS = ("kafka", "triton")  # either one makes a test ``integration``
+
+_current: frozenset[str] | None = None  # markers of the running test; None outside pytest
+
+
+def markers_for(fixtures: Iterable[str]) -> set[str]:
+    """The markers a test using ``fixtures`` (its whole fixture closure) must carry."""
+    wanted = {m for f in fixtures for m in FIXTURE_MARKERS.get(f, ())}
+    if wanted & set(SERVICE_MARKERS):
+        wanted.add("integration")
+    return wanted
+
+
+def set_current(markers: Iterable[str] | None) -> None:
+    global _current
+    _current = frozenset(markers) if markers is not None else None
+
+
+def require(marker: str, what: str) -> None:
+    """Refuse ``what`` (a service start, a data read) inside a test without ``marker``."""
+    if _current is None or marker in _current:
+        return
+    how = (f"start it through the start_{marker} fixture (tests/conftest.py), which marks the test"
+           if marker in SERVICE_MARKERS else f"mark the test @pytest.mark.{marker}")
+    raise RuntimeError(f"{what} by a test without the {marker!r} marker: {how}")
