@@ -28,8 +28,9 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not (kafka or triton or gpu or slow)"
 
+# What CI runs before the tests (.ci/run) and pre-commit runs on each commit.
 lint: $(STAMP)
-	$(BIN)/ruff check scorer models replay streams tests
+	$(BIN)/ruff check scorer models replay streams deploy tests
 	$(BIN)/mypy
 
 models: $(STAMP)

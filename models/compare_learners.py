@@ -39,7 +39,9 @@ GOAL = {"netflow": ("unseen_host_roc_auc_min", "recall_at_budget", "fpr_at_budge
 
 
 def _signed_log(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    return np.sign(x) * np.log1p(np.abs(x.astype(np.float64)))
+    wide = x.astype(np.float64)
+    out: npt.NDArray[np.float64] = np.sign(wide) * np.log1p(np.abs(wide))
+    return out
 
 
 def _scaled(estimator: Any) -> Fit:

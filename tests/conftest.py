@@ -85,13 +85,15 @@ OPT_IN = "runs only with"
 collect_ignore = ["streams/faust_probe.py"]
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if not report.skipped or hasattr(report, "wasxfail") or os.environ.get("SCORER_STRICT_SKIPS") != "1":
-        return
+        return report
     reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
     if OPT_IN not in reason:
         report.outcome = "failed"
         report.longrepr = f"skipped under SCORER_STRICT_SKIPS=1: {reason}"
+    return report

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from scorer.events import EventDecoder, EventKind, FlowRecord, SourceRef
+from scorer.events import Event, EventDecoder, EventKind, FlowRecord, SiemAlert, SourceRef
 from scorer.events.decode import DecodeFailure
 
 REF = SourceRef("events.netflow", 2, 41, 1700000000000)
 FLOW = {"ts": 1655071198.4, "src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "dst_port": 443, "proto": "TCP"}
 
 
-def decode(kind: EventKind | None, value: bytes | None, limit: int = 4096) -> object:
+def decode(kind: EventKind | None, value: bytes | None, limit: int = 4096) -> Event | DecodeFailure:
     return EventDecoder(limit).decode(kind, value, REF, b"k")
 
 
@@ -87,8 +87,8 @@ def test_siem_forms() -> None:
                 "dest_ip": "2.2.2.2", "alert": {"signature": "ET SCAN", "signature_id": 1, "severity": 2}}
     w = decode(EventKind.SIEM, json.dumps(wazuh).encode())
     s = decode(EventKind.SIEM, json.dumps(suricata).encode())
-    assert not isinstance(w, DecodeFailure) and w.source_system == "wazuh" and w.severity == 5
-    assert not isinstance(s, DecodeFailure) and s.source_system == "suricata" and s.dst_ip == "2.2.2.2"
+    assert isinstance(w, SiemAlert) and w.source_system == "wazuh" and w.severity == 5
+    assert isinstance(s, SiemAlert) and s.source_system == "suricata" and s.dst_ip == "2.2.2.2"
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def _hostile_inputs(kinds: tuple[EventKind, ...]) -> list[Fuzzed]:
         drawn.append(record)
 
     draw()
-    decoder, uids, out = EventDecoder(), set(), []
+    decoder, uids, out = EventDecoder(), set(), list[Fuzzed]()
     for i, (k, value) in enumerate(drawn):
         if len(out) == EXAMPLES:
             break

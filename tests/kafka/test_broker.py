@@ -157,7 +157,7 @@ async def test_aiokafka_produce_kcat_consume(kafka: KafkaBroker) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    got = []
+    got: list[tuple[int, int, bytes | None, bytes | None]] = []
     for line in proc.stdout.splitlines():
         p, off, k, v = line.split("\t")
         got.append((int(p), int(off), k.encode(), v.encode()))

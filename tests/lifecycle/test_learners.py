@@ -7,7 +7,9 @@ probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -23,7 +25,7 @@ from scorer.lifecycle.package import PackageRequest, package
 from scorer.lifecycle.validate import scores
 from tests.lifecycle.conftest import KIND, MODEL, Repo
 
-BOOSTERS = {
+BOOSTERS: dict[str, Callable[[], Any]] = {
     "lightgbm": lambda: LGBMClassifier(n_estimators=40, num_leaves=15, verbose=-1, random_state=0),
     "xgboost": lambda: XGBClassifier(n_estimators=40, max_depth=4, random_state=0),
 }

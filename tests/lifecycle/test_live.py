@@ -83,7 +83,7 @@ def candidates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     import models.train as training
 
-    ds = training.spec_of(KIND).dataset()
+    ds = training.spec_of(KIND).dataset("")
     rng = np.random.default_rng(7)
     rows = rng.choice(len(ds.y), 12_000, replace=False)
     out = tmp_path_factory.mktemp("candidates")

@@ -78,7 +78,7 @@ async def test_shadow_promote_rollback_between_batches(repo: Repo) -> None:
     assert await h.switcher.prepare(SIEM, 1, state)
     assert h.serving == ("1", None), "nothing changes until no batch is in flight"
     await h.switcher.install_ready()
-    assert h.serving == ("1", "2") and h.reports == [("siem", None)]
+    assert h.serving == ("1", "2") and h.reports == [("siem", None)]  # type: ignore[comparison-overlap]
     assert h.scorer.shadows[SIEM].features is features, "entity state carries over"
     assert await h.apply("2")
     assert h.serving == ("2", None) and h.loads == ["2"], "promotion reuses the loaded shadow"

@@ -58,6 +58,7 @@ class KeywordEngine:
 
 
 class HitCountFeatures:
+    kind = EventKind.EDR
     names: tuple[str, ...] = ("rule_hits",)
 
     def transform(self, events: Sequence[Event]) -> npt.NDArray[np.float32]:

@@ -26,7 +26,8 @@ from scorer.pipeline.source import input_record
 
 
 class BytesFeatures:
-    names = ("log_src_bytes", "dst_port")
+    kind = EventKind.NETFLOW
+    names: tuple[str, ...] = ("log_src_bytes", "dst_port")
 
     def transform(self, events: Sequence[Event]) -> npt.NDArray[np.float32]:
         rows = []
@@ -186,9 +187,9 @@ async def test_a_record_that_breaks_the_features_is_dead_lettered_and_the_rest_s
 async def test_a_record_that_breaks_a_later_stage_is_dead_lettered_and_the_rest_scored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from scorer.alerts.ocsf import detection_finding as real
     from scorer.pipeline import decide
 
-    real = decide.detection_finding
 
     def brittle(**kwargs: object) -> object:
         event = kwargs["event"]

@@ -27,7 +27,7 @@ from scorer.config import InferenceSettings, KafkaSettings, ProfileSettings, Set
 from scorer.events.structs import Event, EventKind, entity_key
 from scorer.features import capture_matrix, feature_set
 from scorer.pipeline.loop import ScoringLoop
-from scorer.profiles.schema import ItemProfile, decode, encode
+from scorer.profiles.schema import ItemProfile, Profile, decode, encode
 from scorer.profiles.view import TopicProfileView
 from streams.bench import staleness
 from streams.offline import LocalProfiles
@@ -67,8 +67,8 @@ def _offline_state(kind: EventKind, evs: Sequence[Event]) -> dict[str, bytes]:
     return {k: _without_offset(p) for k, p in local.store._keys.items()}  # test-only peek
 
 
-def _without_offset(p: object) -> bytes:
-    return encode(msgspec.structs.replace(p, offset=-1))  # type: ignore[type-var]
+def _without_offset(p: Profile) -> bytes:
+    return encode(msgspec.structs.replace(p, offset=-1))
 
 
 async def _topic_state(settings: Settings, kind: EventKind) -> dict[str, bytes]:

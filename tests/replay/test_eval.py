@@ -19,7 +19,8 @@ from replay.eval.join import join
 from replay.eval.report import MAX_HOURS, build_report
 from replay.eval.truth import TruthRow, TruthWriter
 from replay.readers import is_malicious
-from replay.record import Envelope, write_envelopes
+from replay.readers.recorded import Envelope
+from replay.record import write_envelopes
 from scorer.events import EventKind
 from scorer.pipeline.outcome import ScoredEvent
 
@@ -71,7 +72,7 @@ def write_inputs(
     scores = [
         ScoredEvent(EventKind(k), u, s, "m", "1", "onnxruntime", a) for u, k, _, _, _, s, a in ROWS
     ]
-    findings = [
+    findings: list[dict[str, Any]] = [
         {
             "finding_info": {"related_events": [{"uid": u, "type": k}]},
             "severity": "High",
@@ -189,7 +190,8 @@ def per_hour(tmp_path: Path, hours: list[float]) -> dict[str, Any]:
     with TruthWriter(truth) as w:
         for i, h in enumerate(hours):
             w.write(TruthRow(f"u{i}", "siem", "benign", False, "c", None, T0 + 3600 * h))
-    return build_report(join(truth, None, None), {"alerts": None})["alerts_per_hour"]["siem"]
+    hourly: dict[str, Any] = build_report(join(truth, None, None), {"alerts": None})["alerts_per_hour"]["siem"]
+    return hourly
 
 
 def test_alerts_per_hour_has_every_hour_between_first_and_last(tmp_path: Path) -> None:

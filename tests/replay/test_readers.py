@@ -225,6 +225,7 @@ def test_zeek_json_reads_fields_and_keeps_the_label(tmp_path: Path) -> None:
                                                  "ReadError"]
     first, bad, attack, late = items
     assert isinstance(first, LabeledEvent) and isinstance(attack, LabeledEvent)
+    assert isinstance(attack.event, FlowRecord)
     assert first.event == FlowRecord(
         uid="C1", ts=1655071198.444458, src_ip="10.0.0.1", src_port=62771, dst_ip="10.0.0.2",
         dst_port=443, proto="tcp", service="ssl", duration=1.135424, src_bytes=1596,

@@ -118,7 +118,7 @@ def check_reconciles(
 
 async def run_formats(
     kafka: KafkaBroker,
-    formats: dict[str, tuple[Path, int]],
+    formats: dict[str, tuple[Capture, int]],
     backend: str,
     triton_url: str,
     tmp: Path,

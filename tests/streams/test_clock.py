@@ -27,7 +27,7 @@ def _published(store: ProfileStore, log: list[tuple[str, bytes | None]]) -> None
 @pytest.mark.data
 def test_one_record_from_year_2970_does_not_expire_the_partition() -> None:
     evs = list(events(SIEM, 800))
-    store, log = ProfileStore(), []
+    store, log = ProfileStore(), list[tuple[str, bytes | None]]()
     for i, e in enumerate(evs):
         apply(store, SIEM, e, i)
     _published(store, log)
@@ -89,7 +89,7 @@ def test_offline_and_online_agree_with_an_implausible_record_and_a_restart() -> 
     limits = Limits(ttl_s=3600.0)
     batches = [evs[i:i + 100] for i in range(0, len(evs), 100)]
     offline = LocalProfiles(limits)
-    online, log, offset = ProfileStore(limits=limits), [], 0
+    online, log, offset = ProfileStore(limits=limits), list[tuple[str, bytes | None]](), 0
     for n, batch in enumerate(batches):
         offline.observe(SIEM, batch)
         for e in batch:

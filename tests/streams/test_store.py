@@ -11,6 +11,7 @@ import pytest
 
 from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord
 from scorer.features import feature_set
+from scorer.features.base import F32
 from scorer.profiles.join import NoProfiles, read_item, read_window
 from scorer.profiles.keys import edr_keys
 from scorer.profiles.schema import MARGIN_SLOTS, SLOT_S, ItemProfile, WindowProfile, decode, encode, slot_of
@@ -20,15 +21,15 @@ from streams.updates import apply
 from tests.support.samples import events
 
 
-def _joined_with_lead(kind: EventKind, evs: list[Event], lead_s: float) -> np.ndarray:
+def _joined_with_lead(kind: EventKind, evs: list[Event], lead_s: float) -> F32:
     """Each minute of events joined while the job has already applied ``lead_s`` more."""
     job = LocalProfiles()
     fs = feature_set(kind, "v2", FrozenProfiles(job))
-    done, rows = 0, []
+    done, rows = 0, list[F32]()
     for minute, group in itertools.groupby(evs, key=lambda e: slot_of(e.ts)):
         batch = list(group)
         horizon = (minute + 1) * SLOT_S + lead_s
-        ahead = list(itertools.takewhile(lambda e, h=horizon: e.ts < h, evs[done:]))
+        ahead = list(itertools.takewhile(lambda e, h=horizon: e.ts < h, evs[done:]))  # type: ignore[misc]
         job.observe(kind, ahead)
         done += len(ahead)
         rows.append(fs.transform(batch))
