@@ -28,7 +28,7 @@ python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu",onnxruntim
   --http-port "$port" --grpc-port $((port + 1)) --metrics-port $((port + 2)) || {
   tail -c 20000 "$work/tritonserver.log" >"$out/tritonserver.log"; exit 1; }
 echo "server ready after $(( $(date +%s) - t0 )) s"
-bench() { python3 -m scorer.bench.gpu_triton run --url "$url" --features "$feats" "$@"; }
+bench() { python3 -m deploy.gpu.client_bench run --url "$url" --features "$feats" "$@"; }
 if [[ " $stages " == *" gpu_vs_cpu "* ]]; then
   bench --models "${MODELS:-netflow_classifier,edr_classifier,siem_classifier}" \
     --engines "$gpu",onnxruntime --transports grpc --concurrency 1 --inprocess \
@@ -48,7 +48,7 @@ if [[ " $stages " == *" perf "* && -n "${PERF_ANALYZER:-}" ]]; then
   mkdir -p /tmp/pa/lib && ln -sf "$libs"/libb64-*.so.0d /tmp/pa/lib/libb64.so.0d \
     && ln -sf "$libs"/libcudart-*.so.12* /tmp/pa/lib/libcudart.so.12
   export LD_LIBRARY_PATH=/tmp/pa/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  perf() { python3 -m scorer.bench.gpu_triton_perf --perf-analyzer "$pa" --url "$url" \
+  perf() { python3 -m deploy.gpu.perf_analyzer --perf-analyzer "$pa" --url "$url" \
     --models netflow_classifier \
     --concurrency 1,4,16 --batches "$batches" "$@"; }
   perf --engines "$gpu" --shared-memory none,system,cuda --out "$out/perf_gpu.json" 2>&1 | tee "$out/perf_gpu.log"

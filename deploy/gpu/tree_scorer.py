@@ -1,7 +1,7 @@
 """The scoring engines behind the GPU Triton model (deploy/gpu/model.py) and its bench.
 
 One ``score(parts)`` for three engines, so the server's python model and the in-process
-limit in scorer/bench/gpu_triton.py run the very same code:
+limit in deploy/gpu/client_bench.py run the very same code:
 
 - ``torch``: scorer/inference/trees.py's traversal on CUDA, one CUDA graph per power-of-two
   batch bucket (1, 2, 4 ... max_batch) captured at start, so a batch costs one launch plus

@@ -1,10 +1,10 @@
 """perf_analyzer (Triton's C++ load generator) over the models of deploy/gpu/launch.py.
 
-    python -m scorer.bench.gpu_triton_perf --perf-analyzer /path/perf_analyzer \
+    python -m deploy.gpu.perf_analyzer --perf-analyzer /path/perf_analyzer \
         --models netflow_classifier --engines torch --shared-memory none,system,cuda \
         --concurrency 1,4,16 --batches 1,64,1024,8192,65536 --out perf.json
 
-scorer.bench.gpu_triton measures through the Python tritonclient, the scorer's own client
+deploy.gpu.client_bench measures through the Python tritonclient, the scorer's own client
 path; at small batches and many requests in flight that client's own CPU time (one Python
 thread per request in flight, one GIL) can be what limits. perf_analyzer sends the same
 requests from C++, so the gap between the two is the Python client's share. Its inputs are
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from scorer.bench.gpu_triton import machine_info
+from deploy.gpu.client_bench import machine_info
 
 # perf_analyzer's CSV columns (µs, rows/s) -> this report's names.
 COLUMNS = {"Inferences/Second": "rows_per_s", "p50 latency": "p50_us", "p99 latency": "p99_us",

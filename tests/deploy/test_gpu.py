@@ -1,4 +1,4 @@
-"""deploy/gpu (the GPU Triton model repository) and scorer.bench.gpu_triton, on the CPU.
+"""deploy/gpu (the GPU Triton model repository and its client bench), on the CPU.
 
 The torch engine's CUDA graphs need a GPU (docs/gpu-serving.md has the H100 run); here the
 same TreeScorer runs its CPU engines (numpy, onnxruntime, torch eager when torch is
@@ -19,16 +19,16 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from deploy.gpu import client_bench
 from deploy.gpu import launch as deploy_gpu
 from deploy.local import triton as local_triton
-from scorer.bench import gpu_triton
 from scorer.inference.trees import load_tables
 from tests.support import markers
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.triton import free_port
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
-tree_scorer = gpu_triton._tree_scorer()
+tree_scorer = client_bench._tree_scorer()
 
 
 def _onnx(model: str) -> Path:
@@ -50,7 +50,7 @@ def _ort(model: str, x: Any) -> Any:
 
 
 def test_stats_percentiles_and_rate() -> None:
-    s = gpu_triton.stats([0.001 * i for i in range(1, 101)], rows_per_request=10, wall_s=2.0)
+    s = client_bench.stats([0.001 * i for i in range(1, 101)], rows_per_request=10, wall_s=2.0)
     assert s["requests"] == 100
     assert s["p50_us"] == pytest.approx(50_500.0)
     assert s["p99_us"] == pytest.approx(99_010.0)
@@ -88,7 +88,7 @@ def test_measure_runs_every_transport_until_count() -> None:
                 calls.append(len(x))
             return x
 
-    s = gpu_triton.measure([Fake(), Fake()], np.zeros((8, 2), np.float32), duration_s=0.0, min_requests=5)  # type: ignore[list-item]
+    s = client_bench.measure([Fake(), Fake()], np.zeros((8, 2), np.float32), duration_s=0.0, min_requests=5)  # type: ignore[list-item]
     assert s["requests"] == 10 and len(calls) == 10 + 2 * 3  # 3 warm-ups per transport
     assert s["rows_per_s"] > 0
 
@@ -133,7 +133,7 @@ def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_served_model_equals_onnxruntime(gpu_server: str, engine: str, transport: str) -> None:
     for model in MODELS:
         x = _rows(model, 700, seed=7)
-        t = gpu_triton.Transport(gpu_server, f"{model}_{engine}", transport, len(x), x.shape[1], f"test{engine}")
+        t = client_bench.Transport(gpu_server, f"{model}_{engine}", transport, len(x), x.shape[1], f"test{engine}")
         try:
             got = t.infer(x)
         finally:
@@ -146,7 +146,7 @@ def test_bench_run_writes_report(gpu_server: str, tmp_path: Path) -> None:
     feats = tmp_path / "feats.npz"
     np.savez(feats, netflow_classifier=_rows("netflow_classifier", 50, seed=3))
     out = tmp_path / "report.json"
-    gpu_triton.main(["run", "--url", gpu_server, "--features", str(feats), "--engines", "numpy,onnxruntime",
+    client_bench.main(["run", "--url", gpu_server, "--features", str(feats), "--engines", "numpy,onnxruntime",
                      "--transports", "grpc,shm", "--concurrency", "1,2", "--batches", "1,64",
                      "--duration", "0.05", "--min-requests", "3", "--out", str(out)])
     import json
@@ -157,7 +157,7 @@ def test_bench_run_writes_report(gpu_server: str, tmp_path: Path) -> None:
 
 
 def test_perf_analyzer_csv_is_read() -> None:
-    from scorer.bench.gpu_triton_perf import parse_csv
+    from deploy.gpu.perf_analyzer import parse_csv
 
     text = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,"
             "Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency\n"

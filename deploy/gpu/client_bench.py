@@ -1,7 +1,7 @@
 """The tree models served by Triton on a GPU (deploy/gpu/launch.py), measured from the client.
 
-    python -m scorer.bench.gpu_triton features --out feats.npz        # here: real feature rows
-    python -m scorer.bench.gpu_triton run --url 127.0.0.1:8001 --features feats.npz \
+    python -m deploy.gpu.client_bench features --out feats.npz        # here: real feature rows
+    python -m deploy.gpu.client_bench run --url 127.0.0.1:8001 --features feats.npz \
         --models netflow_classifier --engines torch,onnxruntime --transports grpc,shm,cudashm \
         --concurrency 1,4,16 --inprocess --out gpu_triton.json             # on the GPU host
 
@@ -209,9 +209,7 @@ def bench_inprocess(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]
 
 
 def _tree_scorer() -> Any:
-    # deploy/ is the checkout's, not installed: importable from ROOT (appended: shadows nothing).
-    if str(ROOT) not in sys.path:
-        sys.path.append(str(ROOT))
+    # Imported on use: numpy-only at import, but torch-heavy once an engine is built.
     from deploy.gpu import tree_scorer
 
     return tree_scorer
