@@ -144,7 +144,7 @@ def _rows(items: list[LabeledEvent], labeller: Labeller, x: npt.NDArray[np.float
 def _shared_history(kind: EventKind, files: list[Path], labeller: Labeller, version: str,
                     history: History, rules: RuleSource | None = None,
                     prepare: Prepare | None = None) -> list[Rows]:
-    from streams.offline import FrozenProfiles, LocalProfiles
+    from scorer.profiles.local import FrozenProfiles, LocalProfiles
 
     # Two passes, so that only one capture is in memory at a time: the first reads each
     # capture's first event time and size (the order and the guests' anchors), the second

@@ -1,7 +1,8 @@
 """Stream jobs beside the scorer's hot path: long-horizon entity profiles.
 
-- :mod:`streams.store` / :mod:`streams.updates`: the profile state and its update rule;
-- :mod:`streams.offline`: the same rule run in process (training, the embedded scorer);
+- the profile state, its update rule and its clock live in the core (:mod:`scorer.profiles.store`,
+  :mod:`~scorer.profiles.updates`, :mod:`~scorer.profiles.clock`): the embedded scorer and
+  training run the same rule in process (:mod:`scorer.profiles.local`);
 - :mod:`streams.worker`: the online job (aiokafka): events in, profiles out to the compacted
   ``profiles.<kind>`` topic, offsets committed only after the profiles are acknowledged;
 Not faust-streaming: under concurrency it commits offsets past messages still in flight

@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 from scorer.config import load_settings
+from scorer.profiles.store import DAY_S, Limits
 from scorer.service.http import HealthServer
 from scorer.service.signals import stop_on_signals
-from streams.store import DAY_S, Limits
 from streams.worker import ProfileWorker, WorkerSettings
 
 

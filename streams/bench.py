@@ -36,9 +36,9 @@ from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSetting
 from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert, entity_key
 from scorer.features import feature_set
 from scorer.profiles.keys import edr_keys, flow_keys, siem_keys
-from streams.offline import FrozenProfiles, LocalProfiles
-from streams.store import ProfileStore
-from streams.updates import apply
+from scorer.profiles.local import FrozenProfiles, LocalProfiles
+from scorer.profiles.store import ProfileStore
+from scorer.profiles.updates import apply
 
 SOURCES = {
     EventKind.NETFLOW: ["netflow/stratosphere-zeek/*.labeled", "netflow/cic-ids2017-improved/*.csv"],

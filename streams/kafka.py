@@ -17,7 +17,7 @@ from scorer.config import KafkaSettings
 from scorer.kafka import COMPACTED, TopicSpec, admin_client, ensure_topics, fetching, read_until
 from scorer.kafka.admin import topic_partitions
 from scorer.profiles.schema import decode
-from streams.store import KeyBudget, ProfileStore, StoreStats
+from scorer.profiles.store import KeyBudget, ProfileStore, StoreStats
 
 log = logging.getLogger(__name__)
 

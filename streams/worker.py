@@ -1,7 +1,7 @@
 """The online profile job: events in, profiles out, on a plain aiokafka consumer group.
 
 Per micro-batch (``getmany``): decode each record as the scorer does, apply it to the
-store of its input partition (:mod:`streams.updates`), produce every key the batch changed
+store of its input partition (:mod:`scorer.profiles.updates`), produce every key the batch changed
 to ``profiles.<kind>`` *in the same partition number*, wait for the broker's acks, and only
 then commit the input offsets: the scorer's at-least-once discipline
 (scorer/pipeline/loop.py). The profile topic is the changelog:
@@ -34,9 +34,9 @@ from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import EventKind, SourceRef
 from scorer.kafka import make_consumer, make_producer, make_reader, produce_batched
 from scorer.profiles.schema import encode, topic_for
+from scorer.profiles.store import KeyBudget, Limits, ProfileStore, StoreStats
+from scorer.profiles.updates import apply
 from streams.kafka import Out, StatsCollector, ensure_profile_topics, restore
-from streams.store import KeyBudget, Limits, ProfileStore, StoreStats
-from streams.updates import apply
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Feature sets are versioned, and a model card names the one its model was trained
 - ``v1``: the per-event features and the scorer's exact 60 s entity state;
 - ``v2``: ``v1`` followed by long-horizon entity profiles (:mod:`scorer.profiles`) joined
   from a :class:`~scorer.profiles.join.ProfileSource`: the compacted profile topic when
-  serving, the same update rule run in process (:mod:`streams.offline`) when training;
+  serving, the same update rule run in process (:mod:`scorer.profiles.local`) when training;
 - ``v3``: ``v2`` followed, for EDR, by the Security-channel, object, command-line and
   rule-hit blocks (:mod:`scorer.features.edr_v3`). The rule block reads
   ``EndpointEvent.rule_hits`` (set by the rules stage before features) and needs the rule
@@ -51,7 +51,7 @@ def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSourc
     """A new feature set (with fresh state) for ``kind``, in feature-set ``version``.
 
     ``profiles`` is where v2 and v3 read profiles from; by default a fresh in-process
-    :class:`streams.offline.LocalProfiles` (what training and the embedded scorer use).
+    :class:`scorer.profiles.local.LocalProfiles` (what training and the embedded scorer use).
     ``rules`` is the rule metadata v3's rule block reads (a mapping rule id -> ``RuleMeta``,
     e.g. ``RuleStage.by_id``, or the ``RuleEngine.rules`` sequence); ignored by v1 and v2.
     """
@@ -61,12 +61,12 @@ def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSourc
     if version not in ("v2", "v3"):
         raise ValueError(f"unknown feature set {version!r} (known: {', '.join(FEATURE_SETS)})")
     # Imported here: scorer.profiles builds on scorer.features.base (no import cycle), and the
-    # in-process profiles are the stream jobs' own code, only needed when nobody passes a source.
+    # in-process profiles (the stream jobs' update rule) are only needed when nobody passes a source.
     from scorer.profiles.columns import COLUMNS
     from scorer.profiles.join import ProfiledFeatures
 
     if profiles is None:
-        from streams.offline import LocalProfiles
+        from scorer.profiles.local import LocalProfiles
 
         profiles = LocalProfiles()
     v2 = ProfiledFeatures(base, COLUMNS[base.kind](), profiles)

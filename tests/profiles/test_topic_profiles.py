@@ -27,10 +27,10 @@ from scorer.config import InferenceSettings, KafkaSettings, ProfileSettings, Set
 from scorer.events.structs import Event, EventKind, entity_key
 from scorer.features import capture_matrix, feature_set
 from scorer.pipeline.loop import ScoringLoop
+from scorer.profiles.local import LocalProfiles
 from scorer.profiles.schema import ItemProfile, Profile, decode, encode
 from scorer.profiles.view import TopicProfileView
 from streams.bench import staleness
-from streams.offline import LocalProfiles
 from streams.worker import ProfileWorker, WorkerSettings
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY

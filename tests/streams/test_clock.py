@@ -7,11 +7,11 @@ import msgspec
 import pytest
 
 from scorer.events.structs import EventKind, SiemAlert
+from scorer.profiles.clock import StreamClock
+from scorer.profiles.local import LocalProfiles
 from scorer.profiles.schema import decode, encode
-from streams.clock import StreamClock
-from streams.offline import LocalProfiles
-from streams.store import DAY_S, Limits, ProfileStore
-from streams.updates import apply
+from scorer.profiles.store import DAY_S, Limits, ProfileStore
+from scorer.profiles.updates import apply
 from tests.support.samples import events
 
 YEAR_2970 = 31_525_000_000.0  # seconds since 1970: a record dated year 2970

@@ -14,10 +14,10 @@ from scorer.features import feature_set
 from scorer.features.base import F32
 from scorer.profiles.join import NoProfiles, read_item, read_window
 from scorer.profiles.keys import edr_keys
+from scorer.profiles.local import FrozenProfiles, LocalProfiles
 from scorer.profiles.schema import MARGIN_SLOTS, SLOT_S, ItemProfile, WindowProfile, decode, encode, slot_of
-from streams.offline import FrozenProfiles, LocalProfiles
-from streams.store import KeyBudget, Limits, ProfileStore
-from streams.updates import apply
+from scorer.profiles.store import KeyBudget, Limits, ProfileStore
+from scorer.profiles.updates import apply
 from tests.support.samples import events
 
 

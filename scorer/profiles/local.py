@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from scorer.events.structs import Event, EventKind
 from scorer.profiles.schema import Profile
-from streams.store import KeyBudget, Limits, ProfileStore
-from streams.updates import apply
+from scorer.profiles.store import KeyBudget, Limits, ProfileStore
+from scorer.profiles.updates import apply
 
 
 class LocalProfiles:

@@ -7,7 +7,7 @@ Bounds, all counted in :class:`StoreStats` and exported as metrics by the worker
   ``max_per_entity`` keys. A key beyond that is *refused*, not swapped in: a flood of new
   items on a host cannot flush its baseline, and a refused item simply keeps reading as new;
 - keys whose last event is older than ``ttl_s`` of stream time expire (tombstoned); the
-  stream clock is bounded against implausible event times (:mod:`streams.clock`);
+  stream clock is bounded against implausible event times (:mod:`scorer.profiles.clock`);
 - all stores of a process share one :class:`KeyBudget`; at the cap the least recently
   updated key of the inserting store is evicted (tombstoned). A flood of new entities
   therefore costs a bounded amount of memory and evicts the stalest state first.
@@ -22,6 +22,7 @@ import bisect
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
+from scorer.profiles.clock import StreamClock
 from scorer.profiles.schema import (
     DISTINCT_KEPT,
     HOURS_KEPT,
@@ -36,7 +37,6 @@ from scorer.profiles.schema import (
     hour_of,
     slot_of,
 )
-from streams.clock import StreamClock
 
 DAY_S = 86_400.0
 
@@ -56,7 +56,7 @@ class StoreStats:
     refused: int = 0  # new keys refused: their entity is at max_per_entity
     expired: int = 0  # keys dropped after ttl_s without events
     evicted: int = 0  # keys dropped because the process hit its key budget
-    implausible: int = 0  # key updates too far ahead of the stream clock to move it (streams.clock)
+    implausible: int = 0  # key updates too far ahead of the stream clock to move it (scorer.profiles.clock)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """What one event does to the profiles of its entities: the single update rule that the
-stream worker runs online and :mod:`streams.offline` runs over captures for training."""
+stream worker runs online and :mod:`scorer.profiles.local` runs over captures for training."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert
 from scorer.profiles.keys import edr_keys, flow_keys, siem_keys
-from streams.store import ProfileStore
+from scorer.profiles.store import ProfileStore
 
 
 def apply_flow(store: ProfileStore, f: FlowRecord, offset: int) -> None:
