@@ -4,6 +4,10 @@ Rows are split by *group* (host file, attack family, capture, scenario), never b
 every score used for a metric comes from a model that never saw that host/capture/scenario.
 Alert-budget thresholds are chosen on benign scores of the *other* folds and applied to the
 held-out fold, so the reported recall at a budget is not tuned on the rows it is measured on.
+
+The metrics and the budget threshold are the core's (:mod:`scorer.lifecycle.quality`, what
+``scorer models validate`` judges by), so cards and verdicts report the same numbers; they
+are part of this module's API too.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-SEED = 20240611
+from scorer.lifecycle.quality import SEED, cap_per_key, ranking_metrics, recall_at_fpr, threshold_at_fpr
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Fit = Callable[[F32, npt.NDArray[np.int8], F64], Any]
@@ -66,15 +70,6 @@ def oof_scores(
     return out
 
 
-def threshold_at_fpr(benign: F64, fpr: float) -> float:
-    """Lowest threshold that passes at most ``fpr`` of these benign scores."""
-    if benign.size == 0:
-        return 0.5
-    ordered = np.sort(benign)[::-1]
-    k = int(np.floor(fpr * ordered.size))
-    if k >= ordered.size:
-        return float(ordered[-1])
-    return float(np.nextafter(ordered[k], np.inf))
 
 
 def budget_passed(
@@ -98,23 +93,8 @@ def rate(mask: npt.NDArray[np.bool_], where: npt.NDArray[np.bool_]) -> float:
     return float(mask[where].mean()) if where.any() else float("nan")
 
 
-def recall_at_fpr(y: npt.NDArray[np.int8], s: F64, fpr: float) -> float:
-    fp, tp, _ = roc_curve(y, s)
-    ok = fp <= fpr
-    return float(tp[ok].max()) if ok.any() else 0.0
 
 
-def ranking_metrics(y: npt.NDArray[np.int8], s: F64) -> dict[str, float]:
-    if len(np.unique(y)) < 2:
-        return {}
-    return {
-        "roc_auc": float(roc_auc_score(y, s)),
-        "pr_auc": float(average_precision_score(y, s)),
-        "recall_at_fpr_1pct": recall_at_fpr(y, s, 0.01),
-        "recall_at_fpr_0.1pct": recall_at_fpr(y, s, 0.001),
-        "positives": float((y == 1).sum()),
-        "negatives": float((y == 0).sum()),
-    }
 
 
 def balanced_weights(*keys: npt.NDArray[Any]) -> F64:
@@ -125,13 +105,19 @@ def balanced_weights(*keys: npt.NDArray[Any]) -> F64:
     return np.asarray(w * len(w) / w.sum(), dtype=np.float64)
 
 
-def cap_per_key(key: npt.NDArray[Any], cap: int, seed: int = SEED) -> npt.NDArray[np.bool_]:
-    """A deterministic subsample keeping at most ``cap`` rows per key."""
-    rng = np.random.default_rng(seed)
-    keep = np.zeros(len(key), bool)
-    for k in np.unique(key).tolist():
-        idx = np.flatnonzero(key == k)
-        if idx.size > cap:
-            idx = rng.choice(idx, cap, replace=False)
-        keep[idx] = True
-    return keep
+__all__ = [
+    "F32",
+    "F64",
+    "SEED",
+    "Fit",
+    "balanced_weights",
+    "budget_passed",
+    "cap_per_key",
+    "group_folds",
+    "hgb",
+    "oof_scores",
+    "ranking_metrics",
+    "rate",
+    "recall_at_fpr",
+    "threshold_at_fpr",
+]

@@ -15,9 +15,9 @@ import numpy.typing as npt
 from models.compare import compare
 from models.datasets import Dataset, data_dir
 from models.evaluate import SEED, Fit, group_folds, oof_scores, threshold_at_fpr
-from models.export import publish, severity_cutoffs
 from models.profiles_v2 import section as profiles_section
 from scorer.features import feature_set
+from scorer.lifecycle.export import publish, severity_cutoffs
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _against_v1(spec: Spec, ds: Dataset, folds: npt.NDArray[np.int64], after: Ev
 
 
 SEVERITY_RULE = (
-    "Severity rule (models/export.py `severity_cutoffs`): Low is the budget threshold; Medium, "
+    "Severity rule (scorer/lifecycle/export.py `severity_cutoffs`): Low is the budget threshold; Medium, "
     "High and Critical are the scores that 10x, 100x and 1000x fewer out-of-fold benign events "
     "reach, kept only where the benign sample can measure that rate and the cut lies strictly "
     "between the previous level and the highest out-of-fold attack score; from the first level "

@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from models.datasets import REPO_ROOT
+from models.datasets import REPO_ROOT, Dataset
 from models.spec import Spec, run
 from scorer.features import FEATURE_SETS
 
@@ -21,8 +21,14 @@ KINDS = ("netflow", "edr", "siem")
 
 
 def spec_of(kind: str) -> Spec:
-    spec: Spec = importlib.import_module(f"models.{kind}").SPEC
+    spec: Spec = importlib.import_module(f".{kind}", __package__).SPEC
     return spec
+
+
+def training_rows(kind: str, features: str) -> Dataset:
+    """The ``scorer.training_data`` entry point: ``kind``'s labelled rows in feature set
+    ``features``, which ``scorer models package|validate`` draw golden sets from."""
+    return spec_of(kind).dataset(features)
 
 
 def main(argv: list[str] | None = None) -> int:

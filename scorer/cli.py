@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import ssl
 import sys
@@ -12,7 +11,11 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
+from scorer import plugins
+from scorer.bench import cli as bench_cli
 from scorer.errors import ScorerError
+from scorer.lifecycle import cli as lifecycle_cli
+from scorer.rules import cli as rules_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,14 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch", type=int, default=512)
     demo.add_argument("--model-repository", type=Path, default=None)
 
-    # Other concerns add their own commands (replay/record/eval, models, bench): each
-    # module exposes register(subparsers) and sets ``func`` on its parsers.
-    for module in _COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+    # Other concerns add their own commands: each exposes register(subparsers) and sets
+    # ``func`` on its parsers. The core's are imported here; packages beside the core
+    # (replay: replay/record/eval) declare theirs as ``scorer.commands`` entry points.
+    for register in (bench_cli.register, lifecycle_cli.register, rules_cli.register):
+        register(sub)
+    plugins.add_commands(sub)
     return p
-
-
-_COMMAND_MODULES: tuple[str, ...] = ("replay.cli", "scorer.bench.cli", "scorer.lifecycle.cli", "scorer.rules.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

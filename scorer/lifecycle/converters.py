@@ -1,7 +1,7 @@
 """skl2onnx converters for LightGBM and XGBoost classifiers (onnxmltools), when installed.
 
 ``scorer models package model.joblib`` converts through skl2onnx's ``to_onnx`` (the
-training exporter, :mod:`models.export`): registering onnxmltools' converters there lets
+exporter training uses too, :mod:`scorer.lifecycle.export`): registering onnxmltools' converters lets
 the same call, with the same options (no ZipMap, so the output stays the FP32
 ``probabilities`` [batch, 2] tensor), convert ``LGBMClassifier`` and ``XGBClassifier``.
 Their parsers are skl2onnx's classifier parser, which honours ``zipmap: False``.

@@ -5,7 +5,7 @@ is written into the version directory by ``scorer models package``, so it is cov
 SHA256SUMS like the model. ``validate`` scores the candidate and the production version on
 the same golden set; when neither version carries one (the shipped version 1 models), it
 is built from the shared data through the kind's training reader (models/<kind>.py), i.e.
-the serving feature code over the real captures.
+the serving feature code over the real captures (:func:`from_data`).
 
 A golden set may hold more columns than a model reads: a v2 (profile) golden set holds the
 v1 columns of the same events too, so a v2 candidate and a v1 production are compared on
@@ -17,18 +17,18 @@ flatters that model; a fresh capture (``--golden``) is the fairer judge.
 
 from __future__ import annotations
 
-import importlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from scorer.errors import ModelError
 from scorer.lifecycle.contract import contract_names, feature_set_name
+from scorer.lifecycle.quality import cap_per_key
+from scorer.plugins import training_data
 
 GOLDEN_FILE = "golden.npz"
 SEED = 20240611
@@ -86,17 +86,17 @@ def load(path: Path) -> GoldenSet:
 
 def from_data(kind: str, features: str = "", *, per_stratum: int = PER_STRATUM, seed: int = SEED) -> GoldenSet:
     """A stratified sample of the kind's labelled training data (cached matrices), in
-    feature set ``features``."""
-    # Imported by name: the training code is an optional part of the distribution (needs
-    # scikit-learn and the shared data), and is not held to the service's mypy --strict.
-    train: Any = importlib.import_module("models.train")
+    feature set ``features``, read by the installed training readers (models/, through the
+    ``scorer.training_data`` entry point: see :mod:`scorer.plugins`)."""
+    read = training_data()
+    if read is None:
+        raise ModelError(f"no training data reader is installed to build a {kind} golden set: pass --golden")
     try:
-        ds = train.spec_of(kind).dataset(features)
+        ds = read(kind, features)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot build a {kind} golden set from the shared data: {exc}") from None
-    evaluate: Any = importlib.import_module("models.evaluate")
     strata = np.char.add(np.char.add(ds.group.astype(str), "|"), ds.y.astype(str))
-    idx = np.flatnonzero(evaluate.cap_per_key(strata, per_stratum, seed))
+    idx = np.flatnonzero(cap_per_key(strata, per_stratum, seed))
     origin = (f"shared data via models/{kind}.py, feature set {feature_set_name(features)}, "
               f"{per_stratum} rows per (group, label), seed {seed}")
     return GoldenSet(np.asarray(ds.X[idx], np.float32), np.asarray(ds.y[idx], np.int8),

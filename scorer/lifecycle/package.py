@@ -1,7 +1,7 @@
 """``scorer models package``: a trained model -> a new version in the model repository.
 
 Accepts an ONNX file, or (convenience) a scikit-learn, LightGBM or XGBoost classifier
-saved with joblib/pickle, converted with skl2onnx through the training code's exporter
+saved with joblib/pickle, converted with skl2onnx through the exporter training uses too
 (onnxmltools' converters registered for the boosters: same tensor names, no ZipMap, parity
 with the native ``predict_proba`` checked). The result is what training publishes:
 model.onnx, card.json (feature contract, threshold, severities, explanation weights,
@@ -15,11 +15,9 @@ alert, not how many.
 
 from __future__ import annotations
 
-import importlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +31,7 @@ from scorer.lifecycle.contract import contract_names, feature_set_name, onnx_pro
 from scorer.lifecycle.control import now_iso
 from scorer.lifecycle.converters import register_gbm_converters
 from scorer.lifecycle.golden import GOLDEN_FILE, GoldenSet
+from scorer.lifecycle.quality import threshold_at_fpr
 from scorer.lifecycle.validate import quality, scores
 
 EXPLAIN_ROWS = 20_000
@@ -53,11 +52,6 @@ class PackageRequest:
     feature_set: str = "v1"  # the feature set the model reads (scorer.features.FEATURE_SETS)
 
 
-def _export() -> Any:
-    # The training exporter (skl2onnx, scikit-learn): optional, and outside mypy --strict.
-    return importlib.import_module("models.export")
-
-
 def onnx_from_file(path: Path, n_features: int, sample: npt.NDArray[np.float32]) -> tuple[bytes, str]:
     """(ONNX bytes, learner name) from an .onnx file or a pickled scikit-learn estimator."""
     if path.suffix.lower() == ".onnx":
@@ -73,7 +67,8 @@ def onnx_from_file(path: Path, n_features: int, sample: npt.NDArray[np.float32])
     learner = type(estimator).__name__
     if not hasattr(estimator, "predict_proba"):
         raise ModelError(f"{path}: {learner} has no predict_proba; the scorer needs P(malicious)")
-    export = _export()
+    from scorer.lifecycle import export  # on use: it needs the train extra (skl2onnx, sklearn)
+
     convertible = register_gbm_converters()
     try:
         blob: bytes = export.onnx_bytes(estimator, n_features)
@@ -123,7 +118,8 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
     s = scores(blob, gx)
     benign = np.sort(s[gy == 0].astype(np.float64))
     rate = _alert_rate(req)
-    export = _export()
+    from scorer.lifecycle import export  # on use: it needs the train extra (skl2onnx, sklearn)
+
     threshold = req.threshold if req.threshold is not None else _threshold_at(benign, rate)
     attack = s[gy == 1].astype(np.float64)
     try:
@@ -169,8 +165,7 @@ def _alert_rate(req: PackageRequest) -> float:
 
 
 def _threshold_at(benign_sorted: npt.NDArray[np.float64], rate: float) -> float:
-    evaluate: Any = importlib.import_module("models.evaluate")
-    return float(min(max(evaluate.threshold_at_fpr(benign_sorted, rate), 1e-6), 1.0))
+    return float(min(max(threshold_at_fpr(benign_sorted, rate), 1e-6), 1.0))
 
 
 def _card_markdown(card: ModelCard, req: PackageRequest, golden: GoldenSet) -> str:

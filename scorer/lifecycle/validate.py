@@ -16,12 +16,10 @@ Three gates, each a :class:`Check` with a sentence a detection engineer can act 
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -33,6 +31,7 @@ from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelVersion, load_version
 from scorer.lifecycle.contract import feature_set_mismatch, feature_set_name, version_problems
 from scorer.lifecycle.golden import GoldenSet
+from scorer.lifecycle.quality import ranking_metrics
 
 
 class Check(msgspec.Struct, frozen=True):
@@ -85,10 +84,8 @@ def scores(model: bytes | Path, x: npt.NDArray[np.float32]) -> npt.NDArray[np.fl
 
 
 def quality(s: npt.NDArray[np.float32], y: npt.NDArray[np.int8], threshold: float) -> dict[str, float]:
-    # models.evaluate holds the project's ranking metrics (scikit-learn): the same numbers
-    # the training cards report, so card metrics and verdicts are comparable.
-    evaluate: Any = importlib.import_module("models.evaluate")
-    out = {k: float(v) for k, v in evaluate.ranking_metrics(y, s.astype(np.float64)).items()}
+    # The same ranking metrics the training cards report: card metrics and verdicts compare.
+    out = {k: float(v) for k, v in ranking_metrics(y, s.astype(np.float64)).items()}
     alerted = s >= threshold
     out["recall_at_threshold"] = float(alerted[y == 1].mean()) if (y == 1).any() else float("nan")
     out["alert_rate_benign"] = float(alerted[y == 0].mean()) if (y == 0).any() else float("nan")

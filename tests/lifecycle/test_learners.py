@@ -52,7 +52,7 @@ def test_packaged_booster_scores_like_the_native_model(repo: Repo, learner: str)
 
 
 def test_package_a_plain_onnx_file(repo: Repo, tmp_path: Path) -> None:
-    from models.export import onnx_bytes
+    from scorer.lifecycle.export import onnx_bytes
 
     model = LogisticRegression(max_iter=300).fit(repo.golden.features, repo.golden.labels)
     path = tmp_path / "exported.onnx"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from models.edr_eval import random_capture_recall
-from models.export import severity_cutoffs
 from scorer.alerts.decide import Decider
 from scorer.events import EventKind
 from scorer.inference.repository import ModelCard, load_version
+from scorer.lifecycle.export import severity_cutoffs
 
 REPO = Path(__file__).parents[2] / "model_repository"
 

@@ -22,12 +22,12 @@ from models.evaluate import (
     oof_scores,
     threshold_at_fpr,
 )
-from models.export import onnx_bytes, publish, severity_cutoffs
 from models.train import spec_of
 from replay import LabeledEvent, iter_capture
 from scorer.events import EventKind
 from scorer.features import capture_matrix, feature_set
 from scorer.inference.repository import load_version
+from scorer.lifecycle.export import onnx_bytes, publish, severity_cutoffs
 
 REPO_ROOT = Path(__file__).parents[2]
 DATA = Path(os.environ.get("SCORER_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))

@@ -1,5 +1,9 @@
 """From a fitted classifier to a published model version: ONNX, explanations, card.
 
+Training (``python -m models.train``) and ``scorer models package`` both publish through
+here. It needs the ``train`` extra (scikit-learn, skl2onnx): the lifecycle imports it only
+in the commands that convert a model.
+
 The ONNX graph takes ``features`` FP32 ``[batch, n]`` and returns ``probabilities`` FP32
 ``[batch, 2]`` (no ZipMap), the scorer's tensor contract. Publishing refuses a graph whose
 scores differ from scikit-learn's by more than 1e-5.
@@ -24,6 +28,7 @@ from sklearn.linear_model import Ridge
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion, publish_version
 from scorer.inference.triton_config import pin_versions
+from scorer.lifecycle.quality import threshold_at_fpr
 
 PARITY_TOL = 1e-5
 TARGET_OPSET = 17
@@ -90,8 +95,6 @@ def severity_cutoffs(benign: npt.NDArray[np.float64], attack: npt.NDArray[np.flo
     make two levels equal (which left Critical unreachable), and Critical is at most the
     score the strongest attack event reached.
     """
-    from models.evaluate import threshold_at_fpr
-
     top = _floor6(min(float(attack.max()) if attack.size else 1.0, 1.0 - CUTOFF_STEP))
     out = {"Low": round(threshold, 6)}
     last = out["Low"]
