@@ -1,6 +1,6 @@
 """Labelled feature matrices from the shared data, built with the serving feature code.
 
-Every capture is read by :mod:`replay.readers` and turned into features by
+Every capture is read by :mod:`scorer.captures` and turned into features by
 :func:`scorer.features.capture_matrix` (time order, fresh entity state, micro-batches), the
 same path a replay through the service takes. Each row keeps a ``group`` (the unit of the
 evaluation split: host file, attack family/day, capture, scenario) and its source label.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from replay import LabeledEvent, iter_capture
+from scorer.captures import LabeledEvent, iter_capture
 from scorer.events.structs import Event, EventKind
 from scorer.features import capture_matrix, feature_set
 from scorer.features.rules import RuleSource

@@ -53,7 +53,7 @@ from models.evaluate import (
     hgb,
 )
 from models.spec import Spec
-from replay import LabeledEvent
+from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent, Event, EventKind
 from scorer.features.edr_v3 import INDICATORS as V3_INDICATORS
 

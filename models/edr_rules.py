@@ -33,7 +33,7 @@ import msgspec
 import yaml
 
 from models.datasets import REPO_ROOT
-from replay import LabeledEvent
+from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent
 
 log = logging.getLogger(__name__)

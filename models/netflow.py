@@ -16,7 +16,7 @@ from models.datasets import Dataset, build, data_dir, day
 from models.evaluate import balanced_weights, budget_passed, hgb, ranking_metrics, rate
 from models.spec import Evaluation, Spec
 from models.tables import table
-from replay import LabeledEvent
+from scorer.captures import LabeledEvent
 from scorer.events.structs import EventKind
 
 BUDGET_FPR = 0.01

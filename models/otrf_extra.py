@@ -22,7 +22,7 @@ events are ordinary background activity of the host.
   time of one of them only, and a one-event capture measures nothing.
 
 Streaming: each campaign is one JSON member of ~80-120 MB inside its zip;
-``replay.readers`` reads zip members line by line (``ZipFile.open`` iterated), and the
+``scorer.captures`` reads zip members line by line (``ZipFile.open`` iterated), and the
 dataset builder holds one capture's events at a time (``models.datasets.build``).
 """
 

@@ -232,7 +232,7 @@ def attack_events(events: Sequence[Event], found: Sequence[Agent],
 def capture_labels(path: Path, metadata_dir: Path) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.str_]]:
     """Attack flag and event type (channel|code) of one capture's events in dataset row order
     (event time, stable: :func:`scorer.features.capture_matrix`'s order)."""
-    from replay import LabeledEvent, iter_capture
+    from scorer.captures import LabeledEvent, iter_capture
 
     events = [i.event for i in iter_capture(path) if isinstance(i, LabeledEvent)]
     order = np.argsort(np.fromiter((e.ts for e in events), np.float64, len(events)), kind="stable")

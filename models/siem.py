@@ -24,7 +24,7 @@ from models.evaluate import (
 )
 from models.spec import Evaluation, Spec
 from models.tables import table
-from replay import LabeledEvent
+from scorer.captures import LabeledEvent
 from scorer.events.structs import EventKind
 
 # The goal is at most 5% of false-positive alerts passed; the threshold aims at 4% because

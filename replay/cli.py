@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from replay.player import Outgoing, Pacing, ProgressBar, capture_items, planned
-from replay.readers import CaptureFormat, ReadError, capture_files
-from replay.readers.recorded import read_envelopes
+from scorer.captures import CaptureFormat, ReadError, capture_files
+from scorer.captures.recorded import read_envelopes
 
 
 def register(sub: Any) -> None:
@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
         nargs="+",
         type=Path,
         metavar="CAPTURE",
-        help="capture files or folders (any format of replay.readers), or `scorer record` dumps",
+        help="capture files or folders (any format of scorer.captures), or `scorer record` dumps",
     )
     rp.add_argument("--to", choices=("embedded", "kafka"), default="embedded")
     rp.add_argument(

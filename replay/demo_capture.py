@@ -20,9 +20,9 @@ from pathlib import Path
 
 import msgspec
 
-from replay.readers import iter_capture
-from replay.readers.base import LabeledEvent
-from replay.readers.canonical import CanonicalLine
+from scorer.captures import iter_capture
+from scorer.captures.base import LabeledEvent
+from scorer.captures.canonical import CanonicalLine
 from scorer.config import data_dir
 from scorer.events.structs import EventKind
 

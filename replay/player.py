@@ -26,7 +26,7 @@ from typing import IO, Protocol
 
 import msgspec
 
-from replay.readers import (
+from scorer.captures import (
     CaptureFile,
     CaptureFormat,
     LabeledEvent,
@@ -34,8 +34,8 @@ from replay.readers import (
     capture_files,
     read_capture,
 )
-from replay.readers.base import stem
-from replay.readers.recorded import read_envelopes
+from scorer.captures.base import stem
+from scorer.captures.recorded import read_envelopes
 from scorer.events.structs import EventKind, entity_key
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from replay.readers.recorded import Envelope
+from scorer.captures.recorded import Envelope
 from scorer.config import Settings
 from scorer.errors import ConfigError
 from scorer.kafka import TopicSpec, admin_client, ensure_topics, make_reader, topic_partition_list

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaProducer
 
 from replay.eval.truth import TruthWriter, truth_row
 from replay.player import Outgoing, Pacing, Summary, play
-from replay.readers import ReadError
 from replay.record import end_offsets, read_range, wait_committed, write_envelopes
+from scorer.captures import ReadError
 from scorer.config import Settings
 from scorer.errors import ConfigError
 from scorer.events.structs import SourceRef

@@ -31,7 +31,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from replay import LabeledEvent, iter_capture
+from scorer.captures import LabeledEvent, iter_capture
 from scorer.config import KafkaSettings, ProfileSettings, Settings, TopicSettings, data_dir
 from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert, entity_key
 from scorer.features import feature_set

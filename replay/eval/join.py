@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from replay.eval.truth import TruthRow, read_truth
-from replay.readers.recorded import Envelope, is_record_file, read_envelopes
+from scorer.captures.recorded import Envelope, is_record_file, read_envelopes
 from scorer.pipeline.outcome import ScoredEvent
 
 

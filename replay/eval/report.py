@@ -22,7 +22,7 @@ import numpy as np
 
 from replay.eval import metrics
 from replay.eval.join import Joined
-from replay.readers import is_malicious
+from scorer.captures import is_malicious
 
 MAX_HOURS = 2000  # alerts-per-hour buckets kept per kind (the busiest, in time order)
 

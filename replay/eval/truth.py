@@ -15,7 +15,7 @@ from types import TracebackType
 
 import msgspec
 
-from replay.readers import LabeledEvent
+from scorer.captures import LabeledEvent
 
 
 class TruthRow(msgspec.Struct, omit_defaults=True):

@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from replay import LabeledEvent, iter_capture
+from scorer.captures import LabeledEvent, iter_capture
 from scorer.events import EventDecoder, EventKind, SourceRef
 from scorer.events.structs import Event
 from scorer.features import capture_matrix, feature_set

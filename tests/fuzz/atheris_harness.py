@@ -19,8 +19,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from replay.readers import iter_capture
-    from replay.readers.base import LabeledEvent, ReadError
+    from scorer.captures import iter_capture
+    from scorer.captures.base import LabeledEvent, ReadError
     from scorer.events.decode import DecodeFailure, EventDecoder
     from scorer.events.structs import STRUCT_OF_KIND, EventKind, SourceRef
 

@@ -1,4 +1,4 @@
-"""Hostile capture files against every replay reader (replay.readers.iter_capture).
+"""Hostile capture files against every replay reader (scorer.captures.iter_capture).
 
 Each format gets files made from real records, then damaged: fields replaced by hostile
 values, lines cut or spliced, invalid UTF-8, NUL bytes, gzip truncated, zip and EVTX bytes
@@ -27,8 +27,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.readers import iter_capture
-from replay.readers.base import LabeledEvent, ReadError
+from scorer.captures import iter_capture
+from scorer.captures.base import LabeledEvent, ReadError
 from scorer.events.structs import EventKind
 from tests.support.captures import evtx_bytes
 from tests.support.paths import DATA_DIR

@@ -11,7 +11,7 @@ import pytest
 
 from models.datasets import build
 from models.edr import HISTORY, labeller
-from replay import LabeledEvent
+from scorer.captures import LabeledEvent
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.profiles.join import NoProfiles

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.edr_rules import TrainingRules, own_rules, pack_checksum
-from replay import LabeledEvent
+from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent, EventKind
 from tests.support.paths import DATA_DIR
 

@@ -11,7 +11,7 @@ import pytest
 
 from models import otrf_extra
 from models.edr import labeller
-from replay import LabeledEvent, iter_capture
+from scorer.captures import LabeledEvent, iter_capture
 from tests.support.paths import DATA_DIR
 
 EXTRA = DATA_DIR / "edr" / "otrf-extra"

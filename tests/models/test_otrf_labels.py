@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models.otrf_labels import Agent, agents, agents_by_capture, attack_events
-from replay import LabeledEvent, iter_capture
+from scorer.captures import LabeledEvent, iter_capture
 from scorer.events.structs import EndpointEvent
 
 REPO_ROOT = Path(__file__).parents[2]

@@ -23,7 +23,7 @@ from models.evaluate import (
     threshold_at_fpr,
 )
 from models.train import spec_of
-from replay import LabeledEvent, iter_capture
+from scorer.captures import LabeledEvent, iter_capture
 from scorer.events import EventKind
 from scorer.features import capture_matrix, feature_set
 from scorer.inference.repository import load_version

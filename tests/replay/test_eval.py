@@ -18,9 +18,9 @@ from replay.eval.evaluate import evaluate
 from replay.eval.join import join
 from replay.eval.report import MAX_HOURS, build_report
 from replay.eval.truth import TruthRow, TruthWriter
-from replay.readers import is_malicious
-from replay.readers.recorded import Envelope
 from replay.record import write_envelopes
+from scorer.captures import is_malicious
+from scorer.captures.recorded import Envelope
 from scorer.events import EventKind
 from scorer.pipeline.outcome import ScoredEvent
 

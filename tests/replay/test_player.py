@@ -31,9 +31,9 @@ from replay.player import (
     play,
     recorded_items,
 )
-from replay.readers import LabeledEvent, ReadError, iter_capture, write_canonical
-from replay.readers.recorded import Envelope, is_record_file
 from replay.record import write_envelopes
+from scorer.captures import LabeledEvent, ReadError, iter_capture, write_canonical
+from scorer.captures.recorded import Envelope, is_record_file
 from scorer.config import Settings
 from scorer.events import EventKind, FlowRecord, entity_key
 from tests.support.captures import EVTX_RECORDS, evtx_sample

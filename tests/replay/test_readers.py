@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from replay import (
+from scorer.captures import (
     CaptureFormat,
     LabeledEvent,
     ReadError,

@@ -28,8 +28,8 @@ from replay.eval.evaluate import evaluate
 from replay.eval.join import join
 from replay.eval.truth import read_truth
 from replay.player import Clock, Outgoing, Pacing, Summary, planned
-from replay.readers import LabeledEvent, iter_capture
 from replay.sinks import replay_to_kafka
+from scorer.captures import LabeledEvent, iter_capture
 from scorer.config import Settings
 from scorer.demo import bundled_capture
 from tests.support.captures import EVTX_RECORDS, evtx_sample, otrf_json_lines, zeek_json_from_tsv

@@ -20,8 +20,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from replay.readers import iter_capture
-from replay.readers.base import LabeledEvent
+from scorer.captures import iter_capture
+from scorer.captures.base import LabeledEvent
 from scorer.events.structs import Event, EventKind, entity_key
 from tests.support import markers
 from tests.support.paths import DATA_DIR

@@ -16,7 +16,7 @@ from typing import IO, Any, cast
 
 import msgspec
 
-from replay.readers.base import (
+from scorer.captures.base import (
     MAX_RAW,
     Item,
     LabeledEvent,

@@ -2,7 +2,7 @@
 
 Each record comes out as the same Event-XML-as-JSON document the Sigma regression files
 hold (``{"Event": {"System": ..., "EventData": ...}}``), so it goes through the very adapter
-those use (:func:`replay.readers.formats._xml_adapter`); an ``info.yml`` next to the file
+those use (:func:`scorer.captures.formats._xml_adapter`); an ``info.yml`` next to the file
 labels its events as the true positives of that Sigma rule, as for the JSON form.
 ``line`` is the 1-based record number in the file.
 """
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from replay.readers import formats
-from replay.readers.base import Item, ReadError, stem
-from replay.readers.generic import Context, adapt_one
+from scorer.captures import formats
+from scorer.captures.base import Item, ReadError, stem
+from scorer.captures.generic import Context, adapt_one
 
 MAGIC = b"ElfFile\x00"
 

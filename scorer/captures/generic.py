@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import msgspec
 
-from replay.readers.base import MAX_RAW, Item, LabeledEvent, ReadError, kind_of_event, with_uid
+from scorer.captures.base import MAX_RAW, Item, LabeledEvent, ReadError, kind_of_event, with_uid
 from scorer.errors import RecordError
 from scorer.events.structs import Event
 

@@ -1,4 +1,4 @@
-"""Capture readers: any supported capture file -> LabeledEvent | ReadError, in file order.
+"""Reading captures (Zeek, CICFlowMeter, OTRF, Event XML, EVTX, AIT-ADS, canonical JSON lines, recorded topics).
 
 Supported (detected from the name and the first bytes; ``.gz`` is unpacked transparently):
 
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import msgspec
 
-from replay.readers import evtx, formats
-from replay.readers.base import (
+from scorer.captures import evtx, formats
+from scorer.captures.base import (
     Item,
     LabeledEvent,
     ReadError,
@@ -46,9 +46,9 @@ from replay.readers.base import (
     open_binary,
     stem,
 )
-from replay.readers.canonical import first_kind, read_canonical, write_canonical
-from replay.readers.generic import Context, json_lines
-from replay.readers.recorded import is_record_line
+from scorer.captures.canonical import first_kind, read_canonical, write_canonical
+from scorer.captures.generic import Context, json_lines
+from scorer.captures.recorded import is_record_line
 from scorer.events import siem
 from scorer.events.structs import EventKind
 

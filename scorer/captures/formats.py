@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 import yaml
 
-from replay.readers.base import Item, ReadError, numbered_lines, open_binary, open_text, stem
-from replay.readers.generic import (
+from scorer.captures.base import Item, ReadError, numbered_lines, open_binary, open_text, stem
+from scorer.captures.generic import (
     Adapter,
     Context,
     adapt_one,

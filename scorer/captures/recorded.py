@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from replay.readers.base import MAX_RAW, ReadError, numbered_lines, open_binary
+from scorer.captures.base import MAX_RAW, ReadError, numbered_lines, open_binary
 
 
 class Envelope(msgspec.Struct, frozen=True):
