@@ -3,7 +3,7 @@ and folds, so the difference is the new features and nothing else."""
 
 from __future__ import annotations
 
-from models.tables import table
+from .tables import table
 
 
 def compare(before: dict[str, float], before_units: dict[str, float],

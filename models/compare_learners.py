@@ -25,12 +25,13 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from models.datasets import Dataset
-from models.evaluate import SEED, Fit, group_folds, oof_scores
-from models.halves import half
-from models.tables import table
-from models.train import KINDS, spec_of
 from scorer.features import feature_set
+
+from .datasets import Dataset
+from .evaluate import SEED, Fit, group_folds, oof_scores
+from .halves import half
+from .tables import table
+from .train import KINDS, spec_of
 
 MAX_TRAIN = 60_000
 GOAL = {"netflow": ("unseen_host_roc_auc_min", "recall_at_budget", "fpr_at_budget"),

@@ -43,19 +43,20 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from models import otrf_extra
-from models.datasets import PER_CAPTURE, Dataset, History, build, data_dir
-from models.edr_eval import BUDGET_FPR, evaluate, fused_threshold, weak_labels
-from models.edr_rules import TrainingRules
-from models.evaluate import (
+from scorer.captures import LabeledEvent
+from scorer.events.structs import EndpointEvent, Event, EventKind
+from scorer.features.edr_v3 import INDICATORS as V3_INDICATORS
+
+from . import otrf_extra
+from .datasets import PER_CAPTURE, Dataset, History, build, data_dir
+from .edr_eval import BUDGET_FPR, evaluate, fused_threshold, weak_labels
+from .edr_rules import TrainingRules
+from .evaluate import (
     balanced_weights,
     cap_per_key,
     hgb,
 )
-from models.spec import Spec
-from scorer.captures import LabeledEvent
-from scorer.events.structs import EndpointEvent, Event, EventKind
-from scorer.features.edr_v3 import INDICATORS as V3_INDICATORS
+from .spec import Spec
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,10 @@ from typing import Any
 import msgspec
 import yaml
 
-from models.datasets import REPO_ROOT
 from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent
+
+from .datasets import REPO_ROOT
 
 log = logging.getLogger(__name__)
 

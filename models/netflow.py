@@ -12,12 +12,13 @@ import re
 import numpy as np
 import numpy.typing as npt
 
-from models.datasets import Dataset, build, data_dir, day
-from models.evaluate import balanced_weights, budget_passed, hgb, ranking_metrics, rate
-from models.spec import Evaluation, Spec
-from models.tables import table
 from scorer.captures import LabeledEvent
 from scorer.events.structs import EventKind
+
+from .datasets import Dataset, build, data_dir, day
+from .evaluate import balanced_weights, budget_passed, hgb, ranking_metrics, rate
+from .spec import Evaluation, Spec
+from .tables import table
 
 BUDGET_FPR = 0.01
 ATTRIBUTION = [

@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from models.datasets import Dataset, build, data_dir
-from models.evaluate import (
+from scorer.captures import LabeledEvent
+from scorer.events.structs import EventKind
+
+from .datasets import Dataset, build, data_dir
+from .evaluate import (
     balanced_weights,
     budget_passed,
     cap_per_key,
@@ -22,10 +25,8 @@ from models.evaluate import (
     ranking_metrics,
     rate,
 )
-from models.spec import Evaluation, Spec
-from models.tables import table
-from scorer.captures import LabeledEvent
-from scorer.events.structs import EventKind
+from .spec import Evaluation, Spec
+from .tables import table
 
 # The goal is at most 5% of false-positive alerts passed; the threshold aims at 4% because
 # a threshold carried to an unseen scenario passes a little more than it did where chosen.

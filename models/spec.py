@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.compare import compare
-from models.datasets import Dataset, data_dir
-from models.evaluate import SEED, Fit, group_folds, oof_scores, threshold_at_fpr
-from models.profiles_v2 import section as profiles_section
 from scorer.features import feature_set
 from scorer.lifecycle.export import publish, severity_cutoffs
+
+from .compare import compare
+from .datasets import Dataset, data_dir
+from .evaluate import SEED, Fit, group_folds, oof_scores, threshold_at_fpr
+from .profiles_v2 import section as profiles_section
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-from models.datasets import REPO_ROOT, Dataset
-from models.spec import Spec, run
 from scorer.features import FEATURE_SETS
+
+from .datasets import REPO_ROOT, Dataset
+from .spec import Spec, run
 
 KINDS = ("netflow", "edr", "siem")
 

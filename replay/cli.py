@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from replay.player import Outgoing, Pacing, ProgressBar, capture_items, planned
 from scorer.captures import CaptureFormat, ReadError, capture_files
 from scorer.captures.recorded import read_envelopes
+
+from .player import Outgoing, Pacing, ProgressBar, capture_items, planned
 
 
 def register(sub: Any) -> None:
@@ -124,7 +125,7 @@ def items(paths: list[Path], settings: Any) -> Iterator[Outgoing | ReadError]:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from replay.sinks import replay_embedded
+    from .sinks import replay_embedded
 
     overrides: dict[str, Any] = {}
     if args.to == "embedded":
@@ -156,8 +157,8 @@ async def _to_kafka(
     pacing: Pacing,
     options: dict[str, Any],
 ) -> Any:
-    from replay.record import ensure_partitions
-    from replay.sinks import replay_to_kafka
+    from .record import ensure_partitions
+    from .sinks import replay_to_kafka
 
     for topic, needed in partitions_needed(args.captures, args.topic).items():
         await ensure_partitions(settings, topic, needed)
@@ -181,7 +182,7 @@ def partitions_needed(paths: list[Path], override: str | None) -> dict[str, int]
 
 
 def _record(args: argparse.Namespace) -> int:
-    from replay.record import record_topics
+    from .record import record_topics
 
     n = asyncio.run(record_topics(_settings(args), args.topics, args.out))
     print(f"recorded {n} records of {', '.join(args.topics)} to {args.out}")
@@ -189,7 +190,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from replay.eval.evaluate import evaluate
+    from .eval.evaluate import evaluate
 
     report = evaluate(args.truth, args.scores, args.alerts, args.out, args.summary)
     rec, overall = report["reconciliation"], report["overall"]["all"]

@@ -17,9 +17,6 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from replay.eval.truth import TruthWriter, truth_row
-from replay.player import Outgoing, Pacing, Summary, play
-from replay.record import end_offsets, read_range, wait_committed, write_envelopes
 from scorer.captures import ReadError
 from scorer.config import Settings
 from scorer.errors import ConfigError
@@ -27,6 +24,10 @@ from scorer.events.structs import SourceRef
 from scorer.kafka import make_producer
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
+
+from .eval.truth import TruthWriter, truth_row
+from .player import Outgoing, Pacing, Summary, play
+from .record import end_offsets, read_range, wait_committed, write_envelopes
 
 # Outstanding sends before waiting for acks: bounds memory, keeps the producer's batches full.
 MAX_IN_FLIGHT = 5000

@@ -16,7 +16,8 @@ from scorer.config import load_settings
 from scorer.profiles.store import DAY_S, Limits
 from scorer.service.http import HealthServer
 from scorer.service.signals import stop_on_signals
-from streams.worker import ProfileWorker, WorkerSettings
+
+from .worker import ProfileWorker, WorkerSettings
 
 
 async def _main(args: argparse.Namespace) -> None:

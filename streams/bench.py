@@ -98,7 +98,8 @@ async def bench_settings(bootstrap: str, kinds: Sequence[EventKind], partitions:
 async def worker_rate(bootstrap: str, data: dict[EventKind, list[Event]]) -> dict[str, float]:
     from scorer.kafka import make_producer, produce_batched
     from scorer.pipeline.records import OutputRecord
-    from streams.worker import ProfileWorker, WorkerSettings
+
+    from .worker import ProfileWorker, WorkerSettings
 
     settings = await bench_settings(bootstrap, list(data))
     producer = make_producer(settings.kafka)
@@ -138,7 +139,8 @@ async def staleness(bootstrap: str, kind: EventKind, events: Sequence[Event], ra
     """ms from each event's send until the view's profile of its entity includes it."""
     from scorer.kafka import make_producer
     from scorer.profiles.view import TopicProfileView
-    from streams.worker import ProfileWorker, WorkerSettings
+
+    from .worker import ProfileWorker, WorkerSettings
 
     settings = await bench_settings(bootstrap, [kind])
     worker = ProfileWorker(WorkerSettings.from_settings(settings))

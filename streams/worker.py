@@ -36,7 +36,8 @@ from scorer.kafka import make_consumer, make_producer, make_reader, produce_batc
 from scorer.profiles.schema import encode, topic_for
 from scorer.profiles.store import KeyBudget, Limits, ProfileStore, StoreStats
 from scorer.profiles.updates import apply
-from streams.kafka import Out, StatsCollector, ensure_profile_topics, restore
+
+from .kafka import Out, StatsCollector, ensure_profile_topics, restore
 
 log = logging.getLogger(__name__)
 

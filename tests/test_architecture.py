@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,19 @@ def test_no_cycle_among_the_top_level_packages() -> None:
             reach[p] |= set(itertools.chain.from_iterable(reach[q] for q in reach[p]))
     cycles = sorted(p for p in PACKAGES if p in reach[p])
     assert not cycles, f"import cycle through {cycles}: {sorted(edges)}"
+
+
+def test_every_package_is_installed_under_a_name_of_its_own() -> None:
+    """pyproject.toml lists the packages one by one (the folders beside the core install as
+    scorer_<folder>): a new subpackage missing from the list would be missing from the wheel."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folder_of = {name: folder for name, folder in tool["package-dir"].items()}
+    assert set(folder_of) == {f"scorer_{p}" for p in PACKAGES if p not in (CORE, "deploy")}
+    installed = {name: ROOT / folder_of.get(name.split(".")[0], name.split(".")[0]) / Path(*name.split(".")[1:])
+                 for name in tool["packages"]}
+    folders = {init.parent for p in (CORE, *folder_of.values()) for init in (ROOT / p).rglob("__init__.py")}
+    assert sorted(map(str, folders - set(installed.values()))) == [], "packages missing from pyproject.toml"
+    assert sorted(n for n, d in installed.items() if not (d / "__init__.py").is_file()) == []
 
 
 def test_the_checker_sees_the_imports_it_must_catch(tmp_path: Path) -> None:

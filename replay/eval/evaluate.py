@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from replay.eval.join import join
-from replay.eval.report import build_report
+from .join import join
+from .report import build_report
 
 
 def evaluate(
@@ -24,7 +24,7 @@ def evaluate(
     and the replay-side counts to reconcile against.
     """
     # matplotlib is an optional extra: import the HTML side only when a report is written.
-    from replay.eval.report_html import render
+    from .report_html import render
 
     summary = replay_summary or truth.parent / "summary.json"
     joined = join(truth, scores, alerts, summary)

@@ -16,9 +16,10 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from replay.eval.truth import TruthRow, read_truth
 from scorer.captures.recorded import Envelope, is_record_file, read_envelopes
 from scorer.pipeline.outcome import ScoredEvent
+
+from .truth import TruthRow, read_truth
 
 
 class AlertRow(msgspec.Struct, frozen=True):

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from replay.eval import metrics
-from replay.eval.join import Joined
 from scorer.captures import is_malicious
+
+from . import metrics
+from .join import Joined
 
 MAX_HOURS = 2000  # alerts-per-hour buckets kept per kind (the busiest, in time order)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from replay.eval import plots
+from . import plots
 
 MAX_ROWS = 300  # per table; report.json has them all
 
