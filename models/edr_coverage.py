@@ -10,17 +10,22 @@ worth elsewhere; docs/models.md quotes the table.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from models.datasets import Dataset
-from models.tables import table
-from scorer.features import edr_cmdline, edr_objects, edr_security, feature_set, rules
+from scorer.captures import LabeledEvent, iter_capture
+from scorer.features import edr_cmdline, edr_objects, edr_security, feature_set
+from scorer.features import rules as rule_block
 from scorer.profiles.join import NoProfiles
 
+from .datasets import Dataset, data_dir
+from .edr_rules import TrainingRules
+from .tables import table
+
 BLOCKS = {"security": edr_security.NAMES, "objects": edr_objects.NAMES, "command line": edr_cmdline.NAMES,
-          "rules": rules.NAMES}
+          "rules": rule_block.NAMES}
 
 
 def origins(ds: Dataset) -> npt.NDArray[np.str_]:
@@ -62,10 +67,48 @@ def summary(counts: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m models.edr_coverage", description=__doc__).parse_args(argv)
-    from models.edr import dataset
+def alerting_rules(files: list[Path], rules: TrainingRules) -> dict[str, dict[str, int]]:
+    """Per high/critical rule: OTRF events it fires on, per capture (the rules stage over
+    every capture, one at a time)."""
+    alert = {r.id for r in rules.engine.rules if r.level in ("high", "critical")}
+    out: dict[str, dict[str, int]] = {}
+    for path in files:
+        items = [i for i in iter_capture(path) if isinstance(i, LabeledEvent)]
+        for item in rules(path, items):
+            for h in getattr(item.event, "rule_hits", ()):
+                if h in alert:
+                    per = out.setdefault(h, {})
+                    per[item.capture] = per.get(item.capture, 0) + 1
+    return out
 
+
+def rule_table(found: dict[str, dict[str, int]], rules: TrainingRules, events: int) -> str:
+    meta = rules.meta
+    rows = []
+    for rule_id, per in sorted(found.items(), key=lambda kv: -sum(kv[1].values())):
+        n = sum(per.values())
+        top = sorted(per.items(), key=lambda kv: -kv[1])[:3]
+        rows.append([meta[rule_id].title, meta[rule_id].level, n, f"{1000 * n / events:.3f}", len(per),
+                     ", ".join(f"{c} ({k})" for c, k in top)])
+    return table(["rule", "level", "OTRF events", "per 1,000 OTRF events", "captures", "most in"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.edr_coverage", description=__doc__)
+    parser.add_argument("--rules", action="store_true",
+                        help="instead: the high/critical rules that fire on OTRF events, by count")
+    args = parser.parse_args(argv)
+    from . import otrf_extra
+    from .edr import dataset, training_rules
+
+    if args.rules:
+        root = data_dir() / "edr"
+        files = sorted(root.glob("otrf-security-datasets/**/*.zip")) + otrf_extra.files(root / "otrf-extra")
+        rules = training_rules()
+        found = alerting_rules(files, rules)
+        events = int((dataset("v3").source == "otrf").sum())
+        print(rule_table(found, rules, events))
+        return 0
     text, counts = coverage(dataset("v3"))
     print(f"{text}\n\n{summary(counts)}")
     return 0

@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from models import otrf_extra
-from models.datasets import Dataset, data_dir
-from models.edr_fusion import comparison, rule_alerts
-from models.edr_fusion import fused_threshold as _fused_threshold
-from models.evaluate import budget_passed, ranking_metrics, rate
-from models.otrf_labels import row_labels
-from models.spec import Evaluation
-from models.tables import table
+from . import otrf_extra
+from .datasets import Dataset, data_dir
+from .edr_fusion import comparison, rule_alerts, spared_threshold
+from .evaluate import budget_passed, ranking_metrics, rate
+from .otrf_labels import row_labels
+from .spec import Evaluation
+from .tables import table
 
 BUDGET_FPR = 0.001  # at most one alert per 1,000 benign events
 CURVE_RATES = (0.5, 1.0, 2.0, 5.0)  # alert budgets (per 1,000 OTRF events) for the capture curve
@@ -91,8 +90,8 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
             f"{_per_tactic(ds, captures, sizes, detected, rate(passed, otrf))}\n\n{tail}")
     if rule_alerts(ds) is not None:  # v3: the Sigma rules alone and fused with the model
         tactic_of = _tactics(ds)
-        fused, fused_metrics, _ = comparison(ds, oof, folds, BUDGET_FPR, weak, lambda c: tactic_of.get(c, "unknown"),
-                                             random_capture_recall)
+        fused, fused_metrics = comparison(ds, oof, folds, BUDGET_FPR, weak, lambda c: tactic_of.get(c, "unknown"),
+                                          random_capture_recall)
         metrics.update(fused_metrics)
         text = f"### Model, rules and both (group split, out of fold)\n\n{FUSION_NOTE}\n\n{fused}\n\n" \
                f"### Model alone\n\n{text}"
@@ -102,10 +101,12 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
 
 FUSION_NOTE = (
     "An alert is raised when the model's score passes the card's threshold or a Sigma rule of level high or "
-    "critical fires (scorer.alerts.decide). Fused: each fold's model threshold leaves, of the 1-in-1,000 budget "
-    "on the other folds' OTRF events, what the rules did not use. Sigma regression events never see their own "
-    "rule or its related rules (models/edr_rules.py), so their rule columns are what an uncovered technique "
-    "would show."
+    "critical fires (scorer.alerts.decide). Shipped: the model's threshold passes 1 in 1,000 of the OTRF events "
+    "on which no such rule fired (chosen, per fold, on the other folds), so the model spends its budget on what "
+    "the rules do not raise and the total is at most the rules' rate plus the budget. \"One shared budget\" "
+    "counts the rules first and gives the model what they leave of 1 in 1,000 (the goal's accounting). Sigma "
+    "regression events never see their own rule or its related rules (models/edr_rules.py), so their rule "
+    "columns are what a technique no rule covers would show."
 )
 
 
@@ -115,13 +116,14 @@ def _tactics(ds: Dataset) -> dict[str, str]:
 
 
 def fused_threshold(ds: Dataset, oof: npt.NDArray[np.float64]) -> float | None:
-    """The shipped threshold of a v3 model: model and rules together within the budget on all
-    out-of-fold OTRF scores (None for a model without rule columns: the budget quantile)."""
+    """The shipped threshold of a model with rule columns: the budget on the out-of-fold OTRF
+    scores of events no high/critical rule fired on (None without rule columns: the budget
+    quantile of all OTRF scores)."""
     rules = rule_alerts(ds)
     if rules is None:
         return None
     otrf = ds.source == "otrf"
-    return _fused_threshold(oof[otrf], rules[otrf], BUDGET_FPR)
+    return spared_threshold(oof[otrf], rules[otrf], BUDGET_FPR)
 
 
 def random_capture_recall(sizes: npt.NDArray[np.int64], p: float) -> float:

@@ -3,11 +3,15 @@
 The service raises an alert when the model's score passes the card's threshold **or** a
 rule of level high or critical fired (``scorer.alerts.decide.RULE_ALERT_LEVELS``). Rules
 are not trained, so "rules alone" needs no folds: an event alerts when its v3 rule columns
-count a high or critical hit. For the fused decision the budget is shared: on the other
-folds' benign events, the rules' own alerts are counted first and the model's threshold is
-set so that rules and model together stay within the budget (when the rules alone use it
-up, the model adds nothing). The same rule on all out-of-fold benign scores gives the
-shipped threshold (:func:`fused_threshold`).
+count a high or critical hit. Two ways to set the model's threshold beside the rules, both
+from the *other* folds' benign (OTRF) events:
+
+- **model on what the rules spare** (shipped, :func:`spared_threshold`): the model gets its
+  own budget on the events no alerting rule fired on, so it spends it on events the rules
+  do not already raise; total alerts are at most the rules' plus the budget.
+- **one shared budget** (:func:`fused_threshold`, the goal's accounting): the rules' alerts
+  are counted first and the model gets what they leave; when the rules alone use up the
+  budget the model adds nothing (:data:`NEVER`).
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from models.datasets import Dataset
-from models.evaluate import budget_passed, rate
-from models.tables import table
 from scorer.features import feature_set
 from scorer.profiles.join import NoProfiles
 
+from .datasets import Dataset
+from .evaluate import budget_passed, rate, threshold_at_fpr
+from .tables import table
+
 B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 ALERT_LEVELS = ("rule_high", "rule_critical")  # scorer.alerts.decide.RULE_ALERT_LEVELS
 NEVER = 1.0  # the highest threshold a card can hold: the model alerts only at a score of 1
+CURVE = (0.25, 0.5, 1.0, 2.0)  # model budgets (per 1,000) on top of the rules
 
 
 def rule_alerts(ds: Dataset) -> B | None:
@@ -37,6 +44,11 @@ def rule_alerts(ds: Dataset) -> B | None:
     cols = [names.index(n) for n in ALERT_LEVELS]
     alerts: B = ds.X[:, cols].sum(axis=1) > 0
     return alerts
+
+
+def spared_threshold(scores: F64, rules: B, budget: float) -> float:
+    """The model threshold passing ``budget`` of the benign events no alerting rule fired on."""
+    return threshold_at_fpr(scores[~rules], budget)
 
 
 def fused_threshold(scores: F64, rules: B, budget: float) -> float:
@@ -52,56 +64,74 @@ def fused_threshold(scores: F64, rules: B, budget: float) -> float:
     return min(float(np.nextafter(ordered[allowed], np.inf)), NEVER)
 
 
-def fused_passed(y: npt.NDArray[np.int8], s: F64, folds: npt.NDArray[np.int64], budget: float,
-                 benign: B, rules: B) -> B:
-    """Which rows alert (model or rules) when each fold's threshold comes from the other folds."""
+Policy = Callable[[F64, B, float], float]
+
+
+def fused_passed(y: npt.NDArray[np.int8], s: F64, folds: I64, budget: float, benign: B, rules: B,
+                 policy: Policy = fused_threshold) -> B:
+    """Which rows alert (model or rules) when each fold's model threshold comes from the other
+    folds' benign rows under ``policy``."""
     passed = rules.copy()
     for f in np.unique(folds).tolist():
         held = folds == f
         other = benign & ~held
-        passed[held] |= s[held] >= fused_threshold(s[other], rules[other], budget)
+        passed[held] |= s[held] >= policy(s[other], rules[other], budget)
     return passed
 
 
-def comparison(ds: Dataset, oof: F64, folds: npt.NDArray[np.int64], budget: float, weak: B,
-               tactic_of: Callable[[str], str], random_recall: Callable[[npt.NDArray[np.int64], float], float],
-               ) -> tuple[str, dict[str, float], dict[str, float]]:
-    """Tables, metrics and per-capture fused detection: model / rules / fused side by side."""
+def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic_of: Callable[[str], str],
+               random_recall: Callable[[I64, float], float]) -> tuple[str, dict[str, float]]:
+    """Tables and metrics: model / rules / fused side by side, per tactic, and the curve."""
     rules = rule_alerts(ds)
     assert rules is not None
     otrf, sigma = ds.source == "otrf", ds.source == "sigma"
     captures, sizes = np.unique(ds.capture[otrf], return_counts=True)
+    per_capture = [otrf & (ds.capture == c) for c in captures.tolist()]
+
+    def detected(passed: B) -> B:
+        return np.array([passed[m].any() for m in per_capture])
+
     variants = {
-        "model alone (threshold at the budget)": budget_passed(ds.y, oof, folds, budget, benign=otrf),
-        "rules alone (high/critical hit)": rules,
-        "model or rules, model at its own budget": budget_passed(ds.y, oof, folds, budget, benign=otrf) | rules,
-        "**fused: model or rules within the budget (shipped)**": fused_passed(ds.y, oof, folds, budget, otrf, rules),
+        "model": ("model alone (threshold at the budget)", budget_passed(ds.y, oof, folds, budget, benign=otrf)),
+        "rules": ("rules alone (a high/critical rule fired)", rules),
+        "fused": ("**model or rules, model on the events the rules spare (shipped)**",
+                  fused_passed(ds.y, oof, folds, budget, otrf, rules, spared_threshold)),
+        "shared": ("model or rules within one shared budget (the goal's accounting)",
+                   fused_passed(ds.y, oof, folds, budget, otrf, rules, fused_threshold)),
     }
-    rows, metrics, detected_by = [], {}, {}
-    for (name, passed), key in zip(variants.items(), ("model", "rules", "either", "fused"), strict=True):
-        hit = np.array([passed[otrf & (ds.capture == c)].any() for c in captures.tolist()])
-        detected_by[key] = hit
-        p = rate(passed, otrf)
+    rows, metrics, found = [], {}, {}
+    for key, (name, passed) in variants.items():
+        hit = found[key] = detected(passed)
+        p, p_unlabelled = rate(passed, otrf), rate(passed, otrf & ~weak)
         rows.append([name, f"{int(hit.sum())} / {len(hit)} ({hit.mean():.1%})", f"{random_recall(sizes, p):.1%}",
-                     f"{1000 * p:.2f}", f"{1000 * rate(passed, otrf & ~weak):.2f}", f"{rate(passed, sigma):.3f}"])
+                     f"{1000 * p:.2f}", f"{1000 * p_unlabelled:.2f}", f"{rate(passed, sigma):.3f}"])
         metrics.update({f"{key}_capture_recall": float(hit.mean()), f"{key}_alerts_per_1000_otrf": 1000 * p,
-                        f"{key}_alerts_per_1000_unlabelled": 1000 * rate(passed, otrf & ~weak),
+                        f"{key}_alerts_per_1000_unlabelled": 1000 * p_unlabelled,
                         f"{key}_sigma_recall": rate(passed, sigma)})
     main = table(["decision", "captures detected", "random at that rate", "alerts / 1,000 OTRF events",
                   "alerts / 1,000 not labelled attack", "Sigma recall (own rule removed)"], rows)
+    curve = []
+    for per_1000 in CURVE:
+        passed = fused_passed(ds.y, oof, folds, per_1000 / 1000, otrf, rules, spared_threshold)
+        hit = detected(passed)
+        curve.append([per_1000, f"{int(hit.sum())} ({hit.mean():.1%})", f"{1000 * rate(passed, otrf):.2f}",
+                      f"{1000 * rate(passed, otrf & ~weak):.2f}"])
+        metrics[f"fused_capture_recall_at_model_{per_1000:g}_per_1000"] = float(hit.mean())
+    curve_table = table(["model budget on the spared events (per 1,000)", "captures detected",
+                         "alerts / 1,000 OTRF events (rules + model)", "alerts / 1,000 not labelled attack"], curve)
     tactics = np.array([tactic_of(c) for c in captures.tolist()])
-    per_tactic = []
-    for t in sorted(set(tactics.tolist())):
-        m = tactics == t
-        per_tactic.append([t, int(m.sum())] + [f"{int(detected_by[k][m].sum())} ({detected_by[k][m].mean():.0%})"
-                                               for k in ("model", "rules", "fused")])
+    per_tactic = [[t, int(m.sum())] + [f"{int(found[k][m].sum())} ({found[k][m].mean():.0%})"
+                                       for k in ("model", "rules", "fused")]
+                  for t in sorted(set(tactics.tolist())) for m in [tactics == t]]
     tactic_table = table(["tactic", "captures", "model alone", "rules alone", "fused (shipped)"], per_tactic)
-    missed = [c for c, d in zip(captures.tolist(), detected_by["fused"].tolist(), strict=True) if not d]
-    only = {k: [c for c, a, b in zip(captures.tolist(), detected_by[k].tolist(),
-                                     detected_by["model" if k == "rules" else "rules"].tolist(), strict=True)
-                if a and not b] for k in ("model", "rules")}
-    text = (f"{main}\n\n{tactic_table}\n\nFused, missed: {', '.join(missed) or 'none'}\n\n"
-            f"Only the model detects: {', '.join(only['model']) or 'none'}\n\n"
-            f"Only the rules detect: {', '.join(only['rules']) or 'none'}")
-    units = {c: float(d) for c, d in zip(captures.tolist(), detected_by["fused"].tolist(), strict=True)}
-    return text, metrics, units
+    names = captures.tolist()
+    missed = [c for c, d in zip(names, found["fused"].tolist(), strict=True) if not d]
+    model_only = [c for c, a, b in zip(names, found["model"].tolist(), found["rules"].tolist(), strict=True)
+                  if a and not b]
+    rules_only = [c for c, a, b in zip(names, found["rules"].tolist(), found["model"].tolist(), strict=True)
+                  if a and not b]
+    text = (f"{main}\n\n{curve_table}\n\n{tactic_table}\n\n"
+            f"Fused (shipped), missed ({len(missed)}): {', '.join(missed) or 'none'}\n\n"
+            f"Detected by the model and not the rules ({len(model_only)}): {', '.join(model_only) or 'none'}\n\n"
+            f"Detected by the rules and not the model ({len(rules_only)}): {', '.join(rules_only) or 'none'}")
+    return text, metrics

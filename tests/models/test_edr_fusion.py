@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.datasets import Dataset
-from models.edr_fusion import NEVER, fused_passed, fused_threshold, rule_alerts
+from models.edr_fusion import NEVER, fused_passed, fused_threshold, rule_alerts, spared_threshold
 from models.evaluate import threshold_at_fpr
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
@@ -23,6 +23,8 @@ def test_rules_use_their_share_first() -> None:
     many = np.zeros(100_000, bool)
     many[:150] = True  # the rules alone are over the budget: the model adds nothing
     assert fused_threshold(scores, many, 0.001) == NEVER
+    spared = spared_threshold(scores, many, 0.001)  # the model's own budget on the events the rules spare
+    assert (scores[~many] >= spared).sum() == 99 and ((scores >= spared) | many).sum() <= 150 + 100
 
 
 def test_fused_passed_thresholds_come_from_other_folds() -> None:
@@ -33,11 +35,14 @@ def test_fused_passed_thresholds_come_from_other_folds() -> None:
     benign = np.ones(n, bool)
     passed = fused_passed(np.zeros(n, np.int8), scores, folds, 0.001, benign, rules)
     assert passed[rules].all()
+    spared = fused_passed(np.zeros(n, np.int8), scores, folds, 0.001, benign, rules, spared_threshold)
     for f in range(3):
         held = folds == f
         thr = fused_threshold(scores[~held], rules[~held], 0.001)
         np.testing.assert_array_equal(passed[held], (scores[held] >= thr) | rules[held])
-    assert 0.0005 < passed.mean() < 0.0015
+        thr = spared_threshold(scores[~held], rules[~held], 0.001)
+        np.testing.assert_array_equal(spared[held], (scores[held] >= thr) | rules[held])
+    assert 0.0005 < passed.mean() < 0.0012 < spared.mean() < 0.0016
 
 
 def test_rule_alerts_read_the_v3_rule_columns() -> None:

@@ -28,6 +28,7 @@ from scorer.events import EventKind
 from scorer.features import capture_matrix, feature_set
 from scorer.inference.repository import load_version
 from scorer.lifecycle.export import onnx_bytes, publish, severity_cutoffs
+from scorer.profiles.join import NoProfiles
 
 REPO_ROOT = Path(__file__).parents[2]
 DATA = Path(os.environ.get("SCORER_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
@@ -137,7 +138,7 @@ def test_published_models_match_the_feature_contract(kind: EventKind) -> None:
     if not (repo / f"{kind}_classifier").is_dir():
         pytest.skip("model not published yet")
     version = load_version(repo, f"{kind}_classifier")
-    names = feature_set(kind).names
+    names = feature_set(kind, version.card.feature_set, NoProfiles()).names  # the set the card declares
     assert tuple(version.card.feature_names) == names
     assert 0.0 < version.card.threshold < 1.0
     session = ort.InferenceSession(str(version.onnx_path), providers=["CPUExecutionProvider"])
