@@ -69,18 +69,23 @@ def deploy_shadow(issue: Issue, desired: DesiredState | None, production: str, v
 
 def promote(issue: Issue, desired: DesiredState | None, production: str, version: str | None = None) -> DesiredState:
     target = version or (desired.shadow if desired else None)
-    if not target:
-        raise ModelError(f"{issue.kind}: no shadow version to promote (deploy one with --shadow, or name --version)")
-    _not_production(issue, target, production)
-    return _state(issue, desired, target, None, production, "promote")
+    return _replace_production(issue, desired, production, target, "promote",
+                               "no shadow version to promote (deploy one with --shadow, or name --version)")
 
 
 def rollback(issue: Issue, desired: DesiredState | None, production: str, version: str | None = None) -> DesiredState:
     target = version or (desired.previous if desired else None)
+    return _replace_production(issue, desired, production, target, "rollback",
+                               "nothing to roll back to (no previous production version; name --version)")
+
+
+def _replace_production(issue: Issue, desired: DesiredState | None, production: str, target: str | None,
+                        action: str, none_left: str) -> DesiredState:
+    """``target`` in production, no shadow, the current production kept as ``previous``."""
     if not target:
-        raise ModelError(f"{issue.kind}: nothing to roll back to (no previous production version; name --version)")
+        raise ModelError(f"{issue.kind}: {none_left}")
     _not_production(issue, target, production)
-    return _state(issue, desired, target, None, production, "rollback")
+    return _state(issue, desired, target, None, production, action)
 
 
 def clear_shadow(issue: Issue, desired: DesiredState | None, production: str) -> DesiredState:

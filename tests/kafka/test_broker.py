@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,12 +25,16 @@ def _topic(prefix: str) -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"
 
 
-async def _produce(
-    producer: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]]
-) -> list[tuple[int, int]]:
-    """Send all records, wait for every ack; return (partition, offset) per record."""
-    futures = [await producer.send(topic, value, key=key) for key, value in records]
-    metas = await asyncio.gather(*futures)
+async def _produce(topic: str, records: list[tuple[bytes, bytes]], **client: Any) -> list[tuple[int, int]]:
+    """Send all records with a producer of ``client`` options (acks=all), wait for every ack;
+    return (partition, offset) per record."""
+    producer = AIOKafkaProducer(acks="all", **client)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in records]
+        metas = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
     return [(m.partition, m.offset) for m in metas]
 
 
@@ -87,12 +92,7 @@ async def test_aiokafka_produce_and_consume_1000_records(kafka: KafkaBroker) -> 
     kafka.create_topic(topic, partitions=3)
     sent = _records(1000)
 
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        placed = await _produce(producer, topic, sent)
-    finally:
-        await producer.stop()
+    placed = await _produce(topic, sent, bootstrap_servers=kafka.bootstrap, linger_ms=5)
     assert {p for p, _ in placed} == {0, 1, 2}
 
     consumer = AIOKafkaConsumer(
@@ -126,12 +126,7 @@ async def test_aiokafka_produce_kcat_consume(kafka: KafkaBroker) -> None:
     topic = _topic("broker.kcat")
     kafka.create_topic(topic, partitions=3)
     sent = _records(300)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    await producer.start()
-    try:
-        placed = await _produce(producer, topic, sent)
-    finally:
-        await producer.stop()
+    placed = await _produce(topic, sent, bootstrap_servers=kafka.bootstrap)
 
     kcat = kcat_path()
     assert kcat is not None
@@ -217,12 +212,7 @@ async def test_restart_keeps_records_and_committed_offsets(tmp_path: Path, start
         group = f"g-{uuid.uuid4().hex[:8]}"
         broker.create_topic(topic, partitions=3)
         sent = _records(200)
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
-        await producer.start()
-        try:
-            placed = await _produce(producer, topic, sent)
-        finally:
-            await producer.stop()
+        placed = await _produce(topic, sent, bootstrap_servers=broker.bootstrap)
         # Commit the first half of each partition for a group.
         tps = [TopicPartition(topic, p) for p in range(3)]
         ends = {p: max(o for q, o in placed if q == p) + 1 for p in range(3)}
@@ -284,12 +274,7 @@ async def test_sasl_ssl_scram_produce_and_consume(secure_kafka: KafkaBroker) -> 
     topic = _topic("broker.sasl")
     secure_kafka.create_topic(topic, partitions=3)
     sent = _records(100)
-    producer = AIOKafkaProducer(**secure_kafka.sasl_client_config(), acks="all")
-    await producer.start()
-    try:
-        placed = await _produce(producer, topic, sent)
-    finally:
-        await producer.stop()
+    placed = await _produce(topic, sent, **secure_kafka.sasl_client_config())
     consumer = AIOKafkaConsumer(
         topic,
         **secure_kafka.sasl_client_config(),

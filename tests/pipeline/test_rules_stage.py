@@ -17,7 +17,7 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from scorer.events import EventKind
 from scorer.events.structs import EndpointEvent, Event
-from scorer.inference.base import InferenceBackend, ModelRef
+from scorer.inference.base import ModelRef
 from scorer.inference.repository import ModelCard
 from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.deadletter import header_dict
@@ -25,6 +25,7 @@ from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
 from scorer.rules import RuleFailure, RuleHits, RuleMeta
 from scorer.rules.annotate import RuleStage
+from tests.support.pipeline import FakeBackend
 
 
 def meta(rule_id: str, level: str, tactic: str = "execution") -> RuleMeta:
@@ -65,15 +66,8 @@ class HitCountFeatures:
         return np.array([[len(e.rule_hits)] for e in events if isinstance(e, EndpointEvent)], np.float32)
 
 
-class NeverAlarmed(InferenceBackend):
+class NeverAlarmed(FakeBackend):
     """A model that never passes its threshold: alerts below come from rules alone."""
-
-    name = "fake"
-
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-    async def ready(self, model: ModelRef) -> bool:
-        return True
 
     async def infer(self, model: ModelRef, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return np.full(len(features), 0.1, np.float32)

@@ -17,12 +17,13 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from scorer.errors import InferenceError, ModelError
 from scorer.events import EventKind, FlowRecord
 from scorer.events.structs import Event
-from scorer.inference.base import InferenceBackend, ModelRef
+from scorer.inference.base import ModelRef
 from scorer.inference.repository import ModelCard
 from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.deadletter import header_dict
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
+from tests.support.pipeline import FakeBackend
 
 
 class BytesFeatures:
@@ -38,14 +39,7 @@ class BytesFeatures:
         return np.asarray(rows, dtype=np.float32).reshape(-1, 2)
 
 
-class ThresholdBackend(InferenceBackend):
-    name = "fake"
-
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-    async def ready(self, model: ModelRef) -> bool:
-        return True
-
+class ThresholdBackend(FakeBackend):
     async def infer(self, model: ModelRef, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return (features[:, 0] > 10).astype(np.float32) * 0.97
 

@@ -15,11 +15,23 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from scorer.config import BatchSettings, InferenceSettings, KafkaSettings, RuleSettings, Settings, TopicSettings
+from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.metrics import ScorerMetrics
 from scorer.pipeline.loop import ScoringLoop
 from scorer.profiles.view import TopicProfileView
 from scorer.service.build import build_scorer
 from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
+
+
+class FakeBackend(InferenceBackend):
+    """An inference backend that is always up and ready; subclasses say how it scores (infer)."""
+
+    name = "fake"
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ready(self, model: ModelRef) -> bool:
+        return True
 
 
 def scorer_settings(
