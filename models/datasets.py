@@ -23,15 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from scorer.captures import LabeledEvent, iter_capture
+from scorer.config import data_dir as data_dir  # the one data-folder resolver; the readers import it from here
 from scorer.events.structs import Event, EventKind
 from scorer.features import capture_matrix, feature_set
 from scorer.features.rules import RuleSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("SCORER_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
 
 def cache_dir() -> Path:

@@ -10,7 +10,6 @@ events of the case that fire it; a case may hold context events that do not).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,14 @@ from typing import Any
 
 import yaml
 
+from scorer.config import data_dir
 from scorer.errors import ScorerError
 from scorer.events import edr
 from scorer.rules.engine import RuleEngine
 from scorer.rules.model import CompiledRules, CompileError
 from scorer.rules.pack import write_pack
 
-DEFAULT_DATA = Path(os.environ.get("SCORER_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DEFAULT_DATA = data_dir()
 DEFAULT_SOURCE = DEFAULT_DATA / "edr" / "sigma-rules"
 DEFAULT_GOLDEN = DEFAULT_DATA / "edr" / "sigma-regression"
 DEFAULT_OUT = Path("rule_repository") / "sigma_windows" / "1"

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from replay import LabeledEvent, iter_capture
+from scorer.captures import LabeledEvent, iter_capture
 from scorer.events import EventDecoder, EventKind, SourceRef
 from scorer.events.structs import EndpointEvent
 from scorer.features import FEATURE_SETS, capture_matrix, feature_set
@@ -77,7 +77,7 @@ def _events(limit: int = 2500) -> list[EndpointEvent]:
     return out
 
 
-pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="shared data folder not present")
+pytestmark = pytest.mark.data
 
 
 @pytest.mark.parametrize("pack", ["synthetic", "sigma"])

@@ -5,20 +5,20 @@ micro-batches, equal the training features of the same events (replay -> capture
 from __future__ import annotations
 
 import itertools
-import os
 import zipfile
-from pathlib import Path
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from scorer.captures import LabeledEvent, iter_capture
 from scorer.events import EventDecoder, EventKind, SourceRef
 from scorer.events.structs import Event
 from scorer.features import capture_matrix, feature_set
+from tests.support.paths import DATA_DIR
 
-DATA = Path(os.environ.get("SCORER_DATA_DIR", Path(__file__).parents[3] / "shared" / "data"))
+DATA = DATA_DIR
 CAPTURES = {
     EventKind.NETFLOW: [DATA / "netflow/stratosphere-zeek/010-conn.log.labeled",
                         DATA / "netflow/cic-ids2017-improved/Portscan_2500.csv"],
@@ -26,7 +26,7 @@ CAPTURES = {
                     DATA / "edr/sigma-regression/rules/windows/process_creation"],
     EventKind.SIEM: [DATA / "siem/ait-ads/shaw_alerts.csv.gz"],
 }
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared data folder not present")
+pytestmark = pytest.mark.data
 
 
 def _events(kind: EventKind, limit: int = 3000) -> list[Event]:
@@ -37,7 +37,7 @@ def _events(kind: EventKind, limit: int = 3000) -> list[Event]:
     return out
 
 
-def _serve(kind: EventKind, values: list[bytes], sizes: tuple[int, ...]) -> np.ndarray:
+def _serve(kind: EventKind, values: list[bytes], sizes: tuple[int, ...]) -> npt.NDArray[np.float32]:
     """The service path: bytes -> EventDecoder -> one feature set over micro-batches."""
     decoder = EventDecoder()
     fs = feature_set(kind)

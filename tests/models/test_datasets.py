@@ -34,7 +34,7 @@ def fire_on_process_creation(path: Path, items: list[LabeledEvent]) -> list[Labe
             if getattr(i.event, "event_code", None) in (1, 4688) else i for i in items]
 
 
-@pytest.mark.skipif(not CAPTURE.is_file(), reason="shared data folder not present")
+@pytest.mark.data
 def test_rules_stage_feeds_v3_and_keys_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCORER_CACHE_DIR", str(tmp_path))
     files = [CAPTURE, *SIGMA]

@@ -15,7 +15,7 @@ from tests.support.paths import DATA_DIR
 CASE = DATA_DIR / "edr/sigma-regression/rules/windows/process_creation"
 
 
-@pytest.mark.skipif(not CASE.is_dir(), reason="shared data folder not present")
+@pytest.mark.data
 def test_own_rules_are_the_case_rule_and_its_related_rules() -> None:
     folder = next(p.parent for p in sorted(CASE.rglob("rule.yml")) if "related:" in p.read_text())
     ids = own_rules(folder)

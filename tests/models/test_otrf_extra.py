@@ -16,6 +16,7 @@ from tests.support.paths import DATA_DIR
 
 EXTRA = DATA_DIR / "edr" / "otrf-extra"
 needs_data = pytest.mark.skipif(not EXTRA.is_dir(), reason="otrf-extra not present")
+pytestmark = pytest.mark.data
 
 
 @needs_data

@@ -8,20 +8,17 @@ must be labelled; other hosts' events and unrelated processes must not.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from models.otrf_labels import Agent, agents, agents_by_capture, attack_events
 from scorer.captures import LabeledEvent, iter_capture
 from scorer.events.structs import EndpointEvent
+from tests.support.paths import DATA_DIR
 
-REPO_ROOT = Path(__file__).parents[2]
-DATA = Path(os.environ.get("SCORER_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+DATA = DATA_DIR
 OTRF = DATA / "edr" / "otrf-security-datasets"
 CAPTURE = OTRF / "windows" / "discovery" / "host" / "empire_shell_net_localgroup_administrators.zip"
-needs_data = pytest.mark.skipif(not CAPTURE.is_file(), reason="shared data folder not present")
+needs_data = pytest.mark.data
 
 VIEW = """(Empire: agents) > agents
 Name     La Internal IP     Machine Name      Username                Process            PID    Delay
@@ -44,7 +41,9 @@ def test_agents_are_the_driven_ones() -> None:
 def test_lineage_labels_on_a_real_capture() -> None:
     found = agents_by_capture(OTRF / "_metadata")
     assert found[CAPTURE.stem] == (Agent("1EHYPBVC", "WORKSTATION5", "THESHIRE\\pgustavo", "powershell", 7456),)
-    events = [i.event for i in iter_capture(CAPTURE) if isinstance(i, LabeledEvent)]
+    read = [i.event for i in iter_capture(CAPTURE) if isinstance(i, LabeledEvent)]
+    events = [e for e in read if isinstance(e, EndpointEvent)]
+    assert len(events) == len(read), "an OTRF capture holds endpoint events only"
     flags = attack_events(events, found[CAPTURE.stem])
     assert len(events) == 884 and int(flags.sum()) == 122
     hit = [e for e, f in zip(events, flags, strict=True) if f]

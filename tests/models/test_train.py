@@ -7,10 +7,10 @@ verified) through scorer.inference.repository.load_version.
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 import pytest
 
@@ -29,9 +29,9 @@ from scorer.features import capture_matrix, feature_set
 from scorer.inference.repository import load_version
 from scorer.lifecycle.export import onnx_bytes, publish, severity_cutoffs
 from scorer.profiles.join import NoProfiles
+from tests.support.paths import DATA_DIR, MODEL_REPOSITORY
 
-REPO_ROOT = Path(__file__).parents[2]
-DATA = Path(os.environ.get("SCORER_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+DATA = DATA_DIR
 SOURCES = {
     EventKind.NETFLOW: [("netflow/stratosphere-zeek/008-conn.log.labeled", 3000),
                         ("netflow/cic-ids2017-improved/BENIGN_2500.csv", 800)],
@@ -40,10 +40,10 @@ SOURCES = {
                      3000)],
     EventKind.SIEM: [("siem/ait-ads/santos_alerts.csv.gz", 20000)],
 }
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared data folder not present")
+needs_data = pytest.mark.data
 
 
-def _small(kind: EventKind) -> tuple[np.ndarray, np.ndarray]:
+def _small(kind: EventKind) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int8]]:
     events, truth = [], []
     for rel, limit in SOURCES[kind]:
         for item in itertools.islice(iter_capture(DATA / rel), limit):
@@ -114,7 +114,7 @@ def test_oof_scores_come_from_models_blind_to_the_group() -> None:
     folds = group_folds(groups, 3)
     seen: list[int] = []
 
-    def fit(xt: np.ndarray, yt: np.ndarray, wt: np.ndarray) -> object:
+    def fit(xt: npt.NDArray[np.float32], yt: npt.NDArray[np.int8], wt: npt.NDArray[np.float64]) -> object:
         seen.append(len(yt))
         return hgb(max_iter=5)(xt, yt, wt)
 
@@ -134,7 +134,7 @@ def test_threshold_and_caps() -> None:
 
 @pytest.mark.parametrize("kind", list(EventKind))
 def test_published_models_match_the_feature_contract(kind: EventKind) -> None:
-    repo = REPO_ROOT / "model_repository"
+    repo = MODEL_REPOSITORY
     if not (repo / f"{kind}_classifier").is_dir():
         pytest.skip("model not published yet")
     version = load_version(repo, f"{kind}_classifier")

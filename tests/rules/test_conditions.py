@@ -159,7 +159,7 @@ def test_an_event_the_engine_cannot_read_is_isolated_with_a_rule_id(tmp_path: Pa
     import msgspec
 
     engine = engine_of(tmp_path, rule("sel:\n  Hashes|contains: 'x'\ncondition: sel"))
-    broken = msgspec.structs.replace(sysmon(Hashes="x"), fields=None)  # type: ignore[arg-type]
+    broken = msgspec.structs.replace(sysmon(Hashes="x"), fields=None)
     result = engine.evaluate([sysmon(Hashes="x"), broken])
     assert result.hits == [(0,), ()]
     assert result.errors[1].rule_id == "00000000-0000-0000-0000-000000000001"
