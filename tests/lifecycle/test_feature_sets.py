@@ -14,7 +14,7 @@ from scorer.inference.triton_config import input_width as triton_width
 from scorer.lifecycle.contract import card_problems, contract_names, version_problems
 from scorer.lifecycle.golden import GOLDEN_FILE, load, resolve
 from scorer.lifecycle.validate import Margins, validate
-from tests.lifecycle.conftest import KIND, MODEL, Repo, make_repo, synthetic_golden
+from tests.support.lifecycle import KIND, MODEL, Repo, make_repo, synthetic_golden
 
 V1, V2 = contract_names(KIND, "v1"), contract_names(KIND, "v2")
 FAST = Margins(batch=256, runs=3, latency_us_per_event=1e6)  # latency has its own test

@@ -23,7 +23,7 @@ from scorer.lifecycle.contract import version_problems
 from scorer.lifecycle.converters import register_gbm_converters
 from scorer.lifecycle.package import PackageRequest, package
 from scorer.lifecycle.validate import scores
-from tests.lifecycle.conftest import KIND, MODEL, Repo
+from tests.support.lifecycle import KIND, MODEL, Repo
 
 BOOSTERS: dict[str, Callable[[], Any]] = {
     "lightgbm": lambda: LGBMClassifier(n_estimators=40, num_leaves=15, verbose=-1, random_state=0),

@@ -18,7 +18,7 @@ from scorer.lifecycle.golden import GOLDEN_FILE, load, resolve
 from scorer.lifecycle.ops import Context, pin_versions
 from scorer.lifecycle.package import PackageRequest, onnx_from_file, package
 from scorer.lifecycle.validate import Margins, validate
-from tests.lifecycle.conftest import KIND, MODEL, Repo, synthetic_golden
+from tests.support.lifecycle import KIND, MODEL, Repo, synthetic_golden
 from tests.support.models import build_tiny_model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from scorer.inference.base import ModelRef
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.lifecycle.loader import RuntimeLoader
-from tests.lifecycle.conftest import MODEL, Repo
+from tests.support.lifecycle import MODEL, Repo
 
 
 class RestartedTriton:

@@ -20,7 +20,7 @@ from scorer.metrics import LifecycleMetrics, ScorerMetrics
 from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.scoring import BatchScorer
 from scorer.rules.annotate import RuleStage
-from tests.lifecycle.conftest import KIND, MODEL, Repo, make_repo, synthetic_golden
+from tests.support.lifecycle import KIND, MODEL, Repo, make_repo, synthetic_golden
 from tests.support.models import build_tiny_model
 
 SIEM = EventKind.SIEM
