@@ -54,6 +54,16 @@ async def _consume_all(
     return out
 
 
+async def _read_back(topic: str, expected: int, **client: Any) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """``expected`` records of ``topic`` from its start, by a consumer of ``client`` options."""
+    consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", **client)
+    await consumer.start()
+    try:
+        return await _consume_all(consumer, expected)
+    finally:
+        await consumer.stop()
+
+
 def _records(n: int, entities: int = 37) -> list[tuple[bytes, bytes]]:
     return [(f"entity-{i % entities}".encode(), f'{{"seq":{i}}}'.encode()) for i in range(n)]
 
@@ -95,18 +105,8 @@ async def test_aiokafka_produce_and_consume_1000_records(kafka: KafkaBroker) -> 
     placed = await _produce(topic, sent, bootstrap_servers=kafka.bootstrap, linger_ms=5)
     assert {p for p, _ in placed} == {0, 1, 2}
 
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=kafka.bootstrap,
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        got = await _consume_all(consumer, len(sent))
-    finally:
-        await consumer.stop()
+    got = await _read_back(topic, len(sent), bootstrap_servers=kafka.bootstrap,
+                           group_id=f"g-{uuid.uuid4().hex[:8]}", enable_auto_commit=False)
     _check_roundtrip(sent, placed, got)
 
 
@@ -232,14 +232,7 @@ async def test_restart_keeps_records_and_committed_offsets(tmp_path: Path, start
         assert broker.pid() != old_pid
         assert broker.is_running()
 
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", group_id=None
-        )
-        await consumer.start()
-        try:
-            got = await _consume_all(consumer, len(sent))
-        finally:
-            await consumer.stop()
+        got = await _read_back(topic, len(sent), bootstrap_servers=broker.bootstrap, group_id=None)
         _check_roundtrip(sent, placed, got)
 
         consumer = AIOKafkaConsumer(
@@ -275,17 +268,8 @@ async def test_sasl_ssl_scram_produce_and_consume(secure_kafka: KafkaBroker) -> 
     secure_kafka.create_topic(topic, partitions=3)
     sent = _records(100)
     placed = await _produce(topic, sent, **secure_kafka.sasl_client_config())
-    consumer = AIOKafkaConsumer(
-        topic,
-        **secure_kafka.sasl_client_config(),
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        got = await _consume_all(consumer, len(sent))
-    finally:
-        await consumer.stop()
+    got = await _read_back(topic, len(sent), **secure_kafka.sasl_client_config(),
+                           group_id=f"g-{uuid.uuid4().hex[:8]}")
     _check_roundtrip(sent, placed, got)
 
 
