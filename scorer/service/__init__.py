@@ -1,1 +1,2 @@
-"""The running service: assembly, metrics, HTTP health endpoints."""
+"""The ``scorer run`` process: assembly from settings (:mod:`.build`), starting and stopping
+it (:mod:`.run`), its HTTP endpoints (:mod:`.http`), signals and GC tuning."""
