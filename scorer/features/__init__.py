@@ -11,11 +11,13 @@ Feature sets are versioned, and a model card names the one its model was trained
 - ``v2``: ``v1`` followed by long-horizon entity profiles (:mod:`scorer.profiles`) joined
   from a :class:`~scorer.profiles.join.ProfileSource`: the compacted profile topic when
   serving, the same update rule run in process (:mod:`scorer.profiles.local`) when training;
-- ``v3``: ``v2`` followed, for EDR, by the Security-channel, object, command-line and
-  rule-hit blocks (:mod:`scorer.features.edr_v3`). The rule block reads
+- ``v3``: for EDR, ``v1`` followed by the Security-channel, object, command-line and
+  rule-hit blocks (:mod:`scorer.features.edr_v3`); no profile columns (host novelty made
+  the alert rate of held-out captures overshoot, docs/models.md). The rule block reads
   ``EndpointEvent.rule_hits`` (set by the rules stage before features) and needs the rule
-  pack's metadata: ``feature_set("edr", "v3", profiles, rules=stage.by_id)``. Its column
-  names do not depend on the pack. Other kinds have no v3 blocks yet: their v3 is their v2.
+  pack's metadata: ``feature_set("edr", "v3", profiles, rules=stage.by_id)`` (``profiles``
+  is accepted and unused). Its column names do not depend on the pack. Other kinds have no
+  v3 blocks yet: their v3 is their v2.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSourc
                 rules: RuleSource | None = None) -> FeatureSet:
     """A new feature set (with fresh state) for ``kind``, in feature-set ``version``.
 
-    ``profiles`` is where v2 and v3 read profiles from; by default a fresh in-process
-    :class:`scorer.profiles.local.LocalProfiles` (what training and the embedded scorer use).
+    ``profiles`` is where v2 reads profiles from (and v3 of the kinds whose v3 is their v2);
+    by default a fresh in-process :class:`scorer.profiles.local.LocalProfiles` (what
+    training and the embedded scorer use).
     ``rules`` is the rule metadata v3's rule block reads (a mapping rule id -> ``RuleMeta``,
     e.g. ``RuleStage.by_id``, or the ``RuleEngine.rules`` sequence); ignored by v1 and v2.
     """
@@ -60,6 +63,10 @@ def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSourc
         return base
     if version not in ("v2", "v3"):
         raise ValueError(f"unknown feature set {version!r} (known: {', '.join(FEATURE_SETS)})")
+    if version == "v3" and base.kind is EventKind.EDR:
+        from scorer.features.edr_v3 import EdrV3Features
+
+        return EdrV3Features(base, rules)
     # Imported here: scorer.profiles builds on scorer.features.base (no import cycle), and the
     # in-process profiles (the stream jobs' update rule) are only needed when nobody passes a source.
     from scorer.profiles.columns import COLUMNS
@@ -69,12 +76,7 @@ def feature_set(kind: EventKind | str, version: str = "", profiles: ProfileSourc
         from scorer.profiles.local import LocalProfiles
 
         profiles = LocalProfiles()
-    v2 = ProfiledFeatures(base, COLUMNS[base.kind](), profiles)
-    if version == "v2" or base.kind is not EventKind.EDR:
-        return v2
-    from scorer.features.edr_v3 import EdrV3Features
-
-    return EdrV3Features(v2, rules)
+    return ProfiledFeatures(base, COLUMNS[base.kind](), profiles)
 
 
 def capture_matrix(

@@ -1,7 +1,8 @@
-"""Feature set v3 for EDR: v2 (v1 + host-novelty profiles), then the Security-channel,
-object, command-line and rule-hit blocks.
+"""Feature set v3 for EDR: v1, then the Security-channel, object, command-line and rule-hit
+blocks. (Not v2's host-novelty profile columns: every Sigma positive is novel on the OTRF
+host it is transplanted onto, and the held-out alert rate overshot with them; docs/models.md.)
 
-``names`` = v2's names, then :data:`BLOCK_NAMES` (in this order: :mod:`edr_security`,
+``names`` = v1's names, then :data:`BLOCK_NAMES` (in this order: :mod:`edr_security`,
 :mod:`edr_objects`, :mod:`edr_cmdline`, :mod:`rules`). The rule block reads
 ``EndpointEvent.rule_hits``, which the rules stage sets before features, and the rule
 metadata passed as ``rules``; without it (``None``) hits count in ``rule_hits`` only.
@@ -30,7 +31,7 @@ INDICATORS: tuple[str, ...] = (edr_security.INDICATORS + edr_objects.INDICATORS 
 
 
 class EdrV3Features:
-    """``base`` (the v2 feature set) followed by the v3 blocks."""
+    """``base`` (the v1 feature set) followed by the v3 blocks."""
 
     kind = EventKind.EDR
 
