@@ -32,6 +32,18 @@ on the host it runs on), not a measurement; the held-out OTRF captures are the m
 Novelty may only raise a score (monotone). v2 carries only the three novelty flags: item
 ages, prevalence and host history depth were tried and cost detections on the development
 half of the groups (docs/profiles.md).
+Feature set v3 (v1 + Security-channel, object, command-line and rule-hit blocks) adds data
+and the detection rules: the otrf-extra captures (seven LSASS-dumping campaigns of 40k-60k
+events each, mostly host background, and APTSimulator; models/otrf_extra.py), labelled per
+capture like the atomic ones, the four campaigns of host MKT01 in one split group; and the
+shipped Sigma pack's hits on every event (models/edr_rules.py), the same rules stage the
+service runs. A Sigma regression event fires its own rule by construction, so its own rule
+and that rule's related rules are removed from its hits: it stands for a technique no rule
+covers, and the rule columns cannot separate the positives trivially. Every v3 column
+that can only add suspicion (scorer.features.edr_v3.INDICATORS, all rule counts among
+them) is monotone. The service alerts on the model's threshold or a high/critical rule;
+the shipped threshold passes 1 in 1,000 of the OTRF events on which no such rule fired
+(models/edr_fusion.py), because the rules alone already pass more than 1 in 1,000.
 """
 
 from __future__ import annotations
@@ -103,7 +115,8 @@ def dataset(features: str = "") -> Dataset:
     root = data_dir() / "edr"
     files = [*root.glob("otrf-security-datasets/**/*.zip"),
              *root.glob("sigma-regression/**/*.json")]
-    history = PER_CAPTURE if features in ("", "v1") else HISTORY  # v1 is stateless for EDR
+    # v1 and v3 are stateless for EDR: only v2's profiles need the shared history.
+    history = HISTORY if features == "v2" else PER_CAPTURE
     if features != "v3":  # (the recipe of the shipped v1/v2 models: atomic captures only)
         return build(EventKind.EDR, files, labeller, version=features, history=history)
     # v3: the otrf-extra captures too, and the shipped rule pack's hits (models/edr_rules.py).
@@ -210,6 +223,7 @@ SPEC = Spec(
     train_labels=train_labels,
     budget_benign=lambda ds: ds.source == "otrf",
     threshold=fused_threshold,
+    provenance=lambda features: [training_rules().describe()] if features == "v3" else [],
     learner="scikit-learn HistGradientBoostingClassifier (200 trees, 15 leaves, monotone in "
             "tradecraft indicators), ONNX via skl2onnx",
     description="P(malicious) of one Windows endpoint event (Sysmon/Security/PowerShell) from "

@@ -90,6 +90,11 @@ class TrainingRules:
         path = path or pack_dir()
         return cls(RuleEngine.load(path), path, pack_checksum(path))
 
+    def describe(self) -> str:
+        """The pack as the model card names it: path (relative to the repository) and checksum."""
+        where = self.path.relative_to(REPO_ROOT) if self.path.is_relative_to(REPO_ROOT) else self.path
+        return f"{where.as_posix()} ({len(self.engine.rules)} rules, sha256 {self.checksum})"
+
     @cached_property
     def meta(self) -> Mapping[str, Any]:
         """Rule id -> RuleMeta, what feature set v3's rule block reads."""

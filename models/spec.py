@@ -55,6 +55,8 @@ class Spec:
     # The shipped threshold from the out-of-fold scores, when it is not the budget quantile of
     # the benign scores (EDR v3: detection rules share the budget); None = that quantile.
     threshold: Callable[[Dataset, npt.NDArray[np.float64]], float | None] = lambda ds, oof: None
+    # What else the features were computed from, for the card's trained_on (EDR v3: the rule pack).
+    provenance: Callable[[str], list[str]] = lambda features: []
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,7 +70,7 @@ def run(spec: Spec, repo: Path, version: str = "1", features: str = "v1") -> Eva
     oof = oof_scores(spec.fit(names), ds.X, y_train, w, folds, mask)
     result = spec.evaluate(ds, oof, folds)
     if features not in ("", "v1"):
-        result = _against_v1(spec, ds, folds, result, w, mask, y_train)
+        result = _against_v1(spec, ds, folds, result, w, mask, y_train, features)
     model = spec.fit(names)(ds.X[mask], y_train[mask], w[mask])
     benign = oof[spec.budget_benign(ds)]
     shared = spec.threshold(ds, oof)
@@ -77,6 +79,7 @@ def run(spec: Spec, repo: Path, version: str = "1", features: str = "v1") -> Eva
     rng = np.random.default_rng(SEED)
     sample = ds.X[np.sort(rng.choice(len(ds.y), min(20_000, len(ds.y)), replace=False))]
     trained_on = sorted({"/".join(Path(f).relative_to(data_dir()).parts[:2]) for f in ds.files})
+    trained_on += spec.provenance(features)
     metrics = dict(result.metrics, threshold_budget_fpr=spec.budget_fpr)
     card_md = _card_markdown(spec, result, threshold, cutoffs, len(ds.y), features)
     evaluation = json.dumps({"metrics": metrics, "threshold": threshold, "cutoffs": cutoffs,
@@ -95,12 +98,13 @@ def run(spec: Spec, repo: Path, version: str = "1", features: str = "v1") -> Eva
 
 def _against_v1(spec: Spec, ds: Dataset, folds: npt.NDArray[np.int64], after: Evaluation,
                 w: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_],
-                y_train: npt.NDArray[np.int8]) -> Evaluation:
+                y_train: npt.NDArray[np.int8], features: str = "v2") -> Evaluation:
     """The same recipe on the same rows and folds with the v1 columns only: before/after."""
     v1 = feature_set(spec.kind).names
-    x1 = ds.X[:, :len(v1)]  # v2 = v1 columns first, then the profile columns
+    x1 = ds.X[:, :len(v1)]  # v2 and v3 = the v1 columns first, then their own
     before = spec.evaluate(ds, oof_scores(spec.fit(v1), x1, y_train, w, folds, mask), folds)
-    table = compare(before.metrics, before.units, after.metrics, after.units)
+    label = "with profiles" if features == "v2" else f"feature set {features}"
+    table = compare(before.metrics, before.units, after.metrics, after.units, label)
     metrics = dict(after.metrics, **{f"v1_{k}": v for k, v in before.metrics.items()})
     return Evaluation(metrics, f"{after.markdown}\n\n{table}", after.units)
 
