@@ -16,7 +16,7 @@ from scorer.events.decode import EventDecoder
 from scorer.events.structs import EventKind
 from scorer.inference.repository import load_version
 from scorer.inference.trees import as_arrays, load_tables, predict
-from scorer.service.build import build_runtimes
+from scorer.service.build import build_runtimes, load_rules
 from tests.support.paths import MODEL_REPOSITORY
 
 
@@ -27,8 +27,8 @@ def test_traversal_equals_onnxruntime_on_real_features(kind: EventKind) -> None:
     events = [e for r in capture_records(bundled_capture()) if r.kind == kind
               for e in [dec.decode(kind, r.value, r.ref)]]
     # The feature set the shipped model's card asks for, as the service builds it.
-    features = build_runtimes(Settings(inference=Settings().inference.model_copy(
-        update={"model_repository": MODEL_REPOSITORY})))[kind].features
+    settings = Settings(inference=Settings().inference.model_copy(update={"model_repository": MODEL_REPOSITORY}))
+    features = build_runtimes(settings, rules=load_rules(settings))[kind].features  # (EDR v3 reads rule hits)
     x = features.transform(events)  # type: ignore[arg-type]
     session = ort.InferenceSession(str(version.onnx_path))
     expected = session.run(["probabilities"], {"features": x})[0][:, 1]
