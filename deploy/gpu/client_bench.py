@@ -240,7 +240,7 @@ def capture_features(out: Path) -> dict[str, int]:
     from scorer.demo import bundled_capture, capture_records
     from scorer.inference.base import FloatMatrix, FloatVector, InferenceBackend, ModelRef
     from scorer.pipeline.scoring import BatchScorer
-    from scorer.service.build import build_runtimes
+    from scorer.service.build import build_runtimes, load_rules
 
     seen: dict[str, list[FloatMatrix]] = defaultdict(list)
 
@@ -256,7 +256,7 @@ def capture_features(out: Path) -> dict[str, int]:
             seen[model.name].append(features.copy())
             return np.zeros(len(features), np.float32)
 
-    scorer = BatchScorer(build_runtimes(Settings()), Recorder())
+    scorer = BatchScorer(build_runtimes(Settings(), rules=load_rules(Settings())), Recorder())
     records = list(capture_records(bundled_capture()))
     for i in range(0, len(records), 512):
         asyncio.run(scorer.score(records[i:i + 512]))

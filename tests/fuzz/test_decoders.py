@@ -33,7 +33,7 @@ from scorer.features import feature_set
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
-from scorer.service.build import build_runtimes
+from scorer.service.build import build_runtimes, load_rules
 from tests.support.faults import usable_kinds
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.samples import SAMPLES
@@ -149,7 +149,7 @@ def _scorer() -> BatchScorer:
     from scorer.config import Settings
 
     settings_ = Settings(kinds=usable_kinds(), inference={"model_repository": MODEL_REPOSITORY})  # type: ignore[arg-type]
-    return BatchScorer(build_runtimes(settings_), OnnxRuntimeBackend(MODEL_REPOSITORY))
+    return BatchScorer(build_runtimes(settings_, rules=load_rules(settings_)), OnnxRuntimeBackend(MODEL_REPOSITORY))
 
 
 @pytest.mark.data

@@ -34,7 +34,7 @@ from scorer.pipeline.deadletter import header_dict
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
-from scorer.service.build import build_runtimes
+from scorer.service.build import build_runtimes, load_rules
 from tests.support.faults import (
     Ledger,
     ScorerProcess,
@@ -102,7 +102,7 @@ async def _produce(kafka: KafkaBroker, topics: Topics, inputs: list[Fuzzed]) -> 
 async def _expected(inputs: list[Fuzzed], placed: list[Any]) -> BatchOutcome:
     """What the scorer must make of the inputs: the same BatchScorer, in process."""
     settings_ = Settings(kinds=usable_kinds(), inference={"model_repository": MODEL_REPOSITORY})  # type: ignore[arg-type]
-    scorer = BatchScorer(build_runtimes(settings_), OnnxRuntimeBackend(MODEL_REPOSITORY))
+    scorer = BatchScorer(build_runtimes(settings_, rules=load_rules(settings_)), OnnxRuntimeBackend(MODEL_REPOSITORY))
     records = [input_record(kind, value, str(i).encode(), meta.topic, meta.partition, meta.offset)
                for i, ((kind, value), meta) in enumerate(zip(inputs, placed, strict=True))]
     return await scorer.score(records)

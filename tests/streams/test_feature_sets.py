@@ -16,7 +16,7 @@ from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import publish_version
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
-from scorer.service.build import build_runtimes
+from scorer.service.build import build_runtimes, load_rules
 from tests.support.models import build_tiny_model
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.samples import events
@@ -37,7 +37,8 @@ def _settings(repo: Path, version: str = "") -> Settings:
 
 
 def test_shipped_models_keep_their_v1_features() -> None:
-    runtimes = build_runtimes(Settings(inference=InferenceSettings(model_repository=MODEL_REPOSITORY)))
+    settings = Settings(inference=InferenceSettings(model_repository=MODEL_REPOSITORY))
+    runtimes = build_runtimes(settings, rules=load_rules(settings))  # (the EDR model reads rule hits)
     for kind, rt in runtimes.items():
         assert rt.features.names == feature_set(kind, rt.card.feature_set).names
         assert tuple(rt.card.feature_names) == rt.features.names

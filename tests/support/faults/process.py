@@ -45,9 +45,8 @@ def usable_kinds() -> tuple[EventKind, ...]:
     SCORER_STRICT_SKIPS=1, as in CI, it fails instead).
     SCORER_RELIABILITY_KINDS="edr,siem" pins the kinds explicitly.
     """
-    from scorer.features import feature_set
-    from scorer.inference.repository import load_version
-    from scorer.pipeline.batch import KindRuntime
+    from scorer.config import Settings
+    from scorer.service.build import build_runtimes, load_rules
 
     pinned = os.environ.get("SCORER_RELIABILITY_KINDS")
     if pinned:
@@ -55,8 +54,10 @@ def usable_kinds() -> tuple[EventKind, ...]:
     kinds: list[EventKind] = []
     for kind in EventKind:
         try:
-            card = load_version(MODEL_REPOSITORY, f"{kind.value}_classifier").card
-            KindRuntime.build(kind, feature_set(kind), card)
+            # As the service builds it: the feature set the card names, with the rules stage
+            # (an EDR model on feature set v3 reads rule hits).
+            settings = Settings(kinds=(kind,), inference={"model_repository": MODEL_REPOSITORY})  # type: ignore[arg-type]
+            build_runtimes(settings, rules=load_rules(settings))
         except Exception as exc:  # any load failure: leave the kind out, visibly (never in CI)
             if os.environ.get("SCORER_STRICT_SKIPS") == "1":
                 raise AssertionError(f"shipped {kind.value} model does not load: {exc}") from exc
