@@ -58,23 +58,16 @@ class _Metadata(msgspec.Struct):
 
 
 class _Analytic(msgspec.Struct, frozen=True):
+    """An OCSF analytic: the model that scored the event (type Learning), or a detection
+    rule that fired on it (type Rule, in ``finding_info.related_analytics``)."""
+
     name: str
     uid: str
     version: str
     type_id: int = ANALYTIC_LEARNING
     type: str = "Learning (ML/DL)"
-
-
-class _RuleAnalytic(msgspec.Struct, frozen=True):
-    """A detection rule that fired, as an OCSF analytic (``finding_info.related_analytics``)."""
-
-    name: str
-    uid: str
-    category: str
-    desc: str
-    version: str
-    type_id: int = ANALYTIC_RULE
-    type: str = "Rule"
+    category: str | msgspec.UnsetType = msgspec.UNSET
+    desc: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Tactic(msgspec.Struct, frozen=True):
@@ -101,7 +94,7 @@ class _FindingInfo(msgspec.Struct):
     last_seen_time: int
     analytic: _Analytic
     related_events: list[_RelatedEvent]
-    related_analytics: list[_RuleAnalytic] | msgspec.UnsetType = msgspec.UNSET
+    related_analytics: list[_Analytic] | msgspec.UnsetType = msgspec.UNSET
     attacks: list[_Attack] | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -287,7 +280,8 @@ def _title(kind: str, decision: Decision, rules: Sequence[RuleMeta]) -> str:
 def _add_rules(finding: DetectionFinding, rules: Sequence[RuleMeta], pack: str) -> None:
     info = finding.finding_info
     info.related_analytics = [
-        _RuleAnalytic(r.title, r.id, r.logsource, f"Sigma rule, level {r.level}, by {r.author or 'unknown'}", pack)
+        _Analytic(r.title, r.id, pack, ANALYTIC_RULE, "Rule", r.logsource,
+                  f"Sigma rule, level {r.level}, by {r.author or 'unknown'}")
         for r in rules
     ]
     tactics = sorted({t for r in rules for t in r.tactics if t in TACTIC_IDS})

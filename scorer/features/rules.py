@@ -23,8 +23,8 @@ import numpy as np
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
+from scorer.rules.model import LEVELS
 
-LEVELS = ("informational", "low", "medium", "high", "critical")
 KINDS = ("detection", "hunting", "emerging")
 # ATT&CK enterprise tactics, snake_case; v18 split defense evasion into stealth and
 # defense impairment (SigmaHQ tags use both generations).

@@ -17,7 +17,9 @@ import msgspec
 
 from scorer.errors import ModelError
 from scorer.events.structs import EndpointEvent
+from scorer.inference.repository import list_versions
 from scorer.rules import RuleEngine, RuleFailure, RuleMeta
+from scorer.rules.model import LEVELS
 
 
 def annotate(
@@ -47,13 +49,13 @@ class RuleStage:
     @classmethod
     def load(cls, repository: Path, pack: str, version: str = "") -> RuleStage:
         """Pack ``repository/pack/version`` (empty ``version``: the highest one there)."""
-        root = repository / pack
         if not version:
-            found = sorted((p.name for p in root.glob("*") if p.is_dir() and p.name.isdigit()), key=int)
+            # Packs are versioned as models are: numbered directories, the highest is current.
+            found = list_versions(repository, pack)
             if not found:
-                raise ModelError(f"no rule pack versions under {root}")
+                raise ModelError(f"no rule pack versions under {repository / pack}")
             version = found[-1]
-        engine = RuleEngine.load(root / version)
+        engine = RuleEngine.load(repository / pack / version)
         return cls(engine, pack, version, {r.id: r for r in engine.rules})
 
     def annotate(self, events: Sequence[EndpointEvent]) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
@@ -63,6 +65,3 @@ class RuleStage:
         """The rules that fired on ``event``, most severe first (then by title)."""
         metas = [self.by_id[i] for i in event.rule_hits if i in self.by_id]
         return sorted(metas, key=lambda r: (-LEVELS.index(r.level) if r.level in LEVELS else 1, r.title))
-
-
-LEVELS = ("informational", "low", "medium", "high", "critical")
