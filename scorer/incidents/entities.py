@@ -1,0 +1,147 @@
+"""Everything the incident stage reads of a Detection Finding, in one place.
+
+OCSF 1.8 moved a finding's entities (``src_endpoint``, ``dst_endpoint``, ``device``,
+``process``, ``user``...) from the top level into ``evidences[]``; findings written before
+that (OCSF 1.3, still on the alert topics for as long as they are retained) have them at
+the top. Every evidence is read first and the top level after it, so both layouts give the
+same digest; ``evidences[].data`` (the scored event, kept whole by the scorer) adds the
+host, user and addresses the source named even where no OCSF object carries them.
+
+Host names are case-insensitive (Windows, DNS) and are lower-cased, as the scorer keys
+its alerts (:func:`scorer.events.structs.entity_key`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from scorer.alerts.attack import TACTIC_IDS
+
+from .model import Member
+
+_TACTIC_BY_NAME = {name.replace("_", " "): uid for name, uid in TACTIC_IDS.items()}
+_KINDS = ("netflow", "edr", "siem")
+
+
+class Unattributed(ValueError):
+    """The finding names no host, IP or user: it cannot be correlated (dead-lettered with
+    this reason rather than dropped or lumped with others)."""
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _objs(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _add(out: list[str], value: Any, *, lower: bool = False) -> None:
+    text = _text(value)
+    if lower:
+        text = text.lower()
+    if text and text not in out:
+        out.append(text)
+
+
+def _scopes(finding: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """Where entity objects may sit: each evidence (1.8), then the finding itself (1.3)."""
+    yield from _objs(finding.get("evidences"))
+    yield finding
+
+
+def _entities(finding: Mapping[str, Any]) -> tuple[list[str], list[str], list[str], str, str]:
+    own: list[str] = []  # the device's own names come first: the key is taken from them
+    hosts: list[str] = []
+    ips: list[str] = []
+    users: list[str] = []
+    src = dst = ""
+    for scope in _scopes(finding):
+        device = _obj(scope.get("device"))
+        _add(own, device.get("hostname") or device.get("name"), lower=True)
+        _add(ips, device.get("ip"))
+        for role in ("src_endpoint", "dst_endpoint"):
+            endpoint = _obj(scope.get(role))
+            _add(ips, endpoint.get("ip"))
+            _add(hosts, endpoint.get("hostname"), lower=True)
+            if role == "src_endpoint":
+                src = src or _text(endpoint.get("ip"))
+            else:
+                dst = dst or _text(endpoint.get("ip"))
+        process = _obj(scope.get("process"))
+        _add(users, _obj(process.get("user")).get("name"))
+        _add(users, _obj(scope.get("user")).get("name"))
+        _add(users, _obj(_obj(scope.get("actor")).get("user")).get("name"))
+        data = _obj(scope.get("data"))  # the scored event itself
+        _add(own, data.get("host"), lower=True)
+        _add(users, data.get("user"))
+        _add(ips, data.get("src_ip"))
+        _add(ips, data.get("dst_ip"))
+        src = src or _text(data.get("src_ip"))
+        dst = dst or _text(data.get("dst_ip"))
+    return own + [h for h in hosts if h not in own], ips, users, src, dst
+
+
+def _attacks(finding: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    info = _obj(finding.get("finding_info"))
+    tactics: list[str] = []
+    techniques: list[str] = []
+    for attack in _objs(info.get("attacks")) + _objs(finding.get("attacks")):
+        tactic = _obj(attack.get("tactic"))
+        _add(tactics, tactic.get("uid") or _TACTIC_BY_NAME.get(_text(tactic.get("name")).lower()))
+        for tech in (attack.get("technique"), attack.get("sub_technique")):
+            _add(techniques, _text(_obj(tech).get("uid")).upper())
+    for rule in _objs(_obj(_obj(finding.get("unmapped")).get("scorer")).get("rules")):
+        for tech in rule.get("techniques") or ():
+            _add(techniques, _text(tech).upper())
+    return tactics, techniques
+
+
+def _kind(finding: Mapping[str, Any], topic: str) -> str:
+    scorer = _obj(_obj(finding.get("unmapped")).get("scorer"))
+    kind = _text(scorer.get("kind"))
+    if kind in _KINDS:
+        return kind
+    types = _obj(finding.get("finding_info")).get("types")
+    if isinstance(types, list) and types and types[0] in _KINDS:
+        return str(types[0])
+    suffix = topic.rsplit(".", 1)[-1]
+    return suffix if suffix in _KINDS else "unknown"
+
+
+def digest(finding: Mapping[str, Any], *, topic: str = "", partition: int = -1, offset: int = -1) -> Member:
+    """The :class:`Member` of one Detection Finding (either layout).
+
+    Raises :class:`Unattributed` when it has no uid, no time or no entity.
+    """
+    info = _obj(finding.get("finding_info"))
+    uid = _text(info.get("uid")) or _text(_obj(finding.get("metadata")).get("uid"))
+    if not uid:
+        raise Unattributed("finding has no uid (finding_info.uid / metadata.uid)")
+    time_ms = info.get("first_seen_time", finding.get("time"))
+    if not isinstance(time_ms, int) or isinstance(time_ms, bool):
+        raise Unattributed(f"finding {uid} has no integer time (finding_info.first_seen_time / time)")
+    hosts, ips, users, src, dst = _entities(finding)
+    if not (hosts or ips or users):
+        raise Unattributed(f"finding {uid} names no host, IP or user")
+    # The flow's source first: the key falls back to it (links.correlation_key).
+    ips = [ip for ip in (src, dst) if ip] + [ip for ip in ips if ip not in (src, dst)]
+    tactics, techniques = _attacks(finding)
+    rules: list[str] = []
+    for analytic in _objs(info.get("related_analytics")):
+        if analytic.get("type_id") == 1:
+            _add(rules, analytic.get("uid"))
+    severity = finding.get("severity_id")
+    return Member(
+        uid=uid, kind=_kind(finding, topic), time_ms=time_ms,
+        severity_id=severity if isinstance(severity, int) and 0 <= severity <= 6 else 0,
+        title=_text(info.get("title"))[:200], model=_text(_obj(info.get("analytic")).get("name")),
+        rules=tuple(rules), tactics=tuple(tactics), techniques=tuple(techniques),
+        hosts=tuple(hosts), ips=tuple(ips), users=tuple(users),
+        topic=topic, partition=partition, offset=offset,
+    )

@@ -1,0 +1,213 @@
+"""Episodes: the incidents of one partition's correlation entities, driven by finding time.
+
+An :class:`Correlator` is fed :class:`Member` s whose key is set (``links.resolve``), in
+arrival order, and says what to publish. Per key at most one episode is open: a member
+joins it, or opens one. An episode closes when the watermark (the latest finding time of
+the partition) is ``quiet_s`` past its last member, or ``max_span_s`` past its first; a member that would
+stretch it beyond ``max_span_s`` closes it and opens the next. At most ``max_open``
+episodes are open: opening one more closes the least recently fed (reason ``evicted``),
+so a storm of keys costs bounded memory and every incident is still closed, never lost.
+
+Records are coalesced per :meth:`flush`: a new episode's Create carries every member that
+joined before the flush; an open one gets at most one Update per flush, and only when
+something material changed (a new kind, tactic, technique, rule or host, a higher
+severity) or it doubled in size or ``update_interval_s`` of finding time passed: the
+incident topic grows with the attack's story, not with its volume.
+
+A finding dated more than ``max_future_s`` after the wall clock cannot be true (a broken
+agent clock, a forged record): it joins at the watermark instead, so it neither moves the
+watermark (which would close every episode of the partition) nor holds its own episode
+open for years. Only the wall clock can tell: a stream-relative bound (as the profile
+clock's) would stall a partition with few hosts after a genuine quiet night, and a replay
+of an old capture is still in the wall clock's past, so the bound costs it nothing.
+
+The incident uid is a hash of the key and the first member's uid: replaying the same
+input (a restart, the offline evaluation) gives the same uids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from .model import Activity, Emission, IncidentState, Member, Policy, SampleEntry, Suppressed
+from .suppression import Suppressions
+
+
+def incident_uid(key: str, first_member_uid: str) -> str:
+    return "inc-" + hashlib.sha256(f"{key}\x00{first_member_uid}".encode()).hexdigest()[:32]
+
+
+def _merge(into: list[str], values: Iterable[str], cap: int) -> bool:
+    grew = False
+    for v in values:
+        if v not in into and len(into) < cap:
+            into.append(v)
+            grew = True
+    return grew
+
+
+class Correlator:
+    """The episodes of one partition (or of a whole stream, in process)."""
+
+    def __init__(self, policy: Policy | None = None, suppressions: Suppressions | None = None,
+                 wall_clock: Callable[[], float] | None = None) -> None:
+        self.policy = policy or Policy()
+        self.suppressions = suppressions or Suppressions()
+        self.wall_clock = wall_clock or time.time
+        self.watermark_ms = _NOT_STARTED
+        self.open: OrderedDict[str, IncidentState] = OrderedDict()  # least recently fed first
+        self._pending: list[Emission] = []
+        self._created: set[str] = set()  # keys opened since the last flush
+        self._changed: set[str] = set()  # keys fed since the last flush
+        self._dirty: dict[str, IncidentState | None] = {}  # changelog since the last changes()
+        self.stats = {"joined": 0, "suppressed": 0, "duplicates": 0, "implausible_time": 0,
+                      "created": 0, "updated": 0, "closed": 0, "evicted": 0}
+
+    def add(self, member: Member, offset: int = -1) -> str | Suppressed | None:
+        """Feed one member; the uid of the incident it joined, the :class:`Suppressed`
+        record when a rule muted it, None when ``offset`` was applied already (a replay)."""
+        key = member.key
+        state = self.open.get(key)
+        if state is not None and 0 <= offset <= state.last_offset:
+            self.stats["duplicates"] += 1
+            return None
+        now_s = self.wall_clock()
+        rule = self.suppressions.match(member, now_s) if self.suppressions.rules else None
+        if rule is not None:
+            self.stats["suppressed"] += 1
+            return Suppressed(member=member, rule_id=rule.id, reason=rule.reason)
+        time_ms = member.time_ms
+        if time_ms > (now_s + self.policy.max_future_s) * 1000:
+            self.stats["implausible_time"] += 1
+            time_ms = self.watermark_ms if self.watermark_ms != _NOT_STARTED else int(now_s * 1000)
+        self.watermark_ms = max(self.watermark_ms, time_ms)
+        if state is not None:
+            if time_ms - state.first_ms >= self.policy.max_span_s * 1000:
+                self._close(key, "max_span")
+                state = None
+            elif time_ms - state.last_ms > self.policy.quiet_s * 1000:
+                self._close(key, "quiet")
+                state = None
+        if state is None:
+            state = self._open(member, time_ms)
+        self._join(state, member, time_ms, offset)
+        self.open.move_to_end(key)
+        self._changed.add(key)
+        self._dirty[key] = state
+        self.stats["joined"] += 1
+        return state.uid
+
+    def _open(self, member: Member, time_ms: int) -> IncidentState:
+        while len(self.open) >= self.policy.max_open:
+            oldest = next(iter(self.open))
+            self.stats["evicted"] += 1
+            self._close(oldest, "evicted")
+        state = IncidentState(uid=incident_uid(member.key, member.uid), key=member.key,
+                              first_ms=time_ms, last_ms=time_ms)
+        self.open[member.key] = state
+        self._created.add(member.key)
+        return state
+
+    def _join(self, s: IncidentState, m: Member, time_ms: int, offset: int) -> None:
+        cap = self.policy.max_items
+        s.count += 1
+        s.first_ms, s.last_ms = min(s.first_ms, time_ms), max(s.last_ms, time_ms)
+        s.last_offset = max(s.last_offset, offset)
+        material = m.kind not in s.kinds or m.severity_id > s.severity_id
+        s.kinds[m.kind] = s.kinds.get(m.kind, 0) + 1
+        s.severity_id = max(s.severity_id, m.severity_id)
+        for into, values in ((s.tactics, m.tactics), (s.techniques, m.techniques), (s.rules, m.rules),
+                             (s.hosts, m.hosts)):
+            material = _merge(into, values, cap) or material
+        _merge(s.ips, m.ips, cap)
+        _merge(s.users, m.users, cap)
+        s.material = s.material or material
+        entry = SampleEntry(m.uid, m.kind, m.time_ms, m.title)
+        half = max(1, self.policy.sample // 2)
+        if len(s.first) < half:
+            s.first.append(entry)
+        else:
+            s.recent.append(entry)
+            if len(s.recent) > half:
+                del s.recent[0]
+
+    def _close(self, key: str, reason: str) -> None:
+        state = self.open.pop(key)
+        state.closed = reason
+        self._changed.discard(key)
+        if key in self._created:  # opened and closed within one flush: its Create goes first
+            self._created.discard(key)
+            self._emit(Activity.CREATE, state)
+        self._emit(Activity.CLOSE, state)
+        self._dirty[key] = None
+
+    def _emit(self, activity: Activity, state: IncidentState) -> None:
+        state.revision += 1
+        state.emitted_count, state.emitted_ms, state.material = state.count, state.last_ms, False
+        self._pending.append(Emission(activity, _copy(state)))
+        self.stats[_COUNTED[activity]] += 1
+
+    def sweep(self) -> None:
+        """Close the episodes the watermark has left behind."""
+        wm = self.watermark_ms
+        quiet, span = int(self.policy.quiet_s * 1000), int(self.policy.max_span_s * 1000)
+        for key in [k for k, s in self.open.items() if wm - s.last_ms > quiet or wm - s.first_ms >= span]:
+            self._close(key, "quiet" if wm - self.open[key].last_ms > quiet else "max_span")
+
+    def flush(self) -> list[Emission]:
+        """Everything to publish since the last flush, in order: closes, creates, updates."""
+        self.sweep()
+        for key in sorted(self._created):
+            self._emit(Activity.CREATE, self.open[key])
+        interval = int(self.policy.update_interval_s * 1000)
+        for key in sorted(self._changed - self._created):
+            s = self.open[key]
+            if s.material or s.count >= 2 * s.emitted_count or s.last_ms - s.emitted_ms >= interval:
+                self._emit(Activity.UPDATE, s)
+                self._dirty[key] = s
+        self._created.clear()
+        self._changed.clear()
+        out, self._pending = self._pending, []
+        return out
+
+    def process(self, member: Member, offset: int = -1) -> tuple[str | Suppressed | None, list[Emission]]:
+        """:meth:`add` then :meth:`flush`: one member in, what it caused out."""
+        return self.add(member, offset), self.flush()
+
+    def close_all(self, reason: str = "end_of_stream") -> list[Emission]:
+        """Close every open episode (the end of a replayed capture)."""
+        out = self.flush()
+        for key in list(self.open):
+            self._close(key, reason)
+        return out + self.flush()
+
+    def changes(self) -> dict[str, IncidentState | None]:
+        """Key -> state (None: closed) changed since the last call: the changelog to write."""
+        out, self._dirty = self._dirty, {}
+        return out
+
+    def load(self, key: str, state: IncidentState | None) -> None:
+        """Restore one changelog record (the latest per key wins; None deletes)."""
+        if state is None:
+            self.open.pop(key, None)
+            return
+        self.open[key] = state
+        self.open.move_to_end(key)
+        self.watermark_ms = max(self.watermark_ms, state.last_ms)
+
+
+_NOT_STARTED = -(2**62)
+_COUNTED = {Activity.CREATE: "created", Activity.UPDATE: "updated", Activity.CLOSE: "closed"}
+
+
+def _copy(state: IncidentState) -> IncidentState:
+    """A snapshot of ``state``: its lists and dict are copied, the state goes on changing."""
+    return msgspec.structs.replace(
+        state, kinds=dict(state.kinds), tactics=list(state.tactics), techniques=list(state.techniques),
+        rules=list(state.rules), hosts=list(state.hosts), ips=list(state.ips), users=list(state.users),
+        first=list(state.first), recent=list(state.recent))

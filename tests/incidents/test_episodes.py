@@ -1,0 +1,152 @@
+"""Episodes: grouping per entity and finding time, coalesced records, bounded state, restore."""
+
+from __future__ import annotations
+
+from scorer.incidents import Activity, Correlator, Emission, LinkTable, Member, Policy, decode_state, digest, encode
+from tests.incidents.findings import finding
+
+HOUR = 3600.0
+
+
+def _members(findings: list[dict[str, object]]) -> list[Member]:
+    links = LinkTable()
+    out = []
+    for f in findings:
+        m = digest(f)
+        links.learn(m)
+        out.append(links.resolve(m))
+    return out
+
+
+def _run(corr: Correlator, members: list[Member], start: int = 0) -> list[Emission]:
+    out: list[Emission] = []
+    for i, m in enumerate(members, start):
+        corr.add(m, offset=i)
+        out += corr.flush()
+    return out
+
+
+def _story() -> list[Member]:
+    """One host attacked across kinds, quiet for two hours, attacked again; a scanner elsewhere."""
+    t = 1_700_000_000.0
+    return _members([
+        finding("siem", t, host="web1", src_ip="10.0.0.5", tactics=("discovery",), severity_id=2),
+        finding("netflow", t + 10, src_ip="10.0.0.5", dst_ip="10.0.0.99"),
+        finding("edr", t + 20, host="WEB1", user="www", tactics=("execution",), severity_id=4, rule="r1"),
+        finding("netflow", t + 30, src_ip="192.0.2.1", dst_ip="198.51.100.7"),
+        finding("siem", t + 40, host="web1", src_ip="10.0.0.5", tactics=("credential_access",)),
+        finding("siem", t + 3 * HOUR, host="web1", src_ip="10.0.0.5"),
+    ])
+
+
+def test_kinds_about_one_host_form_one_incident_that_grows_then_closes() -> None:
+    corr = Correlator(Policy(quiet_s=HOUR))
+    out = _run(corr, _story()) + corr.close_all()
+    web = [e for e in out if e.state.key == "host:web1"]
+    first, second = web[0].state.uid, web[-1].state.uid
+    assert first != second  # the two-hour gap splits the host's findings into two episodes
+    one = [e for e in web if e.state.uid == first]
+    assert [e.activity for e in one] == [Activity.CREATE, Activity.UPDATE, Activity.UPDATE, Activity.UPDATE,
+                                         Activity.CLOSE]
+    closed = one[-1].state
+    assert closed.count == 4
+    assert closed.kinds == {"siem": 2, "netflow": 1, "edr": 1}
+    assert closed.tactics == ["TA0007", "TA0002", "TA0006"]
+    assert closed.closed == "quiet"
+    assert [e.state.revision for e in one] == [1, 2, 3, 4, 5]
+    scanner = [e for e in out if e.state.key == "ip:192.0.2.1"]
+    assert [e.activity for e in scanner] == [Activity.CREATE, Activity.CLOSE]
+    assert corr.open == {}
+
+
+def test_uids_are_the_same_on_a_second_run() -> None:
+    members = _story()
+    runs = [[(e.activity, e.state.uid) for e in _run(Correlator(), members)] for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_an_episode_never_spans_more_than_max_span() -> None:
+    corr = Correlator(Policy(quiet_s=HOUR, max_span_s=4 * HOUR, update_interval_s=1e9))
+    members = _members([finding("edr", 1000 + i * 1800, host="h") for i in range(20)])  # every 30 min, 9.5 h
+    out = _run(corr, members) + corr.close_all()
+    closes = [e.state for e in out if e.activity is Activity.CLOSE]
+    assert len(closes) == 3
+    assert all(s.last_ms - s.first_ms < 4 * HOUR * 1000 for s in closes)
+    assert sum(s.count for s in closes) == 20
+    assert [s.closed for s in closes] == ["max_span", "max_span", "end_of_stream"]
+
+
+def test_far_future_finding_neither_moves_the_watermark_nor_holds_the_episode_open() -> None:
+    corr = Correlator(Policy(quiet_s=HOUR))
+    t = 1_700_000_000.0
+    members = _members([finding("edr", t, host="a"), finding("edr", t, host="b"),
+                        finding("edr", 32_000_000_000.0, host="a"),  # year 2984
+                        finding("edr", t + 2 * HOUR, host="b")])
+    out = _run(corr, members)
+    assert corr.stats["implausible_time"] == 1
+    assert corr.watermark_ms == int((t + 2 * HOUR) * 1000)
+    closed_a = [e.state for e in out if e.activity is Activity.CLOSE and e.state.key == "host:a"]
+    assert len(closed_a) == 1  # host a's episode closed on time, its bogus member dated at the watermark
+    assert closed_a[0].count == 2
+    assert closed_a[0].last_ms == int(t * 1000)
+
+
+def test_a_storm_for_one_host_keeps_its_state_and_records_bounded() -> None:
+    policy = Policy(sample=16, max_items=8, update_interval_s=1e9)
+    corr = Correlator(policy)
+    base = _members([finding("edr", 1000, host="victim", src_ip="10.0.0.1", tactics=("execution",))])[0]
+    emitted = 0
+    n = 1_000_000  # the issue's storm: a million findings for one host
+    for i in range(n):
+        m = Member(uid=f"u{i}", kind=base.kind, time_ms=1_000_000 + i, key=base.key, severity_id=3,
+                   hosts=base.hosts, ips=(f"10.{i % 250}.{i % 7}.1",), users=(f"user{i}",), rules=(f"r{i}",))
+        corr.add(m, offset=i)
+        if i % 1000 == 999:
+            emitted += len(corr.flush())
+    state = corr.open["host:victim"]
+    assert state.count == n
+    assert len(state.sample()) == 16
+    assert state.sample()[0].uid == "u0"
+    assert state.sample()[-1].uid == f"u{n - 1}"
+    assert max(len(state.ips), len(state.users), len(state.rules), len(state.hosts)) <= 8
+    assert len(encode(state)) < 4096
+    # Updates follow growth by doublings (and the first new items), not the findings' count.
+    assert emitted <= 20
+
+
+def test_open_episodes_are_bounded_and_evicted_ones_are_closed_not_lost() -> None:
+    corr = Correlator(Policy(max_open=10))
+    members = _members([finding("netflow", 1000 + i, src_ip=f"10.0.{i}.1", dst_ip="10.9.9.9") for i in range(25)])
+    out = _run(corr, members)
+    assert len(corr.open) == 10
+    evicted = [e.state for e in out if e.activity is Activity.CLOSE]
+    assert len(evicted) == 15
+    assert {s.closed for s in evicted} == {"evicted"}
+    assert [s.key for s in evicted] == [f"ip:10.0.{i}.1" for i in range(15)]  # least recently fed first
+    assert corr.stats["evicted"] == 15
+
+
+def test_restored_from_the_changelog_it_goes_on_as_if_never_stopped() -> None:
+    members = _story()
+    whole = Correlator(Policy(quiet_s=HOUR))
+    expected = _run(whole, members) + whole.close_all()
+    first = Correlator(Policy(quiet_s=HOUR))
+    out = _run(first, members[:3])
+    changelog = {k: None if s is None else encode(s) for k, s in first.changes().items()}
+    second = Correlator(Policy(quiet_s=HOUR))
+    for key, raw in changelog.items():
+        second.load(key, None if raw is None else decode_state(raw))
+    # A replay of what the first had applied is skipped by offset, then the rest continues.
+    out += _run(second, members, start=0) + second.close_all()
+    assert [(e.activity, e.state.uid, e.state.count) for e in out] == \
+        [(e.activity, e.state.uid, e.state.count) for e in expected]
+    assert second.stats["duplicates"] == 3  # the three members the first had applied
+
+
+def test_a_batch_flushed_once_gives_one_create() -> None:
+    corr = Correlator()
+    for m in _story()[:5]:
+        corr.add(m)
+    out = corr.flush()
+    assert sorted(e.activity for e in out) == [Activity.CREATE, Activity.CREATE]
+    assert {e.state.count for e in out} == {4, 1}
