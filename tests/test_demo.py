@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.support import ocsf_schema
 from tests.support.paths import ROOT
 
 
+@pytest.mark.data  # the OCSF schema the alerts are checked against
 def test_demo_on_a_clean_checkout(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -29,4 +33,5 @@ def test_demo_on_a_clean_checkout(tmp_path: Path) -> None:
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     assert alerts and {a["unmapped"]["scorer"]["kind"] for a in alerts} == {"netflow", "edr", "siem"}
     assert all(a["class_uid"] == 2004 for a in alerts)
+    ocsf_schema.assert_valid(alerts)
     assert "dead-lettered 0" in text

@@ -1,8 +1,12 @@
 """OCSF Detection Finding (class 2004) for one scored event.
 
-Reference: OCSF 1.3 ``detection_finding`` (category 2 Findings). The source event is
-linked by uid in ``finding_info.related_events`` and carried whole in ``evidences[0].data``
-so a SOC never has to go back to the input topic to see what was scored.
+Reference: OCSF 1.8.0 ``detection_finding`` (category 2 Findings), profiles
+``security_control`` (``confidence_score``) and, when it names the host, ``host``
+(``device``). The source event is linked by uid in ``finding_info.related_events``;
+``evidences[0]`` names its entities (:mod:`scorer.alerts.evidence`) and carries it whole in
+``data``, so a SOC never has to go back to the input topic to see what was scored. What
+OCSF has no attribute for (score, model, top features, rule hits...) is under
+``unmapped.scorer``; tests check every finding against the compiled official schema.
 Strings reach the JSON encoder as they are, so the evidence stays exact; :func:`encode`
 escapes what msgspec leaves raw (DEL, the C1 controls such as the 8-bit CSI, and U+2028/
 U+2029), so no raw control character reaches a downstream reader and a crafted field
@@ -22,10 +26,15 @@ import msgspec
 from scorer import __version__
 from scorer.alerts.attack import TACTIC_IDS, tactic_title
 from scorer.alerts.decide import SEVERITY_IDS, Decision
+from scorer.alerts.evidence import Device, Evidence, device, evidence
 from scorer.events.structs import EndpointEvent, Event, FlowRecord, SourceRef
 from scorer.rules import RuleMeta
 
-OCSF_VERSION = "1.3.0"
+OCSF_VERSION = "1.8.0"
+# Profiles whose attributes a finding uses: security_control brings confidence_score, host
+# the top-level device (declared only by findings that name one).
+PROFILES = ("security_control",)
+PROFILES_HOST = ("host", "security_control")
 CLASS_UID = 2004
 CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
@@ -55,6 +64,7 @@ class _Metadata(msgspec.Struct):
     original_time: str
     log_name: str
     processed_time: int
+    profiles: tuple[str, ...] = PROFILES
 
 
 class _Analytic(msgspec.Struct, frozen=True):
@@ -96,10 +106,6 @@ class _FindingInfo(msgspec.Struct):
     related_events: list[_RelatedEvent]
     related_analytics: list[_Analytic] | msgspec.UnsetType = msgspec.UNSET
     attacks: list[_Attack] | msgspec.UnsetType = msgspec.UNSET
-
-
-class _Evidence(msgspec.Struct):
-    data: Event
 
 
 class _TopFeature(msgspec.Struct):
@@ -152,40 +158,8 @@ class _Unmapped(msgspec.Struct):
     scorer: _ScorerDetails
 
 
-class _Endpoint(msgspec.Struct, omit_defaults=True):
-    ip: str | None
-    port: int | msgspec.UnsetType = msgspec.UNSET
-
-
-class _Connection(msgspec.Struct):
-    protocol_name: str
-
-
-class _Device(msgspec.Struct):
-    hostname: str | None
-
-
-class _File(msgspec.Struct):
-    path: str | None
-
-
-class _Parent(msgspec.Struct):
-    file: _File
-
-
-class _User(msgspec.Struct):
-    name: str
-
-
-class _Process(msgspec.Struct, omit_defaults=True):
-    file: _File
-    cmd_line: str | None
-    parent_process: _Parent | msgspec.UnsetType = msgspec.UNSET
-    user: _User | msgspec.UnsetType = msgspec.UNSET
-
-
 class DetectionFinding(msgspec.Struct, kw_only=True):
-    """OCSF 1.3 Detection Finding (class 2004), activity Create, in OCSF's field names."""
+    """OCSF 1.8 Detection Finding (class 2004), activity Create, in OCSF's field names."""
 
     activity_id: int = ACTIVITY_CREATE
     activity_name: str = "Create"
@@ -203,13 +177,9 @@ class DetectionFinding(msgspec.Struct, kw_only=True):
     confidence_score: int
     metadata: _Metadata
     finding_info: _FindingInfo
-    evidences: list[_Evidence]
+    evidences: list[Evidence]
     unmapped: _Unmapped
-    src_endpoint: _Endpoint | msgspec.UnsetType = msgspec.UNSET
-    dst_endpoint: _Endpoint | msgspec.UnsetType = msgspec.UNSET
-    connection_info: _Connection | msgspec.UnsetType = msgspec.UNSET
-    device: _Device | msgspec.UnsetType = msgspec.UNSET
-    process: _Process | msgspec.UnsetType = msgspec.UNSET
+    device: Device | msgspec.UnsetType = msgspec.UNSET
 
 
 _PRODUCT = _Product("scorer", "scorer", __version__)
@@ -244,30 +214,32 @@ def detection_finding(
     event_ms = int(event.ts * 1000)
     alert_uid = f"{model_name}:{model_version}:{event.uid}"
     analytic, model_id = _model_parts(model_name, model_version)
+    host = device(event)
+    profiles = PROFILES if host is msgspec.UNSET else PROFILES_HOST
     finding = DetectionFinding(
         severity_id=SEVERITY_IDS.get(decision.severity, 0),
         severity=decision.severity,
         time=now_ms,
         confidence_score=round(decision.score * 100),
-        metadata=_Metadata(OCSF_VERSION, alert_uid, _PRODUCT, str(event.ts), ref.topic, now_ms),
+        metadata=_Metadata(OCSF_VERSION, alert_uid, _PRODUCT, str(event.ts), ref.topic, now_ms, profiles),
         finding_info=_FindingInfo(
             alert_uid, _title(kind, decision, rules), _describe(kind, event, decision, rules), [kind],
             event_ms, event_ms, analytic, [_RelatedEvent(event.uid, kind)],
         ),
         # Ground truth (label) is for evaluation, never for the SOC's view; events omit
         # default fields when encoded, so a None label leaves no key behind.
-        evidences=[_Evidence(event if event.label is None else msgspec.structs.replace(event, label=None))],
+        evidences=[evidence(event if event.label is None else msgspec.structs.replace(event, label=None))],
         unmapped=_Unmapped(_ScorerDetails(
             round(decision.score, 6), threshold, backend, model_id,
             [_TopFeature(n, v, c) for n, v, c in decision.top_features],
             _Position(ref.topic, ref.partition, ref.offset), event.uid, kind,
         )),
+        device=host,
     )
     if rules:
         _add_rules(finding, rules, rule_pack)
     finding.unmapped.scorer.raised_by = ("model+rules" if decision.by_model else "rules") if decision.by_rule \
         else "model"
-    _add_context(finding, event)
     return finding
 
 
@@ -312,30 +284,6 @@ def encode(finding: DetectionFinding) -> bytes:
 def _visible(text: str) -> str:
     """Display text: control characters shown as escapes, not interpreted by a terminal."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-def _add_context(finding: DetectionFinding, event: Event) -> None:
-    """Entity context in OCSF objects: endpoints for flows, device/process for hosts."""
-    if isinstance(event, FlowRecord):
-        finding.src_endpoint = _Endpoint(event.src_ip, event.src_port)
-        finding.dst_endpoint = _Endpoint(event.dst_ip, event.dst_port)
-        finding.connection_info = _Connection(event.proto)
-    elif isinstance(event, EndpointEvent):
-        finding.device = _Device(event.host)
-        if event.image or event.command_line:
-            process = _Process(_File(event.image), event.command_line)
-            if event.parent_image:
-                process.parent_process = _Parent(_File(event.parent_image))
-            if event.user:
-                process.user = _User(event.user)
-            finding.process = process
-    else:
-        if event.host:
-            finding.device = _Device(event.host)
-        if event.src_ip:
-            finding.src_endpoint = _Endpoint(event.src_ip)
-        if event.dst_ip:
-            finding.dst_endpoint = _Endpoint(event.dst_ip)
 
 
 def _describe(kind: str, event: Event, decision: Decision, rules: Sequence[RuleMeta] = ()) -> str:

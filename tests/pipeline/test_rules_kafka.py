@@ -14,6 +14,7 @@ from scorer.alerts.decide import RULE_ALERT_LEVELS
 from scorer.events.structs import EventKind
 from scorer.rules.annotate import RuleStage
 from scorer.rules.build import regression_cases
+from tests.support import ocsf_schema
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import DATA_DIR, RULE_REPOSITORY
 from tests.support.pipeline import consume, kcat_consume, produce, running_scorer, scorer_settings, wait_for
@@ -80,5 +81,6 @@ async def test_regression_events_fire_their_rules_through_kafka_and_triton(
         assert all(r["author"] for r in f["unmapped"]["scorer"]["rules"])
     # Every event that alerted (by model or rule) has its finding, and only those.
     assert set(findings) == {uid for uid, s in scores.items() if s["alerted"]}
+    ocsf_schema.assert_valid(findings.values())
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import pytest
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from scorer.events import EventKind
@@ -25,6 +26,7 @@ from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
 from scorer.rules import RuleFailure, RuleHits, RuleMeta
 from scorer.rules.annotate import RuleStage
+from tests.support import ocsf_schema
 from tests.support.pipeline import FakeBackend
 
 
@@ -83,6 +85,7 @@ def edr(i: int, cmd: str) -> bytes:
                        "command_line": cmd}).encode()
 
 
+@pytest.mark.data  # the OCSF schema the findings are checked against
 async def test_rules_reach_features_alerts_findings_and_dead_letters() -> None:
     stage = RuleStage(KeywordEngine(), "sigma_test", "3", {r.id: r for r in RULES})  # type: ignore[arg-type]
     rt = KindRuntime.build(EventKind.EDR, HitCountFeatures(), CARD, stage)
@@ -113,10 +116,13 @@ async def test_rules_reach_features_alerts_findings_and_dead_letters() -> None:
     assert rules[0]["author"] == "Jane Analyst" and rules[0]["techniques"] == ["T1059.001"]
     assert high["unmapped"]["scorer"]["rule_pack"] == "sigma_test:3"
     assert high["evidences"][0]["data"]["rule_hits"] == ["r-low", "r-high"]
+    assert high["evidences"][0]["process"]["file"]["path"] == "C:\\x.exe" and high["device"]["hostname"] == "ws1"
     for f in findings:
         DetectionFinding.model_validate(f)
+    ocsf_schema.assert_valid(findings)
 
 
+@pytest.mark.data
 async def test_model_alert_without_rules_keeps_its_shape() -> None:
     stage = RuleStage(KeywordEngine(), "sigma_test", "3", {r.id: r for r in RULES})  # type: ignore[arg-type]
 
@@ -135,6 +141,7 @@ async def test_model_alert_without_rules_keeps_its_shape() -> None:
     assert ruled["severity"] == "High"  # the model's High and the rule's High
     for f in (quiet, ruled):
         DetectionFinding.model_validate(f)
+    ocsf_schema.assert_valid([quiet, ruled])
 
 
 def test_rule_hits_sent_on_the_wire_are_dropped() -> None:

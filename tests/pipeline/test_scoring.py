@@ -23,6 +23,7 @@ from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.deadletter import header_dict
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
+from tests.support import ocsf_schema
 from tests.support.pipeline import FakeBackend
 
 
@@ -77,6 +78,7 @@ async def test_every_record_is_scored_or_dead_lettered(scorer: BatchScorer) -> N
     assert len(out.alerts) == 2
 
 
+@pytest.mark.data  # the OCSF schema the findings are checked against
 async def test_alerts_are_ocsf_detection_findings_linking_their_source(scorer: BatchScorer) -> None:
     rec = input_record(EventKind.NETFLOW, flow(7, 10**6), b"10.0.0.7", "events.netflow", 1, 99)
     out = await scorer.score([rec])
@@ -92,16 +94,21 @@ async def test_alerts_are_ocsf_detection_findings_linking_their_source(scorer: B
     assert f["evidences"][0]["data"]["src_bytes"] == 10**6
     assert f["unmapped"]["scorer"]["source"] == {"topic": "events.netflow", "partition": 1, "offset": 99}
     assert f["unmapped"]["scorer"]["top_features"][0]["name"] == "log_src_bytes"
-    assert f["src_endpoint"] == {"ip": "10.0.0.7", "port": 0}
+    assert f["evidences"][0]["src_endpoint"] == {"ip": "10.0.0.7", "port": 0} and "src_endpoint" not in f
+    ocsf_schema.assert_valid([f])
 
 
+@pytest.mark.data
 async def test_control_characters_cannot_break_alert_json(scorer: BatchScorer) -> None:
     value = json.dumps({"ts": 1, "src_ip": "1.1.1.1\n{\"injected\": true}\u0000", "dst_ip": "2.2.2.2",
                         "src_bytes": 10**6}).encode()
     out = await scorer.score([input_record(EventKind.NETFLOW, value, None, "events.netflow", 0, 0)])
     (alert,) = out.alerts
     assert b"\n" not in alert.value and b"\x00" not in alert.value
-    assert json.loads(alert.value)["src_endpoint"]["ip"].startswith("1.1.1.1\n")
+    evidence = json.loads(alert.value)["evidences"][0]
+    # Kept exactly in the event; not an IP, so not in the endpoint (OCSF's ip_t would refuse it).
+    assert evidence["data"]["src_ip"].startswith("1.1.1.1\n") and "ip" not in evidence["src_endpoint"]
+    ocsf_schema.assert_valid([alert.value])
 
 
 def test_feature_contract_mismatch_is_refused() -> None:

@@ -168,6 +168,6 @@ async def test_crafted_command_line_cannot_inject_into_alert_consumers(
         finding: dict[str, Any] = msgspec.json.decode(raw)  # strict: one valid JSON document
         uid = finding["unmapped"]["scorer"]["event_uid"]
         assert "injected" not in finding and "injected" not in finding["unmapped"]["scorer"]
-        assert finding["process"]["cmd_line"] == CRAFTED  # evidence kept exactly, escaped in JSON
+        assert finding["evidences"][0]["process"]["cmd_line"] == CRAFTED  # kept exactly, escaped in JSON
         assert not _controls(finding["finding_info"]["desc"]), finding["finding_info"]["desc"]
         print(f"\n{uid}: {len(raw)} bytes, valid JSON, no raw control bytes; desc: {finding['finding_info']['desc']}")

@@ -13,6 +13,7 @@ from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
 from scorer.events.structs import EventKind
 from scorer.inference.repository import load_version
+from tests.support import ocsf_schema
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.pipeline import consume, kcat_consume, produce, running_scorer, scorer_settings, wait_for
@@ -55,7 +56,7 @@ def _check_finding(f: dict[str, Any], kind: EventKind, uids: set[str], backend: 
     DetectionFinding.model_validate(f)  # OCSF's required fields and types, by another implementation
     assert f["class_uid"] == 2004 and f["category_uid"] == 2 and f["activity_id"] == 1
     assert f["type_uid"] == 200401 and f["class_name"] == "Detection Finding"
-    assert f["metadata"]["version"].startswith("1.") and f["metadata"]["product"]["name"] == "scorer"
+    assert f["metadata"]["version"] == "1.8.0" and f["metadata"]["product"]["name"] == "scorer"
     assert 1 <= f["severity_id"] <= 5 and isinstance(f["time"], int)
     analytic = f["finding_info"]["analytic"]
     assert analytic["name"] == card.name and analytic["version"] == card.version
@@ -93,6 +94,7 @@ async def test_every_kind_flows_end_to_end(kafka: KafkaBroker, triton: TritonSer
             # keyed like the input: the entity key of the source event
             source_key = next(k for u, k, _ in sample if u == finding["unmapped"]["scorer"]["event_uid"])
             assert a["key"] == source_key.decode()
+        ocsf_schema.assert_valid(a["payload"] for a in alerts)  # the official schema, key by key
 
 
 async def test_triton_and_onnxruntime_scores_are_equal(kafka: KafkaBroker, triton: TritonServer) -> None:
