@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from scorer.captures import LabeledEvent, iter_capture
 from scorer.config import data_dir as data_dir  # the one data-folder resolver; the readers import it from here
-from scorer.events.structs import Event, EventKind
+from scorer.events.structs import EndpointEvent, Event, EventKind
 from scorer.features import capture_matrix, feature_set
 from scorer.features.rules import RuleSource
 
@@ -47,17 +47,21 @@ class Dataset:
     label: npt.NDArray[np.str_]  # source label (attack class / step / rule) per row
     capture: npt.NDArray[np.str_]  # capture (file) per row
     files: list[str]
+    # The ids of the detection rules that fired, "|"-joined, per row (sets built with rules):
+    # which rules may alert alone is the pack's tuning, evaluated without rebuilding.
+    hits: npt.NDArray[np.str_] | None = None
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> Dataset:
         return Dataset(self.kind, self.X[mask], self.y[mask], self.group[mask],
-                       self.source[mask], self.label[mask], self.capture[mask], self.files)
+                       self.source[mask], self.label[mask], self.capture[mask], self.files,
+                       None if self.hits is None else self.hits[mask])
 
 
 # A labeller maps one read event to (truth or None = drop, group, source, label).
 Labeller = Callable[[LabeledEvent], tuple[int | None, str, str, str]]
 # What runs on a capture's events before features (e.g. the rules stage setting rule_hits).
 Prepare = Callable[[Path, list[LabeledEvent]], list[LabeledEvent]]
-Rows = tuple[npt.NDArray[np.float32], list[tuple[int, str, str, str, str]]]
+Rows = tuple[npt.NDArray[np.float32], list[tuple[int, str, str, str, str, str]]]
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
     if cached.is_file():
         with np.load(cached) as z:
             return Dataset(kind, z["X"], z["y"], z["group"], z["source"], z["label"],
-                           z["capture"], [str(f) for f in files])
+                           z["capture"], [str(f) for f in files], z.get("hits", None))
     if history.shared:
         parts = _shared_history(kind, files, labeller, version, history, rules, prepare)
     else:
@@ -108,17 +112,19 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
                                                         rules=rules))
                  for path in files if (items := _items(path, prepare))]
     meta = [r for _, rows in parts for r in rows]
-    group, source, label, capture = (np.array([m[j] for m in meta], dtype=np.str_) for j in range(1, 5))
+    group, source, label, capture, hits = (np.array([m[j] for m in meta], dtype=np.str_) for j in range(1, 6))
     ds = Dataset(
         kind,
         np.concatenate([x for x, _ in parts]).astype(np.float32),
         np.array([m[0] for m in meta], dtype=np.int8),
         group, source, label, capture,
         files=[str(f) for f in files],
+        hits=hits if rules is not None else None,
     )
     cached.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"hits": ds.hits} if ds.hits is not None else {}
     np.savez_compressed(cached, X=ds.X, y=ds.y, group=ds.group, source=ds.source,
-                        label=ds.label, capture=ds.capture)
+                        label=ds.label, capture=ds.capture, **extra)
     return ds
 
 
@@ -133,7 +139,9 @@ def _rows(items: list[LabeledEvent], labeller: Labeller, x: npt.NDArray[np.float
     for r, idx in enumerate(order.tolist()):
         truth, group, source, label = labeller(items[idx])
         if truth is not None:
-            rows.append((truth, group, source, label, items[idx].capture))
+            event = items[idx].event
+            hits = "|".join(event.rule_hits) if isinstance(event, EndpointEvent) else ""
+            rows.append((truth, group, source, label, items[idx].capture, hits))
             keep.append(r)
     return x[keep], rows
 

@@ -17,7 +17,8 @@ import numpy.typing as npt
 
 from . import otrf_extra
 from .datasets import Dataset, data_dir
-from .edr_fusion import comparison, rule_alerts, spared_threshold
+from .edr_fusion import comparison, rule_alerts
+from .edr_fusion import fused_threshold as shared_threshold
 from .evaluate import budget_passed, ranking_metrics, rate
 from .otrf_labels import row_labels
 from .spec import Evaluation
@@ -101,10 +102,11 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
 
 FUSION_NOTE = (
     "An alert is raised when the model's score passes the card's threshold or a Sigma rule of level high or "
-    "critical fires (scorer.alerts.decide). Shipped: the model's threshold passes 1 in 1,000 of the OTRF events "
-    "on which no such rule fired (chosen, per fold, on the other folds), so the model spends its budget on what "
-    "the rules do not raise and the total is at most the rules' rate plus the budget. \"One shared budget\" "
-    "counts the rules first and gives the model what they leave of 1 in 1,000 (the goal's accounting). Sigma "
+    "critical that the pack's tuning leaves alerting fires (scorer.alerts.decide, scorer.rules.tuning). "
+    "Shipped: one shared budget of 1 in 1,000 OTRF events, the goal's accounting: the rules' alerts count "
+    "first and the model's threshold (chosen, per fold, on the other folds) passes what they leave. \"Budget "
+    "again on the spared events\" gives the model 1 in 1,000 of the events no alerting rule fired on, on top "
+    "of the rules (the previous card's choice). Sigma "
     "regression events never see their own rule or its related rules (models/edr_rules.py), so their rule "
     "columns are what a technique no rule covers would show."
 )
@@ -116,14 +118,15 @@ def _tactics(ds: Dataset) -> dict[str, str]:
 
 
 def fused_threshold(ds: Dataset, oof: npt.NDArray[np.float64]) -> float | None:
-    """The shipped threshold of a model with rule columns: the budget on the out-of-fold OTRF
-    scores of events no high/critical rule fired on (None without rule columns: the budget
-    quantile of all OTRF scores)."""
+    """The shipped threshold of a model with rule columns: one budget for rules and model
+    together, over the out-of-fold OTRF scores; the rules that alert alone (after the pack's
+    tuning) count first and the model passes what they leave (None without rule columns: the
+    budget quantile of all OTRF scores)."""
     rules = rule_alerts(ds)
     if rules is None:
         return None
     otrf = ds.source == "otrf"
-    return spared_threshold(oof[otrf], rules[otrf], BUDGET_FPR)
+    return shared_threshold(oof[otrf], rules[otrf], BUDGET_FPR)
 
 
 def random_capture_recall(sizes: npt.NDArray[np.int64], p: float) -> float:

@@ -1,17 +1,18 @@
 """EDR: the model alone, the Sigma rules alone, and both (fused), on the same rows.
 
 The service raises an alert when the model's score passes the card's threshold **or** a
-rule of level high or critical fired (``scorer.alerts.decide.RULE_ALERT_LEVELS``). Rules
-are not trained, so "rules alone" needs no folds: an event alerts when its v3 rule columns
-count a high or critical hit. Two ways to set the model's threshold beside the rules, both
+rule of level high or critical fired (``scorer.alerts.decide.RULE_ALERT_LEVELS``) that the
+pack's tuning leaves alerting. Rules are not trained, so "rules alone" needs no folds: an
+event alerts when one of those rules is among its hits. Two ways to set the model's threshold beside the rules, both
 from the *other* folds' benign (OTRF) events:
 
-- **model on what the rules spare** (shipped, :func:`spared_threshold`): the model gets its
-  own budget on the events no alerting rule fired on, so it spends it on events the rules
-  do not already raise; total alerts are at most the rules' plus the budget.
-- **one shared budget** (:func:`fused_threshold`, the goal's accounting): the rules' alerts
-  are counted first and the model gets what they leave; when the rules alone use up the
-  budget the model adds nothing (:data:`NEVER`).
+- **one shared budget** (shipped, :func:`fused_threshold`, the goal's accounting): the
+  rules' alerts are counted first and the model gets what they leave; when the rules alone
+  use up the budget the model adds nothing (:data:`NEVER`). The pack's tuning
+  (models/edr_rule_tuning.py) keeps the rules that alert alone to about half the budget.
+- **model on what the rules spare** (:func:`spared_threshold`): the model gets its own
+  budget on the events no alerting rule fired on, on top of the rules; total alerts are at
+  most the rules' plus the budget.
 """
 
 from __future__ import annotations
@@ -36,11 +37,22 @@ NEVER = 1.0  # the highest threshold a card can hold: the model alerts only at a
 CURVE = (0.25, 0.5, 1.0, 2.0)  # model budgets (per 1,000) on top of the rules
 
 
-def rule_alerts(ds: Dataset) -> B | None:
-    """Per row: a high or critical rule fired (None when the rows carry no rule columns)."""
+def rule_alerts(ds: Dataset, alerting: frozenset[str] | None = None) -> B | None:
+    """Per row: a rule that alerts alone fired (None when the rows carry no rule columns).
+
+    ``alerting``: those rules' ids (default: the training pack's high and critical rules its
+    tuning leaves alerting, :attr:`TrainingRules.alerting`), read from the rows' hits; rows
+    built before hits were kept fall back to the level columns (no tuning)."""
     names = feature_set("edr", "v3", NoProfiles()).names
     if ds.X.shape[1] != len(names):
         return None
+    if ds.hits is not None:
+        if alerting is None:
+            from .edr import training_rules
+
+            alerting = training_rules().alerting
+        fired = {h: any(i in alerting for i in h.split("|")) for h in np.unique(ds.hits).tolist()}
+        return np.array([fired[h] for h in ds.hits.tolist()], dtype=bool)
     cols = [names.index(n) for n in ALERT_LEVELS]
     alerts: B = ds.X[:, cols].sum(axis=1) > 0
     return alerts
@@ -93,11 +105,11 @@ def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic
 
     variants = {
         "model": ("model alone (threshold at the budget)", budget_passed(ds.y, oof, folds, budget, benign=otrf)),
-        "rules": ("rules alone (a high/critical rule fired)", rules),
-        "fused": ("**model or rules, model on the events the rules spare (shipped)**",
-                  fused_passed(ds.y, oof, folds, budget, otrf, rules, spared_threshold)),
-        "shared": ("model or rules within one shared budget (the goal's accounting)",
-                   fused_passed(ds.y, oof, folds, budget, otrf, rules, fused_threshold)),
+        "rules": ("rules alone (a high/critical rule the tuning leaves alerting fired)", rules),
+        "spared": ("model or rules, model given the budget again on the events the rules spare",
+                   fused_passed(ds.y, oof, folds, budget, otrf, rules, spared_threshold)),
+        "fused": ("**model or rules within one shared budget (shipped; the goal's accounting)**",
+                  fused_passed(ds.y, oof, folds, budget, otrf, rules, fused_threshold)),
     }
     rows, metrics, found = [], {}, {}
     for key, (name, passed) in variants.items():

@@ -32,8 +32,10 @@ from typing import Any
 import msgspec
 import yaml
 
+from scorer.alerts.decide import RULE_ALERT_LEVELS
 from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent
+from scorer.inference.repository import list_versions
 
 from .datasets import REPO_ROOT
 
@@ -43,8 +45,11 @@ CHUNK = 4096  # events per rules-stage call, as a micro-batch
 
 
 def pack_dir() -> Path:
-    """The shipped rule pack (``$SCORER_RULE_PACK`` overrides)."""
-    return Path(os.environ.get("SCORER_RULE_PACK", REPO_ROOT / "rule_repository" / "sigma_windows" / "1"))
+    """The shipped rule pack, its highest version as the service loads it (``$SCORER_RULE_PACK`` overrides)."""
+    if "SCORER_RULE_PACK" in os.environ:
+        return Path(os.environ["SCORER_RULE_PACK"])
+    repository = REPO_ROOT / "rule_repository"
+    return repository / "sigma_windows" / list_versions(repository, "sigma_windows")[-1]
 
 
 def pack_checksum(path: Path) -> str:
@@ -100,10 +105,15 @@ class TrainingRules:
         """Rule id -> RuleMeta, what feature set v3's rule block reads."""
         return {r.id: r for r in self.engine.rules}
 
+    @cached_property
+    def alerting(self) -> frozenset[str]:
+        """The rules that raise an alert on their own: high or critical, and not tuned away."""
+        return frozenset(r.id for r in self.engine.rules if r.level in RULE_ALERT_LEVELS and r.alerts)
+
     @property
     def salt(self) -> str:
         """The dataset cache key's part for this pack and this leakage rule."""
-        return f"rules:{self.checksum}:own-rule-removed"
+        return f"rules:{self.checksum}:own-rule-removed:hits"
 
     def __call__(self, path: Path, items: list[LabeledEvent]) -> list[LabeledEvent]:
         """``items`` with ``rule_hits`` set (events a rule raised on left out)."""

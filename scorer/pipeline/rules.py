@@ -43,7 +43,7 @@ def rule_alerts(stage: RuleStage | None, items: list[Item]) -> dict[int, str]:
     for row, (event, _) in enumerate(items):
         hits = event.rule_hits if isinstance(event, EndpointEvent) else ()
         if hits:
-            severity = rule_severity(by_id[i].level for i in hits if i in by_id)
+            severity = rule_severity(by_id[i].level for i in hits if i in by_id and by_id[i].alerts)
             if severity is not None:
                 forced[row] = severity
     return forced

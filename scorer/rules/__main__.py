@@ -1,6 +1,6 @@
 """``python -m scorer.rules [package|validate|list ...]``: ``scorer rules`` without the rest
-of the CLI. With no arguments: rebuild the shipped pack (``rule_repository/sigma_windows/1``)
-from ``../shared/data/edr/sigma-rules``, recording the rules that do not compile."""
+of the CLI. With no arguments: rebuild the shipped pack (``rule_repository/sigma_windows/2``)
+from ``../shared/data/edr/sigma-rules`` with its tuning, recording the rules that do not compile."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import argparse
 import sys
 
 from scorer.errors import ScorerError
+from scorer.rules.build import DEFAULT_TUNING
 from scorer.rules.cli import register
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m scorer.rules")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["rules", *(argv or ["package", "--allow-skips"])])
+    args = parser.parse_args(["rules", *(argv or ["package", "--allow-skips", "--tuning", str(DEFAULT_TUNING)])])
     try:
         code: int = args.func(args)
     except ScorerError as exc:

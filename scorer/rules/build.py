@@ -23,11 +23,14 @@ from scorer.events import edr
 from scorer.rules.engine import RuleEngine
 from scorer.rules.model import CompiledRules, CompileError
 from scorer.rules.pack import write_pack
+from scorer.rules.tuning import Tuned, apply_tuning, read_tuning
 
 DEFAULT_DATA = data_dir()
 DEFAULT_SOURCE = DEFAULT_DATA / "edr" / "sigma-rules"
 DEFAULT_GOLDEN = DEFAULT_DATA / "edr" / "sigma-regression"
-DEFAULT_OUT = Path("rule_repository") / "sigma_windows" / "1"
+DEFAULT_OUT = Path("rule_repository") / "sigma_windows" / "2"
+# The shipped pack's tuning (models/edr_rule_tuning.py writes it; scorer.rules.tuning reads it).
+DEFAULT_TUNING = Path("rule_repository") / "sigma_windows" / "tuning.yml"
 
 
 class PackRefused(ScorerError):
@@ -88,9 +91,11 @@ def golden_set(engine: RuleEngine, cases: list[Case]) -> tuple[list[dict[str, An
 
 
 def package(source: Path, out: Path, *, allow_skips: bool = False, golden: Path | None = None,
-            name: str = "sigma_windows", version: str | None = None) -> tuple[dict[str, Any], list[CompileError]]:
+            name: str = "sigma_windows", version: str | None = None,
+            tuning: Path | None = None) -> tuple[dict[str, Any], list[CompileError]]:
     """Compile ``source`` into the pack ``out``; refused (:class:`PackRefused`) on a compile
-    error unless ``allow_skips``, when the skipped rules and reasons go in the manifest."""
+    error unless ``allow_skips``, when the skipped rules and reasons go in the manifest.
+    ``tuning`` (:mod:`scorer.rules.tuning`) names rules that alert on nothing alone."""
     from scorer.rules import compile_rules
 
     compiled, errors = compile_rules(source)
@@ -99,6 +104,12 @@ def package(source: Path, out: Path, *, allow_skips: bool = False, golden: Path 
                           [str(e) for e in errors])
     if not compiled.rules:
         raise PackRefused("no rule compiled", [str(e) for e in errors])
+    tuned: list[Tuned] = []
+    if tuning is not None:
+        tuned, problems = read_tuning(tuning)
+        compiled.rules, unknown = apply_tuning(compiled.rules, tuned, tuning)
+        if problems or unknown:
+            raise PackRefused(f"tuning {tuning} refused", problems + unknown)
     license_file = source / "LICENSE"
     if not license_file.is_file():
         raise PackRefused("the rules' licence is missing", [f"{license_file}: not found"])
@@ -106,7 +117,8 @@ def package(source: Path, out: Path, *, allow_skips: bool = False, golden: Path 
     commit = commit_file.read_text().strip() if commit_file.is_file() else ""
     entries, left_out = _golden(compiled, golden)
     manifest = write_pack(out, compiled, errors, name=name, version=version or out.name, source_commit=commit,
-                          license_text=license_file.read_text(encoding="utf-8"), golden=entries)
+                          license_text=license_file.read_text(encoding="utf-8"), golden=entries,
+                          tuning=[t.__dict__ for t in tuned])
     if left_out:
         manifest["golden_left_out"] = left_out
     return manifest, errors

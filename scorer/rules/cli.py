@@ -1,7 +1,10 @@
-"""``scorer rules package|validate|list``: build, check and show Sigma rule packs offline.
+"""``scorer rules package|validate|list``: build, check and show Sigma rule packs offline;
+``scorer rules deploy --shadow|promote|rollback|list``: the packs on the live service, through
+the model lifecycle's control plane (:func:`scorer.lifecycle.cli.register_rule_commands`).
 
 Exit codes: 0 done / passed; 1 the pack was refused (rules that do not compile, a
-checksum, IR or golden-set mismatch: each printed as ``file: reason``); 2 usage errors.
+checksum, IR or golden-set mismatch: each printed as ``file: reason``; or a scorer refused a
+deployed pack, with ``--wait``); 2 usage errors.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from scorer.lifecycle.cli import register_rule_commands, rules_listing
 from scorer.rules.build import DEFAULT_GOLDEN, DEFAULT_OUT, DEFAULT_SOURCE, PackRefused, package
 
 
 def register(sub: Any) -> None:
-    rules = sub.add_parser("rules", help="Sigma rule packs: package, validate, list")
+    rules = sub.add_parser("rules", help="Sigma rule packs: package, validate, deploy --shadow, promote, rollback, list")
     cmds = rules.add_subparsers(dest="rules_command", required=True)
 
     p = cmds.add_parser("package", help="compile Sigma rules into a pack (refused if a rule does not compile)")
@@ -29,23 +33,31 @@ def register(sub: Any) -> None:
                    help="Sigma regression data to draw the golden set from (cases of packed rules)")
     p.add_argument("--name", default="sigma_windows")
     p.add_argument("--version", default=None, help="default: the --out directory's name")
+    p.add_argument("--tuning", type=Path, default=None,
+                   help="YAML naming rules that stay features and evidence but alert on nothing alone")
     p.set_defaults(func=_package)
 
     v = cmds.add_parser("validate", help="checksums, recompile the pack's sources, golden set; exit 1 on failure")
     v.add_argument("pack", type=Path)
     v.set_defaults(func=_validate)
 
-    ls = cmds.add_parser("list", help="the pack's rules: id, level, title, ATT&CK tactics")
-    ls.add_argument("pack", type=Path)
+    ls = cmds.add_parser("list", help="a pack directory's rules (id, level, title, ATT&CK tactics); without "
+                                      "one: the pack's versions on disk and what each scorer serves")
+    ls.add_argument("pack_dir", type=Path, nargs="?", metavar="PACK_DIR")
     ls.add_argument("--level", help="only rules of this level")
     ls.add_argument("--skipped", action="store_true", help="list the rules left out at packaging, and why")
+    ls.add_argument("--pack", help="without PACK_DIR: this pack (default: SCORER_RULES__PACK)")
+    ls.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+    ls.add_argument("--repo", type=Path, help="rule repository (default: SCORER_RULES__REPOSITORY)")
+    ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=_list)
+    register_rule_commands(cmds)
 
 
 def _package(args: argparse.Namespace) -> int:
     try:
         manifest, skipped = package(args.source, args.out, allow_skips=args.allow_skips, golden=args.golden,
-                                    name=args.name, version=args.version)
+                                    name=args.name, version=args.version, tuning=args.tuning)
     except PackRefused as exc:
         print(f"scorer rules package: {exc}", file=sys.stderr)
         return 1
@@ -55,6 +67,8 @@ def _package(args: argparse.Namespace) -> int:
     if skipped:
         reasons = Counter(_reason_class(s.reason) for s in skipped)
         print(f"skipped {len(skipped)} rules (recorded in pack.json): " + _counts(dict(reasons.most_common())))
+    if manifest.get("tuning"):
+        print(f"tuning: {len(manifest['tuning'])} rules alert on nothing alone ({args.tuning})")
     for line in manifest.get("golden_left_out", []):
         print(f"golden: left out {line}")
     return 0
@@ -76,7 +90,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from scorer.rules.pack import read_pack
 
-    pack = read_pack(args.pack)
+    if args.pack_dir is None:
+        return rules_listing(args)
+    pack = read_pack(args.pack_dir)
     if args.skipped:
         lines = [f"{s.rule_id or '-':36s}  {s.file}: {s.reason}" for s in pack.skipped]
     else:

@@ -50,9 +50,14 @@ class RuleMeta:
     techniques: tuple[str, ...]  # "T1003.001" from attack.t1003.001
     kind: str  # detection | hunting | emerging
     logsource: str  # e.g. "windows/process_creation", "windows/security"
+    # False when the pack's tuning keeps the rule as evidence and a model feature only: a
+    # high or critical rule the tuning names raises no alert on its own (scorer.rules.tuning).
+    alerts: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        # ``alerts`` only where tuning cleared it: an untuned pack's manifest reads as before.
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()
+                if k != "alerts" or not v}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RuleMeta:

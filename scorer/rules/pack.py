@@ -98,7 +98,8 @@ def _sha(data: bytes) -> str:
 
 
 def write_pack(out: Path, compiled: CompiledRules, skipped: list[CompileError], *, name: str, version: str,
-               source_commit: str, license_text: str, golden: list[dict[str, Any]]) -> dict[str, Any]:
+               source_commit: str, license_text: str, golden: list[dict[str, Any]],
+               tuning: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """Write the pack to ``out`` (created; files replaced) and return its manifest."""
     out.mkdir(parents=True, exist_ok=True)
     sha_of = {s.file: s.sha256 for s in compiled.sources}
@@ -118,6 +119,8 @@ def write_pack(out: Path, compiled: CompiledRules, skipped: list[CompileError], 
         "skipped": [{"file": e.file, "rule_id": e.rule_id, "reason": e.reason} for e in skipped],
         "golden_events": len(golden),
     }
+    if tuning:  # (an untuned pack's manifest stays as it was)
+        manifest["tuning"] = tuning
     files = {
         IR: _gz(json.dumps(compiled.ir_json(), separators=(",", ":")).encode()),
         SOURCES: _gz("".join(json.dumps({"file": s.file, "sha256": s.sha256, "yaml": s.yaml}) + "\n"

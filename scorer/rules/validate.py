@@ -21,6 +21,7 @@ from scorer.errors import ScorerError
 from scorer.events import edr
 from scorer.rules.engine import RuleEngine
 from scorer.rules.pack import IR, read_golden, read_pack, read_sources, verify
+from scorer.rules.tuning import Tuned, apply_tuning
 
 
 def validate_pack(directory: Path) -> list[str]:
@@ -63,6 +64,10 @@ def _recompile(directory: Path, sources: list) -> list[str]:  # type: ignore[typ
     if not errors and fresh != stored:
         problems.append(f"{IR}: differs from the IR its sources compile to ({_first_difference(stored, fresh)})")
     pack = read_pack(directory)
+    # The tuning recorded in the manifest is part of what the pack says it is.
+    tuned = [Tuned(**t) for t in pack.manifest.get("tuning", [])]
+    compiled.rules, unknown = apply_tuning(compiled.rules, tuned, directory / "pack.json")
+    problems.extend(unknown)
     for old, new in zip(pack.rules, compiled.rules, strict=False):
         if old != new:
             problems.append(f"{old.file}: rule metadata differs from its source's")

@@ -55,7 +55,7 @@ def synthetic(events: Sequence[EndpointEvent]) -> list[EndpointEvent]:
 
 
 def sigma_pack() -> tuple[Annotate, Any]:
-    pack = ROOT / "rule_repository" / "sigma_windows" / "1"
+    pack = ROOT / "rule_repository" / "sigma_windows" / "2"
     stage = pytest.importorskip("scorer.rules.annotate")
     if not pack.is_dir():
         pytest.skip("no shipped rule pack")

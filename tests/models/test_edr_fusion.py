@@ -56,3 +56,15 @@ def test_rule_alerts_read_the_v3_rule_columns() -> None:
     assert alerts is not None and alerts.tolist() == [False, True, False]
     v1 = Dataset(EventKind.EDR, x[:, :92], np.zeros(3, np.int8), empty, empty, empty, empty, [])
     assert rule_alerts(v1) is None
+
+
+def test_rule_alerts_read_the_hits_and_honour_the_tuning() -> None:
+    names = feature_set("edr", "v3", NoProfiles()).names
+    x = np.zeros((4, len(names)), np.float32)
+    x[[1, 2], names.index("rule_high")] = 1  # both rows carry a high hit; only one rule still alerts
+    empty = np.array(["a"] * 4)
+    hits = np.array(["", "loud", "quiet|low", "low"])
+    ds = Dataset(EventKind.EDR, x, np.zeros(4, np.int8), empty, empty, empty, empty, [], hits)
+    alerts = rule_alerts(ds, alerting=frozenset({"loud"}))
+    assert alerts is not None and alerts.tolist() == [False, True, False, False]
+    assert ds.subset(np.array([False, True, True, False])).hits is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from scorer.rules import RuleEngine, compile_rules
 from scorer.rules.model import CompileError
 from tests.support.paths import ROOT
 
-SHIPPED = ROOT / "rule_repository" / "sigma_windows" / "1"
+# The pack the service loads: the highest version.
+SHIPPED = ROOT / "rule_repository" / "sigma_windows" / "2"
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 PROC = "logsource: {category: process_creation, product: windows}"
 
@@ -64,3 +66,16 @@ def fired(engine: RuleEngine, *events: EndpointEvent) -> list[bool]:
     result = engine.evaluate(list(events))
     assert not result.errors, result.errors
     return [bool(h) for h in result.hits]
+
+
+def golden_case(root: Path) -> Path:
+    """A regression folder under ``root``: two whoami.exe events for rule ...0001."""
+    case = root / "rules" / "windows" / "whoami"
+    case.mkdir(parents=True)
+    (case / "info.yml").write_text("rule_metadata:\n  - id: 00000000-0000-0000-0000-000000000001\n    title: W\n")
+    event = {"Event": {"System": {"Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}, "EventID": 1,
+                                  "Channel": "Microsoft-Windows-Sysmon/Operational", "Computer": "ws1",
+                                  "TimeCreated": {"#attributes": {"SystemTime": "2024-01-01T00:00:00Z"}}},
+                       "EventData": {"Image": "C:\\Windows\\System32\\whoami.exe"}}}
+    (case / "e.json").write_text(json.dumps(event) + "\n" + json.dumps(event))
+    return root

@@ -14,7 +14,7 @@ from scorer.errors import IntegrityError
 from scorer.rules import RuleEngine
 from scorer.rules.__main__ import main
 from scorer.rules.pack import IR, SUMS
-from tests.rules.helpers import SHIPPED, rule, sysmon, write_rules
+from tests.rules.helpers import SHIPPED, golden_case, rule, sysmon, write_rules
 from tests.support.paths import ROOT
 
 GOOD = rule("sel:\n  Image|endswith: '\\whoami.exe'\ncondition: sel", title="Whoami")
@@ -22,21 +22,9 @@ OTHER = rule("sel:\n  CommandLine|contains: 'vssadmin delete'\ncondition: sel", 
              rule_id="00000000-0000-0000-0000-000000000002", tags="[attack.impact, attack.t1490]")
 
 
-def _golden(root: Path) -> Path:
-    case = root / "rules" / "windows" / "whoami"
-    case.mkdir(parents=True)
-    (case / "info.yml").write_text("rule_metadata:\n  - id: 00000000-0000-0000-0000-000000000001\n    title: W\n")
-    event = {"Event": {"System": {"Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}, "EventID": 1,
-                                  "Channel": "Microsoft-Windows-Sysmon/Operational", "Computer": "ws1",
-                                  "TimeCreated": {"#attributes": {"SystemTime": "2024-01-01T00:00:00Z"}}},
-                       "EventData": {"Image": "C:\\Windows\\System32\\whoami.exe"}}}
-    (case / "e.json").write_text(json.dumps(event) + "\n" + json.dumps(event))
-    return root
-
-
 def _package(tmp_path: Path, rules: dict[str, str], *extra: str) -> tuple[int, Path]:
     src = write_rules(tmp_path / "src", rules)
-    golden = _golden(tmp_path / "golden")
+    golden = golden_case(tmp_path / "golden")
     out = tmp_path / "pack" / "1"
     return main(["package", "--source", str(src), "--out", str(out), "--golden", str(golden), *extra]), out
 
