@@ -40,6 +40,7 @@ CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
 ANALYTIC_LEARNING = 4  # OCSF analytic type_id 4: "Learning (ML/DL)"
 ANALYTIC_RULE = 1  # OCSF analytic type_id 1: "Rule"
+_TS_LIMIT_S = (1 << 63) // 1000 / 1000  # seconds whose milliseconds fit OCSF's timestamp_t
 
 _TITLES = {
     "netflow": "Suspicious network flow",
@@ -100,8 +101,8 @@ class _FindingInfo(msgspec.Struct):
     title: str
     desc: str
     types: list[str]
-    first_seen_time: int
-    last_seen_time: int
+    first_seen_time: int | msgspec.UnsetType
+    last_seen_time: int | msgspec.UnsetType
     analytic: _Analytic
     related_events: list[_RelatedEvent]
     related_analytics: list[_Analytic] | msgspec.UnsetType = msgspec.UNSET
@@ -211,7 +212,8 @@ def detection_finding(
     ``attacks``, and the title is the top rule's when a rule raised the alert, so one
     finding carries both the model's score and every rule's reason."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    event_ms = int(event.ts * 1000)
+    # A timestamp past OCSF's 64-bit long (a hostile or garbled ts) is left to original_time.
+    event_ms = int(event.ts * 1000) if abs(event.ts) < _TS_LIMIT_S else msgspec.UNSET
     alert_uid = f"{model_name}:{model_version}:{event.uid}"
     analytic, model_id = _model_parts(model_name, model_version)
     host = device(event)

@@ -34,6 +34,7 @@ from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
 from scorer.service.build import build_runtimes, load_rules
+from tests.support import ocsf_schema
 from tests.support.faults import usable_kinds
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.samples import SAMPLES
@@ -166,3 +167,5 @@ def test_batch_accounts_for_every_record(batch: list[tuple[EventKind | None, byt
     for alert in outcome.alerts:
         assert not RAW_UNSAFE.search(alert.value)
         msgspec.json.decode(alert.value)
+    if outcome.alerts:  # a hostile event still makes a finding the OCSF schema accepts
+        ocsf_schema.assert_valid(a.value for a in outcome.alerts)

@@ -35,6 +35,7 @@ from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.source import input_record
 from scorer.service.build import build_runtimes, load_rules
+from tests.support import ocsf_schema
 from tests.support.faults import (
     Ledger,
     ScorerProcess,
@@ -139,3 +140,5 @@ async def test_fuzzed_records_through_kafka_are_scored_or_dead_lettered(kafka: K
     assert report.duplicate_count == 0, report.duplicates
     assert ledger.tally(outputs).reasons == bad, "a dead letter's reason differs from the in-process scorer's"
     assert len(set(bad.values())) >= 3 and len(expected.scores) >= len(inputs) // 10, report  # both paths exercised
+    alert_topics = {topics.alerts(k) for k in topics.kinds}
+    ocsf_schema.assert_valid(m.value for m in outputs if m.topic in alert_topics)  # hostile input, valid OCSF

@@ -181,7 +181,7 @@ def _base_problem(kind: str, value: Any, spec: Mapping[str, Any]) -> str | None:
     elif kind in _INT_BITS:
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok and not -(1 << _INT_BITS[kind]) <= value < 1 << _INT_BITS[kind]:
-            return f"{value} does not fit {kind}"
+            return f"{_short(value)} does not fit {kind}"
     elif kind == "float_t":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif kind == "boolean_t":
