@@ -30,8 +30,10 @@ from replay.eval.truth import read_truth
 from replay.player import Clock, Outgoing, Pacing, Summary, planned
 from replay.sinks import replay_to_kafka
 from scorer.captures import LabeledEvent, iter_capture
+from scorer.captures.recorded import Envelope, is_record_file, read_envelopes
 from scorer.config import Settings
 from scorer.demo import bundled_capture
+from tests.support import ocsf_schema
 from tests.support.captures import EVTX_RECORDS, evtx_sample, otrf_json_lines, zeek_json_from_tsv
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
@@ -92,6 +94,13 @@ async def replay_and_evaluate(
     return summary, report
 
 
+def alert_values(path: Path) -> list[bytes]:
+    """The findings of an alerts file: a recorded dump of the alert topics, or plain lines."""
+    if is_record_file(path):
+        return [e.value for e in read_envelopes(path) if isinstance(e, Envelope) and e.value is not None]
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
 def check_reconciles(
     name: str, path: Path, n: int, summary: Summary, report: dict[str, Any], out: Path
 ) -> None:
@@ -113,6 +122,7 @@ def check_reconciles(
         assert lat["available"] and lat["alert"]["n"] == rec["alerted"], name
         assert lat["axis"] == "ms, event appended -> alert appended", name
         print(f"{name}: {rec['alerted']} alerts, latency ms {lat['alert']}")
+        ocsf_schema.assert_valid(alert_values(out / "alerts.jsonl"))
     assert (out / "report" / "report.html").stat().st_size > 10_000
 
 
@@ -306,3 +316,5 @@ def test_embedded_replay_and_eval_from_the_cli(tmp_path: Path) -> None:
     assert rec["events"] == rec["scored"] == rec["replayed"] == len(events) and rec["accounted"]
     assert report["latency_ms"]["available"] is False, "embedded: no produce -> ack path, said so"
     assert report["throughput"]["scorer_events_per_second"] > 0
+    if rec["alerted"]:
+        ocsf_schema.assert_valid(alert_values(out / "alerts.jsonl"))
