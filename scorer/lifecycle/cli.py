@@ -1,4 +1,5 @@
-"""``scorer models package|validate|deploy|promote|rollback|list``.
+"""``scorer models package|validate|deploy|promote|rollback|list``, and the same deploy,
+promote, rollback and list for rule packs under ``scorer rules`` (:func:`register_rule_commands`).
 
 Exit codes: 0 done / passed; 1 validation failed or a scorer refused the change (with
 ``--wait``); 2 usage or model errors (``scorer: <why>`` on stderr, from scorer.cli).
@@ -24,6 +25,7 @@ from scorer.lifecycle import golden as goldens
 from scorer.lifecycle import ops
 from scorer.lifecycle.contract import DEFAULT_FEATURE_SET
 from scorer.lifecycle.package import PackageRequest, package
+from scorer.lifecycle.rulepacks import control_key
 from scorer.lifecycle.transitions import current_production
 from scorer.lifecycle.validate import Margins, validate
 
@@ -65,17 +67,48 @@ def register(sub: Any) -> None:
                         ("rollback", "return to the previous production version (or --version)")):
         c = _command(cmds, name, help_, _change(name))
         c.add_argument("--version", help="default: the shadow (promote) / the previous production (rollback)")
+    _change_args(cmds)
+
+    lst = cmds.add_parser("list", help="versions, their roles, checksums, and what each scorer serves")
+    _common(lst, kind_required=False)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_list)
+
+
+def register_rule_commands(cmds: Any) -> None:
+    """``scorer rules deploy PACK VERSION --shadow``, ``promote [PACK]``, ``rollback [PACK]``: the
+    model commands' control plane, with the key ``rules/<pack>`` (docs/rules.md)."""
+    dep = cmds.add_parser("deploy", help="run this pack version beside production on every scorer (shadow)")
+    dep.add_argument("pack", help="pack name (a directory of the rule repository)")
+    dep.add_argument("version", help="'none' stops the rule shadow")
+    dep.add_argument("--shadow", action="store_true", required=True, help="required: packs enter as shadows")
+    dep.set_defaults(func=_change("deploy-shadow"))
+    for name, help_ in (("promote", "make the shadow pack (or --version) production, between micro-batches"),
+                        ("rollback", "return to the previous production pack (or --version)")):
+        c = cmds.add_parser(name, help=help_)
+        c.add_argument("pack", nargs="?", help="default: the configured pack (SCORER_RULES__PACK)")
+        c.add_argument("--version", help="default: the shadow (promote) / the previous production (rollback)")
+        c.set_defaults(func=_change(name))
+    for c in (cmds.choices[n] for n in ("deploy", "promote", "rollback")):
+        c.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+        c.add_argument("--repo", type=Path, help="rule repository (default: SCORER_RULES__REPOSITORY)")
+        c.set_defaults(rules=True)
+    _change_args(cmds)
+
+
+def rules_listing(args: argparse.Namespace) -> int:
+    """``scorer rules list`` without a pack directory: versions on disk beside what each scorer serves."""
+    args.rules = True
+    return _list(args)
+
+
+def _change_args(cmds: Any) -> None:
     for c in (cmds.choices[n] for n in ("deploy", "promote", "rollback")):
         c.add_argument("--reason", default="", help="recorded in the control topic with who issued it")
         c.add_argument("--issued-by", help="default: $USER@host")
         c.add_argument("--production", help="the production version, when no scorer has reported one yet")
         c.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                        help="wait until a scorer applied or refused it; exit 1 on refusal")
-
-    lst = cmds.add_parser("list", help="versions, their roles, checksums, and what each scorer serves")
-    _common(lst, kind_required=False)
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(func=_list)
 
 
 def _command(cmds: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
@@ -100,7 +133,16 @@ def _context(args: argparse.Namespace) -> ops.Context:
     # aiokafka narrates every connection at INFO; an operator's command wants the outcome.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings: Settings = load_settings(args.config)
+    if getattr(args, "rules", False):
+        return ops.Context(settings, settings.lifecycle, args.repo or settings.rules.repository)
     return ops.Context(settings, settings.lifecycle, args.repo or settings.inference.model_repository)
+
+
+def _key(args: argparse.Namespace, ctx: ops.Context) -> str:
+    """The control key: the kind for a model, ``rules/<pack>`` for a rule pack."""
+    if getattr(args, "rules", False):
+        return control_key(args.pack or ctx.settings.rules.pack)
+    return str(args.kind)
 
 
 def _production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None) -> str | None:
@@ -172,7 +214,7 @@ def _change(action: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         ctx = _context(args)
         result = asyncio.run(ops.change(
-            ctx, args.kind, "clear-shadow" if action == "deploy-shadow" and args.version == "none" else action,
+            ctx, _key(args, ctx), "clear-shadow" if action == "deploy-shadow" and args.version == "none" else action,
             version=args.version, reason=args.reason, issued_by=args.issued_by,
             production=args.production, wait_s=args.wait,
         ))
@@ -180,8 +222,11 @@ def _change(action: str) -> Any:
         print(f"{s.kind}: {s.action} -> production {s.production}, shadow {s.shadow or '-'}, previous "
               f"{s.previous or '-'} (control offset {result.offset}; production before: "
               f"{result.production_source})")
+        for warning in result.warnings:
+            print(f"  WARNING: {warning}")
         for st in result.applied:
-            print(f"  applied by {st.process}: production {st.production}, shadow {st.shadow or '-'}")
+            print(f"  applied by {st.process}: production {st.production}, shadow {st.shadow or '-'}"
+                  + (f"; WARNING: {st.warning}" if st.warning else ""))
         for st in result.refused:
             print(f"  REFUSED by {st.process}: {st.refused}")
         if args.wait and not (result.applied or result.refused):
@@ -194,7 +239,10 @@ def _change(action: str) -> Any:
 
 def _list(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    kinds = [args.kind] if args.kind else [k.value for k in ctx.settings.kinds]
+    if getattr(args, "rules", False):
+        kinds = [_key(args, ctx)]
+    else:
+        kinds = [args.kind] if args.kind else [k.value for k in ctx.settings.kinds]
     items = asyncio.run(ops.listing(ctx, kinds))
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(items)).decode())

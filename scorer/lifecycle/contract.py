@@ -10,9 +10,11 @@ a v2 model is checked against v1 + profile columns, not against v1.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -115,3 +117,25 @@ def version_problems(version: ModelVersion, kind: str) -> list[str]:
     """Everything that keeps a published (checksum-verified) version from serving ``kind``."""
     problems = card_problems(version.card, kind)
     return problems + onnx_problems(version.onnx_path, len(version.card.feature_names))
+
+
+# How a model card names the rule pack whose hits it was trained on (``trained_on``, written
+# by models/edr_rules.py): "rule_repository/sigma_windows/1 (2853 rules, sha256 <hex>)".
+_TRAINED_PACK = re.compile(r"(?:^|/)(?P<pack>[^/\s]+)/(?P<version>[^/\s]+) \((?P<rules>\d+) rules, "
+                           r"sha256 (?P<sha256>[0-9a-f]{64})\)$")
+
+
+class TrainedPack(NamedTuple):
+    pack: str
+    version: str
+    sha256: str  # scorer.lifecycle.rulepacks.pack_checksum of the pack's directory
+
+
+def trained_rule_pack(card: ModelCard) -> TrainedPack | None:
+    """The rule pack a model read rule hits from in training, as its card names it; None for
+    a model that reads none (feature sets v1 and v2)."""
+    for entry in card.trained_on:
+        m = _TRAINED_PACK.search(entry)
+        if m:
+            return TrainedPack(m["pack"], m["version"], m["sha256"])
+    return None

@@ -1,14 +1,18 @@
-"""The control plane on Kafka: desired model state per kind, and what each scorer serves.
+"""The control plane on Kafka: desired model state per kind and desired rule pack, and what
+each scorer serves.
 
 Two compacted topics, one partition each (the latest record per key is the state; one
 partition keeps every key's history in order):
 
-- control (``scorer.control``), key ``<kind>``: :class:`DesiredState`, written by
-  ``scorer models deploy --shadow / promote / rollback``. Every scorer process reads it from
-  the beginning with its own group-less consumer, so all members of a consumer group (and a
-  restarted process) converge on the same versions.
-- status (``scorer.status``), key ``<process>/<kind>``: :class:`ServingStatus`, written by
+- control (``scorer.control``), key ``<kind>`` for a kind's model, ``rules/<pack>`` for a
+  rule pack: :class:`DesiredState`, written by ``scorer models|rules deploy --shadow /
+  promote / rollback``. Every scorer process reads it from the beginning with its own
+  group-less consumer, so all members of a consumer group (and a restarted process)
+  converge on the same versions.
+- status (``scorer.status``), key ``<process>/<key>``: :class:`ServingStatus`, written by
   each scorer when it starts, applies a state or refuses one (with the reason).
+
+For a rule pack, ``kind`` is the control key (``rules/<pack>``) and ``model`` the pack's name.
 
 Kafka rather than a file or an HTTP call: the scorers already trust it, it reaches every
 process of every group, survives restarts, and keeps who-changed-what-and-why.
@@ -29,7 +33,7 @@ from scorer.pipeline.records import OutputRecord
 
 
 class DesiredState(msgspec.Struct, kw_only=True, frozen=True):
-    """What every scorer should serve for one kind."""
+    """What every scorer should serve for one kind (or rule pack)."""
 
     kind: str
     model: str
@@ -57,6 +61,8 @@ class ServingStatus(msgspec.Struct, kw_only=True, frozen=True):
     refused: str | None = None
     refused_offset: int = -1
     at: str = ""
+    # Served, but worth a look: a rule pack the EDR model was not trained with.
+    warning: str | None = None
 
 
 def now_iso() -> str:

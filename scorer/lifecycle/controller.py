@@ -2,9 +2,10 @@
 
 It follows the control topic with its own group-less consumer (every process of a group
 sees every change, and a restarted process starts from the latest state), hands each new
-desired state of a kind it serves to :class:`scorer.lifecycle.switcher.ModelSwitcher`
-(prepare in this background task, install between micro-batches), and reports what the
-process serves, or why it refused a state, to the status topic.
+desired state of a kind it serves, or of the rule pack it runs (key ``rules/<pack>``), to
+:class:`scorer.lifecycle.switcher.ModelSwitcher` (prepare in this background task, install
+between micro-batches), and reports what the process serves, or why it refused a state, to
+the status topic.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from scorer.kafka import assign_from_start, make_producer, make_reader, read_to_
 from scorer.kafka.compacted import decode_into
 from scorer.lifecycle.control import DesiredState, ServingStatus, ensure_topics, now_iso, process_id, status_record
 from scorer.lifecycle.loader import RuntimeLoader
+from scorer.lifecycle.rule_switch import RulePacks
+from scorer.lifecycle.rulepacks import control_key, pack_of
 from scorer.lifecycle.shadow import ShadowPublisher
 from scorer.lifecycle.switcher import ModelSwitcher, Switch
 from scorer.metrics import LifecycleMetrics, ScorerMetrics
+from scorer.metrics.rulepacks import RulePackMetrics
 from scorer.pipeline.loop import ScoringLoop
 from scorer.pipeline.scoring import BatchScorer
 
@@ -35,12 +39,16 @@ class LifecycleController:
         self.settings = settings
         self.lifecycle = lifecycle
         self.scorer = scorer
-        lm = LifecycleMetrics(metrics.registry)
+        lm, rm = LifecycleMetrics(metrics.registry), RulePackMetrics(metrics.registry)
         loader = RuntimeLoader(settings.inference.model_repository, scorer.backend,
                                sync_command=lifecycle.sync_command, sync_timeout_s=lifecycle.sync_timeout_s)
+        edr = scorer.runtimes.get(EventKind.EDR)
+        # The pack this process runs is the one it follows: key rules/<its name>.
+        self.rules_key = control_key(edr.rules.name) if edr is not None and edr.rules is not None else None
+        packs = RulePacks(scorer, settings.rules.repository, metrics, rm) if self.rules_key else None
         self.switcher = ModelSwitcher(scorer, loader, metrics, lm, self._report,
-                                      retire_grace_s=lifecycle.retire_grace_s)
-        self.shadow_publisher = ShadowPublisher(lifecycle.shadow_topic, lm)
+                                      retire_grace_s=lifecycle.retire_grace_s, rule_packs=packs)
+        self.shadow_publisher = ShadowPublisher(lifecycle.shadow_topic, lm, rm)
         self.process = process_id(settings.kafka)
         self._desired: dict[str, tuple[int, DesiredState]] = {}
         self._handled: dict[str, int] = {}
@@ -61,10 +69,14 @@ class LifecycleController:
         await self._consumer.start()
         tps = await assign_from_start(self._consumer, self.lifecycle.control_topic)
         await read_to_end(self._consumer, tps, self._poll)
+        if self.switcher.rule_packs is not None:
+            await self.switcher.rule_packs.start()
         await self._prepare_all()
         for kind in self.scorer.runtimes:
             if kind.value not in self.switcher.ready:
                 await self._report(kind.value, None)
+        if self.rules_key is not None and self.rules_key not in self.switcher.ready_rules:
+            await self._report(self.rules_key, None)
         self._task = asyncio.create_task(self._follow(), name="lifecycle-follow")
 
     async def stop(self) -> None:
@@ -103,19 +115,28 @@ class LifecycleController:
 
     async def _prepare_all(self) -> None:
         served = {k.value: k for k in self.scorer.runtimes}
-        for kind, (offset, state) in list(self._desired.items()):
-            if kind in served and self._handled.get(kind) != offset:
-                self._handled[kind] = offset  # a refused state is not retried until re-issued
-                await self.switcher.prepare(served[kind], offset, state)
+        for key, (offset, state) in list(self._desired.items()):
+            if self._handled.get(key) == offset or (key not in served and key != self.rules_key):
+                continue
+            self._handled[key] = offset  # a refused state is not retried until re-issued
+            if key == self.rules_key:
+                await self.switcher.prepare_rules(key, offset, state)
+            else:
+                await self.switcher.prepare(served[key], offset, state)
 
-    async def _report(self, kind: str, refused: tuple[int, str] | None) -> None:
-        ek = EventKind(kind)
-        rt, shadow = self.scorer.runtimes[ek], self.scorer.shadows.get(ek)
+    async def _report(self, key: str, refused: tuple[int, str] | None) -> None:
+        packs, warning = self.switcher.rule_packs, None
+        if pack_of(key) is not None and packs is not None and packs.production is not None:
+            name, production = packs.production.name, packs.production.version
+            shadow, backend, warning = (packs.shadow.version if packs.shadow else None), "rules", packs.warning
+        else:
+            rt, model_shadow = self.scorer.runtimes[EventKind(key)], self.switcher.model_shadows.get(key)
+            name, production, backend = rt.model.name, rt.model.version, self.scorer.backend.name
+            shadow = model_shadow.model.version if model_shadow else None
         status = ServingStatus(
-            process=self.process, kind=kind, model=rt.model.name, production=rt.model.version,
-            shadow=shadow.model.version if shadow else None, backend=self.scorer.backend.name,
-            applied_offset=self.switcher.applied.get(kind, -1), refused=refused[1] if refused else None,
-            refused_offset=refused[0] if refused else -1, at=now_iso(),
+            process=self.process, kind=key, model=name, production=production, shadow=shadow, backend=backend,
+            applied_offset=self.switcher.applied.get(key, -1), refused=refused[1] if refused else None,
+            refused_offset=refused[0] if refused else -1, at=now_iso(), warning=warning,
         )
         record = status_record(self.lifecycle.status_topic, status)
         # Enqueued, not awaited to the ack: the scoring loop must not wait on the status topic.

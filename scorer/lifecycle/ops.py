@@ -1,4 +1,8 @@
-"""What ``scorer models deploy/promote/rollback/list`` do, apart from argument parsing."""
+"""What ``scorer models|rules deploy/promote/rollback/list`` do, apart from argument parsing.
+
+A key is an event kind (its model) or ``rules/<pack>`` (a rule pack, :mod:`scorer.lifecycle.rule_ops`
+holds its own checks); the control topic, the transitions and the waiting are the same.
+"""
 
 from __future__ import annotations
 
@@ -21,22 +25,34 @@ from scorer.inference.repository import (
     sha256_file,
 )
 from scorer.kafka import read_latest
-from scorer.lifecycle import transitions
+from scorer.lifecycle import rule_ops, transitions
 from scorer.lifecycle.contract import feature_set_mismatch, version_problems
 from scorer.lifecycle.control import DesiredState, ServingStatus, ensure_topics, issuer, publish, state_record
+from scorer.lifecycle.rulepacks import pack_of
 
 
 @dataclass(frozen=True)
 class Context:
     settings: Settings
     lifecycle: LifecycleSettings
-    repo: Path
+    repo: Path  # the model repository, or the rule repository for rule-pack keys
 
     def model(self, kind: str) -> str:
+        """The model of a kind, or the pack of a ``rules/<pack>`` key."""
+        pack = pack_of(kind)
+        if pack is not None:
+            return pack
         try:
             return self.settings.inference.models[kind]
         except KeyError:
             raise ModelError(f"no model configured for kind {kind!r}") from None
+
+    def configured(self, kind: str) -> str:
+        """The version a scorer starts on when nothing else names one."""
+        pack = pack_of(kind)
+        if pack is not None:
+            return rule_ops.configured_version(self.settings, self.repo, pack)
+        return self.settings.inference.versions.get(kind, "")
 
 
 class Change(msgspec.Struct):
@@ -45,6 +61,7 @@ class Change(msgspec.Struct):
     production_source: str
     applied: list[ServingStatus] = []
     refused: list[ServingStatus] = []
+    warnings: list[str] = []
 
 
 def pin_versions(ctx: Context, kind: str, versions: set[str | None]) -> list[int]:
@@ -65,7 +82,7 @@ async def pin_current(ctx: Context, kind: str) -> list[int]:
     desired, statuses = await kafka_state(ctx, kind)
     if desired is not None:
         return pin_versions(ctx, kind, {desired.production, desired.shadow, desired.previous})
-    production = transitions.current_production(None, statuses, ctx.settings.inference.versions.get(kind, ""))
+    production = transitions.current_production(None, statuses, ctx.configured(kind))
     return pin_versions(ctx, kind, {production[0]})
 
 
@@ -104,7 +121,7 @@ async def change(
     """Write the next desired state of ``kind`` to the control topic (and wait for it)."""
     await ensure_topics(ctx.settings.kafka, ctx.lifecycle)
     desired, statuses = await kafka_state(ctx, kind)
-    configured = production or ctx.settings.inference.versions.get(kind, "")
+    configured = production or ctx.configured(kind)
     current, source = transitions.current_production(desired if not production else None, statuses, configured)
     issue = transitions.Issue(kind, ctx.model(kind), issued_by or issuer(), reason, int(time.time() * 1000))
     if action == "deploy-shadow":
@@ -119,6 +136,17 @@ async def change(
         state = transitions.clear_shadow(issue, desired, current)
     else:
         raise ValueError(action)
+    warnings = (rule_ops.accept(ctx.settings, ctx.repo, state, current, await _edr_production(ctx))
+                if pack_of(kind) is not None else _accept_model(ctx, kind, state, current))
+    offset = await publish(ctx.settings.kafka, state_record(ctx.lifecycle.control_topic, state))
+    result = Change(state, offset, source, warnings=warnings)
+    if wait_s > 0:
+        await _wait(ctx, kind, result, wait_s)
+    return result
+
+
+def _accept_model(ctx: Context, kind: str, state: DesiredState, current: str) -> list[str]:
+    """Refuse what the scorers would refuse; pin Triton's configs to the versions in use."""
     live = _card_or_none(ctx, kind, current)
     for v in {state.production, state.shadow} - {None, current}:
         mv = servable(ctx, kind, str(v))
@@ -126,11 +154,15 @@ async def change(
         if why:
             raise ModelError(why)
     pin_versions(ctx, kind, {state.production, state.shadow, state.previous})
-    offset = await publish(ctx.settings.kafka, state_record(ctx.lifecycle.control_topic, state))
-    result = Change(state, offset, source)
-    if wait_s > 0:
-        await _wait(ctx, kind, result, wait_s)
-    return result
+    return []
+
+
+async def _edr_production(ctx: Context) -> str | None:
+    """The EDR model in production (control topic, else the scorers' reports), if known."""
+    desired, statuses = await kafka_state(ctx, rule_ops.EDR)
+    if desired is None and not statuses:
+        return None
+    return transitions.current_production(desired, statuses, "")[0]
 
 
 async def _wait(ctx: Context, kind: str, result: Change, timeout_s: float) -> None:
@@ -154,6 +186,7 @@ class VersionRow(msgspec.Struct):
     threshold: float | None = None
     learner: str = ""
     created: str = ""
+    rules: int | None = None  # rule packs: rules in the pack
 
 
 class KindListing(msgspec.Struct):
@@ -163,6 +196,13 @@ class KindListing(msgspec.Struct):
     desired: DesiredState | None = None
     scorers: list[ServingStatus] = []
     note: str = ""
+
+
+def _pack_row(ctx: Context, name: str, version: str, roles: list[str], trained: tuple[str, str] | None) -> VersionRow:
+    integrity, digest, rules = rule_ops.version_facts(ctx.repo, name, version)
+    if trained is not None and digest == trained[1]:
+        roles = [*roles, f"trained with by {trained[0]}"]
+    return VersionRow(version, roles, integrity, digest, rules=rules)
 
 
 def _row(ctx: Context, name: str, version: str, roles: list[str]) -> VersionRow:
@@ -196,7 +236,11 @@ async def listing(ctx: Context, kinds: list[str]) -> list[KindListing]:
             for role, v in ((f"served by {s.process}", s.production), (f"shadow in {s.process}", s.shadow)):
                 if v:
                     roles.setdefault(v, []).append(role)
-        rows = [_row(ctx, name, v, roles.get(v, [])) for v in list_versions(ctx.repo, name)]
+        if pack_of(kind) is not None:
+            trained = rule_ops.trained_with(ctx.settings, None if note else await _edr_production(ctx))
+            rows = [_pack_row(ctx, name, v, roles.get(v, []), trained) for v in list_versions(ctx.repo, name)]
+        else:
+            rows = [_row(ctx, name, v, roles.get(v, [])) for v in list_versions(ctx.repo, name)]
         out.append(KindListing(kind, name, rows, desired, sorted(scorers, key=lambda s: s.process), note))
     return out
 
@@ -209,16 +253,20 @@ def listing_text(items: list[KindListing]) -> str:
         if d is not None:
             lines.append(f"  desired: production {d.production}, shadow {d.shadow or '-'}, previous "
                          f"{d.previous or '-'} ({d.action} by {d.issued_by} at {d.issued_at}: {d.reason or '-'})")
-        lines.append(f"  {'version':>7}  {'sha256(model.onnx)':18}  {'integrity':9}  {'threshold':>9}  roles")
+        pack = pack_of(k.kind) is not None
+        lines.append(f"  {'version':>7}  {'sha256(pack)' if pack else 'sha256(model.onnx)':18}  {'integrity':9}  "
+                     f"{'rules' if pack else 'threshold':>9}  roles")
         for r in k.versions:
-            thr = f"{r.threshold:.6g}" if r.threshold is not None else "-"
-            lines.append(f"  {r.version:>7}  {r.sha256[:16] + '..':18}  {r.integrity[:9]:9}  {thr:>9}  "
+            col = (str(r.rules) if r.rules is not None else "-") if pack else (
+                f"{r.threshold:.6g}" if r.threshold is not None else "-")
+            lines.append(f"  {r.version:>7}  {r.sha256[:16] + '..':18}  {r.integrity[:9]:9}  {col:>9}  "
                          f"{', '.join(r.roles) or '-'}")
             if r.integrity != "ok":
                 lines.append(f"           {r.integrity}")
         for s in k.scorers:
             refused = f"; REFUSED @{s.refused_offset}: {s.refused}" if s.refused else ""
+            warning = f"; WARNING: {s.warning}" if s.warning else ""
             lines.append(f"  scorer {s.process}: production {s.production}, shadow {s.shadow or '-'} "
-                         f"[{s.backend}] applied @{s.applied_offset} at {s.at}{refused}")
+                         f"[{s.backend}] applied @{s.applied_offset} at {s.at}{refused}{warning}")
     return "\n".join(lines)
 

@@ -12,6 +12,12 @@
 After an install, the versions it displaced that are neither production, shadow nor the
 rollback target are unloaded (:mod:`scorer.lifecycle.retire`).
 
+Rule packs (control key ``rules/<pack>``) take the same path: :meth:`prepare_rules` checks
+them off the loop (:mod:`scorer.lifecycle.rule_switch`), the same ``install_ready``
+installs them. A kind's shadow runtime is composed from its shadow model and, for EDR, the
+candidate pack, each falling back to production's: a model switch keeps the live pack and
+a pack switch keeps the live model.
+
 A state whose preparation fails is refused as a whole: production and shadow stay as they
 are, and the refusal is logged, counted and handed to ``report`` with its reason.
 """
@@ -23,12 +29,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
+import msgspec
+
 from scorer.errors import ModelError
 from scorer.events.structs import EventKind
 from scorer.inference.base import ModelRef
 from scorer.lifecycle.control import DesiredState
 from scorer.lifecycle.loader import Refused, RuntimeLoader
 from scorer.lifecycle.retire import Retirer
+from scorer.lifecycle.rule_switch import RulePacks, RulesReady
+from scorer.lifecycle.rulepacks import pack_of
 from scorer.metrics import LifecycleMetrics, ScorerMetrics
 from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.scoring import BatchScorer
@@ -59,15 +69,20 @@ class Switch(NamedTuple):
 
 class ModelSwitcher:
     def __init__(self, scorer: BatchScorer, loader: RuntimeLoader, metrics: ScorerMetrics,
-                 lifecycle_metrics: LifecycleMetrics, report: Report, *, retire_grace_s: float = 60.0) -> None:
+                 lifecycle_metrics: LifecycleMetrics, report: Report, *, retire_grace_s: float = 60.0,
+                 rule_packs: RulePacks | None = None) -> None:
         self.scorer = scorer
         self.loader = loader
         self.metrics = metrics
         self.lm = lifecycle_metrics
         self.report = report
+        self.rule_packs = rule_packs
         self.switches: list[Switch] = []
-        self.applied: dict[str, int] = {}  # kind -> control offset of the state installed
+        self.applied: dict[str, int] = {}  # control key -> control offset of the state installed
         self.ready: dict[str, _Ready] = {}
+        self.ready_rules: dict[str, RulesReady] = {}
+        # The shadow model per kind (scorer.shadows holds it composed with a candidate pack).
+        self.model_shadows: dict[str, KindRuntime] = {}
         # The production runtime each switch replaced, still loaded everywhere: a rollback
         # to it is a reference swap, with no verification or load in the way.
         self._retired: dict[str, KindRuntime] = {}
@@ -78,7 +93,7 @@ class ModelSwitcher:
         started = time.perf_counter()
         pending = self.ready.get(kind.value)
         live = pending.production if pending else self.scorer.runtimes[kind]
-        live_shadow = pending.shadow if pending else self.scorer.shadows.get(kind)
+        live_shadow = pending.shadow if pending else self.model_shadows.get(kind.value)
         production: KindRuntime | None = None
         try:
             production = await self._runtime(kind, state.model, state.production, live, live_shadow)
@@ -95,6 +110,18 @@ class ModelSwitcher:
         self.ready[kind.value] = _Ready(offset, state, production, shadow, prepare_s)
         return True
 
+    async def prepare_rules(self, key: str, offset: int, state: DesiredState) -> bool:
+        """Make rule-pack ``state`` installable; False (and reported) when it is refused."""
+        assert self.rule_packs is not None
+        try:
+            r = await self.rule_packs.prepare(state, self.ready_rules.get(key))
+        except ModelError as exc:
+            await self._refuse(key, offset, state, exc)
+            return False
+        self.lm.prepare_seconds.observe(r.prepare_s)
+        self.ready_rules[key] = r._replace(offset=offset)
+        return True
+
     def kept(self) -> set[ModelRef]:
         """Never unloaded: production, shadow and rollback target of each kind, and what a
         prepared state is about to install."""
@@ -109,12 +136,16 @@ class ModelSwitcher:
         return [rt.model for rt in runtimes]
 
     async def install_ready(self) -> None:
-        if not self.ready:  # the common case: one dict test per loop iteration
+        if not (self.ready or self.ready_rules):  # the common case: two dict tests per loop iteration
             return
         ready, self.ready = self.ready, {}
         for kind, r in ready.items():
             self._install(kind, r)
             await self.report(kind, None)
+        ready_rules, self.ready_rules = self.ready_rules, {}
+        for key, rr in ready_rules.items():
+            self._install_rules(key, rr)
+            await self.report(key, None)
 
     async def _runtime(self, kind: EventKind, name: str, version: str, live: KindRuntime,
                        live_shadow: KindRuntime | None) -> KindRuntime:
@@ -126,21 +157,57 @@ class ModelSwitcher:
 
     def _install(self, kind: str, r: _Ready) -> None:
         ek = r.production.kind
-        old, old_shadow = self.scorer.runtimes[ek], self.scorer.shadows.get(ek)
+        old, old_shadow = self.scorer.runtimes[ek], self.model_shadows.get(kind)
         displaced = [rt.model for rt in (old, old_shadow, self._retired.get(kind)) if rt is not None]
-        self.scorer.swap(r.production)
-        self.scorer.set_shadow(ek, r.shadow)
-        latency = time.time() - r.state.issued_ms / 1000 if r.state.issued_ms else None
+        # The pack and its features as they are now: a pack switch may have landed since prepare.
+        self.scorer.swap(msgspec.structs.replace(r.production, features=old.features, rules=old.rules))
+        if r.shadow is None:
+            self.model_shadows.pop(kind, None)
+        else:
+            self.model_shadows[kind] = r.shadow
+        self._compose_shadow(ek)
         self.applied[kind] = r.offset
+        latency = self._latency(r.state)
         self._count(kind, old, old_shadow, r, latency)
         self.retirer.retire(displaced)
-        switch = Switch(kind, r.production.model.version, r.shadow.model.version if r.shadow else None,
-                        r.prepare_s, latency)
+        if ek is EventKind.EDR and self.rule_packs is not None:
+            self.rule_packs.check_pairing()  # another model may have been trained on another pack
+        self._log(Switch(kind, r.production.model.version, r.shadow.model.version if r.shadow else None,
+                         r.prepare_s, latency), old.model.version, old_shadow.model.version if old_shadow else None,
+                  r.state)
+
+    def _install_rules(self, key: str, r: RulesReady) -> None:
+        assert self.rule_packs is not None
+        old, old_shadow = self.rule_packs.install(r)
+        self._compose_shadow(EventKind.EDR)
+        self.applied[key] = r.offset
+        latency = self._latency(r.state)
+        if latency is not None:
+            self.lm.switch_seconds.observe(max(latency, 0.0))
+        self._log(Switch(key, r.production.version, r.shadow.version if r.shadow else None, r.prepare_s, latency),
+                  old, old_shadow, r.state)
+
+    def _compose_shadow(self, kind: EventKind) -> None:
+        """The shadow runtime of ``kind``: shadow model (else production's) with the candidate
+        pack (else production's); none when neither is deployed."""
+        live, model = self.scorer.runtimes[kind], self.model_shadows.get(kind.value)
+        pack = self.rule_packs.shadow if self.rule_packs is not None and kind is EventKind.EDR else None
+        if model is None and pack is None:
+            self.scorer.set_shadow(kind, None)
+            return
+        base = model or live
+        self.scorer.set_shadow(kind, msgspec.structs.replace(base, features=live.features, rules=pack or live.rules))
+
+    @staticmethod
+    def _latency(state: DesiredState) -> float | None:
+        return time.time() - state.issued_ms / 1000 if state.issued_ms else None
+
+    def _log(self, switch: Switch, old: str | None, old_shadow: str | None, state: DesiredState) -> None:
         self.switches.append(switch)
         log.info("%s: production %s -> %s, shadow %s -> %s (%s by %s: %s; prepared in %.2fs, %s after issue)",
-                 kind, old.model.version, switch.production, old_shadow.model.version if old_shadow else None,
-                 switch.shadow, r.state.action or "state", r.state.issued_by, r.state.reason or "-",
-                 r.prepare_s, f"{latency:.2f}s" if latency is not None else "?")
+                 switch.kind, old, switch.production, old_shadow, switch.shadow, state.action or "state",
+                 state.issued_by, state.reason or "-", switch.prepare_s,
+                 f"{switch.issued_to_installed_s:.2f}s" if switch.issued_to_installed_s is not None else "?")
 
     def _count(self, kind: str, old: KindRuntime, old_shadow: KindRuntime | None, r: _Ready,
                latency: float | None) -> None:
@@ -158,9 +225,15 @@ class ModelSwitcher:
         if latency is not None:
             lm.switch_seconds.observe(max(latency, 0.0))
 
-    async def _refuse(self, kind: str, offset: int, state: DesiredState, exc: ModelError) -> None:
+    async def _refuse(self, key: str, offset: int, state: DesiredState, exc: ModelError) -> None:
         reason, failed = (exc.reason, exc.version) if isinstance(exc, Refused) else ("model", state.production)
-        self.lm.refusals.labels(kind, state.model, failed, reason).inc()
-        log.error("%s: refused %s (issued by %s): %s; still serving %s", kind, state.action or "state",
-                  state.issued_by, exc, self.scorer.runtimes[EventKind(kind)].model.version)
-        await self.report(kind, (offset, f"{reason}: {exc}"))
+        if pack_of(key) is not None and self.rule_packs is not None:
+            self.rule_packs.rm.refusals.labels(state.model, failed, reason).inc()
+            live = self.rule_packs.production
+            serving = live.version if live is not None else None
+        else:
+            self.lm.refusals.labels(key, state.model, failed, reason).inc()
+            serving = self.scorer.runtimes[EventKind(key)].model.version
+        log.error("%s: refused %s (issued by %s): %s; still serving %s", key, state.action or "state",
+                  state.issued_by, exc, serving)
+        await self.report(key, (offset, f"{reason}: {exc}"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -22,6 +23,9 @@ from scorer.inference.base import ModelRef
 from scorer.inference.repository import ModelCard
 from scorer.pipeline.records import InputRecord
 from scorer.rules.annotate import RuleStage
+
+if TYPE_CHECKING:
+    from scorer.pipeline.rules import RuleShadow
 
 # A decoded event and the record it came from (for its key, offset and original bytes).
 Item = tuple[Event, InputRecord]
@@ -70,6 +74,7 @@ class Batch:
         self.by_kind: dict[EventKind, list[Item]] = defaultdict(list)  # decoded, not yet featurised
         self.matrices: dict[EventKind, tuple[F32, list[Item]]] = {}  # features, row-aligned items
         self.rule_hits: dict[str, int] = defaultdict(int)  # rule level -> hits in this batch
+        self.rule_shadows: dict[EventKind, RuleShadow] = {}  # a shadow's candidate rule pack, per kind
         # Seconds per step of the current attempt (a retry decodes and featurises nothing).
         self.timings: dict[str, float] = {}
 

@@ -77,5 +77,6 @@ def compare_shadows(
         compared.append(ShadowBatch(
             k, runtimes[k].model, shadows[k].model, [ev.uid for ev, _ in batch.matrices[k][1]],
             results[k].scores, res, runtimes[k].decider.threshold, shadows[k].decider.threshold,
+            batch.rule_shadows.get(k),
         ))
     return compared, errors

@@ -34,10 +34,13 @@ class Inference:
         self.pending: dict[EventKind, asyncio.Task[Scores]] = {}
         self.shadow_pending: dict[EventKind, asyncio.Task[F32]] = {}
 
-    def launch(self, kind: EventKind, x: F32, runtime: KindRuntime, shadow: KindRuntime | None) -> None:
+    def launch(self, kind: EventKind, x: F32, runtime: KindRuntime, shadow: KindRuntime | None,
+               shadow_x: F32 | None = None) -> None:
+        """``shadow_x``: the shadow's own matrix when it runs a candidate rule pack."""
         self.pending[kind] = asyncio.create_task(_timed(self.backend, runtime.model, x))
         if shadow is not None:
-            self.shadow_pending[kind] = asyncio.create_task(self.backend.infer(shadow.model, x))
+            self.shadow_pending[kind] = asyncio.create_task(
+                self.backend.infer(shadow.model, x if shadow_x is None else shadow_x))
 
     async def results(self) -> tuple[dict[EventKind, Scores], dict[EventKind, F32 | BaseException]]:
         """Every kind's scores (in launch order), and each shadow's scores or its error."""

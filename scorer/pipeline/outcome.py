@@ -4,6 +4,7 @@ that accounts for every input record (scored or dead-lettered)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -13,6 +14,9 @@ from scorer.events.structs import EventKind, RecordFailure
 from scorer.inference.base import ModelRef
 from scorer.pipeline.deadletter import dead_letter
 from scorer.pipeline.records import InputRecord, OutputRecord
+
+if TYPE_CHECKING:
+    from scorer.pipeline.rules import RuleShadow
 
 
 class ScoredEvent(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -38,6 +42,7 @@ class ShadowBatch(msgspec.Struct):
     shadow_scores: npt.NDArray[np.float32]
     production_threshold: float
     shadow_threshold: float
+    rules: RuleShadow | None = None  # the shadow runs a candidate rule pack (scorer rules deploy)
 
 
 class BatchOutcome(msgspec.Struct):

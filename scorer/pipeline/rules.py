@@ -4,15 +4,28 @@ The hits stay on each event (``EndpointEvent.rule_hits``) for the features and t
 decision; an event a rule raised on becomes a ``rule_error`` dead letter naming the rule,
 and the rest of the batch goes on. After inference, :func:`rule_alerts` says which rows
 raise an alert on their rules alone (a high or critical rule).
+
+While a candidate pack is deployed as a shadow (``scorer rules deploy --shadow``), the
+shadow runtime carries it, and :func:`shadow_rules` runs it on the same rows after
+production's features: its hits, its rule alerts and the matrix the model would read under
+it, for the shadow comparison (docs/rules.md, "Deploying a rule pack").
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from functools import cache
+
 from scorer.alerts.decide import rule_severity
-from scorer.events.structs import EndpointEvent
+from scorer.events.structs import EndpointEvent, EventKind
+from scorer.features.base import F32
+from scorer.features.rules import NAMES as RULE_NAMES
 from scorer.pipeline.batch import Batch, Item
 from scorer.pipeline.outcome import failure
 from scorer.rules.annotate import RuleStage
+
+log = logging.getLogger(__name__)
 
 
 def apply_rules(stage: RuleStage, items: list[Item], batch: Batch) -> list[Item]:
@@ -47,3 +60,66 @@ def rule_alerts(stage: RuleStage | None, items: list[Item]) -> dict[int, str]:
             if severity is not None:
                 forced[row] = severity
     return forced
+
+
+@dataclass
+class RuleShadow:
+    """A candidate rule pack on the same events as production's pack, in the same batch.
+
+    ``x`` is the matrix the model reads under the candidate: production's, with feature set
+    v3's rule columns recomputed from the candidate's hits (the rule block is stateless, so
+    nothing is updated twice); production's matrix itself when the model reads no rule hits.
+    Production's events, hits and matrix are never touched.
+    """
+
+    production: str  # "pack:version"
+    candidate: str
+    production_hits: list[tuple[str, ...]]
+    candidate_hits: list[tuple[str, ...]]
+    production_alerts: dict[int, str]  # rows alerting on their rules alone -> severity
+    candidate_alerts: dict[int, str]
+    x: F32
+    errors: int = 0  # events a candidate rule raised on (no candidate hits; production unaffected)
+    failed: str | None = None  # the candidate could not be run on this batch at all
+
+
+def shadow_rules(batch: Batch, kind: EventKind, x: F32, items: list[Item]) -> F32 | None:
+    """Run the shadow's candidate pack, if it has one, on ``items`` (production's rows); keep
+    the comparison in ``batch.rule_shadows``. Returns the shadow's matrix (None: production's)."""
+    runtime, shadow = batch.runtimes[kind], batch.shadows.get(kind)
+    if shadow is None or shadow.rules is None or runtime.rules is None or shadow.rules is runtime.rules:
+        return None
+    prod, cand = runtime.rules, shadow.rules
+    names = f"{prod.name}:{prod.version}", f"{cand.name}:{cand.version}"
+    production_hits = [getattr(ev, "rule_hits", ()) for ev, _ in items]
+    try:
+        annotated, errors = cand.annotate([ev for ev, _ in items if isinstance(ev, EndpointEvent)])
+        xs = x
+        columns = rule_columns(runtime.features.names)
+        if columns:
+            block = cand.features.columns(annotated)
+            xs = x.copy()
+            for j, name in zip(columns, RULE_NAMES, strict=True):
+                xs[:, j] = block[name]
+        candidate_items: list[Item] = [(ev, rec) for ev, (_, rec) in zip(annotated, items, strict=True)]
+        shadow_view = RuleShadow(*names, production_hits, [ev.rule_hits for ev in annotated],
+                                 rule_alerts(prod, items), rule_alerts(cand, candidate_items), xs, len(errors))
+    except Exception as exc:  # a shadow never fails the batch: production goes on, the failure is reported
+        log.exception("candidate rule pack %s failed on a batch (production unaffected)", names[1])
+        shadow_view = RuleShadow(*names, production_hits, [], {}, {}, x, failed=f"{type(exc).__name__}: {exc}")
+    batch.rule_shadows[kind] = shadow_view
+    return shadow_view.x
+
+
+def shadow_input(batch: Batch, kind: EventKind) -> F32 | None:
+    """The shadow's matrix of a batch scored again (inference retried)."""
+    ruled = batch.rule_shadows.get(kind)
+    return ruled.x if ruled is not None else None
+
+
+@cache
+def rule_columns(names: tuple[str, ...]) -> tuple[int, ...]:
+    """Where feature set v3's rule block sits in ``names``; empty for sets without one."""
+    if not set(RULE_NAMES) <= set(names):
+        return ()
+    return tuple(names.index(n) for n in RULE_NAMES)

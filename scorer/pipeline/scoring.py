@@ -25,7 +25,7 @@ from scorer.pipeline.features import compute_features
 from scorer.pipeline.inference import Inference
 from scorer.pipeline.outcome import BatchOutcome, merge_outcomes, unscorable
 from scorer.pipeline.records import InputRecord
-from scorer.pipeline.rules import apply_rules
+from scorer.pipeline.rules import apply_rules, shadow_input, shadow_rules
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class BatchScorer:
         if batch is not None and batch.retry_of(records, self.runtimes):
             batch.restart()
             for kind, (x, _) in batch.matrices.items():
-                inference.launch(kind, x, batch.runtimes[kind], batch.shadows.get(kind))
+                inference.launch(kind, x, batch.runtimes[kind], batch.shadows.get(kind), shadow_input(batch, kind))
         else:
             t0 = time.perf_counter()
             batch = decode(self.decoder, records, self.runtimes, self.shadows)
@@ -149,7 +149,7 @@ class BatchScorer:
                 features_s += time.perf_counter() - t1
                 if items:
                     batch.matrices[kind] = (x, items)
-                    inference.launch(kind, x, runtime, batch.shadows.get(kind))
+                    inference.launch(kind, x, runtime, batch.shadows.get(kind), shadow_rules(batch, kind, x, items))
                     await asyncio.sleep(0)  # let the task hand its request to the thread / Triton
         except BaseException:
             await inference.cancel()

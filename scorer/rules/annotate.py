@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import msgspec
 
 from scorer.errors import ModelError
 from scorer.events.structs import EndpointEvent
+from scorer.features.rules import RuleFeatures
 from scorer.inference.repository import list_versions
 from scorer.rules import RuleEngine, RuleFailure, RuleMeta
 from scorer.rules.model import LEVELS
@@ -60,6 +62,12 @@ class RuleStage:
 
     def annotate(self, events: Sequence[EndpointEvent]) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
         return annotate(self.engine, events)
+
+    @cached_property
+    def features(self) -> RuleFeatures:
+        """Feature set v3's rule block over this pack's metadata: what a candidate pack's hits
+        would give the model (rule shadow). Stateless, built once per pack."""
+        return RuleFeatures(self.by_id)
 
     def rules_of(self, event: EndpointEvent) -> list[RuleMeta]:
         """The rules that fired on ``event``, most severe first (then by title)."""

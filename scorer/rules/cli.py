@@ -21,7 +21,8 @@ from scorer.rules.build import DEFAULT_GOLDEN, DEFAULT_OUT, DEFAULT_SOURCE, Pack
 
 
 def register(sub: Any) -> None:
-    rules = sub.add_parser("rules", help="Sigma rule packs: package, validate, deploy --shadow, promote, rollback, list")
+    rules = sub.add_parser("rules", help="Sigma rule packs: package, validate, deploy --shadow, promote, "
+                                         "rollback, list")
     cmds = rules.add_subparsers(dest="rules_command", required=True)
 
     p = cmds.add_parser("package", help="compile Sigma rules into a pack (refused if a rule does not compile)")

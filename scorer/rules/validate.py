@@ -42,7 +42,7 @@ def validate_pack(directory: Path) -> list[str]:
     missing = set(recorded) - {s.file for s in sources}
     problems.extend(f"{f}: in the manifest but not in the packed sources" for f in sorted(missing))
     problems.extend(_recompile(directory, sources))
-    problems.extend(_golden(directory, RuleEngine(pack.rules, pack.atoms, pack.conditions)))
+    problems.extend(golden_problems(directory, RuleEngine(pack.rules, pack.atoms, pack.conditions)))
     return problems
 
 
@@ -83,7 +83,8 @@ def _first_difference(stored: dict, fresh: dict) -> str:  # type: ignore[type-ar
     return "rule count"
 
 
-def _golden(directory: Path, engine: RuleEngine) -> list[str]:
+def golden_problems(directory: Path, engine: RuleEngine) -> list[str]:
+    """The pack's golden set on ``engine`` (the scorer runs it again before it installs a pack)."""
     problems: list[str] = []
     entries = read_golden(directory)
     if not entries:

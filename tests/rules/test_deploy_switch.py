@@ -1,0 +1,168 @@
+"""Rule packs through the lifecycle switcher, in process: the shipped EDR model on the
+in-process backend, the shipped pack as version 1 and a version 2 with one high rule
+lowered to low. Shadow, promote, rollback between batches; refusals leave production."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from scorer.config import InferenceSettings, RuleSettings, Settings
+from scorer.events.structs import EventKind, SourceRef
+from scorer.features.edr_v3 import EdrV3Features
+from scorer.lifecycle.control import DesiredState
+from scorer.lifecycle.loader import RuntimeLoader
+from scorer.lifecycle.rule_switch import RulePacks
+from scorer.lifecycle.rulepacks import control_key
+from scorer.lifecycle.shadow import ShadowPublisher
+from scorer.lifecycle.switcher import ModelSwitcher
+from scorer.metrics import LifecycleMetrics, ScorerMetrics
+from scorer.metrics.rulepacks import RulePackMetrics
+from scorer.pipeline.outcome import BatchOutcome
+from scorer.pipeline.records import InputRecord
+from scorer.rules.pack import read_golden
+from scorer.service.build import build_scorer
+from tests.support.rulepacks import PACK, RULE, derive, golden_events, shipped_repository, tamper
+
+EDR = EventKind.EDR
+KEY = control_key(PACK)
+MARKERS = 8  # copies of the rule's golden event in each batch
+
+
+class Harness:
+    def __init__(self, rules_repo: Path) -> None:
+        settings = Settings(kinds=(EDR,), inference=InferenceSettings(backend="onnxruntime"),
+                            rules=RuleSettings(repository=rules_repo, version="1"))
+        self.scorer = build_scorer(settings)
+        self.twin = build_scorer(settings)  # never switched: what production publishes without a shadow
+        self.metrics = ScorerMetrics(CollectorRegistry())
+        self.rm = RulePackMetrics(self.metrics.registry)
+        lm = LifecycleMetrics(self.metrics.registry)
+        self.packs = RulePacks(self.scorer, rules_repo, self.metrics, self.rm)
+        loader = RuntimeLoader(settings.inference.model_repository, self.scorer.backend, sync_command=[])
+        self.switcher = ModelSwitcher(self.scorer, loader, self.metrics, lm, self.report, rule_packs=self.packs)
+        self.publisher = ShadowPublisher("shadow", lm, self.rm)
+        self.reports: list[tuple[str, tuple[int, str] | None]] = []
+        self.offset = 0
+        pack = rules_repo / PACK / "1"
+        # The rule's golden event, and every other golden event: context that must not change.
+        marker = golden_events(pack)[0]
+        others = [g["event"] for g in read_golden(pack) if RULE not in g["hits"]]
+        self.raws = [({**marker, "uid": f"marker-{i}"}) for i in range(MARKERS)]
+        self.raws += [{**raw, "uid": f"other-{i}"} for i, raw in enumerate(others)]
+
+    async def report(self, key: str, refused: tuple[int, str] | None) -> None:
+        self.reports.append((key, refused))
+
+    async def apply(self, production: str, shadow: str | None = None, previous: str | None = None) -> bool:
+        self.offset += 1
+        state = DesiredState(kind=KEY, model=PACK, production=production, shadow=shadow, previous=previous,
+                             issued_by="t")
+        ok = await self.switcher.prepare_rules(KEY, self.offset, state)
+        await self.switcher.install_ready()
+        return ok
+
+    async def score(self) -> BatchOutcome:
+        records = [InputRecord(EDR, json.dumps(raw).encode(), None, SourceRef("events.edr", 0, i))
+                   for i, raw in enumerate(self.raws)]
+        self.unswitched = await self.twin.score(records)
+        return await self.scorer.score(records)
+
+    @property
+    def serving(self) -> tuple[str, str | None]:
+        rt, shadow = self.scorer.runtimes[EDR], self.scorer.shadows.get(EDR)
+        assert rt.rules is not None
+        return rt.rules.version, shadow.rules.version if shadow is not None and shadow.rules is not None else None
+
+
+def findings(outcome: BatchOutcome) -> list[object]:
+    """The alerts as published, less the wall-clock times in them."""
+    def timeless(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items() if not k.endswith("time")}
+        return [timeless(v) for v in value] if isinstance(value, list) else value
+
+    return [timeless(json.loads(a.value)) for a in outcome.alerts]
+
+
+def alerted(outcome: BatchOutcome) -> set[str]:
+    return {json.loads(a.value)["unmapped"]["scorer"]["event_uid"] for a in outcome.alerts}
+
+
+def markers(uids: set[str]) -> set[str]:
+    return {u for u in uids if u.startswith("marker-")}
+
+
+@pytest.fixture(scope="module")
+def rules_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = shipped_repository(tmp_path_factory.mktemp("rules"))
+    derive(repo, "2", level="low")
+    tamper(derive(repo, "3", level="medium"))
+    derive(repo, "4", remove=True)  # the rule's golden event no longer fires it
+    return repo
+
+
+async def test_shadow_promote_rollback_of_a_pack(rules_repo: Path) -> None:
+    h = Harness(rules_repo)
+    await h.scorer.backend.start()
+    first = h.scorer.runtimes[EDR]
+    assert first.rules is not None and isinstance(first.features, EdrV3Features)
+    before = await h.score()
+    assert markers(alerted(before)) == {f"marker-{i}" for i in range(MARKERS)}, "a high rule alerts on its own"
+
+    assert await h.apply("1", shadow="2")
+    assert h.serving == ("1", "2") and h.reports[-1] == (KEY, None)
+    assert h.scorer.runtimes[EDR].model == h.scorer.shadows[EDR].model, "a rule shadow keeps the model"
+    shadowed = await h.score()
+    assert findings(shadowed) == findings(h.unswitched) and shadowed.alerts, "shadow never changes production"
+    assert [(s.uid, s.score) for s in shadowed.scores] == [(s.uid, s.score) for s in h.unswitched.scores]
+    (comparison,) = h.publisher(shadowed)
+    report = json.loads(comparison.value)
+    rules = report["rules"]
+    assert rules["production"] == f"{PACK}:1" and rules["shadow"] == f"{PACK}:2"
+    assert rules["hits_added"] == {} and rules["hits_removed"] == {}, "a level change fires the same rules"
+    assert set(rules["alerts_removed"]) == markers(alerted(before)) and rules["alerts_added"] == []
+    assert rules["score_changed"] >= MARKERS, "the model reads the rule's level"
+    removed = h.metrics.registry.get_sample_value(
+        "scorer_rule_shadow_alerts_total", {"pack": PACK, "version": "2", "change": "removed"})
+    assert removed == MARKERS
+    assert h.metrics.registry.get_sample_value(
+        "scorer_shadow_events_total", {"kind": "edr", "model": first.model.name, "version": first.model.version}
+    ) is None, "a rule-only shadow is not counted as a model shadow"
+
+    assert await h.apply("2", previous="1")
+    assert h.serving == ("2", None)
+    promoted = h.scorer.runtimes[EDR]
+    assert isinstance(promoted.features, EdrV3Features) and isinstance(first.features, EdrV3Features)
+    assert promoted.features.base is first.features.base, "per-entity state carries over a pack switch"
+    assert markers(alerted(await h.score())) == set(), "the rule no longer alerts on its own"
+    assert h.packs.warning is not None and "was trained on rule pack" in h.packs.warning
+    assert h.metrics.registry.get_sample_value(
+        "scorer_rule_pack_untrained", {"pack": PACK, "version": "2", "model": f"{first.model.name}:1"}) == 1
+
+    assert await h.apply("1", previous="2")
+    assert h.scorer.runtimes[EDR].rules is first.rules, "rollback reuses the loaded pack"
+    assert markers(alerted(await h.score())) == markers(alerted(before))
+    assert h.packs.warning is None and h.metrics.registry.get_sample_value(
+        "scorer_rule_pack_untrained", {"pack": PACK, "version": "2", "model": f"{first.model.name}:1"}) is None
+    assert [s.production for s in h.switcher.switches] == ["1", "2", "1"]
+
+
+@pytest.mark.parametrize(("version", "reason", "says"), [
+    ("3", "integrity", "ir.json.gz: sha256 differs"),
+    ("4", "golden", f"rule {RULE} did not fire"),
+    ("9", "missing", "no rule pack version there"),
+])
+async def test_refused_packs_leave_production(rules_repo: Path, version: str, reason: str, says: str) -> None:
+    h = Harness(rules_repo)
+    production = h.scorer.runtimes
+    for shadow, prod in ((version, "1"), (None, version)):
+        assert not await h.apply(prod, shadow=shadow)
+        assert h.scorer.runtimes is production and h.serving == ("1", None)
+        key, refused = h.reports[-1]
+        assert key == KEY and refused is not None and refused[1].startswith(reason) and says in refused[1]
+    assert h.metrics.registry.get_sample_value(
+        "scorer_rule_pack_refusals_total", {"pack": PACK, "version": version, "reason": reason}) == 2
