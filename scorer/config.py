@@ -163,6 +163,32 @@ class RuleSettings(BaseModel):
     version: str = ""  # empty: the highest version in the repository
 
 
+class IncidentSettings(BaseModel):
+    """The incident stage, ``python -m streams incidents`` (docs/incidents.md): its topics
+    and the episode policy of :class:`scorer.incidents.Policy` (finding time, seconds)."""
+
+    model_config = _FROZEN
+
+    topic: str = "incidents"  # OCSF Incident Findings, keyed by incident uid
+    keyed_topic: str = "incidents.keyed"  # finding digests re-keyed by correlation entity
+    state_topic: str = "incidents.state"  # compacted changelog, co-partitioned with keyed_topic
+    links_topic: str = "incidents.links"  # compacted: address -> host
+    suppressions_topic: str = "incidents.suppressions"  # compacted: rule id -> rule
+    suppressed_topic: str = "incidents.suppressed"  # findings a rule muted, with the rule
+    dead_letter: str = "incidents.dlq"  # findings that name no entity, undecodable records
+    partitions: int = Field(default=3, ge=1)  # of keyed_topic and state_topic when created here
+    suppressions_file: Path | None = None
+    quiet_s: float = Field(default=3600.0, gt=0)
+    max_span_s: float = Field(default=86_400.0, gt=0)
+    update_interval_s: float = Field(default=300.0, ge=0)
+    sample: int = Field(default=32, ge=2)
+    max_items: int = Field(default=64, ge=1)
+    max_open: int = Field(default=20_000, ge=1)
+    max_future_s: float = Field(default=3600.0, ge=0)
+    max_links: int = Field(default=100_000, ge=1)
+    assignee_group: str = "SOC"
+
+
 class HttpSettings(BaseModel):
     model_config = _FROZEN
 
@@ -186,6 +212,7 @@ class Settings(BaseSettings):
     profiles: ProfileSettings = ProfileSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     rules: RuleSettings = RuleSettings()
+    incidents: IncidentSettings = IncidentSettings()
     log_level: str = "INFO"
 
     @classmethod

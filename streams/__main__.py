@@ -1,8 +1,11 @@
-"""``python -m streams [--config scorer.yaml] [--group G] [--metrics-port 9410] [--max-keys N]``.
+"""``python -m streams [--config scorer.yaml] [--group G] [--metrics-port 9410] [--max-keys N]``
+``python -m streams incidents [--config scorer.yaml] [--group G] [--instance I] [--metrics-port 9411]``.
 
-Runs the profile worker for the scorer's kinds with the scorer's Kafka settings
+The first runs the profile worker for the scorer's kinds with the scorer's Kafka settings
 (``SCORER_KAFKA__*``, ``SCORER_TOPICS__*``, ``SCORER_PROFILES__TOPIC_PREFIX``); run several
 with the same group to share the partitions. SIGTERM/SIGINT finish the batch in flight.
+The second runs the incident job (docs/incidents.md) with the scorer's Kafka settings and
+``SCORER_INCIDENTS__*``; each process of a group needs its own ``--instance``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 from scorer.config import load_settings
@@ -17,6 +21,8 @@ from scorer.profiles.store import DAY_S, Limits
 from scorer.service.http import HealthServer
 from scorer.service.signals import stop_on_signals
 
+from .incidents.job import IncidentJob
+from .incidents.stage import JobSettings
 from .worker import ProfileWorker, WorkerSettings
 
 
@@ -37,7 +43,42 @@ async def _main(args: argparse.Namespace) -> None:
         await http.close()
 
 
+async def _incidents(args: argparse.Namespace) -> None:
+    settings = load_settings(args.config)
+    job = IncidentJob(JobSettings.from_settings(settings, group_id=args.group, instance=args.instance,
+                                                max_records=args.max_records, idle_s=args.idle_s))
+    http = HealthServer(job.registry, lambda: job.started, host=args.metrics_host, port=args.metrics_port)
+    await http.start()
+    stop_on_signals(job.request_stop)
+    await job.start()
+    logging.getLogger(__name__).info("incident job up; metrics on :%d", http.port)
+    try:
+        await job.run()
+    finally:
+        await job.stop()
+        await http.close()
+
+
+def incidents_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams incidents", description=__doc__)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-incidents)")
+    parser.add_argument("--instance", default="0", help="this process's id in the group (transactional id)")
+    parser.add_argument("--metrics-host", default="127.0.0.1")
+    parser.add_argument("--metrics-port", type=int, default=9411)
+    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch")
+    parser.add_argument("--idle-s", type=float, default=30.0,
+                        help="wall seconds without input after which a partition's watermark follows wall time")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(_incidents(args))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["incidents"]:
+        return incidents_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-profiles)")

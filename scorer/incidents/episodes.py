@@ -55,7 +55,7 @@ class Correlator:
     """The episodes of one partition (or of a whole stream, in process)."""
 
     def __init__(self, policy: Policy | None = None, suppressions: Suppressions | None = None,
-                 wall_clock: Callable[[], float] | None = None) -> None:
+                 wall_clock: Callable[[], float] | None = None, stats: dict[str, int] | None = None) -> None:
         self.policy = policy or Policy()
         self.suppressions = suppressions or Suppressions()
         self.wall_clock = wall_clock or time.time
@@ -65,8 +65,11 @@ class Correlator:
         self._created: set[str] = set()  # keys opened since the last flush
         self._changed: set[str] = set()  # keys fed since the last flush
         self._dirty: dict[str, IncidentState | None] = {}  # changelog since the last changes()
-        self.stats = {"joined": 0, "suppressed": 0, "duplicates": 0, "implausible_time": 0,
-                      "created": 0, "updated": 0, "closed": 0, "evicted": 0}
+        # Counters; a caller running several (one per partition) may pass one dict to share.
+        self.stats = stats if stats is not None else {}
+        for name in ("joined", "suppressed", "duplicates", "implausible_time", "created", "updated", "closed",
+                     "evicted"):
+            self.stats.setdefault(name, 0)
 
     def add(self, member: Member, offset: int = -1) -> str | Suppressed | None:
         """Feed one member; the uid of the incident it joined, the :class:`Suppressed`
@@ -151,6 +154,11 @@ class Correlator:
         state.emitted_count, state.emitted_ms, state.material = state.count, state.last_ms, False
         self._pending.append(Emission(activity, _copy(state)))
         self.stats[_COUNTED[activity]] += 1
+
+    def advance(self, watermark_ms: int) -> None:
+        """Move the watermark with no finding (never back): a partition that went quiet still
+        closes its episodes once the caller (the online job, on wall time) says time passed."""
+        self.watermark_ms = max(self.watermark_ms, watermark_ms)
 
     def sweep(self) -> None:
         """Close the episodes the watermark has left behind."""

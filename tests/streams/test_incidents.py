@@ -1,0 +1,119 @@
+"""The incident job on a real broker: findings of three kinds in, OCSF Incident Findings out,
+read by kcat (an independent client); suppression, dead letters and hostile times."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from scorer.config import Settings
+from streams.incidents.job import IncidentJob
+from streams.incidents.stage import JobSettings
+from tests.incidents.findings import finding
+from tests.incidents.kafka import kcat, produce_findings, produce_raw, settings_for
+from tests.support.kafka import KafkaBroker
+from tests.support.ocsf_schema import assert_valid
+
+pytestmark = pytest.mark.data  # the OCSF schema is read from ../shared/ocsf
+
+T0 = 1_700_000_000.0
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[IncidentJob]:
+    job = IncidentJob(JobSettings.from_settings(settings, idle_s=0.5, max_records=256))
+    await job.start()
+    task = asyncio.create_task(job.run())
+    try:
+        yield job
+    finally:
+        job.request_stop()
+        await asyncio.wait_for(task, 30)
+        await job.stop()
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not reached in {timeout:.0f}s: {what}"
+        await asyncio.sleep(0.1)
+
+
+def by_incident(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        doc = json.loads(r["payload"])
+        assert r["key"] == doc["metadata"]["correlation_uid"]  # keyed by incident uid
+        out[r["key"]].append(doc)
+    return out
+
+
+async def test_findings_of_three_kinds_become_valid_incidents_read_by_kcat(kafka: KafkaBroker) -> None:
+    settings = settings_for(kafka, quiet_s=3.0, update_interval_s=0.0, sample=8)
+    cfg = settings.incidents
+    boot = kafka.bootstrap
+    kafka.create_topic(cfg.suppressions_topic, partitions=1, config={"cleanup.policy": "compact"})
+    await produce_raw(boot, cfg.suppressions_topic, [(b"mute-noisy", json.dumps(
+        {"id": "mute-noisy", "entity": "host:web1", "rule": "r-noisy", "reason": "known admin tool"}).encode())])
+    first = finding("siem", T0, host="web1", src_ip="10.0.0.5", tactics=("discovery",), severity_id=2)
+    story = [
+        finding("netflow", T0 + 1, src_ip="10.0.0.5", dst_ip="10.0.0.99", layout="1.3"),
+        finding("edr", T0 + 2, host="WEB1", user="www", tactics=("execution",), rule="r1", severity_id=4),
+        finding("edr", T0 + 2.5, host="web1", rule="r-noisy"),  # suppressed
+        finding("edr", 16_725_225_600.0, host="web1"),  # year 2500: joins at the watermark
+        *[finding("netflow", T0 + 1 + i * 0.5, src_ip="192.0.2.1", dst_ip=f"198.51.100.{i}") for i in range(30)],
+        finding("edr", T0 + 3, src_ip=None),  # names no entity: dead letter
+    ]
+    later = finding("siem", T0 + 100, host="web1", src_ip="10.0.0.5")
+    async with running(settings) as job:
+        await produce_findings(boot, settings, [first])
+        await eventually(lambda: job.counts.get("links", 0) >= 1, "the router learned web1's address")
+        await produce_findings(boot, settings, story)
+        await produce_raw(boot, settings.topics.alerts_prefix + "siem", [(b"x", b"{not json")])
+        await eventually(lambda: job.correlator.stats["joined"] >= 34, "every good finding joined")
+        await produce_findings(boot, settings, [later])
+        await eventually(lambda: job.correlator.stats["closed"] >= 3, "three incidents closed")
+        metrics = generate_latest(job.registry).decode()
+
+    incidents = by_incident(kcat(boot, cfg.topic))
+    docs = [d for ds in incidents.values() for d in ds]
+    assert_valid(docs)
+    assert len(incidents) == 3
+    for uid, ds in incidents.items():
+        assert (ds[0]["activity_name"], ds[-1]["activity_name"]) == ("Create", "Close"), uid
+        assert [d["metadata"]["sequence"] for d in ds] == list(range(1, len(ds) + 1))  # none lost, none twice
+    closed = {d["unmapped"]["incident"]["key"] + f"@{d['start_time']}": d for d in docs if d["activity_id"] == 3}
+    web1 = closed[f"host:web1@{int(T0 * 1000)}"]
+    assert web1["unmapped"]["incident"]["kinds"] == {"siem": 1, "netflow": 1, "edr": 2}
+    assert web1["count"] == 4
+    assert web1["end_time"] < int((T0 + 10) * 1000)  # the year-2500 finding did not stretch it
+    assert [a["tactic"]["uid"] for a in web1["attacks"] if "tactic" in a] == ["TA0007", "TA0002"]
+    assert web1["severity_id"] == 5  # High, raised by three kinds and two tactics
+    scan = closed[f"ip:192.0.2.1@{int((T0 + 1) * 1000)}"]
+    assert scan["count"] == 30
+    assert len(scan["finding_info_list"]) == cfg.sample  # a bounded sample of 30
+    assert closed[f"host:web1@{int((T0 + 100) * 1000)}"]["count"] == 1
+
+    published = {json.loads(r["payload"])["finding_info"]["uid"]
+                 for kind in settings.kinds for r in kcat(boot, settings.topics.alert_topic(kind))
+                 if r["payload"].startswith("{\"")}
+    members = {f["uid"] for d in docs for f in d["finding_info_list"]}
+    assert members <= published  # every member finding is reachable on the alert topics
+    noisy = story[2]["finding_info"]["uid"]
+    assert noisy not in members
+
+    suppressed = [json.loads(r["payload"]) for r in kcat(boot, cfg.suppressed_topic)]
+    assert [(s["finding_uid"], s["suppression"]["reason"]) for s in suppressed] == [(noisy, "known admin tool")]
+    reasons = sorted(r["headers"][r["headers"].index("scorer.dlq.reason") + 1] for r in kcat(boot, cfg.dead_letter))
+    assert reasons == ["bad_finding", "unattributed"]
+    assert 'scorer_incidents_findings_total{outcome="implausible_time"} 1.0' in metrics
+    assert 'scorer_incidents_findings_total{outcome="suppressed"} 1.0' in metrics
+    assert 'scorer_incidents_records_total{activity="create"} 3.0' in metrics
