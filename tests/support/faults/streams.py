@@ -116,18 +116,22 @@ async def read_topics(
     *, timeout: float = 90.0, isolation: str = "read_committed", settle: float = 1.0,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Everything on ``names`` from the beginning until ``done(records)`` holds and then
-    ``settle`` more seconds with nothing new (so late duplicates are seen too)."""
+    ``settle`` more seconds with nothing new (so late duplicates are seen too). Gives up only
+    after ``timeout`` seconds in which nothing new arrived: a slow machine that still makes
+    progress is waited for, a stalled scorer is not."""
     consumer = AIOKafkaConsumer(*names, **client, group_id=None, auto_offset_reset="earliest",
                                 enable_auto_commit=False, isolation_level=isolation)
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        deadline = time.monotonic() + timeout
+        progress = time.monotonic()
         quiet_since: float | None = None
-        while time.monotonic() < deadline:
+        while time.monotonic() - progress < timeout:
             batch = await consumer.getmany(timeout_ms=200)
             got = [m for msgs in batch.values() for m in msgs]
             out.extend(got)
+            if got:
+                progress = time.monotonic()
             if got or not done(out):
                 quiet_since = None
                 continue
