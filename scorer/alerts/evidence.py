@@ -38,24 +38,24 @@ class Connection(msgspec.Struct):
     direction: str = "Unknown"
 
 
-class Device(msgspec.Struct):
+class Device(msgspec.Struct, frozen=True):
     hostname: str
     type_id: int = 0  # required by OCSF; an event names a host, not what kind of device it is
     type: str = "Unknown"
 
 
-class File(msgspec.Struct):
+class File(msgspec.Struct, frozen=True):
     name: str
     path: str
     type_id: int = 8
     type: str = "Executable File"
 
 
-class User(msgspec.Struct):
+class User(msgspec.Struct, frozen=True):
     name: str
 
 
-class Parent(msgspec.Struct):
+class Parent(msgspec.Struct, frozen=True):
     name: str
     file: File
 
@@ -102,7 +102,7 @@ def evidence(event: Event) -> Evidence:
 def device(event: Event) -> Device | msgspec.UnsetType:
     """The host an endpoint event or SIEM alert is about (flows name addresses, not hosts)."""
     host = None if isinstance(event, FlowRecord) else event.host
-    return Device(host) if host else UNSET
+    return _device(host) if host else UNSET
 
 
 def _process(event: EndpointEvent) -> Process:
@@ -113,19 +113,36 @@ def _process(event: EndpointEvent) -> Process:
     if event.process_id is not None and 0 <= event.process_id < _PID_LIMIT:
         process.pid = event.process_id
     if event.parent_image:
-        parent = _file(event.parent_image)
-        process.parent_process = Parent(parent.name, parent)
+        process.parent_process = _parent(event.parent_image)
     if event.user:
-        process.user = User(event.user)
+        process.user = _user(event.user)
     return process
 
 
+# Alerts repeat the same few thousand hosts, images, users and addresses: these objects are
+# immutable and cached, which keeps building and parsing them off the hot path.
+@functools.lru_cache(maxsize=1 << 14)
+def _device(host: str) -> Device:
+    return Device(host)
+
+
+@functools.lru_cache(maxsize=1 << 14)
 def _file(path: str) -> File:
     # Windows images use backslashes, Linux/macOS ones slashes; the name is the last part.
     return File(path.replace("\\", "/").rsplit("/", 1)[-1], path)
 
 
-# Alerts repeat the same few thousand addresses; the cache keeps the parse off the hot path.
+@functools.lru_cache(maxsize=1 << 14)
+def _parent(path: str) -> Parent:
+    file = _file(path)
+    return Parent(file.name, file)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _user(name: str) -> User:
+    return User(name)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _ip(text: str) -> str | msgspec.UnsetType:
     try:
