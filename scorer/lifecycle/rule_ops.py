@@ -16,7 +16,7 @@ from scorer.events.structs import EventKind
 from scorer.inference.repository import list_versions, load_version
 from scorer.lifecycle.contract import trained_rule_pack
 from scorer.lifecycle.control import DesiredState
-from scorer.lifecycle.rulepacks import check_pack, pack_checksum, untrained_warning
+from scorer.lifecycle.rulepacks import check_pack, identity, pack_checksum, trained_identity, untrained_warning
 from scorer.rules.pack import read_pack, verify
 
 EDR = EventKind.EDR.value
@@ -47,8 +47,8 @@ def accept(settings: Settings, repo: Path, state: DesiredState, current: str,
         card = load_version(settings.inference.model_repository, name, version, verify=False).card
     except ModelError:
         return []  # this machine lacks the model: the scorers report the warning on their own
-    checksum = pack_checksum(repo / state.model / state.production)
-    warning = untrained_warning(card, state.model, state.production, checksum)
+    served = identity(repo / state.model / state.production)
+    warning = untrained_warning(card, state.model, state.production, served, trained_identity(repo, card))
     return [warning] if warning else []
 
 

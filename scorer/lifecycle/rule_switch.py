@@ -22,8 +22,17 @@ from typing import NamedTuple
 
 from scorer.events.structs import EventKind
 from scorer.features.base import FeatureSet
+from scorer.inference.repository import ModelCard
 from scorer.lifecycle.control import DesiredState
-from scorer.lifecycle.rulepacks import check_pack, features_for, pack_checksum, untrained_warning, with_rules
+from scorer.lifecycle.rulepacks import (
+    PackIdentity,
+    check_pack,
+    features_for,
+    identity,
+    trained_identity,
+    untrained_warning,
+    with_rules,
+)
 from scorer.metrics import ScorerMetrics
 from scorer.metrics.rulepacks import RulePackMetrics
 from scorer.pipeline.scoring import BatchScorer
@@ -53,7 +62,9 @@ class RulePacks:
         self.shadow: RuleStage | None = None
         self.retired: RuleStage | None = None
         self.warning: str | None = None  # the model reads hits of a pack it was not trained with
-        self._checksums: dict[tuple[str, str], str] = {}
+        # Computed off the loop (prepare, start, learn): the install only looks them up.
+        self._identities: dict[tuple[str, str], PackIdentity] = {}
+        self._trained: dict[tuple[str, str], PackIdentity | None] = {}  # model card -> its training pack
 
     @property
     def production(self) -> RuleStage | None:
@@ -61,10 +72,18 @@ class RulePacks:
         return rt.rules if rt is not None else None
 
     async def start(self) -> None:
-        """Checksum the configured pack (for the trained-pack check) and say where it stands."""
-        if self.production is not None:
-            await self._checksum(self.production)
+        """Identify the configured pack and the model's training pack, and say where they stand."""
+        live = self.scorer.runtimes.get(EDR)
+        if live is not None and live.rules is not None:
+            await self._identify(live.rules)
+            await self.learn(live.card)
             self.check_pairing()
+
+    async def learn(self, card: ModelCard) -> None:
+        """Find the pack ``card`` was trained with (before a model switch installs it)."""
+        key = (card.name, card.version)
+        if key not in self._trained:
+            self._trained[key] = await asyncio.to_thread(trained_identity, self.repository, card)
 
     async def prepare(self, state: DesiredState, pending: RulesReady | None) -> RulesReady:
         """Every pack ``state`` names, checked (or the loaded one of that version); raises
@@ -85,13 +104,13 @@ class RulePacks:
             if stage.name == pack and stage.version == version:
                 return stage  # checked when it was installed: nothing to do again
         stage = await asyncio.to_thread(check_pack, self.repository, pack, version)
-        await self._checksum(stage)
+        await self._identify(stage)
         return stage
 
-    async def _checksum(self, stage: RuleStage) -> None:
+    async def _identify(self, stage: RuleStage) -> None:
         key = (stage.name, stage.version)
-        if key not in self._checksums:
-            self._checksums[key] = await asyncio.to_thread(pack_checksum, self.repository / stage.name / stage.version)
+        if key not in self._identities:
+            self._identities[key] = await asyncio.to_thread(identity, self.repository / stage.name / stage.version)
 
     def install(self, r: RulesReady) -> tuple[str | None, str | None]:
         """Swap references only (between micro-batches); returns the old production and
@@ -113,8 +132,9 @@ class RulePacks:
         if live is None or live.rules is None:
             return
         stage = live.rules
-        checksum = self._checksums.get((stage.name, stage.version), "")
-        warning = untrained_warning(live.card, stage.name, stage.version, checksum) if checksum else None
+        served = self._identities.get((stage.name, stage.version))
+        trained = self._trained.get((live.card.name, live.card.version))
+        warning = untrained_warning(live.card, stage.name, stage.version, served, trained) if served else None
         self.rm.untrained.clear()
         if warning is not None:
             self.rm.untrained.labels(stage.name, stage.version, f"{live.model.name}:{live.model.version}").set(1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -31,7 +32,7 @@ from scorer.lifecycle.contract import trained_rule_pack
 from scorer.lifecycle.loader import Refused
 from scorer.pipeline.batch import KindRuntime
 from scorer.rules.annotate import RuleStage
-from scorer.rules.pack import MANIFEST
+from scorer.rules.pack import IR, MANIFEST
 from scorer.rules.validate import golden_problems
 
 PREFIX = "rules/"
@@ -91,15 +92,43 @@ def _manifest_problems(directory: Path, pack: str, version: str) -> list[str]:
     return problems
 
 
-def untrained_warning(card: ModelCard, pack: str, version: str, checksum: str) -> str | None:
-    """Why the model of ``card`` reads hits from a pack (of ``checksum``) it was not trained
-    with, or None (the trained pack itself, or a model that reads no rule hits)."""
+class PackIdentity(NamedTuple):
+    checksum: str  # pack_checksum: how a model card names the pack it was trained with
+    features: str  # sha256 of what feature set v3 reads of a pack: the IR, each rule's id, level, kind, tactics
+
+
+def identity(directory: Path) -> PackIdentity:
+    manifest = msgspec.json.decode((directory / MANIFEST).read_bytes())
+    digest = hashlib.sha256((directory / IR).read_bytes())
+    read = [[r.get("id"), r.get("level"), r.get("kind"), r.get("tactics")] for r in manifest.get("rules", [])]
+    digest.update(msgspec.json.encode(read))
+    return PackIdentity(pack_checksum(directory), digest.hexdigest())
+
+
+def trained_identity(repository: Path, card: ModelCard) -> PackIdentity | None:
+    """The identity of the pack ``card`` names, when ``repository`` holds it unchanged."""
     trained = trained_rule_pack(card)
-    if trained is None or checksum == trained.sha256:
+    directory = repository / trained.pack / trained.version if trained is not None else None
+    if trained is None or directory is None or not (directory / MANIFEST).is_file():
+        return None
+    found = identity(directory)
+    return found if found.checksum == trained.sha256 else None
+
+
+def untrained_warning(card: ModelCard, pack: str, version: str, served: PackIdentity,
+                      trained_as: PackIdentity | None) -> str | None:
+    """Why the model of ``card`` reads hits from a pack (``served``) other than the one it was
+    trained with (``trained_as``, when at hand), or None: the trained pack itself, a pack
+    giving the same features (say, one that only changes which rules alert on their own),
+    or a model that reads no rule hits."""
+    trained = trained_rule_pack(card)
+    if trained is None or served.checksum == trained.sha256:
+        return None
+    if trained_as is not None and trained_as.features == served.features:
         return None
     return (f"{card.name}:{card.version} was trained on rule pack {trained.pack}:{trained.version} "
-            f"(sha256 {trained.sha256[:12]}..), {pack}:{version} is sha256 {checksum[:12]}..: its rule-hit "
-            "features now come from another pack (compare on the rule shadow; retrain on this pack)")
+            f"(sha256 {trained.sha256[:12]}..), {pack}:{version} is sha256 {served.checksum[:12]}.. and "
+            "gives other rule-hit features: compare on the rule shadow, retrain on this pack")
 
 
 def features_for(features: FeatureSet, stage: RuleStage) -> FeatureSet:

@@ -97,6 +97,8 @@ class ModelSwitcher:
         production: KindRuntime | None = None
         try:
             production = await self._runtime(kind, state.model, state.production, live, live_shadow)
+            if self.rule_packs is not None and kind is EventKind.EDR:
+                await self.rule_packs.learn(production.card)  # off the loop: the install only looks it up
             shadow = None
             if state.shadow is not None:
                 shadow = await self._runtime(kind, state.model, state.shadow, live, live_shadow)
