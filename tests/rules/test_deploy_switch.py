@@ -71,7 +71,6 @@ class Harness:
         self.unswitched = await self.twin.score(records)
         return await self.scorer.score(records)
 
-    @property
     def serving(self) -> tuple[str, str | None]:
         rt, shadow = self.scorer.runtimes[EDR], self.scorer.shadows.get(EDR)
         assert rt.rules is not None
@@ -114,7 +113,7 @@ async def test_shadow_promote_rollback_of_a_pack(rules_repo: Path) -> None:
     assert markers(alerted(before)) == {f"marker-{i}" for i in range(MARKERS)}, "a high rule alerts on its own"
 
     assert await h.apply("1", shadow="2")
-    assert h.serving == ("1", "2") and h.reports[-1] == (KEY, None)
+    assert h.serving() == ("1", "2") and h.reports[-1] == (KEY, None)
     assert h.scorer.runtimes[EDR].model == h.scorer.shadows[EDR].model, "a rule shadow keeps the model"
     shadowed = await h.score()
     assert findings(shadowed) == findings(h.unswitched) and shadowed.alerts, "shadow never changes production"
@@ -134,7 +133,7 @@ async def test_shadow_promote_rollback_of_a_pack(rules_repo: Path) -> None:
     ) is None, "a rule-only shadow is not counted as a model shadow"
 
     assert await h.apply("2", previous="1")
-    assert h.serving == ("2", None)
+    assert h.serving() == ("2", None)
     promoted = h.scorer.runtimes[EDR]
     assert isinstance(promoted.features, EdrV3Features) and isinstance(first.features, EdrV3Features)
     assert promoted.features.base is first.features.base, "per-entity state carries over a pack switch"
@@ -161,7 +160,7 @@ async def test_refused_packs_leave_production(rules_repo: Path, version: str, re
     production = h.scorer.runtimes
     for shadow, prod in ((version, "1"), (None, version)):
         assert not await h.apply(prod, shadow=shadow)
-        assert h.scorer.runtimes is production and h.serving == ("1", None)
+        assert h.scorer.runtimes is production and h.serving() == ("1", None)
         key, refused = h.reports[-1]
         assert key == KEY and refused is not None and refused[1].startswith(reason) and says in refused[1]
     assert h.metrics.registry.get_sample_value(
