@@ -3,16 +3,24 @@ topics and settings, findings produced as the scorer keys them, topics read back
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from scorer.config import IncidentSettings, KafkaSettings, Settings, TopicSettings
-from tests.support.kafka import KafkaBroker, kcat_path
+from tests.support.kafka import KafkaBroker, free_ports, kcat_path
+from tests.support.paths import ROOT
 
 
 def settings_for(kafka: KafkaBroker, **incidents: Any) -> Settings:
@@ -79,3 +87,74 @@ def kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     out = subprocess.run([binary, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-J", "-q",
                           "-X", "isolation.level=read_committed"], capture_output=True, check=True, timeout=60)
     return [json.loads(line) for line in out.stdout.decode().splitlines() if line.strip()]
+
+
+class JobProcess:
+    """``python -m streams incidents`` as a real subprocess: SIGKILL is a real crash."""
+
+    def __init__(self, settings: Settings, log: Path, *extra: str) -> None:
+        self.port = free_ports(1)[0]
+        self.env = dict(os.environ) | env_of(settings)
+        self.args = [sys.executable, "-m", "streams", "incidents", "--instance", "0",
+                     "--metrics-port", str(self.port), *extra]
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            out.write(f"\n===== start {self.starts} =====\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        self.starts += 1
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of the samples of ``name`` (whose label text contains ``labels``); 0 when down."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and labels in line)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.is_file() else ""
+
+
+async def committed_to_end(bootstrap: str, group: str, topics: Iterable[str], timeout: float = 120.0,
+                           alive: Callable[[], bool] = lambda: True) -> None:
+    """Until ``group`` has committed every partition of ``topics`` to its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = await consumer.end_offsets(parts)
+        deadline = time.monotonic() + timeout
+        while any([(await consumer.committed(tp) or 0) < end for tp, end in ends.items()]):
+            assert time.monotonic() < deadline, f"{group} did not commit its input to the end in {timeout:.0f}s"
+            assert alive(), "the job exited"
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
