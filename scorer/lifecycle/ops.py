@@ -201,7 +201,7 @@ class KindListing(msgspec.Struct):
 def _pack_row(ctx: Context, name: str, version: str, roles: list[str], trained: tuple[str, str] | None) -> VersionRow:
     integrity, digest, rules = rule_ops.version_facts(ctx.repo, name, version)
     if trained is not None and digest == trained[1]:
-        roles = [*roles, f"trained with by {trained[0]}"]
+        roles = [*roles, f"{trained[0]} trained on it"]
     return VersionRow(version, roles, integrity, digest, rules=rules)
 
 

@@ -23,7 +23,6 @@ withdrawn shadow (v3) is unloaded from Triton and from the process, v1 and v2 st
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import shutil
@@ -42,19 +41,19 @@ import msgspec
 import numpy as np
 import pytest
 
-from replay.player import Outgoing, Pacing, Summary, capture_items, play
-from replay.sinks import KafkaSink
-from scorer.config import LifecycleSettings, Settings
+from scorer.config import LifecycleSettings
 from scorer.events.structs import EventKind
 from scorer.inference.repository import publish_version, write_checksums
 from scorer.lifecycle.contract import contract_names
 from scorer.lifecycle.control import DesiredState, publish, state_record
 from scorer.lifecycle.controller import LifecycleController, start_lifecycle
 from scorer.metrics import ScorerMetrics
+from tests.support.cli import scorer_cli
 from tests.support.kafka import KafkaBroker
 from tests.support.models import build_tiny_model
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY, ROOT
 from tests.support.pipeline import consume, kcat_consume, running_scorer, scorer_settings, wait_for
+from tests.support.stream import Stream, endless
 from tests.support.triton import LAUNCHER, StartTriton, TritonServer
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -114,59 +113,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, start_triton: StartTriton) -> 
 
 async def cli(env: Env, kafka: KafkaBroker, *args: str) -> tuple[int, str]:
     """``scorer models ...`` as an engineer runs it (async: the scorer keeps scoring)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scorer.cli", "--log-level", "WARNING", "models", *args, "--kind", KIND,
-        env={**env.cli_env, "SCORER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap}, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    started = time.perf_counter()
-    out, _ = await proc.communicate()
-    text = out.decode()
-    took = time.perf_counter() - started
-    print(f"\n$ scorer models {' '.join(args)}   [{took:.1f}s, exit {proc.returncode}]\n{text}")
-    assert proc.returncode is not None
-    return proc.returncode, text
-
-
-class Stream:
-    """A replay running while the engineer works: a real AIT-ADS SIEM capture played into the
-    input topic at a fixed rate through replay/'s player and Kafka sink, the code behind
-    ``scorer replay CAPTURE --to kafka --rate 400``. Successive runs continue the capture;
-    it has no end: when a slow machine outlasts it, it is played again with new uids."""
-
-    def __init__(self, settings: Settings, capture: Path = AIT_CAPTURE, rate: float = 400.0) -> None:
-        self.settings, self.pacing = settings, Pacing(rate=rate)
-        self.items = endless(capture)
-        self.uids: list[str] = []  # in production order, as the scorer sees them
-        self.stopping = asyncio.Event()
-
-    def _until_stopped(self, limit: int | None) -> Iterator[Outgoing]:
-        for n, item in enumerate(self.items):
-            assert item.value is not None
-            self.uids.append(json.loads(item.value)["uid"])
-            yield item
-            if self.stopping.is_set() or (limit is not None and n + 1 >= limit):
-                return
-
-    async def run(self, limit: int | None = None) -> None:
-        sink = KafkaSink(self.settings, None)
-        await sink.start()
-        summary = await play(self._until_stopped(limit), sink, self.pacing,
-                             Summary(target=self.settings.kafka.bootstrap_servers, pacing=self.pacing.describe()))
-        print(f"\nreplay: {summary.events} events in {summary.seconds:.1f} s ({self.pacing.describe()})")
-
-
-def endless(capture: Path) -> Iterator[Outgoing]:
-    """The capture's events, then again and again, each round's uids suffixed ``~<round>``."""
-    for round_ in itertools.count():
-        for item in capture_items([capture]):
-            if not isinstance(item, Outgoing):
-                continue
-            if round_ and item.value is not None:
-                event = msgspec.json.decode(item.value)
-                event["uid"] = f"{event['uid']}~{round_}"
-                item = msgspec.structs.replace(item, value=msgspec.json.encode(event))
-            yield item
+    return await scorer_cli({**env.cli_env, "SCORER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap},
+                            "models", *args, "--kind", KIND)
 
 
 async def scored_more(metrics: ScorerMetrics, n: int = PHASE_EVENTS) -> None:
@@ -204,7 +152,7 @@ async def test_lifecycle_under_a_continuous_stream(
     settings = scorer_settings(kafka.bootstrap, backend="triton", triton_url=env.server.grpc_url,
                                prefix=env.prefix, repository=env.repo)
     settings = settings.model_copy(update={"kinds": (EventKind.SIEM,)})
-    stream = Stream(settings)
+    stream = Stream(settings, endless(AIT_CAPTURE))
     await stream.run(limit=200)  # creates the topic before the scorer subscribes
     async with running_scorer(settings) as (service, metrics):
         controller = await start_lifecycle(service, env.lifecycle)
@@ -407,7 +355,7 @@ async def test_scorer_processes_start_from_and_follow_the_control_topic(
                          stdout=(tmp_path / f"{c}.log").open("wb"), env={**env.cli_env, "SCORER_KAFKA__CLIENT_ID": c})
         for c in ("a", "b")
     ]
-    stream = Stream(scorer_settings(kafka.bootstrap, prefix=p))  # its topics.siem: f"{p}.events.siem"
+    stream = Stream(scorer_settings(kafka.bootstrap, prefix=p), endless(AIT_CAPTURE))  # topics.siem: f"{p}.events.siem"
     try:
         await stream.run(limit=200)
         first = len(stream.uids)

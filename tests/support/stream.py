@@ -1,0 +1,56 @@
+"""An endless replay into Kafka for the lifecycle tests: a real capture played through
+replay/'s player and Kafka sink (what ``scorer replay CAPTURE --to kafka --rate N`` runs),
+played again with new uids when the test outlasts it, so the stream flows until the test
+stops it however slow the machine is."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from replay.player import Outgoing, Pacing, Summary, capture_items, play
+from replay.sinks import KafkaSink
+from scorer.config import Settings
+
+
+class Stream:
+    """``items`` played into the input topics at ``rate``; successive runs continue them."""
+
+    def __init__(self, settings: Settings, items: Iterator[Outgoing], rate: float = 400.0) -> None:
+        self.settings, self.pacing = settings, Pacing(rate=rate)
+        self.items = items
+        self.uids: list[str] = []  # in production order, as the scorer sees them
+        self.stopping = asyncio.Event()
+
+    def _until_stopped(self, limit: int | None) -> Iterator[Outgoing]:
+        for n, item in enumerate(self.items):
+            assert item.value is not None
+            self.uids.append(json.loads(item.value)["uid"])
+            yield item
+            if self.stopping.is_set() or (limit is not None and n + 1 >= limit):
+                return
+
+    async def run(self, limit: int | None = None) -> None:
+        sink = KafkaSink(self.settings, None)
+        await sink.start()
+        summary = await play(self._until_stopped(limit), sink, self.pacing,
+                             Summary(target=self.settings.kafka.bootstrap_servers, pacing=self.pacing.describe()))
+        print(f"\nreplay: {summary.events} events in {summary.seconds:.1f} s ({self.pacing.describe()})")
+
+
+def endless(capture: Path) -> Iterator[Outgoing]:
+    """The capture's events, then again and again, each round's uids suffixed ``~<round>``."""
+    for round_ in itertools.count():
+        for item in capture_items([capture]):
+            if not isinstance(item, Outgoing):
+                continue
+            if round_ and item.value is not None:
+                event = msgspec.json.decode(item.value)
+                event["uid"] = f"{event['uid']}~{round_}"
+                item = msgspec.structs.replace(item, value=msgspec.json.encode(event))
+            yield item
