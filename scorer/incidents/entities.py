@@ -29,22 +29,27 @@ class Unattributed(ValueError):
     this reason rather than dropped or lumped with others)."""
 
 
-def _obj(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+# JSON-decoded findings hold plain dicts, lists and strs: exact type checks (not the ABCs,
+# whose isinstance costs more than the rest of the digest) are all a hostile value needs.
+_EMPTY: dict[str, Any] = {}
 
 
-def _objs(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+def _obj(value: Any) -> dict[str, Any]:
+    return value if type(value) is dict else _EMPTY
+
+
+def _objs(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if type(v) is dict] if type(value) is list else []
 
 
 def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    return value.strip() if type(value) is str else ""
 
 
 def _add(out: list[str], value: Any, *, lower: bool = False) -> None:
-    text = _text(value)
-    if lower:
-        text = text.lower()
+    if type(value) is not str:
+        return
+    text = value.strip().lower() if lower else value.strip()
     if text and text not in out:
         out.append(text)
 
@@ -62,28 +67,34 @@ def _entities(finding: Mapping[str, Any]) -> tuple[list[str], list[str], list[st
     users: list[str] = []
     src = dst = ""
     for scope in _scopes(finding):
-        device = _obj(scope.get("device"))
-        _add(own, device.get("hostname") or device.get("name"), lower=True)
-        _add(ips, device.get("ip"))
-        for role in ("src_endpoint", "dst_endpoint"):
-            endpoint = _obj(scope.get(role))
+        if (device := scope.get("device")) is not None:
+            device = _obj(device)
+            _add(own, device.get("hostname") or device.get("name"), lower=True)
+            _add(ips, device.get("ip"))
+        if (endpoint := scope.get("src_endpoint")) is not None:
+            endpoint = _obj(endpoint)
             _add(ips, endpoint.get("ip"))
             _add(hosts, endpoint.get("hostname"), lower=True)
-            if role == "src_endpoint":
-                src = src or _text(endpoint.get("ip"))
-            else:
-                dst = dst or _text(endpoint.get("ip"))
-        process = _obj(scope.get("process"))
-        _add(users, _obj(process.get("user")).get("name"))
-        _add(users, _obj(scope.get("user")).get("name"))
-        _add(users, _obj(_obj(scope.get("actor")).get("user")).get("name"))
-        data = _obj(scope.get("data"))  # the scored event itself
-        _add(own, data.get("host"), lower=True)
-        _add(users, data.get("user"))
-        _add(ips, data.get("src_ip"))
-        _add(ips, data.get("dst_ip"))
-        src = src or _text(data.get("src_ip"))
-        dst = dst or _text(data.get("dst_ip"))
+            src = src or _text(endpoint.get("ip"))
+        if (endpoint := scope.get("dst_endpoint")) is not None:
+            endpoint = _obj(endpoint)
+            _add(ips, endpoint.get("ip"))
+            _add(hosts, endpoint.get("hostname"), lower=True)
+            dst = dst or _text(endpoint.get("ip"))
+        if (process := scope.get("process")) is not None:
+            _add(users, _obj(_obj(process).get("user")).get("name"))
+        if (user := scope.get("user")) is not None:
+            _add(users, _obj(user).get("name"))
+        if (actor := scope.get("actor")) is not None:
+            _add(users, _obj(_obj(actor).get("user")).get("name"))
+        if (data := scope.get("data")) is not None:  # the scored event itself
+            data = _obj(data)
+            _add(own, data.get("host"), lower=True)
+            _add(users, data.get("user"))
+            _add(ips, data.get("src_ip"))
+            _add(ips, data.get("dst_ip"))
+            src = src or _text(data.get("src_ip"))
+            dst = dst or _text(data.get("dst_ip"))
     return own + [h for h in hosts if h not in own], ips, users, src, dst
 
 
