@@ -5,6 +5,7 @@ lowered to low. Shadow, promote, rollback between batches; refusals leave produc
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from scorer.config import InferenceSettings, RuleSettings, Settings
 from scorer.events.structs import EventKind, SourceRef
 from scorer.features.edr_v3 import EdrV3Features
+from scorer.inference.repository import write_checksums
 from scorer.lifecycle.control import DesiredState
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.lifecycle.rule_switch import RulePacks
@@ -25,6 +27,7 @@ from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord
 from scorer.rules.pack import read_golden
 from scorer.service.build import build_scorer
+from tests.support.paths import MODEL_REPOSITORY
 from tests.support.rulepacks import PACK, RULE, derive, golden_events, shipped_repository, tamper
 
 EDR = EventKind.EDR
@@ -33,8 +36,8 @@ MARKERS = 8  # copies of the rule's golden event in each batch
 
 
 class Harness:
-    def __init__(self, rules_repo: Path) -> None:
-        settings = Settings(kinds=(EDR,), inference=InferenceSettings(backend="onnxruntime"),
+    def __init__(self, rules_repo: Path, models: Path = MODEL_REPOSITORY) -> None:
+        settings = Settings(kinds=(EDR,), inference=InferenceSettings(backend="onnxruntime", model_repository=models),
                             rules=RuleSettings(repository=rules_repo, version="1"))
         self.scorer = build_scorer(settings)
         self.twin = build_scorer(settings)  # never switched: what production publishes without a shadow
@@ -165,3 +168,37 @@ async def test_refused_packs_leave_production(rules_repo: Path, version: str, re
         assert key == KEY and refused is not None and refused[1].startswith(reason) and says in refused[1]
     assert h.metrics.registry.get_sample_value(
         "scorer_rule_pack_refusals_total", {"pack": PACK, "version": version, "reason": reason}) == 2
+
+
+async def test_a_model_shadow_and_a_pack_shadow_compose(rules_repo: Path, tmp_path: Path) -> None:
+    """The shadow runtime is the shadow model reading the candidate pack; withdrawing one
+    keeps the other, and a model switch keeps the live pack."""
+    models = tmp_path / "model_repository"
+    shutil.copytree(MODEL_REPOSITORY / "edr_classifier", models / "edr_classifier")
+    clone = models / "edr_classifier" / "2"
+    shutil.copytree(models / "edr_classifier" / "1", clone)
+    card = json.loads((clone / "card.json").read_text())
+    (clone / "card.json").write_text(json.dumps({**card, "version": "2"}))
+    write_checksums(clone)
+    h = Harness(rules_repo, models)
+    model = DesiredState(kind="edr", model="edr_classifier", production="1", shadow="2", issued_by="t")
+    assert await h.switcher.prepare(EDR, 1, model)
+    await h.switcher.install_ready()
+    assert await h.apply("1", shadow="2")
+    shadow = h.scorer.shadows[EDR]
+    assert shadow.model.version == "2" and shadow.rules is not None and shadow.rules.version == "2"
+    outcome = await h.score()
+    (batch,) = outcome.shadows
+    assert batch.shadow.version == "2" and batch.rules is not None and batch.rules.candidate == f"{PACK}:2"
+
+    assert await h.apply("1")  # the pack shadow withdrawn: the model shadow stays, on production's pack
+    shadow = h.scorer.shadows[EDR]
+    assert shadow.model.version == "2" and shadow.rules is h.scorer.runtimes[EDR].rules
+    assert (await h.score()).shadows[0].rules is None
+    assert await h.apply("2", previous="1")  # a pack switch keeps the model and its shadow
+    promote = DesiredState(kind="edr", model="edr_classifier", production="2", previous="1", issued_by="t")
+    assert await h.switcher.prepare(EDR, 2, promote)
+    await h.switcher.install_ready()
+    live = h.scorer.runtimes[EDR]
+    assert live.model.version == "2" and live.rules is not None and live.rules.version == "2", "keeps the pack"
+    assert EDR not in h.scorer.shadows
