@@ -23,13 +23,19 @@ from tests.support.kafka import KafkaBroker, free_ports, kcat_path
 from tests.support.paths import ROOT
 
 
-def settings_for(kafka: KafkaBroker, **incidents: Any) -> Settings:
-    """Settings whose every topic and group is this test's own."""
-    p = f"i{uuid.uuid4().hex[:8]}"
-    cfg = IncidentSettings(**{
+def incident_settings(prefix: str, **incidents: Any) -> IncidentSettings:
+    """The incident job's topics under ``prefix``."""
+    p = prefix
+    return IncidentSettings(**{
         "topic": f"{p}.incidents", "keyed_topic": f"{p}.incidents.keyed", "state_topic": f"{p}.incidents.state",
         "links_topic": f"{p}.incidents.links", "suppressions_topic": f"{p}.incidents.suppressions",
         "suppressed_topic": f"{p}.incidents.suppressed", "dead_letter": f"{p}.incidents.dlq", **incidents})
+
+
+def settings_for(kafka: KafkaBroker, **incidents: Any) -> Settings:
+    """Settings whose every topic and group is this test's own."""
+    p = f"i{uuid.uuid4().hex[:8]}"
+    cfg = incident_settings(p, **incidents)
     settings = Settings(kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, group_id=p, client_id=p,
                                             session_timeout_ms=6000),
                         topics=TopicSettings(alerts_prefix=f"{p}.alerts."), incidents=cfg)

@@ -18,9 +18,11 @@ from scorer.config import Settings
 from streams.incidents.job import IncidentJob
 from streams.incidents.stage import JobSettings
 from tests.incidents.findings import finding
-from tests.incidents.kafka import kcat, produce_findings, produce_raw, settings_for
+from tests.incidents.kafka import incident_settings, kcat, produce_findings, produce_raw, settings_for
 from tests.support.kafka import KafkaBroker
 from tests.support.ocsf_schema import assert_valid
+from tests.support.pipeline import produce, running_scorer, scorer_settings
+from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.data  # the OCSF schema is read from ../shared/ocsf
 
@@ -117,3 +119,37 @@ async def test_findings_of_three_kinds_become_valid_incidents_read_by_kcat(kafka
     assert 'scorer_incidents_findings_total{outcome="implausible_time"} 1.0' in metrics
     assert 'scorer_incidents_findings_total{outcome="suppressed"} 1.0' in metrics
     assert 'scorer_incidents_records_total{activity="create"} 3.0' in metrics
+
+
+async def test_the_scorers_own_alerts_on_real_data_become_incidents(kafka: KafkaBroker) -> None:
+    """Real samples of every kind through the scorer (in process, ONNX Runtime) and the
+    incident job side by side on one broker: whatever the scorer alerts on is accounted
+    for in exactly one incident or as a dead letter, and every incident is valid OCSF."""
+    base = scorer_settings(kafka.bootstrap, scores=False)
+    settings = base.model_copy(update={"incidents": incident_settings(base.kafka.client_id, update_interval_s=0.0,
+                                                                       sample=4)})
+    for kind in settings.kinds:
+        kafka.create_topic(getattr(settings.topics, kind.value), partitions=3)
+        kafka.create_topic(settings.topics.alert_topic(kind), partitions=3)
+    produced = {k: f() for k, f in SAMPLES.items()}
+    total = sum(len(v) for v in produced.values())
+    boot = kafka.bootstrap
+    async with running(settings) as job, running_scorer(settings) as (_, metrics):
+        for kind, sample in produced.items():
+            await produce(boot, getattr(settings.topics, kind.value), [(k, v) for _, k, v in sample])
+        await eventually(lambda: sum(metrics.accounting.consumed.values()) >= total, "the scorer consumed all", 180)
+        alerts = [json.loads(r["payload"]) for k in settings.kinds for r in kcat(boot, settings.topics.alert_topic(k))]
+        assert alerts, "the scorer raised no alert on the samples"
+        await eventually(lambda: job.correlator.stats["joined"] + job.counts.get("dead_lettered", 0) >= len(alerts),
+                         "every alert routed and joined")
+    incidents = by_incident(kcat(boot, settings.incidents.topic))
+    latest = [ds[-1] for ds in incidents.values()]
+    assert_valid(d for ds in incidents.values() for d in ds)
+    alert_uids = {a["finding_info"]["uid"] for a in alerts}
+    members = [f["uid"] for d in latest for f in d["finding_info_list"]]
+    assert set(members) <= alert_uids
+    assert len(members) == len(set(members))  # a finding is in one incident
+    dead = len(kcat(boot, settings.incidents.dead_letter))
+    assert sum(d["count"] for d in latest) + dead == len(alerts)
+    assert len(incidents) < len(alerts)
+    print(f"\n{total} events, {len(alerts)} alerts, {len(incidents)} incidents, {dead} dead-lettered")
