@@ -177,7 +177,9 @@ async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, mo
     await scored_more(metrics)
     rc, out = await cli(env, kafka, "package", str(models["good"]))
     assert rc == 0 and "siem_classifier version 2" in out
-    rc, out = await cli(env, kafka, "validate", "--version", "2")
+    # The latency gate measures this box under whatever else runs on it (its logic is
+    # test_package_validate's); here the quality gates decide.
+    rc, out = await cli(env, kafka, "validate", "--version", "2", "--latency-budget-us", "1000")
     assert rc == 0 and out.startswith("PASS"), out
     rc, out = await cli(env, kafka, "package", str(models["shuffled"]))
     assert rc == 0 and "siem_classifier version 3" in out
