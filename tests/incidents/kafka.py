@@ -98,10 +98,10 @@ def kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 class JobProcess:
     """``python -m streams incidents`` as a real subprocess: SIGKILL is a real crash."""
 
-    def __init__(self, settings: Settings, log: Path, *extra: str) -> None:
+    def __init__(self, settings: Settings, log: Path, *extra: str, instance: str = "0") -> None:
         self.port = free_ports(1)[0]
         self.env = dict(os.environ) | env_of(settings)
-        self.args = [sys.executable, "-m", "streams", "incidents", "--instance", "0",
+        self.args = [sys.executable, "-m", "streams", "incidents", "--instance", instance,
                      "--metrics-port", str(self.port), *extra]
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
