@@ -185,6 +185,7 @@ class IncidentSettings(BaseModel):
     max_items: int = Field(default=64, ge=1)
     max_open: int = Field(default=20_000, ge=1)
     max_future_s: float = Field(default=3600.0, ge=0)
+    recent_uids: int = Field(default=32_768, ge=0)  # finding uids remembered to drop re-published duplicates
     max_links: int = Field(default=100_000, ge=1)
     assignee_group: str = "SOC"
 

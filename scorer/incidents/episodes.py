@@ -62,6 +62,10 @@ class Correlator:
         self.watermark_ms = _NOT_STARTED
         self.open: OrderedDict[str, IncidentState] = OrderedDict()  # least recently fed first
         self._pending: list[Emission] = []
+        # The latest finding uids: an at-least-once scorer re-publishes the findings of its
+        # last batches after a crash, same uids; they must not count twice. Bounded, and not
+        # in the changelog (a restart forgets it; the input offsets guard the job's own replays).
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self._created: set[str] = set()  # keys opened since the last flush
         self._changed: set[str] = set()  # keys fed since the last flush
         self._dirty: dict[str, IncidentState | None] = {}  # changelog since the last changes()
@@ -73,12 +77,16 @@ class Correlator:
 
     def add(self, member: Member, offset: int = -1) -> str | Suppressed | None:
         """Feed one member; the uid of the incident it joined, the :class:`Suppressed`
-        record when a rule muted it, None when ``offset`` was applied already (a replay)."""
+        record when a rule muted it, None for a duplicate (``offset`` applied already, or a
+        finding uid among the latest ``Policy.recent_uids``)."""
         key = member.key
         state = self.open.get(key)
-        if state is not None and 0 <= offset <= state.last_offset:
+        if (state is not None and 0 <= offset <= state.last_offset) or member.uid in self._recent:
             self.stats["duplicates"] += 1
             return None
+        self._recent[member.uid] = None
+        if len(self._recent) > self.policy.recent_uids:
+            self._recent.popitem(last=False)
         now_s = self.wall_clock()
         rule = self.suppressions.match(member, now_s) if self.suppressions.rules else None
         if rule is not None:

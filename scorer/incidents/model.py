@@ -113,6 +113,7 @@ class Policy:
     sample: int = 32  # member uids kept: the first half and the latest half
     max_items: int = 64  # tactics, techniques, rules, hosts, IPs, users kept per incident
     max_open: int = 20_000  # open episodes per partition; beyond, the least recently fed closes
+    recent_uids: int = 32_768  # finding uids remembered per partition to drop re-published duplicates
     max_future_s: float = 3600.0  # a finding dated further after the wall clock joins at the watermark
 
 

@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 def policy_of(settings: JobSettings) -> Policy:
     c = settings.incidents
     return Policy(quiet_s=c.quiet_s, max_span_s=c.max_span_s, update_interval_s=c.update_interval_s,
-                  sample=c.sample, max_items=c.max_items, max_open=c.max_open, max_future_s=c.max_future_s)
+                  sample=c.sample, max_items=c.max_items, max_open=c.max_open, max_future_s=c.max_future_s,
+                  recent_uids=c.recent_uids)
 
 
 class CorrelatorStage(Stage):

@@ -150,3 +150,15 @@ def test_a_batch_flushed_once_gives_one_create() -> None:
     out = corr.flush()
     assert sorted(e.activity for e in out) == [Activity.CREATE, Activity.CREATE]
     assert {e.state.count for e in out} == {4, 1}
+
+
+def test_a_finding_published_twice_counts_once() -> None:
+    """An at-least-once scorer re-publishes its last findings after a crash, same uids."""
+    corr = Correlator(Policy(recent_uids=3))
+    members = _story()[:5]
+    for m in members + members[-3:]:
+        corr.add(m)
+    assert corr.stats["duplicates"] == 3
+    assert sum(s.count for s in corr.open.values()) == 5
+    corr.add(members[0])  # older than the bounded memory: counted again
+    assert corr.stats["duplicates"] == 3
