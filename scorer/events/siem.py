@@ -21,12 +21,13 @@ def from_ait(row: Mapping[str, Any], *, source: str = "ait-ads") -> SiemAlert:
     system, _, _ = name.partition(":")
     if short and short[:1] in _SYSTEM_OF_PREFIX:
         system = _SYSTEM_OF_PREFIX[short[:1]]
+    # event_label and time_label are the dataset's ground truth (the attack step, and the
+    # phase window it fell in): only ``label`` keeps the first, which the finding leaves out,
+    # so neither reaches an alert an analyst or a model downstream reads.
     event_label = to_text(row.get("event_label"), "event_label")
-    time_label = to_text(row.get("time_label"), "time_label")
     label = None
     if "event_label" in row:
         label = "benign" if event_label is None else event_label
-    fields = {"time_label": time_label} if time_label else {}
     return SiemAlert(
         uid=to_text(row.get("uid"), "uid") or "",
         ts=to_timestamp(row.get("time"), "time"),
@@ -35,7 +36,6 @@ def from_ait(row: Mapping[str, Any], *, source: str = "ait-ads") -> SiemAlert:
         rule_id=short,
         host=to_text(row.get("host"), "host"),
         src_ip=to_text(row.get("ip"), "ip"),
-        fields=fields,
         source=source,
         label=label,
     )
