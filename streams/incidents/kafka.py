@@ -1,16 +1,15 @@
 """Kafka plumbing of the incident job: its topics, one transaction per batch, following a
-compacted topic, restoring a partition's episodes, dead letters and metrics (clients,
-batched producing and reading to the end are :mod:`scorer.kafka`'s)."""
+compacted topic, restoring a partition's episodes, dead letters (clients, batched producing
+and reading to the end are :mod:`scorer.kafka`'s)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from scorer.config import IncidentSettings, KafkaSettings
 from scorer.events.structs import RecordFailure, SourceRef
@@ -108,39 +107,3 @@ async def restore(reader: AIOKafkaConsumer, tp: TopicPartition, corr: Correlator
 
     await read_until(reader, end, fetching(reader, load, tp, max_records=50_000))
     return n
-
-
-class IncidentCollector:
-    """The job's counters at scrape time, Prometheus-named (``scorer_incidents_...``)."""
-
-    def __init__(self, counts: dict[str, int], stats: dict[str, int], gauges: dict[str, Callable[[], int]]):
-        self.counts = counts  # the router's: findings read, dead-lettered, links learned, batches
-        self.stats = stats  # the correlators' (shared by every partition's Correlator)
-        self.gauges = gauges
-
-    def collect(self) -> Iterator[Metric]:
-        findings = CounterMetricFamily("scorer_incidents_findings", "Findings by what became of them",
-                                       labels=["outcome"])
-        for outcome in ("joined", "suppressed", "duplicates", "implausible_time"):
-            findings.add_metric([outcome], self.stats.get(outcome, 0))
-        findings.add_metric(["dead_lettered"], self.counts.get("dead_lettered", 0))
-        yield findings
-        records = CounterMetricFamily("scorer_incidents_records", "Incident Findings published by activity",
-                                      labels=["activity"])
-        for stat, activity in (("created", "create"), ("updated", "update"), ("closed", "close")):
-            records.add_metric([activity], self.stats.get(stat, 0))
-        yield records
-        yield CounterMetricFamily("scorer_incidents_evicted", "Episodes closed early to bound memory",
-                                  value=self.stats.get("evicted", 0))
-        yield CounterMetricFamily("scorer_incidents_routed", "Findings re-keyed by correlation entity",
-                                  value=self.counts.get("routed", 0))
-        yield CounterMetricFamily("scorer_incidents_links_learned", "Address -> host links learned",
-                                  value=self.counts.get("links", 0))
-        yield CounterMetricFamily("scorer_incidents_suppression_rules_invalid", "Suppression rules refused",
-                                  value=self.counts.get("invalid_rules", 0))
-        batches = CounterMetricFamily("scorer_incidents_batches", "Batches committed by stage", labels=["stage"])
-        for stage in ("router", "correlator"):
-            batches.add_metric([stage], self.counts.get(f"{stage}_batches", 0))
-        yield batches
-        for name, get in self.gauges.items():
-            yield GaugeMetricFamily(f"scorer_incidents_{name}", name.replace("_", " "), value=get())
