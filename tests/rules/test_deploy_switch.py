@@ -104,6 +104,7 @@ def rules_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     derive(repo, "2", level="low")
     tamper(derive(repo, "3", level="medium"))
     derive(repo, "4", remove=True)  # the rule's golden event no longer fires it
+    derive(repo, "5", remove=True, golden_follows=True)
     return repo
 
 
@@ -202,3 +203,15 @@ async def test_a_model_shadow_and_a_pack_shadow_compose(rules_repo: Path, tmp_pa
     live = h.scorer.runtimes[EDR]
     assert live.model.version == "2" and live.rules is not None and live.rules.version == "2", "keeps the pack"
     assert EDR not in h.scorer.shadows
+
+
+async def test_a_candidate_without_the_rule_shows_the_hits_it_removes(rules_repo: Path) -> None:
+    h = Harness(rules_repo)
+    assert await h.apply("1", shadow="5")
+    outcome = await h.score()
+    (comparison,) = h.publisher(outcome)
+    rules = json.loads(comparison.value)["rules"]
+    assert rules["hits_removed"] == {RULE: MARKERS} and rules["hits_added"] == {}
+    assert set(rules["alerts_removed"]) == {f"marker-{i}" for i in range(MARKERS)} and rules["alerts_added"] == []
+    assert h.metrics.registry.get_sample_value(
+        "scorer_rule_shadow_hits_total", {"pack": PACK, "version": "5", "change": "removed"}) == MARKERS

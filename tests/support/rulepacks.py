@@ -30,10 +30,11 @@ def shipped_repository(root: Path) -> Path:
 
 
 def derive(repo: Path, version: str, *, rule_id: str = RULE, level: str | None = None, remove: bool = False,
-           source: str = "1") -> Path:
+           golden_follows: bool = False, source: str = "1") -> Path:
     """Pack ``version`` from ``source``: ``rule_id``'s level set to ``level`` (in its YAML
     too, so ``scorer rules validate`` recompiles it to the same metadata), or the rule removed
-    and its golden events left as they were (a pack its own golden set refuses)."""
+    and its golden events left as they were (a pack its own golden set refuses), or, with
+    ``golden_follows``, no longer expected to fire it (a pack that passes)."""
     src = repo / PACK / source
     pack = read_pack(src)
     sources = {s.file: s for s in read_sources(src)}
@@ -55,9 +56,12 @@ def derive(repo: Path, version: str, *, rule_id: str = RULE, level: str | None =
     licence = (src / LICENSE).read_text().split("\n---\n\n", 1)[1]
     out = repo / PACK / version
     compiled = CompiledRules(rules, pack.atoms, conditions, [sources[r.file] for r in rules if r.file in sources])
+    golden = read_golden(src)
+    if golden_follows:
+        golden = [{**g, "hits": [h for h in g["hits"] if h != rule_id],
+                   "must_fire": [h for h in g["must_fire"] if h != rule_id]} for g in golden]
     write_pack(out, compiled, pack.skipped, name=PACK, version=version,
-               source_commit=str(pack.manifest.get("source_commit", "")), license_text=licence,
-               golden=read_golden(src))
+               source_commit=str(pack.manifest.get("source_commit", "")), license_text=licence, golden=golden)
     return out
 
 
