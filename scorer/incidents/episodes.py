@@ -69,6 +69,9 @@ class Correlator:
         self._created: set[str] = set()  # keys opened since the last flush
         self._changed: set[str] = set()  # keys fed since the last flush
         self._dirty: dict[str, IncidentState | None] = {}  # changelog since the last changes()
+        # No episode can be due before this (a lower bound: joins only push deadlines later),
+        # so a flush per finding does not scan every open episode.
+        self._next_due = _NOT_STARTED
         # Counters; a caller running several (one per partition) may pass one dict to share.
         self.stats = stats if stats is not None else {}
         for name in ("joined", "suppressed", "duplicates", "implausible_time", "created", "updated", "closed",
@@ -122,7 +125,14 @@ class Correlator:
                               first_ms=time_ms, last_ms=time_ms)
         self.open[member.key] = state
         self._created.add(member.key)
+        if self._next_due != _NOT_STARTED:  # (unknown: the next sweep scans anyway)
+            self._next_due = min(self._next_due, self._due(state))
         return state
+
+    def _due(self, state: IncidentState) -> int:
+        """The watermark at which ``state`` closes."""
+        quiet, span = int(self.policy.quiet_s * 1000), int(self.policy.max_span_s * 1000)
+        return min(state.last_ms + quiet + 1, state.first_ms + span)
 
     def _join(self, s: IncidentState, m: Member, time_ms: int, offset: int) -> None:
         cap = self.policy.max_items
@@ -171,9 +181,12 @@ class Correlator:
     def sweep(self) -> None:
         """Close the episodes the watermark has left behind."""
         wm = self.watermark_ms
-        quiet, span = int(self.policy.quiet_s * 1000), int(self.policy.max_span_s * 1000)
-        for key in [k for k, s in self.open.items() if wm - s.last_ms > quiet or wm - s.first_ms >= span]:
+        if not self.open or wm < self._next_due:
+            return
+        quiet = int(self.policy.quiet_s * 1000)
+        for key in [k for k, s in self.open.items() if wm >= self._due(s)]:
             self._close(key, "quiet" if wm - self.open[key].last_ms > quiet else "max_span")
+        self._next_due = min((self._due(s) for s in self.open.values()), default=_NOT_STARTED)
 
     def flush(self) -> list[Emission]:
         """Everything to publish since the last flush, in order: closes, creates, updates."""
@@ -215,6 +228,7 @@ class Correlator:
         self.open[key] = state
         self.open.move_to_end(key)
         self.watermark_ms = max(self.watermark_ms, state.last_ms)
+        self._next_due = _NOT_STARTED  # the next sweep scans and sets it
 
 
 _NOT_STARTED = -(2**62)

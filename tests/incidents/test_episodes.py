@@ -162,3 +162,17 @@ def test_a_finding_published_twice_counts_once() -> None:
     assert sum(s.count for s in corr.open.values()) == 5
     corr.add(members[0])  # older than the bounded memory: counted again
     assert corr.stats["duplicates"] == 3
+
+
+def test_restored_episodes_close_on_time_though_a_newer_one_opened_after() -> None:
+    first = Correlator(Policy(quiet_s=HOUR))
+    first.add(_members([finding("edr", 1000, host="old")])[0])
+    first.flush()
+    second = Correlator(Policy(quiet_s=HOUR))
+    for key, state in first.changes().items():
+        second.load(key, state)
+    second.add(_members([finding("edr", 1000 + HOUR / 2, host="new")])[0])  # due later than "old"
+    second.flush()
+    second.add(_members([finding("edr", 1000 + HOUR + 10, host="new")])[0])
+    closed = [e.state.key for e in second.flush() if e.activity is Activity.CLOSE]
+    assert closed == ["host:old"]
