@@ -37,7 +37,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "integrity_level": ("IntegrityLevel", "MandatoryLabel"),
 }
 _USER_FIELDS = ("User", "TargetUserName", "SubjectUserName", "AccountName", "UserName")
-_TIME_FIELDS = ("UtcTime", "@timestamp", "TimeCreated", "EventTime", "ts")
+# TimeGenerated: Microsoft Sentinel / Log Analytics exports (SecurityEvent, WindowsEvent tables).
+_TIME_FIELDS = ("UtcTime", "@timestamp", "TimeCreated", "EventTime", "TimeGenerated", "ts")
 # Always consumed. Of the alias names above, only the one each canonical field was taken from
 # is consumed: the others stay in ``fields`` (an event with both TargetUserName and
 # SubjectUserName keeps both; detection rules name either). The user aliases other than
@@ -46,7 +47,7 @@ _TIME_FIELDS = ("UtcTime", "@timestamp", "TimeCreated", "EventTime", "ts")
 _CONSUMED = frozenset(
     set(_TIME_FIELDS)
     | {"Hostname", "Computer", "host", "EventID", "Channel", "SourceName", "ProcessId",
-       "DestinationPort", "LogonType", "Signed", "Message", "uid", "label", "tags"}
+       "DestinationPort", "LogonType", "Signed", "Message", "uid", "label", "tags", "EventSourceName"}
 )
 # Values kept in ``fields``: bounded per field and in number, but long enough for what
 # detection rules match on (PowerShell ScriptBlockText, service paths, payloads).
@@ -115,7 +116,7 @@ def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -
         ts=to_timestamp(ts_value, "UtcTime"),
         host=req_text(host, "Hostname"),
         channel=to_text(header.get("Channel"), "Channel") or "",
-        provider=to_text(header.get("SourceName"), "SourceName") or "",
+        provider=to_text(header.get("SourceName", header.get("EventSourceName")), "SourceName") or "",
         event_code=to_int(header.get("EventID"), "EventID"),
         user=first(_USER_FIELDS, "user"),
         image=first(_ALIASES["image"], "image"),

@@ -105,3 +105,16 @@ def test_absurd_integers_in_canonical_records_are_dead_lettered(kind: EventKind,
     # crashed the batch (int too large to convert to float).
     failure = decode(kind, value, limit=8192)
     assert isinstance(failure, DecodeFailure) and failure.reason == "out_of_range", failure
+
+
+def test_a_sentinel_security_event_export_decodes() -> None:
+    """Microsoft Sentinel's SecurityEvent rows (OTRF's GoldenSAML capture): TimeGenerated is
+    the event time, EventSourceName the provider."""
+    from scorer.events import edr
+
+    row = {"TimeGenerated": "2021-08-02T13:09:20.04Z", "Computer": "ADFS01.simulandlabs.com", "EventID": 412,
+           "EventSourceName": "AD FS Auditing", "Channel": "Security", "Type": "SecurityEvent"}
+    event = edr.from_mapping(row)
+    assert (event.host, event.event_code, event.provider, event.channel) == (
+        "ADFS01.simulandlabs.com", 412, "AD FS Auditing", "Security")
+    assert event.ts == 1627909760.04 and "TimeGenerated" not in event.fields
