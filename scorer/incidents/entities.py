@@ -22,6 +22,8 @@ from .model import Member
 
 _TACTIC_BY_NAME = {name.replace("_", " "): uid for name, uid in TACTIC_IDS.items()}
 _KINDS = ("netflow", "edr", "siem")
+MAX_VALUES = 32  # hosts, addresses, users, rules, tactics, techniques kept of one finding
+MAX_TEXT = 512  # longer names are not entities (an evidence dumped into a field)
 
 
 class Unattributed(ValueError):
@@ -50,7 +52,9 @@ def _add(out: list[str], value: Any, *, lower: bool = False) -> None:
     if type(value) is not str:
         return
     text = value.strip().lower() if lower else value.strip()
-    if text and text not in out:
+    # Bounded: a crafted finding with thousands of evidences must not make a huge digest
+    # (every list is capped again per incident, Policy.max_items).
+    if text and len(out) < MAX_VALUES and len(text) <= MAX_TEXT and text not in out:
         out.append(text)
 
 
@@ -132,8 +136,8 @@ def digest(finding: Mapping[str, Any], *, topic: str = "", partition: int = -1, 
     """
     info = _obj(finding.get("finding_info"))
     uid = _text(info.get("uid")) or _text(_obj(finding.get("metadata")).get("uid"))
-    if not uid:
-        raise Unattributed("finding has no uid (finding_info.uid / metadata.uid)")
+    if not uid or len(uid) > 2 * MAX_TEXT:
+        raise Unattributed("finding has no usable uid (finding_info.uid / metadata.uid)")
     time_ms = info.get("first_seen_time", finding.get("time"))
     if not isinstance(time_ms, int) or isinstance(time_ms, bool):
         raise Unattributed(f"finding {uid} has no integer time (finding_info.first_seen_time / time)")
@@ -151,7 +155,7 @@ def digest(finding: Mapping[str, Any], *, topic: str = "", partition: int = -1, 
     return Member(
         uid=uid, kind=_kind(finding, topic), time_ms=time_ms,
         severity_id=severity if isinstance(severity, int) and 0 <= severity <= 6 else 0,
-        title=_text(info.get("title"))[:200], model=_text(_obj(info.get("analytic")).get("name")),
+        title=_text(info.get("title"))[:200], model=_text(_obj(info.get("analytic")).get("name"))[:MAX_TEXT],
         rules=tuple(rules), tactics=tuple(tactics), techniques=tuple(techniques),
         hosts=tuple(hosts), ips=tuple(ips), users=tuple(users),
         topic=topic, partition=partition, offset=offset,

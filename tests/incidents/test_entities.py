@@ -106,3 +106,14 @@ def test_links_refuse_shared_addresses_and_stay_bounded() -> None:
     assert len(links) == 3
     assert links.get("10.0.0.9") == "h9"
     assert links.get("10.0.0.0") is None
+
+
+def test_a_finding_with_thousands_of_entities_gives_a_bounded_digest() -> None:
+    f = finding("edr", 1, host="h", layout="1.8")
+    f["evidences"] += [{"device": {"hostname": f"h{i}"}, "src_endpoint": {"ip": f"10.{i // 250}.{i % 250}.1"},
+                        "user": {"name": "x" * 10_000}} for i in range(5000)]
+    f["finding_info"]["attacks"] = [{"technique": {"uid": f"T{i}"}} for i in range(5000)]
+    m = digest(f)
+    assert m.hosts[0] == "h"
+    assert max(len(m.hosts), len(m.ips), len(m.techniques)) == 32
+    assert m.users == ()  # a 10,000-character "name" is no user
