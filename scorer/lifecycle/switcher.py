@@ -120,7 +120,7 @@ class ModelSwitcher:
         except ModelError as exc:
             await self._refuse(key, offset, state, exc)
             return False
-        self.lm.prepare_seconds.observe(r.prepare_s)
+        self.rule_packs.rm.prepare_seconds.observe(r.prepare_s)
         self.ready_rules[key] = r._replace(offset=offset)
         return True
 
@@ -185,7 +185,7 @@ class ModelSwitcher:
         self.applied[key] = r.offset
         latency = self._latency(r.state)
         if latency is not None:
-            self.lm.switch_seconds.observe(max(latency, 0.0))
+            self.rule_packs.rm.switch_seconds.observe(max(latency, 0.0))
         self._log(Switch(key, r.production.version, r.shadow.version if r.shadow else None, r.prepare_s, latency),
                   old, old_shadow, r.state)
 

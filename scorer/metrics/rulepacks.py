@@ -7,7 +7,7 @@ series); Prometheus gets the totals, as counters so any window can be taken in P
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
 
@@ -17,6 +17,14 @@ class RulePackMetrics:
         self.switches = PromCounter(
             "scorer_rule_pack_switches", "Rule pack installs between micro-batches: role=production|shadow",
             ["pack", "role", "version"], registry=r,
+        )
+        self.prepare_seconds = Histogram(
+            "scorer_rule_pack_prepare_seconds", "Check and load a pack (checksums, IR, golden set) before the switch",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+        )
+        self.switch_seconds = Histogram(
+            "scorer_rule_pack_switch_seconds", "Control record issued -> new pack installed",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r,
         )
         self.refusals = PromCounter(
             "scorer_rule_pack_refusals", "Desired rule pack states refused (production pack kept)",
