@@ -117,6 +117,31 @@ def _attacks(finding: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return tactics, techniques
 
 
+def _own_address(finding: Mapping[str, Any]) -> str:
+    """The address the finding's host itself has, where the event says so unambiguously.
+
+    OCSF's ``device.ip`` is the device's own. Of the scored event: a Sysmon network
+    connection (event 3) names the local end by ``Initiated`` (outbound: the source); a
+    SIEM alert with a single address that is not a remote peer's (AIT-ADS' ``ip`` column,
+    a Wazuh agent's address) is the host's. Logon events' ``IpAddress`` (4624/4625), a
+    Wazuh ``srcip`` or a Suricata flow name the *other* end: linking those would put an
+    attacker's address on its victim and every flow of the attacker in the victim's incident.
+    """
+    for scope in _scopes(finding):
+        own = _text(_obj(scope.get("device")).get("ip"))
+        if own:
+            return own
+        data = _obj(scope.get("data"))
+        fields = _obj(data.get("fields"))
+        if data.get("event_code") == 3:
+            initiated = _text(fields.get("Initiated")).lower()
+            if initiated in ("true", "false"):
+                return _text(data.get("src_ip" if initiated == "true" else "dst_ip"))
+        elif "rule_name" in data and not data.get("dst_ip") and "srcip" not in fields:
+            return _text(data.get("src_ip"))
+    return ""
+
+
 def _kind(finding: Mapping[str, Any], topic: str) -> str:
     scorer = _obj(_obj(finding.get("unmapped")).get("scorer"))
     kind = _text(scorer.get("kind"))
@@ -157,6 +182,6 @@ def digest(finding: Mapping[str, Any], *, topic: str = "", partition: int = -1, 
         severity_id=severity if isinstance(severity, int) and 0 <= severity <= 6 else 0,
         title=_text(info.get("title"))[:200], model=_text(_obj(info.get("analytic")).get("name"))[:MAX_TEXT],
         rules=tuple(rules), tactics=tuple(tactics), techniques=tuple(techniques),
-        hosts=tuple(hosts), ips=tuple(ips), users=tuple(users),
+        hosts=tuple(hosts), ips=tuple(ips), users=tuple(users), own_ip=_own_address(finding)[:MAX_TEXT],
         topic=topic, partition=partition, offset=offset,
     )

@@ -1,8 +1,9 @@
 """Which correlation entity a finding belongs to, and the host-IP links that decide it.
 
 An EDR or SIEM finding names its host; a netflow finding only addresses. The events link
-them: a host's endpoint or SIEM finding carries the host's own address (Sysmon's source IP
-of an outbound connection, AIT-ADS' ``ip`` column, a Wazuh agent's IP). Those links are
+them: a host's endpoint or SIEM finding may carry the host's own address (Sysmon's local
+end of a connection, AIT-ADS' ``ip`` column, a Wazuh agent's IP; see
+``entities._own_address`` for which addresses are the other end instead). Those links are
 learned as findings pass (:meth:`LinkTable.learn`), and a netflow finding whose source
 (else destination) address is a known host's joins that host's episode: netflow, EDR and
 SIEM findings about one host become one incident.
@@ -66,10 +67,11 @@ class LinkTable:
         return True
 
     def learn(self, member: Member) -> list[tuple[str, str]]:
-        """The new links ``member`` gives: its host's own (first) address, for host-bearing kinds."""
-        if member.kind == "netflow" or not member.hosts or not member.ips:
+        """The new link ``member`` gives: its host's own address (``Member.own_ip``, set only
+        where the event says which end is the host's)."""
+        if member.kind == "netflow" or not member.hosts or not member.own_ip:
             return []
-        ip, host = member.ips[0], member.hosts[0]
+        ip, host = member.own_ip, member.hosts[0]
         return [(ip, host)] if _linkable(ip) and self.set(ip, host) else []
 
     def resolve(self, member: Member) -> Member:

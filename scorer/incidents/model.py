@@ -41,6 +41,7 @@ class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     hosts: tuple[str, ...] = ()  # lower-case host names, own and resolved from its IPs
     ips: tuple[str, ...] = ()
     users: tuple[str, ...] = ()
+    own_ip: str = ""  # the host's own address, where the event says so (links.LinkTable.learn)
     topic: str = ""
     partition: int = -1
     offset: int = -1

@@ -19,8 +19,11 @@ TACTICS = {"credential_access": "TA0006", "discovery": "TA0007", "execution": "T
 def finding(kind: str, t_s: float, *, host: str | None = None, src_ip: str | None = None,
             dst_ip: str | None = None, user: str | None = None, severity_id: int = 3,
             tactics: tuple[str, ...] = (), techniques: tuple[str, ...] = (), rule: str | None = None,
-            layout: Layout = "1.8", uid: str | None = None, model: str | None = None) -> dict[str, Any]:
-    """One finding of ``kind`` at ``t_s`` (epoch seconds) about these entities."""
+            layout: Layout = "1.8", uid: str | None = None, model: str | None = None,
+            event_code: int | None = None, initiated: bool = True) -> dict[str, Any]:
+    """One finding of ``kind`` at ``t_s`` (epoch seconds) about these entities. An EDR
+    finding with an address is a Sysmon network connection (event 3, outbound unless
+    ``initiated`` is False) unless ``event_code`` says otherwise."""
     uid = uid or f"{kind}_classifier:1:ev-{next(_SEQ)}"
     t_ms = int(t_s * 1000)
     data: dict[str, Any] = {"uid": uid.rsplit(":", 1)[-1], "ts": t_s}
@@ -31,6 +34,12 @@ def finding(kind: str, t_s: float, *, host: str | None = None, src_ip: str | Non
         entities["dst_endpoint"] = {"ip": dst_ip, "port": 443}
         entities["connection_info"] = {"protocol_name": "tcp"}
     else:
+        if kind == "edr":
+            data["event_code"] = event_code if event_code is not None else 3 if (src_ip or dst_ip) else 1
+            if data["event_code"] == 3:
+                data["fields"] = {"Initiated": "true" if initiated else "false"}
+        else:
+            data["rule_name"] = "an alert"
         if host:
             data["host"] = host
             entities["device"] = {"hostname": host, "type_id": 0}

@@ -117,3 +117,22 @@ def test_a_finding_with_thousands_of_entities_gives_a_bounded_digest() -> None:
     assert m.hosts[0] == "h"
     assert max(len(m.hosts), len(m.ips), len(m.techniques)) == 32
     assert m.users == ()  # a 10,000-character "name" is no user
+
+
+@pytest.mark.parametrize(("kind", "extra", "own"), [
+    ("edr", {"src_ip": "10.0.0.5", "dst_ip": "1.2.3.4"}, "10.0.0.5"),  # Sysmon 3, outbound: the source
+    ("edr", {"src_ip": "6.6.6.6", "dst_ip": "10.0.0.5", "initiated": False}, "10.0.0.5"),  # inbound
+    ("edr", {"src_ip": "6.6.6.6", "event_code": 4625}, ""),  # a failed logon's IpAddress: the attacker
+    ("siem", {"src_ip": "10.0.0.5"}, "10.0.0.5"),  # AIT-ADS' ip column
+    ("siem", {"src_ip": "6.6.6.6", "dst_ip": "10.0.0.5"}, ""),  # an IDS flow: which end is ours?
+])
+def test_only_the_hosts_own_address_is_linked(kind: str, extra: dict[str, Any], own: str) -> None:
+    m = digest(finding(kind, 1, host="web1", **extra))
+    assert m.own_ip == own
+    assert LinkTable().learn(m) == ([(own, "web1")] if own else [])
+
+
+def test_a_wazuh_srcip_is_the_remote_peer() -> None:
+    f = finding("siem", 1, host="web1", src_ip="6.6.6.6")
+    f["evidences"][0]["data"]["fields"] = {"srcip": "6.6.6.6"}
+    assert digest(f).own_ip == ""
