@@ -120,14 +120,18 @@ class JobProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+    def stop(self) -> int | None:
+        """SIGTERM (the batch in flight is committed first); the exit code (None: never started)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        return self.proc.returncode
 
     def metric(self, name: str, labels: str = "") -> float:
         """Sum of the samples of ``name`` (whose label text contains ``labels``); 0 when down."""

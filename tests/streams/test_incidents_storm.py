@@ -67,6 +67,7 @@ async def test_a_storm_for_one_host_keeps_the_job_alive_and_its_memory_flat(kafk
         dead = job.metric("scorer_incidents_findings_total", 'outcome="dead_lettered"')
         open_now = job.metric("scorer_incidents_open_episodes")
         assert job.alive()
+        assert job.stop() == 0, job.log_tail()  # SIGTERM: a clean stop
     finally:
         job.stop()
     growth_mb = watch.peak_mb - warm / 2**20
