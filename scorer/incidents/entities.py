@@ -164,8 +164,8 @@ def digest(finding: Mapping[str, Any], *, topic: str = "", partition: int = -1, 
     if not uid or len(uid) > 2 * MAX_TEXT:
         raise Unattributed("finding has no usable uid (finding_info.uid / metadata.uid)")
     time_ms = info.get("first_seen_time", finding.get("time"))
-    if not isinstance(time_ms, int) or isinstance(time_ms, bool):
-        raise Unattributed(f"finding {uid} has no integer time (finding_info.first_seen_time / time)")
+    if type(time_ms) is not int or not 0 <= time_ms < 2**63:
+        raise Unattributed(f"finding {uid} has no usable time (finding_info.first_seen_time / time, epoch ms)")
     hosts, ips, users, src, dst = _entities(finding)
     if not (hosts or ips or users):
         raise Unattributed(f"finding {uid} names no host, IP or user")
@@ -179,7 +179,7 @@ def digest(finding: Mapping[str, Any], *, topic: str = "", partition: int = -1, 
     severity = finding.get("severity_id")
     return Member(
         uid=uid, kind=_kind(finding, topic), time_ms=time_ms,
-        severity_id=severity if isinstance(severity, int) and 0 <= severity <= 6 else 0,
+        severity_id=severity if type(severity) is int and 0 <= severity <= 6 else 0,
         title=_text(info.get("title"))[:200], model=_text(_obj(info.get("analytic")).get("name"))[:MAX_TEXT],
         rules=tuple(rules), tactics=tuple(tactics), techniques=tuple(techniques),
         hosts=tuple(hosts), ips=tuple(ips), users=tuple(users), own_ip=_own_address(finding)[:MAX_TEXT],

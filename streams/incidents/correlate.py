@@ -90,6 +90,11 @@ class CorrelatorStage(Stage):
         await self.follower.catch_up()
         log.info("correlator: %d suppression rules", len(self.suppressions.rules))
 
+    async def stop(self) -> None:
+        await super().stop()
+        if self.restorer is not None:
+            await self.restorer.stop()
+
     async def assigned(self, tp: TopicPartition) -> None:
         await self.correlator_of(tp.partition)
 
