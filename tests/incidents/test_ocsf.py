@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from scorer.incidents import (
     LinkTable,
     Policy,
     digest,
+    encode_incident,
     incident_finding,
     priority_of,
     severity_of,
@@ -91,3 +93,13 @@ def test_activity_names_follow_the_ids() -> None:
         assert (r["activity_name"], r["status"], r["type_uid"]) == (name, status, 200500 + activity)
         assert "device" not in r  # an address key has no device
     assert problems(incident_finding(Activity.CLOSE, s)) == []
+
+
+def test_no_raw_control_character_reaches_the_bytes() -> None:
+    s = IncidentState(uid="i", key="host:evil\x1b[31m\u2028\x85", first_ms=1, last_ms=2, count=1,
+                      hosts=["evil\x1b[31m\u2028\x85"], kinds={"edr": 1})
+    raw = encode_incident(incident_finding(Activity.CREATE, s))
+    assert all(bad not in raw for bad in (b"\x1b", "\u2028".encode(), "\x85".encode()))
+    doc = json.loads(raw)
+    assert doc["observables"][0]["value"] == "evil\x1b[31m\u2028\x85"  # the value itself is kept exact
+    assert "\x1b" not in doc["message"]  # display text shows it escaped
