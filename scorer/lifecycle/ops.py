@@ -27,7 +27,15 @@ from scorer.inference.repository import (
 from scorer.kafka import read_latest
 from scorer.lifecycle import rule_ops, transitions
 from scorer.lifecycle.contract import feature_set_mismatch, version_problems
-from scorer.lifecycle.control import DesiredState, ServingStatus, ensure_topics, issuer, publish, state_record
+from scorer.lifecycle.control import (
+    DesiredState,
+    ServingStatus,
+    ensure_topics,
+    issuer,
+    now_iso,
+    publish,
+    state_record,
+)
 from scorer.lifecycle.rulepacks import pack_of
 
 
@@ -138,6 +146,9 @@ async def change(
         raise ValueError(action)
     warnings = (rule_ops.accept(ctx.settings, ctx.repo, state, current, await _edr_production(ctx))
                 if pack_of(kind) is not None else _accept_model(ctx, kind, state, current))
+    # Stamped as it is written: the switch time the scorers measure starts here, not before
+    # this machine's own checks (a pack's take a second or two).
+    state = msgspec.structs.replace(state, issued_at=now_iso(), issued_ms=int(time.time() * 1000))
     offset = await publish(ctx.settings.kafka, state_record(ctx.lifecycle.control_topic, state))
     result = Change(state, offset, source, warnings=warnings)
     if wait_s > 0:

@@ -157,17 +157,13 @@ async def test_lifecycle_under_a_continuous_stream(
     async with running_scorer(settings) as (service, metrics):
         controller = await start_lifecycle(service, env.lifecycle)
         assert isinstance(controller, LifecycleController)
-        flowing = asyncio.create_task(stream.run())
         try:
-            await run_lifecycle(env, kafka, metrics, candidates)
-            await retire_a_shadow(env, kafka, metrics, controller)
-            outage = await restart_triton(env, metrics)
-            await scored_more(metrics)
+            async with stream.flowing(metrics):
+                await run_lifecycle(env, kafka, metrics, candidates)
+                await retire_a_shadow(env, kafka, metrics, controller)
+                outage = await restart_triton(env, metrics)
+                await scored_more(metrics)
         finally:
-            stream.stopping.set()
-            await flowing
-            total = len(stream.uids)
-            assert await wait_for(lambda: sum(metrics.accounting.consumed.values()) >= total, 60)
             await controller.stop()
         print("\nswitches:", *controller.switches, sep="\n  ")
     check_outputs(kafka, settings.topics, stream.uids, metrics, env, outage)

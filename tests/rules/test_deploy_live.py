@@ -5,18 +5,17 @@ its own, then a restarted scorer converging on the control topic's pack.
 
 The stream is a real OTRF capture replayed at 400 events/s (tests/support/stream.py) with,
 every ``MARK_EVERY`` events, a copy of the golden event of one high rule (the marker: the
-model alone does not alert on it). Pack 2 is the shipped pack with that rule lowered to low
-(tests/support/rulepacks.py). Every step waits for scored events (metrics), never for time.
+model alone does not alert on it). Pack ``LOWERED`` is the shipped pack 1 with that rule lowered
+to low (tests/support/rulepacks.py). Every step waits for scored events (metrics), never for time.
 
 Checked over every event: consumed = scored + dead-lettered, exactly one score record per
 event; the markers, in stream order, alert through the rule under pack 1 (also while pack 2
 is the shadow), not after the promote, and again after the rollback; the shadow topic and
-Prometheus say the same: pack 2 would remove exactly the markers' alerts.
+Prometheus say the same: the candidate would remove the markers' alerts and only those.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -38,7 +37,7 @@ from scorer.metrics import ScorerMetrics
 from tests.support.cli import scorer_cli
 from tests.support.kafka import KafkaBroker
 from tests.support.pipeline import kcat_consume, running_scorer, scorer_settings, wait_for
-from tests.support.rulepacks import PACK, RULE, derive, golden_events, shipped_repository, tamper
+from tests.support.rulepacks import LOWERED, PACK, RULE, derive, golden_events, shipped_repository, tamper
 from tests.support.samples import CAPTURES
 from tests.support.stream import Stream, endless
 from tests.support.triton import TritonServer
@@ -72,7 +71,7 @@ def sample(metrics: ScorerMetrics, name: str, **labels: str) -> float:
 class Env:
     def __init__(self, kafka: KafkaBroker, triton: TritonServer, tmp: Path) -> None:
         self.repo = shipped_repository(tmp)
-        derive(self.repo, "2", level="low")
+        derive(self.repo, LOWERED, level="low")
         p = f"rl{uuid.uuid4().hex[:8]}"
         self.lifecycle = LifecycleSettings(control_topic=f"{p}.control", status_topic=f"{p}.status",
                                            shadow_topic=f"{p}.shadow")
@@ -98,15 +97,11 @@ async def test_rule_pack_lifecycle_under_a_continuous_stream(
     async with running_scorer(env.settings) as (service, metrics):
         controller = await start_lifecycle(service, env.lifecycle)
         assert isinstance(controller, LifecycleController)
-        flowing = asyncio.create_task(stream.run())
         try:
-            await deploy_promote_rollback(env, metrics)
-            await refusals(env, metrics)
+            async with stream.flowing(metrics):
+                await deploy_promote_rollback(env, metrics)
+                await refusals(env, metrics)
         finally:
-            stream.stopping.set()
-            await flowing
-            total = len(stream.uids)
-            assert await wait_for(lambda: sum(metrics.accounting.consumed.values()) >= total, 90)
             await controller.stop()
         print("\nswitches:", *controller.switches, sep="\n  ")
     check_outputs(env, stream.uids, metrics)
@@ -115,30 +110,30 @@ async def test_rule_pack_lifecycle_under_a_continuous_stream(
 
 async def deploy_promote_rollback(env: Env, metrics: ScorerMetrics) -> None:
     await scored_more(metrics)
-    rc, out = await env.rules("deploy", PACK, "2", "--shadow", "--reason", "rule lowered", "--wait", "60")
-    assert rc == 0 and "production 1, shadow 2" in out and "applied by" in out, out
+    rc, out = await env.rules("deploy", PACK, LOWERED, "--shadow", "--reason", "rule lowered", "--wait", "60")
+    assert rc == 0 and f"production 1, shadow {LOWERED}" in out and "applied by" in out, out
     await scored_more(metrics)
     rc, out = await env.rules("list")
     assert rc == 0 and "desired shadow" in out and "served by" in out and "edr_classifier:1 trained on it" in out
     rc, out = await env.rules("promote", "--reason", "shadow agrees", "--wait", "60")
-    assert rc == 0 and "production 2, shadow -" in out and "applied by" in out, out
+    assert rc == 0 and f"production {LOWERED}, shadow -" in out and "applied by" in out, out
     assert "WARNING" in out and "gives other rule-hit features" in out, "the model was trained on pack 1"
     await scored_more(metrics)
     rc, out = await env.rules("rollback", "--reason", "analysts want the rule back", "--wait", "60")
-    assert rc == 0 and "production 1" in out and "previous 2" in out and "WARNING" not in out, out
+    assert rc == 0 and "production 1" in out and f"previous {LOWERED}" in out and "WARNING" not in out, out
     await scored_more(metrics)
 
 
 async def refusals(env: Env, metrics: ScorerMetrics) -> None:
     """The CLI refuses a pack with the file and the reason; written past it, every scorer
     refuses the same on its own, reports it, and keeps serving pack 1."""
-    tamper(derive(env.repo, "3", level="medium"))
-    derive(env.repo, "4", remove=True)
-    for version, reason, says in (("3", "integrity", "ir.json.gz: sha256 differs"),
-                                  ("4", "golden", f"rule {RULE} did not fire")):
+    tamper(derive(env.repo, "12", level="medium"))
+    derive(env.repo, "13", remove=True)
+    for version, reason, says in (("12", "integrity", "ir.json.gz: sha256 differs"),
+                                  ("13", "golden", f"rule {RULE} did not fire")):
         rc, out = await env.rules("deploy", PACK, version, "--shadow")
         assert rc == 2 and says in out, out
-        state = DesiredState(kind=KEY, model=PACK, production="1", shadow=version, previous="2",
+        state = DesiredState(kind=KEY, model=PACK, production="1", shadow=version, previous=LOWERED,
                              action="deploy-shadow", issued_by="test, bypassing the CLI checks")
         await publish(env.settings.kafka, state_record(env.lifecycle.control_topic, state))
         assert await wait_for(lambda v=version, r=reason: sample(
@@ -177,20 +172,20 @@ def check_outputs(env: Env, uids: list[str], metrics: ScorerMetrics) -> None:
     shadow = [json.loads(r["payload"]) for r in kcat_consume(env.settings.kafka.bootstrap_servers,
                                                              env.lifecycle.shadow_topic)]
     compared = [s["rules"] for s in shadow]
-    assert compared and all(c["production"] == f"{PACK}:1" and c["shadow"] == f"{PACK}:2" for c in compared)
+    assert compared and all(c["production"] == f"{PACK}:1" and c["shadow"] == f"{PACK}:{LOWERED}" for c in compared)
     removed = [u for c in compared for u in c["alerts_removed"]]
-    assert removed and set(removed) <= by_rule, "pack 2 would remove the markers' alerts, and only those"
+    assert removed and set(removed) <= by_rule, "the candidate would remove the markers' alerts, and only those"
     assert all(not c["alerts_added"] and not c["hits_added"] and not c["hits_removed"] for c in compared)
-    labels = {"pack": PACK, "version": "2"}
+    labels = {"pack": PACK, "version": LOWERED}
     assert sample(metrics, "scorer_rule_shadow_events_total", **labels) == sum(s["n"] for s in shadow)
     assert sample(metrics, "scorer_rule_shadow_alerts_total", change="removed", **labels) == len(removed)
     print(f"events {len(uids)}, scored {len(scored)}, dead letters {len(dead)}, alerts {len(alerts)}, "
-          f"shadow-compared {sum(s['n'] for s in shadow)}, alerts pack 2 would remove {len(removed)}")
+          f"shadow-compared {sum(s['n'] for s in shadow)}, alerts the candidate would remove {len(removed)}")
 
 
 async def restarted_scorer_converges(env: Env) -> None:
-    """A scorer configured on pack 1 starts on what the control topic says: promote 2 first."""
-    rc, out = await env.rules("promote", "--version", "2", "--reason", "before the restart")
+    """A scorer configured on pack 1 starts on what the control topic says: promote the other first."""
+    rc, out = await env.rules("promote", "--version", LOWERED, "--reason", "before the restart")
     assert rc == 0
     async with running_scorer(env.settings) as (service, _):
         controller = await start_lifecycle(service, env.lifecycle)
@@ -201,9 +196,9 @@ async def restarted_scorer_converges(env: Env) -> None:
                 return rules.version if rules is not None else None
 
             # Prepared by start_lifecycle; installed by the loop between two batches.
-            assert await wait_for(lambda: serving() == "2", 30), serving()
+            assert await wait_for(lambda: serving() == LOWERED, 30), serving()
             rc, out = await env.rules("list", "--json")
             (listing,) = json.loads(out[out.index("["):])
-            assert controller.process in {s["process"] for s in listing["scorers"] if s["production"] == "2"}
+            assert controller.process in {s["process"] for s in listing["scorers"] if s["production"] == LOWERED}
         finally:
             await controller.stop()

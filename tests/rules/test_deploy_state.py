@@ -29,7 +29,7 @@ from scorer.lifecycle.rulepacks import (
 from scorer.lifecycle.shadow import rule_changes
 from scorer.pipeline.rules import RuleShadow
 from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
-from tests.support.rulepacks import PACK, derive, shipped_repository
+from tests.support.rulepacks import LOWERED, PACK, derive, shipped_repository
 
 KEY = control_key(PACK)
 
@@ -56,13 +56,13 @@ def test_transitions_on_a_pack_key() -> None:
 
 def test_cli_context_names_the_pack_and_its_configured_version(tmp_path: Path) -> None:
     repo = shipped_repository(tmp_path)
-    derive(repo, "2", level="low")
+    derive(repo, LOWERED, level="low")
     settings = Settings(rules=RuleSettings(repository=repo))
     ctx = Context(settings, settings.lifecycle, repo)
-    assert ctx.model(KEY) == PACK and ctx.configured(KEY) == "2", "unpinned: the highest version"
+    assert ctx.model(KEY) == PACK and ctx.configured(KEY) == LOWERED, "unpinned: the highest version"
     pinned = Settings(rules=RuleSettings(repository=repo, version="1"))
     assert Context(pinned, pinned.lifecycle, repo).configured(KEY) == "1"
-    assert transitions.current_production(None, [], ctx.configured(KEY))[0] == "2"
+    assert transitions.current_production(None, [], ctx.configured(KEY))[0] == LOWERED
 
 
 def test_the_edr_card_names_its_training_pack() -> None:
@@ -78,27 +78,27 @@ def test_a_pack_giving_other_features_warns_a_tuned_one_does_not(tmp_path: Path)
     trained = trained_rule_pack(card)
     assert trained is not None
     repo = shipped_repository(tmp_path)
-    relevelled = identity(derive(repo, "2", level="low"))
+    relevelled = identity(derive(repo, LOWERED, level="low"))
     at_hand = trained_identity(repo, card)
     assert at_hand is not None
     assert untrained_warning(card, PACK, "1", identity(repo / PACK / "1"), at_hand) is None
-    warning = untrained_warning(card, PACK, "2", relevelled, at_hand)
+    warning = untrained_warning(card, PACK, LOWERED, relevelled, at_hand)
     assert warning is not None and f"trained on rule pack {PACK}:{trained.version}" in warning
     # The same rules, levels and IR under another checksum (a pack that only changes which
     # rules alert on their own, as the shipped tuning does): the model reads the same features.
-    tuned = repo / PACK / "7"
+    tuned = repo / PACK / "17"
     shutil.copytree(repo / PACK / "1", tuned)
     (tuned / "LICENSE").write_text((tuned / "LICENSE").read_text() + "\n")
     assert identity(tuned).checksum != at_hand.checksum
-    assert untrained_warning(card, PACK, "7", identity(tuned), at_hand) is None
-    assert untrained_warning(card, PACK, "7", identity(tuned), None) is not None, "nothing to compare: warn"
+    assert untrained_warning(card, PACK, "17", identity(tuned), at_hand) is None
+    assert untrained_warning(card, PACK, "17", identity(tuned), None) is not None, "nothing to compare: warn"
 
 
 def test_a_pack_copied_under_another_version_is_refused(tmp_path: Path) -> None:
     repo = shipped_repository(tmp_path)
-    shutil.copytree(repo / PACK / "1", repo / PACK / "5")
-    with pytest.raises(Refused, match=r"pack\.json: names version '1', its directory is '5'") as caught:
-        check_pack(repo, PACK, "5")
+    shutil.copytree(repo / PACK / "1", repo / PACK / "15")
+    with pytest.raises(Refused, match=r"pack\.json: names version '1', its directory is '15'") as caught:
+        check_pack(repo, PACK, "15")
     assert caught.value.reason == "load"
 
 

@@ -1,6 +1,6 @@
 """Rule packs through the lifecycle switcher, in process: the shipped EDR model on the
-in-process backend, the shipped pack as version 1 and a version 2 with one high rule
-lowered to low. Shadow, promote, rollback between batches; refusals leave production."""
+in-process backend, the shipped pack 1 in production and a version (``LOWERED``) with one
+high rule lowered to low. Shadow, promote, rollback between batches; refusals leave production."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from scorer.pipeline.records import InputRecord
 from scorer.rules.pack import read_golden
 from scorer.service.build import build_scorer
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.rulepacks import PACK, RULE, derive, golden_events, shipped_repository, tamper
+from tests.support.rulepacks import LOWERED, PACK, RULE, derive, golden_events, shipped_repository, tamper
 
 EDR = EventKind.EDR
 KEY = control_key(PACK)
@@ -101,10 +101,10 @@ def markers(uids: set[str]) -> set[str]:
 @pytest.fixture(scope="module")
 def rules_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = shipped_repository(tmp_path_factory.mktemp("rules"))
-    derive(repo, "2", level="low")
-    tamper(derive(repo, "3", level="medium"))
-    derive(repo, "4", remove=True)  # the rule's golden event no longer fires it
-    derive(repo, "5", remove=True, golden_follows=True)
+    derive(repo, LOWERED, level="low")
+    tamper(derive(repo, "12", level="medium"))
+    derive(repo, "13", remove=True)  # the rule's golden event no longer fires it
+    derive(repo, "14", remove=True, golden_follows=True)
     return repo
 
 
@@ -116,8 +116,8 @@ async def test_shadow_promote_rollback_of_a_pack(rules_repo: Path) -> None:
     before = await h.score()
     assert markers(alerted(before)) == {f"marker-{i}" for i in range(MARKERS)}, "a high rule alerts on its own"
 
-    assert await h.apply("1", shadow="2")
-    assert h.serving() == ("1", "2") and h.reports[-1] == (KEY, None)
+    assert await h.apply("1", shadow=LOWERED)
+    assert h.serving() == ("1", LOWERED) and h.reports[-1] == (KEY, None)
     assert h.scorer.runtimes[EDR].model == h.scorer.shadows[EDR].model, "a rule shadow keeps the model"
     shadowed = await h.score()
     assert findings(shadowed) == findings(h.unswitched) and shadowed.alerts, "shadow never changes production"
@@ -125,39 +125,39 @@ async def test_shadow_promote_rollback_of_a_pack(rules_repo: Path) -> None:
     (comparison,) = h.publisher(shadowed)
     report = json.loads(comparison.value)
     rules = report["rules"]
-    assert rules["production"] == f"{PACK}:1" and rules["shadow"] == f"{PACK}:2"
+    assert rules["production"] == f"{PACK}:1" and rules["shadow"] == f"{PACK}:{LOWERED}"
     assert rules["hits_added"] == {} and rules["hits_removed"] == {}, "a level change fires the same rules"
     assert set(rules["alerts_removed"]) == markers(alerted(before)) and rules["alerts_added"] == []
     assert rules["score_changed"] >= MARKERS, "the model reads the rule's level"
     removed = h.metrics.registry.get_sample_value(
-        "scorer_rule_shadow_alerts_total", {"pack": PACK, "version": "2", "change": "removed"})
+        "scorer_rule_shadow_alerts_total", {"pack": PACK, "version": LOWERED, "change": "removed"})
     assert removed == MARKERS
     assert h.metrics.registry.get_sample_value(
         "scorer_shadow_events_total", {"kind": "edr", "model": first.model.name, "version": first.model.version}
     ) is None, "a rule-only shadow is not counted as a model shadow"
 
-    assert await h.apply("2", previous="1")
-    assert h.serving() == ("2", None)
+    assert await h.apply(LOWERED, previous="1")
+    assert h.serving() == (LOWERED, None)
     promoted = h.scorer.runtimes[EDR]
     assert isinstance(promoted.features, EdrV3Features) and isinstance(first.features, EdrV3Features)
     assert promoted.features.base is first.features.base, "per-entity state carries over a pack switch"
     assert markers(alerted(await h.score())) == set(), "the rule no longer alerts on its own"
     assert h.packs.warning is not None and "was trained on rule pack" in h.packs.warning
     assert h.metrics.registry.get_sample_value(
-        "scorer_rule_pack_untrained", {"pack": PACK, "version": "2", "model": f"{first.model.name}:1"}) == 1
+        "scorer_rule_pack_untrained", {"pack": PACK, "version": LOWERED, "model": f"{first.model.name}:1"}) == 1
 
-    assert await h.apply("1", previous="2")
+    assert await h.apply("1", previous=LOWERED)
     assert h.scorer.runtimes[EDR].rules is first.rules, "rollback reuses the loaded pack"
     assert markers(alerted(await h.score())) == markers(alerted(before))
     assert h.packs.warning is None and h.metrics.registry.get_sample_value(
-        "scorer_rule_pack_untrained", {"pack": PACK, "version": "2", "model": f"{first.model.name}:1"}) is None
-    assert [s.production for s in h.switcher.switches] == ["1", "2", "1"]
+        "scorer_rule_pack_untrained", {"pack": PACK, "version": LOWERED, "model": f"{first.model.name}:1"}) is None
+    assert [s.production for s in h.switcher.switches] == ["1", LOWERED, "1"]
 
 
 @pytest.mark.parametrize(("version", "reason", "says"), [
-    ("3", "integrity", "ir.json.gz: sha256 differs"),
-    ("4", "golden", f"rule {RULE} did not fire"),
-    ("9", "missing", "no rule pack version there"),
+    ("12", "integrity", "ir.json.gz: sha256 differs"),
+    ("13", "golden", f"rule {RULE} did not fire"),
+    ("99", "missing", "no rule pack version there"),
 ])
 async def test_refused_packs_leave_production(rules_repo: Path, version: str, reason: str, says: str) -> None:
     h = Harness(rules_repo)
@@ -185,33 +185,33 @@ async def test_a_model_shadow_and_a_pack_shadow_compose(rules_repo: Path, tmp_pa
     model = DesiredState(kind="edr", model="edr_classifier", production="1", shadow="2", issued_by="t")
     assert await h.switcher.prepare(EDR, 1, model)
     await h.switcher.install_ready()
-    assert await h.apply("1", shadow="2")
+    assert await h.apply("1", shadow=LOWERED)
     shadow = h.scorer.shadows[EDR]
-    assert shadow.model.version == "2" and shadow.rules is not None and shadow.rules.version == "2"
+    assert shadow.model.version == "2" and shadow.rules is not None and shadow.rules.version == LOWERED
     outcome = await h.score()
     (batch,) = outcome.shadows
-    assert batch.shadow.version == "2" and batch.rules is not None and batch.rules.candidate == f"{PACK}:2"
+    assert batch.shadow.version == "2" and batch.rules is not None and batch.rules.candidate == f"{PACK}:{LOWERED}"
 
     assert await h.apply("1")  # the pack shadow withdrawn: the model shadow stays, on production's pack
     shadow = h.scorer.shadows[EDR]
     assert shadow.model.version == "2" and shadow.rules is h.scorer.runtimes[EDR].rules
     assert (await h.score()).shadows[0].rules is None
-    assert await h.apply("2", previous="1")  # a pack switch keeps the model and its shadow
+    assert await h.apply(LOWERED, previous="1")  # a pack switch keeps the model and its shadow
     promote = DesiredState(kind="edr", model="edr_classifier", production="2", previous="1", issued_by="t")
     assert await h.switcher.prepare(EDR, 2, promote)
     await h.switcher.install_ready()
     live = h.scorer.runtimes[EDR]
-    assert live.model.version == "2" and live.rules is not None and live.rules.version == "2", "keeps the pack"
+    assert live.model.version == "2" and live.rules is not None and live.rules.version == LOWERED, "keeps the pack"
     assert EDR not in h.scorer.shadows
 
 
 async def test_a_candidate_without_the_rule_shows_the_hits_it_removes(rules_repo: Path) -> None:
     h = Harness(rules_repo)
-    assert await h.apply("1", shadow="5")
+    assert await h.apply("1", shadow="14")
     outcome = await h.score()
     (comparison,) = h.publisher(outcome)
     rules = json.loads(comparison.value)["rules"]
     assert rules["hits_removed"] == {RULE: MARKERS} and rules["hits_added"] == {}
     assert set(rules["alerts_removed"]) == {f"marker-{i}" for i in range(MARKERS)} and rules["alerts_added"] == []
     assert h.metrics.registry.get_sample_value(
-        "scorer_rule_shadow_hits_total", {"pack": PACK, "version": "5", "change": "removed"}) == MARKERS
+        "scorer_rule_shadow_hits_total", {"pack": PACK, "version": "14", "change": "removed"}) == MARKERS

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+from scorer.inference.repository import list_versions
 from scorer.rules.model import CompiledRules, RuleSource
 from scorer.rules.pack import LICENSE, read_golden, read_pack, read_sources, write_pack
 from tests.support.paths import RULE_REPOSITORY
@@ -22,10 +23,17 @@ PACK = "sigma_windows"
 RULE = "41d1058a-aea7-4952-9293-29eaaf516465"
 
 
+# Versions the tests derive, above the shipped ones.
+LOWERED = "11"  # pack 1 with RULE lowered from high to low
+
+
 def shipped_repository(root: Path) -> Path:
-    """A rule repository holding a copy of the shipped pack as version 1."""
+    """A rule repository holding a copy of every shipped version of the pack (so the one the
+    EDR model's card names is there to compare with), the tests deriving theirs from 1."""
     repo = root / "rule_repository"
-    shutil.copytree(RULE_REPOSITORY / PACK / "1", repo / PACK / "1")
+    for version in list_versions(RULE_REPOSITORY, PACK):
+        assert int(version) < int(LOWERED), "the tests' versions must stay above the shipped ones"
+        shutil.copytree(RULE_REPOSITORY / PACK / version, repo / PACK / version)
     return repo
 
 

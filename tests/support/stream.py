@@ -6,9 +6,10 @@ stops it however slow the machine is."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import msgspec
@@ -16,6 +17,8 @@ import msgspec
 from replay.player import Outgoing, Pacing, Summary, capture_items, play
 from replay.sinks import KafkaSink
 from scorer.config import Settings
+from scorer.metrics import ScorerMetrics
+from tests.support.pipeline import wait_for
 
 
 class Stream:
@@ -41,6 +44,18 @@ class Stream:
         summary = await play(self._until_stopped(limit), sink, self.pacing,
                              Summary(target=self.settings.kafka.bootstrap_servers, pacing=self.pacing.describe()))
         print(f"\nreplay: {summary.events} events in {summary.seconds:.1f} s ({self.pacing.describe()})")
+
+    @contextlib.asynccontextmanager
+    async def flowing(self, metrics: ScorerMetrics, drain_s: float = 90.0) -> AsyncIterator[None]:
+        """The stream plays while the body runs; on leaving, it stops and the scorer counting
+        into ``metrics`` has consumed every event it played."""
+        task = asyncio.create_task(self.run())
+        try:
+            yield
+        finally:
+            self.stopping.set()
+            await task
+            assert await wait_for(lambda: sum(metrics.accounting.consumed.values()) >= len(self.uids), drain_s)
 
 
 def endless(capture: Path) -> Iterator[Outgoing]:
