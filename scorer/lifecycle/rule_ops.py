@@ -37,19 +37,23 @@ def edr_card_version(settings: Settings, edr_production: str | None) -> tuple[st
 def accept(settings: Settings, repo: Path, state: DesiredState, current: str,
            edr_production: str | None) -> list[str]:
     """Refuse (ModelError, with file and reason) a state naming a pack version the scorers
-    would refuse; return warnings (a pack the EDR model was not trained with)."""
+    would refuse; return warnings: a pack the EDR model was not trained with, in production
+    or (said ahead) in shadow."""
     for version in {state.production, state.shadow} - {None, current}:
         check_pack(repo, state.model, str(version))
     name, version = edr_card_version(settings, edr_production)
-    if state.production == current or not name:
+    candidate = state.production if state.production != current else state.shadow
+    if candidate is None or not name:
         return []
     try:
         card = load_version(settings.inference.model_repository, name, version, verify=False).card
     except ModelError:
         return []  # this machine lacks the model: the scorers report the warning on their own
-    served = identity(repo / state.model / state.production)
-    warning = untrained_warning(card, state.model, state.production, served, trained_identity(repo, card))
-    return [warning] if warning else []
+    served = identity(repo / state.model / candidate)
+    warning = untrained_warning(card, state.model, candidate, served, trained_identity(repo, card))
+    if warning is None:
+        return []
+    return [warning if candidate == state.production else f"once promoted: {warning}"]
 
 
 def trained_with(settings: Settings, edr_production: str | None) -> tuple[str, str] | None:

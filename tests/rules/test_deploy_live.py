@@ -112,6 +112,7 @@ async def deploy_promote_rollback(env: Env, metrics: ScorerMetrics) -> None:
     await scored_more(metrics)
     rc, out = await env.rules("deploy", PACK, LOWERED, "--shadow", "--reason", "rule lowered", "--wait", "60")
     assert rc == 0 and f"production 1, shadow {LOWERED}" in out and "applied by" in out, out
+    assert "WARNING: once promoted:" in out, "said ahead: the model was not trained on the candidate"
     await scored_more(metrics)
     rc, out = await env.rules("list")
     assert rc == 0 and "desired shadow" in out and "served by" in out and "edr_classifier:1 trained on it" in out
