@@ -27,6 +27,7 @@ from scorer.errors import ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, publish_version
 from scorer.inference.triton_config import input_width
+from scorer.lifecycle import tree_export
 from scorer.lifecycle.contract import contract_names, feature_set_name, onnx_problems
 from scorer.lifecycle.control import now_iso
 from scorer.lifecycle.converters import register_gbm_converters
@@ -142,9 +143,11 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
     # another feature set (another width) must not rewrite it, or Triton could no longer
     # load the versions in production (at its next restart, or at the next explicit load).
     width = input_width(repo / req.name)
-    return publish_version(repo, card, blob, extra_files={GOLDEN_FILE: golden.to_bytes(),
-                                                          "MODEL_CARD.md": card_md.encode()},
-                           configs=width in (None, len(names)))
+    extra = {GOLDEN_FILE: golden.to_bytes(), "MODEL_CARD.md": card_md.encode()}
+    gpu = tree_export.artefact_for(blob, gx, s, threshold)  # nvForest's checkpoint, checked on the golden rows
+    if gpu is not None:
+        extra[tree_export.ARTEFACT] = gpu
+    return publish_version(repo, card, blob, extra_files=extra, configs=width in (None, len(names)))
 
 
 def _alert_rate(req: PackageRequest) -> float:

@@ -32,6 +32,7 @@ from scorer.inference.repository import ModelVersion, load_version
 from scorer.lifecycle.contract import feature_set_mismatch, feature_set_name, version_problems
 from scorer.lifecycle.golden import GoldenSet
 from scorer.lifecycle.quality import ranking_metrics
+from scorer.lifecycle.tree_export import gpu_check
 
 
 class Check(msgspec.Struct, frozen=True):
@@ -154,6 +155,7 @@ def validate(
     else:
         checks.append(Check("quality", True, f"no production version to compare with; golden "
                                              f"ROC-AUC {cand.metrics.get('roc_auc', float('nan')):.4f}"))
+    checks.append(Check(*gpu_check(candidate.path, cand_rows.features, cand.scores, candidate.card.threshold)))
     n = len(candidate.card.feature_names)
     p50, p99 = latency_us(candidate.onnx_path, n, margins.batch, margins.runs)
     metrics.update(latency_p50_us_per_event=p50, latency_p99_us_per_event=p99)
