@@ -2,8 +2,8 @@
 
     python -m deploy.gpu.client_bench features --out feats.npz        # here: real feature rows
     python -m deploy.gpu.client_bench run --url 127.0.0.1:8001 --features feats.npz \
-        --models netflow_classifier --engines torch,onnxruntime --transports grpc,shm,cudashm \
-        --concurrency 1,4,16 --inprocess --out gpu_triton.json             # on the GPU host
+        --models netflow_classifier --engines nvforest,onnxruntime --transports grpc,shm,cudashm \
+        --concurrency 1,4,16 --out gpu_triton.json                         # on the GPU host
 
 Per model, engine (``<model>_<engine>`` on the server), transport, requests in flight and
 batch size: client-observed latency per request (p50/p99), rows/s over the wall time, and
@@ -11,18 +11,19 @@ Triton's own per-request queue/compute times over the same requests. Transports:
 (tensors in the protobuf), ``shm`` (system shared memory regions registered with the server),
 ``cudashm`` (CUDA memory on GPU 0 shared by IPC); the client writes each request's features
 into its region and reads the scores back inside the timed loop, as a real caller must.
-``--inprocess`` times deploy/gpu/tree_scorer.py (the server model's own CUDA-graph traversal)
-in this process: the limit the transport is compared to.
+``cudashm`` copies from pageable numpy (tritonclient's own path); ``cudashm-pinned`` from
+page-locked host memory, scores back into page-locked memory (CuPy on the region); and
+``cudashm-gpu`` for rows that already live on the GPU (a device-to-device copy in, scores left
+on the GPU).
+deploy/gpu/inprocess_bench.py times the server model's own engine in one process: the limit
+the transports are compared to.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 import time
@@ -32,22 +33,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from deploy.gpu.bench_common import capture_features, machine_info, stats, tile
+
 BATCHES = (1, 64, 256, 1024, 4096, 8192, 65536)
+# CUDA shared memory, by where the caller's rows are: pageable host memory (tritonclient's own
+# copy), page-locked host memory, or already on the GPU (device-to-device into the region).
+CUDA_TRANSPORTS = ("cudashm", "cudashm-pinned", "cudashm-gpu")
 ROOT = Path(__file__).resolve().parents[2]
 Matrix = npt.NDArray[np.float32]
-
-
-def stats(latencies_s: list[float], rows_per_request: int, wall_s: float) -> dict[str, float]:
-    """p50/p99 latency (µs) of the requests, and rows per second over the wall time."""
-    arr = np.asarray(latencies_s)
-    return {"requests": len(latencies_s),
-            "p50_us": round(float(np.percentile(arr, 50)) * 1e6, 1),
-            "p99_us": round(float(np.percentile(arr, 99)) * 1e6, 1),
-            "rows_per_s": round(len(latencies_s) * rows_per_request / wall_s, 0)}
-
-
-def tile(x: Matrix, rows: int) -> Matrix:
-    return np.ascontiguousarray(x[np.arange(rows) % len(x)])
 
 
 class Transport:
@@ -64,7 +57,7 @@ class Transport:
             return
         if kind == "shm":
             import tritonclient.utils.shared_memory as shm
-        elif kind == "cudashm":
+        elif kind in CUDA_TRANSPORTS:
             import tritonclient.utils.cuda_shared_memory as shm
         else:
             raise ValueError(f"unknown transport {kind!r}")
@@ -77,18 +70,57 @@ class Transport:
                 handle = shm.create_shared_memory_region(name, size, 0)
                 self.client.register_cuda_shared_memory(name, shm.get_raw_handle(handle), 0, size)
             self.regions.append((name, handle))
+        if kind in ("cudashm-pinned", "cudashm-gpu"):
+            self._cupy_views(max_rows, n_features)
 
-    def infer(self, x: Matrix) -> Matrix:
+    def _cupy_views(self, max_rows: int, n_features: int) -> None:
+        """CuPy views of this client's mapping of its regions, and pinned host buffers."""
+        import cupy
+        import cupyx
+
+        (_, in_handle), (_, out_handle) = self.regions
+        self.cp = cupy
+        self.in_view = cupy.from_dlpack(self.shm.as_shared_memory_tensor(in_handle, "FP32", [max_rows, n_features]))
+        self.out_view = cupy.from_dlpack(self.shm.as_shared_memory_tensor(out_handle, "FP32", [max_rows, 2]))
+        self.pinned_in = cupyx.empty_pinned((max_rows, n_features), np.float32)
+        self.pinned_out = cupyx.empty_pinned((max_rows, 2), np.float32)
+        self.rows_on_gpu: Any = None
+        self.staged: Any = None
+
+    def _write_cuda(self, x: Matrix) -> None:
+        n = len(x)
+        if self.kind == "cudashm-pinned":  # the caller's rows sit in page-locked memory
+            if self.staged is not x:  # once per matrix: the bench sends the same rows again
+                self.pinned_in[:n] = x
+                self.staged = x
+            self.in_view[:n].set(self.pinned_in[:n])
+        else:  # produced on the GPU: a device-to-device copy into the region
+            if self.rows_on_gpu is None or len(self.rows_on_gpu) != n:
+                self.rows_on_gpu = self.cp.asarray(x)
+            self.in_view[:n] = self.rows_on_gpu
+        self.cp.cuda.get_current_stream().synchronize()
+
+    def _read_cuda(self, n: int) -> Any:
+        if self.kind == "cudashm-gpu":
+            return self.out_view[:n]  # stays on the GPU for a GPU consumer
+        return self.out_view[:n].get(out=self.pinned_out[:n])
+
+    def infer(self, x: Matrix) -> Any:  # numpy; CuPy (on the GPU) for cudashm-gpu
         inp = self.grpc.InferInput("features", list(x.shape), "FP32")
         out = self.grpc.InferRequestedOutput("probabilities")
         if self.kind == "grpc":
             inp.set_data_from_numpy(x)
             return np.asarray(self.client.infer(self.model, [inp], outputs=[out]).as_numpy("probabilities"))
         (in_name, in_handle), (out_name, out_handle) = self.regions
-        self.shm.set_shared_memory_region(in_handle, [x])  # cudashm: a host -> GPU copy
+        if self.kind in ("cudashm-pinned", "cudashm-gpu"):
+            self._write_cuda(x)
+        else:
+            self.shm.set_shared_memory_region(in_handle, [x])  # cudashm: a pageable host -> GPU copy
         inp.set_shared_memory(in_name, x.nbytes)
         out.set_shared_memory(out_name, len(x) * 8)
         self.client.infer(self.model, [inp], outputs=[out])
+        if self.kind in ("cudashm-pinned", "cudashm-gpu"):
+            return self._read_cuda(len(x))
         return np.array(self.shm.get_contents_as_numpy(out_handle, np.float32, [len(x), 2]))
 
     def close(self) -> None:
@@ -165,7 +197,9 @@ def bench_server(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
                             transports = [Transport(args.url, served, kind, batch, x.shape[1], f"{pid}_{i}")
                                           for i in range(conc)]
                             want = reference.run(["probabilities"], {"features": x})[0]
-                            row["max_abs_diff_vs_ort"] = float(np.abs(transports[0].infer(x) - want).max())
+                            got = transports[0].infer(x)
+                            got = got.get() if not isinstance(got, np.ndarray) else got  # CuPy: cudashm-gpu
+                            row["max_abs_diff_vs_ort"] = float(np.abs(got - want).max())
                             before = server_stats(transports[0].client, served)
                             row.update(measure(transports, x, duration_s=args.duration,
                                                min_requests=args.min_requests))
@@ -183,88 +217,6 @@ def bench_server(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_inprocess(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
-    """The server model's scorer called directly: host rows in and out, and GPU-resident rows."""
-    import torch
-
-    from scorer.bench.gpu_trees import _time
-
-    scorer_mod = _tree_scorer()
-    rows: list[dict[str, Any]] = []
-    for model in args.models:
-        scorer = scorer_mod.TreeScorer(args.repository / model / "1" / "model.onnx", "torch",
-                                       max_batch=max(args.batches))
-        for batch in args.batches:
-            x = tile(feats[model].astype(np.float32), batch)
-            host = torch.from_numpy(x).pin_memory()
-            device = host.cuda()
-            row: dict[str, Any] = {"model": model, "batch": batch}
-            for name, parts in (("host", [host]), ("device", [device])):
-                scorer.score(parts)
-                samples = _time(lambda p=parts, s=scorer: s.score(p), args.inprocess_repeat)
-                row[name] = stats(samples, batch, sum(samples))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    return rows
-
-
-def _tree_scorer() -> Any:
-    # Imported on use: numpy-only at import, but torch-heavy once an engine is built.
-    from deploy.gpu import tree_scorer
-
-    return tree_scorer
-
-
-def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "cpu_count": os.cpu_count()}
-    try:
-        info["nvidia_smi"] = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        info["nvidia_smi"] = f"unavailable: {exc}"
-    for dist in ("torch", "onnxruntime", "tritonclient", "numpy", "nvidia-pytriton"):
-        try:
-            info[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            info[dist] = None
-    return info
-
-
-def capture_features(out: Path) -> dict[str, int]:
-    """The bundled capture's feature matrices per model name, as the scorer computes them."""
-    import asyncio
-    from collections import defaultdict
-
-    from scorer.config import Settings
-    from scorer.demo import bundled_capture, capture_records
-    from scorer.inference.base import FloatMatrix, FloatVector, InferenceBackend, ModelRef
-    from scorer.pipeline.scoring import BatchScorer
-    from scorer.service.build import build_runtimes, load_rules
-
-    seen: dict[str, list[FloatMatrix]] = defaultdict(list)
-
-    class Recorder(InferenceBackend):  # keeps the rows and scores nothing
-        name = "recorder"
-
-        async def start(self) -> None: ...
-        async def close(self) -> None: ...
-        async def ready(self, model: ModelRef) -> bool:
-            return True
-
-        async def infer(self, model: ModelRef, features: FloatMatrix) -> FloatVector:
-            seen[model.name].append(features.copy())
-            return np.zeros(len(features), np.float32)
-
-    scorer = BatchScorer(build_runtimes(Settings(), rules=load_rules(Settings())), Recorder())
-    records = list(capture_records(bundled_capture()))
-    for i in range(0, len(records), 512):
-        asyncio.run(scorer.score(records[i:i + 512]))
-    matrices = {name: np.concatenate(parts) for name, parts in seen.items()}
-    np.savez_compressed(out, **matrices)
-    return {name: len(m) for name, m in matrices.items()}
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,14 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--features", type=Path, required=True)
     run.add_argument("--repository", type=Path, default=ROOT / "model_repository")
     run.add_argument("--models", default="netflow_classifier")
-    run.add_argument("--engines", default="torch,onnxruntime")
+    run.add_argument("--engines", default="nvforest,onnxruntime")
     run.add_argument("--transports", default="grpc")
     run.add_argument("--concurrency", default="1")
     run.add_argument("--batches", default=",".join(map(str, BATCHES)))
     run.add_argument("--duration", type=float, default=1.0, help="seconds per point (at least)")
     run.add_argument("--min-requests", type=int, default=20)
-    run.add_argument("--inprocess", action="store_true")
-    run.add_argument("--inprocess-repeat", type=int, default=200)
     run.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.command == "features":
@@ -294,8 +244,6 @@ def main(argv: list[str] | None = None) -> None:
     feats = np.load(args.features)
     report: dict[str, Any] = {"info": machine_info(), "argv": sys.argv[1:] if argv is None else argv}
     report["server"] = bench_server(args, feats)
-    if args.inprocess:
-        report["inprocess"] = bench_inprocess(args, feats)
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
 

@@ -3,15 +3,17 @@
 
     python deploy/gpu/launch.py generate --repository model_repository --out var/gpu-repository
     python deploy/gpu/launch.py serve --repository model_repository --workdir var/triton-gpu \
-        [--engines torch,onnxruntime --max-batch 65536 --gpu-instances 1 --cpu-threads 16]
+        [--engines nvforest,onnxruntime --max-batch 65536 --gpu-instances 2 --cpu-threads 16]
     python deploy/gpu/launch.py stop --workdir var/triton-gpu
 
 For each production model ``<name>`` and each engine, ``<name>_<engine>`` serves the same
-``model.onnx`` through deploy/gpu/model.py: ``torch`` on KIND_GPU (CUDA-graph traversal,
-inputs may stay on the GPU), ``onnxruntime`` / ``numpy`` on KIND_CPU. Tensors, dynamic
-batching and version policy come from the production config (its python-backend variant,
-scorer/inference/triton_config.py). The server, its python backend and start/stop are
-deploy/local/triton.py's (imported, not copied); only the repository differs.
+version through deploy/gpu/model.py: ``nvforest`` on KIND_GPU (the version's Treelite
+checkpoint ``model.tl``, inputs may stay on the GPU; the config is
+scorer/inference/triton_config.py's ``nvforest_model``, the GPU host's production config),
+``onnxruntime`` (``model.onnx``), ``treelite`` and ``nvforest-cpu`` (``model.tl``) on
+KIND_CPU. Tensors, dynamic batching and version policy come from the production config.
+The server, its python backend and start/stop are deploy/local/triton.py's (imported, not
+copied); only the repository differs.
 """
 
 from __future__ import annotations
@@ -31,32 +33,35 @@ from scorer.inference import triton_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-ENGINES = ("torch", "onnxruntime", "numpy")
+ENGINES = ("nvforest", "onnxruntime", "treelite", "nvforest-cpu")
+LINKED = ("model.onnx", "model.tl")  # what a version's engines load (forest_scorer.artefact)
 
 
 def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_instances: int,
-                  cpu_threads: int) -> str:
+                  cpu_threads: int, queue_delay_us: int | None = None) -> str:
     """The production config as a python-backend model of ``engine``, named ``<name>_<engine>``."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-    # The python-backend variant first (no accelerators, one CPU instance), as the local shim's.
-    config = triton_config.python_backend(triton_config.parse(production_pbtxt))
+    production = triton_config.parse(production_pbtxt)
+    if engine == "nvforest":
+        config = triton_config.nvforest_model(production, gpu_instances=gpu_instances)
+    else:  # the CPU comparisons: one CPU instance, as the local shim's
+        config = triton_config.python_backend(production)
+        config.parameters["scorer_engine"].string_value = engine
     config.name = f"{config.name}_{engine}"
     # Production caps a request at 8192 rows; the benchmark sends up to 65536 in one.
     config.max_batch_size = max(config.max_batch_size, max_batch)
-    params = config.parameters
-    params["scorer_engine"].string_value = engine
-    params["scorer_root"].string_value = str(ROOT)
-    params["onnx_intra_op_threads"].string_value = str(cpu_threads)
-    if engine == "torch":
-        triton_config.set_instances(config, "gpu", gpu_instances, gpus=[0])
-        # Inputs in CUDA shared memory reach the model on the GPU instead of via a host copy.
-        params["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
+    if queue_delay_us is not None:  # a latency study: how long the batcher waits for company
+        config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
+    config.parameters["scorer_root"].string_value = str(ROOT)
+    config.parameters["onnx_intra_op_threads"].string_value = str(cpu_threads)
+    # The python backend's stub does not inherit PYTHONPATH; model.py adds these itself.
+    config.parameters["python_path"].string_value = os.environ.get("PYTHONPATH", "")
     return triton_config.to_text(config)
 
 
 def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536,
-             gpu_instances: int = 1, cpu_threads: int = 1) -> list[str]:
+             gpu_instances: int = 1, cpu_threads: int = 1, queue_delay_us: int | None = None) -> list[str]:
     """Write the engine repository for every model of ``src`` into ``dst``; model names."""
     src, dst = src.resolve(), dst.resolve()
     if dst.exists():
@@ -70,23 +75,25 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
             out.mkdir(parents=True)
             (out / "config.pbtxt").write_text(engine_config(
                 production, engine, max_batch=max_batch, gpu_instances=gpu_instances,
-                cpu_threads=cpu_threads))
+                cpu_threads=cpu_threads, queue_delay_us=queue_delay_us))
             for version in versions:
                 (out / version.name).mkdir()
                 shutil.copy2(HERE / "model.py", out / version.name / "model.py")
-                (out / version.name / "model.onnx").symlink_to(version / "model.onnx")
+                for name in LINKED:
+                    if (version / name).is_file():
+                        (out / version.name / name).symlink_to(version / name)
             names.append(out.name)
     return names
 
 
 def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 65536,
-          gpu_instances: int = 1, cpu_threads: int = 1, grpc_port: int = 8001,
+          gpu_instances: int = 1, cpu_threads: int = 1, queue_delay_us: int | None = None, grpc_port: int = 8001,
           http_port: int = 8000, metrics_port: int = 8002, timeout_s: float = 300.0) -> int:
     """Generate the repository, start tritonserver on it, wait until ready; its pid."""
     workdir = workdir.resolve()
     repository = workdir / "gpu-repository"
     generate(src, repository, engines, max_batch=max_batch, gpu_instances=gpu_instances,
-             cpu_threads=cpu_threads)
+             cpu_threads=cpu_threads, queue_delay_us=queue_delay_us)
     # The local launcher mirrors a production repository as onnxruntime shims; give it an
     # empty one and pass the engine repository as a second --model-repository.
     empty = Path(tempfile.mkdtemp(prefix="empty-repository-"))
@@ -95,11 +102,11 @@ def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 6553
         extra_args=(f"--model-repository={repository}",
                     # 65536 rows x 90 features is 24 MB: grow the stub's shm in big steps.
                     "--backend-config=python,shm-growth-byte-size=67108864",
-                    "--backend-config=python,stub-timeout-seconds=300",  # graph capture at load
+                    "--backend-config=python,stub-timeout-seconds=300",  # CUDA start-up at load
                     # GPU inputs/outputs of the python backend pass through this pool.
                     "--cuda-memory-pool-byte-size=0:1073741824"),
     )
-    local_launcher.wait(workdir, timeout_s=timeout_s)  # CUDA-graph capture happens at load
+    local_launcher.wait(workdir, timeout_s=timeout_s)
     return pid
 
 
@@ -115,10 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         if name == "stop":
             continue
         cmd.add_argument("--repository", type=Path, default=Path("model_repository"))
-        cmd.add_argument("--engines", default="torch,onnxruntime")
+        cmd.add_argument("--engines", default="nvforest,onnxruntime")
         cmd.add_argument("--max-batch", type=int, default=65536)
-        cmd.add_argument("--gpu-instances", type=int, default=1)
+        cmd.add_argument("--gpu-instances", type=int, default=2)
         cmd.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1)
+        cmd.add_argument("--queue-delay-us", type=int, default=None, help="default: the production config's")
     serve_cmd = sub.choices["serve"]
     for flag, default in (("grpc-port", 8001), ("http-port", 8000), ("metrics-port", 8002)):
         serve_cmd.add_argument(f"--{flag}", type=int, default=default)
@@ -128,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         print("stopped" if local_launcher.stop(args.workdir) else "not running")
         return
     engines = args.engines.split(",")
-    sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads}
+    sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads,
+             "queue_delay_us": args.queue_delay_us}
     if args.command == "generate":
         print("generated:", ", ".join(generate(args.repository, args.out, engines, **sizes)))
         return

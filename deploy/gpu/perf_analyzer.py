@@ -1,7 +1,7 @@
 """perf_analyzer (Triton's C++ load generator) over the models of deploy/gpu/launch.py.
 
     python -m deploy.gpu.perf_analyzer --perf-analyzer /path/perf_analyzer \
-        --models netflow_classifier --engines torch --shared-memory none,system,cuda \
+        --models netflow_classifier --engines nvforest --shared-memory none,system,cuda \
         --concurrency 1,4,16 --batches 1,64,1024,8192,65536 --out perf.json
 
 deploy.gpu.client_bench measures through the Python tritonclient, the scorer's own client
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deploy.gpu.client_bench import machine_info
+from deploy.gpu.bench_common import machine_info
 
 # perf_analyzer's CSV columns (µs, rows/s) -> this report's names.
 COLUMNS = {"Inferences/Second": "rows_per_s", "p50 latency": "p50_us", "p99 latency": "p99_us",
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--perf-analyzer", type=Path, required=True)
     p.add_argument("--url", default="127.0.0.1:8001")
     p.add_argument("--models", default="netflow_classifier")
-    p.add_argument("--engines", default="torch")
+    p.add_argument("--engines", default="nvforest")
     p.add_argument("--shared-memory", default="none", help="none,system,cuda")
     p.add_argument("--concurrency", default="1")
     p.add_argument("--batches", default="1,64,1024,8192,65536")

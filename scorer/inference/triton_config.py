@@ -14,7 +14,13 @@ The variants of one model (see docs/models.md for why no TensorRT):
 - CPU, ``configs/cpu.pbtxt`` (``tritonserver --model-config-name=cpu``): one CPU instance;
 - the python backend (:func:`python_backend`), for servers without the onnxruntime
   backend: the local shim (deploy/local/triton.py) and the GPU engines (deploy/gpu/);
-- pinned (:func:`pin_versions`): a ``specific`` version policy instead of ``latest``.
+- pinned (:func:`pin_versions`): a ``specific`` version policy instead of ``latest``;
+- nvForest on a GPU host (:func:`nvforest_model`): what runs the tree ensembles on a GPU.
+  The production config's onnxruntime backend runs a ``TreeEnsembleClassifier`` graph on
+  the CPU even on ``KIND_GPU`` instances; on a GPU host ``deploy/gpu/launch.py`` serves
+  each version's Treelite checkpoint (``model.tl``) with nvForest in a python-backend model
+  rendered from the production config here (docs/gpu-serving.md). TensorRT is for neural
+  models and has no tree-ensemble layer: it is not an option for these.
 """
 
 from __future__ import annotations
@@ -89,6 +95,22 @@ def python_backend(config: Any) -> Any:
     if "onnx_intra_op_threads" not in out.parameters:  # read by the shims: one thread each
         out.parameters["onnx_intra_op_threads"].string_value = "1"
     return out
+
+
+def nvforest_model(config: Any, *, gpu_instances: int = 2, gpus: Iterable[int] = (0,)) -> Any:
+    """``config`` as the GPU host serves it: the python-backend copy on ``gpu_instances``
+    GPU instances running nvForest, with inputs left on the GPU when the client put them
+    there (CUDA shared memory) instead of being staged through host memory."""
+    out = python_backend(config)
+    set_instances(out, "gpu", gpu_instances, gpus=gpus)
+    out.parameters["scorer_engine"].string_value = GPU_ENGINE
+    out.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "no"
+    return out
+
+
+# Which engine serves the shipped models (ONNX TreeEnsembleClassifier) per host kind: the
+# production config.pbtxt (onnxruntime) on a CPU host; nvforest_model() on a GPU host.
+GPU_ENGINE = "nvforest"
 
 
 def parse(text: str) -> Any:

@@ -1,46 +1,53 @@
-"""deploy/gpu (the GPU Triton model repository and its client bench), on the CPU.
+"""deploy/gpu (the GPU Triton model repository, its engines and benches), on the CPU.
 
-The torch engine's CUDA graphs need a GPU (docs/gpu-serving.md has the H100 run); here the
-same TreeScorer runs its CPU engines (numpy, onnxruntime, torch eager when torch is
-installed) and the generated repository is served by the real local tritonserver.
+nvForest needs a GPU here (tests/deploy/test_gpu_nvforest.py runs on one; docs/gpu-serving.md
+has the H200 run). CI serves the same generated repository, model.py and Treelite
+checkpoints with the CPU engines of deploy/gpu/forest_scorer.py (Treelite's reference
+predictor, ONNX Runtime) on the real local tritonserver.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from deploy.gpu import client_bench
+from deploy.gpu import bench_common, client_bench, forest_scorer, inprocess_bench, scorers_bench
 from deploy.gpu import launch as deploy_gpu
 from deploy.local import triton as local_triton
-from scorer.inference.trees import load_tables
 from tests.support import markers
 from tests.support.paths import MODEL_REPOSITORY
 from tests.support.triton import free_port
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
-tree_scorer = client_bench._tree_scorer()
+CPU_ENGINES = ("treelite", "onnxruntime")
+
+
+def _version(model: str) -> Path:
+    return MODEL_REPOSITORY / model / "1"
 
 
 def _onnx(model: str) -> Path:
-    return MODEL_REPOSITORY / model / "1" / "model.onnx"
+    return _version(model) / "model.onnx"
 
 
 def _rows(model: str, n: int, seed: int) -> Any:
     """Random rows spread over the model's own split thresholds, so every branch is taken."""
-    tables = load_tables(_onnx(model))
-    width = tree_scorer.n_features(_onnx(model))
+    graph = onnx.load(str(_onnx(model))).graph
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in graph.node[0].attribute}
+    thresholds = np.asarray([v for v, m in zip(attrs["nodes_values"], attrs["nodes_modes"], strict=True)
+                             if m == b"BRANCH_LEQ"], np.float32)
+    width = graph.input[0].type.tensor_type.shape.dim[1].dim_value
     rng = np.random.default_rng(seed)
-    thresholds = tables.threshold[tables.left != np.arange(tables.left.shape[1])]
     return rng.choice(thresholds, size=(n, width)).astype(np.float32) + rng.normal(0, 1e-3, (n, width)).astype(
         np.float32)
 
@@ -50,32 +57,39 @@ def _ort(model: str, x: Any) -> Any:
 
 
 def test_stats_percentiles_and_rate() -> None:
-    s = client_bench.stats([0.001 * i for i in range(1, 101)], rows_per_request=10, wall_s=2.0)
+    s = bench_common.stats([0.001 * i for i in range(1, 101)], rows_per_request=10, wall_s=2.0)
     assert s["requests"] == 100
     assert s["p50_us"] == pytest.approx(50_500.0)
     assert s["p99_us"] == pytest.approx(99_010.0)
     assert s["rows_per_s"] == 500.0  # 100 requests x 10 rows over 2 s
 
 
-def test_buckets_and_split() -> None:
-    assert tree_scorer.buckets(65536)[-1] == 65536 and len(tree_scorer.buckets(65536)) == 17
-    assert tree_scorer.buckets(100)[-1] == 128
-    assert tree_scorer.bucket_for(65, [1, 64, 128]) == 128
-    with pytest.raises(ValueError):
-        tree_scorer.bucket_for(129, [1, 64, 128])
-    parts = tree_scorer.split_rows(np.arange(10), [np.zeros(3), np.zeros(0), np.zeros(7)])
+def test_split_rows_and_two_columns() -> None:
+    parts = forest_scorer.split_rows(np.arange(10), [np.zeros(3), np.zeros(0), np.zeros(7)])
     assert [p.tolist() for p in parts] == [[0, 1, 2], [], [3, 4, 5, 6, 7, 8, 9]]
+    p = np.asarray([0.25, 1.0], np.float32)
+    assert forest_scorer.two_columns(p, np).tolist() == [[0.75, 0.25], [0.0, 1.0]]
+    assert forest_scorer.two_columns(p[:, None], np).tolist() == [[0.75, 0.25], [0.0, 1.0]]
+    wide = np.asarray([[0.5, 0.5]], np.float32)
+    assert np.shares_memory(forest_scorer.two_columns(wide, np), wide)  # no copy: already (1 - p, p)
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_engines_equal_onnxruntime(model: str) -> None:
-    engines = ["numpy", "onnxruntime"] + (["torch"] if importlib.util.find_spec("torch") else [])
+def test_cpu_engines_equal_onnxruntime(model: str) -> None:
     parts = [_rows(model, n, seed) for seed, n in enumerate((1, 37, 300))]
     want = _ort(model, np.concatenate(parts))
-    for engine in engines:
-        got = tree_scorer.TreeScorer(_onnx(model), engine, max_batch=512).score(parts)
-        assert [len(g) for g in got] == [1, 37, 300]
-        assert np.abs(np.concatenate([np.asarray(g) for g in got]) - want).max() < 1e-5, engine
+    for engine in CPU_ENGINES:
+        got = forest_scorer.ForestScorer(_version(model), engine).score(parts)
+        assert [g.shape for g in got] == [(1, 2), (37, 2), (300, 2)]
+        assert np.abs(np.concatenate(got) - want).max() < 1e-5, engine
+
+
+def test_engine_without_its_artefact_says_how_to_make_it(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(_onnx("netflow_classifier").read_bytes())
+    with pytest.raises(FileNotFoundError, match="tree_export"):
+        forest_scorer.ForestScorer(tmp_path, "treelite")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        forest_scorer.ForestScorer(tmp_path, "torch")
 
 
 def test_measure_runs_every_transport_until_count() -> None:
@@ -95,10 +109,11 @@ def test_measure_runs_every_transport_until_count() -> None:
 
 def test_gpu_config_keeps_production_contract() -> None:
     production = (MODEL_REPOSITORY / "netflow_classifier" / "config.pbtxt").read_text()
-    cfg = text_format.Parse(deploy_gpu.engine_config(production, "torch", max_batch=65536, gpu_instances=2,
+    cfg = text_format.Parse(deploy_gpu.engine_config(production, "nvforest", max_batch=65536, gpu_instances=2,
                                                      cpu_threads=4), mc.ModelConfig())
     prod = text_format.Parse(production, mc.ModelConfig())
-    assert cfg.name == "netflow_classifier_torch" and cfg.backend == "python"
+    assert cfg.name == "netflow_classifier_nvforest" and cfg.backend == "python"
+    assert cfg.parameters["scorer_engine"].string_value == "nvforest"
     assert cfg.input == prod.input and cfg.output == prod.output
     assert cfg.dynamic_batching == prod.dynamic_batching and cfg.version_policy == prod.version_policy
     assert cfg.max_batch_size == 65536
@@ -108,6 +123,21 @@ def test_gpu_config_keeps_production_contract() -> None:
                                                      cpu_threads=4), mc.ModelConfig())
     assert [g.kind for g in cpu.instance_group] == [mc.ModelInstanceGroup.KIND_CPU]
     assert cpu.parameters["onnx_intra_op_threads"].string_value == "4"
+    assert cpu.parameters["scorer_engine"].string_value == "onnxruntime"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        deploy_gpu.engine_config(production, "torch", max_batch=1, gpu_instances=1, cpu_threads=1)
+    quick = text_format.Parse(deploy_gpu.engine_config(production, "nvforest", max_batch=1, gpu_instances=1,
+                                                       cpu_threads=1, queue_delay_us=0), mc.ModelConfig())
+    assert quick.dynamic_batching.max_queue_delay_microseconds == 0 < prod.dynamic_batching.max_queue_delay_microseconds
+
+
+def test_generated_repository_links_each_versions_artefacts(tmp_path: Path) -> None:
+    names = deploy_gpu.generate(MODEL_REPOSITORY, tmp_path / "repo", ["nvforest", "treelite"])
+    assert sorted(names) == sorted(f"{m}_{e}" for m in MODELS for e in ("nvforest", "treelite"))
+    version = tmp_path / "repo" / "edr_classifier_nvforest" / "1"
+    assert (version / "model.py").read_bytes() == (Path(deploy_gpu.HERE) / "model.py").read_bytes()
+    assert (version / "model.tl").resolve() == (_version("edr_classifier") / "model.tl").resolve()
+    assert (version / "model.onnx").resolve() == _onnx("edr_classifier").resolve()
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +147,7 @@ def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("triton-gpu")
     grpc_port = free_port()
     try:
-        deploy_gpu.serve(MODEL_REPOSITORY, workdir, ["numpy", "onnxruntime"], max_batch=4096, cpu_threads=1,
+        deploy_gpu.serve(MODEL_REPOSITORY, workdir, list(CPU_ENGINES), max_batch=4096, cpu_threads=1,
                          grpc_port=grpc_port, http_port=free_port(), metrics_port=free_port(), timeout_s=120)
     except SystemExit as exc:  # the launcher exits on failure; show the server's log
         log = workdir / "tritonserver.log"
@@ -128,7 +158,7 @@ def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local_triton.stop(workdir)
 
 
-@pytest.mark.parametrize("engine", ["numpy", "onnxruntime"])
+@pytest.mark.parametrize("engine", CPU_ENGINES)
 @pytest.mark.parametrize("transport", ["grpc", "shm"])
 def test_served_model_equals_onnxruntime(gpu_server: str, engine: str, transport: str) -> None:
     for model in MODELS:
@@ -146,13 +176,11 @@ def test_bench_run_writes_report(gpu_server: str, tmp_path: Path) -> None:
     feats = tmp_path / "feats.npz"
     np.savez(feats, netflow_classifier=_rows("netflow_classifier", 50, seed=3))
     out = tmp_path / "report.json"
-    client_bench.main(["run", "--url", gpu_server, "--features", str(feats), "--engines", "numpy,onnxruntime",
+    client_bench.main(["run", "--url", gpu_server, "--features", str(feats), "--engines", "treelite,onnxruntime",
                      "--transports", "grpc,shm", "--concurrency", "1,2", "--batches", "1,64",
                      "--duration", "0.05", "--min-requests", "3", "--out", str(out)])
-    import json
-
     rows = json.loads(out.read_text())["server"]
-    assert len(rows) == 2 * 2 * 2 + 1 * 2 * 2  # numpy: 2 transports; onnxruntime: grpc only
+    assert len(rows) == 2 * 2 * 2 + 1 * 2 * 2  # treelite: 2 transports; onnxruntime: grpc only
     assert all("error" not in r and r["max_abs_diff_vs_ort"] < 1e-5 and r["requests"] >= 3 for r in rows)
 
 
@@ -165,3 +193,31 @@ def test_perf_analyzer_csv_is_read() -> None:
     row = parse_csv(text)
     assert row["rows_per_s"] == 175518 and row["p50_us"] == 1058 and row["p99_us"] == 5800
     assert row["server_compute_infer_us"] == 567 and row["network_us"] == 332
+
+
+def test_many_scorers_bench_counts_every_process(gpu_server: str, tmp_path: Path) -> None:
+    """Two scorer processes (the scorer's own TritonBackend) against one server: every
+    micro-batch of every process is counted, each kind at its share of the micro-batch."""
+    feats = tmp_path / "feats.npz"
+    np.savez(feats, **{m: _rows(m, 30, seed=i) for i, m in enumerate(MODELS)})
+    out = tmp_path / "scorers.json"
+    scorers_bench.main(["--url", gpu_server, "--features", str(feats), "--engine", "treelite",
+                        "--processes", "2", "--micro-batch", "60", "--duration", "0.3", "--out", str(out)])
+    (point,) = json.loads(out.read_text())["points"]
+    assert "errors" not in point and point["processes"] == 2
+    assert point["rows_per_micro_batch"] == {m: 20 for m in MODELS}
+    assert point["requests"] == 3 * point["micro_batches"] and point["micro_batches"] >= 2
+    assert point["rows_per_s"] > 0 and point["p99_us"] >= point["p50_us"] > 0
+
+
+def test_inprocess_bench_checks_and_times_cpu_engines(tmp_path: Path) -> None:
+    feats = tmp_path / "feats.npz"
+    np.savez(feats, siem_classifier=_rows("siem_classifier", 40, seed=5))
+    out = tmp_path / "inprocess.json"
+    inprocess_bench.main(["--features", str(feats), "--models", "siem_classifier",
+                          "--engines", "treelite,onnxruntime", "--batches", "1,100", "--threads", "1",
+                          "--min-calls", "3", "--min-s", "0", "--out", str(out)])
+    rows = json.loads(out.read_text())["inprocess"]
+    assert [(r["engine"], r["batch"]) for r in rows] == [("treelite", 1), ("treelite", 100), ("onnxruntime", 1),
+                                                         ("onnxruntime", 100)]
+    assert all(r["max_abs_diff_vs_ort"] < 1e-5 and r["requests"] >= 3 for r in rows)

@@ -17,6 +17,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "start_kafka": ("kafka",),  # every broker of the tests is started through this one
     "start_triton": ("triton",),  # every tritonserver of tests/support/triton.py
     "gpu_server": ("gpu", "triton"),  # deploy/gpu's model repository on a tritonserver
+    "nvforest_server": ("gpu", "triton"),  # the same with nvForest on a CUDA GPU
 }
 SERVICE_MARKERS = ("kafka", "triton")  # either one makes a test ``integration``
 
