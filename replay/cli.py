@@ -86,6 +86,18 @@ def register(sub: Any) -> None:
         "--summary", type=Path, help="the replay's summary.json (default: next to --truth)"
     )
     ev.add_argument("--out", type=Path, default=Path("out/report"))
+    ev.add_argument(
+        "--incidents",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="correlate the alerts into incidents in process (needs --alerts)",
+    )
+    ev.add_argument(
+        "--quiet-s", type=float, default=3600.0, help="incidents: episode quiet period, seconds"
+    )
+    ev.add_argument(
+        "--max-span-s", type=float, default=86_400.0, help="incidents: longest episode, seconds"
+    )
     ev.set_defaults(func=_eval)
 
 
@@ -190,15 +202,24 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from scorer.incidents import Policy
+
     from .eval.evaluate import evaluate
 
-    report = evaluate(args.truth, args.scores, args.alerts, args.out, args.summary)
+    policy = Policy(quiet_s=args.quiet_s, max_span_s=args.max_span_s) if args.incidents else None
+    report = evaluate(args.truth, args.scores, args.alerts, args.out, args.summary, policy)
     rec, overall = report["reconciliation"], report["overall"]["all"]
     print(
         f"events {rec['events']} (known truth {rec['known_truth']}, "
         f"unknown {rec['unknown_truth']}), alerted {rec['alerted']}, not scored {rec['not_scored']}"
     )
     print(f"precision {overall['precision']}  recall {overall['recall']}  f1 {overall['f1']}")
+    if "incidents" in report:
+        inc = report["incidents"]
+        print(
+            f"incidents {inc['incidents']} from {inc['alerts']} alerts "
+            f"({inc['alerts_per_incident']} alerts per incident), benign-only {inc['benign_only']}"
+        )
     for name in ("report.json", "report.html"):
         print(f"{name:<12} {args.out / name}")
     return 0

@@ -54,7 +54,7 @@ class _Value(NamedTuple):
     kafka_ts_type: int | None = None
 
 
-def _values(path: Path, bad: Counter[str]) -> Iterator[_Value]:
+def record_values(path: Path, bad: Counter[str]) -> Iterator[_Value]:
     """Every value of a plain or recorded file, with its Kafka timestamp when recorded."""
     if is_record_file(path):
         for env in read_envelopes(path):
@@ -96,7 +96,7 @@ def join(
     score_ms: dict[str, int] = {}
     if scores_path is not None:
         decoder = msgspec.json.Decoder(ScoredEvent)
-        for value, ms, _ in _values(scores_path, bad):
+        for value, ms, _ in record_values(scores_path, bad):
             try:
                 s = decoder.decode(value)
             except msgspec.DecodeError:
@@ -111,7 +111,7 @@ def join(
     alerts: dict[str, AlertRow] = {}
     if alerts_path is not None:
         finding = msgspec.json.Decoder(_Finding)
-        for item in _values(alerts_path, bad):
+        for item in record_values(alerts_path, bad):
             try:
                 a = _alert(item, finding)
             except (msgspec.DecodeError, KeyError, IndexError, TypeError, ValueError):

@@ -148,6 +148,35 @@ def latency(report: dict[str, Any]) -> str | None:
     return png(fig)
 
 
+def incidents(report: dict[str, Any]) -> str | None:
+    """Incidents per capture day (benign-only ones apart) and findings per incident."""
+    inc = report.get("incidents")
+    if not inc or not inc["per_day"]:
+        return None
+    days = inc["per_day"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5))
+    x = range(len(days))
+    attack = [d["incidents"] - d["benign_only"] for d in days]
+    top.bar(x, attack, color=COLORS["malicious"], label="with an attack finding")
+    top.bar(x, [d["benign_only"] for d in days], bottom=attack, color=COLORS["benign"], label="benign-only")
+    top.axhline(10, color="#555555", linestyle="--", linewidth=1, label="goal: benign-only <= 10 / day")
+    step = max(1, len(days) // 12)
+    names = [f"{d['capture'][:12]} {d['day'][5:]}" for d in days]
+    top.set_xticks(list(x)[::step], names[::step], fontsize=7, rotation=30, ha="right")
+    top.set(ylabel="incidents opened", title="Incidents per day (finding time)")
+    top.legend(fontsize=7)
+    h = inc["findings_per_incident_histogram"]
+    if h["counts"]:
+        edges = h["edges"]
+        widths = [b - a for a, b in itertools.pairwise(edges)]
+        bottom.bar(edges[:-1], h["counts"], width=widths, align="edge", color="#7d3c98")
+        bottom.set_xscale("log")
+    bottom.set(xlabel="findings per incident", ylabel="incidents",
+               title=f"Findings per incident ({inc['alerts_per_incident'] or 0:.1f} alerts per incident overall)")
+    fig.tight_layout()
+    return png(fig)
+
+
 FIGURES: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "ROC": lambda r: curves(r, "roc"),
     "Precision-recall": lambda r: curves(r, "pr"),
@@ -155,4 +184,5 @@ FIGURES: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "Classes": classes,
     "Alerts per hour": per_hour,
     "Latency": latency,
+    "Incidents": incidents,
 }

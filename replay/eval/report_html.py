@@ -119,6 +119,7 @@ def render(report: dict[str, Any]) -> str:
         "<h2>End-to-end latency</h2>",
         pairs({k: v for k, v in lat.items() if k != "alert_histogram"}),
         _figure("Latency", figures["Latency"]) if lat.get("available") else "",
+        *_incidents(report, figures["Incidents"]),
         "<h2>Throughput</h2>",
         pairs(report["throughput"]),
         "<h2>Notes</h2><ul>",
@@ -127,3 +128,26 @@ def render(report: dict[str, Any]) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _incidents(report: dict[str, Any], figure: str | None) -> list[str]:
+    inc = report.get("incidents")
+    if inc is None:
+        return []
+    head = {k: v for k, v in inc.items() if not isinstance(v, list) and k != "findings_per_incident_histogram"}
+    return [
+        "<h2>Incidents (the incident core over these alerts)</h2>",
+        "<p class='note'>Each capture correlated on its own in finding-time order; the truth "
+        "is joined afterwards, by event uid. A phase is a malicious label; it lands when one "
+        "of its alerts is in an incident. Create delay: the Create of the first incident "
+        "holding a phase's alert minus the phase's first event (event time; negative: the "
+        "incident was open before the phase began).</p>",
+        pairs(head),
+        _figure("Incidents", figure),
+        "<h3>Per capture (goals: alerts per incident, every alerted phase lands, benign-only per day)</h3>",
+        table(inc["captures"]),
+        "<h3>Attack phases</h3>",
+        table(inc["phases"]),
+        "<h3>Per day</h3>",
+        table(inc["per_day"]),
+    ]
