@@ -96,6 +96,10 @@ class InferenceSettings(BaseModel):
     triton_root_certificates: Path | None = None
     triton_private_key: Path | None = None
     triton_certificate_chain: Path | None = None
+    # Triton on this host: tensors through POSIX shared memory, up to this many requests in
+    # flight, each with its own regions (scorer/inference/triton_shm.py; docs/gpu-serving.md).
+    triton_shared_memory: bool = False
+    triton_max_in_flight: int = Field(default=8, ge=1)
     model_repository: Path = Path("model_repository")
     # What to do when Triton is down: score in process, or stop consuming until it is back.
     on_triton_outage: Literal["fallback", "pause"] = "fallback"

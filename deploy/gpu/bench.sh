@@ -9,7 +9,9 @@
 # GPU_ENGINE (default nvforest; treelite for a dry run on a CPU-only host), BATCHES (transport),
 # PORT_BASE (default 8000: HTTP, then gRPC and metrics on the next two ports), QUEUE_DELAY_US
 # (the dynamic batcher's max_queue_delay_microseconds; default: production's 200),
-# TRANSPORTS (transport stage; default grpc,shm,cudashm,cudashm-pinned,cudashm-gpu).
+# TRANSPORTS (transport stage; default grpc,shm,cudashm,cudashm-pinned,cudashm-gpu),
+# SCORER_ENGINES (scorers stage, besides the GPU engine; default onnxruntime), SCORER_CLIENTS
+# (default grpc; "grpc shm" also runs the scorer's shared-memory client).
 # Starts tritonserver on deploy/gpu's repository (nvForest on the GPU, ONNX Runtime on the
 # CPU), runs the stages, stops the server. Every stage's JSON and log land in OUTDIR.
 set -u -o pipefail
@@ -52,10 +54,13 @@ if [[ " $stages " == *" latency "* ]]; then  # one row, one request in flight, e
     --transports grpc --concurrency 1 --batches 1 --duration 3 --out "$out/latency.json"
 fi
 if [[ " $stages " == *" scorers "* ]]; then
-  for engine in "$gpu" ${SCORER_ENGINES:-onnxruntime}; do
-    run "scorers_$engine" python3 -m deploy.gpu.scorers_bench --url "$url" --features "$feats" \
-      --engine "$engine" --processes "${PROCESSES:-1,4,16}" --duration "${DURATION:-4}" \
-      --out "$out/scorers_$engine.json"
+  for engine in "$gpu" ${SCORER_ENGINES-onnxruntime}; do
+    for client in ${SCORER_CLIENTS:-grpc}; do  # grpc, shm: the scorer's shared-memory client
+      flag=; [ "$client" = shm ] && flag=--shared-memory
+      run "scorers_${engine}_$client" python3 -m deploy.gpu.scorers_bench --url "$url" --features "$feats" \
+        --engine "$engine" --processes "${PROCESSES:-1,4,16}" --duration "${DURATION:-4}" \
+        $flag --out "$out/scorers_${engine}_$client.json"
+    done
   done
 fi
 python3 deploy/gpu/launch.py stop --workdir "$work"

@@ -1,7 +1,7 @@
 """Many scorers, one GPU: N client processes, each the scorer's own TritonBackend, one Triton.
 
     python -m deploy.gpu.scorers_bench --url 127.0.0.1:8001 --features feats.npz \
-        --engine nvforest --processes 1,4,16 --duration 5 --out scorers.json
+        --engine nvforest --processes 1,4,16 --duration 5 [--shared-memory] --out scorers.json
 
 Each process plays one scorer: per micro-batch it scores the three kinds' rows at once
 (``asyncio.gather`` of ``TritonBackend.infer``, the service's own client, on
@@ -42,12 +42,15 @@ def kind_batches(feats: Any, micro_batch: int) -> dict[str, int]:
 
 
 async def _scorer(url: str, engine: str, matrices: dict[str, Any], duration_s: float,
-                  start_at: float) -> dict[str, Any]:
+                  start_at: float, shared_memory: bool) -> dict[str, Any]:
     from scorer.inference.base import ModelRef
     from scorer.inference.triton import TritonBackend
+    from scorer.inference.triton_shm import SharedMemoryTritonBackend
 
     refs = {m: ModelRef(f"{m}_{engine}") for m in matrices}
-    backend = TritonBackend(url, list(refs.values()), timeout_s=60.0)
+    # What SCORER_INFERENCE__TRITON_SHARED_MEMORY chooses in the service (scorer.service.build).
+    cls = SharedMemoryTritonBackend if shared_memory else TritonBackend
+    backend = cls(url, list(refs.values()), timeout_s=60.0)
     await backend.start()
     latencies: dict[str, list[float]] = {m: [] for m in matrices}
 
@@ -73,7 +76,7 @@ async def _scorer(url: str, engine: str, matrices: dict[str, Any], duration_s: f
             "rows": batches * sum(len(x) for x in matrices.values())}
 
 
-def _process(args: tuple[str, str, dict[str, Any], float, float], queue: Any) -> None:
+def _process(args: tuple[str, str, dict[str, Any], float, float, bool], queue: Any) -> None:
     try:
         queue.put(asyncio.run(_scorer(*args)))
     except Exception as exc:  # reported, not raised: the parent records it
@@ -115,11 +118,12 @@ def cpu_times() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-def run_point(url: str, engine: str, matrices: dict[str, Any], n: int, duration_s: float) -> dict[str, Any]:
+def run_point(url: str, engine: str, matrices: dict[str, Any], n: int, duration_s: float, *,
+              shared_memory: bool = False) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     start_at = time.time() + 8.0 + 0.4 * n  # spawn, imports and warm-up of every process first
-    procs = [ctx.Process(target=_process, args=((url, engine, matrices, duration_s, start_at), queue))
+    procs = [ctx.Process(target=_process, args=((url, engine, matrices, duration_s, start_at, shared_memory), queue))
              for _ in range(n)]
     for p in procs:
         p.start()
@@ -133,7 +137,7 @@ def run_point(url: str, engine: str, matrices: dict[str, Any], n: int, duration_
     sampler.stop.set()
     for p in procs:
         p.join(timeout=30)
-    row: dict[str, Any] = {"engine": engine, "processes": n,
+    row: dict[str, Any] = {"engine": engine, "processes": n, "shared_memory": shared_memory,
                            "rows_per_micro_batch": {m: len(x) for m, x in matrices.items()}}
     errors = [r["error"] for r in results if "error" in r]
     if errors:
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--processes", default="1,4,16")
     p.add_argument("--micro-batch", type=int, default=4096, help="records per micro-batch (SCORER_BATCH__MAX_RECORDS)")
     p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--shared-memory", action="store_true", help="the scorer's system shared memory client")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     feats = np.load(args.features)
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     matrices = {m: tile(feats[m].astype(np.float32), rows) for m, rows in sizes.items()}
     report: dict[str, Any] = {"info": machine_info(), "argv": sys.argv[1:] if argv is None else argv, "points": []}
     for n in (int(v) for v in args.processes.split(",")):
-        row = run_point(args.url, args.engine, matrices, n, args.duration)
+        row = run_point(args.url, args.engine, matrices, n, args.duration, shared_memory=args.shared_memory)
         report["points"].append(row)
         print(json.dumps(row), flush=True)
     if args.out:

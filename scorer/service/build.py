@@ -4,6 +4,7 @@ runtimes). Nothing here starts or connects anything; :mod:`scorer.service.run` d
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from scorer.config import Settings
 from scorer.errors import ModelError
@@ -14,6 +15,7 @@ from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import load_version
 from scorer.inference.triton import TritonBackend
+from scorer.inference.triton_shm import SharedMemoryTritonBackend
 from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.scoring import BatchScorer
 from scorer.profiles.view import TopicProfileView
@@ -53,11 +55,13 @@ def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) ->
     local = OnnxRuntimeBackend(inf.model_repository, offload_rows=inf.offload_rows)
     if inf.backend == "onnxruntime":
         return local
-    triton = TritonBackend(
-        inf.triton_url, timeout_s=inf.triton_timeout_s, ssl=inf.triton_ssl,
+    options: dict[str, Any] = dict(
+        timeout_s=inf.triton_timeout_s, ssl=inf.triton_ssl,
         root_certificates=_file(inf.triton_root_certificates), private_key=_file(inf.triton_private_key),
         certificate_chain=_file(inf.triton_certificate_chain),
     )
+    triton = (SharedMemoryTritonBackend(inf.triton_url, max_in_flight=inf.triton_max_in_flight, **options)
+              if inf.triton_shared_memory else TritonBackend(inf.triton_url, **options))
     if inf.on_triton_outage == "fallback":
         return FailoverBackend(triton, local)
     return triton
