@@ -69,7 +69,9 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
     names: list[str] = []
     for model_dir in sorted(p for p in src.iterdir() if (p / "config.pbtxt").is_file()):
         production = (model_dir / "config.pbtxt").read_text()
-        versions = [v for v in model_dir.iterdir() if v.name.isdigit() and (v / "model.onnx").is_file()]
+        # As the local launcher: a version whose files fail SHA256SUMS (model.tl included) is not served.
+        versions = [v for v in model_dir.iterdir()
+                    if v.name.isdigit() and (v / "model.onnx").is_file() and local_launcher._verified(v)]
         for engine in engines:
             out = dst / f"{model_dir.name}_{engine}"
             out.mkdir(parents=True)

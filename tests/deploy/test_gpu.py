@@ -9,6 +9,7 @@ predictor, ONNX Runtime) on the real local tritonserver.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,17 @@ def test_gpu_config_keeps_production_contract() -> None:
     quick = text_format.Parse(deploy_gpu.engine_config(production, "nvforest", max_batch=1, gpu_instances=1,
                                                        cpu_threads=1, queue_delay_us=0), mc.ModelConfig())
     assert quick.dynamic_batching.max_queue_delay_microseconds == 0 < prod.dynamic_batching.max_queue_delay_microseconds
+
+
+def test_a_tampered_checkpoint_is_not_served(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for model in MODELS:
+        shutil.copytree(MODEL_REPOSITORY / model, src / model)
+    with (src / "siem_classifier" / "1" / "model.tl").open("ab") as fh:
+        fh.write(b"\0")
+    deploy_gpu.generate(src, tmp_path / "repo", ["nvforest"])
+    assert (tmp_path / "repo" / "netflow_classifier_nvforest" / "1" / "model.tl").is_file()
+    assert not (tmp_path / "repo" / "siem_classifier_nvforest" / "1").exists()
 
 
 def test_generated_repository_links_each_versions_artefacts(tmp_path: Path) -> None:
