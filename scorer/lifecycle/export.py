@@ -28,6 +28,7 @@ from sklearn.linear_model import Ridge
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.repository import ModelCard, ModelVersion, publish_version
 from scorer.inference.triton_config import pin_versions
+from scorer.lifecycle import tree_export
 from scorer.lifecycle.quality import threshold_at_fpr
 
 PARITY_TOL = 1e-5
@@ -154,6 +155,9 @@ def publish(
     )
     files = {"MODEL_CARD.md": model_card_md.encode()}
     files.update(extra_files or {})
+    gpu = tree_export.artefact_for(blob, sample, onnx_scores(blob, sample), threshold)  # nvForest's, checked
+    if gpu is not None:
+        files[tree_export.ARTEFACT] = gpu
     published = publish_version(repo, card, blob, extra_files=files)
     _pin_same_width(repo / name, len(feature_names))
     return published, diff
