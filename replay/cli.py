@@ -67,6 +67,13 @@ def register(sub: Any) -> None:
         "--group", help="kafka --wait: the scorer's consumer group (default: settings' group id)"
     )
     rp.add_argument("--batch", type=int, default=512, help="embedded: micro-batch size")
+    rp.add_argument(
+        "--incidents",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="embedded: run the incident stage after the scorer (incidents.jsonl; settings "
+        "SCORER_INCIDENTS__*); kafka: run `python -m streams incidents` beside the scorer",
+    )
     rp.add_argument("--model-repository", type=Path)
     rp.set_defaults(func=_replay)
 
@@ -154,7 +161,9 @@ def _replay(args: argparse.Namespace) -> int:
         )
     source = items(args.captures, settings)
     if args.to == "embedded":
-        coro = replay_embedded(settings, source, pacing, args.out, batch_size=args.batch, **options)
+        coro = replay_embedded(
+            settings, source, pacing, args.out, batch_size=args.batch, incidents=args.incidents, **options
+        )
     else:
         coro = _to_kafka(args, settings, source, pacing, options)
     summary = asyncio.run(coro)

@@ -122,6 +122,7 @@ class Summary(msgspec.Struct):
     dead_lettered: dict[str, int] = {}
     scoring_seconds: float | None = None  # embedded: time inside BatchScorer.score
     scorer_caught_up: bool | None = None  # kafka --wait: the scorer committed past the replay
+    incidents: dict[str, int] | None = None  # embedded --incidents: the incident stage's counts
     outputs: dict[str, str] = {}
 
     def text(self) -> str:
@@ -138,6 +139,8 @@ class Summary(msgspec.Struct):
             lines.append(f"renamed uids  {self.renamed_uids} (taken by an earlier event)")
         if self.dead_lettered:
             lines.append(f"dead-lettered {sum(self.dead_lettered.values())}  {self.dead_lettered}")
+        if self.incidents is not None:
+            lines.append(f"incidents     {self.incidents}")
         if self.scorer_caught_up is not None:
             lines.append(
                 f"scorer        {'caught up' if self.scorer_caught_up else 'BEHIND: partial'}"

@@ -26,6 +26,7 @@ from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
 
 from .eval.truth import TruthWriter, truth_row
+from .incidents import IncidentWriter
 from .player import Outgoing, Pacing, Summary, play
 from .record import end_offsets, read_range, wait_committed, write_envelopes
 
@@ -111,10 +112,16 @@ class EmbeddedSink:
     """
 
     def __init__(
-        self, scorer: BatchScorer, out_dir: Path, truth: TruthWriter, batch_size: int = 512
+        self,
+        scorer: BatchScorer,
+        out_dir: Path,
+        truth: TruthWriter,
+        batch_size: int = 512,
+        incidents: IncidentWriter | None = None,
     ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.scorer = scorer
+        self.incidents = incidents
         self.truth = truth
         self.batch_size = batch_size
         self.alerts_path, self.scores_path = out_dir / "alerts.jsonl", out_dir / "scores.jsonl"
@@ -150,6 +157,8 @@ class EmbeddedSink:
         outcome = await self.scorer.score(batch)
         self.scoring_seconds += time.perf_counter() - t0
         self._alerts.writelines(a.value + b"\n" for a in outcome.alerts)
+        if self.incidents is not None:
+            self.incidents.batch(a.value for a in outcome.alerts)
         self._scores.writelines(self._encoder.encode(s) + b"\n" for s in outcome.scores)
         self.dead_letters.update(f.reason for f in outcome.failures)
 
@@ -168,27 +177,32 @@ async def replay_embedded(
     out_dir: Path,
     *,
     batch_size: int = 512,
+    incidents: bool = False,
     **play_options: Any,
 ) -> Summary:
-    """Score ``items`` in process; truth.jsonl, alerts.jsonl, scores.jsonl in ``out_dir``."""
+    """Score ``items`` in process; truth.jsonl, alerts.jsonl, scores.jsonl in ``out_dir``;
+    with ``incidents``, the incident stage after the scorer: incidents.jsonl."""
     from scorer.service.build import build_scorer  # loads models: only when this path is taken
 
     scorer = build_scorer(settings)
     await scorer.backend.start()
     summary = Summary(target=f"embedded ({scorer.backend.name})", pacing=pacing.describe())
+    writer = IncidentWriter(out_dir / "incidents.jsonl", settings.incidents) if incidents else None
     try:
         with TruthWriter(out_dir / "truth.jsonl") as truth:
-            sink = EmbeddedSink(scorer, out_dir, truth, batch_size)
+            sink = EmbeddedSink(scorer, out_dir, truth, batch_size, writer)
             await play(items, sink, pacing, summary, **play_options)
     finally:
         await scorer.backend.close()
+        if writer is not None:
+            summary.incidents = writer.close()
     summary.dead_lettered = dict(sink.dead_letters)
     summary.scoring_seconds = round(sink.scoring_seconds, 4)
     summary.outputs = {
         "truth": str(truth.path),
         "alerts": str(sink.alerts_path),
         "scores": str(sink.scores_path),
-    }
+    } | ({"incidents": str(writer.path)} if writer is not None else {})
     return write_summary(summary, out_dir)
 
 

@@ -51,6 +51,7 @@ class Scenario:
         out["met"] = bool(out["goal_ratio"] and out["goal_phases"] and out["goal_benign"])
         out["missed_phases"] = [p["phase"] for p in s["phases"] if p["alerts"] and not p["landed"]]
         out["create_delay_s"] = {p["phase"]: p["create_delay_s"] for p in s["phases"] if p["landed"]}
+        out["record_delay_s"] = {p["phase"]: p["record_delay_s"] for p in s["phases"] if p["landed"]}
         return out
 
 

@@ -17,7 +17,11 @@ Definitions, per capture:
   hour, so a short capture is not flattered by a per-day rate over a whole day;
 * **create delay** of a phase: the Create of the first incident that holds one of its alerts
   minus the phase's first event (alerted or not), in event time; an incident open before
-  the phase began gives a negative delay, reported as is.
+  the phase began gives a negative delay, reported as is;
+* **record delay** of a phase: the first record (Create, Update or Close) of such an
+  incident published after the phase's alert joined it, minus the phase's first event:
+  when a reader of the incident topic could first see the phase (an Update comes only for
+  something material, a doubling, or ``update_interval_s`` of finding time).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Incident:
     labels: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     closed: str = ""
+    records_ms: list[int] = field(default_factory=list)  # finding time of each of its records
 
 
 @dataclass
@@ -142,6 +147,7 @@ def _run(capture: str, rows: list[tuple[int, str, Member]], truth: dict[str, Tru
             if inc is None:
                 inc = out.incidents[e.state.uid] = Incident(e.state.uid, capture, e.state.key, e.state.first_ms,
                                                             time_ms)
+            inc.records_ms.append(time_ms)
             if e.activity is Activity.CLOSE:
                 inc.closed = e.state.closed
         inc = out.incidents[joined]
@@ -154,7 +160,9 @@ def _run(capture: str, rows: list[tuple[int, str, Member]], truth: dict[str, Tru
             inc.attack += 1
             inc.labels[row.label or row.capture_label or "(no label)"] += 1
     for e in corr.close_all():
-        out.incidents[e.state.uid].closed = e.state.closed
+        inc = out.incidents[e.state.uid]
+        inc.closed = e.state.closed
+        inc.records_ms.append(max(inc.last_ms, rows[-1][0]))  # the end of the capture closes it
 
 
 def evaluate_incidents(truth: list[TruthRow], alerts: Path, policy: Policy) -> dict[str, Any]:
@@ -241,7 +249,7 @@ def _phases(capture: str, rows: list[TruthRow], c: Correlated) -> list[dict[str,
             label = r.label or r.capture_label or "(no label)"
             events[label] += 1
             first[label] = min(first.get(label, r.ts), r.ts)
-    alerted: dict[str, list[str]] = defaultdict(list)  # label -> incident uids of its alerts
+    alerted: dict[str, dict[str, float]] = defaultdict(dict)  # label -> incident uid -> its first alert there
     alerts: Counter[str] = Counter()
     joined: Counter[str] = Counter()
     first_alert: dict[str, float] = {}
@@ -254,11 +262,15 @@ def _phases(capture: str, rows: list[TruthRow], c: Correlated) -> list[dict[str,
         inc = c.member_of.get(r.uid)
         if inc is not None:
             joined[label] += 1
-            alerted[label].append(inc)
+            alerted[label][inc] = min(alerted[label].get(inc, r.ts), r.ts)
     out = []
     for label in sorted(events, key=lambda k: first[k]):
         uids = set(alerted[label])
         created = min((c.incidents[u].created_ms for u in uids), default=None)
+        # The first record (Create, Update or Close) of an incident holding the phase's alert
+        # published once that alert had joined: when an analyst reading the topic could know.
+        told = min((next((t for t in c.incidents[u].records_ms if t >= joined_s * 1000), None) or 2**62
+                    for u, joined_s in alerted[label].items()), default=None)
         out.append({
             "capture": capture,
             "phase": label,
@@ -270,5 +282,6 @@ def _phases(capture: str, rows: list[TruthRow], c: Correlated) -> list[dict[str,
             "first_event": first[label],
             "first_alert_delay_s": round(first_alert[label] - first[label], 3) if label in first_alert else None,
             "create_delay_s": round(created / 1000 - first[label], 3) if created is not None else None,
+            "record_delay_s": round(told / 1000 - first[label], 3) if told is not None else None,
         })
     return out
