@@ -10,9 +10,12 @@ finding time of the finding that opened it. Only the findings go into the core; 
 Definitions, per capture:
 
 * an **attack phase** is a malicious truth label (AIT-ADS: the event label, e.g. dirb,
-  crack_passwords); it *lands* when at least one of its alerts joined an incident;
-* a **benign-only** incident has no member whose event is malicious (unknown truth counts as
-  not attack: the analyst still gets the incident);
+  crack_passwords); it *lands* when at least one of its alerts joined an incident. Where the
+  events' truth is unknown and only the capture is labelled (OTRF: one ATT&CK technique per
+  capture), the capture's label is a *weak* phase, with every event of the capture;
+* a **benign-only** incident has no member that is an attack and none of unknown truth;
+  one with no attack member but some of unknown truth is **unknown** (not counted as
+  benign: nobody knows whether it held the attack);
 * **days** is the capture's span in event time (first to last replayed event), at least one
   hour, so a short capture is not flattered by a per-day rate over a whole day;
 * **create delay** of a phase: the Create of the first incident that holds one of its alerts
@@ -38,6 +41,7 @@ import numpy as np
 from scorer.incidents import Activity, Correlator, LinkTable, Member, Policy, Unattributed, digest
 
 from . import metrics
+from .incident_phases import phases_of
 from .join import record_values
 from .truth import TruthRow
 
@@ -56,6 +60,7 @@ class Incident:
     last_ms: int = 0
     count: int = 0
     attack: int = 0
+    unknown: int = 0  # members of unknown truth
     labels: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     closed: str = ""
@@ -156,7 +161,9 @@ def _run(capture: str, rows: list[tuple[int, str, Member]], truth: dict[str, Tru
         inc.last_ms = max(inc.last_ms, time_ms)
         inc.kinds[m.kind] += 1
         row = truth.get(uid)
-        if row is not None and row.malicious:
+        if row is None or row.malicious is None:
+            inc.unknown += 1
+        elif row.malicious:
             inc.attack += 1
             inc.labels[row.label or row.capture_label or "(no label)"] += 1
     for e in corr.close_all():
@@ -195,7 +202,8 @@ def section(truth: list[TruthRow], c: Correlated, policy: Policy) -> dict[str, A
         "unreadable": p.unreadable,
         "incidents": n,
         "alerts_per_incident": metrics.ratio(alerts, n),
-        "benign_only": sum(1 for i in c.incidents.values() if not i.attack),
+        "benign_only": sum(1 for i in c.incidents.values() if _benign_only(i)),
+        "unknown_truth": sum(1 for i in c.incidents.values() if not i.attack and i.unknown),
         "findings_per_incident": metrics.distribution(counts),
         "findings_per_incident_histogram": metrics.histogram(counts, 30, log=True),
         "captures": captures,
@@ -209,15 +217,15 @@ def section(truth: list[TruthRow], c: Correlated, policy: Policy) -> dict[str, A
 def _capture(name: str, rows: list[TruthRow], incs: list[Incident], c: Correlated) -> dict[str, Any]:
     ts = np.array([r.ts for r in rows], dtype=np.float64)
     days = max((float(ts.max() - ts.min()) if ts.size else 0.0) / 86400, 1 / 24)
-    alerts, benign = c.prepared.alerts[name], sum(1 for i in incs if not i.attack)
-    phases = _phases(name, rows, c)
+    alerts, benign = c.prepared.alerts[name], sum(1 for i in incs if _benign_only(i))
+    phases = phases_of(name, rows, c)
     ratio = metrics.ratio(alerts, len(incs))
     landed = all(p["landed"] for p in phases if p["alerts"])
     per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for i in incs:
         day = np.datetime_as_string(np.datetime64(i.first_ms, "ms"), unit="D")
         per_day[str(day)][0] += 1
-        per_day[str(day)][1] += not i.attack
+        per_day[str(day)][1] += _benign_only(i)
     return {
         "capture": name,
         "days": round(days, 3),
@@ -228,7 +236,8 @@ def _capture(name: str, rows: list[TruthRow], incs: list[Incident], c: Correlate
         "incidents_per_day": round(len(incs) / days, 2),
         "benign_only": benign,
         "benign_only_per_day": round(benign / days, 2),
-        "with_attack": len(incs) - benign,
+        "with_attack": sum(1 for i in incs if i.attack),
+        "unknown_truth": sum(1 for i in incs if not i.attack and i.unknown),
         "phases": len(phases),
         "phases_alerted": sum(1 for p in phases if p["alerts"]),
         "phases_landed": sum(1 for p in phases if p["landed"]),
@@ -241,47 +250,5 @@ def _capture(name: str, rows: list[TruthRow], incs: list[Incident], c: Correlate
     }
 
 
-def _phases(capture: str, rows: list[TruthRow], c: Correlated) -> list[dict[str, Any]]:
-    first: dict[str, float] = {}
-    events: Counter[str] = Counter()
-    for r in rows:
-        if r.malicious:
-            label = r.label or r.capture_label or "(no label)"
-            events[label] += 1
-            first[label] = min(first.get(label, r.ts), r.ts)
-    alerted: dict[str, dict[str, float]] = defaultdict(dict)  # label -> incident uid -> its first alert there
-    alerts: Counter[str] = Counter()
-    joined: Counter[str] = Counter()
-    first_alert: dict[str, float] = {}
-    for r in rows:
-        if not r.malicious or r.uid not in c.prepared.alerted:
-            continue
-        label = r.label or r.capture_label or "(no label)"
-        alerts[label] += 1
-        first_alert[label] = min(first_alert.get(label, r.ts), r.ts)
-        inc = c.member_of.get(r.uid)
-        if inc is not None:
-            joined[label] += 1
-            alerted[label][inc] = min(alerted[label].get(inc, r.ts), r.ts)
-    out = []
-    for label in sorted(events, key=lambda k: first[k]):
-        uids = set(alerted[label])
-        created = min((c.incidents[u].created_ms for u in uids), default=None)
-        # The first record (Create, Update or Close) of an incident holding the phase's alert
-        # published once that alert had joined: when an analyst reading the topic could know.
-        told = min((next((t for t in c.incidents[u].records_ms if t >= joined_s * 1000), None) or 2**62
-                    for u, joined_s in alerted[label].items()), default=None)
-        out.append({
-            "capture": capture,
-            "phase": label,
-            "events": events[label],
-            "alerts": alerts[label],
-            "alerts_in_incidents": joined[label],
-            "incidents": len(uids),
-            "landed": bool(uids),
-            "first_event": first[label],
-            "first_alert_delay_s": round(first_alert[label] - first[label], 3) if label in first_alert else None,
-            "create_delay_s": round(created / 1000 - first[label], 3) if created is not None else None,
-            "record_delay_s": round(told / 1000 - first[label], 3) if told is not None else None,
-        })
-    return out
+def _benign_only(i: Incident) -> bool:
+    return not i.attack and not i.unknown

@@ -133,3 +133,16 @@ def test_goals_measured_on_a_real_aitads_scenario(tmp_path: Path) -> None:
     assert tuned["benign_only"] <= default["benign_only"]
     print(f"\nshaw: default {default['incidents']} incidents ({default['benign_only_per_day']} benign-only/day), "
           f"12 h / 1 d {tuned['incidents']} ({tuned['benign_only_per_day']}/day), {tuned['alerts']} alerts")
+
+
+def test_capture_labelled_truth_gives_weak_phases_and_unknown_incidents() -> None:
+    """OTRF-like: events of unknown truth in a capture labelled with its technique."""
+    findings, truth = _case([("ws1", 0, "e1", None), ("ws1", 30, "e2", None), ("ws2", 0, "e3", None)])
+    truth = [msgspec.structs.replace(r, malicious=None, label=None,
+                                     capture_label="attack:T1003.001" if r.uid != "e3" else None) for r in truth]
+    truth.append(TruthRow("e9", "edr", None, None, "cap", "attack:T1003.001", T0 - 5))  # not alerted
+    s = _section(findings, truth, Policy())
+    assert s["incidents"] == 2 and s["benign_only"] == 0 and s["unknown_truth"] == 2
+    (phase,) = s["phases"]
+    assert phase["weak"] and phase["phase"] == "attack:T1003.001" and phase["events"] == 3
+    assert phase["landed"] and phase["alerts"] == 2 and phase["create_delay_s"] == 5.0
