@@ -191,7 +191,7 @@ def section(truth: list[TruthRow], c: Correlated, policy: Policy) -> dict[str, A
     for inc in c.incidents.values():
         incidents_of[inc.capture].append(inc)
     captures = [_capture(name, by_capture.get(name, []), incidents_of.get(name, []), c)
-                for name in sorted(set(by_capture) | set(p.alerts)) if p.alerts.get(name)]
+                for name in sorted(set(by_capture) | set(p.alerts))]  # with no alert too: its phases did not land
     counts = np.array([i.count for i in c.incidents.values()], dtype=np.float64)
     alerts, n = sum(p.alerts.values()), len(c.incidents)
     return {
@@ -241,7 +241,7 @@ def _capture(name: str, rows: list[TruthRow], incs: list[Incident], c: Correlate
         "phases": len(phases),
         "phases_alerted": sum(1 for p in phases if p["alerts"]),
         "phases_landed": sum(1 for p in phases if p["landed"]),
-        "goal_ratio": ratio is not None and ratio >= GOAL_RATIO,
+        "goal_ratio": None if not alerts else ratio is not None and ratio >= GOAL_RATIO,
         "goal_phases": landed,
         "goal_benign": benign / days <= GOAL_BENIGN_PER_DAY,
         "_phases": phases,
