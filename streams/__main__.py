@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["incidents"]:
         return incidents_main(argv[1:])
+    if argv[:1] == ["bench-incidents"]:  # streams/incidents_bench.py: Create latency at a fixed rate
+        from .incidents_bench import main as bench_incidents
+
+        return bench_incidents(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-profiles)")
