@@ -111,8 +111,8 @@ async def test_report_of_a_real_replay_renders_in_headless_chromium(tmp_path: Pa
     images, problems = open_in_chromium(page, shot)
     print(f"screenshot of the report: {shot}")
     assert problems == []
-    # every figure of an embedded replay (it has no Kafka latency to plot)
-    assert images == page.read_text().count("<img ") == 5
+    # every figure of an embedded replay (it has no Kafka latency to plot), incidents included
+    assert images == page.read_text().count("<img ") == 6
     with Image.open(shot) as img:
         pixels = np.asarray(img.convert("L"))
     assert pixels.shape[:2] == (WINDOW[1], WINDOW[0])
