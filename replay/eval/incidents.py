@@ -76,6 +76,7 @@ class Prepared:
     alerted: set[str] = field(default_factory=set)  # event uids with an alert
     unattributed: Counter[str] = field(default_factory=Counter)
     unreadable: int = 0
+    duplicates: int = 0
 
 
 @dataclass
@@ -112,6 +113,9 @@ def prepare(findings: Iterable[dict[str, Any]], truth: dict[str, TruthRow]) -> P
     rows: dict[str, list[tuple[int, int, str, Member]]] = defaultdict(list)
     for seq, f in enumerate(findings):
         uid = event_uid(f)
+        if uid is not None and uid in out.alerted:  # at-least-once delivery: counted once, as join does
+            out.duplicates += 1
+            continue
         row = truth.get(uid) if uid is not None else None
         capture = row.capture if row is not None else UNKNOWN_CAPTURE
         out.alerts[capture] += 1
@@ -200,6 +204,7 @@ def section(truth: list[TruthRow], c: Correlated, policy: Policy) -> dict[str, A
         "alerts": alerts,
         "unattributed": sum(p.unattributed.values()),
         "unreadable": p.unreadable,
+        "duplicates": p.duplicates,
         "incidents": n,
         "alerts_per_incident": metrics.ratio(alerts, n),
         "benign_only": sum(1 for i in c.incidents.values() if _benign_only(i)),

@@ -146,3 +146,9 @@ def test_capture_labelled_truth_gives_weak_phases_and_unknown_incidents() -> Non
     (phase,) = s["phases"]
     assert phase["weak"] and phase["phase"] == "attack:T1003.001" and phase["events"] == 3
     assert phase["landed"] and phase["alerts"] == 2 and phase["create_delay_s"] == 5.0
+
+
+def test_a_re_delivered_alert_counts_once() -> None:
+    findings, truth = _case([("web1", 0, "e1", "dirb"), ("web1", 5, "e2", "dirb")])
+    s = _section([*findings, findings[0]], truth, Policy())
+    assert s["alerts"] == 2 and s["duplicates"] == 1 and s["findings_per_incident"]["max"] == 2
