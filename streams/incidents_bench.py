@@ -205,7 +205,7 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
     else:
         argv = [sys.executable, "-m", "streams", "bench-incidents", "--passthrough", topics["siem"], out_topic,
                 "--bootstrap", bootstrap]
-        topics = dict.fromkeys(KINDS, topics["siem"])  # one source topic: one consumer, like the job's
+        topics = dict.fromkeys(KINDS, topics["siem"])  # the same records on one topic: one to copy
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process, in the finally below)
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     seen: dict[str, float] = {}
