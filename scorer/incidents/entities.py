@@ -112,7 +112,8 @@ def _attacks(finding: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         for tech in (attack.get("technique"), attack.get("sub_technique")):
             _add(techniques, _text(_obj(tech).get("uid")).upper())
     for rule in _objs(_obj(_obj(finding.get("unmapped")).get("scorer")).get("rules")):
-        for tech in rule.get("techniques") or ():
+        listed = rule.get("techniques")
+        for tech in listed if isinstance(listed, list) else ():  # a hostile finding may put anything here
             _add(techniques, _text(tech).upper())
     return tactics, techniques
 

@@ -68,6 +68,10 @@ class Correlator:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._created: set[str] = set()  # keys opened since the last flush
         self._changed: set[str] = set()  # keys fed since the last flush
+        # Keys whose growth no Update has published yet: an Update falls due once the
+        # watermark is update_interval_s past the last one, even if no finding follows (a
+        # late phase joining a large open incident must not wait for the Close).
+        self._held: set[str] = set()
         self._dirty: dict[str, IncidentState | None] = {}  # changelog since the last changes()
         # No episode can be due before this (a lower bound: joins only push deadlines later),
         # so a flush per finding does not scan every open episode.
@@ -161,6 +165,7 @@ class Correlator:
         state = self.open.pop(key)
         state.closed = reason
         self._changed.discard(key)
+        self._held.discard(key)
         if key in self._created:  # opened and closed within one flush: its Create goes first
             self._created.discard(key)
             self._emit(Activity.CREATE, state)
@@ -194,11 +199,16 @@ class Correlator:
         for key in sorted(self._created):
             self._emit(Activity.CREATE, self.open[key])
         interval = int(self.policy.update_interval_s * 1000)
-        for key in sorted(self._changed - self._created):
+        held: set[str] = set()
+        for key in sorted((self._changed | self._held) - self._created):
             s = self.open[key]
-            if s.material or s.count >= 2 * s.emitted_count or s.last_ms - s.emitted_ms >= interval:
+            if (s.material or s.count >= 2 * s.emitted_count
+                    or max(s.last_ms, self.watermark_ms) - s.emitted_ms >= interval):
                 self._emit(Activity.UPDATE, s)
                 self._dirty[key] = s
+            else:
+                held.add(key)
+        self._held = held
         self._created.clear()
         self._changed.clear()
         out, self._pending = self._pending, []

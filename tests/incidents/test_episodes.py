@@ -176,3 +176,20 @@ def test_restored_episodes_close_on_time_though_a_newer_one_opened_after() -> No
     second.add(_members([finding("edr", 1000 + HOUR + 10, host="new")])[0])
     closed = [e.state.key for e in second.flush() if e.activity is Activity.CLOSE]
     assert closed == ["host:old"]
+
+
+def test_growth_that_is_not_material_is_published_once_the_update_interval_passes() -> None:
+    """A finding that joins a large open incident without anything new (same kind, tactic,
+    host) is published by an Update once the watermark is ``update_interval_s`` past the last
+    one, even when no later finding of that incident arrives (only a Close would otherwise)."""
+    t = 1_700_000_000.0
+    corr = Correlator(Policy(quiet_s=12 * HOUR, update_interval_s=300))
+    big = [finding("siem", t + i, host="web1", tactics=("discovery",)) for i in range(8)]
+    out = _run(corr, _members(big))
+    late = _members([finding("siem", t + 100, host="web1", tactics=("discovery",))])
+    assert _run(corr, late, start=8) == []  # nothing new, not doubled, within the interval: held
+    assert out[-1].state.count == 8
+    corr.advance(int((t + 100 + 301) * 1000))  # the watermark moves on (another host, or wall time)
+    due = corr.flush()
+    assert [(e.activity, e.state.count) for e in due] == [(Activity.UPDATE, 9)]
+    assert corr.flush() == []  # published once
