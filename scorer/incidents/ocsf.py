@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ import msgspec
 
 from scorer import __version__
 from scorer.alerts.attack import TACTIC_IDS, tactic_title
+from scorer.alerts.textsafe import escape_json, visible
 
 from .links import HOST
 from .model import Activity, IncidentState
@@ -85,8 +85,8 @@ def incident_finding(activity: Activity, state: IncidentState, *, now_ms: int | 
         "status_id": 5 if closed else 1, "status": "Closed" if closed else "New",
         "time": now_ms, "start_time": state.first_ms, "end_time": state.last_ms,
         "duration": state.last_ms - state.first_ms, "count": state.count,
-        "message": _visible(_title(state)),
-        "desc": _visible(_describe(state)),
+        "message": visible(_title(state)),
+        "desc": visible(_describe(state)),
         "assignee_group": {"name": assignee_group},
         "is_alert": True,
         "finding_info_list": [
@@ -135,21 +135,10 @@ def _observables(state: IncidentState) -> list[dict[str, Any]]:
 
 
 _ENCODER = msgspec.json.Encoder()
-# As the Detection Finding's encoder (scorer/alerts/ocsf.py): host and user names come from
-# the events, so no raw DEL, C1 control or line separator may reach a reader's terminal or
-# a line-based consumer; inside valid UTF-8 JSON these can only be string characters.
-_RAW_UNSAFE = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def encode(event: dict[str, Any]) -> bytes:
     """The record as JSON with no raw control character in its bytes."""
-    raw = _ENCODER.encode(event)
-    if raw.isascii() and b"\x7f" not in raw:
-        return raw
-    return _RAW_UNSAFE.sub(lambda m: b"\\u%04x" % ord(m.group().decode()), raw)
+    return escape_json(_ENCODER.encode(event))
 
 
-def _visible(text: str) -> str:
-    """Display text (title, description): control characters shown as escapes."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
