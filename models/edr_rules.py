@@ -20,7 +20,6 @@ The pack's checksum goes into the dataset cache key and into the model card.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from scorer.alerts.decide import RULE_ALERT_LEVELS
 from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent
 from scorer.inference.repository import list_versions
+from scorer.lifecycle.rulepacks import pack_checksum  # the checksum cards and scorers compare
 
 from .datasets import REPO_ROOT
 
@@ -50,15 +50,6 @@ def pack_dir() -> Path:
         return Path(os.environ["SCORER_RULE_PACK"])
     repository = REPO_ROOT / "rule_repository"
     return repository / "sigma_windows" / list_versions(repository, "sigma_windows")[-1]
-
-
-def pack_checksum(path: Path) -> str:
-    """sha256 over the pack's files (relative names and bytes), in name order."""
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(f.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 @cache

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from models.edr_rules import TrainingRules, own_rules, pack_checksum
+from models.edr_rules import TrainingRules, own_rules
 from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent, EventKind
+from scorer.lifecycle.rulepacks import pack_checksum
 from tests.support.paths import DATA_DIR
 
 CASE = DATA_DIR / "edr/sigma-regression/rules/windows/process_creation"
