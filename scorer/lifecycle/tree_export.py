@@ -150,7 +150,7 @@ def predict(model: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 class Agreement:
     rows: int
     max_abs_diff: float
-    decisions_differ: int  # rows alerting on one side of the threshold only
+    decisions_differ: int  # rows alerting on one side of the threshold only (beyond rounding of it)
 
     @property
     def ok(self) -> bool:
@@ -167,7 +167,11 @@ def agreement(model: Any, onnx_scores: npt.NDArray[np.float32], x: npt.NDArray[n
     tree_scores = predict(model, x)
     onnx_scores = np.asarray(onnx_scores, np.float32)
     diff = float(np.max(np.abs(tree_scores - onnx_scores))) if len(x) else 0.0
-    differ = int(np.count_nonzero((tree_scores >= threshold) != (onnx_scores >= threshold)))
+    # A row whose score is within float rounding of the threshold may fall on either side in
+    # any engine (summation order alone moves it by ~1e-7; a threshold chosen as a quantile
+    # of golden scores sits exactly on tied rows), so only decisions away from it must agree.
+    clear = np.abs(onnx_scores.astype(np.float64) - threshold) > TOLERANCE
+    differ = int(np.count_nonzero(((tree_scores >= threshold) != (onnx_scores >= threshold)) & clear))
     return Agreement(len(x), diff, differ)
 
 

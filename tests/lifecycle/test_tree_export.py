@@ -105,3 +105,19 @@ def test_a_split_other_than_leq_is_refused() -> None:
     modes.strings[0] = b"BRANCH_LT"
     with pytest.raises(ModelError, match="BRANCH_LEQ"):
         tree_export.from_onnx(model.SerializeToString())
+
+
+class _Fixed:
+    """A stand-in Treelite model for :func:`tree_export.agreement`'s decision rule only."""
+
+
+def test_rows_within_rounding_of_the_threshold_may_fall_either_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx_scores = np.array([0.5, 0.5, 0.9, 0.1], np.float32)  # two rows tied on the threshold
+    trees = np.array([0.5 - 1e-7, 0.5, 0.9, 0.1], np.float32)  # one tie rounded below it
+    monkeypatch.setattr(tree_export, "predict", lambda model, x: trees)
+    x = np.zeros((4, 2), np.float32)
+    assert tree_export.agreement(_Fixed(), onnx_scores, x, 0.5).decisions_differ == 0
+    flipped = np.array([0.5, 0.5, 0.4, 0.1], np.float32)  # a clear alert lost: not rounding
+    monkeypatch.setattr(tree_export, "predict", lambda model, x: flipped)
+    found = tree_export.agreement(_Fixed(), onnx_scores, x, 0.5)
+    assert found.decisions_differ == 1 and not found.ok
