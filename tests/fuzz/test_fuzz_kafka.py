@@ -38,13 +38,12 @@ from scorer.service.build import build_runtimes, load_rules
 from tests.support import ocsf_schema
 from tests.support.faults import (
     Ledger,
-    ScorerProcess,
     Topics,
     new_topics,
     plaintext,
-    read_topics,
+    read_outcomes,
+    running_scorer,
     scorer_env,
-    stopped_on_exit,
     usable_kinds,
 )
 from tests.support.kafka import KafkaBroker
@@ -119,15 +118,12 @@ async def test_fuzzed_records_through_kafka_are_scored_or_dead_lettered(kafka: K
     started = time.monotonic()
     topics = await new_topics(kafka)
     inputs = _hostile_inputs(topics.kinds)
-    proc = ScorerProcess(scorer_env(kafka.bootstrap, topics), tmp_path / "scorer.log")
-    with stopped_on_exit(proc):
-        proc.start()
-        await proc.wait_ready()
+    async with running_scorer(scorer_env(kafka.bootstrap, topics), tmp_path / "scorer.log") as proc:
         placed = await _produce(kafka, topics, inputs)
         expected = await _expected(inputs, placed)
         bad = {f"{f.ref.topic}:{f.ref.partition}:{f.ref.offset}": f.reason for f in expected.failures}
         ledger = Ledger({s.uid for s in expected.scores}, set(bad), topics, dead_letter_id=_ref)
-        outputs = await read_topics(plaintext(kafka), topics.all_outputs(), ledger.complete, timeout=180)
+        outputs = await read_outcomes(kafka, ledger, timeout=180)
         alive = proc.pid is not None
         rc = proc.stop()
     report = ledger.report(outputs)

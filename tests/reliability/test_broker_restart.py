@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import socket
 import time
 from collections.abc import Callable
@@ -21,18 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faults import (
-    Ledger,
-    ScorerProcess,
-    endless_stream,
-    feed,
-    new_topics,
-    plaintext,
-    read_topics,
-    score_backends,
-    scorer_env,
-    stopped_on_exit,
-)
+from tests.support.faults import LiveFeed, new_topics, running_scorer, score_backends, scorer_env
 from tests.support.kafka import KafkaBroker
 from tests.support.triton import TritonServer
 
@@ -47,14 +35,8 @@ async def test_broker_restart_and_crash_mid_stream_lose_nothing(
 ) -> None:
     topics = await new_topics(own_kafka)
     env = scorer_env(own_kafka.bootstrap, topics, triton=own_triton, repository=model_repository)
-    proc = ScorerProcess(env, tmp_path / "scorer.log")
-    progress = [0]
-    faults_done = asyncio.Event()
-    with stopped_on_exit(proc):
-        proc.start()
-        await proc.wait_ready()
-        feeder = asyncio.create_task(feed(plaintext(own_kafka), topics, endless_stream(topics.kinds, "b"), rate=RATE,
-                                          progress=progress, until=faults_done))
+    async with running_scorer(env, tmp_path / "scorer.log") as proc:
+        live = LiveFeed.start(own_kafka, topics, "b", rate=RATE)
         faults: list[str] = []
         for name, fault in (("restart", own_kafka.restart), ("kill -9 + start", _crash(own_kafka))):
             await proc.scored_more(PHASE)
@@ -67,11 +49,8 @@ async def test_broker_restart_and_crash_mid_stream_lose_nothing(
             faults.append(f"broker {name}: down {back - t0:.1f}s, scorer scoring again "
                           f"{time.monotonic() - back:.1f}s after it was back")
         await proc.scored_more(PHASE)
-        produced_by_then = progress[0]
-        faults_done.set()
-        sent = await feeder
-        ledger = Ledger.of(itertools.islice(endless_stream(topics.kinds, "b"), sent), topics)
-        outputs = await read_topics(plaintext(own_kafka), topics.all_outputs(), ledger.complete, timeout=120)
+        produced_by_then = live.stop()
+        sent, ledger, outputs = await live.outcomes()
         assert proc.pid is not None, f"scorer died:\n{proc.log_tail()}"
         rc = proc.stop()
     report = ledger.report(outputs)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import itertools
 import os
 import random
 import time
@@ -47,11 +46,10 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from tests.support.faults import (
     Ledger,
+    LiveFeed,
     ScorerProcess,
     Tally,
     Topics,
-    endless_stream,
-    feed,
     new_topics,
     plaintext,
     read_topics,
@@ -128,14 +126,11 @@ async def _crash_loop(
         SCORER_KAFKA__GROUP_INSTANCE_ID=f"{topics.prefix}-0",
     )
     proc = ScorerProcess(env, tmp_path / "scorer.log")
-    progress = [0]
     lives = Lives()
     started = time.monotonic()
     probe = await TransactionProbe.open(kafka, topics) if transactional else None
-    last_kill_done = asyncio.Event()
     with stopped_on_exit(proc), first_output(kafka, topics) as output_seen:
-        feeder = asyncio.create_task(feed(plaintext(kafka), topics, endless_stream(topics.kinds, "c"), rate=RATE,
-                                          progress=progress, until=last_kill_done))
+        live = LiveFeed.start(kafka, topics, "c", rate=RATE)
         kills: list[str] = []
         in_txn: list[bool] = []
         crash = 0
@@ -160,7 +155,7 @@ async def _crash_loop(
             proc.kill()
             lives.killed()
             kill = f"#{crash}{aimed}: {'early' if early else 'late'}, this process had consumed " \
-                   f"{consumed:.0f}; {progress[0]} produced"
+                   f"{consumed:.0f}; {live.produced} produced"
             if probe is not None:
                 # The dead producer's transaction stays open until the restart aborts it; a
                 # commit the broker had already received looks open for a moment: let it end.
@@ -169,13 +164,10 @@ async def _crash_loop(
                 kill += f"; {'inside' if in_txn[-1] else 'outside'} a transaction"
             kills.append(kill)
             crash += 1
-        produced_by_last_kill = progress[0]
-        last_kill_done.set()  # the feeder stops after one more chunk: work the last killed process never saw
+        produced_by_last_kill = live.stop()  # one more chunk follows: work the last killed process never saw
         lives.started()
         proc.start()
-        sent = await feeder
-        ledger = Ledger.of(itertools.islice(endless_stream(topics.kinds, "c"), sent), topics)
-        outputs = await read_topics(plaintext(kafka), topics.all_outputs(), ledger.complete, timeout=120)
+        sent, ledger, outputs = await live.outcomes()
         rc = proc.stop()
     if probe is not None:
         await probe.close()

@@ -33,6 +33,7 @@ from tests.support.faults import (
     new_topics,
     plaintext,
     read_topics,
+    running_scorer,
     scorer_env,
     stopped_on_exit,
     usable_kinds,
@@ -143,12 +144,8 @@ async def test_crafted_command_line_cannot_inject_into_alert_consumers(
     _alert_everything(model_repository)
     topics = await new_topics(kafka, [EventKind.EDR])
     events = _crafted_events()
-    proc = ScorerProcess(scorer_env(kafka.bootstrap, topics,
-                                    SCORER_INFERENCE__MODEL_REPOSITORY=str(model_repository)),
-                         tmp_path / "scorer.log")
-    with stopped_on_exit(proc):
-        proc.start()
-        await proc.wait_ready()
+    env = scorer_env(kafka.bootstrap, topics, SCORER_INFERENCE__MODEL_REPOSITORY=str(model_repository))
+    async with running_scorer(env, tmp_path / "scorer.log") as proc:
         from aiokafka import AIOKafkaProducer
 
         producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)

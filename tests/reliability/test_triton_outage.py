@@ -16,7 +16,6 @@ Reproduce: pytest -s tests/reliability/test_triton_outage.py
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import time
@@ -24,19 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faults import (
-    Ledger,
-    RssWatch,
-    ScorerProcess,
-    endless_stream,
-    feed,
-    new_topics,
-    plaintext,
-    read_topics,
-    score_backends,
-    scorer_env,
-    stopped_on_exit,
-)
+from tests.support.faults import LiveFeed, RssWatch, new_topics, running_scorer, score_backends, scorer_env
 from tests.support.kafka import KafkaBroker
 from tests.support.triton import TritonServer
 
@@ -59,37 +46,30 @@ async def test_triton_outage_loses_nothing(
         SCORER_INFERENCE__TRITON_TIMEOUT_S="1",
         SCORER_INFERENCE__ON_TRITON_OUTAGE=mode,
     )
-    proc = ScorerProcess(env, tmp_path / "scorer.log")
-    progress = [0]
-    outage_over = asyncio.Event()
-    with stopped_on_exit(proc), RssWatch(lambda: proc.pid) as rss:
-        proc.start()
-        await proc.wait_ready()
-        feeder = asyncio.create_task(feed(plaintext(kafka), topics, endless_stream(topics.kinds, "t"), rate=RATE,
-                                          progress=progress, until=outage_over))
-        await proc.scored_more(LEAD)
-        before_outage = max(rss.samples)
-        await asyncio.to_thread(own_triton.stop)
-        down_at = time.monotonic()
-        paused_during: list[float] = []
-        scored_during: list[float] = []
-        ready_during: set[int] = set()
-        while time.monotonic() - down_at < OUTAGE_S:
-            paused_during.append(proc.metric("scorer_consumption_paused"))
-            ready_during.add(proc.get("/readyz")[0])
-            scored_during.append(proc.metric("scorer_events_scored_total"))
-            await asyncio.sleep(1.0)
-        produced_in_outage = progress[0]
-        await asyncio.to_thread(own_triton.restart)
-        print(f"\ntriton down {time.monotonic() - down_at:.1f}s (restart took {own_triton.start_seconds:.1f}s)")
-        await proc.scored_more(TAIL)
-        outage_over.set()
-        sent = await feeder
-        ledger = Ledger.of(itertools.islice(endless_stream(topics.kinds, "t"), sent), topics)
-        outputs = await read_topics(plaintext(kafka), topics.all_outputs(), ledger.complete, timeout=120)
-        ready_after = (await asyncio.to_thread(proc.get, "/readyz"))[0]  # resumed: everything scored
-        assert proc.pid is not None, f"scorer died during the outage:\n{proc.log_tail()}"
-        rc = proc.stop()
+    async with running_scorer(env, tmp_path / "scorer.log") as proc:
+        with RssWatch(lambda: proc.pid) as rss:
+            live = LiveFeed.start(kafka, topics, "t", rate=RATE)
+            await proc.scored_more(LEAD)
+            before_outage = max(rss.samples)
+            await asyncio.to_thread(own_triton.stop)
+            down_at = time.monotonic()
+            paused_during: list[float] = []
+            scored_during: list[float] = []
+            ready_during: set[int] = set()
+            while time.monotonic() - down_at < OUTAGE_S:
+                paused_during.append(proc.metric("scorer_consumption_paused"))
+                ready_during.add(proc.get("/readyz")[0])
+                scored_during.append(proc.metric("scorer_events_scored_total"))
+                await asyncio.sleep(1.0)
+            produced_in_outage = live.produced
+            await asyncio.to_thread(own_triton.restart)
+            print(f"\ntriton down {time.monotonic() - down_at:.1f}s (restart took {own_triton.start_seconds:.1f}s)")
+            await proc.scored_more(TAIL)
+            live.stop()
+            sent, ledger, outputs = await live.outcomes()
+            ready_after = (await asyncio.to_thread(proc.get, "/readyz"))[0]  # resumed: everything scored
+            assert proc.pid is not None, f"scorer died during the outage:\n{proc.log_tail()}"
+            rc = proc.stop()
     report = ledger.report(outputs)
     backends = score_backends(outputs, topics.scores)
     alert_backends = {json.loads(m.value)["unmapped"]["scorer"]["backend"]

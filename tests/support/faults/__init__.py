@@ -6,9 +6,11 @@ real thing, not a coroutine inside pytest.
 
 - :mod:`.process`: topics and env of one test, the scorer process, RSS sampling;
 - :mod:`.streams`: paced streams with hostile records, reading outputs, the uid ledger;
+- :mod:`.live`: a stream that flows while the faults happen, and its outcomes;
 - :mod:`.network`: TLS material, a TLS-only tritonserver, a broker produce quota.
 """
 
+from tests.support.faults.live import LiveFeed, read_outcomes
 from tests.support.faults.network import TlsFiles, TlsTritonServer, make_tls, set_produce_quota
 from tests.support.faults.process import (
     RssWatch,
@@ -17,6 +19,7 @@ from tests.support.faults.process import (
     new_topics,
     plaintext,
     rss_bytes,
+    running_scorer,
     score_backends,
     scorer_env,
     seed,
@@ -39,6 +42,7 @@ __all__ = [
     "BAD_EVERY",
     "Ledger",
     "LedgerReport",
+    "LiveFeed",
     "Record",
     "RssWatch",
     "ScorerProcess",
@@ -52,8 +56,10 @@ __all__ = [
     "make_tls",
     "new_topics",
     "plaintext",
+    "read_outcomes",
     "read_topics",
     "rss_bytes",
+    "running_scorer",
     "score_backends",
     "scorer_env",
     "seed",

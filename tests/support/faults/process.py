@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,3 +277,13 @@ def stopped_on_exit(proc: ScorerProcess) -> Any:
     finally:
         if proc.pid is not None:
             proc.stop(10)
+
+
+@contextlib.asynccontextmanager
+async def running_scorer(env: dict[str, str], log: Path) -> AsyncIterator[ScorerProcess]:
+    """A `scorer run` started with ``env`` and ready (/readyz 200), stopped on exit."""
+    proc = ScorerProcess(env, log)
+    with stopped_on_exit(proc):
+        proc.start()
+        await proc.wait_ready()
+        yield proc
