@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: kcat (independent Kafka client), libpython3.11
-# (Triton's python backend stub links it). Installs only what is missing; needs root.
+# (Triton's python backend stub links it), prometheus + promtool (alert rules, dashboard queries). Installs only what is missing; needs root.
 set -euo pipefail
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
@@ -8,6 +8,7 @@ ldconfig -p 2>/dev/null | grep -q 'libpython3.11.so.1.0' || missing+=(libpython3
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # renders report.html in tests
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # deploy/prometheus rules and live scrape
 if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
