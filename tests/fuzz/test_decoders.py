@@ -17,7 +17,7 @@ import asyncio
 import functools
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -43,13 +43,11 @@ from tests.support.strategies import (
     FUZZ,
     JSON_VALUES,
     TEXT,
-    TRIED,
+    Tries,
     drifted,
     dumps,
     hostile_record,
     mutated_bytes,
-    no_hang,
-    report,
 )
 
 KINDS = st.sampled_from(list(EventKind))
@@ -66,17 +64,12 @@ ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     "siem.from_suricata": siem.from_suricata, "siem.from_mapping": siem.from_mapping,
 }
 RAW_UNSAFE = re.compile(rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts() -> Iterator[None]:
-    yield
-    print("\n" + report("decoders"))
+TRIES = Tries("decoders")
+_print_counts = TRIES.printed()
 
 
 def _check(kind: EventKind | None, value: bytes | None, name: str, decoder: EventDecoder = DECODER) -> None:
-    TRIED[f"decoders/{name}"] += 1
-    with no_hang():
+    with TRIES.one(name):
         out = decoder.decode(kind, value, REF)
     if isinstance(out, DecodeFailure):
         assert out.reason and isinstance(out.message, str) and out.value == value
@@ -136,8 +129,7 @@ def test_deep_nesting(opener: bytes, depth: int) -> None:
 def test_adapters_raise_only_record_errors(name: str, data: st.DataObject) -> None:
     kind = EventKind(name.split(".")[0])
     raw = data.draw(st.one_of(st.dictionaries(TEXT, JSON_VALUES, max_size=8), drifted(kind)))
-    TRIED[f"decoders/adapter {name}"] += 1
-    with no_hang():
+    with TRIES.one(f"adapter {name}"):
         try:
             event = ADAPTERS[name](raw)
         except ADAPTER_ERRORS:
@@ -157,9 +149,8 @@ def _scorer() -> BatchScorer:
 @settings(FUZZ, max_examples=max(50, EXAMPLES // 10))
 @given(batch=st.lists(hostile_record(), min_size=1, max_size=40))
 def test_batch_accounts_for_every_record(batch: list[tuple[EventKind | None, bytes | None]]) -> None:
-    TRIED["decoders/whole micro-batch"] += 1
     records = [input_record(k, v, None, "fuzz", 0, i) for i, (k, v) in enumerate(batch)]
-    with no_hang(30):
+    with TRIES.one("whole micro-batch", 30):
         outcome = asyncio.run(_scorer().score(records))
     assert sum(outcome.consumed.values()) == len(records)
     assert sum(outcome.scored.values()) + len(outcome.failures) == len(records)

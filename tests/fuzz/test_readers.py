@@ -18,7 +18,7 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,10 @@ from tests.support.strategies import (
     FUZZ,
     JSON_VALUES,
     TEXT,
-    TRIED,
+    Tries,
     drifted,
     dumps,
     mutated_bytes,
-    no_hang,
-    report,
 )
 
 ZEEK = DATA_DIR / "netflow" / "stratosphere-zeek" / "008-conn.log.labeled"
@@ -54,12 +52,8 @@ WAZUH = {"timestamp": "2022-01-15T02:32:32Z", "id": "1", "rule": {"description":
          "id": "5710", "level": 5}, "agent": {"name": "mail"}, "data": {"srcip": "10.0.0.1"}}
 SURICATA = {"timestamp": "2022-01-15T02:32:32Z", "flow_id": 7, "src_ip": "10.0.0.1", "dest_ip": "10.0.0.2",
             "alert": {"signature": "ET SCAN", "signature_id": 2001219, "severity": 2}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts() -> Iterator[None]:
-    yield
-    print("\n" + report("readers"))
+TRIES = Tries("readers")
+_print_counts = TRIES.printed()
 
 
 @functools.cache
@@ -70,11 +64,10 @@ def _head(path: Path, lines: int) -> list[str]:
 
 
 def _read(name: str, suffix: str, data: bytes) -> list[Any]:
-    TRIED[f"readers/{name}"] += 1
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"capture{suffix}"
         path.write_bytes(data)
-        with no_hang():
+        with TRIES.one(name):
             items = list(iter_capture(path))
     assert all(isinstance(it, LabeledEvent | ReadError) for it in items)
     return items

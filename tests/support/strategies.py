@@ -1,5 +1,5 @@
 """Hostile inputs for the decoder and reader fuzz tests (hypothesis strategies), a hang
-guard, and a counter of inputs tried (printed at the end of each fuzz module).
+guard, and a counter of inputs tried (printed at the end of each fuzz module: :class:`Tries`).
 
 Budget: SCORER_FUZZ_EXAMPLES (default 2000) examples per property (a quarter of that for
 properties that write a whole capture file per example); CI keeps the default, a long run
@@ -13,10 +13,12 @@ import json
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -155,3 +157,29 @@ def report(prefix: str) -> str:
     mine = {name: n for name, n in TRIED.items() if name.startswith(prefix)}
     lines = [f"{prefix}: {sum(mine.values())} inputs tried"] + [f"  {k}: {n}" for k, n in sorted(mine.items())]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Tries:
+    """The inputs one fuzz module tries, counted in TRIED as ``prefix/<property>``.
+
+        TRIES = Tries("readers")
+        _print_counts = TRIES.printed()      # the module's counts, printed when it ends
+        with TRIES.one("gzip truncated"):   # one input, counted and guarded against a hang
+            ...
+    """
+
+    prefix: str
+
+    def one(self, name: str, seconds: float = 10.0) -> contextlib.AbstractContextManager[None]:
+        TRIED[f"{self.prefix}/{name}"] += 1
+        return no_hang(seconds)
+
+    def printed(self) -> Callable[[], Iterator[None]]:
+        """A module-scoped autouse fixture that prints :func:`report` of this prefix."""
+
+        def print_counts() -> Iterator[None]:
+            yield
+            print("\n" + report(self.prefix))
+
+        return pytest.fixture(scope="module", autouse=True, name=f"_print_{self.prefix}_counts")(print_counts)
