@@ -15,6 +15,7 @@ import numpy as np
 
 from scorer.bench import harness
 from scorer.bench.loadgen import payloads, templates
+from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 
@@ -45,6 +46,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS for scorer runners")
     p.add_argument("--repeat", type=int, default=1, help="drains per runner, interleaved; ratios use the median")
     p.add_argument("--out", type=Path, default=Path("out/bench.json"))
+    add_stream_arguments(p)
     from scorer.bench.rules import add_arguments as rule_arguments
 
     rule_arguments(p)
@@ -104,7 +106,7 @@ def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
-    tpl = templates(bundled_capture(), kinds)
+    tpl = stream_templates(args, templates(bundled_capture(), kinds))
     rates = args.rate or [10_000.0]
     workdir = Path(tempfile.mkdtemp(prefix="scorer-bench-"))
     results: list[harness.RunResult] = []
