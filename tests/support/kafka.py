@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from tests.support import markers
 
@@ -39,6 +40,7 @@ KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 START_TIMEOUT_S = float(os.environ.get("SCORER_TEST_KAFKA_START_TIMEOUT", "600"))
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def kcat_path() -> str | None:
@@ -62,6 +64,16 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def synced(coroutine_function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The same call, run to completion from sync code (:func:`run_sync`)."""
+
+    @functools.wraps(coroutine_function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(coroutine_function(*args, **kwargs))
+
+    return call
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -221,20 +233,8 @@ class KafkaBroker:
         if (await ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap), [spec]))[name] != partitions:
             raise TimeoutError(f"topic {name} did not get {partitions} partitions with leaders")
 
-    def create_topic(
-        self,
-        name: str,
-        partitions: int = 3,
-        *,
-        replication_factor: int = 1,
-        config: Mapping[str, str] | None = None,
-    ) -> None:
-        """Create a topic and wait for it (sync; safe to call inside a running loop)."""
-        run_sync(
-            self.acreate_topic(
-                name, partitions, replication_factor=replication_factor, config=config
-            )
-        )
+    # Create a topic and wait for it (sync; safe to call inside a running loop).
+    create_topic = synced(acreate_topic)
 
     # ------------------------------------------------------------------ internals
     def env(self) -> dict[str, str]:
