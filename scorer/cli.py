@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the service: Kafka in, alerts out (config: SCORER_* env, --config YAML)")
     run.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+    run.add_argument("--processes", type=int, default=1, metavar="N",
+                     help="scoring processes (consumer-group members, one core each) under one supervisor "
+                          "that serves one /metrics and restarts a worker that exits; default 1: no supervisor")
 
     demo = sub.add_parser("demo", help="embedded default: bundled capture, in-process ONNX Runtime")
     demo.add_argument("--capture", type=Path, help="canonical JSON-lines capture (default: bundled)")
@@ -70,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     logging.getLogger().setLevel(settings.log_level.upper())
+    if args.processes > 1:
+        from scorer.service.supervisor import child_arguments, supervise
+
+        return asyncio.run(supervise(settings, args.processes, child_arguments(args.log_level, args.config)))
     asyncio.run(run_service(settings))
     return 0
 

@@ -11,11 +11,9 @@ from collections import Counter
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
-from scorer.metrics.latency import WeightedHistogram
+from scorer.metrics.latency import LabelledHistogram, WeightedHistogram
+from scorer.metrics.runtime import GcPauses, LoopLag
 
-LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-)
 BATCH_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 
 
@@ -45,10 +43,20 @@ class ScorerMetrics:
         self.batch_size = Histogram(
             "scorer_batch_records", "Records per micro-batch", buckets=BATCH_BUCKETS, registry=r
         )
-        self.stage_seconds = Histogram(
-            "scorer_stage_seconds", "Time per micro-batch stage", ["stage"],
-            buckets=LATENCY_BUCKETS, registry=r,
+        # Per micro-batch. The scoring steps (decode, rules, features, inference, decide)
+        # and the path of its outputs: score (consumer -> outputs built), send (handed to
+        # the producer), ack (handed -> every ack seen), produce_commit (send + ack).
+        self.stage_seconds = LabelledHistogram(
+            "scorer_stage_seconds", "Time per micro-batch stage", "stage", registry=r,
         )
+        self.fetch_delay = WeightedHistogram(
+            "scorer_fetch_delay_seconds",
+            "Per micro-batch: its oldest record's Kafka timestamp -> returned by the consumer "
+            "(broker, fetch, and the wait behind the previous batch; producer clock skew shows here)",
+            registry=r,
+        )
+        self.loop_lag = LoopLag(r)
+        self.gc_pauses = GcPauses(r)
         self.added_latency = WeightedHistogram(
             "scorer_added_latency_seconds",
             "Per record: returned by the consumer -> all outputs of its batch acknowledged by the broker",

@@ -1,0 +1,210 @@
+"""``scorer run --processes N``: N scoring processes, one supervisor.
+
+One scoring process is one Python thread, so one core. The supervisor starts N ordinary
+``scorer run`` processes (workers), members of the same consumer group, each with its own
+``client_id`` (``<client_id>-<index>``: its transactional id, and its static member id
+when one is set, stay the same across its restarts, so a restarted worker fences its dead
+predecessor's transaction and takes its partitions back). It
+
+- serves one ``/metrics`` (every worker's samples with a ``worker`` label, and its own:
+  ``scorer_worker_up``, ``scorer_worker_restarts_total``), ``/healthz``, and ``/readyz``
+  (ready while every worker is);
+- restarts a worker that exits, after a backoff that doubles from 1 s to 30 s and starts
+  again at 1 s once a worker has stayed up for a minute; Kafka moves the dead worker's
+  partitions to the others meanwhile and back at the restart (at-least-once: the records it
+  had not committed are scored again; exactly-once: its open transaction is aborted);
+- on SIGTERM/SIGINT passes SIGTERM on: every worker finishes and commits its batches in
+  flight and leaves the group, as a lone ``scorer run`` does; a worker still running after
+  ``stop_timeout_s`` is killed.
+
+A worker that fails before it was ever ready on its first start (bad settings, no broker)
+would fail again: the supervisor then stops the others and exits with its exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from scorer.config import Settings
+from scorer.metrics.aggregate import WorkerMetrics, fetch
+from scorer.service.http import HealthServer
+from scorer.service.signals import stop_on_signals
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = (1.0, 30.0)  # first and longest wait before a restart
+STABLE_S = 60.0  # up this long: the next crash restarts after the first backoff again
+READY_POLL_S = 0.5
+
+
+class Worker:
+    def __init__(self, index: int, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.index = index
+        self.argv = argv
+        self.env = env
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ready = False
+        self.ever_ready = False
+        self.starts = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.index)
+
+    async def start(self) -> None:
+        self.ready = False
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.starts += 1
+        log.info("worker %d started (pid %d)", self.index, self.proc.pid)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies (even by SIGKILL), so no
+    worker outlives it and keeps its partitions."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, processes: int, child_args: list[str],
+                 stop_timeout_s: float = 60.0) -> None:
+        self.settings = settings
+        self.stop_timeout_s = stop_timeout_s
+        self._stopping = asyncio.Event()
+        self.exit_code = 0
+        kafka = settings.kafka
+        base = {k: v for k, v in os.environ.items()}
+        argv = [sys.executable, "-m", "scorer.cli", *child_args]
+        self.workers: list[Worker] = []
+        for i, port in enumerate(worker_ports(settings.http.port, processes)):
+            env = base | {
+                "SCORER_HTTP__HOST": "127.0.0.1",
+                "SCORER_HTTP__PORT": str(port),
+                "SCORER_KAFKA__CLIENT_ID": f"{kafka.client_id}-{i}",
+            }
+            if kafka.group_instance_id:
+                env["SCORER_KAFKA__GROUP_INSTANCE_ID"] = f"{kafka.group_instance_id}-{i}"
+            self.workers.append(Worker(i, argv, env, port))
+        self.registry = CollectorRegistry()
+        self.up = Gauge("scorer_worker_up", "1 while the worker process runs", ["worker"], registry=self.registry)
+        self.restarts = Counter("scorer_worker_restarts", "Worker processes started again after they exited",
+                                ["worker"], registry=self.registry)
+        self.scraper = WorkerMetrics(lambda: [(w.name, w.url) for w in self.workers if w.proc is not None])
+        self.registry.register(self.scraper)
+
+    @property
+    def ready(self) -> bool:
+        return not self._stopping.is_set() and all(w.ready for w in self.workers)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> int:
+        http = HealthServer(self.registry, lambda: self.ready, host=self.settings.http.host,
+                            port=self.settings.http.port)
+        await http.start()
+        log.info("supervisor of %d workers; metrics and health on http://%s:%d",
+                 len(self.workers), self.settings.http.host, http.port)
+        stop_on_signals(self.request_stop)
+        keepers = [asyncio.create_task(self._keep(w)) for w in self.workers]
+        poll = asyncio.create_task(self._poll_ready())
+        try:
+            await self._stopping.wait()
+            await self._stop_all()
+            await asyncio.gather(*keepers)
+        finally:
+            poll.cancel()
+            for task in keepers:
+                task.cancel()
+            await http.close()
+            self.scraper.close()
+        return self.exit_code
+
+    async def _keep(self, w: Worker) -> None:
+        """Run ``w`` until the supervisor stops; restart it with backoff whenever it exits."""
+        backoff = BACKOFF_S[0]
+        while not self._stopping.is_set():
+            await w.start()
+            self.up.labels(w.name).set(1)
+            started = time.monotonic()
+            assert w.proc is not None
+            rc = await w.proc.wait()
+            w.ready = False
+            self.up.labels(w.name).set(0)
+            if self._stopping.is_set():
+                if rc != 0:
+                    self.exit_code = self.exit_code or rc
+                return
+            if not w.ever_ready and w.starts == 1:
+                log.error("worker %d exited with %d before it was ever ready: stopping", w.index, rc)
+                self.exit_code = rc or 1
+                self._stopping.set()
+                return
+            if time.monotonic() - started >= STABLE_S:
+                backoff = BACKOFF_S[0]
+            log.warning("worker %d exited with %d; restarting in %.0f s", w.index, rc, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            if self._stopping.is_set():
+                return
+            backoff = min(backoff * 2, BACKOFF_S[1])
+            self.restarts.labels(w.name).inc()
+
+    async def _poll_ready(self) -> None:
+        while True:
+            for w in self.workers:
+                running = w.proc is not None and w.proc.returncode is None
+                w.ready = running and (await asyncio.to_thread(fetch, w.url + "/readyz", 1.0))[0] == 200
+                w.ever_ready |= w.ready
+            await asyncio.sleep(READY_POLL_S)
+
+    async def _stop_all(self) -> None:
+        running = [w.proc for w in self.workers if w.proc is not None and w.proc.returncode is None]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), self.stop_timeout_s)
+        except TimeoutError:
+            for proc in running:
+                if proc.returncode is None:
+                    log.error("worker pid %d did not stop in %.0f s: killed", proc.pid, self.stop_timeout_s)
+                    proc.kill()
+                    self.exit_code = self.exit_code or 1
+
+
+def worker_ports(port: int, processes: int) -> list[int]:
+    """The workers' loopback ports: ``port + 1 .. port + N`` beside a fixed supervisor
+    port; free ports when the supervisor's is 0 (tests, several supervisors on one host)."""
+    if port:
+        return [port + 1 + i for i in range(processes)]
+    socks = [socket.socket() for _ in range(processes)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def child_arguments(log_level: str, config: Path | None) -> list[str]:
+    """The ``scorer`` arguments of one worker: the supervisor's own, less ``--processes``."""
+    return ["--log-level", log_level, "run", *(["--config", str(config)] if config is not None else [])]
+
+
+async def supervise(settings: Settings, processes: int, child_args: list[str]) -> int:
+    return await Supervisor(settings, processes, child_args).run()
