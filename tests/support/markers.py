@@ -18,6 +18,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "start_triton": ("triton",),  # every tritonserver of tests/support/triton.py
     "gpu_server": ("gpu", "triton"),  # deploy/gpu's model repository on a tritonserver
     "nvforest_server": ("gpu", "triton"),  # the same with nvForest on a CUDA GPU
+    "start_prometheus": ("prometheus",),  # Debian's prometheus (tests/support/prometheus.py)
 }
 SERVICE_MARKERS = ("kafka", "triton")  # either one makes a test ``integration``
 
