@@ -5,7 +5,9 @@
 # treelite, nvidia-pytriton, tritonclient, msgspec) unpacked to /tmp/site first (a host
 # without network; unpacked and repacked, the wheels fit one device call's 64 MiB).
 # STAGES (default "inprocess gpu_vs_cpu transport scorers"; also "latency": batch 1 per model):
-# which measurements to run.
+# which measurements to run. CPU_ENGINES (default treelite-cpp,onnxruntime): the CPU models
+# served beside the GPU one and compared with it (gpu_vs_cpu, latency); GPU_INSTANCES (default:
+# launch.py's, the shipped count); BREAKEVEN_BATCHES (gpu_vs_cpu; default 1,64,256,1024,4096,8192).
 # GPU_ENGINE (default nvforest; treelite for a dry run on a CPU-only host), BATCHES (transport),
 # PORT_BASE (default 8000: HTTP, then gRPC and metrics on the next two ports), QUEUE_DELAY_US
 # (the dynamic batcher's max_queue_delay_microseconds; default: production's 200),
@@ -33,8 +35,9 @@ if [[ " $stages " == *" inprocess "* ]]; then
 fi
 work=/tmp/triton-gpu
 t0=$(date +%s)
-python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu",onnxruntime \
-  --gpu-instances "${GPU_INSTANCES:-2}" --cpu-threads "$(nproc)" --timeout 300 \
+cpu_engines=${CPU_ENGINES:-treelite-cpp,onnxruntime}
+python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu,$cpu_engines" \
+  ${GPU_INSTANCES:+--gpu-instances "$GPU_INSTANCES"} --cpu-threads "$(nproc)" --timeout 300 \
   ${QUEUE_DELAY_US:+--queue-delay-us "$QUEUE_DELAY_US"} \
   --http-port "$port" --grpc-port $((port + 1)) --metrics-port $((port + 2)) || {
   tail -c 20000 "$work/tritonserver.log" >"$out/tritonserver.log"; exit 1; }
@@ -42,7 +45,8 @@ echo "server ready after $(( $(date +%s) - t0 )) s"
 bench() { python3 -m deploy.gpu.client_bench run --url "$url" --features "$feats" "$@"; }
 if [[ " $stages " == *" gpu_vs_cpu "* ]]; then
   run gpu_vs_cpu bench --models "${MODELS:-netflow_classifier,edr_classifier,siem_classifier}" \
-    --engines "$gpu",onnxruntime --transports grpc --concurrency 1 --out "$out/gpu_vs_cpu.json"
+    --engines "$gpu,$cpu_engines" --transports grpc --concurrency 1 \
+    --batches "${BREAKEVEN_BATCHES:-1,64,256,1024,4096,8192}" --out "$out/gpu_vs_cpu.json"
 fi
 if [[ " $stages " == *" transport "* ]]; then
   run transport bench --models netflow_classifier --engines "$gpu" \
@@ -50,8 +54,8 @@ if [[ " $stages " == *" transport "* ]]; then
     --concurrency 1,4,16 --batches "$batches" --out "$out/transport.json"
 fi
 if [[ " $stages " == *" latency "* ]]; then  # one row, one request in flight, every model
-  run latency bench --models netflow_classifier,edr_classifier,siem_classifier --engines "$gpu",onnxruntime \
-    --transports grpc --concurrency 1 --batches 1 --duration 3 --out "$out/latency.json"
+  run latency bench --models netflow_classifier,edr_classifier,siem_classifier --engines "$gpu,$cpu_engines" \
+    --transports grpc,grpc-raw --concurrency 1 --batches 1 --duration 3 --out "$out/latency.json"
 fi
 if [[ " $stages " == *" scorers "* ]]; then
   for engine in "$gpu" ${SCORER_ENGINES-onnxruntime}; do

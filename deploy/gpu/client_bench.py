@@ -14,7 +14,8 @@ into its region and reads the scores back inside the timed loop, as a real calle
 ``cudashm`` copies from pageable numpy (tritonclient's own path); ``cudashm-pinned`` from
 page-locked host memory, scores back into page-locked memory (CuPy on the region); and
 ``cudashm-gpu`` for rows that already live on the GPU (a device-to-device copy in, scores left
-on the GPU).
+on the GPU). ``grpc-raw``: the same gRPC call with the request protobuf built directly (no
+tritonclient objects): what the Python gRPC stack itself costs.
 deploy/gpu/inprocess_bench.py times the server model's own engine in one process: the limit
 the transports are compared to.
 """
@@ -54,6 +55,14 @@ class Transport:
         self.model, self.kind = model, kind
         self.regions: list[tuple[str, Any]] = []
         if kind == "grpc":
+            return
+        if kind == "grpc-raw":
+            import grpc
+            from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+            self.pb = service_pb2
+            self.channel = grpc.insecure_channel(url)
+            self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
             return
         if kind == "shm":
             import tritonclient.utils.shared_memory as shm
@@ -106,6 +115,11 @@ class Transport:
         return self.out_view[:n].get(out=self.pinned_out[:n])
 
     def infer(self, x: Matrix) -> Any:  # numpy; CuPy (on the GPU) for cudashm-gpu
+        if self.kind == "grpc-raw":  # the protobuf request built directly: gRPC's own floor
+            request = self.pb.ModelInferRequest(model_name=self.model, raw_input_contents=[x.tobytes()])
+            request.inputs.add(name="features", datatype="FP32", shape=list(x.shape))
+            response = self.stub.ModelInfer(request)
+            return np.frombuffer(response.raw_output_contents[0], np.float32).reshape(len(x), 2)
         inp = self.grpc.InferInput("features", list(x.shape), "FP32")
         out = self.grpc.InferRequestedOutput("probabilities")
         if self.kind == "grpc":
@@ -124,6 +138,8 @@ class Transport:
         return np.array(self.shm.get_contents_as_numpy(out_handle, np.float32, [len(x), 2]))
 
     def close(self) -> None:
+        if self.kind == "grpc-raw":
+            self.channel.close()
         for name, handle in self.regions:
             if self.kind == "shm":
                 self.client.unregister_system_shared_memory(name)
@@ -185,7 +201,7 @@ def bench_server(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
         for engine in args.engines:
             served = f"{model}_{engine}"
             for kind in args.transports:
-                if kind != "grpc" and engine == "onnxruntime":
+                if kind not in ("grpc", "grpc-raw") and engine == "onnxruntime":
                     continue  # the CPU comparison is over plain gRPC; shm variants are the GPU study
                 for conc in args.concurrency:
                     for batch in args.batches:

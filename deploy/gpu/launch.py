@@ -3,7 +3,7 @@
 
     python deploy/gpu/launch.py generate --repository model_repository --out var/gpu-repository
     python deploy/gpu/launch.py serve --repository model_repository --workdir var/triton-gpu \
-        [--engines nvforest,onnxruntime --max-batch 65536 --gpu-instances 2 --cpu-threads 16]
+        [--engines nvforest,treelite-cpp,onnxruntime --max-batch 65536 --gpu-instances 8 --cpu-threads 16]
     python deploy/gpu/launch.py stop --workdir var/triton-gpu
 
 For each production model ``<name>`` and each engine, ``<name>_<engine>`` serves the same
@@ -28,21 +28,29 @@ from pathlib import Path
 
 # Run as a script (python deploy/gpu/launch.py): the checkout's packages, deploy and scorer.
 sys.path.append(str(Path(__file__).resolve().parents[2]))  # appended: never shadows a package
+from deploy.gpu import cpp_backend
 from deploy.local import triton as local_launcher
 from scorer.inference import triton_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-ENGINES = ("nvforest", "onnxruntime", "treelite", "nvforest-cpu")
+CPP = "treelite-cpp"  # the C++ Treelite backend: the GPU host's small-request model
+ENGINES = ("nvforest", "onnxruntime", "treelite", "nvforest-cpu", CPP)
 LINKED = ("model.onnx", "model.tl")  # what a version's engines load (forest_scorer.artefact)
 
 
 def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_instances: int,
-                  cpu_threads: int, queue_delay_us: int | None = None) -> str:
+                  cpu_threads: int, queue_delay_us: int | None = None, cpu_instances: int = 2) -> str:
     """The production config as a python-backend model of ``engine``, named ``<name>_<engine>``."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     production = triton_config.parse(production_pbtxt)
+    if engine == CPP:
+        config = triton_config.treelite_cpu_model(production, library=str(cpp_backend.treelite_library()),
+                                                  instances=cpu_instances)
+        config.name = f"{config.name}_{engine}"
+        config.max_batch_size = max(config.max_batch_size, max_batch)
+        return triton_config.to_text(config)
     if engine == "nvforest":
         config = triton_config.nvforest_model(production, gpu_instances=gpu_instances)
     else:  # the CPU comparisons: one CPU instance, as the local shim's
@@ -60,8 +68,8 @@ def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_ins
     return triton_config.to_text(config)
 
 
-def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536,
-             gpu_instances: int = 1, cpu_threads: int = 1, queue_delay_us: int | None = None) -> list[str]:
+def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536, gpu_instances: int = 1,
+             cpu_threads: int = 1, queue_delay_us: int | None = None, cpu_instances: int = 2) -> list[str]:
     """Write the engine repository for every model of ``src`` into ``dst``; model names."""
     src, dst = src.resolve(), dst.resolve()
     if dst.exists():
@@ -77,10 +85,13 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
             out.mkdir(parents=True)
             (out / "config.pbtxt").write_text(engine_config(
                 production, engine, max_batch=max_batch, gpu_instances=gpu_instances,
-                cpu_threads=cpu_threads, queue_delay_us=queue_delay_us))
+                cpu_threads=cpu_threads, queue_delay_us=queue_delay_us, cpu_instances=cpu_instances))
+            if engine == CPP:  # compiled once, copied beside each model's config
+                cpp_backend.install(out, cpp_backend.build())
             for version in versions:
                 (out / version.name).mkdir()
-                shutil.copy2(HERE / "model.py", out / version.name / "model.py")
+                if engine != CPP:
+                    shutil.copy2(HERE / "model.py", out / version.name / "model.py")
                 for name in LINKED:
                     if (version / name).is_file():
                         (out / version.name / name).symlink_to(version / name)
@@ -90,12 +101,12 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
 
 def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 65536,
           gpu_instances: int = 1, cpu_threads: int = 1, queue_delay_us: int | None = None, grpc_port: int = 8001,
-          http_port: int = 8000, metrics_port: int = 8002, timeout_s: float = 300.0) -> int:
+          http_port: int = 8000, metrics_port: int = 8002, timeout_s: float = 300.0, cpu_instances: int = 2) -> int:
     """Generate the repository, start tritonserver on it, wait until ready; its pid."""
     workdir = workdir.resolve()
     repository = workdir / "gpu-repository"
     generate(src, repository, engines, max_batch=max_batch, gpu_instances=gpu_instances,
-             cpu_threads=cpu_threads, queue_delay_us=queue_delay_us)
+             cpu_threads=cpu_threads, queue_delay_us=queue_delay_us, cpu_instances=cpu_instances)
     # The local launcher mirrors a production repository as onnxruntime shims; give it an
     # empty one and pass the engine repository as a second --model-repository.
     empty = Path(tempfile.mkdtemp(prefix="empty-repository-"))
@@ -126,7 +137,11 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--repository", type=Path, default=Path("model_repository"))
         cmd.add_argument("--engines", default="nvforest,onnxruntime")
         cmd.add_argument("--max-batch", type=int, default=65536)
-        cmd.add_argument("--gpu-instances", type=int, default=2)
+        cmd.add_argument("--gpu-instances", type=int, default=triton_config.GPU_INSTANCES,
+                         help=f"KIND_GPU instances of each nvForest model (default {triton_config.GPU_INSTANCES}, "
+                              "the GPU host's production count)")
+        cmd.add_argument("--cpu-instances", type=int, default=2,
+                         help=f"KIND_CPU instances of each {CPP} model (default 2)")
         cmd.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1)
         cmd.add_argument("--queue-delay-us", type=int, default=None, help="default: the production config's")
     serve_cmd = sub.choices["serve"]
@@ -139,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     engines = args.engines.split(",")
     sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads,
-             "queue_delay_us": args.queue_delay_us}
+             "queue_delay_us": args.queue_delay_us, "cpu_instances": args.cpu_instances}
     if args.command == "generate":
         print("generated:", ", ".join(generate(args.repository, args.out, engines, **sizes)))
         return

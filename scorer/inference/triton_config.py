@@ -15,7 +15,8 @@ The variants of one model (see docs/models.md for why no TensorRT):
 - the python backend (:func:`python_backend`), for servers without the onnxruntime
   backend: the local shim (deploy/local/triton.py) and the GPU engines (deploy/gpu/);
 - pinned (:func:`pin_versions`): a ``specific`` version policy instead of ``latest``;
-- nvForest on a GPU host (:func:`nvforest_model`): what runs the tree ensembles on a GPU.
+- nvForest on a GPU host (:func:`nvforest_model`): what runs the tree ensembles on a GPU,
+  beside :func:`treelite_cpu_model` for requests too small to gain from it.
   The production config's onnxruntime backend runs a ``TreeEnsembleClassifier`` graph on
   the CPU even on ``KIND_GPU`` instances; on a GPU host ``deploy/gpu/launch.py`` serves
   each version's Treelite checkpoint (``model.tl``) with nvForest in a python-backend model
@@ -40,6 +41,18 @@ CONFIG = "config.pbtxt"
 CPU_CONFIG = "configs/cpu.pbtxt"
 DEFAULT_MAX_BATCH = 8192
 ModelConfig = mc.ModelConfig
+
+# Which engine serves the shipped models (ONNX TreeEnsembleClassifier) per host kind: the
+# production config.pbtxt (onnxruntime) on a CPU host; on a GPU host nvforest_model() for
+# requests of SMALL_REQUEST_ROWS rows and more, treelite_cpu_model() below that.
+GPU_ENGINE = "nvforest"
+CPU_BACKEND = "scorer_treelite"  # deploy/gpu/cpp_backend.BACKEND
+# GPU instances a GPU host runs per model: 8 python-backend instances pass 100M rows/s at
+# 65,536-row requests on an H200 where 2 reach 75-79M (docs/gpu-serving.md, section 3).
+GPU_INSTANCES = 8
+# Below this many rows a request is scored on the CPU: measured break-even against the GPU
+# model in the same server (docs/gpu-serving.md, section 2).
+SMALL_REQUEST_ROWS = 1024
 
 
 def onnx_model(name: str, n_features: int, *, device: Literal["gpu", "cpu"],
@@ -97,7 +110,7 @@ def python_backend(config: Any) -> Any:
     return out
 
 
-def nvforest_model(config: Any, *, gpu_instances: int = 2, gpus: Iterable[int] = (0,)) -> Any:
+def nvforest_model(config: Any, *, gpu_instances: int = GPU_INSTANCES, gpus: Iterable[int] = (0,)) -> Any:
     """``config`` as the GPU host serves it: the python-backend copy on ``gpu_instances``
     GPU instances running nvForest, with inputs left on the GPU when the client put them
     there (CUDA shared memory) instead of being staged through host memory."""
@@ -108,9 +121,25 @@ def nvforest_model(config: Any, *, gpu_instances: int = 2, gpus: Iterable[int] =
     return out
 
 
-# Which engine serves the shipped models (ONNX TreeEnsembleClassifier) per host kind: the
-# production config.pbtxt (onnxruntime) on a CPU host; nvforest_model() on a GPU host.
-GPU_ENGINE = "nvforest"
+def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads: int = 1) -> Any:
+    """``config`` as the GPU host's small-request model: the C++ Treelite backend
+    (deploy/gpu/treelite_backend) on ``instances`` CPU instances, scoring the version's
+    ``model.tl`` with ``threads`` threads per call; ``library`` is libtreelite.so's path.
+
+    No queue delay: a request below the GPU's break-even is answered at once (the batcher
+    still merges what is already queued). Clients send it the requests smaller than
+    ``SMALL_REQUEST_ROWS``; the nvForest model takes the rest."""
+    out = mc.ModelConfig()
+    out.CopyFrom(config)
+    out.backend = CPU_BACKEND
+    out.platform = ""
+    out.default_model_filename = ""
+    out.ClearField("optimization")
+    set_instances(out, "cpu", instances)
+    out.dynamic_batching.max_queue_delay_microseconds = 0
+    out.parameters["treelite_library"].string_value = library
+    out.parameters["gtil_threads"].string_value = str(threads)
+    return out
 
 
 def parse(text: str) -> Any:

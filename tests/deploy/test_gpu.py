@@ -24,13 +24,13 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from deploy.gpu import bench_common, client_bench, forest_scorer, inprocess_bench, scorers_bench
 from deploy.gpu import launch as deploy_gpu
-from deploy.local import triton as local_triton
-from tests.support import markers
+from tests.support.gpu import gpu_repository_server
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.triton import free_port
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
-CPU_ENGINES = ("treelite", "onnxruntime")
+CPU_ENGINES = ("treelite", "onnxruntime")  # forest_scorer's engines that run without a GPU
+# What CI serves: those (python backend) and the C++ Treelite backend, the GPU host's CPU model.
+SERVED_ENGINES = (*CPU_ENGINES, deploy_gpu.CPP)
 
 
 def _version(model: str) -> Path:
@@ -155,22 +155,12 @@ def test_generated_repository_links_each_versions_artefacts(tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """deploy/gpu's repository on a tritonserver (its CPU engines here); marks its tests gpu, triton."""
-    markers.require("triton", "the GPU model repository's tritonserver started")
-    workdir = tmp_path_factory.mktemp("triton-gpu")
-    grpc_port = free_port()
-    try:
-        deploy_gpu.serve(MODEL_REPOSITORY, workdir, list(CPU_ENGINES), max_batch=4096, cpu_threads=1,
-                         grpc_port=grpc_port, http_port=free_port(), metrics_port=free_port(), timeout_s=120)
-    except SystemExit as exc:  # the launcher exits on failure; show the server's log
-        log = workdir / "tritonserver.log"
-        pytest.fail(f"tritonserver failed: {exc}\n{log.read_text()[-3000:] if log.is_file() else ''}")
-    try:
-        yield f"127.0.0.1:{grpc_port}"
-    finally:
-        local_triton.stop(workdir)
+    with gpu_repository_server(tmp_path_factory.mktemp("triton-gpu"), list(SERVED_ENGINES), max_batch=4096,
+                               cpu_threads=1) as url:
+        yield url
 
 
-@pytest.mark.parametrize("engine", CPU_ENGINES)
+@pytest.mark.parametrize("engine", SERVED_ENGINES)
 @pytest.mark.parametrize("transport", ["grpc", "shm"])
 def test_served_model_equals_onnxruntime(gpu_server: str, engine: str, transport: str) -> None:
     for model in MODELS:

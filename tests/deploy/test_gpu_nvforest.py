@@ -17,11 +17,8 @@ import numpy as np
 import pytest
 
 from deploy.gpu import client_bench, forest_scorer
-from deploy.gpu import launch as deploy_gpu
-from deploy.local import triton as local_triton
 from tests.deploy.test_gpu import MODELS, _ort, _rows, _version
-from tests.support import markers
-from tests.support.triton import free_port
+from tests.support.gpu import gpu_repository_server
 
 
 def _require_cuda() -> None:
@@ -41,20 +38,10 @@ def _require_cuda() -> None:
 def nvforest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """deploy/gpu's repository with nvForest on the GPU; marks its tests gpu, triton."""
     _require_cuda()
-    markers.require("triton", "the GPU model repository's tritonserver started")
-    workdir = tmp_path_factory.mktemp("triton-nvforest")
-    grpc_port = free_port()
-    try:
-        deploy_gpu.serve(Path(_version(MODELS[0])).parents[1], workdir, ["nvforest"], max_batch=65536,
-                         gpu_instances=1, grpc_port=grpc_port, http_port=free_port(), metrics_port=free_port(),
-                         timeout_s=300)
-    except SystemExit as exc:
-        log = workdir / "tritonserver.log"
-        pytest.fail(f"tritonserver failed: {exc}\n{log.read_text()[-3000:] if log.is_file() else ''}")
-    try:
-        yield f"127.0.0.1:{grpc_port}"
-    finally:
-        local_triton.stop(workdir)
+    with gpu_repository_server(tmp_path_factory.mktemp("triton-nvforest"), ["nvforest", "treelite-cpp"],
+                               repository=Path(_version(MODELS[0])).parents[1], max_batch=65536,
+                               gpu_instances=1, timeout_s=300) as url:
+        yield url
 
 
 @pytest.mark.parametrize("model", MODELS)
