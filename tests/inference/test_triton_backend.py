@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,30 +20,11 @@ from scorer.errors import BackendUnavailable, ModelError
 from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.triton import TritonBackend
+from tests.inference.conftest import N_FEATURES
 from tests.support.models import TinyModel, build_tiny_model, publish_tiny_model, synthetic_data
-from tests.support.triton import StartTriton, TritonServer
+from tests.support.triton import TritonServer
 
-N_FEATURES = 12
 TINY = ModelRef("tiny", "1")
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TinyModel]:
-    repo = tmp_path_factory.mktemp("model_repository")
-    tiny = build_tiny_model("tiny", "1", n_features=N_FEATURES)
-    publish_tiny_model(repo, tiny)
-    publish_tiny_model(repo, build_tiny_model("rollout", "1", n_features=N_FEATURES, seed=1))
-    return repo, tiny
-
-
-@pytest.fixture(scope="module")
-def server(
-    repository: tuple[Path, TinyModel], tmp_path_factory: pytest.TempPathFactory, start_triton: StartTriton,
-) -> Iterator[TritonServer]:
-    server = start_triton(repository[0], tmp_path_factory.mktemp("triton"))
-    print(f"\ntritonserver ready in {server.start_seconds:.2f}s")
-    yield server
-    server.stop()
 
 
 async def _until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 15.0) -> None:

@@ -5,11 +5,9 @@ regions released on close, and registrations restored after a server restart."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from scorer.config import Settings
 from scorer.inference.base import ModelRef
@@ -17,28 +15,11 @@ from scorer.inference.failover import FailoverBackend
 from scorer.inference.triton import TritonBackend
 from scorer.inference.triton_shm import SharedMemoryTritonBackend
 from scorer.service.build import build_backend
-from tests.support.models import TinyModel, build_tiny_model, publish_tiny_model, synthetic_data
-from tests.support.triton import StartTriton, TritonServer
+from tests.inference.conftest import N_FEATURES
+from tests.support.models import TinyModel, synthetic_data
+from tests.support.triton import TritonServer
 
-N_FEATURES = 12
 TINY = ModelRef("tiny", "1")
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TinyModel]:
-    repo = tmp_path_factory.mktemp("model_repository")
-    tiny = build_tiny_model("tiny", "1", n_features=N_FEATURES)
-    publish_tiny_model(repo, tiny)
-    return repo, tiny
-
-
-@pytest.fixture(scope="module")
-def server(
-    repository: tuple[Path, TinyModel], tmp_path_factory: pytest.TempPathFactory, start_triton: StartTriton,
-) -> Iterator[TritonServer]:
-    server = start_triton(repository[0], tmp_path_factory.mktemp("triton"))
-    yield server
-    server.stop()
 
 
 async def _registered(server: TritonServer) -> list[str]:
