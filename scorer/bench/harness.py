@@ -51,6 +51,8 @@ class RunResult(msgspec.Struct):
     # records, and ms in each stage.
     batch_mean: dict[str, float] = {}
     note: str = ""
+    # Fixed rate: quantiles of the runner's latency histograms (scorer.bench.latency).
+    histograms: dict[str, dict[str, float]] = {}
 
 
 class _Uid(msgspec.Struct):
@@ -217,6 +219,7 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         peak_rss_mb=round(runner.peak_rss / 2**20, 1), rate_offered_eps=rate,
         rate_achieved_eps=round((len(items) - warm) / seconds, 1), e2e_ms=_percentiles(watcher.latencies),
         added_ms=added, batch_mean=_batch_means(added_before, added_after),
+        histograms=_histograms(added_before, added_after),
     )
 
 
@@ -276,6 +279,12 @@ def _added_delta(before_samples: dict[str, float] | None, after_samples: dict[st
         idx = int(np.searchsorted(cum, q * n, side="left"))
         out[key] = round(bounds[min(idx, len(bounds) - 1)] * 1000, 3)
     return out
+
+
+def _histograms(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, dict[str, float]]:
+    from scorer.bench.latency import histogram_quantiles  # that module runs this one's phases
+
+    return histogram_quantiles(before, after)
 
 
 def python() -> str:

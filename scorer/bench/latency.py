@@ -1,0 +1,135 @@
+"""Where the p99 goes: fixed-rate runs of the passthrough and the scorer, interleaved, with
+every latency histogram the runners expose read from ``/metrics`` before and after.
+
+    python -m scorer.bench.latency --rate 10000 --seconds 10 --rounds 3 \\
+        --out docs/results/bench-latency.json
+
+Each round runs every runner once at the offered rate (same harness as ``scorer bench``'s
+fixed-rate phase: warm-up, then the measured phase on fresh topics), so background load on
+a shared machine hits both alike. Printed per run: end-to-end and added latency, then the
+p50 / p99 of each histogram over the measured phase: the stages of a micro-batch
+(``scorer_stage_seconds``: decode .. decide, then score, send, ack), how old a batch's
+oldest record was when the consumer returned it (``scorer_fetch_delay_seconds``), how late
+the event loop served a timer (``scorer_event_loop_lag_seconds``) and GC pauses. The goal
+line compares the scorer's added p99 with the passthrough's of the same round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from scorer.bench import harness
+from scorer.bench.cli import _command, _free_port
+from scorer.bench.loadgen import payloads, templates
+from scorer.demo import bundled_capture
+from scorer.events.structs import EventKind
+
+HISTOGRAMS = ("scorer_added_latency_seconds", "scorer_stage_seconds", "scorer_fetch_delay_seconds",
+              "scorer_event_loop_lag_seconds", "scorer_gc_pause_seconds")
+QUANTILES = (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))
+
+
+def histogram_quantiles(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, dict[str, float]]:
+    """Per series of the histograms in :data:`HISTOGRAMS` (``name`` or ``name{label}``): the
+    count and the quantiles (ms, bucket upper bounds) of what was observed between the two
+    scrapes (``harness._scrape`` samples)."""
+    if before is None or after is None:
+        return {}
+    series: dict[str, dict[float, float]] = {}
+    for sample, value in after.items():
+        name, _, labels = sample.partition("{")
+        base = name.removesuffix("_bucket")
+        if base == name or base not in HISTOGRAMS:
+            continue
+        pairs = dict(p.split("=", 1) for p in labels.rstrip("}").split(",") if "=" in p)
+        le = pairs.pop("le").strip('"')
+        key = base + "".join(f"{{{k}={v.strip(chr(34))}}}" for k, v in sorted(pairs.items()))
+        bound = float("inf") if le == "+Inf" else float(le)
+        series.setdefault(key, {})[bound] = value - before.get(sample, 0.0)
+    out: dict[str, dict[str, float]] = {}
+    for key, buckets in series.items():
+        bounds = sorted(buckets)
+        cum = np.array([buckets[b] for b in bounds])
+        n = float(cum[-1])
+        if n <= 0:
+            continue
+        stats = {"count": n}
+        for label, q in QUANTILES:
+            idx = min(int(np.searchsorted(cum, q * n, side="left")), len(bounds) - 1)
+            stats[label] = round(bounds[idx] * 1000, 3)
+        out[key] = stats
+    return out
+
+
+def _line(res: harness.RunResult) -> str:
+    hist = res.histograms
+    head = (f"{res.runner:20s} {res.rate_offered_eps:>6.0f}/s achieved {res.rate_achieved_eps:>7.0f}/s  "
+            f"e2e ms {res.e2e_ms}  added ms {res.added_ms}  records/batch {res.batch_mean.get('records')}")
+    rows = [f"    {key:48s} n={int(v['count']):>7d}  p50 {v['p50']:>8.3f}  p99 {v['p99']:>8.3f}  "
+            f"p99.9 {v['p99.9']:>8.3f} ms" for key, v in sorted(hist.items())]
+    return "\n".join([head, *rows])
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    kinds = tuple(EventKind(k) for k in args.kinds.split(","))
+    tpl = templates(bundled_capture(), kinds)
+    workdir = Path(tempfile.mkdtemp(prefix="scorer-latency-"))
+    names = args.runners.split(",")
+    ports = {name: _free_port() for name in names}
+    items = list(payloads(tpl, int(args.rate * (args.seconds + harness.WARM_UP_S))))
+    rounds: list[dict[str, harness.RunResult]] = []
+    for r in range(args.rounds):
+        got: dict[str, harness.RunResult] = {}
+        for name in names:
+            res = await harness.fixed_rate(name, _command(name, args, ports[name]), args.bootstrap, items, kinds,
+                                           args.partitions, workdir, args.rate, ports[name])
+            got[name] = res
+            print(f"round {r + 1}: {_line(res)}", flush=True)
+        rounds.append(got)
+        if "passthrough" in got:
+            floor = got["passthrough"].added_ms.get("p99", 0.0)
+            for name, res in got.items():
+                if name != "passthrough":
+                    p99 = res.added_ms.get("p99", 0.0)
+                    print(f"round {r + 1}: {name} added p99 {p99:.3f} ms vs passthrough {floor:.3f} ms + 1 ms: "
+                          f"{'met' if p99 <= floor + 1.0 else 'NOT met'}", flush=True)
+    return {"rate": args.rate, "seconds": args.seconds, "logs": str(workdir),
+            "rounds": [{name: msgspec.to_builtins(res) for name, res in got.items()} for got in rounds]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scorer.bench.latency", description=__doc__.split("\n")[0])
+    p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers (default: %(default)s)")
+    p.add_argument("--triton-url", default="127.0.0.1:8001",
+                   help="Triton gRPC, for scorer-triton (default: %(default)s)")
+    p.add_argument("--model-repository", type=Path, default=Path("model_repository"),
+                   help="models the scorer runners load (default: %(default)s)")
+    p.add_argument("--rate", type=float, default=10_000.0, help="offered events/s (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=10.0,
+                   help="measured seconds per run, after warm-up (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=3, help="runs of every runner, interleaved (default: %(default)s)")
+    p.add_argument("--runners", default="passthrough,scorer-onnxruntime",
+                   help="runners of scorer bench, comma separated (default: %(default)s)")
+    p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds offered (default: %(default)s)")
+    p.add_argument("--partitions", type=int, default=3, help="partitions per topic (default: %(default)s)")
+    p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
+    p.add_argument("--out", type=Path, default=Path("out/bench-latency.json"),
+                   help="JSON report (default: %(default)s)")
+    args = p.parse_args(argv)
+    report = asyncio.run(_bench(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
