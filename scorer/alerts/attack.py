@@ -2,7 +2,13 @@
 
 Sigma rules tag tactics by name (``attack.credential_access``) and techniques by id
 (``attack.t1003.001``); an OCSF ``attacks[].tactic`` wants the id as well. The fourteen
-Enterprise tactics and their ids are stable across ATT&CK releases.
+Enterprise tactics of ATT&CK up to v18 keep their ids. ATT&CK v19 (2026) split Defense
+Evasion in two, and SigmaHQ's rules already tag the halves: Stealth kept the old tactic's
+id, TA0005, and Defense Impairment is new, TA0112 (from public ATT&CK v19 notes found offline:
+elastic/detection-rules issue 6035 and others; the ATT&CK STIX bundle itself is not in the
+shared data). ``defense_evasion`` stays for rules not yet re-tagged, with the same id as
+``stealth``; ``stealth`` comes after it, so an id-to-name map built from this one names
+TA0005 by its current name.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ TACTIC_IDS: dict[str, str] = {
     "persistence": "TA0003",
     "privilege_escalation": "TA0004",
     "defense_evasion": "TA0005",
+    "stealth": "TA0005",
+    "defense_impairment": "TA0112",
     "credential_access": "TA0006",
     "discovery": "TA0007",
     "lateral_movement": "TA0008",
