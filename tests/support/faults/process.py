@@ -142,9 +142,10 @@ def score_backends(records: Iterable[ConsumerRecord[bytes, bytes]], scores_topic
 class ScorerProcess:
     """One `scorer run` subprocess that can be crashed and started again with the same env."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, args: Sequence[str] = ()) -> None:
         self.env = env
         self.log = log
+        self.args = tuple(args)  # after ``run``: e.g. --processes 2
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -162,7 +163,7 @@ class ScorerProcess:
             out.write(f"\n===== start {self.starts} =====\n".encode())
             out.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "scorer.cli", "run"], env=self.env, cwd=ROOT,
+                [sys.executable, "-m", "scorer.cli", "run", *self.args], env=self.env, cwd=ROOT,
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         self.starts += 1

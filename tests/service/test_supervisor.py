@@ -1,0 +1,151 @@
+"""`scorer run --processes N`: one supervisor, N consumer-group members.
+
+The live test kills one worker with SIGKILL mid-stream (scheduled on both workers' observed
+progress) on a real broker with in-process ONNX Runtime, and reads every output back: the
+ledger has every event's outcome; duplicates stay within what one crash may repeat at
+least once; the supervisor restarted the worker; SIGTERM then stops everything with exit
+code 0 after every input offset was committed (the workers drained and committed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import psutil
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from scorer.metrics import ScorerMetrics
+from scorer.metrics.aggregate import merge_expositions
+from scorer.service.supervisor import worker_ports
+from tests.support.faults import LiveFeed, ScorerProcess, new_topics, scorer_env, stopped_on_exit
+from tests.support.kafka import KafkaBroker
+
+BATCH = 64
+INFLIGHT = 4
+PARTITIONS = 4
+PER_CRASH_BOUND = BATCH * (INFLIGHT + 1)  # what one kill may make the group score twice (test_crash)
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    """``worker`` label -> value of the samples named ``name``."""
+    return {s.labels.get("worker", ""): s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == name}
+
+
+def test_one_endpoint_labels_each_workers_samples() -> None:
+    texts = []
+    for worker, n in (("0", 3), ("1", 5)):
+        m = ScorerMetrics()
+        m.count_consumed("netflow", n)
+        m.added_latency.observe(0.002, n)
+        m.stage_seconds.observe("decode", 0.001)
+        texts.append((worker, generate_latest(m.registry).decode()))
+    registry = CollectorRegistry()
+
+    class Merged(Collector):
+        def collect(self) -> Iterable[Metric]:
+            return merge_expositions(texts)
+
+    registry.register(Merged())
+    out = generate_latest(registry).decode()
+    assert _samples(out, "scorer_events_consumed_total") == {"0": 3.0, "1": 5.0}
+    assert _samples(out, "scorer_added_latency_seconds_count") == {"0": 3.0, "1": 5.0}
+    stage = [s for f in text_string_to_metric_families(out) for s in f.samples
+             if s.name == "scorer_stage_seconds_count"]
+    assert {(s.labels["worker"], s.labels["stage"]) for s in stage} == {("0", "decode"), ("1", "decode")}
+    assert out.count("# TYPE scorer_events_consumed_total counter") == 1, "one family per name"
+
+
+def test_worker_ports_sit_beside_a_fixed_port_or_are_free() -> None:
+    assert worker_ports(9400, 3) == [9401, 9402, 9403]
+    free = worker_ports(0, 3)
+    assert len(set(free)) == 3 and all(p > 0 for p in free)
+
+
+async def _until(check: Callable[[], tuple[bool, float]], what: str, proc: ScorerProcess,
+                 quiet_s: float = 120.0) -> None:
+    """Wait until ``check()`` (a value that must grow) holds; fail after ``quiet_s`` with no growth."""
+    last, since = None, time.monotonic()
+    while True:
+        ok, value = check()
+        if ok:
+            return
+        if value != last:
+            last, since = value, time.monotonic()
+        assert time.monotonic() - since < quiet_s, f"no progress towards {what}: {value}\n{proc.log_tail()}"
+        await asyncio.sleep(0.2)
+
+
+async def _uncommitted(kafka: KafkaBroker, group: str, parts: list[TopicPartition]) -> dict[str, tuple[int, int]]:
+    """Input partitions whose committed offset is not their end offset: (committed, end)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        ends = await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return {f"{tp.topic}/{tp.partition}": (committed[tp].offset if tp in committed else -1, end)
+            for tp, end in ends.items() if end and (tp not in committed or committed[tp].offset != end)}
+
+
+pytestmark = pytest.mark.data
+
+
+async def test_kill9_of_a_worker_loses_nothing_and_sigterm_commits(kafka: KafkaBroker, tmp_path: Path) -> None:
+    topics = await new_topics(kafka, partitions=PARTITIONS)
+    env = scorer_env(kafka.bootstrap, topics, SCORER_BATCH__MAX_RECORDS=str(BATCH),
+                     SCORER_BATCH__MAX_INFLIGHT=str(INFLIGHT))
+    sup = ScorerProcess(env, tmp_path / "supervisor.log", args=("--processes", "2"))
+    with stopped_on_exit(sup):
+        sup.start()
+        await sup.wait_ready(timeout=180)
+        live = LiveFeed.start(kafka, topics, "w", rate=400)
+
+        def scored() -> dict[str, float]:
+            return _samples(sup.get("/metrics")[1], "scorer_events_scored_total")
+
+        def both_scored() -> tuple[bool, float]:
+            per: dict[str, float] = {}
+            for worker, v in scored().items():
+                per[worker] = per.get(worker, 0.0) + v
+            return len(per) == 2 and all(v > 0 for v in per.values()), sum(per.values())
+
+        await _until(both_scored, "both workers scoring", sup)
+        assert sup.pid is not None
+        victim = psutil.Process(sup.pid).children()[0]
+        victim.kill()  # SIGKILL: no commit, no LeaveGroup
+        victim.wait(10)
+
+        def restarted() -> tuple[bool, float]:
+            restarts = sum(_samples(sup.get("/metrics")[1], "scorer_worker_restarts_total").values())
+            return restarts >= 1 and sup.get("/readyz")[0] == 200, restarts
+
+        await _until(restarted, "the killed worker restarted and ready", sup)
+        mark = both_scored()[1]
+        await _until(lambda: (both_scored()[1] > mark + 200, both_scored()[1]), "scoring after the restart", sup)
+        live.stop()
+        _, ledger, outputs = await live.outcomes()
+        assert sup.pid is not None
+        workers = psutil.Process(sup.pid).children()
+        rc = sup.stop(timeout=90)
+        assert rc == 0, sup.log_tail()
+        assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), "workers outlived it"
+    report = ledger.report(outputs)
+    print(f"\n2 workers, 1 x kill -9: {report}")
+    assert not report.problems(), report.problems()
+    assert report.duplicate_count <= PER_CRASH_BOUND, report.duplicates
+    parts = [TopicPartition(topics.input(k), p) for k in topics.kinds for p in range(PARTITIONS)]
+    assert await _uncommitted(kafka, f"{topics.prefix}-group", parts) == {}, "SIGTERM: workers commit what they scored"
