@@ -11,20 +11,14 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 from deploy.local import triton as launcher
 from tests.support import markers
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = Path(launcher.__file__)  # run as a script by the lifecycle's sync command
-
-
-def _launcher() -> ModuleType:
-    """The launcher module (tests/support/faults/network.py still asks for it so)."""
-    return launcher
 
 
 def free_port() -> int:
@@ -42,20 +36,17 @@ class TritonServer:
     metrics_port: int
     pid: int = 0
     start_seconds: float = 0.0  # last start until ready, for reporting
+    grpc_url: str = field(init=False)  # what TritonBackend dials
+    http_url: str = field(init=False)  # readiness and the model repository API
+
+    def __post_init__(self) -> None:
+        self.grpc_url, self.http_url = f"127.0.0.1:{self.grpc_port}", f"http://127.0.0.1:{self.http_port}"
 
     @classmethod
     def start(cls, repository: Path, workdir: Path, *, timeout_s: float = 60.0) -> TritonServer:
         server = cls(repository, workdir, free_port(), free_port(), free_port())
         server._start(timeout_s)
         return server
-
-    @property
-    def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def log(self) -> Path:
@@ -74,19 +65,23 @@ class TritonServer:
         self.stop()
         self._start(timeout_s)
 
+    def _extra_args(self) -> tuple[str, ...]:
+        """tritonserver options beyond the launcher's (a TLS server adds its certificates)."""
+        return ()
+
     def _start(self, timeout_s: float) -> None:
-        markers.require("triton", "a tritonserver started")
+        markers.require("triton", f"a {type(self).__name__} started")
         started = time.monotonic()
         self.pid = launcher.serve(
             self.repository, self.workdir, grpc_port=self.grpc_port,
-            http_port=self.http_port, metrics_port=self.metrics_port,
+            http_port=self.http_port, metrics_port=self.metrics_port, extra_args=self._extra_args(),
         )
         try:
             launcher.wait(self.workdir, timeout_s=timeout_s)
         except SystemExit as exc:  # the launcher exits on failure; tests want an error
             tail = self.log.read_text()[-4000:] if self.log.is_file() else ""
             self.stop()
-            raise RuntimeError(f"tritonserver failed to start: {exc}\n{tail}") from None
+            raise RuntimeError(f"{type(self).__name__} failed to start: {exc}\n{tail}") from None
         self.start_seconds = time.monotonic() - started
 
 

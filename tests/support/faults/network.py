@@ -4,7 +4,6 @@ and a broker-side produce quota (a slow downstream)."""
 from __future__ import annotations
 
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +11,8 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Float64, Int16, Int32, Schema, String
 
-from tests.support import markers
 from tests.support.kafka import free_ports
-from tests.support.triton import TritonServer, _launcher
+from tests.support.triton import TritonServer
 
 
 # --------------------------------------------------------------------------- TLS
@@ -56,24 +54,10 @@ class TlsTritonServer(TritonServer):
         server._start(60.0)
         return server
 
-    def _start(self, timeout_s: float) -> None:
+    def _extra_args(self) -> tuple[str, ...]:
         assert self.tls is not None
-        markers.require("triton", "a TLS tritonserver started")
-        launcher = _launcher()
-        started = time.monotonic()
-        self.pid = launcher.serve(
-            self.repository, self.workdir, grpc_port=self.grpc_port, http_port=self.http_port,
-            metrics_port=self.metrics_port,
-            extra_args=("--grpc-use-ssl=true", f"--grpc-server-cert={self.tls.cert}",
-                        f"--grpc-server-key={self.tls.key}", f"--grpc-root-cert={self.tls.ca}"),
-        )
-        try:
-            launcher.wait(self.workdir, timeout_s=timeout_s)
-        except SystemExit as exc:
-            self.stop()
-            tail = self.log.read_text()[-3000:]
-            raise RuntimeError(f"tritonserver with TLS failed to start: {exc}\n{tail}") from None
-        self.start_seconds = time.monotonic() - started
+        return ("--grpc-use-ssl=true", f"--grpc-server-cert={self.tls.cert}",
+                f"--grpc-server-key={self.tls.key}", f"--grpc-root-cert={self.tls.ca}")
 
 
 # --------------------------------------------------------------------------- slow downstream
