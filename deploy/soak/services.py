@@ -1,0 +1,196 @@
+"""The soak's real services: one Kafka broker (deploy/local/kafka.sh), tritonserver
+(deploy/local/triton.py) and ``scorer run`` as a subprocess configured by ``SCORER_*``
+environment variables, plus what the sampler reads from each (/proc, /metrics)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.local import triton as launcher
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_bytes(pid: int | None) -> int:
+    if pid is None:
+        return 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def open_fds(pid: int | None) -> int:
+    if pid is None:
+        return 0
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+@dataclass
+class Broker:
+    port: int
+    data_dir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _script(self, command: str) -> None:
+        # The controller port must stay the same across restarts: it is in the formatted quorum.
+        controller = (self.data_dir.parent / "controller.port").read_text().strip()
+        env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": controller,
+            "KAFKA_DATA_DIR": str(self.data_dir),
+        }
+        subprocess.run(
+            [str(KAFKA_SH), command],
+            env=env,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            timeout=300,
+        )
+
+    def start(self) -> None:
+        marker = self.data_dir.parent / "controller.port"
+        if not marker.is_file():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(free_port()))
+        self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def kill(self) -> None:
+        """SIGKILL (a crash: log recovery on the next start)."""
+        if (pid := self.pid()) is not None:
+            os.kill(pid, signal.SIGKILL)
+        self._script("stop")
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "kafka.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+@dataclass
+class Triton:
+    repository: Path
+    workdir: Path
+    grpc_port: int = 0
+    http_port: int = 0
+    metrics_port: int = 0
+
+    def start(self) -> None:
+        if not self.grpc_port:
+            self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        launcher.serve(
+            self.repository,
+            self.workdir,
+            grpc_port=self.grpc_port,
+            http_port=self.http_port,
+            metrics_port=self.metrics_port,
+        )
+        launcher.wait(self.workdir, timeout_s=300)
+
+    def stop(self) -> None:
+        launcher.stop(self.workdir)
+
+    def pid(self) -> int | None:
+        state = launcher._state(self.workdir.resolve())
+        return int(state["pid"]) if state else None
+
+    def sync_command(self) -> list[str]:
+        return [
+            sys.executable,
+            str(Path(launcher.__file__)),
+            "sync",
+            "--repository",
+            str(self.repository),
+            "--workdir",
+            str(self.workdir),
+        ]
+
+
+class Scorer:
+    """``scorer run`` with one env across restarts (its stable client id keeps the
+    transactional id, so a restart fences the killed producer)."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            out.write(f"\n===== start {self.starts} =====\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "scorer.cli", "run"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.starts += 1
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return int(self.proc.returncode)
+
+    def metrics(self) -> str:
+        try:
+            url = f"http://127.0.0.1:{self.env['SCORER_HTTP__PORT']}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return ""
+
+    def ready(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.env['SCORER_HTTP__PORT']}/readyz"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return int(resp.status) == 200
+        except OSError:
+            return False

@@ -1,0 +1,279 @@
+"""Soak: the service at a fixed rate for hours, with periodic faults, sampled every minute.
+
+    .venv/bin/python -m deploy.soak.soak --hours 2.5 --rate 1000     # report: docs/results/soak-<date>.json/.png
+
+A private Kafka broker, tritonserver and ``scorer run`` (Triton backend, exactly-once
+unless ``--at-least-once``) score real events of every kind (one in 40 hostile). Every
+``--fault-every`` seconds the next fault of the cycle: scorer ``kill -9`` (and start),
+broker restart (alternately clean and ``kill -9``), Triton restart, model promote, model
+rollback. No scorer kill in the last ``--steady-s`` seconds, so the last hour's RSS and fd
+growth is measured on one process lifetime (a kill -9 resets RSS and would hide a leak).
+
+Every minute: scorer RSS and open fds, broker and Triton RSS, pending events (produced
+without an outcome yet: the end-to-end lag), added latency p99 over the minute (from
+/metrics), and the accounting: no duplicate, no misrouted outcome (a good event
+dead-lettered or a hostile one scored), no output for an unknown input, and the scorer's
+own consumed = scored + dead-lettered within what one process can hold in flight.
+At the end the stream stops, the scorer drains, and every event must have its outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy.soak.faults import Faults
+from deploy.soak.report import Report, p99, parse_metrics
+from deploy.soak.services import ROOT, Broker, Scorer, Triton, free_port, open_fds, rss_bytes
+from deploy.soak.traffic import Ledger, Producer, load_templates, records
+from scorer.config import KafkaSettings, data_dir
+from scorer.events.structs import EventKind
+from scorer.inference.repository import write_checksums
+from scorer.kafka import TopicSpec, ensure_topics
+
+DATA = data_dir()  # ../shared/data, or $SCORER_DATA_DIR (set it when running from a snapshot)
+CAPTURES = {
+    EventKind.NETFLOW: DATA / "netflow/stratosphere-zeek/010-conn.log.labeled",
+    EventKind.EDR: DATA / "edr/otrf-security-datasets/windows/collection/host/msf_record_mic.zip",
+    EventKind.SIEM: DATA / "siem/ait-ads/shaw_alerts.csv.gz",
+}
+MB = 2**20
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hours", type=float, default=2.5, help="how long the stream flows (default 2.5)")
+    p.add_argument("--rate", type=float, default=1000.0, help="events per second, all kinds (default 1000)")
+    p.add_argument("--fault-every", type=float, default=300.0, help="seconds between faults (default 300)")
+    p.add_argument(
+        "--steady-s",
+        type=float,
+        default=3600.0,
+        help="no scorer kill in this many last seconds of the run (default 3600)",
+    )
+    p.add_argument("--sample-every", type=float, default=60.0, help="seconds between samples (default 60)")
+    p.add_argument("--at-least-once", action="store_true", help="not transactional (default: exactly-once)")
+    p.add_argument("--backend", choices=("triton", "onnxruntime"), default="triton", help="default triton")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=ROOT / "var" / "soak" / today,
+        help="broker data, Triton workdir, logs (default var/soak/<date>)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=ROOT / "docs" / "results" / f"soak-{today}.json",
+        help="report JSON, the plot beside it as .png (default docs/results/soak-<date>.json)",
+    )
+    return p.parse_args(argv)
+
+
+def model_repository(workdir: Path) -> Path:
+    """A copy of model_repository/ with every version 1 published again as version 2 (the
+    same model: promote and rollback switch between them without changing the scores)."""
+    repo = workdir / "model_repository"
+    if not repo.exists():
+        shutil.copytree(ROOT / "model_repository", repo)
+        for model in (p for p in repo.iterdir() if (p / "1").is_dir()):
+            shutil.copytree(model / "1", model / "2")
+            card = json.loads((model / "2" / "card.json").read_text())
+            (model / "2" / "card.json").write_text(json.dumps({**card, "version": "2"}))
+            write_checksums(model / "2")
+    return repo
+
+
+def scorer_env(bootstrap: str, repo: Path, triton: Triton | None, transactional: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
+    env.update(
+        {
+            "SCORER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "SCORER_KAFKA__GROUP_ID": "soak",
+            "SCORER_KAFKA__CLIENT_ID": "soak-scorer-0",
+            "SCORER_KAFKA__GROUP_INSTANCE_ID": "soak-scorer-0",
+            "SCORER_KAFKA__SESSION_TIMEOUT_MS": "10000",
+            "SCORER_KAFKA__TRANSACTIONAL": str(transactional).lower(),
+            "SCORER_TOPICS__SCORES": "scores",
+            "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
+            "SCORER_INFERENCE__VERSIONS": json.dumps({k.value: "1" for k in EventKind}),
+            "SCORER_INFERENCE__BACKEND": "triton" if triton else "onnxruntime",
+            "SCORER_HTTP__PORT": str(free_port()),
+        }
+    )
+    if triton is not None:
+        env["SCORER_INFERENCE__TRITON_URL"] = f"127.0.0.1:{triton.grpc_port}"
+        env["SCORER_LIFECYCLE__SYNC_COMMAND"] = json.dumps(triton.sync_command())
+    return env
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        work: Path = args.workdir
+        work.mkdir(parents=True, exist_ok=True)
+        self.broker = Broker(free_port(), work / "kafka" / "data")
+        repo = model_repository(work)
+        self.triton = Triton(repo, work / "triton") if args.backend == "triton" else None
+        self.topics = {k: f"events.{k.value}" for k in EventKind}
+        self.scorer = Scorer(
+            scorer_env(self.broker.bootstrap, repo, self.triton, not args.at_least_once), work / "scorer.log"
+        )
+        self.producer = Producer(self.broker.bootstrap, self.topics, args.rate)
+        self.ledger = Ledger(self.broker.bootstrap, "scores", "events.dlq", [f"alerts.{k.value}" for k in EventKind])
+        self.report = Report(
+            args.report,
+            {
+                "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "commit": commit(),
+                "rate": args.rate,
+                "hours": args.hours,
+                "fault_every_s": args.fault_every,
+                "mode": "at-least-once" if args.at_least_once else "exactly-once",
+                "backend": args.backend,
+                "command": " ".join(sys.argv),
+                "machine": f"{os.cpu_count()} cores, shared",
+                "workdir": str(work),
+            },
+        )
+        self.faults = Faults(self.scorer, self.broker, self.triton, self.report, repo)
+        self.t0 = time.monotonic()
+        self._buckets: list[tuple[float, float]] = []
+        self._stop = asyncio.Event()
+
+    async def setup(self) -> None:
+        self.broker.start()
+        names = [*self.topics.values(), "scores", "events.dlq", *self.ledger.alerts]
+        await ensure_topics(KafkaSettings(bootstrap_servers=self.broker.bootstrap), [TopicSpec(n, 3) for n in names])
+        if self.triton is not None:
+            await asyncio.to_thread(self.triton.start)
+        self.scorer.start()
+        await self.faults.wait_ready()
+
+    def sample(self) -> dict[str, Any]:
+        sums, buckets = parse_metrics(self.scorer.metrics())
+        latency = p99(buckets, self._buckets) if buckets else None
+        self._buckets = buckets or self._buckets
+        pid = self.scorer.pid
+        consumed = sums.get("scorer_events_consumed_total", 0.0)
+        done = sums.get("scorer_events_scored_total", 0.0) + sums.get("scorer_events_dead_lettered_total", 0.0)
+        # One process holds at most max_inflight + 1 batches between consuming and counting.
+        in_flight = consumed - done
+        led = self.ledger
+        sent = self.producer.sent
+        ok = led.duplicates == 0 or self.args.at_least_once
+        ok = ok and led.misrouted == 0 and led.unknown == 0 and led.distinct <= sent and in_flight >= 0
+        return {
+            "t": round(time.monotonic() - self.t0, 1),
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "produced": sent,
+            "produce_failed": len(self.producer.failed),
+            "outcomes": led.distinct,
+            "pending": sent - led.distinct,
+            "duplicates": led.duplicates,
+            "misrouted": led.misrouted,
+            "unknown": led.unknown,
+            "alerting": led.alerting_distinct,
+            "alerts": led.alerts_distinct,
+            "scorer_pid": pid,
+            "scorer_starts": self.scorer.starts,
+            "scorer_rss_mb": round(rss_bytes(pid) / MB, 1),
+            "scorer_fds": open_fds(pid),
+            "broker_rss_mb": round(rss_bytes(self.broker.pid()) / MB, 1),
+            "triton_rss_mb": round(rss_bytes(self.triton.pid()) / MB, 1) if self.triton else 0.0,
+            "scorer_consumed": consumed,
+            "scorer_in_flight": in_flight,
+            "p99_s": latency,
+            "paused": sums.get("scorer_consumption_paused", 0.0),
+            "accounting_ok": ok,
+        }
+
+    async def sampler(self) -> None:
+        for n in itertools.count(1):
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.args.sample_every)
+                return
+            except TimeoutError:
+                pass
+            self.report.samples.append(await asyncio.to_thread(self.sample))
+            await asyncio.to_thread(self.report.write, plot=n % 10 == 0)
+
+    async def drain(self) -> dict[str, Any]:
+        """Until every produced event has an outcome, or 300 s without progress."""
+        last, since = -1, time.monotonic()
+        while self.ledger.distinct < self.producer.sent and time.monotonic() - since < 300:
+            if self.ledger.distinct != last:
+                last, since = self.ledger.distinct, time.monotonic()
+            await asyncio.sleep(1)
+        await asyncio.sleep(10)  # late duplicates and alerts
+        sent = self.producer.sent
+        lost = self.ledger.lost(sent, set(self.producer.failed))
+        return {
+            "produced": sent,
+            "outcomes": self.ledger.distinct,
+            "lost": len(lost),
+            "lost_first": lost[:20],
+            "duplicates": self.ledger.duplicates,
+            "misrouted": self.ledger.misrouted,
+            "unknown": self.ledger.unknown,
+            "alerts_missing_or_stray": self.ledger.alerts_missing(sent),
+            "produce_failed": len(self.producer.failed),
+            "scorer_starts": self.scorer.starts,
+        }
+
+    async def run(self) -> int:
+        await self.setup()
+        stop_ledger = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self.producer.run(records(load_templates(CAPTURES, 500)))),
+            asyncio.create_task(self.ledger.run(stop_ledger)),
+            asyncio.create_task(self.sampler()),
+        ]
+        end = self.t0 + self.args.hours * 3600
+        try:
+            await self.faults.cycle(end, self.args.fault_every, self.args.steady_s)
+            self.producer.stopping.set()
+            await tasks[0]
+            self.report.final = await self.drain()
+        finally:
+            self.producer.stopping.set()
+            self._stop.set()
+            stop_ledger.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.report.final["scorer_exit"] = self.scorer.stop()
+            if self.triton is not None:
+                self.triton.stop()
+            self.broker.stop()
+            self.report.write(plot=True)
+        f = self.report.final
+        good = f.get("lost") == 0 and f.get("misrouted") == 0 and f.get("unknown") == 0
+        good = good and (self.args.at_least_once or f.get("duplicates") == 0)
+        print(json.dumps({"summary": self.report.summary(), "final": f}, indent=1))
+        return 0 if good and self.report.summary()["accounting_true_every_sample"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Every child (scorer run, scorer models, the Triton launcher's sync) imports the scorer
+    # from this tree, not from an editable install that others may be editing meanwhile:
+    # run the soak from a snapshot (git archive) and hours of restarts load one version.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return asyncio.run(Soak(parse_args(argv)).run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
