@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 
 from scorer import plugins
 from scorer.bench import cli as bench_cli
+from scorer.capacity import cli as capacity_cli
 from scorer.errors import ScorerError
 from scorer.lifecycle import cli as lifecycle_cli
 from scorer.rules import cli as rules_cli
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     # Other concerns add their own commands: each exposes register(subparsers) and sets
     # ``func`` on its parsers. The core's are imported here; packages beside the core
     # (replay: replay/record/eval) declare theirs as ``scorer.commands`` entry points.
-    for register in (bench_cli.register, lifecycle_cli.register, rules_cli.register):
+    for register in (bench_cli.register, capacity_cli.register, lifecycle_cli.register, rules_cli.register):
         register(sub)
     plugins.add_commands(sub)
     return p
