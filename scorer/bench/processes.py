@@ -1,0 +1,151 @@
+"""One process per core: ``scorer run --processes N`` draining a backlog, N side by side.
+
+    python -m scorer.bench.processes --processes 1 --processes 2 --events 300000 --repeat 3 \\
+        --out docs/results/bench-processes.json
+
+Each drain preloads ``--events`` events on fresh topics (``--partitions`` per kind, so the
+group can split every kind evenly), starts the supervisor with N workers and measures the
+output topic from its first record to the last (``scorer bench``'s drain phase); runs are
+interleaved over N, ``--repeat`` times, and the ratios use each N's median. The host's
+CPU time per process name over each drain (psutil, the whole machine) says what else took
+the cores: on a shared machine the broker, the load generator and other work compete with
+the workers, so "N processes" never means N idle cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import psutil
+
+from scorer.bench import harness
+from scorer.bench.cli import _command, _free_port
+from scorer.bench.loadgen import payloads, templates
+from scorer.demo import bundled_capture
+from scorer.events.structs import EventKind
+
+RUNNER = "scorer-onnxruntime"
+
+
+class CpuWatch:
+    """CPU seconds every process of the host used while it ran, by a short name: sampled
+    every ``interval`` s per pid, so processes that start (the workers) or exit (other
+    people's tests) during the drain are counted for the part that was seen."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+        self._me = psutil.Process().pid
+
+    def sample(self) -> None:
+        for p in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+            times = p.info["cpu_times"]
+            if times is None:
+                continue
+            used = times.user + times.system
+            if p.pid not in self.names:
+                self.names[p.pid] = self._name(p.pid, p.info["name"], " ".join(p.info["cmdline"] or []))
+                self.first[p.pid] = used
+            self.last[p.pid] = used
+
+    def _name(self, pid: int, name: str | None, cmd: str) -> str:
+        if pid == self._me:
+            return "bench (load generator, output reader)"
+        if "scorer.cli" in cmd and " run" in cmd:
+            return "scorer supervisor" if "--processes" in cmd else "scorer workers"
+        if "kafka.Kafka" in cmd:
+            return "kafka brokers"
+        return name or "?"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.to_thread(self.sample)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+    def used(self, at_least: float = 0.5) -> dict[str, float]:
+        by_name: dict[str, float] = {}
+        for pid, name in self.names.items():
+            by_name[name] = by_name.get(name, 0.0) + self.last[pid] - self.first[pid]
+        ranked = sorted(by_name.items(), key=lambda kv: -kv[1])
+        return {name: round(s, 1) for name, s in ranked if s >= at_least}
+
+
+async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tuple[EventKind, ...],
+                 workdir: Path) -> dict[str, Any]:
+    base = _command(RUNNER, args, 0)
+
+    def command(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
+        argv, env = base(bootstrap, topics, out, group)
+        env["SCORER_HTTP__PORT"] = str(_free_port())
+        return [*argv, "--processes", str(n)] if n > 1 else argv, env
+
+    watch, stop = CpuWatch(), asyncio.Event()
+    sampler = asyncio.create_task(watch.run(stop))
+    try:
+        res = await harness.drain(f"{RUNNER}-x{n}", command, args.bootstrap, items, kinds, args.partitions, workdir)
+    finally:
+        stop.set()
+        await sampler
+    return {"processes": n, "events_per_s": res.throughput_eps, "note": res.note, "host_cpu_s": watch.used(),
+            "run": msgspec.to_builtins(res)}
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    kinds = tuple(EventKind(k) for k in args.kinds.split(","))
+    items = list(payloads(templates(bundled_capture(), kinds), args.events))
+    workdir = Path(tempfile.mkdtemp(prefix="scorer-processes-"))
+    runs: list[dict[str, Any]] = []
+    for _ in range(args.repeat):
+        for n in args.processes:
+            run = await _drain(args, n, items, kinds, workdir)
+            runs.append(run)
+            print(f"{n:>2} processes: {run['events_per_s']:>9.0f} events/s {run['note']}\n"
+                  f"   host CPU s during the drain: {run['host_cpu_s']}", flush=True)
+    medians = {n: float(np.median([r["events_per_s"] for r in runs if r["processes"] == n])) for n in args.processes}
+    first = medians[args.processes[0]]
+    base = f"vs_x{args.processes[0]}"
+    summary = {f"x{n}": {"median_events_per_s": round(m), base: round(m / first, 2) if first else 0.0}
+               for n, m in medians.items()}
+    print(json.dumps(summary, indent=2))
+    return {"events": args.events, "partitions": args.partitions, "summary": summary, "runs": runs,
+            "logs": str(workdir)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scorer.bench.processes", description=__doc__.split("\n")[0])
+    p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers (default: %(default)s)")
+    p.add_argument("--processes", type=int, action="append",
+                   help="worker counts to compare, repeatable; the first is the baseline (default: 1 and 2)")
+    p.add_argument("--events", type=int, default=300_000, help="events preloaded per drain (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=3, help="drains per worker count, interleaved (default: %(default)s)")
+    p.add_argument("--partitions", type=int, default=4,
+                   help="partitions per topic; a multiple of every worker count splits evenly (default: %(default)s)")
+    p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds (default: %(default)s)")
+    p.add_argument("--model-repository", type=Path, default=Path("model_repository"),
+                   help="models the workers load (default: %(default)s)")
+    p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
+    p.add_argument("--out", type=Path, default=Path("out/bench-processes.json"),
+                   help="JSON report (default: %(default)s)")
+    args = p.parse_args(argv)
+    args.processes = args.processes or [1, 2]
+    args.triton_url = ""
+    report = asyncio.run(_bench(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"results: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
