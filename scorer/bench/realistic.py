@@ -27,6 +27,7 @@ from pathlib import Path
 
 from scorer.captures import iter_capture
 from scorer.captures.base import LabeledEvent, is_malicious
+from scorer.config import data_dir
 from scorer.events.structs import Event, EventKind
 
 Template = tuple[EventKind, Event]
@@ -40,24 +41,19 @@ BACKGROUND: dict[EventKind, tuple[str, ...]] = {
 }
 
 
-def default_data_dir() -> Path:
-    """``../shared/data`` beside the repository (where the project keeps its real data)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def background(data_dir: Path, kind: EventKind, limit: int) -> list[Event]:
+def background(root: Path, kind: EventKind, limit: int) -> list[Event]:
     """Up to ``limit`` benign events of ``kind`` from the shared data (see :data:`BACKGROUND`),
     spread over its files."""
     files = BACKGROUND[kind]
     per_file = -(-limit // len(files))
     out: list[Event] = []
     for name in files:
-        path = data_dir / name
+        path = root / name
         if not path.exists():
             raise FileNotFoundError(f"{path}: the realistic stream reads its background from the shared data")
         out.extend(itertools.islice(_benign(iter_capture(path)), per_file))
     if not out:
-        raise ValueError(f"no benign {kind.value} events under {data_dir}")
+        raise ValueError(f"no benign {kind.value} events under {root}")
     return out[:limit]
 
 
@@ -69,7 +65,7 @@ def _benign(items: Iterator[object]) -> Iterator[Event]:
 
 
 def realistic_templates(
-    capture: list[Template], data_dir: Path, attack_share: float = 0.01, per_kind: int = 5000,
+    capture: list[Template], root: Path, attack_share: float = 0.01, per_kind: int = 5000,
 ) -> list[Template]:
     """Templates cycling benign background, with ``attack_share`` of them attack events of the
     capture (its events of a known malicious label), interleaved evenly, per kind."""
@@ -79,7 +75,7 @@ def realistic_templates(
     streams: list[list[Template]] = []
     for kind in kinds:
         attacks = [ev for k, ev in capture if k is kind and is_malicious(ev.label)]
-        benign = background(data_dir, kind, per_kind)
+        benign = background(root, kind, per_kind)
         streams.append([(kind, ev) for ev in _mix(benign, attacks, attack_share)])
     # Round-robin over the kinds: every stretch of the stream holds all of them.
     longest = max(len(s) for s in streams)
@@ -106,8 +102,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                              "benign background from the shared data with --attack-share attack events")
     parser.add_argument("--attack-share", type=float, default=0.01,
                         help="share of attack events in the realistic stream (default: 0.01)")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
-                        help="the shared data folder the realistic stream reads (default: ../shared/data)")
+    parser.add_argument("--data-dir", type=Path, default=data_dir(),
+                        help="the shared data folder the realistic stream reads "
+                             "(default: $SCORER_DATA_DIR or ../shared/data)")
 
 
 def stream_templates(args: argparse.Namespace, capture: list[Template]) -> list[Template]:

@@ -17,14 +17,24 @@ from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
 from scorer.events.structs import STRUCT_OF_KIND, EndpointEvent, Event, EventKind, FlowRecord, SiemAlert
 
 _DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()}
-_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+# The flow fields the generic path bounds: texts it reads "-"/"" as unset in and caps at
+# MAX_TEXT, integers it refuses beyond INT_LIMIT (scorer.events.columnar checks the same).
+FLOW_TEXTS = ("src_ip", "dst_ip", "proto", "service", "conn_state", "history", "source", "label")
+FLOW_INTS = ("src_port", "dst_port", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts")
 
 
 def decode_canonical(kind: EventKind, value: bytes) -> Event | None:
     try:
         event: Event = _DECODERS[kind].decode(value)
-    except _ERRORS:
+    except DECODE_ERRORS:
         return None
+    return accept(event)
+
+
+def accept(event: Event) -> Event | None:
+    """``event`` (decoded straight into its struct) if the generic path would make the very
+    same event of its record; ``None`` sends the record down the generic path."""
     if not math.isfinite(event.ts):
         return None
     if isinstance(event, FlowRecord):

@@ -10,30 +10,33 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TypeVar
 
 import numpy as np
 
+from scorer.events.columnar import FlowView, stat_attr
 from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
     F32,
     F64,
     EntityState,
-    flag,
-    isin,
+    column,
     log1p,
     numbers,
+    only,
     ratio,
     stack,
-    texts,
     update_order,
 )
+from scorer.features.texts import Texts, factorize
 
 WEB_PORTS = frozenset({80, 443, 8000, 8080, 8443})
 SERVICE_PORTS = frozenset({20, 21, 22, 23, 25, 53, 67, 68, 88, 110, 123, 135, 137, 138, 139,
                            143, 161, 389, 445, 465, 587, 636, 993, 995, 1433, 3306, 3389, 5432,
                            5900, 5985, 5986})
 _RST_STATES = frozenset({"rej", "rsto", "rstr", "rstos0", "rstrh"})
+_WEB_PORTS, _SERVICE_PORTS = sorted(WEB_PORTS), sorted(SERVICE_PORTS)
 WINDOW_S = 60.0
 K = TypeVar("K", int, str)
 MAX_WINDOW_FLOWS = 2048  # per source: bounds memory under a flood
@@ -86,26 +89,25 @@ class NetflowFeatures:
 
     kind = EventKind.NETFLOW
     names: tuple[str, ...] = STATELESS + STATEFUL
+    reads_views = True  # transform takes FlowView rows too: flows are decoded without their dicts
 
     def __init__(self, max_entities: int = 100_000) -> None:
         self.state: EntityState[_SourceWindow] = EntityState(_SourceWindow, max_entities)
 
     def transform(self, events: Sequence[Event]) -> F32:
-        flows = [e for e in events if isinstance(e, FlowRecord)]
-        if len(flows) != len(events):
-            raise TypeError("NetflowFeatures.transform takes FlowRecord events only")
-        n = len(flows)
-        cols = self._stateless(flows)
-        cols.update(self._stateful(flows))
-        return stack(self.names, cols, n)
+        """Rows of :class:`FlowRecord` events, or of :data:`~scorer.events.columnar.FlowView`
+        rows (the columnar decode's): the same attributes, the same matrix."""
+        only(events, (FlowRecord, FlowView), "NetflowFeatures.transform")
+        cols = self._stateless(events)
+        cols.update(self._stateful(events))
+        return stack(self.names, cols, len(events))
 
-    def _stateless(self, flows: Sequence[FlowRecord]) -> dict[str, F64]:
-        n = len(flows)
+    def _stateless(self, flows: Sequence[object]) -> dict[str, F64]:
         dur = numbers(flows, "duration")
         sb, db = numbers(flows, "src_bytes"), numbers(flows, "dst_bytes")
         sp, dp = numbers(flows, "src_pkts"), numbers(flows, "dst_pkts")
         dport, sport = numbers(flows, "dst_port"), numbers(flows, "src_port")
-        proto = texts(flows, "proto")
+        proto = Texts(column(flows, "proto")).map(str.lower)
         # Durations under 1 ms are clock resolution, not infinitely fast flows.
         secs = np.maximum(dur, 1e-3)
         cols: dict[str, F64] = {
@@ -118,45 +120,58 @@ class NetflowFeatures:
             "log_bytes_per_s": log1p((sb + db) / secs), "log_pkts_per_s": log1p((sp + dp) / secs),
             "no_reply": (dp == 0).astype(np.float64),
             "no_payload": ((sb + db) == 0).astype(np.float64),
-            "proto_tcp": isin(proto, frozenset({"tcp"})),
-            "proto_udp": isin(proto, frozenset({"udp"})),
-            "proto_icmp": isin(proto, frozenset({"icmp", "icmp6"})),
-            "proto_other": 1.0 - isin(proto, frozenset({"tcp", "udp", "icmp", "icmp6"})),
+            "proto_tcp": proto.isin(frozenset({"tcp"})),
+            "proto_udp": proto.isin(frozenset({"udp"})),
+            "proto_icmp": proto.isin(frozenset({"icmp", "icmp6"})),
+            "proto_other": 1.0 - proto.isin(frozenset({"tcp", "udp", "icmp", "icmp6"})),
             "dport_wellknown": ((dport > 0) & (dport < 1024)).astype(np.float64),
             "dport_registered": ((dport >= 1024) & (dport < 49152)).astype(np.float64),
             "dport_dynamic": (dport >= 49152).astype(np.float64),
-            "dport_web": flag((int(p) in WEB_PORTS for p in dport), n),
-            "dport_service": flag((int(p) in SERVICE_PORTS for p in dport), n),
+            "dport_web": np.isin(dport, _WEB_PORTS).astype(np.float64),
+            "dport_service": np.isin(dport, _SERVICE_PORTS).astype(np.float64),
             "sport_wellknown": ((sport > 0) & (sport < 1024)).astype(np.float64),
             "sport_dynamic": (sport >= 49152).astype(np.float64),
         }
-        fin, rst = _tcp_flags(flows)
-        cols["tcp_fin_seen"], cols["tcp_rst_seen"] = fin, rst
+        cols["tcp_fin_seen"], cols["tcp_rst_seen"] = _tcp_flags(flows)
         return cols
 
-    def _stateful(self, flows: Sequence[FlowRecord]) -> dict[str, F64]:
+    def _stateful(self, flows: Sequence[object]) -> dict[str, F64]:
         n = len(flows)
-        out = np.zeros((n, len(STATEFUL)))
-        for i in update_order(len(flows)).tolist():
-            f = flows[i]
-            out[i] = self.state.get(f.src_ip).add(f.ts, f.dst_port, f.dst_ip)
-        logs = log1p(out)
+        src, ts = column(flows, "src_ip"), column(flows, "ts")
+        port, ip = column(flows, "dst_port"), column(flows, "dst_ip")
+        get = self.state.get
+        rows: list[tuple[int, int]] = [(0, 0)] * n
+        for i in update_order(n).tolist():
+            rows[i] = get(src[i]).add(ts[i], port[i], ip[i])
+        logs = log1p(np.array(rows, dtype=np.float64).reshape(n, len(STATEFUL)))
         return {name: logs[:, j] for j, name in enumerate(STATEFUL)}
 
 
-def _tcp_flags(flows: Sequence[FlowRecord]) -> tuple[F64, F64]:
+def _tcp_flags(flows: Sequence[object]) -> tuple[F64, F64]:
     """FIN / RST seen: Zeek history letters (either case) or CICFlowMeter flag counts."""
-    n = len(flows)
-    fin, rst = np.zeros(n), np.zeros(n)
-    for i, f in enumerate(flows):
-        if f.history is not None or f.conn_state is not None:
-            hist = (f.history or "").lower()
-            state = (f.conn_state or "").lower()
-            fin[i] = "f" in hist or state == "sf"
-            rst[i] = "r" in hist or state in _RST_STATES
-        elif f.extra:
-            x = f.extra
-            fin[i] = x.get("FIN Flag Count", 0.0) > 0
-            rst[i] = (x.get("RST Flag Count", 0.0) + x.get("Fwd RST Flags", 0.0)
-                      + x.get("Bwd RST Flags", 0.0)) > 0
+    # Zeek's verdict per distinct (history, conn_state) pair; None: the record has neither.
+    pairs, inverse = factorize(list(zip(column(flows, "history"), column(flows, "conn_state"), strict=True)))
+    verdicts = np.array([_zeek_flags(h, s) for h, s in pairs]).reshape(-1, 3)[inverse]
+    fin_count = cic_statistic(flows, "FIN Flag Count")
+    rst_count = (cic_statistic(flows, "RST Flag Count") + cic_statistic(flows, "Fwd RST Flags")
+                 + cic_statistic(flows, "Bwd RST Flags"))
+    has_zeek = verdicts[:, 0] > 0
+    fin = np.where(has_zeek, verdicts[:, 1], fin_count > 0).astype(np.float64)
+    rst = np.where(has_zeek, verdicts[:, 2], rst_count > 0).astype(np.float64)
     return fin, rst
+
+
+def _zeek_flags(history: str | None, conn_state: str | None) -> tuple[bool, bool, bool]:
+    if history is None and conn_state is None:
+        return False, False, False
+    hist, state = (history or "").lower(), (conn_state or "").lower()
+    return True, "f" in hist or state == "sf", "r" in hist or state in _RST_STATES
+
+
+def cic_statistic(flows: Sequence[object], name: str) -> F64:
+    """One CICFlowMeter statistic over the batch (0.0 where a record does not carry it)."""
+    if set(map(type, flows)) == {FlowView}:
+        return np.fromiter(map(attrgetter(f"extra.{stat_attr(name)}"), flows), np.float64, len(flows))
+    attr, extras = stat_attr(name), column(flows, "extra")
+    return np.fromiter((x.get(name, 0.0) if isinstance(x, dict) else getattr(x, attr) for x in extras),
+                       np.float64, len(flows))

@@ -15,7 +15,8 @@ same as computing every row on its own (tests compare both).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,7 @@ import numpy.typing as npt
 from scorer.features.base import F64, contains_any, count_any, flag, isin
 
 _SMALL = 4
+H = TypeVar("H", bound=Hashable)
 _ARANGE = np.arange(_SMALL + 1, dtype=np.intp)
 
 
@@ -37,11 +39,7 @@ class Texts:
             self.inverse: npt.NDArray[np.intp] = _ARANGE[: len(rows)]
             self.identity = True
             return
-        index: dict[str, int] = {}
-        setdefault = index.setdefault
-        # len(index) is read before the insert: a new value gets the next id.
-        self.inverse = np.fromiter((setdefault(v, len(index)) for v in rows), dtype=np.intp, count=len(rows))
-        self.distinct = list(index)
+        self.distinct, self.inverse = factorize(rows)
         # No repeats: rows are the distinct values, no gather needed.
         self.identity = len(self.distinct) == len(rows)
 
@@ -88,3 +86,15 @@ class Texts:
             return per_value
         out: F64 = per_value[self.inverse]
         return out
+
+
+def factorize(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
+    """The distinct values of ``rows`` in first-seen order, and each row's index into them.
+
+    Two C-level passes (no Python frame per row).
+    """
+    distinct = list(dict.fromkeys(rows))
+    if len(distinct) == len(rows):
+        return distinct, np.arange(len(rows), dtype=np.intp)
+    ids = {v: i for i, v in enumerate(distinct)}
+    return distinct, np.fromiter(map(ids.__getitem__, rows), dtype=np.intp, count=len(rows))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from scorer.alerts.ocsf import detection_finding
 from scorer.alerts.ocsf import encode as encode_finding
+from scorer.events.columnar import expand
 from scorer.events.structs import EndpointEvent, EventKind, entity_key
 from scorer.features.base import F32
 from scorer.pipeline.batch import Batch
@@ -43,7 +44,8 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
         alerted = {d.row for d in decisions}
         for d in decisions:
             out.alert_counts[(kind.value, d.severity)] += 1
-            event, rec = items[d.row]
+            row, rec = items[d.row]
+            event = expand(kind, row, rec.value or b"", rec.ref)  # decoded whole only when it alerts
             finding = detection_finding(
                 kind=kind.value, event=event, decision=d, model_name=rt.model.name,
                 model_version=rt.model.version, threshold=rt.decider.threshold,

@@ -1,0 +1,155 @@
+"""A micro-batch's values of one kind decoded at once, checked by column, not per record.
+
+The per-record path (:class:`scorer.events.decode.EventDecoder`) pays a Python call, the
+checks of :mod:`scorer.events.fastpath` and, for flows, a dict of ~80 CICFlowMeter
+statistics per record. Here msgspec decodes every value of the batch (one ``map``, no
+Python frame per record) and the checks run over columns with numpy and sets:
+
+- flows decode into :data:`FlowView`: FlowRecord's fields, but the statistics in a struct
+  of the CICFlowMeter names (:data:`FlowStats`), validated as numbers (msgspec refuses
+  non-finite JSON numbers) without a dict, its keys or a sum per record. Features read the
+  few statistics they need; an alerting row is decoded whole (:func:`expand`) for its finding;
+- EDR events and SIEM alerts decode into their canonical structs (the rules stage and the
+  features read their ``fields``), checked by :func:`scorer.events.fastpath.accept`.
+
+Nothing is accepted here that the per-record fast path would refuse: a refused position
+(bad JSON, another source form, a value the adapters normalise or refuse, statistics of
+other names) takes the per-record path, which decides exactly as before, dead-letter
+reason included. docs/benchmarks.md compares this with a JSON-to-Arrow reader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
+from scorer.events.fastpath import DECODE_ERRORS, FLOW_INTS, FLOW_TEXTS, accept, decode_canonical
+from scorer.events.structs import STRUCT_OF_KIND, Event, EventKind, FlowRecord, SourceRef
+
+# CICFlowMeter's statistics (CIC-IDS2017 column names, as canonical flows carry them).
+CIC_STATISTICS: tuple[str, ...] = (
+    "Flow Duration", "Total Fwd Packet", "Total Bwd packets", "Total Length of Fwd Packet",
+    "Total Length of Bwd Packet", "Fwd Packet Length Max", "Fwd Packet Length Min",
+    "Fwd Packet Length Mean", "Fwd Packet Length Std", "Bwd Packet Length Max", "Bwd Packet Length Min",
+    "Bwd Packet Length Mean", "Bwd Packet Length Std", "Flow Bytes/s", "Flow Packets/s", "Flow IAT Mean",
+    "Flow IAT Std", "Flow IAT Max", "Flow IAT Min", "Fwd IAT Total", "Fwd IAT Mean", "Fwd IAT Std",
+    "Fwd IAT Max", "Fwd IAT Min", "Bwd IAT Total", "Bwd IAT Mean", "Bwd IAT Std", "Bwd IAT Max",
+    "Bwd IAT Min", "Fwd PSH Flags", "Bwd PSH Flags", "Fwd URG Flags", "Bwd URG Flags", "Fwd RST Flags",
+    "Bwd RST Flags", "Fwd Header Length", "Bwd Header Length", "Fwd Packets/s", "Bwd Packets/s",
+    "Packet Length Min", "Packet Length Max", "Packet Length Mean", "Packet Length Std",
+    "Packet Length Variance", "FIN Flag Count", "SYN Flag Count", "RST Flag Count", "PSH Flag Count",
+    "ACK Flag Count", "URG Flag Count", "CWR Flag Count", "ECE Flag Count", "Down/Up Ratio",
+    "Average Packet Size", "Fwd Segment Size Avg", "Bwd Segment Size Avg", "Fwd Bytes/Bulk Avg",
+    "Fwd Packet/Bulk Avg", "Fwd Bulk Rate Avg", "Bwd Bytes/Bulk Avg", "Bwd Packet/Bulk Avg",
+    "Bwd Bulk Rate Avg", "Subflow Fwd Packets", "Subflow Fwd Bytes", "Subflow Bwd Packets",
+    "Subflow Bwd Bytes", "FWD Init Win Bytes", "Bwd Init Win Bytes", "Fwd Act Data Pkts",
+    "Fwd Seg Size Min", "Active Mean", "Active Std", "Active Max", "Active Min", "Idle Mean", "Idle Std",
+    "Idle Max", "Idle Min", "ICMP Code", "ICMP Type", "Total TCP Flow Time",
+)
+
+
+def stat_attr(name: str) -> str:
+    """The :data:`FlowStats` attribute of a statistic: ``"FIN Flag Count"`` -> ``fin_flag_count``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+# A statistic absent from a record reads 0.0, as ``extra.get(name, 0.0)`` does.
+FlowStats: type[msgspec.Struct] = msgspec.defstruct(
+    "FlowStats", [(stat_attr(n), float, msgspec.field(default=0.0, name=n)) for n in CIC_STATISTICS],
+    forbid_unknown_fields=True, frozen=True, gc=False,
+)
+# FlowRecord's own fields and types (so both accept the same records), statistics aside.
+FlowView: type[msgspec.Struct] = msgspec.defstruct(
+    "FlowView",
+    [(f.name, FlowStats, msgspec.field(default_factory=FlowStats)) if f.name == "extra"
+     else (f.name, f.type, msgspec.field(default=f.default)) if f.required is False
+     else (f.name, f.type) for f in msgspec.structs.fields(FlowRecord)],
+    kw_only=True, frozen=True, gc=False,
+)
+
+_DECODERS: dict[EventKind, msgspec.json.Decoder[Any]] = {
+    kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()
+}
+_VIEW_DECODER = msgspec.json.Decoder(FlowView)
+Row = Any  # a FlowView, or the kind's canonical event
+_UID = attrgetter("uid")
+
+
+def decode_rows(
+    kind: EventKind, values: Sequence[bytes | None], max_bytes: int, views: bool = False,
+) -> list[Row | None]:
+    """A row per value, ``None`` where the value must take the per-record path. ``views``:
+    flows as :data:`FlowView` rows (for feature sets that read them, ``reads_views``)."""
+    views = views and kind is EventKind.NETFLOW
+    decode = (_VIEW_DECODER if views else _DECODERS[kind]).decode
+    try:
+        # One C-level map over the batch; a value that raises sends the batch below.
+        rows: list[Row | None] = list(map(decode, values))  # type: ignore[arg-type]
+    except (*DECODE_ERRORS, TypeError):
+        rows = [_decode_one(decode, v) for v in values]
+    if any(v is None or len(v) > max_bytes for v in values):
+        rows = [None if v is None or len(v) > max_bytes else r for v, r in zip(values, rows, strict=True)]
+    if views:
+        return _checked_flows(rows)
+    return [None if r is None else accept(r) for r in rows]
+
+
+def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:
+    """The canonical event of a decoded row (a :data:`FlowView` is decoded whole again)."""
+    if not isinstance(row, FlowView):
+        return row  # type: ignore[no-any-return]
+    uid: str = _UID(row)
+    event = decode_canonical(kind, value)
+    if event is None:  # the view's checks are the fast path's: this is a bug, not bad input
+        raise ValueError(f"{ref}: a record decoded as a view was refused whole")
+    return event if event.uid else msgspec.structs.replace(event, uid=uid)
+
+
+def _decode_one(decode: Any, value: bytes | None) -> Row | None:
+    try:
+        return decode(value)
+    except (*DECODE_ERRORS, TypeError):
+        return None
+
+
+def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
+    """The flows the fast path's checks (:func:`scorer.events.fastpath.flow_ok`) accept, by column."""
+    present = [r for r in rows if r is not None]
+    if not present:
+        return rows
+    refused = np.zeros(len(present), dtype=bool)
+    for name in ("ts", "duration"):
+        refused |= ~np.isfinite(np.fromiter(map(attrgetter(name), present), np.float64, len(present)))
+    for name in ("uid", *FLOW_TEXTS):
+        column = list(map(attrgetter(name), present))
+        bad = {t for t in set(column) if _bad_text(t, name)}
+        if bad:
+            refused |= np.fromiter((t in bad for t in column), bool, len(present))
+    for name in FLOW_INTS:
+        refused |= _out_of_range(list(map(attrgetter(name), present)))
+    if not refused.any():
+        return rows
+    keep = iter((~refused).tolist())
+    return [r if r is not None and next(keep) else None for r in rows]
+
+
+def _bad_text(text: str | None, name: str) -> bool:
+    if text is None or (name == "uid" and text == ""):  # "" is the uid's own default
+        return False
+    return len(text) > MAX_TEXT or text in _MISSING or (name == "proto" and not text.islower())
+
+
+def _out_of_range(column: list[int]) -> npt.NDArray[np.bool_]:
+    try:
+        values = np.array(column, dtype=np.int64)
+    except OverflowError:  # beyond 64 bits: certainly out of range, found one by one
+        return np.fromiter((abs(v) > INT_LIMIT for v in column), bool, len(column))
+    out: npt.NDArray[np.bool_] = (values > INT_LIMIT) | (values < -INT_LIMIT)
+    return out
