@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 from scorer import plugins
 from scorer.bench import cli as bench_cli
 from scorer.capacity import cli as capacity_cli
-from scorer.errors import ScorerError
+from scorer.errors import ConfigError, ScorerError
 from scorer.lifecycle import cli as lifecycle_cli
 from scorer.rules import cli as rules_cli
 
@@ -74,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     logging.getLogger().setLevel(settings.log_level.upper())
+    if args.processes < 1:
+        raise ConfigError(f"--processes must be 1 or more, not {args.processes}")
     if args.processes > 1:
         from scorer.service.supervisor import child_arguments, supervise
 

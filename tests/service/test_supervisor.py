@@ -10,6 +10,9 @@ code 0 after every input offset was committed (the workers drained and committed
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +31,7 @@ from scorer.metrics.aggregate import merge_expositions
 from scorer.service.supervisor import worker_ports
 from tests.support.faults import LiveFeed, ScorerProcess, new_topics, scorer_env, stopped_on_exit
 from tests.support.kafka import KafkaBroker
+from tests.support.paths import ROOT
 
 BATCH = 64
 INFLIGHT = 4
@@ -101,9 +105,7 @@ async def _uncommitted(kafka: KafkaBroker, group: str, parts: list[TopicPartitio
             for tp, end in ends.items() if end and (tp not in committed or committed[tp].offset != end)}
 
 
-pytestmark = pytest.mark.data
-
-
+@pytest.mark.data
 async def test_kill9_of_a_worker_loses_nothing_and_sigterm_commits(kafka: KafkaBroker, tmp_path: Path) -> None:
     topics = await new_topics(kafka, partitions=PARTITIONS)
     env = scorer_env(kafka.bootstrap, topics, SCORER_BATCH__MAX_RECORDS=str(BATCH),
@@ -149,3 +151,20 @@ async def test_kill9_of_a_worker_loses_nothing_and_sigterm_commits(kafka: KafkaB
     assert report.duplicate_count <= PER_CRASH_BOUND, report.duplicates
     parts = [TopicPartition(topics.input(k), p) for k in topics.kinds for p in range(PARTITIONS)]
     assert await _uncommitted(kafka, f"{topics.prefix}-group", parts) == {}, "SIGTERM: workers commit what they scored"
+
+
+def test_workers_that_cannot_start_stop_the_supervisor_with_their_exit_code(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
+    env.update(SCORER_INFERENCE__BACKEND="onnxruntime", SCORER_HTTP__PORT="0",
+               SCORER_INFERENCE__MODEL_REPOSITORY=str(tmp_path / "no-such-repository"))
+    proc = subprocess.run([sys.executable, "-m", "scorer.cli", "run", "--processes", "2"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "before it was ever ready: stopping" in proc.stderr, proc.stderr[-3000:]
+    assert "restarting" not in proc.stderr, "a worker that never started is not restarted forever"
+
+
+def test_processes_must_be_positive() -> None:
+    proc = subprocess.run([sys.executable, "-m", "scorer.cli", "run", "--processes", "0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--processes must be 1 or more" in proc.stderr
