@@ -7,7 +7,8 @@
 # STAGES (default "inprocess gpu_vs_cpu transport scorers"; also "latency": batch 1 per model):
 # which measurements to run. CPU_ENGINES (default treelite-cpp,onnxruntime): the CPU models
 # served beside the GPU one and compared with it (gpu_vs_cpu, latency); GPU_INSTANCES (default:
-# launch.py's, the shipped count); BREAKEVEN_BATCHES (gpu_vs_cpu; default 1,64,256,1024,4096,8192).
+# launch.py's, the shipped count); BREAKEVEN_BATCHES (gpu_vs_cpu; default 1,64,256,1024,4096,8192);
+# TRANSPORT_ENGINES (transport stage; default the GPU engine; "routed": the production name).
 # GPU_ENGINE (default nvforest; treelite for a dry run on a CPU-only host), BATCHES (transport),
 # PORT_BASE (default 8000: HTTP, then gRPC and metrics on the next two ports), QUEUE_DELAY_US
 # (the dynamic batcher's max_queue_delay_microseconds; default: production's 200),
@@ -49,7 +50,7 @@ if [[ " $stages " == *" gpu_vs_cpu "* ]]; then
     --batches "${BREAKEVEN_BATCHES:-1,64,256,1024,4096,8192}" --out "$out/gpu_vs_cpu.json"
 fi
 if [[ " $stages " == *" transport "* ]]; then
-  run transport bench --models netflow_classifier --engines "$gpu" \
+  run transport bench --models netflow_classifier --engines "${TRANSPORT_ENGINES:-$gpu}" \
     --transports "${TRANSPORTS:-grpc,shm,cudashm,cudashm-pinned,cudashm-gpu}" \
     --concurrency 1,4,16 --batches "$batches" --out "$out/transport.json"
 fi

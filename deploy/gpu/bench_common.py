@@ -18,6 +18,14 @@ import numpy as np
 import numpy.typing as npt
 
 Matrix = npt.NDArray[np.float32]
+# deploy/gpu/launch.py's engine that serves under the production name (the GPU host's router).
+ROUTED = "routed"
+
+
+def served_name(model: str, engine: str) -> str:
+    """What ``engine``'s copy of ``model`` is called on the server: the router takes the
+    production name (what scorers call), the others ``<model>_<engine>``."""
+    return model if engine == ROUTED else f"{model}_{engine}"
 
 
 def stats(latencies_s: list[float], rows_per_request: int, wall_s: float) -> dict[str, float]:

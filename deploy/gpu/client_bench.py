@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from deploy.gpu.bench_common import capture_features, machine_info, stats, tile
+from deploy.gpu.bench_common import capture_features, machine_info, served_name, stats, tile
 
 BATCHES = (1, 64, 256, 1024, 4096, 8192, 65536)
 # CUDA shared memory, by where the caller's rows are: pageable host memory (tritonclient's own
@@ -199,7 +199,7 @@ def bench_server(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
         reference = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         x_all = feats[model].astype(np.float32)
         for engine in args.engines:
-            served = f"{model}_{engine}"
+            served = served_name(model, engine)
             for kind in args.transports:
                 if kind not in ("grpc", "grpc-raw") and engine == "onnxruntime":
                     continue  # the CPU comparison is over plain gRPC; shm variants are the GPU study

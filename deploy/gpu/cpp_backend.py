@@ -1,4 +1,4 @@
-"""Build and place the C++ Treelite backend (deploy/gpu/treelite_backend/treelite_backend.cc).
+"""Build and place the C++ Treelite backend (deploy/gpu/treelite_backend/).
 
     python -m deploy.gpu.cpp_backend build [--out var/treelite-backend]
 
@@ -24,7 +24,7 @@ import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "treelite_backend" / "treelite_backend.cc"
+SOURCES = HERE / "treelite_backend"  # treelite_backend.cc (scoring), forward.cc (to the GPU model)
 BACKEND = "scorer_treelite"  # the config's `backend:`; Triton loads libtriton_<backend>.so
 LIBRARY = f"libtriton_{BACKEND}.so"
 DEFAULT_OUT = HERE.parents[1] / "var" / "treelite-backend"
@@ -44,15 +44,17 @@ def treelite_library() -> Path:
 def build(out: Path = DEFAULT_OUT) -> Path:
     """The backend library in ``out``, compiled unless one newer than the source is there."""
     library = out / LIBRARY
-    if library.is_file() and library.stat().st_mtime >= SOURCE.stat().st_mtime:
+    sources = sorted(SOURCES.glob("*.cc"))
+    newest = max(p.stat().st_mtime for p in SOURCES.iterdir() if p.suffix in (".cc", ".h"))
+    if library.is_file() and library.stat().st_mtime >= newest:
         return library
     out.mkdir(parents=True, exist_ok=True)
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise FileNotFoundError(f"no C++ compiler {compiler!r} (set CXX, or apt-get install g++)")
     partial = library.with_suffix(".partial")
-    subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
-                    "-Wextra", "-Werror", "-o", str(partial), str(SOURCE), "-ldl"], check=True)
+    subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wextra",
+                    "-Werror", "-o", str(partial), *map(str, sources), "-ldl"], check=True)
     partial.replace(library)  # a server never loads a half-written library
     return library
 

@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""Serve the shipped tree ensembles from Triton on a GPU: a python-backend model per engine.
+"""Serve the shipped tree ensembles from Triton on a GPU host: nvForest for large requests,
+the C++ Treelite backend on the CPU for small ones, under the production model names.
 
-    python deploy/gpu/launch.py generate --repository model_repository --out var/gpu-repository
     python deploy/gpu/launch.py serve --repository model_repository --workdir var/triton-gpu \
-        [--engines nvforest,treelite-cpp,onnxruntime --max-batch 65536 --gpu-instances 8 --cpu-threads 16]
+        [--engines routed,nvforest --max-batch 65536 --gpu-instances 8 --cpu-threads 16]
+    python deploy/gpu/launch.py generate --repository model_repository --out var/gpu-repository
     python deploy/gpu/launch.py stop --workdir var/triton-gpu
 
-For each production model ``<name>`` and each engine, ``<name>_<engine>`` serves the same
-version through deploy/gpu/model.py: ``nvforest`` on KIND_GPU (the version's Treelite
-checkpoint ``model.tl``, inputs may stay on the GPU; the config is
-scorer/inference/triton_config.py's ``nvforest_model``, the GPU host's production config),
-``onnxruntime`` (``model.onnx``), ``treelite`` and ``nvforest-cpu`` (``model.tl``) on
-KIND_CPU. Tensors, dynamic batching and version policy come from the production config.
-The server, its python backend and start/stop are deploy/local/triton.py's (imported, not
-copied); only the repository differs.
+For each production model ``<name>`` and each engine, one model serves the same versions:
+
+- ``routed``: ``<name>`` itself, the GPU host's production model (what scorers call): the C++
+  Treelite backend (deploy/gpu/treelite_backend, config ``triton_config.treelite_cpu_model``)
+  scores requests below ``--small-request-rows`` on KIND_CPU and forwards the others, inside
+  the server, to ``<name>_<large engine>`` (``--large-engine``, default nvforest);
+- ``nvforest``: ``<name>_nvforest`` on KIND_GPU, deploy/gpu/model.py (python backend) running
+  nvForest on the version's Treelite checkpoint ``model.tl`` (``triton_config.nvforest_model``);
+- ``treelite-cpp``: ``<name>_treelite-cpp``, the C++ backend alone (the CPU side measured);
+- ``onnxruntime`` (``model.onnx``), ``treelite`` and ``nvforest-cpu`` (``model.tl``): model.py
+  on KIND_CPU, the comparisons (``treelite`` runs where no GPU is: CI).
+
+Tensors, dynamic batching and version policy come from the production config. The server,
+its python backend and start/stop are deploy/local/triton.py's (imported, not copied); only
+the repository differs.
 """
 
 from __future__ import annotations
@@ -25,30 +33,35 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # Run as a script (python deploy/gpu/launch.py): the checkout's packages, deploy and scorer.
 sys.path.append(str(Path(__file__).resolve().parents[2]))  # appended: never shadows a package
 from deploy.gpu import cpp_backend
+from deploy.gpu.bench_common import ROUTED, served_name
 from deploy.local import triton as local_launcher
 from scorer.inference import triton_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CPP = "treelite-cpp"  # the C++ Treelite backend: the GPU host's small-request model
-ENGINES = ("nvforest", "onnxruntime", "treelite", "nvforest-cpu", CPP)
+ENGINES = ("nvforest", "onnxruntime", "treelite", "nvforest-cpu", CPP, ROUTED)
 LINKED = ("model.onnx", "model.tl")  # what a version's engines load (forest_scorer.artefact)
 
 
 def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_instances: int,
-                  cpu_threads: int, queue_delay_us: int | None = None, cpu_instances: int = 2) -> str:
+                  cpu_threads: int, queue_delay_us: int | None = None, cpu_instances: int = 2,
+                  large_engine: str = "nvforest", small_request_rows: int = triton_config.SMALL_REQUEST_ROWS) -> str:
     """The production config as a python-backend model of ``engine``, named ``<name>_<engine>``."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     production = triton_config.parse(production_pbtxt)
-    if engine == CPP:
+    if engine in (CPP, ROUTED):
+        large = served_name(production.name, large_engine) if engine == ROUTED else None
         config = triton_config.treelite_cpu_model(production, library=str(cpp_backend.treelite_library()),
-                                                  instances=cpu_instances)
-        config.name = f"{config.name}_{engine}"
+                                                  instances=cpu_instances, large_model=large,
+                                                  large_rows=small_request_rows)
+        config.name = served_name(production.name, engine)
         config.max_batch_size = max(config.max_batch_size, max_batch)
         return triton_config.to_text(config)
     if engine == "nvforest":
@@ -69,8 +82,9 @@ def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_ins
 
 
 def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536, gpu_instances: int = 1,
-             cpu_threads: int = 1, queue_delay_us: int | None = None, cpu_instances: int = 2) -> list[str]:
-    """Write the engine repository for every model of ``src`` into ``dst``; model names."""
+             cpu_threads: int = 1, **options: Any) -> list[str]:
+    """Write the engine repository for every model of ``src`` into ``dst``; model names.
+    ``options``: engine_config's queue_delay_us, cpu_instances, large_engine, small_request_rows."""
     src, dst = src.resolve(), dst.resolve()
     if dst.exists():
         shutil.rmtree(dst)  # generated, never edited: rebuild from scratch
@@ -81,16 +95,16 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
         versions = [v for v in model_dir.iterdir()
                     if v.name.isdigit() and (v / "model.onnx").is_file() and local_launcher._verified(v)]
         for engine in engines:
-            out = dst / f"{model_dir.name}_{engine}"
+            out = dst / served_name(model_dir.name, engine)
             out.mkdir(parents=True)
             (out / "config.pbtxt").write_text(engine_config(
-                production, engine, max_batch=max_batch, gpu_instances=gpu_instances,
-                cpu_threads=cpu_threads, queue_delay_us=queue_delay_us, cpu_instances=cpu_instances))
-            if engine == CPP:  # compiled once, copied beside each model's config
+                production, engine, max_batch=max_batch, gpu_instances=gpu_instances, cpu_threads=cpu_threads,
+                **options))
+            if engine in (CPP, ROUTED):  # compiled once, copied beside each model's config
                 cpp_backend.install(out, cpp_backend.build())
             for version in versions:
                 (out / version.name).mkdir()
-                if engine != CPP:
+                if engine not in (CPP, ROUTED):
                     shutil.copy2(HERE / "model.py", out / version.name / "model.py")
                 for name in LINKED:
                     if (version / name).is_file():
@@ -99,14 +113,13 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
     return names
 
 
-def serve(src: Path, workdir: Path, engines: list[str], *, max_batch: int = 65536,
-          gpu_instances: int = 1, cpu_threads: int = 1, queue_delay_us: int | None = None, grpc_port: int = 8001,
-          http_port: int = 8000, metrics_port: int = 8002, timeout_s: float = 300.0, cpu_instances: int = 2) -> int:
-    """Generate the repository, start tritonserver on it, wait until ready; its pid."""
+def serve(src: Path, workdir: Path, engines: list[str], *, grpc_port: int = 8001, http_port: int = 8000,
+          metrics_port: int = 8002, timeout_s: float = 300.0, **options: Any) -> int:
+    """Generate the repository (``options``: generate's), start tritonserver on it, wait
+    until ready; its pid."""
     workdir = workdir.resolve()
     repository = workdir / "gpu-repository"
-    generate(src, repository, engines, max_batch=max_batch, gpu_instances=gpu_instances,
-             cpu_threads=cpu_threads, queue_delay_us=queue_delay_us, cpu_instances=cpu_instances)
+    generate(src, repository, engines, **options)
     # The local launcher mirrors a production repository as onnxruntime shims; give it an
     # empty one and pass the engine repository as a second --model-repository.
     empty = Path(tempfile.mkdtemp(prefix="empty-repository-"))
@@ -135,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         if name == "stop":
             continue
         cmd.add_argument("--repository", type=Path, default=Path("model_repository"))
-        cmd.add_argument("--engines", default="nvforest,onnxruntime")
+        cmd.add_argument("--engines", default=f"{ROUTED},nvforest",
+                         help=f"comma-separated, of {', '.join(ENGINES)} (default: {ROUTED},nvforest, a GPU host)")
         cmd.add_argument("--max-batch", type=int, default=65536)
         cmd.add_argument("--gpu-instances", type=int, default=triton_config.GPU_INSTANCES,
                          help=f"KIND_GPU instances of each nvForest model (default {triton_config.GPU_INSTANCES}, "
@@ -144,6 +158,11 @@ def main(argv: list[str] | None = None) -> None:
                          help=f"KIND_CPU instances of each {CPP} model (default 2)")
         cmd.add_argument("--cpu-threads", type=int, default=os.cpu_count() or 1)
         cmd.add_argument("--queue-delay-us", type=int, default=None, help="default: the production config's")
+        cmd.add_argument("--large-engine", default="nvforest",
+                         help=f"the engine {ROUTED!r} forwards large requests to (default nvforest)")
+        cmd.add_argument("--small-request-rows", type=int, default=triton_config.SMALL_REQUEST_ROWS,
+                         help=f"rows from which {ROUTED!r} forwards a request (default "
+                              f"{triton_config.SMALL_REQUEST_ROWS}, the measured break-even)")
     serve_cmd = sub.choices["serve"]
     for flag, default in (("grpc-port", 8001), ("http-port", 8000), ("metrics-port", 8002)):
         serve_cmd.add_argument(f"--{flag}", type=int, default=default)
@@ -154,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     engines = args.engines.split(",")
     sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads,
-             "queue_delay_us": args.queue_delay_us, "cpu_instances": args.cpu_instances}
+             "queue_delay_us": args.queue_delay_us, "cpu_instances": args.cpu_instances,
+             "large_engine": args.large_engine, "small_request_rows": args.small_request_rows}
     if args.command == "generate":
         print("generated:", ", ".join(generate(args.repository, args.out, engines, **sizes)))
         return

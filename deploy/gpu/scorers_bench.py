@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy.gpu.bench_common import machine_info, tile
+from deploy.gpu.bench_common import machine_info, served_name, tile
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
 
@@ -47,7 +47,7 @@ async def _scorer(url: str, engine: str, matrices: dict[str, Any], duration_s: f
     from scorer.inference.triton import TritonBackend
     from scorer.inference.triton_shm import SharedMemoryTritonBackend
 
-    refs = {m: ModelRef(f"{m}_{engine}") for m in matrices}
+    refs = {m: ModelRef(served_name(m, engine)) for m in matrices}
     # What SCORER_INFERENCE__TRITON_SHARED_MEMORY chooses in the service (scorer.service.build).
     cls = SharedMemoryTritonBackend if shared_memory else TritonBackend
     backend = cls(url, list(refs.values()), timeout_s=60.0)

@@ -44,7 +44,8 @@ ModelConfig = mc.ModelConfig
 
 # Which engine serves the shipped models (ONNX TreeEnsembleClassifier) per host kind: the
 # production config.pbtxt (onnxruntime) on a CPU host; on a GPU host nvforest_model() for
-# requests of SMALL_REQUEST_ROWS rows and more, treelite_cpu_model() below that.
+# requests of SMALL_REQUEST_ROWS rows and more, treelite_cpu_model() below that, the latter
+# under the production name, forwarding large requests to the former.
 GPU_ENGINE = "nvforest"
 CPU_BACKEND = "scorer_treelite"  # deploy/gpu/cpp_backend.BACKEND
 # GPU instances a GPU host runs per model: 8 python-backend instances pass 100M rows/s at
@@ -121,14 +122,17 @@ def nvforest_model(config: Any, *, gpu_instances: int = GPU_INSTANCES, gpus: Ite
     return out
 
 
-def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads: int = 1) -> Any:
+def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads: int = 1,
+                       large_model: str | None = None, large_rows: int = SMALL_REQUEST_ROWS) -> Any:
     """``config`` as the GPU host's small-request model: the C++ Treelite backend
     (deploy/gpu/treelite_backend) on ``instances`` CPU instances, scoring the version's
     ``model.tl`` with ``threads`` threads per call; ``library`` is libtreelite.so's path.
 
-    No queue delay: a request below the GPU's break-even is answered at once (the batcher
-    still merges what is already queued). Clients send it the requests smaller than
-    ``SMALL_REQUEST_ROWS``; the nvForest model takes the rest."""
+    With ``large_model`` (the nvForest model's name) it is the GPU host's router under the
+    production name: requests of ``large_rows`` rows or more, and inputs in GPU memory, are
+    forwarded inside the server to the same version of ``large_model``, the rest scored on
+    the CPU. No queue delay: a small request is answered at once (the batcher still merges
+    what is already queued); the GPU model keeps its own batching."""
     out = mc.ModelConfig()
     out.CopyFrom(config)
     out.backend = CPU_BACKEND
@@ -139,6 +143,9 @@ def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads
     out.dynamic_batching.max_queue_delay_microseconds = 0
     out.parameters["treelite_library"].string_value = library
     out.parameters["gtil_threads"].string_value = str(threads)
+    if large_model:
+        out.parameters["large_request_model"].string_value = large_model
+        out.parameters["large_request_rows"].string_value = str(large_rows)
     return out
 
 

@@ -30,7 +30,8 @@ from tests.support.paths import MODEL_REPOSITORY
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
 CPU_ENGINES = ("treelite", "onnxruntime")  # forest_scorer's engines that run without a GPU
 # What CI serves: those (python backend) and the C++ Treelite backend, the GPU host's CPU model.
-SERVED_ENGINES = (*CPU_ENGINES, deploy_gpu.CPP)
+SERVED_ENGINES = (*CPU_ENGINES, deploy_gpu.CPP, deploy_gpu.ROUTED)
+ROUTED_FROM = 100  # the router's threshold here: forwards to <model>_treelite from 100 rows
 
 
 def _version(model: str) -> Path:
@@ -156,7 +157,7 @@ def test_generated_repository_links_each_versions_artefacts(tmp_path: Path) -> N
 def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """deploy/gpu's repository on a tritonserver (its CPU engines here); marks its tests gpu, triton."""
     with gpu_repository_server(tmp_path_factory.mktemp("triton-gpu"), list(SERVED_ENGINES), max_batch=4096,
-                               cpu_threads=1) as url:
+                               cpu_threads=1, large_engine="treelite", small_request_rows=ROUTED_FROM) as url:
         yield url
 
 
@@ -165,13 +166,60 @@ def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_served_model_equals_onnxruntime(gpu_server: str, engine: str, transport: str) -> None:
     for model in MODELS:
         x = _rows(model, 700, seed=7)
-        t = client_bench.Transport(gpu_server, f"{model}_{engine}", transport, len(x), x.shape[1], f"test{engine}")
+        t = client_bench.Transport(gpu_server, bench_common.served_name(model, engine), transport, len(x), x.shape[1],
+                                   f"test{engine}")
         try:
             got = t.infer(x)
         finally:
             t.close()
         assert got.shape == (700, 2)
         assert np.abs(got - _ort(model, x)).max() < 1e-5
+
+
+@pytest.mark.parametrize("transport", ["grpc", "shm"])
+def test_router_scores_small_requests_itself_and_forwards_large_ones(gpu_server: str, transport: str) -> None:
+    """The production name on a GPU host: below the threshold the C++ backend scores on the
+    CPU; from it the request goes to the large-request model (here <model>_treelite, on a GPU
+    host nvForest) inside the server, and its scores come back as the router's, into the
+    client's shared-memory region too. Triton's own counters say which model ran each."""
+    import tritonclient.grpc as grpcclient
+
+    stats = grpcclient.InferenceServerClient(gpu_server)
+
+    def count(name: str) -> int:
+        s = stats.get_inference_statistics(name, as_json=True)["model_stats"][0]["inference_stats"]
+        return int(s["success"].get("count", 0))
+
+    for model in MODELS:
+        for rows, forwarded in ((1, 0), (ROUTED_FROM - 1, 0), (ROUTED_FROM, 1), (3000, 1)):
+            x = _rows(model, rows, seed=rows)
+            before = (count(model), count(f"{model}_treelite"))
+            t = client_bench.Transport(gpu_server, model, transport, rows, x.shape[1], f"route{rows}")
+            try:
+                got = t.infer(x)
+            finally:
+                t.close()
+            assert got.shape == (rows, 2) and np.abs(got - _ort(model, x)).max() < 1e-5
+            assert (count(model), count(f"{model}_treelite")) == (before[0] + 1, before[1] + forwarded), rows
+
+
+def test_cpp_backend_rejects_a_request_it_cannot_score(gpu_server: str) -> None:
+    """A wrong row width fails that request with the reason (Triton checks shapes against the
+    config first); the model keeps serving."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(gpu_server)
+    bad = grpcclient.InferInput("features", [2, 5], "FP32")
+    bad.set_data_from_numpy(np.zeros((2, 5), np.float32))
+    with pytest.raises(InferenceServerException, match="shape"):
+        client.infer(f"netflow_classifier_{deploy_gpu.CPP}", [bad])
+    x = _rows("netflow_classifier", 3, seed=1)
+    t = client_bench.Transport(gpu_server, f"netflow_classifier_{deploy_gpu.CPP}", "grpc", 3, x.shape[1], "after")
+    try:
+        assert np.abs(t.infer(x) - _ort("netflow_classifier", x)).max() < 1e-5
+    finally:
+        t.close()
 
 
 def test_bench_run_writes_report(gpu_server: str, tmp_path: Path) -> None:

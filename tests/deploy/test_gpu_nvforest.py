@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from deploy.gpu import client_bench, forest_scorer
+from scorer.inference.triton_config import SMALL_REQUEST_ROWS
 from tests.deploy.test_gpu import MODELS, _ort, _rows, _version
 from tests.support.gpu import gpu_repository_server
 
@@ -38,7 +39,7 @@ def _require_cuda() -> None:
 def nvforest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """deploy/gpu's repository with nvForest on the GPU; marks its tests gpu, triton."""
     _require_cuda()
-    with gpu_repository_server(tmp_path_factory.mktemp("triton-nvforest"), ["nvforest", "treelite-cpp"],
+    with gpu_repository_server(tmp_path_factory.mktemp("triton-nvforest"), ["nvforest", "routed"],
                                repository=Path(_version(MODELS[0])).parents[1], max_batch=65536,
                                gpu_instances=1, timeout_s=300) as url:
         yield url
@@ -77,3 +78,29 @@ def test_served_nvforest_equals_onnxruntime(nvforest_server: str, transport: str
             t.close()
         assert got.shape == (4096, 2)
         assert np.abs(got - _ort(model, x)).max() < 1e-5
+
+
+@pytest.mark.parametrize("transport", ["grpc", "shm", "cudashm"])
+def test_router_sends_large_and_gpu_resident_requests_to_nvforest(nvforest_server: str, transport: str) -> None:
+    """The GPU host's production name: small requests scored by the C++ Treelite backend on
+    the CPU, large ones (and any whose rows are in CUDA memory) forwarded to nvForest."""
+    import tritonclient.grpc as grpcclient
+
+    stats = grpcclient.InferenceServerClient(nvforest_server)
+
+    def gpu_requests(model: str) -> int:
+        s = stats.get_inference_statistics(f"{model}_nvforest", as_json=True)["model_stats"][0]
+        return int(s["inference_stats"]["success"].get("count", 0))
+
+    for model in MODELS:
+        for rows in (1, SMALL_REQUEST_ROWS - 1, SMALL_REQUEST_ROWS, 8192):
+            x = _rows(model, rows, seed=rows)
+            before = gpu_requests(model)
+            t = client_bench.Transport(nvforest_server, model, transport, rows, x.shape[1], f"rt{rows}")
+            try:
+                got = t.infer(x)
+            finally:
+                t.close()
+            assert np.abs(got - _ort(model, x)).max() < 1e-5
+            on_gpu = transport == "cudashm" or rows >= SMALL_REQUEST_ROWS
+            assert gpu_requests(model) == before + on_gpu, (model, rows)

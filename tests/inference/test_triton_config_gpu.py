@@ -29,3 +29,24 @@ def test_gpu_host_config_keeps_the_production_contract(kind: EventKind) -> None:
     assert tc.parse(tc.to_text(gpu)) == gpu
     # The production config itself is untouched: a CPU host still serves ONNX Runtime.
     assert production.backend == "onnxruntime" and "scorer_engine" not in production.parameters
+
+
+@pytest.mark.parametrize("kind", list(EventKind))
+def test_gpu_host_router_keeps_the_production_name_and_contract(kind: EventKind) -> None:
+    """The GPU host's production model: the C++ Treelite backend on CPU instances, under the
+    production name, forwarding requests of SMALL_REQUEST_ROWS rows and more to nvForest."""
+    production = tc.read(MODEL_REPOSITORY / f"{kind}_classifier" / tc.CONFIG)
+    router = tc.treelite_cpu_model(production, library="/lib/libtreelite.so", instances=4,
+                                   large_model=f"{production.name}_nvforest")
+    assert (router.name, router.backend, router.platform) == (production.name, tc.CPU_BACKEND, "")
+    assert (router.input, router.output) == (production.input, production.output)
+    assert router.version_policy == production.version_policy and router.max_batch_size == production.max_batch_size
+    assert [(g.kind, g.count) for g in router.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 4)]
+    assert router.dynamic_batching.max_queue_delay_microseconds == 0  # a small request is answered at once
+    params = {k: v.string_value for k, v in router.parameters.items()}
+    assert params == {"treelite_library": "/lib/libtreelite.so", "gtil_threads": "1",
+                      "large_request_model": f"{production.name}_nvforest",
+                      "large_request_rows": str(tc.SMALL_REQUEST_ROWS)}
+    alone = tc.treelite_cpu_model(production, library="/lib/libtreelite.so")
+    assert "large_request_model" not in alone.parameters  # scores every request itself
+    assert tc.parse(tc.to_text(router)) == router

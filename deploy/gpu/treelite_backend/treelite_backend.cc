@@ -1,84 +1,35 @@
 // A Triton C++ backend that scores the shipped tree ensembles on the CPU with Treelite's
 // predictor (GTIL) from the version's checkpoint model.tl: the small-request path of a GPU
 // host. The python backend costs 0.25-0.65 ms of IPC per execute whatever the model does
-// (docs/gpu-serving.md, section 4); a backend inside the server process costs the call.
+// (docs/gpu-serving.md); a backend inside the server process costs the call.
 //
-// Built by deploy/gpu/treelite_backend/build.py into libtriton_scorer_treelite.so; the model's
-// config names `backend: "scorer_treelite"`. libtreelite.so is opened at model load from the
+// With `large_request_model` set it is also the router of a GPU host: a request of
+// `large_request_rows` rows or more (or one whose input is in GPU memory) is forwarded to
+// that model (the nvForest GPU model, same version) inside the server, and its scores are
+// written straight into this model's response (forward.cc). Clients call one model name.
+//
+// Built by deploy/gpu/cpp_backend.py into libtriton_scorer_treelite.so; the model's config
+// names `backend: "scorer_treelite"`. libtreelite.so is opened at model load from the
 // `treelite_library` parameter (the treelite wheel's treelite/lib/libtreelite.so), so the
-// backend links against nothing but the server's own TRITON* symbols. Parameters:
-//   treelite_library  path of libtreelite.so (required)
-//   gtil_threads      Treelite's nthread per call (default 1: small requests, many instances)
+// backend links against nothing but the server's own TRITON* symbols (triton_api.h).
+// Parameters (string_value):
+//   treelite_library     path of libtreelite.so (required)
+//   gtil_threads         Treelite's nthread per call (default 1: small requests, many instances)
+//   large_request_model  the model that takes large requests (default: none, all run here)
+//   large_request_rows   rows from which a request is forwarded (default 1024)
 //
-// Tensors: one FP32 input [rows, n_features] (any name; the first input), one FP32 output
-// [rows, 2] = (1 - p, p), p the model's sigmoid output, as the ONNX model's "probabilities".
-// The Triton API is declared here, not included: the server's C API is stable across 2.x
-// (backend API 1.x) and its headers are not in the pytriton wheel.
+// Tensors: one FP32 input [rows, n_features] (the first input), one FP32 output
+// "probabilities" [rows, 2] = (1 - p, p), p the model's sigmoid output, as the ONNX model's.
 
 #include <dlfcn.h>
-#include <stdint.h>
 
 #include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
 
-extern "C" {
-struct TRITONSERVER_Error;
-struct TRITONSERVER_Message;
-struct TRITONBACKEND_Backend;
-struct TRITONBACKEND_Model;
-struct TRITONBACKEND_ModelInstance;
-struct TRITONBACKEND_Request;
-struct TRITONBACKEND_Response;
-struct TRITONBACKEND_Input;
-struct TRITONBACKEND_Output;
-
-// Enum values as in tritonserver.h (declaration order).
-enum { kErrorInternal = 1, kErrorInvalidArg = 3, kErrorUnsupported = 5 };
-enum { kTypeFp32 = 11 };
-enum { kMemoryCpu = 0, kMemoryCpuPinned = 1 };
-enum { kResponseCompleteFinal = 1, kRequestReleaseAll = 1, kArtifactFilesystem = 0 };
-
-TRITONSERVER_Error* TRITONSERVER_ErrorNew(int code, const char* msg);
-void TRITONSERVER_ErrorDelete(TRITONSERVER_Error* error);
-const char* TRITONSERVER_ErrorMessage(TRITONSERVER_Error* error);
-TRITONSERVER_Error* TRITONSERVER_MessageSerializeToJson(TRITONSERVER_Message* m, const char** base, size_t* size);
-TRITONSERVER_Error* TRITONSERVER_MessageDelete(TRITONSERVER_Message* m);
-TRITONSERVER_Error* TRITONBACKEND_ApiVersion(uint32_t* major, uint32_t* minor);
-TRITONSERVER_Error* TRITONBACKEND_ModelRepository(TRITONBACKEND_Model* model, int* artifact_type,
-                                                  const char** location);
-TRITONSERVER_Error* TRITONBACKEND_ModelVersion(TRITONBACKEND_Model* model, uint64_t* version);
-TRITONSERVER_Error* TRITONBACKEND_ModelConfig(TRITONBACKEND_Model* model, uint32_t config_version,
-                                              TRITONSERVER_Message** config);
-TRITONSERVER_Error* TRITONBACKEND_ModelSetState(TRITONBACKEND_Model* model, void* state);
-TRITONSERVER_Error* TRITONBACKEND_ModelState(TRITONBACKEND_Model* model, void** state);
-TRITONSERVER_Error* TRITONBACKEND_ModelInstanceModel(TRITONBACKEND_ModelInstance* instance,
-                                                     TRITONBACKEND_Model** model);
-TRITONSERVER_Error* TRITONBACKEND_ModelInstanceReportStatistics(
-    TRITONBACKEND_ModelInstance* instance, TRITONBACKEND_Request* request, bool success, uint64_t exec_start_ns,
-    uint64_t compute_start_ns, uint64_t compute_end_ns, uint64_t exec_end_ns);
-TRITONSERVER_Error* TRITONBACKEND_ModelInstanceReportBatchStatistics(
-    TRITONBACKEND_ModelInstance* instance, uint64_t batch_size, uint64_t exec_start_ns, uint64_t compute_start_ns,
-    uint64_t compute_end_ns, uint64_t exec_end_ns);
-TRITONSERVER_Error* TRITONBACKEND_RequestInputByIndex(TRITONBACKEND_Request* request, uint32_t index,
-                                                      TRITONBACKEND_Input** input);
-TRITONSERVER_Error* TRITONBACKEND_InputProperties(TRITONBACKEND_Input* input, const char** name, int* datatype,
-                                                  const int64_t** shape, uint32_t* dims_count,
-                                                  uint64_t* byte_size, uint32_t* buffer_count);
-TRITONSERVER_Error* TRITONBACKEND_InputBuffer(TRITONBACKEND_Input* input, uint32_t index, const void** buffer,
-                                              uint64_t* buffer_byte_size, int* memory_type,
-                                              int64_t* memory_type_id);
-TRITONSERVER_Error* TRITONBACKEND_ResponseNew(TRITONBACKEND_Response** response, TRITONBACKEND_Request* request);
-TRITONSERVER_Error* TRITONBACKEND_ResponseOutput(TRITONBACKEND_Response* response, TRITONBACKEND_Output** output,
-                                                 const char* name, int datatype, const int64_t* shape,
-                                                 uint32_t dims_count);
-TRITONSERVER_Error* TRITONBACKEND_OutputBuffer(TRITONBACKEND_Output* output, void** buffer, uint64_t byte_size,
-                                               int* memory_type, int64_t* memory_type_id);
-TRITONSERVER_Error* TRITONBACKEND_ResponseSend(TRITONBACKEND_Response* response, uint32_t send_flags,
-                                               TRITONSERVER_Error* error);
-TRITONSERVER_Error* TRITONBACKEND_RequestRelease(TRITONBACKEND_Request* request, uint32_t release_flags);
-}
+#include "forward.h"
+#include "triton_api.h"
 
 namespace {
 
@@ -124,9 +75,12 @@ struct ModelState {
   void* config = nullptr;
   int32_t n_features = 0;
   uint64_t outputs_per_row = 0;
+  ForwardTarget large;
+  int64_t large_rows = 1024;
   ~ModelState() {
     if (config) api.delete_config(config);
     if (model) api.free_model(model);
+    if (large.allocator) Ignore(TRITONSERVER_ResponseAllocatorDelete(large.allocator));
     // libtreelite stays loaded: other models of the server share it.
   }
 };
@@ -184,7 +138,36 @@ TRITONSERVER_Error* Load(TRITONBACKEND_Model* model, ModelState* state) {
     return Error(kErrorUnsupported, "a binary classifier gives 1 or 2 outputs per row, this model " +
                                         std::to_string(state->outputs_per_row));
   }
-  return nullptr;
+  state->large.model = Parameter(json, "large_request_model");
+  if (state->large.model.empty()) return nullptr;
+  const std::string rows = Parameter(json, "large_request_rows");
+  if (!rows.empty()) state->large_rows = std::stoll(rows);
+  state->large.version = static_cast<int64_t>(version);  // the same version of the GPU model
+  if (auto* err = TRITONBACKEND_ModelServer(model, &state->large.server)) return err;
+  return NewForwardAllocator(&state->large.allocator);
+}
+
+// Whether `request` goes to the large-request model: by its rows, or because its input is
+// not in host memory (a CUDA shared-memory client), which this CPU model cannot read.
+bool Large(const ModelState& state, TRITONBACKEND_Request* request) {
+  if (state.large.model.empty()) return false;
+  TRITONBACKEND_Input* input = nullptr;
+  const int64_t* shape = nullptr;
+  uint32_t dims = 0, buffers = 0;
+  TRITONSERVER_Error* err = TRITONBACKEND_RequestInputByIndex(request, 0, &input);
+  if (!err) err = TRITONBACKEND_InputProperties(input, nullptr, nullptr, &shape, &dims, nullptr, &buffers);
+  if (err || dims < 1 || buffers == 0) {
+    Ignore(err);
+    return false;  // scored here, where ReadRows reports what is wrong with it
+  }
+  if (shape[0] >= state.large_rows) return true;
+  const void* buffer = nullptr;
+  uint64_t size = 0;
+  int memory = kMemoryCpu;
+  int64_t memory_id = 0;
+  err = TRITONBACKEND_InputBuffer(input, 0, &buffer, &size, &memory, &memory_id);
+  Ignore(err);
+  return !err && memory == kMemoryGpu;
 }
 
 // The request's rows, gathered into `rows` (appended); the row count.
@@ -282,13 +265,36 @@ __attribute__((visibility("default"))) TRITONSERVER_Error* TRITONBACKEND_ModelIn
 // One dynamic batch: every request's rows in one GTIL call (its fixed cost is paid once),
 // then one response per request. A request whose input is wrong fails alone.
 __attribute__((visibility("default"))) TRITONSERVER_Error* TRITONBACKEND_ModelInstanceExecute(
-    TRITONBACKEND_ModelInstance* instance, TRITONBACKEND_Request** requests, const uint32_t count) {
+    TRITONBACKEND_ModelInstance* instance, TRITONBACKEND_Request** requests, uint32_t count) {
   const uint64_t exec_start = NowNs();
   TRITONBACKEND_Model* model = nullptr;
   void* raw = nullptr;
   if (auto* err = TRITONBACKEND_ModelInstanceModel(instance, &model)) return err;
   if (auto* err = TRITONBACKEND_ModelState(model, &raw)) return err;
   const ModelState& state = *static_cast<ModelState*>(raw);
+
+  // Large requests leave for the GPU model first; the rest are scored here in one call.
+  std::vector<TRITONBACKEND_Request*> here;
+  here.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!Large(state, requests[i])) {
+      here.push_back(requests[i]);
+      continue;
+    }
+    TRITONSERVER_Error* err = Forward(state.large, instance, requests[i], exec_start);
+    if (!err) continue;
+    TRITONBACKEND_Response* response = nullptr;
+    if (!TRITONBACKEND_ResponseNew(&response, requests[i])) {
+      Ignore(TRITONBACKEND_ResponseSend(response, kResponseCompleteFinal, err));
+    }
+    Ignore(TRITONBACKEND_ModelInstanceReportStatistics(instance, requests[i], false, exec_start, exec_start,
+                                                       NowNs(), NowNs()));
+    Ignore(err);
+    Ignore(TRITONBACKEND_RequestRelease(requests[i], kRequestReleaseAll));
+  }
+  requests = here.data();
+  count = static_cast<uint32_t>(here.size());
+  if (count == 0) return nullptr;
 
   thread_local std::vector<float> rows, scores;
   rows.clear();
@@ -322,24 +328,20 @@ __attribute__((visibility("default"))) TRITONSERVER_Error* TRITONBACKEND_ModelIn
                                          state.outputs_per_row);
     offset += counts[i];
     if (!made) {
-      TRITONSERVER_Error* sent = TRITONBACKEND_ResponseSend(response, kResponseCompleteFinal, err);
-      if (sent) TRITONSERVER_ErrorDelete(sent);
+      Ignore(TRITONBACKEND_ResponseSend(response, kResponseCompleteFinal, err));
     } else {
-      TRITONSERVER_ErrorDelete(made);
+      Ignore(made);
     }
     const uint64_t exec_end = NowNs();
-    TRITONSERVER_Error* stats = TRITONBACKEND_ModelInstanceReportStatistics(
-        instance, requests[i], err == nullptr, exec_start, compute_start, compute_end, exec_end);
-    if (stats) TRITONSERVER_ErrorDelete(stats);
-    if (err) TRITONSERVER_ErrorDelete(err);
-    TRITONSERVER_Error* released = TRITONBACKEND_RequestRelease(requests[i], kRequestReleaseAll);
-    if (released) TRITONSERVER_ErrorDelete(released);
+    Ignore(TRITONBACKEND_ModelInstanceReportStatistics(instance, requests[i], err == nullptr, exec_start,
+                                                       compute_start, compute_end, exec_end));
+    Ignore(err);
+    Ignore(TRITONBACKEND_RequestRelease(requests[i], kRequestReleaseAll));
   }
-  if (batch_error) TRITONSERVER_ErrorDelete(batch_error);
+  Ignore(batch_error);
   if (total > 0) {
-    TRITONSERVER_Error* stats = TRITONBACKEND_ModelInstanceReportBatchStatistics(
-        instance, total, exec_start, compute_start, compute_end, NowNs());
-    if (stats) TRITONSERVER_ErrorDelete(stats);
+    Ignore(TRITONBACKEND_ModelInstanceReportBatchStatistics(instance, total, exec_start, compute_start, compute_end,
+                                                            NowNs()));
   }
   return nullptr;
 }
