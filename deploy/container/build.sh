@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build the images with podman from Debian alone: a bookworm root file system made by
+# debootstrap and imported as the base (no registry image needed), wheels built on the host
+# so the build stage installs offline, then the Containerfiles.
+#   deploy/container/build.sh scorer|models|triton|base [TAG]
+# Needs root (debootstrap, podman's storage); not run by CI (minutes; see docs/production.md).
+set -euo pipefail
+what=${1:?scorer|models|triton|base}
+tag=${2:-0.1.0}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$root/var/container
+base=localhost/scorer-debian:bookworm
+mkdir -p "$work"
+
+if ! podman image exists "$base"; then
+  echo "debootstrap: Debian bookworm minbase -> $base" >&2
+  rm -rf "$work/rootfs"
+  debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log"
+  tar -C "$work/rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
+  rm -rf "$work/rootfs"
+fi
+[ "$what" = base ] && exit 0
+
+# The build context: only what the Containerfiles copy (not .venv, .git or var/).
+ctx=$work/context
+rm -rf "$ctx" && mkdir -p "$ctx/deploy" "$ctx/var/container"
+case "$what" in
+  scorer)
+    if [ ! -d "$work/wheels" ] || [ "$root/pyproject.toml" -nt "$work/wheels" ]; then
+      rm -rf "$work/wheels"
+      "$root/.venv/bin/pip" wheel -q --wheel-dir "$work/wheels" "$root"
+    fi
+    cp -a "$work/wheels" "$ctx/var/container/wheels"
+    cp -a "$root/rule_repository" "$ctx/"
+    cp -a "$root/deploy/prometheus" "$root/deploy/container" "$ctx/deploy/"
+    image=localhost/scorer:$tag ;;
+  models|triton)
+    cp -a "$root/model_repository" "$ctx/"
+    image=localhost/scorer-$what:$tag ;;
+  *) echo "unknown image $what" >&2; exit 2 ;;
+esac
+podman build --quiet -f "$root/deploy/container/Containerfile.$what" --build-arg "BASE=$base" -t "$image" "$ctx"
+echo "$image"
