@@ -15,10 +15,12 @@ from pathlib import Path
 import msgspec
 import onnxruntime as ort
 
+from scorer.config import Settings
 from scorer.events.decode import DecodeFailure, EventDecoder
-from scorer.events.structs import EventKind, SourceRef
+from scorer.events.structs import EndpointEvent, EventKind, SourceRef
 from scorer.features import feature_set
 from scorer.inference.repository import load_version
+from scorer.service.build import load_rules
 
 
 class PerEventScorer:
@@ -27,12 +29,18 @@ class PerEventScorer:
     def __init__(self, repository: Path, topic_kinds: dict[str, EventKind]) -> None:
         self.topic_kinds = topic_kinds
         self.decoder = EventDecoder()
-        self.features = {k: feature_set(k) for k in set(topic_kinds.values())}
+        kinds = set(topic_kinds.values())
+        # The scorer's rule pack on EDR events, before features (feature set v3 reads the hits).
+        self.rules = load_rules(Settings(kinds=tuple(sorted(kinds))))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.sessions = {}
-        for kind in self.features:
+        self.features = {}
+        for kind in kinds:
             version = load_version(repository, f"{kind.value}_classifier")
+            stage = self.rules if kind is EventKind.EDR else None
+            self.features[kind] = feature_set(kind, version.card.feature_set,
+                                              rules=stage.by_id if stage is not None else None)
             self.sessions[kind] = (ort.InferenceSession(str(version.onnx_path), opts), version.card.threshold)
         self.enc = msgspec.json.Encoder()
 
@@ -41,6 +49,11 @@ class PerEventScorer:
         event = self.decoder.decode(kind, value, SourceRef(topic, partition, offset))
         if isinstance(event, DecodeFailure):
             return self.enc.encode({"uid": f"{topic}:{partition}:{offset}", "error": event.reason})
+        if self.rules is not None and isinstance(event, EndpointEvent):
+            annotated, errors = self.rules.annotate([event])
+            if errors:
+                return self.enc.encode({"uid": event.uid, "error": "rule_error"})
+            event = annotated[0]
         x = self.features[kind].transform([event])
         session, threshold = self.sessions[kind]
         p = float(session.run(["probabilities"], {"features": x})[0][0, 1])
