@@ -13,44 +13,37 @@ from prometheus_client import Counter as PromCounter
 
 class RulePackMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        r, pv = registry, ["pack", "version"]
-        self.switches = PromCounter(
-            "scorer_rule_pack_switches", "Rule pack installs between micro-batches: role=production|shadow",
-            ["pack", "role", "version"], registry=r,
-        )
-        self.prepare_seconds = Histogram(
-            "scorer_rule_pack_prepare_seconds", "Check and load a pack (checksums, IR, golden set) before the switch",
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
-        )
-        self.switch_seconds = Histogram(
-            "scorer_rule_pack_switch_seconds", "Control record issued -> new pack installed",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r,
-        )
-        self.refusals = PromCounter(
-            "scorer_rule_pack_refusals", "Desired rule pack states refused (production pack kept)",
-            [*pv, "reason"], registry=r,
-        )
-        self.untrained = Gauge(
-            "scorer_rule_pack_untrained", "1 while a model reads rule hits of a production pack other than "
-            "the one its card says it was trained with", [*pv, "model"], registry=r,
-        )
-        self.shadow_info = Gauge("scorer_shadow_rule_pack_info", "Candidate rule pack in shadow", pv, registry=r)
-        self.shadow_events = PromCounter(
-            "scorer_rule_shadow_events", "Events the candidate pack ran on beside production", pv, registry=r,
-        )
-        self.shadow_hits = PromCounter(
-            "scorer_rule_shadow_hits", "Rule hits the candidate pack adds or removes: change=added|removed",
-            [*pv, "change"], registry=r,
-        )
-        self.shadow_alerts = PromCounter(
-            "scorer_rule_shadow_alerts", "Alerts (model or rules) the candidate pack would add or remove: "
-            "change=added|removed", [*pv, "change"], registry=r,
-        )
-        self.shadow_score_changed = PromCounter(
-            "scorer_rule_shadow_score_changed_events", "Events whose model score the candidate's hits change",
-            pv, registry=r,
-        )
-        self.shadow_errors = PromCounter(
-            "scorer_rule_shadow_errors", "Events a candidate rule raised on, or batches it failed on "
-            "(production unaffected)", pv, registry=r,
-        )
+        pv = ("pack", "version")
+
+        def counter(name: str, doc: str, *labels: str) -> PromCounter:
+            return PromCounter(name, doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(name, doc, buckets=buckets, registry=registry)
+
+        self.switches = counter("scorer_rule_pack_switches",
+                                "Rule pack installs between micro-batches: role=production|shadow",
+                                "pack", "role", "version")
+        self.prepare_seconds = histogram("scorer_rule_pack_prepare_seconds",
+                                         "Check and load a pack (checksums, IR, golden set) before the switch",
+                                         (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.switch_seconds = histogram("scorer_rule_pack_switch_seconds",
+                                        "Control record issued -> new pack installed",
+                                        (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.refusals = counter("scorer_rule_pack_refusals",
+                                "Desired rule pack states refused (production pack kept)", *pv, "reason")
+        self.untrained = Gauge("scorer_rule_pack_untrained", "1 while a model reads rule hits of a production pack "
+                               "other than the one its card says it was trained with", (*pv, "model"),
+                               registry=registry)
+        self.shadow_info = Gauge("scorer_shadow_rule_pack_info", "Candidate rule pack in shadow", pv,
+                                 registry=registry)
+        self.shadow_events = counter("scorer_rule_shadow_events",
+                                     "Events the candidate pack ran on beside production", *pv)
+        self.shadow_hits = counter("scorer_rule_shadow_hits",
+                                   "Rule hits the candidate pack adds or removes: change=added|removed", *pv, "change")
+        self.shadow_alerts = counter("scorer_rule_shadow_alerts", "Alerts (model or rules) the candidate pack would "
+                                     "add or remove: change=added|removed", *pv, "change")
+        self.shadow_score_changed = counter("scorer_rule_shadow_score_changed_events",
+                                            "Events whose model score the candidate's hits change", *pv)
+        self.shadow_errors = counter("scorer_rule_shadow_errors", "Events a candidate rule raised on, or batches "
+                                     "it failed on (production unaffected)", *pv)
