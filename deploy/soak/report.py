@@ -90,6 +90,7 @@ class Report:
             "fds_last_hour": growth(s, "scorer_fds"),
             "pending_max": max((x["pending"] for x in s), default=0),
             "added_latency_p99_max_s": max((x["p99_s"] or 0.0 for x in s), default=0.0),
+            "minutes_with_p99_over_10s": sum(1 for x in s if x.get("p99_over_10s")),
             "faults": {k: sum(1 for f in self.faults if f["fault"] == k) for k in {f["fault"] for f in self.faults}},
             "fault_failures": [f for f in self.faults if not f.get("ok", True)],
         }

@@ -4,11 +4,13 @@ environment variables, plus what the sampler reads from each (/proc, /metrics)."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,14 @@ def open_fds(pid: int | None) -> int:
         return 0
 
 
+def _alive(pid: int) -> bool:
+    """True until the process is gone or a zombie (its listening ports are closed by then)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] not in "ZX"
+    except OSError:
+        return False
+
+
 @dataclass
 class Broker:
     port: int
@@ -64,29 +74,43 @@ class Broker:
             "KAFKA_CONTROLLER_PORT": controller,
             "KAFKA_DATA_DIR": str(self.data_dir),
         }
-        subprocess.run(
+        proc = subprocess.run(
             [str(KAFKA_SH), command],
             env=env,
-            check=True,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
             timeout=300,
+            check=False,
         )
+        if proc.returncode != 0:
+            raise RuntimeError(f"kafka.sh {command}: rc {proc.returncode}: {proc.stderr.strip()[-500:]}")
 
     def start(self) -> None:
         marker = self.data_dir.parent / "controller.port"
         if not marker.is_file():
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(str(free_port()))
-        self._script("start")
+        # A port the killed broker held may take a moment to be free again: try a few times.
+        for attempt in range(10):
+            try:
+                self._script("start")
+                return
+            except RuntimeError:
+                if attempt == 9:
+                    raise
+                time.sleep(3)
 
     def stop(self) -> None:
         self._script("stop")
 
     def kill(self) -> None:
-        """SIGKILL (a crash: log recovery on the next start)."""
+        """SIGKILL (a crash: log recovery on the next start), and wait until it is gone."""
         if (pid := self.pid()) is not None:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
         self._script("stop")
 
     def pid(self) -> int | None:

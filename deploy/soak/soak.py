@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -198,7 +199,9 @@ class Soak:
             "triton_rss_mb": round(rss_bytes(self.triton.pid()) / MB, 1) if self.triton else 0.0,
             "scorer_consumed": consumed,
             "scorer_in_flight": in_flight,
-            "p99_s": latency,
+            # Past the histogram's last bucket (10 s, e.g. across a broker restart): no number.
+            "p99_s": latency if latency is not None and math.isfinite(latency) else None,
+            "p99_over_10s": latency is not None and not math.isfinite(latency),
             "paused": sums.get("scorer_consumption_paused", 0.0),
             "accounting_ok": ok,
         }
@@ -254,6 +257,10 @@ class Soak:
             self.producer.stopping.set()
             self._stop.set()
             stop_ledger.set()
+            # A producer blocked on a broker that never came back must not hold the report.
+            _, stuck = await asyncio.wait(tasks, timeout=90)
+            for task in stuck:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.report.final["scorer_exit"] = self.scorer.stop()
             if self.triton is not None:
