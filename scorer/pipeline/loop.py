@@ -20,9 +20,10 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from scorer.config import Settings
 from scorer.errors import ScorerError
+from scorer.events.structs import EventKind
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from scorer.metrics import ScorerMetrics
-from scorer.pipeline.outcome import BatchOutcome
+from scorer.pipeline.outcome import BatchOutcome, merge_outcomes
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, score_records
@@ -160,7 +161,7 @@ class ScoringLoop:
     async def _process(self, fetched: dict[TopicPartition, list[Any]], received: float) -> None:
         assert self._sink is not None  # started
         records, offsets = fetched_records(fetched, self.kind_of_topic)
-        outcome = await self._score(records)
+        outcome = await self._score_by_kind(records)
         outputs = outcome.alerts + outcome.dead_letters + score_records(
             self.settings.topics.scores, outcome.scores, self._json)
         for output_hook in self.output_hooks:
@@ -177,6 +178,26 @@ class ScoringLoop:
             outputs, offsets, lambda acked: self._account(outcome, n, acked - received, t_produce, handed, acked))
         handed = time.perf_counter()
         await settle()
+
+    async def _score_by_kind(self, records: Sequence[InputRecord]) -> BatchOutcome:
+        """Score the batch one kind at a time, letting the event loop serve I/O in between.
+
+        The scorer splits a batch by kind anyway (per-kind decoders, features and models),
+        so this costs no extra work; what it buys is that the previous batch's ack, the next
+        fetch response and this batch's own requests wait behind one kind's scoring, not
+        behind the whole batch's. Outputs are still delivered and committed as one batch.
+        """
+        groups: dict[EventKind | None, list[InputRecord]] = {}
+        for r in records:
+            groups.setdefault(r.kind, []).append(r)
+        if len(groups) <= 1:
+            return await self._score(records)
+        parts = []
+        for i, group in enumerate(groups.values()):
+            if i:
+                await settle()
+            parts.append(await self._score(group))
+        return merge_outcomes(parts)
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; while the failure is one that passes, hold consumption and retry.
