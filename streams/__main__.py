@@ -14,10 +14,15 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
 
 from scorer.config import load_settings
 from scorer.profiles.store import DAY_S, Limits
+from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
 from scorer.service.signals import stop_on_signals
 
@@ -26,37 +31,43 @@ from .incidents.stage import JobSettings
 from .worker import ProfileWorker, WorkerSettings
 
 
+class _Job(Protocol):
+    registry: CollectorRegistry
+
+    async def start(self) -> None: ...
+    async def run(self) -> None: ...
+    async def stop(self) -> None: ...
+    def request_stop(self) -> None: ...
+
+
+async def _serve(job: _Job, ready: Callable[[], bool], args: argparse.Namespace, what: str) -> None:
+    """Metrics and health, signals, then ``job`` until stopped."""
+    http = HealthServer(job.registry, ready, host=args.metrics_host, port=args.metrics_port)
+    await http.start()
+    stop_on_signals(job.request_stop)
+    try:
+        await job.start()
+        tune_gc()  # as the scorer does: start-up's objects frozen, a batch's garbage left to refcounts
+        logging.getLogger(__name__).info("%s up; metrics on :%d", what, http.port)
+        await job.run()
+    finally:
+        await job.stop()
+        await http.close()
+
+
 async def _main(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
     worker = ProfileWorker(WorkerSettings.from_settings(
         settings, group_id=args.group, max_keys=args.max_keys, max_records=args.max_records,
         limits=Limits(ttl_s=args.ttl_days * DAY_S, max_per_entity=args.max_per_entity)))
-    http = HealthServer(worker.registry, lambda: worker.batches >= 0, host=args.metrics_host, port=args.metrics_port)
-    await http.start()
-    stop_on_signals(worker.request_stop)
-    await worker.start()
-    logging.getLogger(__name__).info("profile worker up; metrics on :%d", http.port)
-    try:
-        await worker.run()
-    finally:
-        await worker.stop()
-        await http.close()
+    await _serve(worker, lambda: worker.batches >= 0, args, "profile worker")
 
 
 async def _incidents(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
     job = IncidentJob(JobSettings.from_settings(settings, group_id=args.group, instance=args.instance,
                                                 max_records=args.max_records, idle_s=args.idle_s))
-    http = HealthServer(job.registry, lambda: job.started, host=args.metrics_host, port=args.metrics_port)
-    await http.start()
-    stop_on_signals(job.request_stop)
-    await job.start()
-    logging.getLogger(__name__).info("incident job up; metrics on :%d", http.port)
-    try:
-        await job.run()
-    finally:
-        await job.stop()
-        await http.close()
+    await _serve(job, lambda: job.started, args, "incident job")
 
 
 def incidents_main(argv: list[str]) -> int:

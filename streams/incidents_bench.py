@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ import numpy as np
 from scorer.config import KafkaSettings
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer, make_reader
 from scorer.kafka.admin import topic_partition_list
+
+from .incidents_stages import batch_summary, copied, created, hops, routed_key, scrape
 
 KINDS = ("netflow", "edr", "siem")
 _ENC = msgspec.json.Encoder()
@@ -131,9 +134,9 @@ async def produce(kafka: KafkaSettings, topics: dict[str, str], load: Load, rate
         await producer.stop()
 
 
-async def watch(kafka: KafkaSettings, topic: str, seen: dict[str, float], incidents: bool,
+async def watch(kafka: KafkaSettings, topic: str, seen: dict[str, float], key_of: Callable[[Any], str | None],
                 stop: asyncio.Event) -> None:
-    """Receive times of the outputs: the copies' ``bench-open`` header, or the Creates' incident key."""
+    """Receive time of the first record of each ``key_of`` key (None: not one to time)."""
     reader = make_reader(kafka, "bench-watch", fetch_max_wait_ms=5)
     await reader.start()
     try:
@@ -145,14 +148,8 @@ async def watch(kafka: KafkaSettings, topic: str, seen: dict[str, float], incide
             now = time.time()
             for records in batch.values():
                 for r in records:
-                    if incidents:
-                        record = json.loads(r.value)
-                        if record.get("activity_id") == 1:
-                            seen.setdefault(record["unmapped"]["incident"]["key"], now)
-                    else:
-                        for name, value in r.headers or ():
-                            if name == "bench-open":
-                                seen.setdefault(value.decode(), now)
+                    if (key := key_of(r)) is not None:
+                        seen.setdefault(key, now)
     finally:
         await reader.stop()
 
@@ -201,7 +198,7 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
                       "dead_letter"):
             env[f"SCORER_INCIDENTS__{field.upper()}"] = f"{prefix}.incidents.{field}"
         env["SCORER_INCIDENTS__TOPIC"] = out_topic
-        argv = [sys.executable, "-m", "streams", "incidents", "--metrics-port", str(_free_port()), *job_args]
+        argv = [sys.executable, "-m", "streams", "incidents", "--metrics-port", str(port := _free_port()), *job_args]
     else:
         argv = [sys.executable, "-m", "streams", "bench-incidents", "--passthrough", topics["siem"], out_topic,
                 "--bootstrap", bootstrap]
@@ -209,8 +206,15 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process, in the finally below)
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     seen: dict[str, float] = {}
+    routed: dict[str, float] = {}  # incidents: the host's first digest on the keyed topic
     stop = asyncio.Event()
-    watcher = asyncio.create_task(watch(kafka, out_topic, seen, name == "incidents", stop))
+    watchers = [asyncio.create_task(watch(kafka, out_topic, seen, created if name == "incidents" else copied,
+                                          stop))]
+    if name == "incidents":
+        await ensure_topics(kafka, [TopicSpec(env["SCORER_INCIDENTS__KEYED_TOPIC"], 3)])  # the job's default count
+        watchers.append(asyncio.create_task(watch(kafka, env["SCORER_INCIDENTS__KEYED_TOPIC"], routed, routed_key,
+                                                  stop)))
+    stages: dict[str, Any] = {}
     load = Load(prefix, new_every)
     try:
         ready = time.time()
@@ -233,9 +237,12 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
         drained = max((seen[k] for k in expect if k in seen), default=last_send) - last_send
         cpu_s = _cpu_seconds(proc.pid)  # the stage process's own CPU over its whole life
         life_s = time.time() - ready
+        if name == "incidents":
+            stages = {"hops": hops(expect, routed, seen),
+                      "batches": batch_summary(await asyncio.to_thread(scrape, port))}
     finally:
         stop.set()
-        await watcher
+        await asyncio.gather(*watchers)
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
@@ -248,8 +255,7 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
             "drain_s": round(drained, 3), "stage_cpu_cores": round(cpu_s / life_s, 2),
             "job_args": job_args if name == "incidents" else [],
             **({f"p{q}_ms": round(float(np.percentile(lat, q)), 1) for q in (50, 90, 99)} if lat.size else {}),
-            "max_ms": round(float(lat.max()), 1) if lat.size else None}
-
+            "max_ms": round(float(lat.max()), 1) if lat.size else None, **stages}
 
 
 def main(argv: list[str]) -> int:

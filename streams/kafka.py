@@ -1,16 +1,17 @@
-"""Kafka plumbing of the profile worker: co-partitioned compacted topics, restoring a
-partition's state from its profile records, metrics (the clients, batched producing and
-reading to the end are :mod:`scorer.kafka`'s)."""
+"""Kafka plumbing of the stream jobs: co-partitioned compacted topics, restoring a
+partition's state from its changelog, handing partitions over in a rebalance, the profile
+worker's metrics (the clients, batched producing and reading to the end are
+:mod:`scorer.kafka`'s)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from scorer.config import KafkaSettings
@@ -62,23 +63,52 @@ async def _partition_count(kafka: KafkaSettings, topic: str) -> int:
     raise RuntimeError(f"input topic {topic} does not exist")
 
 
-async def restore(consumer: AIOKafkaConsumer, tp: TopicPartition, store: ProfileStore) -> int:
-    """Load every record of one profile partition into ``store``, up to its end offset now."""
+async def read_partition(consumer: AIOKafkaConsumer, tp: TopicPartition,
+                         load: Callable[[str, bytes | None], None]) -> int:
+    """Hand every keyed record of one changelog partition, up to its end offset now, to
+    ``load`` (key, value; None is a tombstone) in order; returns how many."""
     consumer.assign([tp])
     await consumer.seek_to_beginning(tp)
     end = await consumer.end_offsets([tp])
     n = 0
 
-    def load(_: TopicPartition, records: list[Any]) -> None:
+    def fold(_: TopicPartition, records: list[Any]) -> None:
         nonlocal n
         for r in records:
-            if r.offset >= end[tp]:
-                break
-            store.load(r.key.decode("utf-8", "replace"), None if r.value is None else decode(r.value))
+            if r.offset >= end[tp] or r.key is None:
+                continue
+            load(r.key.decode("utf-8", "replace"), r.value)
             n += 1
 
-    await read_until(consumer, end, fetching(consumer, load, tp, max_records=50_000))
+    await read_until(consumer, end, fetching(consumer, fold, tp, max_records=50_000))
     return n
+
+
+async def restore(consumer: AIOKafkaConsumer, tp: TopicPartition, store: ProfileStore) -> int:
+    """Load every record of one profile partition into ``store``, up to its end offset now."""
+    return await read_partition(consumer, tp, lambda key, value: store.load(key, None if value is None
+                                                                            else decode(value)))
+
+
+class Handover(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A job's partitions in a rebalance: one leaves only once the batch in flight (held under
+    ``inflight``) is committed or aborted; one that arrives is prepared (its state restored)
+    before its first batch."""
+
+    def __init__(self, inflight: asyncio.Lock, revoked: Callable[[TopicPartition], None],
+                 assigned: Callable[[TopicPartition], Awaitable[object]]) -> None:
+        self.inflight = inflight
+        self.revoked = revoked
+        self.assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.inflight:
+            for tp in revoked:
+                self.revoked(tp)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in sorted(assigned):
+            await self.assigned(tp)
 
 
 class StatsCollector:

@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
@@ -37,7 +37,7 @@ from scorer.profiles.schema import encode, topic_for
 from scorer.profiles.store import KeyBudget, Limits, ProfileStore, StoreStats
 from scorer.profiles.updates import apply
 
-from .kafka import Out, StatsCollector, ensure_profile_topics, restore
+from .kafka import Handover, Out, StatsCollector, ensure_profile_topics, restore
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +59,6 @@ class WorkerSettings:
                                                   "group_instance_id": None})
         return cls(kafka, settings.topics.input_topics(settings.kinds), settings.profiles.topic_prefix,
                    **overrides)
-
-
-class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: ProfileWorker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self.worker.inflight:  # the batch in flight is produced and committed first
-            for tp in revoked:
-                self.worker.drop(tp)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        for tp in sorted(assigned):
-            await self.worker.store_of(tp)
 
 
 class ProfileWorker:
@@ -111,7 +97,7 @@ class ProfileWorker:
         self._restorer = make_reader(kafka, "restore")
         await self._restorer.start()
         self._consumer = make_consumer(kafka, [])
-        self._consumer.subscribe(list(self.settings.inputs), listener=_Handover(self))
+        self._consumer.subscribe(list(self.settings.inputs), listener=Handover(self.inflight, self.drop, self.store_of))
         await self._consumer.start()
 
     async def store_of(self, tp: TopicPartition) -> ProfileStore:

@@ -72,6 +72,9 @@ class LinkTable:
         if member.kind == "netflow" or not member.hosts or not member.own_ip:
             return []
         ip, host = member.own_ip, member.hosts[0]
+        if self._hosts.get(ip) == host:  # known (most findings): no address parsing, which costs more than the rest
+            self._hosts.move_to_end(ip)
+            return []
         return [(ip, host)] if _linkable(ip) and self.set(ip, host) else []
 
     def resolve(self, member: Member) -> Member:

@@ -25,7 +25,10 @@ class Activity(enum.IntEnum):
     CLOSE = 3
 
 
-class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+# gc=False on the records held by thousands (states, their samples, a batch's digests): they
+# never form reference cycles, and untracked they cost the collector's full passes nothing
+# (those passes stall the job's event loop, router and correlator alike).
+class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One Detection Finding as the incident stage sees it."""
 
     uid: str
@@ -47,14 +50,14 @@ class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     offset: int = -1
 
 
-class SampleEntry(msgspec.Struct, frozen=True, array_like=True):
+class SampleEntry(msgspec.Struct, frozen=True, array_like=True, gc=False):
     uid: str
     kind: str
     time_ms: int
     title: str
 
 
-class IncidentState(msgspec.Struct, kw_only=True):
+class IncidentState(msgspec.Struct, kw_only=True, gc=False):
     """One open incident (episode) of one correlation entity."""
 
     uid: str

@@ -44,7 +44,7 @@ from scorer.incidents import (
 from scorer.kafka import make_reader
 
 from .kafka import Follower, Out, dead, restore
-from .stage import JobSettings, Stage
+from .stage import JobSettings, Stage, paced
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,6 @@ class CorrelatorStage(Stage):
         self.arrival: dict[int, tuple[float, int]] = {}  # partition -> (wall s, watermark) at last input
         self.restorer: Any = None
         self._restoring = asyncio.Lock()
-        self.follower: Follower | None = None
 
     def topics(self) -> list[str]:
         return [self.settings.incidents.keyed_topic]
@@ -121,14 +120,12 @@ class CorrelatorStage(Stage):
 
     async def process(self, fetched: dict[TopicPartition, list[Any]]) -> tuple[list[Out], dict[TopicPartition, int]]:
         cfg = self.settings.incidents
-        if self.follower is not None:
-            await self.follower.poll()
         outputs: list[Out] = []
         offsets: dict[TopicPartition, int] = {}
         now = time.time()
         for tp, messages in fetched.items():
             corr = await self.correlator_of(tp.partition)
-            for m in messages:
+            async for m in paced(messages):
                 try:
                     member = decode_member(m.value)
                 except (msgspec.DecodeError, TypeError) as exc:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .correlate import CorrelatorStage
@@ -37,6 +37,15 @@ class IncidentJob:
             "links": lambda: len(self.router.links),
             "suppression_rules": lambda: len(self.correlator.suppressions.rules),
         }))
+        seconds = Histogram("scorer_incidents_batch_duration_seconds",
+                            "Wall time of a committed batch: process (read to outputs built), commit (the "
+                            "transaction)", ["stage", "step"], registry=self.registry,
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+        size = Histogram("scorer_incidents_batch_records", "Input records of a committed batch", ["stage"],
+                         registry=self.registry, buckets=(1, 16, 64, 256, 1024, 2048, 4096, 8192))
+        for stage in (self.router, self.correlator):
+            stage.observers = {"process": seconds.labels(stage.name, "process"),
+                               "commit": seconds.labels(stage.name, "commit"), "records": size.labels(stage.name)}
 
     async def start(self) -> None:
         await ensure_incident_topics(self.settings.kafka, self.settings.incidents)

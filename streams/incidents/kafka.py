@@ -17,6 +17,8 @@ from scorer.incidents import Correlator, decode_state
 from scorer.kafka import COMPACTED, TopicSpec, assign_from_start, ensure_topics, fetching, produce_batched, read_until
 from scorer.pipeline.deadletter import dead_letter
 
+from ..kafka import read_partition
+
 log = logging.getLogger(__name__)
 
 
@@ -92,18 +94,5 @@ class Follower:
 
 async def restore(reader: AIOKafkaConsumer, tp: TopicPartition, corr: Correlator) -> int:
     """Load one changelog partition into ``corr`` (the latest record per key wins)."""
-    reader.assign([tp])
-    await reader.seek_to_beginning(tp)
-    end = await reader.end_offsets([tp])
-    n = 0
-
-    def load(_: TopicPartition, records: list[Any]) -> None:
-        nonlocal n
-        for r in records:
-            if r.offset >= end[tp] or r.key is None:
-                continue
-            corr.load(r.key.decode("utf-8", "replace"), None if r.value is None else decode_state(r.value))
-            n += 1
-
-    await read_until(reader, end, fetching(reader, load, tp, max_records=50_000))
-    return n
+    return await read_partition(reader, tp, lambda key, value: corr.load(key, None if value is None
+                                                                         else decode_state(value)))

@@ -25,7 +25,7 @@ from aiokafka import TopicPartition
 from scorer.incidents import LinkTable, Unattributed, digest, encode
 
 from .kafka import Follower, Out, dead
-from .stage import JobSettings, Stage
+from .stage import JobSettings, Stage, paced
 
 log = logging.getLogger(__name__)
 _DECODER = msgspec.json.Decoder()
@@ -38,7 +38,6 @@ class Router(Stage):
     def __init__(self, settings: JobSettings, counts: dict[str, int]) -> None:
         super().__init__(settings, counts)
         self.links = LinkTable(settings.incidents.max_links)
-        self.follower: Follower | None = None
 
     def topics(self) -> list[str]:
         return list(self.settings.alert_topics)
@@ -58,12 +57,10 @@ class Router(Stage):
 
     async def process(self, fetched: dict[TopicPartition, list[Any]]) -> tuple[list[Out], dict[TopicPartition, int]]:
         cfg = self.settings.incidents
-        if self.follower is not None:
-            await self.follower.poll()
         outputs: list[Out] = []
         offsets: dict[TopicPartition, int] = {}
         for tp, messages in fetched.items():
-            for m in messages:
+            async for m in paced(messages):
                 try:
                     doc = _DECODER.decode(m.value) if m.value is not None else None
                     if not isinstance(doc, dict):

@@ -39,3 +39,9 @@ async def test_a_short_run_matches_every_opening_finding(kafka: KafkaBroker, nam
     assert result["findings"] == 400 and result["opening_findings"] == 20
     assert result["outputs_missing"] == 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    if name == "incidents":  # the per-stage breakdown: both hops timed, both stages' batches scraped
+        assert 0 < result["hops"]["router_hop"]["p50_ms"] <= result["p99_ms"]
+        assert result["hops"]["correlator_hop"]["max_ms"] <= result["max_ms"]
+        for stage in ("router", "correlator"):
+            assert result["batches"][stage]["commit"]["batches"] >= 1
+            assert result["batches"][stage]["records"]["mean"] >= 1
