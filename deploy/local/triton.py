@@ -16,8 +16,10 @@ Protocol, batching and model files are real; only the backend is a stand-in.
 It mirrors only versions whose SHA256SUMS verify (the scorer's own check, so the scorer
 package must be importable): ``serve`` loads every mirrored model at start
 (``--load-model=*``), before any scorer could verify it, so a tampered or unverified version
-must never reach the shim repository. A version that fails is left out with a line on
-stderr; a model left with no version is left out whole.
+must never reach the shim repository. With trusted keys (``--trusted-keys DIR``, default
+``$SCORER_SIGNING__TRUSTED_KEYS``) a version must also be signed by one of them
+(scorer/supply/signing.py). A version that fails is left out with a line on stderr; a model
+left with no version is left out whole.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _verified(version_dir: Path) -> bool:
-    """SHA256SUMS of one production version checked, or why not on stderr."""
+    """SHA256SUMS of one production version checked (and its signature, when trusted keys
+    are configured), or why not on stderr."""
     from scorer.errors import IntegrityError
     from scorer.inference.repository import verify_checksums
 
@@ -243,6 +246,9 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--workdir", type=Path, default=Path("var/triton"))
         if name in ("serve", "sync"):
             cmd.add_argument("--repository", type=Path, default=Path("model_repository"))
+            cmd.add_argument("--trusted-keys", type=Path, default=None,
+                             help="directory of *.pub keys: serve only versions signed by one of them "
+                                  "(default: $SCORER_SIGNING__TRUSTED_KEYS; unset: unsigned versions too)")
         if name in ("serve", "wait"):
             cmd.add_argument("--timeout", type=float, default=60.0)
     serve_cmd = sub.choices["serve"]
@@ -252,6 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument("--log-verbose", type=int, default=0)
     serve_cmd.add_argument("--foreground", action="store_true")
     args = parser.parse_args(argv)
+    if getattr(args, "trusted_keys", None) is not None:
+        # The same variable the scorer reads: the check in _verified is the scorer's own.
+        os.environ["SCORER_SIGNING__TRUSTED_KEYS"] = str(args.trusted_keys.resolve())
     if args.command == "sync":
         print("synced:", ", ".join(sync_repository(args.repository, args.workdir / "repository")))
     elif args.command == "stop":

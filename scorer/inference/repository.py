@@ -21,6 +21,7 @@ import msgspec
 
 from scorer.errors import IntegrityError, ModelError
 from scorer.inference.triton_config import write_onnx_configs
+from scorer.supply import signing
 
 CHECKSUMS = "SHA256SUMS"
 CARD = "card.json"
@@ -82,10 +83,14 @@ def write_checksums(version_dir: Path) -> None:
 
 
 def verify_checksums(version_dir: Path) -> None:
-    """Raise IntegrityError unless every file listed matches and the model file is listed."""
+    """Raise IntegrityError unless every file listed matches and the model file is listed,
+    and, when trusted keys are configured, SHA256SUMS is signed by one (scorer.supply.signing)."""
     sums = version_dir / CHECKSUMS
     if not sums.is_file():
         raise IntegrityError(f"{version_dir}: no {CHECKSUMS}; refusing an unverified model")
+    # With trusted keys configured, SHA256SUMS itself must be signed by one of them: checksums
+    # alone do not stop someone who rewrites a model and its SHA256SUMS together.
+    signing.check(version_dir)
     listed: dict[str, str] = {}
     for line in sums.read_text().splitlines():
         digest, _, name = line.partition("  ")

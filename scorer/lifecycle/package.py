@@ -34,6 +34,7 @@ from scorer.lifecycle.converters import register_gbm_converters
 from scorer.lifecycle.golden import GOLDEN_FILE, GoldenSet
 from scorer.lifecycle.quality import threshold_at_fpr
 from scorer.lifecycle.validate import quality, scores
+from scorer.supply import signing
 
 EXPLAIN_ROWS = 20_000
 _PICKLES = (".joblib", ".pkl", ".pickle")
@@ -147,7 +148,9 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
     gpu = tree_export.artefact_for(blob, gx, s, threshold)  # nvForest's checkpoint, checked on the golden rows
     if gpu is not None:
         extra[tree_export.ARTEFACT] = gpu
-    return publish_version(repo, card, blob, extra_files=extra, configs=width in (None, len(names)))
+    published = publish_version(repo, card, blob, extra_files=extra, configs=width in (None, len(names)))
+    signing.sign_if_configured(published.path)  # SCORER_SIGNING__KEY set: SHA256SUMS signed
+    return published
 
 
 def _alert_rate(req: PackageRequest) -> float:

@@ -36,6 +36,7 @@ from scorer.rules.model import (
     atoms_from_json,
     conditions_from_json,
 )
+from scorer.supply import signing
 
 MANIFEST, IR, SOURCES, GOLDEN, LICENSE, SUMS = (
     "pack.json", "ir.json.gz", "sources.jsonl.gz", "golden.jsonl.gz", "LICENSE", "SHA256SUMS")
@@ -132,6 +133,7 @@ def write_pack(out: Path, compiled: CompiledRules, skipped: list[CompileError], 
     for fname, data in files.items():
         (out / fname).write_bytes(data)
     (out / SUMS).write_text("".join(f"{_sha(data)}  {fname}\n" for fname, data in sorted(files.items())))
+    signing.sign_if_configured(out)
     return manifest
 
 
@@ -165,6 +167,10 @@ def verify(directory: Path) -> list[str]:
     for required in (MANIFEST, IR, SOURCES, GOLDEN, LICENSE):
         if required not in listed:
             problems.append(f"{required}: not in {SUMS}")
+    try:  # trusted keys configured: SHA256SUMS must be signed by one of them
+        signing.check(directory)
+    except IntegrityError as exc:
+        problems.append(str(exc))
     return problems
 
 
