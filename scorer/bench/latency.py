@@ -1,7 +1,7 @@
 """Where the p99 goes: fixed-rate runs of the passthrough and the scorer, interleaved, with
 every latency histogram the runners expose read from ``/metrics`` before and after.
 
-    python -m scorer.bench.latency --rate 10000 --seconds 10 --rounds 3 \\
+    python -m scorer.bench.latency --rate 10000 --seconds 10 --rounds 3 [--before-tree DIR] \\
         --out docs/results/bench-latency.json
 
 Each round runs every runner once at the offered rate (same harness as ``scorer bench``'s
@@ -32,6 +32,7 @@ from scorer.bench.loadgen import payloads, templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 
+BEFORE = "scorer-onnxruntime"  # the runner --before-tree runs from another source tree
 HISTOGRAMS = ("scorer_added_latency_seconds", "scorer_stage_seconds", "scorer_fetch_delay_seconds",
               "scorer_event_loop_lag_seconds", "scorer_gc_pause_seconds")
 QUANTILES = (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))
@@ -69,6 +70,21 @@ def histogram_quantiles(before: dict[str, float] | None, after: dict[str, float]
     return out
 
 
+def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
+    """``scorer bench``'s runner; ``<runner>@<path>`` runs it from the source tree at ``path``
+    (first on PYTHONPATH): the code before a change, in the same run as the code after it."""
+    runner, _, tree = name.partition("@")
+    command = _command(runner, args, port)
+    if not tree:
+        return command
+
+    def from_tree(*where: Any) -> tuple[list[str], dict[str, str]]:
+        argv, env = command(*where)
+        return argv, {**env, "PYTHONPATH": str(Path(tree).resolve())}
+
+    return from_tree
+
+
 def _line(res: harness.RunResult) -> str:
     hist = res.histograms
     head = (f"{res.runner:20s} {res.rate_offered_eps:>6.0f}/s achieved {res.rate_achieved_eps:>7.0f}/s  "
@@ -82,14 +98,14 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
     tpl = templates(bundled_capture(), kinds)
     workdir = Path(tempfile.mkdtemp(prefix="scorer-latency-"))
-    names = args.runners.split(",")
+    names = args.runners.split(",") + ([f"{BEFORE}@{args.before_tree}"] if args.before_tree else [])
     ports = {name: _free_port() for name in names}
     items = list(payloads(tpl, int(args.rate * (args.seconds + harness.WARM_UP_S))))
     rounds: list[dict[str, harness.RunResult]] = []
     for r in range(args.rounds):
         got: dict[str, harness.RunResult] = {}
         for name in names:
-            res = await harness.fixed_rate(name, _command(name, args, ports[name]), args.bootstrap, items, kinds,
+            res = await harness.fixed_rate(name, _runner(name, args, ports[name]), args.bootstrap, items, kinds,
                                            args.partitions, workdir, args.rate, ports[name])
             got[name] = res
             print(f"round {r + 1}: {_line(res)}", flush=True)
@@ -118,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="runs of every runner, interleaved (default: %(default)s)")
     p.add_argument("--runners", default="passthrough,scorer-onnxruntime",
                    help="runners of scorer bench, comma separated (default: %(default)s)")
+    p.add_argument("--before-tree", type=Path, default=None,
+                   help="also run scorer-onnxruntime from this source tree (e.g. a `git archive` of an earlier "
+                        "commit's scorer/), beside the current code in the same rounds (default: none)")
     p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds offered (default: %(default)s)")
     p.add_argument("--partitions", type=int, default=3, help="partitions per topic (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
