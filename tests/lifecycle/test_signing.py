@@ -54,13 +54,18 @@ def _flip_and_rehash(version: Path) -> None:
     write_checksums(version)  # what an attacker with write access does: checksums pass again
 
 
-def _resign(key: Path) -> Callable[[Path], None]:
+def _resign(key: Path) -> Callable[[Path], object]:
     return lambda version: signing.sign(version, signing.load_private_key(key))
 
 
-ATTACKS: dict[str, Callable[[Path, Path], None]] = {
+def _tamper_and_resign(version: Path, stranger: Path) -> None:
+    _flip_and_rehash(version)
+    _resign(stranger)(version)
+
+
+ATTACKS: dict[str, Callable[[Path, Path], object]] = {
     "re-hashed after tampering": lambda v, _: _flip_and_rehash(v),
-    "re-signed with an unknown key": lambda v, stranger: (_flip_and_rehash(v), _resign(stranger)(v)),
+    "re-signed with an unknown key": _tamper_and_resign,
     "signature removed": lambda v, _: (v / signing.SIGNATURE).unlink(),
     "file added beside the manifest": lambda v, _: (v / "extra.onnx").write_bytes(b"x"),
 }
@@ -119,8 +124,9 @@ def test_a_trust_directory_without_keys_refuses_everything(tmp_path: Path, monke
         load_version(_copy_model(tmp_path), "siem_classifier", "1")
 
 
-def test_package_signs_with_the_configured_key(repo: Repo, keys: tuple[Path, Path],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_package_signs_with_the_configured_key(
+    repo: Repo, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     release, _ = keys
     monkeypatch.setenv(signing.SIGNING_KEY_ENV, str(release))
     version = repo.package()
