@@ -178,6 +178,18 @@ def update_order(n: int) -> npt.NDArray[np.intp]:
     return np.arange(n, dtype=np.intp)
 
 
+def entity_rows(state: EntityState[Any], keys: Sequence[str], *columns: Sequence[Any], width: int) -> F64:
+    """``[n, width]``: row i is what ``state.get(keys[i]).add(*values of row i)`` returned,
+    the rows' entities updated in :func:`update_order` (the stateful part of a feature set)."""
+    n = len(keys)
+    get = state.get
+    values = list(zip(*columns, strict=True))
+    rows: list[tuple[float, ...]] = [()] * n
+    for i in update_order(n).tolist():
+        rows[i] = get(keys[i]).add(*values[i])
+    return np.array(rows, dtype=np.float64).reshape(n, width)
+
+
 class EntityState(Generic[S]):
     """Per-entity state, bounded: the least recently touched entity is evicted first."""
 

@@ -21,16 +21,18 @@ from scorer.features.base import (
     F32,
     F64,
     basename,
+    column,
     flag,
     group_names,
     hashed_onehot,
     isin,
     log1p,
     numbers,
+    only,
     put_block,
     stack,
 )
-from scorer.features.texts import Texts
+from scorer.features.texts import Texts, factorize
 
 # Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
 BEHAVIOURS: dict[str, frozenset[int]] = {
@@ -140,49 +142,50 @@ class EdrFeatures:
                               + OTHER_NAMES + IMAGE_HASH + PARENT_HASH)
 
     def transform(self, events: Sequence[Event]) -> F32:
-        evs = [e for e in events if isinstance(e, EndpointEvent)]
-        if len(evs) != len(events):
-            raise TypeError("EdrFeatures.transform takes EndpointEvent events only")
+        only(events, (EndpointEvent,), "EdrFeatures.transform")
+        evs: Sequence[EndpointEvent] = events  # type: ignore[assignment]  # checked just above
         n = len(evs)
+        fields = column(evs, "fields")
         cols: dict[str, F64] = {}
         # Behaviour one-hots for the few distinct event codes of the batch, then gathered.
         # (A dict, not np.unique: codes are Python ints of any size.)
-        index: dict[int, int] = {}
-        inverse = np.fromiter((index.setdefault(e.event_code, len(index)) for e in evs), dtype=np.intp, count=n)
-        table = np.array([[c in members for members in BEHAVIOURS.values()] for c in index],
-                         dtype=np.float64).reshape(len(index), len(BEHAVIOURS))
+        codes, inverse = factorize(column(evs, "event_code"))
+        table = np.array([[c in members for members in BEHAVIOURS.values()] for c in codes],
+                         dtype=np.float64).reshape(len(codes), len(BEHAVIOURS))
         block = table[inverse]
         put_block(cols, BEHAVIOUR_NAMES[:-1], block)
         cols["ev_other"] = (block.sum(axis=1) == 0).astype(np.float64)
         # Channels, images and command lines repeat heavily: text work runs once per
         # distinct value (Texts), then is gathered back to rows.
-        chan = Texts(e.channel + " " + e.provider for e in evs).map(str.lower)
+        chan = Texts([c + " " + p for c, p in zip(column(evs, "channel"), column(evs, "provider"), strict=True)]
+                     ).map(str.lower)
         sysmon, sec = chan.contains_any(("sysmon",)), chan.contains_any(("security",))
         ps = chan.contains_any(("powershell",))
         cols.update(ch_sysmon=sysmon, ch_security=sec * (1 - sysmon),
                     ch_powershell=ps * (1 - sysmon),
                     ch_other=((sysmon + sec + ps) == 0).astype(np.float64))
         # Sysmon process-access events name the actor SourceImage, not Image.
-        image = Texts(e.image or e.fields.get("SourceImage") or "" for e in evs).map(str.lower)
-        parent = Texts(e.parent_image or "" for e in evs).map(str.lower)
+        image = Texts([i or f.get("SourceImage") or "" for i, f in zip(column(evs, "image"), fields, strict=True)]
+                      ).map(str.lower)
+        parent = Texts(_or_empty(evs, "parent_image")).map(str.lower)
         img_base, par_base = image.map(basename), parent.map(basename)
-        cols.update(_process(image, parent, img_base, par_base, evs))
-        text = Texts(_command_text(e) for e in evs)
+        cols.update(_process(image, parent, img_base, par_base, fields))
+        text = Texts(list(map(_command_text, evs)))
         for name, needles in TOKENS.items():
             cols[f"cmd_{name}"] = text.count_any(needles)
         cols["cmd_token_total"] = np.sum([cols[f"cmd_{k}"] for k in TOKENS], axis=0)
         cols["log_cmd_len"] = log1p(text.number(len))
         cols["log_b64_len"] = log1p(text.number(lambda t: max((len(m) for m in _B64.findall(t)), default=0)))
-        cols["log_parent_cmd_len"] = log1p([len(e.parent_command_line or "") for e in evs])
-        cols.update(_targets(evs))
+        cols["log_parent_cmd_len"] = log1p(list(map(len, _or_empty(evs, "parent_command_line"))))
+        cols.update(_targets(evs, fields))
         put_block(cols, IMAGE_HASH, img_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
         put_block(cols, PARENT_HASH, par_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
         return stack(self.names, cols, n)
 
 
 def _process(image: Texts, parent: Texts, img_base: Texts, par_base: Texts,
-             evs: Sequence[EndpointEvent]) -> dict[str, F64]:
-    original = Texts((e.fields.get("OriginalFileName") or "").lower() for e in evs)
+             fields: list[dict[str, str]]) -> dict[str, F64]:
+    original = Texts(_field(fields, "OriginalFileName")).map(str.lower)
     return {
         "image_lolbin": img_base.isin(LOLBINS),
         "image_script_host": img_base.isin(SCRIPT_HOSTS),
@@ -218,15 +221,23 @@ def _command_text(e: EndpointEvent) -> str:
     return " ".join(p for p in parts if p).lower()
 
 
-def _targets(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
+def _or_empty(evs: Sequence[EndpointEvent], attr: str) -> list[str]:
+    return [v or "" for v in column(evs, attr)]
+
+
+def _field(fields: list[dict[str, str]], name: str) -> list[str]:
+    return [f.get(name) or "" for f in fields]
+
+
+def _targets(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> dict[str, F64]:
     n = len(evs)
-    target = Texts(e.target_filename or "" for e in evs).map(str.lower)
-    regkey = Texts(e.target_object or "" for e in evs).map(str.lower)
-    loaded = Texts(e.image_loaded or "" for e in evs).map(str.lower)
-    access = Texts((e.fields.get("TargetImage") or "").lower() for e in evs)
-    user = Texts(e.user or "" for e in evs).map(str.lower)
-    level = Texts(e.integrity_level or "" for e in evs).map(str.lower)
-    granted = Texts((e.fields.get("GrantedAccess") or "").lower() for e in evs)
+    target = Texts(_or_empty(evs, "target_filename")).map(str.lower)
+    regkey = Texts(_or_empty(evs, "target_object")).map(str.lower)
+    loaded = Texts(_or_empty(evs, "image_loaded")).map(str.lower)
+    access = Texts(_field(fields, "TargetImage")).map(str.lower)
+    user = Texts(_or_empty(evs, "user")).map(str.lower)
+    level = Texts(_or_empty(evs, "integrity_level")).map(str.lower)
+    granted = Texts(_field(fields, "GrantedAccess")).map(str.lower)
     logon = numbers(evs, "logon_type", -1.0)
     port = numbers(evs, "dst_port", -1.0)
     return {
@@ -236,7 +247,7 @@ def _targets(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
         "registry_key_risky": regkey.contains_any(REG_KEYS),
         "loaded_suspicious_dll": loaded.contains_any(SUSPICIOUS_DLLS),
         "loaded_user_dir": loaded.contains_any(USER_WRITABLE),
-        "unsigned": flag((e.signed is False for e in evs), n),
+        "unsigned": flag((s is False for s in column(evs, "signed")), n),
         "integrity_high": level.isin(frozenset({"high", "system"})),
         "user_system": user.isin({"system", "nt authority\\system"}),
         "logon_network": (logon == 3).astype(np.float64),

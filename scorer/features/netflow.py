@@ -22,12 +22,12 @@ from scorer.features.base import (
     F64,
     EntityState,
     column,
+    entity_rows,
     log1p,
     numbers,
     only,
     ratio,
     stack,
-    update_order,
 )
 from scorer.features.texts import Texts, factorize
 
@@ -136,14 +136,8 @@ class NetflowFeatures:
         return cols
 
     def _stateful(self, flows: Sequence[object]) -> dict[str, F64]:
-        n = len(flows)
-        src, ts = column(flows, "src_ip"), column(flows, "ts")
-        port, ip = column(flows, "dst_port"), column(flows, "dst_ip")
-        get = self.state.get
-        rows: list[tuple[int, int]] = [(0, 0)] * n
-        for i in update_order(n).tolist():
-            rows[i] = get(src[i]).add(ts[i], port[i], ip[i])
-        logs = log1p(np.array(rows, dtype=np.float64).reshape(n, len(STATEFUL)))
+        logs = log1p(entity_rows(self.state, column(flows, "src_ip"), column(flows, "ts"),
+                                 column(flows, "dst_port"), column(flows, "dst_ip"), width=len(STATEFUL)))
         return {name: logs[:, j] for j, name in enumerate(STATEFUL)}
 
 
@@ -152,9 +146,8 @@ def _tcp_flags(flows: Sequence[object]) -> tuple[F64, F64]:
     # Zeek's verdict per distinct (history, conn_state) pair; None: the record has neither.
     pairs, inverse = factorize(list(zip(column(flows, "history"), column(flows, "conn_state"), strict=True)))
     verdicts = np.array([_zeek_flags(h, s) for h, s in pairs]).reshape(-1, 3)[inverse]
-    fin_count = cic_statistic(flows, "FIN Flag Count")
-    rst_count = (cic_statistic(flows, "RST Flag Count") + cic_statistic(flows, "Fwd RST Flags")
-                 + cic_statistic(flows, "Bwd RST Flags"))
+    stats = cic_statistics(flows, ("FIN Flag Count", "RST Flag Count", "Fwd RST Flags", "Bwd RST Flags"))
+    fin_count, rst_count = stats[:, 0], stats[:, 1] + stats[:, 2] + stats[:, 3]
     has_zeek = verdicts[:, 0] > 0
     fin = np.where(has_zeek, verdicts[:, 1], fin_count > 0).astype(np.float64)
     rst = np.where(has_zeek, verdicts[:, 2], rst_count > 0).astype(np.float64)
@@ -168,10 +161,14 @@ def _zeek_flags(history: str | None, conn_state: str | None) -> tuple[bool, bool
     return True, "f" in hist or state == "sf", "r" in hist or state in _RST_STATES
 
 
-def cic_statistic(flows: Sequence[object], name: str) -> F64:
-    """One CICFlowMeter statistic over the batch (0.0 where a record does not carry it)."""
+def cic_statistics(flows: Sequence[object], names: tuple[str, ...]) -> F64:
+    """``[n, len(names)]``: CICFlowMeter statistics over the batch (0.0 where a record does
+    not carry one), read from views in one C-level pass."""
+    attrs = tuple(stat_attr(name) for name in names)
+    extras = column(flows, "extra")
     if set(map(type, flows)) == {FlowView}:
-        return np.fromiter(map(attrgetter(f"extra.{stat_attr(name)}"), flows), np.float64, len(flows))
-    attr, extras = stat_attr(name), column(flows, "extra")
-    return np.fromiter((x.get(name, 0.0) if isinstance(x, dict) else getattr(x, attr) for x in extras),
-                       np.float64, len(flows))
+        rows = list(map(attrgetter(*attrs), extras))  # tuples (one value each for one name)
+    else:  # events (or events and views): the statistics dict, or a view's struct
+        rows = [tuple(x.get(name, 0.0) for name in names) if isinstance(x, dict) else
+                tuple(getattr(x, attr) for attr in attrs) for x in extras]
+    return np.array(rows, dtype=np.float64).reshape(len(flows), len(names))

@@ -20,12 +20,14 @@ from scorer.features.base import (
     F32,
     F64,
     EntityState,
+    column,
+    entity_rows,
     group_names,
     hashed_tokens,
     numbers,
+    only,
     put_block,
     stack,
-    update_order,
 )
 from scorer.features.texts import Texts
 
@@ -99,13 +101,11 @@ class SiemFeatures:
         self.state: EntityState[_HostWindow] = EntityState(_HostWindow, max_entities)
 
     def transform(self, events: Sequence[Event]) -> F32:
-        alerts = [e for e in events if isinstance(e, SiemAlert)]
-        if len(alerts) != len(events):
-            raise TypeError("SiemFeatures.transform takes SiemAlert events only")
-        n = len(alerts)
+        only(events, (SiemAlert,), "SiemFeatures.transform")
+        alerts, n = events, len(events)
         # Rule names and systems repeat heavily: text work runs once per distinct value.
-        names = Texts(a.rule_name for a in alerts).map(str.lower)
-        system = Texts(a.source_system for a in alerts).map(str.lower)
+        names = Texts(column(alerts, "rule_name")).map(str.lower)
+        system = Texts(column(alerts, "source_system")).map(str.lower)
         cols: dict[str, F64] = {}
         known = np.zeros(n)
         for s in SYSTEMS:
@@ -122,13 +122,11 @@ class SiemFeatures:
         put_block(cols, STATEFUL, self._stateful(alerts, names.rows()))
         return stack(self.names, cols, n)
 
-    def _stateful(self, alerts: Sequence[SiemAlert], names: Sequence[str]) -> F64:
-        out = np.zeros((len(alerts), len(STATEFUL)))
-        for i in update_order(len(alerts)).tolist():
-            a = alerts[i]
-            key = a.host or a.src_ip or ""
-            out[i] = self.state.get(key).add(a.ts, a.rule_id or names[i])
-        return out
+    def _stateful(self, alerts: Sequence[Event], names: Sequence[str]) -> F64:
+        # Per host (its IP when the alert names none), per rule (its name when it has no id).
+        keys = [h or ip or "" for h, ip in zip(column(alerts, "host"), column(alerts, "src_ip"), strict=True)]
+        rules = [r or name for r, name in zip(column(alerts, "rule_id"), names, strict=True)]
+        return entity_rows(self.state, keys, column(alerts, "ts"), rules, width=len(STATEFUL))
 
 
 __all__ = ["SiemFeatures"]
