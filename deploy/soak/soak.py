@@ -160,7 +160,11 @@ class Soak:
     async def setup(self) -> None:
         self.broker.start()
         names = [*self.topics.values(), "scores", "events.dlq", *self.ledger.alerts]
-        await ensure_topics(KafkaSettings(bootstrap_servers=self.broker.bootstrap), [TopicSpec(n, 3) for n in names])
+        # An hour of retention in small segments: hours at 1,000 events/s would otherwise keep
+        # ~2 kB per event on a shared disk; the ledger reads every output within seconds.
+        retention = {"retention.ms": "3600000", "segment.bytes": str(32 * MB)}
+        specs = [TopicSpec(n, 3, 1, retention) for n in names]
+        await ensure_topics(KafkaSettings(bootstrap_servers=self.broker.bootstrap), specs)
         if self.triton is not None:
             await asyncio.to_thread(self.triton.start)
         self.scorer.start()
