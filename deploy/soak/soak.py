@@ -2,6 +2,12 @@
 
     .venv/bin/python -m deploy.soak.soak --hours 2.5 --rate 1000     # report: docs/results/soak-<date>.json/.png
 
+Run it from a snapshot when others edit the tree meanwhile (every scorer restart imports
+the code again)::
+
+    git archive HEAD | tar -x -C /tmp/soak && git rev-parse HEAD >/tmp/soak/COMMIT
+    cd /tmp/soak && SCORER_DATA_DIR=... python -m deploy.soak.soak --report ... --workdir ...
+
 A private Kafka broker, tritonserver and ``scorer run`` (Triton backend, exactly-once
 unless ``--at-least-once``) score real events of every kind (one in 40 hostile). Every
 ``--fault-every`` seconds the next fault of the cycle: scorer ``kill -9`` (and start),
@@ -119,8 +125,10 @@ def scorer_env(bootstrap: str, repo: Path, triton: Triton | None, transactional:
 
 
 def commit() -> str:
+    """HEAD of this tree; in a snapshot (git archive, no .git) the COMMIT file written beside it."""
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
-    return out.stdout.strip()
+    marker = ROOT / "COMMIT"
+    return out.stdout.strip() or (marker.read_text().strip() if marker.is_file() else "")
 
 
 class Soak:
