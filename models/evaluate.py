@@ -13,6 +13,7 @@ are part of this module's API too.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,23 @@ def hgb(**overrides: Any) -> Fit:
         return HistGradientBoostingClassifier(**params).fit(x, y, sample_weight=w)
 
     return fit
+
+
+@dataclass(frozen=True)
+class Hgb:
+    """:func:`hgb` of this size for any feature columns, and the card's words for it: one
+    set of numbers for both, so the card cannot describe another learner than the one fit."""
+
+    trees: int
+    leaves: int
+    min_samples_leaf: int
+
+    def __call__(self, names: tuple[str, ...]) -> Fit:
+        return hgb(max_iter=self.trees, max_leaf_nodes=self.leaves, min_samples_leaf=self.min_samples_leaf)
+
+    def describe(self) -> str:
+        return (f"scikit-learn HistGradientBoostingClassifier ({self.trees} trees, {self.leaves} leaves), "
+                "ONNX via skl2onnx")
 
 
 def group_folds(groups: npt.NDArray[np.str_], n_splits: int) -> npt.NDArray[np.int64]:

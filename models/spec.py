@@ -32,11 +32,11 @@ class Evaluation:
     units: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Spec:
     """A model recipe: data, labels for training, learner, evaluation and card text."""
 
-    name: str
+    name: str = ""  # of the model; "" = <kind>_classifier
     kind: str
     dataset: Callable[[str], Dataset]  # feature-set version -> labelled rows
     fit: Callable[[tuple[str, ...]], Fit]  # the learner for these feature columns
@@ -58,6 +58,9 @@ class Spec:
     # What else the features were computed from, for the card's trained_on (EDR v3: the rule pack).
     provenance: Callable[[str], list[str]] = lambda features: []
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"{self.kind}_classifier"
 
 
 def run(spec: Spec, repo: Path, version: str = "1", features: str = "v1") -> Evaluation:
