@@ -13,6 +13,7 @@ from scorer.events.structs import EndpointEvent
 from scorer.features.base import basename
 from scorer.features.edr_cmdline import INDICATORS, NAMES, cmdline_columns, entropy
 from scorer.features.texts import Texts
+from tests.support.columns import assert_batch_equals_each_alone, flags_set
 
 
 def ev(image: str, line: str | None, parent: str | None = None) -> EndpointEvent:
@@ -52,12 +53,10 @@ SHAPE = ("cl_entropy", "cl_log_args", "cl_log_longest_arg")
 
 @pytest.mark.parametrize(("event", "expected"), FLAGS)
 def test_flags(event: EndpointEvent, expected: set[str]) -> None:
-    c = cols([event])
-    assert set(c) == set(NAMES)
-    assert {n for n in NAMES if c[n][0] != 0 and n not in (*SHAPE, "cl_case_switching")} == expected - {
-        "cl_case_switching"}
+    flags = flags_set(cols, NAMES, event)
+    assert flags - {*SHAPE, "cl_case_switching"} == expected - {"cl_case_switching"}
     if "cl_case_switching" in expected:
-        assert c["cl_case_switching"][0] > 0.3
+        assert cols([event])["cl_case_switching"][0] > 0.3
 
 
 def test_shape() -> None:
@@ -69,9 +68,5 @@ def test_shape() -> None:
 
 
 def test_batch_equals_each_event_alone() -> None:
-    events = [e for e, _ in FLAGS] * 2
-    batch = cols(events)
-    for i, e in enumerate(events):
-        alone = cols([e])
-        assert {n: batch[n][i] for n in NAMES} == {n: alone[n][0] for n in NAMES}
+    assert_batch_equals_each_alone(cols, NAMES, [e for e, _ in FLAGS] * 2)
     assert set(INDICATORS) <= set(NAMES)

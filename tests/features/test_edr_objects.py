@@ -6,6 +6,7 @@ import pytest
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.edr_objects import INDICATORS, NAMES, object_columns
+from tests.support.columns import assert_batch_equals_each_alone, flags_set
 
 
 def ev(code: int, target: str | None = None, **fields: str) -> EndpointEvent:
@@ -57,15 +58,9 @@ CASES: list[tuple[EndpointEvent, set[str]]] = [
 
 @pytest.mark.parametrize(("event", "expected"), CASES)
 def test_flags(event: EndpointEvent, expected: set[str]) -> None:
-    cols = object_columns([event])
-    assert set(cols) == set(NAMES)
-    assert {n for n in NAMES if cols[n][0] != 0} == expected
+    assert flags_set(object_columns, NAMES, event) == expected
 
 
 def test_batch_equals_each_event_alone() -> None:
-    events = [e for e, _ in CASES] * 2
-    batch = object_columns(events)
-    for i, e in enumerate(events):
-        alone = object_columns([e])
-        assert {n: batch[n][i] for n in NAMES} == {n: alone[n][0] for n in NAMES}
+    assert_batch_equals_each_alone(object_columns, NAMES, [e for e, _ in CASES] * 2)
     assert set(INDICATORS) <= set(NAMES)

@@ -8,6 +8,7 @@ import pytest
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.edr_security import INDICATORS, NAMES, security_columns
+from tests.support.columns import assert_batch_equals_each_alone, flags_set
 
 
 def ev(code: int, user: str | None = None, logon_type: int | None = None, **fields: str) -> EndpointEvent:
@@ -62,17 +63,12 @@ CASES: list[tuple[EndpointEvent, set[str]]] = [
 
 @pytest.mark.parametrize(("event", "expected"), CASES)
 def test_flags(event: EndpointEvent, expected: set[str]) -> None:
-    cols = security_columns([event])
-    assert set(cols) == set(NAMES)
-    assert {n for n in NAMES if cols[n][0] != 0} == expected
+    assert flags_set(security_columns, NAMES, event) == expected
 
 
 def test_batch_equals_each_event_alone() -> None:
-    events = [e for e, _ in CASES] * 3  # repeats, so values are factorised
-    batch = security_columns(events)
-    for i, e in enumerate(events):
-        alone = security_columns([e])
-        assert {n: batch[n][i] for n in NAMES} == {n: alone[n][0] for n in NAMES}
+    # Repeats, so values are factorised.
+    assert_batch_equals_each_alone(security_columns, NAMES, [e for e, _ in CASES] * 3)
 
 
 def test_indicators_are_columns_and_empty_batch() -> None:
