@@ -28,7 +28,8 @@ case "$what" in
   scorer)
     if [ ! -d "$work/wheels" ] || [ "$root/pyproject.toml" -nt "$work/wheels" ]; then
       rm -rf "$work/wheels"
-      "$root/.venv/bin/pip" wheel -q --wheel-dir "$work/wheels" "$root"
+      # psutil: scorer.cli imports scorer.bench.harness, which imports it, even for `scorer run`
+      "$root/.venv/bin/pip" wheel -q --wheel-dir "$work/wheels" "$root" psutil
     fi
     cp -a "$work/wheels" "$ctx/var/container/wheels"
     cp -a "$root/rule_repository" "$ctx/"
@@ -39,5 +40,5 @@ case "$what" in
     image=localhost/scorer-$what:$tag ;;
   *) echo "unknown image $what" >&2; exit 2 ;;
 esac
-podman build --quiet -f "$root/deploy/container/Containerfile.$what" --build-arg "BASE=$base" -t "$image" "$ctx"
+podman build --isolation chroot --format docker --quiet -f "$root/deploy/container/Containerfile.$what" --build-arg "BASE=$base" -t "$image" "$ctx"
 echo "$image"

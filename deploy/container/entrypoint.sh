@@ -12,7 +12,7 @@
 set -eu
 role=${1:-run}
 [ "$#" -gt 0 ] && shift
-health() { echo "http://127.0.0.1:${SCORER_HEALTH_PORT:-$1}/healthz" > "${TMPDIR:-/tmp}/scorer-health-url" 2>/dev/null || true; }
+health() { { echo "http://127.0.0.1:${SCORER_HEALTH_PORT:-$1}/healthz" > "${TMPDIR:-/tmp}/scorer-health-url"; } 2>/dev/null || true; }
 # What runs, on stderr (the container log's first line): role, ordinal and arguments resolved.
 run() { echo "scorer-entrypoint: exec $*" >&2; exec "$@"; }
 case "$role" in
@@ -24,7 +24,8 @@ case "$role" in
     run python -m scorer_streams --metrics-host 0.0.0.0 "$@" ;;
   incidents)
     health 9411
-    ordinal=${HOSTNAME##*-}
+    host=${HOSTNAME:-}
+    ordinal=${host##*-}
     case "$ordinal" in *[!0-9]*|'') ordinal=0 ;; esac
     run python -m scorer_streams incidents --metrics-host 0.0.0.0 --instance "${SCORER_INSTANCE:-$ordinal}" "$@" ;;
   lag-exporter)
