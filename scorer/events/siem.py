@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -41,40 +41,63 @@ def from_ait(row: Mapping[str, Any], *, source: str = "ait-ads") -> SiemAlert:
     )
 
 
+class _Form(NamedTuple):
+    """Where one JSON alert form keeps each canonical field (dotted paths, checked in this order)."""
+
+    system: str
+    objects: tuple[str, ...]  # objects the form must have (a ``missing_field`` first)
+    uid: str
+    ts: str
+    rule_name: str
+    rule_id: str
+    host: str
+    src_ip: tuple[str, ...]  # the first present wins
+    dst_ip: str
+    severity: str
+    fields: str  # the object whose leftover scalars are kept as ``fields``
+    consumed: frozenset[str] = frozenset()  # of that object: already mapped above
+
+
+WAZUH = _Form("wazuh", ("rule", "agent"), uid="id", ts="timestamp", rule_name="rule.description",
+              rule_id="rule.id", host="agent.name", src_ip=("data.srcip", "agent.ip"), dst_ip="data.dstip",
+              severity="rule.level", fields="data")
+SURICATA = _Form("suricata", ("alert",), uid="flow_id", ts="timestamp", rule_name="alert.signature",
+                 rule_id="alert.signature_id", host="host", src_ip=("src_ip",), dst_ip="dest_ip",
+                 severity="alert.severity", fields="alert",
+                 consumed=frozenset({"signature", "signature_id", "severity"}))
+
+
 def from_wazuh(raw: Mapping[str, Any]) -> SiemAlert:
-    rule = _obj(raw, "rule")
-    agent = _obj(raw, "agent")
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    assert isinstance(data, dict)
-    return SiemAlert(
-        uid=to_text(raw.get("id"), "id") or "",
-        ts=to_timestamp(raw.get("timestamp"), "timestamp"),
-        rule_name=req_text(rule.get("description"), "rule.description"),
-        source_system="wazuh",
-        rule_id=to_text(rule.get("id"), "rule.id"),
-        host=to_text(agent.get("name"), "agent.name"),
-        src_ip=to_text(data.get("srcip"), "data.srcip") or to_text(agent.get("ip"), "agent.ip"),
-        dst_ip=to_text(data.get("dstip"), "data.dstip"),
-        severity=opt_int(rule.get("level"), "rule.level"),
-        fields=text_fields(data, frozenset()),
-        source="wazuh",
-    )
+    return _from_form(raw, WAZUH)
 
 
 def from_suricata(raw: Mapping[str, Any]) -> SiemAlert:
-    alert = _obj(raw, "alert")
+    return _from_form(raw, SURICATA)
+
+
+def _from_form(raw: Mapping[str, Any], form: _Form) -> SiemAlert:
+    for key in form.objects:
+        _obj(raw, key)
+
+    def at(path: str) -> Any:
+        node: Any = raw
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    fields = at(form.fields)
     return SiemAlert(
-        uid=to_text(raw.get("flow_id"), "flow_id") or "",
-        ts=to_timestamp(raw.get("timestamp"), "timestamp"),
-        rule_name=req_text(alert.get("signature"), "alert.signature"),
-        source_system="suricata",
-        rule_id=to_text(alert.get("signature_id"), "alert.signature_id"),
-        host=to_text(raw.get("host"), "host"),
-        src_ip=to_text(raw.get("src_ip"), "src_ip"),
-        dst_ip=to_text(raw.get("dest_ip"), "dest_ip"),
-        severity=opt_int(alert.get("severity"), "alert.severity"),
-        fields=text_fields(alert, frozenset({"signature", "signature_id", "severity"})),
-        source="suricata",
+        uid=to_text(at(form.uid), form.uid) or "",
+        ts=to_timestamp(at(form.ts), form.ts),
+        rule_name=req_text(at(form.rule_name), form.rule_name),
+        source_system=form.system,
+        rule_id=to_text(at(form.rule_id), form.rule_id),
+        host=to_text(at(form.host), form.host),
+        src_ip=next((ip for path in form.src_ip if (ip := to_text(at(path), path))), None),
+        dst_ip=to_text(at(form.dst_ip), form.dst_ip),
+        severity=opt_int(at(form.severity), form.severity),
+        fields=text_fields(fields if isinstance(fields, dict) else {}, form.consumed),
+        source=form.system,
     )
 
 
