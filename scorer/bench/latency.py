@@ -71,16 +71,17 @@ def histogram_quantiles(before: dict[str, float] | None, after: dict[str, float]
 
 
 def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
-    """``scorer bench``'s runner; ``<runner>@<path>`` runs it from the source tree at ``path``
-    (first on PYTHONPATH): the code before a change, in the same run as the code after it."""
-    runner, _, tree = name.partition("@")
+    """``scorer bench``'s runner; ``<runner>@before`` runs it from ``--before-tree`` (first on
+    PYTHONPATH): the code before a change, in the same run as the code after it."""
+    runner, _, before = name.partition("@")
     command = _command(runner, args, port)
-    if not tree:
+    if not before:
         return command
+    tree = str(args.before_tree.resolve())
 
     def from_tree(*where: Any) -> tuple[list[str], dict[str, str]]:
         argv, env = command(*where)
-        return argv, {**env, "PYTHONPATH": str(Path(tree).resolve())}
+        return argv, {**env, "PYTHONPATH": tree}
 
     return from_tree
 
@@ -98,7 +99,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
     tpl = templates(bundled_capture(), kinds)
     workdir = Path(tempfile.mkdtemp(prefix="scorer-latency-"))
-    names = args.runners.split(",") + ([f"{BEFORE}@{args.before_tree}"] if args.before_tree else [])
+    names = args.runners.split(",") + ([f"{BEFORE}@before"] if args.before_tree else [])
     ports = {name: _free_port() for name in names}
     items = list(payloads(tpl, int(args.rate * (args.seconds + harness.WARM_UP_S))))
     rounds: list[dict[str, harness.RunResult]] = []
