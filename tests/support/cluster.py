@@ -1,0 +1,166 @@
+"""A real three-broker KRaft cluster for fault tests, started through deploy/local/cluster.sh.
+
+    cluster = KafkaCluster.start(workdir)                # free ports, fresh data dirs
+    await cluster.acreate_topic("events.siem", 3)        # replication 3, min.insync.replicas 2
+    node = await cluster.leader("events.siem", 0)        # 1..3
+    cluster.kill_node(node); cluster.start_node(node)    # SIGKILL, then back with log recovery
+    coordinator = await cluster.transaction_coordinator("group-client")
+    cluster.stop()
+
+Every node is broker and controller (a three-voter quorum): killing one leaves a quorum
+and two in-sync replicas, which is what min.insync.replicas=2 with acks=all needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaClient
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import CoordinationType
+from aiokafka.errors import KafkaError
+
+from tests.support import markers
+from tests.support.kafka import START_TIMEOUT_S, free_ports
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_SH = REPO_ROOT / "deploy" / "local" / "cluster.sh"
+NODES = (1, 2, 3)
+
+
+class ClusterScriptError(RuntimeError):
+    pass
+
+
+@dataclass
+class KafkaCluster:
+    ports: tuple[int, int, int]
+    controller_ports: tuple[int, int, int]
+    data_dir: Path
+
+    @classmethod
+    def start(cls, workdir: Path | None = None) -> KafkaCluster:
+        markers.require("kafka", "a Kafka cluster started")
+        picked = free_ports(6)
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="scorer-cluster-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        cluster = cls((picked[0], picked[1], picked[2]), (picked[3], picked[4], picked[5]),
+                      Path(tempfile.mkdtemp(prefix="cluster-", dir=workdir)))
+        try:
+            cluster._script("start", timeout=START_TIMEOUT_S)
+        except BaseException:
+            cluster._script("stop", check=False)
+            raise
+        return cluster
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def client_config(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.bootstrap}
+
+    # ------------------------------------------------------------------ nodes
+    def stop(self) -> None:
+        self._script("stop", timeout=180, check=False)
+
+    def stop_node(self, node: int) -> None:
+        """SIGTERM: a clean shutdown (leadership moved away first, as in a rolling restart)."""
+        self._script("stop-node", str(node), timeout=120)
+
+    def kill_node(self, node: int) -> None:
+        """SIGKILL: a crash (no controlled shutdown; log recovery on the next start)."""
+        self._script("kill-node", str(node), timeout=60)
+
+    def start_node(self, node: int) -> None:
+        self._script("start-node", str(node), timeout=START_TIMEOUT_S)
+
+    def pid(self, node: int) -> int | None:
+        try:
+            return int((self.data_dir / f"node-{node}" / "kafka.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    # ------------------------------------------------------------------ metadata
+    async def acreate_topic(self, name: str, partitions: int = 3, *, config: Mapping[str, str] | None = None) -> None:
+        from scorer.config import KafkaSettings
+        from scorer.kafka import TopicSpec, ensure_topics
+
+        spec = TopicSpec(name, partitions, 3, dict(config or {}))
+        if (await ensure_topics(KafkaSettings(bootstrap_servers=self.bootstrap), [spec]))[name] != partitions:
+            raise TimeoutError(f"topic {name} did not get {partitions} partitions with leaders")
+
+    async def partitions(self, topic: str) -> dict[int, dict[str, Any]]:
+        """Partition -> {"leader": node, "isr": [nodes], "replicas": [nodes]} as the cluster says now."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        return {p["partition"]: {"leader": p["leader"], "isr": sorted(p["isr"]), "replicas": sorted(p["replicas"])}
+                for p in described["partitions"]}
+
+    async def leader(self, topic: str, partition: int) -> int:
+        return int((await self.partitions(topic))[partition]["leader"])
+
+    async def transaction_coordinator(self, transactional_id: str) -> int:
+        """The node that coordinates ``transactional_id``'s transactions (FindCoordinator)."""
+        client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        await client.bootstrap()
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                try:
+                    return int(await client.coordinator_lookup(CoordinationType.TRANSACTION, transactional_id))
+                except KafkaError as exc:  # the first lookup creates __transaction_state; a moved coordinator
+                    if not exc.retriable or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+        finally:
+            await client.close()
+
+    async def wait_isr(self, topics: list[str], size: int = 3, timeout: float = 120.0) -> None:
+        """Until every partition of ``topics`` has ``size`` in-sync replicas (a restarted node
+        caught up): a rolling restart must not take the next node down before that."""
+        deadline = time.monotonic() + timeout
+        while True:
+            short = {(t, p): parts["isr"] for t in topics for p, parts in (await self.partitions(t)).items()
+                     if len(parts["isr"]) < size}
+            if not short:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ISR below {size} after {timeout:.0f}s: {short}")
+            await asyncio.sleep(0.5)
+
+    # ------------------------------------------------------------------ internals
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KAFKA_CLUSTER_PORTS"] = ",".join(map(str, self.ports))
+        env["KAFKA_CLUSTER_CONTROLLER_PORTS"] = ",".join(map(str, self.controller_ports))
+        env["KAFKA_CLUSTER_DIR"] = str(self.data_dir)
+        return env
+
+    def log_tail(self, node: int, lines: int = 30) -> str:
+        path = self.data_dir / f"node-{node}" / "server.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _script(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(CLUSTER_SH), *args], env=self.env(), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            tails = "\n".join(f"--- node {n} ---\n{self.log_tail(n)}" for n in NODES)
+            raise ClusterScriptError(f"cluster.sh {' '.join(args)} failed (rc={proc.returncode}):\n"
+                                     f"{proc.stdout}{proc.stderr}\n{tails}")
+        return proc
