@@ -34,7 +34,7 @@ from streams.bench import staleness
 from streams.worker import ProfileWorker, WorkerSettings
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.pipeline import produce, running_scorer
+from tests.support.pipeline import produce, running_job, running_scorer
 from tests.support.samples import events
 
 KINDS = (EventKind.NETFLOW, EventKind.SIEM, EventKind.EDR)
@@ -156,17 +156,8 @@ async def _eventually(condition: Callable[[], bool], timeout: float = 60.0) -> N
         await asyncio.sleep(0.2)
 
 
-@contextlib.asynccontextmanager
-async def _worker(settings: Settings) -> AsyncIterator[ProfileWorker]:
-    worker = ProfileWorker(WorkerSettings.from_settings(settings, max_records=256))
-    await worker.start()
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)
-        await worker.stop()
+def _worker(settings: Settings) -> contextlib.AbstractAsyncContextManager[ProfileWorker]:
+    return running_job(ProfileWorker(WorkerSettings.from_settings(settings, max_records=256)))
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -58,6 +58,32 @@ def scorer_settings(
     )
 
 
+class Job(Protocol):
+    """A service loop: the scoring loop, a streams worker or job."""
+
+    async def start(self) -> None: ...
+    async def run(self) -> None: ...
+    def request_stop(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+J = TypeVar("J", bound=Job)
+
+
+@contextlib.asynccontextmanager
+async def running_job(job: J, stop_timeout_s: float = 30.0) -> AsyncIterator[J]:
+    """``job`` started and running in a task; on leaving, asked to stop, its run finished
+    (within ``stop_timeout_s``), then stopped: as the service's signal handling does."""
+    await job.start()
+    task = asyncio.create_task(job.run())
+    try:
+        yield job
+    finally:
+        job.request_stop()
+        await asyncio.wait_for(task, stop_timeout_s)
+        await job.stop()
+
+
 @contextlib.asynccontextmanager
 async def running_scorer(
     settings: Settings, profiles: TopicProfileView | None = None
@@ -70,14 +96,10 @@ async def running_scorer(
     service = ScoringLoop(settings, scorer, metrics)
     if profiles is not None:
         service.partition_listeners.append(profiles)
-    await service.start()
-    task = asyncio.create_task(service.run())
     try:
-        yield service, metrics
+        async with running_job(service):
+            yield service, metrics
     finally:
-        service.request_stop()
-        await asyncio.wait_for(task, 30)
-        await service.stop()
         await scorer.backend.close()
 
 
