@@ -8,7 +8,7 @@ import contextlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from tests.incidents.findings import finding
 from tests.incidents.kafka import incident_settings, kcat, produce_findings, produce_raw, settings_for
 from tests.support.kafka import KafkaBroker
 from tests.support.ocsf_schema import assert_valid
-from tests.support.pipeline import produce, running_scorer, scorer_settings
+from tests.support.pipeline import produce, running_job, running_scorer, scorer_settings
 from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.data  # the OCSF schema is read from ../shared/ocsf
@@ -29,17 +29,8 @@ pytestmark = pytest.mark.data  # the OCSF schema is read from ../shared/ocsf
 T0 = 1_700_000_000.0
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[IncidentJob]:
-    job = IncidentJob(JobSettings.from_settings(settings, idle_s=0.5, max_records=256))
-    await job.start()
-    task = asyncio.create_task(job.run())
-    try:
-        yield job
-    finally:
-        job.request_stop()
-        await asyncio.wait_for(task, 30)
-        await job.stop()
+def running(settings: Settings) -> contextlib.AbstractAsyncContextManager[IncidentJob]:
+    return running_job(IncidentJob(JobSettings.from_settings(settings, idle_s=0.5, max_records=256)))
 
 
 async def eventually(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
