@@ -61,7 +61,9 @@ def register(sub: Any) -> None:
         nargs="?",
         const=300.0,
         metavar="S",
-        help="kafka: wait up to S s (default 300) for the scorer, then collect alerts and scores",
+        help="kafka: wait up to S s (default 300) for the scorer, then collect alerts and scores; "
+        "with --incidents (default) and an incident job running, then wait until it has "
+        "correlated those alerts (giving up after S s without progress)",
     )
     rp.add_argument(
         "--group", help="kafka --wait: the scorer's consumer group (default: settings' group id)"
@@ -184,7 +186,8 @@ async def _to_kafka(
     for topic, needed in partitions_needed(args.captures, args.topic).items():
         await ensure_partitions(settings, topic, needed)
     return await replay_to_kafka(
-        settings, source, pacing, args.out, topic=args.topic, wait_s=args.wait, **options
+        settings, source, pacing, args.out, topic=args.topic, wait_s=args.wait, incidents=args.incidents,
+        **options,
     )
 
 

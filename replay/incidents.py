@@ -14,13 +14,18 @@ reason, as the job dead-letters them.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from scorer.config import IncidentSettings
+from scorer.captures.recorded import Envelope
+from scorer.config import IncidentSettings, Settings
 from scorer.incidents import (
     Activity,
     Correlator,
@@ -32,6 +37,9 @@ from scorer.incidents import (
     encode_incident,
     incident_finding,
 )
+from scorer.kafka import admin_client
+
+from .record import end_offsets
 
 
 def policy_of(cfg: IncidentSettings) -> Policy:
@@ -94,3 +102,45 @@ class IncidentWriter:
             self._fh.close()
         return {"incidents": len(self.incidents), **{f"records_{k}": v for k, v in sorted(self.records.items())},
                 **{f"findings_{k}": v for k, v in sorted(self.unattributed.items())}}
+
+
+async def wait_incidents(settings: Settings, alerts: Iterable[Envelope], stall_s: float) -> bool | None:
+    """``scorer replay --to kafka --wait``: until the incident job (``python -m streams
+    incidents`` with these settings: groups ``<group>-incidents-router`` and
+    ``-correlator``) has routed every alert of the replay and correlated every digest.
+
+    Waits on observed progress: gives up (False) once neither group's committed offsets have
+    moved for ``stall_s``; None when the router group never committed anything (no incident
+    job runs for these settings: nothing to wait for).
+    """
+    group = f"{settings.kafka.group_id}-incidents"
+    routed: dict[TopicPartition, int] = {}  # the replay's last alert per partition
+    for e in alerts:
+        tp = TopicPartition(e.topic, e.partition)
+        routed[tp] = max(routed.get(tp, -1), e.offset)
+    async with admin_client(settings.kafka) as admin:
+        if not await admin.list_consumer_group_offsets(f"{group}-router"):
+            return None
+        if not await _committed_past(admin, f"{group}-router", routed, stall_s):
+            return False
+        # The router's transactions end each keyed partition they wrote with a commit marker:
+        # the last digest sits just before it, and the correlator commits the marker's offset.
+        ends = await end_offsets(settings, [settings.incidents.keyed_topic])
+        return await _committed_past(admin, f"{group}-correlator", {tp: e - 2 for tp, e in ends.items() if e >= 2},
+                                     stall_s)
+
+
+async def _committed_past(admin: AIOKafkaAdminClient, group: str, last: dict[TopicPartition, int],
+                          stall_s: float) -> bool:
+    """Until ``group`` committed past every ``last`` offset; False once its commits stalled."""
+    seen: dict[TopicPartition, int] | None = None
+    moved = time.monotonic()
+    while True:
+        committed = {tp: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
+        if all(committed.get(tp, -1) > offset for tp, offset in last.items()):
+            return True
+        if committed != seen:
+            seen, moved = committed, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            return False
+        await asyncio.sleep(0.25)

@@ -123,6 +123,7 @@ class Summary(msgspec.Struct):
     scoring_seconds: float | None = None  # embedded: time inside BatchScorer.score
     scorer_caught_up: bool | None = None  # kafka --wait: the scorer committed past the replay
     incidents: dict[str, int] | None = None  # embedded --incidents: the incident stage's counts
+    incidents_caught_up: bool | None = None  # kafka --wait: the incident job correlated the alerts
     outputs: dict[str, str] = {}
 
     def text(self) -> str:
@@ -144,6 +145,10 @@ class Summary(msgspec.Struct):
         if self.scorer_caught_up is not None:
             lines.append(
                 f"scorer        {'caught up' if self.scorer_caught_up else 'BEHIND: partial'}"
+            )
+        if self.incidents_caught_up is not None:
+            lines.append(
+                f"incident job  {'caught up' if self.incidents_caught_up else 'STALLED: not every alert correlated'}"
             )
         lines += [f"{name:<13} {path}" for name, path in sorted(self.outputs.items())]
         return "\n".join(lines)

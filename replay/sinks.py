@@ -18,6 +18,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from scorer.captures import ReadError
+from scorer.captures.recorded import Envelope
 from scorer.config import Settings
 from scorer.errors import ConfigError
 from scorer.events.structs import SourceRef
@@ -26,7 +27,7 @@ from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
 
 from .eval.truth import TruthWriter, truth_row
-from .incidents import IncidentWriter
+from .incidents import IncidentWriter, wait_incidents
 from .player import Outgoing, Pacing, Summary, play
 from .record import end_offsets, read_range, wait_committed, write_envelopes
 
@@ -214,10 +215,13 @@ async def replay_to_kafka(
     *,
     topic: str | None = None,
     wait_s: float | None = None,
+    incidents: bool = False,
     **play_options: Any,
 ) -> Summary:
     """Produce ``items``; with ``wait_s``, wait for the scorer's consumer group to commit past
-    them and collect what it published (alerts, and scores when a scores topic is set)."""
+    them and collect what it published (alerts, and scores when a scores topic is set); with
+    ``incidents`` too, then wait for the incident job to correlate those alerts
+    (:func:`replay.incidents.wait_incidents`)."""
     collect = [settings.topics.alert_topic(k) for k in settings.kinds]
     collect += [settings.topics.scores] if settings.topics.scores else []
     # Offsets before the replay: only what this replay caused is collected afterwards.
@@ -229,7 +233,9 @@ async def replay_to_kafka(
         await play(items, sink, pacing, summary, **play_options)
     summary.outputs = {"truth": str(truth.path)}
     if wait_s is not None:
-        await _collect(settings, sink.produced, before, wait_s, out_dir, summary)
+        alerts = await _collect(settings, sink.produced, before, wait_s, out_dir, summary)
+        if incidents:
+            summary.incidents_caught_up = await wait_incidents(settings, alerts, wait_s)
     return write_summary(summary, out_dir)
 
 
@@ -240,7 +246,8 @@ async def _collect(
     wait_s: float,
     out_dir: Path,
     summary: Summary,
-) -> None:
+) -> list[Envelope]:
+    """Wait for the scorer, then write what it published; returns the alerts."""
     group = settings.kafka.group_id
     done = await wait_committed(settings, group, produced, wait_s)
     if not done:
@@ -255,12 +262,14 @@ async def _collect(
         settings, [*collect, *([settings.topics.scores] if settings.topics.scores else [])]
     )
     alert_tps = {tp: o for tp, o in after.items() if tp.topic != settings.topics.scores}
-    write_envelopes(await read_range(settings, before, alert_tps), out_dir / "alerts.jsonl")
+    alerts = await read_range(settings, before, alert_tps)
+    write_envelopes(alerts, out_dir / "alerts.jsonl")
     summary.outputs["alerts"] = str(out_dir / "alerts.jsonl")
     if settings.topics.scores:
         score_tps = {tp: o for tp, o in after.items() if tp.topic == settings.topics.scores}
         write_envelopes(await read_range(settings, before, score_tps), out_dir / "scores.jsonl")
         summary.outputs["scores"] = str(out_dir / "scores.jsonl")
+    return alerts
 
 
 def write_summary(summary: Summary, out_dir: Path) -> Summary:

@@ -14,8 +14,9 @@ evaluation (replay) run the same code. The contract, in the order a finding goes
    joined, a :class:`Suppressed` record, or None for a replayed offset. ``correlator.flush()``
    returns the :class:`Emission` s to publish (Create / Update / Close, coalesced since the
    last flush); ``correlator.close_all()`` at the end of a capture closes the rest;
-   ``correlator.changes()`` the changelog (key -> :class:`IncidentState` or None) and
-   ``correlator.load(key, state)`` restores it.
+   ``correlator.changes()`` the changelog (key -> :class:`IncidentState` or None, and
+   chunks of the remembered finding uids) and ``correlator.load(key, value)`` restores it
+   (``decode_changelog(key, raw)`` reads a record written with ``encode``).
 4. ``incident_finding(emission.activity, emission.state)`` (:mod:`.ocsf`): the OCSF 1.8.0
    Incident Finding as a JSON-ready dict; ``encode_incident`` makes its bytes.
 
@@ -37,7 +38,18 @@ In process, for a stream of findings in time order::
 from .entities import Unattributed, digest
 from .episodes import Correlator, incident_uid
 from .links import LinkTable
-from .model import Activity, Emission, IncidentState, Member, Policy, Suppressed, decode_member, decode_state, encode
+from .model import (
+    Activity,
+    Emission,
+    IncidentState,
+    Member,
+    Policy,
+    Suppressed,
+    decode_changelog,
+    decode_member,
+    decode_state,
+    encode,
+)
 from .ocsf import encode as encode_incident
 from .ocsf import incident_finding, priority_of, severity_of
 from .suppression import InvalidRule, SuppressionRule, Suppressions, load_file, parse_rule
@@ -55,6 +67,7 @@ __all__ = [
     "SuppressionRule",
     "Suppressions",
     "Unattributed",
+    "decode_changelog",
     "decode_member",
     "decode_state",
     "digest",

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
 import msgspec
 
-from .model import Activity, Emission, IncidentState, Member, Policy, SampleEntry, Suppressed
+from .model import RECENT, Activity, Changelog, Emission, IncidentState, Member, Policy, SampleEntry, Suppressed
 from .suppression import Suppressions
 
 
@@ -63,9 +63,16 @@ class Correlator:
         self.open: OrderedDict[str, IncidentState] = OrderedDict()  # least recently fed first
         self._pending: list[Emission] = []
         # The latest finding uids: an at-least-once scorer re-publishes the findings of its
-        # last batches after a crash, same uids; they must not count twice. Bounded, and not
-        # in the changelog (a restart forgets it; the input offsets guard the job's own replays).
+        # last batches after a crash, same uids; they must not count twice. Bounded, and in
+        # the changelog as chunks (one per changes() call, keyed RECENT + the input offset of
+        # its first uid; a tombstone once every uid of it has left the window), so a restart
+        # remembers exactly what an uninterrupted run would (the input offsets guard only
+        # the job's own replays, not a finding published twice).
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent_new: list[str] = []  # remembered since the last changes(), with an offset
+        self._recent_from = -1  # the input offset of the first of them
+        self._chunks: deque[tuple[str, int]] = deque()  # (changelog key, uids) still in the window
+        self._chunked = 0  # uids in those chunks
         self._created: set[str] = set()  # keys opened since the last flush
         self._changed: set[str] = set()  # keys fed since the last flush
         # Keys whose growth no Update has published yet: an Update falls due once the
@@ -91,9 +98,11 @@ class Correlator:
         if (state is not None and 0 <= offset <= state.last_offset) or member.uid in self._recent:
             self.stats["duplicates"] += 1
             return None
-        self._recent[member.uid] = None
-        if len(self._recent) > self.policy.recent_uids:
-            self._recent.popitem(last=False)
+        self._remember(member.uid)
+        if offset >= 0:  # the job's input (a changelog is written); in process nobody reads one
+            if not self._recent_new:
+                self._recent_from = offset
+            self._recent_new.append(member.uid)
         now_s = self.wall_clock()
         rule = self.suppressions.match(member, now_s) if self.suppressions.rules else None
         if rule is not None:
@@ -225,14 +234,42 @@ class Correlator:
             self._close(key, reason)
         return out + self.flush()
 
-    def changes(self) -> dict[str, IncidentState | None]:
-        """Key -> state (None: closed) changed since the last call: the changelog to write."""
-        out, self._dirty = self._dirty, {}
+    def _remember(self, uid: str) -> None:
+        self._recent[uid] = None
+        if len(self._recent) > self.policy.recent_uids:
+            self._recent.popitem(last=False)
+
+    def changes(self) -> dict[str, Changelog]:
+        """Key -> state (None: closed) changed since the last call, and the finding uids
+        remembered since (a list under a :data:`RECENT` key; None once out of the window):
+        the changelog to write."""
+        out: dict[str, Changelog] = dict(self._dirty)
+        self._dirty = {}
+        if self._recent_new:
+            key = f"{RECENT}{self._recent_from:020d}"
+            out[key] = self._recent_new
+            self._chunks.append((key, len(self._recent_new)))
+            self._chunked += len(self._recent_new)
+            self._recent_new = []
+            while len(self._chunks) > 1 and self._chunked - self._chunks[0][1] >= self.policy.recent_uids:
+                old, n = self._chunks.popleft()
+                self._chunked -= n
+                out[old] = None
         return out
 
-    def load(self, key: str, state: IncidentState | None) -> None:
-        """Restore one changelog record (the latest per key wins; None deletes)."""
-        if state is None:
+    def load(self, key: str, state: Changelog) -> None:
+        """Restore one changelog record, in changelog order (the latest per key wins; None deletes)."""
+        if key.startswith(RECENT):
+            if isinstance(state, list):
+                for uid in state:
+                    self._remember(uid)
+                self._chunks.append((key, len(state)))
+                self._chunked += len(state)
+            elif any(k == key for k, _ in self._chunks):  # its uids left the window already
+                self._chunks = deque(c for c in self._chunks if c[0] != key)
+                self._chunked = sum(n for _, n in self._chunks)
+            return
+        if not isinstance(state, IncidentState):
             self.open.pop(key, None)
             return
         self.open[key] = state

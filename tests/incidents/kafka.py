@@ -44,6 +44,32 @@ def settings_for(kafka: KafkaBroker, **incidents: Any) -> Settings:
     return settings
 
 
+def scored_settings(kafka: KafkaBroker, base: Settings, **incidents: Any) -> Settings:
+    """``base`` (a scorer's settings, tests/support/pipeline.py) with the incident job's topics
+    under its client id; its event and alert topics created with 3 partitions."""
+    settings = base.model_copy(update={"incidents": incident_settings(base.kafka.client_id, **incidents)})
+    for kind in settings.kinds:
+        kafka.create_topic(getattr(settings.topics, kind.value), partitions=3)
+        kafka.create_topic(settings.topics.alert_topic(kind), partitions=3)
+    return settings
+
+
+class Stall:
+    """A wait's failure condition: what it watches has not moved for ``stall_s`` seconds. Not a
+    total: on a slow machine the wait just takes longer, as long as something moves."""
+
+    def __init__(self, what: str, stall_s: float = 60.0, detail: Callable[[], str] = str) -> None:
+        self.what, self.stall_s, self.detail = what, stall_s, detail
+        self.last: object = None
+        self.since = time.monotonic()
+
+    def check(self, progress: object) -> None:
+        if progress != self.last:
+            self.last, self.since = progress, time.monotonic()
+        assert time.monotonic() - self.since < self.stall_s, \
+            f"no progress for {self.stall_s:.0f} s: {self.what}\n{self.detail()}"
+
+
 def env_of(settings: Settings) -> dict[str, str]:
     """The same settings as SCORER_* variables, for a ``python -m streams incidents`` process."""
     env = {"SCORER_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
@@ -150,9 +176,10 @@ class JobProcess:
         return self.log.read_text(errors="replace")[-chars:] if self.log.is_file() else ""
 
 
-async def committed_to_end(bootstrap: str, group: str, topics: Iterable[str], timeout: float = 120.0,
+async def committed_to_end(bootstrap: str, group: str, topics: Iterable[str], stall_s: float = 120.0,
                            alive: Callable[[], bool] = lambda: True) -> None:
-    """Until ``group`` has committed every partition of ``topics`` to its current end."""
+    """Until ``group`` has committed every partition of ``topics`` to its current end (fails
+    once its commits have not moved for ``stall_s``: a killed job restarting takes a while)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -161,9 +188,12 @@ async def committed_to_end(bootstrap: str, group: str, topics: Iterable[str], ti
             await consumer._client.force_metadata_update()
             parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         ends = await consumer.end_offsets(parts)
-        deadline = time.monotonic() + timeout
-        while any([(await consumer.committed(tp) or 0) < end for tp, end in ends.items()]):
-            assert time.monotonic() < deadline, f"{group} did not commit its input to the end in {timeout:.0f}s"
+        stall = Stall(f"{group} committing its input to the end", stall_s)
+        while True:
+            committed = [await consumer.committed(tp) or 0 for tp in ends]
+            if all(c >= end for c, end in zip(committed, ends.values(), strict=True)):
+                return
+            stall.check(committed)
             assert alive(), "the job exited"
             await asyncio.sleep(0.2)
     finally:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from scorer.incidents import Activity, Correlator, Emission, LinkTable, Member, Policy, decode_state, digest, encode
+from scorer.incidents import (
+    Activity,
+    Correlator,
+    Emission,
+    LinkTable,
+    Member,
+    Policy,
+    decode_changelog,
+    digest,
+    encode,
+)
 from tests.incidents.findings import finding
 
 HOUR = 3600.0
@@ -135,7 +145,7 @@ def test_restored_from_the_changelog_it_goes_on_as_if_never_stopped() -> None:
     changelog = {k: None if s is None else encode(s) for k, s in first.changes().items()}
     second = Correlator(Policy(quiet_s=HOUR))
     for key, raw in changelog.items():
-        second.load(key, None if raw is None else decode_state(raw))
+        second.load(key, decode_changelog(key, raw))
     # A replay of what the first had applied is skipped by offset, then the rest continues.
     out += _run(second, members, start=0) + second.close_all()
     assert [(e.activity, e.state.uid, e.state.count) for e in out] == \
@@ -162,6 +172,29 @@ def test_a_finding_published_twice_counts_once() -> None:
     assert sum(s.count for s in corr.open.values()) == 5
     corr.add(members[0])  # older than the bounded memory: counted again
     assert corr.stats["duplicates"] == 3
+
+
+def test_the_remembered_finding_uids_survive_a_restore_through_the_changelog() -> None:
+    """A finding re-published after the stage restarted (the at-least-once scorer after its own
+    crash) still counts once: the window of remembered uids is in the changelog, and chunks that
+    left the window are tombstoned, so the compacted changelog stays bounded."""
+    members = [m for i in range(40) for m in _members([finding("edr", 1000 + i, host=f"h{i % 4}", uid=f"u{i}")])]
+    first = Correlator(Policy(recent_uids=10))
+    changelog: dict[str, bytes | None] = {}
+    for start in range(0, 40, 5):  # batches of 5, a changelog write after each, as the job does
+        for i, m in enumerate(members[start:start + 5], start):
+            first.add(m, offset=i)
+        first.flush()
+        changelog |= {k: None if v is None else encode(v) for k, v in first.changes().items()}
+    live_chunks = [k for k, v in changelog.items() if k.startswith("\x00recent:") and v is not None]
+    assert len(live_chunks) == 2  # the last two batches hold the last 10 uids; older chunks are tombstones
+    second = Correlator(Policy(recent_uids=10))
+    for key, raw in changelog.items():  # a compacted topic, read in order
+        second.load(key, decode_changelog(key, raw))
+    # Re-published after the restart (new input offsets): the last 10 are remembered, duplicates.
+    assert [second.add(m, offset=100 + i) for i, m in enumerate(members[30:])] == [None] * 10
+    assert second.stats["duplicates"] == 10
+    assert second.add(members[29], offset=200) is not None  # older than the window: counted, as live
 
 
 def test_restored_episodes_close_on_time_though_a_newer_one_opened_after() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ from scorer.config import Settings
 from streams.incidents.job import IncidentJob
 from streams.incidents.stage import JobSettings
 from tests.incidents.findings import finding
-from tests.incidents.kafka import incident_settings, kcat, produce_findings, produce_raw, settings_for
+from tests.incidents.kafka import Stall, kcat, produce_findings, produce_raw, scored_settings, settings_for
 from tests.support.kafka import KafkaBroker
 from tests.support.ocsf_schema import assert_valid
 from tests.support.pipeline import produce, running_job, running_scorer, scorer_settings
@@ -33,10 +32,11 @@ def running(settings: Settings) -> contextlib.AbstractAsyncContextManager[Incide
     return running_job(IncidentJob(JobSettings.from_settings(settings, idle_s=0.5, max_records=256)))
 
 
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not reached in {timeout:.0f}s: {what}"
+async def eventually(count: Callable[[], float], target: float, what: str) -> None:
+    """Until ``count()`` reaches ``target``; fails once it has not moved for 60 s."""
+    stall = Stall(what)
+    while (n := count()) < target:
+        stall.check(n)
         await asyncio.sleep(0.1)
 
 
@@ -68,12 +68,12 @@ async def test_findings_of_three_kinds_become_valid_incidents_read_by_kcat(kafka
     later = finding("siem", T0 + 100, host="web1", src_ip="10.0.0.5")
     async with running(settings) as job:
         await produce_findings(boot, settings, [first])
-        await eventually(lambda: job.counts.get("links", 0) >= 1, "the router learned web1's address")
+        await eventually(lambda: job.counts.get("links", 0), 1, "the router learned web1's address")
         await produce_findings(boot, settings, story)
         await produce_raw(boot, settings.topics.alerts_prefix + "siem", [(b"x", b"{not json")])
-        await eventually(lambda: job.correlator.stats["joined"] >= 34, "every good finding joined")
+        await eventually(lambda: job.correlator.stats["joined"], 34, "every good finding joined")
         await produce_findings(boot, settings, [later])
-        await eventually(lambda: job.correlator.stats["closed"] >= 3, "three incidents closed")
+        await eventually(lambda: job.correlator.stats["closed"], 3, "three incidents closed")
         metrics = generate_latest(job.registry).decode()
 
     incidents = by_incident(kcat(boot, cfg.topic))
@@ -116,22 +116,17 @@ async def test_the_scorers_own_alerts_on_real_data_become_incidents(kafka: Kafka
     """Real samples of every kind through the scorer (in process, ONNX Runtime) and the
     incident job side by side on one broker: whatever the scorer alerts on is accounted
     for in exactly one incident or as a dead letter, and every incident is valid OCSF."""
-    base = scorer_settings(kafka.bootstrap, scores=False)
-    settings = base.model_copy(update={"incidents": incident_settings(base.kafka.client_id, update_interval_s=0.0,
-                                                                       sample=4)})
-    for kind in settings.kinds:
-        kafka.create_topic(getattr(settings.topics, kind.value), partitions=3)
-        kafka.create_topic(settings.topics.alert_topic(kind), partitions=3)
+    settings = scored_settings(kafka, scorer_settings(kafka.bootstrap, scores=False), update_interval_s=0.0, sample=4)
     produced = {k: f() for k, f in SAMPLES.items()}
     total = sum(len(v) for v in produced.values())
     boot = kafka.bootstrap
     async with running(settings) as job, running_scorer(settings) as (_, metrics):
         for kind, sample in produced.items():
             await produce(boot, getattr(settings.topics, kind.value), [(k, v) for _, k, v in sample])
-        await eventually(lambda: sum(metrics.accounting.consumed.values()) >= total, "the scorer consumed all", 180)
+        await eventually(lambda: sum(metrics.accounting.consumed.values()), total, "the scorer consumed all")
         alerts = [json.loads(r["payload"]) for k in settings.kinds for r in kcat(boot, settings.topics.alert_topic(k))]
         assert alerts, "the scorer raised no alert on the samples"
-        await eventually(lambda: job.correlator.stats["joined"] + job.counts.get("dead_lettered", 0) >= len(alerts),
+        await eventually(lambda: job.correlator.stats["joined"] + job.counts.get("dead_lettered", 0), len(alerts),
                          "every alert routed and joined")
     incidents = by_incident(kcat(boot, settings.incidents.topic))
     latest = [ds[-1] for ds in incidents.values()]

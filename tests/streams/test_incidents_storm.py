@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.incidents.findings import finding
-from tests.incidents.kafka import JobProcess, kcat, produce_findings, settings_for
+from tests.incidents.kafka import JobProcess, Stall, kcat, produce_findings, settings_for
 from tests.support.faults import RssWatch, rss_bytes
 from tests.support.kafka import KafkaBroker
 
@@ -42,11 +41,11 @@ def _bad(n: int) -> int:
     return sum(1 for i in range(n) if i % NO_ENTITY_EVERY == NO_ENTITY_EVERY - 1)
 
 
-async def _joined(job: JobProcess, n: int, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while job.metric("scorer_incidents_findings_total", 'outcome="joined"') < n:
+async def _joined(job: JobProcess, n: int) -> None:
+    stall = Stall("findings joined", 120, job.log_tail)
+    while (joined := job.metric("scorer_incidents_findings_total", 'outcome="joined"')) < n:
         assert job.alive(), f"job exited\n{job.log_tail()}"
-        assert time.monotonic() < deadline, f"job stalled\n{job.log_tail()}"
+        stall.check((joined, job.log.stat().st_size))
         await asyncio.sleep(0.2)
 
 
