@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from scorer.config import KafkaSettings
 from scorer.errors import KafkaUnavailable
@@ -103,9 +104,9 @@ async def read_latest(kafka: KafkaSettings, topic: str, type_: type[T], *, role:
     consumer = make_reader(kafka, role, fetch_max_wait_ms=200)
     try:
         await asyncio.wait_for(consumer.start(), timeout_s)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, KafkaError) as exc:  # unreachable, refused, no bootstrap
         await consumer.stop()
-        raise KafkaUnavailable(f"kafka at {kafka.bootstrap_servers}: {exc!r}") from None
+        raise KafkaUnavailable(f"kafka at {kafka.bootstrap_servers}: {type(exc).__name__}: {exc}") from None
     out: dict[str, tuple[int, T]] = {}
 
     def fold(tp: TopicPartition, records: list[Any]) -> None:
