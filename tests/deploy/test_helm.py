@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,65 @@ def test_bad_values_fail_helm_template_with_a_clear_message(tools: Path, args: l
     out = helm(tools, "template", "scorer", str(CHART), *args)
     assert out.returncode != 0, "helm template accepted bad values"
     assert message in out.stderr, out.stderr
+
+
+def field_path_exists(name: str) -> bool:
+    """``SCORER_KAFKA__SASL_PASSWORD_FILE`` -> Settings.kafka.sasl_password_file exists."""
+    from pydantic import BaseModel
+
+    from scorer.config import Settings
+
+    model: type[BaseModel] = Settings
+    parts = name.removeprefix("SCORER_").lower().split("__")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        if i < len(parts) - 1:
+            sub = field.annotation
+            if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+                return False
+            model = sub
+    return True
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_every_setting_the_chart_sets_is_one_the_scorer_reads(tools: Path, values: Path) -> None:
+    """A misspelt SCORER_ variable would be ignored by the pod; here it fails, and the
+    settings load as the scorer loads them (scorer.config.Settings, from the environment)."""
+    docs = render(tools, "-f", str(values))
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    for container in (c for pod in pods for c in pod["containers"]):
+        env = {e["name"]: e.get("value", "from-a-secret") for e in container.get("env", [])}
+        unknown = [n for n in env if n.startswith("SCORER_") and not field_path_exists(n)]
+        assert not unknown, f"{container['name']}: settings the scorer does not have: {unknown}"
+        if not any(n.startswith("SCORER_") for n in env):
+            continue  # tritonserver
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
+        load = subprocess.run([sys.executable, "-c", "from scorer.config import Settings; print(Settings().kafka)"],
+                              env={**clean, **env}, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert load.returncode == 0, f"{container['name']}: {load.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_every_container_command_line_parses(tools: Path, values: Path, tmp_path: Path) -> None:
+    """The chart's args through the image's entrypoint to the real programs' parsers (--help
+    after them: parsed, then nothing started)."""
+    docs = render(tools, "-f", str(values))
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    for container in (c for pod in pods for c in pod["containers"] if c["name"] != "triton"):
+        args = [*container["args"], "--help"]
+        out = subprocess.run(["sh", str(ROOT / "deploy/container/entrypoint.sh"), *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "TMPDIR": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:"
+                                  f"{os.environ['PATH']}", "SCORER_LAG_EXPORTER": str(
+                                      ROOT / "deploy/prometheus/lag_exporter.py")})
+        assert out.returncode == 0 and "usage:" in out.stdout, f"{container['name']} {args}: {out.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize(("name", "exists"), [
+    ("SCORER_KAFKA__SASL_PASSWORD_FILE", True), ("SCORER_HTTP__PORT", True), ("SCORER_KAFKA__SASL_PASWORD_FILE", False),
+    ("SCORER_KAFKA", True), ("SCORER_KAFKA__BOOTSTRAP_SERVERS__X", False), ("SCORER_NOPE", False),
+])
+def test_the_setting_check_tells_a_misspelt_name(name: str, exists: bool) -> None:
+    assert field_path_exists(name) is exists
