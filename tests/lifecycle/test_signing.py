@@ -26,6 +26,7 @@ from scorer.supply import signing
 from scorer.supply.__main__ import main as supply_cli
 from tests.support.lifecycle import MODEL, Repo
 from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
+from tests.support.rulepacks import PACK, derive, shipped_repository
 
 
 @pytest.fixture
@@ -167,3 +168,15 @@ def test_rule_packs_are_signed_and_checked_the_same_way(tmp_path: Path, keys: tu
     _resign(stranger)(pack)
     with pytest.raises(IntegrityError, match="untrusted key"):
         read_pack(pack)
+
+
+def test_a_rule_pack_written_with_a_configured_key_is_signed(
+    tmp_path: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, _ = keys
+    repo = shipped_repository(tmp_path)
+    _resign(release)(repo / PACK / "1")  # the source the new pack is derived from must load under trust
+    monkeypatch.setenv(signing.SIGNING_KEY_ENV, str(release))
+    pack = derive(repo, "90")
+    assert (pack / signing.SIGNATURE).is_file()
+    assert read_pack(pack).manifest["version"] == "90"
