@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import repeat
+
+import numpy as np
 
 from scorer.alerts.ocsf import detection_finding
 from scorer.alerts.ocsf import encode as encode_finding
 from scorer.events.columnar import expand
 from scorer.events.structs import EndpointEvent, EventKind, entity_key
-from scorer.features.base import F32
-from scorer.pipeline.batch import Batch
+from scorer.features.base import F32, column
+from scorer.pipeline.batch import Batch, Item, KindRuntime
 from scorer.pipeline.inference import Scores
 from scorer.pipeline.outcome import ScoredEvent, ShadowBatch
 from scorer.pipeline.records import OutputRecord
@@ -57,12 +60,21 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
             key = rec.key if rec.key is not None else entity_key(event).encode()
             out.alerts.append(OutputRecord(alerts_prefix + kind.value, encode_finding(finding), key))
         if collect_scores:
-            out.scores.extend(
-                ScoredEvent(kind, ev.uid, float(p), rt.model.name, rt.model.version, backend_name, i in alerted,
-                            getattr(ev, "rule_hits", ()))
-                for i, ((ev, _), p) in enumerate(zip(items, probs.tolist(), strict=True))
-            )
+            out.scores.extend(_score_records(kind, items, probs, rt, backend_name, alerted))
     return out
+
+
+def _score_records(
+    kind: EventKind, items: list[Item], probs: F32, rt: KindRuntime, backend: str, alerted: set[int],
+) -> list[ScoredEvent]:
+    """One score record per row, built by one C-level map over the columns."""
+    n = len(items)
+    events = [ev for ev, _ in items]
+    flags = np.zeros(n, dtype=bool)
+    flags[list(alerted)] = True
+    hits = column(events, "rule_hits") if kind is EventKind.EDR else repeat((), n)
+    return list(map(ScoredEvent, repeat(kind, n), column(events, "uid"), probs.tolist(), repeat(rt.model.name, n),
+                    repeat(rt.model.version, n), repeat(backend, n), flags.tolist(), hits))
 
 
 def compare_shadows(

@@ -12,14 +12,18 @@ keep their records' order within a kind: stateful features update in arrival ord
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
+import numpy as np
 
 from scorer.events.columnar import decode_rows
 from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import Event, EventKind
+from scorer.features.base import column
+from scorer.features.texts import factorize
 from scorer.pipeline.batch import Batch, Item, Runtimes
 from scorer.pipeline.records import InputRecord
 
@@ -27,22 +31,24 @@ from scorer.pipeline.records import InputRecord
 def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runtimes, shadows: Runtimes) -> Batch:
     """A new :class:`Batch` of ``records``: events grouped by kind, failures aside."""
     batch = Batch(records, runtimes, shadows)
-    positions: dict[EventKind | None, list[int]] = defaultdict(list)
-    for i, rec in enumerate(records):
-        positions[rec.kind if rec.kind in runtimes else None].append(i)
+    kinds = column(records, "kind")
     failed: list[tuple[int, DecodeFailure]] = []
-    for kind, where in positions.items():
+    for kind, where in _positions(kinds, runtimes).items():
         if kind is None:  # no model scores it: unknown_kind, said by the decoder
             for i in where:
                 out = _one(decoder, None, records[i])
                 assert isinstance(out, DecodeFailure)
                 failed.append((i, out))
             continue
-        recs = [records[i] for i in where]
+        recs = records if len(where) == len(records) else [records[i] for i in where]
         # Row views only for a feature set that reads them (v1 netflow); others get events.
         views = getattr(runtimes[kind].features, "reads_views", False)
-        rows = decode_rows(kind, [r.value for r in recs], decoder.max_record_bytes, views)
-        items: list[Item] = batch.by_kind[kind]
+        rows = decode_rows(kind, column(recs, "value"), decoder.max_record_bytes, views)
+        if None not in rows and all(column(rows, "uid")):
+            decoded: list[Any] = rows  # every row decoded (None is not in it)
+            batch.by_kind[kind] = list(zip(decoded, recs, strict=True))  # the common case: no Python loop
+            continue
+        items: list[Item] = []
         for i, rec, row in zip(where, recs, rows, strict=True):
             if row is None:
                 out = _one(decoder, kind, rec)
@@ -53,13 +59,27 @@ def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runt
             elif not row.uid:
                 row = msgspec.structs.replace(row, uid=f"{rec.ref.topic}:{rec.ref.partition}:{rec.ref.offset}")
             items.append((row, rec))
-        if not items:
-            del batch.by_kind[kind]
+        if items:
+            batch.by_kind[kind] = items
     # Dead letters in record order, as a record-by-record decode gives them.
     batch.failures.extend(f for _, f in sorted(failed, key=lambda pair: pair[0]))
-    for rec in records:
-        batch.consumed[rec.kind.value if rec.kind else "unknown"] += 1
+    for kind, n in Counter(kinds).items():
+        batch.consumed[kind.value if kind else "unknown"] += n
     return batch
+
+
+def _positions(kinds: list[EventKind | None], runtimes: Runtimes) -> dict[EventKind | None, list[int]]:
+    """Where each kind's records are (None: kinds no model scores), in record order."""
+    distinct, inverse = factorize(kinds)
+    if len(distinct) == 1:
+        only = distinct[0] if distinct[0] in runtimes else None
+        return {only: list(range(len(kinds)))}
+    out: dict[EventKind | None, list[int]] = defaultdict(list)
+    for j, kind in enumerate(distinct):
+        out[kind if kind in runtimes else None].extend(np.flatnonzero(inverse == j).tolist())
+    for where in out.values():
+        where.sort()
+    return out
 
 
 def _one(decoder: EventDecoder, kind: EventKind | None, rec: InputRecord) -> Event | DecodeFailure:

@@ -53,12 +53,12 @@ def rule_alerts(stage: RuleStage | None, items: list[Item]) -> dict[int, str]:
         return {}
     forced: dict[int, str] = {}
     by_id = stage.by_id
-    for row, (event, _) in enumerate(items):
-        hits = event.rule_hits if isinstance(event, EndpointEvent) else ()
-        if hits:
-            severity = rule_severity(by_id[i].level for i in hits if i in by_id and by_id[i].alerts)
-            if severity is not None:
-                forced[row] = severity
+    # Most events fire no rule: only the rows with hits are looked at.
+    all_hits = [ev.rule_hits if isinstance(ev, EndpointEvent) else () for ev, _ in items]
+    for row in [i for i, hits in enumerate(all_hits) if hits]:
+        severity = rule_severity(by_id[i].level for i in all_hits[row] if i in by_id and by_id[i].alerts)
+        if severity is not None:
+            forced[row] = severity
     return forced
 
 
