@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except (KafkaError, ssl.SSLError, ConnectionError) as exc:
         # Wrong credentials, an untrusted CA, an unreachable broker: one line, no traceback
         # (and no secret: aiokafka's messages carry neither passwords nor key material).
-        print(f"scorer: cannot talk to Kafka: {type(exc).__name__}: {exc}", file=sys.stderr)
+        detail = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__}: {exc}"
+        print(f"scorer: cannot talk to Kafka: {detail}", file=sys.stderr)
         return 1
     return 1
 

@@ -106,7 +106,8 @@ async def read_latest(kafka: KafkaSettings, topic: str, type_: type[T], *, role:
         await asyncio.wait_for(consumer.start(), timeout_s)
     except (OSError, TimeoutError, KafkaError) as exc:  # unreachable, refused, no bootstrap
         await consumer.stop()
-        raise KafkaUnavailable(f"kafka at {kafka.bootstrap_servers}: {type(exc).__name__}: {exc}") from None
+        detail = str(exc) if isinstance(exc, KafkaError) else repr(exc)  # aiokafka's str names the class
+        raise KafkaUnavailable(f"kafka at {kafka.bootstrap_servers}: {detail}") from None
     out: dict[str, tuple[int, T]] = {}
 
     def fold(tp: TopicPartition, records: list[Any]) -> None:

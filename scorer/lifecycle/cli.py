@@ -22,7 +22,7 @@ from scorer.features import FEATURE_SETS
 from scorer.inference.repository import list_versions, load_version
 from scorer.inference.triton_config import input_width
 from scorer.lifecycle import golden as goldens
-from scorer.lifecycle import ops
+from scorer.lifecycle import listing, ops
 from scorer.lifecycle.contract import DEFAULT_FEATURE_SET
 from scorer.lifecycle.package import PackageRequest, package
 from scorer.lifecycle.rulepacks import control_key
@@ -38,30 +38,47 @@ def register(sub: Any) -> None:
 
     p = _command(cmds, "package", "ONNX (or scikit-learn joblib/pickle) -> new version in the repository", _package)
     p.add_argument("model_file", type=Path, help=".onnx, or a scikit-learn estimator (.joblib/.pkl)")
-    p.add_argument("--version", default="", help="default: one above the highest")
-    p.add_argument("--threshold", type=float, help="alert threshold (default: production's benign alert rate)")
-    p.add_argument("--alert-rate", type=float, help="share of benign golden rows allowed to alert")
-    p.add_argument("--description", default="")
+    p.add_argument("--version", default="", help="version to create (default: one above the highest)")
+    p.add_argument("--threshold", type=float,
+                   help="alert threshold (default: the one giving production's benign alert rate)")
+    p.add_argument("--alert-rate", type=float,
+                   help="choose the threshold so this share of benign golden rows alerts (default: production's)")
+    p.add_argument("--description", default="", help="one line for the card (default: none)")
     p.add_argument("--feature-set", default=DEFAULT_FEATURE_SET, choices=FEATURE_SETS,
-                   help="the feature set the model reads (v2: v1 + entity profiles, docs/profiles.md)")
+                   help="the feature set the model reads (v2: v1 + entity profiles, docs/profiles.md; "
+                        f"default: {DEFAULT_FEATURE_SET})")
     _golden_arg(p)
 
-    v = _command(cmds, "validate", "contract, golden-set quality vs production, latency; exit 1 on failure",
+    v = _command(cmds, "validate", "contract, golden-set quality and latency vs production; exit 1 on failure",
                  _validate)
-    v.add_argument("--version", required=True)
-    v.add_argument("--against", help="production version to compare with (default: the current one)")
+    v.add_argument("--version", required=True, help="the candidate version to validate (required)")
+    v.add_argument("--against", help="production version to compare with (default: the live one from Kafka, "
+                                     "else the configured one, else the highest below the candidate)")
     d = Margins()
-    v.add_argument("--auc-margin", type=float, default=d.roc_auc)
-    v.add_argument("--recall-margin", type=float, default=d.recall)
-    v.add_argument("--alert-margin", type=float, default=d.alert_rate, help="relative growth of benign alerts")
-    v.add_argument("--latency-budget-us", type=float, default=d.latency_us_per_event, help="p99 per event")
-    v.add_argument("--batch", type=int, help="default: the service's SCORER_BATCH__MAX_RECORDS")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--auc-margin", type=float, default=d.roc_auc,
+                   help=f"ROC-AUC may be at most this much below production's (default: {d.roc_auc})")
+    v.add_argument("--recall-margin", type=float, default=d.recall,
+                   help=f"recall at the card threshold may be at most this much below production's "
+                        f"(default: {d.recall})")
+    v.add_argument("--alert-margin", type=float, default=d.alert_rate,
+                   help=f"benign alert share may grow by at most this fraction of production's (default: "
+                        f"{d.alert_rate})")
+    v.add_argument("--latency-margin", type=float, default=d.latency_ratio,
+                   help="candidate median time per event at most this many times production's, both measured "
+                        f"in this run (default: {d.latency_ratio})")
+    v.add_argument("--latency-budget-us", type=float, default=d.latency_us_per_event,
+                   help="also require p99 microseconds per event at most this (default: no absolute budget)")
+    v.add_argument("--batch", type=int,
+                   help="micro-batch size of the latency runs (default: the service's SCORER_BATCH__MAX_RECORDS)")
+    v.add_argument("--json", action="store_true", help="print the verdict as JSON (default: text)")
+    v.add_argument("--kafka-timeout", type=float, default=listing.LIVE_TIMEOUT_S, metavar="SECONDS",
+                   help="how long to try Kafka for the live production version when --against is not given "
+                        f"(default: {listing.LIVE_TIMEOUT_S:g})")
     _golden_arg(v)
 
     dep = _command(cmds, "deploy", "score every event with this version too (shadow); only production alerts",
                    _change("deploy-shadow"))
-    dep.add_argument("--version", required=True, help="'none' stops shadowing")
+    dep.add_argument("--version", required=True, help="version to shadow (required); 'none' stops shadowing")
     dep.add_argument("--shadow", action="store_true", required=True, help="required: versions enter as shadows")
     for name, help_ in (("promote", "make the shadow (or --version) production, between micro-batches"),
                         ("rollback", "return to the previous production version (or --version)")):
@@ -69,10 +86,10 @@ def register(sub: Any) -> None:
         c.add_argument("--version", help="default: the shadow (promote) / the previous production (rollback)")
     _change_args(cmds)
 
-    lst = cmds.add_parser("list", help="versions, their roles, checksums, and what each scorer serves")
+    lst = cmds.add_parser("list", help="versions in the repository (checksums, cards, feature sets), and what "
+                                       "the live service serves when Kafka answers")
     _common(lst, kind_required=False)
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(func=_list)
+    _list_args(lst)
 
 
 def register_rule_commands(cmds: Any) -> None:
@@ -90,7 +107,7 @@ def register_rule_commands(cmds: Any) -> None:
         c.add_argument("--version", help="default: the shadow (promote) / the previous production (rollback)")
         c.set_defaults(func=_change(name))
     for c in (cmds.choices[n] for n in ("deploy", "promote", "rollback")):
-        c.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+        c.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
         c.add_argument("--repo", type=Path, help="rule repository (default: SCORER_RULES__REPOSITORY)")
         c.set_defaults(rules=True)
     _change_args(cmds)
@@ -102,13 +119,23 @@ def rules_listing(args: argparse.Namespace) -> int:
     return _list(args)
 
 
+def _list_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``models list`` and ``rules list`` (the latter adds its own --config, --repo)."""
+    parser.add_argument("--json", action="store_true", help="print the listing as JSON (default: text)")
+    parser.add_argument("--kafka-timeout", type=float, default=listing.LIVE_TIMEOUT_S, metavar="SECONDS",
+                        help="how long to try Kafka for the live serving state before listing the repository "
+                             f"only (default: {listing.LIVE_TIMEOUT_S:g})")
+    parser.set_defaults(func=_list)
+
+
 def _change_args(cmds: Any) -> None:
     for c in (cmds.choices[n] for n in ("deploy", "promote", "rollback")):
-        c.add_argument("--reason", default="", help="recorded in the control topic with who issued it")
-        c.add_argument("--issued-by", help="default: $USER@host")
-        c.add_argument("--production", help="the production version, when no scorer has reported one yet")
+        c.add_argument("--reason", default="", help="recorded in the control topic with who issued it (default: none)")
+        c.add_argument("--issued-by", help="who issues the change, recorded with it (default: $USER@host)")
+        c.add_argument("--production", help="the production version, when no scorer has reported one yet "
+                                            "(default: the control topic's, else the configured one)")
         c.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                       help="wait until a scorer applied or refused it; exit 1 on refusal")
+                       help="wait until a scorer applied or refused it; exit 1 on refusal (default: 0, no wait)")
 
 
 def _command(cmds: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
@@ -119,19 +146,23 @@ def _command(cmds: Any, name: str, help_: str, func: Any) -> argparse.ArgumentPa
 
 
 def _common(parser: argparse.ArgumentParser, *, kind_required: bool) -> None:
-    parser.add_argument("--kind", choices=KINDS, required=kind_required)
-    parser.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+    parser.add_argument("--kind", choices=KINDS, required=kind_required,
+                        help="event kind whose model to act on" + (" (required)" if kind_required else
+                                                                    " (default: every configured kind)"))
+    parser.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
     parser.add_argument("--repo", type=Path, help="model repository (default: SCORER_INFERENCE__MODEL_REPOSITORY)")
 
 
 def _golden_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--golden", type=Path, help="golden.npz (default: the candidate's, the production's, "
-                                                     "else built from the shared data)")
+    parser.add_argument("--golden", type=Path, help="golden set, a golden.npz (default: the candidate's, the "
+                                                     "production's, else built from the shared data)")
 
 
 def _context(args: argparse.Namespace) -> ops.Context:
-    # aiokafka narrates every connection at INFO; an operator's command wants the outcome.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiokafka narrates every connection, and logs each failed one as an ERROR; a command
+    # reports the outcome itself, in one line (--log-level DEBUG shows aiokafka's account).
+    debug = logging.getLogger().level <= logging.DEBUG
+    logging.getLogger("aiokafka").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     settings: Settings = load_settings(args.config)
     if getattr(args, "rules", False):
         return ops.Context(settings, settings.lifecycle, args.repo or settings.rules.repository)
@@ -145,22 +176,32 @@ def _key(args: argparse.Namespace, ctx: ops.Context) -> str:
     return str(args.kind)
 
 
-def _production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None) -> str | None:
-    """The version to compare with: --against, else the control topic/scorers, else the
-    configured version, else the highest one below the candidate (said so on stderr)."""
+def _production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None,
+                     timeout_s: float = listing.LIVE_TIMEOUT_S) -> str | None:
+    """The version to compare with: --against, else the control topic/scorers, else what a
+    scorer started now would serve (the configured version, else the highest on disk; the
+    highest below the candidate when that is the candidate itself), said so on stderr."""
     if against:
         return against
     try:
-        desired, statuses = asyncio.run(ops.kafka_state(ctx, kind, timeout_s=5.0))
+        desired, statuses = asyncio.run(ops.kafka_state(ctx, kind, timeout_s=timeout_s))
         return current_production(desired, statuses, ctx.settings.inference.versions.get(kind, ""))[0]
     except (KafkaUnavailable, ModelError) as exc:  # Kafka down or nothing recorded: fall back, say so
-        below = [v for v in list_versions(ctx.repo, ctx.model(kind)) if not candidate or int(v) < int(candidate)]
-        fallback = ctx.settings.inference.versions.get(kind) or (below[-1] if below else None)
-        print(f"note: production version not known from Kafka ({exc}); using {fallback}", file=sys.stderr)
+        on_disk = list_versions(ctx.repo, ctx.model(kind))
+        configured = ctx.settings.inference.versions.get(kind)
+        fallback = configured or (on_disk[-1] if on_disk else None)
+        if fallback is not None and fallback == candidate and not configured:
+            below = [v for v in on_disk if int(v) < int(candidate)]
+            fallback = below[-1] if below else candidate  # the only version: it is what scorers serve
+        source = "the configured version" if configured else "what a scorer started now would serve"
+        print(f"note: production version not known from Kafka ({exc}); taking {fallback} ({source})",
+              file=sys.stderr)
         return fallback
 
 
 def _package(args: argparse.Namespace) -> int:
+    if not args.model_file.is_file():  # before the golden set, which may take a minute to build
+        raise ModelError(f"{args.model_file}: no such file")
     ctx = _context(args)
     name = ctx.model(args.kind)
     prod_v = _production_hint(ctx, args.kind, None, None) if list_versions(ctx.repo, name) else None
@@ -194,14 +235,14 @@ def _package(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     ctx = _context(args)
     name = ctx.model(args.kind)
-    against = _production_hint(ctx, args.kind, args.against, args.version)
+    against = _production_hint(ctx, args.kind, args.against, args.version, args.kafka_timeout)
     prod_dir = ctx.repo / name / against if against else None
     def golden(feature_sets: tuple[str, ...]) -> goldens.GoldenSet:
         return goldens.resolve(args.kind, ctx.repo / name / args.version, prod_dir, explicit=args.golden,
                                feature_sets=feature_sets)
 
     margins = Margins(args.auc_margin, args.recall_margin, args.alert_margin, args.latency_budget_us,
-                      args.batch or ctx.settings.batch.max_records)
+                      args.batch or ctx.settings.batch.max_records, latency_ratio=args.latency_margin)
     verdict = validate(ctx.repo, name, args.version, args.kind, golden, production=against, margins=margins)
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(verdict)).decode())
@@ -243,10 +284,10 @@ def _list(args: argparse.Namespace) -> int:
         kinds = [_key(args, ctx)]
     else:
         kinds = [args.kind] if args.kind else [k.value for k in ctx.settings.kinds]
-    items = asyncio.run(ops.listing(ctx, kinds))
+    items = asyncio.run(listing.listing(ctx, kinds, timeout_s=args.kafka_timeout))
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(items)).decode())
     else:
-        print(ops.listing_text(items))
+        print(listing.listing_text(items))
     return 0
 

@@ -1,4 +1,5 @@
-"""What ``scorer models|rules deploy/promote/rollback/list`` do, apart from argument parsing.
+"""What ``scorer models|rules deploy/promote/rollback`` do, apart from argument parsing
+(``list``: :mod:`scorer.lifecycle.listing`).
 
 A key is an event kind (its model) or ``rules/<pack>`` (a rule pack, :mod:`scorer.lifecycle.rule_ops`
 holds its own checks); the control topic, the transitions and the waiting are the same.
@@ -14,16 +15,9 @@ from pathlib import Path
 import msgspec
 
 from scorer.config import LifecycleSettings, Settings
-from scorer.errors import KafkaUnavailable, ModelError
+from scorer.errors import ModelError
 from scorer.inference import triton_config
-from scorer.inference.repository import (
-    MODEL_FILE,
-    ModelCard,
-    ModelVersion,
-    list_versions,
-    load_version,
-    sha256_file,
-)
+from scorer.inference.repository import ModelCard, ModelVersion, load_version
 from scorer.kafka import read_latest
 from scorer.lifecycle import rule_ops, transitions
 from scorer.lifecycle.contract import feature_set_mismatch, version_problems
@@ -187,97 +181,3 @@ async def _wait(ctx: Context, kind: str, result: Change, timeout_s: float) -> No
         if result.applied or result.refused:
             return
         await asyncio.sleep(0.3)
-
-
-class VersionRow(msgspec.Struct):
-    version: str
-    roles: list[str]
-    integrity: str
-    sha256: str
-    threshold: float | None = None
-    learner: str = ""
-    created: str = ""
-    rules: int | None = None  # rule packs: rules in the pack
-
-
-class KindListing(msgspec.Struct):
-    kind: str
-    model: str
-    versions: list[VersionRow]
-    desired: DesiredState | None = None
-    scorers: list[ServingStatus] = []
-    note: str = ""
-
-
-def _pack_row(ctx: Context, name: str, version: str, roles: list[str], trained: tuple[str, str] | None) -> VersionRow:
-    integrity, digest, rules = rule_ops.version_facts(ctx.repo, name, version)
-    if trained is not None and digest == trained[1]:
-        roles = [*roles, f"{trained[0]} trained on it"]
-    return VersionRow(version, roles, integrity, digest, rules=rules)
-
-
-def _row(ctx: Context, name: str, version: str, roles: list[str]) -> VersionRow:
-    path = ctx.repo / name / version / MODEL_FILE
-    digest = sha256_file(path) if path.is_file() else "-"
-    try:
-        card = load_version(ctx.repo, name, version).card
-    except ModelError as exc:
-        return VersionRow(version, roles, f"REFUSED: {exc}", digest)
-    return VersionRow(version, roles, "ok", digest, card.threshold, card.learner, card.created)
-
-
-async def listing(ctx: Context, kinds: list[str]) -> list[KindListing]:
-    out = []
-    for kind in kinds:
-        name = ctx.model(kind)
-        desired: DesiredState | None = None
-        scorers: list[ServingStatus] = []
-        note = ""
-        try:
-            desired, scorers = await kafka_state(ctx, kind)
-        except KafkaUnavailable as exc:
-            note = f"control topic not read ({exc}); roles from the repository only"
-        roles: dict[str, list[str]] = {}
-        if desired is not None:
-            for role, v in (("desired production", desired.production), ("desired shadow", desired.shadow),
-                            ("previous", desired.previous)):
-                if v:
-                    roles.setdefault(v, []).append(role)
-        for s in scorers:
-            for role, v in ((f"served by {s.process}", s.production), (f"shadow in {s.process}", s.shadow)):
-                if v:
-                    roles.setdefault(v, []).append(role)
-        if pack_of(kind) is not None:
-            trained = rule_ops.trained_with(ctx.settings, None if note else await _edr_production(ctx))
-            rows = [_pack_row(ctx, name, v, roles.get(v, []), trained) for v in list_versions(ctx.repo, name)]
-        else:
-            rows = [_row(ctx, name, v, roles.get(v, [])) for v in list_versions(ctx.repo, name)]
-        out.append(KindListing(kind, name, rows, desired, sorted(scorers, key=lambda s: s.process), note))
-    return out
-
-
-def listing_text(items: list[KindListing]) -> str:
-    lines: list[str] = []
-    for k in items:
-        lines.append(f"{k.kind}: {k.model}" + (f"  ({k.note})" if k.note else ""))
-        d = k.desired
-        if d is not None:
-            lines.append(f"  desired: production {d.production}, shadow {d.shadow or '-'}, previous "
-                         f"{d.previous or '-'} ({d.action} by {d.issued_by} at {d.issued_at}: {d.reason or '-'})")
-        pack = pack_of(k.kind) is not None
-        lines.append(f"  {'version':>7}  {'sha256(pack)' if pack else 'sha256(model.onnx)':18}  {'integrity':9}  "
-                     f"{'rules' if pack else 'threshold':>9}  roles")
-        for r in k.versions:
-            col = (str(r.rules) if r.rules is not None else "-") if pack else (
-                f"{r.threshold:.6g}" if r.threshold is not None else "-")
-            lines.append(f"  {r.version:>7}  {r.sha256[:16] + '..':18}  {r.integrity[:9]:9}  {col:>9}  "
-                         f"{', '.join(r.roles) or '-'}")
-            if r.integrity != "ok":
-                lines.append(f"           {r.integrity}")
-        for s in k.scorers:
-            refused = f"; REFUSED @{s.refused_offset}: {s.refused}" if s.refused else ""
-            warning = f"; WARNING: {s.warning}" if s.warning else ""
-            lines.append(f"  scorer {s.process}: production {s.production}, shadow {s.shadow or '-'} "
-                         f"[{s.backend}] applied @{s.applied_offset} at {s.at}{refused}{warning}")
-    return "\n".join(lines)
-

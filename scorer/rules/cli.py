@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scorer.lifecycle.cli import register_rule_commands, rules_listing
+from scorer.lifecycle.listing import LIVE_TIMEOUT_S
 from scorer.rules.build import DEFAULT_GOLDEN, DEFAULT_OUT, DEFAULT_SOURCE, PackRefused, package
 
 
@@ -26,31 +27,40 @@ def register(sub: Any) -> None:
     cmds = rules.add_subparsers(dest="rules_command", required=True)
 
     p = cmds.add_parser("package", help="compile Sigma rules into a pack (refused if a rule does not compile)")
-    p.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="root of the Sigma rules (LICENSE beside)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="pack directory to write")
+    p.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                   help="root of the Sigma rules, LICENSE beside (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="pack directory to write (default: %(default)s)")
     p.add_argument("--allow-skips", action="store_true",
-                   help="pack the rules that compile; record the others and why in the manifest")
+                   help="pack the rules that compile; record the others and why in the manifest "
+                        "(default: refuse the pack if any rule does not compile)")
     p.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN,
-                   help="Sigma regression data to draw the golden set from (cases of packed rules)")
-    p.add_argument("--name", default="sigma_windows")
-    p.add_argument("--version", default=None, help="default: the --out directory's name")
+                   help="Sigma regression data to draw the golden set from, cases of packed rules "
+                        "(default: %(default)s)")
+    p.add_argument("--name", default="sigma_windows", help="pack name (default: %(default)s)")
+    p.add_argument("--version", default=None, help="pack version (default: the --out directory's name)")
     p.add_argument("--tuning", type=Path, default=None,
-                   help="YAML naming rules that stay features and evidence but alert on nothing alone")
+                   help="YAML naming rules that stay features and evidence but alert on nothing alone "
+                        "(default: none)")
     p.set_defaults(func=_package)
 
     v = cmds.add_parser("validate", help="checksums, recompile the pack's sources, golden set; exit 1 on failure")
-    v.add_argument("pack", type=Path)
+    v.add_argument("pack", type=Path, help="the pack directory to check")
     v.set_defaults(func=_validate)
 
     ls = cmds.add_parser("list", help="a pack directory's rules (id, level, title, ATT&CK tactics); without "
                                       "one: the pack's versions on disk and what each scorer serves")
-    ls.add_argument("pack_dir", type=Path, nargs="?", metavar="PACK_DIR")
-    ls.add_argument("--level", help="only rules of this level")
-    ls.add_argument("--skipped", action="store_true", help="list the rules left out at packaging, and why")
+    ls.add_argument("pack_dir", type=Path, nargs="?", metavar="PACK_DIR",
+                    help="a pack directory whose rules to list (default: list the pack's versions instead)")
+    ls.add_argument("--level", help="with PACK_DIR: only rules of this level (default: every level)")
+    ls.add_argument("--skipped", action="store_true",
+                    help="with PACK_DIR: the rules left out at packaging, and why (default: the packed rules)")
     ls.add_argument("--pack", help="without PACK_DIR: this pack (default: SCORER_RULES__PACK)")
-    ls.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+    ls.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
     ls.add_argument("--repo", type=Path, help="rule repository (default: SCORER_RULES__REPOSITORY)")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="without PACK_DIR: print the listing as JSON (default: text)")
+    ls.add_argument("--kafka-timeout", type=float, default=LIVE_TIMEOUT_S, metavar="SECONDS",
+                    help="without PACK_DIR: how long to try Kafka for the live serving state before listing "
+                         "the repository only (default: %(default)s)")
     ls.set_defaults(func=_list)
     register_rule_commands(cmds)
 

@@ -81,8 +81,8 @@ def test_validate_latency_budget(repo: Repo) -> None:
     v2 = repo.package()
     verdict = validate(repo.path, MODEL, v2.version, KIND, repo.golden, production="1",
                        margins=Margins(latency_us_per_event=1e-6, batch=256, runs=3))
-    (latency,) = [c for c in verdict.checks if c.name == "latency"]
-    assert not latency.ok and "budget" in latency.detail and not verdict.passed
+    (budget,) = [c for c in verdict.checks if c.name == "latency_budget"]
+    assert not budget.ok and "budget" in budget.detail and not verdict.passed
 
 
 def test_validate_refuses_tampered_and_wrong_width_without_a_golden_set(repo: Repo) -> None:
