@@ -90,6 +90,14 @@ async def restore(consumer: AIOKafkaConsumer, tp: TopicPartition, store: Profile
                                                                             else decode(value)))
 
 
+async def stop_after(inflight: asyncio.Lock, *clients: Any) -> None:
+    """Stop a job's clients (None: never made) once the batch in flight is done."""
+    async with inflight:
+        for client in clients:
+            if client is not None:
+                await client.stop()
+
+
 class Handover(ConsumerRebalanceListener):  # type: ignore[misc]
     """A job's partitions in a rebalance: one leaves only once the batch in flight (held under
     ``inflight``) is committed or aborted; one that arrives is prepared (its state restored)

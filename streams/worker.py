@@ -37,7 +37,7 @@ from scorer.profiles.schema import encode, topic_for
 from scorer.profiles.store import KeyBudget, Limits, ProfileStore, StoreStats
 from scorer.profiles.updates import apply
 
-from .kafka import Handover, Out, StatsCollector, ensure_profile_topics, restore
+from .kafka import Handover, Out, StatsCollector, ensure_profile_topics, restore, stop_after
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,4 @@ class ProfileWorker:
 
     async def stop(self) -> None:
         self._stopping.set()
-        async with self.inflight:
-            for client in (self._consumer, self._restorer, self._producer):
-                if client is not None:
-                    await client.stop()
+        await stop_after(self.inflight, self._consumer, self._restorer, self._producer)

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from scorer.config import IncidentSettings, KafkaSettings, Settings
 from scorer.kafka import make_consumer, make_producer, make_reader
 
-from ..kafka import Handover
+from ..kafka import Handover, stop_after
 from .kafka import Follower, Out, in_transaction
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,4 @@ class Stage:
 
     async def stop(self) -> None:
         self._stopping.set()
-        async with self.inflight:
-            for client in (self.consumer, self.reader, self.producer):
-                if client is not None:
-                    await client.stop()
+        await stop_after(self.inflight, self.consumer, self.reader, self.producer)
