@@ -114,13 +114,20 @@ class KafkaCluster:
 
     async def transaction_coordinator(self, transactional_id: str) -> int:
         """The node that coordinates ``transactional_id``'s transactions (FindCoordinator)."""
+        return await self._coordinator(CoordinationType.TRANSACTION, transactional_id)
+
+    async def group_coordinator(self, group_id: str) -> int:
+        """The node that coordinates the consumer group (its offset commits)."""
+        return await self._coordinator(CoordinationType.GROUP, group_id)
+
+    async def _coordinator(self, kind: CoordinationType, key: str) -> int:
         client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
         await client.bootstrap()
         deadline = time.monotonic() + 120
         try:
             while True:
                 try:
-                    return int(await client.coordinator_lookup(CoordinationType.TRANSACTION, transactional_id))
+                    return int(await client.coordinator_lookup(kind, key))
                 except KafkaError as exc:  # the first lookup creates __transaction_state; a moved coordinator
                     if not exc.retriable or time.monotonic() > deadline:
                         raise

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 # fixture -> the markers of every test that uses it (tests/conftest.py applies them).
 FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "start_kafka": ("kafka",),  # every broker of the tests is started through this one
+    "start_cluster": ("kafka",),  # the three-broker cluster (tests/support/cluster.py)
     "start_triton": ("triton",),  # every tritonserver of tests/support/triton.py
     "gpu_server": ("gpu", "triton"),  # deploy/gpu's model repository on a tritonserver
     "nvforest_server": ("gpu", "triton"),  # the same with nvForest on a CUDA GPU
