@@ -26,7 +26,7 @@ from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
 from scorer.service.signals import stop_on_signals
 
-from .incidents.job import IncidentJob
+from .incidents.job import STAGES, IncidentJob
 from .incidents.stage import JobSettings
 from .worker import ProfileWorker, WorkerSettings
 
@@ -66,7 +66,8 @@ async def _main(args: argparse.Namespace) -> None:
 async def _incidents(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
     job = IncidentJob(JobSettings.from_settings(settings, group_id=args.group, instance=args.instance,
-                                                max_records=args.max_records, idle_s=args.idle_s))
+                                                max_records=args.max_records, idle_s=args.idle_s),
+                      stages=STAGES if args.stage == "both" else (args.stage,))
     await _serve(job, lambda: job.started, args, "incident job")
 
 
@@ -78,6 +79,9 @@ def incidents_main(argv: list[str]) -> int:
     parser.add_argument("--metrics-host", default="127.0.0.1")
     parser.add_argument("--metrics-port", type=int, default=9411)
     parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch")
+    parser.add_argument("--stage", choices=("both", *STAGES), default="both",
+                        help="the stage(s) this process runs (default both); one each in two processes "
+                        "gives each its own core and event loop")
     parser.add_argument("--idle-s", type=float, default=30.0,
                         help="wall seconds without input after which a partition's watermark follows wall time")
     args = parser.parse_args(argv)

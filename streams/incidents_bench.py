@@ -45,6 +45,7 @@ from scorer.config import KafkaSettings
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer, make_reader
 from scorer.kafka.admin import topic_partition_list
 
+from .incidents.job import STAGES
 from .incidents_stages import batch_summary, copied, created, hops, routed_key, scrape
 
 KINDS = ("netflow", "edr", "siem")
@@ -189,28 +190,32 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
     prefix = f"bi{uuid.uuid4().hex[:6]}"
     kafka = KafkaSettings(bootstrap_servers=bootstrap, group_id=prefix, client_id=prefix)
     topics = {k: f"{prefix}.alerts.{k}" for k in KINDS}
-    out_topic = f"{prefix}.incidents" if name == "incidents" else f"{prefix}.copy"
+    incidents = name.startswith("incidents")  # "incidents-split": router and correlator in two processes
+    out_topic = f"{prefix}.incidents" if incidents else f"{prefix}.copy"
     await ensure_topics(kafka, [TopicSpec(t, 3) for t in [*topics.values(), out_topic]])
     env = dict(os.environ, SCORER_KAFKA__BOOTSTRAP_SERVERS=bootstrap, SCORER_KAFKA__GROUP_ID=prefix,
                SCORER_KAFKA__CLIENT_ID=prefix, SCORER_TOPICS__ALERTS_PREFIX=f"{prefix}.alerts.")
-    if name == "incidents":
+    if incidents:
         for field in ("keyed_topic", "state_topic", "links_topic", "suppressions_topic", "suppressed_topic",
                       "dead_letter"):
             env[f"SCORER_INCIDENTS__{field.upper()}"] = f"{prefix}.incidents.{field}"
         env["SCORER_INCIDENTS__TOPIC"] = out_topic
-        argv = [sys.executable, "-m", "streams", "incidents", "--metrics-port", str(port := _free_port()), *job_args]
+        stages_of = [[f"--stage={s}"] for s in STAGES] if name == "incidents-split" else [[]]
+        ports = [_free_port() for _ in stages_of]
+        argvs = [[sys.executable, "-m", "streams", "incidents", "--metrics-port", str(port), *job_args, *stage]
+                 for port, stage in zip(ports, stages_of, strict=True)]
     else:
-        argv = [sys.executable, "-m", "streams", "bench-incidents", "--passthrough", topics["siem"], out_topic,
-                "--bootstrap", bootstrap]
+        ports = []
+        argvs = [[sys.executable, "-m", "streams", "bench-incidents", "--passthrough", topics["siem"], out_topic,
+                  "--bootstrap", bootstrap]]
         topics = dict.fromkeys(KINDS, topics["siem"])  # the same records on one topic: one to copy
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process, in the finally below)
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the processes, in the finally below)
+    procs = [subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT) for argv in argvs]
     seen: dict[str, float] = {}
     routed: dict[str, float] = {}  # incidents: the host's first digest on the keyed topic
     stop = asyncio.Event()
-    watchers = [asyncio.create_task(watch(kafka, out_topic, seen, created if name == "incidents" else copied,
-                                          stop))]
-    if name == "incidents":
+    watchers = [asyncio.create_task(watch(kafka, out_topic, seen, created if incidents else copied, stop))]
+    if incidents:
         await ensure_topics(kafka, [TopicSpec(env["SCORER_INCIDENTS__KEYED_TOPIC"], 3)])  # the job's default count
         watchers.append(asyncio.create_task(watch(kafka, env["SCORER_INCIDENTS__KEYED_TOPIC"], routed, routed_key,
                                                   stop)))
@@ -219,7 +224,7 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
     try:
         ready = time.time()
         while not seen:  # the stage joined its group(s) and moves records
-            if proc.poll() is not None or time.time() - ready > 120:
+            if any(p.poll() is not None for p in procs) or time.time() - ready > 120:
                 log.seek(0)
                 raise RuntimeError(f"{name} never produced: {log.read().decode()[-2000:]}")
             await produce(kafka, topics, load, 20, 0.5, None)
@@ -231,20 +236,22 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
         last_send = time.time()
         # What the watcher records for an opening finding: its uid (copy), its host's incident key
         # (Create): the host's EDR finding that came next may reach the correlator first and open it.
-        expect = {f"host:{load.opened[uid]}" if name == "incidents" else uid: t for uid, t in sent.items()}
+        expect = {f"host:{load.opened[uid]}" if incidents else uid: t for uid, t in sent.items()}
         while not all(k in seen for k in expect) and time.time() - last_send < drain_timeout_s:
             await asyncio.sleep(0.05)
         drained = max((seen[k] for k in expect if k in seen), default=last_send) - last_send
-        cpu_s = _cpu_seconds(proc.pid)  # the stage process's own CPU over its whole life
+        cpu_s = sum(_cpu_seconds(p.pid) for p in procs)  # the stage processes' own CPU over their whole life
         life_s = time.time() - ready
-        if name == "incidents":
-            stages = {"hops": hops(expect, routed, seen),
-                      "batches": batch_summary(await asyncio.to_thread(scrape, port))}
+        if incidents:
+            stages = {"hops": hops(expect, routed, seen), "batches": {}}
+            for port in ports:
+                stages["batches"] |= batch_summary(await asyncio.to_thread(scrape, port))
     finally:
         stop.set()
         await asyncio.gather(*watchers)
-        proc.terminate()
-        proc.wait(timeout=30)
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=30)
         log.close()
     lat = np.array([(seen[k] - t) * 1000 for k, t in expect.items() if k in seen])
     if len(expect) != len(sent) or (lat <= 0).any():
@@ -253,7 +260,7 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
             "achieved_per_s": round(acked / elapsed, 1), "opening_findings": len(expect),
             "outputs_missing": sum(1 for k in expect if k not in seen), "ready_s": round(ready_s, 2),
             "drain_s": round(drained, 3), "stage_cpu_cores": round(cpu_s / life_s, 2),
-            "job_args": job_args if name == "incidents" else [],
+            "job_args": job_args if incidents else [],
             **({f"p{q}_ms": round(float(np.percentile(lat, q)), 1) for q in (50, 90, 99)} if lat.size else {}),
             "max_ms": round(float(lat.max()), 1) if lat.size else None, **stages}
 
@@ -267,7 +274,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup-s", type=float, default=5.0, help="seconds at full rate before measuring")
     parser.add_argument("--new-every", type=int, default=200, help="every Nth finding opens an incident")
     parser.add_argument("--drain-timeout-s", type=float, default=120.0)
-    parser.add_argument("--phases", default="passthrough,incidents")
+    parser.add_argument("--phases", default="passthrough,incidents",
+                        help="phases in order (default passthrough,incidents); incidents-split: the job's "
+                        "router and correlator as two processes (--stage)")
     parser.add_argument("--job-args", default="", help="extra arguments of the incident job, e.g. '--max-records 1024'")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--passthrough", nargs=2, metavar=("SOURCE", "SINK"), help=argparse.SUPPRESS)

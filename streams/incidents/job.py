@@ -18,17 +18,28 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from .correlate import CorrelatorStage
 from .kafka import ensure_incident_topics
 from .router import Router
-from .stage import JobSettings
+from .stage import JobSettings, Stage
 
 log = logging.getLogger(__name__)
 
 
+STAGES = ("router", "correlator")
+
+
 class IncidentJob:
-    def __init__(self, settings: JobSettings, registry: CollectorRegistry | None = None) -> None:
+    """``stages``: both (default), or one of them, so that the two can run as processes of
+    their own (each its own core and event loop; a batch of one never waits behind the other's)."""
+
+    def __init__(self, settings: JobSettings, registry: CollectorRegistry | None = None,
+                 stages: tuple[str, ...] = STAGES) -> None:
         self.settings = settings
         self.counts: dict[str, int] = {}
         self.router = Router(settings, self.counts)
         self.correlator = CorrelatorStage(settings, self.counts)
+        if not stages or set(stages) - set(STAGES):
+            raise ValueError(f"stages must be among {STAGES}, not {stages}")
+        # The correlator first: its restore must not wait behind the router's first batches.
+        self.stages: list[Stage] = [s for s in (self.correlator, self.router) if s.name in stages]
         self.started = False
         self.registry = registry or CollectorRegistry()
         self.registry.register(IncidentCollector(self.counts, self.correlator.stats, {
@@ -49,14 +60,13 @@ class IncidentJob:
 
     async def start(self) -> None:
         await ensure_incident_topics(self.settings.kafka, self.settings.incidents)
-        # The correlator first: its restore must not wait behind the router's first batches.
-        await self.correlator.start()
-        await self.router.start()
+        for stage in self.stages:
+            await stage.start()
         self.started = True
 
     async def run(self) -> None:
-        """Both stages until a stop is requested; one failing stops the other."""
-        tasks = [asyncio.create_task(s.run(), name=s.name) for s in (self.router, self.correlator)]
+        """The stages until a stop is requested; one failing stops the other."""
+        tasks = [asyncio.create_task(s.run(), name=s.name) for s in self.stages]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

@@ -32,14 +32,14 @@ def test_load_opens_one_incident_per_new_host() -> None:
     assert sorted(creates) == sorted(f"host:{h}" for h in load.opened.values())  # nothing else opens one
 
 
-@pytest.mark.parametrize("name", ["passthrough", "incidents"])
+@pytest.mark.parametrize("name", ["passthrough", "incidents", "incidents-split"])
 async def test_a_short_run_matches_every_opening_finding(kafka: KafkaBroker, name: str) -> None:
     result = await phase(name, kafka.bootstrap, rate=200, seconds=2, warmup_s=0.5, new_every=20,
                          drain_timeout_s=60, job_args=[])
     assert result["findings"] == 400 and result["opening_findings"] == 20
     assert result["outputs_missing"] == 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
-    if name == "incidents":  # the per-stage breakdown: both hops timed, both stages' batches scraped
+    if name.startswith("incidents"):  # the per-stage breakdown: both hops timed, both stages' batches scraped
         assert 0 < result["hops"]["router_hop"]["p50_ms"] <= result["p99_ms"]
         assert result["hops"]["correlator_hop"]["max_ms"] <= result["max_ms"]
         for stage in ("router", "correlator"):
