@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,18 +51,25 @@ class Dataset:
     # The ids of the detection rules that fired, "|"-joined, per row (sets built with rules):
     # which rules may alert alone is the pack's tuning, evaluated without rebuilding.
     hits: npt.NDArray[np.str_] | None = None
+    # Per row, the event's host and time (sets built since they were kept): what a stage
+    # that accumulates over a host's recent events (models/edr_risk.py) is evaluated on.
+    host: npt.NDArray[np.str_] | None = None
+    ts: npt.NDArray[np.float64] | None = None
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> Dataset:
+        def part(a: npt.NDArray[Any] | None) -> npt.NDArray[Any] | None:
+            return None if a is None else a[mask]
+
         return Dataset(self.kind, self.X[mask], self.y[mask], self.group[mask],
                        self.source[mask], self.label[mask], self.capture[mask], self.files,
-                       None if self.hits is None else self.hits[mask])
+                       part(self.hits), part(self.host), part(self.ts))
 
 
 # A labeller maps one read event to (truth or None = drop, group, source, label).
 Labeller = Callable[[LabeledEvent], tuple[int | None, str, str, str]]
 # What runs on a capture's events before features (e.g. the rules stage setting rule_hits).
 Prepare = Callable[[Path, list[LabeledEvent]], list[LabeledEvent]]
-Rows = tuple[npt.NDArray[np.float32], list[tuple[int, str, str, str, str, str]]]
+Rows = tuple[npt.NDArray[np.float32], list[tuple[int, str, str, str, str, str, str, float]]]
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,8 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
     if cached.is_file():
         with np.load(cached) as z:
             return Dataset(kind, z["X"], z["y"], z["group"], z["source"], z["label"],
-                           z["capture"], [str(f) for f in files], z.get("hits", None))
+                           z["capture"], [str(f) for f in files], z.get("hits", None),
+                           z.get("host", None), z.get("ts", None))
     if history.shared:
         parts = _shared_history(kind, files, labeller, version, history, rules, prepare)
     else:
@@ -112,7 +121,8 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
                                                         rules=rules))
                  for path in files if (items := _items(path, prepare))]
     meta = [r for _, rows in parts for r in rows]
-    group, source, label, capture, hits = (np.array([m[j] for m in meta], dtype=np.str_) for j in range(1, 6))
+    group, source, label, capture, hits, hosts = (np.array([m[j] for m in meta], dtype=np.str_) for j in range(1, 7))
+    times = np.array([m[7] for m in meta], dtype=np.float64)
     ds = Dataset(
         kind,
         np.concatenate([x for x, _ in parts]).astype(np.float32),
@@ -120,11 +130,13 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
         group, source, label, capture,
         files=[str(f) for f in files],
         hits=hits if rules is not None else None,
+        host=hosts,
+        ts=times,
     )
     cached.parent.mkdir(parents=True, exist_ok=True)
     extra = {"hits": ds.hits} if ds.hits is not None else {}
     np.savez_compressed(cached, X=ds.X, y=ds.y, group=ds.group, source=ds.source,
-                        label=ds.label, capture=ds.capture, **extra)
+                        label=ds.label, capture=ds.capture, host=hosts, ts=times, **extra)
     return ds
 
 
@@ -140,8 +152,8 @@ def _rows(items: list[LabeledEvent], labeller: Labeller, x: npt.NDArray[np.float
         truth, group, source, label = labeller(items[idx])
         if truth is not None:
             event = items[idx].event
-            hits = "|".join(event.rule_hits) if isinstance(event, EndpointEvent) else ""
-            rows.append((truth, group, source, label, items[idx].capture, hits))
+            hits, host = ("|".join(event.rule_hits), event.host) if isinstance(event, EndpointEvent) else ("", "")
+            rows.append((truth, group, source, label, items[idx].capture, hits, host, float(event.ts)))
             keep.append(r)
     return x[keep], rows
 

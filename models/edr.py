@@ -41,9 +41,11 @@ service runs. A Sigma regression event fires its own rule by construction, so it
 and that rule's related rules are removed from its hits: it stands for a technique no rule
 covers, and the rule columns cannot separate the positives trivially. Every v3 column
 that can only add suspicion (scorer.features.edr_v3.INDICATORS, all rule counts among
-them) is monotone. The service alerts on the model's threshold or a high/critical rule;
-the shipped threshold passes 1 in 1,000 of the OTRF events on which no such rule fired
-(models/edr_fusion.py), because the rules alone already pass more than 1 in 1,000.
+them) is monotone. The service alerts on the model's threshold, a high/critical rule the tuning leaves
+alerting, or a host's risk (distinct medium/low rules and model scores over a floor within
+30 minutes, scorer/rules/risk.py). One budget covers all three, counted on OTRF events not
+labelled attack (the goal's words): the rules' and risk alerts count first and the model's
+threshold passes what they leave of the shared budget (models/edr_fusion.py, edr_eval.py).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from scorer.features.edr_v3 import INDICATORS as V3_INDICATORS
 
 from . import otrf_extra
 from .datasets import PER_CAPTURE, Dataset, History, build, data_dir
-from .edr_eval import BUDGET_FPR, evaluate, fused_threshold, weak_labels
+from .edr_eval import BUDGET_FPR, budget_benign, evaluate, fused_threshold, weak_labels
 from .edr_rules import TrainingRules
 from .evaluate import (
     balanced_weights,
@@ -221,7 +223,7 @@ SPEC = Spec(
     weights=weights,
     train_mask=train_mask,
     train_labels=train_labels,
-    budget_benign=lambda ds: ds.source == "otrf",
+    budget_benign=budget_benign,
     threshold=fused_threshold,
     provenance=lambda features: [training_rules().describe()] if features == "v3" else [],
     learner="scikit-learn HistGradientBoostingClassifier (200 trees, 15 leaves, monotone in "

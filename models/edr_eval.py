@@ -1,10 +1,12 @@
 """EDR evaluation: captures detected at the alert budget, against chance, per tactic; and for
 feature set v3 the model alone, the Sigma rules alone and both fused (models/edr_fusion.py).
 
-A capture counts as detected when at least one of its events alerts; every OTRF event that
-alerts counts against the budget (an upper bound on false alerts, since some of those events
-are the attack itself); the alert rate on OTRF events *not* labelled attack by the capture
-metadata (models/otrf_labels.py) is reported beside it.
+A capture counts as detected when at least one of its events alerts. The budget is the
+goal's: at most 1 alert per 1,000 OTRF events *not* labelled attack (by the capture metadata,
+models/otrf_labels.py; Sigma events are all attack), so thresholds are chosen on those events
+and alerts on labelled attack events do not spend it. The rate on every OTRF event is
+reported beside it (an upper bound on false alerts: captures without usable metadata keep
+their attack events among the events not labelled attack).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from .otrf_labels import row_labels
 from .spec import Evaluation
 from .tables import table
 
-BUDGET_FPR = 0.001  # at most one alert per 1,000 benign events
+BUDGET_FPR = 0.001  # the goal: at most one alert per 1,000 events not labelled attack
+# What the shipped threshold spends of it, rules and per-host risk alerts first, the model the
+# rest: chosen with the risk policy on the development half of the groups (models/edr_risk.py:
+# every shared budget of 0.5..1 per 1,000 detected the same development captures, the lowest
+# raised the fewest alerts). The evaluation reports what it passes on held-out groups.
+SHARED_FPR = 0.0005
 CURVE_RATES = (0.5, 1.0, 2.0, 5.0)  # alert budgets (per 1,000 OTRF events) for the capture curve
 RANDOM_NOTE = (
     "Random baseline: the share of captures that the same number of alerts would reach if they "
@@ -47,9 +54,15 @@ def weak_labels(ds: Dataset) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.str_
 
 
 
+def budget_benign(ds: Dataset) -> npt.NDArray[np.bool_]:
+    """The events the alert budget counts: OTRF events not labelled attack (the goal's words)."""
+    flags: npt.NDArray[np.bool_] = (ds.source == "otrf") & ~weak_labels(ds)[0]
+    return flags
+
+
 def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.int64]) -> Evaluation:
     otrf = ds.source == "otrf"
-    passed = budget_passed(ds.y, oof, folds, BUDGET_FPR, benign=otrf)
+    passed = budget_passed(ds.y, oof, folds, BUDGET_FPR, benign=budget_benign(ds))
     captures, sizes = np.unique(ds.capture[otrf], return_counts=True)
     detected = np.array([passed[otrf & (ds.capture == c)].any() for c in captures.tolist()])
     metrics = dict(ranking_metrics(ds.y, oof))
@@ -92,7 +105,7 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
     if rule_alerts(ds) is not None:  # v3: the Sigma rules alone and fused with the model
         tactic_of = _tactics(ds)
         fused, fused_metrics = comparison(ds, oof, folds, BUDGET_FPR, weak, lambda c: tactic_of.get(c, "unknown"),
-                                          random_capture_recall)
+                                          random_capture_recall, shipped_risk(ds, oof), SHARED_FPR)
         metrics.update(fused_metrics)
         text = f"### Model, rules and both (group split, out of fold)\n\n{FUSION_NOTE}\n\n{fused}\n\n" \
                f"### Model alone\n\n{text}"
@@ -103,8 +116,9 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
 FUSION_NOTE = (
     "An alert is raised when the model's score passes the card's threshold or a Sigma rule of level high or "
     "critical that the pack's tuning leaves alerting fires (scorer.alerts.decide, scorer.rules.tuning). "
-    "Shipped: one shared budget of 1 in 1,000 OTRF events, the goal's accounting: the rules' alerts count "
-    "first and the model's threshold (chosen, per fold, on the other folds) passes what they leave. \"Budget "
+    "Shipped: one shared budget of 1 in 1,000 OTRF events not labelled attack, the goal's accounting: the "
+    "rules' alerts (and the per-host risk alerts, when a risk policy ships) count first and the model's "
+    "threshold (chosen, per fold, on the other folds) passes what they leave. \"Budget "
     "again on the spared events\" gives the model 1 in 1,000 of the events no alerting rule fired on, on top "
     "of the rules (the previous card's choice). Sigma "
     "regression events never see their own rule or its related rules (models/edr_rules.py), so their rule "
@@ -117,16 +131,31 @@ def _tactics(ds: Dataset) -> dict[str, str]:
     return {Path(f).stem: otrf_extra.tactic_of(Path(f)) for f in ds.files if "otrf" in f}
 
 
+def shipped_risk(ds: Dataset, oof: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_] | None:
+    """Per row: an alert of the shipped per-host risk policy (None when none ships or the rows
+    lack hosts and times)."""
+    from scorer.rules.risk import SHIPPED
+
+    from .edr_risk import levels, risk_alerts
+
+    if ds.host is None or ds.hits is None:
+        return None
+    return risk_alerts(ds, SHIPPED, levels(), oof)
+
+
 def fused_threshold(ds: Dataset, oof: npt.NDArray[np.float64]) -> float | None:
-    """The shipped threshold of a model with rule columns: one budget for rules and model
-    together, over the out-of-fold OTRF scores; the rules that alert alone (after the pack's
-    tuning) count first and the model passes what they leave (None without rule columns: the
-    budget quantile of all OTRF scores)."""
+    """The shipped threshold of a model with rule columns: one budget for rules, risk and
+    model together, over the out-of-fold scores of the events the budget counts
+    (:func:`budget_benign`); the rules that alert alone (after the pack's tuning) and the
+    per-host risk alerts count first and the model passes what they leave (None without rule
+    columns: the budget quantile)."""
     rules = rule_alerts(ds)
     if rules is None:
         return None
-    otrf = ds.source == "otrf"
-    return shared_threshold(oof[otrf], rules[otrf], BUDGET_FPR)
+    risk = shipped_risk(ds, oof)
+    others = rules if risk is None else rules | risk
+    benign = budget_benign(ds)
+    return shared_threshold(oof[benign], others[benign], SHARED_FPR if risk is not None else BUDGET_FPR)
 
 
 def random_capture_recall(sizes: npt.NDArray[np.int64], p: float) -> float:
@@ -139,7 +168,7 @@ def _capture_curve(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray
                    otrf: npt.NDArray[np.bool_], sizes: npt.NDArray[np.int64]) -> tuple[str, dict[str, float]]:
     rows, metrics = [], {}
     for per_1000 in CURVE_RATES:
-        passed = budget_passed(ds.y, oof, folds, per_1000 / 1000, benign=otrf)
+        passed = budget_passed(ds.y, oof, folds, per_1000 / 1000, benign=budget_benign(ds))
         hit = [passed[otrf & (ds.capture == c)].any() for c in np.unique(ds.capture[otrf]).tolist()]
         actual = rate(passed, otrf)
         rows.append([per_1000, 1000 * actual, float(np.mean(hit)), random_capture_recall(sizes, actual),

@@ -17,6 +17,7 @@ from the *other* folds' benign (OTRF) events:
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -92,11 +93,17 @@ def fused_passed(y: npt.NDArray[np.int8], s: F64, folds: I64, budget: float, ben
 
 
 def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic_of: Callable[[str], str],
-               random_recall: Callable[[I64, float], float]) -> tuple[str, dict[str, float]]:
-    """Tables and metrics: model / rules / fused side by side, per tactic, and the curve."""
+               random_recall: Callable[[I64, float], float], risk: B | None = None,
+               shared: float | None = None) -> tuple[str, dict[str, float]]:
+    """Tables and metrics: model / rules / fused side by side, per tactic, and the curve.
+
+    Every budget counts the OTRF events not labelled attack (``~weak``), the goal's
+    accounting; ``risk``: the per-host risk alerts (models/edr_risk.py), when shipped, with
+    the model's threshold at the ``shared`` budget (default ``budget``) beside them."""
     rules = rule_alerts(ds)
     assert rules is not None
     otrf, sigma = ds.source == "otrf", ds.source == "sigma"
+    benign = otrf & ~weak
     captures, sizes = np.unique(ds.capture[otrf], return_counts=True)
     per_capture = [otrf & (ds.capture == c) for c in captures.tolist()]
 
@@ -104,17 +111,25 @@ def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic
         return np.array([passed[m].any() for m in per_capture])
 
     variants = {
-        "model": ("model alone (threshold at the budget)", budget_passed(ds.y, oof, folds, budget, benign=otrf)),
+        "model": ("model alone (threshold at the budget)", budget_passed(ds.y, oof, folds, budget, benign=benign)),
         "rules": ("rules alone (a high/critical rule the tuning leaves alerting fired)", rules),
         "spared": ("model or rules, model given the budget again on the events the rules spare",
-                   fused_passed(ds.y, oof, folds, budget, otrf, rules, spared_threshold)),
-        "fused": ("**model or rules within one shared budget (shipped; the goal's accounting)**",
-                  fused_passed(ds.y, oof, folds, budget, otrf, rules, fused_threshold)),
+                   fused_passed(ds.y, oof, folds, budget, benign, rules, spared_threshold)),
+        "fused": ("model or rules within one shared budget" + ("" if risk is not None else " (shipped)"),
+                  fused_passed(ds.y, oof, folds, budget, benign, rules, fused_threshold)),
     }
+    if risk is not None:
+        share = budget if shared is None else shared
+        variants["fused_norisk"] = variants["fused"]
+        variants["risk"] = ("rules and per-host risk alerts", rules | risk)
+        variants["fused_risk_full"] = ("model, rules and per-host risk, the model given all the budget left",
+                                       fused_passed(ds.y, oof, folds, budget, benign, rules | risk, fused_threshold))
+        variants["fused"] = (f"**model, rules and per-host risk, shared budget {1000 * share:g} / 1,000 (shipped)**",
+                             fused_passed(ds.y, oof, folds, share, benign, rules | risk, fused_threshold))
     rows, metrics, found = [], {}, {}
     for key, (name, passed) in variants.items():
         hit = found[key] = detected(passed)
-        p, p_unlabelled = rate(passed, otrf), rate(passed, otrf & ~weak)
+        p, p_unlabelled = rate(passed, otrf), rate(passed, benign)
         rows.append([name, f"{int(hit.sum())} / {len(hit)} ({hit.mean():.1%})", f"{random_recall(sizes, p):.1%}",
                      f"{1000 * p:.2f}", f"{1000 * p_unlabelled:.2f}", f"{rate(passed, sigma):.3f}"])
         metrics.update({f"{key}_capture_recall": float(hit.mean()), f"{key}_alerts_per_1000_otrf": 1000 * p,
@@ -124,10 +139,10 @@ def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic
                   "alerts / 1,000 not labelled attack", "Sigma recall (own rule removed)"], rows)
     curve = []
     for per_1000 in CURVE:
-        passed = fused_passed(ds.y, oof, folds, per_1000 / 1000, otrf, rules, spared_threshold)
+        passed = fused_passed(ds.y, oof, folds, per_1000 / 1000, benign, rules, spared_threshold)
         hit = detected(passed)
         curve.append([per_1000, f"{int(hit.sum())} ({hit.mean():.1%})", f"{1000 * rate(passed, otrf):.2f}",
-                      f"{1000 * rate(passed, otrf & ~weak):.2f}"])
+                      f"{1000 * rate(passed, benign):.2f}"])
         metrics[f"fused_capture_recall_at_model_{per_1000:g}_per_1000"] = float(hit.mean())
     curve_table = table(["model budget on the spared events (per 1,000)", "captures detected",
                          "alerts / 1,000 OTRF events (rules + model)", "alerts / 1,000 not labelled attack"], curve)
@@ -137,12 +152,19 @@ def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic
                   for t in sorted(set(tactics.tolist())) for m in [tactics == t]]
     tactic_table = table(["tactic", "captures", "model alone", "rules alone", "fused (shipped)"], per_tactic)
     names = captures.tolist()
+    # The development half of the groups chose the rule tuning, the risk policy and the shared
+    # budget (models/halves.py's parity); the held-out half never did.
+    dev = np.array([zlib.crc32(str(ds.group[m][0]).encode()) % 2 == 0 for m in per_capture])
+    halves = "; ".join(f"{name} half {int(found['fused'][h].sum())} / {int(h.sum())}"
+                       for name, h in (("development", dev), ("held-out", ~dev)))
+    metrics["fused_capture_recall_held_out_half"] = float(found["fused"][~dev].mean())
     missed = [c for c, d in zip(names, found["fused"].tolist(), strict=True) if not d]
     model_only = [c for c, a, b in zip(names, found["model"].tolist(), found["rules"].tolist(), strict=True)
                   if a and not b]
     rules_only = [c for c, a, b in zip(names, found["rules"].tolist(), found["model"].tolist(), strict=True)
                   if a and not b]
     text = (f"{main}\n\n{curve_table}\n\n{tactic_table}\n\n"
+            f"Shipped decision, captures detected per half: {halves}\n\n"
             f"Fused (shipped), missed ({len(missed)}): {', '.join(missed) or 'none'}\n\n"
             f"Detected by the model and not the rules ({len(model_only)}): {', '.join(model_only) or 'none'}\n\n"
             f"Detected by the rules and not the model ({len(rules_only)}): {', '.join(rules_only) or 'none'}")

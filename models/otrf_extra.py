@@ -17,9 +17,13 @@ events are ordinary background activity of the host.
   compromised: collection, C2 beacons, credential access, defence evasion, discovery,
   execution, lateral movement, persistence) with a Cobalt Strike beacon; several tactics in
   one capture, so it is its own tactic row ("multiple").
-- ``GoldenSAMLADFSMailAccess/WindowsEvents``: left out. Its 38 events are a Microsoft
-  Sentinel export (``TimeGenerated``, flattened ``EventData``); the EDR adapter reads the
-  time of one of them only, and a one-event capture measures nothing.
+- ``GoldenSAMLADFSMailAccess/WindowsEvents`` (capture ``WindowsEvents``, the file's stem):
+  SimuLand's Golden SAML lab, an actor stealing the AD FS token-signing certificate (AD FS
+  DKM key read from the directory, 4662 on DC01; AD FS database and pipe access on ADFS01)
+  to forge SAML tokens: ATT&CK T1606.002 (Forge Web Credentials: SAML Tokens), credential
+  access. 38 Windows events of a Microsoft Sentinel export (``TimeGenerated``,
+  ``EventSourceName``, flattened ``EventData``), which the EDR adapter decodes; its own
+  split group. The folder's other exports (Azure AD, Defender, Office) are not shipped here.
 
 Streaming: each campaign is one JSON member of ~80-120 MB inside its zip;
 ``scorer.captures`` reads zip members line by line (``ZipFile.open`` iterated), and the
@@ -49,6 +53,7 @@ CAPTURES: dict[str, Extra] = {
     "metasploit_outflank-dumpert_lsass_memory_dump": Extra(_LSASS, "credential_access", "otrf-extra:host:MKT01"),
     "metasploit_nanodump_lsass_memory_dump": Extra(_LSASS, "credential_access", "otrf-extra:host:MKT01"),
     "aptsimulator_cobaltstrike": Extra("aptsimulator", "multiple", "otrf-extra:aptsimulator_cobaltstrike"),
+    "WindowsEvents": Extra("T1606.002", "credential_access", "otrf-extra:GoldenSAMLADFSMailAccess"),
 }
 
 

@@ -45,4 +45,13 @@ def test_campaign_is_streamed() -> None:
 def test_same_host_campaigns_share_a_group() -> None:
     groups = {c: e.group for c, e in otrf_extra.CAPTURES.items()}
     mkt = [c for c, g in groups.items() if g.endswith("MKT01")]
-    assert len(mkt) == 4 and len(set(groups.values())) == 5
+    assert len(mkt) == 4 and len(set(groups.values())) == 6
+
+
+@needs_data
+def test_golden_saml_sentinel_export_is_read_as_one_capture() -> None:
+    (path,) = EXTRA.glob("GoldenSAMLADFSMailAccess/WindowsEvents.*")
+    items = [i for i in iter_capture(path) if isinstance(i, LabeledEvent)]
+    assert len(items) == 38 and {i.capture for i in items} == {"WindowsEvents"}
+    assert {labeller(i) for i in items} == {(0, "otrf-extra:GoldenSAMLADFSMailAccess", "otrf", "attack:T1606.002")}
+    assert otrf_extra.tactic_of(path) == "credential_access"
