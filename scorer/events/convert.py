@@ -7,7 +7,7 @@ Each raises :class:`scorer.errors.RecordError` with a reason code, never a bare
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -108,6 +108,15 @@ def to_timestamp(value: Any, field: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def by_form(raw: Mapping[str, Any], adapters: Mapping[str, Callable[[Mapping[str, Any]], E]], refusal: str) -> E:
+    """``raw`` through the adapter of the first marker field it has (a source form's
+    tell-tale key, in ``adapters``' order); ``unknown_schema`` with ``refusal`` if none."""
+    for marker, adapt in adapters.items():
+        if marker in raw:
+            return adapt(raw)
+    raise RecordError("unknown_schema", refusal)
 
 
 def text_fields(raw: Mapping[str, Any], skip: frozenset[str], limit: int = 64) -> dict[str, str]:

@@ -14,6 +14,7 @@ from scorer.errors import RecordError
 from scorer.events.convert import (
     _MISSING,
     bounded,
+    by_form,
     is_missing,
     opt_int,
     req_text,
@@ -86,13 +87,8 @@ def from_event_xml(raw: Mapping[str, Any], *, source: str = "evtx") -> EndpointE
 
 def from_mapping(raw: Mapping[str, Any]) -> EndpointEvent:
     """Any JSON form a producer may send: canonical, OTRF flat, or Event XML as JSON."""
-    if "Event" in raw:
-        return from_event_xml(raw)
-    if "event_code" in raw:
-        return _canonical(raw)
-    if "EventID" in raw:
-        return from_otrf(raw)
-    raise RecordError("unknown_schema", "not an endpoint event: no EventID, Event or event_code")
+    return by_form(raw, {"Event": from_event_xml, "event_code": _canonical, "EventID": from_otrf},
+                   "not an endpoint event: no EventID, Event or event_code")
 
 
 def _build(header: Mapping[str, Any], data: Mapping[str, Any], *, source: str) -> EndpointEvent:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from scorer.errors import RecordError
-from scorer.events.convert import is_missing, req_text, to_float, to_int, to_text, to_timestamp
+from scorer.events.convert import by_form, is_missing, req_text, to_float, to_int, to_text, to_timestamp
 from scorer.events.structs import FlowRecord
 
 _PROTO_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmp6", "0": "other"}
@@ -96,13 +96,9 @@ def from_cicflowmeter(row: Mapping[str, Any], *, source: str = "cicflowmeter") -
 
 def from_mapping(raw: Mapping[str, Any]) -> FlowRecord:
     """Any JSON form a producer may send: canonical FlowRecord, Zeek JSON, or a CIC row."""
-    if "src_ip" in raw:
-        return _canonical(raw)
-    if "id.orig_h" in raw:
-        return from_zeek(raw)
-    if "Src IP" in raw:
-        return from_cicflowmeter(raw)
-    raise RecordError("unknown_schema", "not a flow record: no src_ip, id.orig_h or 'Src IP' field")
+    forms: dict[str, Callable[[Mapping[str, Any]], FlowRecord]] = {
+        "src_ip": _canonical, "id.orig_h": from_zeek, "Src IP": from_cicflowmeter}
+    return by_form(raw, forms, "not a flow record: no src_ip, id.orig_h or 'Src IP' field")
 
 
 def _canonical(raw: Mapping[str, Any]) -> FlowRecord:
