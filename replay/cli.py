@@ -24,12 +24,17 @@ def register(sub: Any) -> None:
         metavar="CAPTURE",
         help="capture files or folders (any format of scorer.captures), or `scorer record` dumps",
     )
-    rp.add_argument("--to", choices=("embedded", "kafka"), default="embedded")
+    rp.add_argument(
+        "--to",
+        choices=("embedded", "kafka"),
+        default="embedded",
+        help="embedded: score in this process; kafka: produce to the input topics (default: %(default)s)",
+    )
     rp.add_argument(
         "--out",
         type=Path,
         default=Path("out/replay"),
-        help="folder for truth.jsonl, summary.json (and alerts/scores)",
+        help="folder for truth.jsonl, summary.json (and alerts/scores) (default: %(default)s)",
     )
     timing = rp.add_mutually_exclusive_group()
     timing.add_argument(
@@ -39,10 +44,11 @@ def register(sub: Any) -> None:
         metavar="xN",
         help="as recorded, N times faster (x1000 or 1000); default x1",
     )
-    timing.add_argument("--rate", type=float, metavar="N", help="fixed rate, N events per second")
-    timing.add_argument("--fast", action="store_true", help="as fast as possible")
-    rp.add_argument("--max-gap", type=float, metavar="S", help="cut idle capture gaps to S seconds")
-    rp.add_argument("--limit", type=int, metavar="N", help="replay the first N events only")
+    timing.add_argument("--rate", type=float, metavar="N", help="fixed rate, N events per second (default: --speed)")
+    timing.add_argument("--fast", action="store_true", help="as fast as possible (default: off, --speed)")
+    rp.add_argument("--max-gap", type=float, metavar="S",
+                    help="cut idle capture gaps to S seconds (default: keep them)")
+    rp.add_argument("--limit", type=int, metavar="N", help="replay the first N events only (default: all)")
     rp.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -53,7 +59,7 @@ def register(sub: Any) -> None:
     rp.add_argument(
         "--topic",
         help="kafka: produce every record to this topic (for recorded dumps: "
-        "same partition numbers)",
+        "same partition numbers) (default: each kind's input topic)",
     )
     rp.add_argument(
         "--wait",
@@ -68,20 +74,25 @@ def register(sub: Any) -> None:
     rp.add_argument(
         "--group", help="kafka --wait: the scorer's consumer group (default: settings' group id)"
     )
-    rp.add_argument("--batch", type=int, default=512, help="embedded: micro-batch size")
+    rp.add_argument("--batch", type=int, default=512, help="embedded: micro-batch size (default: %(default)s)")
     rp.add_argument(
         "--incidents",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="embedded: run the incident stage after the scorer (incidents.jsonl; settings "
-        "SCORER_INCIDENTS__*); kafka: run `python -m streams incidents` beside the scorer",
+        "SCORER_INCIDENTS__*); kafka: run `python -m streams incidents` beside the scorer "
+        "(default: on)",
     )
-    rp.add_argument("--model-repository", type=Path)
+    rp.add_argument(
+        "--model-repository",
+        type=Path,
+        help="embedded: models to load (default: settings, SCORER_INFERENCE__MODEL_REPOSITORY)",
+    )
     rp.set_defaults(func=_replay)
 
     rec = sub.add_parser("record", help="dump Kafka topics to a JSON-lines file")
-    rec.add_argument("topics", nargs="+", metavar="TOPIC")
-    rec.add_argument("--out", type=Path, required=True)
+    rec.add_argument("topics", nargs="+", metavar="TOPIC", help="topics to dump, from their start")
+    rec.add_argument("--out", type=Path, required=True, help="JSON-lines file to write (required)")
     _kafka_options(rec)
     rec.set_defaults(func=_record)
 
@@ -89,23 +100,25 @@ def register(sub: Any) -> None:
     ev.add_argument(
         "--truth", type=Path, required=True, help="truth.jsonl written by scorer replay"
     )
-    ev.add_argument("--scores", type=Path, help="scores.jsonl (plain, or a recorded scores topic)")
-    ev.add_argument("--alerts", type=Path, help="alerts.jsonl (plain, or recorded alert topics)")
+    ev.add_argument("--scores", type=Path, help="scores.jsonl, plain or a recorded scores topic (default: none)")
+    ev.add_argument("--alerts", type=Path, help="alerts.jsonl, plain or recorded alert topics (default: none)")
     ev.add_argument(
         "--summary", type=Path, help="the replay's summary.json (default: next to --truth)"
     )
-    ev.add_argument("--out", type=Path, default=Path("out/report"))
+    ev.add_argument(
+        "--out", type=Path, default=Path("out/report"), help="report folder (default: %(default)s)"
+    )
     ev.add_argument(
         "--incidents",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="correlate the alerts into incidents in process (needs --alerts)",
+        help="correlate the alerts into incidents in process, needs --alerts (default: on)",
     )
     ev.add_argument(
-        "--quiet-s", type=float, default=3600.0, help="incidents: episode quiet period, seconds"
+        "--quiet-s", type=float, default=3600.0, help="incidents: episode quiet period, seconds (default: %(default)s)"
     )
     ev.add_argument(
-        "--max-span-s", type=float, default=86_400.0, help="incidents: longest episode, seconds"
+        "--max-span-s", type=float, default=86_400.0, help="incidents: longest episode, seconds (default: %(default)s)"
     )
     ev.set_defaults(func=_eval)
 
@@ -114,7 +127,9 @@ def _kafka_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootstrap", help="Kafka brokers (default: settings, SCORER_KAFKA__BOOTSTRAP_SERVERS)"
     )
-    p.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+    p.add_argument(
+        "--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)"
+    )
 
 
 def _speed(text: str) -> float:

@@ -73,17 +73,19 @@ async def _incidents(args: argparse.Namespace) -> None:
 
 def incidents_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams incidents", description=__doc__)
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
     parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-incidents)")
-    parser.add_argument("--instance", default="0", help="this process's id in the group (transactional id)")
-    parser.add_argument("--metrics-host", default="127.0.0.1")
-    parser.add_argument("--metrics-port", type=int, default=9411)
-    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch")
+    parser.add_argument("--instance", default="0",
+                        help="this process's id in the group, its transactional id (default: %(default)s)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics (default: %(default)s)")
+    parser.add_argument("--metrics-port", type=int, default=9411, help="port of /metrics (default: %(default)s)")
+    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch (default: %(default)s)")
     parser.add_argument("--stage", choices=("both", *STAGES), default="both",
                         help="the stage(s) this process runs (default both); one each in two processes "
                         "gives each its own core and event loop")
     parser.add_argument("--idle-s", type=float, default=30.0,
-                        help="wall seconds without input after which a partition's watermark follows wall time")
+                        help="wall seconds without input after which a partition's watermark follows wall time "
+                        "(default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_incidents(args))
@@ -99,14 +101,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_incidents(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
-    parser.add_argument("--config", type=Path)
+    parser.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
     parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-profiles)")
-    parser.add_argument("--metrics-host", default="127.0.0.1")
-    parser.add_argument("--metrics-port", type=int, default=9410)
-    parser.add_argument("--max-keys", type=int, default=500_000, help="profile keys held, all partitions")
-    parser.add_argument("--max-per-entity", type=int, default=4096, help="items per host/source and scope")
-    parser.add_argument("--ttl-days", type=float, default=30.0, help="keys without events expire")
-    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics (default: %(default)s)")
+    parser.add_argument("--metrics-port", type=int, default=9410, help="port of /metrics (default: %(default)s)")
+    parser.add_argument("--max-keys", type=int, default=500_000,
+                        help="profile keys held, all partitions (default: %(default)s)")
+    parser.add_argument("--max-per-entity", type=int, default=4096,
+                        help="items per host/source and scope (default: %(default)s)")
+    parser.add_argument("--ttl-days", type=float, default=30.0,
+                        help="days after which keys without events expire (default: %(default)s)")
+    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_main(args))

@@ -268,17 +268,21 @@ async def phase(name: str, bootstrap: str, rate: float, seconds: float, warmup_s
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams bench-incidents", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--rate", type=float, default=10_000.0, help="findings per second")
-    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per phase")
-    parser.add_argument("--warmup-s", type=float, default=5.0, help="seconds at full rate before measuring")
-    parser.add_argument("--new-every", type=int, default=200, help="every Nth finding opens an incident")
-    parser.add_argument("--drain-timeout-s", type=float, default=120.0)
+    parser.add_argument("--bootstrap", required=True, help="Kafka brokers to benchmark on (required)")
+    parser.add_argument("--rate", type=float, default=10_000.0, help="findings per second (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per phase (default: %(default)s)")
+    parser.add_argument("--warmup-s", type=float, default=5.0,
+                        help="seconds at full rate before measuring (default: %(default)s)")
+    parser.add_argument("--new-every", type=int, default=200,
+                        help="every Nth finding opens an incident (default: %(default)s)")
+    parser.add_argument("--drain-timeout-s", type=float, default=120.0,
+                        help="give up a phase after this many seconds without its last outputs (default: %(default)s)")
     parser.add_argument("--phases", default="passthrough,incidents",
                         help="phases in order (default passthrough,incidents); incidents-split: the job's "
                         "router and correlator as two processes (--stage)")
-    parser.add_argument("--job-args", default="", help="extra arguments of the incident job, e.g. '--max-records 1024'")
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--job-args", default="",
+                        help="extra arguments of the incident job, e.g. '--max-records 1024' (default: none)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here (default: print only)")
     parser.add_argument("--passthrough", nargs=2, metavar=("SOURCE", "SINK"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.passthrough:  # the baseline's own process

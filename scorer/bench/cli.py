@@ -31,21 +31,33 @@ RULES = "rules"
 
 def register(sub: Any) -> None:
     p = sub.add_parser("bench", help="benchmarks on the real broker: scorer vs passthrough vs per-event baselines")
-    p.add_argument("--bootstrap", default="127.0.0.1:9092")
-    p.add_argument("--triton-url", default="127.0.0.1:8001")
-    p.add_argument("--model-repository", type=Path, default=Path("model_repository"))
-    p.add_argument("--events", type=int, default=100_000, help="events preloaded for the drain phase")
-    p.add_argument("--baseline-events", type=int, default=20_000, help="drain size for per-event baselines")
-    p.add_argument("--rate", type=float, action="append", help="offered rate(s) for the latency phase (events/s)")
+    p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka brokers to benchmark on (default: %(default)s)")
+    p.add_argument("--triton-url", default="127.0.0.1:8001",
+                   help="Triton gRPC for scorer-triton (default: %(default)s)")
+    p.add_argument("--model-repository", type=Path, default=Path("model_repository"),
+                   help="models the scorer runners load (default: %(default)s)")
+    p.add_argument("--events", type=int, default=100_000,
+                   help="events preloaded for the drain phase (default: %(default)s)")
+    p.add_argument("--baseline-events", type=int, default=20_000,
+                   help="drain size for per-event baselines (default: %(default)s)")
+    p.add_argument("--rate", type=float, action="append",
+                   help="offered rate(s) for the latency phase, events/s; repeat for more (default: 10000)")
     p.add_argument("--baseline-rate", type=float, action="append",
                    help="offered rate(s) for per-event baselines (default: --rate)")
-    p.add_argument("--rate-seconds", type=float, default=10.0)
-    p.add_argument("--runners", default=",".join(RUNNERS), help="any of " + ",".join((*RUNNERS, PROFILES, RULES)))
-    p.add_argument("--kinds", default="netflow,edr,siem")
-    p.add_argument("--partitions", type=int, default=3)
-    p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS for scorer runners")
-    p.add_argument("--repeat", type=int, default=1, help="drains per runner, interleaved; ratios use the median")
-    p.add_argument("--out", type=Path, default=Path("out/bench.json"))
+    p.add_argument("--rate-seconds", type=float, default=10.0,
+                   help="seconds each latency phase offers its rate, after the warm-up (default: %(default)s)")
+    p.add_argument("--runners", default=",".join(RUNNERS),
+                   help="comma-separated, any of " + ",".join((*RUNNERS, PROFILES, RULES)) + " (default: %(default)s)")
+    p.add_argument("--kinds", default="netflow,edr,siem",
+                   help="event kinds to produce, comma-separated (default: %(default)s)")
+    p.add_argument("--partitions", type=int, default=3,
+                   help="partitions of each benchmark topic (default: %(default)s)")
+    p.add_argument("--max-records", type=int, default=None,
+                   help="SCORER_BATCH__MAX_RECORDS for scorer runners (default: the service's)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="drains per runner, interleaved; ratios use the median (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("out/bench.json"),
+                   help="results JSON to write (default: %(default)s)")
     add_stream_arguments(p)
     from scorer.bench.rules import add_arguments as rule_arguments
 

@@ -176,11 +176,13 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--captures", type=Path, default=DEFAULT_CAPTURES, help="folder of OTRF zips")
-    p.add_argument("--pack", type=Path, default=DEFAULT_PACK)
-    p.add_argument("--rule-events", type=int, default=200_000, help="events to read (all captures, in order)")
-    p.add_argument("--rule-batch", type=int, default=4096)
-    p.add_argument("--rule-repeat", type=int, default=2)
+    p.add_argument("--captures", type=Path, default=DEFAULT_CAPTURES, help="folder of OTRF zips (default: %(default)s)")
+    p.add_argument("--pack", type=Path, default=DEFAULT_PACK, help="rule pack directory to run (default: %(default)s)")
+    p.add_argument("--rule-events", type=int, default=200_000,
+                   help="events to read, all captures in order (default: %(default)s)")
+    p.add_argument("--rule-batch", type=int, default=4096, help="events per rule-engine batch (default: %(default)s)")
+    p.add_argument("--rule-repeat", type=int, default=2,
+                   help="timed passes, rules on and off interleaved (default: %(default)s)")
 
 
 def main(argv: list[str] | None = None) -> int:
