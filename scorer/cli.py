@@ -21,20 +21,22 @@ from scorer.rules import cli as rules_cli
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scorer", description="Real-time security event scoring")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="the service: Kafka in, alerts out (config: SCORER_* env, --config YAML)")
-    run.add_argument("--config", type=Path, help="YAML settings file (env SCORER_* wins)")
+    run.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
     run.add_argument("--processes", type=int, default=1, metavar="N",
                      help="scoring processes (consumer-group members, one core each) under one supervisor "
                           "that serves one /metrics and restarts a worker that exits; default 1: no supervisor")
 
     demo = sub.add_parser("demo", help="embedded default: bundled capture, in-process ONNX Runtime")
     demo.add_argument("--capture", type=Path, help="canonical JSON-lines capture (default: bundled)")
-    demo.add_argument("--out", type=Path, default=Path("out/demo-alerts.jsonl"))
-    demo.add_argument("--batch", type=int, default=512)
-    demo.add_argument("--model-repository", type=Path, default=None)
+    demo.add_argument("--out", type=Path, default=Path("out/demo-alerts.jsonl"),
+                      help="alerts file to write (default: %(default)s)")
+    demo.add_argument("--batch", type=int, default=512, help="micro-batch size (default: %(default)s)")
+    demo.add_argument("--model-repository", type=Path, default=None,
+                      help="models to load (default: the repository's model_repository)")
 
     # Other concerns add their own commands: each exposes register(subparsers) and sets
     # ``func`` on its parsers. The core's are imported here; packages beside the core

@@ -118,7 +118,7 @@ def test_package_without_kafka_takes_production_from_the_repository(repo: Repo) 
 def test_latency_gate_is_relative_to_production(repo: Repo) -> None:
     # A forest of deep trees against production's logistic regression: many times slower in
     # any run on any machine, so the relative gate must refuse it (quality may be fine).
-    forest = RandomForestClassifier(n_estimators=150, max_depth=12, random_state=0)
+    forest = RandomForestClassifier(n_estimators=60, max_depth=10, random_state=0)
     forest.fit(repo.golden.features, repo.golden.labels)
     joblib.dump(forest, repo.tmp / "forest.joblib")
     slow = package(repo.path, PackageRequest(KIND, repo.tmp / "forest.joblib", MODEL, repo.golden, repo.production))
