@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from replay.player import Outgoing, Pacing, Summary, capture_items, play
 from replay.sinks import KafkaSink
 from scorer.config import Settings
 from scorer.metrics import ScorerMetrics
-from tests.support.pipeline import wait_for
 
 
 class Stream:
@@ -46,16 +46,29 @@ class Stream:
         print(f"\nreplay: {summary.events} events in {summary.seconds:.1f} s ({self.pacing.describe()})")
 
     @contextlib.asynccontextmanager
-    async def flowing(self, metrics: ScorerMetrics, drain_s: float = 90.0) -> AsyncIterator[None]:
+    async def flowing(self, metrics: ScorerMetrics, quiet_s: float = 90.0) -> AsyncIterator[None]:
         """The stream plays while the body runs; on leaving, it stops and the scorer counting
-        into ``metrics`` has consumed every event it played."""
+        into ``metrics`` has consumed every event it played (a scorer that consumes nothing
+        more for ``quiet_s`` fails the test; a slow one that keeps consuming is waited for)."""
         task = asyncio.create_task(self.run())
         try:
             yield
         finally:
             self.stopping.set()
             await task
-            assert await wait_for(lambda: sum(metrics.accounting.consumed.values()) >= len(self.uids), drain_s)
+            await _consumed_all(metrics, len(self.uids), quiet_s)
+
+
+async def _consumed_all(metrics: ScorerMetrics, played: int, quiet_s: float) -> None:
+    consumed = last = sum(metrics.accounting.consumed.values())
+    progress = time.monotonic()
+    while consumed < played:
+        assert time.monotonic() - progress < quiet_s, (
+            f"the scorer consumed {consumed} of the {played} events played, then nothing for {quiet_s:.0f} s")
+        await asyncio.sleep(0.1)
+        consumed = sum(metrics.accounting.consumed.values())
+        if consumed > last:
+            last, progress = consumed, time.monotonic()
 
 
 def endless(capture: Path) -> Iterator[Outgoing]:
