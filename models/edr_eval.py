@@ -27,11 +27,6 @@ from .spec import Evaluation
 from .tables import table
 
 BUDGET_FPR = 0.001  # the goal: at most one alert per 1,000 events not labelled attack
-# What the shipped threshold spends of it, rules and per-host risk alerts first, the model the
-# rest: chosen with the risk policy on the development half of the groups (models/edr_risk.py:
-# every shared budget of 0.5..1 per 1,000 detected the same development captures, the lowest
-# raised the fewest alerts). The evaluation reports what it passes on held-out groups.
-SHARED_FPR = 0.0005
 CURVE_RATES = (0.5, 1.0, 2.0, 5.0)  # alert budgets (per 1,000 OTRF events) for the capture curve
 RANDOM_NOTE = (
     "Random baseline: the share of captures that the same number of alerts would reach if they "
@@ -105,7 +100,7 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
     if rule_alerts(ds) is not None:  # v3: the Sigma rules alone and fused with the model
         tactic_of = _tactics(ds)
         fused, fused_metrics = comparison(ds, oof, folds, BUDGET_FPR, weak, lambda c: tactic_of.get(c, "unknown"),
-                                          random_capture_recall, shipped_risk(ds, oof), SHARED_FPR)
+                                          random_capture_recall, shipped_risk(ds, oof))
         metrics.update(fused_metrics)
         text = f"### Model, rules and both (group split, out of fold)\n\n{FUSION_NOTE}\n\n{fused}\n\n" \
                f"### Model alone\n\n{text}"
@@ -155,7 +150,7 @@ def fused_threshold(ds: Dataset, oof: npt.NDArray[np.float64]) -> float | None:
     risk = shipped_risk(ds, oof)
     others = rules if risk is None else rules | risk
     benign = budget_benign(ds)
-    return shared_threshold(oof[benign], others[benign], SHARED_FPR if risk is not None else BUDGET_FPR)
+    return shared_threshold(oof[benign], others[benign], BUDGET_FPR)
 
 
 def random_capture_recall(sizes: npt.NDArray[np.int64], p: float) -> float:

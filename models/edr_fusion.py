@@ -93,13 +93,12 @@ def fused_passed(y: npt.NDArray[np.int8], s: F64, folds: I64, budget: float, ben
 
 
 def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic_of: Callable[[str], str],
-               random_recall: Callable[[I64, float], float], risk: B | None = None,
-               shared: float | None = None) -> tuple[str, dict[str, float]]:
+               random_recall: Callable[[I64, float], float], risk: B | None = None) -> tuple[str, dict[str, float]]:
     """Tables and metrics: model / rules / fused side by side, per tactic, and the curve.
 
     Every budget counts the OTRF events not labelled attack (``~weak``), the goal's
-    accounting; ``risk``: the per-host risk alerts (models/edr_risk.py), when shipped, with
-    the model's threshold at the ``shared`` budget (default ``budget``) beside them."""
+    accounting; ``risk``: the per-host risk alerts (models/edr_risk.py), counted before the
+    model in the shipped decision."""
     rules = rule_alerts(ds)
     assert rules is not None
     otrf, sigma = ds.source == "otrf", ds.source == "sigma"
@@ -119,13 +118,10 @@ def comparison(ds: Dataset, oof: F64, folds: I64, budget: float, weak: B, tactic
                   fused_passed(ds.y, oof, folds, budget, benign, rules, fused_threshold)),
     }
     if risk is not None:
-        share = budget if shared is None else shared
         variants["fused_norisk"] = variants["fused"]
         variants["risk"] = ("rules and per-host risk alerts", rules | risk)
-        variants["fused_risk_full"] = ("model, rules and per-host risk, the model given all the budget left",
-                                       fused_passed(ds.y, oof, folds, budget, benign, rules | risk, fused_threshold))
-        variants["fused"] = (f"**model, rules and per-host risk, shared budget {1000 * share:g} / 1,000 (shipped)**",
-                             fused_passed(ds.y, oof, folds, share, benign, rules | risk, fused_threshold))
+        variants["fused"] = ("**model, rules and per-host risk within one shared budget (shipped)**",
+                             fused_passed(ds.y, oof, folds, budget, benign, rules | risk, fused_threshold))
     rows, metrics, found = [], {}, {}
     for key, (name, passed) in variants.items():
         hit = found[key] = detected(passed)

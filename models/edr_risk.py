@@ -31,9 +31,6 @@ from .tables import table
 
 B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
-# The shared budgets (per 1,000) the model's threshold may be set at, below the goal's 1: the
-# rules and risk alerts count first (the rule tuning left them about half of it).
-SHARED = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def levels() -> dict[str, str]:
@@ -70,7 +67,7 @@ def risk_alerts(ds: Dataset, policy: RiskPolicy, rule_levels: dict[str, str], sc
 
 def grid(with_model: bool) -> Iterator[RiskPolicy]:
     """The candidate policies (points relative to a medium rule's 1)."""
-    floors = (0.05, 0.1, 0.2) if with_model else (1.0,)
+    floors = (0.02, 0.05, 0.1, 0.2, 0.4) if with_model else (1.0,)
     for window, low, high, threshold, floor in itertools.product(
             (600.0, 1800.0, 3600.0, 4 * 3600.0), (0.0, 0.5, 1.0), (1.0, 2.0), (1.5, 2.0, 2.5, 3.0, 4.0, 5.0), floors):
         points = {"low": low, "medium": 1.0, "high": high, "critical": high}
@@ -104,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oof", type=Path, default=None,
                         help="npz of out-of-fold scores and folds (written with --save-oof); default: rules only")
     parser.add_argument("--save-oof", action="store_true", help="compute the out-of-fold scores into --oof and stop")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="with --oof: the model alerts at this fixed score (e.g. a card's threshold) instead of "
+                             "a threshold chosen per fold within the budget (default: per fold)")
     args = parser.parse_args(argv)
     from .edr import dataset
     from .edr_eval import BUDGET_FPR, budget_benign
@@ -122,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         with np.load(args.oof) as z:
             scores, folds = z["oof"], z["folds"]
     rl = levels()
-    budget = BUDGET_FPR
 
-    def outcome(policy: RiskPolicy | None, half: B, budget: float = BUDGET_FPR) -> tuple[int, int, float, float]:
+    def outcome(policy: RiskPolicy | None, half: B) -> tuple[int, int, float, float]:
         risk = np.zeros(len(ds.y), bool) if policy is None else risk_alerts(ds, policy, rl, scores)
         passed = rules | risk
-        if scores is not None and folds is not None:
-            passed = fused_passed(ds.y, scores, folds, budget, benign & half, passed & half) | passed
+        if scores is not None and folds is not None and args.threshold is not None:
+            passed |= scores >= args.threshold
+        elif scores is not None and folds is not None:
+            passed = fused_passed(ds.y, scores, folds, BUDGET_FPR, benign & half, passed & half) | passed
         caps = np.unique(ds.capture[otrf & half])
         found = sum(bool(passed[otrf & half & (ds.capture == c)].any()) for c in caps.tolist())
         where = benign & half
@@ -150,15 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         print("no policy within the share")
         return 1
     best = tried[0][2]
-    if scores is not None:  # then the shared budget, on the same half: most captures, then fewest alerts
-        budgets = [(outcome(best, dev, b / 1000), b) for b in SHARED]
-        budgets.sort(key=lambda t: (t[0][0], -t[0][3]), reverse=True)
-        print(table(["shared budget (per 1,000)", "development captures", "alerts / 1,000 not labelled attack"],
-                    [[b, o[0], f"{o[3]:.3f}"] for o, b in budgets]))
-        budget = budgets[0][1] / 1000
     held = ~dev
-    before, after = outcome(None, held), outcome(best, held, budget)
-    print(f"\nchosen: {describe(best)}, shared budget {1000 * budget:g} per 1,000\n")
+    before, after = outcome(None, held), outcome(best, held)
+    print(f"\nchosen: {describe(best)}\n")
     print(table(["held-out half", "captures", "risk alerts / 1,000 not labelled attack",
                  "all alerts / 1,000 not labelled attack"],
                 [["without risk", f"{before[0]} / {before[1]}", "0", f"{before[3]:.3f}"],
