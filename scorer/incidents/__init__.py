@@ -35,6 +35,7 @@ In process, for a stream of findings in time order::
 (``flush()`` per finding gives the finest timing; per batch gives fewer Updates.)
 """
 
+from .changelog import decode_changelog
 from .entities import Unattributed, digest
 from .episodes import Correlator, incident_uid
 from .links import LinkTable
@@ -45,7 +46,6 @@ from .model import (
     Member,
     Policy,
     Suppressed,
-    decode_changelog,
     decode_member,
     decode_state,
     encode,

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import msgspec
 
-from .model import RECENT, Activity, Changelog, Emission, IncidentState, Member, Policy, SampleEntry, Suppressed
+from .changelog import Changelog, Value
+from .model import Activity, Emission, IncidentState, Member, Policy, SampleEntry, Suppressed
 from .suppression import Suppressions
 
 
@@ -64,15 +65,11 @@ class Correlator:
         self._pending: list[Emission] = []
         # The latest finding uids: an at-least-once scorer re-publishes the findings of its
         # last batches after a crash, same uids; they must not count twice. Bounded, and in
-        # the changelog as chunks (one per changes() call, keyed RECENT + the input offset of
-        # its first uid; a tombstone once every uid of it has left the window), so a restart
-        # remembers exactly what an uninterrupted run would (the input offsets guard only
-        # the job's own replays, not a finding published twice).
+        # the changelog (.changelog), so a restart remembers exactly what an uninterrupted
+        # run would (the input offsets guard only the job's own replays, not a finding
+        # published twice).
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._recent_new: list[str] = []  # remembered since the last changes(), with an offset
-        self._recent_from = -1  # the input offset of the first of them
-        self._chunks: deque[tuple[str, int]] = deque()  # (changelog key, uids) still in the window
-        self._chunked = 0  # uids in those chunks
+        self.log = Changelog(self.policy.recent_uids, max(1, self.policy.sample // 2))
         self._created: set[str] = set()  # keys opened since the last flush
         self._changed: set[str] = set()  # keys fed since the last flush
         # Keys whose growth no Update has published yet: an Update falls due once the
@@ -100,9 +97,7 @@ class Correlator:
             return None
         self._remember(member.uid)
         if offset >= 0:  # the job's input (a changelog is written); in process nobody reads one
-            if not self._recent_new:
-                self._recent_from = offset
-            self._recent_new.append(member.uid)
+            self.log.remembered(member.uid, offset)
         now_s = self.wall_clock()
         rule = self.suppressions.match(member, now_s) if self.suppressions.rules else None
         if rule is not None:
@@ -239,37 +234,18 @@ class Correlator:
         if len(self._recent) > self.policy.recent_uids:
             self._recent.popitem(last=False)
 
-    def changes(self) -> dict[str, Changelog]:
-        """Key -> state (None: closed) changed since the last call, and the finding uids
-        remembered since (a list under a :data:`RECENT` key; None once out of the window):
-        the changelog to write."""
-        out: dict[str, Changelog] = dict(self._dirty)
-        self._dirty = {}
-        if self._recent_new:
-            key = f"{RECENT}{self._recent_from:020d}"
-            out[key] = self._recent_new
-            self._chunks.append((key, len(self._recent_new)))
-            self._chunked += len(self._recent_new)
-            self._recent_new = []
-            while len(self._chunks) > 1 and self._chunked - self._chunks[0][1] >= self.policy.recent_uids:
-                old, n = self._chunks.popleft()
-                self._chunked -= n
-                out[old] = None
+    def changes(self) -> dict[str, Value]:
+        """The changelog records to write since the last call (:mod:`.changelog`: episodes,
+        None once closed; their complete first samples; the remembered finding uids)."""
+        out, self._dirty = self.log.records(self._dirty), {}
         return out
 
-    def load(self, key: str, state: Changelog) -> None:
-        """Restore one changelog record, in changelog order (the latest per key wins; None deletes)."""
-        if key.startswith(RECENT):
-            if isinstance(state, list):
-                for uid in state:
-                    self._remember(uid)
-                self._chunks.append((key, len(state)))
-                self._chunked += len(state)
-            elif any(k == key for k, _ in self._chunks):  # its uids left the window already
-                self._chunks = deque(c for c in self._chunks if c[0] != key)
-                self._chunked = sum(n for _, n in self._chunks)
+    def load(self, key: str, value: Value) -> None:
+        """Restore one changelog record, in changelog order (the latest per key wins)."""
+        episode, state = self.log.restore(key, value, self._remember, self.open)
+        if not episode:
             return
-        if not isinstance(state, IncidentState):
+        if state is None:
             self.open.pop(key, None)
             return
         self.open[key] = state

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import msgspec
 
@@ -127,7 +126,7 @@ _STATE_DECODER = msgspec.json.Decoder(IncidentState)
 _MEMBER_DECODER = msgspec.json.Decoder(Member)
 
 
-def encode(value: IncidentState | Member | Suppressed | list[str]) -> bytes:
+def encode(value: IncidentState | Member | Suppressed | list[str] | list[SampleEntry]) -> bytes:
     return _STATE_ENCODER.encode(value)
 
 
@@ -138,14 +137,3 @@ def decode_state(raw: bytes) -> IncidentState:
 def decode_member(raw: bytes) -> Member:
     return _MEMBER_DECODER.decode(raw)
 
-
-RECENT = "\x00recent:"  # changelog keys of remembered finding uids (no correlation key starts so)
-Changelog: TypeAlias = IncidentState | list[str] | None
-_CHUNK_DECODER = msgspec.json.Decoder(list[str])
-
-
-def decode_changelog(key: str, raw: bytes | None) -> Changelog:
-    """The value of one changelog record (``Correlator.changes``, written with :func:`encode`)."""
-    if raw is None:
-        return None
-    return _CHUNK_DECODER.decode(raw) if key.startswith(RECENT) else decode_state(raw)

@@ -197,6 +197,47 @@ def test_the_remembered_finding_uids_survive_a_restore_through_the_changelog() -
     assert second.add(members[29], offset=200) is not None  # older than the window: counted, as live
 
 
+def test_a_complete_first_sample_is_written_once_and_restored_with_its_episode() -> None:
+    members = _members([finding("edr", 1000 + i, host="h", uid=f"u{i}") for i in range(9)])
+    first = Correlator(Policy(sample=4))  # first sample: 2 members
+    log: list[tuple[str, bytes | None]] = []
+    for i, m in enumerate(members[:6]):
+        first.add(m, offset=i)
+        first.flush()
+        log += [(k, None if v is None else encode(v)) for k, v in first.changes().items()]
+    assert sum(k.startswith("\x00first:host:h\x00") for k, _ in log) == 1  # once, when complete
+    assert decode_changelog("host:h", dict(log)["host:h"]).first == []  # not with every state since
+    for records in (log, list(dict(log).items())):  # the topic as written, and compacted
+        second = Correlator(Policy(sample=4))
+        for key, raw in records:
+            second.load(key, decode_changelog(key, raw))
+        assert second.open == first.open
+        rest = [e for i, m in enumerate(members[6:], 6) for e in second.process(m, i)[1]] + second.close_all()
+        whole = Correlator(Policy(sample=4))
+        expected = [e for i, m in enumerate(members) for e in whole.process(m, i)[1]] + whole.close_all()
+        assert rest[-1].state.sample() == expected[-1].state.sample()
+        assert [e.uid for e in rest[-1].state.sample()] == ["u0", "u1", "u7", "u8"]
+
+
+def test_the_next_episode_of_a_key_restores_its_own_first_sample() -> None:
+    """One episode of a key closes and the next opens in the same batch: the restored one
+    has the next episode's first sample, not the closed one's."""
+    members = _members([finding("edr", t, host="h", uid=f"u{t}") for t in (1, 2, 3, 4, 3 * HOUR, 3 * HOUR + 1)])
+    first = Correlator(Policy(sample=4))
+    log: list[tuple[str, bytes | None]] = []
+    for batch in (members[:3], members[3:5], members[5:]):  # the second batch closes one, opens the next
+        for m in batch:
+            first.add(m, offset=members.index(m))
+        first.flush()
+        log += [(k, None if v is None else encode(v)) for k, v in first.changes().items()]
+    for records in (log, list(dict(log).items())):
+        second = Correlator(Policy(sample=4))
+        for key, raw in records:
+            second.load(key, decode_changelog(key, raw))
+        assert second.open == first.open
+        assert [e.uid for e in second.open["host:h"].first] == [f"u{3 * HOUR}", f"u{3 * HOUR + 1}"]
+
+
 def test_restored_episodes_close_on_time_though_a_newer_one_opened_after() -> None:
     first = Correlator(Policy(quiet_s=HOUR))
     first.add(_members([finding("edr", 1000, host="old")])[0])
