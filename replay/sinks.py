@@ -55,7 +55,12 @@ class KafkaSink:
     async def start(self) -> None:
         # Not transactional even when the scorer is: a replay is an ordinary upstream producer.
         self._producer = make_producer(self.settings.kafka)
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:  # no broker: close it here, the caller never got a sink to close
+            await self._producer.stop()
+            self._producer = None
+            raise
 
     def destination(self, item: Outgoing) -> str:
         if self.topic or item.topic:
