@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "run" and logging.getLogger().level > logging.DEBUG:
+        # aiokafka logs every failed connection as an ERROR; a command reports its outcome
+        # itself, in one line (the service keeps them: an operator follows its reconnects).
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         if args.command == "run":
             return _run(args)

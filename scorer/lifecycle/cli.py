@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -159,10 +158,6 @@ def _golden_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _context(args: argparse.Namespace) -> ops.Context:
-    # aiokafka narrates every connection, and logs each failed one as an ERROR; a command
-    # reports the outcome itself, in one line (--log-level DEBUG shows aiokafka's account).
-    debug = logging.getLogger().level <= logging.DEBUG
-    logging.getLogger("aiokafka").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     settings: Settings = load_settings(args.config)
     if getattr(args, "rules", False):
         return ops.Context(settings, settings.lifecycle, args.repo or settings.rules.repository)

@@ -83,6 +83,8 @@ def test_validate_production_against_itself_passes_without_kafka(repo: Repo) -> 
 
 
 def test_every_command_against_a_stopped_broker_fails_in_one_line(repo: Repo) -> None:
+    # The lifecycle's commands, and the core's other commands that talk to Kafka (record,
+    # replay --to kafka); `scorer run` is the service, which waits for its broker.
     env = _env(SCORER_RULES__REPOSITORY=str(RULE_REPOSITORY))
     model = ("--kind", KIND, "--repo", str(repo.path))
     needs_kafka = [
@@ -92,9 +94,12 @@ def test_every_command_against_a_stopped_broker_fails_in_one_line(repo: Repo) ->
         ("rules", "deploy", "sigma_windows", "2", "--shadow"),
         ("rules", "promote"),
         ("rules", "rollback"),
+        ("record", "scorer.input.netflow", "--out", str(repo.tmp / "record.jsonl")),
+        ("replay", str(ROOT / "scorer" / "data" / "demo_capture.jsonl.gz"), "--to", "kafka", "--limit", "10",
+         "--out", str(repo.tmp / "replay")),
     ]
     offline = [("models", "list", *model), ("rules", "list")]
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(5) as pool:
         results = list(pool.map(lambda args: _scorer(env, *args), needs_kafka + offline))
     for args, (rc, out, err) in zip(needs_kafka + offline, results, strict=True):
         lines = _clean(err)
