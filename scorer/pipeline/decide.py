@@ -23,6 +23,7 @@ from scorer.pipeline.inference import Scores
 from scorer.pipeline.outcome import ScoredEvent, ShadowBatch
 from scorer.pipeline.records import OutputRecord
 from scorer.pipeline.rules import rule_alerts
+from scorer.rules.risk import with_risk
 
 
 @dataclass
@@ -43,7 +44,7 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
         rt = batch.runtimes[kind]
         x, items = batch.matrices[kind]
         out.scored[(kind.value, backend_name)] += len(items)
-        decisions = rt.decider.decide(probs, x, rule_alerts(rt.rules, items))
+        decisions = rt.decider.decide(probs, x, with_risk(rt.rules, items, probs, rule_alerts(rt.rules, items)))
         alerted = {d.row for d in decisions}
         for d in decisions:
             out.alert_counts[(kind.value, d.severity)] += 1

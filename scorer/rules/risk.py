@@ -15,12 +15,14 @@ event.
 forgotten first) and marks, per event of a micro-batch, whether it tipped its host over.
 Only events with a rule hit (or a model score over the policy's floor) touch the state, so
 the per-event loop runs over the few percent of events a rule fired on. The threshold and
-points are chosen on the development half of the OTRF groups (models/edr_risk.py); the
-policy ships beside the pack's tuning (scorer.rules.tuning).
+points are chosen on the development half of the OTRF groups (models/edr_risk.py) and ship
+as :data:`SHIPPED`, which the decide step applies through :func:`with_risk` (code, not yet
+part of the rule pack: docs/rules.md, "Risk-based alerting").
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -123,7 +125,10 @@ def stage_risk(stage: Any, policy: RiskPolicy = SHIPPED) -> HostRisk:
     risk = _BY_STAGE.get(id(stage))
     if risk is None:
         risk = _BY_STAGE[id(stage)] = HostRisk(policy, {i: r.level for i, r in stage.by_id.items()})
-        weakref.finalize(stage, _BY_STAGE.pop, id(stage), None)
+        # Forgotten with its pack (RuleStage takes weak references); an object that takes none
+        # keeps its state for the life of the process.
+        with contextlib.suppress(TypeError):
+            weakref.finalize(stage, _BY_STAGE.pop, id(stage), None)
     return risk
 
 

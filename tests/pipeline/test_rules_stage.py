@@ -69,10 +69,11 @@ class HitCountFeatures:
 
 
 class NeverAlarmed(FakeBackend):
-    """A model that never passes its threshold: alerts below come from rules alone."""
+    """A model that never passes its threshold, nor the per-host risk policy's model floor
+    (scorer.rules.risk): alerts below come from rules alone."""
 
     async def infer(self, model: ModelRef, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return np.full(len(features), 0.1, np.float32)
+        return np.full(len(features), 0.01, np.float32)
 
 
 CARD = ModelCard(name="edr_classifier", kind="edr", version="7", feature_names=["rule_hits"], threshold=0.5,
