@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from scorer.config import IncidentSettings, KafkaSettings
 from scorer.events.structs import RecordFailure, SourceRef
-from scorer.incidents import Correlator, decode_state
+from scorer.incidents import Correlator, decode_changelog
 from scorer.kafka import COMPACTED, TopicSpec, assign_from_start, ensure_topics, fetching, produce_batched, read_until
 from scorer.pipeline.deadletter import dead_letter
 
@@ -94,5 +94,4 @@ class Follower:
 
 async def restore(reader: AIOKafkaConsumer, tp: TopicPartition, corr: Correlator) -> int:
     """Load one changelog partition into ``corr`` (the latest record per key wins)."""
-    return await read_partition(reader, tp, lambda key, value: corr.load(key, None if value is None
-                                                                         else decode_state(value)))
+    return await read_partition(reader, tp, lambda key, value: corr.load(key, decode_changelog(key, value)))
