@@ -8,7 +8,10 @@
 # which measurements to run. CPU_ENGINES (default treelite-cpp,onnxruntime): the CPU models
 # served beside the GPU one and compared with it (gpu_vs_cpu, latency); GPU_INSTANCES (default:
 # launch.py's, the shipped count); BREAKEVEN_BATCHES (gpu_vs_cpu; default 1,64,256,1024,4096,8192);
-# TRANSPORT_ENGINES (transport stage; default the GPU engine; "routed": the production name).
+# TRANSPORT_ENGINES (transport stage; default the GPU engine; "routed": the production name);
+# CPU_MODEL_THREADS, SMALL_REQUEST_ROWS: launch.py's --cpu-model-threads, --small-request-rows.
+# LATENCY_ENGINES (latency stage; default the GPU and CPU engines). Stage "floor": gRPC round
+# trips without a model (client_bench floor).
 # GPU_ENGINE (default nvforest; treelite for a dry run on a CPU-only host), BATCHES (transport),
 # PORT_BASE (default 8000: HTTP, then gRPC and metrics on the next two ports), QUEUE_DELAY_US
 # (the dynamic batcher's max_queue_delay_microseconds; default: production's 200),
@@ -39,6 +42,7 @@ t0=$(date +%s)
 cpu_engines=${CPU_ENGINES:-treelite-cpp,onnxruntime}
 python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu,$cpu_engines" \
   ${GPU_INSTANCES:+--gpu-instances "$GPU_INSTANCES"} --cpu-threads "$(nproc)" --timeout 300 \
+  ${CPU_MODEL_THREADS:+--cpu-model-threads "$CPU_MODEL_THREADS"} ${SMALL_REQUEST_ROWS:+--small-request-rows "$SMALL_REQUEST_ROWS"} \
   ${QUEUE_DELAY_US:+--queue-delay-us "$QUEUE_DELAY_US"} \
   --http-port "$port" --grpc-port $((port + 1)) --metrics-port $((port + 2)) || {
   tail -c 20000 "$work/tritonserver.log" >"$out/tritonserver.log"; exit 1; }
@@ -54,8 +58,11 @@ if [[ " $stages " == *" transport "* ]]; then
     --transports "${TRANSPORTS:-grpc,shm,cudashm,cudashm-pinned,cudashm-gpu}" \
     --concurrency 1,4,16 --batches "$batches" --out "$out/transport.json"
 fi
+if [[ " $stages " == *" floor "* ]]; then  # gRPC's own round trip, no model
+  run floor python3 -m deploy.gpu.client_bench floor --url "$url" --duration 3
+fi
 if [[ " $stages " == *" latency "* ]]; then  # one row, one request in flight, every model
-  run latency bench --models netflow_classifier,edr_classifier,siem_classifier --engines "$gpu,$cpu_engines" \
+  run latency bench --models netflow_classifier,edr_classifier,siem_classifier --engines "${LATENCY_ENGINES:-$gpu,$cpu_engines}" \
     --transports grpc,grpc-raw --concurrency 1 --batches 1 --duration 3 --out "$out/latency.json"
 fi
 if [[ " $stages " == *" scorers "* ]]; then

@@ -1,6 +1,7 @@
 """The tree models served by Triton on a GPU (deploy/gpu/launch.py), measured from the client.
 
     python -m deploy.gpu.client_bench features --out feats.npz        # here: real feature rows
+    python -m deploy.gpu.client_bench floor --url 127.0.0.1:8001     # gRPC round trip, no model
     python -m deploy.gpu.client_bench run --url 127.0.0.1:8001 --features feats.npz \
         --models netflow_classifier --engines nvforest,onnxruntime --transports grpc,shm,cudashm \
         --concurrency 1,4,16 --out gpu_triton.json                         # on the GPU host
@@ -233,10 +234,33 @@ def bench_server(args: argparse.Namespace, feats: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def floor(url: str, duration_s: float) -> dict[str, Any]:
+    """gRPC's own round trip to the server, no model: ``ServerLive`` over a raw stub, one in
+    flight. What any model's batch-1 latency over gRPC from Python is bounded by."""
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    with grpc.insecure_channel(url) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        request = service_pb2.ServerLiveRequest()
+        for _ in range(100):
+            stub.ServerLive(request)
+        latencies: list[float] = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < duration_s or len(latencies) < 100:
+            t0 = time.perf_counter()
+            stub.ServerLive(request)
+            latencies.append(time.perf_counter() - t0)
+    return {"rpc": "ServerLive", **stats(latencies, 0, time.perf_counter() - start)}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("features").add_argument("--out", type=Path, required=True)
+    rtt = sub.add_parser("floor", help="gRPC round trips without a model (ServerLive), one in flight")
+    rtt.add_argument("--url", default="127.0.0.1:8001")
+    rtt.add_argument("--duration", type=float, default=3.0, help="seconds to measure (default 3)")
     run = sub.add_parser("run")
     run.add_argument("--url", default="127.0.0.1:8001")
     run.add_argument("--features", type=Path, required=True)
@@ -252,6 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.command == "features":
         print(json.dumps(capture_features(args.out)))
+        return
+    if args.command == "floor":
+        print(json.dumps(floor(args.url, args.duration)))
         return
     for name in ("models", "engines", "transports"):
         setattr(args, name, getattr(args, name).split(","))

@@ -51,9 +51,11 @@ CPU_BACKEND = "scorer_treelite"  # deploy/gpu/cpp_backend.BACKEND
 # GPU instances a GPU host runs per model: 8 python-backend instances pass 100M rows/s at
 # 65,536-row requests on an H200 where 2 reach 75-79M (docs/gpu-serving.md, section 3).
 GPU_INSTANCES = 8
-# Below this many rows a request is scored on the CPU: measured break-even against the GPU
-# model in the same server (docs/gpu-serving.md, section 2).
-SMALL_REQUEST_ROWS = 1024
+# Below this many rows a request is scored on the CPU by the C++ Treelite backend with
+# CPU_MODEL_THREADS threads: its measured break-even against the nvForest model in the same
+# server on the H200 host was ~256 rows for netflow and siem, 128-256 for edr (docs/gpu-serving.md).
+SMALL_REQUEST_ROWS = 256
+CPU_MODEL_THREADS = 8
 
 
 def onnx_model(name: str, n_features: int, *, device: Literal["gpu", "cpu"],
@@ -122,7 +124,7 @@ def nvforest_model(config: Any, *, gpu_instances: int = GPU_INSTANCES, gpus: Ite
     return out
 
 
-def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads: int = 1,
+def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads: int = CPU_MODEL_THREADS,
                        large_model: str | None = None, large_rows: int = SMALL_REQUEST_ROWS) -> Any:
     """``config`` as the GPU host's small-request model: the C++ Treelite backend
     (deploy/gpu/treelite_backend) on ``instances`` CPU instances, scoring the version's

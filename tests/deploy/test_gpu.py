@@ -157,7 +157,8 @@ def test_generated_repository_links_each_versions_artefacts(tmp_path: Path) -> N
 def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """deploy/gpu's repository on a tritonserver (its CPU engines here); marks its tests gpu, triton."""
     with gpu_repository_server(tmp_path_factory.mktemp("triton-gpu"), list(SERVED_ENGINES), max_batch=4096,
-                               cpu_threads=1, large_engine="treelite", small_request_rows=ROUTED_FROM) as url:
+                               cpu_threads=1, cpu_model_threads=2, large_engine="treelite",
+                               small_request_rows=ROUTED_FROM) as url:
         yield url
 
 

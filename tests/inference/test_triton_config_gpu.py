@@ -44,7 +44,7 @@ def test_gpu_host_router_keeps_the_production_name_and_contract(kind: EventKind)
     assert [(g.kind, g.count) for g in router.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 4)]
     assert router.dynamic_batching.max_queue_delay_microseconds == 0  # a small request is answered at once
     params = {k: v.string_value for k, v in router.parameters.items()}
-    assert params == {"treelite_library": "/lib/libtreelite.so", "gtil_threads": "1",
+    assert params == {"treelite_library": "/lib/libtreelite.so", "gtil_threads": str(tc.CPU_MODEL_THREADS),
                       "large_request_model": f"{production.name}_nvforest",
                       "large_request_rows": str(tc.SMALL_REQUEST_ROWS)}
     alone = tc.treelite_cpu_model(production, library="/lib/libtreelite.so")

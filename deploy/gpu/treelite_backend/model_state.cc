@@ -28,6 +28,7 @@ TRITONSERVER_Error* Error(int code, const std::string& msg) {
 
 ModelState::~ModelState() {
   if (config) api.delete_config(config);
+  if (config_serial) api.delete_config(config_serial);
   if (model) api.free_model(model);
   if (large.allocator) Ignore(TRITONSERVER_ResponseAllocatorDelete(large.allocator));
   // libtreelite stays loaded: other models of the server share it.
@@ -77,6 +78,10 @@ TRITONSERVER_Error* Load(TRITONBACKEND_Model* model, ModelState* state) {
   std::string threads = Parameter(json, "gtil_threads");
   const std::string gtil = "{\"predict_type\": \"default\", \"nthread\": " + (threads.empty() ? "1" : threads) + "}";
   if (api.parse_config(gtil.c_str(), &state->config) != 0) return Error(kErrorInvalidArg, api.last_error());
+  const std::string serial = "{\"predict_type\": \"default\", \"nthread\": 1}";
+  if (api.parse_config(serial.c_str(), &state->config_serial) != 0) return Error(kErrorInternal, api.last_error());
+  const std::string parallel = Parameter(json, "gtil_parallel_rows");
+  if (!parallel.empty()) state->parallel_rows = std::stoll(parallel);
   const uint64_t* shape = nullptr;
   uint64_t ndim = 0;
   if (api.output_shape(state->model, 1, state->config, &shape, &ndim) != 0) return Error(kErrorInternal, api.last_error());

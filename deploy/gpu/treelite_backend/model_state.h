@@ -25,7 +25,9 @@ struct ModelState {
   void* library = nullptr;
   Treelite api{};
   void* model = nullptr;
-  void* config = nullptr;
+  void* config = nullptr;         // GTIL with gtil_threads threads
+  void* config_serial = nullptr;  // GTIL with one thread: below parallel_rows a thread pool costs more
+  int64_t parallel_rows = 8;
   int32_t n_features = 0;
   uint64_t outputs_per_row = 0;
   ForwardTarget large;
