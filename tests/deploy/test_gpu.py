@@ -30,7 +30,7 @@ from tests.support.paths import MODEL_REPOSITORY
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
 CPU_ENGINES = ("treelite", "onnxruntime")  # forest_scorer's engines that run without a GPU
 # What CI serves: those (python backend) and the C++ Treelite backend, the GPU host's CPU model.
-SERVED_ENGINES = (*CPU_ENGINES, deploy_gpu.CPP, deploy_gpu.ROUTED)
+SERVED_ENGINES = (*CPU_ENGINES, deploy_gpu.CPP, bench_common.ROUTED)
 ROUTED_FROM = 100  # the router's threshold here: forwards to <model>_treelite from 100 rows
 
 
