@@ -1,0 +1,99 @@
+"""A signed repository served for real: `scorer run` (ONNX Runtime and Triton backends) and
+the Triton launcher with trusted keys configured refuse a version that was re-hashed after
+tampering or re-signed with an unknown key, and serve every other (signed) model.
+
+Reproduce: pytest -s tests/lifecycle/test_signing_backends.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from scorer.inference.repository import MODEL_FILE, list_versions, write_checksums
+from scorer.supply import signing
+from tests.support.faults import ScorerProcess, new_topics, scorer_env, stopped_on_exit, usable_kinds
+from tests.support.kafka import KafkaBroker
+from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
+from tests.support.triton import StartTriton, TritonServer
+
+REHASHED, UNKNOWN_KEY = "re-hashed after tampering", "re-signed with an unknown key"
+REASON = {REHASHED: "does not verify", UNKNOWN_KEY: "signed only by untrusted key"}
+
+
+def _ready(server: TritonServer, model: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{server.http_url}/v2/models/{model}/ready", timeout=5) as resp:
+            return int(resp.status) == 200
+    except (urllib.error.HTTPError, OSError):
+        return False
+
+
+@pytest.mark.parametrize(
+    ("attack", "backend"),
+    [(REHASHED, "onnxruntime"), (UNKNOWN_KEY, "onnxruntime"), (UNKNOWN_KEY, "triton"), (REHASHED, "triton")],
+)
+async def test_scorer_and_launcher_refuse_a_badly_signed_version(
+    kafka: KafkaBroker,
+    tmp_path: Path,
+    attack: str,
+    backend: str,
+    start_triton: StartTriton,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = tmp_path / "model_repository"
+    shutil.copytree(MODEL_REPOSITORY, repo)
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    signing.generate(tmp_path / "release.key", trusted / "release.pub")
+    signing.generate(tmp_path / "stranger.key", tmp_path / "stranger.pub")
+    release = signing.load_private_key(tmp_path / "release.key")
+    rules = tmp_path / "rule_repository"  # under trust the rule packs must be signed too
+    shutil.copytree(RULE_REPOSITORY, rules)
+    for root in (repo, rules):
+        for version in (v for m in root.iterdir() if m.is_dir() for v in m.iterdir() if v.name.isdigit()):
+            signing.sign(version, release)
+    kind = usable_kinds()[0]
+    model = f"{kind.value}_classifier"
+    target = repo / model / list_versions(repo, model)[-1]
+    data = bytearray((target / MODEL_FILE).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (target / MODEL_FILE).write_bytes(bytes(data))
+    write_checksums(target)  # the checksums pass again: only the signature can tell
+    if attack == UNKNOWN_KEY:
+        signing.sign(target, signing.load_private_key(tmp_path / "stranger.key"))
+    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(trusted))  # the launcher (in this process) too
+
+    topics = await new_topics(kafka)
+    env = scorer_env(
+        kafka.bootstrap,
+        topics,
+        repository=repo,
+        SCORER_SIGNING__TRUSTED_KEYS=str(trusted),
+        SCORER_RULES__REPOSITORY=str(rules),
+    )
+    with contextlib.ExitStack() as stack:
+        if backend == "triton":
+            server = start_triton(repo, tmp_path / "triton")
+            stack.callback(server.stop)
+            refused = [line for line in capfd.readouterr().err.splitlines() if "not serving" in line]
+            ready = {k: _ready(server, f"{k.value}_classifier") for k in usable_kinds()}
+            print(f"\nlauncher: {refused}; models ready: {ready}")
+            assert len(refused) == 1 and str(target) in refused[0] and REASON[attack] in refused[0]
+            assert ready == {k: k != kind for k in usable_kinds()}, "Triton serves the badly signed model"
+            env.update(SCORER_INFERENCE__BACKEND="triton", SCORER_INFERENCE__TRITON_URL=server.grpc_url)
+        proc = ScorerProcess(env, tmp_path / "scorer.log")
+        with stopped_on_exit(proc):
+            proc.start()
+            assert proc.proc is not None
+            rc = proc.proc.wait(120)
+    error = [line for line in proc.log.read_text().splitlines() if line.startswith("scorer:")]
+    print(f"\n{attack} ({backend}): rc={rc}: {error}")
+    assert rc == 2
+    assert error and str(target) in error[0] and REASON[attack] in error[0]
