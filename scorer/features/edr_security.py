@@ -17,12 +17,14 @@ constrain its score to be non-decreasing in them); family columns are descriptiv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 import numpy as np
+import numpy.typing as npt
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64, numbers
-from scorer.features.texts import Texts
+from scorer.features.base import F64, column, numbers
+from scorer.features.texts import Texts, factorize
 
 FAMILIES: dict[str, frozenset[int]] = {
     "sec_logon": frozenset({4624}),
@@ -115,7 +117,16 @@ SEP = "\x1f"
 def keyed(evs: Sequence[EndpointEvent], gate: frozenset[int], key: Callable[[EndpointEvent], str]) -> Texts:
     """One text per event: ``key(e)`` (lower-case) for events of the ``gate`` IDs, else ``""``.
     Composite keys (fields joined by SEP) repeat as much as single fields do."""
-    return Texts((key(e).lower() if e.event_code in gate else "") for e in evs)
+    rows = [""] * len(evs)
+    # Most events are of no gated ID: only those rows build their key.
+    for i in np.flatnonzero(np.isin(_codes(evs), tuple(gate))).tolist():
+        rows[i] = key(evs[i]).lower()
+    return Texts(rows)
+
+
+def _codes(evs: Sequence[EndpointEvent]) -> npt.NDArray[np.int64]:
+    # Event codes are within INT_LIMIT (< 2**62): decoding refuses larger ones.
+    return np.fromiter(map(attrgetter("event_code"), evs), np.int64, len(evs))
 
 
 def field(e: EndpointEvent, *names: str) -> str:
@@ -123,11 +134,9 @@ def field(e: EndpointEvent, *names: str) -> str:
 
 
 def families(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
-    index: dict[int, int] = {}
-    inverse = np.fromiter((index.setdefault(e.event_code, len(index)) for e in evs), dtype=np.intp,
-                          count=len(evs))
-    table = np.array([[c in m for m in FAMILIES.values()] for c in index],
-                     dtype=np.float64).reshape(len(index), len(FAMILIES))
+    codes, inverse = factorize(column(evs, "event_code"))
+    table = np.array([[c in m for m in FAMILIES.values()] for c in codes],
+                     dtype=np.float64).reshape(len(codes), len(FAMILIES))
     block = table[inverse]
     return {name: block[:, j] for j, name in enumerate(FAMILY_NAMES)}
 
@@ -136,7 +145,7 @@ def security_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
     """Every column of :data:`NAMES` for the batch."""
     cols = families(evs)
     logon = numbers(evs, "logon_type", -1.0)
-    gated = np.isin(np.fromiter((e.event_code for e in evs), np.int64, len(evs)), tuple(LOGON_EVENTS | {4634}))
+    gated = np.isin(_codes(evs), tuple(LOGON_EVENTS | {4634}))
     for name, types in LOGON_TYPES.items():
         cols[name] = (gated & np.isin(logon, types)).astype(np.float64)
     auth = keyed(evs, LOGON_EVENTS, lambda e: field(e, "AuthenticationPackageName", "LmPackageName", "KeyLength",

@@ -16,7 +16,7 @@ import numpy as np
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
 from scorer.features import edr_cmdline, edr_objects, edr_security, rules
-from scorer.features.base import F32, F64, FeatureSet, basename, stack
+from scorer.features.base import F32, F64, FeatureSet, basename, column, stack
 from scorer.features.edr_cmdline import cmdline_columns
 from scorer.features.edr_objects import object_columns
 from scorer.features.edr_security import security_columns
@@ -44,14 +44,15 @@ class EdrV3Features:
 
     def transform(self, events: Sequence[Event]) -> F32:
         x = self.base.transform(events)  # validates the event type too
-        evs: list[EndpointEvent] = [e for e in events if isinstance(e, EndpointEvent)]
-        return np.hstack([x, block_matrix(evs, self.rules)])
+        return np.hstack([x, block_matrix(events, self.rules)])  # type: ignore[arg-type]  # checked by base
 
 
 def block_matrix(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> F32:
     """The v3 block columns (:data:`BLOCK_NAMES`) of a batch."""
-    image = Texts(e.image or e.fields.get("SourceImage") or "" for e in evs).map(str.lower).map(basename)
-    parent = Texts(e.parent_image or "" for e in evs).map(str.lower).map(basename)
+    fields = column(evs, "fields")
+    image = Texts([i or f.get("SourceImage") or "" for i, f in zip(column(evs, "image"), fields, strict=True)]
+                  ).map(str.lower).map(basename)
+    parent = Texts([p or "" for p in column(evs, "parent_image")]).map(str.lower).map(basename)
     cols: dict[str, F64] = security_columns(evs)
     cols.update(object_columns(evs))
     cols.update(cmdline_columns(evs, image, parent))

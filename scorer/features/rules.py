@@ -22,7 +22,8 @@ from typing import Protocol
 import numpy as np
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64
+from scorer.features.base import F64, column
+from scorer.features.texts import factorize
 from scorer.rules.model import LEVELS
 
 KINDS = ("detection", "hunting", "emerging")
@@ -99,9 +100,8 @@ class RuleFeatures:
         self.unmapped = 0  # hits of ids this pack does not know, since construction
 
     def columns(self, evs: Sequence[EndpointEvent]) -> dict[str, F64]:
-        index: dict[tuple[str, ...], int] = {}
-        inverse = np.fromiter((index.setdefault(e.rule_hits, len(index)) for e in evs), dtype=np.intp,
-                              count=len(evs))
+        distinct, inverse = factorize(column(evs, "rule_hits"))
+        index = {hits: row for row, hits in enumerate(distinct)}
         table = np.zeros((len(index), len(NAMES)))
         for hits, row in index.items():
             if hits:
