@@ -60,6 +60,8 @@ class Changelog:
         if not self.uids:
             self.uids_from = offset
         self.uids.append(uid)
+        if len(self.uids) >= 2 * self.window:  # nobody asks for records (in process): keep the window's
+            del self.uids[:-self.window]
 
     def records(self, dirty: dict[str, IncidentState | None]) -> dict[str, Value]:
         out: dict[str, Value] = {}

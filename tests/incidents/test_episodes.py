@@ -195,6 +195,9 @@ def test_the_remembered_finding_uids_survive_a_restore_through_the_changelog() -
     assert [second.add(m, offset=100 + i) for i, m in enumerate(members[30:])] == [None] * 10
     assert second.stats["duplicates"] == 10
     assert second.add(members[29], offset=200) is not None  # older than the window: counted, as live
+    for i in range(100):  # in process nobody asks for the changelog: what it would hold stays bounded
+        second.add(_members([finding("edr", 2000 + i, host="h0", uid=f"v{i}")])[0], offset=300 + i)
+    assert len(second.log.uids) < 2 * 10
 
 
 def test_a_complete_first_sample_is_written_once_and_restored_with_its_episode() -> None:
