@@ -144,10 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/bench-latency.json"),
                    help="JSON report (default: %(default)s)")
     args = p.parse_args(argv)
-    report = asyncio.run(_bench(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"results: {args.out}")
+    return write_report(args.out, asyncio.run(_bench(args)))
+
+
+def write_report(out: Path, report: dict[str, Any]) -> int:
+    """The benchmark's JSON report to ``out``; the exit code of a finished run."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"results: {out}")
     return 0
 
 

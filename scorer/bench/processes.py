@@ -28,6 +28,7 @@ import psutil
 
 from scorer.bench import harness
 from scorer.bench.cli import _command, _free_port
+from scorer.bench.latency import write_report
 from scorer.bench.loadgen import payloads, templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
@@ -140,11 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.processes = args.processes or [1, 2]
     args.triton_url = ""
-    report = asyncio.run(_bench(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"results: {args.out}")
-    return 0
+    return write_report(args.out, asyncio.run(_bench(args)))
 
 
 if __name__ == "__main__":
