@@ -8,6 +8,7 @@ Reproduce: pytest -s tests/lifecycle/test_signing_backends.py
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -34,10 +35,14 @@ def _ready(server: TritonServer, model: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize(
-    ("attack", "backend"),
-    [(REHASHED, "onnxruntime"), (UNKNOWN_KEY, "onnxruntime"), (UNKNOWN_KEY, "triton"), (REHASHED, "triton")],
-)
+# Each attack on one backend in CI (the loader is the same for both); every pairing was run
+# by hand (docs/reliability.md): SCORER_SIGNING_ALL_PAIRS=1 runs the four.
+PAIRS = [(REHASHED, "onnxruntime"), (UNKNOWN_KEY, "triton")]
+if os.environ.get("SCORER_SIGNING_ALL_PAIRS") == "1":
+    PAIRS += [(UNKNOWN_KEY, "onnxruntime"), (REHASHED, "triton")]
+
+
+@pytest.mark.parametrize(("attack", "backend"), PAIRS)
 async def test_scorer_and_launcher_refuse_a_badly_signed_version(
     kafka: KafkaBroker,
     tmp_path: Path,
