@@ -176,9 +176,9 @@ __attribute__((visibility("default"))) TRITONSERVER_Error* TRITONBACKEND_ModelIn
     TRITONSERVER_Error* err = Forward(state.large, instance, requests[i], exec_start);
     if (!err) continue;
     TRITONBACKEND_Response* response = nullptr;
-    if (!TRITONBACKEND_ResponseNew(&response, requests[i])) {
-      Ignore(TRITONBACKEND_ResponseSend(response, kResponseCompleteFinal, err));
-    }
+    TRITONSERVER_Error* made = TRITONBACKEND_ResponseNew(&response, requests[i]);
+    if (!made) Ignore(TRITONBACKEND_ResponseSend(response, kResponseCompleteFinal, err));
+    Ignore(made);
     Ignore(TRITONBACKEND_ModelInstanceReportStatistics(instance, requests[i], false, exec_start, exec_start,
                                                        NowNs(), NowNs()));
     Ignore(err);
