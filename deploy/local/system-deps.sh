@@ -9,6 +9,7 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # renders report.html in tests
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # deploy/prometheus rules and live scrape
+command -v g++ >/dev/null 2>&1 || missing+=(g++)  # tests/deploy/test_gpu.py builds the C++ Treelite backend
 if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
