@@ -32,6 +32,8 @@ def parse_metrics(text: str) -> tuple[dict[str, float], list[tuple[float, float]
             "scorer_consumption_paused",
         ):
             sums[name] = sums.get(name, 0.0) + float(value)
+            if name == "scorer_events_scored_total" and 'backend="triton"' in name_labels:
+                sums["scored_by_triton"] = sums.get("scored_by_triton", 0.0) + float(value)
     return sums, sorted(buckets)
 
 

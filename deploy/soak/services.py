@@ -128,9 +128,12 @@ class Triton:
     http_port: int = 0
     metrics_port: int = 0
 
-    def start(self) -> None:
+    def __post_init__(self) -> None:
+        # Picked now, not at start: the scorer's environment (its Triton URL) is built first.
         if not self.grpc_port:
             self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+
+    def start(self) -> None:
         launcher.serve(
             self.repository,
             self.workdir,

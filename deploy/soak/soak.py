@@ -215,6 +215,10 @@ class Soak:
             "p99_s": latency if latency is not None and math.isfinite(latency) else None,
             "p99_over_10s": latency is not None and not math.isfinite(latency),
             "paused": sums.get("scorer_consumption_paused", 0.0),
+            # Of this process's scored events, the share Triton scored (the rest: in-process fallback).
+            "triton_share": round(
+                sums.get("scored_by_triton", 0.0) / max(1.0, sums.get("scorer_events_scored_total", 0.0)), 3
+            ),
             "accounting_ok": ok,
         }
 
