@@ -20,6 +20,7 @@ reason included. docs/benchmarks.md compares this with a JSON-to-Arrow reader.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from operator import attrgetter
@@ -55,6 +56,7 @@ CIC_STATISTICS: tuple[str, ...] = (
 )
 
 
+@functools.cache
 def stat_attr(name: str) -> str:
     """The :data:`FlowStats` attribute of a statistic: ``"FIN Flag Count"`` -> ``fin_flag_count``."""
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64, column, numbers
+from scorer.features.base import F64, column, member, numbers
 from scorer.features.texts import Texts, factorize
 
 FAMILIES: dict[str, frozenset[int]] = {
@@ -119,7 +119,7 @@ def keyed(evs: Sequence[EndpointEvent], gate: frozenset[int], key: Callable[[End
     Composite keys (fields joined by SEP) repeat as much as single fields do."""
     rows = [""] * len(evs)
     # Most events are of no gated ID: only those rows build their key.
-    for i in np.flatnonzero(np.isin(_codes(evs), tuple(gate))).tolist():
+    for i in np.flatnonzero(member(_codes(evs), gate)).tolist():
         rows[i] = key(evs[i]).lower()
     return Texts(rows)
 

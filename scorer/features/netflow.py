@@ -24,6 +24,7 @@ from scorer.features.base import (
     column,
     entity_rows,
     log1p,
+    member,
     numbers,
     only,
     ratio,
@@ -36,7 +37,6 @@ SERVICE_PORTS = frozenset({20, 21, 22, 23, 25, 53, 67, 68, 88, 110, 123, 135, 13
                            143, 161, 389, 445, 465, 587, 636, 993, 995, 1433, 3306, 3389, 5432,
                            5900, 5985, 5986})
 _RST_STATES = frozenset({"rej", "rsto", "rstr", "rstos0", "rstrh"})
-_WEB_PORTS, _SERVICE_PORTS = sorted(WEB_PORTS), sorted(SERVICE_PORTS)
 WINDOW_S = 60.0
 K = TypeVar("K", int, str)
 MAX_WINDOW_FLOWS = 2048  # per source: bounds memory under a flood
@@ -127,8 +127,8 @@ class NetflowFeatures:
             "dport_wellknown": ((dport > 0) & (dport < 1024)).astype(np.float64),
             "dport_registered": ((dport >= 1024) & (dport < 49152)).astype(np.float64),
             "dport_dynamic": (dport >= 49152).astype(np.float64),
-            "dport_web": np.isin(dport, _WEB_PORTS).astype(np.float64),
-            "dport_service": np.isin(dport, _SERVICE_PORTS).astype(np.float64),
+            "dport_web": member(dport, WEB_PORTS).astype(np.float64),
+            "dport_service": member(dport, SERVICE_PORTS).astype(np.float64),
             "sport_wellknown": ((sport > 0) & (sport < 1024)).astype(np.float64),
             "sport_dynamic": (sport >= 49152).astype(np.float64),
         }
@@ -144,10 +144,13 @@ class NetflowFeatures:
 def _tcp_flags(flows: Sequence[object]) -> tuple[F64, F64]:
     """FIN / RST seen: Zeek history letters (either case) or CICFlowMeter flag counts."""
     # Zeek's verdict per distinct (history, conn_state) pair; None: the record has neither.
-    pairs, inverse = factorize(list(zip(column(flows, "history"), column(flows, "conn_state"), strict=True)))
-    verdicts = np.array([_zeek_flags(h, s) for h, s in pairs]).reshape(-1, 3)[inverse]
+    history, state = column(flows, "history"), column(flows, "conn_state")
     stats = cic_statistics(flows, ("FIN Flag Count", "RST Flag Count", "Fwd RST Flags", "Bwd RST Flags"))
     fin_count, rst_count = stats[:, 0], stats[:, 1] + stats[:, 2] + stats[:, 3]
+    if history.count(None) == len(flows) and state.count(None) == len(flows):  # CICFlowMeter only
+        return (fin_count > 0).astype(np.float64), (rst_count > 0).astype(np.float64)
+    pairs, inverse = factorize(list(zip(history, state, strict=True)))
+    verdicts = np.array([_zeek_flags(h, s) for h, s in pairs]).reshape(-1, 3)[inverse]
     has_zeek = verdicts[:, 0] > 0
     fin = np.where(has_zeek, verdicts[:, 1], fin_count > 0).astype(np.float64)
     rst = np.where(has_zeek, verdicts[:, 2], rst_count > 0).astype(np.float64)
