@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
     command = _command(runner, args, port)
     if not before:
         return command
-    tree = str(args.before_tree.resolve())
+    # First on the path, the rest of it kept (packages installed outside the environment).
+    tree = os.pathsep.join(p for p in (str(args.before_tree.resolve()), os.environ.get("PYTHONPATH", "")) if p)
 
     def from_tree(*where: Any) -> tuple[list[str], dict[str, str]]:
         argv, env = command(*where)
