@@ -72,12 +72,12 @@ def histogram_quantiles(before: dict[str, float] | None, after: dict[str, float]
 
 
 def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
-    """``scorer bench``'s runner; ``<runner>@before`` runs it from ``--before-tree`` (first on
-    PYTHONPATH): the code before a change, in the same run as the code after it."""
-    runner, _, before = name.partition("@")
-    command = _command(runner, args, port)
-    if not before:
-        return command
+    """``scorer bench``'s runner; ``<runner>-before`` runs it from ``--before-tree`` (first on
+    PYTHONPATH): the code before a change, in the same run as the code after it. (The name
+    goes into topic, group and log file names: letters, digits, '.', '_', '-' only.)"""
+    if name != f"{BEFORE}-before":
+        return _command(name, args, port)
+    command = _command(BEFORE, args, port)
     # First on the path, the rest of it kept (packages installed outside the environment).
     tree = os.pathsep.join(p for p in (str(args.before_tree.resolve()), os.environ.get("PYTHONPATH", "")) if p)
 
@@ -101,7 +101,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
     tpl = templates(bundled_capture(), kinds)
     workdir = Path(tempfile.mkdtemp(prefix="scorer-latency-"))
-    names = args.runners.split(",") + ([f"{BEFORE}@before"] if args.before_tree else [])
+    names = args.runners.split(",") + ([f"{BEFORE}-before"] if args.before_tree else [])
     ports = {name: _free_port() for name in names}
     items = list(payloads(tpl, int(args.rate * (args.seconds + harness.WARM_UP_S))))
     rounds: list[dict[str, harness.RunResult]] = []
