@@ -24,7 +24,7 @@ MEDIUM = (meta("m-a", "medium", "discovery"), meta("m-b", "medium", "lateral_mov
 
 
 class MediumEngine(KeywordEngine):
-    rules = MEDIUM  # fire0 -> m-a, fire1 -> m-b
+    rules = MEDIUM  # type: ignore[assignment]  # fire0 -> m-a, fire1 -> m-b (two rules, not three)
 
 
 def edr(i: int, host: str, cmd: str) -> bytes:
