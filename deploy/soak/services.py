@@ -28,15 +28,11 @@ def free_port() -> int:
 
 
 def rss_bytes(pid: int | None) -> int:
-    if pid is None:
-        return 0
+    """Resident pages (statm's second field) in bytes; 0 for no process."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") if pid else 0
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def open_fds(pid: int | None) -> int:

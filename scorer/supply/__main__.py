@@ -19,6 +19,10 @@ from scorer.errors import IntegrityError
 from scorer.supply import signing
 
 
+def _from_env(parser: argparse.ArgumentParser, flag: str, env: str, what: str) -> None:
+    parser.add_argument(flag, type=Path, default=os.environ.get(env) or None, help=f"{what} (default: ${env})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scorer.supply", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -26,26 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--out", type=Path, required=True, help="path prefix of the two files (no default)")
     s = sub.add_parser("sign", help="sign the SHA256SUMS of model version or rule pack directories")
     s.add_argument("directories", type=Path, nargs="+", help="version or pack directories holding SHA256SUMS")
-    s.add_argument(
-        "--key",
-        type=Path,
-        default=os.environ.get(signing.SIGNING_KEY_ENV) or None,
-        help=f"PEM private key (default: ${signing.SIGNING_KEY_ENV})",
-    )
-    s.add_argument(
-        "--keep-others",
-        action="store_true",
-        help="keep other keys' signatures (key rotation: sign with the new key beside the old); "
-        "default: this key's signature replaces all",
-    )
+    _from_env(s, "--key", signing.SIGNING_KEY_ENV, "PEM private key")
+    s.add_argument("--keep-others", action="store_true",
+                   help="keep other keys' signatures (key rotation: sign with the new key beside the old); "
+                        "default: this key's signature replaces all")
     v = sub.add_parser("verify", help="check signatures against trusted keys (exit 1 if any is refused)")
     v.add_argument("directories", type=Path, nargs="+", help="version or pack directories")
-    v.add_argument(
-        "--trusted-keys",
-        type=Path,
-        default=os.environ.get(signing.TRUSTED_KEYS_ENV) or None,
-        help=f"directory of *.pub keys (default: ${signing.TRUSTED_KEYS_ENV})",
-    )
+    _from_env(v, "--trusted-keys", signing.TRUSTED_KEYS_ENV, "directory of *.pub keys")
     args = parser.parse_args(argv)
     try:
         if args.command == "keygen":

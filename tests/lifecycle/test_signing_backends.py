@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,9 +20,9 @@ import pytest
 
 from scorer.inference.repository import MODEL_FILE, list_versions, write_checksums
 from scorer.supply import signing
-from tests.support.faults import ScorerProcess, new_topics, scorer_env, stopped_on_exit, usable_kinds
+from tests.support.faults import new_topics, scorer_env, usable_kinds
 from tests.support.kafka import KafkaBroker
-from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
+from tests.support.paths import MODEL_REPOSITORY, ROOT, RULE_REPOSITORY
 from tests.support.triton import StartTriton, TritonServer
 
 REHASHED, UNKNOWN_KEY = "re-hashed after tampering", "re-signed with an unknown key"
@@ -93,12 +95,10 @@ async def test_scorer_and_launcher_refuse_a_badly_signed_version(
             assert len(refused) == 1 and str(target) in refused[0] and REASON[attack] in refused[0]
             assert ready == {k: k != kind for k in usable_kinds()}, "Triton serves the badly signed model"
             env.update(SCORER_INFERENCE__BACKEND="triton", SCORER_INFERENCE__TRITON_URL=server.grpc_url)
-        proc = ScorerProcess(env, tmp_path / "scorer.log")
-        with stopped_on_exit(proc):
-            proc.start()
-            assert proc.proc is not None
-            rc = proc.proc.wait(120)
-    error = [line for line in proc.log.read_text().splitlines() if line.startswith("scorer:")]
-    print(f"\n{attack} ({backend}): rc={rc}: {error}")
-    assert rc == 2
+        # The scorer refuses at start: it exits by itself, so a plain run is enough.
+        run = subprocess.run([sys.executable, "-m", "scorer.cli", "run"], env=env, cwd=ROOT, capture_output=True,
+                             text=True, timeout=180, check=False)
+    error = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("scorer:")]
+    print(f"\n{attack} ({backend}): rc={run.returncode}: {error}")
+    assert run.returncode == 2
     assert error and str(target) in error[0] and REASON[attack] in error[0]
