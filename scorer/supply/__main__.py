@@ -31,9 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("sign", help="sign the SHA256SUMS of model version or rule pack directories")
     s.add_argument("directories", type=Path, nargs="+", help="version or pack directories holding SHA256SUMS")
     _from_env(s, "--key", signing.SIGNING_KEY_ENV, "PEM private key")
-    s.add_argument("--keep-others", action="store_true",
-                   help="keep other keys' signatures (key rotation: sign with the new key beside the old); "
-                        "default: this key's signature replaces all")
+    s.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="keep other keys' signatures (key rotation: sign with the new key beside the old); "
+        "default: this key's signature replaces all",
+    )
     v = sub.add_parser("verify", help="check signatures against trusted keys (exit 1 if any is refused)")
     v.add_argument("directories", type=Path, nargs="+", help="version or pack directories")
     _from_env(v, "--trusted-keys", signing.TRUSTED_KEYS_ENV, "directory of *.pub keys")

@@ -96,8 +96,15 @@ async def test_scorer_and_launcher_refuse_a_badly_signed_version(
             assert ready == {k: k != kind for k in usable_kinds()}, "Triton serves the badly signed model"
             env.update(SCORER_INFERENCE__BACKEND="triton", SCORER_INFERENCE__TRITON_URL=server.grpc_url)
         # The scorer refuses at start: it exits by itself, so a plain run is enough.
-        run = subprocess.run([sys.executable, "-m", "scorer.cli", "run"], env=env, cwd=ROOT, capture_output=True,
-                             text=True, timeout=180, check=False)
+        run = subprocess.run(
+            [sys.executable, "-m", "scorer.cli", "run"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
     error = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("scorer:")]
     print(f"\n{attack} ({backend}): rc={run.returncode}: {error}")
     assert run.returncode == 2

@@ -52,8 +52,11 @@ class KafkaCluster:
         picked = free_ports(6)
         workdir = workdir or Path(tempfile.mkdtemp(prefix="scorer-cluster-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        cluster = cls((picked[0], picked[1], picked[2]), (picked[3], picked[4], picked[5]),
-                      Path(tempfile.mkdtemp(prefix="cluster-", dir=workdir)))
+        cluster = cls(
+            (picked[0], picked[1], picked[2]),
+            (picked[3], picked[4], picked[5]),
+            Path(tempfile.mkdtemp(prefix="cluster-", dir=workdir)),
+        )
         try:
             cluster._script("start", timeout=START_TIMEOUT_S)
         except BaseException:
@@ -106,8 +109,10 @@ class KafkaCluster:
             (described,) = await admin.describe_topics([topic])
         finally:
             await admin.close()
-        return {p["partition"]: {"leader": p["leader"], "isr": sorted(p["isr"]), "replicas": sorted(p["replicas"])}
-                for p in described["partitions"]}
+        return {
+            p["partition"]: {"leader": p["leader"], "isr": sorted(p["isr"]), "replicas": sorted(p["replicas"])}
+            for p in described["partitions"]
+        }
 
     async def leader(self, topic: str, partition: int) -> int:
         return int((await self.partitions(topic))[partition]["leader"])
@@ -140,8 +145,12 @@ class KafkaCluster:
         caught up): a rolling restart must not take the next node down before that."""
         deadline = time.monotonic() + timeout
         while True:
-            short = {(t, p): parts["isr"] for t in topics for p, parts in (await self.partitions(t)).items()
-                     if len(parts["isr"]) < size}
+            short = {
+                (t, p): parts["isr"]
+                for t in topics
+                for p, parts in (await self.partitions(t)).items()
+                if len(parts["isr"]) < size
+            }
             if not short:
                 return
             if time.monotonic() > deadline:
@@ -164,10 +173,18 @@ class KafkaCluster:
             return ""
 
     def _script(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(CLUSTER_SH), *args], env=self.env(), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [str(CLUSTER_SH), *args],
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and proc.returncode != 0:
             tails = "\n".join(f"--- node {n} ---\n{self.log_tail(n)}" for n in NODES)
-            raise ClusterScriptError(f"cluster.sh {' '.join(args)} failed (rc={proc.returncode}):\n"
-                                     f"{proc.stdout}{proc.stderr}\n{tails}")
+            raise ClusterScriptError(
+                f"cluster.sh {' '.join(args)} failed (rc={proc.returncode}):\n{proc.stdout}{proc.stderr}\n{tails}"
+            )
         return proc
