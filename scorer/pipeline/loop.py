@@ -20,37 +20,15 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from scorer.config import Settings
 from scorer.errors import ScorerError
-from scorer.events.structs import EventKind
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from scorer.metrics import ScorerMetrics
-from scorer.pipeline.outcome import BatchOutcome, merge_outcomes
+from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, score_records
 from scorer.pipeline.source import fetched_records
 
 log = logging.getLogger(__name__)
-
-SETTLE_TURNS = 16
-
-
-async def settle() -> None:
-    """Let the event loop run what is ready before the next batch takes the CPU.
-
-    A handed-over batch is only in the producer's buffers: the sender task must run to
-    write its request (measured: on the wire after 2-3 loop iterations), and an ack or a
-    fetch response that arrived meanwhile passes through 4-5 callbacks and tasks before
-    anyone sees it. Each ``await asyncio.sleep(0)`` is one iteration; without these, the next
-    ``getmany()`` often returns at once and the next batch's scoring holds this batch's
-    request, and the previous batch's ack, back by a whole batch. Stops as soon as nothing
-    is ready (``_ready`` is CPython's queue of ready callbacks; without it: a fixed count).
-    """
-    loop = asyncio.get_running_loop()
-    ready = getattr(loop, "_ready", None)
-    for turn in range(SETTLE_TURNS):
-        if ready is not None and not ready and turn >= 3:
-            return
-        await asyncio.sleep(0)
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -161,7 +139,7 @@ class ScoringLoop:
     async def _process(self, fetched: dict[TopicPartition, list[Any]], received: float) -> None:
         assert self._sink is not None  # started
         records, offsets = fetched_records(fetched, self.kind_of_topic)
-        outcome = await self._score_by_kind(records)
+        outcome = await self._score(records)
         outputs = outcome.alerts + outcome.dead_letters + score_records(
             self.settings.topics.scores, outcome.scores, self._json)
         for output_hook in self.output_hooks:
@@ -174,30 +152,10 @@ class ScoringLoop:
             done = time.perf_counter()
             self._account(outcome, n, done - received, t_produce, done, done)
             return
+        # ``handed`` is set before the callback can run: acks are only seen once this yields.
         await self._sink.deliver(
             outputs, offsets, lambda acked: self._account(outcome, n, acked - received, t_produce, handed, acked))
         handed = time.perf_counter()
-        await settle()
-
-    async def _score_by_kind(self, records: Sequence[InputRecord]) -> BatchOutcome:
-        """Score the batch one kind at a time, letting the event loop serve I/O in between.
-
-        The scorer splits a batch by kind anyway (per-kind decoders, features and models),
-        so this costs no extra work; what it buys is that the previous batch's ack, the next
-        fetch response and this batch's own requests wait behind one kind's scoring, not
-        behind the whole batch's. Outputs are still delivered and committed as one batch.
-        """
-        groups: dict[EventKind | None, list[InputRecord]] = {}
-        for r in records:
-            groups.setdefault(r.kind, []).append(r)
-        if len(groups) <= 1:
-            return await self._score(records)
-        parts = []
-        for i, group in enumerate(groups.values()):
-            if i:
-                await settle()
-            parts.append(await self._score(group))
-        return merge_outcomes(parts)
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; while the failure is one that passes, hold consumption and retry.
