@@ -83,7 +83,9 @@ def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
 
     def from_tree(*where: Any) -> tuple[list[str], dict[str, str]]:
         argv, env = command(*where)
-        return argv, {**env, "PYTHONPATH": tree}
+        # -P: no working directory in front of PYTHONPATH (``python -m`` puts it first, and
+        # the bench runs from the current checkout, whose scorer/ would win).
+        return [argv[0], "-P", *argv[1:]], {**env, "PYTHONPATH": tree}
 
     return from_tree
 
