@@ -46,7 +46,10 @@ def is_bad(seq: int) -> bool:
 
 
 def records(templates: dict[EventKind, list[tuple[bytes, object]]]) -> Iterator[tuple[EventKind, bytes, bytes]]:
-    """(kind, key, value) without end: the kinds interleaved, uid ``s<seq>``, seq from 0."""
+    """(kind, key, value) without end: the kinds interleaved, uid ``s<seq>``, seq from 0, and
+    the time of sending as the event time. Replayed capture times would go back at every
+    cycle, so nothing would ever leave the features' 60 s windows: per-source state would
+    grow to its caps (MAX_WINDOW_FLOWS per netflow source) and look like a leak."""
     enc = msgspec.json.Encoder()
     cycles = [(kind, itertools.cycle(pairs)) for kind, pairs in templates.items()]
     for seq in itertools.count():
@@ -55,7 +58,8 @@ def records(templates: dict[EventKind, list[tuple[bytes, object]]]) -> Iterator[
         if is_bad(seq):
             yield kind, key, b'{"uid": "s%d", "ts": ' % seq
         else:
-            yield kind, key, enc.encode(msgspec.structs.replace(event, uid=f"s{seq}"))  # type: ignore[type-var]
+            live = msgspec.structs.replace(event, uid=f"s{seq}", ts=time.time())  # type: ignore[type-var]
+            yield kind, key, enc.encode(live)
 
 
 @dataclass
