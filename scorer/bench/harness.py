@@ -23,7 +23,6 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import numpy.typing as npt
-import psutil
 from aiokafka import AIOKafkaConsumer
 
 from scorer.bench.loadgen import LoadGenerator, Payload
@@ -122,6 +121,8 @@ class RunnerProcess:
             argv = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(out), "--", *argv]
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log.open("wb"),
                                      stderr=subprocess.STDOUT)
+        import psutil  # the bench extra: `scorer run` and the other commands must not need it
+
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
 
