@@ -14,6 +14,10 @@ cache=${SCORER_TOOLS_CACHE:-$HOME/.cache/scorer-deploy}
 here=$(cd "$(dirname "$0")" && pwd)
 export PATH=/usr/local/go/bin:$PATH GOFLAGS=-mod=mod GOTOOLCHAIN=local
 mkdir -p "$cache/bin"
+# One build at a time: .ci/run starts this in the background while it lints, and the helm
+# tests call it again; the second call waits for the first and then finds the cache.
+exec 9>"$cache/.lock"
+flock 9
 
 if [ ! -x "$cache/bin/helm-$HELM_VERSION" ]; then
   echo "building helm $HELM_VERSION from the Go module proxy" >&2
