@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 from pathlib import Path
-
-from aiokafka.errors import KafkaError
 
 from scorer import plugins
 from scorer.bench import cli as bench_cli
 from scorer.capacity import cli as capacity_cli
 from scorer.errors import ConfigError, ScorerError
+from scorer.kafka.clients import CONNECTION_ERRORS, connection_failure
 from scorer.lifecycle import cli as lifecycle_cli
 from scorer.rules import cli as rules_cli
 
@@ -66,11 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except ScorerError as exc:
         print(f"scorer: {exc}", file=sys.stderr)
         return 2
-    except (KafkaError, ssl.SSLError, ConnectionError) as exc:
-        # Wrong credentials, an untrusted CA, an unreachable broker: one line, no traceback
-        # (and no secret: aiokafka's messages carry neither passwords nor key material).
-        detail = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__}: {exc}"
-        print(f"scorer: cannot talk to Kafka: {detail}", file=sys.stderr)
+    except CONNECTION_ERRORS as exc:
+        print(f"scorer: cannot talk to Kafka: {connection_failure(exc)}", file=sys.stderr)
         return 1
     return 1
 

@@ -14,13 +14,14 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
 from scorer.config import load_settings
+from scorer.kafka.clients import CONNECTION_ERRORS, connection_failure
 from scorer.profiles.store import DAY_S, Limits
 from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
@@ -88,7 +89,15 @@ def incidents_main(argv: list[str]) -> int:
                         "(default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(_incidents(args))
+    return _run_job(_incidents(args))
+
+
+def _run_job(job: Coroutine[Any, Any, None]) -> int:
+    try:
+        asyncio.run(job)
+    except CONNECTION_ERRORS as exc:
+        print(f"python -m streams: cannot talk to Kafka: {connection_failure(exc)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -114,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(_main(args))
-    return 0
+    return _run_job(_main(args))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from scorer.config import KafkaSettings
 from scorer.kafka.redact import redact_in_logs
@@ -109,3 +110,15 @@ async def admin_client(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClien
         yield admin
     finally:
         await admin.close()
+
+
+# What a command-line entry point reports as "cannot talk to Kafka" (wrong credentials, an
+# untrusted CA, an unreachable broker): one line, no traceback.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (KafkaError, ssl.SSLError, ConnectionError)
+
+
+def connection_failure(exc: BaseException) -> str:
+    """The one-line reason for one of :data:`CONNECTION_ERRORS` (aiokafka's messages carry
+    neither passwords nor key material, so the text is safe to print)."""
+    name = type(exc).__name__
+    return str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
