@@ -29,7 +29,7 @@ from aiokafka.client import CoordinationType
 from aiokafka.errors import KafkaError
 
 from tests.support import markers
-from tests.support.kafka import START_TIMEOUT_S, free_ports
+from tests.support.kafka import START_TIMEOUT_S, file_tail, free_ports, run_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO_ROOT / "deploy" / "local" / "cluster.sh"
@@ -166,22 +166,10 @@ class KafkaCluster:
         return env
 
     def log_tail(self, node: int, lines: int = 30) -> str:
-        path = self.data_dir / f"node-{node}" / "server.log"
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return file_tail(self.data_dir / f"node-{node}" / "server.log", lines)
 
     def _script(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(CLUSTER_SH), *args],
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        proc = run_script([str(CLUSTER_SH), *args], self.env(), timeout)
         if check and proc.returncode != 0:
             tails = "\n".join(f"--- node {n} ---\n{self.log_tail(n)}" for n in NODES)
             raise ClusterScriptError(

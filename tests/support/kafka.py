@@ -43,6 +43,21 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
+def file_tail(path: Path, lines: int) -> str:
+    """The last lines of a server log, or "" when there is none (yet)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run_script(argv: list[str], env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """A deploy/local launcher script, its output captured (the callers add the logs to its error)."""
+    return subprocess.run(
+        argv, env=dict(env), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def kcat_path() -> str | None:
     """Path of the kcat (formerly kafkacat) binary, or None."""
     return shutil.which("kcat") or shutil.which("kafkacat")
@@ -254,24 +269,10 @@ class KafkaBroker:
         return env
 
     def log_tail(self, lines: int = 50) -> str:
-        path = self.data_dir / "server.log"
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return file_tail(self.data_dir / "server.log", lines)
 
-    def _script(
-        self, command: str, *, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(KAFKA_SH), command],
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+    def _script(self, command: str, *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        proc = run_script([str(KAFKA_SH), command], self.env(), timeout)
         if check and proc.returncode != 0:
             raise KafkaScriptError(
                 f"kafka.sh {command} failed (rc={proc.returncode}):\n{proc.stdout}{proc.stderr}"
