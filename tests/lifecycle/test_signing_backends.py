@@ -12,8 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,20 +19,13 @@ import pytest
 from scorer.inference.repository import MODEL_FILE, list_versions, write_checksums
 from scorer.supply import signing
 from tests.support.faults import new_topics, scorer_env, usable_kinds
+from tests.support.faults.refusal import triton_refusing
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import MODEL_REPOSITORY, ROOT, RULE_REPOSITORY
-from tests.support.triton import StartTriton, TritonServer
+from tests.support.triton import StartTriton
 
 REHASHED, UNKNOWN_KEY = "re-hashed after tampering", "re-signed with an unknown key"
 REASON = {REHASHED: "does not verify", UNKNOWN_KEY: "signed only by untrusted key"}
-
-
-def _ready(server: TritonServer, model: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{server.http_url}/v2/models/{model}/ready", timeout=5) as resp:
-            return int(resp.status) == 200
-    except (urllib.error.HTTPError, OSError):
-        return False
 
 
 # Each attack on one backend in CI (the loader is the same for both); every pairing was run
@@ -87,13 +78,8 @@ async def test_scorer_and_launcher_refuse_a_badly_signed_version(
     )
     with contextlib.ExitStack() as stack:
         if backend == "triton":
-            server = start_triton(repo, tmp_path / "triton")
-            stack.callback(server.stop)
-            refused = [line for line in capfd.readouterr().err.splitlines() if "not serving" in line]
-            ready = {k: _ready(server, f"{k.value}_classifier") for k in usable_kinds()}
-            print(f"\nlauncher: {refused}; models ready: {ready}")
-            assert len(refused) == 1 and str(target) in refused[0] and REASON[attack] in refused[0]
-            assert ready == {k: k != kind for k in usable_kinds()}, "Triton serves the badly signed model"
+            server = triton_refusing(stack, start_triton, repo, tmp_path / "triton", capfd, kind,
+                                     str(target), REASON[attack])
             env.update(SCORER_INFERENCE__BACKEND="triton", SCORER_INFERENCE__TRITON_URL=server.grpc_url)
         # The scorer refuses at start: it exits by itself, so a plain run is enough.
         run = subprocess.run(

@@ -18,8 +18,6 @@ import contextlib
 import json
 import re
 import unicodedata
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +36,10 @@ from tests.support.faults import (
     stopped_on_exit,
     usable_kinds,
 )
+from tests.support.faults.refusal import triton_refusing
 from tests.support.kafka import KafkaBroker
 from tests.support.samples import edr_sample
-from tests.support.triton import StartTriton, TritonServer
+from tests.support.triton import StartTriton
 
 CRAFTED = (
     'cmd.exe /c "whoami"\n2026-01-01T00:00:00Z INFO forged log line\r\n'
@@ -78,15 +77,8 @@ async def test_tampered_model_is_refused_at_start(
     env = scorer_env(kafka.bootstrap, topics, SCORER_INFERENCE__MODEL_REPOSITORY=str(model_repository))
     with contextlib.ExitStack() as stack:
         if backend == "triton":
-            # Triton's launcher loads every mirrored model at start (--load-model=*), before
-            # a scorer is there to verify anything: it must leave the tampered version out.
-            server = start_triton(model_repository, tmp_path / "triton")
-            stack.callback(server.stop)
-            refused = [line for line in capfd.readouterr().err.splitlines() if "not serving" in line]
-            ready = {k: _model_ready(server, f"{k.value}_classifier") for k in usable_kinds()}
-            print(f"\nlauncher: {refused}; models ready: {ready}")
-            assert len(refused) == 1 and str(version) in refused[0] and "does not match recorded" in refused[0]
-            assert ready == {k: k != kind for k in usable_kinds()}, "Triton serves the tampered model"
+            server = triton_refusing(stack, start_triton, model_repository, tmp_path / "triton", capfd, kind,
+                                     str(version), "does not match recorded")
             env.update(SCORER_INFERENCE__BACKEND="triton", SCORER_INFERENCE__TRITON_URL=server.grpc_url)
         proc = ScorerProcess(env, tmp_path / "scorer.log")
         with stopped_on_exit(proc):
@@ -99,13 +91,6 @@ async def test_tampered_model_is_refused_at_start(
     assert error and str(version) in error[0]
     assert ("does not match recorded" if tamper != NO_SUMS else "refusing an unverified model") in error[0]
 
-
-def _model_ready(server: TritonServer, name: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{server.http_url}/v2/models/{name}/ready", timeout=5) as resp:
-            return bool(resp.status == 200)
-    except urllib.error.HTTPError:
-        return False
 
 
 def _alert_everything(repo: Path) -> None:
