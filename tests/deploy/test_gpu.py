@@ -24,7 +24,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from deploy.gpu import bench_common, client_bench, forest_scorer, inprocess_bench, scorers_bench
 from deploy.gpu import launch as deploy_gpu
-from tests.support.gpu import gpu_repository_server
+from tests.support.gpu import gpu_repository_server, infer_once
 from tests.support.paths import MODEL_REPOSITORY
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
@@ -167,12 +167,7 @@ def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_served_model_equals_onnxruntime(gpu_server: str, engine: str, transport: str) -> None:
     for model in MODELS:
         x = _rows(model, 700, seed=7)
-        t = client_bench.Transport(gpu_server, bench_common.served_name(model, engine), transport, len(x), x.shape[1],
-                                   f"test{engine}")
-        try:
-            got = t.infer(x)
-        finally:
-            t.close()
+        got = infer_once(gpu_server, bench_common.served_name(model, engine), transport, x, f"test{engine}")
         assert got.shape == (700, 2)
         assert np.abs(got - _ort(model, x)).max() < 1e-5
 
@@ -195,11 +190,7 @@ def test_router_scores_small_requests_itself_and_forwards_large_ones(gpu_server:
         for rows, forwarded in ((1, 0), (ROUTED_FROM - 1, 0), (ROUTED_FROM, 1), (3000, 1)):
             x = _rows(model, rows, seed=rows)
             before = (count(model), count(f"{model}_treelite"))
-            t = client_bench.Transport(gpu_server, model, transport, rows, x.shape[1], f"route{rows}")
-            try:
-                got = t.infer(x)
-            finally:
-                t.close()
+            got = infer_once(gpu_server, model, transport, x, f"route{rows}")
             assert got.shape == (rows, 2) and np.abs(got - _ort(model, x)).max() < 1e-5
             assert (count(model), count(f"{model}_treelite")) == (before[0] + 1, before[1] + forwarded), rows
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deploy.gpu import client_bench, forest_scorer
+from deploy.gpu import forest_scorer
 from scorer.inference.triton_config import SMALL_REQUEST_ROWS
 from tests.deploy.test_gpu import MODELS, _ort, _rows, _version
-from tests.support.gpu import gpu_repository_server
+from tests.support.gpu import gpu_repository_server, infer_once
 
 
 def _require_cuda() -> None:
@@ -71,11 +71,7 @@ def test_nvforest_cpu_mode_equals_onnxruntime(model: str) -> None:
 def test_served_nvforest_equals_onnxruntime(nvforest_server: str, transport: str) -> None:
     for model in MODELS:
         x = _rows(model, 4096, seed=3)
-        t = client_bench.Transport(nvforest_server, f"{model}_nvforest", transport, len(x), x.shape[1], "nvf")
-        try:
-            got = t.infer(x)
-        finally:
-            t.close()
+        got = infer_once(nvforest_server, f"{model}_nvforest", transport, x, "nvf")
         assert got.shape == (4096, 2)
         assert np.abs(got - _ort(model, x)).max() < 1e-5
 
@@ -96,11 +92,7 @@ def test_router_sends_large_and_gpu_resident_requests_to_nvforest(nvforest_serve
         for rows in (1, SMALL_REQUEST_ROWS - 1, SMALL_REQUEST_ROWS, 8192):
             x = _rows(model, rows, seed=rows)
             before = gpu_requests(model)
-            t = client_bench.Transport(nvforest_server, model, transport, rows, x.shape[1], f"rt{rows}")
-            try:
-                got = t.infer(x)
-            finally:
-                t.close()
+            got = infer_once(nvforest_server, model, transport, x, f"rt{rows}")
             assert np.abs(got - _ort(model, x)).max() < 1e-5
             on_gpu = transport == "cudashm" or rows >= SMALL_REQUEST_ROWS
             assert gpu_requests(model) == before + on_gpu, (model, rows)

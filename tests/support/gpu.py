@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
+from deploy.gpu import client_bench
 from deploy.gpu import launch as deploy_gpu
 from deploy.local import triton as local_triton
 from tests.support import markers
@@ -40,3 +43,14 @@ def gpu_repository_server(workdir: Path, engines: list[str], *, repository: Path
         yield f"127.0.0.1:{grpc_port}"
     finally:
         local_triton.stop(workdir)
+
+
+def infer_once(url: str, model: str, transport: str, x: npt.NDArray[np.float32], tag: str) -> Any:
+    """One request of ``x``'s rows to ``model`` through the bench's client transport (gRPC,
+    system or CUDA shared memory), its regions released afterwards: numpy scores, CuPy for
+    the cudashm-gpu transport."""
+    t = client_bench.Transport(url, model, transport, len(x), x.shape[1], tag)
+    try:
+        return t.infer(x)
+    finally:
+        t.close()
