@@ -101,5 +101,5 @@ def test_the_docs_worked_examples_reproduce_from_the_committed_json() -> None:
         out = subprocess.run([sys.executable, "-m", "scorer.cli", *cmd.split()[1:]], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
-        assert out.stdout == expected, (f"{cmd}: output differs from docs/production.md (a new file in docs/results changes the plan: "
-                                        "paste the command's new output into the doc)")
+        # A new file in docs/results can change the plan: paste the command's new output into the doc.
+        assert out.stdout == expected, f"{cmd}: output differs from docs/production.md"
