@@ -17,6 +17,7 @@ The jars are resolved with Maven once and cached (KAFKA_CACHE, default
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import os
@@ -152,6 +153,8 @@ class KafkaBroker:
             sasl_ssl_port = next(picked)
         if workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="scorer-kafka-"))
+            # Nobody else knows this dir: a benchmark's broker would leave GBs behind.
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         data_dir = Path(tempfile.mkdtemp(prefix=f"kafka-{port}-", dir=workdir))
         broker = cls(
