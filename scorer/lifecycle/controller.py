@@ -11,7 +11,6 @@ the status topic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -29,6 +28,7 @@ from scorer.metrics import LifecycleMetrics, ScorerMetrics
 from scorer.metrics.rulepacks import RulePackMetrics
 from scorer.pipeline.loop import ScoringLoop
 from scorer.pipeline.scoring import BatchScorer
+from scorer.service.shutdown import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,7 @@ class LifecycleController:
         self._task = asyncio.create_task(self._follow(), name="lifecycle-follow")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._consumer.stop()
         await self._producer.stop()
 

@@ -11,7 +11,6 @@ times every collection of the cyclic garbage collector, which stops the whole pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from scorer.metrics.latency import LabelledHistogram, WeightedHistogram
+from scorer.service.shutdown import cancel_and_wait
 
 PROBE_INTERVAL_S = 0.01
 
@@ -41,11 +41,8 @@ class LoopLag:
             self._task = asyncio.create_task(self._probe(), name="event-loop-lag")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _probe(self) -> None:
         loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from scorer.config import IncidentSettings, KafkaSettings, Settings, TopicSettings
+from scorer.service.shutdown import stop_process
 from tests.support.kafka import KafkaBroker, free_ports, kcat_path
 from tests.support.paths import ROOT
 
@@ -150,14 +151,7 @@ class JobProcess:
         """SIGTERM (the batch in flight is committed first); the exit code (None: never started)."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        return stop_process(self.proc, grace_s=30)
 
     def metric(self, name: str, labels: str = "") -> float:
         """Sum of the samples of ``name`` (whose label text contains ``labels``); 0 when down."""
