@@ -72,27 +72,36 @@ async def _incidents(args: argparse.Namespace) -> None:
     await _serve(job, lambda: job.started, args, "incident job")
 
 
-def incidents_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streams incidents", description=__doc__)
+def _job_parser(prog: str, group_suffix: str, metrics_port: int, max_records: int) -> argparse.ArgumentParser:
+    """A job's command line with the options every job has: its settings and consumer group,
+    where ``_serve`` puts /metrics, and the micro-batch size. Defaults of a job's own settings
+    come from its settings class, so the command line and the class cannot disagree."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
-    parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-incidents)")
+    parser.add_argument("--group", default="", help=f"consumer group (default: <scorer group>-{group_suffix})")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics (default: %(default)s)")
+    parser.add_argument("--metrics-port", type=int, default=metrics_port,
+                        help="port of /metrics (default: %(default)s)")
+    parser.add_argument("--max-records", type=int, default=max_records,
+                        help="records per micro-batch (default: %(default)s)")
+    return parser
+
+
+def incidents_main(argv: list[str]) -> int:
+    parser = _job_parser("python -m streams incidents", "incidents", 9411, JobSettings.max_records)
     parser.add_argument("--instance", default="0",
                         help="this process's id in the group, its transactional id (default: %(default)s)")
-    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics (default: %(default)s)")
-    parser.add_argument("--metrics-port", type=int, default=9411, help="port of /metrics (default: %(default)s)")
-    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch (default: %(default)s)")
     parser.add_argument("--stage", choices=("both", *STAGES), default="both",
                         help="the stage(s) this process runs (default both); one each in two processes "
                         "gives each its own core and event loop")
-    parser.add_argument("--idle-s", type=float, default=30.0,
+    parser.add_argument("--idle-s", type=float, default=JobSettings.idle_s,
                         help="wall seconds without input after which a partition's watermark follows wall time "
                         "(default: %(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return _run_job(_incidents(args))
+    return _run_job(_incidents(parser.parse_args(argv)))
 
 
 def _run_job(job: Coroutine[Any, Any, None]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         asyncio.run(job)
     except CONNECTION_ERRORS as exc:
@@ -109,21 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         from .incidents_bench import main as bench_incidents
 
         return bench_incidents(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
-    parser.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
-    parser.add_argument("--group", default="", help="consumer group (default: <scorer group>-profiles)")
-    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics (default: %(default)s)")
-    parser.add_argument("--metrics-port", type=int, default=9410, help="port of /metrics (default: %(default)s)")
-    parser.add_argument("--max-keys", type=int, default=500_000,
+    parser = _job_parser("python -m streams", "profiles", 9410, WorkerSettings.max_records)
+    parser.add_argument("--max-keys", type=int, default=WorkerSettings.max_keys,
                         help="profile keys held, all partitions (default: %(default)s)")
-    parser.add_argument("--max-per-entity", type=int, default=4096,
+    parser.add_argument("--max-per-entity", type=int, default=Limits.max_per_entity,
                         help="items per host/source and scope (default: %(default)s)")
-    parser.add_argument("--ttl-days", type=float, default=30.0,
+    parser.add_argument("--ttl-days", type=float, default=Limits.ttl_s / DAY_S,
                         help="days after which keys without events expire (default: %(default)s)")
-    parser.add_argument("--max-records", type=int, default=4096, help="records per micro-batch (default: %(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return _run_job(_main(args))
+    return _run_job(_main(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
