@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local import triton as launcher
-from scorer.service.shutdown import stop_process
+from scorer.shutdown import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"

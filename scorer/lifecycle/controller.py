@@ -28,7 +28,7 @@ from scorer.metrics import LifecycleMetrics, ScorerMetrics
 from scorer.metrics.rulepacks import RulePackMetrics
 from scorer.pipeline.loop import ScoringLoop
 from scorer.pipeline.scoring import BatchScorer
-from scorer.service.shutdown import cancel_and_wait
+from scorer.shutdown import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

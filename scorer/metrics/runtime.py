@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from scorer.metrics.latency import LabelledHistogram, WeightedHistogram
-from scorer.service.shutdown import cancel_and_wait
+from scorer.shutdown import cancel_and_wait
 
 PROBE_INTERVAL_S = 0.01
 

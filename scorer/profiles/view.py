@@ -30,7 +30,6 @@ written key is dropped (it then reads as "never seen", the conservative reading)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -46,6 +45,7 @@ from scorer.events.structs import Event, EventKind
 from scorer.kafka import admin_client, make_reader, read_to_end
 from scorer.kafka.admin import topic_partitions
 from scorer.profiles.schema import Profile, decode, topic_for
+from scorer.shutdown import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -253,9 +253,6 @@ class TopicProfileView:
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.stop()

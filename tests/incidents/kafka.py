@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from scorer.config import IncidentSettings, KafkaSettings, Settings, TopicSettings
-from scorer.service.shutdown import stop_process
+from scorer.shutdown import stop_process
 from tests.support.kafka import KafkaBroker, free_ports, kcat_path
 from tests.support.paths import ROOT
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scorer.shutdown import stop_process
 from tests.support import markers
 from tests.support.kafka import free_ports
 
@@ -108,13 +109,7 @@ class PrometheusServer:
                              step=str(step_s))["result"])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 20)
 
     def log_tail(self, chars: int = 3000) -> str:
         path = self.workdir / "prometheus.log"

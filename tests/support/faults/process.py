@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from scorer.events.structs import EventKind
+from scorer.shutdown import stop_process
 from tests.support.kafka import KafkaBroker, free_ports
 from tests.support.paths import MODEL_REPOSITORY, ROOT
 from tests.support.triton import TritonServer
@@ -177,14 +178,7 @@ class ScorerProcess:
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (finish the batch in flight, then exit); the exit code."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return int(self.proc.returncode)
+        return stop_process(self.proc, timeout)
 
     def get(self, path: str) -> tuple[int, str]:
         try:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from scorer.service.shutdown import cancel_and_wait, stop_process
+from scorer.shutdown import cancel_and_wait, stop_process
 
 
 async def test_a_cancelled_task_has_ended_and_cleaned_up_when_the_call_returns() -> None:
