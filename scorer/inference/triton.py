@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Mapping
+from pathlib import Path
+from ssl import create_default_context
 from typing import Any, TypeVar
 
 import numpy as np
@@ -27,6 +29,7 @@ from tritonclient.utils import InferenceServerException
 
 from scorer.errors import BackendUnavailable, InferenceError, ModelError, ScorerError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, InferenceBackend, ModelRef
+from scorer.tls import handshake_refusal
 
 T = TypeVar("T")
 
@@ -91,7 +94,14 @@ class TritonBackend(InferenceBackend):
             self._client = grpcclient.InferenceServerClient(
                 self.url, channel_args=self._channel_args(), **self._ssl
             )
-        if not await self._call(self._rpc().is_server_live(**self._opts())):
+        try:
+            live = await self._call(self._rpc().is_server_live(**self._opts()))
+        except BackendUnavailable as exc:
+            reason = await self._tls_refusal()
+            if reason is None:
+                raise
+            raise BackendUnavailable(f"{exc}; {reason}") from None
+        if not live:
             raise BackendUnavailable(f"triton at {self.url} is not live")
         # Server readiness is strict in Triton: one failed load of any model makes it
         # "not ready" for good. So when we know which models we need, ask about those.
@@ -105,6 +115,21 @@ class TritonBackend(InferenceBackend):
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+    async def _tls_refusal(self) -> str | None:
+        """Why Triton refuses this client's TLS, or None: gRPC reports a refused client
+        certificate as "Socket closed" (scorer/tls.py)."""
+        host, _, port = self.url.rpartition(":")
+        if not self._ssl["ssl"] or not port.isdigit():
+            return None
+        root, key, chain = (self._ssl[k] for k in ("root_certificates", "private_key", "certificate_chain"))
+        context = create_default_context(cafile=str(root) if root else None)
+        if chain:
+            context.load_cert_chain(str(chain), str(key) if key else None)
+        context.set_alpn_protocols(["h2"])  # without it a gRPC server hangs up on anyone
+        return await handshake_refusal(
+            host.strip("[]"), int(port), context, client_certificate=Path(str(chain)) if chain else None
+        )
 
     def _channel_args(self) -> list[tuple[str, int]]:
         keepalive = grpcclient.KeepAliveOptions()

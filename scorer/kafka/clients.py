@@ -11,7 +11,8 @@ on). The roles differ only where the comments say why:
 - :func:`make_producer`: idempotent, every ack from all in-sync replicas;
 - :func:`admin_client`: an admin client started and closed around a block.
 
-``**extra`` overrides an option for one caller (a benchmark's own producer, say).
+``**extra`` overrides an option for one caller (a benchmark's own producer, say). A client
+whose start fails over TLS says why the broker refused it (:func:`tls_refusal`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from scorer.config import KafkaSettings
 from scorer.kafka.redact import redact_in_logs
+from scorer.tls import handshake_refusal
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context of every client: the pinned CA, hostname checks, and the client
+    certificate the broker asks for under mutual TLS."""
+    ctx = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    ctx.check_hostname = kafka.ssl_check_hostname
+    if kafka.ssl_certfile:
+        ctx.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
+    return ctx
 
 
 def security_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -36,11 +48,7 @@ def security_options(kafka: KafkaSettings) -> dict[str, Any]:
         "security_protocol": kafka.security_protocol,
     }
     if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        ctx = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
-        ctx.check_hostname = kafka.ssl_check_hostname
-        if kafka.ssl_certfile:
-            ctx.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
-        opts["ssl_context"] = ctx
+        opts["ssl_context"] = ssl_context(kafka)
     if kafka.security_protocol.startswith("SASL"):
         opts["sasl_mechanism"] = kafka.sasl_mechanism or "SCRAM-SHA-512"
         opts["sasl_plain_username"] = kafka.sasl_username
@@ -48,6 +56,50 @@ def security_options(kafka: KafkaSettings) -> dict[str, Any]:
         if password:
             redact_in_logs(password)
     return opts
+
+
+async def tls_refusal(kafka: KafkaSettings) -> str | None:
+    """Why the first bootstrap broker refuses this client's TLS, or None (not TLS, or no
+    TLS refusal seen): aiokafka reports a refused client certificate as a closed connection."""
+    if kafka.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    if not port.isdigit():
+        return None
+    context = ssl_context(kafka)
+    return await handshake_refusal(host.strip("[]"), int(port), context, client_certificate=kafka.ssl_certfile)
+
+
+@contextlib.asynccontextmanager
+async def _tls_explained(kafka: KafkaSettings) -> AsyncIterator[None]:
+    """Around a client's start: a connection failure that TLS explains says so."""
+    try:
+        yield
+    except KafkaConnectionError as exc:
+        reason = await tls_refusal(kafka)
+        if reason is None:
+            raise
+        raise KafkaConnectionError(f"{exc.args[0] if exc.args else 'connection failed'}: {reason}") from exc
+
+
+class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
+    def __init__(self, *topics: str, kafka: KafkaSettings, **options: Any) -> None:
+        super().__init__(*topics, **options)
+        self._scorer_kafka = kafka
+
+    async def start(self) -> None:
+        async with _tls_explained(self._scorer_kafka):
+            await super().start()
+
+
+class _Producer(AIOKafkaProducer):  # type: ignore[misc]
+    def __init__(self, *, kafka: KafkaSettings, **options: Any) -> None:
+        super().__init__(**options)
+        self._scorer_kafka = kafka
+
+    async def start(self) -> None:
+        async with _tls_explained(self._scorer_kafka):
+            await super().start()
 
 
 def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> AIOKafkaConsumer:
@@ -65,7 +117,7 @@ def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> 
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
         "fetch_max_wait_ms": 100,
     }
-    return AIOKafkaConsumer(*topics, **(options | security_options(kafka) | extra))
+    return _Consumer(*topics, kafka=kafka, **(options | security_options(kafka) | extra))
 
 
 def make_reader(kafka: KafkaSettings, role: str, **extra: Any) -> AIOKafkaConsumer:
@@ -82,7 +134,7 @@ def make_reader(kafka: KafkaSettings, role: str, **extra: Any) -> AIOKafkaConsum
         "isolation_level": "read_committed",
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
     }
-    return AIOKafkaConsumer(**(options | security_options(kafka) | extra))
+    return _Consumer(kafka=kafka, **(options | security_options(kafka) | extra))
 
 
 def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None, **extra: Any) -> AIOKafkaProducer:
@@ -98,7 +150,7 @@ def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None, 
     }
     if transactional_id:
         options["transactional_id"] = transactional_id
-    return AIOKafkaProducer(**(options | security_options(kafka) | extra))
+    return _Producer(kafka=kafka, **(options | security_options(kafka) | extra))
 
 
 @contextlib.asynccontextmanager
@@ -106,7 +158,8 @@ async def admin_client(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClien
     """An admin client, started for the block and closed after it (a failed start included)."""
     admin = AIOKafkaAdminClient(**security_options(kafka))
     try:
-        await admin.start()
+        async with _tls_explained(kafka):
+            await admin.start()
         yield admin
     finally:
         await admin.close()

@@ -8,7 +8,9 @@
 
 With ``sasl_ssl=True`` the broker also listens with SASL_SSL (SCRAM-SHA-512 over TLS, a
 self-signed CA generated into the data dir): see ``sasl_ssl_bootstrap``, ``ssl_context()``,
-``scram_user`` and ``scram_password``.
+``scram_user`` and ``scram_password``. With ``mtls=True`` it also listens with SSL and
+requires a client certificate signed by ``ssl_client_ca`` (mutual TLS, no SASL): see
+``ssl_bootstrap`` and ``mtls_client_config()``.
 
 The jars are resolved with Maven once and cached (KAFKA_CACHE, default
 ~/.cache/scorer/kafka/<version>), so only the first start on a machine takes long.
@@ -128,6 +130,8 @@ class KafkaBroker:
     scram_password: str = "scorer-secret"
     extra_props: Mapping[str, str] = field(default_factory=dict)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    ssl_port: int | None = None
+    ssl_client_ca: Path | None = None  # None: the broker's own generated CA (ca_file)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -141,16 +145,21 @@ class KafkaBroker:
         sasl_ssl_port: int | None = None,
         extra_props: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        mtls: bool = False,
+        ssl_client_ca: Path | None = None,
     ) -> KafkaBroker:
         """Start a broker on ``port`` (a free one when None) with a fresh data dir in
-        ``workdir`` (a new temporary directory when None); return once it answers."""
+        ``workdir`` (a new temporary directory when None); return once it answers.
+        ``mtls``: an SSL listener too, on a free port, that accepts only clients with a
+        certificate signed by ``ssl_client_ca`` (PEM)."""
         markers.require("kafka", "a Kafka broker started")
         wanted = [port, controller_port, sasl_ssl_port if sasl_ssl else None]
-        picked = iter(free_ports(sum(1 for p in wanted if p is None)))
+        picked = iter(free_ports(sum(1 for p in wanted if p is None) + int(mtls)))
         port = port if port is not None else next(picked)
         controller_port = controller_port if controller_port is not None else next(picked)
         if sasl_ssl and sasl_ssl_port is None:
             sasl_ssl_port = next(picked)
+        ssl_port = next(picked) if mtls else None
         if workdir is None:
             workdir = Path(tempfile.mkdtemp(prefix="scorer-kafka-"))
             # Nobody else knows this dir: a benchmark's broker would leave GBs behind.
@@ -164,6 +173,8 @@ class KafkaBroker:
             sasl_ssl_port=sasl_ssl_port if sasl_ssl else None,
             extra_props=dict(extra_props or {}),
             extra_env=dict(extra_env or {}),
+            ssl_port=ssl_port,
+            ssl_client_ca=ssl_client_ca if mtls else None,
         )
         broker._script("start", timeout=START_TIMEOUT_S)
         return broker
@@ -214,6 +225,13 @@ class KafkaBroker:
         return f"127.0.0.1:{self.sasl_ssl_port}"
 
     @property
+    def ssl_bootstrap(self) -> str:
+        """The mutual-TLS listener (SSL, a client certificate required)."""
+        if self.ssl_port is None:
+            raise RuntimeError("broker was started without mtls=True")
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
     def ca_file(self) -> Path:
         """The generated CA certificate that signed the broker's TLS certificate."""
         return self.data_dir / "tls" / "ca.crt"
@@ -233,6 +251,14 @@ class KafkaBroker:
             "sasl_plain_password": self.scram_password,
             "ssl_context": self.ssl_context(),
         }
+
+    def mtls_client_config(self, certfile: Path | None, keyfile: Path | None) -> dict[str, Any]:
+        """aiokafka keyword arguments for the SSL listener, presenting ``certfile`` (None:
+        no client certificate, which the listener refuses)."""
+        ctx = self.ssl_context()
+        if certfile is not None:
+            ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile is not None else None)
+        return {"bootstrap_servers": self.ssl_bootstrap, "security_protocol": "SSL", "ssl_context": ctx}
 
     # ------------------------------------------------------------------ admin
     async def acreate_topic(
@@ -267,6 +293,14 @@ class KafkaBroker:
             env["KAFKA_SASL_SSL_PORT"] = str(self.sasl_ssl_port)
         else:
             env.pop("KAFKA_SASL_SSL_PORT", None)
+        if self.ssl_port is not None:
+            env["KAFKA_SSL_PORT"] = str(self.ssl_port)
+        else:
+            env.pop("KAFKA_SSL_PORT", None)
+        if self.ssl_client_ca is not None:
+            env["KAFKA_SSL_CLIENT_CA"] = str(self.ssl_client_ca)
+        else:
+            env.pop("KAFKA_SSL_CLIENT_CA", None)
         if self.extra_props:
             env["KAFKA_EXTRA_PROPS"] = "\n".join(f"{k}={v}" for k, v in self.extra_props.items())
         return env

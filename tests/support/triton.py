@@ -4,6 +4,9 @@
     backend = TritonBackend(server.grpc_url)
     server.restart()                                   # same ports: clients reconnect
     server.stop()
+
+:class:`MutualTlsTritonServer` serves gRPC over mutual TLS only: a client must present a
+certificate signed by the given CA.
 """
 
 from __future__ import annotations
@@ -83,6 +86,41 @@ class TritonServer:
             self.stop()
             raise RuntimeError(f"{type(self).__name__} failed to start: {exc}\n{tail}") from None
         self.start_seconds = time.monotonic() - started
+
+
+@dataclass
+class MutualTlsTritonServer(TritonServer):
+    """A tritonserver whose gRPC endpoint speaks mutual TLS only (HTTP stays plain, for
+    readiness): its certificate and key, and the CA that client certificates must chain to."""
+
+    server_cert: Path | None = None
+    server_key: Path | None = None
+    client_ca: Path | None = None
+
+    @classmethod
+    def start_mtls(
+        cls,
+        repository: Path,
+        workdir: Path,
+        *,
+        server_cert: Path,
+        server_key: Path,
+        client_ca: Path,
+        timeout_s: float = 60.0,
+    ) -> MutualTlsTritonServer:
+        ports = free_port(), free_port(), free_port()
+        server = cls(repository, workdir, *ports, server_cert=server_cert, server_key=server_key, client_ca=client_ca)
+        server._start(timeout_s)
+        return server
+
+    def _extra_args(self) -> tuple[str, ...]:
+        assert self.server_cert and self.server_key and self.client_ca
+        return (
+            "--grpc-use-ssl-mutual=true",
+            f"--grpc-server-cert={self.server_cert}",
+            f"--grpc-server-key={self.server_key}",
+            f"--grpc-root-cert={self.client_ca}",
+        )
 
 
 # What the ``start_triton`` fixture is: :meth:`TritonServer.start`.
