@@ -27,6 +27,12 @@ from .spec import Evaluation
 from .tables import table
 
 BUDGET_FPR = 0.001  # the goal: at most one alert per 1,000 events not labelled attack
+# What the shipped threshold aims at, below the goal's budget: the threshold is chosen on the
+# background of the captures at hand, and groups whose background those do not predict pass
+# more (session 6: aimed at 1 per 1,000 with each fold's threshold from the other folds, the
+# procedure passed 1.06 overall and 1.67 on the fold of the LSASS campaign hosts). Fixed
+# before the retraining that reports it, not read off its results.
+TARGET_FPR = 0.0008
 CURVE_RATES = (0.5, 1.0, 2.0, 5.0)  # alert budgets (per 1,000 OTRF events) for the capture curve
 RANDOM_NOTE = (
     "Random baseline: the share of captures that the same number of alerts would reach if they "
@@ -99,8 +105,9 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
             f"{_per_tactic(ds, captures, sizes, detected, rate(passed, otrf))}\n\n{tail}")
     if rule_alerts(ds) is not None:  # v3: the Sigma rules alone and fused with the model
         tactic_of = _tactics(ds)
+        risk = shipped_risk(ds, oof)
         fused, fused_metrics = comparison(ds, oof, folds, BUDGET_FPR, weak, lambda c: tactic_of.get(c, "unknown"),
-                                          random_capture_recall, shipped_risk(ds, oof))
+                                          random_capture_recall, risk, TARGET_FPR, _shared(ds, oof, risk))
         metrics.update(fused_metrics)
         text = f"### Model, rules and both (group split, out of fold)\n\n{FUSION_NOTE}\n\n{fused}\n\n" \
                f"### Model alone\n\n{text}"
@@ -109,13 +116,16 @@ def evaluate(ds: Dataset, oof: npt.NDArray[np.float64], folds: npt.NDArray[np.in
 
 
 FUSION_NOTE = (
-    "An alert is raised when the model's score passes the card's threshold or a Sigma rule of level high or "
-    "critical that the pack's tuning leaves alerting fires (scorer.alerts.decide, scorer.rules.tuning). "
-    "Shipped: one shared budget of 1 in 1,000 OTRF events not labelled attack, the goal's accounting: the "
-    "rules' alerts (and the per-host risk alerts, when a risk policy ships) count first and the model's "
-    "threshold (chosen, per fold, on the other folds) passes what they leave. \"Budget "
-    "again on the spared events\" gives the model 1 in 1,000 of the events no alerting rule fired on, on top "
-    "of the rules (the previous card's choice). Sigma "
+    "An alert is raised when the model's score passes the card's threshold, when a Sigma rule of level high or "
+    "critical that the pack's tuning leaves alerting fires (scorer.alerts.decide, scorer.rules.tuning), or when "
+    "a host's risk reaches the pack's risk policy (distinct medium/low rules and model scores over a floor "
+    "within a window, scorer.rules.risk; the policy ships in the pack's pack.json). "
+    "Shipped: one shared budget counted on OTRF events not labelled attack, the goal's accounting: the "
+    "rules' and the risk alerts count first and the model's threshold passes what they leave, aimed at "
+    f"{1000 * TARGET_FPR:g} per 1,000 to keep a margin under the goal's {1000 * BUDGET_FPR:g} (models/edr_eval.py "
+    "TARGET_FPR). Every row but the card's own is out of sample: scores out of fold, and each fold's threshold "
+    "chosen on the other folds. \"Budget again on the spared events\" gives the model 1 in 1,000 of the events "
+    "no alerting rule fired on, on top of the rules. Sigma "
     "regression events never see their own rule or its related rules (models/edr_rules.py), so their rule "
     "columns are what a technique no rule covers would show."
 )
@@ -127,30 +137,34 @@ def _tactics(ds: Dataset) -> dict[str, str]:
 
 
 def shipped_risk(ds: Dataset, oof: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_] | None:
-    """Per row: an alert of the shipped per-host risk policy (None when none ships or the rows
-    lack hosts and times)."""
-    from scorer.rules.risk import SHIPPED
-
+    """Per row: an alert of the training pack's per-host risk policy (None when the pack has
+    no policy or the rows lack hosts and times)."""
+    from .edr import training_rules
     from .edr_risk import levels, risk_alerts
 
-    if ds.host is None or ds.hits is None:
+    policy = training_rules().risk
+    if policy is None or ds.host is None or ds.hits is None:
         return None
-    return risk_alerts(ds, SHIPPED, levels(), oof)
+    return risk_alerts(ds, policy, levels(), oof)
 
 
 def fused_threshold(ds: Dataset, oof: npt.NDArray[np.float64]) -> float | None:
     """The shipped threshold of a model with rule columns: one budget for rules, risk and
     model together, over the out-of-fold scores of the events the budget counts
     (:func:`budget_benign`); the rules that alert alone (after the pack's tuning) and the
-    per-host risk alerts count first and the model passes what they leave (None without rule
-    columns: the budget quantile)."""
-    rules = rule_alerts(ds)
-    if rules is None:
+    per-host risk alerts count first and the model passes what they leave of
+    :data:`TARGET_FPR` (None without rule columns: the budget quantile)."""
+    if rule_alerts(ds) is None:
         return None
-    risk = shipped_risk(ds, oof)
+    return _shared(ds, oof, shipped_risk(ds, oof))
+
+
+def _shared(ds: Dataset, oof: npt.NDArray[np.float64], risk: npt.NDArray[np.bool_] | None) -> float:
+    rules = rule_alerts(ds)
+    assert rules is not None
     others = rules if risk is None else rules | risk
     benign = budget_benign(ds)
-    return shared_threshold(oof[benign], others[benign], BUDGET_FPR)
+    return shared_threshold(oof[benign], others[benign], TARGET_FPR)
 
 
 def random_capture_recall(sizes: npt.NDArray[np.int64], p: float) -> float:

@@ -10,7 +10,10 @@ development half by the captures the rules and risk alerts reach together while 
 alerts stay within ``--share`` of the budget on that half's events not labelled attack; the
 best (most captures, then fewest background alerts) is then run once on the held-out half.
 With ``--oof`` (out-of-fold scores, :func:`save_oof`) the model counts too: the fused
-decision, one shared budget on the development half's folds.
+decision, one shared budget on the development half's folds. ``--write FILE`` writes the
+chosen policy as the YAML ``scorer rules package --risk FILE`` puts into a new rule pack
+(``rule_repository/sigma_windows/risk.yml`` is the shipped pack's); ``--threshold`` judges the
+policy of the training pack (its ``pack.json``) as it ships.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from scorer.rules.risk import HostRisk, RiskPolicy
+from scorer.rules.risk import HostRisk, RiskPolicy, write_risk
 
 from .datasets import Dataset
 from .tables import table
@@ -100,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="npz of out-of-fold scores and folds (written with --save-oof); default: rules only")
     parser.add_argument("--save-oof", action="store_true", help="compute the out-of-fold scores into --oof and stop")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="with --oof: judge the shipped policy (no choice) with the model alerting at this fixed "
-                             "score, e.g. a card's threshold (default: choose a policy, thresholds per fold)")
+                        help="with --oof: judge the training pack's policy (no choice) with the model alerting at this "
+                             "fixed score, e.g. a card's threshold (default: choose a policy, thresholds per fold)")
+    parser.add_argument("--write", type=Path, default=None,
+                        help="write the chosen policy to this YAML file, for `scorer rules package --risk` "
+                             "(default: print it only)")
     args = parser.parse_args(argv)
-    from scorer.rules.risk import SHIPPED
-
-    from .edr import dataset
+    from .edr import dataset, training_rules
     from .edr_eval import BUDGET_FPR, budget_benign
     from .edr_fusion import fused_passed, rule_alerts
 
@@ -145,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         return [label, f"{o[0]} / {o[1]}", *(f"{v:.3f}" for v in o[2:])]
 
     if args.threshold is not None:
+        shipped = training_rules().risk
         halves = (("development", dev), ("held-out", ~dev), ("all", np.ones(len(dev), bool)))
         print(table(header, [row(f"{name}, {label}", outcome(policy, half)) for name, half in halves
-                             for label, policy in (("without risk", None), ("shipped risk", SHIPPED))]))
+                             for label, policy in (("without risk", None), ("the pack's risk", shipped))]))
         return 0
     # The choice: rules and risk alerts within the budget on the development half; then the most
     # development captures (fused with the model when scores are given), then the fewest alerts.
@@ -165,8 +170,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     best = tried[0][1]
     print(f"\nchosen: {describe(best)}\n")
-    print(table(["held-out half", *header[1:]], [row("without risk", outcome(None, ~dev)),
-                                                  row("with risk", outcome(best, ~dev))]))
+    held = [row("without risk", outcome(None, ~dev)), row("with risk", outcome(best, ~dev))]
+    print(table(["held-out half", *header[1:]], held))
+    if args.write is not None:
+        write_risk(args.write, best, f"Written by `python -m models.edr_risk{' --oof' if scores is not None else ''}` "
+                   f"with the rules of {training_rules().describe()}.\n"
+                   "Chosen on the development half of the OTRF groups (the most captures detected within the budget, "
+                   "then the fewest alerts);\nthe held-out half read once after the choice:\n\n"
+                   + table(["held-out half", *header[1:]], held))
+        print(f"written to {args.write}")
     return 0
 
 

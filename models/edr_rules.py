@@ -15,7 +15,11 @@ feature set v3 are what the service computes. What differs, deliberately:
 - **An event a rule raises on** is dead-lettered by the service, never scored; training
   leaves it out the same way (counted in :attr:`TrainingRules.failed`).
 
-The pack's checksum goes into the dataset cache key and into the model card.
+The pack's checksum goes into the model card; what the features read of the pack (its IR and
+each rule's id, level, kind and tactics: ``scorer.lifecycle.rulepacks.identity``) goes into the
+dataset cache key, so a pack that changes only its tuning or its risk policy reuses the matrices.
+The pack's per-host risk policy (``pack.json``'s ``risk``) is what the evaluation and the shipped
+threshold count (models/edr_eval.py).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from scorer.alerts.decide import RULE_ALERT_LEVELS
 from scorer.captures import LabeledEvent
 from scorer.events.structs import EndpointEvent
 from scorer.inference.repository import list_versions
-from scorer.lifecycle.rulepacks import pack_checksum  # the checksum cards and scorers compare
+from scorer.lifecycle.rulepacks import identity, pack_checksum  # the checksum cards and scorers compare
+from scorer.rules.risk import RiskPolicy
 
 from .datasets import REPO_ROOT
 
@@ -76,15 +81,20 @@ class TrainingRules:
     engine: Any  # scorer.rules.RuleEngine
     path: Path
     checksum: str
+    features: str = ""  # scorer.lifecycle.rulepacks.identity(path).features
+    risk: RiskPolicy | None = None  # the pack's per-host risk policy (None: the pack has none)
     failed: int = 0
     own_removed: int = 0
 
     @classmethod
     def load(cls, path: Path | None = None) -> TrainingRules:
         from scorer.rules import RuleEngine
+        from scorer.rules.pack import read_pack
 
         path = path or pack_dir()
-        return cls(RuleEngine.load(path), path, pack_checksum(path))
+        pack = read_pack(path)
+        return cls(RuleEngine(pack.rules, pack.atoms, pack.conditions), path, pack_checksum(path),
+                   identity(path).features, pack.risk)
 
     def describe(self) -> str:
         """The pack as the model card names it: path (relative to the repository) and checksum."""
@@ -103,8 +113,8 @@ class TrainingRules:
 
     @property
     def salt(self) -> str:
-        """The dataset cache key's part for this pack and this leakage rule."""
-        return f"rules:{self.checksum}:own-rule-removed:hits"
+        """The dataset cache key's part for what the rows read of this pack, and this leakage rule."""
+        return f"rules-features:{self.features}:own-rule-removed:hits"
 
     def __call__(self, path: Path, items: list[LabeledEvent]) -> list[LabeledEvent]:
         """``items`` with ``rule_hits`` set (events a rule raised on left out)."""

@@ -9,7 +9,8 @@ CLI before a state is written, and again in every scorer before it installs the 
 - ``missing``: no such pack version directory;
 - ``integrity``: a file does not match ``SHA256SUMS`` (or SHA256SUMS is missing);
 - ``load``: the manifest or IR does not read, or names another pack or version than its
-  directory (each problem with its file);
+  directory (each problem with its file), or its per-host risk policy
+  (``pack.json``'s ``risk``) is malformed, with the field and why;
 - ``golden``: the pack's own golden events no longer fire the rules they recorded.
 
 Recompiling the Sigma sources (pySigma, ~20 s) is ``scorer rules validate``'s: the scorer

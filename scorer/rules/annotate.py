@@ -22,6 +22,8 @@ from scorer.features.rules import RuleFeatures
 from scorer.inference.repository import list_versions
 from scorer.rules import RuleEngine, RuleFailure, RuleMeta
 from scorer.rules.model import LEVELS
+from scorer.rules.pack import read_pack
+from scorer.rules.risk import RiskPolicy
 
 
 def annotate(
@@ -41,12 +43,14 @@ def annotate(
 
 @dataclass(frozen=True)
 class RuleStage:
-    """A loaded rule pack as the pipeline uses it: the engine, and its rules by id."""
+    """A loaded rule pack as the pipeline uses it: the engine, its rules by id, and its
+    per-host risk policy (None: the pack has none and raises no risk alerts)."""
 
     engine: RuleEngine
     name: str
     version: str
     by_id: Mapping[str, RuleMeta] = field(default_factory=dict)
+    risk: RiskPolicy | None = None
 
     @classmethod
     def load(cls, repository: Path, pack: str, version: str = "") -> RuleStage:
@@ -57,8 +61,9 @@ class RuleStage:
             if not found:
                 raise ModelError(f"no rule pack versions under {repository / pack}")
             version = found[-1]
-        engine = RuleEngine.load(repository / pack / version)
-        return cls(engine, pack, version, {r.id: r for r in engine.rules})
+        loaded = read_pack(repository / pack / version)
+        engine = RuleEngine(loaded.rules, loaded.atoms, loaded.conditions)
+        return cls(engine, pack, version, {r.id: r for r in engine.rules}, loaded.risk)
 
     def annotate(self, events: Sequence[EndpointEvent]) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
         return annotate(self.engine, events)

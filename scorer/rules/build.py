@@ -23,14 +23,17 @@ from scorer.events import edr
 from scorer.rules.engine import RuleEngine
 from scorer.rules.model import CompiledRules, CompileError
 from scorer.rules.pack import write_pack
+from scorer.rules.risk import read_risk
 from scorer.rules.tuning import Tuned, apply_tuning, read_tuning
 
 DEFAULT_DATA = data_dir()
 DEFAULT_SOURCE = DEFAULT_DATA / "edr" / "sigma-rules"
 DEFAULT_GOLDEN = DEFAULT_DATA / "edr" / "sigma-regression"
-DEFAULT_OUT = Path("rule_repository") / "sigma_windows" / "2"
+DEFAULT_OUT = Path("rule_repository") / "sigma_windows" / "3"
 # The shipped pack's tuning (models/edr_rule_tuning.py writes it; scorer.rules.tuning reads it).
 DEFAULT_TUNING = Path("rule_repository") / "sigma_windows" / "tuning.yml"
+# The shipped pack's per-host risk policy (models/edr_risk.py writes it; scorer.rules.risk reads it).
+DEFAULT_RISK = Path("rule_repository") / "sigma_windows" / "risk.yml"
 
 
 class PackRefused(ScorerError):
@@ -92,12 +95,18 @@ def golden_set(engine: RuleEngine, cases: list[Case]) -> tuple[list[dict[str, An
 
 def package(source: Path, out: Path, *, allow_skips: bool = False, golden: Path | None = None,
             name: str = "sigma_windows", version: str | None = None,
-            tuning: Path | None = None) -> tuple[dict[str, Any], list[CompileError]]:
+            tuning: Path | None = None, risk: Path | None = None) -> tuple[dict[str, Any], list[CompileError]]:
     """Compile ``source`` into the pack ``out``; refused (:class:`PackRefused`) on a compile
     error unless ``allow_skips``, when the skipped rules and reasons go in the manifest.
-    ``tuning`` (:mod:`scorer.rules.tuning`) names rules that alert on nothing alone."""
+    ``tuning`` (:mod:`scorer.rules.tuning`) names rules that alert on nothing alone; ``risk``
+    is the per-host risk policy (:mod:`scorer.rules.risk`; none: the pack raises no risk alerts)."""
     from scorer.rules import compile_rules
 
+    policy = None
+    if risk is not None:  # (before the rules: it needs none of them, and compiling takes a while)
+        policy, problems = read_risk(risk)
+        if policy is None:
+            raise PackRefused(f"risk policy {risk} refused", problems)
     compiled, errors = compile_rules(source)
     if errors and not allow_skips:
         raise PackRefused(f"{len(errors)} rule(s) do not compile; pack refused (--allow-skips records them instead)",
@@ -118,7 +127,7 @@ def package(source: Path, out: Path, *, allow_skips: bool = False, golden: Path 
     entries, left_out = _golden(compiled, golden)
     manifest = write_pack(out, compiled, errors, name=name, version=version or out.name, source_commit=commit,
                           license_text=license_file.read_text(encoding="utf-8"), golden=entries,
-                          tuning=[t.__dict__ for t in tuned])
+                          tuning=[t.__dict__ for t in tuned], risk=None if policy is None else policy.to_json())
     if left_out:
         manifest["golden_left_out"] = left_out
     return manifest, errors

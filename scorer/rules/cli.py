@@ -41,6 +41,9 @@ def register(sub: Any) -> None:
     p.add_argument("--tuning", type=Path, default=None,
                    help="YAML naming rules that stay features and evidence but alert on nothing alone "
                         "(default: none)")
+    p.add_argument("--risk", type=Path, default=None,
+                   help="YAML per-host risk policy carried in the pack (threshold, window_s, points per level, "
+                        "model_points, model_floor; docs/rules.md) (default: none: the pack raises no risk alerts)")
     p.set_defaults(func=_package)
 
     v = cmds.add_parser("validate", help="checksums, recompile the pack's sources, golden set; exit 1 on failure")
@@ -68,7 +71,7 @@ def register(sub: Any) -> None:
 def _package(args: argparse.Namespace) -> int:
     try:
         manifest, skipped = package(args.source, args.out, allow_skips=args.allow_skips, golden=args.golden,
-                                    name=args.name, version=args.version, tuning=args.tuning)
+                                    name=args.name, version=args.version, tuning=args.tuning, risk=args.risk)
     except PackRefused as exc:
         print(f"scorer rules package: {exc}", file=sys.stderr)
         return 1
@@ -80,6 +83,8 @@ def _package(args: argparse.Namespace) -> int:
         print(f"skipped {len(skipped)} rules (recorded in pack.json): " + _counts(dict(reasons.most_common())))
     if manifest.get("tuning"):
         print(f"tuning: {len(manifest['tuning'])} rules alert on nothing alone ({args.tuning})")
+    if "risk" in manifest:
+        print(f"risk policy ({args.risk}): {manifest['risk']}")
     for line in manifest.get("golden_left_out", []):
         print(f"golden: left out {line}")
     return 0

@@ -3,7 +3,9 @@
 ======================  =============================================================
 ``pack.json``           manifest: name, version, source commit, licence and attribution,
                         rule counts by level and kind, every rule (RuleMeta + sha256 of
-                        its YAML), skipped rules with their reasons, file names
+                        its YAML), skipped rules with their reasons, file names; the
+                        tuning and the per-host risk policy (``risk``,
+                        :mod:`scorer.rules.risk`) when the pack has them
 ``ir.json.gz``          the compiled IR (atoms + condition trees, :mod:`scorer.rules.model`)
 ``sources.jsonl.gz``    every packed rule's YAML: ``{file, sha256, yaml}`` (recompiled by
                         ``scorer rules validate``; the authors' attribution travels)
@@ -36,6 +38,8 @@ from scorer.rules.model import (
     atoms_from_json,
     conditions_from_json,
 )
+from scorer.rules.risk import MANIFEST_KEY as RISK_KEY
+from scorer.rules.risk import RiskPolicy, manifest_risk
 from scorer.supply import signing
 
 MANIFEST, IR, SOURCES, GOLDEN, LICENSE, SUMS = (
@@ -88,6 +92,7 @@ class Pack:
     atoms: list[Atom]
     conditions: list[list[Variant]]
     skipped: list[CompileError] = field(default_factory=list)
+    risk: RiskPolicy | None = None  # the per-host risk policy; None: the pack raises no risk alerts
 
 
 def _gz(data: bytes) -> bytes:
@@ -100,7 +105,8 @@ def _sha(data: bytes) -> str:
 
 def write_pack(out: Path, compiled: CompiledRules, skipped: list[CompileError], *, name: str, version: str,
                source_commit: str, license_text: str, golden: list[dict[str, Any]],
-               tuning: list[dict[str, str]] | None = None) -> dict[str, Any]:
+               tuning: list[dict[str, str]] | None = None,
+               risk: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the pack to ``out`` (created; files replaced) and return its manifest."""
     out.mkdir(parents=True, exist_ok=True)
     sha_of = {s.file: s.sha256 for s in compiled.sources}
@@ -122,6 +128,8 @@ def write_pack(out: Path, compiled: CompiledRules, skipped: list[CompileError], 
     }
     if tuning:  # (an untuned pack's manifest stays as it was)
         manifest["tuning"] = tuning
+    if risk is not None:  # (and so does one without a risk policy)
+        manifest[RISK_KEY] = risk
     files = {
         IR: _gz(json.dumps(compiled.ir_json(), separators=(",", ":")).encode()),
         SOURCES: _gz("".join(json.dumps({"file": s.file, "sha256": s.sha256, "yaml": s.yaml}) + "\n"
@@ -188,9 +196,13 @@ def read_pack(directory: Path) -> Pack:
         skipped = [CompileError(s["file"], s["rule_id"], s["reason"]) for s in manifest.get("skipped", [])]
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise ModelError(f"rule pack {directory}: malformed: {type(exc).__name__}: {exc}") from None
+    try:
+        risk = manifest_risk(manifest)
+    except ValueError as exc:  # says which field and why
+        raise ModelError(f"rule pack {directory}: {exc}") from None
     if ids != [r.id for r in rules]:
         raise ModelError(f"rule pack {directory}: IR rules differ from the manifest's")
-    return Pack(directory, manifest, rules, atoms, conditions, skipped)
+    return Pack(directory, manifest, rules, atoms, conditions, skipped, risk)
 
 
 def read_sources(directory: Path) -> list[RuleSource]:

@@ -14,25 +14,36 @@ event.
 :class:`HostRisk` keeps that state per host (bounded: the least recently seen hosts are
 forgotten first) and marks, per event of a micro-batch, whether it tipped its host over.
 Only events with a rule hit (or a model score over the policy's floor) touch the state, so
-the per-event loop runs over the few percent of events a rule fired on. The threshold and
-points are chosen on the development half of the OTRF groups (models/edr_risk.py) and ship
-as :data:`SHIPPED`, which the decide step applies through :func:`with_risk` (code, not yet
-part of the rule pack: docs/rules.md, "Risk-based alerting").
+the per-event loop runs over the few percent of events a rule fired on.
+
+The policy is part of the rule pack: the manifest's ``risk`` key (``pack.json``, checksummed
+like every file of the pack, checked by ``scorer rules validate`` and by every scorer before it
+installs the pack), written by ``scorer rules package --risk FILE`` from a YAML file of the
+same fields (:func:`read_risk`). Detection engineers therefore version, shadow, promote and
+roll back the policy with the rules it adds up. A pack without the key raises no risk alerts:
+only the rules that alert alone and the model do. The threshold and points of the shipped
+pack were chosen on the development half of the OTRF groups (models/edr_risk.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import yaml
+
+from scorer.rules.model import LEVELS
 
 MODEL = "model"  # the pseudo-rule a model score over the floor counts as
+MANIFEST_KEY = "risk"  # the policy's key in a rule pack's pack.json
 
 
 @dataclass(frozen=True)
@@ -48,10 +59,78 @@ class RiskPolicy:
     model_floor: float = 1.0
 
     def __post_init__(self) -> None:
+        numbers = {"threshold": self.threshold, "window_s": self.window_s, "model_points": self.model_points,
+                   "model_floor": self.model_floor, **{f"points.{k}": v for k, v in self.points.items()}}
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"risk policy: {name} must be a finite number, not {value!r}")
         if not self.threshold > 0 or not self.window_s > 0:
             raise ValueError(f"risk policy: threshold and window must be positive ({self.threshold}, {self.window_s})")
         if any(p < 0 for p in self.points.values()) or self.model_points < 0:
             raise ValueError("risk policy: points must not be negative")
+        unknown = sorted(set(self.points) - set(LEVELS))
+        if unknown:
+            raise ValueError(f"risk policy: points for unknown level(s) {', '.join(map(repr, unknown))} "
+                             f"(Sigma levels: {', '.join(LEVELS)})")
+        if not 0.0 <= self.model_floor <= 1.0:
+            raise ValueError(f"risk policy: model_floor is a score, between 0 and 1 (not {self.model_floor})")
+        if not any(p > 0 for p in self.points.values()) and self.model_points <= 0:
+            raise ValueError("risk policy: no level and no model score adds points: it could never alert")
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest form (:meth:`from_json` reads it back)."""
+        return {"threshold": self.threshold, "window_s": self.window_s, "points": dict(self.points),
+                "model_points": self.model_points, "model_floor": self.model_floor}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RiskPolicy:
+        """A policy from its manifest (or YAML) form; :class:`ValueError` naming the problem
+        for a missing or unknown field or a value out of range."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"risk policy: expected a mapping, not {type(data).__name__}")
+        fields = {"threshold", "window_s", "points", "model_points", "model_floor"}
+        unknown = sorted(set(map(str, data)) - fields)
+        if unknown:
+            raise ValueError(f"risk policy: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+        missing = [k for k in ("threshold", "window_s", "points") if k not in data]
+        if missing:
+            raise ValueError(f"risk policy: missing {', '.join(missing)}")
+        points = data["points"]
+        if not isinstance(points, Mapping) or not points:
+            raise ValueError("risk policy: points must map Sigma levels to points")
+        return cls(threshold=data["threshold"], window_s=data["window_s"],
+                   points={str(k): v for k, v in points.items()},
+                   model_points=data.get("model_points", 0.0), model_floor=data.get("model_floor", 1.0))
+
+
+def read_risk(path: Path) -> tuple[RiskPolicy | None, list[str]]:
+    """The risk policy in the YAML file at ``path`` (the fields of :meth:`RiskPolicy.to_json`;
+    comments say how it was chosen) and its problems (``path: why``)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return RiskPolicy.from_json(data), []
+    except (OSError, yaml.YAMLError) as exc:
+        return None, [f"{path}: unreadable: {type(exc).__name__}: {exc}"]
+    except (ValueError, TypeError) as exc:
+        return None, [f"{path}: {exc}"]
+
+
+def manifest_risk(manifest: Mapping[str, Any]) -> RiskPolicy | None:
+    """The policy a pack's manifest carries (None: the pack has none, no risk alerts);
+    :class:`ValueError` naming the manifest's problem."""
+    if MANIFEST_KEY not in manifest:
+        return None
+    try:
+        return RiskPolicy.from_json(manifest[MANIFEST_KEY])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"pack.json: {exc}") from None
+
+
+def write_risk(path: Path, policy: RiskPolicy, header: str) -> None:
+    """Write a risk policy file (``header``: comment lines saying how it was chosen)."""
+    body = yaml.safe_dump(policy.to_json(), sort_keys=False, width=100)
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    path.write_text(comments + body, encoding="utf-8")
 
 
 @dataclass
@@ -106,22 +185,17 @@ class HostRisk:
         return False
 
 
-# The shipped policy, chosen by ``python -m models.edr_risk`` on the development half of the
-# OTRF groups (docs/rules.md, "Risk-based alerting"): two distinct medium rules (or a
-# high/critical one, or a medium rule and a model score of at least 0.05) on one host within
-# 30 minutes. The model floor belongs to the EDR model it was chosen with (edr_classifier 1,
-# feature set v3), whose card threshold counts these alerts in its budget.
-SHIPPED = RiskPolicy(threshold=1.5, window_s=1800.0,
-                     points={"low": 0.5, "medium": 1.0, "high": 2.0, "critical": 2.0},
-                     model_points=1.0, model_floor=0.05)
-
 RISK_SEVERITY = "Medium"  # a host's risk alert: more than one suspicious hit, none decisive alone
 _BY_STAGE: dict[int, HostRisk] = {}
 
 
-def stage_risk(stage: Any, policy: RiskPolicy = SHIPPED) -> HostRisk:
-    """The per-host risk state of a loaded rule pack (``scorer.rules.annotate.RuleStage``):
-    one per pack in the process, so a promoted or rolled-back pack starts from no risk."""
+def stage_risk(stage: Any) -> HostRisk | None:
+    """The per-host risk state of a loaded rule pack (``scorer.rules.annotate.RuleStage``)
+    under the pack's own policy (None: the pack has no policy): one per pack in the process,
+    so a promoted or rolled-back pack starts from no risk."""
+    policy: RiskPolicy | None = getattr(stage, "risk", None)
+    if policy is None:
+        return None
     risk = _BY_STAGE.get(id(stage))
     if risk is None:
         risk = _BY_STAGE[id(stage)] = HostRisk(policy, {i: r.level for i, r in stage.by_id.items()})
@@ -136,13 +210,17 @@ def with_risk(stage: Any, items: Sequence[tuple[Any, Any]], scores: npt.NDArray[
               forced: dict[int, str]) -> dict[int, str]:
     """The service's hook (scorer/pipeline/decide.py): ``forced`` (rows alerting on their
     rules, row -> severity) plus the rows of this batch that brought their host's risk to the
-    shipped policy's threshold. Rows are read in batch order, as events arrive."""
+    threshold of the pack's policy (none when the pack carries no policy). Rows are read in
+    batch order, as events arrive."""
     if stage is None or not items:
+        return forced
+    risk = stage_risk(stage)
+    if risk is None:
         return forced
     # Only events with a rule hit or a score over the floor can move a host's risk: the
     # per-event work on the rest is one attribute read.
     hits = [getattr(ev, "rule_hits", ()) for ev, _ in items]
-    p = stage_risk(stage).policy
+    p = risk.policy
     touch = np.fromiter((bool(h) for h in hits), bool, len(hits))
     if p.model_points > 0:
         touch |= np.asarray(scores) >= p.model_floor
@@ -150,7 +228,7 @@ def with_risk(stage: Any, items: Sequence[tuple[Any, Any]], scores: npt.NDArray[
     if not rows:
         return forced
     events = [items[r][0] for r in rows]
-    tipped = stage_risk(stage).observe(
+    tipped = risk.observe(
         [str(getattr(ev, "host", "")) for ev in events],
         np.array([float(getattr(ev, "ts", 0.0)) for ev in events], np.float64),
         [tuple(hits[r]) for r in rows],

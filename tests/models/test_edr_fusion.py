@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.datasets import Dataset
-from models.edr_fusion import NEVER, fused_passed, fused_threshold, rule_alerts, spared_threshold
+from models.edr_fusion import NEVER, fold_thresholds, fused_passed, fused_threshold, rule_alerts, spared_threshold
 from models.evaluate import threshold_at_fpr
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
@@ -68,3 +68,19 @@ def test_rule_alerts_read_the_hits_and_honour_the_tuning() -> None:
     alerts = rule_alerts(ds, alerting=frozenset({"loud"}))
     assert alerts is not None and alerts.tolist() == [False, True, False, False]
     assert ds.subset(np.array([False, True, True, False])).hits is not None
+
+
+def test_a_target_under_the_budget_passes_fewer_in_every_fold() -> None:
+    """The shipped threshold's margin: each fold's threshold, from the other folds, aimed at
+    0.8 per 1,000, passes fewer events than one aimed at the budget."""
+    rng = np.random.default_rng(2)
+    n = 60_000
+    scores, folds = rng.random(n), np.repeat(np.arange(3), n // 3)
+    rules, benign = rng.random(n) < 0.0002, np.ones(n, bool)
+    full = fold_thresholds(scores, folds, 0.001, benign, rules)
+    aimed = fold_thresholds(scores, folds, 0.0008, benign, rules)
+    assert full.keys() == aimed.keys() == {0, 1, 2} and all(aimed[f] > full[f] for f in full)
+    for f, thr in aimed.items():
+        other = folds != f
+        assert thr == fused_threshold(scores[other], rules[other], 0.0008)
+    assert fused_passed(np.zeros(n, np.int8), scores, folds, 0.0008, benign, rules).mean() < 0.00085

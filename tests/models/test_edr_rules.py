@@ -57,10 +57,22 @@ def test_own_rule_removed_and_failing_events_left_out(tmp_path: Path, monkeypatc
     case.mkdir(parents=True)
     (case / "info.yml").write_text("rule_metadata:\n  - id: own\n")
     items = [LabeledEvent(EventKind.EDR, EndpointEvent(ts=i, host="h", event_code=1), "c", i) for i in range(4)]
-    rules = TrainingRules(FakeEngine(), tmp_path, "sum")
+    rules = TrainingRules(FakeEngine(), tmp_path, "sum", "feat")
     out = rules(case / "own.json", items)
     assert [i.line for i in out] == [0, 1, 3] and rules.failed == 1
     assert [getattr(i.event, "rule_hits", None) for i in out] == [("other",)] * 3 and rules.own_removed == 3
     otrf = rules(tmp_path / "otrf" / "c.zip", items[:2])
     assert [getattr(i.event, "rule_hits", None) for i in otrf] == [("own", "other")] * 2
-    assert rules.salt.startswith("rules:sum")
+    # The cache key follows what the features read of the pack, not the whole pack's checksum.
+    assert rules.salt.startswith("rules-features:feat:") and "sum" not in rules.salt
+
+
+def test_training_reads_the_packs_risk_policy_and_keys_rows_by_its_features() -> None:
+    """Pack 3 (the risk policy added to pack 2) gives the same rows as pack 2: the cache key
+    reads the pack's features, not its policy; the policy is what training counts."""
+    from tests.rules.test_risk import FORMER
+    from tests.support.paths import RULE_REPOSITORY
+
+    two, three = (TrainingRules.load(RULE_REPOSITORY / "sigma_windows" / v) for v in ("2", "3"))
+    assert two.risk is None and three.risk == FORMER
+    assert two.salt == three.salt and two.checksum != three.checksum

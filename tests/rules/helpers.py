@@ -14,7 +14,7 @@ from scorer.rules.model import CompileError
 from tests.support.paths import ROOT
 
 # The pack the service loads: the highest version.
-SHIPPED = ROOT / "rule_repository" / "sigma_windows" / "2"
+SHIPPED = ROOT / "rule_repository" / "sigma_windows" / "3"
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 PROC = "logsource: {category: process_creation, product: windows}"
 

@@ -75,8 +75,9 @@ def test_tuning_file_format_problems(tmp_path: Path) -> None:
 
 
 def test_shipped_pack_tuning_changes_only_which_rules_alert() -> None:
-    """Pack 2 is pack 1 with its tuning: the same rules, levels and IR (so the same hits and
-    the same model features); the tuned rules, each named with its reason, alert on nothing."""
+    """The shipped pack is pack 1 with its tuning (and, from pack 3, its risk policy): the same
+    rules, levels and IR (so the same hits and the same model features); the tuned rules, each
+    named with its reason, alert on nothing."""
     old, new = read_pack(SHIPPED.parent / "1"), read_pack(SHIPPED)
     tuned = {t["id"] for t in new.manifest["tuning"]}
     assert tuned and all(t["reason"] for t in new.manifest["tuning"])
