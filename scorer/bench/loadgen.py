@@ -24,6 +24,7 @@ from scorer.kafka import make_producer, send_batched
 from scorer.pipeline.records import OutputRecord
 
 Payload = tuple[EventKind, bytes, bytes]  # kind, key, value
+_WEEK = 7 * 86400.0
 
 
 def templates(capture: Path, kinds: tuple[EventKind, ...]) -> list[tuple[EventKind, Event]]:
@@ -41,11 +42,28 @@ def templates(capture: Path, kinds: tuple[EventKind, ...]) -> list[tuple[EventKi
 
 
 def payloads(tpl: list[tuple[EventKind, Event]], n: int, start: int = 0) -> Iterator[Payload]:
+    """``n`` events from ``seq = start`` on, cycling ``tpl``. Each cycle is moved later in
+    time by its kind's span: replayed with the same timestamps, every cycle would land in
+    the per-entity windows of the previous ones, and the windowed counts (and so the alert
+    rate) would grow with the length of the run instead of staying the stream's."""
     enc = msgspec.json.Encoder()
+    spans = _spans(tpl)
     for seq in range(start, start + n):
         kind, event = tpl[seq % len(tpl)]
-        ev = msgspec.structs.replace(event, uid=f"b{seq}", label=None)
+        shift = (seq // len(tpl)) * spans[kind]
+        ev = msgspec.structs.replace(event, uid=f"b{seq}", label=None, ts=event.ts + shift)
         yield kind, entity_key(ev).encode(), enc.encode(ev)
+
+
+def _spans(tpl: list[tuple[EventKind, Event]]) -> dict[EventKind, float]:
+    """Per kind, a whole number of weeks longer than its templates' time range and than any
+    window a feature set keeps (whole weeks: hour-of-day and weekday stay the template's)."""
+    low: dict[EventKind, float] = {}
+    high: dict[EventKind, float] = {}
+    for kind, event in tpl:
+        low[kind] = min(low.get(kind, event.ts), event.ts)
+        high[kind] = max(high.get(kind, event.ts), event.ts)
+    return {kind: (1 + (high[kind] - low[kind]) // _WEEK) * _WEEK for kind in low}
 
 
 class LoadGenerator:

@@ -1,0 +1,246 @@
+"""CPU per event of two source trees on the same records, alternated in one run (no broker).
+
+    python -m scorer.bench.stages_ab --before-tree /tmp/base --stream realistic --batch 2048
+
+Both sides run the service's own ``BatchScorer`` (in-process ONNX Runtime) over the very
+same record bytes (written once to a file by this process), each in a fresh child process
+started with ``python -P`` and the tree first on ``PYTHONPATH``; the children alternate
+(before, after, before, ...), so drift in the load of a shared machine falls on both. A
+child warms up on the first records, then scores the rest once (every event has a unique
+``uid`` and, past the templates' length, a later time: :func:`scorer.bench.loadgen.payloads`)
+and reports process CPU time per event, per-stage µs/event and a digest of everything it
+would produce: alerts (their wall-clock time fields left out), dead letters and score
+records. Equal digests mean the two trees produce the same outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import pickle
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve()
+
+
+def _normalised(alert: bytes) -> bytes:
+    """An alert's JSON without the wall-clock time it was built at."""
+    doc = json.loads(alert)
+    now = doc.pop("time", None)
+    meta = doc.get("metadata", {})
+    for key in [k for k, v in meta.items() if v == now]:
+        del meta[key]
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+async def _child(path: Path, warm: int, batch: int, measure: int | None = None) -> dict[str, Any]:
+    """Runs in the tree under test: only APIs both trees have."""
+    import msgspec
+
+    from scorer.config import Settings
+    from scorer.events.structs import EventKind
+    from scorer.pipeline.source import input_record
+    from scorer.service.build import build_scorer
+    from scorer.service.gctune import tune_gc
+
+    items = pickle.loads(path.read_bytes())
+    records = [
+        input_record(EventKind(kind), value, key, f"events.{kind}", 0, i) for i, (kind, key, value) in enumerate(items)
+    ]
+    scorer = build_scorer(Settings(inference={"backend": "onnxruntime"}))  # type: ignore[arg-type]
+    for i in range(0, warm, batch):
+        await scorer.score(records[i : min(i + batch, warm)])
+    tune_gc()
+    digest = hashlib.sha256()
+    stages: dict[str, float] = defaultdict(float)
+    alerts = dead = 0
+    encoder = msgspec.json.Encoder()
+    measured = records[warm:] if measure is None else records[warm : warm + measure]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outcomes = []
+    for i in range(0, len(measured), batch):
+        outcome = await scorer.score(measured[i : i + batch])
+        for stage, seconds in outcome.timings.items():
+            stages[stage] += seconds
+        outcomes.append(outcome)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    for outcome in outcomes:  # outside the clock: checking is not scoring
+        for alert in outcome.alerts:
+            digest.update(alert.topic.encode() + (alert.key or b"") + _normalised(alert.value))
+        for letter in outcome.dead_letters:
+            digest.update(letter.topic.encode() + letter.value + repr(letter.headers).encode())
+        for score in outcome.scores:
+            digest.update(encoder.encode(score))
+        alerts += len(outcome.alerts)
+        dead += len(outcome.dead_letters)
+    n = max(len(measured), 1)
+    return {
+        "events": len(measured),
+        "cpu_us": cpu / n * 1e6,
+        "wall_us": wall / n * 1e6,
+        "stages_us": {k: v / n * 1e6 for k, v in stages.items()},
+        "alerts": alerts,
+        "dead_letters": dead,
+        "digest": digest.hexdigest(),
+    }
+
+
+def _run_child(
+    tree: Path, path: Path, args: argparse.Namespace, measure: int | None = None, valgrind: bool = False
+) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [
+        sys.executable,
+        "-P",
+        str(_HERE),
+        "--child",
+        str(path),
+        "--warm",
+        str(args.warm),
+        "--batch",
+        str(args.batch[0]),
+    ]
+    if measure is not None:
+        cmd += ["--measure", str(measure)]
+    if valgrind:
+        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd]
+    out = subprocess.run(cmd, env=env, cwd=tree, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    if valgrind:
+        refs = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+        if refs is None:
+            raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
+        result["instructions"] = int(refs.group(1).replace(",", ""))
+    return result
+
+
+def _instructions(sides: dict[str, Path], path: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Instructions per event of each side, under valgrind: a run scoring ``--valgrind-events``
+    after the warm-up, less a run scoring none (start-up, loading, warm-up), per event. The
+    count does not move with the machine's load, which process time does."""
+    out: dict[str, float] = {}
+    for side, tree in sides.items():
+        full = _run_child(tree, path, args, args.valgrind_events, valgrind=True)
+        base = _run_child(tree, path, args, 0, valgrind=True)
+        out[side] = (full["instructions"] - base["instructions"]) / full["events"]
+        print(
+            f"{side:>6}: {out[side]:,.0f} instructions per event ({full['events']} events, "
+            f"digest {full['digest'][:12]})",
+            flush=True,
+        )
+    return out
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before-tree", type=Path, help="source tree of the code before (e.g. a git worktree)")
+    parser.add_argument("--after-tree", type=Path, default=_HERE.parents[2], help="default: this tree")
+    parser.add_argument("--batch", type=int, action="append", help="micro-batch size (default 2048)")
+    parser.add_argument("--events", type=int, default=24000, help="measured events per child")
+    parser.add_argument("--warm", type=int, default=4096, help="events scored before measuring")
+    parser.add_argument("--rounds", type=int, default=3, help="children per side, alternated")
+    parser.add_argument(
+        "--valgrind-events",
+        type=int,
+        default=0,
+        help="also count instructions per event under valgrind over this many events "
+        "(0: not; a few thousand take minutes)",
+    )
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="write the results as JSON here")
+    from scorer.bench.realistic import add_stream_arguments
+
+    add_stream_arguments(parser)
+    args = parser.parse_args()
+    args.batch = args.batch or [2048]
+    if args.child:
+        print(json.dumps(asyncio.run(_child(args.child, args.warm, args.batch[0], args.measure))))
+        return
+    if args.before_tree is None:
+        parser.error("--before-tree is required")
+    from scorer.bench.loadgen import payloads, templates
+    from scorer.bench.realistic import stream_templates
+    from scorer.demo import bundled_capture
+    from scorer.events.structs import EventKind
+
+    tpl = stream_templates(args, templates(bundled_capture(), tuple(EventKind)))
+    items = [(kind.value, key, value) for kind, key, value in payloads(tpl, args.warm + args.events)]
+    sides = {"before": args.before_tree.resolve(), "after": args.after_tree.resolve()}
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="stages-ab-") as tmp:
+        path = Path(tmp) / "records.pickle"
+        path.write_bytes(pickle.dumps(items))
+        for r in range(args.rounds):
+            for side, tree in sides.items():
+                load = _load()
+                result = _run_child(tree, path, args)
+                result["load"] = load
+                runs[side].append(result)
+                print(
+                    f"round {r + 1} {side:>6}: cpu {result['cpu_us']:.2f} µs/event  "
+                    f"wall {result['wall_us']:.2f}  alerts {result['alerts']}  "
+                    f"dead letters {result['dead_letters']}  load {load}",
+                    flush=True,
+                )
+        instructions = _instructions(sides, path, args) if args.valgrind_events else {}
+    _report(runs, instructions, args)
+
+
+def _report(runs: dict[str, list[dict[str, Any]]], instructions: dict[str, float], args: argparse.Namespace) -> None:
+    before, after = runs["before"], runs["after"]
+    digests = {r["digest"] for side in runs.values() for r in side}
+    stages = sorted({s for side in runs.values() for r in side for s in r["stages_us"]})
+    print(
+        f"\n{args.stream} stream, {args.events} events per child, batch {args.batch[0]}, "
+        f"{args.rounds} children per side; medians, µs per event"
+    )
+    print("| | before | after | after/before |\n|---|---:|---:|---:|")
+    rows = [("CPU (process time)", [r["cpu_us"] for r in before], [r["cpu_us"] for r in after])]
+    rows += [
+        (
+            f"{s} (stage timer)",
+            [r["stages_us"].get(s, 0.0) for r in before],
+            [r["stages_us"].get(s, 0.0) for r in after],
+        )
+        for s in stages
+    ]
+    for name, b, a in rows:
+        mb, ma = statistics.median(b), statistics.median(a)
+        print(f"| {name} | {mb:.2f} | {ma:.2f} | {ma / mb if mb else float('nan'):.2f} |")
+    if instructions:
+        ib, ia = instructions["before"], instructions["after"]
+        print(f"| instructions per event (valgrind) | {ib:,.0f} | {ia:,.0f} | {ia / ib:.2f} |")
+    print(f"outputs (alerts, dead letters, score records) identical: {len(digests) == 1}")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "runs": runs,
+                    "instructions_per_event": instructions,
+                    "identical_outputs": len(digests) == 1,
+                },
+                fh,
+                indent=2,
+            )
+
+
+if __name__ == "__main__":
+    main()
