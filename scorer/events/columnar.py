@@ -96,11 +96,13 @@ def decode_rows(
         rows: list[Row | None] = list(map(decode, values))  # type: ignore[arg-type]
     except (*DECODE_ERRORS, TypeError):
         rows = [_decode_one(decode, v) for v in values]
-    if any(v is None or len(v) > max_bytes for v in values):
+    if None in values or max(map(len, values), default=0) > max_bytes:  # type: ignore[arg-type]
         rows = [None if v is None or len(v) > max_bytes else r for v, r in zip(values, rows, strict=True)]
     if views:
         return _checked_flows(rows)
-    return [None if r is None else accept(r) for r in rows]
+    if kind is EventKind.NETFLOW:
+        return [None if r is None else accept(r) for r in rows]
+    return _checked_events(kind, rows)
 
 
 def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:
@@ -136,6 +138,32 @@ def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
             refused |= np.fromiter((t in bad for t in column), bool, len(present))
     for name in FLOW_INTS:
         refused |= _out_of_range(list(map(attrgetter(name), present)))
+    if not refused.any():
+        return rows
+    keep = iter((~refused).tolist())
+    return [r if r is not None and next(keep) else None for r in rows]
+
+
+# What :func:`scorer.events.fastpath.accept` bounds on EDR events and SIEM alerts: integers
+# (msgspec takes any size; the generic path refuses beyond INT_LIMIT), rule hits (the rules
+# stage's to set) and a finite ts, here checked by column.
+_EVENT_INTS = {EventKind.EDR: ("event_code", "process_id", "dst_port", "logon_type"), EventKind.SIEM: ("severity",)}
+
+
+def _checked_events(kind: EventKind, rows: list[Row | None]) -> list[Row | None]:
+    """The EDR events or SIEM alerts :func:`scorer.events.fastpath.accept` accepts, by column."""
+    present = rows if None not in rows else [r for r in rows if r is not None]
+    if not present:
+        return rows
+    refused = ~np.isfinite(np.fromiter(map(attrgetter("ts"), present), np.float64, len(present)))
+    for name in _EVENT_INTS[kind]:
+        column = list(map(attrgetter(name), present))
+        # Few distinct values (codes, ports, ids): each is looked at once.
+        bad = {v for v in set(column) if v is not None and abs(v) > INT_LIMIT}
+        if bad:
+            refused |= np.fromiter((v in bad for v in column), bool, len(present))
+    if kind is EventKind.EDR and any(map(attrgetter("rule_hits"), present)):
+        refused |= np.fromiter(map(bool, map(attrgetter("rule_hits"), present)), bool, len(present))
     if not refused.any():
         return rows
     keep = iter((~refused).tolist())

@@ -52,9 +52,15 @@ class FeatureSet(Protocol):
 
 def finite(values: npt.ArrayLike) -> F64:
     """NaN -> 0, +-inf and huge values -> +-CLIP: a feature is never non-finite."""
-    out = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=CLIP, neginf=-CLIP)
-    clipped: F64 = np.clip(out, -CLIP, CLIP)
-    return clipped
+    return _finite_in_place(np.array(values, dtype=np.float64))
+
+
+def _finite_in_place(out: F64) -> F64:
+    # Clipping maps +-inf to +-CLIP and keeps NaN, which then reads 0: the same values as
+    # nan_to_num followed by clip, in two passes over the array instead of six and no copy.
+    np.clip(out, -CLIP, CLIP, out=out)
+    np.copyto(out, 0.0, where=np.isnan(out))
+    return out
 
 
 def stack(names: Sequence[str], columns: Mapping[str, npt.ArrayLike], n: int) -> F32:
@@ -63,7 +69,7 @@ def stack(names: Sequence[str], columns: Mapping[str, npt.ArrayLike], n: int) ->
     for j, name in enumerate(names):
         out[:, j] = columns[name]
     # One pass over the whole matrix: per-column calls cost more than the work on small batches.
-    return finite(out).astype(np.float32)
+    return _finite_in_place(out).astype(np.float32)
 
 
 def column(events: Sequence[object], attr: str) -> list[Any]:

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from itertools import compress, repeat
+from operator import attrgetter, eq
 from pathlib import Path
 
 import numpy as np
 
 from scorer.events.structs import EndpointEvent
 from scorer.rules.bitsets import atom_ids, evaluate_tree, need, rows_of
-from scorer.rules.fields import KEYWORDS, Column, Getter, all_text, column_reader, getter
+from scorer.rules.fields import CANONICAL, KEYWORDS, Column, Getter, all_text, column_reader, getter
 from scorer.rules.matchers import FieldMatcher
 from scorer.rules.model import Atom, RuleFailure, RuleHits, RuleMeta, Tree, Variant
 
@@ -35,6 +37,7 @@ from scorer.rules.model import Atom, RuleFailure, RuleHits, RuleMeta, Tree, Vari
 # in all (then forgotten at once): tens of MB at most.
 CACHE_VALUE_CHARS = 512
 CACHE_CHARS = 16 << 20
+_FIELDS = attrgetter("fields")
 
 
 class RuleRaised(Exception):
@@ -113,6 +116,10 @@ class RuleEngine:
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
         self.columns: dict[str, Column] = {name: column_reader(name) for name in names}
         self._bits: list[int] = []
+        self._rows: dict[int, Sequence[int]] = {}  # the current batch's row sets, listed
+        self._present: set[str] | None = set()
+        # Fields read from ``EndpointEvent.fields`` only (no canonical attribute behind them).
+        self.leftover = frozenset(name for name in names if name not in CANONICAL and name != KEYWORDS)
         # Values repeat across batches (paths, hashes, product names): their atoms, remembered.
         self._seen: dict[str, dict[str, list[int]]] = {name: {} for name in self.matchers}
         self._cached_chars = 0
@@ -155,6 +162,13 @@ class RuleEngine:
         full = (1 << n) - 1
         amask: dict[int, int] = {}
         errors: dict[int, RuleFailure] = {}
+        # Most fields are read over the rows of one logsource or a few: each set listed once.
+        self._rows = {}
+        # Fields (of ``fields``) that some event of the batch carries; any other reads None.
+        try:
+            self._present = set().union(*map(_FIELDS, events))
+        except Exception:  # an unreadable event: every field is read, and fails naming its rule
+            self._present = None
         for name in self.head_fields:
             self._field_of_rules(events, name, full, n, amask, errors)
         ls_masks = [evaluate_tree(tree, amask, full) for tree in self.ls_trees]
@@ -204,7 +218,15 @@ class RuleEngine:
 
     def _field(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
                amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
-        sel = rows_of(rows, n)
+        if name in self.leftover and self._present is not None and name not in self._present:
+            # No event carries it: every row reads None, which only the "missing" atoms match.
+            missing = self.matchers[name].missing if name in self.matchers else ()
+            for aid in missing:
+                amask[aid] = amask.get(aid, 0) | rows
+            return
+        sel = self._rows.get(rows)
+        if sel is None:
+            sel = self._rows[rows] = rows_of(rows, n)
         col = self.columns[name](events, sel)
         matcher = self.matchers.get(name)
         # Match each distinct value once; gather rows only for the values that matched.
@@ -287,12 +309,12 @@ class RuleEngine:
 
 def _groups(sel: Sequence[int], col: list[str | None], wanted: Collection[str | None]) -> dict[str | None, list[int]]:
     """The rows (of ``sel``) holding each value of ``wanted``, ``col`` being the values at ``sel``."""
-    if len(wanted) <= 4:  # a scan per value, in a comprehension, beats any per-row bookkeeping
-        return {v: [r for r, x in zip(sel, col, strict=True) if x == v] for v in wanted}
+    if len(wanted) <= 4:  # a scan per value (C-level maps) beats any per-row bookkeeping
+        return {v: list(compress(sel, map(eq, col, repeat(v)))) for v in wanted}
     # Many values: code the column, sort the codes once (numpy), slice each value's rows.
     code_of = {v: i for i, v in enumerate(wanted)}
     missing = len(code_of)
-    codes = np.fromiter((code_of.get(v, missing) for v in col), dtype=np.int32, count=len(col))
+    codes = np.fromiter(map(code_of.get, col, repeat(missing)), dtype=np.int32, count=len(col))
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(missing + 1))
     rows = np.asarray(sel)[order]
