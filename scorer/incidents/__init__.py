@@ -3,9 +3,11 @@
 Pure Python, no Kafka: the online job (``python -m streams incidents``) and the offline
 evaluation (replay) run the same code. The contract, in the order a finding goes through:
 
-1. ``member = digest(finding_json_dict, topic=..., partition=..., offset=...)``
-   (:mod:`.entities`): what correlation needs of a Detection Finding, OCSF 1.3 or 1.8
-   layout; raises :class:`Unattributed` (a ``ValueError``) when it names no entity.
+1. ``member = digest(finding, topic=..., partition=..., offset=...)`` (:mod:`.entities`):
+   what correlation needs of a Detection Finding, OCSF 1.3 or 1.8 layout, given as the
+   decoded JSON dict or as ``decode_finding(raw_bytes)`` (the typed view: what the online
+   router reads, cheaper); raises :class:`Unattributed` (a ``ValueError``) when it names
+   no entity.
 2. ``links.learn(member)`` then ``member = links.resolve(member)`` (:class:`LinkTable`):
    learns host <-> IP links from EDR/SIEM findings and sets ``member.key``, the correlation
    entity (``host:NAME``, else ``ip:ADDR``, else ``user:NAME``).
@@ -36,7 +38,7 @@ In process, for a stream of findings in time order::
 """
 
 from .changelog import decode_changelog
-from .entities import Unattributed, digest
+from .entities import Finding, Unattributed, decode_finding, digest
 from .episodes import Correlator, incident_uid
 from .links import LinkTable
 from .model import (
@@ -58,6 +60,7 @@ __all__ = [
     "Activity",
     "Correlator",
     "Emission",
+    "Finding",
     "IncidentState",
     "InvalidRule",
     "LinkTable",
@@ -68,6 +71,7 @@ __all__ = [
     "Suppressions",
     "Unattributed",
     "decode_changelog",
+    "decode_finding",
     "decode_member",
     "decode_state",
     "digest",

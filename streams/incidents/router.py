@@ -22,13 +22,12 @@ from typing import Any
 import msgspec
 from aiokafka import TopicPartition
 
-from scorer.incidents import LinkTable, Unattributed, digest, encode
+from scorer.incidents import LinkTable, Unattributed, decode_finding, digest, encode
 
 from .kafka import Follower, Out, dead
 from .stage import JobSettings, Stage, paced
 
 log = logging.getLogger(__name__)
-_DECODER = msgspec.json.Decoder()
 _HOST = msgspec.json.Decoder(str)
 
 
@@ -62,10 +61,8 @@ class Router(Stage):
         for tp, messages in fetched.items():
             async for m in paced(messages):
                 try:
-                    doc = _DECODER.decode(m.value) if m.value is not None else None
-                    if not isinstance(doc, dict):
-                        raise msgspec.DecodeError("not a JSON object")
-                    member = digest(doc, topic=tp.topic, partition=tp.partition, offset=m.offset)
+                    member = digest(decode_finding(m.value), topic=tp.topic, partition=tp.partition,
+                                    offset=m.offset)
                     new_links = self.links.learn(member)
                     member = self.links.resolve(member)
                     keyed = Out(cfg.keyed_topic, member.key.encode(), encode(member))
