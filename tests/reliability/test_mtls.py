@@ -15,8 +15,13 @@ Reproduce: pytest -s tests/reliability/test_mtls.py
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import ipaddress
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +33,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from scorer.config import KafkaSettings
+from scorer.kafka.clients import tls_refusal
+from scorer.tls import handshake_refusal
 from tests.support.faults import (
     Ledger,
     ScorerProcess,
@@ -42,8 +50,6 @@ from tests.support.faults import (
 )
 from tests.support.kafka import KafkaBroker, StartKafka
 from tests.support.triton import MutualTlsTritonServer, StartTriton
-
-pytestmark = pytest.mark.data
 
 
 # --------------------------------------------------------------------------- certificates
@@ -195,6 +201,7 @@ def _mtls_env(
 
 
 # --------------------------------------------------------------------------- tests
+@pytest.mark.data
 async def test_scorer_over_mutual_tls_to_kafka_and_triton_scores_every_event(
     mtls_kafka: KafkaBroker,
     mtls_triton: MutualTlsTritonServer,
@@ -237,6 +244,7 @@ FAULTS = {
 }
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_client_without_a_trusted_certificate_is_refused_with_a_clear_error(
     mtls_kafka: KafkaBroker,
@@ -273,3 +281,56 @@ async def test_client_without_a_trusted_certificate_is_refused_with_a_clear_erro
     assert rc == status, log[-3000:]
     assert line and all(w in line[-1].lower() for w in words), log[-3000:]
     assert "Traceback" not in log, log[-3000:]
+
+
+# --------------------------------------------------------------------------- the probe alone
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        ("trusted", None),
+        ("none", "it requires a client certificate and none was presented"),
+        ("foreign", "it does not trust the ca that signed the client certificate"),
+        ("trusted, server hangs up", "closed the connection right after the tls handshake"),
+    ],
+)
+async def test_handshake_refusal_reads_what_an_openssl_server_says(pki: Pki, client: str, expected: str | None) -> None:
+    """scorer/tls.py against a TLS 1.3 server that requires a client certificate (Python's
+    OpenSSL, which sends the standard alerts), and one that hangs up after the handshake."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
+    server_context.load_cert_chain(str(pki.triton.cert), str(pki.triton.key))
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    hang_up = client.endswith("hangs up")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_one() -> None:
+        # Blocking sockets: OpenSSL writes its alert before the handshake call raises (an
+        # asyncio server aborts the connection instead, without the alert).
+        with listener:
+            listener.settimeout(60)  # a limit, not a schedule: the probe connects at once
+            conn, _ = listener.accept()
+            with contextlib.suppress(ssl.SSLError, OSError), server_context.wrap_socket(conn, server_side=True) as tls:
+                if not hang_up:
+                    tls.sendall(b"accepted")  # a client that got this far was accepted
+
+    server = threading.Thread(target=serve_one, name="tls-server")
+    server.start()
+    issued = {"trusted": pki.client, "none": None, "foreign": pki.foreign_client}[client.split(",")[0]]
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    if issued is not None:
+        context.load_cert_chain(str(issued.cert), str(issued.key))
+    try:
+        reason = await handshake_refusal("127.0.0.1", port, context, client_certificate=issued.cert if issued else None)
+    finally:
+        await asyncio.to_thread(server.join)
+    print(f"\n{client}: {reason}")
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None and expected in reason.lower(), reason
+        assert (str(issued.cert) if issued else "no client certificate is configured") in reason
+
+
+async def test_kafka_tls_refusal_is_only_looked_for_over_tls() -> None:
+    # Plaintext: nothing to probe, so no connection is made (the port is never listened on).
+    assert await tls_refusal(KafkaSettings(bootstrap_servers="127.0.0.1:1")) is None
