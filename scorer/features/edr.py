@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -109,6 +110,7 @@ REG_KEYS = ("\\currentversion\\run", "\\services\\", "\\policies\\", "windows de
 SUSPICIOUS_DLLS = ("dbghelp.dll", "dbgcore.dll", "samlib.dll", "vaultcli.dll", "clr.dll",
                    "system.management.automation", "comsvcs.dll", "wmiutils.dll", "taskschd.dll")
 _B64 = re.compile(r"[a-z0-9+/=]{40,}")
+_COMMAND_FIELDS = ("ScriptBlockText", "Payload", "HostApplication", "Details")
 HASH_BUCKETS = 16
 
 BEHAVIOUR_NAMES = group_names("ev_", [*BEHAVIOURS, "other"])
@@ -170,7 +172,7 @@ class EdrFeatures:
         parent = Texts(_or_empty(evs, "parent_image")).map(str.lower)
         img_base, par_base = image.map(basename), parent.map(basename)
         cols.update(_process(image, parent, img_base, par_base, fields))
-        text = Texts(list(map(_command_text, evs)))
+        text = Texts(_command_texts(evs, fields))
         for name, needles in TOKENS.items():
             cols[f"cmd_{name}"] = text.count_any(needles)
         cols["cmd_token_total"] = np.sum([cols[f"cmd_{k}"] for k in TOKENS], axis=0)
@@ -219,6 +221,13 @@ def _command_text(e: EndpointEvent) -> str:
     parts = (e.command_line, e.fields.get("ScriptBlockText"), e.fields.get("Payload"),
              e.fields.get("HostApplication"), e.fields.get("Details"))
     return " ".join(p for p in parts if p).lower()
+
+
+def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> list[str]:
+    """:func:`_command_text` of every event, read by column (most events carry none of it)."""
+    parts = zip(column(evs, "command_line"), *(map(dict.get, fields, repeat(name)) for name in _COMMAND_FIELDS),
+                strict=True)
+    return [" ".join(filter(None, row)).lower() if any(row) else "" for row in parts]
 
 
 def _or_empty(evs: Sequence[EndpointEvent], attr: str) -> list[str]:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
-from scorer.features.edr_security import SEP, field, hex_int, keyed, row_columns
+from scorer.features.edr_security import SEP, Codes, field, hex_int, keyed, row_columns
 
 SERVICE_NAMES = ("svc_shell", "svc_user_dir", "svc_remote_path", "svc_outside_system", "svc_driver")
 TASK_NAMES = ("task_shell", "task_user_dir", "task_hidden", "task_system", "task_encoded", "task_logon_boot")
@@ -70,18 +70,19 @@ DUMP_HELPERS = ("dbghelp.dll", "dbgcore.dll", "comsvcs.dll")
 def object_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
     """Every column of :data:`NAMES` for the batch."""
     cols: dict[str, F64] = {}
-    service = keyed(evs, SERVICE_EVENTS, lambda e: field(e, "ImagePath", "ServiceFileName", "ServiceType"))
+    codes = Codes(evs)
+    service = keyed(evs, SERVICE_EVENTS, lambda e: field(e, "ImagePath", "ServiceFileName", "ServiceType"), codes)
     cols.update(zip(SERVICE_NAMES, row_columns(service, _service, len(SERVICE_NAMES)), strict=True))
-    task = keyed(evs, TASK_EVENTS, lambda e: field(e, "TaskContent", "TaskContentNew"))
+    task = keyed(evs, TASK_EVENTS, lambda e: field(e, "TaskContent", "TaskContentNew"), codes)
     cols.update(zip(TASK_NAMES, row_columns(task, _task, len(TASK_NAMES)), strict=True))
     ds = keyed(evs, DS_EVENTS, lambda e: f"{e.event_code}{SEP}"
-               + field(e, "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType"))
+               + field(e, "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType"), codes)
     cols.update(zip(DS_NAMES, row_columns(ds, _directory, len(DS_NAMES)), strict=True))
-    share = keyed(evs, SHARE_EVENTS, lambda e: field(e, "ShareName", "RelativeTargetName", "AccessList"))
+    share = keyed(evs, SHARE_EVENTS, lambda e: field(e, "ShareName", "RelativeTargetName", "AccessList"), codes)
     cols.update(zip(SHARE_NAMES, row_columns(share, _share, len(SHARE_NAMES)), strict=True))
-    handle = keyed(evs, HANDLE_EVENTS, lambda e: e.target_filename or "")
+    handle = keyed(evs, HANDLE_EVENTS, lambda e: e.target_filename or "", codes)
     cols.update(zip(HANDLE_NAMES, row_columns(handle, _handle, len(HANDLE_NAMES)), strict=True))
-    access = keyed(evs, frozenset({10}), lambda e: field(e, "TargetImage", "GrantedAccess", "CallTrace"))
+    access = keyed(evs, frozenset({10}), lambda e: field(e, "TargetImage", "GrantedAccess", "CallTrace"), codes)
     cols.update(zip(ACCESS_NAMES, row_columns(access, _access, len(ACCESS_NAMES)), strict=True))
     return cols
 

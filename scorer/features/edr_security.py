@@ -17,13 +17,14 @@ constrain its score to be non-decreasing in them); family columns are descriptiv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64, column, member, numbers
+from scorer.features.base import F64, column, numbers
 from scorer.features.texts import Texts, factorize
 
 FAMILIES: dict[str, frozenset[int]] = {
@@ -114,12 +115,29 @@ ENUM_TOOLS = ("net.exe", "net1.exe", "powershell.exe", "pwsh.exe", "cmd.exe", "w
 SEP = "\x1f"
 
 
-def keyed(evs: Sequence[EndpointEvent], gate: frozenset[int], key: Callable[[EndpointEvent], str]) -> Texts:
+class Codes:
+    """A batch's event codes, factorised once for all the gates of :func:`keyed`."""
+
+    __slots__ = ("distinct", "inverse")
+
+    def __init__(self, evs: Sequence[EndpointEvent]) -> None:
+        self.distinct, self.inverse = factorize(list(map(attrgetter("event_code"), evs)))
+
+    def rows(self, gate: frozenset[int]) -> list[int]:
+        """The rows whose event code is in ``gate``, ascending."""
+        hit = np.fromiter(map(gate.__contains__, self.distinct), np.bool_, len(self.distinct))
+        rows: list[int] = np.flatnonzero(hit[self.inverse]).tolist()
+        return rows
+
+
+def keyed(evs: Sequence[EndpointEvent], gate: frozenset[int], key: Callable[[EndpointEvent], str],
+          codes: Codes | None = None) -> Texts:
     """One text per event: ``key(e)`` (lower-case) for events of the ``gate`` IDs, else ``""``.
-    Composite keys (fields joined by SEP) repeat as much as single fields do."""
+    Composite keys (fields joined by SEP) repeat as much as single fields do. ``codes``: the
+    batch's :class:`Codes`, when the caller gates it more than once."""
     rows = [""] * len(evs)
     # Most events are of no gated ID: only those rows build their key.
-    for i in np.flatnonzero(member(_codes(evs), gate)).tolist():
+    for i in (codes or Codes(evs)).rows(gate):
         rows[i] = key(evs[i]).lower()
     return Texts(rows)
 
@@ -133,6 +151,15 @@ def field(e: EndpointEvent, *names: str) -> str:
     return SEP.join(e.fields.get(n) or "" for n in names)
 
 
+def _joined_lower(evs: Sequence[EndpointEvent], *names: str) -> list[str]:
+    """``field(e, *names).lower()`` of every event, read by column: most events carry none of
+    ``names``, and their value is the same constant."""
+    fields = list(map(attrgetter("fields"), evs))
+    columns = [list(map(dict.get, fields, repeat(n))) for n in names]
+    empty = SEP.join("" for _ in names).lower()
+    return [SEP.join(v or "" for v in row).lower() if any(row) else empty for row in zip(*columns, strict=True)]
+
+
 def families(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
     codes, inverse = factorize(column(evs, "event_code"))
     table = np.array([[c in m for m in FAMILIES.values()] for c in codes],
@@ -144,25 +171,26 @@ def families(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
 def security_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
     """Every column of :data:`NAMES` for the batch."""
     cols = families(evs)
+    codes = Codes(evs)
     logon = numbers(evs, "logon_type", -1.0)
     gated = np.isin(_codes(evs), tuple(LOGON_EVENTS | {4634}))
     for name, types in LOGON_TYPES.items():
         cols[name] = (gated & np.isin(logon, types)).astype(np.float64)
     auth = keyed(evs, LOGON_EVENTS, lambda e: field(e, "AuthenticationPackageName", "LmPackageName", "KeyLength",
-                                                    "LogonProcessName") + SEP + str(e.logon_type))
+                                                    "LogonProcessName") + SEP + str(e.logon_type), codes)
     cols.update(zip(AUTH_NAMES, row_columns(auth, _auth, len(AUTH_NAMES)), strict=True))
-    status = keyed(evs, AUTH_EVENTS, lambda e: field(e, "Status", "SubStatus", "FailureReason"))
+    status = keyed(evs, AUTH_EVENTS, lambda e: field(e, "Status", "SubStatus", "FailureReason"), codes)
     cols.update(zip(FAILURE_NAMES, row_columns(status, _failure, len(FAILURE_NAMES)), strict=True))
     kerb = keyed(evs, KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
-                 + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"))
+                 + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), codes)
     cols.update(zip(KERBEROS_NAMES, row_columns(kerb, _kerberos, len(KERBEROS_NAMES)), strict=True))
-    privs = Texts(field(e, "PrivilegeList", "EnabledPrivilegeList").lower() for e in evs)
+    privs = Texts(_joined_lower(evs, "PrivilegeList", "EnabledPrivilegeList"))
     for name, needles in PRIVILEGES.items():
         cols[name] = privs.contains_any(needles)
-    enabled = keyed(evs, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"))
+    enabled = keyed(evs, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"), codes)
     cols["sec_priv_debug_enabled"] = enabled.contains_any(("sedebugprivilege",))
     account = keyed(evs, ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"
-                    + field(e, "TargetSid", "CallerProcessName", "SidHistory") + SEP + (e.user or ""))
+                    + field(e, "TargetSid", "CallerProcessName", "SidHistory") + SEP + (e.user or ""), codes)
     cols.update(zip(ACCOUNT_NAMES, row_columns(account, _account, len(ACCOUNT_NAMES)), strict=True))
     return cols
 

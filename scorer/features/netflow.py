@@ -67,15 +67,16 @@ class _SourceWindow:
         self.ips: Counter[str] = Counter()
 
     def add(self, ts: float, port: int, ip: str) -> tuple[int, int]:
-        while self.flows and (self.flows[0][0] < ts - WINDOW_S
-                              or len(self.flows) >= MAX_WINDOW_FLOWS):
-            _, old_port, old_ip = self.flows.popleft()
-            _drop(self.ports, old_port)
-            _drop(self.ips, old_ip)
-        self.flows.append((ts, port, ip))
-        self.ports[port] += 1
-        self.ips[ip] += 1
-        return len(self.ports), len(self.ips)
+        # Runs once per flow: locals and dict.get instead of Counter's Python-level __missing__.
+        flows, ports, ips = self.flows, self.ports, self.ips
+        while flows and (flows[0][0] < ts - WINDOW_S or len(flows) >= MAX_WINDOW_FLOWS):
+            _, old_port, old_ip = flows.popleft()
+            _drop(ports, old_port)
+            _drop(ips, old_ip)
+        flows.append((ts, port, ip))
+        ports[port] = ports.get(port, 0) + 1
+        ips[ip] = ips.get(ip, 0) + 1
+        return len(ports), len(ips)
 
 
 def _drop(counter: Counter[K], key: K) -> None:

@@ -72,21 +72,24 @@ class _HostWindow:
         self.last_seen: dict[str, float] = {}
 
     def add(self, ts: float, rule: str) -> tuple[float, ...]:
-        while self.alerts and (self.alerts[0][0] < ts - WINDOW_S
-                               or len(self.alerts) >= MAX_WINDOW_ALERTS):
-            _, old = self.alerts.popleft()
-            self.rules[old] -= 1
-            if self.rules[old] <= 0:
-                del self.rules[old]
-        previous = self.last_seen.get(rule)
-        if previous is None and len(self.last_seen) >= MAX_RULES_PER_HOST:
-            self.last_seen.pop(next(iter(self.last_seen)))  # oldest inserted rule goes
-        self.last_seen[rule] = ts if previous is None else max(previous, ts)
-        self.alerts.append((ts, rule))
-        self.rules[rule] += 1
+        # Runs once per alert: locals and dict.get instead of Counter's Python-level __missing__.
+        alerts, rules, last_seen = self.alerts, self.rules, self.last_seen
+        while alerts and (alerts[0][0] < ts - WINDOW_S or len(alerts) >= MAX_WINDOW_ALERTS):
+            _, old = alerts.popleft()
+            left = rules[old] - 1
+            if left <= 0:
+                del rules[old]
+            else:
+                rules[old] = left
+        previous = last_seen.get(rule)
+        if previous is None and len(last_seen) >= MAX_RULES_PER_HOST:
+            last_seen.pop(next(iter(last_seen)))  # oldest inserted rule goes
+        last_seen[rule] = ts if previous is None else max(previous, ts)
+        alerts.append((ts, rule))
+        same = rules[rule] = rules.get(rule, 0) + 1
         since = NEVER_S if previous is None else min(max(ts - previous, 0.0), NEVER_S)
-        same, total = self.rules[rule], len(self.alerts)
-        return (math.log1p(same), math.log1p(total), math.log1p(len(self.rules)),
+        total = len(alerts)
+        return (math.log1p(same), math.log1p(total), math.log1p(len(rules)),
                 float(previous is None), math.log1p(since), same / total)
 
 
