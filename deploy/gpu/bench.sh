@@ -11,7 +11,11 @@
 # TRANSPORT_ENGINES (transport stage; default the GPU engine; "routed": the production name);
 # CPU_MODEL_THREADS, SMALL_REQUEST_ROWS: launch.py's --cpu-model-threads, --small-request-rows.
 # LATENCY_ENGINES (latency stage; default the GPU and CPU engines). Stage "floor": gRPC round
-# trips without a model (client_bench floor).
+# trips without a model (client_bench floor). Stage "native": batch 1 from Triton's C++ client,
+# perf_analyzer (PERF_ANALYZER: the binary, default STACK's pa/perf_analyzer; LATENCY_ENGINES;
+# NATIVE_CONCURRENCY, default 1,4; NATIVE_SHM, default none; deploy/gpu/perf_analyzer.py).
+# MICRO_BATCH (scorers stage): records per scorer micro-batch (default 4,096); SCORER_TARGETS:
+# the engines it runs, replacing the GPU engine plus SCORER_ENGINES.
 # GPU_ENGINE (default nvforest; treelite for a dry run on a CPU-only host), BATCHES (transport),
 # PORT_BASE (default 8000: HTTP, then gRPC and metrics on the next two ports), QUEUE_DELAY_US
 # (the dynamic batcher's max_queue_delay_microseconds; default: production's 200),
@@ -58,6 +62,15 @@ if [[ " $stages " == *" transport "* ]]; then
     --transports "${TRANSPORTS:-grpc,shm,cudashm,cudashm-pinned,cudashm-gpu}" \
     --concurrency 1,4,16 --batches "$batches" --out "$out/transport.json"
 fi
+if [[ " $stages " == *" native "* ]]; then  # batch 1 from a C++ client, real rows, every model
+  pa=${PERF_ANALYZER:-/tmp/stack/pa/perf_analyzer}
+  python3 -m deploy.gpu.perf_analyzer prepare --source "$pa" --out /tmp/perf_analyzer \
+    --libs "$(python3 -c 'import pathlib, pytriton; print(pathlib.Path(pytriton.__file__).parents[1])')/nvidia_pytriton.libs"
+  run native python3 -m deploy.gpu.perf_analyzer run --perf-analyzer /tmp/perf_analyzer/perf_analyzer --url "$url" \
+    --models netflow_classifier,edr_classifier,siem_classifier --engines "${LATENCY_ENGINES:-$gpu,$cpu_engines}" \
+    --shared-memory "${NATIVE_SHM:-none}" --concurrency "${NATIVE_CONCURRENCY:-1,4}" --batches 1 \
+    --interval-ms 2000 --features "$feats" --out "$out/native.json"
+fi
 if [[ " $stages " == *" floor "* ]]; then  # gRPC's own round trip, no model
   run floor python3 -m deploy.gpu.client_bench floor --url "$url" --duration 3
 fi
@@ -66,11 +79,11 @@ if [[ " $stages " == *" latency "* ]]; then  # one row, one request in flight, e
     --transports grpc,grpc-raw --concurrency 1 --batches 1 --duration 3 --out "$out/latency.json"
 fi
 if [[ " $stages " == *" scorers "* ]]; then
-  for engine in "$gpu" ${SCORER_ENGINES-onnxruntime}; do
+  for engine in ${SCORER_TARGETS:-$gpu ${SCORER_ENGINES-onnxruntime}}; do
     for client in ${SCORER_CLIENTS:-grpc}; do  # grpc, shm: the scorer's shared-memory client
       flag=; [ "$client" = shm ] && flag=--shared-memory
       run "scorers_${engine}_$client" python3 -m deploy.gpu.scorers_bench --url "$url" --features "$feats" \
-        --engine "$engine" --processes "${PROCESSES:-1,4,16}" --duration "${DURATION:-4}" \
+        --engine "$engine" --processes "${PROCESSES:-1,4,16}" --duration "${DURATION:-4}" --micro-batch "${MICRO_BATCH:-4096}" \
         $flag --out "$out/scorers_${engine}_$client.json"
     done
   done

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,32 @@ def test_perf_analyzer_csv_is_read() -> None:
             "4,175518,2,332,306,18,567,228,0,1058,2736,3890,5800\n")
     row = parse_csv(text)
     assert row["rows_per_s"] == 175518 and row["p50_us"] == 1058 and row["p99_us"] == 5800
+    assert row["p90_us"] == 2736 and row["p95_us"] == 3890
     assert row["server_compute_infer_us"] == 567 and row["network_us"] == 332
+
+
+def test_perf_analyzer_inputs_are_the_real_rows(tmp_path: Path) -> None:
+    """Batch-1 requests carry the feature file's rows, one request per row, under the model's
+    input name; prepare puts the binary and its libraries under the names the binary links."""
+    from deploy.gpu.perf_analyzer import LIBRARIES, input_data, prepare
+    from scorer.inference.base import INPUT_NAME
+
+    x = _rows("netflow_classifier", 5, seed=3)
+    np.savez(tmp_path / "feats.npz", netflow_classifier=x)
+    data = json.loads(input_data(tmp_path / "feats.npz", "netflow_classifier", 3, tmp_path).read_text())["data"]
+    assert np.array_equal(np.asarray([step[INPUT_NAME] for step in data], dtype=np.float32), x[:3])
+
+    wheel = tmp_path / "tritonclient-2.51.0-py3-none-manylinux1_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("tritonclient-2.51.0.data/data/bin/perf_analyzer", b"binary")
+    libs = tmp_path / "nvidia_pytriton.libs"
+    libs.mkdir()
+    for prefix in LIBRARIES.values():
+        (libs / f"{prefix}0123abcd.so.9").write_bytes(prefix.encode())
+    binary = prepare(wheel, libs, tmp_path / "pa")
+    assert binary.read_bytes() == b"binary" and binary.stat().st_mode & 0o111
+    for soname, prefix in LIBRARIES.items():
+        assert (binary.parent / "lib" / soname).read_bytes() == prefix.encode()
 
 
 def test_many_scorers_bench_counts_every_process(gpu_server: str, tmp_path: Path) -> None:
