@@ -35,6 +35,13 @@ def describe(exc: ssl.SSLError) -> str:
     return f"TLS refused by the server: {meaning} ({words})" if meaning else f"TLS error: {words}"
 
 
+def _reason(host: str, port: int, exc: ssl.SSLError, note: str) -> str:
+    # The note on the client certificate only where the server objected to it (not, say,
+    # where this client did not trust the server's certificate).
+    about_client = str(exc.reason or "") in _CLIENT_CERTIFICATE_ALERTS
+    return f"{host}:{port}: {describe(exc)}" + (f"; {note}" if about_client else "")
+
+
 async def handshake_refusal(
     host: str,
     port: int,
@@ -59,13 +66,13 @@ async def handshake_refusal(
             wait_s,
         )
     except ssl.SSLError as exc:
-        return f"{host}:{port}: {describe(exc)}; {note}"
+        return _reason(host, port, exc, note)
     except (OSError, TimeoutError):
         return None
     try:
         first = await asyncio.wait_for(reader.read(1), wait_s)
     except ssl.SSLError as exc:
-        return f"{host}:{port}: {describe(exc)}; {note}"
+        return _reason(host, port, exc, note)
     except (OSError, TimeoutError):
         return None
     finally:

@@ -291,11 +291,13 @@ async def test_client_without_a_trusted_certificate_is_refused_with_a_clear_erro
         ("none", "it requires a client certificate and none was presented"),
         ("foreign", "it does not trust the ca that signed the client certificate"),
         ("trusted, server hangs up", "closed the connection right after the tls handshake"),
+        ("trusted, server not trusted", "tls error: [ssl: certificate_verify_failed]"),
     ],
 )
 async def test_handshake_refusal_reads_what_an_openssl_server_says(pki: Pki, client: str, expected: str | None) -> None:
     """scorer/tls.py against a TLS 1.3 server that requires a client certificate (Python's
-    OpenSSL, which sends the standard alerts), and one that hangs up after the handshake."""
+    OpenSSL, which sends the standard alerts), one that hangs up after the handshake, and
+    one whose own certificate the client does not trust (no word on the client's then)."""
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
     server_context.load_cert_chain(str(pki.triton.cert), str(pki.triton.key))
     server_context.verify_mode = ssl.CERT_REQUIRED
@@ -316,7 +318,7 @@ async def test_handshake_refusal_reads_what_an_openssl_server_says(pki: Pki, cli
     server = threading.Thread(target=serve_one, name="tls-server")
     server.start()
     issued = {"trusted": pki.client, "none": None, "foreign": pki.foreign_client}[client.split(",")[0]]
-    context = ssl.create_default_context(cafile=str(pki.ca))
+    context = ssl.create_default_context(cafile=None if client.endswith("not trusted") else str(pki.ca))
     if issued is not None:
         context.load_cert_chain(str(issued.cert), str(issued.key))
     try:
@@ -328,7 +330,8 @@ async def test_handshake_refusal_reads_what_an_openssl_server_says(pki: Pki, cli
         assert reason is None
     else:
         assert reason is not None and expected in reason.lower(), reason
-        assert (str(issued.cert) if issued else "no client certificate is configured") in reason
+        note = str(issued.cert) if issued else "no client certificate is configured"
+        assert (note in reason) is not client.endswith("not trusted"), reason
 
 
 async def test_kafka_tls_refusal_is_only_looked_for_over_tls() -> None:
