@@ -133,7 +133,10 @@ def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
         refused |= ~np.isfinite(np.fromiter(map(attrgetter(name), present), np.float64, len(present)))
     for name in ("uid", *FLOW_TEXTS):
         column = list(map(attrgetter(name), present))
-        bad = {t for t in set(column) if _bad_text(t, name)}
+        distinct = set(column)
+        if _all_good(distinct, name):  # the common case, decided by C-level passes
+            continue
+        bad = {t for t in distinct if _bad_text(t, name)}
         if bad:
             refused |= np.fromiter((t in bad for t in column), bool, len(present))
     for name in FLOW_INTS:
@@ -168,6 +171,19 @@ def _checked_events(kind: EventKind, rows: list[Row | None]) -> list[Row | None]
         return rows
     keep = iter((~refused).tolist())
     return [r if r is not None and next(keep) else None for r in rows]
+
+
+def _all_good(distinct: set[str | None], name: str) -> bool:
+    """Whether no value of ``distinct`` is a :func:`_bad_text` (False: look at each)."""
+    texts = distinct - _UNSET_UID if name == "uid" else distinct - _UNSET
+    if not texts:
+        return True
+    return (max(map(len, texts)) <= MAX_TEXT and _MISSING.isdisjoint(texts)  # type: ignore[arg-type]
+            and (name != "proto" or all(map(str.islower, texts))))  # type: ignore[arg-type]
+
+
+_UNSET: set[str | None] = {None}
+_UNSET_UID: set[str | None] = {None, ""}  # "" is the uid's own default
 
 
 def _bad_text(text: str | None, name: str) -> bool:
