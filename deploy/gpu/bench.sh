@@ -65,7 +65,7 @@ fi
 if [[ " $stages " == *" native "* ]]; then  # batch 1 from a C++ client, real rows, every model
   pa=${PERF_ANALYZER:-/tmp/stack/pa/perf_analyzer}
   python3 -m deploy.gpu.perf_analyzer prepare --source "$pa" --out /tmp/perf_analyzer \
-    --libs "$(python3 -c 'import pathlib, pytriton; print(pathlib.Path(pytriton.__file__).parents[1])')/nvidia_pytriton.libs"
+    --libs "$(python3 -c 'import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec("pytriton").origin).parents[1])')/nvidia_pytriton.libs"
   run native python3 -m deploy.gpu.perf_analyzer run --perf-analyzer /tmp/perf_analyzer/perf_analyzer --url "$url" \
     --models netflow_classifier,edr_classifier,siem_classifier --engines "${LATENCY_ENGINES:-$gpu,$cpu_engines}" \
     --shared-memory "${NATIVE_SHM:-none}" --concurrency "${NATIVE_CONCURRENCY:-1,4}" --batches 1 \
