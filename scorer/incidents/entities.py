@@ -220,14 +220,18 @@ def _text(value: Any) -> str:
     return value.strip() if type(value) is str else ""
 
 
-def _add(out: list[str], value: Any, *, lower: bool = False) -> None:
-    if type(value) is not str:
-        return
-    text = value.strip().lower() if lower else value.strip()
-    # Bounded: a crafted finding with thousands of evidences must not make a huge digest
-    # (every list is capped again per incident, Policy.max_items).
-    if text and len(out) < MAX_VALUES and len(text) <= MAX_TEXT and text not in out:
-        out.append(text)
+def _clean(values: list[Any], *, lower: bool = False) -> list[str]:
+    """The usable names among ``values``, in order, without repeats."""
+    out: list[str] = []
+    for value in values:
+        if type(value) is not str:
+            continue
+        text = value.strip().lower() if lower else value.strip()
+        # Bounded: a crafted finding with thousands of evidences must not make a huge digest
+        # (every list is capped again per incident, Policy.max_items).
+        if text and len(out) < MAX_VALUES and len(text) <= MAX_TEXT and text not in out:
+            out.append(text)
+    return out
 
 
 def _scopes(finding: Finding) -> list[_Scope]:
@@ -236,54 +240,56 @@ def _scopes(finding: Finding) -> list[_Scope]:
 
 
 def _entities(scopes: list[_Scope]) -> tuple[list[str], list[str], list[str], str, str]:
-    own: list[str] = []  # the device's own names come first: the key is taken from them
-    hosts: list[str] = []
-    ips: list[str] = []
-    users: list[str] = []
+    # Candidates first, cleaned once per list (a call per value was a third of the digest).
+    own: list[Any] = []  # the device's own names come first: the key is taken from them
+    hosts: list[Any] = []
+    ips: list[Any] = []
+    users: list[Any] = []
     src = dst = ""
     for scope in scopes:
         if (device := scope.device) is not None:
-            _add(own, device.hostname or device.name, lower=True)
-            _add(ips, device.ip)
+            own.append(device.hostname or device.name)
+            ips.append(device.ip)
         if (endpoint := scope.src_endpoint) is not None:
-            _add(ips, endpoint.ip)
-            _add(hosts, endpoint.hostname, lower=True)
+            ips.append(endpoint.ip)
+            hosts.append(endpoint.hostname)
             src = src or _text(endpoint.ip)
         if (endpoint := scope.dst_endpoint) is not None:
-            _add(ips, endpoint.ip)
-            _add(hosts, endpoint.hostname, lower=True)
+            ips.append(endpoint.ip)
+            hosts.append(endpoint.hostname)
             dst = dst or _text(endpoint.ip)
         if (process := scope.process) is not None and process.user is not None:
-            _add(users, process.user.name)
+            users.append(process.user.name)
         if (user := scope.user) is not None:
-            _add(users, user.name)
+            users.append(user.name)
         if (actor := scope.actor) is not None and actor.user is not None:
-            _add(users, actor.user.name)
+            users.append(actor.user.name)
         if (data := scope.data) is not None:  # the scored event itself
-            _add(own, data.host, lower=True)
-            _add(users, data.user)
-            _add(ips, data.src_ip)
-            _add(ips, data.dst_ip)
+            own.append(data.host)
+            users.append(data.user)
+            ips += (data.src_ip, data.dst_ip)
             src = src or _text(data.src_ip)
             dst = dst or _text(data.dst_ip)
-    return own + [h for h in hosts if h not in own], ips, users, src, dst
+    own_names = _clean(own, lower=True)
+    return (own_names + [h for h in _clean(hosts, lower=True) if h not in own_names], _clean(ips), _clean(users),
+            src, dst)
 
 
 def _attacks(finding: Finding, info: _Info | None) -> tuple[list[str], list[str]]:
-    tactics: list[str] = []
-    techniques: list[str] = []
+    tactics: list[Any] = []
+    techniques: list[Any] = []
     for attack in [*(info.attacks or () if info is not None else ()), *(finding.attacks or ())]:
         if (tactic := attack.tactic) is not None:
-            _add(tactics, tactic.uid or _TACTIC_BY_NAME.get(_text(tactic.name).lower()))
+            tactics.append(tactic.uid or _TACTIC_BY_NAME.get(_text(tactic.name).lower()))
         for tech in (attack.technique, attack.sub_technique):
             if tech is not None:
-                _add(techniques, _text(tech.uid).upper())
+                techniques.append(_text(tech.uid).upper())
     scorer = finding.unmapped.scorer if finding.unmapped is not None else None
     for rule in scorer.rules or () if scorer is not None else ():
         listed = rule.techniques
         for tech in listed if type(listed) is list else ():  # a hostile finding may put anything here
-            _add(techniques, _text(tech).upper())
-    return tactics, techniques
+            techniques.append(_text(tech).upper())
+    return _clean(tactics), _clean(techniques)
 
 
 def _own_address(scopes: list[_Scope]) -> str:
@@ -348,10 +354,7 @@ def digest(finding: Finding | Mapping[str, Any], *, topic: str = "", partition: 
     # The flow's source first: the key falls back to it (links.correlation_key).
     ips = [ip for ip in (src, dst) if ip] + [ip for ip in ips if ip not in (src, dst)]
     tactics, techniques = _attacks(f, info)
-    rules: list[str] = []
-    for analytic in info.related_analytics or () if info is not None else ():
-        if analytic.type_id == 1:
-            _add(rules, analytic.uid)
+    rules = _clean([a.uid for a in info.related_analytics or () if a.type_id == 1] if info is not None else [])
     severity = f.severity_id
     return Member(
         uid=uid, kind=_kind(f, info, topic), time_ms=time_ms,
