@@ -24,11 +24,10 @@ import functools
 import re
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 
 from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
 from scorer.events.fastpath import DECODE_ERRORS, FLOW_INTS, FLOW_TEXTS, accept, decode_canonical
@@ -67,12 +66,16 @@ FlowStats: type[msgspec.Struct] = msgspec.defstruct(
     "FlowStats", [(stat_attr(n), float, msgspec.field(default=0.0, name=n)) for n in CIC_STATISTICS],
     forbid_unknown_fields=True, frozen=True, gc=False,
 )
-# FlowRecord's own fields and types (so both accept the same records), statistics aside.
+# FlowRecord's own fields and types (so both accept the same records), statistics aside; the
+# integers the generic path bounds are bounded by the decoder (a value beyond refuses the row,
+# which then takes the per-record path, as a check after decoding would send it).
+_BOUNDED = Annotated[int, msgspec.Meta(ge=-INT_LIMIT, le=INT_LIMIT)]
 FlowView: type[msgspec.Struct] = msgspec.defstruct(
     "FlowView",
     [(f.name, FlowStats, msgspec.field(default_factory=FlowStats)) if f.name == "extra"
-     else (f.name, f.type, msgspec.field(default=f.default)) if f.required is False
-     else (f.name, f.type) for f in msgspec.structs.fields(FlowRecord)],
+     else (f.name, _BOUNDED if f.name in FLOW_INTS else f.type, msgspec.field(default=f.default))
+     if f.required is False
+     else (f.name, _BOUNDED if f.name in FLOW_INTS else f.type) for f in msgspec.structs.fields(FlowRecord)],
     kw_only=True, frozen=True, gc=False,
 )
 
@@ -139,8 +142,6 @@ def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
         bad = {t for t in distinct if _bad_text(t, name)}
         if bad:
             refused |= np.fromiter((t in bad for t in column), bool, len(present))
-    for name in FLOW_INTS:
-        refused |= _out_of_range(list(map(attrgetter(name), present)))
     if not refused.any():
         return rows
     keep = iter((~refused).tolist())
@@ -190,12 +191,3 @@ def _bad_text(text: str | None, name: str) -> bool:
     if text is None or (name == "uid" and text == ""):  # "" is the uid's own default
         return False
     return len(text) > MAX_TEXT or text in _MISSING or (name == "proto" and not text.islower())
-
-
-def _out_of_range(column: list[int]) -> npt.NDArray[np.bool_]:
-    try:
-        values = np.array(column, dtype=np.int64)
-    except OverflowError:  # beyond 64 bits: certainly out of range, found one by one
-        return np.fromiter((abs(v) > INT_LIMIT for v in column), bool, len(column))
-    out: npt.NDArray[np.bool_] = (values > INT_LIMIT) | (values < -INT_LIMIT)
-    return out

@@ -16,6 +16,7 @@ same as computing every row on its own (tests compare both).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from itertools import repeat
 from typing import TypeVar
 
 import numpy as np
@@ -91,10 +92,9 @@ class Texts:
 def factorize(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
     """The distinct values of ``rows`` in first-seen order, and each row's index into them.
 
-    Two C-level passes (no Python frame per row).
+    One C-level pass (no Python frame per row): ``setdefault(value, len(ids))`` gives a new
+    value the next id (map takes the size before the insert) and a known one its own.
     """
-    distinct = list(dict.fromkeys(rows))
-    if len(distinct) == len(rows):
-        return distinct, np.arange(len(rows), dtype=np.intp)
-    ids = {v: i for i, v in enumerate(distinct)}
-    return distinct, np.fromiter(map(ids.__getitem__, rows), dtype=np.intp, count=len(rows))
+    ids: dict[H, int] = {}
+    codes = np.fromiter(map(ids.setdefault, rows, map(len, repeat(ids))), dtype=np.intp, count=len(rows))
+    return list(ids), codes
