@@ -22,6 +22,7 @@ import re
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -92,6 +93,23 @@ def numbers(events: Sequence[object], attr: str, default: float = 0.0) -> F64:
                 out = np.where(np.isfinite(out), out, default)
             return out
     return np.fromiter((_num(v, default) for v in values), dtype=np.float64, count=len(values))
+
+
+def number_columns(events: Sequence[object], attrs: tuple[str, ...], default: float = 0.0) -> F64:
+    """``[n, len(attrs)]``: :func:`numbers` of each attribute (``len(attrs) >= 2``), read in one
+    pass over the events when every value is a plain number (else column by column)."""
+    rows = list(map(attrgetter(*attrs), events))
+    types = set(map(type, chain.from_iterable(rows)))
+    if types <= _PLAIN_NUMBERS:
+        try:
+            out = np.array(rows, dtype=np.float64).reshape(len(events), len(attrs))
+        except OverflowError:  # an int beyond any float: numbers() reads it as ``default``
+            pass
+        else:
+            if float in types and not np.isfinite(out).all():
+                out = np.where(np.isfinite(out), out, default)
+            return out
+    return np.stack([numbers(events, attr, default) for attr in attrs], axis=1).reshape(len(events), len(attrs))
 
 
 def texts(events: Sequence[object], attr: str) -> list[str]:

@@ -144,9 +144,12 @@ class EdrFeatures:
                               + OTHER_NAMES + IMAGE_HASH + PARENT_HASH)
 
     def transform(self, events: Sequence[Event]) -> F32:
+        return stack(self.names, self.columns(events), len(events))
+
+    def columns(self, events: Sequence[Event]) -> dict[str, F64]:
+        """Every column of :attr:`names`, by name (what :meth:`transform` stacks)."""
         only(events, (EndpointEvent,), "EdrFeatures.transform")
         evs: Sequence[EndpointEvent] = events  # type: ignore[assignment]  # checked just above
-        n = len(evs)
         fields = column(evs, "fields")
         cols: dict[str, F64] = {}
         # Behaviour one-hots for the few distinct event codes of the batch, then gathered.
@@ -182,7 +185,7 @@ class EdrFeatures:
         cols.update(_targets(evs, fields))
         put_block(cols, IMAGE_HASH, img_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
         put_block(cols, PARENT_HASH, par_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
-        return stack(self.names, cols, n)
+        return cols
 
 
 def _process(image: Texts, parent: Texts, img_base: Texts, par_base: Texts,

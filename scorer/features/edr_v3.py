@@ -17,6 +17,7 @@ import numpy as np
 from scorer.events.structs import EndpointEvent, Event, EventKind
 from scorer.features import edr_cmdline, edr_objects, edr_security, rules
 from scorer.features.base import F32, F64, FeatureSet, basename, column, stack
+from scorer.features.edr import EdrFeatures
 from scorer.features.edr_cmdline import cmdline_columns
 from scorer.features.edr_objects import object_columns
 from scorer.features.edr_security import security_columns
@@ -43,12 +44,21 @@ class EdrV3Features:
         self.names: tuple[str, ...] = base.names + BLOCK_NAMES
 
     def transform(self, events: Sequence[Event]) -> F32:
+        if isinstance(self.base, EdrFeatures):  # v1's columns and the blocks made finite in one matrix
+            cols = self.base.columns(events)  # validates the event type too
+            cols.update(block_columns(events, self.rules))  # type: ignore[arg-type]  # checked by base
+            return stack(self.names, cols, len(events))
         x = self.base.transform(events)  # validates the event type too
         return np.hstack([x, block_matrix(events, self.rules)])  # type: ignore[arg-type]  # checked by base
 
 
 def block_matrix(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> F32:
     """The v3 block columns (:data:`BLOCK_NAMES`) of a batch."""
+    return stack(BLOCK_NAMES, block_columns(evs, rule_features), len(evs))
+
+
+def block_columns(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> dict[str, F64]:
+    """The v3 block columns (:data:`BLOCK_NAMES`) of a batch, by name."""
     fields = column(evs, "fields")
     image = Texts([i or f.get("SourceImage") or "" for i, f in zip(column(evs, "image"), fields, strict=True)]
                   ).map(str.lower).map(basename)
@@ -57,4 +67,4 @@ def block_matrix(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> F
     cols.update(object_columns(evs))
     cols.update(cmdline_columns(evs, image, parent))
     cols.update(rule_features.columns(evs))
-    return stack(BLOCK_NAMES, cols, len(evs))
+    return cols
