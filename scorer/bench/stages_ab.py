@@ -115,8 +115,9 @@ def _run_child(
         cmd += ["--measure", str(measure)]
     if valgrind:  # instructions of scoring only: the output check would count too
         cmd += ["--no-check"]
-        # Set and dict orders (string hashing) change a run's instruction count by a little.
-        env["PYTHONHASHSEED"] = "0"
+        # Set and dict orders (string hashing) change a run's instruction count by a little, and
+        # an idle BLAS or OpenMP pool thread spinning would count too.
+        env.update(PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd]
     out = subprocess.run(cmd, env=env, cwd=tree, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
