@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -128,7 +130,22 @@ async def test_shadow_promote_rollback_of_a_pack(rules_repo: Path) -> None:
     assert rules["production"] == f"{PACK}:1" and rules["shadow"] == f"{PACK}:{LOWERED}"
     assert rules["hits_added"] == {} and rules["hits_removed"] == {}, "a level change fires the same rules"
     assert set(rules["alerts_removed"]) == markers(alerted(before)) and rules["alerts_added"] == []
-    assert rules["score_changed"] >= MARKERS, "the model reads the rule's level"
+    # The shadow scores the matrix the model reads under the candidate: the markers' rule
+    # columns carry the lowered level, and the shadow's scores are the model's on that matrix
+    # (whether the level moves a score is the model's business, not the pack's).
+    (batch,) = shadowed.shadows
+    assert batch.rules is not None
+    names = first.features.names
+    rows = [i for i, uid in enumerate(batch.uids) if uid.startswith("marker-")]
+    assert len(rows) == MARKERS
+    assert (batch.rules.x[rows, names.index("rule_high")] == 0).all(), "the candidate's matrix reads the new level"
+    assert (batch.rules.x[rows, names.index("rule_low")] >= 1).all()
+    session = ort.InferenceSession(str(MODEL_REPOSITORY / first.model.name / first.model.version / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    expected = session.run(["probabilities"], {"features": batch.rules.x})[0][:, 1]
+    np.testing.assert_allclose(batch.shadow_scores, expected, atol=1e-6)
+    moved = np.abs(batch.shadow_scores - batch.production_scores) > 1e-6
+    assert rules["score_changed"] == int(moved.sum())
     removed = h.metrics.registry.get_sample_value(
         "scorer_rule_shadow_alerts_total", {"pack": PACK, "version": LOWERED, "change": "removed"})
     assert removed == MARKERS
