@@ -7,7 +7,8 @@ evaluation split: host file, attack family/day, capture, scenario) and its sourc
 
 The data folder is ``$SCORER_DATA_DIR``, default ``../shared/data`` next to the repository.
 Matrices are cached under ``$SCORER_CACHE_DIR`` (default ``.cache/datasets``), keyed by the
-feature names, the files' sizes and mtimes and, for rule features, the rule pack's checksum.
+feature names, the files' sizes and mtimes and, for rule features, what they read of the rule
+pack (its rules and IR, not its tuning or risk policy).
 """
 
 from __future__ import annotations

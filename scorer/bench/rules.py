@@ -36,7 +36,7 @@ from scorer.rules import RuleEngine
 from scorer.rules.build import DEFAULT_DATA
 
 DEFAULT_CAPTURES = DEFAULT_DATA / "edr" / "otrf-security-datasets"
-DEFAULT_PACK = Path("rule_repository") / "sigma_windows" / "2"
+DEFAULT_PACK = Path("rule_repository") / "sigma_windows" / "3"
 MODES = ("decode", "decode+features", "decode+rules", "decode+features+rules")
 
 
