@@ -72,7 +72,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     scorer = build_scorer(Settings(inference={"backend": "onnxruntime"}))  # type: ignore[arg-type]
     # Every round scores records it has not seen (later in time, new uids): scoring the same
     # records again would put them in the entity windows twice (more alerts each round).
-    warm = 2000
+    warm = args.warm
     records = _records(warm + args.events * args.rounds * len(args.batch), args)
     await measure(scorer, [records[:warm]], 512)  # warm-up: sessions, caches, entity state
     tune_gc()  # as `scorer run` does once started
@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append", help="micro-batch size (repeatable)")
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warm", type=int, default=2000,
+                        help="events scored before measuring (a template cycle, ~15,000, also fills the rule "
+                             "engine's caches and builds its long-value scanners)")
     parser.add_argument("--out", help="write the results as JSON here")
     add_stream_arguments(parser)
     args = parser.parse_args()
