@@ -14,8 +14,10 @@ WEEK = 7 * 86400
 def test_each_cycle_moves_later_by_whole_weeks_beyond_the_templates_span() -> None:
     tpl = templates(bundled_capture(), tuple(EventKind))[:300]
     sent = [msgspec.json.decode(value) for _, _, value in payloads(tpl, 3 * len(tpl))]
-    span = {kind: max(e.ts for k, e in tpl if k is kind) - min(e.ts for k, e in tpl if k is kind)
-            for kind in {k for k, _ in tpl}}
+    span = {
+        kind: max(e.ts for k, e in tpl if k is kind) - min(e.ts for k, e in tpl if k is kind)
+        for kind in {k for k, _ in tpl}
+    }
     for i, (kind, event) in enumerate(tpl):
         first, second, third = (sent[i + c * len(tpl)]["ts"] for c in range(3))
         assert first == event.ts  # the first cycle is the templates as they are
