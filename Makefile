@@ -21,7 +21,7 @@ demo: $(STAMP)
 # Every test, with a real Kafka broker and a real Triton server started for the session.
 test: $(STAMP)
 	deploy/local/system-deps.sh
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 # No services and no minutes-long fault runs; tests marked data read ../shared/data when it
 # is there. Markers (kafka, triton, gpu from fixtures; data, slow by hand): pyproject.toml.
