@@ -15,6 +15,9 @@
 #   KAFKA_CLUSTER_DIR               one sub-directory per node   [<repo>/var/kafka-cluster-PORT1]
 #   KAFKA_HEAP_OPTS                 per node                             [-Xms64m -Xmx256m]
 #   KAFKA_CLUSTER_EXTRA_PROPS       more server.properties lines for every node         []
+#   KAFKA_CLUSTER_CGROUP            a cgroup v2 directory: node N's JVM runs in its node-N
+#                                   sub-directory (kafka.sh KAFKA_CGROUP), so a test can cut
+#                                   one node's network from the others with iptables      []
 #   and kafka.sh's (KAFKA_VERSION, KAFKA_CACHE, JAVA, MVN, KAFKA_WAIT_TIMEOUT, ...).
 set -euo pipefail
 
@@ -52,6 +55,7 @@ node_env() {
   local i=$(($1 - 1))
   printf '%s\0' "KAFKA_PORT=${PORTS[$i]}" "KAFKA_CONTROLLER_PORT=${CONTROLLERS[$i]}" \
     "KAFKA_DATA_DIR=$CLUSTER_DIR/node-$1" \
+    "KAFKA_CGROUP=${KAFKA_CLUSTER_CGROUP:+$KAFKA_CLUSTER_CGROUP/node-$1}" \
     "KAFKA_EXTRA_PROPS=node.id=$1
 $CLUSTER_PROPS
 ${KAFKA_CLUSTER_EXTRA_PROPS:-}"

@@ -28,6 +28,8 @@
 #   KAFKA_EXTRA_PROPS      extra server.properties lines (newline separated), appended last []
 #   KAFKA_CDS              1 = AppCDS class-data archive in $KAFKA_CACHE/cds, 0 = off       [1]
 #   KAFKA_TLS_TOOL         openssl | keytool, for the SASL_SSL listener's certificates [openssl]
+#   KAFKA_CGROUP           a cgroup v2 directory the broker's JVM starts in (made if missing),
+#                          so a fault test can match its sockets (iptables -m cgroup)      []
 #   KAFKA_WAIT_TIMEOUT / KAFKA_STOP_TIMEOUT   seconds                                   [60/30]
 #   JAVA                   java binary                                         [java on PATH]
 #   MVN                    maven binary                                         [mvn on PATH]
@@ -50,6 +52,7 @@ KAFKA_CACHE="${KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scorer/kafka/$KAFKA_
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_EXTRA_PROPS="${KAFKA_EXTRA_PROPS:-}"
+KAFKA_CGROUP="${KAFKA_CGROUP:-}"
 KAFKA_WAIT_TIMEOUT="${KAFKA_WAIT_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 JAVA="${JAVA:-java}"
@@ -441,8 +444,14 @@ cmd_start() {
   format_storage
   jvm_flags broker
   : >"$KAFKA_DATA_DIR/kafka.out"
+  local -a launch=()
+  if [[ -n "$KAFKA_CGROUP" ]]; then
+    # Joined before exec, so every socket the JVM opens belongs to the cgroup (the pid stays).
+    mkdir -p "$KAFKA_CGROUP" || die "cannot make the cgroup $KAFKA_CGROUP"
+    launch=(sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$KAFKA_CGROUP")
+  fi
   # setsid: own session, so the broker outlives the caller's terminal and process group.
-  nohup setsid "$JAVA" "${JVM_FLAGS[@]}" -cp "$LIB_DIR/*" kafka.Kafka "$CONFIG" \
+  nohup setsid "${launch[@]}" "$JAVA" "${JVM_FLAGS[@]}" -cp "$LIB_DIR/*" kafka.Kafka "$CONFIG" \
     >>"$KAFKA_DATA_DIR/kafka.out" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
