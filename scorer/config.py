@@ -45,6 +45,11 @@ class KafkaSettings(BaseModel):
     transactional: bool = False
     session_timeout_ms: int = 10_000
     max_partition_fetch_bytes: int = 1 << 20
+    # aiokafka re-reads metadata on leadership errors only, else at this age. A leader cut off
+    # from its followers and the controller keeps answering NotEnoughReplicas (retriable, not
+    # a metadata error) after the cluster has moved leadership: until the next refresh every
+    # send retries into it. Kafka's default of 5 minutes would stall the scorer that long.
+    metadata_max_age_ms: int = Field(default=30_000, ge=1_000)
 
     def password(self) -> str | None:
         if self.sasl_password is not None:

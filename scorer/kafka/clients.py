@@ -116,6 +116,7 @@ def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> 
         "heartbeat_interval_ms": max(1000, kafka.session_timeout_ms // 5),
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
         "fetch_max_wait_ms": 100,
+        "metadata_max_age_ms": kafka.metadata_max_age_ms,
     }
     return _Consumer(*topics, kafka=kafka, **(options | security_options(kafka) | extra))
 
@@ -133,6 +134,7 @@ def make_reader(kafka: KafkaSettings, role: str, **extra: Any) -> AIOKafkaConsum
         "auto_offset_reset": "earliest",  # a compacted topic's state starts at its beginning
         "isolation_level": "read_committed",
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
+        "metadata_max_age_ms": kafka.metadata_max_age_ms,
     }
     return _Consumer(kafka=kafka, **(options | security_options(kafka) | extra))
 
@@ -147,6 +149,7 @@ def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None, 
         "max_request_size": 4 * 1024 * 1024,
         "max_batch_size": 512 * 1024,
         "compression_type": None,
+        "metadata_max_age_ms": kafka.metadata_max_age_ms,
     }
     if transactional_id:
         options["transactional_id"] = transactional_id

@@ -1,0 +1,19 @@
+"""The client factories carry the metadata refresh age to every client they make: a leader
+cut off from the cluster answers NotEnoughReplicas, which aiokafka retries without reading
+metadata again, so this age is what bounds a scorer's stall on it (docs/reliability.md)."""
+
+from __future__ import annotations
+
+from scorer.config import KafkaSettings
+from scorer.kafka.clients import make_consumer, make_producer, make_reader
+
+
+async def test_every_client_refreshes_metadata_at_the_configured_age() -> None:
+    kafka = KafkaSettings(metadata_max_age_ms=7_000)
+    producer = make_producer(kafka)
+    consumer = make_consumer(kafka, ["events.netflow"])
+    reader = make_reader(kafka, "view")
+    ages = [producer.client._metadata_max_age_ms, consumer._client._metadata_max_age_ms,
+            reader._client._metadata_max_age_ms]
+    assert ages == [7_000, 7_000, 7_000]
+    assert KafkaSettings().metadata_max_age_ms == 30_000, "Kafka's own 5 minutes would be a 5-minute stall"
