@@ -99,13 +99,13 @@ def save_oof(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.edr_risk", description=__doc__)
-    parser.add_argument("--oof", type=Path, default=None,
+    parser.add_argument("--oof", type=Path,
                         help="npz of out-of-fold scores and folds (written with --save-oof); default: rules only")
     parser.add_argument("--save-oof", action="store_true", help="compute the out-of-fold scores into --oof and stop")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--threshold", type=float,
                         help="with --oof: judge the training pack's policy (no choice) with the model alerting at this "
                              "fixed score, e.g. a card's threshold (default: choose a policy, thresholds per fold)")
-    parser.add_argument("--write", type=Path, default=None,
+    parser.add_argument("--write", type=Path,
                         help="write the chosen policy to this YAML file, for `scorer rules package --risk` "
                              "(default: print it only)")
     args = parser.parse_args(argv)

@@ -57,19 +57,20 @@ CAPTURES = {
 MB = 2**20
 
 
+_NUMBERS = (
+    ("--hours", 2.5, "how long the stream flows"),
+    ("--rate", 1000.0, "events per second, all kinds"),
+    ("--fault-every", 300.0, "seconds between faults"),
+    ("--steady-s", 3600.0, "no scorer kill in this many last seconds of the run"),
+    ("--sample-every", 60.0, "seconds between samples"),
+)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hours", type=float, default=2.5, help="how long the stream flows (default 2.5)")
-    p.add_argument("--rate", type=float, default=1000.0, help="events per second, all kinds (default 1000)")
-    p.add_argument("--fault-every", type=float, default=300.0, help="seconds between faults (default 300)")
-    p.add_argument(
-        "--steady-s",
-        type=float,
-        default=3600.0,
-        help="no scorer kill in this many last seconds of the run (default 3600)",
-    )
-    p.add_argument("--sample-every", type=float, default=60.0, help="seconds between samples (default 60)")
+    for flag, default, meaning in _NUMBERS:
+        p.add_argument(flag, type=float, default=default, help=f"{meaning} (default {default:g})")
     p.add_argument("--at-least-once", action="store_true", help="not transactional (default: exactly-once)")
     p.add_argument("--backend", choices=("triton", "onnxruntime"), default="triton", help="default triton")
     p.add_argument(

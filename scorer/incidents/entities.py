@@ -46,12 +46,7 @@ class Unattributed(ValueError):
 
 # The typed view of a finding: only what the digest reads. ``UNSET`` where the digest tells
 # a missing key from a null one. gc=False: decoded trees never hold cycles.
-class _Endpoint(msgspec.Struct, gc=False):
-    ip: Any = None
-    hostname: Any = None
-
-
-class _Device(msgspec.Struct, gc=False):
+class _Host(msgspec.Struct, gc=False):  # a device or an endpoint (which has no name)
     hostname: Any = None
     name: Any = None
     ip: Any = None
@@ -83,34 +78,25 @@ class _Data(msgspec.Struct, gc=False):  # the scored event
 class _Scope(msgspec.Struct, gc=False):
     """Where entity objects may sit: an evidence (1.8), or the finding itself (1.3)."""
 
-    device: _Device | None = None
-    src_endpoint: _Endpoint | None = None
-    dst_endpoint: _Endpoint | None = None
+    device: _Host | None = None
+    src_endpoint: _Host | None = None
+    dst_endpoint: _Host | None = None
     process: _WithUser | None = None
     user: _User | None = None
     actor: _WithUser | None = None
     data: _Data | None = None
 
 
-class _Uid(msgspec.Struct, gc=False):  # a technique or sub-technique
-    uid: Any = None
-
-
-class _Tactic(msgspec.Struct, gc=False):
+class _Reference(msgspec.Struct, gc=False):  # a tactic, technique, sub-technique or analytic
     uid: Any = None
     name: Any = None
+    type_id: Any = None
 
 
 class _Attack(msgspec.Struct, gc=False):
-    tactic: _Tactic | None = None
-    technique: _Uid | None = None
-    sub_technique: _Uid | None = None
-
-
-class _Analytic(msgspec.Struct, gc=False):
-    name: Any = None
-    uid: Any = None
-    type_id: Any = None
+    tactic: _Reference | None = None
+    technique: _Reference | None = None
+    sub_technique: _Reference | None = None
 
 
 class _Info(msgspec.Struct, gc=False):
@@ -119,8 +105,10 @@ class _Info(msgspec.Struct, gc=False):
     first_seen_time: Any = UNSET
     types: Any = None
     attacks: list[_Attack] | None = None
-    analytic: _Analytic | None = None
-    related_analytics: list[_Analytic] | None = None
+    # The model that scored the event; the detection rules that fired are the related
+    # analytics of type 1 (Rule): suppressions name either.
+    analytic: _Reference | None = None
+    related_analytics: list[_Reference] | None = None
 
 
 class _Rule(msgspec.Struct, gc=False):

@@ -92,6 +92,12 @@ def _certificate(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePub
     )
 
 
+_KEY_USAGE_FLAGS = (
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+    "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+)
+
+
 class _Authority:
     """A throw-away CA (EC P-256: quick to make) that issues leaf certificates."""
 
@@ -99,17 +105,8 @@ class _Authority:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = _name(name)
         self.directory = directory
-        usage = x509.KeyUsage(
-            digital_signature=False,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=True,
-            crl_sign=True,
-            encipher_only=False,
-            decipher_only=False,
-        )
+        # A CA signs certificates and CRLs, nothing else.
+        usage = x509.KeyUsage(**{flag: flag in ("key_cert_sign", "crl_sign") for flag in _KEY_USAGE_FLAGS})
         cert = (
             _certificate(self.name, self.name, self.key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
