@@ -220,10 +220,25 @@ def update_order(n: int) -> npt.NDArray[np.intp]:
     return np.arange(n, dtype=np.intp)
 
 
-def entity_rows(state: EntityState[Any], keys: Sequence[str], *columns: Sequence[Any], width: int) -> F64:
+class NativeWindows(Protocol):
+    """:class:`EntityState` and its windows' ``add`` in one native object (scorer.native)."""
+
+    def rows(self, keys: list[Any], ts: list[Any], a: list[Any], b: list[Any] | None, out: F64, /) -> None: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+
+
+def entity_rows(state: EntityState[Any] | NativeWindows, keys: Sequence[str], *columns: Sequence[Any],
+                width: int) -> F64:
     """``[n, width]``: row i is what ``state.get(keys[i]).add(*values of row i)`` returned,
-    the rows' entities updated in :func:`update_order` (the stateful part of a feature set)."""
+    the rows' entities updated in :func:`update_order` (the stateful part of a feature set).
+    A :class:`NativeWindows` state does the same in C (``columns``: ts, then one or two more)."""
     n = len(keys)
+    if not isinstance(state, EntityState):
+        out = np.empty((n, width), dtype=np.float64)
+        ts, a, *b = (list(c) for c in columns)
+        state.rows(list(keys), ts, a, b[0] if b else None, out)
+        return out
     # EntityState.get inlined for the common case (an entity already held): one Python call
     # less per event; a new entity (creation, eviction) still goes through get.
     held, touch, get = state._items.get, state._items.move_to_end, state.get

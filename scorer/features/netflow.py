@@ -15,12 +15,14 @@ from typing import TypeVar
 
 import numpy as np
 
+import scorer.native
 from scorer.events.columnar import FlowView, stat_attr
 from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
     F32,
     F64,
     EntityState,
+    NativeWindows,
     column,
     entity_rows,
     log1p,
@@ -94,7 +96,11 @@ class NetflowFeatures:
     reads_views = True  # transform takes FlowView rows too: flows are decoded without their dicts
 
     def __init__(self, max_entities: int = 100_000) -> None:
-        self.state: EntityState[_SourceWindow] = EntityState(_SourceWindow, max_entities)
+        native = scorer.native.module()
+        # The windows in C when built (scorer.native), the same updates as _SourceWindow's.
+        self.state: EntityState[_SourceWindow] | NativeWindows = (
+            native.Windows(0, max_entities, WINDOW_S, MAX_WINDOW_FLOWS) if native is not None and max_entities >= 1
+            else EntityState(_SourceWindow, max_entities))
 
     def transform(self, events: Sequence[Event]) -> F32:
         """Rows of :class:`FlowRecord` events, or of :data:`~scorer.events.columnar.FlowView`
