@@ -11,6 +11,9 @@ on). The roles differ only where the comments say why:
 - :func:`make_producer`: idempotent, every ack from all in-sync replicas;
 - :func:`admin_client`: an admin client started and closed around a block.
 
+All of them take who leads what from most brokers, never from one that may be a stale
+leader (:mod:`scorer.kafka.view`).
+
 ``**extra`` overrides an option for one caller (a benchmark's own producer, say). A client
 whose start fails over TLS says why the broker refused it (:func:`tls_refusal`).
 """
@@ -28,6 +31,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from scorer.config import KafkaSettings
 from scorer.kafka.redact import redact_in_logs
+from scorer.kafka.view import use_majority_view
 from scorer.tls import handshake_refusal
 
 
@@ -85,6 +89,7 @@ async def _tls_explained(kafka: KafkaSettings) -> AsyncIterator[None]:
 class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
     def __init__(self, *topics: str, kafka: KafkaSettings, **options: Any) -> None:
         super().__init__(*topics, **options)
+        use_majority_view(self._client)  # a stale leader's view never wins: scorer.kafka.view
         self._scorer_kafka = kafka
 
     async def start(self) -> None:
@@ -95,6 +100,7 @@ class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
 class _Producer(AIOKafkaProducer):  # type: ignore[misc]
     def __init__(self, *, kafka: KafkaSettings, **options: Any) -> None:
         super().__init__(**options)
+        use_majority_view(self.client)  # a stale leader's view never wins: scorer.kafka.view
         self._scorer_kafka = kafka
 
     async def start(self) -> None:
@@ -160,6 +166,7 @@ def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None, 
 async def admin_client(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
     """An admin client, started for the block and closed after it (a failed start included)."""
     admin = AIOKafkaAdminClient(**security_options(kafka))
+    use_majority_view(admin._client)
     try:
         async with _tls_explained(kafka):
             await admin.start()

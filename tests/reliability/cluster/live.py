@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import time
 import uuid
@@ -15,10 +16,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import TopicPartition
 
+from scorer.kafka.view import use_majority_view
 from tests.support.cluster import KafkaCluster
 from tests.support.faults import (
     Ledger,
@@ -41,6 +45,24 @@ PER_FAULT_BOUND = BATCH * (INFLIGHT + 1)  # at-least-once: what one fault may ma
 STALL_S = 180.0  # a step fails when the scorer scores nothing new for this long
 
 
+class UpstreamProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """The feed's producer, as an upstream that rides out a stale leader: who leads what
+    from most brokers (as the scorer's clients, scorer.kafka.view; Java clients get there
+    by leader epochs), and a record that waited its whole timeout for room in a partition's
+    batch (its leader stale or gone) is offered again, never dropped: it was not taken."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        use_majority_view(self.client)
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        while True:
+            try:
+                return await super().send(*args, **kwargs)
+            except KafkaTimeoutError:
+                continue
+
+
 @dataclass
 class Run:
     cluster: KafkaCluster
@@ -53,13 +75,22 @@ class Run:
     sent: int = 0  # records the feed produced, once it ended
     report: LedgerReport | None = None  # the ledger's verdict, once every output was read
     t0: float = field(default_factory=time.monotonic)
+    feeding: asyncio.Task[int] | None = None  # the feed; its failure fails the step waiting on the scorer
 
     def step(self, what: str) -> None:
         self.steps.append(f"{time.monotonic() - self.t0:6.1f}s  {self.progress[0]:6d} produced  {what}")
 
     async def advance(self, low: int = 300, high: int = 900) -> None:
-        """Until the scorer has scored a seeded number more events (its progress, not time)."""
-        await self.proc.scored_more(self.rng.randint(low, high), timeout=STALL_S)
+        """Until the scorer has scored a seeded number more events (its progress, not time).
+        A feed that died fails it with the feed's error: a scorer without input stalls too."""
+        progress = asyncio.ensure_future(self.proc.scored_more(self.rng.randint(low, high), timeout=STALL_S))
+        waiting: set[asyncio.Future[Any]] = {progress} | ({self.feeding} if self.feeding is not None else set())
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if progress not in done:
+            progress.cancel()
+            assert self.feeding is not None
+            raise AssertionError(f"the feed ended mid-stream after {self.feeding.result()} records")
+        progress.result()
 
     async def busiest_input(self) -> tuple[str, int]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.cluster.bootstrap, group_id=None)
@@ -102,9 +133,12 @@ async def live_run(cluster: KafkaCluster, tmp_path: Path, *, transactional: bool
         SCORER_KAFKA__GROUP_INSTANCE_ID=f"{topics.prefix}-0",
         # The control topics would be created with one replica: not what this suite is about.
         SCORER_LIFECYCLE__ENABLED="false",
+        # SCORER_CLUSTER_LOG_LEVEL=DEBUG: the scorer's log (aiokafka's requests and retries
+        # included) says which request waits on which broker when a fault stalls it.
+        SCORER_LOG_LEVEL=os.environ.get("SCORER_CLUSTER_LOG_LEVEL", "INFO"),
     )
     run = Run(cluster, topics, ScorerProcess(env, tmp_path / "scorer.log"), random.Random(seed()))
-    task = asyncio.create_task(
+    task = run.feeding = asyncio.create_task(
         feed(
             cluster.client_config(),
             topics,
@@ -112,6 +146,7 @@ async def live_run(cluster: KafkaCluster, tmp_path: Path, *, transactional: bool
             rate=RATE,
             progress=run.progress,
             until=run.until,
+            producer_class=UpstreamProducer,
         )
     )
     with stopped_on_exit(run.proc):

@@ -77,6 +77,7 @@ def _kind_records(kind: EventKind, tag: str, pad: int) -> Iterator[Record]:
 async def feed(
     client: dict[str, Any], topics: Topics, records: Iterable[Record], *, rate: float,
     progress: list[int] | None = None, until: asyncio.Event | None = None,
+    producer_class: type[AIOKafkaProducer] = AIOKafkaProducer,
 ) -> int:
     """Produce ``records`` at about ``rate`` per second (acks=all, idempotent, retried across
     broker restarts); ``progress[0]`` counts what was acknowledged so far; returns how many
@@ -85,8 +86,9 @@ async def feed(
     ``until``: stop once it is set, after one more chunk (rate / 10 records) begun after it
     was set, or when ``records`` run out (they may be endless then: :func:`endless_stream`).
     A test that sets it after its last fault so knows the stream outlived every fault,
-    with records the scorer cannot have seen before it, whatever the machine's speed."""
-    producer = AIOKafkaProducer(**client, acks="all", enable_idempotence=True, linger_ms=5,
+    with records the scorer cannot have seen before it, whatever the machine's speed.
+    ``producer_class``: an upstream producer of the test's choosing (a subclass)."""
+    producer = producer_class(**client, acks="all", enable_idempotence=True, linger_ms=5,
                                 request_timeout_ms=60_000, retry_backoff_ms=200)
     await producer.start()
     chunk = max(1, int(rate / 10))
