@@ -24,7 +24,7 @@ from scorer.lifecycle import golden as goldens
 from scorer.lifecycle import listing, ops
 from scorer.lifecycle.contract import DEFAULT_FEATURE_SET
 from scorer.lifecycle.package import PackageRequest, package
-from scorer.lifecycle.rulepacks import control_key
+from scorer.lifecycle.rulepacks import control_key, pack_of
 from scorer.lifecycle.transitions import current_production
 from scorer.lifecycle.validate import Margins, validate
 
@@ -171,19 +171,20 @@ def _key(args: argparse.Namespace, ctx: ops.Context) -> str:
     return str(args.kind)
 
 
-def _production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None,
-                     timeout_s: float = listing.LIVE_TIMEOUT_S) -> str | None:
+def production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None,
+                    timeout_s: float = listing.LIVE_TIMEOUT_S) -> str | None:
     """The version to compare with: --against, else the control topic/scorers, else what a
     scorer started now would serve (the configured version, else the highest on disk; the
-    highest below the candidate when that is the candidate itself), said so on stderr."""
+    highest below the candidate when that is the candidate itself), said so on stderr.
+    ``kind`` is a model's kind or a rule pack's key (``rules/<pack>``, ``scorer rules validate``)."""
     if against:
         return against
+    configured = _configured_version(ctx, kind)
     try:
         desired, statuses = asyncio.run(ops.kafka_state(ctx, kind, timeout_s=timeout_s))
-        return current_production(desired, statuses, ctx.settings.inference.versions.get(kind, ""))[0]
+        return current_production(desired, statuses, configured)[0]
     except (KafkaUnavailable, ModelError) as exc:  # Kafka down or nothing recorded: fall back, say so
         on_disk = list_versions(ctx.repo, ctx.model(kind))
-        configured = ctx.settings.inference.versions.get(kind)
         fallback = configured or (on_disk[-1] if on_disk else None)
         if fallback is not None and fallback == candidate and not configured:
             below = [v for v in on_disk if int(v) < int(candidate)]
@@ -194,12 +195,20 @@ def _production_hint(ctx: ops.Context, kind: str, against: str | None, candidate
         return fallback
 
 
+def _configured_version(ctx: ops.Context, kind: str) -> str:
+    """The version set in the settings ("" when none: not the highest on disk, which the
+    fallback above takes itself, below the candidate)."""
+    if pack_of(kind) is not None:
+        return ctx.settings.rules.version
+    return ctx.settings.inference.versions.get(kind, "")
+
+
 def _package(args: argparse.Namespace) -> int:
     if not args.model_file.is_file():  # before the golden set, which may take a minute to build
         raise ModelError(f"{args.model_file}: no such file")
     ctx = _context(args)
     name = ctx.model(args.kind)
-    prod_v = _production_hint(ctx, args.kind, None, None) if list_versions(ctx.repo, name) else None
+    prod_v = production_hint(ctx, args.kind, None, None) if list_versions(ctx.repo, name) else None
     production = load_version(ctx.repo, name, prod_v) if prod_v else None
     # Production is scored on the same rows (to match its alert rate): its columns too.
     sets = (args.feature_set, *([production.card.feature_set] if production else []))
@@ -230,7 +239,7 @@ def _package(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     ctx = _context(args)
     name = ctx.model(args.kind)
-    against = _production_hint(ctx, args.kind, args.against, args.version, args.kafka_timeout)
+    against = production_hint(ctx, args.kind, args.against, args.version, args.kafka_timeout)
     prod_dir = ctx.repo / name / against if against else None
     def golden(feature_sets: tuple[str, ...]) -> goldens.GoldenSet:
         return goldens.resolve(args.kind, ctx.repo / name / args.version, prod_dir, explicit=args.golden,

@@ -3,8 +3,9 @@
 the model lifecycle's control plane (:func:`scorer.lifecycle.cli.register_rule_commands`).
 
 Exit codes: 0 done / passed; 1 the pack was refused (rules that do not compile, a
-checksum, IR or golden-set mismatch: each printed as ``file: reason``; or a scorer refused a
-deployed pack, with ``--wait``); 2 usage errors.
+checksum, IR or golden-set mismatch: each printed as ``file: reason``; a ``validate`` gate
+against production failed, :mod:`scorer.lifecycle.rule_validate`; or a scorer refused a
+deployed pack, with ``--wait``); 2 usage errors (no such pack or production version).
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from scorer.lifecycle.cli import register_rule_commands, rules_listing
+import msgspec
+
+from scorer.config import data_dir, load_settings
+from scorer.errors import ModelError
+from scorer.lifecycle.cli import production_hint, register_rule_commands, rules_listing
 from scorer.lifecycle.listing import LIVE_TIMEOUT_S
+from scorer.lifecycle.ops import Context
+from scorer.lifecycle.rule_validate import RuleMargins, integrity, validate_rules
+from scorer.lifecycle.rulepacks import control_key
+from scorer.lifecycle.validate import Verdict
 from scorer.rules.build import DEFAULT_GOLDEN, DEFAULT_OUT, DEFAULT_SOURCE, PackRefused, package
+from scorer.rules.pack import MANIFEST
 
 
 def register(sub: Any) -> None:
@@ -46,8 +57,35 @@ def register(sub: Any) -> None:
                         "model_points, model_floor; docs/rules.md) (default: none: the pack raises no risk alerts)")
     p.set_defaults(func=_package)
 
-    v = cmds.add_parser("validate", help="checksums, recompile the pack's sources, golden set; exit 1 on failure")
-    v.add_argument("pack", type=Path, help="the pack directory to check")
+    v = cmds.add_parser("validate", help="checksums, recompile, golden set; then detections, benign alert volume "
+                                         "and latency against production; exit 1 on failure")
+    v.add_argument("pack", type=Path, help="the candidate pack directory to check")
+    d = RuleMargins()
+    v.add_argument("--against", help="production version of the pack to compare with; 'none': the integrity "
+                                     "checks only (default: the live one from Kafka, else the configured one, else the "
+                                     "highest on disk, below the candidate when that is the candidate itself)")
+    v.add_argument("--alert-margin", type=float, default=d.alert_rate,
+                   help="share of benign background events that alert may grow by at most this fraction of "
+                        f"production's (default: {d.alert_rate})")
+    v.add_argument("--latency-margin", type=float, default=d.latency_ratio,
+                   help="candidate median rule-engine time per event at most this many times production's, both "
+                        f"measured in this run (default: {d.latency_ratio})")
+    v.add_argument("--latency-budget-us", type=float, default=d.latency_us_per_event,
+                   help="also require p99 microseconds per event at most this (default: no absolute budget)")
+    v.add_argument("--allow-removed", action="store_true",
+                   help="accept production rules the candidate no longer holds (default: each is a failure)")
+    v.add_argument("--batch", type=int,
+                   help="events per engine call in the latency runs (default: the service's "
+                        "SCORER_BATCH__MAX_RECORDS)")
+    v.add_argument("--data-dir", type=Path, default=data_dir(),
+                   help="the shared data folder holding the benign EDR background (default: $SCORER_DATA_DIR or "
+                        "../shared/data)")
+    v.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
+    v.add_argument("--repo", type=Path, help="rule repository holding production (default: SCORER_RULES__REPOSITORY)")
+    v.add_argument("--json", action="store_true", help="print the verdict as JSON (default: text)")
+    v.add_argument("--kafka-timeout", type=float, default=LIVE_TIMEOUT_S, metavar="SECONDS",
+                   help="how long to try Kafka for the live production version when --against is not given "
+                        f"(default: {LIVE_TIMEOUT_S:g})")
     v.set_defaults(func=_validate)
 
     ls = cmds.add_parser("list", help="a pack directory's rules (id, level, title, ATT&CK tactics); without "
@@ -91,16 +129,42 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from scorer.rules.validate import validate_pack
-
-    problems = validate_pack(args.pack)
-    if problems:
+    candidate: Path = args.pack.resolve()
+    settings = load_settings(args.config)
+    repo: Path = (args.repo or settings.rules.repository).resolve()
+    try:
+        name = str(msgspec.json.decode((candidate / MANIFEST).read_bytes()).get("name") or candidate.parent.name)
+    except (OSError, msgspec.DecodeError, AttributeError):
+        name = candidate.parent.name  # the integrity check says what is wrong with the manifest
+    # Production first: a version that is not there is a usage error, said before the recompile.
+    in_repo = candidate.parent == repo / name
+    production = None if args.against == "none" else production_hint(
+        Context(settings, settings.lifecycle, repo), control_key(name), args.against,
+        candidate.name if in_repo else None, args.kafka_timeout)
+    prod_dir = repo / name / production if production else None
+    if prod_dir is not None and not (prod_dir / MANIFEST).is_file():
+        raise ModelError(f"{prod_dir}: no rule pack version there to compare with ({MANIFEST} missing)")
+    started = time.perf_counter()
+    problems, failed = integrity(candidate)
+    if failed is not None:
+        failed.against = production
+        _print(failed, args.json)
         print(f"{args.pack}: refused, {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    print(f"{args.pack}: valid (checksums, recompiled IR identical, golden set passes)")
-    return 0
+    margins = RuleMargins(args.alert_margin, args.latency_margin, args.latency_budget_us,
+                          args.batch or settings.batch.max_records, allow_removed=args.allow_removed)
+    verdict = validate_rules(candidate, prod_dir, args.data_dir, margins, checked=time.perf_counter() - started)
+    _print(verdict, args.json)
+    return 0 if verdict.passed else 1
+
+
+def _print(verdict: Verdict, as_json: bool) -> None:
+    if as_json:
+        print(msgspec.json.format(msgspec.json.encode(verdict)).decode())
+    else:
+        print(verdict.text())
 
 
 def _list(args: argparse.Namespace) -> int:
