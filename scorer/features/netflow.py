@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import TypeVar
 
 import numpy as np
 
 import scorer.native
-from scorer.events.columnar import FlowView, stat_attr
+from scorer.events.columnar import VIEWS, statistics
 from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
     F32,
@@ -105,7 +104,7 @@ class NetflowFeatures:
     def transform(self, events: Sequence[Event]) -> F32:
         """Rows of :class:`FlowRecord` events, or of :data:`~scorer.events.columnar.FlowView`
         rows (the columnar decode's): the same attributes, the same matrix."""
-        only(events, (FlowRecord, FlowView), "NetflowFeatures.transform")
+        only(events, (FlowRecord, *VIEWS), "NetflowFeatures.transform")
         cols = self._stateless(events)
         cols.update(self._stateful(events))
         return stack(self.names, cols, len(events))
@@ -172,12 +171,5 @@ def _zeek_flags(history: str | None, conn_state: str | None) -> tuple[bool, bool
 
 def cic_statistics(flows: Sequence[object], names: tuple[str, ...]) -> F64:
     """``[n, len(names)]``: CICFlowMeter statistics over the batch (0.0 where a record does
-    not carry one), read from views in one C-level pass."""
-    attrs = tuple(stat_attr(name) for name in names)
-    extras = column(flows, "extra")
-    if set(map(type, flows)) == {FlowView}:
-        rows = list(map(attrgetter(*attrs), extras))  # tuples (one value each for one name)
-    else:  # events (or events and views): the statistics dict, or a view's struct
-        rows = [tuple(x.get(name, 0.0) for name in names) if isinstance(x, dict) else
-                tuple(getattr(x, attr) for attr in attrs) for x in extras]
-    return np.array(rows, dtype=np.float64).reshape(len(flows), len(names))
+    not carry one), read from views in one C-level pass (or by the native scanner)."""
+    return statistics(column(flows, "extra"), names)

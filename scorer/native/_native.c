@@ -17,6 +17,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #define KIND_NETFLOW 0
@@ -347,15 +348,297 @@ static PyTypeObject WindowsType = {
     .tp_as_sequence = &Windows_as_sequence,
 };
 
+/* ---- CICFlowMeter statistics kept raw (msgspec.Raw), checked and read here ----------
+ *
+ * The reference is msgspec decoding the object into scorer.events.columnar.FlowStats (the
+ * statistic names as fields, float values, unknown names refused). This scanner answers
+ * only the common case and says "unsure" (0) for everything else, which then goes to that
+ * reference: an escape, a control or non-ASCII byte in a name, a name not in the list, a
+ * value that is not a JSON number, a number it does not read exactly (more than 15
+ * significant digits in an integer, magnitudes near the double range). So it never accepts
+ * what msgspec refuses, and every value it reads is the double msgspec reads.
+ *
+ * Stats(names): check(raws) -> bytes (1: the reference accepts it, 0: unsure);
+ * columns(raws, wanted, out) -> the rows it was unsure of; writes the wanted statistics
+ * (indices into names) of the other rows to out [n, len(wanted)] (0.0 when absent, the
+ * last value when a name repeats, as msgspec).
+ */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n;
+    PyObject *names; /* tuple of bytes, kept alive: ptrs/lens point into it */
+    const char **ptrs;
+    Py_ssize_t *lens;
+} Stats;
+
+static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+#define IS_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+
+/* One JSON number at p (end: one past the last byte of the object). Sets *next; with value
+   != NULL also reads it. 1: fine, 0: unsure. */
+static int number(const char *p, const char *end, const char **next, double *value) {
+    const char *start = p;
+    int negative = 0, is_int = 1;
+    if (p < end && *p == '-') { negative = 1; p++; }
+    if (p >= end || !IS_DIGIT(*p)) return 0;
+    uint64_t m = 0;
+    int sig = 0;           /* significant digits seen (leading zeros left out) */
+    int int_digits = 0;    /* significant digits before the point */
+    int dropped = 0;       /* fraction digits in m */
+    if (*p == '0') {
+        p++;
+        if (p < end && IS_DIGIT(*p)) return 0; /* leading zero: malformed, the reference says */
+    } else {
+        while (p < end && IS_DIGIT(*p)) {
+            if (sig < 19) m = m * 10 + (uint64_t)(*p - '0');
+            sig++;
+            int_digits++;
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        is_int = 0;
+        p++;
+        if (p >= end || !IS_DIGIT(*p)) return 0;
+        while (p < end && IS_DIGIT(*p)) {
+            if (sig == 0 && *p == '0') { dropped++; p++; continue; } /* 0.000x: leading zeros */
+            if (sig < 19) { m = m * 10 + (uint64_t)(*p - '0'); dropped++; }
+            sig++;
+            p++;
+        }
+    }
+    long exp = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        is_int = 0;
+        p++;
+        int exp_negative = 0;
+        if (p < end && (*p == '+' || *p == '-')) { exp_negative = *p == '-'; p++; }
+        if (p >= end || !IS_DIGIT(*p)) return 0;
+        int digits = 0;
+        while (p < end && IS_DIGIT(*p)) {
+            if (++digits > 4) return 0;
+            exp = exp * 10 + (*p - '0');
+            p++;
+        }
+        if (exp_negative) exp = -exp;
+    }
+    /* Far from the double range only: 10^(int_digits + exp) stays below 1e300. */
+    if (int_digits + exp > 300 || sig > 400) return 0;
+    *next = p;
+    if (value == NULL) return 1;
+    double v;
+    if (is_int) {
+        if (sig > 15) return 0; /* an integer the reference reads through its own path */
+        v = (double)m;          /* -0 is the integer 0: 0.0, as msgspec */
+        *value = negative && m != 0 ? -v : v;
+        return 1;
+    }
+    long e10 = exp - dropped;
+    if (sig <= 15 && e10 >= -22 && e10 <= 22) {
+        /* m and 10^|e10| are exact doubles: one correctly rounded operation (Clinger). */
+        v = e10 >= 0 ? (double)m * POW10[e10] : (double)m / POW10[-e10];
+    } else {
+        char buf[64];
+        Py_ssize_t len = p - start;
+        if (len >= (Py_ssize_t)sizeof(buf)) return 0;
+        memcpy(buf, start, (size_t)len);
+        buf[len] = '\0';
+        char *stop = NULL;
+        v = PyOS_string_to_double(buf, &stop, NULL); /* correctly rounded (dtoa.c) */
+        if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+        if (stop != buf + len || !isfinite(v)) return 0;
+        *value = v;
+        return 1;
+    }
+    *value = negative ? -v : v;
+    return 1;
+}
+
+/* One statistics object. wanted_col[i]: the out column of name i, or -1. 1 fine, 0 unsure. */
+static int scan(Stats *s, const char *p, const char *end, const int *wanted_col, double *row) {
+    while (p < end && IS_WS(*p)) p++;
+    if (p >= end || *p != '{') return 0;
+    p++;
+    while (p < end && IS_WS(*p)) p++;
+    if (p < end && *p == '}') { p++; goto tail; }
+    Py_ssize_t expected = 0;
+    for (;;) {
+        if (p >= end || *p != '"') return 0;
+        const char *key = ++p;
+        while (p < end && *p != '"') {
+            unsigned char c = (unsigned char)*p;
+            if (c == '\\' || c < 0x20 || c >= 0x80) return 0;
+            p++;
+        }
+        if (p >= end) return 0;
+        Py_ssize_t klen = p - key;
+        p++;
+        Py_ssize_t idx = -1;
+        if (expected < s->n && s->lens[expected] == klen && memcmp(s->ptrs[expected], key, (size_t)klen) == 0) {
+            idx = expected;
+        } else {
+            for (Py_ssize_t i = 0; i < s->n; i++) {
+                if (s->lens[i] == klen && memcmp(s->ptrs[i], key, (size_t)klen) == 0) { idx = i; break; }
+            }
+            if (idx < 0) return 0; /* not a statistic: the reference refuses it */
+        }
+        expected = idx + 1;
+        while (p < end && IS_WS(*p)) p++;
+        if (p >= end || *p != ':') return 0;
+        p++;
+        while (p < end && IS_WS(*p)) p++;
+        int col = wanted_col ? wanted_col[idx] : -1;
+        if (!number(p, end, &p, col >= 0 ? &row[col] : NULL)) return 0;
+        while (p < end && IS_WS(*p)) p++;
+        if (p < end && *p == ',') {
+            p++;
+            while (p < end && IS_WS(*p)) p++;
+            continue;
+        }
+        if (p < end && *p == '}') { p++; break; }
+        return 0;
+    }
+tail:
+    while (p < end && IS_WS(*p)) p++;
+    return p == end;
+}
+
+static PyObject *Stats_check(Stats *s, PyObject *raws) {
+    if (!PyList_Check(raws)) { PyErr_SetString(PyExc_TypeError, "check: a list"); return NULL; }
+    Py_ssize_t n = PyList_GET_SIZE(raws);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL) return NULL;
+    char *flags = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_buffer b;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(raws, i), &b, PyBUF_SIMPLE) < 0) { Py_DECREF(out); return NULL; }
+        flags[i] = (char)scan(s, b.buf, (const char *)b.buf + b.len, NULL, NULL);
+        PyBuffer_Release(&b);
+    }
+    return out;
+}
+
+static PyObject *Stats_columns(Stats *s, PyObject *args) {
+    PyObject *raws, *wanted, *out;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &raws, &PyTuple_Type, &wanted, &out)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(raws), k = PyTuple_GET_SIZE(wanted);
+    int *cols = PyMem_Malloc(sizeof(int) * (size_t)(s->n ? s->n : 1));
+    if (cols == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < s->n; i++) cols[i] = -1;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_ssize_t idx = PyLong_AsSsize_t(PyTuple_GET_ITEM(wanted, j));
+        if (idx < 0 || idx >= s->n) {
+            PyMem_Free(cols);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "columns: a statistic index out of range");
+            return NULL;
+        }
+        cols[idx] = (int)j;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyMem_Free(cols);
+        return NULL;
+    }
+    PyObject *unsure = NULL;
+    if (view.len != (Py_ssize_t)(n * k * sizeof(double)) || view.format == NULL || strcmp(view.format, "d") != 0) {
+        PyErr_SetString(PyExc_ValueError, "columns: out must be float64 [n, len(wanted)], C-contiguous");
+        goto done;
+    }
+    unsure = PyList_New(0);
+    if (unsure == NULL) goto done;
+    double *rows = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double *row = rows + i * k;
+        for (Py_ssize_t j = 0; j < k; j++) row[j] = 0.0;
+        Py_buffer b;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(raws, i), &b, PyBUF_SIMPLE) < 0) { Py_CLEAR(unsure); goto done; }
+        int ok = scan(s, b.buf, (const char *)b.buf + b.len, cols, row);
+        PyBuffer_Release(&b);
+        if (!ok) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index == NULL || PyList_Append(unsure, index) < 0) { Py_XDECREF(index); Py_CLEAR(unsure); goto done; }
+            Py_DECREF(index);
+        }
+    }
+done:
+    PyBuffer_Release(&view);
+    PyMem_Free(cols);
+    return unsure;
+}
+
+static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
+    static char *kw[] = {"names", NULL};
+    PyObject *names;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kw, &PyTuple_Type, &names)) return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    const char **ptrs = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    Py_ssize_t *lens = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
+    if (ptrs == NULL || lens == NULL) { PyMem_Free(ptrs); PyMem_Free(lens); PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyBytes_Check(name)) {
+            PyMem_Free(ptrs);
+            PyMem_Free(lens);
+            PyErr_SetString(PyExc_TypeError, "Stats: names are bytes");
+            return -1;
+        }
+        ptrs[i] = PyBytes_AS_STRING(name);
+        lens[i] = PyBytes_GET_SIZE(name);
+    }
+    PyMem_Free(s->ptrs);
+    PyMem_Free(s->lens);
+    Py_INCREF(names);
+    Py_XSETREF(s->names, names);
+    s->ptrs = ptrs;
+    s->lens = lens;
+    s->n = n;
+    return 0;
+}
+
+static void Stats_dealloc(Stats *s) {
+    PyMem_Free(s->ptrs);
+    PyMem_Free(s->lens);
+    Py_XDECREF(s->names);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef Stats_methods[] = {
+    {"check", (PyCFunction)Stats_check, METH_O, "Per raw object: 1 if the reference accepts it, 0 if unsure."},
+    {"columns", (PyCFunction)Stats_columns, METH_VARARGS, "Write the wanted statistics; return the unsure rows."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject StatsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "scorer.native._native.Stats",
+    .tp_basicsize = sizeof(Stats),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "CICFlowMeter statistics objects read from their JSON bytes.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Stats_init,
+    .tp_dealloc = (destructor)Stats_dealloc,
+    .tp_methods = Stats_methods,
+};
+
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Native parts of the scorer's hot path.", -1, NULL};
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&WindowsType) < 0) return NULL;
+    if (PyType_Ready(&WindowsType) < 0 || PyType_Ready(&StatsType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&WindowsType);
     if (PyModule_AddObject(m, "Windows", (PyObject *)&WindowsType) < 0) {
         Py_DECREF(&WindowsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&StatsType);
+    if (PyModule_AddObject(m, "Stats", (PyObject *)&StatsType) < 0) {
+        Py_DECREF(&StatsType);
         Py_DECREF(m);
         return NULL;
     }

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scorer.events.columnar import FlowStats, FlowView, decode_rows, expand
+import scorer.native
+from scorer.events.columnar import VIEWS, FlowStats, FlowView, RawFlowView, decode_rows, expand
 from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import EventKind, FlowRecord, SourceRef
 from scorer.features import feature_set
@@ -50,7 +51,7 @@ def test_an_accepted_row_is_the_per_record_event(record: tuple[EventKind | None,
         if not row.uid:  # stamped from the record's place, as decode does
             row = msgspec.structs.replace(row, uid=one.uid)
         assert expand(kind, row, value, REF) == one
-        if [type(row)] == [FlowView]:  # its features: the event's
+        if type(row) in VIEWS:  # its features: the event's
             assert feature_set(kind).transform([row]).tobytes() == feature_set(kind).transform([one]).tobytes()
 
 
@@ -72,15 +73,23 @@ def test_a_batch_decodes_as_its_records_one_by_one(records: list[tuple[EventKind
 
 @pytest.mark.parametrize("stats", [{"FIN Flag Count": "1"}, {"Unknown Statistic": 1.0}, {"RST Flag Count": None},
                                    {"FIN Flag Count": True}, {"FIN Flag Count": 1e308 * 10}])
-def test_statistics_a_view_cannot_hold_take_the_per_record_path(stats: dict[str, Any]) -> None:
+@pytest.mark.parametrize("native", ["0", "auto"])
+def test_statistics_a_view_cannot_hold_take_the_per_record_path(monkeypatch: pytest.MonkeyPatch, native: str,
+                                                                stats: dict[str, Any]) -> None:
+    monkeypatch.setenv(scorer.native.ENV, native)
     value = msgspec.json.encode({"ts": 1.0, "src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "extra": stats})
     assert decode_rows(EventKind.NETFLOW, [value], 1 << 20, views=True) == [None]
 
 
-def test_a_view_reads_the_statistics_features_need() -> None:
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_a_view_reads_the_statistics_features_need(monkeypatch: pytest.MonkeyPatch, native: str) -> None:
+    if native == "1" and not scorer.native.built():
+        pytest.skip("scorer.native._native is not built")
+    monkeypatch.setenv(scorer.native.ENV, native)
     flow = FlowRecord(ts=1.0, src_ip="a", dst_ip="b", extra={"FIN Flag Count": 2.0, "Bwd RST Flags": 1.0})
     rows: list[Any] = decode_rows(EventKind.NETFLOW, [msgspec.json.encode(flow)], 1 << 20, views=True)
     view = rows[0]
-    assert [type(view), type(view.extra)] == [FlowView, FlowStats]
+    # Native: the statistics stay JSON bytes, checked and read in C; else a struct of floats.
+    assert [type(view), type(view.extra)] == ([RawFlowView, msgspec.Raw] if native == "1" else [FlowView, FlowStats])
     x = feature_set("netflow")
     assert x.transform([view]).tobytes() == feature_set("netflow").transform([flow]).tobytes()
