@@ -11,11 +11,13 @@ same rows (measured: docs/rules.md).
 '0b101'
 >>> list(rows_of(0b1010, 4)), sorted(need(["and", 0, ["or", 1, 2]]) or ())
 ([1, 3], [0])
+>>> bin(compile_tree(["and", 0, ["not", 1]])(amask.get, 0b1111))
+'0b100'
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +59,95 @@ def evaluate_tree(tree: Tree, amask: dict[int, int], scope: int) -> int:
     if op == "not":
         return scope & ~evaluate_tree(tree[1], amask, scope)
     raise ValueError(f"unknown condition operator {op!r}")
+
+
+# A compiled tree: called with ``amask.get`` and a scope, returns the rows of the scope where
+# the tree holds.
+Compiled = Callable[[Callable[[int, int], int], int], int]
+# Deeper trees than this are interpreted: Python's nesting limits are far above.
+_MAX_DEPTH = 40
+
+
+def compile_tree(tree: Tree) -> Compiled:
+    """``tree`` as a Python function of ``(amask.get, scope)``: the same rows, and the same
+    early exits, as :func:`evaluate_tree` (``and`` stops at an empty set, ``or`` at the whole
+    scope), without its recursive calls and type tests per node; an ``or`` of plain atoms is
+    one expression. It ran once per logsource and candidate rule per batch (measured:
+    docs/benchmarks.md)."""
+    if _depth(tree) > _MAX_DEPTH:
+        return lambda get, scope: evaluate_tree(tree, _Lookup(get), scope)
+    lines: list[str] = []
+    result = _Emitter(lines).emit(tree, "s", 1)
+    source = "def f(g, s):\n" + "\n".join(lines) + f"\n    return {result}\n"
+    space: dict[str, Any] = {}
+    # The source holds only atom ids (ints), operators and local names built above.
+    exec(compile(source, "<rule condition>", "exec"), space)
+    code: Compiled = space["f"]
+    return code
+
+
+class _Emitter:
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.count = 0
+
+    def var(self) -> str:
+        self.count += 1
+        return f"v{self.count}"
+
+    def emit(self, tree: Tree, scope: str, depth: int) -> str:
+        """Lines computing ``tree`` within ``scope``; returns the expression of the result."""
+        pad = "    " * depth
+        if isinstance(tree, bool):
+            return scope if tree else "0"
+        if isinstance(tree, int):
+            return f"(g({int(tree)}, 0) & {scope})"
+        op, args = tree[0], tree[1:]
+        out = self.var()
+        if op == "not":
+            inner = self.emit(args[0], scope, depth)
+            self.lines.append(f"{pad}{out} = {scope} & ~{inner}")
+            return out
+        if op == "or" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            atoms = " | ".join(f"g({int(a)}, 0)" for a in args) or "0"
+            self.lines.append(f"{pad}{out} = ({atoms}) & {scope}")
+            return out
+        if op not in ("and", "or"):
+            raise ValueError(f"unknown condition operator {op!r}")
+        # A one-pass loop: ``break`` is the early exit.
+        self.lines.append(f"{pad}{out} = {scope if op == 'and' else '0'}")
+        self.lines.append(f"{pad}while True:")
+        inner_pad = pad + "    "
+        for arg in args:
+            if op == "and":
+                value = self.emit(arg, out, depth + 1)
+                self.lines.append(f"{inner_pad}{out} = {value}")
+                self.lines.append(f"{inner_pad}if not {out}: break")
+            else:
+                sub = self.var()
+                self.lines.append(f"{inner_pad}{sub} = {scope} & ~{out}")
+                value = self.emit(arg, sub, depth + 1)
+                self.lines.append(f"{inner_pad}{out} |= {value}")
+                self.lines.append(f"{inner_pad}if {out} == {scope}: break")
+        self.lines.append(f"{inner_pad}break")
+        return out
+
+
+class _Lookup(dict[int, int]):
+    """``amask.get`` seen as the mapping :func:`evaluate_tree` reads."""
+
+    def __init__(self, get: Callable[[int, int], int]) -> None:
+        super().__init__()
+        self._get = get
+
+    def get(self, key: int, default: int = 0) -> int:  # type: ignore[override]
+        return self._get(key, default)
+
+
+def _depth(tree: Any) -> int:
+    if isinstance(tree, bool | int):
+        return 0
+    return 1 + max((_depth(arg) for arg in tree[1:]), default=0)
 
 
 def need(tree: Any) -> set[int] | None:

@@ -1,0 +1,51 @@
+"""Compiled condition trees (scorer.rules.bitsets.compile_tree) against the interpreter."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from scorer.rules.bitsets import compile_tree, evaluate_tree
+from scorer.rules.model import Tree
+
+
+def _tree(rng: random.Random, depth: int) -> Tree:
+    roll = rng.random()
+    if depth == 0 or roll < 0.3:
+        return rng.choice([True, False]) if roll < 0.03 else rng.randrange(12)
+    op = rng.choice(["and", "or", "not"])
+    if op == "not":
+        return ["not", _tree(rng, depth - 1)]
+    args: list[Any] = [_tree(rng, depth - 1) for _ in range(rng.randrange(0, 5))]
+    if rng.random() < 0.3:  # an "or" of plain atoms has a flat form of its own
+        args = [rng.randrange(12) for _ in range(rng.randrange(1, 6))]
+    return [op, *args]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_compiled_tree_selects_the_rows_the_interpreter_does(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.choice([1, 7, 64, 300])
+    for _ in range(50):
+        tree = _tree(rng, 4)
+        code = compile_tree(tree)
+        for _ in range(5):
+            # Atoms absent from the mask (no row matched) as well as empty and full ones.
+            amask = {a: rng.choice([0, (1 << n) - 1, rng.getrandbits(n)]) for a in range(12) if rng.random() < 0.7}
+            scope = rng.choice([(1 << n) - 1, rng.getrandbits(n), 0])
+            assert code(amask.get, scope) == evaluate_tree(tree, amask, scope), (tree, amask, scope)
+
+
+def test_a_tree_too_deep_to_compile_is_interpreted() -> None:
+    tree: Tree = 0
+    for i in range(100):
+        tree = ["and" if i % 2 else "or", tree, i % 3 + 1]
+    amask = {0: 0b1011, 1: 0b0110, 2: 0b1110, 3: 0b0111}
+    assert compile_tree(tree)(amask.get, 0b1111) == evaluate_tree(tree, amask, 0b1111)
+
+
+def test_unknown_operator_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown condition operator"):
+        compile_tree(["xor", 0, 1])
