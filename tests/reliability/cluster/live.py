@@ -43,16 +43,20 @@ PARTITIONS = 3
 BATCH, INFLIGHT = 64, 4
 PER_FAULT_BOUND = BATCH * (INFLIGHT + 1)  # at-least-once: what one fault may make the scorer write twice
 STALL_S = 180.0  # a step fails when the scorer scores nothing new for this long
+UPSTREAM_TIMEOUT_MS = 10_000  # the feed's request timeout (UpstreamProducer)
 
 
 class UpstreamProducer(AIOKafkaProducer):  # type: ignore[misc]
     """The feed's producer, as an upstream that rides out a stale leader: who leads what
     from most brokers (as the scorer's clients, scorer.kafka.view; Java clients get there
     by leader epochs), and a record that waited its whole timeout for room in a partition's
-    batch (its leader stale or gone) is offered again, never dropped: it was not taken."""
+    batch (its leader stale or gone) is offered again, never dropped: it was not taken.
+    Requests time out after UPSTREAM_TIMEOUT_MS: a produce request a stale leader holds,
+    waiting for followers it cannot reach, holds the feed's whole chunk that long, and the
+    test is about the scorer's progress on input that keeps coming."""
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(**(options | {"request_timeout_ms": UPSTREAM_TIMEOUT_MS}))
         use_majority_view(self.client)
 
     async def send(self, *args: Any, **kwargs: Any) -> Any:
@@ -81,9 +85,18 @@ class Run:
         self.steps.append(f"{time.monotonic() - self.t0:6.1f}s  {self.progress[0]:6d} produced  {what}")
 
     async def advance(self, low: int = 300, high: int = 900) -> None:
-        """Until the scorer has scored a seeded number more events (its progress, not time).
-        A feed that died fails it with the feed's error: a scorer without input stalls too."""
-        progress = asyncio.ensure_future(self.proc.scored_more(self.rng.randint(low, high), timeout=STALL_S))
+        """Until the scorer has scored a seeded number more events (its progress, not time)."""
+        await self.scored_more(self.rng.randint(low, high))
+
+    async def first_progress(self, since: str) -> None:
+        """Until the scorer has scored one more event; a step says how long after ``since``."""
+        await self.scored_more(1)
+        self.step(f"first event scored after the {since}")
+
+    async def scored_more(self, n: int) -> None:
+        """Until the scorer has scored ``n`` more events. A feed that died fails it with the
+        feed's error: a scorer without input stalls too."""
+        progress = asyncio.ensure_future(self.proc.scored_more(n, timeout=STALL_S))
         waiting: set[asyncio.Future[Any]] = {progress} | ({self.feeding} if self.feeding is not None else set())
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if progress not in done:

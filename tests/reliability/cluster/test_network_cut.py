@@ -75,6 +75,7 @@ async def test_leader_network_cut_from_the_other_brokers_then_healed(
             # Its own view is the stale one, when a client can still ask it.
             view = await cluster.seen_by(node, topic, partition) if clients_reach_it else "nothing (unreachable)"
             run.step(f"broker {others[0]} says leader {seen[0]}, ISR {seen[1]}; broker {node} says {view}")
+            await run.first_progress("cut")
             await run.advance()
             run.step(f"scorer made progress with broker {node} cut off")
             cluster.heal()
