@@ -1,0 +1,201 @@
+"""``scorer rules validate PACK``: a rule pack against production (issue 20, item 2), offline.
+
+The shipped pack against itself passes whatever the machine's speed (latency is judged
+against production measured in the same run); a candidate without one of production's rules
+fails naming it; one with a rule that fires on every process creation fails alert volume on
+the benign background; an impossible latency margin fails latency; a production version that
+does not exist is a one-line usage error. The broker is "stopped" (a port nothing listens
+on): production comes from ``--against``, else what a scorer started now would serve, said
+in one note line, and no Kafka client is left open.
+
+Candidates are rebuilt from the shipped pack's own sources (the pySigma compile, as
+``scorer rules package`` does), so they pass the integrity checks and fail only the gate
+under test. On this shared 2-core VM (load 6-8) the module took 4 min, the three tests
+marked slow about a minute each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scorer.config import data_dir
+from scorer.events import edr
+from scorer.lifecycle.rule_validate import RuleMargins, detection_checks, load_stage, validate_rules
+from scorer.rules import RuleEngine, compile_rules
+from scorer.rules.cli import register
+from scorer.rules.model import RuleSource
+from scorer.rules.pack import LICENSE, read_golden, read_pack, read_sources, write_pack
+from scorer.rules.tuning import Tuned, apply_tuning
+from tests.rules.helpers import golden_case, rule, write_rules
+from tests.support.kafka import free_ports
+from tests.support.paths import ROOT, RULE_REPOSITORY
+from tests.support.rulepacks import PACK, RULE
+
+SHIPPED = RULE_REPOSITORY / PACK / "3"
+NOISY_ID = "00000000-0000-0000-0000-00000000fee1"
+NOISY = rule("sel:\n  Image|endswith: '.exe'\ncondition: sel", rule_id=NOISY_ID, title="Every process")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
+    env["SCORER_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_ports(1)[0]}"  # nothing listens there
+    env.update(extra)
+    return env
+
+
+def _scorer(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = subprocess.run([sys.executable, "-m", "scorer.cli", "rules", "validate", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    print(f"\n$ scorer rules validate {' '.join(args)}   [exit {proc.returncode}]\n{proc.stdout}{proc.stderr}")
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _clean(stderr: str) -> list[str]:
+    assert "Unclosed" not in stderr and "Traceback" not in stderr, stderr
+    return stderr.splitlines()
+
+
+def _line(out: str, check: str) -> str:
+    (line,) = [x for x in out.splitlines() if x.strip().startswith(("[ok] ", "[FAIL] ")) and f"] {check}:" in x]
+    return line.strip()
+
+
+def rebuild(src: Path, out: Path, work: Path, *, drop: str | None = None, add: str | None = None) -> Path:
+    """Pack ``out`` from ``src``'s own sources, rule ``drop`` left out, the rule ``add`` (YAML)
+    put in, compiled, tuned and written as ``scorer rules package`` does, its golden hits those
+    the new rules fire (the pack passes its own checks)."""
+    pack = read_pack(src)
+    sources = read_sources(src)
+    if drop is not None:
+        (file,) = [r.file for r in pack.rules if r.id == drop]
+        sources = [s for s in sources if s.file != file]
+    if add is not None:
+        sources.append(RuleSource("rules/windows/process_creation/zz_added.yml",
+                                  hashlib.sha256(add.encode()).hexdigest(), add))
+    files = []
+    for s in sources:
+        path = work / s.file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(s.yaml, encoding="utf-8")
+        files.append(path)
+    compiled, errors = compile_rules(work, files)
+    assert not errors, errors[:3]
+    tuned = [Tuned(**t) for t in pack.manifest.get("tuning", [])]
+    compiled.rules, unknown = apply_tuning(compiled.rules, tuned, out / "pack.json")
+    assert not unknown, unknown
+    engine = RuleEngine(compiled.rules, compiled.atoms, compiled.conditions)
+    golden = read_golden(src)
+    hits = engine.evaluate([edr.from_mapping(g["event"]) for g in golden]).hits
+    golden = [{**g, "hits": sorted(engine.rules[j].id for j in h),
+               "must_fire": [r for r in g["must_fire"] if r != drop]} for g, h in zip(golden, hits, strict=True)]
+    licence = (src / LICENSE).read_text().split("\n---\n\n", 1)[1]
+    write_pack(out, compiled, pack.skipped, name=PACK, version=out.name,
+               source_commit=str(pack.manifest.get("source_commit", "")), license_text=licence, golden=golden,
+               tuning=pack.manifest.get("tuning"), risk=pack.manifest.get("risk"))
+    return out
+
+
+@pytest.mark.data
+@pytest.mark.slow  # the pySigma recompile of ~2,850 rules: about a minute here
+def test_the_shipped_pack_against_itself_passes_without_kafka() -> None:
+    rc, out, err = _scorer(_env(), str(SHIPPED), "--against", "3")
+    assert rc == 0, out + err
+    assert _clean(err) == []
+    assert out.startswith(f"PASS: {PACK} version 3 vs production 3"), out
+    for check in ("integrity", "detections", "alert_volume"):
+        assert _line(out, check).startswith("[ok]"), out
+    latency = _line(out, "latency")
+    assert "x (median of paired runs; limit 1.25 x" in latency and "production 3's" in latency, latency
+    assert "budget" not in out and "removed" not in out
+
+
+@pytest.mark.data
+@pytest.mark.slow  # the pySigma recompile of ~2,850 rules: about a minute here
+def test_a_candidate_without_a_production_rule_fails_naming_it(tmp_path: Path) -> None:
+    title = next(r.title for r in read_pack(SHIPPED).rules if r.id == RULE)
+    candidate = rebuild(SHIPPED, tmp_path / "work" / PACK / "4", tmp_path / "src", drop=RULE)
+    # Built outside the repository, no --against, no Kafka: production is what a scorer serves (3).
+    rc, out, err = _scorer(_env(SCORER_RULES__REPOSITORY=str(RULE_REPOSITORY)), str(candidate))
+    assert rc == 1, out + err
+    notes = _clean(err)
+    assert len(notes) == 1 and notes[0].startswith("note: production version not known from Kafka") \
+        and "taking 3" in notes[0], err
+    assert out.startswith(f"FAIL: {PACK} version 4 vs production 3"), out
+    assert _line(out, "integrity").startswith("[ok]"), out
+    removed = _line(out, "removed")
+    assert removed.startswith("[FAIL]") and RULE in removed and title in removed, removed
+    assert "--allow-removed" in removed
+    # Allowed, the removal is listed and passes; nothing else production fires is lost.
+    verdict = validate_rules(candidate, SHIPPED, data_dir(), RuleMargins(allow_removed=True), checked=0.0)
+    by_name = {c.name: c for c in verdict.checks}
+    assert by_name["removed"].ok and RULE in by_name["removed"].detail
+    assert by_name["detections"].ok, by_name["detections"].detail
+    assert verdict.metrics["rules_removed"] == 1
+
+
+@pytest.mark.data
+@pytest.mark.slow  # the pySigma recompile of ~2,850 rules: about a minute here
+def test_a_rule_firing_on_every_process_creation_fails_alert_volume(tmp_path: Path) -> None:
+    candidate = rebuild(SHIPPED, tmp_path / PACK / "5", tmp_path / "src", add=NOISY)
+    rc, out, err = _scorer(_env(), str(candidate), "--against", "3", "--repo", str(RULE_REPOSITORY))
+    assert rc == 1, out + err
+    assert _clean(err) == []
+    assert _line(out, "integrity").startswith("[ok]") and _line(out, "detections").startswith("[ok]"), out
+    volume = _line(out, "alert_volume")
+    assert volume.startswith("[FAIL]") and "vs production" in volume, volume
+    assert "removed" not in out
+
+
+@pytest.mark.data
+def test_an_impossible_latency_margin_fails_latency_and_a_budget_is_checked_only_when_set() -> None:
+    stage_dir = SHIPPED
+    verdict = validate_rules(stage_dir, stage_dir, data_dir(), RuleMargins(latency_ratio=0.001), checked=0.0)
+    by_name = {c.name: c for c in verdict.checks}
+    assert not verdict.passed and not by_name["latency"].ok, by_name["latency"].detail
+    assert [c.name for c in verdict.checks if not c.ok] == ["latency"]
+    assert "latency_budget" not in by_name
+    roomy = validate_rules(stage_dir, stage_dir, data_dir(), RuleMargins(latency_us_per_event=1e9), checked=0.0)
+    budget = {c.name: c for c in roomy.checks}["latency_budget"]
+    assert budget.ok and "budget 1000000000.0 us/event" in budget.detail
+    assert roomy.metrics["production_latency_p50_us_per_event"] > 0
+
+
+def test_against_a_version_that_does_not_exist_is_one_line_exit_2() -> None:
+    rc, out, err = _scorer(_env(), str(SHIPPED), "--against", "99")
+    assert rc == 2 and out == ""
+    (line,) = _clean(err)
+    assert line.startswith("scorer: ") and f"{PACK}/99: no rule pack version there" in line, err
+
+
+def test_a_kept_rule_that_stops_firing_on_a_golden_case_is_named(tmp_path: Path) -> None:
+    """Production's rule still in the candidate, its detection changed: the golden case it
+    fired on in production is lost (a failure naming rule and case), not "removed"."""
+    import argparse
+
+    def package(name: str, text: str) -> Path:
+        parser = argparse.ArgumentParser()
+        register(parser.add_subparsers(dest="command"))
+        src = write_rules(tmp_path / name / "src", {"rules/windows/a.yml": text})
+        out = tmp_path / name / "pack" / "1"
+        args = parser.parse_args(["rules", "package", "--source", str(src), "--out", str(out),
+                                  "--golden", str(golden_case(tmp_path / name / "golden"))])
+        assert args.func(args) == 0
+        return out
+
+    prod = package("prod", rule("sel:\n  Image|endswith: '\\whoami.exe'\ncondition: sel", title="Whoami"))
+    cand = package("cand", rule("sel:\n  Image|endswith: '\\calc.exe'\ncondition: sel", title="Whoami"))
+    metrics: dict[str, float] = {}
+    checks = detection_checks(load_stage(cand), load_stage(prod), [cand, prod], False, metrics)
+    (detections,) = checks  # the rule is kept: nothing "removed"
+    assert not detections.ok
+    assert "rule 00000000-0000-0000-0000-000000000001 (Whoami) no longer fires on case rules/windows/whoami" \
+        in detections.detail, detections.detail
+    assert metrics["golden_hits_lost"] >= 1 and metrics["rules_removed"] == 0
+    (same,) = detection_checks(load_stage(prod), load_stage(prod), [prod], False, {})
+    assert same.ok
