@@ -20,7 +20,7 @@ No loop runs over rules x events: per event, only column reads and grouping.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
@@ -31,13 +31,21 @@ import numpy.typing as npt
 
 from scorer.events.structs import EndpointEvent
 from scorer.rules.bitsets import Compiled, atom_ids, compile_tree, need, rows_of
-from scorer.rules.fields import CANONICAL, KEYWORDS, Column, Getter, all_text, column_reader, getter
+from scorer.rules.fields import (
+    CANONICAL,
+    KEYWORDS,
+    Column,
+    Getter,
+    all_text,
+    column_reader,
+    getter,
+    raw_column_reader,
+)
 from scorer.rules.matchers import FieldMatcher
 from scorer.rules.model import Atom, RuleFailure, RuleHits, RuleMeta, Tree, Variant
 
 # Match results remembered across batches: values up to this long (a Sysmon CallTrace is ~1 kB
-# and repeats), up to this many characters
-# in all (then forgotten at once): tens of MB at most.
+# and repeats), up to this many characters in all (then forgotten at once): tens of MB at most.
 CACHE_VALUE_CHARS = 4096
 CACHE_CHARS = 16 << 20
 # Up to this many rows a field's value -> rows grouping is one Python pass; above, numpy.
@@ -125,6 +133,7 @@ class RuleEngine:
         names = {*by_field, *self.fieldrefs, *(p for refs in self.fieldrefs.values() for _, p in refs)}
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
         self.columns: dict[str, Column] = {name: column_reader(name) for name in names}
+        self.raw_columns = {name: raw for name in names if (raw := raw_column_reader(name)) is not None}
         self._bits: list[int] = []
         self._rows: dict[int, Sequence[int]] = {}  # the current batch's row sets, listed
         self._arrays: dict[int, npt.NDArray[np.intp]] = {}  # and as index arrays
@@ -242,32 +251,42 @@ class RuleEngine:
         sel = self._rows.get(rows)
         if sel is None:
             sel = self._rows[rows] = rows_of(rows, n)
-        col = self.columns[name](events, sel)
+        refs = self.fieldrefs.get(name)
+        to_text: Callable[[Any], str | None] | None = None
+        raw = self.raw_columns.get(name) if not refs else None
+        if raw is not None:  # raw values, grouped first: each distinct one converted once
+            col, to_text = raw[0](events, sel), raw[1]
+            distinct = set(col)
+            if not all(type(v) in raw[2] for v in distinct):
+                raw = to_text = None
+        if raw is None:
+            col = self.columns[name](events, sel)
+            distinct = set(col)
         matcher = self.matchers.get(name)
         # Match each distinct value once; gather rows only for the values that matched.
-        matched: dict[str | None, list[int]] = {}
+        matched: dict[Any, list[int]] = {}
         if matcher is not None:
-            if matcher.missing and None in col:
-                matched[None] = matcher.missing
             cache = self._seen[name]
-            for value in set(col):
-                if value is None:
+            for value in distinct:
+                text = value if to_text is None else to_text(value)
+                if text is None:
+                    if matcher.missing:
+                        matched[value] = matcher.missing
                     continue
-                found = cache.get(value)
+                found = cache.get(text)
                 if found is None:
                     try:
-                        found = matcher.match(value)
+                        found = matcher.match(text)
                     except Exception as exc:  # isolate the rows with this value, not the batch
                         message = f"{name}: {type(exc).__name__}: {exc}"
                         for r, v in zip(sel, col, strict=True):
                             if v == value:
                                 errors[r] = RuleFailure(self.field_rule.get(name, ""), message)
                         continue
-                    if len(value) <= CACHE_VALUE_CHARS:
-                        self._remember(cache, value, found)
+                    if len(text) <= CACHE_VALUE_CHARS:
+                        self._remember(cache, text, found)
                 if found:
                     matched[value] = found
-        refs = self.fieldrefs.get(name)
         if not matched and not refs:
             return
         if matched:
@@ -290,8 +309,7 @@ class RuleEngine:
             self._cached_chars = len(value) + 64
         cache[value] = found
 
-    def _masks(self, sel: Sequence[int], col: list[str | None], wanted: Collection[str | None], rows: int,
-               n: int) -> dict[str | None, int]:
+    def _masks(self, sel: Sequence[int], col: list[Any], wanted: Collection[Any], rows: int, n: int) -> dict[Any, int]:
         """The bitset of the rows (of ``sel``, ``col`` being the values there) holding each
         value of ``wanted``."""
         if len(sel) <= SMALL_ROWS:  # a few rows: one pass, a dict lookup each

@@ -23,6 +23,8 @@ Values are text: integers as decimal, booleans as ``true``/``false``; a missing 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
 
 from scorer.events.structs import EndpointEvent
 
@@ -126,6 +128,38 @@ def column_reader(key: str) -> Column:
 
     def read(events: Sequence[EndpointEvent], rows: Sequence[int]) -> list[str | None]:
         return [get(events[r]) for r in rows]
+
+    return read
+
+
+RawColumn = tuple[Callable[[Sequence[EndpointEvent], Sequence[int]], list[Any]], Callable[[Any], str | None],
+                  frozenset[type]]
+
+
+def raw_column_reader(key: str) -> RawColumn | None:
+    """For a field read straight off one attribute (``EventID``, ``Channel``...): a reader of
+    the attribute's raw values (one C-level ``map``, no conversion per row), how a raw value
+    becomes the column's text, and the raw types that conversion gives :func:`column`'s text
+    for (a value of another type: read with :func:`column_reader`). None: no raw form."""
+    attr = CANONICAL.get(key)
+    if attr == "event_code":
+        return _attribute(attr), str, frozenset({int})
+    if attr in _TEXT_ATTRS and key in _HEADER | {"User"}:
+        return _attribute(attr), _present_text, frozenset({str, type(None)})
+    return None
+
+
+def _present_text(value: str | None) -> str | None:
+    return value or None
+
+
+def _attribute(attr: str) -> Callable[[Sequence[EndpointEvent], Sequence[int]], list[Any]]:
+    get = attrgetter(attr)
+
+    def read(events: Sequence[EndpointEvent], rows: Sequence[int]) -> list[Any]:
+        if isinstance(rows, range) and len(rows) == len(events):
+            return list(map(get, events))
+        return list(map(get, map(events.__getitem__, rows)))
 
     return read
 
