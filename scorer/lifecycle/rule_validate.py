@@ -22,8 +22,8 @@
    candidate's per-event time <= production's x ``latency_ratio`` (the median of the ratios
    of runs paired on the same batch), both medians and p99s beside it;
    an absolute p99 budget only when set (the models' gate, for the same reasons). Times are
-   the process's CPU time, not wall time: on a shared 2-core VM at load 7 an identical pack
-   measured 0.87-1.26 x itself in wall time, 0.95-1.02 x in CPU time.
+   the process's CPU time, not wall time: on a shared 2-core VM at load 7 packs of one IR
+   measured 0.87-1.26 x each other in wall time, 0.95-1.02 x in CPU time.
 
 No model runs here: risk points a model score would add (``model_points``) are left out for
 both packs alike.
