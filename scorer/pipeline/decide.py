@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import itemgetter
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from scorer.pipeline.outcome import ScoredEvent, ShadowBatch
 from scorer.pipeline.records import OutputRecord
 from scorer.pipeline.rules import rule_alerts
 from scorer.rules.risk import with_risk
+
+_EVENT = itemgetter(0)
 
 
 @dataclass
@@ -70,7 +73,7 @@ def _score_records(
 ) -> list[ScoredEvent]:
     """One score record per row, built by one C-level map over the columns."""
     n = len(items)
-    events = [ev for ev, _ in items]
+    events = list(map(_EVENT, items))
     flags = np.zeros(n, dtype=bool)
     flags[list(alerted)] = True
     hits = column(events, "rule_hits") if kind is EventKind.EDR else repeat((), n)

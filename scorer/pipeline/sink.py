@@ -14,6 +14,8 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -25,6 +27,7 @@ from scorer.pipeline.outcome import ScoredEvent
 from scorer.pipeline.records import OutputRecord
 
 log = logging.getLogger(__name__)
+_UID = attrgetter("uid")
 
 
 class Sink:
@@ -102,4 +105,7 @@ def score_records(
     # One encoder call for the batch: JSON escapes newlines inside strings, so the lines
     # are exactly the records.
     lines = encoder.encode_lines(scores)[:-1].split(b"\n")
-    return [OutputRecord(topic, line, s.uid.encode()) for s, line in zip(scores, lines, strict=True)]
+    if len(lines) != len(scores):  # encode_lines escapes every newline: this is a bug, not input
+        raise ValueError(f"{len(scores)} score records encoded as {len(lines)} lines")
+    # C-level maps: a Python frame per record costs more than building it.
+    return list(map(OutputRecord, repeat(topic), lines, map(str.encode, map(_UID, scores))))

@@ -35,7 +35,7 @@ def annotate(
     rules = engine.rules
     out: list[EndpointEvent] = []
     for event, hits in zip(events, result.hits, strict=True):
-        ids = tuple(rules[j].id for j in hits)
+        ids = tuple([rules[j].id for j in hits]) if hits else ()  # most fire nothing: no generator
         # Most events fire nothing and arrived with nothing: no copy for them.
         out.append(event if ids == event.rule_hits else msgspec.structs.replace(event, rule_hits=ids))
     return out, result.errors
