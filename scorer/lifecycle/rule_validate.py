@@ -191,7 +191,7 @@ def alerts(stage: RuleStage, batches: list[list[EndpointEvent]]) -> tuple[int, i
 
 def _volume_checks(cand: RuleStage, prod: RuleStage | None, batches: list[list[EndpointEvent]],
                    m: RuleMargins, metrics: dict[str, float]) -> list[Check]:
-    n = sum(len(b) for b in batches)
+    n = max(1, sum(len(b) for b in batches))  # background() refuses an empty sample; no 0/0 here
     where = f"of {n} benign EDR background events (incl. risk-policy alerts)"
     c_alerts, c_errors = alerts(cand, batches)
     c_rate = c_alerts / n
