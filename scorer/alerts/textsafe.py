@@ -26,4 +26,8 @@ def escape_json(raw: bytes) -> bytes:
 
 def visible(text: str) -> str:
     """Display text (titles, descriptions): control characters shown as escapes (``\\x1b``)."""
+    # Every character the pattern replaces (Cc, Zl, Zp) is non-printable: a printable text,
+    # the common case, needs no regex pass.
+    if text.isprintable():
+        return text
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
