@@ -52,7 +52,8 @@ LINKED = ("model.onnx", "model.tl")  # what a version's engines load (forest_sco
 def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_instances: int,
                   cpu_threads: int, queue_delay_us: int | None = None, cpu_instances: int = 2,
                   large_engine: str = "nvforest", small_request_rows: int = triton_config.SMALL_REQUEST_ROWS,
-                  cpu_model_threads: int = triton_config.CPU_MODEL_THREADS) -> str:
+                  cpu_model_threads: int = triton_config.CPU_MODEL_THREADS,
+                  cpu_batching: bool = triton_config.CPU_MODEL_BATCHING) -> str:
     """The production config as a python-backend model of ``engine``, named ``<name>_<engine>``."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -61,7 +62,8 @@ def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_ins
         large = served_name(production.name, large_engine) if engine == ROUTED else None
         config = triton_config.treelite_cpu_model(production, library=str(cpp_backend.treelite_library()),
                                                   instances=cpu_instances, threads=cpu_model_threads,
-                                                  large_model=large, large_rows=small_request_rows)
+                                                  large_model=large, large_rows=small_request_rows,
+                                                  batching=cpu_batching)
         config.name = served_name(production.name, engine)
         config.max_batch_size = max(config.max_batch_size, max_batch)
         return triton_config.to_text(config)
@@ -86,7 +88,7 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
              cpu_threads: int = 1, **options: Any) -> list[str]:
     """Write the engine repository for every model of ``src`` into ``dst``; model names.
     ``options``: engine_config's queue_delay_us, cpu_instances, large_engine, small_request_rows,
-    cpu_model_threads."""
+    cpu_model_threads, cpu_batching."""
     src, dst = src.resolve(), dst.resolve()
     if dst.exists():
         shutil.rmtree(dst)  # generated, never edited: rebuild from scratch
@@ -163,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--cpu-model-threads", type=int, default=triton_config.CPU_MODEL_THREADS,
                          help=f"Treelite threads per call of the C++ backend ({CPP}, {ROUTED}; default "
                               f"{triton_config.CPU_MODEL_THREADS}; batches under 8 rows use one)")
+        cmd.add_argument("--cpu-batching", choices=("on", "off"),
+                         default="on" if triton_config.CPU_MODEL_BATCHING else "off",
+                         help=f"a dynamic batcher in front of the {CPP} and {ROUTED} models (default: "
+                              "off, each request scored alone; docs/gpu-serving.md, run 12)")
         cmd.add_argument("--queue-delay-us", type=int, default=None, help="default: the production config's")
         cmd.add_argument("--large-engine", default="nvforest",
                          help=f"the engine {ROUTED!r} forwards large requests to (default nvforest)")
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads,
              "queue_delay_us": args.queue_delay_us, "cpu_instances": args.cpu_instances,
              "large_engine": args.large_engine, "small_request_rows": args.small_request_rows,
-             "cpu_model_threads": args.cpu_model_threads}
+             "cpu_model_threads": args.cpu_model_threads, "cpu_batching": args.cpu_batching == "on"}
     if args.command == "generate":
         print("generated:", ", ".join(generate(args.repository, args.out, engines, **sizes)))
         return

@@ -56,6 +56,13 @@ GPU_INSTANCES = 8
 # server on the H200 host was ~256 rows for netflow and siem, 128-256 for edr (docs/gpu-serving.md).
 SMALL_REQUEST_ROWS = 256
 CPU_MODEL_THREADS = 8
+# No dynamic batcher in front of the small-request model: on the H200 host (run 12 of
+# docs/gpu-serving.md) it added a thread hand-off to every one-row request and merged
+# concurrent ones into batches that take GTIL's 8-thread path (147-311 µs a call against
+# 28-45 alone). Without it: queue 13-29 µs instead of 27-50 at one in flight, more one-row
+# requests/s at 4 in flight (+1-41%), and at 16 p99 0.66-0.89 ms instead of 0.94-9.0 ms
+# (netflow: 3x the rate).
+CPU_MODEL_BATCHING = False
 
 
 def onnx_model(name: str, n_features: int, *, device: Literal["gpu", "cpu"],
@@ -125,7 +132,8 @@ def nvforest_model(config: Any, *, gpu_instances: int = GPU_INSTANCES, gpus: Ite
 
 
 def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads: int = CPU_MODEL_THREADS,
-                       large_model: str | None = None, large_rows: int = SMALL_REQUEST_ROWS) -> Any:
+                       large_model: str | None = None, large_rows: int = SMALL_REQUEST_ROWS,
+                       batching: bool = CPU_MODEL_BATCHING) -> Any:
     """``config`` as the GPU host's small-request model: the C++ Treelite backend
     (deploy/gpu/treelite_backend) on ``instances`` CPU instances, scoring the version's
     ``model.tl`` with ``threads`` threads per call; ``library`` is libtreelite.so's path.
@@ -133,8 +141,10 @@ def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads
     With ``large_model`` (the nvForest model's name) it is the GPU host's router under the
     production name: requests of ``large_rows`` rows or more, and inputs in GPU memory, are
     forwarded inside the server to the same version of ``large_model``, the rest scored on
-    the CPU. No queue delay: a small request is answered at once (the batcher still merges
-    what is already queued); the GPU model keeps its own batching."""
+    the CPU. Without ``batching`` (CPU_MODEL_BATCHING, the default) the config has no
+    ``dynamic_batching`` block: each request goes from the gRPC thread straight to an instance
+    and is scored alone; with it, a batcher without queue delay merges what is already queued.
+    The GPU model keeps its own batching."""
     out = mc.ModelConfig()
     out.CopyFrom(config)
     out.backend = CPU_BACKEND
@@ -142,7 +152,10 @@ def treelite_cpu_model(config: Any, *, library: str, instances: int = 2, threads
     out.default_model_filename = ""
     out.ClearField("optimization")
     set_instances(out, "cpu", instances)
-    out.dynamic_batching.max_queue_delay_microseconds = 0
+    if batching:
+        out.dynamic_batching.max_queue_delay_microseconds = 0
+    else:
+        out.ClearField("dynamic_batching")
     out.parameters["treelite_library"].string_value = library
     out.parameters["gtil_threads"].string_value = str(threads)
     if large_model:

@@ -134,6 +134,43 @@ def test_gpu_config_keeps_production_contract() -> None:
     assert quick.dynamic_batching.max_queue_delay_microseconds == 0 < prod.dynamic_batching.max_queue_delay_microseconds
 
 
+def test_router_config_has_no_batcher_unless_asked(tmp_path: Path) -> None:
+    """The production name on a GPU host sends each request straight to an instance (no
+    dynamic batcher: run 12 of docs/gpu-serving.md); --cpu-batching on puts one back."""
+    production = (MODEL_REPOSITORY / "netflow_classifier" / "config.pbtxt").read_text()
+    for engine in (bench_common.ROUTED, deploy_gpu.CPP):
+        default = text_format.Parse(deploy_gpu.engine_config(production, engine, max_batch=4096, gpu_instances=1,
+                                                              cpu_threads=1), mc.ModelConfig())
+        assert not default.HasField("dynamic_batching"), engine
+        batched = text_format.Parse(deploy_gpu.engine_config(production, engine, max_batch=4096, gpu_instances=1,
+                                                              cpu_threads=1, cpu_batching=True), mc.ModelConfig())
+        assert batched.HasField("dynamic_batching") and batched.dynamic_batching.max_queue_delay_microseconds == 0
+    for flag, batcher in ((None, False), ("on", True), ("off", False)):
+        out = tmp_path / f"repo-{flag}"
+        deploy_gpu.main(["generate", "--out", str(out), "--engines", bench_common.ROUTED,
+                         *(["--cpu-batching", flag] if flag else [])])
+        config = text_format.Parse((out / "netflow_classifier" / "config.pbtxt").read_text(), mc.ModelConfig())
+        assert config.HasField("dynamic_batching") == batcher, flag
+
+
+def test_loopback_floor_measures_round_trips(tmp_path: Path) -> None:
+    """The host's bare TCP round trip (deploy/gpu/loopback_floor.cc), the floor under the
+    batch-1 gRPC numbers: it echoes every byte back and reports ordered percentiles."""
+    import subprocess
+
+    binary = tmp_path / "loopback_floor"
+    subprocess.run(["c++", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary),
+                    str(Path(deploy_gpu.HERE) / "loopback_floor.cc")], check=True)
+    done = subprocess.run([str(binary), "300", "700"], capture_output=True, text=True, timeout=60, check=True)
+    point = json.loads(done.stdout)
+    assert (point["round_trips"], point["bytes"], point["client_cpu"], point["server_cpu"]) == (300, 700, -1, -1)
+    assert 0 < point["p50_us"] <= point["p90_us"] <= point["p99_us"]
+    pinned = json.loads(subprocess.run([str(binary), "200", "64", "0", "0"], capture_output=True, text=True,
+                                       timeout=60, check=True).stdout)
+    assert (pinned["client_cpu"], pinned["server_cpu"]) == (0, 0) and pinned["p50_us"] > 0
+    assert subprocess.run([str(binary), "10"], capture_output=True, timeout=60).returncode == 2  # too few to rank
+
+
 def test_a_tampered_checkpoint_is_not_served(tmp_path: Path) -> None:
     src = tmp_path / "src"
     for model in MODELS:
@@ -194,6 +231,24 @@ def test_router_scores_small_requests_itself_and_forwards_large_ones(gpu_server:
             got = infer_once(gpu_server, model, transport, x, f"route{rows}")
             assert got.shape == (rows, 2) and np.abs(got - _ort(model, x)).max() < 1e-5
             assert (count(model), count(f"{model}_treelite")) == (before[0] + 1, before[1] + forwarded), rows
+
+
+def test_router_answers_concurrent_one_row_requests_each_with_its_own_scores(gpu_server: str) -> None:
+    """One-row requests from several threads at once, each scored alone by an instance of
+    the unbatched production name: every answer is its own row's score."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = "edr_classifier"
+    x = _rows(model, 48, seed=11)
+    want = _ort(model, x)
+
+    def one(i: int) -> Any:
+        return infer_once(gpu_server, model, "grpc", x[i:i + 1], f"conc{i}")
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(one, range(len(x))))
+    assert all(g.shape == (1, 2) for g in got)
+    assert np.abs(np.concatenate(got) - want).max() < 1e-5
 
 
 def test_cpp_backend_rejects_a_request_it_cannot_score(gpu_server: str) -> None:

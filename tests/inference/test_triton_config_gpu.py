@@ -42,7 +42,9 @@ def test_gpu_host_router_keeps_the_production_name_and_contract(kind: EventKind)
     assert (router.input, router.output) == (production.input, production.output)
     assert router.version_policy == production.version_policy and router.max_batch_size == production.max_batch_size
     assert [(g.kind, g.count) for g in router.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 4)]
-    assert router.dynamic_batching.max_queue_delay_microseconds == 0  # a small request is answered at once
+    assert not router.HasField("dynamic_batching")  # each request straight to an instance (CPU_MODEL_BATCHING)
+    batched = tc.treelite_cpu_model(production, library="/lib/libtreelite.so", batching=True)
+    assert batched.HasField("dynamic_batching") and batched.dynamic_batching.max_queue_delay_microseconds == 0
     params = {k: v.string_value for k, v in router.parameters.items()}
     assert params == {"treelite_library": "/lib/libtreelite.so", "gtil_threads": str(tc.CPU_MODEL_THREADS),
                       "large_request_model": f"{production.name}_nvforest",
