@@ -3,8 +3,25 @@
 #include "model_state.h"
 
 #include <dlfcn.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdlib>
 
 namespace {
+
+// Treelite rejects an nthread above OpenMP's limit (the CPUs this process may run on, or
+// OMP_NUM_THREADS), and it would do so on every call of parallel_rows rows or more: on a
+// host with fewer cores than gtil_threads the model loaded and then failed those requests.
+int UsableThreads(int wanted) {
+  cpu_set_t set;
+  int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
+    const int n = std::atoi(omp);
+    if (n > 0) cpus = std::min(cpus, n);
+  }
+  return std::max(1, std::min(wanted, cpus));
+}
 
 // A config parameter's string_value from the model config JSON (flat search: the
 // parameters map is the only place these keys occur).
@@ -75,8 +92,11 @@ TRITONSERVER_Error* Load(TRITONBACKEND_Model* model, ModelState* state) {
   const std::string path = std::string(location) + "/" + std::to_string(version) + "/model.tl";
   if (api.deserialize(path.c_str(), &state->model) != 0) return Error(kErrorInvalidArg, path + ": " + api.last_error());
   if (api.num_feature(state->model, &state->n_features) != 0) return Error(kErrorInternal, api.last_error());
-  std::string threads = Parameter(json, "gtil_threads");
-  const std::string gtil = "{\"predict_type\": \"default\", \"nthread\": " + (threads.empty() ? "1" : threads) + "}";
+  const std::string threads = Parameter(json, "gtil_threads");
+  const int wanted = threads.empty() ? 1 : std::atoi(threads.c_str());
+  if (wanted < 1) return Error(kErrorInvalidArg, "gtil_threads must be a positive integer, not '" + threads + "'");
+  const std::string gtil =
+      "{\"predict_type\": \"default\", \"nthread\": " + std::to_string(UsableThreads(wanted)) + "}";
   if (api.parse_config(gtil.c_str(), &state->config) != 0) return Error(kErrorInvalidArg, api.last_error());
   const std::string serial = "{\"predict_type\": \"default\", \"nthread\": 1}";
   if (api.parse_config(serial.c_str(), &state->config_serial) != 0) return Error(kErrorInternal, api.last_error());

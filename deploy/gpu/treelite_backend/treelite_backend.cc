@@ -14,7 +14,7 @@
 // backend links against nothing but the server's own TRITON* symbols (triton_api.h).
 // Parameters (string_value):
 //   treelite_library     path of libtreelite.so (required)
-//   gtil_threads         Treelite's nthread per call (default 1)
+//   gtil_threads         Treelite's nthread per call (default 1; at most the CPUs the server may use)
 //   gtil_parallel_rows   batches below this many rows run on one thread (default 8: on the H200
 //                        host one row took 37-60 us on one thread, 135-150 us on eight)
 //   large_request_model  the model that takes large requests (default: none, all run here)
