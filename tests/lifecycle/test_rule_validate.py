@@ -17,6 +17,7 @@ marked slow about a minute each.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -143,13 +144,15 @@ def test_a_candidate_without_a_production_rule_fails_naming_it(tmp_path: Path) -
 @pytest.mark.slow  # the pySigma recompile of ~2,850 rules: about a minute here
 def test_a_rule_firing_on_every_process_creation_fails_alert_volume(tmp_path: Path) -> None:
     candidate = rebuild(SHIPPED, tmp_path / PACK / "5", tmp_path / "src", add=NOISY)
-    rc, out, err = _scorer(_env(), str(candidate), "--against", "3", "--repo", str(RULE_REPOSITORY))
+    rc, out, err = _scorer(_env(), str(candidate), "--against", "3", "--repo", str(RULE_REPOSITORY), "--json")
     assert rc == 1, out + err
     assert _clean(err) == []
-    assert _line(out, "integrity").startswith("[ok]") and _line(out, "detections").startswith("[ok]"), out
-    volume = _line(out, "alert_volume")
-    assert volume.startswith("[FAIL]") and "vs production" in volume, volume
-    assert "removed" not in out
+    verdict = json.loads(out)
+    assert (verdict["model"], verdict["version"], verdict["against"], verdict["passed"]) == (PACK, "5", "3", False)
+    failed = {c["name"]: c["detail"] for c in verdict["checks"] if not c["ok"]}
+    assert list(failed) == ["alert_volume"], verdict["checks"]
+    assert verdict["metrics"]["candidate_alert_rate_benign"] > verdict["metrics"]["production_alert_rate_benign"]
+    assert verdict["metrics"]["golden_hits_added"] > 0 and verdict["metrics"]["rules_removed"] == 0
 
 
 @pytest.mark.data
