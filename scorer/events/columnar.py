@@ -165,9 +165,13 @@ def statistics(extras: Sequence[Any], names: tuple[str, ...]) -> npt.NDArray[np.
 _STAT_INDEX = {name: i for i, name in enumerate(CIC_STATISTICS)}
 
 
+# What the netflow features read of the statistics: read while checking, for columns().
+READ_STATISTICS = ("FIN Flag Count", "RST Flag Count", "Fwd RST Flags", "Bwd RST Flags")
+
+
 @functools.cache
 def _stats_scanner(native: Any) -> Any:
-    return native.Stats(tuple(name.encode() for name in CIC_STATISTICS))
+    return native.Stats(tuple(name.encode() for name in CIC_STATISTICS), tuple(map(_STAT_INDEX.get, READ_STATISTICS)))
 
 
 def _stats_reader() -> Any:

@@ -15,7 +15,7 @@ from typing import TypeVar
 import numpy as np
 
 import scorer.native
-from scorer.events.columnar import VIEWS, statistics
+from scorer.events.columnar import READ_STATISTICS, VIEWS, statistics
 from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
     F32,
@@ -150,7 +150,7 @@ def _tcp_flags(flows: Sequence[object]) -> tuple[F64, F64]:
     """FIN / RST seen: Zeek history letters (either case) or CICFlowMeter flag counts."""
     # Zeek's verdict per distinct (history, conn_state) pair; None: the record has neither.
     history, state = column(flows, "history"), column(flows, "conn_state")
-    stats = cic_statistics(flows, ("FIN Flag Count", "RST Flag Count", "Fwd RST Flags", "Bwd RST Flags"))
+    stats = cic_statistics(flows, READ_STATISTICS)
     fin_count, rst_count = stats[:, 0], stats[:, 1] + stats[:, 2] + stats[:, 3]
     if history.count(None) == len(flows) and state.count(None) == len(flows):  # CICFlowMeter only
         return (fin_count > 0).astype(np.float64), (rst_count > 0).astype(np.float64)

@@ -358,7 +358,8 @@ static PyTypeObject WindowsType = {
  * significant digits in an integer, magnitudes near the double range). So it never accepts
  * what msgspec refuses, and every value it reads is the double msgspec reads.
  *
- * Stats(names): check(raws) -> bytes (1: the reference accepts it, 0: unsure);
+ * Stats(names, keep=()): check(raws) -> bytes (1: the reference accepts it, 0: unsure),
+ * reading the ``keep`` statistics (name indices) of the batch on the way for columns();
  * columns(raws, wanted, out) -> the rows it was unsure of; writes the wanted statistics
  * (indices into names) of the other rows to out [n, len(wanted)] (0.0 when absent, the
  * last value when a name repeats, as msgspec).
@@ -370,7 +371,43 @@ typedef struct {
     PyObject *names; /* tuple of bytes, kept alive: ptrs/lens point into it */
     const char **ptrs;
     Py_ssize_t *lens;
+    /* The statistics check() reads on the way (``keep``) for the last batch it checked, so
+       that columns() of the same raw objects copies them instead of scanning again. The
+       batch's list is held: its objects stay alive, so a pointer found in the table is the
+       very object checked (and a Raw never changes). */
+    Py_ssize_t nkeep;
+    Py_ssize_t *keep;     /* name indices, in column order */
+    int *keep_col;        /* per name: its column in kept, or -1 */
+    PyObject *kept_list;  /* the raws of the last check() */
+    double *kept;         /* [len(kept_list), nkeep] */
+    PyObject **table;     /* open addressing: raw object -> its row in kept */
+    Py_ssize_t *table_row;
+    Py_ssize_t table_cap; /* a power of two, or 0 */
 } Stats;
+
+static size_t slot_of(PyObject *o, Py_ssize_t cap) {
+    uintptr_t x = (uintptr_t)o >> 4;
+    return (size_t)((x * (uintptr_t)0x9E3779B97F4A7C15u) >> 7) & (size_t)(cap - 1);
+}
+
+static void forget_batch(Stats *s) {
+    Py_CLEAR(s->kept_list);
+    PyMem_Free(s->kept);
+    PyMem_Free(s->table);
+    PyMem_Free(s->table_row);
+    s->kept = NULL;
+    s->table = NULL;
+    s->table_row = NULL;
+    s->table_cap = 0;
+}
+
+static Py_ssize_t kept_row(Stats *s, PyObject *raw) {
+    if (s->table_cap == 0) return -1;
+    for (size_t i = slot_of(raw, s->table_cap);; i = (i + 1) & (size_t)(s->table_cap - 1)) {
+        if (s->table[i] == raw) return s->table_row[i];
+        if (s->table[i] == NULL) return -1;
+    }
+}
 
 static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
@@ -378,58 +415,63 @@ static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e
 #define IS_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
-/* One JSON number at p (end: one past the last byte of the object). Sets *next; with value
-   != NULL also reads it. 1: fine, 0: unsure. */
-static int number(const char *p, const char *end, const char **next, double *value) {
+/* One JSON number at p. The object's closing '}' lies before end (scan() checks it first),
+   so the loops below stop at it without a bounds check of their own. Sets *next; with
+   value != NULL also reads it. 1: fine, 0: unsure. */
+static int number(const char *p, const char **next, double *value) {
     const char *start = p;
-    int negative = 0, is_int = 1;
-    if (p < end && *p == '-') { negative = 1; p++; }
-    if (p >= end || !IS_DIGIT(*p)) return 0;
-    uint64_t m = 0;
-    int sig = 0;           /* significant digits seen (leading zeros left out) */
-    int int_digits = 0;    /* significant digits before the point */
-    int dropped = 0;       /* fraction digits in m */
+    int negative = *p == '-';
+    p += negative;
+    const char *int_start = p;
     if (*p == '0') {
         p++;
-        if (p < end && IS_DIGIT(*p)) return 0; /* leading zero: malformed, the reference says */
+        if (IS_DIGIT(*p)) return 0; /* leading zero: malformed, the reference says */
+    } else if (IS_DIGIT(*p)) {
+        while (IS_DIGIT(*p)) p++;
     } else {
-        while (p < end && IS_DIGIT(*p)) {
-            if (sig < 19) m = m * 10 + (uint64_t)(*p - '0');
-            sig++;
-            int_digits++;
-            p++;
-        }
+        return 0;
     }
-    if (p < end && *p == '.') {
+    const char *int_end = p, *frac_start = p, *frac_end = p;
+    int is_int = 1;
+    if (*p == '.') {
         is_int = 0;
-        p++;
-        if (p >= end || !IS_DIGIT(*p)) return 0;
-        while (p < end && IS_DIGIT(*p)) {
-            if (sig == 0 && *p == '0') { dropped++; p++; continue; } /* 0.000x: leading zeros */
-            if (sig < 19) { m = m * 10 + (uint64_t)(*p - '0'); dropped++; }
-            sig++;
-            p++;
-        }
+        frac_start = ++p;
+        if (!IS_DIGIT(*p)) return 0;
+        while (IS_DIGIT(*p)) p++;
+        frac_end = p;
     }
     long exp = 0;
-    if (p < end && (*p == 'e' || *p == 'E')) {
+    if (*p == 'e' || *p == 'E') {
         is_int = 0;
         p++;
-        int exp_negative = 0;
-        if (p < end && (*p == '+' || *p == '-')) { exp_negative = *p == '-'; p++; }
-        if (p >= end || !IS_DIGIT(*p)) return 0;
-        int digits = 0;
-        while (p < end && IS_DIGIT(*p)) {
-            if (++digits > 4) return 0;
+        int exp_negative = *p == '-';
+        if (*p == '+' || *p == '-') p++;
+        const char *exp_start = p;
+        while (IS_DIGIT(*p)) {
             exp = exp * 10 + (*p - '0');
             p++;
         }
+        if (p == exp_start || p - exp_start > 4) return 0;
         if (exp_negative) exp = -exp;
     }
+    Py_ssize_t int_digits = *int_start == '0' ? 0 : int_end - int_start;
     /* Far from the double range only: 10^(int_digits + exp) stays below 1e300. */
-    if (int_digits + exp > 300 || sig > 400) return 0;
+    if (int_digits + exp > 300 || int_digits + (frac_end - frac_start) > 400) return 0;
     *next = p;
     if (value == NULL) return 1;
+    /* The significant digits (leading zeros left out) as an integer m, and how many of
+       them are fraction digits: the value is m * 10^(exp - fraction digits). */
+    uint64_t m = 0;
+    int sig = 0;
+    long dropped = 0;
+    for (const char *d = int_start; d < int_end; d++) {
+        if (sig == 0 && *d == '0') continue;
+        if (++sig <= 19) m = m * 10 + (uint64_t)(*d - '0');
+    }
+    for (const char *d = frac_start; d < frac_end; d++) {
+        if (sig == 0 && *d == '0') { dropped++; continue; }
+        if (++sig <= 19) { m = m * 10 + (uint64_t)(*d - '0'); dropped++; }
+    }
     double v;
     if (is_int) {
         if (sig > 15) return 0; /* an integer the reference reads through its own path */
@@ -441,70 +483,74 @@ static int number(const char *p, const char *end, const char **next, double *val
     if (sig <= 15 && e10 >= -22 && e10 <= 22) {
         /* m and 10^|e10| are exact doubles: one correctly rounded operation (Clinger). */
         v = e10 >= 0 ? (double)m * POW10[e10] : (double)m / POW10[-e10];
-    } else {
-        char buf[64];
-        Py_ssize_t len = p - start;
-        if (len >= (Py_ssize_t)sizeof(buf)) return 0;
-        memcpy(buf, start, (size_t)len);
-        buf[len] = '\0';
-        char *stop = NULL;
-        v = PyOS_string_to_double(buf, &stop, NULL); /* correctly rounded (dtoa.c) */
-        if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
-        if (stop != buf + len || !isfinite(v)) return 0;
-        *value = v;
+        *value = negative ? -v : v;
         return 1;
     }
-    *value = negative ? -v : v;
+    char buf[64];
+    Py_ssize_t len = p - start;
+    if (len >= (Py_ssize_t)sizeof(buf)) return 0;
+    memcpy(buf, start, (size_t)len);
+    buf[len] = '\0';
+    char *stop = NULL;
+    v = PyOS_string_to_double(buf, &stop, NULL); /* correctly rounded (dtoa.c) */
+    if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    if (stop != buf + len || !isfinite(v)) return 0;
+    *value = v;
     return 1;
 }
 
 /* One statistics object. wanted_col[i]: the out column of name i, or -1. 1 fine, 0 unsure. */
 static int scan(Stats *s, const char *p, const char *end, const int *wanted_col, double *row) {
     while (p < end && IS_WS(*p)) p++;
-    if (p >= end || *p != '{') return 0;
+    while (end > p && IS_WS(end[-1])) end--;
+    /* From here on every loop stops at the closing '}' (end[-1]) at the latest. */
+    if (end - p < 2 || *p != '{' || end[-1] != '}') return 0;
     p++;
-    while (p < end && IS_WS(*p)) p++;
-    if (p < end && *p == '}') { p++; goto tail; }
+    while (IS_WS(*p)) p++;
+    if (*p == '}') return p + 1 == end;
     Py_ssize_t expected = 0;
     for (;;) {
-        if (p >= end || *p != '"') return 0;
+        if (*p != '"') return 0;
         const char *key = ++p;
-        while (p < end && *p != '"') {
-            unsigned char c = (unsigned char)*p;
-            if (c == '\\' || c < 0x20 || c >= 0x80) return 0;
-            p++;
-        }
-        if (p >= end) return 0;
-        Py_ssize_t klen = p - key;
-        p++;
+        /* A name is read as the bytes up to the next quote and must equal a statistic's
+           name, which has no escape, control or non-ASCII byte (Stats_init checks): a name
+           that has one (or whose quote is escaped) equals none and is left to the
+           reference. Names usually come in the list's order: the expected one goes first. */
         Py_ssize_t idx = -1;
-        if (expected < s->n && s->lens[expected] == klen && memcmp(s->ptrs[expected], key, (size_t)klen) == 0) {
-            idx = expected;
-        } else {
+        if (expected < s->n) {
+            Py_ssize_t len = s->lens[expected];
+            if (end - key > len && key[len] == '"' && memcmp(s->ptrs[expected], key, (size_t)len) == 0) {
+                idx = expected;
+                p = key + len;
+            }
+        }
+        if (idx < 0) {
+            const char *quote = memchr(key, '"', (size_t)(end - key));
+            if (quote == NULL) return 0;
+            Py_ssize_t klen = quote - key;
             for (Py_ssize_t i = 0; i < s->n; i++) {
                 if (s->lens[i] == klen && memcmp(s->ptrs[i], key, (size_t)klen) == 0) { idx = i; break; }
             }
             if (idx < 0) return 0; /* not a statistic: the reference refuses it */
+            p = quote;
         }
-        expected = idx + 1;
-        while (p < end && IS_WS(*p)) p++;
-        if (p >= end || *p != ':') return 0;
         p++;
-        while (p < end && IS_WS(*p)) p++;
+        expected = idx + 1;
+        while (IS_WS(*p)) p++;
+        if (*p != ':') return 0;
+        p++;
+        while (IS_WS(*p)) p++;
         int col = wanted_col ? wanted_col[idx] : -1;
-        if (!number(p, end, &p, col >= 0 ? &row[col] : NULL)) return 0;
-        while (p < end && IS_WS(*p)) p++;
-        if (p < end && *p == ',') {
+        if (!number(p, &p, col >= 0 ? &row[col] : NULL)) return 0;
+        while (IS_WS(*p)) p++;
+        if (*p == ',') {
             p++;
-            while (p < end && IS_WS(*p)) p++;
+            while (IS_WS(*p)) p++;
             continue;
         }
-        if (p < end && *p == '}') { p++; break; }
+        if (*p == '}') return p + 1 == end; /* the object's end, nothing after it */
         return 0;
     }
-tail:
-    while (p < end && IS_WS(*p)) p++;
-    return p == end;
 }
 
 static PyObject *Stats_check(Stats *s, PyObject *raws) {
@@ -513,11 +559,35 @@ static PyObject *Stats_check(Stats *s, PyObject *raws) {
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (out == NULL) return NULL;
     char *flags = PyBytes_AS_STRING(out);
+    forget_batch(s);
+    Py_ssize_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    if (s->nkeep > 0 && n > 0) {
+        s->kept = PyMem_Calloc((size_t)(n * s->nkeep), sizeof(double));
+        s->table = PyMem_Calloc((size_t)cap, sizeof(PyObject *));
+        s->table_row = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap);
+        if (s->kept == NULL || s->table == NULL || s->table_row == NULL) {
+            forget_batch(s);
+            Py_DECREF(out);
+            return PyErr_NoMemory();
+        }
+        s->table_cap = cap;
+        Py_INCREF(raws);
+        s->kept_list = raws;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *raw = PyList_GET_ITEM(raws, i);
         Py_buffer b;
-        if (PyObject_GetBuffer(PyList_GET_ITEM(raws, i), &b, PyBUF_SIMPLE) < 0) { Py_DECREF(out); return NULL; }
-        flags[i] = (char)scan(s, b.buf, (const char *)b.buf + b.len, NULL, NULL);
+        if (PyObject_GetBuffer(raw, &b, PyBUF_SIMPLE) < 0) { forget_batch(s); Py_DECREF(out); return NULL; }
+        double *row = s->kept ? s->kept + i * s->nkeep : NULL;
+        flags[i] = (char)scan(s, b.buf, (const char *)b.buf + b.len, row ? s->keep_col : NULL, row);
         PyBuffer_Release(&b);
+        if (flags[i] && s->table_cap) { /* remembered only when read whole and sure */
+            size_t j = slot_of(raw, s->table_cap);
+            while (s->table[j] != NULL && s->table[j] != raw) j = (j + 1) & (size_t)(s->table_cap - 1);
+            s->table[j] = raw;
+            s->table_row[j] = i;
+        }
     }
     return out;
 }
@@ -551,8 +621,17 @@ static PyObject *Stats_columns(Stats *s, PyObject *args) {
     unsure = PyList_New(0);
     if (unsure == NULL) goto done;
     double *rows = view.buf;
+    int cached = s->table_cap > 0 && k == s->nkeep;
+    for (Py_ssize_t j = 0; cached && j < k; j++) cached = PyLong_AsSsize_t(PyTuple_GET_ITEM(wanted, j)) == s->keep[j];
     for (Py_ssize_t i = 0; i < n; i++) {
         double *row = rows + i * k;
+        if (cached) {
+            Py_ssize_t at = kept_row(s, PyList_GET_ITEM(raws, i));
+            if (at >= 0) {
+                memcpy(row, s->kept + at * k, sizeof(double) * (size_t)k);
+                continue;
+            }
+        }
         for (Py_ssize_t j = 0; j < k; j++) row[j] = 0.0;
         Py_buffer b;
         if (PyObject_GetBuffer(PyList_GET_ITEM(raws, i), &b, PyBUF_SIMPLE) < 0) { Py_CLEAR(unsure); goto done; }
@@ -571,10 +650,32 @@ done:
 }
 
 static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"names", NULL};
-    PyObject *names;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kw, &PyTuple_Type, &names)) return -1;
+    static char *kw[] = {"names", "keep", NULL};
+    PyObject *names, *keep = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|O!", kw, &PyTuple_Type, &names, &PyTuple_Type, &keep)) return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
+    Py_ssize_t nkeep = keep ? PyTuple_GET_SIZE(keep) : 0;
+    Py_ssize_t *keep_idx = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(nkeep ? nkeep : 1));
+    int *keep_col = PyMem_Malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (keep_idx == NULL || keep_col == NULL) { PyMem_Free(keep_idx); PyMem_Free(keep_col); PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) keep_col[i] = -1;
+    for (Py_ssize_t j = 0; j < nkeep; j++) {
+        Py_ssize_t idx = PyLong_AsSsize_t(PyTuple_GET_ITEM(keep, j));
+        if (idx < 0 || idx >= n || keep_col[idx] >= 0) {
+            PyMem_Free(keep_idx);
+            PyMem_Free(keep_col);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "Stats: keep holds distinct name indices");
+            return -1;
+        }
+        keep_idx[j] = idx;
+        keep_col[idx] = (int)j;
+    }
+    forget_batch(s);
+    PyMem_Free(s->keep);
+    PyMem_Free(s->keep_col);
+    s->keep = keep_idx;
+    s->keep_col = keep_col;
+    s->nkeep = nkeep;
     const char **ptrs = PyMem_Malloc(sizeof(char *) * (size_t)(n ? n : 1));
     Py_ssize_t *lens = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
     if (ptrs == NULL || lens == NULL) { PyMem_Free(ptrs); PyMem_Free(lens); PyErr_NoMemory(); return -1; }
@@ -588,6 +689,15 @@ static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
         }
         ptrs[i] = PyBytes_AS_STRING(name);
         lens[i] = PyBytes_GET_SIZE(name);
+        for (Py_ssize_t j = 0; j < lens[i]; j++) {
+            unsigned char c = (unsigned char)ptrs[i][j];
+            if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) { /* scan() relies on it */
+                PyMem_Free(ptrs);
+                PyMem_Free(lens);
+                PyErr_SetString(PyExc_ValueError, "Stats: names are printable ASCII without quote or backslash");
+                return -1;
+            }
+        }
     }
     PyMem_Free(s->ptrs);
     PyMem_Free(s->lens);
@@ -600,6 +710,9 @@ static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
 }
 
 static void Stats_dealloc(Stats *s) {
+    forget_batch(s);
+    PyMem_Free(s->keep);
+    PyMem_Free(s->keep_col);
     PyMem_Free(s->ptrs);
     PyMem_Free(s->lens);
     Py_XDECREF(s->names);

@@ -149,3 +149,22 @@ def test_a_refused_statistic_is_the_reference_dead_letter(monkeypatch: pytest.Mo
     native = _batch(monkeypatch, "1", values)
     assert native == _batch(monkeypatch, "0", values)
     assert len(native[0]) + len(native[1]) == 3 and native[0]  # each has an outcome; the bad ones a reason
+
+
+@settings(max_examples=150, deadline=None)
+@given(batch=st.lists(_object(), min_size=1, max_size=6), other=st.lists(_object(), min_size=1, max_size=3))
+def test_statistics_read_while_checking_are_the_scanned_ones(batch: list[bytes], other: list[bytes]) -> None:
+    """columns() of the batch check() last saw copies what check() read; of other objects
+    (an earlier batch, a copy of the same bytes) it scans: the values are the same."""
+    keep = (44, 46, 33, 34)
+    kept = scorer.native._built.Stats(tuple(n.encode() for n in CIC_STATISTICS), keep)  # type: ignore[union-attr]
+    raws = [msgspec.Raw(b) for b in batch]
+    copies = [msgspec.Raw(b) for b in batch + other]
+    kept.check(raws)
+    for objects in (raws, copies, raws[::-1]):
+        a, b = np.empty((len(objects), 4)), np.empty((len(objects), 4))
+        unsure_a = kept.columns(objects, keep, a)
+        unsure_b = STATS.columns(objects, keep, b)
+        assert unsure_a == unsure_b
+        sure = [i for i in range(len(objects)) if i not in unsure_a]
+        assert a[sure].tobytes() == b[sure].tobytes()
