@@ -12,7 +12,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,14 +130,18 @@ class Run:
 
 
 @asynccontextmanager
-async def live_run(cluster: KafkaCluster, tmp_path: Path, *, transactional: bool) -> AsyncIterator[Run]:
+async def live_run(
+    cluster: KafkaCluster, tmp_path: Path, *, transactional: bool,
+    env: Callable[[Topics], dict[str, str]] | None = None,
+) -> AsyncIterator[Run]:
     """Fresh topics (replication 3), a stream at RATE and a ready `scorer run`; on leaving, the
-    stream ends after one more chunk and the ledger of everything it sent is checked by the test."""
+    stream ends after one more chunk and the ledger of everything it sent is checked by the test.
+    ``env``: more of the scorer's environment, for the run's topics (overrides)."""
     topics = Topics(f"c{uuid.uuid4().hex[:8]}", usable_kinds())
     await asyncio.gather(
         *(cluster.acreate_topic(t, PARTITIONS) for t in [topics.input(k) for k in topics.kinds] + topics.all_outputs())
     )
-    env = scorer_env(
+    scorer = scorer_env(
         cluster.bootstrap,
         topics,
         SCORER_BATCH__MAX_RECORDS=str(BATCH),
@@ -149,8 +153,8 @@ async def live_run(cluster: KafkaCluster, tmp_path: Path, *, transactional: bool
         # SCORER_CLUSTER_LOG_LEVEL=DEBUG: the scorer's log (aiokafka's requests and retries
         # included) says which request waits on which broker when a fault stalls it.
         SCORER_LOG_LEVEL=os.environ.get("SCORER_CLUSTER_LOG_LEVEL", "INFO"),
-    )
-    run = Run(cluster, topics, ScorerProcess(env, tmp_path / "scorer.log"), random.Random(seed()))
+    ) | (env(topics) if env is not None else {})
+    run = Run(cluster, topics, ScorerProcess(scorer, tmp_path / "scorer.log"), random.Random(seed()))
     task = run.feeding = asyncio.create_task(
         feed(
             cluster.client_config(),
