@@ -1,4 +1,4 @@
-"""``scorer rules validate PACK``: a rule pack against production (issue 20, item 2), offline.
+"""``scorer rules validate PACK``: a rule pack against production (issue 20, item 2).
 
 The shipped pack against itself passes whatever the machine's speed (latency is judged
 against production measured in the same run); a candidate without one of production's rules
@@ -6,7 +6,8 @@ fails naming it; one with a rule that fires on every process creation fails aler
 the benign background; an impossible latency margin fails latency; a production version that
 does not exist is a one-line usage error. The broker is "stopped" (a port nothing listens
 on): production comes from ``--against``, else what a scorer started now would serve, said
-in one note line, and no Kafka client is left open.
+in one note line, and no Kafka client is left open; one test has a broker whose control
+topic names production.
 
 Candidates are rebuilt from the shipped pack's own sources (the pySigma compile, as
 ``scorer rules package`` does), so they pass the integrity checks and fail only the gate
@@ -16,25 +17,30 @@ marked slow about a minute each.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from scorer.config import data_dir
+from scorer.config import KafkaSettings, LifecycleSettings, data_dir
 from scorer.events import edr
+from scorer.lifecycle.control import DesiredState, ensure_topics, publish, state_record
 from scorer.lifecycle.rule_validate import RuleMargins, detection_checks, load_stage, validate_rules
+from scorer.lifecycle.rulepacks import control_key
 from scorer.rules import RuleEngine, compile_rules
 from scorer.rules.cli import register
 from scorer.rules.model import RuleSource
 from scorer.rules.pack import LICENSE, read_golden, read_pack, read_sources, write_pack
 from scorer.rules.tuning import Tuned, apply_tuning
 from tests.rules.helpers import golden_case, rule, write_rules
-from tests.support.kafka import free_ports
+from tests.support.kafka import KafkaBroker, free_ports
 from tests.support.paths import ROOT, RULE_REPOSITORY
 from tests.support.rulepacks import PACK, RULE
 
@@ -167,6 +173,31 @@ def test_an_impossible_latency_margin_fails_latency_and_a_budget_is_checked_only
     budget = {c.name: c for c in roomy.checks}["latency_budget"]
     assert budget.ok and "budget 1000000000.0 us/event" in budget.detail
     assert roomy.metrics["production_latency_p50_us_per_event"] > 0
+
+
+@pytest.mark.data
+@pytest.mark.slow  # a broker, and the pySigma recompile
+def test_production_comes_from_the_control_topic(kafka: KafkaBroker) -> None:
+    """With the broker up and ``rules/<pack>`` on the control topic naming production 2, pack 3
+    is compared with 2 (not with what a scorer would serve from disk), no note: and fails
+    alert volume, pack 3's risk policy raising 6 alerts on the background where 2 raises 4."""
+    topics = f"rv-{uuid.uuid4().hex[:8]}"
+    lifecycle = LifecycleSettings(control_topic=f"{topics}.control", status_topic=f"{topics}.status")
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
+    state = DesiredState(kind=control_key(PACK), model=PACK, production="2", previous="1", action="rollback",
+                         issued_by="test, bypassing the CLI checks", issued_ms=int(time.time() * 1000))
+
+    async def write() -> None:
+        await ensure_topics(settings, lifecycle)
+        await publish(settings, state_record(lifecycle.control_topic, state))
+
+    asyncio.run(write())
+    env = _env(SCORER_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap, SCORER_LIFECYCLE__CONTROL_TOPIC=lifecycle.control_topic,
+               SCORER_LIFECYCLE__STATUS_TOPIC=lifecycle.status_topic)
+    rc, out, err = _scorer(env, str(SHIPPED), "--kafka-timeout", "30")
+    assert _clean(err) == [], err  # no note: production is known
+    assert rc == 1 and out.startswith(f"FAIL: {PACK} version 3 vs production 2"), out + err
+    assert _line(out, "alert_volume").startswith("[FAIL]") and _line(out, "detections").startswith("[ok]"), out
 
 
 def test_against_a_version_that_does_not_exist_is_one_line_exit_2() -> None:
