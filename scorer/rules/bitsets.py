@@ -66,6 +66,8 @@ def evaluate_tree(tree: Tree, amask: dict[int, int], scope: int) -> int:
 Compiled = Callable[[Callable[[int, int], int], int], int]
 # Deeper trees than this are interpreted: Python's nesting limits are far above.
 _MAX_DEPTH = 40
+# Atoms per line of a compiled ``or`` of atoms.
+_CHUNK = 64
 
 
 def compile_tree(tree: Tree) -> Compiled:
@@ -80,8 +82,11 @@ def compile_tree(tree: Tree) -> Compiled:
     result = _Emitter(lines).emit(tree, "s", 1)
     source = "def f(g, s):\n" + "\n".join(lines) + f"\n    return {result}\n"
     space: dict[str, Any] = {}
-    # The source holds only atom ids (ints), operators and local names built above.
-    exec(compile(source, "<rule condition>", "exec"), space)
+    try:
+        # The source holds only atom ids (ints), operators and local names built above.
+        exec(compile(source, "<rule condition>", "exec"), space)
+    except (RecursionError, MemoryError, SyntaxError):  # beyond the compiler's limits: interpreted
+        return lambda get, scope: evaluate_tree(tree, _Lookup(get), scope)
     code: Compiled = space["f"]
     return code
 
@@ -109,8 +114,13 @@ class _Emitter:
             self.lines.append(f"{pad}{out} = {scope} & ~{inner}")
             return out
         if op == "or" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
-            atoms = " | ".join(f"g({int(a)}, 0)" for a in args) or "0"
-            self.lines.append(f"{pad}{out} = ({atoms}) & {scope}")
+            # In chunks: a long ``|`` chain is a deep expression tree, which the compiler
+            # walks recursively (a rule may list thousands of values).
+            chunks = [args[i:i + _CHUNK] for i in range(0, len(args), _CHUNK)] or [[]]
+            for i, chunk in enumerate(chunks):
+                atoms = " | ".join(f"g({int(a)}, 0)" for a in chunk) or "0"
+                self.lines.append(f"{pad}{out} {'|=' if i else '='} {atoms}")
+            self.lines.append(f"{pad}{out} &= {scope}")
             return out
         if op not in ("and", "or"):
             raise ValueError(f"unknown condition operator {op!r}")

@@ -37,6 +37,7 @@ from scorer.rules.fields import (
     Column,
     Getter,
     all_text,
+    canonical_column_reader,
     column_reader,
     getter,
     raw_column_reader,
@@ -134,6 +135,7 @@ class RuleEngine:
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
         self.columns: dict[str, Column] = {name: column_reader(name) for name in names}
         self.raw_columns = {name: raw for name in names if (raw := raw_column_reader(name)) is not None}
+        self.alias_columns = {name: raw for name in names if (raw := canonical_column_reader(name)) is not None}
         self._bits: list[int] = []
         self._rows: dict[int, Sequence[int]] = {}  # the current batch's row sets, listed
         self._arrays: dict[int, npt.NDArray[np.intp]] = {}  # and as index arrays
@@ -215,7 +217,7 @@ class RuleEngine:
             scope = ls_masks[index]
             if scope:
                 code = compiled[vi]
-                if code is None:
+                if code is None:  # ~100 us once per detection: most are never candidates
                     code = compiled[vi] = compile_tree(det)
                 fired = code(get, scope)
                 if fired:
@@ -254,6 +256,8 @@ class RuleEngine:
         refs = self.fieldrefs.get(name)
         to_text: Callable[[Any], str | None] | None = None
         raw = self.raw_columns.get(name) if not refs else None
+        if raw is None and not refs and self._present is not None and name not in self._present:
+            raw = self.alias_columns.get(name)  # the alias is in no event's fields: the attribute
         if raw is not None:  # raw values, grouped first: each distinct one converted once
             col, to_text = raw[0](events, sel), raw[1]
             distinct = set(col)

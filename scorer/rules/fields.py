@@ -149,6 +149,16 @@ def raw_column_reader(key: str) -> RawColumn | None:
     return None
 
 
+def canonical_column_reader(key: str) -> RawColumn | None:
+    """For a Sigma name that is an alias of a canonical text attribute (``Image``,
+    ``CommandLine``...): the attribute's raw reader, which gives :func:`column`'s values
+    whenever no event of the batch carries the name in ``fields`` (the caller knows)."""
+    attr = CANONICAL.get(key)
+    if attr in _TEXT_ATTRS and key not in _HEADER | {"User"}:
+        return _attribute(attr), _present_text, frozenset({str, type(None)})
+    return None
+
+
 def _present_text(value: str | None) -> str | None:
     return value or None
 

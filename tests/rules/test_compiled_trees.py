@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from scorer.rules.bitsets import compile_tree, evaluate_tree
+from scorer.rules.bitsets import atom_ids, compile_tree, evaluate_tree
+from scorer.rules.engine import RuleEngine
 from scorer.rules.model import Tree
+from tests.rules.helpers import SHIPPED
 
 
 def _tree(rng: random.Random, depth: int) -> Tree:
@@ -49,3 +51,21 @@ def test_a_tree_too_deep_to_compile_is_interpreted() -> None:
 def test_unknown_operator_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown condition operator"):
         compile_tree(["xor", 0, 1])
+
+
+def test_a_long_or_of_atoms_compiles() -> None:
+    # A rule listing thousands of values: one long ``|`` chain would overflow the compiler.
+    tree: Tree = ["and", 0, ["or", *range(1, 5001)]]
+    amask = {0: 0b111, 4999: 0b101, 7: 0b010}
+    assert compile_tree(tree)(amask.get, 0b1111) == 0b111 == evaluate_tree(tree, amask, 0b1111)
+
+
+def test_every_detection_of_the_shipped_pack_compiles_to_the_same_rows() -> None:
+    engine = RuleEngine.load(SHIPPED)
+    rng = random.Random(7)
+    for _, _, tree in engine.variants:
+        code, atoms = compile_tree(tree), atom_ids(tree)
+        for _ in range(2):
+            amask = {a: rng.getrandbits(40) for a in atoms if rng.random() < 0.5}
+            scope = rng.getrandbits(40)
+            assert code(amask.get, scope) == evaluate_tree(tree, amask, scope), tree
