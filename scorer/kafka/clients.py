@@ -21,18 +21,22 @@ whose start fails over TLS says why the broker refused it (:func:`tls_refusal`).
 from __future__ import annotations
 
 import contextlib
+import logging
+import random
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, NodeNotReadyError, RequestTimedOutError
 
 from scorer.config import KafkaSettings
 from scorer.kafka.redact import redact_in_logs
 from scorer.kafka.view import use_majority_view
 from scorer.tls import handshake_refusal
+
+log = logging.getLogger(__name__)
 
 
 def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
@@ -108,6 +112,23 @@ class _Producer(AIOKafkaProducer):  # type: ignore[misc]
             await super().start()
 
 
+class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]
+    async def _send_request(self, request: Any, node_id: int | None = None) -> Any:
+        """A request any broker can answer (``node_id`` None) goes to the next broker while
+        one does not answer: aiokafka sends it to one random broker, which may be one that
+        just died and is still listed (a command run then would fail with NodeNotReady)."""
+        if node_id is not None:
+            return await super()._send_request(request, node_id)
+        nodes = [b.nodeId for b in self._client.cluster.brokers()]
+        random.shuffle(nodes)
+        for node in nodes[:-1]:
+            try:
+                return await super()._send_request(request, node)
+            except (NodeNotReadyError, RequestTimedOutError, KafkaConnectionError) as exc:
+                log.info("broker %s did not answer %s (%r): asking another", node, type(request).__name__, exc)
+        return await super()._send_request(request, nodes[-1] if nodes else None)
+
+
 def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> AIOKafkaConsumer:
     """A consumer-group member; offsets are committed by the caller, never automatically."""
     options: dict[str, Any] = {
@@ -165,7 +186,7 @@ def make_producer(kafka: KafkaSettings, *, transactional_id: str | None = None, 
 @contextlib.asynccontextmanager
 async def admin_client(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
     """An admin client, started for the block and closed after it (a failed start included)."""
-    admin = AIOKafkaAdminClient(**security_options(kafka))
+    admin = _Admin(**security_options(kafka))
     use_majority_view(admin._client)
     try:
         async with _tls_explained(kafka):
