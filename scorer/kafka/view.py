@@ -165,20 +165,24 @@ class MajorityViewClient(AIOKafkaClient):  # type: ignore[misc]
             asyncio.ensure_future(self.send(node, request)): node for node in nodes}
         answers: dict[int, Any] = {}
         pending: set[asyncio.Future[Any]] = set(asked)
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task.cancelled():  # the client is closing
-                    continue
-                if task.exception() is None:
-                    answers[asked[task]] = task.result()
-                else:
-                    log.debug("broker %s did not answer %s: %r", asked[task], type(request).__name__,
-                              task.exception())
-            if len(answers) > len(nodes) // 2 and len({agree(a) for a in answers.values()}) == 1:
-                break
-        for task in pending:  # they end by the request timeout at the latest
-            task.add_done_callback(_retrieve)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.cancelled():  # the client is closing
+                        continue
+                    if task.exception() is None:
+                        answers[asked[task]] = task.result()
+                    else:
+                        log.debug("broker %s did not answer %s: %r", asked[task], type(request).__name__,
+                                  task.exception())
+                if len(answers) > len(nodes) // 2 and len({agree(a) for a in answers.values()}) == 1:
+                    break
+        finally:
+            # Left to finish (by the request timeout at the latest), also when this is cancelled
+            # (the client closing): their errors are not news.
+            for task in pending:
+                task.add_done_callback(_retrieve)
         return answers
 
     def _single(self) -> bool:
