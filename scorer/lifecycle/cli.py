@@ -186,10 +186,11 @@ def production_hint(ctx: ops.Context, kind: str, against: str | None, candidate:
     except (KafkaUnavailable, ModelError) as exc:  # Kafka down or nothing recorded: fall back, say so
         on_disk = list_versions(ctx.repo, ctx.model(kind))
         fallback = configured or (on_disk[-1] if on_disk else None)
+        source = "the configured version" if configured else "what a scorer started now would serve"
         if fallback is not None and fallback == candidate and not configured:
             below = [v for v in on_disk if int(v) < int(candidate)]
-            fallback = below[-1] if below else candidate  # the only version: it is what scorers serve
-        source = "the configured version" if configured else "what a scorer started now would serve"
+            if below:  # else the only version: it is what scorers serve
+                fallback, source = below[-1], "the highest version below the candidate"
         print(f"note: production version not known from Kafka ({exc}); taking {fallback} ({source})",
               file=sys.stderr)
         return fallback
