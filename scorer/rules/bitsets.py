@@ -68,6 +68,9 @@ Compiled = Callable[[Callable[[int, int], int], int], int]
 _MAX_DEPTH = 40
 # Atoms per line of a compiled ``or`` of atoms.
 _CHUNK = 64
+# Compiled functions kept by source, process-wide (a pack has a few thousand trees).
+_COMPILED: dict[str, Compiled] = {}
+_COMPILED_MAX = 50_000
 
 
 def compile_tree(tree: Tree) -> Compiled:
@@ -81,6 +84,18 @@ def compile_tree(tree: Tree) -> Compiled:
     lines: list[str] = []
     result = _Emitter(lines).emit(tree, "s", 1)
     source = "def f(g, s):\n" + "\n".join(lines) + f"\n    return {result}\n"
+    # Compiling is the cost (~100 us a tree, the parser's): a pack loaded again in the same
+    # process (a rule shadow, a redeploy, tests) reuses its functions.
+    code = _COMPILED.get(source)
+    if code is not None:
+        return code
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    code = _COMPILED[source] = _compile(tree, source)
+    return code
+
+
+def _compile(tree: Tree, source: str) -> Compiled:
     space: dict[str, Any] = {}
     try:
         # The source holds only atom ids (ints), operators and local names built above.

@@ -116,10 +116,10 @@ class RuleEngine:
             for aid in required or ():
                 self.triggers.setdefault(aid, []).append(vi)
         self.trigger_atoms = frozenset(self.triggers)
-        # Trees as compiled expressions: the logsources now (a few hundred, all run every
-        # batch), the detections when first a candidate (thousands, most never are).
+        # Trees as compiled functions, all at load: compiling one in the hot path would put its
+        # ~100 us into that batch's latency (a pack: ~0.5 s once per process, scorer.rules.bitsets).
         self.ls_code = [compile_tree(tree) for tree in self.ls_trees]
-        self._code: list[Compiled | None] = [None] * len(self.variants)
+        self._code: list[Compiled] = [compile_tree(det) for _, _, det in self.variants]
         self.head_fields = tuple(sorted({self.atoms[a].field for t in self.ls_trees for a in atom_ids(t)}))
         by_field: dict[str, list[tuple[int, Atom]]] = {}
         self.fieldrefs: dict[str, list[tuple[int, str]]] = {}
@@ -213,13 +213,10 @@ class RuleEngine:
         rule_masks: dict[int, int] = {}
         variants, compiled = self.variants, self._code
         for vi in sorted(candidates):
-            number, index, det = variants[vi]
+            number, index, _ = variants[vi]
             scope = ls_masks[index]
             if scope:
-                code = compiled[vi]
-                if code is None:  # ~100 us once per detection: most are never candidates
-                    code = compiled[vi] = compile_tree(det)
-                fired = code(get, scope)
+                fired = compiled[vi](get, scope)
                 if fired:
                     rule_masks[number] = rule_masks.get(number, 0) | fired
         per_row: dict[int, list[int]] = {}
