@@ -31,6 +31,7 @@ from typing import Any
 
 import aiokafka.errors as Errors
 from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
+from aiokafka.conn import CloseReason
 from aiokafka.protocol.coordination import FindCoordinatorRequest
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.protocol.produce import ProduceRequest
@@ -205,7 +206,21 @@ class MajorityViewClient(AIOKafkaClient):  # type: ignore[misc]
         if not chosen.brokers:  # a topic still being created: as aiokafka, keep the old view
             return False
         cluster_metadata.update_metadata(chosen)
+        self._drop_unlisted(chosen)
         return True
+
+    def _drop_unlisted(self, chosen: Any) -> None:
+        """Close the connections to brokers the cluster no longer lists (fenced: dead, or cut
+        off from the controller). What waits on one of them, a produce or a coordinator
+        request that no answer will end before the request timeout (40 s), fails at once and
+        is retried where the cluster says; two such waits in a row outlast an exactly-once
+        producer's transaction timeout (60 s), which fences it."""
+        listed = {broker[0] for broker in chosen.brokers}
+        for (node_id, group), conn in list(self._conns.items()):
+            if isinstance(node_id, int) and node_id not in listed:
+                log.warning("broker %s is no longer in the cluster's metadata: closing its connection (%s)",
+                            node_id, group.name)
+                conn.close(reason=CloseReason.CONNECTION_BROKEN)
 
     async def coordinator_lookup(self, coordinator_type: int, coordinator_key: str) -> int:
         if self._single():

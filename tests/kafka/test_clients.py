@@ -1,6 +1,7 @@
-"""The client factories carry the metadata refresh age to every client they make: a leader
-cut off from the cluster answers NotEnoughReplicas, which aiokafka retries without reading
-metadata again, so this age is what bounds a scorer's stall on it (docs/reliability.md)."""
+"""The client factories carry the metadata refresh age to every client they make: it bounds
+how long a consumer fetches from a leader that lost its partitions without an error to tell
+it (a stale leader; scorer.kafka.view re-reads metadata on the produce errors one gives, and
+takes the view most brokers share: docs/reliability.md)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka.client import CoordinationType
+from aiokafka.client import ConnectionGroup, CoordinationType
+from aiokafka.conn import create_conn
 from aiokafka.errors import CoordinatorNotAvailableError, NodeNotReadyError
 from aiokafka.protocol.coordination import FindCoordinatorResponse_v1
 from aiokafka.protocol.metadata import MetadataRequest, MetadataResponse_v5
@@ -148,3 +149,23 @@ def test_only_coordinator_requests_are_checked_against_the_majority() -> None:
     commit = TxnOffsetCommitRequest(transactional_id="tx", group_id="g", producer_id=1, producer_epoch=0, topics=[])
     assert _coordination_key(commit) == (CoordinationType.GROUP, "g")
     assert _coordination_key(MetadataRequest(["t"])) is None
+
+
+async def test_connections_to_a_broker_the_cluster_no_longer_lists_are_closed(kafka: KafkaBroker) -> None:
+    """What waits on a broker that was fenced (dead or cut off) fails at once instead of at
+    its request timeout. On a real broker: a second connection filed under a broker id the
+    metadata does not list is closed by a refresh; the listed broker's stays open."""
+    producer = make_producer(KafkaSettings(bootstrap_servers=kafka.bootstrap))
+    await producer.start()
+    try:
+        client = producer.client
+        (node, answer), = (await client._ask_all(MetadataRequest(None), leaders)).items()  # one broker
+        listed = await client._get_conn(node)
+        broker = client.cluster.broker_metadata(node)
+        unlisted = await create_conn(broker.host, broker.port)
+        client._conns[(node + 1000, ConnectionGroup.DEFAULT)] = unlisted
+        assert unlisted.connected()
+        client._drop_unlisted(answer)  # what a refresh does with the view it took
+        assert not unlisted.connected() and listed.connected()
+    finally:
+        await producer.stop()
