@@ -13,7 +13,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.client import CoordinationType
+from aiokafka.errors import KafkaError
+from aiokafka.producer.sender import AddOffsetsToTxnHandler
 
 from scorer.kafka.partitioner import partitions_of
 
@@ -85,3 +88,36 @@ async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> l
         for i, j in zip(rows, index, strict=True):
             placement[i] = partitions[records[i].topic][j]
     return placement
+
+
+async def commit_leftover_transaction(producer: AIOKafkaProducer, topics: Sequence[str], group_id: str) -> None:
+    """One empty transaction over every partition of ``topics`` and the offsets of ``group_id``,
+    committed before the consumer reads its committed offsets.
+
+    A broker shutting down cleanly (KRaft, eligible leader replicas) has its partitions
+    leaderless while it still serves requests; a transaction committed then gets its
+    CompleteCommit but no markers (the coordinator skips leaderless partitions as deleted).
+    Its outputs and offsets stay pending under this transactional id's producer id, so the
+    next scorer would read the previous offsets and score that batch again. A COMMIT marker
+    of the same producer id, at the epoch ``start()`` (InitProducerId) bumped, completes them:
+    after this, the committed offsets are the ones the last committed batch wrote, and
+    readers of a partition that no later batch writes are not held at its last stable offset.
+    """
+    txn = producer._txn_manager
+    sender = producer._sender
+    partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(await producer.partitions_for(topic))]
+    async with producer.transaction():
+        # aiokafka 0.14 adds a partition to a transaction only when a batch goes to it and
+        # adds a group only with offsets to commit; a marker needs nothing but the membership.
+        for tp in partitions:
+            txn.maybe_add_partition_to_txn(tp)
+        while txn.partitions_to_add():  # AddPartitionsToTxn, sent by the sender routine
+            if sender.sender_task.done():
+                sender.sender_task.result()  # its error, or:
+                raise KafkaError("producer sender stopped")
+            await asyncio.sleep(0.01)
+        # AddOffsetsToTxn with no TxnOffsetCommit after it (the sender would spin on an empty
+        # one): the group's offsets partition gets the marker, no offset is written.
+        while not await AddOffsetsToTxnHandler(sender, group_id).do(
+                await sender._find_coordinator(CoordinationType.TRANSACTION, txn.transactional_id)):
+            pass

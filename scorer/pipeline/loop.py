@@ -17,10 +17,12 @@ from typing import Any
 
 import msgspec
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced, TransactionalIdAuthorizationFailed
 
 from scorer.config import Settings
-from scorer.errors import ScorerError
+from scorer.errors import KafkaUnavailable, ScorerError
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
+from scorer.kafka.producer import commit_leftover_transaction
 from scorer.metrics import ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
@@ -29,6 +31,15 @@ from scorer.pipeline.sink import Sink, score_records
 from scorer.pipeline.source import fetched_records
 
 log = logging.getLogger(__name__)
+
+# Exactly-once: how long the clients may take to come back after the producer died (a
+# broker restart takes seconds), and how many replacements in a row without one batch
+# delivered are given before the service stops with a one-line reason.
+REOPEN_S = 120.0
+MAX_REPLACEMENTS = 5
+# Not a broken connection: another process owns the transactional id, or the producer is not
+# allowed to use it. A new producer would fence that process or fail the same way.
+_FATAL = (ProducerFenced, OutOfOrderSequenceNumber, TransactionalIdAuthorizationFailed)
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -62,6 +73,8 @@ class ScoringLoop:
         self._sink: Sink | None = None
         self._json = msgspec.json.Encoder()
         self._started = False
+        self._output_topics: list[str] = []
+        self._replacements = 0  # in a row, without a batch delivered since
         self.paused = False  # consumption held during a Triton outage (pause mode)
         # Extension points for the control plane (model lifecycle) and observers:
         # ``between_batches`` run while no batch is in flight (model swaps happen here);
@@ -83,18 +96,67 @@ class ScoringLoop:
         outputs = [topics.alert_topic(k) for k in self.settings.kinds] + [topics.dead_letter]
         # So consumers can subscribe before the first alert; a broker that refuses CREATE is
         # logged, not fatal (the topics may be provisioned elsewhere).
-        await ensure_topics(kafka, [TopicSpec(t) for t in outputs + ([topics.scores] if topics.scores else [])],
-                            refused="warn")
+        self._output_topics = outputs + ([topics.scores] if topics.scores else [])
+        await ensure_topics(kafka, [TopicSpec(t) for t in self._output_topics], refused="warn")
+        await self._open_clients()
+        self.metrics.loop_lag.start()
+        self.metrics.gc_pauses.install()
+        self._started = True
+
+    async def _open_clients(self) -> None:
+        kafka = self.settings.kafka
         txn_id = f"{kafka.group_id}-{kafka.client_id}" if kafka.transactional else None
         self._producer = make_producer(kafka, transactional_id=txn_id)
-        await self._producer.start()
+        await self._producer.start()  # transactional: fences the previous producer of txn_id
+        if txn_id is not None:
+            # Before the consumer reads the committed offsets: a commit of the previous
+            # producer that the broker left without markers would hide the last ones.
+            await commit_leftover_transaction(self._producer, self._output_topics, kafka.group_id)
         self._consumer = make_consumer(kafka, [])
         self._sink = Sink(self._producer, self._consumer, kafka.group_id)
         self._consumer.subscribe(list(self.kind_of_topic), listener=_WaitForBatch(self))
         await self._consumer.start()
-        self.metrics.loop_lag.start()
-        self.metrics.gc_pauses.install()
-        self._started = True
+
+    async def _close_clients(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = self._sink = None
+        for client in (consumer, producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception as exc:  # a dead producer or an unreachable broker: closing anyway
+                    log.debug("closing %s: %r", type(client).__name__, exc)
+
+    async def _replace_clients(self, exc: KafkaError) -> None:
+        """Exactly-once: the producer cannot go on (aiokafka's sender routine ends for good
+        on some connection errors, e.g. FindCoordinator while the broker restarts). A new
+        producer with the same transactional id fences the old one and aborts its open
+        transaction; a new consumer reads the committed offsets, so the batch that failed is
+        read and scored again, once. Stops the service (one line, no traceback) when Kafka
+        stays unreachable for REOPEN_S or keeps failing batches."""
+        self._replacements += 1
+        if self._replacements > MAX_REPLACEMENTS:
+            raise KafkaUnavailable(f"{MAX_REPLACEMENTS} Kafka client replacements in a row without a batch "
+                                   f"delivered; last error: {exc}") from exc
+        log.warning("exactly-once delivery failed (%s); replacing the Kafka clients, the batch is read again "
+                    "from the last committed offsets", exc)
+        await self._close_clients()
+        deadline = time.monotonic() + REOPEN_S
+        delay = 0.5
+        while True:
+            try:
+                await self._open_clients()
+                return
+            except (KafkaError, OSError) as err:
+                await self._close_clients()
+                if self._stopping.is_set():
+                    return
+                if isinstance(err, _FATAL) or time.monotonic() > deadline:
+                    raise KafkaUnavailable(f"Kafka clients not back {REOPEN_S:.0f} s after a delivery failure: "
+                                           f"{err!r}") from err
+                log.info("Kafka clients not back yet (%r); retrying in %.1f s", err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def drain(self) -> None:
         """Wait until every batch handed to the producer is acknowledged and committed."""
@@ -130,8 +192,17 @@ class ScoringLoop:
             received = time.perf_counter()
             oldest_ms = min(messages[0].timestamp for messages in fetched.values())
             self.metrics.fetch_delay.observe(max(0.0, time.time() - oldest_ms / 1000))
+            lost: KafkaError | None = None
             async with self.inflight:
-                await self._process(fetched, received)
+                try:
+                    await self._process(fetched, received)
+                except KafkaError as exc:
+                    if not self.settings.kafka.transactional or isinstance(exc, _FATAL):
+                        raise
+                    lost = exc
+            if lost is not None:  # outside ``inflight``: closing the consumer revokes through it
+                await self._replace_clients(lost)
+                continue
             assert self._sink is not None  # started
             await self._sink.reap(batch.max_inflight)
         await self.drain()
@@ -149,6 +220,7 @@ class ScoringLoop:
         n = len(records)
         if self.settings.kafka.transactional:
             await self._sink.deliver_transaction(outputs, offsets)
+            self._replacements = 0
             done = time.perf_counter()
             self._account(outcome, n, done - received, t_produce, done, done)
             return
