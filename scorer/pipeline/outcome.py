@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from scorer.pipeline.rules import RuleShadow
 
 
-class ScoredEvent(msgspec.Struct, frozen=True, omit_defaults=True):
+class ScoredEvent(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
+    # gc=False: one per scored event, and it holds only strings, numbers and a tuple of
+    # strings (no reference cycle possible): the collector need not track or scan them.
     kind: EventKind
     uid: str
     score: float

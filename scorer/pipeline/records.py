@@ -16,8 +16,11 @@ class InputRecord(msgspec.Struct, frozen=True):
     ref: SourceRef
 
 
-class OutputRecord(msgspec.Struct, frozen=True):
+class OutputRecord(msgspec.Struct, frozen=True, gc=False):
     """One record to produce: an alert, a dead letter or a score (a :class:`scorer.kafka.Record`)."""
+
+    # gc=False: one per score record, holding strings, bytes and ints only (no reference
+    # cycle possible): the collector need not track or scan them.
 
     topic: str
     value: bytes
