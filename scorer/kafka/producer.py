@@ -10,6 +10,7 @@ round-robin.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -90,23 +91,27 @@ async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> l
     return placement
 
 
-async def commit_leftover_transaction(producer: AIOKafkaProducer, topics: Sequence[str], group_id: str) -> None:
+async def abort_leftover_transaction(producer: AIOKafkaProducer, topics: Sequence[str], group_id: str) -> None:
     """One empty transaction over every partition of ``topics`` and the offsets of ``group_id``,
-    committed before the consumer reads its committed offsets.
+    aborted, before the consumer reads its committed offsets.
 
     A broker shutting down cleanly (KRaft, eligible leader replicas) has its partitions
-    leaderless while it still serves requests; a transaction committed then gets its
-    CompleteCommit but no markers (the coordinator skips leaderless partitions as deleted).
-    Its outputs and offsets stay pending under this transactional id's producer id, so the
-    next scorer would read the previous offsets and score that batch again. A COMMIT marker
-    of the same producer id, at the epoch ``start()`` (InitProducerId) bumped, completes them:
-    after this, the committed offsets are the ones the last committed batch wrote, and
-    readers of a partition that no later batch writes are not held at its last stable offset.
+    leaderless while it still serves requests, and again for seconds after it starts; the
+    transaction coordinator skips the markers of a leaderless partition ("likely deleted")
+    and still writes CompleteCommit or CompleteAbort. Such a transaction stays open in its
+    partitions: nobody read its outputs (the last stable offset stops before them), its
+    offsets wait, and the next transaction of the same producer id decides them. Committed
+    by chance, they turned into duplicates (soak 2026-12-04b) or, where an abort had reached
+    the outputs and not the offsets, into loss. An ABORT marker of the same producer id, at
+    the epoch ``start()`` (InitProducerId) bumped, ends them all the same way: the batch is
+    read again from the last offsets that were really committed and scored once. Markers
+    that did arrive are not undone (a partition ends one transaction once).
     """
     txn = producer._txn_manager
     sender = producer._sender
     partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(await producer.partitions_for(topic))]
-    async with producer.transaction():
+    await producer.begin_transaction()
+    try:
         # aiokafka 0.14 adds a partition to a transaction only when a batch goes to it and
         # adds a group only with offsets to commit; a marker needs nothing but the membership.
         for tp in partitions:
@@ -121,3 +126,24 @@ async def commit_leftover_transaction(producer: AIOKafkaProducer, topics: Sequen
         while not await AddOffsetsToTxnHandler(sender, group_id).do(
                 await sender._find_coordinator(CoordinationType.TRANSACTION, txn.transactional_id)):
             pass
+    finally:
+        await producer.abort_transaction()
+
+
+class _OneLineSenderDeath(logging.Filter):
+    """aiokafka logs the end of its sender routine with a traceback; the scoring loop
+    replaces the producer and says why in one line, so the traceback only alarms."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage() == "Unexpected error in sender routine":
+            exc = record.exc_info[1]
+            record.msg, record.args = "Unexpected error in sender routine: %r", (exc,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def one_line_sender_errors() -> None:
+    """Install :class:`_OneLineSenderDeath` on aiokafka's sender logger (once)."""
+    logger = logging.getLogger("aiokafka.producer.sender")
+    if not any(isinstance(f, _OneLineSenderDeath) for f in logger.filters):
+        logger.addFilter(_OneLineSenderDeath())

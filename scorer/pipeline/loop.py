@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced
 from scorer.config import Settings
 from scorer.errors import KafkaUnavailable, ScorerError
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
-from scorer.kafka.producer import commit_leftover_transaction
+from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors
 from scorer.metrics import ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
@@ -109,9 +109,10 @@ class ScoringLoop:
         self._producer = make_producer(kafka, transactional_id=txn_id)
         await self._producer.start()  # transactional: fences the previous producer of txn_id
         if txn_id is not None:
-            # Before the consumer reads the committed offsets: a commit of the previous
+            one_line_sender_errors()
+            # Before the consumer reads the committed offsets: a transaction of the previous
             # producer that the broker left without markers would hide the last ones.
-            await commit_leftover_transaction(self._producer, self._output_topics, kafka.group_id)
+            await abort_leftover_transaction(self._producer, self._output_topics, kafka.group_id)
         self._consumer = make_consumer(kafka, [])
         self._sink = Sink(self._producer, self._consumer, kafka.group_id)
         self._consumer.subscribe(list(self.kind_of_topic), listener=_WaitForBatch(self))

@@ -1,20 +1,22 @@
-"""commit_leftover_transaction: the transaction an exactly-once scorer commits before it reads
+"""abort_leftover_transaction: the transaction an exactly-once scorer commits before it reads
 its committed offsets (issue 19) puts a COMMIT marker of its producer id on every output
 partition and on the group's offsets partition, and moves no committed offset."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 from aiokafka import TopicPartition
 
 from scorer.config import KafkaSettings
 from scorer.kafka.clients import make_consumer, make_producer, make_reader
-from scorer.kafka.producer import commit_leftover_transaction
+from scorer.kafka.producer import abort_leftover_transaction
 from tests.support.kafka import KafkaBroker
 
 
-async def test_leftover_commit_marks_every_output_partition_and_keeps_the_offsets(kafka: KafkaBroker) -> None:
+async def test_leftover_abort_marks_every_output_partition_and_keeps_the_offsets(kafka: KafkaBroker) -> None:
     prefix = f"lo{uuid.uuid4().hex[:8]}"
     outputs, inputs, group = [f"{prefix}.out1", f"{prefix}.out2"], f"{prefix}.in", f"{prefix}-group"
     for name in [*outputs, inputs]:
@@ -38,10 +40,15 @@ async def test_leftover_commit_marks_every_output_partition_and_keeps_the_offset
         second = make_producer(settings, transactional_id=txn_id)
         await second.start()
         try:
-            await commit_leftover_transaction(second, outputs, group)
+            await abort_leftover_transaction(second, outputs, group)
         finally:
             await second.stop()
-        after = await reader.end_offsets(tps)
+        # The coordinator writes markers after it answers EndTxn: wait for them, 30 s at most.
+        deadline = time.monotonic() + 30
+        while (after := await reader.end_offsets(tps)) != {tp: before[tp] + 1 for tp in tps}:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
         fetched = await reader.getmany(timeout_ms=5000)
