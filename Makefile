@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml scorer/native/_native.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py scorer/native/_native.c | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,train,local,replay,bench,gbm]'
 	touch $@
 
