@@ -147,7 +147,8 @@ class Report:
             axes[0].axvline(b, color="black", lw=2)
         axes[-1].set_xlabel(
             "hours (vertical lines: red scorer kill -9, blue broker restart, "
-            "green Triton restart, orange promote, purple rollback)",
+            "green Triton restart, orange promote, purple rollback; thick black on the first panel: "
+            "a sample whose accounting failed)",
             fontsize=8,
         )
         fig.suptitle(

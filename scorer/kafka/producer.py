@@ -19,7 +19,10 @@ from aiokafka.client import CoordinationType
 from aiokafka.errors import KafkaError
 from aiokafka.producer.sender import AddOffsetsToTxnHandler
 
+from scorer.errors import KafkaUnavailable
 from scorer.kafka.partitioner import partitions_of
+
+log = logging.getLogger(__name__)
 
 
 class Record(Protocol):
@@ -89,6 +92,29 @@ async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> l
         for i, j in zip(rows, index, strict=True):
             placement[i] = partitions[records[i].topic][j]
     return placement
+
+
+async def start_transactional(producer: AIOKafkaProducer, transactional_id: str, timeout_s: float) -> None:
+    """``producer.start()`` for a transactional producer, bounded.
+
+    Its InitProducerId waits until the previous producer's transaction is finished, and
+    aiokafka retries the coordinator's CONCURRENT_TRANSACTIONS for ever without a word. A
+    broker that cannot write that transaction's markers kept a restarted scorer silent and
+    never ready for 300 s in the soak of 2026-12-04 (docs/reliability.md); this turns the
+    wait into a one-line reason the supervisor sees.
+    """
+    try:
+        await asyncio.wait_for(producer.start(), timeout_s)
+    except TimeoutError:
+        try:
+            await producer.stop()
+        except Exception as exc:  # closing a producer that never started: the reason below matters
+            log.debug("closing the producer that did not start: %r", exc)
+        raise KafkaUnavailable(
+            f"the transactional producer {transactional_id!r} did not start within {timeout_s:.0f} s: "
+            "the broker did not answer, or its transaction coordinator is still finishing the previous "
+            "producer's transaction (CONCURRENT_TRANSACTIONS: its markers are not written)"
+        ) from None
 
 
 async def abort_leftover_transaction(producer: AIOKafkaProducer, topics: Sequence[str], group_id: str) -> None:

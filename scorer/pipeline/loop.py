@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced
 from scorer.config import Settings
 from scorer.errors import KafkaUnavailable, ScorerError
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
-from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors
+from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors, start_transactional
 from scorer.metrics import ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome
 from scorer.pipeline.records import InputRecord, OutputRecord
@@ -107,8 +107,10 @@ class ScoringLoop:
         kafka = self.settings.kafka
         txn_id = f"{kafka.group_id}-{kafka.client_id}" if kafka.transactional else None
         self._producer = make_producer(kafka, transactional_id=txn_id)
-        await self._producer.start()  # transactional: fences the previous producer of txn_id
-        if txn_id is not None:
+        if txn_id is None:
+            await self._producer.start()
+        else:  # fences the previous producer of txn_id once its transaction is finished
+            await start_transactional(self._producer, txn_id, REOPEN_S)
             one_line_sender_errors()
             # Before the consumer reads the committed offsets: a transaction of the previous
             # producer that the broker left without markers would hide the last ones.
