@@ -50,7 +50,8 @@ NOISY = rule("sel:\n  Image|endswith: '.exe'\ncondition: sel", rule_id=NOISY_ID,
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
+    # The data folder is where the test run found it; every other SCORER_ setting is the default.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_") or k == "SCORER_DATA_DIR"}
     env["SCORER_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_ports(1)[0]}"  # nothing listens there
     env.update(extra)
     return env
