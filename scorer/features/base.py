@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+import scorer.native
 from scorer.events.structs import Event, EventKind
 
 F32 = npt.NDArray[np.float32]
@@ -226,6 +227,17 @@ class NativeWindows(Protocol):
     def rows(self, keys: list[Any], ts: list[Any], a: list[Any], b: list[Any] | None, out: F64, /) -> None: ...
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
+
+
+def entity_windows(window: Callable[[], S], max_entities: int, kind: int,
+                   *limits: float) -> EntityState[S] | NativeWindows:
+    """A feature set's per-entity windows, at most ``max_entities`` held: in C when
+    scorer.native is built (its ``Windows`` of ``kind`` with ``limits``, the same updates as
+    ``window``'s ``add``), else an :class:`EntityState` of ``window``."""
+    native = scorer.native.module()
+    if native is not None and max_entities >= 1:
+        return native.Windows(kind, max_entities, *limits)  # type: ignore[no-any-return]
+    return EntityState(window, max_entities)
 
 
 def entity_rows(state: EntityState[Any] | NativeWindows, keys: Sequence[str], *columns: Sequence[Any],

@@ -14,16 +14,14 @@ from typing import TypeVar
 
 import numpy as np
 
-import scorer.native
 from scorer.events.columnar import READ_STATISTICS, VIEWS, statistics
 from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
     F32,
     F64,
-    EntityState,
-    NativeWindows,
     column,
     entity_rows,
+    entity_windows,
     log1p,
     member,
     number_columns,
@@ -95,11 +93,7 @@ class NetflowFeatures:
     reads_views = True  # transform takes FlowView rows too: flows are decoded without their dicts
 
     def __init__(self, max_entities: int = 100_000) -> None:
-        native = scorer.native.module()
-        # The windows in C when built (scorer.native), the same updates as _SourceWindow's.
-        self.state: EntityState[_SourceWindow] | NativeWindows = (
-            native.Windows(0, max_entities, WINDOW_S, MAX_WINDOW_FLOWS) if native is not None and max_entities >= 1
-            else EntityState(_SourceWindow, max_entities))
+        self.state = entity_windows(_SourceWindow, max_entities, 0, WINDOW_S, MAX_WINDOW_FLOWS)
 
     def transform(self, events: Sequence[Event]) -> F32:
         """Rows of :class:`FlowRecord` events, or of :data:`~scorer.events.columnar.FlowView`

@@ -15,15 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-import scorer.native
 from scorer.events.structs import Event, EventKind, SiemAlert
 from scorer.features.base import (
     F32,
     F64,
-    EntityState,
-    NativeWindows,
     column,
     entity_rows,
+    entity_windows,
     group_names,
     hashed_tokens,
     numbers,
@@ -103,11 +101,8 @@ class SiemFeatures:
                               *STATEFUL, *TOKEN_NAMES)
 
     def __init__(self, max_entities: int = 50_000) -> None:
-        native = scorer.native.module()
-        # The windows in C when built (scorer.native), the same updates as _HostWindow's.
-        self.state: EntityState[_HostWindow] | NativeWindows = (
-            native.Windows(1, max_entities, WINDOW_S, MAX_WINDOW_ALERTS, MAX_RULES_PER_HOST, NEVER_S)
-            if native is not None and max_entities >= 1 else EntityState(_HostWindow, max_entities))
+        self.state = entity_windows(_HostWindow, max_entities, 1, WINDOW_S, MAX_WINDOW_ALERTS, MAX_RULES_PER_HOST,
+                                    NEVER_S)
 
     def transform(self, events: Sequence[Event]) -> F32:
         only(events, (SiemAlert,), "SiemFeatures.transform")

@@ -90,26 +90,31 @@ async def _tls_explained(kafka: KafkaSettings) -> AsyncIterator[None]:
         raise KafkaConnectionError(f"{exc.args[0] if exc.args else 'connection failed'}: {reason}") from exc
 
 
-class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
+class _Explained:
+    """What the consumer and producer add to aiokafka's: a stale leader's view never wins
+    (scorer.kafka.view), and a start refused over TLS says why."""
+
+    _scorer_kafka: KafkaSettings
+
+    def _scorer_client(self, client: Any, kafka: KafkaSettings) -> None:
+        use_majority_view(client)
+        self._scorer_kafka = kafka
+
+    async def start(self) -> None:
+        async with _tls_explained(self._scorer_kafka):
+            await super().start()  # type: ignore[misc]
+
+
+class _Consumer(_Explained, AIOKafkaConsumer):  # type: ignore[misc]
     def __init__(self, *topics: str, kafka: KafkaSettings, **options: Any) -> None:
         super().__init__(*topics, **options)
-        use_majority_view(self._client)  # a stale leader's view never wins: scorer.kafka.view
-        self._scorer_kafka = kafka
-
-    async def start(self) -> None:
-        async with _tls_explained(self._scorer_kafka):
-            await super().start()
+        self._scorer_client(self._client, kafka)
 
 
-class _Producer(AIOKafkaProducer):  # type: ignore[misc]
+class _Producer(_Explained, AIOKafkaProducer):  # type: ignore[misc]
     def __init__(self, *, kafka: KafkaSettings, **options: Any) -> None:
         super().__init__(**options)
-        use_majority_view(self.client)  # a stale leader's view never wins: scorer.kafka.view
-        self._scorer_kafka = kafka
-
-    async def start(self) -> None:
-        async with _tls_explained(self._scorer_kafka):
-            await super().start()
+        self._scorer_client(self.client, kafka)
 
 
 class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]

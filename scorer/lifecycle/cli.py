@@ -62,11 +62,7 @@ def register(sub: Any) -> None:
     v.add_argument("--alert-margin", type=float, default=d.alert_rate,
                    help=f"benign alert share may grow by at most this fraction of production's (default: "
                         f"{d.alert_rate})")
-    v.add_argument("--latency-margin", type=float, default=d.latency_ratio,
-                   help="candidate median time per event at most this many times production's, both measured "
-                        f"in this run (default: {d.latency_ratio})")
-    v.add_argument("--latency-budget-us", type=float, default=d.latency_us_per_event,
-                   help="also require p99 microseconds per event at most this (default: no absolute budget)")
+    add_latency_gates(v, d.latency_ratio, "time")
     v.add_argument("--batch", type=int,
                    help="micro-batch size of the latency runs (default: the service's SCORER_BATCH__MAX_RECORDS)")
     v.add_argument("--json", action="store_true", help="print the verdict as JSON (default: text)")
@@ -169,6 +165,16 @@ def _key(args: argparse.Namespace, ctx: ops.Context) -> str:
     if getattr(args, "rules", False):
         return control_key(args.pack or ctx.settings.rules.pack)
     return str(args.kind)
+
+
+def add_latency_gates(parser: argparse.ArgumentParser, ratio: float, measured: str) -> None:
+    """``--latency-margin`` (relative to production, the gate by default) and
+    ``--latency-budget-us`` (absolute, only when given): models and rule packs alike."""
+    parser.add_argument("--latency-margin", type=float, default=ratio,
+                        help=f"candidate median {measured} per event at most this many times production's, both "
+                             f"measured in this run (default: {ratio})")
+    parser.add_argument("--latency-budget-us", type=float,
+                        help="also require p99 microseconds per event at most this (default: no absolute budget)")
 
 
 def production_hint(ctx: ops.Context, kind: str, against: str | None, candidate: str | None,

@@ -44,7 +44,7 @@ from scorer.bench.realistic import background
 from scorer.errors import ScorerError
 from scorer.events import edr
 from scorer.events.structs import EndpointEvent, EventKind
-from scorer.lifecycle.validate import Check, Latency, Verdict
+from scorer.lifecycle.validate import Check, Latency, Verdict, budget_checks
 from scorer.pipeline.batch import Item
 from scorer.pipeline.rules import rule_alerts
 from scorer.rules import RuleEngine
@@ -249,14 +249,7 @@ def _latency_checks(cand: RuleStage, prod: RuleStage | None, batches: list[list[
                             f"median {c.p50:.2f} CPU us/event vs production {prod.version}'s {p.p50:.2f}: "
                             f"{ratio:.2f} x (median of paired runs; limit {m.latency_ratio:.2f} x; "
                             f"p99 {c.p99:.2f} vs {p.p99:.2f}) {where}, same run"))
-    if m.latency_us_per_event is not None:
-        checks.append(Check("latency_budget", c.p99 <= m.latency_us_per_event,
-                            f"p99 {c.p99:.2f} CPU us/event (median {c.p50:.2f}) {where}, "
-                            f"budget {m.latency_us_per_event:.1f} us/event"))
-    if not checks:
-        checks.append(Check("latency", True, f"median {c.p50:.2f} CPU us/event, p99 {c.p99:.2f} {where}; "
-                                             "no production to compare with and no budget set"))
-    return checks
+    return budget_checks(checks, c, m.latency_us_per_event, where, "CPU us/event")
 
 
 def _some(items: list[str]) -> str:

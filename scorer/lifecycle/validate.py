@@ -203,12 +203,17 @@ def _latency_checks(
                             f"median {cand.p50:.2f} us/event = {ratio:.2f} x production {production.version}'s "
                             f"{prod.p50:.2f} (limit {m.latency_ratio:.2f} x; p99 {cand.p99:.2f} vs "
                             f"{prod.p99:.2f}) {where}, same run"))
-    if m.latency_us_per_event is not None:
-        checks.append(Check("latency_budget", cand.p99 <= m.latency_us_per_event,
-                            f"p99 {cand.p99:.2f} us/event (median {cand.p50:.2f}) {where}, "
-                            f"budget {m.latency_us_per_event:.1f} us/event"))
+    return budget_checks(checks, cand, m.latency_us_per_event, where, "us/event")
+
+
+def budget_checks(checks: list[Check], cand: Latency, budget: float | None, where: str, unit: str) -> list[Check]:
+    """``checks`` (the comparison with production, if any) and the absolute p99 budget when
+    the user set one; with neither, one line of what was measured. Models and rule packs."""
+    if budget is not None:
+        checks.append(Check("latency_budget", cand.p99 <= budget,
+                            f"p99 {cand.p99:.2f} {unit} (median {cand.p50:.2f}) {where}, budget {budget:.1f} us/event"))
     if not checks:
-        checks.append(Check("latency", True, f"median {cand.p50:.2f} us/event, p99 {cand.p99:.2f} {where}; "
+        checks.append(Check("latency", True, f"median {cand.p50:.2f} {unit}, p99 {cand.p99:.2f} {where}; "
                                              "no production to compare with and no budget set"))
     return checks
 

@@ -327,6 +327,22 @@ static void Windows_dealloc(Windows *w) {
     Py_TYPE(w)->tp_free((PyObject *)w);
 }
 
+/* Both types: plain objects made by PyType_GenericNew, set up by NAME_init, freed by
+   NAME_dealloc, with the methods NAME_methods; anything else a type has goes in the rest. */
+#define NATIVE_TYPE(NAME, DOC, ...)                          \
+    static PyTypeObject NAME##Type = {                       \
+        PyVarObject_HEAD_INIT(NULL, 0)                       \
+        .tp_name = "scorer.native._native." #NAME,           \
+        .tp_basicsize = sizeof(NAME),                        \
+        .tp_flags = Py_TPFLAGS_DEFAULT,                      \
+        .tp_doc = DOC,                                       \
+        .tp_new = PyType_GenericNew,                         \
+        .tp_init = (initproc)NAME##_init,                    \
+        .tp_dealloc = (destructor)NAME##_dealloc,            \
+        .tp_methods = NAME##_methods,                        \
+        __VA_ARGS__                                          \
+    }
+
 static PyMethodDef Windows_methods[] = {
     {"rows", (PyCFunction)Windows_rows, METH_VARARGS, "Update the entities in order; write each row's values to out."},
     {"clear", (PyCFunction)Windows_clear, METH_NOARGS, "Forget every entity."},
@@ -335,18 +351,8 @@ static PyMethodDef Windows_methods[] = {
 
 static PySequenceMethods Windows_as_sequence = {.sq_length = (lenfunc)Windows_len};
 
-static PyTypeObject WindowsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "scorer.native._native.Windows",
-    .tp_basicsize = sizeof(Windows),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Bounded per-entity sliding windows (netflow sources, SIEM hosts).",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Windows_init,
-    .tp_dealloc = (destructor)Windows_dealloc,
-    .tp_methods = Windows_methods,
-    .tp_as_sequence = &Windows_as_sequence,
-};
+NATIVE_TYPE(Windows, "Bounded per-entity sliding windows (netflow sources, SIEM hosts).",
+            .tp_as_sequence = &Windows_as_sequence);
 
 /* ---- CICFlowMeter statistics kept raw (msgspec.Raw), checked and read here ----------
  *
@@ -725,17 +731,7 @@ static PyMethodDef Stats_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject StatsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "scorer.native._native.Stats",
-    .tp_basicsize = sizeof(Stats),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "CICFlowMeter statistics objects read from their JSON bytes.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Stats_init,
-    .tp_dealloc = (destructor)Stats_dealloc,
-    .tp_methods = Stats_methods,
-};
+NATIVE_TYPE(Stats, "CICFlowMeter statistics objects read from their JSON bytes.");
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Native parts of the scorer's hot path.", -1, NULL};
 

@@ -22,7 +22,7 @@ import msgspec
 
 from scorer.config import data_dir, load_settings
 from scorer.errors import ModelError
-from scorer.lifecycle.cli import production_hint, register_rule_commands, rules_listing
+from scorer.lifecycle.cli import add_latency_gates, production_hint, register_rule_commands, rules_listing
 from scorer.lifecycle.listing import LIVE_TIMEOUT_S
 from scorer.lifecycle.ops import Context
 from scorer.lifecycle.rule_validate import RuleMargins, integrity, validate_rules
@@ -67,11 +67,7 @@ def register(sub: Any) -> None:
     v.add_argument("--alert-margin", type=float, default=d.alert_rate,
                    help="share of benign background events that alert may grow by at most this fraction of "
                         f"production's (default: {d.alert_rate})")
-    v.add_argument("--latency-margin", type=float, default=d.latency_ratio,
-                   help="candidate median rule-engine time per event at most this many times production's, both "
-                        f"measured in this run (default: {d.latency_ratio})")
-    v.add_argument("--latency-budget-us", type=float, default=d.latency_us_per_event,
-                   help="also require p99 microseconds per event at most this (default: no absolute budget)")
+    add_latency_gates(v, d.latency_ratio, "rule-engine time")
     v.add_argument("--allow-removed", action="store_true",
                    help="accept production rules the candidate no longer holds (default: each is a failure)")
     v.add_argument("--batch", type=int,

@@ -12,9 +12,6 @@ subprocess with the default log level, as the engineer runs it.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import joblib
@@ -22,35 +19,19 @@ from sklearn.ensemble import RandomForestClassifier
 
 from scorer.lifecycle.package import PackageRequest, package
 from scorer.lifecycle.validate import Margins, validate
-from tests.support.kafka import free_ports
+from tests.support.cli import clean_stderr, offline_env, run_scorer
 from tests.support.lifecycle import KIND, MODEL, Repo
 from tests.support.paths import MODEL_REPOSITORY, ROOT, RULE_REPOSITORY
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
-    env["SCORER_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_ports(1)[0]}"  # nothing listens there
-    env.update(extra)
-    return env
-
-
 def _scorer(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = subprocess.run([sys.executable, "-m", "scorer.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, check=False)
-    print(f"\n$ scorer {' '.join(args)}   [exit {proc.returncode}]\n{proc.stdout}{proc.stderr}")
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def _clean(stderr: str) -> list[str]:
-    """stderr's lines, after checking that no client was left open and nothing crashed."""
-    assert "Unclosed" not in stderr and "Traceback" not in stderr, stderr
-    return stderr.splitlines()
+    return run_scorer(env, *args, timeout=300)
 
 
 def test_list_without_kafka_shows_the_repository_and_one_note() -> None:
-    rc, out, err = _scorer(_env(SCORER_INFERENCE__MODEL_REPOSITORY=str(MODEL_REPOSITORY)), "models", "list")
+    rc, out, err = _scorer(offline_env(SCORER_INFERENCE__MODEL_REPOSITORY=str(MODEL_REPOSITORY)), "models", "list")
     assert rc == 0, err
-    assert _clean(err) == []
+    assert clean_stderr(err) == []
     for kind in ("netflow", "edr", "siem"):
         assert f"{kind}: {kind}_classifier (repository)" in out
     assert "features" in out and " v1 " in out  # each version's feature set, from its card
@@ -60,8 +41,8 @@ def test_list_without_kafka_shows_the_repository_and_one_note() -> None:
 
 
 def test_list_json_without_kafka(repo: Repo) -> None:
-    rc, out, err = _scorer(_env(), "models", "list", "--kind", KIND, "--repo", str(repo.path), "--json")
-    assert rc == 0 and _clean(err) == []
+    rc, out, err = _scorer(offline_env(), "models", "list", "--kind", KIND, "--repo", str(repo.path), "--json")
+    assert rc == 0 and clean_stderr(err) == []
     (listing,) = json.loads(out)
     assert [v["version"] for v in listing["versions"]] == ["1"]
     row = listing["versions"][0]
@@ -71,21 +52,21 @@ def test_list_json_without_kafka(repo: Repo) -> None:
 
 def test_validate_production_against_itself_passes_without_kafka(repo: Repo) -> None:
     for against in (("--against", "1"), ()):  # named, or taken as what a scorer would serve
-        rc, out, err = _scorer(_env(), "models", "validate", "--kind", KIND, "--version", "1",
+        rc, out, err = _scorer(offline_env(), "models", "validate", "--kind", KIND, "--version", "1",
                                "--repo", str(repo.path), *against)
         assert rc == 0, out + err
         assert out.startswith(f"PASS: {MODEL} version 1 vs production 1"), out
         assert "no production version to compare with" not in out
         (latency,) = [line for line in out.splitlines() if "] latency:" in line]
         assert "x production 1's" in latency and "budget" not in latency, latency
-        lines = _clean(err)
+        lines = clean_stderr(err)
         assert lines == ([] if against else [lines[0]]) and (against or "taking 1" in lines[0]), err
 
 
 def test_every_command_against_a_stopped_broker_fails_in_one_line(repo: Repo) -> None:
     # The lifecycle's commands, and the core's other commands that talk to Kafka (record,
     # replay --to kafka); `scorer run` is the service, which waits for its broker.
-    env = _env(SCORER_RULES__REPOSITORY=str(RULE_REPOSITORY))
+    env = offline_env(SCORER_RULES__REPOSITORY=str(RULE_REPOSITORY))
     model = ("--kind", KIND, "--repo", str(repo.path))
     needs_kafka = [
         ("models", "deploy", *model, "--shadow", "--version", "1"),
@@ -102,7 +83,7 @@ def test_every_command_against_a_stopped_broker_fails_in_one_line(repo: Repo) ->
     with ThreadPoolExecutor(5) as pool:
         results = list(pool.map(lambda args: _scorer(env, *args), needs_kafka + offline))
     for args, (rc, out, err) in zip(needs_kafka + offline, results, strict=True):
-        lines = _clean(err)
+        lines = clean_stderr(err)
         if args in offline:
             assert rc == 0 and lines == [] and "live serving state not shown" in out, (args, out, err)
         else:
@@ -113,10 +94,10 @@ def test_every_command_against_a_stopped_broker_fails_in_one_line(repo: Repo) ->
 def test_package_without_kafka_takes_production_from_the_repository(repo: Repo) -> None:
     model = repo.tmp / "candidate.joblib"
     joblib.dump(joblib.load(repo.tmp / "v1.joblib"), model)
-    rc, out, err = _scorer(_env(), "models", "package", "--kind", KIND, "--repo", str(repo.path), str(model))
+    rc, out, err = _scorer(offline_env(), "models", "package", "--kind", KIND, "--repo", str(repo.path), str(model))
     assert rc == 0, out + err
     assert f"packaged {MODEL} version 2" in out and "triton configs pinned to versions [1]" in out
-    lines = _clean(err)
+    lines = clean_stderr(err)
     assert len(lines) == 1 and lines[0].startswith("note: production version not known from Kafka"), err
 
 

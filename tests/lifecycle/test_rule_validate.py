@@ -20,9 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -40,8 +37,9 @@ from scorer.rules.model import RuleSource
 from scorer.rules.pack import LICENSE, read_golden, read_pack, read_sources, write_pack
 from scorer.rules.tuning import Tuned, apply_tuning
 from tests.rules.helpers import golden_case, rule, write_rules
-from tests.support.kafka import KafkaBroker, free_ports
-from tests.support.paths import ROOT, RULE_REPOSITORY
+from tests.support.cli import clean_stderr, offline_env, run_scorer
+from tests.support.kafka import KafkaBroker
+from tests.support.paths import RULE_REPOSITORY
 from tests.support.rulepacks import PACK, RULE
 
 SHIPPED = RULE_REPOSITORY / PACK / "3"
@@ -49,24 +47,8 @@ NOISY_ID = "00000000-0000-0000-0000-00000000fee1"
 NOISY = rule("sel:\n  Image|endswith: '.exe'\ncondition: sel", rule_id=NOISY_ID, title="Every process")
 
 
-def _env(**extra: str) -> dict[str, str]:
-    # The data folder is where the test run found it; every other SCORER_ setting is the default.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_") or k == "SCORER_DATA_DIR"}
-    env["SCORER_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_ports(1)[0]}"  # nothing listens there
-    env.update(extra)
-    return env
-
-
 def _scorer(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = subprocess.run([sys.executable, "-m", "scorer.cli", "rules", "validate", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, check=False)
-    print(f"\n$ scorer rules validate {' '.join(args)}   [exit {proc.returncode}]\n{proc.stdout}{proc.stderr}")
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def _clean(stderr: str) -> list[str]:
-    assert "Unclosed" not in stderr and "Traceback" not in stderr, stderr
-    return stderr.splitlines()
+    return run_scorer(env, "rules", "validate", *args)
 
 
 def _line(out: str, check: str) -> str:
@@ -112,9 +94,9 @@ def rebuild(src: Path, out: Path, work: Path, *, drop: str | None = None, add: s
 @pytest.mark.data
 @pytest.mark.slow  # the pySigma recompile of ~2,850 rules: about a minute here
 def test_the_shipped_pack_against_itself_passes_without_kafka() -> None:
-    rc, out, err = _scorer(_env(), str(SHIPPED), "--against", "3")
+    rc, out, err = _scorer(offline_env(), str(SHIPPED), "--against", "3")
     assert rc == 0, out + err
-    assert _clean(err) == []
+    assert clean_stderr(err) == []
     assert out.startswith(f"PASS: {PACK} version 3 vs production 3"), out
     for check in ("integrity", "detections", "alert_volume"):
         assert _line(out, check).startswith("[ok]"), out
@@ -129,9 +111,9 @@ def test_a_candidate_without_a_production_rule_fails_naming_it(tmp_path: Path) -
     title = next(r.title for r in read_pack(SHIPPED).rules if r.id == RULE)
     candidate = rebuild(SHIPPED, tmp_path / "work" / PACK / "4", tmp_path / "src", drop=RULE)
     # Built outside the repository, no --against, no Kafka: production is what a scorer serves (3).
-    rc, out, err = _scorer(_env(SCORER_RULES__REPOSITORY=str(RULE_REPOSITORY)), str(candidate))
+    rc, out, err = _scorer(offline_env(SCORER_RULES__REPOSITORY=str(RULE_REPOSITORY)), str(candidate))
     assert rc == 1, out + err
-    notes = _clean(err)
+    notes = clean_stderr(err)
     assert len(notes) == 1 and notes[0].startswith("note: production version not known from Kafka") \
         and "taking 3" in notes[0], err
     assert out.startswith(f"FAIL: {PACK} version 4 vs production 3"), out
@@ -151,9 +133,9 @@ def test_a_candidate_without_a_production_rule_fails_naming_it(tmp_path: Path) -
 @pytest.mark.slow  # the pySigma recompile of ~2,850 rules: about a minute here
 def test_a_rule_firing_on_every_process_creation_fails_alert_volume(tmp_path: Path) -> None:
     candidate = rebuild(SHIPPED, tmp_path / PACK / "5", tmp_path / "src", add=NOISY)
-    rc, out, err = _scorer(_env(), str(candidate), "--against", "3", "--repo", str(RULE_REPOSITORY), "--json")
+    rc, out, err = _scorer(offline_env(), str(candidate), "--against", "3", "--repo", str(RULE_REPOSITORY), "--json")
     assert rc == 1, out + err
-    assert _clean(err) == []
+    assert clean_stderr(err) == []
     verdict = json.loads(out)
     assert (verdict["model"], verdict["version"], verdict["against"], verdict["passed"]) == (PACK, "5", "3", False)
     failed = {c["name"]: c["detail"] for c in verdict["checks"] if not c["ok"]}
@@ -193,18 +175,19 @@ def test_production_comes_from_the_control_topic(kafka: KafkaBroker) -> None:
         await publish(settings, state_record(lifecycle.control_topic, state))
 
     asyncio.run(write())
-    env = _env(SCORER_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap, SCORER_LIFECYCLE__CONTROL_TOPIC=lifecycle.control_topic,
-               SCORER_LIFECYCLE__STATUS_TOPIC=lifecycle.status_topic)
+    env = offline_env(SCORER_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap,
+                      SCORER_LIFECYCLE__CONTROL_TOPIC=lifecycle.control_topic,
+                      SCORER_LIFECYCLE__STATUS_TOPIC=lifecycle.status_topic)
     rc, out, err = _scorer(env, str(SHIPPED), "--kafka-timeout", "30")
-    assert _clean(err) == [], err  # no note: production is known
+    assert clean_stderr(err) == [], err  # no note: production is known
     assert rc == 1 and out.startswith(f"FAIL: {PACK} version 3 vs production 2"), out + err
     assert _line(out, "alert_volume").startswith("[FAIL]") and _line(out, "detections").startswith("[ok]"), out
 
 
 def test_against_a_version_that_does_not_exist_is_one_line_exit_2() -> None:
-    rc, out, err = _scorer(_env(), str(SHIPPED), "--against", "99")
+    rc, out, err = _scorer(offline_env(), str(SHIPPED), "--against", "99")
     assert rc == 2 and out == ""
-    (line,) = _clean(err)
+    (line,) = clean_stderr(err)
     assert line.startswith("scorer: ") and f"{PACK}/99: no rule pack version there" in line, err
 
 

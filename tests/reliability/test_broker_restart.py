@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faults import LiveFeed, new_topics, running_scorer, score_backends, scorer_env
+from tests.support.faults import LiveFeed, finish, new_topics, running_scorer, score_backends, scorer_env
 from tests.support.kafka import KafkaBroker
 from tests.support.triton import TritonServer
 
@@ -48,11 +48,8 @@ async def test_broker_restart_and_crash_mid_stream_lose_nothing(
                 await asyncio.sleep(0.1)
             faults.append(f"broker {name}: down {back - t0:.1f}s, scorer scoring again "
                           f"{time.monotonic() - back:.1f}s after it was back")
-        await proc.scored_more(PHASE)
-        produced_by_then = live.stop()
-        sent, ledger, outputs = await live.outcomes()
-        assert proc.pid is not None, f"scorer died:\n{proc.log_tail()}"
-        rc = proc.stop()
+        end = await finish(live, proc, PHASE)
+        produced_by_then, sent, ledger, outputs, rc = end.produced_by_then, end.sent, end.ledger, end.outputs, end.rc
     report = ledger.report(outputs)
     print("\n" + "\n".join(faults) + f"\nbroker faults: {report}")
     assert sent > produced_by_then, (sent, produced_by_then)  # the stream outlived the faults

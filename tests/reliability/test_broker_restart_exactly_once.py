@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.support.faults import LiveFeed, ScorerProcess, Topics, new_topics, running_scorer, scorer_env
+from tests.support.faults import LiveFeed, ScorerProcess, Topics, finish, new_topics, running_scorer, scorer_env
 from tests.support.kafka import KafkaBroker
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -74,11 +74,8 @@ async def test_broker_restarts_exactly_once_no_loss_no_duplicates(own_kafka: Kaf
             proc.start()
             await proc.wait_ready()
             steps.append(f"round {i}: stop, scorer killed, start: scorer ready")
-        await proc.scored_more(PHASE)
-        produced_by_then = live.stop()
-        sent, ledger, outputs = await live.outcomes()
-        assert proc.pid is not None, f"scorer died:\n{proc.log_tail()}"
-        rc = proc.stop()
+        end = await finish(live, proc, PHASE)
+        produced_by_then, sent, ledger, outputs, rc = end.produced_by_then, end.sent, end.ledger, end.outputs, end.rc
     report = ledger.report(outputs)
     print("\n" + "\n".join(steps) + f"\nexactly-once broker restarts: {report}")
     text = log.read_text(errors="replace")
@@ -155,11 +152,8 @@ async def test_commit_in_the_shutdown_window_is_not_scored_again(
             await proc.wait_ready()
             if hung:
                 break
-        await proc.scored_more(PHASE)
-        produced_by_then = live.stop()
-        sent, ledger, outputs = await live.outcomes()
-        assert proc.pid is not None, f"scorer died:\n{proc.log_tail()}"
-        rc = proc.stop()
+        end = await finish(live, proc, PHASE)
+        produced_by_then, sent, ledger, outputs, rc = end.produced_by_then, end.sent, end.ledger, end.outputs, end.rc
     report = ledger.report(outputs)
     print("\n" + "\n".join(steps) + f"\ncommit in the shutdown window: {report}")
     assert hung or not scorer_killed, "no commit left without markers: the window was missed, nothing was tested"

@@ -10,7 +10,7 @@ real thing, not a coroutine inside pytest.
 - :mod:`.network`: TLS material, a TLS-only tritonserver, a broker produce quota.
 """
 
-from tests.support.faults.live import LiveFeed, read_outcomes
+from tests.support.faults.live import Ending, LiveFeed, finish, read_outcomes
 from tests.support.faults.network import TlsFiles, TlsTritonServer, make_tls, set_produce_quota
 from tests.support.faults.process import (
     RssWatch,
@@ -40,6 +40,7 @@ from tests.support.faults.streams import (
 
 __all__ = [
     "BAD_EVERY",
+    "Ending",
     "Ledger",
     "LedgerReport",
     "LiveFeed",
@@ -52,6 +53,7 @@ __all__ = [
     "Topics",
     "endless_stream",
     "feed",
+    "finish",
     "make_stream",
     "make_tls",
     "new_topics",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka.structs import ConsumerRecord
 
-from tests.support.faults.process import Topics, plaintext
+from tests.support.faults.process import ScorerProcess, Topics, plaintext
 from tests.support.faults.streams import Ledger, endless_stream, feed, read_topics
 from tests.support.kafka import KafkaBroker
 
@@ -53,6 +53,27 @@ class LiveFeed:
         sent = await self.task
         ledger = Ledger.of(itertools.islice(endless_stream(self.topics.kinds, self.tag), sent), self.topics)
         return sent, ledger, await read_outcomes(self.kafka, ledger, timeout)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """What a fault test checks at the end of its stream (:func:`finish`)."""
+
+    produced_by_then: int  # produced before the last chunk: work no fault can have seen
+    sent: int
+    ledger: Ledger
+    outputs: list[ConsumerRecord[bytes, bytes]]
+    rc: int  # the scorer's exit code on SIGTERM
+
+
+async def finish(live: LiveFeed, proc: ScorerProcess, phase: int) -> Ending:
+    """The end of a fault test: ``phase`` more events scored after the last fault, the feed
+    stopped, every input's outcome read back, the scorer (which must still run) stopped."""
+    await proc.scored_more(phase)
+    produced_by_then = live.stop()
+    sent, ledger, outputs = await live.outcomes()
+    assert proc.pid is not None, f"scorer died:\n{proc.log_tail()}"
+    return Ending(produced_by_then, sent, ledger, outputs, proc.stop())
 
 
 async def read_outcomes(kafka: KafkaBroker, ledger: Ledger, timeout: float) -> list[ConsumerRecord[bytes, bytes]]:
