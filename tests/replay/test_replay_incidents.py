@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,18 @@ def _accounted(bootstrap: str, settings: Settings) -> int:
     return sum(int(d["count"]) for d in latest.values()) + len(kcat(bootstrap, settings.incidents.dead_letter))
 
 
+async def _accounted_once_settled(bootstrap: str, settings: Settings, expected: int, quiet_s: float = 30.0) -> int:
+    """:func:`_accounted` once it reaches ``expected``, or what it was after ``quiet_s`` without change."""
+    seen, changed = -1, time.monotonic()
+    while (n := _accounted(bootstrap, settings)) != expected:
+        if n != seen:
+            seen, changed = n, time.monotonic()
+        elif time.monotonic() - changed > quiet_s:
+            break
+        await asyncio.sleep(0.5)
+    return n
+
+
 async def test_replay_through_kafka_scorer_and_incident_job(kafka: KafkaBroker, tmp_path: Path) -> None:
     settings = scored_settings(kafka, scorer_settings(kafka.bootstrap, scores=False), update_interval_s=0.0,
                                sample=1000)
@@ -101,8 +115,11 @@ async def test_replay_through_kafka_scorer_and_incident_job(kafka: KafkaBroker, 
         alerts = [e for e in read_envelopes(tmp_path / "replay" / "alerts.jsonl") if isinstance(e, Envelope)]
         assert alerts, "the scorer raised no alert on the bundled capture"
         uids = {json.loads(e.value or b"{}")["finding_info"]["uid"] for e in alerts}
-        # Once the replay returned, every alert is in an incident or dead-lettered already.
-        assert _accounted(kafka.bootstrap, settings) == len(uids)
+        # Once the replay returned, every alert is in an incident or dead-lettered: visible to a
+        # read_committed reader once the job's last transaction markers are written, which Kafka
+        # does after the commit is answered. Read until all are, or nothing more comes for 30 s.
+        accounted = await _accounted_once_settled(kafka.bootstrap, settings, len(uids))
+        assert accounted == len(uids)
         # No incident job of another group ever ran: nothing to wait for (None), at once.
         other = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"group_id": "nobody"})})
         assert await wait_incidents(other, alerts, stall_s=600) is None
