@@ -26,7 +26,7 @@ from scorer.lifecycle.contract import DEFAULT_FEATURE_SET
 from scorer.lifecycle.package import PackageRequest, package
 from scorer.lifecycle.rulepacks import control_key, pack_of
 from scorer.lifecycle.transitions import current_production
-from scorer.lifecycle.validate import Margins, validate
+from scorer.lifecycle.validate import Margins, Verdict, validate
 
 KINDS = ("netflow", "edr", "siem")
 
@@ -255,11 +255,13 @@ def _validate(args: argparse.Namespace) -> int:
     margins = Margins(args.auc_margin, args.recall_margin, args.alert_margin, args.latency_budget_us,
                       args.batch or ctx.settings.batch.max_records, latency_ratio=args.latency_margin)
     verdict = validate(ctx.repo, name, args.version, args.kind, golden, production=against, margins=margins)
-    if args.json:
-        print(msgspec.json.format(msgspec.json.encode(verdict)).decode())
-    else:
-        print(verdict.text())
+    print_verdict(verdict, args.json)
     return 0 if verdict.passed else 1
+
+
+def print_verdict(verdict: Verdict, as_json: bool) -> None:
+    """A validate verdict as the engineer asked for it: its lines, or JSON (models and rule packs)."""
+    print(msgspec.json.format(msgspec.json.encode(verdict)).decode() if as_json else verdict.text())
 
 
 def _change(action: str) -> Any:

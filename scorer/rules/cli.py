@@ -22,7 +22,13 @@ import msgspec
 
 from scorer.config import data_dir, load_settings
 from scorer.errors import ModelError
-from scorer.lifecycle.cli import add_latency_gates, production_hint, register_rule_commands, rules_listing
+from scorer.lifecycle.cli import (
+    add_latency_gates,
+    print_verdict,
+    production_hint,
+    register_rule_commands,
+    rules_listing,
+)
 from scorer.lifecycle.listing import LIVE_TIMEOUT_S
 from scorer.lifecycle.ops import Context
 from scorer.lifecycle.rule_validate import RuleMargins, integrity, validate_rules
@@ -144,7 +150,7 @@ def _validate(args: argparse.Namespace) -> int:
     problems, failed = integrity(candidate)
     if failed is not None:
         failed.against = production
-        _print(failed, args.json)
+        print_verdict(failed, args.json)
         print(f"{args.pack}: refused, {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
@@ -152,20 +158,13 @@ def _validate(args: argparse.Namespace) -> int:
     if args.against == "none":  # the pack's own checks, asked for: no background read, nothing timed
         own = Check("integrity", True, "checksums, recompiled IR identical, golden set passes; not compared "
                                        "(--against none)")
-        _print(Verdict(name, candidate.name, None, True, [own], {}, time.perf_counter() - started), args.json)
+        print_verdict(Verdict(name, candidate.name, None, True, [own], {}, time.perf_counter() - started), args.json)
         return 0
     margins = RuleMargins(args.alert_margin, args.latency_margin, args.latency_budget_us,
                           args.batch or settings.batch.max_records, allow_removed=args.allow_removed)
     verdict = validate_rules(candidate, prod_dir, args.data_dir, margins, checked=time.perf_counter() - started)
-    _print(verdict, args.json)
+    print_verdict(verdict, args.json)
     return 0 if verdict.passed else 1
-
-
-def _print(verdict: Verdict, as_json: bool) -> None:
-    if as_json:
-        print(msgspec.json.format(msgspec.json.encode(verdict)).decode())
-    else:
-        print(verdict.text())
 
 
 def _list(args: argparse.Namespace) -> int:
