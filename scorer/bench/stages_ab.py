@@ -10,7 +10,11 @@ child warms up on the first records, then scores the rest once (every event has 
 ``uid`` and, past the templates' length, a later time: :func:`scorer.bench.loadgen.payloads`)
 and reports process CPU time per event, per-stage µs/event and a digest of everything it
 would produce: alerts (their wall-clock time fields left out), dead letters and score
-records. Equal digests mean the two trees produce the same outputs.
+records. Equal digests mean the two trees produce the same outputs, so both sides must
+score what they are given: each tree's ``scorer/native`` extension is built from its own
+``_native.c`` first (a stale build once dead-lettered every flow on both sides, and the
+digests still matched), and a run whose sides dead-letter different shares of the events,
+or most of them, is refused (:mod:`scorer.bench.abtrees`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +68,8 @@ async def _child(path: Path, warm: int, batch: int, measure: int | None = None, 
     tune_gc()
     digest = hashlib.sha256()
     stages: dict[str, float] = defaultdict(float)
-    alerts = dead = 0
+    alerts = 0
+    reasons: Counter[str] = Counter()
     encoder = msgspec.json.Encoder()
     measured = records[warm:] if measure is None else records[warm : warm + measure]
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -80,10 +85,10 @@ async def _child(path: Path, warm: int, batch: int, measure: int | None = None, 
             digest.update(alert.topic.encode() + (alert.key or b"") + _normalised(alert.value))
         for letter in outcome.dead_letters:
             digest.update(letter.topic.encode() + letter.value + repr(letter.headers).encode())
+            reasons[dict(letter.headers or ()).get("scorer.dlq.reason", b"?").decode()] += 1
         for score in outcome.scores:
             digest.update(encoder.encode(score))
         alerts += len(outcome.alerts)
-        dead += len(outcome.dead_letters)
     n = max(len(measured), 1)
     return {
         "events": len(measured),
@@ -91,9 +96,20 @@ async def _child(path: Path, warm: int, batch: int, measure: int | None = None, 
         "wall_us": wall / n * 1e6,
         "stages_us": {k: v / n * 1e6 for k, v in stages.items()},
         "alerts": alerts,
-        "dead_letters": dead,
+        "dead_letters": sum(reasons.values()),
+        "dead_letter_reasons": dict(reasons),
+        "native": _native_in_use(),
         "digest": digest.hexdigest(),
     }
+
+
+def _native_in_use() -> bool | None:
+    """Whether the tree's native part runs in this child (None: a tree from before it)."""
+    try:
+        import scorer.native
+    except ImportError:
+        return None
+    return scorer.native.module() is not None
 
 
 def _run_child(
@@ -166,6 +182,12 @@ def main() -> None:
         help="also count instructions per event under valgrind over this many events "
         "(0: not; a few thousand take minutes)",
     )
+    parser.add_argument(
+        "--max-dead-share",
+        type=float,
+        default=0.01,
+        help="refuse the run when a side dead-letters more than this share of its events (default 0.01)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)
@@ -180,6 +202,7 @@ def main() -> None:
         return
     if args.before_tree is None:
         parser.error("--before-tree is required")
+    from scorer.bench.abtrees import build_native
     from scorer.bench.loadgen import payloads, templates
     from scorer.bench.realistic import stream_templates
     from scorer.demo import bundled_capture
@@ -188,6 +211,8 @@ def main() -> None:
     tpl = stream_templates(args, templates(bundled_capture(), tuple(EventKind)))
     items = [(kind.value, key, value) for kind, key, value in payloads(tpl, args.warm + args.events)]
     sides = {"before": args.before_tree.resolve(), "after": args.after_tree.resolve()}
+    for tree in sides.values():
+        build_native(tree)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="stages-ab-") as tmp:
         path = Path(tmp) / "records.pickle"
@@ -201,7 +226,7 @@ def main() -> None:
                 print(
                     f"round {r + 1} {side:>6}: cpu {result['cpu_us']:.2f} µs/event  "
                     f"wall {result['wall_us']:.2f}  alerts {result['alerts']}  "
-                    f"dead letters {result['dead_letters']}  load {load}",
+                    f"dead letters {result['dead_letters']}  native {result.get('native')}  load {load}",
                     flush=True,
                 )
         instructions = _instructions(sides, path, args) if args.valgrind_events else {}
@@ -232,7 +257,13 @@ def _report(runs: dict[str, list[dict[str, Any]]], instructions: dict[str, float
     if instructions:
         ib, ia = instructions["before"], instructions["after"]
         print(f"| instructions per event (valgrind) | {ib:,.0f} | {ia:,.0f} | {ia / ib:.2f} |")
-    print(f"outputs (alerts, dead letters, score records) identical: {len(digests) == 1}")
+    from scorer.bench.abtrees import dead_letter_guard
+
+    problems = dead_letter_guard(runs, args.max_dead_share)
+    identical = len(digests) == 1 and not problems
+    print(f"outputs (alerts, dead letters, score records) identical: {identical}")
+    for problem in problems:
+        print(f"REFUSED: {problem}")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(
@@ -240,11 +271,14 @@ def _report(runs: dict[str, list[dict[str, Any]]], instructions: dict[str, float
                     "args": {k: str(v) for k, v in vars(args).items()},
                     "runs": runs,
                     "instructions_per_event": instructions,
-                    "identical_outputs": len(digests) == 1,
+                    "identical_outputs": identical,
+                    "refused": problems,
                 },
                 fh,
                 indent=2,
             )
+    if problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
