@@ -14,8 +14,6 @@ reason, as the job dead-letters them.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,9 +35,7 @@ from scorer.incidents import (
     encode_incident,
     incident_finding,
 )
-from scorer.kafka import admin_client
-
-from .record import end_offsets
+from scorer.kafka import admin_client, poll_until, settled_end_offsets, topic_partition_list
 
 
 def policy_of(cfg: IncidentSettings) -> Policy:
@@ -107,13 +103,15 @@ class IncidentWriter:
 async def wait_incidents(settings: Settings, alerts: Iterable[Envelope], stall_s: float) -> bool | None:
     """``scorer replay --to kafka --wait``: until the incident job (``python -m streams
     incidents`` with these settings: groups ``<group>-incidents-router`` and
-    ``-correlator``) has routed every alert of the replay and correlated every digest.
+    ``-correlator``) has routed every alert of the replay, correlated every digest, and what
+    it wrote is visible to a read_committed reader.
 
-    Waits on observed progress: gives up (False) once neither group's committed offsets have
-    moved for ``stall_s``; None when the router group never committed anything (no incident
-    job runs for these settings: nothing to wait for).
+    Waits on observed progress: gives up (False) once neither group's committed offsets nor
+    the topics' last stable offsets have moved for ``stall_s``; None when the router group
+    never committed anything (no incident job runs for these settings: nothing to wait for).
     """
     group = f"{settings.kafka.group_id}-incidents"
+    cfg = settings.incidents
     routed: dict[TopicPartition, int] = {}  # the replay's last alert per partition
     for e in alerts:
         tp = TopicPartition(e.topic, e.partition)
@@ -123,24 +121,26 @@ async def wait_incidents(settings: Settings, alerts: Iterable[Envelope], stall_s
             return None
         if not await _committed_past(admin, f"{group}-router", routed, stall_s):
             return False
-        # The router's transactions end each keyed partition they wrote with a commit marker:
-        # the last digest sits just before it, and the correlator commits the marker's offset.
-        ends = await end_offsets(settings, [settings.incidents.keyed_topic])
-        return await _committed_past(admin, f"{group}-correlator", {tp: e - 2 for tp, e in ends.items() if e >= 2},
-                                     stall_s)
+        # The router's offsets are visible before its markers on the keyed partitions may be:
+        # the end taken now could stop before its last batch, which the correlator has not read.
+        ends = await settled_end_offsets(settings.kafka, await topic_partition_list(settings.kafka, [cfg.keyed_topic]),
+                                         stall_s=stall_s)
+        if ends is None:
+            return False
+        # Each of the router's transactions ends a keyed partition with a marker: the last
+        # digest sits just before it, and the correlator commits the marker's offset.
+        if not await _committed_past(admin, f"{group}-correlator", {tp: e - 2 for tp, e in ends.items() if e >= 2},
+                                     stall_s):
+            return False
+    outputs = await topic_partition_list(settings.kafka, [cfg.topic, cfg.suppressed_topic, cfg.dead_letter])
+    return await settled_end_offsets(settings.kafka, outputs, stall_s=stall_s) is not None
 
 
 async def _committed_past(admin: AIOKafkaAdminClient, group: str, last: dict[TopicPartition, int],
                           stall_s: float) -> bool:
     """Until ``group`` committed past every ``last`` offset; False once its commits stalled."""
-    seen: dict[TopicPartition, int] | None = None
-    moved = time.monotonic()
-    while True:
-        committed = {tp: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
-        if all(committed.get(tp, -1) > offset for tp, offset in last.items()):
-            return True
-        if committed != seen:
-            seen, moved = committed, time.monotonic()
-        elif time.monotonic() - moved > stall_s:
-            return False
-        await asyncio.sleep(0.25)
+    async def committed() -> dict[TopicPartition, int]:
+        return {tp: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
+
+    return await poll_until(committed, lambda c: all(c.get(tp, -1) > offset for tp, offset in last.items()),
+                            stall_s=stall_s, every_s=0.25) is not None

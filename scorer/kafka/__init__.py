@@ -6,7 +6,8 @@
 - :mod:`~scorer.kafka.producer`: many records at once, batched per partition, acks awaited;
 - :mod:`~scorer.kafka.partitioner`: Kafka's default key placement for a whole batch;
 - :mod:`~scorer.kafka.admin`: which topics exist, creating the missing ones;
-- :mod:`~scorer.kafka.compacted`: reading a compacted topic to its end.
+- :mod:`~scorer.kafka.compacted`: reading a compacted topic to its end; the end a
+  read_committed reader reaches once the transactions written so far are decided.
 
 The service, the lifecycle control plane, the profile view and worker, replay, the
 benchmarks and the tests' broker helper all go through it; none builds a client itself.
@@ -14,7 +15,15 @@ benchmarks and the tests' broker helper all go through it; none builds a client 
 
 from scorer.kafka.admin import COMPACTED, TopicRefused, TopicSpec, ensure_topics, topic_partition_list
 from scorer.kafka.clients import admin_client, make_consumer, make_producer, make_reader, security_options
-from scorer.kafka.compacted import assign_from_start, fetching, read_latest, read_to_end, read_until
+from scorer.kafka.compacted import (
+    assign_from_start,
+    fetching,
+    poll_until,
+    read_latest,
+    read_to_end,
+    read_until,
+    settled_end_offsets,
+)
 from scorer.kafka.producer import Record, produce_batched, send_batched
 from scorer.kafka.redact import redact_in_logs
 
@@ -30,6 +39,7 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "make_reader",
+    "poll_until",
     "produce_batched",
     "read_latest",
     "read_to_end",
@@ -37,5 +47,6 @@ __all__ = [
     "redact_in_logs",
     "security_options",
     "send_batched",
+    "settled_end_offsets",
     "topic_partition_list",
 ]

@@ -5,7 +5,8 @@ serving statuses (:mod:`scorer.lifecycle.control`), the scorer's profile view
 (:mod:`scorer.profiles.view`) and the profile worker's restore (``streams.kafka``).
 
 "Its end" is the end offset when reading starts: records produced meanwhile may or may not
-be read, which is what a process that then keeps following the topic wants.
+be read, which is what a process that then keeps following the topic wants. A reader that
+must see everything a transaction already wrote asks :func:`settled_end_offsets` instead.
 """
 
 from __future__ import annotations
@@ -80,6 +81,50 @@ async def read_to_end(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPart
     tps = list(partitions)
     end = await consumer.end_offsets(tps) if tps else {}
     return await read_until(consumer, end, fetch, timeout_s=timeout_s)
+
+
+async def poll_until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, stall_s: float,
+                     every_s: float = 0.1) -> T | None:
+    """``probe()`` until ``done`` holds of its value (returned); None once the value stopped
+    changing for ``stall_s``. A wait on observed progress: a slow machine waits longer, a stuck
+    one gives up."""
+    seen: T | None = None
+    moved = time.monotonic()
+    while not done(value := await probe()):
+        if value != seen:
+            seen, moved = value, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            return None
+        await asyncio.sleep(every_s)
+    return value
+
+
+async def settled_end_offsets(kafka: KafkaSettings, partitions: Iterable[TopicPartition], *,
+                              stall_s: float) -> dict[TopicPartition, int] | None:
+    """The end offsets a read_committed reader reaches once every transaction already written
+    to ``partitions`` is decided (None: the last stable offset stalled short of it for ``stall_s``).
+
+    A read_committed end is the last stable offset: it stops before the first undecided
+    transaction. A transaction's offsets commit is visible (``__consumer_offsets`` has its
+    marker) before the markers of its output partitions may be: the coordinator writes them
+    all after answering EndTxn. So the end taken right after a commit is seen can still stop
+    before that commit's records. Those are in the high watermark already (acks=all), so
+    waiting for the last stable offset to pass the high watermark of now decides them.
+    """
+    tps = list(partitions)
+    if not tps:
+        return {}
+    stable = make_reader(kafka, "stable-ends")
+    written = make_reader(kafka, "written-ends", isolation_level="read_uncommitted")
+    try:
+        await stable.start()
+        await written.start()
+        high = await written.end_offsets(tps)
+        ends = await poll_until(lambda: stable.end_offsets(tps), lambda e: all(e[tp] >= high[tp] for tp in tps),
+                                stall_s=stall_s)
+    finally:
+        await asyncio.gather(stable.stop(), written.stop())
+    return None if ends is None else dict(ends)
 
 
 def decode_into(out: dict[str, tuple[int, T]], key: bytes | None, value: bytes | None, offset: int,
