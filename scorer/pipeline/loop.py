@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -40,6 +40,16 @@ MAX_REPLACEMENTS = 5
 # Not a broken connection: another process owns the transactional id, or the producer is not
 # allowed to use it. A new producer would fence that process or fail the same way.
 _FATAL = (ProducerFenced, OutOfOrderSequenceNumber, TransactionalIdAuthorizationFailed)
+
+
+class OutputHook(Protocol):
+    """Records added to each batch (e.g. shadow scores), produced and committed with it.
+    ``topic`` is where they go: its partitions join the batch's transactions, so the
+    leftover abort at start must cover them as it covers the alert topics."""
+
+    topic: str
+
+    def __call__(self, outcome: BatchOutcome) -> list[OutputRecord]: ...
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -73,14 +83,13 @@ class ScoringLoop:
         self._sink: Sink | None = None
         self._json = msgspec.json.Encoder()
         self._started = False
-        self._output_topics: list[str] = []
         self._replacements = 0  # in a row, without a batch delivered since
         self.paused = False  # consumption held during a Triton outage (pause mode)
         # Extension points for the control plane (model lifecycle) and observers:
         # ``between_batches`` run while no batch is in flight (model swaps happen here);
         # ``output_hooks`` add records (e.g. shadow scores) produced and committed with the batch.
         self.between_batches: list[Callable[[], Awaitable[None]]] = []
-        self.output_hooks: list[Callable[[BatchOutcome], list[OutputRecord]]] = []
+        self.output_hooks: list[OutputHook] = []
         # ``partition_listeners`` hear each rebalance after the batches in flight are committed.
         self.partition_listeners: list[ConsumerRebalanceListener] = []
         scorer.collect_scores = settings.topics.scores is not None
@@ -90,14 +99,17 @@ class ScoringLoop:
         """Consuming and scoring: not while starting, stopping, or paused for a Triton outage."""
         return self._started and not self._stopping.is_set() and not self.paused
 
-    async def start(self) -> None:
-        kafka = self.settings.kafka
+    def output_topics(self) -> list[str]:
+        """Every topic a batch's transaction may write to."""
         topics = self.settings.topics
         outputs = [topics.alert_topic(k) for k in self.settings.kinds] + [topics.dead_letter]
+        outputs += [topics.scores] if topics.scores else []
+        return list(dict.fromkeys(outputs + [hook.topic for hook in self.output_hooks]))
+
+    async def start(self) -> None:
         # So consumers can subscribe before the first alert; a broker that refuses CREATE is
         # logged, not fatal (the topics may be provisioned elsewhere).
-        self._output_topics = outputs + ([topics.scores] if topics.scores else [])
-        await ensure_topics(kafka, [TopicSpec(t) for t in self._output_topics], refused="warn")
+        await ensure_topics(self.settings.kafka, [TopicSpec(t) for t in self.output_topics()], refused="warn")
         await self._open_clients()
         self.metrics.loop_lag.start()
         self.metrics.gc_pauses.install()
@@ -114,7 +126,7 @@ class ScoringLoop:
             one_line_sender_errors()
             # Before the consumer reads the committed offsets: a transaction of the previous
             # producer that the broker left without markers would hide the last ones.
-            await abort_leftover_transaction(self._producer, self._output_topics, kafka.group_id)
+            await abort_leftover_transaction(self._producer, self.output_topics(), kafka.group_id)
         self._consumer = make_consumer(kafka, [])
         self._sink = Sink(self._producer, self._consumer, kafka.group_id)
         self._consumer.subscribe(list(self.kind_of_topic), listener=_WaitForBatch(self))
