@@ -21,11 +21,22 @@ class EventKind(enum.StrEnum):
     SIEM = "siem"
 
 
-class FlowRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One bidirectional network flow (Zeek conn / CICFlowMeter / IPFIX style)."""
+class EventBase(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What every event carries whatever its kind: its id, its time, its origin, its ground truth.
+
+    ``source`` names the capture or sensor a record came from; ``label`` is set only by
+    labelled captures. msgspec encodes these first in every kind's JSON.
+    """
 
     uid: str = ""
     ts: float
+    source: str | None = None
+    label: str | None = None
+
+
+class FlowRecord(EventBase, frozen=True, kw_only=True, omit_defaults=True):
+    """One bidirectional network flow (Zeek conn / CICFlowMeter / IPFIX style)."""
+
     src_ip: str
     src_port: int = 0
     dst_ip: str
@@ -41,15 +52,23 @@ class FlowRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     history: str | None = None
     # CICFlowMeter's extended statistics when the source has them (name -> value).
     extra: dict[str, float] = {}
-    source: str | None = None
-    label: str | None = None
 
 
-class EndpointEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class HostEvent(EventBase, frozen=True, kw_only=True, omit_defaults=True):
+    """An event seen on or about a host (EDR, SIEM) rather than on the wire.
+
+    The network peers are set when the source names them; ``fields`` keeps the source's
+    remaining fields as text, for context, rules and later features.
+    """
+
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    fields: dict[str, str] = {}
+
+
+class EndpointEvent(HostEvent, frozen=True, kw_only=True, omit_defaults=True):
     """One Windows endpoint event (Sysmon, Security, PowerShell channels)."""
 
-    uid: str = ""
-    ts: float
     host: str
     channel: str = ""
     provider: str = ""
@@ -63,36 +82,23 @@ class EndpointEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     target_filename: str | None = None
     target_object: str | None = None
     image_loaded: str | None = None
-    src_ip: str | None = None
-    dst_ip: str | None = None
     dst_port: int | None = None
     logon_type: int | None = None
     integrity_level: str | None = None
     signed: bool | None = None
-    # Remaining EventData fields, kept for context and for later features.
-    fields: dict[str, str] = {}
-    source: str | None = None
-    label: str | None = None
     # Ids of the detection rules (scorer.rules) that fired on this event: set by the rules
     # stage after decoding, never taken from the wire (the decoder clears it).
     rule_hits: tuple[str, ...] = ()
 
 
-class SiemAlert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class SiemAlert(HostEvent, frozen=True, kw_only=True, omit_defaults=True):
     """One alert raised by an IDS/HIDS/SIEM (Wazuh, Suricata, AMiner, ...)."""
 
-    uid: str = ""
-    ts: float
     rule_name: str
     source_system: str = "unknown"
     rule_id: str | None = None
     host: str | None = None
-    src_ip: str | None = None
-    dst_ip: str | None = None
     severity: int | None = None
-    fields: dict[str, str] = {}
-    source: str | None = None
-    label: str | None = None
 
 
 Event = FlowRecord | EndpointEvent | SiemAlert
