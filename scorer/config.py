@@ -50,6 +50,10 @@ class KafkaSettings(BaseModel):
     # a metadata error) after the cluster has moved leadership: until the next refresh every
     # send retries into it. Kafka's default of 5 minutes would stall the scorer that long.
     metadata_max_age_ms: int = Field(default=30_000, ge=1_000)
+    # Of the topics the service creates itself (an existing topic is never changed). None:
+    # min(3, the brokers in the cluster). Such a topic gets min.insync.replicas one less (at
+    # least 1): an acked write is on two brokers of three, and one broker may be down.
+    replication_factor: int | None = Field(default=None, ge=1)
 
     def password(self) -> str | None:
         if self.sasl_password is not None:

@@ -4,6 +4,10 @@ Metadata is always asked for every topic: a request that names a topic makes a b
 ``auto.create.topics.enable`` (Kafka's default) create it on the spot with the broker's
 defaults, which would leave a compacted topic uncompacted or a co-partitioned one with the
 wrong partition count.
+
+A topic created here is replicated as ``KafkaSettings.replication_factor`` says, by default
+on min(3, brokers), with min.insync.replicas one less: one broker of three may be down
+without a write being refused or an acked one lost.
 """
 
 from __future__ import annotations
@@ -30,8 +34,16 @@ COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "s
 class TopicSpec:
     name: str
     partitions: int = 3
-    replication: int = 1
+    replication: int | None = None  # None: KafkaSettings.replication_factor
     config: Mapping[str, str] = field(default_factory=dict)
+
+
+def new_topic(spec: TopicSpec, kafka: KafkaSettings, brokers: int) -> NewTopic:
+    """What ``spec`` is created as on a cluster of ``brokers``; a min.insync.replicas in
+    its config is kept."""
+    replication = spec.replication or kafka.replication_factor or min(3, brokers)
+    config = {"min.insync.replicas": str(max(1, replication - 1))} | dict(spec.config)
+    return NewTopic(spec.name, spec.partitions, replication, topic_configs=config)
 
 
 class TopicRefused(KafkaError):  # type: ignore[misc]
@@ -91,8 +103,8 @@ async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec], *,
             return counts
         created = [s.name for s in missing]
         try:
-            response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.config)) for s in missing])
+            brokers = len((await admin.describe_cluster())["brokers"])
+            response = await admin.create_topics([new_topic(s, kafka, brokers) for s in missing])
         except KafkaError as exc:
             if refused == "raise":
                 raise

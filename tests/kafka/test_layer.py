@@ -1,6 +1,6 @@
 """scorer.kafka's admin on the real broker: topics created with their settings (never
 auto-created with the broker's defaults by asking about them), existing ones left alone,
-a refusal warned about or raised as asked."""
+a refusal warned about or raised as asked, replicated as the setting and the cluster say."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from scorer.config import KafkaSettings
 from scorer.kafka import COMPACTED, TopicRefused, TopicSpec, admin_client, ensure_topics, topic_partition_list
+from scorer.kafka.admin import new_topic
 from streams.kafka import ensure_profile_topics
 from tests.support.kafka import KafkaBroker
 
@@ -20,11 +21,18 @@ def _name(prefix: str) -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"
 
 
-async def _cleanup_policy(kafka: KafkaSettings, topic: str) -> str:
+async def _config(kafka: KafkaSettings, topic: str, key: str = "cleanup.policy") -> str:
     async with admin_client(kafka) as admin:
         (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     ((_, _, _, _, entries),) = response.resources
-    return next(str(value) for name, value, *_ in entries if name == "cleanup.policy")
+    return next(str(value) for name, value, *_ in entries if name == key)
+
+
+async def _replicas(kafka: KafkaSettings, topic: str) -> list[int]:
+    """The replica count of each partition of ``topic``."""
+    async with admin_client(kafka) as admin:
+        (described,) = await admin.describe_topics([topic])
+    return [len(p["replicas"]) for p in sorted(described["partitions"], key=lambda p: p["partition"])]
 
 
 async def test_creates_missing_topics_with_their_settings_and_leaves_existing_ones(kafka: KafkaBroker) -> None:
@@ -33,7 +41,7 @@ async def test_creates_missing_topics_with_their_settings_and_leaves_existing_on
     kafka.create_topic(existing, partitions=2)
     counts = await ensure_topics(settings, [TopicSpec(existing, 5), TopicSpec(compacted, 1, config=COMPACTED)])
     assert counts == {existing: 2, compacted: 1}, "an existing topic keeps its count; the caller judges it"
-    assert await _cleanup_policy(settings, compacted) == "compact"
+    assert await _config(settings, compacted) == "compact"
     assert [tp.partition for tp in await topic_partition_list(settings, [existing, _name("absent")])] == [0, 1]
 
 
@@ -46,7 +54,7 @@ async def test_asking_about_an_absent_topic_does_not_create_it(kafka: KafkaBroke
     assert await topic_partition_list(settings, [profiles]) == [], "still absent after being asked about"
     kafka.create_topic(events, partitions=3)
     await ensure_profile_topics(settings, {events: profiles})
-    assert await _cleanup_policy(settings, profiles) == "compact"
+    assert await _config(settings, profiles) == "compact"
     assert len(await topic_partition_list(settings, [profiles])) == 3, "co-partitioned with its events"
 
 
@@ -58,3 +66,29 @@ async def test_a_refusal_raises_or_is_logged(kafka: KafkaBroker, caplog: pytest.
     with caplog.at_level(logging.WARNING, logger="scorer.kafka.admin"):
         assert await ensure_topics(settings, [bad], refused="warn") == {}
     assert f"cannot create topic {bad.name}" in caplog.text
+
+
+@pytest.mark.parametrize(("brokers", "setting", "spec", "expected"), [
+    (1, None, TopicSpec("t"), (1, "1")),
+    (2, None, TopicSpec("t"), (2, "1")),
+    (3, None, TopicSpec("t"), (3, "2")),
+    (6, None, TopicSpec("t"), (3, "2")),
+    (6, 5, TopicSpec("t"), (5, "4")),
+    (6, 5, TopicSpec("t", replication=1), (1, "1")),  # the caller's own count wins
+    (3, None, TopicSpec("t", config={"min.insync.replicas": "3"}), (3, "3")),
+], ids=["one-broker", "two", "three", "six", "setting", "spec", "spec-config"])
+def test_replication_of_a_created_topic(brokers: int, setting: int | None, spec: TopicSpec,
+                                        expected: tuple[int, str]) -> None:
+    topic = new_topic(spec, KafkaSettings(replication_factor=setting), brokers)
+    assert (topic.replication_factor, topic.topic_configs["min.insync.replicas"]) == expected
+
+
+async def test_replication_on_one_broker(kafka: KafkaBroker) -> None:
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
+    created, pinned = _name("layer.replicated"), _name("layer.pinned")
+    await ensure_topics(settings, [TopicSpec(created, 2)])
+    assert await _replicas(settings, created) == [1, 1]
+    assert await _config(settings, created, "min.insync.replicas") == "1"
+    # More replicas than brokers: refused, not created with fewer behind the user's back.
+    with pytest.raises(TopicRefused, match=pinned):
+        await ensure_topics(settings.model_copy(update={"replication_factor": 2}), [TopicSpec(pinned, 1)])
