@@ -1,9 +1,11 @@
 """Reading a compacted topic to its end: the fetch loop stops at the end offsets of when it
 started, forgets partitions unassigned meanwhile, and gives up at its deadline; the JSON
-fold keeps the latest value per key, deletes on a tombstone and skips junk."""
+fold keeps the latest value per key, deletes on a tombstone and skips junk. The settled end
+(on the real broker) waits for the transactions already written to be decided."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +13,10 @@ from typing import Any
 import msgspec
 from aiokafka import TopicPartition
 
-from scorer.kafka import fetching, read_to_end, read_until
+from scorer.config import KafkaSettings
+from scorer.kafka import fetching, make_producer, poll_until, read_to_end, read_until, settled_end_offsets
 from scorer.kafka.compacted import decode_into
+from tests.support.kafka import KafkaBroker
 
 A, B = TopicPartition("scorer.control", 0), TopicPartition("scorer.control", 1)
 
@@ -94,3 +98,39 @@ async def test_gives_up_at_the_deadline() -> None:
         await consumer.getmany(timeout_ms=timeout_ms)
 
     assert not await read_until(consumer, {A: 4}, fetch, timeout_s=0.0)
+
+
+async def test_poll_until_returns_the_value_that_satisfies_or_none_once_it_stops_changing() -> None:
+    values = iter([1, 2, 2, 3])
+
+    async def probe() -> int:
+        return next(values)
+
+    assert await poll_until(probe, lambda v: v == 3, stall_s=60, every_s=0) == 3
+
+    async def same() -> int:
+        return 1
+
+    assert await poll_until(same, lambda v: v == 3, stall_s=0, every_s=0.001) is None
+
+
+async def test_settled_end_offsets_wait_for_the_open_transaction(kafka: KafkaBroker) -> None:
+    topic = f"settled.{uuid.uuid4().hex[:8]}"
+    await kafka.acreate_topic(topic, 1)
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
+    tp = TopicPartition(topic, 0)
+    producer = make_producer(settings, transactional_id=f"{topic}-txn")
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        for value in (b"a", b"b"):
+            await producer.send_and_wait(topic, value, partition=0)
+        # Undecided: the read_committed end stays before it.
+        assert await settled_end_offsets(settings, [tp], stall_s=1) is None
+        await producer.commit_transaction()
+    finally:
+        await producer.stop()
+    # Right after the commit is answered, its marker may not be written yet: the settled end
+    # is past it all the same (a, b, the marker).
+    assert await settled_end_offsets(settings, [tp], stall_s=60) == {tp: 3}
+    assert await settled_end_offsets(settings, [], stall_s=60) == {}
