@@ -20,86 +20,39 @@ reason included. docs/benchmarks.md compares this with a JSON-to-Arrow reader.
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 
-import scorer.native
 from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
-from scorer.events.fastpath import DECODE_ERRORS, FLOW_INTS, FLOW_TEXTS, accept, decode_canonical
-from scorer.events.structs import STRUCT_OF_KIND, Event, EventKind, FlowRecord, SourceRef
-
-# CICFlowMeter's statistics (CIC-IDS2017 column names, as canonical flows carry them).
-CIC_STATISTICS: tuple[str, ...] = (
-    "Flow Duration", "Total Fwd Packet", "Total Bwd packets", "Total Length of Fwd Packet",
-    "Total Length of Bwd Packet", "Fwd Packet Length Max", "Fwd Packet Length Min",
-    "Fwd Packet Length Mean", "Fwd Packet Length Std", "Bwd Packet Length Max", "Bwd Packet Length Min",
-    "Bwd Packet Length Mean", "Bwd Packet Length Std", "Flow Bytes/s", "Flow Packets/s", "Flow IAT Mean",
-    "Flow IAT Std", "Flow IAT Max", "Flow IAT Min", "Fwd IAT Total", "Fwd IAT Mean", "Fwd IAT Std",
-    "Fwd IAT Max", "Fwd IAT Min", "Bwd IAT Total", "Bwd IAT Mean", "Bwd IAT Std", "Bwd IAT Max",
-    "Bwd IAT Min", "Fwd PSH Flags", "Bwd PSH Flags", "Fwd URG Flags", "Bwd URG Flags", "Fwd RST Flags",
-    "Bwd RST Flags", "Fwd Header Length", "Bwd Header Length", "Fwd Packets/s", "Bwd Packets/s",
-    "Packet Length Min", "Packet Length Max", "Packet Length Mean", "Packet Length Std",
-    "Packet Length Variance", "FIN Flag Count", "SYN Flag Count", "RST Flag Count", "PSH Flag Count",
-    "ACK Flag Count", "URG Flag Count", "CWR Flag Count", "ECE Flag Count", "Down/Up Ratio",
-    "Average Packet Size", "Fwd Segment Size Avg", "Bwd Segment Size Avg", "Fwd Bytes/Bulk Avg",
-    "Fwd Packet/Bulk Avg", "Fwd Bulk Rate Avg", "Bwd Bytes/Bulk Avg", "Bwd Packet/Bulk Avg",
-    "Bwd Bulk Rate Avg", "Subflow Fwd Packets", "Subflow Fwd Bytes", "Subflow Bwd Packets",
-    "Subflow Bwd Bytes", "FWD Init Win Bytes", "Bwd Init Win Bytes", "Fwd Act Data Pkts",
-    "Fwd Seg Size Min", "Active Mean", "Active Std", "Active Max", "Active Min", "Idle Mean", "Idle Std",
-    "Idle Max", "Idle Min", "ICMP Code", "ICMP Type", "Total TCP Flow Time",
+from scorer.events.fastpath import FLOW_TEXTS, accept, decode_canonical
+from scorer.events.flowviews import (
+    CIC_STATISTICS,
+    READ_STATISTICS,
+    VIEWS,
+    FlowStats,
+    FlowView,
+    RawFlowView,
+    Row,
+    checked_stats,
+    cut_rows,
+    decode_all,
+    stat_attr,
+    statistics,
+    stats_reader,
 )
+from scorer.events.structs import STRUCT_OF_KIND, Event, EventKind, SourceRef
 
-
-@functools.cache
-def stat_attr(name: str) -> str:
-    """The :data:`FlowStats` attribute of a statistic: ``"FIN Flag Count"`` -> ``fin_flag_count``."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-# A statistic absent from a record reads 0.0, as ``extra.get(name, 0.0)`` does.
-FlowStats: type[msgspec.Struct] = msgspec.defstruct(
-    "FlowStats", [(stat_attr(n), float, msgspec.field(default=0.0, name=n)) for n in CIC_STATISTICS],
-    forbid_unknown_fields=True, frozen=True, gc=False,
-)
-# FlowRecord's own fields and types (so both accept the same records), statistics aside; the
-# integers the generic path bounds are bounded by the decoder (a value beyond refuses the row,
-# which then takes the per-record path, as a check after decoding would send it).
-_BOUNDED = Annotated[int, msgspec.Meta(ge=-INT_LIMIT, le=INT_LIMIT)]
-FlowView: type[msgspec.Struct] = msgspec.defstruct(
-    "FlowView",
-    [(f.name, FlowStats, msgspec.field(default_factory=FlowStats)) if f.name == "extra"
-     else (f.name, _BOUNDED if f.name in FLOW_INTS else f.type, msgspec.field(default=f.default))
-     if f.required is False
-     else (f.name, _BOUNDED if f.name in FLOW_INTS else f.type) for f in msgspec.structs.fields(FlowRecord)],
-    kw_only=True, frozen=True, gc=False,
-)
-
-# The same view with the statistics left as their JSON bytes, for the native scanner
-# (scorer.native): no 81 Python floats per flow to build and free; they are checked in C and
-# the few that features read are read in C (:func:`statistics`).
-RawFlowView: type[msgspec.Struct] = msgspec.defstruct(
-    "RawFlowView",
-    [(f.name, msgspec.Raw, msgspec.field(default=msgspec.Raw(b"{}"))) if f.name == "extra"
-     else (f.name, f.type, msgspec.field(default=f.default)) if f.required is False
-     else (f.name, f.type) for f in msgspec.structs.fields(FlowView)],
-    kw_only=True, frozen=True, gc=False,
-)
-VIEWS = (FlowView, RawFlowView)
+__all__ = ["CIC_STATISTICS", "READ_STATISTICS", "VIEWS", "FlowStats", "FlowView", "RawFlowView", "decode_rows",
+           "expand", "stat_attr", "statistics"]
 
 _DECODERS: dict[EventKind, msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()
 }
 _VIEW_DECODER = msgspec.json.Decoder(FlowView)
-_RAW_VIEW_DECODER = msgspec.json.Decoder(RawFlowView)
-_STATS_DECODER = msgspec.json.Decoder(FlowStats)
-Row = Any  # a FlowView, or the kind's canonical event
 _UID = attrgetter("uid")
 
 
@@ -109,17 +62,16 @@ def decode_rows(
     """A row per value, ``None`` where the value must take the per-record path. ``views``:
     flows as :data:`FlowView` rows (for feature sets that read them, ``reads_views``)."""
     views = views and kind is EventKind.NETFLOW
-    stats = _stats_reader() if views else None
-    decode = (_DECODERS[kind] if not views else _VIEW_DECODER if stats is None else _RAW_VIEW_DECODER).decode
-    try:
-        # One C-level map over the batch; a value that raises sends the batch below.
-        rows: list[Row | None] = list(map(decode, values))  # type: ignore[arg-type]
-    except (*DECODE_ERRORS, TypeError):
-        rows = [_decode_one(decode, v) for v in values]
+    stats = stats_reader() if views else None
+    uncut = True
+    if stats is None:
+        rows = decode_all((_VIEW_DECODER if views else _DECODERS[kind]).decode, values)
+    else:
+        rows, uncut = cut_rows(stats, values)
     if None in values or max(map(len, values), default=0) > max_bytes:  # type: ignore[arg-type]
         rows = [None if v is None or len(v) > max_bytes else r for v, r in zip(values, rows, strict=True)]
-    if stats is not None:
-        rows = _checked_stats(stats, rows)
+    if stats is not None and uncut:
+        rows = checked_stats(stats, rows)
     if views:
         return _checked_flows(rows)
     if kind is EventKind.NETFLOW:
@@ -136,75 +88,6 @@ def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:
     if event is None:  # the view's checks are the fast path's: this is a bug, not bad input
         raise ValueError(f"{ref}: a record decoded as a view was refused whole")
     return event if event.uid else msgspec.structs.replace(event, uid=uid)
-
-
-def statistics(extras: Sequence[Any], names: tuple[str, ...]) -> npt.NDArray[np.float64]:
-    """``[n, len(names)]``: the named statistics of each row's ``extra`` (a view's struct, its
-    raw JSON, or an event's dict), 0.0 where a record does not carry one."""
-    attrs = tuple(stat_attr(name) for name in names)
-    types = set(map(type, extras))
-    if types == {msgspec.Raw}:
-        out = np.empty((len(extras), len(names)), dtype=np.float64)
-        stats = _stats_reader()
-        # The scanner reads what it is sure of; the rest (escaped names, long integers...) and
-        # every row when the native part is off go through FlowStats, its reference.
-        unsure = range(len(extras)) if stats is None else stats.columns(
-            extras if isinstance(extras, list) else list(extras), tuple(map(_STAT_INDEX.__getitem__, names)), out)
-        for i in unsure:
-            out[i] = attrgetter(*attrs)(_STATS_DECODER.decode(extras[i])) if attrs else ()
-        return out
-    if types == {FlowStats}:
-        rows = list(map(attrgetter(*attrs), extras))  # tuples (one value each for one name)
-    else:  # events (or events and views): the statistics dict, a view's struct or its JSON
-        rows = [tuple(x.get(name, 0.0) for name in names) if isinstance(x, dict) else
-                tuple(getattr(_STATS_DECODER.decode(x) if isinstance(x, msgspec.Raw) else x, attr) for attr in attrs)
-                for x in extras]
-    return np.array(rows, dtype=np.float64).reshape(len(extras), len(names))
-
-
-_STAT_INDEX = {name: i for i, name in enumerate(CIC_STATISTICS)}
-
-
-# What the netflow features read of the statistics: read while checking, for columns().
-READ_STATISTICS = ("FIN Flag Count", "RST Flag Count", "Fwd RST Flags", "Bwd RST Flags")
-
-
-@functools.cache
-def _stats_scanner(native: Any) -> Any:
-    return native.Stats(tuple(name.encode() for name in CIC_STATISTICS), tuple(map(_STAT_INDEX.get, READ_STATISTICS)))
-
-
-def _stats_reader() -> Any:
-    """The native statistics scanner, or None: the Python reference (SCORER_NATIVE, scorer.native)."""
-    native = scorer.native.module()
-    return None if native is None else _stats_scanner(native)
-
-
-def _checked_stats(stats: Any, rows: list[Row | None]) -> list[Row | None]:
-    """Rows whose raw statistics FlowStats would refuse become None (the per-record path then
-    decides, as for a FlowView whose decode failed); the scanner answers the common case."""
-    present = [r for r in rows if r is not None]
-    flags = stats.check(list(map(_EXTRA, present)))
-    if all(flags):
-        return rows
-    refused: set[int] = set()
-    for row, ok in zip(present, flags, strict=True):
-        if not ok:
-            try:
-                _STATS_DECODER.decode(row.extra)
-            except (*DECODE_ERRORS, TypeError):
-                refused.add(id(row))
-    return [None if r is None or id(r) in refused else r for r in rows] if refused else rows
-
-
-_EXTRA = attrgetter("extra")
-
-
-def _decode_one(decode: Any, value: bytes | None) -> Row | None:
-    try:
-        return decode(value)
-    except (*DECODE_ERRORS, TypeError):
-        return None
 
 
 def _checked_flows(rows: list[Row | None]) -> list[Row | None]:

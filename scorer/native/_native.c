@@ -505,15 +505,17 @@ static int number(const char *p, const char **next, double *value) {
     return 1;
 }
 
-/* One statistics object. wanted_col[i]: the out column of name i, or -1. 1 fine, 0 unsure. */
-static int scan(Stats *s, const char *p, const char *end, const int *wanted_col, double *row) {
+/* One statistics object. wanted_col[i]: the out column of name i, or -1. 1 fine, 0 unsure.
+   stop NULL: the object is all of p..end; else it starts at p, may be followed by more
+   (end[-1] is still a '}', the enclosing record's), and *stop is set just after it. */
+static int scan(Stats *s, const char *p, const char *end, const int *wanted_col, double *row, const char **stop) {
     while (p < end && IS_WS(*p)) p++;
     while (end > p && IS_WS(end[-1])) end--;
     /* From here on every loop stops at the closing '}' (end[-1]) at the latest. */
     if (end - p < 2 || *p != '{' || end[-1] != '}') return 0;
     p++;
     while (IS_WS(*p)) p++;
-    if (*p == '}') return p + 1 == end;
+    if (*p == '}') return stop ? (*stop = p + 1, 1) : p + 1 == end;
     Py_ssize_t expected = 0;
     for (;;) {
         if (*p != '"') return 0;
@@ -554,7 +556,7 @@ static int scan(Stats *s, const char *p, const char *end, const int *wanted_col,
             while (IS_WS(*p)) p++;
             continue;
         }
-        if (*p == '}') return p + 1 == end; /* the object's end, nothing after it */
+        if (*p == '}') return stop ? (*stop = p + 1, 1) : p + 1 == end; /* the object's end */
         return 0;
     }
 }
@@ -586,7 +588,7 @@ static PyObject *Stats_check(Stats *s, PyObject *raws) {
         Py_buffer b;
         if (PyObject_GetBuffer(raw, &b, PyBUF_SIMPLE) < 0) { forget_batch(s); Py_DECREF(out); return NULL; }
         double *row = s->kept ? s->kept + i * s->nkeep : NULL;
-        flags[i] = (char)scan(s, b.buf, (const char *)b.buf + b.len, row ? s->keep_col : NULL, row);
+        flags[i] = (char)scan(s, b.buf, (const char *)b.buf + b.len, row ? s->keep_col : NULL, row, NULL);
         PyBuffer_Release(&b);
         if (flags[i] && s->table_cap) { /* remembered only when read whole and sure */
             size_t j = slot_of(raw, s->table_cap);
@@ -641,7 +643,7 @@ static PyObject *Stats_columns(Stats *s, PyObject *args) {
         for (Py_ssize_t j = 0; j < k; j++) row[j] = 0.0;
         Py_buffer b;
         if (PyObject_GetBuffer(PyList_GET_ITEM(raws, i), &b, PyBUF_SIMPLE) < 0) { Py_CLEAR(unsure); goto done; }
-        int ok = scan(s, b.buf, (const char *)b.buf + b.len, cols, row);
+        int ok = scan(s, b.buf, (const char *)b.buf + b.len, cols, row, NULL);
         PyBuffer_Release(&b);
         if (!ok) {
             PyObject *index = PyLong_FromSsize_t(i);
@@ -653,6 +655,126 @@ done:
     PyBuffer_Release(&view);
     PyMem_Free(cols);
     return unsure;
+}
+
+/* ---- Flow records with their statistics cut out (Stats.cut) -------------------------
+ *
+ * msgspec validates a Raw value by skipping it, which costs more than scan() reading it.
+ * cut(values) -> list: per value, a copy of the record with its top-level "extra" object
+ * replaced by a JSON string, the base64 of the ``keep`` statistics as float64 (keep's
+ * order; msgspec decodes it into bytes), or None where the record is left whole: not
+ * bytes, not an object, no or two "extra" members, a key with an escape (it may spell
+ * "extra"), an object or array as another member's value, statistics scan() is unsure of.
+ * Only the extra member's value changes, and it was an object FlowStats accepts, so the
+ * copy decodes exactly when the record does (with extra as msgspec.Raw), into the same
+ * values; everything else in it (malformed or not) is left for msgspec to judge.
+ */
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *base64(const unsigned char *in, Py_ssize_t n, char *out) {
+    Py_ssize_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+        *out++ = B64[v >> 18];
+        *out++ = B64[(v >> 12) & 63];
+        *out++ = B64[(v >> 6) & 63];
+        *out++ = B64[v & 63];
+    }
+    if (i < n) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0);
+        *out++ = B64[v >> 18];
+        *out++ = B64[(v >> 12) & 63];
+        *out++ = i + 1 < n ? B64[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    return out;
+}
+
+/* The closing quote of the string whose content starts at p (a quote preceded by an odd
+   number of backslashes is escaped), or NULL. */
+static const char *string_end(const char *p, const char *end) {
+    for (;;) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (q == NULL) return NULL;
+        const char *b = q;
+        while (b > p && b[-1] == '\\') b--;
+        if ((q - b) % 2 == 0) return q;
+        p = q + 1;
+    }
+}
+
+/* Where the top-level "extra" object of the record p..end is (*from, *to), its kept
+   statistics read into kept. 1: found once and sure of, 0: leave the record whole. */
+static int find_extra(Stats *s, const char *p, const char *end, double *kept, const char **from, const char **to) {
+    while (p < end && IS_WS(*p)) p++;
+    while (end > p && IS_WS(end[-1])) end--;
+    /* As in scan(): every loop below stops at the closing '}' (end[-1]) at the latest. */
+    if (end - p < 2 || *p != '{' || end[-1] != '}') return 0;
+    p++;
+    int found = 0;
+    for (;;) {
+        while (IS_WS(*p)) p++;
+        if (*p != '"') return 0;
+        const char *key = p + 1, *quote = string_end(key, end);
+        if (quote == NULL || memchr(key, '\\', (size_t)(quote - key)) != NULL) return 0;
+        int extra = quote - key == 5 && memcmp(key, "extra", 5) == 0;
+        p = quote + 1;
+        while (IS_WS(*p)) p++;
+        if (*p != ':') return 0;
+        p++;
+        while (IS_WS(*p)) p++;
+        if (extra) {
+            if (found) return 0;
+            found = 1;
+            *from = p;
+            for (Py_ssize_t j = 0; j < s->nkeep; j++) kept[j] = 0.0;
+            if (!scan(s, p, end, s->keep_col, kept, &p)) return 0;
+            *to = p;
+        } else if (*p == '"') {
+            const char *close = string_end(p + 1, end);
+            if (close == NULL) return 0;
+            p = close + 1;
+        } else if (*p == '{' || *p == '[') {
+            return 0;
+        } else { /* a number or literal: msgspec judges it */
+            while (*p != ',' && *p != '}' && !IS_WS(*p)) p++;
+        }
+        while (IS_WS(*p)) p++;
+        if (*p == '}') return found && p + 1 == end;
+        if (*p != ',') return 0;
+        p++;
+    }
+}
+
+static PyObject *Stats_cut(Stats *s, PyObject *values) {
+    if (!PyList_Check(values)) { PyErr_SetString(PyExc_TypeError, "cut: a list"); return NULL; }
+    Py_ssize_t n = PyList_GET_SIZE(values), packed = s->nkeep * (Py_ssize_t)sizeof(double);
+    Py_ssize_t token = 2 + (packed + 2) / 3 * 4; /* the quoted base64 */
+    double *kept = PyMem_Malloc(sizeof(double) * (size_t)(s->nkeep ? s->nkeep : 1));
+    PyObject *out = PyList_New(n);
+    if (kept == NULL || out == NULL) { PyMem_Free(kept); Py_XDECREF(out); return PyErr_NoMemory(); }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyList_GET_ITEM(values, i), *copy = Py_None;
+        const char *from, *to;
+        if (PyBytes_Check(value)) {
+            const char *p = PyBytes_AS_STRING(value), *end = p + PyBytes_GET_SIZE(value);
+            if (find_extra(s, p, end, kept, &from, &to)) {
+                copy = PyBytes_FromStringAndSize(NULL, (end - p) - (to - from) + token);
+                if (copy == NULL) { PyMem_Free(kept); Py_DECREF(out); return NULL; }
+                char *w = PyBytes_AS_STRING(copy);
+                memcpy(w, p, (size_t)(from - p));
+                w += from - p;
+                *w++ = '"';
+                w = base64((const unsigned char *)kept, packed, w);
+                *w++ = '"';
+                memcpy(w, to, (size_t)(end - to));
+            }
+        }
+        if (copy == Py_None) Py_INCREF(copy);
+        PyList_SET_ITEM(out, i, copy);
+    }
+    PyMem_Free(kept);
+    return out;
 }
 
 static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
@@ -728,6 +850,7 @@ static void Stats_dealloc(Stats *s) {
 static PyMethodDef Stats_methods[] = {
     {"check", (PyCFunction)Stats_check, METH_O, "Per raw object: 1 if the reference accepts it, 0 if unsure."},
     {"columns", (PyCFunction)Stats_columns, METH_VARARGS, "Write the wanted statistics; return the unsure rows."},
+    {"cut", (PyCFunction)Stats_cut, METH_O, "Per flow record: a copy with its statistics cut to the kept ones, or None."},
     {NULL, NULL, 0, NULL},
 };
 

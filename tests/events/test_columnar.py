@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import scorer.native
-from scorer.events.columnar import VIEWS, FlowStats, FlowView, RawFlowView, decode_rows, expand
+from scorer.events.columnar import VIEWS, FlowStats, FlowView, decode_rows, expand
 from scorer.events.decode import DecodeFailure, EventDecoder
+from scorer.events.flowviews import CutFlowView
 from scorer.events.structs import EventKind, FlowRecord, SourceRef
 from scorer.features import feature_set
 from scorer.pipeline.decode import decode
@@ -89,7 +90,8 @@ def test_a_view_reads_the_statistics_features_need(monkeypatch: pytest.MonkeyPat
     flow = FlowRecord(ts=1.0, src_ip="a", dst_ip="b", extra={"FIN Flag Count": 2.0, "Bwd RST Flags": 1.0})
     rows: list[Any] = decode_rows(EventKind.NETFLOW, [msgspec.json.encode(flow)], 1 << 20, views=True)
     view = rows[0]
-    # Native: the statistics stay JSON bytes, checked and read in C; else a struct of floats.
-    assert [type(view), type(view.extra)] == ([RawFlowView, msgspec.Raw] if native == "1" else [FlowView, FlowStats])
+    # Native: the statistics cut out of the record in C, the ones features read kept as packed
+    # floats; else a struct of floats.
+    assert [type(view), type(view.extra)] == ([CutFlowView, bytes] if native == "1" else [FlowView, FlowStats])
     x = feature_set("netflow")
     assert x.transform([view]).tobytes() == feature_set("netflow").transform([flow]).tobytes()
