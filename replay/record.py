@@ -23,7 +23,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from scorer.captures.recorded import Envelope
 from scorer.config import Settings
 from scorer.errors import ConfigError
-from scorer.kafka import TopicSpec, admin_client, ensure_topics, make_reader, topic_partition_list
+from scorer.kafka import (
+    TopicSpec,
+    admin_client,
+    ensure_topics,
+    make_reader,
+    settled_end_offsets,
+    topic_partition_list,
+)
 
 Offsets = dict[TopicPartition, int]
 
@@ -32,11 +39,19 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
     return make_reader(settings.kafka, "replay")
 
 
-async def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
-    """The current end offset of every partition of ``topics`` (absent topics: none)."""
+async def end_offsets(settings: Settings, topics: Iterable[str], *, settle_s: float | None = None) -> Offsets:
+    """The end a read_committed reader reaches now on every partition of ``topics`` (absent
+    topics: none): the last stable offset, which stops before any undecided transaction.
+
+    With ``settle_s``: the end once the transactions already written there are decided (a
+    transactional writer's offsets commit is visible before its output markers may be), or,
+    when that stalls for ``settle_s``, the end as it is then.
+    """
     tps = await topic_partition_list(settings.kafka, topics)
     if not tps:
         return {}
+    if settle_s is not None and (settled := await settled_end_offsets(settings.kafka, tps, stall_s=settle_s)):
+        return settled
     consumer = _consumer(settings)
     await consumer.start()
     try:

@@ -263,8 +263,10 @@ async def _collect(
         )
     summary.scorer_caught_up = done
     collect = [settings.topics.alert_topic(k) for k in settings.kinds]
+    # Settled: an exactly-once scorer's commit is seen before its last batch's markers may be.
     after = await end_offsets(
-        settings, [*collect, *([settings.topics.scores] if settings.topics.scores else [])]
+        settings, [*collect, *([settings.topics.scores] if settings.topics.scores else [])],
+        settle_s=wait_s if done else None,
     )
     alert_tps = {tp: o for tp, o in after.items() if tp.topic != settings.topics.scores}
     alerts = await read_range(settings, before, alert_tps)
