@@ -107,6 +107,7 @@ def test_scorer_pod_probes_drain_and_secrets(tools: Path) -> None:
     assert "SCORER_KAFKA__SASL_PASSWORD" not in env  # the password is a file, never an env value
     assert env["SCORER_KAFKA__SASL_PASSWORD_FILE"]["value"].startswith("/run/secrets/kafka-sasl/")
     assert env["SCORER_KAFKA__SASL_USERNAME"]["valueFrom"]["secretKeyRef"]["name"] == "kafka-scorer-user"
+    assert env["SCORER_KAFKA__REPLICATION_FACTOR"]["value"] == "3"  # the topics it creates, pinned for a cluster
     assert pod["securityContext"]["runAsNonRoot"] is True and container["securityContext"]["readOnlyRootFilesystem"]
 
 

@@ -39,6 +39,10 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.kafka.securityProtocol | quote }}
 - name: SCORER_KAFKA__TRANSACTIONAL
   value: {{ .Values.kafka.transactional | quote }}
+{{- if .Values.kafka.replicationFactor }}
+- name: SCORER_KAFKA__REPLICATION_FACTOR
+  value: {{ .Values.kafka.replicationFactor | quote }}
+{{- end }}
 {{- if eq (include "scorer.sasl" .) "true" }}
 - name: SCORER_KAFKA__SASL_MECHANISM
   value: {{ .Values.kafka.saslMechanism | quote }}
