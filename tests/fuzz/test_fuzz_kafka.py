@@ -1,4 +1,4 @@
-"""~2,000 hostile records (tests/support/strategies.py) through the real Kafka into a real
+"""~1,000 hostile records (tests/support/strategies.py) through the real Kafka into a real
 `scorer run`: every record ends scored or dead-lettered with a reason, none is lost, and the
 scorer is still alive afterwards.
 
@@ -52,7 +52,7 @@ from tests.support.strategies import FUZZ, hostile_record
 
 pytestmark = pytest.mark.data
 
-EXAMPLES = int(os.environ.get("SCORER_FUZZ_KAFKA_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("SCORER_FUZZ_KAFKA_EXAMPLES", "1000"))
 MAX_BYTES = 300_000
 Fuzzed = tuple[EventKind | None, bytes | None]
 NO_KIND = b"no-such-kind"  # ``kind`` header of a record of no kind: the scorer must not guess one
