@@ -99,6 +99,11 @@ def numbers(events: Sequence[object], attr: str, default: float = 0.0) -> F64:
 def number_columns(events: Sequence[object], attrs: tuple[str, ...], default: float = 0.0) -> F64:
     """``[n, len(attrs)]``: :func:`numbers` of each attribute (``len(attrs) >= 2``), read in one
     pass over the events when every value is a plain number (else column by column)."""
+    native = scorer.native.module()
+    if native is not None:  # the same values without a tuple per event and numpy's discovery
+        out = np.empty((len(attrs), len(events)), dtype=np.float64)
+        if native.numbers(events if isinstance(events, list) else list(events), attrs, default, out):
+            return out.T
     rows = list(map(attrgetter(*attrs), events))
     types = set(map(type, chain.from_iterable(rows)))
     if types <= _PLAIN_NUMBERS:

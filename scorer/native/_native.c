@@ -856,7 +856,65 @@ static PyMethodDef Stats_methods[] = {
 
 NATIVE_TYPE(Stats, "CICFlowMeter statistics objects read from their JSON bytes.");
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Native parts of the scorer's hot path.", -1, NULL};
+/* ---- numbers(events, attrs, default, out) -------------------------------------------
+ *
+ * The reference is scorer.features.base.number_columns' plain path: every attribute of every
+ * event an exact int or float, read as numpy's float64 conversion reads it (an int by
+ * PyLong_AsDouble, correctly rounded), a non-finite float read as ``default``. Writes
+ * out[j * n + i] (attribute j of event i: [len(attrs), n], C order) and returns True; returns
+ * False, out undefined, at the first value that is not an exact int or float or an int
+ * beyond any double: the caller then takes the reference, which decides each value.
+ */
+static PyObject *numbers(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *events, *attrs, *out;
+    double fallback;
+    if (!PyArg_ParseTuple(args, "O!O!dO", &PyList_Type, &events, &PyTuple_Type, &attrs, &fallback, &out)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(events), k = PyTuple_GET_SIZE(attrs);
+    Py_buffer view;
+    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    PyObject *result = NULL;
+    if (view.len != (Py_ssize_t)(n * k * sizeof(double)) || view.format == NULL || strcmp(view.format, "d") != 0) {
+        PyErr_SetString(PyExc_ValueError, "numbers: out must be float64 [len(attrs), n], C-contiguous");
+        goto done;
+    }
+    double *o = view.buf;
+    int plain = 1;
+    for (Py_ssize_t j = 0; plain && j < k; j++) {
+        PyObject *attr = PyTuple_GET_ITEM(attrs, j);
+        double *col = o + j * n;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = PyObject_GetAttr(PyList_GET_ITEM(events, i), attr);
+            if (v == NULL) goto done;
+            if (PyFloat_CheckExact(v)) {
+                double d = PyFloat_AS_DOUBLE(v);
+                col[i] = isfinite(d) ? d : fallback;
+            } else if (PyLong_CheckExact(v)) {
+                double d = PyLong_AsDouble(v);
+                if (d == -1.0 && PyErr_Occurred()) {
+                    PyErr_Clear(); /* beyond any double: the reference reads it */
+                    plain = 0;
+                }
+                col[i] = d;
+            } else {
+                plain = 0;
+            }
+            Py_DECREF(v);
+            if (!plain) break;
+        }
+    }
+    result = PyBool_FromLong(plain);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"numbers", numbers, METH_VARARGS, "Numeric attributes of the events as float64 columns, or False."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Native parts of the scorer's hot path.", -1,
+                                    module_methods};
 
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&WindowsType) < 0 || PyType_Ready(&StatsType) < 0) return NULL;

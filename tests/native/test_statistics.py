@@ -106,7 +106,9 @@ def _real_flows_are_read_by_the_scanner(values: list[bytes]) -> None:
     expected = np.array([_reference(bytes(r)) for r in raws])
     assert out.tobytes() == expected.tobytes()
     # ... and cut out of every record (else the cut would save nothing), read alike
-    rows: list[Any] = decode_rows(EventKind.NETFLOW, values, 1 << 20, views=True)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(scorer.native.ENV, "1")
+        rows: list[Any] = decode_rows(EventKind.NETFLOW, values, 1 << 20, views=True)
     assert {type(r) for r in rows} == {CutFlowView}
     read = [CIC_STATISTICS.index(n) for n in READ_STATISTICS]
     assert statistics([r.extra for r in rows], READ_STATISTICS).tobytes() == expected[:, read].tobytes()
