@@ -1,4 +1,4 @@
-"""The hot path's native part, scorer/native (everything else is declared in pyproject.toml).
+"""The hot path's native parts, scorer/native (everything else is declared in pyproject.toml).
 
 C with the CPython API only (no NumPy headers), so the build needs nothing beyond a C
 compiler. Not optional: a machine that installs the scorer builds it; a source tree without
@@ -9,12 +9,12 @@ at every install.
 
 from setuptools import Extension, setup
 
-setup(
-    ext_modules=[
-        Extension(
-            "scorer.native._native",
-            sources=["scorer/native/_native.c"],
-            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Werror"],
-        )
-    ]
-)
+
+def _module(name: str) -> Extension:
+    return Extension(f"scorer.native.{name}", sources=[f"scorer/native/{name}.c"],
+                     extra_compile_args=["-O2", "-std=c11", "-Wall", "-Werror"])
+
+
+# _native: the netflow and SIEM windows, the flow statistics; _edr: the EDR features' and the
+# Sigma rule engine's per-row passes.
+setup(ext_modules=[_module("_native"), _module("_edr")])

@@ -26,7 +26,6 @@ from scorer.features.base import (
     flag,
     group_names,
     hashed_onehot,
-    isin,
     log1p,
     numbers,
     only,
@@ -148,6 +147,11 @@ class EdrFeatures:
 
     def columns(self, events: Sequence[Event]) -> dict[str, F64]:
         """Every column of :attr:`names`, by name (what :meth:`transform` stacks)."""
+        return self.columns_and_bases(events)[0]
+
+    def columns_and_bases(self, events: Sequence[Event]) -> tuple[dict[str, F64], Texts, Texts]:
+        """:meth:`columns`, and the lower-case image and parent basenames they were computed
+        from (feature set v3 reads them too)."""
         only(events, (EndpointEvent,), "EdrFeatures.transform")
         evs: Sequence[EndpointEvent] = events  # type: ignore[assignment]  # checked just above
         fields = column(evs, "fields")
@@ -185,7 +189,7 @@ class EdrFeatures:
         cols.update(_targets(evs, fields))
         put_block(cols, IMAGE_HASH, img_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
         put_block(cols, PARENT_HASH, par_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
-        return cols
+        return cols, img_base, par_base
 
 
 def _process(image: Texts, parent: Texts, img_base: Texts, par_base: Texts,
@@ -266,6 +270,7 @@ def _targets(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> dict
         "logon_remote_interactive": (logon == 10).astype(np.float64),
         "access_lsass": access.contains_any(("lsass.exe",)),
         "access_rights_full": granted.isin(FULL_ACCESS),
-        "dst_port_web": isin([str(int(p)) for p in port], frozenset({"80", "443", "8080"})),
+        # A finite port whose integer part is a web port (as str(int(port)) in the set read it).
+        "dst_port_web": np.isin(np.trunc(port), (80, 443, 8080)).astype(np.float64),
         "dst_port_other": ((port >= 0) & ~np.isin(port, (80, 443, 8080, 53))).astype(np.float64),
     }

@@ -135,11 +135,9 @@ def keyed(evs: Sequence[EndpointEvent], gate: frozenset[int], key: Callable[[End
     """One text per event: ``key(e)`` (lower-case) for events of the ``gate`` IDs, else ``""``.
     Composite keys (fields joined by SEP) repeat as much as single fields do. ``codes``: the
     batch's :class:`Codes`, when the caller gates it more than once."""
-    rows = [""] * len(evs)
     # Most events are of no gated ID: only those rows build their key.
-    for i in (codes or Codes(evs)).rows(gate):
-        rows[i] = key(evs[i]).lower()
-    return Texts(rows)
+    rows = (codes or Codes(evs)).rows(gate)
+    return Texts.sparse(len(evs), rows, [key(evs[i]).lower() for i in rows])
 
 
 def _codes(evs: Sequence[EndpointEvent]) -> npt.NDArray[np.int64]:

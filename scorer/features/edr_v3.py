@@ -45,8 +45,8 @@ class EdrV3Features:
 
     def transform(self, events: Sequence[Event]) -> F32:
         if isinstance(self.base, EdrFeatures):  # v1's columns and the blocks made finite in one matrix
-            cols = self.base.columns(events)  # validates the event type too
-            cols.update(block_columns(events, self.rules))  # type: ignore[arg-type]  # checked by base
+            cols, image, parent = self.base.columns_and_bases(events)  # validates the event type too
+            cols.update(block_columns(events, self.rules, image, parent))  # type: ignore[arg-type]  # checked by base
             return stack(self.names, cols, len(events))
         x = self.base.transform(events)  # validates the event type too
         return np.hstack([x, block_matrix(events, self.rules)])  # type: ignore[arg-type]  # checked by base
@@ -57,12 +57,15 @@ def block_matrix(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> F
     return stack(BLOCK_NAMES, block_columns(evs, rule_features), len(evs))
 
 
-def block_columns(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> dict[str, F64]:
-    """The v3 block columns (:data:`BLOCK_NAMES`) of a batch, by name."""
-    fields = column(evs, "fields")
-    image = Texts([i or f.get("SourceImage") or "" for i, f in zip(column(evs, "image"), fields, strict=True)]
-                  ).map(str.lower).map(basename)
-    parent = Texts([p or "" for p in column(evs, "parent_image")]).map(str.lower).map(basename)
+def block_columns(evs: Sequence[EndpointEvent], rule_features: RuleFeatures, image: Texts | None = None,
+                  parent: Texts | None = None) -> dict[str, F64]:
+    """The v3 block columns (:data:`BLOCK_NAMES`) of a batch, by name. ``image`` / ``parent``:
+    the lower-case image and parent basenames, when v1 has them already."""
+    if image is None or parent is None:
+        fields = column(evs, "fields")
+        image = Texts([i or f.get("SourceImage") or "" for i, f in zip(column(evs, "image"), fields, strict=True)]
+                      ).map(str.lower).map(basename)
+        parent = Texts([p or "" for p in column(evs, "parent_image")]).map(str.lower).map(basename)
     cols: dict[str, F64] = security_columns(evs)
     cols.update(object_columns(evs))
     cols.update(cmdline_columns(evs, image, parent))

@@ -15,14 +15,23 @@ same as computing every row on its own (tests compare both).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from itertools import repeat
+from types import ModuleType
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+import scorer.native
 from scorer.features.base import F64, contains_any, count_any, flag, isin
+
+_edr: ModuleType | None
+try:
+    from scorer.native import _edr
+except ImportError:  # not built: the Python reference runs
+    _edr = None
 
 _SMALL = 4
 H = TypeVar("H", bound=Hashable)
@@ -43,6 +52,23 @@ class Texts:
         self.distinct, self.inverse = factorize(rows)
         # No repeats: rows are the distinct values, no gather needed.
         self.identity = len(self.distinct) == len(rows)
+
+    @classmethod
+    def sparse(cls, n: int, rows: Sequence[int], values: list[str]) -> Texts:
+        """A column of ``n`` rows that holds ``values`` at ``rows`` (distinct, ascending) and
+        ``""`` elsewhere: only those rows are factorised (most events of a batch carry nothing)."""
+        if n <= _SMALL or len(rows) == n:
+            full = [""] * n
+            for r, v in zip(rows, values, strict=True):
+                full[r] = v
+            return cls(full)
+        distinct, codes = factorize(["", *values])
+        out = cls.__new__(cls)
+        out.distinct = distinct
+        out.inverse = np.zeros(n, dtype=np.intp)
+        out.inverse[np.asarray(rows, dtype=np.intp)] = codes[1:]
+        out.identity = False
+        return out
 
     def __len__(self) -> int:
         return int(self.inverse.shape[0])
@@ -89,8 +115,40 @@ class Texts:
         return out
 
 
+def native_edr() -> ModuleType | None:
+    """``scorer.native._edr`` if this process is to use it, else None (the Python reference).
+
+    ``SCORER_NATIVE`` as :func:`scorer.native.module` reads it (``0``: never, ``1``: required,
+    ``auto``: when built), read at every call so tests can switch; the answer is kept per value
+    of the variable, as this runs once per column of every batch.
+    """
+    raw = os.environ.get(scorer.native.ENV)
+    try:
+        return _CHOICE[raw]
+    except KeyError:
+        pass
+    wanted = scorer.native.module() is not None  # raises for SCORER_NATIVE=1 without the build
+    if wanted and _edr is None and (raw or "").strip().lower() in ("1", "true", "yes", "on"):
+        raise ImportError(f"{scorer.native.ENV}={raw} but scorer.native._edr is not built (pip install the package)")
+    chosen = _CHOICE[raw] = _edr if wanted else None
+    return chosen
+
+
+_CHOICE: dict[str | None, ModuleType | None] = {}
+
+
 def factorize(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
-    """The distinct values of ``rows`` in first-seen order, and each row's index into them.
+    """The distinct values of ``rows`` in first-seen order, and each row's index into them."""
+    native = native_edr()
+    if native is None:
+        return factorize_reference(rows)
+    codes = np.empty(len(rows), dtype=np.intp)
+    distinct: list[H] = native.factorize(rows if type(rows) is list else list(rows), codes)
+    return distinct, codes
+
+
+def factorize_reference(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
+    """:func:`factorize` in Python (the native code's reference).
 
     One C-level pass (no Python frame per row): ``setdefault(value, len(ids))`` gives a new
     value the next id (map takes the size before the insert) and a known one its own.

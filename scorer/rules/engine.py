@@ -24,12 +24,14 @@ from collections.abc import Callable, Collection, Sequence
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from scorer.events.structs import EndpointEvent
+from scorer.features.texts import native_edr
 from scorer.rules.bitsets import Compiled, atom_ids, compile_tree, need, rows_of
 from scorer.rules.fields import (
     CANONICAL,
@@ -140,6 +142,7 @@ class RuleEngine:
         self._rows: dict[int, Sequence[int]] = {}  # the current batch's row sets, listed
         self._arrays: dict[int, npt.NDArray[np.intp]] = {}  # and as index arrays
         self._present: set[str] | None = set()
+        self._native: ModuleType | None = None  # scorer.native._edr, chosen per batch
         # Fields read from ``EndpointEvent.fields`` only (no canonical attribute behind them).
         self.leftover = frozenset(name for name in names if name not in CANONICAL and name != KEYWORDS)
         # Values repeat across batches (paths, hashes, product names): their atoms, remembered.
@@ -186,6 +189,7 @@ class RuleEngine:
         errors: dict[int, RuleFailure] = {}
         # Most fields are read over the rows of one logsource or a few: each set listed once.
         self._rows, self._arrays = {}, {}
+        self._native = native_edr()
         # Fields (of ``fields``) that some event of the batch carries; any other reads None.
         try:
             self._present = set().union(*map(_FIELDS, events))
@@ -313,6 +317,10 @@ class RuleEngine:
     def _masks(self, sel: Sequence[int], col: list[Any], wanted: Collection[Any], rows: int, n: int) -> dict[Any, int]:
         """The bitset of the rows (of ``sel``, ``col`` being the values there) holding each
         value of ``wanted``."""
+        if self._native is not None:  # one C pass over the rows, whatever their number
+            masks: dict[Any, int] = self._native.masks(
+                None if len(sel) == n else sel if type(sel) is list else list(sel), col, wanted, n)
+            return masks
         if len(sel) <= SMALL_ROWS:  # a few rows: one pass, a dict lookup each
             masks = dict.fromkeys(wanted, 0)
             bits = self._bits

@@ -1,0 +1,156 @@
+/* The per-row passes of the EDR features and the Sigma rule engine, in C.
+ *
+ * The reference is Python: scorer/features/texts.py (factorize) and scorer/rules/engine.py
+ * (RuleEngine._masks). Both are a dict lookup per row of a micro-batch; here the very same
+ * lookups run on the very same Python dicts (so key equality and hashing are Python's)
+ * without an interpreter step, a method call and an int object per row. tests/native
+ * compares the two on every stream we have and on generated hostile values.
+ *
+ * factorize(rows, out) -> distinct
+ *   rows: a list; out: a writable C-contiguous buffer of at least len(rows) Py_ssize_t
+ *   (numpy intp). Writes each row's index into distinct (first-seen order) into out.
+ * masks(sel, col, wanted, n) -> {value: int}
+ *   col: a list of values at rows sel (a list of row numbers in [0, n), or None for rows
+ *   0..len(col)-1); wanted: an iterable of values. Returns, for every wanted value, the
+ *   bitset (bit r = row r) of the rows holding it (0 when none does).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *factorize(PyObject *self, PyObject *args) {
+    PyObject *rows, *out;
+    if (!PyArg_ParseTuple(args, "O!O:factorize", &PyList_Type, &rows, &out)) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    if (view.itemsize != (Py_ssize_t)sizeof(Py_ssize_t) || view.len < n * view.itemsize || view.format == NULL
+        || strchr("nlq", view.format[strlen(view.format) - 1]) == NULL) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "factorize: out must hold len(rows) intp values");
+        return NULL;
+    }
+    Py_ssize_t *codes = (Py_ssize_t *)view.buf;
+    PyObject *ids = PyDict_New(), *distinct = PyList_New(0);
+    if (ids == NULL || distinct == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows) && i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(rows, i);
+        Py_INCREF(item); /* a key's __eq__ could change the list */
+        PyObject *found = PyDict_GetItemWithError(ids, item);
+        Py_ssize_t code;
+        if (found != NULL) {
+            code = PyLong_AsSsize_t(found);
+        } else if (PyErr_Occurred()) {
+            Py_DECREF(item);
+            goto fail;
+        } else {
+            code = PyList_GET_SIZE(distinct);
+            PyObject *number = PyLong_FromSsize_t(code);
+            int bad = number == NULL || PyDict_SetItem(ids, item, number) < 0 || PyList_Append(distinct, item) < 0;
+            Py_XDECREF(number);
+            if (bad) {
+                Py_DECREF(item);
+                goto fail;
+            }
+        }
+        Py_DECREF(item);
+        codes[i] = code;
+    }
+    if (PyList_GET_SIZE(rows) != n) {
+        PyErr_SetString(PyExc_RuntimeError, "factorize: rows changed size");
+        goto fail;
+    }
+    Py_DECREF(ids);
+    PyBuffer_Release(&view);
+    return distinct;
+fail:
+    Py_XDECREF(ids);
+    Py_XDECREF(distinct);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyObject *masks(PyObject *self, PyObject *args) {
+    PyObject *sel, *col, *wanted;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OO!On:masks", &sel, &PyList_Type, &col, &wanted, &n)) return NULL;
+    if (sel != Py_None && !PyList_Check(sel)) {
+        PyErr_SetString(PyExc_TypeError, "masks: sel must be a list or None");
+        return NULL;
+    }
+    Py_ssize_t m = PyList_GET_SIZE(col);
+    if (n < 0 || (sel == Py_None ? m > n : PyList_GET_SIZE(sel) != m)) {
+        PyErr_SetString(PyExc_ValueError, "masks: sel and col differ in length, or more rows than n");
+        return NULL;
+    }
+    PyObject *index = PyDict_New(), *result = NULL, *it = NULL, *value;
+    unsigned char *bits = NULL;
+    if (index == NULL) return NULL;
+    /* Each wanted value's number, in wanted's order (a repeated value keeps its first). */
+    if ((it = PyObject_GetIter(wanted)) == NULL) goto done;
+    while ((value = PyIter_Next(it)) != NULL) {
+        PyObject *number = PyLong_FromSsize_t(PyDict_GET_SIZE(index));
+        int bad = number == NULL || PyDict_SetDefault(index, value, number) == NULL;
+        Py_XDECREF(number);
+        Py_DECREF(value);
+        if (bad) goto done;
+    }
+    if (PyErr_Occurred()) goto done;
+    Py_ssize_t k = PyDict_GET_SIZE(index), width = (n + 7) / 8;
+    if (k > 0 && width > 0 && (bits = PyMem_Calloc((size_t)k, (size_t)width)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < m && i < PyList_GET_SIZE(col); i++) {
+        Py_ssize_t r = i;
+        if (sel != Py_None) {
+            if (i >= PyList_GET_SIZE(sel)) break;
+            r = PyLong_AsSsize_t(PyList_GET_ITEM(sel, i));
+            if (r == -1 && PyErr_Occurred()) goto done;
+        }
+        if (r < 0 || r >= n) {
+            PyErr_SetString(PyExc_IndexError, "masks: row out of range");
+            goto done;
+        }
+        PyObject *v = PyList_GET_ITEM(col, i);
+        Py_INCREF(v);
+        PyObject *found = PyDict_GetItemWithError(index, v);
+        Py_DECREF(v);
+        if (found == NULL) {
+            if (PyErr_Occurred()) goto done;
+            continue;
+        }
+        Py_ssize_t j = PyLong_AsSsize_t(found);
+        bits[j * width + r / 8] |= (unsigned char)(1u << (r % 8));
+    }
+    if ((result = PyDict_New()) == NULL) goto done;
+    Py_ssize_t pos = 0;
+    PyObject *key, *number;
+    while (PyDict_Next(index, &pos, &key, &number)) {
+        Py_ssize_t j = PyLong_AsSsize_t(number);
+        PyObject *mask = _PyLong_FromByteArray(bits + j * width, (size_t)width, 1, 0);
+        if (mask == NULL || PyDict_SetItem(result, key, mask) < 0) {
+            Py_XDECREF(mask);
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_DECREF(mask);
+    }
+done:
+    PyMem_Free(bits);
+    Py_XDECREF(it);
+    Py_DECREF(index);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"factorize", factorize, METH_VARARGS, "Distinct values of a list (first seen first), each row's index into out."},
+    {"masks", masks, METH_VARARGS, "Per wanted value, the bitset of the rows holding it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_edr", "Native per-row passes of the EDR path.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__edr(void) { return PyModule_Create(&module); }

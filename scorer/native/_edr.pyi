@@ -1,0 +1,11 @@
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+def factorize(rows: list[Any], out: npt.NDArray[np.intp], /) -> list[Any]:
+    """The distinct values of ``rows`` (first seen first); each row's index into them, written to ``out``."""
+
+def masks(sel: list[int] | None, col: list[Any], wanted: Iterable[Hashable], n: int, /) -> dict[Any, int]:
+    """For every wanted value, the bitset of the rows (of ``sel``, or 0..len(col)-1) holding it in ``col``."""

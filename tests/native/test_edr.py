@@ -1,0 +1,166 @@
+"""The native EDR passes (scorer/native/_edr.c) give the Python reference's results, bit for
+bit: ``factorize`` and the rule engine's value -> rows grouping on generated hostile values
+(non-ASCII, Sigma's case variants, empty and huge texts, None, equal keys of different types),
+and the EDR v3 matrices and every rule hit on the bundled capture and (marker ``data``) the
+realistic stream, with ``SCORER_NATIVE=0`` against ``1``. Without the built module these skip
+(CI: SCORER_STRICT_SKIPS turns that into a failure)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scorer.native
+from scorer.bench.loadgen import payloads, templates
+from scorer.bench.realistic import Template, realistic_templates
+from scorer.config import data_dir
+from scorer.demo import bundled_capture
+from scorer.events.columnar import decode_rows
+from scorer.events.decode import EventDecoder
+from scorer.events.structs import EndpointEvent, EventKind
+from scorer.features import feature_set, texts
+from scorer.rules import RuleEngine
+from scorer.rules.engine import SMALL_ROWS
+from tests.rules.helpers import SHIPPED
+
+pytestmark = pytest.mark.skipif(texts._edr is None, reason="scorer.native._edr is not built")
+NAN = float("nan")
+# Texts a detection engineer's rules compare, in the case variants Sigma folds (ASCII only: a
+# Sigma value matches case-insensitively) and variants it does not (non-ASCII case pairs).
+WORDS = ["C:\\Windows\\System32\\cmd.exe", "c:\\windows\\system32\\CMD.EXE", "powershell.exe -enc SQBFAFgA",
+         "POWERSHELL.EXE -ENC sqbfafga", "\\\\.\\pipe\\PSEXESVC", "İstanbul", "istanbul", "ß", "SS", "Ωmega",
+         "ωMEGA", "lsass.exe", "LSASS.EXE", "", " ", "\x00", "\ud800", "x" * 70_000, "é" * 5_000]
+VALUES = st.one_of(st.sampled_from(WORDS), st.text(max_size=40), st.none(), st.integers(-3, 3), st.booleans(),
+                   st.just(1.0), st.just(NAN), st.tuples(st.sampled_from(WORDS)))
+
+
+def _native(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
+    monkeypatch.setenv(scorer.native.ENV, "1" if on else "0")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(VALUES, max_size=300))
+def test_factorize_equals_the_reference(rows: list[Any]) -> None:
+    codes = np.full(len(rows), -7, dtype=np.intp)
+    distinct = texts._edr.factorize(rows, codes)  # type: ignore[union-attr]
+    ref_distinct, ref_codes = texts.factorize_reference(rows)
+    # The same objects (the first seen of equal keys: 1, 1.0 and True are one key), the same codes.
+    assert len(distinct) == len(ref_distinct) and all(a is b for a, b in zip(distinct, ref_distinct, strict=True))
+    assert codes.tolist() == ref_codes.tolist()
+
+
+def test_factorize_refuses_a_wrong_buffer() -> None:
+    with pytest.raises(ValueError):
+        texts._edr.factorize(["a", "b"], np.empty(1, dtype=np.intp))  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        texts._edr.factorize(["a"], np.empty(1, dtype=np.float64))  # type: ignore[union-attr]
+    with pytest.raises(TypeError):
+        texts._edr.factorize([["unhashable"]], np.empty(1, dtype=np.intp))  # type: ignore[union-attr]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 200), st.lists(VALUES, min_size=1, max_size=200), st.randoms(use_true_random=False))
+def test_masks_equal_both_python_paths(n: int, pool: list[Any], rnd: random.Random) -> None:
+    engine = RuleEngine([], [], [])
+    engine._bits = [1 << r for r in range(n)]
+    sel = sorted(rnd.sample(range(n), rnd.randint(1, n)))
+    col = [rnd.choice(pool) for _ in sel]
+    wanted = {v: None for v in rnd.sample(pool, rnd.randint(0, len(pool)))}
+    rows = sum(1 << r for r in sel)
+    native = texts._edr.masks(None if len(sel) == n else sel, col, wanted, n)  # type: ignore[union-attr]
+    engine._native, engine._arrays = None, {}
+    reference = engine._masks(sel, col, wanted, rows, n)
+    assert native == reference
+    if len(sel) <= SMALL_ROWS:  # the numpy path too, on the same rows
+        padded = sel + list(range(sel[-1] + 1, sel[-1] + 1 + SMALL_ROWS))
+        big_n = max(n, padded[-1] + 1)
+        engine._bits = [1 << r for r in range(big_n)]
+        col2 = col + [pool[0]] * SMALL_ROWS
+        rows2 = sum(1 << r for r in padded)
+        assert texts._edr.masks(padded, col2, wanted, big_n) == engine._masks(  # type: ignore[union-attr]
+            padded, col2, wanted, rows2, big_n)
+
+
+def test_masks_refuse_bad_rows() -> None:
+    with pytest.raises(IndexError):
+        texts._edr.masks([5], ["a"], {"a": 1}, 3)  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        texts._edr.masks([0, 1], ["a"], {"a": 1}, 3)  # type: ignore[union-attr]
+
+
+def test_native_1_without_the_build_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(texts, "_edr", None)
+    monkeypatch.setattr(texts, "_CHOICE", {})
+    monkeypatch.setenv(scorer.native.ENV, "1")
+    if scorer.native.built():
+        with pytest.raises(ImportError):
+            texts.native_edr()
+    monkeypatch.setenv(scorer.native.ENV, "0")
+    assert texts.native_edr() is None
+
+
+def _edr_rows(tpl: list[Template], events: int) -> list[EndpointEvent]:
+    values = [v for kind, _, v in payloads(tpl, events) if kind is EventKind.EDR]
+    rows = decode_rows(EventKind.EDR, values, EventDecoder().max_record_bytes, views=True)
+    out = [r for r in rows if isinstance(r, EndpointEvent)]
+    assert len(out) == len(values)
+    return out
+
+
+def _hostile(rows: list[EndpointEvent], seed: int) -> list[EndpointEvent]:
+    """Decoded events with their texts swapped for hostile ones (fields the rules read)."""
+    rnd = random.Random(seed)
+    out = []
+    for ev in rows[:600]:
+        fields = {k: rnd.choice(WORDS) if rnd.random() < 0.3 else v for k, v in ev.fields.items()}
+        fields[rnd.choice(("TargetImage", "GrantedAccess", "CallTrace", "ScriptBlockText"))] = rnd.choice(WORDS)
+        out.append(msgspec.structs.replace(
+            ev, image=rnd.choice(WORDS) or None, command_line=rnd.choice(WORDS), parent_image=rnd.choice(WORDS),
+            target_filename=rnd.choice(WORDS), fields=fields))
+    return out
+
+
+def _same_everywhere(monkeypatch: pytest.MonkeyPatch, batches: list[list[EndpointEvent]]) -> int:
+    """Rule hits, failures and v3 matrices of every batch, Python against native; hits seen."""
+    engines, sets = [], []
+    for on in (False, True):
+        _native(monkeypatch, on)
+        engines.append(RuleEngine.load(SHIPPED))
+        sets.append(feature_set(EventKind.EDR, "v3", None, engines[-1].rules))
+    fired = 0
+    for batch in batches:
+        results = []
+        for on, engine, fs in zip((False, True), engines, sets, strict=True):
+            _native(monkeypatch, on)
+            hits = engine.evaluate(batch)
+            ids = [tuple(engine.rules[j].id for j in h) for h in hits.hits]
+            annotated = [msgspec.structs.replace(e, rule_hits=i) for e, i in zip(batch, ids, strict=True)]
+            results.append((hits.hits, hits.errors, fs.transform(annotated).tobytes()))
+        assert results[0] == results[1]
+        fired += sum(1 for h in results[1][0] if h)
+    return fired
+
+
+def test_capture_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 9000)
+    batches = [events[lo:lo + 683] for lo in range(0, len(events), 683)] + [events[:7], events[:1]]
+    assert _same_everywhere(monkeypatch, batches) > 100
+
+
+def test_hostile_values_are_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 3000)
+    batches = [_hostile(rows, seed) for seed in range(3)]
+    _same_everywhere(monkeypatch, batches + [b[:SMALL_ROWS] for b in batches])
+
+
+@pytest.mark.data
+def test_realistic_stream_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    capture = templates(bundled_capture(), tuple(EventKind))
+    events = _edr_rows(realistic_templates(capture, data_dir(), per_kind=3000), 9000)
+    _same_everywhere(monkeypatch, [events[lo:lo + 683] for lo in range(0, len(events), 683)])
