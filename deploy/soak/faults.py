@@ -27,14 +27,35 @@ class Faults:
         self._kinds = itertools.cycle(KINDS)
         self._kind = KINDS[0]
 
-    async def wait_ready(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(self.scorer.ready):
-            if self.scorer.pid is None:
-                raise SystemExit(f"soak: scorer exited at start; see {self.scorer.log}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"soak: scorer not ready after {timeout:.0f} s; see {self.scorer.log}")
-            await asyncio.sleep(0.5)
+    async def wait_ready(self, timeout: float = 300.0, remedies: int = 1) -> None:
+        """Until the scorer serves; a scorer that cannot start gets, ``remedies`` times, what an
+        operator would do: a clean restart of the broker, recorded as a finding.
+
+        Why: Kafka 4.4's group coordinator can stay FAILED after a ``kill -9`` restart of a
+        lone broker ("state machine ... out of sync with the underlying log", then "No in-memory
+        snapshot for epoch 0"): its transaction markers are never written, so every new
+        transactional producer waits on CONCURRENT_TRANSACTIONS and the scorer exits after its
+        bounded start. No client can finish that for the broker.
+        """
+        while True:
+            deadline = time.monotonic() + timeout
+            while not await asyncio.to_thread(self.scorer.ready):
+                if self.scorer.pid is None or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                return
+            why = "exited at start" if self.scorer.pid is None else f"not ready after {timeout:.0f} s"
+            if remedies == 0:
+                raise SystemExit(f"soak: scorer {why}; see {self.scorer.log}")
+            remedies -= 1
+            began = time.monotonic()
+            self.scorer.stop()
+            await asyncio.to_thread(self.broker.stop)
+            await asyncio.to_thread(self.broker.start)
+            self._record("broker_remedy", began, False,
+                         f"scorer {why}; broker restarted (clean); its log: {self.broker.coordinator_errors()}")
+            self.scorer.start()
 
     async def cycle(self, end: float, every: float, steady_s: float) -> None:
         """Faults every ``every`` seconds until ``end`` (monotonic); a scorer that exited on

@@ -101,6 +101,13 @@ class Broker:
     def stop(self) -> None:
         self._script("stop")
 
+    def coordinator_errors(self) -> str:
+        """How often the broker's log says its group coordinator lost its state, for the report."""
+        log = self.data_dir / "server.log"
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        return (f"{text.count('is out of sync with the underlying log')} coordinator out-of-sync reloads, "
+                f"{text.count('context is in FAILED state')} FAILED")
+
     def kill(self) -> None:
         """SIGKILL (a crash: log recovery on the next start), and wait until it is gone."""
         if (pid := self.pid()) is not None:
