@@ -47,6 +47,7 @@ from scorer.inference.repository import publish_version, write_checksums
 from scorer.lifecycle.contract import contract_names
 from scorer.lifecycle.control import DesiredState, publish, state_record
 from scorer.lifecycle.controller import LifecycleController, start_lifecycle
+from scorer.lifecycle.golden import GOLDEN_FILE
 from scorer.metrics import ScorerMetrics
 from tests.support.cli import scorer_cli
 from tests.support.kafka import KafkaBroker
@@ -175,11 +176,15 @@ async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, mo
     await scored_more(metrics)
     rc, out = await cli(env, kafka, "package", str(models["good"]))
     assert rc == 0 and "siem_classifier version 2" in out
+    # Production 1 carries no golden set: that package built it from the shared data (the
+    # default, ~10 CPU-s of a 2M-row matrix); the rest take the one it kept, as an engineer
+    # passes --golden to compare candidates on the same rows.
+    golden = ("--golden", str(env.repo / MODEL / "2" / GOLDEN_FILE))
     # The latency gate measures this box under whatever else runs on it (its logic is
     # test_package_validate's); here the quality gates decide.
     rc, out = await cli(env, kafka, "validate", "--version", "2", "--latency-budget-us", "1000")
     assert rc == 0 and out.startswith("PASS"), out
-    rc, out = await cli(env, kafka, "package", str(models["shuffled"]))
+    rc, out = await cli(env, kafka, "package", str(models["shuffled"]), *golden)
     assert rc == 0 and "siem_classifier version 3" in out
     rc, out = await cli(env, kafka, "validate", "--version", "3")
     assert rc == 1 and "[FAIL] roc_auc" in out and "[FAIL] recall" in out
@@ -195,7 +200,7 @@ async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, mo
     await scored_more(metrics)
 
     # Integrity: the CLI refuses a tampered version, and so does the service on its own.
-    rc, out = await cli(env, kafka, "package", str(models["good"]), "--version", "4")
+    rc, out = await cli(env, kafka, "package", str(models["good"]), "--version", "4", *golden)
     assert rc == 0
     with (env.repo / MODEL / "4" / "model.onnx").open("ab") as fh:
         fh.write(b"\0")
@@ -214,7 +219,7 @@ async def run_lifecycle(env: Env, kafka: KafkaBroker, metrics: ScorerMetrics, mo
     await scored_more(metrics)
 
     # Triton cannot load it (its files never reached Triton's repository).
-    rc, out = await cli(env, kafka, "package", str(models["good"]), "--version", UNSYNCED)
+    rc, out = await cli(env, kafka, "package", str(models["good"]), "--version", UNSYNCED, *golden)
     assert rc == 0
     rc, out = await cli(env, kafka, "deploy", "--shadow", "--version", UNSYNCED, "--wait", "60")
     assert rc == 1 and "REFUSED" in out and "triton" in out
