@@ -32,7 +32,7 @@ from scorer.features.base import (
     put_block,
     stack,
 )
-from scorer.features.texts import Texts, factorize
+from scorer.features.texts import Texts, factorize, first_texts
 
 # Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
 BEHAVIOURS: dict[str, frozenset[int]] = {
@@ -174,8 +174,7 @@ class EdrFeatures:
                     ch_powershell=ps * (1 - sysmon),
                     ch_other=((sysmon + sec + ps) == 0).astype(np.float64))
         # Sysmon process-access events name the actor SourceImage, not Image.
-        image = Texts([i or f.get("SourceImage") or "" for i, f in zip(column(evs, "image"), fields, strict=True)]
-                      ).map(str.lower)
+        image = Texts(first_texts(column(evs, "image"), fields, "SourceImage")).map(str.lower)
         parent = Texts(_or_empty(evs, "parent_image")).map(str.lower)
         img_base, par_base = image.map(basename), parent.map(basename)
         cols.update(_process(image, parent, img_base, par_base, fields))
@@ -238,11 +237,11 @@ def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -
 
 
 def _or_empty(evs: Sequence[EndpointEvent], attr: str) -> list[str]:
-    return [v or "" for v in column(evs, attr)]
+    return first_texts(column(evs, attr))
 
 
 def _field(fields: list[dict[str, str]], name: str) -> list[str]:
-    return [f.get(name) or "" for f in fields]
+    return first_texts(None, fields, name)
 
 
 def _targets(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> dict[str, F64]:

@@ -137,6 +137,27 @@ def native_edr() -> ModuleType | None:
 _CHOICE: dict[str | None, ModuleType | None] = {}
 
 
+def first_texts(primary: list[str | None] | None, fields: list[dict[str, str]] | None = None,
+                name: str = "") -> list[str]:
+    """Per row, ``primary[i] or fields[i].get(name) or ""`` (a list given as None is left out):
+    an attribute with a fallback field, an attribute or a field, empty when missing."""
+    native = native_edr()
+    if native is not None:
+        out: list[str] = native.texts(primary, fields, name)
+        return out
+    return first_texts_reference(primary, fields, name)
+
+
+def first_texts_reference(primary: list[str | None] | None, fields: list[dict[str, str]] | None = None,
+                          name: str = "") -> list[str]:
+    """:func:`first_texts` in Python (the native code's reference)."""
+    if fields is None:
+        return [v or "" for v in primary or ()]
+    if primary is None:
+        return [f.get(name) or "" for f in fields]
+    return [v or f.get(name) or "" for v, f in zip(primary, fields, strict=True)]
+
+
 def factorize(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
     """The distinct values of ``rows`` in first-seen order, and each row's index into them."""
     native = native_edr()

@@ -13,6 +13,9 @@
  *   col: a list of values at rows sel (a list of row numbers in [0, n), or None for rows
  *   0..len(col)-1); wanted: an iterable of values. Returns, for every wanted value, the
  *   bitset (bit r = row r) of the rows holding it (0 when none does).
+ * texts(primary, fields, name) -> list
+ *   Per row, ``primary[i] or fields[i].get(name) or ""`` (either list may be None: left out),
+ *   Python's truth and ``get`` (a dict's own lookup for a plain dict).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -144,9 +147,73 @@ done:
     return result;
 }
 
+/* fields.get(name) as a new reference (None when missing). */
+static PyObject *get_field(PyObject *fields, PyObject *name) {
+    if (!PyDict_CheckExact(fields)) return PyObject_CallMethod(fields, "get", "O", name);
+    PyObject *value = PyDict_GetItemWithError(fields, name);
+    if (value == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        value = Py_None;
+    }
+    Py_INCREF(value);
+    return value;
+}
+
+static PyObject *texts(PyObject *self, PyObject *args) {
+    PyObject *primary, *fields, *name;
+    if (!PyArg_ParseTuple(args, "OOO:texts", &primary, &fields, &name)) return NULL;
+    if ((primary != Py_None && !PyList_Check(primary)) || (fields != Py_None && !PyList_Check(fields))) {
+        PyErr_SetString(PyExc_TypeError, "texts: primary and fields must be lists or None");
+        return NULL;
+    }
+    Py_ssize_t n = primary != Py_None ? PyList_GET_SIZE(primary) : fields != Py_None ? PyList_GET_SIZE(fields) : 0;
+    if (primary != Py_None && fields != Py_None && PyList_GET_SIZE(fields) != n) {
+        PyErr_SetString(PyExc_ValueError, "texts: primary and fields differ in length");
+        return NULL;
+    }
+    PyObject *empty = PyUnicode_FromStringAndSize("", 0), *out = PyList_New(n);
+    if (empty == NULL || out == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = NULL;
+        if (primary != Py_None) {
+            if (i >= PyList_GET_SIZE(primary)) goto changed;
+            value = PyList_GET_ITEM(primary, i);
+            Py_INCREF(value);
+            int truth = PyObject_IsTrue(value);
+            if (truth < 0) { Py_DECREF(value); goto fail; }
+            if (!truth) Py_CLEAR(value);
+        }
+        if (value == NULL && fields != Py_None) {
+            if (i >= PyList_GET_SIZE(fields)) goto changed;
+            PyObject *row = PyList_GET_ITEM(fields, i);
+            Py_INCREF(row);
+            value = get_field(row, name);
+            Py_DECREF(row);
+            if (value == NULL) goto fail;
+            int truth = PyObject_IsTrue(value);
+            if (truth < 0) { Py_DECREF(value); goto fail; }
+            if (!truth) Py_CLEAR(value);
+        }
+        if (value == NULL) {
+            value = empty;
+            Py_INCREF(value);
+        }
+        PyList_SET_ITEM(out, i, value);
+    }
+    Py_DECREF(empty);
+    return out;
+changed:
+    PyErr_SetString(PyExc_RuntimeError, "texts: a list changed size");
+fail:
+    Py_XDECREF(empty);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"factorize", factorize, METH_VARARGS, "Distinct values of a list (first seen first), each row's index into out."},
     {"masks", masks, METH_VARARGS, "Per wanted value, the bitset of the rows holding it."},
+    {"texts", texts, METH_VARARGS, "Per row, primary[i] or fields[i].get(name) or an empty string."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,3 +9,6 @@ def factorize(rows: list[Any], out: npt.NDArray[np.intp], /) -> list[Any]:
 
 def masks(sel: list[int] | None, col: list[Any], wanted: Iterable[Hashable], n: int, /) -> dict[Any, int]:
     """For every wanted value, the bitset of the rows (of ``sel``, or 0..len(col)-1) holding it in ``col``."""
+
+def texts(primary: list[Any] | None, fields: list[Any] | None, name: str | None, /) -> list[Any]:
+    """Per row, ``primary[i] or fields[i].get(name) or ""`` (a list given as None is left out)."""

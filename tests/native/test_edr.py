@@ -55,6 +55,27 @@ def test_factorize_equals_the_reference(rows: list[Any]) -> None:
     assert codes.tolist() == ref_codes.tolist()
 
 
+class _Defaulting(dict[str, str]):
+    """A mapping whose ``get`` is its own (the native code must call it, not the dict's)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return "from-get" if key == "Image" else super().get(key, default)
+
+
+FIELDS = st.one_of(st.dictionaries(st.sampled_from(["Image", "SourceImage", "x"]), st.sampled_from(WORDS),
+                                   max_size=3),
+                   st.builds(_Defaulting, st.dictionaries(st.sampled_from(["Image", "x"]), st.sampled_from(WORDS))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(VALUES, FIELDS), max_size=120), st.sampled_from(["Image", "SourceImage", "y"]))
+def test_first_texts_equal_the_reference(rows: list[tuple[Any, dict[str, str]]], name: str) -> None:
+    primary, fields = [p for p, _ in rows], [f for _, f in rows]
+    native = texts._edr.texts  # type: ignore[union-attr]
+    for args in ((primary, fields, name), (None, fields, name), (primary, None, "")):
+        assert native(*args) == texts.first_texts_reference(*args)
+
+
 def test_factorize_refuses_a_wrong_buffer() -> None:
     with pytest.raises(ValueError):
         texts._edr.factorize(["a", "b"], np.empty(1, dtype=np.intp))  # type: ignore[union-attr]
