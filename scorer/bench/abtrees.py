@@ -63,3 +63,18 @@ def dead_letter_guard(runs: dict[str, list[dict[str, Any]]], max_share: float) -
     if abs(shares["before"] - shares["after"]) > max_share:
         problems.append(f"the sides' dead-letter shares differ by more than {max_share:.2%}")
     return problems
+
+
+def unsymbolised(cachegrind_out: Path) -> int:
+    """Instructions a cachegrind output file counts in code without symbols (``???`` file and
+    function): the part of a count that moved by hundreds of millions between identical runs."""
+    total, file, unknown = 0, "", False
+    with open(cachegrind_out) as fh:
+        for line in fh:
+            if line.startswith("fl="):
+                file = line[3:].strip()
+            elif line.startswith("fn="):
+                unknown = file == "???" and line[3:].strip() == "???"
+            elif unknown and line[:1].isdigit():
+                total += int(line.split()[1])
+    return total

@@ -116,17 +116,8 @@ def _run_child(
     tree: Path, path: Path, args: argparse.Namespace, measure: int | None = None, valgrind: bool = False
 ) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [
-        sys.executable,
-        "-P",
-        str(_HERE),
-        "--child",
-        str(path),
-        "--warm",
-        str(args.warm),
-        "--batch",
-        str(args.batch[0]),
-    ]
+    cmd = [sys.executable, "-P", str(_HERE), "--child", str(path), "--warm", str(args.warm)]
+    cmd += ["--batch", str(args.batch[0])]
     if measure is not None:
         cmd += ["--measure", str(measure)]
     if valgrind:  # instructions of scoring only: the output check would count too
@@ -134,7 +125,8 @@ def _run_child(
         # Set and dict orders (string hashing) change a run's instruction count by a little, and
         # an idle BLAS or OpenMP pool thread spinning would count too.
         env.update(PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd]
+        counts = path.with_name(f"cachegrind-{os.getpid()}.out")
+        cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={counts}", *cmd]
     out = subprocess.run(cmd, env=env, cwd=tree, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     if valgrind:
@@ -142,6 +134,10 @@ def _run_child(
         if refs is None:
             raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
         result["instructions"] = int(refs.group(1).replace(",", ""))
+        from scorer.bench.abtrees import unsymbolised
+
+        result["unsymbolised"] = unsymbolised(counts)
+        counts.unlink()
     return result
 
 
@@ -158,14 +154,14 @@ def _instructions(sides: dict[str, Path], path: Path, args: argparse.Namespace) 
         full = _run_child(tree, path, args, args.valgrind_events, valgrind=True)
         base = _run_child(tree, path, args, 0, valgrind=True)
         out[side] = (full["instructions"] - base["instructions"]) / full["events"]
-        # The warm-up-only child's count moved by 200-400M between identical runs (benchmarks.md
-        # section 10): the whole runs, start-up and the same events on both sides, are kept too.
+        # The warm-up-only child's count moves by 200-400M between identical runs, mostly in code
+        # without symbols (ONNX Runtime's stripped library; benchmarks.md sections 10 and 12):
+        # whole runs, and their part with symbols, are the steadier figures for a small change.
         out[f"{side}_whole_run"], out[f"{side}_warm_up_only"] = full["instructions"], base["instructions"]
-        print(
-            f"{side:>6}: {out[side]:,.0f} instructions per event ({full['events']} events); whole run "
-            f"{full['instructions']:,}, warm-up only {base['instructions']:,}",
-            flush=True,
-        )
+        out[f"{side}_whole_run_unsymbolised"] = full["unsymbolised"]
+        print(f"{side:>6}: {out[side]:,.0f} instructions per event ({full['events']} events); whole run "
+              f"{full['instructions']:,} ({full['unsymbolised']:,} without symbols), warm-up only "
+              f"{base['instructions']:,}", flush=True)
     return out
 
 
@@ -266,6 +262,9 @@ def _report(runs: dict[str, list[dict[str, Any]]], instructions: dict[str, float
         print(f"| instructions per event (valgrind) | {ib:,.0f} | {ia:,.0f} | {ia / ib:.2f} |")
         wb, wa = instructions["before_whole_run"], instructions["after_whole_run"]
         print(f"| instructions, whole run (valgrind) | {wb:,.0f} | {wa:,.0f} | {wa / wb:.3f} |")
+        sb = wb - instructions["before_whole_run_unsymbolised"]
+        sa = wa - instructions["after_whole_run_unsymbolised"]
+        print(f"| instructions, whole run, code with symbols | {sb:,.0f} | {sa:,.0f} | {sa / sb:.3f} |")
     from scorer.bench.abtrees import dead_letter_guard
 
     problems = dead_letter_guard(runs, args.max_dead_share)
