@@ -138,8 +138,8 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
 
 
 # The string columns are cached as their distinct values and each row's index into them:
-# fixed-width strings padded to the longest (258 characters of rule ids in a hits column)
-# were GBs to inflate on every load (edr: 3.4 of 3.4 user CPU-s -> 1.2), for a smaller file.
+# as fixed-width strings padded to the longest (258 characters of rule ids in a hits column)
+# they are GBs to inflate on every load, for a few hundred distinct values.
 _STRINGS = ("group", "source", "label", "capture", "host", "hits")
 
 
