@@ -15,10 +15,8 @@ same as computing every row on its own (tests compare both).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from itertools import repeat
-from types import ModuleType
 from typing import TypeVar
 
 import numpy as np
@@ -26,12 +24,6 @@ import numpy.typing as npt
 
 import scorer.native
 from scorer.features.base import F64, contains_any, count_any, flag, isin
-
-_edr: ModuleType | None
-try:
-    from scorer.native import _edr
-except ImportError:  # not built: the Python reference runs
-    _edr = None
 
 _SMALL = 4
 H = TypeVar("H", bound=Hashable)
@@ -115,33 +107,11 @@ class Texts:
         return out
 
 
-def native_edr() -> ModuleType | None:
-    """``scorer.native._edr`` if this process is to use it, else None (the Python reference).
-
-    ``SCORER_NATIVE`` as :func:`scorer.native.module` reads it (``0``: never, ``1``: required,
-    ``auto``: when built), read at every call so tests can switch; the answer is kept per value
-    of the variable, as this runs once per column of every batch.
-    """
-    raw = os.environ.get(scorer.native.ENV)
-    try:
-        return _CHOICE[raw]
-    except KeyError:
-        pass
-    wanted = scorer.native.module() is not None  # raises for SCORER_NATIVE=1 without the build
-    if wanted and _edr is None and (raw or "").strip().lower() in ("1", "true", "yes", "on"):
-        raise ImportError(f"{scorer.native.ENV}={raw} but scorer.native._edr is not built (pip install the package)")
-    chosen = _CHOICE[raw] = _edr if wanted else None
-    return chosen
-
-
-_CHOICE: dict[str | None, ModuleType | None] = {}
-
-
 def first_texts(primary: list[str | None] | None, fields: list[dict[str, str]] | None = None,
                 name: str = "") -> list[str]:
     """Per row, ``primary[i] or fields[i].get(name) or ""`` (a list given as None is left out):
     an attribute with a fallback field, an attribute or a field, empty when missing."""
-    native = native_edr()
+    native = scorer.native.module("_edr")
     if native is not None:
         out: list[str] = native.texts(primary, fields, name)
         return out
@@ -160,7 +130,7 @@ def first_texts_reference(primary: list[str | None] | None, fields: list[dict[st
 
 def factorize(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
     """The distinct values of ``rows`` in first-seen order, and each row's index into them."""
-    native = native_edr()
+    native = scorer.native.module("_edr")
     if native is None:
         return factorize_reference(rows)
     codes = np.empty(len(rows), dtype=np.intp)

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+import scorer.native
 from scorer.events.structs import EndpointEvent
-from scorer.features.texts import native_edr
 from scorer.rules.bitsets import Compiled, atom_ids, compile_tree, need, rows_of
 from scorer.rules.fields import (
     CANONICAL,
@@ -189,7 +189,7 @@ class RuleEngine:
         errors: dict[int, RuleFailure] = {}
         # Most fields are read over the rows of one logsource or a few: each set listed once.
         self._rows, self._arrays = {}, {}
-        self._native = native_edr()
+        self._native = scorer.native.module("_edr")
         # Fields (of ``fields``) that some event of the batch carries; any other reads None.
         try:
             self._present = set().union(*map(_FIELDS, events))

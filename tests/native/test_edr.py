@@ -29,7 +29,8 @@ from scorer.rules import RuleEngine
 from scorer.rules.engine import SMALL_ROWS
 from tests.rules.helpers import SHIPPED
 
-pytestmark = pytest.mark.skipif(texts._edr is None, reason="scorer.native._edr is not built")
+_edr: Any = scorer.native.built_module("_edr")
+pytestmark = pytest.mark.skipif(_edr is None, reason="scorer.native._edr is not built")
 NAN = float("nan")
 # Texts a detection engineer's rules compare, in the case variants Sigma folds (ASCII only: a
 # Sigma value matches case-insensitively) and variants it does not (non-ASCII case pairs).
@@ -48,7 +49,7 @@ def _native(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
 @given(st.lists(VALUES, max_size=300))
 def test_factorize_equals_the_reference(rows: list[Any]) -> None:
     codes = np.full(len(rows), -7, dtype=np.intp)
-    distinct = texts._edr.factorize(rows, codes)  # type: ignore[union-attr]
+    distinct = _edr.factorize(rows, codes)
     ref_distinct, ref_codes = texts.factorize_reference(rows)
     # The same objects (the first seen of equal keys: 1, 1.0 and True are one key), the same codes.
     assert len(distinct) == len(ref_distinct) and all(a is b for a, b in zip(distinct, ref_distinct, strict=True))
@@ -71,18 +72,18 @@ FIELDS = st.one_of(st.dictionaries(st.sampled_from(["Image", "SourceImage", "x"]
 @given(st.lists(st.tuples(VALUES, FIELDS), max_size=120), st.sampled_from(["Image", "SourceImage", "y"]))
 def test_first_texts_equal_the_reference(rows: list[tuple[Any, dict[str, str]]], name: str) -> None:
     primary, fields = [p for p, _ in rows], [f for _, f in rows]
-    native = texts._edr.texts  # type: ignore[union-attr]
+    native = _edr.texts
     for args in ((primary, fields, name), (None, fields, name), (primary, None, "")):
         assert native(*args) == texts.first_texts_reference(*args)
 
 
 def test_factorize_refuses_a_wrong_buffer() -> None:
     with pytest.raises(ValueError):
-        texts._edr.factorize(["a", "b"], np.empty(1, dtype=np.intp))  # type: ignore[union-attr]
+        _edr.factorize(["a", "b"], np.empty(1, dtype=np.intp))
     with pytest.raises(ValueError):
-        texts._edr.factorize(["a"], np.empty(1, dtype=np.float64))  # type: ignore[union-attr]
+        _edr.factorize(["a"], np.empty(1, dtype=np.float64))
     with pytest.raises(TypeError):
-        texts._edr.factorize([["unhashable"]], np.empty(1, dtype=np.intp))  # type: ignore[union-attr]
+        _edr.factorize([["unhashable"]], np.empty(1, dtype=np.intp))
 
 
 @settings(max_examples=300, deadline=None)
@@ -94,7 +95,7 @@ def test_masks_equal_both_python_paths(n: int, pool: list[Any], rnd: random.Rand
     col = [rnd.choice(pool) for _ in sel]
     wanted = {v: None for v in rnd.sample(pool, rnd.randint(0, len(pool)))}
     rows = sum(1 << r for r in sel)
-    native = texts._edr.masks(None if len(sel) == n else sel, col, wanted, n)  # type: ignore[union-attr]
+    native = _edr.masks(None if len(sel) == n else sel, col, wanted, n)
     engine._native, engine._arrays = None, {}
     reference = engine._masks(sel, col, wanted, rows, n)
     assert native == reference
@@ -104,26 +105,27 @@ def test_masks_equal_both_python_paths(n: int, pool: list[Any], rnd: random.Rand
         engine._bits = [1 << r for r in range(big_n)]
         col2 = col + [pool[0]] * SMALL_ROWS
         rows2 = sum(1 << r for r in padded)
-        assert texts._edr.masks(padded, col2, wanted, big_n) == engine._masks(  # type: ignore[union-attr]
+        assert _edr.masks(padded, col2, wanted, big_n) == engine._masks(
             padded, col2, wanted, rows2, big_n)
 
 
 def test_masks_refuse_bad_rows() -> None:
     with pytest.raises(IndexError):
-        texts._edr.masks([5], ["a"], {"a": 1}, 3)  # type: ignore[union-attr]
+        _edr.masks([5], ["a"], {"a": 1}, 3)
     with pytest.raises(ValueError):
-        texts._edr.masks([0, 1], ["a"], {"a": 1}, 3)  # type: ignore[union-attr]
+        _edr.masks([0, 1], ["a"], {"a": 1}, 3)
 
 
 def test_native_1_without_the_build_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(texts, "_edr", None)
-    monkeypatch.setattr(texts, "_CHOICE", {})
+    monkeypatch.setitem(scorer.native._BUILT, "_edr", None)
+    monkeypatch.setattr(scorer.native, "_CHOICE", {})
     monkeypatch.setenv(scorer.native.ENV, "1")
-    if scorer.native.built():
-        with pytest.raises(ImportError):
-            texts.native_edr()
+    with pytest.raises(ImportError, match=r"scorer\.native\._edr is not built"):
+        scorer.native.module("_edr")
     monkeypatch.setenv(scorer.native.ENV, "0")
-    assert texts.native_edr() is None
+    assert scorer.native.module("_edr") is None
+    monkeypatch.setenv(scorer.native.ENV, "auto")
+    assert scorer.native.module("_edr") is None
 
 
 def _edr_rows(tpl: list[Template], events: int) -> list[EndpointEvent]:

@@ -33,7 +33,8 @@ from tests.native.test_statistics import _batch, _object
 pytestmark = pytest.mark.skipif(not scorer.native.built(), reason="scorer.native._native is not built")
 ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, TypeError)
 READ = [stat_attr(n) for n in READ_STATISTICS]
-CUT: Any = _stats_scanner(scorer.native._built) if scorer.native._built else None  # whatever SCORER_NATIVE says
+_BUILT = scorer.native.built_module()  # whatever SCORER_NATIVE says
+CUT: Any = _stats_scanner(_BUILT) if _BUILT else None
 
 _TEXT = st.sampled_from(['"a"', '""', '"x\\"y"', '"\\\\"', '"\\\\\\""', '"q\\"extra\\":{}"', '"\\u0022"',
                          '"\\"extra\\":{\\"FIN Flag Count\\":1}"', '"tcp"', '"TCP"', '"-"', '"\x01"', '"\\x"'])

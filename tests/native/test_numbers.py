@@ -18,7 +18,7 @@ import scorer.native
 from scorer.features.base import number_columns
 
 pytestmark = pytest.mark.skipif(not scorer.native.built(), reason="scorer.native._native is not built")
-NATIVE: Any = scorer.native._built
+NATIVE: Any = scorer.native.built_module()
 
 
 class Row(msgspec.Struct, frozen=True, gc=False):

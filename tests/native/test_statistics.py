@@ -29,7 +29,8 @@ from scorer.pipeline.decode import decode
 from scorer.pipeline.source import input_record
 
 pytestmark = pytest.mark.skipif(not scorer.native.built(), reason="scorer.native._native is not built")
-STATS: Any = scorer.native._built.Stats(tuple(n.encode() for n in CIC_STATISTICS)) if scorer.native._built else None
+_BUILT: Any = scorer.native.built_module()
+STATS: Any = _BUILT.Stats(tuple(n.encode() for n in CIC_STATISTICS)) if _BUILT else None
 ALL = tuple(range(len(CIC_STATISTICS)))
 ATTRS = [stat_attr(n) for n in CIC_STATISTICS]
 
@@ -164,7 +165,7 @@ def test_statistics_read_while_checking_are_the_scanned_ones(batch: list[bytes],
     """columns() of the batch check() last saw copies what check() read; of other objects
     (an earlier batch, a copy of the same bytes) it scans: the values are the same."""
     keep = (44, 46, 33, 34)
-    kept = scorer.native._built.Stats(tuple(n.encode() for n in CIC_STATISTICS), keep)  # type: ignore[union-attr]
+    kept = scorer.native.built_module().Stats(tuple(n.encode() for n in CIC_STATISTICS), keep)  # type: ignore[union-attr]
     raws = [msgspec.Raw(b) for b in batch]
     copies = [msgspec.Raw(b) for b in batch + other]
     kept.check(raws)

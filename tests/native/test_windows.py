@@ -123,7 +123,8 @@ def test_the_environment_chooses_the_path(monkeypatch: pytest.MonkeyPatch) -> No
     assert isinstance(SiemFeatures().state, EntityState) and scorer.native.module() is None
     monkeypatch.setenv(scorer.native.ENV, "auto")
     assert not isinstance(SiemFeatures().state, EntityState)
-    monkeypatch.setattr(scorer.native, "_built", None)  # as in a source tree without the build
+    monkeypatch.setitem(scorer.native._BUILT, "_native", None)  # as in a source tree without the build
+    monkeypatch.setattr(scorer.native, "_CHOICE", {})
     assert isinstance(SiemFeatures().state, EntityState)
     monkeypatch.setenv(scorer.native.ENV, "1")
     with pytest.raises(ImportError):
@@ -131,7 +132,7 @@ def test_the_environment_chooses_the_path(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_clear_and_bad_arguments() -> None:
-    windows = scorer.native._built.Windows(0, 10, 60.0, 8)  # type: ignore[union-attr]
+    windows = scorer.native.built_module().Windows(0, 10, 60.0, 8)  # type: ignore[union-attr]
     out = np.empty((2, 2))
     windows.rows(["a", "b"], [1.0, 2.0], [80, 443], ["x", "y"], out)
     assert out.tolist() == [[1.0, 1.0], [1.0, 1.0]] and len(windows) == 2
@@ -144,4 +145,4 @@ def test_clear_and_bad_arguments() -> None:
     with pytest.raises(TypeError):
         windows.rows([["unhashable"]], [1.0], [80], ["x"], np.empty((1, 2)))
     with pytest.raises(ValueError):
-        scorer.native._built.Windows(0, 0, 60.0, 8)  # type: ignore[union-attr]
+        scorer.native.built_module().Windows(0, 0, 60.0, 8)  # type: ignore[union-attr]
