@@ -24,10 +24,10 @@ from scorer.errors import KafkaUnavailable, ScorerError
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors, start_transactional
 from scorer.metrics import ScorerMetrics
-from scorer.pipeline.outcome import BatchOutcome
+from scorer.pipeline.outcome import BatchOutcome, count_batch
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchScorer
-from scorer.pipeline.sink import Sink, score_records
+from scorer.pipeline.sink import Sink, Undelivered, score_records
 from scorer.pipeline.source import fetched_records
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class ScoringLoop:
         self._json = msgspec.json.Encoder()
         self._started = False
         self._replacements = 0  # in a row, without a batch delivered since
+        self._undelivered: Undelivered | None = None  # scored, its transaction lost with the producer
         self.paused = False  # consumption held during a Triton outage (pause mode)
         # Extension points for the control plane (model lifecycle) and observers:
         # ``between_batches`` run while no batch is in flight (model swaps happen here);
@@ -146,15 +147,16 @@ class ScoringLoop:
         """Exactly-once: the producer cannot go on (aiokafka's sender routine ends for good
         on some connection errors, e.g. FindCoordinator while the broker restarts). A new
         producer with the same transactional id fences the old one and aborts its open
-        transaction; a new consumer reads the committed offsets, so the batch that failed is
-        read and scored again, once. Stops the service (one line, no traceback) when Kafka
+        transaction; a new consumer reads the committed offsets, and the batch that failed is
+        delivered again as it was scored (``Undelivered``: scoring it again would feed the
+        feature windows its events twice). Stops the service (one line, no traceback) when Kafka
         stays unreachable for REOPEN_S or keeps failing batches."""
         self._replacements += 1
         if self._replacements > MAX_REPLACEMENTS:
             raise KafkaUnavailable(f"{MAX_REPLACEMENTS} Kafka client replacements in a row without a batch "
                                    f"delivered; last error: {exc}") from exc
-        log.warning("exactly-once delivery failed (%s); replacing the Kafka clients, the batch is read again "
-                    "from the last committed offsets", exc)
+        log.warning("exactly-once delivery failed (%s); replacing the Kafka clients, the batch is delivered "
+                    "again from the last committed offsets", exc)
         await self._close_clients()
         deadline = time.monotonic() + REOPEN_S
         delay = 0.5
@@ -224,6 +226,10 @@ class ScoringLoop:
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]], received: float) -> None:
         assert self._sink is not None  # started
+        if self._undelivered is not None:  # new clients' first fetch: from the committed offsets
+            await self._undelivered.redeliver(self._sink, fetched)
+            self._undelivered = None
+            return
         records, offsets = fetched_records(fetched, self.kind_of_topic)
         outcome = await self._score(records)
         outputs = outcome.alerts + outcome.dead_letters + score_records(
@@ -234,10 +240,18 @@ class ScoringLoop:
         outcome.timings["score"] = t_produce - received
         n = len(records)
         if self.settings.kafka.transactional:
-            await self._sink.deliver_transaction(outputs, offsets)
-            self._replacements = 0
-            done = time.perf_counter()
-            self._account(outcome, n, done - received, t_produce, done, done)
+            def delivered() -> None:
+                self._replacements = 0
+                done = time.perf_counter()
+                self._account(outcome, n, done - received, t_produce, done, done)
+
+            batch = Undelivered(outputs, {tp: messages[0].offset for tp, messages in fetched.items()}, offsets,
+                                delivered)
+            try:
+                await batch.deliver(self._sink)
+            except KafkaError:
+                self._undelivered = batch  # delivered by the new clients (run()), not scored again
+                raise
             return
         # ``handed`` is set before the callback can run: acks are only seen once this yields.
         await self._sink.deliver(
@@ -280,23 +294,5 @@ class ScoringLoop:
 
     def _account(self, outcome: BatchOutcome, n: int, latency: float, built: float, handed: float,
                  acked: float) -> None:
-        m = self.metrics
         self.batches += 1
-        for kind, count in outcome.consumed.items():
-            m.count_consumed(kind, count)
-        for (kind, backend), count in outcome.scored.items():
-            m.count_scored(kind, backend, count)
-        for failure in outcome.failures:
-            m.count_dead_letter(failure.kind or "unknown", failure.reason)
-        for (kind, severity), count in outcome.alert_counts.items():
-            m.alerts.labels(kind, severity).inc(count)
-        for level, count in outcome.rule_hits.items():
-            m.rule_hits.labels(level).inc(count)
-        m.batch_size.observe(n)
-        m.added_latency.observe(latency, n)
-        stages = m.stage_seconds
-        for stage, seconds in outcome.timings.items():
-            stages.observe(stage, seconds)
-        stages.observe("send", handed - built)
-        stages.observe("ack", acked - handed)
-        stages.observe("produce_commit", acked - built)
+        count_batch(self.metrics, outcome, n, latency, built, handed, acked)

@@ -16,6 +16,7 @@ from scorer.pipeline.deadletter import dead_letter
 from scorer.pipeline.records import InputRecord, OutputRecord
 
 if TYPE_CHECKING:
+    from scorer.metrics import ScorerMetrics
     from scorer.pipeline.rules import RuleShadow
 
 
@@ -88,3 +89,27 @@ def merge_outcomes(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
             for key, value in getattr(part, name).items():
                 total[key] = total.get(key, 0) + value
     return merged
+
+
+def count_batch(m: ScorerMetrics, outcome: BatchOutcome, n: int, latency: float, built: float, handed: float,
+                acked: float) -> None:
+    """A delivered batch into the metrics: its records by kind and fate, its stages'
+    seconds, and each record's added latency (consumer -> acked)."""
+    for kind, count in outcome.consumed.items():
+        m.count_consumed(kind, count)
+    for (kind, backend), count in outcome.scored.items():
+        m.count_scored(kind, backend, count)
+    for failed in outcome.failures:
+        m.count_dead_letter(failed.kind or "unknown", failed.reason)
+    for (kind, severity), count in outcome.alert_counts.items():
+        m.alerts.labels(kind, severity).inc(count)
+    for level, count in outcome.rule_hits.items():
+        m.rule_hits.labels(level).inc(count)
+    m.batch_size.observe(n)
+    m.added_latency.observe(latency, n)
+    stages = m.stage_seconds
+    for stage, seconds in outcome.timings.items():
+        stages.observe(stage, seconds)
+    stages.observe("send", handed - built)
+    stages.observe("ack", acked - handed)
+    stages.observe("produce_commit", acked - built)

@@ -96,6 +96,49 @@ class Sink:
                 log.warning("offsets not committed (%s); those batches will be re-scored", exc)
 
 
+class Undelivered:
+    """Exactly-once: a scored batch whose transaction failed with the producer, kept while
+    the Kafka clients are replaced.
+
+    The new consumer reads from the committed offsets, so it reads this batch again; scoring
+    it again would feed its events to the per-entity feature windows a second time (a
+    restarted process starts them empty instead). Its outputs are delivered as they were
+    scored, in a transaction of the new producer, and the consumer moves past it.
+    """
+
+    def __init__(self, outputs: list[OutputRecord], starts: dict[TopicPartition, int],
+                 ends: dict[TopicPartition, int], on_delivered: Callable[[], None]) -> None:
+        self.outputs, self.starts, self.ends, self.on_delivered = outputs, starts, ends, on_delivered
+
+    async def deliver(self, sink: Sink) -> None:
+        await sink.deliver_transaction(self.outputs, self.ends)
+        self.on_delivered()
+
+    async def redeliver(self, sink: Sink, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """With the new clients' first fetch (the consumer has its partitions then): deliver,
+        unless the batch is not ours to deliver, then move the consumer back to what
+        ``fetched`` started at (it is read again by the next fetch), past this batch if it
+        was delivered. Not ours: its partitions went to another member, or its commit
+        reached the broker after all (the committed offsets are past it); then nothing is
+        delivered and a re-read batch is scored as it would be after a restart."""
+        consumer = sink.consumer
+        ours = set(self.ends) <= consumer.assignment()
+        committed = {tp: await consumer.committed(tp) for tp in self.ends} if ours else {}
+        first = {tp: messages[0].offset for tp, messages in fetched.items()}
+        # No committed offset yet: the batch was the group's first; read again from its start.
+        at_start = ours and all(committed[tp] in (start, None) and first.get(tp, start) == start
+                                for tp, start in self.starts.items())
+        if at_start:
+            await self.deliver(sink)
+        else:
+            log.info("a batch whose delivery failed is %s; not delivered again here",
+                     "owned by another member now" if not ours else "committed already")
+        for tp, offset in first.items():
+            consumer.seek(tp, offset)
+        for tp, offset in self.ends.items() if at_start else ():
+            consumer.seek(tp, offset)
+
+
 def score_records(
     topic: str | None, scores: Sequence[ScoredEvent], encoder: msgspec.json.Encoder,
 ) -> list[OutputRecord]:
