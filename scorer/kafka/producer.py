@@ -49,26 +49,38 @@ async def send_batched(producer: AIOKafkaProducer, records: Sequence[Record]) ->
     """Hand every record to the producer; returns the delivery futures (acks) to await."""
     if not records:
         return []
-    placement = await _placement(producer, records)
-    open_batches: dict[tuple[str, int], Any] = {}
     futures: list[asyncio.Future[Any]] = []
-    for r, partition in zip(records, placement, strict=True):
-        tp = (r.topic, partition)
-        batch = open_batches.get(tp)
-        if batch is None:
-            batch = open_batches[tp] = producer.create_batch()
-        if batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
-            futures.append(await producer.send_batch(batch, r.topic, partition=partition))
-            batch = open_batches[tp] = producer.create_batch()
-            if batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
-                # Larger than a whole batch: the plain path splits nothing, it just sends.
-                futures.append(await producer.send(r.topic, r.value, key=r.key, partition=partition,
-                                                   headers=list(r.headers) or None))
-                del open_batches[tp]
-    for (topic, partition), batch in open_batches.items():
+    for (topic, partition), rows in (await _by_partition(producer, records)).items():
+        batch = producer.create_batch()
+        for r in rows:
+            # A shared empty list for the common record without headers (aiokafka's builder
+            # takes a list and only reads it): no list per record.
+            headers = list(r.headers) if r.headers else _NO_HEADERS
+            if batch.append(key=r.key, value=r.value, timestamp=None, headers=headers) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=r.key, value=r.value, timestamp=None, headers=headers) is None:
+                    # Larger than a whole batch: the plain path splits nothing, it just sends.
+                    futures.append(await producer.send(topic, r.value, key=r.key, partition=partition,
+                                                       headers=list(r.headers) or None))
+                    batch = producer.create_batch()
         if batch.record_count():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
+
+
+_NO_HEADERS: list[tuple[str, bytes]] = []
+
+
+async def _by_partition(producer: AIOKafkaProducer, records: Sequence[Record]) -> dict[tuple[str, int], list[Record]]:
+    """The records per (topic, partition), in their order."""
+    out: dict[tuple[str, int], list[Record]] = {}
+    for r, partition in zip(records, await _placement(producer, records), strict=True):
+        rows = out.get((r.topic, partition))
+        if rows is None:
+            rows = out[(r.topic, partition)] = []
+        rows.append(r)
+    return out
 
 
 async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> list[int]:

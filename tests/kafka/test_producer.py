@@ -92,6 +92,17 @@ async def test_keyless_records_round_robin_and_tombstones_pass() -> None:
     assert producer.batches[-1] == ("profiles.edr", 4, [(b"k", None)])
 
 
+async def test_each_partition_gets_its_records_in_their_order_keyed_or_not() -> None:
+    producer = FakeProducer()
+    records = [OutputRecord("alerts.netflow", str(i).encode(), None if i % 3 else f"h{i % 5}".encode())
+               for i in range(60)]
+    await produce_batched(producer, records)
+    for _, _, batch in producer.batches:
+        values = [int(value or b"") for _, value in batch]
+        assert values == sorted(values)
+    assert sorted(int(v or b"") for _, _, batch in producer.batches for _, v in batch) == list(range(60))
+
+
 async def test_full_batches_are_sent_and_a_record_too_large_for_any_goes_alone() -> None:
     producer = FakeProducer(capacity=2)
     records = [OutputRecord("profiles.edr", b"v", f"k{i}".encode(), partition=0) for i in range(5)]
