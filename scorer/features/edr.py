@@ -11,28 +11,17 @@ attack.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 
 import numpy as np
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
-from scorer.features.base import (
-    F32,
-    F64,
-    basename,
-    column,
-    flag,
-    group_names,
-    hashed_onehot,
-    log1p,
-    numbers,
-    only,
-    put_block,
-    stack,
-)
-from scorer.features.texts import Texts, factorize, first_texts
+from scorer.features.base import F32, alternation, basename, column, flag, group_names, log1p, stable_hash
+from scorer.features.edr_batch import EdrBatch
+from scorer.features.texts import Texts, first_texts
 
 # Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
 BEHAVIOURS: dict[str, frozenset[int]] = {
@@ -129,6 +118,10 @@ OTHER_NAMES = (
     "logon_network", "logon_remote_interactive", "access_lsass", "access_rights_full",
     "dst_port_web", "dst_port_other",
 )
+HIGH_LEVELS = frozenset({"high", "system"})
+SYSTEM_USERS = frozenset({"system", "nt authority\\system"})
+_LOGONS = np.array([3, 10], dtype=np.int64)  # logon_network, logon_remote_interactive
+_WEB_PORTS, _KNOWN_PORTS = np.array([80, 443, 8080], dtype=np.int64), np.array([80, 443, 8080, 53], dtype=np.int64)
 # Process-access rights that read or write another process's memory (credential dumping,
 # injection): PROCESS_ALL_ACCESS variants and VM_READ|QUERY_INFORMATION combinations.
 FULL_ACCESS = frozenset({"0x1fffff", "0x1f0fff", "0x1f1fff", "0x1f3fff", "0x1010", "0x1410",
@@ -143,97 +136,109 @@ class EdrFeatures:
                               + OTHER_NAMES + IMAGE_HASH + PARENT_HASH)
 
     def transform(self, events: Sequence[Event]) -> F32:
-        return stack(self.names, self.columns(events), len(events))
+        b = EdrBatch(events, self.names, "EdrFeatures.transform")
+        self.put(b)
+        return b.sheet.matrix()
 
-    def columns(self, events: Sequence[Event]) -> dict[str, F64]:
-        """Every column of :attr:`names`, by name (what :meth:`transform` stacks)."""
-        return self.columns_and_bases(events)[0]
-
-    def columns_and_bases(self, events: Sequence[Event]) -> tuple[dict[str, F64], Texts, Texts]:
-        """:meth:`columns`, and the lower-case image and parent basenames they were computed
-        from (feature set v3 reads them too)."""
-        only(events, (EndpointEvent,), "EdrFeatures.transform")
-        evs: Sequence[EndpointEvent] = events  # type: ignore[assignment]  # checked just above
-        fields = column(evs, "fields")
-        cols: dict[str, F64] = {}
-        # Behaviour one-hots for the few distinct event codes of the batch, then gathered.
-        # (A dict, not np.unique: codes are Python ints of any size.)
-        codes, inverse = factorize(column(evs, "event_code"))
-        table = np.array([[c in members for members in BEHAVIOURS.values()] for c in codes],
-                         dtype=np.float64).reshape(len(codes), len(BEHAVIOURS))
-        block = table[inverse]
-        put_block(cols, BEHAVIOUR_NAMES[:-1], block)
-        cols["ev_other"] = (block.sum(axis=1) == 0).astype(np.float64)
+    def put(self, b: EdrBatch) -> tuple[list[str], list[str]]:
+        """Every column of :attr:`names`, into ``b.sheet``; returns each event's lower-case image
+        and parent basename (feature set v3 reads them too)."""
+        sheet, evs, fields = b.sheet, b.events, b.fields
+        b.codes.put(sheet, BEHAVIOUR_NAMES[0], len(BEHAVIOUR_NAMES), _behaviour)
         # Channels, images and command lines repeat heavily: text work runs once per
-        # distinct value (Texts), then is gathered back to rows.
-        chan = Texts([c + " " + p for c, p in zip(column(evs, "channel"), column(evs, "provider"), strict=True)]
-                     ).map(str.lower)
-        sysmon, sec = chan.contains_any(("sysmon",)), chan.contains_any(("security",))
-        ps = chan.contains_any(("powershell",))
-        cols.update(ch_sysmon=sysmon, ch_security=sec * (1 - sysmon),
-                    ch_powershell=ps * (1 - sysmon),
-                    ch_other=((sysmon + sec + ps) == 0).astype(np.float64))
+        # distinct value (Texts), then is placed at every row holding it.
+        chan = Texts([c + " " + p for c, p in zip(column(evs, "channel"), column(evs, "provider"), strict=True)])
+        sheet.put_texts(CHANNEL_NAMES[0], len(CHANNEL_NAMES), chan, _channel, blank_zero=False)
         # Sysmon process-access events name the actor SourceImage, not Image.
-        image = Texts(first_texts(column(evs, "image"), fields, "SourceImage")).map(str.lower)
-        parent = Texts(_or_empty(evs, "parent_image")).map(str.lower)
-        img_base, par_base = image.map(basename), parent.map(basename)
-        cols.update(_process(image, parent, img_base, par_base, fields))
+        images = _basenames(b, Texts(first_texts(column(evs, "image"), fields, "SourceImage")), "image_lolbin",
+                            6, _image, IMAGE_HASH[0])
+        parents = _basenames(b, Texts(_or_empty(evs, "parent_image")), "parent_lolbin", 5, _parent,
+                             PARENT_HASH[0])
+        _renamed(b, images)
         text = Texts(_command_texts(evs, fields))
-        for name, needles in TOKENS.items():
-            cols[f"cmd_{name}"] = text.count_any(needles)
-        cols["cmd_token_total"] = np.sum([cols[f"cmd_{k}"] for k in TOKENS], axis=0)
-        cols["log_cmd_len"] = log1p(text.number(len))
-        cols["log_b64_len"] = log1p(text.number(lambda t: max((len(m) for m in _B64.findall(t)), default=0)))
-        cols["log_parent_cmd_len"] = log1p(list(map(len, _or_empty(evs, "parent_command_line"))))
-        cols.update(_targets(evs, fields))
-        put_block(cols, IMAGE_HASH, img_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
-        put_block(cols, PARENT_HASH, par_base.block(lambda d: hashed_onehot(d, HASH_BUCKETS)))
-        return cols, img_base, par_base
+        lower = [t.lower() for t in text.distinct]
+        lengths = log1p(list(map(len, lower))).tolist()
+        b64 = log1p([max(map(len, _B64.findall(t)), default=0) for t in lower]).tolist()
+        sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
+                       [_tokens(t, n, b) for t, n, b in zip(lower, lengths, b64, strict=True)])
+        sheet.put("log_parent_cmd_len", log1p(list(map(len, _or_empty(evs, "parent_command_line")))))
+        _targets(b)
+        return images, parents
 
 
-def _process(image: Texts, parent: Texts, img_base: Texts, par_base: Texts,
-             fields: list[dict[str, str]]) -> dict[str, F64]:
-    original = Texts(_field(fields, "OriginalFileName")).map(str.lower)
-    return {
-        "image_lolbin": img_base.isin(LOLBINS),
-        "image_script_host": img_base.isin(SCRIPT_HOSTS),
-        "image_office": img_base.isin(OFFICE),
-        "image_user_dir": image.contains_any(USER_WRITABLE),
-        "image_system_dir": image.contains_any(SYSTEM_DIRS),
-        "image_not_exe": img_base.flag(lambda b: bool(b) and not b.endswith(".exe")),
-        "parent_lolbin": par_base.isin(LOLBINS),
-        "parent_script_host": par_base.isin(SCRIPT_HOSTS),
-        "parent_office": par_base.isin(OFFICE),
-        "parent_service": par_base.isin(SERVICE_PARENTS),
-        "parent_user_dir": parent.contains_any(USER_WRITABLE),
-        "image_renamed": _renamed(original, img_base),
-    }
+@functools.lru_cache(maxsize=4096)
+def _behaviour(code: int) -> tuple[float, ...]:
+    row = tuple(float(code in members) for members in BEHAVIOURS.values())
+    return (*row, float(not any(row)))
 
 
-def _renamed(original: Texts, img_base: Texts) -> F64:
+def _channel(value: str) -> tuple[float, ...]:
+    text = value.lower()
+    sysmon, sec, ps = float("sysmon" in text), float("security" in text), float("powershell" in text)
+    return sysmon, sec * (1 - sysmon), ps * (1 - sysmon), float(sysmon + sec + ps == 0)
+
+
+def _image(path: str, base: str) -> tuple[float, ...]:
+    return (float(base in LOLBINS), float(base in SCRIPT_HOSTS), float(base in OFFICE), _contains(path, USER_WRITABLE),
+            _contains(path, SYSTEM_DIRS), float(bool(base) and not base.endswith(".exe")))
+
+
+def _parent(path: str, base: str) -> tuple[float, ...]:
+    return (float(base in LOLBINS), float(base in SCRIPT_HOSTS), float(base in OFFICE), float(base in SERVICE_PARENTS),
+            _contains(path, USER_WRITABLE))
+
+
+def _contains(text: str, needles: tuple[str, ...]) -> float:
+    return float(alternation(needles).search(text) is not None)
+
+
+def _onehot(base: str) -> list[float]:
+    """:func:`hashed_onehot`'s row of one value."""
+    row = [0.0] * HASH_BUCKETS
+    if base:
+        row[stable_hash(base) % HASH_BUCKETS] = 1.0
+    return row
+
+
+def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, flags: Callable[[str, str], tuple[float, ...]],
+               hashed: str) -> list[str]:
+    """A path column's flags (from ``first`` on) and hashed basename (from ``hashed`` on), once
+    per distinct path; returns each row's lower-case basename."""
+    paths = [v.lower() for v in texts.distinct]
+    bases = list(map(basename, paths))
+    inverse = None if texts.identity else texts.inverse
+    b.sheet.put_rows(first, width, inverse, list(map(flags, paths, bases)))
+    b.sheet.put_rows(hashed, HASH_BUCKETS, inverse, list(map(_onehot, bases)))
+    return bases if inverse is None else [bases[j] for j in inverse.tolist()]
+
+
+def _renamed(b: EdrBatch, images: list[str]) -> None:
     """A known binary running under another name (OriginalFileName from the PE header),
     computed once per distinct (original name, image basename) pair."""
-    width = max(len(img_base.distinct), 1)
-    pairs, inverse = np.unique(original.inverse * width + img_base.inverse, return_inverse=True)
-    flags = np.zeros(len(pairs))
-    for k, code in enumerate(pairs.tolist()):
-        o, b = original.distinct[code // width], img_base.distinct[code % width]
-        flags[k] = bool(o) and bool(b) and o.replace(".mui", "") != b and o in LOLBINS
-    out: F64 = flags[inverse.reshape(-1)]
-    return out
+    original = _field(b.fields, "OriginalFileName")
+    rows = [i for i, o in enumerate(original) if o]
+    if not rows:
+        return
+    flags: dict[tuple[str, str], float] = {}
+    for i in rows:
+        o, base = original[i].lower(), images[i]
+        if (o, base) not in flags:
+            flags[o, base] = float(bool(base) and o.replace(".mui", "") != base and o in LOLBINS)
+    b.sheet.out[rows, b.sheet.at["image_renamed"]] = [flags[original[i].lower(), images[i]] for i in rows]
 
 
-def _command_text(e: EndpointEvent) -> str:
-    parts = (e.command_line, e.fields.get("ScriptBlockText"), e.fields.get("Payload"),
-             e.fields.get("HostApplication"), e.fields.get("Details"))
-    return " ".join(p for p in parts if p).lower()
+def _tokens(text: str, log_len: float, log_b64: float) -> tuple[float, ...]:
+    """The token counts, then log_cmd_len, cmd_token_total, log_b64_len (in names order)."""
+    counts = [float(sum(1 for s in needles if s in text)) for needles in TOKENS.values()]
+    return (*counts, log_len, float(sum(counts)), log_b64)
 
 
 def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> list[str]:
-    """:func:`_command_text` of every event, read by column (most events carry none of it)."""
+    """Every event's command line and script texts (``_COMMAND_FIELDS``) joined by spaces, not
+    lower-cased yet (once per distinct text, later), read by column (most events carry none of it)."""
     parts = zip(column(evs, "command_line"), *(map(dict.get, fields, repeat(name)) for name in _COMMAND_FIELDS),
                 strict=True)
-    return [" ".join(filter(None, row)).lower() if any(row) else "" for row in parts]
+    return [" ".join(filter(None, row)) if any(row) else "" for row in parts]
 
 
 def _or_empty(evs: Sequence[EndpointEvent], attr: str) -> list[str]:
@@ -244,32 +249,29 @@ def _field(fields: list[dict[str, str]], name: str) -> list[str]:
     return first_texts(None, fields, name)
 
 
-def _targets(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> dict[str, F64]:
-    n = len(evs)
-    target = Texts(_or_empty(evs, "target_filename")).map(str.lower)
-    regkey = Texts(_or_empty(evs, "target_object")).map(str.lower)
-    loaded = Texts(_or_empty(evs, "image_loaded")).map(str.lower)
-    access = Texts(_field(fields, "TargetImage")).map(str.lower)
-    user = Texts(_or_empty(evs, "user")).map(str.lower)
-    level = Texts(_or_empty(evs, "integrity_level")).map(str.lower)
-    granted = Texts(_field(fields, "GrantedAccess")).map(str.lower)
-    logon = numbers(evs, "logon_type", -1.0)
-    port = numbers(evs, "dst_port", -1.0)
-    return {
-        "target_user_dir": target.contains_any(USER_WRITABLE),
-        "target_risky_ext": target.flag(lambda t: t.endswith(RISKY_EXT)),
-        "target_startup": target.contains_any(("\\start menu\\programs\\startup",)),
-        "registry_key_risky": regkey.contains_any(REG_KEYS),
-        "loaded_suspicious_dll": loaded.contains_any(SUSPICIOUS_DLLS),
-        "loaded_user_dir": loaded.contains_any(USER_WRITABLE),
-        "unsigned": flag((s is False for s in column(evs, "signed")), n),
-        "integrity_high": level.isin(frozenset({"high", "system"})),
-        "user_system": user.isin({"system", "nt authority\\system"}),
-        "logon_network": (logon == 3).astype(np.float64),
-        "logon_remote_interactive": (logon == 10).astype(np.float64),
-        "access_lsass": access.contains_any(("lsass.exe",)),
-        "access_rights_full": granted.isin(FULL_ACCESS),
-        # A finite port whose integer part is a web port (as str(int(port)) in the set read it).
-        "dst_port_web": np.isin(np.trunc(port), (80, 443, 8080)).astype(np.float64),
-        "dst_port_other": ((port >= 0) & ~np.isin(port, (80, 443, 8080, 53))).astype(np.float64),
-    }
+def _targets(b: EdrBatch) -> None:
+    sheet, evs, fields = b.sheet, b.events, b.fields
+    sheet.put_texts("target_user_dir", 3, Texts(_or_empty(evs, "target_filename")), _target)
+    sheet.put_texts("registry_key_risky", 1, Texts(_or_empty(evs, "target_object")),
+                    lambda v: (_contains(v.lower(), REG_KEYS),))
+    sheet.put_texts("loaded_suspicious_dll", 2, Texts(_or_empty(evs, "image_loaded")),
+                    lambda v: (_contains(v.lower(), SUSPICIOUS_DLLS), _contains(v.lower(), USER_WRITABLE)))
+    sheet.put("unsigned", flag((s is False for s in column(evs, "signed")), b.n))
+    sheet.put_texts("integrity_high", 1, Texts(_or_empty(evs, "integrity_level")),
+                    lambda v: (float(v.lower() in HIGH_LEVELS),))
+    sheet.put_texts("user_system", 1, Texts(_or_empty(evs, "user")), lambda v: (float(v.lower() in SYSTEM_USERS),))
+    sheet.put_block("logon_network", b.numbers("logon_type", -1.0)[:, None] == _LOGONS)
+    sheet.put_texts("access_lsass", 1, Texts(_field(fields, "TargetImage")),
+                    lambda v: (float("lsass.exe" in v.lower()),))
+    sheet.put_texts("access_rights_full", 1, Texts(_field(fields, "GrantedAccess")),
+                    lambda v: (float(v.lower() in FULL_ACCESS),))
+    port = b.numbers("dst_port", -1.0)
+    # A finite port whose integer part is a web port (as str(int(port)) in the set read it).
+    sheet.put("dst_port_web", (np.trunc(port)[:, None] == _WEB_PORTS).any(axis=1))
+    sheet.put("dst_port_other", (port >= 0) & ~(port[:, None] == _KNOWN_PORTS).any(axis=1))
+
+
+def _target(value: str) -> tuple[float, ...]:
+    path = value.lower()
+    return (_contains(path, USER_WRITABLE), float(path.endswith(RISKY_EXT)),
+            float("\\start menu\\programs\\startup" in path))

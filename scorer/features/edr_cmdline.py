@@ -22,9 +22,10 @@ from collections import Counter
 from collections.abc import Sequence
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64
+from scorer.features.base import F64, column
 from scorer.features.edr import LOLBINS, OFFICE, SCRIPT_HOSTS
-from scorer.features.edr_security import SEP, row_columns
+from scorer.features.edr_batch import EdrBatch
+from scorer.features.edr_security import SEP
 from scorer.features.texts import Texts
 
 SHAPE_NAMES = ("cl_entropy", "cl_log_args", "cl_log_longest_arg", "cl_obfuscation", "cl_case_switching",
@@ -44,17 +45,21 @@ _CONCAT = ("'+'", "\"+\"", "' + '", "\" + \"")
 _NETWORK = ("http://", "https://", "ftp://", "\\\\")
 
 
-def cmdline_columns(evs: Sequence[EndpointEvent], img_base: Texts, par_base: Texts) -> dict[str, F64]:
-    """Every column of :data:`NAMES`. ``img_base`` / ``par_base``: the lower-case image and
-    parent basenames, as v1 computes them."""
-    images = img_base.rows()
-    text = Texts((images[i] + SEP + (e.command_line or "")) if e.command_line else ""
-                 for i, e in enumerate(evs))
-    cols = dict(zip(SHAPE_NAMES, row_columns(text, _shape, len(SHAPE_NAMES)), strict=True))
-    parents = par_base.rows()
-    pairs = Texts((parents[i] + SEP + images[i]) if parents[i] else "" for i in range(len(evs)))
-    cols.update(zip(PAIR_NAMES, row_columns(pairs, _pair, len(PAIR_NAMES)), strict=True))
-    return cols
+def cmdline_columns(evs: Sequence[EndpointEvent], images: list[str], parents: list[str]) -> dict[str, F64]:
+    """Every column of :data:`NAMES`. ``images`` / ``parents``: each event's lower-case image
+    and parent basename, as v1 computes them."""
+    b = EdrBatch(evs, NAMES, "cmdline_columns")
+    put_cmdline(b, images, parents)
+    return b.sheet.columns()
+
+
+def put_cmdline(b: EdrBatch, images: list[str], parents: list[str]) -> None:
+    """Every column of :data:`NAMES`, into ``b.sheet``."""
+    lines = column(b.events, "command_line")
+    text = Texts([image + SEP + line if line else "" for image, line in zip(images, lines, strict=True)])
+    b.sheet.put_texts(SHAPE_NAMES[0], len(SHAPE_NAMES), text, _shape)
+    pairs = Texts([parent + SEP + image if parent else "" for parent, image in zip(parents, images, strict=True)])
+    b.sheet.put_texts(PAIR_NAMES[0], len(PAIR_NAMES), pairs, _pair)
 
 
 def entropy(text: str) -> float:

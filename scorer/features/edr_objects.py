@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
-from scorer.features.edr_security import SEP, Codes, field, hex_int, keyed, row_columns
+from scorer.features.edr_batch import EdrBatch
+from scorer.features.edr_security import SEP, field, hex_int, put_keyed
 
 SERVICE_NAMES = ("svc_shell", "svc_user_dir", "svc_remote_path", "svc_outside_system", "svc_driver")
 TASK_NAMES = ("task_shell", "task_user_dir", "task_hidden", "task_system", "task_encoded", "task_logon_boot")
@@ -69,22 +70,24 @@ DUMP_HELPERS = ("dbghelp.dll", "dbgcore.dll", "comsvcs.dll")
 
 def object_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
     """Every column of :data:`NAMES` for the batch."""
-    cols: dict[str, F64] = {}
-    codes = Codes(evs)
-    service = keyed(evs, SERVICE_EVENTS, lambda e: field(e, "ImagePath", "ServiceFileName", "ServiceType"), codes)
-    cols.update(zip(SERVICE_NAMES, row_columns(service, _service, len(SERVICE_NAMES)), strict=True))
-    task = keyed(evs, TASK_EVENTS, lambda e: field(e, "TaskContent", "TaskContentNew"), codes)
-    cols.update(zip(TASK_NAMES, row_columns(task, _task, len(TASK_NAMES)), strict=True))
-    ds = keyed(evs, DS_EVENTS, lambda e: f"{e.event_code}{SEP}"
-               + field(e, "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType"), codes)
-    cols.update(zip(DS_NAMES, row_columns(ds, _directory, len(DS_NAMES)), strict=True))
-    share = keyed(evs, SHARE_EVENTS, lambda e: field(e, "ShareName", "RelativeTargetName", "AccessList"), codes)
-    cols.update(zip(SHARE_NAMES, row_columns(share, _share, len(SHARE_NAMES)), strict=True))
-    handle = keyed(evs, HANDLE_EVENTS, lambda e: e.target_filename or "", codes)
-    cols.update(zip(HANDLE_NAMES, row_columns(handle, _handle, len(HANDLE_NAMES)), strict=True))
-    access = keyed(evs, frozenset({10}), lambda e: field(e, "TargetImage", "GrantedAccess", "CallTrace"), codes)
-    cols.update(zip(ACCESS_NAMES, row_columns(access, _access, len(ACCESS_NAMES)), strict=True))
-    return cols
+    b = EdrBatch(evs, NAMES, "object_columns")
+    put_objects(b)
+    return b.sheet.columns()
+
+
+def put_objects(b: EdrBatch) -> None:
+    """Every column of :data:`NAMES`, into ``b.sheet``."""
+    put_keyed(b, SERVICE_NAMES[0], len(SERVICE_NAMES), SERVICE_EVENTS,
+              lambda e: field(e, "ImagePath", "ServiceFileName", "ServiceType"), _service)
+    put_keyed(b, TASK_NAMES[0], len(TASK_NAMES), TASK_EVENTS, lambda e: field(e, "TaskContent", "TaskContentNew"),
+              _task)
+    put_keyed(b, DS_NAMES[0], len(DS_NAMES), DS_EVENTS, lambda e: f"{e.event_code}{SEP}"
+              + field(e, "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType"), _directory)
+    put_keyed(b, SHARE_NAMES[0], len(SHARE_NAMES), SHARE_EVENTS,
+              lambda e: field(e, "ShareName", "RelativeTargetName", "AccessList"), _share)
+    put_keyed(b, HANDLE_NAMES[0], len(HANDLE_NAMES), HANDLE_EVENTS, lambda e: e.target_filename or "", _handle)
+    put_keyed(b, ACCESS_NAMES[0], len(ACCESS_NAMES), frozenset({10}),
+              lambda e: field(e, "TargetImage", "GrantedAccess", "CallTrace"), _access)
 
 
 def _any(text: str, needles: Sequence[str]) -> float:

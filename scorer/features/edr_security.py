@@ -16,16 +16,16 @@ constrain its score to be non-decreasing in them); family columns are descriptiv
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from operator import attrgetter
 
 import numpy as np
-import numpy.typing as npt
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64, column, numbers
-from scorer.features.texts import Texts, factorize
+from scorer.features.base import F64
+from scorer.features.edr_batch import EdrBatch
+from scorer.features.texts import Texts
 
 FAMILIES: dict[str, frozenset[int]] = {
     "sec_logon": frozenset({4624}),
@@ -115,89 +115,81 @@ ENUM_TOOLS = ("net.exe", "net1.exe", "powershell.exe", "pwsh.exe", "cmd.exe", "w
 SEP = "\x1f"
 
 
-class Codes:
-    """A batch's event codes, factorised once for all the gates of :func:`keyed`."""
-
-    __slots__ = ("distinct", "inverse")
-
-    def __init__(self, evs: Sequence[EndpointEvent]) -> None:
-        self.distinct, self.inverse = factorize(list(map(attrgetter("event_code"), evs)))
-
-    def rows(self, gate: frozenset[int]) -> list[int]:
-        """The rows whose event code is in ``gate``, ascending."""
-        hit = np.fromiter(map(gate.__contains__, self.distinct), np.bool_, len(self.distinct))
-        rows: list[int] = np.flatnonzero(hit[self.inverse]).tolist()
-        return rows
+LOGON_GATE = LOGON_EVENTS | {4634}
+# The logon types of LOGON_TYPES in order, and where each name's types start among them.
+_LOGON_VALUES = np.array([t for types in LOGON_TYPES.values() for t in types], dtype=np.int64)
+_LOGON_STARTS = np.cumsum([0, *(len(types) for types in LOGON_TYPES.values())][:-1])
 
 
-def keyed(evs: Sequence[EndpointEvent], gate: frozenset[int], key: Callable[[EndpointEvent], str],
-          codes: Codes | None = None) -> Texts:
-    """One text per event: ``key(e)`` (lower-case) for events of the ``gate`` IDs, else ``""``.
-    Composite keys (fields joined by SEP) repeat as much as single fields do. ``codes``: the
-    batch's :class:`Codes`, when the caller gates it more than once."""
+def keyed(b: EdrBatch, gate: frozenset[int], key: Callable[[EndpointEvent], str]) -> Texts | None:
+    """One text per event: ``key(e)`` (lower-case) for events of the ``gate`` IDs, else ``""``;
+    None when no event of the batch has one of them. Composite keys (fields joined by SEP)
+    repeat as much as single fields do."""
     # Most events are of no gated ID: only those rows build their key.
-    rows = (codes or Codes(evs)).rows(gate)
-    return Texts.sparse(len(evs), rows, [key(evs[i]).lower() for i in rows])
+    rows = b.codes.rows(gate)
+    if not rows:
+        return None
+    evs = b.events
+    return Texts.sparse(b.n, rows, [key(evs[i]).lower() for i in rows])
 
 
-def _codes(evs: Sequence[EndpointEvent]) -> npt.NDArray[np.int64]:
-    # Event codes are within INT_LIMIT (< 2**62): decoding refuses larger ones.
-    return np.fromiter(map(attrgetter("event_code"), evs), np.int64, len(evs))
+def put_keyed(b: EdrBatch, first: str, width: int, gate: frozenset[int], key: Callable[[EndpointEvent], str],
+              row: Callable[[str], tuple[float, ...]]) -> None:
+    """The ``width`` columns from ``first`` on: ``row`` of each gated event's key, once per
+    distinct key (zeros for the other events)."""
+    texts = keyed(b, gate, key)
+    if texts is not None:
+        b.sheet.put_texts(first, width, texts, row)
 
 
 def field(e: EndpointEvent, *names: str) -> str:
     return SEP.join(e.fields.get(n) or "" for n in names)
 
 
-def _joined_lower(evs: Sequence[EndpointEvent], *names: str) -> list[str]:
+def _joined_lower(fields: list[dict[str, str]], *names: str) -> list[str]:
     """``field(e, *names).lower()`` of every event, read by column: most events carry none of
     ``names``, and their value is the same constant."""
-    fields = list(map(attrgetter("fields"), evs))
     columns = [list(map(dict.get, fields, repeat(n))) for n in names]
     empty = SEP.join("" for _ in names).lower()
     return [SEP.join(v or "" for v in row).lower() if any(row) else empty for row in zip(*columns, strict=True)]
 
 
-def families(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
-    codes, inverse = factorize(column(evs, "event_code"))
-    table = np.array([[c in m for m in FAMILIES.values()] for c in codes],
-                     dtype=np.float64).reshape(len(codes), len(FAMILIES))
-    block = table[inverse]
-    return {name: block[:, j] for j, name in enumerate(FAMILY_NAMES)}
+@functools.lru_cache(maxsize=4096)
+def _family(code: int) -> tuple[float, ...]:
+    return tuple(float(code in m) for m in FAMILIES.values())
 
 
 def security_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
     """Every column of :data:`NAMES` for the batch."""
-    cols = families(evs)
-    codes = Codes(evs)
-    logon = numbers(evs, "logon_type", -1.0)
-    gated = np.isin(_codes(evs), tuple(LOGON_EVENTS | {4634}))
-    for name, types in LOGON_TYPES.items():
-        cols[name] = (gated & np.isin(logon, types)).astype(np.float64)
-    auth = keyed(evs, LOGON_EVENTS, lambda e: field(e, "AuthenticationPackageName", "LmPackageName", "KeyLength",
-                                                    "LogonProcessName") + SEP + str(e.logon_type), codes)
-    cols.update(zip(AUTH_NAMES, row_columns(auth, _auth, len(AUTH_NAMES)), strict=True))
-    status = keyed(evs, AUTH_EVENTS, lambda e: field(e, "Status", "SubStatus", "FailureReason"), codes)
-    cols.update(zip(FAILURE_NAMES, row_columns(status, _failure, len(FAILURE_NAMES)), strict=True))
-    kerb = keyed(evs, KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
-                 + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), codes)
-    cols.update(zip(KERBEROS_NAMES, row_columns(kerb, _kerberos, len(KERBEROS_NAMES)), strict=True))
-    privs = Texts(_joined_lower(evs, "PrivilegeList", "EnabledPrivilegeList"))
-    for name, needles in PRIVILEGES.items():
-        cols[name] = privs.contains_any(needles)
-    enabled = keyed(evs, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"), codes)
-    cols["sec_priv_debug_enabled"] = enabled.contains_any(("sedebugprivilege",))
-    account = keyed(evs, ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"
-                    + field(e, "TargetSid", "CallerProcessName", "SidHistory") + SEP + (e.user or ""), codes)
-    cols.update(zip(ACCOUNT_NAMES, row_columns(account, _account, len(ACCOUNT_NAMES)), strict=True))
-    return cols
+    b = EdrBatch(evs, NAMES, "security_columns")
+    put_security(b)
+    return b.sheet.columns()
 
 
-def row_columns(texts: Texts, row: Callable[[str], tuple[float, ...]], width: int) -> list[F64]:
-    """``width`` columns of ``row(value)``, computed once per distinct value; ``""`` gives zeros."""
-    block = texts.block(lambda d: np.array([row(v) if v else (0.0,) * width for v in d],
-                                           dtype=np.float64).reshape(len(d), width))
-    return [block[:, j] for j in range(width)]
+def put_security(b: EdrBatch) -> None:
+    """Every column of :data:`NAMES`, into ``b.sheet``."""
+    sheet = b.sheet
+    b.codes.put(sheet, FAMILY_NAMES[0], len(FAMILY_NAMES), _family)
+    logon = b.numbers("logon_type", -1.0)
+    types = np.logical_or.reduceat(logon[:, None] == _LOGON_VALUES, _LOGON_STARTS, axis=1)
+    sheet.put_block(next(iter(LOGON_TYPES)), types & b.codes.member(LOGON_GATE)[:, None])
+    put_keyed(b, AUTH_NAMES[0], len(AUTH_NAMES), LOGON_EVENTS, lambda e: field(
+        e, "AuthenticationPackageName", "LmPackageName", "KeyLength", "LogonProcessName") + SEP + str(e.logon_type),
+        _auth)
+    put_keyed(b, FAILURE_NAMES[0], len(FAILURE_NAMES), AUTH_EVENTS,
+              lambda e: field(e, "Status", "SubStatus", "FailureReason"), _failure)
+    put_keyed(b, KERBEROS_NAMES[0], len(KERBEROS_NAMES), KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
+              + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), _kerberos)
+    sheet.put_texts(next(iter(PRIVILEGES)), len(PRIVILEGES),
+                    Texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList")), _privileges)
+    put_keyed(b, ENABLED_NAMES[0], 1, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"),
+              lambda v: (float("sedebugprivilege" in v),))
+    put_keyed(b, ACCOUNT_NAMES[0], len(ACCOUNT_NAMES), ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"
+              + field(e, "TargetSid", "CallerProcessName", "SidHistory") + SEP + (e.user or ""), _account)
+
+
+def _privileges(value: str) -> tuple[float, ...]:
+    return tuple(float(any(n in value for n in needles)) for needles in PRIVILEGES.values())
 
 
 def _auth(value: str) -> tuple[float, ...]:

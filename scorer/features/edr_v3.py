@@ -16,13 +16,13 @@ import numpy as np
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
 from scorer.features import edr_cmdline, edr_objects, edr_security, rules
-from scorer.features.base import F32, F64, FeatureSet, basename, column, stack
+from scorer.features.base import F32, FeatureSet, basename, column
 from scorer.features.edr import EdrFeatures
-from scorer.features.edr_cmdline import cmdline_columns
-from scorer.features.edr_objects import object_columns
-from scorer.features.edr_security import security_columns
+from scorer.features.edr_batch import EdrBatch
+from scorer.features.edr_cmdline import put_cmdline
+from scorer.features.edr_objects import put_objects
+from scorer.features.edr_security import put_security
 from scorer.features.rules import RuleFeatures, RuleSource
-from scorer.features.texts import Texts
 
 BLOCK_NAMES: tuple[str, ...] = edr_security.NAMES + edr_objects.NAMES + edr_cmdline.NAMES + rules.NAMES
 # Columns that can only make an event more suspicious (models may constrain scores to be
@@ -44,30 +44,29 @@ class EdrV3Features:
         self.names: tuple[str, ...] = base.names + BLOCK_NAMES
 
     def transform(self, events: Sequence[Event]) -> F32:
-        if isinstance(self.base, EdrFeatures):  # v1's columns and the blocks made finite in one matrix
-            cols, image, parent = self.base.columns_and_bases(events)  # validates the event type too
-            cols.update(block_columns(events, self.rules, image, parent))  # type: ignore[arg-type]  # checked by base
-            return stack(self.names, cols, len(events))
+        if isinstance(self.base, EdrFeatures):  # v1's columns and the blocks in one matrix
+            b = EdrBatch(events, self.names, "EdrFeatures.transform")
+            images, parents = self.base.put(b)
+            put_blocks(b, self.rules, images, parents)
+            return b.sheet.matrix()
         x = self.base.transform(events)  # validates the event type too
         return np.hstack([x, block_matrix(events, self.rules)])  # type: ignore[arg-type]  # checked by base
 
 
 def block_matrix(evs: Sequence[EndpointEvent], rule_features: RuleFeatures) -> F32:
     """The v3 block columns (:data:`BLOCK_NAMES`) of a batch."""
-    return stack(BLOCK_NAMES, block_columns(evs, rule_features), len(evs))
+    b = EdrBatch(evs, BLOCK_NAMES, "block_matrix")
+    images = [basename((i or f.get("SourceImage") or "").lower()) for i, f in zip(column(evs, "image"), b.fields,
+                                                                                   strict=True)]
+    parents = [basename((p or "").lower()) for p in column(evs, "parent_image")]
+    put_blocks(b, rule_features, images, parents)
+    return b.sheet.matrix()
 
 
-def block_columns(evs: Sequence[EndpointEvent], rule_features: RuleFeatures, image: Texts | None = None,
-                  parent: Texts | None = None) -> dict[str, F64]:
-    """The v3 block columns (:data:`BLOCK_NAMES`) of a batch, by name. ``image`` / ``parent``:
-    the lower-case image and parent basenames, when v1 has them already."""
-    if image is None or parent is None:
-        fields = column(evs, "fields")
-        image = Texts([i or f.get("SourceImage") or "" for i, f in zip(column(evs, "image"), fields, strict=True)]
-                      ).map(str.lower).map(basename)
-        parent = Texts([p or "" for p in column(evs, "parent_image")]).map(str.lower).map(basename)
-    cols: dict[str, F64] = security_columns(evs)
-    cols.update(object_columns(evs))
-    cols.update(cmdline_columns(evs, image, parent))
-    cols.update(rule_features.columns(evs))
-    return cols
+def put_blocks(b: EdrBatch, rule_features: RuleFeatures, images: list[str], parents: list[str]) -> None:
+    """The v3 block columns (:data:`BLOCK_NAMES`), into ``b.sheet``. ``images`` / ``parents``:
+    each event's lower-case image and parent basename."""
+    put_security(b)
+    put_objects(b)
+    put_cmdline(b, images, parents)
+    rule_features.put(b.sheet, b.events)

@@ -23,6 +23,7 @@ import numpy as np
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64, column
+from scorer.features.edr_batch import Sheet
 from scorer.features.texts import factorize
 from scorer.rules.model import LEVELS
 
@@ -100,17 +101,22 @@ class RuleFeatures:
         self.unmapped = 0  # hits of ids this pack does not know, since construction
 
     def columns(self, evs: Sequence[EndpointEvent]) -> dict[str, F64]:
+        sheet = Sheet(NAMES, len(evs))
+        self.put(sheet, evs)
+        return sheet.columns()
+
+    def put(self, sheet: Sheet, evs: Sequence[EndpointEvent]) -> None:
+        """The columns of :data:`NAMES`, into ``sheet`` (zeros where nothing fired)."""
         distinct, inverse = factorize(column(evs, "rule_hits"))
-        index = {hits: row for row, hits in enumerate(distinct)}
-        table = np.zeros((len(index), len(NAMES)))
-        for hits, row in index.items():
+        if not any(distinct):  # most batches of a quiet stream: nothing fired
+            return
+        table = np.zeros((len(distinct), len(NAMES)))
+        counts = np.bincount(inverse, minlength=len(distinct))
+        for row, hits in enumerate(distinct):
             if hits:
                 table[row] = self._row(hits)
-        counts = np.bincount(inverse, minlength=len(index)) if len(evs) else np.zeros(0, np.int64)
-        self.unmapped += sum(int(counts[row]) * sum(h not in self.vectors for h in hits)
-                             for hits, row in index.items() if hits)
-        block = table[inverse]
-        return {name: block[:, j] for j, name in enumerate(NAMES)}
+                self.unmapped += int(counts[row]) * sum(h not in self.vectors for h in hits)
+        sheet.put_block(NAMES[0], table[inverse])
 
     def _row(self, hits: tuple[str, ...]) -> F64:
         row = np.zeros(len(NAMES))

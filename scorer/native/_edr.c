@@ -16,6 +16,12 @@
  * texts(primary, fields, name) -> list
  *   Per row, ``primary[i] or fields[i].get(name) or ""`` (either list may be None: left out),
  *   Python's truth and ``get`` (a dict's own lookup for a plain dict).
+ * fill(out, column, width, inverse, rows) -> None
+ *   out: a writable C-contiguous 2-d float64 buffer; rows: a list of tuples (or lists) of
+ *   ``width`` numbers, one per distinct value; inverse: each row of out's index into rows (an
+ *   intp buffer), or None when rows has one per row of out. Writes
+ *   out[i, column:column+width] = rows[inverse[i]] as numpy's float64 array of rows would hold
+ *   them: one call where numpy takes three (the table, the gather, the slice's assignment).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -229,10 +235,99 @@ fail:
     return NULL;
 }
 
+/* A row of ``rows`` as ``width`` doubles at ``dst``: a tuple or list of numbers, floats by
+ * Python's own conversion (what numpy's float64 array of it holds). */
+static int row_doubles(PyObject *row, Py_ssize_t width, double *dst) {
+    PyObject *seq = PySequence_Fast(row, "fill: a row must be a sequence");
+    if (seq == NULL) return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != width) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "fill: a row is not width values long");
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < width; j++) {
+        double v = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, j));
+        if (v == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        dst[j] = v;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static PyObject *fill(PyObject *self, PyObject *args) {
+    PyObject *out, *inverse, *rows;
+    Py_ssize_t column, width;
+    if (!PyArg_ParseTuple(args, "OnnOO!:fill", &out, &column, &width, &inverse, &PyList_Type, &rows)) return NULL;
+    Py_buffer o, inv = {0};
+    if (PyObject_GetBuffer(out, &o, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
+    PyObject *result = NULL;
+    double *table = NULL;
+    int have_inverse = inverse != Py_None;
+    if (o.ndim != 2 || o.itemsize != (Py_ssize_t)sizeof(double) || o.format == NULL || strcmp(o.format, "d") != 0
+        || column < 0 || width < 0 || column + width > o.shape[1]) {
+        PyErr_SetString(PyExc_ValueError, "fill: out must be a 2-d float64 array holding the columns");
+        goto done;
+    }
+    Py_ssize_t n = o.shape[0], stride = o.shape[1], k = PyList_GET_SIZE(rows);
+    if (have_inverse) {
+        if (PyObject_GetBuffer(inverse, &inv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            have_inverse = 0;
+            goto done;
+        }
+        if (inv.itemsize != (Py_ssize_t)sizeof(Py_ssize_t) || inv.len != n * inv.itemsize || inv.format == NULL
+            || strchr("nlq", inv.format[strlen(inv.format) - 1]) == NULL) {
+            PyErr_SetString(PyExc_ValueError, "fill: inverse must hold one intp per row of out");
+            goto done;
+        }
+    } else if (k != n) {
+        PyErr_SetString(PyExc_ValueError, "fill: without inverse, one row per row of out");
+        goto done;
+    }
+    if (width == 0 || n == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if ((table = PyMem_Malloc((size_t)(k > 0 ? k : 1) * (size_t)width * sizeof(double))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t r = 0; r < k && r < PyList_GET_SIZE(rows); r++) {
+        PyObject *row = PyList_GET_ITEM(rows, r);
+        Py_INCREF(row); /* a number's __float__ could change the list */
+        int bad = row_doubles(row, width, table + r * width);
+        Py_DECREF(row);
+        if (bad) goto done;
+    }
+    if (PyList_GET_SIZE(rows) != k) {
+        PyErr_SetString(PyExc_RuntimeError, "fill: rows changed size");
+        goto done;
+    }
+    double *dst = (double *)o.buf + column;
+    const Py_ssize_t *codes = have_inverse ? (const Py_ssize_t *)inv.buf : NULL;
+    for (Py_ssize_t i = 0; i < n; i++, dst += stride) {
+        Py_ssize_t r = codes != NULL ? codes[i] : i;
+        if (r < 0 || r >= k) {
+            PyErr_SetString(PyExc_IndexError, "fill: inverse names a row rows does not have");
+            goto done;
+        }
+        memcpy(dst, table + r * width, (size_t)width * sizeof(double));
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(table);
+    if (have_inverse) PyBuffer_Release(&inv);
+    PyBuffer_Release(&o);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"factorize", factorize, METH_VARARGS, "Distinct values of a list (first seen first), each row's index into out."},
     {"masks", masks, METH_VARARGS, "Per wanted value, the bitset of the rows holding it."},
     {"texts", texts, METH_VARARGS, "Per row, primary[i] or fields[i].get(name) or an empty string."},
+    {"fill", fill, METH_VARARGS, "out[i, column:column+width] = rows[inverse[i]] (rows[i] without inverse)."},
     {NULL, NULL, 0, NULL},
 };
 

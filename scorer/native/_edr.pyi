@@ -12,3 +12,7 @@ def masks(sel: list[int] | None, col: list[Any], wanted: Iterable[Hashable], n: 
 
 def texts(primary: list[Any] | None, fields: list[Any] | None, name: str | None, /) -> list[Any]:
     """Per row, ``primary[i] or fields[i].get(name) or ""`` (a list given as None is left out)."""
+
+def fill(out: npt.NDArray[np.float64], column: int, width: int, inverse: npt.NDArray[np.intp] | None,
+         rows: list[Any], /) -> None:
+    """``out[i, column:column + width] = rows[inverse[i]]`` (``rows[i]`` when ``inverse`` is None)."""

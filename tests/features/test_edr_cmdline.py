@@ -12,7 +12,6 @@ import pytest
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import basename
 from scorer.features.edr_cmdline import INDICATORS, NAMES, cmdline_columns, entropy
-from scorer.features.texts import Texts
 from tests.support.columns import assert_batch_equals_each_alone, flags_set
 
 
@@ -21,8 +20,8 @@ def ev(image: str, line: str | None, parent: str | None = None) -> EndpointEvent
 
 
 def cols(events: list[EndpointEvent]) -> dict[str, npt.NDArray[np.float64]]:
-    img = Texts(e.image or "" for e in events).map(str.lower).map(basename)
-    par = Texts(e.parent_image or "" for e in events).map(str.lower).map(basename)
+    img = [basename((e.image or "").lower()) for e in events]
+    par = [basename((e.parent_image or "").lower()) for e in events]
     return cmdline_columns(events, img, par)
 
 

@@ -187,3 +187,45 @@ def test_realistic_stream_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     capture = templates(bundled_capture(), tuple(EventKind))
     events = _edr_rows(realistic_templates(capture, data_dir(), per_kind=3000), 9000)
     _same_everywhere(monkeypatch, [events[lo:lo + 683] for lo in range(0, len(events), 683)])
+
+
+ROW_VALUES = st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 6), st.integers(0, 3), st.data())
+def test_fill_equals_numpy(n: int, width: int, column: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(1, 8)) if n else 0
+    rows = [data.draw(st.one_of(st.tuples(*[ROW_VALUES] * width), st.lists(ROW_VALUES, min_size=width,
+                                                                             max_size=width))) for _ in range(k)]
+    inverse = np.array(data.draw(st.lists(st.integers(0, max(k - 1, 0)), min_size=n, max_size=n)), dtype=np.intp)
+    out = np.full((n, column + width + 1), -1.5)
+    _edr.fill(out, column, width, inverse, rows)
+    expected = np.full_like(out, -1.5)
+    expected[:, column:column + width] = np.array(rows, dtype=np.float64).reshape(k, width)[inverse]
+    assert out.tobytes() == expected.tobytes()
+    if k == n:  # without inverse: row i is rows[i]
+        out2 = np.full_like(out, -1.5)
+        _edr.fill(out2, column, width, None, rows)
+        expected[:, column:column + width] = np.array(rows, dtype=np.float64).reshape(k, width)
+        assert out2.tobytes() == expected.tobytes()
+
+
+def test_fill_refuses_what_does_not_fit() -> None:
+    out = np.zeros((2, 3))
+    with pytest.raises(ValueError):
+        _edr.fill(out, 2, 2, None, [(1.0, 2.0), (3.0, 4.0)])  # past the last column
+    with pytest.raises(ValueError):
+        _edr.fill(out, 0, 2, None, [(1.0, 2.0)])  # one row short
+    with pytest.raises(ValueError):
+        _edr.fill(out, 0, 2, None, [(1.0,), (2.0, 3.0)])  # a row too short
+    with pytest.raises(IndexError):
+        _edr.fill(out, 0, 1, np.array([0, 3], dtype=np.intp), [(1.0,)])
+    with pytest.raises(ValueError):
+        _edr.fill(out, 0, 1, np.array([0], dtype=np.intp), [(1.0,)])  # one code per row
+    with pytest.raises(ValueError):
+        _edr.fill(np.zeros((2, 3), dtype=np.float32), 0, 1, None, [(1.0,), (2.0,)])
+    with pytest.raises(ValueError):
+        _edr.fill(np.zeros((2, 3))[:, ::2], 0, 1, None, [(1.0,), (2.0,)])  # not contiguous
+    with pytest.raises(TypeError):
+        _edr.fill(out, 0, 1, None, [("x",), (2.0,)])
