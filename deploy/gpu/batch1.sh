@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Batch-1 latency of the GPU host's production name, server configurations side by side in
-# one call (docs/gpu-serving.md, run 12):
+# one call (docs/gpu-serving.md, runs 12 and 13):
 #   deploy/gpu/batch1.sh OUTDIR FEATURES.npz [STACK.tar.xz]
 # STACK (optional): as bench.sh's (unpacked to /tmp/stack; its pa/perf_analyzer is the client).
 # VARIANTS (default "on/2 off/2 on/2 off/2": interleaved, so a slow minute of the machine lands
-# on both): one server each, in order, each token BATCHING/INSTANCES[@CPUS]: the router's
+# on both): one server each, in order, each token BATCHING/INSTANCES[/SCORER][@CPUS]: the router's
 # dynamic batcher on or off (launch.py --cpu-batching), its CPU instances (--cpu-instances),
-# and optionally a CPU list that tritonserver's threads (not the python stubs) and the client
-# are both confined to (taskset), a diagnostic of cross-core wake-ups. Per variant: perf_analyzer (C++ client, gRPC, real rows, one
+# what scores small requests (compiled: the tl2cgen-compiled trees, the default; gtil:
+# Treelite's GTIL; launch.py --compiled), and optionally a CPU list that tritonserver's
+# threads (not the python stubs) and the client are both confined to (taskset), a diagnostic
+# of cross-core wake-ups. INPROCESS=1: first, compiled_bench (GTIL against the compiled trees
+# in one process, 1/4/16/64/255 rows) into OUTDIR/inprocess.json. Per variant: perf_analyzer (C++ client, gRPC, real rows, one
 # row per request) on the three kinds at NATIVE_CONCURRENCY (default 1,4,16) requests in
 # flight, windows of INTERVAL_MS (default 1000); then the Python ServerLive floor (no model).
 # Once per call: loopback_floor (a bare TCP round trip between two processes: unpinned, both
@@ -29,17 +32,22 @@ python3 -m deploy.gpu.perf_analyzer prepare --source "$pa" --out /tmp/perf_analy
 ${CXX:-c++} -O2 -o /tmp/loopback_floor deploy/gpu/loopback_floor.cc || exit 1
 cpus=$(nproc)
 for pin in "" "0 0" "0 $((cpus > 2 ? 2 : 1))"; do /tmp/loopback_floor 20000 512 $pin; done | tee "$out/loopback.jsonl"
+if [ "${INPROCESS:-0}" = 1 ]; then
+  python3 -m deploy.gpu.compiled_bench --features "$feats" --batches 1,4,16,64,255 --calls "${INPROCESS_CALLS:-5000}" \
+    --out "$out/inprocess.json" 2>"$out/inprocess.log" || { tail -c 3000 "$out/inprocess.log"; exit 1; }
+fi
 work=/tmp/triton-batch1
 i=0
 for variant in ${VARIANTS:-on/2 off/2 on/2 off/2}; do
   i=$((i + 1))
   spec=${variant%%@*}; cpuset=; [[ $variant == *@* ]] && cpuset=${variant#*@}
-  batching=${spec%%/*}; instances=${spec#*/}
-  name="$i-batching-${batching}-instances-${instances}${cpuset:+-cpus-$cpuset}"
+  IFS=/ read -r batching instances scorer <<<"$spec"; scorer=${scorer:-compiled}
+  case $scorer in compiled) compiled=on ;; gtil) compiled=off ;; *) echo "scorer: compiled or gtil, not $scorer"; exit 1 ;; esac
+  name="$i-batching-${batching}-instances-${instances}-${scorer}${cpuset:+-cpus-$cpuset}"
   pin=(); [ -n "$cpuset" ] && pin=(taskset -c "$cpuset")
   t0=$(date +%s.%N)
   python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu,routed" --large-engine "$gpu" \
-    ${GPU_INSTANCES:+--gpu-instances "$GPU_INSTANCES"} --cpu-batching "$batching" --cpu-instances "$instances" \
+    ${GPU_INSTANCES:+--gpu-instances "$GPU_INSTANCES"} --cpu-batching "$batching" --cpu-instances "$instances" --compiled "$compiled" \
     --cpu-threads 1 --timeout 300 --http-port "$port" --grpc-port $((port + 1)) --metrics-port $((port + 2)) \
     >"$out/serve_$name.log" 2>&1 || { tail -c 4000 "$work/tritonserver.log"; exit 1; }
   if [ -n "$cpuset" ]; then  # every thread of the server process; its python stubs stay free

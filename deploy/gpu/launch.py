@@ -11,8 +11,10 @@ For each production model ``<name>`` and each engine, one model serves the same 
 
 - ``routed``: ``<name>`` itself, the GPU host's production model (what scorers call): the C++
   Treelite backend (deploy/gpu/treelite_backend, config ``triton_config.treelite_cpu_model``)
-  scores requests below ``--small-request-rows`` on KIND_CPU and forwards the others, inside
-  the server, to ``<name>_<large engine>`` (``--large-engine``, default nvforest);
+  scores requests below ``--small-request-rows`` on KIND_CPU, with the version's trees
+  compiled here by tl2cgen and the host's C compiler (``--compiled``, default on;
+  compiled_model.py), and forwards the others, inside the server, to
+  ``<name>_<large engine>`` (``--large-engine``, default nvforest);
 - ``nvforest``: ``<name>_nvforest`` on KIND_GPU, deploy/gpu/model.py (python backend) running
   nvForest on the version's Treelite checkpoint ``model.tl`` (``triton_config.nvforest_model``);
 - ``treelite-cpp``: ``<name>_treelite-cpp``, the C++ backend alone (the CPU side measured);
@@ -37,7 +39,7 @@ from typing import Any
 
 # Run as a script (python deploy/gpu/launch.py): the checkout's packages, deploy and scorer.
 sys.path.append(str(Path(__file__).resolve().parents[2]))  # appended: never shadows a package
-from deploy.gpu import cpp_backend
+from deploy.gpu import compiled_model, cpp_backend
 from deploy.gpu.bench_common import ROUTED, served_name
 from deploy.local import triton as local_launcher
 from scorer.inference import triton_config
@@ -85,8 +87,10 @@ def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_ins
 
 
 def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536, gpu_instances: int = 1,
-             cpu_threads: int = 1, **options: Any) -> list[str]:
+             cpu_threads: int = 1, compiled: bool = True, **options: Any) -> list[str]:
     """Write the engine repository for every model of ``src`` into ``dst``; model names.
+    ``compiled``: each version of the C++ backend's models gets its trees compiled by this
+    host's compiler (compiled_model.py), which the backend scores small requests with.
     ``options``: engine_config's queue_delay_us, cpu_instances, large_engine, small_request_rows,
     cpu_model_threads, cpu_batching."""
     src, dst = src.resolve(), dst.resolve()
@@ -113,6 +117,8 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
                 for name in LINKED:
                     if (version / name).is_file():
                         (out / version.name / name).symlink_to(version / name)
+                if compiled and engine in (CPP, ROUTED) and (version / "model.tl").is_file():
+                    (out / version.name / compiled_model.LIBRARY).symlink_to(compiled_model.build(version / "model.tl"))
             names.append(out.name)
     return names
 
@@ -169,6 +175,10 @@ def main(argv: list[str] | None = None) -> None:
                          default="on" if triton_config.CPU_MODEL_BATCHING else "off",
                          help=f"a dynamic batcher in front of the {CPP} and {ROUTED} models (default: "
                               "off, each request scored alone; docs/gpu-serving.md, run 12)")
+        cmd.add_argument("--compiled", choices=("on", "off"), default="on",
+                         help=f"compile each version's trees (tl2cgen, this host's C compiler) for the {CPP} and "
+                              f"{ROUTED} models to score small requests with (default on; off: Treelite's GTIL; "
+                              "docs/gpu-serving.md, run 13)")
         cmd.add_argument("--queue-delay-us", type=int, default=None, help="default: the production config's")
         cmd.add_argument("--large-engine", default="nvforest",
                          help=f"the engine {ROUTED!r} forwards large requests to (default nvforest)")
@@ -187,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes = {"max_batch": args.max_batch, "gpu_instances": args.gpu_instances, "cpu_threads": args.cpu_threads,
              "queue_delay_us": args.queue_delay_us, "cpu_instances": args.cpu_instances,
              "large_engine": args.large_engine, "small_request_rows": args.small_request_rows,
-             "cpu_model_threads": args.cpu_model_threads, "cpu_batching": args.cpu_batching == "on"}
+             "cpu_model_threads": args.cpu_model_threads, "cpu_batching": args.cpu_batching == "on",
+             "compiled": args.compiled == "on"}
     if args.command == "generate":
         print("generated:", ", ".join(generate(args.repository, args.out, engines, **sizes)))
         return

@@ -122,6 +122,7 @@ TRITONSERVER_Error* Forward(const ForwardTarget& target, TRITONBACKEND_ModelInst
     delete f;
     return err;
   }
+  Ignore(TRITONBACKEND_ResponseSetStringParameter(f->response, kScoredBy, target.model.c_str()));
   TRITONSERVER_InferenceRequest* inner = nullptr;
   TRITONSERVER_Error* err = TRITONSERVER_InferenceRequestNew(&inner, target.server, target.model.c_str(), target.version);
   if (!err) err = Build(target, f, inner);

@@ -6,6 +6,10 @@
 
 #include "triton_api.h"
 
+// The response parameter that names what scored a request: "compiled" or "gtil" (this
+// backend's scorers), or the model it was forwarded to. Clients and tests read it.
+constexpr const char* kScoredBy = "scored_by";
+
 struct ForwardTarget {
   TRITONSERVER_Server* server = nullptr;
   std::string model;  // empty: nothing is forwarded

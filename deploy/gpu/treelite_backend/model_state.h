@@ -1,41 +1,32 @@
-// One model version's state: its Treelite model loaded through libtreelite.so's C API, the
-// GTIL configuration, and where large requests go (forward.h).
+// One model version's state: its trees in Treelite's GTIL and, where the version directory
+// holds one, compiled (compiled_model.h); the config's parameters; where large requests go
+// (forward.h).
 #pragma once
 
 #include <stdint.h>
 
 #include <string>
 
+#include "compiled_model.h"
 #include "forward.h"
+#include "gtil.h"
 #include "triton_api.h"
 
-// Treelite's C API (treelite/c_api.h, 4.x), resolved from libtreelite.so at load.
-struct Treelite {
-  int (*deserialize)(const char*, void**);
-  int (*free_model)(void*);
-  int (*num_feature)(void*, int32_t*);
-  int (*parse_config)(const char*, void**);
-  int (*delete_config)(void*);
-  int (*output_shape)(void*, uint64_t, void*, const uint64_t**, uint64_t*);
-  int (*predict)(void*, const void*, const char*, uint64_t, void*, void*);
-  const char* (*last_error)();
-};
+// A version's compiled trees, beside model.tl (deploy/gpu/compiled_model.py builds it).
+constexpr const char* kCompiledLibrary = "model_compiled.so";
 
 struct ModelState {
-  void* library = nullptr;
-  Treelite api{};
-  void* model = nullptr;
-  void* config = nullptr;         // GTIL with gtil_threads threads
-  void* config_serial = nullptr;  // GTIL with one thread: below parallel_rows a thread pool costs more
-  int64_t parallel_rows = 8;
-  int32_t n_features = 0;
-  uint64_t outputs_per_row = 0;
+  Gtil gtil;
+  CompiledModel compiled;       // loaded(): requests below compiled_rows rows are scored by it
+  int64_t compiled_rows = 0;
+  int64_t parallel_rows = 8;    // GTIL: from this many rows, its threaded configuration
   ForwardTarget large;
   int64_t large_rows = 1024;
   ~ModelState();
 };
 
-// Read the version's model.tl and the config's parameters (see treelite_backend.cc).
+// Read the version's model.tl (and model_compiled.so, checked against GTIL) and the
+// config's parameters (see treelite_backend.cc).
 TRITONSERVER_Error* Load(TRITONBACKEND_Model* model, ModelState* state);
 
 // An error whose message names this backend.

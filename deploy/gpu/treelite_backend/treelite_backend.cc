@@ -1,12 +1,18 @@
-// A Triton C++ backend that scores the shipped tree ensembles on the CPU with Treelite's
-// predictor (GTIL) from the version's checkpoint model.tl: the small-request path of a GPU
-// host. The python backend costs 0.25-0.65 ms of IPC per execute whatever the model does
-// (docs/gpu-serving.md); a backend inside the server process costs the call.
+// A Triton C++ backend that scores the shipped tree ensembles on the CPU: the small-request
+// path of a GPU host. The python backend costs 0.25-0.65 ms of IPC per execute whatever the
+// model does (docs/gpu-serving.md); a backend inside the server process costs the call.
+// Two scorers of the version's trees: Treelite's predictor (GTIL) on the checkpoint model.tl,
+// and, where the version directory holds model_compiled.so (tl2cgen's C of the same trees,
+// built by deploy/gpu/compiled_model.py), that library, checked against GTIL at load and
+// refused with the model on a mismatch. The compiled trees take requests below
+// `compiled_rows` rows (one row in 0.7-1.3 us against GTIL's 11-17 us in process: run 13);
+// GTIL the rest, and everything when there is no library.
 //
 // With `large_request_model` set it is also the router of a GPU host: a request of
 // `large_request_rows` rows or more (or one whose input is in GPU memory) is forwarded to
 // that model (the nvForest GPU model, same version) inside the server, and its scores are
 // written straight into this model's response (forward.cc). Clients call one model name.
+// Each response names what scored it in its `scored_by` parameter.
 //
 // Built by deploy/gpu/cpp_backend.py into libtriton_scorer_treelite.so; the model's config
 // names `backend: "scorer_treelite"`. libtreelite.so is opened at model load from the
@@ -15,8 +21,10 @@
 // Parameters (string_value):
 //   treelite_library     path of libtreelite.so (required)
 //   gtil_threads         Treelite's nthread per call (default 1; at most the CPUs the server may use)
-//   gtil_parallel_rows   batches below this many rows run on one thread (default 8: on the H200
-//                        host one row took 37-60 us on one thread, 135-150 us on eight)
+//   gtil_parallel_rows   GTIL batches below this many rows run on one thread (default 8: on the
+//                        H200 host one row took 37-60 us on one thread, 135-150 us on eight)
+//   compiled_rows        requests below this many rows go to the compiled trees (default: all
+//                        scored here; 0: never)
 //   large_request_model  the model that takes large requests (default: none, all run here)
 //   large_request_rows   rows from which a request is forwarded (default 1024)
 //
@@ -195,7 +203,7 @@ __attribute__((visibility("default"))) TRITONSERVER_Error* TRITONBACKEND_ModelIn
   uint64_t total = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const size_t before = rows.size();
-    errors[i] = ReadRows(requests[i], state.n_features, rows, &counts[i]);
+    errors[i] = ReadRows(requests[i], state.gtil.n_features, rows, &counts[i]);
     if (errors[i]) {
       rows.resize(before);
       counts[i] = 0;
@@ -203,11 +211,16 @@ __attribute__((visibility("default"))) TRITONSERVER_Error* TRITONBACKEND_ModelIn
     total += counts[i];
   }
   const uint64_t compute_start = NowNs();
-  scores.resize(total * state.outputs_per_row);
+  const uint64_t per_row = state.gtil.outputs_per_row;
+  scores.resize(total * per_row);
   TRITONSERVER_Error* batch_error = nullptr;
-  void* gtil = static_cast<int64_t>(total) < state.parallel_rows ? state.config_serial : state.config;
-  if (total > 0 && state.api.predict(state.model, rows.data(), "float32", total, scores.data(), gtil) != 0) {
-    batch_error = Error(kErrorInternal, state.api.last_error());
+  const bool compiled = state.compiled.loaded() && static_cast<int64_t>(total) < state.compiled_rows;
+  if (total > 0 && compiled) {
+    state.compiled.Predict(rows.data(), total, scores.data());
+  } else if (total > 0) {
+    const std::string why =
+        state.gtil.Predict(rows.data(), total, scores.data(), static_cast<int64_t>(total) >= state.parallel_rows);
+    if (!why.empty()) batch_error = Error(kErrorInternal, why);
   }
   const uint64_t compute_end = NowNs();
 
@@ -217,8 +230,8 @@ __attribute__((visibility("default"))) TRITONSERVER_Error* TRITONBACKEND_ModelIn
     if (!err && batch_error) err = TRITONSERVER_ErrorNew(kErrorInternal, TRITONSERVER_ErrorMessage(batch_error));
     TRITONBACKEND_Response* response = nullptr;
     TRITONSERVER_Error* made = TRITONBACKEND_ResponseNew(&response, requests[i]);
-    if (!made && !err) err = WriteScores(response, scores.data() + offset * state.outputs_per_row, counts[i],
-                                         state.outputs_per_row);
+    if (!made && !err) err = WriteScores(response, scores.data() + offset * per_row, counts[i], per_row);
+    if (!made && !err) Ignore(TRITONBACKEND_ResponseSetStringParameter(response, kScoredBy, compiled ? "compiled" : "gtil"));
     offset += counts[i];
     if (!made) {
       Ignore(TRITONBACKEND_ResponseSend(response, kResponseCompleteFinal, err));
