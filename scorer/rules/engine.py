@@ -118,6 +118,16 @@ class RuleEngine:
             for aid in required or ():
                 self.triggers.setdefault(aid, []).append(vi)
         self.trigger_atoms = frozenset(self.triggers)
+        # The same for the logsource trees: a batch evaluates those one of whose atoms matched.
+        self.ls_triggers: dict[int, list[int]] = {}
+        self.ls_always: list[int] = []
+        for index, tree in enumerate(self.ls_trees):
+            required = need(tree)
+            if required is None:
+                self.ls_always.append(index)
+            for aid in required or ():
+                self.ls_triggers.setdefault(aid, []).append(index)
+        self.ls_trigger_atoms = frozenset(self.ls_triggers)
         # Trees as compiled functions, all at load: compiling one in the hot path would put its
         # ~100 us into that batch's latency (a pack: ~0.5 s once per process, scorer.rules.bitsets).
         self.ls_code = [compile_tree(tree) for tree in self.ls_trees]
@@ -133,6 +143,7 @@ class RuleEngine:
             else:
                 by_field.setdefault(atom.field, []).append((aid, atom))
         self.matchers = {name: FieldMatcher(atoms) for name, atoms in by_field.items()}
+        self.missing = {name: m.missing for name, m in self.matchers.items() if m.missing}
         names = {*by_field, *self.fieldrefs, *(p for refs in self.fieldrefs.values() for _, p in refs)}
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
         self.columns: dict[str, Column] = {name: column_reader(name) for name in names}
@@ -198,22 +209,26 @@ class RuleEngine:
         for name in self.head_fields:
             self._field_of_rules(events, name, full, n, amask, errors)
         get = amask.get
-        ls_masks = [code(get, full) for code in self.ls_code]
+        ls_masks = [0] * len(self.ls_code)
+        ls_code = self.ls_code
+        for index in _triggered(amask, self.ls_always, self.ls_triggers, self.ls_trigger_atoms):
+            ls_masks[index] = ls_code[index](get, full)
         field_rows: dict[str, int] = {}
         for index, mask in enumerate(ls_masks):
             if mask:
                 for name in self.ls_fields[index]:
                     field_rows[name] = field_rows.get(name, 0) | mask
+        present, leftover, missing = self._present, self.leftover, self.missing
         for name, rows in field_rows.items():
-            if name not in self.head_fields:
+            if present is not None and name in leftover and name not in present:
+                # No event carries it: every row reads None, which only the "missing" atoms match.
+                for aid in missing.get(name, ()):
+                    amask[aid] = amask.get(aid, 0) | rows
+            elif name not in self.head_fields:
                 self._field_of_rules(events, name, rows, n, amask, errors)
         if self.keyword_groups:
             self._keywords(events, ls_masks, n, amask)
-        candidates = set(self.always)
-        triggers = self.triggers
-        for aid in self.trigger_atoms.intersection(amask):
-            if amask[aid]:
-                candidates.update(triggers[aid])
+        candidates = _triggered(amask, self.always, self.triggers, self.trigger_atoms)
         rule_masks: dict[int, int] = {}
         variants, compiled = self.variants, self._code
         for vi in sorted(candidates):
@@ -245,12 +260,6 @@ class RuleEngine:
 
     def _field(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
                amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
-        if name in self.leftover and self._present is not None and name not in self._present:
-            # No event carries it: every row reads None, which only the "missing" atoms match.
-            missing = self.matchers[name].missing if name in self.matchers else ()
-            for aid in missing:
-                amask[aid] = amask.get(aid, 0) | rows
-            return
         sel = self._rows.get(rows)
         if sel is None:
             sel = self._rows[rows] = rows_of(rows, n)
@@ -384,3 +393,12 @@ class RuleEngine:
                     for aid in matcher.match(text):
                         amask[aid] = amask.get(aid, 0) | bits[r]
 
+
+def _triggered(amask: dict[int, int], always: list[int], triggers: dict[int, list[int]],
+               trigger_atoms: frozenset[int]) -> set[int]:
+    """The trees (variants or logsources) to evaluate: ``always``, and those a matched atom triggers."""
+    out = set(always)
+    for aid in trigger_atoms.intersection(amask):
+        if amask[aid]:
+            out.update(triggers[aid])
+    return out
