@@ -93,7 +93,8 @@ def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
 def _line(res: harness.RunResult) -> str:
     hist = res.histograms
     head = (f"{res.runner:20s} {res.rate_offered_eps:>6.0f}/s achieved {res.rate_achieved_eps:>7.0f}/s  "
-            f"e2e ms {res.e2e_ms}  added ms {res.added_ms}  records/batch {res.batch_mean.get('records')}")
+            f"e2e ms {res.e2e_ms}  added ms {res.added_ms}  records/batch {res.batch_mean.get('records')}  "
+            f"CPU {res.cpu_us_per_event} us/event")
     rows = [f"    {key:48s} n={int(v['count']):>7d}  p50 {v['p50']:>8.3f}  p99 {v['p99']:>8.3f}  "
             f"p99.9 {v['p99.9']:>8.3f} ms" for key, v in sorted(hist.items())]
     return "\n".join([head, *rows])

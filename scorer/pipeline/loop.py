@@ -29,6 +29,7 @@ from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, Undelivered, score_records
 from scorer.pipeline.source import fetched_records
+from scorer.pipeline.turns import serve_io
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,9 @@ class ScoringLoop:
         await self._sink.deliver(
             outputs, offsets, lambda acked: self._account(outcome, n, acked - received, t_produce, handed, acked))
         handed = time.perf_counter()
+        # The request on the wire before the next batch takes the CPU (getmany() returns at
+        # once when records are buffered).
+        await serve_io()
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; while the failure is one that passes, hold consumption and retry.

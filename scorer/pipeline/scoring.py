@@ -8,7 +8,6 @@ is a module of this package, named after it; this one only runs them in order an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from scorer.pipeline.inference import Inference
 from scorer.pipeline.outcome import BatchOutcome, merge_outcomes, unscorable
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.rules import apply_rules, shadow_input, shadow_rules
+from scorer.pipeline.turns import serve_io
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class BatchScorer:
             t0 = time.perf_counter()
             batch = decode(self.decoder, records, self.runtimes, self.shadows)
             batch.timings["decode"] = time.perf_counter() - t0
+            await serve_io()  # an ack or a fetch response waits one step, not the whole batch
             await self._featurise(batch, inference)
         t_wait = time.perf_counter()
         try:
@@ -150,7 +151,7 @@ class BatchScorer:
                 if items:
                     batch.matrices[kind] = (x, items)
                     inference.launch(kind, x, runtime, batch.shadows.get(kind), shadow_rules(batch, kind, x, items))
-                    await asyncio.sleep(0)  # let the task hand its request to the thread / Triton
+                    await serve_io()  # the task hands its request to the thread / Triton; acks are read
         except BaseException:
             await inference.cancel()
             raise
