@@ -147,21 +147,21 @@ class EdrFeatures:
         b.codes.put(sheet, BEHAVIOUR_NAMES[0], len(BEHAVIOUR_NAMES), _behaviour)
         # Channels, images and command lines repeat heavily: text work runs once per
         # distinct value (Texts), then is placed at every row holding it.
-        chan = Texts([c + " " + p for c, p in zip(column(evs, "channel"), column(evs, "provider"), strict=True)])
+        chan = b.texts([c + " " + p for c, p in zip(column(evs, "channel"), column(evs, "provider"), strict=True)])
         sheet.put_texts(CHANNEL_NAMES[0], len(CHANNEL_NAMES), chan, _channel, blank_zero=False)
         # Sysmon process-access events name the actor SourceImage, not Image.
-        images = _basenames(b, Texts(first_texts(column(evs, "image"), fields, "SourceImage")), "image_lolbin",
-                            6, _image, IMAGE_HASH[0])
-        parents = _basenames(b, Texts(_or_empty(evs, "parent_image")), "parent_lolbin", 5, _parent,
+        actors = first_texts(column(evs, "image"), fields, "SourceImage", b.native)
+        images = _basenames(b, b.texts(actors), "image_lolbin", 6, _image, IMAGE_HASH[0])
+        parents = _basenames(b, b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _parent,
                              PARENT_HASH[0])
         _renamed(b, images)
-        text = Texts(_command_texts(evs, fields))
+        text = b.texts(_command_texts(evs, fields))
         lower = [t.lower() for t in text.distinct]
         lengths = log1p(list(map(len, lower))).tolist()
         b64 = log1p([max(map(len, _B64.findall(t)), default=0) for t in lower]).tolist()
         sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
                        [_tokens(t, n, b) for t, n, b in zip(lower, lengths, b64, strict=True)])
-        sheet.put("log_parent_cmd_len", log1p(list(map(len, _or_empty(evs, "parent_command_line")))))
+        sheet.put("log_parent_cmd_len", log1p(list(map(len, b.attribute("parent_command_line")))))
         _targets(b)
         return images, parents
 
@@ -215,7 +215,7 @@ def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, flags: Callabl
 def _renamed(b: EdrBatch, images: list[str]) -> None:
     """A known binary running under another name (OriginalFileName from the PE header),
     computed once per distinct (original name, image basename) pair."""
-    original = _field(b.fields, "OriginalFileName")
+    original = b.field("OriginalFileName")
     rows = [i for i, o in enumerate(original) if o]
     if not rows:
         return
@@ -241,29 +241,21 @@ def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -
     return [" ".join(filter(None, row)) if any(row) else "" for row in parts]
 
 
-def _or_empty(evs: Sequence[EndpointEvent], attr: str) -> list[str]:
-    return first_texts(column(evs, attr))
-
-
-def _field(fields: list[dict[str, str]], name: str) -> list[str]:
-    return first_texts(None, fields, name)
-
-
 def _targets(b: EdrBatch) -> None:
-    sheet, evs, fields = b.sheet, b.events, b.fields
-    sheet.put_texts("target_user_dir", 3, Texts(_or_empty(evs, "target_filename")), _target)
-    sheet.put_texts("registry_key_risky", 1, Texts(_or_empty(evs, "target_object")),
+    sheet, evs = b.sheet, b.events
+    sheet.put_texts("target_user_dir", 3, b.texts(b.attribute("target_filename")), _target)
+    sheet.put_texts("registry_key_risky", 1, b.texts(b.attribute("target_object")),
                     lambda v: (_contains(v.lower(), REG_KEYS),))
-    sheet.put_texts("loaded_suspicious_dll", 2, Texts(_or_empty(evs, "image_loaded")),
+    sheet.put_texts("loaded_suspicious_dll", 2, b.texts(b.attribute("image_loaded")),
                     lambda v: (_contains(v.lower(), SUSPICIOUS_DLLS), _contains(v.lower(), USER_WRITABLE)))
     sheet.put("unsigned", flag((s is False for s in column(evs, "signed")), b.n))
-    sheet.put_texts("integrity_high", 1, Texts(_or_empty(evs, "integrity_level")),
+    sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")),
                     lambda v: (float(v.lower() in HIGH_LEVELS),))
-    sheet.put_texts("user_system", 1, Texts(_or_empty(evs, "user")), lambda v: (float(v.lower() in SYSTEM_USERS),))
+    sheet.put_texts("user_system", 1, b.texts(b.attribute("user")), lambda v: (float(v.lower() in SYSTEM_USERS),))
     sheet.put_block("logon_network", b.numbers("logon_type", -1.0)[:, None] == _LOGONS)
-    sheet.put_texts("access_lsass", 1, Texts(_field(fields, "TargetImage")),
+    sheet.put_texts("access_lsass", 1, b.texts(b.field("TargetImage")),
                     lambda v: (float("lsass.exe" in v.lower()),))
-    sheet.put_texts("access_rights_full", 1, Texts(_field(fields, "GrantedAccess")),
+    sheet.put_texts("access_rights_full", 1, b.texts(b.field("GrantedAccess")),
                     lambda v: (float(v.lower() in FULL_ACCESS),))
     port = b.numbers("dst_port", -1.0)
     # A finite port whose integer part is a web port (as str(int(port)) in the set read it).

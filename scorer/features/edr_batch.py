@@ -22,7 +22,7 @@ import numpy.typing as npt
 import scorer.native
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F32, F64, _finite_in_place, column, numbers, only
-from scorer.features.texts import Texts, factorize
+from scorer.features.texts import Native, Texts, factorize, first_texts
 
 Row = Sequence[float]
 
@@ -37,10 +37,10 @@ class Sheet:
 
     __slots__ = ("at", "n", "names", "native", "out")
 
-    def __init__(self, names: tuple[str, ...], n: int) -> None:
+    def __init__(self, names: tuple[str, ...], n: int, native: Native = ...) -> None:
         self.names, self.n, self.at = names, n, positions(names)
         self.out: F64 = np.zeros((n, len(names)))
-        self.native = scorer.native.module("_edr")
+        self.native = scorer.native.module("_edr") if native is ... else native
 
     def put(self, name: str, values: npt.ArrayLike) -> None:
         self.out[:, self.at[name]] = values
@@ -86,9 +86,9 @@ class Codes:
 
     __slots__ = ("distinct", "inverse", "n")
 
-    def __init__(self, evs: Sequence[EndpointEvent]) -> None:
+    def __init__(self, evs: Sequence[EndpointEvent], native: Native = ...) -> None:
         self.n = len(evs)
-        self.distinct, self.inverse = factorize(list(map(attrgetter("event_code"), evs)))
+        self.distinct, self.inverse = factorize(list(map(attrgetter("event_code"), evs)), native)
 
     def rows(self, gate: frozenset[int]) -> list[int]:
         """The rows whose event code is in ``gate``, ascending."""
@@ -116,16 +116,28 @@ class Codes:
 class EdrBatch:
     """The events, the columns several blocks read, and the :class:`Sheet` of ``names``."""
 
-    __slots__ = ("_numbers", "codes", "events", "fields", "n", "sheet")
+    __slots__ = ("_numbers", "codes", "events", "fields", "n", "native", "sheet")
 
     def __init__(self, events: Sequence[object], names: tuple[str, ...], what: str) -> None:
         only(events, (EndpointEvent,), what)
         self.events: Sequence[EndpointEvent] = events  # type: ignore[assignment]  # checked just above
         self.n = len(events)
+        self.native = scorer.native.module("_edr")  # asked once for the batch's many columns
         self.fields: list[dict[str, str]] = column(events, "fields")
-        self.codes = Codes(self.events)
-        self.sheet = Sheet(names, self.n)
+        self.codes = Codes(self.events, self.native)
+        self.sheet = Sheet(names, self.n, self.native)
         self._numbers: dict[tuple[str, float], F64] = {}
+
+    def texts(self, values: list[str]) -> Texts:
+        return Texts(values, self.native)
+
+    def attribute(self, attr: str) -> list[str]:
+        """A text attribute of every event, ``""`` when missing."""
+        return first_texts(column(self.events, attr), native=self.native)
+
+    def field(self, name: str) -> list[str]:
+        """``fields[name]`` of every event, ``""`` when missing."""
+        return first_texts(None, self.fields, name, self.native)
 
     def numbers(self, attr: str, default: float) -> F64:
         """:func:`scorer.features.base.numbers`, read once per batch."""

@@ -26,7 +26,6 @@ from scorer.features.base import F64, column
 from scorer.features.edr import LOLBINS, OFFICE, SCRIPT_HOSTS
 from scorer.features.edr_batch import EdrBatch
 from scorer.features.edr_security import SEP
-from scorer.features.texts import Texts
 
 SHAPE_NAMES = ("cl_entropy", "cl_log_args", "cl_log_longest_arg", "cl_obfuscation", "cl_case_switching",
                "cl_char_codes", "cl_env_var", "cl_network", "cl_b64_text", "cl_lolbin_network")
@@ -56,9 +55,9 @@ def cmdline_columns(evs: Sequence[EndpointEvent], images: list[str], parents: li
 def put_cmdline(b: EdrBatch, images: list[str], parents: list[str]) -> None:
     """Every column of :data:`NAMES`, into ``b.sheet``."""
     lines = column(b.events, "command_line")
-    text = Texts([image + SEP + line if line else "" for image, line in zip(images, lines, strict=True)])
+    text = b.texts([image + SEP + line if line else "" for image, line in zip(images, lines, strict=True)])
     b.sheet.put_texts(SHAPE_NAMES[0], len(SHAPE_NAMES), text, _shape)
-    pairs = Texts([parent + SEP + image if parent else "" for parent, image in zip(parents, images, strict=True)])
+    pairs = b.texts([parent + SEP + image if parent else "" for parent, image in zip(parents, images, strict=True)])
     b.sheet.put_texts(PAIR_NAMES[0], len(PAIR_NAMES), pairs, _pair)
 
 

@@ -130,7 +130,7 @@ def keyed(b: EdrBatch, gate: frozenset[int], key: Callable[[EndpointEvent], str]
     if not rows:
         return None
     evs = b.events
-    return Texts.sparse(b.n, rows, [key(evs[i]).lower() for i in rows])
+    return Texts.sparse(b.n, rows, [key(evs[i]).lower() for i in rows], b.native)
 
 
 def put_keyed(b: EdrBatch, first: str, width: int, gate: frozenset[int], key: Callable[[EndpointEvent], str],
@@ -181,7 +181,7 @@ def put_security(b: EdrBatch) -> None:
     put_keyed(b, KERBEROS_NAMES[0], len(KERBEROS_NAMES), KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
               + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), _kerberos)
     sheet.put_texts(next(iter(PRIVILEGES)), len(PRIVILEGES),
-                    Texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList")), _privileges)
+                    b.texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList")), _privileges)
     put_keyed(b, ENABLED_NAMES[0], 1, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"),
               lambda v: (float("sedebugprivilege" in v),))
     put_keyed(b, ACCOUNT_NAMES[0], len(ACCOUNT_NAMES), ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"
