@@ -20,8 +20,10 @@ reason included. docs/benchmarks.md compares this with a JSON-to-Arrow reader.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from operator import attrgetter
+from itertools import chain
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -92,8 +94,8 @@ def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:
 
 def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
     """The flows the fast path's checks (:func:`scorer.events.fastpath.flow_ok`) accept, by column."""
-    present = [r for r in rows if r is not None]
-    if not present:
+    present = rows if None not in rows else [r for r in rows if r is not None]
+    if not present or _all_flows_good(present):
         return rows
     refused = np.zeros(len(present), dtype=bool)
     for name in ("ts", "duration"):
@@ -101,7 +103,7 @@ def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
     for name in ("uid", *FLOW_TEXTS):
         column = list(map(attrgetter(name), present))
         distinct = set(column)
-        if _all_good(distinct, name):  # the common case, decided by C-level passes
+        if _all_good(distinct, name):
             continue
         bad = {t for t in distinct if _bad_text(t, name)}
         if bad:
@@ -110,6 +112,24 @@ def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
         return rows
     keep = iter((~refused).tolist())
     return [r if r is not None and next(keep) else None for r in rows]
+
+
+_TIMES = attrgetter("ts", "duration")
+_TEXTS = attrgetter(*FLOW_TEXTS)
+_PROTO = FLOW_TEXTS.index("proto")
+
+
+def _all_flows_good(flows: list[Row]) -> bool:
+    """Whether every flow passes every check (the common case), in a few C-level passes over
+    the batch whatever its size: the texts of all columns as one set (the checks but proto's
+    lower case are the same for each). False: look column by column."""
+    # A finite sum means every value is finite (NaN and inf propagate); one that overflows
+    # merely sends the batch to the column-by-column look, which decides precisely.
+    if not math.isfinite(sum(chain.from_iterable(map(_TIMES, flows)))):
+        return False
+    texts = list(map(_TEXTS, flows))
+    return (_all_good(set(chain.from_iterable(texts)), "") and _all_good(set(map(_UID, flows)), "uid")
+            and _all_good(set(map(itemgetter(_PROTO), texts)), "proto"))
 
 
 # What :func:`scorer.events.fastpath.accept` bounds on EDR events and SIEM alerts: integers

@@ -74,6 +74,12 @@ def stack(names: Sequence[str], columns: Mapping[str, npt.ArrayLike], n: int) ->
     return _finite_in_place(out).astype(np.float32)
 
 
+def finished(out: F64) -> F32:
+    """A feature-major block ``[len(names), n]`` (a feature set that fills a row per feature,
+    or rows per numpy call) as the finite float32 matrix ``[n, len(names)]``, :func:`stack`'s values."""
+    return np.ascontiguousarray(_finite_in_place(out).T, dtype=np.float32)
+
+
 def column(events: Sequence[object], attr: str) -> list[Any]:
     """An attribute over the batch, read by one C-level ``map`` (no Python frame per event)."""
     return list(map(attrgetter(attr), events))
@@ -203,15 +209,6 @@ def hashed_onehot(values: Sequence[str], buckets: int) -> F64:
     for i, v in enumerate(values):
         if v:
             out[i, stable_hash(v) % buckets] = 1.0
-    return out
-
-
-def hashed_tokens(token_lists: Sequence[Sequence[str]], buckets: int) -> F64:
-    """``[n, buckets]``: bag of hashed tokens (presence), for open vocabularies."""
-    out = np.zeros((len(token_lists), buckets))
-    for i, tokens in enumerate(token_lists):
-        for tok in tokens:
-            out[i, stable_hash(tok) % buckets] = 1.0
     return out
 
 

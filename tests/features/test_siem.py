@@ -1,0 +1,73 @@
+"""SIEM features, value by value: every column of the matrix against its definition, computed
+here alert by alert, on alerts built around the columns' edges (known, upper-case and unknown
+systems, no and out-of-range severities, keywords and tokens in mixed case, hosts named or
+only by IP, rules by id or by name, a rule seen again after the window), whole and one
+alert a batch."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from scorer.events.structs import SiemAlert
+from scorer.features.base import stable_hash
+from scorer.features.siem import KEYWORDS, SYSTEMS, TOKEN_BUCKETS, SiemFeatures
+
+
+def _alerts() -> list[SiemAlert]:
+    return [
+        SiemAlert(ts=0.0, rule_name="SSH brute force: multiple FAILED logins", source_system="Wazuh", host="h1",
+                  severity=20, rule_id="5712"),
+        SiemAlert(ts=1.0, rule_name="ET SCAN Nmap probe", source_system="suricata", src_ip="10.0.0.5", severity=-3),
+        SiemAlert(ts=2.0, rule_name="New value in apache log", source_system="aminer", host="h1"),
+        SiemAlert(ts=3.0, rule_name="SSH brute force: multiple FAILED logins", source_system="wazuh", host="h1",
+                  severity=7, rule_id="5712"),
+        SiemAlert(ts=4.0, rule_name="x", source_system="splunk", severity=0),
+        SiemAlert(ts=90.0, rule_name="New value in apache log", source_system="SIGMA", host="h1", severity=15),
+    ]
+
+
+def _expected(alerts: list[SiemAlert]) -> list[dict[str, float]]:
+    """Each alert's features by their definitions (per host, or its IP; per rule id, or its
+    name; the window: the host's alerts of the 60 s before it, itself included)."""
+    out = []
+    for i, a in enumerate(alerts):
+        name, system = a.rule_name.lower(), a.source_system.lower()
+        host, rule = a.host or a.src_ip or "", a.rule_id or name
+        earlier = [b for b in alerts[:i] if (b.host or b.src_ip or "") == host]
+        window = [b for b in [*earlier, a] if b.ts >= a.ts - 60.0]
+        rules = [b.rule_id or b.rule_name.lower() for b in window]
+        seen = [b.ts for b in earlier if (b.rule_id or b.rule_name.lower()) == rule]
+        severity = -1.0 if a.severity is None else float(a.severity)
+        tokens = {stable_hash(t) % TOKEN_BUCKETS for t in re.findall(r"[a-z0-9_]{2,}", name)}
+        row = {f"sys_{s}": float(system == s) for s in SYSTEMS}
+        row |= {"sys_other": float(system not in SYSTEMS), "has_severity": float(severity >= 0),
+                "severity": min(max(severity, 0.0), 15.0) / 15.0}
+        row |= {f"kw_{k}": float(any(n in name for n in needles)) for k, needles in KEYWORDS.items()}
+        row |= {"host_rule_60s": math.log1p(rules.count(rule)), "host_alerts_60s": math.log1p(len(window)),
+                "host_rules_60s": math.log1p(len(set(rules))), "host_rule_first_seen": float(not seen),
+                "log_since_rule_s": math.log1p(min(a.ts - max(seen), 86_400.0) if seen else 86_400.0),
+                "host_rule_share_60s": rules.count(rule) / len(window)}
+        row |= {f"tok_{b}": float(b in tokens) for b in range(TOKEN_BUCKETS)}
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("native", ["0", "1"])
+@pytest.mark.parametrize("batch", [1, 4, 6])
+def test_every_column_is_its_definition(monkeypatch: pytest.MonkeyPatch, native: str, batch: int) -> None:
+    monkeypatch.setenv("SCORER_NATIVE", native)
+    alerts, features = _alerts(), SiemFeatures()
+    x = np.concatenate([features.transform(alerts[lo:lo + batch]) for lo in range(0, len(alerts), batch)])
+    assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == (len(alerts), len(features.names))
+    want = np.array([[row[name] for name in features.names] for row in _expected(alerts)], dtype=np.float32)
+    for j, name in enumerate(features.names):
+        np.testing.assert_allclose(x[:, j], want[:, j], rtol=1e-6, err_msg=name)
+
+
+def test_an_empty_batch_is_an_empty_matrix() -> None:
+    features = SiemFeatures()
+    assert features.transform([]).shape == (0, len(features.names))
