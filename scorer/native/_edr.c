@@ -16,6 +16,10 @@
  * texts(primary, fields, name) -> list
  *   Per row, ``primary[i] or fields[i].get(name) or ""`` (either list may be None: left out),
  *   Python's truth and ``get`` (a dict's own lookup for a plain dict).
+ * group(fields, sel, name, n) -> {value: int}
+ *   fields: the batch's n mappings; sel: a list of rows (or None: all n). For every distinct
+ *   ``fields[r].get(name)`` (None when missing) of those rows, the bitset of the rows holding
+ *   it: the rule engine's column read, distinct values and masks in one pass.
  * fill(out, column, width, inverse, rows) -> None
  *   out: a writable C-contiguous 2-d float64 buffer; rows: a list of tuples (or lists) of
  *   ``width`` numbers, one per distinct value; inverse: each row of out's index into rows (an
@@ -235,6 +239,95 @@ fail:
     return NULL;
 }
 
+/* group(fields, sel, name, n): the rows (bitsets) of each distinct fields[r].get(name), r in sel. */
+static PyObject *group(PyObject *self, PyObject *args) {
+    PyObject *fields, *sel, *name;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "O!OOn:group", &PyList_Type, &fields, &sel, &name, &n)) return NULL;
+    if (sel != Py_None && !PyList_Check(sel)) {
+        PyErr_SetString(PyExc_TypeError, "group: sel must be a list or None");
+        return NULL;
+    }
+    Py_ssize_t m = sel == Py_None ? PyList_GET_SIZE(fields) : PyList_GET_SIZE(sel);
+    if (n < 0 || PyList_GET_SIZE(fields) > n || (sel == Py_None && m != n)) {
+        PyErr_SetString(PyExc_ValueError, "group: fields must hold the batch's n rows");
+        return NULL;
+    }
+    Py_ssize_t width = (n + 7) / 8, k = 0, capacity = 8;
+    PyObject *index = PyDict_New(), *result = NULL;
+    unsigned char *bits = PyMem_Calloc((size_t)capacity, (size_t)(width > 0 ? width : 1));
+    if (index == NULL || bits == NULL) {
+        if (bits == NULL) PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t r = i;
+        if (sel != Py_None) {
+            if (i >= PyList_GET_SIZE(sel)) goto changed;
+            r = PyLong_AsSsize_t(PyList_GET_ITEM(sel, i));
+            if (r == -1 && PyErr_Occurred()) goto done;
+        }
+        if (r < 0 || r >= PyList_GET_SIZE(fields)) {
+            PyErr_SetString(PyExc_IndexError, "group: row out of range");
+            goto done;
+        }
+        PyObject *row = PyList_GET_ITEM(fields, r);
+        Py_INCREF(row);
+        PyObject *value = get_field(row, name);
+        Py_DECREF(row);
+        if (value == NULL) goto done;
+        PyObject *found = PyDict_GetItemWithError(index, value);
+        Py_ssize_t j;
+        if (found != NULL) {
+            j = PyLong_AsSsize_t(found);
+        } else if (PyErr_Occurred()) {
+            Py_DECREF(value);
+            goto done;
+        } else {
+            j = k++;
+            if (k > capacity) {
+                Py_ssize_t more = capacity * 2;
+                unsigned char *grown = PyMem_Realloc(bits, (size_t)more * (size_t)(width > 0 ? width : 1));
+                if (grown == NULL) {
+                    Py_DECREF(value);
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                memset(grown + capacity * width, 0, (size_t)((more - capacity) * width));
+                bits = grown, capacity = more;
+            }
+            PyObject *number = PyLong_FromSsize_t(j);
+            int bad = number == NULL || PyDict_SetItem(index, value, number) < 0;
+            Py_XDECREF(number);
+            if (bad) {
+                Py_DECREF(value);
+                goto done;
+            }
+        }
+        Py_DECREF(value);
+        bits[j * width + r / 8] |= (unsigned char)(1u << (r % 8));
+    }
+    if ((result = PyDict_New()) == NULL) goto done;
+    Py_ssize_t pos = 0;
+    PyObject *key, *number;
+    while (PyDict_Next(index, &pos, &key, &number)) {
+        PyObject *mask = from_little_endian(bits + PyLong_AsSsize_t(number) * width, width);
+        if (mask == NULL || PyDict_SetItem(result, key, mask) < 0) {
+            Py_XDECREF(mask);
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_DECREF(mask);
+    }
+    goto done;
+changed:
+    PyErr_SetString(PyExc_RuntimeError, "group: sel changed size");
+done:
+    PyMem_Free(bits);
+    Py_XDECREF(index);
+    return result;
+}
+
 /* A row of ``rows`` as ``width`` doubles at ``dst``: a tuple or list of numbers, floats by
  * Python's own conversion (what numpy's float64 array of it holds). */
 static int row_doubles(PyObject *row, Py_ssize_t width, double *dst) {
@@ -327,6 +420,7 @@ static PyMethodDef methods[] = {
     {"factorize", factorize, METH_VARARGS, "Distinct values of a list (first seen first), each row's index into out."},
     {"masks", masks, METH_VARARGS, "Per wanted value, the bitset of the rows holding it."},
     {"texts", texts, METH_VARARGS, "Per row, primary[i] or fields[i].get(name) or an empty string."},
+    {"group", group, METH_VARARGS, "Per distinct fields[r].get(name) of the rows sel, the bitset of its rows."},
     {"fill", fill, METH_VARARGS, "out[i, column:column+width] = rows[inverse[i]] (rows[i] without inverse)."},
     {NULL, NULL, 0, NULL},
 };

@@ -16,3 +16,6 @@ def texts(primary: list[Any] | None, fields: list[Any] | None, name: str | None,
 def fill(out: npt.NDArray[np.float64], column: int, width: int, inverse: npt.NDArray[np.intp] | None,
          rows: list[Any], /) -> None:
     """``out[i, column:column + width] = rows[inverse[i]]`` (``rows[i]`` when ``inverse`` is None)."""
+
+def group(fields: list[Any], sel: list[int] | None, name: str, n: int, /) -> dict[Any, int]:
+    """For every distinct ``fields[r].get(name)`` of the rows ``sel`` (all ``n`` if None), the bitset of its rows."""

@@ -153,6 +153,7 @@ class RuleEngine:
         self._rows: dict[int, Sequence[int]] = {}  # the current batch's row sets, listed
         self._arrays: dict[int, npt.NDArray[np.intp]] = {}  # and as index arrays
         self._present: set[str] | None = set()
+        self._fields: list[dict[str, str]] | None = None  # the batch's events' fields
         self._native: ModuleType | None = None  # scorer.native._edr, chosen per batch
         # Fields read from ``EndpointEvent.fields`` only (no canonical attribute behind them).
         self.leftover = frozenset(name for name in names if name not in CANONICAL and name != KEYWORDS)
@@ -203,9 +204,10 @@ class RuleEngine:
         self._native = scorer.native.module("_edr")
         # Fields (of ``fields``) that some event of the batch carries; any other reads None.
         try:
-            self._present = set().union(*map(_FIELDS, events))
+            self._fields = list(map(_FIELDS, events))
+            self._present = set().union(*self._fields)
         except Exception:  # an unreadable event: every field is read, and fails naming its rule
-            self._present = None
+            self._fields = self._present = None
         for name in self.head_fields:
             self._field_of_rules(events, name, full, n, amask, errors)
         get = amask.get
@@ -265,6 +267,7 @@ class RuleEngine:
             sel = self._rows[rows] = rows_of(rows, n)
         refs = self.fieldrefs.get(name)
         to_text: Callable[[Any], str | None] | None = None
+        distinct: Collection[Any]
         raw = self.raw_columns.get(name) if not refs else None
         if raw is None and not refs and self._present is not None and name not in self._present:
             raw = self.alias_columns.get(name)  # the alias is in no event's fields: the attribute
@@ -273,7 +276,12 @@ class RuleEngine:
             distinct = set(col)
             if not all(type(v) in raw[2] for v in distinct):
                 raw = to_text = None
-        if raw is None:
+        groups: dict[Any, int] | None = None  # each distinct value's rows, when read by group()
+        if raw is None and not refs and name in self.leftover and self._native is not None and self._fields is not None:
+            # fields[name] only: the column read, its distinct values and their rows in one C pass
+            groups = self._native.group(self._fields, None if len(sel) == n else sel, name, n)
+            col, distinct = [], groups.keys()
+        elif raw is None:
             col = self.columns[name](events, sel)
             distinct = set(col)
         matcher = self.matchers.get(name)
@@ -293,9 +301,10 @@ class RuleEngine:
                         found = matcher.match(text)
                     except Exception as exc:  # isolate the rows with this value, not the batch
                         message = f"{name}: {type(exc).__name__}: {exc}"
-                        for r, v in zip(sel, col, strict=True):
-                            if v == value:
-                                errors[r] = RuleFailure(self.field_rule.get(name, ""), message)
+                        holding = (rows_of(groups[value], n) if groups is not None
+                                   else [r for r, v in zip(sel, col, strict=True) if v == value])
+                        for r in holding:
+                            errors[r] = RuleFailure(self.field_rule.get(name, ""), message)
                         continue
                     if len(text) <= CACHE_VALUE_CHARS:
                         self._remember(cache, text, found)
@@ -304,7 +313,9 @@ class RuleEngine:
         if not matched and not refs:
             return
         if matched:
-            for value, mask in self._masks(sel, col, matched, rows, n).items():
+            masks = groups if groups is not None else self._masks(sel, col, matched, rows, n)
+            for value in matched:
+                mask = masks[value]
                 if mask:
                     for aid in matched[value]:
                         amask[aid] = amask.get(aid, 0) | mask

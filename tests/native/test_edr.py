@@ -229,3 +229,26 @@ def test_fill_refuses_what_does_not_fit() -> None:
         _edr.fill(np.zeros((2, 3))[:, ::2], 0, 1, None, [(1.0,), (2.0,)])  # not contiguous
     with pytest.raises(TypeError):
         _edr.fill(out, 0, 1, None, [("x",), (2.0,)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FIELDS, min_size=1, max_size=150), st.sampled_from(["Image", "SourceImage", "y"]), st.randoms(
+    use_true_random=False))
+def test_group_equals_the_column_and_its_masks(fields: list[dict[str, str]], name: str, rnd: random.Random) -> None:
+    n = len(fields)
+    for sel in (None, sorted(rnd.sample(range(n), rnd.randint(1, n)))):
+        rows = range(n) if sel is None else sel
+        expected: dict[Any, int] = {}
+        for r in rows:  # the engine's reference: fields[r].get(name), grouped by value
+            v = fields[r].get(name)
+            expected[v] = expected.get(v, 0) | 1 << r
+        assert _edr.group(fields, sel, name, n) == expected
+
+
+def test_group_refuses_what_set_refuses() -> None:
+    with pytest.raises(TypeError, match="unhashable type: 'list'"):
+        _edr.group([{"a": ["x"]}], None, "a", 1)
+    with pytest.raises(IndexError):
+        _edr.group([{}], [1], "a", 1)
+    with pytest.raises(ValueError):
+        _edr.group([{}, {}], None, "a", 1)
