@@ -1,0 +1,99 @@
+"""At-least-once commits: offsets move only past acknowledged batches, in order; at light
+load an acked batch's offsets wait for the next batches' (one OffsetCommit for several),
+and never so long that a crash would repeat more than ``max_inflight`` + 1 batches."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import TopicPartition
+
+from scorer.pipeline.records import OutputRecord
+from scorer.pipeline.sink import COMMIT_WITHIN_S, Sink
+
+TP = TopicPartition("events.netflow", 0)
+MAX_INFLIGHT = 4
+
+
+class AckOnDemand:
+    """A producer whose acks the test gives."""
+
+    def __init__(self) -> None:
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> AckOnDemand:
+        return self
+
+    def append(self, *, key: bytes | None, value: bytes, timestamp: None, headers: list[object]) -> object:
+        return object()
+
+    def record_count(self) -> int:
+        return 1
+
+    async def send_batch(self, batch: object, topic: str, *, partition: int) -> asyncio.Future[None]:
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
+
+    async def ack_all(self) -> None:
+        for ack in self.acks:
+            if not ack.done():
+                ack.set_result(None)
+        for _ in range(10):  # the delivery tasks see them
+            await asyncio.sleep(0)
+
+
+class Committed:
+    def __init__(self) -> None:
+        self.commits: list[int] = []
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await asyncio.sleep(0)
+        self.commits.append(offsets[TP])
+
+
+async def _deliver(sink: Sink, end: int) -> None:
+    await sink.reap(MAX_INFLIGHT)
+    await sink.deliver([OutputRecord("alerts.netflow", b"v")], {TP: end}, lambda _: None)
+
+
+def _at_risk(handed: int, consumer: Committed) -> int:
+    """Batches handed over whose offsets are not committed (one record each)."""
+    return handed - max(consumer.commits, default=0)
+
+
+async def test_light_load_commits_every_few_batches_and_drain_commits_the_rest() -> None:
+    producer, consumer = AckOnDemand(), Committed()
+    sink = Sink(producer, consumer, "g")
+    for end in range(1, 10):  # one batch in flight at a time, each acked before the next
+        await _deliver(sink, end)
+        assert _at_risk(end, consumer) <= MAX_INFLIGHT + 1
+        await producer.ack_all()
+    assert 1 <= len(consumer.commits) < 9, consumer.commits  # coalesced, and not held for ever
+    assert consumer.commits == sorted(consumer.commits)
+    await sink.drain()
+    assert consumer.commits[-1] == 9
+
+
+async def test_held_offsets_are_committed_within_the_wait_or_when_acks_lag() -> None:
+    producer, consumer = AckOnDemand(), Committed()
+    sink = Sink(producer, consumer, "g")
+    await _deliver(sink, 1)
+    await producer.ack_all()
+    assert consumer.commits == []  # held for the next batches
+    await asyncio.sleep(COMMIT_WITHIN_S * 2)
+    assert consumer.commits == [1]  # the wait is bounded
+    for end in (2, 3):  # two more acked at once: held, the wait not over
+        await _deliver(sink, end)
+        await producer.ack_all()
+    assert consumer.commits == [1]
+    for end in range(4, 4 + MAX_INFLIGHT):  # then acks stop coming: the held ones are committed
+        await _deliver(sink, end)
+        await asyncio.sleep(0.01)
+        assert _at_risk(end, consumer) <= MAX_INFLIGHT + 1, (end, consumer.commits)
+    assert consumer.commits == [1, 3]
+    await producer.ack_all()
+    await sink.drain()
+    assert consumer.commits[-1] == 3 + MAX_INFLIGHT
