@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -65,17 +64,17 @@ def decode_rows(
     flows as :data:`FlowView` rows (for feature sets that read them, ``reads_views``)."""
     views = views and kind is EventKind.NETFLOW
     stats = stats_reader() if views else None
-    uncut = True
+    uncut, clean = True, False
     if stats is None:
         rows = decode_all((_VIEW_DECODER if views else _DECODERS[kind]).decode, values)
     else:
-        rows, uncut = cut_rows(stats, values)
+        rows, uncut, clean = cut_rows(stats, values)
     if None in values or max(map(len, values), default=0) > max_bytes:  # type: ignore[arg-type]
         rows = [None if v is None or len(v) > max_bytes else r for v, r in zip(values, rows, strict=True)]
     if stats is not None and uncut:
         rows = checked_stats(stats, rows)
     if views:
-        return _checked_flows(rows)
+        return _checked_flows(rows, clean)
     if kind is EventKind.NETFLOW:
         return [None if r is None else accept(r) for r in rows]
     return _checked_events(kind, rows)
@@ -92,10 +91,11 @@ def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:
     return event if event.uid else msgspec.structs.replace(event, uid=uid)
 
 
-def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
-    """The flows the fast path's checks (:func:`scorer.events.fastpath.flow_ok`) accept, by column."""
+def _checked_flows(rows: list[Row | None], clean: bool = False) -> list[Row | None]:
+    """The flows the fast path's checks (:func:`scorer.events.fastpath.flow_ok`) accept, by
+    column; ``clean``: the native cut has checked every row's texts on the way."""
     present = rows if None not in rows else [r for r in rows if r is not None]
-    if not present or _all_flows_good(present):
+    if not present or _all_flows_good(present, clean):
         return rows
     refused = np.zeros(len(present), dtype=bool)
     for name in ("ts", "duration"):
@@ -114,22 +114,26 @@ def _checked_flows(rows: list[Row | None]) -> list[Row | None]:
     return [r if r is not None and next(keep) else None for r in rows]
 
 
-_TIMES = attrgetter("ts", "duration")
-_TEXTS = attrgetter(*FLOW_TEXTS)
-_PROTO = FLOW_TEXTS.index("proto")
+_TEXT_GETTERS = tuple(attrgetter(name) for name in FLOW_TEXTS if name != "proto")
 
 
-def _all_flows_good(flows: list[Row]) -> bool:
-    """Whether every flow passes every check (the common case), in a few C-level passes over
-    the batch whatever its size: the texts of all columns as one set (the checks but proto's
-    lower case are the same for each). False: look column by column."""
+def _all_flows_good(flows: list[Row], clean: bool) -> bool:
+    """Whether every flow passes every check (the common case), in C-level passes over the
+    batch whatever its size: the texts of all columns as one set (the checks but proto's
+    lower case are the same for each), unless ``clean`` says they pass. False: look column
+    by column."""
     # A finite sum means every value is finite (NaN and inf propagate); one that overflows
     # merely sends the batch to the column-by-column look, which decides precisely.
-    if not math.isfinite(sum(chain.from_iterable(map(_TIMES, flows)))):
+    if not math.isfinite(sum(map(_TS, flows)) + sum(map(_DURATION, flows))):
         return False
-    texts = list(map(_TEXTS, flows))
-    return (_all_good(set(chain.from_iterable(texts)), "") and _all_good(set(map(_UID, flows)), "uid")
-            and _all_good(set(map(itemgetter(_PROTO), texts)), "proto"))
+    if clean:
+        return True
+    texts = set(map(_PROTO, flows))
+    if not _all_good(texts, "proto"):
+        return False
+    for getter in _TEXT_GETTERS:
+        texts.update(map(getter, flows))
+    return _all_good(texts, "") and _all_good(set(map(_UID, flows)), "uid")
 
 
 # What :func:`scorer.events.fastpath.accept` bounds on EDR events and SIEM alerts: integers
@@ -141,7 +145,7 @@ _EVENT_INTS = {EventKind.EDR: ("event_code", "process_id", "dst_port", "logon_ty
 def _checked_events(kind: EventKind, rows: list[Row | None]) -> list[Row | None]:
     """The EDR events or SIEM alerts :func:`scorer.events.fastpath.accept` accepts, by column."""
     present = rows if None not in rows else [r for r in rows if r is not None]
-    if not present:
+    if not present or _all_events_good(kind, present):
         return rows
     refused = ~np.isfinite(np.fromiter(map(attrgetter("ts"), present), np.float64, len(present)))
     for name in _EVENT_INTS[kind]:
@@ -156,6 +160,24 @@ def _checked_events(kind: EventKind, rows: list[Row | None]) -> list[Row | None]
         return rows
     keep = iter((~refused).tolist())
     return [r if r is not None and next(keep) else None for r in rows]
+
+
+def _all_events_good(kind: EventKind, events: list[Row]) -> bool:
+    """Whether every event passes :func:`_checked_events`' checks (the common case), in C-level
+    passes (a finite sum: every ts finite). False: look column by column."""
+    if not math.isfinite(sum(map(_TS, events))):
+        return False
+    for name in _EVENT_INTS[kind]:
+        values = set(map(attrgetter(name), events)) - _UNSET
+        if values and (max(values) > INT_LIMIT or min(values) < -INT_LIMIT):
+            return False
+    return kind is not EventKind.EDR or not any(map(_RULE_HITS, events))
+
+
+_TS = attrgetter("ts")
+_DURATION = attrgetter("duration")
+_PROTO = attrgetter("proto")
+_RULE_HITS = attrgetter("rule_hits")
 
 
 def _all_good(distinct: set[str | None], name: str) -> bool:

@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 import scorer.native
-from scorer.events.convert import INT_LIMIT
-from scorer.events.fastpath import DECODE_ERRORS, FLOW_INTS
+from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
+from scorer.events.fastpath import DECODE_ERRORS, FLOW_INTS, FLOW_TEXTS
 from scorer.events.structs import FlowRecord
 
 # CICFlowMeter's statistics (CIC-IDS2017 column names, as canonical flows carry them).
@@ -133,9 +133,16 @@ _STAT_INDEX = {name: i for i, name in enumerate(CIC_STATISTICS)}
 READ_STATISTICS = ("FIN Flag Count", "RST Flag Count", "Fwd RST Flags", "Bwd RST Flags")
 
 
+# The record's texts the cut looks at on the way (scorer.events.columnar's checks of them).
+_CUT_TEXTS = ("uid", *FLOW_TEXTS)
+
+
 @functools.cache
 def _stats_scanner(native: Any) -> Any:
-    return native.Stats(tuple(name.encode() for name in CIC_STATISTICS), tuple(map(_STAT_INDEX.get, READ_STATISTICS)))
+    return native.Stats(tuple(name.encode() for name in CIC_STATISTICS), tuple(map(_STAT_INDEX.get, READ_STATISTICS)),
+                        texts=tuple(name.encode() for name in _CUT_TEXTS),
+                        missing=tuple(sorted(text.encode() for text in _MISSING)), max_text=MAX_TEXT,
+                        blank_ok=_CUT_TEXTS.index("uid"), lower=_CUT_TEXTS.index("proto"))
 
 
 def stats_reader() -> Any:
@@ -162,14 +169,16 @@ def _cut_statistics(extras: Sequence[Any], names: tuple[str, ...], types: set[ty
     return out
 
 
-def cut_rows(stats: Any, values: Sequence[bytes | None]) -> tuple[list[Row | None], bool]:
+def cut_rows(stats: Any, values: Sequence[bytes | None]) -> tuple[list[Row | None], bool, bool]:
     """Rows of flows whose statistics the scanner cut out (CutFlowView) and, where it left a
-    record whole, of the record (RawFlowView); whether any was left whole."""
-    cut = stats.cut(values if isinstance(values, list) else list(values))
+    record whole, of the record (RawFlowView); whether any was left whole; whether none was
+    and the scanner found every record's texts clean (the columnar path's text checks pass)."""
+    cut, clean = stats.cut(values if isinstance(values, list) else list(values))
     if None not in cut:
-        return decode_all(_CUT_VIEW_DECODER.decode, cut), False
+        return decode_all(_CUT_VIEW_DECODER.decode, cut), False, clean
     cuts, raws = _CUT_VIEW_DECODER.decode, _RAW_VIEW_DECODER.decode
-    return [_decode_one(raws, v) if c is None else _decode_one(cuts, c) for c, v in zip(cut, values, strict=True)], True
+    rows = [_decode_one(raws, v) if c is None else _decode_one(cuts, c) for c, v in zip(cut, values, strict=True)]
+    return rows, True, False
 
 
 def decode_all(decode: Any, values: Sequence[bytes | None]) -> list[Row | None]:

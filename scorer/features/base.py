@@ -87,6 +87,11 @@ def column(events: Sequence[object], attr: str) -> list[Any]:
 
 def numbers(events: Sequence[object], attr: str, default: float = 0.0) -> F64:
     """A numeric attribute over the batch; None -> ``default``."""
+    native = scorer.native.module()
+    if native is not None:  # no Python frame per value where there are Nones (number_columns' reader)
+        out: F64 = np.empty(len(events), dtype=np.float64)
+        if native.numbers(events if isinstance(events, list) else list(events), (attr,), default, out):
+            return out
     values = column(events, attr)
     types = set(map(type, values))
     if types <= _PLAIN_NUMBERS:

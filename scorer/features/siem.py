@@ -119,13 +119,18 @@ class SiemFeatures:
         np.divide(np.clip(severity, 0.0, 15.0), 15.0, out=out[_SEVERITY + 1])
         text = names.block(_text_rows).T
         out[_KEYWORD_ROWS], out[_TOKEN_ROWS] = text[:len(KEYWORDS)], text[len(KEYWORDS):]
-        out[_STATEFUL_ROWS] = self._stateful(alerts, names.rows()).T
+        out[_STATEFUL_ROWS] = self._stateful(alerts, names).T
         return finished(out)
 
-    def _stateful(self, alerts: Sequence[Event], names: Sequence[str]) -> F64:
-        # Per host (its IP when the alert names none), per rule (its name when it has no id).
-        keys = [h or ip or "" for h, ip in zip(column(alerts, "host"), column(alerts, "src_ip"), strict=True)]
-        rules = [r or name for r, name in zip(column(alerts, "rule_id"), names, strict=True)]
+    def _stateful(self, alerts: Sequence[Event], names: Texts) -> F64:
+        # Per host (its IP when the alert names none), per rule (its name when it has no id);
+        # a Python pass per alert only where some alert lacks the first.
+        keys = column(alerts, "host")
+        if not all(keys):
+            keys = [h or ip or "" for h, ip in zip(keys, column(alerts, "src_ip"), strict=True)]
+        rules = column(alerts, "rule_id")
+        if not all(rules):
+            rules = [r or name for r, name in zip(rules, names.rows(), strict=True)]
         return entity_rows(self.state, keys, column(alerts, "ts"), rules, width=len(STATEFUL))
 
 

@@ -364,11 +364,12 @@ NATIVE_TYPE(Windows, "Bounded per-entity sliding windows (netflow sources, SIEM 
  * significant digits in an integer, magnitudes near the double range). So it never accepts
  * what msgspec refuses, and every value it reads is the double msgspec reads.
  *
- * Stats(names, keep=()): check(raws) -> bytes (1: the reference accepts it, 0: unsure),
+ * Stats(names, keep=(), texts=(), missing=(), max_text=0, blank_ok=-1, lower=-1):
+ * check(raws) -> bytes (1: the reference accepts it, 0: unsure),
  * reading the ``keep`` statistics (name indices) of the batch on the way for columns();
  * columns(raws, wanted, out) -> the rows it was unsure of; writes the wanted statistics
  * (indices into names) of the other rows to out [n, len(wanted)] (0.0 when absent, the
- * last value when a name repeats, as msgspec).
+ * last value when a name repeats, as msgspec). cut(values): see Stats_cut.
  */
 
 typedef struct {
@@ -389,6 +390,12 @@ typedef struct {
     PyObject **table;     /* open addressing: raw object -> its row in kept */
     Py_ssize_t *table_row;
     Py_ssize_t table_cap; /* a power of two, or 0 */
+    /* cut()'s look at the record's own texts: the members (``texts``, bytes), the values
+       none may be (``missing``), the longest (``max_text`` bytes), which one may be "" and
+       which must be lower case (indices into texts, or -1). */
+    PyObject *texts;
+    PyObject *missing;
+    Py_ssize_t max_text, blank_ok, lower;
 } Stats;
 
 static size_t slot_of(PyObject *o, Py_ssize_t cap) {
@@ -703,9 +710,45 @@ static const char *string_end(const char *p, const char *end) {
     }
 }
 
+/* Whether the member key..key_end of a record, valued v..v_end (its JSON text), passes the
+   columnar path's text checks (scorer.events.columnar._checked_flows): not a text member,
+   null, or a string without escapes that is none of ``missing``, at most ``max_text`` bytes
+   (characters <= bytes) and, for ``lower``, ASCII with a lower-case letter and no upper-case
+   one (str.islower). 0 is "look in Python", never a refusal. */
+static int text_clean(Stats *s, const char *key, Py_ssize_t klen, const char *v, const char *v_end) {
+    Py_ssize_t n = s->texts ? PyTuple_GET_SIZE(s->texts) : 0, which = -1;
+    for (Py_ssize_t i = 0; i < n && which < 0; i++) {
+        PyObject *name = PyTuple_GET_ITEM(s->texts, i);
+        if (PyBytes_GET_SIZE(name) == klen && memcmp(PyBytes_AS_STRING(name), key, (size_t)klen) == 0) which = i;
+    }
+    if (which < 0) return 1;
+    if (v_end - v == 4 && memcmp(v, "null", 4) == 0) return 1;
+    if (*v != '"') return 0;
+    const char *t = v + 1;
+    Py_ssize_t len = v_end - 1 - t;
+    if (len > s->max_text || memchr(t, '\\', (size_t)len) != NULL) return 0;
+    if (len == 0 && which == s->blank_ok) return 1;
+    for (Py_ssize_t i = 0; s->missing && i < PyTuple_GET_SIZE(s->missing); i++) {
+        PyObject *m = PyTuple_GET_ITEM(s->missing, i);
+        if (PyBytes_GET_SIZE(m) == len && memcmp(PyBytes_AS_STRING(m), t, (size_t)len) == 0) return 0;
+    }
+    if (which == s->lower) {
+        int cased = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)t[i];
+            if (c >= 0x80 || (c >= 'A' && c <= 'Z')) return 0;
+            cased |= c >= 'a' && c <= 'z';
+        }
+        return cased;
+    }
+    return 1;
+}
+
 /* Where the top-level "extra" object of the record p..end is (*from, *to), its kept
-   statistics read into kept. 1: found once and sure of, 0: leave the record whole. */
-static int find_extra(Stats *s, const char *p, const char *end, double *kept, const char **from, const char **to) {
+   statistics read into kept; *clean &= text_clean() of every other member. 1: found once
+   and sure of, 0: leave the record whole. */
+static int find_extra(Stats *s, const char *p, const char *end, double *kept, const char **from, const char **to,
+                      int *clean) {
     while (p < end && IS_WS(*p)) p++;
     while (end > p && IS_WS(end[-1])) end--;
     /* As in scan(): every loop below stops at the closing '}' (end[-1]) at the latest. */
@@ -718,6 +761,7 @@ static int find_extra(Stats *s, const char *p, const char *end, double *kept, co
         const char *key = p + 1, *quote = string_end(key, end);
         if (quote == NULL || memchr(key, '\\', (size_t)(quote - key)) != NULL) return 0;
         int extra = quote - key == 5 && memcmp(key, "extra", 5) == 0;
+        Py_ssize_t klen = quote - key;
         p = quote + 1;
         while (IS_WS(*p)) p++;
         if (*p != ':') return 0;
@@ -733,11 +777,14 @@ static int find_extra(Stats *s, const char *p, const char *end, double *kept, co
         } else if (*p == '"') {
             const char *close = string_end(p + 1, end);
             if (close == NULL) return 0;
+            *clean = *clean && text_clean(s, key, klen, p, close + 1);
             p = close + 1;
         } else if (*p == '{' || *p == '[') {
             return 0;
         } else { /* a number or literal: msgspec judges it */
+            const char *v = p;
             while (*p != ',' && *p != '}' && !IS_WS(*p)) p++;
+            *clean = *clean && text_clean(s, key, klen, v, p);
         }
         while (IS_WS(*p)) p++;
         if (*p == '}') return found && p + 1 == end;
@@ -746,8 +793,11 @@ static int find_extra(Stats *s, const char *p, const char *end, double *kept, co
     }
 }
 
+/* cut(values) -> (copies, clean): per flow record a copy with its statistics cut to the kept
+   ones, or None (left whole); clean: whether every record cut passed text_clean(). */
 static PyObject *Stats_cut(Stats *s, PyObject *values) {
     if (!PyList_Check(values)) { PyErr_SetString(PyExc_TypeError, "cut: a list"); return NULL; }
+    int clean = 1;
     Py_ssize_t n = PyList_GET_SIZE(values), packed = s->nkeep * (Py_ssize_t)sizeof(double);
     Py_ssize_t token = 2 + (packed + 2) / 3 * 4; /* the quoted base64 */
     double *kept = PyMem_Malloc(sizeof(double) * (size_t)(s->nkeep ? s->nkeep : 1));
@@ -758,7 +808,9 @@ static PyObject *Stats_cut(Stats *s, PyObject *values) {
         const char *from, *to;
         if (PyBytes_Check(value)) {
             const char *p = PyBytes_AS_STRING(value), *end = p + PyBytes_GET_SIZE(value);
-            if (find_extra(s, p, end, kept, &from, &to)) {
+            int record_clean = 1;
+            if (find_extra(s, p, end, kept, &from, &to, &record_clean)) {
+                clean = clean && record_clean;
                 copy = PyBytes_FromStringAndSize(NULL, (end - p) - (to - from) + token);
                 if (copy == NULL) { PyMem_Free(kept); Py_DECREF(out); return NULL; }
                 char *w = PyBytes_AS_STRING(copy);
@@ -774,13 +826,35 @@ static PyObject *Stats_cut(Stats *s, PyObject *values) {
         PyList_SET_ITEM(out, i, copy);
     }
     PyMem_Free(kept);
-    return out;
+    return Py_BuildValue("(NO)", out, clean ? Py_True : Py_False);
+}
+
+static int tuple_of_bytes(PyObject *t) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(t, i))) {
+            PyErr_SetString(PyExc_TypeError, "Stats: texts and missing are tuples of bytes");
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"names", "keep", NULL};
-    PyObject *names, *keep = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|O!", kw, &PyTuple_Type, &names, &PyTuple_Type, &keep)) return -1;
+    static char *kw[] = {"names", "keep", "texts", "missing", "max_text", "blank_ok", "lower", NULL};
+    PyObject *names, *keep = NULL, *texts = NULL, *missing = NULL;
+    Py_ssize_t max_text = 0, blank_ok = -1, lower = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|O!O!O!nnn", kw, &PyTuple_Type, &names, &PyTuple_Type, &keep,
+                                     &PyTuple_Type, &texts, &PyTuple_Type, &missing, &max_text, &blank_ok, &lower))
+        return -1;
+    if ((texts && !tuple_of_bytes(texts)) || (missing && !tuple_of_bytes(missing))) return -1;
+    Py_XINCREF(texts);
+    Py_XSETREF(s->texts, texts);
+    Py_XINCREF(missing);
+    Py_XSETREF(s->missing, missing ? missing : PyTuple_New(0));
+    if (s->missing == NULL) return -1;
+    s->max_text = max_text;
+    s->blank_ok = blank_ok;
+    s->lower = lower;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     Py_ssize_t nkeep = keep ? PyTuple_GET_SIZE(keep) : 0;
     Py_ssize_t *keep_idx = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(nkeep ? nkeep : 1));
@@ -844,13 +918,16 @@ static void Stats_dealloc(Stats *s) {
     PyMem_Free(s->ptrs);
     PyMem_Free(s->lens);
     Py_XDECREF(s->names);
+    Py_XDECREF(s->texts);
+    Py_XDECREF(s->missing);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
 static PyMethodDef Stats_methods[] = {
     {"check", (PyCFunction)Stats_check, METH_O, "Per raw object: 1 if the reference accepts it, 0 if unsure."},
     {"columns", (PyCFunction)Stats_columns, METH_VARARGS, "Write the wanted statistics; return the unsure rows."},
-    {"cut", (PyCFunction)Stats_cut, METH_O, "Per flow record: a copy with its statistics cut to the kept ones, or None."},
+    {"cut", (PyCFunction)Stats_cut, METH_O,
+     "Per flow record a copy with its statistics cut to the kept ones, or None; whether every cut one's texts pass."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -858,11 +935,11 @@ NATIVE_TYPE(Stats, "CICFlowMeter statistics objects read from their JSON bytes."
 
 /* ---- numbers(events, attrs, default, out) -------------------------------------------
  *
- * The reference is scorer.features.base.number_columns' plain path: every attribute of every
+ * The reference is scorer.features.base.number_columns (and numbers): every attribute of every
  * event an exact int or float, read as numpy's float64 conversion reads it (an int by
- * PyLong_AsDouble, correctly rounded), a non-finite float read as ``default``. Writes
+ * PyLong_AsDouble, correctly rounded), a non-finite float or None read as ``default``. Writes
  * out[j * n + i] (attribute j of event i: [len(attrs), n], C order) and returns True; returns
- * False, out undefined, at the first value that is not an exact int or float or an int
+ * False, out undefined, at the first value that is not None, an exact int or float, or an int
  * beyond any double: the caller then takes the reference, which decides each value.
  */
 static PyObject *numbers(PyObject *Py_UNUSED(module), PyObject *args) {
@@ -895,6 +972,8 @@ static PyObject *numbers(PyObject *Py_UNUSED(module), PyObject *args) {
                     plain = 0;
                 }
                 col[i] = d;
+            } else if (v == Py_None) {
+                col[i] = fallback;
             } else {
                 plain = 0;
             }

@@ -17,10 +17,14 @@ class Windows(Sized):
 class Stats:
     """CICFlowMeter statistics objects (JSON bytes) checked and read as msgspec's FlowStats would."""
 
-    def __init__(self, names: tuple[bytes, ...], keep: tuple[int, ...] = ()) -> None: ...
+    def __init__(self, names: tuple[bytes, ...], keep: tuple[int, ...] = (), texts: tuple[bytes, ...] = (),
+                 missing: tuple[bytes, ...] = (), max_text: int = 0, blank_ok: int = -1, lower: int = -1) -> None: ...
     def check(self, raws: list[Any], /) -> bytes: ...
     def columns(self, raws: list[Any], wanted: tuple[int, ...], out: npt.NDArray[np.float64], /) -> list[int]: ...
-    def cut(self, values: list[Any], /) -> list[bytes | None]: ...
+    def cut(self, values: list[Any], /) -> tuple[list[bytes | None], bool]:
+        """Per flow record a copy with its statistics cut to the kept ones (None: left whole);
+        whether every record cut has texts that pass the columnar path's checks."""
 
 def numbers(events: list[Any], attrs: tuple[str, ...], default: float, out: npt.NDArray[np.float64], /) -> bool:
-    """Numeric attributes as float64 columns ``out[len(attrs), n]``; False: not all plain numbers."""
+    """Numeric attributes as float64 columns ``out[len(attrs), n]`` (None: ``default``); False: not all
+    None or plain numbers."""

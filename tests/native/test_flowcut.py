@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorer.native
+from scorer.events.columnar import _checked_flows
 from scorer.events.flowviews import (
     CIC_STATISTICS,
     READ_STATISTICS,
@@ -73,7 +74,7 @@ def _fields(row: Any) -> dict[str, Any]:
 
 def _check(value: bytes) -> bool:
     """Checks one record against its reference; whether it was cut."""
-    (cut,) = CUT.cut([value])
+    (cut,), clean = CUT.cut([value])
     if cut is None:
         return False
     whole = _whole(value)
@@ -86,6 +87,8 @@ def _check(value: bytes) -> bool:
     assert _fields(row) == _fields(whole[0]), value
     expected = struct.pack("<4d", *(getattr(whole[1], a) for a in READ))
     assert row.extra == expected, value  # bit for bit: -0.0, rounding, the last of a repeated name
+    if clean:  # the texts it calls clean pass the columnar path's own checks of them
+        assert _checked_flows([row]) == [row], value
     return True
 
 
@@ -114,11 +117,31 @@ def test_what_is_cut_and_what_is_left_whole() -> None:
                   b'{"ts":1.0,"extra":{"Nope":1}}', b'{"ts":1.0,"extra":{"FIN Flag Count":1e400}}', b"[]", b"{}",
                   b'{"ts":1.0}', b'{"extra":{"FIN Flag Count":1},"uid":"x', b""):
         assert not _check(whole), whole
-    assert CUT.cut([None, 3, good])[:2] == [None, None]
+    assert CUT.cut([None, 3, good])[0][:2] == [None, None]
+
+
+def test_texts_called_clean() -> None:
+    """Clean: every text member a string without escapes, none of the missing markers, at most
+    MAX_TEXT bytes, proto lower case ASCII, uid also "", or null; a batch is clean when every
+    record it cuts is (a record left whole is looked at in Python anyway)."""
+    def clean(*members: str) -> bool:
+        value = ('{"ts":1.0,' + "".join(m + "," for m in members) + '"extra":{"FIN Flag Count":2}}').encode()
+        (cut,), ok = CUT.cut([value])
+        assert cut is not None and _check(value)
+        return bool(ok)
+    assert clean('"src_ip":"a"', '"dst_ip":"b"', '"proto":"udp"', '"uid":""', '"label":null', '"service":"é"')
+    assert clean('"proto":"icmp6"', '"other":"-"', '"other":7', '"history":"' + "h" * 8192 + '"')
+    for member in ('"src_ip":""', '"dst_ip":"-"', '"label":"(empty)"', '"source":"null"', '"service":"None"',
+                   '"uid":"-"', '"proto":"TCP"', '"proto":"6"', '"proto":"tcp\\u0041"', '"proto":"é"',
+                   '"history":"' + "h" * 8193 + '"', '"src_ip":"a\\"b"', '"label":1', '"uid":true'):
+        assert not clean('"src_ip":"a"', '"dst_ip":"b"', member), member
+    good = b'{"ts":1.0,"src_ip":"a","dst_ip":"b","extra":{"FIN Flag Count":2}}'
+    bad = good.replace(b'"a"', b'"-"')
+    assert CUT.cut([good, good])[1] and not CUT.cut([good, bad])[1] and CUT.cut([good, b"[]"])[1]
 
 
 def test_cut_views_carry_only_what_features_read() -> None:
-    (cut,) = CUT.cut([b'{"ts":1.0,"src_ip":"a","dst_ip":"b","extra":{"FIN Flag Count":2}}'])
+    (cut,), _ = CUT.cut([b'{"ts":1.0,"src_ip":"a","dst_ip":"b","extra":{"FIN Flag Count":2}}'])
     row: Any = msgspec.json.decode(cut, type=CutFlowView)
     assert statistics([row.extra], READ_STATISTICS[:1]).tolist() == [[2.0]]
     with pytest.raises(ValueError, match="carry only"):
