@@ -157,11 +157,14 @@ class EdrFeatures:
         _renamed(b, images)
         text = b.texts(_command_texts(evs, fields))
         lower = [t.lower() for t in text.distinct]
-        lengths = log1p(list(map(len, lower))).tolist()
-        b64 = log1p([max(map(len, _B64.findall(t)), default=0) for t in lower]).tolist()
+        k = len(lower)
+        # The three length columns' log1p in one call: [command, its longest Base64 run, parent command].
+        logs = log1p([*map(len, lower), *(max(map(len, _B64.findall(t)), default=0) for t in lower),
+                      *map(len, b.attribute("parent_command_line"))])
+        lengths, b64 = logs[:k].tolist(), logs[k:2 * k].tolist()
         sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
                        [_tokens(t, n, b) for t, n, b in zip(lower, lengths, b64, strict=True)])
-        sheet.put("log_parent_cmd_len", log1p(list(map(len, b.attribute("parent_command_line")))))
+        sheet.put("log_parent_cmd_len", logs[2 * k:])
         _targets(b)
         return images, parents
 
