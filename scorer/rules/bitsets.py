@@ -17,7 +17,7 @@ same rows (measured: docs/rules.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -201,3 +201,26 @@ def atom_ids(tree: Any) -> list[int]:
     if isinstance(tree, int):
         return [tree]
     return [a for arg in tree[1:] for a in atom_ids(arg)]
+
+class Triggers:
+    """Trees (variants or logsources, by number) indexed by their trigger atoms (bitsets.need)."""
+
+    def __init__(self, trees: Iterable[Tree]) -> None:
+        self.always: list[int] = []
+        self.by_atom: dict[int, list[int]] = {}
+        for number, tree in enumerate(trees):
+            required = need(tree)
+            if required is None:
+                self.always.append(number)
+            for aid in required or ():
+                self.by_atom.setdefault(aid, []).append(number)
+        self.atoms = frozenset(self.by_atom)
+
+    def of(self, amask: dict[int, int]) -> set[int]:
+        """The trees to evaluate: those without triggers, and those a matched atom triggers."""
+        out = set(self.always)
+        by_atom = self.by_atom
+        for aid in self.atoms.intersection(amask):
+            if amask[aid]:
+                out.update(by_atom[aid])
+        return out

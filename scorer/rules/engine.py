@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 import scorer.native
 from scorer.events.structs import EndpointEvent
-from scorer.rules.bitsets import Compiled, atom_ids, compile_tree, need, rows_of
+from scorer.rules.bitsets import Compiled, Triggers, atom_ids, compile_tree, rows_of
 from scorer.rules.fields import (
     CANONICAL,
     KEYWORDS,
@@ -108,26 +108,10 @@ class RuleEngine:
             f.discard(KEYWORDS)
         self.ls_fields = [tuple(sorted(f)) for f in ls_fields]
         # A variant can only fire where one of its trigger atoms matched: variants are looked
-        # at when an atom of theirs matched in the batch (or always, when no such set exists).
-        self.triggers: dict[int, list[int]] = {}
-        self.always: list[int] = []
-        for vi, (_, _, det) in enumerate(self.variants):
-            required = need(det)
-            if required is None:
-                self.always.append(vi)
-            for aid in required or ():
-                self.triggers.setdefault(aid, []).append(vi)
-        self.trigger_atoms = frozenset(self.triggers)
-        # The same for the logsource trees: a batch evaluates those one of whose atoms matched.
-        self.ls_triggers: dict[int, list[int]] = {}
-        self.ls_always: list[int] = []
-        for index, tree in enumerate(self.ls_trees):
-            required = need(tree)
-            if required is None:
-                self.ls_always.append(index)
-            for aid in required or ():
-                self.ls_triggers.setdefault(aid, []).append(index)
-        self.ls_trigger_atoms = frozenset(self.ls_triggers)
+        # at when an atom of theirs matched in the batch (or always, when no such set exists);
+        # the same for the logsource trees.
+        self.variant_triggers = Triggers(det for _, _, det in self.variants)
+        self.ls_triggers = Triggers(self.ls_trees)
         # Trees as compiled functions, all at load: compiling one in the hot path would put its
         # ~100 us into that batch's latency (a pack: ~0.5 s once per process, scorer.rules.bitsets).
         self.ls_code = [compile_tree(tree) for tree in self.ls_trees]
@@ -213,7 +197,7 @@ class RuleEngine:
         get = amask.get
         ls_masks = [0] * len(self.ls_code)
         ls_code = self.ls_code
-        for index in _triggered(amask, self.ls_always, self.ls_triggers, self.ls_trigger_atoms):
+        for index in self.ls_triggers.of(amask):
             ls_masks[index] = ls_code[index](get, full)
         field_rows: dict[str, int] = {}
         for index, mask in enumerate(ls_masks):
@@ -230,7 +214,7 @@ class RuleEngine:
                 self._field_of_rules(events, name, rows, n, amask, errors)
         if self.keyword_groups:
             self._keywords(events, ls_masks, n, amask)
-        candidates = _triggered(amask, self.always, self.triggers, self.trigger_atoms)
+        candidates = self.variant_triggers.of(amask)
         rule_masks: dict[int, int] = {}
         variants, compiled = self.variants, self._code
         for vi in sorted(candidates):
@@ -405,11 +389,3 @@ class RuleEngine:
                         amask[aid] = amask.get(aid, 0) | bits[r]
 
 
-def _triggered(amask: dict[int, int], always: list[int], triggers: dict[int, list[int]],
-               trigger_atoms: frozenset[int]) -> set[int]:
-    """The trees (variants or logsources) to evaluate: ``always``, and those a matched atom triggers."""
-    out = set(always)
-    for aid in trigger_atoms.intersection(amask):
-        if amask[aid]:
-            out.update(triggers[aid])
-    return out
