@@ -19,9 +19,9 @@ from itertools import repeat
 import numpy as np
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
-from scorer.features.base import F32, alternation, basename, column, flag, group_names, log1p, stable_hash
+from scorer.features.base import F32, basename, column, flag, group_names, log1p, stable_hash
 from scorer.features.edr_batch import EdrBatch
-from scorer.features.texts import Texts, first_texts
+from scorer.features.texts import Needles, Texts, first_texts
 
 # Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
 BEHAVIOURS: dict[str, frozenset[int]] = {
@@ -122,6 +122,12 @@ HIGH_LEVELS = frozenset({"high", "system"})
 SYSTEM_USERS = frozenset({"system", "nt authority\\system"})
 _LOGONS = np.array([3, 10], dtype=np.int64)  # logon_network, logon_remote_interactive
 _WEB_PORTS, _KNOWN_PORTS = np.array([80, 443, 8080], dtype=np.int64), np.array([80, 443, 8080, 53], dtype=np.int64)
+# Texts looked for in each distinct value (scorer.features.texts.Needles).
+_TOKENS = Needles(*TOKENS.values())
+_IMAGE_DIRS, _PARENT_DIRS = Needles(USER_WRITABLE, SYSTEM_DIRS), Needles(USER_WRITABLE)
+_TARGET_DIRS = Needles(USER_WRITABLE, ("\\start menu\\programs\\startup",))
+_REG_KEYS, _LOADED = Needles(REG_KEYS), Needles(SUSPICIOUS_DLLS, USER_WRITABLE)
+Found = tuple[float, ...]  # per group of needles, how many a value contains
 # Process-access rights that read or write another process's memory (credential dumping,
 # injection): PROCESS_ALL_ACCESS variants and VM_READ|QUERY_INFORMATION combinations.
 FULL_ACCESS = frozenset({"0x1fffff", "0x1f0fff", "0x1f1fff", "0x1f3fff", "0x1010", "0x1410",
@@ -151,8 +157,8 @@ class EdrFeatures:
         sheet.put_texts(CHANNEL_NAMES[0], len(CHANNEL_NAMES), chan, _channel, blank_zero=False)
         # Sysmon process-access events name the actor SourceImage, not Image.
         actors = first_texts(column(evs, "image"), fields, "SourceImage", b.native)
-        images = _basenames(b, b.texts(actors), "image_lolbin", 6, _image, IMAGE_HASH[0])
-        parents = _basenames(b, b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _parent,
+        images = _basenames(b, b.texts(actors), "image_lolbin", 6, _IMAGE_DIRS, _image, IMAGE_HASH[0])
+        parents = _basenames(b, b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_DIRS, _parent,
                              PARENT_HASH[0])
         _renamed(b, images)
         text = b.texts(_command_texts(evs, fields))
@@ -163,7 +169,7 @@ class EdrFeatures:
                       *map(len, b.attribute("parent_command_line"))])
         lengths, b64 = logs[:k].tolist(), logs[k:2 * k].tolist()
         sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
-                       [_tokens(t, n, b) for t, n, b in zip(lower, lengths, b64, strict=True)])
+                       list(map(_tokens, _TOKENS.counts(lower, b.native), lengths, b64)))
         sheet.put("log_parent_cmd_len", logs[2 * k:])
         _targets(b)
         return images, parents
@@ -181,18 +187,15 @@ def _channel(value: str) -> tuple[float, ...]:
     return sysmon, sec * (1 - sysmon), ps * (1 - sysmon), float(sysmon + sec + ps == 0)
 
 
-def _image(path: str, base: str) -> tuple[float, ...]:
-    return (float(base in LOLBINS), float(base in SCRIPT_HOSTS), float(base in OFFICE), _contains(path, USER_WRITABLE),
-            _contains(path, SYSTEM_DIRS), float(bool(base) and not base.endswith(".exe")))
+def _image(base: str, found: Found) -> tuple[float, ...]:
+    user_dir, system_dir = found
+    return (float(base in LOLBINS), float(base in SCRIPT_HOSTS), float(base in OFFICE), float(user_dir > 0),
+            float(system_dir > 0), float(bool(base) and not base.endswith(".exe")))
 
 
-def _parent(path: str, base: str) -> tuple[float, ...]:
+def _parent(base: str, found: Found) -> tuple[float, ...]:
     return (float(base in LOLBINS), float(base in SCRIPT_HOSTS), float(base in OFFICE), float(base in SERVICE_PARENTS),
-            _contains(path, USER_WRITABLE))
-
-
-def _contains(text: str, needles: tuple[str, ...]) -> float:
-    return float(alternation(needles).search(text) is not None)
+            float(found[0] > 0))
 
 
 def _onehot(base: str) -> list[float]:
@@ -203,14 +206,15 @@ def _onehot(base: str) -> list[float]:
     return row
 
 
-def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, flags: Callable[[str, str], tuple[float, ...]],
-               hashed: str) -> list[str]:
-    """A path column's flags (from ``first`` on) and hashed basename (from ``hashed`` on), once
-    per distinct path; returns each row's lower-case basename."""
+def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, needles: Needles,
+               flags: Callable[[str, Found], tuple[float, ...]], hashed: str) -> list[str]:
+    """A path column's flags (from ``first`` on: of its basename and the ``needles`` found in the
+    path) and hashed basename (from ``hashed`` on), once per distinct path; returns each row's
+    lower-case basename."""
     paths = [v.lower() for v in texts.distinct]
     bases = list(map(basename, paths))
     inverse = None if texts.identity else texts.inverse
-    b.sheet.put_rows(first, width, inverse, list(map(flags, paths, bases)))
+    b.sheet.put_rows(first, width, inverse, list(map(flags, bases, needles.counts(paths, b.native))))
     b.sheet.put_rows(hashed, HASH_BUCKETS, inverse, list(map(_onehot, bases)))
     return bases if inverse is None else [bases[j] for j in inverse.tolist()]
 
@@ -230,9 +234,8 @@ def _renamed(b: EdrBatch, images: list[str]) -> None:
     b.sheet.out[rows, b.sheet.at["image_renamed"]] = [flags[original[i].lower(), images[i]] for i in rows]
 
 
-def _tokens(text: str, log_len: float, log_b64: float) -> tuple[float, ...]:
+def _tokens(counts: Found, log_len: float, log_b64: float) -> tuple[float, ...]:
     """The token counts, then log_cmd_len, cmd_token_total, log_b64_len (in names order)."""
-    counts = [float(sum(1 for s in needles if s in text)) for needles in TOKENS.values()]
     return (*counts, log_len, float(sum(counts)), log_b64)
 
 
@@ -246,11 +249,10 @@ def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -
 
 def _targets(b: EdrBatch) -> None:
     sheet, evs = b.sheet, b.events
-    sheet.put_texts("target_user_dir", 3, b.texts(b.attribute("target_filename")), _target)
-    sheet.put_texts("registry_key_risky", 1, b.texts(b.attribute("target_object")),
-                    lambda v: (_contains(v.lower(), REG_KEYS),))
-    sheet.put_texts("loaded_suspicious_dll", 2, b.texts(b.attribute("image_loaded")),
-                    lambda v: (_contains(v.lower(), SUSPICIOUS_DLLS), _contains(v.lower(), USER_WRITABLE)))
+    _put_found(b, "target_user_dir", 3, b.attribute("target_filename"), _TARGET_DIRS,
+               lambda path, found: (float(found[0] > 0), float(path.endswith(RISKY_EXT)), float(found[1] > 0)))
+    _put_found(b, "registry_key_risky", 1, b.attribute("target_object"), _REG_KEYS, _any_found)
+    _put_found(b, "loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED, _any_found)
     sheet.put("unsigned", flag((s is False for s in column(evs, "signed")), b.n))
     sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")),
                     lambda v: (float(v.lower() in HIGH_LEVELS),))
@@ -266,7 +268,16 @@ def _targets(b: EdrBatch) -> None:
     sheet.put("dst_port_other", (port >= 0) & ~(port[:, None] == _KNOWN_PORTS).any(axis=1))
 
 
-def _target(value: str) -> tuple[float, ...]:
-    path = value.lower()
-    return (_contains(path, USER_WRITABLE), float(path.endswith(RISKY_EXT)),
-            float("\\start menu\\programs\\startup" in path))
+def _put_found(b: EdrBatch, first: str, width: int, values: list[str], needles: Needles,
+               row: Callable[[str, Found], tuple[float, ...]]) -> None:
+    """The ``width`` columns from ``first`` on: ``row`` of each distinct lower-case value and the
+    ``needles`` found in it."""
+    texts = b.texts(values)
+    lower = [v.lower() for v in texts.distinct]
+    b.sheet.put_rows(first, width, None if texts.identity else texts.inverse,
+                     list(map(row, lower, needles.counts(lower, b.native))))
+
+
+def _any_found(_: str, found: Found) -> tuple[float, ...]:
+    """1 per group of needles of which the value contains one."""
+    return tuple(float(c > 0) for c in found)

@@ -25,7 +25,7 @@ import numpy as np
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
 from scorer.features.edr_batch import EdrBatch
-from scorer.features.texts import Texts
+from scorer.features.texts import Needles, Texts
 
 FAMILIES: dict[str, frozenset[int]] = {
     "sec_logon": frozenset({4624}),
@@ -76,6 +76,7 @@ PRIVILEGES: dict[str, tuple[str, ...]] = {
     "sec_priv_create_token": ("secreatetokenprivilege",),
     "sec_priv_security": ("sesecurityprivilege",),
 }
+_PRIVILEGES = Needles(*PRIVILEGES.values())
 ENABLED_NAMES = ("sec_priv_debug_enabled",)  # 4703: a process turned SeDebugPrivilege on (mimikatz privilege::debug)
 ACCOUNT_NAMES = ("sec_account_created", "sec_password_reset", "sec_member_added", "sec_privileged_group",
                  "sec_group_enum_by_tool", "sec_sid_history")
@@ -180,16 +181,13 @@ def put_security(b: EdrBatch) -> None:
               lambda e: field(e, "Status", "SubStatus", "FailureReason"), _failure)
     put_keyed(b, KERBEROS_NAMES[0], len(KERBEROS_NAMES), KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
               + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), _kerberos)
-    sheet.put_texts(next(iter(PRIVILEGES)), len(PRIVILEGES),
-                    b.texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList")), _privileges)
+    privileges = b.texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList"))
+    sheet.put_rows(next(iter(PRIVILEGES)), len(PRIVILEGES), None if privileges.identity else privileges.inverse,
+                   [tuple(float(c > 0) for c in found) for found in _PRIVILEGES.counts(privileges.distinct, b.native)])
     put_keyed(b, ENABLED_NAMES[0], 1, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"),
               lambda v: (float("sedebugprivilege" in v),))
     put_keyed(b, ACCOUNT_NAMES[0], len(ACCOUNT_NAMES), ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"
               + field(e, "TargetSid", "CallerProcessName", "SidHistory") + SEP + (e.user or ""), _account)
-
-
-def _privileges(value: str) -> tuple[float, ...]:
-    return tuple(float(any(n in value for n in needles)) for needles in PRIVILEGES.values())
 
 
 def _auth(value: str) -> tuple[float, ...]:

@@ -155,3 +155,28 @@ def factorize_reference(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
     ids: dict[H, int] = {}
     codes = np.fromiter(map(ids.setdefault, rows, map(len, repeat(ids))), dtype=np.intp, count=len(rows))
     return list(ids), codes
+
+
+class Needles:
+    """Groups of needles (lower-case texts), looked for in many texts: per text, how many
+    distinct needles of each group it contains (``sum(s in text for s in group)``; above 0: the
+    text contains one, as :func:`scorer.features.base.contains_any` says). With scorer.native,
+    one automaton pass per text instead of a search per needle."""
+
+    __slots__ = ("_automaton", "groups")
+
+    def __init__(self, *groups: Sequence[str]) -> None:
+        self.groups = [tuple(g) for g in groups]
+        self._automaton: object = None  # built on first native use; False: needles it cannot take
+
+    def counts(self, texts: list[str], native: Native = ...) -> list[tuple[float, ...]]:
+        native = _edr(native)
+        if native is not None and self._automaton is None:
+            try:
+                self._automaton = native.compile_needles(self.groups)
+            except ValueError:  # a needle outside ASCII (or empty): the Python reference
+                self._automaton = False
+        if native is not None and self._automaton is not False:
+            out: list[tuple[float, ...]] = native.count_needles(self._automaton, texts)
+            return out
+        return [tuple(float(sum(1 for s in g if s in t)) for g in self.groups) for t in texts]

@@ -328,6 +328,207 @@ done:
     return result;
 }
 
+/* Needles: every needle of some groups found in texts in one pass per text (Aho-Corasick over
+ * the needles' ASCII characters; a text's other characters match no needle, so they send the
+ * automaton back to its root). count_needles gives, per text, how many distinct needles of each
+ * group it contains: what ``sum(s in text for s in group)`` gives, per group. */
+typedef struct {
+    Py_ssize_t states, alphabet, needles, groups;
+    int32_t *next;        /* states x alphabet: the state after a character (failures folded in) */
+    int32_t *out_start;   /* states + 1: where each state's needles start in out */
+    int32_t *out;         /* the needles ending at each state, its failure chain's included */
+    int32_t *group_of;    /* needles: its group */
+    int16_t symbol[128];  /* ASCII character -> symbol, -1: in no needle */
+} Needles;
+
+static void needles_free(PyObject *capsule) {
+    Needles *a = PyCapsule_GetPointer(capsule, "scorer.native._edr.Needles");
+    if (a == NULL) return;
+    PyMem_Free(a->next);
+    PyMem_Free(a->out_start);
+    PyMem_Free(a->out);
+    PyMem_Free(a->group_of);
+    PyMem_Free(a);
+}
+
+static PyObject *compile_needles(PyObject *self, PyObject *args) {
+    PyObject *groups;
+    if (!PyArg_ParseTuple(args, "O!:compile_needles", &PyList_Type, &groups)) return NULL;
+    Needles *a = PyMem_Calloc(1, sizeof(Needles));
+    int32_t *trie = NULL, *fail = NULL, *queue = NULL, *ends = NULL, *end_next = NULL;
+    if (a == NULL) return PyErr_NoMemory();
+    memset(a->symbol, -1, sizeof(a->symbol));
+    Py_ssize_t total = 1;
+    a->groups = PyList_GET_SIZE(groups);
+    for (Py_ssize_t g = 0; g < a->groups; g++) {
+        PyObject *group = PyList_GET_ITEM(groups, g);
+        if (!PyTuple_Check(group)) goto bad_input;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(group); j++) {
+            PyObject *needle = PyTuple_GET_ITEM(group, j);
+            if (!PyUnicode_Check(needle) || PyUnicode_READY(needle) < 0 || PyUnicode_MAX_CHAR_VALUE(needle) > 127
+                || PyUnicode_GET_LENGTH(needle) == 0) goto bad_input;
+            const Py_UCS1 *text = PyUnicode_1BYTE_DATA(needle);
+            for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(needle); i++) {
+                if (a->symbol[text[i]] < 0) a->symbol[text[i]] = (int16_t)a->alphabet++;
+            }
+            total += PyUnicode_GET_LENGTH(needle);
+            a->needles++;
+        }
+    }
+    Py_ssize_t w = a->alphabet > 0 ? a->alphabet : 1;
+    trie = PyMem_Malloc((size_t)(total * w) * sizeof(int32_t));
+    fail = PyMem_Calloc((size_t)total, sizeof(int32_t));
+    queue = PyMem_Malloc((size_t)total * sizeof(int32_t));
+    ends = PyMem_Malloc((size_t)total * sizeof(int32_t));      /* first needle ending here, -1 */
+    end_next = PyMem_Malloc((size_t)(a->needles > 0 ? a->needles : 1) * sizeof(int32_t));
+    a->group_of = PyMem_Malloc((size_t)(a->needles > 0 ? a->needles : 1) * sizeof(int32_t));
+    if (!trie || !fail || !queue || !ends || !end_next || !a->group_of) goto no_memory;
+    for (Py_ssize_t i = 0; i < total * w; i++) trie[i] = -1;
+    for (Py_ssize_t i = 0; i < total; i++) ends[i] = -1;
+    Py_ssize_t states = 1, id = 0;
+    for (Py_ssize_t g = 0; g < a->groups; g++) {
+        PyObject *group = PyList_GET_ITEM(groups, g);
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(group); j++, id++) {
+            PyObject *needle = PyTuple_GET_ITEM(group, j);
+            const Py_UCS1 *text = PyUnicode_1BYTE_DATA(needle);
+            int32_t state = 0;
+            for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(needle); i++) {
+                int32_t *to = &trie[state * w + a->symbol[text[i]]];
+                if (*to < 0) *to = (int32_t)states++;
+                state = *to;
+            }
+            a->group_of[id] = (int32_t)g;
+            end_next[id] = ends[state];
+            ends[state] = (int32_t)id;
+        }
+    }
+    /* Breadth first: failure links, and missing transitions folded into the automaton. */
+    Py_ssize_t head = 0, tail = 0;
+    for (Py_ssize_t c = 0; c < w; c++) {
+        int32_t to = trie[c];
+        if (to < 0) trie[c] = 0;
+        else fail[to] = 0, queue[tail++] = to;
+    }
+    while (head < tail) {
+        int32_t state = queue[head++];
+        for (Py_ssize_t c = 0; c < w; c++) {
+            int32_t to = trie[state * w + c];
+            if (to < 0) {
+                trie[state * w + c] = trie[fail[state] * w + c];
+            } else {
+                fail[to] = trie[fail[state] * w + c];
+                queue[tail++] = to;
+            }
+        }
+    }
+    /* Each state's needles: its own, then its failure chain's. */
+    a->out_start = PyMem_Malloc((size_t)(states + 1) * sizeof(int32_t));
+    Py_ssize_t count = 0;
+    if (a->out_start == NULL) goto no_memory;
+    for (Py_ssize_t st = 0; st < states; st++)
+        for (int32_t f = (int32_t)st; f > 0; f = fail[f])
+            for (int32_t e = ends[f]; e >= 0; e = end_next[e]) count++;
+    a->out = PyMem_Malloc((size_t)(count > 0 ? count : 1) * sizeof(int32_t));
+    if (a->out == NULL) goto no_memory;
+    count = 0;
+    for (Py_ssize_t st = 0; st < states; st++) {
+        a->out_start[st] = (int32_t)count;
+        for (int32_t f = (int32_t)st; f > 0; f = fail[f])
+            for (int32_t e = ends[f]; e >= 0; e = end_next[e]) a->out[count++] = e;
+    }
+    a->out_start[states] = (int32_t)count;
+    a->next = trie, a->states = states;
+    PyMem_Free(fail);
+    PyMem_Free(queue);
+    PyMem_Free(ends);
+    PyMem_Free(end_next);
+    PyObject *capsule = PyCapsule_New(a, "scorer.native._edr.Needles", needles_free);
+    if (capsule == NULL) {
+        a->next = NULL;
+        PyMem_Free(trie);
+        trie = NULL;
+        goto no_memory_set;
+    }
+    return capsule;
+bad_input:
+    PyErr_SetString(PyExc_ValueError, "compile_needles: a list of tuples of non-empty ASCII texts");
+    goto fail_out;
+no_memory:
+    PyErr_NoMemory();
+no_memory_set:
+fail_out:
+    PyMem_Free(trie);
+    PyMem_Free(fail);
+    PyMem_Free(queue);
+    PyMem_Free(ends);
+    PyMem_Free(end_next);
+    PyMem_Free(a->out_start);
+    PyMem_Free(a->out);
+    PyMem_Free(a->group_of);
+    PyMem_Free(a);
+    return NULL;
+}
+
+static PyObject *count_needles(PyObject *self, PyObject *args) {
+    PyObject *capsule, *texts;
+    if (!PyArg_ParseTuple(args, "OO!:count_needles", &capsule, &PyList_Type, &texts)) return NULL;
+    Needles *a = PyCapsule_GetPointer(capsule, "scorer.native._edr.Needles");
+    if (a == NULL) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(texts), w = a->alphabet > 0 ? a->alphabet : 1;
+    unsigned char *seen = PyMem_Calloc((size_t)(a->needles > 0 ? a->needles : 1), 1);
+    Py_ssize_t *counts = PyMem_Calloc((size_t)(a->groups > 0 ? a->groups : 1), sizeof(Py_ssize_t));
+    PyObject *result = PyList_New(n);
+    if (seen == NULL || counts == NULL || result == NULL) {
+        if (result != NULL) PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t t = 0; t < n; t++) {
+        PyObject *text = PyList_GET_ITEM(texts, t);
+        if (!PyUnicode_Check(text) || PyUnicode_READY(text) < 0) {
+            PyErr_SetString(PyExc_TypeError, "count_needles: texts must be a list of str");
+            goto fail;
+        }
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+        memset(seen, 0, (size_t)a->needles);
+        memset(counts, 0, (size_t)a->groups * sizeof(Py_ssize_t));
+        int32_t state = 0;
+        for (Py_ssize_t i = 0; i < length; i++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+            int16_t sym = ch < 128 ? a->symbol[ch] : -1;
+            if (sym < 0) {
+                state = 0;
+                continue;
+            }
+            state = a->next[state * w + sym];
+            for (int32_t o = a->out_start[state]; o < a->out_start[state + 1]; o++) {
+                int32_t e = a->out[o];
+                if (!seen[e]) seen[e] = 1, counts[a->group_of[e]]++;
+            }
+        }
+        PyObject *row = PyTuple_New(a->groups);
+        if (row == NULL) goto fail;
+        for (Py_ssize_t g = 0; g < a->groups; g++) {
+            PyObject *v = PyFloat_FromDouble((double)counts[g]);
+            if (v == NULL) {
+                Py_DECREF(row);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(row, g, v);
+        }
+        PyList_SET_ITEM(result, t, row);
+    }
+    PyMem_Free(seen);
+    PyMem_Free(counts);
+    return result;
+fail:
+    PyMem_Free(seen);
+    PyMem_Free(counts);
+    Py_XDECREF(result);
+    return NULL;
+}
+
 /* A row of ``rows`` as ``width`` doubles at ``dst``: a tuple or list of numbers, floats by
  * Python's own conversion (what numpy's float64 array of it holds). */
 static int row_doubles(PyObject *row, Py_ssize_t width, double *dst) {
@@ -421,6 +622,8 @@ static PyMethodDef methods[] = {
     {"masks", masks, METH_VARARGS, "Per wanted value, the bitset of the rows holding it."},
     {"texts", texts, METH_VARARGS, "Per row, primary[i] or fields[i].get(name) or an empty string."},
     {"group", group, METH_VARARGS, "Per distinct fields[r].get(name) of the rows sel, the bitset of its rows."},
+    {"compile_needles", compile_needles, METH_VARARGS, "An automaton finding groups of ASCII needles."},
+    {"count_needles", count_needles, METH_VARARGS, "Per text, how many distinct needles of each group it holds."},
     {"fill", fill, METH_VARARGS, "out[i, column:column+width] = rows[inverse[i]] (rows[i] without inverse)."},
     {NULL, NULL, 0, NULL},
 };

@@ -19,3 +19,9 @@ def fill(out: npt.NDArray[np.float64], column: int, width: int, inverse: npt.NDA
 
 def group(fields: list[Any], sel: list[int] | None, name: str, n: int, /) -> dict[Any, int]:
     """For every distinct ``fields[r].get(name)`` of the rows ``sel`` (all ``n`` if None), the bitset of its rows."""
+
+def compile_needles(groups: list[tuple[str, ...]], /) -> object:
+    """An automaton over the groups' needles (non-empty ASCII texts), for :func:`count_needles`."""
+
+def count_needles(needles: object, texts: list[str], /) -> list[tuple[float, ...]]:
+    """Per text, how many distinct needles of each group it contains (as floats)."""

@@ -24,7 +24,7 @@ from scorer.demo import bundled_capture
 from scorer.events.columnar import decode_rows
 from scorer.events.decode import EventDecoder
 from scorer.events.structs import EndpointEvent, EventKind
-from scorer.features import feature_set, texts
+from scorer.features import edr, feature_set, texts
 from scorer.rules import RuleEngine
 from scorer.rules.engine import SMALL_ROWS
 from tests.rules.helpers import SHIPPED
@@ -252,3 +252,37 @@ def test_group_refuses_what_set_refuses() -> None:
         _edr.group([{}], [1], "a", 1)
     with pytest.raises(ValueError):
         _edr.group([{}, {}], None, "a", 1)
+
+
+def _needle_counts(groups: list[tuple[str, ...]], texts_: list[str]) -> list[tuple[float, ...]]:
+    return [tuple(float(sum(1 for s in g if s in t)) for g in groups) for t in texts_]
+
+
+NEEDLE_TEXT = st.text(alphabet="abc-\\. xé\u0130\U0001f600", max_size=30)
+SHIPPED_GROUPS = [tuple(g) for g in edr.TOKENS.values()] + [edr.USER_WRITABLE, edr.SYSTEM_DIRS, edr.REG_KEYS]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet="abc-\\. x", min_size=1, max_size=5), max_size=6).map(tuple), max_size=5),
+       st.lists(NEEDLE_TEXT, max_size=20))
+def test_count_needles_equals_python(groups: list[tuple[str, ...]], texts_: list[str]) -> None:
+    # Overlapping needles, one inside another, a needle twice, the same needle in two groups.
+    assert _edr.count_needles(_edr.compile_needles(groups), texts_) == _needle_counts(groups, texts_)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(NEEDLE_TEXT, st.sampled_from(WORDS), st.sampled_from(
+    [n for g in SHIPPED_GROUPS for n in g]).map(lambda n: f"x{n.upper()}{n}é")), max_size=20))
+def test_count_needles_on_the_shipped_needles(texts_: list[str]) -> None:
+    lowered = [t.lower() for t in texts_]
+    assert _edr.count_needles(_edr.compile_needles(SHIPPED_GROUPS), lowered) == _needle_counts(SHIPPED_GROUPS, lowered)
+
+
+def test_needles_outside_ascii_use_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError):
+        _edr.compile_needles([("é",)])
+    with pytest.raises(ValueError):
+        _edr.compile_needles([("",)])
+    needles = texts.Needles(("é", "a"), ("b",))
+    _native(monkeypatch, True)
+    assert needles.counts(["éa", "b", ""]) == [(2.0, 0.0), (0.0, 1.0), (0.0, 0.0)]
