@@ -28,3 +28,6 @@ class Stats:
 def numbers(events: list[Any], attrs: tuple[str, ...], default: float, out: npt.NDArray[np.float64], /) -> bool:
     """Numeric attributes as float64 columns ``out[len(attrs), n]`` (None: ``default``); False: not all
     None or plain numbers."""
+
+def column(events: list[Any], attr: str, /) -> list[Any]:
+    """An attribute of every event, as ``list(map(attrgetter(attr), events))``."""
