@@ -216,9 +216,10 @@ class Triggers:
                 self.by_atom.setdefault(aid, []).append(number)
         self.atoms = frozenset(self.by_atom)
 
-    def of(self, amask: dict[int, int]) -> set[int]:
-        """The trees to evaluate: those without triggers, and those a matched atom triggers."""
-        out = set(self.always)
+    def of(self, amask: dict[int, int], always: bool = True) -> set[int]:
+        """The trees to evaluate: those a matched atom triggers, and (``always``) those without
+        triggers."""
+        out = set(self.always if always else ())
         by_atom = self.by_atom
         for aid in self.atoms.intersection(amask):
             if amask[aid]:

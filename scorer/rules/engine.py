@@ -112,6 +112,9 @@ class RuleEngine:
         # the same for the logsource trees.
         self.variant_triggers = Triggers(det for _, _, det in self.variants)
         self.ls_triggers = Triggers(self.ls_trees)
+        self.untriggered: dict[int, list[int]] = {}  # logsource -> its variants without trigger atoms
+        for vi in self.variant_triggers.always:
+            self.untriggered.setdefault(self.variants[vi][1], []).append(vi)
         # Trees as compiled functions, all at load: compiling one in the hot path would put its
         # ~100 us into that batch's latency (a pack: ~0.5 s once per process, scorer.rules.bitsets).
         self.ls_code = [compile_tree(tree) for tree in self.ls_trees]
@@ -197,13 +200,15 @@ class RuleEngine:
         get = amask.get
         ls_masks = [0] * len(self.ls_code)
         ls_code = self.ls_code
-        for index in self.ls_triggers.of(amask):
+        triggered = sorted(self.ls_triggers.of(amask))
+        for index in triggered:
             ls_masks[index] = ls_code[index](get, full)
+        live = [index for index in triggered if ls_masks[index]]  # ascending: fields read in pack order
         field_rows: dict[str, int] = {}
-        for index, mask in enumerate(ls_masks):
-            if mask:
-                for name in self.ls_fields[index]:
-                    field_rows[name] = field_rows.get(name, 0) | mask
+        for index in live:
+            mask = ls_masks[index]
+            for name in self.ls_fields[index]:
+                field_rows[name] = field_rows.get(name, 0) | mask
         present, leftover, missing = self._present, self.leftover, self.missing
         for name, rows in field_rows.items():
             if present is not None and name in leftover and name not in present:
@@ -214,10 +219,13 @@ class RuleEngine:
                 self._field_of_rules(events, name, rows, n, amask, errors)
         if self.keyword_groups:
             self._keywords(events, ls_masks, n, amask)
-        candidates = self.variant_triggers.of(amask)
+        # Variants without trigger atoms count only where their logsource matched a row.
+        candidates = self.variant_triggers.of(amask, always=False)
+        for index in live:
+            candidates.update(self.untriggered.get(index, ()))
         rule_masks: dict[int, int] = {}
         variants, compiled = self.variants, self._code
-        for vi in sorted(candidates):
+        for vi in candidates:  # any order: a rule's rows are or-ed, its hits listed by number below
             number, index, _ = variants[vi]
             scope = ls_masks[index]
             if scope:
