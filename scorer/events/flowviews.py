@@ -154,12 +154,15 @@ def stats_reader() -> Any:
 def _cut_statistics(extras: Sequence[Any], names: tuple[str, ...], types: set[type]) -> npt.NDArray[np.float64]:
     """:func:`statistics` of cut views (packed READ_STATISTICS), other rows among them (whole
     views, events of records the per-record path decoded) read as :func:`statistics` reads them."""
-    missing = set(names) - set(READ_STATISTICS)
-    if missing:  # a cut view carries no other statistic: a feature set reading one needs the cut widened
-        raise ValueError(f"flow views carry only {READ_STATISTICS} of the statistics, not {sorted(missing)}")
-    picks = [READ_STATISTICS.index(name) for name in names]
+    picks = None  # all of them, in order (netflow's features)
+    if names != READ_STATISTICS:
+        missing = set(names) - set(READ_STATISTICS)
+        if missing:  # a cut view carries no other statistic: a feature set reading one needs the cut widened
+            raise ValueError(f"flow views carry only {READ_STATISTICS} of the statistics, not {sorted(missing)}")
+        picks = [READ_STATISTICS.index(name) for name in names]
     cut = list(extras) if types == {bytes} else [x for x in extras if type(x) is bytes]
-    packed = np.frombuffer(b"".join(cut), np.float64).reshape(len(cut), len(READ_STATISTICS))[:, picks]
+    packed = np.frombuffer(b"".join(cut), np.float64).reshape(len(cut), len(READ_STATISTICS))
+    packed = packed.copy() if picks is None else packed[:, picks]  # a writable array, as a gather gives
     if types == {bytes}:
         return np.ascontiguousarray(packed)
     out = np.empty((len(extras), len(names)), dtype=np.float64)

@@ -156,15 +156,14 @@ def _tcp_flags(flows: Sequence[object], out: F64) -> None:
     # Zeek's verdict per distinct (history, conn_state) pair; None: the record has neither.
     history, state = column(flows, "history"), column(flows, "conn_state")
     stats = cic_statistics(flows, READ_STATISTICS)
-    counts = np.empty((2, len(flows)), dtype=np.float64)
-    counts[0] = stats[:, 0]
-    counts[1] = stats[:, 1] + stats[:, 2] + stats[:, 3]
+    fin, rst = stats[:, 0] > 0, (stats[:, 1] + stats[:, 2] + stats[:, 3]) > 0
     if history.count(None) == len(flows) and state.count(None) == len(flows):  # CICFlowMeter only
-        out[:] = counts > 0
+        out[0], out[1] = fin, rst
         return
     pairs, inverse = factorize(list(zip(history, state, strict=True)))
     verdicts = np.array([_zeek_flags(h, s) for h, s in pairs]).reshape(-1, 3)[inverse]
-    out[:] = np.where(verdicts[:, :1].T > 0, verdicts[:, 1:].T, counts > 0)
+    has_zeek = verdicts[:, 0] > 0
+    out[0], out[1] = np.where(has_zeek, verdicts[:, 1], fin), np.where(has_zeek, verdicts[:, 2], rst)
 
 
 def _zeek_flags(history: str | None, conn_state: str | None) -> tuple[bool, bool, bool]:

@@ -154,15 +154,17 @@ def _system_onehot(systems: Sequence[str]) -> F64:
 def _text_rows(names: Sequence[str]) -> F64:
     """``[len(names), len(KEYWORDS) + TOKEN_BUCKETS]``: each (lower-case) rule name's keyword
     flags and hashed word tokens, in one pass per name."""
-    out = np.zeros((len(names), len(KEYWORDS) + TOKEN_BUCKETS))
-    for i, name in enumerate(names):
-        row = out[i]
-        for k, search in enumerate(_KEYWORD_SEARCHES):
-            if search(name):
-                row[k] = 1.0
+    rows = []
+    for name in names:  # Python lists, not numpy rows: an item set on a numpy row costs ~5x
+        row = [1.0 if search(name) else 0.0 for search in _KEYWORD_SEARCHES]
+        row.extend(_NO_TOKENS)
         for token in _WORD.findall(name):
             row[len(KEYWORDS) + stable_hash(token) % TOKEN_BUCKETS] = 1.0
-    return out
+        rows.append(row)
+    return np.array(rows, dtype=np.float64).reshape(len(names), len(KEYWORDS) + TOKEN_BUCKETS)
+
+
+_NO_TOKENS = (0.0,) * TOKEN_BUCKETS
 
 
 __all__ = ["SiemFeatures"]

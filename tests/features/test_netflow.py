@@ -1,21 +1,25 @@
 """Netflow features, value by value: every column of the matrix against its definition,
 computed here flow by flow, on flows built around the columns' edges (zero packets and
 bytes, sub-millisecond durations, each port class's bounds, upper-case and unknown
-protocols, Zeek history and state, CICFlowMeter flag counts), whole and one flow a batch."""
+protocols, Zeek history and state, CICFlowMeter flag counts), whole and one flow a batch,
+and an empty batch."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 
 from scorer.events.structs import FlowRecord
+from scorer.features.base import FeatureSet
 from scorer.features.netflow import SERVICE_PORTS, WEB_PORTS, NetflowFeatures
 
 
 def _flows() -> list[FlowRecord]:
-    base = {"src_ip": "10.0.0.1", "dst_ip": "10.0.0.2"}
+    base: dict[str, Any] = {"src_ip": "10.0.0.1", "dst_ip": "10.0.0.2"}
     return [
         FlowRecord(ts=0.0, **base, dst_port=443, src_port=50000, proto="TCP", duration=0.0, src_bytes=100,
                    src_pkts=2, history="ShADadFf"),
@@ -74,18 +78,21 @@ def _expected(flows: list[FlowRecord]) -> list[dict[str, float]]:
     return out
 
 
+def same_as_definitions(features: FeatureSet, events: Sequence[Any], expected: list[dict[str, float]],
+                        batch: int) -> None:
+    """``features`` over ``events`` in batches of ``batch``: a finite float32 C-order matrix whose
+    every column is ``expected``'s (event by event), to float32 rounding; an empty batch too."""
+    x = np.concatenate([features.transform(events[lo:lo + batch]) for lo in range(0, len(events), batch)])
+    assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == (len(events), len(features.names))
+    want = np.array([[row[name] for name in features.names] for row in expected], dtype=np.float32)
+    for j, name in enumerate(features.names):
+        np.testing.assert_allclose(x[:, j], want[:, j], rtol=1e-6, err_msg=name)
+    assert features.transform([]).shape == (0, len(features.names))
+
+
 @pytest.mark.parametrize("native", ["0", "1"])
 @pytest.mark.parametrize("batch", [1, 3, 7])
 def test_every_column_is_its_definition(monkeypatch: pytest.MonkeyPatch, native: str, batch: int) -> None:
     monkeypatch.setenv("SCORER_NATIVE", native)
-    flows, features = _flows(), NetflowFeatures()
-    x = np.concatenate([features.transform(flows[lo:lo + batch]) for lo in range(0, len(flows), batch)])
-    assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == (len(flows), len(features.names))
-    want = np.array([[row[name] for name in features.names] for row in _expected(flows)], dtype=np.float32)
-    for j, name in enumerate(features.names):
-        np.testing.assert_allclose(x[:, j], want[:, j], rtol=1e-6, err_msg=name)
-
-
-def test_an_empty_batch_is_an_empty_matrix() -> None:
-    features = NetflowFeatures()
-    assert features.transform([]).shape == (0, len(features.names))
+    flows = _flows()
+    same_as_definitions(NetflowFeatures(), flows, _expected(flows), batch)

@@ -2,19 +2,19 @@
 here alert by alert, on alerts built around the columns' edges (known, upper-case and unknown
 systems, no and out-of-range severities, keywords and tokens in mixed case, hosts named or
 only by IP, rules by id or by name, a rule seen again after the window), whole and one
-alert a batch."""
+alert a batch, and an empty batch."""
 
 from __future__ import annotations
 
 import math
 import re
 
-import numpy as np
 import pytest
 
 from scorer.events.structs import SiemAlert
 from scorer.features.base import stable_hash
 from scorer.features.siem import KEYWORDS, SYSTEMS, TOKEN_BUCKETS, SiemFeatures
+from tests.features.test_netflow import same_as_definitions
 
 
 def _alerts() -> list[SiemAlert]:
@@ -60,14 +60,5 @@ def _expected(alerts: list[SiemAlert]) -> list[dict[str, float]]:
 @pytest.mark.parametrize("batch", [1, 4, 6])
 def test_every_column_is_its_definition(monkeypatch: pytest.MonkeyPatch, native: str, batch: int) -> None:
     monkeypatch.setenv("SCORER_NATIVE", native)
-    alerts, features = _alerts(), SiemFeatures()
-    x = np.concatenate([features.transform(alerts[lo:lo + batch]) for lo in range(0, len(alerts), batch)])
-    assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == (len(alerts), len(features.names))
-    want = np.array([[row[name] for name in features.names] for row in _expected(alerts)], dtype=np.float32)
-    for j, name in enumerate(features.names):
-        np.testing.assert_allclose(x[:, j], want[:, j], rtol=1e-6, err_msg=name)
-
-
-def test_an_empty_batch_is_an_empty_matrix() -> None:
-    features = SiemFeatures()
-    assert features.transform([]).shape == (0, len(features.names))
+    alerts = _alerts()
+    same_as_definitions(SiemFeatures(), alerts, _expected(alerts), batch)
