@@ -178,6 +178,12 @@ class RuleEngine:
         return RuleHits(hits, errors)
 
     def _evaluate(self, events: Sequence[EndpointEvent]) -> RuleHits:
+        try:
+            return self._evaluate_batch(events)
+        finally:  # the events' fields dicts are the batch's: freed with it, not at the next batch
+            self._fields = None
+
+    def _evaluate_batch(self, events: Sequence[EndpointEvent]) -> RuleHits:
         n = len(events)
         if n == 0:
             return RuleHits([], {})
