@@ -5,7 +5,8 @@
 // and, where the version directory holds model_compiled.so (tl2cgen's C of the same trees,
 // built by deploy/gpu/compiled_model.py), that library, checked against GTIL at load and
 // refused with the model on a mismatch. The compiled trees take requests below
-// `compiled_rows` rows (one row in 0.7-1.3 us against GTIL's 11-17 us in process: run 13);
+// `compiled_rows` rows (one row in 1.5-3.6 us against GTIL's 14-32 us in process on the H200
+// host, run 13);
 // GTIL the rest, and everything when there is no library.
 //
 // With `large_request_model` set it is also the router of a GPU host: a request of
