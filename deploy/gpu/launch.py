@@ -32,7 +32,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -131,8 +130,10 @@ def serve(src: Path, workdir: Path, engines: list[str], *, grpc_port: int = 8001
     repository = workdir / "gpu-repository"
     generate(src, repository, engines, **options)
     # The local launcher mirrors a production repository as onnxruntime shims; give it an
-    # empty one and pass the engine repository as a second --model-repository.
-    empty = Path(tempfile.mkdtemp(prefix="empty-repository-"))
+    # empty one and pass the engine repository as a second --model-repository. It lives in
+    # the workdir: a temporary directory per start outlived every server.
+    empty = workdir / "empty-repository"
+    empty.mkdir(parents=True, exist_ok=True)
     pid: int = local_launcher.serve(
         empty, workdir, grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port,
         extra_args=(f"--model-repository={repository}",
