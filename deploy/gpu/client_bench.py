@@ -42,6 +42,7 @@ BATCHES = (1, 64, 256, 1024, 4096, 8192, 65536)
 # copy), page-locked host memory, or already on the GPU (device-to-device into the region).
 CUDA_TRANSPORTS = ("cudashm", "cudashm-pinned", "cudashm-gpu")
 ROOT = Path(__file__).resolve().parents[2]
+UNREGISTER_ATTEMPTS = 500  # 10 ms apart: the server releases a finished request long before
 Matrix = npt.NDArray[np.float32]
 
 
@@ -142,12 +143,26 @@ class Transport:
         if self.kind == "grpc-raw":
             self.channel.close()
         for name, handle in self.regions:
-            if self.kind == "shm":
-                self.client.unregister_system_shared_memory(name)
-            else:
-                self.client.unregister_cuda_shared_memory(name)
+            self._unregister(name)
             self.shm.destroy_shared_memory_region(handle)
         self.client.close()
+
+    def _unregister(self, name: str) -> None:
+        """A backend may send its response before it releases the request, so the server can
+        still hold the region when the reply arrives; Triton refuses the unregister until the
+        release ("currently in use"): ask again until the server lets go of it."""
+        from tritonclient.utils import InferenceServerException
+
+        unregister = (self.client.unregister_system_shared_memory if self.kind == "shm"
+                      else self.client.unregister_cuda_shared_memory)
+        for attempt in range(UNREGISTER_ATTEMPTS):
+            try:
+                unregister(name)
+                return
+            except InferenceServerException as exc:
+                if "in use" not in str(exc) or attempt == UNREGISTER_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01)
 
 
 def measure(transports: list[Transport], x: Matrix, *, duration_s: float, min_requests: int) -> dict[str, float]:

@@ -111,6 +111,29 @@ def test_measure_runs_every_transport_until_count() -> None:
     assert s["rows_per_s"] > 0
 
 
+def test_a_region_the_server_still_holds_is_unregistered_once_released() -> None:
+    from tritonclient.utils import InferenceServerException
+
+    t = object.__new__(client_bench.Transport)
+    asked: list[str] = []
+
+    class Server:
+        def unregister_system_shared_memory(self, name: str) -> None:
+            asked.append(name)
+            if len(asked) < 3:  # the request that used it is not released yet
+                raise InferenceServerException(f"Cannot unregister shared memory region '{name}', "
+                                               "it is currently in use.")
+            if name == "gone":
+                raise InferenceServerException("Unable to find system shared memory region: 'gone'")
+
+    t.kind, t.client = "shm", Server()
+    t._unregister("in1")
+    assert asked == ["in1"] * 3
+    with pytest.raises(InferenceServerException, match="Unable to find"):
+        t._unregister("gone")  # any other refusal is not retried
+    assert asked[3:] == ["gone"]
+
+
 def test_gpu_config_keeps_production_contract() -> None:
     production = (MODEL_REPOSITORY / "netflow_classifier" / "config.pbtxt").read_text()
     cfg = text_format.Parse(deploy_gpu.engine_config(production, "nvforest", max_batch=65536, gpu_instances=2,
