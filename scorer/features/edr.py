@@ -156,7 +156,7 @@ class EdrFeatures:
         chan = b.texts([c + " " + p for c, p in zip(column(evs, "channel"), column(evs, "provider"), strict=True)])
         sheet.put_texts(CHANNEL_NAMES[0], len(CHANNEL_NAMES), chan, _channel, blank_zero=False)
         # Sysmon process-access events name the actor SourceImage, not Image.
-        actors = first_texts(column(evs, "image"), fields, "SourceImage", b.native)
+        actors = first_texts(column(evs, "image"), fields, "SourceImage")
         images = _basenames(b, b.texts(actors), "image_lolbin", 6, _IMAGE_DIRS, _image, IMAGE_HASH[0])
         parents = _basenames(b, b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_DIRS, _parent,
                              PARENT_HASH[0])
@@ -169,7 +169,7 @@ class EdrFeatures:
                       *map(len, b.attribute("parent_command_line"))])
         lengths, b64 = logs[:k].tolist(), logs[k:2 * k].tolist()
         sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
-                       list(map(_tokens, _TOKENS.counts(lower, b.native), lengths, b64)))
+                       list(map(_tokens, _TOKENS.counts(lower), lengths, b64)))
         sheet.put("log_parent_cmd_len", logs[2 * k:])
         _targets(b)
         return images, parents
@@ -214,7 +214,7 @@ def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, needles: Needl
     paths = [v.lower() for v in texts.distinct]
     bases = list(map(basename, paths))
     inverse = None if texts.identity else texts.inverse
-    b.sheet.put_rows(first, width, inverse, list(map(flags, bases, needles.counts(paths, b.native))))
+    b.sheet.put_rows(first, width, inverse, list(map(flags, bases, needles.counts(paths))))
     b.sheet.put_rows(hashed, HASH_BUCKETS, inverse, list(map(_onehot, bases)))
     return bases if inverse is None else [bases[j] for j in inverse.tolist()]
 
@@ -275,7 +275,7 @@ def _put_found(b: EdrBatch, first: str, width: int, values: list[str], needles: 
     texts = b.texts(values)
     lower = [v.lower() for v in texts.distinct]
     b.sheet.put_rows(first, width, None if texts.identity else texts.inverse,
-                     list(map(row, lower, needles.counts(lower, b.native))))
+                     list(map(row, lower, needles.counts(lower))))
 
 
 def _any_found(_: str, found: Found) -> tuple[float, ...]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy.typing as npt
 import scorer.native
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F32, F64, _finite_in_place, column, numbers, only
-from scorer.features.texts import Native, Texts, factorize, first_texts
+from scorer.features.texts import Texts, factorize, first_texts
 
 Row = Sequence[float]
 
@@ -35,12 +34,11 @@ def positions(names: tuple[str, ...]) -> dict[str, int]:
 class Sheet:
     """A batch's feature matrix (float64 ``[n, len(names)]``, zeros until written)."""
 
-    __slots__ = ("at", "n", "names", "native", "out")
+    __slots__ = ("at", "n", "names", "out")
 
-    def __init__(self, names: tuple[str, ...], n: int, native: Native = ...) -> None:
+    def __init__(self, names: tuple[str, ...], n: int) -> None:
         self.names, self.n, self.at = names, n, positions(names)
         self.out: F64 = np.zeros((n, len(names)))
-        self.native = scorer.native.module("_edr") if native is ... else native
 
     def put(self, name: str, values: npt.ArrayLike) -> None:
         self.out[:, self.at[name]] = values
@@ -54,8 +52,9 @@ class Sheet:
         """Row ``i`` of the ``width`` columns from ``first`` on is ``rows[inverse[i]]`` (``rows[i]``
         when ``inverse`` is None): one row of values per distinct value of a column."""
         j = self.at[first]
-        if self.native is not None:
-            self.native.fill(self.out, j, width, inverse, rows)
+        native = scorer.native.module("_edr")
+        if native is not None:
+            native.fill(self.out, j, width, inverse, rows)
             return
         table = np.array(rows, dtype=np.float64).reshape(len(rows), width)
         self.out[:, j:j + width] = table if inverse is None else table[inverse]
@@ -86,9 +85,9 @@ class Codes:
 
     __slots__ = ("distinct", "inverse", "n")
 
-    def __init__(self, evs: Sequence[EndpointEvent], native: Native = ...) -> None:
+    def __init__(self, evs: Sequence[EndpointEvent]) -> None:
         self.n = len(evs)
-        self.distinct, self.inverse = factorize(list(map(attrgetter("event_code"), evs)), native)
+        self.distinct, self.inverse = factorize(column(evs, "event_code"))
 
     def rows(self, gate: frozenset[int]) -> list[int]:
         """The rows whose event code is in ``gate``, ascending."""
@@ -116,28 +115,27 @@ class Codes:
 class EdrBatch:
     """The events, the columns several blocks read, and the :class:`Sheet` of ``names``."""
 
-    __slots__ = ("_numbers", "codes", "events", "fields", "n", "native", "sheet")
+    __slots__ = ("_numbers", "codes", "events", "fields", "n", "sheet")
 
     def __init__(self, events: Sequence[object], names: tuple[str, ...], what: str) -> None:
         only(events, (EndpointEvent,), what)
         self.events: Sequence[EndpointEvent] = events  # type: ignore[assignment]  # checked just above
         self.n = len(events)
-        self.native = scorer.native.module("_edr")  # asked once for the batch's many columns
         self.fields: list[dict[str, str]] = column(events, "fields")
-        self.codes = Codes(self.events, self.native)
-        self.sheet = Sheet(names, self.n, self.native)
+        self.codes = Codes(self.events)
+        self.sheet = Sheet(names, self.n)
         self._numbers: dict[tuple[str, float], F64] = {}
 
     def texts(self, values: list[str]) -> Texts:
-        return Texts(values, self.native)
+        return Texts(values)
 
     def attribute(self, attr: str) -> list[str]:
         """A text attribute of every event, ``""`` when missing."""
-        return first_texts(column(self.events, attr), native=self.native)
+        return first_texts(column(self.events, attr))
 
     def field(self, name: str) -> list[str]:
         """``fields[name]`` of every event, ``""`` when missing."""
-        return first_texts(None, self.fields, name, self.native)
+        return first_texts(None, self.fields, name)
 
     def numbers(self, attr: str, default: float) -> F64:
         """:func:`scorer.features.base.numbers`, read once per batch."""

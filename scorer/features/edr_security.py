@@ -131,7 +131,7 @@ def keyed(b: EdrBatch, gate: frozenset[int], key: Callable[[EndpointEvent], str]
     if not rows:
         return None
     evs = b.events
-    return Texts.sparse(b.n, rows, [key(evs[i]).lower() for i in rows], b.native)
+    return Texts.sparse(b.n, rows, [key(evs[i]).lower() for i in rows])
 
 
 def put_keyed(b: EdrBatch, first: str, width: int, gate: frozenset[int], key: Callable[[EndpointEvent], str],
@@ -183,7 +183,7 @@ def put_security(b: EdrBatch) -> None:
               + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), _kerberos)
     privileges = b.texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList"))
     sheet.put_rows(next(iter(PRIVILEGES)), len(PRIVILEGES), None if privileges.identity else privileges.inverse,
-                   [tuple(float(c > 0) for c in found) for found in _PRIVILEGES.counts(privileges.distinct, b.native)])
+                   [tuple(float(c > 0) for c in found) for found in _PRIVILEGES.counts(privileges.distinct)])
     put_keyed(b, ENABLED_NAMES[0], 1, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"),
               lambda v: (float("sedebugprivilege" in v),))
     put_keyed(b, ACCOUNT_NAMES[0], len(ACCOUNT_NAMES), ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"

@@ -107,7 +107,7 @@ class RuleFeatures:
 
     def put(self, sheet: Sheet, evs: Sequence[EndpointEvent]) -> None:
         """The columns of :data:`NAMES`, into ``sheet`` (zeros where nothing fired)."""
-        distinct, inverse = factorize(column(evs, "rule_hits"), sheet.native)
+        distinct, inverse = factorize(column(evs, "rule_hits"))
         if not any(distinct):  # most batches of a quiet stream: nothing fired
             return
         table = np.zeros((len(distinct), len(NAMES)))

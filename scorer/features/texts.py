@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from itertools import repeat
-from types import EllipsisType, ModuleType
 from typing import TypeVar
 
 import numpy as np
@@ -29,19 +28,12 @@ from scorer.features.base import F64, contains_any, count_any, flag, isin
 _SMALL = 4
 H = TypeVar("H", bound=Hashable)
 _ARANGE = np.arange(_SMALL + 1, dtype=np.intp)
-# The native module to use, or ``...``: ask scorer.native (which reads the environment at every
-# call; a caller making many columns of one batch asks once and passes the answer).
-Native = ModuleType | None | EllipsisType
-
-
-def _edr(native: Native) -> ModuleType | None:
-    return scorer.native.module("_edr") if native is ... else native
 
 
 class Texts:
     __slots__ = ("distinct", "identity", "inverse")
 
-    def __init__(self, values: Iterable[str], native: Native = ...) -> None:
+    def __init__(self, values: Iterable[str]) -> None:
         rows = values if isinstance(values, list) else list(values)
         if len(rows) <= _SMALL:
             # A handful of rows (a per-event caller): factorising costs more than it saves.
@@ -49,20 +41,20 @@ class Texts:
             self.inverse: npt.NDArray[np.intp] = _ARANGE[: len(rows)]
             self.identity = True
             return
-        self.distinct, self.inverse = factorize(rows, native)
+        self.distinct, self.inverse = factorize(rows)
         # No repeats: rows are the distinct values, no gather needed.
         self.identity = len(self.distinct) == len(rows)
 
     @classmethod
-    def sparse(cls, n: int, rows: Sequence[int], values: list[str], native: Native = ...) -> Texts:
+    def sparse(cls, n: int, rows: Sequence[int], values: list[str]) -> Texts:
         """A column of ``n`` rows that holds ``values`` at ``rows`` (distinct, ascending) and
         ``""`` elsewhere: only those rows are factorised (most events of a batch carry nothing)."""
         if n <= _SMALL or len(rows) == n:
             full = [""] * n
             for r, v in zip(rows, values, strict=True):
                 full[r] = v
-            return cls(full, native)
-        distinct, codes = factorize(["", *values], native)
+            return cls(full)
+        distinct, codes = factorize(["", *values])
         out = cls.__new__(cls)
         out.distinct = distinct
         out.inverse = np.zeros(n, dtype=np.intp)
@@ -116,10 +108,10 @@ class Texts:
 
 
 def first_texts(primary: list[str | None] | None, fields: list[dict[str, str]] | None = None,
-                name: str = "", native: Native = ...) -> list[str]:
+                name: str = "") -> list[str]:
     """Per row, ``primary[i] or fields[i].get(name) or ""`` (a list given as None is left out):
     an attribute with a fallback field, an attribute or a field, empty when missing."""
-    native = _edr(native)
+    native = scorer.native.module("_edr")
     if native is not None:
         out: list[str] = native.texts(primary, fields, name)
         return out
@@ -136,9 +128,9 @@ def first_texts_reference(primary: list[str | None] | None, fields: list[dict[st
     return [v or f.get(name) or "" for v, f in zip(primary, fields, strict=True)]
 
 
-def factorize(rows: list[H], native: Native = ...) -> tuple[list[H], npt.NDArray[np.intp]]:
+def factorize(rows: list[H]) -> tuple[list[H], npt.NDArray[np.intp]]:
     """The distinct values of ``rows`` in first-seen order, and each row's index into them."""
-    native = _edr(native)
+    native = scorer.native.module("_edr")
     if native is None:
         return factorize_reference(rows)
     codes = np.empty(len(rows), dtype=np.intp)
@@ -169,8 +161,8 @@ class Needles:
         self.groups = [tuple(g) for g in groups]
         self._automaton: object = None  # built on first native use; False: needles it cannot take
 
-    def counts(self, texts: list[str], native: Native = ...) -> list[tuple[float, ...]]:
-        native = _edr(native)
+    def counts(self, texts: list[str]) -> list[tuple[float, ...]]:
+        native = scorer.native.module("_edr")
         if native is not None and self._automaton is None:
             try:
                 self._automaton = native.compile_needles(self.groups)

@@ -7,9 +7,11 @@ Python code, which computes the very same values: tests/native runs both on ever
 - ``_native``: the netflow and SIEM entity windows, the flows' CIC statistics;
 - ``_edr``: the EDR features' and the Sigma rule engine's per-row passes.
 
-``SCORER_NATIVE`` chooses, read at every call so that tests can switch: ``auto`` (default:
-native when built), ``0`` (the Python reference), ``1`` (native, or ImportError if it is
-not built).
+``SCORER_NATIVE`` chooses: ``auto`` (default: native when built), ``0`` (the Python
+reference), ``1`` (native, or ImportError if it is not built). It is read once, at import:
+:func:`module` is asked for every column of every batch, and reading the environment cost
+more than some of those columns. Whoever changes the variable afterwards (tests switch
+paths) calls :func:`refresh`, or installs :func:`choices` of a value for a while.
 """
 
 from __future__ import annotations
@@ -30,25 +32,35 @@ def _load(name: str) -> ModuleType | None:
 
 
 _BUILT: dict[str, ModuleType | None] = {name: _load(name) for name in NAMES}
-# (module, the variable's raw value) -> the answer: asked once per column of every batch.
-_CHOICE: dict[tuple[str, str | None], ModuleType | None] = {}
+# Per module, what module() answers: the module, None (the reference), or False: asked for
+# ("1") but not built, which module() raises as ImportError when that module is asked for.
+Choices = dict[str, ModuleType | bool | None]
+
+
+def choices(raw: str | None) -> Choices:
+    """What ``SCORER_NATIVE=raw`` chooses for each module (None: the variable unset)."""
+    choice = (raw or "auto").strip().lower()
+    if choice in ("0", "false", "no", "off"):
+        return dict.fromkeys(NAMES, None)
+    required = choice in ("1", "true", "yes", "on")
+    return {name: False if built is None and required else built for name, built in _BUILT.items()}
+
+
+_CHOSEN: Choices = choices(os.environ.get(ENV))
+
+
+def refresh() -> None:
+    """Read ``SCORER_NATIVE`` again (after a change to the environment)."""
+    global _CHOSEN
+    _CHOSEN = choices(os.environ.get(ENV))
 
 
 def module(name: str = "_native") -> ModuleType | None:
     """The native module ``name`` if this process is to use it, else None (the Python reference)."""
-    raw = os.environ.get(ENV)
-    try:
-        return _CHOICE[name, raw]
-    except KeyError:
-        pass
-    choice = (raw or "auto").strip().lower()
-    built = _BUILT[name]
-    if choice in ("0", "false", "no", "off"):
-        built = None
-    elif choice in ("1", "true", "yes", "on") and built is None:
-        raise ImportError(f"{ENV}={choice} but scorer.native.{name} is not built (pip install the package)")
-    _CHOICE[name, raw] = built
-    return built
+    chosen = _CHOSEN[name]
+    if chosen is False:
+        raise ImportError(f"{ENV}=1 but scorer.native.{name} is not built (pip install the package)")
+    return chosen  # type: ignore[return-value]  # False is handled just above
 
 
 def built(name: str = "_native") -> bool:

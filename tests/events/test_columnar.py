@@ -20,6 +20,7 @@ from scorer.events.structs import EventKind, FlowRecord, SourceRef
 from scorer.features import feature_set
 from scorer.pipeline.decode import decode
 from scorer.pipeline.source import input_record
+from tests.support.native import use_native
 from tests.support.strategies import FUZZ, hostile_record
 
 DECODER = EventDecoder(max_record_bytes=64 * 1024)
@@ -77,7 +78,7 @@ def test_a_batch_decodes_as_its_records_one_by_one(records: list[tuple[EventKind
 @pytest.mark.parametrize("native", ["0", "auto"])
 def test_statistics_a_view_cannot_hold_take_the_per_record_path(monkeypatch: pytest.MonkeyPatch, native: str,
                                                                 stats: dict[str, Any]) -> None:
-    monkeypatch.setenv(scorer.native.ENV, native)
+    use_native(monkeypatch, native)
     value = msgspec.json.encode({"ts": 1.0, "src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "extra": stats})
     assert decode_rows(EventKind.NETFLOW, [value], 1 << 20, views=True) == [None]
 
@@ -86,7 +87,7 @@ def test_statistics_a_view_cannot_hold_take_the_per_record_path(monkeypatch: pyt
 def test_a_view_reads_the_statistics_features_need(monkeypatch: pytest.MonkeyPatch, native: str) -> None:
     if native == "1" and not scorer.native.built():
         pytest.skip("scorer.native._native is not built")
-    monkeypatch.setenv(scorer.native.ENV, native)
+    use_native(monkeypatch, native)
     flow = FlowRecord(ts=1.0, src_ip="a", dst_ip="b", extra={"FIN Flag Count": 2.0, "Bwd RST Flags": 1.0})
     rows: list[Any] = decode_rows(EventKind.NETFLOW, [msgspec.json.encode(flow)], 1 << 20, views=True)
     view = rows[0]

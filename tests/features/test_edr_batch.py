@@ -9,6 +9,7 @@ import scorer.native
 from scorer.features.base import CLIP, stack
 from scorer.features.edr_batch import Sheet
 from scorer.features.texts import Texts
+from tests.support.native import use_native
 
 EXTREMES = [CLIP + 0.03, CLIP + 0.05, CLIP + 1.0, -CLIP - 0.04, np.inf, -np.inf, np.nan, 1e300, -1e300, 3.3,
             -0.0, 5e-324, np.nextafter(CLIP, 0), 16777217.0]
@@ -16,7 +17,7 @@ EXTREMES = [CLIP + 0.03, CLIP + 0.05, CLIP + 1.0, -CLIP - 0.04, np.inf, -np.inf,
 
 @pytest.mark.parametrize("native", ["0", "1"] if scorer.native.built("_edr") else ["0"])
 def test_matrix_equals_stack(monkeypatch: pytest.MonkeyPatch, native: str) -> None:
-    monkeypatch.setenv(scorer.native.ENV, native)
+    use_native(monkeypatch, native)
     n = len(EXTREMES)
     names = ("a", "b", "c", "d")
     sheet = Sheet(names, n)

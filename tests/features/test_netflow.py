@@ -16,6 +16,7 @@ import pytest
 from scorer.events.structs import FlowRecord
 from scorer.features.base import FeatureSet
 from scorer.features.netflow import SERVICE_PORTS, WEB_PORTS, NetflowFeatures
+from tests.support.native import use_native
 
 
 def _flows() -> list[FlowRecord]:
@@ -93,6 +94,6 @@ def same_as_definitions(features: FeatureSet, events: Sequence[Any], expected: l
 @pytest.mark.parametrize("native", ["0", "1"])
 @pytest.mark.parametrize("batch", [1, 3, 7])
 def test_every_column_is_its_definition(monkeypatch: pytest.MonkeyPatch, native: str, batch: int) -> None:
-    monkeypatch.setenv("SCORER_NATIVE", native)
+    use_native(monkeypatch, native)
     flows = _flows()
     same_as_definitions(NetflowFeatures(), flows, _expected(flows), batch)

@@ -15,6 +15,7 @@ from scorer.events.structs import SiemAlert
 from scorer.features.base import stable_hash
 from scorer.features.siem import KEYWORDS, SYSTEMS, TOKEN_BUCKETS, SiemFeatures
 from tests.features.test_netflow import same_as_definitions
+from tests.support.native import use_native
 
 
 def _alerts() -> list[SiemAlert]:
@@ -59,6 +60,6 @@ def _expected(alerts: list[SiemAlert]) -> list[dict[str, float]]:
 @pytest.mark.parametrize("native", ["0", "1"])
 @pytest.mark.parametrize("batch", [1, 4, 6])
 def test_every_column_is_its_definition(monkeypatch: pytest.MonkeyPatch, native: str, batch: int) -> None:
-    monkeypatch.setenv("SCORER_NATIVE", native)
+    use_native(monkeypatch, native)
     alerts = _alerts()
     same_as_definitions(SiemFeatures(), alerts, _expected(alerts), batch)

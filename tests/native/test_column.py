@@ -15,6 +15,7 @@ import scorer.native
 from scorer.events.flowviews import CutFlowView
 from scorer.events.structs import FlowRecord, SiemAlert
 from scorer.features.base import column
+from tests.support.native import use_native
 
 pytestmark = pytest.mark.skipif(not scorer.native.built(), reason="scorer.native._native is not built")
 NATIVE: Any = scorer.native.built_module()
@@ -102,7 +103,7 @@ def test_a_read_that_shrinks_the_list_stops_cleanly() -> None:
 
 @pytest.mark.parametrize("native", ["0", "1"])
 def test_features_get_the_same_list_either_way(monkeypatch: pytest.MonkeyPatch, native: str) -> None:
-    monkeypatch.setenv(scorer.native.ENV, native)
+    use_native(monkeypatch, native)
     flows = [FlowRecord(ts=float(i), src_ip=f"10.0.0.{i % 7}", dst_ip="b", uid=str(i)) for i in range(200)]
     for n in (1, 63, 64, 200):
         assert column(flows[:n], "src_ip") == [f.src_ip for f in flows[:n]]

@@ -28,6 +28,7 @@ from scorer.features import edr, feature_set, texts
 from scorer.rules import RuleEngine
 from scorer.rules.engine import SMALL_ROWS
 from tests.rules.helpers import SHIPPED
+from tests.support.native import use_native
 
 _edr: Any = scorer.native.built_module("_edr")
 pytestmark = pytest.mark.skipif(_edr is None, reason="scorer.native._edr is not built")
@@ -42,7 +43,7 @@ VALUES = st.one_of(st.sampled_from(WORDS), st.text(max_size=40), st.none(), st.i
 
 
 def _native(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
-    monkeypatch.setenv(scorer.native.ENV, "1" if on else "0")
+    use_native(monkeypatch, "1" if on else "0")
 
 
 @settings(max_examples=300, deadline=None)
@@ -118,14 +119,21 @@ def test_masks_refuse_bad_rows() -> None:
 
 def test_native_1_without_the_build_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(scorer.native._BUILT, "_edr", None)
-    monkeypatch.setattr(scorer.native, "_CHOICE", {})
-    monkeypatch.setenv(scorer.native.ENV, "1")
+    use_native(monkeypatch, "1")
     with pytest.raises(ImportError, match=r"scorer\.native\._edr is not built"):
         scorer.native.module("_edr")
+    use_native(monkeypatch, "0")
+    assert scorer.native.module("_edr") is None
+    use_native(monkeypatch, "auto")
+    assert scorer.native.module("_edr") is None
+
+
+def test_the_variable_is_read_at_import_and_on_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_native(monkeypatch, "auto")
     monkeypatch.setenv(scorer.native.ENV, "0")
-    assert scorer.native.module("_edr") is None
-    monkeypatch.setenv(scorer.native.ENV, "auto")
-    assert scorer.native.module("_edr") is None
+    assert scorer.native.module("_edr") is _edr  # not read again at every call
+    scorer.native.refresh()
+    assert scorer.native.module("_edr") is None and scorer.native.module() is None
 
 
 def _edr_rows(tpl: list[Template], events: int) -> list[EndpointEvent]:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import scorer.native
 from scorer.features.base import number_columns, numbers
+from tests.support.native import use_native
 
 pytestmark = pytest.mark.skipif(not scorer.native.built(), reason="scorer.native._native is not built")
 NATIVE: Any = scorer.native.built_module()
@@ -35,7 +36,7 @@ _NUMBER_OR_NONE = st.one_of(_PLAIN, st.none())
 
 def _reference(rows: list[Row], default: float, attr: str | None = None) -> bytes:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv(scorer.native.ENV, "0")
+        use_native(monkeypatch, "0")
         if attr is not None:
             return numbers(rows, attr, default).tobytes()
         return np.ascontiguousarray(number_columns(rows, ("a", "b"), default)).tobytes()
@@ -50,7 +51,7 @@ def _check(pairs: list[tuple[Any, Any]], default: float) -> None:
     if plain:
         assert out.T.copy().tobytes() == _reference(rows, default), pairs
     with pytest.MonkeyPatch.context() as monkeypatch:  # what features get, either way
-        monkeypatch.setenv(scorer.native.ENV, "1")
+        use_native(monkeypatch, "1")
         assert np.ascontiguousarray(number_columns(rows, ("a", "b"), default)).tobytes() == _reference(rows, default)
         assert numbers(rows, "a", default).tobytes() == _reference(rows, default, "a")
 

@@ -27,6 +27,7 @@ from scorer.events.structs import EventKind
 from scorer.features.netflow import NetflowFeatures
 from scorer.pipeline.decode import decode
 from scorer.pipeline.source import input_record
+from tests.support.native import use_native
 
 pytestmark = pytest.mark.skipif(not scorer.native.built(), reason="scorer.native._native is not built")
 _BUILT: Any = scorer.native.built_module()
@@ -108,7 +109,7 @@ def _real_flows_are_read_by_the_scanner(values: list[bytes]) -> None:
     assert out.tobytes() == expected.tobytes()
     # ... and cut out of every record (else the cut would save nothing), read alike
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv(scorer.native.ENV, "1")
+        use_native(monkeypatch, "1")
         rows: list[Any] = decode_rows(EventKind.NETFLOW, values, 1 << 20, views=True)
     assert {type(r) for r in rows} == {CutFlowView}
     read = [CIC_STATISTICS.index(n) for n in READ_STATISTICS]
@@ -131,7 +132,7 @@ class _Runtime:
 
 
 def _batch(monkeypatch: pytest.MonkeyPatch, native: str, values: list[bytes]) -> tuple[Any, ...]:
-    monkeypatch.setenv(scorer.native.ENV, native)
+    use_native(monkeypatch, native)
     records = [input_record(EventKind.NETFLOW, v, b"k", "events.netflow", 0, i) for i, v in enumerate(values)]
     decoder = EventDecoder(max_record_bytes=64 * 1024)
     batch = decode(decoder, records, {EventKind.NETFLOW: _Runtime()}, {})  # type: ignore[dict-item]

@@ -26,6 +26,7 @@ from scorer.features import netflow, siem
 from scorer.features.base import EntityState
 from scorer.features.netflow import NetflowFeatures
 from scorer.features.siem import SiemFeatures
+from tests.support.native import use_native
 
 pytestmark = pytest.mark.skipif(not scorer.native.built(), reason="scorer.native._native is not built")
 STATEFUL = (NetflowFeatures, SiemFeatures)
@@ -34,9 +35,9 @@ STATEFUL = (NetflowFeatures, SiemFeatures)
 def _pair(monkeypatch: pytest.MonkeyPatch, cls: type[NetflowFeatures] | type[SiemFeatures],
           max_entities: int) -> tuple[NetflowFeatures | SiemFeatures, NetflowFeatures | SiemFeatures]:
     """(Python reference, native) feature sets of one kind, chosen by SCORER_NATIVE."""
-    monkeypatch.setenv(scorer.native.ENV, "0")
+    use_native(monkeypatch, "0")
     reference = cls(max_entities=max_entities)
-    monkeypatch.setenv(scorer.native.ENV, "1")
+    use_native(monkeypatch, "1")
     native = cls(max_entities=max_entities)
     assert isinstance(reference.state, EntityState) and not isinstance(native.state, EntityState)
     return reference, native
@@ -119,14 +120,14 @@ def test_hostile_sequences_give_the_same_rows(data: st.DataObject, batch: int, m
 
 
 def test_the_environment_chooses_the_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(scorer.native.ENV, "0")
+    use_native(monkeypatch, "0")
     assert isinstance(SiemFeatures().state, EntityState) and scorer.native.module() is None
-    monkeypatch.setenv(scorer.native.ENV, "auto")
+    use_native(monkeypatch, "auto")
     assert not isinstance(SiemFeatures().state, EntityState)
     monkeypatch.setitem(scorer.native._BUILT, "_native", None)  # as in a source tree without the build
-    monkeypatch.setattr(scorer.native, "_CHOICE", {})
+    use_native(monkeypatch, "auto")  # chosen again from what is built now
     assert isinstance(SiemFeatures().state, EntityState)
-    monkeypatch.setenv(scorer.native.ENV, "1")
+    use_native(monkeypatch, "1")
     with pytest.raises(ImportError):
         SiemFeatures()
 
