@@ -10,11 +10,12 @@ at every install.
 from setuptools import Extension, setup
 
 
-def _module(name: str) -> Extension:
-    return Extension(f"scorer.native.{name}", sources=[f"scorer/native/{name}.c"],
+def _module(name: str, libraries: tuple[str, ...] = ()) -> Extension:
+    return Extension(f"scorer.native.{name}", sources=[f"scorer/native/{name}.c"], libraries=list(libraries),
                      extra_compile_args=["-O2", "-std=c11", "-Wall", "-Werror"])
 
 
 # _native: the netflow and SIEM windows, the flow statistics; _edr: the EDR features' and the
-# Sigma rule engine's per-row passes.
-setup(ext_modules=[_module("_native"), _module("_edr")])
+# Sigma rule engine's per-row passes; _trees: the per-row loop over a tl2cgen-compiled tree
+# library (dlopen: libdl, part of libc from glibc 2.34).
+setup(ext_modules=[_module("_native"), _module("_edr"), _module("_trees", ("dl",))])

@@ -117,6 +117,13 @@ class InferenceSettings(BaseModel):
     # Worth it only with an idle core: on the 2-core dev box, shared with the broker,
     # inline was faster (docs/benchmarks.md), so the default keeps pipeline batches inline.
     offload_rows: int = Field(default=65_536, ge=1)
+    # What scores in process (the onnxruntime backend, Triton's fallback): ONNX Runtime, or
+    # each version's trees compiled to C (model.tl -> tl2cgen -> the host's cc), checked
+    # against ONNX Runtime at load; a version they cannot score falls back to ONNX Runtime
+    # with a WARNING (scorer/inference/compiled.py; docs/benchmarks.md section 19).
+    in_process_engine: Literal["onnxruntime", "compiled"] = "onnxruntime"
+    # Where compiled libraries are cached, by content (None: ~/.cache/scorer/compiled-trees).
+    compiled_cache: Path | None = None
     models: dict[str, str] = {
         "netflow": "netflow_classifier",
         "edr": "edr_classifier",

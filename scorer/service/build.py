@@ -52,7 +52,12 @@ def load_rules(settings: Settings) -> RuleStage | None:
 
 def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) -> InferenceBackend:
     inf = settings.inference
-    local = OnnxRuntimeBackend(inf.model_repository, offload_rows=inf.offload_rows)
+    # The compiled engine loads the runtimes' versions at start: it builds (or finds) their
+    # libraries then (seconds each, the first time), not inside the first batch.
+    compiled = inf.in_process_engine == "compiled"
+    local = OnnxRuntimeBackend(inf.model_repository, [rt.model for rt in runtimes.values()] if compiled else None,
+                               offload_rows=inf.offload_rows, engine=inf.in_process_engine,
+                               compiled_cache=inf.compiled_cache)
     if inf.backend == "onnxruntime":
         return local
     options: dict[str, Any] = dict(

@@ -1,0 +1,148 @@
+"""The in-process engine of compiled trees (``inference.in_process_engine: compiled``).
+
+A version's ``model.tl`` (the Treelite checkpoint of the same trees as ``model.onnx``) is
+compiled to a shared library (:mod:`scorer.inference.compiled_build`) and scored by the C
+loop of :mod:`scorer.native._trees`: 0.7-1.2 µs a row where ONNX Runtime takes 2.2-3.5
+(docs/benchmarks.md section 19). ONNX Runtime stays the reference: before a library scores
+anything, its scores of check rows must equal the ONNX session's (max |diff| <= 1e-5, the
+same alert decisions at the version's threshold). The check rows are the version's golden
+set when it carries one, and always a fixed sample that mixes the magnitudes features take
+with missing values (NaN), so a library of other trees, or a miscompiled one, is refused.
+
+A version the engine cannot take (no checkpoint, one not covered by SHA256SUMS, no
+compiler or tl2cgen, a failed check) is scored by ONNX Runtime: :class:`EngineUnavailable`
+says why, the backend logs it and counts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as PromCounter
+
+from scorer.inference.base import FloatMatrix, FloatVector
+from scorer.inference.compiled_build import CHECKPOINT, BuildError, agreement, build
+from scorer.inference.repository import CHECKSUMS, ModelVersion
+
+GOLDEN_FILE = "golden.npz"  # scorer.lifecycle.golden's, read here by column name
+SAMPLE_ROWS = 512
+SAMPLE_SEED = 0x5C0E
+TOLERANCE = 1e-5
+
+
+class EngineUnavailable(Exception):
+    """The compiled engine cannot score a version; ``reason`` is a metric label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class CompiledTrees:
+    """One version's compiled library, checked against its ONNX session."""
+
+    __slots__ = ("library", "trees")
+
+    def __init__(self, library: Path) -> None:
+        from scorer.native._trees import Trees
+
+        self.library = library
+        self.trees = Trees(str(library))
+
+    def score(self, matrix: FloatMatrix) -> FloatVector:
+        out = np.empty(matrix.shape[0], dtype=np.float32)
+        self.trees.score(matrix, out)
+        return out
+
+
+def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], FloatVector], *,
+                  cache: Path | None = None, verify: bool = True) -> CompiledTrees:
+    """``version``'s compiled trees, built or found in ``cache``, once they agree with
+    ``reference`` (the version's ONNX Runtime scores) on the check rows."""
+    checkpoint = version.path / CHECKPOINT
+    if not checkpoint.is_file():
+        raise EngineUnavailable("no_checkpoint", f"{checkpoint}: no Treelite checkpoint beside the ONNX model")
+    data = checkpoint.read_bytes()
+    if verify:
+        _check_listed(version.path, data)
+    try:
+        trees = CompiledTrees(build(data, cache))
+    except BuildError as exc:
+        raise EngineUnavailable("build", f"{checkpoint}: {exc}") from None
+    except (OSError, ValueError, ImportError) as exc:
+        raise EngineUnavailable("open", f"{checkpoint}: compiled library unusable: {exc}") from None
+    n_card = len(version.card.feature_names)
+    if trees.trees.n_features != n_card:
+        raise EngineUnavailable("mismatch", f"{trees.library} takes {trees.trees.n_features} features, "
+                                f"the card lists {n_card}")
+    rows = check_rows(version, n_card)
+    found = agreement(trees.score(rows), reference(rows), version.card.threshold, TOLERANCE)
+    if not found.ok(TOLERANCE):
+        raise EngineUnavailable("mismatch", f"{trees.library} disagrees with ONNX Runtime on {found.rows} check "
+                                f"rows: max |diff| {found.max_abs_diff:.3g}, {found.decisions_differ} decisions differ")
+    return trees
+
+
+def _check_listed(version_dir: Path, data: bytes) -> None:
+    """``data`` (the checkpoint as read for the build) is what SHA256SUMS records."""
+    digest = next((d.strip() for d, _, name in (line.partition("  ") for line in
+                   (version_dir / CHECKSUMS).read_text().splitlines()) if name.strip() == CHECKPOINT), None)
+    if digest is None:
+        raise EngineUnavailable("integrity", f"{version_dir}: {CHECKSUMS} does not cover {CHECKPOINT}")
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise EngineUnavailable("integrity", f"{version_dir / CHECKPOINT}: sha256 does not match {CHECKSUMS}")
+
+
+def check_rows(version: ModelVersion, n_features: int) -> FloatMatrix:
+    """The version's golden rows in its card's column order (when it carries a golden set
+    holding them), then the fixed sample."""
+    parts = [sample_rows(n_features)]
+    golden = version.path / GOLDEN_FILE
+    if golden.is_file():
+        with np.load(golden, allow_pickle=False) as z:
+            index = {str(n): i for i, n in enumerate(z["feature_names"].tolist())}
+            if all(n in index for n in version.card.feature_names):
+                columns = [index[n] for n in version.card.feature_names]
+                parts.insert(0, np.asarray(z["features"], np.float32)[:, columns])
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def sample_rows(n_features: int, n: int = SAMPLE_ROWS) -> FloatMatrix:
+    """Deterministic rows reaching both sides of most splits: flags, ratios, small signed
+    values, counts and sizes over six decades, log-scaled values, and one cell in eight
+    missing (the same mix as the C++ backend's check rows, treelite_backend/compiled_model.cc)."""
+    rng = np.random.default_rng(SAMPLE_SEED)
+    u = rng.random((n, n_features))
+    mix = np.stack([np.full_like(u, np.nan), np.floor(u * 3), u, u * 20 - 2, 10 ** (u * 6 - 1), u * 10])
+    pick = rng.integers(0, 8, size=(n, n_features)).clip(max=len(mix) - 1)
+    return np.ascontiguousarray(np.take_along_axis(mix, pick[None], 0)[0], dtype=np.float32)
+
+
+class EngineMetrics:
+    """Which engine scores each loaded version, and the versions the compiled engine refused
+    (``reason``: no_checkpoint, integrity, build, open, mismatch). Created unregistered: the
+    service registers them with its registry (:meth:`register`)."""
+
+    def __init__(self) -> None:
+        self.engine = Gauge("scorer_inference_engine", "1 per loaded model version and the in-process "
+                            "engine scoring it (onnxruntime | compiled)", ["model", "version", "engine"],
+                            registry=None)
+        self.fallbacks = PromCounter("scorer_inference_engine_fallbacks", "Versions the compiled engine could "
+                                     "not take, scored by ONNX Runtime instead", ["model", "reason"],
+                                     registry=None)
+
+    def register(self, registry: CollectorRegistry) -> None:
+        registry.register(self.engine)
+        registry.register(self.fallbacks)
+
+    def loaded(self, version: ModelVersion, engine: str) -> None:
+        self.engine.labels(version.name, version.version, engine).set(1)
+
+    def unloaded(self, version: ModelVersion, engine: str) -> None:
+        with contextlib.suppress(KeyError):  # never set: a load that failed
+            self.engine.remove(version.name, version.version, engine)

@@ -1,0 +1,236 @@
+"""The compiled-trees engine in process (``inference.in_process_engine: compiled``): the
+shipped models' ``model.tl`` compiled by this host's C compiler and scored by
+scorer.native._trees give ONNX Runtime's scores and alert decisions on the capture's real
+rows, missing values included; a version the engine cannot take is scored by ONNX Runtime
+with a WARNING and a metric; the cache is reused; the lifecycle loads versions through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from deploy.gpu import bench_common
+from scorer.events.structs import EventKind
+from scorer.features import feature_set
+from scorer.inference.base import ModelRef
+from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, agreement, build
+from scorer.inference.onnxruntime import OnnxRuntimeBackend
+from scorer.inference.repository import CARD, load_version, write_checksums
+from scorer.lifecycle.loader import RuntimeLoader
+from scorer.native._trees import Trees
+from tests.support.paths import MODEL_REPOSITORY
+
+MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
+NETFLOW = "netflow_classifier"
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The bundled capture's feature rows per model, as the scorer computes them."""
+    out = tmp_path_factory.mktemp("capture") / "feats.npz"
+    bench_common.capture_features(out)
+    return np.load(out)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One library cache for the module: each shipped model compiles once."""
+    return tmp_path_factory.mktemp("compiled-cache")
+
+
+def _onnxruntime(model: str, x: Any) -> Any:
+    return OnnxRuntimeBackend._run(OnnxRuntimeBackend(MODEL_REPOSITORY).load(ModelRef(model)), x)
+
+
+def _with_missing(x: Any, share: float = 0.3) -> Any:
+    holed = np.array(x, np.float32)
+    holed[np.random.default_rng(7).random(holed.shape) < share] = np.nan
+    return holed
+
+
+def _copy_version(repo: Path, model: str = NETFLOW, version: str = "1") -> Path:
+    """A copy of the shipped ``model`` v1 as ``version`` of a repository of its own."""
+    target = repo / model / version
+    shutil.copytree(MODEL_REPOSITORY / model / "1", target)
+    card = msgspec.json.decode((target / CARD).read_bytes())
+    card["version"] = version
+    (target / CARD).write_bytes(msgspec.json.encode(card))
+    write_checksums(target)
+    return target
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_c_loop_gives_onnxruntimes_scores(model: str, capture: Any, cache: Path) -> None:
+    trees = Trees(str(build(MODEL_REPOSITORY / model / "1" / CHECKPOINT, cache)))
+    threshold = load_version(MODEL_REPOSITORY, model).card.threshold
+    for x in (capture[model], _with_missing(capture[model])):
+        x = np.ascontiguousarray(x, np.float32)
+        got = np.full(len(x), -1.0, np.float32)
+        trees.score(x, got)
+        found = agreement(got, _onnxruntime(model, x), threshold)
+        assert found.rows == len(x) > 1000 and found.ok(), found
+
+
+def test_the_c_loop_refuses_what_is_not_a_float32_matrix_of_its_width(cache: Path) -> None:
+    trees = Trees(str(build(MODEL_REPOSITORY / NETFLOW / "1" / CHECKPOINT, cache)))
+    assert (trees.n_features, trees.n_outputs) == (28, 1)
+    out = np.empty(4, np.float32)
+    for bad, into in ((np.zeros((4, 27), np.float32), out), (np.zeros((4, 28), np.float64), out),
+                      (np.zeros((4, 28), np.float32)[:, ::-1], out), (np.zeros((4, 28), np.float32), out[:3])):
+        with pytest.raises((ValueError, BufferError)):
+            trees.score(bad, into)
+    with pytest.raises(OSError, match="cannot open"):
+        Trees(str(cache / "no-such-library.so"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_the_backend_scores_with_the_compiled_trees(model: str, capture: Any, cache: Path) -> None:
+    backend = OnnxRuntimeBackend(MODEL_REPOSITORY, [ModelRef(model)], engine="compiled", compiled_cache=cache)
+    registry = CollectorRegistry()
+    backend.metrics.register(registry)
+    await backend.start()
+    assert backend.engine_of(ModelRef(model)) == "compiled"
+    assert registry.get_sample_value("scorer_inference_engine",
+                                     {"model": model, "version": "1", "engine": "compiled"}) == 1
+    threshold = backend.card(ModelRef(model)).threshold
+    for x in (capture[model], _with_missing(capture[model]), capture[model][:1]):
+        scores, source = await backend.infer_with_source(ModelRef(model), x)
+        assert source == "onnxruntime" and scores.dtype == np.float32
+        assert agreement(scores, _onnxruntime(model, np.ascontiguousarray(x)), threshold).ok()
+    assert len(await backend.infer(ModelRef(model), capture[model][:0])) == 0
+    await backend.close()
+    assert registry.get_sample_value("scorer_inference_engine",
+                                     {"model": model, "version": "1", "engine": "compiled"}) is None
+
+
+def _fallback(backend: OnnxRuntimeBackend, registry: CollectorRegistry, reason: str) -> float:
+    return registry.get_sample_value("scorer_inference_engine_fallbacks_total",
+                                     {"model": NETFLOW, "reason": reason}) or 0.0
+
+
+async def _loads_onnxruntime(repo: Path, cache: Path, reason: str, caplog: pytest.LogCaptureFixture,
+                             capture: Any) -> str:
+    """Loads netflow from ``repo`` with the compiled engine; checks it is scored by ONNX
+    Runtime, exactly, and counted under ``reason``; returns the WARNING."""
+    backend = OnnxRuntimeBackend(repo, engine="compiled", compiled_cache=cache)
+    registry = CollectorRegistry()
+    backend.metrics.register(registry)
+    with caplog.at_level(logging.WARNING, logger="scorer.inference.onnxruntime"):
+        assert backend.engine_of(ModelRef(NETFLOW)) == "onnxruntime"
+    assert _fallback(backend, registry, reason) == 1
+    assert registry.get_sample_value("scorer_inference_engine",
+                                     {"model": NETFLOW, "version": "1", "engine": "onnxruntime"}) == 1
+    x = capture[NETFLOW]
+    assert np.array_equal(await backend.infer(ModelRef(NETFLOW), x), _onnxruntime(NETFLOW, x))
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "scored by ONNX Runtime, not compiled trees" in warning.getMessage()
+    return warning.getMessage()
+
+
+async def test_no_compiler_falls_back_to_onnxruntime(tmp_path: Path, capture: Any, caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    message = await _loads_onnxruntime(MODEL_REPOSITORY, tmp_path / "cache", "build", caplog, capture)
+    assert "no C compiler" in message
+
+
+async def test_a_library_of_other_trees_fails_the_check(tmp_path: Path, capture: Any, cache: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """The cache holds, under the shipped checkpoint's key, a library built from other trees
+    (one leaf moved): the check against ONNX Runtime refuses it."""
+    import treelite
+
+    tree = treelite.Model.deserialize(str(MODEL_REPOSITORY / NETFLOW / "1" / CHECKPOINT))
+    first = tree.get_tree_accessor(0)
+    first.set_field("leaf_value", first.get_field("leaf_value") + np.float32(0.5))
+    tree.serialize(str(tmp_path / "other.tl"))
+    other = build(tmp_path / "other.tl", tmp_path / "cache")
+    shutil.copy(other, build(MODEL_REPOSITORY / NETFLOW / "1" / CHECKPOINT, tmp_path / "cache"))
+    message = await _loads_onnxruntime(MODEL_REPOSITORY, tmp_path / "cache", "mismatch", caplog, capture)
+    assert "disagrees with ONNX Runtime" in message
+
+
+async def test_a_library_of_another_model_fails_the_check(tmp_path: Path, capture: Any, cache: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    siem = build(MODEL_REPOSITORY / "siem_classifier" / "1" / CHECKPOINT, cache)
+    shutil.copy(siem, build(MODEL_REPOSITORY / NETFLOW / "1" / CHECKPOINT, tmp_path / "cache"))
+    message = await _loads_onnxruntime(MODEL_REPOSITORY, tmp_path / "cache", "mismatch", caplog, capture)
+    assert "takes 88 features, the card lists 28" in message
+
+
+@pytest.mark.parametrize("change", ["missing", "unlisted"])
+async def test_a_checkpoint_absent_or_not_covered_by_the_checksums(change: str, tmp_path: Path, capture: Any,
+                                                                  cache: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    version = _copy_version(tmp_path / "repo")
+    if change == "missing":
+        (version / CHECKPOINT).unlink()
+        write_checksums(version)
+    else:
+        sums = version / "SHA256SUMS"
+        sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines()
+                                if not line.endswith(CHECKPOINT)))
+    reason = {"missing": "no_checkpoint", "unlisted": "integrity"}[change]
+    message = await _loads_onnxruntime(tmp_path / "repo", cache, reason, caplog, capture)
+    assert CHECKPOINT in message
+
+
+def test_a_second_load_reuses_the_cached_library(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = OnnxRuntimeBackend(MODEL_REPOSITORY, engine="compiled", compiled_cache=cache)
+    assert first.engine_of(ModelRef(NETFLOW)) == "compiled"
+    (entry,) = cache.iterdir()
+    library = entry / LIBRARY
+    stat = library.stat()
+    second = OnnxRuntimeBackend(MODEL_REPOSITORY, engine="compiled", compiled_cache=cache)
+    assert second.engine_of(ModelRef(NETFLOW)) == "compiled"
+    assert list(cache.iterdir()) == [entry], "no second build, no build directory left behind"
+    after = library.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+
+
+def test_concurrent_builds_of_one_version_leave_one_library(tmp_path: Path) -> None:
+    """Processes building the same checkpoint at once each compile in their own directory;
+    the first rename wins and every one returns the winner's complete library."""
+    import concurrent.futures
+    import multiprocessing
+
+    checkpoint, cache = MODEL_REPOSITORY / NETFLOW / "1" / CHECKPOINT, tmp_path / "cache"
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(3, mp_context=context) as pool:
+        libraries = set(pool.map(build, [checkpoint] * 3, [cache] * 3))
+    assert libraries == {build(checkpoint, cache)}
+    assert [p.name for p in cache.iterdir()] == [next(iter(libraries)).parent.name]
+    assert Trees(str(next(iter(libraries)))).n_features == 28
+
+
+async def test_the_lifecycle_loads_a_new_version_through_the_compiled_engine(tmp_path: Path, cache: Path,
+                                                                             capture: Any) -> None:
+    """A version switch (promote, rollback) loads the version through RuntimeLoader, which
+    opens it in the in-process backend: with the compiled engine, its trees score it."""
+    repo = tmp_path / "repo"
+    _copy_version(repo, "siem_classifier", "1")
+    _copy_version(repo, "siem_classifier", "2")
+    backend = OnnxRuntimeBackend(repo, engine="compiled", compiled_cache=cache)
+    registry = CollectorRegistry()
+    backend.metrics.register(registry)
+    loader = RuntimeLoader(repo, backend, sync_command=[])
+    live = feature_set(EventKind.SIEM, load_version(repo, "siem_classifier", "1").card.feature_set)
+    runtime = await loader.runtime(EventKind.SIEM, "siem_classifier", "2", live)
+    assert runtime.model == ModelRef("siem_classifier", "2")
+    assert backend.engine_of(runtime.model) == "compiled"
+    x = capture["siem_classifier"]
+    assert agreement(await backend.infer(runtime.model, x), _onnxruntime("siem_classifier", x), 0.5).ok()
+    labels = {"model": "siem_classifier", "version": "2", "engine": "compiled"}
+    assert registry.get_sample_value("scorer_inference_engine", labels) == 1
+    loader.unload_local(runtime.model)
+    assert registry.get_sample_value("scorer_inference_engine", labels) is None
+    assert backend.loaded() == []
