@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 import scorer.native
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F32, F64, _finite_in_place, column, numbers, only
+from scorer.features.base import F32, F64, column, finite32, numbers, only
 from scorer.features.texts import Texts, factorize, first_texts
 
 Row = Sequence[float]
@@ -77,7 +77,7 @@ class Sheet:
 
     def matrix(self) -> F32:
         """The finite float32 matrix (:func:`scorer.features.base.stack`'s values)."""
-        return _finite_in_place(self.out).astype(np.float32)
+        return finite32(self.out)
 
 
 class Codes:

@@ -1,0 +1,59 @@
+"""scorer.native's ``finite32`` (the last step of every feature matrix) against the numpy
+reference: the same float32 bytes for every double, NaN, infinities, -0.0 and values beyond
+float32 included, in both layouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import scorer.native
+from scorer.features.base import CLIP, finite32
+from tests.support.native import use_native
+
+_NATIVE: Any = scorer.native.built_module()
+pytestmark = pytest.mark.skipif(_NATIVE is None, reason="scorer.native._native is not built")
+_DOUBLES = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                     st.sampled_from([-0.0, CLIP, -CLIP, np.nextafter(CLIP, np.inf), 3.5e38, 3.4028235e38, 1e-46]))
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, matrix: np.ndarray[Any, Any], transposed: bool) -> tuple[bytes, bytes]:
+    with monkeypatch.context() as m:
+        use_native(m, "0")
+        reference = finite32(matrix.copy(), transposed)
+    with monkeypatch.context() as m:
+        use_native(m, "1")
+        native = finite32(matrix.copy(), transposed)
+    assert reference.flags.c_contiguous and native.flags.c_contiguous
+    assert reference.dtype == native.dtype == np.float32 and reference.shape == native.shape
+    return reference.tobytes(), native.tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(0, 9), st.integers(0, 9)), elements=_DOUBLES), st.booleans())
+def test_finite32_equals_the_reference(matrix: np.ndarray[Any, Any], transposed: bool) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        reference, native = _both(monkeypatch, matrix, transposed)
+    assert native == reference
+
+
+def test_a_matrix_not_in_c_order_takes_the_reference() -> None:
+    matrix = np.arange(12.0).reshape(3, 4).T  # a view in Fortran order
+    assert finite32(matrix).tobytes() == matrix.astype(np.float32).tobytes()
+
+
+def test_finite32_refuses_bad_buffers() -> None:
+    src = np.zeros((2, 3))
+    with pytest.raises(ValueError):
+        _NATIVE.finite32(src, np.empty((2, 3), np.float64), False, CLIP)
+    with pytest.raises(ValueError):
+        _NATIVE.finite32(src, np.empty((2, 3), np.float32), True, CLIP)
+    with pytest.raises(ValueError):
+        _NATIVE.finite32(np.zeros(6), np.empty(6, np.float32), False, CLIP)
+    with pytest.raises(ValueError):  # numpy refuses the buffer
+        _NATIVE.finite32(src.T, np.empty((3, 2), np.float32), False, CLIP)
