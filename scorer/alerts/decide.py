@@ -102,14 +102,17 @@ class Decider:
         rows: npt.NDArray[np.intp], forced: Mapping[int, str],
     ) -> list[Decision]:
         by_model = {d.row: d for d in self.decide(scores, features)} if rows.size else {}
+        # The top features of every row only its rules raised, in one pass (a pass per row
+        # cost ~8 us per alert on an attack-heavy EDR stream).
+        rule_only = sorted(set(forced).difference(by_model))
+        tops = dict(zip(rule_only, self._top_all(features[rule_only]), strict=True)) if rule_only else {}
         out: list[Decision] = []
         for row in sorted(set(by_model) | set(forced)):
             model = by_model.get(row)
             rule = forced.get(row)
             if model is None:
                 assert rule is not None
-                top = self._top_all(features[[row]])[0]
-                out.append(Decision(row, float(scores[row]), rule, top, by_model=False, by_rule=True))
+                out.append(Decision(row, float(scores[row]), rule, tops[row], by_model=False, by_rule=True))
             elif rule is None:
                 out.append(model)
             else:

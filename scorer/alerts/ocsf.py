@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import msgspec
 
@@ -105,8 +106,8 @@ class _FindingInfo(msgspec.Struct):
     last_seen_time: int | msgspec.UnsetType
     analytic: _Analytic
     related_events: list[_RelatedEvent]
-    related_analytics: list[_Analytic] | msgspec.UnsetType = msgspec.UNSET
-    attacks: list[_Attack] | msgspec.UnsetType = msgspec.UNSET
+    related_analytics: tuple[_Analytic, ...] | msgspec.UnsetType = msgspec.UNSET
+    attacks: tuple[_Attack, ...] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _TopFeature(msgspec.Struct):
@@ -151,7 +152,7 @@ class _ScorerDetails(msgspec.Struct):
     kind: str
     # Who raised the alert: "model", "rules" or "model+rules".
     raised_by: str = "model"
-    rules: list[_RuleHit] | msgspec.UnsetType = msgspec.UNSET
+    rules: tuple[_RuleHit, ...] | msgspec.UnsetType = msgspec.UNSET
     rule_pack: str | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -217,53 +218,66 @@ def detection_finding(
     alert_uid = f"{model_name}:{model_version}:{event.uid}"
     analytic, model_id = _model_parts(model_name, model_version)
     host = device(event)
-    profiles = PROFILES if host is msgspec.UNSET else PROFILES_HOST
-    finding = DetectionFinding(
+    top = decision.top_features
+    reasons = ", ".join([name for name, _, _ in top]) or "model score"
+    title = _TITLES.get(kind, "Suspicious event")
+    related: tuple[_Analytic, ...] | msgspec.UnsetType = msgspec.UNSET
+    attacks: tuple[_Attack, ...] | msgspec.UnsetType = msgspec.UNSET
+    hits: tuple[_RuleHit, ...] | msgspec.UnsetType = msgspec.UNSET
+    pack: str | msgspec.UnsetType = msgspec.UNSET
+    if rules:  # built once per set of rules (_rule_parts)
+        parts = _rule_parts(rules if type(rules) is tuple else tuple(rules), rule_pack)
+        title = parts.title if decision.by_rule else title
+        reasons = parts.reasons + reasons
+        related, attacks, hits, pack = parts.related, parts.attacks, parts.hits, rule_pack
+    return DetectionFinding(
         severity_id=SEVERITY_IDS.get(decision.severity, 0),
         severity=decision.severity,
         time=now_ms,
         confidence_score=round(decision.score * 100),
-        metadata=_Metadata(OCSF_VERSION, alert_uid, _PRODUCT, str(event.ts), ref.topic, now_ms, profiles),
+        metadata=_Metadata(OCSF_VERSION, alert_uid, _PRODUCT, str(event.ts), ref.topic, now_ms,
+                           PROFILES if host is msgspec.UNSET else PROFILES_HOST),
         finding_info=_FindingInfo(
-            alert_uid, _title(kind, decision, rules), _describe(kind, event, decision, rules), [kind],
-            event_ms, event_ms, analytic, [_RelatedEvent(event.uid, kind)],
+            alert_uid, title, visible(f"{_what(event)}; score {decision.score:.3f}; driven by {reasons}"), [kind],
+            event_ms, event_ms, analytic, [_RelatedEvent(event.uid, kind)], related, attacks,
         ),
         # Ground truth (label) is for evaluation, never for the SOC's view; events omit
         # default fields when encoded, so a None label leaves no key behind.
         evidences=[evidence(event if event.label is None else msgspec.structs.replace(event, label=None))],
         unmapped=_Unmapped(_ScorerDetails(
             round(decision.score, 6), threshold, backend, model_id,
-            [_TopFeature(n, v, c) for n, v, c in decision.top_features],
+            [_TopFeature(n, v, c) for n, v, c in top],
             _Position(ref.topic, ref.partition, ref.offset), event.uid, kind,
+            ("model+rules" if decision.by_model else "rules") if decision.by_rule else "model", hits, pack,
         )),
         device=host,
     )
-    if rules:
-        _add_rules(finding, rules, rule_pack)
-    finding.unmapped.scorer.raised_by = ("model+rules" if decision.by_model else "rules") if decision.by_rule \
-        else "model"
-    return finding
 
 
-def _title(kind: str, decision: Decision, rules: Sequence[RuleMeta]) -> str:
-    if decision.by_rule and rules:
-        return visible(rules[0].title)
-    return _TITLES.get(kind, "Suspicious event")
+class _RuleParts(NamedTuple):
+    """What a finding says of the rules that fired on its event: the same for every event
+    with the same hits, so built once per set of rules."""
+
+    title: str  # the top rule's, when a rule raised the alert
+    reasons: str  # the head of the description's reasons
+    related: tuple[_Analytic, ...]
+    attacks: tuple[_Attack, ...] | msgspec.UnsetType
+    hits: tuple[_RuleHit, ...]
 
 
-def _add_rules(finding: DetectionFinding, rules: Sequence[RuleMeta], pack: str) -> None:
-    info = finding.finding_info
-    info.related_analytics = [
+@functools.lru_cache(maxsize=4096)
+def _rule_parts(rules: tuple[RuleMeta, ...], pack: str) -> _RuleParts:
+    related = tuple(
         _Analytic(r.title, r.id, pack, ANALYTIC_RULE, "Rule", r.logsource,
                   f"Sigma rule, level {r.level}, by {r.author or 'unknown'}")
         for r in rules
-    ]
+    )
     tactics = sorted({t for r in rules for t in r.tactics if t in TACTIC_IDS})
-    if tactics:
-        info.attacks = [_Attack(_Tactic(tactic_title(t), TACTIC_IDS[t])) for t in tactics]
-    details = finding.unmapped.scorer
-    details.rules = [_RuleHit(r.id, r.title, r.level, r.author, r.tags, r.techniques, r.kind, r.file) for r in rules]
-    details.rule_pack = pack
+    attacks = tuple(_Attack(_Tactic(tactic_title(t), TACTIC_IDS[t])) for t in tactics) if tactics else msgspec.UNSET
+    hits = tuple(_RuleHit(r.id, r.title, r.level, r.author, r.tags, r.techniques, r.kind, r.file) for r in rules)
+    shown = "; ".join(f"{r.title} ({r.level})" for r in rules[:3])
+    more = f" and {len(rules) - 3} more" if len(rules) > 3 else ""
+    return _RuleParts(visible(rules[0].title), f"rules {shown}{more}; features ", related, attacks, hits)
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -274,16 +288,9 @@ def encode(finding: DetectionFinding) -> bytes:
     return escape_json(_ENCODER.encode(finding))
 
 
-def _describe(kind: str, event: Event, decision: Decision, rules: Sequence[RuleMeta] = ()) -> str:
-    reasons = ", ".join(name for name, _, _ in decision.top_features) or "model score"
-    if rules:
-        shown = "; ".join(f"{r.title} ({r.level})" for r in rules[:3])
-        more = f" and {len(rules) - 3} more" if len(rules) > 3 else ""
-        reasons = f"rules {shown}{more}; features {reasons}"
+def _what(event: Event) -> str:
     if isinstance(event, FlowRecord):
-        what = f"{event.proto} {event.src_ip}:{event.src_port} -> {event.dst_ip}:{event.dst_port}"
-    elif isinstance(event, EndpointEvent):
-        what = f"event {event.event_code} on {event.host}" + (f" by {event.image}" if event.image else "")
-    else:
-        what = f"{event.source_system} alert {event.rule_name!r}" + (f" on {event.host}" if event.host else "")
-    return visible(f"{what}; score {decision.score:.3f}; driven by {reasons}")
+        return f"{event.proto} {event.src_ip}:{event.src_port} -> {event.dst_ip}:{event.dst_port}"
+    if isinstance(event, EndpointEvent):
+        return f"event {event.event_code} on {event.host}" + (f" by {event.image}" if event.image else "")
+    return f"{event.source_system} alert {event.rule_name!r}" + (f" on {event.host}" if event.host else "")

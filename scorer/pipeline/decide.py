@@ -46,25 +46,29 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
     for kind, (probs, backend_name, _) in results.items():
         rt = batch.runtimes[kind]
         x, items = batch.matrices[kind]
-        out.scored[(kind.value, backend_name)] += len(items)
-        decisions = rt.decider.decide(probs, x, with_risk(rt.rules, items, probs, rule_alerts(rt.rules, items)))
-        alerted = {d.row for d in decisions}
+        name = kind.value
+        out.scored[(name, backend_name)] += len(items)
+        stage = rt.rules
+        decisions = rt.decider.decide(probs, x, with_risk(stage, items, probs, rule_alerts(stage, items)))
+        # What every finding of the kind in this batch shares, read once.
+        topic, model, threshold = alerts_prefix + name, rt.model, rt.decider.threshold
+        rules_of = stage.rules_of if stage is not None else None
+        rule_pack = f"{stage.name}:{stage.version}" if stage is not None else ""
+        counts, alerts = out.alert_counts, out.alerts
         for d in decisions:
-            out.alert_counts[(kind.value, d.severity)] += 1
+            counts[(name, d.severity)] += 1
             row, rec = items[d.row]
             event = expand(kind, row, rec.value or b"", rec.ref)  # decoded whole only when it alerts
             finding = detection_finding(
-                kind=kind.value, event=event, decision=d, model_name=rt.model.name,
-                model_version=rt.model.version, threshold=rt.decider.threshold,
-                backend=backend_name, ref=rec.ref,
-                rules=rt.rules.rules_of(event) if rt.rules is not None and isinstance(event, EndpointEvent)
-                else (),
-                rule_pack=f"{rt.rules.name}:{rt.rules.version}" if rt.rules is not None else "",
+                kind=name, event=event, decision=d, model_name=model.name, model_version=model.version,
+                threshold=threshold, backend=backend_name, ref=rec.ref,
+                rules=rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else (),
+                rule_pack=rule_pack,
             )
             key = rec.key if rec.key is not None else entity_key(event).encode()
-            out.alerts.append(OutputRecord(alerts_prefix + kind.value, encode_finding(finding), key))
+            alerts.append(OutputRecord(topic, encode_finding(finding), key))
         if collect_scores:
-            out.scores.extend(_score_records(kind, items, probs, rt, backend_name, alerted))
+            out.scores.extend(_score_records(kind, items, probs, rt, backend_name, {d.row for d in decisions}))
     return out
 
 

@@ -25,6 +25,8 @@ from scorer.rules.model import LEVELS
 from scorer.rules.pack import read_pack
 from scorer.rules.risk import RiskPolicy
 
+_ORDERED_MAX = 1 << 14  # combinations of hits remembered (then forgotten at once)
+
 
 def annotate(
     engine: RuleEngine, events: Sequence[EndpointEvent]
@@ -51,6 +53,8 @@ class RuleStage:
     version: str
     by_id: Mapping[str, RuleMeta] = field(default_factory=dict)
     risk: RiskPolicy | None = None
+    _ordered: dict[tuple[str, ...], tuple[RuleMeta, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, repository: Path, pack: str, version: str = "") -> RuleStage:
@@ -74,7 +78,16 @@ class RuleStage:
         would give the model (rule shadow). Stateless, built once per pack."""
         return RuleFeatures(self.by_id)
 
-    def rules_of(self, event: EndpointEvent) -> list[RuleMeta]:
+    def rules_of(self, event: EndpointEvent) -> tuple[RuleMeta, ...]:
         """The rules that fired on ``event``, most severe first (then by title)."""
-        metas = [self.by_id[i] for i in event.rule_hits if i in self.by_id]
-        return sorted(metas, key=lambda r: (-LEVELS.index(r.level) if r.level in LEVELS else 1, r.title))
+        # Alerting events repeat a few combinations of hits: each is sorted once, and the
+        # same tuple comes back (the finding's rule parts are cached by it).
+        hits = event.rule_hits if type(event.rule_hits) is tuple else tuple(event.rule_hits)
+        found = self._ordered.get(hits)
+        if found is None:
+            metas = [self.by_id[i] for i in hits if i in self.by_id]
+            found = tuple(sorted(metas, key=lambda r: (-LEVELS.index(r.level) if r.level in LEVELS else 1, r.title)))
+            if len(self._ordered) >= _ORDERED_MAX:
+                self._ordered.clear()
+            self._ordered[hits] = found
+        return found
