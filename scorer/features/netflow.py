@@ -15,6 +15,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+import scorer.native
 from scorer.events.columnar import READ_STATISTICS, VIEWS, statistics
 from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
@@ -113,29 +114,40 @@ class NetflowFeatures:
         """Fills ``out``'s rows but the logged ones, which it returns (their arguments, and
         room for the stateful counts) for one log1p over them all."""
         nums = np.ascontiguousarray(number_columns(flows, _NUMBERS).T)
-        dur, dp, dport = nums[0], nums[4], nums[5]
         logged = np.empty((_LOGGED + len(STATEFUL), len(flows)), dtype=np.float64)
-        logged[:5] = nums[:5]
-        totals = nums[1:5:2] + nums[2:5:2]  # bytes, packets (both directions)
-        logged[5:7] = ratio(nums[1:3], nums[3:5])  # per packet, each direction
-        # Durations under 1 ms are clock resolution, not infinitely fast flows.
-        np.divide(totals, np.maximum(dur, 1e-3), out=logged[7:_LOGGED])
-        out[7:9] = ratio(nums[2:5:2], totals)  # the reply's shares
-        out[11] = dp == 0
-        out[12] = totals[0] == 0
+        native = scorer.native.module()
+        if native is not None:  # ~20 numpy calls in one pass: a small batch paid per call
+            native.flow_numbers(nums, out, logged, _WEB_PORTS, _SERVICE_PORTS)
+        else:
+            _numbers_reference(nums, out, logged)
         out[13:17] = _PROTO_ONEHOT[_proto_classes(column(flows, "proto"))].T
-        ports = nums[5:7]  # dst, src
-        above, high = ports > 0, ports >= 49152
-        low = ports < 1024
-        out[17] = above[0] & low[0]
-        out[18] = (dport >= 1024) & (dport < 49152)
-        out[19] = high[0]
-        out[20] = member(dport, WEB_PORTS)
-        out[21] = member(dport, SERVICE_PORTS)
-        out[22] = above[1] & low[1]
-        out[23] = high[1]
         _tcp_flags(flows, out[24:26])
         return logged
+
+
+def _numbers_reference(nums: F64, out: F64, logged: F64) -> None:
+    """The features of the flows' seven numbers (``nums`` [len(_NUMBERS), n]) into their rows of
+    ``out`` (7, 8, 11, 12, 17-23) and ``logged`` (up to _LOGGED); scorer.native's flow_numbers
+    computes the very same values."""
+    dur, dp, dport = nums[0], nums[4], nums[5]
+    logged[:5] = nums[:5]
+    totals = nums[1:5:2] + nums[2:5:2]  # bytes, packets (both directions)
+    logged[5:7] = ratio(nums[1:3], nums[3:5])  # per packet, each direction
+    # Durations under 1 ms are clock resolution, not infinitely fast flows.
+    np.divide(totals, np.maximum(dur, 1e-3), out=logged[7:_LOGGED])
+    out[7:9] = ratio(nums[2:5:2], totals)  # the reply's shares
+    out[11] = dp == 0
+    out[12] = totals[0] == 0
+    ports = nums[5:7]  # dst, src
+    above, high = ports > 0, ports >= 49152
+    low = ports < 1024
+    out[17] = above[0] & low[0]
+    out[18] = (dport >= 1024) & (dport < 49152)
+    out[19] = high[0]
+    out[20] = member(dport, WEB_PORTS)
+    out[21] = member(dport, SERVICE_PORTS)
+    out[22] = above[1] & low[1]
+    out[23] = high[1]
 
 
 # Rows of the matrix that are log1p of a value (the stateless ones first, then STATEFUL).
@@ -143,6 +155,7 @@ _LOG_ROWS = [*range(7), 9, 10, 26, 27]
 _LOGGED = 9
 _PROTOS = {"tcp": 0, "udp": 1, "icmp": 2, "icmp6": 2}
 _PROTO_ONEHOT = np.eye(4)  # tcp, udp, icmp, other
+_WEB_PORTS, _SERVICE_PORTS = (tuple(float(p) for p in sorted(ports)) for ports in (WEB_PORTS, SERVICE_PORTS))
 
 
 def _proto_classes(protos: list[str]) -> npt.NDArray[np.intp]:

@@ -1080,9 +1080,89 @@ done:
     return result;
 }
 
+/* ---- flow_numbers(nums, out, logged, web, service) -------------------------------------
+ *
+ * The reference is scorer.features.netflow._numbers_reference: the netflow features computed
+ * from the seven numbers of each flow (``nums`` [7, n]: duration, src/dst bytes, src/dst
+ * packets, dst/src port), written to the rows of ``out`` [28, n] and ``logged`` [>= 9, n] that
+ * it fills, the same IEEE operations in the same order as its numpy calls (a division where
+ * numpy's ``where`` divides, 0.0 elsewhere; a NaN duration stays NaN as np.maximum keeps it).
+ * ``web`` and ``service`` are the port sets, compared as doubles as numpy compares a float64
+ * column with int64 members. All float64, C-contiguous.
+ */
+static int port_in(double port, PyObject *members) {
+    Py_ssize_t k = PyTuple_GET_SIZE(members);
+    for (Py_ssize_t j = 0; j < k; j++)
+        if (port == PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(members, j))) return 1;
+    return 0;
+}
+
+static double share(double part, double total) { return total != 0 ? part / total : 0.0; }
+
+static PyObject *flow_numbers(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *nums, *out, *logged, *web, *service;
+    if (!PyArg_ParseTuple(args, "OOOO!O!", &nums, &out, &logged, &PyTuple_Type, &web, &PyTuple_Type, &service))
+        return NULL;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(web) + PyTuple_GET_SIZE(service); j++) {
+        PyObject *m = j < PyTuple_GET_SIZE(web) ? PyTuple_GET_ITEM(web, j)
+                                                : PyTuple_GET_ITEM(service, j - PyTuple_GET_SIZE(web));
+        if (!PyFloat_CheckExact(m)) {
+            PyErr_SetString(PyExc_TypeError, "flow_numbers: the port sets are tuples of floats");
+            return NULL;
+        }
+    }
+    Py_buffer b[3];
+    PyObject *objs[3] = {nums, out, logged};
+    int flags[3] = {0, PyBUF_WRITABLE, PyBUF_WRITABLE};
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < 3; got++)
+        if (PyObject_GetBuffer(objs[got], &b[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | flags[got]) < 0) goto done;
+    Py_ssize_t n = b[0].ndim == 2 ? b[0].shape[1] : -1;
+    for (int k = 0; k < 3; k++) {
+        if (b[k].ndim != 2 || b[k].shape[1] != n || b[k].format == NULL || strcmp(b[k].format, "d") != 0 ||
+            b[k].shape[0] < (k == 0 ? 7 : k == 1 ? 28 : 9)) {
+            PyErr_SetString(PyExc_ValueError, "flow_numbers: nums [7, n], out [28, n], logged [9+, n]: float64, "
+                                              "C-contiguous");
+            goto done;
+        }
+    }
+    const double *N = b[0].buf;
+    double *O = b[1].buf, *L = b[2].buf;
+#define AT(a, row) (a)[(row) * n + i]
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double dur = AT(N, 0), sb = AT(N, 1), db = AT(N, 2), sp = AT(N, 3), dp = AT(N, 4);
+        double dport = AT(N, 5), sport = AT(N, 6);
+        for (int r = 0; r < 5; r++) AT(L, r) = AT(N, r);
+        double tb = sb + db, tp = sp + dp;
+        AT(L, 5) = share(sb, sp);
+        AT(L, 6) = share(db, dp);
+        double d = isnan(dur) ? dur : dur > 1e-3 ? dur : 1e-3;
+        AT(L, 7) = tb / d;
+        AT(L, 8) = tp / d;
+        AT(O, 7) = share(db, tb);
+        AT(O, 8) = share(dp, tp);
+        AT(O, 11) = dp == 0;
+        AT(O, 12) = tb == 0;
+        AT(O, 17) = dport > 0 && dport < 1024;
+        AT(O, 18) = dport >= 1024 && dport < 49152;
+        AT(O, 19) = dport >= 49152;
+        AT(O, 20) = port_in(dport, web);
+        AT(O, 21) = port_in(dport, service);
+        AT(O, 22) = sport > 0 && sport < 1024;
+        AT(O, 23) = sport >= 49152;
+    }
+#undef AT
+    result = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(&b[k]);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"numbers", numbers, METH_VARARGS, "Numeric attributes of the events as float64 columns, or False."},
     {"column", column, METH_VARARGS, "An attribute of every event, as list(map(attrgetter(attr), events))."},
+    {"flow_numbers", flow_numbers, METH_VARARGS, "The netflow features of the flows' seven numbers."},
     {"finite32", finite32, METH_VARARGS, "dst = src (transposed) with NaN -> 0, clipped to +-clip, as float32."},
     {NULL, NULL, 0, NULL},
 };

@@ -34,3 +34,7 @@ def column(events: list[Any], attr: str, /) -> list[Any]:
 
 def finite32(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float32], transposed: bool, clip: float, /) -> None:
     """``dst`` = ``src`` (``src.T`` if ``transposed``) with NaN -> 0, clipped to +-``clip``, as float32."""
+
+def flow_numbers(nums: npt.NDArray[np.float64], out: npt.NDArray[np.float64], logged: npt.NDArray[np.float64],
+                 web: tuple[float, ...], service: tuple[float, ...], /) -> None:
+    """The netflow features computed from ``nums`` [7, n], into their rows of ``out`` and ``logged``."""
