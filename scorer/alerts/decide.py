@@ -63,6 +63,11 @@ class Decider:
         self.top_k = top_k
         # Highest cut-off first so the first match is the most severe level earned.
         self._levels = sorted(card.severity_cutoffs.items(), key=lambda kv: -kv[1])
+        # The same levels lowest first: a score's level is the number of cut-offs it reaches
+        # (one searchsorted for the batch); None where a cut-off is no number to sort by.
+        self._level_names = ["Low", *(name for name, _ in reversed(self._levels))]
+        cutoffs = np.array([cutoff for _, cutoff in reversed(self._levels)], dtype=np.float64)
+        self._cutoffs = cutoffs if bool(np.all(cutoffs[1:] >= cutoffs[:-1])) else None
         n = len(card.feature_names)
         self._weights = _vector(card.explain_weights, n, 0.0)
         self._center = _vector(card.explain_center, n, 0.0)
@@ -85,11 +90,13 @@ class Decider:
         alerted_scores = scores[rows].astype(np.float64)
         # Severity and the top features of every alerted row at once: per-row numpy calls
         # cost more than the arithmetic when a batch raises many alerts.
-        level_idx = np.zeros(rows.size, dtype=np.int64)
-        names = ["Low"]
-        for name, cutoff in reversed(self._levels):
-            names.append(name)
-            level_idx[alerted_scores >= cutoff] = len(names) - 1
+        names = self._level_names
+        if self._cutoffs is not None:
+            level_idx = np.searchsorted(self._cutoffs, alerted_scores, side="right")
+        else:
+            level_idx = np.zeros(rows.size, dtype=np.int64)
+            for i, (_, cutoff) in enumerate(reversed(self._levels), start=1):
+                level_idx[alerted_scores >= cutoff] = i
         top = self._top_all(features[rows])
         return [
             Decision(int(row), float(score), names[lvl], top[i])
@@ -126,8 +133,9 @@ class Decider:
         contrib = self._weights * (x - self._center) / self._scale
         k = min(self.top_k, contrib.shape[1])
         idx = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-        top_c = np.take_along_axis(contrib, idx, axis=1).round(6).tolist()
-        top_v = np.take_along_axis(x, idx, axis=1).astype(np.float64).round(6).tolist()
+        at = np.arange(idx.shape[0])[:, None], idx  # take_along_axis's indexing, without its checks
+        top_c = contrib[at].round(6).tolist()
+        top_v = x[at].astype(np.float64).round(6).tolist()
         names = self._names
         return [
             [(names[j], v, c) for j, v, c in zip(ji, vi, ci, strict=True) if c > 0]

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 
-import numpy as np
-
 from scorer.alerts.ocsf import detection_finding
 from scorer.alerts.ocsf import encode as encode_finding
 from scorer.events.columnar import expand
@@ -78,11 +76,12 @@ def _score_records(
     """One score record per row, built by one C-level map over the columns."""
     n = len(items)
     events = list(map(_EVENT, items))
-    flags = np.zeros(n, dtype=bool)
-    flags[list(alerted)] = True
+    flags = [False] * n  # a list, not a numpy array: at 50 rows the array calls cost more than the rows
+    for row in alerted:
+        flags[row] = True
     hits = column(events, "rule_hits") if kind is EventKind.EDR else repeat((), n)
     return list(map(ScoredEvent, repeat(kind, n), column(events, "uid"), probs.tolist(), repeat(rt.model.name, n),
-                    repeat(rt.model.version, n), repeat(backend, n), flags.tolist(), hits))
+                    repeat(rt.model.version, n), repeat(backend, n), flags, hits))
 
 
 def compare_shadows(

@@ -221,10 +221,10 @@ def with_risk(stage: Any, items: Sequence[tuple[Any, Any]], scores: npt.NDArray[
     # per-event work on the rest is one attribute read.
     hits = [getattr(ev, "rule_hits", ()) for ev, _ in items]
     p = risk.policy
-    touch = np.fromiter((bool(h) for h in hits), bool, len(hits))
+    rows = [i for i, h in enumerate(hits) if h]  # few rows: a list, not a bool array per batch
     if p.model_points > 0:
-        touch |= np.asarray(scores) >= p.model_floor
-    rows = np.flatnonzero(touch).tolist()
+        scored = np.flatnonzero(np.asarray(scores) >= p.model_floor).tolist()
+        rows = sorted(set(rows).union(scored)) if rows else scored
     if not rows:
         return forced
     events = [items[r][0] for r in rows]
