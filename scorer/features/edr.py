@@ -12,11 +12,10 @@ attack.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Sequence
 from itertools import repeat
-
-import numpy as np
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
 from scorer.features.base import F32, basename, column, flag, group_names, log1p, stable_hash
@@ -120,8 +119,7 @@ OTHER_NAMES = (
 )
 HIGH_LEVELS = frozenset({"high", "system"})
 SYSTEM_USERS = frozenset({"system", "nt authority\\system"})
-_LOGONS = np.array([3, 10], dtype=np.int64)  # logon_network, logon_remote_interactive
-_WEB_PORTS, _KNOWN_PORTS = np.array([80, 443, 8080], dtype=np.int64), np.array([80, 443, 8080, 53], dtype=np.int64)
+_WEB_PORTS, _KNOWN_PORTS = frozenset({80, 443, 8080}), frozenset({80, 443, 8080, 53})
 # Texts looked for in each distinct value (scorer.features.texts.Needles).
 _TOKENS = Needles(*TOKENS.values())
 _IMAGE_DIRS, _PARENT_DIRS = Needles(USER_WRITABLE, SYSTEM_DIRS), Needles(USER_WRITABLE)
@@ -257,15 +255,23 @@ def _targets(b: EdrBatch) -> None:
     sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")),
                     lambda v: (float(v.lower() in HIGH_LEVELS),))
     sheet.put_texts("user_system", 1, b.texts(b.attribute("user")), lambda v: (float(v.lower() in SYSTEM_USERS),))
-    sheet.put_block("logon_network", b.numbers("logon_type", -1.0)[:, None] == _LOGONS)
+    b.put_numbers("logon_network", 2, "logon_type", -1.0, _logon)
     sheet.put_texts("access_lsass", 1, b.texts(b.field("TargetImage")),
                     lambda v: (float("lsass.exe" in v.lower()),))
     sheet.put_texts("access_rights_full", 1, b.texts(b.field("GrantedAccess")),
                     lambda v: (float(v.lower() in FULL_ACCESS),))
-    port = b.numbers("dst_port", -1.0)
-    # A finite port whose integer part is a web port (as str(int(port)) in the set read it).
-    sheet.put("dst_port_web", (np.trunc(port)[:, None] == _WEB_PORTS).any(axis=1))
-    sheet.put("dst_port_other", (port >= 0) & ~(port[:, None] == _KNOWN_PORTS).any(axis=1))
+    b.put_numbers("dst_port_web", 2, "dst_port", -1.0, _port)
+
+
+def _logon(logon_type: float) -> tuple[float, ...]:
+    """logon_network, logon_remote_interactive."""
+    return float(logon_type == 3), float(logon_type == 10)
+
+
+def _port(port: float) -> tuple[float, ...]:
+    """dst_port_web: a finite port whose integer part is a web port (as str(int(port)) in the set
+    read it); dst_port_other: a port that is none of the known ones."""
+    return float(math.isfinite(port) and math.trunc(port) in _WEB_PORTS), float(port >= 0 and port not in _KNOWN_PORTS)
 
 
 def _put_found(b: EdrBatch, first: str, width: int, values: list[str], needles: Needles,

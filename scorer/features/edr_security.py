@@ -171,9 +171,10 @@ def put_security(b: EdrBatch) -> None:
     """Every column of :data:`NAMES`, into ``b.sheet``."""
     sheet = b.sheet
     b.codes.put(sheet, FAMILY_NAMES[0], len(FAMILY_NAMES), _family)
-    logon = b.numbers("logon_type", -1.0)
-    types = np.logical_or.reduceat(logon[:, None] == _LOGON_VALUES, _LOGON_STARTS, axis=1)
-    sheet.put_block(next(iter(LOGON_TYPES)), types & b.codes.member(LOGON_GATE)[:, None])
+    if not LOGON_GATE.isdisjoint(b.codes.distinct):  # else the columns stay 0
+        logon = b.numbers("logon_type", -1.0)
+        types = np.logical_or.reduceat(logon[:, None] == _LOGON_VALUES, _LOGON_STARTS, axis=1)
+        sheet.put_block(next(iter(LOGON_TYPES)), types & b.codes.member(LOGON_GATE)[:, None])
     put_keyed(b, AUTH_NAMES[0], len(AUTH_NAMES), LOGON_EVENTS, lambda e: field(
         e, "AuthenticationPackageName", "LmPackageName", "KeyLength", "LogonProcessName") + SEP + str(e.logon_type),
         _auth)

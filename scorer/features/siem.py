@@ -155,18 +155,24 @@ def _system_onehot(systems: Sequence[str]) -> F64:
 def _text_rows(names: Sequence[str]) -> F64:
     """``[len(names), len(KEYWORDS) + TOKEN_BUCKETS]``: each (lower-case) rule name's keyword
     flags and hashed word tokens."""
-    return np.array(list(map(_text_row, names)), dtype=np.float64).reshape(len(names), len(KEYWORDS) + TOKEN_BUCKETS)
+    rows = [_cached_row(name) if len(name) <= _CACHED_LENGTH else _text_row(name) for name in names]
+    return np.array(rows, dtype=np.float64).reshape(len(names), len(KEYWORDS) + TOKEN_BUCKETS)
 
 
-@functools.lru_cache(maxsize=4096)
 def _text_row(name: str) -> tuple[float, ...]:
-    """One rule name's row. Cached: a stream's rule names are few and recur in every batch,
-    and the ten keyword searches and the tokens cost more than the rest of a small batch."""
+    """One rule name's row."""
     row = [1.0 if search(name) else 0.0 for search in _KEYWORD_SEARCHES]
     row.extend(_NO_TOKENS)  # Python lists, not numpy rows: an item set on a numpy row costs ~5x
     for token in _WORD.findall(name):
         row[len(KEYWORDS) + stable_hash(token) % TOKEN_BUCKETS] = 1.0
-    return tuple(row)  # shared by every batch: not to be changed
+    return tuple(row)
+
+
+# A stream's rule names are few and recur in every batch, and their ten keyword searches and
+# tokens cost more than the rest of a small batch: rows are cached, for names short enough
+# that the cache stays small whatever the records say.
+_cached_row = functools.lru_cache(maxsize=4096)(_text_row)
+_CACHED_LENGTH = 512
 
 
 _NO_TOKENS = (0.0,) * TOKEN_BUCKETS

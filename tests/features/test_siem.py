@@ -1,7 +1,7 @@
 """SIEM features, value by value: every column of the matrix against its definition, computed
 here alert by alert, on alerts built around the columns' edges (known, upper-case and unknown
 systems, no and out-of-range severities, keywords and tokens in mixed case, hosts named or
-only by IP, rules by id or by name, a rule seen again after the window), whole and one
+only by IP, rules by id or by name, a rule seen again after the window, a very long name), whole and one
 alert a batch, and an empty batch."""
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ def _alerts() -> list[SiemAlert]:
                   severity=7, rule_id="5712"),
         SiemAlert(ts=4.0, rule_name="x", source_system="splunk", severity=0),
         SiemAlert(ts=90.0, rule_name="New value in apache log", source_system="SIGMA", host="h1", severity=15),
+        # A name longer than the rows the feature set caches (the uncached way, the same values).
+        SiemAlert(ts=91.0, rule_name="Web attack " + "padding " * 80 + "SQL injection", source_system="zeek",
+                  host="h2"),
     ]
 
 
