@@ -1,9 +1,9 @@
 """Kafka's default key -> partition placement (murmur2), for a whole batch of keys at once.
 
 aiokafka's ``murmur2`` is pure Python, about 5 µs a key: at 25,000 outputs a second that is
-an eighth of a core. Hashing every key of a batch with numpy, grouped by key length, gives
-the same partitions as the Java client and as ``send()`` (tests compare them on random
-keys) for a fraction of the cost.
+an eighth of a core. Hashing every key of a batch with numpy at once gives the same
+partitions as the Java client and as ``send()`` (tests compare them on random keys) for a
+fraction of the cost.
 
 >>> partitions_of([b"10.0.0.1", b"host-a"], 3).tolist() == [
 ...     (murmur2(k) & 0x7FFFFFFF) % 3 for k in (b"10.0.0.1", b"host-a")]
@@ -12,7 +12,6 @@ True
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,43 +24,41 @@ _SEED = np.uint32(0x9747B28C)
 _M = np.uint32(0x5BD1E995)
 
 
-def _hash_same_length(keys: Sequence[bytes], length: int) -> npt.NDArray[np.uint32]:
+def murmur2_batch(keys: Sequence[bytes]) -> npt.NDArray[np.uint32]:
+    """murmur2 of every key, in input order.
+
+    All keys at once, whatever their lengths: each key zero-padded to a row of 4-byte words
+    (one more than the longest key's whole words), every row mixed word by word while the
+    word is whole for it, then its last partial word (the padding's zeros make it the
+    little-endian tail murmur2 reads). A pass per key length cost ~20 numpy calls per
+    distinct length: at 50-record batches (uids and hosts of many lengths) more than the
+    hashing (docs/benchmarks.md section 21)."""
     n = len(keys)
-    data = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n, length)
-    h = np.full(n, _SEED ^ np.uint32(length), dtype=np.uint32)
-    n_words = length // 4
-    if n_words:
-        words = np.ascontiguousarray(data[:, : n_words * 4]).view("<u4")
-        for i in range(n_words):
-            k = words[:, i] * _M  # uint32 arithmetic wraps like Java's int
-            k ^= k >> np.uint32(24)
-            k *= _M
-            h *= _M
-            h ^= k
-    tail = data[:, n_words * 4 :].astype(np.uint32)
-    extra = length % 4
-    if extra >= 3:
-        h ^= tail[:, 2] << np.uint32(16)
-    if extra >= 2:
-        h ^= tail[:, 1] << np.uint32(8)
-    if extra >= 1:
-        h ^= tail[:, 0]
-        h *= _M
+    if n == 0:
+        return np.empty(0, dtype=np.uint32)
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
+    whole = lengths >> 2
+    width = int(whole.max()) + 1  # words per row, the partial one included
+    flat = np.zeros(n * width * 4, dtype=np.uint8)
+    total = int(lengths.sum())
+    if total:
+        starts = np.cumsum(lengths) - lengths
+        # Byte j of key r goes to r * width * 4 + j.
+        flat[np.repeat(np.arange(n, dtype=np.int64) * (width * 4) - starts, lengths) + np.arange(total)] = (
+            np.frombuffer(b"".join(keys), dtype=np.uint8))
+    words = flat.view("<u4").reshape(n, width)
+    h = _SEED ^ lengths.astype(np.uint32)
+    for i in range(width - 1):
+        k = words[:, i] * _M  # uint32 arithmetic wraps like Java's int
+        k ^= k >> np.uint32(24)
+        k *= _M
+        h = np.where(whole > i, (h * _M) ^ k, h)
+    h ^= words[np.arange(n), whole]  # the tail: zero where the key has none
+    h = np.where(lengths & 3 != 0, h * _M, h)
     h ^= h >> np.uint32(13)
     h *= _M
     h ^= h >> np.uint32(15)
     return h
-
-
-def murmur2_batch(keys: Sequence[bytes]) -> npt.NDArray[np.uint32]:
-    """murmur2 of every key, in input order."""
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for i, key in enumerate(keys):
-        by_length[len(key)].append(i)
-    out = np.empty(len(keys), dtype=np.uint32)
-    for length, rows in by_length.items():
-        out[rows] = _hash_same_length([keys[i] for i in rows], length)
-    return out
 
 
 def partitions_of(keys: Sequence[bytes], n_partitions: int) -> npt.NDArray[np.int64]:
