@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from deploy.gpu import bench_common
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference.base import ModelRef
@@ -26,18 +25,14 @@ from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import CARD, load_version, write_checksums
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.native._trees import Trees
+from tests.deploy import test_gpu_compiled
 from tests.support.paths import MODEL_REPOSITORY
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
 NETFLOW = "netflow_classifier"
-
-
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The bundled capture's feature rows per model, as the scorer computes them."""
-    out = tmp_path_factory.mktemp("capture") / "feats.npz"
-    bench_common.capture_features(out)
-    return np.load(out)
+# The bundled capture's feature rows per model, as the scorer computes them: the fixture of the
+# C++ backend's tests of the same libraries.
+capture = test_gpu_compiled.capture
 
 
 @pytest.fixture(scope="module")
