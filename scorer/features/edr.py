@@ -16,9 +16,10 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from itertools import repeat
+from operator import is_
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
-from scorer.features.base import F32, basename, column, flag, group_names, log1p, stable_hash
+from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash
 from scorer.features.edr_batch import EdrBatch
 from scorer.features.texts import Needles, Texts, first_texts
 
@@ -160,15 +161,19 @@ class EdrFeatures:
                              PARENT_HASH[0])
         _renamed(b, images)
         text = b.texts(_command_texts(evs, fields))
-        lower = [t.lower() for t in text.distinct]
+        parent_lines = b.attribute("parent_command_line")
+        # No command text: its token and length columns are 0 (most small batches).
+        lower = [] if text.blank() else [t.lower() for t in text.distinct]
         k = len(lower)
-        # The three length columns' log1p in one call: [command, its longest Base64 run, parent command].
-        logs = log1p([*map(len, lower), *(max(map(len, _B64.findall(t)), default=0) for t in lower),
-                      *map(len, b.attribute("parent_command_line"))])
-        lengths, b64 = logs[:k].tolist(), logs[k:2 * k].tolist()
-        sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
-                       list(map(_tokens, _TOKENS.counts(lower), lengths, b64)))
-        sheet.put("log_parent_cmd_len", logs[2 * k:])
+        if k or any(parent_lines):
+            # The three length columns' log1p in one call: [command, its longest Base64 run, parent command].
+            logs = log1p([*map(len, lower), *(max(map(len, _B64.findall(t)), default=0) for t in lower),
+                          *map(len, parent_lines)])
+            lengths, b64 = logs[:k].tolist(), logs[k:2 * k].tolist()
+            if k:
+                sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
+                               list(map(_tokens, _TOKENS.counts(lower), lengths, b64)))
+            sheet.put("log_parent_cmd_len", logs[2 * k:])
         _targets(b)
         return images, parents
 
@@ -209,6 +214,8 @@ def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, needles: Needl
     """A path column's flags (from ``first`` on: of its basename and the ``needles`` found in the
     path) and hashed basename (from ``hashed`` on), once per distinct path; returns each row's
     lower-case basename."""
+    if texts.blank():  # no path: every flag and bucket is 0
+        return [""] * len(texts)
     paths = [v.lower() for v in texts.distinct]
     bases = list(map(basename, paths))
     inverse = None if texts.identity else texts.inverse
@@ -251,7 +258,9 @@ def _targets(b: EdrBatch) -> None:
                lambda path, found: (float(found[0] > 0), float(path.endswith(RISKY_EXT)), float(found[1] > 0)))
     _put_found(b, "registry_key_risky", 1, b.attribute("target_object"), _REG_KEYS, _any_found)
     _put_found(b, "loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED, _any_found)
-    sheet.put("unsigned", flag((s is False for s in column(evs, "signed")), b.n))
+    unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
+    if any(unsigned):
+        sheet.put("unsigned", unsigned)
     sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")),
                     lambda v: (float(v.lower() in HIGH_LEVELS),))
     sheet.put_texts("user_system", 1, b.texts(b.attribute("user")), lambda v: (float(v.lower() in SYSTEM_USERS),))
@@ -279,6 +288,8 @@ def _put_found(b: EdrBatch, first: str, width: int, values: list[str], needles: 
     """The ``width`` columns from ``first`` on: ``row`` of each distinct lower-case value and the
     ``needles`` found in it."""
     texts = b.texts(values)
+    if texts.blank():  # ``row`` of "" with nothing found is zeros
+        return
     lower = [v.lower() for v in texts.distinct]
     b.sheet.put_rows(first, width, None if texts.identity else texts.inverse,
                      list(map(row, lower, needles.counts(lower))))

@@ -32,7 +32,8 @@ def positions(names: tuple[str, ...]) -> dict[str, int]:
 
 
 class Sheet:
-    """A batch's feature matrix (float64 ``[n, len(names)]``, zeros until written)."""
+    """A batch's feature matrix (float64 ``[n, len(names)]``, zeros until written; each column
+    is written once, so writing zeros is left out)."""
 
     __slots__ = ("at", "n", "names", "out")
 
@@ -51,6 +52,8 @@ class Sheet:
     def put_rows(self, first: str, width: int, inverse: npt.NDArray[np.intp] | None, rows: list[Row]) -> None:
         """Row ``i`` of the ``width`` columns from ``first`` on is ``rows[inverse[i]]`` (``rows[i]``
         when ``inverse`` is None): one row of values per distinct value of a column."""
+        if not any(map(any, rows)):  # most columns of a small batch: nothing to write
+            return
         j = self.at[first]
         native = scorer.native.module("_edr")
         if native is not None:
@@ -64,6 +67,8 @@ class Sheet:
         """:meth:`put_rows` of ``row(value)`` for each distinct value of ``texts`` (zeros for ``""``
         unless ``blank_zero`` is false)."""
         if blank_zero:
+            if texts.blank():
+                return
             zeros = (0.0,) * width
             rows = [row(v) if v else zeros for v in texts.distinct]
         else:

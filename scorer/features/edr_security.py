@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 
 import numpy as np
 
@@ -152,6 +152,8 @@ def _joined_lower(fields: list[dict[str, str]], *names: str) -> list[str]:
     ``names``, and their value is the same constant."""
     columns = [list(map(dict.get, fields, repeat(n))) for n in names]
     empty = SEP.join("" for _ in names).lower()
+    if not any(chain.from_iterable(columns)):  # C-level: most batches carry none of them
+        return [empty] * len(fields)
     return [SEP.join(v or "" for v in row).lower() if any(row) else empty for row in zip(*columns, strict=True)]
 
 
@@ -183,8 +185,9 @@ def put_security(b: EdrBatch) -> None:
     put_keyed(b, KERBEROS_NAMES[0], len(KERBEROS_NAMES), KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
               + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), _kerberos)
     privileges = b.texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList"))
-    sheet.put_rows(next(iter(PRIVILEGES)), len(PRIVILEGES), None if privileges.identity else privileges.inverse,
-                   [tuple(float(c > 0) for c in found) for found in _PRIVILEGES.counts(privileges.distinct)])
+    if privileges.distinct != [SEP]:  # else no event names a privilege: the columns stay 0
+        sheet.put_rows(next(iter(PRIVILEGES)), len(PRIVILEGES), None if privileges.identity else privileges.inverse,
+                       [tuple(float(c > 0) for c in found) for found in _PRIVILEGES.counts(privileges.distinct)])
     put_keyed(b, ENABLED_NAMES[0], 1, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"),
               lambda v: (float("sedebugprivilege" in v),))
     put_keyed(b, ACCOUNT_NAMES[0], len(ACCOUNT_NAMES), ACCOUNT_EVENTS, lambda e: f"{e.event_code}{SEP}"

@@ -65,6 +65,10 @@ class Texts:
     def __len__(self) -> int:
         return int(self.inverse.shape[0])
 
+    def blank(self) -> bool:
+        """Every row is ``""`` (most text columns of a small batch)."""
+        return not any(self.distinct)
+
     def rows(self) -> list[str]:
         """The value of every row, in row order."""
         distinct = self.distinct
