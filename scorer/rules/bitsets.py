@@ -17,7 +17,8 @@ same rows (measured: docs/rules.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,8 +176,16 @@ def _depth(tree: Any) -> int:
     return 1 + max((_depth(arg) for arg in tree[1:]), default=0)
 
 
-def need(tree: Any) -> set[int] | None:
-    """Atoms one of which must match for ``tree`` to hold anywhere (None: no such set)."""
+def need(tree: Any, shared: Mapping[int, int] | None = None) -> set[int] | None:
+    """Atoms one of which must match for ``tree`` to hold anywhere (None: no such set).
+
+    Of an ``and``'s sets the smallest, and of those (``shared``: atom -> how many trees name
+    it) the one whose atoms the fewest trees share: an atom every logsource names (the
+    Sysmon channel) matches in every batch, its EventID beside it seldom.
+
+    >>> sorted(need(["and", 0, 78])), sorted(need(["and", 0, 78], {0: 150, 78: 2}))
+    ([0], [78])
+    """
     if isinstance(tree, bool):
         return None if tree else set()
     if isinstance(tree, int):
@@ -184,14 +193,18 @@ def need(tree: Any) -> set[int] | None:
     if tree[0] == "or":
         out: set[int] = set()
         for arg in tree[1:]:
-            sub = need(arg)
+            sub = need(arg, shared)
             if sub is None:
                 return None
             out |= sub
         return out
     if tree[0] == "and":
-        needs = [x for x in (need(arg) for arg in tree[1:]) if x is not None]
-        return min(needs, key=len) if needs else None
+        needs = [x for x in (need(arg, shared) for arg in tree[1:]) if x is not None]
+        if not needs:
+            return None
+        if shared is None:
+            return min(needs, key=len)
+        return min(needs, key=lambda x: (len(x), sum(shared.get(a, 0) for a in x)))
     return None  # not: holds where its argument matched nothing
 
 
@@ -208,8 +221,10 @@ class Triggers:
     def __init__(self, trees: Iterable[Tree]) -> None:
         self.always: list[int] = []
         self.by_atom: dict[int, list[int]] = {}
+        trees = list(trees)
+        shared = Counter(a for tree in trees for a in set(atom_ids(tree)))
         for number, tree in enumerate(trees):
-            required = need(tree)
+            required = need(tree, shared)
             if required is None:
                 self.always.append(number)
             for aid in required or ():
