@@ -33,6 +33,10 @@ GOLDEN_FILE = "golden.npz"  # scorer.lifecycle.golden's, read here by column nam
 SAMPLE_ROWS = 512
 SAMPLE_SEED = 0x5C0E
 TOLERANCE = 1e-5
+# -Os, not tl2cgen's -O3: the libraries are 30% smaller (netflow 110 KB, siem 294 KB) and
+# cheaper a row, in the pipeline's inference stage 1.8-2.1 µs/event at 50-record batches
+# against 2.7 with -O3 (1.0 against 1.3-1.4 at 2,048), this box's gcc (benchmarks.md, 19).
+OPTIMIZE = "-Os"
 
 
 class EngineUnavailable(Exception):
@@ -71,7 +75,7 @@ def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], Floa
     if verify:
         _check_listed(version.path, data)
     try:
-        trees = CompiledTrees(build(data, cache))
+        trees = CompiledTrees(build(data, cache, OPTIMIZE))
     except BuildError as exc:
         raise EngineUnavailable("build", f"{checkpoint}: {exc}") from None
     except (OSError, ValueError, ImportError) as exc:

@@ -29,8 +29,11 @@ import numpy.typing as npt
 
 LIBRARY = "model_compiled.so"
 CHECKPOINT = "model.tl"
-# As tl2cgen's own gcc recipe (contrib/gcc.py), which its predictor is tested with.
-CFLAGS = ("-O3", "-std=c99", "-fPIC", "-shared")
+# As tl2cgen's own gcc recipe (contrib/gcc.py), which its predictor is tested with; the
+# optimization level is the caller's (deploy/gpu: -O3, as that recipe; the in-process engine
+# its own, scorer.inference.compiled.OPTIMIZE).
+FLAGS = ("-std=c99", "-fPIC", "-shared")
+CFLAGS = ("-O3", *FLAGS)
 
 
 class BuildError(Exception):
@@ -54,19 +57,20 @@ def compiler() -> str:
     return os.environ.get("CC") or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), "cc")
 
 
-def build(checkpoint: Path | bytes, cache: Path | None = None) -> Path:
+def build(checkpoint: Path | bytes, cache: Path | None = None, optimize: str = "-O3") -> Path:
     """The compiled library of ``checkpoint`` (a Treelite ``model.tl``, or its bytes, e.g.
-    those just checked against SHA256SUMS), built unless the cache holds one for the same
-    bytes, tl2cgen and compiler flags. Raises BuildError when it cannot be built."""
+    those just checked against SHA256SUMS), built with ``optimize`` unless the cache holds
+    one for the same bytes, tl2cgen and compiler flags. Raises BuildError when it cannot be
+    built."""
     data = checkpoint.read_bytes() if isinstance(checkpoint, Path) else checkpoint
     cache = cache or default_cache()
     try:
         version = tl2cgen_version()
     except ImportError:
         raise BuildError("tl2cgen is not installed (pip install 'scorer[train]')") from None
-    cc = compiler()
+    cc, flags = compiler(), (optimize, *FLAGS)
     key = hashlib.sha256(data)
-    key.update(f"{version} {cc} {' '.join(CFLAGS)}".encode())
+    key.update(f"{version} {cc} {' '.join(flags)}".encode())
     final = cache / key.hexdigest()[:24]
     if (final / LIBRARY).is_file():
         return final / LIBRARY
@@ -75,7 +79,7 @@ def build(checkpoint: Path | bytes, cache: Path | None = None) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
     try:
-        _compile(data, cc, work)
+        _compile(data, [cc, *flags], work)
         try:
             work.rename(final)
         except OSError:
@@ -86,7 +90,7 @@ def build(checkpoint: Path | bytes, cache: Path | None = None) -> Path:
     return final / LIBRARY
 
 
-def _compile(data: bytes, cc: str, work: Path) -> None:
+def _compile(data: bytes, command: list[str], work: Path) -> None:
     import tl2cgen
     import treelite
 
@@ -97,10 +101,10 @@ def _compile(data: bytes, cc: str, work: Path) -> None:
         tl2cgen.generate_c_code(model, str(source), params={})
     except Exception as exc:  # treelite and tl2cgen raise their own untyped errors
         raise BuildError(f"tl2cgen cannot generate C from the checkpoint: {exc}") from None
-    run = subprocess.run([cc, *CFLAGS, "-o", str(work / LIBRARY), *sorted(map(str, source.glob("*.c"))), "-lm"],
+    run = subprocess.run([*command, "-o", str(work / LIBRARY), *sorted(map(str, source.glob("*.c"))), "-lm"],
                          capture_output=True, text=True)
     if run.returncode != 0:
-        raise BuildError(f"{cc} failed ({run.returncode}): {run.stderr[-500:]}")
+        raise BuildError(f"{command[0]} failed ({run.returncode}): {run.stderr[-500:]}")
     shutil.rmtree(source)
 
 

@@ -20,7 +20,9 @@ from prometheus_client import CollectorRegistry
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference.base import ModelRef
-from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, agreement, build
+from scorer.inference.compiled import OPTIMIZE
+from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, agreement
+from scorer.inference.compiled_build import build as build_with
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import CARD, load_version, write_checksums
 from scorer.lifecycle.loader import RuntimeLoader
@@ -39,6 +41,11 @@ capture = test_gpu_compiled.capture
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One library cache for the module: each shipped model compiles once."""
     return tmp_path_factory.mktemp("compiled-cache")
+
+
+def build(checkpoint: Path, cache: Path) -> Path:
+    """The library the engine builds (its flags), into ``cache``."""
+    return build_with(checkpoint, cache, OPTIMIZE)
 
 
 def _onnxruntime(model: str, x: Any) -> Any:
@@ -201,7 +208,7 @@ def test_concurrent_builds_of_one_version_leave_one_library(tmp_path: Path) -> N
     checkpoint, cache = MODEL_REPOSITORY / NETFLOW / "1" / CHECKPOINT, tmp_path / "cache"
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(3, mp_context=context) as pool:
-        libraries = set(pool.map(build, [checkpoint] * 3, [cache] * 3))
+        libraries = set(pool.map(build_with, [checkpoint] * 3, [cache] * 3, [OPTIMIZE] * 3))
     assert libraries == {build(checkpoint, cache)}
     assert [p.name for p in cache.iterdir()] == [next(iter(libraries)).parent.name]
     assert Trees(str(next(iter(libraries)))).n_features == 28
