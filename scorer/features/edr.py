@@ -247,9 +247,11 @@ def _tokens(counts: Found, log_len: float, log_b64: float) -> tuple[float, ...]:
 def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> list[str]:
     """Every event's command line and script texts (``_COMMAND_FIELDS``) joined by spaces, not
     lower-cased yet (once per distinct text, later), read by column (most events carry none of it)."""
-    parts = zip(column(evs, "command_line"), *(map(dict.get, fields, repeat(name)) for name in _COMMAND_FIELDS),
-                strict=True)
-    return [" ".join(filter(None, row)) if any(row) else "" for row in parts]
+    columns = [column(evs, "command_line"), *(list(map(dict.get, fields, repeat(name))) for name in _COMMAND_FIELDS)]
+    columns = [c for c in columns if any(c)]  # C-level: most carry nothing in a batch
+    if len(columns) <= 1:
+        return [v or "" for v in columns[0]] if columns else [""] * len(evs)
+    return [" ".join(filter(None, row)) if any(row) else "" for row in zip(*columns, strict=True)]
 
 
 def _targets(b: EdrBatch) -> None:

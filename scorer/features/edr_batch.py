@@ -21,7 +21,7 @@ import numpy.typing as npt
 import scorer.native
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F32, F64, column, finite32, numbers, only
-from scorer.features.texts import Texts, factorize, first_texts
+from scorer.features.texts import Texts, factorize, first_texts, zeros
 
 Row = Sequence[float]
 
@@ -145,6 +145,9 @@ class EdrBatch:
     def put_numbers(self, first: str, width: int, attr: str, default: float, row: Callable[[float], Row]) -> None:
         """:meth:`Sheet.put_rows` of ``row(v)`` for each distinct value ``v`` of :meth:`numbers`
         (codes, ports: a few a batch; fewer calls than numpy's per-column comparisons)."""
+        if column(self.events, attr).count(None) == self.n:  # no event has one (most batches)
+            self.sheet.put_rows(first, width, zeros(self.n), [row(default)])
+            return
         distinct, inverse = factorize(self.numbers(attr, default).tolist())
         self.sheet.put_rows(first, width, inverse, list(map(row, distinct)))
 

@@ -54,11 +54,14 @@ def cmdline_columns(evs: Sequence[EndpointEvent], images: list[str], parents: li
 
 def put_cmdline(b: EdrBatch, images: list[str], parents: list[str]) -> None:
     """Every column of :data:`NAMES`, into ``b.sheet``."""
+    # A batch without command lines (or parents) leaves its columns 0: most small batches.
     lines = column(b.events, "command_line")
-    text = b.texts([image + SEP + line if line else "" for image, line in zip(images, lines, strict=True)])
-    b.sheet.put_texts(SHAPE_NAMES[0], len(SHAPE_NAMES), text, _shape)
-    pairs = b.texts([parent + SEP + image if parent else "" for parent, image in zip(parents, images, strict=True)])
-    b.sheet.put_texts(PAIR_NAMES[0], len(PAIR_NAMES), pairs, _pair)
+    if any(lines):
+        text = b.texts([image + SEP + line if line else "" for image, line in zip(images, lines, strict=True)])
+        b.sheet.put_texts(SHAPE_NAMES[0], len(SHAPE_NAMES), text, _shape)
+    if any(parents):
+        pairs = b.texts([parent + SEP + image if parent else "" for parent, image in zip(parents, images, strict=True)])
+        b.sheet.put_texts(PAIR_NAMES[0], len(PAIR_NAMES), pairs, _pair)
 
 
 def entropy(text: str) -> float:

@@ -28,6 +28,8 @@ from scorer.features.base import F64, contains_any, count_any, flag, isin
 _SMALL = 4
 H = TypeVar("H", bound=Hashable)
 _ARANGE = np.arange(_SMALL + 1, dtype=np.intp)
+_ZEROS = np.zeros(4096, dtype=np.intp)
+_ZEROS.flags.writeable = False  # shared by the blank columns of every batch
 
 
 class Texts:
@@ -40,6 +42,10 @@ class Texts:
             self.distinct: list[str] = rows
             self.inverse: npt.NDArray[np.intp] = _ARANGE[: len(rows)]
             self.identity = True
+            return
+        if not any(rows) and rows.count("") == len(rows):
+            # Every row "" (most text columns of a small batch): nothing to factorise.
+            self.distinct, self.inverse, self.identity = rows[:1], zeros(len(rows)), False
             return
         self.distinct, self.inverse = factorize(rows)
         # No repeats: rows are the distinct values, no gather needed.
@@ -109,6 +115,11 @@ class Texts:
             return per_value
         out: F64 = per_value[self.inverse]
         return out
+
+
+def zeros(n: int) -> npt.NDArray[np.intp]:
+    """The inverse of a column of ``n`` equal rows (read-only)."""
+    return _ZEROS[:n] if n <= len(_ZEROS) else np.zeros(n, dtype=np.intp)
 
 
 def first_texts(primary: list[str | None] | None, fields: list[dict[str, str]] | None = None,
