@@ -75,9 +75,10 @@ _COMPILED_MAX = 50_000
 
 
 def compile_tree(tree: Tree) -> Compiled:
-    """``tree`` as a Python function of ``(amask.get, scope)``: the same rows, and the same
-    early exits, as :func:`evaluate_tree` (``and`` stops at an empty set, ``or`` at the whole
-    scope), without its recursive calls and type tests per node; an ``or`` of plain atoms is
+    """``tree`` as a Python function of ``(amask.get, scope)``: the same rows as
+    :func:`evaluate_tree`, and its early exits (``and`` stops at an empty set, its arguments
+    with the fewest atoms first; ``or`` at the whole scope), without its recursive calls and
+    type tests per node; an ``or`` of plain atoms is
     one expression. It ran once per logsource and candidate rule per batch (measured:
     docs/benchmarks.md)."""
     if _depth(tree) > _MAX_DEPTH:
@@ -140,6 +141,11 @@ class _Emitter:
             return out
         if op not in ("and", "or"):
             raise ValueError(f"unknown condition operator {op!r}")
+        if op == "and":
+            # The fewest atoms first: an and's rows do not depend on its order, and a rule's
+            # selective part (a single atom, its trigger as often as not) empties the scope
+            # before a list of dozens of values is looked up.
+            args = sorted(args, key=lambda arg: len(atom_ids(arg)))
         # A one-pass loop: ``break`` is the early exit.
         self.lines.append(f"{pad}{out} = {scope if op == 'and' else '0'}")
         self.lines.append(f"{pad}while True:")
