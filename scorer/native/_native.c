@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define KIND_NETFLOW 0
 #define KIND_SIEM 1
@@ -1044,6 +1047,32 @@ static PyObject *column(PyObject *Py_UNUSED(module), PyObject *args) {
  * float32 [rows, cols], or [cols, rows] with ``transposed`` (a feature-major block written out
  * event-major); both C-contiguous. One pass instead of numpy's four calls and a copy.
  */
+/* dst[i * step] = the finite float32 of src[i], i < n: NaN -> 0, clipped to +-clip. Two values
+ * at a time with SSE2 (max, then min: a NaN comes out as the bound, and the ordered-compare mask
+ * turns it into +0.0), the C expression elsewhere; the same values either way. Branch-free: a
+ * branch per value cost ~4 ns on a matrix of mixed values, 4x numpy's passes. */
+static void finite_run(const double *src, float *dst, Py_ssize_t n, Py_ssize_t step, double clip) {
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    const __m128d lo = _mm_set1_pd(-clip), hi = _mm_set1_pd(clip);
+    for (; i + 2 <= n; i += 2) {
+        __m128d v = _mm_loadu_pd(src + i);
+        __m128d kept = _mm_and_pd(_mm_cmpord_pd(v, v), _mm_min_pd(_mm_max_pd(v, lo), hi));
+        __m128 f = _mm_cvtpd_ps(kept);
+        if (step == 1) {
+            _mm_storel_pi((__m64 *)(dst + i), f);
+        } else {
+            _mm_store_ss(dst + i * step, f);
+            _mm_store_ss(dst + (i + 1) * step, _mm_shuffle_ps(f, f, 1));
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        double v = src[i];
+        dst[i * step] = (float)(v != v ? 0.0 : v < -clip ? -clip : v > clip ? clip : v);
+    }
+}
+
 static PyObject *finite32(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *src, *dst;
     int transposed;
@@ -1066,12 +1095,10 @@ static PyObject *finite32(PyObject *Py_UNUSED(module), PyObject *args) {
     const double *in = s.buf;
     float *out = d.buf;
     Py_ssize_t rows = s.shape[0], cols = s.shape[1];
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        for (Py_ssize_t c = 0; c < cols; c++) {
-            double v = in[r * cols + c];
-            v = v != v ? 0.0 : v < -clip ? -clip : v > clip ? clip : v;
-            out[transposed ? c * rows + r : r * cols + c] = (float)v;
-        }
+    if (transposed) { /* each source row (a feature) is a destination column */
+        for (Py_ssize_t c = 0; c < rows; c++) finite_run(in + c * cols, out + c, cols, rows, clip);
+    } else {
+        finite_run(in, out, rows * cols, 1, clip);
     }
     result = Py_NewRef(Py_None);
 done:
