@@ -120,7 +120,7 @@ class Codes:
 class EdrBatch:
     """The events, the columns several blocks read, and the :class:`Sheet` of ``names``."""
 
-    __slots__ = ("_numbers", "codes", "events", "fields", "n", "sheet")
+    __slots__ = ("_blank", "_numbers", "codes", "events", "fields", "n", "sheet")
 
     def __init__(self, events: Sequence[object], names: tuple[str, ...], what: str) -> None:
         only(events, (EndpointEvent,), what)
@@ -130,17 +130,30 @@ class EdrBatch:
         self.codes = Codes(self.events)
         self.sheet = Sheet(names, self.n)
         self._numbers: dict[tuple[str, float], F64] = {}
+        # The column every event leaves empty, and its Texts: most columns of a small batch.
+        self._blank: tuple[list[str], Texts] | None = None
 
     def texts(self, values: list[str]) -> Texts:
+        if self._blank is not None and values is self._blank[0]:
+            return self._blank[1]
         return Texts(values)
 
     def attribute(self, attr: str) -> list[str]:
         """A text attribute of every event, ``""`` when missing."""
-        return first_texts(column(self.events, attr))
+        values = column(self.events, attr)
+        return self.blank() if values.count(None) == self.n else first_texts(values)
 
     def field(self, name: str) -> list[str]:
         """``fields[name]`` of every event, ``""`` when missing."""
-        return first_texts(None, self.fields, name)
+        values = first_texts(None, self.fields, name)
+        return self.blank() if values.count("") == self.n else values
+
+    def blank(self) -> list[str]:
+        """``""`` for every event (one list a batch: not to be changed)."""
+        if self._blank is None:
+            values = [""] * self.n
+            self._blank = values, Texts(values)
+        return self._blank[0]
 
     def put_numbers(self, first: str, width: int, attr: str, default: float, row: Callable[[float], Row]) -> None:
         """:meth:`Sheet.put_rows` of ``row(v)`` for each distinct value ``v`` of :meth:`numbers`
