@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from scorer.config import Settings
 from scorer.errors import ModelError
 from scorer.events.structs import EventKind
@@ -16,6 +18,7 @@ from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import load_version
 from scorer.inference.triton import TritonBackend
 from scorer.inference.triton_shm import SharedMemoryTritonBackend
+from scorer.lifecycle.loader import split_backend
 from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.scoring import BatchScorer
 from scorer.profiles.view import TopicProfileView
@@ -70,6 +73,14 @@ def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) ->
     if inf.on_triton_outage == "fallback":
         return FailoverBackend(triton, local)
     return triton
+
+
+def register_engine_metrics(backend: InferenceBackend, registry: CollectorRegistry) -> None:
+    """The in-process backend's engine metrics (``scorer_inference_engine``, its fallbacks)
+    on the service's registry, when the backend scores in process (itself or as fallback)."""
+    _, local = split_backend(backend)
+    if local is not None:
+        local.metrics.register(registry)
 
 
 def _file(path: Path | None) -> str | None:

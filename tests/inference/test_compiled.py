@@ -17,16 +17,19 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from scorer.config import Settings
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference.base import ModelRef
 from scorer.inference.compiled import OPTIMIZE
 from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, agreement
 from scorer.inference.compiled_build import build as build_with
+from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import CARD, load_version, write_checksums
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.native._trees import Trees
+from scorer.service.build import build_backend, build_runtimes, load_rules, register_engine_metrics
 from tests.deploy import test_gpu_compiled
 from tests.support.paths import MODEL_REPOSITORY
 
@@ -236,3 +239,23 @@ async def test_the_lifecycle_loads_a_new_version_through_the_compiled_engine(tmp
     loader.unload_local(runtime.model)
     assert registry.get_sample_value("scorer_inference_engine", labels) is None
     assert backend.loaded() == []
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "triton"])
+async def test_the_setting_reaches_the_in_process_backend_and_triton_s_fallback(backend: str, cache: Path) -> None:
+    """With the compiled engine the service's in-process scorer (the backend itself, or
+    Triton's fallback) loads the runtimes' versions at start, and its metrics reach the
+    service's registry. Nothing connects to Triton here."""
+    settings = Settings(inference={"backend": backend, "in_process_engine": "compiled",  # type: ignore[arg-type]
+                                   "compiled_cache": cache, "model_repository": MODEL_REPOSITORY})
+    runtimes = build_runtimes(settings, rules=load_rules(settings))
+    built = build_backend(settings, runtimes)
+    local = built.fallback if isinstance(built, FailoverBackend) else built
+    assert isinstance(local, OnnxRuntimeBackend) and local.engine == "compiled"
+    registry = CollectorRegistry()
+    register_engine_metrics(built, registry)
+    await local.start()
+    assert set(local.loaded()) == {rt.model for rt in runtimes.values()} and len(runtimes) == 3
+    for ref in local.loaded():
+        assert registry.get_sample_value("scorer_inference_engine",
+                                         {"model": ref.name, "version": "1", "engine": "compiled"}) == 1
