@@ -76,8 +76,11 @@ def build(checkpoint: Path | bytes, cache: Path | None = None, optimize: str = "
         return final / LIBRARY
     if shutil.which(cc) is None:
         raise BuildError(f"no C compiler {cc!r} (set CC, or apt-get install gcc)")
-    cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
+    except OSError as exc:  # e.g. a read-only home: set inference.compiled_cache
+        raise BuildError(f"cannot build in the cache {cache}: {exc}") from None
     try:
         _compile(data, [cc, *flags], work)
         try:

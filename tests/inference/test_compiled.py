@@ -147,6 +147,14 @@ async def test_no_compiler_falls_back_to_onnxruntime(tmp_path: Path, capture: An
     assert "no C compiler" in message
 
 
+async def test_an_unwritable_cache_falls_back_to_onnxruntime(tmp_path: Path, capture: Any,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache's parent directory should be")
+    message = await _loads_onnxruntime(MODEL_REPOSITORY, blocked / "cache", "build", caplog, capture)
+    assert "cannot build in the cache" in message
+
+
 async def test_a_library_of_other_trees_fails_the_check(tmp_path: Path, capture: Any, cache: Path,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """The cache holds, under the shipped checkpoint's key, a library built from other trees
