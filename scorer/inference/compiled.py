@@ -108,11 +108,14 @@ def check_rows(version: ModelVersion, n_features: int) -> FloatMatrix:
     parts = [sample_rows(n_features)]
     golden = version.path / GOLDEN_FILE
     if golden.is_file():
-        with np.load(golden, allow_pickle=False) as z:
-            index = {str(n): i for i, n in enumerate(z["feature_names"].tolist())}
-            if all(n in index for n in version.card.feature_names):
-                columns = [index[n] for n in version.card.feature_names]
-                parts.insert(0, np.asarray(z["features"], np.float32)[:, columns])
+        try:
+            with np.load(golden, allow_pickle=False) as z:
+                index = {str(n): i for i, n in enumerate(z["feature_names"].tolist())}
+                if all(n in index for n in version.card.feature_names):
+                    columns = [index[n] for n in version.card.feature_names]
+                    parts.insert(0, np.asarray(z["features"], np.float32)[:, columns])
+        except (OSError, KeyError, ValueError, IndexError):
+            pass  # not a golden set this code reads: the fixed sample still checks the library
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 

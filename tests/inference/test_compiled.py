@@ -21,7 +21,7 @@ from scorer.config import Settings
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference.base import ModelRef
-from scorer.inference.compiled import OPTIMIZE
+from scorer.inference.compiled import OPTIMIZE, SAMPLE_ROWS, check_rows, sample_rows
 from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, agreement
 from scorer.inference.compiled_build import build as build_with
 from scorer.inference.failover import FailoverBackend
@@ -194,6 +194,27 @@ async def test_a_checkpoint_absent_or_not_covered_by_the_checksums(change: str, 
     reason = {"missing": "no_checkpoint", "unlisted": "integrity"}[change]
     message = await _loads_onnxruntime(tmp_path / "repo", cache, reason, caplog, capture)
     assert CHECKPOINT in message
+
+
+def test_the_check_rows_are_the_golden_set_by_column_name_then_the_sample(tmp_path: Path, capture: Any,
+                                                                         cache: Path) -> None:
+    version_dir = _copy_version(tmp_path / "repo")
+    names = load_version(tmp_path / "repo", NETFLOW).card.feature_names
+    x = np.asarray(capture[NETFLOW][:300], np.float32)
+    order = np.random.default_rng(3).permutation(len(names))  # stored in another column order
+    np.savez(version_dir / "golden.npz", features=x[:, order], labels=np.zeros(len(x), np.int8),
+             feature_names=np.array(names)[order])
+    write_checksums(version_dir)
+    version = load_version(tmp_path / "repo", NETFLOW)
+    rows = check_rows(version, len(names))
+    assert np.array_equal(rows[:300], x) and np.array_equal(rows[300:], sample_rows(len(names)), equal_nan=True)
+    assert OnnxRuntimeBackend(tmp_path / "repo", engine="compiled", compiled_cache=cache).engine_of(
+        ModelRef(NETFLOW)) == "compiled"
+    np.savez(version_dir / "golden.npz", features=x[:, 1:], feature_names=np.array(names[1:]))
+    assert len(check_rows(version, len(names))) == SAMPLE_ROWS, "a golden set lacking a column is not read"
+    (version_dir / "golden.npz").write_bytes(b"not a zip")
+    assert len(check_rows(version, len(names))) == SAMPLE_ROWS
+    assert np.isnan(sample_rows(len(names))).mean() > 0.05
 
 
 def test_a_second_load_reuses_the_cached_library(tmp_path: Path) -> None:
