@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from scorer.events.structs import Event, EventKind, SiemAlert
 from scorer.features.base import (
@@ -24,12 +25,12 @@ from scorer.features.base import (
     column,
     entity_rows,
     entity_windows,
-    finished,
     group_names,
     numbers,
     only,
     stable_hash,
 )
+from scorer.features.edr_batch import Sheet
 from scorer.features.texts import Texts
 
 TOKEN_BUCKETS = 64
@@ -108,74 +109,58 @@ class SiemFeatures:
     def transform(self, events: Sequence[Event]) -> F32:
         only(events, (SiemAlert,), "SiemFeatures.transform")
         alerts, n = events, len(events)
-        # Feature-major, a block of columns per numpy call: a small batch pays per call, not
-        # per value (a call per column cost ~90 µs a batch of 5).
-        out = np.empty((len(self.names), n), dtype=np.float64)
-        # Rule names and systems repeat heavily: text work runs once per distinct value.
-        names = Texts(column(alerts, "rule_name")).map(str.lower)
-        system = Texts(column(alerts, "source_system")).map(str.lower)
-        out[_SYSTEM_ROWS] = system.block(_system_onehot).T
+        # Rule names and systems repeat heavily: their columns are a row of values per
+        # distinct text, placed at every alert holding it by one (native) pass of the Sheet;
+        # a small batch pays per call, not per value.
+        sheet = Sheet(self.names, n)
+        names = Texts(column(alerts, "rule_name"))
+        lower = [v.lower() for v in names.distinct]
+        inverse = None if names.identity else names.inverse
+        texts = [_cached_rows(name) if len(name) <= _CACHED_LENGTH else _text_rows(name) for name in lower]
+        sheet.put_rows(KEYWORD_NAMES[0], len(KEYWORDS), inverse, [keywords for keywords, _ in texts])
+        sheet.put_rows(TOKEN_NAMES[0], TOKEN_BUCKETS, inverse, [tokens for _, tokens in texts])
+        system = Texts(column(alerts, "source_system"))
+        sheet.put_rows(SYSTEM_NAMES[0], len(SYSTEM_NAMES), None if system.identity else system.inverse,
+                       [_SYSTEM_ONEHOT[_SYSTEM_CLASS.get(s.lower(), len(SYSTEMS))] for s in system.distinct])
         severity = numbers(alerts, "severity", -1.0)
-        out[_SEVERITY] = severity >= 0
-        np.divide(np.clip(severity, 0.0, 15.0), 15.0, out=out[_SEVERITY + 1])
-        text = names.block(_text_rows).T
-        out[_KEYWORD_ROWS], out[_TOKEN_ROWS] = text[:len(KEYWORDS)], text[len(KEYWORDS):]
-        out[_STATEFUL_ROWS] = self._stateful(alerts, names).T
-        return finished(out)
+        block = np.empty((n, 2))  # has_severity, severity
+        block[:, 0] = severity >= 0
+        np.divide(np.clip(severity, 0.0, 15.0), 15.0, out=block[:, 1])
+        sheet.put_block("has_severity", block)
+        sheet.put_block(STATEFUL[0], self._stateful(alerts, lower, names.inverse))
+        return sheet.matrix()
 
-    def _stateful(self, alerts: Sequence[Event], names: Texts) -> F64:
-        # Per host (its IP when the alert names none), per rule (its name when it has no id);
-        # a Python pass per alert only where some alert lacks the first.
+    def _stateful(self, alerts: Sequence[Event], lower: list[str], inverse: npt.NDArray[np.intp]) -> F64:
+        # Per host (its IP when the alert names none), per rule (its lower-case name when it has
+        # no id); a Python pass per alert only where some alert lacks the first.
         keys = column(alerts, "host")
         if not all(keys):
             keys = [h or ip or "" for h, ip in zip(keys, column(alerts, "src_ip"), strict=True)]
         rules = column(alerts, "rule_id")
         if not all(rules):
-            rules = [r or name for r, name in zip(rules, names.rows(), strict=True)]
+            rules = [r or lower[j] for r, j in zip(rules, inverse.tolist(), strict=True)]
         return entity_rows(self.state, keys, column(alerts, "ts"), rules, width=len(STATEFUL))
 
 
-_SYSTEM_ROWS = slice(0, len(SYSTEM_NAMES))
-_SEVERITY = len(SYSTEM_NAMES)
-_KEYWORD_ROWS = slice(_SEVERITY + 2, _SEVERITY + 2 + len(KEYWORD_NAMES))
-_STATEFUL_ROWS = slice(_KEYWORD_ROWS.stop, _KEYWORD_ROWS.stop + len(STATEFUL))
-_TOKEN_ROWS = slice(_STATEFUL_ROWS.stop, _STATEFUL_ROWS.stop + len(TOKEN_NAMES))
 _SYSTEM_CLASS = {s: i for i, s in enumerate(SYSTEMS)}
-_SYSTEM_ONEHOT = np.eye(len(SYSTEM_NAMES))  # the known systems, then "other"
+# Each system's one-hot row: the known systems, then "other".
+_SYSTEM_ONEHOT = tuple(tuple(float(i == j) for j in range(len(SYSTEM_NAMES))) for i in range(len(SYSTEM_NAMES)))
 _KEYWORD_SEARCHES = tuple(alternation(needles).search for needles in KEYWORDS.values())
 
 
-def _system_onehot(systems: Sequence[str]) -> F64:
-    """``[len(systems), len(SYSTEM_NAMES)]``: each (lower-case) system's one-hot row."""
-    other = len(SYSTEMS)
-    out: F64 = _SYSTEM_ONEHOT[[_SYSTEM_CLASS.get(s, other) for s in systems]]
-    return out
-
-
-def _text_rows(names: Sequence[str]) -> F64:
-    """``[len(names), len(KEYWORDS) + TOKEN_BUCKETS]``: each (lower-case) rule name's keyword
-    flags and hashed word tokens."""
-    rows = [_cached_row(name) if len(name) <= _CACHED_LENGTH else _text_row(name) for name in names]
-    return np.array(rows, dtype=np.float64).reshape(len(names), len(KEYWORDS) + TOKEN_BUCKETS)
-
-
-def _text_row(name: str) -> tuple[float, ...]:
-    """One rule name's row."""
-    row = [1.0 if search(name) else 0.0 for search in _KEYWORD_SEARCHES]
-    row.extend(_NO_TOKENS)  # Python lists, not numpy rows: an item set on a numpy row costs ~5x
+def _text_rows(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A (lower-case) rule name's keyword flags and hashed word tokens."""
+    tokens = [0.0] * TOKEN_BUCKETS
     for token in _WORD.findall(name):
-        row[len(KEYWORDS) + stable_hash(token) % TOKEN_BUCKETS] = 1.0
-    return tuple(row)
+        tokens[stable_hash(token) % TOKEN_BUCKETS] = 1.0
+    return tuple(1.0 if search(name) else 0.0 for search in _KEYWORD_SEARCHES), tuple(tokens)
 
 
 # A stream's rule names are few and recur in every batch, and their ten keyword searches and
 # tokens cost more than the rest of a small batch: rows are cached, for names short enough
 # that the cache stays small whatever the records say.
-_cached_row = functools.lru_cache(maxsize=4096)(_text_row)
+_cached_rows = functools.lru_cache(maxsize=4096)(_text_rows)
 _CACHED_LENGTH = 512
-
-
-_NO_TOKENS = (0.0,) * TOKEN_BUCKETS
 
 
 __all__ = ["SiemFeatures"]
