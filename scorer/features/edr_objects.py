@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
 from scorer.features.edr_batch import EdrBatch
-from scorer.features.edr_security import SEP, field, hex_int, put_keyed
+from scorer.features.edr_security import SEP, field, hex_int, keyed_row, put_keyed
 
 SERVICE_NAMES = ("svc_shell", "svc_user_dir", "svc_remote_path", "svc_outside_system", "svc_driver")
 TASK_NAMES = ("task_shell", "task_user_dir", "task_hidden", "task_system", "task_encoded", "task_logon_boot")
@@ -78,16 +78,16 @@ def object_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
 def put_objects(b: EdrBatch) -> None:
     """Every column of :data:`NAMES`, into ``b.sheet``."""
     put_keyed(b, SERVICE_NAMES[0], len(SERVICE_NAMES), SERVICE_EVENTS,
-              lambda e: field(e, "ImagePath", "ServiceFileName", "ServiceType"), _service)
+              lambda e: field(e, "ImagePath", "ServiceFileName", "ServiceType"), _keyed_service)
     put_keyed(b, TASK_NAMES[0], len(TASK_NAMES), TASK_EVENTS, lambda e: field(e, "TaskContent", "TaskContentNew"),
-              _task)
+              _keyed_task)
     put_keyed(b, DS_NAMES[0], len(DS_NAMES), DS_EVENTS, lambda e: f"{e.event_code}{SEP}"
-              + field(e, "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType"), _directory)
+              + field(e, "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType"), _keyed_directory)
     put_keyed(b, SHARE_NAMES[0], len(SHARE_NAMES), SHARE_EVENTS,
-              lambda e: field(e, "ShareName", "RelativeTargetName", "AccessList"), _share)
-    put_keyed(b, HANDLE_NAMES[0], len(HANDLE_NAMES), HANDLE_EVENTS, lambda e: e.target_filename or "", _handle)
+              lambda e: field(e, "ShareName", "RelativeTargetName", "AccessList"), _keyed_share)
+    put_keyed(b, HANDLE_NAMES[0], len(HANDLE_NAMES), HANDLE_EVENTS, lambda e: e.target_filename or "", _keyed_handle)
     put_keyed(b, ACCESS_NAMES[0], len(ACCESS_NAMES), frozenset({10}),
-              lambda e: field(e, "TargetImage", "GrantedAccess", "CallTrace"), _access)
+              lambda e: field(e, "TargetImage", "GrantedAccess", "CallTrace"), _keyed_access)
 
 
 def _any(text: str, needles: Sequence[str]) -> float:
@@ -155,3 +155,12 @@ def _access(value: str) -> tuple[float, ...]:
     return (float(read), float(bool(rights & (PROCESS_VM_WRITE | PROCESS_VM_OPERATION))),
             float(bool(rights & PROCESS_CREATE_THREAD)), float(read and target.endswith("\\lsass.exe")),
             float("unknown(" in trace or "|unknown" in trace), _any(trace, DUMP_HELPERS))
+
+
+# The rows put_keyed reads: of the lower-case key, cached.
+_keyed_service = keyed_row(_service)
+_keyed_task = keyed_row(_task)
+_keyed_directory = keyed_row(_directory)
+_keyed_share = keyed_row(_share)
+_keyed_handle = keyed_row(_handle)
+_keyed_access = keyed_row(_access)

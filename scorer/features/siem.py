@@ -8,7 +8,6 @@ name itself is never a feature. Per-host state is bounded and updated in event-t
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections import Counter, deque
@@ -29,6 +28,7 @@ from scorer.features.base import (
     numbers,
     only,
     stable_hash,
+    text_memo,
 )
 from scorer.features.edr_batch import Sheet
 from scorer.features.texts import Texts
@@ -116,7 +116,7 @@ class SiemFeatures:
         names = Texts(column(alerts, "rule_name"))
         lower = [v.lower() for v in names.distinct]
         inverse = None if names.identity else names.inverse
-        texts = [_cached_rows(name) if len(name) <= _CACHED_LENGTH else _text_rows(name) for name in lower]
+        texts = list(map(_cached_rows, lower))
         sheet.put_rows(KEYWORD_NAMES[0], len(KEYWORDS), inverse, [keywords for keywords, _ in texts])
         sheet.put_rows(TOKEN_NAMES[0], TOKEN_BUCKETS, inverse, [tokens for _, tokens in texts])
         system = Texts(column(alerts, "source_system"))
@@ -156,11 +156,9 @@ def _text_rows(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(1.0 if search(name) else 0.0 for search in _KEYWORD_SEARCHES), tuple(tokens)
 
 
-# A stream's rule names are few and recur in every batch, and their ten keyword searches and
-# tokens cost more than the rest of a small batch: rows are cached, for names short enough
-# that the cache stays small whatever the records say.
-_cached_rows = functools.lru_cache(maxsize=4096)(_text_rows)
-_CACHED_LENGTH = 512
+# A stream's rule names are few and recur in every batch: ten keyword searches and the tokens
+# once per name.
+_cached_rows = text_memo(_text_rows, longest=512)
 
 
 __all__ = ["SiemFeatures"]
