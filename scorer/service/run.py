@@ -10,7 +10,7 @@ from scorer.lifecycle.controller import start_lifecycle
 from scorer.metrics import ScorerMetrics
 from scorer.pipeline.loop import ScoringLoop
 from scorer.profiles.view import TopicProfileView
-from scorer.service.build import build_scorer
+from scorer.service.build import build_scorer, register_engine_metrics
 from scorer.service.gctune import tune_gc
 from scorer.service.http import HealthServer
 from scorer.service.signals import stop_on_signals
@@ -31,6 +31,7 @@ async def run_service(settings: Settings) -> None:
         if rt.rules is not None:
             metrics.rule_pack_info.labels(rt.rules.name, rt.rules.version, str(len(rt.rules.by_id))).set(1)
     await scorer.backend.start()
+    register_engine_metrics(scorer.backend, metrics.registry)  # which engine scores each version
     loop = ScoringLoop(settings, scorer, metrics)
     if profiles is not None:
         loop.partition_listeners.append(profiles)  # follows the assignment (profiles.partitions)

@@ -19,7 +19,7 @@ from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.metrics import ScorerMetrics
 from scorer.pipeline.loop import ScoringLoop
 from scorer.profiles.view import TopicProfileView
-from scorer.service.build import build_scorer
+from scorer.service.build import build_scorer, register_engine_metrics
 from tests.support.paths import MODEL_REPOSITORY, RULE_REPOSITORY
 
 
@@ -93,6 +93,7 @@ async def running_scorer(
     metrics = ScorerMetrics()
     scorer = build_scorer(settings, profiles)
     await scorer.backend.start()
+    register_engine_metrics(scorer.backend, metrics.registry)
     service = ScoringLoop(settings, scorer, metrics)
     if profiles is not None:
         service.partition_listeners.append(profiles)
