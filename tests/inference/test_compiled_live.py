@@ -22,7 +22,7 @@ def _engines(registry: CollectorRegistry) -> dict[str, str]:
             for s in m.samples if s.value == 1}
 
 
-async def _scores(kafka: KafkaBroker, engine: str, records: dict[str, list[tuple[bytes | None, bytes]]],
+async def _scores(kafka: KafkaBroker, engine: str, records: dict[str, list[tuple[bytes, bytes]]],
                   tmp_cache: str) -> tuple[dict[str, float], dict[str, str]]:
     settings = scorer_settings(kafka.bootstrap, in_process_engine=engine, compiled_cache=tmp_cache)
     for kind, recs in records.items():
