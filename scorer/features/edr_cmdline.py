@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64, column
+from scorer.features.base import F64, column, text_memo
 from scorer.features.edr import LOLBINS, OFFICE, SCRIPT_HOSTS
 from scorer.features.edr_batch import EdrBatch
 from scorer.features.edr_security import SEP
@@ -58,10 +58,10 @@ def put_cmdline(b: EdrBatch, images: list[str], parents: list[str]) -> None:
     lines = column(b.events, "command_line")
     if any(lines):
         text = b.texts([image + SEP + line if line else "" for image, line in zip(images, lines, strict=True)])
-        b.sheet.put_texts(SHAPE_NAMES[0], len(SHAPE_NAMES), text, _shape)
+        b.sheet.put_texts(SHAPE_NAMES[0], len(SHAPE_NAMES), text, _cached_shape)
     if any(parents):
         pairs = b.texts([parent + SEP + image if parent else "" for parent, image in zip(parents, images, strict=True)])
-        b.sheet.put_texts(PAIR_NAMES[0], len(PAIR_NAMES), pairs, _pair)
+        b.sheet.put_texts(PAIR_NAMES[0], len(PAIR_NAMES), pairs, _cached_pair)
 
 
 def entropy(text: str) -> float:
@@ -128,3 +128,7 @@ def _pair(value: str) -> tuple[float, ...]:
             float(parent == "services.exe" and image in SCRIPT_HOSTS), float(parent == "lsass.exe"),
             float(parent in SCRIPT_HOSTS and image in LOLBINS and image not in SCRIPT_HOSTS))
 
+
+# Command lines and parent/child pairs recur across batches (an attack's tools, a host's
+# services), and a line's entropy, regexes and Base64 decoding are the costly part of the block.
+_cached_shape, _cached_pair = text_memo(_shape), text_memo(_pair)
