@@ -11,7 +11,6 @@ per-column code computed (tests/features and tests/native compare them).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,9 +25,20 @@ from scorer.features.texts import Texts, factorize, first_texts, zeros
 Row = Sequence[float]
 
 
-@functools.lru_cache(maxsize=32)
 def positions(names: tuple[str, ...]) -> dict[str, int]:
-    return {name: j for j, name in enumerate(names)}
+    """Each name's column. Found by the tuple's identity (a feature set's own ``names``, the
+    same object at every batch): hashing a tuple of 226 names cost half a Sheet."""
+    held = _POSITIONS.get(id(names))
+    if held is not None and held[0] is names:
+        return held[1]
+    at = {name: j for j, name in enumerate(names)}
+    if len(_POSITIONS) >= 64:  # tuples built per call (tests) do not pile up
+        _POSITIONS.clear()
+    _POSITIONS[id(names)] = names, at
+    return at
+
+
+_POSITIONS: dict[int, tuple[tuple[str, ...], dict[str, int]]] = {}
 
 
 class Sheet:
