@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from deploy.gpu import compiled_model, cpp_backend
-from deploy.gpu.bench_common import machine_info
+from deploy.gpu.bench_common import machine_info, tile
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = cpp_backend.SOURCES
@@ -44,12 +44,16 @@ def bench_model(harness: Path, version: Path, x: np.ndarray[Any, Any], work: Pat
     import onnxruntime as ort
 
     library = compiled_model.build(version / "model.tl")
+    if len(x) < max(batches):  # the harness slices batches from the rows it is given
+        x = tile(x, max(batches))
     rows = work / f"{version.parent.name}.f32"
     np.ascontiguousarray(x, np.float32).tofile(rows)
     out = work / f"{version.parent.name}.scores"
     run = subprocess.run([str(harness), str(cpp_backend.treelite_library()), str(version / "model.tl"), str(library),
                           str(rows), str(len(x)), str(out), str(threads), str(calls), *map(str, batches)],
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"predict_bench failed on {version}: {run.stderr.strip()}")
     both = np.fromfile(out, np.float32).reshape(2, len(x), -1)[..., -1]  # P(malicious): the last output
     threshold = float(json.loads((version / "card.json").read_text())["threshold"])
     session = ort.InferenceSession(str(version / "model.onnx"), providers=["CPUExecutionProvider"])
