@@ -19,7 +19,7 @@ from itertools import repeat
 from operator import is_
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
-from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash
+from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash, text_memo
 from scorer.features.edr_batch import EdrBatch
 from scorer.features.texts import Needles, Texts, first_texts
 
@@ -156,9 +156,8 @@ class EdrFeatures:
         sheet.put_texts(CHANNEL_NAMES[0], len(CHANNEL_NAMES), chan, _channel, blank_zero=False)
         # Sysmon process-access events name the actor SourceImage, not Image.
         actors = first_texts(column(evs, "image"), fields, "SourceImage")
-        images = _basenames(b, b.texts(actors), "image_lolbin", 6, _IMAGE_DIRS, _image, IMAGE_HASH[0])
-        parents = _basenames(b, b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_DIRS, _parent,
-                             PARENT_HASH[0])
+        images = _basenames(b, b.texts(actors), "image_lolbin", 6, _IMAGE_ROWS, IMAGE_HASH[0])
+        parents = _basenames(b, b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_ROWS, PARENT_HASH[0])
         _renamed(b, images)
         text = b.texts(_command_texts(evs, fields))
         parent_lines = b.attribute("parent_command_line")
@@ -209,18 +208,31 @@ def _onehot(base: str) -> list[float]:
     return row
 
 
-def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, needles: Needles,
-               flags: Callable[[str, Found], tuple[float, ...]], hashed: str) -> list[str]:
-    """A path column's flags (from ``first`` on: of its basename and the ``needles`` found in the
-    path) and hashed basename (from ``hashed`` on), once per distinct path; returns each row's
-    lower-case basename."""
+PathRows = tuple[str, tuple[float, ...], tuple[float, ...]]
+
+
+def path_rows(needles: Needles, flags: Callable[[str, Found], tuple[float, ...]]) -> Callable[[str], PathRows]:
+    """Of a path: its lower-case basename, its flags (of the basename and the ``needles`` found
+    in the lower-case path) and its hashed basename's one-hot row; cached by path (a host's
+    images recur in every batch)."""
+    def rows(path: str) -> PathRows:
+        lower = path.lower()
+        base = basename(lower)
+        return base, flags(base, needles.counts([lower])[0]), tuple(_onehot(base))
+    return text_memo(rows)
+
+
+def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, rows_of: Callable[[str], PathRows],
+               hashed: str) -> list[str]:
+    """A path column's flags (from ``first`` on) and hashed basename (from ``hashed`` on), once
+    per distinct path (:func:`path_rows`); returns each row's lower-case basename."""
     if texts.blank():  # no path: every flag and bucket is 0
         return [""] * len(texts)
-    paths = [v.lower() for v in texts.distinct]
-    bases = list(map(basename, paths))
+    rows = list(map(rows_of, texts.distinct))
     inverse = None if texts.identity else texts.inverse
-    b.sheet.put_rows(first, width, inverse, list(map(flags, bases, needles.counts(paths))))
-    b.sheet.put_rows(hashed, HASH_BUCKETS, inverse, list(map(_onehot, bases)))
+    b.sheet.put_rows(first, width, inverse, [flags for _, flags, _ in rows])
+    b.sheet.put_rows(hashed, HASH_BUCKETS, inverse, [onehot for _, _, onehot in rows])
+    bases = [base for base, _, _ in rows]
     return bases if inverse is None else [bases[j] for j in inverse.tolist()]
 
 
@@ -300,3 +312,6 @@ def _put_found(b: EdrBatch, first: str, width: int, values: list[str], needles: 
 def _any_found(_: str, found: Found) -> tuple[float, ...]:
     """1 per group of needles of which the value contains one."""
     return tuple(float(c > 0) for c in found)
+
+
+_IMAGE_ROWS, _PARENT_ROWS = path_rows(_IMAGE_DIRS, _image), path_rows(_PARENT_DIRS, _parent)
