@@ -124,6 +124,10 @@ class InferenceSettings(BaseModel):
     in_process_engine: Literal["onnxruntime", "compiled"] = "onnxruntime"
     # Where compiled libraries are cached, by content (None: ~/.cache/scorer/compiled-trees).
     compiled_cache: Path | None = None
+    # With Triton and on_triton_outage=fallback: calls of fewer rows are scored in process (the
+    # same version) even while Triton is up; a small call's gRPC round trip costs more than
+    # scoring its rows here (scorer/inference/failover.py). 0: every call goes to Triton.
+    in_process_below_rows: int = Field(default=0, ge=0)
     models: dict[str, str] = {
         "netflow": "netflow_classifier",
         "edr": "edr_classifier",

@@ -1,8 +1,13 @@
-"""Triton first, in-process ONNX Runtime when Triton is down.
+"""Triton first, in-process ONNX Runtime when Triton is down (and, when asked, for small calls).
 
 Alerts name the backend that actually scored them (``unmapped.scorer.backend``), so a SOC
 can tell fallback periods apart. Once Triton fails, the primary is only retried after
 ``retry_after_s`` so each batch during an outage does not pay a connection timeout.
+
+``local_below_rows``: a call of fewer rows goes to the in-process copy of the same version
+even while Triton is up. A light stream's micro-batches hold a few rows per kind, and a
+Triton call costs a gRPC round trip (~0.1-0.3 ms on one host) against ~1 µs a row for the
+compiled trees in process (``inference.in_process_engine``); large calls still go to Triton.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ class FailoverBackend(InferenceBackend):
     name = "failover"
 
     def __init__(
-        self, primary: InferenceBackend, fallback: InferenceBackend, *, retry_after_s: float = 2.0
+        self, primary: InferenceBackend, fallback: InferenceBackend, *, retry_after_s: float = 2.0,
+        local_below_rows: int = 0,
     ) -> None:
         self.primary = primary
         self.fallback = fallback
         self.retry_after_s = retry_after_s
+        self.local_below_rows = local_below_rows
         self._primary_down_since: float | None = None
 
     @property
@@ -52,6 +59,8 @@ class FailoverBackend(InferenceBackend):
 
     async def infer_with_source(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str]:
         down = self._primary_down_since
+        if features.shape[0] < self.local_below_rows:
+            return await self.fallback.infer(model, features), self.fallback.name
         if down is None or time.monotonic() - down >= self.retry_after_s:
             try:
                 scores = await self.primary.infer(model, features)

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from scorer.config import Settings
-from scorer.errors import ModelError
+from scorer.errors import ConfigError, ModelError
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference.base import InferenceBackend
@@ -70,8 +70,11 @@ def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) ->
     )
     triton = (SharedMemoryTritonBackend(inf.triton_url, max_in_flight=inf.triton_max_in_flight, **options)
               if inf.triton_shared_memory else TritonBackend(inf.triton_url, **options))
+    if inf.on_triton_outage == "pause" and inf.in_process_below_rows:
+        raise ConfigError("inference.in_process_below_rows scores small calls in process: it needs "
+                          "inference.on_triton_outage=fallback (pause keeps scoring off this host)")
     if inf.on_triton_outage == "fallback":
-        return FailoverBackend(triton, local)
+        return FailoverBackend(triton, local, local_below_rows=inf.in_process_below_rows)
     return triton
 
 

@@ -148,3 +148,40 @@ async def test_latency_report(server: TritonServer, repository: tuple[Path, Tiny
             p50, p99 = np.percentile(times, [50, 99]) * 1e6
             print(f"\n{backend.name:12s} batch {batch:5d}: p50 {p50:8.1f} us  p99 {p99:8.1f} us")
     await triton.close()
+
+
+async def test_small_calls_are_scored_in_process_while_triton_is_up(
+    server: TritonServer, repository: tuple[Path, TinyModel]
+) -> None:
+    import tritonclient.grpc as grpcclient
+
+    from scorer.inference.failover import FailoverBackend
+
+    def served() -> int:  # Triton's own count of successful requests for tiny
+        stats = grpcclient.InferenceServerClient(server.grpc_url).get_inference_statistics("tiny", as_json=True)
+        return sum(int(m["inference_stats"]["success"].get("count", 0)) for m in stats["model_stats"])
+
+    repo, tiny = repository
+    features, _ = synthetic_data(64, N_FEATURES, seed=5)
+    backend = FailoverBackend(TritonBackend(server.grpc_url), OnnxRuntimeBackend(repo, [TINY]), local_below_rows=16)
+    await backend.start()
+    try:
+        before = served()
+        small, small_by = await backend.infer_with_source(TINY, features[:15])
+        assert small_by == "onnxruntime" and served() == before  # Triton never saw it
+        large, large_by = await backend.infer_with_source(TINY, features)
+        assert large_by == "triton" and served() == before + 1
+        np.testing.assert_allclose(small, tiny.expected(features[:15]), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(large, tiny.expected(features), atol=1e-6, rtol=0)
+    finally:
+        await backend.close()
+
+
+def test_small_calls_in_process_need_the_fallback_mode() -> None:
+    from scorer.config import Settings
+    from scorer.errors import ConfigError
+    from scorer.service.build import build_backend
+
+    inference = Settings().inference.model_copy(update={"on_triton_outage": "pause", "in_process_below_rows": 16})
+    with pytest.raises(ConfigError, match="on_triton_outage=fallback"):
+        build_backend(Settings(inference=inference), {})
