@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import is_
+from typing import TypeVar
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
 from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash, text_memo
@@ -127,6 +128,7 @@ _IMAGE_DIRS, _PARENT_DIRS = Needles(USER_WRITABLE, SYSTEM_DIRS), Needles(USER_WR
 _TARGET_DIRS = Needles(USER_WRITABLE, ("\\start menu\\programs\\startup",))
 _REG_KEYS, _LOADED = Needles(REG_KEYS), Needles(SUSPICIOUS_DLLS, USER_WRITABLE)
 Found = tuple[float, ...]  # per group of needles, how many a value contains
+R = TypeVar("R")
 # Process-access rights that read or write another process's memory (credential dumping,
 # injection): PROCESS_ALL_ACCESS variants and VM_READ|QUERY_INFORMATION combinations.
 FULL_ACCESS = frozenset({"0x1fffff", "0x1f0fff", "0x1f1fff", "0x1f3fff", "0x1010", "0x1410",
@@ -215,11 +217,10 @@ def path_rows(needles: Needles, flags: Callable[[str, Found], tuple[float, ...]]
     """Of a path: its lower-case basename, its flags (of the basename and the ``needles`` found
     in the lower-case path) and its hashed basename's one-hot row; cached by path (a host's
     images recur in every batch)."""
-    def rows(path: str) -> PathRows:
-        lower = path.lower()
+    def rows(lower: str, found: Found) -> PathRows:
         base = basename(lower)
-        return base, flags(base, needles.counts([lower])[0]), tuple(_onehot(base))
-    return text_memo(rows)
+        return base, flags(base, found), tuple(_onehot(base))
+    return found_rows(needles, rows)
 
 
 def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, rows_of: Callable[[str], PathRows],
@@ -268,10 +269,9 @@ def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -
 
 def _targets(b: EdrBatch) -> None:
     sheet, evs = b.sheet, b.events
-    _put_found(b, "target_user_dir", 3, b.attribute("target_filename"), _TARGET_DIRS,
-               lambda path, found: (float(found[0] > 0), float(path.endswith(RISKY_EXT)), float(found[1] > 0)))
-    _put_found(b, "registry_key_risky", 1, b.attribute("target_object"), _REG_KEYS, _any_found)
-    _put_found(b, "loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED, _any_found)
+    _put_found(b, "target_user_dir", 3, b.attribute("target_filename"), _TARGET_ROWS)
+    _put_found(b, "registry_key_risky", 1, b.attribute("target_object"), _REG_ROWS)
+    _put_found(b, "loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED_ROWS)
     unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
     if any(unsigned):
         sheet.put("unsigned", unsigned)
@@ -297,16 +297,26 @@ def _port(port: float) -> tuple[float, ...]:
     return float(math.isfinite(port) and math.trunc(port) in _WEB_PORTS), float(port >= 0 and port not in _KNOWN_PORTS)
 
 
-def _put_found(b: EdrBatch, first: str, width: int, values: list[str], needles: Needles,
-               row: Callable[[str, Found], tuple[float, ...]]) -> None:
-    """The ``width`` columns from ``first`` on: ``row`` of each distinct lower-case value and the
-    ``needles`` found in it."""
+def found_rows(needles: Needles, row: Callable[[str, Found], R]) -> Callable[[str], R]:
+    """``row`` of a value's lower-case text and the ``needles`` found in it, cached by value."""
+    def rows(value: str) -> R:
+        lower = value.lower()
+        return row(lower, needles.counts([lower])[0])
+    return text_memo(rows)
+
+
+def _put_found(b: EdrBatch, first: str, width: int, values: list[str],
+               rows_of: Callable[[str], tuple[float, ...]]) -> None:
+    """The ``width`` columns from ``first`` on: ``rows_of`` each distinct value (:func:`found_rows`)."""
     texts = b.texts(values)
-    if texts.blank():  # ``row`` of "" with nothing found is zeros
+    if texts.blank():  # a row of "" with nothing found is zeros
         return
-    lower = [v.lower() for v in texts.distinct]
-    b.sheet.put_rows(first, width, None if texts.identity else texts.inverse,
-                     list(map(row, lower, needles.counts(lower))))
+    b.sheet.put_rows(first, width, None if texts.identity else texts.inverse, list(map(rows_of, texts.distinct)))
+
+
+def _target(path: str, found: Found) -> tuple[float, ...]:
+    """target_user_dir, target_risky_ext, target_startup."""
+    return float(found[0] > 0), float(path.endswith(RISKY_EXT)), float(found[1] > 0)
 
 
 def _any_found(_: str, found: Found) -> tuple[float, ...]:
@@ -315,3 +325,5 @@ def _any_found(_: str, found: Found) -> tuple[float, ...]:
 
 
 _IMAGE_ROWS, _PARENT_ROWS = path_rows(_IMAGE_DIRS, _image), path_rows(_PARENT_DIRS, _parent)
+_TARGET_ROWS, _REG_ROWS = found_rows(_TARGET_DIRS, _target), found_rows(_REG_KEYS, _any_found)
+_LOADED_ROWS = found_rows(_LOADED, _any_found)
