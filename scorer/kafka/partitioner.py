@@ -28,31 +28,26 @@ def murmur2_batch(keys: Sequence[bytes]) -> npt.NDArray[np.uint32]:
     """murmur2 of every key, in input order.
 
     All keys at once, whatever their lengths: each key zero-padded to a row of 4-byte words
-    (one more than the longest key's whole words), every row mixed word by word while the
-    word is whole for it, then its last partial word (the padding's zeros make it the
-    little-endian tail murmur2 reads). A pass per key length cost ~20 numpy calls per
-    distinct length: at 50-record batches (uids and hosts of many lengths) more than the
-    hashing (docs/benchmarks.md section 21)."""
+    (one more than the longest key's whole words), the words' mixes computed together, each
+    row's hash stepped through them while the word is whole for it, then its last partial
+    word (the padding's zeros make it the little-endian tail murmur2 reads). A pass per key
+    length cost ~20 numpy calls per distinct length: at 50-record batches (uids and hosts of
+    several lengths) more than the hashing (docs/benchmarks.md section 21)."""
     n = len(keys)
     if n == 0:
         return np.empty(0, dtype=np.uint32)
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
     whole = lengths >> 2
     width = int(whole.max()) + 1  # words per row, the partial one included
-    flat = np.zeros(n * width * 4, dtype=np.uint8)
-    total = int(lengths.sum())
-    if total:
-        starts = np.cumsum(lengths) - lengths
-        # Byte j of key r goes to r * width * 4 + j.
-        flat[np.repeat(np.arange(n, dtype=np.int64) * (width * 4) - starts, lengths) + np.arange(total)] = (
-            np.frombuffer(b"".join(keys), dtype=np.uint8))
-    words = flat.view("<u4").reshape(n, width)
+    padded = b"".join([key.ljust(width * 4, b"\0") for key in keys])
+    words = np.frombuffer(padded, dtype="<u4").reshape(n, width)
     h = _SEED ^ lengths.astype(np.uint32)
-    for i in range(width - 1):
-        k = words[:, i] * _M  # uint32 arithmetic wraps like Java's int
+    if width > 1:
+        k = words[:, :-1] * _M  # uint32 arithmetic wraps like Java's int
         k ^= k >> np.uint32(24)
         k *= _M
-        h = np.where(whole > i, (h * _M) ^ k, h)
+        for i in range(width - 1):
+            h = np.where(whole > i, (h * _M) ^ k[:, i], h)
     h ^= words[np.arange(n), whole]  # the tail: zero where the key has none
     h = np.where(lengths & 3 != 0, h * _M, h)
     h ^= h >> np.uint32(13)
