@@ -25,6 +25,9 @@ import numpy as np
 
 from scorer.rules.model import Tree
 
+# Up to this many set bits, rows_of walks the bits in Python rather than unpacking them in numpy.
+_FEW_ROWS = 32
+
 
 def rows_of(mask: int, n: int) -> Sequence[int]:
     """Row numbers of the set bits of ``mask``."""
@@ -32,8 +35,15 @@ def rows_of(mask: int, n: int) -> Sequence[int]:
         return range(n)
     if mask & (mask - 1) == 0:
         return [mask.bit_length() - 1] if mask else []
+    rows: list[int] = []
+    if mask.bit_count() <= _FEW_ROWS:  # a bit at a time: ~0.07 us each, numpy's four calls ~3.5 us
+        while mask:
+            low = mask & -mask
+            rows.append(low.bit_length() - 1)
+            mask ^= low
+        return rows
     packed = np.frombuffer(mask.to_bytes((n + 7) // 8, "little"), dtype=np.uint8)
-    rows: list[int] = np.flatnonzero(np.unpackbits(packed, bitorder="little")).tolist()
+    rows = np.flatnonzero(np.unpackbits(packed, bitorder="little")).tolist()
     return rows
 
 

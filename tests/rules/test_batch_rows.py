@@ -4,10 +4,13 @@ its row sets shared between fields must not move a hit between rows."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from scorer.events import edr
 from scorer.rules import RuleEngine
+from scorer.rules.bitsets import _FEW_ROWS, rows_of
 from scorer.rules.build import regression_cases
 from tests.rules.helpers import SHIPPED
 from tests.support.paths import DATA_DIR
@@ -28,3 +31,13 @@ def test_batch_hits_equal_one_event_at_a_time() -> None:
     assert sum(1 for h in result.hits if h) > len(events)  # the pack fires on most of them
     alone = RuleEngine.load(SHIPPED)
     assert result.hits == [alone.evaluate([e]).hits[0] for e in batch]
+
+
+def test_rows_of_lists_every_set_bit_in_order_whatever_their_number() -> None:
+    rng = random.Random(5)
+    for n in (1, 7, 50, 64, 65, 700):
+        for k in sorted({0, 1, 2, _FEW_ROWS, _FEW_ROWS + 1, n // 2, n}):
+            if k > n:
+                continue
+            rows = sorted(rng.sample(range(n), k))
+            assert list(rows_of(sum(1 << r for r in rows), n)) == rows, (n, k)
