@@ -38,7 +38,6 @@ CLIP = 1e6
 _PLAIN_NUMBERS = {int, float}  # bool, None and text take the careful path
 
 S = TypeVar("S")
-R = TypeVar("R")
 
 
 @runtime_checkable
@@ -213,21 +212,6 @@ def count_any(values: Sequence[str], needles: Sequence[str]) -> F64:
     return np.fromiter(
         (sum(1 for s in needles if s in v) for v in values), dtype=np.float64, count=len(values)
     )
-
-
-def text_memo(fn: Callable[[str], R], *, lower: bool = False, longest: int = 1024,
-              size: int = 4096) -> Callable[[str], R]:
-    """``fn`` of a text (``fn(text.lower())`` with ``lower``; ``fn`` pure), cached for texts up to
-    ``longest`` characters: a stream's values (rule names, keys of an event's fields) recur
-    across batches, and their per-value work costs more than the rest of a small batch. The
-    bound keeps the cache small whatever the records say."""
-    plain = (lambda text: fn(text.lower())) if lower else fn
-    cached = functools.lru_cache(maxsize=size)(plain)
-
-    def call(text: str) -> R:
-        return cached(text) if len(text) <= longest else plain(text)
-
-    return call
 
 
 def basename(path: str) -> str:

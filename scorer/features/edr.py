@@ -17,12 +17,11 @@ import re
 from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import is_
-from typing import TypeVar
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
-from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash, text_memo
-from scorer.features.edr_batch import EdrBatch
-from scorer.features.texts import Needles, Texts, first_texts
+from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash
+from scorer.features.edr_batch import EdrBatch, PathRows
+from scorer.features.texts import Found, Needles, first_texts, found_rows
 
 # Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
 BEHAVIOURS: dict[str, frozenset[int]] = {
@@ -127,8 +126,6 @@ _TOKENS = Needles(*TOKENS.values())
 _IMAGE_DIRS, _PARENT_DIRS = Needles(USER_WRITABLE, SYSTEM_DIRS), Needles(USER_WRITABLE)
 _TARGET_DIRS = Needles(USER_WRITABLE, ("\\start menu\\programs\\startup",))
 _REG_KEYS, _LOADED = Needles(REG_KEYS), Needles(SUSPICIOUS_DLLS, USER_WRITABLE)
-Found = tuple[float, ...]  # per group of needles, how many a value contains
-R = TypeVar("R")
 # Process-access rights that read or write another process's memory (credential dumping,
 # injection): PROCESS_ALL_ACCESS variants and VM_READ|QUERY_INFORMATION combinations.
 FULL_ACCESS = frozenset({"0x1fffff", "0x1f0fff", "0x1f1fff", "0x1f3fff", "0x1010", "0x1410",
@@ -158,8 +155,8 @@ class EdrFeatures:
         sheet.put_texts(CHANNEL_NAMES[0], len(CHANNEL_NAMES), chan, _channel, blank_zero=False)
         # Sysmon process-access events name the actor SourceImage, not Image.
         actors = first_texts(column(evs, "image"), fields, "SourceImage")
-        images = _basenames(b, b.texts(actors), "image_lolbin", 6, _IMAGE_ROWS, IMAGE_HASH[0])
-        parents = _basenames(b, b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_ROWS, PARENT_HASH[0])
+        images = b.put_paths(b.texts(actors), "image_lolbin", 6, _IMAGE_ROWS, IMAGE_HASH[0])
+        parents = b.put_paths(b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_ROWS, PARENT_HASH[0])
         _renamed(b, images)
         text = b.texts(_command_texts(evs, fields))
         parent_lines = b.attribute("parent_command_line")
@@ -210,9 +207,6 @@ def _onehot(base: str) -> list[float]:
     return row
 
 
-PathRows = tuple[str, tuple[float, ...], tuple[float, ...]]
-
-
 def path_rows(needles: Needles, flags: Callable[[str, Found], tuple[float, ...]]) -> Callable[[str], PathRows]:
     """Of a path: its lower-case basename, its flags (of the basename and the ``needles`` found
     in the lower-case path) and its hashed basename's one-hot row; cached by path (a host's
@@ -221,20 +215,6 @@ def path_rows(needles: Needles, flags: Callable[[str, Found], tuple[float, ...]]
         base = basename(lower)
         return base, flags(base, found), tuple(_onehot(base))
     return found_rows(needles, rows)
-
-
-def _basenames(b: EdrBatch, texts: Texts, first: str, width: int, rows_of: Callable[[str], PathRows],
-               hashed: str) -> list[str]:
-    """A path column's flags (from ``first`` on) and hashed basename (from ``hashed`` on), once
-    per distinct path (:func:`path_rows`); returns each row's lower-case basename."""
-    if texts.blank():  # no path: every flag and bucket is 0
-        return [""] * len(texts)
-    rows = list(map(rows_of, texts.distinct))
-    inverse = None if texts.identity else texts.inverse
-    b.sheet.put_rows(first, width, inverse, [flags for _, flags, _ in rows])
-    b.sheet.put_rows(hashed, HASH_BUCKETS, inverse, [onehot for _, _, onehot in rows])
-    bases = [base for base, _, _ in rows]
-    return bases if inverse is None else [bases[j] for j in inverse.tolist()]
 
 
 def _renamed(b: EdrBatch, images: list[str]) -> None:
@@ -269,9 +249,9 @@ def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -
 
 def _targets(b: EdrBatch) -> None:
     sheet, evs = b.sheet, b.events
-    _put_found(b, "target_user_dir", 3, b.attribute("target_filename"), _TARGET_ROWS)
-    _put_found(b, "registry_key_risky", 1, b.attribute("target_object"), _REG_ROWS)
-    _put_found(b, "loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED_ROWS)
+    b.put_found("target_user_dir", 3, b.attribute("target_filename"), _TARGET_ROWS)
+    b.put_found("registry_key_risky", 1, b.attribute("target_object"), _REG_ROWS)
+    b.put_found("loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED_ROWS)
     unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
     if any(unsigned):
         sheet.put("unsigned", unsigned)
@@ -295,23 +275,6 @@ def _port(port: float) -> tuple[float, ...]:
     """dst_port_web: a finite port whose integer part is a web port (as str(int(port)) in the set
     read it); dst_port_other: a port that is none of the known ones."""
     return float(math.isfinite(port) and math.trunc(port) in _WEB_PORTS), float(port >= 0 and port not in _KNOWN_PORTS)
-
-
-def found_rows(needles: Needles, row: Callable[[str, Found], R]) -> Callable[[str], R]:
-    """``row`` of a value's lower-case text and the ``needles`` found in it, cached by value."""
-    def rows(value: str) -> R:
-        lower = value.lower()
-        return row(lower, needles.counts([lower])[0])
-    return text_memo(rows)
-
-
-def _put_found(b: EdrBatch, first: str, width: int, values: list[str],
-               rows_of: Callable[[str], tuple[float, ...]]) -> None:
-    """The ``width`` columns from ``first`` on: ``rows_of`` each distinct value (:func:`found_rows`)."""
-    texts = b.texts(values)
-    if texts.blank():  # a row of "" with nothing found is zeros
-        return
-    b.sheet.put_rows(first, width, None if texts.identity else texts.inverse, list(map(rows_of, texts.distinct)))
 
 
 def _target(path: str, found: Found) -> tuple[float, ...]:

@@ -23,6 +23,7 @@ from scorer.features.base import F32, F64, column, finite32, numbers, only
 from scorer.features.texts import Texts, factorize, first_texts, zeros
 
 Row = Sequence[float]
+PathRows = tuple[str, tuple[float, ...], tuple[float, ...]]  # basename, flags, hashed one-hot
 
 
 def positions(names: tuple[str, ...]) -> dict[str, int]:
@@ -164,6 +165,27 @@ class EdrBatch:
             values = [""] * self.n
             self._blank = values, Texts(values)
         return self._blank[0]
+
+    def put_found(self, first: str, width: int, values: list[str], rows_of: Callable[[str], Row]) -> None:
+        """The ``width`` columns from ``first`` on: ``rows_of`` each distinct value (a cached
+        :func:`~scorer.features.texts.found_rows`)."""
+        texts = self.texts(values)
+        if not texts.blank():  # a row of "" with nothing found is zeros
+            rows = list(map(rows_of, texts.distinct))
+            self.sheet.put_rows(first, width, None if texts.identity else texts.inverse, rows)
+
+    def put_paths(self, texts: Texts, first: str, width: int, rows_of: Callable[[str], PathRows],
+                  hashed: str) -> list[str]:
+        """A path column's flags (from ``first`` on) and hashed basename (from ``hashed`` on), once
+        per distinct path (``rows_of``: scorer.features.edr.path_rows); each row's basename."""
+        if texts.blank():  # no path: every flag and bucket is 0
+            return self.blank()
+        rows = list(map(rows_of, texts.distinct))
+        inverse = None if texts.identity else texts.inverse
+        self.sheet.put_rows(first, width, inverse, [flags for _, flags, _ in rows])
+        self.sheet.put_rows(hashed, len(rows[0][2]), inverse, [onehot for _, _, onehot in rows])
+        bases = [base for base, _, _ in rows]
+        return bases if inverse is None else [bases[j] for j in inverse.tolist()]
 
     def put_numbers(self, first: str, width: int, attr: str, default: float, row: Callable[[float], Row]) -> None:
         """:meth:`Sheet.put_rows` of ``row(v)`` for each distinct value ``v`` of :meth:`numbers`

@@ -22,10 +22,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64, column, text_memo
+from scorer.features.base import F64, column
 from scorer.features.edr import LOLBINS, OFFICE, SCRIPT_HOSTS
 from scorer.features.edr_batch import EdrBatch
 from scorer.features.edr_security import SEP
+from scorer.features.texts import text_memo
 
 SHAPE_NAMES = ("cl_entropy", "cl_log_args", "cl_log_longest_arg", "cl_obfuscation", "cl_case_switching",
                "cl_char_codes", "cl_env_var", "cl_network", "cl_b64_text", "cl_lolbin_network")

@@ -23,9 +23,9 @@ from itertools import chain, repeat
 import numpy as np
 
 from scorer.events.structs import EndpointEvent
-from scorer.features.base import F64, text_memo
+from scorer.features.base import F64
 from scorer.features.edr_batch import EdrBatch
-from scorer.features.texts import Needles, Texts
+from scorer.features.texts import Needles, Texts, text_memo
 
 FAMILIES: dict[str, frozenset[int]] = {
     "sec_logon": frozenset({4624}),

@@ -28,10 +28,9 @@ from scorer.features.base import (
     numbers,
     only,
     stable_hash,
-    text_memo,
 )
 from scorer.features.edr_batch import Sheet
-from scorer.features.texts import Texts
+from scorer.features.texts import Texts, text_memo
 
 TOKEN_BUCKETS = 64
 WINDOW_S = 60.0

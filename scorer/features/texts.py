@@ -15,6 +15,7 @@ same as computing every row on its own (tests compare both).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from itertools import repeat
 from typing import TypeVar
@@ -27,6 +28,8 @@ from scorer.features.base import F64, contains_any, count_any, flag, isin
 
 _SMALL = 4
 H = TypeVar("H", bound=Hashable)
+R = TypeVar("R")
+Found = tuple[float, ...]  # per group of needles, how many a text contains
 _ARANGE = np.arange(_SMALL + 1, dtype=np.intp)
 _ZEROS = np.zeros(4096, dtype=np.intp)
 _ZEROS.flags.writeable = False  # shared by the blank columns of every batch
@@ -187,3 +190,26 @@ class Needles:
             out: list[tuple[float, ...]] = native.count_needles(self._automaton, texts)
             return out
         return [tuple(float(sum(1 for s in g if s in t)) for g in self.groups) for t in texts]
+
+
+def text_memo(fn: Callable[[str], R], *, lower: bool = False, longest: int = 1024,
+              size: int = 4096) -> Callable[[str], R]:
+    """``fn`` of a text (``fn(text.lower())`` with ``lower``; ``fn`` pure), cached for texts up to
+    ``longest`` characters: a stream's values (rule names, keys of an event's fields) recur
+    across batches, and their per-value work costs more than the rest of a small batch. The
+    bound keeps the cache small whatever the records say."""
+    plain = (lambda text: fn(text.lower())) if lower else fn
+    cached = functools.lru_cache(maxsize=size)(plain)
+
+    def call(text: str) -> R:
+        return cached(text) if len(text) <= longest else plain(text)
+
+    return call
+
+
+def found_rows(needles: Needles, row: Callable[[str, Found], R]) -> Callable[[str], R]:
+    """``row`` of a value's lower-case text and the ``needles`` found in it, cached by value."""
+    def rows(value: str) -> R:
+        lower = value.lower()
+        return row(lower, needles.counts([lower])[0])
+    return text_memo(rows)

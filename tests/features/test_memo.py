@@ -1,9 +1,9 @@
-"""scorer.features.base.text_memo: the values of the function it wraps, cached only for texts
+"""scorer.features.texts.text_memo: the values of the function it wraps, cached only for texts
 up to the bound (a record's 100 kB field is computed, never kept)."""
 
 from __future__ import annotations
 
-from scorer.features.base import text_memo
+from scorer.features.texts import text_memo
 
 
 def test_values_are_the_functions_and_long_texts_are_not_kept() -> None:
