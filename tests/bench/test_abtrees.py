@@ -68,7 +68,7 @@ def test_each_tree_gets_modules_built_from_its_own_sources(tmp_path: Path) -> No
     (native / f"_native{suffix}").write_bytes(b"a stale build")
     build_native(tmp_path)
     built = sorted(p.name for p in native.glob(f"*{suffix}"))
-    assert built == [f"_edr{suffix}", f"_native{suffix}"]
+    assert built == sorted(f"{source.stem}{suffix}" for source in native.glob("*.c")) and len(built) >= 2
     assert (native / f"_native{suffix}").read_bytes()[:4] == b"\x7fELF"
     (native / "_edr.c").write_text("this is not C\n")
     with pytest.raises(SystemExit, match="building scorer/native failed"):
