@@ -413,6 +413,12 @@ cmd_wait() {
   local pid
   while ((SECONDS < deadline)); do
     if ! pid="$(running_pid)"; then
+      # Alive but not (yet) the broker's cmdline: the launch is mid-exec (nohup -> setsid ->
+      # java; /proc/PID/cmdline reads empty during an execve): look again.
+      if [[ -f "$PID_FILE" ]] && alive "$(cat "$PID_FILE")"; then
+        sleep 0.1
+        continue
+      fi
       [[ -f "$KAFKA_DATA_DIR/kafka.out" ]] && tail -n 30 "$KAFKA_DATA_DIR/kafka.out" >&2
       [[ -f "$KAFKA_DATA_DIR/server.log" ]] && grep -E 'ERROR|FATAL' "$KAFKA_DATA_DIR/server.log" | tail -n 20 >&2
       die "broker on port $KAFKA_PORT is not running (logs in $KAFKA_DATA_DIR)"

@@ -22,8 +22,8 @@ from deploy.gpu import bench_common, compiled_bench, compiled_model
 from deploy.gpu import launch as deploy_gpu
 from deploy.local import triton as local_triton
 from tests.support.gpu import gpu_repository_server
+from tests.support.kafka import free_ports
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.triton import free_port
 
 MODELS = ("netflow_classifier", "edr_classifier", "siem_classifier")
 SMALL = 64  # the router's threshold here: from 64 rows it forwards to <model>_treelite
@@ -104,8 +104,9 @@ def test_a_library_that_disagrees_with_its_checkpoint_is_refused(gpu_server: str
     workdir = tmp_path / "server"
     try:
         with pytest.raises(SystemExit):
-            deploy_gpu.serve(src, workdir, [deploy_gpu.CPP], grpc_port=free_port(), http_port=free_port(),
-                             metrics_port=free_port(), timeout_s=60)
+            grpc, http, metrics = free_ports(3)
+            deploy_gpu.serve(src, workdir, [deploy_gpu.CPP], grpc_port=grpc, http_port=http,
+                             metrics_port=metrics, timeout_s=60)
     finally:
         local_triton.stop(workdir)
     log = (workdir / local_triton.LOG).read_text()

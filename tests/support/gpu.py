@@ -22,8 +22,8 @@ from deploy.gpu import client_bench
 from deploy.gpu import launch as deploy_gpu
 from deploy.local import triton as local_triton
 from tests.support import markers
+from tests.support.kafka import free_ports
 from tests.support.paths import MODEL_REPOSITORY
-from tests.support.triton import free_port
 
 
 @contextlib.contextmanager
@@ -32,10 +32,10 @@ def gpu_repository_server(workdir: Path, engines: list[str], *, repository: Path
     """Serve ``repository``'s models once per engine from ``workdir``; yields the gRPC url.
     ``sizes``: deploy_gpu.serve's max_batch, gpu_instances, cpu_threads, queue_delay_us."""
     markers.require("triton", "the GPU model repository's tritonserver started")
-    grpc_port = free_port()
+    grpc_port, http_port, metrics_port = free_ports(3)
     try:
-        deploy_gpu.serve(repository, workdir, engines, grpc_port=grpc_port, http_port=free_port(),
-                         metrics_port=free_port(), timeout_s=timeout_s, **sizes)
+        deploy_gpu.serve(repository, workdir, engines, grpc_port=grpc_port, http_port=http_port,
+                         metrics_port=metrics_port, timeout_s=timeout_s, **sizes)
     except SystemExit as exc:
         log = workdir / "tritonserver.log"
         pytest.fail(f"tritonserver failed: {exc}\n{log.read_text()[-3000:] if log.is_file() else ''}")

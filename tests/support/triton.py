@@ -11,7 +11,6 @@ certificate signed by the given CA.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +18,10 @@ from pathlib import Path
 
 from deploy.local import triton as launcher
 from tests.support import markers
+from tests.support.kafka import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = Path(launcher.__file__)  # run as a script by the lifecycle's sync command
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -47,7 +41,8 @@ class TritonServer:
 
     @classmethod
     def start(cls, repository: Path, workdir: Path, *, timeout_s: float = 60.0) -> TritonServer:
-        server = cls(repository, workdir, free_port(), free_port(), free_port())
+        grpc, http, metrics = free_ports(3)  # distinct: three separate picks could repeat a port
+        server = cls(repository, workdir, grpc, http, metrics)
         server._start(timeout_s)
         return server
 
@@ -108,8 +103,9 @@ class MutualTlsTritonServer(TritonServer):
         client_ca: Path,
         timeout_s: float = 60.0,
     ) -> MutualTlsTritonServer:
-        ports = free_port(), free_port(), free_port()
-        server = cls(repository, workdir, *ports, server_cert=server_cert, server_key=server_key, client_ca=client_ca)
+        grpc, http, metrics = free_ports(3)
+        server = cls(repository, workdir, grpc, http, metrics,
+                     server_cert=server_cert, server_key=server_key, client_ca=client_ca)
         server._start(timeout_s)
         return server
 
