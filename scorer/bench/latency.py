@@ -1,7 +1,7 @@
 """Where the p99 goes: fixed-rate runs of the passthrough and the scorer, interleaved, with
 every latency histogram the runners expose read from ``/metrics`` before and after.
 
-    python -m scorer.bench.latency --rate 10000 --seconds 10 --rounds 3 [--before-tree DIR] \\
+    python -m scorer.bench.latency --rate 10000 --seconds 10 --rounds 3 [--stream realistic] [--before-tree DIR] \\
         --out docs/results/bench-latency.json
 
 Each round runs every runner once at the offered rate (same harness as ``scorer bench``'s
@@ -30,6 +30,7 @@ import numpy as np
 from scorer.bench import harness
 from scorer.bench.cli import _command, _free_port
 from scorer.bench.loadgen import payloads, templates
+from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 
@@ -102,7 +103,7 @@ def _line(res: harness.RunResult) -> str:
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
-    tpl = templates(bundled_capture(), kinds)
+    tpl = stream_templates(args, templates(bundled_capture(), kinds))
     workdir = Path(tempfile.mkdtemp(prefix="scorer-latency-"))
     names = args.runners.split(",") + ([f"{BEFORE}-before"] if args.before_tree else [])
     ports = {name: _free_port() for name in names}
@@ -123,7 +124,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                     p99 = res.added_ms.get("p99", 0.0)
                     print(f"round {r + 1}: {name} added p99 {p99:.3f} ms vs passthrough {floor:.3f} ms + 1 ms: "
                           f"{'met' if p99 <= floor + 1.0 else 'NOT met'}", flush=True)
-    return {"rate": args.rate, "seconds": args.seconds, "logs": str(workdir),
+    return {"rate": args.rate, "seconds": args.seconds, "stream": args.stream, "logs": str(workdir),
             "rounds": [{name: msgspec.to_builtins(res) for name, res in got.items()} for got in rounds]}
 
 
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds offered (default: %(default)s)")
     p.add_argument("--partitions", type=int, default=3, help="partitions per topic (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
+    add_stream_arguments(p)
     p.add_argument("--out", type=Path, default=Path("out/bench-latency.json"),
                    help="JSON report (default: %(default)s)")
     args = p.parse_args(argv)
