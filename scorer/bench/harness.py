@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -118,7 +119,10 @@ class RunnerProcess:
         if profile_dir:
             # A profiling run: py-spy samples the runner; its timings are not the benchmark's.
             out = Path(profile_dir) / f"{log.stem}.txt"
-            argv = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(out), "--", *argv]
+            # SCORER_BENCH_PROFILE_ARGS: more py-spy options, e.g. "--idle --native" (native
+            # frames, and threads waiting on ONNX Runtime's pool, which py-spy drops by default).
+            extra = shlex.split(os.environ.get("SCORER_BENCH_PROFILE_ARGS", ""))
+            argv = ["py-spy", "record", "-r", "200", "-f", "raw", *extra, "-o", str(out), "--", *argv]
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log.open("wb"),
                                      stderr=subprocess.STDOUT)
         import psutil  # the bench extra: `scorer run` and the other commands must not need it
