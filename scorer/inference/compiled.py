@@ -27,7 +27,7 @@ from prometheus_client import Counter as PromCounter
 
 from scorer.inference.base import FloatMatrix, FloatVector
 from scorer.inference.compiled_build import CHECKPOINT, BuildError, agreement, build
-from scorer.inference.repository import CHECKSUMS, ModelVersion
+from scorer.inference.repository import CHECKSUMS, ModelVersion, listed_checksums
 
 GOLDEN_FILE = "golden.npz"  # scorer.lifecycle.golden's, read here by column name
 SAMPLE_ROWS = 512
@@ -94,8 +94,7 @@ def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], Floa
 
 def _check_listed(version_dir: Path, data: bytes) -> None:
     """``data`` (the checkpoint as read for the build) is what SHA256SUMS records."""
-    digest = next((d.strip() for d, _, name in (line.partition("  ") for line in
-                   (version_dir / CHECKSUMS).read_text().splitlines()) if name.strip() == CHECKPOINT), None)
+    digest = listed_checksums(version_dir).get(CHECKPOINT)
     if digest is None:
         raise EngineUnavailable("integrity", f"{version_dir}: {CHECKSUMS} does not cover {CHECKPOINT}")
     if hashlib.sha256(data).hexdigest() != digest:

@@ -82,6 +82,15 @@ def write_checksums(version_dir: Path) -> None:
     (version_dir / CHECKSUMS).write_text("".join(lines))
 
 
+def listed_checksums(version_dir: Path) -> dict[str, str]:
+    """File name -> sha256 as the version's SHA256SUMS records them."""
+    listed: dict[str, str] = {}
+    for line in (version_dir / CHECKSUMS).read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name.strip()] = digest.strip()
+    return listed
+
+
 def verify_checksums(version_dir: Path) -> None:
     """Raise IntegrityError unless every file listed matches and the model file is listed,
     and, when trusted keys are configured, SHA256SUMS is signed by one (scorer.supply.signing)."""
@@ -91,10 +100,7 @@ def verify_checksums(version_dir: Path) -> None:
     # With trusted keys configured, SHA256SUMS itself must be signed by one of them: checksums
     # alone do not stop someone who rewrites a model and its SHA256SUMS together.
     signing.check(version_dir)
-    listed: dict[str, str] = {}
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name.strip()] = digest.strip()
+    listed = listed_checksums(version_dir)
     if MODEL_FILE not in listed:
         raise IntegrityError(f"{version_dir}: {CHECKSUMS} does not cover {MODEL_FILE}")
     for name, digest in listed.items():
