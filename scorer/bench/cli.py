@@ -44,7 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--baseline-events", type=int, default=20_000,
                    help="drain size for per-event baselines (default: %(default)s)")
     p.add_argument("--rate", type=float, action="append",
-                   help="offered rate(s) for the latency phase, events/s; repeat for more (default: 10000)")
+                   help="offered rate(s) for the latency phase, events/s; repeat for more; 0: no latency phase, "
+                        "drains only (default: 10000)")
     p.add_argument("--baseline-rate", type=float, action="append",
                    help="offered rate(s) for per-event baselines (default: --rate)")
     p.add_argument("--rate-seconds", type=float, default=10.0,
@@ -123,10 +124,17 @@ def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
     return cmd
 
 
+def offered_rates(asked: list[float] | None, default: list[float] | None = None) -> list[float]:
+    """The latency phases' rates: those asked for (default 10,000 events/s); 0 asks for none."""
+    if not asked:
+        return [10_000.0] if default is None else default
+    return [r for r in asked if r > 0]
+
+
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
     tpl = stream_templates(args, templates(bundled_capture(), kinds))
-    rates = args.rate or [10_000.0]
+    rates = offered_rates(args.rate)
     workdir = Path(tempfile.mkdtemp(prefix="scorer-bench-"))
     results: list[harness.RunResult] = []
     names = args.runners.split(",")
@@ -159,7 +167,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 await attempt(name, harness.drain(name, _command(name, args, ports[name]), args.bootstrap, items,
                                                   kinds, args.partitions, workdir, _metrics_port(name, ports)))
     for name in names:
-        for rate in (args.baseline_rate or rates) if name in BASELINES else rates:
+        for rate in offered_rates(args.baseline_rate, rates) if name in BASELINES else rates:
             if name not in failed:
                 items = list(payloads(tpl, int(rate * (args.rate_seconds + harness.WARM_UP_S))))
                 await attempt(name, harness.fixed_rate(name, _command(name, args, ports[name]), args.bootstrap,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scorer.bench.cli import offered_rates
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import ROOT
 
@@ -34,3 +35,12 @@ def test_bench_measures_passthrough_and_the_scorer_side_by_side(kafka: KafkaBrok
     ratios = report["ratios"]
     assert ratios["passthrough/passthrough"] == 1.0
     assert ratios["scorer-onnxruntime/passthrough"] > 0
+
+
+def test_a_rate_of_zero_asks_for_drains_only() -> None:
+    assert offered_rates(None) == [10_000.0]
+    assert offered_rates([0.0]) == []
+    assert offered_rates([500.0, 0.0, 2_000.0]) == [500.0, 2_000.0]
+    assert offered_rates(None, [500.0]) == [500.0], "baselines follow --rate unless told"
+    assert offered_rates([0.0], [500.0]) == []
+    assert offered_rates(None, offered_rates([0.0])) == [], "--rate 0 alone: no baseline phase either"
