@@ -149,6 +149,7 @@ def make_consumer(kafka: KafkaSettings, topics: Sequence[str], **extra: Any) -> 
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
         "fetch_max_wait_ms": 100,
         "metadata_max_age_ms": kafka.metadata_max_age_ms,
+        "check_crcs": kafka.check_crcs,
     }
     return _Consumer(*topics, kafka=kafka, **(options | security_options(kafka) | extra))
 
@@ -167,6 +168,7 @@ def make_reader(kafka: KafkaSettings, role: str, **extra: Any) -> AIOKafkaConsum
         "isolation_level": "read_committed",
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
         "metadata_max_age_ms": kafka.metadata_max_age_ms,
+        "check_crcs": kafka.check_crcs,
     }
     return _Consumer(kafka=kafka, **(options | security_options(kafka) | extra))
 

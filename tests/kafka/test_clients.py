@@ -18,3 +18,12 @@ async def test_every_client_refreshes_metadata_at_the_configured_age() -> None:
             reader._client._metadata_max_age_ms]
     assert ages == [7_000, 7_000, 7_000]
     assert KafkaSettings().metadata_max_age_ms == 30_000, "Kafka's own 5 minutes would be a 5-minute stall"
+
+
+async def test_consumers_check_record_crcs_only_when_asked() -> None:
+    # Off by default as in librdkafka: ~0.9 us of an event's ~3.3 us of consumption here.
+    assert KafkaSettings().check_crcs is False
+    for check in (False, True):
+        kafka = KafkaSettings(check_crcs=check)
+        consumer, reader = make_consumer(kafka, ["events.netflow"]), make_reader(kafka, "view")
+        assert (consumer._check_crcs, reader._check_crcs) == (check, check)
