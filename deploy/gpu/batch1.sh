@@ -6,8 +6,8 @@
 # VARIANTS (default "on/2 off/2 on/2 off/2": interleaved, so a slow minute of the machine lands
 # on both): one server each, in order, each token BATCHING/INSTANCES[/SCORER][@CPUS]: the router's
 # dynamic batcher on or off (launch.py --cpu-batching), its CPU instances (--cpu-instances),
-# what scores small requests (compiled: the tl2cgen-compiled trees, the default; gtil:
-# Treelite's GTIL; launch.py --compiled), and optionally a CPU list that tritonserver's
+# what scores small requests (compiled: the tl2cgen-compiled trees, the default, -O3; compiled-Os:
+# the same built with -Os, launch.py --compiled-optimize; gtil: Treelite's GTIL; launch.py --compiled), and optionally a CPU list that tritonserver's
 # threads (not the python stubs) and the client are both confined to (taskset), a diagnostic
 # of cross-core wake-ups. INPROCESS=1: first, compiled_bench (GTIL against the compiled trees
 # in one process, 1/4/16/64/255 rows) into OUTDIR/inprocess.json. Per variant: perf_analyzer (C++ client, gRPC, real rows, one
@@ -21,10 +21,7 @@ set -u -o pipefail
 out=${1:?OUTDIR}; feats=${2:?FEATURES.npz}; stack=${3:-}
 gpu=${GPU_ENGINE:-nvforest}; port=${PORT_BASE:-8000}; url=127.0.0.1:$((port + 1))
 mkdir -p "$out"
-if [ -n "$stack" ]; then
-  mkdir -p /tmp/stack && tar -C /tmp/stack -xJf "$stack" || exit 1
-  export PYTHONPATH=/tmp/stack/site:$PWD
-fi
+. "$(dirname "$0")/stack_env.sh"
 export PYTHONUNBUFFERED=1
 pa=${PERF_ANALYZER:-/tmp/stack/pa/perf_analyzer}
 libs="$(python3 -c 'import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec("pytriton").origin).parents[1])')/nvidia_pytriton.libs"
@@ -42,12 +39,13 @@ for variant in ${VARIANTS:-on/2 off/2 on/2 off/2}; do
   i=$((i + 1))
   spec=${variant%%@*}; cpuset=; [[ $variant == *@* ]] && cpuset=${variant#*@}
   IFS=/ read -r batching instances scorer <<<"$spec"; scorer=${scorer:-compiled}
-  case $scorer in compiled) compiled=on ;; gtil) compiled=off ;; *) echo "scorer: compiled or gtil, not $scorer"; exit 1 ;; esac
+  case $scorer in compiled) compiled=on opt=O3 ;; compiled-Os) compiled=on opt=Os ;; gtil) compiled=off opt=O3 ;;
+    *) echo "scorer: compiled, compiled-Os or gtil, not $scorer"; exit 1 ;; esac
   name="$i-batching-${batching}-instances-${instances}-${scorer}${cpuset:+-cpus-$cpuset}"
   pin=(); [ -n "$cpuset" ] && pin=(taskset -c "$cpuset")
   t0=$(date +%s.%N)
   python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu,routed" --large-engine "$gpu" \
-    ${GPU_INSTANCES:+--gpu-instances "$GPU_INSTANCES"} --cpu-batching "$batching" --cpu-instances "$instances" --compiled "$compiled" \
+    ${GPU_INSTANCES:+--gpu-instances "$GPU_INSTANCES"} --cpu-batching "$batching" --cpu-instances "$instances" --compiled "$compiled" --compiled-optimize "$opt" \
     --cpu-threads 1 --timeout 300 --http-port "$port" --grpc-port $((port + 1)) --metrics-port $((port + 2)) \
     >"$out/serve_$name.log" 2>&1 || { tail -c 4000 "$work/tritonserver.log"; exit 1; }
   if [ -n "$cpuset" ]; then  # every thread of the server process; its python stubs stay free

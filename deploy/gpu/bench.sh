@@ -10,7 +10,10 @@
 # launch.py's, the shipped count); BREAKEVEN_BATCHES (gpu_vs_cpu; default 1,64,256,1024,4096,8192);
 # TRANSPORT_ENGINES (transport stage; default the GPU engine; "routed": the production name);
 # CPU_MODEL_THREADS, SMALL_REQUEST_ROWS: launch.py's --cpu-model-threads, --small-request-rows.
-# LATENCY_ENGINES (latency stage; default the GPU and CPU engines). Stage "floor": gRPC round
+# LATENCY_ENGINES (latency stage; default the GPU and CPU engines). Stage "route": the scorer's
+# FailoverBackend with every call in process (compiled trees) against every call to the production
+# name, per kind and call size (route_bench.py; ROUTE_SIZES, ROUTE_ROUNDS, ROUTE_DURATION; serve
+# CPU_ENGINES=routed). Stage "floor": gRPC round
 # trips without a model (client_bench floor). Stage "native": batch 1 from Triton's C++ client,
 # perf_analyzer (PERF_ANALYZER: the binary, default STACK's pa/perf_analyzer; LATENCY_ENGINES;
 # NATIVE_CONCURRENCY, default 1,4; NATIVE_SHM, default none; deploy/gpu/perf_analyzer.py).
@@ -30,10 +33,7 @@ stages=${STAGES:-inprocess gpu_vs_cpu transport scorers}
 gpu=${GPU_ENGINE:-nvforest}; batches=${BATCHES:-1,1024,65536}
 port=${PORT_BASE:-8000}; url=127.0.0.1:$((port + 1))
 mkdir -p "$out"
-if [ -n "$stack" ]; then
-  mkdir -p /tmp/stack && tar -C /tmp/stack -xJf "$stack" || exit 1
-  export PYTHONPATH=/tmp/stack/site:$PWD
-fi
+. "$(dirname "$0")/stack_env.sh"
 export PYTHONUNBUFFERED=1
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
 run() { local name=$1; shift; "$@" 2>&1 | tee "$out/$name.log"; }
@@ -73,6 +73,11 @@ if [[ " $stages " == *" native "* ]]; then  # batch 1 from a C++ client, real ro
 fi
 if [[ " $stages " == *" floor "* ]]; then  # gRPC's own round trip, no model
   run floor python3 -m deploy.gpu.client_bench floor --url "$url" --duration 3
+fi
+if [[ " $stages " == *" route "* ]]; then  # the scorer's own client: a call in process or to Triton, by size
+  run route python3 -m deploy.gpu.route_bench --url "$url" --features "$feats" \
+    --sizes "${ROUTE_SIZES:-1,16,64,255,1024,4096}" --rounds "${ROUTE_ROUNDS:-3}" --duration "${ROUTE_DURATION:-0.4}" \
+    --out "$out/route.json"
 fi
 if [[ " $stages " == *" latency "* ]]; then  # one row, one request in flight, every model
   run latency bench --models netflow_classifier,edr_classifier,siem_classifier --engines "${LATENCY_ENGINES:-$gpu,$cpu_engines}" \

@@ -27,10 +27,10 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_CACHE = HERE.parents[1] / "var" / "treelite-backend" / "compiled"
 
 
-def build(checkpoint: Path, cache: Path = DEFAULT_CACHE) -> Path:
+def build(checkpoint: Path, cache: Path = DEFAULT_CACHE, optimize: str = "-O3") -> Path:
     """The compiled library of ``checkpoint``, in deploy/gpu's cache (the served repository
-    links to it); built unless the cache holds one for the same bytes and compiler."""
-    return compiled_build.build(checkpoint, cache)
+    links to it); built unless the cache holds one for the same bytes, compiler and flags."""
+    return compiled_build.build(checkpoint, cache, optimize)
 
 
 def main(argv: list[str] | None = None) -> None:

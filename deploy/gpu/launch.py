@@ -86,10 +86,12 @@ def engine_config(production_pbtxt: str, engine: str, *, max_batch: int, gpu_ins
 
 
 def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536, gpu_instances: int = 1,
-             cpu_threads: int = 1, compiled: bool = True, **options: Any) -> list[str]:
+             cpu_threads: int = 1, compiled: bool = True, compiled_optimize: str = "-O3",
+             **options: Any) -> list[str]:
     """Write the engine repository for every model of ``src`` into ``dst``; model names.
     ``compiled``: each version of the C++ backend's models gets its trees compiled by this
-    host's compiler (compiled_model.py), which the backend scores small requests with.
+    host's compiler (compiled_model.py) with ``compiled_optimize``, which the backend scores
+    small requests with.
     ``options``: engine_config's queue_delay_us, cpu_instances, large_engine, small_request_rows,
     cpu_model_threads, cpu_batching."""
     src, dst = src.resolve(), dst.resolve()
@@ -117,7 +119,8 @@ def generate(src: Path, dst: Path, engines: list[str], *, max_batch: int = 65536
                     if (version / name).is_file():
                         (out / version.name / name).symlink_to(version / name)
                 if compiled and engine in (CPP, ROUTED) and (version / "model.tl").is_file():
-                    (out / version.name / compiled_model.LIBRARY).symlink_to(compiled_model.build(version / "model.tl"))
+                    library = compiled_model.build(version / "model.tl", optimize=compiled_optimize)
+                    (out / version.name / compiled_model.LIBRARY).symlink_to(library)
             names.append(out.name)
     return names
 
@@ -180,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
                          help=f"compile each version's trees (tl2cgen, this host's C compiler) for the {CPP} and "
                               f"{ROUTED} models to score small requests with (default on; off: Treelite's GTIL; "
                               "docs/gpu-serving.md, run 13)")
+        cmd.add_argument("--compiled-optimize", choices=("O3", "O2", "Os"), default="O3",
+                         help="the C compiler's -O level for the compiled trees (default O3, tl2cgen's; "
+                              "the scorer's in-process engine uses Os)")
         cmd.add_argument("--queue-delay-us", type=int, default=None, help="default: the production config's")
         cmd.add_argument("--large-engine", default="nvforest",
                          help=f"the engine {ROUTED!r} forwards large requests to (default nvforest)")
@@ -199,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
              "queue_delay_us": args.queue_delay_us, "cpu_instances": args.cpu_instances,
              "large_engine": args.large_engine, "small_request_rows": args.small_request_rows,
              "cpu_model_threads": args.cpu_model_threads, "cpu_batching": args.cpu_batching == "on",
-             "compiled": args.compiled == "on"}
+             "compiled": args.compiled == "on", "compiled_optimize": f"-{args.compiled_optimize}"}
     if args.command == "generate":
         print("generated:", ", ".join(generate(args.repository, args.out, engines, **sizes)))
         return
