@@ -48,7 +48,6 @@ PERF_ANALYZER = "tritonclient==2.51.0"  # only its bin/perf_analyzer is kept
 PLATFORMS = ("manylinux_2_35_x86_64", "manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64",
              "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64")
 LIMIT = 64 * 1024 * 1024  # what one device call carries: working tree + carried paths
-NATIVE = ("_native", "_edr", "_trees")  # scorer/native's extensions (setup.py)
 DICT = 192 * 1024 * 1024
 
 
@@ -82,10 +81,11 @@ def build_native(python: str, out: Path) -> list[Path]:
         raise SystemExit(f"{python} is not Python {PYTHON} ({suffix}): the device image runs {PYTHON}")
     out.mkdir(parents=True, exist_ok=True)
     built = []
-    for name in NATIVE:
+    for source in sorted((ROOT / "scorer" / "native").glob("_*.c")):  # each is one extension (setup.py)
+        name = source.stem
         target = out / f"{name}{suffix}"
         subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-Wall", "-Werror", "-shared", "-fPIC",
-                        f"-I{include}", "-o", str(target), str(ROOT / "scorer" / "native" / f"{name}.c"), "-ldl"],
+                        f"-I{include}", "-o", str(target), str(source), "-ldl"],
                        check=True)
         built.append(target)
     return built
