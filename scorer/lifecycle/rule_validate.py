@@ -51,6 +51,7 @@ from scorer.rules import RuleEngine
 from scorer.rules.annotate import RuleStage
 from scorer.rules.pack import read_golden, read_pack
 from scorer.rules.risk import with_risk
+from scorer.rules.scanners import prepare
 from scorer.rules.validate import validate_pack
 
 SHOWN = 5  # problems named per check line; the rest counted
@@ -72,6 +73,7 @@ def load_stage(directory: Path) -> RuleStage:
     in the rule repository yet)."""
     pack = read_pack(directory)
     engine = RuleEngine(pack.rules, pack.atoms, pack.conditions)
+    prepare(engine)
     return RuleStage(engine, str(pack.manifest.get("name", directory.parent.name)),
                      str(pack.manifest.get("version", directory.name)), {r.id: r for r in engine.rules}, pack.risk)
 

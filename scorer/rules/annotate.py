@@ -24,6 +24,7 @@ from scorer.rules import RuleEngine, RuleFailure, RuleMeta
 from scorer.rules.model import LEVELS
 from scorer.rules.pack import read_pack
 from scorer.rules.risk import RiskPolicy
+from scorer.rules.scanners import prepare
 
 _ORDERED_MAX = 1 << 14  # combinations of hits remembered (then forgotten at once)
 
@@ -67,6 +68,7 @@ class RuleStage:
             version = found[-1]
         loaded = read_pack(repository / pack / version)
         engine = RuleEngine(loaded.rules, loaded.atoms, loaded.conditions)
+        prepare(engine)  # long-value scanners now, not in the first batch that needs one
         return cls(engine, pack, version, {r.id: r for r in engine.rules}, loaded.risk)
 
     def annotate(self, events: Sequence[EndpointEvent]) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:

@@ -150,11 +150,15 @@ class RuleEngine:
 
     @classmethod
     def load(cls, pack_dir: Path) -> RuleEngine:
-        """The pack in ``pack_dir``, checksums verified (no pySigma: the IR is compiled)."""
+        """The pack in ``pack_dir``, checksums verified (no pySigma: the IR is compiled), its
+        long-value scanners built (:mod:`scorer.rules.scanners`)."""
         from scorer.rules.pack import read_pack
+        from scorer.rules.scanners import prepare
 
         pack = read_pack(pack_dir)
-        return cls(pack.rules, pack.atoms, pack.conditions)
+        engine = cls(pack.rules, pack.atoms, pack.conditions)
+        prepare(engine)
+        return engine
 
     def evaluate(self, events: Sequence[EndpointEvent]) -> RuleHits:
         """Rule numbers that fired, per event. Never raises for a bad event: an event a rule

@@ -10,8 +10,10 @@ A field's atoms on a value over :data:`~scorer.rules.matchers.LONG_VALUE` charac
   pattern reported once; measured ~3x faster than an RE2 set on 5 kB PowerShell values
   (docs/rules.md). Regexes whose meaning could differ from RE2's (``$``: PCRE also matches
   before a final newline; non-ASCII patterns or text) run in RE2 (see :class:`LongMatcher`);
-* without the ``hyperscan`` package (a platform with no wheel): one RE2 set of everything,
-  literals as ``(?i)``.
+* without the ``hyperscan`` package (a platform with no wheel) no scanner is built: long
+  values take the automaton and RE2 set of short values.
+
+The databases are built when the pack is loaded and cached on disk (:mod:`scorer.rules.scanners`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from collections.abc import Iterable
 
 import re2
 
-try:  # optional at run time: the RE2 set below is the fallback
+from scorer.rules.scanners import database
+
+try:  # optional at run time: without it, long values take the short values' path
     import hyperscan
 except (ImportError, OSError):  # pragma: no cover - where the wheel or its library is missing
     hyperscan = None  # type: ignore[assignment]
+AVAILABLE = hyperscan is not None
+
 
 def _re2_set(patterns: Iterable[str]) -> re2.Set:
     from scorer.rules.matchers import regex_options
@@ -39,15 +45,18 @@ class LongMatcher:
     """Atoms of one field on long values: ``contains``/``startswith``/``endswith`` literals
     (lower-cased) and regexes, each given as ``pattern -> atom ids``.
 
-    Hyperscan runs on the value's UTF-8 bytes without its UTF-8 mode (which compiles ~20x
-    slower): exact for ASCII literals on any text (UTF-8 never puts an ASCII byte inside a
-    multi-byte character) and for regexes on ASCII text. So a regex hit counts only for an
-    ASCII value; a non-ASCII value has its regexes run by RE2 (``unicode``). Non-ASCII
-    literals and regexes with an end anchor always run in RE2 (``always``).
+    Hyperscan runs on UTF-8 bytes without its UTF-8 mode (which compiles ~20x slower), so
+    it scans what the automaton of short values searches: the lower-cased value (for an
+    ASCII value, the value itself, its literals folded by Hyperscan's ASCII caseless
+    matching). Literals are byte strings (UTF-8 never puts an ASCII byte inside a multi-byte
+    character), exact on any text; regexes are exact on ASCII text within RE2's
+    :data:`~scorer.rules.matchers.REGEX_MAX_CHARS`, so a regex hit counts only there; other
+    values have their regexes run by RE2 (``fallback``), as short values do. Regexes with an
+    end anchor or non-ASCII always run in RE2 (``always``).
     """
 
     def __init__(self, contains: dict[str, list[int]], starts: dict[str, list[int]], ends: dict[str, list[int]],
-                 regexes: list[tuple[int, str]], *, use_hyperscan: bool = True) -> None:
+                 regexes: list[tuple[int, str]]) -> None:
         self.starts, self.ends = starts, ends
         self.start_lengths = sorted({len(p) for p in starts})
         self.end_lengths = sorted({len(p) for p in ends})
@@ -55,60 +64,59 @@ class LongMatcher:
         self.ids: list[list[int]] = []  # scanner pattern index -> atom ids
         self.first_regex = 0  # scanner patterns from here on are regexes
         always: list[tuple[list[int], str]] = []
-        unicode: list[tuple[list[int], str]] = []
+        fallback: list[tuple[list[int], str]] = []
         fast: list[tuple[list[int], bytes, int]] = []
-        if hyperscan is not None and use_hyperscan:
-            single = hyperscan.HS_FLAG_SINGLEMATCH
-            for literal, ids in contains.items():
-                if literal.isascii():
-                    fast.append((ids, re2.escape(literal).encode(), single | hyperscan.HS_FLAG_CASELESS))
-                else:
-                    always.append((ids, "(?i)" + re2.escape(literal)))
-            self.first_regex = len(fast)
-            for aid, regex in regexes:
-                if _has_anchor_at_end(regex) or not regex.isascii():
-                    always.append(([aid], regex))
-                else:
-                    fast.append(([aid], regex.encode(), single | hyperscan.HS_FLAG_ALLOWEMPTY))
-                    unicode.append(([aid], regex))
-        else:
-            always = [(ids, "(?i)" + re2.escape(literal)) for literal, ids in contains.items()]
-            always += [([aid], regex) for aid, regex in regexes]
+        single = hyperscan.HS_FLAG_SINGLEMATCH
+        for literal, ids in contains.items():
+            fast.append((ids, _byte_literal(literal), single | hyperscan.HS_FLAG_CASELESS))
+        self.first_regex = len(fast)
+        for aid, regex in regexes:
+            if _has_anchor_at_end(regex) or not regex.isascii():
+                always.append(([aid], regex))
+            else:
+                fast.append(([aid], regex.encode(), single | hyperscan.HS_FLAG_ALLOWEMPTY))
+                fallback.append(([aid], regex))
         if fast:
-            db = hyperscan.Database()
-            db.compile(expressions=[p for _, p, _ in fast], ids=list(range(len(fast))), elements=len(fast),
-                       flags=[f for _, _, f in fast])
-            self.scanner = db
-            self.scratch = hyperscan.Scratch(db)
+            self.scanner = database([p for _, p, _ in fast], [f for _, _, f in fast])
+            self.scratch = hyperscan.Scratch(self.scanner)
             self.ids = [ids for ids, _, _ in fast]
         self.always = _Re2Set(always)
-        self.unicode = _Re2Set(unicode)
+        self.fallback = _Re2Set(fallback)
 
     def match(self, value: str, out: list[int]) -> None:
+        from scorer.rules.matchers import REGEX_MAX_CHARS
+
+        ascii_only = value.isascii()
+        # Lower-casing may change a non-ASCII value's length: heads, tails and literals are
+        # then looked for in the lower-cased whole, as the automaton does.
+        lower = None if ascii_only else value.lower()
         if self.start_lengths:
-            head = value[:self.start_lengths[-1]].lower()
+            longest = self.start_lengths[-1]
+            head = value[:longest].lower() if lower is None else lower[:longest]
             for length in self.start_lengths:
                 hit = self.starts.get(head[:length])
                 if hit:
                     out.extend(hit)
         if self.end_lengths:
-            tail = value[-self.end_lengths[-1]:].lower()
+            longest = self.end_lengths[-1]
+            tail = value[-longest:].lower() if lower is None else lower[-longest:]
             for length in self.end_lengths:
                 hit = self.ends.get(tail[-length:])
                 if hit:
                     out.extend(hit)
-        ascii_only = value.isascii()
+        regexes_here = ascii_only and len(value) <= REGEX_MAX_CHARS
         if self.scanner is not None:
             found: list[int] = []
-            self.scanner.scan(value.encode("utf-8", "replace"), match_event_handler=_collect, context=found,
+            text = value if lower is None else lower
+            self.scanner.scan(text.encode("utf-8", "replace"), match_event_handler=_collect, context=found,
                               scratch=self.scratch)
             ids, first_regex = self.ids, self.first_regex
             for i in found:
-                if ascii_only or i < first_regex:
+                if regexes_here or i < first_regex:
                     out.extend(ids[i])
         self.always.match(value, out)
-        if not ascii_only:
-            self.unicode.match(value, out)
+        if not regexes_here:
+            self.fallback.match(value, out)
 
 
 class _Re2Set:
@@ -126,6 +134,11 @@ class _Re2Set:
             if hits:
                 for i in hits:
                     out.extend(self.ids[i])
+
+
+def _byte_literal(literal: str) -> bytes:
+    """``literal``'s UTF-8 bytes as a Hyperscan pattern (every byte escaped: nothing special)."""
+    return "".join(f"\\x{b:02x}" for b in literal.encode("utf-8", "replace")).encode()
 
 
 def _has_anchor_at_end(regex: str) -> bool:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 import ahocorasick
 import re2
 
+from scorer.rules import longtext
 from scorer.rules.longtext import LongMatcher
 from scorer.rules.model import Atom
 
@@ -32,7 +33,9 @@ REGEX_MAX_CHARS = 16384
 FEW_PATTERNS = 8
 # Values longer than this (PowerShell ScriptBlockText / ContextInfo / Payload) go through one
 # Hyperscan scan of the field's literals and regexes (scorer.rules.longtext), several times
-# faster on long text than the automaton, which stays for short values (no scanner to build).
+# faster on long text than the automaton, which stays for short values. The scanner is built
+# by prepare_long when the pack is loaded (scorer.rules.scanners), never by match: building
+# one in a batch stalled it 10-90 ms; until then long values take the automaton (same hits).
 LONG_VALUE = 512
 LONG_MAX_PATTERNS = 2500
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -117,8 +120,8 @@ class FieldMatcher:
     def match(self, value: str) -> list[int]:
         """Atom ids ``value`` (a present value) satisfies."""
         out: list[int] = list(self.exists)
-        long = self.substr is not None and len(value) > LONG_VALUE and self.long_ok
-        lower = value.lower() if self.eq or self.few or (self.substr is not None and not long) else value
+        long = self.long if len(value) > LONG_VALUE else None
+        lower = value.lower() if self.eq or self.few or (self.substr is not None and long is None) else value
         hit = self.eq.get(lower)
         if hit:
             out.extend(hit)
@@ -126,8 +129,8 @@ class FieldMatcher:
             hit = self.eq_cased.get(value)
             if hit:
                 out.extend(hit)
-        if long:
-            self._long(value, out)  # substrings and regexes of a long value, one RE2 pass
+        if long is not None:
+            long.match(value, out)  # substrings and regexes, one scan
         elif self.substr is not None:
             _substr(self.substr, lower, out)
         elif self.few:
@@ -136,7 +139,7 @@ class FieldMatcher:
             _substr(self.substr_cased, value, out)
         elif self.few_cased:
             _few(self.few_cased, value, out)
-        if self.regex is not None and not long:
+        if self.regex is not None and long is None:
             found = self.regex.Match(utf8(value[:REGEX_MAX_CHARS]))
             if found:
                 ids = self.regex_ids
@@ -147,15 +150,18 @@ class FieldMatcher:
             out.extend(self._compare(value))
         return out
 
-    def _long(self, value: str, out: list[int]) -> None:
-        """Substring and regex atoms of a long value in one scan (:mod:`scorer.rules.longtext`)."""
-        if self.long is None:  # built on first use: most fields never see long values
-            split: dict[int, dict[str, list[int]]] = {_POS_ANY: {}, _POS_START: {}, _POS_END: {}}
-            for pattern, entries in self._long_patterns.items():
-                for aid, position, _ in entries:
-                    split[position].setdefault(pattern, []).append(aid)
-            self.long = LongMatcher(split[_POS_ANY], split[_POS_START], split[_POS_END], self._regexes)
-        self.long.match(value, out)
+    def prepare_long(self) -> bool:
+        """Builds the long-value scanner (:mod:`scorer.rules.longtext`) if this field has one and
+        it is not built yet; whether it built it. Seconds of CPU for a whole pack without the
+        cache of :mod:`scorer.rules.scanners`: call it where the pack is loaded, not per batch."""
+        if self.long is not None or self.substr is None or not self.long_ok or not longtext.AVAILABLE:
+            return False
+        split: dict[int, dict[str, list[int]]] = {_POS_ANY: {}, _POS_START: {}, _POS_END: {}}
+        for pattern, entries in self._long_patterns.items():
+            for aid, position, _ in entries:
+                split[position].setdefault(pattern, []).append(aid)
+        self.long = LongMatcher(split[_POS_ANY], split[_POS_START], split[_POS_END], self._regexes)
+        return True
 
     def _cidr(self, value: str) -> list[int]:
         try:

@@ -1,4 +1,5 @@
-"""Long values take another path (one Hyperscan scan); it must agree with the short path."""
+"""Long values take another path (one Hyperscan scan) once a field's scanner is built; it must
+agree with the short path (the automaton), which long values take until then."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import random
 
 import pytest
 
-from scorer.rules import matchers
-from scorer.rules.longtext import LongMatcher
+from scorer.rules import longtext, matchers
 from scorer.rules.matchers import FieldMatcher
 from scorer.rules.model import Atom
 
@@ -16,36 +16,42 @@ ATOMS = [
     Atom("f", "contains", "привет"), Atom("f", "startswith", "hostapplication="), Atom("f", "endswith", ".ps1"),
     Atom("f", "endswith", "\r\n"), Atom("f", "eq", "x"), Atom("f", "re", r"(?i)\$env:temp\\[a-z]+\.exe"),
     Atom("f", "re", r"EngineVersion=2\.\d$"), Atom("f", "re", "(?s)begin.*end"), Atom("f", "contains", "a", True),
+    Atom("f", "contains", "kill"), Atom("f", "startswith", "i\u0307"),
     *(Atom("f", "contains", f"pattern{i:03d}") for i in range(40)),
 ]
 
 
 def _values() -> list[str]:
     rng = random.Random(7)
+    # The Kelvin sign and dotted capital I lower-case to ASCII (the second to two characters):
+    # heads, tails and literals are looked for in the lower-cased text on both paths.
     pieces = ["Invoke-Expression", "DownloadString(", "ПРИВЕТ", "HostApplication=", "$env:TEMP\\evil.exe", "begin",
-              "end", "EngineVersion=2.0", ".PS1", "\r\n", "PATTERN017", "pattern039", "filler text ", "\n"]
+              "end", "EngineVersion=2.0", ".PS1", "\r\n", "PATTERN017", "pattern039", "filler text ", "\n",
+              "\u212aill", "\u0130", "hostappl\u0130cation="]
     out = []
     for _ in range(300):
         parts = [rng.choice(pieces) for _ in range(rng.randint(1, 12))]
         filler = "z" * rng.randint(0, 700)
         out.append(rng.choice(["", filler]) + "".join(parts) + rng.choice(["", filler]))
+    # Past the regexes' bound: a regex sees the prefix only, on both paths; literals the whole.
+    out += [part + "y" * matchers.REGEX_MAX_CHARS + part for part in pieces]
+    out += ["y" * matchers.REGEX_MAX_CHARS + part for part in pieces]
     return out
 
 
-@pytest.mark.parametrize("use_hyperscan", [True, False])
-def test_long_path_agrees_with_the_automaton(monkeypatch: pytest.MonkeyPatch, use_hyperscan: bool) -> None:
+def test_long_path_agrees_with_the_automaton(monkeypatch: pytest.MonkeyPatch) -> None:
     matcher = FieldMatcher(enumerate(ATOMS))
     values = _values()
-    monkeypatch.setattr(matchers, "LONG_VALUE", 10**9)  # everything through the automaton
-    expected = [sorted(set(matcher.match(v))) for v in values]
-    monkeypatch.setattr(matchers, "LONG_VALUE", 0)  # everything through the long path
-    if not use_hyperscan:
-        original = LongMatcher.__init__
-
-        def without(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            original(self, *args, **{**kwargs, "use_hyperscan": False})
-
-        monkeypatch.setattr(LongMatcher, "__init__", without)
+    expected = [sorted(set(matcher.match(v))) for v in values]  # no scanner yet: the automaton
+    monkeypatch.setattr(matchers, "LONG_VALUE", 0)  # every value through the scanner once built
+    assert matcher.prepare_long() and matcher.long is not None
     got = [sorted(set(matcher.match(v))) for v in values]
     assert got == expected
     assert sum(1 for e in expected if e) > 200
+
+
+def test_no_scanner_without_hyperscan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(longtext, "AVAILABLE", False)
+    matcher = FieldMatcher(enumerate(ATOMS))
+    assert not matcher.prepare_long() and matcher.long is None
+    assert sorted(matcher.match("z" * 600 + "Invoke-Expression")) == [0]
