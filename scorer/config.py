@@ -124,10 +124,12 @@ class InferenceSettings(BaseModel):
     # inline was faster (docs/benchmarks.md), so the default keeps pipeline batches inline.
     offload_rows: int = Field(default=65_536, ge=1)
     # What scores in process (the onnxruntime backend, Triton's fallback): ONNX Runtime, or
-    # each version's trees compiled to C (model.tl -> tl2cgen -> the host's cc), checked
-    # against ONNX Runtime at load; a version they cannot score falls back to ONNX Runtime
-    # with a WARNING (scorer/inference/compiled.py; docs/benchmarks.md section 19).
-    in_process_engine: Literal["onnxruntime", "compiled"] = "onnxruntime"
+    # each version's trees compiled to C (model.tl -> tl2cgen -> the host's cc: seconds per
+    # version the first time on a host, then cached), checked against ONNX Runtime at load; a
+    # version they cannot score falls back to ONNX Runtime with a WARNING
+    # (scorer/inference/compiled.py; docs/benchmarks.md sections 19 and 24). auto: compiled
+    # where the host has tl2cgen (the `compiled` extra) and a C compiler, else ONNX Runtime.
+    in_process_engine: Literal["auto", "onnxruntime", "compiled"] = "auto"
     # Where compiled libraries are cached, by content (None: ~/.cache/scorer/compiled-trees).
     compiled_cache: Path | None = None
     # With Triton and on_triton_outage=fallback: calls of fewer rows are scored in process (the

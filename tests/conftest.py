@@ -27,6 +27,12 @@ from tests.support.kafka import KafkaBroker, StartKafka
 from tests.support.paths import DATA_DIR, MODEL_REPOSITORY
 from tests.support.triton import StartTriton, TritonServer
 
+# The service's default in-process engine (auto) compiles each model version's trees the first
+# time a host meets the version (seconds each, then cached): the suite trains and loads many
+# versions, so it scores with ONNX Runtime unless a test names an engine (tests/inference/
+# test_compiled*.py do, and check the default itself). Subprocesses inherit it.
+os.environ.setdefault("SCORER_INFERENCE__IN_PROCESS_ENGINE", "onnxruntime")
+
 
 @pytest.fixture(scope="session")
 def start_kafka() -> StartKafka:

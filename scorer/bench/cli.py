@@ -114,6 +114,9 @@ def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
             return [py, "-m", "scorer.cli", "run"], env
         if name.startswith("scorer-"):
             env["SCORER_INFERENCE__BACKEND"] = name.removeprefix("scorer-")
+            # The service's default engine is auto (compiled where it can be): this runner is
+            # ONNX Runtime's, scorer-compiled the compiled trees'.
+            env["SCORER_INFERENCE__IN_PROCESS_ENGINE"] = "onnxruntime"
             env["SCORER_INFERENCE__ON_TRITON_OUTAGE"] = "pause"  # measure Triton, never a silent fallback
             return [py, "-m", "scorer.cli", "run"], env
         argv = [py, "-m", "scorer.bench.baselines", name, "--bootstrap", bootstrap, "--group", group, "--out", out,

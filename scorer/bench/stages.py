@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections import defaultdict
 
@@ -24,6 +25,7 @@ from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.config import Settings
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
+from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.kafka.partitioner import partitions_of
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
@@ -69,6 +71,9 @@ async def measure(scorer: BatchScorer, rounds: list[list[InputRecord]], batch: i
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    # ONNX Runtime unless SCORER_INFERENCE__IN_PROCESS_ENGINE says otherwise (the service's
+    # default, auto, would be the compiled trees wherever tl2cgen is installed).
+    os.environ.setdefault("SCORER_INFERENCE__IN_PROCESS_ENGINE", "onnxruntime")
     scorer = build_scorer(Settings(inference={"backend": "onnxruntime"}))  # type: ignore[arg-type]
     # Every round scores records it has not seen (later in time, new uids): scoring the same
     # records again would put them in the entity windows twice (more alerts each round).
@@ -76,6 +81,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     records = _records(warm + args.events * args.rounds * len(args.batch), args)
     await measure(scorer, [records[:warm]], 512)  # warm-up: sessions, caches, entity state
     tune_gc()  # as `scorer run` does once started
+    backend = scorer.backend
+    if isinstance(backend, OnnxRuntimeBackend):
+        print("engines: " + ", ".join(f"{ref.name} {backend.engine_of(ref)}" for ref in backend.loaded()))
     results = {}
     for k, batch in enumerate(args.batch):
         start = warm + k * args.events * args.rounds

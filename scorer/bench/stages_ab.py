@@ -116,6 +116,8 @@ def _run_child(
     tree: Path, path: Path, args: argparse.Namespace, measure: int | None = None, valgrind: bool = False
 ) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    # Both sides with one engine whatever their trees' defaults (ONNX Runtime unless told).
+    env.setdefault("SCORER_INFERENCE__IN_PROCESS_ENGINE", "onnxruntime")
     cmd = [sys.executable, "-P", str(_HERE), "--child", str(path), "--warm", str(args.warm)]
     cmd += ["--batch", str(args.batch[0])]
     if measure is not None:

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 
 from scorer.inference.base import FloatMatrix, FloatVector
-from scorer.inference.compiled_build import CHECKPOINT, BuildError, agreement, build
+from scorer.inference.compiled_build import CHECKPOINT, BuildError, NoToolchain, agreement, build
 from scorer.inference.repository import CHECKSUMS, ModelVersion, listed_checksums
 
 GOLDEN_FILE = "golden.npz"  # scorer.lifecycle.golden's, read here by column name
@@ -41,6 +41,10 @@ OPTIMIZE = "-Os"
 
 class EngineUnavailable(Exception):
     """The compiled engine cannot score a version; ``reason`` is a metric label."""
+
+    # What the ``auto`` engine expects on some hosts and versions, not worth a WARNING: no
+    # tl2cgen or compiler installed; a version without a Treelite checkpoint (not trees).
+    EXPECTED = frozenset({"toolchain", "no_checkpoint"})
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -76,6 +80,8 @@ def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], Floa
         _check_listed(version.path, data)
     try:
         trees = CompiledTrees(build(data, cache, OPTIMIZE))
+    except NoToolchain as exc:
+        raise EngineUnavailable("toolchain", f"{checkpoint}: {exc}") from None
     except BuildError as exc:
         raise EngineUnavailable("build", f"{checkpoint}: {exc}") from None
     except (OSError, ValueError, ImportError) as exc:
@@ -131,8 +137,8 @@ def sample_rows(n_features: int, n: int = SAMPLE_ROWS) -> FloatMatrix:
 
 class EngineMetrics:
     """Which engine scores each loaded version, and the versions the compiled engine refused
-    (``reason``: no_checkpoint, integrity, build, open, mismatch). Created unregistered: the
-    service registers them with its registry (:meth:`register`)."""
+    (``reason``: toolchain, no_checkpoint, integrity, build, open, mismatch). Created
+    unregistered: the service registers them with its registry (:meth:`register`)."""
 
     def __init__(self) -> None:
         self.engine = Gauge("scorer_inference_engine", "1 per loaded model version and the in-process "

@@ -17,6 +17,7 @@ others use the winner's library, so nobody ever opens a half-written file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 LIBRARY = "model_compiled.so"
 CHECKPOINT = "model.tl"
@@ -38,6 +41,10 @@ CFLAGS = ("-O3", *FLAGS)
 
 class BuildError(Exception):
     """The library cannot be built here (no tl2cgen, no compiler, a failed compile)."""
+
+
+class NoToolchain(BuildError):
+    """No tl2cgen or no C compiler on this host: the usual state of a plain install."""
 
 
 def default_cache() -> Path:
@@ -67,7 +74,7 @@ def build(checkpoint: Path | bytes, cache: Path | None = None, optimize: str = "
     try:
         version = tl2cgen_version()
     except ImportError:
-        raise BuildError("tl2cgen is not installed (pip install 'scorer[train]')") from None
+        raise NoToolchain("tl2cgen is not installed (pip install 'scorer[compiled]')") from None
     cc, flags = compiler(), (optimize, *FLAGS)
     key = hashlib.sha256(data)
     key.update(f"{version} {cc} {' '.join(flags)}".encode())
@@ -75,12 +82,15 @@ def build(checkpoint: Path | bytes, cache: Path | None = None, optimize: str = "
     if (final / LIBRARY).is_file():
         return final / LIBRARY
     if shutil.which(cc) is None:
-        raise BuildError(f"no C compiler {cc!r} (set CC, or apt-get install gcc)")
+        raise NoToolchain(f"no C compiler {cc!r} (set CC, or apt-get install gcc)")
     try:
         cache.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
     except OSError as exc:  # e.g. a read-only home: set inference.compiled_cache
         raise BuildError(f"cannot build in the cache {cache}: {exc}") from None
+    # The service's first start on a host waits for this (seconds a model): say why.
+    log.info("compiling trees (%d-byte checkpoint) with %s %s into %s: once per model version and host",
+             len(data), cc, optimize, cache)
     try:
         _compile(data, [cc, *flags], work)
         try:

@@ -18,6 +18,11 @@ Engine (``inference.in_process_engine``): ``onnxruntime`` scores with the sessio
 ``compiled`` scores with the version's trees compiled to C (:mod:`scorer.inference.compiled`),
 2-3x cheaper a row, once they agree with the session on check rows at load. A version they
 cannot score is scored by the session, with a WARNING and ``scorer_inference_engine_fallbacks``.
+``auto`` (the service's default) is ``compiled`` where the host can build the libraries and
+the version has trees to build, and the session otherwise with an INFO line: a plain install
+(no tl2cgen or no C compiler) and a model without a Treelite checkpoint are expected there.
+Either way a version is scored by one engine from its load to its unload: replaying the same
+events gives the same scores.
 The backend's name (what alerts say scored them) is ``onnxruntime`` with either engine: the
 same version, the same scores within 1e-5, the same decisions; the gauge
 ``scorer_inference_engine`` says which engine scores each loaded version.
@@ -41,7 +46,7 @@ from scorer.inference.repository import ModelCard, ModelVersion, list_versions, 
 log = logging.getLogger(__name__)
 
 DEFAULT_OFFLOAD_ROWS = 65_536
-Engine = Literal["onnxruntime", "compiled"]
+Engine = Literal["auto", "onnxruntime", "compiled"]
 
 
 class _Loaded:
@@ -179,13 +184,14 @@ class OnnxRuntimeBackend(InferenceBackend):
             raise ModelError(
                 f"{version.onnx_path}: takes {loaded.n_features} features, card lists {n_card}"
             )
-        if self.engine == "compiled":
+        if self.engine != "onnxruntime":
             try:
                 loaded.trees = open_compiled(version, lambda rows: self._run(loaded, rows),
                                              cache=self._compiled_cache, verify=self._verify)
             except EngineUnavailable as exc:
-                log.warning("%s:%s scored by ONNX Runtime, not compiled trees (%s): %s",
-                            version.name, version.version, exc.reason, exc)
+                quiet = self.engine == "auto" and exc.reason in EngineUnavailable.EXPECTED
+                log.log(logging.INFO if quiet else logging.WARNING, "%s:%s scored by ONNX Runtime, not compiled "
+                        "trees (%s): %s", version.name, version.version, exc.reason, exc)
                 self.metrics.fallbacks.labels(version.name, exc.reason).inc()
         self.metrics.loaded(version, loaded.engine)
         return loaded

@@ -57,7 +57,7 @@ def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) ->
     inf = settings.inference
     # The compiled engine loads the runtimes' versions at start: it builds (or finds) their
     # libraries then (seconds each, the first time), not inside the first batch.
-    compiled = inf.in_process_engine == "compiled"
+    compiled = inf.in_process_engine != "onnxruntime"
     local = OnnxRuntimeBackend(inf.model_repository, [rt.model for rt in runtimes.values()] if compiled else None,
                                offload_rows=inf.offload_rows, engine=inf.in_process_engine,
                                compiled_cache=inf.compiled_cache)

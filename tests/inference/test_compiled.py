@@ -2,7 +2,9 @@
 shipped models' ``model.tl`` compiled by this host's C compiler and scored by
 scorer.native._trees give ONNX Runtime's scores and alert decisions on the capture's real
 rows, missing values included; a version the engine cannot take is scored by ONNX Runtime
-with a WARNING and a metric; the cache is reused; the lifecycle loads versions through it.
+with a WARNING and a metric (an INFO line under ``auto`` where the host or the version is
+expected to lack what it needs); the cache is reused; the lifecycle loads versions through it;
+the service's default (``auto``) compiles where it can.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from prometheus_client import CollectorRegistry
 from scorer.config import Settings
 from scorer.events.structs import EventKind
 from scorer.features import feature_set
+from scorer.inference import compiled_build
 from scorer.inference.base import ModelRef
-from scorer.inference.compiled import OPTIMIZE, SAMPLE_ROWS, check_rows, sample_rows
+from scorer.inference.compiled import OPTIMIZE, SAMPLE_ROWS, EngineUnavailable, check_rows, sample_rows
 from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, agreement
 from scorer.inference.compiled_build import build as build_with
 from scorer.inference.failover import FailoverBackend
-from scorer.inference.onnxruntime import OnnxRuntimeBackend
+from scorer.inference.onnxruntime import Engine, OnnxRuntimeBackend
 from scorer.inference.repository import CARD, load_version, write_checksums
 from scorer.lifecycle.loader import RuntimeLoader
 from scorer.native._trees import Trees
@@ -122,29 +125,44 @@ def _fallback(backend: OnnxRuntimeBackend, registry: CollectorRegistry, reason: 
 
 
 async def _loads_onnxruntime(repo: Path, cache: Path, reason: str, caplog: pytest.LogCaptureFixture,
-                             capture: Any) -> str:
-    """Loads netflow from ``repo`` with the compiled engine; checks it is scored by ONNX
-    Runtime, exactly, and counted under ``reason``; returns the WARNING."""
-    backend = OnnxRuntimeBackend(repo, engine="compiled", compiled_cache=cache)
+                             capture: Any, engine: Engine = "compiled") -> str:
+    """Loads netflow from ``repo`` with ``engine``; checks it is scored by ONNX Runtime,
+    exactly, and counted under ``reason``; returns the log line saying so: a WARNING, or with
+    ``auto`` an INFO line (and no WARNING) where the reason is one a host may expect."""
+    backend = OnnxRuntimeBackend(repo, engine=engine, compiled_cache=cache)
     registry = CollectorRegistry()
     backend.metrics.register(registry)
-    with caplog.at_level(logging.WARNING, logger="scorer.inference.onnxruntime"):
+    with caplog.at_level(logging.INFO, logger="scorer.inference.onnxruntime"):
         assert backend.engine_of(ModelRef(NETFLOW)) == "onnxruntime"
     assert _fallback(backend, registry, reason) == 1
     assert registry.get_sample_value("scorer_inference_engine",
                                      {"model": NETFLOW, "version": "1", "engine": "onnxruntime"}) == 1
     x = capture[NETFLOW]
     assert np.array_equal(await backend.infer(ModelRef(NETFLOW), x), _onnxruntime(NETFLOW, x))
-    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert "scored by ONNX Runtime, not compiled trees" in warning.getMessage()
-    return warning.getMessage()
+    quiet = engine == "auto" and reason in EngineUnavailable.EXPECTED
+    said = [r for r in caplog.records if "scored by ONNX Runtime, not compiled trees" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.INFO if quiet else logging.WARNING]
+    return said[0].getMessage()
 
 
-async def test_no_compiler_falls_back_to_onnxruntime(tmp_path: Path, capture: Any, caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("engine", ["compiled", "auto"])
+async def test_no_compiler_falls_back_to_onnxruntime(engine: Engine, tmp_path: Path, capture: Any,
+                                                     caplog: pytest.LogCaptureFixture,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
-    message = await _loads_onnxruntime(MODEL_REPOSITORY, tmp_path / "cache", "build", caplog, capture)
+    message = await _loads_onnxruntime(MODEL_REPOSITORY, tmp_path / "cache", "toolchain", caplog, capture, engine)
     assert "no C compiler" in message
+
+
+async def test_auto_without_tl2cgen_scores_with_onnxruntime_quietly(tmp_path: Path, capture: Any,
+                                                                    caplog: pytest.LogCaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> str:
+        raise ImportError("No module named 'tl2cgen'")
+
+    monkeypatch.setattr(compiled_build, "tl2cgen_version", missing)
+    message = await _loads_onnxruntime(MODEL_REPOSITORY, tmp_path / "cache", "toolchain", caplog, capture, "auto")
+    assert "tl2cgen is not installed" in message
 
 
 async def test_an_unwritable_cache_falls_back_to_onnxruntime(tmp_path: Path, capture: Any,
@@ -179,10 +197,13 @@ async def test_a_library_of_another_model_fails_the_check(tmp_path: Path, captur
     assert "takes 88 features, the card lists 28" in message
 
 
+@pytest.mark.parametrize("engine", ["compiled", "auto"])
 @pytest.mark.parametrize("change", ["missing", "unlisted"])
-async def test_a_checkpoint_absent_or_not_covered_by_the_checksums(change: str, tmp_path: Path, capture: Any,
-                                                                  cache: Path,
+async def test_a_checkpoint_absent_or_not_covered_by_the_checksums(change: str, engine: Engine, tmp_path: Path,
+                                                                  capture: Any, cache: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Under ``auto`` a version without a checkpoint (a model that is not trees) is expected;
+    one whose checkpoint the checksums do not cover is not, and gets the WARNING."""
     version = _copy_version(tmp_path / "repo")
     if change == "missing":
         (version / CHECKPOINT).unlink()
@@ -192,7 +213,7 @@ async def test_a_checkpoint_absent_or_not_covered_by_the_checksums(change: str, 
         sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines()
                                 if not line.endswith(CHECKPOINT)))
     reason = {"missing": "no_checkpoint", "unlisted": "integrity"}[change]
-    message = await _loads_onnxruntime(tmp_path / "repo", cache, reason, caplog, capture)
+    message = await _loads_onnxruntime(tmp_path / "repo", cache, reason, caplog, capture, engine)
     assert CHECKPOINT in message
 
 
@@ -270,17 +291,24 @@ async def test_the_lifecycle_loads_a_new_version_through_the_compiled_engine(tmp
     assert backend.loaded() == []
 
 
+@pytest.mark.parametrize("engine", ["compiled", None])
 @pytest.mark.parametrize("backend", ["onnxruntime", "triton"])
-async def test_the_setting_reaches_the_in_process_backend_and_triton_s_fallback(backend: str, cache: Path) -> None:
-    """With the compiled engine the service's in-process scorer (the backend itself, or
-    Triton's fallback) loads the runtimes' versions at start, and its metrics reach the
-    service's registry. Nothing connects to Triton here."""
-    settings = Settings(inference={"backend": backend, "in_process_engine": "compiled",  # type: ignore[arg-type]
-                                   "compiled_cache": cache, "model_repository": MODEL_REPOSITORY})
+async def test_the_setting_reaches_the_in_process_backend_and_triton_s_fallback(
+    backend: str, engine: str | None, cache: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the compiled engine, or the service's default (``auto``, on this host where tl2cgen
+    and a compiler are installed), the service's in-process scorer (the backend itself, or
+    Triton's fallback) loads the runtimes' versions at start with compiled trees, and its
+    metrics reach the service's registry. Nothing connects to Triton here."""
+    monkeypatch.delenv("SCORER_INFERENCE__IN_PROCESS_ENGINE", raising=False)  # tests/conftest.py's pin
+    inference = {"backend": backend, "compiled_cache": cache, "model_repository": MODEL_REPOSITORY}
+    if engine is not None:
+        inference["in_process_engine"] = engine
+    settings = Settings(inference=inference)  # type: ignore[arg-type]
     runtimes = build_runtimes(settings, rules=load_rules(settings))
     built = build_backend(settings, runtimes)
     local = built.fallback if isinstance(built, FailoverBackend) else built
-    assert isinstance(local, OnnxRuntimeBackend) and local.engine == "compiled"
+    assert isinstance(local, OnnxRuntimeBackend) and local.engine == (engine or "auto")
     registry = CollectorRegistry()
     register_engine_metrics(built, registry)
     await local.start()
