@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from typing import Any, Protocol
 
 import msgspec
 
@@ -79,16 +80,40 @@ class Evidence(msgspec.Struct):
     process: Process | msgspec.UnsetType = UNSET
 
 
+class FlowLike(Protocol):
+    """What a flow's evidence reads: a FlowRecord, or a struct with its fields
+    (:mod:`scorer.alerts.findingjson` reads a canonical flow without decoding it whole)."""
+
+    @property
+    def src_ip(self) -> str: ...
+    @property
+    def src_port(self) -> int: ...
+    @property
+    def dst_ip(self) -> str: ...
+    @property
+    def dst_port(self) -> int: ...
+    @property
+    def proto(self) -> str: ...
+
+
+def flow_evidence(flow: FlowLike, data: Any) -> Evidence:
+    """A flow's evidence: its endpoints and protocol, ``data`` the flow as the finding carries it
+    (the FlowRecord, or a struct that encodes as it does: the annotation is for readers, msgspec
+    encodes the struct it is given)."""
+    out = Evidence(data, Endpoint(_ip(flow.src_ip), _port(flow.src_port)),
+                   Endpoint(_ip(flow.dst_ip), _port(flow.dst_port)))
+    if flow.proto:
+        out.connection_info = Connection(flow.proto)
+    return out
+
+
 def evidence(event: Event) -> Evidence:
     """The evidence of ``event``: endpoints and protocol for flows, the process for endpoint
     events, addresses for SIEM alerts."""
-    out = Evidence(event)
     if isinstance(event, FlowRecord):
-        out.src_endpoint = Endpoint(_ip(event.src_ip), _port(event.src_port))
-        out.dst_endpoint = Endpoint(_ip(event.dst_ip), _port(event.dst_port))
-        if event.proto:
-            out.connection_info = Connection(event.proto)
-    elif isinstance(event, EndpointEvent):
+        return flow_evidence(event, event)
+    out = Evidence(event)
+    if isinstance(event, EndpointEvent):
         if event.image or event.command_line:
             out.process = _process(event)
     else:

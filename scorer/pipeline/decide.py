@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 
-from scorer.alerts.ocsf import detection_finding
-from scorer.alerts.ocsf import encode as encode_finding
-from scorer.events.columnar import expand
-from scorer.events.structs import EndpointEvent, EventKind, entity_key
+from scorer.alerts.findingjson import finding_writer
+from scorer.events.structs import EventKind
 from scorer.features.base import F32, column
 from scorer.pipeline.batch import Batch, Item, KindRuntime
 from scorer.pipeline.inference import Scores
@@ -49,22 +47,16 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
         stage = rt.rules
         decisions = rt.decider.decide(probs, x, with_risk(stage, items, probs, rule_alerts(stage, items)))
         # What every finding of the kind in this batch shares, read once.
-        topic, model, threshold = alerts_prefix + name, rt.model, rt.decider.threshold
+        topic, model = alerts_prefix + name, rt.model
+        write = finding_writer(kind, model.name, model.version, rt.decider.threshold, backend_name).write
         rules_of = stage.rules_of if stage is not None else None
         rule_pack = f"{stage.name}:{stage.version}" if stage is not None else ""
         counts, alerts = out.alert_counts, out.alerts
         for d in decisions:
             counts[(name, d.severity)] += 1
             row, rec = items[d.row]
-            event = expand(kind, row, rec.value or b"", rec.ref)  # decoded whole only when it alerts
-            finding = detection_finding(
-                kind=name, event=event, decision=d, model_name=model.name, model_version=model.version,
-                threshold=threshold, backend=backend_name, ref=rec.ref,
-                rules=rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else (),
-                rule_pack=rule_pack,
-            )
-            key = rec.key if rec.key is not None else entity_key(event).encode()
-            alerts.append(OutputRecord(topic, encode_finding(finding), key))
+            value, key = write(row, rec, d, rules_of, rule_pack)  # the event read whole only when it alerts
+            alerts.append(OutputRecord(topic, value, key))
         if collect_scores:
             out.scores.extend(_score_records(kind, items, probs, rt, backend_name, {d.row for d in decisions}))
     return out

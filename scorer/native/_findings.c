@@ -1,0 +1,721 @@
+/* An alert's OCSF finding as JSON bytes, in C (scorer/alerts/findingjson.py, scorer/native/findings.py).
+ *
+ * join(parts, encode): the JSON of a list of pieces, each bytes (copied as they are: JSON the
+ * caller encoded once), str (a JSON string), int, bool, None or float, exactly as msgspec writes
+ * each: the Python reference is b"".join(msgspec.json.encode(p) ...). Strings are escaped here
+ * as msgspec escapes them; floats are written by ``encode`` (msgspec's own shortest-digits
+ * writer) in one call for all of a finding's floats, so their digits cannot differ.
+ *
+ * flow_extra(raw, names, decode_floats, encode): a flow's CICFlowMeter statistics, the JSON
+ * object ``raw`` as the record carries it, written as msgspec writes the dict[str, float] that
+ * decoding the record gives (canonical flows: the netflow finding carries the flow whole, and
+ * decoding it whole again cost more than the rest of its finding). The numbers go through
+ * msgspec (``decode_floats``, a list[float] decoder, then ``encode``) in one call each, so their
+ * values and digits are msgspec's; this file only checks the object's shape. None when the
+ * object is not the plain case (a key escaped, out of ``names``' order or repeated, a value
+ * that is no number, a sum that is not finite): the caller then decodes the record whole.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static inline int buf_grow(Buf *b, Py_ssize_t more) {
+    if (b->len + more <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + more) cap *= 2;
+    char *data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const char *src, Py_ssize_t n) {
+    if (buf_grow(b, n) < 0) return -1;
+    memcpy(b->data + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* UTF-8 text as msgspec writes a str: '"' and '\\' escaped, \b \t \n \f \r short, other bytes
+ * below 0x20 as \u00xx, everything else (DEL and non-ASCII included) as it is; unquoted. */
+static int put_utf8_body(Buf *b, const char *u, Py_ssize_t n) {
+    if (buf_grow(b, 6 * n) < 0) return -1;
+    char *out = b->data + b->len;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u'; *out++ = '0'; *out++ = '0';
+            *out++ = HEX[c >> 4]; *out++ = HEX[c & 15];
+        }
+    }
+    b->len = out - b->data;
+    return 0;
+}
+
+static int put_utf8_str(Buf *b, const char *u, Py_ssize_t n) {
+    return buf_put(b, "\"", 1) || put_utf8_body(b, u, n) || buf_put(b, "\"", 1) ? -1 : 0;
+}
+
+static int put_body(Buf *b, PyObject *s) {
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "expected str, not %.100s", Py_TYPE(s)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+    return u == NULL ? -1 : put_utf8_body(b, u, n);
+}
+
+/* A str as msgspec writes it (quoted). */
+static int put_str(Buf *b, PyObject *s) {
+    return buf_put(b, "\"", 1) || put_body(b, s) || buf_put(b, "\"", 1) ? -1 : 0;
+}
+
+/* Two strs as msgspec writes their concatenation. */
+static int put_str2(Buf *b, PyObject *s, PyObject *t) {
+    return buf_put(b, "\"", 1) || put_body(b, s) || put_body(b, t) || buf_put(b, "\"", 1) ? -1 : 0;
+}
+
+/* The UTF-8 of str(v), unquoted (a description's text). */
+static int put_text(Buf *b, PyObject *v) {
+    PyObject *text = PyUnicode_Check(v) ? Py_NewRef(v) : PyObject_Str(v);
+    if (text == NULL) return -1;
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(text, &n);
+    int rc = u == NULL ? -1 : buf_put(b, u, n);
+    Py_DECREF(text);
+    return rc;
+}
+
+static int put_ll(Buf *b, long long x) {
+    char tmp[24], *end = tmp + sizeof tmp, *p = end;
+    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (x < 0) *--p = '-';
+    return buf_put(b, p, end - p);
+}
+
+static int put_int(Buf *b, PyObject *v) {
+    if (!PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "expected int, not %.100s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (!overflow) return put_ll(b, x);
+    return put_text(b, v);  /* beyond 64 bits: as Python writes it, as msgspec does */
+}
+
+static int put_bytes(Buf *b, PyObject *v) {
+    if (!PyBytes_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "a finding's constant part must be bytes");
+        return -1;
+    }
+    return buf_put(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+}
+
+/* The pieces of msgspec's "[a,b,c]" for ``floats``: starts and lengths into its bytes. */
+static PyObject *float_texts(PyObject *encode, PyObject *floats, Py_ssize_t *starts, Py_ssize_t *lens,
+                             Py_ssize_t n) {
+    PyObject *raw = PyObject_CallOneArg(encode, floats);
+    if (raw == NULL) return NULL;
+    if (!PyBytes_Check(raw)) {
+        Py_DECREF(raw);
+        PyErr_SetString(PyExc_TypeError, "encode must return bytes");
+        return NULL;
+    }
+    const char *s = PyBytes_AS_STRING(raw);
+    Py_ssize_t size = PyBytes_GET_SIZE(raw), at = 1, k = 0;
+    for (Py_ssize_t i = 1; i < size && k < n; i++) {
+        if (s[i] == ',' || s[i] == ']') {  /* a number's text holds neither */
+            starts[k] = at;
+            lens[k++] = i - at;
+            at = i + 1;
+        }
+    }
+    if (k != n) {
+        Py_DECREF(raw);
+        PyErr_SetString(PyExc_ValueError, "encode wrote another number of floats");
+        return NULL;
+    }
+    return raw;
+}
+
+/* Interned attribute names, made once. */
+static PyObject *S_uid, *S_ts, *S_topic, *S_partition, *S_offset, *S_score, *S_severity, *S_top_features,
+    *S_by_model, *S_by_rule, *S_proto, *S_src_ip, *S_src_port, *S_dst_ip, *S_dst_port, *S_event_code, *S_host,
+    *S_image, *S_source_system, *S_rule_name;
+
+static int put_attr_str(Buf *b, PyObject *obj, PyObject *name, int quoted) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    int rc = quoted ? put_str(b, v) : put_text(b, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int put_attr_int(Buf *b, PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    int rc = PyLong_Check(v) && !PyBool_Check(v) ? put_int(b, v) : put_text(b, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* A cached fragment: ``cache[key]``, or ``fill(key)`` stored there. New reference. */
+static PyObject *fragment(PyObject *cache, PyObject *fill, PyObject *key) {
+    PyObject *v = PyDict_GetItemWithError(cache, key);
+    if (v != NULL) return Py_NewRef(v);
+    if (PyErr_Occurred()) return NULL;
+    v = PyObject_CallOneArg(fill, key);
+    if (v != NULL && PyDict_SetItem(cache, key, v) < 0) Py_CLEAR(v);
+    return v;
+}
+
+enum { WHAT_FLOW, WHAT_ENDPOINT, WHAT_SIEM };
+
+/* What the finding's description says of the event (scorer.alerts.ocsf._what), as UTF-8. */
+static int put_what(Buf *b, PyObject *event, long what) {
+    if (what == WHAT_FLOW) {
+        return put_attr_str(b, event, S_proto, 0) || buf_put(b, " ", 1) || put_attr_str(b, event, S_src_ip, 0)
+            || buf_put(b, ":", 1) || put_attr_int(b, event, S_src_port) || buf_put(b, " -> ", 4)
+            || put_attr_str(b, event, S_dst_ip, 0) || buf_put(b, ":", 1) || put_attr_int(b, event, S_dst_port) ? -1 : 0;
+    }
+    if (what == WHAT_ENDPOINT) {
+        if (buf_put(b, "event ", 6) || put_attr_int(b, event, S_event_code) || buf_put(b, " on ", 4)
+            || put_attr_str(b, event, S_host, 0))
+            return -1;
+        PyObject *image = PyObject_GetAttr(event, S_image);
+        if (image == NULL) return -1;
+        int truthy = PyObject_IsTrue(image), rc = truthy;
+        if (truthy > 0) rc = buf_put(b, " by ", 4) || put_text(b, image) ? -1 : 0;
+        Py_DECREF(image);
+        return rc < 0 ? -1 : 0;
+    }
+    PyObject *name = PyObject_GetAttr(event, S_rule_name);
+    if (name == NULL) return -1;
+    PyObject *shown = PyObject_Repr(name);
+    Py_DECREF(name);
+    if (shown == NULL) return -1;
+    int rc = put_attr_str(b, event, S_source_system, 0) || buf_put(b, " alert ", 7) || put_text(b, shown) ? -1 : 0;
+    Py_DECREF(shown);
+    if (rc < 0) return -1;
+    PyObject *host = PyObject_GetAttr(event, S_host);
+    if (host == NULL) return -1;
+    int truthy = PyObject_IsTrue(host);
+    rc = truthy;
+    if (truthy > 0) rc = buf_put(b, " on ", 4) || put_text(b, host) ? -1 : 0;
+    Py_DECREF(host);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Whether UTF-8 text holds a character scorer.alerts.textsafe.visible replaces (C0, DEL, C1,
+ * U+2028, U+2029). */
+static int has_control(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) return 1;
+        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f) return 1;
+        if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80
+            && ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
+            return 1;
+    }
+    return 0;
+}
+
+/* The description (ocsf.detection_finding's), a JSON string: what, the score, the reasons. */
+static int put_desc(Buf *b, PyObject *event, long what, double score, PyObject *rule_reasons, PyObject *top,
+                    PyObject *visible) {
+    Buf t = {NULL, 0, 0};
+    int rc = -1;
+    char *shown = PyOS_double_to_string(score, 'f', 3, 0, NULL);
+    if (shown == NULL) goto done;
+    int bad = put_what(&t, event, what) || buf_put(&t, "; score ", 8) || buf_put(&t, shown, (Py_ssize_t)strlen(shown))
+              || buf_put(&t, "; driven by ", 12) || (rule_reasons != Py_None && put_text(&t, rule_reasons));
+    PyMem_Free(shown);
+    if (bad) goto done;
+    Py_ssize_t n = PyList_GET_SIZE(top), before = t.len;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(top, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+            PyErr_SetString(PyExc_TypeError, "top features must be (name, value, contribution) tuples");
+            goto done;
+        }
+        if ((i && buf_put(&t, ", ", 2)) || put_text(&t, PyTuple_GET_ITEM(item, 0))) goto done;
+    }
+    if (t.len == before && buf_put(&t, "model score", 11)) goto done;  /* ", ".join(names) or "model score" */
+    if (!has_control(t.data, t.len)) {  /* the common case: nothing for visible() to replace */
+        rc = put_utf8_str(b, t.data, t.len);
+        goto done;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(t.data, t.len, "strict");
+    PyObject *safe = text == NULL ? NULL : PyObject_CallOneArg(visible, text);
+    Py_XDECREF(text);
+    if (safe != NULL) rc = put_str(b, safe);
+    Py_XDECREF(safe);
+done:
+    PyMem_Free(t.data);
+    return rc;
+}
+
+#define TS_LIMIT_S ((double)((1ULL << 63) / 1000) / 1000) /* ocsf._TS_LIMIT_S */
+
+/* consts: the writer's (scorer.alerts.findingjson.FindingWriter); see there for each. */
+enum { C_UID_PREFIX, C_TITLE, C_TYPES, C_ANALYTIC, C_RELATED_TAIL, C_SCORER, C_KIND, C_SEVERITIES, C_SEVERITY_FILL,
+       C_FEATURES, C_FEATURE_FILL, C_VISIBLE, C_ENCODE, C_METADATA, C_PRODUCT_TIME, C_PROFILES, C_PROFILES_HOST,
+       C_SIZE };
+
+static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != C_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "finding(consts, event, what, ref, decision, now_ms, evidence, rules)");
+        return NULL;
+    }
+    PyObject *consts = args[0], *event = args[1], *ref = args[3], *d = args[4], *now = args[5], *proof = args[6],
+             *rules = args[7];
+#define K(i) PyTuple_GET_ITEM(consts, i)
+    long what = PyLong_AsLong(args[2]);
+    if (what == -1 && PyErr_Occurred()) return NULL;
+    if (!PyBytes_Check(proof) || (rules != Py_None && (!PyTuple_Check(rules) || PyTuple_GET_SIZE(rules) != 4))) {
+        PyErr_SetString(PyExc_TypeError, "evidence must be bytes, rules None or (title, reasons, related, hits)");
+        return NULL;
+    }
+    PyObject *result = NULL, *uid = NULL, *ts = NULL, *sev = NULL, *sev_json = NULL, *top = NULL, *host = NULL,
+             *floats = NULL, *texts = NULL, *original = NULL, *topic = NULL, *score_obj = NULL, *by_rule_obj = NULL,
+             *by_model_obj = NULL;
+    Buf b = {NULL, 0, 0};
+    if ((uid = PyObject_GetAttr(event, S_uid)) == NULL || (ts = PyObject_GetAttr(event, S_ts)) == NULL
+        || (sev = PyObject_GetAttr(d, S_severity)) == NULL || (top = PyObject_GetAttr(d, S_top_features)) == NULL
+        || (score_obj = PyObject_GetAttr(d, S_score)) == NULL || (by_rule_obj = PyObject_GetAttr(d, S_by_rule)) == NULL
+        || (by_model_obj = PyObject_GetAttr(d, S_by_model)) == NULL || (topic = PyObject_GetAttr(ref, S_topic)) == NULL)
+        goto done;
+    if (!PyFloat_CheckExact(score_obj) || !PyFloat_CheckExact(ts) || !PyList_Check(top)) {
+        result = Py_NewRef(Py_None);  /* not what decoding and scoring make: the reference path decides */
+        goto done;
+    }
+    if (what != WHAT_FLOW) {
+        if ((host = PyObject_GetAttr(event, S_host)) == NULL) goto done;
+    }
+    int has_host = host != NULL && PyObject_IsTrue(host) > 0;
+    if (PyErr_Occurred()) goto done;
+    int by_rule = PyObject_IsTrue(by_rule_obj), by_model = PyObject_IsTrue(by_model_obj);
+    if (by_rule < 0 || by_model < 0) goto done;
+    double score = PyFloat_AS_DOUBLE(score_obj), t = PyFloat_AS_DOUBLE(ts);
+    /* Python's round(score * 100): half to even, and a ValueError for NaN or infinity */
+    double x = score * 100, conf = round(x);
+    if (fabs(x - conf) == 0.5) conf = 2.0 * round(x / 2.0);
+    if (!isfinite(conf)) {
+        PyErr_SetString(PyExc_ValueError, "cannot convert float NaN or infinity to integer");
+        goto done;
+    }
+    /* The floats, in the order written: round(score, 6), then each feature's value, contribution. */
+    Py_ssize_t nf = 1 + 2 * PyList_GET_SIZE(top);
+    if ((floats = PyList_New(nf)) == NULL) goto done;
+    PyObject *rounded = PyObject_CallMethod(score_obj, "__round__", "i", 6);
+    if (rounded == NULL) goto done;
+    PyList_SET_ITEM(floats, 0, rounded);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(top); i++) {
+        PyObject *item = PyList_GET_ITEM(top, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+            PyErr_SetString(PyExc_TypeError, "top features must be (name, value, contribution) tuples");
+            goto done;
+        }
+        PyList_SET_ITEM(floats, 1 + 2 * i, Py_NewRef(PyTuple_GET_ITEM(item, 1)));
+        PyList_SET_ITEM(floats, 2 + 2 * i, Py_NewRef(PyTuple_GET_ITEM(item, 2)));
+    }
+    Py_ssize_t starts[1 + 2 * 64], lens[1 + 2 * 64];
+    if (nf > 1 + 2 * 64) {
+        PyErr_SetString(PyExc_ValueError, "more than 64 top features");
+        goto done;
+    }
+    if ((texts = float_texts(K(C_ENCODE), floats, starts, lens, nf)) == NULL) goto done;
+    const char *ft = PyBytes_AS_STRING(texts);
+    if ((sev_json = fragment(K(C_SEVERITIES), K(C_SEVERITY_FILL), sev)) == NULL || !PyBytes_Check(sev_json)) goto fail;
+    if ((original = PyObject_Str(ts)) == NULL) goto done;
+    int bad = buf_grow(&b, 4096) || put_bytes(&b, sev_json) || put_int(&b, now)
+              || buf_put(&b, ",\"confidence_score\":", 20) || put_ll(&b, (long long)conf)
+              || put_bytes(&b, K(C_METADATA)) || put_str2(&b, K(C_UID_PREFIX), uid) || put_bytes(&b, K(C_PRODUCT_TIME))
+              || put_str(&b, original) || buf_put(&b, ",\"log_name\":", 12) || put_str(&b, topic)
+              || buf_put(&b, ",\"processed_time\":", 18) || put_int(&b, now)
+              || put_bytes(&b, K(has_host ? C_PROFILES_HOST : C_PROFILES)) || put_str2(&b, K(C_UID_PREFIX), uid)
+              || buf_put(&b, ",\"title\":", 9)
+              || put_str(&b, rules != Py_None && by_rule ? PyTuple_GET_ITEM(rules, 0) : K(C_TITLE))
+              || buf_put(&b, ",\"desc\":", 8)
+              || put_desc(&b, event, what, score, rules != Py_None ? PyTuple_GET_ITEM(rules, 1) : Py_None, top,
+                          K(C_VISIBLE))
+              || put_bytes(&b, K(C_TYPES));
+    if (bad) goto done;
+    if (fabs(t) < TS_LIMIT_S) {
+        long long ms = (long long)(t * 1000);
+        if (buf_put(&b, ",\"first_seen_time\":", 19) || put_ll(&b, ms) || buf_put(&b, ",\"last_seen_time\":", 18)
+            || put_ll(&b, ms))
+            goto done;
+    }
+    bad = put_bytes(&b, K(C_ANALYTIC)) || put_str(&b, uid) || put_bytes(&b, K(C_RELATED_TAIL))
+          || (rules != Py_None && put_bytes(&b, PyTuple_GET_ITEM(rules, 2))) || buf_put(&b, "},\"evidences\":[", 15)
+          || put_bytes(&b, proof) || buf_put(&b, "],\"unmapped\":{\"scorer\":{\"score\":", 32)
+          || buf_put(&b, ft + starts[0], lens[0]) || put_bytes(&b, K(C_SCORER));
+    if (bad) goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(top); i++) {
+        PyObject *pair = fragment(K(C_FEATURES), K(C_FEATURE_FILL), PyTuple_GET_ITEM(PyList_GET_ITEM(top, i), 0));
+        if (pair == NULL) goto done;
+        bad = !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, i > 0))
+              || put_bytes(&b, PyTuple_GET_ITEM(pair, i > 0)) || buf_put(&b, ft + starts[1 + 2 * i], lens[1 + 2 * i])
+              || buf_put(&b, ",\"contribution\":", 16) || buf_put(&b, ft + starts[2 + 2 * i], lens[2 + 2 * i])
+              || buf_put(&b, "}", 1);
+        Py_DECREF(pair);
+        if (bad) goto fail;
+    }
+    const char *raised = by_rule ? (by_model ? "\"model+rules\"" : "\"rules\"") : "\"model\"";
+    bad = buf_put(&b, "],\"source\":{\"topic\":", 20) || put_str(&b, topic) || buf_put(&b, ",\"partition\":", 13)
+          || put_attr_int(&b, ref, S_partition) || buf_put(&b, ",\"offset\":", 10) || put_attr_int(&b, ref, S_offset)
+          || buf_put(&b, "},\"event_uid\":", 14) || put_str(&b, uid) || put_bytes(&b, K(C_KIND))
+          || buf_put(&b, raised, (Py_ssize_t)strlen(raised))
+          || (rules != Py_None && put_bytes(&b, PyTuple_GET_ITEM(rules, 3)));
+    if (bad) goto done;
+    if (has_host) {
+        bad = buf_put(&b, "}},\"device\":{\"hostname\":", 24) || put_str(&b, host)
+              || buf_put(&b, ",\"type_id\":0,\"type\":\"Unknown\"}}", 31);
+    }
+    else bad = buf_put(&b, "}}}", 3);
+    if (bad) goto done;
+    result = PyBytes_FromStringAndSize(b.data, b.len);
+    goto done;
+fail:
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a cached fragment is not bytes");
+done:
+#undef K
+    PyMem_Free(b.data);
+    Py_XDECREF(uid); Py_XDECREF(ts); Py_XDECREF(sev); Py_XDECREF(sev_json); Py_XDECREF(top); Py_XDECREF(host);
+    Py_XDECREF(floats); Py_XDECREF(texts); Py_XDECREF(original); Py_XDECREF(topic); Py_XDECREF(score_obj);
+    Py_XDECREF(by_rule_obj); Py_XDECREF(by_model_obj);
+    return result;
+}
+
+static const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+static const char *digits(const char *p, const char *end) {
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    return p;
+}
+
+/* The end of the JSON number at p (RFC 8259's grammar, as msgspec reads it), or NULL. */
+static const char *number_end(const char *p, const char *end) {
+    if (p < end && *p == '-') p++;
+    if (p >= end) return NULL;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') p = digits(p, end);
+    else return NULL;
+    if (p < end && *p == '.') {
+        const char *q = digits(p + 1, end);
+        if (q == p + 1) return NULL;
+        p = q;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        const char *q = digits(p, end);
+        if (q == p) return NULL;
+        p = q;
+    }
+    return p;
+}
+
+#define MAX_STATS 128 /* the decoding path's own limit on a flow's statistics */
+
+/* Keys (in order, each one of ``names`` after the previous one's) and number tokens of the
+ * object in [p, end): their count, or -1 when the object is not the plain case. */
+static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py_ssize_t *key_of,
+                             const char **tok, Py_ssize_t *tok_len) {
+    Py_ssize_t n_names = PyTuple_GET_SIZE(names), next = 0, count = 0;
+    p = skip_ws(p, end);
+    if (p >= end || *p++ != '{') return -1;
+    p = skip_ws(p, end);
+    if (p < end && *p == '}') return skip_ws(p + 1, end) == end ? 0 : -1;
+    for (;;) {
+        if (count == MAX_STATS || p >= end || *p++ != '"') return -1;
+        const char *key = p;
+        while (p < end && *p != '"') {
+            if (*p == '\\' || (unsigned char)*p < 0x20) return -1;
+            p++;
+        }
+        if (p >= end) return -1;
+        Py_ssize_t klen = p++ - key;
+        Py_ssize_t found = -1;
+        while (found < 0 && next < n_names) {
+            PyObject *name = PyTuple_GET_ITEM(names, next++);
+            if (PyBytes_GET_SIZE(name) == klen && memcmp(PyBytes_AS_STRING(name), key, (size_t)klen) == 0)
+                found = next - 1;
+        }
+        if (found < 0) return -1;  /* not a name, or not after the previous key's (a repeat too) */
+        key_of[count] = found;
+        p = skip_ws(p, end);
+        if (p >= end || *p++ != ':') return -1;
+        p = skip_ws(p, end);
+        const char *stop = number_end(p, end);
+        if (stop == NULL) return -1;
+        tok[count] = p;
+        tok_len[count++] = stop - p;
+        p = skip_ws(stop, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}') return skip_ws(p + 1, end) == end ? count : -1;
+        return -1;
+    }
+}
+
+#define TEXT_MAX 32
+
+/* msgspec's layout of a double from its shortest digits d[0..nd) and its decimal point kk
+ * (the value is 0.d * 10^kk): fixed for -5 < kk <= 16, else d.ddde<kk-1>. Its length. */
+static int layout(int neg, const char *d, int nd, int kk, char *out) {
+    char *o = out;
+    if (neg) *o++ = '-';
+    if (kk >= nd && kk <= 16) {  /* an integer: its digits, zeros, ".0" */
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+        for (int i = nd; i < kk; i++) *o++ = '0';
+        *o++ = '.';
+        *o++ = '0';
+    }
+    else if (kk > 0 && kk <= 16) {
+        memcpy(o, d, (size_t)kk);
+        o += kk;
+        *o++ = '.';
+        memcpy(o, d + kk, (size_t)(nd - kk));
+        o += nd - kk;
+    }
+    else if (kk > -5 && kk <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = kk; i < 0; i++) *o++ = '0';
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+    }
+    else {
+        *o++ = d[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, d + 1, (size_t)(nd - 1));
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        int x = kk - 1;
+        if (x < 0) {
+            *o++ = '-';
+            x = -x;
+        }
+        char tmp[8];
+        int k = 0;
+        do {
+            tmp[k++] = (char)('0' + x % 10);
+            x /= 10;
+        } while (x);
+        while (k) *o++ = tmp[--k];
+    }
+    return (int)(o - out);
+}
+
+/* What msgspec writes for the float that a JSON number (``tok``, RFC 8259 grammar, checked)
+ * decodes to, when that is sure from its digits alone: at most 15 significant digits and a
+ * magnitude in [1e-307, 1e300) (DBL_DIG: such a decimal is the shortest, and only, one of at
+ * most 15 digits that reads back as its double, so it is the digits msgspec writes). Its
+ * length into ``out`` (TEXT_MAX bytes), or 0: msgspec reads and writes this one. */
+static int plain_number(const char *tok, Py_ssize_t n, char *out) {
+    const char *p = tok, *end = tok + n;
+    int neg = 0, nd = 0, dp = 0, syntax_float = 0, leading = 1;
+    char d[48];
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {  /* the integer part */
+        if (leading && *p == '0') continue;
+        leading = 0;
+        if (nd == (int)sizeof d) return 0;
+        d[nd++] = *p;
+        dp++;
+    }
+    if (p < end && *p == '.') {
+        syntax_float = 1;
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (leading && *p == '0') {
+                dp--;
+                continue;
+            }
+            leading = 0;
+            if (nd == (int)sizeof d) return 0;
+            d[nd++] = *p;
+        }
+    }
+    long x = 0;
+    if (p < end) {  /* the exponent */
+        syntax_float = 1;
+        int xneg = 0, xd = 0;
+        p++;
+        if (*p == '+' || *p == '-') xneg = *p++ == '-';
+        for (; p < end; p++, xd++) {
+            if (xd == 6) return 0;
+            x = 10 * x + (*p - '0');
+        }
+        if (xneg) x = -x;
+    }
+    while (nd > 0 && d[nd - 1] == '0') nd--;
+    if (nd == 0) {  /* zero: an integer token ("-0") reads as the int 0, so its float is +0.0 */
+        int len = neg && syntax_float ? 4 : 3;
+        memcpy(out, neg && syntax_float ? "-0.0" : "0.0", (size_t)len);
+        return len;
+    }
+    long kk = dp + x;
+    if (nd > 15 || kk - 1 < -307 || kk - 1 >= 300) return 0;
+    return layout(neg, d, nd, (int)kk, out);
+}
+
+static PyObject *flow_extra(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "flow_extra(raw, names: tuple[bytes, ...], decode_floats, encode)");
+        return NULL;
+    }
+    PyObject *names = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(names, i))) {
+            PyErr_SetString(PyExc_TypeError, "names must be bytes");
+            return NULL;
+        }
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    const char *raw = view.buf, *end = raw + view.len;
+    Py_ssize_t key_of[MAX_STATS], tok_len[MAX_STATS], slow[MAX_STATS], starts[MAX_STATS], lens[MAX_STATS];
+    const char *tok[MAX_STATS];
+    char text[MAX_STATS][TEXT_MAX];
+    int text_len[MAX_STATS];
+    PyObject *result = NULL, *array = NULL, *values = NULL, *texts = NULL;
+    Buf b = {NULL, 0, 0};
+    Py_ssize_t n = scan_stats(raw, end, names, key_of, tok, tok_len), n_slow = 0;
+    if (n <= 0) {
+        result = n == 0 ? PyBytes_FromStringAndSize("{}", 2) : Py_NewRef(Py_None);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        text_len[i] = plain_number(tok[i], tok_len[i], text[i]);
+        if (text_len[i] == 0) slow[n_slow++] = i;
+    }
+    if (n_slow) {
+        /* The other numbers as one JSON array, read as list[float] by msgspec and written by
+         * it: their values and digits are msgspec's own, integers' conversion included. */
+        if (buf_put(&b, "[", 1) < 0) goto done;
+        for (Py_ssize_t k = 0; k < n_slow; k++) {
+            if (buf_put(&b, tok[slow[k]], tok_len[slow[k]]) < 0 || buf_put(&b, k + 1 < n_slow ? "," : "]", 1) < 0)
+                goto done;
+        }
+        array = PyBytes_FromStringAndSize(b.data, b.len);
+        if (array == NULL) goto done;
+        values = PyObject_CallOneArg(args[2], array);
+        if (values == NULL) {  /* a number out of range: the decoding path says what it is */
+            if (!PyErr_ExceptionMatches(PyExc_ValueError)) goto done;
+            PyErr_Clear();
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        if (!PyList_CheckExact(values) || PyList_GET_SIZE(values) != n_slow) {
+            PyErr_SetString(PyExc_TypeError, "decode_floats must return a list of the numbers");
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < n_slow; k++) {
+            PyObject *v = PyList_GET_ITEM(values, k);
+            if (!PyFloat_CheckExact(v)) {
+                PyErr_SetString(PyExc_TypeError, "decode_floats must return floats");
+                goto done;
+            }
+            /* Every value under 1e300 (the plain ones are): the decoding path's finite sum holds
+             * for up to MAX_STATS of them. A larger one: that path decides. */
+            if (!(fabs(PyFloat_AS_DOUBLE(v)) < 1e300)) {
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+        }
+        texts = float_texts(args[3], values, starts, lens, n_slow);
+        if (texts == NULL) goto done;
+    }
+    b.len = 0;
+    if (buf_grow(&b, 64 * n) < 0 || buf_put(&b, "{", 1) < 0) goto done;
+    for (Py_ssize_t i = 0, k = 0; i < n; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, key_of[i]);
+        int bad = buf_put(&b, "\"", 1) || buf_put(&b, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
+                  || buf_put(&b, "\":", 2);
+        if (text_len[i]) bad = bad || buf_put(&b, text[i], text_len[i]);
+        else {
+            bad = bad || buf_put(&b, PyBytes_AS_STRING(texts) + starts[k], lens[k]);
+            k++;
+        }
+        if (bad || buf_put(&b, i + 1 < n ? "," : "}", 1)) goto done;
+    }
+    result = PyBytes_FromStringAndSize(b.data, b.len);
+done:
+    PyBuffer_Release(&view);
+    PyMem_Free(b.data);
+    Py_XDECREF(array);
+    Py_XDECREF(values);
+    Py_XDECREF(texts);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"finding", (PyCFunction)(void (*)(void))finding, METH_FASTCALL,
+     "finding(consts, event, what, ref, decision, now_ms, evidence, rules) -> bytes: an alert's finding, as "
+     "scorer.alerts.ocsf.encode(detection_finding(...)) writes it before its escape_json"},
+    {"flow_extra", (PyCFunction)(void (*)(void))flow_extra, METH_FASTCALL,
+     "flow_extra(raw, names, decode_floats, encode) -> bytes | None: a flow's statistics object as msgspec "
+     "writes its dict[str, float], or None (decode the record)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_findings", NULL, 0, methods};
+
+PyMODINIT_FUNC PyInit__findings(void) {
+    struct { PyObject **at; const char *name; } names[] = {
+        {&S_uid, "uid"}, {&S_ts, "ts"}, {&S_topic, "topic"}, {&S_partition, "partition"}, {&S_offset, "offset"},
+        {&S_score, "score"}, {&S_severity, "severity"}, {&S_top_features, "top_features"}, {&S_by_model, "by_model"},
+        {&S_by_rule, "by_rule"}, {&S_proto, "proto"}, {&S_src_ip, "src_ip"}, {&S_src_port, "src_port"},
+        {&S_dst_ip, "dst_ip"}, {&S_dst_port, "dst_port"}, {&S_event_code, "event_code"}, {&S_host, "host"},
+        {&S_image, "image"}, {&S_source_system, "source_system"}, {&S_rule_name, "rule_name"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if ((*names[i].at = PyUnicode_InternFromString(names[i].name)) == NULL) return NULL;
+    }
+    return PyModule_Create(&module);
+}
