@@ -5,7 +5,7 @@ an eighth of a core. Hashing every key of a batch with numpy at once gives the s
 partitions as the Java client and as ``send()`` (tests compare them on random keys) for a
 fraction of the cost.
 
->>> partitions_of([b"10.0.0.1", b"host-a"], 3).tolist() == [
+>>> partitions_of([b"10.0.0.1", b"host-a"], 3) == [
 ...     (murmur2(k) & 0x7FFFFFFF) % 3 for k in (b"10.0.0.1", b"host-a")]
 True
 """
@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 from aiokafka.partitioner import murmur2
+
+import scorer.native
 
 __all__ = ["murmur2", "murmur2_batch", "partitions_of"]
 
@@ -56,6 +58,13 @@ def murmur2_batch(keys: Sequence[bytes]) -> npt.NDArray[np.uint32]:
     return h
 
 
-def partitions_of(keys: Sequence[bytes], n_partitions: int) -> npt.NDArray[np.int64]:
-    """Index into the sorted partition list that Kafka's default partitioner picks per key."""
-    return (murmur2_batch(keys) & np.uint32(0x7FFFFFFF)).astype(np.int64) % n_partitions
+def partitions_of(keys: Sequence[bytes], n_partitions: int) -> list[int]:
+    """Index into the sorted partition list that Kafka's default partitioner picks per key.
+
+    In C where built (``scorer.native._native.partitions``, ~0.05 µs a key): the numpy
+    reference costs ~20 array calls a batch, 5-7% of the CPU of 50-record batches."""
+    native = scorer.native.module()
+    if native is not None:
+        return native.partitions(keys, n_partitions)  # type: ignore[no-any-return]
+    placed: list[int] = ((murmur2_batch(keys) & np.uint32(0x7FFFFFFF)).astype(np.int64) % n_partitions).tolist()
+    return placed

@@ -100,7 +100,7 @@ async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> l
         else:
             keyed.setdefault(len(parts), []).append(i)
     for count, rows in keyed.items():
-        index = partitions_of([records[i].key or b"" for i in rows], count).tolist()
+        index = partitions_of([records[i].key or b"" for i in rows], count)
         for i, j in zip(rows, index, strict=True):
             placement[i] = partitions[records[i].topic][j]
     return placement

@@ -1,4 +1,4 @@
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -38,3 +38,6 @@ def finite32(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float32], transpo
 def flow_numbers(nums: npt.NDArray[np.float64], out: npt.NDArray[np.float64], logged: npt.NDArray[np.float64],
                  web: tuple[float, ...], service: tuple[float, ...], /) -> None:
     """The netflow features computed from ``nums`` [7, n], into their rows of ``out`` and ``logged``."""
+
+def partitions(keys: Sequence[bytes | None], n_partitions: int, /) -> list[int]:
+    """Kafka's default partitioner per key: ``(murmur2(key) & 0x7FFFFFFF) % n_partitions`` (None as b"")."""
