@@ -466,6 +466,15 @@ static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py
     for (;;) {
         if (count == MAX_STATS || p >= end || *p++ != '"') return -1;
         const char *key = p;
+        if (next < n_names) {  /* the common case: the next name, as it is (one memcmp) */
+            PyObject *name = PyTuple_GET_ITEM(names, next);
+            Py_ssize_t len = PyBytes_GET_SIZE(name);
+            if (end - p > len && p[len] == '"' && memcmp(p, PyBytes_AS_STRING(name), (size_t)len) == 0) {
+                key_of[count] = next++;
+                p += len + 1;
+                goto value;
+            }
+        }
         while (p < end && *p != '"') {
             if (*p == '\\' || (unsigned char)*p < 0x20) return -1;
             p++;
@@ -480,6 +489,7 @@ static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py
         }
         if (found < 0) return -1;  /* not a name, or not after the previous key's (a repeat too) */
         key_of[count] = found;
+    value:
         p = skip_ws(p, end);
         if (p >= end || *p++ != ':') return -1;
         p = skip_ws(p, end);
@@ -671,20 +681,31 @@ static PyObject *flow_extra(PyObject *self, PyObject *const *args, Py_ssize_t na
         texts = float_texts(args[3], values, starts, lens, n_slow);
         if (texts == NULL) goto done;
     }
-    b.len = 0;
-    if (buf_grow(&b, 64 * n) < 0 || buf_put(&b, "{", 1) < 0) goto done;
+    /* Each key as in the record, its number at most TEXT_MAX (or msgspec's, no longer than a
+     * float's 24): within the record's length and TEXT_MAX + 8 a key. */
+    result = PyBytes_FromStringAndSize(NULL, view.len + (TEXT_MAX + 8) * n + (texts ? PyBytes_GET_SIZE(texts) : 0));
+    if (result == NULL) goto done;
+    char *o = PyBytes_AS_STRING(result);
+    *o++ = '{';
     for (Py_ssize_t i = 0, k = 0; i < n; i++) {
         PyObject *name = PyTuple_GET_ITEM(names, key_of[i]);
-        int bad = buf_put(&b, "\"", 1) || buf_put(&b, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
-                  || buf_put(&b, "\":", 2);
-        if (text_len[i]) bad = bad || buf_put(&b, text[i], text_len[i]);
-        else {
-            bad = bad || buf_put(&b, PyBytes_AS_STRING(texts) + starts[k], lens[k]);
-            k++;
+        Py_ssize_t len = PyBytes_GET_SIZE(name);
+        *o++ = '"';
+        memcpy(o, PyBytes_AS_STRING(name), (size_t)len);
+        o += len;
+        *o++ = '"';
+        *o++ = ':';
+        if (text_len[i]) {
+            memcpy(o, text[i], (size_t)text_len[i]);
+            o += text_len[i];
         }
-        if (bad || buf_put(&b, i + 1 < n ? "," : "}", 1)) goto done;
+        else {
+            memcpy(o, PyBytes_AS_STRING(texts) + starts[k], (size_t)lens[k]);
+            o += lens[k++];
+        }
+        *o++ = i + 1 < n ? ',' : '}';
     }
-    result = PyBytes_FromStringAndSize(b.data, b.len);
+    if (_PyBytes_Resize(&result, o - PyBytes_AS_STRING(result)) < 0) goto done;
 done:
     PyBuffer_Release(&view);
     PyMem_Free(b.data);

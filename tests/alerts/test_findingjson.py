@@ -1,0 +1,249 @@
+"""Findings written by scorer.native._findings (scorer.alerts.findingjson) are, byte for byte,
+those of the reference (scorer.alerts.ocsf's structs, encoded): on every alert of the bundled
+capture scored by the service's BatchScorer, on hostile events and decisions, and on flows
+whose statistics the C code rewrites from the record's JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+from typing import Any
+
+import msgspec
+import pytest
+
+from scorer.alerts.decide import Decision
+from scorer.alerts.findingjson import finding_writer
+from scorer.alerts.ocsf import detection_finding, encode
+from scorer.bench.loadgen import payloads, templates
+from scorer.config import Settings
+from scorer.demo import bundled_capture
+from scorer.events.columnar import decode_rows, expand
+from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert, entity_key
+from scorer.native import findings
+from scorer.pipeline.records import InputRecord, OutputRecord
+from scorer.pipeline.source import input_record
+from scorer.rules import RuleMeta
+from scorer.service.build import build_scorer
+from tests.support.native import use_native
+
+needs_c = pytest.mark.skipif(not findings.built(), reason="scorer.native._findings is not built")
+_TIMES = re.compile(rb'"(time|processed_time)":\d+,')
+
+
+def _alerts(records: list[InputRecord], batch: int) -> list[OutputRecord]:
+    scorer = build_scorer(Settings(inference={"backend": "onnxruntime"}))  # type: ignore[arg-type]
+
+    async def run() -> list[OutputRecord]:
+        out: list[OutputRecord] = []
+        for i in range(0, len(records), batch):
+            out += (await scorer.score(records[i : i + batch])).alerts
+        return out
+
+    return asyncio.run(run())
+
+
+@needs_c
+def test_every_alert_of_the_capture_is_the_reference_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [input_record(kind, value, key, f"events.{kind.value}", 0, i)
+               for i, (kind, key, value) in enumerate(payloads(templates(bundled_capture(), tuple(EventKind)), 9000))]
+    with monkeypatch.context() as m:
+        use_native(m, "0")
+        reference = _alerts(records, 700)
+    use_native(monkeypatch, "1")
+    written = _alerts(records, 700)
+    assert {a.topic for a in written} == {f"alerts.{k.value}" for k in EventKind}
+    assert len(written) == len(reference) > 2000
+    for new, old in zip(written, reference, strict=True):
+        assert (new.topic, new.key) == (old.topic, old.key)
+        assert _TIMES.sub(b"", new.value) == _TIMES.sub(b"", old.value)
+
+
+RULES = tuple(
+    RuleMeta(id=f"r{i}", title=title, level=level, status="test", author=author, date="2024-01-01",
+             file=f"r{i}.yml", tags=("attack.execution",), tactics=tactics, techniques=("T1059",),
+             kind="detection", logsource="windows/process_creation")
+    for i, (title, level, author, tactics) in enumerate([
+        ("Suspicious cmd", "high", "A. Analyst", ("execution",)),
+        ("Title with \x1b[31m and \u2028 and \"quotes\" \\", "critical", "", ("execution", "nonsense")),
+        ("Ünïcödé ® ☃ 😀", "medium", "Ø", ()),
+        ("fourth", "low", "x", ("impact",)),
+    ])
+)
+
+HOSTILE: list[Event] = [
+    FlowRecord(uid="h1", ts=1.7e9, src_ip="1.1.1.1\n{\"injected\": true}", src_port=-1, dst_ip="01.2.3.4",
+               dst_port=70_000, proto="", extra={"Flow Duration": 1e-7, "x\u2028": -0.0}),
+    FlowRecord(uid="", ts=1e300, src_ip="", dst_ip="::ffff:1.2.3.4 ", dst_port=65_535, proto="\u2028\x1b[31m"),
+    EndpointEvent(uid="h3", ts=1.7e9, host="\x00", event_code=-5, process_id=1 << 40, image="\\",
+                  command_line="", parent_image="/", user="\x7f", label="attack"),
+    EndpointEvent(uid="h4\x85", ts=-9.3e15, host="", event_code=1, process_id=-1, command_line="x\u0085y"),
+    EndpointEvent(uid="h5", ts=-9.3e16, host="WS\u00ae", event_code=(1 << 63) - 1, image="C:\\a\u00ae.exe"),
+    SiemAlert(uid="h6", ts=1.7e9, rule_name="\u0085", host="", src_ip="300.1.1.1", dst_ip="1.1.1.1%eth0"),
+    SiemAlert(uid="h7\"\\", ts=1.5e-7, rule_name="it's \"x\"\t\r\n", source_system="\ufeff", host="h\x7f",
+              severity=-(1 << 62), fields={"a\x00": "b\u2029", "": "\U0001f600"}),
+    SiemAlert(uid="h8", ts=float("nan"), rule_name="nan time"),
+]
+
+DECISIONS = [
+    Decision(0, 0.97, "High", [("log_src_bytes", 13.8, 2.5)], by_model=True, by_rule=True),
+    Decision(0, 0.0005, "Low", []),
+    Decision(0, 1e-9, "NoSuchLevel", [("", 0.0, 1e-300), ("b\x1b", -0.0, float("inf")), ("c", 1e22, float("nan"))],
+             by_model=False, by_rule=True),
+    Decision(0, 0.125, "Critical", [("", 1.0, 0.5)]),
+    Decision(0, 0.0049999999999999999, "Medium", [("a", 0.693147, 23.540996551513672), ("é", 2.0, 1.5e-5)]),
+]
+
+
+def _reference(kind: EventKind, event: Event, rec: InputRecord, d: Decision, rules: tuple[RuleMeta, ...]) -> bytes:
+    return encode(detection_finding(
+        kind=kind.value, event=event, decision=d, model_name="m\u00e9", model_version="1\x00", threshold=0.5,
+        backend="onnx\"runtime", ref=rec.ref, now_ms=1_700_000_000_000, rules=rules, rule_pack="pack:\u2028",
+    ))
+
+
+_KIND = {FlowRecord: EventKind.NETFLOW, EndpointEvent: EventKind.EDR, SiemAlert: EventKind.SIEM}
+
+
+@needs_c
+@pytest.mark.parametrize("event", HOSTILE)
+@pytest.mark.parametrize("decision", DECISIONS)
+@pytest.mark.parametrize("n_rules", [0, 1, 4])
+def test_hostile_events_decisions_and_rules(
+    event: Event, decision: Decision, n_rules: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_native(monkeypatch, "1")
+    kind = _KIND[type(event)]
+    rules = RULES[:n_rules]
+    rec = input_record(kind, msgspec.json.encode(event), None, "events.\u00e9\"", 3, 1 << 40)
+    writer = finding_writer(kind, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
+    value, key = writer.write(event, rec, decision, lambda e: rules, "pack:\u2028", now_ms=1_700_000_000_000)
+    assert key == entity_key(event).encode()
+    assert value == _reference(kind, event, rec, decision, rules if isinstance(event, EndpointEvent) else ())
+    json.loads(value)  # and the document reads back
+    assert b"\x1b" not in value and b"\xe2\x80\xa8" not in value
+
+
+@needs_c
+def test_a_score_that_is_no_number_fails_as_the_reference_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_native(monkeypatch, "1")
+    event = HOSTILE[-2]
+    rec = input_record(EventKind.SIEM, msgspec.json.encode(event), b"k", "events.siem", 0, 1)
+    writer = finding_writer(EventKind.SIEM, "m", "1", 0.5, "b")
+    for score in (float("nan"), float("inf")):
+        d = Decision(0, score, "High", [])
+        with pytest.raises((ValueError, OverflowError)):
+            _reference(EventKind.SIEM, event, rec, d, ())
+        with pytest.raises((ValueError, OverflowError)):
+            writer.write(event, rec, d, None, "")
+
+
+def _flow_json(stats: str | None, **fields: Any) -> bytes:
+    base = {"uid": "f1", "ts": 1500570031.816154, "source": "cicflowmeter", "label": "DDoS", "src_ip": "172.16.0.1",
+            "src_port": 50122, "dst_ip": "192.168.10.51", "dst_port": 3333, **fields}
+    body = json.dumps(base)[:-1]
+    return (body + (f', "extra": {stats}' if stats is not None else "") + "}").encode()
+
+
+FLOWS = [  # (the record, whether its statistics are rewritten rather than the flow decoded whole)
+    (_flow_json('{"Flow Duration": 83, "Total Fwd Packet":1.0e5 ,"Fwd IAT Min":-0,"ICMP Code":-0.0}'), True),
+    (_flow_json('{"Flow Bytes/s":24096.385542168675,"Flow Packets/s":0.30000000000000004,"Idle Max":1E-5}'), True),
+    (_flow_json('{"Flow Duration":12345678901234567890123,"Idle Min":9007199254740993,"ICMP Type":5e-324}'), True),
+    (_flow_json('{"Flow Duration":1e299,"Total Fwd Packet":9.99e299,"Idle Min":2.2250738585072014e-308}'), True),
+    (_flow_json('{"Total Fwd Packet":1,"Flow Duration":2}'), False),  # out of order
+    (_flow_json('{"Flow Bytes\\/s":1.5}'), False),  # an escaped name
+    (_flow_json("{}", uid=""), True),
+    (_flow_json(None, uid=""), True),
+    (_flow_json('{ }', proto="udp"), True),
+]
+
+
+@needs_c
+@pytest.mark.parametrize(("value", "rewritten"), FLOWS)
+def test_flows_whose_statistics_are_rewritten_from_their_json(
+    value: bytes, rewritten: bool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_native(monkeypatch, "1")
+    answers: list[bytes | None] = []
+    rewrite = findings.flow_extra
+
+    def counted(raw: Any, names: tuple[bytes, ...]) -> bytes | None:
+        answers.append(rewrite(raw, names))
+        return answers[-1]
+
+    monkeypatch.setattr(findings, "flow_extra", counted)
+    rows = decode_rows(EventKind.NETFLOW, [value], 1 << 20, views=True)
+    assert rows[0] is not None
+    rec = input_record(EventKind.NETFLOW, value, None, "events.netflow", 0, 9)
+    row = rows[0] if rows[0].uid else msgspec.structs.replace(rows[0], uid="events.netflow:0:9")
+    writer = finding_writer(EventKind.NETFLOW, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
+    for d in DECISIONS[:2]:
+        got, key = writer.write(row, rec, d, None, "", now_ms=1_700_000_000_000)
+        event = expand(EventKind.NETFLOW, row, value, rec.ref)
+        assert got == _reference(EventKind.NETFLOW, event, rec, d, ())
+        assert key == b"172.16.0.1"
+    assert all(a is not None for a in answers) == rewritten
+
+
+@needs_c
+def test_a_flow_the_view_took_but_whole_decoding_refuses_fails_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Statistics whose sum overflows: the columnar checks take the view, the canonical decoder
+    # refuses the record, and expand() raises (scorer.events.columnar); the writer does the same.
+    use_native(monkeypatch, "1")
+    value = _flow_json('{"Flow Duration":1.7976931348623157e308,"Total Fwd Packet":1.7976931348623157e308}')
+    (row,) = decode_rows(EventKind.NETFLOW, [value], 1 << 20, views=True)
+    rec = input_record(EventKind.NETFLOW, value, None, "events.netflow", 0, 9)
+    writer = finding_writer(EventKind.NETFLOW, "m", "1", 0.5, "b")
+    with pytest.raises(ValueError, match="refused whole"):
+        writer.write(row, rec, DECISIONS[0], None, "")
+
+
+@needs_c
+def test_statistics_rewritten_are_msgspec_s_on_random_numbers() -> None:
+    names = tuple(f"k{i}".encode() for i in range(128))
+    decode = msgspec.json.Decoder(dict[str, float]).decode
+    rng = random.Random(16)
+    plain = 0
+    for _ in range(4000):
+        keys = sorted(rng.sample(range(128), rng.randint(1, 9)))
+        raw = ("{" + ",".join(f'"k{i}":{_number(rng)}' for i in keys) + "}").encode()
+        got = findings.flow_extra(raw, names)
+        if got is not None:
+            plain += 1
+            assert got == msgspec.json.encode(decode(raw)), raw
+    assert plain > 3000
+    assert findings.flow_extra(b'{"k2":1,"k1":2}', names) is None  # out of order
+    assert findings.flow_extra(b'{"k1":1,"k1":2}', names) is None  # repeated
+    assert findings.flow_extra(b'{"k1":"1"}', names) is None  # no number
+    assert findings.flow_extra(b'{"k1":1e400}', names) is None  # out of range
+    assert findings.flow_extra(b' { } ', names) == b"{}"
+
+
+def _number(rng: random.Random) -> str:
+    """A JSON number of one of the shapes records carry, or an awkward one."""
+    shape = rng.random()
+    if shape < 0.3:
+        x = msgspec.json.decode(msgspec.json.encode(rng.uniform(-1, 1) * 10.0 ** rng.randint(-330, 300)))
+        return repr(x) if isinstance(x, float) and math.isfinite(x) else "1"
+    if shape < 0.7:
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 22)))
+        frac = "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20))) if rng.random() < 0.6 else ""
+        exp = rng.choice("eE") + rng.choice(["", "+", "-"]) + str(rng.randint(0, 320)) if rng.random() < 0.4 else ""
+        return rng.choice(["", "-"]) + (digits.lstrip("0") or "0") + frac + exp
+    return str(rng.choice(["0", "-0", "-0.0", "0e5", "-0E-5", "0.000", "1e-5", "1.5e-5", "9.999999999999999e15",
+                       "1e16", "123456789012345.6", "1234567890123456.7", "1e-307", "1e-308", "5e-324",
+                       str(2**53 + 1), str(2**64), str(10**23), "2.2250738585072014e-308"]))
+
+
+def test_the_switch_follows_scorer_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_native(monkeypatch, "0")
+    assert findings.module() is None and findings.flow_extra(b"{}", ()) is None
+    use_native(monkeypatch, "1")
+    if findings.built():
+        assert findings.module() is not None
+    else:
+        with pytest.raises(ImportError):
+            findings.module()
