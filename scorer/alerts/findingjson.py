@@ -35,7 +35,7 @@ from scorer.alerts.ocsf import (
     detection_finding,
     encode,
 )
-from scorer.alerts.textsafe import escape_json, visible
+from scorer.alerts.textsafe import visible
 from scorer.events.columnar import VIEWS, expand
 from scorer.events.flowviews import CIC_STATISTICS
 from scorer.events.structs import EndpointEvent, EventKind, FlowRecord, SiemAlert, entity_key
@@ -98,8 +98,8 @@ def _rule_json(rules: tuple[RuleMeta, ...], pack: str) -> tuple[str, str, bytes,
 
 
 # What scorer.alerts.ocsf._what and device() say of each event type, as _findings.c numbers it.
-_WHAT = {FlowRecord: 0, EndpointEvent: 1, SiemAlert: 2}
 _WHAT_FLOW = 0
+_WHAT = {FlowRecord: _WHAT_FLOW, EndpointEvent: 1, SiemAlert: 2}
 
 
 class FindingWriter:
@@ -126,36 +126,50 @@ class FindingWriter:
         self._flows = kind is EventKind.NETFLOW
 
     def write(
-        self, row: Any, rec: InputRecord, decision: Decision, rules_of: RulesOf | None, pack: str,
-        now_ms: int | None = None,
-    ) -> tuple[bytes, bytes]:
-        """The finding of the alerting ``row`` (a decoded event or a flow view) of ``rec``, and
-        the key of its record on the alerts topic."""
-        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        self, items: Sequence[tuple[Any, InputRecord]], decisions: Sequence[Decision], rules_of: RulesOf | None,
+        pack: str, now_ms: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """The finding of each decision's row (``items[d.row]``: a decoded event or a flow view,
+        and its record), with the key of its record on the alerts topic."""
         c = native.module()
-        flow = self._flow(row, rec) if c is not None and self._flows and type(row) in VIEWS else None
-        if flow is not None:
-            key = rec.key if rec.key is not None else flow.src_ip.encode()
-            value = c.finding(self._consts, flow, _WHAT_FLOW, rec.ref, decision, now,  # type: ignore[union-attr]
-                              _enc(flow_evidence(flow, flow)), None)
-            return escape_json(value), key
+        if c is None:
+            return [self._reference(*items[d.row], d, rules_of, pack, now_ms) for d in decisions]
+        out = []
+        consts, flows, finding = self._consts, self._flows, c.finding
+        for d in decisions:
+            row, rec = items[d.row]
+            now = now_ms if now_ms is not None else int(time.time() * 1000)
+            flow = self._flow(row, rec) if flows and type(row) in VIEWS else None
+            if flow is not None:
+                value = finding(consts, flow, _WHAT_FLOW, rec.ref, d, now, _enc(flow_evidence(flow, flow)), None)
+                out.append((value, rec.key if rec.key is not None else flow.src_ip.encode()))
+                continue
+            event = expand(self.kind, row, rec.value or b"", rec.ref)
+            what = _WHAT.get(type(event))
+            rules = rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else ()
+            value = None if what is None else finding(
+                consts, event, what, rec.ref, d, now,
+                _enc(evidence(event if event.label is None else msgspec.structs.replace(event, label=None))),
+                _rule_json(rules if type(rules) is tuple else tuple(rules), pack) if rules else None,
+            )
+            # None: a score or time that is not a float (no decoder makes one); the reference writes it
+            out.append((value, rec.key if rec.key is not None else entity_key(event).encode()) if value is not None
+                       else self._reference(event, rec, d, rules_of, pack, now))
+        return out
+
+    def _reference(
+        self, row: Any, rec: InputRecord, d: Decision, rules_of: RulesOf | None, pack: str, now_ms: int | None,
+    ) -> tuple[bytes, bytes]:
+        """The finding by :mod:`scorer.alerts.ocsf`'s structs: the format's definition, and the
+        path when the C module is off."""
         event = expand(self.kind, row, rec.value or b"", rec.ref)
-        key = rec.key if rec.key is not None else entity_key(event).encode()
-        rules: Sequence[RuleMeta] = ()
-        if rules_of is not None and isinstance(event, EndpointEvent):
-            rules = rules_of(event)
-        what = _WHAT.get(type(event))
-        if c is not None and what is not None:
-            proof = evidence(event if event.label is None else msgspec.structs.replace(event, label=None))
-            value = c.finding(self._consts, event, what, rec.ref, decision, now, _enc(proof),
-                              _rule_json(rules if type(rules) is tuple else tuple(rules), pack) if rules else None)
-            if value is not None:  # None: not a float score or time, the reference decides
-                return escape_json(value), key
-        return encode(detection_finding(
-            kind=self.kind.value, event=event, decision=decision, model_name=self.model_name,
+        rules = rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else ()
+        value = encode(detection_finding(
+            kind=self.kind.value, event=event, decision=d, model_name=self.model_name,
             model_version=self.model_version, threshold=self.threshold, backend=self.backend, ref=rec.ref,
-            now_ms=now, rules=rules, rule_pack=pack,
-        )), key
+            now_ms=now_ms, rules=rules, rule_pack=pack,
+        ))
+        return value, rec.key if rec.key is not None else entity_key(event).encode()
 
     @staticmethod
     def _flow(row: Any, rec: InputRecord) -> Any:

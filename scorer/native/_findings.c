@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -171,7 +172,7 @@ static PyObject *float_texts(PyObject *encode, PyObject *floats, Py_ssize_t *sta
 }
 
 /* Interned attribute names, made once. */
-static PyObject *S_uid, *S_ts, *S_topic, *S_partition, *S_offset, *S_score, *S_severity, *S_top_features,
+static PyObject *S_round, *SIX, *S_uid, *S_ts, *S_topic, *S_partition, *S_offset, *S_score, *S_severity, *S_top_features,
     *S_by_model, *S_by_rule, *S_proto, *S_src_ip, *S_src_port, *S_dst_ip, *S_dst_port, *S_event_code, *S_host,
     *S_image, *S_source_system, *S_rule_name;
 
@@ -289,6 +290,68 @@ done:
 
 #define TS_LIMIT_S ((double)((1ULL << 63) / 1000) / 1000) /* ocsf._TS_LIMIT_S */
 
+/* The escapes scorer.alerts.textsafe.escape_json writes for DEL, C1 controls and U+2028/U+2029
+ * (as msgspec leaves them: raw, inside strings), into a new bytes. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether none of the 8 bytes at s is non-ASCII or DEL (word at a time: most of a finding). */
+static inline int plain_word(const char *s) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    uint64_t del = w ^ (ONES * 0x7f);
+    return ((w & HIGHS) | ((del - ONES) & ~del & HIGHS)) == 0;
+}
+
+static PyObject *escaped(const char *s, Py_ssize_t n) {
+    Py_ssize_t extra = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + 8 <= n && plain_word(s + i)) {
+            i += 7;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0x7f) extra += 5;
+        else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f) extra += 4;
+        else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80
+                 && ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
+            extra += 3;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(extra ? NULL : s, n + extra);
+    if (out == NULL || !extra) return out;
+    char *o = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned code = 0;
+        if (c == 0x7f) code = 0x7f;
+        else if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f) {
+            code = (unsigned char)s[i + 1];
+            i += 1;
+        }
+        else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80
+                 && ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
+            code = (unsigned char)s[i + 2] == 0xa8 ? 0x2028 : 0x2029;
+            i += 2;
+        }
+        if (!code) {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        *o++ = 'u';
+        *o++ = HEX[(code >> 12) & 15];
+        *o++ = HEX[(code >> 8) & 15];
+        *o++ = HEX[(code >> 4) & 15];
+        *o++ = HEX[code & 15];
+    }
+    return out;
+}
+
+/* finding()'s buffer, kept between calls (its callbacks into Python never call it again; if
+ * one did, that call takes a buffer of its own). */
+static Buf kept = {NULL, 0, 0};
+static int kept_in_use = 0;
+
 /* consts: the writer's (scorer.alerts.findingjson.FindingWriter); see there for each. */
 enum { C_UID_PREFIX, C_TITLE, C_TYPES, C_ANALYTIC, C_RELATED_TAIL, C_SCORER, C_KIND, C_SEVERITIES, C_SEVERITY_FILL,
        C_FEATURES, C_FEATURE_FILL, C_VISIBLE, C_ENCODE, C_METADATA, C_PRODUCT_TIME, C_PROFILES, C_PROFILES_HOST,
@@ -312,6 +375,12 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
              *floats = NULL, *texts = NULL, *original = NULL, *topic = NULL, *score_obj = NULL, *by_rule_obj = NULL,
              *by_model_obj = NULL;
     Buf b = {NULL, 0, 0};
+    int own = !kept_in_use;
+    if (own) {
+        b = kept;
+        b.len = 0;
+        kept_in_use = 1;
+    }
     if ((uid = PyObject_GetAttr(event, S_uid)) == NULL || (ts = PyObject_GetAttr(event, S_ts)) == NULL
         || (sev = PyObject_GetAttr(d, S_severity)) == NULL || (top = PyObject_GetAttr(d, S_top_features)) == NULL
         || (score_obj = PyObject_GetAttr(d, S_score)) == NULL || (by_rule_obj = PyObject_GetAttr(d, S_by_rule)) == NULL
@@ -339,7 +408,7 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     /* The floats, in the order written: round(score, 6), then each feature's value, contribution. */
     Py_ssize_t nf = 1 + 2 * PyList_GET_SIZE(top);
     if ((floats = PyList_New(nf)) == NULL) goto done;
-    PyObject *rounded = PyObject_CallMethod(score_obj, "__round__", "i", 6);
+    PyObject *rounded = PyObject_CallMethodOneArg(score_obj, S_round, SIX);  /* round(score, 6) */
     if (rounded == NULL) goto done;
     PyList_SET_ITEM(floats, 0, rounded);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(top); i++) {
@@ -407,13 +476,17 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     }
     else bad = buf_put(&b, "}}}", 3);
     if (bad) goto done;
-    result = PyBytes_FromStringAndSize(b.data, b.len);
+    result = escaped(b.data, b.len);
     goto done;
 fail:
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a cached fragment is not bytes");
 done:
 #undef K
-    PyMem_Free(b.data);
+    if (own) {
+        kept = b;
+        kept_in_use = 0;
+    }
+    else PyMem_Free(b.data);
     Py_XDECREF(uid); Py_XDECREF(ts); Py_XDECREF(sev); Py_XDECREF(sev_json); Py_XDECREF(top); Py_XDECREF(host);
     Py_XDECREF(floats); Py_XDECREF(texts); Py_XDECREF(original); Py_XDECREF(topic); Py_XDECREF(score_obj);
     Py_XDECREF(by_rule_obj); Py_XDECREF(by_model_obj);
@@ -717,8 +790,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"finding", (PyCFunction)(void (*)(void))finding, METH_FASTCALL,
-     "finding(consts, event, what, ref, decision, now_ms, evidence, rules) -> bytes: an alert's finding, as "
-     "scorer.alerts.ocsf.encode(detection_finding(...)) writes it before its escape_json"},
+     "finding(consts, event, what, ref, decision, now_ms, evidence, rules) -> bytes | None: an alert's finding, "
+     "as scorer.alerts.ocsf.encode(detection_finding(...)) writes it"},
     {"flow_extra", (PyCFunction)(void (*)(void))flow_extra, METH_FASTCALL,
      "flow_extra(raw, names, decode_floats, encode) -> bytes | None: a flow's statistics object as msgspec "
      "writes its dict[str, float], or None (decode the record)"},
@@ -729,7 +802,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_findings", NULL, 0,
 
 PyMODINIT_FUNC PyInit__findings(void) {
     struct { PyObject **at; const char *name; } names[] = {
-        {&S_uid, "uid"}, {&S_ts, "ts"}, {&S_topic, "topic"}, {&S_partition, "partition"}, {&S_offset, "offset"},
+        {&S_round, "__round__"}, {&S_uid, "uid"}, {&S_ts, "ts"}, {&S_topic, "topic"}, {&S_partition, "partition"}, {&S_offset, "offset"},
         {&S_score, "score"}, {&S_severity, "severity"}, {&S_top_features, "top_features"}, {&S_by_model, "by_model"},
         {&S_by_rule, "by_rule"}, {&S_proto, "proto"}, {&S_src_ip, "src_ip"}, {&S_src_port, "src_port"},
         {&S_dst_ip, "dst_ip"}, {&S_dst_port, "dst_port"}, {&S_event_code, "event_code"}, {&S_host, "host"},
@@ -738,5 +811,6 @@ PyMODINIT_FUNC PyInit__findings(void) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if ((*names[i].at = PyUnicode_InternFromString(names[i].name)) == NULL) return NULL;
     }
+    if ((SIX = PyLong_FromLong(6)) == NULL) return NULL;
     return PyModule_Create(&module);
 }

@@ -5,9 +5,9 @@ def finding(
     consts: tuple[Any, ...], event: Any, what: int, ref: Any, decision: Any, now_ms: int, evidence: bytes,
     rules: tuple[str, str, bytes, bytes] | None, /,
 ) -> bytes | None:
-    """An alert's finding as ``scorer.alerts.ocsf.encode(detection_finding(...))`` writes it before its
-    ``escape_json`` (scorer.alerts.findingjson.FindingWriter), or None: a score or time that is not a
-    float (the reference path writes those)."""
+    """An alert's finding as ``scorer.alerts.ocsf.encode(detection_finding(...))`` writes it, its
+    ``escape_json`` included (scorer.alerts.findingjson.FindingWriter), or None: a score or time that
+    is not a float (the reference path writes those)."""
 
 def flow_extra(
     raw: Any, names: tuple[bytes, ...], decode_floats: Callable[[bytes], list[float]],

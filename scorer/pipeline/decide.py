@@ -54,9 +54,8 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
         counts, alerts = out.alert_counts, out.alerts
         for d in decisions:
             counts[(name, d.severity)] += 1
-            row, rec = items[d.row]
-            value, key = write(row, rec, d, rules_of, rule_pack)  # the event read whole only when it alerts
-            alerts.append(OutputRecord(topic, value, key))
+        # The events read whole only when they alert, and written straight as JSON.
+        alerts += [OutputRecord(topic, value, key) for value, key in write(items, decisions, rules_of, rule_pack)]
         if collect_scores:
             out.scores.extend(_score_records(kind, items, probs, rt, backend_name, {d.row for d in decisions}))
     return out

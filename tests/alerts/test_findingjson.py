@@ -120,7 +120,7 @@ def test_hostile_events_decisions_and_rules(
     rules = RULES[:n_rules]
     rec = input_record(kind, msgspec.json.encode(event), None, "events.\u00e9\"", 3, 1 << 40)
     writer = finding_writer(kind, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
-    value, key = writer.write(event, rec, decision, lambda e: rules, "pack:\u2028", now_ms=1_700_000_000_000)
+    ((value, key),) = writer.write([(event, rec)], [decision], lambda e: rules, "pack:\u2028", now_ms=1_700_000_000_000)
     assert key == entity_key(event).encode()
     assert value == _reference(kind, event, rec, decision, rules if isinstance(event, EndpointEvent) else ())
     json.loads(value)  # and the document reads back
@@ -138,7 +138,7 @@ def test_a_score_that_is_no_number_fails_as_the_reference_does(monkeypatch: pyte
         with pytest.raises((ValueError, OverflowError)):
             _reference(EventKind.SIEM, event, rec, d, ())
         with pytest.raises((ValueError, OverflowError)):
-            writer.write(event, rec, d, None, "")
+            writer.write([(event, rec)], [d], None, "")
 
 
 def _flow_json(stats: str | None, **fields: Any) -> bytes:
@@ -181,7 +181,7 @@ def test_flows_whose_statistics_are_rewritten_from_their_json(
     row = rows[0] if rows[0].uid else msgspec.structs.replace(rows[0], uid="events.netflow:0:9")
     writer = finding_writer(EventKind.NETFLOW, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
     for d in DECISIONS[:2]:
-        got, key = writer.write(row, rec, d, None, "", now_ms=1_700_000_000_000)
+        ((got, key),) = writer.write([(row, rec)], [d], None, "", now_ms=1_700_000_000_000)
         event = expand(EventKind.NETFLOW, row, value, rec.ref)
         assert got == _reference(EventKind.NETFLOW, event, rec, d, ())
         assert key == b"172.16.0.1"
@@ -198,7 +198,7 @@ def test_a_flow_the_view_took_but_whole_decoding_refuses_fails_as_before(monkeyp
     rec = input_record(EventKind.NETFLOW, value, None, "events.netflow", 0, 9)
     writer = finding_writer(EventKind.NETFLOW, "m", "1", 0.5, "b")
     with pytest.raises(ValueError, match="refused whole"):
-        writer.write(row, rec, DECISIONS[0], None, "")
+        writer.write([(row, rec)], [DECISIONS[0]], None, "")
 
 
 @needs_c
