@@ -54,7 +54,7 @@ class KafkaSettings(BaseModel):
     # min(3, the brokers in the cluster). Such a topic gets min.insync.replicas one less (at
     # least 1): an acked write is on two brokers of three, and one broker may be down.
     replication_factor: int | None = Field(default=None, ge=1)
-    # CRC32C of every fetched record batch, in aiokafka's table-driven code: ~0.9 us of the
+    # CRC32C of every fetched record batch, in aiokafka's table-driven code: 0.3-1.0 us of the
     # ~3.3 us an event's consumption costs (docs/benchmarks.md section 24). Off by default, as
     # in librdkafka: the broker checks each batch's CRC when it is produced and TCP checks the
     # wire: what is left is disk corruption on the broker, whose values mostly fail decoding
