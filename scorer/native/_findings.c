@@ -788,6 +788,88 @@ done:
     return result;
 }
 
+/* A float32 matrix [rows, cols], C-contiguous, through the buffer protocol (no NumPy headers). */
+static int matrix(PyObject *obj, Py_buffer *view, Py_ssize_t *rows, Py_ssize_t *cols) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->ndim != 2 || view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_TypeError, "expected a C-contiguous float32 matrix");
+        return -1;
+    }
+    *rows = view->shape[0];
+    *cols = view->shape[1];
+    return 0;
+}
+
+/* top_features(contrib, x, k, names): per row, the k largest positive contributions, most
+ * first and the lower column first among equal ones, as (name, round(x, 6), round(contrib, 6))
+ * with NumPy's rounding of each dtype (float32 contributions: times 1e6, rint, over 1e6, in
+ * float32): what scorer.alerts.decide.Decider._top_all gets from a stable argsort. */
+static PyObject *top_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "top_features(contrib, x, k, names: list[str])");
+        return NULL;
+    }
+    Py_ssize_t k = PyLong_AsSsize_t(args[2]);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    if (k < 0 || k > 64) {
+        PyErr_SetString(PyExc_ValueError, "k must be in 0..64");
+        return NULL;
+    }
+    Py_buffer cv, xv;
+    Py_ssize_t rows, cols, xrows, xcols;
+    if (matrix(args[0], &cv, &rows, &cols) < 0) return NULL;
+    if (matrix(args[1], &xv, &xrows, &xcols) < 0) {
+        PyBuffer_Release(&cv);
+        return NULL;
+    }
+    PyObject *names = args[3], *out = NULL;
+    if (xrows != rows || xcols != cols || PyList_GET_SIZE(names) < cols) {
+        PyErr_SetString(PyExc_ValueError, "contrib, x and names disagree on their shape");
+        goto done;
+    }
+    if ((out = PyList_New(rows)) == NULL) goto done;
+    const float *c = cv.buf, *x = xv.buf;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const float *cr = c + r * cols, *xr = x + r * cols;
+        Py_ssize_t at[64], n = 0;
+        for (Py_ssize_t j = 0; j < cols && k > 0; j++) {
+            float v = cr[j];
+            if (!(v > 0)) continue;  /* NaN, zero, negative: never shown */
+            if (n == k && !(v > cr[at[n - 1]])) continue;
+            Py_ssize_t p = n < k ? n++ : n - 1;
+            while (p > 0 && v > cr[at[p - 1]]) {  /* after equal ones: they come from lower columns */
+                at[p] = at[p - 1];
+                p--;
+            }
+            at[p] = j;
+        }
+        float rounded[64];
+        Py_ssize_t shown = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            rounded[i] = rintf(cr[at[i]] * 1e6f) / 1e6f;
+            shown += rounded[i] > 0;  /* one that rounds to 0 is not shown (and not replaced) */
+        }
+        PyObject *row = PyList_New(shown);
+        if (row == NULL) goto fail;
+        PyList_SET_ITEM(out, r, row);
+        for (Py_ssize_t i = 0, s = 0; i < n; i++) {
+            if (!(rounded[i] > 0)) continue;
+            double xd = rint((double)xr[at[i]] * 1e6) / 1e6;
+            PyObject *item = Py_BuildValue("(Odd)", PyList_GET_ITEM(names, at[i]), xd, (double)rounded[i]);
+            if (item == NULL) goto fail;
+            PyList_SET_ITEM(row, s++, item);
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    PyBuffer_Release(&cv);
+    PyBuffer_Release(&xv);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"finding", (PyCFunction)(void (*)(void))finding, METH_FASTCALL,
      "finding(consts, event, what, ref, decision, now_ms, evidence, rules) -> bytes | None: an alert's finding, "
@@ -795,6 +877,9 @@ static PyMethodDef methods[] = {
     {"flow_extra", (PyCFunction)(void (*)(void))flow_extra, METH_FASTCALL,
      "flow_extra(raw, names, decode_floats, encode) -> bytes | None: a flow's statistics object as msgspec "
      "writes its dict[str, float], or None (decode the record)"},
+    {"top_features", (PyCFunction)(void (*)(void))top_features, METH_FASTCALL,
+     "top_features(contrib, x, k, names) -> list[list[tuple[str, float, float]]]: each row's top positive "
+     "contributions, as Decider._top_all's argsort finds them"},
     {NULL, NULL, 0, NULL},
 };
 

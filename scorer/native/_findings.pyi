@@ -14,3 +14,7 @@ def flow_extra(
     encode: Callable[[Any], bytes], /,
 ) -> bytes | None:
     """A flow's statistics object as msgspec writes the dict[str, float] it decodes to, or None."""
+
+def top_features(contrib: Any, x: Any, k: int, names: list[str], /) -> list[list[tuple[str, float, float]]]:
+    """Each row's ``k`` largest positive contributions (float32 matrices), most first, with their
+    values, rounded to 6 places as NumPy rounds each dtype."""
