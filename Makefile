@@ -10,11 +10,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml setup.py scorer/native/_native.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py $(wildcard scorer/native/*.c) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,train,local,replay,bench,gbm]'
 	touch $@
 
-# The embedded default: bundled capture, in-process ONNX Runtime, no Kafka, no Triton.
+# The embedded default: bundled capture, scored in process (the models' trees compiled on the
+# first run, ~10-30 s, then cached; ONNX Runtime where they cannot be), no Kafka, no Triton.
 demo: $(STAMP)
 	$(BIN)/scorer demo
 

@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="scoring processes (consumer-group members, one core each) under one supervisor "
                           "that serves one /metrics and restarts a worker that exits; default 1: no supervisor")
 
-    demo = sub.add_parser("demo", help="embedded default: bundled capture, in-process ONNX Runtime")
+    demo = sub.add_parser("demo", help="embedded default: bundled capture, scored in process (compiled trees "
+                                       "where tl2cgen and a C compiler are installed, else ONNX Runtime)")
     demo.add_argument("--capture", type=Path, help="canonical JSON-lines capture (default: bundled)")
     demo.add_argument("--out", type=Path, default=Path("out/demo-alerts.jsonl"),
                       help="alerts file to write (default: %(default)s)")

@@ -16,12 +16,15 @@ others use the winner's library, so nobody ever opens a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,12 +111,20 @@ def _compile(data: bytes, command: list[str], work: Path) -> None:
     import treelite
 
     source = work / "src"
-    try:
-        model = treelite.Model.deserialize_bytes(data)
-        # One source file: parallel_comp splits it for faster builds of huge ensembles only.
-        tl2cgen.generate_c_code(model, str(source), params={})
-    except Exception as exc:  # treelite and tl2cgen raise their own untyped errors
-        raise BuildError(f"tl2cgen cannot generate C from the checkpoint: {exc}") from None
+    # tl2cgen prints its native library's log lines to stdout (a command's output: `scorer
+    # demo`, JSON reports) and warns that its bundled Treelite is older than the checkpoint's
+    # writer (harmless: the library is checked against ONNX Runtime before it scores): both
+    # go to this module's DEBUG log instead.
+    with contextlib.redirect_stdout(io.StringIO()) as said, warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            model = treelite.Model.deserialize_bytes(data)
+            # One source file: parallel_comp splits it for faster builds of huge ensembles only.
+            tl2cgen.generate_c_code(model, str(source), params={})
+        except Exception as exc:  # treelite and tl2cgen raise their own untyped errors
+            raise BuildError(f"tl2cgen cannot generate C from the checkpoint: {exc}") from None
+    for line in [*said.getvalue().splitlines(), *(str(w.message) for w in warned)]:
+        log.debug("tl2cgen: %s", line.strip())
     run = subprocess.run([*command, "-o", str(work / LIBRARY), *sorted(map(str, source.glob("*.c"))), "-lm"],
                          capture_output=True, text=True)
     if run.returncode != 0:
