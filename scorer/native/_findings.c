@@ -347,6 +347,25 @@ static PyObject *escaped(const char *s, Py_ssize_t n) {
     return out;
 }
 
+/* Python's round(x, 6) (the decimal with 6 places nearest x, half to even on x's exact value,
+ * read back as the nearest double), exactly, for |x| < 1e9: N = x * 10^6 rounded as an
+ * integer, from the product's rounded value and its exact error (fma), then N / 10^6 (a
+ * correctly rounded division of two exact doubles). 0 where |x| is larger or not finite. */
+static int round6(double x, double *out) {
+    double a = fabs(x);
+    if (!(a < 1e9)) return 0;
+    double p = a * 1e6, err = fma(a, 1e6, -p);  /* a * 10^6 == p + err exactly */
+    double f = floor(p), t = p - f, n = f;         /* p < 2^53: f and t exact; |err| < 0.07 */
+    if (t > 0.75) n = f + 1;
+    else if (t >= 0.25) {
+        double d = t - 0.5;  /* exact (Sterbenz): the sign of d + err decides */
+        if (d > -err) n = f + 1;
+        else if (d == -err) n = fmod(f, 2.0) == 0.0 ? f : f + 1;
+    }
+    *out = copysign(n / 1e6, x);
+    return 1;
+}
+
 /* finding()'s buffer, kept between calls (its callbacks into Python never call it again; if
  * one did, that call takes a buffer of its own). */
 static Buf kept = {NULL, 0, 0};
@@ -408,7 +427,8 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     /* The floats, in the order written: round(score, 6), then each feature's value, contribution. */
     Py_ssize_t nf = 1 + 2 * PyList_GET_SIZE(top);
     if ((floats = PyList_New(nf)) == NULL) goto done;
-    PyObject *rounded = PyObject_CallMethodOneArg(score_obj, S_round, SIX);  /* round(score, 6) */
+    double r6;
+    PyObject *rounded = round6(score, &r6) ? PyFloat_FromDouble(r6) : PyObject_CallMethodOneArg(score_obj, S_round, SIX);
     if (rounded == NULL) goto done;
     PyList_SET_ITEM(floats, 0, rounded);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(top); i++) {
@@ -801,37 +821,71 @@ static int matrix(PyObject *obj, Py_buffer *view, Py_ssize_t *rows, Py_ssize_t *
     return 0;
 }
 
-/* top_features(contrib, x, k, names): per row, the k largest positive contributions, most
- * first and the lower column first among equal ones, as (name, round(x, 6), round(contrib, 6))
- * with NumPy's rounding of each dtype (float32 contributions: times 1e6, rint, over 1e6, in
- * float32): what scorer.alerts.decide.Decider._top_all gets from a stable argsort. */
+/* A float32 vector of n values. */
+static int vector(PyObject *obj, Py_buffer *view, Py_ssize_t n) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->ndim != 1 || view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0
+        || view->shape[0] != n) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_TypeError, "expected a float32 vector of one value per column");
+        return -1;
+    }
+    return 0;
+}
+
+/* top_features(x, weights, center, scale, k, names): per row of x, the k largest positive
+ * contributions weights * (x - center) / scale (float32, in NumPy's order of operations), most
+ * first and the lower column first among equal ones, as (name, round(x, 6), round(contribution,
+ * 6)) with NumPy's rounding of each dtype (float32: times 1e6, rint, over 1e6, in float32), and
+ * none that rounds to 0: what scorer.alerts.decide.Decider._top_all gets from a stable argsort. */
 static PyObject *top_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyList_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "top_features(contrib, x, k, names: list[str])");
+    if (nargs != 6 || !PyList_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "top_features(x, weights, center, scale, k, names: list[str])");
         return NULL;
     }
-    Py_ssize_t k = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t k = PyLong_AsSsize_t(args[4]);
     if (k == -1 && PyErr_Occurred()) return NULL;
     if (k < 0 || k > 64) {
         PyErr_SetString(PyExc_ValueError, "k must be in 0..64");
         return NULL;
     }
-    Py_buffer cv, xv;
-    Py_ssize_t rows, cols, xrows, xcols;
-    if (matrix(args[0], &cv, &rows, &cols) < 0) return NULL;
-    if (matrix(args[1], &xv, &xrows, &xcols) < 0) {
+    Py_buffer xv, wv, cv, sv;
+    Py_ssize_t rows, cols;
+    if (matrix(args[0], &xv, &rows, &cols) < 0) return NULL;
+    if (vector(args[1], &wv, cols) < 0) {
+        PyBuffer_Release(&xv);
+        return NULL;
+    }
+    if (vector(args[2], &cv, cols) < 0) {
+        PyBuffer_Release(&xv);
+        PyBuffer_Release(&wv);
+        return NULL;
+    }
+    if (vector(args[3], &sv, cols) < 0) {
+        PyBuffer_Release(&xv);
+        PyBuffer_Release(&wv);
         PyBuffer_Release(&cv);
         return NULL;
     }
-    PyObject *names = args[3], *out = NULL;
-    if (xrows != rows || xcols != cols || PyList_GET_SIZE(names) < cols) {
-        PyErr_SetString(PyExc_ValueError, "contrib, x and names disagree on their shape");
+    PyObject *names = args[5], *out = NULL;
+    float *cr = PyMem_Malloc(sizeof(float) * (size_t)(cols ? cols : 1));
+    if (cr == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (PyList_GET_SIZE(names) < cols) {
+        PyErr_SetString(PyExc_ValueError, "fewer names than columns");
         goto done;
     }
     if ((out = PyList_New(rows)) == NULL) goto done;
-    const float *c = cv.buf, *x = xv.buf;
+    const float *x = xv.buf, *w = wv.buf, *center = cv.buf, *scale = sv.buf;
     for (Py_ssize_t r = 0; r < rows; r++) {
-        const float *cr = c + r * cols, *xr = x + r * cols;
+        const float *xr = x + r * cols;
+        for (Py_ssize_t j = 0; j < cols; j++) {  /* as NumPy: (x - center), times weights, over scale */
+            float t = xr[j] - center[j];
+            t = w[j] * t;
+            cr[j] = t / scale[j];
+        }
         Py_ssize_t at[64], n = 0;
         for (Py_ssize_t j = 0; j < cols && k > 0; j++) {
             float v = cr[j];
@@ -865,8 +919,11 @@ static PyObject *top_features(PyObject *self, PyObject *const *args, Py_ssize_t 
 fail:
     Py_CLEAR(out);
 done:
-    PyBuffer_Release(&cv);
+    PyMem_Free(cr);
     PyBuffer_Release(&xv);
+    PyBuffer_Release(&wv);
+    PyBuffer_Release(&cv);
+    PyBuffer_Release(&sv);
     return out;
 }
 
@@ -878,8 +935,8 @@ static PyMethodDef methods[] = {
      "flow_extra(raw, names, decode_floats, encode) -> bytes | None: a flow's statistics object as msgspec "
      "writes its dict[str, float], or None (decode the record)"},
     {"top_features", (PyCFunction)(void (*)(void))top_features, METH_FASTCALL,
-     "top_features(contrib, x, k, names) -> list[list[tuple[str, float, float]]]: each row's top positive "
-     "contributions, as Decider._top_all's argsort finds them"},
+     "top_features(x, weights, center, scale, k, names) -> list[list[tuple[str, float, float]]]: each row's "
+     "top positive contributions, as Decider._top_all's argsort finds them"},
     {NULL, NULL, 0, NULL},
 };
 

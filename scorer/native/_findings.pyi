@@ -15,6 +15,8 @@ def flow_extra(
 ) -> bytes | None:
     """A flow's statistics object as msgspec writes the dict[str, float] it decodes to, or None."""
 
-def top_features(contrib: Any, x: Any, k: int, names: list[str], /) -> list[list[tuple[str, float, float]]]:
-    """Each row's ``k`` largest positive contributions (float32 matrices), most first, with their
-    values, rounded to 6 places as NumPy rounds each dtype."""
+def top_features(
+    x: Any, weights: Any, center: Any, scale: Any, k: int, names: list[str], /,
+) -> list[list[tuple[str, float, float]]]:
+    """Each row's ``k`` largest positive contributions ``weights * (x - center) / scale`` (float32),
+    most first, with their values, rounded to 6 places as NumPy rounds each dtype."""

@@ -247,3 +247,22 @@ def test_the_switch_follows_scorer_native(monkeypatch: pytest.MonkeyPatch) -> No
     else:
         with pytest.raises(ImportError):
             findings.module()
+
+
+@needs_c
+def test_scores_are_rounded_as_python_rounds_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # round(score, 6) and round(score * 100) in C: ties on the exact binary value (k / 2**20
+    # has 7+ decimals, some of them exactly halfway), both sides of every boundary, big and tiny.
+    use_native(monkeypatch, "1")
+    rng = random.Random(25)
+    ties = [k / 2**m for m in (7, 8, 20, 26) for k in range(1, 40)]
+    near = [math.nextafter(x, d) for x in ties for d in (0.0, 2.0)]
+    scores = ties + near + [rng.random() for _ in range(1500)] + [rng.uniform(-2e9, 2e9) for _ in range(100)]
+    scores += [0.0, -0.0, 5e-7, -5e-7, 4.9999999999999996e-07, 1e-300, 999999999.9999995, 1e9, 0.9999995]
+    event = SiemAlert(uid="s", ts=1.7e9, rule_name="r", host="h")
+    rec = input_record(EventKind.SIEM, b"{}", b"k", "events.siem", 0, 1)
+    writer = finding_writer(EventKind.SIEM, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
+    decisions = [Decision(0, s, "High", [("a", s, s)]) for s in scores]
+    written = writer.write([(event, rec)], decisions, None, "", now_ms=1_700_000_000_000)
+    for d, (value, _) in zip(decisions, written, strict=True):
+        assert value == _reference(EventKind.SIEM, event, rec, d, ()), d.score
