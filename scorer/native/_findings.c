@@ -295,12 +295,15 @@ done:
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* Whether none of the 8 bytes at s is non-ASCII or DEL (word at a time: most of a finding). */
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS) /* never misses a zero byte (may flag one after it) */
+
+/* Whether none of the 8 bytes at s starts what escaped() replaces: DEL, or the lead byte C2 or
+ * E2 (word at a time: most of a finding, non-ASCII text such as "®" included). */
 static inline int plain_word(const char *s) {
     uint64_t w;
     memcpy(&w, s, 8);
-    uint64_t del = w ^ (ONES * 0x7f);
-    return ((w & HIGHS) | ((del - ONES) & ~del & HIGHS)) == 0;
+    uint64_t del = w ^ (ONES * 0x7f), c2 = w ^ (ONES * 0xc2), e2 = w ^ (ONES * 0xe2);
+    return (HAS_ZERO(del) | HAS_ZERO(c2) | HAS_ZERO(e2)) == 0;
 }
 
 static PyObject *escaped(const char *s, Py_ssize_t n) {

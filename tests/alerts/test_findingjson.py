@@ -266,3 +266,21 @@ def test_scores_are_rounded_as_python_rounds_them(monkeypatch: pytest.MonkeyPatc
     written = writer.write([(event, rec)], decisions, None, "", now_ms=1_700_000_000_000)
     for d, (value, _) in zip(decisions, written, strict=True):
         assert value == _reference(EventKind.SIEM, event, rec, d, ()), d.score
+
+
+@needs_c
+def test_random_text_is_written_and_escaped_as_the_reference_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every escape msgspec and escape_json write, beside multi-byte text that needs none
+    # (\u00ae is C2 AE, \u2026 is E2 80 A6), at every offset of the words the C code reads.
+    use_native(monkeypatch, "1")
+    rng = random.Random(3)
+    pool = [*"ab\"\\/ \t\n\r\x00\x1b\x1f\x7f", "\x80", "\x85", "\x9f", "\xa0", "\u00ae", "\u2026", "\u2028",
+            "\u2029", "\u202e", "\ufeff", "\U0001f600", "\x7f\u2028"]
+    writer = finding_writer(EventKind.SIEM, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
+    rec = input_record(EventKind.SIEM, b"{}", b"k", "events.siem", 0, 1)
+    for _ in range(300):
+        text = [("".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))) for _ in range(4)]
+        event = SiemAlert(uid=text[0], ts=1.7e9, rule_name=text[1], host=text[2] or None, fields={text[3]: text[0]})
+        d = Decision(0, 0.75, "High", [(text[3], 1.0, 0.5)])
+        ((value, _),) = writer.write([(event, rec)], [d], None, "", now_ms=1_700_000_000_000)
+        assert value == _reference(EventKind.SIEM, event, rec, d, ()), text
