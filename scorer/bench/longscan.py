@@ -44,19 +44,23 @@ def _longer(event: Any, filler: str, keys: set[str] | None = None) -> Any:
 
 
 def _long_event(event: Any, filler: str) -> Any:
-    """The decoded event with every EventData string that still decodes made longer (a
-    timestamp or a number with text after it is refused by the decoder: left as it is)."""
+    """The decoded event with every EventData string the decoder keeps as text made longer (a
+    timestamp or a number with text after it is refused or dropped by the decoder: left as it
+    is)."""
     from scorer.errors import RecordError
     from scorer.events import edr
 
     keys = set()
     for key, value in (event.get("Event", {}).get("EventData") or {}).items():
+        if not isinstance(value, str):
+            continue
         try:
-            if isinstance(value, str):
-                edr.from_mapping(_longer(event, filler, {key}))
-                keys.add(key)
+            decoded = edr.from_mapping(_longer(event, filler, {key}))
         except RecordError:
-            pass
+            continue
+        texts = [*decoded.fields.values(), *(getattr(decoded, f) for f in decoded.__struct_fields__)]
+        if value + filler in texts:
+            keys.add(key)
     return edr.from_mapping(_longer(event, filler, keys))
 
 
