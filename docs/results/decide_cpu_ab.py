@@ -47,7 +47,7 @@ async def _child(warm: int, events: int, batch: int) -> dict[str, Any]:
         await scorer.score(records[i : min(i + batch, warm)])
     tune_gc()
     spent = [0.0]
-    decide = scoring.decide
+    decide = scoring.decide  # type: ignore[attr-defined]
 
     def timed(*args: Any) -> Any:
         t0 = time.thread_time()
@@ -56,7 +56,7 @@ async def _child(warm: int, events: int, batch: int) -> dict[str, Any]:
         finally:
             spent[0] += time.thread_time() - t0
 
-    scoring.decide = timed  # type: ignore[assignment]
+    scoring.decide = timed  # type: ignore[attr-defined,assignment]
     digest, alerts = hashlib.sha256(), 0
     cpu0 = time.process_time()
     outcomes = [await scorer.score(records[i : i + batch]) for i in range(warm, warm + events, batch)]

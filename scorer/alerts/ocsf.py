@@ -26,7 +26,7 @@ import msgspec
 from scorer import __version__
 from scorer.alerts.attack import TACTIC_IDS, tactic_title
 from scorer.alerts.decide import SEVERITY_IDS, Decision
-from scorer.alerts.evidence import Device, Evidence, FlowLike, device, evidence
+from scorer.alerts.evidence import Device, Evidence, device, evidence
 from scorer.alerts.textsafe import escape_json, visible
 from scorer.events.structs import EndpointEvent, Event, FlowRecord, SourceRef
 from scorer.rules import RuleMeta
@@ -290,12 +290,7 @@ def encode(finding: DetectionFinding) -> bytes:
 
 def _what(event: Event) -> str:
     if isinstance(event, FlowRecord):
-        return what_flow(event)
+        return f"{event.proto} {event.src_ip}:{event.src_port} -> {event.dst_ip}:{event.dst_port}"
     if isinstance(event, EndpointEvent):
         return f"event {event.event_code} on {event.host}" + (f" by {event.image}" if event.image else "")
     return f"{event.source_system} alert {event.rule_name!r}" + (f" on {event.host}" if event.host else "")
-
-
-def what_flow(flow: FlowLike) -> str:
-    """A flow's line in a finding's description (a FlowRecord, or the fields of one)."""
-    return f"{flow.proto} {flow.src_ip}:{flow.src_port} -> {flow.dst_ip}:{flow.dst_port}"
