@@ -35,7 +35,7 @@ FEW_PATTERNS = 8
 # Hyperscan scan of the field's literals and regexes (scorer.rules.longtext), several times
 # faster on long text than the automaton, which stays for short values. The scanner is built
 # by prepare_long when the pack is loaded (scorer.rules.scanners), never by match: building
-# one in a batch stalled it 10-90 ms; until then long values take the automaton (same hits).
+# one would stall that batch 10-90 ms; until then long values take the automaton (same hits).
 LONG_VALUE = 512
 LONG_MAX_PATTERNS = 2500
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -152,8 +152,8 @@ class FieldMatcher:
 
     def prepare_long(self) -> bool:
         """Builds the long-value scanner (:mod:`scorer.rules.longtext`) if this field has one and
-        it is not built yet; whether it built it. Seconds of CPU for a whole pack without the
-        cache of :mod:`scorer.rules.scanners`: call it where the pack is loaded, not per batch."""
+        it is not built yet; whether it built it. ~0.8 s of CPU for the shipped pack's fields
+        without the cache of :mod:`scorer.rules.scanners`: call it where the pack is loaded."""
         if self.long is not None or self.substr is None or not self.long_ok or not longtext.AVAILABLE:
             return False
         split: dict[int, dict[str, list[int]]] = {_POS_ANY: {}, _POS_START: {}, _POS_END: {}}
