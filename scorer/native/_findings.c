@@ -239,6 +239,41 @@ static int put_what(Buf *b, PyObject *event, long what) {
     return rc < 0 ? -1 : 0;
 }
 
+/* |x| * scale rounded to an integer, half to even on x's exact value (as Python rounds and
+ * formats a float to that many decimals), exactly, for |x| < 1e9 and a power of ten
+ * scale <= 1e6: from the product's rounded value and its exact error (fma). -1 otherwise. */
+static double scaled(double x, double scale) {
+    double a = fabs(x);
+    if (!(a < 1e9)) return -1;
+    double p = a * scale, err = fma(a, scale, -p);  /* a * scale == p + err exactly */
+    double f = floor(p), t = p - f, n = f;           /* p < 2^53: f and t exact; |err| < 0.07 */
+    if (t > 0.75) n = f + 1;
+    else if (t >= 0.25) {
+        double d = t - 0.5;  /* exact (Sterbenz): the sign of d + err decides */
+        if (d > -err) n = f + 1;
+        else if (d == -err) n = fmod(f, 2.0) == 0.0 ? f : f + 1;
+    }
+    return n;
+}
+
+/* Python's round(x, 6): the decimal with 6 places nearest x read back as the nearest double,
+ * N / 10^6 (a correctly rounded division of two exact doubles). 0 where scaled() is not sure. */
+static int round6(double x, double *out) {
+    double n = scaled(x, 1e6);
+    if (n < 0) return 0;
+    *out = copysign(n / 1e6, x);
+    return 1;
+}
+
+/* format(x, ".3f") into out (32 bytes): its length, or 0 where scaled() is not sure. */
+static int fixed3(double x, char *out) {
+    double n = scaled(x, 1e3);
+    if (n < 0) return 0;
+    long long v = (long long)n;
+    int len = snprintf(out, 32, "%s%lld.%03lld", signbit(x) ? "-" : "", v / 1000, v % 1000);
+    return len > 0 && len < 32 ? len : 0;
+}
+
 /* Whether UTF-8 text holds a character scorer.alerts.textsafe.visible replaces (C0, DEL, C1,
  * U+2028, U+2029). */
 static int has_control(const char *s, Py_ssize_t n) {
@@ -258,11 +293,13 @@ static int put_desc(Buf *b, PyObject *event, long what, double score, PyObject *
                     PyObject *visible) {
     Buf t = {NULL, 0, 0};
     int rc = -1;
-    char *shown = PyOS_double_to_string(score, 'f', 3, 0, NULL);
+    char fixed[32];
+    int flen = fixed3(score, fixed);
+    char *shown = flen ? fixed : PyOS_double_to_string(score, 'f', 3, 0, NULL);  /* {score:.3f} */
     if (shown == NULL) goto done;
     int bad = put_what(&t, event, what) || buf_put(&t, "; score ", 8) || buf_put(&t, shown, (Py_ssize_t)strlen(shown))
               || buf_put(&t, "; driven by ", 12) || (rule_reasons != Py_None && put_text(&t, rule_reasons));
-    PyMem_Free(shown);
+    if (!flen) PyMem_Free(shown);
     if (bad) goto done;
     Py_ssize_t n = PyList_GET_SIZE(top), before = t.len;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -306,7 +343,22 @@ static inline int plain_word(const char *s) {
     return (HAS_ZERO(del) | HAS_ZERO(c2) | HAS_ZERO(e2)) == 0;
 }
 
+/* Whether s holds a byte of 0x80 or above (a reduction the compiler vectorises). */
+static int any_high(const char *s, Py_ssize_t n) {
+    uint64_t acc = 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++) acc |= (unsigned char)s[i];
+    return (acc & HIGHS) != 0;
+}
+
 static PyObject *escaped(const char *s, Py_ssize_t n) {
+    /* The common case, ASCII with no DEL: two fast passes (a word reduction, memchr). */
+    if (!any_high(s, n) && memchr(s, 0x7f, (size_t)n) == NULL) return PyBytes_FromStringAndSize(s, n);
     Py_ssize_t extra = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (i + 8 <= n && plain_word(s + i)) {
@@ -348,25 +400,6 @@ static PyObject *escaped(const char *s, Py_ssize_t n) {
         *o++ = HEX[code & 15];
     }
     return out;
-}
-
-/* Python's round(x, 6) (the decimal with 6 places nearest x, half to even on x's exact value,
- * read back as the nearest double), exactly, for |x| < 1e9: N = x * 10^6 rounded as an
- * integer, from the product's rounded value and its exact error (fma), then N / 10^6 (a
- * correctly rounded division of two exact doubles). 0 where |x| is larger or not finite. */
-static int round6(double x, double *out) {
-    double a = fabs(x);
-    if (!(a < 1e9)) return 0;
-    double p = a * 1e6, err = fma(a, 1e6, -p);  /* a * 10^6 == p + err exactly */
-    double f = floor(p), t = p - f, n = f;         /* p < 2^53: f and t exact; |err| < 0.07 */
-    if (t > 0.75) n = f + 1;
-    else if (t >= 0.25) {
-        double d = t - 0.5;  /* exact (Sterbenz): the sign of d + err decides */
-        if (d > -err) n = f + 1;
-        else if (d == -err) n = fmod(f, 2.0) == 0.0 ? f : f + 1;
-    }
-    *out = copysign(n / 1e6, x);
-    return 1;
 }
 
 /* finding()'s buffer, kept between calls (its callbacks into Python never call it again; if
