@@ -265,13 +265,65 @@ static int round6(double x, double *out) {
     return 1;
 }
 
-/* format(x, ".3f") into out (32 bytes): its length, or 0 where scaled() is not sure. */
+/* format(x, ".3f") into out (32 bytes, not NUL-terminated): its length, or 0 where scaled()
+ * is not sure. */
 static int fixed3(double x, char *out) {
     double n = scaled(x, 1e3);
     if (n < 0) return 0;
     long long v = (long long)n;
-    int len = snprintf(out, 32, "%s%lld.%03lld", signbit(x) ? "-" : "", v / 1000, v % 1000);
-    return len > 0 && len < 32 ? len : 0;
+    char tmp[24], *end = tmp + sizeof tmp, *p = end;
+    for (int i = 0; i < 3; i++, v /= 10) *--p = (char)('0' + v % 10);
+    *--p = '.';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (signbit(x)) *--p = '-';
+    memcpy(out, p, (size_t)(end - p));
+    return (int)(end - p);
+}
+
+/* repr(x) from msgspec's text of x (the same shortest digits, another layout: an exponent
+ * with a sign and at least two digits, and from 1e-4 down rather than 1e-5). Its length into
+ * out (40 bytes), or 0 for msgspec's "null" (NaN, infinities). */
+static int repr_of(const char *t, Py_ssize_t n, char *out) {
+    if (n == 4 && memcmp(t, "null", 4) == 0) return 0;
+    const char *e = memchr(t, 'e', (size_t)n);
+    int neg = t[0] == '-', len = 0;
+    if (n > 32) return 0;
+    if (e != NULL) {
+        Py_ssize_t m = e - t, xd = n - m - 1;
+        const char *x = e + 1;
+        int xneg = *x == '-';
+        if (xneg) {
+            x++;
+            xd--;
+        }
+        memcpy(out, t, (size_t)m);
+        len = (int)m;
+        out[len++] = 'e';
+        out[len++] = xneg ? '-' : '+';
+        if (xd < 2) out[len++] = '0';
+        memcpy(out + len, x, (size_t)xd);
+        return len + (int)xd;
+    }
+    const char *a = t + neg;
+    if (n - neg > 6 && memcmp(a, "0.0000", 6) == 0) {  /* 1e-5 <= |x| < 1e-4 */
+        const char *d = a + 6, *stop = t + n;
+        while (d < stop && *d == '0') d++;
+        if (d == stop) return 0;
+        if (neg) out[len++] = '-';
+        out[len++] = *d++;
+        if (d < stop) {
+            out[len++] = '.';
+            memcpy(out + len, d, (size_t)(stop - d));
+            len += (int)(stop - d);
+        }
+        memcpy(out + len, "e-05", 4);
+        return len + 4;
+    }
+    memcpy(out, t, (size_t)n);
+    return (int)n;
 }
 
 /* Whether UTF-8 text holds a character scorer.alerts.textsafe.visible replaces (C0, DEL, C1,
@@ -297,7 +349,8 @@ static int put_desc(Buf *b, PyObject *event, long what, double score, PyObject *
     int flen = fixed3(score, fixed);
     char *shown = flen ? fixed : PyOS_double_to_string(score, 'f', 3, 0, NULL);  /* {score:.3f} */
     if (shown == NULL) goto done;
-    int bad = put_what(&t, event, what) || buf_put(&t, "; score ", 8) || buf_put(&t, shown, (Py_ssize_t)strlen(shown))
+    Py_ssize_t shown_len = flen ? flen : (Py_ssize_t)strlen(shown);
+    int bad = put_what(&t, event, what) || buf_put(&t, "; score ", 8) || buf_put(&t, shown, shown_len)
               || buf_put(&t, "; driven by ", 12) || (rule_reasons != Py_None && put_text(&t, rule_reasons));
     if (!flen) PyMem_Free(shown);
     if (bad) goto done;
@@ -461,7 +514,7 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         goto done;
     }
     /* The floats, in the order written: round(score, 6), then each feature's value, contribution. */
-    Py_ssize_t nf = 1 + 2 * PyList_GET_SIZE(top);
+    Py_ssize_t nf = 2 + 2 * PyList_GET_SIZE(top);  /* and the event's ts last, for its repr */
     if ((floats = PyList_New(nf)) == NULL) goto done;
     double r6;
     PyObject *rounded = round6(score, &r6) ? PyFloat_FromDouble(r6) : PyObject_CallMethodOneArg(score_obj, S_round, SIX);
@@ -476,19 +529,23 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyList_SET_ITEM(floats, 1 + 2 * i, Py_NewRef(PyTuple_GET_ITEM(item, 1)));
         PyList_SET_ITEM(floats, 2 + 2 * i, Py_NewRef(PyTuple_GET_ITEM(item, 2)));
     }
-    Py_ssize_t starts[1 + 2 * 64], lens[1 + 2 * 64];
-    if (nf > 1 + 2 * 64) {
+    PyList_SET_ITEM(floats, nf - 1, Py_NewRef(ts));
+    Py_ssize_t starts[2 + 2 * 64], lens[2 + 2 * 64];
+    if (nf > 2 + 2 * 64) {
         PyErr_SetString(PyExc_ValueError, "more than 64 top features");
         goto done;
     }
     if ((texts = float_texts(K(C_ENCODE), floats, starts, lens, nf)) == NULL) goto done;
     const char *ft = PyBytes_AS_STRING(texts);
     if ((sev_json = fragment(K(C_SEVERITIES), K(C_SEVERITY_FILL), sev)) == NULL || !PyBytes_Check(sev_json)) goto fail;
-    if ((original = PyObject_Str(ts)) == NULL) goto done;
+    char shown_ts[40];  /* str(ts), from msgspec's digits (Python's own repr for NaN, infinities) */
+    int ts_len = repr_of(ft + starts[nf - 1], lens[nf - 1], shown_ts);
+    if (!ts_len && (original = PyObject_Str(ts)) == NULL) goto done;
     int bad = buf_grow(&b, 4096) || put_bytes(&b, sev_json) || put_int(&b, now)
               || buf_put(&b, ",\"confidence_score\":", 20) || put_ll(&b, (long long)conf)
               || put_bytes(&b, K(C_METADATA)) || put_str2(&b, K(C_UID_PREFIX), uid) || put_bytes(&b, K(C_PRODUCT_TIME))
-              || put_str(&b, original) || buf_put(&b, ",\"log_name\":", 12) || put_str(&b, topic)
+              || (ts_len ? put_utf8_str(&b, shown_ts, ts_len) : put_str(&b, original))
+              || buf_put(&b, ",\"log_name\":", 12) || put_str(&b, topic)
               || buf_put(&b, ",\"processed_time\":", 18) || put_int(&b, now)
               || put_bytes(&b, K(has_host ? C_PROFILES_HOST : C_PROFILES)) || put_str2(&b, K(C_UID_PREFIX), uid)
               || buf_put(&b, ",\"title\":", 9)

@@ -284,3 +284,22 @@ def test_random_text_is_written_and_escaped_as_the_reference_does(monkeypatch: p
         d = Decision(0, 0.75, "High", [(text[3], 1.0, 0.5)])
         ((value, _),) = writer.write([(event, rec)], [d], None, "", now_ms=1_700_000_000_000)
         assert value == _reference(EventKind.SIEM, event, rec, d, ()), text
+
+
+@needs_c
+def test_event_times_are_written_as_python_writes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # original_time is str(ts): msgspec's digits in repr's layout, both sides of every switch
+    # between a fixed point and an exponent, and Python's own text for NaN and infinities.
+    use_native(monkeypatch, "1")
+    rng = random.Random(9)
+    times = [1e-5, 1.5e-5, 9.999999999999999e-05, 1e-4, 0.00012, 1e15, 9999999999999998.0, 1e16, 1.5e16, 1e22,
+             -1.5e-5, -0.0, 0.0, 5e-324, 1.7976931348623157e308, float("nan"), float("inf"), -float("inf"),
+             1500570031.816154, 1972207688.823]
+    times += [rng.uniform(-1, 1) * 10.0 ** rng.randint(-12, 30) for _ in range(400)]
+    rec = input_record(EventKind.SIEM, b"{}", b"k", "events.siem", 0, 1)
+    writer = finding_writer(EventKind.SIEM, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
+    d = Decision(0, 0.75, "High", [("a", 1.0, 0.5)])
+    for ts in times:
+        event = SiemAlert(uid="u", ts=ts, rule_name="r", host="h")
+        ((value, _),) = writer.write([(event, rec)], [d], None, "", now_ms=1_700_000_000_000)
+        assert value == _reference(EventKind.SIEM, event, rec, d, ()), ts
