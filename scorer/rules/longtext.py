@@ -87,9 +87,11 @@ class LongMatcher:
         from scorer.rules.matchers import REGEX_MAX_CHARS
 
         ascii_only = value.isascii()
+        regexes_here = ascii_only and len(value) <= REGEX_MAX_CHARS
         # Lower-casing may change a non-ASCII value's length: heads, tails and literals are
         # then looked for in the lower-cased whole, as the automaton does.
-        lower = None if ascii_only else value.lower()
+        literals = self.first_regex or self.start_lengths or self.end_lengths
+        lower = None if ascii_only or not literals else value.lower()
         if self.start_lengths:
             longest = self.start_lengths[-1]
             head = value[:longest].lower() if lower is None else lower[:longest]
@@ -104,8 +106,7 @@ class LongMatcher:
                 hit = self.ends.get(tail[-length:])
                 if hit:
                     out.extend(hit)
-        regexes_here = ascii_only and len(value) <= REGEX_MAX_CHARS
-        if self.scanner is not None:
+        if self.scanner is not None and (regexes_here or self.first_regex):
             found: list[int] = []
             text = value if lower is None else lower
             self.scanner.scan(text.encode("utf-8", "replace"), match_event_handler=_collect, context=found,

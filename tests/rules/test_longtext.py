@@ -39,12 +39,23 @@ def _values() -> list[str]:
     return out
 
 
-def test_long_path_agrees_with_the_automaton(monkeypatch: pytest.MonkeyPatch) -> None:
-    matcher = FieldMatcher(enumerate(ATOMS))
+# A field's scanner: all its literals and regexes; only its regexes when its literals are too
+# many (CommandLine) or few enough for str's own search.
+SCANNERS = {"all": (ATOMS, 2500), "regexes, too many literals": (ATOMS, 0),
+            "regexes, few literals": ([a for a in ATOMS if a.kind == "re" or "pattern" not in a.pattern], 2500)}
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_long_path_agrees_with_the_automaton(monkeypatch: pytest.MonkeyPatch, scanner: str) -> None:
+    atoms, max_patterns = SCANNERS[scanner]
+    monkeypatch.setattr(matchers, "LONG_MAX_PATTERNS", max_patterns)
+    matcher = FieldMatcher(enumerate(atoms))
     values = _values()
     expected = [sorted(set(matcher.match(v))) for v in values]  # no scanner yet: the automaton
     monkeypatch.setattr(matchers, "LONG_VALUE", 0)  # every value through the scanner once built
-    assert matcher.prepare_long() and matcher.long is not None
+    assert matcher.prepare_long()
+    assert (matcher.long is not None) == (scanner == "all") and (matcher.regex_scanner is None) == (scanner == "all")
+    assert (matcher.substr is None) == (scanner == "regexes, few literals")
     got = [sorted(set(matcher.match(v))) for v in values]
     assert got == expected
     assert sum(1 for e in expected if e) > 200

@@ -9,12 +9,18 @@ from pathlib import Path
 import hyperscan
 import pytest
 
-from scorer.events.structs import EndpointEvent
+from scorer.bench.realistic import background
+from scorer.bench.rules import otrf_events
+from scorer.events import edr
+from scorer.events.structs import EndpointEvent, EventKind
 from scorer.rules import RuleEngine, scanners
 from scorer.rules.annotate import RuleStage
 from scorer.rules.engine import CACHE_VALUE_CHARS
+from scorer.rules.fields import getter
 from scorer.rules.matchers import LONG_VALUE, FieldMatcher
+from scorer.rules.pack import read_golden
 from tests.rules.helpers import SHIPPED, engine_of, rule, sysmon
+from tests.support.paths import DATA_DIR
 
 PATTERNS = [rb"\x61\x62\x63", rb"x[0-9]+y", rb"\x64\x65\x66"]
 FLAGS = [hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_CASELESS] * 3
@@ -32,7 +38,7 @@ def _observe(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     original = FieldMatcher.match
 
     def observed(self: FieldMatcher, value: str) -> list[int]:
-        calls.append((id(self), self.long is not None and len(value) > LONG_VALUE))
+        calls.append((id(self), (self.long is not None and len(value) > LONG_VALUE) or self.regex_scanner is not None))
         return original(self, value)
 
     monkeypatch.setattr(FieldMatcher, "match", observed)
@@ -119,16 +125,24 @@ def test_a_fields_hits_are_the_same_before_and_after_its_scanner(tmp_path: Path,
     assert after == before == [(0,), (0,), (1,), (0,), (), ()]
 
 
+@pytest.fixture(scope="module")
+def shipped() -> RuleEngine:
+    return RuleEngine.load(SHIPPED)
+
+
 @pytest.mark.parametrize("how", ["RuleEngine.load", "RuleStage.load"])
-def test_no_batch_compiles_a_scanner_once_the_pack_is_loaded(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_batch_compiles_a_scanner_once_the_pack_is_loaded(how: str, shipped: RuleEngine,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     if how == "RuleEngine.load":
-        engine = RuleEngine.load(SHIPPED)
+        engine = shipped
     else:
         engine = RuleStage.load(SHIPPED.parent.parent, SHIPPED.parent.name, SHIPPED.name).engine
     fields = [name for name, m in engine.matchers.items() if m.substr is not None and m.long_ok]
     assert len(fields) > 40
     assert all(engine.matchers[name].long is not None for name in fields)
     assert all(m.long is not None for m in engine.keyword_groups.values() if m.substr is not None and m.long_ok)
+    regexes_only = [m for m in engine.matchers.values() if m.regex is not None and m.long is None]
+    assert regexes_only and all(m.regex_scanner is not None for m in regexes_only)  # CommandLine's among them
     # Every such field with a long value, in every logsource the pack's rules read it in.
     events = [sysmon(event_id, **{name: "z" * LONG_VALUE + name for name in fields}) for event_id in range(1, 30)]
     calls = _observe(monkeypatch)
@@ -137,3 +151,27 @@ def test_no_batch_compiles_a_scanner_once_the_pack_is_loaded(how: str, monkeypat
     assert not result.errors
     assert _counts() == loaded  # nothing compiled, nothing even loaded: all built at load
     assert len({matcher for matcher, scanner in calls if scanner}) > 20  # the scanners did the matching
+
+
+@pytest.mark.data
+def test_the_shipped_packs_regex_scanners_agree_with_its_re2_sets(shipped: RuleEngine) -> None:
+    # Fields without a long-value scanner (CommandLine: too many literals) scan their regexes
+    # with Hyperscan at every length: on real values, upper-cased and made long, RE2's hits.
+    events = otrf_events(DATA_DIR / "edr" / "otrf-security-datasets", limit=1500, stride=40)
+    if not events:
+        pytest.skip("no OTRF captures")
+    events += [edr.from_mapping(entry["event"]) for entry in read_golden(SHIPPED)]
+    events += [ev for ev in background(DATA_DIR, EventKind.EDR, 5000) if isinstance(ev, EndpointEvent)]
+    scanned = {name: m for name, m in shipped.matchers.items() if m.regex_scanner is not None}
+    assert "CommandLine" in scanned
+    compared = hits = 0
+    for name, matcher in scanned.items():
+        values = {v for ev in events if (v := getter(name)(ev)) is not None}
+        for value in values | {v.upper() for v in values} | {v + " " + "z" * LONG_VALUE + v for v in values}:
+            assert matcher.regex is not None and matcher.regex_scanner is not None
+            want = sorted(matcher.regex_ids[i] for i in matcher.regex.Match(value.encode("utf-8", "replace")) or ())
+            got: list[int] = []
+            matcher.regex_scanner.match(value, got)
+            assert sorted(got) == want, (name, value[:200])
+            compared, hits = compared + 1, hits + bool(want)
+    assert compared > 500 and hits > 200, (compared, hits)
