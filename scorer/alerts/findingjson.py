@@ -9,7 +9,7 @@ a finding is those pieces joined with its own values by :func:`scorer.native.fin
 format's readable definition: tests compare the two on every alert of the bundled capture and
 on hostile events. A canonical flow is not decoded whole a second time (its 81 statistics were
 ~7 µs of a netflow alert): its other fields are decoded without them and its statistics are
-rewritten from the record's own JSON (:func:`scorer.native.findings.flow_extra`).
+rewritten from the record's own JSON (:func:`scorer.native.findings.flow_split`).
 """
 
 from __future__ import annotations
@@ -173,19 +173,18 @@ class FindingWriter:
 
     @staticmethod
     def _flow(row: Any, rec: InputRecord) -> Any:
-        """A canonical flow's fields for its finding, its statistics written from the record's
-        JSON; None where that is not the plain case (the flow is then decoded whole)."""
-        if rec.value is None:
+        """A canonical flow's fields for its finding: decoded without its statistics (msgspec
+        reads the rest of the record), which are written from the record's JSON; None where
+        that is not the plain case (the flow is then decoded whole)."""
+        split = None if rec.value is None else native.flow_split(rec.value, _STAT_NAMES)
+        if split is None:
             return None
+        head, stats = split
         try:
-            flow = _FLOW_DATA.decode(rec.value)
+            flow = _FLOW_DATA.decode(head)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return None
-        raw = flow.extra
-        stats = _NO_STATS if raw is msgspec.UNSET else native.flow_extra(raw, _STAT_NAMES)
-        if stats is None:
-            return None
-        extra = msgspec.UNSET if stats == _NO_STATS else msgspec.Raw(stats)
+        extra = msgspec.UNSET if stats is None or stats == _NO_STATS else msgspec.Raw(stats)
         return msgspec.structs.replace(flow, extra=extra, uid=flow.uid or row.uid)
 
 

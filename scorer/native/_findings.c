@@ -641,14 +641,18 @@ static const char *number_end(const char *p, const char *end) {
 #define MAX_STATS 128 /* the decoding path's own limit on a flow's statistics */
 
 /* Keys (in order, each one of ``names`` after the previous one's) and number tokens of the
- * object in [p, end): their count, or -1 when the object is not the plain case. */
+ * object at p (ending before end; *after: just past it): their count, or -1 when the object
+ * is not the plain case. */
 static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py_ssize_t *key_of,
-                             const char **tok, Py_ssize_t *tok_len) {
+                             const char **tok, Py_ssize_t *tok_len, const char **after) {
     Py_ssize_t n_names = PyTuple_GET_SIZE(names), next = 0, count = 0;
     p = skip_ws(p, end);
     if (p >= end || *p++ != '{') return -1;
     p = skip_ws(p, end);
-    if (p < end && *p == '}') return skip_ws(p + 1, end) == end ? 0 : -1;
+    if (p < end && *p == '}') {
+        *after = p + 1;
+        return 0;
+    }
     for (;;) {
         if (count == MAX_STATS || p >= end || *p++ != '"') return -1;
         const char *key = p;
@@ -688,7 +692,10 @@ static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py
             p = skip_ws(p + 1, end);
             continue;
         }
-        if (p < end && *p == '}') return skip_ws(p + 1, end) == end ? count : -1;
+        if (p < end && *p == '}') {
+            *after = p + 1;
+            return count;
+        }
         return -1;
     }
 }
@@ -800,28 +807,18 @@ static int plain_number(const char *tok, Py_ssize_t n, char *out) {
     return layout(neg, d, nd, (int)kk, out);
 }
 
-static PyObject *flow_extra(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyTuple_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "flow_extra(raw, names: tuple[bytes, ...], decode_floats, encode)");
-        return NULL;
-    }
-    PyObject *names = args[1];
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(names, i))) {
-            PyErr_SetString(PyExc_TypeError, "names must be bytes");
-            return NULL;
-        }
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
-    const char *raw = view.buf, *end = raw + view.len;
+/* The statistics object at raw (before end; *stop: just past it) as msgspec writes its
+ * dict[str, float] (flow_extra). */
+static PyObject *stats_json(const char *raw, const char *end, PyObject *names, PyObject *decode, PyObject *encode,
+                            const char **stop) {
+    Py_ssize_t raw_len = end - raw;
     Py_ssize_t key_of[MAX_STATS], tok_len[MAX_STATS], slow[MAX_STATS], starts[MAX_STATS], lens[MAX_STATS];
     const char *tok[MAX_STATS];
     char text[MAX_STATS][TEXT_MAX];
     int text_len[MAX_STATS];
     PyObject *result = NULL, *array = NULL, *values = NULL, *texts = NULL;
     Buf b = {NULL, 0, 0};
-    Py_ssize_t n = scan_stats(raw, end, names, key_of, tok, tok_len), n_slow = 0;
+    Py_ssize_t n = scan_stats(raw, end, names, key_of, tok, tok_len, stop), n_slow = 0;
     if (n <= 0) {
         result = n == 0 ? PyBytes_FromStringAndSize("{}", 2) : Py_NewRef(Py_None);
         goto done;
@@ -840,7 +837,7 @@ static PyObject *flow_extra(PyObject *self, PyObject *const *args, Py_ssize_t na
         }
         array = PyBytes_FromStringAndSize(b.data, b.len);
         if (array == NULL) goto done;
-        values = PyObject_CallOneArg(args[2], array);
+        values = PyObject_CallOneArg(decode, array);
         if (values == NULL) {  /* a number out of range: the decoding path says what it is */
             if (!PyErr_ExceptionMatches(PyExc_ValueError)) goto done;
             PyErr_Clear();
@@ -864,12 +861,12 @@ static PyObject *flow_extra(PyObject *self, PyObject *const *args, Py_ssize_t na
                 goto done;
             }
         }
-        texts = float_texts(args[3], values, starts, lens, n_slow);
+        texts = float_texts(encode, values, starts, lens, n_slow);
         if (texts == NULL) goto done;
     }
     /* Each key as in the record, its number at most TEXT_MAX (or msgspec's, no longer than a
      * float's 24): within the record's length and TEXT_MAX + 8 a key. */
-    result = PyBytes_FromStringAndSize(NULL, view.len + (TEXT_MAX + 8) * n + (texts ? PyBytes_GET_SIZE(texts) : 0));
+    result = PyBytes_FromStringAndSize(NULL, raw_len + (TEXT_MAX + 8) * n + (texts ? PyBytes_GET_SIZE(texts) : 0));
     if (result == NULL) goto done;
     char *o = PyBytes_AS_STRING(result);
     *o++ = '{';
@@ -893,12 +890,124 @@ static PyObject *flow_extra(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     if (_PyBytes_Resize(&result, o - PyBytes_AS_STRING(result)) < 0) goto done;
 done:
-    PyBuffer_Release(&view);
     PyMem_Free(b.data);
     Py_XDECREF(array);
     Py_XDECREF(values);
     Py_XDECREF(texts);
     return result;
+}
+
+static int names_ok(PyObject *names) {
+    if (!PyTuple_Check(names)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(names, i))) return 0;
+    }
+    return 1;
+}
+
+static PyObject *flow_extra(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !names_ok(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "flow_extra(raw, names: tuple[bytes, ...], decode_floats, encode)");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    const char *end = (const char *)view.buf + view.len, *stop = NULL;
+    PyObject *out = stats_json(view.buf, end, args[1], args[2], args[3], &stop);
+    if (out != NULL && out != Py_None && skip_ws(stop, end) != end) Py_SETREF(out, Py_NewRef(Py_None));
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* The end of the JSON string whose opening quote is at p - 1, past its closing quote. */
+static const char *string_end(const char *p, const char *end) {
+    while (p < end) {
+        if (*p == '\\') p += 2;
+        else if (*p++ == '"') return p;
+    }
+    return NULL;
+}
+
+/* The end of the JSON value at p (not checked: msgspec reads the record), or NULL. */
+static const char *value_end(const char *p, const char *end) {
+    if (p >= end) return NULL;
+    if (*p == '"') return string_end(p + 1, end);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < end) {
+            char c = *p++;
+            if (c == '"') {
+                if ((p = string_end(p, end)) == NULL) return NULL;
+            }
+            else if (c == '{' || c == '[') depth++;
+            else if ((c == '}' || c == ']') && --depth == 0) return p;
+        }
+        return NULL;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') p++;
+    return p;
+}
+
+/* flow_split(record, names, decode_floats, encode) -> (head, stats) | None: a flow record with
+ * its "extra" member's value replaced by {} (what msgspec decodes quickly: the statistics are
+ * most of a flow's bytes), and those statistics as flow_extra writes them. None where the
+ * record is not that plain case: a key escaped (it might read as "extra"), "extra" twice, or
+ * statistics flow_extra does not write. */
+static PyObject *flow_split(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !names_ok(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "flow_split(record: bytes, names: tuple[bytes, ...], decode_floats, encode)");
+        return NULL;
+    }
+    const char *raw = PyBytes_AS_STRING(args[0]), *end = raw + PyBytes_GET_SIZE(args[0]), *p = skip_ws(raw, end);
+    const char *vs = NULL, *ve = NULL;
+    PyObject *stats = NULL;
+    if (p >= end || *p++ != '{') Py_RETURN_NONE;
+    p = skip_ws(p, end);
+    if (p < end && *p == '}') p = end;  /* no member */
+    while (p < end) {
+        if (*p++ != '"') goto none;
+        const char *key = p;
+        while (p < end && *p != '"' && *p != '\\') p++;
+        if (p >= end || *p == '\\') goto none;
+        int is_extra = p - key == 5 && memcmp(key, "extra", 5) == 0;
+        p = skip_ws(p + 1, end);
+        if (p >= end || *p++ != ':') goto none;
+        p = skip_ws(p, end);
+        const char *stop = NULL;
+        if (is_extra) {  /* read once: its end is where the statistics end */
+            if (vs != NULL) goto none;
+            stats = stats_json(p, end, args[1], args[2], args[3], &stop);
+            if (stats == NULL || stats == Py_None) return stats;
+            vs = p;
+            ve = stop;
+        }
+        else if ((stop = value_end(p, end)) == NULL) goto none;
+        p = skip_ws(stop, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}' && skip_ws(p + 1, end) == end) break;
+        goto none;
+    }
+    if (vs == NULL) return Py_BuildValue("(OO)", args[0], Py_None);
+    Py_ssize_t before = vs - raw, after = end - ve;
+    PyObject *head = PyBytes_FromStringAndSize(NULL, before + 2 + after);
+    if (head == NULL) {
+        Py_DECREF(stats);
+        return NULL;
+    }
+    char *h = PyBytes_AS_STRING(head);
+    memcpy(h, raw, (size_t)before);
+    memcpy(h + before, "{}", 2);
+    memcpy(h + before + 2, ve, (size_t)after);
+    PyObject *out = PyTuple_Pack(2, head, stats);
+    Py_DECREF(head);
+    Py_DECREF(stats);
+    return out;
+none:
+    Py_XDECREF(stats);
+    Py_RETURN_NONE;
 }
 
 /* A float32 matrix [rows, cols], C-contiguous, through the buffer protocol (no NumPy headers). */
@@ -1027,6 +1136,9 @@ static PyMethodDef methods[] = {
     {"flow_extra", (PyCFunction)(void (*)(void))flow_extra, METH_FASTCALL,
      "flow_extra(raw, names, decode_floats, encode) -> bytes | None: a flow's statistics object as msgspec "
      "writes its dict[str, float], or None (decode the record)"},
+    {"flow_split", (PyCFunction)(void (*)(void))flow_split, METH_FASTCALL,
+     "flow_split(record, names, decode_floats, encode) -> (head, stats | None) | None: a flow record with its "
+     "statistics cut out, and them as flow_extra writes them"},
     {"top_features", (PyCFunction)(void (*)(void))top_features, METH_FASTCALL,
      "top_features(x, weights, center, scale, k, names) -> list[list[tuple[str, float, float]]]: each row's "
      "top positive contributions, as Decider._top_all's argsort finds them"},

@@ -20,3 +20,10 @@ def top_features(
 ) -> list[list[tuple[str, float, float]]]:
     """Each row's ``k`` largest positive contributions ``weights * (x - center) / scale`` (float32),
     most first, with their values, rounded to 6 places as NumPy rounds each dtype."""
+
+def flow_split(
+    record: bytes, names: tuple[bytes, ...], decode_floats: Callable[[bytes], list[float]],
+    encode: Callable[[Any], bytes], /,
+) -> tuple[bytes, bytes | None] | None:
+    """The record with its "extra" object replaced by ``{}``, and that object as flow_extra
+    writes it (None: the record has none), or None: not the plain case."""

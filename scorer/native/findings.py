@@ -51,3 +51,13 @@ def flow_extra(raw: Any, names: tuple[bytes, ...]) -> bytes | None:
     if native is None:
         return None
     return native.flow_extra(raw, names, _DECODE_FLOATS, _ENCODE)  # type: ignore[no-any-return]
+
+
+def flow_split(record: bytes, names: tuple[bytes, ...]) -> tuple[bytes, bytes | None] | None:
+    """A flow record with its statistics' object replaced by ``{}``, and the statistics as
+    :func:`flow_extra` writes them (None: the record has none); None when the C module is off
+    or the record is not the plain case (the caller decodes it whole)."""
+    native = module()
+    if native is None:
+        return None
+    return native.flow_split(record, names, _DECODE_FLOATS, _ENCODE)  # type: ignore[no-any-return]

@@ -158,6 +158,9 @@ FLOWS = [  # (the record, whether its statistics are rewritten rather than the f
     (_flow_json("{}", uid=""), True),
     (_flow_json(None, uid=""), True),
     (_flow_json('{ }', proto="udp"), True),
+    (_flow_json('{"Idle Min":7}', zz={"a": [1, {"b": "}\\\"]"}], "extra": "x"}, yy=None), True),  # nested, skipped
+    (_flow_json('{"Idle Min":7}', zzA=1).replace(b'"zzA"', b'"zz\\u0041"'), False),  # an escaped key
+    (_flow_json('{"Idle Min":7}').replace(b'"uid"', b'"extra": {"Idle Max": 1}, "uid"'), False),  # "extra" twice
 ]
 
 
@@ -167,14 +170,15 @@ def test_flows_whose_statistics_are_rewritten_from_their_json(
     value: bytes, rewritten: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     use_native(monkeypatch, "1")
-    answers: list[bytes | None] = []
-    rewrite = findings.flow_extra
+    answers: list[bool] = []
+    split = findings.flow_split
 
-    def counted(raw: Any, names: tuple[bytes, ...]) -> bytes | None:
-        answers.append(rewrite(raw, names))
-        return answers[-1]
+    def counted(record: bytes, names: tuple[bytes, ...]) -> tuple[bytes, bytes | None] | None:
+        answer = split(record, names)
+        answers.append(answer is not None)
+        return answer
 
-    monkeypatch.setattr(findings, "flow_extra", counted)
+    monkeypatch.setattr(findings, "flow_split", counted)
     rows = decode_rows(EventKind.NETFLOW, [value], 1 << 20, views=True)
     assert rows[0] is not None
     rec = input_record(EventKind.NETFLOW, value, None, "events.netflow", 0, 9)
@@ -185,7 +189,7 @@ def test_flows_whose_statistics_are_rewritten_from_their_json(
         event = expand(EventKind.NETFLOW, row, value, rec.ref)
         assert got == _reference(EventKind.NETFLOW, event, rec, d, ())
         assert key == b"172.16.0.1"
-    assert all(a is not None for a in answers) == rewritten
+    assert answers and all(answers) == rewritten
 
 
 @needs_c
