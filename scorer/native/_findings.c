@@ -49,6 +49,8 @@ static inline int buf_put(Buf *b, const char *src, Py_ssize_t n) {
 
 static const char HEX[] = "0123456789abcdef";
 
+#define TEXT_MAX 32 /* a number's text as msgspec writes it, at most (the digits' own path) */
+
 /* UTF-8 text as msgspec writes a str: '"' and '\\' escaped, \b \t \n \f \r short, other bytes
  * below 0x20 as \u00xx, everything else (DEL and non-ASCII included) as it is; unquoted. */
 static int put_utf8_body(Buf *b, const char *u, Py_ssize_t n) {
@@ -611,40 +613,16 @@ static const char *skip_ws(const char *p, const char *end) {
     return p;
 }
 
-static const char *digits(const char *p, const char *end) {
-    while (p < end && *p >= '0' && *p <= '9') p++;
-    return p;
-}
-
-/* The end of the JSON number at p (RFC 8259's grammar, as msgspec reads it), or NULL. */
-static const char *number_end(const char *p, const char *end) {
-    if (p < end && *p == '-') p++;
-    if (p >= end) return NULL;
-    if (*p == '0') p++;
-    else if (*p >= '1' && *p <= '9') p = digits(p, end);
-    else return NULL;
-    if (p < end && *p == '.') {
-        const char *q = digits(p + 1, end);
-        if (q == p + 1) return NULL;
-        p = q;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-')) p++;
-        const char *q = digits(p, end);
-        if (q == p) return NULL;
-        p = q;
-    }
-    return p;
-}
-
 #define MAX_STATS 128 /* the decoding path's own limit on a flow's statistics */
 
 /* Keys (in order, each one of ``names`` after the previous one's) and number tokens of the
  * object at p (ending before end; *after: just past it): their count, or -1 when the object
  * is not the plain case. */
+static const char *read_number(const char *p, const char *end, char *out, int *len);
+
 static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py_ssize_t *key_of,
-                             const char **tok, Py_ssize_t *tok_len, const char **after) {
+                             const char **tok, Py_ssize_t *tok_len, char (*text)[TEXT_MAX], int *text_len,
+                             const char **after) {
     Py_ssize_t n_names = PyTuple_GET_SIZE(names), next = 0, count = 0;
     p = skip_ws(p, end);
     if (p >= end || *p++ != '{') return -1;
@@ -683,7 +661,7 @@ static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py
         p = skip_ws(p, end);
         if (p >= end || *p++ != ':') return -1;
         p = skip_ws(p, end);
-        const char *stop = number_end(p, end);
+        const char *stop = read_number(p, end, text[count], &text_len[count]);
         if (stop == NULL) return -1;
         tok[count] = p;
         tok_len[count++] = stop - p;
@@ -700,7 +678,6 @@ static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py
     }
 }
 
-#define TEXT_MAX 32
 
 /* msgspec's layout of a double from its shortest digits d[0..nd) and its decimal point kk
  * (the value is 0.d * 10^kk): fixed for -5 < kk <= 16, else d.ddde<kk-1>. Its length. */
@@ -752,59 +729,72 @@ static int layout(int neg, const char *d, int nd, int kk, char *out) {
     return (int)(o - out);
 }
 
-/* What msgspec writes for the float that a JSON number (``tok``, RFC 8259 grammar, checked)
- * decodes to, when that is sure from its digits alone: at most 15 significant digits and a
- * magnitude in [1e-307, 1e300) (DBL_DIG: such a decimal is the shortest, and only, one of at
- * most 15 digits that reads back as its double, so it is the digits msgspec writes). Its
- * length into ``out`` (TEXT_MAX bytes), or 0: msgspec reads and writes this one. */
-static int plain_number(const char *tok, Py_ssize_t n, char *out) {
-    const char *p = tok, *end = tok + n;
-    int neg = 0, nd = 0, dp = 0, syntax_float = 0, leading = 1;
-    char d[48];
-    if (*p == '-') {
+/* The end of the JSON number at p (RFC 8259's grammar, as msgspec reads it), or NULL; and,
+ * into out (TEXT_MAX bytes), what msgspec writes for the float it decodes to, when that is sure
+ * from its digits alone: at most 15 significant digits and a magnitude in [1e-307, 1e300)
+ * (DBL_DIG: such a decimal is the shortest, and only, one of at most 15 digits that reads back
+ * as its double, so its digits are the ones msgspec writes). *len: that text's length, or 0:
+ * msgspec reads and writes this one. One pass: most of a flow's bytes are its numbers. */
+static const char *read_number(const char *p, const char *end, char *out, int *len) {
+    int neg = 0, nd = 0, dp = 0, syntax_float = 0, leading = 1, sure = 1;
+    char d[TEXT_MAX];
+    *len = 0;
+    if (p < end && *p == '-') {
         neg = 1;
         p++;
     }
-    for (; p < end && *p >= '0' && *p <= '9'; p++) {  /* the integer part */
-        if (leading && *p == '0') continue;
-        leading = 0;
-        if (nd == (int)sizeof d) return 0;
-        d[nd++] = *p;
-        dp++;
+    if (p >= end || *p < '0' || *p > '9') return NULL;
+    if (*p == '0') p++;  /* a lone zero: a digit after it ends the number there (and the record fails) */
+    else {
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {  /* the integer part */
+            leading = 0;
+            if (nd < (int)sizeof d) d[nd++] = *p;
+            else sure = 0;
+            dp++;
+        }
     }
     if (p < end && *p == '.') {
         syntax_float = 1;
-        for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
+        const char *first = ++p;
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
             if (leading && *p == '0') {
                 dp--;
                 continue;
             }
             leading = 0;
-            if (nd == (int)sizeof d) return 0;
-            d[nd++] = *p;
+            if (nd < (int)sizeof d) d[nd++] = *p;
+            else sure = 0;
         }
+        if (p == first) return NULL;
     }
     long x = 0;
-    if (p < end) {  /* the exponent */
+    if (p < end && (*p == 'e' || *p == 'E')) {  /* the exponent */
         syntax_float = 1;
         int xneg = 0, xd = 0;
         p++;
-        if (*p == '+' || *p == '-') xneg = *p++ == '-';
-        for (; p < end; p++, xd++) {
-            if (xd == 6) return 0;
-            x = 10 * x + (*p - '0');
+        if (p < end && (*p == '+' || *p == '-')) xneg = *p++ == '-';
+        const char *first = p;
+        for (; p < end && *p >= '0' && *p <= '9'; p++, xd++) {
+            if (xd < 6) x = 10 * x + (*p - '0');
+            else sure = 0;
         }
+        if (p == first) return NULL;
         if (xneg) x = -x;
     }
+    if (!sure) return p;
     while (nd > 0 && d[nd - 1] == '0') nd--;
     if (nd == 0) {  /* zero: an integer token ("-0") reads as the int 0, so its float is +0.0 */
-        int len = neg && syntax_float ? 4 : 3;
-        memcpy(out, neg && syntax_float ? "-0.0" : "0.0", (size_t)len);
-        return len;
+        char *o = out;
+        if (neg && syntax_float) *o++ = '-';
+        *o++ = '0';
+        *o++ = '.';
+        *o++ = '0';
+        *len = (int)(o - out);
+        return p;
     }
     long kk = dp + x;
-    if (nd > 15 || kk - 1 < -307 || kk - 1 >= 300) return 0;
-    return layout(neg, d, nd, (int)kk, out);
+    if (nd <= 15 && kk - 1 >= -307 && kk - 1 < 300) *len = layout(neg, d, nd, (int)kk, out);
+    return p;
 }
 
 /* The statistics object at raw (before end; *stop: just past it) as msgspec writes its
@@ -818,13 +808,12 @@ static PyObject *stats_json(const char *raw, const char *end, PyObject *names, P
     int text_len[MAX_STATS];
     PyObject *result = NULL, *array = NULL, *values = NULL, *texts = NULL;
     Buf b = {NULL, 0, 0};
-    Py_ssize_t n = scan_stats(raw, end, names, key_of, tok, tok_len, stop), n_slow = 0;
+    Py_ssize_t n = scan_stats(raw, end, names, key_of, tok, tok_len, text, text_len, stop), n_slow = 0;
     if (n <= 0) {
         result = n == 0 ? PyBytes_FromStringAndSize("{}", 2) : Py_NewRef(Py_None);
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        text_len[i] = plain_number(tok[i], tok_len[i], text[i]);
         if (text_len[i] == 0) slow[n_slow++] = i;
     }
     if (n_slow) {
