@@ -6,6 +6,7 @@ for an alert budget; nothing here is tuned by hand.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
@@ -78,6 +79,8 @@ class Decider:
         self._scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
         self._names = list(card.feature_names)
         self._explains = bool(self._names) and bool(self._weights.any())
+        # NumPy compares float32 scores with the threshold in float32 when it fits one.
+        self._f32 = math.isfinite(self.threshold) and abs(self.threshold) <= float(np.finfo(np.float32).max)
 
     def decide(
         self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32],
@@ -86,6 +89,18 @@ class Decider:
         """Rows whose score passes the threshold, and the rows of ``forced`` (row -> the
         severity its rule hits earned, :func:`rule_severity`) whatever their score; a row
         with both gets the more severe of the two."""
+        native = findings.module()
+        if native is not None and self._cutoffs is not None and scores.dtype == np.float32 and self._f32:
+            # The threshold, levels and rows in one C call (NumPy's comparisons, float32 then float64).
+            rows_of, scores_of, levels = native.alerted(np.ascontiguousarray(scores), self.threshold, self._cutoffs)
+            if forced:
+                return self._with_forced(scores, features, np.asarray(rows_of, dtype=np.intp), forced)
+            if not rows_of:
+                return []
+            top = self._top_all(features[rows_of])
+            names = self._level_names
+            return [Decision(row, score, names[lvl], top[i])
+                    for i, (row, score, lvl) in enumerate(zip(rows_of, scores_of, levels, strict=True))]
         rows = np.flatnonzero(scores >= self.threshold)
         if forced:
             return self._with_forced(scores, features, rows, forced)

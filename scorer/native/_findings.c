@@ -1118,6 +1118,61 @@ done:
     return out;
 }
 
+/* alerted(scores, threshold, cutoffs): the rows whose float32 score reaches the threshold
+ * (compared in float32, as NumPy compares a float32 array with a Python float), their scores
+ * as floats, and each one's level: how many of the ascending float64 cutoffs it reaches
+ * (np.searchsorted(..., side="right")). What scorer.alerts.decide.Decider.decide computes
+ * with NumPy, in one call: at 50-record batches its calls cost more than the rows. */
+static PyObject *alerted(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyFloat_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "alerted(scores, threshold: float, cutoffs)");
+        return NULL;
+    }
+    Py_buffer sv, cv;
+    if (PyObject_GetBuffer(args[0], &sv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (sv.ndim != 1 || sv.itemsize != 4 || sv.format == NULL || strcmp(sv.format, "f") != 0) {
+        PyBuffer_Release(&sv);
+        PyErr_SetString(PyExc_TypeError, "expected a float32 vector of scores");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &cv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&sv);
+        return NULL;
+    }
+    PyObject *rows = NULL, *scores = NULL, *levels = NULL, *out = NULL;
+    if (cv.ndim != 1 || cv.itemsize != 8 || cv.format == NULL || strcmp(cv.format, "d") != 0) {
+        PyErr_SetString(PyExc_TypeError, "expected a float64 vector of cut-offs");
+        goto done;
+    }
+    float threshold = (float)PyFloat_AS_DOUBLE(args[1]);
+    const float *s = sv.buf;
+    const double *cut = cv.buf;
+    Py_ssize_t n = sv.shape[0], nc = cv.shape[0];
+    if ((rows = PyList_New(0)) == NULL || (scores = PyList_New(0)) == NULL || (levels = PyList_New(0)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!(s[i] >= threshold)) continue;
+        double v = (double)s[i];
+        Py_ssize_t level = 0;
+        while (level < nc && cut[level] <= v) level++;
+        PyObject *row = PyLong_FromSsize_t(i), *score = PyFloat_FromDouble(v), *lv = PyLong_FromSsize_t(level);
+        int bad = row == NULL || score == NULL || lv == NULL || PyList_Append(rows, row) < 0
+                  || PyList_Append(scores, score) < 0 || PyList_Append(levels, lv) < 0;
+        Py_XDECREF(row);
+        Py_XDECREF(score);
+        Py_XDECREF(lv);
+        if (bad) goto done;
+    }
+    out = PyTuple_Pack(3, rows, scores, levels);
+done:
+    Py_XDECREF(rows);
+    Py_XDECREF(scores);
+    Py_XDECREF(levels);
+    PyBuffer_Release(&sv);
+    PyBuffer_Release(&cv);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"finding", (PyCFunction)(void (*)(void))finding, METH_FASTCALL,
      "finding(consts, event, what, ref, decision, now_ms, evidence, rules) -> bytes | None: an alert's finding, "
@@ -1128,6 +1183,9 @@ static PyMethodDef methods[] = {
     {"flow_split", (PyCFunction)(void (*)(void))flow_split, METH_FASTCALL,
      "flow_split(record, names, decode_floats, encode) -> (head, stats | None) | None: a flow record with its "
      "statistics cut out, and them as flow_extra writes them"},
+    {"alerted", (PyCFunction)(void (*)(void))alerted, METH_FASTCALL,
+     "alerted(scores, threshold, cutoffs) -> (rows, scores, levels): the rows that reach the threshold, as "
+     "Decider.decide finds them with NumPy"},
     {"top_features", (PyCFunction)(void (*)(void))top_features, METH_FASTCALL,
      "top_features(x, weights, center, scale, k, names) -> list[list[tuple[str, float, float]]]: each row's "
      "top positive contributions, as Decider._top_all's argsort finds them"},

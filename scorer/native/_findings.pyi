@@ -27,3 +27,7 @@ def flow_split(
 ) -> tuple[bytes, bytes | None] | None:
     """The record with its "extra" object replaced by ``{}``, and that object as flow_extra
     writes it (None: the record has none), or None: not the plain case."""
+
+def alerted(scores: Any, threshold: float, cutoffs: Any, /) -> tuple[list[int], list[float], list[int]]:
+    """The rows whose float32 score reaches the threshold (compared in float32), their scores, and
+    how many of the ascending float64 cut-offs each reaches."""

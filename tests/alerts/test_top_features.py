@@ -65,3 +65,23 @@ def test_decisions_with_native_top_features_are_the_same(monkeypatch: pytest.Mon
         reference = decider.decide(scores, x, forced)
     use_native(monkeypatch, "1")
     assert decider.decide(scores, x, forced) == reference and len(reference) > 250
+
+
+def test_thresholds_and_levels_are_numpy_s_at_their_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NumPy compares float32 scores with a Python float threshold in float32 (0.988221 rounds),
+    # and the cut-offs (float64) with the scores widened: both sides of each edge, NaN, inf.
+    cutoffs = {"Critical": 0.99, "High": 0.9, "Medium": 0.988221, "Tied": 0.9}
+    card = ModelCard(name="m", kind="siem", version="1", feature_names=["a", "b"], threshold=0.988221,
+                     severity_cutoffs=cutoffs, explain_weights=[1.0, 2.0])
+    decider = Decider(card)
+    edges = [np.float32(v) for v in (0.988221, 0.99, 0.9, 1.0, 0.0)]
+    pool = [e for v in edges for e in (np.nextafter(v, np.float32(0)), v, np.nextafter(v, np.float32(2)))]
+    scores = np.array([*pool, np.nan, np.inf, -np.inf], np.float32)
+    x = np.ones((scores.size, 2), np.float32)
+    with monkeypatch.context() as m:
+        use_native(m, "0")
+        reference = decider.decide(scores, x)
+        forced_reference = decider.decide(scores, x, {0: "High", 3: "Critical"})
+    use_native(monkeypatch, "1")
+    assert decider.decide(scores, x) == reference and len(reference) > 5
+    assert decider.decide(scores, x, {0: "High", 3: "Critical"}) == forced_reference
