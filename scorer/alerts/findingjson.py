@@ -4,10 +4,11 @@
 :func:`scorer.alerts.ocsf.encode` encodes it: most of what an alert cost (docs/benchmarks.md,
 sections 21 and 25). A :class:`FindingWriter` holds, encoded once, the JSON every finding of
 one kind, model and backend shares; :func:`_rule_json` what a set of rules adds, once per set;
-a finding is those pieces joined with its own values by :func:`scorer.native.findings.join`
-(C when built). The bytes are those of ``encode(detection_finding(...))``, which stays the
-format's readable definition: tests compare the two on every alert of the bundled capture and
-on hostile events. A canonical flow is not decoded whole a second time (its 81 statistics were
+one call of ``scorer.native._findings.finding`` writes a finding from those pieces and what it
+reads of the event, decision and record. The bytes are those of
+``encode(detection_finding(...))``, which stays the format's readable definition and the path
+when the C module is off: tests compare the two on every alert of the bundled capture and on
+hostile events. A canonical flow is not decoded whole a second time (its 81 statistics were
 ~7 µs of a netflow alert): its other fields are decoded without them and its statistics are
 rewritten from the record's own JSON (:func:`scorer.native.findings.flow_split`).
 """
