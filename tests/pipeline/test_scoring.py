@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -188,17 +189,21 @@ async def test_a_record_that_breaks_the_features_is_dead_lettered_and_the_rest_s
 async def test_a_record_that_breaks_a_later_stage_is_dead_lettered_and_the_rest_scored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from scorer.alerts.ocsf import detection_finding as real
+    from scorer.alerts.findingjson import finding_writer as real
     from scorer.pipeline import decide
 
+    class Brittle:
+        """The kind's finding writer, raising on the record at offset 99 (a bug no check foresaw)."""
 
-    def brittle(**kwargs: object) -> object:
-        event = kwargs["event"]
-        if isinstance(event, FlowRecord) and event.dst_port == 666:
-            raise KeyError("unforeseen")
-        return real(**kwargs)  # type: ignore[arg-type]
+        def __init__(self, writer: Any) -> None:
+            self.writer = writer
 
-    monkeypatch.setattr(decide, "detection_finding", brittle)
+        def write(self, items: Any, decisions: Any, *rest: Any) -> Any:
+            if any(items[d.row][1].ref.offset == 99 for d in decisions):
+                raise KeyError("unforeseen")
+            return self.writer.write(items, decisions, *rest)
+
+    monkeypatch.setattr(decide, "finding_writer", lambda *args: Brittle(real(*args)))
     scorer = BatchScorer({EventKind.NETFLOW: KindRuntime.build(EventKind.NETFLOW, BytesFeatures(), CARD)},
                          ThresholdBackend())
     bad = json.dumps({"ts": 1700000000, "src_ip": "10.0.0.1", "dst_ip": "10.9.9.9", "dst_port": 666,
