@@ -100,7 +100,7 @@ def _rule_json(rules: tuple[RuleMeta, ...], pack: str) -> tuple[str, str, bytes,
 
 # What scorer.alerts.ocsf._what and device() say of each event type, as _findings.c numbers it.
 _WHAT_FLOW = 0
-_WHAT = {FlowRecord: _WHAT_FLOW, EndpointEvent: 1, SiemAlert: 2}
+_WHAT: dict[type, int] = {FlowRecord: _WHAT_FLOW, EndpointEvent: 1, SiemAlert: 2}
 
 
 class FindingWriter:
@@ -135,17 +135,19 @@ class FindingWriter:
         c = native.module()
         if c is None:
             return [self._reference(*items[d.row], d, rules_of, pack, now_ms) for d in decisions]
-        out = []
-        consts, flows, finding = self._consts, self._flows, c.finding
+        out: list[tuple[bytes, bytes]] = []
+        append, consts, flows, finding = out.append, self._consts, self._flows, c.finding
+        now = now_ms if now_ms is not None else int(time.time() * 1000)  # when the batch's findings are written
         for d in decisions:
             row, rec = items[d.row]
-            now = now_ms if now_ms is not None else int(time.time() * 1000)
-            flow = self._flow(row, rec) if flows and type(row) in VIEWS else None
-            if flow is not None:
-                value = finding(consts, flow, _WHAT_FLOW, rec.ref, d, now, _enc(flow_evidence(flow, flow)), None)
-                out.append((value, rec.key if rec.key is not None else flow.src_ip.encode()))
-                continue
-            event = expand(self.kind, row, rec.value or b"", rec.ref)
+            event = row
+            if type(row) in VIEWS:  # a flow not decoded whole: its statistics cut out, else decoded now
+                flow = self._flow(row, rec) if flows else None
+                if flow is not None:
+                    value = finding(consts, flow, _WHAT_FLOW, rec.ref, d, now, _enc(flow_evidence(flow, flow)), None)
+                    append((value, rec.key if rec.key is not None else flow.src_ip.encode()))
+                    continue
+                event = expand(self.kind, row, rec.value or b"", rec.ref)
             what = _WHAT.get(type(event))
             rules = rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else ()
             value = None if what is None else finding(
@@ -154,8 +156,8 @@ class FindingWriter:
                 _rule_json(rules if type(rules) is tuple else tuple(rules), pack) if rules else None,
             )
             # None: a score or time that is not a float (no decoder makes one); the reference writes it
-            out.append((value, rec.key if rec.key is not None else entity_key(event).encode()) if value is not None
-                       else self._reference(event, rec, d, rules_of, pack, now))
+            append((value, rec.key if rec.key is not None else entity_key(event).encode()) if value is not None
+                   else self._reference(event, rec, d, rules_of, pack, now))
         return out
 
     def _reference(

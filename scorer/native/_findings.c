@@ -56,7 +56,21 @@ static const char HEX[] = "0123456789abcdef";
 static int put_utf8_body(Buf *b, const char *u, Py_ssize_t n) {
     if (buf_grow(b, 6 * n) < 0) return -1;
     char *out = b->data + b->len;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {  /* words with no byte to escape, copied whole (most text) */
+        uint64_t w, q, s, c;
+        memcpy(&w, u + i, 8);
+        q = w ^ (0x0101010101010101ULL * '"');
+        s = w ^ (0x0101010101010101ULL * '\\');
+        c = w & (0x0101010101010101ULL * 0xe0);  /* zero where a byte is below 0x20 */
+        if (((q - 0x0101010101010101ULL) & ~q & 0x8080808080808080ULL)
+            | ((s - 0x0101010101010101ULL) & ~s & 0x8080808080808080ULL)
+            | ((c - 0x0101010101010101ULL) & ~c & 0x8080808080808080ULL))
+            break;
+        memcpy(out, u + i, 8);
+        out += 8;
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)u[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
             *out++ = (char)c;
