@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Any, Protocol
 
 import msgspec
 
@@ -80,46 +79,22 @@ class Evidence(msgspec.Struct):
     process: Process | msgspec.UnsetType = UNSET
 
 
-class FlowLike(Protocol):
-    """What a flow's evidence reads: a FlowRecord, or a struct with its fields
-    (:mod:`scorer.alerts.findingjson` reads a canonical flow without decoding it whole)."""
-
-    @property
-    def src_ip(self) -> str: ...
-    @property
-    def src_port(self) -> int: ...
-    @property
-    def dst_ip(self) -> str: ...
-    @property
-    def dst_port(self) -> int: ...
-    @property
-    def proto(self) -> str: ...
-
-
-def flow_evidence(flow: FlowLike, data: Any) -> Evidence:
-    """A flow's evidence: its endpoints and protocol, ``data`` the flow as the finding carries it
-    (the FlowRecord, or a struct that encodes as it does: the annotation is for readers, msgspec
-    encodes the struct it is given)."""
-    out = Evidence(data, Endpoint(_ip(flow.src_ip), _port(flow.src_port)),
-                   Endpoint(_ip(flow.dst_ip), _port(flow.dst_port)))
-    if flow.proto:
-        out.connection_info = Connection(flow.proto)
-    return out
-
-
 def evidence(event: Event) -> Evidence:
     """The evidence of ``event``: endpoints and protocol for flows, the process for endpoint
     events, addresses for SIEM alerts."""
-    if isinstance(event, FlowRecord):
-        return flow_evidence(event, event)
     out = Evidence(event)
-    if isinstance(event, EndpointEvent):
+    if isinstance(event, FlowRecord):
+        out.src_endpoint = Endpoint(address(event.src_ip), _port(event.src_port))
+        out.dst_endpoint = Endpoint(address(event.dst_ip), _port(event.dst_port))
+        if event.proto:
+            out.connection_info = Connection(event.proto)
+    elif isinstance(event, EndpointEvent):
         if event.image or event.command_line:
             out.process = _process(event)
     else:
-        if event.src_ip and (ip := _ip(event.src_ip)) is not UNSET:
+        if event.src_ip and (ip := address(event.src_ip)) is not UNSET:
             out.src_endpoint = Endpoint(ip)
-        if event.dst_ip and (ip := _ip(event.dst_ip)) is not UNSET:
+        if event.dst_ip and (ip := address(event.dst_ip)) is not UNSET:
             out.dst_endpoint = Endpoint(ip)
     return out
 
@@ -169,7 +144,9 @@ def _user(name: str) -> User:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _ip(text: str) -> str | msgspec.UnsetType:
+def address(text: str) -> str | msgspec.UnsetType:
+    """``text`` if it is an IP address (what an OCSF endpoint's ip may hold), else UNSET (the C
+    writer of findings, scorer.native._findings, asks it too)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:

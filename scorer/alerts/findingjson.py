@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from scorer.alerts.decide import SEVERITY_IDS, Decision
-from scorer.alerts.evidence import evidence, flow_evidence
+from scorer.alerts.evidence import address, evidence
 from scorer.alerts.ocsf import (
     _PRODUCT,
     _TITLES,
@@ -99,8 +99,8 @@ def _rule_json(rules: tuple[RuleMeta, ...], pack: str) -> tuple[str, str, bytes,
 
 
 # What scorer.alerts.ocsf._what and device() say of each event type, as _findings.c numbers it.
-_WHAT_FLOW = 0
-_WHAT: dict[type, int] = {FlowRecord: _WHAT_FLOW, EndpointEvent: 1, SiemAlert: 2}
+_WHAT_FLOW, _WHAT_ENDPOINT = 0, 1
+_WHAT: dict[type, int] = {FlowRecord: _WHAT_FLOW, EndpointEvent: _WHAT_ENDPOINT, SiemAlert: 2}
 
 
 class FindingWriter:
@@ -122,7 +122,7 @@ class FindingWriter:
             b',"metadata":{"version":%s,"uid":' % _enc(OCSF_VERSION),
             b',"product":%s,"original_time":' % _enc(_PRODUCT),
             b',"profiles":%s},"finding_info":{"uid":' % _enc(PROFILES),
-            b',"profiles":%s},"finding_info":{"uid":' % _enc(PROFILES_HOST),
+            b',"profiles":%s},"finding_info":{"uid":' % _enc(PROFILES_HOST), address, msgspec.UNSET,
         )
         self._flows = kind is EventKind.NETFLOW
 
@@ -144,15 +144,17 @@ class FindingWriter:
             if type(row) in VIEWS:  # a flow not decoded whole: its statistics cut out, else decoded now
                 flow = self._flow(row, rec) if flows else None
                 if flow is not None:
-                    value = finding(consts, flow, _WHAT_FLOW, rec.ref, d, now, _enc(flow_evidence(flow, flow)), None)
+                    value = finding(consts, flow, _WHAT_FLOW, rec.ref, d, now, (_enc(flow),), None)
                     append((value, rec.key if rec.key is not None else flow.src_ip.encode()))
                     continue
                 event = expand(self.kind, row, rec.value or b"", rec.ref)
             what = _WHAT.get(type(event))
             rules = rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else ()
+            data = event if event.label is None else msgspec.structs.replace(event, label=None)
             value = None if what is None else finding(
-                consts, event, what, rec.ref, d, now,
-                _enc(evidence(event if event.label is None else msgspec.structs.replace(event, label=None))),
+                # a flow's or SIEM alert's evidence is written in C around its data; an endpoint
+                # event's (its process) by scorer.alerts.evidence
+                consts, event, what, rec.ref, d, now, _enc(evidence(data)) if what == _WHAT_ENDPOINT else (_enc(data),),
                 _rule_json(rules if type(rules) is tuple else tuple(rules), pack) if rules else None,
             )
             # None: a score or time that is not a float (no decoder makes one); the reference writes it

@@ -479,7 +479,83 @@ static int kept_in_use = 0;
 /* consts: the writer's (scorer.alerts.findingjson.FindingWriter); see there for each. */
 enum { C_UID_PREFIX, C_TITLE, C_TYPES, C_ANALYTIC, C_RELATED_TAIL, C_SCORER, C_KIND, C_SEVERITIES, C_SEVERITY_FILL,
        C_FEATURES, C_FEATURE_FILL, C_VISIBLE, C_ENCODE, C_METADATA, C_PRODUCT_TIME, C_PROFILES, C_PROFILES_HOST,
-       C_SIZE };
+       C_IP, C_UNSET, C_SIZE };
+
+#define PUT(b, lit) buf_put(b, lit, (Py_ssize_t)sizeof(lit) - 1) /* a literal */
+
+/* An address as an OCSF endpoint's ip (scorer.alerts.evidence._ip: the text, or UNSET when it
+ * is no address): 1 and *ip (a new reference) when it is one, 0 when not, -1 on error. */
+static int address(PyObject *consts, PyObject *text, PyObject **ip) {
+    PyObject *v = PyObject_CallOneArg(PyTuple_GET_ITEM(consts, C_IP), text);
+    if (v == NULL) return -1;
+    if (v == PyTuple_GET_ITEM(consts, C_UNSET)) {
+        Py_DECREF(v);
+        return 0;
+    }
+    *ip = v;
+    return 1;
+}
+
+/* {"ip":..,"port":..} of a flow's side (scorer.alerts.evidence.flow_evidence), either left out
+ * where it does not fit OCSF (no address, a port outside 0-65535). */
+static int put_flow_endpoint(Buf *b, PyObject *consts, PyObject *event, PyObject *ip_name, PyObject *port_name) {
+    PyObject *text = PyObject_GetAttr(event, ip_name), *ip = NULL, *port = NULL;
+    if (text == NULL) return -1;
+    int rc = -1, has_ip = address(consts, text, &ip);
+    Py_DECREF(text);
+    if (has_ip < 0 || (port = PyObject_GetAttr(event, port_name)) == NULL) goto done;
+    int overflow = 0;
+    long long p = PyLong_Check(port) ? PyLong_AsLongLongAndOverflow(port, &overflow) : -1;
+    if (p == -1 && PyErr_Occurred()) goto done;
+    int has_port = PyLong_Check(port) && !overflow && p >= 0 && p <= 65535;
+    rc = PUT(b, "{") || (has_ip && (PUT(b, "\"ip\":") || put_str(b, ip)))
+         || (has_port && ((has_ip && PUT(b, ",")) || PUT(b, "\"port\":") || put_ll(b, p)))
+         || PUT(b, "}") ? -1 : 0;
+done:
+    Py_XDECREF(ip);
+    Py_XDECREF(port);
+    return rc;
+}
+
+/* ,"<side>_endpoint":{"ip":..} of a SIEM alert's address, when it has one that is one. */
+static int put_siem_endpoint(Buf *b, PyObject *consts, PyObject *event, PyObject *ip_name, const char *member) {
+    PyObject *text = PyObject_GetAttr(event, ip_name), *ip = NULL;
+    if (text == NULL) return -1;
+    int truthy = PyObject_IsTrue(text), has_ip = truthy > 0 ? address(consts, text, &ip) : truthy;
+    Py_DECREF(text);
+    if (has_ip <= 0) return has_ip;
+    int rc = buf_put(b, member, (Py_ssize_t)strlen(member)) || put_str(b, ip) || PUT(b, "}") ? -1 : 0;
+    Py_DECREF(ip);
+    return rc;
+}
+
+/* The evidence of a flow or a SIEM alert (scorer.alerts.evidence), around ``data``: the event
+ * as the finding carries it, JSON msgspec wrote. */
+static int put_evidence(Buf *b, PyObject *consts, PyObject *event, long what, PyObject *data) {
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "an evidence's data must be bytes");
+        return -1;
+    }
+    if (PUT(b, "{\"data\":") || put_bytes(b, data)) return -1;
+    if (what == WHAT_FLOW) {
+        if (PUT(b, ",\"src_endpoint\":") || put_flow_endpoint(b, consts, event, S_src_ip, S_src_port)
+            || PUT(b, ",\"dst_endpoint\":") || put_flow_endpoint(b, consts, event, S_dst_ip, S_dst_port))
+            return -1;
+        PyObject *proto = PyObject_GetAttr(event, S_proto);
+        if (proto == NULL) return -1;
+        int truthy = PyObject_IsTrue(proto), rc = truthy;
+        if (truthy > 0) {
+            rc = PUT(b, ",\"connection_info\":{\"protocol_name\":") || put_str(b, proto)
+                 || PUT(b, ",\"direction_id\":0,\"direction\":\"Unknown\"}") ? -1 : 0;
+        }
+        Py_DECREF(proto);
+        if (rc < 0) return -1;
+    }
+    else if (put_siem_endpoint(b, consts, event, S_src_ip, ",\"src_endpoint\":{\"ip\":") < 0
+             || put_siem_endpoint(b, consts, event, S_dst_ip, ",\"dst_endpoint\":{\"ip\":") < 0)
+        return -1;
+    return PUT(b, "}");
+}
 
 static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 8 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != C_SIZE) {
@@ -491,8 +567,12 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 #define K(i) PyTuple_GET_ITEM(consts, i)
     long what = PyLong_AsLong(args[2]);
     if (what == -1 && PyErr_Occurred()) return NULL;
-    if (!PyBytes_Check(proof) || (rules != Py_None && (!PyTuple_Check(rules) || PyTuple_GET_SIZE(rules) != 4))) {
-        PyErr_SetString(PyExc_TypeError, "evidence must be bytes, rules None or (title, reasons, related, hits)");
+    /* evidence: its JSON, or (data,): the event's JSON, around which a flow's or a SIEM alert's
+     * evidence is written here */
+    int own_evidence = PyTuple_Check(proof) && PyTuple_GET_SIZE(proof) == 1 && what != WHAT_ENDPOINT;
+    if ((!PyBytes_Check(proof) && !own_evidence)
+        || (rules != Py_None && (!PyTuple_Check(rules) || PyTuple_GET_SIZE(rules) != 4))) {
+        PyErr_SetString(PyExc_TypeError, "evidence must be bytes or (data,), rules None or (title, reasons, related, hits)");
         return NULL;
     }
     PyObject *result = NULL, *uid = NULL, *ts = NULL, *sev = NULL, *sev_json = NULL, *top = NULL, *host = NULL,
@@ -579,7 +659,8 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     }
     bad = put_bytes(&b, K(C_ANALYTIC)) || put_str(&b, uid) || put_bytes(&b, K(C_RELATED_TAIL))
           || (rules != Py_None && put_bytes(&b, PyTuple_GET_ITEM(rules, 2))) || buf_put(&b, "},\"evidences\":[", 15)
-          || put_bytes(&b, proof) || buf_put(&b, "],\"unmapped\":{\"scorer\":{\"score\":", 32)
+          || (own_evidence ? put_evidence(&b, consts, event, what, PyTuple_GET_ITEM(proof, 0)) : put_bytes(&b, proof))
+          || buf_put(&b, "],\"unmapped\":{\"scorer\":{\"score\":", 32)
           || buf_put(&b, ft + starts[0], lens[0]) || put_bytes(&b, K(C_SCORER));
     if (bad) goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(top); i++) {
