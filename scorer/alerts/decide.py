@@ -97,7 +97,7 @@ class Decider:
                 return self._with_forced(scores, features, np.asarray(rows_of, dtype=np.intp), forced)
             if not rows_of:
                 return []
-            top = self._top_all(features[rows_of])
+            top = self._top_all(features, rows_of)
             names = self._level_names
             return [Decision(row, score, names[lvl], top[i])
                     for i, (row, score, lvl) in enumerate(zip(rows_of, scores_of, levels, strict=True))]
@@ -116,7 +116,7 @@ class Decider:
             level_idx = np.zeros(rows.size, dtype=np.int64)
             for i, (_, cutoff) in enumerate(reversed(self._levels), start=1):
                 level_idx[alerted_scores >= cutoff] = i
-        top = self._top_all(features[rows])
+        top = self._top_all(features, rows.tolist())
         return [
             Decision(int(row), float(score), names[lvl], top[i])
             for i, (row, score, lvl) in enumerate(zip(rows.tolist(), alerted_scores.tolist(), level_idx.tolist(),
@@ -131,7 +131,7 @@ class Decider:
         # The top features of every row only its rules raised, in one pass (a pass per row
         # cost ~8 us per alert on an attack-heavy EDR stream).
         rule_only = sorted(set(forced).difference(by_model))
-        tops = dict(zip(rule_only, self._top_all(features[rule_only]), strict=True)) if rule_only else {}
+        tops = dict(zip(rule_only, self._top_all(features, rule_only), strict=True)) if rule_only else {}
         out: list[Decision] = []
         for row in sorted(set(by_model) | set(forced)):
             model = by_model.get(row)
@@ -146,16 +146,18 @@ class Decider:
                 out.append(Decision(row, model.score, severity, model.top_features, by_model=True, by_rule=True))
         return out
 
-    def _top_all(self, x: npt.NDArray[np.float32]) -> list[list[tuple[str, float, float]]]:
+    def _top_all(self, features: npt.NDArray[np.float32], rows: list[int]) -> list[list[tuple[str, float, float]]]:
+        """The top features of ``features[rows]``, each row's."""
         if not self._explains:
-            return [[] for _ in range(x.shape[0])]
-        k = min(self.top_k, x.shape[1])
+            return [[] for _ in rows]
+        k = min(self.top_k, features.shape[1])
         native = findings.module()
-        if native is not None and x.dtype == np.float32 and k <= _NATIVE_TOP_K:
+        if native is not None and features.dtype == np.float32 and k <= _NATIVE_TOP_K:
             # The same choice in one C pass per row: no sort of every feature, no tuple per cell,
             # no NumPy call per step (they cost more than the arithmetic at 50-record batches).
             return native.top_features(  # type: ignore[no-any-return]
-                np.ascontiguousarray(x), self._weights, self._center, self._scale, k, self._names)
+                np.ascontiguousarray(features), self._weights, self._center, self._scale, k, self._names, rows)
+        x = features[rows]
         contrib = self._weights * (x - self._center) / self._scale
         idx = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
         at = np.arange(idx.shape[0])[:, None], idx  # take_along_axis's indexing, without its checks

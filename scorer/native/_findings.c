@@ -1119,14 +1119,14 @@ static int vector(PyObject *obj, Py_buffer *view, Py_ssize_t n) {
     return 0;
 }
 
-/* top_features(x, weights, center, scale, k, names): per row of x, the k largest positive
+/* top_features(x, weights, center, scale, k, names, rows): per row of x listed, the k largest positive
  * contributions weights * (x - center) / scale (float32, in NumPy's order of operations), most
  * first and the lower column first among equal ones, as (name, round(x, 6), round(contribution,
  * 6)) with NumPy's rounding of each dtype (float32: times 1e6, rint, over 1e6, in float32), and
  * none that rounds to 0: what scorer.alerts.decide.Decider._top_all gets from a stable argsort. */
 static PyObject *top_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6 || !PyList_Check(args[5])) {
-        PyErr_SetString(PyExc_TypeError, "top_features(x, weights, center, scale, k, names: list[str])");
+    if (nargs != 7 || !PyList_Check(args[5]) || !PyList_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "top_features(x, weights, center, scale, k, names: list[str], rows: list[int])");
         return NULL;
     }
     Py_ssize_t k = PyLong_AsSsize_t(args[4]);
@@ -1163,10 +1163,18 @@ static PyObject *top_features(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "fewer names than columns");
         goto done;
     }
-    if ((out = PyList_New(rows)) == NULL) goto done;
+    PyObject *which = args[6];  /* the rows of x to explain, in this order */
+    Py_ssize_t n_rows = PyList_GET_SIZE(which);
+    if ((out = PyList_New(n_rows)) == NULL) goto done;
     const float *x = xv.buf, *w = wv.buf, *center = cv.buf, *scale = sv.buf;
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        const float *xr = x + r * cols;
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        Py_ssize_t at_row = PyLong_AsSsize_t(PyList_GET_ITEM(which, r));
+        if (at_row == -1 && PyErr_Occurred()) goto fail;
+        if (at_row < 0 || at_row >= rows) {
+            PyErr_SetString(PyExc_IndexError, "a row out of the matrix");
+            goto fail;
+        }
+        const float *xr = x + at_row * cols;
         for (Py_ssize_t j = 0; j < cols; j++) {  /* as NumPy: (x - center), times weights, over scale */
             float t = xr[j] - center[j];
             t = w[j] * t;
@@ -1282,7 +1290,7 @@ static PyMethodDef methods[] = {
      "alerted(scores, threshold, cutoffs) -> (rows, scores, levels): the rows that reach the threshold, as "
      "Decider.decide finds them with NumPy"},
     {"top_features", (PyCFunction)(void (*)(void))top_features, METH_FASTCALL,
-     "top_features(x, weights, center, scale, k, names) -> list[list[tuple[str, float, float]]]: each row's "
+     "top_features(x, weights, center, scale, k, names, rows) -> list[list[tuple[str, float, float]]]: each row's "
      "top positive contributions, as Decider._top_all's argsort finds them"},
     {NULL, NULL, 0, NULL},
 };

@@ -16,10 +16,10 @@ def flow_extra(
     """A flow's statistics object as msgspec writes the dict[str, float] it decodes to, or None."""
 
 def top_features(
-    x: Any, weights: Any, center: Any, scale: Any, k: int, names: list[str], /,
+    x: Any, weights: Any, center: Any, scale: Any, k: int, names: list[str], rows: list[int], /,
 ) -> list[list[tuple[str, float, float]]]:
-    """Each row's ``k`` largest positive contributions ``weights * (x - center) / scale`` (float32),
-    most first, with their values, rounded to 6 places as NumPy rounds each dtype."""
+    """Each listed row's ``k`` largest positive contributions ``weights * (x - center) / scale``
+    (float32), most first, with their values, rounded to 6 places as NumPy rounds each dtype."""
 
 def flow_split(
     record: bytes, names: tuple[bytes, ...], decode_floats: Callable[[bytes], list[float]],

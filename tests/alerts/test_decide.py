@@ -52,6 +52,6 @@ def test_rows_only_their_rules_raised_get_the_top_features_of_their_own_row() ->
     forced = {1: "High", 4: "Critical", 7: "High", 11: "High"}
     out = {dec.row: dec for dec in d.decide(scores, x, forced)}
     for row in forced:
-        alone = d._top_all(x[[row]])[0]
+        alone = d._top_all(x, [row])[0]
         assert out[row].top_features == alone
         assert out[row].by_rule and out[row].by_model == (scores[row] >= d.threshold)

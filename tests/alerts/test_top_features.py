@@ -44,14 +44,15 @@ def test_native_top_features_equal_numpy_s(top_k: int, monkeypatch: pytest.Monke
     for n in (1, 2, 5, 40):
         decider = _decider(n, top_k, rng)
         x = _features(300, n, rng)
+        rows = [*rng.permutation(300).tolist(), 0, 0, 299]  # any order, repeated
         with monkeypatch.context() as m:
             use_native(m, "0")
-            reference = decider._top_all(x)
+            reference = decider._top_all(x, rows)
         use_native(monkeypatch, "1")
-        assert decider._top_all(x) == reference
+        assert decider._top_all(x, rows) == reference
         compared += len(reference)
         shown += sum(map(len, reference))
-    assert compared == 1200 and (shown > 300 or top_k == 0)
+    assert compared == 1212 and (shown > 300 or top_k == 0)
 
 
 def test_decisions_with_native_top_features_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
