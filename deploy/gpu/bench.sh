@@ -44,7 +44,7 @@ fi
 work=/tmp/triton-gpu
 t0=$(date +%s)
 cpu_engines=${CPU_ENGINES:-treelite-cpp,onnxruntime}
-python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu,$cpu_engines" \
+python3 deploy/gpu/launch.py serve --workdir "$work" --engines "$gpu,$cpu_engines" --large-engine "$gpu" \
   ${GPU_INSTANCES:+--gpu-instances "$GPU_INSTANCES"} --cpu-threads "$(nproc)" --timeout 300 \
   ${CPU_MODEL_THREADS:+--cpu-model-threads "$CPU_MODEL_THREADS"} ${SMALL_REQUEST_ROWS:+--small-request-rows "$SMALL_REQUEST_ROWS"} \
   ${QUEUE_DELAY_US:+--queue-delay-us "$QUEUE_DELAY_US"} \

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,7 +80,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "triton": FailoverBackend(triton, local, local_below_rows=0)}
     await backends["triton"].start()  # starts both components; the other wraps the same ones
     points: list[dict[str, Any]] = []
-    report: dict[str, Any] = {"info": machine_info(), "argv": args.argv, "engines": {}, "points": points}
+    report: dict[str, Any] = {"info": machine_info(), "argv": args.argv, "loadavg_before": os.getloadavg(),
+                              "engines": {}, "points": points}
     try:
         for model in args.models.split(","):
             t0 = time.perf_counter()
@@ -112,6 +114,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             report["engines"][model]["break_even_rows"] = break_even(points, model)
     finally:
         await backends["triton"].close()
+    report["loadavg_after"] = os.getloadavg()  # the host's other work over the run
     return report
 
 
