@@ -98,7 +98,7 @@ def test_a_library_that_disagrees_with_its_checkpoint_is_refused(gpu_server: str
     first.set_field("leaf_value", first.get_field("leaf_value") + np.float32(0.5))
     tree.serialize(str(tmp_path / "other.tl"))
     other = compiled_model.build(tmp_path / "other.tl", tmp_path / "cache")
-    monkeypatch.setattr(compiled_model, "build", lambda checkpoint, cache=None: other)
+    monkeypatch.setattr(compiled_model, "build", lambda checkpoint, cache=None, optimize="-O3": other)
     src = tmp_path / "src"
     shutil.copytree(MODEL_REPOSITORY / "netflow_classifier", src / "netflow_classifier")
     workdir = tmp_path / "server"
