@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 
 from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
+from scorer.events.decode import EventDecoder
 from scorer.events.fastpath import FLOW_TEXTS, accept, decode_canonical
 from scorer.events.flowviews import (
     CIC_STATISTICS,
@@ -86,8 +87,14 @@ def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:
         return row  # type: ignore[no-any-return]
     uid: str = _UID(row)
     event = decode_canonical(kind, value)
-    if event is None:  # the view's checks are the fast path's: this is a bug, not bad input
-        raise ValueError(f"{ref}: a record decoded as a view was refused whole")
+    if event is None:
+        # The fast path leaves a few records the view's checks take to the generic path (a
+        # flow's statistics each finite, their sum past the largest double): decide them as
+        # the per-record decoding does.
+        generic = EventDecoder(len(value)).decode(kind, value, ref)
+        if not isinstance(generic, Event):  # the view's checks accept nothing it refuses: a bug
+            raise ValueError(f"{ref}: a record decoded as a view was refused whole: {generic.message}")
+        event = generic
     return event if event.uid else msgspec.structs.replace(event, uid=uid)
 
 

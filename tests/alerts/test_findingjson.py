@@ -22,6 +22,7 @@ from scorer.bench.loadgen import payloads, templates
 from scorer.config import Settings
 from scorer.demo import bundled_capture
 from scorer.events.columnar import decode_rows, expand
+from scorer.events.decode import EventDecoder
 from scorer.events.structs import EndpointEvent, Event, EventKind, FlowRecord, SiemAlert, entity_key
 from scorer.native import findings
 from scorer.pipeline.records import InputRecord, OutputRecord
@@ -192,17 +193,23 @@ def test_flows_whose_statistics_are_rewritten_from_their_json(
     assert answers and all(answers) == rewritten
 
 
-@needs_c
-def test_a_flow_the_view_took_but_whole_decoding_refuses_fails_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Statistics whose sum overflows: the columnar checks take the view, the canonical decoder
-    # refuses the record, and expand() raises (scorer.events.columnar); the writer does the same.
-    use_native(monkeypatch, "1")
+@pytest.mark.parametrize("native", ["1", "0"] if findings.built() else ["0"])
+def test_a_flow_the_view_took_but_the_fast_path_refuses_is_decided_by_the_generic_path(
+    native: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Statistics each finite whose sum overflows: the columnar checks take the view, the fast
+    # path's decoder refuses the record (sending it to the generic path), and expand() gives
+    # the event the per-record decoding gives; its finding is the reference's.
+    use_native(monkeypatch, native)
     value = _flow_json('{"Flow Duration":1.7976931348623157e308,"Total Fwd Packet":1.7976931348623157e308}')
     (row,) = decode_rows(EventKind.NETFLOW, [value], 1 << 20, views=True)
+    assert row is not None
     rec = input_record(EventKind.NETFLOW, value, None, "events.netflow", 0, 9)
-    writer = finding_writer(EventKind.NETFLOW, "m", "1", 0.5, "b")
-    with pytest.raises(ValueError, match="refused whole"):
-        writer.write([(row, rec)], [DECISIONS[0]], None, "")
+    event = expand(EventKind.NETFLOW, row, value, rec.ref)
+    assert event == EventDecoder().decode(EventKind.NETFLOW, value, rec.ref)
+    writer = finding_writer(EventKind.NETFLOW, "m\u00e9", "1\x00", 0.5, "onnx\"runtime")
+    ((got, _),) = writer.write([(row, rec)], [DECISIONS[0]], None, "", now_ms=1_700_000_000_000)
+    assert got == _reference(EventKind.NETFLOW, event, rec, DECISIONS[0], ())
 
 
 @needs_c
