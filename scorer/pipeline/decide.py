@@ -19,7 +19,7 @@ from scorer.pipeline.batch import Batch, Item, KindRuntime
 from scorer.pipeline.inference import Scores
 from scorer.pipeline.outcome import ScoredEvent, ShadowBatch
 from scorer.pipeline.records import OutputRecord
-from scorer.pipeline.rules import rule_alerts
+from scorer.pipeline.rules import rule_alerts, rule_hits
 from scorer.rules.risk import with_risk
 
 _EVENT = itemgetter(0)
@@ -45,7 +45,12 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
         name = kind.value
         out.scored[(name, backend_name)] += len(items)
         stage = rt.rules
-        decisions = rt.decider.decide(probs, x, with_risk(stage, items, probs, rule_alerts(stage, items)))
+        if stage is not None:
+            hits = rule_hits(items)  # read once for the rules' own alerts and the hosts' risk
+            forced = with_risk(stage, items, probs, rule_alerts(stage, items, hits), hits)
+        else:
+            forced = {}
+        decisions = rt.decider.decide(probs, x, forced)
         # What every finding of the kind in this batch shares, read once.
         topic, model = alerts_prefix + name, rt.model
         write = finding_writer(kind, model.name, model.version, rt.decider.threshold, backend_name).write

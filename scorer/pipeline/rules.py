@@ -14,6 +14,7 @@ it, for the shadow comparison (docs/rules.md, "Deploying a rule pack").
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -23,6 +24,7 @@ from scorer.features.base import F32
 from scorer.features.rules import NAMES as RULE_NAMES
 from scorer.pipeline.batch import Batch, Item
 from scorer.pipeline.outcome import failure
+from scorer.rules import RuleMeta
 from scorer.rules.annotate import RuleStage
 
 log = logging.getLogger(__name__)
@@ -47,19 +49,53 @@ def apply_rules(stage: RuleStage, items: list[Item], batch: Batch) -> list[Item]
     return kept
 
 
-def rule_alerts(stage: RuleStage | None, items: list[Item]) -> dict[int, str]:
-    """Rows whose rule hits raise an alert on their own, with the severity they earn."""
+def rule_hits(items: list[Item]) -> list[tuple[str, ...]]:
+    """Each row's rule hits (none for a row that is no endpoint event)."""
+    return [ev.rule_hits if isinstance(ev, EndpointEvent) else () for ev, _ in items]
+
+
+def rule_alerts(
+    stage: RuleStage | None, items: list[Item], hits: list[tuple[str, ...]] | None = None,
+) -> dict[int, str]:
+    """Rows whose rule hits raise an alert on their own, with the severity they earn
+    (``hits``: :func:`rule_hits` of ``items``, when the caller has them)."""
     if stage is None:
         return {}
     forced: dict[int, str] = {}
-    by_id = stage.by_id
+    all_hits = rule_hits(items) if hits is None else hits
+    severity_of = _severities(stage.by_id)
     # Most events fire no rule: only the rows with hits are looked at.
-    all_hits = [ev.rule_hits if isinstance(ev, EndpointEvent) else () for ev, _ in items]
-    for row in [i for i, hits in enumerate(all_hits) if hits]:
-        severity = rule_severity(by_id[i].level for i in all_hits[row] if i in by_id and by_id[i].alerts)
+    for row, row_hits in enumerate(all_hits):
+        if not row_hits:
+            continue
+        severity = severity_of.get(row_hits, _UNSEEN)
+        if severity is _UNSEEN:
+            severity = _severity(stage.by_id, row_hits)
+            if len(severity_of) < _SEVERITY_CACHE:
+                severity_of[row_hits] = severity
         if severity is not None:
             forced[row] = severity
     return forced
+
+
+_UNSEEN = ""  # no severity is the empty string
+_SEVERITY_CACHE = 4096  # sets of hits remembered per pack: a pack's combinations are few
+_SEVERITIES: dict[int, tuple[object, dict[tuple[str, ...], str | None]]] = {}
+
+
+def _severity(by_id: Mapping[str, RuleMeta], hits: tuple[str, ...]) -> str | None:
+    return rule_severity(by_id[i].level for i in hits if i in by_id and by_id[i].alerts)
+
+
+def _severities(by_id: Mapping[str, RuleMeta]) -> dict[tuple[str, ...], str | None]:
+    """The severity each set of hits earns under a pack's rules, as they are met. Keyed by the
+    rules' table, held here so its id is not reused while its entry lives; a few packs only."""
+    entry = _SEVERITIES.get(id(by_id))
+    if entry is None or entry[0] is not by_id:
+        if len(_SEVERITIES) >= 8:
+            _SEVERITIES.clear()
+        entry = _SEVERITIES[id(by_id)] = (by_id, {})
+    return entry[1]
 
 
 @dataclass

@@ -44,6 +44,7 @@ from scorer.rules.model import LEVELS
 
 MODEL = "model"  # the pseudo-rule a model score over the floor counts as
 MANIFEST_KEY = "risk"  # the policy's key in a rule pack's pack.json
+_FIRED_CACHE = 4096  # distinct sets of hits remembered per pack
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,8 @@ class HostRisk:
         self._points = {rule: policy.points.get(level, 0.0) for rule, level in levels.items()}
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
         self.max_hosts = max_hosts
+        # A set of hits -> the rules of it that add points, and theirs (a pack's combinations are few).
+        self._fired: dict[tuple[str, ...], tuple[tuple[str, float], ...]] = {}
 
     def __len__(self) -> int:
         return len(self._hosts)
@@ -157,29 +160,54 @@ class HostRisk:
                 scores: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.bool_]:
         """Per event, in batch order: did it bring its host's risk to the threshold (a risk alert)?"""
         p = self.policy
+        model = None if scores is None or p.model_points <= 0 else (scores >= p.model_floor).tolist()
         alert = np.zeros(len(hosts), bool)
-        model = np.zeros(len(hosts), bool) if scores is None or p.model_points <= 0 else scores >= p.model_floor
-        for i in range(len(hosts)):
-            fired = [(r, pts) for r in hits[i] if (pts := self._points.get(r, 0.0)) > 0]
-            if model[i]:
-                fired.append((MODEL, p.model_points))
-            if fired:
-                alert[i] = self._add(hosts[i], float(ts[i]), fired)
+        alert[self.tipped(hosts, np.asarray(ts, np.float64).tolist(), hits, model)] = True
         return alert
 
-    def _add(self, host: str, t: float, fired: list[tuple[str, float]]) -> bool:
-        state = self._hosts.pop(host, None) or _Host()
-        self._hosts[host] = state  # most recently seen last
-        if len(self._hosts) > self.max_hosts:
-            self._hosts.popitem(last=False)
+    def tipped(self, hosts: Sequence[str], ts: Sequence[float], hits: Sequence[Sequence[str]],
+               model: Sequence[bool] | None) -> list[int]:
+        """:meth:`observe` on Python lists (``model``: the events whose score counts as a rule, None
+        for none): the positions of the events that tipped their host. Per event it is a few dict
+        reads: it runs on every EDR event a rule fired on, an attack-heavy stream's alerts."""
+        fired_of, points = self._fired, self._points
+        scored = (MODEL, self.policy.model_points)
+        out: list[int] = []
+        for i, t in enumerate(ts):
+            h = hits[i]
+            fired = fired_of.get(h) if type(h) is tuple else None
+            if fired is None:
+                fired = tuple((r, pts) for r in h if (pts := points.get(r, 0.0)) > 0)
+                if type(h) is tuple and len(fired_of) < _FIRED_CACHE:
+                    fired_of[h] = fired
+            if model is not None and model[i]:
+                fired += (scored,)
+            if fired and self._add(hosts[i], t, fired):
+                out.append(i)
+        return out
+
+    def _add(self, host: str, t: float, fired: tuple[tuple[str, float], ...]) -> bool:
+        hosts = self._hosts
+        state = hosts.get(host)
+        if state is None:
+            state = hosts[host] = _Host()
+            if len(hosts) > self.max_hosts:
+                hosts.popitem(last=False)
+        else:
+            hosts.move_to_end(host)  # most recently seen last
+        seen = state.seen
         for rule, pts in fired:
-            last = state.seen.get(rule, (t, pts))[0]
-            state.seen[rule] = (max(last, t), pts)
+            old = seen.get(rule)
+            # the latest hit's time (a NaN time never replaces a number: max()'s rule)
+            seen[rule] = (t, pts) if old is None or t > old[0] else (old[0], pts)
         horizon = t - self.policy.window_s
-        state.seen = {r: v for r, v in state.seen.items() if v[0] >= horizon}
+        for last, _ in seen.values():
+            if not last >= horizon:  # some hit left the window (or a NaN time): keep the rest, in order
+                state.seen = seen = {r: v for r, v in seen.items() if v[0] >= horizon}
+                break
         if t - state.alerted < self.policy.window_s:
             return False
-        if sum(pts for _, pts in state.seen.values()) >= self.policy.threshold:
+        if sum(pts for _, pts in seen.values()) >= self.policy.threshold:
             state.alerted = t
             return True
         return False
@@ -207,11 +235,11 @@ def stage_risk(stage: Any) -> HostRisk | None:
 
 
 def with_risk(stage: Any, items: Sequence[tuple[Any, Any]], scores: npt.NDArray[Any],
-              forced: dict[int, str]) -> dict[int, str]:
+              forced: dict[int, str], hits: Sequence[Sequence[str]] | None = None) -> dict[int, str]:
     """The service's hook (scorer/pipeline/decide.py): ``forced`` (rows alerting on their
     rules, row -> severity) plus the rows of this batch that brought their host's risk to the
     threshold of the pack's policy (none when the pack carries no policy). Rows are read in
-    batch order, as events arrive."""
+    batch order, as events arrive. ``hits``: each row's rule hits, when the caller has them."""
     if stage is None or not items:
         return forced
     risk = stage_risk(stage)
@@ -219,22 +247,24 @@ def with_risk(stage: Any, items: Sequence[tuple[Any, Any]], scores: npt.NDArray[
         return forced
     # Only events with a rule hit or a score over the floor can move a host's risk: the
     # per-event work on the rest is one attribute read.
-    hits = [getattr(ev, "rule_hits", ()) for ev, _ in items]
+    if hits is None:
+        hits = [getattr(ev, "rule_hits", ()) for ev, _ in items]
     p = risk.policy
     rows = [i for i, h in enumerate(hits) if h]  # few rows: a list, not a bool array per batch
+    model = None
     if p.model_points > 0:
         scored = np.flatnonzero(np.asarray(scores) >= p.model_floor).tolist()
         rows = sorted(set(rows).union(scored)) if rows else scored
+        # compared again in float64, each row's score as observe() compares it
+        model = [s >= p.model_floor for s in np.asarray(scores, np.float64)[rows].tolist()]
     if not rows:
         return forced
     events = [items[r][0] for r in rows]
-    tipped = risk.observe(
-        [str(getattr(ev, "host", "")) for ev in events],
-        np.array([float(getattr(ev, "ts", 0.0)) for ev in events], np.float64),
-        [tuple(hits[r]) for r in rows],
-        np.asarray(scores, np.float64)[rows],
-    )
+    tipped = risk.tipped([str(getattr(ev, "host", "")) for ev in events],
+                         [float(getattr(ev, "ts", 0.0)) for ev in events], [tuple(hits[r]) for r in rows], model)
+    if not tipped:
+        return forced
     out = dict(forced)
-    for k in np.flatnonzero(tipped).tolist():
+    for k in tipped:
         out.setdefault(rows[k], RISK_SEVERITY)
     return out
