@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from scorer.alerts.decide import SEVERITY_IDS, Decision
-from scorer.alerts.evidence import address, evidence
+from scorer.alerts.evidence import address
 from scorer.alerts.ocsf import (
     _PRODUCT,
     _TITLES,
@@ -152,9 +152,8 @@ class FindingWriter:
             rules = rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else ()
             data = event if event.label is None else msgspec.structs.replace(event, label=None)
             value = None if what is None else finding(
-                # a flow's or SIEM alert's evidence is written in C around its data; an endpoint
-                # event's (its process) by scorer.alerts.evidence
-                consts, event, what, rec.ref, d, now, _enc(evidence(data)) if what == _WHAT_ENDPOINT else (_enc(data),),
+                # the evidence (endpoints, connection, process) is written in C around the event's data
+                consts, event, what, rec.ref, d, now, (_enc(data),),
                 _rule_json(rules if type(rules) is tuple else tuple(rules), pack) if rules else None,
             )
             # None: a score or time that is not a float (no decoder makes one); the reference writes it

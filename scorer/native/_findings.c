@@ -190,7 +190,7 @@ static PyObject *float_texts(PyObject *encode, PyObject *floats, Py_ssize_t *sta
 /* Interned attribute names, made once. */
 static PyObject *S_round, *SIX, *S_uid, *S_ts, *S_topic, *S_partition, *S_offset, *S_score, *S_severity, *S_top_features,
     *S_by_model, *S_by_rule, *S_proto, *S_src_ip, *S_src_port, *S_dst_ip, *S_dst_port, *S_event_code, *S_host,
-    *S_image, *S_source_system, *S_rule_name;
+    *S_image, *S_source_system, *S_rule_name, *S_command_line, *S_process_id, *S_parent_image, *S_user;
 
 static int put_attr_str(Buf *b, PyObject *obj, PyObject *name, int quoted) {
     PyObject *v = PyObject_GetAttr(obj, name);
@@ -529,8 +529,95 @@ static int put_siem_endpoint(Buf *b, PyObject *consts, PyObject *event, PyObject
     return rc;
 }
 
-/* The evidence of a flow or a SIEM alert (scorer.alerts.evidence), around ``data``: the event
- * as the finding carries it, JSON msgspec wrote. */
+/* An endpoint event's attribute that the evidence names when it is truthy: 1 and *v (a new
+ * reference to a str) when it is a non-empty str, 0 when it is None or empty (*v NULL), 2 when it is
+ * another type (not what decoding makes: the reference path writes that finding), -1 on error. */
+static int text_attr(PyObject *event, PyObject *name, PyObject **v) {
+    *v = PyObject_GetAttr(event, name);
+    if (*v == NULL) return -1;
+    if (PyUnicode_CheckExact(*v) || *v == Py_None) {
+        if (*v != Py_None && PyUnicode_GET_LENGTH(*v) > 0) return 1;
+        return *v == Py_None ? 0 : 3;  /* 3: an empty str (cmd_line keeps it) */
+    }
+    Py_CLEAR(*v);
+    return 2;
+}
+
+/* {"name":..,"path":..,"type_id":8,"type":"Executable File"} of an image (evidence._file: the
+ * name is what follows the last slash or backslash; both are ASCII, so the UTF-8 split is the same). */
+static int put_file(Buf *b, PyObject *path) {
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(path, &n);
+    if (u == NULL) return -1;
+    Py_ssize_t at = n;
+    while (at > 0 && u[at - 1] != '/' && u[at - 1] != '\\') at--;
+    return PUT(b, "{\"name\":") || put_utf8_str(b, u + at, n - at) || PUT(b, ",\"path\":") || put_utf8_str(b, u, n)
+           || PUT(b, ",\"type_id\":8,\"type\":\"Executable File\"}") ? -1 : 0;
+}
+
+/* ,"process":{..} of an endpoint event (scorer.alerts.evidence._process) when its image or
+ * command line is set: 0, 1 where a value is not of its decoded type (the reference writes
+ * the finding), -1 on error. */
+static int put_process(Buf *b, PyObject *event) {
+    PyObject *image = NULL, *cmd = NULL, *pid = NULL, *parent = NULL, *user = NULL;
+    int rc = -1, has_image = text_attr(event, S_image, &image), has_cmd = -1, has_parent = -1, has_user = -1;
+    if (has_image < 0 || (has_cmd = text_attr(event, S_command_line, &cmd)) < 0
+        || (has_parent = text_attr(event, S_parent_image, &parent)) < 0 || (has_user = text_attr(event, S_user, &user)) < 0
+        || (pid = PyObject_GetAttr(event, S_process_id)) == NULL)
+        goto done;
+    if (has_image == 2 || has_cmd == 2 || has_parent == 2 || has_user == 2 || (pid != Py_None && !PyLong_CheckExact(pid))) {
+        rc = 1;
+        goto done;
+    }
+    if (has_image != 1 && has_cmd != 1) {  /* neither set: no process */
+        rc = 0;
+        goto done;
+    }
+    int overflow = 0;
+    long long p = pid == Py_None ? -1 : PyLong_AsLongLongAndOverflow(pid, &overflow);
+    if (p == -1 && PyErr_Occurred()) goto done;
+    int has_pid = pid != Py_None && !overflow && p >= 0 && p < (1LL << 31), first = 1;
+    if (PUT(b, ",\"process\":{")) goto done;
+    if (has_image == 1) {  /* the file's name first, as the process's name */
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(image, &n);
+        if (u == NULL) goto done;
+        Py_ssize_t at = n;
+        while (at > 0 && u[at - 1] != '/' && u[at - 1] != '\\') at--;
+        if (PUT(b, "\"name\":") || put_utf8_str(b, u + at, n - at)) goto done;
+        first = 0;
+    }
+    if (has_pid && ((!first && PUT(b, ",")) || PUT(b, "\"pid\":") || put_ll(b, p))) goto done;
+    first &= !has_pid;
+    if (has_cmd != 0 && ((!first && PUT(b, ",")) || PUT(b, "\"cmd_line\":") || put_str(b, cmd))) goto done;
+    first &= has_cmd == 0;
+    if (has_image == 1 && ((!first && PUT(b, ",")) || PUT(b, "\"file\":") || put_file(b, image))) goto done;
+    first &= has_image != 1;
+    if (has_parent == 1) {
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(parent, &n);
+        if (u == NULL) goto done;
+        Py_ssize_t at = n;
+        while (at > 0 && u[at - 1] != '/' && u[at - 1] != '\\') at--;
+        if ((!first && PUT(b, ",")) || PUT(b, "\"parent_process\":{\"name\":") || put_utf8_str(b, u + at, n - at)
+            || PUT(b, ",\"file\":") || put_file(b, parent) || PUT(b, "}"))
+            goto done;
+        first = 0;
+    }
+    if (has_user == 1 && ((!first && PUT(b, ",")) || PUT(b, "\"user\":{\"name\":") || put_str(b, user) || PUT(b, "}")))
+        goto done;
+    rc = PUT(b, "}");
+done:
+    Py_XDECREF(image);
+    Py_XDECREF(cmd);
+    Py_XDECREF(pid);
+    Py_XDECREF(parent);
+    Py_XDECREF(user);
+    return rc;
+}
+
+/* The evidence of an event (scorer.alerts.evidence), around ``data``: the event as the finding
+ * carries it, JSON msgspec wrote. 0, 1 where the reference path writes the finding, -1 on error. */
 static int put_evidence(Buf *b, PyObject *consts, PyObject *event, long what, PyObject *data) {
     if (!PyBytes_Check(data)) {
         PyErr_SetString(PyExc_TypeError, "an evidence's data must be bytes");
@@ -551,6 +638,10 @@ static int put_evidence(Buf *b, PyObject *consts, PyObject *event, long what, Py
         Py_DECREF(proto);
         if (rc < 0) return -1;
     }
+    else if (what == WHAT_ENDPOINT) {
+        int rc = put_process(b, event);
+        if (rc != 0) return rc;
+    }
     else if (put_siem_endpoint(b, consts, event, S_src_ip, ",\"src_endpoint\":{\"ip\":") < 0
              || put_siem_endpoint(b, consts, event, S_dst_ip, ",\"dst_endpoint\":{\"ip\":") < 0)
         return -1;
@@ -567,9 +658,8 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 #define K(i) PyTuple_GET_ITEM(consts, i)
     long what = PyLong_AsLong(args[2]);
     if (what == -1 && PyErr_Occurred()) return NULL;
-    /* evidence: its JSON, or (data,): the event's JSON, around which a flow's or a SIEM alert's
-     * evidence is written here */
-    int own_evidence = PyTuple_Check(proof) && PyTuple_GET_SIZE(proof) == 1 && what != WHAT_ENDPOINT;
+    /* evidence: its JSON, or (data,): the event's JSON, around which its evidence is written here */
+    int own_evidence = PyTuple_Check(proof) && PyTuple_GET_SIZE(proof) == 1;
     if ((!PyBytes_Check(proof) && !own_evidence)
         || (rules != Py_None && (!PyTuple_Check(rules) || PyTuple_GET_SIZE(rules) != 4))) {
         PyErr_SetString(PyExc_TypeError, "evidence must be bytes or (data,), rules None or (title, reasons, related, hits)");
@@ -657,10 +747,17 @@ static PyObject *finding(PyObject *self, PyObject *const *args, Py_ssize_t nargs
             || put_ll(&b, ms))
             goto done;
     }
+    int ev_rc = 0;
     bad = put_bytes(&b, K(C_ANALYTIC)) || put_str(&b, uid) || put_bytes(&b, K(C_RELATED_TAIL))
           || (rules != Py_None && put_bytes(&b, PyTuple_GET_ITEM(rules, 2))) || buf_put(&b, "},\"evidences\":[", 15)
-          || (own_evidence ? put_evidence(&b, consts, event, what, PyTuple_GET_ITEM(proof, 0)) : put_bytes(&b, proof))
-          || buf_put(&b, "],\"unmapped\":{\"scorer\":{\"score\":", 32)
+          || (own_evidence ? (ev_rc = put_evidence(&b, consts, event, what, PyTuple_GET_ITEM(proof, 0))) < 0
+                           : put_bytes(&b, proof));
+    if (bad) goto done;
+    if (ev_rc > 0) {  /* a value not of its decoded type: the reference path writes this finding */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    bad = buf_put(&b, "],\"unmapped\":{\"scorer\":{\"score\":", 32)
           || buf_put(&b, ft + starts[0], lens[0]) || put_bytes(&b, K(C_SCORER));
     if (bad) goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(top); i++) {
@@ -1304,6 +1401,8 @@ PyMODINIT_FUNC PyInit__findings(void) {
         {&S_by_rule, "by_rule"}, {&S_proto, "proto"}, {&S_src_ip, "src_ip"}, {&S_src_port, "src_port"},
         {&S_dst_ip, "dst_ip"}, {&S_dst_port, "dst_port"}, {&S_event_code, "event_code"}, {&S_host, "host"},
         {&S_image, "image"}, {&S_source_system, "source_system"}, {&S_rule_name, "rule_name"},
+        {&S_command_line, "command_line"}, {&S_process_id, "process_id"}, {&S_parent_image, "parent_image"},
+        {&S_user, "user"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if ((*names[i].at = PyUnicode_InternFromString(names[i].name)) == NULL) return NULL;
