@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
 
+import scorer.native
 from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
 from scorer.events.decode import EventDecoder
 from scorer.events.fastpath import FLOW_TEXTS, accept, decode_canonical
@@ -49,7 +50,7 @@ from scorer.events.flowviews import (
 from scorer.events.structs import STRUCT_OF_KIND, Event, EventKind, SourceRef
 
 __all__ = ["CIC_STATISTICS", "READ_STATISTICS", "VIEWS", "FlowStats", "FlowView", "RawFlowView", "decode_rows",
-           "expand", "stat_attr", "statistics"]
+           "expand", "stat_attr", "statistics", "where"]
 
 _DECODERS: dict[EventKind, msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()
@@ -172,6 +173,19 @@ def _checked_events(kind: EventKind, rows: list[Row | None]) -> list[Row | None]
 def _all_events_good(kind: EventKind, events: list[Row]) -> bool:
     """Whether every event passes :func:`_checked_events`' checks (the common case), in C-level
     passes (a finite sum: every ts finite). False: look column by column."""
+    native = scorer.native.module()
+    if native is not None:  # one pass over the events instead of a set per column
+        return bool(native.bounded(events, _TS_ONLY, _EVENT_INTS[kind], INT_LIMIT, _EMPTY[kind])) or \
+            _all_events_good_reference(kind, events)
+    return _all_events_good_reference(kind, events)
+
+
+_TS_ONLY = ("ts",)
+_EMPTY = {EventKind.EDR: ("rule_hits",), EventKind.SIEM: ()}
+
+
+def _all_events_good_reference(kind: EventKind, events: list[Row]) -> bool:
+    """:func:`_all_events_good` in Python (the native ``bounded``'s reference)."""
     if not math.isfinite(sum(map(_TS, events))):
         return False
     for name in _EVENT_INTS[kind]:
@@ -204,3 +218,24 @@ def _bad_text(text: str | None, name: str) -> bool:
     if text is None or (name == "uid" and text == ""):  # "" is the uid's own default
         return False
     return len(text) > MAX_TEXT or text in _MISSING or (name == "proto" and not text.islower())
+
+
+H = TypeVar("H")
+
+
+def where(values: list[H]) -> dict[H, list[int]]:
+    """Each distinct value (first seen first) with the positions holding it, ascending: a
+    batch's records grouped by kind in one native pass where built."""
+    native = scorer.native.module()
+    if native is not None:
+        out: dict[H, list[int]] = native.where(values)
+        return out
+    return where_reference(values)
+
+
+def where_reference(values: list[H]) -> dict[H, list[int]]:
+    """:func:`where` in Python (the native code's reference)."""
+    out: dict[H, list[int]] = {}
+    for i, value in enumerate(values):
+        out.setdefault(value, []).append(i)
+    return out

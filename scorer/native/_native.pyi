@@ -41,3 +41,14 @@ def flow_numbers(nums: npt.NDArray[np.float64], out: npt.NDArray[np.float64], lo
 
 def partitions(keys: Sequence[bytes | None], n_partitions: int, /) -> list[int]:
     """Kafka's default partitioner per key: ``(murmur2(key) & 0x7FFFFFFF) % n_partitions`` (None as b"")."""
+
+def where(values: list[Any], /) -> dict[Any, list[int]]:
+    """Each distinct value of ``values`` (first seen first) with the positions holding it, ascending."""
+
+def bounded(events: list[Any], floats: tuple[str, ...], ints: tuple[str, ...], limit: int,
+            empty: tuple[str, ...], /) -> bool:
+    """Whether every event's ``floats`` are exact finite floats, ``ints`` None or exact ints within
+    +-``limit``, ``empty`` false (False: not certain; the caller looks column by column)."""
+
+def all_finite(x: npt.NDArray[np.float32] | npt.NDArray[np.float64], /) -> bool:
+    """Whether every value of a C-contiguous float32 or float64 buffer is finite."""

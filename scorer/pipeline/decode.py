@@ -12,18 +12,16 @@ keep their records' order within a kind: stateful features update in arrival ord
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
 
-from scorer.events.columnar import decode_rows
+from scorer.events.columnar import decode_rows, where
 from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import Event, EventKind
 from scorer.features.base import column
-from scorer.features.texts import factorize
 from scorer.pipeline.batch import Batch, Item, Runtimes
 from scorer.pipeline.records import InputRecord
 
@@ -33,14 +31,15 @@ def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runt
     batch = Batch(records, runtimes, shadows)
     kinds = column(records, "kind")
     failed: list[tuple[int, DecodeFailure]] = []
-    for kind, where in _positions(kinds, runtimes).items():
+    groups: dict[EventKind | None, list[int]] = where(kinds)  # each kind's records, in record order
+    for kind, at in _scored(groups, runtimes).items():
         if kind is None:  # no model scores it: unknown_kind, said by the decoder
-            for i in where:
+            for i in at:
                 out = _one(decoder, None, records[i])
                 assert isinstance(out, DecodeFailure)
                 failed.append((i, out))
             continue
-        recs = records if len(where) == len(records) else [records[i] for i in where]
+        recs = records if len(at) == len(records) else [records[i] for i in at]
         # Row views only for a feature set that reads them (v1 netflow); others get events.
         views = getattr(runtimes[kind].features, "reads_views", False)
         rows = decode_rows(kind, column(recs, "value"), decoder.max_record_bytes, views)
@@ -49,7 +48,7 @@ def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runt
             batch.by_kind[kind] = list(zip(decoded, recs, strict=True))  # the common case: no Python loop
             continue
         items: list[Item] = []
-        for i, rec, row in zip(where, recs, rows, strict=True):
+        for i, rec, row in zip(at, recs, rows, strict=True):
             if row is None:
                 out = _one(decoder, kind, rec)
                 if isinstance(out, DecodeFailure):
@@ -63,22 +62,21 @@ def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runt
             batch.by_kind[kind] = items
     # Dead letters in record order, as a record-by-record decode gives them.
     batch.failures.extend(f for _, f in sorted(failed, key=lambda pair: pair[0]))
-    for kind, n in Counter(kinds).items():
-        batch.consumed[kind.value if kind else "unknown"] += n
+    for kind, at in groups.items():  # the kinds in the order they first appear, as a Counter lists them
+        batch.consumed[kind.value if kind else "unknown"] += len(at)
     return batch
 
 
-def _positions(kinds: list[EventKind | None], runtimes: Runtimes) -> dict[EventKind | None, list[int]]:
-    """Where each kind's records are (None: kinds no model scores), in record order."""
-    distinct, inverse = factorize(kinds)
-    if len(distinct) == 1:
-        only = distinct[0] if distinct[0] in runtimes else None
-        return {only: list(range(len(kinds)))}
+def _scored(groups: dict[EventKind | None, list[int]], runtimes: Runtimes) -> dict[EventKind | None, list[int]]:
+    """``groups`` (each kind's records) with the kinds no model scores merged under None, in
+    record order."""
+    if all(map(runtimes.__contains__, groups)):  # every kind scored here (the common case)
+        return groups
     out: dict[EventKind | None, list[int]] = defaultdict(list)
-    for j, kind in enumerate(distinct):
-        out[kind if kind in runtimes else None].extend(np.flatnonzero(inverse == j).tolist())
-    for where in out.values():
-        where.sort()
+    for kind, rows in groups.items():
+        out[kind if kind in runtimes else None].extend(rows)
+    for rows in out.values():
+        rows.sort()
     return out
 
 

@@ -9,23 +9,26 @@ infinite feature are dead-lettered too (``non_finite_features``): no model score
 from __future__ import annotations
 
 import logging
+from operator import itemgetter
 
 import numpy as np
 
+import scorer.native
 from scorer.features.base import F32
 from scorer.pipeline.batch import Batch, Item, KindRuntime
 from scorer.pipeline.outcome import failure
 
 log = logging.getLogger(__name__)
+_EVENT = itemgetter(0)
 
 
 def compute_features(runtime: KindRuntime, items: list[Item], batch: Batch) -> tuple[F32, list[Item]]:
     """The matrix of ``items`` and the items it has rows for (the others are failures)."""
     try:
-        x = runtime.features.transform([ev for ev, _ in items])
+        x = runtime.features.transform(list(map(_EVENT, items)))
     except Exception:  # a record no check foresaw must not crash-loop the service
         x, items = _isolate(runtime, items, batch)
-    if not np.isfinite(x).all():  # the common case without a per-row reduction
+    if not _all_finite(x):  # the common case without a per-row reduction
         finite = np.isfinite(x).all(axis=1)
         for i in np.flatnonzero(~finite).tolist():
             _, rec = items[i]
@@ -33,6 +36,18 @@ def compute_features(runtime: KindRuntime, items: list[Item], batch: Batch) -> t
         items = [it for it, ok in zip(items, finite.tolist(), strict=True) if ok]
         x = x[finite]
     return x, items
+
+
+def _all_finite(x: F32) -> bool:
+    """``np.isfinite(x).all()``; one native pass where built (numpy's two calls and a boolean
+    matrix cost ~3-8 µs per kind at every batch, more than the check)."""
+    native = scorer.native.module()
+    if native is not None and x.flags.c_contiguous and x.dtype in _NATIVE_DTYPES:
+        return bool(native.all_finite(x))
+    return bool(np.isfinite(x).all())
+
+
+_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _isolate(runtime: KindRuntime, items: list[Item], batch: Batch) -> tuple[F32, list[Item]]:
