@@ -89,62 +89,51 @@ class Decider:
         """Rows whose score passes the threshold, and the rows of ``forced`` (row -> the
         severity its rule hits earned, :func:`rule_severity`) whatever their score; a row
         with both gets the more severe of the two."""
+        rows, alerted_scores, levels = self._alerted(scores)
+        names = self._level_names
+        if not forced:
+            if not rows:
+                return []
+            top = self._top_all(features, rows)
+            return [Decision(row, score, names[lvl], top[i])
+                    for i, (row, score, lvl) in enumerate(zip(rows, alerted_scores, levels, strict=True))]
+        # The rows the model raised and those only their rules raised, merged in row order; the
+        # top features of all of them in one pass (a pass per row cost ~8 us per alert on an
+        # attack-heavy EDR stream).
+        by_model = {row: (score, names[lvl]) for row, score, lvl in zip(rows, alerted_scores, levels, strict=True)}
+        every = sorted(by_model.keys() | forced.keys())
+        out: list[Decision] = []
+        for row, row_top in zip(every, self._top_all(features, every), strict=True):
+            model = by_model.get(row)
+            rule = forced.get(row)
+            if model is None:
+                assert rule is not None
+                out.append(Decision(row, float(scores[row]), rule, row_top, by_model=False, by_rule=True))
+            elif rule is None:
+                out.append(Decision(row, model[0], model[1], row_top))
+            else:
+                severity = max(model[1], rule, key=lambda name: SEVERITY_IDS.get(name, 0))
+                out.append(Decision(row, model[0], severity, row_top, by_model=True, by_rule=True))
+        return out
+
+    def _alerted(self, scores: npt.NDArray[np.float32]) -> tuple[list[int], list[float], list[int]]:
+        """The rows whose score passes the threshold, their scores, and how many cut-offs each reaches."""
         native = findings.module()
         if native is not None and self._cutoffs is not None and scores.dtype == np.float32 and self._f32:
-            # The threshold, levels and rows in one C call (NumPy's comparisons, float32 then float64).
-            rows_of, scores_of, levels = native.alerted(np.ascontiguousarray(scores), self.threshold, self._cutoffs)
-            if forced:
-                return self._with_forced(scores, features, np.asarray(rows_of, dtype=np.intp), forced)
-            if not rows_of:
-                return []
-            top = self._top_all(features, rows_of)
-            names = self._level_names
-            return [Decision(row, score, names[lvl], top[i])
-                    for i, (row, score, lvl) in enumerate(zip(rows_of, scores_of, levels, strict=True))]
+            # In one C call: NumPy's comparisons (float32 with the threshold, float64 with the cut-offs).
+            return native.alerted(np.ascontiguousarray(scores), self.threshold, self._cutoffs)  # type: ignore[no-any-return]
         rows = np.flatnonzero(scores >= self.threshold)
-        if forced:
-            return self._with_forced(scores, features, rows, forced)
         if rows.size == 0:
-            return []
+            return [], [], []
         alerted_scores = scores[rows].astype(np.float64)
-        # Severity and the top features of every alerted row at once: per-row numpy calls
-        # cost more than the arithmetic when a batch raises many alerts.
-        names = self._level_names
+        # Severity of every alerted row at once: per-row numpy calls cost more than the arithmetic.
         if self._cutoffs is not None:
             level_idx = np.searchsorted(self._cutoffs, alerted_scores, side="right")
         else:
             level_idx = np.zeros(rows.size, dtype=np.int64)
             for i, (_, cutoff) in enumerate(reversed(self._levels), start=1):
                 level_idx[alerted_scores >= cutoff] = i
-        top = self._top_all(features, rows.tolist())
-        return [
-            Decision(int(row), float(score), names[lvl], top[i])
-            for i, (row, score, lvl) in enumerate(zip(rows.tolist(), alerted_scores.tolist(), level_idx.tolist(),
-                                                       strict=True))
-        ]
-
-    def _with_forced(
-        self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32],
-        rows: npt.NDArray[np.intp], forced: Mapping[int, str],
-    ) -> list[Decision]:
-        by_model = {d.row: d for d in self.decide(scores, features)} if rows.size else {}
-        # The top features of every row only its rules raised, in one pass (a pass per row
-        # cost ~8 us per alert on an attack-heavy EDR stream).
-        rule_only = sorted(set(forced).difference(by_model))
-        tops = dict(zip(rule_only, self._top_all(features, rule_only), strict=True)) if rule_only else {}
-        out: list[Decision] = []
-        for row in sorted(set(by_model) | set(forced)):
-            model = by_model.get(row)
-            rule = forced.get(row)
-            if model is None:
-                assert rule is not None
-                out.append(Decision(row, float(scores[row]), rule, tops[row], by_model=False, by_rule=True))
-            elif rule is None:
-                out.append(model)
-            else:
-                severity = max(model.severity, rule, key=lambda name: SEVERITY_IDS.get(name, 0))
-                out.append(Decision(row, model.score, severity, model.top_features, by_model=True, by_rule=True))
-        return out
+        return rows.tolist(), alerted_scores.tolist(), level_idx.tolist()
 
     def _top_all(self, features: npt.NDArray[np.float32], rows: list[int]) -> list[list[tuple[str, float, float]]]:
         """The top features of ``features[rows]``, each row's."""
