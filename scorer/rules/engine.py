@@ -42,6 +42,7 @@ from scorer.rules.fields import (
     canonical_column_reader,
     column_reader,
     getter,
+    native_read,
     raw_column_reader,
 )
 from scorer.rules.matchers import FieldMatcher
@@ -54,6 +55,11 @@ CACHE_CHARS = 16 << 20
 # Up to this many rows a field's value -> rows grouping is one Python pass; above, numpy.
 SMALL_ROWS = 24
 _FIELDS = attrgetter("fields")
+_RULES: ModuleType | None
+try:  # built with the other native modules; without it the Python pass runs (same hits)
+    from scorer.native import _rules as _RULES
+except ImportError:  # pragma: no cover - a source tree without the built extension
+    _RULES = None
 
 
 class RuleRaised(Exception):
@@ -142,10 +148,14 @@ class RuleEngine:
         self._present: set[str] | None = set()
         self._fields: list[dict[str, str]] | None = None  # the batch's events' fields
         self._native: ModuleType | None = None  # scorer.native._edr, chosen per batch
-        # Fields read from ``EndpointEvent.fields`` only (no canonical attribute behind them).
-        self.leftover = frozenset(name for name in names if name not in CANONICAL and name != KEYWORDS)
+        self._fold: ModuleType | None = None  # scorer.native._rules, chosen with it
+        # How the C pass reads each field with a matcher (fieldrefs: Python's own pass).
         # Values repeat across batches (paths, hashes, product names): their atoms, remembered.
         self._seen: dict[str, dict[str, list[int]]] = {name: {} for name in self.matchers}
+        self.reads = {name: (*read, self._seen[name], self.matchers[name].missing) for name in self.matchers
+                      if name not in self.fieldrefs and (read := native_read(name)) is not None}
+        # Fields read from ``EndpointEvent.fields`` only (no canonical attribute behind them).
+        self.leftover = frozenset(name for name in names if name not in CANONICAL and name != KEYWORDS)
         self._cached_chars = 0
 
     @classmethod
@@ -199,14 +209,16 @@ class RuleEngine:
         # Most fields are read over the rows of one logsource or a few: each set listed once.
         self._rows, self._arrays = {}, {}
         self._native = scorer.native.module("_edr")
+        self._fold = _RULES if self._native is not None else None  # SCORER_NATIVE switches both
+        if self._fold is not None and type(events) is not list:
+            events = list(events)
         # Fields (of ``fields``) that some event of the batch carries; any other reads None.
         try:
             self._fields = list(map(_FIELDS, events))
             self._present = set().union(*self._fields)
         except Exception:  # an unreadable event: every field is read, and fails naming its rule
             self._fields = self._present = None
-        for name in self.head_fields:
-            self._field_of_rules(events, name, full, n, amask, errors)
+        self._fields_of_rules(events, dict.fromkeys(self.head_fields, full), n, amask, errors)
         get = amask.get
         ls_masks = [0] * len(self.ls_code)
         ls_code = self.ls_code
@@ -219,14 +231,9 @@ class RuleEngine:
             mask = ls_masks[index]
             for name in self.ls_fields[index]:
                 field_rows[name] = field_rows.get(name, 0) | mask
-        present, leftover, missing = self._present, self.leftover, self.missing
-        for name, rows in field_rows.items():
-            if present is not None and name in leftover and name not in present:
-                # No event carries it: every row reads None, which only the "missing" atoms match.
-                for aid in missing.get(name, ()):
-                    amask[aid] = amask.get(aid, 0) | rows
-            elif name not in self.head_fields:
-                self._field_of_rules(events, name, rows, n, amask, errors)
+        for name in self.head_fields:
+            field_rows.pop(name, None)
+        self._fields_of_rules(events, field_rows, n, amask, errors)
         if self.keyword_groups:
             self._keywords(events, ls_masks, n, amask)
         # Variants without trigger atoms count only where their logsource matched a row.
@@ -255,31 +262,61 @@ class RuleEngine:
                 hits[r] = tuple(numbers)
         return RuleHits(hits, errors)
 
+    def _fields_of_rules(self, events: Sequence[EndpointEvent], todo: dict[str, int], n: int,
+                         amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
+        """Every field of ``todo`` (name -> rows) read and matched, its atoms' rows in ``amask``."""
+        rest: list[tuple[str, int, dict[Any, int] | None]] | None = None
+        if self._fold is not None and self._fields is not None and isinstance(events, list):
+            try:  # one C pass for the fields it reads: the values not matched yet come back
+                rest = self._fold.fold_many(self._fields, events, n, self._present, self.reads, todo, amask)
+            except Exception:  # (or-ing the same rows again is harmless) the field by field pass names it
+                rest = None
+        present, leftover, missing = self._present, self.leftover, self.missing
+        for name, rows, misses in rest if rest is not None else ((k, v, None) for k, v in todo.items()):
+            if misses is None and present is not None and name in leftover and name not in present:
+                # No event carries it: every row reads None, which only the "missing" atoms match.
+                for aid in missing.get(name, ()):
+                    amask[aid] = amask.get(aid, 0) | rows
+            else:
+                self._field_of_rules(events, name, rows, n, amask, errors, misses)
+
     def _field_of_rules(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
-                        amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
+                        amask: dict[int, int], errors: dict[int, RuleFailure],
+                        misses: dict[Any, int] | None = None) -> None:
         try:
-            self._field(events, name, rows, n, amask, errors)
+            self._field(events, name, rows, n, amask, errors, misses)
         except Exception as exc:  # named after a rule reading the field, for the per-event retry
             raise RuleRaised(self.field_rule.get(name, ""), f"{name}: {type(exc).__name__}: {exc}") from exc
 
     def _field(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
-               amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
+               amask: dict[int, int], errors: dict[int, RuleFailure], misses: dict[Any, int] | None = None) -> None:
         sel = self._rows.get(rows)
         if sel is None:
             sel = self._rows[rows] = rows_of(rows, n)
         refs = self.fieldrefs.get(name)
         to_text: Callable[[Any], str | None] | None = None
         distinct: Collection[Any]
-        raw = self.raw_columns.get(name) if not refs else None
-        if raw is None and not refs and self._present is not None and name not in self._present:
+        groups = misses  # each distinct value's rows, when read by a C pass
+        fold = self._fold
+        read = self.reads.get(name) if fold is not None and self._fields is not None else None
+        if fold is not None and read is not None and groups is None:
+            # One C pass: the column read and grouped, the atoms of the values matched before
+            # or-ed into amask; only values not matched yet come back, to be matched below.
+            groups = fold.fold(self._fields, events, None if len(sel) == n else sel, n, name, *read, amask)
+            if groups is None:
+                return
+        raw = self.raw_columns.get(name) if not refs and read is None else None
+        if raw is None and read is None and not refs and self._present is not None and name not in self._present:
             raw = self.alias_columns.get(name)  # the alias is in no event's fields: the attribute
         if raw is not None:  # raw values, grouped first: each distinct one converted once
             col, to_text = raw[0](events, sel), raw[1]
             distinct = set(col)
             if not all(type(v) in raw[2] for v in distinct):
                 raw = to_text = None
-        groups: dict[Any, int] | None = None  # each distinct value's rows, when read by group()
-        if raw is None and not refs and name in self.leftover and self._native is not None and self._fields is not None:
+        if groups is not None:
+            col, distinct = [], groups.keys()
+        elif (raw is None and not refs and name in self.leftover and self._native is not None
+              and self._fields is not None):
             # fields[name] only: the column read, its distinct values and their rows in one C pass
             groups = self._native.group(self._fields, None if len(sel) == n else sel, name, n)
             col, distinct = [], groups.keys()

@@ -159,6 +159,25 @@ def canonical_column_reader(key: str) -> RawColumn | None:
     return None
 
 
+# How scorer.native._rules.fold reads a column (its READ_* constants).
+READ_FIELD, READ_ATTR, READ_FIELD_ATTR, READ_TEXT, READ_STR = range(5)
+
+
+def native_read(key: str) -> tuple[str | None, int] | None:
+    """``(attribute, how)``: how the C pass reads column ``key``, giving :func:`column_reader`'s
+    values; None for the keywords."""
+    attr = CANONICAL.get(key)
+    if key == KEYWORDS:
+        return None
+    if attr is None:
+        return None, READ_FIELD
+    if attr == "event_code":
+        return attr, READ_STR
+    if attr in _TEXT_ATTRS:
+        return attr, READ_ATTR if key in _HEADER | {"User"} else READ_FIELD_ATTR
+    return (attr, READ_TEXT) if key in _HEADER else None
+
+
 def _present_text(value: str | None) -> str | None:
     return value or None
 
