@@ -45,6 +45,7 @@ from scorer.rules.fields import (
     native_read,
     raw_column_reader,
 )
+from scorer.rules.heads import Heads
 from scorer.rules.matchers import FieldMatcher
 from scorer.rules.model import Atom, RuleFailure, RuleHits, RuleMeta, Tree, Variant
 
@@ -136,6 +137,7 @@ class RuleEngine:
             else:
                 by_field.setdefault(atom.field, []).append((aid, atom))
         self.matchers = {name: FieldMatcher(atoms) for name, atoms in by_field.items()}
+        self.heads = Heads(self.head_fields, self.matchers, self.ls_triggers, self.ls_code)
         self.missing = {name: m.missing for name, m in self.matchers.items() if m.missing}
         names = {*by_field, *self.fieldrefs, *(p for refs in self.fieldrefs.values() for _, p in refs)}
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
@@ -218,14 +220,16 @@ class RuleEngine:
             self._present = set().union(*self._fields)
         except Exception:  # an unreadable event: every field is read, and fails naming its rule
             self._fields = self._present = None
-        self._fields_of_rules(events, dict.fromkeys(self.head_fields, full), n, amask, errors)
         get = amask.get
         ls_masks = [0] * len(self.ls_code)
-        ls_code = self.ls_code
-        triggered = sorted(self.ls_triggers.of(amask))
-        for index in triggered:
-            ls_masks[index] = ls_code[index](get, full)
-        live = [index for index in triggered if ls_masks[index]]  # ascending: fields read in pack order
+        live = self.heads.masks(events, self._bits, amask, ls_masks)  # ascending: fields read in pack order
+        if live is None:
+            self._fields_of_rules(events, dict.fromkeys(self.head_fields, full), n, amask, errors)
+            ls_code = self.ls_code
+            triggered = sorted(self.ls_triggers.of(amask))
+            for index in triggered:
+                ls_masks[index] = ls_code[index](get, full)
+            live = [index for index in triggered if ls_masks[index]]
         field_rows: dict[str, int] = {}
         for index in live:
             mask = ls_masks[index]
