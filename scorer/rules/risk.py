@@ -170,8 +170,9 @@ class HostRisk:
         """:meth:`observe` on Python lists (``model``: the events whose score counts as a rule, None
         for none): the positions of the events that tipped their host. Per event it is a few dict
         reads: it runs on every EDR event a rule fired on, an attack-heavy stream's alerts."""
-        fired_of, points = self._fired, self._points
-        scored = (MODEL, self.policy.model_points)
+        fired_of, points, hosts_state, max_hosts = self._fired, self._points, self._hosts, self.max_hosts
+        p = self.policy
+        scored, window, threshold = (MODEL, p.model_points), p.window_s, p.threshold
         out: list[int] = []
         for i, t in enumerate(ts):
             h = hits[i]
@@ -182,35 +183,32 @@ class HostRisk:
                     fired_of[h] = fired
             if model is not None and model[i]:
                 fired += (scored,)
-            if fired and self._add(hosts[i], t, fired):
+            if not fired:
+                continue
+            # The host's state, most recently seen last; the least recently seen forgotten first.
+            host = hosts[i]
+            state = hosts_state.get(host)
+            if state is None:
+                state = hosts_state[host] = _Host()
+                if len(hosts_state) > max_hosts:
+                    hosts_state.popitem(last=False)
+            else:
+                hosts_state.move_to_end(host)
+            seen = state.seen
+            for rule, pts in fired:
+                old = seen.get(rule)
+                # the latest hit's time (a NaN time never replaces a number: max()'s rule)
+                seen[rule] = (t, pts) if old is None or t > old[0] else (old[0], pts)
+            horizon = t - window
+            for last, _ in seen.values():
+                if not last >= horizon:  # some hit left the window (or a NaN time): keep the rest, in order
+                    state.seen = seen = {r: v for r, v in seen.items() if v[0] >= horizon}
+                    break
+            # Quiet for a window after its last alert; else the points of its distinct rules, in order.
+            if not t - state.alerted < window and sum([v[1] for v in seen.values()]) >= threshold:
+                state.alerted = t
                 out.append(i)
         return out
-
-    def _add(self, host: str, t: float, fired: tuple[tuple[str, float], ...]) -> bool:
-        hosts = self._hosts
-        state = hosts.get(host)
-        if state is None:
-            state = hosts[host] = _Host()
-            if len(hosts) > self.max_hosts:
-                hosts.popitem(last=False)
-        else:
-            hosts.move_to_end(host)  # most recently seen last
-        seen = state.seen
-        for rule, pts in fired:
-            old = seen.get(rule)
-            # the latest hit's time (a NaN time never replaces a number: max()'s rule)
-            seen[rule] = (t, pts) if old is None or t > old[0] else (old[0], pts)
-        horizon = t - self.policy.window_s
-        for last, _ in seen.values():
-            if not last >= horizon:  # some hit left the window (or a NaN time): keep the rest, in order
-                state.seen = seen = {r: v for r, v in seen.items() if v[0] >= horizon}
-                break
-        if t - state.alerted < self.policy.window_s:
-            return False
-        if sum(pts for _, pts in seen.values()) >= self.policy.threshold:
-            state.alerted = t
-            return True
-        return False
 
 
 RISK_SEVERITY = "Medium"  # a host's risk alert: more than one suspicious hit, none decisive alone

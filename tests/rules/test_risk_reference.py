@@ -41,7 +41,7 @@ def reference(policy: RiskPolicy, state: State, hosts: list[str], ts: list[float
             seen[rule] = (max(seen.get(rule, (t, pts))[0], t), pts)
         for rule in [r for r, v in seen.items() if not v[0] >= t - policy.window_s]:
             del seen[rule]
-        tipped = t - alerted[0] >= policy.window_s and sum(p for _, p in seen.values()) >= policy.threshold
+        tipped = not t - alerted[0] < policy.window_s and sum(p for _, p in seen.values()) >= policy.threshold
         if tipped:
             alerted[0] = t
         out.append(bool(tipped))
@@ -58,7 +58,7 @@ def test_random_streams_decide_as_the_definition(seed: int) -> None:
     for _ in range(40):  # batches, the state carried between them
         n = rng.randint(0, 60)
         hosts = [rng.choice("abcdefg") for _ in range(n)]
-        ts = [rng.choice([rng.uniform(0, 400), math.nan]) if rng.random() < 0.05 else rng.uniform(0, 400)
+        ts = [rng.choice([math.nan, math.inf, -math.inf]) if rng.random() < 0.05 else rng.uniform(0, 400)
               for _ in range(n)]
         if seed % 2:  # in time order, or not
             ts.sort(key=lambda t: (math.isnan(t), t))
