@@ -138,23 +138,114 @@ static int or_into(PyObject *amask, PyObject *ids, PyObject *mask) {
     return status;
 }
 
-/* The pass itself over rows ``sel[0:m]`` (each in [0, len(events))): amask updated, the misses
- * returned ({value: int}, or None when there are none; NULL on an error). */
-static PyObject *fold_rows(PyObject *fields, PyObject *events, const Py_ssize_t *sel, Py_ssize_t m, Py_ssize_t n,
-                           PyObject *key, PyObject *attr, int how, PyObject *cache, PyObject *missing,
+/* Distinct values in first-seen order, by Python's hash and equality (a dict's key semantics:
+ * identity, else hash and ==), without a dict, an int per value and a list per field. */
+typedef struct {
+    Py_ssize_t mask;   /* slots - 1 (a power of two minus one, slots >= 2 * values) */
+    Py_ssize_t *slot;  /* value index + 1, 0: empty */
+    Py_ssize_t *used;  /* per value, its slot (so that clearing touches only those) */
+    Py_hash_t *hash;   /* per value */
+    PyObject **value;  /* per value, owned */
+    Py_ssize_t count;
+} Distinct;
+
+static int distinct_init(Distinct *d, Py_ssize_t most) {
+    Py_ssize_t slots = 8;
+    while (slots < 2 * most + 2) slots *= 2;
+    d->mask = slots - 1, d->count = 0;
+    d->slot = PyMem_Calloc((size_t)slots, sizeof(Py_ssize_t));
+    d->used = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(most + 1));
+    d->hash = PyMem_Malloc(sizeof(Py_hash_t) * (size_t)(most + 1));
+    d->value = PyMem_Malloc(sizeof(PyObject *) * (size_t)(most + 1));
+    if (d->slot == NULL || d->used == NULL || d->hash == NULL || d->value == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void distinct_clear(Distinct *d) {
+    for (Py_ssize_t j = 0; j < d->count; j++) {
+        d->slot[d->used[j]] = 0;
+        Py_DECREF(d->value[j]);
+    }
+    d->count = 0;
+}
+
+static void distinct_free(Distinct *d) {
+    if (d->slot != NULL && d->used != NULL && d->value != NULL) distinct_clear(d);
+    PyMem_Free(d->slot);
+    PyMem_Free(d->used);
+    PyMem_Free(d->hash);
+    PyMem_Free(d->value);
+}
+
+/* value's index (added when new, the reference taken over either way), or -1 on an error. */
+static Py_ssize_t distinct_index(Distinct *d, PyObject *value) {
+    Py_hash_t h = PyObject_Hash(value);
+    if (h == -1) {
+        Py_DECREF(value);
+        return -1;
+    }
+    for (size_t i = (size_t)h & (size_t)d->mask, step = 1;; i = (i + step++) & (size_t)d->mask) {
+        Py_ssize_t at = d->slot[i];
+        if (at == 0) {
+            d->slot[i] = d->count + 1;
+            d->used[d->count] = (Py_ssize_t)i;
+            d->hash[d->count] = h;
+            d->value[d->count] = value;
+            return d->count++;
+        }
+        PyObject *other = d->value[at - 1];
+        if (other == value) {
+            Py_DECREF(value);
+            return at - 1;
+        }
+        if (d->hash[at - 1] == h) {
+            int same = PyObject_RichCompareBool(other, value, Py_EQ);
+            if (same != 0) {
+                Py_DECREF(value);
+                return same < 0 ? -1 : at - 1;
+            }
+        }
+    }
+}
+
+/* Scratch of one call: the distinct values, and per position its value, the rows by value. */
+typedef struct {
+    Distinct d;
+    Py_ssize_t *code, *sorted, *start;
+    uint64_t *words;
+} Scratch;
+
+static int scratch_init(Scratch *x, Py_ssize_t n) {
+    memset(x, 0, sizeof(*x));
+    x->code = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(3 * n + 2));
+    x->words = PyMem_Calloc((size_t)(n / 64 + 1), sizeof(uint64_t));
+    if (x->code == NULL || x->words == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    x->sorted = x->code + n, x->start = x->sorted + n;
+    return distinct_init(&x->d, n);
+}
+
+static void scratch_free(Scratch *x) {
+    distinct_free(&x->d);
+    PyMem_Free(x->code);
+    PyMem_Free(x->words);
+}
+
+/* The pass itself over rows ``sel[0:m]`` (m <= the n the scratch was made for): amask updated,
+ * the misses returned ({value: int}, or None when there are none; NULL on an error). */
+static PyObject *fold_rows(Scratch *x, PyObject *fields, PyObject *events, const Py_ssize_t *sel, Py_ssize_t m,
+                           Py_ssize_t n, PyObject *key, PyObject *attr, int how, PyObject *cache, PyObject *missing,
                            PyObject *amask) {
     int reads_field = how == READ_FIELD || how == READ_FIELD_ATTR;
-    Py_ssize_t width = n / 64 + 1, k = 0;
-    /* Each position's distinct value (first-seen order); then the rows by value (a counting
-     * sort), so that each value's bitset is built from its own rows only. */
-    PyObject *index = PyDict_New(), *values = PyList_New(0), *result = NULL;
-    Py_ssize_t *code = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(3 * m + 1));
-    uint64_t *words = PyMem_Calloc((size_t)width, sizeof(uint64_t));
-    if (index == NULL || values == NULL || code == NULL || words == NULL) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
-        goto fail;
-    }
-    Py_ssize_t *sorted = code + m, *start = sorted + m; /* start: k + 1 <= m + 1 slots */
+    Py_ssize_t *code = x->code, *sorted = x->sorted, *start = x->start;
+    uint64_t *words = x->words;
+    PyObject *result = NULL;
+    Distinct *d = &x->d;
     for (Py_ssize_t i = 0; i < m; i++) {
         Py_ssize_t r = sel[i];
         if (r < 0 || r >= n || r >= PyList_GET_SIZE(events) || (reads_field && r >= PyList_GET_SIZE(fields))) {
@@ -167,40 +258,17 @@ static PyObject *fold_rows(PyObject *fields, PyObject *events, const Py_ssize_t 
         PyObject *value = read_value(how, row, event, key, attr);
         Py_DECREF(event);
         Py_XDECREF(row);
-        if (value == NULL) goto fail;
-        PyObject *found = PyDict_GetItemWithError(index, value);
-        Py_ssize_t j;
-        if (found != NULL) {
-            j = PyLong_AsSsize_t(found);
-        } else if (PyErr_Occurred()) {
-            Py_DECREF(value);
-            goto fail;
-        } else {
-            j = k++;
-            PyObject *number = PyLong_FromSsize_t(j);
-            int bad = number == NULL || PyDict_SetItem(index, value, number) < 0 || PyList_Append(values, value) < 0;
-            Py_XDECREF(number);
-            if (bad) {
-                Py_DECREF(value);
-                goto fail;
-            }
-        }
-        Py_DECREF(value);
-        code[i] = j;
+        if (value == NULL || (code[i] = distinct_index(d, value)) < 0) goto fail;
     }
     /* Rows by value (a counting sort): after it, value j's rows are sorted[start[j-1]..start[j]). */
+    Py_ssize_t k = d->count;
     memset(start, 0, sizeof(Py_ssize_t) * (size_t)(k + 1));
     for (Py_ssize_t i = 0; i < m; i++) start[code[i] + 1]++;
     for (Py_ssize_t j = 1; j <= k; j++) start[j] += start[j - 1];
     for (Py_ssize_t i = 0; i < m; i++) sorted[start[code[i]]++] = sel[i];
     for (Py_ssize_t j = 0; j < k; j++) {
         Py_ssize_t lo = j ? start[j - 1] : 0, hi = start[j], top = 0;
-        for (Py_ssize_t s = lo; s < hi; s++) {
-            Py_ssize_t r = sorted[s];
-            words[r >> 6] |= (uint64_t)1 << (r & 63);
-            if ((r >> 6) + 1 > top) top = (r >> 6) + 1;
-        }
-        PyObject *value = PyList_GET_ITEM(values, j), *ids = NULL;
+        PyObject *value = d->value[j], *ids = NULL;
         int miss = 0, wanted;
         if (value == Py_None) {
             ids = missing;
@@ -216,7 +284,13 @@ static PyObject *fold_rows(PyObject *fields, PyObject *events, const Py_ssize_t 
         Py_XINCREF(ids); /* (the cache is the engine's: kept alive while its atoms are or-ed) */
         wanted = miss ? 1 : PyObject_IsTrue(ids);
         if (wanted == 1) {
+            for (Py_ssize_t s = lo; s < hi; s++) {
+                Py_ssize_t r = sorted[s];
+                words[r >> 6] |= (uint64_t)1 << (r & 63);
+                if ((r >> 6) + 1 > top) top = (r >> 6) + 1;
+            }
             PyObject *mask = from_words(words, top);
+            for (Py_ssize_t s = lo; s < hi; s++) words[sorted[s] >> 6] = 0;
             int bad = mask == NULL;
             if (!bad && miss) {
                 if (result == NULL && (result = PyDict_New()) == NULL) bad = 1;
@@ -229,20 +303,14 @@ static PyObject *fold_rows(PyObject *fields, PyObject *events, const Py_ssize_t 
         }
         Py_XDECREF(ids);
         if (wanted < 0) goto fail;
-        for (Py_ssize_t s = lo; s < hi; s++) words[sorted[s] >> 6] = 0;
     }
-    PyMem_Free(code);
-    PyMem_Free(words);
-    Py_DECREF(index);
-    Py_DECREF(values);
+    distinct_clear(d);
     if (result == NULL) Py_RETURN_NONE;
     return result;
 fail:
+    distinct_clear(d);
+    memset(words, 0, sizeof(uint64_t) * (size_t)(n / 64 + 1));
     Py_XDECREF(result);
-    PyMem_Free(code);
-    PyMem_Free(words);
-    Py_XDECREF(index);
-    Py_XDECREF(values);
     return NULL;
 }
 
@@ -292,7 +360,10 @@ static PyObject *fold(PyObject *self, PyObject *args) {
             return NULL;
         }
     }
-    PyObject *out = fold_rows(fields, events, rows, m, n, key, attr, how, cache, missing, amask);
+    Scratch x;
+    PyObject *out = scratch_init(&x, n) < 0 ? NULL : fold_rows(&x, fields, events, rows, m, n, key, attr, how, cache,
+                                                                 missing, amask);
+    scratch_free(&x);
     PyMem_Free(rows);
     return out;
 }
@@ -334,9 +405,10 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "fold_many: present must be a set or None");
         return NULL;
     }
+    Scratch x;
     PyObject *rest = PyList_New(0), *last = NULL;
     Py_ssize_t *rows = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1)), m = 0, pos = 0;
-    if (rest == NULL || rows == NULL) {
+    if (scratch_init(&x, n) < 0 || rest == NULL || rows == NULL) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto fail;
     }
@@ -352,9 +424,14 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
             if (bad) goto fail;
             continue;
         }
-        if (!PyArg_ParseTuple(read, "OiO!O:fold_many", &attr, &how, &PyDict_Type, &cache, &missing) ||
-            check_read(fields, attr, how) < 0)
+        if (!PyTuple_Check(read) || PyTuple_GET_SIZE(read) != 4 || !PyLong_Check(PyTuple_GET_ITEM(read, 1)) ||
+            !PyDict_Check(PyTuple_GET_ITEM(read, 2))) {
+            PyErr_SetString(PyExc_TypeError, "fold_many: a read is (attr, how, cache, missing)");
             goto fail;
+        }
+        attr = PyTuple_GET_ITEM(read, 0), cache = PyTuple_GET_ITEM(read, 2), missing = PyTuple_GET_ITEM(read, 3);
+        how = (int)PyLong_AsLong(PyTuple_GET_ITEM(read, 1));
+        if ((how == -1 && PyErr_Occurred()) || check_read(fields, attr, how) < 0) goto fail;
         if (how == READ_FIELD && present != Py_None) {
             int has = PySet_Contains(present, name);
             if (has < 0) goto fail;
@@ -368,7 +445,7 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
             if ((m = rows_of(mask, n, rows)) < 0) goto fail;
             last = mask;
         }
-        misses = fold_rows(fields, events, rows, m, n, name, attr, how, cache, missing, amask);
+        misses = fold_rows(&x, fields, events, rows, m, n, name, attr, how, cache, missing, amask);
         if (misses == NULL) goto fail;
         if (misses != Py_None) {
             PyObject *item = PyTuple_Pack(3, name, mask, misses);
@@ -381,17 +458,89 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
         }
         Py_DECREF(misses);
     }
+    scratch_free(&x);
     PyMem_Free(rows);
     return rest;
 fail:
+    scratch_free(&x);
     PyMem_Free(rows);
     Py_XDECREF(rest);
     return NULL;
 }
 
+/* pairs(events, attrs, types): {(getattr(ev, a) for a in attrs): int} over the batch, or None when
+ * a value's type is not exactly one of its attribute's ``types``. */
+static PyObject *pairs(PyObject *self, PyObject *args) {
+    PyObject *events, *attrs, *types;
+    if (!PyArg_ParseTuple(args, "O!O!O!:pairs", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyTuple_Type, &types))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(events), width = PyTuple_GET_SIZE(attrs);
+    if (PyTuple_GET_SIZE(types) != width) {
+        PyErr_SetString(PyExc_ValueError, "pairs: one tuple of types per attribute");
+        return NULL;
+    }
+    for (Py_ssize_t a = 0; a < width; a++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(attrs, a)) || !PyTuple_Check(PyTuple_GET_ITEM(types, a))) {
+            PyErr_SetString(PyExc_TypeError, "pairs: attrs are str, types tuples of types");
+            return NULL;
+        }
+    }
+    Scratch x;
+    PyObject *result = NULL;
+    if (scratch_init(&x, n) < 0) goto done;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        PyObject *key = PyTuple_New(width), *event = PyList_GET_ITEM(events, r);
+        if (key == NULL) goto done;
+        Py_INCREF(event);
+        for (Py_ssize_t a = 0; a < width; a++) {
+            PyObject *value = PyObject_GetAttr(event, PyTuple_GET_ITEM(attrs, a)), *allowed = PyTuple_GET_ITEM(types, a);
+            int ok = 0;
+            if (value != NULL) {
+                PyTuple_SET_ITEM(key, a, value);
+                for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(allowed) && !ok; t++)
+                    ok = (PyObject *)Py_TYPE(value) == PyTuple_GET_ITEM(allowed, t);
+            }
+            if (!ok) {
+                Py_DECREF(event);
+                Py_DECREF(key);
+                if (value != NULL) Py_INCREF(result = Py_None);  /* (an attribute that raised: the error) */
+                goto done;
+            }
+        }
+        Py_DECREF(event);
+        if ((x.code[r] = distinct_index(&x.d, key)) < 0) goto done;
+    }
+    if ((result = PyDict_New()) == NULL) goto done;
+    Py_ssize_t k = x.d.count, *start = x.start, *sorted = x.sorted;
+    memset(start, 0, sizeof(Py_ssize_t) * (size_t)(k + 1));
+    for (Py_ssize_t r = 0; r < n; r++) start[x.code[r] + 1]++;
+    for (Py_ssize_t j = 1; j <= k; j++) start[j] += start[j - 1];
+    for (Py_ssize_t r = 0; r < n; r++) sorted[start[x.code[r]]++] = r;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_ssize_t top = 0;
+        for (Py_ssize_t s = j ? start[j - 1] : 0; s < start[j]; s++) {
+            Py_ssize_t r = sorted[s];
+            x.words[r >> 6] |= (uint64_t)1 << (r & 63);
+            top = (r >> 6) + 1;
+        }
+        PyObject *mask = from_words(x.words, top);
+        memset(x.words, 0, sizeof(uint64_t) * (size_t)top);
+        if (mask == NULL || PyDict_SetItem(result, x.d.value[j], mask) < 0) {
+            Py_XDECREF(mask);
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_DECREF(mask);
+    }
+done:
+    scratch_free(&x);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
     {"fold_many", fold_many, METH_VARARGS, "fold for every field of a batch that has a read, each over its rows."},
+    {"pairs", pairs, METH_VARARGS, "The rows (bitsets) of each distinct tuple of some attributes of the events."},
     {NULL, NULL, 0, NULL},
 };
 

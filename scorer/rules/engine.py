@@ -222,7 +222,7 @@ class RuleEngine:
             self._fields = self._present = None
         get = amask.get
         ls_masks = [0] * len(self.ls_code)
-        live = self.heads.masks(events, self._bits, amask, ls_masks)  # ascending: fields read in pack order
+        live = self.heads.masks(events, self._bits, amask, ls_masks, self._fold)  # ascending: fields read in pack order
         if live is None:
             self._fields_of_rules(events, dict.fromkeys(self.head_fields, full), n, amask, errors)
             ls_code = self.ls_code

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
+from types import ModuleType
 from typing import Any
 
 from scorer.events.structs import EndpointEvent
@@ -41,27 +42,29 @@ class Heads:
         raws = [raw_column_reader(name) for name in self.names]
         # Only fields read off one attribute each (EventID, Channel) have a pair per row.
         self.usable = bool(raws) and all(raw is not None for raw in raws)
-        self.getters: list[Callable[[EndpointEvent], Any]] = [attrgetter(CANONICAL[name]) for name in self.names] \
-            if self.usable else []
+        self.attrs = tuple(CANONICAL[name] for name in self.names) if self.usable else ()
+        self.getters: list[Callable[[EndpointEvent], Any]] = [attrgetter(attr) for attr in self.attrs]
         self.to_text = [raw[1] for raw in raws if raw is not None]
         self.types = [raw[2] for raw in raws if raw is not None]
+        self.type_tuples = tuple(tuple(types) for types in self.types)
         self.matchers = [matchers.get(name) for name in self.names]
         self.triggers, self.code = triggers, code
         self.cache: dict[tuple[Any, ...], Entry] = {}
 
     def masks(self, events: Sequence[EndpointEvent], bits: Sequence[int], amask: dict[int, int],
-              ls_masks: list[int]) -> list[int] | None:
+              ls_masks: list[int], native: ModuleType | None = None) -> list[int] | None:
         """Or the head atoms' rows into ``amask`` and each logsource's rows into ``ls_masks``;
-        the logsources that hold on some row, ascending. None: not here (nothing written)."""
+        the logsources that hold on some row, ascending. None: not here (nothing written).
+        ``native``: :mod:`scorer.native._rules`, whose ``pairs`` groups the rows in one pass."""
         if not self.usable:
             return None
-        columns = [list(map(get, events)) for get in self.getters]
-        for column, types in zip(columns, self.types, strict=True):
-            if not set(map(type, column)) <= types:  # (True == 1 would share a pair with 1)
-                return None
-        rows: dict[tuple[Any, ...], int] = {}
-        for r, key in enumerate(zip(*columns, strict=True)):
-            rows[key] = rows.get(key, 0) | bits[r]
+        rows: dict[tuple[Any, ...], int] | None
+        if native is not None and isinstance(events, list):
+            rows = native.pairs(events, self.attrs, self.type_tuples)
+        else:
+            rows = self._rows(events, bits)
+        if rows is None:
+            return None
         entries = []
         for key, mask in rows.items():
             entry = self.cache.get(key)
@@ -78,6 +81,17 @@ class Heads:
                 ls_masks[index] |= mask
             live.update(holding)
         return sorted(live)
+
+    def _rows(self, events: Sequence[EndpointEvent], bits: Sequence[int]) -> dict[tuple[Any, ...], int] | None:
+        """Each distinct pair's rows (``pairs`` of :mod:`scorer.native._rules` in Python)."""
+        columns = [list(map(get, events)) for get in self.getters]
+        for column, types in zip(columns, self.types, strict=True):
+            if not set(map(type, column)) <= types:  # (True == 1 would share a pair with 1)
+                return None
+        rows: dict[tuple[Any, ...], int] = {}
+        for r, key in enumerate(zip(*columns, strict=True)):
+            rows[key] = rows.get(key, 0) | bits[r]
+        return rows
 
     def _entry(self, key: tuple[Any, ...]) -> Entry | None:
         atoms: list[int] = []

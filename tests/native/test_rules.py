@@ -1,0 +1,156 @@
+"""scorer.native._rules against its Python reference: the column readers of scorer.rules.fields,
+grouped by value, the cached atoms' rows or-ed and the other values handed back; and the head
+pairs of scorer.rules.heads. Generated batches with hostile values (non-ASCII, empty, huge,
+None, a bool where an int is expected, a dict subclass with its own ``get``)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgspec
+import pytest
+
+from scorer.bench.loadgen import templates
+from scorer.demo import bundled_capture
+from scorer.events.structs import EndpointEvent, EventKind
+from scorer.native import _rules
+from scorer.rules.fields import READ_FIELD, column_reader, native_read
+from scorer.rules.heads import Heads
+from tests.native.test_edr import WORDS, _edr_rows
+
+# One name per way of reading a column (and a few of each): fields only, attribute, field then
+# attribute, an attribute made text, the event code.
+NAMES = ["TargetImage", "GrantedAccess", "Channel", "User", "Image", "CommandLine", "ParentImage", "ProcessId",
+         "Signed", "LogonType", "DestinationPort", "EventID"]
+
+
+class _Fields(dict[str, str]):
+    """A mapping whose ``get`` is its own: the C pass must call it, not read the dict."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key, default) if key != "GrantedAccess" else "0x1fffff"
+
+
+def _events(rnd: random.Random, n: int) -> list[EndpointEvent]:
+    base = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 60)
+    out = []
+    for _ in range(n):
+        ev = rnd.choice(base)
+        fields: dict[str, str] = {k: rnd.choice(WORDS) if rnd.random() < 0.3 else v for k, v in ev.fields.items()}
+        for name in ("TargetImage", "GrantedAccess", "Image", "User"):
+            if rnd.random() < 0.4:
+                fields[name] = rnd.choice(WORDS[:6])
+        if rnd.random() < 0.1:
+            fields = _Fields(fields)
+        out.append(msgspec.structs.replace(
+            ev, image=rnd.choice([*WORDS[:6], None, ""]), command_line=rnd.choice(WORDS), user=rnd.choice(WORDS[:3]),
+            channel=rnd.choice(["Security", "Microsoft-Windows-Sysmon/Operational", ""]),
+            process_id=rnd.choice([None, 0, 4, 2**40]), signed=rnd.choice([None, True, False]),
+            logon_type=rnd.choice([None, 3, 10]), event_code=rnd.choice([1, 4688, 4624, -1]), fields=fields))
+    return out
+
+
+def _reference(events: list[EndpointEvent], name: str, rows: list[int], cache: dict[str, list[int]],
+               missing: list[int], amask: dict[int, int]) -> dict[Any, int] | None:
+    """What fold does, by the engine's own column reader."""
+    groups: dict[Any, int] = {}
+    for r, value in zip(rows, column_reader(name)(events, rows), strict=True):
+        groups[value] = groups.get(value, 0) | 1 << r
+    misses = {}
+    for value, mask in groups.items():
+        ids = missing if value is None else cache.get(value) if type(value) is str else None
+        if ids is None:
+            misses[value] = mask
+        for aid in ids or ():
+            amask[aid] = amask.get(aid, 0) | mask
+    return misses or None
+
+
+def _cache(rnd: random.Random, events: list[EndpointEvent], name: str) -> dict[str, list[int]]:
+    values = {v for v in column_reader(name)(events, range(len(events))) if type(v) is str}
+    return {v: rnd.sample(range(40), rnd.randrange(3)) for v in values if rnd.random() < 0.7}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fold_equals_the_column_readers(seed: int) -> None:
+    rnd = random.Random(seed)
+    n = rnd.choice([1, 3, 17, 64, 65, 150])
+    events = _events(rnd, n)
+    fields = [ev.fields for ev in events]
+    for name in NAMES:
+        read = native_read(name)
+        assert read is not None
+        cache, missing = _cache(rnd, events, name), rnd.sample(range(40), rnd.randrange(3))
+        for sel in (None, sorted(rnd.sample(range(n), rnd.randint(1, n)))):
+            expected: dict[int, int] = {0: 1}
+            want = _reference(events, name, list(range(n)) if sel is None else sel, cache, missing, expected)
+            amask = {0: 1}
+            assert _rules.fold(fields, events, sel, n, name, *read, cache, missing, amask) == want, name
+            assert amask == expected, name
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fold_many_equals_fold_field_by_field(seed: int) -> None:
+    rnd = random.Random(seed)
+    n = rnd.choice([2, 17, 64, 130])
+    events = _events(rnd, n)
+    fields = [ev.fields for ev in events]
+    present = set().union(*fields) if rnd.random() < 0.8 else None
+    reads = {name: (*read, _cache(rnd, events, name), rnd.sample(range(40), rnd.randrange(2)))
+             for name in NAMES if (read := native_read(name)) is not None and rnd.random() < 0.8}
+    full = (1 << n) - 1
+    shared = rnd.getrandbits(n) | 1  # (fields of one logsource share its rows' int)
+    todo = {name: rnd.choice([full, shared, rnd.getrandbits(n) | 2 & full])
+            for name in [*NAMES, "NotRead", "AbsentField"]}
+    expected: dict[int, int] = {}
+    rest: list[tuple[str, int, dict[Any, int] | None]] = []
+    for name, mask in todo.items():
+        if name not in reads:
+            rest.append((name, mask, None))
+            continue
+        _, how, cache, missing = reads[name]
+        if how == READ_FIELD and present is not None and name not in present:
+            for aid in missing:
+                expected[aid] = expected.get(aid, 0) | mask
+            continue
+        rows = [r for r in range(n) if mask >> r & 1]
+        misses = _reference(events, name, rows, cache, missing, expected)
+        if misses is not None:
+            rest.append((name, mask, misses))
+    amask: dict[int, int] = {}
+    assert _rules.fold_many(fields, events, n, present, reads, todo, amask) == rest
+    assert amask == expected
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pairs_equal_the_python_grouping(seed: int) -> None:
+    rnd = random.Random(seed)
+    n = rnd.choice([1, 17, 64, 65, 300])
+    events = _events(rnd, n)
+    heads = Heads(("Channel", "EventID"), {}, None, [])  # type: ignore[arg-type]
+    bits = [1 << r for r in range(n)]
+    assert _rules.pairs(events, heads.attrs, heads.type_tuples) == heads._rows(events, bits)
+    # True == 1 would join the rows of event code 1: neither path groups such a batch.
+    events[rnd.randrange(n)] = msgspec.structs.replace(events[0], event_code=True)
+    assert _rules.pairs(events, heads.attrs, heads.type_tuples) is None
+    assert heads._rows(events, bits) is None
+
+
+def test_fold_refuses_what_the_readers_refuse() -> None:
+    events = _events(random.Random(1), 3)
+    fields = [ev.fields for ev in events]
+    read = native_read("TargetImage")
+    assert read is not None
+    unhashable = [{"TargetImage": ["x"]}, {}, {}]
+    with pytest.raises(TypeError, match="unhashable"):
+        _rules.fold(unhashable, events, None, 3, "TargetImage", *read, {}, [], {})
+    with pytest.raises(IndexError):
+        _rules.fold(fields, events, [5], 3, "TargetImage", *read, {}, [], {})
+    with pytest.raises(TypeError):
+        _rules.fold(fields[:2], events, None, 3, "TargetImage", *read, {}, [], {})
+    with pytest.raises(ValueError):
+        _rules.fold(fields, events, None, 4, "TargetImage", *read, {}, [], {})
+    with pytest.raises(TypeError):
+        short: Any = {"TargetImage": (None, 0)}  # (a read is four items)
+        _rules.fold_many(fields, events, 3, None, short, {"TargetImage": 1}, {})
