@@ -251,10 +251,13 @@ def with_risk(stage: Any, items: Sequence[tuple[Any, Any]], scores: npt.NDArray[
     rows = [i for i, h in enumerate(hits) if h]  # few rows: a list, not a bool array per batch
     model = None
     if p.model_points > 0:
-        scored = np.flatnonzero(np.asarray(scores) >= p.model_floor).tolist()
+        # A score counts as a rule when it reaches the floor, compared in float64 (observe()'s
+        # comparison); on Python floats, not by array calls that cost more than a 50-record batch.
+        listed = np.asarray(scores, np.float64).tolist()
+        floor = p.model_floor
+        scored = [i for i, v in enumerate(listed) if v >= floor]
         rows = sorted(set(rows).union(scored)) if rows else scored
-        # compared again in float64, each row's score as observe() compares it
-        model = [s >= p.model_floor for s in np.asarray(scores, np.float64)[rows].tolist()]
+        model = [listed[r] >= floor for r in rows]
     if not rows:
         return forced
     events = [items[r][0] for r in rows]

@@ -7,11 +7,14 @@ from __future__ import annotations
 import math
 import random
 from collections import OrderedDict
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from scorer.rules.risk import MODEL, HostRisk, RiskPolicy
+from scorer.events.structs import EndpointEvent
+from scorer.rules.risk import MODEL, HostRisk, RiskPolicy, with_risk
 
 LEVELS = {f"r{i}": level for i, level in enumerate(["low", "medium", "high", "critical", "informational"] * 3)}
 POLICY = RiskPolicy(threshold=2.5, window_s=50.0, points={"low": 0.5, "medium": 1.0, "high": 2.0},
@@ -33,7 +36,7 @@ def reference(policy: RiskPolicy, state: State, hosts: list[str], ts: list[float
         if not fired:
             out.append(False)
             continue
-        seen, alerted = state.pop(host, None) or ({}, [-math.inf])
+        seen, alerted = state.pop(host) if host in state else ({}, [-math.inf])
         state[host] = (seen, alerted)
         if len(state) > max_hosts:
             state.popitem(last=False)
@@ -69,3 +72,27 @@ def test_random_streams_decide_as_the_definition(seed: int) -> None:
         assert got == want
         alerts += sum(got)
     assert alerts > 0  # the streams do reach the threshold
+
+
+@dataclass
+class _Stage:
+    by_id: dict[str, SimpleNamespace]
+    risk: RiskPolicy
+
+
+def test_the_hook_counts_a_score_as_observe_does_at_a_float32_floor() -> None:
+    # 0.7 rounds down to float32: a float32 score equal to it passes a float32 comparison and
+    # not a float64 one; the hook counts it as observe() does (in float64).
+    policy = RiskPolicy(threshold=1.5, window_s=50.0, points={"medium": 1.0}, model_points=1.0, model_floor=0.7)
+    stage = _Stage({k: SimpleNamespace(level=v) for k, v in LEVELS.items()}, policy)
+    state: State = OrderedDict()
+    near = np.float32(0.7)
+    scores = np.array([near, np.nextafter(near, np.float32(1)), np.nextafter(near, np.float32(0)), near, 0.9, 0.0],
+                      np.float32)
+    hits = [("r1",), (), ("r1",), (), ("r1",), ("r1",)]  # r1 is medium
+    hosts = ["a", "b", "c", "d", "e", "e"]
+    items = [(EndpointEvent(ts=float(i), host=h, event_code=1, rule_hits=r), None)
+             for i, (h, r) in enumerate(zip(hosts, hits, strict=True))]
+    want = reference(policy, state, hosts, [float(i) for i in range(6)], hits, scores.tolist(), 100)
+    got = with_risk(stage, items, scores, {})
+    assert sorted(got) == [i for i, w in enumerate(want) if w] == [4]
