@@ -4,7 +4,7 @@
  * grouping by value and the atoms' bitsets of the values it has matched before). At the
  * small batches of a light stream (~17 EDR events) that Python was a fixed cost per field
  * (~3.5 us, ~16 fields a batch); here the very same lookups run on the very same Python
- * dicts (key equality and hashing are Python's) in one call per field. Values the engine has
+ * dicts (key equality and hashing are Python's) in one call per batch. Values the engine has
  * not matched yet come back to Python, which matches them (and remembers them) as before.
  *
  * fold(fields, events, sel, n, key, attr, how, cache, missing, amask) -> {value: int} | None
@@ -15,6 +15,15 @@
  *   ``amask[aid]`` for every atom id in ``cache[value]`` (None: into every id of ``missing``).
  *   The values that are not a str in ``cache`` (never matched, or not a str) are returned
  *   with their rows, None when there are none.
+ * fold_many(fields, events, n, present, reads, plan, skip, amask) -> [(name, rows, misses)]
+ *   plan: a list of (rows, names): every name not in ``skip`` is read over the union of the
+ *   rows of the steps naming it, in first-seen order; ``reads[name]`` = (attr, how, cache,
+ *   missing) says how (fold's arguments). A field ``how`` reads from ``fields`` alone that is
+ *   not in ``present`` (a set, or None: not known) reads None on every row. Returned: the
+ *   fields with misses (fold's result) and those with no read (misses None), with their rows.
+ * pairs(events, attrs, types) -> {tuple: int} | None
+ *   The rows of each distinct tuple of the events' attributes ``attrs``; None when a value's
+ *   type is not exactly one of its attribute's ``types`` (a tuple of types per attribute).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -368,60 +377,89 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* The rows of bitset ``mask`` (an int below 2**n) into rows[]; how many, or -1 on an error. */
-static Py_ssize_t rows_of(PyObject *mask, Py_ssize_t n, Py_ssize_t *rows) {
+/* Bitset ``mask`` (a non-negative int below 2**n) or-ed into words[0:n/64+1]. */
+static int or_words(PyObject *mask, Py_ssize_t n, uint64_t *words) {
     if (!PyLong_CheckExact(mask) || Py_SIZE(mask) < 0) {
         PyErr_SetString(PyExc_TypeError, "fold_many: rows must be a non-negative int");
         return -1;
     }
-    Py_ssize_t m = 0;
     if (n <= 64) {
         unsigned long long word = PyLong_AsUnsignedLongLong(mask);
         if (word == (unsigned long long)-1 && PyErr_Occurred()) return -1;
-        for (; word; word &= word - 1) {
-            Py_ssize_t r = __builtin_ctzll(word);
-            if (r >= n) break;
-            rows[m++] = r;
-        }
-        return m;
+        words[0] |= word;
+        return 0;
     }
     PyObject *data = PyObject_CallMethod(mask, "to_bytes", "ns", (n + 7) / 8, "little");
     if (data == NULL) return -1;
     const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
-    for (Py_ssize_t b = 0; b < PyBytes_GET_SIZE(data); b++)
-        for (unsigned v = bytes[b]; v; v &= v - 1) rows[m++] = b * 8 + __builtin_ctz(v);
+    for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(data); i++) words[i / 8] |= (uint64_t)bytes[i] << (8 * (i % 8));
     Py_DECREF(data);
-    return m;
+    return 0;
+}
+
+/* Append (name, rows, misses) to ``rest``, rows the int of words[0:width]. */
+static int put_rest(PyObject *rest, PyObject *name, const uint64_t *words, Py_ssize_t width, PyObject *misses) {
+    PyObject *mask = from_words(words, width), *item = mask == NULL ? NULL : PyTuple_Pack(3, name, mask, misses);
+    int bad = item == NULL || PyList_Append(rest, item) < 0;
+    Py_XDECREF(mask);
+    Py_XDECREF(item);
+    return bad ? -1 : 0;
 }
 
 static PyObject *fold_many(PyObject *self, PyObject *args) {
-    PyObject *fields, *events, *present, *reads, *todo, *amask;
+    PyObject *fields, *events, *present, *reads, *plan, *skip, *amask;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OO!nOO!O!O!:fold_many", &fields, &PyList_Type, &events, &n, &present, &PyDict_Type,
-                          &reads, &PyDict_Type, &todo, &PyDict_Type, &amask))
+    if (!PyArg_ParseTuple(args, "OO!nOO!O!OO!:fold_many", &fields, &PyList_Type, &events, &n, &present, &PyDict_Type,
+                          &reads, &PyList_Type, &plan, &skip, &PyDict_Type, &amask))
         return NULL;
     if (check_batch(fields, events, n) < 0) return NULL;
-    if (present != Py_None && !PyAnySet_Check(present)) {
-        PyErr_SetString(PyExc_TypeError, "fold_many: present must be a set or None");
+    if ((present != Py_None && !PyAnySet_Check(present)) || !PyAnySet_Check(skip)) {
+        PyErr_SetString(PyExc_TypeError, "fold_many: present must be a set or None, skip a set");
         return NULL;
     }
+    /* The fields in first-seen order over the plan, each with the union of its rows. */
+    Py_ssize_t width = n / 64 + 1, names = 0;
+    for (Py_ssize_t p = 0; p < PyList_GET_SIZE(plan); p++) {
+        PyObject *step = PyList_GET_ITEM(plan, p);
+        if (!PyTuple_Check(step) || PyTuple_GET_SIZE(step) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(step, 1))) {
+            PyErr_SetString(PyExc_TypeError, "fold_many: the plan is a list of (rows, names tuple)");
+            return NULL;
+        }
+        names += PyTuple_GET_SIZE(PyTuple_GET_ITEM(step, 1));
+    }
     Scratch x;
-    PyObject *rest = PyList_New(0), *last = NULL;
-    Py_ssize_t *rows = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1)), m = 0, pos = 0;
-    if (scratch_init(&x, n) < 0 || rest == NULL || rows == NULL) {
+    Distinct order;
+    memset(&order, 0, sizeof(order));
+    PyObject *rest = PyList_New(0);
+    Py_ssize_t *rows = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(64 * width)); /* (bits past n: refused) */
+    uint64_t *step_words = PyMem_Calloc((size_t)width, sizeof(uint64_t));
+    uint64_t *field_words = PyMem_Calloc((size_t)((names + 1) * width), sizeof(uint64_t));
+    int ok = scratch_init(&x, n) == 0 && distinct_init(&order, names) == 0;
+    if (!ok || rest == NULL || rows == NULL || step_words == NULL || field_words == NULL) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto fail;
     }
-    PyObject *name, *mask;
-    while (PyDict_Next(todo, &pos, &name, &mask)) {
-        PyObject *read = PyDict_GetItemWithError(reads, name), *attr, *cache, *missing, *misses;
+    for (Py_ssize_t p = 0; p < PyList_GET_SIZE(plan); p++) {
+        PyObject *step = PyList_GET_ITEM(plan, p), *list = PyTuple_GET_ITEM(step, 1);
+        memset(step_words, 0, sizeof(uint64_t) * (size_t)width);
+        if (or_words(PyTuple_GET_ITEM(step, 0), n, step_words) < 0) goto fail;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(list); i++) {
+            PyObject *name = PyTuple_GET_ITEM(list, i);
+            int skipped = PySet_Contains(skip, name);
+            if (skipped < 0) goto fail;
+            if (skipped) continue;
+            Py_INCREF(name);
+            Py_ssize_t j = distinct_index(&order, name);
+            if (j < 0) goto fail;
+            for (Py_ssize_t w = 0; w < width; w++) field_words[j * width + w] |= step_words[w];
+        }
+    }
+    for (Py_ssize_t j = 0; j < order.count; j++) {
+        PyObject *name = order.value[j], *read = PyDict_GetItemWithError(reads, name), *attr, *cache, *missing, *misses;
+        uint64_t *words = field_words + j * width;
         int how;
         if (read == NULL) {
-            if (PyErr_Occurred()) goto fail;
-            PyObject *item = PyTuple_Pack(3, name, mask, Py_None);
-            int bad = item == NULL || PyList_Append(rest, item) < 0;
-            Py_XDECREF(item);
-            if (bad) goto fail;
+            if (PyErr_Occurred() || put_rest(rest, name, words, width, Py_None) < 0) goto fail;
             continue;
         }
         if (!PyTuple_Check(read) || PyTuple_GET_SIZE(read) != 4 || !PyLong_Check(PyTuple_GET_ITEM(read, 1)) ||
@@ -437,35 +475,35 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
             if (has < 0) goto fail;
             if (!has) { /* no event carries it: every row reads None, which only "missing" atoms match */
                 int some = PyObject_IsTrue(missing);
-                if (some < 0 || (some && or_into(amask, missing, mask) < 0)) goto fail;
+                if (some < 0) goto fail;
+                if (some) {
+                    PyObject *mask = from_words(words, width);
+                    int bad = mask == NULL || or_into(amask, missing, mask) < 0;
+                    Py_XDECREF(mask);
+                    if (bad) goto fail;
+                }
                 continue;
             }
         }
-        if (mask != last) { /* (a logsource's rows are one int, shared by its fields) */
-            if ((m = rows_of(mask, n, rows)) < 0) goto fail;
-            last = mask;
-        }
+        Py_ssize_t m = 0;
+        for (Py_ssize_t w = 0; w < width; w++)
+            for (uint64_t word = words[w]; word; word &= word - 1) rows[m++] = w * 64 + __builtin_ctzll(word);
         misses = fold_rows(&x, fields, events, rows, m, n, name, attr, how, cache, missing, amask);
         if (misses == NULL) goto fail;
-        if (misses != Py_None) {
-            PyObject *item = PyTuple_Pack(3, name, mask, misses);
-            int bad = item == NULL || PyList_Append(rest, item) < 0;
-            Py_XDECREF(item);
-            if (bad) {
-                Py_DECREF(misses);
-                goto fail;
-            }
-        }
+        int bad = misses != Py_None && put_rest(rest, name, words, width, misses) < 0;
         Py_DECREF(misses);
+        if (bad) goto fail;
     }
-    scratch_free(&x);
-    PyMem_Free(rows);
-    return rest;
+    goto done;
 fail:
+    Py_CLEAR(rest);
+done:
+    distinct_free(&order);
     scratch_free(&x);
     PyMem_Free(rows);
-    Py_XDECREF(rest);
-    return NULL;
+    PyMem_Free(step_words);
+    PyMem_Free(field_words);
+    return rest;
 }
 
 /* pairs(events, attrs, types): {(getattr(ev, a) for a in attrs): int} over the batch, or None when

@@ -138,6 +138,7 @@ class RuleEngine:
                 by_field.setdefault(atom.field, []).append((aid, atom))
         self.matchers = {name: FieldMatcher(atoms) for name, atoms in by_field.items()}
         self.heads = Heads(self.head_fields, self.matchers, self.ls_triggers, self.ls_code)
+        self.head_set = frozenset(self.head_fields)
         self.missing = {name: m.missing for name, m in self.matchers.items() if m.missing}
         names = {*by_field, *self.fieldrefs, *(p for refs in self.fieldrefs.values() for _, p in refs)}
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
@@ -224,20 +225,15 @@ class RuleEngine:
         ls_masks = [0] * len(self.ls_code)
         live = self.heads.masks(events, self._bits, amask, ls_masks, self._fold)  # ascending: fields read in pack order
         if live is None:
-            self._fields_of_rules(events, dict.fromkeys(self.head_fields, full), n, amask, errors)
+            self._fields_of_rules(events, [(full, self.head_fields)], n, amask, errors, frozenset())
             ls_code = self.ls_code
             triggered = sorted(self.ls_triggers.of(amask))
             for index in triggered:
                 ls_masks[index] = ls_code[index](get, full)
             live = [index for index in triggered if ls_masks[index]]
-        field_rows: dict[str, int] = {}
-        for index in live:
-            mask = ls_masks[index]
-            for name in self.ls_fields[index]:
-                field_rows[name] = field_rows.get(name, 0) | mask
-        for name in self.head_fields:
-            field_rows.pop(name, None)
-        self._fields_of_rules(events, field_rows, n, amask, errors)
+        # Each field over the rows of the logsources naming it (the head fields are read).
+        plan = [(ls_masks[index], self.ls_fields[index]) for index in live]
+        self._fields_of_rules(events, plan, n, amask, errors, self.head_set)
         if self.keyword_groups:
             self._keywords(events, ls_masks, n, amask)
         # Variants without trigger atoms count only where their logsource matched a row.
@@ -266,17 +262,25 @@ class RuleEngine:
                 hits[r] = tuple(numbers)
         return RuleHits(hits, errors)
 
-    def _fields_of_rules(self, events: Sequence[EndpointEvent], todo: dict[str, int], n: int,
-                         amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
-        """Every field of ``todo`` (name -> rows) read and matched, its atoms' rows in ``amask``."""
+    def _fields_of_rules(self, events: Sequence[EndpointEvent], plan: list[tuple[int, tuple[str, ...]]], n: int,
+                         amask: dict[int, int], errors: dict[int, RuleFailure], skip: frozenset[str]) -> None:
+        """Every field the plan names ((rows, names): each field over the union of its rows),
+        but those of ``skip``, read and matched, its atoms' rows in ``amask``."""
         rest: list[tuple[str, int, dict[Any, int] | None]] | None = None
         if self._fold is not None and self._fields is not None and isinstance(events, list):
             try:  # one C pass for the fields it reads: the values not matched yet come back
-                rest = self._fold.fold_many(self._fields, events, n, self._present, self.reads, todo, amask)
+                rest = self._fold.fold_many(self._fields, events, n, self._present, self.reads, plan, skip, amask)
             except Exception:  # (or-ing the same rows again is harmless) the field by field pass names it
                 rest = None
+        if rest is None:
+            todo: dict[str, int] = {}
+            for mask, names in plan:
+                for name in names:
+                    if name not in skip:
+                        todo[name] = todo.get(name, 0) | mask
+            rest = [(name, rows, None) for name, rows in todo.items()]
         present, leftover, missing = self._present, self.leftover, self.missing
-        for name, rows, misses in rest if rest is not None else ((k, v, None) for k, v in todo.items()):
+        for name, rows, misses in rest:
             if misses is None and present is not None and name in leftover and name not in present:
                 # No event carries it: every row reads None, which only the "missing" atoms match.
                 for aid in missing.get(name, ()):

@@ -100,9 +100,15 @@ def test_fold_many_equals_fold_field_by_field(seed: int) -> None:
     reads = {name: (*read, _cache(rnd, events, name), rnd.sample(range(40), rnd.randrange(2)))
              for name in NAMES if (read := native_read(name)) is not None and rnd.random() < 0.8}
     full = (1 << n) - 1
-    shared = rnd.getrandbits(n) | 1  # (fields of one logsource share its rows' int)
-    todo = {name: rnd.choice([full, shared, rnd.getrandbits(n) | 2 & full])
-            for name in [*NAMES, "NotRead", "AbsentField"]}
+    # Steps as the engine makes them (a logsource's rows and its fields): names in several.
+    plan = [(rnd.choice([full, rnd.getrandbits(n) | 1]), tuple(rnd.sample([*NAMES, "NotRead", "AbsentField"], 5)))
+            for _ in range(rnd.randrange(1, 6))]
+    skip = frozenset(rnd.sample(NAMES, 2))
+    todo: dict[str, int] = {}
+    for mask, names in plan:
+        for name in names:
+            if name not in skip:
+                todo[name] = todo.get(name, 0) | mask
     expected: dict[int, int] = {}
     rest: list[tuple[str, int, dict[Any, int] | None]] = []
     for name, mask in todo.items():
@@ -119,7 +125,7 @@ def test_fold_many_equals_fold_field_by_field(seed: int) -> None:
         if misses is not None:
             rest.append((name, mask, misses))
     amask: dict[int, int] = {}
-    assert _rules.fold_many(fields, events, n, present, reads, todo, amask) == rest
+    assert _rules.fold_many(fields, events, n, present, reads, plan, skip, amask) == rest
     assert amask == expected
 
 
@@ -153,4 +159,10 @@ def test_fold_refuses_what_the_readers_refuse() -> None:
         _rules.fold(fields, events, None, 4, "TargetImage", *read, {}, [], {})
     with pytest.raises(TypeError):
         short: Any = {"TargetImage": (None, 0)}  # (a read is four items)
-        _rules.fold_many(fields, events, 3, None, short, {"TargetImage": 1}, {})
+        _rules.fold_many(fields, events, 3, None, short, [(1, ("TargetImage",))], frozenset(), {})
+    with pytest.raises(TypeError):
+        listed: Any = [(1, ["TargetImage"])]  # (names are a tuple)
+        _rules.fold_many(fields, events, 3, None, {}, listed, frozenset(), {})
+    with pytest.raises(IndexError):  # rows past the batch
+        _rules.fold_many(fields, events, 3, None, {"TargetImage": (*read, {}, [])}, [(8, ("TargetImage",))],
+                         frozenset(), {})
