@@ -807,6 +807,42 @@ static const char *skip_ws(const char *p, const char *end) {
 
 #define MAX_STATS 128 /* the decoding path's own limit on a flow's statistics */
 
+/* The length of the JSON number at p when it is already what msgspec writes for the float it
+ * decodes to, from its digits alone (read_number's case: at most 15 significant digits, fixed
+ * layout), else 0. Such a token is laid out as layout() lays out its digits: an integer part
+ * with no leading zero (or "0"), a '.', a fraction that is "0" or ends in a non-zero digit, at
+ * most 4 zeros after "0." and at most 16 integer digits; no exponent. Most of a flow's numbers
+ * are ("0.0", "83.0", "0.25"): they are copied as they are rather than rebuilt digit by digit. */
+static Py_ssize_t canonical_len(const char *p, const char *end) {
+    const char *s = p;
+    if (p < end && *p == '-') p++;
+    if (p >= end || *p < '0' || *p > '9') return 0;
+    const char *int_start = p;
+    if (*p == '0') p++;
+    else
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    Py_ssize_t int_len = p - int_start;
+    if (p >= end || *p != '.') return 0;  /* an integer token: msgspec adds ".0" */
+    const char *frac = ++p;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    Py_ssize_t frac_len = p - frac;
+    if (frac_len == 0 || (p < end && (*p == 'e' || *p == 'E'))) return 0;
+    if (*int_start == '0') {
+        Py_ssize_t z = 0;
+        while (z < frac_len && frac[z] == '0') z++;
+        if (z == frac_len) return frac_len == 1 ? p - s : 0;         /* zero: "0.0" (and "-0.0") only */
+        if (z > 4 || frac[frac_len - 1] == '0' || frac_len - z > 15) return 0;
+        return p - s;
+    }
+    if (int_len > 16) return 0;
+    if (frac_len == 1 && frac[0] == '0') {  /* an integer value: its digits but trailing zeros count */
+        Py_ssize_t nd = int_len;
+        while (nd > 0 && int_start[nd - 1] == '0') nd--;
+        return nd <= 15 ? p - s : 0;
+    }
+    return frac[frac_len - 1] != '0' && int_len + frac_len <= 15 ? p - s : 0;
+}
+
 /* Keys (in order, each one of ``names`` after the previous one's) and number tokens of the
  * object at p (ending before end; *after: just past it): their count, or -1 when the object
  * is not the plain case. */
@@ -814,7 +850,7 @@ static const char *read_number(const char *p, const char *end, char *out, int *l
 
 static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py_ssize_t *key_of,
                              const char **tok, Py_ssize_t *tok_len, char (*text)[TEXT_MAX], int *text_len,
-                             const char **after) {
+                             const char **member, char *verbatim, const char **after) {
     Py_ssize_t n_names = PyTuple_GET_SIZE(names), next = 0, count = 0;
     p = skip_ws(p, end);
     if (p >= end || *p++ != '{') return -1;
@@ -824,14 +860,26 @@ static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py
         return 0;
     }
     for (;;) {
-        if (count == MAX_STATS || p >= end || *p++ != '"') return -1;
+        if (count == MAX_STATS || p >= end || *p != '"') return -1;
+        member[count] = p++;
+        verbatim[count] = 0;
         const char *key = p;
         if (next < n_names) {  /* the common case: the next name, as it is (one memcmp) */
             PyObject *name = PyTuple_GET_ITEM(names, next);
             Py_ssize_t len = PyBytes_GET_SIZE(name);
-            if (end - p > len && p[len] == '"' && memcmp(p, PyBytes_AS_STRING(name), (size_t)len) == 0) {
+            if (end - p > len + 1 && p[len] == '"' && memcmp(p, PyBytes_AS_STRING(name), (size_t)len) == 0) {
                 key_of[count] = next++;
                 p += len + 1;
+                Py_ssize_t c = *p == ':' ? canonical_len(p + 1, end) : 0;
+                if (c) {  /* "name":number, both as msgspec writes them: copied as they are */
+                    verbatim[count] = 1;
+                    tok[count] = p + 1;
+                    tok_len[count] = c;
+                    text_len[count] = 0;
+                    p = skip_ws(p + 1 + c, end);
+                    count++;
+                    goto member_end;
+                }
                 goto value;
             }
         }
@@ -858,6 +906,7 @@ static Py_ssize_t scan_stats(const char *p, const char *end, PyObject *names, Py
         tok[count] = p;
         tok_len[count++] = stop - p;
         p = skip_ws(stop, end);
+    member_end:
         if (p < end && *p == ',') {
             p = skip_ws(p + 1, end);
             continue;
@@ -998,15 +1047,18 @@ static PyObject *stats_json(const char *raw, const char *end, PyObject *names, P
     const char *tok[MAX_STATS];
     char text[MAX_STATS][TEXT_MAX];
     int text_len[MAX_STATS];
+    const char *member[MAX_STATS];
+    char verbatim[MAX_STATS];
     PyObject *result = NULL, *array = NULL, *values = NULL, *texts = NULL;
     Buf b = {NULL, 0, 0};
-    Py_ssize_t n = scan_stats(raw, end, names, key_of, tok, tok_len, text, text_len, stop), n_slow = 0;
+    Py_ssize_t n = scan_stats(raw, end, names, key_of, tok, tok_len, text, text_len, member, verbatim, stop),
+               n_slow = 0;
     if (n <= 0) {
         result = n == 0 ? PyBytes_FromStringAndSize("{}", 2) : Py_NewRef(Py_None);
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (text_len[i] == 0) slow[n_slow++] = i;
+        if (text_len[i] == 0 && !verbatim[i]) slow[n_slow++] = i;
     }
     if (n_slow) {
         /* The other numbers as one JSON array, read as list[float] by msgspec and written by
@@ -1052,6 +1104,16 @@ static PyObject *stats_json(const char *raw, const char *end, PyObject *names, P
     char *o = PyBytes_AS_STRING(result);
     *o++ = '{';
     for (Py_ssize_t i = 0, k = 0; i < n; i++) {
+        if (verbatim[i]) {  /* this member and the next ones as they are, while one ',' parts them */
+            Py_ssize_t j = i;
+            while (j + 1 < n && verbatim[j + 1] && tok[j] + tok_len[j] + 1 == member[j + 1]) j++;
+            const char *stop_at = tok[j] + tok_len[j];
+            memcpy(o, member[i], (size_t)(stop_at - member[i]));
+            o += stop_at - member[i];
+            i = j;
+            *o++ = i + 1 < n ? ',' : '}';
+            continue;
+        }
         PyObject *name = PyTuple_GET_ITEM(names, key_of[i]);
         Py_ssize_t len = PyBytes_GET_SIZE(name);
         *o++ = '"';
