@@ -24,6 +24,8 @@
  * pairs(events, attrs, types) -> {tuple: int} | None
  *   The rows of each distinct tuple of the events' attributes ``attrs``; None when a value's
  *   type is not exactly one of its attribute's ``types`` (a tuple of types per attribute).
+ * triggered(by_atom, amask, out) -> None
+ *   ``out.update(by_atom[aid])`` for every ``aid`` of amask with rows (scorer.rules.bitsets.Triggers).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -575,10 +577,39 @@ done:
     return result;
 }
 
+/* triggered(by_atom, amask, out): out.update(by_atom[aid]) for every aid of amask with rows. */
+static PyObject *triggered(PyObject *self, PyObject *args) {
+    PyObject *by_atom, *amask, *out, *aid, *rows;
+    if (!PyArg_ParseTuple(args, "O!O!O!:triggered", &PyDict_Type, &by_atom, &PyDict_Type, &amask, &PySet_Type, &out))
+        return NULL;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(amask, &pos, &aid, &rows)) {
+        PyObject *trees = PyDict_GetItemWithError(by_atom, aid);
+        if (trees == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            continue;
+        }
+        int some = PyObject_IsTrue(rows);
+        if (some < 0) return NULL;
+        if (!some) continue;
+        PyObject *seq = PySequence_Fast(trees, "triggered: by_atom's values are sequences");
+        if (seq == NULL) return NULL;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            if (PySet_Add(out, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
+                Py_DECREF(seq);
+                return NULL;
+            }
+        }
+        Py_DECREF(seq);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
     {"fold_many", fold_many, METH_VARARGS, "fold for every field of a batch that has a read, each over its rows."},
     {"pairs", pairs, METH_VARARGS, "The rows (bitsets) of each distinct tuple of some attributes of the events."},
+    {"triggered", triggered, METH_VARARGS, "The trees some atom with rows triggers, added to a set."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -247,10 +248,13 @@ class Triggers:
                 self.by_atom.setdefault(aid, []).append(number)
         self.atoms = frozenset(self.by_atom)
 
-    def of(self, amask: dict[int, int], always: bool = True) -> set[int]:
+    def of(self, amask: dict[int, int], always: bool = True, native: ModuleType | None = None) -> set[int]:
         """The trees to evaluate: those a matched atom triggers, and (``always``) those without
-        triggers."""
+        triggers. ``native``: :mod:`scorer.native._rules`, whose ``triggered`` is this loop."""
         out = set(self.always if always else ())
+        if native is not None:
+            native.triggered(self.by_atom, amask, out)
+            return out
         by_atom = self.by_atom
         for aid in self.atoms.intersection(amask):
             if amask[aid]:

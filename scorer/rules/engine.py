@@ -237,7 +237,7 @@ class RuleEngine:
         if self.keyword_groups:
             self._keywords(events, ls_masks, n, amask)
         # Variants without trigger atoms count only where their logsource matched a row.
-        candidates = self.variant_triggers.of(amask, always=False)
+        candidates = self.variant_triggers.of(amask, always=False, native=self._fold)
         for index in live:
             candidates.update(self.untriggered.get(index, ()))
         rule_masks: dict[int, int] = {}

@@ -15,6 +15,7 @@ from scorer.bench.loadgen import templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.native import _rules
+from scorer.rules.bitsets import Triggers
 from scorer.rules.fields import READ_FIELD, column_reader, native_read
 from scorer.rules.heads import Heads
 from tests.native.test_edr import WORDS, _edr_rows
@@ -166,3 +167,17 @@ def test_fold_refuses_what_the_readers_refuse() -> None:
     with pytest.raises(IndexError):  # rows past the batch
         _rules.fold_many(fields, events, 3, None, {"TargetImage": (*read, {}, [])}, [(8, ("TargetImage",))],
                          frozenset(), {})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_triggered_equals_the_python_loop(seed: int) -> None:
+    rnd = random.Random(seed)
+    trees: list[Any] = [["and", rnd.randrange(30), ["or", rnd.randrange(30), rnd.randrange(30)]] for _ in range(40)]
+    trees += [["not", 3], True]  # (trees without trigger atoms: always looked at)
+    triggers = Triggers(trees)
+    for _ in range(20):
+        amask = {a: rnd.choice([0, 1, 6, 2**70]) for a in rnd.sample(range(40), rnd.randrange(20))}
+        for always in (True, False):
+            expected = triggers.of(amask, always)
+            assert triggers.of(amask, always, native=_rules) == expected
+            assert expected or not any(amask.get(a) for a in triggers.by_atom)
