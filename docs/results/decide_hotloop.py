@@ -1,18 +1,22 @@
-"""decide() replayed on the batches a capture run fed it, per kind (benchmarks.md section 25).
+"""decide() replayed on the batches a capture run fed it, per kind (benchmarks.md sections 25, 28).
 
     PYTHONPATH=<tree> .venv/bin/python -P docs/results/decide_hotloop.py [BATCH] [REPEATS]
+    PYTHONPATH=<tree> valgrind --tool=cachegrind ... python -P docs/results/decide_hotloop.py BATCH 0 \\
+        --warm 2000 --events 4000 --replays R [--kind edr]
 
 The service's BatchScorer scores the bundled capture (16,000 events of warm-up, then 24,000 in
 BATCH-record batches, 2,048 by default) with ``decide`` recorded; the recorded calls are then
 replayed, all kinds and each kind alone, and the best of REPEATS (5) is printed as thread CPU
 per event and per alert. Run it with each tree first on PYTHONPATH (``-P``: not this file's
-folder) to compare two trees on one machine.
+folder) to compare two trees on one machine. ``--replays R`` replays the calls R times more
+after the timing, untimed: two runs under valgrind with different R give decide's instructions
+per replay (their difference over the difference in R), which the machine's load does not move.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 import time
 from typing import Any
 
@@ -43,9 +47,15 @@ async def _recorded(batch: int, warm: int = 16000, events: int = 24000) -> list[
 
 
 def main() -> None:
-    batch = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    calls = asyncio.run(_recorded(batch))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("batch", type=int, nargs="?", default=2048)
+    parser.add_argument("repeats", type=int, nargs="?", default=5)
+    parser.add_argument("--warm", type=int, default=16000)
+    parser.add_argument("--events", type=int, default=24000)
+    parser.add_argument("--replays", type=int, default=0, help="untimed replays after the timing (valgrind)")
+    parser.add_argument("--kind", default=None, help="the untimed replays of this kind only")
+    args = parser.parse_args()
+    calls = asyncio.run(_recorded(args.batch, args.warm, args.events))
     events = sum(len(call[0].records) for call in calls)
 
     def run(kind: str | None) -> tuple[float, int]:
@@ -57,11 +67,17 @@ def main() -> None:
 
     run(None)
     run(None)
-    for kind in (None, "netflow", "siem", "edr"):
-        best = min(run(kind)[0] for _ in range(repeats))
+    for kind in (None, "netflow", "siem", "edr") if args.repeats else ():
+        best = min(run(kind)[0] for _ in range(args.repeats))
         alerts = run(kind)[1]
         print(f"{kind or 'all':8s} alerts {alerts:5d}  {best / events * 1e6:6.2f} us/event  "
               f"{best / max(alerts, 1) * 1e6:6.2f} us/alert", flush=True)
+    alerts = 0
+    for _ in range(args.replays):
+        alerts += run(args.kind)[1]
+    if args.replays:
+        print(f"replays {args.replays} kind {args.kind or 'all'} events {events} alerts per replay "
+              f"{alerts // args.replays}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@ from collections.abc import Callable
 from typing import Any
 
 def finding(
-    consts: tuple[Any, ...], event: Any, what: int, ref: Any, decision: Any, now_ms: int, evidence: bytes,
-    rules: tuple[str, str, bytes, bytes] | None, /,
+    consts: tuple[Any, ...], event: Any, what: int, ref: Any, decision: Any, now_ms: int,
+    evidence: bytes | tuple[bytes], rules: tuple[str, str, bytes, bytes] | None, /,
 ) -> bytes | None:
     """An alert's finding as ``scorer.alerts.ocsf.encode(detection_finding(...))`` writes it, its
     ``escape_json`` included (scorer.alerts.findingjson.FindingWriter), or None: a score or time that
-    is not a float (the reference path writes those)."""
+    is not a float, or an event value of a type no decoder makes (the reference path writes those).
+    ``evidence``: the evidence's JSON, or ``(data,)``: the event's JSON, around which the evidence
+    (endpoints, connection, process) is written in C."""
 
 def flow_extra(
     raw: Any, names: tuple[bytes, ...], decode_floats: Callable[[bytes], list[float]],
