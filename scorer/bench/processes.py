@@ -10,6 +10,12 @@ interleaved over N, ``--repeat`` times, and the ratios use each N's median. The 
 CPU time per process name over each drain (psutil, the whole machine) says what else took
 the cores: on a shared machine the broker, the load generator and other work compete with
 the workers, so "N processes" never means N idle cores.
+
+Start-up: the runner's ``/metrics`` (the supervisor's sum over its workers) is read every
+0.2 s from the launch, so each drain also says when the first record was consumed and the
+rate between a quarter and three quarters of the events (``steady_events_per_s``): N workers
+join one by one and every join rebalances the group, so a drain that is short against the
+start-up under-counts what N workers do once running.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +34,15 @@ import numpy as np
 import psutil
 
 from scorer.bench import harness
-from scorer.bench.cli import _command, _free_port
+from scorer.bench.cli import COMPILED, _command, _free_port
 from scorer.bench.latency import write_report
 from scorer.bench.loadgen import payloads, templates
+from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 
 RUNNER = "scorer-onnxruntime"
+CONSUMED = "scorer_events_consumed_total"
 
 
 class CpuWatch:
@@ -82,29 +91,61 @@ class CpuWatch:
         return {name: round(s, 1) for name, s in ranked if s >= at_least}
 
 
+class Progress:
+    """Records consumed over time since the runner's launch, from its ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.launched: float | None = None
+        self.port = 0
+        self.seen: list[tuple[float, float]] = []  # (s since launch, records consumed)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self.launched is not None:
+                with contextlib.suppress(OSError):  # not listening yet, or gone
+                    samples = await asyncio.to_thread(harness._scrape, self.port)
+                    consumed = sum(v for k, v in (samples or {}).items() if k.startswith(CONSUMED))
+                    self.seen.append((round(time.perf_counter() - self.launched, 2), consumed))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+    def summary(self, events: int) -> dict[str, float | None]:
+        def first(at_least: float) -> float | None:
+            return next((t for t, n in self.seen if n >= at_least and n > 0), None)
+
+        start, quarter, three = first(1), first(events / 4), first(events * 3 / 4)
+        steady = round(events / 2 / (three - quarter)) if quarter is not None and three and three > quarter else None
+        return {"first_record_s": start, "quarter_s": quarter, "three_quarters_s": three,
+                "steady_events_per_s": steady}
+
+
 async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tuple[EventKind, ...],
                  workdir: Path) -> dict[str, Any]:
-    base = _command(RUNNER, args, 0)
+    base = _command(args.runner, args, 0)
+    progress = Progress()
 
     def command(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
         argv, env = base(bootstrap, topics, out, group)
-        env["SCORER_HTTP__PORT"] = str(_free_port())
+        progress.port = _free_port()
+        env["SCORER_HTTP__PORT"] = str(progress.port)
+        progress.launched = time.perf_counter()
         return [*argv, "--processes", str(n)] if n > 1 else argv, env
 
     watch, stop = CpuWatch(), asyncio.Event()
-    sampler = asyncio.create_task(watch.run(stop))
+    samplers = [asyncio.create_task(watch.run(stop)), asyncio.create_task(progress.run(stop))]
     try:
-        res = await harness.drain(f"{RUNNER}-x{n}", command, args.bootstrap, items, kinds, args.partitions, workdir)
+        res = await harness.drain(f"{args.runner}-x{n}", command, args.bootstrap, items, kinds, args.partitions,
+                                  workdir)
     finally:
         stop.set()
-        await sampler
+        await asyncio.gather(*samplers)
     return {"processes": n, "events_per_s": res.throughput_eps, "note": res.note, "host_cpu_s": watch.used(),
-            "run": msgspec.to_builtins(res)}
+            "start_up": progress.summary(len(items)), "run": msgspec.to_builtins(res)}
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
-    items = list(payloads(templates(bundled_capture(), kinds), args.events))
+    items = list(payloads(stream_templates(args, templates(bundled_capture(), kinds)), args.events))
     workdir = Path(tempfile.mkdtemp(prefix="scorer-processes-"))
     runs: list[dict[str, Any]] = []
     for _ in range(args.repeat):
@@ -112,6 +153,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             run = await _drain(args, n, items, kinds, workdir)
             runs.append(run)
             print(f"{n:>2} processes: {run['events_per_s']:>9.0f} events/s {run['note']}\n"
+                  f"   start-up (s from launch) and steady rate: {run['start_up']}\n"
                   f"   host CPU s during the drain: {run['host_cpu_s']}", flush=True)
     medians = {n: float(np.median([r["events_per_s"] for r in runs if r["processes"] == n])) for n in args.processes}
     first = medians[args.processes[0]]
@@ -119,8 +161,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     summary = {f"x{n}": {"median_events_per_s": round(m), base: round(m / first, 2) if first else 0.0}
                for n, m in medians.items()}
     print(json.dumps(summary, indent=2))
-    return {"events": args.events, "partitions": args.partitions, "summary": summary, "runs": runs,
-            "logs": str(workdir)}
+    return {"events": args.events, "partitions": args.partitions, "runner": args.runner, "stream": args.stream,
+            "summary": summary, "runs": runs, "logs": str(workdir)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,9 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds (default: %(default)s)")
     p.add_argument("--model-repository", type=Path, default=Path("model_repository"),
                    help="models the workers load (default: %(default)s)")
+    p.add_argument("--runner", default=RUNNER, choices=(RUNNER, COMPILED),
+                   help="scorer bench's runner the workers are (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
     p.add_argument("--out", type=Path, default=Path("out/bench-processes.json"),
                    help="JSON report (default: %(default)s)")
+    add_stream_arguments(p)
     args = p.parse_args(argv)
     args.processes = args.processes or [1, 2]
     args.triton_url = ""

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Issue 16, items 3 and 5, on the lent 16-core device machine in one call: a Kafka broker on it,
+# the scorer and its baselines draining the realistic and the capture stream, the p99 at 10,000
+# events/s against the passthrough's, and `--processes N` at several N (docs/benchmarks.md, 29).
+#   deploy/pipeline_host/study.sh OUTDIR [CARRY.tar.xz]     (default var/pipeline_host/carry.tar.xz,
+#   built by `python -m deploy.pipeline_host.carry build`; the device call carries it)
+# PARTS (default "drain capture latency processes") picks the parts; the sizes and each part's
+# time box are variables below. A part cut by its box loses its JSON, not the others': every
+# part writes OUTDIR/<part>.json as it ends and appends its output to OUTDIR/study.log; host.txt
+# and logs.tgz (the runners' logs, the broker's) make seven files, of the eight a call returns.
+# CARRY_SITE=0 uses the Python's own packages instead of the carried cp312 ones (a dry run here).
+set -u -o pipefail
+out=${1:?OUTDIR}; carry=${2:-var/pipeline_host/carry.tar.xz}
+c=${CARRY_DIR:-/tmp/pipeline-carry}; work=${STUDY_WORK:-/tmp/pipeline-study}
+PARTS=${PARTS:-drain capture latency processes}
+DRAIN_EVENTS=${DRAIN_EVENTS:-200000}; BASELINE_EVENTS=${BASELINE_EVENTS:-20000}; REPEAT=${REPEAT:-3}
+LAT_SECONDS=${LAT_SECONDS:-10}; LAT_ROUNDS=${LAT_ROUNDS:-3}
+PROC_EVENTS=${PROC_EVENTS:-1000000}; PROC_WORKERS=${PROC_WORKERS:-1 4 8 16}; PROC_RUNNER=${PROC_RUNNER:-scorer-compiled}
+PY=${PY:-python3}; port=${KAFKA_PORT:-9092}; boot=127.0.0.1:$port
+mkdir -p "$out" "$work/tmp" || exit 1
+export TMPDIR=$work/tmp  # the benches' runner logs, packed into OUTDIR/logs.tgz at the end
+# Unpacked once per machine (a warm machine keeps /tmp between calls).
+if [ ! -f "$c/.unpacked" ] || [ "$(cat "$c/.unpacked")" != "$(stat -c %s-%Y "$carry")" ]; then
+  rm -rf "$c" && mkdir -p "$c" && tar -C "$c" -xJf "$carry" || exit 1
+  stat -c %s-%Y "$carry" >"$c/.unpacked"
+fi
+if [ "${CARRY_SITE:-1}" = 1 ]; then
+  export PYTHONPATH=$c/site:$PWD
+  cp "$c"/native/*.so scorer/native/ || exit 1
+fi
+export PYTHONUNBUFFERED=1 SCORER_DATA_DIR=$c/data JAVA=$c/jre/bin/java KAFKA_CACHE=$c/kafka KAFKA_CDS=0 \
+  KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-/tmp/pipeline-kafka} KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}
+{ date -u; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | sed -n 2p; uptime
+  nvidia-smi --query-gpu=name --format=csv,noheader 2>&1 | head -1; "$PY" --version; "$JAVA" -version 2>&1 | head -1
+  { command -v "${CC:-cc}" && "${CC:-cc}" --version | head -1; } || echo "no C compiler: the compiled engine falls back"
+  "$PY" -c "import scorer.cli, aiokafka, quixstreams, tl2cgen, treelite, onnxruntime, numpy
+print('imports ok: tl2cgen', tl2cgen.__version__, 'onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)"
+} 2>&1 | tee "$out/host.txt"
+deploy/local/kafka.sh start 2>&1 | tail -2 || { tail -30 "$KAFKA_DATA_DIR"/kafka.out; exit 1; }
+
+part() {  # NAME BOX_SECONDS COMMAND...: its output appended to OUTDIR/study.log, a digest printed
+  local name=$1 box=$2 rc; shift 2
+  echo "== $name $(date -u +%T) (box ${box}s): $*" | tee -a "$out/study.log"
+  timeout "$box" "$@" >"$work/$name.log" 2>&1; rc=$?
+  cat "$work/$name.log" >>"$out/study.log"; echo "== $name exit $rc $(date -u +%T)" | tee -a "$out/study.log"
+  grep -E 'drain|achieved|added p99|processes:|start-up|host CPU|median|/passthrough|best_baseline|FAILED|Error' \
+    "$work/$name.log" | cut -c1-220 | tail -40
+}
+for p in $PARTS; do
+  case $p in
+    drain) part drain "${T_DRAIN:-200}" "$PY" -m scorer.cli bench --bootstrap "$boot" --stream realistic \
+      --runners passthrough,scorer-onnxruntime,scorer-compiled,quix-app --rate 0 --events "$DRAIN_EVENTS" \
+      --baseline-events "$BASELINE_EVENTS" --repeat "$REPEAT" --out "$out/drain.json" ;;
+    capture) part capture "${T_CAPTURE:-100}" "$PY" -m scorer.cli bench --bootstrap "$boot" --stream capture \
+      --runners passthrough,scorer-onnxruntime,scorer-compiled --rate 0 --events "$DRAIN_EVENTS" \
+      --repeat "$REPEAT" --out "$out/capture.json" ;;
+    latency) part latency "${T_LATENCY:-150}" "$PY" -m scorer.bench.latency --bootstrap "$boot" --stream realistic \
+      --runners passthrough,scorer-compiled --rate 10000 --seconds "$LAT_SECONDS" --rounds "$LAT_ROUNDS" \
+      --out "$out/latency.json" ;;
+    processes) part processes "${T_PROCESSES:-300}" "$PY" -m scorer.bench.processes --bootstrap "$boot" \
+      --runner "$PROC_RUNNER" --stream realistic $(printf -- '--processes %s ' $PROC_WORKERS) \
+      --events "$PROC_EVENTS" --repeat 1 --partitions 16 --out "$out/processes.json" ;;
+  esac
+done
+deploy/local/kafka.sh stop 2>&1 | tail -1
+tail -c 2000000 "$KAFKA_DATA_DIR/server.log" >"$work/tmp/kafka-server.log" 2>/dev/null
+tar -C "$work" -czf "$out/logs.tgz" tmp; date -u; ls -la "$out"
