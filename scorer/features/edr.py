@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import is_
 
-from scorer.events.structs import EndpointEvent, Event, EventKind
+from scorer.events.structs import Event, EventKind
 from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash
 from scorer.features.edr_batch import EdrBatch, PathRows
 from scorer.features.texts import Found, Needles, first_texts, found_rows
@@ -158,7 +158,7 @@ class EdrFeatures:
         images = b.put_paths(b.texts(actors), "image_lolbin", 6, _IMAGE_ROWS, IMAGE_HASH[0])
         parents = b.put_paths(b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_ROWS, PARENT_HASH[0])
         _renamed(b, images)
-        text = b.texts(_command_texts(evs, fields))
+        text = b.texts(_command_texts(b))
         parent_lines = b.attribute("parent_command_line")
         # No command text: its token and length columns are 0 (most small batches).
         lower = [] if text.blank() else [t.lower() for t in text.distinct]
@@ -237,13 +237,14 @@ def _tokens(counts: Found, log_len: float, log_b64: float) -> tuple[float, ...]:
     return (*counts, log_len, float(sum(counts)), log_b64)
 
 
-def _command_texts(evs: Sequence[EndpointEvent], fields: list[dict[str, str]]) -> list[str]:
+def _command_texts(b: EdrBatch) -> list[str]:
     """Every event's command line and script texts (``_COMMAND_FIELDS``) joined by spaces, not
     lower-cased yet (once per distinct text, later), read by column (most events carry none of it)."""
-    columns = [column(evs, "command_line"), *(list(map(dict.get, fields, repeat(name))) for name in _COMMAND_FIELDS)]
+    columns = [] if "command_line" in b.absent else [column(b.events, "command_line")]
+    columns += [list(map(dict.get, b.fields, repeat(name))) for name in _COMMAND_FIELDS if name in b.keys]
     columns = [c for c in columns if any(c)]  # C-level: most carry nothing in a batch
     if len(columns) <= 1:
-        return [v or "" for v in columns[0]] if columns else [""] * len(evs)
+        return [v or "" for v in columns[0]] if columns else b.blank()
     return [" ".join(filter(None, row)) if any(row) else "" for row in zip(*columns, strict=True)]
 
 
@@ -252,9 +253,10 @@ def _targets(b: EdrBatch) -> None:
     b.put_found("target_user_dir", 3, b.attribute("target_filename"), _TARGET_ROWS)
     b.put_found("registry_key_risky", 1, b.attribute("target_object"), _REG_ROWS)
     b.put_found("loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED_ROWS)
-    unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
-    if any(unsigned):
-        sheet.put("unsigned", unsigned)
+    if "signed" not in b.absent:
+        unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
+        if any(unsigned):
+            sheet.put("unsigned", unsigned)
     sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")),
                     lambda v: (float(v.lower() in HIGH_LEVELS),))
     sheet.put_texts("user_system", 1, b.texts(b.attribute("user")), lambda v: (float(v.lower() in SYSTEM_USERS),))

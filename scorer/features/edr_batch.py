@@ -11,7 +11,7 @@ per-column code computed (tests/features and tests/native compare them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -136,16 +136,51 @@ class Codes:
         sheet.put_rows(first, width, self.inverse, [row(c) for c in self.distinct])
 
 
-class EdrBatch:
-    """The events, the columns several blocks read, and the :class:`Sheet` of ``names``."""
+# The attributes the blocks read as texts or numbers. Which of them a batch's events hold at all
+# is read once per batch (:func:`present`): a column no event carries (most columns of a small
+# batch) is then the batch's blank column without a read of every event.
+ATTRS = ("parent_image", "parent_command_line", "command_line", "target_filename", "target_object",
+         "image_loaded", "integrity_level", "user", "logon_type", "dst_port", "signed")
+_ATTRS = frozenset(ATTRS)
 
-    __slots__ = ("_blank", "_numbers", "codes", "events", "fields", "n", "sheet")
+
+def present(events: list[EndpointEvent], attrs: tuple[str, ...],
+            fields: list[dict[str, str]]) -> tuple[set[str], set[str]]:
+    """The ``attrs`` some event holds a value of (not None, not ``""``), and every key of
+    ``fields`` with a true value: in one native pass where built."""
+    native = scorer.native.module("_edr")
+    if native is not None:
+        out: tuple[set[str], set[str]] = native.present(events, attrs, fields)
+        return out
+    return present_reference(events, attrs, fields)
+
+
+def present_reference(events: Sequence[EndpointEvent], attrs: tuple[str, ...],
+                      fields: Sequence[Mapping[str, str]]) -> tuple[set[str], set[str]]:
+    """:func:`present` in Python (the native code's reference)."""
+    held = {a for a in attrs if any(_holds(getattr(e, a)) for e in events)}
+    return held, {k for f in fields for k, v in f.items() if v}
+
+
+def _holds(value: object) -> bool:
+    return value is not None and value != ""
+
+
+class EdrBatch:
+    """The events, the columns several blocks read, and the :class:`Sheet` of ``names``.
+    ``absent``: the :data:`ATTRS` no event holds a value of; ``keys``: the ``fields`` some event
+    holds a non-empty value of."""
+
+    __slots__ = ("_blank", "_numbers", "absent", "codes", "events", "fields", "keys", "n", "sheet")
 
     def __init__(self, events: Sequence[object], names: tuple[str, ...], what: str) -> None:
         only(events, (EndpointEvent,), what)
-        self.events: Sequence[EndpointEvent] = events  # type: ignore[assignment]  # checked just above
+        evs: list[EndpointEvent] = events if isinstance(events, list) else list(events)  # type: ignore[arg-type]
+        self.events: Sequence[EndpointEvent] = evs
         self.n = len(events)
-        self.fields: list[dict[str, str]] = column(events, "fields")
+        self.fields: list[dict[str, str]] = column(evs, "fields")
+        held, self.keys = present(evs, ATTRS, self.fields)
+        self.absent = _ATTRS - held
         self.codes = Codes(self.events)
         self.sheet = Sheet(names, self.n)
         self._numbers: dict[tuple[str, float], F64] = {}
@@ -159,11 +194,15 @@ class EdrBatch:
 
     def attribute(self, attr: str) -> list[str]:
         """A text attribute of every event, ``""`` when missing."""
+        if attr in self.absent:
+            return self.blank()
         values = column(self.events, attr)
         return self.blank() if values.count(None) == self.n else first_texts(values)
 
     def field(self, name: str) -> list[str]:
         """``fields[name]`` of every event, ``""`` when missing."""
+        if name not in self.keys:
+            return self.blank()
         values = first_texts(None, self.fields, name)
         return self.blank() if values.count("") == self.n else values
 
@@ -198,7 +237,7 @@ class EdrBatch:
     def put_numbers(self, first: str, width: int, attr: str, default: float, row: Callable[[float], Row]) -> None:
         """:meth:`Sheet.put_rows` of ``row(v)`` for each distinct value ``v`` of :meth:`numbers`
         (codes, ports: a few a batch; fewer calls than numpy's per-column comparisons)."""
-        if column(self.events, attr).count(None) == self.n:  # no event has one (most batches)
+        if attr in self.absent or column(self.events, attr).count(None) == self.n:  # no event has one (most batches)
             self.sheet.put_rows(first, width, zeros(self.n), [row(default)])
             return
         distinct, inverse = factorize(self.numbers(attr, default).tolist())

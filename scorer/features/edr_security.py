@@ -117,6 +117,7 @@ SEP = "\x1f"
 
 
 LOGON_GATE = LOGON_EVENTS | {4634}
+_PRIVILEGE_FIELDS = ("PrivilegeList", "EnabledPrivilegeList")
 # The logon types of LOGON_TYPES in order, and where each name's types start among them.
 _LOGON_VALUES = np.array([t for types in LOGON_TYPES.values() for t in types], dtype=np.int64)
 _LOGON_STARTS = np.cumsum([0, *(len(types) for types in LOGON_TYPES.values())][:-1])
@@ -184,8 +185,9 @@ def put_security(b: EdrBatch) -> None:
               lambda e: field(e, "Status", "SubStatus", "FailureReason"), _keyed_failure)
     put_keyed(b, KERBEROS_NAMES[0], len(KERBEROS_NAMES), KERBEROS_EVENTS, lambda e: f"{e.event_code}{SEP}"
               + field(e, "TicketOptions", "TicketEncryptionType", "PreAuthType", "ServiceName"), _keyed_kerberos)
-    privileges = b.texts(_joined_lower(b.fields, "PrivilegeList", "EnabledPrivilegeList"))
-    if privileges.distinct != [SEP]:  # else no event names a privilege: the columns stay 0
+    privileges = b.texts(_joined_lower(b.fields, *_PRIVILEGE_FIELDS)) if not b.keys.isdisjoint(_PRIVILEGE_FIELDS) \
+        else None
+    if privileges is not None and privileges.distinct != [SEP]:  # else no event names a privilege: the columns stay 0
         sheet.put_rows(next(iter(PRIVILEGES)), len(PRIVILEGES), None if privileges.identity else privileges.inverse,
                        [tuple(float(c > 0) for c in found) for found in _PRIVILEGES.counts(privileges.distinct)])
     put_keyed(b, ENABLED_NAMES[0], 1, frozenset({4703}), lambda e: field(e, "EnabledPrivilegeList"),

@@ -25,3 +25,6 @@ def compile_needles(groups: list[tuple[str, ...]], /) -> object:
 
 def count_needles(needles: object, texts: list[str], /) -> list[tuple[float, ...]]:
     """Per text, how many distinct needles of each group it contains (as floats)."""
+
+def present(events: list[Any], attrs: tuple[str, ...], fields: list[Any], /) -> tuple[set[str], set[str]]:
+    """The ``attrs`` some event holds a value of (not None, not ""), and every key of ``fields`` with a true value."""
