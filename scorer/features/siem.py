@@ -30,7 +30,7 @@ from scorer.features.base import (
     stable_hash,
 )
 from scorer.features.edr_batch import Sheet
-from scorer.features.texts import Texts, text_memo
+from scorer.features.texts import Texts, factorize, text_memo
 
 TOKEN_BUCKETS = 64
 WINDOW_S = 60.0
@@ -121,11 +121,10 @@ class SiemFeatures:
         system = Texts(column(alerts, "source_system"))
         sheet.put_rows(SYSTEM_NAMES[0], len(SYSTEM_NAMES), None if system.identity else system.inverse,
                        [_SYSTEM_ONEHOT[_SYSTEM_CLASS.get(s.lower(), len(SYSTEMS))] for s in system.distinct])
-        severity = numbers(alerts, "severity", -1.0)
-        block = np.empty((n, 2))  # has_severity, severity
-        block[:, 0] = severity >= 0
-        np.divide(np.clip(severity, 0.0, 15.0), 15.0, out=block[:, 1])
-        sheet.put_block("has_severity", block)
+        # has_severity, severity: a row per distinct severity (a few a batch; numpy's four calls
+        # cost more than the values at a small batch).
+        levels, at = factorize(numbers(alerts, "severity", -1.0).tolist())
+        sheet.put_rows("has_severity", 2, at, list(map(_severity_row, levels)))
         sheet.put_block(STATEFUL[0], self._stateful(alerts, lower, names.inverse))
         return sheet.matrix()
 
@@ -139,6 +138,14 @@ class SiemFeatures:
         if not all(rules):
             rules = [r or lower[j] for r, j in zip(rules, inverse.tolist(), strict=True)]
         return entity_rows(self.state, keys, column(alerts, "ts"), rules, width=len(STATEFUL))
+
+
+def _severity_row(level: float) -> tuple[float, float]:
+    """has_severity, and the level clipped to [0, 15] over 15, as ``np.clip`` and ``np.divide``
+    compute it (``x > 0 ? x : 0``, then ``x < 15 ? x : 15``: -0.0 reads 0.0); ``level`` is finite
+    (:func:`scorer.features.base.numbers` reads the others as the default)."""
+    clipped = level if level > 0.0 else 0.0
+    return float(level >= 0), (clipped if clipped < 15.0 else 15.0) / 15.0
 
 
 _SYSTEM_CLASS = {s: i for i, s in enumerate(SYSTEMS)}

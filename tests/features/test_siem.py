@@ -66,3 +66,19 @@ def test_every_column_is_its_definition(monkeypatch: pytest.MonkeyPatch, native:
     use_native(monkeypatch, native)
     alerts = _alerts()
     same_as_definitions(SiemFeatures(), alerts, _expected(alerts), batch)
+
+
+def test_severity_rows_are_numpys_clip_and_divide() -> None:
+    """The per-distinct-severity rows give the bytes numpy's column code gave (-0.0 clipped to
+    0.0, the bounds, values beside them)."""
+    import numpy as np
+
+    from scorer.features.siem import _severity_row
+
+    levels = [-0.0, 0.0, -1.0, 1e-300, -1e-300, 15.0, float(np.nextafter(15.0, 0.0)), float(np.nextafter(15.0, 99.0)),
+              7.0, 3.3, 1e300, -1e300, 2.0**62, 0.5, *(x / 7.0 for x in range(-40, 140))]
+    sev = np.array(levels)
+    block = np.empty((len(levels), 2))
+    block[:, 0] = sev >= 0
+    np.divide(np.clip(sev, 0.0, 15.0), 15.0, out=block[:, 1])
+    assert np.array([_severity_row(v) for v in levels]).tobytes() == block.tobytes()
