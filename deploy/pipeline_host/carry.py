@@ -9,9 +9,9 @@ pyyaml, grpcio, httpx, rich ...) and no Java. The archive holds:
 
 - ``jre/``: a jlink'd runtime of this machine's JDK 17 with the modules the broker uses
   (:data:`carry_files.JRE_MODULES`);
-- ``kafka/lib/``: kafka.sh's resolved Kafka jars (``KAFKA_CACHE=<unpacked>/kafka``), other
-  platforms' natives dropped from zstd-jni, snappy-java and lz4-java, every jar stored
-  uncompressed so that xz packs the classes together;
+- ``kafka/lib/``: kafka.sh's resolved Kafka jars (``KAFKA_CACHE=<unpacked>/kafka``) but
+  :data:`DROP_JARS`, other platforms' natives dropped from zstd-jni, snappy-java and lz4-java,
+  every jar stored uncompressed so that xz packs the classes together;
 - ``site/``: the cp312 wheels the scorer, ``scorer bench`` and its Quix baseline import that
   the image lacks (:data:`WHEELS`), unpacked and pruned as deploy/gpu/stack.py does;
 - ``native/``: the scorer's C extensions built for Python 3.12 (copied into scorer/native there);
@@ -58,6 +58,13 @@ WHEELS = (
     "jsonpath-ng==1.17.0", "jsonschema==4.26.0", "referencing==0.37.0", "jsonschema-specifications==2025.9.1",
     "rpds-py==2026.9.1", "cachetools==8.0.2", "authlib==1.9.10", "joserfc==1.8.0", "fastavro==1.13.1",
 )
+# Jars the broker runs without: the broker started and served scorer bench's passthrough,
+# scorer-compiled and quix-app drains and a two-worker group (topic creation, produce, fetch,
+# group joins, offset commits) from a lib without them (2026-12-05). scala-reflect is scala-
+# logging's compile-time macro support, jose4j is OAuth (no such listener here), the YAML pair is
+# a log4j configuration format kafka.sh does not write. Without commons-validator the storage
+# format fails, without HdrHistogram the broker: those stay.
+DROP_JARS = ("scala-reflect-2.13.18.jar", "jose4j-0.9.6.jar", "snakeyaml-2.5.jar", "jackson-dataformat-yaml-2.21.7.jar")
 KAFKA_LIB = Path.home() / ".cache" / "scorer" / "kafka" / "4.4.0" / "lib"
 
 
@@ -76,12 +83,13 @@ def assemble(work: Path, wheels: list[Path], python: str, kafka: Path, data: Pat
              jre_compress: int) -> dict[str, object]:
     """``work``/jre, kafka/lib, site, native, data; returns what went in (also ``work``/carry.json)."""
     java = carry_files.jlink(carry_files.JRE_MODULES, work / "jre", jre_compress)
-    jars = carry_files.kafka_lib(kafka, work / "kafka" / "lib")
+    jars = carry_files.kafka_lib(kafka, work / "kafka" / "lib", DROP_JARS)
     site = work / "site"
     for requirement in WHEELS:
         stack_files.unpack_wheel(stack.wheel_of(requirement, wheels), site)
     stack_files.prune(site, stack.PYTHON)
-    stripped = stack_files.strip_symbols(stack_files.elf_files(site))
+    # libjvm.so comes with its symbol table (4 of its 24 MB)
+    stripped = stack_files.strip_symbols([*stack_files.elf_files(site), *stack_files.elf_files(work / "jre")])
     native = build_native(python, work / "native")
     lines = carry_data(data, work / "data")
     linked = stack_files.link_duplicates(work)
@@ -91,7 +99,8 @@ def assemble(work: Path, wheels: list[Path], python: str, kafka: Path, data: Pat
         "java": subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr.splitlines()[0],
         "jre_modules": list(carry_files.JRE_MODULES), "jre_compress": jre_compress,
         "jars": {name: {"kept": k, "dropped_natives": d} for name, (k, d) in jars.items()},
-        "wheels": list(WHEELS), "elf_stripped": len(stripped), "duplicates_linked": linked,
+        "jars_dropped": list(DROP_JARS), "wheels": list(WHEELS), "elf_stripped": len(stripped),
+        "duplicates_linked": linked,
         "native": [p.name for p in native], "data_lines": lines, "mib_unpacked": parts,
     }
     (work / "carry.json").write_text(json.dumps(manifest, indent=1))
