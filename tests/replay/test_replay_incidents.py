@@ -22,7 +22,7 @@ from replay.sinks import replay_to_kafka
 from scorer.captures.recorded import Envelope, read_envelopes
 from scorer.config import Settings
 from scorer.demo import bundled_capture
-from scorer.kafka import make_producer
+from scorer.kafka import admin_client, make_producer, poll_until
 from streams.incidents.kafka import ensure_incident_topics
 from tests.incidents.kafka import JobProcess, kcat, scored_settings, settings_for
 from tests.support.kafka import KafkaBroker
@@ -150,6 +150,7 @@ async def test_wait_incidents_waits_for_the_markers_of_the_routers_last_batch(ka
             await _batch(router, keyed, 3)
         async with correlator.transaction():
             await correlator.send_offsets_to_transaction({keyed: 3}, f"{group}-correlator")
+        await _offsets_visible(settings, f"{group}-correlator", {keyed: 3})
         await router.begin_transaction()  # the last batch: the alert routed to digests 4-6
         await _batch(router, keyed, 3)
         # Its offsets as they are once its commit is answered (visible before its markers on
@@ -157,6 +158,7 @@ async def test_wait_incidents_waits_for_the_markers_of_the_routers_last_batch(ka
         # transaction's own would not be visible yet.
         async with correlator.transaction():
             await correlator.send_offsets_to_transaction({alert: 1}, f"{group}-router")
+        await _offsets_visible(settings, f"{group}-router", {alert: 1})
         assert await wait_incidents(settings, alerts, stall_s=2) is False, "caught up before the last batch"
         await router.commit_transaction()  # marker 7
         # Now decided, and the correlator still has not read it.
@@ -167,3 +169,15 @@ async def test_wait_incidents_waits_for_the_markers_of_the_routers_last_batch(ka
     finally:
         await router.stop()
         await correlator.stop()
+
+
+async def _offsets_visible(settings: Settings, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Until a transaction's offsets commit is visible to an offset fetch: the coordinator
+    writes its marker after answering EndTxn, and a busy broker showed none yet (then
+    wait_incidents sees no router group and answers None, "no incident job")."""
+    async with admin_client(settings.kafka) as admin:
+        async def committed() -> dict[TopicPartition, int]:
+            return {tp: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
+
+        seen = await poll_until(committed, lambda c: all(c.get(tp) == o for tp, o in offsets.items()), stall_s=60)
+        assert seen is not None, f"{group} never showed {offsets}"
