@@ -136,30 +136,34 @@ class Codes:
         sheet.put_rows(first, width, self.inverse, [row(c) for c in self.distinct])
 
 
-# The attributes the blocks read as texts or numbers. Which of them a batch's events hold at all
-# is read once per batch (:func:`present`): a column no event carries (most columns of a small
-# batch) is then the batch's blank column without a read of every event.
+# The attributes the blocks read as texts or numbers, and the fields they read by column. Which
+# of them a batch's events hold at all is read once per batch (:func:`present`): a column no event
+# carries (most columns of a small batch) is then the batch's blank column without a read of every
+# event.
 ATTRS = ("parent_image", "parent_command_line", "command_line", "target_filename", "target_object",
          "image_loaded", "integrity_level", "user", "logon_type", "dst_port", "signed")
-_ATTRS = frozenset(ATTRS)
+FIELDS = ("OriginalFileName", "TargetImage", "GrantedAccess", "ScriptBlockText", "Payload", "HostApplication",
+          "Details", "PrivilegeList", "EnabledPrivilegeList")
+_ATTRS, _FIELDS = frozenset(ATTRS), frozenset(FIELDS)
 
 
-def present(events: list[EndpointEvent], attrs: tuple[str, ...],
-            fields: list[dict[str, str]]) -> tuple[set[str], set[str]]:
-    """The ``attrs`` some event holds a value of (not None, not ``""``), and every key of
-    ``fields`` with a true value: in one native pass where built."""
+def present(events: list[EndpointEvent], attrs: tuple[str, ...], fields: list[dict[str, str]],
+            names: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """The ``attrs`` some event holds a value of (not None, not ``""``), and the ``names`` some
+    mapping of ``fields`` holds a true value of: in one native pass where built, which stops at
+    the first event holding each."""
     native = scorer.native.module("_edr")
     if native is not None:
-        out: tuple[set[str], set[str]] = native.present(events, attrs, fields)
+        out: tuple[set[str], set[str]] = native.present(events, attrs, fields, names)
         return out
-    return present_reference(events, attrs, fields)
+    return present_reference(events, attrs, fields, names)
 
 
 def present_reference(events: Sequence[EndpointEvent], attrs: tuple[str, ...],
-                      fields: Sequence[Mapping[str, str]]) -> tuple[set[str], set[str]]:
+                      fields: Sequence[Mapping[str, str]], names: tuple[str, ...]) -> tuple[set[str], set[str]]:
     """:func:`present` in Python (the native code's reference)."""
     held = {a for a in attrs if any(_holds(getattr(e, a)) for e in events)}
-    return held, {k for f in fields for k, v in f.items() if v}
+    return held, {name for name in names if any(f.get(name) for f in fields)}
 
 
 def _holds(value: object) -> bool:
@@ -168,8 +172,8 @@ def _holds(value: object) -> bool:
 
 class EdrBatch:
     """The events, the columns several blocks read, and the :class:`Sheet` of ``names``.
-    ``absent``: the :data:`ATTRS` no event holds a value of; ``keys``: the ``fields`` some event
-    holds a non-empty value of."""
+    ``absent``: the :data:`ATTRS` no event holds a value of; ``keys``: the :data:`FIELDS` some
+    event holds a non-empty value of."""
 
     __slots__ = ("_blank", "_numbers", "absent", "codes", "events", "fields", "keys", "n", "sheet")
 
@@ -179,7 +183,7 @@ class EdrBatch:
         self.events: Sequence[EndpointEvent] = evs
         self.n = len(events)
         self.fields: list[dict[str, str]] = column(evs, "fields")
-        held, self.keys = present(evs, ATTRS, self.fields)
+        held, self.keys = present(evs, ATTRS, self.fields, FIELDS)
         self.absent = _ATTRS - held
         self.codes = Codes(self.events)
         self.sheet = Sheet(names, self.n)
@@ -201,7 +205,7 @@ class EdrBatch:
 
     def field(self, name: str) -> list[str]:
         """``fields[name]`` of every event, ``""`` when missing."""
-        if name not in self.keys:
+        if name in _FIELDS and name not in self.keys:
             return self.blank()
         values = first_texts(None, self.fields, name)
         return self.blank() if values.count("") == self.n else values

@@ -617,55 +617,21 @@ done:
     return result;
 }
 
-/* present(events, attrs, fields) -> (set, set)
- *   The names of ``attrs`` that some event holds a value of (not None, not ""), and every key
- *   of the ``fields`` mappings whose value is true: what an EDR batch carries at all, read in
- *   one pass so that a feature column no event carries costs a set lookup (most columns of a
- *   small batch). The reference is scorer.features.edr_batch.present_reference.
+/* present(events, attrs, fields, names) -> (set, set)
+ *   The names of ``attrs`` that some event holds a value of (not None, not ""), and the ``names``
+ *   some mapping of ``fields`` holds a true value of (``fields[i].get(name)``): what an EDR batch
+ *   carries at all, read in one pass that stops at the first event holding each, so that a
+ *   feature column no event carries costs a set lookup (most columns of a small batch). The
+ *   reference is scorer.features.edr_batch.present_reference.
  */
 static int holds(PyObject *value) {
     return value != Py_None && !(PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0);
 }
 
-static int true_keys(PyObject *mapping, PyObject *keys) {
-    if (PyDict_CheckExact(mapping)) {
-        PyObject *key, *value;
-        Py_ssize_t pos = 0;
-        Py_INCREF(mapping);
-        while (PyDict_Next(mapping, &pos, &key, &value)) {
-            Py_INCREF(key);
-            Py_INCREF(value);
-            int truth = PyObject_IsTrue(value);
-            int bad = truth < 0 || (truth && PySet_Add(keys, key) < 0);
-            Py_DECREF(key);
-            Py_DECREF(value);
-            if (bad) { Py_DECREF(mapping); return -1; }
-        }
-        Py_DECREF(mapping);
-        return 0;
-    }
-    PyObject *items = PyMapping_Items(mapping); /* any other mapping: as .items() reads it */
-    if (items == NULL) return -1;
-    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(items); j++) {
-        PyObject *pair = PyList_GET_ITEM(items, j);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-            Py_DECREF(items);
-            PyErr_SetString(PyExc_TypeError, "present: items() must give pairs");
-            return -1;
-        }
-        int truth = PyObject_IsTrue(PyTuple_GET_ITEM(pair, 1));
-        if (truth < 0 || (truth && PySet_Add(keys, PyTuple_GET_ITEM(pair, 0)) < 0)) {
-            Py_DECREF(items);
-            return -1;
-        }
-    }
-    Py_DECREF(items);
-    return 0;
-}
-
 static PyObject *present(PyObject *self, PyObject *args) {
-    PyObject *events, *attrs, *fields;
-    if (!PyArg_ParseTuple(args, "O!O!O!:present", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyList_Type, &fields))
+    PyObject *events, *attrs, *fields, *names;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!:present", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyList_Type,
+                          &fields, &PyTuple_Type, &names))
         return NULL;
     PyObject *held = PySet_New(NULL), *keys = PySet_New(NULL);
     if (held == NULL || keys == NULL) goto fail;
@@ -685,12 +651,22 @@ static PyObject *present(PyObject *self, PyObject *args) {
             }
         }
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fields); i++) {
-        PyObject *mapping = PyList_GET_ITEM(fields, i);
-        Py_INCREF(mapping);
-        int bad = true_keys(mapping, keys);
-        Py_DECREF(mapping);
-        if (bad) goto fail;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
+        PyObject *name = PyTuple_GET_ITEM(names, j);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fields); i++) {
+            PyObject *mapping = PyList_GET_ITEM(fields, i);
+            Py_INCREF(mapping);
+            PyObject *value = get_field(mapping, name);
+            Py_DECREF(mapping);
+            if (value == NULL) goto fail;
+            int truth = PyObject_IsTrue(value);
+            Py_DECREF(value);
+            if (truth < 0) goto fail;
+            if (truth) {
+                if (PySet_Add(keys, name) < 0) goto fail;
+                break;
+            }
+        }
     }
     PyObject *out = PyTuple_Pack(2, held, keys);
     Py_DECREF(held);
@@ -710,7 +686,7 @@ static PyMethodDef methods[] = {
     {"compile_needles", compile_needles, METH_VARARGS, "An automaton finding groups of ASCII needles."},
     {"count_needles", count_needles, METH_VARARGS, "Per text, how many distinct needles of each group it holds."},
     {"fill", fill, METH_VARARGS, "out[i, column:column+width] = rows[inverse[i]] (rows[i] without inverse)."},
-    {"present", present, METH_VARARGS, "The attrs some event holds a value of, and the fields' keys with a true value."},
+    {"present", present, METH_VARARGS, "The attrs some event holds a value of, and the names some fields mapping holds a true value of."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,5 +26,7 @@ def compile_needles(groups: list[tuple[str, ...]], /) -> object:
 def count_needles(needles: object, texts: list[str], /) -> list[tuple[float, ...]]:
     """Per text, how many distinct needles of each group it contains (as floats)."""
 
-def present(events: list[Any], attrs: tuple[str, ...], fields: list[Any], /) -> tuple[set[str], set[str]]:
-    """The ``attrs`` some event holds a value of (not None, not ""), and every key of ``fields`` with a true value."""
+def present(events: list[Any], attrs: tuple[str, ...], fields: list[Any], names: tuple[str, ...], /
+            ) -> tuple[set[str], set[str]]:
+    """The ``attrs`` some event holds a value of (not None, not ""), and the ``names`` some mapping of ``fields``
+    holds a true value of."""

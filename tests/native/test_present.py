@@ -1,7 +1,8 @@
 """scorer.native's ``present`` (what an EDR batch carries at all, read once per batch) against its
 Python reference on generated events: texts, empty texts, None, 0 and False (a value: ``signed``
-False is the "unsigned" flag), fields with empty and non-empty values, and a mapping that is not a
-dict; and the EDR v3 matrices of batches where only one event carries a column, both paths."""
+False is the "unsigned" flag), fields with empty, non-empty and missing values, and a mapping
+that is not a dict; and the EDR v3 matrices of batches where only one event carries a column,
+both paths."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import scorer.native
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.features import feature_set
-from scorer.features.edr_batch import ATTRS, present, present_reference
+from scorer.features.edr_batch import ATTRS, FIELDS, present, present_reference
 from tests.support.native import use_native
 
 _edr: Any = scorer.native.built_module("_edr")
@@ -45,7 +46,8 @@ _EVENTS = st.lists(st.builds(_event, st.lists(_TEXT, min_size=8, max_size=8), st
 @given(_EVENTS)
 def test_present_equals_the_reference(events: list[EndpointEvent]) -> None:
     fields = [e.fields for e in events]
-    assert _edr.present(events, ATTRS, fields) == present_reference(events, ATTRS, fields)
+    names = (*FIELDS, "x", "absent")
+    assert _edr.present(events, ATTRS, fields, names) == present_reference(events, ATTRS, fields, names)
 
 
 class _Fields(Mapping[str, str]):  # not a dict: read through items(), as the reference reads it
@@ -65,13 +67,15 @@ class _Fields(Mapping[str, str]):  # not a dict: read through items(), as the re
 def test_present_reads_other_mappings_and_refuses_bad_input() -> None:
     events = [EndpointEvent(ts=1.0, host="h", event_code=1, signed=False)]
     fields: list[Any] = [_Fields({"a": "", "b": "x"})]
-    assert _edr.present(events, ATTRS, fields) == ({"signed"}, {"b"}) == present_reference(events, ATTRS, fields)
+    names = ("a", "b", "c")
+    assert _edr.present(events, ATTRS, fields, names) == ({"signed"}, {"b"}) == present_reference(
+        events, ATTRS, fields, names)
     with pytest.raises(AttributeError):
-        _edr.present(events, ("no_such_attribute",), [])
-    with pytest.raises(AttributeError):  # as the reference's ``.items()`` raises
-        _edr.present(events, ATTRS, [42])
+        _edr.present(events, ("no_such_attribute",), [], ())
+    with pytest.raises(AttributeError):  # as the reference's ``.get`` raises
+        _edr.present(events, ATTRS, [42], names)
     with pytest.raises(AttributeError):
-        present_reference(events, ATTRS, [42])  # type: ignore[list-item]
+        present_reference(events, ATTRS, [42], names)  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize("attr", ["target_filename", "integrity_level", "user", "logon_type", "dst_port", "signed",
@@ -95,4 +99,4 @@ def test_present_switches_with_scorer_native(monkeypatch: pytest.MonkeyPatch) ->
     for native in ("0", "1"):
         with monkeypatch.context() as m:
             use_native(m, native)
-            assert present(events, ATTRS, [e.fields for e in events]) == ({"logon_type"}, {"a"})
+            assert present(events, ATTRS, [e.fields for e in events], ("a", "b")) == ({"logon_type"}, {"a"})
