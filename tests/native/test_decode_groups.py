@@ -136,6 +136,19 @@ def test_all_finite_at_every_position(dtype: Any, shape: tuple[int, int]) -> Non
         assert _NATIVE.all_finite(y) is False
 
 
+def test_all_finite_at_every_length_and_position() -> None:
+    """Every length across the 16-value turns, the 4-value tail and the scalar tail."""
+    for n in range(70):
+        x = np.ones(n, dtype=np.float32)
+        assert _NATIVE.all_finite(x) is True
+        for k in range(n):
+            for value in (np.nan, np.inf, -np.inf):
+                y = x.copy()
+                y[k] = value
+                assert _NATIVE.all_finite(y) is False
+                assert _NATIVE.all_finite(y.astype(np.float64)) is False
+
+
 def test_all_finite_refuses_other_buffers() -> None:
     with pytest.raises(ValueError):
         _NATIVE.all_finite(np.zeros(3, dtype=np.int64))
