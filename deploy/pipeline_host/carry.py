@@ -27,6 +27,8 @@ import argparse
 import hashlib
 import inspect
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,7 +110,7 @@ def assemble(work: Path, wheels: list[Path], python: str, kafka: Path, data: Pat
     return manifest
 
 
-def build_native(python: str, out: Path) -> list[Path]:
+def build_native(python: str, out: Path, source: Path = ROOT, include: str | None = None) -> list[Path]:
     """scorer/native's extensions for ``python`` as setup.py builds them: setuptools puts the
     interpreter's CFLAGS first (``-DNDEBUG`` among them), then setup.py's flags. Without NDEBUG
     the asserts in CPython's inline headers stay in: on 3.12 ``Py_SIZE`` of an int asserts, and
@@ -116,18 +118,37 @@ def build_native(python: str, out: Path) -> list[Path]:
     build, which passes no CFLAGS)."""
     probe = "import sysconfig as s; print(s.get_config_var('CFLAGS')); print(s.get_paths()['include']); " \
             "print(s.get_config_var('EXT_SUFFIX'))"
-    cflags, include, suffix = subprocess.run([python, "-c", probe], check=True, capture_output=True,
-                                             text=True).stdout.splitlines()
+    cflags, found, suffix = subprocess.run([python, "-c", probe], check=True, capture_output=True,
+                                           text=True).stdout.splitlines()
+    include = include or found
     if not suffix.startswith(f".cpython-{stack.PYTHON.replace('.', '')}-"):
         raise SystemExit(f"{python} is not Python {stack.PYTHON} ({suffix}): the device image runs {stack.PYTHON}")
     out.mkdir(parents=True, exist_ok=True)
     built = []
-    for source in sorted((ROOT / "scorer" / "native").glob("_*.c")):  # each is one extension (setup.py)
-        target = out / f"{source.stem}{suffix}"
-        subprocess.run(["cc", *cflags.split(), "-fPIC", "-O2", "-std=c11", "-Wall", "-Werror", "-shared",
-                        f"-I{include}", "-o", str(target), str(source), "-ldl"], check=True)
+    for c in sorted((source / "scorer" / "native").glob("_*.c")):  # each is one extension (setup.py)
+        target = out / f"{c.stem}{suffix}"
+        subprocess.run([os.environ.get("CC", "cc"), *cflags.split(), "-fPIC", "-O2", "-std=c11", "-Wall", "-Werror",
+                        "-shared", f"-I{include}", "-o", str(target), str(c), "-ldl"], check=True)
         built.append(target)
     return built
+
+
+def head(out: Path, python: str) -> None:
+    """``out``: HEAD's scorer/ (``git archive``) and ``python``'s C headers (include/). Other
+    sessions edit the checkout while a study runs and a device call sends the working tree as it
+    is, uncommitted edits included: study.sh puts HEAD's scorer/ in its place there and builds
+    its extensions with the host's compiler against these headers, so that the Python and the C
+    measured are one commit's."""
+    found = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(f"git -C {ROOT} archive HEAD scorer | tar -x -C {tmp}", shell=True, check=True)
+        (Path(tmp) / "REVISION").write_text(rev + "\n")
+        shutil.copytree(found, Path(tmp) / "include")
+        subprocess.run(["tar", "-C", tmp, "-cJf", str(out), "scorer", "include", "REVISION"], check=True)
+    print(f"{out}: HEAD {rev}, {out.stat().st_size / 2**20:.2f} MiB")
 
 
 def carry_data(root: Path, out: Path) -> dict[str, int]:
@@ -162,9 +183,15 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--jre-compress", type=int, default=0, choices=(0, 1, 2), help="jlink --compress (%(default)s)")
     g = sub.add_parser("budget", help="what is left of a call's 64 MiB")
     g.add_argument("--carry", type=Path, nargs="*", default=[])
+    h = sub.add_parser("head", help="HEAD's scorer/ and the Python's headers (study.sh builds scorer/native there)")
+    h.add_argument("--out", type=Path, default=ROOT / "var" / "pipeline_host" / "head.tar.xz")
+    h.add_argument("--python", default="python3.12", help="a Python 3.12 with headers")
     args = p.parse_args(argv)
     if args.command == "budget":
         raise SystemExit(0 if stack.budget(args.carry) >= 0 else 1)
+    if args.command == "head":
+        head(args.out, args.python)
+        return
     wheels = download(args.wheels)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="carry-", dir=args.out.parent) as tmp:

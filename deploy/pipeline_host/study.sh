@@ -2,15 +2,17 @@
 # Issue 16, items 3 and 5, on the lent 16-core device machine in one call: a Kafka broker on it,
 # the scorer and its baselines draining the realistic and the capture stream, the p99 at 10,000
 # events/s against the passthrough's, and `--processes N` at several N (docs/benchmarks.md, 29).
-#   deploy/pipeline_host/study.sh OUTDIR [CARRY.tar.xz]     (default var/pipeline_host/carry.tar.xz,
-#   built by `python -m deploy.pipeline_host.carry build`; the device call carries it)
+#   deploy/pipeline_host/study.sh OUTDIR [CARRY.tar.xz [HEAD.tar.xz]]   (defaults var/pipeline_host/carry.tar.xz
+#   and head.tar.xz, made by `python -m deploy.pipeline_host.carry build` and `... carry head`; the device
+#   call carries both). With HEAD.tar.xz the scorer/ measured is that commit's, its C extensions built
+#   there (the working tree a call sends holds other sessions' uncommitted edits); "" : the tree as sent.
 # PARTS (default "drain capture latency processes") picks the parts; the sizes and each part's
 # time box are variables below. A part cut by its box loses its JSON, not the others': every
 # part writes OUTDIR/<part>.json as it ends and appends its output to OUTDIR/study.log; host.txt
 # and logs.tgz (the runners' logs, the broker's) make seven files, of the eight a call returns.
 # CARRY_SITE=0 uses the Python's own packages instead of the carried cp312 ones (a dry run here).
 set -u -o pipefail
-out=${1:?OUTDIR}; carry=${2:-var/pipeline_host/carry.tar.xz}
+out=${1:?OUTDIR}; carry=${2:-var/pipeline_host/carry.tar.xz}; head=${3-var/pipeline_host/head.tar.xz}
 c=${CARRY_DIR:-/tmp/pipeline-carry}; work=${STUDY_WORK:-/tmp/pipeline-study}
 PARTS=${PARTS:-drain capture latency processes}
 DRAIN_EVENTS=${DRAIN_EVENTS:-200000}; BASELINE_EVENTS=${BASELINE_EVENTS:-20000}; REPEAT=${REPEAT:-3}
@@ -26,7 +28,14 @@ if [ ! -f "$c/.unpacked" ] || [ "$(cat "$c/.unpacked")" != "$(stat -c %s-%Y "$ca
 fi
 if [ "${CARRY_SITE:-1}" = 1 ]; then
   export PYTHONPATH=$c/site:$PWD
-  cp "$c"/native/*.so scorer/native/ || exit 1
+  if [ -n "$head" ]; then
+    rm -rf scorer "$c/head" && mkdir -p "$c/head" && tar -C "$c/head" -xJf "$head" && cp -a "$c/head/scorer" . || exit 1
+    echo "scorer/ of HEAD $(cat "$c/head/REVISION"), its extensions built here:"
+    "$PY" -c "import sys; from pathlib import Path; from deploy.pipeline_host.carry import build_native
+print([p.name for p in build_native(sys.executable, Path('scorer/native'), Path('.'), '$c/head/include')])" || exit 1
+  else
+    cp "$c"/native/*.so scorer/native/ || exit 1
+  fi
 fi
 # The broker: kafka.sh's (2 network, 4 I/O threads: sized for the 2-core VM) with twice the threads,
 # so that 16 consumers and the load generator do not queue behind the broker's own pools; a 1 GiB heap.
