@@ -100,3 +100,19 @@ def test_present_switches_with_scorer_native(monkeypatch: pytest.MonkeyPatch) ->
         with monkeypatch.context() as m:
             use_native(m, native)
             assert present(events, ATTRS, [e.fields for e in events], ("a", "b")) == ({"logon_type"}, {"a"})
+
+
+def test_large_batches_skip_the_look_with_the_same_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above PRESENT_ROWS events a batch reads every column as before; EDR features are stateless,
+    so its matrix is the rows of the same events in small batches (which look first)."""
+    from scorer.features.edr_batch import PRESENT_ROWS
+
+    events = [EndpointEvent(ts=float(i), host="h", event_code=(1, 10, 4624, 7)[i % 4],
+                            user="SYSTEM" if i % 7 else None, logon_type=3 if i % 4 == 2 else None,
+                            fields={"GrantedAccess": "0x1410"} if i % 4 == 1 else {})
+              for i in range(PRESENT_ROWS + 44)]
+    use_native(monkeypatch, "1")
+    features = feature_set(EventKind.EDR, "v3")
+    whole = features.transform(events)
+    parts = np.concatenate([features.transform(events[i:i + 50]) for i in range(0, len(events), 50)])
+    assert whole.tobytes() == parts.tobytes()
