@@ -145,9 +145,6 @@ ATTRS = ("parent_image", "parent_command_line", "command_line", "target_filename
 FIELDS = ("OriginalFileName", "TargetImage", "GrantedAccess", "ScriptBlockText", "Payload", "HostApplication",
           "Details", "PrivilegeList", "EnabledPrivilegeList")
 _ATTRS, _FIELDS = frozenset(ATTRS), frozenset(FIELDS)
-# Batches up to this many events look first (a name no event holds is read in every event, ~40
-# instructions each): at 2,048 records it was ~1% of the features' instructions and saved nothing.
-PRESENT_ROWS = 256
 
 
 def present(events: list[EndpointEvent], attrs: tuple[str, ...], fields: list[dict[str, str]],
@@ -186,11 +183,8 @@ class EdrBatch:
         self.events: Sequence[EndpointEvent] = evs
         self.n = len(events)
         self.fields: list[dict[str, str]] = column(evs, "fields")
-        if self.n <= PRESENT_ROWS:
-            held, self.keys = present(evs, ATTRS, self.fields, FIELDS)
-            self.absent: frozenset[str] | set[str] = _ATTRS - held
-        else:  # a large batch carries nearly every column: the look would only cost
-            self.absent, self.keys = frozenset(), set(FIELDS)
+        held, self.keys = present(evs, ATTRS, self.fields, FIELDS)
+        self.absent = _ATTRS - held
         self.codes = Codes(self.events)
         self.sheet = Sheet(names, self.n)
         self._numbers: dict[tuple[str, float], F64] = {}

@@ -102,15 +102,13 @@ def test_present_switches_with_scorer_native(monkeypatch: pytest.MonkeyPatch) ->
             assert present(events, ATTRS, [e.fields for e in events], ("a", "b")) == ({"logon_type"}, {"a"})
 
 
-def test_large_batches_skip_the_look_with_the_same_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above PRESENT_ROWS events a batch reads every column as before; EDR features are stateless,
-    so its matrix is the rows of the same events in small batches (which look first)."""
-    from scorer.features.edr_batch import PRESENT_ROWS
-
+def test_a_large_batch_is_its_small_batches_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EDR features are stateless: a 300-event batch (every column carried by some event) has the
+    rows of the same events in 50-event batches (most columns carried by none of a batch's events)."""
     events = [EndpointEvent(ts=float(i), host="h", event_code=(1, 10, 4624, 7)[i % 4],
                             user="SYSTEM" if i % 7 else None, logon_type=3 if i % 4 == 2 else None,
                             fields={"GrantedAccess": "0x1410"} if i % 4 == 1 else {})
-              for i in range(PRESENT_ROWS + 44)]
+              for i in range(300)]
     use_native(monkeypatch, "1")
     features = feature_set(EventKind.EDR, "v3")
     whole = features.transform(events)
