@@ -1,22 +1,25 @@
 """decide() replayed on the batches a capture run fed it, per kind (benchmarks.md sections 25, 28).
 
     PYTHONPATH=<tree> .venv/bin/python -P docs/results/decide_hotloop.py [BATCH] [REPEATS]
-    PYTHONPATH=<tree> valgrind --tool=cachegrind ... python -P docs/results/decide_hotloop.py BATCH 0 \\
-        --warm 2000 --events 4000 --replays R [--kind edr]
+    PYTHONPATH=<tree> valgrind --tool=callgrind --collect-atstart=no --toggle-collect=functools_reduce \\
+        python -P docs/results/decide_hotloop.py BATCH 0 --warm 2000 --events 6000 --replays R [--kind edr]
 
 The service's BatchScorer scores the bundled capture (16,000 events of warm-up, then 24,000 in
 BATCH-record batches, 2,048 by default) with ``decide`` recorded; the recorded calls are then
 replayed, all kinds and each kind alone, and the best of REPEATS (5) is printed as thread CPU
 per event and per alert. Run it with each tree first on PYTHONPATH (``-P``: not this file's
 folder) to compare two trees on one machine. ``--replays R`` replays the calls R times more
-after the timing, untimed: two runs under valgrind with different R give decide's instructions
-per replay (their difference over the difference in R), which the machine's load does not move.
+after the timing, inside one ``functools.reduce`` call: callgrind told to count only inside
+``functools_reduce`` counts those replays alone (the scoring before them moves by hundreds of
+millions of instructions between identical runs; this does not, nor with the machine's load).
+The hosts' risk state carries over from one replay to the next on both trees alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -72,9 +75,8 @@ def main() -> None:
         alerts = run(kind)[1]
         print(f"{kind or 'all':8s} alerts {alerts:5d}  {best / events * 1e6:6.2f} us/event  "
               f"{best / max(alerts, 1) * 1e6:6.2f} us/alert", flush=True)
-    alerts = 0
-    for _ in range(args.replays):
-        alerts += run(args.kind)[1]
+    # The replays inside one C call (functools_reduce) that callgrind can count alone.
+    alerts = functools.reduce(lambda total, _: total + run(args.kind)[1], range(args.replays), 0)
     if args.replays:
         print(f"replays {args.replays} kind {args.kind or 'all'} events {events} alerts per replay "
               f"{alerts // args.replays}", flush=True)
