@@ -1,11 +1,13 @@
-"""The hot path's native part (C: ``_native.c``, ``_edr.c``), with the Python code as its reference.
+"""The hot path's native part (C: ``_native.c``, ``_edr.c``, ``_rules.c``), with the Python code as its reference.
 
 Built by setuptools when the package is installed (``pip install``, ``make``). A source
 tree without the built modules (the GPU device machine runs the scorer from one) uses the
 Python code, which computes the very same values: tests/native runs both on every stream.
 
 - ``_native``: the netflow and SIEM entity windows, the flows' CIC statistics;
-- ``_edr``: the EDR features' and the Sigma rule engine's per-row passes.
+- ``_edr``: the EDR features' and the Sigma rule engine's per-row passes;
+- ``_rules``: the rule engine's per-batch passes (a batch's field reads and value grouping, its
+  (Channel, EventID) pairs, the conditions its atoms trigger).
 
 ``SCORER_NATIVE`` chooses: ``auto`` (default: native when built), ``0`` (the Python
 reference), ``1`` (native, or ImportError if it is not built). It is read once, at import:
@@ -21,7 +23,7 @@ import os
 from types import ModuleType
 
 ENV = "SCORER_NATIVE"
-NAMES = ("_native", "_edr")
+NAMES = ("_native", "_edr", "_rules")
 
 
 def _load(name: str) -> ModuleType | None:

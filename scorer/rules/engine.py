@@ -56,11 +56,6 @@ CACHE_CHARS = 16 << 20
 # Up to this many rows a field's value -> rows grouping is one Python pass; above, numpy.
 SMALL_ROWS = 24
 _FIELDS = attrgetter("fields")
-_RULES: ModuleType | None
-try:  # built with the other native modules; without it the Python pass runs (same hits)
-    from scorer.native import _rules as _RULES
-except ImportError:  # pragma: no cover - a source tree without the built extension
-    _RULES = None
 
 
 class RuleRaised(Exception):
@@ -212,7 +207,7 @@ class RuleEngine:
         # Most fields are read over the rows of one logsource or a few: each set listed once.
         self._rows, self._arrays = {}, {}
         self._native = scorer.native.module("_edr")
-        self._fold = _RULES if self._native is not None else None  # SCORER_NATIVE switches both
+        self._fold = scorer.native.module("_rules") if self._native is not None else None
         if self._fold is not None and type(events) is not list:
             events = list(events)
         # Fields (of ``fields``) that some event of the batch carries; any other reads None.
