@@ -15,7 +15,7 @@ $(BIN)/python:
 $(BIN)/uv: | $(BIN)/python
 	$(BIN)/pip install -q uv
 
-$(STAMP): pyproject.toml setup.py $(wildcard scorer/native/*.c) | $(BIN)/uv
+$(STAMP): pyproject.toml setup.py $(wildcard scorer/native/*.[ch]) | $(BIN)/uv
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,train,local,replay,bench,gbm]'
 	touch $@
 

@@ -32,6 +32,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_fields.h"
+
 static PyObject *factorize(PyObject *self, PyObject *args) {
     PyObject *rows, *out;
     if (!PyArg_ParseTuple(args, "O!O:factorize", &PyList_Type, &rows, &out)) return NULL;
@@ -174,18 +176,6 @@ done:
     Py_XDECREF(it);
     Py_DECREF(index);
     return result;
-}
-
-/* fields.get(name) as a new reference (None when missing). */
-static PyObject *get_field(PyObject *fields, PyObject *name) {
-    if (!PyDict_CheckExact(fields)) return PyObject_CallMethod(fields, "get", "O", name);
-    PyObject *value = PyDict_GetItemWithError(fields, name);
-    if (value == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        value = Py_None;
-    }
-    Py_INCREF(value);
-    return value;
 }
 
 static PyObject *texts(PyObject *self, PyObject *args) {

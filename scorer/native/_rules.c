@@ -32,6 +32,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_fields.h"
+
 enum {
     READ_FIELD = 0,       /* fields[r].get(key) */
     READ_ATTR = 1,        /* getattr(ev, attr) or None */
@@ -39,18 +41,6 @@ enum {
     READ_TEXT = 3,        /* None / "" -> None, a bool -> "true"/"false", else str(value) */
     READ_STR = 4,         /* str(getattr(ev, attr)) */
 };
-
-/* fields.get(name) as a new reference (None when missing); a dict subclass's own get. */
-static PyObject *get_field(PyObject *fields, PyObject *name) {
-    if (!PyDict_CheckExact(fields)) return PyObject_CallMethod(fields, "get", "O", name);
-    PyObject *value = PyDict_GetItemWithError(fields, name);
-    if (value == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        value = Py_None;
-    }
-    Py_INCREF(value);
-    return value;
-}
 
 /* ``value or None``, stealing value. */
 static PyObject *or_none(PyObject *value) {
