@@ -142,3 +142,42 @@ def test_progress_summary_reads_start_up_and_the_steady_rate() -> None:
     progress.seen = [(0.2, 0.0)]
     assert progress.summary(1000) == {"first_record_s": None, "quarter_s": None, "three_quarters_s": None,
                                       "steady_events_per_s": None}
+
+
+# pyenv's shim is on PATH even where no 3.12 is selected: the installed version first
+PY312 = next(iter(sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))), None) or shutil.which("python3.12")
+
+
+def test_build_native_refuses_another_python(tmp_path: Path) -> None:
+    import sys
+
+    if sys.version_info[:2] == (3, 12):
+        pytest.skip("this interpreter is the device's version")
+    with pytest.raises(SystemExit, match=r"is not Python 3\.12"):
+        carry.build_native(sys.executable, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PY312 is None or shutil.which("cc") is None, reason="needs a Python 3.12 and a C compiler")
+def test_build_native_leaves_cpythons_asserts_out(tmp_path: Path) -> None:
+    built = carry.build_native(str(PY312), tmp_path)
+    assert sorted(p.name.split(".")[0] for p in built) == sorted(p.stem for p in Path("scorer/native").glob("_*.c"))
+    # Py_SIZE's assert in CPython 3.12's headers, which _rules.c reaches: compiled in without -DNDEBUG
+    assert all(b"ob->ob_type != &PyLong_Type" not in p.read_bytes() for p in built)
+
+
+def test_head_packs_heads_scorer_and_the_headers(tmp_path: Path) -> None:
+    import sysconfig
+    import tarfile
+
+    out = tmp_path / "head.tar.xz"
+    carry.head(out, str(PY312) if PY312 else "python3")
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        revision = tar.extractfile("REVISION")
+        assert revision is not None
+        rev = revision.read().decode().strip()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+    assert rev == head.stdout.strip()
+    assert {"scorer/native/_rules.c", "scorer/cli.py", "include/Python.h"} <= names
+    assert sysconfig.get_paths()["include"]  # the headers came from the given Python's sysconfig
