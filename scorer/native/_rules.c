@@ -369,10 +369,11 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* Bitset ``mask`` (a non-negative int below 2**n) or-ed into words[0:n/64+1]. */
+/* Bitset ``mask`` (a non-negative int below 2**n) or-ed into words[0:n/64+1]. A negative int
+ * raises OverflowError in either conversion (Py_SIZE no longer holds an int's sign from 3.12). */
 static int or_words(PyObject *mask, Py_ssize_t n, uint64_t *words) {
-    if (!PyLong_CheckExact(mask) || Py_SIZE(mask) < 0) {
-        PyErr_SetString(PyExc_TypeError, "fold_many: rows must be a non-negative int");
+    if (!PyLong_CheckExact(mask)) {
+        PyErr_SetString(PyExc_TypeError, "fold_many: rows must be an int");
         return -1;
     }
     if (n <= 64) {
