@@ -72,21 +72,24 @@ def wheel_of(requirement: str, wheels: list[Path]) -> Path:
     return found[0]
 
 
-def build_native(python: str, out: Path) -> list[Path]:
-    """scorer/native's extensions for ``python`` (its headers and suffix), as setup.py builds them."""
-    probe = "import sysconfig as s; print(s.get_paths()['include']); print(s.get_config_var('EXT_SUFFIX'))"
-    include, suffix = subprocess.run([python, "-c", probe], check=True, capture_output=True,
-                                     text=True).stdout.split()
+def build_native(python: str, out: Path, source: Path = ROOT, include: str | None = None) -> list[Path]:
+    """scorer/native's extensions for ``python`` (``source``'s, against ``include``: by default
+    that Python's headers) as setup.py builds them: setuptools puts the interpreter's CFLAGS first
+    (``-DNDEBUG`` among them), then setup.py's flags. Without NDEBUG the asserts in CPython's inline
+    headers stay in, and one that holds on 3.11 aborted the scorer on the device's 3.12."""
+    probe = "import sysconfig as s; print(s.get_config_var('CFLAGS')); print(s.get_paths()['include']); " \
+            "print(s.get_config_var('EXT_SUFFIX'))"
+    cflags, found, suffix = subprocess.run([python, "-c", probe], check=True, capture_output=True,
+                                           text=True).stdout.splitlines()
+    include = include or found
     if not suffix.startswith(f".cpython-{PYTHON.replace('.', '')}-"):
         raise SystemExit(f"{python} is not Python {PYTHON} ({suffix}): the device image runs {PYTHON}")
     out.mkdir(parents=True, exist_ok=True)
     built = []
-    for source in sorted((ROOT / "scorer" / "native").glob("_*.c")):  # each is one extension (setup.py)
-        name = source.stem
-        target = out / f"{name}{suffix}"
-        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-Wall", "-Werror", "-shared", "-fPIC",
-                        f"-I{include}", "-o", str(target), str(source), "-ldl"],
-                       check=True)
+    for c in sorted((source / "scorer" / "native").glob("_*.c")):  # each is one extension (setup.py)
+        target = out / f"{c.stem}{suffix}"
+        subprocess.run([os.environ.get("CC", "cc"), *cflags.split(), "-fPIC", "-O2", "-std=c11", "-Wall", "-Werror",
+                        "-shared", f"-I{include}", "-o", str(target), str(c), "-ldl"], check=True)
         built.append(target)
     return built
 

@@ -27,7 +27,6 @@ import argparse
 import hashlib
 import inspect
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import msgspec
 
 from deploy.gpu import stack, stack_files
+from deploy.gpu.stack import build_native
 from deploy.pipeline_host import carry_files
 from scorer.bench.realistic import BACKGROUND, background, realistic_templates
 from scorer.config import data_dir
@@ -108,29 +108,6 @@ def assemble(work: Path, wheels: list[Path], python: str, kafka: Path, data: Pat
     (work / "carry.json").write_text(json.dumps(manifest, indent=1))
     print(f"unpacked MiB: {parts}")
     return manifest
-
-
-def build_native(python: str, out: Path, source: Path = ROOT, include: str | None = None) -> list[Path]:
-    """scorer/native's extensions for ``python`` as setup.py builds them: setuptools puts the
-    interpreter's CFLAGS first (``-DNDEBUG`` among them), then setup.py's flags. Without NDEBUG
-    the asserts in CPython's inline headers stay in: on 3.12 ``Py_SIZE`` of an int asserts, and
-    _rules.c calls it, so the rule stage aborted the scorer (seen here with deploy/gpu/stack.py's
-    build, which passes no CFLAGS)."""
-    probe = "import sysconfig as s; print(s.get_config_var('CFLAGS')); print(s.get_paths()['include']); " \
-            "print(s.get_config_var('EXT_SUFFIX'))"
-    cflags, found, suffix = subprocess.run([python, "-c", probe], check=True, capture_output=True,
-                                           text=True).stdout.splitlines()
-    include = include or found
-    if not suffix.startswith(f".cpython-{stack.PYTHON.replace('.', '')}-"):
-        raise SystemExit(f"{python} is not Python {stack.PYTHON} ({suffix}): the device image runs {stack.PYTHON}")
-    out.mkdir(parents=True, exist_ok=True)
-    built = []
-    for c in sorted((source / "scorer" / "native").glob("_*.c")):  # each is one extension (setup.py)
-        target = out / f"{c.stem}{suffix}"
-        subprocess.run([os.environ.get("CC", "cc"), *cflags.split(), "-fPIC", "-O2", "-std=c11", "-Wall", "-Werror",
-                        "-shared", f"-I{include}", "-o", str(target), str(c), "-ldl"], check=True)
-        built.append(target)
-    return built
 
 
 def head(out: Path, python: str) -> None:
