@@ -167,12 +167,12 @@ def test_fold_refuses_what_the_readers_refuse() -> None:
     with pytest.raises(IndexError):  # rows past the batch
         _rules.fold_many(fields, events, 3, None, {"TargetImage": (*read, {}, [])}, [(8, ("TargetImage",))],
                          frozenset(), {})
-    for n, rows in ((3, -1), (70, -1), (3, 1.0)):  # rows as no bitset: short and long batches
-        many = [{}] * n
-        evs = [events[0]] * n
+    bad_rows: tuple[tuple[int, Any], ...] = ((3, -1), (70, -1), (3, 1.0))
+    for n, rows in bad_rows:  # rows as no bitset: short and long batches
+        many: list[dict[str, str]] = [{}] * n
         with pytest.raises(OverflowError if isinstance(rows, int) else TypeError):
-            _rules.fold_many(many, evs, n, None, {"TargetImage": (*read, {}, [])}, [(rows, ("TargetImage",))],
-                             frozenset(), {})
+            _rules.fold_many(many, [events[0]] * n, n, None, {"TargetImage": (*read, {}, [])},
+                             [(rows, ("TargetImage",))], frozenset(), {})
 
 
 @pytest.mark.parametrize("seed", range(6))
