@@ -618,54 +618,45 @@ static int holds(PyObject *value) {
     return value != Py_None && !(PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0);
 }
 
+typedef PyObject *(*reader)(PyObject *item, PyObject *key);
+
+static PyObject *read_attr(PyObject *item, PyObject *key) { return PyObject_GetAttr(item, key); }
+
+/* Each of ``keys`` that some item of ``items`` holds added to ``out``: ``read(item, key)`` is
+ * held when true (``truth``) or by holds(); the items after the first holding it are not read. */
+static int add_held(PyObject *out, PyObject *items, PyObject *keys, reader read, int truth) {
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(keys); j++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, j);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+            PyObject *item = PyList_GET_ITEM(items, i);
+            Py_INCREF(item);
+            PyObject *value = read(item, key);
+            Py_DECREF(item);
+            if (value == NULL) return -1;
+            int found = truth ? PyObject_IsTrue(value) : holds(value);
+            Py_DECREF(value);
+            if (found < 0) return -1;
+            if (found) {
+                if (PySet_Add(out, key) < 0) return -1;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
 static PyObject *present(PyObject *self, PyObject *args) {
     PyObject *events, *attrs, *fields, *names;
     if (!PyArg_ParseTuple(args, "O!O!O!O!:present", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyList_Type,
                           &fields, &PyTuple_Type, &names))
         return NULL;
-    PyObject *held = PySet_New(NULL), *keys = PySet_New(NULL);
-    if (held == NULL || keys == NULL) goto fail;
-    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(attrs); j++) {
-        PyObject *attr = PyTuple_GET_ITEM(attrs, j);
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
-            PyObject *event = PyList_GET_ITEM(events, i);
-            Py_INCREF(event);
-            PyObject *value = PyObject_GetAttr(event, attr);
-            Py_DECREF(event);
-            if (value == NULL) goto fail;
-            int found = holds(value);
-            Py_DECREF(value);
-            if (found) {
-                if (PySet_Add(held, attr) < 0) goto fail;
-                break;
-            }
-        }
-    }
-    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(names); j++) {
-        PyObject *name = PyTuple_GET_ITEM(names, j);
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fields); i++) {
-            PyObject *mapping = PyList_GET_ITEM(fields, i);
-            Py_INCREF(mapping);
-            PyObject *value = get_field(mapping, name);
-            Py_DECREF(mapping);
-            if (value == NULL) goto fail;
-            int truth = PyObject_IsTrue(value);
-            Py_DECREF(value);
-            if (truth < 0) goto fail;
-            if (truth) {
-                if (PySet_Add(keys, name) < 0) goto fail;
-                break;
-            }
-        }
-    }
-    PyObject *out = PyTuple_Pack(2, held, keys);
-    Py_DECREF(held);
-    Py_DECREF(keys);
-    return out;
-fail:
+    PyObject *held = PySet_New(NULL), *keys = PySet_New(NULL), *out = NULL;
+    if (held != NULL && keys != NULL && add_held(held, events, attrs, read_attr, 0) == 0 &&
+        add_held(keys, fields, names, get_field, 1) == 0)
+        out = PyTuple_Pack(2, held, keys);
     Py_XDECREF(held);
     Py_XDECREF(keys);
-    return NULL;
+    return out;
 }
 
 static PyMethodDef methods[] = {
