@@ -62,7 +62,7 @@ def test_each_tree_gets_modules_built_from_its_own_sources(tmp_path: Path) -> No
     native = tmp_path / "scorer" / "native"
     native.mkdir(parents=True)
     shutil.copy(ROOT / "setup.py", tmp_path)
-    for source in (ROOT / "scorer" / "native").glob("*.c"):
+    for source in (ROOT / "scorer" / "native").glob("*.[ch]"):  # the sources and the header they share
         shutil.copy(source, native)
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     (native / f"_native{suffix}").write_bytes(b"a stale build")
