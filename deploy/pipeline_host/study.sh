@@ -31,7 +31,7 @@ if [ "${CARRY_SITE:-1}" = 1 ]; then
   if [ -n "$head" ]; then
     rm -rf scorer "$c/head" && mkdir -p "$c/head" && tar -C "$c/head" -xJf "$head" && cp -a "$c/head/scorer" . || exit 1
     echo "scorer/ of HEAD $(cat "$c/head/REVISION"), its extensions built here:"
-    "$PY" -c "import sys; from pathlib import Path; from deploy.pipeline_host.carry import build_native
+    "$PY" -c "import sys; from pathlib import Path; from deploy.gpu.stack import build_native
 print([p.name for p in build_native(sys.executable, Path('scorer/native'), Path('.'), '$c/head/include')])" || exit 1
   else
     cp "$c"/native/*.so scorer/native/ || exit 1
