@@ -63,7 +63,7 @@ def rule_alerts(
         return {}
     forced: dict[int, str] = {}
     all_hits = rule_hits(items) if hits is None else hits
-    severity_of = _severities(stage.by_id)
+    severity_of = stage.severities
     # Most events fire no rule: only the rows with hits are looked at.
     for row, row_hits in enumerate(all_hits):
         if not row_hits:
@@ -80,22 +80,10 @@ def rule_alerts(
 
 _UNSEEN = ""  # no severity is the empty string
 _SEVERITY_CACHE = 4096  # sets of hits remembered per pack: a pack's combinations are few
-_SEVERITIES: dict[int, tuple[object, dict[tuple[str, ...], str | None]]] = {}
 
 
 def _severity(by_id: Mapping[str, RuleMeta], hits: tuple[str, ...]) -> str | None:
     return rule_severity(by_id[i].level for i in hits if i in by_id and by_id[i].alerts)
-
-
-def _severities(by_id: Mapping[str, RuleMeta]) -> dict[tuple[str, ...], str | None]:
-    """The severity each set of hits earns under a pack's rules, as they are met. Keyed by the
-    rules' table, held here so its id is not reused while its entry lives; a few packs only."""
-    entry = _SEVERITIES.get(id(by_id))
-    if entry is None or entry[0] is not by_id:
-        if len(_SEVERITIES) >= 8:
-            _SEVERITIES.clear()
-        entry = _SEVERITIES[id(by_id)] = (by_id, {})
-    return entry[1]
 
 
 @dataclass

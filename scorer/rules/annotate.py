@@ -56,6 +56,9 @@ class RuleStage:
     risk: RiskPolicy | None = None
     _ordered: dict[tuple[str, ...], tuple[RuleMeta, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    # The alert severity each set of hits earns under this pack (None: it raises none), as the
+    # pipeline meets them (scorer.pipeline.rules.rule_alerts).
+    severities: dict[tuple[str, ...], str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, repository: Path, pack: str, version: str = "") -> RuleStage:
