@@ -108,7 +108,8 @@ async def wait_incidents(settings: Settings, alerts: Iterable[Envelope], stall_s
 
     Waits on observed progress: gives up (False) once neither group's committed offsets nor
     the topics' last stable offsets have moved for ``stall_s``; None when the router group
-    never committed anything (no incident job runs for these settings: nothing to wait for).
+    has neither committed anything nor a member (no incident job runs for these settings:
+    nothing to wait for).
     """
     group = f"{settings.kafka.group_id}-incidents"
     cfg = settings.incidents
@@ -117,7 +118,7 @@ async def wait_incidents(settings: Settings, alerts: Iterable[Envelope], stall_s
         tp = TopicPartition(e.topic, e.partition)
         routed[tp] = max(routed.get(tp, -1), e.offset)
     async with admin_client(settings.kafka) as admin:
-        if not await admin.list_consumer_group_offsets(f"{group}-router"):
+        if not await _router_runs(admin, f"{group}-router"):
             return None
         if not await _committed_past(admin, f"{group}-router", routed, stall_s):
             return False
@@ -134,6 +135,17 @@ async def wait_incidents(settings: Settings, alerts: Iterable[Envelope], stall_s
             return False
     outputs = await topic_partition_list(settings.kafka, [cfg.topic, cfg.suppressed_topic, cfg.dead_letter])
     return await settled_end_offsets(settings.kafka, outputs, stall_s=stall_s) is not None
+
+
+async def _router_runs(admin: AIOKafkaAdminClient, group: str) -> bool:
+    """Whether an incident job runs (or ran) for these settings: its router group has committed
+    offsets, or members; a job that has just joined has not committed yet, and a replay
+    started right after it must still wait for it."""
+    if await admin.list_consumer_group_offsets(group):
+        return True
+    described = await admin.describe_consumer_groups([group])
+    # DescribeGroups answers per group (error_code, group, state, protocol_type, protocol, members, ...).
+    return any(g[0] == 0 and len(g[5]) > 0 for response in described for g in response.groups)
 
 
 async def _committed_past(admin: AIOKafkaAdminClient, group: str, last: dict[TopicPartition, int],

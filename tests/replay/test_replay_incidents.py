@@ -22,7 +22,7 @@ from replay.sinks import replay_to_kafka
 from scorer.captures.recorded import Envelope, read_envelopes
 from scorer.config import Settings
 from scorer.demo import bundled_capture
-from scorer.kafka import admin_client, make_producer, poll_until
+from scorer.kafka import admin_client, make_consumer, make_producer, poll_until
 from streams.incidents.kafka import ensure_incident_topics
 from tests.incidents.kafka import JobProcess, kcat, scored_settings, settings_for
 from tests.support.kafka import KafkaBroker
@@ -181,3 +181,27 @@ async def _offsets_visible(settings: Settings, group: str, offsets: dict[TopicPa
 
         seen = await poll_until(committed, lambda c: all(c.get(tp) == o for tp, o in offsets.items()), stall_s=60)
         assert seen is not None, f"{group} never showed {offsets}"
+
+
+async def test_wait_incidents_waits_for_a_router_that_has_joined_but_not_committed(kafka: KafkaBroker) -> None:
+    """An incident job that has just started: its router is a member of its group and has
+    committed nothing yet. That is a job to wait for (False once it stalls), not "no incident
+    job" (None), which a replay started right after the job would have taken as done."""
+    settings = settings_for(kafka)
+    await ensure_incident_topics(settings.kafka, settings.incidents)
+    group = f"{settings.kafka.group_id}-incidents-router"
+    alert = TopicPartition(settings.topics.alert_topic(settings.kinds[0]), 0)
+    alerts = [Envelope(alert.topic, alert.partition, 0, 0)]
+    assert await wait_incidents(settings, alerts, stall_s=600) is None, "no member, no commit: no job"
+    # The router's stand-in: a member of its group (on a topic that exists) that commits nothing.
+    member = make_consumer(settings.kafka.model_copy(update={"group_id": group}), [settings.incidents.keyed_topic])
+    await member.start()
+    try:
+        async def joined() -> int:
+            await member.getmany(timeout_ms=100)
+            return len(member.assignment())
+
+        assert await poll_until(joined, bool, stall_s=60), "the router stand-in never joined its group"
+        assert await wait_incidents(settings, alerts, stall_s=2) is False
+    finally:
+        await member.stop()
