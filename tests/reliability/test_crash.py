@@ -63,7 +63,7 @@ from tests.support.triton import TritonServer
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
-CRASHES = int(os.environ.get("SCORER_RELIABILITY_CRASHES", "10"))
+CRASHES = int(os.environ.get("SCORER_RELIABILITY_CRASHES", "6"))
 BATCH = 64  # SCORER_BATCH__MAX_RECORDS
 INFLIGHT = 4  # SCORER_BATCH__MAX_INFLIGHT (the default): batches delivered but not yet committed
 PER_CRASH_BOUND = BATCH * (INFLIGHT + 1)  # records one kill may make the scorer write twice

@@ -1,4 +1,5 @@
-"""Triton outage: the scorer's own tritonserver is stopped for tens of seconds mid-stream.
+"""Triton outage: the scorer's own tritonserver is stopped for ~12 s mid-stream (longer with
+SCORER_RELIABILITY_OUTAGE_S).
 
 ``fallback`` (SCORER_INFERENCE__ON_TRITON_OUTAGE=fallback): batches are scored in process
 by ONNX Runtime meanwhile, and every alert says which backend scored it.
@@ -29,7 +30,7 @@ from tests.support.triton import TritonServer
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
-OUTAGE_S = float(os.environ.get("SCORER_RELIABILITY_OUTAGE_S", "20"))
+OUTAGE_S = float(os.environ.get("SCORER_RELIABILITY_OUTAGE_S", "12"))
 RATE = 400.0
 LEAD = int(RATE * 6)  # events scored before the outage
 TAIL = int(RATE * 6)  # events scored after Triton is back, before the stream ends
