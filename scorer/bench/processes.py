@@ -90,6 +90,12 @@ class CpuWatch:
         ranked = sorted(by_name.items(), key=lambda kv: -kv[1])
         return {name: round(s, 1) for name, s in ranked if s >= at_least}
 
+    def scorer_s(self) -> float:
+        """The scorer's CPU seconds: the supervisor's and every worker's. (The drain's own
+        cpu_us_per_event reads the launched pid only: the supervisor alone when there are
+        workers.)"""
+        return sum(s for name, s in self.used(0.0).items() if name.startswith("scorer "))
+
 
 class Progress:
     """Records consumed over time since the runner's launch, from its ``/metrics``."""
@@ -140,6 +146,7 @@ async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tupl
         stop.set()
         await asyncio.gather(*samplers)
     return {"processes": n, "events_per_s": res.throughput_eps, "note": res.note, "host_cpu_s": watch.used(),
+            "scorer_cpu_us_per_event": round(watch.scorer_s() / max(len(items), 1) * 1e6, 2),
             "start_up": progress.summary(len(items)), "run": msgspec.to_builtins(res)}
 
 
@@ -154,7 +161,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             runs.append(run)
             print(f"{n:>2} processes: {run['events_per_s']:>9.0f} events/s {run['note']}\n"
                   f"   start-up (s from launch) and steady rate: {run['start_up']}\n"
-                  f"   host CPU s during the drain: {run['host_cpu_s']}", flush=True)
+                  f"   host CPU s during the drain: {run['host_cpu_s']}; the scorer's (supervisor and "
+                  f"workers) {run['scorer_cpu_us_per_event']} us/event", flush=True)
     medians = {n: float(np.median([r["events_per_s"] for r in runs if r["processes"] == n])) for n in args.processes}
     first = medians[args.processes[0]]
     base = f"vs_x{args.processes[0]}"
