@@ -35,7 +35,15 @@ case "$what" in
     cp -a "$root/rule_repository" "$ctx/"
     cp -a "$root/deploy/prometheus" "$root/deploy/container" "$ctx/deploy/"
     image=localhost/scorer:$tag ;;
-  models|triton)
+  models)
+    cp -a "$root/model_repository" "$ctx/"
+    # Each version's trees compiled here (the host's tl2cgen and gcc; the scorer image has
+    # neither) into compiled_trees.so + .json, listed in its SHA256SUMS: the scorer loads one
+    # only where the manifest matches its machine and glibc (this host's must be no newer
+    # than the image's bookworm 2.36) and the version's model.tl. Fails without tl2cgen/gcc.
+    "$root/.venv/bin/python" -m scorer.inference.compiled_shipped add "$ctx"/model_repository/*/[0-9]*
+    image=localhost/scorer-$what:$tag ;;
+  triton)
     cp -a "$root/model_repository" "$ctx/"
     image=localhost/scorer-$what:$tag ;;
   *) echo "unknown image $what" >&2; exit 2 ;;

@@ -9,15 +9,22 @@ same alert decisions at the version's threshold). The check rows are the version
 set when it carries one, and always a fixed sample that mixes the magnitudes features take
 with missing values (NaN), so a library of other trees, or a miscompiled one, is refused.
 
-A version the engine cannot take (no checkpoint, one not covered by SHA256SUMS, no
-compiler or tl2cgen, a failed check) is scored by ONNX Runtime: :class:`EngineUnavailable`
-says why, the backend logs it and counts it.
+Where the library comes from: the version's own ``compiled_trees.so`` when it carries one
+that passes :mod:`scorer.inference.compiled_shipped`'s checks (listed in the verified
+SHA256SUMS, compiled from this very ``model.tl``, built for this machine and C library),
+which is how a host without a C compiler (the scorer image) scores with compiled trees;
+else one compiled here (:mod:`scorer.inference.compiled_build`, cached per host). A version
+the engine cannot take (no checkpoint, one not covered by SHA256SUMS, a library refused and
+no compiler or tl2cgen, a failed check) is scored by ONNX Runtime: :class:`EngineUnavailable`
+says why, the backend logs it and counts it (``scorer_inference_engine_fallbacks``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,18 +32,17 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 
+from scorer.inference import compiled_shipped
 from scorer.inference.base import FloatMatrix, FloatVector
-from scorer.inference.compiled_build import CHECKPOINT, BuildError, NoToolchain, agreement, build
+from scorer.inference.compiled_build import CHECKPOINT, OPTIMIZE, BuildError, NoToolchain, agreement, build
 from scorer.inference.repository import CHECKSUMS, ModelVersion, listed_checksums
+
+log = logging.getLogger(__name__)
 
 GOLDEN_FILE = "golden.npz"  # scorer.lifecycle.golden's, read here by column name
 SAMPLE_ROWS = 512
 SAMPLE_SEED = 0x5C0E
 TOLERANCE = 1e-5
-# -Os, not tl2cgen's -O3: the libraries are 30% smaller (netflow 110 KB, siem 294 KB) and
-# cheaper a row, in the pipeline's inference stage 1.8-2.1 µs/event at 50-record batches
-# against 2.7 with -O3 (1.0 against 1.3-1.4 at 2,048), this box's gcc (benchmarks.md, 19).
-OPTIMIZE = "-Os"
 
 
 class EngineUnavailable(Exception):
@@ -52,40 +58,45 @@ class EngineUnavailable(Exception):
 
 
 class CompiledTrees:
-    """One version's compiled library, checked against its ONNX session."""
+    """One version's compiled library, checked against its ONNX session. ``source``: built
+    (here, or this host's cache) or version (the version's own library, dlopen()ed from the
+    memory file ``fd`` holding the checked bytes: held open while it is loaded, as its path
+    names the library; see compiled_shipped.memory_file). ``library``: for messages."""
 
-    __slots__ = ("library", "trees")
+    __slots__ = ("fd", "library", "source", "trees")
 
-    def __init__(self, library: Path) -> None:
+    def __init__(self, library: Path, *, memory: tuple[int, str] | None = None) -> None:
         from scorer.native._trees import Trees
 
-        self.library = library
-        self.trees = Trees(str(library))
+        self.library, self.source = library, "built" if memory is None else "version"
+        self.fd = None if memory is None else memory[0]
+        self.trees = Trees(str(library) if memory is None else memory[1])
 
     def score(self, matrix: FloatMatrix) -> FloatVector:
         out = np.empty(matrix.shape[0], dtype=np.float32)
         self.trees.score(matrix, out)
         return out
 
+    def __del__(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(AttributeError, OSError):
+                del self.trees  # dlclose first: the path stays unique while the library is loaded
+                os.close(self.fd)
+
 
 def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], FloatVector], *,
                   cache: Path | None = None, verify: bool = True) -> CompiledTrees:
-    """``version``'s compiled trees, built or found in ``cache``, once they agree with
-    ``reference`` (the version's ONNX Runtime scores) on the check rows."""
+    """``version``'s compiled trees (its own library, else built or found in ``cache``),
+    once they agree with ``reference`` (the version's ONNX Runtime scores) on the check rows."""
     checkpoint = version.path / CHECKPOINT
     if not checkpoint.is_file():
         raise EngineUnavailable("no_checkpoint", f"{checkpoint}: no Treelite checkpoint beside the ONNX model")
     data = checkpoint.read_bytes()
     if verify:
         _check_listed(version.path, data)
-    try:
-        trees = CompiledTrees(build(data, cache, OPTIMIZE))
-    except NoToolchain as exc:
-        raise EngineUnavailable("toolchain", f"{checkpoint}: {exc}") from None
-    except BuildError as exc:
-        raise EngineUnavailable("build", f"{checkpoint}: {exc}") from None
-    except (OSError, ValueError, ImportError) as exc:
-        raise EngineUnavailable("open", f"{checkpoint}: compiled library unusable: {exc}") from None
+    trees, refused = _shipped(version, data, verify)
+    if trees is None:
+        trees = _built(checkpoint, data, cache, refused)
     n_card = len(version.card.feature_names)
     if trees.trees.n_features != n_card:
         raise EngineUnavailable("mismatch", f"{trees.library} takes {trees.trees.n_features} features, "
@@ -95,7 +106,56 @@ def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], Floa
     if not found.ok(TOLERANCE):
         raise EngineUnavailable("mismatch", f"{trees.library} disagrees with ONNX Runtime on {found.rows} check "
                                 f"rows: max |diff| {found.max_abs_diff:.3g}, {found.decisions_differ} decisions differ")
+    log.info("%s:%s scored by compiled trees: %s (%s)", version.name, version.version, trees.library,
+             "the version's own" if trees.source == "version" else "compiled on this host")
     return trees
+
+
+def _shipped(version: ModelVersion, checkpoint: bytes,
+             verify: bool) -> tuple[CompiledTrees | None, compiled_shipped.Refused | None]:
+    """The version's own library, loaded once it passes compiled_shipped's checks; else
+    (None, why it was refused), or (None, None) when the version carries none. Never loaded
+    from a version whose checksums were not verified: nothing would vouch for it."""
+    if not verify:
+        return None, None
+    try:
+        found = compiled_shipped.verified_library(version.path, checkpoint, listed_checksums(version.path))
+    except compiled_shipped.Refused as exc:
+        log.warning("%s:%s: not loading the library the version carries (%s): %s", version.name,
+                    version.version, exc.reason, exc)
+        return None, exc
+    if found is None:
+        return None, None
+    library, manifest = found
+    try:
+        fd, path = compiled_shipped.memory_file(library, f"{version.name}-{version.version}")
+    except OSError as exc:
+        return None, compiled_shipped.Refused("open", f"{version.path / compiled_shipped.LIBRARY}: {exc}")
+    try:
+        trees = CompiledTrees(version.path / compiled_shipped.LIBRARY, memory=(fd, path))
+    except (OSError, ValueError, ImportError) as exc:
+        os.close(fd)
+        return None, compiled_shipped.Refused("open", f"{version.path / compiled_shipped.LIBRARY}: unusable: {exc}")
+    log.debug("%s:%s: %s built by %s %s for %s %s %s", version.name, version.version, compiled_shipped.LIBRARY,
+              manifest.compiler, " ".join(manifest.flags), manifest.machine, manifest.libc, manifest.libc_version)
+    return trees, None
+
+
+def _built(checkpoint: Path, data: bytes, cache: Path | None,
+           refused: compiled_shipped.Refused | None) -> CompiledTrees:
+    """The library compiled on this host (or its cached build). Where the version's own
+    library was refused and nothing can be built, the refusal is the reason reported."""
+    try:
+        return CompiledTrees(build(data, cache, OPTIMIZE))
+    except NoToolchain as exc:
+        if refused is not None:
+            raise EngineUnavailable(refused.reason, f"{refused}; and cannot compile here: {exc}") from None
+        raise EngineUnavailable("toolchain", f"{checkpoint}: {exc}, and the version carries no "
+                                f"{compiled_shipped.LIBRARY} (scorer models package writes one)") from None
+    except BuildError as exc:
+        raise EngineUnavailable("build", f"{checkpoint}: {exc}") from None
+    except (OSError, ValueError, ImportError) as exc:
+        raise EngineUnavailable("open", f"{checkpoint}: compiled library unusable: {exc}") from None
 
 
 def _check_listed(version_dir: Path, data: bytes) -> None:
@@ -137,7 +197,9 @@ def sample_rows(n_features: int, n: int = SAMPLE_ROWS) -> FloatMatrix:
 
 class EngineMetrics:
     """Which engine scores each loaded version, and the versions the compiled engine refused
-    (``reason``: toolchain, no_checkpoint, integrity, build, open, mismatch). Created
+    (``reason``: toolchain, no_checkpoint, integrity, build, open, mismatch; and, where the
+    version's own library was refused and none could be built here, library_integrity,
+    library_model or library_platform). Created
     unregistered: the service registers them with its registry (:meth:`register`)."""
 
     def __init__(self) -> None:

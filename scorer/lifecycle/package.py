@@ -5,8 +5,10 @@ saved with joblib/pickle, converted with skl2onnx through the exporter training 
 (onnxmltools' converters registered for the boosters: same tensor names, no ZipMap, parity
 with the native ``predict_proba`` checked). The result is what training publishes:
 model.onnx, card.json (feature contract, threshold, severities, explanation weights,
-golden-set metrics), MODEL_CARD.md, golden.npz, SHA256SUMS, and the model's production and
-CPU configs (dynamic batching, GPU/CPU instance groups) via ``publish_version``.
+golden-set metrics), MODEL_CARD.md, golden.npz, the trees' Treelite checkpoint and, where
+tl2cgen and a C compiler are at hand, the same trees compiled (compiled_trees.so and its
+manifest), SHA256SUMS, and the model's production and CPU configs (dynamic batching,
+GPU/CPU instance groups) via ``publish_version``.
 
 The threshold is the analyst budget: unless given, it is chosen so the new model alerts on
 the same share of benign golden rows as production does, so a swap changes which events
@@ -24,7 +26,9 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from scorer.errors import ModelError
+from scorer.inference import compiled_shipped
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
+from scorer.inference.compiled_build import OPTIMIZE
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, publish_version
 from scorer.inference.triton_config import input_width
 from scorer.lifecycle import tree_export
@@ -148,6 +152,9 @@ def package(repo: Path, req: PackageRequest) -> ModelVersion:
     gpu = tree_export.artefact_for(blob, gx, s, threshold)  # nvForest's checkpoint, checked on the golden rows
     if gpu is not None:
         extra[tree_export.ARTEFACT] = gpu
+    # The same trees compiled for this platform, listed (and signed) with the rest: a scorer
+    # without a C compiler (the scorer image) loads it after compiled_shipped's checks.
+    extra.update(compiled_shipped.library_files(gpu, OPTIMIZE))
     published = publish_version(repo, card, blob, extra_files=extra, configs=width in (None, len(names)))
     signing.sign_if_configured(published.path)  # SCORER_SIGNING__KEY set: SHA256SUMS signed
     return published
