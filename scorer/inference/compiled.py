@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,14 +64,17 @@ class CompiledTrees:
     memory file ``fd`` holding the checked bytes: held open while it is loaded, as its path
     names the library; see compiled_shipped.memory_file). ``library``: for messages."""
 
-    __slots__ = ("fd", "library", "source", "trees")
+    __slots__ = ("fd", "library", "scratch", "source", "trees")
 
-    def __init__(self, library: Path, *, memory: tuple[int, str] | None = None) -> None:
+    def __init__(self, library: Path, *, memory: tuple[int, str, Path | None] | None = None) -> None:
         from scorer.native._trees import Trees
 
         self.library, self.source = library, "built" if memory is None else "version"
-        self.fd = None if memory is None else memory[0]
+        self.fd: int | None = None
+        self.scratch: Path | None = None
         self.trees = Trees(str(library) if memory is None else memory[1])
+        if memory is not None:  # owned from here on; a failed open leaves it to the caller
+            self.fd, self.scratch = memory[0], memory[2]
 
     def score(self, matrix: FloatMatrix) -> FloatVector:
         out = np.empty(matrix.shape[0], dtype=np.float32)
@@ -79,9 +83,15 @@ class CompiledTrees:
 
     def __del__(self) -> None:
         if self.fd is not None:
-            with contextlib.suppress(AttributeError, OSError):
-                del self.trees  # dlclose first: the path stays unique while the library is loaded
-                os.close(self.fd)
+            del self.trees  # dlclose first: the path stays unique while the library is loaded
+            _release(self.fd, self.scratch)
+
+
+def _release(fd: int, scratch: Path | None) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], FloatVector], *,
@@ -128,13 +138,13 @@ def _shipped(version: ModelVersion, checkpoint: bytes,
         return None, None
     library, manifest = found
     try:
-        fd, path = compiled_shipped.memory_file(library, f"{version.name}-{version.version}")
+        memory = compiled_shipped.memory_file(library, f"{version.name}-{version.version}")
     except OSError as exc:
         return None, compiled_shipped.Refused("open", f"{version.path / compiled_shipped.LIBRARY}: {exc}")
     try:
-        trees = CompiledTrees(version.path / compiled_shipped.LIBRARY, memory=(fd, path))
+        trees = CompiledTrees(version.path / compiled_shipped.LIBRARY, memory=memory)
     except (OSError, ValueError, ImportError) as exc:
-        os.close(fd)
+        _release(memory[0], memory[2])
         return None, compiled_shipped.Refused("open", f"{version.path / compiled_shipped.LIBRARY}: unusable: {exc}")
     log.debug("%s:%s: %s built by %s %s for %s %s %s", version.name, version.version, compiled_shipped.LIBRARY,
               manifest.compiler, " ".join(manifest.flags), manifest.machine, manifest.libc, manifest.libc_version)

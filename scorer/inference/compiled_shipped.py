@@ -29,8 +29,10 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 LIBRARY = "compiled_trees.so"
 MANIFEST = "compiled_trees.json"
 ABI = "tl2cgen-1"  # what scorer.native._trees dlsym()s: tl2cgen 1.x's generated functions
+PROC_FDS = "/proc/self/fd"  # where a memory file has a path dlopen can open
 
 
 class Refused(Exception):
@@ -121,19 +124,28 @@ def verified_library(version_dir: Path, checkpoint: bytes, listed: dict[str, str
     return blobs[LIBRARY], manifest
 
 
-def memory_file(data: bytes, name: str) -> tuple[int, str]:
-    """An anonymous file holding ``data`` (its fd, and the path dlopen opens it by). The
-    caller keeps the fd open while the library is loaded: dlopen finds an already-loaded
-    object by path, and a closed fd's number (hence path) is reused."""
+def memory_file(data: bytes, name: str) -> tuple[int, str, Path | None]:
+    """An anonymous file holding ``data``: (its fd, the path dlopen opens it by, a scratch
+    directory to remove after unloading or None). The caller keeps the fd open while the
+    library is loaded: dlopen finds an already-loaded object by path, and a closed fd's
+    number (hence path) is reused. Without /proc (a bare chroot) the bytes go to a file in a
+    fresh private (0700) directory instead, whose random name is never reused."""
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    scratch: Path | None = None
     try:
+        if not os.path.exists(f"{PROC_FDS}/{fd}"):
+            os.close(fd)
+            scratch = Path(tempfile.mkdtemp(prefix="scorer-trees-"))
+            fd = os.open(scratch / LIBRARY, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o500)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
     except OSError:
         os.close(fd)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return fd, f"/proc/self/fd/{fd}"
+    return fd, (str(scratch / LIBRARY) if scratch else f"{PROC_FDS}/{fd}"), scratch
 
 
 def library_files(checkpoint: bytes | None, optimize: str) -> dict[str, bytes]:

@@ -93,6 +93,8 @@ async def test_without_a_compiler_the_version_s_library_scores_as_onnx_runtime(r
             found = agreement(await backend.infer(ModelRef(model), rows), _reference(model, rows), threshold)
             assert found.rows == len(rows) > 1000 and found.ok(), found
     assert not (tmp_path / "cache").exists(), "nothing was compiled"
+    assert all(trees.fd is not None and trees.scratch is None and Path(f"/proc/self/fd/{trees.fd}").exists()
+               for trees in (backend.load(ModelRef(m)).trees for m in (NETFLOW, SIEM)) if trees is not None)
     backend.unload(ModelRef(NETFLOW))  # its memory file closes; a reload gets a fresh one
     assert backend.engine_of(ModelRef(NETFLOW)) == "compiled"
     x = np.ascontiguousarray(capture[NETFLOW][:500], np.float32)
@@ -249,3 +251,22 @@ def test_signed_versions_carry_their_library_under_the_signature(tmp_path: Path,
     _relist(version)  # checksums rewritten, the signature not
     with pytest.raises(IntegrityError, match="does not verify"):
         load_version(repo, NETFLOW)
+
+
+@pytest.mark.usefixtures("no_toolchain")
+async def test_without_proc_the_checked_bytes_load_from_a_private_file(repo: Path, tmp_path: Path, capture: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare chroot has no /proc: the library is written to a fresh 0700 directory, loaded
+    from there, and the directory goes when the version is unloaded."""
+    monkeypatch.setattr(compiled_shipped, "PROC_FDS", str(tmp_path / "no-proc"))
+    backend = OnnxRuntimeBackend(repo, engine="auto", compiled_cache=tmp_path / "cache")
+    trees = backend.load(ModelRef(NETFLOW)).trees
+    assert trees is not None and trees.source == "version" and trees.scratch is not None
+    scratch = trees.scratch
+    assert (scratch.stat().st_mode & 0o777) == 0o700 and (scratch / LIBRARY).read_bytes() == (
+        repo / NETFLOW / "1" / LIBRARY).read_bytes()
+    x = np.ascontiguousarray(capture[NETFLOW], np.float32)
+    assert agreement(await backend.infer(ModelRef(NETFLOW), x), _reference(NETFLOW, x), 0.5).ok()
+    del trees
+    backend.unload(ModelRef(NETFLOW))
+    assert not scratch.exists()
