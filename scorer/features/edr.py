@@ -20,8 +20,8 @@ from operator import is_
 
 from scorer.events.structs import Event, EventKind
 from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash
-from scorer.features.edr_batch import EdrBatch, PathRows
-from scorer.features.texts import Found, Needles, first_texts, found_rows
+from scorer.features.edr_batch import JOIN, RAW, TUPLE, WORDS, EdrBatch, Group, PathRows, Plan
+from scorer.features.texts import Found, Needles, first_texts, found_rows, text_memo
 
 # Behaviour -> Windows event codes (Sysmon and Security / PowerShell / WMI equivalents).
 BEHAVIOURS: dict[str, frozenset[int]] = {
@@ -139,14 +139,20 @@ class EdrFeatures:
     names: tuple[str, ...] = (BEHAVIOUR_NAMES + CHANNEL_NAMES + PROCESS_NAMES + TOKEN_NAMES
                               + OTHER_NAMES + IMAGE_HASH + PARENT_HASH)
 
+    def __init__(self) -> None:
+        self.plan = Plan(GROUPS, self.names)
+
     def transform(self, events: Sequence[Event]) -> F32:
-        b = EdrBatch(events, self.names, "EdrFeatures.transform")
-        self.put(b)
-        return b.sheet.matrix()
+        sheet = self.plan.sheet(events, "EdrFeatures.transform")
+        if sheet is None:  # the Python blocks: no native module, or a batch it refused
+            b = EdrBatch(events, self.names, "EdrFeatures.transform")
+            self.put(b)
+            sheet = b.sheet
+        return sheet.matrix()
 
     def put(self, b: EdrBatch) -> tuple[list[str], list[str]]:
-        """Every column of :attr:`names`, into ``b.sheet``; returns each event's lower-case image
-        and parent basename (feature set v3 reads them too)."""
+        """Every column of :attr:`names`, into ``b.sheet`` (the reference of :data:`GROUPS`); returns
+        each event's lower-case image and parent basename (feature set v3 reads them too)."""
         sheet, evs, fields = b.sheet, b.events, b.fields
         b.codes.put(sheet, BEHAVIOUR_NAMES[0], len(BEHAVIOUR_NAMES), _behaviour)
         # Channels, images and command lines repeat heavily: text work runs once per
@@ -157,21 +163,12 @@ class EdrFeatures:
         actors = first_texts(column(evs, "image"), fields, "SourceImage")
         images = b.put_paths(b.texts(actors), "image_lolbin", 6, _IMAGE_ROWS, IMAGE_HASH[0])
         parents = b.put_paths(b.texts(b.attribute("parent_image")), "parent_lolbin", 5, _PARENT_ROWS, PARENT_HASH[0])
-        _renamed(b, images)
-        text = b.texts(_command_texts(b))
-        parent_lines = b.attribute("parent_command_line")
-        # No command text: its token and length columns are 0 (most small batches).
-        lower = [] if text.blank() else [t.lower() for t in text.distinct]
-        k = len(lower)
-        if k or any(parent_lines):
-            # The three length columns' log1p in one call: [command, its longest Base64 run, parent command].
-            logs = log1p([*map(len, lower), *(max(map(len, _B64.findall(t)), default=0) for t in lower),
-                          *map(len, parent_lines)])
-            lengths, b64 = logs[:k].tolist(), logs[k:2 * k].tolist()
-            if k:
-                sheet.put_rows(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, None if text.identity else text.inverse,
-                               list(map(_tokens, _TOKENS.counts(lower), lengths, b64)))
-            sheet.put("log_parent_cmd_len", logs[2 * k:])
+        original = b.field("OriginalFileName")
+        renamed = [i for i, o in enumerate(original) if o]
+        if renamed:
+            sheet.out[renamed, sheet.at["image_renamed"]] = [_renamed((original[i], images[i]))[0] for i in renamed]
+        sheet.put_texts(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, b.texts(_command_texts(b)), _command_row)
+        b.put_found("log_parent_cmd_len", 1, b.attribute("parent_command_line"), _log_length)
         _targets(b)
         return images, parents
 
@@ -217,24 +214,24 @@ def path_rows(needles: Needles, flags: Callable[[str, Found], tuple[float, ...]]
     return found_rows(needles, rows)
 
 
-def _renamed(b: EdrBatch, images: list[str]) -> None:
-    """A known binary running under another name (OriginalFileName from the PE header),
-    computed once per distinct (original name, image basename) pair."""
-    original = b.field("OriginalFileName")
-    rows = [i for i, o in enumerate(original) if o]
-    if not rows:
-        return
-    flags: dict[tuple[str, str], float] = {}
-    for i in rows:
-        o, base = original[i].lower(), images[i]
-        if (o, base) not in flags:
-            flags[o, base] = float(bool(base) and o.replace(".mui", "") != base and o in LOLBINS)
-    b.sheet.out[rows, b.sheet.at["image_renamed"]] = [flags[original[i].lower(), images[i]] for i in rows]
+def _renamed(key: tuple[str, str]) -> tuple[float]:
+    """A known binary running under another name: (OriginalFileName from the PE header, the
+    image's basename)."""
+    original, base = key[0].lower(), key[1]
+    return (float(bool(base) and original.replace(".mui", "") != base and original in LOLBINS),)
 
 
-def _tokens(counts: Found, log_len: float, log_b64: float) -> tuple[float, ...]:
-    """The token counts, then log_cmd_len, cmd_token_total, log_b64_len (in names order)."""
+def _command_values(text: str) -> tuple[float, ...]:
+    """Of a command text: the token counts, then log_cmd_len, cmd_token_total, log_b64_len (in
+    names order)."""
+    lower = text.lower()
+    counts = _TOKENS.counts([lower])[0]
+    log_len, log_b64 = log1p([len(lower), max(map(len, _B64.findall(lower)), default=0)]).tolist()
     return (*counts, log_len, float(sum(counts)), log_b64)
+
+
+def _log_length(text: str) -> tuple[float]:
+    return (log1p([len(text)]).tolist()[0],)
 
 
 def _command_texts(b: EdrBatch) -> list[str]:
@@ -257,14 +254,11 @@ def _targets(b: EdrBatch) -> None:
         unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
         if any(unsigned):
             sheet.put("unsigned", unsigned)
-    sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")),
-                    lambda v: (float(v.lower() in HIGH_LEVELS),))
-    sheet.put_texts("user_system", 1, b.texts(b.attribute("user")), lambda v: (float(v.lower() in SYSTEM_USERS),))
+    sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")), _high_level)
+    sheet.put_texts("user_system", 1, b.texts(b.attribute("user")), _system_user)
     b.put_numbers("logon_network", 2, "logon_type", -1.0, _logon)
-    sheet.put_texts("access_lsass", 1, b.texts(b.field("TargetImage")),
-                    lambda v: (float("lsass.exe" in v.lower()),))
-    sheet.put_texts("access_rights_full", 1, b.texts(b.field("GrantedAccess")),
-                    lambda v: (float(v.lower() in FULL_ACCESS),))
+    sheet.put_texts("access_lsass", 1, b.texts(b.field("TargetImage")), _lsass)
+    sheet.put_texts("access_rights_full", 1, b.texts(b.field("GrantedAccess")), _full_access)
     b.put_numbers("dst_port_web", 2, "dst_port", -1.0, _port)
 
 
@@ -292,3 +286,30 @@ def _any_found(_: str, found: Found) -> tuple[float, ...]:
 _IMAGE_ROWS, _PARENT_ROWS = path_rows(_IMAGE_DIRS, _image), path_rows(_PARENT_DIRS, _parent)
 _TARGET_ROWS, _REG_ROWS = found_rows(_TARGET_DIRS, _target), found_rows(_REG_KEYS, _any_found)
 _LOADED_ROWS = found_rows(_LOADED, _any_found)
+_command_row = text_memo(_command_values)
+_high_level = text_memo(lambda v: (float(v in HIGH_LEVELS),), lower=True)
+_system_user = text_memo(lambda v: (float(v in SYSTEM_USERS),), lower=True)
+_lsass = text_memo(lambda v: (float("lsass.exe" in v),), lower=True)
+_full_access = text_memo(lambda v: (float(v in FULL_ACCESS),), lower=True)
+# The groups above as the native pass runs them (EdrBatch's Plan); put() is their reference.
+GROUPS: tuple[Group, ...] = (
+    Group(BEHAVIOUR_NAMES[0], len(BEHAVIOUR_NAMES), _behaviour, (("c", ""),), RAW),
+    Group(CHANNEL_NAMES[0], len(CHANNEL_NAMES), _channel, (("r", "channel"), ("r", "provider")), JOIN, sep=" "),
+    Group("image_lolbin", 6, _IMAGE_ROWS, (("a", "image"), ("f", "SourceImage")),
+          path=(IMAGE_HASH[0], HASH_BUCKETS, "image")),
+    Group("parent_lolbin", 5, _PARENT_ROWS, (("a", "parent_image"),), path=(PARENT_HASH[0], HASH_BUCKETS, "parent")),
+    Group("image_renamed", 1, _renamed, (("f", "OriginalFileName"), ("p", "image")), TUPLE, require=0),
+    Group(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, _command_row,
+          (("a", "command_line"), *(("f", name) for name in _COMMAND_FIELDS)), WORDS, sep=" "),
+    Group("log_parent_cmd_len", 1, _log_length, (("a", "parent_command_line"),)),
+    Group("target_user_dir", 3, _TARGET_ROWS, (("a", "target_filename"),)),
+    Group("registry_key_risky", 1, _REG_ROWS, (("a", "target_object"),)),
+    Group("loaded_suspicious_dll", 2, _LOADED_ROWS, (("a", "image_loaded"),)),
+    Group("unsigned", 1, lambda false: (float(false),), (("b", "signed"),), RAW),
+    Group("integrity_high", 1, _high_level, (("a", "integrity_level"),)),
+    Group("user_system", 1, _system_user, (("a", "user"),)),
+    Group("logon_network", 2, _logon, (("n", "logon_type"),), RAW),
+    Group("access_lsass", 1, _lsass, (("f", "TargetImage"),)),
+    Group("access_rights_full", 1, _full_access, (("f", "GrantedAccess"),)),
+    Group("dst_port_web", 2, _port, (("n", "dst_port"),), RAW),
+)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,8 @@ from scorer.features.texts import Texts, factorize, first_texts, zeros
 
 Row = Sequence[float]
 PathRows = tuple[str, tuple[float, ...], tuple[float, ...]]  # basename, flags, hashed one-hot
+SEP = "\x1f"  # between the parts of a composite key
+FIRST, JOIN, WORDS, TUPLE, RAW = range(5)  # how a Group's key is made of its parts
 
 
 def positions(names: tuple[str, ...]) -> dict[str, int]:
@@ -254,3 +256,69 @@ class EdrBatch:
         if out is None:
             out = self._numbers[key] = numbers(self.events, attr, default)
         return out
+
+
+class Group(NamedTuple):
+    """A block's column group as the native pass runs it (scorer/native/_edr.c, ``plan``): in the
+    ``width`` columns from ``first`` on, ``row(key)`` of each event's key, made of ``parts`` by
+    ``mode`` (FIRST: the first non-empty part; JOIN / WORDS: the parts / the non-empty ones joined by
+    ``sep``; TUPLE; RAW: the one part's value). A key ``""``, a ``require`` part ``""`` and an event
+    code outside ``gate`` give zeros. Parts: ("a", attr) a text or None, ("r", attr) a text, ("f",
+    name) a field, ("s", attr) its str, ("c", "") the event code, ("n", attr) its number (``default``
+    when None), ("b", attr) it is False, ("p", slot) the basename of the path group of that slot.
+    ``path``: row gives (basename, flags, one-hot): the one-hot's first column, width and slot."""
+
+    first: str
+    width: int
+    row: Callable[[Any], Any]
+    parts: tuple[tuple[str, str], ...]
+    mode: int = FIRST
+    gate: frozenset[int] | None = None
+    require: int = -1
+    sep: str = SEP
+    default: float = -1.0
+    path: tuple[str, int, str] | None = None
+
+
+class Plan:
+    """``groups`` over a feature set's ``names``, compiled for the native pass on first use."""
+
+    __slots__ = ("_compiled", "groups", "names")
+
+    def __init__(self, groups: tuple[Group, ...], names: tuple[str, ...]) -> None:
+        self.groups, self.names = groups, names
+        self._compiled: object = None
+
+    def sheet(self, events: Sequence[object], what: str) -> Sheet | None:
+        """The batch's :class:`Sheet` with every group written in one native pass; None where the
+        native module is off or the pass refuses the batch (the Python blocks then decide it)."""
+        native = scorer.native.module("_edr")
+        if native is None:
+            return None
+        only(events, (EndpointEvent,), what)
+        evs = events if isinstance(events, list) else list(events)
+        if self._compiled is None:
+            self._compiled = self._compile(native)
+        sheet = Sheet(self.names, len(evs))
+        return sheet if native.run(self._compiled, evs, sheet.out) else None
+
+    def _compile(self, native: Any) -> object:
+        at, attrs, slots, specs = positions(self.names), ["event_code", "fields"], list[str](), list[tuple[Any, ...]]()
+        for g in self.groups:
+            parts = tuple((kind, _index(kind, name, attrs, slots), name) for kind, name in g.parts)
+            first2, width2, slot = 0, 0, -1
+            if g.path is not None:
+                first2, width2, slot = at[g.path[0]], g.path[1], len(slots)
+                slots.append(g.path[2])
+            specs.append((at[g.first], g.width, first2, width2, slot, g.mode, g.require, g.sep, g.row, g.gate,
+                          g.default, parts))
+        return native.plan(specs, tuple(attrs), len(slots))
+
+
+def _index(kind: str, name: str, attrs: list[str], slots: list[str]) -> int:
+    """A part's attribute (``attrs[0]`` the event code, ``attrs[1]`` fields) or slot."""
+    if kind in "cfp":
+        return slots.index(name) if kind == "p" else "cf".index(kind)
+    if name not in attrs:
+        attrs.append(name)
+    return attrs.index(name)

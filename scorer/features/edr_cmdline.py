@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64, column
 from scorer.features.edr import LOLBINS, OFFICE, SCRIPT_HOSTS
-from scorer.features.edr_batch import EdrBatch
-from scorer.features.edr_security import SEP
+from scorer.features.edr_batch import JOIN, SEP, EdrBatch, Group
 from scorer.features.texts import text_memo
 
 SHAPE_NAMES = ("cl_entropy", "cl_log_args", "cl_log_longest_arg", "cl_obfuscation", "cl_case_switching",
@@ -133,3 +132,8 @@ def _pair(value: str) -> tuple[float, ...]:
 # Command lines and parent/child pairs recur across batches (an attack's tools, a host's
 # services), and a line's entropy, regexes and Base64 decoding are the costly part of the block.
 _cached_shape, _cached_pair = text_memo(_shape), text_memo(_pair)
+# put_cmdline's columns as the native pass runs them (slots "image" and "parent": v1's basenames).
+GROUPS: tuple[Group, ...] = (
+    Group(SHAPE_NAMES[0], len(SHAPE_NAMES), _cached_shape, (("p", "image"), ("a", "command_line")), JOIN, require=1),
+    Group(PAIR_NAMES[0], len(PAIR_NAMES), _cached_pair, (("p", "parent"), ("p", "image")), JOIN, require=0),
+)

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
-from scorer.features.edr_batch import EdrBatch
-from scorer.features.edr_security import SEP, field, hex_int, keyed_row, put_keyed
+from scorer.features.edr_batch import JOIN, SEP, EdrBatch, Group
+from scorer.features.edr_security import fields, hex_int, keyed_row, put_keyed
 
 SERVICE_NAMES = ("svc_shell", "svc_user_dir", "svc_remote_path", "svc_outside_system", "svc_driver")
 TASK_NAMES = ("task_shell", "task_user_dir", "task_hidden", "task_system", "task_encoded", "task_logon_boot")
@@ -76,18 +76,9 @@ def object_columns(evs: Sequence[EndpointEvent]) -> dict[str, F64]:
 
 
 def put_objects(b: EdrBatch) -> None:
-    """Every column of :data:`NAMES`, into ``b.sheet``."""
-    put_keyed(b, SERVICE_NAMES[0], len(SERVICE_NAMES), SERVICE_EVENTS,
-              lambda e: field(e, "ImagePath", "ServiceFileName", "ServiceType"), _keyed_service)
-    put_keyed(b, TASK_NAMES[0], len(TASK_NAMES), TASK_EVENTS, lambda e: field(e, "TaskContent", "TaskContentNew"),
-              _keyed_task)
-    put_keyed(b, DS_NAMES[0], len(DS_NAMES), DS_EVENTS, lambda e: f"{e.event_code}{SEP}"
-              + field(e, "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType"), _keyed_directory)
-    put_keyed(b, SHARE_NAMES[0], len(SHARE_NAMES), SHARE_EVENTS,
-              lambda e: field(e, "ShareName", "RelativeTargetName", "AccessList"), _keyed_share)
-    put_keyed(b, HANDLE_NAMES[0], len(HANDLE_NAMES), HANDLE_EVENTS, lambda e: e.target_filename or "", _keyed_handle)
-    put_keyed(b, ACCESS_NAMES[0], len(ACCESS_NAMES), frozenset({10}),
-              lambda e: field(e, "TargetImage", "GrantedAccess", "CallTrace"), _keyed_access)
+    """Every column of :data:`NAMES`, into ``b.sheet`` (the reference of :data:`GROUPS`)."""
+    for group in GROUPS:
+        put_keyed(b, group)
 
 
 def _any(text: str, needles: Sequence[str]) -> float:
@@ -164,3 +155,16 @@ _keyed_directory = keyed_row(_directory)
 _keyed_share = keyed_row(_share)
 _keyed_handle = keyed_row(_handle)
 _keyed_access = keyed_row(_access)
+# Each block's key: its event IDs' fields (and code) joined by SEP.
+GROUPS: tuple[Group, ...] = (
+    Group(SERVICE_NAMES[0], len(SERVICE_NAMES), _keyed_service, fields("ImagePath", "ServiceFileName", "ServiceType"),
+          JOIN, SERVICE_EVENTS),
+    Group(TASK_NAMES[0], len(TASK_NAMES), _keyed_task, fields("TaskContent", "TaskContentNew"), JOIN, TASK_EVENTS),
+    Group(DS_NAMES[0], len(DS_NAMES), _keyed_directory, (("c", ""), *fields(
+          "Properties", "AccessMask", "AttributeLDAPDisplayName", "ObjectType")), JOIN, DS_EVENTS),
+    Group(SHARE_NAMES[0], len(SHARE_NAMES), _keyed_share, fields("ShareName", "RelativeTargetName", "AccessList"),
+          JOIN, SHARE_EVENTS),
+    Group(HANDLE_NAMES[0], len(HANDLE_NAMES), _keyed_handle, (("a", "target_filename"),), JOIN, HANDLE_EVENTS),
+    Group(ACCESS_NAMES[0], len(ACCESS_NAMES), _keyed_access, fields("TargetImage", "GrantedAccess", "CallTrace"),
+          JOIN, frozenset({10})),
+)

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from scorer.events.structs import EndpointEvent, Event, EventKind
-from scorer.features import edr_cmdline, edr_objects, edr_security, rules
+from scorer.features import edr, edr_cmdline, edr_objects, edr_security, rules
 from scorer.features.base import F32, FeatureSet, basename, column
 from scorer.features.edr import EdrFeatures
-from scorer.features.edr_batch import EdrBatch
+from scorer.features.edr_batch import EdrBatch, Plan
 from scorer.features.edr_cmdline import put_cmdline
 from scorer.features.edr_objects import put_objects
 from scorer.features.edr_security import put_security
@@ -42,10 +42,15 @@ class EdrV3Features:
         self.base = base
         self.rules = RuleFeatures(rule_source)
         self.names: tuple[str, ...] = base.names + BLOCK_NAMES
+        self.plan = Plan(edr.GROUPS + edr_security.GROUPS + edr_objects.GROUPS + edr_cmdline.GROUPS, self.names)
 
     def transform(self, events: Sequence[Event]) -> F32:
         if isinstance(self.base, EdrFeatures):  # v1's columns and the blocks in one matrix
-            b = EdrBatch(events, self.names, "EdrFeatures.transform")
+            sheet = self.plan.sheet(events, "EdrFeatures.transform")
+            if sheet is not None:
+                self.rules.put(sheet, events)  # type: ignore[arg-type]  # checked by the plan
+                return sheet.matrix()
+            b = EdrBatch(events, self.names, "EdrFeatures.transform")  # the reference
             images, parents = self.base.put(b)
             put_blocks(b, self.rules, images, parents)
             return b.sheet.matrix()

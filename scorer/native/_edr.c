@@ -30,6 +30,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
+#include <structmember.h>
 #include <string.h>
 
 #include "_fields.h"
@@ -659,6 +661,441 @@ static PyObject *present(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ---- plan(groups, attrs) / run(plan, events, out) -------------------------------------------
+ *
+ * The EDR feature sets' column groups (v1 and v3: ~50 an event batch, each a column read, a
+ * factorisation and a fill) in one pass over a batch, instead of ~10 Python calls each. The
+ * reference is the feature blocks' Python code (scorer/features/edr*.py); the plan is their groups
+ * as data (scorer.features.edr_batch.Group), and each distinct key's row still comes from the
+ * blocks' own (cached, pure) Python functions, so every value is theirs. tests/features compares
+ * the two paths' matrices byte for byte on real streams and hostile values.
+ *
+ * A group: the columns [first, first + width) of every row are row(key)'s values; the key of an
+ * event is built from its parts (below) by the group's mode, "" (or a require part that is "")
+ * is a row of zeros, and so is an event whose event code is not in the group's gate. A path group
+ * (width2 > 0) gets (basename, flags, one-hot) from row and writes the one-hot row at first2 and
+ * the basename into its slot, which later groups read as a part. Parts (kind, index, name):
+ *   'a' attribute ``index`` (a text or None: None reads "");  'r' the same, None refused;
+ *   'f' ``fields.get(name) or ""``;  's' str(attribute) (an int or None);  'c' the event code (its
+ *   text, or the int itself in a RAW group);  'n' the number ``numbers()`` reads (float, None and
+ *   texts ``default``);  'b' the attribute is False;  'p' slot ``index``'s basename.
+ * Modes: FIRST (the first non-empty part), JOIN (the parts joined by sep), WORDS (the non-empty
+ * parts joined by sep), TUPLE (the parts as a tuple), RAW (the one part's object).
+ * Like numpy's put of the blocks' rows, a destination is written only when some row of the
+ * group holds a true value (a group of -0.0 rows leaves +0.0).
+ *
+ * run() answers False, and writes what it wrote so far, where anything is not as the decoder
+ * makes it (an event of another type, a value of another type than its field's, fields that are
+ * not a dict, a row function that raises): the caller then runs the Python blocks on a fresh
+ * matrix, which give that batch's values or raise its error.
+ */
+enum { M_FIRST, M_JOIN, M_WORDS, M_TUPLE, M_RAW };
+#define MAX_PARTS 8
+#define CACHE_ENTRIES 1024 /* per group; a group's cache is emptied when full */
+#define CACHE_LONGEST 1024 /* longer keys are not kept (text_memo's bound) */
+
+typedef struct {
+    char kind;
+    Py_ssize_t index;
+    PyObject *name;
+} Part;
+
+typedef struct {
+    Py_ssize_t first, width, first2, width2, slot;
+    int mode, require, nparts;
+    Part parts[MAX_PARTS];
+    PyObject *row, *gate, *sep, *cache;
+    double fallback;
+} Group;
+
+typedef struct {
+    Py_ssize_t groups, attrs, slots;
+    Group *group;
+    PyObject **attr;      /* attribute names: 0 event_code, 1 fields */
+    PyTypeObject *type;   /* the event type whose members are looked up */
+    PyMemberDef **member; /* per attribute: its slot, or NULL (read by PyObject_GetAttr) */
+} Plan;
+
+static void plan_free(PyObject *capsule) {
+    Plan *p = PyCapsule_GetPointer(capsule, "scorer.native._edr.Plan");
+    if (p == NULL) return;
+    for (Py_ssize_t g = 0; g < p->groups; g++) {
+        Group *gr = &p->group[g];
+        Py_XDECREF(gr->row), Py_XDECREF(gr->gate), Py_XDECREF(gr->sep), Py_XDECREF(gr->cache);
+        for (int k = 0; k < gr->nparts; k++) Py_XDECREF(gr->parts[k].name);
+    }
+    for (Py_ssize_t a = 0; a < p->attrs; a++) Py_XDECREF(p->attr[a]);
+    Py_XDECREF(p->type);
+    PyMem_Free(p->group), PyMem_Free(p->attr), PyMem_Free(p->member), PyMem_Free(p);
+}
+
+static PyObject *plan(PyObject *self, PyObject *args) {
+    PyObject *groups, *attrs, *capsule;
+    Py_ssize_t slots;
+    if (!PyArg_ParseTuple(args, "O!O!n:plan", &PyList_Type, &groups, &PyTuple_Type, &attrs, &slots)) return NULL;
+    Plan *p = PyMem_Calloc(1, sizeof(Plan));
+    if (p == NULL) return PyErr_NoMemory();
+    if ((capsule = PyCapsule_New(p, "scorer.native._edr.Plan", plan_free)) == NULL) {
+        PyMem_Free(p);
+        return NULL;
+    }
+    Py_ssize_t ng = PyList_GET_SIZE(groups), na = PyTuple_GET_SIZE(attrs);
+    p->group = PyMem_Calloc((size_t)(ng ? ng : 1), sizeof(Group));
+    p->attr = PyMem_Calloc((size_t)(na ? na : 1), sizeof(PyObject *));
+    p->member = PyMem_Calloc((size_t)(na ? na : 1), sizeof(PyMemberDef *));
+    if (p->group == NULL || p->attr == NULL || p->member == NULL) goto no_memory;
+    p->slots = slots;
+    for (; p->attrs < na; p->attrs++) {
+        PyObject *name = PyTuple_GET_ITEM(attrs, p->attrs);
+        if (!PyUnicode_Check(name)) goto bad;
+        p->attr[p->attrs] = Py_NewRef(name);
+    }
+    if (na < 2 || slots < 0) goto bad;
+    for (; p->groups < ng; p->groups++) {
+        Group *g = &p->group[p->groups];
+        PyObject *parts, *gate;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(groups, p->groups), "nnnnniiUOOdO!:plan group", &g->first, &g->width,
+                              &g->first2, &g->width2, &g->slot, &g->mode, &g->require, &g->sep, &g->row, &gate,
+                              &g->fallback, &PyTuple_Type, &parts))
+            goto fail;
+        g->sep = Py_NewRef(g->sep), g->row = Py_NewRef(g->row);
+        g->gate = gate == Py_None ? NULL : Py_NewRef(gate);
+        if ((g->cache = PyDict_New()) == NULL) goto fail;
+        if (g->first < 0 || g->width < 0 || g->first2 < 0 || g->width2 < 0 || g->slot < -1 || g->slot >= slots
+            || g->mode < M_FIRST || g->mode > M_RAW || (g->gate != NULL && !PyAnySet_Check(g->gate))
+            || PyTuple_GET_SIZE(parts) < 1 || PyTuple_GET_SIZE(parts) > MAX_PARTS
+            || g->require >= PyTuple_GET_SIZE(parts) || (g->mode == M_RAW && PyTuple_GET_SIZE(parts) != 1))
+            goto bad;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(parts); k++, g->nparts++) {
+            Part *pt = &g->parts[k];
+            const char *kind;
+            if (!PyArg_ParseTuple(PyTuple_GET_ITEM(parts, k), "snO:plan part", &kind, &pt->index, &pt->name))
+                goto fail;
+            pt->kind = kind[0], pt->name = Py_NewRef(pt->name);
+            Py_ssize_t limit = pt->kind == 'p' ? slots : na;
+            if (kind[0] == '\0' || kind[1] != '\0' || strchr("arfscnbp", pt->kind) == NULL || pt->index < 0
+                || pt->index >= limit || (pt->kind == 'f' && !PyUnicode_Check(pt->name)))
+                goto bad;
+        }
+    }
+    return capsule;
+bad:
+    PyErr_SetString(PyExc_ValueError, "plan: a malformed group");
+    goto fail;
+no_memory:
+    PyErr_NoMemory();
+fail:
+    Py_DECREF(capsule);
+    return NULL;
+}
+
+/* A batch being run: its events (held), each attribute column read once, the path slots. */
+typedef struct {
+    Plan *p;
+    Py_ssize_t n;
+    PyObject **events, **cols, **slots, *empty;
+} Batch;
+
+/* Refuse the batch (run() answers False): a TypeError, cleared there. */
+static PyObject *refuse(const char *what) {
+    PyErr_SetString(PyExc_TypeError, what);
+    return NULL;
+}
+
+/* Attribute ``a`` of event ``i`` (borrowed); the whole column is read on the first ask. */
+static PyObject *attr_of(Batch *b, Py_ssize_t a, Py_ssize_t i) {
+    PyObject **col = b->cols + a * b->n;
+    if (col[0] == NULL) {
+        for (Py_ssize_t e = 0; e < b->n; e++) {
+            PyMemberDef *m = b->p->member[a];
+            col[e] = m != NULL ? PyMember_GetOne((const char *)b->events[e], m) : PyObject_GetAttr(b->events[e], b->p->attr[a]);
+            if (col[e] == NULL) return NULL;
+            if (a == 0 && !PyLong_CheckExact(col[e])) return refuse("run: an event code is not an int");
+            if (a == 1 && !PyDict_CheckExact(col[e])) return refuse("run: fields is not a dict");
+        }
+    }
+    return col[i];
+}
+
+/* An event's part as a new reference: a str for text parts, else the part's object. */
+static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t i) {
+    PyObject *v;
+    if (pt->kind == 'p') {
+        v = b->slots[pt->index * b->n + i];
+        return Py_NewRef(v != NULL ? v : b->empty);
+    }
+    if (pt->kind == 'f') {
+        PyObject *fields = attr_of(b, 1, i);
+        if (fields == NULL) return NULL;
+        v = PyDict_GetItemWithError(fields, pt->name);
+        if (v == NULL && PyErr_Occurred()) return NULL;
+        if (v == NULL || v == Py_None || (PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) == 0))
+            return Py_NewRef(b->empty);
+        return PyUnicode_CheckExact(v) ? Py_NewRef(v) : refuse("run: a field is not a text");
+    }
+    if ((v = attr_of(b, pt->index, i)) == NULL) return NULL;
+    switch (pt->kind) {
+    case 'a':
+        if (v == Py_None) return Py_NewRef(b->empty);
+        /* fall through */
+    case 'r':
+        return PyUnicode_CheckExact(v) ? Py_NewRef(v) : refuse("run: an attribute is not a text");
+    case 's':
+        return v == Py_None || PyLong_CheckExact(v) ? PyObject_Str(v) : refuse("run: not an int");
+    case 'c':
+        return g->mode == M_RAW ? Py_NewRef(v) : PyObject_Str(v);
+    case 'b':
+        return Py_NewRef(v == Py_False ? Py_True : Py_False);
+    default: { /* 'n': scorer.features.base.numbers' value */
+        double x = g->fallback;
+        if (PyFloat_CheckExact(v)) {
+            x = PyFloat_AS_DOUBLE(v);
+            if (!isfinite(x)) x = g->fallback;
+        } else if (PyLong_CheckExact(v)) {
+            x = PyLong_AsDouble(v);
+            if (x == -1.0 && PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return NULL;
+                PyErr_Clear();
+                x = g->fallback;
+            }
+        } else if (v != Py_None && !PyUnicode_Check(v)) {
+            return refuse("run: a number attribute of another type");
+        }
+        return PyFloat_FromDouble(x);
+    }
+    }
+}
+
+static int blank(PyObject *key) { return PyUnicode_CheckExact(key) && PyUnicode_GET_LENGTH(key) == 0; }
+
+/* Event ``i``'s key (new reference; "" for a row of zeros). */
+static PyObject *key_of(Batch *b, const Group *g, Py_ssize_t i) {
+    PyObject *values[MAX_PARTS] = {NULL}, *key = NULL;
+    int got = 0, kept = 0;
+    for (; got < g->nparts; got++) {
+        PyObject *v = part_value(b, g, &g->parts[got], i);
+        if (v == NULL) goto done;
+        if (g->mode == M_FIRST && !blank(v)) {
+            key = v;
+            goto done;
+        }
+        if (g->mode == M_FIRST || (g->mode == M_WORDS && blank(v))) {
+            Py_DECREF(v);
+            continue;
+        }
+        values[kept++] = v;
+    }
+    if (g->mode == M_FIRST || kept == 0 || (g->require >= 0 && g->require < kept && blank(values[g->require]))) {
+        key = Py_NewRef(b->empty);
+    } else if (g->mode == M_RAW || (kept == 1 && g->mode != M_TUPLE)) {
+        key = Py_NewRef(values[0]);
+    } else {
+        PyObject *tuple = PyTuple_New(kept);
+        if (tuple == NULL) goto done;
+        for (int k = 0; k < kept; k++) PyTuple_SET_ITEM(tuple, k, Py_NewRef(values[k]));
+        key = g->mode == M_TUPLE ? Py_NewRef(tuple) : PyUnicode_Join(g->sep, tuple);
+        Py_DECREF(tuple);
+    }
+done:
+    for (int k = 0; k < kept; k++) Py_DECREF(values[k]);
+    return key;
+}
+
+static int cacheable(PyObject *key) {
+    if (PyUnicode_CheckExact(key)) return PyUnicode_GET_LENGTH(key) <= CACHE_LONGEST;
+    if (!PyTuple_CheckExact(key)) return 1;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(key); k++) total += PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(key, k));
+    return total <= CACHE_LONGEST;
+}
+
+/* row(key), through the group's cache (the row functions are pure). New reference. */
+static PyObject *row_of(Group *g, PyObject *key) {
+    int keep = cacheable(key);
+    PyObject *row = keep ? PyDict_GetItemWithError(g->cache, key) : NULL;
+    if (row != NULL) return Py_NewRef(row);
+    if (PyErr_Occurred() || (row = PyObject_CallOneArg(g->row, key)) == NULL) return NULL;
+    if (keep) {
+        if (PyDict_GET_SIZE(g->cache) >= CACHE_ENTRIES) PyDict_Clear(g->cache);
+        if (PyDict_SetItem(g->cache, key, row) < 0) Py_CLEAR(row);
+    }
+    return row;
+}
+
+static int truthy(const double *v, Py_ssize_t count) {
+    for (Py_ssize_t j = 0; j < count; j++)
+        if (v[j] != 0.0 || v[j] != v[j]) return 1;
+    return 0;
+}
+
+/* One group over the batch, into out (rows of ``stride`` doubles). 0, or -1 with an error. */
+static int run_group(Batch *b, Group *g, const Py_ssize_t *code_of, Py_ssize_t codes, PyObject *code_list,
+                     double *out, Py_ssize_t stride, PyObject **keys, Py_ssize_t *index) {
+    Py_ssize_t n = b->n, k = 0, w = g->width + g->width2;
+    char gated[256], *in = NULL;
+    int status = -1;
+    PyObject *ids = PyDict_New(), **rows = NULL;
+    double *table = NULL;
+    if (ids == NULL) goto done;
+    if (g->gate != NULL) { /* each distinct code's membership, once */
+        int any = 0;
+        in = codes <= (Py_ssize_t)sizeof(gated) ? gated : PyMem_Malloc((size_t)codes);
+        if (in == NULL) goto done;
+        for (Py_ssize_t c = 0; c < codes; c++) {
+            int m = PySet_Contains(g->gate, PyList_GET_ITEM(code_list, c));
+            if (m < 0) goto done;
+            in[c] = (char)m, any |= m;
+        }
+        if (!any) { status = 0; goto done; }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        index[i] = -1;
+        if (in != NULL && !in[code_of[i]]) continue;
+        PyObject *key = key_of(b, g, i);
+        if (key == NULL) goto done;
+        if (blank(key)) { Py_DECREF(key); continue; }
+        PyObject *found = PyDict_GetItemWithError(ids, key);
+        if (found != NULL) {
+            index[i] = PyLong_AsSsize_t(found);
+            Py_DECREF(key);
+            continue;
+        }
+        PyObject *number = PyErr_Occurred() ? NULL : PyLong_FromSsize_t(k);
+        int bad = number == NULL || PyDict_SetItem(ids, key, number) < 0;
+        Py_XDECREF(number);
+        if (bad) { Py_DECREF(key); goto done; }
+        keys[k] = key, index[i] = k++;
+    }
+    if (k == 0) { status = 0; goto done; }
+    rows = PyMem_Calloc((size_t)k, sizeof(PyObject *));
+    table = PyMem_Malloc((size_t)(k * (w ? w : 1)) * sizeof(double));
+    if (rows == NULL || table == NULL) { PyErr_NoMemory(); goto done; }
+    int any1 = 0, any2 = 0;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *row = rows[j] = row_of(g, keys[j]);
+        double *at = table + j * w;
+        if (row == NULL) goto done;
+        if (g->slot < 0) {
+            if (row_doubles(row, g->width, at) < 0) goto done;
+        } else if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(row, 0))
+                   || row_doubles(PyTuple_GET_ITEM(row, 1), g->width, at) < 0
+                   || row_doubles(PyTuple_GET_ITEM(row, 2), g->width2, at + g->width) < 0) {
+            if (!PyErr_Occurred()) refuse("run: a path row is not (basename, flags, one-hot)");
+            goto done;
+        }
+        any1 |= truthy(at, g->width), any2 |= truthy(at + g->width, g->width2);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t j = index[i];
+        if (j < 0) continue;
+        double *dst = out + i * stride;
+        if (any1) memcpy(dst + g->first, table + j * w, (size_t)g->width * sizeof(double));
+        if (any2) memcpy(dst + g->first2, table + j * w + g->width, (size_t)g->width2 * sizeof(double));
+        if (g->slot >= 0) b->slots[g->slot * n + i] = Py_NewRef(PyTuple_GET_ITEM(rows[j], 0));
+    }
+    status = 0;
+done:
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_DECREF(keys[j]);
+        if (rows != NULL) Py_XDECREF(rows[j]);
+    }
+    if (in != gated) PyMem_Free(in);
+    PyMem_Free(rows), PyMem_Free(table);
+    Py_XDECREF(ids);
+    return status;
+}
+
+static PyObject *run(PyObject *self, PyObject *args) {
+    PyObject *capsule, *events, *out, *result = NULL, *code_ids = NULL, *code_list = NULL;
+    if (!PyArg_ParseTuple(args, "OO!O:run", &capsule, &PyList_Type, &events, &out)) return NULL;
+    Plan *p = PyCapsule_GetPointer(capsule, "scorer.native._edr.Plan");
+    if (p == NULL) return NULL;
+    Py_buffer o;
+    if (PyObject_GetBuffer(out, &o, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(events), *code_of = NULL, *index = NULL;
+    Batch b = {p, n, NULL, NULL, NULL, NULL};
+    PyObject **keys = NULL;
+    if (o.ndim != 2 || o.itemsize != (Py_ssize_t)sizeof(double) || o.format == NULL || strcmp(o.format, "d") != 0
+        || o.shape[0] != n) {
+        PyErr_SetString(PyExc_ValueError, "run: out must be a float64 [len(events), columns] array");
+        PyBuffer_Release(&o);
+        return NULL;
+    }
+    for (Py_ssize_t g = 0; g < p->groups; g++) {
+        Group *gr = &p->group[g];
+        if (gr->first + gr->width > o.shape[1] || gr->first2 + gr->width2 > o.shape[1]) {
+            PyErr_SetString(PyExc_ValueError, "run: a group's columns are outside out");
+            PyBuffer_Release(&o);
+            return NULL;
+        }
+    }
+    if (n == 0) {
+        PyBuffer_Release(&o);
+        Py_RETURN_TRUE;
+    }
+    size_t cells = (size_t)n * (size_t)(p->attrs + p->slots);
+    b.events = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+    b.cols = PyMem_Calloc(cells, sizeof(PyObject *)), b.slots = b.cols + n * p->attrs;
+    keys = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+    code_of = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t)), index = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t));
+    b.empty = PyUnicode_FromStringAndSize("", 0);
+    code_ids = PyDict_New(), code_list = PyList_New(0);
+    if (!b.events || !b.cols || !keys || !code_of || !index) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (b.empty == NULL || code_ids == NULL || code_list == NULL) goto done;
+    PyTypeObject *type = Py_TYPE(PyList_GET_ITEM(events, 0));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        b.events[i] = Py_NewRef(PyList_GET_ITEM(events, i));
+        if (Py_TYPE(b.events[i]) != type) {
+            refuse("run: events of two types");
+            goto done;
+        }
+    }
+    if (type != p->type) { /* each attribute's slot, looked up once per event type */
+        for (Py_ssize_t a = 0; a < p->attrs; a++) {
+            PyObject *descr = _PyType_Lookup(type, p->attr[a]);
+            p->member[a] = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                                   && type->tp_getattro == PyObject_GenericGetAttr
+                               ? ((PyMemberDescrObject *)descr)->d_member
+                               : NULL;
+        }
+        Py_XSETREF(p->type, (PyTypeObject *)Py_NewRef(type));
+    }
+    for (Py_ssize_t i = 0; i < n; i++) { /* the event codes, factorised for the groups' gates */
+        PyObject *code = attr_of(&b, 0, i), *found;
+        if (code == NULL) goto done;
+        if ((found = PyDict_GetItemWithError(code_ids, code)) != NULL) {
+            code_of[i] = PyLong_AsSsize_t(found);
+            continue;
+        }
+        PyObject *number = PyErr_Occurred() ? NULL : PyLong_FromSsize_t(PyList_GET_SIZE(code_list));
+        int bad = number == NULL || PyDict_SetItem(code_ids, code, number) < 0 || PyList_Append(code_list, code) < 0;
+        Py_XDECREF(number);
+        if (bad) goto done;
+        code_of[i] = PyList_GET_SIZE(code_list) - 1;
+    }
+    for (Py_ssize_t g = 0; g < p->groups; g++)
+        if (run_group(&b, &p->group[g], code_of, PyList_GET_SIZE(code_list), code_list, (double *)o.buf, o.shape[1],
+                      keys, index) < 0)
+            goto done;
+    result = Py_NewRef(Py_True);
+done:
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) { /* the Python blocks decide this batch */
+        PyErr_Clear();
+        result = Py_NewRef(Py_False);
+    }
+    if (b.cols != NULL)
+        for (size_t c = 0; c < cells; c++) Py_XDECREF(b.cols[c]);
+    if (b.events != NULL)
+        for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(b.events[i]);
+    PyMem_Free(b.events), PyMem_Free(b.cols), PyMem_Free(keys), PyMem_Free(code_of), PyMem_Free(index);
+    Py_XDECREF(b.empty), Py_XDECREF(code_ids), Py_XDECREF(code_list);
+    PyBuffer_Release(&o);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"factorize", factorize, METH_VARARGS, "Distinct values of a list (first seen first), each row's index into out."},
     {"masks", masks, METH_VARARGS, "Per wanted value, the bitset of the rows holding it."},
@@ -668,6 +1105,8 @@ static PyMethodDef methods[] = {
     {"count_needles", count_needles, METH_VARARGS, "Per text, how many distinct needles of each group it holds."},
     {"fill", fill, METH_VARARGS, "out[i, column:column+width] = rows[inverse[i]] (rows[i] without inverse)."},
     {"present", present, METH_VARARGS, "The attrs some event holds a value of, and the names some fields mapping holds a true value of."},
+    {"plan", plan, METH_VARARGS, "The EDR feature sets' column groups, compiled for run."},
+    {"run", run, METH_VARARGS, "A plan's column groups over a batch of events, into out; False: refused."},
     {NULL, NULL, 0, NULL},
 };
 
