@@ -168,8 +168,13 @@ class EdrFeatures:
         if renamed:
             sheet.out[renamed, sheet.at["image_renamed"]] = [_renamed((original[i], images[i]))[0] for i in renamed]
         sheet.put_texts(TOKEN_NAMES[0], len(TOKEN_NAMES) + 3, b.texts(_command_texts(b)), _command_row)
-        b.put_found("log_parent_cmd_len", 1, b.attribute("parent_command_line"), _log_length)
-        _targets(b)
+        if "signed" not in b.absent:
+            unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
+            if any(unsigned):
+                sheet.put("unsigned", unsigned)
+        for group in GROUPS[6:]:
+            if group.parts[0][0] in "afn":  # one attribute, field or number: EdrBatch's reference
+                b.put_group(group)
         return images, parents
 
 
@@ -243,23 +248,6 @@ def _command_texts(b: EdrBatch) -> list[str]:
     if len(columns) <= 1:
         return [v or "" for v in columns[0]] if columns else b.blank()
     return [" ".join(filter(None, row)) if any(row) else "" for row in zip(*columns, strict=True)]
-
-
-def _targets(b: EdrBatch) -> None:
-    sheet, evs = b.sheet, b.events
-    b.put_found("target_user_dir", 3, b.attribute("target_filename"), _TARGET_ROWS)
-    b.put_found("registry_key_risky", 1, b.attribute("target_object"), _REG_ROWS)
-    b.put_found("loaded_suspicious_dll", 2, b.attribute("image_loaded"), _LOADED_ROWS)
-    if "signed" not in b.absent:
-        unsigned = list(map(is_, column(evs, "signed"), repeat(False)))  # C-level: no frame per event
-        if any(unsigned):
-            sheet.put("unsigned", unsigned)
-    sheet.put_texts("integrity_high", 1, b.texts(b.attribute("integrity_level")), _high_level)
-    sheet.put_texts("user_system", 1, b.texts(b.attribute("user")), _system_user)
-    b.put_numbers("logon_network", 2, "logon_type", -1.0, _logon)
-    sheet.put_texts("access_lsass", 1, b.texts(b.field("TargetImage")), _lsass)
-    sheet.put_texts("access_rights_full", 1, b.texts(b.field("GrantedAccess")), _full_access)
-    b.put_numbers("dst_port_web", 2, "dst_port", -1.0, _port)
 
 
 def _logon(logon_type: float) -> tuple[float, ...]:

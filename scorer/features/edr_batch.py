@@ -1,12 +1,11 @@
-"""One EDR micro-batch as the feature blocks read it, and the matrix they write into.
+"""One EDR micro-batch as the feature blocks read it, the matrix they write into, and the
+blocks' column groups as data (:class:`Group`), which one native pass runs over a batch (:class:`Plan`).
 
-A small batch (tens of events at 10,000 events/s) paid mostly for numpy calls and Python
-set-up per column: a column per flag, gathered from its distinct values, then copied into
-the matrix by name. Here the columns the blocks share are read once per batch (``fields``,
-the event codes, numbers), and a block's columns computed from one text are written into
-the matrix in one call: a row of floats per distinct value, placed at every row holding it
-(:meth:`Sheet.put_rows`, one C pass with ``scorer.native``). The values are the ones the
-per-column code computed (tests/features and tests/native compare them).
+A small batch (tens of events at 10,000 events/s) paid mostly for Python calls per column group
+(~50 a batch, each a read, a factorisation and a fill: benchmarks.md sections 20, 26, 31). In the
+Python blocks (the reference) a row of floats per distinct value is placed at every row holding it
+(:meth:`Sheet.put_rows`); the native pass does the groups' reads, keys and fills in C, with each
+distinct key's row from the blocks' own functions (tests/features compares the two).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ Row = Sequence[float]
 PathRows = tuple[str, tuple[float, ...], tuple[float, ...]]  # basename, flags, hashed one-hot
 SEP = "\x1f"  # between the parts of a composite key
 FIRST, JOIN, WORDS, TUPLE, RAW = range(5)  # how a Group's key is made of its parts
+_ATTR_OF = {"c": "event_code", "f": "fields"}  # the attribute a Group's part of these kinds reads
 
 
 def positions(names: tuple[str, ...]) -> dict[str, int]:
@@ -126,12 +126,6 @@ class Codes:
         if len(hit) == 1:
             return list(by_code[hit[0]])
         return sorted(chain.from_iterable(by_code[j] for j in hit))
-
-    def member(self, gate: frozenset[int]) -> npt.NDArray[np.bool_]:
-        """Per row: its event code is in ``gate``."""
-        found = np.fromiter(map(gate.__contains__, self.distinct), np.bool_, len(self.distinct))
-        out: npt.NDArray[np.bool_] = found[self.inverse]
-        return out
 
     def put(self, sheet: Sheet, first: str, width: int, row: Callable[[Any], Row]) -> None:
         """:meth:`Sheet.put_rows` of ``row(code)`` for each distinct event code."""
@@ -240,6 +234,15 @@ class EdrBatch:
         bases = [base for base, _, _ in rows]
         return bases if inverse is None else [bases[j] for j in inverse.tolist()]
 
+    def put_group(self, g: Group) -> None:
+        """The Python reference of a FIRST group of one attribute or field (``put_found``), or of a
+        RAW group of one number (``put_numbers``)."""
+        (kind, name), = g.parts
+        if kind == "n":
+            self.put_numbers(g.first, g.width, name, g.default, g.row)
+        else:
+            self.put_found(g.first, g.width, self.attribute(name) if kind == "a" else self.field(name), g.row)
+
     def put_numbers(self, first: str, width: int, attr: str, default: float, row: Callable[[float], Row]) -> None:
         """:meth:`Sheet.put_rows` of ``row(v)`` for each distinct value ``v`` of :meth:`numbers`
         (codes, ports: a few a batch; fewer calls than numpy's per-column comparisons)."""
@@ -259,14 +262,9 @@ class EdrBatch:
 
 
 class Group(NamedTuple):
-    """A block's column group as the native pass runs it (scorer/native/_edr.c, ``plan``): in the
-    ``width`` columns from ``first`` on, ``row(key)`` of each event's key, made of ``parts`` by
-    ``mode`` (FIRST: the first non-empty part; JOIN / WORDS: the parts / the non-empty ones joined by
-    ``sep``; TUPLE; RAW: the one part's value). A key ``""``, a ``require`` part ``""`` and an event
-    code outside ``gate`` give zeros. Parts: ("a", attr) a text or None, ("r", attr) a text, ("f",
-    name) a field, ("s", attr) its str, ("c", "") the event code, ("n", attr) its number (``default``
-    when None), ("b", attr) it is False, ("p", slot) the basename of the path group of that slot.
-    ``path``: row gives (basename, flags, one-hot): the one-hot's first column, width and slot."""
+    """A block's columns as the native pass runs them: ``row(key)`` of each event's key (made of
+    ``parts`` by ``mode``, zeros for ``""``) in the ``width`` columns from ``first`` on (the parts,
+    modes, ``gate``, ``require`` and ``path`` are told in scorer/native/_edr.c, ``plan``)."""
 
     first: str
     width: int
@@ -277,7 +275,7 @@ class Group(NamedTuple):
     require: int = -1
     sep: str = SEP
     default: float = -1.0
-    path: tuple[str, int, str] | None = None
+    path: tuple[str, int, str] | None = None  # the one-hot's first column and width, the basename's slot
 
 
 class Plan:
@@ -290,35 +288,22 @@ class Plan:
         self._compiled: object = None
 
     def sheet(self, events: Sequence[object], what: str) -> Sheet | None:
-        """The batch's :class:`Sheet` with every group written in one native pass; None where the
-        native module is off or the pass refuses the batch (the Python blocks then decide it)."""
+        """The batch's :class:`Sheet`, every group written by the native pass; None where the native
+        module is off or the pass refuses the batch (the Python blocks then decide it)."""
         native = scorer.native.module("_edr")
         if native is None:
             return None
         only(events, (EndpointEvent,), what)
         evs = events if isinstance(events, list) else list(events)
         if self._compiled is None:
-            self._compiled = self._compile(native)
+            at, slots, specs = positions(self.names), list[str](), list[Any]()
+            attrs = {"event_code": 0, "fields": 1}  # a part's attribute ("c": the event code, "f": a field)
+            for g in self.groups:
+                parts = tuple((kind, slots.index(name) if kind == "p" else attrs.setdefault(
+                    _ATTR_OF.get(kind, name), len(attrs)), name) for kind, name in g.parts)
+                path = (at[g.path[0]], g.path[1], len(slots)) if g.path is not None else (0, 0, -1)
+                slots += [g.path[2]] if g.path is not None else []
+                specs.append((at[g.first], g.width, *path, g.mode, g.require, g.sep, g.row, g.gate, g.default, parts))
+            self._compiled = native.plan(specs, tuple(attrs), len(slots))
         sheet = Sheet(self.names, len(evs))
         return sheet if native.run(self._compiled, evs, sheet.out) else None
-
-    def _compile(self, native: Any) -> object:
-        at, attrs, slots, specs = positions(self.names), ["event_code", "fields"], list[str](), list[tuple[Any, ...]]()
-        for g in self.groups:
-            parts = tuple((kind, _index(kind, name, attrs, slots), name) for kind, name in g.parts)
-            first2, width2, slot = 0, 0, -1
-            if g.path is not None:
-                first2, width2, slot = at[g.path[0]], g.path[1], len(slots)
-                slots.append(g.path[2])
-            specs.append((at[g.first], g.width, first2, width2, slot, g.mode, g.require, g.sep, g.row, g.gate,
-                          g.default, parts))
-        return native.plan(specs, tuple(attrs), len(slots))
-
-
-def _index(kind: str, name: str, attrs: list[str], slots: list[str]) -> int:
-    """A part's attribute (``attrs[0]`` the event code, ``attrs[1]`` fields) or slot."""
-    if kind in "cfp":
-        return slots.index(name) if kind == "p" else "cf".index(kind)
-    if name not in attrs:
-        attrs.append(name)
-    return attrs.index(name)

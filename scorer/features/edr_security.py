@@ -25,7 +25,7 @@ import numpy as np
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
 from scorer.features.edr_batch import JOIN, RAW, SEP, EdrBatch, Group
-from scorer.features.texts import Needles, Texts, text_memo
+from scorer.features.texts import Needles, Texts, factorize, text_memo
 
 FAMILIES: dict[str, frozenset[int]] = {
     "sec_logon": frozenset({4624}),
@@ -117,9 +117,6 @@ ENUM_TOOLS = ("net.exe", "net1.exe", "powershell.exe", "pwsh.exe", "cmd.exe", "w
 
 LOGON_GATE = LOGON_EVENTS | {4634}
 _PRIVILEGE_FIELDS = ("PrivilegeList", "EnabledPrivilegeList")
-# The logon types of LOGON_TYPES in order, and where each name's types start among them.
-_LOGON_VALUES = np.array([t for types in LOGON_TYPES.values() for t in types], dtype=np.int64)
-_LOGON_STARTS = np.cumsum([0, *(len(types) for types in LOGON_TYPES.values())][:-1])
 
 
 def keyed(b: EdrBatch, gate: frozenset[int], key: Callable[[EndpointEvent], str]) -> Texts | None:
@@ -187,10 +184,11 @@ def put_security(b: EdrBatch) -> None:
     """Every column of :data:`NAMES`, into ``b.sheet``."""
     sheet = b.sheet
     b.codes.put(sheet, FAMILY_NAMES[0], len(FAMILY_NAMES), _family)
-    if not LOGON_GATE.isdisjoint(b.codes.distinct):  # else the columns stay 0
-        logon = b.numbers("logon_type", -1.0)
-        types = np.logical_or.reduceat(logon[:, None] == _LOGON_VALUES, _LOGON_STARTS, axis=1)
-        sheet.put_block(next(iter(LOGON_TYPES)), types & b.codes.member(LOGON_GATE)[:, None])
+    logon_rows = b.codes.rows(LOGON_GATE)
+    if logon_rows:  # else the columns stay 0
+        distinct, inverse = factorize(b.numbers("logon_type", -1.0)[logon_rows].tolist())
+        j = sheet.at[next(iter(LOGON_TYPES))]
+        sheet.out[logon_rows, j:j + len(LOGON_TYPES)] = np.array(list(map(_logon_types, distinct)))[inverse]
     for group in GROUPS[2:5]:  # authentication, failures, Kerberos
         put_keyed(b, group)
     privileges = b.texts(_joined_lower(b.fields, *_PRIVILEGE_FIELDS)) if not b.keys.isdisjoint(_PRIVILEGE_FIELDS) \
