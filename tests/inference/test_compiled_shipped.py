@@ -53,14 +53,18 @@ def repo(packaged: Path, tmp_path: Path) -> Path:
     return tmp_path / "repo"
 
 
-@pytest.fixture
-def no_toolchain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _take_the_toolchain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """As in the scorer image: no C compiler, no tl2cgen."""
     def missing() -> str:
         raise ImportError("No module named 'tl2cgen'")
 
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setattr(compiled_build, "tl2cgen_version", missing)
+
+
+@pytest.fixture
+def no_toolchain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _take_the_toolchain(monkeypatch, tmp_path)
 
 
 def _backend(repo: Path, cache: Path, engine: Any = "auto") -> tuple[OnnxRuntimeBackend, CollectorRegistry]:
@@ -270,3 +274,34 @@ async def test_without_proc_the_checked_bytes_load_from_a_private_file(repo: Pat
     del trees
     backend.unload(ModelRef(NETFLOW))
     assert not scratch.exists()
+
+
+def test_scorer_models_package_writes_the_library_with_the_version(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A booster packaged here (tl2cgen and a compiler at hand) carries its compiled trees,
+    listed in SHA256SUMS; a host without either scores the version with them."""
+    import joblib
+    from lightgbm import LGBMClassifier
+
+    from scorer.lifecycle.package import PackageRequest, package
+    from tests.support.lifecycle import KIND, MODEL, make_repo, synthetic_golden
+
+    repo = make_repo(tmp_path, synthetic_golden())
+    assert LIBRARY not in listed_checksums(repo.production.path), "no trees, no library"
+    model = LGBMClassifier(n_estimators=40, num_leaves=15, verbose=-1, random_state=0)
+    joblib.dump(model.fit(repo.golden.features, repo.golden.labels), tmp_path / "booster.joblib")
+    version = package(repo.path, PackageRequest(KIND, tmp_path / "booster.joblib", MODEL, repo.golden,
+                                                repo.production))
+    listed = listed_checksums(version.path)
+    assert {LIBRARY, MANIFEST, CHECKPOINT} <= set(listed)
+    manifest = msgspec.json.decode((version.path / MANIFEST).read_bytes(), type=compiled_shipped.Manifest)
+    assert manifest.checkpoint_sha256 == listed[CHECKPOINT] and manifest.library_sha256 == listed[LIBRARY]
+    assert manifest.flags[0] == OPTIMIZE and compiled_shipped.platform_problem(manifest) is None
+    _take_the_toolchain(monkeypatch, tmp_path)
+    backend = OnnxRuntimeBackend(repo.path, engine="auto", compiled_cache=tmp_path / "cache")
+    ref = ModelRef(MODEL, version.version)
+    trees = backend.load(ref).trees
+    assert trees is not None and trees.source == "version"
+    x = np.ascontiguousarray(repo.golden.features, np.float32)
+    reference = OnnxRuntimeBackend(repo.path).load(ref)
+    assert agreement(trees.score(x), OnnxRuntimeBackend._run(reference, x), version.card.threshold).ok()
