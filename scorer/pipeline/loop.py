@@ -28,7 +28,7 @@ from scorer.pipeline.outcome import BatchOutcome, count_batch
 from scorer.pipeline.records import InputRecord, OutputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, Undelivered, score_records
-from scorer.pipeline.source import fetched_records
+from scorer.pipeline.source import fetch_inputs, fetched_records
 from scorer.pipeline.turns import serve_io
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ class ScoringLoop:
         while not self._stopping.is_set():
             for hook in self.between_batches:
                 await hook()
-            fetched = await self._consumer.getmany(timeout_ms=batch.max_wait_ms or 1, max_records=batch.max_records)
+            fetched = await fetch_inputs(self._consumer, self.kind_of_topic, timeout_ms=batch.max_wait_ms or 1,
+                                         max_records=batch.max_records)
             if not fetched:
                 continue
             received = time.perf_counter()

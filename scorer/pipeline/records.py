@@ -15,6 +15,16 @@ class InputRecord(msgspec.Struct, frozen=True):
     key: bytes | None
     ref: SourceRef
 
+    # What the loop reads of a fetched record, whether aiokafka's ConsumerRecord or this
+    # (scorer.kafka.fetch builds these from the fetched batches directly).
+    @property
+    def offset(self) -> int:
+        return self.ref.offset
+
+    @property
+    def timestamp(self) -> int:
+        return self.ref.timestamp_ms
+
 
 class OutputRecord(msgspec.Struct, frozen=True, gc=False):
     """One record to produce: an alert, a dead letter or a score (a :class:`scorer.kafka.Record`)."""
