@@ -19,6 +19,7 @@ def _module(name: str, libraries: tuple[str, ...] = ()) -> Extension:
 # _native: the netflow and SIEM windows, the flow statistics; _edr: the EDR features' and the
 # Sigma rule engine's per-row passes; _trees: the per-row loop over a tl2cgen-compiled tree
 # library (dlopen: libdl, part of libc from glibc 2.34); _findings: an alert's OCSF finding
-# written as JSON (scorer/alerts/findingjson.py); _rules: the Sigma rule engine's per-field pass.
+# written as JSON (scorer/alerts/findingjson.py); _rules: the Sigma rule engine's per-field pass;
+# _kafka: the producer's placement and batch filling (scorer/kafka/producer.py).
 setup(ext_modules=[_module("_native"), _module("_edr"), _module("_trees", ("dl",)), _module("_findings"),
-                   _module("_rules")])
+                   _module("_rules"), _module("_kafka")])

@@ -7,7 +7,8 @@ Python code, which computes the very same values: tests/native runs both on ever
 - ``_native``: the netflow and SIEM entity windows, the flows' CIC statistics;
 - ``_edr``: the EDR features' and the Sigma rule engine's per-row passes;
 - ``_rules``: the rule engine's per-batch passes (a batch's field reads and value grouping, its
-  (Channel, EventID) pairs, the conditions its atoms trigger).
+  (Channel, EventID) pairs, the conditions its atoms trigger);
+- ``_kafka``: the producer's per-record work (placement, filling record batches).
 
 ``SCORER_NATIVE`` chooses: ``auto`` (default: native when built), ``0`` (the Python
 reference), ``1`` (native, or ImportError if it is not built). It is read once, at import:
@@ -23,7 +24,7 @@ import os
 from types import ModuleType
 
 ENV = "SCORER_NATIVE"
-NAMES = ("_native", "_edr", "_rules")
+NAMES = ("_native", "_edr", "_rules", "_kafka")
 
 
 def _load(name: str) -> ModuleType | None:
