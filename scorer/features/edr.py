@@ -201,21 +201,15 @@ def _parent(base: str, found: Found) -> tuple[float, ...]:
             float(found[0] > 0))
 
 
-def _onehot(base: str) -> list[float]:
-    """:func:`hashed_onehot`'s row of one value."""
-    row = [0.0] * HASH_BUCKETS
-    if base:
-        row[stable_hash(base) % HASH_BUCKETS] = 1.0
-    return row
-
-
 def path_rows(needles: Needles, flags: Callable[[str, Found], tuple[float, ...]]) -> Callable[[str], PathRows]:
     """Of a path: its lower-case basename, its flags (of the basename and the ``needles`` found
-    in the lower-case path) and its hashed basename's one-hot row; cached by path (a host's
-    images recur in every batch)."""
+    in the lower-case path) and its hashed basename's one-hot row (:func:`hashed_onehot`'s); cached
+    by path (a host's images recur in every batch)."""
     def rows(lower: str, found: Found) -> PathRows:
-        base = basename(lower)
-        return base, flags(base, found), tuple(_onehot(base))
+        base, onehot = basename(lower), [0.0] * HASH_BUCKETS
+        if base:
+            onehot[stable_hash(base) % HASH_BUCKETS] = 1.0
+        return base, flags(base, found), tuple(onehot)
     return found_rows(needles, rows)
 
 

@@ -1,11 +1,9 @@
-"""One EDR micro-batch as the feature blocks read it, the matrix they write into, and the
-blocks' column groups as data (:class:`Group`), which one native pass runs over a batch (:class:`Plan`).
+"""One EDR micro-batch as the feature blocks read it, the matrix they write into, and the blocks'
+column groups as data (:class:`Group`), which one native pass runs over a batch (:class:`Plan`).
 
-A small batch (tens of events at 10,000 events/s) paid mostly for Python calls per column group
-(~50 a batch, each a read, a factorisation and a fill: benchmarks.md sections 20, 26, 31). In the
-Python blocks (the reference) a row of floats per distinct value is placed at every row holding it
-(:meth:`Sheet.put_rows`); the native pass does the groups' reads, keys and fills in C, with each
-distinct key's row from the blocks' own functions (tests/features compares the two).
+A small batch (tens of events at 10,000 events/s) paid mostly for Python calls per column group (~50 a
+batch, each a read, a factorisation and a fill: benchmarks.md sections 20, 26, 31); the native pass does
+them in C, with each distinct key's row from the blocks' own functions (tests/features compares them).
 """
 
 from __future__ import annotations
@@ -132,10 +130,8 @@ class Codes:
         sheet.put_rows(first, width, self.inverse, [row(c) for c in self.distinct])
 
 
-# The attributes the blocks read as texts or numbers, and the fields they read by column. Which
-# of them a batch's events hold at all is read once per batch (:func:`present`): a column no event
-# carries (most columns of a small batch) is then the batch's blank column without a read of every
-# event.
+# The attributes and fields the Python blocks read by column: a column no event of a batch carries
+# (:func:`present`; most columns of a small batch) is the batch's blank column without a read.
 ATTRS = ("parent_image", "parent_command_line", "command_line", "target_filename", "target_object",
          "image_loaded", "integrity_level", "user", "logon_type", "dst_port", "signed")
 FIELDS = ("OriginalFileName", "TargetImage", "GrantedAccess", "ScriptBlockText", "Payload", "HostApplication",
@@ -145,9 +141,8 @@ _ATTRS, _FIELDS = frozenset(ATTRS), frozenset(FIELDS)
 
 def present(events: list[EndpointEvent], attrs: tuple[str, ...], fields: list[dict[str, str]],
             names: tuple[str, ...]) -> tuple[set[str], set[str]]:
-    """The ``attrs`` some event holds a value of (not None, not ``""``), and the ``names`` some
-    mapping of ``fields`` holds a true value of: in one native pass where built, which stops at
-    the first event holding each."""
+    """The ``attrs`` some event holds a value of (not None, not ``""``), and the ``names`` some mapping
+    of ``fields`` holds a true value of (natively: one pass, stopping at the first holder of each)."""
     native = scorer.native.module("_edr")
     if native is not None:
         out: tuple[set[str], set[str]] = native.present(events, attrs, fields, names)
@@ -167,9 +162,8 @@ def _holds(value: object) -> bool:
 
 
 class EdrBatch:
-    """The events, the columns several blocks read, and the :class:`Sheet` of ``names``.
-    ``absent``: the :data:`ATTRS` no event holds a value of; ``keys``: the :data:`FIELDS` some
-    event holds a non-empty value of."""
+    """The events, the columns several blocks read, and the :class:`Sheet` of ``names``. ``absent``:
+    the :data:`ATTRS` no event holds a value of; ``keys``: the :data:`FIELDS` some event holds."""
 
     __slots__ = ("_blank", "_numbers", "absent", "codes", "events", "fields", "keys", "n", "sheet")
 
@@ -214,8 +208,7 @@ class EdrBatch:
         return self._blank[0]
 
     def put_found(self, first: str, width: int, values: list[str], rows_of: Callable[[str], Row]) -> None:
-        """The ``width`` columns from ``first`` on: ``rows_of`` each distinct value (a cached
-        :func:`~scorer.features.texts.found_rows`)."""
+        """The ``width`` columns from ``first`` on: ``rows_of`` (cached) each distinct value."""
         texts = self.texts(values)
         if not texts.blank():  # a row of "" with nothing found is zeros
             rows = list(map(rows_of, texts.distinct))
@@ -235,8 +228,7 @@ class EdrBatch:
         return bases if inverse is None else [bases[j] for j in inverse.tolist()]
 
     def put_group(self, g: Group) -> None:
-        """The Python reference of a FIRST group of one attribute or field (``put_found``), or of a
-        RAW group of one number (``put_numbers``)."""
+        """The Python reference of a group of one attribute, field (``put_found``) or number."""
         (kind, name), = g.parts
         if kind == "n":
             self.put_numbers(g.first, g.width, name, g.default, g.row)
@@ -244,8 +236,7 @@ class EdrBatch:
             self.put_found(g.first, g.width, self.attribute(name) if kind == "a" else self.field(name), g.row)
 
     def put_numbers(self, first: str, width: int, attr: str, default: float, row: Callable[[float], Row]) -> None:
-        """:meth:`Sheet.put_rows` of ``row(v)`` for each distinct value ``v`` of :meth:`numbers`
-        (codes, ports: a few a batch; fewer calls than numpy's per-column comparisons)."""
+        """:meth:`Sheet.put_rows` of ``row(v)`` for each distinct value ``v`` of :meth:`numbers`."""
         if attr in self.absent or column(self.events, attr).count(None) == self.n:  # no event has one (most batches)
             self.sheet.put_rows(first, width, zeros(self.n), [row(default)])
             return
