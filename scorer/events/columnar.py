@@ -66,20 +66,46 @@ def decode_rows(
     flows as :data:`FlowView` rows (for feature sets that read them, ``reads_views``)."""
     views = views and kind is EventKind.NETFLOW
     stats = stats_reader() if views else None
-    uncut, clean = True, False
-    if stats is None:
-        rows = decode_all((_VIEW_DECODER if views else _DECODERS[kind]).decode, values)
-    else:
-        rows, uncut, clean = cut_rows(stats, values)
-    if None in values or max(map(len, values), default=0) > max_bytes:  # type: ignore[arg-type]
-        rows = [None if v is None or len(v) > max_bytes else r for v, r in zip(values, rows, strict=True)]
-    if stats is not None and uncut:
-        rows = checked_stats(stats, rows)
+    if stats is not None:
+        return flow_rows(stats, values, max_bytes)
+    rows = decode_all((_VIEW_DECODER if views else _DECODERS[kind]).decode, values)
+    rows = _sized(rows, values, max_bytes)
     if views:
-        return _checked_flows(rows, clean)
+        return _checked_flows(rows)
     if kind is EventKind.NETFLOW:
         return [None if r is None else accept(r) for r in rows]
     return _checked_events(kind, rows)
+
+
+def flow_rows(stats: Any, values: Sequence[bytes | None], max_bytes: int) -> list[Row | None]:
+    """Flows read by the native scanner: the plain records straight into one batch's columns
+    (``Stats.rows``: a FlowRow each, its values made Python objects only when read), the rest
+    (a record it is not sure of, a uid to stamp, a text the checks refuse...) by the cut path."""
+    listed = values if isinstance(values, list) else list(values)
+    rows: list[Row | None] = stats.rows(listed, max_bytes)
+    if None not in rows:
+        return rows
+    rest = [i for i, row in enumerate(rows) if row is None]
+    for i, row in zip(rest, _cut_flows(stats, [listed[i] for i in rest], max_bytes), strict=True):
+        rows[i] = row
+    return rows
+
+
+def _cut_flows(stats: Any, values: Sequence[bytes | None], max_bytes: int) -> list[Row | None]:
+    """The views of flows cut by the native scanner (:func:`flow_rows`' reference path)."""
+    rows, uncut, clean = cut_rows(stats, values)
+    rows = _sized(rows, values, max_bytes)
+    if uncut:
+        rows = checked_stats(stats, rows)
+    return _checked_flows(rows, clean)
+
+
+def _sized(rows: list[Row | None], values: Sequence[bytes | None], max_bytes: int) -> list[Row | None]:
+    """``rows`` without the rows of tombstones and values over ``max_bytes`` (the per-record
+    path gives those their dead-letter reasons)."""
+    if None in values or max(map(len, values), default=0) > max_bytes:  # type: ignore[arg-type]
+        return [None if v is None or len(v) > max_bytes else r for v, r in zip(values, rows, strict=True)]
+    return rows
 
 
 def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:

@@ -91,7 +91,11 @@ def _view(name: str, extra: Any, default: Any) -> type[msgspec.Struct]:
 # READ_STATISTICS as packed float64.
 RawFlowView = _view("RawFlowView", msgspec.Raw, msgspec.Raw(b"{}"))
 CutFlowView = _view("CutFlowView", bytes, b"")
-VIEWS = (FlowView, RawFlowView, CutFlowView)
+# The native scanner's rows (``Stats.rows``): CutFlowView's attributes read from one batch's
+# columns, where the extension is built (whatever SCORER_NATIVE says: a row may outlive a switch).
+_NATIVE = scorer.native.built_module()
+FlowRow: type | None = getattr(_NATIVE, "FlowRow", None)
+VIEWS: tuple[type, ...] = (FlowView, RawFlowView, CutFlowView) + ((FlowRow,) if FlowRow is not None else ())
 
 _RAW_VIEW_DECODER = msgspec.json.Decoder(RawFlowView)
 _CUT_VIEW_DECODER = msgspec.json.Decoder(CutFlowView)
@@ -143,6 +147,16 @@ def _stats_scanner(native: Any) -> Any:
                         texts=tuple(name.encode() for name in _CUT_TEXTS),
                         missing=tuple(sorted(text.encode() for text in _MISSING)), max_text=MAX_TEXT,
                         blank_ok=_CUT_TEXTS.index("uid"), lower=_CUT_TEXTS.index("proto"))
+
+
+def kept_statistics(rows: Sequence[Any]) -> npt.NDArray[np.float64] | None:
+    """``[n, len(READ_STATISTICS)]`` of rows that are all FlowRows, copied from their batches'
+    columns; None for any other rows (or the native part off): :func:`statistics` reads them."""
+    native = scorer.native.module()
+    if native is None or not rows:
+        return None
+    out = np.empty((len(rows), len(READ_STATISTICS)), dtype=np.float64)
+    return out if native.flow_kept(rows if isinstance(rows, list) else list(rows), out) else None
 
 
 def stats_reader() -> Any:

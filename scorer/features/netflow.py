@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 import scorer.native
 from scorer.events.columnar import READ_STATISTICS, VIEWS, statistics
+from scorer.events.flowviews import kept_statistics
 from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
     F32,
@@ -189,4 +190,5 @@ def _zeek_flags(history: str | None, conn_state: str | None) -> tuple[bool, bool
 def cic_statistics(flows: Sequence[object], names: tuple[str, ...]) -> F64:
     """``[n, len(names)]``: CICFlowMeter statistics over the batch (0.0 where a record does
     not carry one), read from views in one C-level pass (or by the native scanner)."""
-    return statistics(column(flows, "extra"), names)
+    kept = kept_statistics(flows) if names == READ_STATISTICS else None  # the native rows' columns
+    return statistics(column(flows, "extra"), names) if kept is None else kept

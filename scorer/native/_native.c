@@ -432,6 +432,26 @@ static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e
 #define IS_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
+/* Whether a[0..len) == b[0..len), for the short names of statistics and fields (both
+   readable for len bytes): 8-byte words, the last one overlapping, instead of a call. */
+static inline int same(const char *a, const char *b, size_t len) {
+    if (len >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 <= len; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, a + len - 8, 8);
+        memcpy(&y, b + len - 8, 8);
+        return x == y;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (a[i] != b[i]) return 0;
+    }
+    return 1;
+}
+
 /* One JSON number at p. The object's closing '}' lies before end (scan() checks it first),
    so the loops below stop at it without a bounds check of their own. Sets *next; with
    value != NULL also reads it. 1: fine, 0: unsure. */
@@ -489,15 +509,17 @@ static int number(const char *p, const char **next, double *value) {
         if (sig == 0 && *d == '0') { dropped++; continue; }
         if (++sig <= 19) { m = m * 10 + (uint64_t)(*d - '0'); dropped++; }
     }
+    /* m exact (at most 19 digits read) and an exact double (at most 2**53): */
+    int exact = sig <= 19 && m <= ((uint64_t)1 << 53);
     double v;
     if (is_int) {
-        if (sig > 15) return 0; /* an integer the reference reads through its own path */
+        if (!exact) return 0; /* an integer the reference reads through its own path */
         v = (double)m;          /* -0 is the integer 0: 0.0, as msgspec */
         *value = negative && m != 0 ? -v : v;
         return 1;
     }
     long e10 = exp - dropped;
-    if (sig <= 15 && e10 >= -22 && e10 <= 22) {
+    if (exact && e10 >= -22 && e10 <= 22) {
         /* m and 10^|e10| are exact doubles: one correctly rounded operation (Clinger). */
         v = e10 >= 0 ? (double)m * POW10[e10] : (double)m / POW10[-e10];
         *value = negative ? -v : v;
@@ -538,7 +560,7 @@ static int scan(Stats *s, const char *p, const char *end, const int *wanted_col,
         Py_ssize_t idx = -1;
         if (expected < s->n) {
             Py_ssize_t len = s->lens[expected];
-            if (end - key > len && key[len] == '"' && memcmp(s->ptrs[expected], key, (size_t)len) == 0) {
+            if (end - key > len && key[len] == '"' && same(s->ptrs[expected], key, (size_t)len)) {
                 idx = expected;
                 p = key + len;
             }
@@ -833,6 +855,424 @@ static PyObject *Stats_cut(Stats *s, PyObject *values) {
     return Py_BuildValue("(NO)", out, clean ? Py_True : Py_False);
 }
 
+/* ---- Flow records read into columns (Stats.rows, FlowBatch, FlowRow) -------------------
+ *
+ * The reference is the cut path above: the record with its statistics cut out, decoded by
+ * msgspec into scorer.events.flowviews.CutFlowView, then the columnar checks of its texts
+ * (scorer.events.columnar._checked_flows). rows(values, max_bytes) reads each canonical flow
+ * record's fields here instead, into one FlowBatch's columns, and answers per record a
+ * FlowRow (an index into the batch: the view's attributes, the same values and types, made
+ * Python objects only when asked) or None where it is not the plain case, which then takes the
+ * reference path: not bytes, longer than max_bytes, not an object, a key with an escape or
+ * not one of FlowRecord's fields, a field twice, a field of another JSON type than the plain
+ * one (a string of printable ASCII without escapes, null where the field is optional, an
+ * integer within +-INT_LIMIT ``int_limit``, a number number() reads exactly), no uid or ts or
+ * src_ip or dst_ip, a uid of "" (the pipeline stamps one with msgspec.structs.replace), a text
+ * the columnar checks refuse (one of ``missing``, longer than ``max_text``, proto not lower
+ * case), statistics scan() is unsure of. So a FlowRow is made exactly where the reference
+ * accepts the record's view, with the values the view has.
+ */
+enum {
+    FR_UID, FR_TS, FR_SOURCE, FR_LABEL, FR_SRC_IP, FR_SRC_PORT, FR_DST_IP, FR_DST_PORT, FR_PROTO, FR_SERVICE,
+    FR_DURATION, FR_SRC_BYTES, FR_DST_BYTES, FR_SRC_PKTS, FR_DST_PKTS, FR_CONN_STATE, FR_HISTORY, FR_EXTRA, FR_N
+};
+static const char *const FR_NAMES[FR_N] = {
+    "uid", "ts", "source", "label", "src_ip", "src_port", "dst_ip", "dst_port", "proto", "service",
+    "duration", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts", "conn_state", "history", "extra"};
+/* t: a text (a string; uid, src_ip, dst_ip required, proto "tcp" when absent), o: an optional
+   text (null or absent: None), f: a float, i: a bounded integer, x: the statistics. */
+static const char FR_TYPE[FR_N] = {'t', 'f', 'o', 'o', 't', 'i', 't', 'i', 't', 'o',
+                                   'f', 'i', 'i', 'i', 'i', 'o', 'o', 'x'};
+#define FR_REQUIRED ((1u << FR_UID) | (1u << FR_TS) | (1u << FR_SRC_IP) | (1u << FR_DST_IP))
+#define FR_NONE UINT32_MAX           /* a text's length: null or absent (None) */
+#define FR_DEFAULT (UINT32_MAX - 1)  /* a text's length: absent, its default (proto "tcp") */
+#define FR_INT_LIMIT ((uint64_t)1 << 62)
+
+typedef union {
+    double f;
+    int64_t i;
+    struct { uint32_t off, len; } t;
+} Cell;
+
+static const Py_ssize_t FR_LENS[FR_N] = {3, 2, 6, 5, 6, 8, 6, 8, 5, 7, 8, 9, 9, 8, 8, 10, 7, 5};
+
+/* The field named key[0..len), or -1: looked for from the one after the record's previous
+   field on (records list their fields in FlowRecord's order, as msgspec writes them). */
+static int fr_field(const char *key, Py_ssize_t len, int previous) {
+    for (int k = 1; k <= FR_N; k++) {
+        int f = (previous + k) % FR_N;
+        if (FR_LENS[f] == len && same(FR_NAMES[f], key, (size_t)len)) return f;
+    }
+    return -1;
+}
+
+/* One JSON integer at p within +-2**62, as msgspec reads it into the views' bounded ints. */
+static int fr_int(const char *p, const char **next, int64_t *value) {
+    int negative = *p == '-';
+    p += negative;
+    uint64_t m = 0;
+    if (*p == '0') {
+        p++;
+    } else if (IS_DIGIT(*p)) {
+        const char *start = p;
+        while (IS_DIGIT(*p)) {
+            if (p - start >= 19) return 0;
+            m = m * 10 + (uint64_t)(*p - '0');
+            p++;
+        }
+    } else {
+        return 0;
+    }
+    if (IS_DIGIT(*p) || *p == '.' || *p == 'e' || *p == 'E' || m > FR_INT_LIMIT) return 0;
+    *value = negative ? -(int64_t)m : (int64_t)m;
+    *next = p;
+    return 1;
+}
+
+/* Whether a text passes the columnar checks (text_clean's, uid not ""). */
+static int fr_text_ok(Stats *s, int field, const char *t, Py_ssize_t len) {
+    if (len > s->max_text) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(s->missing); i++) {
+        PyObject *m = PyTuple_GET_ITEM(s->missing, i);
+        if (PyBytes_GET_SIZE(m) == len && memcmp(PyBytes_AS_STRING(m), t, (size_t)len) == 0) return 0;
+    }
+    if (len == 0) return 0; /* "" is a missing marker; a uid of "" is stamped by the reference */
+    if (field == FR_PROTO) {
+        int cased = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            if (t[i] >= 'A' && t[i] <= 'Z') return 0;
+            cased |= t[i] >= 'a' && t[i] <= 'z';
+        }
+        return cased;
+    }
+    return 1;
+}
+
+/* The record p..end into row (FR_N cells, offsets from base) and kept; 1: the plain case. */
+static int fr_parse(Stats *s, const char *base, const char *p, const char *end, Cell *row, double *kept) {
+    while (p < end && IS_WS(*p)) p++;
+    while (end > p && IS_WS(end[-1])) end--;
+    /* As in scan(): every loop below stops at the closing '}' (end[-1]) at the latest. */
+    if (end - p < 2 || *p != '{' || end[-1] != '}') return 0;
+    for (int f = 0; f < FR_N; f++) {
+        if (FR_TYPE[f] == 't' || FR_TYPE[f] == 'o') {
+            row[f].t.off = 0;
+            row[f].t.len = FR_TYPE[f] == 'o' ? FR_NONE : FR_DEFAULT;
+        } else if (FR_TYPE[f] == 'f') {
+            row[f].f = 0.0;
+        } else {
+            row[f].i = 0;
+        }
+    }
+    for (Py_ssize_t j = 0; j < s->nkeep; j++) kept[j] = 0.0;
+    uint32_t seen = 0;
+    int previous = FR_N - 1;
+    p++;
+    for (;;) {
+        while (IS_WS(*p)) p++;
+        if (*p != '"') return 0;
+        const char *key = ++p;
+        while (*p != '"' && *p != '\\' && *p != '}') p++;
+        if (*p != '"') return 0;
+        int f = fr_field(key, p - key, previous);
+        if (f < 0 || (seen & (1u << f))) return 0;
+        previous = f;
+        seen |= 1u << f;
+        p++;
+        while (IS_WS(*p)) p++;
+        if (*p != ':') return 0;
+        p++;
+        while (IS_WS(*p)) p++;
+        switch (FR_TYPE[f]) {
+        case 't':
+        case 'o':
+            if (*p == 'n' && end - p > 4 && memcmp(p, "null", 4) == 0 && FR_TYPE[f] == 'o') {
+                row[f].t.len = FR_NONE;
+                p += 4;
+                break;
+            }
+            if (*p != '"') return 0;
+            {
+                const char *t = ++p;
+                while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f && *p != '"' && *p != '\\') p++;
+                if (p == end || *p != '"' || !fr_text_ok(s, f, t, p - t)) return 0;
+                row[f].t.off = (uint32_t)(t - base);
+                row[f].t.len = (uint32_t)(p - t);
+                p++;
+            }
+            break;
+        case 'f':
+            if (!number(p, &p, &row[f].f)) return 0;
+            break;
+        case 'i':
+            if (!fr_int(p, &p, &row[f].i)) return 0;
+            break;
+        default: /* the statistics */
+            if (*p != '{' || !scan(s, p, end, s->keep_col, kept, &p)) return 0;
+        }
+        while (IS_WS(*p)) p++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        return *p == '}' && p + 1 == end && (seen & FR_REQUIRED) == FR_REQUIRED;
+    }
+}
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n, nkeep;
+    PyObject **values;       /* the records' bytes, row by row (owned) */
+    Cell *cells;             /* [n, FR_N] */
+    double *kept;            /* [n, nkeep]: the kept statistics */
+    PyObject **texts[FR_N];  /* a text column's objects, made at its first read (owned), or NULL */
+} FlowBatch;
+
+typedef struct {
+    PyObject_HEAD
+    FlowBatch *batch;
+    Py_ssize_t i;
+} FlowRow;
+
+static PyObject *FR_TCP; /* proto's default */
+
+static void FlowBatch_dealloc(FlowBatch *b) {
+    for (Py_ssize_t i = 0; b->values && i < b->n; i++) Py_XDECREF(b->values[i]);
+    for (int f = 0; f < FR_N; f++) {
+        for (Py_ssize_t i = 0; b->texts[f] && i < b->n; i++) Py_XDECREF(b->texts[f][i]);
+        PyMem_Free(b->texts[f]);
+    }
+    PyMem_Free(b->values);
+    PyMem_Free(b->cells);
+    PyMem_Free(b->kept);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyTypeObject FlowBatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "scorer.native._native.FlowBatch",
+    .tp_basicsize = sizeof(FlowBatch),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The columns of a batch's flow records (Stats.rows); its rows are FlowRow objects.",
+    .tp_dealloc = (destructor)FlowBatch_dealloc,
+};
+
+static uint64_t fr_hash(const char *t, uint32_t len) {
+    uint64_t h = 1469598103934665603u;
+    for (uint32_t i = 0; i < len; i++) h = (h ^ (unsigned char)t[i]) * 1099511628211u;
+    return h;
+}
+
+/* Text column f of the batch, made once: one str per distinct text (but uids, each its own),
+   None, or proto's default. 0 on error. */
+static int fr_texts(FlowBatch *b, int f) {
+    if (b->texts[f] != NULL) return 1;
+    Py_ssize_t n = b->n, cap = 16;
+    PyObject **objs = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *));
+    while (cap < 2 * n) cap *= 2;
+    Py_ssize_t *table = f == FR_UID ? NULL : PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)cap);
+    if (objs == NULL || (f != FR_UID && table == NULL)) {
+        PyMem_Free(objs);
+        PyMem_Free(table);
+        PyErr_NoMemory();
+        return 0;
+    }
+    for (Py_ssize_t j = 0; table && j < cap; j++) table[j] = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Cell c = b->cells[i * FR_N + f];
+        if (c.t.len == FR_NONE || c.t.len == FR_DEFAULT) {
+            objs[i] = Py_NewRef(c.t.len == FR_NONE ? Py_None : FR_TCP);
+            continue;
+        }
+        const char *t = PyBytes_AS_STRING(b->values[i]) + c.t.off;
+        size_t slot = 0;
+        if (table) {
+            slot = (size_t)fr_hash(t, c.t.len) & (size_t)(cap - 1);
+            for (;; slot = (slot + 1) & (size_t)(cap - 1)) {
+                Py_ssize_t k = table[slot];
+                if (k < 0) break;
+                Cell o = b->cells[k * FR_N + f];
+                if (o.t.len == c.t.len && memcmp(PyBytes_AS_STRING(b->values[k]) + o.t.off, t, c.t.len) == 0) break;
+            }
+            if (table[slot] >= 0) {
+                objs[i] = Py_NewRef(objs[table[slot]]);
+                continue;
+            }
+        }
+        PyObject *s = PyUnicode_New(c.t.len, 127); /* printable ASCII (fr_parse) */
+        if (s == NULL) {
+            for (Py_ssize_t k = 0; k < i; k++) Py_DECREF(objs[k]);
+            PyMem_Free(objs);
+            PyMem_Free(table);
+            return 0;
+        }
+        memcpy(PyUnicode_DATA(s), t, c.t.len);
+        objs[i] = s;
+        if (table) table[slot] = i;
+    }
+    PyMem_Free(table);
+    b->texts[f] = objs;
+    return 1;
+}
+
+/* Field f of row i of the batch, as the view's attribute (a new reference). */
+static PyObject *fr_value(FlowBatch *b, Py_ssize_t i, int f) {
+    Cell c = b->cells[i * FR_N + f];
+    switch (FR_TYPE[f]) {
+    case 'f':
+        return PyFloat_FromDouble(c.f);
+    case 'i':
+        return PyLong_FromLongLong(c.i);
+    case 'x':
+        return PyBytes_FromStringAndSize((const char *)(b->kept + i * b->nkeep), b->nkeep * (Py_ssize_t)sizeof(double));
+    default:
+        if (!fr_texts(b, f)) return NULL;
+        return Py_NewRef(b->texts[f][i]);
+    }
+}
+
+static PyObject *FlowRow_get(FlowRow *r, void *field) {
+    return fr_value(r->batch, r->i, (int)(intptr_t)field);
+}
+
+static PyObject *FlowRow_repr(FlowRow *r) {
+    PyObject *uid = fr_value(r->batch, r->i, FR_UID);
+    if (uid == NULL) return NULL;
+    PyObject *out = PyUnicode_FromFormat("FlowRow(uid=%R)", uid);
+    Py_DECREF(uid);
+    return out;
+}
+
+static void FlowRow_dealloc(FlowRow *r) {
+    Py_DECREF(r->batch);
+    PyObject_Free(r);
+}
+
+static PyGetSetDef FlowRow_getset[] = {
+    {"uid", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_UID},
+    {"ts", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_TS},
+    {"source", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_SOURCE},
+    {"label", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_LABEL},
+    {"src_ip", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_SRC_IP},
+    {"src_port", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_SRC_PORT},
+    {"dst_ip", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_DST_IP},
+    {"dst_port", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_DST_PORT},
+    {"proto", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_PROTO},
+    {"service", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_SERVICE},
+    {"duration", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_DURATION},
+    {"src_bytes", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_SRC_BYTES},
+    {"dst_bytes", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_DST_BYTES},
+    {"src_pkts", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_SRC_PKTS},
+    {"dst_pkts", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_DST_PKTS},
+    {"conn_state", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_CONN_STATE},
+    {"history", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_HISTORY},
+    {"extra", (getter)FlowRow_get, NULL, NULL, (void *)(intptr_t)FR_EXTRA},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject FlowRowType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "scorer.native._native.FlowRow",
+    .tp_basicsize = sizeof(FlowRow),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One flow record of a FlowBatch: CutFlowView's attributes, read from the batch's columns.",
+    .tp_dealloc = (destructor)FlowRow_dealloc,
+    .tp_repr = (reprfunc)FlowRow_repr,
+    .tp_getset = FlowRow_getset,
+};
+
+/* rows(values, max_bytes) -> list: per value a FlowRow, or None (the reference path decides). */
+static PyObject *Stats_rows(Stats *s, PyObject *args) {
+    PyObject *values;
+    Py_ssize_t max_bytes;
+    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &values, &max_bytes)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values), m = 0, nk = s->nkeep;
+    FlowBatch *b = PyObject_New(FlowBatch, &FlowBatchType);
+    if (b == NULL) return NULL;
+    b->n = 0;
+    b->nkeep = nk;
+    memset(b->texts, 0, sizeof(b->texts));
+    b->values = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
+    b->cells = PyMem_Malloc(sizeof(Cell) * FR_N * (size_t)(n ? n : 1));
+    b->kept = PyMem_Malloc(sizeof(double) * (size_t)((n ? n : 1) * (nk ? nk : 1)));
+    char *ok = PyMem_Malloc((size_t)(n ? n : 1));
+    PyObject *out = PyList_New(n);
+    if (b->values == NULL || b->cells == NULL || b->kept == NULL || ok == NULL || out == NULL) {
+        PyMem_Free(ok);
+        Py_XDECREF(out);
+        Py_DECREF(b);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        ok[i] = 0;
+        if (PyBytes_CheckExact(v) && PyBytes_GET_SIZE(v) <= max_bytes && PyBytes_GET_SIZE(v) < INT32_MAX) {
+            const char *p = PyBytes_AS_STRING(v);
+            ok[i] = (char)fr_parse(s, p, p, p + PyBytes_GET_SIZE(v), b->cells + m * FR_N, b->kept + m * nk);
+        }
+        if (ok[i]) b->values[m++] = Py_NewRef(v);
+    }
+    b->n = m;
+    for (Py_ssize_t i = 0, j = 0; i < n; i++) {
+        PyObject *row = Py_None;
+        if (ok[i]) {
+            FlowRow *r = PyObject_New(FlowRow, &FlowRowType);
+            if (r == NULL) {
+                PyMem_Free(ok);
+                for (Py_ssize_t k = i; k < n; k++) PyList_SET_ITEM(out, k, Py_NewRef(Py_None));
+                Py_DECREF(out);
+                Py_DECREF(b);
+                return NULL;
+            }
+            r->batch = (FlowBatch *)Py_NewRef(b);
+            r->i = j++;
+            row = (PyObject *)r;
+        } else {
+            Py_INCREF(row);
+        }
+        PyList_SET_ITEM(out, i, row);
+    }
+    PyMem_Free(ok);
+    Py_DECREF(b);
+    return out;
+}
+
+/* The field of FlowRecord named attr, or -1. */
+static int fr_attr(PyObject *attr) {
+    for (int f = 0; f < FR_N; f++) {
+        if (PyUnicode_CompareWithASCIIString(attr, FR_NAMES[f]) == 0) return f;
+    }
+    return -1;
+}
+
+/* flow_kept(rows, out) -> bool: the kept statistics of FlowRow rows into out [n, nkeep]
+   (float64, C order); False (out untouched) where a row is anything else. */
+static PyObject *flow_kept(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *rows, *out;
+    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &rows, &out)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!Py_IS_TYPE(PyList_GET_ITEM(rows, i), &FlowRowType)) Py_RETURN_FALSE;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_ssize_t k = n ? ((FlowRow *)PyList_GET_ITEM(rows, 0))->batch->nkeep : 0;
+    int fits = view.format != NULL && strcmp(view.format, "d") == 0 && view.len == (Py_ssize_t)(n * k * sizeof(double));
+    for (Py_ssize_t i = 0; fits && i < n; i++) fits = ((FlowRow *)PyList_GET_ITEM(rows, i))->batch->nkeep == k;
+    if (!fits) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "flow_kept: out must be float64 [n, the kept statistics], C-contiguous");
+        return NULL;
+    }
+    double *o = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        FlowRow *r = (FlowRow *)PyList_GET_ITEM(rows, i);
+        memcpy(o + i * k, r->batch->kept + r->i * k, sizeof(double) * (size_t)k);
+    }
+    PyBuffer_Release(&view);
+    Py_RETURN_TRUE;
+}
+
 static int tuple_of_bytes(PyObject *t) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
         if (!PyBytes_Check(PyTuple_GET_ITEM(t, i))) {
@@ -932,6 +1372,7 @@ static PyMethodDef Stats_methods[] = {
     {"columns", (PyCFunction)Stats_columns, METH_VARARGS, "Write the wanted statistics; return the unsure rows."},
     {"cut", (PyCFunction)Stats_cut, METH_O,
      "Per flow record a copy with its statistics cut to the kept ones, or None; whether every cut one's texts pass."},
+    {"rows", (PyCFunction)Stats_rows, METH_VARARGS, "Per flow record a FlowRow of one batch's columns, or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -963,8 +1404,18 @@ static PyObject *numbers(PyObject *Py_UNUSED(module), PyObject *args) {
     for (Py_ssize_t j = 0; plain && j < k; j++) {
         PyObject *attr = PyTuple_GET_ITEM(attrs, j);
         double *col = o + j * n;
+        int field = -2; /* FlowRow's field of attr, once looked up */
         for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *v = PyObject_GetAttr(PyList_GET_ITEM(events, i), attr);
+            PyObject *event = PyList_GET_ITEM(events, i);
+            if (Py_IS_TYPE(event, &FlowRowType)) { /* its batch's number, as its attribute reads */
+                if (field == -2) field = fr_attr(attr);
+                if (field >= 0 && (FR_TYPE[field] == 'f' || FR_TYPE[field] == 'i')) {
+                    Cell c = ((FlowRow *)event)->batch->cells[((FlowRow *)event)->i * FR_N + field];
+                    col[i] = FR_TYPE[field] == 'f' ? c.f : (double)c.i; /* finite (fr_parse); ints within 2**62 */
+                    continue;
+                }
+            }
+            PyObject *v = PyObject_GetAttr(event, attr);
             if (v == NULL) goto done;
             if (PyFloat_CheckExact(v)) {
                 double d = PyFloat_AS_DOUBLE(v);
@@ -1009,6 +1460,7 @@ static PyObject *column(PyObject *Py_UNUSED(module), PyObject *args) {
     if (out == NULL) return NULL;
     PyTypeObject *type = NULL;
     PyMemberDef *member = NULL;
+    int field = -2; /* FlowRow's field of attr, once looked up */
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PyList_GET_SIZE(events) != n) { /* only code a fallback read ran can shrink it */
             PyErr_SetString(PyExc_RuntimeError, "column: the events changed size");
@@ -1016,6 +1468,18 @@ static PyObject *column(PyObject *Py_UNUSED(module), PyObject *args) {
             return NULL;
         }
         PyObject *event = PyList_GET_ITEM(events, i), *value;
+        if (Py_IS_TYPE(event, &FlowRowType)) { /* read from its batch's columns */
+            if (field == -2) field = fr_attr(attr);
+            if (field >= 0) {
+                value = fr_value(((FlowRow *)event)->batch, ((FlowRow *)event)->i, field);
+                if (value == NULL) {
+                    Py_DECREF(out);
+                    return NULL;
+                }
+                PyList_SET_ITEM(out, i, value);
+                continue;
+            }
+        }
         if (Py_TYPE(event) != type) {
             type = Py_TYPE(event);
             PyObject *descr = _PyType_Lookup(type, attr); /* borrowed */
@@ -1410,6 +1874,7 @@ static PyMethodDef module_methods[] = {
     {"where", where, METH_O, "Each distinct value of a list (first seen first) with its rows, ascending."},
     {"bounded", bounded, METH_VARARGS, "Whether every event's floats are finite, ints bounded, empties false."},
     {"all_finite", all_finite, METH_O, "Whether every value of a float32/float64 buffer is finite."},
+    {"flow_kept", flow_kept, METH_VARARGS, "The kept statistics of FlowRow rows into out, or False."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1417,7 +1882,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "Native pa
                                     module_methods};
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&WindowsType) < 0 || PyType_Ready(&StatsType) < 0) return NULL;
+    if (PyType_Ready(&WindowsType) < 0 || PyType_Ready(&StatsType) < 0 || PyType_Ready(&FlowBatchType) < 0 ||
+        PyType_Ready(&FlowRowType) < 0)
+        return NULL;
+    if (FR_TCP == NULL && (FR_TCP = PyUnicode_InternFromString("tcp")) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&WindowsType);
@@ -1429,6 +1897,10 @@ PyMODINIT_FUNC PyInit__native(void) {
     Py_INCREF(&StatsType);
     if (PyModule_AddObject(m, "Stats", (PyObject *)&StatsType) < 0) {
         Py_DECREF(&StatsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "FlowRow", (PyObject *)&FlowRowType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

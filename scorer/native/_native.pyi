@@ -24,6 +24,33 @@ class Stats:
     def cut(self, values: list[Any], /) -> tuple[list[bytes | None], bool]:
         """Per flow record a copy with its statistics cut to the kept ones (None: left whole);
         whether every record cut has texts that pass the columnar path's checks."""
+    def rows(self, values: list[Any], max_bytes: int, /) -> list[FlowRow | None]:
+        """Per canonical flow record a FlowRow of one batch's columns; None: the cut path decides."""
+
+class FlowRow:
+    """One flow of a batch read by ``Stats.rows``: CutFlowView's attributes (read-only)."""
+
+    uid: str
+    ts: float
+    source: str | None
+    label: str | None
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    proto: str
+    service: str | None
+    duration: float
+    src_bytes: int
+    dst_bytes: int
+    src_pkts: int
+    dst_pkts: int
+    conn_state: str | None
+    history: str | None
+    extra: bytes
+
+def flow_kept(rows: list[Any], out: npt.NDArray[np.float64], /) -> bool:
+    """The kept statistics of FlowRow rows into ``out`` [n, kept]; False where a row is anything else."""
 
 def numbers(events: list[Any], attrs: tuple[str, ...], default: float, out: npt.NDArray[np.float64], /) -> bool:
     """Numeric attributes as float64 columns ``out[len(attrs), n]`` (None: ``default``); False: not all
