@@ -128,24 +128,25 @@ def _shipped(version: ModelVersion, checkpoint: bytes,
     from a version whose checksums were not verified: nothing would vouch for it."""
     if not verify:
         return None, None
+    path = version.path / compiled_shipped.LIBRARY
     try:
         found = compiled_shipped.verified_library(version.path, checkpoint, listed_checksums(version.path))
+        if found is None:
+            return None, None
+        library, manifest = found
+        try:
+            memory = compiled_shipped.memory_file(library, f"{version.name}-{version.version}")
+        except OSError as exc:
+            raise compiled_shipped.Refused("open", f"{path}: {exc}") from None
+        try:
+            trees = CompiledTrees(path, memory=memory)
+        except (OSError, ValueError, ImportError) as exc:
+            _release(memory[0], memory[2])
+            raise compiled_shipped.Refused("open", f"{path}: unusable: {exc}") from None
     except compiled_shipped.Refused as exc:
         log.warning("%s:%s: not loading the library the version carries (%s): %s", version.name,
                     version.version, exc.reason, exc)
         return None, exc
-    if found is None:
-        return None, None
-    library, manifest = found
-    try:
-        memory = compiled_shipped.memory_file(library, f"{version.name}-{version.version}")
-    except OSError as exc:
-        return None, compiled_shipped.Refused("open", f"{version.path / compiled_shipped.LIBRARY}: {exc}")
-    try:
-        trees = CompiledTrees(version.path / compiled_shipped.LIBRARY, memory=memory)
-    except (OSError, ValueError, ImportError) as exc:
-        _release(memory[0], memory[2])
-        return None, compiled_shipped.Refused("open", f"{version.path / compiled_shipped.LIBRARY}: unusable: {exc}")
     log.debug("%s:%s: %s built by %s %s for %s %s %s", version.name, version.version, compiled_shipped.LIBRARY,
               manifest.compiler, " ".join(manifest.flags), manifest.machine, manifest.libc, manifest.libc_version)
     return trees, None
