@@ -22,14 +22,12 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scorer.errors import IntegrityError, ModelError
 from scorer.inference import compiled_build, compiled_shipped
 from scorer.inference.base import ModelRef
-from scorer.inference.compiled_build import CHECKPOINT, OPTIMIZE, agreement
+from scorer.inference.compiled_build import CHECKPOINT, agreement
 from scorer.inference.compiled_shipped import LIBRARY, MANIFEST, Refused
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
-from scorer.inference.repository import listed_checksums, load_version, write_checksums
-from scorer.supply import signing
+from scorer.inference.repository import listed_checksums, write_checksums
 from tests.deploy import test_gpu_compiled
 from tests.support.paths import MODEL_REPOSITORY
 
@@ -105,15 +103,11 @@ async def test_without_a_compiler_the_version_s_library_scores_as_onnx_runtime(r
     assert agreement(await backend.infer(ModelRef(NETFLOW), x), _reference(NETFLOW, x), 0.5).ok()
 
 
-def _relist(version: Path) -> None:
-    write_checksums(version)
-
-
 def _edit_manifest(**fields: str) -> Callable[[Path], None]:
     def edit(version: Path) -> None:
         manifest = msgspec.json.decode((version / MANIFEST).read_bytes())
         (version / MANIFEST).write_bytes(msgspec.json.encode({**manifest, **fields}))
-        _relist(version)
+        write_checksums(version)
     return edit
 
 
@@ -123,7 +117,7 @@ def _siem_library_as_netflow_s(keep_manifest: bool) -> Callable[[Path], None]:
         shutil.copy(siem / LIBRARY, version / LIBRARY)
         if not keep_manifest:
             shutil.copy(siem / MANIFEST, version / MANIFEST)
-        _relist(version)
+        write_checksums(version)
     return swap
 
 
@@ -229,34 +223,6 @@ def test_a_version_without_a_library_is_not_refused(tmp_path: Path) -> None:
     assert compiled_shipped.verified_library(MODEL_REPOSITORY / NETFLOW / "1", b"", {}) is None
 
 
-def test_signed_versions_carry_their_library_under_the_signature(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The library rides on the version's signature: added to a signed version only by the
-    release key (re-signed); then it loads where that key is trusted. Added without
-    re-signing, the whole version is refused."""
-    trusted = tmp_path / "trusted"
-    trusted.mkdir()
-    signing.generate(tmp_path / "release.key", trusted / "release.pub")
-    repo = tmp_path / "repo"
-    shutil.copytree(MODEL_REPOSITORY / NETFLOW, repo / NETFLOW)
-    version = repo / NETFLOW / "1"
-    signing.sign(version, signing.load_private_key(tmp_path / "release.key"))
-    with pytest.raises(ModelError, match="signed"):
-        compiled_shipped.add(version, OPTIMIZE)
-    monkeypatch.setenv(signing.SIGNING_KEY_ENV, str(tmp_path / "release.key"))
-    assert compiled_shipped.add(version, OPTIMIZE)
-    monkeypatch.delenv(signing.SIGNING_KEY_ENV)
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(trusted))
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
-    trees = OnnxRuntimeBackend(repo, engine="compiled", compiled_cache=tmp_path / "cache").load(
-        ModelRef(NETFLOW)).trees
-    assert trees is not None and trees.source == "version"
-    (version / LIBRARY).write_bytes((version / LIBRARY).read_bytes() + b"\0")
-    _relist(version)  # checksums rewritten, the signature not
-    with pytest.raises(IntegrityError, match="does not verify"):
-        load_version(repo, NETFLOW)
-
-
 @pytest.mark.usefixtures("no_toolchain")
 async def test_without_proc_the_checked_bytes_load_from_a_private_file(repo: Path, tmp_path: Path, capture: Any,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -274,34 +240,3 @@ async def test_without_proc_the_checked_bytes_load_from_a_private_file(repo: Pat
     del trees
     backend.unload(ModelRef(NETFLOW))
     assert not scratch.exists()
-
-
-def test_scorer_models_package_writes_the_library_with_the_version(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A booster packaged here (tl2cgen and a compiler at hand) carries its compiled trees,
-    listed in SHA256SUMS; a host without either scores the version with them."""
-    import joblib
-    from lightgbm import LGBMClassifier
-
-    from scorer.lifecycle.package import PackageRequest, package
-    from tests.support.lifecycle import KIND, MODEL, make_repo, synthetic_golden
-
-    repo = make_repo(tmp_path, synthetic_golden())
-    assert LIBRARY not in listed_checksums(repo.production.path), "no trees, no library"
-    model = LGBMClassifier(n_estimators=40, num_leaves=15, verbose=-1, random_state=0)
-    joblib.dump(model.fit(repo.golden.features, repo.golden.labels), tmp_path / "booster.joblib")
-    version = package(repo.path, PackageRequest(KIND, tmp_path / "booster.joblib", MODEL, repo.golden,
-                                                repo.production))
-    listed = listed_checksums(version.path)
-    assert {LIBRARY, MANIFEST, CHECKPOINT} <= set(listed)
-    manifest = msgspec.json.decode((version.path / MANIFEST).read_bytes(), type=compiled_shipped.Manifest)
-    assert manifest.checkpoint_sha256 == listed[CHECKPOINT] and manifest.library_sha256 == listed[LIBRARY]
-    assert manifest.flags[0] == OPTIMIZE and compiled_shipped.platform_problem(manifest) is None
-    _take_the_toolchain(monkeypatch, tmp_path)
-    backend = OnnxRuntimeBackend(repo.path, engine="auto", compiled_cache=tmp_path / "cache")
-    ref = ModelRef(MODEL, version.version)
-    trees = backend.load(ref).trees
-    assert trees is not None and trees.source == "version"
-    x = np.ascontiguousarray(repo.golden.features, np.float32)
-    reference = OnnxRuntimeBackend(repo.path).load(ref)
-    assert agreement(trees.score(x), OnnxRuntimeBackend._run(reference, x), version.card.threshold).ok()
