@@ -81,8 +81,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 def platform_problem(manifest: Manifest) -> str | None:
     """Why a library with ``manifest`` cannot run here, or None."""
     machine, libc, version = host()
-    if manifest.abi != ABI:
-        return f"built for the {manifest.abi!r} ABI, the loader takes {ABI!r}"
+    if manifest.abi != ABI or _version_tuple(manifest.tl2cgen)[:1] != (1,):
+        return f"built for the {manifest.abi!r} ABI by tl2cgen {manifest.tl2cgen}, the loader takes {ABI!r}"
     if manifest.machine != machine:
         return f"built for {manifest.machine}, this host is {machine}"
     if manifest.libc != libc or not libc:

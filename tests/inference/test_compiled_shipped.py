@@ -136,6 +136,7 @@ CHANGES: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "a newer glibc": (_edit_manifest(libc_version="2.99"), "library_platform", "newer than this host's"),
     "another C library": (_edit_manifest(libc="musl"), "library_platform", "built against musl"),
     "another ABI": (_edit_manifest(abi="tl2cgen-2"), "library_platform", "'tl2cgen-2' ABI"),
+    "another tl2cgen": (_edit_manifest(tl2cgen="2.0.0"), "library_platform", "by tl2cgen 2.0.0"),
 }
 
 
