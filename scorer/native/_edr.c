@@ -704,7 +704,8 @@ typedef struct {
     Py_ssize_t first, width, first2, width2, slot;
     int mode, require, nparts;
     Part parts[MAX_PARTS];
-    PyObject *row, *gate, *sep, *cache;
+    PyObject *row, *gate, *sep, *cache, *joined_blanks; /* JOIN: the key of all parts "" */
+    PyObject *fallback_key;                               /* 'n': the number of None */
     double fallback;
 } Group;
 
@@ -722,6 +723,7 @@ static void plan_free(PyObject *capsule) {
     for (Py_ssize_t g = 0; g < p->groups; g++) {
         Group *gr = &p->group[g];
         Py_XDECREF(gr->row), Py_XDECREF(gr->gate), Py_XDECREF(gr->sep), Py_XDECREF(gr->cache);
+        Py_XDECREF(gr->joined_blanks), Py_XDECREF(gr->fallback_key);
         for (int k = 0; k < gr->nparts; k++) Py_XDECREF(gr->parts[k].name);
     }
     for (Py_ssize_t a = 0; a < p->attrs; a++) Py_XDECREF(p->attr[a]);
@@ -777,6 +779,12 @@ static PyObject *plan(PyObject *self, PyObject *args) {
                 || pt->index >= limit || (pt->kind == 'f' && !PyUnicode_Check(pt->name)))
                 goto bad;
         }
+        PyObject *blanks = PyTuple_New(g->nparts);
+        if (blanks == NULL) goto fail;
+        for (int k = 0; k < g->nparts; k++) PyTuple_SET_ITEM(blanks, k, PyUnicode_FromStringAndSize("", 0));
+        g->joined_blanks = PyErr_Occurred() ? NULL : PyUnicode_Join(g->sep, blanks);
+        Py_DECREF(blanks);
+        if (g->joined_blanks == NULL || (g->fallback_key = PyFloat_FromDouble(g->fallback)) == NULL) goto fail;
     }
     return capsule;
 bad:
@@ -802,22 +810,29 @@ static PyObject *refuse(const char *what) {
     return NULL;
 }
 
-/* Attribute ``a`` of event ``i`` (borrowed); the whole column is read on the first ask. */
-static PyObject *attr_of(Batch *b, Py_ssize_t a, Py_ssize_t i) {
+/* Attribute ``a``'s column (borrowed references), read on the first ask. */
+static PyObject **column_of(Batch *b, Py_ssize_t a) {
     PyObject **col = b->cols + a * b->n;
     if (col[0] == NULL) {
         for (Py_ssize_t e = 0; e < b->n; e++) {
             PyMemberDef *m = b->p->member[a];
             col[e] = m != NULL ? PyMember_GetOne((const char *)b->events[e], m) : PyObject_GetAttr(b->events[e], b->p->attr[a]);
             if (col[e] == NULL) return NULL;
-            if (a == 0 && !PyLong_CheckExact(col[e])) return refuse("run: an event code is not an int");
-            if (a == 1 && !PyDict_CheckExact(col[e])) return refuse("run: fields is not a dict");
+            if (a == 0 && !PyLong_CheckExact(col[e])) {
+                refuse("run: an event code is not an int");
+                return NULL;
+            }
+            if (a == 1 && !PyDict_CheckExact(col[e])) {
+                refuse("run: fields is not a dict");
+                return NULL;
+            }
         }
     }
-    return col[i];
+    return col;
 }
 
-/* An event's part as a new reference: a str for text parts, else the part's object. */
+/* An event's part as a new reference: a str for text parts, else the part's object. Its
+ * column has been read (run_group). */
 static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t i) {
     PyObject *v;
     if (pt->kind == 'p') {
@@ -825,15 +840,13 @@ static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t
         return Py_NewRef(v != NULL ? v : b->empty);
     }
     if (pt->kind == 'f') {
-        PyObject *fields = attr_of(b, 1, i);
-        if (fields == NULL) return NULL;
-        v = PyDict_GetItemWithError(fields, pt->name);
+        v = PyDict_GetItemWithError(b->cols[b->n + i], pt->name);
         if (v == NULL && PyErr_Occurred()) return NULL;
         if (v == NULL || v == Py_None || (PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) == 0))
             return Py_NewRef(b->empty);
         return PyUnicode_CheckExact(v) ? Py_NewRef(v) : refuse("run: a field is not a text");
     }
-    if ((v = attr_of(b, pt->index, i)) == NULL) return NULL;
+    v = b->cols[pt->index * b->n + i];
     switch (pt->kind) {
     case 'a':
         if (v == Py_None) return Py_NewRef(b->empty);
@@ -848,6 +861,7 @@ static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t
         return Py_NewRef(v == Py_False ? Py_True : Py_False);
     default: { /* 'n': scorer.features.base.numbers' value */
         double x = g->fallback;
+        if (v == Py_None) return Py_NewRef(g->fallback_key); /* most events: one object, one key */
         if (PyFloat_CheckExact(v)) {
             x = PyFloat_AS_DOUBLE(v);
             if (!isfinite(x)) x = g->fallback;
@@ -871,10 +885,11 @@ static int blank(PyObject *key) { return PyUnicode_CheckExact(key) && PyUnicode_
 /* Event ``i``'s key (new reference; "" for a row of zeros). */
 static PyObject *key_of(Batch *b, const Group *g, Py_ssize_t i) {
     PyObject *values[MAX_PARTS] = {NULL}, *key = NULL;
-    int got = 0, kept = 0;
+    int got = 0, kept = 0, blanks = 0;
     for (; got < g->nparts; got++) {
         PyObject *v = part_value(b, g, &g->parts[got], i);
         if (v == NULL) goto done;
+        blanks += blank(v);
         if (g->mode == M_FIRST && !blank(v)) {
             key = v;
             goto done;
@@ -887,6 +902,8 @@ static PyObject *key_of(Batch *b, const Group *g, Py_ssize_t i) {
     }
     if (g->mode == M_FIRST || kept == 0 || (g->require >= 0 && g->require < kept && blank(values[g->require]))) {
         key = Py_NewRef(b->empty);
+    } else if (g->mode == M_JOIN && blanks == kept) { /* most gated events: none of the fields */
+        key = Py_NewRef(g->joined_blanks);
     } else if (g->mode == M_RAW || (kept == 1 && g->mode != M_TUPLE)) {
         key = Py_NewRef(values[0]);
     } else {
@@ -948,15 +965,24 @@ static int run_group(Batch *b, Group *g, const Py_ssize_t *code_of, Py_ssize_t c
         }
         if (!any) { status = 0; goto done; }
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (int p = 0; p < g->nparts; p++) {
+        char kind = g->parts[p].kind;
+        if (kind != 'p' && column_of(b, kind == 'f' ? 1 : kind == 'c' ? 0 : g->parts[p].index) == NULL) goto done;
+    }
+    for (Py_ssize_t i = 0, last = -1; i < n; i++) {
         index[i] = -1;
         if (in != NULL && !in[code_of[i]]) continue;
         PyObject *key = key_of(b, g, i);
         if (key == NULL) goto done;
         if (blank(key)) { Py_DECREF(key); continue; }
+        if (last >= 0 && key == keys[last]) { /* the very object of the previous key: a shared blank, a default */
+            index[i] = last;
+            Py_DECREF(key);
+            continue;
+        }
         PyObject *found = PyDict_GetItemWithError(ids, key);
         if (found != NULL) {
-            index[i] = PyLong_AsSsize_t(found);
+            index[i] = last = PyLong_AsSsize_t(found);
             Py_DECREF(key);
             continue;
         }
@@ -964,7 +990,7 @@ static int run_group(Batch *b, Group *g, const Py_ssize_t *code_of, Py_ssize_t c
         int bad = number == NULL || PyDict_SetItem(ids, key, number) < 0;
         Py_XDECREF(number);
         if (bad) { Py_DECREF(key); goto done; }
-        keys[k] = key, index[i] = k++;
+        keys[k] = key, index[i] = last = k++;
     }
     if (k == 0) { status = 0; goto done; }
     rows = PyMem_Calloc((size_t)k, sizeof(PyObject *));
@@ -1064,8 +1090,9 @@ static PyObject *run(PyObject *self, PyObject *args) {
         Py_XSETREF(p->type, (PyTypeObject *)Py_NewRef(type));
     }
     for (Py_ssize_t i = 0; i < n; i++) { /* the event codes, factorised for the groups' gates */
-        PyObject *code = attr_of(&b, 0, i), *found;
-        if (code == NULL) goto done;
+        PyObject **codes = column_of(&b, 0), *code, *found;
+        if (codes == NULL) goto done;
+        code = codes[i];
         if ((found = PyDict_GetItemWithError(code_ids, code)) != NULL) {
             code_of[i] = PyLong_AsSsize_t(found);
             continue;
