@@ -400,6 +400,11 @@ typedef struct {
     PyObject *texts;
     PyObject *missing;
     Py_ssize_t max_text, blank_ok, lower;
+    /* Per name i, ',"NAME":' at seps + sep_at[i] (lens[i] + 4 bytes; 16 bytes of padding after
+       the last, for same()'s loads). */
+    char *seps;
+    Py_ssize_t *sep_at;
+    Py_ssize_t missing_max; /* the longest of missing */
 } Stats;
 
 static size_t slot_of(PyObject *o, Py_ssize_t cap) {
@@ -433,22 +438,58 @@ static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
 /* Whether a[0..len) == b[0..len), for the short names of statistics and fields (both
-   readable for len bytes): 8-byte words, the last one overlapping, instead of a call. */
+   readable for len bytes): two overlapping loads of each side for up to 32 bytes (a name and
+   its quotes, colon and comma) instead of a call to memcmp or a loop of its own. */
 static inline int same(const char *a, const char *b, size_t len) {
-    if (len >= 8) {
-        uint64_t x, y;
-        for (size_t i = 0; i + 8 <= len; i += 8) {
-            memcpy(&x, a + i, 8);
-            memcpy(&y, b + i, 8);
-            if (x != y) return 0;
-        }
-        memcpy(&x, a + len - 8, 8);
-        memcpy(&y, b + len - 8, 8);
-        return x == y;
+    if (len >= 16 && len <= 32) {
+#if defined(__SSE2__)
+        __m128i head = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)a), _mm_loadu_si128((const __m128i *)b));
+        __m128i tail = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(a + len - 16)),
+                                      _mm_loadu_si128((const __m128i *)(b + len - 16)));
+        return _mm_movemask_epi8(_mm_and_si128(head, tail)) == 0xFFFF;
+#endif
     }
-    for (size_t i = 0; i < len; i++) {
-        if (a[i] != b[i]) return 0;
+    if (len >= 8 && len <= 16) {
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&x1, a + len - 8, 8);
+        memcpy(&y1, b + len - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
     }
+    if (len >= 4 && len < 8) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, a, 4);
+        memcpy(&y0, b, 4);
+        memcpy(&x1, a + len - 4, 4);
+        memcpy(&y1, b + len - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return memcmp(a, b, len) == 0;
+}
+
+static int number(const char *p, const char **next, double *value);
+
+/* Whether p starts a JSON number (as number() reads it, value aside: 1 exactly where
+   number(p, next, NULL) is 1), and where it ends: the common short forms here, the rest by
+   number(). */
+static inline int skip_number(const char *p, const char **next) {
+    const char *q = p + (*p == '-');
+    if (*q == '0') {
+        q++;
+        if (IS_DIGIT(*q)) return 0;
+    } else if (IS_DIGIT(*q)) {
+        do q++; while (IS_DIGIT(*q));
+    } else {
+        return 0;
+    }
+    if (*q == '.') {
+        q++;
+        if (!IS_DIGIT(*q)) return 0;
+        do q++; while (IS_DIGIT(*q));
+    }
+    if (*q == 'e' || *q == 'E' || q - p > 300) return number(p, next, NULL); /* its magnitude checks */
+    *next = q;
     return 1;
 }
 
@@ -576,13 +617,22 @@ static int scan(Stats *s, const char *p, const char *end, const int *wanted_col,
             p = quote;
         }
         p++;
-        expected = idx + 1;
         while (IS_WS(*p)) p++;
         if (*p != ':') return 0;
         p++;
         while (IS_WS(*p)) p++;
-        int col = wanted_col ? wanted_col[idx] : -1;
-        if (!number(p, &p, col >= 0 ? &row[col] : NULL)) return 0;
+        for (;;) {
+            int col = wanted_col ? wanted_col[idx] : -1;
+            if (col >= 0 ? !number(p, &p, &row[col]) : !skip_number(p, &p)) return 0;
+            /* The common case next: no whitespace and the list's next name, ',"NAME":' in one
+               comparison (what the general path below reads the same way). */
+            expected = idx + 1;
+            if (expected >= s->n) break;
+            Py_ssize_t len = s->lens[expected] + 4;
+            if (end - p <= len || !same(s->seps + s->sep_at[expected], p, (size_t)len)) break;
+            p += len;
+            idx = expected;
+        }
         while (IS_WS(*p)) p++;
         if (*p == ',') {
             p++;
@@ -896,12 +946,15 @@ typedef union {
 
 static const Py_ssize_t FR_LENS[FR_N] = {3, 2, 6, 5, 6, 8, 6, 8, 5, 7, 8, 9, 9, 8, 8, 10, 7, 5};
 
-/* The field named key[0..len), or -1: looked for from the one after the record's previous
-   field on (records list their fields in FlowRecord's order, as msgspec writes them). */
-static int fr_field(const char *key, Py_ssize_t len, int previous) {
-    for (int k = 1; k <= FR_N; k++) {
-        int f = (previous + k) % FR_N;
-        if (FR_LENS[f] == len && same(FR_NAMES[f], key, (size_t)len)) return f;
+/* The field whose name and closing quote start at key (before end), or -1: looked for from
+   the one after the record's previous field on (records list their fields in FlowRecord's
+   order, as msgspec writes them). A name has no quote or backslash, so the quote after it
+   closes the key: a key with an escape or another name is no field's. */
+static int fr_field(const char *key, const char *end, int previous) {
+    for (int k = 1, f = previous; k <= FR_N; k++) {
+        f = f + 1 == FR_N ? 0 : f + 1;
+        Py_ssize_t len = FR_LENS[f];
+        if (end - key > len && key[len] == '"' && same(FR_NAMES[f], key, (size_t)len)) return f;
     }
     return -1;
 }
@@ -929,10 +982,32 @@ static int fr_int(const char *p, const char **next, int64_t *value) {
     return 1;
 }
 
+/* The first byte from p on (before end) that may not stand as it is in the plain texts read
+   here: a quote, a backslash, a control or non-ASCII byte (printable ASCII is 0x20-0x7e); end
+   if none. Sixteen bytes a turn with SSE2: IPs and uids are longer than a byte loop's worth. */
+static inline const char *plain_text(const char *p, const char *end) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    const __m128i del = _mm_set1_epi8(0x7f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed compare: bytes 0x80-0xff are negative, so not greater than 0x1f either */
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                    _mm_or_si128(_mm_cmpgt_epi8(space, v),
+                                                 _mm_cmpeq_epi8(v, del)));
+        unsigned m = (unsigned)_mm_movemask_epi8(stop);
+        if (m) return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f && *p != '"' && *p != '\\') p++;
+    return p;
+}
+
 /* Whether a text passes the columnar checks (text_clean's, uid not ""). */
 static int fr_text_ok(Stats *s, int field, const char *t, Py_ssize_t len) {
     if (len > s->max_text) return 0;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(s->missing); i++) {
+    for (Py_ssize_t i = 0; len <= s->missing_max && i < PyTuple_GET_SIZE(s->missing); i++) {
         PyObject *m = PyTuple_GET_ITEM(s->missing, i);
         if (PyBytes_GET_SIZE(m) == len && memcmp(PyBytes_AS_STRING(m), t, (size_t)len) == 0) return 0;
     }
@@ -971,14 +1046,11 @@ static int fr_parse(Stats *s, const char *base, const char *p, const char *end, 
     for (;;) {
         while (IS_WS(*p)) p++;
         if (*p != '"') return 0;
-        const char *key = ++p;
-        while (*p != '"' && *p != '\\' && *p != '}') p++;
-        if (*p != '"') return 0;
-        int f = fr_field(key, p - key, previous);
+        int f = fr_field(++p, end, previous);
         if (f < 0 || (seen & (1u << f))) return 0;
         previous = f;
         seen |= 1u << f;
-        p++;
+        p += FR_LENS[f] + 1;
         while (IS_WS(*p)) p++;
         if (*p != ':') return 0;
         p++;
@@ -994,7 +1066,7 @@ static int fr_parse(Stats *s, const char *base, const char *p, const char *end, 
             if (*p != '"') return 0;
             {
                 const char *t = ++p;
-                while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f && *p != '"' && *p != '\\') p++;
+                p = plain_text(p, end);
                 if (p == end || *p != '"' || !fr_text_ok(s, f, t, p - t)) return 0;
                 row[f].t.off = (uint32_t)(t - base);
                 row[f].t.len = (uint32_t)(p - t);
@@ -1205,6 +1277,12 @@ static PyObject *Stats_rows(Stats *s, PyObject *args) {
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v = PyList_GET_ITEM(values, i);
+        if (i + 1 < n && PyBytes_CheckExact(PyList_GET_ITEM(values, i + 1))) {
+            /* the next record's two ends, read first (its start and trailing whitespace) */
+            PyObject *next = PyList_GET_ITEM(values, i + 1);
+            __builtin_prefetch(PyBytes_AS_STRING(next));
+            __builtin_prefetch(PyBytes_AS_STRING(next) + PyBytes_GET_SIZE(next));
+        }
         ok[i] = 0;
         if (PyBytes_CheckExact(v) && PyBytes_GET_SIZE(v) <= max_bytes && PyBytes_GET_SIZE(v) < INT32_MAX) {
             const char *p = PyBytes_AS_STRING(v);
@@ -1297,6 +1375,12 @@ static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
     Py_XSETREF(s->missing, missing ? missing : PyTuple_New(0));
     if (s->missing == NULL) return -1;
     s->max_text = max_text;
+    s->missing_max = -1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(s->missing); i++) {
+        if (PyBytes_GET_SIZE(PyTuple_GET_ITEM(s->missing, i)) > s->missing_max) {
+            s->missing_max = PyBytes_GET_SIZE(PyTuple_GET_ITEM(s->missing, i));
+        }
+    }
     s->blank_ok = blank_ok;
     s->lower = lower;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
@@ -1345,6 +1429,31 @@ static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
             }
         }
     }
+    Py_ssize_t total = 16;
+    for (Py_ssize_t i = 0; i < n; i++) total += lens[i] + 4;
+    char *seps = PyMem_Calloc((size_t)total, 1);
+    Py_ssize_t *sep_at = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
+    if (seps == NULL || sep_at == NULL) {
+        PyMem_Free(ptrs);
+        PyMem_Free(lens);
+        PyMem_Free(seps);
+        PyMem_Free(sep_at);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0, at = 0; i < n; i++) {
+        sep_at[i] = at;
+        seps[at] = ',';
+        seps[at + 1] = '"';
+        memcpy(seps + at + 2, ptrs[i], (size_t)lens[i]);
+        seps[at + 2 + lens[i]] = '"';
+        seps[at + 3 + lens[i]] = ':';
+        at += lens[i] + 4;
+    }
+    PyMem_Free(s->seps);
+    PyMem_Free(s->sep_at);
+    s->seps = seps;
+    s->sep_at = sep_at;
     PyMem_Free(s->ptrs);
     PyMem_Free(s->lens);
     Py_INCREF(names);
@@ -1357,6 +1466,8 @@ static int Stats_init(Stats *s, PyObject *args, PyObject *kwds) {
 
 static void Stats_dealloc(Stats *s) {
     forget_batch(s);
+    PyMem_Free(s->seps);
+    PyMem_Free(s->sep_at);
     PyMem_Free(s->keep);
     PyMem_Free(s->keep_col);
     PyMem_Free(s->ptrs);
