@@ -44,6 +44,7 @@ class Sink:
         self._deliveries: collections.deque[asyncio.Task[None]] = collections.deque()
         self._uncommitted: dict[TopicPartition, int] = {}
         self._held = 0  # acked batches whose offsets wait in _uncommitted
+        self._committing = 0  # acked batches whose offsets are in the commit on the wire
         self._max_inflight = 1  # the loop's bound (reap); 1: every batch commits at once
         self._committer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -73,6 +74,16 @@ class Sink:
         while self._deliveries and (self._deliveries[0].done() or len(self._deliveries) >= max_inflight):
             await self._deliveries.popleft()
         self._commit_soon()
+        # A commit still on the wire leaves its batches at risk too: behind a slow broker the
+        # acked batches would otherwise pile up uncommitted (a kill -9 under load repeated 11
+        # batches with max_inflight 4). Wait for it instead.
+        while self._at_risk() >= max_inflight and self._committer is not None and not self._committer.done():
+            await self._committer
+            self._commit_soon()
+
+    def _at_risk(self) -> int:
+        """Batches handed over whose offsets are not committed yet."""
+        return sum(not d.done() for d in self._deliveries) + self._held + self._committing
 
     async def drain(self) -> None:
         """Wait until every batch handed to the producer is acknowledged and committed."""
@@ -121,12 +132,13 @@ class Sink:
         self._commit_soon(now=True)
 
     async def _commit_pending(self) -> None:
-        offsets, self._uncommitted, self._held = self._uncommitted, {}, 0
+        offsets, self._uncommitted, self._committing, self._held = self._uncommitted, {}, self._held, 0
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             log.warning("offsets not committed (%s); those batches will be re-scored", exc)
         finally:  # offsets that queued meanwhile: once this task is done
+            self._committing = 0
             asyncio.get_running_loop().call_soon(self._commit_soon)
 
 

@@ -103,3 +103,39 @@ async def test_held_offsets_are_committed_within_the_wait_or_when_acks_lag(monke
     await producer.ack_all()
     await sink.drain()
     assert consumer.commits[-1] == 3 + MAX_INFLIGHT
+
+
+class SlowCommits(Committed):
+    """A broker that answers OffsetCommit only when the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.gate.wait()
+        self.commits.append(offsets[TP])
+
+
+async def test_a_slow_commit_holds_the_loop_rather_than_pile_up_batches_at_risk() -> None:
+    producer, consumer = AckOnDemand(), SlowCommits()
+    sink = Sink(producer, consumer, "g")
+    handed = 0
+
+    async def loop() -> None:  # the scoring loop: every batch acked at once, commits stuck
+        nonlocal handed
+        for end in range(1, 4 * MAX_INFLIGHT):
+            await _deliver(sink, end)
+            handed = end
+            await producer.ack_all()
+
+    running = asyncio.create_task(loop())
+    for _ in range(200):  # the loop runs as far as it may: event-loop turns, no timer involved
+        await asyncio.sleep(0)
+    assert consumer.commits == [] and 0 < handed <= MAX_INFLIGHT + 1, handed
+    stuck_at = handed
+    consumer.gate.set()  # the broker answers: the loop goes on, every commit in order
+    await running
+    assert handed == 4 * MAX_INFLIGHT - 1 > stuck_at
+    await sink.drain()
+    assert consumer.commits == sorted(consumer.commits) and consumer.commits[-1] == handed
