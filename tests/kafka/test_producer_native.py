@@ -16,6 +16,7 @@ from scorer.config import KafkaSettings
 from scorer.kafka import make_producer, make_reader, produce_batched
 from scorer.kafka import producer as batched
 from scorer.kafka.compacted import fetching, read_to_end
+from scorer.pipeline.records import OutputRecord
 from tests.support.kafka import KafkaBroker
 from tests.support.native import use_native
 
@@ -111,9 +112,11 @@ async def test_native_placement_is_the_reference_on_random_records(monkeypatch: 
 
     rng = random.Random(16)
     topics = ["a", "bb", "ccc", "dddd"]
-    records = [Out(rng.choice(topics), b"v",
-                   None if rng.random() < 0.2 else rng.randbytes(rng.randrange(0, 40)),
-                   partition=rng.randrange(8) if rng.random() < 0.1 else None) for _ in range(3000)]
+    # Two record types mixed (their attributes read from slots and through the generic lookup).
+    records = [rng.choice((Out, OutputRecord))(rng.choice(topics), b"v",
+                                               None if rng.random() < 0.2 else rng.randbytes(rng.randrange(0, 40)),
+                                               partition=rng.randrange(8) if rng.random() < 0.1 else None)
+               for _ in range(3000)]
     placements = []
     for native in ("0", "1"):
         with monkeypatch.context() as patch:
