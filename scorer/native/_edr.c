@@ -802,6 +802,7 @@ typedef struct {
     Plan *p;
     Py_ssize_t n;
     PyObject **events, **cols, **slots, *empty;
+    PyMemberDef **member; /* the plan's, copied: a row function's run of the plan cannot change them */
 } Batch;
 
 /* Refuse the batch (run() answers False): a TypeError, cleared there. */
@@ -815,7 +816,7 @@ static PyObject **column_of(Batch *b, Py_ssize_t a) {
     PyObject **col = b->cols + a * b->n;
     if (col[0] == NULL) {
         for (Py_ssize_t e = 0; e < b->n; e++) {
-            PyMemberDef *m = b->p->member[a];
+            PyMemberDef *m = b->member[a];
             col[e] = m != NULL ? PyMember_GetOne((const char *)b->events[e], m) : PyObject_GetAttr(b->events[e], b->p->attr[a]);
             if (col[e] == NULL) return NULL;
             if (a == 0 && !PyLong_CheckExact(col[e])) {
@@ -922,7 +923,10 @@ static int cacheable(PyObject *key) {
     if (PyUnicode_CheckExact(key)) return PyUnicode_GET_LENGTH(key) <= CACHE_LONGEST;
     if (!PyTuple_CheckExact(key)) return 1;
     Py_ssize_t total = 0;
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(key); k++) total += PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(key, k));
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(key); k++) {
+        PyObject *item = PyTuple_GET_ITEM(key, k);
+        total += PyUnicode_Check(item) ? PyUnicode_GET_LENGTH(item) : 0;
+    }
     return total <= CACHE_LONGEST;
 }
 
@@ -1039,7 +1043,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
     Py_buffer o;
     if (PyObject_GetBuffer(out, &o, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(events), *code_of = NULL, *index = NULL;
-    Batch b = {p, n, NULL, NULL, NULL, NULL};
+    Batch b = {p, n, NULL, NULL, NULL, NULL, NULL};
     PyObject **keys = NULL;
     if (o.ndim != 2 || o.itemsize != (Py_ssize_t)sizeof(double) || o.format == NULL || strcmp(o.format, "d") != 0
         || o.shape[0] != n) {
@@ -1089,6 +1093,11 @@ static PyObject *run(PyObject *self, PyObject *args) {
         }
         Py_XSETREF(p->type, (PyTypeObject *)Py_NewRef(type));
     }
+    if ((b.member = PyMem_Malloc((size_t)p->attrs * sizeof(PyMemberDef *))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(b.member, p->member, (size_t)p->attrs * sizeof(PyMemberDef *));
     for (Py_ssize_t i = 0; i < n; i++) { /* the event codes, factorised for the groups' gates */
         PyObject **codes = column_of(&b, 0), *code, *found;
         if (codes == NULL) goto done;
@@ -1118,6 +1127,7 @@ done:
     if (b.events != NULL)
         for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(b.events[i]);
     PyMem_Free(b.events), PyMem_Free(b.cols), PyMem_Free(keys), PyMem_Free(code_of), PyMem_Free(index);
+    PyMem_Free(b.member);
     Py_XDECREF(b.empty), Py_XDECREF(code_ids), Py_XDECREF(code_list);
     PyBuffer_Release(&o);
     return result;
