@@ -24,40 +24,58 @@
 #include <stdint.h>
 #include <structmember.h>
 
-enum { A_TOPIC, A_KEY, A_VALUE, A_HEADERS, A_PARTITION, N_ATTRS };
-static PyObject *names[N_ATTRS], *no_headers;
+/* Attributes read of many objects of one type: where each one's value is (-1: the generic
+ * lookup). Of a type with the generic attribute lookup, a member descriptor (a slot: msgspec
+ * Structs such as OutputRecord) is read from the slot, a getset descriptor (Cython's cdef
+ * classes: aiokafka's DefaultRecord) through its getter: both are data descriptors, which
+ * win over any instance dict, so the value is the generic lookup's without its ~160
+ * instructions a read. The last type read is cached, a reference held so that no other
+ * type can reuse its address meanwhile. */
+#define MAX_ATTRS 5
+typedef struct {
+    PyObject *names[MAX_ATTRS];
+    PyTypeObject *type;
+    Py_ssize_t offsets[MAX_ATTRS];
+    int slot_kinds[MAX_ATTRS];
+    PyGetSetDef *getsets[MAX_ATTRS];
+} Reader;
 
-/* The last record type read: where each attribute's slot is (-1: the generic lookup). A
- * reference is held so that no other type can reuse its address while it is cached. */
-static PyTypeObject *known;
-static Py_ssize_t offsets[N_ATTRS];
-static int slot_kinds[N_ATTRS];
+enum { A_TOPIC, A_KEY, A_VALUE, A_HEADERS, A_PARTITION };          /* of an output record */
+enum { R_OFFSET, R_TIMESTAMP, R_KEY, R_VALUE, R_HEADERS };         /* of a fetched record */
+static Reader outputs, fetched;
+static PyObject *no_headers;
 
-static void learn(PyTypeObject *type) {
-    Py_XSETREF(known, (PyTypeObject *)Py_NewRef(type));
-    for (int a = 0; a < N_ATTRS; a++) {
-        offsets[a] = -1;
+static void learn(Reader *reader, PyTypeObject *type) {
+    Py_XSETREF(reader->type, (PyTypeObject *)Py_NewRef(type));
+    for (int a = 0; a < MAX_ATTRS; a++) {
+        reader->offsets[a] = -1;
+        reader->getsets[a] = NULL;
         if (type->tp_getattro != PyObject_GenericGetAttr) continue;
-        /* A member descriptor is a data descriptor: it wins over any instance dict. */
-        PyObject *descr = _PyType_Lookup(type, names[a]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) continue;
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type == T_OBJECT_EX || member->type == T_OBJECT) {
-            offsets[a] = member->offset;
-            slot_kinds[a] = member->type;
+        PyObject *descr = _PyType_Lookup(type, reader->names[a]);
+        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX || member->type == T_OBJECT) {
+                reader->offsets[a] = member->offset;
+                reader->slot_kinds[a] = member->type;
+            }
+        } else if (descr != NULL && Py_IS_TYPE(descr, &PyGetSetDescr_Type)) {
+            PyGetSetDef *getset = ((PyGetSetDescrObject *)descr)->d_getset;
+            if (getset->get != NULL) reader->getsets[a] = getset;
         }
     }
 }
 
-/* record.<names[a]>, a new reference (NULL with an error). */
-static PyObject *attr(PyObject *record, int a) {
-    if (Py_TYPE(record) != known) learn(Py_TYPE(record));
-    if (offsets[a] >= 0) {
-        PyObject *value = *(PyObject **)((char *)record + offsets[a]);
+/* obj.<reader->names[a]>, a new reference (NULL with an error). */
+static PyObject *attr(Reader *reader, PyObject *obj, int a) {
+    if (Py_TYPE(obj) != reader->type) learn(reader, Py_TYPE(obj));
+    if (reader->offsets[a] >= 0) {
+        PyObject *value = *(PyObject **)((char *)obj + reader->offsets[a]);
         if (value != NULL) return Py_NewRef(value);
-        if (slot_kinds[a] == T_OBJECT) return Py_NewRef(Py_None);
+        if (reader->slot_kinds[a] == T_OBJECT) return Py_NewRef(Py_None);
+    } else if (reader->getsets[a] != NULL) {
+        return reader->getsets[a]->get(obj, reader->getsets[a]->closure);
     }
-    return PyObject_GetAttr(record, names[a]); /* unset T_OBJECT_EX: its AttributeError */
+    return PyObject_GetAttr(obj, reader->names[a]); /* an unset T_OBJECT_EX slot: its AttributeError */
 }
 
 static uint32_t murmur2(const unsigned char *data, Py_ssize_t length) {
@@ -148,9 +166,9 @@ static Topic *topic_of(Placing *p, PyObject *topic) {
 
 /* Place record ``i``: 0, or -1 with an error. */
 static int place_one(Placing *p, PyObject *record, Py_ssize_t i) {
-    PyObject *topic = attr(record, A_TOPIC), *partition = NULL, *key = NULL, *rows = NULL;
+    PyObject *topic = attr(&outputs, record, A_TOPIC), *partition = NULL, *key = NULL, *rows = NULL;
     int result = -1;
-    if (topic == NULL || (partition = attr(record, A_PARTITION)) == NULL) goto done;
+    if (topic == NULL || (partition = attr(&outputs, record, A_PARTITION)) == NULL) goto done;
     if (partition != Py_None) { /* its own partition */
         if (p->missing == NULL && ((rows = group_of(p->out, topic, partition)) == NULL ||
                                    PyList_Append(rows, record) < 0))
@@ -171,7 +189,7 @@ static int place_one(Placing *p, PyObject *record, Py_ssize_t i) {
         goto done;
     }
     Py_ssize_t n = PyList_GET_SIZE(entry->parts), j;
-    if ((key = attr(record, A_KEY)) == NULL) goto done;
+    if ((key = attr(&outputs, record, A_KEY)) == NULL) goto done;
     if (key == Py_None) {
         j = i % n;
     } else {
@@ -218,8 +236,8 @@ done:
 static PyObject *append_one(PyObject *append, PyObject *record, long long offset) {
     PyObject *call[6] = {NULL, NULL, Py_None, NULL, NULL, NULL}, *headers = NULL, *metadata = NULL;
     int some;
-    if ((call[1] = PyLong_FromLongLong(offset)) == NULL || (call[3] = attr(record, A_KEY)) == NULL ||
-        (call[4] = attr(record, A_VALUE)) == NULL || (headers = attr(record, A_HEADERS)) == NULL ||
+    if ((call[1] = PyLong_FromLongLong(offset)) == NULL || (call[3] = attr(&outputs, record, A_KEY)) == NULL ||
+        (call[4] = attr(&outputs, record, A_VALUE)) == NULL || (headers = attr(&outputs, record, A_HEADERS)) == NULL ||
         (some = PyObject_IsTrue(headers)) < 0)
         goto done;
     /* A shared empty list for the common record without headers: the builder only reads it. */
@@ -250,7 +268,50 @@ static PyObject *fill(PyObject *Py_UNUSED(module), PyObject *args) {
     return PyLong_FromSsize_t(done);
 }
 
+/* inputs(records, topic, partition, topic_kind, kind_of, input_type, ref_type) -> list:
+ * input_type(kind, value, key, ref_type(topic, partition, offset, timestamp)) of each record
+ * (aiokafka's DefaultRecord, or anything with those attributes), kind being topic_kind, or
+ * kind_of(headers, topic_kind) for a record with headers. The reference is
+ * scorer.pipeline.source._inputs. */
+static PyObject *inputs(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *records, *topic, *partition, *topic_kind, *kind_of, *input_type, *ref_type;
+    if (!PyArg_ParseTuple(args, "OUO!OOOO", &records, &topic, &PyLong_Type, &partition, &topic_kind, &kind_of,
+                          &input_type, &ref_type))
+        return NULL;
+    PyObject *it = PyObject_GetIter(records), *out = PyList_New(0), *record;
+    if (it == NULL || out == NULL) goto fail;
+    while ((record = PyIter_Next(it)) != NULL) {
+        PyObject *ref_args[5] = {NULL, topic, partition, NULL, NULL}, *in_args[5] = {NULL, NULL, NULL, NULL, NULL};
+        PyObject *headers = NULL, *built = NULL;
+        int some = -1;
+        if ((ref_args[3] = attr(&fetched, record, R_OFFSET)) != NULL &&
+            (ref_args[4] = attr(&fetched, record, R_TIMESTAMP)) != NULL &&
+            (in_args[2] = attr(&fetched, record, R_VALUE)) != NULL && (in_args[3] = attr(&fetched, record, R_KEY)) != NULL &&
+            (headers = attr(&fetched, record, R_HEADERS)) != NULL && (some = PyObject_IsTrue(headers)) >= 0 &&
+            (in_args[1] = some ? PyObject_CallFunctionObjArgs(kind_of, headers, topic_kind, NULL) : Py_NewRef(topic_kind)) != NULL &&
+            (in_args[4] = PyObject_Vectorcall(ref_type, ref_args + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) != NULL &&
+            (built = PyObject_Vectorcall(input_type, in_args + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) != NULL &&
+            PyList_Append(out, built) < 0)
+            Py_CLEAR(built);
+        Py_XDECREF(ref_args[3]);
+        Py_XDECREF(ref_args[4]);
+        for (int a = 1; a < 5; a++) Py_XDECREF(in_args[a]);
+        Py_XDECREF(headers);
+        Py_DECREF(record);
+        if (built == NULL) goto fail;
+        Py_DECREF(built);
+    }
+    if (PyErr_Occurred()) goto fail;
+    Py_DECREF(it);
+    return out;
+fail:
+    Py_XDECREF(it);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"inputs", inputs, METH_VARARGS, "The scoring loop's InputRecords of fetched records, one C pass."},
     {"place", place, METH_VARARGS, "The records grouped per (topic, partition) where send() puts them."},
     {"fill", fill, METH_VARARGS, "Append records to a record batch builder until it is full; how many."},
     {NULL, NULL, 0, NULL},
@@ -259,9 +320,11 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kafka", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__kafka(void) {
-    static const char *const attrs[N_ATTRS] = {"topic", "key", "value", "headers", "partition"};
-    for (int a = 0; a < N_ATTRS; a++) {
-        if ((names[a] = PyUnicode_InternFromString(attrs[a])) == NULL) return NULL;
+    static const char *const out_names[MAX_ATTRS] = {"topic", "key", "value", "headers", "partition"};
+    static const char *const in_names[MAX_ATTRS] = {"offset", "timestamp", "key", "value", "headers"};
+    for (int a = 0; a < MAX_ATTRS; a++) {
+        if ((outputs.names[a] = PyUnicode_InternFromString(out_names[a])) == NULL) return NULL;
+        if ((fetched.names[a] = PyUnicode_InternFromString(in_names[a])) == NULL) return NULL;
     }
     if ((no_headers = PyList_New(0)) == NULL) return NULL;
     return PyModule_Create(&module);

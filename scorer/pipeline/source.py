@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+import scorer.native
 from scorer.events.decode import parse_kind
 from scorer.events.structs import EventKind, SourceRef
 from scorer.kafka.fetch import fetch_rows
@@ -61,7 +62,12 @@ def fetched_records(
 
 def _inputs(topic: str, partition: int, topic_kind: EventKind | None, messages: Iterable[Any]) -> list[InputRecord]:
     """InputRecords of one partition's records (ConsumerRecords, or the records of a fetched
-    batch: both have offset, timestamp, key, value and headers)."""
+    batch: both have offset, timestamp, key, value and headers). In C where built
+    (``scorer.native._kafka.inputs``: the attributes read through their descriptors, the
+    structs made by vectorcall), else the comprehension below, the reference."""
+    kafka = scorer.native.module("_kafka")
+    if kafka is not None:
+        return kafka.inputs(messages, topic, partition, topic_kind, _kind, InputRecord, SourceRef)  # type: ignore[no-any-return]
     # A comprehension, no call per record: 20% less than a generator of input_record()
     # (0.17 against 0.21 us per record; the two structs are the rest).
     return [InputRecord(_kind(m.headers, topic_kind) if m.headers else topic_kind, m.value, m.key,

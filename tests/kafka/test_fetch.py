@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+import scorer.native
 from scorer.config import KafkaSettings
 from scorer.events.structs import EventKind
 from scorer.kafka import fetch, make_consumer, make_producer, produce_batched
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.source import KIND_HEADER, fetch_inputs, fetched_records
 from tests.support.kafka import KafkaBroker
+from tests.support.native import use_native
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,8 @@ async def _read(consumer: AIOKafkaConsumer, kinds: dict[str, EventKind], fast: b
 
 @pytest.mark.parametrize(("start", "max_records", "seek_after"),
                          [(0, 500, None), (0, 4, None), (3, 7, None), (0, 5, 12)])
-async def test_fast_fetch_reads_what_getmany_reads(kafka: KafkaBroker, start: int, max_records: int,
-                                                   seek_after: int | None) -> None:
+async def test_fast_fetch_reads_what_getmany_reads(kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch, start: int,
+                                                   max_records: int, seek_after: int | None) -> None:
     topic = f"fetch.{uuid.uuid4().hex[:10]}"
     await kafka.acreate_topic(topic, 1)
     settings = KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id=topic)
@@ -104,14 +106,19 @@ async def test_fast_fetch_reads_what_getmany_reads(kafka: KafkaBroker, start: in
     kinds = {topic: EventKind.NETFLOW}
     tp = TopicPartition(topic, 0)
     results = []
-    for fast, crcs in ((False, False), (True, False), (True, True)):
+    # The reference (getmany, InputRecords built in Python), then the fast fetch with the
+    # records built in C (scorer.native._kafka.inputs, where built) and in Python.
+    native = "1" if scorer.native.built("_kafka") else "0"
+    for fast, crcs, builder in ((False, False, "0"), (True, False, native), (True, True, "0")):
         consumer = make_consumer(settings.model_copy(update={"check_crcs": crcs}), [], group_id=None)
         await consumer.start()
         try:
-            assert (fetch.refused(consumer) is None) is True  # the installed aiokafka is the one mirrored
-            # The first batch's offsets (0-9) are all visible: a start inside it skips ``start``.
-            results.append(await _read(consumer, kinds, fast, tp, start=start, max_records=max_records,
-                                       seek_after=seek_after, expected=visible - start))
+            with monkeypatch.context() as patch:
+                use_native(patch, builder)
+                assert fetch.refused(consumer) is None  # the installed aiokafka is the one mirrored
+                # The first batch's offsets (0-9) are all visible: a start inside it skips ``start``.
+                results.append(await _read(consumer, kinds, fast, tp, start=start, max_records=max_records,
+                                           seek_after=seek_after, expected=visible - start))
             end = (await consumer.end_offsets([tp]))[tp]
         finally:
             await consumer.stop()
