@@ -30,6 +30,11 @@ case "$what" in
       rm -rf "$work/wheels"
       # psutil: scorer.cli imports scorer.bench.harness, which imports it, even for `scorer run`
       "$root/.venv/bin/pip" wheel -q --wheel-dir "$work/wheels" "$root" psutil
+    else
+      # The dependencies' wheels are kept while pyproject.toml is unchanged; the scorer's own
+      # is built from the tree as it is now (a code change alone must ship).
+      rm -f "$work"/wheels/scorer-*.whl
+      "$root/.venv/bin/pip" wheel -q --no-deps --wheel-dir "$work/wheels" "$root"
     fi
     cp -a "$work/wheels" "$ctx/var/container/wheels"
     cp -a "$root/rule_repository" "$ctx/"

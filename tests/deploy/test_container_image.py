@@ -114,8 +114,9 @@ async def test_scorer_run_from_the_image_scores_kafka_events(
         settings = Settings(kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
                             topics=TopicSettings(netflow=topics.input(EventKind.NETFLOW),
                                                  edr=topics.input(EventKind.EDR), siem=topics.input(EventKind.SIEM)))
+        before = scorer.metric("scorer_events_scored_total")  # a fast scorer scores while they are sent
         await Stream(settings, endless(bundled_capture()), rate=2000.0).run(limit=2000)
-        await scorer.scored_more(1000)
+        await scorer.scored_more(1000, since=before)
     finally:
         code = scorer.stop()
     assert code == 0, scorer.log_tail()

@@ -195,11 +195,12 @@ class ScorerProcess:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith(name) and not line.startswith("#"))
 
-    async def scored_more(self, n: int, timeout: float = 120.0) -> None:
-        """Until this process has scored ``n`` more events than now: for a test to schedule
-        its next step on observed progress instead of a sleep that assumes how far the
-        scorer got. Fails the test if that takes over ``timeout`` s (a stalled scorer)."""
-        mark = self.metric("scorer_events_scored_total")
+    async def scored_more(self, n: int, timeout: float = 120.0, since: float | None = None) -> None:
+        """Until this process has scored ``n`` more events than now (or than ``since``, a
+        count read before the events were sent): for a test to schedule its next step on
+        observed progress instead of a sleep that assumes how far the scorer got. Fails the
+        test if that takes over ``timeout`` s (a stalled scorer)."""
+        mark = self.metric("scorer_events_scored_total") if since is None else since
         deadline = time.monotonic() + timeout
         while (scored := self.metric("scorer_events_scored_total")) < mark + n:
             assert time.monotonic() < deadline, (
