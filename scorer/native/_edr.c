@@ -835,6 +835,18 @@ static PyObject **column_of(Batch *b, Py_ssize_t a) {
     return col;
 }
 
+static int blank(PyObject *key) { return PyUnicode_CheckExact(key) && PyUnicode_GET_LENGTH(key) == 0; }
+
+/* Whether an attribute or slot part is None or "" at every event (most columns of a small batch):
+ * its group's keys are then all "" without a look at each event. Its column has been read. */
+static int part_blank(Batch *b, const Part *pt) {
+    if (pt->kind != 'a' && pt->kind != 'p') return 0;
+    PyObject **col = pt->kind == 'p' ? b->slots + pt->index * b->n : b->cols + pt->index * b->n;
+    for (Py_ssize_t i = 0; i < b->n; i++)
+        if (col[i] != NULL && col[i] != Py_None && !blank(col[i])) return 0;
+    return 1;
+}
+
 /* An event's part as a new reference: a str for text parts, else the part's object. Its
  * column has been read (run_group). */
 static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t i) {
@@ -884,7 +896,6 @@ static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t
     }
 }
 
-static int blank(PyObject *key) { return PyUnicode_CheckExact(key) && PyUnicode_GET_LENGTH(key) == 0; }
 
 /* Event ``i``'s key (new reference; "" for a row of zeros). */
 static PyObject *key_of(Batch *b, const Group *g, Py_ssize_t i) {
@@ -999,6 +1010,10 @@ static int run_group(Batch *b, Group *g, const Py_ssize_t *code_of, Py_ssize_t c
         char kind = g->parts[p].kind;
         if (kind != 'p' && column_of(b, kind == 'f' ? 1 : kind == 'c' ? 0 : g->parts[p].index) == NULL) goto done;
     }
+    int none = g->require >= 0 && part_blank(b, &g->parts[g->require]);
+    if (g->mode == M_FIRST || g->mode == M_WORDS) /* a key "" exactly where every part is "" */
+        for (int p = 0; p < g->nparts && (none = part_blank(b, &g->parts[p])); p++) continue;
+    if (none) { status = 0; goto done; }
     for (Py_ssize_t i = 0, last = -1; i < n; i++) {
         index[i] = -1;
         if (in != NULL && !in[code_of[i]]) continue;
