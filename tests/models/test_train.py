@@ -41,6 +41,7 @@ SOURCES = {
     EventKind.SIEM: [("siem/ait-ads/santos_alerts.csv.gz", 20000)],
 }
 needs_data = pytest.mark.data
+TWICE_ROWS = 6000
 
 
 def _small(kind: EventKind) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int8]]:
@@ -92,6 +93,11 @@ def test_training_twice_gives_identical_onnx_bytes(kind: EventKind) -> None:
     # The shipped recipe (learner, monotone constraints, seed) on a real subsample: a retrain
     # that only changes a card must leave model.onnx byte-identical.
     x, y = _small(kind)
+    # Determinism does not need the SIEM sample's 20,000 rows (a fit of the shipped recipe
+    # on them took ~15 CPU s, twice): a fixed random 6,000 of them.
+    keep = np.sort(np.random.default_rng(0).permutation(len(y))[:TWICE_ROWS])
+    x, y = x[keep], y[keep]
+    assert 0 < y.sum() < len(y)
     fit = spec_of(str(kind)).fit(feature_set(kind).names)
     blobs = [onnx_bytes(fit(x, y, np.ones(len(y))), x.shape[1]) for _ in range(2)]
     assert blobs[0] == blobs[1]
