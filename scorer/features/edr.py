@@ -143,7 +143,7 @@ class EdrFeatures:
         self.plan = Plan(GROUPS, self.names)
 
     def transform(self, events: Sequence[Event]) -> F32:
-        sheet = self.plan.sheet(events, "EdrFeatures.transform")
+        sheet = self.plan.sheet(events)
         if sheet is None:  # the Python blocks: no native module, or a batch it refused
             b = EdrBatch(events, self.names, "EdrFeatures.transform")
             self.put(b)

@@ -278,13 +278,13 @@ class Plan:
         self.groups, self.names = groups, names
         self._compiled: object = None
 
-    def sheet(self, events: Sequence[object], what: str) -> Sheet | None:
+    def sheet(self, events: Sequence[object]) -> Sheet | None:
         """The batch's :class:`Sheet`, every group written by the native pass; None where the native
-        module is off or the pass refuses the batch (the Python blocks then decide it)."""
+        module is off or the pass refuses the batch (the Python blocks then decide it: events of
+        another type than EndpointEvent are refused there)."""
         native = scorer.native.module("_edr")
         if native is None:
             return None
-        only(events, (EndpointEvent,), what)
         evs = events if isinstance(events, list) else list(events)
         if self._compiled is None:
             at, slots, specs = positions(self.names), list[str](), list[Any]()
@@ -295,6 +295,6 @@ class Plan:
                 path = (at[g.path[0]], g.path[1], len(slots)) if g.path is not None else (0, 0, -1)
                 slots += [g.path[2]] if g.path is not None else []
                 specs.append((at[g.first], g.width, *path, g.mode, g.require, g.sep, g.row, g.gate, g.default, parts))
-            self._compiled = native.plan(specs, tuple(attrs), len(slots))
+            self._compiled = native.plan(specs, tuple(attrs), len(slots), EndpointEvent)
         sheet = Sheet(self.names, len(evs))
         return sheet if native.run(self._compiled, evs, sheet.out) else None

@@ -46,7 +46,7 @@ class EdrV3Features:
 
     def transform(self, events: Sequence[Event]) -> F32:
         if isinstance(self.base, EdrFeatures):  # v1's columns and the blocks in one matrix
-            sheet = self.plan.sheet(events, "EdrFeatures.transform")
+            sheet = self.plan.sheet(events)
             if sheet is not None:
                 self.rules.put(sheet, events)  # type: ignore[arg-type]  # checked by the plan
                 return sheet.matrix()

@@ -713,8 +713,9 @@ typedef struct {
     Py_ssize_t groups, attrs, slots;
     Group *group;
     PyObject **attr;      /* attribute names: 0 event_code, 1 fields */
-    PyTypeObject *type;   /* the event type whose members are looked up */
+    PyTypeObject *type;   /* the event type (every event is one: any other is refused) */
     PyMemberDef **member; /* per attribute: its slot, or NULL (read by PyObject_GetAttr) */
+    PyTypeObject *member_of; /* the type member was looked up in (type, once looked up) */
 } Plan;
 
 static void plan_free(PyObject *capsule) {
@@ -733,8 +734,10 @@ static void plan_free(PyObject *capsule) {
 
 static PyObject *plan(PyObject *self, PyObject *args) {
     PyObject *groups, *attrs, *capsule;
+    PyTypeObject *type;
     Py_ssize_t slots;
-    if (!PyArg_ParseTuple(args, "O!O!n:plan", &PyList_Type, &groups, &PyTuple_Type, &attrs, &slots)) return NULL;
+    if (!PyArg_ParseTuple(args, "O!O!nO!:plan", &PyList_Type, &groups, &PyTuple_Type, &attrs, &slots, &PyType_Type, &type))
+        return NULL;
     Plan *p = PyMem_Calloc(1, sizeof(Plan));
     if (p == NULL) return PyErr_NoMemory();
     if ((capsule = PyCapsule_New(p, "scorer.native._edr.Plan", plan_free)) == NULL) {
@@ -746,7 +749,7 @@ static PyObject *plan(PyObject *self, PyObject *args) {
     p->attr = PyMem_Calloc((size_t)(na ? na : 1), sizeof(PyObject *));
     p->member = PyMem_Calloc((size_t)(na ? na : 1), sizeof(PyMemberDef *));
     if (p->group == NULL || p->attr == NULL || p->member == NULL) goto no_memory;
-    p->slots = slots;
+    p->slots = slots, p->type = (PyTypeObject *)Py_NewRef(type);
     for (; p->attrs < na; p->attrs++) {
         PyObject *name = PyTuple_GET_ITEM(attrs, p->attrs);
         if (!PyUnicode_Check(name)) goto bad;
@@ -832,6 +835,18 @@ static PyObject **column_of(Batch *b, Py_ssize_t a) {
     return col;
 }
 
+static int blank(PyObject *key) { return PyUnicode_CheckExact(key) && PyUnicode_GET_LENGTH(key) == 0; }
+
+/* Whether an attribute or slot part is None or "" at every event (most columns of a small batch):
+ * its group's keys are then all "" without a look at each event. Its column has been read. */
+static int part_blank(Batch *b, const Part *pt) {
+    if (pt->kind != 'a' && pt->kind != 'p') return 0;
+    PyObject **col = pt->kind == 'p' ? b->slots + pt->index * b->n : b->cols + pt->index * b->n;
+    for (Py_ssize_t i = 0; i < b->n; i++)
+        if (col[i] != NULL && col[i] != Py_None && !blank(col[i])) return 0;
+    return 1;
+}
+
 /* An event's part as a new reference: a str for text parts, else the part's object. Its
  * column has been read (run_group). */
 static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t i) {
@@ -881,7 +896,6 @@ static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t
     }
 }
 
-static int blank(PyObject *key) { return PyUnicode_CheckExact(key) && PyUnicode_GET_LENGTH(key) == 0; }
 
 /* Event ``i``'s key (new reference; "" for a row of zeros). */
 static PyObject *key_of(Batch *b, const Group *g, Py_ssize_t i) {
@@ -930,17 +944,40 @@ static int cacheable(PyObject *key) {
     return total <= CACHE_LONGEST;
 }
 
-/* row(key), through the group's cache (the row functions are pure). New reference. */
-static PyObject *row_of(Group *g, PyObject *key) {
+/* The row of ``key`` into ``at`` (width + width2 doubles), and its entry in the group's cache (the row
+ * functions are pure): (the basename of a path group or None, the doubles as bytes), a new reference. A
+ * cached row is copied, not converted again. */
+static PyObject *row_of(Group *g, PyObject *key, double *at) {
+    Py_ssize_t size = (g->width + g->width2) * (Py_ssize_t)sizeof(double);
     int keep = cacheable(key);
-    PyObject *row = keep ? PyDict_GetItemWithError(g->cache, key) : NULL;
-    if (row != NULL) return Py_NewRef(row);
-    if (PyErr_Occurred() || (row = PyObject_CallOneArg(g->row, key)) == NULL) return NULL;
-    if (keep) {
-        if (PyDict_GET_SIZE(g->cache) >= CACHE_ENTRIES) PyDict_Clear(g->cache);
-        if (PyDict_SetItem(g->cache, key, row) < 0) Py_CLEAR(row);
+    PyObject *entry = keep ? PyDict_GetItemWithError(g->cache, key) : NULL, *row, *bytes = NULL;
+    if (entry != NULL) {
+        memcpy(at, PyBytes_AS_STRING(PyTuple_GET_ITEM(entry, 1)), (size_t)size);
+        return Py_NewRef(entry);
     }
-    return row;
+    if (PyErr_Occurred() || (row = PyObject_CallOneArg(g->row, key)) == NULL) return NULL;
+    PyObject *base = Py_None;
+    if (g->slot < 0) {
+        if (row_doubles(row, g->width, at) < 0) goto fail;
+    } else if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(row, 0))
+               || row_doubles(PyTuple_GET_ITEM(row, 1), g->width, at) < 0
+               || row_doubles(PyTuple_GET_ITEM(row, 2), g->width2, at + g->width) < 0) {
+        if (!PyErr_Occurred()) refuse("run: a path row is not (basename, flags, one-hot)");
+        goto fail;
+    } else {
+        base = PyTuple_GET_ITEM(row, 0);
+    }
+    if ((bytes = PyBytes_FromStringAndSize((const char *)at, size)) == NULL) goto fail;
+    entry = PyTuple_Pack(2, base, bytes);
+    Py_DECREF(row), Py_DECREF(bytes);
+    if (entry != NULL && keep) {
+        if (PyDict_GET_SIZE(g->cache) >= CACHE_ENTRIES) PyDict_Clear(g->cache);
+        if (PyDict_SetItem(g->cache, key, entry) < 0) Py_CLEAR(entry);
+    }
+    return entry;
+fail:
+    Py_DECREF(row);
+    return NULL;
 }
 
 static int truthy(const double *v, Py_ssize_t count) {
@@ -973,6 +1010,10 @@ static int run_group(Batch *b, Group *g, const Py_ssize_t *code_of, Py_ssize_t c
         char kind = g->parts[p].kind;
         if (kind != 'p' && column_of(b, kind == 'f' ? 1 : kind == 'c' ? 0 : g->parts[p].index) == NULL) goto done;
     }
+    int none = g->require >= 0 && part_blank(b, &g->parts[g->require]);
+    if (g->mode == M_FIRST || g->mode == M_WORDS) /* a key "" exactly where every part is "" */
+        for (int p = 0; p < g->nparts && (none = part_blank(b, &g->parts[p])); p++) continue;
+    if (none) { status = 0; goto done; }
     for (Py_ssize_t i = 0, last = -1; i < n; i++) {
         index[i] = -1;
         if (in != NULL && !in[code_of[i]]) continue;
@@ -1002,17 +1043,8 @@ static int run_group(Batch *b, Group *g, const Py_ssize_t *code_of, Py_ssize_t c
     if (rows == NULL || table == NULL) { PyErr_NoMemory(); goto done; }
     int any1 = 0, any2 = 0;
     for (Py_ssize_t j = 0; j < k; j++) {
-        PyObject *row = rows[j] = row_of(g, keys[j]);
         double *at = table + j * w;
-        if (row == NULL) goto done;
-        if (g->slot < 0) {
-            if (row_doubles(row, g->width, at) < 0) goto done;
-        } else if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(row, 0))
-                   || row_doubles(PyTuple_GET_ITEM(row, 1), g->width, at) < 0
-                   || row_doubles(PyTuple_GET_ITEM(row, 2), g->width2, at + g->width) < 0) {
-            if (!PyErr_Occurred()) refuse("run: a path row is not (basename, flags, one-hot)");
-            goto done;
-        }
+        if ((rows[j] = row_of(g, keys[j], at)) == NULL) goto done;
         any1 |= truthy(at, g->width), any2 |= truthy(at + g->width, g->width2);
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1075,15 +1107,15 @@ static PyObject *run(PyObject *self, PyObject *args) {
         goto done;
     }
     if (b.empty == NULL || code_ids == NULL || code_list == NULL) goto done;
-    PyTypeObject *type = Py_TYPE(PyList_GET_ITEM(events, 0));
+    PyTypeObject *type = p->type;
     for (Py_ssize_t i = 0; i < n; i++) {
         b.events[i] = Py_NewRef(PyList_GET_ITEM(events, i));
         if (Py_TYPE(b.events[i]) != type) {
-            refuse("run: events of two types");
+            refuse("run: an event of another type");
             goto done;
         }
     }
-    if (type != p->type) { /* each attribute's slot, looked up once per event type */
+    if (p->member_of != type) { /* each attribute's slot, looked up once per plan */
         for (Py_ssize_t a = 0; a < p->attrs; a++) {
             PyObject *descr = _PyType_Lookup(type, p->attr[a]);
             p->member[a] = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)
@@ -1091,7 +1123,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
                                ? ((PyMemberDescrObject *)descr)->d_member
                                : NULL;
         }
-        Py_XSETREF(p->type, (PyTypeObject *)Py_NewRef(type));
+        p->member_of = type;
     }
     if ((b.member = PyMem_Malloc((size_t)p->attrs * sizeof(PyMemberDef *))) == NULL) {
         PyErr_NoMemory();

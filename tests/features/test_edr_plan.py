@@ -76,7 +76,7 @@ def _same(monkeypatch: pytest.MonkeyPatch, batches: list[list[EndpointEvent]]) -
             use_native(monkeypatch, "1" if on else "0")
             outcomes.append([_outcome(fs, batch) for fs in sets[on]])
         assert outcomes[0] == outcomes[1]
-        taken += sets[True][1].plan.sheet(batch, "t") is not None
+        taken += sets[True][1].plan.sheet(batch) is not None
         matrices += outcomes[0][1][0] == "matrix"
     return taken, matrices
 
@@ -145,7 +145,7 @@ def test_hostile_values_are_identical(monkeypatch: pytest.MonkeyPatch, typed: bo
 
 
 def _run(groups: tuple[Group, ...], names: tuple[str, ...], events: list[EndpointEvent]) -> F64:
-    sheet = Plan(groups, names).sheet(events, "t")
+    sheet = Plan(groups, names).sheet(events)
     assert sheet is not None
     return sheet.out
 
@@ -175,17 +175,31 @@ def test_rows_are_cached_by_key_up_to_a_length(monkeypatch: pytest.MonkeyPatch) 
     plan = Plan((Group("len", 1, row, (("a", "user"),), JOIN),), ("len",))
     short, long = "u" * 1024, "u" * 1025
     for _ in range(2):
-        sheet = plan.sheet([msgspec.structs.replace(template, user=u) for u in (short, long, short, None)], "t")
+        sheet = plan.sheet([msgspec.structs.replace(template, user=u) for u in (short, long, short, None)])
         assert sheet is not None and sheet.out[:, 0].tolist() == [1024.0, 1025.0, 1024.0, 0.0]
     assert calls == [short, long, long]  # once per batch at most; a long key's row is not kept
 
 
+def test_events_of_another_type_are_refused_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 300)[0]
+    fs = _v3(True, monkeypatch)
+
+    class Other(EndpointEvent, frozen=True, kw_only=True):  # a subclass: the blocks take exactly EndpointEvent
+        pass
+
+    other = Other(**{f: getattr(template, f) for f in template.__struct_fields__})
+    assert fs.plan.sheet([template, other]) is None
+    with pytest.raises(TypeError, match=r"EdrFeatures\.transform takes EndpointEvent events only"):
+        fs.transform([template, other])
+
+
 def test_a_malformed_plan_is_refused() -> None:
+    attrs = ("event_code", "fields")
     with pytest.raises(ValueError):
-        _edr.plan([(0, 1, 0, 0, -1, 9, -1, "", len, None, 0.0, (("a", 2, "user"),))], ("event_code", "fields"), 0)
+        _edr.plan([(0, 1, 0, 0, -1, 9, -1, "", len, None, 0.0, (("a", 2, "user"),))], attrs, 0, EndpointEvent)
     with pytest.raises(ValueError):  # a part naming an attribute the plan does not list
-        _edr.plan([(0, 1, 0, 0, -1, 0, -1, "", len, None, 0.0, (("a", 5, "user"),))], ("event_code", "fields"), 0)
+        _edr.plan([(0, 1, 0, 0, -1, 0, -1, "", len, None, 0.0, (("a", 5, "user"),))], attrs, 0, EndpointEvent)
     plan = _edr.plan([(3, 1, 0, 0, -1, 0, -1, "", len, None, 0.0, (("a", 2, "user"),))],
-                     ("event_code", "fields", "user"), 0)
+                     ("event_code", "fields", "user"), 0, EndpointEvent)
     with pytest.raises(ValueError):  # its columns outside the matrix
         _edr.run(plan, [], np.zeros((0, 2)))
