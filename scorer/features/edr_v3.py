@@ -48,7 +48,8 @@ class EdrV3Features:
         if isinstance(self.base, EdrFeatures):  # v1's columns and the blocks in one matrix
             sheet = self.plan.sheet(events)
             if sheet is not None:
-                self.rules.put(sheet, events)  # type: ignore[arg-type]  # checked by the plan
+                if any(column(events, "rule_hits")):  # else nothing fired: RuleFeatures.put writes nothing
+                    self.rules.put(sheet, events)  # type: ignore[arg-type]  # checked by the plan
                 return sheet.matrix()
             b = EdrBatch(events, self.names, "EdrFeatures.transform")  # the reference
             images, parents = self.base.put(b)

@@ -736,7 +736,8 @@ static PyObject *plan(PyObject *self, PyObject *args) {
     PyObject *groups, *attrs, *capsule;
     PyTypeObject *type;
     Py_ssize_t slots;
-    if (!PyArg_ParseTuple(args, "O!O!nO!:plan", &PyList_Type, &groups, &PyTuple_Type, &attrs, &slots, &PyType_Type, &type))
+    if (!PyArg_ParseTuple(args, "O!O!nO!:plan", &PyList_Type, &groups, &PyTuple_Type, &attrs, &slots, &PyType_Type,
+                          &type))
         return NULL;
     Plan *p = PyMem_Calloc(1, sizeof(Plan));
     if (p == NULL) return PyErr_NoMemory();
@@ -820,7 +821,8 @@ static PyObject **column_of(Batch *b, Py_ssize_t a) {
     if (col[0] == NULL) {
         for (Py_ssize_t e = 0; e < b->n; e++) {
             PyMemberDef *m = b->member[a];
-            col[e] = m != NULL ? PyMember_GetOne((const char *)b->events[e], m) : PyObject_GetAttr(b->events[e], b->p->attr[a]);
+            col[e] = m != NULL ? PyMember_GetOne((const char *)b->events[e], m)
+                               : PyObject_GetAttr(b->events[e], b->p->attr[a]);
             if (col[e] == NULL) return NULL;
             if (a == 0 && !PyLong_CheckExact(col[e])) {
                 refuse("run: an event code is not an int");
@@ -987,14 +989,14 @@ static int truthy(const double *v, Py_ssize_t count) {
 }
 
 /* One group over the batch, into out (rows of ``stride`` doubles). 0, or -1 with an error. */
-static int run_group(Batch *b, Group *g, const Py_ssize_t *code_of, Py_ssize_t codes, PyObject *code_list,
-                     double *out, Py_ssize_t stride, PyObject **keys, Py_ssize_t *index) {
+static int run_group(Batch *b, Group *g, PyObject *ids, const Py_ssize_t *code_of, Py_ssize_t codes,
+                     PyObject *code_list, double *out, Py_ssize_t stride, PyObject **keys, Py_ssize_t *index) {
     Py_ssize_t n = b->n, k = 0, w = g->width + g->width2;
     char gated[256], *in = NULL;
     int status = -1;
-    PyObject *ids = PyDict_New(), **rows = NULL;
+    PyObject **rows = NULL;
     double *table = NULL;
-    if (ids == NULL) goto done;
+    PyDict_Clear(ids); /* the batch's one dict of keys, emptied per group */
     if (g->gate != NULL) { /* each distinct code's membership, once */
         int any = 0;
         in = codes <= (Py_ssize_t)sizeof(gated) ? gated : PyMem_Malloc((size_t)codes);
@@ -1063,12 +1065,11 @@ done:
     }
     if (in != gated) PyMem_Free(in);
     PyMem_Free(rows), PyMem_Free(table);
-    Py_XDECREF(ids);
     return status;
 }
 
 static PyObject *run(PyObject *self, PyObject *args) {
-    PyObject *capsule, *events, *out, *result = NULL, *code_ids = NULL, *code_list = NULL;
+    PyObject *capsule, *events, *out, *result = NULL, *code_ids = NULL, *code_list = NULL, *ids = NULL;
     if (!PyArg_ParseTuple(args, "OO!O:run", &capsule, &PyList_Type, &events, &out)) return NULL;
     Plan *p = PyCapsule_GetPointer(capsule, "scorer.native._edr.Plan");
     if (p == NULL) return NULL;
@@ -1101,12 +1102,12 @@ static PyObject *run(PyObject *self, PyObject *args) {
     keys = PyMem_Calloc((size_t)n, sizeof(PyObject *));
     code_of = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t)), index = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t));
     b.empty = PyUnicode_FromStringAndSize("", 0);
-    code_ids = PyDict_New(), code_list = PyList_New(0);
+    code_ids = PyDict_New(), code_list = PyList_New(0), ids = PyDict_New();
     if (!b.events || !b.cols || !keys || !code_of || !index) {
         PyErr_NoMemory();
         goto done;
     }
-    if (b.empty == NULL || code_ids == NULL || code_list == NULL) goto done;
+    if (b.empty == NULL || code_ids == NULL || code_list == NULL || ids == NULL) goto done;
     PyTypeObject *type = p->type;
     for (Py_ssize_t i = 0; i < n; i++) {
         b.events[i] = Py_NewRef(PyList_GET_ITEM(events, i));
@@ -1145,8 +1146,8 @@ static PyObject *run(PyObject *self, PyObject *args) {
         code_of[i] = PyList_GET_SIZE(code_list) - 1;
     }
     for (Py_ssize_t g = 0; g < p->groups; g++)
-        if (run_group(&b, &p->group[g], code_of, PyList_GET_SIZE(code_list), code_list, (double *)o.buf, o.shape[1],
-                      keys, index) < 0)
+        if (run_group(&b, &p->group[g], ids, code_of, PyList_GET_SIZE(code_list), code_list, (double *)o.buf,
+                      o.shape[1], keys, index) < 0)
             goto done;
     result = Py_NewRef(Py_True);
 done:
@@ -1160,7 +1161,7 @@ done:
         for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(b.events[i]);
     PyMem_Free(b.events), PyMem_Free(b.cols), PyMem_Free(keys), PyMem_Free(code_of), PyMem_Free(index);
     PyMem_Free(b.member);
-    Py_XDECREF(b.empty), Py_XDECREF(code_ids), Py_XDECREF(code_list);
+    Py_XDECREF(b.empty), Py_XDECREF(code_ids), Py_XDECREF(code_list), Py_XDECREF(ids);
     PyBuffer_Release(&o);
     return result;
 }
