@@ -1,7 +1,8 @@
-"""Producing many records at once: one BatchBuilder per (topic, partition), acks awaited together.
+"""Producing many records at once: one record batch per (topic, partition), acks awaited together.
 
-A per-record ``send()`` costs tens of microseconds of Python per message; filling aiokafka's
-batch builders directly costs a fraction of that. A record goes to its own ``partition``
+A per-record ``send()`` costs tens of microseconds of Python per message; filling record
+batches directly costs a fraction of that: written in C where built (``scorer.native._kafka``:
+placement, batches), else aiokafka's BatchBuilder. A record goes to its own ``partition``
 when it names one (the profile worker writes each profile next to its events), else where
 ``send()`` would put it: by key with Kafka's default partitioner (murmur2), keyless ones
 round-robin.
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.client import CoordinationType
 from aiokafka.errors import KafkaError
-from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.producer.message_accumulator import BatchBuilder, MessageAccumulator, MessageBatch
 from aiokafka.producer.sender import AddOffsetsToTxnHandler
 
 import scorer.native
@@ -55,7 +56,7 @@ async def send_batched(producer: AIOKafkaProducer, records: Sequence[Record]) ->
         return []
     futures: list[asyncio.Future[Any]] = []
     for (topic, partition), rows in (await _by_partition(producer, records)).items():
-        batch = producer.create_batch()
+        batch = _new_batch(producer)
         done = 0
         while True:
             done += _append(batch, rows, done)
@@ -68,27 +69,49 @@ async def send_batched(producer: AIOKafkaProducer, records: Sequence[Record]) ->
                 futures.append(await producer.send(topic, r.value, key=r.key, partition=partition,
                                                    headers=list(r.headers) or None))
                 done += 1
-            batch = producer.create_batch()
+            batch = _new_batch(producer)
         if batch.record_count():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
 
 
-# BatchBuilder's code that _append() does instead of calling its append() per record.
-_BUILDER = (BatchBuilder.__init__, BatchBuilder.append, BatchBuilder.record_count, BatchBuilder.close)
-_BUILDER_KNOWN = {"0.14.0": "577e2decf4bc389e"}
-_BUILDER_REFUSED = private_refusal("filling record batches directly", _BUILDER, _BUILDER_KNOWN)
+# The aiokafka code that scorer.native._kafka.Batch stands in for (a BatchBuilder made by the
+# accumulator, as the accumulator and the sender use it) and that _append() fills directly.
+_BUILDER = (BatchBuilder.__init__, BatchBuilder.append, BatchBuilder.record_count, BatchBuilder.close,
+            BatchBuilder.closed, BatchBuilder.size, BatchBuilder._build, BatchBuilder._set_producer_state,
+            MessageAccumulator.create_builder, MessageBatch.append, MessageBatch.set_producer_state,
+            MessageBatch.get_data_buffer, MessageBatch.is_empty, MessageBatch.remaining_linger)
+_BUILDER_KNOWN = {"0.14.0": "4ceb83a3312bcf46"}
+_BUILDER_REFUSED = private_refusal("writing record batches directly", _BUILDER, _BUILDER_KNOWN)
 if _BUILDER_REFUSED is not None:
-    log.info("record batches filled through BatchBuilder.append(): %s", _BUILDER_REFUSED)
+    log.info("record batches built through aiokafka's BatchBuilder: %s", _BUILDER_REFUSED)
+
+
+def _new_batch(producer: AIOKafkaProducer) -> Any:
+    """``producer.create_batch()``, written in C (``scorer.native._kafka.Batch``: the same bytes
+    but for one timestamp per fill, without aiokafka's builder call per record and its table
+    CRC32C) where the producer compresses nothing and serializes nothing."""
+    kafka = scorer.native.module("_kafka")
+    if (kafka is None or _BUILDER_REFUSED is not None or not isinstance(producer, AIOKafkaProducer)
+            or producer._message_accumulator._compression_type
+            or producer._key_serializer is not None or producer._value_serializer is not None):
+        return producer.create_batch()
+    accumulator = producer._message_accumulator
+    txn = accumulator._txn_manager
+    return kafka.Batch(accumulator._batch_size, txn is not None and txn.transactional_id is not None)
 
 
 def _append(batch: Any, rows: list[Record], start: int) -> int:
     """How many of ``rows[start:]`` go into ``batch`` before it is full (it is closed then).
 
-    In C (``scorer.native._kafka.fill``) straight into aiokafka's record batch builder, what
-    ``BatchBuilder.append()`` does without its two Python calls and keyword arguments per
-    record (~0.3 µs); its own ``append()`` where the builder is not the one checked."""
+    A ``scorer.native._kafka.Batch`` fills itself. Into an aiokafka BatchBuilder: in C
+    (``scorer.native._kafka.fill``) straight into its record batch builder, without
+    ``BatchBuilder.append()``'s two Python calls and keyword arguments per record (~0.3 µs);
+    its own ``append()`` where the builder is not the one checked."""
     kafka = scorer.native.module("_kafka")
+    if kafka is not None and type(batch) is kafka.Batch:
+        filled: int = batch.fill(rows, start)
+        return filled
     if (kafka is None or _BUILDER_REFUSED is not None or type(batch) is not BatchBuilder or batch._closed
             or batch._key_serializer is not None or batch._value_serializer is not None):
         return _append_each(batch, rows, start)

@@ -47,7 +47,9 @@ def _records(topics: list[str]) -> list[Out]:
 
 
 async def _written(settings: KafkaSettings, topics: list[str], partitions: int) -> list[tuple[object, ...]]:
-    reader = make_reader(settings, "check")
+    # read_uncommitted: a committed transaction's data is all there once the commit returned,
+    # its markers (which move a read_committed reader's end) may come a moment later.
+    reader = make_reader(settings, "check", isolation_level="read_uncommitted")
     await reader.start()
     got: list[tuple[object, ...]] = []
     try:
@@ -126,3 +128,33 @@ async def test_native_placement_is_the_reference_on_random_records(monkeypatch: 
     (reference, asked), (native_groups, native_asked) = placements
     assert list(native_groups.items()) == list(reference.items())  # groups and their order, rows and theirs
     assert native_asked == asked  # each topic asked for once, in first-seen order
+
+
+@pytest.mark.parametrize("transactional", [False, True])
+def test_batch_writes_aiokafkas_bytes(transactional: bool) -> None:
+    import random
+
+    from aiokafka.producer.message_accumulator import BatchBuilder
+
+    kafka = scorer.native.built_module("_kafka")
+    assert kafka is not None
+    rng = random.Random(5)
+    records = [OutputRecord("t", rng.randbytes(rng.randrange(0, 300)),
+                            None if i % 7 == 0 else rng.randbytes(rng.randrange(0, 30)),
+                            (("kind", b"edr"), ("x", rng.randbytes(5))) if i % 11 == 0 else ()) for i in range(400)]
+    at = 1796489595726  # one timestamp for both: aiokafka's is per append, ours per fill
+    start = 0
+    while start < len(records):  # batch after batch, each filled until a record does not fit
+        reference, ours = BatchBuilder(16384, 0, is_transactional=transactional), kafka.Batch(16384, transactional)
+        appended = 0
+        for r in records[start:]:
+            if reference.append(timestamp=at, key=r.key, value=r.value, headers=list(r.headers)) is None:
+                break
+            appended += 1
+        assert ours.fill(records, start, at) == appended > 0
+        assert ours.closed() == (start + appended < len(records)) and ours.record_count() == appended
+        for batch in (reference, ours):
+            batch._set_producer_state(4242, 3, 17 + start)
+        assert bytes(ours._build()) == bytes(reference._build())
+        assert ours.append(timestamp=None, key=None, value=b"v", headers=[]) is None  # send() starts another
+        start += appended
