@@ -8,7 +8,10 @@ Python frame per record) and the checks run over columns with numpy and sets:
 - flows decode into :data:`FlowView`: FlowRecord's fields, but the statistics in a struct
   of the CICFlowMeter names (:data:`FlowStats`), validated as numbers (msgspec refuses
   non-finite JSON numbers) without a dict, its keys or a sum per record. Features read the
-  few statistics they need; an alerting row is decoded whole (:func:`expand`) for its finding;
+  few statistics they need; an alerting row is decoded whole (:func:`expand`) for its finding.
+  Where the native scanner is built, canonical flows skip msgspec too: ``Stats.rows`` reads
+  each record's fields into one batch's columns and answers a FlowRow per flow (the view's
+  attributes, made Python objects only when read: :func:`flow_rows`);
 - EDR events and SIEM alerts decode into their canonical structs (the rules stage and the
   features read their ``fields``), checked by :func:`scorer.events.fastpath.accept`.
 

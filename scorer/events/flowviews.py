@@ -5,7 +5,9 @@ Three views, FlowRecord's fields and types each, ``extra`` aside: :data:`FlowVie
 statistics parsed into :data:`FlowStats`, the Python reference), and for the native scanner
 (:mod:`scorer.native`) :data:`RawFlowView` (their JSON bytes, checked and read in C) and
 :data:`CutFlowView` (cut out of the record in C before msgspec sees it, ``extra`` holding
-only :data:`READ_STATISTICS` as packed float64).
+only :data:`READ_STATISTICS` as packed float64). The scanner's own rows, :data:`FlowRow`
+(``Stats.rows``: a canonical record's fields read into one batch's columns), answer
+CutFlowView's attributes with the same values; a record they are not sure of is cut.
 """
 
 from __future__ import annotations

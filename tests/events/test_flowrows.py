@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import math
 import struct
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -24,12 +25,15 @@ from scorer.bench.loadgen import payloads, templates
 from scorer.bench.realistic import realistic_templates
 from scorer.config import data_dir
 from scorer.demo import bundled_capture
-from scorer.events.columnar import _cut_flows, decode_rows, flow_rows, statistics
+from scorer.events.columnar import _cut_flows, decode_rows, expand, flow_rows, statistics
 from scorer.events.convert import INT_LIMIT, MAX_TEXT
+from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.flowviews import READ_STATISTICS, CutFlowView, FlowRow, _stats_scanner, kept_statistics
-from scorer.events.structs import EventKind
+from scorer.events.structs import EventKind, FlowRecord
 from scorer.features.base import column, number_columns
 from scorer.features.netflow import NetflowFeatures
+from scorer.pipeline.decode import decode
+from scorer.pipeline.source import input_record
 from tests.native.test_statistics import _object
 from tests.support.native import use_native
 
@@ -163,7 +167,8 @@ def test_readers_of_rows() -> None:
         got = number_columns(rows, numbers)
         assert got.tobytes() == np.array([[float(getattr(r, n)) for n in numbers] for r in rows]).tobytes()
         kept = kept_statistics(rows)
-        assert (kept is None) == (rows[0] in views or any(type(r) is not FlowRow for r in rows))
+        # None where a row is no FlowRow, or with the native part off (statistics() reads them then)
+        assert (kept is None) == (scorer.native.module() is None or any(type(r) is not FlowRow for r in rows))
         if kept is not None:
             assert kept.tobytes() == np.array([struct.unpack("<4d", r.extra) for r in rows]).tobytes()
     assert kept_statistics(second + views) is None and kept_statistics([]) is None
@@ -213,3 +218,35 @@ def test_decode_rows_switches_with_scorer_native(monkeypatch: pytest.MonkeyPatch
     on = decode_rows(EventKind.NETFLOW, values, MAX, views=True)
     assert FlowRow not in {type(r) for r in off} and {type(r) for r in on} == {FlowRow}
     assert [_attrs(r)[:-1] for r in on] == [_attrs(r)[:-1] for r in off]  # type: ignore[index]
+
+
+_OTHER_FORMS = [  # flows the cut path refuses and the per-record path reads (a FlowRecord with a dict of statistics)
+    b'{"ts":1499432400.5,"uid":"C1","id.orig_h":"10.0.0.1","id.orig_p":1234,"id.resp_h":"10.0.0.2","id.resp_p":80,'
+    b'"proto":"tcp","duration":1.5,"orig_bytes":100,"resp_bytes":200,"orig_pkts":3,"resp_pkts":4,"conn_state":"RSTO",'
+    b'"history":"ShADadr"}',
+    b'{"Src IP":"10.0.0.3","Src Port":"5555","Dst IP":"10.0.0.4","Dst Port":"443","Protocol":"6",'
+    b'"Timestamp":"2017-07-07 10:00:00","Flow Duration":"2500","FIN Flag Count":"1","Bwd RST Flags":"2"}',
+    b'{"ts":1499432401.0,"src_ip":"10.0.0.5","dst_ip":"10.0.0.6","extra":{"RST Flag Count":3}}',  # no uid: stamped
+]
+
+
+def test_a_batch_of_rows_and_events_is_scored_as_its_records_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A micro-batch decoded by the pipeline with FlowRows, a stamped view and per-record events
+    among them: the same events once expanded and the same feature matrix as decoding each record
+    alone, with the same dead letters."""
+    values = _flows(templates(bundled_capture(), tuple(EventKind)), 900)
+    mixed = values[:100] + _OTHER_FORMS[:1] + values[100:200] + _OTHER_FORMS[1:] + [b'{"ts":"x"}'] + values[200:]
+    inputs = [input_record(EventKind.NETFLOW, v, None, "events.netflow", 0, i) for i, v in enumerate(mixed)]
+    decoder = EventDecoder()
+    runtimes: Any = {EventKind.NETFLOW: SimpleNamespace(features=NetflowFeatures())}  # what decode reads of one
+    use_native(monkeypatch, "1")
+    batch = decode(decoder, inputs, runtimes, {})
+    expected = [decoder.decode(r.kind, r.value, r.ref) for r in inputs]
+    assert [(f.reason, f.ref) for f in batch.failures] == [
+        (f.reason, f.ref) for f in expected if isinstance(f, DecodeFailure)]
+    rows = [row for row, _ in batch.by_kind[EventKind.NETFLOW]]
+    assert {type(r) for r in rows} == {FlowRow, CutFlowView, FlowRecord}
+    events = [e for e in expected if not isinstance(e, DecodeFailure)]
+    assert [expand(EventKind.NETFLOW, row, rec.value or b"", rec.ref)
+            for row, rec in batch.by_kind[EventKind.NETFLOW]] == events
+    assert NetflowFeatures().transform(rows).tobytes() == NetflowFeatures().transform(events).tobytes()
