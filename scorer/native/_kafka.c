@@ -25,6 +25,8 @@
 #include <string.h>
 #include <structmember.h>
 
+#include "_murmur2.h" /* Kafka's default partitioner's hash */
+
 /* Attributes read of many objects of one type: where each one's value is (-1: the generic
  * lookup). Of a type with the generic attribute lookup, a member descriptor (a slot: msgspec
  * Structs such as OutputRecord) is read from the slot, a getset descriptor (Cython's cdef
@@ -79,29 +81,6 @@ static PyObject *attr(Reader *reader, PyObject *obj, int a) {
     return PyObject_GetAttr(obj, reader->names[a]); /* an unset T_OBJECT_EX slot: its AttributeError */
 }
 
-static uint32_t murmur2(const unsigned char *data, Py_ssize_t length) {
-    const uint32_t m = 0x5bd1e995u;
-    uint32_t h = 0x9747b28cu ^ (uint32_t)length;
-    Py_ssize_t whole = length & ~(Py_ssize_t)3;
-    for (Py_ssize_t i = 0; i < whole; i += 4) {
-        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 |
-                     (uint32_t)data[i + 3] << 24;
-        k *= m;
-        k ^= k >> 24;
-        k *= m;
-        h *= m;
-        h ^= k;
-    }
-    switch (length & 3) {
-    case 3: h ^= (uint32_t)data[whole + 2] << 16; /* fall through */
-    case 2: h ^= (uint32_t)data[whole + 1] << 8;  /* fall through */
-    case 1: h ^= (uint32_t)data[whole]; h *= m;
-    }
-    h ^= h >> 13;
-    h *= m;
-    h ^= h >> 15;
-    return h;
-}
 
 /* One topic of a place() call: its sorted partitions and, per index into them, its group
  * (borrowed from the output dict), so that a placed record needs no (topic, partition) key. */

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_murmur2.h" /* Kafka's default partitioner's hash */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -1769,29 +1771,6 @@ done:
  * whatever its size: at the 50-record batches of a light stream, more than the hashing.
  */
 
-static uint32_t murmur2(const unsigned char *data, Py_ssize_t length) {
-    const uint32_t m = 0x5bd1e995u;
-    uint32_t h = 0x9747b28cu ^ (uint32_t)length;
-    Py_ssize_t whole = length & ~(Py_ssize_t)3;
-    for (Py_ssize_t i = 0; i < whole; i += 4) {
-        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 |
-                     (uint32_t)data[i + 3] << 24;
-        k *= m;
-        k ^= k >> 24;
-        k *= m;
-        h *= m;
-        h ^= k;
-    }
-    switch (length & 3) {
-    case 3: h ^= (uint32_t)data[whole + 2] << 16; /* fall through */
-    case 2: h ^= (uint32_t)data[whole + 1] << 8;  /* fall through */
-    case 1: h ^= (uint32_t)data[whole]; h *= m;
-    }
-    h ^= h >> 13;
-    h *= m;
-    h ^= h >> 15;
-    return h;
-}
 
 static PyObject *partitions(PyObject *self, PyObject *args) {
     PyObject *keys;
