@@ -27,6 +27,19 @@ FIRST, JOIN, WORDS, TUPLE, RAW = range(5)  # how a Group's key is made of its pa
 _ATTR_OF = {"c": "event_code", "f": "fields"}  # the attribute a Group's part of these kinds reads
 
 
+def split_key(key: str, parts: int) -> list[str]:
+    """A composite key's ``parts`` values. A value that itself holds SEP (a hostile event: JSON
+    carries any control character) makes more pieces than parts: the extra ones stay in the
+    last part, so such an event still gets a row (the same on the native and the Python
+    path, which share the row functions) instead of failing its whole batch."""
+    pieces = key.split(SEP)
+    if len(pieces) == parts:
+        return pieces
+    if len(pieces) > parts:
+        return [*pieces[:parts - 1], SEP.join(pieces[parts - 1:])]
+    return pieces + [""] * (parts - len(pieces))
+
+
 def positions(names: tuple[str, ...]) -> dict[str, int]:
     """Each name's column. Found by the tuple's identity (a feature set's own ``names``, the
     same object at every batch): hashing a tuple of 226 names cost half a Sheet."""

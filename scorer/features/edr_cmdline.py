@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64, column
 from scorer.features.edr import LOLBINS, OFFICE, SCRIPT_HOSTS
-from scorer.features.edr_batch import JOIN, SEP, EdrBatch, Group
+from scorer.features.edr_batch import JOIN, SEP, EdrBatch, Group, split_key
 from scorer.features.texts import text_memo
 
 SHAPE_NAMES = ("cl_entropy", "cl_log_args", "cl_log_longest_arg", "cl_obfuscation", "cl_case_switching",
@@ -122,7 +122,7 @@ def _printable(data: bytes) -> bool:
 
 
 def _pair(value: str) -> tuple[float, ...]:
-    parent, image = value.split(SEP)
+    parent, image = split_key(value, 2)
     shell = image in SHELLS
     return (float(parent in OFFICE and shell), float(parent == "wmiprvse.exe" and shell),
             float(parent == "services.exe" and image in SCRIPT_HOSTS), float(parent == "lsass.exe"),

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
-from scorer.features.edr_batch import JOIN, SEP, EdrBatch, Group
+from scorer.features.edr_batch import JOIN, SEP, EdrBatch, Group, split_key
 from scorer.features.edr_security import fields, hex_int, keyed_row, put_keyed
 
 SERVICE_NAMES = ("svc_shell", "svc_user_dir", "svc_remote_path", "svc_outside_system", "svc_driver")
@@ -86,7 +86,7 @@ def _any(text: str, needles: Sequence[str]) -> float:
 
 
 def _service(value: str) -> tuple[float, ...]:
-    image_path, file_name, service_type = value.split(SEP)
+    image_path, file_name, service_type = split_key(value, 3)
     path = (image_path or file_name).strip()
     # The binary: up to the closing quote, else the first word; a bare name runs from PATH.
     binary = path[1:].split("\"", 1)[0] if path.startswith("\"") else (path.split() or [""])[0]
@@ -115,7 +115,7 @@ def _between(text: str, start: str, end: str) -> list[str]:
 
 
 def _directory(value: str) -> tuple[float, ...]:
-    code, properties, mask, attribute, object_type = value.split(SEP)
+    code, properties, mask, attribute, object_type = split_key(value, 5)
     control = code == "4662" and (_any(properties, CONTROL_ACCESS) or bool(hex_int(mask) & 0x100))
     return (float(code == "4662" and _any(properties, REPLICATION) > 0), float(control),
             _any(properties + " " + attribute, SENSITIVE_ATTRIBUTES),
@@ -123,7 +123,7 @@ def _directory(value: str) -> tuple[float, ...]:
 
 
 def _share(value: str) -> tuple[float, ...]:
-    share_name, target, access = value.split(SEP)
+    share_name, target, access = split_key(value, 3)
     name = share_name.rsplit("\\", 1)[-1]
     pipe = target.strip("\\").rsplit("\\", 1)[-1]
     return (float(name.endswith("$") and name != "ipc$"), float(name == "ipc$"),
@@ -140,7 +140,7 @@ def _handle(value: str) -> tuple[float, ...]:
 
 
 def _access(value: str) -> tuple[float, ...]:
-    target, granted, trace = value.split(SEP)
+    target, granted, trace = split_key(value, 3)
     rights = hex_int(granted)
     read = bool(rights & PROCESS_VM_READ)
     return (float(read), float(bool(rights & (PROCESS_VM_WRITE | PROCESS_VM_OPERATION))),

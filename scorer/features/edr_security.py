@@ -24,7 +24,7 @@ import numpy as np
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64
-from scorer.features.edr_batch import JOIN, RAW, SEP, EdrBatch, Group
+from scorer.features.edr_batch import JOIN, RAW, SEP, EdrBatch, Group, split_key
 from scorer.features.texts import Needles, Texts, factorize, text_memo
 
 FAMILIES: dict[str, frozenset[int]] = {
@@ -221,7 +221,7 @@ def _debug_enabled(value: str) -> tuple[float, ...]:
 
 
 def _auth(value: str) -> tuple[float, ...]:
-    package, lm, key_length, process, logon_type = value.split(SEP)
+    package, lm, key_length, process, logon_type = split_key(value, 5)
     ntlm = "ntlm" in package or "msv1_0" in package or "authentication_package_v1" in package
     return (float(ntlm), float("ntlm v1" in lm),
             float(ntlm and key_length.strip() == "0" and logon_type == "3"), float("seclogo" in process))
@@ -245,7 +245,7 @@ def hex_int(text: str) -> int:
 
 
 def _kerberos(value: str) -> tuple[float, ...]:
-    code, options_text, encryption, preauth, service = value.split(SEP)
+    code, options_text, encryption, preauth, service = split_key(value, 5)
     options = hex_int(options_text)
     enc = encryption.strip()
     user_service = (code == "4769" and bool(service) and not service.endswith("$")
@@ -256,7 +256,7 @@ def _kerberos(value: str) -> tuple[float, ...]:
 
 
 def _account(value: str) -> tuple[float, ...]:
-    code_text, sid, caller, sid_history, group = value.split(SEP)
+    code_text, sid, caller, sid_history, group = split_key(value, 5)
     code = int(code_text)
     in_group = code in GROUP_EVENTS
     privileged = in_group and (sid.startswith(PRIVILEGED_SIDS) or sid.endswith(PRIVILEGED_RIDS)
