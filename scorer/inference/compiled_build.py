@@ -37,7 +37,7 @@ LIBRARY = "model_compiled.so"
 CHECKPOINT = "model.tl"
 # As tl2cgen's own gcc recipe (contrib/gcc.py), which its predictor is tested with; the
 # optimization level is the caller's (deploy/gpu: -O3, as that recipe; the in-process engine
-# its own, scorer.inference.compiled.OPTIMIZE).
+# its own, OPTIMIZE below).
 FLAGS = ("-std=c99", "-fPIC", "-shared")
 CFLAGS = ("-O3", *FLAGS)
 # The in-process engine's level, for the libraries it builds and those packaged with a

@@ -24,8 +24,8 @@ from scorer.events.structs import EventKind
 from scorer.features import feature_set
 from scorer.inference import compiled_build
 from scorer.inference.base import ModelRef
-from scorer.inference.compiled import OPTIMIZE, SAMPLE_ROWS, EngineUnavailable, check_rows, sample_rows
-from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, agreement
+from scorer.inference.compiled import SAMPLE_ROWS, EngineUnavailable, check_rows, sample_rows
+from scorer.inference.compiled_build import CHECKPOINT, LIBRARY, OPTIMIZE, agreement
 from scorer.inference.compiled_build import build as build_with
 from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import Engine, OnnxRuntimeBackend
