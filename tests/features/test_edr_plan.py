@@ -17,16 +17,15 @@ import pytest
 
 import scorer.native
 from scorer.bench.loadgen import payloads, templates
-from scorer.bench.realistic import Template, realistic_templates
+from scorer.bench.realistic import realistic_templates
 from scorer.config import data_dir
 from scorer.demo import bundled_capture
-from scorer.events.columnar import decode_rows
-from scorer.events.decode import EventDecoder
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.features import feature_set
 from scorer.features.base import F64
 from scorer.features.edr_batch import JOIN, RAW, Group, Plan
 from tests.support.native import use_native
+from tests.support.samples import decoded_edr
 
 _edr: Any = scorer.native.built_module("_edr")
 pytestmark = pytest.mark.skipif(_edr is None, reason="scorer.native._edr is not built")
@@ -50,13 +49,6 @@ def _v3(on: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     use_native(monkeypatch, "1" if on else "0")
     return feature_set(EventKind.EDR, "v3")
 
-
-def _edr_rows(tpl: list[Template], events: int) -> list[EndpointEvent]:
-    values = [v for kind, _, v in payloads(tpl, events) if kind is EventKind.EDR]
-    rows = decode_rows(EventKind.EDR, values, EventDecoder().max_record_bytes, views=True)
-    out = [r for r in rows if isinstance(r, EndpointEvent)]
-    assert len(out) == len(values)
-    return out
 
 
 def _outcome(fs: Any, batch: list[EndpointEvent]) -> tuple[str, bytes]:
@@ -91,7 +83,7 @@ def _batches(events: list[EndpointEvent]) -> list[list[EndpointEvent]]:
 
 
 def test_capture_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
-    events = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 6000)
+    events = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 6000)
     batches = _batches(events)
     assert _same(monkeypatch, batches) == (len(batches), len(batches))  # every decoded batch in the native pass
 
@@ -99,7 +91,7 @@ def test_capture_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.data
 def test_realistic_stream_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     capture = templates(bundled_capture(), tuple(EventKind))
-    events = _edr_rows(realistic_templates(capture, data_dir(), per_kind=3000), 9000)
+    events = decoded_edr(realistic_templates(capture, data_dir(), per_kind=3000), 9000)
     batches = _batches(events) + [events[lo:lo + 17] for lo in range(0, len(events), 17)]
     assert _same(monkeypatch, batches) == (len(batches), len(batches))
 
@@ -136,7 +128,7 @@ class _Fields(dict[str, str]):
 
 @pytest.mark.parametrize("typed", [True, False])
 def test_hostile_values_are_identical(monkeypatch: pytest.MonkeyPatch, typed: bool) -> None:
-    template = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 300)[0]
+    template = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 300)[0]
     rnd = random.Random(16 + typed)
     batches = [[_hostile(rnd, template, typed) for _ in range(rnd.choice(SIZES[:5]))] for _ in range(120)]
     taken, matrices = _same(monkeypatch, batches)
@@ -154,7 +146,7 @@ def _run(groups: tuple[Group, ...], names: tuple[str, ...], events: list[Endpoin
 
 def test_a_group_of_negative_zeros_is_not_written(monkeypatch: pytest.MonkeyPatch) -> None:
     use_native(monkeypatch, "1")
-    template = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 300)[0]
+    template = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 300)[0]
     events = [msgspec.structs.replace(template, event_code=c) for c in (1, 2, 1)]
     rows = {1: (-0.0,), 2: (float("nan"),)}
     zeros = Group("a", 1, lambda code: (-0.0,), (("c", ""),), RAW)
@@ -167,7 +159,7 @@ def test_a_group_of_negative_zeros_is_not_written(monkeypatch: pytest.MonkeyPatc
 
 def test_rows_are_cached_by_key_up_to_a_length(monkeypatch: pytest.MonkeyPatch) -> None:
     use_native(monkeypatch, "1")
-    template = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 300)[0]
+    template = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 300)[0]
     calls: list[str] = []
 
     def row(key: str) -> tuple[float]:
@@ -183,7 +175,7 @@ def test_rows_are_cached_by_key_up_to_a_length(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_events_of_another_type_are_refused_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    template = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 300)[0]
+    template = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 300)[0]
     fs = _v3(True, monkeypatch)
 
     class Other(EndpointEvent, frozen=True, kw_only=True):  # a subclass: the blocks take exactly EndpointEvent

@@ -17,18 +17,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorer.native
-from scorer.bench.loadgen import payloads, templates
-from scorer.bench.realistic import Template, realistic_templates
+from scorer.bench.loadgen import templates
+from scorer.bench.realistic import realistic_templates
 from scorer.config import data_dir
 from scorer.demo import bundled_capture
-from scorer.events.columnar import decode_rows
-from scorer.events.decode import EventDecoder
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.features import edr, feature_set, texts
 from scorer.rules import RuleEngine
 from scorer.rules.engine import SMALL_ROWS
 from tests.rules.helpers import SHIPPED
 from tests.support.native import use_native
+from tests.support.samples import decoded_edr
 
 _edr: Any = scorer.native.built_module("_edr")
 pytestmark = pytest.mark.skipif(_edr is None, reason="scorer.native._edr is not built")
@@ -136,13 +135,6 @@ def test_the_variable_is_read_at_import_and_on_refresh(monkeypatch: pytest.Monke
     assert scorer.native.module("_edr") is None and scorer.native.module() is None
 
 
-def _edr_rows(tpl: list[Template], events: int) -> list[EndpointEvent]:
-    values = [v for kind, _, v in payloads(tpl, events) if kind is EventKind.EDR]
-    rows = decode_rows(EventKind.EDR, values, EventDecoder().max_record_bytes, views=True)
-    out = [r for r in rows if isinstance(r, EndpointEvent)]
-    assert len(out) == len(values)
-    return out
-
 
 def _hostile(rows: list[EndpointEvent], seed: int) -> list[EndpointEvent]:
     """Decoded events with their texts swapped for hostile ones (fields the rules read)."""
@@ -179,13 +171,13 @@ def _same_everywhere(monkeypatch: pytest.MonkeyPatch, batches: list[list[Endpoin
 
 
 def test_capture_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
-    events = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 9000)
+    events = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 9000)
     batches = [events[lo:lo + 683] for lo in range(0, len(events), 683)] + [events[:7], events[:1]]
     assert _same_everywhere(monkeypatch, batches) > 100
 
 
 def test_hostile_values_are_identical(monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 3000)
+    rows = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 3000)
     batches = [_hostile(rows, seed) for seed in range(3)]
     _same_everywhere(monkeypatch, batches + [b[:SMALL_ROWS] for b in batches])
 
@@ -193,7 +185,7 @@ def test_hostile_values_are_identical(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.data
 def test_realistic_stream_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     capture = templates(bundled_capture(), tuple(EventKind))
-    events = _edr_rows(realistic_templates(capture, data_dir(), per_kind=3000), 9000)
+    events = decoded_edr(realistic_templates(capture, data_dir(), per_kind=3000), 9000)
     _same_everywhere(monkeypatch, [events[lo:lo + 683] for lo in range(0, len(events), 683)])
 
 

@@ -20,9 +20,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from scorer.bench.loadgen import payloads
+from scorer.bench.realistic import Template
 from scorer.captures import iter_capture
 from scorer.captures.base import LabeledEvent
-from scorer.events.structs import Event, EventKind, entity_key
+from scorer.events.columnar import decode_rows
+from scorer.events.decode import EventDecoder
+from scorer.events.structs import EndpointEvent, Event, EventKind, entity_key
 from tests.support import markers
 from tests.support.paths import DATA_DIR
 
@@ -107,3 +111,13 @@ def events(kind: EventKind, limit: int = 3000) -> tuple[Event, ...]:
     items = itertools.islice(iter_capture(require_data(CAPTURES[kind])), limit)
     out = [i.event for i in items if isinstance(i, LabeledEvent)]
     return tuple(sorted(out, key=lambda e: e.ts))
+
+
+def decoded_edr(tpl: list[Template], events: int) -> list[EndpointEvent]:
+    """The EDR events of the first ``events`` payloads of the stream ``tpl`` (scorer.bench's
+    loadgen), decoded as the pipeline's decode stage decodes a batch (every one decodes)."""
+    values = [v for kind, _, v in payloads(tpl, events) if kind is EventKind.EDR]
+    rows = decode_rows(EventKind.EDR, values, EventDecoder().max_record_bytes, views=True)
+    out = [r for r in rows if isinstance(r, EndpointEvent)]
+    assert len(out) == len(values)
+    return out
