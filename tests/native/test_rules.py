@@ -18,7 +18,8 @@ from scorer.native import _rules
 from scorer.rules.bitsets import Triggers
 from scorer.rules.fields import READ_FIELD, column_reader, native_read
 from scorer.rules.heads import Heads
-from tests.native.test_edr import WORDS, _edr_rows
+from tests.native.test_edr import WORDS
+from tests.support.samples import decoded_edr
 
 # One name per way of reading a column (and a few of each): fields only, attribute, field then
 # attribute, an attribute made text, the event code.
@@ -34,7 +35,7 @@ class _Fields(dict[str, str]):
 
 
 def _events(rnd: random.Random, n: int) -> list[EndpointEvent]:
-    base = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 60)
+    base = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 60)
     out = []
     for _ in range(n):
         ev = rnd.choice(base)

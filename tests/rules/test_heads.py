@@ -16,9 +16,10 @@ from scorer.events.structs import EndpointEvent, EventKind
 from scorer.rules import RuleEngine
 from scorer.rules.heads import MAX_PAIRS
 from scorer.rules.model import Atom, RuleMeta, Tree
-from tests.native.test_edr import _edr_rows, _hostile
+from tests.native.test_edr import _hostile
 from tests.rules.helpers import SHIPPED, SYSMON, security, sysmon
 from tests.support.native import use_native
+from tests.support.samples import decoded_edr
 
 SIZES = [1, 2, 7, 17, 50, 64, 65, 200]
 
@@ -52,12 +53,12 @@ def shipped() -> RuleEngine:
 
 def test_the_capture_fires_the_same_rules(monkeypatch: pytest.MonkeyPatch, shipped: RuleEngine) -> None:
     assert shipped.heads.usable  # the shipped pack's logsources read Channel and EventID only
-    events = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 2500)
+    events = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 2500)
     assert _same(monkeypatch, shipped, events) > 5  # (rows that fired: the comparison covers hits)
 
 
 def test_hostile_batches_fire_the_same_rules(monkeypatch: pytest.MonkeyPatch, shipped: RuleEngine) -> None:
-    rows = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 1500)
+    rows = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 1500)
     events = _hostile(rows, 7)
     rnd = random.Random(7)
     for i in rnd.sample(range(len(events)), 40):  # channels and codes no pack names, and none
@@ -125,7 +126,7 @@ def test_random_packs_fire_the_same_rules(monkeypatch: pytest.MonkeyPatch, seed:
 
 
 def test_pairs_are_forgotten_past_the_bound(shipped: RuleEngine) -> None:
-    events = _edr_rows(templates(bundled_capture(), tuple(EventKind)), 50)
+    events = decoded_edr(templates(bundled_capture(), tuple(EventKind)), 50)
     shipped.heads.usable = True
     shipped.heads.cache.clear()
     first = shipped.evaluate(events).hits
