@@ -51,12 +51,9 @@ def fetched_records(
     records: list[InputRecord] = []
     offsets: dict[TopicPartition, int] = {}
     for tp, messages in fetched.items():
-        if type(messages[0]) is InputRecord:  # built by fetch_inputs
-            records += messages
-            offsets[tp] = messages[-1].ref.offset + 1
-            continue
-        records += _inputs(tp.topic, tp.partition, kind_of_topic.get(tp.topic), messages)
-        offsets[tp] = messages[-1].offset + 1
+        built = type(messages[0]) is InputRecord  # by fetch_inputs
+        records += messages if built else _inputs(tp.topic, tp.partition, kind_of_topic.get(tp.topic), messages)
+        offsets[tp] = messages[-1].offset + 1  # InputRecord and ConsumerRecord alike
     return records, offsets
 
 
