@@ -29,6 +29,7 @@ def test_cpu_watch_counts_the_supervisor_and_every_worker() -> None:
             child.stdin.close()
         for child in children:  # each has burnt its CPU once its clock says so
             while watch.last[child.pid] - watch.first[child.pid] < 0.3:
+                assert child.poll() is None, f"child exited ({child.returncode}) before burning its CPU"
                 watch.sample()
         used = watch.used(0.0)
     finally:
