@@ -121,6 +121,34 @@ def open_compiled(version: ModelVersion, reference: Callable[[FloatMatrix], Floa
     return trees
 
 
+def shipped_check(version: ModelVersion, reference: Callable[[FloatMatrix], FloatVector]) -> tuple[bool, str]:
+    """``scorer models validate``'s verdict on the library a version carries: (ok, detail).
+    A library no scorer would load (unlisted, other bytes, another checkpoint) fails the
+    version: it was released broken. One built for another platform passes with a note
+    (scorers there load it, here it cannot be run); one that loads must score the check
+    rows as ONNX Runtime (``reference``) does, as the engine requires before it scores."""
+    name = compiled_shipped.LIBRARY
+    if not (version.path / name).exists() and not (version.path / compiled_shipped.MANIFEST).exists():
+        return True, f"no {name}: scorers compile {CHECKPOINT} where they can, else ONNX Runtime scores"
+    checkpoint = version.path / CHECKPOINT
+    if not checkpoint.is_file():
+        return False, f"{name} without the {CHECKPOINT} it must be compiled from"
+    trees, refused = _shipped(version, checkpoint.read_bytes(), verify=True)
+    if trees is None:
+        assert refused is not None  # a version carrying a library gets it loaded or a refusal
+        if refused.reason == "library_platform":
+            return True, f"not run here ({refused}); scorers on its platform load it after the same checks"
+        return False, f"no scorer would load it ({refused.reason}): {refused}"
+    n_card = len(version.card.feature_names)
+    if trees.trees.n_features != n_card:
+        return False, f"{name} takes {trees.trees.n_features} features, the card lists {n_card}"
+    rows = check_rows(version, n_card)
+    found = agreement(trees.score(rows), reference(rows), version.card.threshold, TOLERANCE)
+    return found.ok(TOLERANCE), (f"{name} against ONNX "
+                                 f"Runtime on {found.rows} check rows: max |diff| {found.max_abs_diff:.3g}, "
+                                 f"{found.decisions_differ} decisions differ (tolerance {TOLERANCE:g})")
+
+
 def _shipped(version: ModelVersion, checkpoint: bytes,
              verify: bool) -> tuple[CompiledTrees | None, compiled_shipped.Refused | None]:
     """The version's own library, loaded once it passes compiled_shipped's checks; else

@@ -18,6 +18,10 @@ Three gates, each a :class:`Check` with a sentence a detection engineer can act 
    fixed model takes a fixed time and what varies between runs is the machine (a p99 of
    30 runs is the slowest run, i.e. whichever model a scheduler hiccup hit); p99 is
    reported beside it. An absolute p99 budget is checked only when the user sets one.
+
+Beside them, the version's own artefacts of its trees: nvForest's checkpoint reproduces the
+model on the golden rows (``gpu_artefact``), and the compiled library it carries, if any,
+is one a scorer would load and scores as ONNX Runtime does (``compiled_trees``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import onnxruntime as ort
 
 from scorer.errors import ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
+from scorer.inference.compiled import shipped_check
 from scorer.inference.repository import ModelVersion, load_version
 from scorer.lifecycle.contract import feature_set_mismatch, feature_set_name, version_problems
 from scorer.lifecycle.golden import GoldenSet
@@ -181,6 +186,7 @@ def validate(
         checks.append(Check("quality", True, f"no production version to compare with; golden "
                                              f"ROC-AUC {cand.metrics.get('roc_auc', float('nan')):.4f}"))
     checks.append(Check(*gpu_check(candidate.path, cand_rows.features, cand.scores, candidate.card.threshold)))
+    checks.append(Check("compiled_trees", *shipped_check(candidate, lambda rows: scores(candidate.onnx_path, rows))))
     checks += _latency_checks(candidate, prod_version, margins, metrics)
     passed = all(c.ok for c in checks)
     return Verdict(name, version, production, passed, checks, metrics, time.perf_counter() - started)

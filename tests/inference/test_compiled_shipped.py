@@ -24,10 +24,11 @@ from prometheus_client import CollectorRegistry
 
 from scorer.inference import compiled_build, compiled_shipped
 from scorer.inference.base import ModelRef
+from scorer.inference.compiled import shipped_check
 from scorer.inference.compiled_build import CHECKPOINT, agreement
 from scorer.inference.compiled_shipped import LIBRARY, MANIFEST, Refused
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
-from scorer.inference.repository import listed_checksums, write_checksums
+from scorer.inference.repository import listed_checksums, load_version, write_checksums
 from tests.deploy import test_gpu_compiled
 from tests.support.paths import MODEL_REPOSITORY
 
@@ -241,3 +242,41 @@ async def test_without_proc_the_checked_bytes_load_from_a_private_file(repo: Pat
     del trees
     backend.unload(ModelRef(NETFLOW))
     assert not scratch.exists()
+
+
+def _onnx_scores(version: Path) -> Callable[[Any], Any]:
+    from scorer.lifecycle.validate import scores
+
+    return lambda rows: scores(version / "model.onnx", rows)
+
+
+def test_validate_passes_a_library_that_scores_as_its_onnx_model(repo: Path) -> None:
+    ok, detail = shipped_check(load_version(repo, NETFLOW, "1"), _onnx_scores(repo / NETFLOW / "1"))
+    assert ok and "0 decisions differ" in detail, detail
+    ok, detail = shipped_check(load_version(MODEL_REPOSITORY, NETFLOW, "1"), _onnx_scores(repo / NETFLOW / "1"))
+    assert ok and detail.startswith(f"no {LIBRARY}"), detail
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_validate_fails_a_library_no_scorer_would_load(change: str, repo: Path) -> None:
+    """What the engine refuses, validate fails, but for a library of another platform: scorers
+    there load it (after the same checks), so the version is not broken, only not run here."""
+    edit, reason, said = CHANGES[change]
+    edit(repo / NETFLOW / "1")
+    ok, detail = shipped_check(load_version(repo, NETFLOW, "1"), _onnx_scores(repo / NETFLOW / "1"))
+    assert ok is (reason == "library_platform") and said in detail, detail
+    assert ("not run here" if ok else f"no scorer would load it ({reason})") in detail
+
+
+def test_validate_fails_a_library_that_scores_otherwise(repo: Path, tmp_path: Path) -> None:
+    """One that loads but whose scores are not the reference's; and one that is no tl2cgen
+    library at all (its manifest forged to match)."""
+    version = load_version(repo, NETFLOW, "1")
+    onnx = _onnx_scores(version.path)
+    ok, detail = shipped_check(version, lambda rows: onnx(rows) + np.float32(0.25))
+    assert not ok and "decisions differ" in detail and "max |diff| 0.25" in detail, detail
+    data = _constructor_library(tmp_path, tmp_path / "ran")
+    version.path.joinpath(LIBRARY).write_bytes(data)
+    _edit_manifest(library_sha256=hashlib.sha256(data).hexdigest())(version.path)
+    ok, detail = shipped_check(load_version(repo, NETFLOW, "1"), onnx)
+    assert not ok and "no scorer would load it (open)" in detail, detail
