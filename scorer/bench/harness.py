@@ -53,6 +53,9 @@ class RunResult(msgspec.Struct):
     note: str = ""
     # Fixed rate: quantiles of the runner's latency histograms (scorer.bench.latency).
     histograms: dict[str, dict[str, float]] = {}
+    # Fixed rate: the measured phase, time.perf_counter() at its start and end (the clock is
+    # the machine's monotonic one, so a runner's own timestamps compare with it).
+    measured: tuple[float, float] = (0.0, 0.0)
 
 
 class _Uid(msgspec.Struct):
@@ -207,7 +210,7 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
             await asyncio.sleep(0.05)
         watcher.latencies.clear()
         added_before = _scrape(metrics_port)
-        cpu0 = runner.cpu()
+        cpu0, measured_from = runner.cpu(), time.perf_counter()
         seconds = await gen.run(items[warm:], rate=rate, start=warm)
         deadline = time.perf_counter() + 60
         while watcher.count < len(items) and time.perf_counter() < deadline:
@@ -216,9 +219,10 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         runner.sample()  # at least once, even if every output was in before the wait
         # The runner's CPU over the measured phase: at a light rate, batches are small and
         # per-batch costs (and the loop's own turns) show here, not in a drain.
-        cpu_s = runner.cpu() - cpu0
+        cpu_s, measured_to = runner.cpu() - cpu0, time.perf_counter()
         added_after = _scrape(metrics_port)
-        added = _added_delta(added_before, added_after)
+        histograms = _histograms(added_before, added_after)
+        added = {k: v for k, v in histograms.get("scorer_added_latency_seconds", {}).items() if k != "count"}
     finally:
         runner.stop()
         watcher.stop()
@@ -229,7 +233,7 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         peak_rss_mb=round(runner.peak_rss / 2**20, 1), rate_offered_eps=rate,
         rate_achieved_eps=round((len(items) - warm) / seconds, 1), e2e_ms=_percentiles(watcher.latencies),
         added_ms=added, batch_mean=_batch_means(added_before, added_after),
-        histograms=_histograms(added_before, added_after),
+        histograms=histograms, measured=(measured_from, measured_to),
     )
 
 
@@ -247,16 +251,6 @@ def _scrape(port: int | None) -> dict[str, float] | None:
     }
 
 
-def _buckets(samples: dict[str, float]) -> dict[float, float]:
-    """Cumulative bucket counts of scorer_added_latency_seconds."""
-    out: dict[float, float] = {}
-    for name, value in samples.items():
-        if name.startswith("scorer_added_latency_seconds_bucket"):
-            le = name.split('le="', 1)[1].split('"', 1)[0]
-            out[float("inf") if le == "+Inf" else float(le)] = value
-    return out
-
-
 def _batch_means(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float]:
     if before is None or after is None:
         return {}
@@ -272,22 +266,6 @@ def _batch_means(before: dict[str, float] | None, after: dict[str, float] | None
         if name.startswith("scorer_stage_seconds_sum"):
             stage = name.split('stage="', 1)[1].split('"', 1)[0]
             out[f"{stage}_ms"] = round(delta(name) / batches * 1000, 3)
-    return out
-
-
-def _added_delta(before_samples: dict[str, float] | None, after_samples: dict[str, float] | None) -> dict[str, float]:
-    if before_samples is None or after_samples is None:
-        return {}
-    before, after = _buckets(before_samples), _buckets(after_samples)
-    bounds = sorted(after)
-    cum = np.array([after[b] - before.get(b, 0.0) for b in bounds])
-    n = cum[-1]
-    if n <= 0:
-        return {}
-    out = {}
-    for key, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)):
-        idx = int(np.searchsorted(cum, q * n, side="left"))
-        out[key] = round(bounds[min(idx, len(bounds) - 1)] * 1000, 3)
     return out
 
 

@@ -33,6 +33,7 @@ from scorer.bench.loadgen import payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
+from scorer.metrics.batchtrace import TRACE_ENV
 
 BEFORE = "scorer-onnxruntime"  # the runner --before-tree runs from another source tree
 HISTOGRAMS = ("scorer_added_latency_seconds", "scorer_stage_seconds", "scorer_fetch_delay_seconds",
@@ -70,6 +71,36 @@ def histogram_quantiles(before: dict[str, float] | None, after: dict[str, float]
             stats[label] = round(bounds[idx] * 1000, 3)
         out[key] = stats
     return out
+
+
+def trace_rows(path: Path, window: tuple[float, float]) -> list[dict[str, float]]:
+    """The batches of a runner's trace (scorer.metrics.batchtrace) fetched inside ``window``."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [row for row in rows if window[0] <= row["t"] <= window[1]]
+
+
+def tail_report(rows: list[dict[str, float]]) -> str:
+    """What the batches at and above the records' p99 of added latency had, against the
+    median ones (p40-p60): mean of every field, and how many had a GC, an involuntary
+    context switch, or were off the CPU for a third of their ``score``."""
+    if len(rows) < 10:
+        return f"    trace: {len(rows)} batches in the measured phase, too few"
+    ordered = sorted(rows, key=lambda row: row["added_ms"])
+    weights = np.cumsum([row["records"] for row in ordered])
+    at = [int(np.searchsorted(weights, q * weights[-1])) for q in (0.4, 0.6, 0.99)]
+    groups = {"median": ordered[at[0]:at[1] + 1], "p99+": ordered[at[2]:]}
+    fields = sorted({key for row in rows for key in row} - {"t"})
+    lines = [f"    trace: {len(rows)} batches; mean per batch of the median (p40-p60 of added) and the p99+ ones"]
+    for name, group in groups.items():
+        def mean(key: str, group: list[dict[str, float]] = group) -> float:
+            return float(np.mean([row.get(key, 0.0) for row in group]))
+
+        off_cpu = sum(row["score_ms"] - row["score_cpu_ms"] > row["score_ms"] / 3 for row in group)
+        lines.append(f"    {name:6s} n={len(group):4d} " + " ".join(f"{key.removesuffix('_ms')}={mean(key):.3f}"
+                                                           for key in fields))
+        lines.append(f"    {name:6s} with gc {sum(row['gcs'] > 0 for row in group)}, with ivcsw "
+                     f"{sum(row['ivcsw'] > 0 for row in group)}, off-CPU > 1/3 of score {off_cpu}")
+    return "\n".join(lines)
 
 
 def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
@@ -112,10 +143,15 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     for r in range(args.rounds):
         got: dict[str, harness.RunResult] = {}
         for name in names:
+            trace = args.trace / f"{name}-round{r + 1}.jsonl" if args.trace else None
+            if trace is not None:  # the runner inherits this process's environment
+                os.environ[TRACE_ENV] = str(trace.resolve())
             res = await harness.fixed_rate(name, _runner(name, args, ports[name]), args.bootstrap, items, kinds,
                                            args.partitions, workdir, args.rate, ports[name])
             got[name] = res
             print(f"round {r + 1}: {_line(res)}", flush=True)
+            if trace is not None and trace.exists():
+                print(tail_report(trace_rows(trace, res.measured)), flush=True)
         rounds.append(got)
         if "passthrough" in got:
             floor = got["passthrough"].added_ms.get("p99", 0.0)
@@ -147,10 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds offered (default: %(default)s)")
     p.add_argument("--partitions", type=int, default=3, help="partitions per topic (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
+    p.add_argument("--trace", type=Path, default=None,
+                   help="write every measured batch of every run to DIR/<runner>-round<N>.jsonl (the runners' "
+                        "SCORER_BATCH_TRACE) and print what the slowest 1%% of batches had (default: off)")
     add_stream_arguments(p)
     p.add_argument("--out", type=Path, default=Path("out/bench-latency.json"),
                    help="JSON report (default: %(default)s)")
     args = p.parse_args(argv)
+    if args.trace:
+        args.trace.mkdir(parents=True, exist_ok=True)
     return write_report(args.out, asyncio.run(_bench(args)))
 
 

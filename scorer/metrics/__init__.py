@@ -4,7 +4,8 @@ Below the pipeline and the lifecycle, which both count into them; the service ex
 registry over HTTP (``/metrics``).
 """
 
+from scorer.metrics.batchtrace import BatchTrace
 from scorer.metrics.counters import Accounting, LifecycleMetrics, ScorerMetrics
 from scorer.metrics.latency import WeightedHistogram
 
-__all__ = ["Accounting", "LifecycleMetrics", "ScorerMetrics", "WeightedHistogram"]
+__all__ = ["Accounting", "BatchTrace", "LifecycleMetrics", "ScorerMetrics", "WeightedHistogram"]

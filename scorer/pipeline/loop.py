@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -23,9 +23,9 @@ from scorer.config import Settings
 from scorer.errors import KafkaUnavailable, ScorerError
 from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors, start_transactional
-from scorer.metrics import ScorerMetrics
-from scorer.pipeline.outcome import BatchOutcome, count_batch
-from scorer.pipeline.records import InputRecord, OutputRecord
+from scorer.metrics import BatchTrace, ScorerMetrics
+from scorer.pipeline.outcome import BatchOutcome, OutputHook, count_batch
+from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, Undelivered, score_records
 from scorer.pipeline.source import fetch_inputs, fetched_records
@@ -41,16 +41,6 @@ MAX_REPLACEMENTS = 5
 # Not a broken connection: another process owns the transactional id, or the producer is not
 # allowed to use it. A new producer would fence that process or fail the same way.
 _FATAL = (ProducerFenced, OutOfOrderSequenceNumber, TransactionalIdAuthorizationFailed)
-
-
-class OutputHook(Protocol):
-    """Records added to each batch (e.g. shadow scores), produced and committed with it.
-    ``topic`` is where they go: its partitions join the batch's transactions, so the
-    leftover abort at start must cover them as it covers the alert topics."""
-
-    topic: str
-
-    def __call__(self, outcome: BatchOutcome) -> list[OutputRecord]: ...
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -87,6 +77,7 @@ class ScoringLoop:
         self._replacements = 0  # in a row, without a batch delivered since
         self._undelivered: Undelivered | None = None  # scored, its transaction lost with the producer
         self.paused = False  # consumption held during a Triton outage (pause mode)
+        self.trace = BatchTrace.from_env()  # a line per batch, for debugging a latency tail
         # Extension points for the control plane (model lifecycle) and observers:
         # ``between_batches`` run while no batch is in flight (model swaps happen here);
         # ``output_hooks`` add records (e.g. shadow scores) produced and committed with the batch.
@@ -194,6 +185,7 @@ class ScoringLoop:
                 await self._producer.stop()
         await self.metrics.loop_lag.stop()
         self.metrics.gc_pauses.uninstall()
+        self.trace.close()
         self._started = False
 
     def request_stop(self) -> None:
@@ -204,10 +196,12 @@ class ScoringLoop:
         while not self._stopping.is_set():
             for hook in self.between_batches:
                 await hook()
+            self.trace.fetching()
             fetched = await fetch_inputs(self._consumer, self.kind_of_topic, timeout_ms=batch.max_wait_ms or 1,
                                          max_records=batch.max_records)
             if not fetched:
                 continue
+            self.trace.fetched()
             received = time.perf_counter()
             oldest_ms = min(messages[0].timestamp for messages in fetched.values())
             self.metrics.fetch_delay.observe(max(0.0, time.time() - oldest_ms / 1000))
@@ -241,11 +235,12 @@ class ScoringLoop:
         t_produce = time.perf_counter()
         outcome.timings["score"] = t_produce - received
         n = len(records)
+        row = self.trace.scored(n, outcome.timings)
         if self.settings.kafka.transactional:
             def delivered() -> None:
                 self._replacements = 0
                 done = time.perf_counter()
-                self._account(outcome, n, done - received, t_produce, done, done)
+                self._account(outcome, n, done - received, t_produce, done, done, row)
 
             batch = Undelivered(outputs, {tp: messages[0].offset for tp, messages in fetched.items()}, offsets,
                                 delivered)
@@ -257,11 +252,12 @@ class ScoringLoop:
             return
         # ``handed`` is set before the callback can run: acks are only seen once this yields.
         await self._sink.deliver(
-            outputs, offsets, lambda acked: self._account(outcome, n, acked - received, t_produce, handed, acked))
+            outputs, offsets, lambda acked: self._account(outcome, n, acked - received, t_produce, handed, acked, row))
         handed = time.perf_counter()
         # The request on the wire before the next batch takes the CPU (getmany() returns at
         # once when records are buffered).
         await serve_io()
+        self.trace.handed()
 
     async def _score(self, records: Sequence[InputRecord]) -> BatchOutcome:
         """Score a batch; while the failure is one that passes, hold consumption and retry.
@@ -298,6 +294,7 @@ class ScoringLoop:
                 self.paused = False
 
     def _account(self, outcome: BatchOutcome, n: int, latency: float, built: float, handed: float,
-                 acked: float) -> None:
+                 acked: float, row: dict[str, Any] | None) -> None:
         self.batches += 1
         count_batch(self.metrics, outcome, n, latency, built, handed, acked)
+        self.trace.acked(row, latency, handed - built, acked - handed)

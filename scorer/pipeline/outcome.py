@@ -4,7 +4,7 @@ that accounts for every input record (scored or dead-lettered)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 import numpy as np
@@ -18,6 +18,16 @@ from scorer.pipeline.records import InputRecord, OutputRecord
 if TYPE_CHECKING:
     from scorer.metrics import ScorerMetrics
     from scorer.pipeline.rules import RuleShadow
+
+
+class OutputHook(Protocol):
+    """Records added to each batch (e.g. shadow scores), produced and committed with it.
+    ``topic`` is where they go: its partitions join the batch's transactions, so the
+    leftover abort at start must cover them as it covers the alert topics."""
+
+    topic: str
+
+    def __call__(self, outcome: BatchOutcome) -> list[OutputRecord]: ...
 
 
 class ScoredEvent(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
