@@ -3,7 +3,8 @@
 aiokafka's ``murmur2`` is pure Python, about 5 µs a key: at 25,000 outputs a second that is
 an eighth of a core. Hashing every key of a batch with numpy at once gives the same
 partitions as the Java client and as ``send()`` (tests compare them on random keys) for a
-fraction of the cost.
+fraction of the cost. A producer's partitions per topic are kept between batches
+(:func:`known_partitions`), following its cluster metadata.
 
 >>> partitions_of([b"10.0.0.1", b"host-a"], 3) == [
 ...     (murmur2(k) & 0x7FFFFFFF) % 3 for k in (b"10.0.0.1", b"host-a")]
@@ -12,15 +13,18 @@ True
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 import scorer.native
 
-__all__ = ["murmur2", "murmur2_batch", "partitions_of"]
+__all__ = ["known_partitions", "murmur2", "murmur2_batch", "partitions_of", "partitions_via"]
 
 _SEED = np.uint32(0x9747B28C)
 _M = np.uint32(0x5BD1E995)
@@ -68,3 +72,41 @@ def partitions_of(keys: Sequence[bytes], n_partitions: int) -> list[int]:
         return native.partitions(keys, n_partitions)  # type: ignore[no-any-return]
     placed: list[int] = ((murmur2_batch(keys) & np.uint32(0x7FFFFFFF)).astype(np.int64) % n_partitions).tolist()
     return placed
+
+
+class _Known:
+    """A producer's partitions per topic, kept from one call to the next: asking the producer
+    is a coroutine per topic, and place() would run twice per batch to learn which topics it
+    needs. Its cluster metadata is the truth: every metadata update (a topic that grew
+    partitions, one deleted and made again; at least every ``metadata_max_age_ms``) starts an
+    empty table, and a topic not in it is asked for (``partitions_for`` waits on metadata)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.parts: dict[str, list[int]] = {}
+        cluster = getattr(getattr(producer, "client", None), "cluster", None)
+        if cluster is not None:  # anything else that places records has no metadata to follow
+            cluster.add_listener(self._forget)
+
+    def _forget(self, _cluster: Any) -> None:
+        # A new table, not clear(): a place() call holding the old one reads it consistently.
+        self.parts = {}
+
+
+_KNOWN: weakref.WeakKeyDictionary[AIOKafkaProducer, _Known] = weakref.WeakKeyDictionary()
+
+
+def known_partitions(producer: AIOKafkaProducer) -> dict[str, list[int]]:
+    """The partitions known for ``producer``, per topic."""
+    known = _KNOWN.get(producer)
+    if known is None:
+        known = _KNOWN[producer] = _Known(producer)
+    return known.parts
+
+
+async def partitions_via(producer: AIOKafkaProducer, topic: str) -> list[int]:
+    """``topic``'s sorted partitions, known or asked for, then kept in the table current after
+    the wait (asking may update the metadata, which starts a new one)."""
+    found = known_partitions(producer).get(topic)
+    if found is None:
+        found = known_partitions(producer)[topic] = sorted(await producer.partitions_for(topic))
+    return found

@@ -25,7 +25,7 @@ from aiokafka.producer.sender import AddOffsetsToTxnHandler
 import scorer.native
 from scorer.errors import KafkaUnavailable
 from scorer.kafka.fetch import private_refusal
-from scorer.kafka.partitioner import partitions_of
+from scorer.kafka.partitioner import known_partitions, partitions_of, partitions_via
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +142,14 @@ async def _by_partition(producer: AIOKafkaProducer, records: Sequence[Record]) -
     kafka = scorer.native.module("_kafka")
     if kafka is None:
         return await _by_partition_each(producer, records)
-    parts: dict[str, list[int]] = {}
-    placed = kafka.place(records, parts)
-    if isinstance(placed, list):  # the topics whose partitions it needs
+    placed = kafka.place(records, known_partitions(producer))
+    while isinstance(placed, list):  # the topics whose partitions it needs (the first batch to a topic)
         for topic in placed:
-            parts[topic] = sorted(await producer.partitions_for(topic))
-        placed = kafka.place(records, parts)
-    assert isinstance(placed, dict)  # every topic's partitions are known now
-    return placed
+            await partitions_via(producer, topic)
+        # Again with the table current now: a metadata update while asking starts a new one.
+        placed = kafka.place(records, known_partitions(producer))
+    by_partition: dict[tuple[str, int], list[Record]] = placed
+    return by_partition
 
 
 async def _by_partition_each(producer: AIOKafkaProducer, records: Sequence[Record]
@@ -166,7 +166,7 @@ async def _by_partition_each(producer: AIOKafkaProducer, records: Sequence[Recor
 async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> list[int]:
     """The partition of every record."""
     placement = [0] * len(records)
-    partitions: dict[str, list[int]] = {}
+    partitions: dict[str, list[int]] = {}  # this call's, all from one metadata version
     keyed: dict[int, list[int]] = {}  # partition count -> rows (one hash pass per count)
     for i, r in enumerate(records):
         if r.partition is not None:
@@ -174,7 +174,7 @@ async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> l
             continue
         parts = partitions.get(r.topic)
         if parts is None:
-            parts = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
+            parts = partitions[r.topic] = await partitions_via(producer, r.topic)
         if r.key is None:
             placement[i] = parts[i % len(parts)]
         else:
