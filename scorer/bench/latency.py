@@ -38,6 +38,9 @@ from scorer.metrics.batchtrace import TRACE_ENV
 BEFORE = "scorer-onnxruntime"  # the runner --before-tree runs from another source tree
 HISTOGRAMS = ("scorer_added_latency_seconds", "scorer_stage_seconds", "scorer_fetch_delay_seconds",
               "scorer_event_loop_lag_seconds", "scorer_gc_pause_seconds")
+# The scoring stages a batch's ``score`` is timed in (BatchScorer's timings; inference runs
+# inside the loop's turns or overlaps the features, so it is not one of them).
+STAGES = ("decode", "rules", "features", "inference_wait", "decide")
 QUANTILES = (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))
 
 
@@ -82,9 +85,14 @@ def trace_rows(path: Path, window: tuple[float, float]) -> list[dict[str, float]
 def tail_report(rows: list[dict[str, float]]) -> str:
     """What the batches at and above the records' p99 of added latency had, against the
     median ones (p40-p60): mean of every field, and how many had a GC, an involuntary
-    context switch, or were off the CPU for a third of their ``score``."""
+    context switch, or were off the CPU for a third of their ``score``. Derived per batch:
+    ``offcpu`` (score's wall minus the thread's CPU) and ``rest`` (score minus its stages
+    and the loop's turns: building the records and the outputs, the wrapper)."""
     if len(rows) < 10:
         return f"    trace: {len(rows)} batches in the measured phase, too few"
+    for row in rows:  # derived: off the CPU, and what score holds besides its stages and turns
+        row["offcpu_ms"] = row["score_ms"] - row["score_cpu_ms"]
+        row["rest_ms"] = row["score_ms"] - row.get("io_ms", 0.0) - sum(row.get(f"{s}_ms", 0.0) for s in STAGES)
     ordered = sorted(rows, key=lambda row: row["added_ms"])
     weights = np.cumsum([row["records"] for row in ordered])
     at = [int(np.searchsorted(weights, q * weights[-1])) for q in (0.4, 0.6, 0.99)]

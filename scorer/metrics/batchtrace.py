@@ -9,7 +9,8 @@ or the load generator (2 cores), or the loop busy elsewhere before the batch was
 Per batch: records; ``idle`` (from the end of the previous batch's hand-over to this fetch's
 start: the rebalance/model-swap hooks and ``reap``), ``fetch`` (inside the fetch call, mostly
 waiting for records), ``score`` (consumer returned -> outputs built) with the thread's CPU
-time, voluntary / involuntary context switches (``getrusage(RUSAGE_THREAD)``) and GC
+time, the part of it other tasks took in the loop's turns (``io``: acks, the producer's
+sender, inference tasks, timers), voluntary / involuntary context switches (``getrusage(RUSAGE_THREAD)``) and GC
 collections (``gcs``) and seconds over it, the scoring stages, then ``send`` and ``ack`` and the
 added latency (consumer returned -> every output acknowledged). Times in milliseconds.
 """
@@ -23,6 +24,8 @@ import resource
 import time
 from pathlib import Path
 from typing import Any
+
+from scorer.pipeline.turns import SPENT
 
 TRACE_ENV = "SCORER_BATCH_TRACE"
 _FLUSH_EVERY = 1000  # rows kept before they are appended to the file
@@ -47,13 +50,14 @@ class _Gc:
 class Mark:
     """The thread's clocks and counters at one instant."""
 
-    __slots__ = ("cpu", "gc_s", "gcs", "ivcsw", "vcsw", "wall")
+    __slots__ = ("cpu", "gc_s", "gcs", "io_s", "ivcsw", "vcsw", "wall")
 
     def __init__(self, collector: _Gc) -> None:
         usage = resource.getrusage(resource.RUSAGE_THREAD)
         self.wall, self.cpu = time.perf_counter(), time.thread_time()
         self.vcsw, self.ivcsw = usage.ru_nvcsw, usage.ru_nivcsw
         self.gcs, self.gc_s = collector.collections, collector.seconds
+        self.io_s = SPENT.seconds
 
 
 def _ms(seconds: float) -> float:
@@ -102,7 +106,7 @@ class BatchTrace:
             "idle_ms": _ms(self._fetch_from - self._idle_from) if self._idle_from else 0.0,
             "fetch_ms": _ms(start.wall - self._fetch_from), "score_ms": _ms(end.wall - start.wall),
             "score_cpu_ms": _ms(end.cpu - start.cpu), "vcsw": end.vcsw - start.vcsw, "ivcsw": end.ivcsw - start.ivcsw,
-            "gcs": end.gcs - start.gcs, "gc_ms": _ms(end.gc_s - start.gc_s),
+            "gcs": end.gcs - start.gcs, "gc_ms": _ms(end.gc_s - start.gc_s), "io_ms": _ms(end.io_s - start.io_s),
         }
         row.update({f"{stage}_ms": _ms(s) for stage, s in timings.items() if stage != "score"})
         return row

@@ -14,8 +14,20 @@ unchanged within the noise).
 from __future__ import annotations
 
 import asyncio
+import time
 
 MAX_TURNS = 8
+
+
+class _Spent:
+    """Seconds spent inside :func:`serve_io`, cumulative: what other tasks (acks, the
+    sender, inference tasks, timers) took out of the batch that yielded
+    (``scorer.metrics.batchtrace`` reads it)."""
+
+    seconds = 0.0
+
+
+SPENT = _Spent()
 
 
 async def serve_io(max_turns: int = MAX_TURNS) -> None:
@@ -27,7 +39,11 @@ async def serve_io(max_turns: int = MAX_TURNS) -> None:
     timeout).
     """
     ready = getattr(asyncio.get_running_loop(), "_ready", None)
-    for _ in range(max_turns):
-        await asyncio.sleep(0)
-        if not ready:
-            return
+    start = time.perf_counter()
+    try:
+        for _ in range(max_turns):
+            await asyncio.sleep(0)
+            if not ready:
+                return
+    finally:
+        SPENT.seconds += time.perf_counter() - start

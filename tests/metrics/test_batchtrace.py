@@ -65,3 +65,22 @@ def test_tail_report_picks_the_slow_batches(tmp_path: Path) -> None:
     assert "p99+   n=   3 added=5.000" in report
     assert "p99+   with gc 3, with ivcsw 3, off-CPU > 1/3 of score 3" in report
     assert "median with gc 0, with ivcsw 0, off-CPU > 1/3 of score 0" in report
+
+
+async def test_io_is_the_time_other_tasks_took_in_the_turns(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from scorer.pipeline.turns import serve_io
+
+    trace = BatchTrace(tmp_path / "trace.jsonl")
+    try:
+        trace.fetching()
+        trace.fetched()
+        # Another task busy for 20 ms when the batch yields: that is the batch's io.
+        asyncio.get_running_loop().call_soon(time.sleep, 0.02)
+        await serve_io()
+        row = trace.scored(1, {})
+    finally:
+        trace.close()
+    assert row is not None and row["io_ms"] >= 20.0 and row["score_ms"] >= row["io_ms"]
