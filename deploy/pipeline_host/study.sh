@@ -6,11 +6,14 @@
 #   and head.tar.xz, made by `python -m deploy.pipeline_host.carry build` and `... carry head`; the device
 #   call carries both). With HEAD.tar.xz the scorer/ measured is that commit's, its C extensions built
 #   there (the working tree a call sends holds other sessions' uncommitted edits); "" : the tree as sent.
-# PARTS (default "drain capture latency processes") picks the parts; the sizes and each part's
+# PARTS (default "drain capture latency processes") picks the parts (PROC_REPEAT: drains per worker count); the sizes and each part's
 # time box are variables below. A part cut by its box loses its JSON, not the others': every
 # part writes OUTDIR/<part>.json as it ends and appends its output to OUTDIR/study.log; host.txt
 # and logs.tgz (the runners' logs, the broker's) make seven files, of the eight a call returns.
 # CARRY_SITE=0 uses the Python's own packages instead of the carried cp312 ones (a dry run here).
+# SCORER_CPUS=0,1 gives the scorer's processes those cores alone: the broker and the benches run
+# on the others, and every `scorer.cli ... run` process (a worker, the supervisor) is moved onto
+# SCORER_CPUS as soon as it appears (the benches start them; pins.log says which, when).
 set -u -o pipefail
 out=${1:?OUTDIR}; carry=${2:-var/pipeline_host/carry.tar.xz}; head=${3-var/pipeline_host/head.tar.xz}
 c=${CARRY_DIR:-/tmp/pipeline-carry}; work=${STUDY_WORK:-/tmp/pipeline-study}
@@ -48,12 +51,26 @@ export PYTHONUNBUFFERED=1 SCORER_DATA_DIR=$c/data JAVA=$c/jre/bin/java KAFKA_CAC
   "$PY" -c "import scorer.cli, aiokafka, quixstreams, tl2cgen, treelite, onnxruntime, numpy
 print('imports ok: tl2cgen', tl2cgen.__version__, 'onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)"
 } 2>&1 | tee "$out/host.txt"
-deploy/local/kafka.sh start 2>&1 | tail -2 || { tail -30 "$KAFKA_DATA_DIR"/kafka.out; exit 1; }
+pin=()
+if [ -n "${SCORER_CPUS:-}" ]; then
+  others=$("$PY" -c "import os; s={int(c) for c in '$SCORER_CPUS'.split(',')}; print(','.join(str(c) for c in sorted(os.sched_getaffinity(0)) if c not in s))")
+  pin=(taskset -c "$others")
+  echo "scorer processes on cores $SCORER_CPUS; the broker and the benches on $others" | tee -a "$out/host.txt"
+  (declare -A seen; while true; do
+     for pid in $(pgrep -f 'scorer[.]cli.* run( |$)'); do
+       [ -n "${seen[$pid]:-}" ] && continue
+       taskset -a -p -c "$SCORER_CPUS" "$pid" >/dev/null 2>&1 && seen[$pid]=1 &&
+         echo "$(date -u +%T.%N | cut -c1-12) pinned $pid to $SCORER_CPUS: $(tr '\0' ' ' </proc/$pid/cmdline | cut -c1-120)"
+     done; sleep 0.05
+   done) >"$out/pins.log" 2>&1 &
+  pinner=$!
+fi
+"${pin[@]}" deploy/local/kafka.sh start 2>&1 | tail -2 || { tail -30 "$KAFKA_DATA_DIR"/kafka.out; exit 1; }
 
 part() {  # NAME BOX_SECONDS COMMAND...: its output appended to OUTDIR/study.log, a digest printed
   local name=$1 box=$2 rc; shift 2
   echo "== $name $(date -u +%T) (box ${box}s): $*" | tee -a "$out/study.log"
-  timeout "$box" "$@" >"$work/$name.log" 2>&1; rc=$?
+  "${pin[@]}" timeout "$box" "$@" >"$work/$name.log" 2>&1; rc=$?
   cat "$work/$name.log" >>"$out/study.log"; echo "== $name exit $rc $(date -u +%T)" | tee -a "$out/study.log"
   grep -E 'drain|achieved|added p99|processes:|start-up|host CPU|median|/passthrough|best_baseline|FAILED|Error' \
     "$work/$name.log" | grep -v retrying | cut -c1-220 | tail -40
@@ -71,9 +88,10 @@ for p in $PARTS; do
       --out "$out/latency.json" ;;
     processes) part processes "${T_PROCESSES:-300}" "$PY" -m scorer.bench.processes --bootstrap "$boot" \
       --runner "$PROC_RUNNER" --stream realistic $(printf -- '--processes %s ' $PROC_WORKERS) \
-      --events "$PROC_EVENTS" --repeat 1 --partitions 16 --out "$out/processes.json" ;;
+      --events "$PROC_EVENTS" --repeat "${PROC_REPEAT:-1}" --partitions 16 --out "$out/processes.json" ;;
   esac
 done
 deploy/local/kafka.sh stop 2>&1 | tail -1
+[ -n "${pinner:-}" ] && kill "$pinner" 2>/dev/null
 tail -c 2000000 "$KAFKA_DATA_DIR/server.log" >"$work/tmp/kafka-server.log" 2>/dev/null
 tar -C "$work" -czf "$out/logs.tgz" tmp; date -u; ls -la "$out"
