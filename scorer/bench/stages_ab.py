@@ -136,18 +136,23 @@ def _run_child(
         if refs is None:
             raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
         result["instructions"] = int(refs.group(1).replace(",", ""))
+        from scorer.bench import cgsplit
         from scorer.bench.abtrees import unsymbolised
 
         result["unsymbolised"] = unsymbolised(counts)
+        result["components"] = cgsplit.counts(counts, cgsplit.native_functions(tree / "scorer" / "native"))
         counts.unlink()
     return result
 
 
-def _instructions(sides: dict[str, Path], path: Path, args: argparse.Namespace) -> dict[str, float]:
+def _instructions(sides: dict[str, Path], path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Instructions per event of each side, under valgrind: a run scoring ``--valgrind-events``
     after the warm-up, less a run scoring none (start-up, loading, warm-up), per event. The
     count does not move with the machine's load, which process time does."""
-    out: dict[str, float] = {}
+    from scorer.bench.cgsplit import per_event, table
+
+    out: dict[str, Any] = {}
+    splits: dict[str, dict[str, float]] = {}  # each side's instructions per event by component
     for tree in sides.values():  # bytecode compiled once outside the count
         subprocess.run(
             [sys.executable, "-m", "compileall", "-q", str(tree / "scorer")], check=True, capture_output=True
@@ -161,9 +166,11 @@ def _instructions(sides: dict[str, Path], path: Path, args: argparse.Namespace) 
         # whole runs, and their part with symbols, are the steadier figures for a small change.
         out[f"{side}_whole_run"], out[f"{side}_warm_up_only"] = full["instructions"], base["instructions"]
         out[f"{side}_whole_run_unsymbolised"] = full["unsymbolised"]
+        splits[side] = out[f"{side}_components"] = per_event(full["components"], base["components"], full["events"])
         print(f"{side:>6}: {out[side]:,.0f} instructions per event ({full['events']} events); whole run "
               f"{full['instructions']:,} ({full['unsymbolised']:,} without symbols), warm-up only "
               f"{base['instructions']:,}", flush=True)
+    print(table(splits), flush=True)
     return out
 
 
@@ -182,19 +189,12 @@ def main() -> None:
                         help="events scored before measuring (default 16000: the realistic stream's ~15,000 "
                              "templates once, so the rule engine's caches and long-value scanners are built)")
     parser.add_argument("--rounds", type=int, default=3, help="children per side, alternated")
-    parser.add_argument(
-        "--valgrind-events",
-        type=int,
-        default=0,
-        help="also count instructions per event under valgrind over this many events "
-        "(0: not; a few thousand take minutes)",
-    )
-    parser.add_argument(
-        "--max-dead-share",
-        type=float,
-        default=0.01,
-        help="refuse the run when a side dead-letters more than this share of its events (default 0.01)",
-    )
+    parser.add_argument("--valgrind-events", type=int, default=0,
+                        help="also count instructions per event under valgrind over this many events, and where "
+                             "they go by component (scorer.bench.cgsplit; 0: not; a few thousand take minutes)")
+    parser.add_argument("--max-dead-share", type=float, default=0.01,
+                        help="refuse the run when a side dead-letters more than this share of its events "
+                             "(default 0.01)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)
@@ -242,7 +242,7 @@ def main() -> None:
     _report(runs, instructions, args)
 
 
-def _report(runs: dict[str, list[dict[str, Any]]], instructions: dict[str, float], args: argparse.Namespace) -> None:
+def _report(runs: dict[str, list[dict[str, Any]]], instructions: dict[str, Any], args: argparse.Namespace) -> None:
     before, after = runs["before"], runs["after"]
     digests = {r["digest"] for side in runs.values() for r in side}
     stages = sorted({s for side in runs.values() for r in side for s in r["stages_us"]})
