@@ -35,7 +35,7 @@ from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 from scorer.metrics.batchtrace import TRACE_ENV
 
-BEFORE = "scorer-onnxruntime"  # the runner --before-tree runs from another source tree
+BEFORE = "scorer-onnxruntime"  # the runner --before-tree runs from another source tree, by default
 HISTOGRAMS = ("scorer_added_latency_seconds", "scorer_stage_seconds", "scorer_fetch_delay_seconds",
               "scorer_event_loop_lag_seconds", "scorer_gc_pause_seconds")
 # The scoring stages a batch's ``score`` is timed in (BatchScorer's timings; inference runs
@@ -115,9 +115,9 @@ def _runner(name: str, args: argparse.Namespace, port: int) -> harness.Command:
     """``scorer bench``'s runner; ``<runner>-before`` runs it from ``--before-tree`` (first on
     PYTHONPATH): the code before a change, in the same run as the code after it. (The name
     goes into topic, group and log file names: letters, digits, '.', '_', '-' only.)"""
-    if name != f"{BEFORE}-before":
+    if name != f"{args.before_runner}-before":
         return _command(name, args, port)
-    command = _command(BEFORE, args, port)
+    command = _command(args.before_runner, args, port)
     # First on the path, the rest of it kept (packages installed outside the environment).
     tree = os.pathsep.join(p for p in (str(args.before_tree.resolve()), os.environ.get("PYTHONPATH", "")) if p)
 
@@ -144,7 +144,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
     tpl = stream_templates(args, templates(bundled_capture(), kinds))
     workdir = Path(tempfile.mkdtemp(prefix="scorer-latency-"))
-    names = args.runners.split(",") + ([f"{BEFORE}-before"] if args.before_tree else [])
+    names = args.runners.split(",") + ([f"{args.before_runner}-before"] if args.before_tree else [])
     ports = {name: _free_port() for name in names}
     items = list(payloads(tpl, int(args.rate * (args.seconds + harness.WARM_UP_S))))
     rounds: list[dict[str, harness.RunResult]] = []
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before-tree", type=Path, default=None,
                    help="also run scorer-onnxruntime from this source tree (e.g. a `git archive` of an earlier "
                         "commit's scorer/), beside the current code in the same rounds (default: none)")
+    p.add_argument("--before-runner", default=BEFORE, help="the runner --before-tree runs (default: %(default)s)")
     p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds offered (default: %(default)s)")
     p.add_argument("--partitions", type=int, default=3, help="partitions per topic (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")

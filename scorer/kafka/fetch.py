@@ -52,6 +52,7 @@ MIRRORED = (
 )
 KNOWN = {"0.14.0": "738de67634a77146"}
 _STATE = "_scorer_rows"
+_HELD = "_scorer_fetch_held"  # on the Fetcher: a partition read to the end, its routine not woken yet
 
 
 def shape_digest(mirrored: Sequence[Callable[..., Any]] = MIRRORED) -> str | None:
@@ -93,10 +94,18 @@ def refused(consumer: Any) -> str | None:
     return None
 
 
-async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_records: int,
+                     hold_below: int = 0) -> dict[TopicPartition, Any]:
     """``consumer.getmany(timeout_ms=..., max_records=...)`` with each partition's records
     built by ``build`` (a list of rows per partition, in offset order). Where :func:`refused`
-    gives a reason, the public ``getmany()``'s ``ConsumerRecord`` lists instead."""
+    gives a reason, the public ``getmany()``'s ``ConsumerRecord`` lists instead.
+
+    ``hold_below``: when fewer rows than this are returned, the next fetch request for the
+    partitions read to the end waits for :func:`release_fetch` (or the next call) instead of
+    going out at the caller's next await. aiokafka builds and encodes that request in Python
+    (~0.1-0.2 ms on the dev box, docs/benchmarks.md section 36); a light load's next records
+    are not at the broker yet, so sent after the batch's outputs it costs that batch nothing.
+    A larger batch lets it go at once: the next records then arrive while it is scored."""
     if refused(consumer) is not None:
         return await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)  # type: ignore[no-any-return]
     # AIOKafkaConsumer.getmany():
@@ -105,12 +114,31 @@ async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_record
     if max_records < 1:
         raise ValueError("`max_records` must be a positive Integer")
     consumer._coordinator.check_errors()
+    fetcher = consumer._fetcher
+    release_fetch(consumer)  # a fetch held by the previous call goes now at the latest
     with consumer._subscription.fetch_context():
-        return await _fetched(consumer._fetcher, build, timeout_ms / 1000, max_records)
+        drained = await _fetched(fetcher, build, timeout_ms / 1000, max_records)
+    if fetcher.__dict__.get(_HELD) and sum(map(len, drained.values())) >= hold_below:
+        release_fetch(consumer)
+    return drained
+
+
+def release_fetch(consumer: Any) -> None:
+    """Let the fetch requests held by :func:`fetch_rows` (``hold_below``) go: aiokafka's fetch
+    routine wakes at the caller's next await. Nothing when none is held."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is not None:
+        _wake(fetcher)
+
+
+def _wake(fetcher: Any) -> None:
+    if fetcher.__dict__.pop(_HELD, False):
+        fetcher._notify(fetcher._wait_consume_future)
 
 
 async def _fetched(fetcher: Any, build: Build, timeout: float, max_records: int) -> dict[TopicPartition, Any]:
-    """Fetcher.fetched_records() of every partition, FetchResult.getall() being _take()."""
+    """Fetcher.fetched_records() of every partition, FetchResult.getall() being _take(); the
+    fetch routine's wake-up for a partition read to the end is held (:func:`release_fetch`)."""
     while True:
         # Not while a rebalance is assigning: records may no longer be ours.
         if fetcher._subscriptions.reassignment_in_progress:
@@ -123,7 +151,7 @@ async def _fetched(fetcher: Any, build: Build, timeout: float, max_records: int)
                 rows = _take(result, tp, build, max_records)
                 if not result.has_more():  # all read: the next fetch for it may go
                     del fetcher._records[tp]
-                    fetcher._notify(fetcher._wait_consume_future)
+                    fetcher.__dict__[_HELD] = True
                 if not rows:
                     continue
                 drained[tp] = rows
@@ -138,6 +166,7 @@ async def _fetched(fetcher: Any, build: Build, timeout: float, max_records: int)
                 result.check_raise()
         if drained or not timeout:
             return drained
+        _wake(fetcher)  # nothing to return: the next fetch goes before waiting for it
         waiter = fetcher._create_fetch_waiter()
         done, pending = await asyncio.wait([waiter], timeout=timeout)
         if not done or fetcher._closed:

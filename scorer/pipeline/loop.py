@@ -28,7 +28,7 @@ from scorer.pipeline.outcome import BatchOutcome, OutputHook, count_batch
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, Undelivered, score_records
-from scorer.pipeline.source import fetch_inputs, fetched_records
+from scorer.pipeline.source import HOLD_FETCH_BELOW, fetch_inputs, fetched_records
 from scorer.pipeline.turns import serve_io
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class ScoringLoop:
                 await hook()
             self.trace.fetching()
             fetched = await fetch_inputs(self._consumer, self.kind_of_topic, timeout_ms=batch.max_wait_ms or 1,
-                                         max_records=batch.max_records)
+                                         max_records=batch.max_records, hold_below=HOLD_FETCH_BELOW)
             if not fetched:
                 continue
             self.trace.fetched()

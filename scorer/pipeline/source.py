@@ -23,6 +23,12 @@ from scorer.kafka.fetch import fetch_rows
 from scorer.pipeline.records import InputRecord
 
 KIND_HEADER = "kind"
+# The scoring loop's batches smaller than this send the next fetch request once their outputs
+# are handed over (``Sink.deliver``), not while they are scored: at a light load the next
+# records are not at the broker yet, and the request's Python ran inside the batch's scoring
+# (scorer.kafka.fetch.fetch_rows's ``hold_below``; docs/benchmarks.md section 36). From this
+# size on the request goes at once, so that the next records arrive while this batch is scored.
+HOLD_FETCH_BELOW = 256
 
 
 def input_record(
@@ -33,14 +39,15 @@ def input_record(
 
 
 async def fetch_inputs(
-    consumer: Any, kind_of_topic: Mapping[str, EventKind], *, timeout_ms: int, max_records: int,
+    consumer: Any, kind_of_topic: Mapping[str, EventKind], *, timeout_ms: int, max_records: int, hold_below: int = 0,
 ) -> dict[TopicPartition, list[Any]]:
     """``consumer.getmany()``, each partition's records as InputRecords where the fast fetch
-    runs (else ConsumerRecords): for :func:`fetched_records`."""
+    runs (else ConsumerRecords): for :func:`fetched_records`. ``hold_below``: see
+    :data:`HOLD_FETCH_BELOW`."""
     def build(topic: str, partition: int, messages: Iterable[Any]) -> list[InputRecord]:
         return _inputs(topic, partition, kind_of_topic.get(topic), messages)
 
-    return await fetch_rows(consumer, build, timeout_ms=timeout_ms, max_records=max_records)
+    return await fetch_rows(consumer, build, timeout_ms=timeout_ms, max_records=max_records, hold_below=hold_below)
 
 
 def fetched_records(

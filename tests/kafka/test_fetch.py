@@ -153,3 +153,38 @@ async def test_public_getmany_where_the_fast_path_is_off(kafka: KafkaBroker) -> 
         await consumer.stop()
     assert len(records) == visible and records[0].kind == EventKind.SIEM
     assert "not an AIOKafkaConsumer" in (fetch.refused(object()) or "")
+
+
+@pytest.mark.parametrize("hold_below", [0, 1000])
+async def test_a_small_batch_holds_the_next_fetch_until_released(kafka: KafkaBroker, hold_below: int) -> None:
+    """``hold_below``: a batch of fewer rows leaves the next fetch request unsent (nothing in
+    flight however often the loop turns) until release_fetch; a larger one, or none held,
+    sends it at the next turn. The records written meanwhile are read after the release."""
+    import asyncio
+
+    topic = f"fetch.{uuid.uuid4().hex[:10]}"
+    await kafka.acreate_topic(topic, 1)
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id=topic)
+    producer = make_producer(settings)
+    await producer.start()
+    consumer = make_consumer(settings, [], group_id=None)
+    await consumer.start()
+    kinds = {topic: EventKind.NETFLOW}
+    try:
+        await produce_batched(producer, [Out(topic, b'{"n":%d}' % i) for i in range(20)])
+        consumer.assign([TopicPartition(topic, 0)])
+        got = 0
+        while got < 20:
+            got += len(fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=2000, max_records=500,
+                                                          hold_below=hold_below), kinds)[0])
+        fetcher = consumer._fetcher
+        for _ in range(20):  # the fetch routine wakes within a turn or two when it is not held
+            await asyncio.sleep(0)
+        assert bool(fetcher._in_flight) is (hold_below == 0)
+        await produce_batched(producer, [Out(topic, b'{"late":%d}' % i) for i in range(5)])
+        fetch.release_fetch(consumer)
+        late = fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=5000, max_records=500), kinds)[0]
+        assert [r.value for r in late][:1] == [b'{"late":0}']
+    finally:
+        await consumer.stop()
+        await producer.stop()
