@@ -4,20 +4,65 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from scorer import plugins
-from scorer.bench import cli as bench_cli
-from scorer.capacity import cli as capacity_cli
 from scorer.errors import ConfigError, ScorerError
-from scorer.kafka.clients import CONNECTION_ERRORS, connection_failure
-from scorer.lifecycle import cli as lifecycle_cli
-from scorer.rules import cli as rules_cli
+
+# The core's other commands, each added by its module's register(subparsers). A command's
+# module is imported only when that command runs (or for the whole tree: --help, a typo):
+# `scorer run` and `scorer models ...` are started as subprocesses by operators' scripts and
+# by the tests, and the bench's and the rule compiler's imports are ~0.3 s of CPU each time.
+CORE_COMMANDS = {
+    "bench": "scorer.bench.cli",
+    "capacity": "scorer.capacity.cli",
+    "models": "scorer.lifecycle.cli",
+    "rules": "scorer.rules.cli",
+}
+OWN_COMMANDS = ("run", "demo")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first positional; --log-level takes a value), or None."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--log-level":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: the whole tree, or with ``argv`` only what its command needs
+    (the whole tree again when that is not a command: its error lists them all)."""
+    name = None if argv is None else _command_name(argv)
+    p, sub = _base_parser()
+    if name in OWN_COMMANDS:
+        return p
+    if name in CORE_COMMANDS:
+        importlib.import_module(CORE_COMMANDS[name]).register(sub)
+        return p
+    # Other concerns add their own commands: each exposes register(subparsers) and sets
+    # ``func`` on its parsers. Packages beside the core (replay: replay/record/eval) declare
+    # theirs as ``scorer.commands`` entry points.
+    if name is not None:
+        plugins.add_commands(sub)
+        if name in sub.choices:
+            return p
+        p, sub = _base_parser()
+    for module in CORE_COMMANDS.values():
+        importlib.import_module(module).register(sub)
+    plugins.add_commands(sub)
+    return p
+
+
+def _base_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
+    """The parser with the commands of this module (run, demo)."""
     p = argparse.ArgumentParser(prog="scorer", description="Real-time security event scoring")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -36,18 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch", type=int, default=512, help="micro-batch size (default: %(default)s)")
     demo.add_argument("--model-repository", type=Path, default=None,
                       help="models to load (default: the repository's model_repository)")
-
-    # Other concerns add their own commands: each exposes register(subparsers) and sets
-    # ``func`` on its parsers. The core's are imported here; packages beside the core
-    # (replay: replay/record/eval) declare theirs as ``scorer.commands`` entry points.
-    for register in (bench_cli.register, capacity_cli.register, lifecycle_cli.register, rules_cli.register):
-        register(sub)
-    plugins.add_commands(sub)
-    return p
+    return p, sub
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command != "run" and logging.getLogger().level > logging.DEBUG:
         # aiokafka logs every failed connection as an ERROR; a command reports its outcome
@@ -65,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     except ScorerError as exc:
         print(f"scorer: {exc}", file=sys.stderr)
         return 2
-    except CONNECTION_ERRORS as exc:
+    except Exception as exc:
+        # Imported here: aiokafka is the commands' own import, not the parser's.
+        from scorer.kafka.clients import CONNECTION_ERRORS, connection_failure
+
+        if not isinstance(exc, CONNECTION_ERRORS):
+            raise
         print(f"scorer: cannot talk to Kafka: {connection_failure(exc)}", file=sys.stderr)
         return 1
     return 1

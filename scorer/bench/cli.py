@@ -8,16 +8,16 @@ import json
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-import numpy as np
+from scorer.bench.realistic import add_stream_arguments
 
-from scorer.bench import harness
-from scorer.bench.loadgen import payloads, templates
-from scorer.bench.realistic import add_stream_arguments, stream_templates
-from scorer.demo import bundled_capture
-from scorer.events.structs import EventKind
+if TYPE_CHECKING:
+    from scorer.bench import harness
+    from scorer.events.structs import EventKind
+
+# The runners (harness, loadgen: the pipeline, the demo capture) are imported by main(), not
+# here: the parser is built for every `scorer --help`.
 
 RUNNERS = ("passthrough", "scorer-onnxruntime", "scorer-triton", "aiokafka-loop", "faust-agent", "quix-app")
 BASELINES = ("aiokafka-loop", "faust-agent", "quix-app")
@@ -98,6 +98,8 @@ def _scorer_env(args: argparse.Namespace, topics: dict[EventKind, str], out: str
 
 
 def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
+    from scorer.bench import harness
+
     py = harness.python()
 
     def cmd(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
@@ -135,6 +137,14 @@ def offered_rates(asked: list[float] | None, default: list[float] | None = None)
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    import msgspec
+
+    from scorer.bench import harness
+    from scorer.bench.loadgen import payloads, templates
+    from scorer.bench.realistic import stream_templates
+    from scorer.demo import bundled_capture
+    from scorer.events.structs import EventKind
+
     kinds = tuple(EventKind(k) for k in args.kinds.split(","))
     tpl = stream_templates(args, templates(bundled_capture(), kinds))
     rates = offered_rates(args.rate)
@@ -197,6 +207,8 @@ def _row(r: harness.RunResult) -> str:
 
 def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
     """Median drain throughput per runner (over ``--repeat`` runs), and the ratios."""
+    import numpy as np
+
     runs: dict[str, list[float]] = {}
     for r in results:
         if not r.rate_offered_eps and r.throughput_eps:
