@@ -24,10 +24,16 @@ $(STAMP): pyproject.toml setup.py $(wildcard scorer/native/*.[ch]) | $(BIN)/uv
 demo: $(STAMP)
 	$(BIN)/scorer demo
 
-# Every test, with a real Kafka broker and a real Triton server started for the session.
+# Every test, with a real Kafka broker and a real Triton server started for each worker's
+# session. Test modules run in PYTEST_WORKERS processes (pytest-xdist, a whole module to one
+# worker, the modules with slow tests first: tests/support/markers.py): the suite mostly waits
+# on the broker, Triton and subprocesses, and a second module uses the core the first leaves
+# idle. PYTEST_WORKERS=0 runs it serially in one process.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	deploy/local/system-deps.sh
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 \
+		-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # No services and no minutes-long fault runs; tests marked data read ../shared/data when it
 # is there. Markers (kafka, triton, gpu from fixtures; data, slow by hand): pyproject.toml.

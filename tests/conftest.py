@@ -70,6 +70,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for name in sorted(markers.markers_for(getattr(item, "fixturenames", ()))):
             item.add_marker(name)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = markers.heavy_modules_first(items)
 
 
 @pytest.hookimpl(tryfirst=True)  # before the fixtures are set up

@@ -10,7 +10,9 @@ inside a test that lacks the marker, so ``-m "not kafka"`` can never start a bro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import pytest
 
 # fixture -> the markers of every test that uses it (tests/conftest.py applies them).
 FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
@@ -46,3 +48,22 @@ def require(marker: str, what: str) -> None:
     how = (f"start it through the start_{marker} fixture (tests/conftest.py), which marks the test"
            if marker in SERVICE_MARKERS else f"mark the test @pytest.mark.{marker}")
     raise RuntimeError(f"{what} by a test without the {marker!r} marker: {how}")
+
+
+_HEAVY = ("slow", "integration", "data")  # what makes a module long, the longest first
+
+
+def heavy_modules_first(items: Sequence[pytest.Item]) -> list[pytest.Item]:
+    """``items`` with the modules that have ``slow`` tests first, then those that use a
+    service, then those that read the data folder, then the rest (in collection order within
+    each, a module's tests together).
+
+    For ``make test``'s workers (pytest-xdist, a module at a time to whichever worker is
+    free; run with --no-loadscope-reorder, which would order modules by their number of
+    tests): a minutes-long module started last leaves the other worker idle at the end."""
+    rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        weight = next((i for i, m in enumerate(_HEAVY) if item.get_closest_marker(m)), len(_HEAVY))
+        rank[module] = min(rank.get(module, weight), weight)
+    return sorted(items, key=lambda item: rank[item.nodeid.split("::", 1)[0]])
