@@ -101,7 +101,7 @@ async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_record
     gives a reason, the public ``getmany()``'s ``ConsumerRecord`` lists instead.
 
     ``hold_below``: when fewer rows than this are returned, the next fetch request for the
-    partitions read to the end waits for :func:`release_fetch` (or the next call) instead of
+    partitions read to the end waits for the next call (or :func:`release_fetch`) instead of
     going out at the caller's next await. aiokafka builds and encodes that request in Python
     (~0.1-0.2 ms on the dev box, docs/benchmarks.md section 36); a light load's next records
     are not at the broker yet, so sent after the batch's outputs it costs that batch nothing.

@@ -23,7 +23,6 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from scorer.kafka import produce_batched, send_batched
-from scorer.kafka.fetch import release_fetch
 from scorer.pipeline.outcome import ScoredEvent
 from scorer.pipeline.records import OutputRecord
 
@@ -57,13 +56,11 @@ class Sink:
         earlier batch is delivered), queue ``offsets`` for commit and call ``on_acked`` with
         the time of the last ack. Returns as soon as the records are handed over."""
         acks = await send_batched(self.producer, outputs)
-        release_fetch(self.consumer)  # the batch is handed over: a next fetch held for it goes
         previous = self._deliveries[-1] if self._deliveries else None
         self._deliveries.append(asyncio.create_task(self._finish(previous, acks, offsets, on_acked)))
 
     async def deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
         # One transaction per batch: outputs and offsets become visible together or not at all.
-        release_fetch(self.consumer)  # the batch is scored: a next fetch held for it goes during the transaction
         async with self.producer.transaction():
             await produce_batched(self.producer, outputs)
             await self.producer.send_offsets_to_transaction(offsets, self.group_id)

@@ -23,11 +23,14 @@ from scorer.kafka.fetch import fetch_rows
 from scorer.pipeline.records import InputRecord
 
 KIND_HEADER = "kind"
-# The scoring loop's batches smaller than this send the next fetch request once their outputs
-# are handed over (``Sink.deliver``), not while they are scored: at a light load the next
-# records are not at the broker yet, and the request's Python ran inside the batch's scoring
-# (scorer.kafka.fetch.fetch_rows's ``hold_below``; docs/benchmarks.md section 36). From this
-# size on the request goes at once, so that the next records arrive while this batch is scored.
+# The scoring loop's batches smaller than this send the next fetch request when the loop asks
+# for the next batch (the start of the next fetch_inputs), once their outputs' produce request
+# is on the wire, not while they are scored: at a light load the next records are not at the
+# broker yet, and the request's Python ran inside the batch's scoring (scorer.kafka.fetch.
+# fetch_rows's ``hold_below``; docs/benchmarks.md section 36). Released with the batch's
+# outputs instead, it ran in the same loop turns as the producer's sender and delayed the
+# produce request. From this size on the request goes at once, so that the next records
+# arrive while this batch is scored.
 HOLD_FETCH_BELOW = 256
 
 
