@@ -275,7 +275,7 @@ def entity_rows(state: EntityState[Any] | NativeWindows, keys: Sequence[str], *c
     n = len(keys)
     if not isinstance(state, EntityState):
         out = np.empty((n, width), dtype=np.float64)
-        ts, a, *b = (list(c) for c in columns)
+        ts, a, *b = map(list, columns)  # copies by a C-level map: no generator frame a batch
         state.rows(list(keys), ts, a, b[0] if b else None, out)
         return out
     # EntityState.get inlined for the common case (an entity already held): one Python call

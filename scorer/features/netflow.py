@@ -170,10 +170,12 @@ def _tcp_flags(flows: Sequence[object], out: F64) -> None:
     # Zeek's verdict per distinct (history, conn_state) pair; None: the record has neither.
     history, state = column(flows, "history"), column(flows, "conn_state")
     stats = cic_statistics(flows, READ_STATISTICS)
-    fin, rst = stats[:, 0] > 0, (stats[:, 1] + stats[:, 2] + stats[:, 3]) > 0
     if history.count(None) == len(flows) and state.count(None) == len(flows):  # CICFlowMeter only
-        out[0], out[1] = fin, rst
+        # Compared straight into out's rows: a small batch pays per numpy call, not per flow.
+        np.greater(stats[:, 0], 0.0, out=out[0])
+        np.greater(stats[:, 1] + stats[:, 2] + stats[:, 3], 0.0, out=out[1])
         return
+    fin, rst = stats[:, 0] > 0, (stats[:, 1] + stats[:, 2] + stats[:, 3]) > 0
     pairs, inverse = factorize(list(zip(history, state, strict=True)))
     verdicts = np.array([_zeek_flags(h, s) for h, s in pairs]).reshape(-1, 3)[inverse]
     has_zeek = verdicts[:, 0] > 0
