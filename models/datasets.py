@@ -14,9 +14,10 @@ pack (its rules and IR, not its tuning or risk policy).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,6 +114,32 @@ def build(kind: EventKind, files: Iterable[Path], labeller: Labeller, *, version
     cached = cache_dir() / f"{kind}-{key}.npz"
     if cached.is_file():
         return _load(cached, kind, [str(f) for f in files])
+    # One builder per matrix: the test workers of make test (and CI's warm-up beside them)
+    # would each spend the build's CPU on the same file; the others wait for it, then load it.
+    with _one_builder(cached):
+        if cached.is_file():
+            return _load(cached, kind, [str(f) for f in files])
+        return _build(cached, kind, files, labeller, version, history, rules, prepare)
+
+
+@contextlib.contextmanager
+def _one_builder(cached: Path) -> Iterator[None]:
+    """Holds an exclusive lock beside ``cached`` (none where the cache is not writable)."""
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(cached.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _build(cached: Path, kind: EventKind, files: list[Path], labeller: Labeller, version: str,
+           history: History, rules: RuleSource | None, prepare: Prepare | None) -> Dataset:
     if history.shared:
         parts = _shared_history(kind, files, labeller, version, history, rules, prepare)
     else:
