@@ -31,7 +31,7 @@ import sys
 import time
 from typing import Any
 
-from scorer.bench.harness import make_topics
+from scorer.bench.harness import drop_topics, make_topics
 from scorer.bench.loadgen import LoadGenerator, payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.config import KafkaSettings
@@ -113,12 +113,13 @@ def _available(variant: str) -> bool:
     return True
 
 
-async def _preload(args: argparse.Namespace) -> dict[str, str]:
+async def _preload(args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """The run's topics (name -> kind), filled, and its output topic's name (drop_topics')."""
     kinds = tuple(EventKind)
     items = list(payloads(stream_templates(args, templates(bundled_capture(), kinds)), args.events))
-    topics, _ = await make_topics(args.bootstrap, kinds, args.partitions)
+    topics, out = await make_topics(args.bootstrap, kinds, args.partitions)
     await LoadGenerator(args.bootstrap, topics, len(items)).run(items)
-    return {t: k.value for k, t in topics.items()}
+    return {t: k.value for k, t in topics.items()}, out
 
 
 def main() -> None:
@@ -136,16 +137,20 @@ def main() -> None:
     if args.variant:
         print(json.dumps(_variant(args)))
         return
-    topics = json.dumps(asyncio.run(_preload(args)))
+    preloaded, output_topic = asyncio.run(_preload(args))
+    topics = json.dumps(preloaded)
     results: list[dict[str, Any]] = []
-    for _ in range(args.rounds):
-        for variant in [v for v in args.variants.split(",") if _available(v)]:
-            out = subprocess.run([sys.executable, "-m", "scorer.bench.consume", "--variant", variant,
-                                  "--topics", topics, "--bootstrap", args.bootstrap, "--events", str(args.events),
-                                  "--partitions", str(args.partitions)],
-                                 check=True, capture_output=True, text=True).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
-            print(out.strip().splitlines()[-1], flush=True)
+    try:
+        for _ in range(args.rounds):
+            for variant in [v for v in args.variants.split(",") if _available(v)]:
+                out = subprocess.run([sys.executable, "-m", "scorer.bench.consume", "--variant", variant,
+                                      "--topics", topics, "--bootstrap", args.bootstrap, "--events",
+                                      str(args.events), "--partitions", str(args.partitions)],
+                                     check=True, capture_output=True, text=True).stdout
+                results.append(json.loads(out.strip().splitlines()[-1]))
+                print(out.strip().splitlines()[-1], flush=True)
+    finally:
+        asyncio.run(drop_topics(args.bootstrap, output_topic))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"events": args.events, "stream": args.stream, "results": results}, fh, indent=2)

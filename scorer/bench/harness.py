@@ -25,6 +25,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from scorer.bench.loadgen import LoadGenerator, Payload
 from scorer.config import KafkaSettings
@@ -71,6 +73,23 @@ async def make_topics(
     await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap),
                         [TopicSpec(t, partitions) for t in [*topics.values(), out]])
     return topics, out
+
+
+async def drop_topics(bootstrap: str, out: str) -> None:
+    """The run's topics (make_topics' prefix of ``out``: inputs, output, the runner's own)
+    deleted: a dev broker kept every run's, 33 GB of them (docs/benchmarks.md section 38).
+    A failure is said, not raised: the numbers are measured."""
+    prefix = out.rsplit(".", 1)[0] + "."
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        ours = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    except KafkaError as exc:
+        print(f"bench: could not delete the run's topics {prefix}*: {exc!r}", file=sys.stderr)
+    finally:
+        await admin.close()
 
 
 class OutputWatcher:
@@ -179,6 +198,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
         runner.stop()
         watcher.stop()
         await watch
+        await drop_topics(bootstrap, out)
     done = watcher.count - (count0 or 0)
     seconds = t1 - (t0 or t1)
     return RunResult(
@@ -227,6 +247,7 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         runner.stop()
         watcher.stop()
         await watch
+        await drop_topics(bootstrap, out)
     return RunResult(
         runner=name, events=len(items) - warm, throughput_eps=0.0,
         cpu_us_per_event=round(cpu_s / max(len(items) - warm, 1) * 1e6, 2),

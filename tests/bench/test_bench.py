@@ -3,18 +3,34 @@ speed: benchmarks print, tests only check that the measurement is complete and s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
 
 from scorer.bench.cli import offered_rates
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import ROOT
 
 
+def _bench_topics(bootstrap: str) -> set[str]:
+    async def listed() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return {t for t in await admin.list_topics() if t.startswith("bench-")}
+        finally:
+            await admin.close()
+
+    return asyncio.run(listed())
+
+
 def test_bench_measures_passthrough_and_the_scorer_side_by_side(kafka: KafkaBroker, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
+    before = _bench_topics(kafka.bootstrap)
     proc = subprocess.run(
         [sys.executable, "-m", "scorer.cli", "bench", "--bootstrap", kafka.bootstrap, "--events", "20000",
          "--rate", "500", "--rate-seconds", "1", "--repeat", "2", "--runners", "passthrough,scorer-onnxruntime",
@@ -35,6 +51,7 @@ def test_bench_measures_passthrough_and_the_scorer_side_by_side(kafka: KafkaBrok
     ratios = report["ratios"]
     assert ratios["passthrough/passthrough"] == 1.0
     assert ratios["scorer-onnxruntime/passthrough"] > 0
+    assert _bench_topics(kafka.bootstrap) <= before, "each run deletes its topics"
 
 
 def test_a_rate_of_zero_asks_for_drains_only() -> None:
