@@ -115,11 +115,11 @@ async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_record
         raise ValueError("`max_records` must be a positive Integer")
     consumer._coordinator.check_errors()
     fetcher = consumer._fetcher
-    release_fetch(consumer)  # a fetch held by the previous call goes now at the latest
+    _wake(fetcher)  # a fetch held by the previous call goes now at the latest
     with consumer._subscription.fetch_context():
         drained = await _fetched(fetcher, build, timeout_ms / 1000, max_records)
-    if fetcher.__dict__.get(_HELD) and sum(map(len, drained.values())) >= hold_below:
-        release_fetch(consumer)
+    if sum(map(len, drained.values())) >= hold_below:
+        _wake(fetcher)  # (nothing when none is held)
     return drained
 
 
