@@ -103,7 +103,7 @@ def tail_report(rows: list[dict[str, float]]) -> str:
         def mean(key: str, group: list[dict[str, float]] = group) -> float:
             return float(np.mean([row.get(key, 0.0) for row in group]))
 
-        off_cpu = sum(row["score_ms"] - row["score_cpu_ms"] > row["score_ms"] / 3 for row in group)
+        off_cpu = sum(row["offcpu_ms"] > row["score_ms"] / 3 for row in group)
         lines.append(f"    {name:6s} n={len(group):4d} " + " ".join(f"{key.removesuffix('_ms')}={mean(key):.3f}"
                                                            for key in fields))
         lines.append(f"    {name:6s} with gc {sum(row['gcs'] > 0 for row in group)}, with ivcsw "
