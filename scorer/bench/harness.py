@@ -4,7 +4,9 @@ Two phases per runner, each on fresh topics:
 
 - drain: N events are preloaded, then the runner starts; throughput is measured on the
   output topic from the first output to the N-th (start-up excluded), with the runner
-  process's CPU time and peak RSS over the same window;
+  process's CPU time and peak RSS over the same window. The outputs are counted from the
+  topic's end offsets (:class:`OutputCount`), not read: on a 2-core box a reader of every
+  output took ~0.5 core from the runner it measured (docs/benchmarks.md section 39);
 - fixed rate: the runner is warm and idle, the load generator offers R events/s for D
   seconds; end-to-end latency (event produced -> output consumed here) per event.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -128,6 +130,31 @@ class OutputWatcher:
         self._stop.set()
 
 
+class OutputCount:
+    """The output topic's record count, from its partitions' end offsets (one ListOffsets
+    request a poll), with the time of each poll: what a drain needs, without reading a record.
+    A runner that produces in transactions would be counted a commit marker per transaction
+    high (the drain would end that many records early); the bench's runners do not."""
+
+    POLL_S = 0.01
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        self._tps = [TopicPartition(topic, p) for p in range(partitions)]
+
+    async def __aenter__(self) -> OutputCount:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def count(self) -> tuple[int, float]:
+        """(records in the topic, time.perf_counter() when the broker answered)."""
+        ends = await self._consumer.end_offsets(self._tps)
+        return sum(ends.values()), time.perf_counter()
+
+
 def _percentiles(values_s: list[float] | npt.NDArray[np.float64]) -> dict[str, float]:
     arr = np.asarray(values_s) * 1000
     if arr.size == 0:
@@ -172,41 +199,58 @@ class RunnerProcess:
                 self.proc.wait()
 
 
+class _Window(msgspec.Struct):
+    """A drain's measured window: outputs counted, perf_counter() and the runner's CPU
+    seconds, at the first poll that saw outputs and at the last."""
+
+    count0: int = 0
+    t0: float = 0.0
+    cpu0: float = 0.0
+    count1: int = 0
+    t1: float = 0.0
+    cpu1: float = 0.0
+
+
+async def _watch_drain(outputs: OutputCount, runner: RunnerProcess, events: int, what: str) -> _Window:
+    """Polls until all ``events`` outputs are in (a poll's error, <= POLL_S, at each end)."""
+    w = _Window()
+    deadline = time.perf_counter() + 600
+    while w.count1 < events and time.perf_counter() < deadline:
+        if runner.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {runner.proc.returncode}")
+        await asyncio.sleep(OutputCount.POLL_S)
+        w.count1, w.t1 = await outputs.count()
+        w.cpu1 = runner.cpu()
+        runner.sample()
+        if not w.t0 and w.count1:
+            w.count0, w.t0, w.cpu0 = w.count1, w.t1, w.cpu1
+    return w
+
+
 async def drain(name: str, command: Command, bootstrap: str, items: list[Payload], kinds: tuple[EventKind, ...],
                 partitions: int, workdir: Path, metrics_port: int | None = None) -> RunResult:
     topics, out = await make_topics(bootstrap, kinds, partitions)
     gen = LoadGenerator(bootstrap, topics, len(items))
     await gen.run(items)
-    watcher = OutputWatcher(bootstrap, out)
-    watch = asyncio.create_task(watcher.run())
     argv, env = command(bootstrap, topics, out, f"{name}-{uuid.uuid4().hex[:6]}")
-    runner = RunnerProcess(argv, env, workdir / f"{name}-drain.log")
-    cpu0 = count0 = t0 = None
-    after = None
+    log = workdir / f"{name}-drain.log"
     try:
-        deadline = time.perf_counter() + 600
-        while watcher.count < len(items) and time.perf_counter() < deadline:
-            if runner.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {runner.proc.returncode}; see {workdir}/{name}-drain.log")
-            await asyncio.sleep(0.05)
-            runner.sample()
-            if t0 is None and watcher.count > 0:
-                t0, count0, cpu0 = time.perf_counter(), watcher.count, runner.cpu()
-        t1, cpu1 = time.perf_counter(), runner.cpu()
-        after = _scrape(metrics_port)
+        async with OutputCount(bootstrap, out, partitions) as outputs:
+            runner = RunnerProcess(argv, env, log)
+            try:
+                w = await _watch_drain(outputs, runner, len(items), f"{name} (see {log})")
+                after = _scrape(metrics_port)
+            finally:
+                runner.stop()
     finally:
-        runner.stop()
-        watcher.stop()
-        await watch
         await drop_topics(bootstrap, out)
-    done = watcher.count - (count0 or 0)
-    seconds = t1 - (t0 or t1)
+    done, seconds = w.count1 - w.count0, w.t1 - w.t0
     return RunResult(
         runner=name, events=len(items), throughput_eps=round(done / seconds, 1) if seconds else 0.0,
-        cpu_us_per_event=round((cpu1 - (cpu0 or cpu1)) / max(done, 1) * 1e6, 2),
+        cpu_us_per_event=round((w.cpu1 - w.cpu0) / max(done, 1) * 1e6, 2),
         # Means over every batch of the run (a short drain may be over before a first scrape).
         peak_rss_mb=round(runner.peak_rss / 2**20, 1), batch_mean=_batch_means({}, after),
-        note=("" if watcher.count >= len(items) else f"only {watcher.count} of {len(items)} outputs in time")
+        note=("" if w.count1 >= len(items) else f"only {w.count1} of {len(items)} outputs in time")
         or ("" if seconds else "too short to time: every output arrived at once (raise --events)"),
     )
 
