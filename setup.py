@@ -20,6 +20,8 @@ def _module(name: str, libraries: tuple[str, ...] = ()) -> Extension:
 # Sigma rule engine's per-row passes; _trees: the per-row loop over a tl2cgen-compiled tree
 # library (dlopen: libdl, part of libc from glibc 2.34); _findings: an alert's OCSF finding
 # written as JSON (scorer/alerts/findingjson.py); _rules: the Sigma rule engine's per-field pass;
-# _kafka: the producer's placement and batch filling (scorer/kafka/producer.py).
+# _kafka: the producer's placement and batch filling (scorer/kafka/producer.py); _forest: tree
+# ensembles scored many rows at a time (scorer/inference/vectorized.py; AVX-512 and AVX2 kernels
+# chosen at run time by the CPU, so one build serves every x86-64).
 setup(ext_modules=[_module("_native"), _module("_edr"), _module("_trees", ("dl",)), _module("_findings"),
-                   _module("_rules"), _module("_kafka")])
+                   _module("_rules"), _module("_kafka"), _module("_forest")])

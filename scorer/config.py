@@ -123,13 +123,14 @@ class InferenceSettings(BaseModel):
     # Worth it only with an idle core: on the 2-core dev box, shared with the broker,
     # inline was faster (docs/benchmarks.md), so the default keeps pipeline batches inline.
     offload_rows: int = Field(default=65_536, ge=1)
-    # What scores in process (the onnxruntime backend, Triton's fallback): ONNX Runtime, or
-    # each version's trees compiled to C (model.tl -> tl2cgen -> the host's cc: seconds per
-    # version the first time on a host, then cached), checked against ONNX Runtime at load; a
-    # version they cannot score falls back to ONNX Runtime with a WARNING
-    # (scorer/inference/compiled.py; docs/benchmarks.md sections 19 and 24). auto: compiled
-    # where the host has tl2cgen (the `compiled` extra) and a C compiler, else ONNX Runtime.
-    in_process_engine: Literal["auto", "onnxruntime", "compiled"] = "auto"
+    # What scores in process (the onnxruntime backend, Triton's fallback): ONNX Runtime; the
+    # version's tree ensemble vectorized over rows (scorer/inference/vectorized.py: AVX-512 or
+    # AVX2, nothing to build); or its trees compiled to C (model.tl -> tl2cgen -> the host's cc:
+    # seconds per version the first time on a host, then cached; scorer/inference/compiled.py).
+    # Each is checked against ONNX Runtime at load; a version the engine cannot score falls
+    # back to ONNX Runtime with a WARNING (docs/benchmarks.md sections 19, 24, 39). auto:
+    # vectorized, else compiled where the host can build it, else ONNX Runtime.
+    in_process_engine: Literal["auto", "onnxruntime", "compiled", "vectorized"] = "auto"
     # Where compiled libraries are cached, by content (None: ~/.cache/scorer/compiled-trees).
     compiled_cache: Path | None = None
     # With Triton and on_triton_outage=fallback: calls of fewer rows are scored in process (the

@@ -28,8 +28,11 @@ PROFILES = "scorer-profiles"
 # events, rules on vs off (scorer/bench/rules.py; its --rule-* options).
 RULES = "rules"
 # Not run by default: scorer-onnxruntime with the compiled-trees engine
-# (inference.in_process_engine=compiled); compare it with scorer-onnxruntime in the same run.
+# (inference.in_process_engine=compiled), or the vectorized one (=vectorized, the service's
+# default where the CPU has AVX2); compare them with scorer-onnxruntime in the same run.
 COMPILED = "scorer-compiled"
+VECTORIZED = "scorer-vectorized"
+ENGINES = {COMPILED: "compiled", VECTORIZED: "vectorized"}
 
 
 def register(sub: Any) -> None:
@@ -51,7 +54,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rate-seconds", type=float, default=10.0,
                    help="seconds each latency phase offers its rate, after the warm-up (default: %(default)s)")
     p.add_argument("--runners", default=",".join(RUNNERS),
-                   help="comma-separated, any of " + ",".join((*RUNNERS, PROFILES, COMPILED, RULES))
+                   help="comma-separated, any of " + ",".join((*RUNNERS, PROFILES, *ENGINES, RULES))
                    + " (default: %(default)s)")
     p.add_argument("--kinds", default="netflow,edr,siem",
                    help="event kinds to produce, comma-separated (default: %(default)s)")
@@ -111,8 +114,8 @@ def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
                        SCORER_PROFILES__TOPIC_PREFIX=f"{group}.profiles.",
                        SCORER_INFERENCE__MODEL_REPOSITORY=str(args.profile_models))
             return [py, "-m", "scorer.bench.profiles"], env
-        if name == COMPILED:
-            env.update(SCORER_INFERENCE__BACKEND="onnxruntime", SCORER_INFERENCE__IN_PROCESS_ENGINE="compiled")
+        if name in ENGINES:
+            env.update(SCORER_INFERENCE__BACKEND="onnxruntime", SCORER_INFERENCE__IN_PROCESS_ENGINE=ENGINES[name])
             return [py, "-m", "scorer.cli", "run"], env
         if name.startswith("scorer-"):
             env["SCORER_INFERENCE__BACKEND"] = name.removeprefix("scorer-")
@@ -219,7 +222,7 @@ def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
     for name, eps in drain.items():
         if drain.get("passthrough"):
             out[f"{name}/passthrough"] = round(eps / drain["passthrough"], 3)
-        if name in (PROFILES, COMPILED) and drain.get("scorer-onnxruntime"):
+        if name in (PROFILES, *ENGINES) and drain.get("scorer-onnxruntime"):
             out[f"{name}/scorer-onnxruntime"] = round(eps / drain["scorer-onnxruntime"], 3)
         if best_baseline and name.startswith("scorer-"):
             out[f"{name}/best_baseline"] = round(eps / best_baseline, 2)

@@ -34,7 +34,7 @@ import numpy as np
 import psutil
 
 from scorer.bench import harness
-from scorer.bench.cli import COMPILED, _command, _free_port
+from scorer.bench.cli import COMPILED, VECTORIZED, _command, _free_port
 from scorer.bench.latency import write_report
 from scorer.bench.loadgen import payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default="netflow,edr,siem", help="event kinds (default: %(default)s)")
     p.add_argument("--model-repository", type=Path, default=Path("model_repository"),
                    help="models the workers load (default: %(default)s)")
-    p.add_argument("--runner", default=RUNNER, choices=(RUNNER, COMPILED),
+    p.add_argument("--runner", default=RUNNER, choices=(RUNNER, COMPILED, VECTORIZED),
                    help="scorer bench's runner the workers are (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
     p.add_argument("--out", type=Path, default=Path("out/bench-processes.json"),

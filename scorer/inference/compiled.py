@@ -50,8 +50,10 @@ class EngineUnavailable(Exception):
     """The compiled engine cannot score a version; ``reason`` is a metric label."""
 
     # What the ``auto`` engine expects on some hosts and versions, not worth a WARNING: no
-    # tl2cgen or compiler installed; a version without a Treelite checkpoint (not trees).
-    EXPECTED = frozenset({"toolchain", "no_checkpoint"})
+    # tl2cgen or compiler installed; a version without a Treelite checkpoint (not trees); the
+    # vectorized engine's module not built, a CPU without AVX2, a model that is not a tree
+    # ensemble or one it does not score (scorer.inference.vectorized).
+    EXPECTED = frozenset({"toolchain", "no_checkpoint", "native", "cpu", "not_trees", "unsupported"})
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -235,19 +237,19 @@ def sample_rows(n_features: int, n: int = SAMPLE_ROWS) -> FloatMatrix:
 
 
 class EngineMetrics:
-    """Which engine scores each loaded version, and the versions the compiled engine refused
-    (``reason``: toolchain, no_checkpoint, integrity, build, open, mismatch; and, where the
-    version's own library was refused and none could be built here, library_integrity,
-    library_model or library_platform). Created
+    """Which engine scores each loaded version, and the versions an engine refused (``engine``
+    and ``reason``: compiled's toolchain, no_checkpoint, integrity, build, open, mismatch, and,
+    where the version's own library was refused and none could be built here, library_integrity,
+    library_model or library_platform; vectorized's in scorer.inference.vectorized). Created
     unregistered: the service registers them with its registry (:meth:`register`)."""
 
     def __init__(self) -> None:
         self.engine = Gauge("scorer_inference_engine", "1 per loaded model version and the in-process "
-                            "engine scoring it (onnxruntime | compiled)", ["model", "version", "engine"],
+                            "engine scoring it (onnxruntime | vectorized | compiled)", ["model", "version", "engine"],
                             registry=None)
-        self.fallbacks = PromCounter("scorer_inference_engine_fallbacks", "Versions the compiled engine could "
-                                     "not take, scored by ONNX Runtime instead", ["model", "reason"],
-                                     registry=None)
+        self.fallbacks = PromCounter("scorer_inference_engine_fallbacks", "Versions an in-process engine could "
+                                     "not take (the next engine, or ONNX Runtime, scores them)",
+                                     ["model", "engine", "reason"], registry=None)
 
     def register(self, registry: CollectorRegistry) -> None:
         registry.register(self.engine)

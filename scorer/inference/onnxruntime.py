@@ -15,15 +15,18 @@ offloading from 1,024 rows and 43-45k inline, hence the default (``inference.off
 = 65,536) keeps pipeline batches inline; set it to ~1,024 where cores are spare.
 
 Engine (``inference.in_process_engine``): ``onnxruntime`` scores with the session;
-``compiled`` scores with the version's trees compiled to C (:mod:`scorer.inference.compiled`),
-2-3x cheaper a row, once they agree with the session on check rows at load. A version they
-cannot score is scored by the session, with a WARNING and ``scorer_inference_engine_fallbacks``.
-``auto`` (the service's default) is ``compiled`` where the host can build the libraries and
-the version has trees to build, and the session otherwise with an INFO line: a plain install
-(no tl2cgen or no C compiler) and a model without a Treelite checkpoint are expected there.
+``vectorized`` with the version's tree ensemble read into :mod:`scorer.inference.vectorized`
+(16 rows a compare with AVX-512, 8 with AVX2; no compiler, no library), ``compiled`` with
+its trees compiled to C (:mod:`scorer.inference.compiled`); both are cheaper a row than the
+session (docs/benchmarks.md sections 19 and 39) and must agree with it on check rows at load.
+A version the asked engine cannot score is scored by the session, with a WARNING and
+``scorer_inference_engine_fallbacks``. ``auto`` (the service's default) tries ``vectorized``,
+then ``compiled``, then the session: a reason a host may expect there (no AVX2, no tl2cgen or
+compiler, a model that is not trees) is an INFO line, any other a WARNING; each engine that
+could not take a version counts it under its name.
 Either way a version is scored by one engine from its load to its unload: replaying the same
 events gives the same scores.
-The backend's name (what alerts say scored them) is ``onnxruntime`` with either engine: the
+The backend's name (what alerts say scored them) is ``onnxruntime`` with every engine: the
 same version, the same scores within 1e-5, the same decisions; the gauge
 ``scorer_inference_engine`` says which engine scores each loaded version.
 """
@@ -42,28 +45,28 @@ from scorer.errors import InferenceError, ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME, FloatMatrix, FloatVector, InferenceBackend, ModelRef
 from scorer.inference.compiled import CompiledTrees, EngineMetrics, EngineUnavailable, open_compiled
 from scorer.inference.repository import ModelCard, ModelVersion, list_versions, load_version
+from scorer.inference.vectorized import VectorizedTrees, open_vectorized
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OFFLOAD_ROWS = 65_536
-Engine = Literal["auto", "onnxruntime", "compiled"]
+Engine = Literal["auto", "onnxruntime", "compiled", "vectorized"]
+# The engines ``auto`` tries, in order, before the session.
+AUTO: tuple[Engine, ...] = ("vectorized", "compiled")
 
 
 class _Loaded:
     """One verified model version and its session."""
 
-    __slots__ = ("n_features", "session", "trees", "version")
+    __slots__ = ("engine", "n_features", "session", "trees", "version")
 
     def __init__(self, version: ModelVersion, session: ort.InferenceSession) -> None:
         self.version = version
         self.session = session
-        self.trees: CompiledTrees | None = None  # set once checked: then they score
+        self.trees: CompiledTrees | VectorizedTrees | None = None  # set once checked: then they score
+        self.engine: Engine = "onnxruntime"  # the engine of ``trees``
         shape = session.get_inputs()[0].shape
         self.n_features = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
-
-    @property
-    def engine(self) -> Engine:
-        return "onnxruntime" if self.trees is None else "compiled"
 
 
 class OnnxRuntimeBackend(InferenceBackend):
@@ -184,17 +187,28 @@ class OnnxRuntimeBackend(InferenceBackend):
             raise ModelError(
                 f"{version.onnx_path}: takes {loaded.n_features} features, card lists {n_card}"
             )
-        if self.engine != "onnxruntime":
+        for engine in AUTO if self.engine == "auto" else () if self.engine == "onnxruntime" else (self.engine,):
             try:
-                loaded.trees = open_compiled(version, lambda rows: self._run(loaded, rows),
-                                             cache=self._compiled_cache, verify=self._verify)
+                loaded.trees = self._engine(engine, version, loaded)
+                loaded.engine = engine
+                break
             except EngineUnavailable as exc:
                 quiet = self.engine == "auto" and exc.reason in EngineUnavailable.EXPECTED
-                log.log(logging.INFO if quiet else logging.WARNING, "%s:%s scored by ONNX Runtime, not compiled "
-                        "trees (%s): %s", version.name, version.version, exc.reason, exc)
-                self.metrics.fallbacks.labels(version.name, exc.reason).inc()
+                log.log(logging.INFO if quiet else logging.WARNING, "%s:%s not scored by the %s engine (%s): %s",
+                        version.name, version.version, engine, exc.reason, exc)
+                self.metrics.fallbacks.labels(version.name, engine, exc.reason).inc()
+        if loaded.trees is None and self.engine != "onnxruntime":
+            log.info("%s:%s scored by ONNX Runtime", version.name, version.version)
         self.metrics.loaded(version, loaded.engine)
         return loaded
+
+    def _engine(self, engine: Engine, version: ModelVersion, loaded: _Loaded) -> CompiledTrees | VectorizedTrees:
+        def reference(rows: FloatMatrix) -> FloatVector:
+            return self._run(loaded, rows)
+
+        if engine == "vectorized":
+            return open_vectorized(version, reference, verify=self._verify)
+        return open_compiled(version, reference, cache=self._compiled_cache, verify=self._verify)
 
     @staticmethod
     def _run(loaded: _Loaded, matrix: FloatMatrix) -> FloatVector:

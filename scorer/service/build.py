@@ -55,8 +55,9 @@ def load_rules(settings: Settings) -> RuleStage | None:
 
 def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) -> InferenceBackend:
     inf = settings.inference
-    # The compiled engine loads the runtimes' versions at start: it builds (or finds) their
-    # libraries then (seconds each, the first time), not inside the first batch.
+    # The compiled and vectorized engines load the runtimes' versions at start: the compiled
+    # one builds (or finds) their libraries then (seconds each, the first time), and both
+    # check them against ONNX Runtime then, not inside the first batch.
     compiled = inf.in_process_engine != "onnxruntime"
     local = OnnxRuntimeBackend(inf.model_repository, [rt.model for rt in runtimes.values()] if compiled else None,
                                offload_rows=inf.offload_rows, engine=inf.in_process_engine,

@@ -4,13 +4,15 @@ scorer.native._trees give ONNX Runtime's scores and alert decisions on the captu
 rows, missing values included; a version the engine cannot take is scored by ONNX Runtime
 with a WARNING and a metric (an INFO line under ``auto`` where the host or the version is
 expected to lack what it needs); the cache is reused; the lifecycle loads versions through it;
-the service's default (``auto``) compiles where it can.
+the service's default (``auto``) compiles where it can and the vectorized engine cannot
+(tests/inference/test_vectorized.py: where it can, it scores).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,14 @@ async def test_the_backend_scores_with_the_compiled_trees(model: str, capture: A
 
 def _fallback(backend: OnnxRuntimeBackend, registry: CollectorRegistry, reason: str) -> float:
     return registry.get_sample_value("scorer_inference_engine_fallbacks_total",
-                                     {"model": NETFLOW, "reason": reason}) or 0.0
+                                     {"model": NETFLOW, "engine": "compiled", "reason": reason}) or 0.0
+
+
+@pytest.fixture
+def no_vectorized(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` without the vectorized engine (its module not built: the GPU device machine's
+    source tree), so that it tries the compiled one."""
+    monkeypatch.setitem(sys.modules, "scorer.native._forest", None)
 
 
 async def _loads_onnxruntime(repo: Path, cache: Path, reason: str, caplog: pytest.LogCaptureFixture,
@@ -140,11 +149,12 @@ async def _loads_onnxruntime(repo: Path, cache: Path, reason: str, caplog: pytes
     x = capture[NETFLOW]
     assert np.array_equal(await backend.infer(ModelRef(NETFLOW), x), _onnxruntime(NETFLOW, x))
     quiet = engine == "auto" and reason in EngineUnavailable.EXPECTED
-    said = [r for r in caplog.records if "scored by ONNX Runtime, not compiled trees" in r.getMessage()]
+    said = [r for r in caplog.records if "not scored by the compiled engine" in r.getMessage()]
     assert [r.levelno for r in said] == [logging.INFO if quiet else logging.WARNING]
     return said[0].getMessage()
 
 
+@pytest.mark.usefixtures("no_vectorized")
 @pytest.mark.parametrize("engine", ["compiled", "auto"])
 async def test_no_compiler_falls_back_to_onnxruntime(engine: Engine, tmp_path: Path, capture: Any,
                                                      caplog: pytest.LogCaptureFixture,
@@ -154,6 +164,7 @@ async def test_no_compiler_falls_back_to_onnxruntime(engine: Engine, tmp_path: P
     assert "no C compiler" in message
 
 
+@pytest.mark.usefixtures("no_vectorized")
 async def test_auto_without_tl2cgen_scores_with_onnxruntime_quietly(tmp_path: Path, capture: Any,
                                                                     caplog: pytest.LogCaptureFixture,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,6 +208,7 @@ async def test_a_library_of_another_model_fails_the_check(tmp_path: Path, captur
     assert "takes 88 features, the card lists 28" in message
 
 
+@pytest.mark.usefixtures("no_vectorized")
 @pytest.mark.parametrize("engine", ["compiled", "auto"])
 @pytest.mark.parametrize("change", ["missing", "unlisted"])
 async def test_a_checkpoint_absent_or_not_covered_by_the_checksums(change: str, engine: Engine, tmp_path: Path,
@@ -296,9 +308,9 @@ async def test_the_lifecycle_loads_a_new_version_through_the_compiled_engine(tmp
 async def test_the_setting_reaches_the_in_process_backend_and_triton_s_fallback(
     backend: str, engine: str | None, cache: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With the compiled engine, or the service's default (``auto``, on this host where tl2cgen
-    and a compiler are installed), the service's in-process scorer (the backend itself, or
-    Triton's fallback) loads the runtimes' versions at start with compiled trees, and its
+    """With the compiled engine, or the service's default (``auto``: the vectorized engine on
+    this host, which has AVX2), the service's in-process scorer (the backend itself, or
+    Triton's fallback) loads the runtimes' versions at start with that engine, and its
     metrics reach the service's registry. Nothing connects to Triton here."""
     monkeypatch.delenv("SCORER_INFERENCE__IN_PROCESS_ENGINE", raising=False)  # tests/conftest.py's pin
     inference = {"backend": backend, "compiled_cache": cache, "model_repository": MODEL_REPOSITORY}
@@ -315,4 +327,4 @@ async def test_the_setting_reaches_the_in_process_backend_and_triton_s_fallback(
     assert set(local.loaded()) == {rt.model for rt in runtimes.values()} and len(runtimes) == 3
     for ref in local.loaded():
         assert registry.get_sample_value("scorer_inference_engine",
-                                         {"model": ref.name, "version": "1", "engine": "compiled"}) == 1
+                                         {"model": ref.name, "version": "1", "engine": engine or "vectorized"}) == 1

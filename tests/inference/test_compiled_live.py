@@ -1,5 +1,5 @@
-"""The compiled-trees engine on the real path: ``scorer run`` wiring over a real broker, the
-same records scored once with ONNX Runtime and once with the compiled trees."""
+"""The compiled and vectorized engines on the real path: ``scorer run`` wiring over a real
+broker, the same records scored with ONNX Runtime, the compiled trees and the vectorized forest."""
 
 from __future__ import annotations
 
@@ -40,12 +40,15 @@ async def _scores(kafka: KafkaBroker, engine: str, records: dict[str, list[tuple
     return out, engines
 
 
-async def test_compiled_trees_score_a_live_stream_as_onnx_runtime_does(kafka: KafkaBroker, tmp_path: Path) -> None:
+async def test_compiled_and_vectorized_trees_score_a_live_stream_as_onnx_runtime_does(
+    kafka: KafkaBroker, tmp_path: Path,
+) -> None:
     records = {kind.value: [(k, v) for _, k, v in sample()[:40]] for kind, sample in SAMPLES.items()}
     reference, by_ort = await _scores(kafka, "onnxruntime", records, str(tmp_path))
-    compiled, by_compiled = await _scores(kafka, "compiled", records, str(tmp_path))
     assert set(by_ort.values()) == {"onnxruntime"} and len(by_ort) == 3
-    assert set(by_compiled.values()) == {"compiled"} and by_compiled.keys() == by_ort.keys()
-    assert compiled.keys() == reference.keys()
-    worst = max(abs(compiled[uid] - reference[uid]) for uid in reference)
-    assert worst <= 1e-5, worst
+    for engine in ("compiled", "vectorized"):
+        scores, by_engine = await _scores(kafka, engine, records, str(tmp_path))
+        assert set(by_engine.values()) == {engine} and by_engine.keys() == by_ort.keys()
+        assert scores.keys() == reference.keys()
+        worst = max(abs(scores[uid] - reference[uid]) for uid in reference)
+        assert worst <= 1e-5, (engine, worst)

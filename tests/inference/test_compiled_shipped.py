@@ -1,5 +1,5 @@
 """A model version's own compiled trees (``compiled_trees.so``, scorer.inference.compiled_shipped):
-on a host with neither tl2cgen nor a C compiler (the scorer image), the engine scores with
+on a host with neither tl2cgen nor a C compiler (the scorer image), the compiled engine scores with
 the library the version carries, exactly as ONNX Runtime does on the capture's real rows; a
 library that does not provably belong to the version's ``model.tl`` and this host (not
 listed in SHA256SUMS, other bytes than its manifest names, another checkpoint, another
@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from scorer.inference import compiled_build, compiled_shipped
 from scorer.inference.base import ModelRef
-from scorer.inference.compiled import shipped_check
+from scorer.inference.compiled import CompiledTrees, shipped_check
 from scorer.inference.compiled_build import CHECKPOINT, agreement
 from scorer.inference.compiled_shipped import LIBRARY, MANIFEST, Refused
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
@@ -66,7 +66,7 @@ def no_toolchain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _take_the_toolchain(monkeypatch, tmp_path)
 
 
-def _backend(repo: Path, cache: Path, engine: Any = "auto") -> tuple[OnnxRuntimeBackend, CollectorRegistry]:
+def _backend(repo: Path, cache: Path, engine: Any = "compiled") -> tuple[OnnxRuntimeBackend, CollectorRegistry]:
     backend = OnnxRuntimeBackend(repo, engine=engine, compiled_cache=cache)
     registry = CollectorRegistry()
     backend.metrics.register(registry)
@@ -84,7 +84,8 @@ async def test_without_a_compiler_the_version_s_library_scores_as_onnx_runtime(r
     for model in (NETFLOW, SIEM):  # two libraries loaded at once, each from its own memory file
         assert backend.engine_of(ModelRef(model)) == "compiled"
         trees = backend.load(ModelRef(model)).trees
-        assert trees is not None and trees.source == "version" and trees.library == repo / model / "1" / LIBRARY
+        assert isinstance(trees, CompiledTrees)
+        assert trees.source == "version" and trees.library == repo / model / "1" / LIBRARY
         assert registry.get_sample_value("scorer_inference_engine",
                                          {"model": model, "version": "1", "engine": "compiled"}) == 1
     for model in (NETFLOW, SIEM):
@@ -96,8 +97,9 @@ async def test_without_a_compiler_the_version_s_library_scores_as_onnx_runtime(r
             found = agreement(await backend.infer(ModelRef(model), rows), _reference(model, rows), threshold)
             assert found.rows == len(rows) > 1000 and found.ok(), found
     assert not (tmp_path / "cache").exists(), "nothing was compiled"
-    assert all(trees.fd is not None and trees.scratch is None and Path(f"/proc/self/fd/{trees.fd}").exists()
-               for trees in (backend.load(ModelRef(m)).trees for m in (NETFLOW, SIEM)) if trees is not None)
+    loaded = [backend.load(ModelRef(m)).trees for m in (NETFLOW, SIEM)]
+    assert all(isinstance(trees, CompiledTrees) and trees.fd is not None and trees.scratch is None
+               and Path(f"/proc/self/fd/{trees.fd}").exists() for trees in loaded)
     backend.unload(ModelRef(NETFLOW))  # its memory file closes; a reload gets a fresh one
     assert backend.engine_of(ModelRef(NETFLOW)) == "compiled"
     x = np.ascontiguousarray(capture[NETFLOW][:500], np.float32)
@@ -152,10 +154,10 @@ async def test_a_library_that_does_not_belong_is_refused_and_onnx_runtime_scores
     with caplog.at_level(logging.INFO):
         assert backend.engine_of(ModelRef(NETFLOW)) == "onnxruntime"
     assert registry.get_sample_value("scorer_inference_engine_fallbacks_total",
-                                     {"model": NETFLOW, "reason": reason}) == 1
+                                     {"model": NETFLOW, "engine": "compiled", "reason": reason}) == 1
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("not loading the library the version carries" in m and said in m for m in warned), warned
-    assert any("scored by ONNX Runtime, not compiled trees" in m and "cannot compile here" in m for m in warned)
+    assert any("not scored by the compiled engine" in m and "cannot compile here" in m for m in warned)
     x = capture[NETFLOW]
     assert np.array_equal(await backend.infer(ModelRef(NETFLOW), x), _reference(NETFLOW, x))
 
@@ -166,7 +168,7 @@ async def test_a_refused_library_is_compiled_here_where_a_compiler_is(repo: Path
     backend, _ = _backend(repo, tmp_path / "cache", "compiled")
     with caplog.at_level(logging.WARNING):
         trees = backend.load(ModelRef(NETFLOW)).trees
-    assert trees is not None and trees.source == "built" and (tmp_path / "cache").is_dir()
+    assert isinstance(trees, CompiledTrees) and trees.source == "built" and (tmp_path / "cache").is_dir()
     assert any("built for aarch64" in r.getMessage() for r in caplog.records)
 
 
@@ -197,7 +199,8 @@ def test_a_refused_library_is_never_loaded(fits: bool, repo: Path, tmp_path: Pat
     assert backend.engine_of(ModelRef(NETFLOW)) == "onnxruntime"
     assert marker.exists() is fits
     assert registry.get_sample_value("scorer_inference_engine_fallbacks_total",
-                                     {"model": NETFLOW, "reason": "open" if fits else "library_platform"}) == 1
+                                     {"model": NETFLOW, "engine": "compiled",
+                                      "reason": "open" if fits else "library_platform"}) == 1
 
 
 def test_the_checks_are_on_the_bytes_read(repo: Path) -> None:
@@ -231,9 +234,9 @@ async def test_without_proc_the_checked_bytes_load_from_a_private_file(repo: Pat
     """A bare chroot has no /proc: the library is written to a fresh 0700 directory, loaded
     from there, and the directory goes when the version is unloaded."""
     monkeypatch.setattr(compiled_shipped, "PROC_FDS", str(tmp_path / "no-proc"))
-    backend = OnnxRuntimeBackend(repo, engine="auto", compiled_cache=tmp_path / "cache")
+    backend = OnnxRuntimeBackend(repo, engine="compiled", compiled_cache=tmp_path / "cache")
     trees = backend.load(ModelRef(NETFLOW)).trees
-    assert trees is not None and trees.source == "version" and trees.scratch is not None
+    assert isinstance(trees, CompiledTrees) and trees.source == "version" and trees.scratch is not None
     scratch = trees.scratch
     assert (scratch.stat().st_mode & 0o777) == 0o700 and (scratch / LIBRARY).read_bytes() == (
         repo / NETFLOW / "1" / LIBRARY).read_bytes()

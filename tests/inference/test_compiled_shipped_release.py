@@ -17,6 +17,7 @@ import pytest
 from scorer.errors import IntegrityError, ModelError
 from scorer.inference import compiled_shipped
 from scorer.inference.base import ModelRef
+from scorer.inference.compiled import CompiledTrees
 from scorer.inference.compiled_build import CHECKPOINT, OPTIMIZE, agreement
 from scorer.inference.compiled_shipped import LIBRARY, MANIFEST
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
@@ -49,7 +50,7 @@ def test_signed_versions_carry_their_library_under_the_signature(tmp_path: Path,
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     trees = OnnxRuntimeBackend(repo, engine="compiled", compiled_cache=tmp_path / "cache").load(
         ModelRef(NETFLOW)).trees
-    assert trees is not None and trees.source == "version"
+    assert isinstance(trees, CompiledTrees) and trees.source == "version"
     (version / LIBRARY).write_bytes((version / LIBRARY).read_bytes() + b"\0")
     write_checksums(version)  # checksums rewritten, the signature not
     with pytest.raises(IntegrityError, match="does not verify"):
@@ -78,10 +79,10 @@ def test_scorer_models_package_writes_the_library_with_the_version(tmp_path: Pat
     assert manifest.checkpoint_sha256 == listed[CHECKPOINT] and manifest.library_sha256 == listed[LIBRARY]
     assert manifest.flags[0] == OPTIMIZE and compiled_shipped.platform_problem(manifest) is None
     _take_the_toolchain(monkeypatch, tmp_path)
-    backend = OnnxRuntimeBackend(repo.path, engine="auto", compiled_cache=tmp_path / "cache")
+    backend = OnnxRuntimeBackend(repo.path, engine="compiled", compiled_cache=tmp_path / "cache")
     ref = ModelRef(MODEL, version.version)
     trees = backend.load(ref).trees
-    assert trees is not None and trees.source == "version"
+    assert isinstance(trees, CompiledTrees) and trees.source == "version"
     x = np.ascontiguousarray(repo.golden.features, np.float32)
     reference = OnnxRuntimeBackend(repo.path).load(ref)
     assert agreement(trees.score(x), OnnxRuntimeBackend._run(reference, x), version.card.threshold).ok()
