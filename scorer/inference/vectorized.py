@@ -174,3 +174,17 @@ def open_vectorized(version: ModelVersion, reference: Callable[[FloatMatrix], Fl
     log.info("%s:%s scored by the vectorized forest (%d trees, %s kernel)", version.name, version.version,
              len(arrays.split), trees.kernel)
     return trees
+
+
+def vectorized_check(version: ModelVersion, reference: Callable[[FloatMatrix], FloatVector]) -> tuple[bool, str]:
+    """``scorer models validate``'s verdict on the version under the service's default engine:
+    (ok, detail). A version the engine does not take for a reason a deployment expects (not
+    trees it scores, no AVX2 here) passes with what scores it instead; one whose forest scores
+    the check rows otherwise than ``reference`` (ONNX Runtime) fails: the engine would refuse it."""
+    try:
+        trees = open_vectorized(version, reference)
+    except EngineUnavailable as exc:
+        if exc.reason in EngineUnavailable.EXPECTED:
+            return True, f"not taken ({exc.reason}: {exc}); auto scores it with the compiled trees or ONNX Runtime"
+        return False, f"{exc.reason}: {exc}"
+    return True, f"{trees.forest.n_trees} trees, the {trees.kernel} kernel: the check rows scored as by ONNX Runtime"

@@ -21,7 +21,8 @@ Three gates, each a :class:`Check` with a sentence a detection engineer can act 
 
 Beside them, the version's own artefacts of its trees: nvForest's checkpoint reproduces the
 model on the golden rows (``gpu_artefact``), and the compiled library it carries, if any,
-is one a scorer would load and scores as ONNX Runtime does (``compiled_trees``).
+is one a scorer would load and scores as ONNX Runtime does (``compiled_trees``), and the
+service's default engine scores its trees as ONNX Runtime does (``vectorized_trees``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from scorer.errors import ModelError
 from scorer.inference.base import INPUT_NAME, OUTPUT_NAME
 from scorer.inference.compiled import shipped_check
 from scorer.inference.repository import ModelVersion, load_version
+from scorer.inference.vectorized import vectorized_check
 from scorer.lifecycle.contract import feature_set_mismatch, feature_set_name, version_problems
 from scorer.lifecycle.golden import GoldenSet
 from scorer.lifecycle.quality import ranking_metrics
@@ -187,6 +189,8 @@ def validate(
                                              f"ROC-AUC {cand.metrics.get('roc_auc', float('nan')):.4f}"))
     checks.append(Check(*gpu_check(candidate.path, cand_rows.features, cand.scores, candidate.card.threshold)))
     checks.append(Check("compiled_trees", *shipped_check(candidate, lambda rows: scores(candidate.onnx_path, rows))))
+    checks.append(Check("vectorized_trees", *vectorized_check(candidate,
+                                                             lambda rows: scores(candidate.onnx_path, rows))))
     checks += _latency_checks(candidate, prod_version, margins, metrics)
     passed = all(c.ok for c in checks)
     return Verdict(name, version, production, passed, checks, metrics, time.perf_counter() - started)

@@ -23,7 +23,7 @@ from scorer.inference.compiled_build import agreement
 from scorer.inference.onnx_wire import WireError, node_attributes
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import MODEL_FILE, load_version, write_checksums
-from scorer.inference.vectorized import forest_arrays, open_vectorized
+from scorer.inference.vectorized import forest_arrays, open_vectorized, vectorized_check
 from scorer.native import _forest
 from tests.inference.test_compiled import MODELS, NETFLOW, _copy_version, _onnxruntime, _with_missing, capture
 from tests.support.paths import MODEL_REPOSITORY
@@ -199,3 +199,14 @@ def test_the_forest_refuses_bad_arrays_and_matrices() -> None:
             good.score(x, into)
     with pytest.raises(ValueError, match="not one of"):
         good.score(np.zeros((4, 28), np.float32), out, kernel="sse9")
+
+
+def test_validate_says_whether_the_default_engine_takes_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    version = load_version(MODEL_REPOSITORY, NETFLOW)
+    ok, detail = vectorized_check(version, lambda rows: _onnxruntime(NETFLOW, rows))
+    assert ok and "150 trees" in detail
+    ok, detail = vectorized_check(version, lambda rows: _onnxruntime(NETFLOW, rows) + np.float32(1e-3))
+    assert not ok and detail.startswith("mismatch")
+    monkeypatch.setitem(sys.modules, "scorer.native._forest", None)
+    ok, detail = vectorized_check(version, lambda rows: _onnxruntime(NETFLOW, rows))
+    assert ok and detail.startswith("not taken (native")

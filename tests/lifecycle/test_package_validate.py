@@ -68,7 +68,8 @@ def test_validate_passes_an_equal_model_and_fails_a_shuffled_one(repo: Repo) -> 
     ok = validate(repo.path, MODEL, good.version, KIND, repo.golden, production="1")
     assert ok.passed, ok.text()
     assert [c.name for c in ok.checks] == ["integrity", "contract", "feature_set", "roc_auc", "recall",
-                                           "alert_volume", "gpu_artefact", "compiled_trees", "latency"]
+                                           "alert_volume", "gpu_artefact", "compiled_trees", "vectorized_trees",
+                                           "latency"]
     verdict = validate(repo.path, MODEL, bad.version, KIND, repo.golden, production="1")
     assert not verdict.passed
     failed = {c.name for c in verdict.checks if not c.ok}
