@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 16's goals in one quiet run (docs/benchmarks.md sections 30, 34: the same commands, in this order).
+# Issue 16's goals in one quiet run (docs/benchmarks.md sections 30, 34, 38, 39: the same commands, in this order;
+# from section 39 the vectorized engine, the service's default, beside the compiled one, and 300,000-event drains).
 #   docs/results/issue16_goals.sh OUTDIR   (~6 min on the 2-core VM; nothing else should run: tails and drains
 #   move with the load, logged every 10 s to OUTDIR/load.txt; the broker is restarted fresh first)
 set -u
@@ -11,20 +12,20 @@ git rev-parse --short HEAD > "$OUT/commit.txt"
 LOADPID=$!
 deploy/local/kafka.sh restart > "$OUT/kafka.log" 2>&1
 run() { local name=$1; shift; echo "== $(date -u +%T) $name: $*"; "$@" > "$OUT/$name.log" 2>&1; echo "   rc=$? $(date -u +%T)"; }
-run bench-realistic scorer bench --stream realistic --runners passthrough,scorer-onnxruntime,scorer-compiled,quix-app \
-  --events 100000 --baseline-events 20000 --repeat 3 --rate 0 --out "$OUT/bench-realistic.json"
-run bench-capture scorer bench --stream capture --runners passthrough,scorer-onnxruntime,scorer-compiled --events 100000 \
+run bench-realistic scorer bench --stream realistic --runners passthrough,scorer-compiled,scorer-vectorized,quix-app \
+  --events 300000 --baseline-events 20000 --repeat 3 --rate 0 --out "$OUT/bench-realistic.json"
+run bench-capture scorer bench --stream capture --runners passthrough,scorer-compiled,scorer-vectorized --events 300000 \
   --repeat 3 --rate 0 --out "$OUT/bench-capture.json"
-run latency-realistic python -m scorer.bench.latency --stream realistic --runners passthrough,scorer-onnxruntime,scorer-compiled \
+run latency-realistic python -m scorer.bench.latency --stream realistic --runners passthrough,scorer-compiled,scorer-vectorized \
   --rate 10000 --seconds 10 --rounds 3 --out "$OUT/latency-realistic.json"
-for stream in realistic capture; do for engine in onnxruntime compiled; do
+for stream in realistic capture; do for engine in compiled vectorized; do
   run stages-$stream-$engine env SCORER_INFERENCE__IN_PROCESS_ENGINE=$engine python -m scorer.bench.stages --stream $stream \
     --batch 50 --batch 2048 --events 40000 --warm 16000 --out "$OUT/stages-$stream-$engine.json"
 done; done
 mkdir -p "$OUT/prof"
-run bench-profile env SCORER_BENCH_PROFILE="$OUT/prof" scorer bench --stream realistic --runners scorer-compiled --events 200000 \
+run bench-profile env SCORER_BENCH_PROFILE="$OUT/prof" scorer bench --stream realistic --runners scorer-vectorized --events 200000 \
   --repeat 1 --rate 10000 --rate-seconds 10 --out "$OUT/bench-profile.json"
-run processes-2core python -m scorer.bench.processes --runner scorer-compiled --stream realistic --processes 1 --processes 2 \
+run processes-2core python -m scorer.bench.processes --runner scorer-vectorized --stream realistic --processes 1 --processes 2 \
   --events 300000 --repeat 2 --out "$OUT/processes-2core.json"
 deploy/local/kafka.sh stop >> "$OUT/kafka.log" 2>&1
 kill $LOADPID
