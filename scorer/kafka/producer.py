@@ -133,6 +133,9 @@ def _append_each(batch: Any, rows: list[Record], start: int) -> int:
 
 
 _NO_HEADERS: list[tuple[str, bytes]] = []
+# Rounds of asking for the topics the placement lacks before the reference path places the
+# batch (each round is a metadata round trip; a new table each update may undo one).
+PLACE_ROUNDS = 3
 
 
 async def _by_partition(producer: AIOKafkaProducer, records: Sequence[Record]) -> dict[tuple[str, int], list[Record]]:
@@ -143,13 +146,19 @@ async def _by_partition(producer: AIOKafkaProducer, records: Sequence[Record]) -
     if kafka is None:
         return await _by_partition_each(producer, records)
     placed = kafka.place(records, known_partitions(producer))
-    while isinstance(placed, list):  # the topics whose partitions it needs (the first batch to a topic)
-        for topic in placed:
+    for _ in range(PLACE_ROUNDS):
+        if not isinstance(placed, list):
+            by_partition: dict[tuple[str, int], list[Record]] = placed
+            return by_partition
+        for topic in placed:  # the topics whose partitions it needs (the first batch to a topic)
             await partitions_via(producer, topic)
         # Again with the table current now: a metadata update while asking starts a new one.
         placed = kafka.place(records, known_partitions(producer))
-    by_partition: dict[tuple[str, int], list[Record]] = placed
-    return by_partition
+    if not isinstance(placed, list):
+        return placed  # type: ignore[no-any-return]
+    # Metadata updates kept emptying the table while several topics were asked for: the
+    # reference places every record from the partitions it asks for itself, in this call.
+    return await _by_partition_each(producer, records)
 
 
 async def _by_partition_each(producer: AIOKafkaProducer, records: Sequence[Record]

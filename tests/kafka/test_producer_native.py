@@ -5,6 +5,7 @@ that fill up continued in new ones, in plain and transactional producers."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from aiokafka import TopicPartition
 
 import scorer.native
 from scorer.config import KafkaSettings
-from scorer.kafka import make_producer, make_reader, produce_batched
+from scorer.kafka import make_producer, make_reader, partitioner, produce_batched
 from scorer.kafka import producer as batched
 from scorer.kafka.compacted import fetching, read_to_end
 from scorer.pipeline.records import OutputRecord
@@ -158,3 +159,22 @@ def test_batch_writes_aiokafkas_bytes(transactional: bool) -> None:
         assert bytes(ours._build()) == bytes(reference._build())
         assert ours.append(timestamp=None, key=None, value=b"v", headers=[]) is None  # send() starts another
         start += appended
+
+
+async def test_placement_ends_when_metadata_updates_keep_emptying_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ask starts a new, empty table (a metadata update during each wait): the native
+    placement gives up after PLACE_ROUNDS and the reference places the batch, as it would."""
+    records = [OutputRecord(topic, b"v", bytes([i])) for i, topic in enumerate(["a", "bb", "a", "ccc"] * 5)]
+    tables: list[dict[str, list[int]]] = []
+
+    def fresh_table(producer: object) -> dict[str, list[int]]:
+        tables.append({})
+        return tables[-1]
+
+    use_native(monkeypatch, "1")
+    monkeypatch.setattr(batched, "known_partitions", fresh_table)
+    monkeypatch.setattr(partitioner, "known_partitions", fresh_table)
+    placed = await asyncio.wait_for(batched._by_partition(Partitions(), records), 60)  # not forever
+    use_native(monkeypatch, "0")
+    assert list(placed.items()) == list((await batched._by_partition(Partitions(), records)).items())
+    assert len(tables) > batched.PLACE_ROUNDS
