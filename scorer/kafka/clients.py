@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import conn as _aiokafka_conn
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, NodeNotReadyError, RequestTimedOutError
 
@@ -37,6 +38,15 @@ from scorer.kafka.view import use_majority_view
 from scorer.tls import handshake_refusal
 
 log = logging.getLogger(__name__)
+
+# aiokafka reads each response with its connection's StreamReader, whose flow control pauses
+# the socket whenever more than twice this limit (64 KiB by default) is buffered and resumes
+# it when the reader waits: a multi-MB fetch response went through a pause and a resume (two
+# epoll_ctl calls and a task wake-up) per 256 KiB read, ~1.5% of a drain's CPU
+# (docs/benchmarks.md section 39). aiokafka awaits each whole response anyway, and keeps one
+# fetch in flight per broker, so what is buffered stays bounded by one response
+# (fetch_max_bytes): the limit only decides how often the socket is paused on the way.
+_aiokafka_conn.READER_LIMIT = max(_aiokafka_conn.READER_LIMIT, 16 * 2**20)
 
 
 def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
