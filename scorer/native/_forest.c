@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_scorebuf.h"
+
 /* As _trees.c: below this many rows the GIL stays held (winning it back may cost the switch
  * interval, more than a pipeline batch's trees). */
 #define RELEASE_GIL_ROWS 1024
@@ -267,12 +269,6 @@ fail:
     return -1;
 }
 
-static int is_float32(const Py_buffer *view) {
-    const char *f = view->format ? view->format : "B";
-    if (*f == '@' || *f == '=' || *f == '<') ++f;
-    return view->itemsize == 4 && f[0] == 'f' && f[1] == '\0';
-}
-
 static int kernel_of(const char *name) {
     if (!name || !strcmp(name, "auto")) return BEST;
     for (int k = 0; k <= KERNEL_AVX512; ++k)
@@ -296,19 +292,11 @@ static PyObject *forest_score(Forest *self, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     Py_buffer x, y;
-    if (PyObject_GetBuffer(features, &x, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    if (PyObject_GetBuffer(out, &y, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyBuffer_Release(&x);
-        return NULL;
-    }
+    if (scorebuf_acquire(features, out, self->n_features, &x, &y) < 0) return NULL;
     PyObject *result = NULL;
-    const Py_ssize_t n = x.ndim == 2 ? x.shape[0] : -1;
+    const Py_ssize_t n = x.shape[0];
     float *block = NULL;
-    if (!is_float32(&x) || x.ndim != 2 || x.shape[1] != self->n_features) {
-        PyErr_Format(PyExc_ValueError, "features must be float32 [rows, %d]", (int)self->n_features);
-    } else if (!is_float32(&y) || y.ndim != 1 || y.shape[0] != n) {
-        PyErr_SetString(PyExc_ValueError, "out must be float32 [rows]");
-    } else if (kernel != KERNEL_SCALAR &&
+    if (kernel != KERNEL_SCALAR &&
                !(block = aligned_alloc(64, (size_t)self->n_features * 16 * sizeof(float)))) {
         PyErr_NoMemory();
     } else {
@@ -321,8 +309,7 @@ static PyObject *forest_score(Forest *self, PyObject *args, PyObject *kwds) {
         result = Py_NewRef(Py_None);
     }
     free(block);
-    PyBuffer_Release(&y);
-    PyBuffer_Release(&x);
+    scorebuf_release(&x, &y);
     return result;
 }
 

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_scorebuf.h"
+
 union Entry {
     int missing;
     float fvalue;
@@ -87,12 +89,6 @@ static int trees_init(Trees *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-static int is_float32(const Py_buffer *view) {
-    const char *f = view->format ? view->format : "B";
-    if (*f == '@' || *f == '=' || *f == '<') ++f;
-    return view->itemsize == 4 && f[0] == 'f' && f[1] == '\0';
-}
-
 static PyObject *trees_score(Trees *self, PyObject *args) {
     PyObject *features, *out;
     if (!PyArg_ParseTuple(args, "OO", &features, &out)) return NULL;
@@ -101,19 +97,11 @@ static PyObject *trees_score(Trees *self, PyObject *args) {
         return NULL;
     }
     Py_buffer x, y;
-    if (PyObject_GetBuffer(features, &x, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    if (PyObject_GetBuffer(out, &y, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyBuffer_Release(&x);
-        return NULL;
-    }
+    if (scorebuf_acquire(features, out, self->n_features, &x, &y) < 0) return NULL;
     PyObject *result = NULL;
-    const Py_ssize_t n = x.ndim == 2 ? x.shape[0] : -1;
+    const Py_ssize_t n = x.shape[0];
     union Entry *entries = NULL;
-    if (!is_float32(&x) || x.ndim != 2 || x.shape[1] != self->n_features) {
-        PyErr_Format(PyExc_ValueError, "features must be float32 [rows, %d]", (int)self->n_features);
-    } else if (!is_float32(&y) || y.ndim != 1 || y.shape[0] != n) {
-        PyErr_SetString(PyExc_ValueError, "out must be float32 [rows]");
-    } else if (!(entries = PyMem_RawMalloc(sizeof(union Entry) * (size_t)self->n_features))) {
+    if (!(entries = PyMem_RawMalloc(sizeof(union Entry) * (size_t)self->n_features))) {
         PyErr_NoMemory();
     } else {
         const float *rows = x.buf;
@@ -135,8 +123,7 @@ static PyObject *trees_score(Trees *self, PyObject *args) {
         PyMem_RawFree(entries);
         result = Py_NewRef(Py_None);
     }
-    PyBuffer_Release(&y);
-    PyBuffer_Release(&x);
+    scorebuf_release(&x, &y);
     return result;
 }
 
