@@ -21,7 +21,6 @@ from scorer.captures import ReadError
 from scorer.captures.recorded import Envelope
 from scorer.config import Settings
 from scorer.errors import ConfigError
-from scorer.events.structs import SourceRef
 from scorer.kafka import make_producer
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
@@ -144,9 +143,9 @@ class EmbeddedSink:
         if item.kind is None:
             self.dead_letters["unknown_kind"] += 1
             return
-        ref = SourceRef(f"replay.{item.kind.value}", 0, self._offset, int(time.time() * 1000))
+        self._batch.append(InputRecord(item.kind, item.value, item.key, f"replay.{item.kind.value}", 0, self._offset,
+                                       int(time.time() * 1000)))
         self._offset += 1
-        self._batch.append(InputRecord(item.kind, item.value, item.key, ref))
         if item.labeled is not None:
             self.truth.write(truth_row(item.labeled))
         if len(self._batch) >= self.batch_size:

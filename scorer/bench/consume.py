@@ -36,7 +36,7 @@ from scorer.bench.loadgen import LoadGenerator, payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.config import KafkaSettings
 from scorer.demo import bundled_capture
-from scorer.events.structs import EventKind, SourceRef
+from scorer.events.structs import EventKind
 from scorer.pipeline.records import InputRecord
 
 VARIANTS = ("aiokafka", "aiokafka-crc", "aiokafka-getmany", "librdkafka")
@@ -80,8 +80,8 @@ def _librdkafka(bootstrap: str, topics: dict[str, EventKind], partitions: int, e
     try:
         while got < events:
             messages = consumer.consume(_BATCH, 0.1)
-            records = [InputRecord(topics[m.topic()], m.value(), m.key(),
-                                   SourceRef(m.topic(), m.partition(), m.offset(), m.timestamp()[1]))
+            records = [InputRecord(topics[m.topic()], m.value(), m.key(), m.topic(), m.partition(), m.offset(),
+                                   m.timestamp()[1])
                        for m in messages]
             got += len(records)
             if got and start is None:

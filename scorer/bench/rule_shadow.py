@@ -23,7 +23,7 @@ from typing import Any
 
 from scorer.bench.rules import DEFAULT_CAPTURES, raw_lines
 from scorer.config import InferenceSettings, RuleSettings, Settings
-from scorer.events.structs import EventKind, SourceRef
+from scorer.events.structs import EventKind
 from scorer.lifecycle.rulepacks import with_rules
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
@@ -57,7 +57,7 @@ async def one_pass(target: BatchScorer, batches: list[list[InputRecord]]) -> tup
 async def bench(repository: Path, pack: str, production: str, candidate: str, events: int, batch: int,
                 repeat: int) -> dict[str, Any]:
     lines = raw_lines(DEFAULT_CAPTURES, events)
-    records = [InputRecord(EDR, line, None, SourceRef("bench", 0, i)) for i, line in enumerate(lines)]
+    records = [InputRecord(EDR, line, None, "bench", 0, i) for i, line in enumerate(lines)]
     batches = [records[i:i + batch] for i in range(0, len(records), batch)]
     sides = {"rule shadow off": scorer(repository, pack, production, None),
              "rule shadow on": scorer(repository, pack, production, candidate)}

@@ -248,34 +248,33 @@ static PyObject *fill(PyObject *Py_UNUSED(module), PyObject *args) {
     return PyLong_FromSsize_t(done);
 }
 
-/* inputs(records, topic, partition, topic_kind, kind_of, input_type, ref_type) -> list:
- * input_type(kind, value, key, ref_type(topic, partition, offset, timestamp)) of each record
+/* inputs(records, topic, partition, topic_kind, kind_of, input_type) -> list:
+ * input_type(kind, value, key, topic, partition, offset, timestamp) of each record
  * (aiokafka's DefaultRecord, or anything with those attributes), kind being topic_kind, or
  * kind_of(headers, topic_kind) for a record with headers. The reference is
  * scorer.pipeline.source._inputs. */
 static PyObject *inputs(PyObject *Py_UNUSED(module), PyObject *args) {
-    PyObject *records, *topic, *partition, *topic_kind, *kind_of, *input_type, *ref_type;
-    if (!PyArg_ParseTuple(args, "OUO!OOOO", &records, &topic, &PyLong_Type, &partition, &topic_kind, &kind_of,
-                          &input_type, &ref_type))
+    PyObject *records, *topic, *partition, *topic_kind, *kind_of, *input_type;
+    if (!PyArg_ParseTuple(args, "OUO!OOO", &records, &topic, &PyLong_Type, &partition, &topic_kind, &kind_of,
+                          &input_type))
         return NULL;
     PyObject *it = PyObject_GetIter(records), *out = PyList_New(0), *record;
     if (it == NULL || out == NULL) goto fail;
     while ((record = PyIter_Next(it)) != NULL) {
-        PyObject *ref_args[5] = {NULL, topic, partition, NULL, NULL}, *in_args[5] = {NULL, NULL, NULL, NULL, NULL};
+        /* call[0]: vectorcall's scratch slot; kind, value, key, offset and timestamp are owned */
+        PyObject *call[8] = {NULL, NULL, NULL, NULL, topic, partition, NULL, NULL};
         PyObject *headers = NULL, *built = NULL;
         int some = -1;
-        if ((ref_args[3] = attr(&fetched, record, R_OFFSET)) != NULL &&
-            (ref_args[4] = attr(&fetched, record, R_TIMESTAMP)) != NULL &&
-            (in_args[2] = attr(&fetched, record, R_VALUE)) != NULL && (in_args[3] = attr(&fetched, record, R_KEY)) != NULL &&
+        if ((call[6] = attr(&fetched, record, R_OFFSET)) != NULL && (call[7] = attr(&fetched, record, R_TIMESTAMP)) != NULL &&
+            (call[2] = attr(&fetched, record, R_VALUE)) != NULL && (call[3] = attr(&fetched, record, R_KEY)) != NULL &&
             (headers = attr(&fetched, record, R_HEADERS)) != NULL && (some = PyObject_IsTrue(headers)) >= 0 &&
-            (in_args[1] = some ? PyObject_CallFunctionObjArgs(kind_of, headers, topic_kind, NULL) : Py_NewRef(topic_kind)) != NULL &&
-            (in_args[4] = PyObject_Vectorcall(ref_type, ref_args + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) != NULL &&
-            (built = PyObject_Vectorcall(input_type, in_args + 1, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) != NULL &&
+            (call[1] = some ? PyObject_CallFunctionObjArgs(kind_of, headers, topic_kind, NULL) : Py_NewRef(topic_kind)) != NULL &&
+            (built = PyObject_Vectorcall(input_type, call + 1, 7 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) != NULL &&
             PyList_Append(out, built) < 0)
             Py_CLEAR(built);
-        Py_XDECREF(ref_args[3]);
-        Py_XDECREF(ref_args[4]);
-        for (int a = 1; a < 5; a++) Py_XDECREF(in_args[a]);
+        for (int a = 1; a < 4; a++) Py_XDECREF(call[a]);
+        Py_XDECREF(call[6]);
+        Py_XDECREF(call[7]);
         Py_XDECREF(headers);
         Py_DECREF(record);
         if (built == NULL) goto fail;

@@ -10,9 +10,9 @@ def fill(append: Callable[..., Any], records: list[Any], start: int, offset: int
     None (full); how many were appended."""
 
 def inputs(records: Iterable[Any], topic: str, partition: int, topic_kind: Any, kind_of: Callable[[Any, Any], Any],
-           input_type: Callable[..., Any], ref_type: Callable[..., Any], /) -> list[Any]:
-    """``input_type(kind, value, key, ref_type(topic, partition, offset, timestamp))`` of each
-    record; kind: ``topic_kind``, or ``kind_of(headers, topic_kind)`` where it has headers."""
+           input_type: Callable[..., Any], /) -> list[Any]:
+    """``input_type(kind, value, key, topic, partition, offset, timestamp)`` of each record;
+    kind: ``topic_kind``, or ``kind_of(headers, topic_kind)`` where it has headers."""
 
 class Batch:
     """A Kafka record batch (v2, uncompressed) for a producer's ``send_batch()``: aiokafka's

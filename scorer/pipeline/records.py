@@ -7,23 +7,28 @@ import msgspec
 from scorer.events.structs import EventKind, SourceRef
 
 
-class InputRecord(msgspec.Struct, frozen=True):
-    """One record as the consumer returned it, before decoding."""
+class InputRecord(msgspec.Struct, frozen=True, gc=False):
+    """One record as the consumer returned it, before decoding, and where it was in Kafka."""
+
+    # One object per fetched record: its place is kept in its own fields rather than in a
+    # SourceRef of its own, which only dead letters, alerts and a uid-less event read (the
+    # ``ref`` property builds it for them). The second struct per record was built and freed
+    # with every batch (docs/benchmarks.md section 40). offset and timestamp (ms) are named as
+    # aiokafka's ConsumerRecord names them: the loop reads both kinds of record alike.
+    # gc=False: strings, bytes, ints and an EventKind only (no reference cycle possible); the
+    # EventKind alone would make msgspec track every record and the collector scan it.
 
     kind: EventKind | None
     value: bytes | None
     key: bytes | None
-    ref: SourceRef
-
-    # What the loop reads of a fetched record, whether aiokafka's ConsumerRecord or this
-    # (scorer.kafka.fetch builds these from the fetched batches directly).
-    @property
-    def offset(self) -> int:
-        return self.ref.offset
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int = 0
 
     @property
-    def timestamp(self) -> int:
-        return self.ref.timestamp_ms
+    def ref(self) -> SourceRef:
+        return SourceRef(self.topic, self.partition, self.offset, self.timestamp)
 
 
 class OutputRecord(msgspec.Struct, frozen=True, gc=False):

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from scorer.config import InferenceSettings, RuleSettings, Settings
-from scorer.events.structs import EventKind, SourceRef
+from scorer.events.structs import EventKind
 from scorer.features.edr_v3 import EdrV3Features
 from scorer.inference.repository import write_checksums
 from scorer.lifecycle.control import DesiredState
@@ -71,7 +71,7 @@ class Harness:
         return ok
 
     async def score(self) -> BatchOutcome:
-        records = [InputRecord(EDR, json.dumps(raw).encode(), None, SourceRef("events.edr", 0, i))
+        records = [InputRecord(EDR, json.dumps(raw).encode(), None, "events.edr", 0, i)
                    for i, raw in enumerate(self.raws)]
         self.unswitched = await self.twin.score(records)
         return await self.scorer.score(records)

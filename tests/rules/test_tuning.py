@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scorer.events.structs import Event, EventKind, SourceRef
+from scorer.events.structs import Event, EventKind
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.rules import rule_alerts
 from scorer.rules import RuleEngine
@@ -48,8 +48,8 @@ def test_a_tuned_rule_keeps_its_level_and_hits_but_raises_no_alert(tmp_path: Pat
     events, errors = stage.annotate([sysmon(Image="C:\\w\\whoami.exe"), sysmon(CommandLine="vssadmin delete x"),
                                      sysmon(Image="C:\\w\\whoami.exe", CommandLine="vssadmin delete x")])
     assert not errors and [len(e.rule_hits) for e in events] == [1, 1, 2]
-    ref = SourceRef("events.edr", 0, 0)
-    items: list[tuple[Event, InputRecord]] = [(e, InputRecord(EventKind.EDR, b"", None, ref)) for e in events]
+    items: list[tuple[Event, InputRecord]] = [(e, InputRecord(EventKind.EDR, b"", None, "events.edr", 0, 0))
+                                              for e in events]
     assert rule_alerts(stage, items) == {1: "Critical", 2: "Critical"}  # row 0 fired, alerts on nothing
 
 
