@@ -14,6 +14,9 @@
  * values and digits are msgspec's; this file only checks the object's shape. None when the
  * object is not the plain case (a key escaped, out of ``names``' order or repeated, a value
  * that is no number, a sum that is not finite): the caller then decodes the record whole.
+ *
+ * score_records(...): a batch's score records of one kind (scorer/pipeline/sink.py) written from
+ * its columns, each as msgspec writes the row's ScoredEvent; the scores through ``encode``.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1435,6 +1438,90 @@ done:
     return out;
 }
 
+/* A score record's "rules" member, as msgspec writes the field: left out when it is the empty
+ * tuple (its default), written even when an empty list. */
+static int put_rules(Buf *b, PyObject *ids) {
+    if (!PyTuple_Check(ids) && !PyList_Check(ids)) {
+        PyErr_Format(PyExc_TypeError, "rule ids must be a tuple or a list, not %.100s", Py_TYPE(ids)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(ids);
+    if (n == 0 && PyTuple_Check(ids)) return 0;  /* the field's default */
+    if (buf_put(b, ",\"rules\":[", 10) < 0) return -1;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if ((j && buf_put(b, ",", 1) < 0) || put_str(b, PySequence_Fast_GET_ITEM(ids, j)) < 0) return -1;
+    }
+    return buf_put(b, "]", 1);
+}
+
+/* score_records(record, topic, kind, model, version, backend, uids, scores, alerted, rules, encode):
+ * one kind's score records, record(topic, value, key) each: value the JSON msgspec writes for the
+ * row's ScoredEvent (scorer/pipeline/outcome.py, omit_defaults: "rules" left out when it is the
+ * empty tuple), key its uid's UTF-8. uids: list of str; scores: list of float, written by
+ * ``encode`` (msgspec) in one call; alerted: list of bool; rules: None or a list of each row's
+ * rule ids (tuple or list of str). What every record of the kind shares is written once. */
+static PyObject *score_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 11 || !PyList_Check(args[6]) || !PyList_Check(args[7]) || !PyList_Check(args[8])
+        || (args[9] != Py_None && !PyList_Check(args[9]))) {
+        PyErr_SetString(PyExc_TypeError, "score_records(record, topic, kind: str, model: str, version: str, "
+                        "backend: str, uids: list, scores: list, alerted: list, rules: list | None, encode)");
+        return NULL;
+    }
+    PyObject *record = args[0], *topic = args[1], *uids = args[6], *scores = args[7], *alerted = args[8],
+             *rules = args[9];
+    Py_ssize_t n = PyList_GET_SIZE(uids);
+    if (PyList_GET_SIZE(scores) != n || PyList_GET_SIZE(alerted) != n || (rules != Py_None && PyList_GET_SIZE(rules) != n)) {
+        PyErr_SetString(PyExc_ValueError, "score_records: columns of different lengths");
+        return NULL;
+    }
+    PyObject *out = NULL, *texts = NULL;
+    Buf head = {NULL, 0, 0}, middle = {NULL, 0, 0}, b = {NULL, 0, 0};
+    Py_ssize_t *starts = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(2 * n + 1));
+    if (starts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t *lens = starts + n;
+    if (buf_put(&head, "{\"kind\":", 8) || put_str(&head, args[2]) || buf_put(&head, ",\"uid\":", 7)
+        || buf_put(&middle, ",\"model\":", 9) || put_str(&middle, args[3]) || buf_put(&middle, ",\"version\":", 11)
+        || put_str(&middle, args[4]) || buf_put(&middle, ",\"backend\":", 11) || put_str(&middle, args[5])
+        || buf_put(&middle, ",\"alerted\":", 11))
+        goto done;
+    if ((texts = float_texts(args[10], scores, starts, lens, n)) == NULL || (out = PyList_New(n)) == NULL) goto done;
+    const char *numbers = PyBytes_AS_STRING(texts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *uid = PyList_GET_ITEM(uids, i), *flag = PyList_GET_ITEM(alerted, i);
+        if (!PyUnicode_Check(uid) || !PyBool_Check(flag)) {
+            PyErr_SetString(PyExc_TypeError, "score_records: a uid that is no str or a flag that is no bool");
+            goto fail;
+        }
+        Py_ssize_t un;
+        const char *u = PyUnicode_AsUTF8AndSize(uid, &un);
+        b.len = 0;
+        if (u == NULL || buf_put(&b, head.data, head.len) || put_utf8_str(&b, u, un)
+            || buf_put(&b, ",\"score\":", 9) || buf_put(&b, numbers + starts[i], lens[i])
+            || buf_put(&b, middle.data, middle.len) || buf_put(&b, flag == Py_True ? "true" : "false", flag == Py_True ? 4 : 5))
+            goto fail;
+        if ((rules != Py_None && put_rules(&b, PyList_GET_ITEM(rules, i)) < 0) || buf_put(&b, "}", 1) < 0) goto fail;
+        PyObject *parts[3] = {topic, PyBytes_FromStringAndSize(b.data, b.len), PyBytes_FromStringAndSize(u, un)};
+        PyObject *rec = parts[1] && parts[2] ? PyObject_Vectorcall(record, parts, 3, NULL) : NULL;
+        Py_XDECREF(parts[1]);
+        Py_XDECREF(parts[2]);
+        if (rec == NULL) goto fail;
+        PyList_SET_ITEM(out, i, rec);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    PyMem_Free(starts);
+    PyMem_Free(head.data);
+    PyMem_Free(middle.data);
+    PyMem_Free(b.data);
+    Py_XDECREF(texts);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"finding", (PyCFunction)(void (*)(void))finding, METH_FASTCALL,
      "finding(consts, event, what, ref, decision, now_ms, evidence, rules) -> bytes | None: an alert's finding, "
@@ -1451,6 +1538,9 @@ static PyMethodDef methods[] = {
     {"top_features", (PyCFunction)(void (*)(void))top_features, METH_FASTCALL,
      "top_features(x, weights, center, scale, k, names, rows) -> list[list[tuple[str, float, float]]]: each row's "
      "top positive contributions, as Decider._top_all's argsort finds them"},
+    {"score_records", (PyCFunction)(void (*)(void))score_records, METH_FASTCALL,
+     "score_records(record, topic, kind, model, version, backend, uids, scores, alerted, rules, encode) -> list: "
+     "one kind's score records, as msgspec writes each ScoredEvent, keyed by uid"},
     {NULL, NULL, 0, NULL},
 };
 

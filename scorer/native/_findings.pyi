@@ -33,3 +33,12 @@ def flow_split(
 def alerted(scores: Any, threshold: float, cutoffs: Any, /) -> tuple[list[int], list[float], list[int]]:
     """The rows whose float32 score reaches the threshold (compared in float32), their scores, and
     how many of the ascending float64 cut-offs each reaches."""
+
+def score_records(
+    record: Callable[[str, bytes, bytes], Any], topic: str, kind: str, model: str, version: str, backend: str,
+    uids: list[str], scores: list[float], alerted: list[bool], rules: list[tuple[str, ...]] | None,
+    encode: Callable[[Any], bytes], /,
+) -> list[Any]:
+    """One kind's score records, ``record(topic, value, key)`` each: value the JSON msgspec writes for the
+    row's ScoredEvent (``rules`` left out when the empty tuple), key the uid's UTF-8; ``encode`` writes
+    the scores (msgspec, in one call)."""

@@ -7,7 +7,7 @@ when it is not built the Python reference runs (with ``SCORER_NATIVE=1``: Import
 for the others). Both write the very same bytes: tests/alerts compare them on every alert of
 the bundled capture and on hostile strings.
 Its parts take Python callables for what they must write as msgspec does (floats, caches'
-misses): ``_ENCODE`` and ``_DECODE_FLOATS`` here.
+misses): ``_ENCODE`` and ``_DECODE_FLOATS`` here; score records take the caller's encoder.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from itertools import repeat
 from operator import itemgetter
 
 from scorer.alerts.findingjson import finding_writer
@@ -17,7 +16,7 @@ from scorer.events.structs import EventKind
 from scorer.features.base import F32, column
 from scorer.pipeline.batch import Batch, Item, KindRuntime
 from scorer.pipeline.inference import Scores
-from scorer.pipeline.outcome import ScoredEvent, ShadowBatch
+from scorer.pipeline.outcome import KindScores, ScoredEvents, ShadowBatch
 from scorer.pipeline.records import OutputRecord
 from scorer.pipeline.rules import rule_alerts, rule_hits
 from scorer.rules.risk import with_risk
@@ -30,14 +29,14 @@ class Decisions:
     """What a batch's scores decided: alert records, score records and their counts."""
 
     alerts: list[OutputRecord] = field(default_factory=list)
-    scores: list[ScoredEvent] = field(default_factory=list)
+    scores: ScoredEvents = field(default_factory=ScoredEvents)
     scored: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (kind, backend)
     alert_counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (kind, severity)
 
 
 def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, collect_scores: bool) -> Decisions:
     """Findings for the rows that alert; a score record per row when ``collect_scores``
-    (a Python object per event: only worth it when someone reads them)."""
+    (columns: a few Python objects per event, only worth it when someone reads them)."""
     out = Decisions()
     for kind, (probs, backend_name, _) in results.items():
         rt = batch.runtimes[kind]
@@ -62,22 +61,21 @@ def decide(batch: Batch, results: dict[EventKind, Scores], alerts_prefix: str, c
         # The events read whole only when they alert, and written straight as JSON.
         alerts += [OutputRecord(topic, value, key) for value, key in write(items, decisions, rules_of, rule_pack)]
         if collect_scores:
-            out.scores.extend(_score_records(kind, items, probs, rt, backend_name, {d.row for d in decisions}))
+            out.scores.add(_kind_scores(kind, items, probs, rt, backend_name, {d.row for d in decisions}))
     return out
 
 
-def _score_records(
+def _kind_scores(
     kind: EventKind, items: list[Item], probs: F32, rt: KindRuntime, backend: str, alerted: set[int],
-) -> list[ScoredEvent]:
-    """One score record per row, built by one C-level map over the columns."""
-    n = len(items)
+) -> KindScores:
+    """The kind's score records as columns, each read by one C-level pass."""
     events = list(map(_EVENT, items))
-    flags = [False] * n  # a list, not a numpy array: at 50 rows the array calls cost more than the rows
+    flags = [False] * len(items)  # a list, not a numpy array: at 50 rows the array calls cost more than the rows
     for row in alerted:
         flags[row] = True
-    hits = column(events, "rule_hits") if kind is EventKind.EDR else repeat((), n)
-    return list(map(ScoredEvent, repeat(kind, n), column(events, "uid"), probs.tolist(), repeat(rt.model.name, n),
-                    repeat(rt.model.version, n), repeat(backend, n), flags, hits))
+    hits = column(events, "rule_hits") if kind is EventKind.EDR else None
+    return KindScores(kind, column(events, "uid"), probs.tolist(), rt.model.name, rt.model.version, backend,
+                      flags, hits)
 
 
 def compare_shadows(

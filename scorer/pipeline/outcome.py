@@ -3,8 +3,9 @@ that accounts for every input record (scored or dead-lettered)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterator, Sequence
+from itertools import chain, repeat
+from typing import TYPE_CHECKING, Protocol, overload
 
 import msgspec
 import numpy as np
@@ -44,6 +45,57 @@ class ScoredEvent(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     rules: tuple[str, ...] = ()
 
 
+class KindScores(msgspec.Struct, frozen=True):
+    """One kind's score records of a batch as columns, row-aligned: the scores topic's records
+    are written from these (scorer.pipeline.sink.score_records), a :class:`ScoredEvent` per row
+    is built only for whoever reads them one by one."""
+
+    kind: EventKind
+    uids: list[str]
+    scores: list[float]  # float32 scores as float64, as the records print them
+    model: str
+    version: str
+    backend: str
+    alerted: list[bool]
+    rules: list[tuple[str, ...]] | None  # each row's rule ids; None: the kind has no rules
+
+    def events(self) -> list[ScoredEvent]:
+        n = len(self.uids)
+        hits = repeat((), n) if self.rules is None else self.rules
+        return list(map(ScoredEvent, repeat(self.kind, n), self.uids, self.scores, repeat(self.model, n),
+                        repeat(self.version, n), repeat(self.backend, n), self.alerted, hits))
+
+
+class ScoredEvents(Sequence[ScoredEvent]):
+    """A batch's score records, kind by kind, read as a sequence of :class:`ScoredEvent`."""
+
+    def __init__(self) -> None:
+        self.kinds: list[KindScores] = []
+        self._events: list[ScoredEvent] | None = None
+
+    def add(self, scores: KindScores) -> None:
+        self.kinds.append(scores)
+        self._events = None
+
+    def __len__(self) -> int:
+        return sum(len(k.uids) for k in self.kinds)
+
+    def __iter__(self) -> Iterator[ScoredEvent]:
+        return iter(self._all())
+
+    @overload
+    def __getitem__(self, i: int) -> ScoredEvent: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ScoredEvent]: ...
+    def __getitem__(self, i: int | slice) -> ScoredEvent | list[ScoredEvent]:
+        return self._all()[i]
+
+    def _all(self) -> list[ScoredEvent]:
+        if self._events is None:
+            self._events = list(chain.from_iterable(k.events() for k in self.kinds))
+        return self._events
+
+
 class ShadowBatch(msgspec.Struct):
     """Production and shadow scores of the same events of one kind, row-aligned."""
 
@@ -61,7 +113,7 @@ class ShadowBatch(msgspec.Struct):
 class BatchOutcome(msgspec.Struct):
     alerts: list[OutputRecord]
     dead_letters: list[OutputRecord]
-    scores: list[ScoredEvent]
+    scores: Sequence[ScoredEvent]  # ScoredEvents from scoring; a list where made otherwise
     consumed: dict[str, int]
     scored: dict[tuple[str, str], int]  # (kind, backend) -> n
     failures: list[RecordFailure]

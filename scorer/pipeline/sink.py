@@ -23,7 +23,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from scorer.kafka import produce_batched, send_batched
-from scorer.pipeline.outcome import ScoredEvent
+from scorer.native import findings
+from scorer.pipeline.outcome import ScoredEvent, ScoredEvents
 from scorer.pipeline.records import OutputRecord
 
 log = logging.getLogger(__name__)
@@ -188,9 +189,18 @@ class Undelivered:
 def score_records(
     topic: str | None, scores: Sequence[ScoredEvent], encoder: msgspec.json.Encoder,
 ) -> list[OutputRecord]:
-    """One record per scored event on ``topic`` (none when no topic is set), keyed by uid."""
+    """One record per scored event on ``topic`` (none when no topic is set), keyed by uid:
+    the event's JSON as ``encoder`` writes its :class:`ScoredEvent`."""
     if not topic or not scores:
         return []
+    native = findings.module()
+    if native is not None and isinstance(scores, ScoredEvents):
+        # Written from the kinds' columns: no ScoredEvent, line split or key encode per event.
+        out: list[OutputRecord] = []
+        for k in scores.kinds:
+            out += native.score_records(OutputRecord, topic, k.kind.value, k.model, k.version, k.backend, k.uids,
+                                        k.scores, k.alerted, k.rules, encoder.encode)
+        return out
     # One encoder call for the batch: JSON escapes newlines inside strings, so the lines
     # are exactly the records.
     lines = encoder.encode_lines(scores)[:-1].split(b"\n")
