@@ -10,8 +10,9 @@ child warms up on the first records, then scores the rest once (every event has 
 ``uid`` and, past the templates' length, a later time: :func:`scorer.bench.loadgen.payloads`)
 and reports process CPU time per event, per-stage µs/event and a digest of everything it
 would produce: alerts (their wall-clock time fields left out), dead letters and score
-records. Equal digests mean the two trees produce the same outputs, so both sides must
-score what they are given: each tree's ``scorer/native`` extension is built from its own
+records (written by the loop's ``score_records``, inside the clock: the scores topic on, as
+in the drain benchmark). Equal digests mean the two trees produce the same outputs, so both
+sides must score what they are given: each tree's ``scorer/native`` extension is built from its own
 ``_native.c`` first (a stale build once dead-lettered every flow on both sides, and the
 digests still matched), and a run whose sides dead-letter different shares of the events,
 or most of them, is refused (:mod:`scorer.bench.abtrees`).
@@ -54,6 +55,7 @@ async def _child(path: Path, warm: int, batch: int, measure: int | None = None, 
 
     from scorer.config import Settings
     from scorer.events.structs import EventKind
+    from scorer.pipeline.sink import score_records
     from scorer.pipeline.source import input_record
     from scorer.service.build import build_scorer
     from scorer.service.gctune import tune_gc
@@ -76,18 +78,22 @@ async def _child(path: Path, warm: int, batch: int, measure: int | None = None, 
     outcomes = []
     for i in range(0, len(measured), batch):
         outcome = await scorer.score(measured[i : i + batch])
+        # The score records as the loop writes them (the scores topic on, as in the drain bench).
+        t_records = time.perf_counter()
+        written = score_records("scores", outcome.scores, encoder)
+        stages["score_records"] += time.perf_counter() - t_records
         for stage, seconds in outcome.timings.items():
             stages[stage] += seconds
-        outcomes.append(outcome)
+        outcomes.append((outcome, written))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    for outcome in outcomes if check else ():  # outside the clock: checking is not scoring
+    for outcome, written in outcomes if check else ():  # outside the clock: checking is not scoring
         for alert in outcome.alerts:
             digest.update(alert.topic.encode() + (alert.key or b"") + _normalised(alert.value))
         for letter in outcome.dead_letters:
             digest.update(letter.topic.encode() + letter.value + repr(letter.headers).encode())
             reasons[dict(letter.headers or ()).get("scorer.dlq.reason", b"?").decode()] += 1
-        for score in outcome.scores:
-            digest.update(encoder.encode(score))
+        for score in written:
+            digest.update(score.topic.encode() + (score.key or b"") + score.value)
         alerts += len(outcome.alerts)
     n = max(len(measured), 1)
     return {
