@@ -62,6 +62,10 @@ def register(sub: Any) -> None:
                    help="partitions of each benchmark topic (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None,
                    help="SCORER_BATCH__MAX_RECORDS for scorer runners (default: the service's)")
+    p.add_argument("--outputs", choices=("scores", "alerts"), default="scores",
+                   help="what the scorer runners write: a score record per event, counted on the output topic "
+                        "(like the passthrough's copies), or alerts only, the service's default, counted by the "
+                        "offsets their group commits; per-event baselines need scores (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=1,
                    help="drains per runner, interleaved; ratios use the median (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("out/bench.json"),
@@ -85,7 +89,7 @@ def _scorer_env(args: argparse.Namespace, topics: dict[EventKind, str], out: str
         "SCORER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "SCORER_KAFKA__GROUP_ID": group,
         "SCORER_KINDS": json.dumps([k.value for k in topics]),
-        "SCORER_TOPICS__SCORES": out,
+        **({"SCORER_TOPICS__SCORES": out} if getattr(args, "outputs", "scores") == "scores" else {}),
         "SCORER_TOPICS__ALERTS_PREFIX": f"{group}.alerts.",
         "SCORER_TOPICS__DEAD_LETTER": f"{group}.dlq",
         "SCORER_INFERENCE__TRITON_URL": args.triton_url,
@@ -107,8 +111,8 @@ def _command(name: str, args: argparse.Namespace, port: int) -> harness.Command:
 
     def cmd(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
         env = _scorer_env(args, topics, out, group, bootstrap, port)
-        if name == "passthrough":
-            return [py, "-m", "scorer.bench.passthrough"], env
+        if name == "passthrough":  # copies every record, whatever --outputs says
+            return [py, "-m", "scorer.bench.passthrough"], {**env, "SCORER_TOPICS__SCORES": out}
         if name == PROFILES:
             env.update(SCORER_INFERENCE__BACKEND="onnxruntime", SCORER_PROFILES__SOURCE="topic",
                        SCORER_PROFILES__TOPIC_PREFIX=f"{group}.profiles.",
@@ -181,7 +185,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             if name not in failed:
                 items = list(payloads(tpl, args.baseline_events if name in BASELINES else args.events))
                 await attempt(name, harness.drain(name, _command(name, args, ports[name]), args.bootstrap, items,
-                                                  kinds, args.partitions, workdir, _metrics_port(name, ports)))
+                                                  kinds, args.partitions, workdir, _metrics_port(name, ports),
+                                                  committed=args.outputs == "alerts"))
     for name in names:
         for rate in offered_rates(args.baseline_rate, rates) if name in BASELINES else rates:
             if name not in failed:
@@ -231,6 +236,9 @@ def _ratios(results: list[harness.RunResult]) -> dict[str, float]:
 
 def main(args: argparse.Namespace) -> int:
     names = args.runners.split(",")
+    if args.outputs == "alerts" and (set(names) & set(BASELINES) or offered_rates(args.rate)):
+        # A baseline commits on its own schedule, and the latency phase reads each event's output.
+        raise SystemExit("--outputs alerts: drains only (--rate 0), of the scorer runners and the passthrough")
     rules_report: dict[str, Any] | None = None
     if RULES in names:
         from scorer.bench import rules

@@ -5,8 +5,10 @@ Two phases per runner, each on fresh topics:
 - drain: N events are preloaded, then the runner starts; throughput is measured on the
   output topic from the first output to the N-th (start-up excluded), with the runner
   process's CPU time and peak RSS over the same window. The outputs are counted from the
-  topic's end offsets (:class:`OutputCount`), not read: on a 2-core box a reader of every
-  output took ~0.5 core from the runner it measured (docs/benchmarks.md section 39);
+  topic's end offsets (:class:`scorer.bench.counting.OutputCount`), not read: on a 2-core box
+  a reader of every output took ~0.5 core from the runner it measured (docs/benchmarks.md
+  section 39); or, for runners that write no record per event (``--outputs alerts``: the
+  service's default, alerts only), the offsets their group commits (``CommittedCount``);
 - fixed rate: the runner is warm and idle, the load generator offers R events/s for D
   seconds; end-to-end latency (event produced -> output consumed here) per event.
 """
@@ -26,10 +28,11 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from scorer.bench.counting import CommittedCount, Count, OutputCount
 from scorer.bench.loadgen import LoadGenerator, Payload
 from scorer.config import KafkaSettings
 from scorer.events.structs import EventKind
@@ -130,31 +133,6 @@ class OutputWatcher:
         self._stop.set()
 
 
-class OutputCount:
-    """The output topic's record count, from its partitions' end offsets (one ListOffsets
-    request a poll), with the time of each poll: what a drain needs, without reading a record.
-    A runner that produces in transactions would be counted a commit marker per transaction
-    high (the drain would end that many records early); the bench's runners do not."""
-
-    POLL_S = 0.01
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-        self._tps = [TopicPartition(topic, p) for p in range(partitions)]
-
-    async def __aenter__(self) -> OutputCount:
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def count(self) -> tuple[int, float]:
-        """(records in the topic, time.perf_counter() when the broker answered)."""
-        ends = await self._consumer.end_offsets(self._tps)
-        return sum(ends.values()), time.perf_counter()
-
-
 def _percentiles(values_s: list[float] | npt.NDArray[np.float64]) -> dict[str, float]:
     arr = np.asarray(values_s) * 1000
     if arr.size == 0:
@@ -211,14 +189,14 @@ class _Window(msgspec.Struct):
     cpu1: float = 0.0
 
 
-async def _watch_drain(outputs: OutputCount, runner: RunnerProcess, events: int, what: str) -> _Window:
+async def _watch_drain(outputs: Count, runner: RunnerProcess, events: int, what: str) -> _Window:
     """Polls until all ``events`` outputs are in (a poll's error, <= POLL_S, at each end)."""
     w = _Window()
     deadline = time.perf_counter() + 600
     while w.count1 < events and time.perf_counter() < deadline:
         if runner.proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {runner.proc.returncode}")
-        await asyncio.sleep(OutputCount.POLL_S)
+        await asyncio.sleep(outputs.POLL_S)
         w.count1, w.t1 = await outputs.count()
         w.cpu1 = runner.cpu()
         runner.sample()
@@ -228,14 +206,19 @@ async def _watch_drain(outputs: OutputCount, runner: RunnerProcess, events: int,
 
 
 async def drain(name: str, command: Command, bootstrap: str, items: list[Payload], kinds: tuple[EventKind, ...],
-                partitions: int, workdir: Path, metrics_port: int | None = None) -> RunResult:
+                partitions: int, workdir: Path, metrics_port: int | None = None, *,
+                committed: bool = False) -> RunResult:
+    """``committed``: count the records the runner's group has committed, not its outputs."""
     topics, out = await make_topics(bootstrap, kinds, partitions)
     gen = LoadGenerator(bootstrap, topics, len(items))
     await gen.run(items)
-    argv, env = command(bootstrap, topics, out, f"{name}-{uuid.uuid4().hex[:6]}")
+    group = f"{name}-{uuid.uuid4().hex[:6]}"
+    argv, env = command(bootstrap, topics, out, group)
     log = workdir / f"{name}-drain.log"
+    counter: Count = (CommittedCount(bootstrap, group, list(topics.values()), partitions) if committed
+                      else OutputCount(bootstrap, out, partitions))
     try:
-        async with OutputCount(bootstrap, out, partitions) as outputs:
+        async with counter as outputs:
             runner = RunnerProcess(argv, env, log)
             try:
                 w = await _watch_drain(outputs, runner, len(items), f"{name} (see {log})")

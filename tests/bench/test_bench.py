@@ -61,3 +61,25 @@ def test_a_rate_of_zero_asks_for_drains_only() -> None:
     assert offered_rates(None, [500.0]) == [500.0], "baselines follow --rate unless told"
     assert offered_rates([0.0], [500.0]) == []
     assert offered_rates(None, offered_rates([0.0])) == [], "--rate 0 alone: no baseline phase either"
+
+
+def test_alerts_only_drains_are_counted_by_the_committed_offsets(kafka: KafkaBroker, tmp_path: Path) -> None:
+    """``--outputs alerts``: the scorer writes no score record (the service's default), so the
+    drain counts what its group commits; the passthrough still copies every record."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scorer.cli", "bench", "--bootstrap", kafka.bootstrap, "--events", "20000",
+         "--rate", "0", "--outputs", "alerts", "--runners", "passthrough,scorer-vectorized", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    drains = json.loads(out.read_text())["results"]
+    assert [r["runner"] for r in drains] == ["passthrough", "scorer-vectorized"]
+    assert all(r["throughput_eps"] > 0 and r["cpu_us_per_event"] > 0 and not r["note"] for r in drains), drains
+
+
+def test_alerts_only_takes_drains_of_the_scorer_and_the_passthrough() -> None:
+    for extra in (["--runners", "scorer-vectorized"], ["--rate", "0", "--runners", "scorer-vectorized,quix-app"]):
+        proc = subprocess.run([sys.executable, "-m", "scorer.cli", "bench", "--outputs", "alerts", *extra],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "drains only (--rate 0)" in proc.stderr, proc.stderr[-2000:]
