@@ -11,16 +11,20 @@
 # part writes OUTDIR/<part>.json as it ends and appends its output to OUTDIR/study.log; host.txt
 # and logs.tgz (the runners' logs, the broker's) make seven files, of the eight a call returns.
 # CARRY_SITE=0 uses the Python's own packages instead of the carried cp312 ones (a dry run here).
-# SCORER_CPUS=0,1 gives the scorer's processes those cores alone: the broker and the benches run
-# on the others, and every `scorer.cli ... run` process (a worker, the supervisor) is moved onto
-# SCORER_CPUS as soon as it appears (the benches start them; pins.log says which, when).
+# SCORER_CPUS=0,1 gives the runners those cores alone: the broker and the benches run on the
+# others, and every runner process (`scorer.cli ... run`: a worker, the supervisor; the passthrough;
+# the per-event baselines) is moved onto SCORER_CPUS as soon as it appears (the benches start them;
+# pins.log says which, when). DRAIN_RUNNERS, CAPTURE_RUNNERS, LAT_RUNNERS: the benches' runners.
 set -u -o pipefail
 out=${1:?OUTDIR}; carry=${2:-var/pipeline_host/carry.tar.xz}; head=${3-var/pipeline_host/head.tar.xz}
 c=${CARRY_DIR:-/tmp/pipeline-carry}; work=${STUDY_WORK:-/tmp/pipeline-study}
 PARTS=${PARTS:-drain capture latency processes}
 DRAIN_EVENTS=${DRAIN_EVENTS:-200000}; BASELINE_EVENTS=${BASELINE_EVENTS:-20000}; REPEAT=${REPEAT:-3}
 LAT_SECONDS=${LAT_SECONDS:-10}; LAT_ROUNDS=${LAT_ROUNDS:-3}
-PROC_EVENTS=${PROC_EVENTS:-1000000}; PROC_WORKERS=${PROC_WORKERS:-1 4 8 16}; PROC_RUNNER=${PROC_RUNNER:-scorer-compiled}
+PROC_EVENTS=${PROC_EVENTS:-1000000}; PROC_WORKERS=${PROC_WORKERS:-1 4 8 16}; PROC_RUNNER=${PROC_RUNNER:-scorer-vectorized}
+DRAIN_RUNNERS=${DRAIN_RUNNERS:-passthrough,scorer-compiled,scorer-vectorized,quix-app}
+CAPTURE_RUNNERS=${CAPTURE_RUNNERS:-passthrough,scorer-compiled,scorer-vectorized}
+LAT_RUNNERS=${LAT_RUNNERS:-passthrough,scorer-compiled,scorer-vectorized}
 PY=${PY:-python3}; port=${KAFKA_PORT:-9092}; boot=127.0.0.1:$port
 mkdir -p "$out" "$work/tmp" || exit 1
 export TMPDIR=$work/tmp  # the benches' runner logs, packed into OUTDIR/logs.tgz at the end
@@ -57,7 +61,7 @@ if [ -n "${SCORER_CPUS:-}" ]; then
   pin=(taskset -c "$others")
   echo "scorer processes on cores $SCORER_CPUS; the broker and the benches on $others" | tee -a "$out/host.txt"
   (declare -A seen; while true; do
-     for pid in $(pgrep -f 'scorer[.]cli.* run( |$)'); do
+     for pid in $(pgrep -f 'scorer[.]cli.* run( |$)|scorer[.]bench[.](passthrough|baselines)'); do
        [ -n "${seen[$pid]:-}" ] && continue
        taskset -a -p -c "$SCORER_CPUS" "$pid" >/dev/null 2>&1 && seen[$pid]=1 &&
          echo "$(date -u +%T.%N | cut -c1-12) pinned $pid to $SCORER_CPUS: $(tr '\0' ' ' </proc/$pid/cmdline | cut -c1-120)"
@@ -78,13 +82,13 @@ part() {  # NAME BOX_SECONDS COMMAND...: its output appended to OUTDIR/study.log
 for p in $PARTS; do
   case $p in
     drain) part drain "${T_DRAIN:-200}" "$PY" -m scorer.cli bench --bootstrap "$boot" --stream realistic \
-      --runners passthrough,scorer-onnxruntime,scorer-compiled,quix-app --rate 0 --events "$DRAIN_EVENTS" \
+      --runners "$DRAIN_RUNNERS" --rate 0 --events "$DRAIN_EVENTS" \
       --baseline-events "$BASELINE_EVENTS" --repeat "$REPEAT" --out "$out/drain.json" ;;
     capture) part capture "${T_CAPTURE:-100}" "$PY" -m scorer.cli bench --bootstrap "$boot" --stream capture \
-      --runners passthrough,scorer-onnxruntime,scorer-compiled --rate 0 --events "$DRAIN_EVENTS" \
+      --runners "$CAPTURE_RUNNERS" --rate 0 --events "$DRAIN_EVENTS" \
       --repeat "$REPEAT" --out "$out/capture.json" ;;
     latency) part latency "${T_LATENCY:-150}" "$PY" -m scorer.bench.latency --bootstrap "$boot" --stream realistic \
-      --runners passthrough,scorer-compiled --rate 10000 --seconds "$LAT_SECONDS" --rounds "$LAT_ROUNDS" \
+      --runners "$LAT_RUNNERS" --rate 10000 --seconds "$LAT_SECONDS" --rounds "$LAT_ROUNDS" \
       --out "$out/latency.json" ;;
     processes) part processes "${T_PROCESSES:-300}" "$PY" -m scorer.bench.processes --bootstrap "$boot" \
       --runner "$PROC_RUNNER" --stream realistic $(printf -- '--processes %s ' $PROC_WORKERS) \
