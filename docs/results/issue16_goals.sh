@@ -27,6 +27,7 @@ run bench-profile env SCORER_BENCH_PROFILE="$OUT/prof" scorer bench --stream rea
   --repeat 1 --rate 10000 --rate-seconds 10 --out "$OUT/bench-profile.json"
 run processes-2core python -m scorer.bench.processes --runner scorer-vectorized --stream realistic --processes 1 --processes 2 \
   --events 300000 --repeat 2 --out "$OUT/processes-2core.json"
+gzip -9 -n "$OUT"/prof/*.txt  # py-spy's raw profiles: scorer.bench.profile_summary reads them gzipped
 deploy/local/kafka.sh stop >> "$OUT/kafka.log" 2>&1
 kill $LOADPID
 echo "done $(date -u +%T)"

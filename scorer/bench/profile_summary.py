@@ -12,6 +12,7 @@ pass through a frame (e.g. the scoring loop, leaving start-up out).
 from __future__ import annotations
 
 import argparse
+import gzip
 import re
 from collections import Counter
 from pathlib import Path
@@ -24,7 +25,9 @@ def summarise(path: Path, within: str | None = None) -> tuple[int, Counter[str],
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
+    # Raw profiles are kept gzipped in docs/results (0.4-0.9 MB of text each).
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
