@@ -71,14 +71,16 @@ class ScoredEvents(Sequence[ScoredEvent]):
 
     def __init__(self) -> None:
         self.kinds: list[KindScores] = []
+        self._rows = 0  # counted as kinds are added: the sink asks for it with every batch
         self._events: list[ScoredEvent] | None = None
 
     def add(self, scores: KindScores) -> None:
         self.kinds.append(scores)
+        self._rows += len(scores.uids)
         self._events = None
 
     def __len__(self) -> int:
-        return sum(len(k.uids) for k in self.kinds)
+        return self._rows
 
     def __iter__(self) -> Iterator[ScoredEvent]:
         return iter(self._all())
