@@ -56,7 +56,7 @@ def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runt
                     continue
                 row = out
             elif not row.uid:
-                row = msgspec.structs.replace(row, uid=f"{rec.ref.topic}:{rec.ref.partition}:{rec.ref.offset}")
+                row = msgspec.structs.replace(row, uid=f"{rec.topic}:{rec.partition}:{rec.offset}")
             items.append((row, rec))
         if items:
             batch.by_kind[kind] = items
