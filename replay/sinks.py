@@ -24,6 +24,7 @@ from scorer.errors import ConfigError
 from scorer.kafka import make_producer
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
+from scorer.pipeline.sink import score_records
 
 from .eval.truth import TruthWriter, truth_row
 from .incidents import IncidentWriter, wait_incidents
@@ -164,7 +165,8 @@ class EmbeddedSink:
         self._alerts.writelines(a.value + b"\n" for a in outcome.alerts)
         if self.incidents is not None:
             self.incidents.batch(a.value for a in outcome.alerts)
-        self._scores.writelines(self._encoder.encode(s) + b"\n" for s in outcome.scores)
+        # The service's score records (scorer.pipeline.sink): written from the batch's columns.
+        self._scores.writelines(r.value + b"\n" for r in score_records("scores", outcome.scores, self._encoder))
         self.dead_letters.update(f.reason for f in outcome.failures)
 
     async def close(self) -> None:
