@@ -1,15 +1,19 @@
 """How far a drain has got, polled without reading a record: the output topic's end offsets
 (:class:`OutputCount`, for runners that write a record per event), or the input offsets the
 runner's consumer group has committed (:class:`CommittedCount`, for runners that write alerts
-only: the service's default). Both answer with the time of each poll (scorer.bench.harness).
+only: the service's default). Both answer with the time of each poll; :func:`watch_drain`
+polls one until a drain is done (scorer.bench.harness).
 """
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import time
 from abc import ABC, abstractmethod
-from typing import Self
+from typing import Protocol, Self
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -86,3 +90,41 @@ class CommittedCount(Count):
             return self._done, time.perf_counter()
         self._done = sum(max(0, meta.offset) for tp, meta in committed.items() if tp in self._tps)
         return self._done, time.perf_counter()
+
+
+class Runner(Protocol):
+    """What a drain watches of the runner's process (scorer.bench.harness.RunnerProcess)."""
+
+    proc: subprocess.Popen[bytes]
+
+    def cpu(self) -> float: ...
+
+    def sample(self) -> None: ...
+
+
+class Window(msgspec.Struct):
+    """A drain's measured window: records counted, perf_counter() and the runner's CPU
+    seconds, at the first poll that saw records done and at the last."""
+
+    count0: int = 0
+    t0: float = 0.0
+    cpu0: float = 0.0
+    count1: int = 0
+    t1: float = 0.0
+    cpu1: float = 0.0
+
+
+async def watch_drain(outputs: Count, runner: Runner, events: int, what: str) -> Window:
+    """Polls until all ``events`` are done (a poll's error, <= POLL_S, at each end)."""
+    w = Window()
+    deadline = time.perf_counter() + 600
+    while w.count1 < events and time.perf_counter() < deadline:
+        if runner.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {runner.proc.returncode}")
+        await asyncio.sleep(outputs.POLL_S)
+        w.count1, w.t1 = await outputs.count()
+        w.cpu1 = runner.cpu()
+        runner.sample()
+        if not w.t0 and w.count1:
+            w.count0, w.t0, w.cpu0 = w.count1, w.t1, w.cpu1
+    return w

@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from scorer.bench.counting import CommittedCount, Count, OutputCount
+from scorer.bench.counting import CommittedCount, Count, OutputCount, watch_drain
 from scorer.bench.loadgen import LoadGenerator, Payload
 from scorer.config import KafkaSettings
 from scorer.events.structs import EventKind
@@ -177,34 +177,6 @@ class RunnerProcess:
                 self.proc.wait()
 
 
-class _Window(msgspec.Struct):
-    """A drain's measured window: outputs counted, perf_counter() and the runner's CPU
-    seconds, at the first poll that saw outputs and at the last."""
-
-    count0: int = 0
-    t0: float = 0.0
-    cpu0: float = 0.0
-    count1: int = 0
-    t1: float = 0.0
-    cpu1: float = 0.0
-
-
-async def _watch_drain(outputs: Count, runner: RunnerProcess, events: int, what: str) -> _Window:
-    """Polls until all ``events`` outputs are in (a poll's error, <= POLL_S, at each end)."""
-    w = _Window()
-    deadline = time.perf_counter() + 600
-    while w.count1 < events and time.perf_counter() < deadline:
-        if runner.proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {runner.proc.returncode}")
-        await asyncio.sleep(outputs.POLL_S)
-        w.count1, w.t1 = await outputs.count()
-        w.cpu1 = runner.cpu()
-        runner.sample()
-        if not w.t0 and w.count1:
-            w.count0, w.t0, w.cpu0 = w.count1, w.t1, w.cpu1
-    return w
-
-
 async def drain(name: str, command: Command, bootstrap: str, items: list[Payload], kinds: tuple[EventKind, ...],
                 partitions: int, workdir: Path, metrics_port: int | None = None, *,
                 committed: bool = False) -> RunResult:
@@ -221,7 +193,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
         async with counter as outputs:
             runner = RunnerProcess(argv, env, log)
             try:
-                w = await _watch_drain(outputs, runner, len(items), f"{name} (see {log})")
+                w = await watch_drain(outputs, runner, len(items), f"{name} (see {log})")
                 after = _scrape(metrics_port)
             finally:
                 runner.stop()
