@@ -24,14 +24,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from scorer.errors import ModelError
 from scorer.inference.base import FloatMatrix, FloatVector
 from scorer.inference.compiled import TOLERANCE, EngineUnavailable, check_rows
 from scorer.inference.compiled_build import agreement
+from scorer.inference.ensemble import TreeNode, ensemble_trees
 from scorer.inference.onnx_wire import WireError, node_attributes
 from scorer.inference.repository import CHECKSUMS, MODEL_FILE, ModelVersion, listed_checksums
 
@@ -44,12 +45,11 @@ _MODES = {b"BRANCH_LEQ": 0, b"BRANCH_LT": 1}
 class ForestArrays:
     """QuickScorer's arrays of one tree ensemble, in the layout ``_forest.Forest`` takes."""
 
-    def __init__(self, trees: Sequence[tuple[int, dict[int, tuple[Any, ...]]]],
-                 weights: dict[tuple[int, int], float], mode: int) -> None:
+    def __init__(self, trees: Sequence[dict[int, TreeNode]], mode: int) -> None:
         start, split, feature, threshold, mask = [0], [], [], [], []
         leaves = np.zeros((len(trees), LEAVES), np.float32)
-        for t, (tree_id, nodes) in enumerate(trees):
-            tests, leaf_values = _walk(tree_id, nodes, weights)
+        for t, nodes in enumerate(trees):
+            tests, leaf_values = _walk(t, nodes)
             # Missing values to the false child first, then to the true child: one compare
             # predicate per run (the C kernels' split).
             tests.sort(key=lambda test: test[3])
@@ -69,11 +69,10 @@ class ForestArrays:
         self.mode = mode
 
 
-def _walk(tree_id: int, nodes: dict[int, tuple[Any, ...]],
-          weights: dict[tuple[int, int], float]) -> tuple[list[tuple[int, float, int, bool]], list[float]]:
+def _walk(tree_id: int, nodes: dict[int, TreeNode]) -> tuple[list[tuple[int, float, int, bool]], list[float]]:
     """A tree's tests (feature, threshold, mask, missing to the true child) and its leaf
     values, leaves numbered left to right with the true child first."""
-    children = {c for mode, _f, _v, t, f, _m in nodes.values() if mode != b"LEAF" for c in (t, f)}
+    children = {c for node in nodes.values() if not node.leaf for c in (node.left, node.right)}
     roots = [n for n in nodes if n not in children]
     if len(roots) != 1:
         raise EngineUnavailable("not_trees", f"tree {tree_id}: {len(roots)} roots")
@@ -81,19 +80,19 @@ def _walk(tree_id: int, nodes: dict[int, tuple[Any, ...]],
     values: list[float] = []
 
     def visit(node_id: int, depth: int) -> None:  # the deepest shipped tree is 20 levels
-        if node_id not in nodes or depth > 512:
+        node = nodes.get(node_id)
+        if node is None or depth > 512:
             raise EngineUnavailable("not_trees", f"tree {tree_id}: node {node_id} is missing or in a cycle")
-        mode, feature, threshold, true_id, false_id, missing_true = nodes[node_id]
-        if mode == b"LEAF":
-            values.append(weights.get((tree_id, node_id), 0.0))
+        if node.leaf:
+            values.append(node.value)
             if len(values) > LEAVES:
                 raise EngineUnavailable("unsupported", f"tree {tree_id} has more than {LEAVES} leaves")
             return
         first = len(values)
-        visit(true_id, depth + 1)
+        visit(node.left, depth + 1)
         ruled_out = ((1 << len(values)) - 1) ^ ((1 << first) - 1)  # the true subtree's leaves
-        tests.append((feature, threshold, ~ruled_out & 0xFFFFFFFF, bool(missing_true)))
-        visit(false_id, depth + 1)
+        tests.append((node.feature, node.threshold, ~ruled_out & 0xFFFFFFFF, node.missing_left))
+        visit(node.right, depth + 1)
 
     visit(roots[0], 0)
     return tests, values
@@ -114,19 +113,12 @@ def forest_arrays(model: bytes) -> tuple[ForestArrays, float]:
     modes = set(a["nodes_modes"]) - {b"LEAF"}
     if len(modes) > 1 or not modes <= set(_MODES):
         raise EngineUnavailable("unsupported", f"split modes {sorted(modes)}: one of {sorted(_MODES)} is scored")
-    n = len(a["nodes_nodeids"])
-    missing = a.get("nodes_missing_value_tracks_true") or [0] * n
-    trees: dict[int, dict[int, tuple[Any, ...]]] = {}
-    for i in range(n):
-        trees.setdefault(a["nodes_treeids"][i], {})[a["nodes_nodeids"][i]] = (
-            a["nodes_modes"][i], a["nodes_featureids"][i], a["nodes_values"][i], a["nodes_truenodeids"][i],
-            a["nodes_falsenodeids"][i], missing[i])
-    weights: dict[tuple[int, int], float] = {}
-    for tree, node, weight in zip(a["class_treeids"], a["class_nodeids"], a["class_weights"], strict=True):
-        weights[(tree, node)] = weights.get((tree, node), 0.0) + weight
-    arrays = ForestArrays(sorted(trees.items()), weights, _MODES[modes.pop()] if modes else 0)
+    try:
+        trees = ensemble_trees(a)
+    except ModelError as exc:
+        raise EngineUnavailable("not_trees", f"model.onnx: {exc}") from None
     base = a.get("base_values") or [0.0]
-    return arrays, float(base[0])
+    return ForestArrays(trees, _MODES[modes.pop()] if modes else 0), float(base[0])
 
 
 class VectorizedTrees:

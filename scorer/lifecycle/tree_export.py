@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scorer.errors import ModelError
+from scorer.inference.ensemble import ensemble_trees
 from scorer.inference.repository import CHECKSUMS, MODEL_FILE, sha256_file, write_checksums
 
 ARTEFACT = "model.tl"  # Treelite checkpoint (nvforest.load_model(..., model_type="treelite_checkpoint"))
@@ -54,7 +55,7 @@ def from_onnx(onnx_model: bytes | Path) -> Any:
     if not set(modes) <= {b"LEAF", b"BRANCH_LEQ"}:
         raise ModelError(f"only BRANCH_LEQ splits are exported, not {sorted(set(modes) - {b'LEAF', b'BRANCH_LEQ'})}")
     n_features = int(model.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
-    trees = _trees(a)
+    trees = ensemble_trees(a)
     builder: Any = tmb.ModelBuilder(  # treelite is untyped
         threshold_type="float32", leaf_output_type="float32",
         metadata=tmb.Metadata(num_feature=n_features, task_type="kBinaryClf", average_tree_output=False,
@@ -76,37 +77,6 @@ def from_onnx(onnx_model: bytes | Path) -> Any:
             builder.end_node()
         builder.end_tree()
     return builder.commit()
-
-
-@dataclass
-class _Node:
-    leaf: bool
-    feature: int = 0
-    threshold: float = 0.0
-    left: int = 0
-    right: int = 0
-    missing_left: bool = False
-    value: float = 0.0
-
-
-def _trees(a: dict[str, Any]) -> list[dict[int, _Node]]:
-    """ONNX's parallel node arrays regrouped per tree, keyed by node id."""
-    n_trees = int(max(a["nodes_treeids"])) + 1
-    trees: list[dict[int, _Node]] = [{} for _ in range(n_trees)]
-    missing = a.get("nodes_missing_value_tracks_true") or [0] * len(a["nodes_modes"])
-    for i, (t, nid, mode) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"], a["nodes_modes"], strict=True)):
-        if mode == b"LEAF":
-            trees[t][nid] = _Node(leaf=True)
-        else:
-            # Thresholds stay float32 as stored: ORT compares the float32 input with them.
-            trees[t][nid] = _Node(False, int(a["nodes_featureids"][i]), float(np.float32(a["nodes_values"][i])),
-                                  int(a["nodes_truenodeids"][i]), int(a["nodes_falsenodeids"][i]),
-                                  bool(missing[i]))
-    for t, nid, w in zip(a["class_treeids"], a["class_nodeids"], a["class_weights"], strict=True):
-        trees[t][nid].value += float(np.float32(w))
-    if any(not tree for tree in trees):
-        raise ModelError("a tree id has no nodes")
-    return trees
 
 
 def export(version_dir: Path) -> Path:
