@@ -187,7 +187,7 @@ class OnnxRuntimeBackend(InferenceBackend):
             raise ModelError(
                 f"{version.onnx_path}: takes {loaded.n_features} features, card lists {n_card}"
             )
-        for engine in AUTO if self.engine == "auto" else () if self.engine == "onnxruntime" else (self.engine,):
+        for engine in self._engines():
             try:
                 loaded.trees = self._engine(engine, version, loaded)
                 loaded.engine = engine
@@ -201,6 +201,12 @@ class OnnxRuntimeBackend(InferenceBackend):
             log.info("%s:%s scored by ONNX Runtime", version.name, version.version)
         self.metrics.loaded(version, loaded.engine)
         return loaded
+
+    def _engines(self) -> tuple[Engine, ...]:
+        """The engines to try, in order, before the session."""
+        if self.engine == "auto":
+            return AUTO
+        return () if self.engine == "onnxruntime" else (self.engine,)
 
     def _engine(self, engine: Engine, version: ModelVersion, loaded: _Loaded) -> CompiledTrees | VectorizedTrees:
         def reference(rows: FloatMatrix) -> FloatVector:

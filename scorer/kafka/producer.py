@@ -148,17 +148,17 @@ async def _by_partition(producer: AIOKafkaProducer, records: Sequence[Record]) -
     placed = kafka.place(records, known_partitions(producer))
     for _ in range(PLACE_ROUNDS):
         if not isinstance(placed, list):
-            by_partition: dict[tuple[str, int], list[Record]] = placed
-            return by_partition
+            break
         for topic in placed:  # the topics whose partitions it needs (the first batch to a topic)
             await partitions_via(producer, topic)
         # Again with the table current now: a metadata update while asking starts a new one.
         placed = kafka.place(records, known_partitions(producer))
-    if not isinstance(placed, list):
-        return placed  # type: ignore[no-any-return]
-    # Metadata updates kept emptying the table while several topics were asked for: the
-    # reference places every record from the partitions it asks for itself, in this call.
-    return await _by_partition_each(producer, records)
+    if isinstance(placed, list):
+        # Metadata updates kept emptying the table while several topics were asked for: the
+        # reference places every record from the partitions it asks for itself, in this call.
+        return await _by_partition_each(producer, records)
+    by_partition: dict[tuple[str, int], list[Record]] = placed
+    return by_partition
 
 
 async def _by_partition_each(producer: AIOKafkaProducer, records: Sequence[Record]
