@@ -283,18 +283,19 @@ class Group(NamedTuple):
 
 
 class Plan:
-    """``groups`` over a feature set's ``names``, compiled for the native pass on first use."""
+    """``groups`` over a feature set's ``names``, compiled for the native pass on first use; the
+    events are ``event_type``'s (EDR's, or SIEM alerts: groups without gates or event codes)."""
 
-    __slots__ = ("_compiled", "groups", "names")
+    __slots__ = ("_compiled", "event_type", "groups", "names")
 
-    def __init__(self, groups: tuple[Group, ...], names: tuple[str, ...]) -> None:
-        self.groups, self.names = groups, names
+    def __init__(self, groups: tuple[Group, ...], names: tuple[str, ...], event_type: type = EndpointEvent) -> None:
+        self.groups, self.names, self.event_type = groups, names, event_type
         self._compiled: object = None
 
     def sheet(self, events: Sequence[object]) -> Sheet | None:
         """The batch's :class:`Sheet`, every group written by the native pass; None where the native
         module is off or the pass refuses the batch (the Python blocks then decide it: events of
-        another type than EndpointEvent are refused there)."""
+        another type than the plan's are refused there)."""
         native = scorer.native.module("_edr")
         if native is None:
             return None
@@ -308,6 +309,6 @@ class Plan:
                 path = (at[g.path[0]], g.path[1], len(slots)) if g.path is not None else (0, 0, -1)
                 slots += [g.path[2]] if g.path is not None else []
                 specs.append((at[g.first], g.width, *path, g.mode, g.require, g.sep, g.row, g.gate, g.default, parts))
-            self._compiled = native.plan(specs, tuple(attrs), len(slots), EndpointEvent)
+            self._compiled = native.plan(specs, tuple(attrs), len(slots), self.event_type)
         sheet = Sheet(self.names, len(evs))
         return sheet if native.run(self._compiled, evs, sheet.out) else None

@@ -664,7 +664,8 @@ static PyObject *present(PyObject *self, PyObject *args) {
 /* ---- plan(groups, attrs) / run(plan, events, out) -------------------------------------------
  *
  * The EDR feature sets' column groups (v1 and v3: ~50 an event batch, each a column read, a
- * factorisation and a fill) in one pass over a batch, instead of ~10 Python calls each. The
+ * factorisation and a fill; and the SIEM set's text and severity groups) in one pass over a
+ * batch, instead of ~10 Python calls each. The
  * reference is the feature blocks' Python code (scorer/features/edr*.py); the plan is their groups
  * as data (scorer.features.edr_batch.Group), and each distinct key's row still comes from the
  * blocks' own (cached, pure) Python functions, so every value is theirs. tests/features compares
@@ -672,7 +673,8 @@ static PyObject *present(PyObject *self, PyObject *args) {
  *
  * A group: the columns [first, first + width) of every row are row(key)'s values; the key of an
  * event is built from its parts (below) by the group's mode, "" (or a require part that is "")
- * is a row of zeros, and so is an event whose event code is not in the group's gate. A path group
+ * is a row of zeros, and so is an event whose event code is not in the group's gate (the codes,
+ * attribute 0, are read only by a plan with a gate or a 'c' part: SIEM alerts have none). A path group
  * (width2 > 0) gets (basename, flags, one-hot) from row and writes the one-hot row at first2 and
  * the basename into its slot, which later groups read as a part. Parts (kind, index, name):
  *   'a' attribute ``index`` (a text or None: None reads "");  'r' the same, None refused;
@@ -716,6 +718,7 @@ typedef struct {
     PyTypeObject *type;   /* the event type (every event is one: any other is refused) */
     PyMemberDef **member; /* per attribute: its slot, or NULL (read by PyObject_GetAttr) */
     PyTypeObject *member_of; /* the type member was looked up in (type, once looked up) */
+    int codes;               /* some group has a gate or an event-code part: run() reads the codes */
 } Plan;
 
 static void plan_free(PyObject *capsule) {
@@ -782,7 +785,9 @@ static PyObject *plan(PyObject *self, PyObject *args) {
             if (kind[0] == '\0' || kind[1] != '\0' || strchr("arfscnbp", pt->kind) == NULL || pt->index < 0
                 || pt->index >= limit || (pt->kind == 'f' && !PyUnicode_Check(pt->name)))
                 goto bad;
+            p->codes |= pt->kind == 'c';
         }
+        p->codes |= g->gate != NULL;
         PyObject *blanks = PyTuple_New(g->nparts);
         if (blanks == NULL) goto fail;
         for (int k = 0; k < g->nparts; k++) PyTuple_SET_ITEM(blanks, k, PyUnicode_FromStringAndSize("", 0));
@@ -1131,7 +1136,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
         goto done;
     }
     memcpy(b.member, p->member, (size_t)p->attrs * sizeof(PyMemberDef *));
-    for (Py_ssize_t i = 0; i < n; i++) { /* the event codes, factorised for the groups' gates */
+    for (Py_ssize_t i = 0; p->codes && i < n; i++) { /* the event codes, factorised for the groups' gates */
         PyObject **codes = column_of(&b, 0), *code, *found;
         if (codes == NULL) goto done;
         code = codes[i];

@@ -1703,18 +1703,51 @@ static int port_in(double port, PyObject *members) {
 
 static double share(double part, double total) { return total != 0 ? part / total : 0.0; }
 
-static PyObject *flow_numbers(PyObject *Py_UNUSED(module), PyObject *args) {
-    PyObject *nums, *out, *logged, *web, *service;
-    if (!PyArg_ParseTuple(args, "OOOO!O!", &nums, &out, &logged, &PyTuple_Type, &web, &PyTuple_Type, &service))
-        return NULL;
+/* The port sets' members are floats (1 on success; 0 with TypeError). */
+static int port_sets(PyObject *web, PyObject *service) {
     for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(web) + PyTuple_GET_SIZE(service); j++) {
         PyObject *m = j < PyTuple_GET_SIZE(web) ? PyTuple_GET_ITEM(web, j)
                                                 : PyTuple_GET_ITEM(service, j - PyTuple_GET_SIZE(web));
         if (!PyFloat_CheckExact(m)) {
             PyErr_SetString(PyExc_TypeError, "flow_numbers: the port sets are tuples of floats");
-            return NULL;
+            return 0;
         }
     }
+    return 1;
+}
+
+/* Flow i's values of the seven numbers ``v`` (nums' column i) into column i of O [28, n] and
+   L [9+, n]. */
+static void flow_row(const double *v, double *O, double *L, Py_ssize_t i, Py_ssize_t n, PyObject *web,
+                     PyObject *service) {
+#define AT(a, row) (a)[(row) * n + i]
+    double dur = v[0], sb = v[1], db = v[2], sp = v[3], dp = v[4], dport = v[5], sport = v[6];
+    for (int r = 0; r < 5; r++) AT(L, r) = v[r];
+    double tb = sb + db, tp = sp + dp;
+    AT(L, 5) = share(sb, sp);
+    AT(L, 6) = share(db, dp);
+    double d = isnan(dur) ? dur : dur > 1e-3 ? dur : 1e-3;
+    AT(L, 7) = tb / d;
+    AT(L, 8) = tp / d;
+    AT(O, 7) = share(db, tb);
+    AT(O, 8) = share(dp, tp);
+    AT(O, 11) = dp == 0;
+    AT(O, 12) = tb == 0;
+    AT(O, 17) = dport > 0 && dport < 1024;
+    AT(O, 18) = dport >= 1024 && dport < 49152;
+    AT(O, 19) = dport >= 49152;
+    AT(O, 20) = port_in(dport, web);
+    AT(O, 21) = port_in(dport, service);
+    AT(O, 22) = sport > 0 && sport < 1024;
+    AT(O, 23) = sport >= 49152;
+#undef AT
+}
+
+static PyObject *flow_numbers(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *nums, *out, *logged, *web, *service;
+    if (!PyArg_ParseTuple(args, "OOOO!O!", &nums, &out, &logged, &PyTuple_Type, &web, &PyTuple_Type, &service))
+        return NULL;
+    if (!port_sets(web, service)) return NULL;
     Py_buffer b[3];
     PyObject *objs[3] = {nums, out, logged};
     int flags[3] = {0, PyBUF_WRITABLE, PyBUF_WRITABLE};
@@ -1732,34 +1765,111 @@ static PyObject *flow_numbers(PyObject *Py_UNUSED(module), PyObject *args) {
         }
     }
     const double *N = b[0].buf;
-    double *O = b[1].buf, *L = b[2].buf;
-#define AT(a, row) (a)[(row) * n + i]
     for (Py_ssize_t i = 0; i < n; i++) {
-        double dur = AT(N, 0), sb = AT(N, 1), db = AT(N, 2), sp = AT(N, 3), dp = AT(N, 4);
-        double dport = AT(N, 5), sport = AT(N, 6);
-        for (int r = 0; r < 5; r++) AT(L, r) = AT(N, r);
-        double tb = sb + db, tp = sp + dp;
-        AT(L, 5) = share(sb, sp);
-        AT(L, 6) = share(db, dp);
-        double d = isnan(dur) ? dur : dur > 1e-3 ? dur : 1e-3;
-        AT(L, 7) = tb / d;
-        AT(L, 8) = tp / d;
-        AT(O, 7) = share(db, tb);
-        AT(O, 8) = share(dp, tp);
-        AT(O, 11) = dp == 0;
-        AT(O, 12) = tb == 0;
-        AT(O, 17) = dport > 0 && dport < 1024;
-        AT(O, 18) = dport >= 1024 && dport < 49152;
-        AT(O, 19) = dport >= 49152;
-        AT(O, 20) = port_in(dport, web);
-        AT(O, 21) = port_in(dport, service);
-        AT(O, 22) = sport > 0 && sport < 1024;
-        AT(O, 23) = sport >= 49152;
+        double v[7];
+        for (int r = 0; r < 7; r++) v[r] = N[r * n + i];
+        flow_row(v, b[1].buf, b[2].buf, i, n, web, service);
     }
-#undef AT
     result = Py_NewRef(Py_None);
 done:
     for (int k = 0; k < got; k++) PyBuffer_Release(&b[k]);
+    return result;
+}
+
+/* ---- flow_features(windows, rows, out, logged, web, service) --------------------------
+ *
+ * The reference is scorer.features.netflow.NetflowFeatures.transform up to its log1p, for a
+ * batch of FlowRow rows (the columnar decode's) of CICFlowMeter records (no history, no
+ * conn_state: _tcp_flags' CICFlowMeter-only case): flow_numbers' rows of the seven numbers,
+ * the protocol's one-hot (rows 13-16), FIN / RST seen (24, 25) into out [28, n], and into
+ * logged [11, n] the nine values log1p takes and the source's two window counts (``windows``:
+ * a netflow Windows, updated in row order with the values entity_rows would pass it). Each
+ * value read from the rows' batches' cells as the row's attribute reads it, without an object
+ * per value. Returns False (nothing written, no window touched) where a row is anything else,
+ * a Zeek record, a null proto, or its batch keeps other statistics than READ_STATISTICS'
+ * four: the caller then takes the reference, which decides those.
+ */
+#define FLOW_KEPT 4 /* READ_STATISTICS: FIN, RST, Fwd RST, Bwd RST flag counts */
+
+/* _PROTOS.get(proto.lower(), 3) of a printable-ASCII text (fr_parse), absent reading "tcp". */
+static int proto_class(FlowBatch *b, Py_ssize_t i) {
+    Cell c = b->cells[i * FR_N + FR_PROTO];
+    if (c.t.len == FR_DEFAULT) return 0;
+    const char *t = PyBytes_AS_STRING(b->values[i]) + c.t.off;
+    char low[6] = {0};
+    if (c.t.len > 5) return 3;
+    for (uint32_t k = 0; k < c.t.len; k++) low[k] = (char)(t[k] >= 'A' && t[k] <= 'Z' ? t[k] + 32 : t[k]);
+    if (strcmp(low, "tcp") == 0) return 0;
+    if (strcmp(low, "udp") == 0) return 1;
+    return strcmp(low, "icmp") == 0 || strcmp(low, "icmp6") == 0 ? 2 : 3;
+}
+
+static PyObject *flow_features(PyObject *Py_UNUSED(module), PyObject *args) {
+    static const int NUMS[7] = {FR_DURATION, FR_SRC_BYTES, FR_DST_BYTES, FR_SRC_PKTS, FR_DST_PKTS, FR_DST_PORT,
+                                FR_SRC_PORT};
+    PyObject *windows, *rows, *out, *logged, *web, *service;
+    if (!PyArg_ParseTuple(args, "OO!OOO!O!", &windows, &PyList_Type, &rows, &out, &logged, &PyTuple_Type, &web,
+                          &PyTuple_Type, &service) ||
+        !port_sets(web, service))
+        return NULL;
+    if (!Py_IS_TYPE(windows, &WindowsType) || ((Windows *)windows)->kind != KIND_NETFLOW) Py_RETURN_FALSE;
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!Py_IS_TYPE(row, &FlowRowType)) Py_RETURN_FALSE;
+        FlowBatch *b = ((FlowRow *)row)->batch;
+        const Cell *c = b->cells + ((FlowRow *)row)->i * FR_N;
+        if (b->nkeep != FLOW_KEPT || c[FR_CONN_STATE].t.len != FR_NONE || c[FR_HISTORY].t.len != FR_NONE ||
+            c[FR_PROTO].t.len == FR_NONE)
+            Py_RETURN_FALSE;
+        if (!fr_texts(b, FR_SRC_IP) || !fr_texts(b, FR_DST_IP)) return NULL; /* the window keys */
+    }
+    Py_buffer bo, bl;
+    if (PyObject_GetBuffer(out, &bo, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (PyObject_GetBuffer(logged, &bl, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&bo);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (bo.ndim != 2 || bl.ndim != 2 || bo.shape[0] != 28 || bl.shape[0] != 11 || bo.shape[1] != n ||
+        bl.shape[1] != n || bo.format == NULL || strcmp(bo.format, "d") != 0 || bl.format == NULL ||
+        strcmp(bl.format, "d") != 0) {
+        PyErr_SetString(PyExc_ValueError, "flow_features: out [28, n], logged [11, n]: float64, C-contiguous");
+        goto done;
+    }
+    double *O = bo.buf, *L = bl.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        FlowRow *r = (FlowRow *)PyList_GET_ITEM(rows, i);
+        const Cell *c = r->batch->cells + r->i * FR_N;
+        double v[7];
+        for (int k = 0; k < 7; k++) v[k] = FR_TYPE[NUMS[k]] == 'f' ? c[NUMS[k]].f : (double)c[NUMS[k]].i;
+        flow_row(v, O, L, i, n, web, service);
+        int proto = proto_class(r->batch, r->i);
+        for (int k = 0; k < 4; k++) O[(13 + k) * n + i] = k == proto;
+        const double *kept = r->batch->kept + r->i * FLOW_KEPT;
+        O[24 * n + i] = kept[0] > 0.0;
+        O[25 * n + i] = kept[1] + kept[2] + kept[3] > 0.0;
+    }
+    Windows *w = (Windows *)windows;
+    for (Py_ssize_t i = 0; i < n; i++) { /* Windows.rows' loop over the rows' own objects */
+        FlowRow *r = (FlowRow *)PyList_GET_ITEM(rows, i);
+        FlowBatch *b = r->batch;
+        const Cell *c = b->cells + r->i * FR_N;
+        Entity *e = get_entity(w, b->texts[FR_SRC_IP][r->i]);
+        if (e == NULL) goto done;
+        PyObject *port = PyLong_FromLongLong(c[FR_DST_PORT].i);
+        if (port == NULL) goto done;
+        double counts[2];
+        int rc = netflow_add(w, e, c[FR_TS].f, port, b->texts[FR_DST_IP][r->i], counts);
+        Py_DECREF(port);
+        if (rc < 0) goto done;
+        L[9 * n + i] = counts[0];
+        L[10 * n + i] = counts[1];
+    }
+    result = Py_NewRef(Py_True);
+done:
+    PyBuffer_Release(&bo);
+    PyBuffer_Release(&bl);
     return result;
 }
 
@@ -1965,6 +2075,7 @@ static PyMethodDef module_methods[] = {
     {"bounded", bounded, METH_VARARGS, "Whether every event's floats are finite, ints bounded, empties false."},
     {"all_finite", all_finite, METH_O, "Whether every value of a float32/float64 buffer is finite."},
     {"flow_kept", flow_kept, METH_VARARGS, "The kept statistics of FlowRow rows into out, or False."},
+    {"flow_features", flow_features, METH_VARARGS, "A FlowRow batch's netflow features before log1p, or False."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -66,6 +66,11 @@ def flow_numbers(nums: npt.NDArray[np.float64], out: npt.NDArray[np.float64], lo
                  web: tuple[float, ...], service: tuple[float, ...], /) -> None:
     """The netflow features computed from ``nums`` [7, n], into their rows of ``out`` and ``logged``."""
 
+def flow_features(windows: Windows, rows: list[Any], out: npt.NDArray[np.float64], logged: npt.NDArray[np.float64],
+                  web: tuple[float, ...], service: tuple[float, ...], /) -> bool:
+    """A batch of FlowRows of CICFlowMeter records: ``out`` [28, n] but its logged rows, ``logged`` [11, n]
+    (log1p's arguments, then the source window's counts; ``windows`` updated); False: nothing done."""
+
 def partitions(keys: Sequence[bytes | None], n_partitions: int, /) -> list[int]:
     """Kafka's default partitioner per key: ``(murmur2(key) & 0x7FFFFFFF) % n_partitions`` (None as b"")."""
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 import math
 import re
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import scorer.native
 from scorer.events.structs import SiemAlert
 from scorer.features.base import stable_hash
 from scorer.features.siem import KEYWORDS, SYSTEMS, TOKEN_BUCKETS, SiemFeatures
@@ -82,3 +86,43 @@ def test_severity_rows_are_numpys_clip_and_divide() -> None:
     block[:, 0] = sev >= 0
     np.divide(np.clip(sev, 0.0, 15.0), 15.0, out=block[:, 1])
     assert np.array([_severity_row(v) for v in levels]).tobytes() == block.tobytes()
+
+
+_NAMES = ["", "x", "SSH brute force: multiple FAILED logins", "ET SCAN Nmap probe", "İSTANBUL Login",
+          "Web attack " * 60]
+_SYSTEMS = ["", "wazuh", "WAZUH", "Suricata", "splunk", "ünknown"]
+_SEVERITIES: list[object] = [None, 0, -1, 7, 20, 2**2000, 7.5, -0.0, float("nan"), float("inf"), True, "5"]
+
+
+@st.composite
+def _hostile(draw: st.DrawFn) -> list[SiemAlert]:
+    n = draw(st.integers(0, 20))
+    return [SiemAlert(ts=draw(st.sampled_from([0.0, 5.0, 70.0])), rule_name=draw(st.sampled_from(_NAMES)),
+                      source_system=draw(st.sampled_from(_SYSTEMS)), severity=draw(st.sampled_from(_SEVERITIES)),  # type: ignore[arg-type]
+                      host=draw(st.sampled_from([None, "", "h1"])), rule_id=draw(st.sampled_from([None, "", "r1"])),
+                      src_ip=draw(st.sampled_from([None, "10.0.0.1"]))) for _ in range(n)]
+
+
+@pytest.mark.skipif(scorer.native.built_module("_edr") is None, reason="scorer.native._edr is not built")
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(_hostile(), min_size=1, max_size=4), odd=st.sampled_from([None, 3, "name", b"x"]))
+def test_the_native_pass_gives_the_references_matrix(batches: list[list[SiemAlert]], odd: object) -> None:
+    """The text and severity columns' native pass (a Plan of GROUPS) against the reference on
+    hostile alerts: the same matrix, or the same error (a name or system that is not a text)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_native(monkeypatch, "1")
+        native, reference = SiemFeatures(), SiemFeatures()
+        for alerts in batches:
+            if odd is not None and alerts:
+                alerts[0] = msgspec.structs.replace(alerts[0], rule_name=odd)
+            # Taken unless a name is not a text or a severity is a bool (numbers() reads it as 1.0).
+            plain = {type(a.severity) for a in alerts} <= {type(None), int, float, str} and all(
+                type(a.rule_name) is str for a in alerts)
+            assert (native.plan.sheet(alerts) is not None) == plain
+            try:
+                expected = reference._reference(alerts)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    native.transform(alerts)
+                continue
+            assert native.transform(alerts).tobytes() == expected.tobytes()
