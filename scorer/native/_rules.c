@@ -18,9 +18,12 @@
  * fold_many(fields, events, n, present, reads, plan, skip, amask) -> [(name, rows, misses)]
  *   plan: a list of (rows, names): every name not in ``skip`` is read over the union of the
  *   rows of the steps naming it, in first-seen order; ``reads[name]`` = (attr, how, cache,
- *   missing) says how (fold's arguments). A field ``how`` reads from ``fields`` alone that is
- *   not in ``present`` (a set, or None: not known) reads None on every row. Returned: the
- *   fields with misses (fold's result) and those with no read (misses None), with their rows.
+ *   missing[, fieldrefs]) says how (fold's arguments; cache None: no matcher). A field ``how``
+ *   reads from ``fields`` alone that is not in ``present`` (a set, or None: not known) reads
+ *   None on every row. fieldrefs: a tuple of (aid, other, attr, how): amask[aid] |= the rows
+ *   where the field's value and field ``other``'s (read by ``how``) are both not None and
+ *   equal lowered (RuleEngine._field's Python loop). Returned: the fields with misses (fold's
+ *   result; their fieldrefs done) and those with no read (misses None), with their rows.
  * pairs(events, attrs, types) -> {tuple: int} | None
  *   The rows of each distinct tuple of the events' attributes ``attrs``; None when a value's
  *   type is not exactly one of its attribute's ``types`` (a tuple of types per attribute).
@@ -40,7 +43,9 @@ enum {
     READ_FIELD_ATTR = 2,  /* fields[r].get(key) or getattr(ev, attr) or None */
     READ_TEXT = 3,        /* None / "" -> None, a bool -> "true"/"false", else str(value) */
     READ_STR = 4,         /* str(getattr(ev, attr)) */
+    READ_GET = 5,         /* fields[r].get(key), when None: READ_TEXT (scorer.rules.fields.getter's alias) */
 };
+#define READS_FIELD(how) ((how) == READ_FIELD || (how) == READ_FIELD_ATTR || (how) == READ_GET)
 
 /* ``value or None``, stealing value. */
 static PyObject *or_none(PyObject *value) {
@@ -53,6 +58,28 @@ static PyObject *or_none(PyObject *value) {
     if (truth) return value;
     Py_DECREF(value);
     Py_RETURN_NONE;
+}
+
+/* getattr(event, attr) as text (new reference): None / "" -> None, a bool -> "true"/"false",
+ * else str(value) (scorer.rules.fields._text). */
+static PyObject *attr_text(PyObject *event, PyObject *attr) {
+    PyObject *value = PyObject_GetAttr(event, attr);
+    if (value == NULL || value == Py_None) return value;
+    if (PyBool_Check(value)) {
+        int truth = value == Py_True;
+        Py_DECREF(value);
+        return PyUnicode_FromString(truth ? "true" : "false");
+    }
+    if (PyUnicode_Check(value)) {
+        if (PyUnicode_GET_LENGTH(value) == 0) {
+            Py_DECREF(value);
+            Py_RETURN_NONE;
+        }
+        if (PyUnicode_CheckExact(value)) return value;
+    }
+    PyObject *text = PyObject_Str(value);
+    Py_DECREF(value);
+    return text;
 }
 
 /* Row r's value (new reference), as scorer.rules.fields reads column ``key``. */
@@ -69,25 +96,12 @@ static PyObject *read_value(int how, PyObject *fields, PyObject *event, PyObject
     case READ_ATTR:
         return or_none(PyObject_GetAttr(event, attr));
     case READ_TEXT:
-        value = PyObject_GetAttr(event, attr);
-        if (value == NULL || value == Py_None) return value;
-        if (PyBool_Check(value)) {
-            int truth = value == Py_True;
-            Py_DECREF(value);
-            return PyUnicode_FromString(truth ? "true" : "false");
-        }
-        if (PyUnicode_Check(value)) {
-            if (PyUnicode_GET_LENGTH(value) == 0) {
-                Py_DECREF(value);
-                Py_RETURN_NONE;
-            }
-            if (PyUnicode_CheckExact(value)) return value;
-        }
-        {
-            PyObject *text = PyObject_Str(value);
-            Py_DECREF(value);
-            return text;
-        }
+        return attr_text(event, attr);
+    case READ_GET:
+        value = get_field(fields, key);
+        if (value != Py_None) return value;
+        Py_DECREF(value);
+        return attr_text(event, attr);
     case READ_STR:
         value = PyObject_GetAttr(event, attr);
         if (value == NULL || PyUnicode_CheckExact(value)) return value;
@@ -237,12 +251,101 @@ static void scratch_free(Scratch *x) {
     PyMem_Free(x->words);
 }
 
+static int check_read(PyObject *fields, PyObject *attr, int how) {
+    if (READS_FIELD(how) && fields == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "fold: this read needs the fields");
+        return -1;
+    }
+    if (how != READ_FIELD && !PyUnicode_Check(attr)) {
+        PyErr_SetString(PyExc_TypeError, "fold: attr must be a str for this read");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *lower_name; /* "lower", interned at import */
+
+/* One fieldref of a field read into the scratch (row sel[i]'s value: d's value code[i]):
+ * ref = (aid, other, attr, how), and amask[aid] |= the rows where the value and the other
+ * field's (``how`` as scorer.rules.fields.getter reads it) are both not None and equal
+ * lowered, as RuleEngine._field's Python loop does. ``lowered``: each value's lower(), made
+ * when first needed (a str's lower() is a function of the str). */
+static int fieldref(Scratch *x, PyObject *fields, PyObject *events, const Py_ssize_t *sel, Py_ssize_t m,
+                    PyObject *ref, PyObject **lowered, PyObject *amask) {
+    if (!PyTuple_Check(ref) || PyTuple_GET_SIZE(ref) != 4 || !PyLong_Check(PyTuple_GET_ITEM(ref, 3))) {
+        PyErr_SetString(PyExc_TypeError, "fold_many: a fieldref is (aid, other, attr, how)");
+        return -1;
+    }
+    PyObject *aid = PyTuple_GET_ITEM(ref, 0), *other = PyTuple_GET_ITEM(ref, 1), *attr = PyTuple_GET_ITEM(ref, 2);
+    int how = (int)PyLong_AsLong(PyTuple_GET_ITEM(ref, 3));
+    if ((how == -1 && PyErr_Occurred()) || check_read(fields, attr, how) < 0) return -1;
+    Py_ssize_t top = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t r = sel[i], j = x->code[i];
+        PyObject *value = x->d.value[j];
+        if (value == Py_None) continue;
+        PyObject *row = READS_FIELD(how) ? PyList_GET_ITEM(fields, r) : NULL, *event = PyList_GET_ITEM(events, r);
+        Py_INCREF(event);
+        Py_XINCREF(row);
+        PyObject *second = read_value(how, row, event, other, attr);
+        Py_DECREF(event);
+        Py_XDECREF(row);
+        if (second == NULL) return -1;
+        if (second == Py_None) {
+            Py_DECREF(second);
+            continue;
+        }
+        PyObject *low = PyObject_CallMethodNoArgs(second, lower_name);
+        Py_DECREF(second);
+        if (low == NULL || (lowered[j] == NULL && (lowered[j] = PyObject_CallMethodNoArgs(value, lower_name)) == NULL)) {
+            Py_XDECREF(low);
+            return -1;
+        }
+        int same = PyObject_RichCompareBool(low, lowered[j], Py_EQ);
+        Py_DECREF(low);
+        if (same < 0) return -1;
+        if (same) {
+            x->words[r >> 6] |= (uint64_t)1 << (r & 63);
+            if ((r >> 6) + 1 > top) top = (r >> 6) + 1;
+        }
+    }
+    PyObject *mask = from_words(x->words, top);
+    memset(x->words, 0, sizeof(uint64_t) * (size_t)top);
+    if (mask == NULL) return -1;
+    PyObject *before = PyDict_GetItemWithError(amask, aid), *after;
+    if (before == NULL && PyErr_Occurred()) after = NULL;
+    else if (before == NULL) after = (Py_INCREF(mask), mask);
+    else after = PyNumber_Or(before, mask);
+    int bad = after == NULL || PyDict_SetItem(amask, aid, after) < 0;
+    Py_DECREF(mask);
+    Py_XDECREF(after);
+    return bad ? -1 : 0;
+}
+
+/* Every fieldref of ``refs`` (a tuple; NULL: none) over the scratch's rows. */
+static int fieldrefs(Scratch *x, PyObject *fields, PyObject *events, const Py_ssize_t *sel, Py_ssize_t m,
+                     PyObject *refs, PyObject *amask) {
+    if (refs == NULL || PyTuple_GET_SIZE(refs) == 0) return 0;
+    PyObject **lowered = PyMem_Calloc((size_t)x->d.count + 1, sizeof(PyObject *));
+    if (lowered == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int status = 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(refs) && status == 0; k++)
+        status = fieldref(x, fields, events, sel, m, PyTuple_GET_ITEM(refs, k), lowered, amask);
+    for (Py_ssize_t j = 0; j < x->d.count; j++) Py_XDECREF(lowered[j]);
+    PyMem_Free(lowered);
+    return status;
+}
+
 /* The pass itself over rows ``sel[0:m]`` (m <= the n the scratch was made for): amask updated,
- * the misses returned ({value: int}, or None when there are none; NULL on an error). */
+ * the misses returned ({value: int}, or None when there are none; NULL on an error). ``cache``
+ * None: the field has no matcher, only its fieldrefs ``refs`` (a tuple, or NULL) are looked at. */
 static PyObject *fold_rows(Scratch *x, PyObject *fields, PyObject *events, const Py_ssize_t *sel, Py_ssize_t m,
                            Py_ssize_t n, PyObject *key, PyObject *attr, int how, PyObject *cache, PyObject *missing,
-                           PyObject *amask) {
-    int reads_field = how == READ_FIELD || how == READ_FIELD_ATTR;
+                           PyObject *refs, PyObject *amask) {
+    int reads_field = READS_FIELD(how);
     Py_ssize_t *code = x->code, *sorted = x->sorted, *start = x->start;
     uint64_t *words = x->words;
     PyObject *result = NULL;
@@ -260,6 +363,11 @@ static PyObject *fold_rows(Scratch *x, PyObject *fields, PyObject *events, const
         Py_DECREF(event);
         Py_XDECREF(row);
         if (value == NULL || (code[i] = distinct_index(d, value)) < 0) goto fail;
+    }
+    if (fieldrefs(x, fields, events, sel, m, refs, amask) < 0) goto fail;
+    if (cache == Py_None) {
+        distinct_clear(d);
+        Py_RETURN_NONE;
     }
     /* Rows by value (a counting sort): after it, value j's rows are sorted[start[j-1]..start[j]). */
     Py_ssize_t k = d->count;
@@ -327,18 +435,6 @@ static int check_batch(PyObject *fields, PyObject *events, Py_ssize_t n) {
     return 0;
 }
 
-static int check_read(PyObject *fields, PyObject *attr, int how) {
-    if ((how == READ_FIELD || how == READ_FIELD_ATTR) && fields == Py_None) {
-        PyErr_SetString(PyExc_TypeError, "fold: this read needs the fields");
-        return -1;
-    }
-    if (how != READ_FIELD && !PyUnicode_Check(attr)) {
-        PyErr_SetString(PyExc_TypeError, "fold: attr must be a str for this read");
-        return -1;
-    }
-    return 0;
-}
-
 static PyObject *fold(PyObject *self, PyObject *args) {
     PyObject *fields, *events, *sel, *key, *attr, *cache, *missing, *amask;
     Py_ssize_t n;
@@ -363,7 +459,7 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     }
     Scratch x;
     PyObject *out = scratch_init(&x, n) < 0 ? NULL : fold_rows(&x, fields, events, rows, m, n, key, attr, how, cache,
-                                                                 missing, amask);
+                                                                 missing, NULL, amask);
     scratch_free(&x);
     PyMem_Free(rows);
     return out;
@@ -448,19 +544,23 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
         }
     }
     for (Py_ssize_t j = 0; j < order.count; j++) {
-        PyObject *name = order.value[j], *read = PyDict_GetItemWithError(reads, name), *attr, *cache, *missing, *misses;
+        PyObject *name = order.value[j], *read = PyDict_GetItemWithError(reads, name), *attr, *cache, *missing, *refs,
+                 *misses;
         uint64_t *words = field_words + j * width;
         int how;
         if (read == NULL) {
             if (PyErr_Occurred() || put_rest(rest, name, words, width, Py_None) < 0) goto fail;
             continue;
         }
-        if (!PyTuple_Check(read) || PyTuple_GET_SIZE(read) != 4 || !PyLong_Check(PyTuple_GET_ITEM(read, 1)) ||
-            !PyDict_Check(PyTuple_GET_ITEM(read, 2))) {
-            PyErr_SetString(PyExc_TypeError, "fold_many: a read is (attr, how, cache, missing)");
+        if (!PyTuple_Check(read) || PyTuple_GET_SIZE(read) < 4 || PyTuple_GET_SIZE(read) > 5 ||
+            !PyLong_Check(PyTuple_GET_ITEM(read, 1)) ||
+            !(PyDict_Check(PyTuple_GET_ITEM(read, 2)) || PyTuple_GET_ITEM(read, 2) == Py_None) ||
+            (PyTuple_GET_SIZE(read) == 5 && !PyTuple_Check(PyTuple_GET_ITEM(read, 4)))) {
+            PyErr_SetString(PyExc_TypeError, "fold_many: a read is (attr, how, cache, missing[, fieldrefs])");
             goto fail;
         }
         attr = PyTuple_GET_ITEM(read, 0), cache = PyTuple_GET_ITEM(read, 2), missing = PyTuple_GET_ITEM(read, 3);
+        refs = PyTuple_GET_SIZE(read) == 5 ? PyTuple_GET_ITEM(read, 4) : NULL;
         how = (int)PyLong_AsLong(PyTuple_GET_ITEM(read, 1));
         if ((how == -1 && PyErr_Occurred()) || check_read(fields, attr, how) < 0) goto fail;
         if (how == READ_FIELD && present != Py_None) {
@@ -481,7 +581,7 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
         Py_ssize_t m = 0;
         for (Py_ssize_t w = 0; w < width; w++)
             for (uint64_t word = words[w]; word; word &= word - 1) rows[m++] = w * 64 + __builtin_ctzll(word);
-        misses = fold_rows(&x, fields, events, rows, m, n, name, attr, how, cache, missing, amask);
+        misses = fold_rows(&x, fields, events, rows, m, n, name, attr, how, cache, missing, refs, amask);
         if (misses == NULL) goto fail;
         int bad = misses != Py_None && put_rest(rest, name, words, width, misses) < 0;
         Py_DECREF(misses);
@@ -607,4 +707,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rules", "The Sigma rule engine's per-field pass.", -1,
                                     methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__rules(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__rules(void) {
+    lower_name = PyUnicode_InternFromString("lower");
+    return lower_name == NULL ? NULL : PyModule_Create(&module);
+}

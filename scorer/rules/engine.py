@@ -42,6 +42,7 @@ from scorer.rules.fields import (
     canonical_column_reader,
     column_reader,
     getter,
+    native_get,
     native_read,
     raw_column_reader,
 )
@@ -56,6 +57,9 @@ CACHE_CHARS = 16 << 20
 # Up to this many rows a field's value -> rows grouping is one Python pass; above, numpy.
 SMALL_ROWS = 24
 _FIELDS = attrgetter("fields")
+# How scorer.native._rules.fold_many reads a field: (attribute, how, cache of matched values
+# (None: no matcher), atoms of a missing value, fieldrefs (atom, other field, its attribute, how)).
+Read = tuple[str | None, int, dict[str, list[int]] | None, list[int], tuple[tuple[int, str, str | None, int], ...]]
 
 
 class RuleRaised(Exception):
@@ -147,11 +151,17 @@ class RuleEngine:
         self._fields: list[dict[str, str]] | None = None  # the batch's events' fields
         self._native: ModuleType | None = None  # scorer.native._edr, chosen per batch
         self._fold: ModuleType | None = None  # scorer.native._rules, chosen with it
-        # How the C pass reads each field with a matcher (fieldrefs: Python's own pass).
+        # How the C pass reads each field with a matcher or fieldrefs, and reads the fieldrefs'
+        # other fields (a field whose fieldrefs it cannot read: Python's own pass).
         # Values repeat across batches (paths, hashes, product names): their atoms, remembered.
         self._seen: dict[str, dict[str, list[int]]] = {name: {} for name in self.matchers}
-        self.reads = {name: (*read, self._seen[name], self.matchers[name].missing) for name in self.matchers
-                      if name not in self.fieldrefs and (read := native_read(name)) is not None}
+        self.reads: dict[str, Read] = {}
+        for name in (*self.matchers, *self.fieldrefs):
+            refs = tuple((aid, other, *got) for aid, other in self.fieldrefs.get(name, ())
+                         if (got := native_get(other)) is not None)
+            matcher = self.matchers.get(name)
+            if (read := native_read(name)) is not None and len(refs) == len(self.fieldrefs.get(name, ())):
+                self.reads[name] = (*read, self._seen.get(name), matcher.missing if matcher else [], refs)
         # Fields read from ``EndpointEvent.fields`` only (no canonical attribute behind them).
         self.leftover = frozenset(name for name in names if name not in CANONICAL and name != KEYWORDS)
         self._cached_chars = 0
@@ -296,16 +306,16 @@ class RuleEngine:
         sel = self._rows.get(rows)
         if sel is None:
             sel = self._rows[rows] = rows_of(rows, n)
-        refs = self.fieldrefs.get(name)
+        refs = self.fieldrefs.get(name) if misses is None else None  # (the C pass's misses: its refs are done)
         to_text: Callable[[Any], str | None] | None = None
         distinct: Collection[Any]
         groups = misses  # each distinct value's rows, when read by a C pass
         fold = self._fold
         read = self.reads.get(name) if fold is not None and self._fields is not None else None
-        if fold is not None and read is not None and groups is None:
+        if fold is not None and read is not None and groups is None and not refs:
             # One C pass: the column read and grouped, the atoms of the values matched before
             # or-ed into amask; only values not matched yet come back, to be matched below.
-            groups = fold.fold(self._fields, events, None if len(sel) == n else sel, n, name, *read, amask)
+            groups = fold.fold(self._fields, events, None if len(sel) == n else sel, n, name, *read[:4], amask)
             if groups is None:
                 return
         raw = self.raw_columns.get(name) if not refs and read is None else None

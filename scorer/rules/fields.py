@@ -160,7 +160,7 @@ def canonical_column_reader(key: str) -> RawColumn | None:
 
 
 # How scorer.native._rules.fold reads a column (its READ_* constants).
-READ_FIELD, READ_ATTR, READ_FIELD_ATTR, READ_TEXT, READ_STR = range(5)
+READ_FIELD, READ_ATTR, READ_FIELD_ATTR, READ_TEXT, READ_STR, READ_GET = range(6)
 
 
 def native_read(key: str) -> tuple[str | None, int] | None:
@@ -176,6 +176,19 @@ def native_read(key: str) -> tuple[str | None, int] | None:
     if attr in _TEXT_ATTRS:
         return attr, READ_ATTR if key in _HEADER | {"User"} else READ_FIELD_ATTR
     return (attr, READ_TEXT) if key in _HEADER else None
+
+
+def native_get(key: str) -> tuple[str | None, int] | None:
+    """``(attribute, how)``: how the C pass reads ``key`` as :func:`getter` does (a fieldref's
+    other field); None for the keywords."""
+    attr = CANONICAL.get(key)
+    if key == KEYWORDS:
+        return None
+    if attr is None:
+        return None, READ_FIELD
+    if attr == "event_code":
+        return attr, READ_STR
+    return attr, READ_TEXT if key in _HEADER else READ_GET
 
 
 def _present_text(value: str | None) -> str | None:
