@@ -34,7 +34,7 @@ import numpy as np
 import scorer.native
 from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
 from scorer.events.decode import EventDecoder
-from scorer.events.fastpath import FLOW_TEXTS, accept, decode_canonical
+from scorer.events.fastpath import DECODE_ERRORS, FLOW_TEXTS, accept, decode_canonical
 from scorer.events.flowviews import (
     CIC_STATISTICS,
     READ_STATISTICS,
@@ -52,8 +52,8 @@ from scorer.events.flowviews import (
 )
 from scorer.events.structs import STRUCT_OF_KIND, Event, EventKind, SourceRef
 
-__all__ = ["CIC_STATISTICS", "READ_STATISTICS", "VIEWS", "FlowStats", "FlowView", "RawFlowView", "decode_rows",
-           "expand", "stat_attr", "statistics", "where"]
+__all__ = ["CIC_STATISTICS", "READ_STATISTICS", "VIEWS", "FlowStats", "FlowView", "RawFlowView", "decode_kind",
+           "decode_rows", "expand", "stat_attr", "statistics", "where"]
 
 _DECODERS: dict[EventKind, msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()
@@ -67,17 +67,52 @@ def decode_rows(
 ) -> list[Row | None]:
     """A row per value, ``None`` where the value must take the per-record path. ``views``:
     flows as :data:`FlowView` rows (for feature sets that read them, ``reads_views``)."""
-    views = views and kind is EventKind.NETFLOW
+    return decode_kind(kind, values, max_bytes, views)[0]
+
+
+def decode_kind(
+    kind: EventKind, values: Sequence[bytes | None], max_bytes: int, views: bool = False,
+) -> tuple[list[Row | None], bool]:
+    """:func:`decode_rows`' rows, and whether every one is a row with a uid (the pipeline's
+    common case: no record to decode one by one, no uid to stamp). Its fast paths make no
+    Python object per row but the rows: a micro-batch of 50 records pays for every call."""
+    if kind is not EventKind.NETFLOW:
+        decode = _DECODERS[kind].decode
+        try:  # one C-level map; a value that raises (a tombstone among them) sends the batch below
+            rows: list[Row | None] = list(map(decode, values))
+        except (*DECODE_ERRORS, TypeError):
+            return _refused_events(kind, values, max_bytes)
+        # No None among them (each decoded); a total within the bound bounds each (a sum of
+        # lengths costs less than their max).
+        if sum(map(len, values)) > max_bytes and max(map(len, values)) > max_bytes:  # type: ignore[arg-type]
+            return _refused_events(kind, values, max_bytes)
+        if _all_events_good(kind, rows):
+            return rows, all(_column(rows, "uid"))
+        return _checked_events(kind, rows), False
     stats = stats_reader() if views else None
     if stats is not None:
-        return flow_rows(stats, values, max_bytes)
-    rows = decode_all((_VIEW_DECODER if views else _DECODERS[kind]).decode, values)
-    rows = _sized(rows, values, max_bytes)
+        rows = stats.rows(values if isinstance(values, list) else list(values), max_bytes)
+        if None not in rows:  # every flow a FlowRow: Stats.rows makes none of a uid "" or none
+            return rows, True
+        return _rest_cut(stats, values, max_bytes, rows), False
+    rows = _sized(decode_all((_VIEW_DECODER if views else _DECODERS[kind]).decode, values), values, max_bytes)
     if views:
-        return _checked_flows(rows)
-    if kind is EventKind.NETFLOW:
-        return [None if r is None else accept(r) for r in rows]
-    return _checked_events(kind, rows)
+        return _checked_flows(rows), False
+    return [None if r is None else accept(r) for r in rows], False
+
+
+def _column(rows: list[Row], attr: str) -> list[Any]:
+    """An attribute of every row: scorer.native's ``column`` reads a struct's field through its
+    slot (scorer.features.base.column's reader); else a C-level ``map``."""
+    native = scorer.native.module()
+    return list(map(attrgetter(attr), rows)) if native is None else native.column(rows, attr)  # type: ignore[no-any-return]
+
+
+def _refused_events(kind: EventKind, values: Sequence[bytes | None], max_bytes: int) -> tuple[list[Row | None], bool]:
+    """:func:`decode_kind` of EDR events or SIEM alerts of which some may be refused: each
+    value decoded on its own, then the column checks."""
+    rows = _sized(decode_all(_DECODERS[kind].decode, values), values, max_bytes)
+    return _checked_events(kind, rows), False
 
 
 def flow_rows(stats: Any, values: Sequence[bytes | None], max_bytes: int) -> list[Row | None]:
@@ -86,10 +121,13 @@ def flow_rows(stats: Any, values: Sequence[bytes | None], max_bytes: int) -> lis
     (a record it is not sure of, a uid to stamp, a text the checks refuse...) by the cut path."""
     listed = values if isinstance(values, list) else list(values)
     rows: list[Row | None] = stats.rows(listed, max_bytes)
-    if None not in rows:
-        return rows
+    return rows if None not in rows else _rest_cut(stats, listed, max_bytes, rows)
+
+
+def _rest_cut(stats: Any, values: Sequence[bytes | None], max_bytes: int, rows: list[Row | None]) -> list[Row | None]:
+    """``rows`` (``Stats.rows``') with the flows it left None read by the cut path."""
     rest = [i for i, row in enumerate(rows) if row is None]
-    for i, row in zip(rest, _cut_flows(stats, [listed[i] for i in rest], max_bytes), strict=True):
+    for i, row in zip(rest, _cut_flows(stats, [values[i] for i in rest], max_bytes), strict=True):
         rows[i] = row
     return rows
 

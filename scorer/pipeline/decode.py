@@ -4,7 +4,7 @@ The records arrive with the kind their topic (or ``kind`` header) gave them; a k
 model scores here is ``unknown_kind``. Every record is counted as consumed under its kind,
 which is the left side of ``consumed = scored + dead-lettered``.
 
-Each kind's values are decoded together (:func:`scorer.events.columnar.decode_rows`);
+Each kind's values are decoded together (:func:`scorer.events.columnar.decode_kind`);
 the records that path refuses are decoded one by one (:class:`EventDecoder`), which
 accepts every source form and gives each bad record its precise dead-letter reason. Events
 keep their records' order within a kind: stateful features update in arrival order.
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 
-from scorer.events.columnar import decode_rows, where
+from scorer.events.columnar import decode_kind, where
 from scorer.events.decode import DecodeFailure, EventDecoder
 from scorer.events.structs import Event, EventKind
 from scorer.features.base import column
@@ -29,23 +28,23 @@ from scorer.pipeline.records import InputRecord
 def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runtimes, shadows: Runtimes) -> Batch:
     """A new :class:`Batch` of ``records``: events grouped by kind, failures aside."""
     batch = Batch(records, runtimes, shadows)
-    kinds = column(records, "kind")
+    listed = records if isinstance(records, list) else list(records)
     failed: list[tuple[int, DecodeFailure]] = []
-    groups: dict[EventKind | None, list[int]] = where(kinds)  # each kind's records, in record order
+    groups: dict[EventKind | None, list[int]] = where(column(listed, "kind"))  # each kind's records, in order
+    by_kind, max_bytes = batch.by_kind, decoder.max_record_bytes
     for kind, at in _scored(groups, runtimes).items():
         if kind is None:  # no model scores it: unknown_kind, said by the decoder
             for i in at:
-                out = _one(decoder, None, records[i])
+                out = _one(decoder, None, listed[i])
                 assert isinstance(out, DecodeFailure)
                 failed.append((i, out))
             continue
-        recs = records if len(at) == len(records) else [records[i] for i in at]
+        recs = listed if len(at) == len(listed) else list(map(listed.__getitem__, at))
         # Row views only for a feature set that reads them (v1 netflow); others get events.
-        views = getattr(runtimes[kind].features, "reads_views", False)
-        rows = decode_rows(kind, column(recs, "value"), decoder.max_record_bytes, views)
-        if None not in rows and all(column(rows, "uid")):
-            decoded: list[Any] = rows  # every row decoded (None is not in it)
-            batch.by_kind[kind] = list(zip(decoded, recs, strict=True))  # the common case: no Python loop
+        rows, whole = decode_kind(kind, column(recs, "value"), max_bytes,
+                                  getattr(runtimes[kind].features, "reads_views", False))
+        if whole:  # every row decoded, each with its uid: the common case, no Python loop
+            by_kind[kind] = list(zip(rows, recs, strict=True))
             continue
         items: list[Item] = []
         for i, rec, row in zip(at, recs, rows, strict=True):
@@ -59,12 +58,16 @@ def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runt
                 row = msgspec.structs.replace(row, uid=f"{rec.topic}:{rec.partition}:{rec.offset}")
             items.append((row, rec))
         if items:
-            batch.by_kind[kind] = items
-    # Dead letters in record order, as a record-by-record decode gives them.
-    batch.failures.extend(f for _, f in sorted(failed, key=lambda pair: pair[0]))
+            by_kind[kind] = items
+    if failed:  # dead letters in record order, as a record-by-record decode gives them
+        batch.failures.extend(f for _, f in sorted(failed, key=lambda pair: pair[0]))
+    consumed = batch.consumed
     for kind, at in groups.items():  # the kinds in the order they first appear, as a Counter lists them
-        batch.consumed[kind.value if kind else "unknown"] += len(at)
+        consumed[_NAMES[kind]] += len(at)
     return batch
+
+
+_NAMES: dict[EventKind | None, str] = {**{kind: kind.value for kind in EventKind}, None: "unknown"}
 
 
 def _scored(groups: dict[EventKind | None, list[int]], runtimes: Runtimes) -> dict[EventKind | None, list[int]]:
