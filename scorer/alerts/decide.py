@@ -81,6 +81,7 @@ class Decider:
         self._explains = bool(self._names) and bool(self._weights.any())
         # NumPy compares float32 scores with the threshold in float32 when it fits one.
         self._f32 = math.isfinite(self.threshold) and abs(self.threshold) <= float(np.finfo(np.float32).max)
+        self._native = self._cutoffs is not None and self._f32  # the C comparison's conditions but the scores'
 
     def decide(
         self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32],
@@ -119,9 +120,11 @@ class Decider:
     def _alerted(self, scores: npt.NDArray[np.float32]) -> tuple[list[int], list[float], list[int]]:
         """The rows whose score passes the threshold, their scores, and how many cut-offs each reaches."""
         native = findings.module()
-        if native is not None and self._cutoffs is not None and scores.dtype == np.float32 and self._f32:
+        if native is not None and self._native and scores.dtype is _FLOAT32:
             # In one C call: NumPy's comparisons (float32 with the threshold, float64 with the cut-offs).
-            return native.alerted(np.ascontiguousarray(scores), self.threshold, self._cutoffs)  # type: ignore[no-any-return]
+            if not scores.flags.c_contiguous:
+                scores = np.ascontiguousarray(scores)
+            return native.alerted(scores, self.threshold, self._cutoffs)  # type: ignore[no-any-return]
         rows = np.flatnonzero(scores >= self.threshold)
         if rows.size == 0:
             return [], [], []
@@ -157,6 +160,9 @@ class Decider:
             [(names[j], v, c) for j, v, c in zip(ji, vi, ci, strict=True) if c > 0]
             for ji, vi, ci in zip(idx.tolist(), top_v, top_c, strict=True)
         ]
+
+
+_FLOAT32 = np.dtype(np.float32)  # the dtype of float32 arrays in native byte order (another takes NumPy's path)
 
 
 def _vector(values: Sequence[float], n: int, fill: float) -> npt.NDArray[np.float32]:

@@ -144,7 +144,7 @@ class FindingWriter:
             if type(row) in VIEWS:  # a flow not decoded whole: its statistics cut out, else decoded now
                 flow = self._flow(row, rec) if flows else None
                 if flow is not None:
-                    value = finding(consts, flow, _WHAT_FLOW, rec.ref, d, now, (_enc(flow),), None)
+                    value = finding(consts, flow, _WHAT_FLOW, rec, d, now, (_enc(flow),), None)
                     append((value, rec.key if rec.key is not None else flow.src_ip.encode()))
                     continue
                 event = expand(self.kind, row, rec.value or b"", rec.ref)
@@ -152,8 +152,9 @@ class FindingWriter:
             rules = rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else ()
             data = event if event.label is None else msgspec.structs.replace(event, label=None)
             value = None if what is None else finding(
-                # the evidence (endpoints, connection, process) is written in C around the event's data
-                consts, event, what, rec.ref, d, now, (_enc(data),),
+                # the evidence (endpoints, connection, process) is written in C around the event's data;
+                # the record gives its topic, partition and offset (no SourceRef made for them)
+                consts, event, what, rec, d, now, (_enc(data),),
                 _rule_json(rules if type(rules) is tuple else tuple(rules), pack) if rules else None,
             )
             # None: a score or time that is not a float (no decoder makes one); the reference writes it

@@ -20,6 +20,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -191,7 +192,7 @@ static PyObject *float_texts(PyObject *encode, PyObject *floats, Py_ssize_t *sta
 }
 
 /* Interned attribute names, made once. */
-static PyObject *S_round, *SIX, *S_uid, *S_ts, *S_topic, *S_partition, *S_offset, *S_score, *S_severity, *S_top_features,
+static PyObject *S_round, *SIX, *ZERO, *S_uid, *S_ts, *S_topic, *S_partition, *S_offset, *S_score, *S_severity, *S_top_features,
     *S_by_model, *S_by_rule, *S_proto, *S_src_ip, *S_src_port, *S_dst_ip, *S_dst_port, *S_event_code, *S_host,
     *S_image, *S_source_system, *S_rule_name, *S_command_line, *S_process_id, *S_parent_image, *S_user;
 
@@ -1522,6 +1523,51 @@ done:
     return out;
 }
 
+/* item_column(items, attr): [item[0].<attr> for item in items], items a list of (event, record)
+ * tuples (a batch's rows; another item read as item[0]): one pass, the attribute read through its slot where the event's type
+ * has one (msgspec structs: no look-up per row), no list of the events made first. */
+static PyObject *item_column(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "item_column(items: list, attr: str)");
+        return NULL;
+    }
+    PyObject *items = args[0], *attr = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    PyTypeObject *type = NULL;
+    PyMemberDef *member = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_SIZE(items) != n) {  /* only an attribute's Python code could shrink it */
+            PyErr_SetString(PyExc_RuntimeError, "item_column: the items changed size");
+            goto fail;
+        }
+        PyObject *item = PyList_GET_ITEM(items, i), *event, *value;
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) >= 1) event = Py_NewRef(PyTuple_GET_ITEM(item, 0));
+        else {  /* item[0], as the reference's itemgetter(0) reads it */
+            Py_INCREF(item);
+            event = PyObject_GetItem(item, ZERO);
+            Py_DECREF(item);
+            if (event == NULL) goto fail;
+        }
+        if (Py_TYPE(event) != type) {
+            type = Py_TYPE(event);
+            PyObject *descr = _PyType_Lookup(type, attr);  /* borrowed */
+            member = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                             && type->tp_getattro == PyObject_GenericGetAttr
+                         ? ((PyMemberDescrObject *)descr)->d_member : NULL;
+        }
+        value = member != NULL ? PyMember_GetOne((const char *)event, member) : PyObject_GetAttr(event, attr);
+        Py_DECREF(event);
+        if (value == NULL) goto fail;
+        PyList_SET_ITEM(out, i, value);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"finding", (PyCFunction)(void (*)(void))finding, METH_FASTCALL,
      "finding(consts, event, what, ref, decision, now_ms, evidence, rules) -> bytes | None: an alert's finding, "
@@ -1538,6 +1584,8 @@ static PyMethodDef methods[] = {
     {"top_features", (PyCFunction)(void (*)(void))top_features, METH_FASTCALL,
      "top_features(x, weights, center, scale, k, names, rows) -> list[list[tuple[str, float, float]]]: each row's "
      "top positive contributions, as Decider._top_all's argsort finds them"},
+    {"item_column", (PyCFunction)(void (*)(void))item_column, METH_FASTCALL,
+     "item_column(items, attr) -> list: each (event, record) item's event's attribute"},
     {"score_records", (PyCFunction)(void (*)(void))score_records, METH_FASTCALL,
      "score_records(record, topic, kind, model, version, backend, uids, scores, alerted, rules, encode) -> list: "
      "one kind's score records, as msgspec writes each ScoredEvent, keyed by uid"},
@@ -1559,6 +1607,6 @@ PyMODINIT_FUNC PyInit__findings(void) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if ((*names[i].at = PyUnicode_InternFromString(names[i].name)) == NULL) return NULL;
     }
-    if ((SIX = PyLong_FromLong(6)) == NULL) return NULL;
+    if ((SIX = PyLong_FromLong(6)) == NULL || (ZERO = PyLong_FromLong(0)) == NULL) return NULL;
     return PyModule_Create(&module);
 }

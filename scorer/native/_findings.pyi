@@ -9,7 +9,8 @@ def finding(
     ``escape_json`` included (scorer.alerts.findingjson.FindingWriter), or None: a score or time that
     is not a float, or an event value of a type no decoder makes (the reference path writes those).
     ``evidence``: the evidence's JSON, or ``(data,)``: the event's JSON, around which the evidence
-    (endpoints, connection, process) is written in C."""
+    (endpoints, connection, process) is written in C. ``ref``: what has the record's ``topic``,
+    ``partition`` and ``offset`` (a SourceRef, or the InputRecord itself)."""
 
 def flow_extra(
     raw: Any, names: tuple[bytes, ...], decode_floats: Callable[[bytes], list[float]],
@@ -42,3 +43,6 @@ def score_records(
     """One kind's score records, ``record(topic, value, key)`` each: value the JSON msgspec writes for the
     row's ScoredEvent (``rules`` left out when the empty tuple), key the uid's UTF-8; ``encode`` writes
     the scores (msgspec, in one call)."""
+
+def item_column(items: list[tuple[Any, Any]], attr: str, /) -> list[Any]:
+    """``[event.<attr> for event, _ in items]``: a batch's rows' attribute, read through its slot."""
