@@ -251,7 +251,8 @@ def update_order(n: int) -> npt.NDArray[np.intp]:
 class NativeWindows(Protocol):
     """:class:`EntityState` and its windows' ``add`` in one native object (scorer.native)."""
 
-    def rows(self, keys: list[Any], ts: list[Any], a: list[Any], b: list[Any] | None, out: F64, /) -> None: ...
+    def rows(self, keys: list[Any], ts: list[Any], a: list[Any], b: list[Any] | None, out: F64, col: int = -1,
+             /) -> None: ...
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
 
@@ -268,14 +269,19 @@ def entity_windows(window: Callable[[], S], max_entities: int, kind: int,
 
 
 def entity_rows(state: EntityState[Any] | NativeWindows, keys: Sequence[str], *columns: Sequence[Any],
-                width: int) -> F64:
+                width: int, into: tuple[F64, int] | None = None) -> F64:
     """``[n, width]``: row i is what ``state.get(keys[i]).add(*values of row i)`` returned,
     the rows' entities updated in :func:`update_order` (the stateful part of a feature set).
-    A :class:`NativeWindows` state does the same in C (``columns``: ts, then one or two more)."""
+    A :class:`NativeWindows` state does the same in C (``columns``: ts, then one or two more).
+    ``into`` (a C-contiguous float64 matrix, a column): the rows are its columns from there on
+    (a matrix's view of them is returned), written in place by the native windows."""
     n = len(keys)
     if not isinstance(state, EntityState):
-        out = np.empty((n, width), dtype=np.float64)
         ts, a, *b = map(list, columns)  # copies by a C-level map: no generator frame a batch
+        if into is not None:  # no block and no copy of it into the matrix: numpy's calls cost a small batch
+            state.rows(list(keys), ts, a, b[0] if b else None, *into)
+            return into[0][:, into[1]:into[1] + width]
+        out = np.empty((n, width), dtype=np.float64)
         state.rows(list(keys), ts, a, b[0] if b else None, out)
         return out
     # EntityState.get inlined for the common case (an entity already held): one Python call
@@ -291,7 +297,10 @@ def entity_rows(state: EntityState[Any] | NativeWindows, keys: Sequence[str], *c
         else:
             touch(key)
         rows[i] = item.add(*values[i])
-    return np.array(rows, dtype=np.float64).reshape(n, width)
+    block = np.array(rows, dtype=np.float64).reshape(n, width)
+    if into is not None:
+        into[0][:, into[1]:into[1] + width] = block
+    return block
 
 
 class EntityState(Generic[S]):

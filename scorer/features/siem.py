@@ -115,7 +115,7 @@ class SiemFeatures:
         rules = column(events, "rule_id")
         # The reference's rule key: the lower-case name, where an alert has no id.
         lower = [] if all(rules) else [name.lower() for name in column(events, "rule_name")]
-        sheet.put_block(STATEFUL[0], self._stateful(events, rules, lower, None))
+        self._stateful(events, rules, lower, None, (sheet.out, sheet.at[STATEFUL[0]]))
         return sheet.matrix()
 
     def _reference(self, events: Sequence[Event]) -> F32:
@@ -142,7 +142,7 @@ class SiemFeatures:
         return sheet.matrix()
 
     def _stateful(self, alerts: Sequence[Event], rules: list[str | None], lower: list[str],
-                  inverse: npt.NDArray[np.intp] | None) -> F64:
+                  inverse: npt.NDArray[np.intp] | None, into: tuple[F64, int] | None = None) -> F64:
         # Per host (its IP when the alert names none), per rule (its lower-case name when it has
         # no id: ``lower[inverse[i]]``, or ``lower[i]`` without an inverse); a Python pass per alert
         # only where some alert lacks the first.
@@ -152,7 +152,7 @@ class SiemFeatures:
         if not all(rules):
             at = range(len(rules)) if inverse is None else inverse.tolist()
             rules = [r or lower[j] for r, j in zip(rules, at, strict=True)]
-        return entity_rows(self.state, keys, column(alerts, "ts"), rules, width=len(STATEFUL))
+        return entity_rows(self.state, keys, column(alerts, "ts"), rules, width=len(STATEFUL), into=into)
 
 
 def _severity_row(level: float) -> tuple[float, float]:

@@ -9,7 +9,9 @@
  * Windows(kind, max_entities, window_s, max_window, max_rules, never_s)
  *   kind 0 (netflow): rows(keys, ts, ports, ips, out) writes [len(ports), len(ips)] per row
  *   kind 1 (SIEM):    rows(keys, ts, rules, None, out) writes the six _HostWindow.add values
- * ``out`` is a C-contiguous float64 buffer of n * width doubles (a numpy array).
+ * ``out`` is a C-contiguous float64 buffer of n * width doubles (a numpy array); with a last
+ * argument ``col``, a C-contiguous float64 matrix [n, >= col + width] (a feature set's whole
+ * matrix) whose columns col.. each row's values go to.
  * Entities are least-recently-used bounded like EntityState: a held entity moves to the
  * end, a new one is appended and the oldest evicted when there are more than max_entities.
  */
@@ -260,7 +262,9 @@ static int siem_add(Windows *w, Entity *e, double ts, PyObject *rule, double *ro
 
 static PyObject *Windows_rows(Windows *w, PyObject *args) {
     PyObject *keys, *ts, *a, *b, *out;
-    if (!PyArg_ParseTuple(args, "O!O!O!OO", &PyList_Type, &keys, &PyList_Type, &ts, &PyList_Type, &a, &b, &out))
+    Py_ssize_t col = -1;
+    if (!PyArg_ParseTuple(args, "O!O!O!OO|n", &PyList_Type, &keys, &PyList_Type, &ts, &PyList_Type, &a, &b, &out,
+                          &col))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(keys);
     Py_ssize_t width = w->kind == KIND_NETFLOW ? 2 : 6;
@@ -273,21 +277,26 @@ static PyObject *Windows_rows(Windows *w, PyObject *args) {
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    if (view.len != (Py_ssize_t)(n * width * sizeof(double)) || view.format == NULL || strcmp(view.format, "d") != 0) {
+    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) return NULL;
+    /* Without col, out is the rows themselves; with it, a matrix whose columns col.. they go to. */
+    Py_ssize_t stride = col < 0 ? width : view.ndim == 2 ? view.shape[1] : -1;
+    if (view.format == NULL || strcmp(view.format, "d") != 0 ||
+        (col < 0 ? view.len != (Py_ssize_t)(n * width * sizeof(double))
+                 : view.ndim != 2 || view.shape[0] != n || col + width > stride)) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "rows: out must be float64 [n, width], C-contiguous");
+        PyErr_SetString(PyExc_ValueError, "rows: out must be float64 [n, width] (or [n, col + width or more] with col), "
+                                          "C-contiguous");
         return NULL;
     }
-    double *rows = (double *)view.buf;
+    double *rows = (double *)view.buf + (col < 0 ? 0 : col);
     for (Py_ssize_t i = 0; i < n; i++) {
         double t = PyFloat_AsDouble(PyList_GET_ITEM(ts, i));
         if (t == -1.0 && PyErr_Occurred()) goto fail;
         Entity *e = get_entity(w, PyList_GET_ITEM(keys, i));
         if (e == NULL) goto fail;
         int rc = w->kind == KIND_NETFLOW
-            ? netflow_add(w, e, t, PyList_GET_ITEM(a, i), PyList_GET_ITEM(b, i), rows + i * width)
-            : siem_add(w, e, t, PyList_GET_ITEM(a, i), rows + i * width);
+            ? netflow_add(w, e, t, PyList_GET_ITEM(a, i), PyList_GET_ITEM(b, i), rows + i * stride)
+            : siem_add(w, e, t, PyList_GET_ITEM(a, i), rows + i * stride);
         if (rc < 0) goto fail;
     }
     PyBuffer_Release(&view);

@@ -149,3 +149,21 @@ def test_clear_and_bad_arguments() -> None:
         windows.rows([["unhashable"]], [1.0], [80], ["x"], np.empty((1, 2)))
     with pytest.raises(ValueError):
         scorer.native.built_module().Windows(0, 0, 60.0, 8)  # type: ignore[union-attr]
+
+
+def test_rows_into_a_matrixs_columns() -> None:
+    """With a column, the rows go to a matrix's columns from there on (a feature set's sheet), the
+    other columns untouched; the same values as a block of their own."""
+    native = scorer.native.built_module()
+    assert native is not None
+    alone, into = native.Windows(1, 10, 60.0, 8, 4, 86_400.0), native.Windows(1, 10, 60.0, 8, 4, 86_400.0)
+    keys, ts, rules = ["h1", "h2", "h1"], [1.0, 2.0, 3.0], ["r1", "r1", "r2"]
+    block, sheet = np.empty((3, 6)), np.full((3, 10), 7.0)
+    alone.rows(keys, ts, rules, None, block)
+    into.rows(keys, ts, rules, None, sheet, 3)
+    assert sheet[:, 3:9].tobytes() == block.tobytes()
+    assert (sheet[:, :3] == 7.0).all() and (sheet[:, 9:] == 7.0).all()
+    for bad in (np.empty((3, 8)), np.empty((2, 10)), np.empty(30), np.empty((3, 10), np.float32)):
+        with pytest.raises(ValueError, match="float64"):
+            into.rows(keys, ts, rules, None, bad, 3)
+    assert len(into) == 2  # refused before any window was touched

@@ -99,6 +99,22 @@ def main():
             print(f"{k:8s} {best / n[k] * 1e6:8.1f} µs/batch  {best / ev[k] * 1e6:6.2f} µs/event")
         allev = sum(ev.values())
         print(f"total    {tot / allev * 1e6:.2f} µs per stream event, {tot / (allev / args.batch) * 1e6:.1f} µs per {args.batch}-record batch")
+    elif args.mode == "loop":  # one kind's transform over its batches again and again (perf, callgrind)
+        fresh = _sets()
+        kind = os.environ.get("HFEAT_KIND", "edr")
+        mine = [evs for k, evs in kept if k == kind]
+        t = time.perf_counter()
+        for _ in range(args.reps):
+            for evs in mine:
+                fresh[kind].transform(evs)
+        print(kind, f"{(time.perf_counter() - t) / args.reps / len(mine) * 1e6:.1f} µs a batch")
+    elif args.mode == "count":  # under callgrind --toggle-collect=functools_reduce: the stage's instructions
+        import functools
+        fresh = _sets()
+        for kind, evs in kept:  # warm: each set's caches and windows as after one pass
+            fresh[kind].transform(evs)
+        functools.reduce(lambda _, kb: fresh[kb[0]].transform(kb[1]), kept, None)
+        print(len(kept), "kind batches,", sum(len(e) for _, e in kept), "events")
     elif args.mode == "profile":
         import cProfile
         import pstats
@@ -110,7 +126,8 @@ def main():
         pr.disable()
         st = pstats.Stats(pr)
         nb = len(kept) / 3
-        rows = sorted(st.stats.items(), key=lambda kv: -kv[1][2])
+        rows = sorted(st.stats.items(), key=lambda kv: -kv[1][int(os.environ.get("HFEAT_SORT", "2"))])
+        print(f"{sum(v[1] for v in st.stats.values()) / nb:.0f} profiled calls a 50-record batch's three kinds")
         for (f, line, fn), (cc, nc, tt, ct, _) in rows[:40]:
             print(f"{nc / nb:7.1f}/batch  tt {tt / nb * 1e6:6.1f}µs  ct {ct / nb * 1e6:6.1f}µs  {os.path.basename(f)}:{line} {fn}")
 
