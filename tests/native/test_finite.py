@@ -57,3 +57,19 @@ def test_finite32_refuses_bad_buffers() -> None:
         _NATIVE.finite32(np.zeros(6), np.empty(6, np.float32), False, CLIP)
     with pytest.raises(ValueError):  # numpy refuses the buffer
         _NATIVE.finite32(src.T, np.empty((3, 2), np.float32), False, CLIP)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 20), st.integers(0, 30), st.lists(st.tuples(st.integers(0, 599), _DOUBLES), max_size=12),
+       st.booleans())
+def test_mostly_zero_matrices_equal_the_reference(rows: int, cols: int, values: list[tuple[int, float]],
+                                                  transposed: bool) -> None:
+    """A feature sheet is mostly +0.0 (the native pass stores runs of +0.0 as they are): -0.0, NaN
+    and other values among them, at any place of a four-value step, convert as the reference does."""
+    matrix = np.zeros(rows * cols)
+    for at, value in values:
+        if matrix.size:
+            matrix[at % matrix.size] = value
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        reference, native = _both(monkeypatch, matrix.reshape(rows, cols), transposed)
+    assert native == reference

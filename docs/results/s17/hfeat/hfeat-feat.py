@@ -108,6 +108,21 @@ def main():
             for evs in mine:
                 fresh[kind].transform(evs)
         print(kind, f"{(time.perf_counter() - t) / args.reps / len(mine) * 1e6:.1f} µs a batch")
+    elif args.mode == "parts":  # EDR: the transform against its native pass alone (hot, best of reps)
+        import numpy as np
+        import scorer.native
+        fresh = _sets()
+        fs = fresh["edr"]
+        mine = [evs for k, evs in kept if k == "edr"]
+        for evs in mine:
+            fs.transform(evs)
+        native = scorer.native.module("_edr")
+        outs = [np.zeros((len(evs), len(fs.names))) for evs in mine]
+
+        def best(fn):
+            return min(_clock(fn) for _ in range(args.reps)) / len(mine) * 1e6
+        print(f"transform {best(lambda: [fs.transform(evs) for evs in mine]):.1f} µs a batch")
+        print(f"run alone {best(lambda: [native.run(fs.plan._compiled, evs, o) for evs, o in zip(mine, outs)]):.1f}")
     elif args.mode == "count":  # under callgrind --toggle-collect=functools_reduce: the stage's instructions
         import functools
         fresh = _sets()
@@ -130,6 +145,12 @@ def main():
         print(f"{sum(v[1] for v in st.stats.values()) / nb:.0f} profiled calls a 50-record batch's three kinds")
         for (f, line, fn), (cc, nc, tt, ct, _) in rows[:40]:
             print(f"{nc / nb:7.1f}/batch  tt {tt / nb * 1e6:6.1f}µs  ct {ct / nb * 1e6:6.1f}µs  {os.path.basename(f)}:{line} {fn}")
+
+
+def _clock(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def _sets():
