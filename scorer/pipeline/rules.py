@@ -17,6 +17,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from itertools import compress
+from operator import is_not, itemgetter
 
 from scorer.alerts.decide import rule_severity
 from scorer.events.structs import EndpointEvent, EventKind
@@ -28,24 +30,34 @@ from scorer.rules import RuleMeta
 from scorer.rules.annotate import RuleStage
 
 log = logging.getLogger(__name__)
+_EVENT = itemgetter(0)
 
 
 def apply_rules(stage: RuleStage, items: list[Item], batch: Batch) -> list[Item]:
     """``items`` with their rule hits; the ones a rule raised on go to ``batch.failures``."""
-    events = [ev for ev, _ in items if isinstance(ev, EndpointEvent)]
-    if len(events) != len(items):
+    events = list(map(_EVENT, items))
+    # (a set of the types first: one C-level pass where every item is an EndpointEvent)
+    if set(map(type, events)) != {EndpointEvent} and not all(isinstance(ev, EndpointEvent) for ev in events):
         raise TypeError("the rules stage takes endpoint events only")
-    annotated, errors = stage.annotate(events)
-    kept: list[Item] = []
+    annotated, fired, errors = stage.annotate_rows(events)
+    by_id, counts = stage.by_id, batch.rule_hits
+    for r in fired:
+        if r not in errors:
+            for rule_id in annotated[r].rule_hits:
+                meta = by_id.get(rule_id)
+                counts[meta.level if meta is not None else "unknown"] += 1
+    kept = list(items)
+    if not errors:  # most batches: only the few events a rule fired on are new
+        for r in compress(range(len(events)), map(is_not, annotated, events)):
+            kept[r] = (annotated[r], items[r][1])
+        return kept
+    kept.clear()
     for i, (event, (_, rec)) in enumerate(zip(annotated, items, strict=True)):
         error = errors.get(i)
         if error is not None:
             batch.failures.append(failure(rec, "rule_error", f"rule {error.rule_id}: {error.message}"[:500]))
-            continue
-        for rule_id in event.rule_hits:
-            meta = stage.by_id.get(rule_id)
-            batch.rule_hits[meta.level if meta is not None else "unknown"] += 1
-        kept.append((event, rec))
+        else:
+            kept.append((event, rec))
     return kept
 
 

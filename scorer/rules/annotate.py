@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
 
 import msgspec
@@ -27,6 +29,7 @@ from scorer.rules.risk import RiskPolicy
 from scorer.rules.scanners import prepare
 
 _ORDERED_MAX = 1 << 14  # combinations of hits remembered (then forgotten at once)
+_RULE_HITS = attrgetter("rule_hits")
 
 
 def annotate(
@@ -34,14 +37,27 @@ def annotate(
 ) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
     """``events`` with ``rule_hits`` set from ``engine`` (all of them, aligned), and the
     events (by index) a rule raised on."""
+    out, _, errors = annotate_rows(engine, events)
+    return out, errors
+
+
+def annotate_rows(
+    engine: RuleEngine, events: Sequence[EndpointEvent]
+) -> tuple[list[EndpointEvent], list[int], dict[int, RuleFailure]]:
+    """:func:`annotate`, and the rows (ascending) whose ``rule_hits`` are not empty."""
     result = engine.evaluate(events)
+    hits = result.hits
+    out = list(events)
+    # Most events fire nothing and arrived with nothing (the decoder clears the field): only the
+    # rows with hits are looked at, found by C-level passes, unless some event arrived with hits.
+    fired = list(compress(range(len(hits)), hits))
+    arrived = list(map(_RULE_HITS, out))
     rules = engine.rules
-    out: list[EndpointEvent] = []
-    for event, hits in zip(events, result.hits, strict=True):
-        ids = tuple([rules[j].id for j in hits]) if hits else ()  # most fire nothing: no generator
-        # Most events fire nothing and arrived with nothing: no copy for them.
-        out.append(event if ids == event.rule_hits else msgspec.structs.replace(event, rule_hits=ids))
-    return out, result.errors
+    for r in fired if arrived.count(()) == len(arrived) else range(len(out)):
+        ids = tuple([rules[j].id for j in hits[r]])
+        if ids != arrived[r]:  # (no copy for an event that arrived with these very hits)
+            out[r] = msgspec.structs.replace(out[r], rule_hits=ids)
+    return out, fired, result.errors
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,11 @@ class RuleStage:
 
     def annotate(self, events: Sequence[EndpointEvent]) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
         return annotate(self.engine, events)
+
+    def annotate_rows(
+        self, events: Sequence[EndpointEvent]
+    ) -> tuple[list[EndpointEvent], list[int], dict[int, RuleFailure]]:
+        return annotate_rows(self.engine, events)
 
     @cached_property
     def features(self) -> RuleFeatures:
