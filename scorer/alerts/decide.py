@@ -85,7 +85,7 @@ class Decider:
         # The C calls' constant vectors as memoryviews: NumPy exports an array's buffer at ~3x the
         # cost of a view's, every call of every batch.
         self._views = None if self._cutoffs is None else (
-            memoryview(self._cutoffs), memoryview(self._weights), memoryview(self._center), memoryview(self._scale))
+            self._cutoffs.data, self._weights.data, self._center.data, self._scale.data)
 
     def decide(
         self, scores: npt.NDArray[np.float32], features: npt.NDArray[np.float32],

@@ -79,7 +79,7 @@ def decode_kind(
     if kind is not EventKind.NETFLOW:
         decode = _DECODERS[kind].decode
         try:  # one C-level map; a value that raises (a tombstone among them) sends the batch below
-            rows: list[Row | None] = list(map(decode, values))
+            rows: list[Row | None] = list(map(decode, values))  # type: ignore[arg-type]  # None raises TypeError
         except (*DECODE_ERRORS, TypeError):
             return _refused_events(kind, values, max_bytes)
         # No None among them (each decoded); a total within the bound bounds each (a sum of
@@ -105,7 +105,7 @@ def _column(rows: list[Row], attr: str) -> list[Any]:
     """An attribute of every row: scorer.native's ``column`` reads a struct's field through its
     slot (scorer.features.base.column's reader); else a C-level ``map``."""
     native = scorer.native.module()
-    return list(map(attrgetter(attr), rows)) if native is None else native.column(rows, attr)  # type: ignore[no-any-return]
+    return list(map(attrgetter(attr), rows)) if native is None else native.column(rows, attr)
 
 
 def _refused_events(kind: EventKind, values: Sequence[bytes | None], max_bytes: int) -> tuple[list[Row | None], bool]:

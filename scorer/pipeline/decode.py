@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -44,7 +45,8 @@ def decode(decoder: EventDecoder, records: Sequence[InputRecord], runtimes: Runt
         rows, whole = decode_kind(kind, column(recs, "value"), max_bytes,
                                   getattr(runtimes[kind].features, "reads_views", False))
         if whole:  # every row decoded, each with its uid: the common case, no Python loop
-            by_kind[kind] = list(zip(rows, recs, strict=True))
+            decoded: list[Any] = rows  # None is not in it
+            by_kind[kind] = list(zip(decoded, recs, strict=True))
             continue
         items: list[Item] = []
         for i, rec, row in zip(at, recs, rows, strict=True):

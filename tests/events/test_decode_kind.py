@@ -3,6 +3,7 @@ a uid (the pipeline then keeps them as they are), native part on and off."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -24,14 +25,14 @@ REF = SourceRef("events.x", 0, 7)
 NATIVE = ["0", "auto"] if scorer.native.built() else ["0"]
 
 
-def _same_rows(kind: EventKind, values: list[bytes | None], views: bool) -> bool:
+def _same_rows(kind: EventKind, values: Sequence[bytes | None], views: bool) -> bool:
     """Whether decode_kind said whole; its rows are decode_rows', and whole only if every row
     is one with a uid (False may also say "look at each row": the pipeline then does)."""
     rows, whole = decode_kind(kind, values, MAX, views)
     reference = decode_rows(kind, values, MAX, views)
     assert [None if r is None else (type(r), r.uid, r.ts) for r in rows] == [
         None if r is None else (type(r), r.uid, r.ts) for r in reference]
-    assert not whole or (None not in rows and all(r.uid for r in rows))
+    assert not whole or all(r is not None and r.uid for r in rows)
     return whole
 
 

@@ -53,7 +53,7 @@ def test_item_column_reads_each_events_attribute(monkeypatch: pytest.MonkeyPatch
     items = _items()
     assert findings.item_column(items, "uid") == [event.uid for event, _ in items]
     assert findings.item_column(items[:2] + items[-1:], "rule_hits") == [("r1", "r2"), (), ("r3",)]
-    listed = [[event, rec] for event, rec in items[:4]]  # not tuples: item[0] all the same
+    listed: Any = [[event, rec] for event, rec in items[:4]]  # not tuples: item[0] all the same
     assert findings.item_column(tuple(listed), "ts") == [event.ts for event, _ in items[:4]]
     assert findings.item_column([], "uid") == []
 
