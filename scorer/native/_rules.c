@@ -27,6 +27,9 @@
  * pairs(events, attrs, types) -> {tuple: int} | None
  *   The rows of each distinct tuple of the events' attributes ``attrs``; None when a value's
  *   type is not exactly one of its attribute's ``types`` (a tuple of types per attribute).
+ * heads(events, attrs, types, cache, amask, ls_masks) -> [int] | {tuple: int} | None
+ *   scorer.rules.heads.Heads.masks when every tuple of the batch is in ``cache``: the ascending
+ *   logsources that hold (amask and ls_masks or-ed); else pairs()'s result, nothing written.
  * triggered(by_atom, amask, out) -> None
  *   ``out.update(by_atom[aid])`` for every ``aid`` of amask with rows (scorer.rules.bitsets.Triggers).
  */
@@ -599,29 +602,24 @@ done:
     return rest;
 }
 
-/* pairs(events, attrs, types): {(getattr(ev, a) for a in attrs): int} over the batch, or None when
- * a value's type is not exactly one of its attribute's ``types``. */
-static PyObject *pairs(PyObject *self, PyObject *args) {
-    PyObject *events, *attrs, *types;
-    if (!PyArg_ParseTuple(args, "O!O!O!:pairs", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyTuple_Type, &types))
-        return NULL;
+/* The batch's rows grouped by their tuple of the events' attributes ``attrs`` into the scratch
+ * (x->d: the distinct tuples; value j's rows sorted[start[j-1]..start[j])): 1, or 0 when a
+ * value's type is not exactly one of its attribute's ``types``, -1 on an error. */
+static int group_pairs(Scratch *x, PyObject *events, PyObject *attrs, PyObject *types) {
     Py_ssize_t n = PyList_GET_SIZE(events), width = PyTuple_GET_SIZE(attrs);
     if (PyTuple_GET_SIZE(types) != width) {
         PyErr_SetString(PyExc_ValueError, "pairs: one tuple of types per attribute");
-        return NULL;
+        return -1;
     }
     for (Py_ssize_t a = 0; a < width; a++) {
         if (!PyUnicode_Check(PyTuple_GET_ITEM(attrs, a)) || !PyTuple_Check(PyTuple_GET_ITEM(types, a))) {
             PyErr_SetString(PyExc_TypeError, "pairs: attrs are str, types tuples of types");
-            return NULL;
+            return -1;
         }
     }
-    Scratch x;
-    PyObject *result = NULL;
-    if (scratch_init(&x, n) < 0) goto done;
     for (Py_ssize_t r = 0; r < n; r++) {
         PyObject *key = PyTuple_New(width), *event = PyList_GET_ITEM(events, r);
-        if (key == NULL) goto done;
+        if (key == NULL) return -1;
         Py_INCREF(event);
         for (Py_ssize_t a = 0; a < width; a++) {
             PyObject *value = PyObject_GetAttr(event, PyTuple_GET_ITEM(attrs, a)), *allowed = PyTuple_GET_ITEM(types, a);
@@ -634,36 +632,134 @@ static PyObject *pairs(PyObject *self, PyObject *args) {
             if (!ok) {
                 Py_DECREF(event);
                 Py_DECREF(key);
-                if (value != NULL) Py_INCREF(result = Py_None);  /* (an attribute that raised: the error) */
-                goto done;
+                return value != NULL ? 0 : -1; /* (an attribute that raised: the error) */
             }
         }
         Py_DECREF(event);
-        if ((x.code[r] = distinct_index(&x.d, key)) < 0) goto done;
+        if ((x->code[r] = distinct_index(&x->d, key)) < 0) return -1;
     }
-    if ((result = PyDict_New()) == NULL) goto done;
-    Py_ssize_t k = x.d.count, *start = x.start, *sorted = x.sorted;
+    Py_ssize_t k = x->d.count, *start = x->start, *sorted = x->sorted;
     memset(start, 0, sizeof(Py_ssize_t) * (size_t)(k + 1));
-    for (Py_ssize_t r = 0; r < n; r++) start[x.code[r] + 1]++;
+    for (Py_ssize_t r = 0; r < n; r++) start[x->code[r] + 1]++;
     for (Py_ssize_t j = 1; j <= k; j++) start[j] += start[j - 1];
-    for (Py_ssize_t r = 0; r < n; r++) sorted[start[x.code[r]]++] = r;
-    for (Py_ssize_t j = 0; j < k; j++) {
-        Py_ssize_t top = 0;
-        for (Py_ssize_t s = j ? start[j - 1] : 0; s < start[j]; s++) {
-            Py_ssize_t r = sorted[s];
-            x.words[r >> 6] |= (uint64_t)1 << (r & 63);
-            top = (r >> 6) + 1;
+    for (Py_ssize_t r = 0; r < n; r++) sorted[start[x->code[r]]++] = r;
+    return 1;
+}
+
+/* The rows of group_pairs' tuple j, as an int. */
+static PyObject *pair_rows(Scratch *x, Py_ssize_t j) {
+    Py_ssize_t top = 0;
+    for (Py_ssize_t s = j ? x->start[j - 1] : 0; s < x->start[j]; s++) {
+        Py_ssize_t r = x->sorted[s];
+        x->words[r >> 6] |= (uint64_t)1 << (r & 63);
+        top = (r >> 6) + 1;
+    }
+    PyObject *mask = from_words(x->words, top);
+    memset(x->words, 0, sizeof(uint64_t) * (size_t)top);
+    return mask;
+}
+
+/* group_pairs' tuples and their rows as a dict. */
+static PyObject *pairs_dict(Scratch *x) {
+    PyObject *result = PyDict_New();
+    for (Py_ssize_t j = 0; result != NULL && j < x->d.count; j++) {
+        PyObject *mask = pair_rows(x, j);
+        if (mask == NULL || PyDict_SetItem(result, x->d.value[j], mask) < 0) Py_CLEAR(result);
+        Py_XDECREF(mask);
+    }
+    return result;
+}
+
+/* pairs(events, attrs, types): {(getattr(ev, a) for a in attrs): int} over the batch, or None when
+ * a value's type is not exactly one of its attribute's ``types``. */
+static PyObject *pairs(PyObject *self, PyObject *args) {
+    PyObject *events, *attrs, *types, *result = NULL;
+    if (!PyArg_ParseTuple(args, "O!O!O!:pairs", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyTuple_Type, &types))
+        return NULL;
+    Scratch x;
+    if (scratch_init(&x, PyList_GET_SIZE(events)) == 0) {
+        int grouped = group_pairs(&x, events, attrs, types);
+        result = grouped > 0 ? pairs_dict(&x) : grouped == 0 ? (Py_INCREF(Py_None), Py_None) : NULL;
+    }
+    scratch_free(&x);
+    return result;
+}
+
+/* amask[aid] |= mask for every aid of ``atoms``, ls_masks[index] |= mask and live[index] = 1 for
+ * every index of ``holding`` (an entry of scorer.rules.heads.Heads.cache). */
+static int apply_entry(PyObject *entry, PyObject *mask, PyObject *amask, PyObject *ls_masks, char *live) {
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(entry, 1))) {
+        PyErr_SetString(PyExc_TypeError, "heads: an entry is (atoms, holding tuple)");
+        return -1;
+    }
+    if (or_into(amask, PyTuple_GET_ITEM(entry, 0), mask) < 0) return -1;
+    PyObject *holding = PyTuple_GET_ITEM(entry, 1);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(holding); i++) {
+        Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(holding, i));
+        if (index == -1 && PyErr_Occurred()) return -1;
+        if (index < 0 || index >= PyList_GET_SIZE(ls_masks)) {
+            PyErr_SetString(PyExc_IndexError, "heads: a logsource past ls_masks");
+            return -1;
         }
-        PyObject *mask = from_words(x.words, top);
-        memset(x.words, 0, sizeof(uint64_t) * (size_t)top);
-        if (mask == NULL || PyDict_SetItem(result, x.d.value[j], mask) < 0) {
-            Py_XDECREF(mask);
+        PyObject *after = PyNumber_Or(PyList_GET_ITEM(ls_masks, index), mask);
+        if (after == NULL) return -1;
+        PyList_SetItem(ls_masks, index, after); /* (steals after, drops the old int) */
+        live[index] = 1;
+    }
+    return 0;
+}
+
+/* heads(events, attrs, types, cache, amask, ls_masks): scorer.rules.heads.Heads.masks with every
+ * tuple of the batch in ``cache``: its atoms' rows or-ed into amask, its logsources' into ls_masks,
+ * and the logsources that hold on some row returned, ascending. A tuple not in the cache: nothing
+ * written, pairs()'s dict returned (for Python to work the new tuples out); pairs()'s None likewise. */
+static PyObject *heads(PyObject *self, PyObject *args) {
+    PyObject *events, *attrs, *types, *cache, *amask, *ls_masks, *result = NULL;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!:heads", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyTuple_Type,
+                          &types, &PyDict_Type, &cache, &PyDict_Type, &amask, &PyList_Type, &ls_masks))
+        return NULL;
+    Scratch x;
+    char *live = PyMem_Calloc((size_t)PyList_GET_SIZE(ls_masks) + 1, 1);
+    PyObject **entries = NULL;
+    if (live == NULL || scratch_init(&x, PyList_GET_SIZE(events)) < 0) {
+        PyMem_Free(live);
+        return PyErr_NoMemory();
+    }
+    int grouped = group_pairs(&x, events, attrs, types);
+    if (grouped <= 0) {
+        result = grouped == 0 ? (Py_INCREF(Py_None), Py_None) : NULL;
+        goto done;
+    }
+    if ((entries = PyMem_Malloc(sizeof(PyObject *) * (size_t)(x.d.count + 1))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < x.d.count; j++) { /* (borrowed: the cache is not changed below) */
+        if ((entries[j] = PyDict_GetItemWithError(cache, x.d.value[j])) == NULL) {
+            result = PyErr_Occurred() ? NULL : pairs_dict(&x);
+            goto done;
+        }
+    }
+    for (Py_ssize_t j = 0; j < x.d.count; j++) {
+        PyObject *mask = pair_rows(&x, j);
+        int bad = mask == NULL || apply_entry(entries[j], mask, amask, ls_masks, live) < 0;
+        Py_XDECREF(mask);
+        if (bad) goto done;
+    }
+    if ((result = PyList_New(0)) == NULL) goto done;
+    for (Py_ssize_t index = 0; index < PyList_GET_SIZE(ls_masks); index++) {
+        if (!live[index]) continue;
+        PyObject *number = PyLong_FromSsize_t(index);
+        int bad = number == NULL || PyList_Append(result, number) < 0;
+        Py_XDECREF(number);
+        if (bad) {
             Py_CLEAR(result);
             goto done;
         }
-        Py_DECREF(mask);
     }
 done:
+    PyMem_Free(entries);
+    PyMem_Free(live);
     scratch_free(&x);
     return result;
 }
@@ -700,6 +796,7 @@ static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
     {"fold_many", fold_many, METH_VARARGS, "fold for every field of a batch that has a read, each over its rows."},
     {"pairs", pairs, METH_VARARGS, "The rows (bitsets) of each distinct tuple of some attributes of the events."},
+    {"heads", heads, METH_VARARGS, "The head atoms' and logsources' rows of a batch whose head tuples are all cached."},
     {"triggered", triggered, METH_VARARGS, "The trees some atom with rows triggers, added to a set."},
     {NULL, NULL, 0, NULL},
 };

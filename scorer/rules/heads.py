@@ -55,15 +55,19 @@ class Heads:
               ls_masks: list[int], native: ModuleType | None = None) -> list[int] | None:
         """Or the head atoms' rows into ``amask`` and each logsource's rows into ``ls_masks``;
         the logsources that hold on some row, ascending. None: not here (nothing written).
-        ``native``: :mod:`scorer.native._rules`, whose ``pairs`` groups the rows in one pass."""
+        ``native``: :mod:`scorer.native._rules`, whose ``heads`` does it in one pass."""
         if not self.usable:
             return None
-        rows: dict[tuple[Any, ...], int] | None
+        rows: dict[tuple[Any, ...], int] | list[int] | None
         if native is not None and isinstance(events, list):
-            rows = native.pairs(events, self.attrs, self.type_tuples)
+            # All of it in one C pass when every pair of the batch is known (most batches);
+            # else the pairs' rows, for the new ones to be worked out below.
+            rows = native.heads(events, self.attrs, self.type_tuples, self.cache, amask, ls_masks)
+            if type(rows) is list:
+                return rows
         else:
             rows = self._rows(events, bits)
-        if rows is None:
+        if not isinstance(rows, dict):
             return None
         entries = []
         for key, mask in rows.items():

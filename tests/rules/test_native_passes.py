@@ -100,3 +100,31 @@ def test_a_fieldref_that_raises_fails_its_rows_alike(monkeypatch: pytest.MonkeyP
         runs.append(_results(engine, events))
     assert runs[0] == runs[1]
     assert any(errors for _, errors in runs[0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_heads_in_one_pass_equal_the_python_loop(seed: int) -> None:
+    """Heads.masks with scorer.native._rules.heads (the pairs known, or some new) and without."""
+    from scorer.native import _rules
+
+    rnd = random.Random(seed)
+    heads = range(len(HEAD))
+    conditions = [[(_tree(rnd, heads, 2), _tree(rnd, range(len(HEAD), len(ATOMS)), 2))] for _ in range(30)]
+    engine = RuleEngine([_meta(i) for i in range(30)], ATOMS, conditions)
+    for n in (1, 17, 64, 65, 130):
+        events = _events(rnd, n)
+        if rnd.random() < 0.3:
+            events[0] = msgspec.structs.replace(events[0], event_code=rnd.choice([7, 2**70]), channel="x")
+        bits = [1 << r for r in range(n)]
+        runs = []
+        for k, native in enumerate((None, _rules, _rules)):  # (the second native run finds every pair cached)
+            if k == 1:
+                engine.heads.cache.clear()
+            amask: dict[int, int] = {0: 1}
+            ls_masks = [0] * len(engine.ls_code)
+            live = engine.heads.masks(events, bits, amask, ls_masks, native)
+            runs.append((live, amask, ls_masks))
+        assert runs[0] == runs[1] == runs[2]
+    engine.heads.cache.clear()
+    assert _rules.heads(events, engine.heads.attrs, engine.heads.type_tuples, {}, {}, [0]) == _rules.pairs(
+        events, engine.heads.attrs, engine.heads.type_tuples)
