@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -74,21 +74,37 @@ def stack(names: Sequence[str], columns: Mapping[str, npt.ArrayLike], n: int) ->
     return finite32(out)
 
 
-def finished(out: F64) -> F32:
+def finished(out: F64, rows: Rows | None = None) -> F32:
     """A feature-major block ``[len(names), n]`` (a feature set that fills a row per feature,
-    or rows per numpy call) as the finite float32 matrix ``[n, len(names)]``, :func:`stack`'s values."""
-    return finite32(out, transposed=True)
+    or rows per numpy call) as the finite float32 matrix ``[n, len(names)]``, :func:`stack`'s values;
+    ``rows`` (:class:`Rows`, their values): rows of ``out`` computed apart."""
+    return finite32(out, transposed=True, rows=rows)
 
 
-def finite32(out: F64, transposed: bool = False) -> F32:
+class Rows(NamedTuple):
+    """Rows of a feature matrix's float64 block computed in a block of their own (``values``: one
+    row each, in ``at``'s order), placed by :func:`finite32` itself."""
+
+    at: npt.NDArray[np.intp]
+    at_tuple: tuple[int, ...]
+    values: F64
+
+
+def finite32(out: F64, transposed: bool = False, rows: Rows | None = None) -> F32:
     """``out`` (its transpose if ``transposed``) as a C-ordered float32 matrix, NaN -> 0 and
-    clipped to +-CLIP (:func:`finite`'s values); ``out`` may be changed. In one native pass
-    when scorer.native is built: numpy's four calls cost more than the work on a small batch."""
+    clipped to +-CLIP (:func:`finite`'s values), its ``rows`` first replaced (``out`` may be
+    changed). In one native pass when scorer.native is built: numpy's four calls (and the
+    rows' scatter) cost more than the work on a small batch."""
     native = scorer.native.module()
-    if native is not None and out.flags.c_contiguous:
+    if native is not None and out.flags.c_contiguous and (rows is None or rows.values.flags.c_contiguous):
         dst: F32 = np.empty(out.shape[::-1] if transposed else out.shape, dtype=np.float32)
-        native.finite32(out, dst, transposed, CLIP)
+        if rows is None:
+            native.finite32(out, dst, transposed, CLIP)
+        else:
+            native.finite32(out, dst, transposed, CLIP, rows.values, rows.at_tuple)
         return dst
+    if rows is not None:
+        out[rows.at] = rows.values
     done = _finite_in_place(out)
     return np.ascontiguousarray(done.T if transposed else done, dtype=np.float32)
 
@@ -273,14 +289,14 @@ def entity_rows(state: EntityState[Any] | NativeWindows, keys: Sequence[str], *c
     """``[n, width]``: row i is what ``state.get(keys[i]).add(*values of row i)`` returned,
     the rows' entities updated in :func:`update_order` (the stateful part of a feature set).
     A :class:`NativeWindows` state does the same in C (``columns``: ts, then one or two more).
-    ``into`` (a C-contiguous float64 matrix, a column): the rows are its columns from there on
-    (a matrix's view of them is returned), written in place by the native windows."""
+    ``into`` (a C-contiguous float64 matrix, a column): the rows go to its columns from there on
+    (written in place by the native windows; the matrix is returned)."""
     n = len(keys)
     if not isinstance(state, EntityState):
         ts, a, *b = map(list, columns)  # copies by a C-level map: no generator frame a batch
         if into is not None:  # no block and no copy of it into the matrix: numpy's calls cost a small batch
             state.rows(list(keys), ts, a, b[0] if b else None, *into)
-            return into[0][:, into[1]:into[1] + width]
+            return into[0]
         out = np.empty((n, width), dtype=np.float64)
         state.rows(list(keys), ts, a, b[0] if b else None, out)
         return out
@@ -298,9 +314,10 @@ def entity_rows(state: EntityState[Any] | NativeWindows, keys: Sequence[str], *c
             touch(key)
         rows[i] = item.add(*values[i])
     block = np.array(rows, dtype=np.float64).reshape(n, width)
-    if into is not None:
-        into[0][:, into[1]:into[1] + width] = block
-    return block
+    if into is None:
+        return block
+    into[0][:, into[1]:into[1] + width] = block
+    return into[0]
 
 
 class EntityState(Generic[S]):

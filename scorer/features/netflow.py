@@ -22,6 +22,7 @@ from scorer.events.structs import Event, EventKind, FlowRecord
 from scorer.features.base import (
     F32,
     F64,
+    Rows,
     column,
     entity_rows,
     entity_windows,
@@ -116,8 +117,7 @@ class NetflowFeatures:
                                            column(events, "dst_port"), column(events, "dst_ip"),
                                            width=len(STATEFUL)).T
         np.log1p(np.maximum(logged, 0.0, out=logged), out=logged)
-        out[_LOG_ROWS] = logged
-        return finished(out)
+        return finished(out, Rows(_LOG_ROWS, _LOG_AT, logged))
 
     def _stateless(self, flows: Sequence[object], out: F64, logged: F64) -> None:
         """Fills ``out``'s rows but the logged ones, whose arguments go to ``logged`` (up to
@@ -159,6 +159,7 @@ def _numbers_reference(nums: F64, out: F64, logged: F64) -> None:
 
 # Rows of the matrix that are log1p of a value (the stateless ones first, then STATEFUL).
 _LOG_ROWS = np.array([*range(7), 9, 10, 26, 27], dtype=np.intp)  # an array indexes faster than a list
+_LOG_AT = tuple(_LOG_ROWS.tolist())
 _LOGGED = 9
 _PROTOS = {"tcp": 0, "udp": 1, "icmp": 2, "icmp6": 2}
 _PROTO_ONEHOT = np.eye(4)  # tcp, udp, icmp, other

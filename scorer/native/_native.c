@@ -1674,35 +1674,64 @@ static void finite_run(const double *src, float *dst, Py_ssize_t n, Py_ssize_t s
     }
 }
 
+/* With ``values`` [k, c] (float64, C-contiguous) and ``at`` (k distinct source rows), src's row
+ * at[j] reads as values' row j: a feature-major block's rows computed apart (netflow's logged
+ * ones) without numpy's scatter of them into it first. */
 static PyObject *finite32(PyObject *Py_UNUSED(module), PyObject *args) {
-    PyObject *src, *dst;
+    PyObject *src, *dst, *values = NULL, *at = NULL;
     int transposed;
     double clip;
-    if (!PyArg_ParseTuple(args, "OOpd", &src, &dst, &transposed, &clip)) return NULL;
-    Py_buffer s, d;
+    if (!PyArg_ParseTuple(args, "OOpd|OO!", &src, &dst, &transposed, &clip, &values, &PyTuple_Type, &at)) return NULL;
+    if ((values == NULL) != (at == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "finite32: values and their rows go together");
+        return NULL;
+    }
+    Py_buffer s, d, v = {0};
+    const double **from = NULL;
     if (PyObject_GetBuffer(src, &s, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     if (PyObject_GetBuffer(dst, &d, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
         PyBuffer_Release(&s);
         return NULL;
     }
     PyObject *result = NULL;
+    if (values != NULL && PyObject_GetBuffer(values, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
     if (s.ndim != 2 || d.ndim != 2 || s.format == NULL || strcmp(s.format, "d") != 0 || d.format == NULL ||
         strcmp(d.format, "f") != 0 || d.shape[0] != s.shape[transposed ? 1 : 0] ||
-        d.shape[1] != s.shape[transposed ? 0 : 1]) {
+        d.shape[1] != s.shape[transposed ? 0 : 1] ||
+        (values != NULL && (v.ndim != 2 || v.format == NULL || strcmp(v.format, "d") != 0 ||
+                            v.shape[1] != s.shape[1] || v.shape[0] != PyTuple_GET_SIZE(at)))) {
         PyErr_SetString(PyExc_ValueError, "finite32: src float64 [r, c] and dst float32 [r, c] ([c, r] transposed), "
-                                          "C-contiguous");
+                                          "values float64 [len(at), c], C-contiguous");
         goto done;
     }
     const double *in = s.buf;
     float *out = d.buf;
     Py_ssize_t rows = s.shape[0], cols = s.shape[1];
+    if ((from = PyMem_Malloc(sizeof(double *) * (size_t)(rows ? rows : 1))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t r = 0; r < rows; r++) from[r] = in + r * cols;
+    for (Py_ssize_t j = 0; values != NULL && j < v.shape[0]; j++) {
+        Py_ssize_t r = PyLong_AsSsize_t(PyTuple_GET_ITEM(at, j));
+        if (r == -1 && PyErr_Occurred()) goto done;
+        if (r < 0 || r >= rows || from[r] != in + r * cols) {
+            PyErr_SetString(PyExc_ValueError, "finite32: at holds distinct rows of src");
+            goto done;
+        }
+        from[r] = (const double *)v.buf + j * cols;
+    }
     if (transposed) { /* each source row (a feature) is a destination column */
-        for (Py_ssize_t c = 0; c < rows; c++) finite_run(in + c * cols, out + c, cols, rows, clip);
-    } else {
+        for (Py_ssize_t c = 0; c < rows; c++) finite_run(from[c], out + c, cols, rows, clip);
+    } else if (values == NULL) {
         finite_run(in, out, rows * cols, 1, clip);
+    } else {
+        for (Py_ssize_t r = 0; r < rows; r++) finite_run(from[r], out + r * cols, cols, 1, clip);
     }
     result = Py_NewRef(Py_None);
 done:
+    PyMem_Free(from);
+    if (values != NULL && v.obj != NULL) PyBuffer_Release(&v);
     PyBuffer_Release(&s);
     PyBuffer_Release(&d);
     return result;

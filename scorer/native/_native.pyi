@@ -59,8 +59,10 @@ def numbers(events: list[Any], attrs: tuple[str, ...], default: float, out: npt.
 def column(events: list[Any], attr: str, /) -> list[Any]:
     """An attribute of every event, as ``list(map(attrgetter(attr), events))``."""
 
-def finite32(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float32], transposed: bool, clip: float, /) -> None:
-    """``dst`` = ``src`` (``src.T`` if ``transposed``) with NaN -> 0, clipped to +-``clip``, as float32."""
+def finite32(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float32], transposed: bool, clip: float,
+             values: npt.NDArray[np.float64] = ..., at: tuple[int, ...] = ..., /) -> None:
+    """``dst`` = ``src`` (``src.T`` if ``transposed``) with NaN -> 0, clipped to +-``clip``, as float32;
+    ``src``'s rows ``at`` read as the rows of ``values``."""
 
 def flow_numbers(nums: npt.NDArray[np.float64], out: npt.NDArray[np.float64], logged: npt.NDArray[np.float64],
                  web: tuple[float, ...], service: tuple[float, ...], /) -> None:

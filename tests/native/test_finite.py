@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import scorer.native
-from scorer.features.base import CLIP, finite32
+from scorer.features.base import CLIP, Rows, finite32
 from tests.support.native import use_native
 
 _NATIVE: Any = scorer.native.built_module()
@@ -73,3 +73,30 @@ def test_mostly_zero_matrices_equal_the_reference(rows: int, cols: int, values: 
     with pytest.MonkeyPatch.context() as monkeypatch:
         reference, native = _both(monkeypatch, matrix.reshape(rows, cols), transposed)
     assert native == reference
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 9), st.integers(0, 9)), elements=_DOUBLES), st.booleans(),
+       st.data())
+def test_rows_computed_apart_read_as_placed(matrix: np.ndarray[Any, Any], transposed: bool,
+                                            data: st.DataObject) -> None:
+    """``rows``: the matrix's rows ``at`` read as ``values``' rows, as numpy's scatter of them first."""
+    at = data.draw(st.lists(st.integers(0, matrix.shape[0] - 1), unique=True))
+    values = data.draw(arrays(np.float64, (len(at), matrix.shape[1]), elements=_DOUBLES))
+    rows = Rows(np.array(at, dtype=np.intp), tuple(at), values)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_native(monkeypatch, "0")
+        reference = finite32(matrix.copy(), transposed, rows)
+        use_native(monkeypatch, "1")
+        native = finite32(matrix.copy(), transposed, rows)
+    assert native.tobytes() == reference.tobytes() and native.shape == reference.shape
+
+
+def test_rows_computed_apart_refuse_bad_arguments() -> None:
+    src, dst = np.zeros((3, 2)), np.empty((3, 2), np.float32)
+    for values, at in ((np.zeros((1, 3)), (0,)), (np.zeros((2, 2)), (0,)), (np.zeros((1, 2)), (3,)),
+                       (np.zeros((2, 2)), (1, 1)), (np.zeros((1, 2), np.float32), (0,))):
+        with pytest.raises(ValueError):
+            _NATIVE.finite32(src, dst, False, CLIP, values, at)
+    with pytest.raises(TypeError):
+        _NATIVE.finite32(src, dst, False, CLIP, np.zeros((1, 2)))
