@@ -15,6 +15,9 @@
 # others, and every runner process (`scorer.cli ... run`: a worker, the supervisor; the passthrough;
 # the per-event baselines) is moved onto SCORER_CPUS as soon as it appears (the benches start them;
 # pins.log says which, when). DRAIN_RUNNERS, CAPTURE_RUNNERS, LAT_RUNNERS: the benches' runners.
+# BEFORE=BEFORE.tar.xz (a second `carry head`, of the code before a change) adds BEFORE_RUNNER (default
+# scorer-vectorized) from that tree to the latency rounds (scorer.bench.latency --before-tree), and the
+# latency part traces every batch (--trace; its tail reports go to study.log).
 set -u -o pipefail
 out=${1:?OUTDIR}; carry=${2:-var/pipeline_host/carry.tar.xz}; head=${3-var/pipeline_host/head.tar.xz}
 c=${CARRY_DIR:-/tmp/pipeline-carry}; work=${STUDY_WORK:-/tmp/pipeline-study}
@@ -43,6 +46,14 @@ print([p.name for p in build_native(sys.executable, Path('scorer/native'), Path(
   else
     cp "$c"/native/*.so scorer/native/ || exit 1
   fi
+fi
+lat_extra=()
+if [ -n "${BEFORE:-}" ]; then
+  rm -rf "$c/before" && mkdir -p "$c/before" && tar -C "$c/before" -xJf "$BEFORE" || exit 1
+  echo "before: scorer/ of $(cat "$c/before/REVISION"), its extensions built here:"
+  (cd "$c/before" && "$PY" -c "import sys; from pathlib import Path; from deploy.gpu.stack import build_native
+print([p.name for p in build_native(sys.executable, Path('scorer/native'), Path('.'), '$c/before/include')])") || exit 1
+  lat_extra=(--before-tree "$c/before" --before-runner "${BEFORE_RUNNER:-scorer-vectorized}" --trace "$work/trace")
 fi
 # The broker: kafka.sh's (2 network, 4 I/O threads: sized for the 2-core VM) with twice the threads,
 # so that 16 consumers and the load generator do not queue behind the broker's own pools; a 1 GiB heap.
@@ -89,7 +100,7 @@ for p in $PARTS; do
       --repeat "$REPEAT" --out "$out/capture.json" ;;
     latency) part latency "${T_LATENCY:-150}" "$PY" -m scorer.bench.latency --bootstrap "$boot" --stream realistic \
       --runners "$LAT_RUNNERS" --rate 10000 --seconds "$LAT_SECONDS" --rounds "$LAT_ROUNDS" \
-      --out "$out/latency.json" ;;
+      "${lat_extra[@]}" --out "$out/latency.json" ;;
     processes) part processes "${T_PROCESSES:-300}" "$PY" -m scorer.bench.processes --bootstrap "$boot" \
       --runner "$PROC_RUNNER" --stream realistic $(printf -- '--processes %s ' $PROC_WORKERS) \
       --events "$PROC_EVENTS" --repeat "${PROC_REPEAT:-1}" --partitions 16 --out "$out/processes.json" ;;

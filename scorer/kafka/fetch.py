@@ -95,7 +95,7 @@ def refused(consumer: Any) -> str | None:
 
 
 async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_records: int,
-                     hold_below: int = 0) -> dict[TopicPartition, Any]:
+                     hold_below: int = 0, release: bool = True) -> dict[TopicPartition, Any]:
     """``consumer.getmany(timeout_ms=..., max_records=...)`` with each partition's records
     built by ``build`` (a list of rows per partition, in offset order). Where :func:`refused`
     gives a reason, the public ``getmany()``'s ``ConsumerRecord`` lists instead.
@@ -105,7 +105,9 @@ async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_record
     going out at the caller's next await. aiokafka builds and encodes that request in Python
     (~0.1-0.2 ms on the dev box, docs/benchmarks.md section 36); a light load's next records
     are not at the broker yet, so sent after the batch's outputs it costs that batch nothing.
-    A larger batch lets it go at once: the next records then arrive while it is scored."""
+    A larger batch lets it go at once: the next records then arrive while it is scored.
+    ``release``: whether a request held by the previous call goes now (False: it waits for
+    :func:`release_fetch`, e.g. until the previous batch's outputs are acknowledged)."""
     if refused(consumer) is not None:
         return await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)  # type: ignore[no-any-return]
     # AIOKafkaConsumer.getmany():
@@ -115,9 +117,10 @@ async def fetch_rows(consumer: Any, build: Build, *, timeout_ms: int, max_record
         raise ValueError("`max_records` must be a positive Integer")
     consumer._coordinator.check_errors()
     fetcher = consumer._fetcher
-    _wake(fetcher)  # a fetch held by the previous call goes now at the latest
+    if release:
+        _wake(fetcher)  # a fetch held by the previous call goes now at the latest
     with consumer._subscription.fetch_context():
-        drained = await _fetched(fetcher, build, timeout_ms / 1000, max_records)
+        drained = await _fetched(fetcher, build, timeout_ms / 1000, max_records, release)
     if sum(map(len, drained.values())) >= hold_below:
         _wake(fetcher)  # (nothing when none is held)
     return drained
@@ -131,12 +134,21 @@ def release_fetch(consumer: Any) -> None:
         _wake(fetcher)
 
 
+def fetch_in_flight(consumer: Any) -> bool:
+    """Whether a fetch request of ``consumer`` may be on the wire, its answer due (True where
+    it cannot be told: the public ``getmany()`` path, a consumer not started)."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    in_flight = getattr(fetcher, "_in_flight", None)  # the node ids aiokafka's fetch routine awaits
+    return _REFUSED is not None or in_flight is None or bool(in_flight)
+
+
 def _wake(fetcher: Any) -> None:
     if fetcher.__dict__.pop(_HELD, False):
         fetcher._notify(fetcher._wait_consume_future)
 
 
-async def _fetched(fetcher: Any, build: Build, timeout: float, max_records: int) -> dict[TopicPartition, Any]:
+async def _fetched(fetcher: Any, build: Build, timeout: float, max_records: int,
+                   release: bool) -> dict[TopicPartition, Any]:
     """Fetcher.fetched_records() of every partition, FetchResult.getall() being _take(); the
     fetch routine's wake-up for a partition read to the end is held (:func:`release_fetch`)."""
     while True:
@@ -166,7 +178,8 @@ async def _fetched(fetcher: Any, build: Build, timeout: float, max_records: int)
                 result.check_raise()
         if drained or not timeout:
             return drained
-        _wake(fetcher)  # nothing to return: the next fetch goes before waiting for it
+        if release:
+            _wake(fetcher)  # nothing to return: the next fetch goes before waiting for it
         waiter = fetcher._create_fetch_waiter()
         done, pending = await asyncio.wait([waiter], timeout=timeout)
         if not done or fetcher._closed:

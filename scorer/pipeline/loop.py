@@ -25,11 +25,12 @@ from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors, start_transactional
 from scorer.metrics import BatchTrace, ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome, OutputHook, count_batch
+from scorer.pipeline.rebalance import WaitForBatches
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, Undelivered, score_records
 from scorer.pipeline.source import HOLD_FETCH_BELOW, fetch_inputs, fetched_records
-from scorer.pipeline.turns import serve_io
+from scorer.pipeline.turns import serve_io, watch_io
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +42,6 @@ MAX_REPLACEMENTS = 5
 # Not a broken connection: another process owns the transactional id, or the producer is not
 # allowed to use it. A new producer would fence that process or fail the same way.
 _FATAL = (ProducerFenced, OutOfOrderSequenceNumber, TransactionalIdAuthorizationFailed)
-
-
-class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: ScoringLoop) -> None:
-        self.loop = loop
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Let the batches in flight finish and commit while we still own their partitions.
-        async with self.loop.inflight:
-            await self.loop.drain()
-        for listener in self.loop.partition_listeners:  # e.g. the profile view drops theirs
-            await listener.on_partitions_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
-        for listener in self.loop.partition_listeners:  # awaited: e.g. profiles load before scoring
-            await listener.on_partitions_assigned(assigned)
 
 
 class ScoringLoop:
@@ -74,6 +58,7 @@ class ScoringLoop:
         self._sink: Sink | None = None
         self._json = msgspec.json.Encoder()
         self._started = False
+        self._unwatch_io: Callable[[], None] | None = None
         self._replacements = 0  # in a row, without a batch delivered since
         self._undelivered: Undelivered | None = None  # scored, its transaction lost with the producer
         self.paused = False  # consumption held during a Triton outage (pause mode)
@@ -104,6 +89,7 @@ class ScoringLoop:
         # logged, not fatal (the topics may be provisioned elsewhere).
         await ensure_topics(self.settings.kafka, [TopicSpec(t) for t in self.output_topics()], refused="warn")
         await self._open_clients()
+        self._unwatch_io = watch_io(lambda: self._sink is None or self._sink.awaiting_answers())
         self.metrics.loop_lag.start()
         self.metrics.gc_pauses.install()
         self._started = True
@@ -122,7 +108,8 @@ class ScoringLoop:
             await abort_leftover_transaction(self._producer, self.output_topics(), kafka.group_id)
         self._consumer = make_consumer(kafka, [])
         self._sink = Sink(self._producer, self._consumer, kafka.group_id)
-        self._consumer.subscribe(list(self.kind_of_topic), listener=_WaitForBatch(self))
+        listener = WaitForBatches(self.inflight, self.drain, self.partition_listeners)
+        self._consumer.subscribe(list(self.kind_of_topic), listener=listener)
         await self._consumer.start()
 
     async def _close_clients(self) -> None:
@@ -185,6 +172,8 @@ class ScoringLoop:
                 await self._producer.stop()
         await self.metrics.loop_lag.stop()
         self.metrics.gc_pauses.uninstall()
+        if self._unwatch_io is not None:
+            self._unwatch_io()
         self.trace.close()
         self._started = False
 
@@ -197,14 +186,14 @@ class ScoringLoop:
             for hook in self.between_batches:
                 await hook()
             self.trace.fetching()
+            # A small batch's next fetch request goes once its outputs are acknowledged (_process).
+            release = self._sink is None or not self._sink.acking()
             fetched = await fetch_inputs(self._consumer, self.kind_of_topic, timeout_ms=batch.max_wait_ms or 1,
-                                         max_records=batch.max_records, hold_below=HOLD_FETCH_BELOW)
+                                         max_records=batch.max_records, hold_below=HOLD_FETCH_BELOW, release=release)
             if not fetched:
                 continue
             self.trace.fetched()
-            received = time.perf_counter()
-            oldest_ms = min(messages[0].timestamp for messages in fetched.values())
-            self.metrics.fetch_delay.observe(max(0.0, time.time() - oldest_ms / 1000))
+            received, now = time.perf_counter(), time.time()
             lost: KafkaError | None = None
             async with self.inflight:
                 try:
@@ -213,6 +202,9 @@ class ScoringLoop:
                     if not self.settings.kafka.transactional or isinstance(exc, _FATAL):
                         raise
                     lost = exc
+            # Observed once the batch is handed over: metrics are not the outputs' latency.
+            oldest_ms = min(messages[0].timestamp for messages in fetched.values())
+            self.metrics.fetch_delay.observe(max(0.0, now - oldest_ms / 1000))
             if lost is not None:  # outside ``inflight``: closing the consumer revokes through it
                 await self._replace_clients(lost)
                 continue
@@ -254,6 +246,8 @@ class ScoringLoop:
         await self._sink.deliver(
             outputs, offsets, lambda acked: self._account(outcome, n, acked - received, t_produce, handed, acked, row))
         handed = time.perf_counter()
+        if n < HOLD_FETCH_BELOW:  # its fetch request held (fetch_inputs): sent after the acks
+            self._sink.fetch_after_acks()
         # The request on the wire before the next batch takes the CPU (getmany() returns at
         # once when records are buffered).
         await serve_io()

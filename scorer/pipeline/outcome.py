@@ -124,6 +124,9 @@ class BatchOutcome(msgspec.Struct):
     shadows: list[ShadowBatch] = []
     shadow_errors: list[str] = []
     rule_hits: dict[str, int] = {}  # rule level -> rules fired, over the batch's events
+    # What scoring made (events, rows, matrices), kept by the outcome so that it is freed once
+    # the outputs are handed over, not while the batch's latency runs (~0.25 us an event).
+    spent: object = None
 
 
 def failure(rec: InputRecord, reason: str, message: str) -> RecordFailure:

@@ -132,6 +132,7 @@ class BatchScorer:
             rule_hits=dict(batch.rule_hits),
             shadows=shadows,
             shadow_errors=shadow_errors,
+            spent=batch,
         )
 
     async def _featurise(self, batch: Batch, inference: Inference) -> None:

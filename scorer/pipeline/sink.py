@@ -23,6 +23,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from scorer.kafka import produce_batched, send_batched
+from scorer.kafka.fetch import fetch_in_flight, release_fetch
 from scorer.native import findings
 from scorer.pipeline.outcome import ScoredEvent, ScoredEvents
 from scorer.pipeline.records import OutputRecord
@@ -59,6 +60,23 @@ class Sink:
         acks = await send_batched(self.producer, outputs)
         previous = self._deliveries[-1] if self._deliveries else None
         self._deliveries.append(asyncio.create_task(self._finish(previous, acks, offsets, on_acked)))
+
+    def awaiting_answers(self) -> bool:
+        """Whether a request of the loop's clients may be answered now: a batch's produce not
+        all acknowledged, a commit or a fetch on the wire (:func:`scorer.pipeline.turns.watch_io`)."""
+        committer = self._committer
+        return (any(not d.done() for d in self._deliveries) or (committer is not None and not committer.done())
+                or fetch_in_flight(self.consumer))
+
+    def acking(self) -> bool:
+        """Whether the last batch handed over is not acknowledged (and committed in order) yet."""
+        return bool(self._deliveries) and not self._deliveries[-1].done()
+
+    def fetch_after_acks(self) -> None:
+        """The fetch request that a small last batch holds (scorer.kafka.fetch.fetch_rows's
+        ``hold_below``) goes once that batch is delivered, or has failed."""
+        consumer = self.consumer
+        self._deliveries[-1].add_done_callback(lambda _: release_fetch(consumer))
 
     async def deliver_transaction(self, outputs: list[OutputRecord], offsets: dict[TopicPartition, int]) -> None:
         # One transaction per batch: outputs and offsets become visible together or not at all.

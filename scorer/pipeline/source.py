@@ -23,14 +23,12 @@ from scorer.kafka.fetch import fetch_rows
 from scorer.pipeline.records import InputRecord
 
 KIND_HEADER = "kind"
-# The scoring loop's batches smaller than this send the next fetch request when the loop asks
-# for the next batch (the start of the next fetch_inputs), once their outputs' produce request
-# is on the wire, not while they are scored: at a light load the next records are not at the
-# broker yet, and the request's Python ran inside the batch's scoring (scorer.kafka.fetch.
-# fetch_rows's ``hold_below``; docs/benchmarks.md section 36). Released with the batch's
-# outputs instead, it ran in the same loop turns as the producer's sender and delayed the
-# produce request. From this size on the request goes at once, so that the next records
-# arrive while this batch is scored.
+# A scoring-loop batch smaller than this sends the next fetch request only once its outputs are
+# acknowledged (scorer.pipeline.sink.Sink.fetch_after_acks): at a light load the next records
+# are not at the broker yet, and aiokafka builds the request in Python (~0.1-0.2 ms), which
+# would otherwise run inside the batch's scoring or beside its produce round trip
+# (docs/benchmarks.md sections 36 and 46). From this size on the request goes at once, so that
+# the next records arrive while this batch is scored.
 HOLD_FETCH_BELOW = 256
 
 
@@ -43,14 +41,16 @@ def input_record(
 
 async def fetch_inputs(
     consumer: Any, kind_of_topic: Mapping[str, EventKind], *, timeout_ms: int, max_records: int, hold_below: int = 0,
+    release: bool = True,
 ) -> dict[TopicPartition, list[Any]]:
     """``consumer.getmany()``, each partition's records as InputRecords where the fast fetch
     runs (else ConsumerRecords): for :func:`fetched_records`. ``hold_below``: see
-    :data:`HOLD_FETCH_BELOW`."""
+    :data:`HOLD_FETCH_BELOW`; ``release``: :func:`scorer.kafka.fetch.fetch_rows`'s."""
     def build(topic: str, partition: int, messages: Iterable[Any]) -> list[InputRecord]:
         return _inputs(topic, partition, kind_of_topic.get(topic), messages)
 
-    return await fetch_rows(consumer, build, timeout_ms=timeout_ms, max_records=max_records, hold_below=hold_below)
+    return await fetch_rows(consumer, build, timeout_ms=timeout_ms, max_records=max_records, hold_below=hold_below,
+                            release=release)
 
 
 def fetched_records(

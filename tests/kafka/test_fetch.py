@@ -189,3 +189,40 @@ async def test_a_small_batch_holds_the_next_fetch_until_released(kafka: KafkaBro
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def test_a_held_fetch_waits_for_its_release_across_calls(kafka: KafkaBroker) -> None:
+    """``release=False`` (the loop's, while a small batch's outputs are unacknowledged): the
+    held request stays unsent through the next calls, which return nothing at their timeout
+    though records are at the broker; release_fetch sends it and they are read."""
+    topic = f"fetch.{uuid.uuid4().hex[:10]}"
+    await kafka.acreate_topic(topic, 1)
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id=topic)
+    producer = make_producer(settings)
+    await producer.start()
+    consumer = make_consumer(settings, [], group_id=None)
+    await consumer.start()
+    kinds = {topic: EventKind.NETFLOW}
+    try:
+        await produce_batched(producer, [Out(topic, b'{"n":%d}' % i) for i in range(5)])
+        consumer.assign([TopicPartition(topic, 0)])
+        got = 0
+        while got < 5:
+            got += len(fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=2000, max_records=500,
+                                                          hold_below=1000), kinds)[0])
+        assert not fetch.fetch_in_flight(consumer)
+        await produce_batched(producer, [Out(topic, b'{"late":%d}' % i) for i in range(3)])
+        for _ in range(3):
+            assert await fetch_inputs(consumer, kinds, timeout_ms=20, max_records=500, hold_below=1000,
+                                      release=False) == {}
+            assert not fetch.fetch_in_flight(consumer)
+        fetch.release_fetch(consumer)
+        late: list[bytes | None] = []
+        while len(late) < 3:
+            late += [r.value for r in fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=5000,
+                                                                         max_records=500, release=False), kinds)[0]]
+        assert late == [b'{"late":%d}' % i for i in range(3)]
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    assert fetch.fetch_in_flight(object())  # cannot be told: as if in flight

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 from aiokafka import TopicPartition
 
+from scorer.kafka import fetch
 from scorer.pipeline.records import OutputRecord
 from scorer.pipeline.sink import COMMIT_WITHIN_S, Sink
 
@@ -139,3 +140,43 @@ async def test_a_slow_commit_holds_the_loop_rather_than_pile_up_batches_at_risk(
     assert handed == 4 * MAX_INFLIGHT - 1 > stuck_at
     await sink.drain()
     assert consumer.commits == sorted(consumer.commits) and consumer.commits[-1] == handed
+
+
+class HeldFetcher:
+    """aiokafka's Fetcher as scorer.kafka.fetch sees it: the nodes a fetch is in flight to, and
+    the wake-up of its fetch routine (a request held by fetch_rows is marked in its dict)."""
+
+    def __init__(self) -> None:
+        self._in_flight: set[int] = set()
+        self._wait_consume_future = object()
+        self.__dict__[fetch._HELD] = True
+        self.woken = 0
+
+    def _notify(self, future: object) -> None:
+        self.woken += 1
+
+
+async def test_the_loop_hears_when_the_last_batch_is_delivered_and_whether_requests_are_out() -> None:
+    """What the scoring loop reads between batches: ``acking`` (the last batch handed over not
+    acknowledged yet: its fetch request waits), ``fetch_after_acks`` (the held fetch released
+    once it is delivered), ``awaiting_answers`` (a produce, commit or fetch request may be
+    answered: serve_io's turns)."""
+    producer, consumer = AckOnDemand(), SlowCommits()
+    consumer._fetcher = fetcher = HeldFetcher()  # type: ignore[attr-defined]
+    sink = Sink(producer, consumer, "g")
+    assert not sink.acking() and not sink.awaiting_answers()
+    await _deliver(sink, 1)
+    sink.fetch_after_acks()
+    assert sink.acking() and sink.awaiting_answers() and fetcher.woken == 0
+    await producer.ack_all()
+    assert fetcher.woken == 1 and not sink.acking()
+    assert not sink.awaiting_answers()  # its offsets held for the next batches': nothing on the wire
+    fetcher._in_flight.add(1)
+    assert sink.awaiting_answers()  # the released fetch on the wire
+    fetcher._in_flight.clear()
+    draining = asyncio.create_task(sink.drain())
+    await asyncio.sleep(0)
+    assert sink.awaiting_answers()  # the commit on the wire
+    consumer.gate.set()
+    await draining
+    assert consumer.commits == [1] and not sink.awaiting_answers()
