@@ -80,6 +80,10 @@ Compiled = Callable[[Callable[[int, int], int], int], int]
 _MAX_DEPTH = 40
 # Atoms per line of a compiled ``or`` of atoms.
 _CHUNK = 64
+# An ``or`` of more atoms than this looks up only those of its atoms that have rows (``amask``'s
+# keys, a few dozen a batch, against a frozenset of its atoms: one C-level intersection), not
+# each of its atoms (a rule may list hundreds of values).
+_WIDE = 16
 # Compiled functions kept by source, process-wide (a pack has a few thousand trees).
 _COMPILED: dict[str, Compiled] = {}
 _COMPILED_MAX = 50_000
@@ -95,8 +99,9 @@ def compile_tree(tree: Tree) -> Compiled:
     if _depth(tree) > _MAX_DEPTH:
         return lambda get, scope: evaluate_tree(tree, _Lookup(get), scope)
     lines: list[str] = []
-    result = _Emitter(lines).emit(tree, "s", 1)
-    source = "def f(g, s):\n" + "\n".join(lines) + f"\n    return {result}\n"
+    emitter = _Emitter(lines)
+    result = emitter.emit(tree, "s", 1)
+    source = "".join(emitter.consts) + "def f(g, s):\n" + "\n".join(lines) + f"\n    return {result}\n"
     # Compiling is the cost (~100 us a tree, the parser's): a pack loaded again in the same
     # process (a rule shadow, a redeploy, tests) reuses its functions.
     code = _COMPILED.get(source)
@@ -123,6 +128,7 @@ class _Emitter:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.count = 0
+        self.consts: list[str] = []  # module-level lines of the source (frozensets of atoms)
 
     def var(self) -> str:
         self.count += 1
@@ -142,6 +148,13 @@ class _Emitter:
             self.lines.append(f"{pad}{out} = {scope} & ~{inner}")
             return out
         if op == "or" and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            if len(args) > _WIDE:  # (g is ``amask.get``: the dict is its __self__)
+                name = f"A{len(self.consts)}"
+                self.consts.append(f"{name} = frozenset({sorted({int(a) for a in args})!r})\n")
+                self.lines.append(f"{pad}{out} = 0")
+                self.lines.append(f"{pad}for a in g.__self__.keys() & {name}: {out} |= g(a, 0)")
+                self.lines.append(f"{pad}{out} &= {scope}")
+                return out
             # In chunks: a long ``|`` chain is a deep expression tree, which the compiler
             # walks recursively (a rule may list thousands of values).
             chunks = [args[i:i + _CHUNK] for i in range(0, len(args), _CHUNK)] or [[]]

@@ -69,3 +69,16 @@ def test_every_detection_of_the_shipped_pack_compiles_to_the_same_rows() -> None
             amask = {a: rng.getrandbits(40) for a in atoms if rng.random() < 0.5}
             scope = rng.getrandbits(40)
             assert code(amask.get, scope) == evaluate_tree(tree, amask, scope), tree
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_wide_or_looks_up_the_atoms_with_rows_only(seed: int) -> None:
+    """An ``or`` of more atoms than _WIDE (intersected with amask's keys): the interpreter's rows."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        wide: list[Any] = ["or", *rng.sample(range(80), rng.randrange(17, 60))]
+        tree: Tree = rng.choice([wide, ["and", rng.randrange(80), wide], ["not", wide], ["or", wide, wide]])
+        n = rng.choice([3, 64, 130])
+        amask = {a: rng.choice([0, rng.getrandbits(n)]) for a in rng.sample(range(90), rng.randrange(0, 40))}
+        scope = rng.choice([(1 << n) - 1, rng.getrandbits(n)])
+        assert compile_tree(tree)(amask.get, scope) == evaluate_tree(tree, amask, scope)
