@@ -108,8 +108,9 @@ class RuleEngine:
             kw = [a for a in atom_ids(det) if self.atoms[a].field == KEYWORDS]
             if kw:
                 kw_atoms.setdefault(index, set()).update(kw)
+        # (ascending: a batch's groups are its live logsources that have one, in this order)
         self.keyword_groups = {index: FieldMatcher((a, self.atoms[a]) for a in sorted(ids))
-                               for index, ids in kw_atoms.items()}
+                               for index, ids in sorted(kw_atoms.items())}
         for f in ls_fields:
             f.discard(KEYWORDS)
         self.ls_fields = [tuple(sorted(f)) for f in ls_fields]
@@ -240,7 +241,7 @@ class RuleEngine:
         plan = [(ls_masks[index], self.ls_fields[index]) for index in live]
         self._fields_of_rules(events, plan, n, amask, errors, self.head_set)
         if self.keyword_groups:
-            self._keywords(events, ls_masks, n, amask)
+            self._keywords(events, [index for index in live if index in self.keyword_groups], ls_masks, n, amask)
         # Variants without trigger atoms count only where their logsource matched a row.
         candidates = self.variant_triggers.of(amask, always=False, native=self._fold)
         for index in live:
@@ -440,12 +441,13 @@ class RuleEngine:
         flags[rows] = 1
         return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
-    def _keywords(self, events: Sequence[EndpointEvent], ls_masks: list[int], n: int,
+    def _keywords(self, events: Sequence[EndpointEvent], groups: list[int], ls_masks: list[int], n: int,
                   amask: dict[int, int]) -> None:
+        """The keyword groups of logsources ``groups`` (ascending) over their rows."""
         texts: dict[int, str | None] = {}
         bits = self._bits
-        for index, matcher in self.keyword_groups.items():
-            rows = ls_masks[index]
+        for index in groups:
+            rows, matcher = ls_masks[index], self.keyword_groups[index]
             if not rows:
                 continue
             for r in rows_of(rows, n):
