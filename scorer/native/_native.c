@@ -2023,9 +2023,17 @@ fail:
  * column by column, which decides each value. One pass instead of a set and a max/min per
  * column (and a sum of the times) at every batch.
  */
-static int read_ok(PyObject *event, PyObject *attrs, int what, long long limit) {
+#define BOUNDED_ATTRS 16 /* attributes read through their member slots; more: by name */
+
+/* ``event``'s attribute ``name``: through its slot where ``member`` (the type's, looked up once
+ * per type in a batch) says where it is, else by name (a new reference, or NULL and an error). */
+static PyObject *read_attr(PyObject *event, PyMemberDef *member, PyObject *name) {
+    return member != NULL ? PyMember_GetOne((const char *)event, member) : PyObject_GetAttr(event, name);
+}
+
+static int read_ok(PyObject *event, PyObject *attrs, PyMemberDef **members, int what, long long limit) {
     for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(attrs); j++) {
-        PyObject *v = PyObject_GetAttr(event, PyTuple_GET_ITEM(attrs, j));
+        PyObject *v = read_attr(event, members != NULL ? members[j] : NULL, PyTuple_GET_ITEM(attrs, j));
         if (v == NULL) return -1;
         int ok;
         if (what == 0) {
@@ -2060,10 +2068,27 @@ static PyObject *bounded(PyObject *Py_UNUSED(module), PyObject *args) {
         return NULL;
     }
     PyObject *groups[3] = {floats, ints, empty};
+    /* Each group's members of the events' type (a msgspec Struct's fields are member slots):
+     * six reads by name an EDR event were ~650 instructions of it. */
+    PyMemberDef *members[3][BOUNDED_ATTRS];
+    int by_slot = 1;
+    for (int g = 0; g < 3; g++) by_slot &= PyTuple_GET_SIZE(groups[g]) <= BOUNDED_ATTRS;
+    PyTypeObject *type = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
         PyObject *event = Py_NewRef(PyList_GET_ITEM(events, i));
+        if (by_slot && Py_TYPE(event) != type) {
+            type = Py_TYPE(event);
+            int generic = type->tp_getattro == PyObject_GenericGetAttr;
+            for (int g = 0; g < 3; g++)
+                for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(groups[g]); j++) {
+                    PyObject *descr = generic ? _PyType_Lookup(type, PyTuple_GET_ITEM(groups[g], j)) : NULL;
+                    members[g][j] = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                                        ? ((PyMemberDescrObject *)descr)->d_member
+                                        : NULL;
+                }
+        }
         int ok = 1;
-        for (int g = 0; ok == 1 && g < 3; g++) ok = read_ok(event, groups[g], g, limit);
+        for (int g = 0; ok == 1 && g < 3; g++) ok = read_ok(event, groups[g], by_slot ? members[g] : NULL, g, limit);
         Py_DECREF(event);
         if (ok < 0) return NULL;
         if (!ok) Py_RETURN_FALSE;

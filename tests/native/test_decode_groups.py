@@ -154,3 +154,27 @@ def test_all_finite_refuses_other_buffers() -> None:
         _NATIVE.all_finite(np.zeros(3, dtype=np.int64))
     with pytest.raises((ValueError, BufferError)):
         _NATIVE.all_finite(np.zeros((4, 4), dtype=np.float32)[:, ::2])
+
+
+def test_bounded_reads_the_same_through_member_slots_as_by_name() -> None:
+    """Struct fields are read through their slots, looked up again at each change of type;
+    anything else (here a namespace, a property) by name: the verdict is the same."""
+    from types import SimpleNamespace
+
+    class Late(msgspec.Struct):
+        code: int | None = None
+
+        @property
+        def ts(self) -> float:
+            return math.inf  # a ts that is not a member slot: read by name, and refused
+
+    good = SiemAlert(ts=1.0, host="h", rule_name="r", severity=3)
+    like = SimpleNamespace(ts=2.0, severity=None)
+    far = SimpleNamespace(ts=2.0, severity=INT_LIMIT + 1)
+    check = _EVENT_INTS[EventKind.SIEM]
+    assert _NATIVE.bounded([good, like, good, like], ("ts",), check, INT_LIMIT, ()) is True
+    assert _NATIVE.bounded([good, like, good, far], ("ts",), check, INT_LIMIT, ()) is False
+    assert _NATIVE.bounded([Late(code=1)], (), ("code",), INT_LIMIT, ()) is True  # the field: by slot
+    assert _NATIVE.bounded([Late(code=1)], ("ts",), ("code",), INT_LIMIT, ()) is False  # the property: by name
+    with pytest.raises(AttributeError):
+        _NATIVE.bounded([good, SimpleNamespace(ts=1.0)], ("ts",), check, INT_LIMIT, ())
