@@ -15,7 +15,8 @@
 # others, and every runner process (`scorer.cli ... run`: a worker, the supervisor; the passthrough;
 # the per-event baselines) is moved onto SCORER_CPUS as soon as it appears (the benches start them;
 # pins.log says which, when). DRAIN_RUNNERS, CAPTURE_RUNNERS, LAT_RUNNERS: the benches' runners.
-# BEFORE=BEFORE.tar.xz (a second `carry head`, of the code before a change) adds BEFORE_RUNNER (default
+# BEFORE=BEFORE.tar.xz (a second `carry head`, of the code before a change) or BEFORE=FILE.patch (applied to
+# HEAD.tar.xz's scorer/: `git diff <head> <before> -- scorer`, smaller to carry) adds BEFORE_RUNNER (default
 # scorer-vectorized) from that tree to the latency rounds (scorer.bench.latency --before-tree), and the
 # latency part traces every batch (--trace; its tail reports go to study.log).
 set -u -o pipefail
@@ -49,7 +50,14 @@ print([p.name for p in build_native(sys.executable, Path('scorer/native'), Path(
 fi
 lat_extra=()
 if [ -n "${BEFORE:-}" ]; then
-  rm -rf "$c/before" && mkdir -p "$c/before" && tar -C "$c/before" -xJf "$BEFORE" || exit 1
+  rm -rf "$c/before" && mkdir -p "$c/before" || exit 1
+  if [ "${BEFORE%.patch}" != "$BEFORE" ]; then
+    cp -a "$c/head/scorer" "$c/head/include" "$c/before/" && echo "HEAD + $BEFORE" >"$c/before/REVISION" &&
+      (cd "$c/before" && { git apply "$OLDPWD/$BEFORE" 2>/dev/null || patch -s -p1 <"$OLDPWD/$BEFORE"; }) || exit 1
+    find "$c/before/scorer/native" -name '*.so' -delete
+  else
+    tar -C "$c/before" -xJf "$BEFORE" || exit 1
+  fi
   echo "before: scorer/ of $(cat "$c/before/REVISION"), its extensions built here:"
   (cd "$c/before" && "$PY" -c "import sys; from pathlib import Path; from deploy.gpu.stack import build_native
 print([p.name for p in build_native(sys.executable, Path('scorer/native'), Path('.'), '$c/before/include')])") || exit 1
@@ -60,7 +68,8 @@ fi
 export PYTHONUNBUFFERED=1 SCORER_DATA_DIR=$c/data JAVA=$c/jre/bin/java KAFKA_CACHE=$c/kafka KAFKA_CDS=0 \
   KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-/tmp/pipeline-kafka} KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g} \
   KAFKA_EXTRA_PROPS=${KAFKA_EXTRA_PROPS-$'num.network.threads=4\nnum.io.threads=8'}
-{ date -u; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | sed -n 2p; uptime
+{ date -u; nproc; grep -m1 'model name' /proc/cpuinfo; lscpu | grep -E '^(Thread|Core|Socket|CPU max MHz|L2|L3)'
+  free -g | sed -n 2p; uptime
   nvidia-smi --query-gpu=name --format=csv,noheader 2>&1 | head -1; "$PY" --version; "$JAVA" -version 2>&1 | head -1
   { command -v "${CC:-cc}" && "${CC:-cc}" --version | head -1; } || echo "no C compiler: the compiled engine falls back"
   "$PY" -c "import scorer.cli, aiokafka, quixstreams, tl2cgen, treelite, onnxruntime, numpy
