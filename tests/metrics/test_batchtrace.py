@@ -84,3 +84,13 @@ async def test_io_is_the_time_other_tasks_took_in_the_turns(tmp_path: Path) -> N
     finally:
         trace.close()
     assert row is not None and row["io_ms"] >= 20.0 and row["score_ms"] >= row["io_ms"]
+
+
+def test_exact_added_counts_each_batch_once_per_record() -> None:
+    from scorer.bench.latency import exact_added
+
+    # 99 records at 1 ms in one batch, one record at 9 ms: the record p99 is near 1 ms, the p99.9 near 9.
+    rows = [{"added_ms": 1.0, "records": 99.0}, {"added_ms": 9.0, "records": 1.0}]
+    got = exact_added(rows)
+    assert got["p50"] == 1.0 and got["p99"] == pytest.approx(1.08) and got["p99.9"] == pytest.approx(8.2, abs=0.01)
+    assert exact_added([]) == {}
