@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 16's goals in one quiet run (docs/benchmarks.md sections 30, 34, 38, 39: the same commands, in this order;
-# from section 39 the vectorized engine, the service's default, beside the compiled one, and 300,000-event drains).
+# Issue 16's goals in one quiet run (docs/benchmarks.md sections 30, 34, 38, 39, 47: the same commands, in this order;
+# from section 39 the vectorized engine, the service's default, beside the compiled one, and 300,000-event drains;
+# from section 47 the latency rounds traced: the p99 goal read on every batch's own latency, not only a bucket bound).
 #   docs/results/issue16_goals.sh OUTDIR   (~6 min on the 2-core VM; nothing else should run: tails and drains
 #   move with the load, logged every 10 s to OUTDIR/load.txt; the broker is restarted fresh first)
 set -u
@@ -20,7 +21,7 @@ run bench-realistic scorer bench --stream realistic --runners passthrough,scorer
 run bench-capture scorer bench --stream capture --runners passthrough,scorer-compiled,scorer-vectorized --events 300000 \
   --repeat 3 --rate 0 --out "$OUT/bench-capture.json"
 run latency-realistic python -m scorer.bench.latency --stream realistic --runners passthrough,scorer-compiled,scorer-vectorized \
-  --rate 10000 --seconds 10 --rounds 3 --out "$OUT/latency-realistic.json"
+  --rate 10000 --seconds 10 --rounds 3 --trace "$(mktemp -d)" --out "$OUT/latency-realistic.json"
 for stream in realistic capture; do for engine in compiled vectorized; do
   run stages-$stream-$engine env SCORER_INFERENCE__IN_PROCESS_ENGINE=$engine python -m scorer.bench.stages --stream $stream \
     --batch 50 --batch 2048 --events 40000 --warm 16000 --out "$OUT/stages-$stream-$engine.json"
