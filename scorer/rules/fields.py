@@ -182,12 +182,8 @@ def native_get(key: str) -> tuple[str | None, int] | None:
     """``(attribute, how)``: how the C pass reads ``key`` as :func:`getter` does (a fieldref's
     other field); None for the keywords."""
     attr = CANONICAL.get(key)
-    if key == KEYWORDS:
-        return None
-    if attr is None:
-        return None, READ_FIELD
-    if attr == "event_code":
-        return attr, READ_STR
+    if key == KEYWORDS or attr is None or attr == "event_code":
+        return native_read(key)  # the keywords, a field, the event code: read as their column is
     return attr, READ_TEXT if key in _HEADER else READ_GET
 
 

@@ -8,6 +8,8 @@ getmany() where the fast path is off."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,13 +158,9 @@ async def test_public_getmany_where_the_fast_path_is_off(kafka: KafkaBroker) -> 
     assert "not an AIOKafkaConsumer" in (fetch.refused(object()) or "")
 
 
-@pytest.mark.parametrize("hold_below", [0, 1000])
-async def test_a_small_batch_holds_the_next_fetch_until_released(kafka: KafkaBroker, hold_below: int) -> None:
-    """``hold_below``: a batch of fewer rows leaves the next fetch request unsent (nothing in
-    flight however often the loop turns) until release_fetch; a larger one, or none held,
-    sends it at the next turn. The records written meanwhile are read after the release."""
-    import asyncio
-
+@asynccontextmanager
+async def _one_partition(kafka: KafkaBroker) -> AsyncIterator[tuple[str, Any, Any, dict[str, EventKind]]]:
+    """A fresh one-partition topic, a producer, and a consumer without a group assigned to it."""
     topic = f"fetch.{uuid.uuid4().hex[:10]}"
     await kafka.acreate_topic(topic, 1)
     settings = KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id=topic)
@@ -170,10 +168,23 @@ async def test_a_small_batch_holds_the_next_fetch_until_released(kafka: KafkaBro
     await producer.start()
     consumer = make_consumer(settings, [], group_id=None)
     await consumer.start()
-    kinds = {topic: EventKind.NETFLOW}
+    consumer.assign([TopicPartition(topic, 0)])
     try:
+        yield topic, producer, consumer, {topic: EventKind.NETFLOW}
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+@pytest.mark.parametrize("hold_below", [0, 1000])
+async def test_a_small_batch_holds_the_next_fetch_until_released(kafka: KafkaBroker, hold_below: int) -> None:
+    """``hold_below``: a batch of fewer rows leaves the next fetch request unsent (nothing in
+    flight however often the loop turns) until release_fetch; a larger one, or none held,
+    sends it at the next turn. The records written meanwhile are read after the release."""
+    import asyncio
+
+    async with _one_partition(kafka) as (topic, producer, consumer, kinds):
         await produce_batched(producer, [Out(topic, b'{"n":%d}' % i) for i in range(20)])
-        consumer.assign([TopicPartition(topic, 0)])
         got = 0
         while got < 20:
             got += len(fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=2000, max_records=500,
@@ -186,26 +197,14 @@ async def test_a_small_batch_holds_the_next_fetch_until_released(kafka: KafkaBro
         fetch.release_fetch(consumer)
         late = fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=5000, max_records=500), kinds)[0]
         assert [r.value for r in late][:1] == [b'{"late":0}']
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def test_a_held_fetch_waits_for_its_release_across_calls(kafka: KafkaBroker) -> None:
     """``release=False`` (the loop's, while a small batch's outputs are unacknowledged): the
     held request stays unsent through the next calls, which return nothing at their timeout
     though records are at the broker; release_fetch sends it and they are read."""
-    topic = f"fetch.{uuid.uuid4().hex[:10]}"
-    await kafka.acreate_topic(topic, 1)
-    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id=topic)
-    producer = make_producer(settings)
-    await producer.start()
-    consumer = make_consumer(settings, [], group_id=None)
-    await consumer.start()
-    kinds = {topic: EventKind.NETFLOW}
-    try:
+    async with _one_partition(kafka) as (topic, producer, consumer, kinds):
         await produce_batched(producer, [Out(topic, b'{"n":%d}' % i) for i in range(5)])
-        consumer.assign([TopicPartition(topic, 0)])
         got = 0
         while got < 5:
             got += len(fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=2000, max_records=500,
@@ -222,7 +221,4 @@ async def test_a_held_fetch_waits_for_its_release_across_calls(kafka: KafkaBroke
             late += [r.value for r in fetched_records(await fetch_inputs(consumer, kinds, timeout_ms=5000,
                                                                          max_records=500, release=False), kinds)[0]]
         assert late == [b'{"late":%d}' % i for i in range(3)]
-    finally:
-        await consumer.stop()
-        await producer.stop()
     assert fetch.fetch_in_flight(object())  # cannot be told: as if in flight
