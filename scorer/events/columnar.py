@@ -87,7 +87,7 @@ def decode_kind(
         if sum(map(len, values)) > max_bytes and max(map(len, values)) > max_bytes:  # type: ignore[arg-type]
             return _refused_events(kind, values, max_bytes)
         if _all_events_good(kind, rows):
-            return rows, all(_column(rows, "uid"))
+            return rows, all(scorer.native.column(rows, "uid"))
         return _checked_events(kind, rows), False
     stats = stats_reader() if views else None
     if stats is not None:
@@ -99,13 +99,6 @@ def decode_kind(
     if views:
         return _checked_flows(rows), False
     return [None if r is None else accept(r) for r in rows], False
-
-
-def _column(rows: list[Row], attr: str) -> list[Any]:
-    """An attribute of every row: scorer.native's ``column`` reads a struct's field through its
-    slot (scorer.features.base.column's reader); else a C-level ``map``."""
-    native = scorer.native.module()
-    return list(map(attrgetter(attr), rows)) if native is None else native.column(rows, attr)
 
 
 def _refused_events(kind: EventKind, values: Sequence[bytes | None], max_bytes: int) -> tuple[list[Row | None], bool]:

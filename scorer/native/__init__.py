@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
+from operator import attrgetter
 from types import ModuleType
+from typing import Any
 
 ENV = "SCORER_NATIVE"
 NAMES = ("_native", "_edr", "_rules", "_kafka")
@@ -74,3 +77,15 @@ def built_module(name: str = "_native") -> ModuleType | None:
     """The native module ``name`` when built, whatever ``SCORER_NATIVE`` says (for tests that
     compare it with the reference)."""
     return _BUILT[name]
+
+
+def column(events: Sequence[object], attr: str) -> list[Any]:
+    """An attribute over a batch: ``_native.column`` reads a struct field through its slot
+    (~5x fewer instructions per event than attrgetter's look-up, and less set-up), the
+    reference a C-level ``map`` (no Python frame per event); the same list. Here, beside the
+    module choice, so that the decode step (scorer.events) and the features share one reader."""
+    native = module()
+    if native is not None:
+        out: list[Any] = native.column(events if isinstance(events, list) else list(events), attr)
+        return out
+    return list(map(attrgetter(attr), events))
