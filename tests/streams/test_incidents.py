@@ -17,7 +17,7 @@ from scorer.config import Settings
 from streams.incidents.job import IncidentJob
 from streams.incidents.stage import JobSettings
 from tests.incidents.findings import finding
-from tests.incidents.kafka import Stall, kcat, produce_findings, produce_raw, scored_settings, settings_for
+from tests.incidents.kafka import Stall, decided, kcat, produce_findings, produce_raw, scored_settings, settings_for
 from tests.support.kafka import KafkaBroker
 from tests.support.ocsf_schema import assert_valid
 from tests.support.pipeline import produce, running_job, running_scorer, scorer_settings
@@ -75,6 +75,7 @@ async def test_findings_of_three_kinds_become_valid_incidents_read_by_kcat(kafka
         await produce_findings(boot, settings, [later])
         await eventually(lambda: job.correlator.stats["closed"], 3, "three incidents closed")
         metrics = generate_latest(job.registry).decode()
+    await decided(settings, cfg.topic, cfg.suppressed_topic, cfg.dead_letter)
 
     incidents = by_incident(kcat(boot, cfg.topic))
     docs = [d for ds in incidents.values() for d in ds]
@@ -120,14 +121,19 @@ async def test_the_scorers_own_alerts_on_real_data_become_incidents(kafka: Kafka
     produced = {k: f() for k, f in SAMPLES.items()}
     total = sum(len(v) for v in produced.values())
     boot = kafka.bootstrap
-    async with running(settings) as job, running_scorer(settings) as (_, metrics):
-        for kind, sample in produced.items():
-            await produce(boot, getattr(settings.topics, kind.value), [(k, v) for _, k, v in sample])
-        await eventually(lambda: sum(metrics.accounting.consumed.values()), total, "the scorer consumed all")
-        alerts = [json.loads(r["payload"]) for k in settings.kinds for r in kcat(boot, settings.topics.alert_topic(k))]
+    alert_topics = [settings.topics.alert_topic(k) for k in settings.kinds]
+    async with running(settings) as job:
+        async with running_scorer(settings) as (_, metrics):
+            for kind, sample in produced.items():
+                await produce(boot, getattr(settings.topics, kind.value), [(k, v) for _, k, v in sample])
+            await eventually(lambda: sum(metrics.accounting.consumed.values()), total, "the scorer consumed all")
+        # Stopped: every alert it raises is written (consumed is counted before the alert is).
+        await decided(settings, *alert_topics)
+        alerts = [json.loads(r["payload"]) for t in alert_topics for r in kcat(boot, t)]
         assert alerts, "the scorer raised no alert on the samples"
         await eventually(lambda: job.correlator.stats["joined"] + job.counts.get("dead_lettered", 0), len(alerts),
                          "every alert routed and joined")
+    await decided(settings, settings.incidents.topic, settings.incidents.dead_letter)
     incidents = by_incident(kcat(boot, settings.incidents.topic))
     latest = [ds[-1] for ds in incidents.values()]
     assert_valid(d for ds in incidents.values() for d in ds)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.incidents.findings import finding
-from tests.incidents.kafka import JobProcess, Stall, kcat, produce_findings, settings_for
+from tests.incidents.kafka import JobProcess, Stall, decided, kcat, produce_findings, settings_for
 from tests.support.faults import RssWatch, rss_bytes
 from tests.support.kafka import KafkaBroker
 
@@ -77,6 +77,7 @@ async def test_a_storm_for_one_host_keeps_the_job_alive_and_its_memory_flat(kafk
                               and i % NO_ENTITY_EVERY != NO_ENTITY_EVERY - 1)
     assert dead == _bad(STORM)
     assert open_now == 1
+    await decided(settings, settings.incidents.topic)
     records = [json.loads(r["payload"]) for r in kcat(kafka.bootstrap, settings.incidents.topic)]
     assert Counter(r["activity_name"] for r in records)["Create"] == 1
     assert len(records) < 40  # Updates follow the incident's story, not its volume
