@@ -19,6 +19,8 @@ import time
 from collections import defaultdict
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from scorer.bench.loadgen import payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
@@ -43,16 +45,20 @@ def _records(n: int, args: argparse.Namespace | None = None) -> list[InputRecord
             for i, (kind, key, value) in enumerate(payloads(tpl, n))]
 
 
-async def measure(scorer: BatchScorer, rounds: list[list[InputRecord]], batch: int) -> dict[str, float]:
+async def measure(scorer: BatchScorer, rounds: list[list[InputRecord]], batch: int,
+                  evict: npt.NDArray[np.uint8] | None = None) -> dict[str, float]:
+    """``evict``: a buffer written between batches, off the clocks: the caches as the pipeline
+    finds them, where the broker and the load generator run between two batches."""
     totals: dict[str, float] = defaultdict(float)
     encoder = msgspec.json.Encoder()
     events = 0
-    # CPU time of the process too: on a shared machine, wall time includes other work.
-    cpu0 = time.process_time()
     for records in rounds:
         for i in range(0, len(records), batch):
             chunk = records[i : i + batch]
-            t_score = time.perf_counter()
+            if evict is not None:
+                evict += 1
+            # CPU time of the process too: on a shared machine, wall time includes other work.
+            cpu0, t_score = time.process_time(), time.perf_counter()
             outcome = await scorer.score(chunk)
             totals["wall"] += time.perf_counter() - t_score
             for stage, seconds in outcome.timings.items():
@@ -64,8 +70,8 @@ async def measure(scorer: BatchScorer, rounds: list[list[InputRecord]], batch: i
             totals["score_records"] += t1 - t0
             totals["partitioning"] += time.perf_counter() - t1
             totals["wall"] += time.perf_counter() - t0
+            totals["cpu"] += time.process_time() - cpu0
             events += len(chunk)
-    totals["cpu"] = time.process_time() - cpu0
     # Stages overlap (inference runs beside the next kind's features): "wall" is the total.
     return {stage: round(seconds / events * 1e6, 2) for stage, seconds in totals.items()}
 
@@ -88,7 +94,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     for k, batch in enumerate(args.batch):
         start = warm + k * args.events * args.rounds
         rounds = [records[start + r * args.events : start + (r + 1) * args.events] for r in range(args.rounds)]
-        results[str(batch)] = row = await measure(scorer, rounds, batch)
+        evict = np.zeros(args.evict_mib << 20, np.uint8) if args.evict_mib else None
+        results[str(batch)] = row = await measure(scorer, rounds, batch, evict)
         print(f"batch {batch:>5}: " + "  ".join(f"{k} {v:.1f}" for k, v in row.items()) + "  (µs/event)")
     return results
 
@@ -101,6 +108,9 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=2000,
                         help="events scored before measuring (a template cycle, ~15,000, also fills the rule "
                              "engine's caches and builds its long-value scanners)")
+    parser.add_argument("--evict-mib", type=int, default=0,
+                        help="write a buffer of this many MiB between batches (off the clocks), as other processes "
+                             "on the core do between the pipeline's batches (default: 0, none)")
     parser.add_argument("--out", help="write the results as JSON here")
     add_stream_arguments(parser)
     args = parser.parse_args()
