@@ -19,10 +19,10 @@
  *   plan: a list of (rows, names): every name not in ``skip`` is read over the union of the
  *   rows of the steps naming it, in first-seen order; ``reads[name]`` = (attr, how, cache,
  *   missing[, fieldrefs]) says how (fold's arguments; cache None: no matcher). A field ``how``
- *   reads from ``fields`` alone that is not in ``present`` (a set, or None: not known) reads
- *   None on every row. fieldrefs: a tuple of (aid, other, attr, how): amask[aid] |= the rows
- *   where the field's value and field ``other``'s (read by ``how``) are both not None and
- *   equal lowered (RuleEngine._field's Python loop). Returned: the fields with misses (fold's
+ *   reads from ``fields`` alone that no event carries (a key of ``present``, a set, or None: of
+ *   any event's dict, looked at here) reads None on every row. fieldrefs: a tuple of (aid, other,
+ *   attr, how): amask[aid] |= the rows where the field's value and field ``other``'s (read by
+ *   ``how``) are both not None and equal lowered (RuleEngine._field's Python loop). Returned: the fields with misses (fold's
  *   result; their fieldrefs done) and those with no read (misses None), with their rows.
  * pairs(events, attrs, types) -> {tuple: int} | None
  *   The rows of each distinct tuple of the events' attributes ``attrs``; None when a value's
@@ -30,6 +30,8 @@
  * heads(events, attrs, types, cache, amask, ls_masks) -> [int] | {tuple: int} | None
  *   scorer.rules.heads.Heads.masks when every tuple of the batch is in ``cache``: the ascending
  *   logsources that hold (amask and ls_masks or-ed); else pairs()'s result, nothing written.
+ * or_of(amask, atoms) -> int
+ *   The or of amask[a] over the atoms of set ``atoms`` that amask holds (0: none).
  * triggered(by_atom, amask, out) -> None
  *   ``out.update(by_atom[aid])`` for every ``aid`` of amask with rows (scorer.rules.bitsets.Triggers).
  */
@@ -143,12 +145,16 @@ static int or_into(PyObject *amask, PyObject *ids, PyObject *mask) {
     PyObject **items = PySequence_Fast_ITEMS(seq);
     int status = 0;
     for (Py_ssize_t i = 0; i < count && status == 0; i++) {
-        PyObject *before = PyDict_GetItemWithError(amask, items[i]);
-        if (before == NULL && PyErr_Occurred()) {
+        /* (a new atom, most of them: one look-up, the mask stored as it is) */
+        PyObject *before = PyDict_SetDefault(amask, items[i], mask);
+        if (before == NULL) {
             status = -1;
             break;
         }
-        PyObject *after = before == NULL ? (Py_INCREF(mask), mask) : PyNumber_Or(before, mask);
+        if (before == mask) continue;
+        Py_INCREF(before); /* (borrowed, and replaced below) */
+        PyObject *after = PyNumber_Or(before, mask);
+        Py_DECREF(before);
         status = after == NULL || PyDict_SetItem(amask, items[i], after) < 0 ? -1 : 0;
         Py_XDECREF(after);
     }
@@ -198,6 +204,19 @@ static void distinct_free(Distinct *d) {
     PyMem_Free(d->value);
 }
 
+/* other == value as Python says; two exact strs (most values: the same path or command line in
+ * several events, equal but not the same object) compared here, without the rich comparison's
+ * dispatch (an exact str's == is its code points'). */
+static int same_value(PyObject *other, PyObject *value) {
+    if (PyUnicode_CheckExact(other) && PyUnicode_CheckExact(value)) {
+        Py_ssize_t len = PyUnicode_GET_LENGTH(other);
+        int kind = PyUnicode_KIND(other);
+        return len == PyUnicode_GET_LENGTH(value) && kind == PyUnicode_KIND(value) &&
+               memcmp(PyUnicode_DATA(other), PyUnicode_DATA(value), (size_t)len * (size_t)kind) == 0;
+    }
+    return PyObject_RichCompareBool(other, value, Py_EQ);
+}
+
 /* value's index (added when new, the reference taken over either way), or -1 on an error. */
 static Py_ssize_t distinct_index(Distinct *d, PyObject *value) {
     Py_hash_t h = PyObject_Hash(value);
@@ -220,12 +239,61 @@ static Py_ssize_t distinct_index(Distinct *d, PyObject *value) {
             return at - 1;
         }
         if (d->hash[at - 1] == h) {
-            int same = PyObject_RichCompareBool(other, value, Py_EQ);
+            int same = same_value(other, value);
             if (same != 0) {
                 Py_DECREF(value);
                 return same < 0 ? -1 : at - 1;
             }
         }
+    }
+}
+
+/* value's index if present, -1 if not, -2 on an error (value borrowed, h its hash). */
+static Py_ssize_t distinct_find(Distinct *d, PyObject *value, Py_hash_t h) {
+    for (size_t i = (size_t)h & (size_t)d->mask, step = 1;; i = (i + step++) & (size_t)d->mask) {
+        Py_ssize_t at = d->slot[i];
+        if (at == 0) return -1;
+        PyObject *other = d->value[at - 1];
+        if (other == value) return at - 1;
+        if (d->hash[at - 1] == h) {
+            int same = same_value(other, value);
+            if (same != 0) return same < 0 ? -2 : at - 1;
+        }
+    }
+}
+
+/* The index of the tuple of ``values[0:width]`` (borrowed) among d's tuples, the tuple made only
+ * when new (a batch's rows share a few head tuples: no tuple a row), or -1 on an error. Equal as
+ * tuples are: element by element, identity first. */
+static Py_ssize_t distinct_row(Distinct *d, PyObject **values, Py_ssize_t width) {
+    Py_uhash_t h = 0x345678UL;
+    for (Py_ssize_t a = 0; a < width; a++) {
+        Py_hash_t one = PyObject_Hash(values[a]);
+        if (one == -1) return -1;
+        h = (h ^ (Py_uhash_t)one) * 1000003UL;
+    }
+    Py_hash_t hash = (Py_hash_t)h == -1 ? -2 : (Py_hash_t)h;
+    for (size_t i = (size_t)hash & (size_t)d->mask, step = 1;; i = (i + step++) & (size_t)d->mask) {
+        Py_ssize_t at = d->slot[i];
+        if (at == 0) {
+            PyObject *key = PyTuple_New(width);
+            if (key == NULL) return -1;
+            for (Py_ssize_t a = 0; a < width; a++) PyTuple_SET_ITEM(key, a, (Py_INCREF(values[a]), values[a]));
+            d->slot[i] = d->count + 1;
+            d->used[d->count] = (Py_ssize_t)i;
+            d->hash[d->count] = hash;
+            d->value[d->count] = key;
+            return d->count++;
+        }
+        if (d->hash[at - 1] != hash) continue;
+        PyObject *key = d->value[at - 1];
+        int same = 1;
+        for (Py_ssize_t a = 0; a < width && same == 1; a++) {
+            PyObject *one = PyTuple_GET_ITEM(key, a);
+            same = one == values[a] ? 1 : same_value(one, values[a]);
+        }
+        if (same < 0) return -1;
+        if (same) return at - 1;
     }
 }
 
@@ -498,6 +566,31 @@ static int put_rest(PyObject *rest, PyObject *name, const uint64_t *words, Py_ss
     return bad ? -1 : 0;
 }
 
+/* Which of the plan's fields (``order``) some event of the batch carries in ``fields`` (a key of
+ * its dict, whatever the value: the set of every key of every event, by Python's hash and
+ * equality), into ``carried``: one pass over the events' keys, each looked up among the plan's
+ * ~30 fields, costs less than that set (~190 keys a 17-event batch). 0, or -1 on an error. */
+static int mark_carried(PyObject *fields, Distinct *order, char *carried) {
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(fields); r++) {
+        PyObject *row = PyList_GET_ITEM(fields, r), *key, *value;
+        if (!PyDict_CheckExact(row)) { /* (another mapping: every field read, as it says) */
+            memset(carried, 1, (size_t)order->count);
+            return 0;
+        }
+        Py_INCREF(row);
+        Py_ssize_t pos = 0, j = 0;
+        Py_hash_t hash; /* (a key's hash as its dict keeps it: not asked of the key again) */
+        while (j >= 0 && _PyDict_Next(row, &pos, &key, &value, &hash)) {
+            j = distinct_find(order, key, hash);
+            if (j >= 0) carried[j] = 1;
+            else if (j == -1) j = 0; /* (not one of the plan's) */
+        }
+        Py_DECREF(row);
+        if (j < -1) return -1;
+    }
+    return 0;
+}
+
 static PyObject *fold_many(PyObject *self, PyObject *args) {
     PyObject *fields, *events, *present, *reads, *plan, *skip, *amask;
     Py_ssize_t n;
@@ -526,6 +619,7 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
     Py_ssize_t *rows = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(64 * width)); /* (bits past n: refused) */
     uint64_t *step_words = PyMem_Calloc((size_t)width, sizeof(uint64_t));
     uint64_t *field_words = PyMem_Calloc((size_t)((names + 1) * width), sizeof(uint64_t));
+    char *carried = NULL;
     int ok = scratch_init(&x, n) == 0 && distinct_init(&order, names) == 0;
     if (!ok || rest == NULL || rows == NULL || step_words == NULL || field_words == NULL) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
@@ -537,7 +631,7 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
         if (or_words(PyTuple_GET_ITEM(step, 0), n, step_words) < 0) goto fail;
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(list); i++) {
             PyObject *name = PyTuple_GET_ITEM(list, i);
-            int skipped = PySet_Contains(skip, name);
+            int skipped = PySet_GET_SIZE(skip) ? PySet_Contains(skip, name) : 0;
             if (skipped < 0) goto fail;
             if (skipped) continue;
             Py_INCREF(name);
@@ -545,6 +639,13 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
             if (j < 0) goto fail;
             for (Py_ssize_t w = 0; w < width; w++) field_words[j * width + w] |= step_words[w];
         }
+    }
+    if (present == Py_None) {
+        if ((carried = PyMem_Calloc((size_t)order.count + 1, 1)) == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        if (fields != Py_None && mark_carried(fields, &order, carried) < 0) goto fail;
     }
     for (Py_ssize_t j = 0; j < order.count; j++) {
         PyObject *name = order.value[j], *read = PyDict_GetItemWithError(reads, name), *attr, *cache, *missing, *refs,
@@ -566,8 +667,8 @@ static PyObject *fold_many(PyObject *self, PyObject *args) {
         refs = PyTuple_GET_SIZE(read) == 5 ? PyTuple_GET_ITEM(read, 4) : NULL;
         how = (int)PyLong_AsLong(PyTuple_GET_ITEM(read, 1));
         if ((how == -1 && PyErr_Occurred()) || check_read(fields, attr, how) < 0) goto fail;
-        if (how == READ_FIELD && present != Py_None) {
-            int has = PySet_Contains(present, name);
+        if (how == READ_FIELD) {
+            int has = present != Py_None ? PySet_Contains(present, name) : carried[j];
             if (has < 0) goto fail;
             if (!has) { /* no event carries it: every row reads None, which only "missing" atoms match */
                 int some = PyObject_IsTrue(missing);
@@ -599,6 +700,7 @@ done:
     PyMem_Free(rows);
     PyMem_Free(step_words);
     PyMem_Free(field_words);
+    PyMem_Free(carried);
     return rest;
 }
 
@@ -617,27 +719,35 @@ static int group_pairs(Scratch *x, PyObject *events, PyObject *attrs, PyObject *
             return -1;
         }
     }
-    for (Py_ssize_t r = 0; r < n; r++) {
-        PyObject *key = PyTuple_New(width), *event = PyList_GET_ITEM(events, r);
-        if (key == NULL) return -1;
+    PyObject *small[4], **values = width <= 4 ? small : PyMem_Malloc(sizeof(PyObject *) * (size_t)width);
+    if (values == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int status = 1;
+    for (Py_ssize_t r = 0; r < n && status == 1; r++) {
+        PyObject *event = PyList_GET_ITEM(events, r);
+        Py_ssize_t got = 0;
         Py_INCREF(event);
-        for (Py_ssize_t a = 0; a < width; a++) {
-            PyObject *value = PyObject_GetAttr(event, PyTuple_GET_ITEM(attrs, a)), *allowed = PyTuple_GET_ITEM(types, a);
+        for (; got < width && status == 1; got++) {
+            PyObject *value = PyObject_GetAttr(event, PyTuple_GET_ITEM(attrs, got));
+            PyObject *allowed = PyTuple_GET_ITEM(types, got);
             int ok = 0;
-            if (value != NULL) {
-                PyTuple_SET_ITEM(key, a, value);
-                for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(allowed) && !ok; t++)
-                    ok = (PyObject *)Py_TYPE(value) == PyTuple_GET_ITEM(allowed, t);
+            if (value == NULL) { /* (an attribute that raised: the error) */
+                status = -1;
+                break;
             }
-            if (!ok) {
-                Py_DECREF(event);
-                Py_DECREF(key);
-                return value != NULL ? 0 : -1; /* (an attribute that raised: the error) */
-            }
+            values[got] = value;
+            for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(allowed) && !ok; t++)
+                ok = (PyObject *)Py_TYPE(value) == PyTuple_GET_ITEM(allowed, t);
+            if (!ok) status = 0;
         }
         Py_DECREF(event);
-        if ((x->code[r] = distinct_index(&x->d, key)) < 0) return -1;
+        if (status == 1 && (x->code[r] = distinct_row(&x->d, values, width)) < 0) status = -1;
+        for (Py_ssize_t a = 0; a < got; a++) Py_DECREF(values[a]);
     }
+    if (values != small) PyMem_Free(values);
+    if (status < 1) return status;
     Py_ssize_t k = x->d.count, *start = x->start, *sorted = x->sorted;
     memset(start, 0, sizeof(Py_ssize_t) * (size_t)(k + 1));
     for (Py_ssize_t r = 0; r < n; r++) start[x->code[r] + 1]++;
@@ -764,6 +874,14 @@ done:
     return result;
 }
 
+/* *out |= value (*out NULL: value itself); 0, or -1 on an error. */
+static int accumulate(PyObject **out, PyObject *value) {
+    PyObject *after = *out == NULL ? (Py_INCREF(value), value) : PyNumber_Or(*out, value);
+    if (after == NULL) return -1;
+    Py_XSETREF(*out, after);
+    return 0;
+}
+
 /* triggered(by_atom, amask, out): out.update(by_atom[aid]) for every aid of amask with rows. */
 static PyObject *triggered(PyObject *self, PyObject *args) {
     PyObject *by_atom, *amask, *out, *aid, *rows;
@@ -792,7 +910,43 @@ static PyObject *triggered(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* or_of(amask, atoms): the or of amask[a] for every a of ``atoms`` (a set) that amask holds,
+ * looking up the smaller side in the other (scorer.rules.bitsets' wide ``or``: a rule listing
+ * hundreds of values, a batch's amask a few dozen atoms). */
+static PyObject *or_of(PyObject *self, PyObject *args) {
+    PyObject *amask, *atoms, *out = NULL, *key, *value;
+    if (!PyArg_ParseTuple(args, "O!O:or_of", &PyDict_Type, &amask, &atoms)) return NULL;
+    if (!PyAnySet_Check(atoms)) {
+        PyErr_SetString(PyExc_TypeError, "or_of: atoms must be a set or frozenset");
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    Py_INCREF(amask);
+    Py_INCREF(atoms);
+    if (PyDict_GET_SIZE(amask) <= PySet_GET_SIZE(atoms)) {
+        while (PyDict_Next(amask, &pos, &key, &value)) {
+            int has = PySet_Contains(atoms, key);
+            if (has < 0 || (has && accumulate(&out, value) < 0)) goto fail;
+        }
+    } else {
+        Py_hash_t hash;
+        while (_PySet_NextEntry(atoms, &pos, &key, &hash)) {
+            value = PyDict_GetItemWithError(amask, key);
+            if (value == NULL ? PyErr_Occurred() != NULL : accumulate(&out, value) < 0) goto fail;
+        }
+    }
+    Py_DECREF(amask);
+    Py_DECREF(atoms);
+    return out != NULL ? out : PyLong_FromLong(0);
+fail:
+    Py_DECREF(amask);
+    Py_DECREF(atoms);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"or_of", or_of, METH_VARARGS, "The or of an amask's rows over a set of atoms."},
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
     {"fold_many", fold_many, METH_VARARGS, "fold for every field of a batch that has a read, each over its rows."},
     {"pairs", pairs, METH_VARARGS, "The rows (bitsets) of each distinct tuple of some attributes of the events."},

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress
-from operator import attrgetter
 from pathlib import Path
 
 import msgspec
 
+import scorer.native
 from scorer.errors import ModelError
 from scorer.events.structs import EndpointEvent
 from scorer.features.rules import RuleFeatures
@@ -29,7 +29,6 @@ from scorer.rules.risk import RiskPolicy
 from scorer.rules.scanners import prepare
 
 _ORDERED_MAX = 1 << 14  # combinations of hits remembered (then forgotten at once)
-_RULE_HITS = attrgetter("rule_hits")
 
 
 def annotate(
@@ -51,7 +50,7 @@ def annotate_rows(
     # Most events fire nothing and arrived with nothing (the decoder clears the field): only the
     # rows with hits are looked at, found by C-level passes, unless some event arrived with hits.
     fired = list(compress(range(len(hits)), hits))
-    arrived = list(map(_RULE_HITS, out))
+    arrived = scorer.native.column(out, "rule_hits")  # (a slot read per event: no attrgetter look-up)
     rules = engine.rules
     for r in fired if arrived.count(()) == len(arrived) else range(len(out)):
         ids = tuple([rules[j].id for j in hits[r]])

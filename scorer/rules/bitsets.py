@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+import scorer.native
 from scorer.rules.model import Tree
 
 # Up to this many set bits, rows_of walks the bits in Python rather than unpacking them in numpy.
@@ -81,8 +82,8 @@ _MAX_DEPTH = 40
 # Atoms per line of a compiled ``or`` of atoms.
 _CHUNK = 64
 # An ``or`` of more atoms than this looks up only those of its atoms that have rows (``amask``'s
-# keys, a few dozen a batch, against a frozenset of its atoms: one C-level intersection), not
-# each of its atoms (a rule may list hundreds of values).
+# keys, a few dozen a batch, against a frozenset of its atoms: one C call, ``_rules.or_of``, or
+# :func:`or_of`), not each of its atoms (a rule may list hundreds of values).
 _WIDE = 16
 # Compiled functions kept by source, process-wide (a pack has a few thousand trees).
 _COMPILED: dict[str, Compiled] = {}
@@ -114,7 +115,8 @@ def compile_tree(tree: Tree) -> Compiled:
 
 
 def _compile(tree: Tree, source: str) -> Compiled:
-    space: dict[str, Any] = {}
+    native = scorer.native.module("_rules")
+    space: dict[str, Any] = {"_or_of": or_of if native is None else native.or_of}
     try:
         # The source holds only atom ids (ints), operators and local names built above.
         exec(compile(source, "<rule condition>", "exec"), space)
@@ -151,9 +153,7 @@ class _Emitter:
             if len(args) > _WIDE:  # (g is ``amask.get``: the dict is its __self__)
                 name = f"A{len(self.consts)}"
                 self.consts.append(f"{name} = frozenset({sorted({int(a) for a in args})!r})\n")
-                self.lines.append(f"{pad}{out} = 0")
-                self.lines.append(f"{pad}for a in g.__self__.keys() & {name}: {out} |= g(a, 0)")
-                self.lines.append(f"{pad}{out} &= {scope}")
+                self.lines.append(f"{pad}{out} = _or_of(g.__self__, {name}) & {scope}")
                 return out
             # In chunks: a long ``|`` chain is a deep expression tree, which the compiler
             # walks recursively (a rule may list thousands of values).
@@ -187,6 +187,14 @@ class _Emitter:
                 self.lines.append(f"{inner_pad}if {out} == {scope}: break")
         self.lines.append(f"{inner_pad}break")
         return out
+
+
+def or_of(amask: dict[int, int], atoms: frozenset[int]) -> int:
+    """The or of ``amask``'s rows over those of ``atoms`` it holds (``_rules.or_of`` in Python)."""
+    out = 0
+    for a in amask.keys() & atoms:
+        out |= amask[a]
+    return out
 
 
 class _Lookup(dict[int, int]):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from itertools import repeat
-from operator import attrgetter
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -56,7 +55,7 @@ CACHE_VALUE_CHARS = 4096
 CACHE_CHARS = 16 << 20
 # Up to this many rows a field's value -> rows grouping is one Python pass; above, numpy.
 SMALL_ROWS = 24
-_FIELDS = attrgetter("fields")
+_NONE: frozenset[str] = frozenset()
 # How scorer.native._rules.fold_many reads a field: (attribute, how, cache of matched values
 # (None: no matcher), atoms of a missing value, fieldrefs (atom, other field, its attribute, how)).
 Read = tuple[str | None, int, dict[str, list[int]] | None, list[int], tuple[tuple[int, str, str | None, int], ...]]
@@ -139,6 +138,8 @@ class RuleEngine:
         self.matchers = {name: FieldMatcher(atoms) for name, atoms in by_field.items()}
         self.heads = Heads(self.head_fields, self.matchers, self.ls_triggers, self.ls_code)
         self.head_set = frozenset(self.head_fields)
+        # Each logsource's fields but the head fields (read by the head pass), made once.
+        self.ls_rest = [tuple(name for name in names if name not in self.head_set) for names in self.ls_fields]
         self.missing = {name: m.missing for name, m in self.matchers.items() if m.missing}
         names = {*by_field, *self.fieldrefs, *(p for refs in self.fieldrefs.values() for _, p in refs)}
         self.getters: dict[str, Getter] = {name: getter(name) for name in names}
@@ -148,7 +149,10 @@ class RuleEngine:
         self._bits: list[int] = []
         self._rows: dict[int, Sequence[int]] = {}  # the current batch's row sets, listed
         self._arrays: dict[int, npt.NDArray[np.intp]] = {}  # and as index arrays
-        self._present: set[str] | None = set()
+        # The batch's events' field names, made when first needed (the C pass looks its fields up
+        # row by row instead): :meth:`_present_fields`.
+        self._present: set[str] | None = None
+        self._present_made = False
         self._fields: list[dict[str, str]] | None = None  # the batch's events' fields
         self._native: ModuleType | None = None  # scorer.native._edr, chosen per batch
         self._fold: ModuleType | None = None  # scorer.native._rules, chosen with it
@@ -221,25 +225,24 @@ class RuleEngine:
         self._fold = scorer.native.module("_rules") if self._native is not None else None
         if self._fold is not None and type(events) is not list:
             events = list(events)
-        # Fields (of ``fields``) that some event of the batch carries; any other reads None.
+        self._present_made = False
         try:
-            self._fields = list(map(_FIELDS, events))
-            self._present = set().union(*self._fields)
+            self._fields = scorer.native.column(events, "fields")  # (a slot read per event)
         except Exception:  # an unreadable event: every field is read, and fails naming its rule
-            self._fields = self._present = None
+            self._fields, self._present_made = None, True
         get = amask.get
         ls_masks = [0] * len(self.ls_code)
         live = self.heads.masks(events, self._bits, amask, ls_masks, self._fold)  # ascending: fields read in pack order
         if live is None:
-            self._fields_of_rules(events, [(full, self.head_fields)], n, amask, errors, frozenset())
+            self._fields_of_rules(events, [(full, self.head_fields)], n, amask, errors, _NONE)
             ls_code = self.ls_code
             triggered = sorted(self.ls_triggers.of(amask))
             for index in triggered:
                 ls_masks[index] = ls_code[index](get, full)
             live = [index for index in triggered if ls_masks[index]]
         # Each field over the rows of the logsources naming it (the head fields are read).
-        plan = [(ls_masks[index], self.ls_fields[index]) for index in live]
-        self._fields_of_rules(events, plan, n, amask, errors, self.head_set)
+        plan = [(ls_masks[index], self.ls_rest[index]) for index in live]
+        self._fields_of_rules(events, plan, n, amask, errors, _NONE)
         if self.keyword_groups:
             self._keywords(events, [index for index in live if index in self.keyword_groups], ls_masks, n, amask)
         # Variants without trigger atoms count only where their logsource matched a row.
@@ -275,24 +278,38 @@ class RuleEngine:
         rest: list[tuple[str, int, dict[Any, int] | None]] | None = None
         if self._fold is not None and self._fields is not None and isinstance(events, list):
             try:  # one C pass for the fields it reads: the values not matched yet come back
-                rest = self._fold.fold_many(self._fields, events, n, self._present, self.reads, plan, skip, amask)
+                rest = self._fold.fold_many(self._fields, events, n, None, self.reads, plan, skip, amask)
             except Exception:  # (or-ing the same rows again is harmless) the field by field pass names it
                 rest = None
         if rest is None:
+            self._present_fields()  # (an unreadable event found here: every field read in Python)
             todo: dict[str, int] = {}
             for mask, names in plan:
                 for name in names:
                     if name not in skip:
                         todo[name] = todo.get(name, 0) | mask
             rest = [(name, rows, None) for name, rows in todo.items()]
-        present, leftover, missing = self._present, self.leftover, self.missing
+        leftover, missing = self.leftover, self.missing
         for name, rows, misses in rest:
-            if misses is None and present is not None and name in leftover and name not in present:
+            if misses is None and name in leftover and (present := self._present_fields()) is not None \
+                    and name not in present:
                 # No event carries it: every row reads None, which only the "missing" atoms match.
                 for aid in missing.get(name, ()):
                     amask[aid] = amask.get(aid, 0) | rows
             else:
                 self._field_of_rules(events, name, rows, n, amask, errors, misses)
+
+    def _present_fields(self) -> set[str] | None:
+        """The field names some event of the batch carries (any other reads None); None: an
+        event's fields are unreadable (and then ``_fields`` is None too: every field is read,
+        and fails naming its rule)."""
+        if not self._present_made:
+            self._present_made = True
+            try:
+                self._present = set().union(*self._fields) if self._fields is not None else None
+            except Exception:
+                self._fields = self._present = None
+        return self._present if self._fields is not None else None
 
     def _field_of_rules(self, events: Sequence[EndpointEvent], name: str, rows: int, n: int,
                         amask: dict[int, int], errors: dict[int, RuleFailure],
@@ -320,7 +337,8 @@ class RuleEngine:
             if groups is None:
                 return
         raw = self.raw_columns.get(name) if not refs and read is None else None
-        if raw is None and read is None and not refs and self._present is not None and name not in self._present:
+        present = self._present_fields() if raw is None and read is None and not refs else None
+        if present is not None and name not in present:
             raw = self.alias_columns.get(name)  # the alias is in no event's fields: the attribute
         if raw is not None:  # raw values, grouped first: each distinct one converted once
             col, to_text = raw[0](events, sel), raw[1]

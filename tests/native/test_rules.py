@@ -5,6 +5,8 @@ None, a bool where an int is expected, a dict subclass with its own ``get``)."""
 
 from __future__ import annotations
 
+import functools
+import operator
 import random
 from typing import Any
 
@@ -15,7 +17,7 @@ from scorer.bench.loadgen import templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.native import _rules
-from scorer.rules.bitsets import Triggers
+from scorer.rules.bitsets import Triggers, or_of
 from scorer.rules.fields import READ_FIELD, column_reader, native_read
 from scorer.rules.heads import Heads
 from tests.native.test_edr import WORDS
@@ -130,6 +132,46 @@ def test_fold_many_equals_fold_field_by_field(seed: int) -> None:
     amask: dict[int, int] = {}
     assert _rules.fold_many(fields, events, n, present, reads, plan, skip, amask) == rest
     assert amask == expected
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fold_many_finds_the_carried_fields_as_the_set_of_them_says(seed: int) -> None:
+    # present None: fold_many looks the plan's fields up in the events' own dicts (keys equal to
+    # the names but other objects, hostile mappings among them); the same as the set of every key.
+    rnd = random.Random(seed)
+    n = rnd.choice([1, 2, 17, 64, 130])
+    events = _events(rnd, n)
+    for ev in rnd.sample(events, n // 3):  # values None and keys of other types, carried all the same
+        ev.fields.update({"AbsentField": None, 7: "x"} if rnd.random() < 0.5 else {"Late": "v"})  # type: ignore[dict-item]
+    fields = [ev.fields for ev in events]
+    names = [*NAMES, "AbsentField", "Late", "NeverThere"]
+    reads: dict[str, Any] = {
+        name: (*(native_read(name) or (None, READ_FIELD)), _cache(rnd, events, name),
+               rnd.sample(range(40), rnd.randrange(3)))
+        for name in names if rnd.random() < 0.9}
+    full = (1 << n) - 1
+    plan = [(rnd.choice([full, rnd.getrandbits(n) | 1]), tuple("".join(name) for name in rnd.sample(names, 6)))
+            for _ in range(rnd.randrange(1, 6))]
+    skip = frozenset(rnd.sample(names, 2)) if rnd.random() < 0.5 else frozenset()
+    by_set: dict[int, int] = {}
+    want = _rules.fold_many(fields, events, n, set().union(*fields), reads, plan, skip, by_set)
+    amask: dict[int, int] = {}
+    assert _rules.fold_many(fields, events, n, None, reads, plan, skip, amask) == want
+    assert amask == by_set
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_or_of_equals_the_python_or(seed: int) -> None:
+    rnd = random.Random(seed)
+    for _ in range(50):
+        amask = {rnd.randrange(300): rnd.getrandbits(rnd.choice([1, 17, 64, 200])) for _ in range(rnd.randrange(40))}
+        atoms = frozenset(rnd.sample(range(300), rnd.randrange(80)))
+        assert _rules.or_of(amask, atoms) == or_of(amask, atoms) == functools.reduce(
+            operator.or_, (amask[a] for a in atoms if a in amask), 0)
+    with pytest.raises(TypeError):
+        _rules.or_of({1: 1}, [1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _rules.or_of([1], frozenset({1}))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("seed", range(8))
