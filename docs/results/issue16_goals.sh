@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 16's goals in one quiet run (docs/benchmarks.md sections 30, 34, 38, 39, 47: the same commands, in this order;
 # from section 39 the vectorized engine, the service's default, beside the compiled one, and 300,000-event drains;
-# from section 47 the latency rounds traced: the p99 goal read on every batch's own latency, not only a bucket bound).
+# from section 47 the latency rounds traced: the p99 goal read on every batch's own latency, not only a bucket bound;
+# from section 48 a 50-record batch's CPU with cold caches beside warm ones).
 #   docs/results/issue16_goals.sh OUTDIR   (~6 min on the 2-core VM; nothing else should run: tails and drains
 #   move with the load, logged every 10 s to OUTDIR/load.txt; the broker is restarted fresh first)
 set -u
@@ -26,6 +27,12 @@ for stream in realistic capture; do for engine in compiled vectorized; do
   run stages-$stream-$engine env SCORER_INFERENCE__IN_PROCESS_ENGINE=$engine python -m scorer.bench.stages --stream $stream \
     --batch 50 --batch 2048 --events 40000 --warm 16000 --out "$OUT/stages-$stream-$engine.json"
 done; done
+# From section 48: a 50-record batch with the caches as the pipeline finds them (a 32 MiB buffer written
+# between batches, off the clocks) against warm ones, in one process run after run.
+for evict in 0 32; do
+  run stages-evict$evict env SCORER_INFERENCE__IN_PROCESS_ENGINE=vectorized python -m scorer.bench.stages --stream realistic \
+    --batch 50 --events 20000 --warm 16000 --rounds 2 --evict-mib $evict --out "$OUT/stages-evict$evict.json"
+done
 mkdir -p "$OUT/prof"
 run bench-profile env SCORER_BENCH_PROFILE="$OUT/prof" scorer bench --stream realistic --runners scorer-vectorized --events 200000 \
   --repeat 1 --rate 10000 --rate-seconds 10 --out "$OUT/bench-profile.json"
