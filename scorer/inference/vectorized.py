@@ -139,7 +139,10 @@ class VectorizedTrees:
 
     def score(self, matrix: FloatMatrix, kernel: str = "auto") -> FloatVector:
         out: npt.NDArray[np.float32] = np.empty(matrix.shape[0], dtype=np.float32)
-        self.forest.score(matrix, out, kernel=kernel)
+        if kernel == "auto":
+            self.forest.score(matrix, out)  # no keyword: the C call parses no keywords
+        else:
+            self.forest.score(matrix, out, kernel=kernel)
         return out
 
 

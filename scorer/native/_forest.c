@@ -52,6 +52,13 @@ typedef struct {
     float *threshold;  /* [n_nodes] */
     uint32_t *mask;    /* [n_nodes]: the leaves left when the node's test is false */
     float *leaves;     /* [n_trees * LEAVES] */
+    /* For the vector kernels: */
+    int32_t n_used;    /* the features some node tests */
+    int32_t *used;     /* [n_used]: those features, ascending */
+    int32_t *slot;     /* [n_nodes]: the node's feature's place in used */
+    uint32_t *nmask;   /* [n_nodes]: ~mask (AVX2's and-not) */
+    float *scratch;    /* n_used * GROUP * 16 floats, 64-byte aligned: the transposed rows of a call that
+                          holds the GIL (one at a time); a call that releases it allocates its own */
 } Forest;
 
 static int best_kernel(void) {
@@ -91,82 +98,137 @@ static void score_scalar(const Forest *f, const float *x, Py_ssize_t n, float *o
     }
 }
 
-/* Rows [r0, r0 + m) as columns of `lanes` floats: block[j * lanes + i] = row r0 + i's feature j
- * (rows past m: zero, scored and dropped). */
-static void transpose(const Forest *f, const float *x, Py_ssize_t r0, int m, int lanes, float *block) {
-    const int32_t k = f->n_features;
+/* ------------------------------------------------------------------ the vector kernels
+ *
+ * A pass scores up to GROUP blocks of `lanes` rows (8: AVX2, 16: AVX-512) together: a node's
+ * threshold and mask are loaded once for all of them, and a batch's few rows of a kind take one
+ * pass (a pass per block cost a node's loads and loop again for every 8 or 16 rows, and a
+ * 17-row call three passes under AVX2). Only the features the trees test are transposed.
+ *
+ * The block: block[j * STRIDE + i] is row r0 + i's used feature j, rows past the call's last
+ * zero (scored and dropped); STRIDE = GROUP * lanes. */
+#define GROUP 4
+
+static void transpose(const Forest *f, const float *x, Py_ssize_t r0, int m, int width, int stride, float *block) {
+    const int32_t k = f->n_features, n_used = f->n_used;
+    const int32_t *used = f->used;
     for (int i = 0; i < m; ++i) {
         const float *row = x + (r0 + i) * k;
-        for (int32_t j = 0; j < k; ++j) block[(size_t)j * lanes + i] = row[j];
+        float *to = block + i;
+        for (int32_t j = 0; j < n_used; ++j) to[(size_t)j * stride] = row[used[j]];
     }
-    for (int i = m; i < lanes; ++i)
-        for (int32_t j = 0; j < k; ++j) block[(size_t)j * lanes + i] = 0.0f;
+    for (int i = m; i < width; ++i)
+        for (int32_t j = 0; j < n_used; ++j) block[(size_t)j * stride + i] = 0.0f;
 }
 
-/* ------------------------------------------------------------------ AVX2: 8 rows at a time */
-
-#define AVX2_RUN(PRED)                                                                      \
+/* A node's false test on every block, compare operands swapped (the threshold first, so the
+ * row's values are read from memory by the compare): not (v <= th) is not (th >= v), and so on. */
+#define AVX2_RUN(NB, PRED)                                                                  \
     for (; k < stop; ++k) {                                                                 \
-        const __m256 v = _mm256_load_ps(block + (size_t)f->feature[k] * 8);                 \
-        const __m256i no = _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(f->threshold[k]), PRED)); \
-        w = _mm256_andnot_si256(_mm256_and_si256(no, _mm256_set1_epi32((int)~f->mask[k])), w); \
+        const float *col = block + (size_t)f->slot[k] * (GROUP * 8);                       \
+        const __m256 th = _mm256_set1_ps(f->threshold[k]);                                  \
+        const __m256i nm = _mm256_set1_epi32((int)f->nmask[k]);                             \
+        _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) {                              \
+            const __m256i no = _mm256_castps_si256(_mm256_cmp_ps(th, _mm256_load_ps(col + 8 * b), PRED)); \
+            w[b] = _mm256_andnot_si256(_mm256_and_si256(no, nm), w[b]);                     \
+        }                                                                                   \
     }
+
+#define AVX2_KERNEL(NB)                                                                     \
+__attribute__((target("avx2,fma"))) static void avx2_##NB(const Forest *f, const float *block, __m256 *sums) { \
+    const int lt = f->mode == BRANCH_LT;                                                    \
+    __m256 sum[NB];                                                                         \
+    _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) sum[b] = _mm256_setzero_ps();      \
+    for (int32_t t = 0; t < f->n_trees; ++t) {                                              \
+        __m256i w[NB];                                                                      \
+        _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) w[b] = _mm256_set1_epi32(-1);  \
+        int32_t k = f->start[t], stop = f->split[t];                                        \
+        if (lt) { AVX2_RUN(NB, _CMP_NGT_UQ) } else { AVX2_RUN(NB, _CMP_NGE_UQ) }            \
+        stop = f->start[t + 1];                                                             \
+        if (lt) { AVX2_RUN(NB, _CMP_LE_OQ) } else { AVX2_RUN(NB, _CMP_LT_OQ) }              \
+        const float *leaves = f->leaves + (size_t)t * LEAVES;                               \
+        _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) {                              \
+            /* the lowest bit left, as its float's exponent (w & -w is a power of two) */   \
+            const __m256i low = _mm256_and_si256(w[b], _mm256_sub_epi32(_mm256_setzero_si256(), w[b])); \
+            const __m256i bits = _mm256_castps_si256(_mm256_cvtepi32_ps(low));              \
+            const __m256i leaf = _mm256_sub_epi32(                                          \
+                _mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(127)); \
+            sum[b] = _mm256_add_ps(sum[b], _mm256_i32gather_ps(leaves, leaf, 4));           \
+        }                                                                                   \
+    }                                                                                       \
+    _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) sums[b] = sum[b];                  \
+}
+
+AVX2_KERNEL(1)
+AVX2_KERNEL(2)
+AVX2_KERNEL(3)
+AVX2_KERNEL(4)
+
+#define AVX512_RUN(NB, PRED)                                                                \
+    for (; k < stop; ++k) {                                                                 \
+        const float *col = block + (size_t)f->slot[k] * (GROUP * 16);                      \
+        const __m512 th = _mm512_set1_ps(f->threshold[k]);                                  \
+        const __m512i m = _mm512_set1_epi32((int)f->mask[k]);                               \
+        _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) {                              \
+            const __mmask16 no = _mm512_cmp_ps_mask(th, _mm512_load_ps(col + 16 * b), PRED); \
+            w[b] = _mm512_mask_and_epi32(w[b], no, w[b], m);                                \
+        }                                                                                   \
+    }
+
+#define AVX512_KERNEL(NB)                                                                   \
+__attribute__((target("avx512f,avx512cd"))) static void avx512_##NB(const Forest *f, const float *block, \
+                                                                    __m512 *sums) {         \
+    const int lt = f->mode == BRANCH_LT;                                                    \
+    __m512 sum[NB];                                                                         \
+    _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) sum[b] = _mm512_setzero_ps();      \
+    for (int32_t t = 0; t < f->n_trees; ++t) {                                              \
+        __m512i w[NB];                                                                      \
+        _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) w[b] = _mm512_set1_epi32(-1);  \
+        int32_t k = f->start[t], stop = f->split[t];                                        \
+        if (lt) { AVX512_RUN(NB, _CMP_NGT_UQ) } else { AVX512_RUN(NB, _CMP_NGE_UQ) }        \
+        stop = f->start[t + 1];                                                             \
+        if (lt) { AVX512_RUN(NB, _CMP_LE_OQ) } else { AVX512_RUN(NB, _CMP_LT_OQ) }          \
+        const float *leaves = f->leaves + (size_t)t * LEAVES;                               \
+        const __m512 lo = _mm512_loadu_ps(leaves), hi = _mm512_loadu_ps(leaves + 16);       \
+        _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) {                              \
+            const __m512i low = _mm512_and_si512(w[b], _mm512_sub_epi32(_mm512_setzero_si512(), w[b])); \
+            const __m512i leaf = _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(low)); \
+            sum[b] = _mm512_add_ps(sum[b], _mm512_permutex2var_ps(lo, leaf, hi));          \
+        }                                                                                   \
+    }                                                                                       \
+    _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) sums[b] = sum[b];                  \
+}
+
+AVX512_KERNEL(1)
+AVX512_KERNEL(2)
+AVX512_KERNEL(3)
+AVX512_KERNEL(4)
 
 __attribute__((target("avx2,fma"))) static void score_avx2(const Forest *f, const float *x, Py_ssize_t n,
                                                            float *out, float *block) {
-    const int lt = f->mode == BRANCH_LT;
-    for (Py_ssize_t r0 = 0; r0 < n; r0 += 8) {
-        const int m = n - r0 < 8 ? (int)(n - r0) : 8;
-        transpose(f, x, r0, m, 8, block);
-        __m256 sum = _mm256_setzero_ps();
-        for (int32_t t = 0; t < f->n_trees; ++t) {
-            __m256i w = _mm256_set1_epi32(-1);
-            int32_t k = f->start[t], stop = f->split[t];
-            if (lt) { AVX2_RUN(_CMP_NLT_UQ) } else { AVX2_RUN(_CMP_NLE_UQ) }
-            stop = f->start[t + 1];
-            if (lt) { AVX2_RUN(_CMP_GE_OQ) } else { AVX2_RUN(_CMP_GT_OQ) }
-            /* the lowest bit left, as its float's exponent (w & -w is a power of two) */
-            const __m256i low = _mm256_and_si256(w, _mm256_sub_epi32(_mm256_setzero_si256(), w));
-            const __m256i bits = _mm256_castps_si256(_mm256_cvtepi32_ps(low));
-            const __m256i leaf = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)),
-                                                  _mm256_set1_epi32(127));
-            sum = _mm256_add_ps(sum, _mm256_i32gather_ps(f->leaves + (size_t)t * LEAVES, leaf, 4));
-        }
-        float lanes[8];
-        _mm256_storeu_ps(lanes, sum);
+    static void (*const kernels[GROUP])(const Forest *, const float *, __m256 *) = {avx2_1, avx2_2, avx2_3, avx2_4};
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += GROUP * 8) {
+        const int m = n - r0 < GROUP * 8 ? (int)(n - r0) : GROUP * 8, nb = (m + 7) / 8;
+        transpose(f, x, r0, m, nb * 8, GROUP * 8, block);
+        __m256 sums[GROUP];
+        kernels[nb - 1](f, block, sums);
+        float lanes[GROUP * 8];
+        for (int b = 0; b < nb; ++b) _mm256_storeu_ps(lanes + 8 * b, sums[b]);
         for (int i = 0; i < m; ++i) out[r0 + i] = finish(f, lanes[i]);
     }
 }
 
-/* ------------------------------------------------------------------ AVX-512: 16 rows at a time */
-
-#define AVX512_RUN(PRED)                                                                    \
-    for (; k < stop; ++k) {                                                                 \
-        const __m512 v = _mm512_load_ps(block + (size_t)f->feature[k] * 16);                \
-        const __mmask16 no = _mm512_cmp_ps_mask(v, _mm512_set1_ps(f->threshold[k]), PRED);  \
-        w = _mm512_mask_and_epi32(w, no, w, _mm512_set1_epi32((int)f->mask[k]));            \
-    }
-
 __attribute__((target("avx512f,avx512cd"))) static void score_avx512(const Forest *f, const float *x,
                                                                      Py_ssize_t n, float *out, float *block) {
-    const int lt = f->mode == BRANCH_LT;
-    for (Py_ssize_t r0 = 0; r0 < n; r0 += 16) {
-        const int m = n - r0 < 16 ? (int)(n - r0) : 16;
-        transpose(f, x, r0, m, 16, block);
-        __m512 sum = _mm512_setzero_ps();
-        for (int32_t t = 0; t < f->n_trees; ++t) {
-            __m512i w = _mm512_set1_epi32(-1);
-            int32_t k = f->start[t], stop = f->split[t];
-            if (lt) { AVX512_RUN(_CMP_NLT_UQ) } else { AVX512_RUN(_CMP_NLE_UQ) }
-            stop = f->start[t + 1];
-            if (lt) { AVX512_RUN(_CMP_GE_OQ) } else { AVX512_RUN(_CMP_GT_OQ) }
-            const __m512i low = _mm512_and_si512(w, _mm512_sub_epi32(_mm512_setzero_si512(), w));
-            const __m512i leaf = _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(low));
-            const float *leaves = f->leaves + (size_t)t * LEAVES;
-            sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(_mm512_loadu_ps(leaves), leaf, _mm512_loadu_ps(leaves + 16)));
-        }
-        float lanes[16];
-        _mm512_storeu_ps(lanes, sum);
+    static void (*const kernels[GROUP])(const Forest *, const float *, __m512 *) = {
+        avx512_1, avx512_2, avx512_3, avx512_4};
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += GROUP * 16) {
+        const int m = n - r0 < GROUP * 16 ? (int)(n - r0) : GROUP * 16, nb = (m + 15) / 16;
+        transpose(f, x, r0, m, nb * 16, GROUP * 16, block);
+        __m512 sums[GROUP];
+        kernels[nb - 1](f, block, sums);
+        float lanes[GROUP * 16];
+        for (int b = 0; b < nb; ++b) _mm512_storeu_ps(lanes + 16 * b, sums[b]);
         for (int i = 0; i < m; ++i) out[r0 + i] = finish(f, lanes[i]);
     }
 }
@@ -180,11 +242,15 @@ static void forest_free_arrays(Forest *self) {
     PyMem_RawFree(self->threshold);
     PyMem_RawFree(self->mask);
     PyMem_RawFree(self->leaves);
-    self->start = self->split = self->feature = NULL;
+    PyMem_RawFree(self->used);
+    PyMem_RawFree(self->slot);
+    PyMem_RawFree(self->nmask);
+    free(self->scratch);
+    self->start = self->split = self->feature = self->used = self->slot = NULL;
     self->threshold = NULL;
-    self->mask = NULL;
-    self->leaves = NULL;
-    self->n_trees = 0;
+    self->mask = self->nmask = NULL;
+    self->leaves = self->scratch = NULL;
+    self->n_trees = self->n_used = 0;
 }
 
 static void forest_dealloc(Forest *self) {
@@ -208,6 +274,42 @@ static void *copy_array(PyObject *obj, const char *name, char fmt, Py_ssize_t co
     }
     PyBuffer_Release(&view);
     return copy;
+}
+
+/* The vector kernels' arrays of checked nodes: the features tested, each node's place among
+ * them, the masks inverted, the scratch block. */
+static int used_features(Forest *self, Py_ssize_t n_nodes, int n_features) {
+    int32_t *place = PyMem_RawMalloc((size_t)n_features * sizeof(int32_t));
+    const size_t count = n_nodes ? (size_t)n_nodes : 1;
+    self->slot = PyMem_RawMalloc(count * sizeof(int32_t));
+    self->nmask = PyMem_RawMalloc(count * sizeof(uint32_t));
+    self->used = PyMem_RawMalloc((size_t)n_features * sizeof(int32_t));
+    if (!place || !self->slot || !self->nmask || !self->used) {
+        PyMem_RawFree(place);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int j = 0; j < n_features; ++j) place[j] = -1;
+    for (Py_ssize_t k = 0; k < n_nodes; ++k) place[self->feature[k]] = 0;
+    int32_t n_used = 0;
+    for (int j = 0; j < n_features; ++j)
+        if (place[j] == 0) {
+            place[j] = n_used;
+            self->used[n_used++] = j;
+        }
+    for (Py_ssize_t k = 0; k < n_nodes; ++k) {
+        self->slot[k] = place[self->feature[k]];
+        self->nmask[k] = ~self->mask[k];
+    }
+    PyMem_RawFree(place);
+    self->n_used = n_used;
+    /* at least one 64-byte line: aligned_alloc's size must be a multiple of the alignment */
+    const size_t bytes = ((size_t)(n_used ? n_used : 1) * GROUP * 16 * sizeof(float) + 63) / 64 * 64;
+    if (!(self->scratch = aligned_alloc(64, bytes))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
 }
 
 static int forest_init(Forest *self, PyObject *args, PyObject *kwds) {
@@ -257,6 +359,7 @@ static int forest_init(Forest *self, PyObject *args, PyObject *kwds) {
             goto fail;
         }
     }
+    if (used_features(self, n_nodes, n_features) < 0) goto fail;
     self->n_trees = (int32_t)n_trees;
     self->n_nodes = (int32_t)n_nodes;
     self->n_features = n_features;
@@ -276,11 +379,39 @@ static int kernel_of(const char *name) {
     return -3;
 }
 
-static PyObject *forest_score(Forest *self, PyObject *args, PyObject *kwds) {
+/* score()'s arguments other than the plain (features, out): through the keyword parser, which
+ * words every error. The objects it answers are the caller's (held for the call). */
+static int score_arguments(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **features,
+                           PyObject **out, const char **kernel_name) {
     static char *names[] = {"features", "out", "kernel", NULL};
+    PyObject *tuple = PyTuple_New(nargs), *kwds = NULL;
+    if (!tuple) return -1;
+    for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+    const Py_ssize_t n_kw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (n_kw && !(kwds = PyDict_New())) goto fail;
+    for (Py_ssize_t i = 0; i < n_kw; ++i)
+        if (PyDict_SetItem(kwds, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) goto fail;
+    const int ok = PyArg_ParseTupleAndKeywords(tuple, kwds, "OO|$s", names, features, out, kernel_name);
+    Py_DECREF(tuple);
+    Py_XDECREF(kwds);
+    return ok ? 0 : -1;
+fail:
+    Py_DECREF(tuple);
+    Py_XDECREF(kwds);
+    return -1;
+}
+
+/* Fast-call: a pipeline batch's call is score(features, out), parsed by no keyword parser (it
+ * cost more than the trees of a 50-record batch's kind). */
+static PyObject *forest_score(Forest *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     PyObject *features, *out;
     const char *kernel_name = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$s", names, &features, &out, &kernel_name)) return NULL;
+    if (nargs == 2 && !kwnames) {
+        features = args[0];
+        out = args[1];
+    } else if (score_arguments(args, nargs, kwnames, &features, &out, &kernel_name) < 0) {
+        return NULL;
+    }
     if (!self->n_trees) {
         PyErr_SetString(PyExc_RuntimeError, "Forest is not initialized");
         return NULL;
@@ -295,12 +426,14 @@ static PyObject *forest_score(Forest *self, PyObject *args, PyObject *kwds) {
     if (scorebuf_acquire(features, out, self->n_features, &x, &y) < 0) return NULL;
     PyObject *result = NULL;
     const Py_ssize_t n = x.shape[0];
-    float *block = NULL;
-    if (kernel != KERNEL_SCALAR &&
-               !(block = aligned_alloc(64, (size_t)self->n_features * 16 * sizeof(float)))) {
+    /* The kernels' transposed rows: the forest's own scratch while the GIL is held (an
+     * allocation per call is a fixed cost of every kind of every batch). */
+    const int release = n >= RELEASE_GIL_ROWS;
+    float *block = kernel == KERNEL_SCALAR ? NULL : !release ? self->scratch
+                 : aligned_alloc(64, ((size_t)(self->n_used ? self->n_used : 1) * GROUP * 16 * sizeof(float) + 63) / 64 * 64);
+    if (kernel != KERNEL_SCALAR && !block) {
         PyErr_NoMemory();
     } else {
-        const int release = n >= RELEASE_GIL_ROWS;
         PyThreadState *state = release ? PyEval_SaveThread() : NULL;
         if (kernel == KERNEL_AVX512) score_avx512(self, x.buf, n, y.buf, block);
         else if (kernel == KERNEL_AVX2) score_avx2(self, x.buf, n, y.buf, block);
@@ -308,7 +441,7 @@ static PyObject *forest_score(Forest *self, PyObject *args, PyObject *kwds) {
         if (release) PyEval_RestoreThread(state);
         result = Py_NewRef(Py_None);
     }
-    free(block);
+    if (block != self->scratch) free(block);
     scorebuf_release(&x, &y);
     return result;
 }
@@ -325,7 +458,7 @@ static PyObject *kernels(PyObject *module, PyObject *unused) {
 }
 
 static PyMethodDef forest_methods[] = {
-    {"score", (PyCFunction)(void (*)(void))forest_score, METH_VARARGS | METH_KEYWORDS,
+    {"score", (PyCFunction)(void (*)(void))forest_score, METH_FASTCALL | METH_KEYWORDS,
      "score(features, out, *, kernel='auto'): each row's score of a float32 [rows, n_features] matrix into "
      "float32 out[rows]"},
     {NULL, NULL, 0, NULL},

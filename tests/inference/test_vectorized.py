@@ -78,6 +78,35 @@ def test_every_kernel_gives_onnxruntimes_scores(model: str, capture: Any) -> Non
             assert np.array_equal(got, scored["scalar"]), kernel
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_every_row_count_is_scored_as_the_scalar_kernel_scores_it(model: str, capture: Any) -> None:
+    """The vector kernels score up to four blocks of rows in one pass, of the features the trees
+    test only: every count of rows (a block's and a pass's edges and past them), rows with
+    missing values and hostile ones (infinities, huge values) give the scalar kernel's bits."""
+    version = load_version(MODEL_REPOSITORY, model)
+    trees = open_vectorized(version, lambda rows: _onnxruntime(model, rows))
+    rng = np.random.default_rng(5)
+    rows = np.ascontiguousarray(_with_missing(capture[model]), np.float32)
+    hostile = rows[:40].copy()
+    hostile[rng.random(hostile.shape) < 0.2] = np.inf
+    hostile[rng.random(hostile.shape) < 0.2] = -np.float32(3e38)
+    pool = np.concatenate([rows, hostile])
+    for n in [*range(0, 70), 127, 128, 129, 1023, 1024, 1025]:
+        x = np.ascontiguousarray(pool[rng.integers(0, len(pool), n)])
+        scalar = trees.score(x, "scalar")
+        for kernel in _forest.kernels()[1:]:
+            assert np.array_equal(trees.score(x, kernel), scalar, equal_nan=True), (kernel, n)
+    wide = np.ascontiguousarray(pool[rng.integers(0, len(pool), 9)])
+    out = np.empty(9, np.float32)
+    score: Any = trees.forest.score  # the calls below are wrong on purpose
+    for args, kwargs in (((wide,), {}), ((wide, out, "avx2"), {}), ((wide, out), {"kernel": 2}),
+                         ((wide, out), {"kernels": "avx2"})):
+        with pytest.raises(TypeError):
+            score(*args, **kwargs)
+    score(features=wide, out=out)
+    assert np.array_equal(out, trees.score(wide, "scalar"))
+
+
 def test_a_branch_lt_model_is_scored_as_onnxruntime_scores_it(tmp_path: Path, capture: Any) -> None:
     """The netflow model with every ``<=`` made ``<``: ONNX Runtime's scores of it are the reference."""
     onnx = pytest.importorskip("onnx")
