@@ -126,9 +126,10 @@ class Decider:
         native = findings.module()
         if native is not None and self._native and scores.dtype is _FLOAT32:
             # In one C call: NumPy's comparisons (float32 with the threshold, float64 with the cut-offs).
-            if not scores.flags.c_contiguous:
-                scores = np.ascontiguousarray(scores)
-            return native.alerted(scores, self.threshold, self._views[0])  # type: ignore[index,no-any-return]
+            try:
+                return native.alerted(scores, self.threshold, self._views[0])  # type: ignore[index,no-any-return]
+            except ValueError:  # NumPy lends no C-contiguous buffer of a strided vector (no flags read per call)
+                return native.alerted(np.ascontiguousarray(scores), self.threshold, self._views[0])  # type: ignore[index,no-any-return]
         rows = np.flatnonzero(scores >= self.threshold)
         if rows.size == 0:
             return [], [], []

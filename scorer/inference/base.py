@@ -59,3 +59,14 @@ class InferenceBackend(Protocol):
         this protocol inherits this: itself.
         """
         return await self.infer(model, features), self.name
+
+    def infer_now(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str] | None:
+        """:meth:`infer_with_source`'s answer when this backend computes it in line, waiting
+        on nothing (an in-process engine, a call below its thread's threshold); None when the
+        caller must await :meth:`infer_with_source` instead. Raises as that would.
+
+        The pipeline asks this first: a micro-batch's kinds are then scored with no coroutine,
+        future or gather per call (at 50 records those cost more than the trees). A backend
+        that may suspend, or that overrides :meth:`infer`, inherits this: never in line.
+        """
+        return None

@@ -57,6 +57,14 @@ class FailoverBackend(InferenceBackend):
         scores, _ = await self.infer_with_source(model, features)
         return scores
 
+    def infer_now(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str] | None:
+        """A call below ``local_below_rows`` in line, when the in-process copy scores it so."""
+        if type(self).infer_with_source is not FailoverBackend.infer_with_source \
+                or features.shape[0] >= self.local_below_rows:
+            return None
+        found = self.fallback.infer_now(model, features)
+        return None if found is None else (found[0], self.fallback.name)
+
     async def infer_with_source(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str]:
         down = self._primary_down_since
         if features.shape[0] < self.local_below_rows:

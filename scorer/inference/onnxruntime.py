@@ -100,6 +100,9 @@ class OnnxRuntimeBackend(InferenceBackend):
         self._compiled_cache = compiled_cache
         self.metrics = EngineMetrics()
         self._loaded: dict[tuple[str, str], _Loaded] = {}
+        # A subclass that scores otherwise (its own infer) is awaited, never run in line.
+        self._inline = type(self).infer is OnnxRuntimeBackend.infer and \
+            type(self).infer_with_source is InferenceBackend.infer_with_source
 
     async def start(self) -> None:
         for ref in self._wanted:
@@ -123,6 +126,17 @@ class OnnxRuntimeBackend(InferenceBackend):
         if matrix.shape[0] >= self._offload_rows:
             return await asyncio.to_thread(self._run, loaded, matrix)
         return self._run(loaded, matrix)
+
+    def infer_now(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str] | None:
+        """:meth:`infer` in line below ``offload_rows`` (what it does there without suspending);
+        None for a call it hands to a thread."""
+        if not self._inline:
+            return None
+        loaded = self.load(model)
+        matrix = np.ascontiguousarray(features, dtype=np.float32)
+        if matrix.shape[0] >= self._offload_rows:
+            return None
+        return self._run(loaded, matrix), self.name
 
     def card(self, model: ModelRef) -> ModelCard:
         """The card of the version that scores ``model`` (thresholds, feature names)."""

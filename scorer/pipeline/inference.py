@@ -5,11 +5,13 @@ ONNX Runtime (in a thread, without the GIL, for large batches) or Triton works o
 while the next kind's features are computed. A production call that fails fails the batch
 (the caller may retry it); a shadow call that fails is reported and never fails it.
 
-Calls start eagerly (:func:`eager`): a call runs at once up to its first suspension, and
-only one that suspends (a thread's or Triton's answer to wait for) becomes a task. The
-in-process engines score a micro-batch without ever suspending, and a task and its gather
-per kind cost ~230k instructions a batch (~7% of the loop's at 50 records, benchmarks.md
-section 35) for nothing. Python 3.12's eager task factory does the same; 3.11 has none.
+A backend that scores a call in line (:meth:`InferenceBackend.infer_now`: the in-process
+engines below their thread's threshold) is called as a plain function: its scores are kept
+as they are, with no coroutine, future or gather per kind. Other calls start eagerly
+(:func:`eager`): a call runs at once up to its first suspension, and only one that suspends
+(a thread's or Triton's answer to wait for) becomes a task. A task and its gather per kind
+cost ~230k instructions a batch (~7% of the loop's at 50 records, benchmarks.md section 35)
+for nothing. Python 3.12's eager task factory does the same; 3.11 has none.
 """
 
 from __future__ import annotations
@@ -38,24 +40,40 @@ class Inference:
 
     def __init__(self, backend: InferenceBackend) -> None:
         self.backend = backend
-        self.pending: dict[EventKind, asyncio.Future[Scores]] = {}
+        # Each kind's production call in launch order: its scores (or its error) when it ran in
+        # line, else the future of the call that suspended.
+        self.pending: dict[EventKind, Scores | Exception | asyncio.Future[Scores]] = {}
         self.shadow_pending: dict[EventKind, asyncio.Future[F32]] = {}
+        self.waiting = False  # some production call suspended: results() gathers
 
     def launch(self, kind: EventKind, x: F32, runtime: KindRuntime, shadow: KindRuntime | None,
                shadow_x: F32 | None = None) -> None:
         """``shadow_x``: the shadow's own matrix when it runs a candidate rule pack."""
-        self.pending[kind] = eager(_timed(self.backend, runtime.model, x))
+        started = time.perf_counter()
+        try:
+            now = self.backend.infer_now(runtime.model, x)
+        except Exception as exc:  # as a failed call's future holds it: results() raises it
+            self.pending[kind] = exc
+        else:
+            if now is None:
+                self.pending[kind] = eager(_timed(self.backend, runtime.model, x))
+                self.waiting = True
+            else:
+                self.pending[kind] = Scores(now[0], now[1], time.perf_counter() - started)
         if shadow is not None:
             self.shadow_pending[kind] = eager(self.backend.infer(shadow.model, x if shadow_x is None else shadow_x))
 
     async def results(self) -> tuple[dict[EventKind, Scores], dict[EventKind, F32 | BaseException]]:
         """Every kind's scores (in launch order), and each shadow's scores or its error."""
-        kinds, shadow_kinds = list(self.pending), list(self.shadow_pending)
-        if all(f.done() for f in self.pending.values()) and all(f.done() for f in self.shadow_pending.values()):
-            return self._done(kinds, shadow_kinds)  # every call finished in line: no gather, no loop turn
+        if not self.waiting and not self.shadow_pending:
+            return self._in_line(), {}  # every call ran in line: no future, no gather, no loop turn
+        pending = self._futures()
+        kinds, shadow_kinds = list(pending), list(self.shadow_pending)
+        if all(f.done() for f in pending.values()) and all(f.done() for f in self.shadow_pending.values()):
+            return self._done(pending, shadow_kinds)  # every call finished in line: no gather, no loop turn
         try:
             results, shadow_results = await asyncio.gather(
-                asyncio.gather(*(self.pending[k] for k in kinds)),
+                asyncio.gather(*(pending[k] for k in kinds)),
                 asyncio.gather(*(self.shadow_pending[k] for k in shadow_kinds), return_exceptions=True),
             )
         except BaseException:
@@ -63,19 +81,44 @@ class Inference:
             raise
         return dict(zip(kinds, results, strict=True)), dict(zip(shadow_kinds, shadow_results, strict=True))
 
-    def _done(self, kinds: list[EventKind], shadow_kinds: list[EventKind],
+    def _in_line(self) -> dict[EventKind, Scores]:
+        """The production calls' scores when all ran in line; the first failed call's error raised."""
+        for answer in self.pending.values():
+            if isinstance(answer, Exception):
+                raise answer
+        return self.pending  # type: ignore[return-value]  # every value is Scores: checked above
+
+    def _futures(self) -> dict[EventKind, asyncio.Future[Scores]]:
+        """Every production call as a future, those that ran in line as finished ones (what
+        :func:`eager` made of them): with a call that suspended, the batch gathers them all."""
+        loop = asyncio.get_running_loop()
+        futures: dict[EventKind, asyncio.Future[Scores]] = {}
+        for kind, answer in self.pending.items():
+            if isinstance(answer, asyncio.Future):
+                futures[kind] = answer
+                continue
+            futures[kind] = done = loop.create_future()
+            if isinstance(answer, Exception):
+                done.set_exception(answer)
+            else:
+                done.set_result(answer)
+        self.pending = dict(futures)
+        return futures
+
+    def _done(self, pending: dict[EventKind, asyncio.Future[Scores]], shadow_kinds: list[EventKind],
               ) -> tuple[dict[EventKind, Scores], dict[EventKind, F32 | BaseException]]:
         """:meth:`results` of calls that all finished, as gathering them gives them: a failed
         production call raised, each shadow's error returned."""
-        everything: list[asyncio.Future[Any]] = [*self.pending.values(), *self.shadow_pending.values()]
+        everything: list[asyncio.Future[Any]] = [*pending.values(), *self.shadow_pending.values()]
         for future in everything:
             if not future.cancelled():
                 future.exception()  # retrieved (as gather does): no "never retrieved" log
-        scores = {kind: self.pending[kind].result() for kind in kinds}
+        scores = {kind: future.result() for kind, future in pending.items()}
         return scores, {kind: _outcome(self.shadow_pending[kind]) for kind in shadow_kinds}
 
     async def cancel(self) -> None:
-        tasks: list[asyncio.Future[Any]] = [*self.pending.values(), *self.shadow_pending.values()]
+        tasks: list[asyncio.Future[Any]] = [
+            *(f for f in self.pending.values() if isinstance(f, asyncio.Future)), *self.shadow_pending.values()]
         for task in tasks:
             task.cancel()
         # Retrieve what already finished, so no "exception was never retrieved" is logged.

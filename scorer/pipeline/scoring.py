@@ -113,26 +113,23 @@ class BatchScorer:
             raise
         t_decide = time.perf_counter()
         decided = decide(batch, results, self.alerts_prefix, self.collect_scores)
-        shadows, shadow_errors = compare_shadows(batch, results, shadow_results)
+        shadows, shadow_errors = compare_shadows(batch, results, shadow_results) if shadow_results else ([], [])
         timings = batch.timings
         # Inference overlaps feature work: "inference" sums the calls (wall time of each,
         # wherever it ran), "inference_wait" is what the batch still waited after features.
-        timings["inference"] = sum(r.seconds for r in results.values())
+        seconds = 0.0
+        for r in results.values():
+            seconds += r.seconds
+        timings["inference"] = seconds
         timings["inference_wait"] = t_decide - t_wait
         timings["decide"] = time.perf_counter() - t_decide
+        failures = batch.failures
+        # Positional, in BatchOutcome's field order: keywords cost a name match each, every batch.
         return BatchOutcome(
-            alerts=decided.alerts,
-            dead_letters=[dead_letter(f, self.dead_letter_topic, self.max_dead_letter_bytes) for f in batch.failures],
-            scores=decided.scores,
-            consumed=dict(batch.consumed),
-            scored=dict(decided.scored),
-            failures=batch.failures,
-            timings=timings,
-            alert_counts=dict(decided.alert_counts),
-            rule_hits=dict(batch.rule_hits),
-            shadows=shadows,
-            shadow_errors=shadow_errors,
-            spent=batch,
+            decided.alerts,
+            [dead_letter(f, self.dead_letter_topic, self.max_dead_letter_bytes) for f in failures] if failures else [],
+            decided.scores, dict(batch.consumed), dict(decided.scored), failures, timings,
+            dict(decided.alert_counts), shadows, shadow_errors, dict(batch.rule_hits), batch,
         )
 
     async def _featurise(self, batch: Batch, inference: Inference) -> None:
@@ -151,7 +148,10 @@ class BatchScorer:
                 features_s += time.perf_counter() - t1
                 if items:
                     batch.matrices[kind] = (x, items)
-                    inference.launch(kind, x, runtime, batch.shadows.get(kind), shadow_rules(batch, kind, x, items))
+                    if batch.shadows:
+                        inference.launch(kind, x, runtime, batch.shadows.get(kind), shadow_rules(batch, kind, x, items))
+                    else:  # no shadow model, so no candidate rule pack to run
+                        inference.launch(kind, x, runtime, None)
                     await serve_io()  # the task hands its request to the thread / Triton; acks are read
         except BaseException:
             await inference.cancel()

@@ -55,3 +55,16 @@ def test_rows_only_their_rules_raised_get_the_top_features_of_their_own_row() ->
         alone = d._top_all(x, [row])[0]
         assert out[row].top_features == alone
         assert out[row].by_rule and out[row].by_model == (scores[row] >= d.threshold)
+
+
+def test_strided_and_byte_swapped_scores_decide_as_contiguous_ones() -> None:
+    """The C comparison takes NumPy's buffer of the scores; a vector NumPy lends none of (strided,
+    reversed) is copied first, one of another byte order takes NumPy's path: the same decisions."""
+    d = Decider(card(explain_weights=[1.0, 0.5, 2.0]))
+    rng = np.random.default_rng(9)
+    wide = rng.random(40).astype(np.float32)
+    x = rng.random((20, 3)).astype(np.float32)
+    expected = d.decide(np.ascontiguousarray(wide[::2]), x)
+    assert expected and d.decide(wide[::2], x) == expected
+    assert d.decide(wide[::2].astype(">f4"), x) == expected
+    assert d.decide(wide[-2::-2][::-1], x) == expected

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scorer.errors import InferenceError, IntegrityError, ModelError
-from scorer.inference.base import InferenceBackend, ModelRef
+from scorer.inference.base import FloatMatrix, FloatVector, InferenceBackend, ModelRef
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import MODEL_FILE
 from tests.support.models import TinyModel, build_tiny_model, publish_tiny_model, synthetic_data
@@ -77,3 +77,37 @@ async def test_wrong_feature_count_is_an_inference_error(tmp_path: Path, tiny: T
         await backend.infer(ModelRef("tiny"), np.zeros((3, N_FEATURES + 1), np.float32))
     empty = await backend.infer(ModelRef("tiny"), np.zeros((0, N_FEATURES), np.float32))
     assert empty.shape == (0,)
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "vectorized"])
+async def test_in_line_scores_are_infer_s(tmp_path: Path, tiny: TinyModel, engine: str) -> None:
+    """The pipeline's in-line call (infer_now) answers what infer answers, the backend named;
+    none for a call infer hands to a thread, and errors alike (wrong shape, unknown model)."""
+    backend = OnnxRuntimeBackend(tmp_path, offload_rows=64, engine=engine)  # type: ignore[arg-type]
+    rng = np.random.default_rng(11)
+    for rows in (0, 1, 17, 63):
+        features = rng.normal(size=(rows, N_FEATURES)).astype(np.float32)
+        features[rng.random(features.shape) < 0.1] = np.nan
+        now = backend.infer_now(ModelRef("tiny", "1"), features)
+        assert now is not None and now[1] == "onnxruntime"
+        awaited = await backend.infer(ModelRef("tiny", "1"), features)
+        assert now[0].dtype == np.float32 and now[0].tobytes() == awaited.tobytes()
+    strided = rng.normal(size=(9, 2 * N_FEATURES)).astype(np.float64)[:, ::2]  # converted as infer converts it
+    now = backend.infer_now(ModelRef("tiny", "1"), strided)  # type: ignore[arg-type]
+    assert now is not None and now[0].tobytes() == (await backend.infer(ModelRef("tiny", "1"), strided)).tobytes()  # type: ignore[arg-type]
+    assert backend.infer_now(ModelRef("tiny", "1"), np.zeros((64, N_FEATURES), np.float32)) is None
+    for bad in (np.zeros((3, N_FEATURES + 1), np.float32), np.zeros(3, np.float32)):
+        with pytest.raises(InferenceError):
+            backend.infer_now(ModelRef("tiny", "1"), bad)
+        with pytest.raises(InferenceError):
+            await backend.infer(ModelRef("tiny", "1"), bad)
+    with pytest.raises(ModelError):
+        backend.infer_now(ModelRef("absent", "1"), np.zeros((2, N_FEATURES), np.float32))
+
+
+async def test_a_subclass_that_scores_otherwise_is_never_in_line(tmp_path: Path, tiny: TinyModel) -> None:
+    class Doubled(OnnxRuntimeBackend):
+        async def infer(self, model: ModelRef, features: FloatMatrix) -> FloatVector:
+            return 2 * await super().infer(model, features)
+
+    assert Doubled(tmp_path).infer_now(ModelRef("tiny", "1"), np.zeros((2, N_FEATURES), np.float32)) is None

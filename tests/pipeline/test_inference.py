@@ -119,3 +119,56 @@ async def test_a_failed_production_call_fails_the_batch(suspend: bool) -> None:
     inference.launch(EventKind.SIEM, x, _runtime("broken"), None)
     with pytest.raises(RuntimeError, match="shadow down"):
         await inference.results()
+
+
+class _InLine(_Backend):
+    """Scores in line (infer_now) but for models named "slow...", which suspend: the
+    pipeline's in-process engine beside a call handed to a thread."""
+
+    def __init__(self) -> None:
+        super().__init__(suspend=True)
+
+    def infer_now(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str] | None:
+        if model.name.startswith("slow"):
+            return None
+        if model.name == "broken":
+            raise RuntimeError("production down")
+        return np.asarray(features.sum(axis=1), np.float32), "inline"
+
+
+async def test_calls_in_line_make_no_future_and_keep_launch_order() -> None:
+    inference = Inference(_InLine())
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    inference.launch(EventKind.NETFLOW, x, _runtime("netflow"), None)
+    inference.launch(EventKind.EDR, x * 2, _runtime("edr"), None)
+    assert not _tasks() and not any(isinstance(v, asyncio.Future) for v in inference.pending.values())
+    scores, shadows = await inference.results()
+    assert list(scores) == [EventKind.NETFLOW, EventKind.EDR] and shadows == {}
+    assert scores[EventKind.EDR].scores.tolist() == [2, 10, 18] and scores[EventKind.EDR].backend == "inline"
+    assert scores[EventKind.NETFLOW].seconds >= 0
+
+
+@pytest.mark.parametrize("shadow", [False, True])
+async def test_calls_in_line_and_suspended_are_gathered_in_launch_order(shadow: bool) -> None:
+    inference = Inference(_InLine())
+    x = np.ones((2, 2), np.float32)
+    inference.launch(EventKind.NETFLOW, x, _runtime("netflow"), None)
+    inference.launch(EventKind.EDR, x * 2, _runtime("slow_edr"), _runtime("edr_shadow") if shadow else None)
+    inference.launch(EventKind.SIEM, x * 3, _runtime("siem"), None)
+    assert _tasks()
+    scores, shadows = await inference.results()
+    assert list(scores) == [EventKind.NETFLOW, EventKind.EDR, EventKind.SIEM]
+    assert [s.backend for s in scores.values()] == ["inline", "fake", "inline"]
+    assert [s.scores.tolist() for s in scores.values()] == [[2, 2], [4, 4], [6, 6]]
+    assert list(shadows) == ([EventKind.EDR] if shadow else [])
+
+
+@pytest.mark.parametrize("slow", [False, True])
+async def test_a_production_call_failing_in_line_fails_the_batch_at_its_results(slow: bool) -> None:
+    inference = Inference(_InLine())
+    x = np.ones((2, 2), np.float32)
+    inference.launch(EventKind.NETFLOW, x, _runtime("slow" if slow else "netflow"), None)
+    inference.launch(EventKind.SIEM, x, _runtime("broken"), None)  # raises nothing here: the features go on
+    with pytest.raises(RuntimeError, match="production down"):
+        await inference.results()
+    assert not _tasks()
