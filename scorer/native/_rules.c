@@ -22,14 +22,18 @@
  *   reads from ``fields`` alone that no event carries (a key of ``present``, a set, or None: of
  *   any event's dict, looked at here) reads None on every row. fieldrefs: a tuple of (aid, other,
  *   attr, how): amask[aid] |= the rows where the field's value and field ``other``'s (read by
- *   ``how``) are both not None and equal lowered (RuleEngine._field's Python loop). Returned: the fields with misses (fold's
- *   result; their fieldrefs done) and those with no read (misses None), with their rows.
+ *   ``how``) are both not None and equal lowered (RuleEngine._field's Python loop). Returned:
+ *   the fields with misses (fold's result; their fieldrefs done) and those with no read (misses
+ *   None), with their rows.
  * pairs(events, attrs, types) -> {tuple: int} | None
  *   The rows of each distinct tuple of the events' attributes ``attrs``; None when a value's
  *   type is not exactly one of its attribute's ``types`` (a tuple of types per attribute).
  * heads(events, attrs, types, cache, amask, ls_masks) -> [int] | {tuple: int} | None
  *   scorer.rules.heads.Heads.masks when every tuple of the batch is in ``cache``: the ascending
  *   logsources that hold (amask and ls_masks or-ed); else pairs()'s result, nothing written.
+ * fire(candidates, rule_of, ls_of, code, ls_masks, get) -> {int: int}
+ *   Each candidate variant's tree over its logsource's rows, or-ed per rule (RuleEngine's loop).
+ * amask() -> {}: a dict sized for a batch's atoms.
  * or_of(amask, atoms) -> int
  *   The or of amask[a] over the atoms of set ``atoms`` that amask holds (0: none).
  * triggered(by_atom, amask, out) -> None
@@ -41,6 +45,7 @@
 #include <string.h>
 
 #include "_fields.h"
+#include "structmember.h"
 
 enum {
     READ_FIELD = 0,       /* fields[r].get(key) */
@@ -51,6 +56,19 @@ enum {
     READ_GET = 5,         /* fields[r].get(key), when None: READ_TEXT (scorer.rules.fields.getter's alias) */
 };
 #define READS_FIELD(how) ((how) == READ_FIELD || (how) == READ_FIELD_ATTR || (how) == READ_GET)
+
+/* getattr(event, attr) (new reference): an attribute that is a slot of the event's type (a
+ * msgspec struct's field) read through its member descriptor, as Python's generic getattr does
+ * for a data descriptor, without the rest of that look-up; anything else by getattr itself. */
+static PyObject *get_attr(PyObject *event, PyObject *attr) {
+    PyTypeObject *type = Py_TYPE(event);
+    if (type->tp_getattro == PyObject_GenericGetAttr && PyUnicode_CheckExact(attr)) {
+        PyObject *descr = _PyType_Lookup(type, attr); /* (borrowed) */
+        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type))
+            return PyMember_GetOne((const char *)event, ((PyMemberDescrObject *)descr)->d_member);
+    }
+    return PyObject_GetAttr(event, attr);
+}
 
 /* ``value or None``, stealing value. */
 static PyObject *or_none(PyObject *value) {
@@ -68,7 +86,7 @@ static PyObject *or_none(PyObject *value) {
 /* getattr(event, attr) as text (new reference): None / "" -> None, a bool -> "true"/"false",
  * else str(value) (scorer.rules.fields._text). */
 static PyObject *attr_text(PyObject *event, PyObject *attr) {
-    PyObject *value = PyObject_GetAttr(event, attr);
+    PyObject *value = get_attr(event, attr);
     if (value == NULL || value == Py_None) return value;
     if (PyBool_Check(value)) {
         int truth = value == Py_True;
@@ -99,7 +117,7 @@ static PyObject *read_value(int how, PyObject *fields, PyObject *event, PyObject
         Py_DECREF(value);
         /* fall through: the attribute */
     case READ_ATTR:
-        return or_none(PyObject_GetAttr(event, attr));
+        return or_none(get_attr(event, attr));
     case READ_TEXT:
         return attr_text(event, attr);
     case READ_GET:
@@ -108,7 +126,7 @@ static PyObject *read_value(int how, PyObject *fields, PyObject *event, PyObject
         Py_DECREF(value);
         return attr_text(event, attr);
     case READ_STR:
-        value = PyObject_GetAttr(event, attr);
+        value = get_attr(event, attr);
         if (value == NULL || PyUnicode_CheckExact(value)) return value;
         {
             PyObject *text = PyObject_Str(value);
@@ -137,27 +155,27 @@ static PyObject *from_words(const uint64_t *words, Py_ssize_t count) {
     return out;
 }
 
+/* amask[aid] |= mask (0, or -1 on an error). */
+static int or_one(PyObject *amask, PyObject *aid, PyObject *mask) {
+    /* (a new atom, most of them: one look-up, the mask stored as it is) */
+    PyObject *before = PyDict_SetDefault(amask, aid, mask);
+    if (before == NULL) return -1;
+    if (before == mask) return 0;
+    Py_INCREF(before); /* (borrowed, and replaced below) */
+    PyObject *after = PyNumber_Or(before, mask);
+    Py_DECREF(before);
+    int status = after == NULL || PyDict_SetItem(amask, aid, after) < 0 ? -1 : 0;
+    Py_XDECREF(after);
+    return status;
+}
+
 /* amask[aid] |= mask for every aid of ``ids`` (a list or tuple of ints). */
 static int or_into(PyObject *amask, PyObject *ids, PyObject *mask) {
     PyObject *seq = PySequence_Fast(ids, "fold: atom ids must be a sequence");
     if (seq == NULL) return -1;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
     int status = 0;
-    for (Py_ssize_t i = 0; i < count && status == 0; i++) {
-        /* (a new atom, most of them: one look-up, the mask stored as it is) */
-        PyObject *before = PyDict_SetDefault(amask, items[i], mask);
-        if (before == NULL) {
-            status = -1;
-            break;
-        }
-        if (before == mask) continue;
-        Py_INCREF(before); /* (borrowed, and replaced below) */
-        PyObject *after = PyNumber_Or(before, mask);
-        Py_DECREF(before);
-        status = after == NULL || PyDict_SetItem(amask, items[i], after) < 0 ? -1 : 0;
-        Py_XDECREF(after);
-    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && status == 0; i++)
+        status = or_one(amask, PySequence_Fast_GET_ITEM(seq, i), mask);
     Py_DECREF(seq);
     return status;
 }
@@ -730,7 +748,7 @@ static int group_pairs(Scratch *x, PyObject *events, PyObject *attrs, PyObject *
         Py_ssize_t got = 0;
         Py_INCREF(event);
         for (; got < width && status == 1; got++) {
-            PyObject *value = PyObject_GetAttr(event, PyTuple_GET_ITEM(attrs, got));
+            PyObject *value = get_attr(event, PyTuple_GET_ITEM(attrs, got));
             PyObject *allowed = PyTuple_GET_ITEM(types, got);
             int ok = 0;
             if (value == NULL) { /* (an attribute that raised: the error) */
@@ -888,8 +906,9 @@ static PyObject *triggered(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!O!:triggered", &PyDict_Type, &by_atom, &PyDict_Type, &amask, &PySet_Type, &out))
         return NULL;
     Py_ssize_t pos = 0;
-    while (PyDict_Next(amask, &pos, &aid, &rows)) {
-        PyObject *trees = PyDict_GetItemWithError(by_atom, aid);
+    Py_hash_t hash; /* (the key's hash as amask keeps it) */
+    while (_PyDict_Next(amask, &pos, &aid, &rows, &hash)) {
+        PyObject *trees = _PyDict_GetItem_KnownHash(by_atom, aid, hash);
         if (trees == NULL) {
             if (PyErr_Occurred()) return NULL;
             continue;
@@ -945,7 +964,74 @@ fail:
     return NULL;
 }
 
+/* fire(candidates, rule_of, ls_of, code, ls_masks, get) -> {rule number: int}: for every variant
+ * vi of ``candidates`` (a set) whose logsource's rows ls_masks[ls_of[vi]] are not empty,
+ * code[vi](get, those rows), its rows or-ed into its rule's (rule_of[vi]); the rules with rows
+ * (scorer.rules.engine.RuleEngine's candidate loop, a Python frame's ~20 opcodes a variant). */
+static PyObject *fire(PyObject *self, PyObject *args) {
+    PyObject *candidates, *rule_of, *ls_of, *code, *ls_masks, *get, *vi;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O:fire", &PySet_Type, &candidates, &PyList_Type, &rule_of, &PyList_Type,
+                          &ls_of, &PyList_Type, &code, &PyList_Type, &ls_masks, &get))
+        return NULL;
+    PyObject *out = PyDict_New();
+    if (out == NULL) return NULL;
+    Py_ssize_t pos = 0;
+    Py_hash_t hash;
+    Py_INCREF(candidates);
+    while (_PySet_NextEntry(candidates, &pos, &vi, &hash)) {
+        Py_ssize_t v = PyLong_AsSsize_t(vi), index;
+        if (v == -1 && PyErr_Occurred()) goto fail;
+        if (v < 0 || v >= PyList_GET_SIZE(rule_of) || v >= PyList_GET_SIZE(ls_of) || v >= PyList_GET_SIZE(code)) {
+            PyErr_SetString(PyExc_IndexError, "fire: a variant past the pack's");
+            goto fail;
+        }
+        index = PyLong_AsSsize_t(PyList_GET_ITEM(ls_of, v));
+        if (index == -1 && PyErr_Occurred()) goto fail;
+        if (index < 0 || index >= PyList_GET_SIZE(ls_masks)) {
+            PyErr_SetString(PyExc_IndexError, "fire: a logsource past ls_masks");
+            goto fail;
+        }
+        PyObject *scope = PyList_GET_ITEM(ls_masks, index), *number = PyList_GET_ITEM(rule_of, v);
+        int some = PyObject_IsTrue(scope);
+        if (some < 0) goto fail;
+        if (!some) continue;
+        PyObject *tree = PyList_GET_ITEM(code, v);
+        Py_INCREF(scope); /* (all three held through the call, whatever it does to the lists) */
+        Py_INCREF(number);
+        Py_INCREF(tree);
+        PyObject *call[2] = {get, scope}, *fired = PyObject_Vectorcall(tree, call, 2, NULL);
+        Py_DECREF(tree);
+        Py_DECREF(scope);
+        int bad = fired == NULL || (some = PyObject_IsTrue(fired)) < 0;
+        if (!bad && some) {
+            PyObject *before = PyDict_SetDefault(out, number, fired), *after;
+            if (before == NULL) bad = 1;
+            else if (before != fired) {
+                Py_INCREF(before);
+                after = PyNumber_Or(before, fired);
+                Py_DECREF(before);
+                bad = after == NULL || PyDict_SetItem(out, number, after) < 0;
+                Py_XDECREF(after);
+            }
+        }
+        Py_XDECREF(fired);
+        Py_DECREF(number);
+        if (bad) goto fail;
+    }
+    Py_DECREF(candidates);
+    return out;
+fail:
+    Py_DECREF(candidates);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* amask() -> {}: an empty dict sized for a batch's atoms (~50 at 17 events: no resizes on the way). */
+static PyObject *amask(PyObject *self, PyObject *Py_UNUSED(args)) { return _PyDict_NewPresized(64); }
+
 static PyMethodDef methods[] = {
+    {"fire", fire, METH_VARARGS, "The rows of each rule some candidate variant fires on."},
+    {"amask", amask, METH_NOARGS, "An empty dict sized for a batch's atoms."},
     {"or_of", or_of, METH_VARARGS, "The or of an amask's rows over a set of atoms."},
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
     {"fold_many", fold_many, METH_VARARGS, "fold for every field of a batch that has a read, each over its rows."},

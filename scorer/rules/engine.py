@@ -125,6 +125,8 @@ class RuleEngine:
         # ~100 us into that batch's latency (a pack: ~0.5 s once per process, scorer.rules.bitsets).
         self.ls_code = [compile_tree(tree) for tree in self.ls_trees]
         self._code: list[Compiled] = [compile_tree(det) for _, _, det in self.variants]
+        self.rule_of = [number for number, _, _ in self.variants]  # per variant, its rule and logsource
+        self.ls_of = [index for _, index, _ in self.variants]
         self.head_fields = tuple(sorted({self.atoms[a].field for t in self.ls_trees for a in atom_ids(t)}))
         by_field: dict[str, list[tuple[int, Atom]]] = {}
         self.fieldrefs: dict[str, list[tuple[int, str]]] = {}
@@ -217,12 +219,12 @@ class RuleEngine:
         if len(self._bits) < n:
             self._bits = [1 << r for r in range(n)]
         full = (1 << n) - 1
-        amask: dict[int, int] = {}
         errors: dict[int, RuleFailure] = {}
         # Most fields are read over the rows of one logsource or a few: each set listed once.
         self._rows, self._arrays = {}, {}
         self._native = scorer.native.module("_edr")
         self._fold = scorer.native.module("_rules") if self._native is not None else None
+        amask: dict[int, int] = self._fold.amask() if self._fold is not None else {}
         if self._fold is not None and type(events) is not list:
             events = list(events)
         self._present_made = False
@@ -249,15 +251,7 @@ class RuleEngine:
         candidates = self.variant_triggers.of(amask, always=False, native=self._fold)
         for index in live:
             candidates.update(self.untriggered.get(index, ()))
-        rule_masks: dict[int, int] = {}
-        variants, compiled = self.variants, self._code
-        for vi in candidates:  # any order: a rule's rows are or-ed, its hits listed by number below
-            number, index, _ = variants[vi]
-            scope = ls_masks[index]
-            if scope:
-                fired = compiled[vi](get, scope)
-                if fired:
-                    rule_masks[number] = rule_masks.get(number, 0) | fired
+        rule_masks = self._fire(candidates, ls_masks, get)
         per_row: dict[int, list[int]] = {}
         for number in sorted(rule_masks):
             for r in rows_of(rule_masks[number], n):
@@ -270,6 +264,21 @@ class RuleEngine:
             if r not in errors:
                 hits[r] = tuple(numbers)
         return RuleHits(hits, errors)
+
+    def _fire(self, candidates: set[int], ls_masks: list[int], get: Callable[[int, int], int]) -> dict[int, int]:
+        """Each rule's rows: its candidate variants' trees over their logsources' rows, or-ed."""
+        if self._fold is not None:  # the same loop in one C call
+            fired: dict[int, int] = self._fold.fire(candidates, self.rule_of, self.ls_of, self._code, ls_masks, get)
+            return fired
+        rule_masks: dict[int, int] = {}
+        rule_of, ls_of, compiled = self.rule_of, self.ls_of, self._code
+        for vi in candidates:  # any order: a rule's rows are or-ed, its hits listed by number after
+            scope = ls_masks[ls_of[vi]]
+            if scope:
+                rows = compiled[vi](get, scope)
+                if rows:
+                    rule_masks[rule_of[vi]] = rule_masks.get(rule_of[vi], 0) | rows
+        return rule_masks
 
     def _fields_of_rules(self, events: Sequence[EndpointEvent], plan: list[tuple[int, tuple[str, ...]]], n: int,
                          amask: dict[int, int], errors: dict[int, RuleFailure], skip: frozenset[str]) -> None:

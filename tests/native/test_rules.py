@@ -17,7 +17,7 @@ from scorer.bench.loadgen import templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.native import _rules
-from scorer.rules.bitsets import Triggers, or_of
+from scorer.rules.bitsets import Triggers, compile_tree, or_of
 from scorer.rules.fields import READ_FIELD, column_reader, native_read
 from scorer.rules.heads import Heads
 from tests.native.test_edr import WORDS
@@ -172,6 +172,42 @@ def test_or_of_equals_the_python_or(seed: int) -> None:
         _rules.or_of({1: 1}, [1])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         _rules.or_of([1], frozenset({1}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fire_equals_the_engines_python_loop(seed: int) -> None:
+    rnd = random.Random(seed)
+    trees = [compile_tree(["and", rnd.randrange(30), ["not", rnd.randrange(30)]] if rnd.random() < 0.7
+                          else ["or", *rnd.sample(range(30), 20)]) for _ in range(60)]
+    rule_of, ls_of = [rnd.randrange(25) for _ in trees], [rnd.randrange(10) for _ in trees]
+    for _ in range(20):
+        amask = {a: rnd.getrandbits(70) for a in rnd.sample(range(30), 12)}
+        ls_masks = [rnd.choice([0, rnd.getrandbits(70)]) for _ in range(10)]
+        candidates = set(rnd.sample(range(60), rnd.randrange(40)))
+        want: dict[int, int] = {}
+        for vi in candidates:
+            if ls_masks[ls_of[vi]] and (rows := trees[vi](amask.get, ls_masks[ls_of[vi]])):
+                want[rule_of[vi]] = want.get(rule_of[vi], 0) | rows
+        assert _rules.fire(candidates, rule_of, ls_of, trees, ls_masks, amask.get) == want
+
+
+def test_fire_refuses_what_is_not_the_packs() -> None:
+    def raising(get: Any, scope: int) -> int:
+        raise ZeroDivisionError("tree")
+
+    none: dict[int, int] = {}
+
+    with pytest.raises(IndexError):
+        _rules.fire({5}, [0], [0], [raising], [1], none.get)
+    with pytest.raises(IndexError):
+        _rules.fire({0}, [0], [3], [raising], [1], none.get)
+    with pytest.raises(ZeroDivisionError):
+        _rules.fire({0}, [0], [0], [raising], [1], none.get)
+    with pytest.raises(TypeError):
+        _rules.fire({"0"},  # type: ignore[arg-type]
+                    [0], [0], [raising], [1], none.get)
+    assert _rules.fire({0}, [0], [0], [raising], [0], none.get) == {}  # no rows: the tree is not called
+    assert _rules.amask() == {}
 
 
 @pytest.mark.parametrize("seed", range(8))
