@@ -1523,37 +1523,6 @@ done:
     return out;
 }
 
-/* floats(scores): a float32 vector's values as Python floats, the list ndarray.tolist() makes
- * (each float32 widened to a double), in one pass without NumPy's per-item calls; None for
- * anything else (no float32 vector, not one buffer): the caller's tolist() answers then. */
-static PyObject *floats(PyObject *self, PyObject *arg) {
-    Py_buffer v;
-    if (PyObject_GetBuffer(arg, &v, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    PyObject *out = NULL;
-    const char *f = v.format ? v.format : "B";
-    if (*f == '@' || *f == '=' || *f == '<') ++f;
-    if (v.ndim != 1 || v.itemsize != 4 || f[0] != 'f' || f[1] != '\0') {
-        out = Py_NewRef(Py_None);
-    } else if ((out = PyList_New(v.shape[0])) != NULL) {
-        const char *at = v.buf;
-        for (Py_ssize_t i = 0; i < v.shape[0]; i++, at += v.strides[0]) {
-            float x;
-            memcpy(&x, at, sizeof x);
-            PyObject *item = PyFloat_FromDouble((double)x);
-            if (item == NULL) {
-                Py_CLEAR(out);
-                break;
-            }
-            PyList_SET_ITEM(out, i, item);
-        }
-    }
-    PyBuffer_Release(&v);
-    return out;
-}
-
 /* item_column(items, attr): [item[0].<attr> for item in items], items a list of (event, record)
  * tuples (a batch's rows; another item read as item[0]): one pass, the attribute read through its slot where the event's type
  * has one (msgspec structs: no look-up per row), no list of the events made first. */
@@ -1609,7 +1578,6 @@ static PyMethodDef methods[] = {
     {"flow_split", (PyCFunction)(void (*)(void))flow_split, METH_FASTCALL,
      "flow_split(record, names, decode_floats, encode) -> (head, stats | None) | None: a flow record with its "
      "statistics cut out, and them as flow_extra writes them"},
-    {"floats", floats, METH_O, "floats(scores) -> list[float] | None: a float32 vector's tolist(); None for another object"},
     {"alerted", (PyCFunction)(void (*)(void))alerted, METH_FASTCALL,
      "alerted(scores, threshold, cutoffs) -> (rows, scores, levels): the rows that reach the threshold, as "
      "Decider.decide finds them with NumPy"},

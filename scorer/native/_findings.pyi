@@ -44,8 +44,5 @@ def score_records(
     row's ScoredEvent (``rules`` left out when the empty tuple), key the uid's UTF-8; ``encode`` writes
     the scores (msgspec, in one call)."""
 
-def floats(scores: Any, /) -> list[float] | None:
-    """A float32 vector's values as Python floats (``scores.tolist()``); None for any other object."""
-
 def item_column(items: list[tuple[Any, Any]], attr: str, /) -> list[Any]:
     """``[event.<attr> for event, _ in items]``: a batch's rows' attribute, read through its slot."""

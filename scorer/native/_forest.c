@@ -55,9 +55,9 @@ typedef struct {
     /* For the vector kernels: */
     int32_t n_used;    /* the features some node tests */
     int32_t *used;     /* [n_used]: those features, ascending */
-    int32_t *slot;     /* [n_nodes]: the node's feature's place in used */
+    int32_t *offset;   /* [n_nodes]: the byte offset of the node's feature's column in the kernels' block */
     uint32_t *nmask;   /* [n_nodes]: ~mask (AVX2's and-not) */
-    float *scratch;    /* n_used * GROUP * 16 floats, 64-byte aligned: the transposed rows of a call that
+    float *scratch;    /* n_used * STRIDE floats, 64-byte aligned: the transposed rows of a call that
                           holds the GIL (one at a time); a call that releases it allocates its own */
 } Forest;
 
@@ -106,26 +106,28 @@ static void score_scalar(const Forest *f, const float *x, Py_ssize_t n, float *o
  * 17-row call three passes under AVX2). Only the features the trees test are transposed.
  *
  * The block: block[j * STRIDE + i] is row r0 + i's used feature j, rows past the call's last
- * zero (scored and dropped); STRIDE = GROUP * lanes. */
+ * zero (scored and dropped); one STRIDE for both kernels (AVX2 fills half of each column), so
+ * that a node's column is a byte offset made once. */
 #define GROUP 4
+#define STRIDE (GROUP * 16)
 
-static void transpose(const Forest *f, const float *x, Py_ssize_t r0, int m, int width, int stride, float *block) {
+static void transpose(const Forest *f, const float *x, Py_ssize_t r0, int m, int width, float *block) {
     const int32_t k = f->n_features, n_used = f->n_used;
     const int32_t *used = f->used;
     for (int i = 0; i < m; ++i) {
         const float *row = x + (r0 + i) * k;
         float *to = block + i;
-        for (int32_t j = 0; j < n_used; ++j) to[(size_t)j * stride] = row[used[j]];
+        for (int32_t j = 0; j < n_used; ++j) to[(size_t)j * STRIDE] = row[used[j]];
     }
     for (int i = m; i < width; ++i)
-        for (int32_t j = 0; j < n_used; ++j) block[(size_t)j * stride + i] = 0.0f;
+        for (int32_t j = 0; j < n_used; ++j) block[(size_t)j * STRIDE + i] = 0.0f;
 }
 
 /* A node's false test on every block, compare operands swapped (the threshold first, so the
  * row's values are read from memory by the compare): not (v <= th) is not (th >= v), and so on. */
 #define AVX2_RUN(NB, PRED)                                                                  \
-    for (; k < stop; ++k) {                                                                 \
-        const float *col = block + (size_t)f->slot[k] * (GROUP * 8);                       \
+    _Pragma("GCC unroll 2") for (; k < stop; ++k) {                                         \
+        const float *col = (const float *)((const char *)block + f->offset[k]);             \
         const __m256 th = _mm256_set1_ps(f->threshold[k]);                                  \
         const __m256i nm = _mm256_set1_epi32((int)f->nmask[k]);                             \
         _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) {                              \
@@ -165,8 +167,8 @@ AVX2_KERNEL(3)
 AVX2_KERNEL(4)
 
 #define AVX512_RUN(NB, PRED)                                                                \
-    for (; k < stop; ++k) {                                                                 \
-        const float *col = block + (size_t)f->slot[k] * (GROUP * 16);                      \
+    _Pragma("GCC unroll 2") for (; k < stop; ++k) {                                         \
+        const float *col = (const float *)((const char *)block + f->offset[k]);             \
         const __m512 th = _mm512_set1_ps(f->threshold[k]);                                  \
         const __m512i m = _mm512_set1_epi32((int)f->mask[k]);                               \
         _Pragma("GCC unroll 4") for (int b = 0; b < NB; ++b) {                              \
@@ -209,7 +211,7 @@ __attribute__((target("avx2,fma"))) static void score_avx2(const Forest *f, cons
     static void (*const kernels[GROUP])(const Forest *, const float *, __m256 *) = {avx2_1, avx2_2, avx2_3, avx2_4};
     for (Py_ssize_t r0 = 0; r0 < n; r0 += GROUP * 8) {
         const int m = n - r0 < GROUP * 8 ? (int)(n - r0) : GROUP * 8, nb = (m + 7) / 8;
-        transpose(f, x, r0, m, nb * 8, GROUP * 8, block);
+        transpose(f, x, r0, m, nb * 8, block);
         __m256 sums[GROUP];
         kernels[nb - 1](f, block, sums);
         float lanes[GROUP * 8];
@@ -224,7 +226,7 @@ __attribute__((target("avx512f,avx512cd"))) static void score_avx512(const Fores
         avx512_1, avx512_2, avx512_3, avx512_4};
     for (Py_ssize_t r0 = 0; r0 < n; r0 += GROUP * 16) {
         const int m = n - r0 < GROUP * 16 ? (int)(n - r0) : GROUP * 16, nb = (m + 15) / 16;
-        transpose(f, x, r0, m, nb * 16, GROUP * 16, block);
+        transpose(f, x, r0, m, nb * 16, block);
         __m512 sums[GROUP];
         kernels[nb - 1](f, block, sums);
         float lanes[GROUP * 16];
@@ -243,10 +245,10 @@ static void forest_free_arrays(Forest *self) {
     PyMem_RawFree(self->mask);
     PyMem_RawFree(self->leaves);
     PyMem_RawFree(self->used);
-    PyMem_RawFree(self->slot);
+    PyMem_RawFree(self->offset);
     PyMem_RawFree(self->nmask);
     free(self->scratch);
-    self->start = self->split = self->feature = self->used = self->slot = NULL;
+    self->start = self->split = self->feature = self->used = self->offset = NULL;
     self->threshold = NULL;
     self->mask = self->nmask = NULL;
     self->leaves = self->scratch = NULL;
@@ -276,15 +278,15 @@ static void *copy_array(PyObject *obj, const char *name, char fmt, Py_ssize_t co
     return copy;
 }
 
-/* The vector kernels' arrays of checked nodes: the features tested, each node's place among
- * them, the masks inverted, the scratch block. */
+/* The vector kernels' arrays of checked nodes: the features tested, where each node's column
+ * is in the block, the masks inverted, the scratch block. */
 static int used_features(Forest *self, Py_ssize_t n_nodes, int n_features) {
     int32_t *place = PyMem_RawMalloc((size_t)n_features * sizeof(int32_t));
     const size_t count = n_nodes ? (size_t)n_nodes : 1;
-    self->slot = PyMem_RawMalloc(count * sizeof(int32_t));
+    self->offset = PyMem_RawMalloc(count * sizeof(int32_t));
     self->nmask = PyMem_RawMalloc(count * sizeof(uint32_t));
     self->used = PyMem_RawMalloc((size_t)n_features * sizeof(int32_t));
-    if (!place || !self->slot || !self->nmask || !self->used) {
+    if (!place || !self->offset || !self->nmask || !self->used) {
         PyMem_RawFree(place);
         PyErr_NoMemory();
         return -1;
@@ -298,13 +300,13 @@ static int used_features(Forest *self, Py_ssize_t n_nodes, int n_features) {
             self->used[n_used++] = j;
         }
     for (Py_ssize_t k = 0; k < n_nodes; ++k) {
-        self->slot[k] = place[self->feature[k]];
+        self->offset[k] = place[self->feature[k]] * STRIDE * (int32_t)sizeof(float);
         self->nmask[k] = ~self->mask[k];
     }
     PyMem_RawFree(place);
     self->n_used = n_used;
     /* at least one 64-byte line: aligned_alloc's size must be a multiple of the alignment */
-    const size_t bytes = ((size_t)(n_used ? n_used : 1) * GROUP * 16 * sizeof(float) + 63) / 64 * 64;
+    const size_t bytes = (size_t)(n_used ? n_used : 1) * STRIDE * sizeof(float);
     if (!(self->scratch = aligned_alloc(64, bytes))) {
         PyErr_NoMemory();
         return -1;
@@ -430,7 +432,7 @@ static PyObject *forest_score(Forest *self, PyObject *const *args, Py_ssize_t na
      * allocation per call is a fixed cost of every kind of every batch). */
     const int release = n >= RELEASE_GIL_ROWS;
     float *block = kernel == KERNEL_SCALAR ? NULL : !release ? self->scratch
-                 : aligned_alloc(64, ((size_t)(self->n_used ? self->n_used : 1) * GROUP * 16 * sizeof(float) + 63) / 64 * 64);
+                 : aligned_alloc(64, (size_t)(self->n_used ? self->n_used : 1) * STRIDE * sizeof(float));
     if (kernel != KERNEL_SCALAR && !block) {
         PyErr_NoMemory();
     } else {

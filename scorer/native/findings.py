@@ -65,17 +65,6 @@ def flow_split(record: bytes, names: tuple[bytes, ...]) -> tuple[bytes, bytes | 
     return native.flow_split(record, names, _DECODE_FLOATS, _ENCODE)  # type: ignore[no-any-return]
 
 
-def floats(scores: Any) -> list[float]:
-    """``scores.tolist()`` of a float32 vector (the score records' floats): one C pass, with
-    no NumPy call per item; the reference NumPy's tolist (the same floats)."""
-    native = module()
-    if native is not None:
-        listed = native.floats(scores)
-        if listed is not None:
-            return listed  # type: ignore[no-any-return]
-    return scores.tolist()  # type: ignore[no-any-return]
-
-
 def item_column(items: Sequence[tuple[Any, Any]], attr: str) -> list[Any]:
     """``[event.<attr> for event, _ in items]`` (a batch's rows): one C pass, no list of the
     events first; the reference a C-level ``map`` (the same list)."""

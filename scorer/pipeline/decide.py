@@ -13,7 +13,7 @@ from scorer.alerts.decide import Decision
 from scorer.alerts.findingjson import finding_writer
 from scorer.events.structs import EventKind
 from scorer.features.base import F32
-from scorer.native.findings import floats, item_column
+from scorer.native.findings import item_column
 from scorer.pipeline.batch import Batch, Item, KindRuntime
 from scorer.pipeline.inference import Scores
 from scorer.pipeline.outcome import KindScores, ScoredEvents, ShadowBatch
@@ -88,7 +88,7 @@ def _kind_scores(
     flags = [False] * len(items)  # a list, not a numpy array: at 50 rows the array calls cost more than the rows
     for d in decisions:
         flags[d.row] = True
-    return KindScores(kind, item_column(items, "uid"), floats(probs), rt.model.name, rt.model.version, backend,
+    return KindScores(kind, item_column(items, "uid"), probs.tolist(), rt.model.name, rt.model.version, backend,
                       flags, hits)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import numpy as np
 import pytest
 
 import scorer.native
@@ -66,19 +65,3 @@ def test_item_column_refuses_what_the_reference_refuses(monkeypatch: pytest.Monk
         findings.item_column(_items(), "no_such_field")
     with pytest.raises(TypeError):
         findings.item_column([(EndpointEvent(ts=1.0, host="h", event_code=1), 0), 7], "uid")  # type: ignore[list-item]
-
-
-@pytest.mark.parametrize("native", NATIVE)
-def test_score_floats_are_tolist_s(native: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The score records' floats (``findings.floats``): every float32 vector's tolist(), strided,
-    reversed, byte-swapped or of special values alike; another array's tolist() too."""
-    use_native(monkeypatch, native)
-    rng = np.random.default_rng(3)
-    special = np.array([np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, 3.4028235e38, 1.0], np.float32)
-    base = np.concatenate([rng.random(64, np.float32), special])
-    for x in (base, base[::3], base[::-1], base[:0], base[:1], base.astype(">f4"), base.astype(np.float64),
-              base.reshape(1, -1)[0], rng.random(5, np.float32).reshape(5, 1)[:, 0]):
-        got, expected = findings.floats(x), x.tolist()
-        assert type(got) is list and all(type(v) is float for v in got)
-        assert np.array_equal(np.array(got), np.array(expected), equal_nan=True)
-        assert [np.float64(v).tobytes() for v in got] == [np.float64(v).tobytes() for v in expected]
