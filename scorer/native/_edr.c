@@ -854,22 +854,50 @@ static int part_blank(Batch *b, const Part *pt) {
     return 1;
 }
 
-/* An event's part as a new reference: a str for text parts, else the part's object. Its
- * column has been read (run_group). */
-static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t i) {
+/* An event's part as read (a new reference; NULL for a field the event's fields do not hold and an
+ * unwritten slot), before part_value makes it a key's part. Its column has been read (run_group). */
+static int part_raw(Batch *b, const Part *pt, Py_ssize_t i, PyObject **raw) {
     PyObject *v;
     if (pt->kind == 'p') {
         v = b->slots[pt->index * b->n + i];
-        return Py_NewRef(v != NULL ? v : b->empty);
-    }
-    if (pt->kind == 'f') {
+    } else if (pt->kind == 'f') {
         v = PyDict_GetItemWithError(b->cols[b->n + i], pt->name);
-        if (v == NULL && PyErr_Occurred()) return NULL;
+        if (v == NULL && PyErr_Occurred()) return -1;
+    } else {
+        v = b->cols[pt->index * b->n + i];
+    }
+    *raw = Py_XNewRef(v);
+    return 0;
+}
+
+/* Whether two parts as read make the same key part: the same object, or texts, ints or floats
+ * (bit for bit) of one exact type and value (none of which runs Python code to compare). */
+static int same_raw(PyObject *x, PyObject *y) {
+    if (x == y) return 1;
+    if (x == NULL || y == NULL || Py_TYPE(x) != Py_TYPE(y)) return 0;
+    if (PyUnicode_CheckExact(x)) {
+        Py_ssize_t len = PyUnicode_GET_LENGTH(x);
+        int kind = PyUnicode_KIND(x);
+        return len == PyUnicode_GET_LENGTH(y) && kind == PyUnicode_KIND(y)
+               && memcmp(PyUnicode_DATA(x), PyUnicode_DATA(y), (size_t)(len * kind)) == 0;
+    }
+    if (PyLong_CheckExact(x)) return PyObject_RichCompareBool(x, y, Py_EQ) == 1;
+    if (PyFloat_CheckExact(x)) {
+        double a = PyFloat_AS_DOUBLE(x), c = PyFloat_AS_DOUBLE(y);
+        return memcmp(&a, &c, sizeof(double)) == 0;
+    }
+    return 0;
+}
+
+/* A part as read (part_raw's ``v``) as its key's part, a new reference: a str for text parts, else
+ * the part's object. */
+static PyObject *part_value(Batch *b, const Group *g, const Part *pt, PyObject *v) {
+    if (pt->kind == 'p') return Py_NewRef(v != NULL ? v : b->empty);
+    if (pt->kind == 'f') {
         if (v == NULL || v == Py_None || (PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) == 0))
             return Py_NewRef(b->empty);
         return PyUnicode_CheckExact(v) ? Py_NewRef(v) : refuse("run: a field is not a text");
     }
-    v = b->cols[pt->index * b->n + i];
     switch (pt->kind) {
     case 'a':
         if (v == Py_None) return Py_NewRef(b->empty);
@@ -904,12 +932,12 @@ static PyObject *part_value(Batch *b, const Group *g, const Part *pt, Py_ssize_t
 }
 
 
-/* Event ``i``'s key (new reference; "" for a row of zeros). */
-static PyObject *key_of(Batch *b, const Group *g, Py_ssize_t i) {
+/* The key of an event's parts as read (new reference; "" for a row of zeros). */
+static PyObject *key_of(Batch *b, const Group *g, PyObject *const *raw) {
     PyObject *values[MAX_PARTS] = {NULL}, *key = NULL;
     int got = 0, kept = 0, blanks = 0;
     for (; got < g->nparts; got++) {
-        PyObject *v = part_value(b, g, &g->parts[got], i);
+        PyObject *v = part_value(b, g, &g->parts[got], raw[got]);
         if (v == NULL) goto done;
         blanks += blank(v);
         if (g->mode == M_FIRST && !blank(v)) {
@@ -1021,29 +1049,63 @@ static int run_group(Batch *b, Group *g, PyObject *ids, const Py_ssize_t *code_o
     if (g->mode == M_FIRST || g->mode == M_WORDS) /* a key "" exactly where every part is "" */
         for (int p = 0; p < g->nparts && (none = part_blank(b, &g->parts[p])); p++) continue;
     if (none) { status = 0; goto done; }
-    for (Py_ssize_t i = 0, last = -1; i < n; i++) {
+    int coded = g->nparts == 1 && g->parts[0].kind == 'c' && g->mode == M_RAW && in == NULL;
+    if (coded) {
+        /* the event code itself at every event: the batch's factorised codes are the keys */
+        for (; k < codes; k++) keys[k] = Py_NewRef(PyList_GET_ITEM(code_list, k));
+        memcpy(index, code_of, (size_t)n * sizeof(Py_ssize_t));
+    }
+    /* ``prev``: the parts as read of the last event keyed, whose key's index (or -1 for "") an event
+     * with equal parts shares without a key built and looked up (most events of a batch repeat
+     * the one before in most groups: a channel, an image, a user). */
+    PyObject *prev[MAX_PARTS], *raw[MAX_PARTS];
+    int have_prev = 0, np = g->nparts;
+    for (Py_ssize_t i = 0, last = -1, prev_index = -1; !coded && i < n; i++) {
         index[i] = -1;
         if (in != NULL && !in[code_of[i]]) continue;
-        PyObject *key = key_of(b, g, i);
-        if (key == NULL) goto done;
-        if (blank(key)) { Py_DECREF(key); continue; }
+        int got = 0, same = have_prev;
+        for (; got < np; got++) {
+            if (part_raw(b, &g->parts[got], i, &raw[got]) < 0) break;
+            same = same && same_raw(raw[got], prev[got]);
+        }
+        for (int p = 0; have_prev && p < np; p++) Py_XDECREF(prev[p]);
+        memcpy(prev, raw, (size_t)got * sizeof(PyObject *));
+        if (got < np) { /* prev holds the parts read before the error */
+            np = got;
+            goto keyed;
+        }
+        have_prev = 1;
+        if (same) {
+            index[i] = prev_index;
+            continue;
+        }
+        PyObject *key = key_of(b, g, prev);
+        if (key == NULL) goto keyed;
+        if (blank(key)) {
+            Py_DECREF(key);
+            prev_index = -1;
+            continue;
+        }
         if (last >= 0 && key == keys[last]) { /* the very object of the previous key: a shared blank, a default */
-            index[i] = last;
+            index[i] = prev_index = last;
             Py_DECREF(key);
             continue;
         }
         PyObject *found = PyDict_GetItemWithError(ids, key);
         if (found != NULL) {
-            index[i] = last = PyLong_AsSsize_t(found);
+            index[i] = prev_index = last = PyLong_AsSsize_t(found);
             Py_DECREF(key);
             continue;
         }
         PyObject *number = PyErr_Occurred() ? NULL : PyLong_FromSsize_t(k);
         int bad = number == NULL || PyDict_SetItem(ids, key, number) < 0;
         Py_XDECREF(number);
-        if (bad) { Py_DECREF(key); goto done; }
-        keys[k] = key, index[i] = last = k++;
+        if (bad) { Py_DECREF(key); goto keyed; }
+        keys[k] = key, index[i] = prev_index = last = k++;
     }
+keyed:
+    for (int p = 0; (have_prev || np < g->nparts) && p < np; p++) Py_XDECREF(prev[p]);
+    if (PyErr_Occurred()) goto done;
     if (k == 0) { status = 0; goto done; }
     rows = PyMem_Calloc((size_t)k, sizeof(PyObject *));
     table = PyMem_Malloc((size_t)(k * (w ? w : 1)) * sizeof(double));
