@@ -31,9 +31,11 @@
  * heads(events, attrs, types, cache, amask, ls_masks) -> [int] | {tuple: int} | None
  *   scorer.rules.heads.Heads.masks when every tuple of the batch is in ``cache``: the ascending
  *   logsources that hold (amask and ls_masks or-ed); else pairs()'s result, nothing written.
- * fire(candidates, rule_of, ls_of, code, ls_masks, get) -> {int: int}
- *   Each candidate variant's tree over its logsource's rows, or-ed per rule (RuleEngine's loop).
+ * fire(candidates, rule_of, ls_of, code, ls_masks, get[, flat]) -> {int: int}
+ *   Each candidate variant's tree over its logsource's rows, or-ed per rule (RuleEngine's loop);
+ *   flat[vi] (scorer.rules.bitsets.flat_tree) evaluated here when the rows fit 64 bits.
  * amask() -> {}: a dict sized for a batch's atoms.
+ * events_of(items, cls) -> [event] | None: the items' events when all are exactly ``cls``.
  * or_of(amask, atoms) -> int
  *   The or of amask[a] over the atoms of set ``atoms`` that amask holds (0: none).
  * triggered(by_atom, amask, out) -> None
@@ -600,8 +602,17 @@ static int mark_carried(PyObject *fields, Distinct *order, char *carried) {
         Py_hash_t hash; /* (a key's hash as its dict keeps it: not asked of the key again) */
         while (j >= 0 && _PyDict_Next(row, &pos, &key, &value, &hash)) {
             j = distinct_find(order, key, hash);
-            if (j >= 0) carried[j] = 1;
-            else if (j == -1) j = 0; /* (not one of the plan's) */
+            if (j >= 0) {
+                carried[j] = 1;
+                /* The events share their key objects (the decoder's): the field is named by the
+                 * event's own from here on, found by identity in the next rows and their dicts. */
+                if (order->value[j] != key && PyUnicode_CheckExact(key) && PyUnicode_CheckExact(order->value[j])) {
+                    Py_INCREF(key);
+                    Py_SETREF(order->value[j], key);
+                }
+            } else if (j == -1) {
+                j = 0; /* (not one of the plan's) */
+            }
         }
         Py_DECREF(row);
         if (j < -1) return -1;
@@ -964,15 +975,83 @@ fail:
     return NULL;
 }
 
+/* A flat tree (scorer.rules.bitsets.flat_tree) over ``amask`` within ``scope``, all of it in one
+ * 64-bit word (a batch of up to 64 rows): the rows of scope where it holds, as evaluate_tree
+ * says. *ok set to 0 for what this does not take (a value past 64 bits, an unknown node, depth):
+ * the caller runs the compiled tree instead; -1 with an error set. */
+static uint64_t flat_eval(PyObject *node, uint64_t scope, PyObject *amask, int depth, int *ok) {
+    if (node == Py_True) return scope;
+    if (node == Py_False) return 0;
+    if (PyLong_CheckExact(node)) {
+        PyObject *rows = PyDict_GetItemWithError(amask, node);
+        if (rows == NULL) {
+            if (PyErr_Occurred()) *ok = -1;
+            return 0;
+        }
+        uint64_t word = PyLong_AsUnsignedLongLong(rows);
+        if (word == (uint64_t)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            *ok = 0;
+        }
+        return word & scope;
+    }
+    if (PyFrozenSet_CheckExact(node)) { /* a wide or of atoms: those with rows, looked up the cheaper way */
+        uint64_t out = 0;
+        PyObject *key, *rows;
+        Py_ssize_t pos = 0;
+        Py_hash_t hash;
+        if (PyDict_GET_SIZE(amask) <= PySet_GET_SIZE(node)) {
+            while (*ok > 0 && _PyDict_Next(amask, &pos, &key, &rows, &hash)) {
+                int has = PySet_Contains(node, key);
+                if (has < 0) *ok = -1;
+                else if (has) out |= flat_eval(key, scope, amask, depth + 1, ok);
+            }
+        } else {
+            while (*ok > 0 && _PySet_NextEntry(node, &pos, &key, &hash))
+                out |= flat_eval(key, scope, amask, depth + 1, ok);
+        }
+        return out;
+    }
+    if (!PyTuple_CheckExact(node) || PyTuple_GET_SIZE(node) < 1 || !PyLong_CheckExact(PyTuple_GET_ITEM(node, 0)) ||
+        depth > 200) {
+        *ok = 0;
+        return 0;
+    }
+    long op = PyLong_AsLong(PyTuple_GET_ITEM(node, 0));
+    Py_ssize_t size = PyTuple_GET_SIZE(node);
+    uint64_t out;
+    if (op == 0) { /* and: the rows left after each argument, none left: done */
+        out = scope;
+        for (Py_ssize_t i = 1; i < size && out && *ok > 0; i++)
+            out = flat_eval(PyTuple_GET_ITEM(node, i), out, amask, depth + 1, ok);
+    } else if (op == 1) { /* or: each argument over the rows not matched yet, all matched: done */
+        out = 0;
+        for (Py_ssize_t i = 1; i < size && out != scope && *ok > 0; i++)
+            out |= flat_eval(PyTuple_GET_ITEM(node, i), scope & ~out, amask, depth + 1, ok);
+    } else if (op == 2 && size == 2) {
+        out = scope & ~flat_eval(PyTuple_GET_ITEM(node, 1), scope, amask, depth + 1, ok);
+    } else {
+        *ok = 0;
+        out = 0;
+    }
+    return out;
+}
+
 /* fire(candidates, rule_of, ls_of, code, ls_masks, get) -> {rule number: int}: for every variant
  * vi of ``candidates`` (a set) whose logsource's rows ls_masks[ls_of[vi]] are not empty,
  * code[vi](get, those rows), its rows or-ed into its rule's (rule_of[vi]); the rules with rows
  * (scorer.rules.engine.RuleEngine's candidate loop, a Python frame's ~20 opcodes a variant). */
 static PyObject *fire(PyObject *self, PyObject *args) {
-    PyObject *candidates, *rule_of, *ls_of, *code, *ls_masks, *get, *vi;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O:fire", &PySet_Type, &candidates, &PyList_Type, &rule_of, &PyList_Type,
-                          &ls_of, &PyList_Type, &code, &PyList_Type, &ls_masks, &get))
+    PyObject *candidates, *rule_of, *ls_of, *code, *ls_masks, *get, *vi, *flat = Py_None;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O|O:fire", &PySet_Type, &candidates, &PyList_Type, &rule_of, &PyList_Type,
+                          &ls_of, &PyList_Type, &code, &PyList_Type, &ls_masks, &get, &flat))
         return NULL;
+    /* flat trees are evaluated here when get is amask.get (its dict: where the atoms' rows are) */
+    PyObject *amask = PyCFunction_Check(get) ? PyCFunction_GET_SELF(get) : NULL;
+    if (flat != Py_None && (!PyList_Check(flat) || amask == NULL || !PyDict_CheckExact(amask))) {
+        PyErr_SetString(PyExc_TypeError, "fire: flat trees need a list, and get an amask's get");
+        return NULL;
+    }
     PyObject *out = PyDict_New();
     if (out == NULL) return NULL;
     Py_ssize_t pos = 0;
@@ -995,11 +1074,29 @@ static PyObject *fire(PyObject *self, PyObject *args) {
         int some = PyObject_IsTrue(scope);
         if (some < 0) goto fail;
         if (!some) continue;
-        PyObject *tree = PyList_GET_ITEM(code, v);
+        PyObject *tree = PyList_GET_ITEM(code, v), *fired = NULL;
         Py_INCREF(scope); /* (all three held through the call, whatever it does to the lists) */
         Py_INCREF(number);
         Py_INCREF(tree);
-        PyObject *call[2] = {get, scope}, *fired = PyObject_Vectorcall(tree, call, 2, NULL);
+        int ok = 0;
+        if (flat != Py_None && v < PyList_GET_SIZE(flat)) {
+            uint64_t word = PyLong_AsUnsignedLongLong(scope);
+            if (word == (uint64_t)-1 && PyErr_Occurred()) {
+                PyErr_Clear(); /* (a wider batch: the compiled tree) */
+            } else {
+                PyObject *node = PyList_GET_ITEM(flat, v);
+                Py_INCREF(node);
+                ok = 1;
+                uint64_t rows = flat_eval(node, word, amask, 0, &ok);
+                Py_DECREF(node);
+                if (ok > 0) fired = PyLong_FromUnsignedLongLong(rows);
+                else if (ok < 0) fired = NULL;
+            }
+        }
+        if (ok == 0) {
+            PyObject *call[2] = {get, scope};
+            fired = PyObject_Vectorcall(tree, call, 2, NULL);
+        }
         Py_DECREF(tree);
         Py_DECREF(scope);
         int bad = fired == NULL || (some = PyObject_IsTrue(fired)) < 0;
@@ -1026,12 +1123,35 @@ fail:
     return NULL;
 }
 
+/* events_of(items, cls) -> [event] | None: the first item of every (event, record) tuple of
+ * ``items`` when every event's type is exactly ``cls`` (the rules stage's batches); None for
+ * anything else, which the caller looks at item by item (scorer.pipeline.rules.apply_rules). */
+static PyObject *events_of(PyObject *self, PyObject *args) {
+    PyObject *items, *cls;
+    if (!PyArg_ParseTuple(args, "O!O!:events_of", &PyList_Type, &items, &PyType_Type, &cls)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i), *event;
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) < 1 ||
+            Py_TYPE(event = PyTuple_GET_ITEM(item, 0)) != (PyTypeObject *)cls) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        Py_INCREF(event);
+        PyList_SET_ITEM(out, i, event);
+    }
+    return out;
+}
+
 /* amask() -> {}: an empty dict sized for a batch's atoms (~50 at 17 events: no resizes on the way). */
 static PyObject *amask(PyObject *self, PyObject *Py_UNUSED(args)) { return _PyDict_NewPresized(64); }
 
 static PyMethodDef methods[] = {
     {"fire", fire, METH_VARARGS, "The rows of each rule some candidate variant fires on."},
     {"amask", amask, METH_NOARGS, "An empty dict sized for a batch's atoms."},
+    {"events_of", events_of, METH_VARARGS, "The events of (event, record) items, all of one exact type."},
     {"or_of", or_of, METH_VARARGS, "The or of an amask's rows over a set of atoms."},
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
     {"fold_many", fold_many, METH_VARARGS, "fold for every field of a batch that has a read, each over its rows."},

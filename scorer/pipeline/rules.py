@@ -17,9 +17,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from itertools import compress
-from operator import is_not, itemgetter
+from operator import itemgetter
 
+import scorer.native
 from scorer.alerts.decide import rule_severity
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.features.base import F32
@@ -35,11 +35,13 @@ _EVENT = itemgetter(0)
 
 def apply_rules(stage: RuleStage, items: list[Item], batch: Batch) -> list[Item]:
     """``items`` with their rule hits; the ones a rule raised on go to ``batch.failures``."""
-    events = list(map(_EVENT, items))
-    # (a set of the types first: one C-level pass where every item is an EndpointEvent)
-    if set(map(type, events)) != {EndpointEvent} and not all(isinstance(ev, EndpointEvent) for ev in events):
-        raise TypeError("the rules stage takes endpoint events only")
-    annotated, fired, errors = stage.annotate_rows(events)
+    native = scorer.native.module("_rules")
+    events = native.events_of(items, EndpointEvent) if native is not None else None
+    if events is None:  # (not all of them exactly endpoint events, or no C pass: looked at here)
+        events = list(map(_EVENT, items))
+        if set(map(type, events)) != {EndpointEvent} and not all(isinstance(ev, EndpointEvent) for ev in events):
+            raise TypeError("the rules stage takes endpoint events only")
+    annotated, fired, changed, errors = stage.annotate_rows(events)
     by_id, counts = stage.by_id, batch.rule_hits
     for r in fired:
         if r not in errors:
@@ -48,7 +50,7 @@ def apply_rules(stage: RuleStage, items: list[Item], batch: Batch) -> list[Item]
                 counts[meta.level if meta is not None else "unknown"] += 1
     kept = list(items)
     if not errors:  # most batches: only the few events a rule fired on are new
-        for r in compress(range(len(events)), map(is_not, annotated, events)):
+        for r in changed:
             kept[r] = (annotated[r], items[r][1])
         return kept
     kept.clear()

@@ -36,27 +36,30 @@ def annotate(
 ) -> tuple[list[EndpointEvent], dict[int, RuleFailure]]:
     """``events`` with ``rule_hits`` set from ``engine`` (all of them, aligned), and the
     events (by index) a rule raised on."""
-    out, _, errors = annotate_rows(engine, events)
+    out, _, _, errors = annotate_rows(engine, events)
     return out, errors
 
 
 def annotate_rows(
     engine: RuleEngine, events: Sequence[EndpointEvent]
-) -> tuple[list[EndpointEvent], list[int], dict[int, RuleFailure]]:
-    """:func:`annotate`, and the rows (ascending) whose ``rule_hits`` are not empty."""
+) -> tuple[list[EndpointEvent], list[int], list[int], dict[int, RuleFailure]]:
+    """:func:`annotate`, the rows (ascending) whose ``rule_hits`` are not empty, and those
+    (ascending) whose event is a new one (its ``rule_hits`` changed)."""
     result = engine.evaluate(events)
     hits = result.hits
     out = list(events)
     # Most events fire nothing and arrived with nothing (the decoder clears the field): only the
     # rows with hits are looked at, found by C-level passes, unless some event arrived with hits.
-    fired = list(compress(range(len(hits)), hits))
+    fired = [] if hits.count(()) == len(hits) else list(compress(range(len(hits)), hits))
     arrived = scorer.native.column(out, "rule_hits")  # (a slot read per event: no attrgetter look-up)
     rules = engine.rules
+    changed = []
     for r in fired if arrived.count(()) == len(arrived) else range(len(out)):
         ids = tuple([rules[j].id for j in hits[r]])
         if ids != arrived[r]:  # (no copy for an event that arrived with these very hits)
             out[r] = msgspec.structs.replace(out[r], rule_hits=ids)
-    return out, fired, result.errors
+            changed.append(r)
+    return out, fired, changed, result.errors
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class RuleStage:
 
     def annotate_rows(
         self, events: Sequence[EndpointEvent]
-    ) -> tuple[list[EndpointEvent], list[int], dict[int, RuleFailure]]:
+    ) -> tuple[list[EndpointEvent], list[int], list[int], dict[int, RuleFailure]]:
         return annotate_rows(self.engine, events)
 
     @cached_property

@@ -189,6 +189,27 @@ class _Emitter:
         return out
 
 
+# A tree as scorer.native._rules.fire evaluates it in C: an operator node a tuple (0 and, 1 or,
+# 2 not, then its arguments; an ``and``'s in compile_tree's order), a wide ``or`` of atoms the
+# frozenset of them, atoms and booleans as they are.
+FlatTree = int | bool | frozenset[int] | tuple[Any, ...]
+_OPS = {"and": 0, "or": 1, "not": 2}
+
+
+def flat_tree(tree: Tree) -> FlatTree:
+    """``tree`` for ``_rules.fire``: the same rows as :func:`evaluate_tree` and :func:`compile_tree`."""
+    if isinstance(tree, bool | int):
+        return tree
+    op, args = tree[0], tree[1:]
+    if op not in _OPS:
+        raise ValueError(f"unknown condition operator {op!r}")
+    if op == "or" and len(args) > _WIDE and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        return frozenset(int(a) for a in args)
+    if op == "and":
+        args = sorted(args, key=lambda arg: len(atom_ids(arg)))
+    return (_OPS[op], *(flat_tree(arg) for arg in args))
+
+
 def or_of(amask: dict[int, int], atoms: frozenset[int]) -> int:
     """The or of ``amask``'s rows over those of ``atoms`` it holds (``_rules.or_of`` in Python)."""
     out = 0

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 import scorer.native
 from scorer.events.structs import EndpointEvent
-from scorer.rules.bitsets import Compiled, Triggers, atom_ids, compile_tree, rows_of
+from scorer.rules.bitsets import Compiled, FlatTree, Triggers, atom_ids, compile_tree, flat_tree, rows_of
 from scorer.rules.fields import (
     CANONICAL,
     KEYWORDS,
@@ -125,6 +125,7 @@ class RuleEngine:
         # ~100 us into that batch's latency (a pack: ~0.5 s once per process, scorer.rules.bitsets).
         self.ls_code = [compile_tree(tree) for tree in self.ls_trees]
         self._code: list[Compiled] = [compile_tree(det) for _, _, det in self.variants]
+        self._flat: list[FlatTree] = [flat_tree(det) for _, _, det in self.variants]  # (for _rules.fire)
         self.rule_of = [number for number, _, _ in self.variants]  # per variant, its rule and logsource
         self.ls_of = [index for _, index, _ in self.variants]
         self.head_fields = tuple(sorted({self.atoms[a].field for t in self.ls_trees for a in atom_ids(t)}))
@@ -268,7 +269,8 @@ class RuleEngine:
     def _fire(self, candidates: set[int], ls_masks: list[int], get: Callable[[int, int], int]) -> dict[int, int]:
         """Each rule's rows: its candidate variants' trees over their logsources' rows, or-ed."""
         if self._fold is not None:  # the same loop in one C call
-            fired: dict[int, int] = self._fold.fire(candidates, self.rule_of, self.ls_of, self._code, ls_masks, get)
+            fired: dict[int, int] = self._fold.fire(candidates, self.rule_of, self.ls_of, self._code, ls_masks, get,
+                                                    self._flat)
             return fired
         rule_masks: dict[int, int] = {}
         rule_of, ls_of, compiled = self.rule_of, self.ls_of, self._code

@@ -17,7 +17,7 @@ from scorer.bench.loadgen import templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.native import _rules
-from scorer.rules.bitsets import Triggers, compile_tree, or_of
+from scorer.rules.bitsets import Triggers, compile_tree, evaluate_tree, flat_tree, or_of
 from scorer.rules.fields import READ_FIELD, column_reader, native_read
 from scorer.rules.heads import Heads
 from tests.native.test_edr import WORDS
@@ -189,6 +189,51 @@ def test_fire_equals_the_engines_python_loop(seed: int) -> None:
             if ls_masks[ls_of[vi]] and (rows := trees[vi](amask.get, ls_masks[ls_of[vi]])):
                 want[rule_of[vi]] = want.get(rule_of[vi], 0) | rows
         assert _rules.fire(candidates, rule_of, ls_of, trees, ls_masks, amask.get) == want
+
+
+def _tree(rnd: random.Random, depth: int) -> Any:
+    if depth > 5 or rnd.random() < 0.3:
+        return rnd.choice([True, False]) if rnd.random() < 0.05 else rnd.randrange(40)
+    op = rnd.choice(["and", "or", "not"])
+    if op == "not":
+        return ["not", _tree(rnd, depth + 1)]
+    if op == "or" and rnd.random() < 0.3:  # a wide or of atoms
+        return ["or", *rnd.sample(range(40), rnd.randrange(17, 40))]
+    return [op, *(_tree(rnd, depth + 1) for _ in range(rnd.randrange(0, 4)))]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fire_flat_trees_equal_the_compiled_ones(seed: int) -> None:
+    # The C evaluation of flat trees (batches up to 64 rows) against compile_tree's functions; a
+    # wider batch (a scope past 64 bits) and a tree too deep for it take the compiled function.
+    rnd = random.Random(seed)
+    raw = [_tree(rnd, 0) for _ in range(80)]
+    deep: Any = 3
+    for _ in range(300):  # deeper than the C walk goes
+        deep = ["not", deep]
+    raw[0] = deep
+    trees, flat = [compile_tree(t) for t in raw], [flat_tree(t) for t in raw]
+    rule_of, ls_of = [rnd.randrange(30) for _ in raw], [rnd.randrange(6) for _ in raw]
+    for _ in range(30):
+        width = rnd.choice([1, 17, 64, 65, 130])
+        amask = {a: rnd.getrandbits(width) for a in rnd.sample(range(40), rnd.randrange(30))}
+        ls_masks = [rnd.choice([0, (1 << width) - 1, rnd.getrandbits(width)]) for _ in range(6)]
+        candidates = set(rnd.sample(range(80), rnd.randrange(60)))
+        want = _rules.fire(candidates, rule_of, ls_of, trees, ls_masks, amask.get)
+        assert _rules.fire(candidates, rule_of, ls_of, trees, ls_masks, amask.get, flat) == want
+        for vi in candidates:
+            scope = ls_masks[ls_of[vi]]
+            assert trees[vi](amask.get, scope) == evaluate_tree(raw[vi], amask, scope)
+
+
+def test_fire_flat_refuses_a_get_that_is_no_amask() -> None:
+    none: dict[int, int] = {}
+    with pytest.raises(TypeError):
+        _rules.fire({0}, [0], [0], [compile_tree(1)], [1], lambda a, d: d, [flat_tree(1)])
+    with pytest.raises(TypeError):
+        _rules.fire({0}, [0], [0], [compile_tree(1)], [1], none.get, (1,))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        flat_tree(["xor", 1, 2])
 
 
 def test_fire_refuses_what_is_not_the_packs() -> None:
