@@ -246,10 +246,15 @@ class RuleEngine:
         # Each field over the rows of the logsources naming it (the head fields are read).
         plan = [(ls_masks[index], self.ls_rest[index]) for index in live]
         self._fields_of_rules(events, plan, n, amask, errors, _NONE)
-        if self.keyword_groups:
-            self._keywords(events, [index for index in live if index in self.keyword_groups], ls_masks, n, amask)
+        groups = list(filter(self.keyword_groups.__contains__, live))
+        if groups:
+            self._keywords(events, groups, ls_masks, n, amask)
         # Variants without trigger atoms count only where their logsource matched a row.
-        candidates = self.variant_triggers.of(amask, always=False, native=self._fold)
+        if self._fold is not None:  # (Triggers.of's C loop, called here)
+            candidates: set[int] = set()
+            self._fold.triggered(self.variant_triggers.by_atom, amask, candidates)
+        else:
+            candidates = self.variant_triggers.of(amask, always=False)
         for index in live:
             candidates.update(self.untriggered.get(index, ()))
         rule_masks = self._fire(candidates, ls_masks, get)
