@@ -514,6 +514,38 @@ fail:
     return NULL;
 }
 
+/* The positional arguments of a METH_FASTCALL function ``fn`` into out[]: ``lo`` to strlen(kinds)
+ * of them, argument i of kind kinds[i] ('O' anything, 'L' list, 'D' dict, 'T' tuple, 'S' set,
+ * 'Y' type; a subclass passes), as PyArg_ParseTuple's "O!" checks them, without its format
+ * parsing (~500 instructions a call on the batch's four calls). 0, or -1 with a TypeError. */
+static int unpack(const char *fn, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t lo, const char *kinds,
+                  PyObject **out) {
+    Py_ssize_t hi = (Py_ssize_t)strlen(kinds);
+    if (nargs < lo || nargs > hi) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd to %zd arguments (%zd given)", fn, lo, hi, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyObject *arg = args[i];
+        int ok;
+        switch (kinds[i]) {
+        case 'L': ok = PyList_Check(arg); break;
+        case 'D': ok = PyDict_Check(arg); break;
+        case 'T': ok = PyTuple_Check(arg); break;
+        case 'S': ok = PySet_Check(arg); break;
+        case 'Y': ok = PyType_Check(arg); break;
+        default: ok = 1;
+        }
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "%s() argument %zd has the wrong type: %.200s", fn, i + 1,
+                         Py_TYPE(arg)->tp_name);
+            return -1;
+        }
+        out[i] = arg;
+    }
+    return 0;
+}
+
 static int check_batch(PyObject *fields, PyObject *events, Py_ssize_t n) {
     if (fields != Py_None && (!PyList_Check(fields) || PyList_GET_SIZE(fields) != PyList_GET_SIZE(events))) {
         PyErr_SetString(PyExc_TypeError, "fold: fields must be None or a list as long as events");
@@ -620,12 +652,12 @@ static int mark_carried(PyObject *fields, Distinct *order, char *carried) {
     return 0;
 }
 
-static PyObject *fold_many(PyObject *self, PyObject *args) {
-    PyObject *fields, *events, *present, *reads, *plan, *skip, *amask;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OO!nOO!O!OO!:fold_many", &fields, &PyList_Type, &events, &n, &present, &PyDict_Type,
-                          &reads, &PyList_Type, &plan, &skip, &PyDict_Type, &amask))
-        return NULL;
+static PyObject *fold_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *a[8];
+    if (unpack("fold_many", args, nargs, 8, "OLOODLOD", a) < 0) return NULL;
+    PyObject *fields = a[0], *events = a[1], *present = a[3], *reads = a[4], *plan = a[5], *skip = a[6], *amask = a[7];
+    Py_ssize_t n = PyNumber_AsSsize_t(a[2], PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) return NULL;
     if (check_batch(fields, events, n) < 0) return NULL;
     if ((present != Py_None && !PyAnySet_Check(present)) || !PyAnySet_Check(skip)) {
         PyErr_SetString(PyExc_TypeError, "fold_many: present must be a set or None, skip a set");
@@ -852,11 +884,10 @@ static int apply_entry(PyObject *entry, PyObject *mask, PyObject *amask, PyObjec
  * tuple of the batch in ``cache``: its atoms' rows or-ed into amask, its logsources' into ls_masks,
  * and the logsources that hold on some row returned, ascending. A tuple not in the cache: nothing
  * written, pairs()'s dict returned (for Python to work the new tuples out); pairs()'s None likewise. */
-static PyObject *heads(PyObject *self, PyObject *args) {
-    PyObject *events, *attrs, *types, *cache, *amask, *ls_masks, *result = NULL;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!:heads", &PyList_Type, &events, &PyTuple_Type, &attrs, &PyTuple_Type,
-                          &types, &PyDict_Type, &cache, &PyDict_Type, &amask, &PyList_Type, &ls_masks))
-        return NULL;
+static PyObject *heads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *a[6], *result = NULL;
+    if (unpack("heads", args, nargs, 6, "LTTDDL", a) < 0) return NULL;
+    PyObject *events = a[0], *attrs = a[1], *types = a[2], *cache = a[3], *amask = a[4], *ls_masks = a[5];
     Scratch x;
     char *live = PyMem_Calloc((size_t)PyList_GET_SIZE(ls_masks) + 1, 1);
     PyObject **entries = NULL;
@@ -912,10 +943,10 @@ static int accumulate(PyObject **out, PyObject *value) {
 }
 
 /* triggered(by_atom, amask, out): out.update(by_atom[aid]) for every aid of amask with rows. */
-static PyObject *triggered(PyObject *self, PyObject *args) {
-    PyObject *by_atom, *amask, *out, *aid, *rows;
-    if (!PyArg_ParseTuple(args, "O!O!O!:triggered", &PyDict_Type, &by_atom, &PyDict_Type, &amask, &PySet_Type, &out))
-        return NULL;
+static PyObject *triggered(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *a[3], *aid, *rows;
+    if (unpack("triggered", args, nargs, 3, "DDS", a) < 0) return NULL;
+    PyObject *by_atom = a[0], *amask = a[1], *out = a[2];
     Py_ssize_t pos = 0;
     Py_hash_t hash; /* (the key's hash as amask keeps it) */
     while (_PyDict_Next(amask, &pos, &aid, &rows, &hash)) {
@@ -1041,11 +1072,11 @@ static uint64_t flat_eval(PyObject *node, uint64_t scope, PyObject *amask, int d
  * vi of ``candidates`` (a set) whose logsource's rows ls_masks[ls_of[vi]] are not empty,
  * code[vi](get, those rows), its rows or-ed into its rule's (rule_of[vi]); the rules with rows
  * (scorer.rules.engine.RuleEngine's candidate loop, a Python frame's ~20 opcodes a variant). */
-static PyObject *fire(PyObject *self, PyObject *args) {
-    PyObject *candidates, *rule_of, *ls_of, *code, *ls_masks, *get, *vi, *flat = Py_None;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O|O:fire", &PySet_Type, &candidates, &PyList_Type, &rule_of, &PyList_Type,
-                          &ls_of, &PyList_Type, &code, &PyList_Type, &ls_masks, &get, &flat))
-        return NULL;
+static PyObject *fire(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *a[7] = {NULL, NULL, NULL, NULL, NULL, NULL, Py_None}, *vi;
+    if (unpack("fire", args, nargs, 6, "SLLLLOO", a) < 0) return NULL;
+    PyObject *candidates = a[0], *rule_of = a[1], *ls_of = a[2], *code = a[3], *ls_masks = a[4], *get = a[5];
+    PyObject *flat = a[6];
     /* flat trees are evaluated here when get is amask.get (its dict: where the atoms' rows are) */
     PyObject *amask = PyCFunction_Check(get) ? PyCFunction_GET_SELF(get) : NULL;
     if (flat != Py_None && (!PyList_Check(flat) || amask == NULL || !PyDict_CheckExact(amask))) {
@@ -1126,9 +1157,10 @@ fail:
 /* events_of(items, cls) -> [event] | None: the first item of every (event, record) tuple of
  * ``items`` when every event's type is exactly ``cls`` (the rules stage's batches); None for
  * anything else, which the caller looks at item by item (scorer.pipeline.rules.apply_rules). */
-static PyObject *events_of(PyObject *self, PyObject *args) {
-    PyObject *items, *cls;
-    if (!PyArg_ParseTuple(args, "O!O!:events_of", &PyList_Type, &items, &PyType_Type, &cls)) return NULL;
+static PyObject *events_of(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *a[2];
+    if (unpack("events_of", args, nargs, 2, "LY", a) < 0) return NULL;
+    PyObject *items = a[0], *cls = a[1];
     Py_ssize_t n = PyList_GET_SIZE(items);
     PyObject *out = PyList_New(n);
     if (out == NULL) return NULL;
@@ -1148,16 +1180,18 @@ static PyObject *events_of(PyObject *self, PyObject *args) {
 /* amask() -> {}: an empty dict sized for a batch's atoms (~50 at 17 events: no resizes on the way). */
 static PyObject *amask(PyObject *self, PyObject *Py_UNUSED(args)) { return _PyDict_NewPresized(64); }
 
+#define FAST(f) ((PyCFunction)(void (*)(void))(f)) /* (a METH_FASTCALL function in the table) */
+
 static PyMethodDef methods[] = {
-    {"fire", fire, METH_VARARGS, "The rows of each rule some candidate variant fires on."},
+    {"fire", FAST(fire), METH_FASTCALL, "The rows of each rule some candidate variant fires on."},
     {"amask", amask, METH_NOARGS, "An empty dict sized for a batch's atoms."},
-    {"events_of", events_of, METH_VARARGS, "The events of (event, record) items, all of one exact type."},
+    {"events_of", FAST(events_of), METH_FASTCALL, "The events of items, all of one exact type."},
     {"or_of", or_of, METH_VARARGS, "The or of an amask's rows over a set of atoms."},
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
-    {"fold_many", fold_many, METH_VARARGS, "fold for every field of a batch that has a read, each over its rows."},
+    {"fold_many", FAST(fold_many), METH_FASTCALL, "fold for every field of a batch that has a read."},
     {"pairs", pairs, METH_VARARGS, "The rows (bitsets) of each distinct tuple of some attributes of the events."},
-    {"heads", heads, METH_VARARGS, "The head atoms' and logsources' rows of a batch whose head tuples are all cached."},
-    {"triggered", triggered, METH_VARARGS, "The trees some atom with rows triggers, added to a set."},
+    {"heads", FAST(heads), METH_FASTCALL, "A batch's head atoms' and logsources' rows."},
+    {"triggered", FAST(triggered), METH_FASTCALL, "The trees some atom with rows triggers, added to a set."},
     {NULL, NULL, 0, NULL},
 };
 

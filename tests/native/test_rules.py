@@ -255,6 +255,32 @@ def test_fire_refuses_what_is_not_the_packs() -> None:
     assert _rules.amask() == {}
 
 
+def test_the_batch_calls_refuse_wrong_arguments() -> None:
+    # (their arguments are checked by hand, as PyArg_ParseTuple's "O!" would)
+    amask: dict[int, int] = {}
+    calls: list[tuple[Any, tuple[Any, ...]]] = [
+        (_rules.fold_many, ([], [], 0, None, {}, [], frozenset(), amask)),
+        (_rules.heads, ([], (), (), {}, amask, [])),
+        (_rules.triggered, ({}, amask, set())),
+        (_rules.fire, (set(), [], [], [], [], amask.get)),
+        (_rules.events_of, ([], EndpointEvent)),
+    ]
+    for call, args in calls:
+        call(*args)  # (the right ones pass)
+        with pytest.raises(TypeError):
+            call(*args[:-1])
+        with pytest.raises(TypeError):
+            call(*args, None, None)
+        for i, arg in enumerate(args):
+            if not callable(arg) and arg is not None and not isinstance(arg, int | frozenset):
+                with pytest.raises(TypeError):
+                    call(*args[:i], 3.5, *args[i + 1:])
+    with pytest.raises(TypeError):
+        _rules.fold_many([], [], "0", None, {}, [], frozenset(), amask)  # type: ignore[arg-type]
+    with pytest.raises(OverflowError):
+        _rules.fold_many([], [], 2**70, None, {}, [], frozenset(), amask)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_pairs_equal_the_python_grouping(seed: int) -> None:
     rnd = random.Random(seed)
