@@ -1,5 +1,6 @@
-"""The in-process engine ``vectorized``: a version's ONNX tree ensemble scored 16 rows at a time
-(8 with AVX2) by :mod:`scorer.native._forest`, with no C compiler, tl2cgen or library.
+"""The in-process engine ``vectorized``: a version's ONNX tree ensemble scored 16 rows a compare
+(8 with AVX2), up to four such blocks a pass over the nodes, by :mod:`scorer.native._forest`,
+with no C compiler, tl2cgen or library.
 
 The engine reads the one ``TreeEnsembleClassifier`` of ``model.onnx`` (the bytes the
 repository verified against SHA256SUMS) into QuickScorer's arrays: per tree its test nodes

@@ -123,6 +123,50 @@ static void transpose(const Forest *f, const float *x, Py_ssize_t r0, int m, int
         for (int32_t j = 0; j < n_used; ++j) block[(size_t)j * STRIDE + i] = 0.0f;
 }
 
+/* transpose() by gathers: a used feature of 8 (16) rows is one masked gather (rows past m read
+ * nothing and are zero) and one store; the rows' offsets i * k must fit an int32 (GATHERS). */
+#define GATHERS(f) ((int64_t)(f)->n_features * STRIDE <= INT32_MAX)
+
+__attribute__((target("avx2,fma"))) static void transpose_avx2(const Forest *f, const float *x, Py_ssize_t r0,
+                                                               int m, int nb, float *block) {
+    const int32_t k = f->n_features, n_used = f->n_used;
+    const float *first = x + r0 * k;
+    __m256i at[GROUP], keep[GROUP];
+    for (int b = 0; b < nb; ++b) {
+        const __m256i rows = _mm256_add_epi32(_mm256_set1_epi32(8 * b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        at[b] = _mm256_mullo_epi32(rows, _mm256_set1_epi32(k));
+        keep[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(m), rows);
+    }
+    for (int32_t j = 0; j < n_used; ++j) {
+        const float *column = first + f->used[j];
+        float *to = block + (size_t)j * STRIDE;
+        for (int b = 0; b < nb; ++b)
+            _mm256_store_ps(to + 8 * b, _mm256_mask_i32gather_ps(_mm256_setzero_ps(), column, at[b],
+                                                                 _mm256_castsi256_ps(keep[b]), 4));
+    }
+}
+
+__attribute__((target("avx512f,avx512cd"))) static void transpose_avx512(const Forest *f, const float *x, Py_ssize_t r0,
+                                                                         int m, int nb, float *block) {
+    const int32_t k = f->n_features, n_used = f->n_used;
+    const float *first = x + r0 * k;
+    __m512i at[GROUP];
+    __mmask16 keep[GROUP];
+    for (int b = 0; b < nb; ++b) {
+        const int left = m - 16 * b;
+        at[b] = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(16 * b),
+                                                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                   _mm512_set1_epi32(k));
+        keep[b] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    }
+    for (int32_t j = 0; j < n_used; ++j) {
+        const float *column = first + f->used[j];
+        float *to = block + (size_t)j * STRIDE;
+        for (int b = 0; b < nb; ++b)
+            _mm512_store_ps(to + 16 * b, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), keep[b], at[b], column, 4));
+    }
+}
+
 /* A node's false test on every block, compare operands swapped (the threshold first, so the
  * row's values are read from memory by the compare): not (v <= th) is not (th >= v), and so on. */
 #define AVX2_RUN(NB, PRED)                                                                  \
@@ -209,9 +253,11 @@ AVX512_KERNEL(4)
 __attribute__((target("avx2,fma"))) static void score_avx2(const Forest *f, const float *x, Py_ssize_t n,
                                                            float *out, float *block) {
     static void (*const kernels[GROUP])(const Forest *, const float *, __m256 *) = {avx2_1, avx2_2, avx2_3, avx2_4};
+    const int gathers = GATHERS(f);
     for (Py_ssize_t r0 = 0; r0 < n; r0 += GROUP * 8) {
         const int m = n - r0 < GROUP * 8 ? (int)(n - r0) : GROUP * 8, nb = (m + 7) / 8;
-        transpose(f, x, r0, m, nb * 8, block);
+        if (gathers) transpose_avx2(f, x, r0, m, nb, block);
+        else transpose(f, x, r0, m, nb * 8, block);
         __m256 sums[GROUP];
         kernels[nb - 1](f, block, sums);
         float lanes[GROUP * 8];
@@ -224,9 +270,11 @@ __attribute__((target("avx512f,avx512cd"))) static void score_avx512(const Fores
                                                                      Py_ssize_t n, float *out, float *block) {
     static void (*const kernels[GROUP])(const Forest *, const float *, __m512 *) = {
         avx512_1, avx512_2, avx512_3, avx512_4};
+    const int gathers = GATHERS(f);
     for (Py_ssize_t r0 = 0; r0 < n; r0 += GROUP * 16) {
         const int m = n - r0 < GROUP * 16 ? (int)(n - r0) : GROUP * 16, nb = (m + 15) / 16;
-        transpose(f, x, r0, m, nb * 16, block);
+        if (gathers) transpose_avx512(f, x, r0, m, nb, block);
+        else transpose(f, x, r0, m, nb * 16, block);
         __m512 sums[GROUP];
         kernels[nb - 1](f, block, sums);
         float lanes[GROUP * 16];

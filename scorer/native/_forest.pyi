@@ -8,7 +8,8 @@ def kernels() -> tuple[str, ...]:
     """The kernels this CPU runs (scalar, avx2, avx512), the last the one ``auto`` picks."""
 
 class Forest:
-    """A tree ensemble scored by QuickScorer's bit vectors, 16 rows a compare (AVX-512) or 8 (AVX2)."""
+    """A tree ensemble scored by QuickScorer's bit vectors, 16 rows a compare (AVX-512) or 8 (AVX2),
+    up to four blocks of them a pass over the nodes."""
 
     n_features: int
     n_trees: int
