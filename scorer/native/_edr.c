@@ -811,6 +811,8 @@ typedef struct {
     Plan *p;
     Py_ssize_t n;
     PyObject **events, **cols, **slots, *empty;
+    PyObject **rows; /* a group's distinct keys' cache entries (NULL between groups) */
+    double *table;   /* and their rows: n rows of the plan's widest group, for every group */
     PyMemberDef **member; /* the plan's, copied: a row function's run of the plan cannot change them */
 } Batch;
 
@@ -1027,9 +1029,9 @@ static int run_group(Batch *b, Group *g, PyObject *ids, const Py_ssize_t *code_o
     Py_ssize_t n = b->n, k = 0, w = g->width + g->width2;
     char gated[256], *in = NULL;
     int status = -1;
-    PyObject **rows = NULL;
-    double *table = NULL;
-    PyDict_Clear(ids); /* the batch's one dict of keys, emptied per group */
+    PyObject **rows = b->rows;
+    double *table = b->table;
+    if (PyDict_GET_SIZE(ids) > 0) PyDict_Clear(ids); /* the batch's one dict of keys, emptied per group */
     if (g->gate != NULL) { /* each distinct code's membership, once */
         int any = 0;
         in = codes <= (Py_ssize_t)sizeof(gated) ? gated : PyMem_Malloc((size_t)codes);
@@ -1107,9 +1109,6 @@ keyed:
     for (int p = 0; (have_prev || np < g->nparts) && p < np; p++) Py_XDECREF(prev[p]);
     if (PyErr_Occurred()) goto done;
     if (k == 0) { status = 0; goto done; }
-    rows = PyMem_Calloc((size_t)k, sizeof(PyObject *));
-    table = PyMem_Malloc((size_t)(k * (w ? w : 1)) * sizeof(double));
-    if (rows == NULL || table == NULL) { PyErr_NoMemory(); goto done; }
     int any1 = 0, any2 = 0;
     for (Py_ssize_t j = 0; j < k; j++) {
         double *at = table + j * w;
@@ -1128,10 +1127,9 @@ keyed:
 done:
     for (Py_ssize_t j = 0; j < k; j++) {
         Py_DECREF(keys[j]);
-        if (rows != NULL) Py_XDECREF(rows[j]);
+        Py_CLEAR(rows[j]);
     }
     if (in != gated) PyMem_Free(in);
-    PyMem_Free(rows), PyMem_Free(table);
     return status;
 }
 
@@ -1168,9 +1166,14 @@ static PyObject *run(PyObject *self, PyObject *args) {
     b.cols = PyMem_Calloc(cells, sizeof(PyObject *)), b.slots = b.cols + n * p->attrs;
     keys = PyMem_Calloc((size_t)n, sizeof(PyObject *));
     code_of = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t)), index = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t));
+    Py_ssize_t widest = 1;
+    for (Py_ssize_t g = 0; g < p->groups; g++)
+        if (p->group[g].width + p->group[g].width2 > widest) widest = p->group[g].width + p->group[g].width2;
+    b.rows = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+    b.table = PyMem_Malloc((size_t)n * (size_t)widest * sizeof(double));
     b.empty = PyUnicode_FromStringAndSize("", 0);
     code_ids = PyDict_New(), code_list = PyList_New(0), ids = PyDict_New();
-    if (!b.events || !b.cols || !keys || !code_of || !index) {
+    if (!b.events || !b.cols || !keys || !code_of || !index || !b.rows || !b.table) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1227,6 +1230,7 @@ done:
     if (b.events != NULL)
         for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(b.events[i]);
     PyMem_Free(b.events), PyMem_Free(b.cols), PyMem_Free(keys), PyMem_Free(code_of), PyMem_Free(index);
+    PyMem_Free(b.rows), PyMem_Free(b.table);
     PyMem_Free(b.member);
     Py_XDECREF(b.empty), Py_XDECREF(code_ids), Py_XDECREF(code_list), Py_XDECREF(ids);
     PyBuffer_Release(&o);

@@ -2096,6 +2096,34 @@ static PyObject *bounded(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_RETURN_TRUE;
 }
 
+/* ---- longest(values) -> int ----------------------------------------------------------------
+ *
+ * ``max(map(len, values), default=0)``: the decode step's size bound of a kind's values (msgspec
+ * has decoded them: bytes, or another object len() measures), one C loop instead of a Python
+ * call of len() per value; an object without a length raises len()'s TypeError.
+ */
+static PyObject *longest(PyObject *Py_UNUSED(module), PyObject *values) {
+    if (!PyList_Check(values)) {
+        PyErr_SetString(PyExc_TypeError, "longest: values must be a list");
+        return NULL;
+    }
+    Py_ssize_t most = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        PyObject *value = PyList_GET_ITEM(values, i);
+        Py_ssize_t size;
+        if (PyBytes_CheckExact(value)) {
+            size = PyBytes_GET_SIZE(value);
+        } else {
+            Py_INCREF(value);
+            size = PyObject_Length(value);
+            Py_DECREF(value);
+            if (size < 0) return NULL;
+        }
+        if (size > most) most = size;
+    }
+    return PyLong_FromSsize_t(most);
+}
+
 /* ---- all_finite(x) -> bool----------------------------------------------------------------
  *
  * Whether every value of a C-contiguous float32 or float64 buffer is finite: numpy's
@@ -2150,6 +2178,7 @@ static PyMethodDef module_methods[] = {
     {"finite32", finite32, METH_VARARGS, "dst = src (transposed) with NaN -> 0, clipped to +-clip, as float32."},
     {"partitions", partitions, METH_VARARGS, "Kafka's default partition of each key (murmur2), as a list."},
     {"where", where, METH_O, "Each distinct value of a list (first seen first) with its rows, ascending."},
+    {"longest", longest, METH_O, "The length of the longest value of a list, as max(map(len, values), default=0)."},
     {"bounded", bounded, METH_VARARGS, "Whether every event's floats are finite, ints bounded, empties false."},
     {"all_finite", all_finite, METH_O, "Whether every value of a float32/float64 buffer is finite."},
     {"flow_kept", flow_kept, METH_VARARGS, "The kept statistics of FlowRow rows into out, or False."},

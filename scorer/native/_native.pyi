@@ -79,6 +79,9 @@ def partitions(keys: Sequence[bytes | None], n_partitions: int, /) -> list[int]:
 def where(values: list[Any], /) -> dict[Any, list[int]]:
     """Each distinct value of ``values`` (first seen first) with the positions holding it, ascending."""
 
+def longest(values: list[Any], /) -> int:
+    """``max(map(len, values), default=0)``."""
+
 def bounded(events: list[Any], floats: tuple[str, ...], ints: tuple[str, ...], limit: int,
             empty: tuple[str, ...], /) -> bool:
     """Whether every event's ``floats`` are exact finite floats, ``ints`` None or exact ints within

@@ -250,3 +250,27 @@ def test_a_batch_of_rows_and_events_is_scored_as_its_records_one_by_one(monkeypa
     assert [expand(EventKind.NETFLOW, row, rec.value or b"", rec.ref)
             for row, rec in batch.by_kind[EventKind.NETFLOW]] == events
     assert NetflowFeatures().transform(rows).tobytes() == NetflowFeatures().transform(events).tobytes()
+
+
+def test_runs_of_digits_of_every_length_are_read_as_the_reference() -> None:
+    """Statistics the scanner skips (not read by the features), their integer and fraction digits in
+    runs of every length up to 40, followed by what ends a number or makes it malformed (the bytes
+    on either side of the digits, a dot, an exponent, a byte above 0x7f), at every distance from the
+    record's end: a row exactly where the reference makes one, with its values."""
+    good = b'{"uid":"u","ts":1.0,"src_ip":"a","dst_ip":"b","extra":{"Flow Duration":%s,"FIN Flag Count":2}}'
+    last = b'{"uid":"u","ts":1.0,"src_ip":"a","dst_ip":"b","extra":{"FIN Flag Count":2,"Flow Duration":%s}}'
+    tails = [b"", b"/", b":", b".", b".5", b"e1", b"E-2", b"x", b"\xff", b"0", b" ", b"-1"]
+    values = []
+    for digits in range(1, 41):
+        run = b"".join(b"%d" % ((7 * i + 3) % 10) for i in range(digits))
+        for number in (b"1" + run, b"-9" + run, b"0." + run, b"-3." + run, b"12." + run + b"5", b"0" + run):
+            for tail in tails:
+                values += [good % (number + tail), last % (number + tail), last % (number + tail) + b" " * digits]
+    rows = _check(values)  # the cut path reads numbers with the scanner too: JSON itself says which are
+    for value, row in zip(values, rows, strict=True):
+        try:
+            msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            assert row is None, value
+        else:
+            assert row is not None, value
