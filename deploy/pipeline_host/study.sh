@@ -63,6 +63,8 @@ if [ -n "${BEFORE:-}" ]; then
 print([p.name for p in build_native(sys.executable, Path('scorer/native'), Path('.'), '$c/before/include')])") || exit 1
   lat_extra=(--before-tree "$c/before" --before-runner "${BEFORE_RUNNER:-scorer-vectorized}" --trace "$work/trace")
 fi
+# LAT_TRACE=1 traces the latency rounds without a before-tree too (exact p99s, not bucket bounds).
+if [ -n "${LAT_TRACE:-}" ] && [ ${#lat_extra[@]} -eq 0 ]; then lat_extra=(--trace "$work/trace"); fi
 # The broker: kafka.sh's (2 network, 4 I/O threads: sized for the 2-core VM) with twice the threads,
 # so that 16 consumers and the load generator do not queue behind the broker's own pools; a 1 GiB heap.
 export PYTHONUNBUFFERED=1 SCORER_DATA_DIR=$c/data JAVA=$c/jre/bin/java KAFKA_CACHE=$c/kafka KAFKA_CDS=0 \
