@@ -43,8 +43,10 @@ class ScorerMetrics:
         self.batch_size = Histogram(
             "scorer_batch_records", "Records per micro-batch", buckets=BATCH_BUCKETS, registry=r
         )
-        # Per micro-batch. The scoring steps (decode, rules, features, inference, decide)
-        # and the path of its outputs: score (consumer -> outputs built), send (handed to
+        # Per micro-batch. The scoring steps (decode, rules, features, inference, decide;
+        # inference_wait: what the batch still waited for inference once its features were
+        # done, ~0 with an in-process engine, which scores each kind in line) and the path of
+        # its outputs: score (consumer -> outputs built), send (handed to
         # the producer), ack (handed -> every ack seen), produce_commit (send + ack).
         self.stage_seconds = LabelledHistogram(
             "scorer_stage_seconds", "Time per micro-batch stage", "stage", registry=r,
