@@ -213,7 +213,8 @@ def test_a_flow_the_view_took_but_the_fast_path_refuses_is_decided_by_the_generi
 
 
 @needs_c
-def test_statistics_rewritten_are_msgspec_s_on_random_numbers() -> None:
+def test_statistics_rewritten_are_msgspec_s_on_random_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_native(monkeypatch, "1")  # the C rewrite under test, whatever SCORER_NATIVE says
     names = tuple(f"k{i}".encode() for i in range(128))
     decode = msgspec.json.Decoder(dict[str, float]).decode
     rng = random.Random(16)

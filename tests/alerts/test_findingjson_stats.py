@@ -11,8 +11,15 @@ import msgspec
 import pytest
 
 from scorer.native import findings
+from tests.support.native import use_native
 
 needs_c = pytest.mark.skipif(not findings.built(), reason="scorer.native._findings is not built")
+
+
+@pytest.fixture(autouse=True)
+def _c_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C rewrite under test, whatever SCORER_NATIVE says (off, the wrapper returns None)."""
+    use_native(monkeypatch, "1")
 
 INTS = ["0", "1", "7", "10", "100", "83", "123456789012345", "1000000000000000", "1234567890123456",
         "9999999999999999", "12345678901234567", "10000000000000000", "100000000000000000000"]
