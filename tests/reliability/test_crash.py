@@ -64,6 +64,7 @@ from tests.support.triton import TritonServer
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 CRASHES = int(os.environ.get("SCORER_RELIABILITY_CRASHES", "6"))
+AIMED = 6  # exactly-once: more kills at most, each aimed at an open transaction, until one lands inside one
 BATCH = 64  # SCORER_BATCH__MAX_RECORDS
 INFLIGHT = 4  # SCORER_BATCH__MAX_INFLIGHT (the default): batches delivered but not yet committed
 PER_CRASH_BOUND = BATCH * (INFLIGHT + 1)  # records one kill may make the scorer write twice
@@ -134,8 +135,8 @@ async def _crash_loop(
         kills: list[str] = []
         in_txn: list[bool] = []
         crash = 0
-        # Exactly-once: up to 3 more kills, aimed at an open transaction, if no random one hit one.
-        while crash < CRASHES or (probe is not None and not any(in_txn) and crash < CRASHES + 3):
+        # Exactly-once: up to AIMED more kills, aimed at an open transaction, if no random one hit one.
+        while crash < CRASHES or (probe is not None and not any(in_txn) and crash < CRASHES + AIMED):
             lives.started()
             proc.start()
             await proc.wait_ready()
@@ -144,11 +145,14 @@ async def _crash_loop(
             # Random point: half the kills while the restarted process works through the
             # backlog that built up while it was down (batches in flight), half later
             # in the live stream, when it may be idle between batches.
-            early = rng.random() < 0.5
+            aiming = crash >= CRASHES and probe is not None
+            # An aimed kill lands in the backlog: batches back to back, a transaction open most of the time.
+            early = aiming or rng.random() < 0.5
             await asyncio.sleep(rng.uniform(0.05, 0.5) if early else rng.uniform(0.3, 2.5))
             consumed = proc.metric("scorer_events_consumed_total")
             aimed = ""
-            if crash >= CRASHES and probe is not None:
+            if aiming:
+                assert probe is not None
                 aimed = f" (aimed, {'saw' if await probe.wait_open(timeout=10.0) else 'no'} open transaction)"
             else:  # the scrape is served between batches: don't bias the kill towards that
                 await asyncio.sleep(rng.uniform(0.0, 0.3))
@@ -280,8 +284,11 @@ class TransactionProbe:
         return cls(readers[0], readers[1], [TopicPartition(topics.scores, p) for p in range(PARTITIONS)])
 
     async def is_open(self) -> bool:
-        stable, high = await asyncio.gather(self.committed.end_offsets(self.partitions),
-                                            self.uncommitted.end_offsets(self.partitions))
+        # The high watermark first, then the last stable offset: records written by then and not
+        # stable after it are in a transaction open at the second answer. Asked together, a
+        # whole short transaction (written and committed between the two answers) read as open.
+        high = await self.uncommitted.end_offsets(self.partitions)
+        stable = await self.committed.end_offsets(self.partitions)
         return any(high[tp] > stable[tp] for tp in self.partitions)
 
     async def wait_open(self, timeout: float) -> bool:
