@@ -33,6 +33,8 @@ class FailoverBackend(InferenceBackend):
         self.retry_after_s = retry_after_s
         self.local_below_rows = local_below_rows
         self._primary_down_since: float | None = None
+        # A subclass that routes otherwise (its own infer_with_source) is awaited, never run in line.
+        self._inline = type(self).infer_with_source is FailoverBackend.infer_with_source
 
     @property
     def primary_up(self) -> bool:
@@ -59,8 +61,7 @@ class FailoverBackend(InferenceBackend):
 
     def infer_now(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str] | None:
         """A call below ``local_below_rows`` in line, when the in-process copy scores it so."""
-        if type(self).infer_with_source is not FailoverBackend.infer_with_source \
-                or features.shape[0] >= self.local_below_rows:
+        if not self._inline or features.shape[0] >= self.local_below_rows:
             return None
         found = self.fallback.infer_now(model, features)
         return None if found is None else (found[0], self.fallback.name)

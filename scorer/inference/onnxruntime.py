@@ -130,13 +130,9 @@ class OnnxRuntimeBackend(InferenceBackend):
     def infer_now(self, model: ModelRef, features: FloatMatrix) -> tuple[FloatVector, str] | None:
         """:meth:`infer` in line below ``offload_rows`` (what it does there without suspending);
         None for a call it hands to a thread."""
-        if not self._inline:
-            return None
-        loaded = self.load(model)
-        matrix = np.ascontiguousarray(features, dtype=np.float32)
-        if matrix.shape[0] >= self._offload_rows:
-            return None
-        return self._run(loaded, matrix), self.name
+        if not self._inline or features.shape[0] >= self._offload_rows:
+            return None  # (before the look-up and the copy: infer() makes them again)
+        return self._run(self.load(model), np.ascontiguousarray(features, dtype=np.float32)), self.name
 
     def card(self, model: ModelRef) -> ModelCard:
         """The card of the version that scores ``model`` (thresholds, feature names)."""
