@@ -12,7 +12,8 @@ from setuptools import Extension, setup
 
 def _module(name: str, libraries: tuple[str, ...] = ()) -> Extension:
     return Extension(f"scorer.native.{name}", sources=[f"scorer/native/{name}.c"], libraries=list(libraries),
-                     depends=["scorer/native/_fields.h", "scorer/native/_murmur2.h", "scorer/native/_scorebuf.h"],
+                     depends=["scorer/native/_fields.h", "scorer/native/_murmur2.h", "scorer/native/_scorebuf.h",
+                              "scorer/native/_fieldmap.h"],
                      extra_compile_args=["-O2", "-std=c11", "-Wall", "-Werror"])
 
 
@@ -24,4 +25,4 @@ def _module(name: str, libraries: tuple[str, ...] = ()) -> Extension:
 # ensembles scored many rows at a time (scorer/inference/vectorized.py; AVX-512 and AVX2 kernels
 # chosen at run time by the CPU, so one build serves every x86-64).
 setup(ext_modules=[_module("_native"), _module("_edr"), _module("_trees", ("dl",)), _module("_findings"),
-                   _module("_rules"), _module("_kafka"), _module("_forest")])
+                   _module("_rules"), _module("_kafka"), _module("_forest"), _module("_fieldmap")])

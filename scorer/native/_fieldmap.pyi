@@ -1,0 +1,26 @@
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from typing_extensions import Buffer
+
+class FieldMap(Mapping[str, str]):
+    """A read-only str -> str mapping over the bytes of one JSON object of strings (values made str when read).
+
+    Raises ValueError for anything it does not accept (the caller then decodes with msgspec).
+    """
+
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __new__(cls, data: Buffer, /) -> FieldMap: ...
+    def __getitem__(self, key: str, /) -> str: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+    def keys(self) -> list[str]: ...  # type: ignore[override]
+    def values(self) -> list[str]: ...  # type: ignore[override]
+    def items(self) -> list[tuple[str, str]]: ...  # type: ignore[override]
+    def to_dict(self) -> dict[str, str]: ...
+    def __reduce__(self) -> tuple[type[FieldMap], tuple[bytes]]: ...
+
+def index_rows(rows: list[Any], raw_type: type, /) -> list[int]:
+    """Put a FieldMap over each row's ``fields`` (a ``raw_type``) in its slot; the indexes of the rows refused."""
