@@ -38,6 +38,7 @@ from scorer.alerts.ocsf import (
 )
 from scorer.alerts.textsafe import visible
 from scorer.events.columnar import VIEWS, expand
+from scorer.events.edrrows import EndpointRow, canonical
 from scorer.events.flowviews import CIC_STATISTICS
 from scorer.events.structs import EndpointEvent, EventKind, FlowRecord, SiemAlert, entity_key
 from scorer.native import findings as native
@@ -148,6 +149,8 @@ class FindingWriter:
                     append((value, rec.key if rec.key is not None else flow.src_ip.encode()))
                     continue
                 event = expand(self.kind, row, rec.value or b"", rec.ref)
+            elif type(row) is EndpointRow:  # its fields a FieldMap, which msgspec does not encode
+                event = canonical(row)
             what = _WHAT.get(type(event))
             rules = rules_of(event) if rules_of is not None and isinstance(event, EndpointEvent) else ()
             data = event if event.label is None else msgspec.structs.replace(event, label=None)

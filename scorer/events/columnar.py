@@ -13,7 +13,9 @@ Python frame per record) and the checks run over columns with numpy and sets:
   each record's fields into one batch's columns and answers a FlowRow per flow (the view's
   attributes, made Python objects only when read: :func:`flow_rows`);
 - EDR events and SIEM alerts decode into their canonical structs (the rules stage and the
-  features read their ``fields``), checked by :func:`scorer.events.fastpath.accept`.
+  features read their ``fields``), checked by :func:`scorer.events.fastpath.accept`; EDR events
+  for feature sets that read views as :class:`scorer.events.edrrows.EndpointRow`, their
+  ``fields`` a native mapping over the record's bytes (its values made when read).
 
 Nothing is accepted here that the per-record fast path would refuse: a refused position
 (bad JSON, another source form, a value the adapters normalise or refuse, statistics of
@@ -34,6 +36,7 @@ import numpy as np
 import scorer.native
 from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
 from scorer.events.decode import EventDecoder
+from scorer.events.edrrows import ROW_DECODER, EndpointRow, canonical, index_rows
 from scorer.events.fastpath import DECODE_ERRORS, FLOW_TEXTS, accept, decode_canonical
 from scorer.events.flowviews import (
     CIC_STATISTICS,
@@ -65,8 +68,9 @@ _UID = attrgetter("uid")
 def decode_rows(
     kind: EventKind, values: Sequence[bytes | None], max_bytes: int, views: bool = False,
 ) -> list[Row | None]:
-    """A row per value, ``None`` where the value must take the per-record path. ``views``:
-    flows as :data:`FlowView` rows (for feature sets that read them, ``reads_views``)."""
+    """A row per value, ``None`` where the value must take the per-record path. ``views`` (for
+    feature sets that read them, ``reads_views``): flows as :data:`FlowView` rows, EDR events as
+    :class:`EndpointRow` where the native FieldMap is in use."""
     return decode_kind(kind, values, max_bytes, views)[0]
 
 
@@ -77,9 +81,13 @@ def decode_kind(
     common case: no record to decode one by one, no uid to stamp). Its fast paths make no
     Python object per row but the rows: a micro-batch of 50 records pays for every call."""
     if kind is not EventKind.NETFLOW:
-        decode = _DECODERS[kind].decode
+        lazy = views and kind is EventKind.EDR and scorer.native.module("_fieldmap") is not None
+        decode = ROW_DECODER.decode if lazy else _DECODERS[kind].decode
         try:  # one C-level map; a value that raises (a tombstone among them) sends the batch below
             rows: list[Row | None] = list(map(decode, values))  # type: ignore[arg-type]  # None raises TypeError
+            if lazy:
+                for i in index_rows(rows):  # an object the FieldMap does not take: msgspec decides it
+                    rows[i] = _DECODERS[kind].decode(values[i])  # type: ignore[arg-type]  # decoded above: not None
         except (*DECODE_ERRORS, TypeError):
             return _refused_events(kind, values, max_bytes)
         if _oversized(values, max_bytes):  # no None among them: each decoded
@@ -151,7 +159,10 @@ def _sized(rows: list[Row | None], values: Sequence[bytes | None], max_bytes: in
 
 
 def expand(kind: EventKind, row: Row, value: bytes, ref: SourceRef) -> Event:
-    """The canonical event of a decoded row (a :data:`FlowView` is decoded whole again)."""
+    """The canonical event of a decoded row (a :data:`FlowView` is decoded whole again, an
+    :class:`EndpointRow`'s fields made a dict)."""
+    if type(row) is EndpointRow:
+        return canonical(row)
     if not isinstance(row, VIEWS):
         return row  # type: ignore[no-any-return]
     uid: str = _UID(row)

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from operator import is_
+from operator import is_, methodcaller
 
 from scorer.events.structs import Event, EventKind
 from scorer.features.base import F32, basename, column, group_names, log1p, stable_hash
@@ -136,6 +136,7 @@ class EdrFeatures:
     """Features of :class:`EndpointEvent` batches (stateless)."""
 
     kind = EventKind.EDR
+    reads_views = True  # EndpointRow events too: their fields a mapping over the record's bytes
     names: tuple[str, ...] = (BEHAVIOUR_NAMES + CHANNEL_NAMES + PROCESS_NAMES + TOKEN_NAMES
                               + OTHER_NAMES + IMAGE_HASH + PARENT_HASH)
 
@@ -237,7 +238,7 @@ def _command_texts(b: EdrBatch) -> list[str]:
     """Every event's command line and script texts (``_COMMAND_FIELDS``) joined by spaces, not
     lower-cased yet (once per distinct text, later), read by column (most events carry none of it)."""
     columns = [] if "command_line" in b.absent else [column(b.events, "command_line")]
-    columns += [list(map(dict.get, b.fields, repeat(name))) for name in _COMMAND_FIELDS if name in b.keys]
+    columns += [list(map(methodcaller("get", name), b.fields)) for name in _COMMAND_FIELDS if name in b.keys]
     columns = [c for c in columns if any(c)]  # C-level: most carry nothing in a batch
     if len(columns) <= 1:
         return [v or "" for v in columns[0]] if columns else b.blank()

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 import scorer.native
+from scorer.events.edrrows import ENDPOINT_TYPES
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F32, F64, column, finite32, numbers, only
 from scorer.features.texts import Texts, factorize, first_texts, zeros
@@ -152,7 +153,7 @@ FIELDS = ("OriginalFileName", "TargetImage", "GrantedAccess", "ScriptBlockText",
 _ATTRS, _FIELDS = frozenset(ATTRS), frozenset(FIELDS)
 
 
-def present(events: list[EndpointEvent], attrs: tuple[str, ...], fields: list[dict[str, str]],
+def present(events: list[EndpointEvent], attrs: tuple[str, ...], fields: list[Mapping[str, str]],
             names: tuple[str, ...]) -> tuple[set[str], set[str]]:
     """The ``attrs`` some event holds a value of (not None, not ``""``), and the ``names`` some mapping
     of ``fields`` holds a true value of (natively: one pass, stopping at the first holder of each)."""
@@ -181,11 +182,11 @@ class EdrBatch:
     __slots__ = ("_blank", "_numbers", "absent", "codes", "events", "fields", "keys", "n", "sheet")
 
     def __init__(self, events: Sequence[object], names: tuple[str, ...], what: str) -> None:
-        only(events, (EndpointEvent,), what)
+        only(events, ENDPOINT_TYPES, what)
         evs: list[EndpointEvent] = events if isinstance(events, list) else list(events)  # type: ignore[arg-type]
         self.events: Sequence[EndpointEvent] = evs
         self.n = len(events)
-        self.fields: list[dict[str, str]] = column(evs, "fields")
+        self.fields: list[Mapping[str, str]] = column(evs, "fields")
         held, self.keys = present(evs, ATTRS, self.fields, FIELDS)
         self.absent = _ATTRS - held
         self.codes = Codes(self.events)
@@ -284,11 +285,13 @@ class Group(NamedTuple):
 
 class Plan:
     """``groups`` over a feature set's ``names``, compiled for the native pass on first use; the
-    events are ``event_type``'s (EDR's, or SIEM alerts: groups without gates or event codes)."""
+    events are ``event_type``'s, or one of its types (EDR's, or SIEM alerts: groups without gates or
+    event codes)."""
 
     __slots__ = ("_compiled", "event_type", "groups", "names")
 
-    def __init__(self, groups: tuple[Group, ...], names: tuple[str, ...], event_type: type = EndpointEvent) -> None:
+    def __init__(self, groups: tuple[Group, ...], names: tuple[str, ...],
+                 event_type: type | tuple[type, ...] = ENDPOINT_TYPES) -> None:
         self.groups, self.names, self.event_type = groups, names, event_type
         self._compiled: object = None
 

@@ -17,8 +17,9 @@ constrain its score to be non-decreasing in them); family columns are descriptiv
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from itertools import chain, repeat
+from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
+from operator import methodcaller
 
 import numpy as np
 
@@ -158,10 +159,10 @@ def fields(*names: str) -> tuple[tuple[str, str], ...]:
     return tuple(("f", name) for name in names)
 
 
-def _joined_lower(fields: list[dict[str, str]], *names: str) -> list[str]:
+def _joined_lower(fields: list[Mapping[str, str]], *names: str) -> list[str]:
     """``names``' fields joined by SEP, lower-cased, of every event, read by column: most events carry none of
     ``names``, and their value is the same constant."""
-    columns = [list(map(dict.get, fields, repeat(n))) for n in names]
+    columns = [list(map(methodcaller("get", n), fields)) for n in names]
     empty = SEP.join("" for _ in names).lower()
     if not any(chain.from_iterable(columns)):  # C-level: most batches carry none of them
         return [empty] * len(fields)

@@ -35,6 +35,7 @@ class EdrV3Features:
     """``base`` (the v1 feature set) followed by the v3 blocks."""
 
     kind = EventKind.EDR
+    reads_views = True  # EndpointRow events too (scorer.events.edrrows), as v1's
 
     def __init__(self, base: FeatureSet, rule_source: RuleSource | None = None) -> None:
         if base.kind is not EventKind.EDR:

@@ -16,7 +16,7 @@ same as computing every row on its own (tests compare both).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import TypeVar
 
@@ -125,7 +125,7 @@ def zeros(n: int) -> npt.NDArray[np.intp]:
     return _ZEROS[:n] if n <= len(_ZEROS) else np.zeros(n, dtype=np.intp)
 
 
-def first_texts(primary: list[str | None] | None, fields: list[dict[str, str]] | None = None,
+def first_texts(primary: list[str | None] | None, fields: list[Mapping[str, str]] | None = None,
                 name: str = "") -> list[str]:
     """Per row, ``primary[i] or fields[i].get(name) or ""`` (a list given as None is left out):
     an attribute with a fallback field, an attribute or a field, empty when missing."""
@@ -136,7 +136,7 @@ def first_texts(primary: list[str | None] | None, fields: list[dict[str, str]] |
     return first_texts_reference(primary, fields, name)
 
 
-def first_texts_reference(primary: list[str | None] | None, fields: list[dict[str, str]] | None = None,
+def first_texts_reference(primary: list[str | None] | None, fields: list[Mapping[str, str]] | None = None,
                           name: str = "") -> list[str]:
     """:func:`first_texts` in Python (the native code's reference)."""
     if fields is None:

@@ -8,7 +8,8 @@ Python code, which computes the very same values: tests/native runs both on ever
 - ``_edr``: the EDR features' and the Sigma rule engine's per-row passes;
 - ``_rules``: the rule engine's per-batch passes (a batch's field reads and value grouping, its
   (Channel, EventID) pairs, the conditions its atoms trigger);
-- ``_kafka``: the producer's per-record work (placement, filling record batches).
+- ``_kafka``: the producer's per-record work (placement, filling record batches);
+- ``_fieldmap``: an EDR event's ``fields`` as a mapping over its record's bytes (scorer.events.edrrows).
 
 ``SCORER_NATIVE`` chooses: ``auto`` (default: native when built), ``0`` (the Python
 reference), ``1`` (native, or ImportError if it is not built). It is read once, at import:
@@ -27,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 ENV = "SCORER_NATIVE"
-NAMES = ("_native", "_edr", "_rules", "_kafka")
+NAMES = ("_native", "_edr", "_rules", "_kafka", "_fieldmap")
 
 
 def _load(name: str) -> ModuleType | None:

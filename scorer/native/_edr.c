@@ -693,6 +693,7 @@ static PyObject *present(PyObject *self, PyObject *args) {
  */
 enum { M_FIRST, M_JOIN, M_WORDS, M_TUPLE, M_RAW };
 #define MAX_PARTS 8
+#define MAX_TYPES 4
 #define CACHE_ENTRIES 1024 /* per group; a group's cache is emptied when full */
 #define CACHE_LONGEST 1024 /* longer keys are not kept (text_memo's bound) */
 
@@ -715,9 +716,10 @@ typedef struct {
     Py_ssize_t groups, attrs, slots;
     Group *group;
     PyObject **attr;      /* attribute names: 0 event_code, 1 fields */
-    PyTypeObject *type;   /* the event type (every event is one: any other is refused) */
+    PyTypeObject *type[MAX_TYPES]; /* the event types (every event is one: any other is refused) */
+    int ntypes;
     PyMemberDef **member; /* per attribute: its slot, or NULL (read by PyObject_GetAttr) */
-    PyTypeObject *member_of; /* the type member was looked up in (type, once looked up) */
+    int member_made;      /* member looked up (in type[0]; the other types share its slots) */
     int codes;               /* some group has a gate or an event-code part: run() reads the codes */
 } Plan;
 
@@ -731,17 +733,40 @@ static void plan_free(PyObject *capsule) {
         for (int k = 0; k < gr->nparts; k++) Py_XDECREF(gr->parts[k].name);
     }
     for (Py_ssize_t a = 0; a < p->attrs; a++) Py_XDECREF(p->attr[a]);
-    Py_XDECREF(p->type);
+    for (int t = 0; t < p->ntypes; t++) Py_XDECREF(p->type[t]);
     PyMem_Free(p->group), PyMem_Free(p->attr), PyMem_Free(p->member), PyMem_Free(p);
 }
 
+/* Each attribute's slot, looked up in the plan's first type; NULL where it is not a plain slot of
+ * every type alike (the other types, e.g. scorer.events.edrrows.EndpointRow, inherit the first's
+ * slots: a type that declared its own attribute is read by PyObject_GetAttr). */
+static int plan_members(Plan *p) {
+    for (Py_ssize_t a = 0; a < p->attrs; a++) {
+        PyObject *descr = _PyType_Lookup(p->type[0], p->attr[a]);
+        int slot = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type);
+        for (int t = 0; slot && t < p->ntypes; t++)
+            slot = p->type[t]->tp_getattro == PyObject_GenericGetAttr && _PyType_Lookup(p->type[t], p->attr[a]) == descr;
+        p->member[a] = slot ? ((PyMemberDescrObject *)descr)->d_member : NULL;
+    }
+    p->member_made = 1;
+    return 0;
+}
+
 static PyObject *plan(PyObject *self, PyObject *args) {
-    PyObject *groups, *attrs, *capsule;
-    PyTypeObject *type;
+    PyObject *groups, *attrs, *capsule, *types;
     Py_ssize_t slots;
-    if (!PyArg_ParseTuple(args, "O!O!nO!:plan", &PyList_Type, &groups, &PyTuple_Type, &attrs, &slots, &PyType_Type,
-                          &type))
+    if (!PyArg_ParseTuple(args, "O!O!nO:plan", &PyList_Type, &groups, &PyTuple_Type, &attrs, &slots, &types))
         return NULL;
+    int ntypes = PyType_Check(types) ? 1 : PyTuple_Check(types) ? (int)PyTuple_GET_SIZE(types) : -1;
+    if (ntypes < 1 || ntypes > MAX_TYPES) {
+        PyErr_SetString(PyExc_TypeError, "plan: the event type must be a type or a tuple of 1-4 types");
+        return NULL;
+    }
+    for (int t = 0; t < ntypes && !PyType_Check(types); t++)
+        if (!PyType_Check(PyTuple_GET_ITEM(types, t))) {
+            PyErr_SetString(PyExc_TypeError, "plan: the event types must be types");
+            return NULL;
+        }
     Plan *p = PyMem_Calloc(1, sizeof(Plan));
     if (p == NULL) return PyErr_NoMemory();
     if ((capsule = PyCapsule_New(p, "scorer.native._edr.Plan", plan_free)) == NULL) {
@@ -753,7 +778,9 @@ static PyObject *plan(PyObject *self, PyObject *args) {
     p->attr = PyMem_Calloc((size_t)(na ? na : 1), sizeof(PyObject *));
     p->member = PyMem_Calloc((size_t)(na ? na : 1), sizeof(PyMemberDef *));
     if (p->group == NULL || p->attr == NULL || p->member == NULL) goto no_memory;
-    p->slots = slots, p->type = (PyTypeObject *)Py_NewRef(type);
+    p->slots = slots;
+    for (; p->ntypes < ntypes; p->ntypes++)
+        p->type[p->ntypes] = (PyTypeObject *)Py_NewRef(PyType_Check(types) ? types : PyTuple_GET_ITEM(types, p->ntypes));
     for (; p->attrs < na; p->attrs++) {
         PyObject *name = PyTuple_GET_ITEM(attrs, p->attrs);
         if (!PyUnicode_Check(name)) goto bad;
@@ -835,8 +862,8 @@ static PyObject **column_of(Batch *b, Py_ssize_t a) {
                 refuse("run: an event code is not an int");
                 return NULL;
             }
-            if (a == 1 && !PyDict_CheckExact(col[e])) {
-                refuse("run: fields is not a dict");
+            if (a == 1 && !PyDict_CheckExact(col[e]) && !is_fieldmap(col[e])) {
+                refuse("run: fields is not a dict or a FieldMap");
                 return NULL;
             }
         }
@@ -863,7 +890,12 @@ static int part_raw(Batch *b, const Part *pt, Py_ssize_t i, PyObject **raw) {
     if (pt->kind == 'p') {
         v = b->slots[pt->index * b->n + i];
     } else if (pt->kind == 'f') {
-        v = PyDict_GetItemWithError(b->cols[b->n + i], pt->name);
+        PyObject *fields = b->cols[b->n + i];
+        if (!PyDict_CheckExact(fields)) { /* a FieldMap (column_of let no other through): a new reference */
+            *raw = fieldmap_api->get(fields, pt->name);
+            return *raw == NULL && PyErr_Occurred() ? -1 : 0;
+        }
+        v = PyDict_GetItemWithError(fields, pt->name);
         if (v == NULL && PyErr_Occurred()) return -1;
     } else {
         v = b->cols[pt->index * b->n + i];
@@ -1178,24 +1210,16 @@ static PyObject *run(PyObject *self, PyObject *args) {
         goto done;
     }
     if (b.empty == NULL || code_ids == NULL || code_list == NULL || ids == NULL) goto done;
-    PyTypeObject *type = p->type;
     for (Py_ssize_t i = 0; i < n; i++) {
         b.events[i] = Py_NewRef(PyList_GET_ITEM(events, i));
-        if (Py_TYPE(b.events[i]) != type) {
+        int t = 0;
+        while (t < p->ntypes && Py_TYPE(b.events[i]) != p->type[t]) t++;
+        if (t == p->ntypes) {
             refuse("run: an event of another type");
             goto done;
         }
     }
-    if (p->member_of != type) { /* each attribute's slot, looked up once per plan */
-        for (Py_ssize_t a = 0; a < p->attrs; a++) {
-            PyObject *descr = _PyType_Lookup(type, p->attr[a]);
-            p->member[a] = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)
-                                   && type->tp_getattro == PyObject_GenericGetAttr
-                               ? ((PyMemberDescrObject *)descr)->d_member
-                               : NULL;
-        }
-        p->member_of = type;
-    }
+    if (!p->member_made && plan_members(p) < 0) goto done;
     if ((b.member = PyMem_Malloc((size_t)p->attrs * sizeof(PyMemberDef *))) == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -1254,4 +1278,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_edr", "Native per-row passes of the EDR path.", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__edr(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__edr(void) {
+    fieldmap_import(); /* the events' FieldMaps read through its C API (else through their get) */
+    return PyModule_Create(&module);
+}

@@ -31,10 +31,12 @@ def present(events: list[Any], attrs: tuple[str, ...], fields: list[Any], names:
     """The ``attrs`` some event holds a value of (not None, not ""), and the ``names`` some mapping of ``fields``
     holds a true value of."""
 
-def plan(groups: list[tuple[Any, ...]], attrs: tuple[str, ...], slots: int, event_type: type, /) -> object:
+def plan(groups: list[tuple[Any, ...]], attrs: tuple[str, ...], slots: int, event_type: type | tuple[type, ...], /
+         ) -> object:
     """Column groups (scorer.features.edr_batch.Plan's specs) compiled for :func:`run`; ``attrs[0]`` is the event
-    code's attribute, ``attrs[1]`` the fields'; ``slots`` path groups' basenames; ``run`` refuses events of another
-    type than ``event_type``."""
+    code's attribute, ``attrs[1]`` the fields' (dicts or FieldMaps); ``slots`` path groups' basenames; ``run``
+    refuses events of another type than ``event_type`` (or its 1-4 types: the first's slots are read, which the
+    others must inherit, else those attributes are read by getattr)."""
 
 def run(plan: object, events: list[Any], out: npt.NDArray[np.float64], /) -> bool:
     """Every group of ``plan`` over ``events``, into ``out`` ``[len(events), columns]``; False: refused (the Python

@@ -35,7 +35,7 @@
  *   Each candidate variant's tree over its logsource's rows, or-ed per rule (RuleEngine's loop);
  *   flat[vi] (scorer.rules.bitsets.flat_tree) evaluated here when the rows fit 64 bits.
  * amask() -> {}: a dict sized for a batch's atoms.
- * events_of(items, cls) -> [event] | None: the items' events when all are exactly ``cls``.
+ * events_of(items, classes) -> [event] | None: the items' events when each is exactly one of ``classes``.
  * or_of(amask, atoms) -> int
  *   The or of amask[a] over the atoms of set ``atoms`` that amask holds (0: none).
  * triggered(by_atom, amask, out) -> None
@@ -618,36 +618,48 @@ static int put_rest(PyObject *rest, PyObject *name, const uint64_t *words, Py_ss
     return bad ? -1 : 0;
 }
 
+/* Mark ``key`` (hash ``hash``) in ``carried`` if it is one of the plan's fields (``order``): 0 (one
+ * of them or not), or below -1 on an error (distinct_find's). */
+static int mark_key(Distinct *order, char *carried, PyObject *key, Py_hash_t hash) {
+    Py_ssize_t j = distinct_find(order, key, hash);
+    if (j >= 0) {
+        carried[j] = 1;
+        /* The events share their key objects (the decoder's, or the FieldMaps' cache): the field is
+         * named by the event's own from here on, found by identity in the next rows. */
+        if (order->value[j] != key && PyUnicode_CheckExact(key) && PyUnicode_CheckExact(order->value[j])) {
+            Py_INCREF(key);
+            Py_SETREF(order->value[j], key);
+        }
+    }
+    return j < -1 ? (int)j : 0;
+}
+
 /* Which of the plan's fields (``order``) some event of the batch carries in ``fields`` (a key of
- * its dict, whatever the value: the set of every key of every event, by Python's hash and
- * equality), into ``carried``: one pass over the events' keys, each looked up among the plan's
+ * its dict or FieldMap, whatever the value: the set of every key of every event, by Python's hash
+ * and equality), into ``carried``: one pass over the events' keys, each looked up among the plan's
  * ~30 fields, costs less than that set (~190 keys a 17-event batch). 0, or -1 on an error. */
 static int mark_carried(PyObject *fields, Distinct *order, char *carried) {
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(fields); r++) {
         PyObject *row = PyList_GET_ITEM(fields, r), *key, *value;
-        if (!PyDict_CheckExact(row)) { /* (another mapping: every field read, as it says) */
+        int status = 0;
+        Py_INCREF(row);
+        if (PyDict_CheckExact(row)) {
+            Py_ssize_t pos = 0;
+            Py_hash_t hash; /* (a key's hash as its dict keeps it: not asked of the key again) */
+            while (status == 0 && _PyDict_Next(row, &pos, &key, &value, &hash)) status = mark_key(order, carried, key, hash);
+        } else if (is_fieldmap(row)) { /* its keys: exact str, their hash cached (the FieldMaps' key cache) */
+            for (Py_ssize_t k = 0, size = fieldmap_api->size(row); status == 0 && k < size; k++) {
+                key = fieldmap_api->key_at(row, k);
+                Py_hash_t hash = PyObject_Hash(key);
+                status = hash == -1 ? -2 : mark_key(order, carried, key, hash);
+            }
+        } else { /* (another mapping: every field read, as it says) */
             memset(carried, 1, (size_t)order->count);
+            Py_DECREF(row);
             return 0;
         }
-        Py_INCREF(row);
-        Py_ssize_t pos = 0, j = 0;
-        Py_hash_t hash; /* (a key's hash as its dict keeps it: not asked of the key again) */
-        while (j >= 0 && _PyDict_Next(row, &pos, &key, &value, &hash)) {
-            j = distinct_find(order, key, hash);
-            if (j >= 0) {
-                carried[j] = 1;
-                /* The events share their key objects (the decoder's): the field is named by the
-                 * event's own from here on, found by identity in the next rows and their dicts. */
-                if (order->value[j] != key && PyUnicode_CheckExact(key) && PyUnicode_CheckExact(order->value[j])) {
-                    Py_INCREF(key);
-                    Py_SETREF(order->value[j], key);
-                }
-            } else if (j == -1) {
-                j = 0; /* (not one of the plan's) */
-            }
-        }
         Py_DECREF(row);
-        if (j < -1) return -1;
+        if (status < 0) return -1;
     }
     return 0;
 }
@@ -1154,20 +1166,23 @@ fail:
     return NULL;
 }
 
-/* events_of(items, cls) -> [event] | None: the first item of every (event, record) tuple of
- * ``items`` when every event's type is exactly ``cls`` (the rules stage's batches); None for
- * anything else, which the caller looks at item by item (scorer.pipeline.rules.apply_rules). */
+/* events_of(items, classes) -> [event] | None: the first item of every (event, record) tuple of
+ * ``items`` when every event's type is exactly one of ``classes`` (a tuple of types: the rules
+ * stage's batches); None for anything else, which the caller looks at item by item
+ * (scorer.pipeline.rules.apply_rules). */
 static PyObject *events_of(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *a[2];
-    if (unpack("events_of", args, nargs, 2, "LY", a) < 0) return NULL;
-    PyObject *items = a[0], *cls = a[1];
-    Py_ssize_t n = PyList_GET_SIZE(items);
+    if (unpack("events_of", args, nargs, 2, "LT", a) < 0) return NULL;
+    PyObject *items = a[0], *classes = a[1];
+    Py_ssize_t n = PyList_GET_SIZE(items), k = PyTuple_GET_SIZE(classes);
     PyObject *out = PyList_New(n);
     if (out == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(items, i), *event;
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) < 1 ||
-            Py_TYPE(event = PyTuple_GET_ITEM(item, 0)) != (PyTypeObject *)cls) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        PyObject *event = PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) >= 1 ? PyTuple_GET_ITEM(item, 0) : NULL;
+        Py_ssize_t c = 0;
+        while (event != NULL && c < k && (PyObject *)Py_TYPE(event) != PyTuple_GET_ITEM(classes, c)) c++;
+        if (event == NULL || c == k) {
             Py_DECREF(out);
             Py_RETURN_NONE;
         }
@@ -1185,7 +1200,7 @@ static PyObject *amask(PyObject *self, PyObject *Py_UNUSED(args)) { return _PyDi
 static PyMethodDef methods[] = {
     {"fire", FAST(fire), METH_FASTCALL, "The rows of each rule some candidate variant fires on."},
     {"amask", amask, METH_NOARGS, "An empty dict sized for a batch's atoms."},
-    {"events_of", FAST(events_of), METH_FASTCALL, "The events of items, all of one exact type."},
+    {"events_of", FAST(events_of), METH_FASTCALL, "The events of items, each of one of the exact types."},
     {"or_of", or_of, METH_VARARGS, "The or of an amask's rows over a set of atoms."},
     {"fold", fold, METH_VARARGS, "A rule engine field's column read, grouping and cached atoms' bitsets in one pass."},
     {"fold_many", FAST(fold_many), METH_FASTCALL, "fold for every field of a batch that has a read."},
@@ -1199,6 +1214,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rules", "The Sigma 
                                     methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__rules(void) {
+    fieldmap_import(); /* the events' FieldMaps read through its C API (else through their get) */
     lower_name = PyUnicode_InternFromString("lower");
     return lower_name == NULL ? NULL : PyModule_Create(&module);
 }

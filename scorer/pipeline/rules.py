@@ -21,6 +21,7 @@ from operator import itemgetter
 
 import scorer.native
 from scorer.alerts.decide import rule_severity
+from scorer.events.edrrows import ENDPOINT_TYPES
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.features.base import F32
 from scorer.features.rules import NAMES as RULE_NAMES
@@ -31,15 +32,16 @@ from scorer.rules.annotate import RuleStage
 
 log = logging.getLogger(__name__)
 _EVENT = itemgetter(0)
+_TYPES = set(ENDPOINT_TYPES)
 
 
 def apply_rules(stage: RuleStage, items: list[Item], batch: Batch) -> list[Item]:
     """``items`` with their rule hits; the ones a rule raised on go to ``batch.failures``."""
     native = scorer.native.module("_rules")
-    events = native.events_of(items, EndpointEvent) if native is not None else None
+    events = native.events_of(items, ENDPOINT_TYPES) if native is not None else None
     if events is None:  # (not all of them exactly endpoint events, or no C pass: looked at here)
         events = list(map(_EVENT, items))
-        if set(map(type, events)) != {EndpointEvent} and not all(isinstance(ev, EndpointEvent) for ev in events):
+        if not set(map(type, events)) <= _TYPES and not all(isinstance(ev, EndpointEvent) for ev in events):
             raise TypeError("the rules stage takes endpoint events only")
     annotated, fired, changed, errors = stage.annotate_rows(events)
     by_id, counts = stage.by_id, batch.rule_hits

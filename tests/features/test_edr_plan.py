@@ -179,11 +179,11 @@ def test_events_of_another_type_are_refused_as_before(monkeypatch: pytest.Monkey
     fs = _v3(True, monkeypatch)
 
     class Other(EndpointEvent, frozen=True, kw_only=True):  # a subclass: the blocks take exactly EndpointEvent
-        pass
+        pass                                                  # (or the decoder's EndpointRow)
 
     other = Other(**{f: getattr(template, f) for f in template.__struct_fields__})
     assert fs.plan.sheet([template, other]) is None
-    with pytest.raises(TypeError, match=r"EdrFeatures\.transform takes EndpointEvent events only"):
+    with pytest.raises(TypeError, match=r"EdrFeatures\.transform takes EndpointEvent or EndpointRow events only"):
         fs.transform([template, other])
 
 

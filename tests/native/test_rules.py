@@ -263,7 +263,7 @@ def test_the_batch_calls_refuse_wrong_arguments() -> None:
         (_rules.heads, ([], (), (), {}, amask, [])),
         (_rules.triggered, ({}, amask, set())),
         (_rules.fire, (set(), [], [], [], [], amask.get)),
-        (_rules.events_of, ([], EndpointEvent)),
+        (_rules.events_of, ([], (EndpointEvent,))),
     ]
     for call, args in calls:
         call(*args)  # (the right ones pass)
