@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     PyObject_VAR_HEAD /* ob_size: the number of pairs */
     Py_buffer view;   /* read-only; view.obj keeps the bytes alive */
+    int interned;     /* every key is interned: an interned query that is none of them is missing */
     FMEntry e[1];
 } FieldMap;
 
@@ -48,32 +49,57 @@ static PyTypeObject FieldMapType;
 
 /* ---- keys: a direct-mapped cache of interned str by their bytes ---------------------------- */
 
-static PyObject *key_cache[KEY_SLOTS];
+/* A key's bytes as two words: its first 8 and its last 8 (overlapping below 16 bytes; below 8
+ * the bytes themselves). With the length, they are the whole key up to 16 bytes (most keys):
+ * comparing a cached key is then three compares, no memcmp. */
+typedef struct {
+    uint64_t a, b;
+    Py_ssize_t n;
+    PyObject *key; /* NULL: a free slot */
+} KeySlot;
 
-static inline size_t key_slot(const char *p, Py_ssize_t n) {
-    uint64_t a = 0, b = 0;
+static KeySlot key_cache[KEY_SLOTS];
+
+static inline uint64_t load8(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t load4(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void key_words(const char *p, Py_ssize_t n, uint64_t *a, uint64_t *b) {
     if (n >= 8) {
-        memcpy(&a, p, 8);
-        memcpy(&b, p + n - 8, 8);
+        *a = load8(p);
+        *b = load8(p + n - 8);
+    } else if (n >= 4) {
+        *a = load4(p) | load4(p + n - 4) << 32;
+        *b = 0;
     } else {
-        memcpy(&a, p, (size_t)n);
+        uint64_t v = 0;
+        for (Py_ssize_t i = 0; i < n; i++) v = v << 8 | (unsigned char)p[i];
+        *a = v;
+        *b = 0;
     }
-    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)n;
-    h ^= h >> 29;
-    h *= 0xBF58476D1CE4E5B9ULL;
-    return (size_t)(h >> 52) & (KEY_SLOTS - 1);
 }
 
 /* The key str of n bytes at p (a new reference), NULL with *bad set when the bytes are not
  * printable ASCII, NULL with an error set on failure. */
 static PyObject *key_of(const char *p, Py_ssize_t n, int *bad) {
-    size_t slot = 0;
+    KeySlot *slot = NULL;
+    uint64_t a = 0, b = 0;
     if (n <= CACHED_KEY) {
-        slot = key_slot(p, n);
-        PyObject *k = key_cache[slot];
-        if (k != NULL && PyUnicode_GET_LENGTH(k) == n && memcmp(PyUnicode_DATA(k), p, (size_t)n) == 0) {
-            Py_INCREF(k);
-            return k;
+        key_words(p, n, &a, &b);
+        uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)n;
+        slot = &key_cache[(h ^ h >> 31) * 0xBF58476D1CE4E5B9ULL >> 52 & (KEY_SLOTS - 1)];
+        if (slot->key != NULL && slot->a == a && slot->b == b && slot->n == n &&
+            (n <= 16 || memcmp((const char *)PyUnicode_DATA(slot->key) + 8, p + 8, (size_t)n - 16) == 0)) {
+            Py_INCREF(slot->key);
+            return slot->key;
         }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -91,9 +117,12 @@ static PyObject *key_of(const char *p, Py_ssize_t n, int *bad) {
         Py_DECREF(k);
         return NULL;
     }
-    if (n <= CACHED_KEY) {
+    if (slot != NULL) {
         Py_INCREF(k);
-        Py_XSETREF(key_cache[slot], k);
+        Py_XSETREF(slot->key, k);
+        slot->a = a;
+        slot->b = b;
+        slot->n = n;
     }
     return k;
 }
@@ -111,6 +140,7 @@ typedef struct {
 static inline int is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 static inline const char *skip_ws(const char *p, const char *e) {
+    if (p < e && (unsigned char)*p > ' ') return p; /* no whitespace: what encoders write */
     while (p < e && is_ws((unsigned char)*p)) p++;
     return p;
 }
@@ -163,7 +193,7 @@ static const char *check_escape(const char *p, const char *e, const char **why) 
 
 /* The string whose bytes start at p (after its opening quote): its closing quote, its S_ flags
  * in *flags, or NULL with why set (unterminated, a raw control character, a bad escape). */
-static const char *scan_string(const char *p, const char *e, unsigned *flags, const char **why) {
+static inline __attribute__((always_inline)) const char *scan_string(const char *p, const char *e, unsigned *flags, const char **why) {
     unsigned f = 0;
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctrl = _mm_set1_epi8(0x1f);
@@ -289,38 +319,23 @@ static void release_entries(FMEntry *e, Py_ssize_t n) {
     }
 }
 
-/* Whether one of the n keys is there twice (keys are interned, but interning may fail quietly:
- * equal text is checked too, behind the hashes every key has). */
-static int has_duplicate(const FMEntry *e, Py_ssize_t n) {
-    if (n <= 24) {
-        for (Py_ssize_t i = 1; i < n; i++) {
-            PyObject *k = e[i].key;
-            Py_hash_t h = ((PyASCIIObject *)k)->hash;
-            for (Py_ssize_t j = 0; j < i; j++) {
-                PyObject *o = e[j].key;
-                if (o == k || (((PyASCIIObject *)o)->hash == h && PyUnicode_GET_LENGTH(o) == PyUnicode_GET_LENGTH(k) &&
-                               memcmp(PyUnicode_DATA(o), PyUnicode_DATA(k), (size_t)PyUnicode_GET_LENGTH(k)) == 0))
-                    return 1;
-            }
-        }
+/* Whether key (the n-th, its hash set) is one of the n keys before it. A bit per hash of the keys
+ * seen: most keys find theirs clear and are compared with none (keys are interned, but interning
+ * may fail quietly: equal text is checked, not just the same object). */
+static inline int seen_before(const FMEntry *e, Py_ssize_t n, PyObject *key, uint64_t seen[4]) {
+    Py_hash_t h = ((PyASCIIObject *)key)->hash;
+    unsigned bit = (unsigned)((uint64_t)h >> 7) & 255;
+    uint64_t mask = (uint64_t)1 << (bit & 63);
+    if (!(seen[bit >> 6] & mask)) {
+        seen[bit >> 6] |= mask;
         return 0;
     }
-    uint16_t table[2 * MAX_PAIRS]; /* index + 1 of the key in each slot, 0 when free */
-    memset(table, 0, sizeof table);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *k = e[i].key;
-        size_t s = (size_t)((PyASCIIObject *)k)->hash;
-        for (;; s++) {
-            s &= 2 * MAX_PAIRS - 1;
-            if (table[s] == 0) {
-                table[s] = (uint16_t)(i + 1);
-                break;
-            }
-            PyObject *o = e[table[s] - 1].key;
-            if (o == k || (PyUnicode_GET_LENGTH(o) == PyUnicode_GET_LENGTH(k) &&
-                           memcmp(PyUnicode_DATA(o), PyUnicode_DATA(k), (size_t)PyUnicode_GET_LENGTH(k)) == 0))
-                return 1;
-        }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(key);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *o = e[j].key;
+        if (o == key || (((PyASCIIObject *)o)->hash == h && PyUnicode_GET_LENGTH(o) == len &&
+                         memcmp(PyUnicode_DATA(o), PyUnicode_DATA(key), (size_t)len) == 0))
+            return 1;
     }
     return 0;
 }
@@ -349,6 +364,7 @@ static FieldMap *fm_build(PyObject *data, Refusal *r) {
     }
     FMEntry tmp[MAX_PAIRS];
     Py_ssize_t n = 0;
+    uint64_t seen[4] = {0, 0, 0, 0};
     const char *start = view.buf, *e = start + view.len, *p;
     if (view.len > 0x7fffffff) {
         p = start;
@@ -383,6 +399,10 @@ static FieldMap *fm_build(PyObject *data, Refusal *r) {
                 goto fail;
             }
             t->value = NULL;
+            if (seen_before(tmp, n, t->key, seen)) {
+                n++;
+                REFUSE("duplicate key", ks);
+            }
             n++;
             t->off = (uint32_t)(vs - start);
             t->len = (uint32_t)(ve - vs) | (flags & S_ESC ? ESCAPED : 0);
@@ -408,10 +428,11 @@ static FieldMap *fm_build(PyObject *data, Refusal *r) {
     }
     p = skip_ws(p, e);
     if (p != e) REFUSE("trailing data after the object", p);
-    if (has_duplicate(tmp, n)) REFUSE("duplicate key", start);
     FieldMap *m = PyObject_NewVar(FieldMap, &FieldMapType, n);
     if (m == NULL) goto fail;
     m->view = view;
+    m->interned = 1;
+    for (Py_ssize_t i = 0; i < n; i++) m->interned &= PyUnicode_CHECK_INTERNED(tmp[i].key) != 0;
     memcpy(m->e, tmp, (size_t)n * sizeof(FMEntry));
     return m;
 fail:
@@ -443,8 +464,22 @@ static PyObject *fm_value(FieldMap *m, Py_ssize_t i) {
 static Py_ssize_t fm_find(FieldMap *m, PyObject *key) {
     Py_ssize_t n = Py_SIZE(m);
     if (!PyUnicode_Check(key)) return PyObject_Hash(key) == -1 ? -2 : -1;
-    for (Py_ssize_t i = 0; i < n; i++)
+    for (Py_ssize_t i = 0; i < n; i++) /* the key's own object: the common case (names in code are interned) */
         if (m->e[i].key == key) return i;
+    if (PyUnicode_CheckExact(key)) {
+        if (m->interned && PyUnicode_CHECK_INTERNED(key)) return -1;
+        Py_hash_t h = ((PyASCIIObject *)key)->hash;
+        if (h == -1 && (h = PyObject_Hash(key)) == -1) return -2;
+        Py_ssize_t len = PyUnicode_GET_LENGTH(key);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *k = m->e[i].key;
+            if (((PyASCIIObject *)k)->hash == h && PyUnicode_GET_LENGTH(k) == len && PyUnicode_IS_ASCII(key) &&
+                memcmp(PyUnicode_DATA(k), PyUnicode_DATA(key), (size_t)len) == 0)
+                return i;
+        }
+        return -1;
+    }
+    /* a str subclass: by its text (its own __hash__ or __eq__ are not asked, its value is) */
     if (PyUnicode_READY(key) < 0) return -2;
     if (!PyUnicode_IS_ASCII(key)) return -1; /* keys are ASCII */
     Py_ssize_t len = PyUnicode_GET_LENGTH(key);
@@ -460,7 +495,11 @@ static Py_ssize_t fm_find(FieldMap *m, PyObject *key) {
 
 static PyObject *fm_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     PyObject *data;
-    if (!_PyArg_NoKeywords("FieldMap", kwds) || !PyArg_UnpackTuple(args, "FieldMap", 1, 1, &data)) return NULL;
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 1) {
+        data = PyTuple_GET_ITEM(args, 0);
+    } else if (!_PyArg_NoKeywords("FieldMap", kwds) || !PyArg_UnpackTuple(args, "FieldMap", 1, 1, &data)) {
+        return NULL;
+    }
     Refusal r;
     FieldMap *m = fm_build(data, &r);
     if (m == NULL && r.why != NULL) PyErr_Format(PyExc_ValueError, "FieldMap: %s (at byte %zd)", r.why, r.at);

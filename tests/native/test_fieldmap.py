@@ -327,8 +327,27 @@ def test_key_types() -> None:
     class Sub(str):
         pass
 
-    assert m[Sub("User")] == "bob" and Sub("User") in m and m.get(Sub("Userx")) is None
-    assert m["".join(["Us", "er"])] == "bob"  # equal text, another object
+    assert m[Sub("User")] == "bob" and Sub("User") in m and m.get(Sub("Userx")) is None and Sub("é") not in m
+    # Another object of equal text (found by hash and text), interned or not; absent ones either way.
+    assert m["".join(["Us", "er"])] == "bob" and m[sys.intern("".join(["No", "te"]))] == "café"
+    assert m.get("".join(["Us", "ers"])) is None and m.get(sys.intern("".join(["Us", "ers"]))) is None
+    assert m.get("".join(["Us", "é"])) is None
+
+
+def test_the_key_cache_under_eviction() -> None:
+    """More distinct keys than the cache has slots: every map still has its own keys, interned."""
+    keys = [f"key{i}_{'x' * (i % 70)}" for i in range(6000)]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        m = FieldMap(json.dumps(dict(zip(chunk, chunk, strict=True))).encode())
+        assert m.keys() == chunk and m.values() == chunk
+        assert all(k is sys.intern(k) for k in m)
+    again = FieldMap(json.dumps({keys[0]: "a", keys[4096]: "b"}).encode())
+    assert again.keys() == [keys[0], keys[4096]] and again[keys[4096]] == "b"
+
+
+def test_c_api_capsule() -> None:
+    assert "scorer.native._fieldmap._C_API" in repr(fieldmap._C_API)  # the consumers' header imports this name
 
 
 def test_values_cached_and_keys_shared() -> None:
