@@ -40,7 +40,9 @@ typedef struct {
 
 typedef struct {
     PyObject_VAR_HEAD /* ob_size: the number of pairs */
-    Py_buffer view;   /* read-only; view.obj keeps the bytes alive */
+    PyObject *owner;  /* the object whose buffer holds the bytes (see own_bytes) */
+    const char *buf;
+    Py_ssize_t len;
     int interned;     /* every key is interned: an interned query that is none of them is missing */
     FMEntry e[1];
 } FieldMap;
@@ -347,26 +349,48 @@ static inline int seen_before(const FMEntry *e, Py_ssize_t n, PyObject *key, uin
         goto fail;                \
     } while (0)
 
+/* The bytes of data's buffer, and the object (a new reference) that keeps them unchanged as long
+ * as it lives: data where it is bytes, or its exporter where that is read-only and needs no release
+ * (msgspec.Raw: then no Py_buffer need be kept, 80 bytes a map), else a copy (a bytearray could
+ * change what was validated). NULL with an error set. */
+static PyObject *own_bytes(PyObject *data, const char **buf, Py_ssize_t *len) {
+    if (PyBytes_CheckExact(data)) {
+        *buf = PyBytes_AS_STRING(data);
+        *len = PyBytes_GET_SIZE(data);
+        Py_INCREF(data);
+        return data;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+    PyBufferProcs *procs = view.obj == NULL ? NULL : Py_TYPE(view.obj)->tp_as_buffer;
+    if (view.readonly && procs != NULL && procs->bf_releasebuffer == NULL) {
+        *buf = view.buf;
+        *len = view.len;
+        return view.obj; /* the view's reference */
+    }
+    PyObject *copy = PyBytes_FromStringAndSize(view.buf, view.len);
+    PyBuffer_Release(&view);
+    if (copy != NULL) {
+        *buf = PyBytes_AS_STRING(copy);
+        *len = PyBytes_GET_SIZE(copy);
+    }
+    return copy;
+}
+
 /* A FieldMap over the buffer of data, or NULL: refused (r->why set, no exception) or failed (an
  * exception set, r->why NULL). */
 static FieldMap *fm_build(PyObject *data, Refusal *r) {
     r->why = NULL;
     r->at = 0;
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
-    if (!view.readonly) { /* validated bytes that could change later: index a copy */
-        PyObject *copy = PyBytes_FromStringAndSize(view.buf, view.len);
-        PyBuffer_Release(&view);
-        if (copy == NULL) return NULL;
-        int rc = PyObject_GetBuffer(copy, &view, PyBUF_SIMPLE);
-        Py_DECREF(copy);
-        if (rc < 0) return NULL;
-    }
+    const char *start;
+    Py_ssize_t len;
+    PyObject *owner = own_bytes(data, &start, &len);
+    if (owner == NULL) return NULL;
     FMEntry tmp[MAX_PAIRS];
     Py_ssize_t n = 0;
     uint64_t seen[4] = {0, 0, 0, 0};
-    const char *start = view.buf, *e = start + view.len, *p;
-    if (view.len > 0x7fffffff) {
+    const char *e = start + len, *p;
+    if (len > 0x7fffffff) {
         p = start;
         REFUSE("buffer too large", p);
     }
@@ -430,14 +454,16 @@ static FieldMap *fm_build(PyObject *data, Refusal *r) {
     if (p != e) REFUSE("trailing data after the object", p);
     FieldMap *m = PyObject_NewVar(FieldMap, &FieldMapType, n);
     if (m == NULL) goto fail;
-    m->view = view;
+    m->owner = owner;
+    m->buf = start;
+    m->len = len;
     m->interned = 1;
     for (Py_ssize_t i = 0; i < n; i++) m->interned &= PyUnicode_CHECK_INTERNED(tmp[i].key) != 0;
     memcpy(m->e, tmp, (size_t)n * sizeof(FMEntry));
     return m;
 fail:
     release_entries(tmp, n);
-    PyBuffer_Release(&view);
+    Py_DECREF(owner);
     return NULL;
 }
 
@@ -447,7 +473,7 @@ fail:
 static PyObject *fm_value(FieldMap *m, Py_ssize_t i) {
     FMEntry *t = &m->e[i];
     if (t->value != NULL) return t->value;
-    const char *p = (const char *)m->view.buf + t->off;
+    const char *p = m->buf + t->off;
     Py_ssize_t n = t->len & ~ESCAPED;
     PyObject *v;
     if (t->len & ESCAPED) {
@@ -506,9 +532,23 @@ static PyObject *fm_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)m;
 }
 
+/* FieldMap(data) without the argument tuple (a call per record). */
+static PyObject *fm_vectorcall(PyObject *Py_UNUSED(type), PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) || nargs != 1) {
+        if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)
+            return PyErr_Format(PyExc_TypeError, "FieldMap() takes no keyword arguments");
+        return PyErr_Format(PyExc_TypeError, "FieldMap() takes exactly one argument (%zd given)", nargs);
+    }
+    Refusal r;
+    FieldMap *m = fm_build(args[0], &r);
+    if (m == NULL && r.why != NULL) PyErr_Format(PyExc_ValueError, "FieldMap: %s (at byte %zd)", r.why, r.at);
+    return (PyObject *)m;
+}
+
 static void fm_dealloc(FieldMap *m) {
     release_entries(m->e, Py_SIZE(m));
-    PyBuffer_Release(&m->view);
+    Py_DECREF(m->owner);
     Py_TYPE(m)->tp_free((PyObject *)m);
 }
 
@@ -612,7 +652,7 @@ static PyObject *fm_repr(FieldMap *m) {
 }
 
 static PyObject *fm_reduce(FieldMap *m, PyObject *Py_UNUSED(ignored)) {
-    return Py_BuildValue("(O(y#))", (PyObject *)Py_TYPE(m), (const char *)m->view.buf, m->view.len);
+    return Py_BuildValue("(O(y#))", (PyObject *)Py_TYPE(m), m->buf, m->len);
 }
 
 static PyObject *mapping_abc; /* collections.abc.Mapping, imported at module init */
@@ -695,6 +735,7 @@ static PyTypeObject FieldMapType = {
     .tp_itemsize = sizeof(FMEntry),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_MAPPING,
     .tp_new = fm_new,
+    .tp_vectorcall = fm_vectorcall,
     .tp_dealloc = (destructor)fm_dealloc,
     .tp_repr = (reprfunc)fm_repr,
     .tp_as_mapping = &fm_as_mapping,
@@ -766,7 +807,7 @@ static PyObject *index_rows(PyObject *Py_UNUSED(module), PyObject *const *args, 
         Refusal r;
         FieldMap *m = fm_build(*slot, &r);
         if (m != NULL) {
-            PyObject *raw = *slot; /* m's buffer view holds its own reference to it */
+            PyObject *raw = *slot; /* m holds its own reference to it */
             *slot = (PyObject *)m;
             Py_DECREF(raw);
             continue;
