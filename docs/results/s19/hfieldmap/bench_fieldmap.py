@@ -1,5 +1,6 @@
 """FieldMap (scorer/native/_fieldmap.c) against msgspec's dict[str, str] decode, over the realistic
-stream's EDR ``fields`` objects (the bytes msgspec leaves as Raw).
+stream's EDR ``fields`` objects (the bytes msgspec leaves as Raw); and the whole records decoded as
+EndpointEvent against decoded with ``fields`` left Raw, then index_rows.
 
     python docs/results/s19/hfieldmap/bench_fieldmap.py              # CPU time, best of 7
     python docs/results/s19/hfieldmap/bench_fieldmap.py --callgrind  # instructions per record
@@ -24,13 +25,23 @@ from collections.abc import Callable
 
 import msgspec
 
-from scorer.native._fieldmap import FieldMap
+from scorer.events.structs import EndpointEvent
+from scorer.native._fieldmap import FieldMap, index_rows
 
 READ = ("TargetImage", "GrantedAccess", "SubjectUserName", "ObjectServer")  # 4.4k, 4.4k, 7.1k, 4.3k of 20k
 DICT = msgspec.json.Decoder(dict[str, str])
 
 
-def stream_fields(n_payloads: int) -> list[bytes]:
+class Row(EndpointEvent, frozen=True, kw_only=True, omit_defaults=True):
+    fields: msgspec.Raw = msgspec.Raw(b"{}")  # type: ignore[assignment]
+
+
+EVENTS = msgspec.json.Decoder(EndpointEvent)
+ROWS = msgspec.json.Decoder(Row)
+
+
+def stream(n_payloads: int) -> tuple[list[bytes], list[bytes]]:
+    """The realistic stream's EDR records, and their ``fields`` objects."""
     from scorer.bench.loadgen import payloads, templates
     from scorer.bench.realistic import add_stream_arguments, stream_templates
     from scorer.demo import bundled_capture
@@ -44,7 +55,13 @@ def stream_fields(n_payloads: int) -> list[bytes]:
     class Wrapper(msgspec.Struct):
         fields: msgspec.Raw = msgspec.Raw(b"{}")
 
-    return [bytes(msgspec.json.decode(v, type=Wrapper).fields) for v in values]
+    return [bytes(msgspec.json.decode(v, type=Wrapper).fields) for v in values], values
+
+
+def rows_indexed(records: list[bytes]) -> list[Row]:
+    rows = list(map(ROWS.decode, records))
+    index_rows(rows, msgspec.Raw)
+    return rows
 
 
 def read4(raws: list[bytes]) -> list[FieldMap]:
@@ -76,35 +93,44 @@ MODES: dict[str, Callable[[list[bytes]], object]] = {
     "FieldMap + 4 gets": read4,
     "FieldMap + to_dict": lambda raws: [FieldMap(r).to_dict() for r in raws],
 }
+# The same over whole records (what the columnar decode does); the ratio's base is EndpointEvent.
+RECORD_MODES: dict[str, Callable[[list[bytes]], object]] = {
+    "EndpointEvent": lambda records: list(map(EVENTS.decode, records)),
+    "Row (fields Raw)": lambda records: list(map(ROWS.decode, records)),
+    "Row + index_rows": rows_indexed,
+}
 
 
-def timing(raws: list[bytes]) -> None:
-    best = dict.fromkeys(MODES, float("inf"))
-    for _ in range(7):
-        for name, run in MODES.items():
-            t = time.process_time()
-            run(raws)
-            best[name] = min(best[name], time.process_time() - t)
-    base = best["msgspec dict[str, str]"]
-    for name, s in best.items():
-        print(f"{name:24s} {s / len(raws) * 1e6:7.3f} us/record  {s / base:5.2f}x")
+def timing(data: dict[str, list[bytes]]) -> None:
+    for modes, key, base in ((MODES, "fields", "msgspec dict[str, str]"), (RECORD_MODES, "records", "EndpointEvent")):
+        items = data[key]
+        best = dict.fromkeys(modes, float("inf"))
+        for _ in range(7):
+            for name, run in modes.items():
+                t = time.process_time()
+                run(items)
+                best[name] = min(best[name], time.process_time() - t)
+        for name, s in best.items():
+            print(f"{name:24s} {s / len(items) * 1e6:7.3f} us/record  {s / best[base]:5.2f}x")
 
 
-def callgrind(raws: list[bytes]) -> None:
+def callgrind(data: dict[str, list[bytes]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "raws.pkl")
+        path = os.path.join(tmp, "data.pkl")
         with open(path, "wb") as f:
-            pickle.dump(raws, f)
+            pickle.dump(data, f)
         ir = {}
-        for name in MODES:
+        for name in [*MODES, *RECORD_MODES]:
             out = os.path.join(tmp, "cg.out")
             proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
                                    __file__, "--one", name, path], capture_output=True, text=True, check=True)
             ir[name] = int(re.search(r"Collected : (\d+)", proc.stderr).group(1))  # type: ignore[union-attr]
-    base = ir["walk (baseline)"]
-    ref = ir["msgspec dict[str, str]"] - base
-    for name, n in ir.items():
-        print(f"{name:24s} {(n - base) / len(raws):8.0f} instructions/record  {(n - base) / ref:5.2f}x")
+    walk = ir["walk (baseline)"]  # start-up and loading: the same in every mode's process
+    for modes, key, base in ((MODES, "fields", "msgspec dict[str, str]"), (RECORD_MODES, "records", "EndpointEvent")):
+        n = len(data[key])
+        for name in modes:
+            print(f"{name:24s} {(ir[name] - walk) / n:8.0f} instructions/record  "
+                  f"{(ir[name] - walk) / (ir[base] - walk):5.2f}x")
 
 
 def main() -> None:
@@ -115,13 +141,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         with open(args.one[1], "rb") as f:
-            MODES[args.one[0]](pickle.load(f))
+            data = pickle.load(f)
+        name = args.one[0]
+        MODES[name](data["fields"]) if name in MODES else RECORD_MODES[name](data["records"])
         return
-    raws = stream_fields(args.payloads)
+    raws, records = stream(args.payloads)
     escaped = sum(b"\\" in r for r in raws)
     print(f"{len(raws)} EDR fields objects, {sum(map(len, raws)) / len(raws):.0f} bytes each on average, "
           f"{escaped} with escapes, {sum(max(r) > 127 for r in raws)} with non-ASCII")
-    callgrind(raws) if args.callgrind else timing(raws)
+    data = {"fields": raws, "records": records}
+    callgrind(data) if args.callgrind else timing(data)
 
 
 if __name__ == "__main__":
