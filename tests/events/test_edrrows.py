@@ -117,3 +117,26 @@ def test_realistic_rule_hits_and_v3_matrices_are_identical(monkeypatch: pytest.M
             a, b = by_event.transform(hit_events), by_row.transform(hit_rows)
             assert a.tobytes() == b.tobytes(), (native, lo)
     assert scorer.native.built("_fieldmap")
+
+
+@needs_fieldmap
+def test_the_natives_read_a_fieldmap_as_its_dict() -> None:
+    edr: Any = scorer.native.built_module("_edr")
+    rules: Any = scorer.native.built_module("_rules")
+    if edr is None or rules is None:
+        pytest.skip("scorer.native._edr or _rules is not built")
+    assert FieldMap is not None
+    objects = [{"Image": "C:\\a.exe", "User": "x"}, {}, {"User": "", "Image": "b\u00e9"}, {"Other": "1", "User": "y"}]
+    dicts: list[Any] = [dict(o) for o in objects]
+    maps: list[Any] = [FieldMap(json.dumps(o).encode()) for o in objects]
+    for name in ("Image", "User", "Missing"):
+        assert edr.texts(None, maps, name) == edr.texts(None, dicts, name)
+        assert edr.texts(["p", None, "", None], maps, name) == edr.texts(["p", None, "", None], dicts, name)
+        assert edr.group(maps, None, name, 4) == edr.group(dicts, None, name, 4)
+        assert edr.group(maps, [1, 2], name, 4) == edr.group(dicts, [1, 2], name, 4)
+    events = [msgspec.json.decode(_record(o), type=EndpointEvent) for o in objects]
+    names = ("Image", "User", "Other", "Missing")
+    assert edr.present(events, ("image",), maps, names) == edr.present(events, ("image",), dicts, names)
+    items = [(msgspec.json.decode(_record({}), type=EndpointRow), None), (events[0], None)]
+    assert rules.events_of(items, ENDPOINT_TYPES) == [items[0][0], events[0]]
+    assert rules.events_of(items, (EndpointEvent,)) is None
