@@ -7,11 +7,13 @@ second byte (or no kind), odd = iter_capture on a file whose suffix the second b
 Any exception, a decoder answer that is neither an event of the asked kind nor a
 DecodeFailure, or a reader item that is neither LabeledEvent nor ReadError is a crash
 (libFuzzer writes the input to ``<artifact_prefix>crash-*``). tests/fuzz/test_atheris.py
-runs it for a bounded time with real samples as the seed corpus.
+runs it for a bounded time with real samples as the seed corpus. ``SCORER_ATHERIS_WORKDIR``: the
+folder the reader targets write their file in (default: a new temporary one, left behind).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +30,9 @@ KINDS: list[EventKind | None] = [None, *EventKind]
 SUFFIXES = [".log", ".csv", ".jsonl", ".json", ".jsonl.gz", ".zip", ".evtx"]
 DECODER = EventDecoder()
 REF = SourceRef("fuzz", 0, 0)
-WORKDIR = Path(tempfile.mkdtemp(prefix="scorer-atheris-"))
+# Where the reader targets write their file: libFuzzer ends the process with exit(), past any Python
+# clean-up, so the caller names a folder it removes (the test: its tmp_path).
+WORKDIR = Path(os.environ.get("SCORER_ATHERIS_WORKDIR") or tempfile.mkdtemp(prefix="scorer-atheris-"))
 
 
 def one_input(data: bytes) -> None:

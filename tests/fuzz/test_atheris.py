@@ -73,7 +73,7 @@ def test_atheris_coverage_guided_run_finds_no_crash(tmp_path: Path) -> None:
         (corpus / name).write_bytes(data)
     cmd = [sys.executable, str(HARNESS), str(corpus), f"-runs={RUNS}", f"-max_total_time={SECONDS}",
            "-max_len=65536", "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCORER_ATHERIS_WORKDIR": str(tmp_path)}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SECONDS + 120)
     done = re.search(r"Done (\d+) runs in (\d+) second", proc.stderr)
     cov = re.findall(r"cov: (\d+) ft: (\d+)", proc.stderr)
