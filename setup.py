@@ -23,6 +23,7 @@ def _module(name: str, libraries: tuple[str, ...] = ()) -> Extension:
 # written as JSON (scorer/alerts/findingjson.py); _rules: the Sigma rule engine's per-field pass;
 # _kafka: the producer's placement and batch filling (scorer/kafka/producer.py); _forest: tree
 # ensembles scored many rows at a time (scorer/inference/vectorized.py; AVX-512 and AVX2 kernels
-# chosen at run time by the CPU, so one build serves every x86-64).
+# chosen at run time by the CPU, so one build serves every x86-64); _fieldmap: an EDR event's fields as a
+# mapping over its record's bytes (scorer/events/edrrows.py; _fieldmap.h its C API for _edr and _rules).
 setup(ext_modules=[_module("_native"), _module("_edr"), _module("_trees", ("dl",)), _module("_findings"),
                    _module("_rules"), _module("_kafka"), _module("_forest"), _module("_fieldmap")])

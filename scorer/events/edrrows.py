@@ -41,7 +41,6 @@ _NATIVE = scorer.native.built_module("_fieldmap")
 # Where the extension is built, whatever SCORER_NATIVE says: a row may outlive a switch.
 FieldMap: type[_fieldmap.FieldMap] | None = getattr(_NATIVE, "FieldMap", None)  # (a registered Mapping)
 ROW_DECODER: msgspec.json.Decoder[EndpointRow] = msgspec.json.Decoder(EndpointRow)
-_NAMES = tuple(f.name for f in msgspec.structs.fields(EndpointEvent))
 
 
 def index_rows(rows: list[Any]) -> list[int]:
@@ -59,7 +58,7 @@ def canonical(row: EndpointEvent) -> EndpointEvent:
     itself): ``fields`` a dict, for what encodes or keys by the exact type (findings)."""
     if type(row) is not EndpointRow:
         return row
-    values = {name: getattr(row, name) for name in _NAMES}
+    values = msgspec.structs.asdict(row)
     fields = values["fields"]
     values["fields"] = fields.to_dict() if FieldMap is not None and type(fields) is FieldMap \
         else msgspec.json.decode(fields, type=dict[str, str])

@@ -740,7 +740,7 @@ static void plan_free(PyObject *capsule) {
 /* Each attribute's slot, looked up in the plan's first type; NULL where it is not a plain slot of
  * every type alike (the other types, e.g. scorer.events.edrrows.EndpointRow, inherit the first's
  * slots: a type that declared its own attribute is read by PyObject_GetAttr). */
-static int plan_members(Plan *p) {
+static void plan_members(Plan *p) {
     for (Py_ssize_t a = 0; a < p->attrs; a++) {
         PyObject *descr = _PyType_Lookup(p->type[0], p->attr[a]);
         int slot = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type);
@@ -749,7 +749,6 @@ static int plan_members(Plan *p) {
         p->member[a] = slot ? ((PyMemberDescrObject *)descr)->d_member : NULL;
     }
     p->member_made = 1;
-    return 0;
 }
 
 static PyObject *plan(PyObject *self, PyObject *args) {
@@ -1219,7 +1218,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    if (!p->member_made && plan_members(p) < 0) goto done;
+    if (!p->member_made) plan_members(p);
     if ((b.member = PyMem_Malloc((size_t)p->attrs * sizeof(PyMemberDef *))) == NULL) {
         PyErr_NoMemory();
         goto done;

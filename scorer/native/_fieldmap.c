@@ -519,6 +519,14 @@ static Py_ssize_t fm_find(FieldMap *m, PyObject *key) {
 
 /* ---- the type --------------------------------------------------------------------------------- */
 
+/* FieldMap(data): fm_build's map, its refusal raised as ValueError. */
+static PyObject *fm_make(PyObject *data) {
+    Refusal r;
+    FieldMap *m = fm_build(data, &r);
+    if (m == NULL && r.why != NULL) PyErr_Format(PyExc_ValueError, "FieldMap: %s (at byte %zd)", r.why, r.at);
+    return (PyObject *)m;
+}
+
 static PyObject *fm_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     PyObject *data;
     if (kwds == NULL && PyTuple_GET_SIZE(args) == 1) {
@@ -526,10 +534,7 @@ static PyObject *fm_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     } else if (!_PyArg_NoKeywords("FieldMap", kwds) || !PyArg_UnpackTuple(args, "FieldMap", 1, 1, &data)) {
         return NULL;
     }
-    Refusal r;
-    FieldMap *m = fm_build(data, &r);
-    if (m == NULL && r.why != NULL) PyErr_Format(PyExc_ValueError, "FieldMap: %s (at byte %zd)", r.why, r.at);
-    return (PyObject *)m;
+    return fm_make(data);
 }
 
 /* FieldMap(data) without the argument tuple (a call per record). */
@@ -540,10 +545,7 @@ static PyObject *fm_vectorcall(PyObject *Py_UNUSED(type), PyObject *const *args,
             return PyErr_Format(PyExc_TypeError, "FieldMap() takes no keyword arguments");
         return PyErr_Format(PyExc_TypeError, "FieldMap() takes exactly one argument (%zd given)", nargs);
     }
-    Refusal r;
-    FieldMap *m = fm_build(args[0], &r);
-    if (m == NULL && r.why != NULL) PyErr_Format(PyExc_ValueError, "FieldMap: %s (at byte %zd)", r.why, r.at);
-    return (PyObject *)m;
+    return fm_make(args[0]);
 }
 
 static void fm_dealloc(FieldMap *m) {
@@ -839,14 +841,8 @@ static Py_ssize_t api_size(PyObject *map) { return Py_SIZE(map); }
 
 static PyObject *api_key_at(PyObject *map, Py_ssize_t i) { return ((FieldMap *)map)->e[i].key; }
 
-static PyObject *api_value_at(PyObject *map, Py_ssize_t i) {
-    PyObject *v = fm_value((FieldMap *)map, i);
-    Py_XINCREF(v);
-    return v;
-}
-
 static FieldMapAPI api = {
-    FIELDMAP_API_VERSION, &FieldMapType, api_get, api_size, api_key_at, api_value_at,
+    FIELDMAP_API_VERSION, &FieldMapType, api_get, api_size, api_key_at,
 };
 
 /* ---- the module --------------------------------------------------------------------------------- */

@@ -9,7 +9,7 @@
 
 #include <Python.h>
 
-#define FIELDMAP_API_VERSION 1
+#define FIELDMAP_API_VERSION 2
 #define FIELDMAP_CAPSULE "scorer.native._fieldmap._C_API"
 
 typedef struct {
@@ -19,8 +19,7 @@ typedef struct {
      * missing), NULL with an error set on failure (an unhashable key: TypeError; MemoryError). */
     PyObject *(*get)(PyObject *map, PyObject *key);
     Py_ssize_t (*size)(PyObject *map);
-    PyObject *(*key_at)(PyObject *map, Py_ssize_t i);   /* borrowed; 0 <= i < size, document order */
-    PyObject *(*value_at)(PyObject *map, Py_ssize_t i); /* new reference, or NULL with an error set */
+    PyObject *(*key_at)(PyObject *map, Py_ssize_t i); /* borrowed; 0 <= i < size, document order */
 } FieldMapAPI;
 
 static FieldMapAPI *fieldmap_api;
