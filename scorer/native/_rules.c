@@ -15,8 +15,8 @@
  *   ``amask[aid]`` for every atom id in ``cache[value]`` (None: into every id of ``missing``).
  *   The values that are not a str in ``cache`` (never matched, or not a str) are returned
  *   with their rows, None when there are none.
- * fold_many(fields, events, n, present, reads, plan, skip, amask) -> [(name, rows, misses)]
- *   plan: a list of (rows, names): every name not in ``skip`` is read over the union of the
+ * fold_many(fields, events, n, present, reads, plan, amask) -> [(name, rows, misses)]
+ *   plan: a list of (rows, names): every name is read over the union of the
  *   rows of the steps naming it, in first-seen order; ``reads[name]`` = (attr, how, cache,
  *   missing[, fieldrefs]) says how (fold's arguments; cache None: no matcher). A field ``how``
  *   reads from ``fields`` alone that no event carries (a key of ``present``, a set, or None: of
@@ -665,14 +665,14 @@ static int mark_carried(PyObject *fields, Distinct *order, char *carried) {
 }
 
 static PyObject *fold_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *a[8];
-    if (unpack("fold_many", args, nargs, 8, "OLOODLOD", a) < 0) return NULL;
-    PyObject *fields = a[0], *events = a[1], *present = a[3], *reads = a[4], *plan = a[5], *skip = a[6], *amask = a[7];
+    PyObject *a[7];
+    if (unpack("fold_many", args, nargs, 7, "OLOODLD", a) < 0) return NULL;
+    PyObject *fields = a[0], *events = a[1], *present = a[3], *reads = a[4], *plan = a[5], *amask = a[6];
     Py_ssize_t n = PyNumber_AsSsize_t(a[2], PyExc_OverflowError);
     if (n == -1 && PyErr_Occurred()) return NULL;
     if (check_batch(fields, events, n) < 0) return NULL;
-    if ((present != Py_None && !PyAnySet_Check(present)) || !PyAnySet_Check(skip)) {
-        PyErr_SetString(PyExc_TypeError, "fold_many: present must be a set or None, skip a set");
+    if (present != Py_None && !PyAnySet_Check(present)) {
+        PyErr_SetString(PyExc_TypeError, "fold_many: present must be a set or None");
         return NULL;
     }
     /* The fields in first-seen order over the plan, each with the union of its rows. */
@@ -704,9 +704,6 @@ static PyObject *fold_many(PyObject *self, PyObject *const *args, Py_ssize_t nar
         if (or_words(PyTuple_GET_ITEM(step, 0), n, step_words) < 0) goto fail;
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(list); i++) {
             PyObject *name = PyTuple_GET_ITEM(list, i);
-            int skipped = PySet_GET_SIZE(skip) ? PySet_Contains(skip, name) : 0;
-            if (skipped < 0) goto fail;
-            if (skipped) continue;
             Py_INCREF(name);
             Py_ssize_t j = distinct_index(&order, name);
             if (j < 0) goto fail;

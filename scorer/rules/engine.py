@@ -55,7 +55,6 @@ CACHE_VALUE_CHARS = 4096
 CACHE_CHARS = 16 << 20
 # Up to this many rows a field's value -> rows grouping is one Python pass; above, numpy.
 SMALL_ROWS = 24
-_NONE: frozenset[str] = frozenset()
 # How scorer.native._rules.fold_many reads a field: (attribute, how, cache of matched values
 # (None: no matcher), atoms of a missing value, fieldrefs (atom, other field, its attribute, how)).
 Read = tuple[str | None, int, dict[str, list[int]] | None, list[int], tuple[tuple[int, str, str | None, int], ...]]
@@ -237,7 +236,7 @@ class RuleEngine:
         ls_masks = [0] * len(self.ls_code)
         live = self.heads.masks(events, self._bits, amask, ls_masks, self._fold)  # ascending: fields read in pack order
         if live is None:
-            self._fields_of_rules(events, [(full, self.head_fields)], n, amask, errors, _NONE)
+            self._fields_of_rules(events, [(full, self.head_fields)], n, amask, errors)
             ls_code = self.ls_code
             triggered = sorted(self.ls_triggers.of(amask))
             for index in triggered:
@@ -245,7 +244,7 @@ class RuleEngine:
             live = [index for index in triggered if ls_masks[index]]
         # Each field over the rows of the logsources naming it (the head fields are read).
         plan = [(ls_masks[index], self.ls_rest[index]) for index in live]
-        self._fields_of_rules(events, plan, n, amask, errors, _NONE)
+        self._fields_of_rules(events, plan, n, amask, errors)
         groups = list(filter(self.keyword_groups.__contains__, live))
         if groups:
             self._keywords(events, groups, ls_masks, n, amask)
@@ -288,13 +287,13 @@ class RuleEngine:
         return rule_masks
 
     def _fields_of_rules(self, events: Sequence[EndpointEvent], plan: list[tuple[int, tuple[str, ...]]], n: int,
-                         amask: dict[int, int], errors: dict[int, RuleFailure], skip: frozenset[str]) -> None:
+                         amask: dict[int, int], errors: dict[int, RuleFailure]) -> None:
         """Every field the plan names ((rows, names): each field over the union of its rows),
-        but those of ``skip``, read and matched, its atoms' rows in ``amask``."""
+        read and matched, its atoms' rows in ``amask``."""
         rest: list[tuple[str, int, dict[Any, int] | None]] | None = None
         if self._fold is not None and self._fields is not None and isinstance(events, list):
             try:  # one C pass for the fields it reads: the values not matched yet come back
-                rest = self._fold.fold_many(self._fields, events, n, None, self.reads, plan, skip, amask)
+                rest = self._fold.fold_many(self._fields, events, n, None, self.reads, plan, amask)
             except Exception:  # (or-ing the same rows again is harmless) the field by field pass names it
                 rest = None
         if rest is None:
@@ -302,8 +301,7 @@ class RuleEngine:
             todo: dict[str, int] = {}
             for mask, names in plan:
                 for name in names:
-                    if name not in skip:
-                        todo[name] = todo.get(name, 0) | mask
+                    todo[name] = todo.get(name, 0) | mask
             rest = [(name, rows, None) for name, rows in todo.items()]
         leftover, missing = self.leftover, self.missing
         for name, rows, misses in rest:

@@ -108,12 +108,10 @@ def test_fold_many_equals_fold_field_by_field(seed: int) -> None:
     # Steps as the engine makes them (a logsource's rows and its fields): names in several.
     plan = [(rnd.choice([full, rnd.getrandbits(n) | 1]), tuple(rnd.sample([*NAMES, "NotRead", "AbsentField"], 5)))
             for _ in range(rnd.randrange(1, 6))]
-    skip = frozenset(rnd.sample(NAMES, 2))
     todo: dict[str, int] = {}
     for mask, names in plan:
         for name in names:
-            if name not in skip:
-                todo[name] = todo.get(name, 0) | mask
+            todo[name] = todo.get(name, 0) | mask
     expected: dict[int, int] = {}
     rest: list[tuple[str, int, dict[Any, int] | None]] = []
     for name, mask in todo.items():
@@ -130,7 +128,7 @@ def test_fold_many_equals_fold_field_by_field(seed: int) -> None:
         if misses is not None:
             rest.append((name, mask, misses))
     amask: dict[int, int] = {}
-    assert _rules.fold_many(fields, events, n, present, reads, plan, skip, amask) == rest
+    assert _rules.fold_many(fields, events, n, present, reads, plan, amask) == rest
     assert amask == expected
 
 
@@ -152,11 +150,10 @@ def test_fold_many_finds_the_carried_fields_as_the_set_of_them_says(seed: int) -
     full = (1 << n) - 1
     plan = [(rnd.choice([full, rnd.getrandbits(n) | 1]), tuple("".join(name) for name in rnd.sample(names, 6)))
             for _ in range(rnd.randrange(1, 6))]
-    skip = frozenset(rnd.sample(names, 2)) if rnd.random() < 0.5 else frozenset()
     by_set: dict[int, int] = {}
-    want = _rules.fold_many(fields, events, n, set().union(*fields), reads, plan, skip, by_set)
+    want = _rules.fold_many(fields, events, n, set().union(*fields), reads, plan, by_set)
     amask: dict[int, int] = {}
-    assert _rules.fold_many(fields, events, n, None, reads, plan, skip, amask) == want
+    assert _rules.fold_many(fields, events, n, None, reads, plan, amask) == want
     assert amask == by_set
 
 
@@ -259,7 +256,7 @@ def test_the_batch_calls_refuse_wrong_arguments() -> None:
     # (their arguments are checked by hand, as PyArg_ParseTuple's "O!" would)
     amask: dict[int, int] = {}
     calls: list[tuple[Any, tuple[Any, ...]]] = [
-        (_rules.fold_many, ([], [], 0, None, {}, [], frozenset(), amask)),
+        (_rules.fold_many, ([], [], 0, None, {}, [], amask)),
         (_rules.heads, ([], (), (), {}, amask, [])),
         (_rules.triggered, ({}, amask, set())),
         (_rules.fire, (set(), [], [], [], [], amask.get)),
@@ -276,9 +273,9 @@ def test_the_batch_calls_refuse_wrong_arguments() -> None:
                 with pytest.raises(TypeError):
                     call(*args[:i], 3.5, *args[i + 1:])
     with pytest.raises(TypeError):
-        _rules.fold_many([], [], "0", None, {}, [], frozenset(), amask)  # type: ignore[arg-type]
+        _rules.fold_many([], [], "0", None, {}, [], amask)  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
-        _rules.fold_many([], [], 2**70, None, {}, [], frozenset(), amask)
+        _rules.fold_many([], [], 2**70, None, {}, [], amask)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -311,19 +308,18 @@ def test_fold_refuses_what_the_readers_refuse() -> None:
         _rules.fold(fields, events, None, 4, "TargetImage", *read, {}, [], {})
     with pytest.raises(TypeError):
         short: Any = {"TargetImage": (None, 0)}  # (a read is four items)
-        _rules.fold_many(fields, events, 3, None, short, [(1, ("TargetImage",))], frozenset(), {})
+        _rules.fold_many(fields, events, 3, None, short, [(1, ("TargetImage",))], {})
     with pytest.raises(TypeError):
         listed: Any = [(1, ["TargetImage"])]  # (names are a tuple)
-        _rules.fold_many(fields, events, 3, None, {}, listed, frozenset(), {})
+        _rules.fold_many(fields, events, 3, None, {}, listed, {})
     with pytest.raises(IndexError):  # rows past the batch
-        _rules.fold_many(fields, events, 3, None, {"TargetImage": (*read, {}, [])}, [(8, ("TargetImage",))],
-                         frozenset(), {})
+        _rules.fold_many(fields, events, 3, None, {"TargetImage": (*read, {}, [])}, [(8, ("TargetImage",))], {})
     bad_rows: tuple[tuple[int, Any], ...] = ((3, -1), (70, -1), (3, 1.0))
     for n, rows in bad_rows:  # rows as no bitset: short and long batches
         many: list[dict[str, str]] = [{}] * n
         with pytest.raises(OverflowError if isinstance(rows, int) else TypeError):
             _rules.fold_many(many, [events[0]] * n, n, None, {"TargetImage": (*read, {}, [])},
-                             [(rows, ("TargetImage",))], frozenset(), {})
+                             [(rows, ("TargetImage",))], {})
 
 
 @pytest.mark.parametrize("seed", range(6))
