@@ -228,6 +228,10 @@ class HttpSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 9400
+    # A listening socket inherited from the supervisor of `scorer run --processes N`, served
+    # instead of binding host:port: the supervisor holds each worker's port for its whole life,
+    # so no other process takes it before the worker starts or between its restarts.
+    fd: int | None = None
 
 
 class Settings(BaseSettings):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -21,17 +22,22 @@ class HealthServer:
         *,
         host: str = "127.0.0.1",
         port: int = 9400,
+        fd: int | None = None,
     ) -> None:
         self.registry = registry
         self.ready = ready
         self.host = host
         self.port = port
+        self.fd = fd  # a listening socket to serve, already bound (HttpSettings.fd)
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        if self.fd is not None:
+            self._server = await asyncio.start_server(self._handle, sock=socket.socket(fileno=self.fd))
+        else:
+            self._server = await asyncio.start_server(self._handle, self.host, self.port)
         sock = self._server.sockets[0]
-        self.port = int(sock.getsockname()[1])
+        self.host, self.port = sock.getsockname()[:2]
 
     async def close(self) -> None:
         if self._server is not None:

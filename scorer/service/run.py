@@ -35,9 +35,10 @@ async def run_service(settings: Settings) -> None:
     loop = ScoringLoop(settings, scorer, metrics)
     if profiles is not None:
         loop.partition_listeners.append(profiles)  # follows the assignment (profiles.partitions)
-    http = HealthServer(metrics.registry, lambda: loop.ready, host=settings.http.host, port=settings.http.port)
+    http = HealthServer(metrics.registry, lambda: loop.ready, host=settings.http.host, port=settings.http.port,
+                        fd=settings.http.fd)
     await http.start()
-    log.info("metrics and health on http://%s:%d", settings.http.host, http.port)
+    log.info("metrics and health on http://%s:%d", http.host, http.port)
     stop_on_signals(loop.request_stop)
     # Model lifecycle (control topic): versions asked for there are installed before the first batch.
     lifecycle = await start_lifecycle(loop)

@@ -37,6 +37,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from scorer.config import Settings
+from scorer.errors import ConfigError
 from scorer.metrics.aggregate import WorkerMetrics, fetch
 from scorer.service.http import HealthServer
 from scorer.service.signals import stop_on_signals
@@ -49,11 +50,13 @@ READY_POLL_S = 0.5
 
 
 class Worker:
-    def __init__(self, index: int, argv: list[str], env: dict[str, str], port: int) -> None:
+    def __init__(self, index: int, argv: list[str], env: dict[str, str], listener: socket.socket) -> None:
         self.index = index
         self.argv = argv
-        self.env = env
-        self.url = f"http://127.0.0.1:{port}"
+        self.listener = listener  # its HTTP socket, held by the supervisor, inherited at each start
+        self.env = env | {"SCORER_HTTP__PORT": str(listener.getsockname()[1]),
+                          "SCORER_HTTP__FD": str(listener.fileno())}
+        self.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         self.proc: asyncio.subprocess.Process | None = None
         self.ready = False
         self.ever_ready = False
@@ -66,7 +69,8 @@ class Worker:
     async def start(self) -> None:
         self.ready = False
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            pass_fds=(self.listener.fileno(),))
         self.starts += 1
         log.info("worker %d started (pid %d)", self.index, self.proc.pid)
 
@@ -89,15 +93,14 @@ class Supervisor:
         base = {k: v for k, v in os.environ.items()}
         argv = [sys.executable, "-m", "scorer.cli", *child_args]
         self.workers: list[Worker] = []
-        for i, port in enumerate(worker_ports(settings.http.port, processes)):
+        for i, listener in enumerate(worker_listeners(settings.http.port, processes)):
             env = base | {
                 "SCORER_HTTP__HOST": "127.0.0.1",
-                "SCORER_HTTP__PORT": str(port),
                 "SCORER_KAFKA__CLIENT_ID": f"{kafka.client_id}-{i}",
             }
             if kafka.group_instance_id:
                 env["SCORER_KAFKA__GROUP_INSTANCE_ID"] = f"{kafka.group_instance_id}-{i}"
-            self.workers.append(Worker(i, argv, env, port))
+            self.workers.append(Worker(i, argv, env, listener))
         self.registry = CollectorRegistry()
         self.up = Gauge("scorer_worker_up", "1 while the worker process runs", ["worker"], registry=self.registry)
         self.restarts = Counter("scorer_worker_restarts", "Worker processes started again after they exited",
@@ -131,6 +134,8 @@ class Supervisor:
                 task.cancel()
             await http.close()
             self.scraper.close()
+            for w in self.workers:
+                w.listener.close()
         return self.exit_code
 
     async def _keep(self, w: Worker) -> None:
@@ -186,19 +191,31 @@ class Supervisor:
                     self.exit_code = self.exit_code or 1
 
 
-def worker_ports(port: int, processes: int) -> list[int]:
-    """The workers' loopback ports: ``port + 1 .. port + N`` beside a fixed supervisor
-    port; free ports when the supervisor's is 0 (tests, several supervisors on one host)."""
-    if port:
-        return [port + 1 + i for i in range(processes)]
-    socks = [socket.socket() for _ in range(processes)]
+def worker_listeners(port: int, processes: int) -> list[socket.socket]:
+    """The workers' listening sockets on loopback, ports ``port + 1 .. port + N`` beside a fixed
+    supervisor port, free ones when the supervisor's is 0 (tests, several supervisors on one
+    host). Bound here and held while the supervisor runs: a worker inherits its socket, so no
+    other process can take its port meanwhile (a port merely chosen here, bound by the worker
+    seconds later, was once taken by another process first: the worker failed to start)."""
+    listeners: list[socket.socket] = []
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
+        for i in range(processes):
+            wanted = port + 1 + i if port else 0
+            s = socket.socket()
+            listeners.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers: past TIME_WAIT
+            try:
+                s.bind(("127.0.0.1", wanted))
+            except OSError as exc:
+                raise ConfigError(f"worker {i}'s metrics port 127.0.0.1:{wanted} (the supervisor's port + {i + 1}): "
+                                  f"{exc.strerror}") from None
+            s.listen(128)
+            s.set_inheritable(True)
+    except BaseException:
+        for s in listeners:
             s.close()
+        raise
+    return listeners
 
 
 def child_arguments(log_level: str, config: Path | None) -> list[str]:

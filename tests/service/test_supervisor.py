@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -26,9 +27,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from scorer.errors import ConfigError
 from scorer.metrics import ScorerMetrics
 from scorer.metrics.aggregate import merge_expositions
-from scorer.service.supervisor import worker_ports
+from scorer.service.supervisor import worker_listeners
 from tests.support.faults import LiveFeed, ScorerProcess, new_topics, scorer_env, stopped_on_exit
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import ROOT
@@ -69,10 +71,30 @@ def test_one_endpoint_labels_each_workers_samples() -> None:
     assert out.count("# TYPE scorer_events_consumed_total counter") == 1, "one family per name"
 
 
-def test_worker_ports_sit_beside_a_fixed_port_or_are_free() -> None:
-    assert worker_ports(9400, 3) == [9401, 9402, 9403]
-    free = worker_ports(0, 3)
-    assert len(set(free)) == 3 and all(p > 0 for p in free)
+def _ports(listeners: list[socket.socket]) -> list[int]:
+    return [int(s.getsockname()[1]) for s in listeners]
+
+
+def test_worker_listeners_sit_beside_a_fixed_port_or_are_free_and_are_held() -> None:
+    free = worker_listeners(0, 3)
+    try:
+        assert len(set(_ports(free))) == 3 and all(s.get_inheritable() for s in free)
+        for s in free:  # listening already: a worker inherits a socket it only has to accept on
+            with socket.create_connection(s.getsockname(), timeout=5):
+                pass
+        # A fixed supervisor port: its workers' are the next ones, and one held elsewhere is refused
+        # by name at the supervisor's start (it was a worker dying before it was ever ready).
+        held = _ports(free)[1]
+        with pytest.raises(ConfigError, match=f"worker 0's metrics port 127.0.0.1:{held}"):
+            worker_listeners(held - 1, 2)
+        port = _ports(free)[0]
+        free[0].close()
+        beside = worker_listeners(port - 1, 1)
+        assert _ports(beside) == [port]
+        beside[0].close()
+    finally:
+        for s in free:
+            s.close()
 
 
 async def _until(check: Callable[[], tuple[bool, float]], what: str, proc: ScorerProcess,
