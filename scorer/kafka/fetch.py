@@ -41,16 +41,20 @@ class Row(Protocol):
     def offset(self) -> int: ...
 
 
-# (topic, partition, records of one batch) -> rows, in offset order, one per record; each
-# record has ``offset``, ``timestamp`` (None when unset), ``key``, ``value``, ``headers``.
-Build = Callable[[str, int, Iterable[Any]], Sequence[Row]]
+# The records of one batch -> rows, in offset order, one per record; each record has
+# ``offset``, ``timestamp`` (None when unset), ``key``, ``value``, ``headers``.
+BuildBatch = Callable[[Iterable[Any]], Sequence[Row]]
+# (topic, partition) -> that partition's BuildBatch: made once per fetched partition, so a
+# record batch costs one call (a batch may hold a single record: a quiet producer's).
+Build = Callable[[str, int], BuildBatch]
 
 # The aiokafka code fetch_rows() stands in for: a change to any of it turns the fast path off.
 MIRRORED = (
     AIOKafkaConsumer.getmany, _fetcher.Fetcher.fetched_records, _fetcher.FetchResult.getall,
     _fetcher.PartitionRecords._unpack_records, _fetcher.PartitionRecords._consumer_record,
+    _fetcher.PartitionRecords._consume_aborted_up_to,
 )
-KNOWN = {"0.14.0": "738de67634a77146"}
+KNOWN = {"0.14.0": "b20f5c7ceacb3f59"}
 _STATE = "_scorer_rows"
 _HELD = "_scorer_fetch_held"  # on the Fetcher: a partition read to the end, its routine not woken yet
 
@@ -225,7 +229,7 @@ class _Rows:
     PartitionRecords (that holds this): no reference cycle keeps a fetch's buffer alive."""
 
     def __init__(self, tp: TopicPartition, build: Build) -> None:
-        self.topic, self.partition, self.build = tp.topic, tp.partition, build
+        self.topic, self.partition, self.build = tp.topic, tp.partition, build(tp.topic, tp.partition)
         self.pending: Sequence[Row] = ()
         self.at = 0
         self.after: int | None = None  # the position once ``pending`` is handed out
@@ -252,7 +256,9 @@ class _Rows:
                 batch = self._next_batch(records)
                 if batch is None:
                     return out, True
-                self.pending = self.build(self.topic, self.partition, _from(batch, records.next_fetch_offset))
+                position = records.next_fetch_offset
+                self.pending = self.build(batch if type(batch) is DefaultRecordBatch and batch.base_offset >= position
+                                          else _from(batch, position))
                 self.at = 0
             except CorruptRecordException:
                 self.failed = True
@@ -267,7 +273,8 @@ class _Rows:
             if records._check_crcs and not batch.validate_crc():
                 raise CorruptRecordException(f"Invalid CRC - {TopicPartition(self.topic, self.partition)}")
             if records._isolation_level == _fetcher.READ_COMMITTED and batch.producer_id is not None:
-                records._consume_aborted_up_to(batch.base_offset)
+                if records._aborted_transactions:  # (_consume_aborted_up_to moves nothing otherwise)
+                    records._consume_aborted_up_to(batch.base_offset)
                 if batch.is_control_batch and records._contains_abort_marker(batch):
                     records._aborted_producers.discard(batch.producer_id)
                 if batch.is_transactional and batch.producer_id in records._aborted_producers:
@@ -282,7 +289,6 @@ class _Rows:
 
 def _from(batch: Any, position: int) -> Iterable[Any]:
     """The batch's records at or after ``position``: a fetch starts at the batch holding it
-    (and a compressed legacy message set holds earlier ones)."""
-    if type(batch) is DefaultRecordBatch and batch.base_offset >= position:
-        return batch  # type: ignore[no-any-return]
+    (and a compressed legacy message set holds earlier ones). (``take`` hands on a whole v2
+    batch at or after the position itself.)"""
     return (r for r in batch if r.offset >= position)
