@@ -118,7 +118,11 @@ class Supervisor:
     async def run(self) -> int:
         http = HealthServer(self.registry, lambda: self.ready, host=self.settings.http.host,
                             port=self.settings.http.port)
-        await http.start()
+        try:
+            await http.start()
+        except BaseException:
+            self._close_listeners()
+            raise
         log.info("supervisor of %d workers; metrics and health on http://%s:%d",
                  len(self.workers), self.settings.http.host, http.port)
         stop_on_signals(self.request_stop)
@@ -134,9 +138,12 @@ class Supervisor:
                 task.cancel()
             await http.close()
             self.scraper.close()
-            for w in self.workers:
-                w.listener.close()
+            self._close_listeners()
         return self.exit_code
+
+    def _close_listeners(self) -> None:
+        for w in self.workers:
+            w.listener.close()
 
     async def _keep(self, w: Worker) -> None:
         """Run ``w`` until the supervisor stops; restart it with backoff whenever it exits."""
@@ -194,9 +201,9 @@ class Supervisor:
 def worker_listeners(port: int, processes: int) -> list[socket.socket]:
     """The workers' listening sockets on loopback, ports ``port + 1 .. port + N`` beside a fixed
     supervisor port, free ones when the supervisor's is 0 (tests, several supervisors on one
-    host). Bound here and held while the supervisor runs: a worker inherits its socket, so no
-    other process can take its port meanwhile (a port merely chosen here, bound by the worker
-    seconds later, was once taken by another process first: the worker failed to start)."""
+    host). Bound here and held while the supervisor runs, a worker inheriting its socket: a port
+    only chosen here and bound by the worker seconds later (after its imports, or its restart's
+    backoff) can be taken by another process first, and the worker then fails to start."""
     listeners: list[socket.socket] = []
     try:
         for i in range(processes):
