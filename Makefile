@@ -16,9 +16,9 @@ $(BIN)/uv: | $(BIN)/python
 	$(BIN)/pip install -q uv
 
 # --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set
-# (this machine, CI) no import writes one either, so every process would compile numpy,
-# pydantic, aiokafka, ... from source again: ~1.5 s of CPU a start (2.2 s -> 0.6 s to import
-# the scoring path), paid by every `scorer` subprocess the tests launch.
+# (this machine, and CI's, which are like it) no import writes one either: every process would
+# compile numpy, pydantic, aiokafka, ... from source again: ~1.5 s of CPU a start (2.2 s -> 0.6 s
+# to import the scoring path), paid by every `scorer` subprocess the tests launch.
 $(STAMP): pyproject.toml setup.py $(wildcard scorer/native/*.[ch]) | $(BIN)/uv
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev,train,local,replay,bench,gbm]'
 	touch $@
