@@ -54,9 +54,9 @@ class Worker:
         self.index = index
         self.argv = argv
         self.listener = listener  # its HTTP socket, held by the supervisor, inherited at each start
-        self.env = env | {"SCORER_HTTP__PORT": str(listener.getsockname()[1]),
-                          "SCORER_HTTP__FD": str(listener.fileno())}
-        self.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        port = listener.getsockname()[1]
+        self.env = env | {"SCORER_HTTP__PORT": str(port), "SCORER_HTTP__FD": str(listener.fileno())}
+        self.url = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
         self.ready = False
         self.ever_ready = False
