@@ -26,7 +26,7 @@ def test_demo_on_a_clean_checkout(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
-    for word in ("events", "alerts", "throughput", "latency (ms)", "p99"):
+    for word in ("events", "alerts", "throughput", "latency (ms)", "p99", "512-event micro-batch"):
         assert word in text, text
     events = int(text.split("events", 1)[1].split()[0])
     assert events > 5000
