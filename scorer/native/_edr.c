@@ -34,6 +34,7 @@
 #include <structmember.h>
 #include <string.h>
 
+#include "_bitmask.h"
 #include "_fields.h"
 
 static PyObject *factorize(PyObject *self, PyObject *args) {
@@ -86,25 +87,6 @@ fail:
     Py_XDECREF(distinct);
     PyBuffer_Release(&view);
     return NULL;
-}
-
-/* The unsigned little-endian integer of ``bytes[0:width]``, by the public API (a base-16 text,
- * which CPython converts in linear time for a power-of-two base). */
-static PyObject *from_little_endian(const unsigned char *bytes, Py_ssize_t width) {
-    static const char digits[] = "0123456789abcdef";
-    char small[256], *text = width * 2 + 1 <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)width * 2 + 2);
-    if (text == NULL) return PyErr_NoMemory();
-    Py_ssize_t at = 0, top = width;
-    while (top > 0 && bytes[top - 1] == 0) top--;
-    for (Py_ssize_t i = top - 1; i >= 0; i--) {
-        text[at++] = digits[bytes[i] >> 4];
-        text[at++] = digits[bytes[i] & 15];
-    }
-    if (at == 0) text[at++] = '0';
-    text[at] = '\0';
-    PyObject *out = PyLong_FromString(text, NULL, 16);
-    if (text != small) PyMem_Free(text);
-    return out;
 }
 
 static PyObject *masks(PyObject *self, PyObject *args) {
@@ -165,7 +147,7 @@ static PyObject *masks(PyObject *self, PyObject *args) {
     PyObject *key, *number;
     while (PyDict_Next(index, &pos, &key, &number)) {
         Py_ssize_t j = PyLong_AsSsize_t(number);
-        PyObject *mask = from_little_endian(bits + j * width, width);
+        PyObject *mask = mask_from_bytes(bits + j * width, width);
         if (mask == NULL || PyDict_SetItem(result, key, mask) < 0) {
             Py_XDECREF(mask);
             Py_CLEAR(result);
@@ -303,7 +285,7 @@ static PyObject *group(PyObject *self, PyObject *args) {
     Py_ssize_t pos = 0;
     PyObject *key, *number;
     while (PyDict_Next(index, &pos, &key, &number)) {
-        PyObject *mask = from_little_endian(bits + PyLong_AsSsize_t(number) * width, width);
+        PyObject *mask = mask_from_bytes(bits + PyLong_AsSsize_t(number) * width, width);
         if (mask == NULL || PyDict_SetItem(result, key, mask) < 0) {
             Py_XDECREF(mask);
             Py_CLEAR(result);

@@ -46,6 +46,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_bitmask.h"
 #include "_fields.h"
 #include "structmember.h"
 
@@ -139,22 +140,6 @@ static PyObject *read_value(int how, PyObject *fields, PyObject *event, PyObject
         PyErr_Format(PyExc_ValueError, "fold: unknown read %d", how);
         return NULL;
     }
-}
-
-/* The int with bits ``words[0:count]`` (little-endian 64-bit words), by the public API. */
-static PyObject *from_words(const uint64_t *words, Py_ssize_t count) {
-    while (count > 1 && words[count - 1] == 0) count--;
-    if (count <= 1) return PyLong_FromUnsignedLongLong(count ? words[0] : 0);
-    static const char digits[] = "0123456789abcdef";
-    char small[512], *text = count * 16 + 1 <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)count * 16 + 1);
-    if (text == NULL) return PyErr_NoMemory();
-    Py_ssize_t at = 0;
-    for (Py_ssize_t w = count - 1; w >= 0; w--)
-        for (int shift = 60; shift >= 0; shift -= 4) text[at++] = digits[(words[w] >> shift) & 15];
-    text[at] = '\0';
-    PyObject *out = PyLong_FromString(text, NULL, 16);
-    if (text != small) PyMem_Free(text);
-    return out;
 }
 
 /* amask[aid] |= mask (0, or -1 on an error). */
@@ -400,7 +385,7 @@ static int fieldref(Scratch *x, PyObject *fields, PyObject *events, const Py_ssi
             if ((r >> 6) + 1 > top) top = (r >> 6) + 1;
         }
     }
-    PyObject *mask = from_words(x->words, top);
+    PyObject *mask = mask_from_words(x->words, top);
     memset(x->words, 0, sizeof(uint64_t) * (size_t)top);
     if (mask == NULL) return -1;
     PyObject *before = PyDict_GetItemWithError(amask, aid), *after;
@@ -489,7 +474,7 @@ static PyObject *fold_rows(Scratch *x, PyObject *fields, PyObject *events, const
                 words[r >> 6] |= (uint64_t)1 << (r & 63);
                 if ((r >> 6) + 1 > top) top = (r >> 6) + 1;
             }
-            PyObject *mask = from_words(words, top);
+            PyObject *mask = mask_from_words(words, top);
             for (Py_ssize_t s = lo; s < hi; s++) words[sorted[s] >> 6] = 0;
             int bad = mask == NULL;
             if (!bad && miss) {
@@ -611,7 +596,7 @@ static int or_words(PyObject *mask, Py_ssize_t n, uint64_t *words) {
 
 /* Append (name, rows, misses) to ``rest``, rows the int of words[0:width]. */
 static int put_rest(PyObject *rest, PyObject *name, const uint64_t *words, Py_ssize_t width, PyObject *misses) {
-    PyObject *mask = from_words(words, width), *item = mask == NULL ? NULL : PyTuple_Pack(3, name, mask, misses);
+    PyObject *mask = mask_from_words(words, width), *item = mask == NULL ? NULL : PyTuple_Pack(3, name, mask, misses);
     int bad = item == NULL || PyList_Append(rest, item) < 0;
     Py_XDECREF(mask);
     Py_XDECREF(item);
@@ -744,7 +729,7 @@ static PyObject *fold_many(PyObject *self, PyObject *const *args, Py_ssize_t nar
                 int some = PyObject_IsTrue(missing);
                 if (some < 0) goto fail;
                 if (some) {
-                    PyObject *mask = from_words(words, width);
+                    PyObject *mask = mask_from_words(words, width);
                     int bad = mask == NULL || or_into(amask, missing, mask) < 0;
                     Py_XDECREF(mask);
                     if (bad) goto fail;
@@ -834,7 +819,7 @@ static PyObject *pair_rows(Scratch *x, Py_ssize_t j) {
         x->words[r >> 6] |= (uint64_t)1 << (r & 63);
         top = (r >> 6) + 1;
     }
-    PyObject *mask = from_words(x->words, top);
+    PyObject *mask = mask_from_words(x->words, top);
     memset(x->words, 0, sizeof(uint64_t) * (size_t)top);
     return mask;
 }
