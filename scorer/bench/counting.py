@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Protocol, Self
 
 import msgspec
@@ -114,8 +115,11 @@ class Window(msgspec.Struct):
     cpu1: float = 0.0
 
 
-async def watch_drain(outputs: Count, runner: Runner, events: int, what: str) -> Window:
-    """Polls until all ``events`` are done (a poll's error, <= POLL_S, at each end)."""
+async def watch_drain(outputs: Count, runner: Runner, events: int, what: str,
+                      on_poll: Callable[[int, float], None] | None = None) -> Window:
+    """Polls until all ``events`` are done (a poll's error, <= POLL_S, at each end).
+    ``on_poll(done, perf_counter)`` sees every poll's answer (progress over time, read from
+    the broker: nothing asked of the runner)."""
     w = Window()
     deadline = time.perf_counter() + 600
     while w.count1 < events and time.perf_counter() < deadline:
@@ -123,6 +127,8 @@ async def watch_drain(outputs: Count, runner: Runner, events: int, what: str) ->
             raise RuntimeError(f"{what} exited with {runner.proc.returncode}")
         await asyncio.sleep(outputs.POLL_S)
         w.count1, w.t1 = await outputs.count()
+        if on_poll is not None:
+            on_poll(w.count1, w.t1)
         w.cpu1 = runner.cpu()
         runner.sample()
         if not w.t0 and w.count1:

@@ -179,8 +179,9 @@ class RunnerProcess:
 
 async def drain(name: str, command: Command, bootstrap: str, items: list[Payload], kinds: tuple[EventKind, ...],
                 partitions: int, workdir: Path, metrics_port: int | None = None, *,
-                committed: bool = False) -> RunResult:
-    """``committed``: count the records the runner's group has committed, not its outputs."""
+                committed: bool = False, on_poll: Callable[[int, float], None] | None = None) -> RunResult:
+    """``committed``: count the records the runner's group has committed, not its outputs;
+    ``on_poll``: :func:`scorer.bench.counting.watch_drain`'s."""
     topics, out = await make_topics(bootstrap, kinds, partitions)
     gen = LoadGenerator(bootstrap, topics, len(items))
     await gen.run(items)
@@ -193,7 +194,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
         async with counter as outputs:
             runner = RunnerProcess(argv, env, log)
             try:
-                w = await watch_drain(outputs, runner, len(items), f"{name} (see {log})")
+                w = await watch_drain(outputs, runner, len(items), f"{name} (see {log})", on_poll)
                 after = _scrape(metrics_port)
             finally:
                 runner.stop()

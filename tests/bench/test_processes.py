@@ -1,11 +1,15 @@
-"""The processes bench's CPU accounting: the scorer's CPU is its supervisor's and every worker's."""
+"""The processes bench's CPU accounting (the scorer's CPU is its supervisor's and every worker's) and its
+start-up progress."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 
-from scorer.bench.processes import CpuWatch
+from scorer.bench.counting import watch_drain
+from scorer.bench.processes import CpuWatch, Progress
 
 # Once told (a line on stdin), burns 0.3 s of CPU, then waits to be killed; its argv names it
 # as `scorer run` would be.
@@ -41,3 +45,48 @@ def test_cpu_watch_counts_the_supervisor_and_every_worker() -> None:
     assert used["scorer supervisor"] >= 0.29 and used["scorer workers"] >= 0.59, used
     assert watch.scorer_s() >= 0.89  # three children, 0.3 s each (float sums)
     assert watch.scorer_s() == sum(s for name, s in used.items() if name.startswith("scorer "))
+
+
+class _Counted:
+    """A drain's count answering from a list, each answer at a later perf_counter time."""
+
+    POLL_S = 0.0
+
+    def __init__(self, answers: list[int]) -> None:
+        self.answers = answers
+
+    async def count(self) -> tuple[int, float]:
+        return self.answers.pop(0), time.perf_counter()
+
+
+class _Running:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    def cpu(self) -> float:
+        return 0.0
+
+    def sample(self) -> None:
+        pass
+
+
+def test_start_up_progress_comes_from_the_drains_polls_not_the_runner() -> None:
+    """Every answer of the drain's count reaches the progress, timed from the runner's launch;
+    the progress has no port and asks the runner nothing (its /metrics scrapes cost a
+    supervisor a third of a core during the drains it measured)."""
+    progress = Progress()
+    progress.poll(5, time.perf_counter())  # not launched yet: not recorded
+    assert progress.seen == []
+    progress.launched = time.perf_counter()
+    runner = _Running()
+    try:
+        window = asyncio.run(watch_drain(_Counted([0, 0, 400, 1000]), runner, 1000, "test",  # type: ignore[arg-type]
+                                         on_poll=progress.poll))
+    finally:
+        runner.proc.kill()
+        runner.proc.wait()
+    assert [done for _, done in progress.seen] == [0, 0, 400, 1000]
+    assert all(0 <= at < 60 for at, _ in progress.seen)
+    assert [at for at, _ in progress.seen] == sorted(at for at, _ in progress.seen)
+    assert window.count1 == 1000
+    assert not hasattr(progress, "port")
