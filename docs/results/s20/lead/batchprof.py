@@ -1,6 +1,6 @@
 """A 50-record batch's Python, by function: the realistic stream (vectorized engine), warmed on 16,000
 events, then NB batches of B under sys.setprofile (calls per batch, `calls`) or cProfile (`time`).
-    SCORER_DATA_DIR=../shared/data python docs/results/s20/lead/batchprof.py calls|time B NB"""
+    SCORER_DATA_DIR=../shared/data python docs/results/s20/lead/batchprof.py calls|time B NB (STREAM=capture: the bundled capture)"""
 import argparse, asyncio, sys, collections, os, cProfile, pstats
 from pathlib import Path
 os.environ.setdefault("SCORER_INFERENCE__IN_PROCESS_ENGINE", "vectorized")
@@ -11,7 +11,7 @@ from scorer.pipeline.sink import score_records
 import msgspec
 
 MODE, B, NB = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-args = argparse.Namespace(stream="realistic", attack_share=0.01, data_dir=Path(os.environ.get("SCORER_DATA_DIR", "../shared/data")))
+args = argparse.Namespace(stream=os.environ.get("STREAM","realistic"), attack_share=0.01, data_dir=Path(os.environ.get("SCORER_DATA_DIR", "../shared/data")))
 recs = _records(16000 + B * NB, args)
 
 
