@@ -63,6 +63,9 @@ class RunResult(msgspec.Struct):
     # Fixed rate: the measured phase, time.perf_counter() at its start and end (the clock is
     # the machine's monotonic one, so a runner's own timestamps compare with it).
     measured: tuple[float, float] = (0.0, 0.0)
+    # Drain, scraped once after it: records each worker consumed (a supervisor's ``worker``
+    # label; "" for a lone process), which says how the group split the drain.
+    consumed_by_worker: dict[str, float] = {}
 
 
 class _Uid(msgspec.Struct):
@@ -206,6 +209,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
         cpu_us_per_event=round((w.cpu1 - w.cpu0) / max(done, 1) * 1e6, 2),
         # Means over every batch of the run (a short drain may be over before a first scrape).
         peak_rss_mb=round(runner.peak_rss / 2**20, 1), batch_mean=_batch_means({}, after),
+        consumed_by_worker=consumed_by_worker(after),
         note=("" if w.count1 >= len(items) else f"only {w.count1} of {len(items)} outputs in time")
         or ("" if seconds else "too short to time: every output arrived at once (raise --events)"),
     )
@@ -270,6 +274,17 @@ def _scrape(port: int | None) -> dict[str, float] | None:
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines() if line.startswith("scorer_")
     }
+
+
+def consumed_by_worker(samples: dict[str, float] | None) -> dict[str, float]:
+    """``scorer_events_consumed_total`` of a scrape summed over kinds, by its ``worker`` label
+    ("" where there is none: one process)."""
+    out: dict[str, float] = {}
+    for name, value in (samples or {}).items():
+        if name.startswith("scorer_events_consumed_total"):
+            worker = name.split('worker="', 1)[1].split('"', 1)[0] if 'worker="' in name else ""
+            out[worker] = out.get(worker, 0.0) + value
+    return out
 
 
 def _batch_means(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float]:

@@ -126,10 +126,11 @@ async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tupl
                  workdir: Path) -> dict[str, Any]:
     base = _command(args.runner, args, 0)
     progress = Progress()
+    port = _free_port()  # /metrics, scraped once the drain is over: what each worker consumed
 
     def command(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
         argv, env = base(bootstrap, topics, out, group)
-        env["SCORER_HTTP__PORT"] = str(_free_port())
+        env["SCORER_HTTP__PORT"] = str(port)
         progress.launched = time.perf_counter()
         return [*argv, "--processes", str(n)] if n > 1 else argv, env
 
@@ -137,13 +138,14 @@ async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tupl
     sampler = asyncio.create_task(watch.run(stop))
     try:
         res = await harness.drain(f"{args.runner}-x{n}", command, args.bootstrap, items, kinds, args.partitions,
-                                  workdir, on_poll=progress.poll)
+                                  workdir, port, on_poll=progress.poll)
     finally:
         stop.set()
         await sampler
     return {"processes": n, "events_per_s": res.throughput_eps, "note": res.note, "host_cpu_s": watch.used(),
             "scorer_cpu_us_per_event": round(watch.scorer_s() / max(len(items), 1) * 1e6, 2),
-            "start_up": progress.summary(len(items)), "run": msgspec.to_builtins(res)}
+            "start_up": progress.summary(len(items)), "consumed_by_worker": res.consumed_by_worker,
+            "run": msgspec.to_builtins(res)}
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,6 +159,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             runs.append(run)
             print(f"{n:>2} processes: {run['events_per_s']:>9.0f} events/s {run['note']}\n"
                   f"   start-up (s from launch) and steady rate: {run['start_up']}\n"
+                  f"   records consumed by worker: {run['consumed_by_worker']}\n"
                   f"   host CPU s during the drain: {run['host_cpu_s']}; the scorer's (supervisor and "
                   f"workers) {run['scorer_cpu_us_per_event']} us/event", flush=True)
     medians = {n: float(np.median([r["events_per_s"] for r in runs if r["processes"] == n])) for n in args.processes}

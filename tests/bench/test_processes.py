@@ -9,6 +9,7 @@ import sys
 import time
 
 from scorer.bench.counting import watch_drain
+from scorer.bench.harness import consumed_by_worker
 from scorer.bench.processes import CpuWatch, Progress
 
 # Once told (a line on stdin), burns 0.3 s of CPU, then waits to be killed; its argv names it
@@ -90,3 +91,16 @@ def test_start_up_progress_comes_from_the_drains_polls_not_the_runner() -> None:
     assert [at for at, _ in progress.seen] == sorted(at for at, _ in progress.seen)
     assert window.count1 == 1000
     assert not hasattr(progress, "port")
+
+
+def test_consumed_by_worker_sums_kinds_per_worker_label() -> None:
+    samples = {
+        'scorer_events_consumed_total{kind="edr",worker="0"}': 100.0,
+        'scorer_events_consumed_total{kind="siem",worker="0"}': 50.0,
+        'scorer_events_consumed_total{kind="edr",worker="1"}': 7.0,
+        'scorer_events_consumed_created{kind="edr",worker="1"}': 1.7e9,  # not a count
+        'scorer_events_scored_total{kind="edr",backend="onnxruntime",worker="1"}': 7.0,
+    }
+    assert consumed_by_worker(samples) == {"0": 150.0, "1": 7.0}
+    assert consumed_by_worker({'scorer_events_consumed_total{kind="netflow"}': 3.0}) == {"": 3.0}
+    assert consumed_by_worker(None) == {}
