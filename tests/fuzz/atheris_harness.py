@@ -13,6 +13,7 @@ folder the reader targets write their file in (default: a new temporary one, lef
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -30,9 +31,15 @@ KINDS: list[EventKind | None] = [None, *EventKind]
 SUFFIXES = [".log", ".csv", ".jsonl", ".json", ".jsonl.gz", ".zip", ".evtx"]
 DECODER = EventDecoder()
 REF = SourceRef("fuzz", 0, 0)
-# Where the reader targets write their file: libFuzzer ends the process with exit(), past any Python
-# clean-up, so the caller names a folder it removes (the test: its tmp_path).
-WORKDIR = Path(os.environ.get("SCORER_ATHERIS_WORKDIR") or tempfile.mkdtemp(prefix="scorer-atheris-"))
+
+
+@functools.cache
+def workdir() -> Path:
+    """Where the reader targets write their file: libFuzzer ends the process with exit(), past any
+    Python clean-up, so the caller names a folder it removes (the test: its tmp_path). Made at the
+    first reader input, not at import: pytest's --doctest-modules imports this module in every
+    test process (each left an empty folder in /tmp)."""
+    return Path(os.environ.get("SCORER_ATHERIS_WORKDIR") or tempfile.mkdtemp(prefix="scorer-atheris-"))
 
 
 def one_input(data: bytes) -> None:
@@ -45,7 +52,7 @@ def one_input(data: bytes) -> None:
         if not isinstance(out, DecodeFailure):
             assert kind is not None and isinstance(out, STRUCT_OF_KIND[kind]), out
         return
-    path = WORKDIR / f"capture{SUFFIXES[pick % len(SUFFIXES)]}"
+    path = workdir() / f"capture{SUFFIXES[pick % len(SUFFIXES)]}"
     path.write_bytes(body)
     for item in iter_capture(path):
         assert isinstance(item, LabeledEvent | ReadError), item
