@@ -282,9 +282,15 @@ def consumed_by_worker(samples: dict[str, float] | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, value in (samples or {}).items():
         if name.startswith("scorer_events_consumed_total"):
-            worker = name.split('worker="', 1)[1].split('"', 1)[0] if 'worker="' in name else ""
+            worker = _label(name, "worker")
             out[worker] = out.get(worker, 0.0) + value
     return out
+
+
+def _label(sample: str, label: str) -> str:
+    """The value of ``label`` in a sample's ``name{label="value",...}`` ("" without it)."""
+    head = f'{label}="'
+    return sample.split(head, 1)[1].split('"', 1)[0] if head in sample else ""
 
 
 def _batch_means(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float]:
@@ -300,7 +306,7 @@ def _batch_means(before: dict[str, float] | None, after: dict[str, float] | None
     out = {"records": round(delta("scorer_batch_records_sum") / batches, 1)}
     for name in after:
         if name.startswith("scorer_stage_seconds_sum"):
-            stage = name.split('stage="', 1)[1].split('"', 1)[0]
+            stage = _label(name, "stage")
             out[f"{stage}_ms"] = round(delta(name) / batches * 1000, 3)
     return out
 

@@ -42,7 +42,6 @@ from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 
 RUNNER = "scorer-onnxruntime"
-CONSUMED = "scorer_events_consumed_total"
 
 
 class CpuWatch:
@@ -99,10 +98,10 @@ class CpuWatch:
 
 class Progress:
     """Records the runner has written over time since its launch: every poll of the drain's
-    output count (:func:`scorer.bench.counting.watch_drain`), read from the broker. (It
-    scraped the runner's ``/metrics`` every 0.2 s: a supervisor parses and merges its workers'
-    expositions on each scrape, ~1.5 s of CPU over a 300,000-event drain of two workers, on the
-    cores the workers were measured on.)"""
+    output count (:func:`scorer.bench.counting.watch_drain`), read from the broker. Not the
+    runner's ``/metrics``: a supervisor parses and merges its workers' expositions on each
+    scrape, ~1.5 s of CPU over a 300,000-event drain of two workers if scraped every 0.2 s, on
+    the cores the workers are measured on."""
 
     def __init__(self) -> None:
         self.launched: float | None = None
