@@ -1,5 +1,5 @@
-/* A batch's row mask (bit r: row r) made a Python int, for _edr and _rules, whose masks are
- * ints (scorer/rules/bitsets.py). From the mask's bytes by CPython's own conversion
+/* A batch's row mask (bit r: row r) made a Python int, and an int read into words, for _edr and
+ * _rules, whose masks are ints (scorer/rules/bitsets.py). From the mask's bytes by CPython's own conversion
  * (int.from_bytes'), linear in the bytes: a hexadecimal text parsed by PyLong_FromString, as
  * before, cost ~4 instructions a digit on top of writing the text, and a 2,048-row batch's
  * masks are 512 digits each. */
@@ -35,6 +35,62 @@ static inline PyObject *mask_from_words(const uint64_t *words, Py_ssize_t count)
     if (bytes != small) PyMem_Free(bytes);
     return out;
 #endif
+}
+
+/* The 64-bit words ``mask`` (a non-negative int) takes, at least 1; -1 with an error set. */
+static inline Py_ssize_t mask_words(PyObject *mask) {
+    if (!PyLong_Check(mask)) {
+        PyErr_SetString(PyExc_TypeError, "a row mask must be an int");
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t bytes = PyLong_AsNativeBytes(mask, NULL, 0,
+                                            Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+    if (bytes < 0) return -1;
+    return bytes <= 8 ? 1 : (bytes + 7) / 8;
+#else
+    if (_PyLong_Sign(mask) < 0) {
+        PyErr_SetString(PyExc_OverflowError, "a row mask must not be negative");
+        return -1;
+    }
+    size_t bits = _PyLong_NumBits(mask);
+    if (bits == (size_t)-1 && PyErr_Occurred()) return -1;
+    return bits <= 64 ? 1 : (Py_ssize_t)((bits + 63) / 64);
+#endif
+}
+
+/* words[0:count] (64-bit words, the lowest first) set to the bits of ``mask``, a non-negative
+ * int below 2**(64 * count): 0, or -1 with OverflowError (negative or wider) or TypeError. */
+static inline int mask_to_words(PyObject *mask, uint64_t *words, Py_ssize_t count) {
+    if (!PyLong_Check(mask)) {
+        PyErr_SetString(PyExc_TypeError, "a row mask must be an int");
+        return -1;
+    }
+    if (count == 1) { /* (the conversion of a batch of up to 64 rows, ~4x cheaper than the general one) */
+        words[0] = PyLong_AsUnsignedLongLong(mask);
+        return words[0] == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t need = PyLong_AsNativeBytes(mask, words, count * 8,
+                                           Py_ASNATIVEBYTES_LITTLE_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER
+                                           | Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+    if (need < 0) return -1;
+    if (need > count * 8) {
+        PyErr_SetString(PyExc_OverflowError, "a row mask wider than its batch");
+        return -1;
+    }
+#else
+    if (_PyLong_AsByteArray((PyLongObject *)mask, (unsigned char *)words, (size_t)count * 8, 1, 0) < 0) return -1;
+#endif
+#if !PY_LITTLE_ENDIAN
+    for (Py_ssize_t w = 0; w < count; w++) {
+        const unsigned char *b = (const unsigned char *)&words[w];
+        uint64_t v = 0;
+        for (int k = 7; k >= 0; k--) v = (v << 8) | b[k];
+        words[w] = v;
+    }
+#endif
+    return 0;
 }
 
 #endif

@@ -31,9 +31,10 @@
  * heads(events, attrs, types, cache, amask, ls_masks) -> [int] | {tuple: int} | None
  *   scorer.rules.heads.Heads.masks when every tuple of the batch is in ``cache``: the ascending
  *   logsources that hold (amask and ls_masks or-ed); else pairs()'s result, nothing written.
- * fire(candidates, rule_of, ls_of, code, ls_masks, get[, flat]) -> {int: int}
+ * fire(candidates, rule_of, ls_of, code, ls_masks, get[, flat, n]) -> {int: int}
  *   Each candidate variant's tree over its logsource's rows, or-ed per rule (RuleEngine's loop);
- *   flat[vi] (scorer.rules.bitsets.flat_tree) evaluated here when the rows fit 64 bits.
+ *   flat[vi] (scorer.rules.bitsets.flat_tree) evaluated here over row words (_flat.h; ``n``: the
+ *   batch's rows), code[vi] called for what that walk refuses.
  * amask() -> {}: a dict sized for a batch's atoms.
  * events_of(items, classes) -> [event] | None: the items' events when each is exactly one of ``classes``.
  * or_of(amask, atoms) -> int
@@ -48,6 +49,7 @@
 
 #include "_bitmask.h"
 #include "_fields.h"
+#include "_flat.h"
 #include "structmember.h"
 
 enum {
@@ -1000,88 +1002,46 @@ fail:
     return NULL;
 }
 
-/* A flat tree (scorer.rules.bitsets.flat_tree) over ``amask`` within ``scope``, all of it in one
- * 64-bit word (a batch of up to 64 rows): the rows of scope where it holds, as evaluate_tree
- * says. *ok set to 0 for what this does not take (a value past 64 bits, an unknown node, depth):
- * the caller runs the compiled tree instead; -1 with an error set. */
-static uint64_t flat_eval(PyObject *node, uint64_t scope, PyObject *amask, int depth, int *ok) {
-    if (node == Py_True) return scope;
-    if (node == Py_False) return 0;
-    if (PyLong_CheckExact(node)) {
-        PyObject *rows = PyDict_GetItemWithError(amask, node);
-        if (rows == NULL) {
-            if (PyErr_Occurred()) *ok = -1;
-            return 0;
-        }
-        uint64_t word = PyLong_AsUnsignedLongLong(rows);
-        if (word == (uint64_t)-1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            *ok = 0;
-        }
-        return word & scope;
-    }
-    if (PyFrozenSet_CheckExact(node)) { /* a wide or of atoms: those with rows, looked up the cheaper way */
-        uint64_t out = 0;
-        PyObject *key, *rows;
-        Py_ssize_t pos = 0;
-        Py_hash_t hash;
-        if (PyDict_GET_SIZE(amask) <= PySet_GET_SIZE(node)) {
-            while (*ok > 0 && _PyDict_Next(amask, &pos, &key, &rows, &hash)) {
-                int has = PySet_Contains(node, key);
-                if (has < 0) *ok = -1;
-                else if (has) out |= flat_eval(key, scope, amask, depth + 1, ok);
-            }
-        } else {
-            while (*ok > 0 && _PySet_NextEntry(node, &pos, &key, &hash))
-                out |= flat_eval(key, scope, amask, depth + 1, ok);
-        }
-        return out;
-    }
-    if (!PyTuple_CheckExact(node) || PyTuple_GET_SIZE(node) < 1 || !PyLong_CheckExact(PyTuple_GET_ITEM(node, 0)) ||
-        depth > 200) {
-        *ok = 0;
-        return 0;
-    }
-    long op = PyLong_AsLong(PyTuple_GET_ITEM(node, 0));
-    Py_ssize_t size = PyTuple_GET_SIZE(node);
-    uint64_t out;
-    if (op == 0) { /* and: the rows left after each argument, none left: done */
-        out = scope;
-        for (Py_ssize_t i = 1; i < size && out && *ok > 0; i++)
-            out = flat_eval(PyTuple_GET_ITEM(node, i), out, amask, depth + 1, ok);
-    } else if (op == 1) { /* or: each argument over the rows not matched yet, all matched: done */
-        out = 0;
-        for (Py_ssize_t i = 1; i < size && out != scope && *ok > 0; i++)
-            out |= flat_eval(PyTuple_GET_ITEM(node, i), scope & ~out, amask, depth + 1, ok);
-    } else if (op == 2 && size == 2) {
-        out = scope & ~flat_eval(PyTuple_GET_ITEM(node, 1), scope, amask, depth + 1, ok);
-    } else {
-        *ok = 0;
-        out = 0;
-    }
-    return out;
-}
-
-/* fire(candidates, rule_of, ls_of, code, ls_masks, get) -> {rule number: int}: for every variant
- * vi of ``candidates`` (a set) whose logsource's rows ls_masks[ls_of[vi]] are not empty,
- * code[vi](get, those rows), its rows or-ed into its rule's (rule_of[vi]); the rules with rows
- * (scorer.rules.engine.RuleEngine's candidate loop, a Python frame's ~20 opcodes a variant). */
+/* fire(candidates, rule_of, ls_of, code, ls_masks, get[, flat, n]) -> {rule number: int}: for
+ * every variant vi of ``candidates`` (a set) whose logsource's rows ls_masks[ls_of[vi]] are not
+ * empty, its tree over those rows, or-ed into its rule's (rule_of[vi]); the rules with rows
+ * (scorer.rules.engine.RuleEngine's candidate loop, a Python frame's ~20 opcodes a variant).
+ * The tree: flat[vi] walked here (_flat.h) when ``get`` is an amask's get (``n``: the batch's
+ * rows, which every row set is within), else code[vi](get, rows), which also takes what the walk
+ * refuses (a tree past its depth, rows that are no plain int of the batch); code[vi] may compile
+ * itself at that first call (RuleEngine's deferred trees). */
 static PyObject *fire(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *a[7] = {NULL, NULL, NULL, NULL, NULL, NULL, Py_None}, *vi;
-    if (unpack("fire", args, nargs, 6, "SLLLLOO", a) < 0) return NULL;
+    PyObject *a[8] = {NULL, NULL, NULL, NULL, NULL, NULL, Py_None, Py_None}, *vi;
+    if (unpack("fire", args, nargs, 6, "SLLLLOOO", a) < 0) return NULL;
     PyObject *candidates = a[0], *rule_of = a[1], *ls_of = a[2], *code = a[3], *ls_masks = a[4], *get = a[5];
     PyObject *flat = a[6];
-    /* flat trees are evaluated here when get is amask.get (its dict: where the atoms' rows are) */
     PyObject *amask = PyCFunction_Check(get) ? PyCFunction_GET_SELF(get) : NULL;
-    if (flat != Py_None && (!PyList_Check(flat) || amask == NULL || !PyDict_CheckExact(amask))) {
-        PyErr_SetString(PyExc_TypeError, "fire: flat trees need a list, and get an amask's get");
+    Py_ssize_t n = a[7] == Py_None ? -1 : PyLong_AsSsize_t(a[7]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (flat != Py_None && (!PyList_Check(flat) || amask == NULL || !PyDict_CheckExact(amask) || n < 0)) {
+        PyErr_SetString(PyExc_TypeError, "fire: flat trees need a list, get an amask's get and n the batch's rows");
         return NULL;
     }
+    Flat f;
+    f.keys = NULL, f.at = NULL, f.rows = NULL;
+    f.levels = 0;
+    int usable = 0;
+    Py_ssize_t pos = 0;
+    uint64_t *rows = NULL, two[2];
     PyObject *out = PyDict_New();
     if (out == NULL) return NULL;
-    Py_ssize_t pos = 0;
-    Py_hash_t hash;
     Py_INCREF(candidates);
+    if (flat != Py_None) { /* (amask and ls_masks are not changed by this call: read once) */
+        Py_ssize_t width = n > 64 ? (n + 63) / 64 : 1;
+        if (flat_init(&f, amask, width, PySet_GET_SIZE(candidates)) < 0) goto fail;
+        usable = 1;
+        rows = width == 1 ? two : PyMem_Malloc((size_t)(2 * width) * sizeof(uint64_t)); /* a variant's rows, its scope's */
+        if (rows == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+    }
+    Py_hash_t hash;
     while (_PySet_NextEntry(candidates, &pos, &vi, &hash)) {
         Py_ssize_t v = PyLong_AsSsize_t(vi), index;
         if (v == -1 && PyErr_Occurred()) goto fail;
@@ -1104,18 +1064,18 @@ static PyObject *fire(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         Py_INCREF(number);
         Py_INCREF(tree);
         int ok = 0;
-        if (flat != Py_None && v < PyList_GET_SIZE(flat)) {
-            uint64_t word = PyLong_AsUnsignedLongLong(scope);
-            if (word == (uint64_t)-1 && PyErr_Occurred()) {
-                PyErr_Clear(); /* (a wider batch: the compiled tree) */
-            } else {
+        if (usable > 0 && v < PyList_GET_SIZE(flat)) {
+            /* (a scope is an int the call holds: a key of the table too; its words copied, as the
+             * table's move when it grows) */
+            const uint64_t *words = flat_value(&f, scope);
+            if (words == NULL) ok = PyErr_Occurred() ? -1 : 0;
+            else {
+                words_copy(rows + f.width, words, f.width);
                 PyObject *node = PyList_GET_ITEM(flat, v);
                 Py_INCREF(node);
-                ok = 1;
-                uint64_t rows = flat_eval(node, word, amask, 0, &ok);
+                ok = flat_eval(&f, node, rows + f.width, rows, 0);
                 Py_DECREF(node);
-                if (ok > 0) fired = PyLong_FromUnsignedLongLong(rows);
-                else if (ok < 0) fired = NULL;
+                if (ok > 0) fired = mask_from_words(rows, f.width);
             }
         }
         if (ok == 0) {
@@ -1141,10 +1101,14 @@ static PyObject *fire(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         if (bad) goto fail;
     }
     Py_DECREF(candidates);
+    if (rows != two) PyMem_Free(rows);
+    flat_free(&f);
     return out;
 fail:
     Py_DECREF(candidates);
     Py_DECREF(out);
+    if (rows != two) PyMem_Free(rows);
+    flat_free(&f);
     return NULL;
 }
 

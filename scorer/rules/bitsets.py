@@ -188,6 +188,29 @@ class _Emitter:
         self.lines.append(f"{inner_pad}break")
         return out
 
+class Deferred:
+    """A tree compiled at its first call: where ``scorer.native._rules.fire`` walks the flat trees
+    (:func:`flat_tree`), a pack's compiled variants are never called, and compiling its ~4,400
+    trees was ~1 s of every process's start (docs/benchmarks.md, section 57).
+
+    >>> tree = Deferred(["or", 0, 1]); tree.code is None, bin(tree({0: 0b01, 1: 0b10}.get, 0b11)), tree.code is None
+    (True, '0b11', False)
+    """
+
+    __slots__ = ("code", "tree")
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.code: Compiled | None = None
+
+    def compiled(self) -> Compiled:
+        if self.code is None:
+            self.code = compile_tree(self.tree)
+        return self.code
+
+    def __call__(self, get: Callable[[int, int], int], scope: int) -> int:
+        return self.compiled()(get, scope)
+
 
 # A tree as scorer.native._rules.fire evaluates it in C: an operator node a tuple (0 and, 1 or,
 # 2 not, then its arguments; an ``and``'s in compile_tree's order), a wide ``or`` of atoms the

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 import scorer.native
 from scorer.events.structs import EndpointEvent
-from scorer.rules.bitsets import Compiled, FlatTree, Triggers, atom_ids, compile_tree, flat_tree, rows_of
+from scorer.rules.bitsets import Compiled, Deferred, FlatTree, Triggers, atom_ids, compile_tree, flat_tree, rows_of
 from scorer.rules.fields import (
     CANONICAL,
     KEYWORDS,
@@ -120,10 +120,12 @@ class RuleEngine:
         self.untriggered: dict[int, list[int]] = {}  # logsource -> its variants without trigger atoms
         for vi in self.variant_triggers.always:
             self.untriggered.setdefault(self.variants[vi][1], []).append(vi)
-        # Trees as compiled functions, all at load: compiling one in the hot path would put its
-        # ~100 us into that batch's latency (a pack: ~0.5 s once per process, scorer.rules.bitsets).
+        # Trees as compiled functions at load (compiling one in the hot path would put its ~100-170
+        # us into that batch's latency), but for the variants where the C pass walks their flat
+        # trees instead (_rules.fire): there a variant compiles only if it is ever called.
         self.ls_code = [compile_tree(tree) for tree in self.ls_trees]
-        self._code: list[Compiled] = [compile_tree(det) for _, _, det in self.variants]
+        native = scorer.native.module("_rules") is not None
+        self._code: list[Compiled] = [Deferred(det) if native else compile_tree(det) for _, _, det in self.variants]
         self._flat: list[FlatTree] = [flat_tree(det) for _, _, det in self.variants]  # (for _rules.fire)
         self.rule_of = [number for number, _, _ in self.variants]  # per variant, its rule and logsource
         self.ls_of = [index for _, index, _ in self.variants]
@@ -256,7 +258,7 @@ class RuleEngine:
             candidates = self.variant_triggers.of(amask, always=False)
         for index in live:
             candidates.update(self.untriggered.get(index, ()))
-        rule_masks = self._fire(candidates, ls_masks, get)
+        rule_masks = self._fire(candidates, ls_masks, get, n)
         per_row: dict[int, list[int]] = {}
         for number in sorted(rule_masks):
             for r in rows_of(rule_masks[number], n):
@@ -270,18 +272,23 @@ class RuleEngine:
                 hits[r] = tuple(numbers)
         return RuleHits(hits, errors)
 
-    def _fire(self, candidates: set[int], ls_masks: list[int], get: Callable[[int, int], int]) -> dict[int, int]:
-        """Each rule's rows: its candidate variants' trees over their logsources' rows, or-ed."""
+    def _fire(self, candidates: set[int], ls_masks: list[int], get: Callable[[int, int], int],
+              n: int) -> dict[int, int]:
+        """Each rule's rows (of the batch's ``n``): its candidate variants' trees over their
+        logsources' rows, or-ed."""
         if self._fold is not None:  # the same loop in one C call
             fired: dict[int, int] = self._fold.fire(candidates, self.rule_of, self.ls_of, self._code, ls_masks, get,
-                                                    self._flat)
+                                                    self._flat, n)
             return fired
         rule_masks: dict[int, int] = {}
         rule_of, ls_of, compiled = self.rule_of, self.ls_of, self._code
         for vi in candidates:  # any order: a rule's rows are or-ed, its hits listed by number after
             scope = ls_masks[ls_of[vi]]
             if scope:
-                rows = compiled[vi](get, scope)
+                tree = compiled[vi]
+                if type(tree) is Deferred:  # (loaded with the C pass on; this process now runs without)
+                    tree = compiled[vi] = tree.compiled()
+                rows = tree(get, scope)
                 if rows:
                     rule_masks[rule_of[vi]] = rule_masks.get(rule_of[vi], 0) | rows
         return rule_masks

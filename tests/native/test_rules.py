@@ -199,10 +199,14 @@ def _tree(rnd: random.Random, depth: int) -> Any:
     return [op, *(_tree(rnd, depth + 1) for _ in range(rnd.randrange(0, 4)))]
 
 
+def _unused(get: Any, scope: int) -> int:
+    raise AssertionError("the flat walk took this tree")
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_fire_flat_trees_equal_the_compiled_ones(seed: int) -> None:
-    # The C evaluation of flat trees (batches up to 64 rows) against compile_tree's functions; a
-    # wider batch (a scope past 64 bits) and a tree too deep for it take the compiled function.
+    # The C walk of flat trees over row words (batches of 1 to 2,048 rows) against compile_tree's
+    # functions, which it never calls but for a tree too deep for it.
     rnd = random.Random(seed)
     raw = [_tree(rnd, 0) for _ in range(80)]
     deep: Any = 3
@@ -210,25 +214,62 @@ def test_fire_flat_trees_equal_the_compiled_ones(seed: int) -> None:
         deep = ["not", deep]
     raw[0] = deep
     trees, flat = [compile_tree(t) for t in raw], [flat_tree(t) for t in raw]
+    code = [trees[0], *[_unused] * (len(raw) - 1)]
     rule_of, ls_of = [rnd.randrange(30) for _ in raw], [rnd.randrange(6) for _ in raw]
     for _ in range(30):
-        width = rnd.choice([1, 17, 64, 65, 130])
-        amask = {a: rnd.getrandbits(width) for a in rnd.sample(range(40), rnd.randrange(30))}
-        ls_masks = [rnd.choice([0, (1 << width) - 1, rnd.getrandbits(width)]) for _ in range(6)]
+        n = rnd.choice([1, 17, 64, 65, 130, 1000, 2048])
+        amask = {a: rnd.getrandbits(n) for a in rnd.sample(range(40), rnd.randrange(30))}
+        ls_masks = [rnd.choice([0, (1 << n) - 1, rnd.getrandbits(n), 1 << (n - 1)]) for _ in range(6)]
         candidates = set(rnd.sample(range(80), rnd.randrange(60)))
         want = _rules.fire(candidates, rule_of, ls_of, trees, ls_masks, amask.get)
-        assert _rules.fire(candidates, rule_of, ls_of, trees, ls_masks, amask.get, flat) == want
+        assert _rules.fire(candidates, rule_of, ls_of, code, ls_masks, amask.get, flat, n) == want
         for vi in candidates:
             scope = ls_masks[ls_of[vi]]
             assert trees[vi](amask.get, scope) == evaluate_tree(raw[vi], amask, scope)
 
 
+@pytest.mark.parametrize("n", [8, 200])
+def test_fire_leaves_rows_that_are_no_plain_int_of_the_batch_to_the_compiled_tree(n: int) -> None:
+    # An atom's rows wider than the batch, negative or no int, a scope wider than the batch: the
+    # walk refuses that variant and its compiled tree says what the rows are (or raises).
+    raw: list[Any] = [["or", 0, ["not", 1]], ["and", 2, 3], 4, ["or", *range(5, 30)]]
+    trees, flat = [compile_tree(t) for t in raw], [flat_tree(t) for t in raw]
+    calls: list[str] = []
+
+    def logged(vi: int) -> Any:
+        def call(get: Any, scope: int) -> int:
+            calls.append(f"v{vi}")
+            return trees[vi](get, scope)
+        return call
+
+    code = [logged(vi) for vi in range(len(raw))]
+    full = (1 << n) - 1
+    for odd in (1 << (64 * ((n + 63) // 64) + 1), -1, 1.5):
+        amask: dict[int, Any] = {0: 3, 1: 5, 2: odd, 3: full, 4: 6, 7: odd}
+        calls.clear()
+        try:
+            want = _rules.fire({0, 1, 2, 3}, [0, 1, 2, 3], [0, 0, 0, 0], trees, [full], amask.get)
+        except TypeError:  # (a float's rows: the compiled tree raises, and so does the call)
+            with pytest.raises(TypeError):
+                _rules.fire({0, 1, 2, 3}, [0, 1, 2, 3], [0, 0, 0, 0], code, [full], amask.get, flat, n)
+            continue
+        assert _rules.fire({0, 1, 2, 3}, [0, 1, 2, 3], [0, 0, 0, 0], code, [full], amask.get, flat, n) == want
+        assert sorted(calls) == ["v1", "v3"]  # the variants reading atom 2 or 7
+    wide, past = {0: 1, 1: 0}, 1 << (64 * ((n + 63) // 64) + 5) | 1  # past the words of n rows
+    want = _rules.fire({0}, [0], [0], trees, [past], wide.get)
+    calls.clear()
+    assert _rules.fire({0}, [0], [0], code, [past], wide.get, flat, n) == want
+    assert calls == ["v0"]
+
+
 def test_fire_flat_refuses_a_get_that_is_no_amask() -> None:
     none: dict[int, int] = {}
     with pytest.raises(TypeError):
-        _rules.fire({0}, [0], [0], [compile_tree(1)], [1], lambda a, d: d, [flat_tree(1)])
+        _rules.fire({0}, [0], [0], [compile_tree(1)], [1], lambda a, d: d, [flat_tree(1)], 1)
     with pytest.raises(TypeError):
-        _rules.fire({0}, [0], [0], [compile_tree(1)], [1], none.get, (1,))  # type: ignore[arg-type]
+        _rules.fire({0}, [0], [0], [compile_tree(1)], [1], none.get, (1,), 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # flat trees without the batch's rows
+        _rules.fire({0}, [0], [0], [compile_tree(1)], [1], none.get, [flat_tree(1)])
     with pytest.raises(ValueError):
         flat_tree(["xor", 1, 2])
 
