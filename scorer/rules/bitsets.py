@@ -291,11 +291,23 @@ def need(tree: Any, shared: Mapping[int, int] | None = None) -> set[int] | None:
 
 
 def atom_ids(tree: Any) -> list[int]:
+    """The atoms of ``tree``, left to right, repeats kept (a loop, not a recursion: a pack's
+    load asks for ~30,000 trees' atoms)."""
     if isinstance(tree, bool):
         return []
     if isinstance(tree, int):
         return [tree]
-    return [a for arg in tree[1:] for a in atom_ids(arg)]
+    out: list[int] = []
+    todo = tree[:0:-1]  # (the arguments, last first: popped in order)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, int):
+            out.append(node)
+        else:
+            todo += node[:0:-1]
+    return out
 
 class Triggers:
     """Trees (variants or logsources, by number) indexed by their trigger atoms (bitsets.need)."""

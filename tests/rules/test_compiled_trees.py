@@ -82,3 +82,20 @@ def test_a_wide_or_looks_up_the_atoms_with_rows_only(seed: int) -> None:
         amask = {a: rng.choice([0, rng.getrandbits(n)]) for a in rng.sample(range(90), rng.randrange(0, 40))}
         scope = rng.choice([(1 << n) - 1, rng.getrandbits(n)])
         assert compile_tree(tree)(amask.get, scope) == evaluate_tree(tree, amask, scope)
+
+
+def _atoms_by_recursion(tree: Any) -> list[int]:
+    if isinstance(tree, bool):
+        return []
+    if isinstance(tree, int):
+        return [tree]
+    return [a for arg in tree[1:] for a in _atoms_by_recursion(arg)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_atom_ids_lists_a_trees_atoms_left_to_right(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(200):
+        tree = _tree(rng, 6)
+        assert atom_ids(tree) == _atoms_by_recursion(tree), tree
+    assert atom_ids(["and", ["or", 3, ["not", 1]], True, 3]) == [3, 1, 3]
