@@ -9,7 +9,9 @@ output topic from its first record to the last (``scorer bench``'s drain phase);
 interleaved over N, ``--repeat`` times, and the ratios use each N's median. The host's
 CPU time per process name over each drain (psutil, the whole machine) says what else took
 the cores: on a shared machine the broker, the load generator and other work compete with
-the workers, so "N processes" never means N idle cores.
+the workers, so "N processes" never means N idle cores. It is given over the whole run
+(start-up included) and from a quarter to three quarters of the events (``steady_*``: what an
+event costs once every worker runs).
 
 Start-up: the drain's polls of the output topic (every 10 ms, from the broker: nothing is
 asked of the runner while it is measured) say when the first record was written and the
@@ -44,10 +46,14 @@ from scorer.events.structs import EventKind
 RUNNER = "scorer-onnxruntime"
 
 
+Snapshot = dict[int, float]  # CPU seconds per pid at one sample
+
+
 class CpuWatch:
     """CPU seconds every process of the host used while it ran, by a short name: sampled
     every ``interval`` s per pid, so processes that start (the workers) or exit (other
-    people's tests) during the drain are counted for the part that was seen."""
+    people's tests) during the drain are counted for the part that was seen. Between two
+    :meth:`snapshot` s, too: the drain's steady part, without the workers' start-up."""
 
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
@@ -67,6 +73,11 @@ class CpuWatch:
                 self.first[p.pid] = used
             self.last[p.pid] = used
 
+    def snapshot(self) -> Snapshot:
+        """Every process's CPU seconds now (a sample taken for it)."""
+        self.sample()
+        return dict(self.last)
+
     def _name(self, pid: int, name: str | None, cmd: str) -> str:
         if pid == self._me:
             return "bench (load generator, output reader)"
@@ -82,18 +93,23 @@ class CpuWatch:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
 
-    def used(self, at_least: float = 0.5) -> dict[str, float]:
+    def used(self, at_least: float = 0.5, since: Snapshot | None = None,
+             until: Snapshot | None = None) -> dict[str, float]:
+        """CPU seconds by name from the first sample (or snapshot ``since``; a process first seen
+        after it: from its first sample) to the last (or ``until``)."""
         by_name: dict[str, float] = {}
+        start, end = since or self.first, until or self.last
         for pid, name in self.names.items():
-            by_name[name] = by_name.get(name, 0.0) + self.last[pid] - self.first[pid]
+            if pid in end:
+                by_name[name] = by_name.get(name, 0.0) + end[pid] - start.get(pid, self.first[pid])
         ranked = sorted(by_name.items(), key=lambda kv: -kv[1])
-        return {name: round(s, 1) for name, s in ranked if s >= at_least}
+        return {name: round(s, 2) for name, s in ranked if s >= at_least}
 
-    def scorer_s(self) -> float:
+    def scorer_s(self, since: Snapshot | None = None, until: Snapshot | None = None) -> float:
         """The scorer's CPU seconds: the supervisor's and every worker's. (The drain's own
         cpu_us_per_event reads the launched pid only: the supervisor alone when there are
         workers.)"""
-        return sum(s for name, s in self.used(0.0).items() if name.startswith("scorer "))
+        return sum(s for name, s in self.used(0.0, since, until).items() if name.startswith("scorer "))
 
 
 class Progress:
@@ -101,15 +117,29 @@ class Progress:
     output count (:func:`scorer.bench.counting.watch_drain`), read from the broker. Not the
     runner's ``/metrics``: a supervisor parses and merges its workers' expositions on each
     scrape, ~1.5 s of CPU over a 300,000-event drain of two workers if scraped every 0.2 s, on
-    the cores the workers are measured on."""
+    the cores the workers are measured on. With a ``watch``, the host's CPU is snapshot at the
+    polls that first see a quarter and three quarters of the ``events`` written: the steady
+    part's CPU, without start-up (~3 s of CPU a worker here: imports, models, rule pack)."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch: CpuWatch | None = None, events: int = 0) -> None:
         self.launched: float | None = None
         self.seen: list[tuple[float, float]] = []  # (s since launch, records written)
+        self.watch, self.events = watch, events
+        self.marks: list[tuple[int, Snapshot]] = []  # (records written, CPU) at a quarter, three quarters
 
     def poll(self, done: int, at: float) -> None:
         if self.launched is not None:
             self.seen.append((round(at - self.launched, 2), done))
+            if self.watch is not None and len(self.marks) < 2 and done >= self.events * (1 + 2 * len(self.marks)) / 4:
+                self.marks.append((done, self.watch.snapshot()))
+
+    def steady_cpu(self) -> dict[str, Any]:
+        """Between the two snapshots: the host's CPU seconds by name, the scorer's per event."""
+        if self.watch is None or len(self.marks) < 2 or self.marks[1][0] <= self.marks[0][0]:
+            return {"steady_host_cpu_s": None, "steady_scorer_cpu_us_per_event": None}
+        (n0, since), (n1, until) = self.marks
+        return {"steady_host_cpu_s": self.watch.used(0.05, since, until),
+                "steady_scorer_cpu_us_per_event": round(self.watch.scorer_s(since, until) / (n1 - n0) * 1e6, 2)}
 
     def summary(self, events: int) -> dict[str, float | None]:
         def first(at_least: float) -> float | None:
@@ -124,7 +154,8 @@ class Progress:
 async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tuple[EventKind, ...],
                  workdir: Path) -> dict[str, Any]:
     base = _command(args.runner, args, 0)
-    progress = Progress()
+    watch, stop = CpuWatch(), asyncio.Event()
+    progress = Progress(watch, len(items))
     port = _free_port()  # /metrics, scraped once the drain is over: what each worker consumed
 
     def command(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
@@ -133,7 +164,6 @@ async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tupl
         progress.launched = time.perf_counter()
         return [*argv, "--processes", str(n)] if n > 1 else argv, env
 
-    watch, stop = CpuWatch(), asyncio.Event()
     sampler = asyncio.create_task(watch.run(stop))
     try:
         res = await harness.drain(f"{args.runner}-x{n}", command, args.bootstrap, items, kinds, args.partitions,
@@ -143,8 +173,8 @@ async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tupl
         await sampler
     return {"processes": n, "events_per_s": res.throughput_eps, "note": res.note, "host_cpu_s": watch.used(),
             "scorer_cpu_us_per_event": round(watch.scorer_s() / max(len(items), 1) * 1e6, 2),
-            "start_up": progress.summary(len(items)), "consumed_by_worker": res.consumed_by_worker,
-            "run": msgspec.to_builtins(res)}
+            "start_up": progress.summary(len(items)), **progress.steady_cpu(),
+            "consumed_by_worker": res.consumed_by_worker, "run": msgspec.to_builtins(res)}
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,8 +189,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{n:>2} processes: {run['events_per_s']:>9.0f} events/s {run['note']}\n"
                   f"   start-up (s from launch) and steady rate: {run['start_up']}\n"
                   f"   records consumed by worker: {run['consumed_by_worker']}\n"
-                  f"   host CPU s during the drain: {run['host_cpu_s']}; the scorer's (supervisor and "
-                  f"workers) {run['scorer_cpu_us_per_event']} us/event", flush=True)
+                  f"   host CPU s over the run (start-up included): {run['host_cpu_s']}; the scorer's "
+                  f"(supervisor and workers) {run['scorer_cpu_us_per_event']} us/event\n"
+                  f"   from a quarter to three quarters of the events: {run['steady_host_cpu_s']}; the scorer's "
+                  f"{run['steady_scorer_cpu_us_per_event']} us/event", flush=True)
     medians = {n: float(np.median([r["events_per_s"] for r in runs if r["processes"] == n])) for n in args.processes}
     first = medians[args.processes[0]]
     base = f"vs_x{args.processes[0]}"

@@ -104,3 +104,57 @@ def test_consumed_by_worker_sums_kinds_per_worker_label() -> None:
     assert consumed_by_worker(samples) == {"0": 150.0, "1": 7.0}
     assert consumed_by_worker({'scorer_events_consumed_total{kind="netflow"}': 3.0}) == {"": 3.0}
     assert consumed_by_worker(None) == {}
+
+
+def test_cpu_between_snapshots_leaves_out_what_was_burnt_before() -> None:
+    watch = CpuWatch()
+    children = [_spawn("--processes", "2"), _spawn()]
+    try:
+        watch.sample()
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+            child.stdin.close()
+        for child in children:
+            while watch.last[child.pid] - watch.first[child.pid] < 0.3 - 0.011:
+                watch.sample()
+        since = watch.snapshot()  # (both now sleep)
+        until = watch.snapshot()
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    assert watch.scorer_s() >= 0.59
+    assert watch.scorer_s(since, until) < 0.05  # a tick or two at most, not the 0.6 s burnt before
+    assert set(watch.used(0.0, since, until)) <= set(watch.used(0.0))
+
+
+class _Snapshots:
+    """A CPU watch whose snapshots are given: the scorer's pid 1 at 2 s, then 5 s."""
+
+    def __init__(self) -> None:
+        self.names = {1: "scorer workers", 2: "kafka brokers"}
+        self.first = {1: 0.5, 2: 0.0}
+        self.taken = iter([{1: 2.0, 2: 1.0}, {1: 5.0, 2: 1.5}])
+
+    def snapshot(self) -> dict[int, float]:
+        return next(self.taken)
+
+    used = CpuWatch.used
+    scorer_s = CpuWatch.scorer_s
+
+    @property
+    def last(self) -> dict[int, float]:
+        return {1: 5.0, 2: 1.5}
+
+
+def test_steady_cpu_is_taken_between_a_quarter_and_three_quarters_of_the_events() -> None:
+    progress = Progress(_Snapshots(), 1000)  # type: ignore[arg-type]
+    assert progress.steady_cpu()["steady_scorer_cpu_us_per_event"] is None  # nothing seen yet
+    progress.launched = time.perf_counter()
+    for done in (0, 100, 300, 600, 800, 1000):  # snapshots at 300 (>= 250) and 800 (>= 750) records
+        progress.poll(done, time.perf_counter())
+    assert [n for n, _ in progress.marks] == [300, 800]
+    steady = progress.steady_cpu()
+    assert steady["steady_scorer_cpu_us_per_event"] == 3.0 / 500 * 1e6  # 3 s of the scorer over 500 records
+    assert steady["steady_host_cpu_s"] == {"scorer workers": 3.0, "kafka brokers": 0.5}
