@@ -43,8 +43,9 @@ def test_cpu_watch_counts_the_supervisor_and_every_worker() -> None:
         for child in children:
             child.kill()
             child.wait()
-    assert used["scorer supervisor"] >= 0.29 and used["scorer workers"] >= 0.59, used
-    assert watch.scorer_s() >= 0.89  # three children, 0.3 s each (float sums)
+    # (each at least 0.289, summed by name, then rounded to the 10 ms the clock counts in)
+    assert used["scorer supervisor"] >= 0.28 and used["scorer workers"] >= 0.57, used
+    assert watch.scorer_s() >= 0.86  # three children, 0.3 s each
     assert watch.scorer_s() == sum(s for name, s in used.items() if name.startswith("scorer "))
 
 

@@ -307,8 +307,8 @@ def test_the_batch_calls_refuse_wrong_arguments() -> None:
         call(*args)  # (the right ones pass)
         with pytest.raises(TypeError):
             call(*args[:-1])
-        with pytest.raises(TypeError):
-            call(*args, None, None)
+        with pytest.raises(TypeError):  # (past every optional argument: fire takes two)
+            call(*args, None, None, None)
         for i, arg in enumerate(args):
             if not callable(arg) and arg is not None and not isinstance(arg, int | frozenset):
                 with pytest.raises(TypeError):
