@@ -37,28 +37,6 @@ static inline PyObject *mask_from_words(const uint64_t *words, Py_ssize_t count)
 #endif
 }
 
-/* The 64-bit words ``mask`` (a non-negative int) takes, at least 1; -1 with an error set. */
-static inline Py_ssize_t mask_words(PyObject *mask) {
-    if (!PyLong_Check(mask)) {
-        PyErr_SetString(PyExc_TypeError, "a row mask must be an int");
-        return -1;
-    }
-#if PY_VERSION_HEX >= 0x030D0000
-    Py_ssize_t bytes = PyLong_AsNativeBytes(mask, NULL, 0,
-                                            Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE);
-    if (bytes < 0) return -1;
-    return bytes <= 8 ? 1 : (bytes + 7) / 8;
-#else
-    if (_PyLong_Sign(mask) < 0) {
-        PyErr_SetString(PyExc_OverflowError, "a row mask must not be negative");
-        return -1;
-    }
-    size_t bits = _PyLong_NumBits(mask);
-    if (bits == (size_t)-1 && PyErr_Occurred()) return -1;
-    return bits <= 64 ? 1 : (Py_ssize_t)((bits + 63) / 64);
-#endif
-}
-
 /* words[0:count] (64-bit words, the lowest first) set to the bits of ``mask``, a non-negative
  * int below 2**(64 * count): 0, or -1 with OverflowError (negative or wider) or TypeError. */
 static inline int mask_to_words(PyObject *mask, uint64_t *words, Py_ssize_t count) {

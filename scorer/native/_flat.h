@@ -57,7 +57,8 @@ static void flat_free(Flat *f) {
 }
 
 /* For rows of up to ``width`` words over ``amask``, and up to ``more`` other row sets (the
- * scopes) read through flat_value: 0, or -1 with MemoryError. */
+ * scopes) read through flat_value: 0, or -1 with MemoryError (flat_free it either way). Width 1
+ * allocates nothing and cannot fail. */
 static int flat_init(Flat *f, PyObject *amask, Py_ssize_t width, Py_ssize_t more) {
     f->keys = NULL, f->at = NULL, f->rows = NULL;
     f->levels = 0;
@@ -76,16 +77,20 @@ static int flat_init(Flat *f, PyObject *amask, Py_ssize_t width, Py_ssize_t more
     return 0;
 }
 
+/* ``value`` read into one word: 1, or 0 for what is no plain int of 64 bits (no error left set). */
+static inline int flat_word(PyObject *value, uint64_t *word) {
+    if (PyLong_CheckExact(value)) {
+        *word = PyLong_AsUnsignedLongLong(value);
+        if (*word != (uint64_t)-1 || !PyErr_Occurred()) return 1;
+    }
+    PyErr_Clear();
+    return 0;
+}
+
 /* The words of ``value`` (one of amask's ints, or a scope), read at its first use (a word: at each): NULL for what is no plain
  * int of ``width`` words (the compiled tree takes the variant), or with MemoryError set. */
 static const uint64_t *flat_value(Flat *f, PyObject *value) {
-    if (f->width == 1) {
-        if (!PyLong_CheckExact(value) || mask_to_words(value, &f->one, 1) < 0) {
-            PyErr_Clear();
-            return NULL;
-        }
-        return &f->one;
-    }
+    if (f->width == 1) return flat_word(value, &f->one) ? &f->one : NULL;
     size_t mask = (size_t)f->cap - 1, s = (size_t)(((uint64_t)(uintptr_t)value * 0x9E3779B97F4A7C15ull) >> 32) & mask;
     while (f->keys[s] != NULL && f->keys[s] != value) s = (s + 1) & mask;
     if (f->keys[s] == NULL) { /* (amask's values and the scopes: at most half the slots fill) */
@@ -115,11 +120,8 @@ static const uint64_t *flat_value(Flat *f, PyObject *value) {
 static inline int flat_or(Flat *f, PyObject *value, const uint64_t *scope, uint64_t *out) {
     if (value == NULL) return PyErr_Occurred() ? -1 : 1;
     if (f->width == 1) { /* (inline: most batches' path) */
-        uint64_t word = PyLong_CheckExact(value) ? PyLong_AsUnsignedLongLong(value) : (uint64_t)-1;
-        if (word == (uint64_t)-1 && (!PyLong_CheckExact(value) || PyErr_Occurred())) {
-            PyErr_Clear();
-            return 0;
-        }
+        uint64_t word;
+        if (!flat_word(value, &word)) return 0;
         out[0] |= word & scope[0];
         return 1;
     }

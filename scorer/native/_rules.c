@@ -1022,24 +1022,16 @@ static PyObject *fire(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         PyErr_SetString(PyExc_TypeError, "fire: flat trees need a list, get an amask's get and n the batch's rows");
         return NULL;
     }
+    /* (amask and ls_masks are not changed by this call: their rows are read once) */
+    Py_ssize_t width = flat != Py_None && n > 64 ? (n + 63) / 64 : 1, pos = 0;
     Flat f;
-    f.keys = NULL, f.at = NULL, f.rows = NULL;
-    f.levels = 0;
-    int usable = 0;
-    Py_ssize_t pos = 0;
-    uint64_t *rows = NULL, two[2];
-    PyObject *out = PyDict_New();
-    if (out == NULL) return NULL;
+    uint64_t two[2], *rows = NULL; /* a variant's rows, then its scope's: the flat walk's, NULL without it */
+    PyObject *out = NULL;
     Py_INCREF(candidates);
-    if (flat != Py_None) { /* (amask and ls_masks are not changed by this call: read once) */
-        Py_ssize_t width = n > 64 ? (n + 63) / 64 : 1;
-        if (flat_init(&f, amask, width, PySet_GET_SIZE(candidates)) < 0) goto fail;
-        usable = 1;
-        rows = width == 1 ? two : PyMem_Malloc((size_t)(2 * width) * sizeof(uint64_t)); /* a variant's rows, its scope's */
-        if (rows == NULL) {
-            PyErr_NoMemory();
-            goto fail;
-        }
+    if (flat_init(&f, amask, width, PySet_GET_SIZE(candidates)) < 0 || (out = PyDict_New()) == NULL) goto fail;
+    if (flat != Py_None && (rows = width == 1 ? two : PyMem_Malloc((size_t)(2 * width) * sizeof(uint64_t))) == NULL) {
+        PyErr_NoMemory();
+        goto fail;
     }
     Py_hash_t hash;
     while (_PySet_NextEntry(candidates, &pos, &vi, &hash)) {
@@ -1064,7 +1056,7 @@ static PyObject *fire(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         Py_INCREF(number);
         Py_INCREF(tree);
         int ok = 0;
-        if (usable > 0 && v < PyList_GET_SIZE(flat)) {
+        if (rows != NULL && v < PyList_GET_SIZE(flat)) {
             /* (a scope is an int the call holds: a key of the table too; its words copied, as the
              * table's move when it grows) */
             const uint64_t *words = flat_value(&f, scope);
@@ -1106,7 +1098,7 @@ static PyObject *fire(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return out;
 fail:
     Py_DECREF(candidates);
-    Py_DECREF(out);
+    Py_XDECREF(out);
     if (rows != two) PyMem_Free(rows);
     flat_free(&f);
     return NULL;
