@@ -44,7 +44,7 @@ from scorer.bench.realistic import background
 from scorer.errors import ScorerError
 from scorer.events import edr
 from scorer.events.structs import EndpointEvent, EventKind
-from scorer.lifecycle.validate import Check, Latency, Verdict, budget_checks
+from scorer.lifecycle.validate import Check, Latency, Verdict, budget_checks, paired_ratio
 from scorer.pipeline.batch import Item
 from scorer.pipeline.rules import rule_alerts
 from scorer.rules import RuleEngine
@@ -242,10 +242,7 @@ def _latency_checks(cand: RuleStage, prod: RuleStage | None, batches: list[list[
     if prod is not None:
         p = measured[1]
         metrics.update(production_latency_p50_us_per_event=p.p50, production_latency_p99_us_per_event=p.p99)
-        # The median of paired ratios, each of two runs on the same batch moments apart: on a
-        # shared machine the load drifts within a run, and a ratio of the two medians carries
-        # that drift (a pack against an identical one measured 1.25 x at load 8 on 2 cores).
-        ratio = float(np.median(np.divide(times[0], np.maximum(times[1], 1e-9))))
+        ratio = paired_ratio(times[0], times[1])  # each pair: two runs on the same batch moments apart
         metrics.update(latency_ratio=ratio)
         checks.append(Check("latency", ratio <= m.latency_ratio,
                             f"median {c.p50:.2f} CPU us/event vs production {prod.version}'s {p.p50:.2f}: "

@@ -13,11 +13,12 @@ Three gates, each a :class:`Check` with a sentence a detection engineer can act 
 3. latency, relative to production measured in the same run on the same machine (machines
    of one kind differ about 3x in speed, so a fixed number fails a good model on a slow
    one): in-process ONNX Runtime at the production micro-batch size, the two models run
-   in turn on batches of their own width; the candidate's median per-event time may be at
-   most ``latency_ratio`` times production's. The median, because a fixed batch of a
-   fixed model takes a fixed time and what varies between runs is the machine (a p99 of
-   30 runs is the slowest run, i.e. whichever model a scheduler hiccup hit); p99 is
-   reported beside it. An absolute p99 budget is checked only when the user sets one.
+   in turn on batches of their own width; the median of the paired ratios (candidate's
+   time over production's on the run moments apart) may be at most ``latency_ratio``. The
+   median, because a fixed batch of a fixed model takes a fixed time and what varies
+   between runs is the machine (a p99 of 30 runs is the slowest run, i.e. whichever model
+   a scheduler hiccup hit); p99 is reported beside it. An absolute p99 budget is checked
+   only when the user sets one.
 
 Beside them, the version's own artefacts of its trees: nvForest's checkpoint reproduces the
 model on the golden rows (``gpu_artefact``), and the compiled library it carries, if any,
@@ -115,9 +116,11 @@ class Latency(msgspec.Struct, frozen=True):
     p99: float
 
 
-def latencies(paths: list[tuple[Path, int]], batch: int, runs: int) -> list[Latency]:
+def latencies(paths: list[tuple[Path, int]], batch: int, runs: int) -> tuple[list[Latency], list[list[float]]]:
     """Each (model, input width) run ``runs`` times in turn with the others, so all see the
-    same machine at the same moments (three warm-up rounds excluded)."""
+    same machine at the same moments (three warm-up rounds excluded): each one's
+    microseconds per event (median, p99), and its times aligned with the others' (entry k
+    of every list timed moments apart)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -133,12 +136,16 @@ def latencies(paths: list[tuple[Path, int]], batch: int, runs: int) -> list[Late
             t0 = time.perf_counter()
             session.run([OUTPUT_NAME], {INPUT_NAME: x})
             if i >= 3:
-                times[j].append(time.perf_counter() - t0)
-    out = []
-    for t in times:
-        p50, p99 = np.percentile(t, [50, 99]) * 1e6 / batch
-        out.append(Latency(float(p50), float(p99)))
-    return out
+                times[j].append((time.perf_counter() - t0) * 1e6 / batch)
+    return [Latency(*(float(v) for v in np.percentile(t, [50, 99]))) for t in times], times
+
+
+def paired_ratio(candidate: list[float], production: list[float]) -> float:
+    """The median of the candidate's time over production's, run by run: on a shared
+    machine the load drifts within a run, and a ratio of the two medians carries that drift
+    (a rule pack against an identical one measured 1.25 x at load 8 on 2 cores; a model
+    against itself 1.30 x at sub-microsecond times)."""
+    return float(np.median(np.divide(candidate, np.maximum(production, 1e-9))))
 
 
 def validate(
@@ -200,7 +207,7 @@ def _latency_checks(
     candidate: ModelVersion, production: ModelVersion | None, m: Margins, metrics: dict[str, float],
 ) -> list[Check]:
     models = [candidate, *([production] if production is not None else [])]
-    measured = latencies([(mv.onnx_path, len(mv.card.feature_names)) for mv in models], m.batch, m.runs)
+    measured, times = latencies([(mv.onnx_path, len(mv.card.feature_names)) for mv in models], m.batch, m.runs)
     cand = measured[0]
     metrics.update(latency_p50_us_per_event=cand.p50, latency_p99_us_per_event=cand.p99)
     where = f"at batch {m.batch}, {m.runs} runs each"
@@ -208,11 +215,12 @@ def _latency_checks(
     if production is not None:
         prod = measured[1]
         metrics.update(production_latency_p50_us_per_event=prod.p50, production_latency_p99_us_per_event=prod.p99)
-        ratio = cand.p50 / prod.p50 if prod.p50 > 0 else float("inf")
+        ratio = paired_ratio(times[0], times[1])
+        metrics.update(latency_ratio=ratio)
         checks.append(Check("latency", ratio <= m.latency_ratio,
-                            f"median {cand.p50:.2f} us/event = {ratio:.2f} x production {production.version}'s "
-                            f"{prod.p50:.2f} (limit {m.latency_ratio:.2f} x; p99 {cand.p99:.2f} vs "
-                            f"{prod.p99:.2f}) {where}, same run"))
+                            f"median {cand.p50:.2f} us/event vs production {production.version}'s {prod.p50:.2f}: "
+                            f"{ratio:.2f} x (median of paired runs; limit {m.latency_ratio:.2f} x; p99 "
+                            f"{cand.p99:.2f} vs {prod.p99:.2f}) {where}, same run"))
     return budget_checks(checks, cand, m.latency_us_per_event, where, "us/event")
 
 

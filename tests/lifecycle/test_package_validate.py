@@ -17,7 +17,7 @@ from scorer.lifecycle.contract import contract_names, onnx_problems, version_pro
 from scorer.lifecycle.golden import GOLDEN_FILE, load, resolve
 from scorer.lifecycle.ops import Context, pin_versions
 from scorer.lifecycle.package import PackageRequest, onnx_from_file, package
-from scorer.lifecycle.validate import Margins, validate
+from scorer.lifecycle.validate import Margins, paired_ratio, validate
 from tests.support.lifecycle import KIND, MODEL, Repo, synthetic_golden
 from tests.support.models import build_tiny_model
 
@@ -134,3 +134,11 @@ def test_pinning_names_the_versions_in_use_and_keeps_the_rest(repo: Repo) -> Non
         assert "specific" in after and "versions: 1" in after and "versions: 2" in after
         assert "latest" not in after and "dims: 88" in after and "max_queue_delay_microseconds: 200" in after
     assert "KIND_GPU" in (repo.path / MODEL / "config.pbtxt").read_text()
+
+
+def test_the_latency_ratio_pairs_runs_so_drift_in_the_machine_cancels() -> None:
+    # The machine slowed 4x for the last runs; the candidate's runs met more of it by chance.
+    candidate, production = [1.0, 1.0, 4.0, 4.0, 4.0], [1.0, 1.0, 1.0, 4.0, 4.0]
+    assert paired_ratio(candidate, production) == 1.0
+    assert float(np.median(candidate)) / float(np.median(production)) == 4.0  # what a ratio of medians says
+    assert paired_ratio([2.0, 2.2, 1.8], [1.0, 1.0, 1.0]) == 2.0
