@@ -85,13 +85,18 @@ def _free_port() -> int:
 
 def _scorer_env(args: argparse.Namespace, topics: dict[EventKind, str], out: str, group: str,
                 bootstrap: str, port: int) -> dict[str, str]:
+    from scorer.bench.harness import run_prefix
+
     env = {
         "SCORER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "SCORER_KAFKA__GROUP_ID": group,
         "SCORER_KINDS": json.dumps([k.value for k in topics]),
         **({"SCORER_TOPICS__SCORES": out} if getattr(args, "outputs", "scores") == "scores" else {}),
-        "SCORER_TOPICS__ALERTS_PREFIX": f"{group}.alerts.",
-        "SCORER_TOPICS__DEAD_LETTER": f"{group}.dlq",
+        # Under the run's prefix (``out``'s), which drop_topics deletes after the run: named by
+        # the group alone they outlived it (844 topics on a dev broker, every client's
+        # bootstrap metadata 110 KB, 30-110 ms of a runner's start-up each).
+        "SCORER_TOPICS__ALERTS_PREFIX": f"{run_prefix(out)}{group}.alerts.",
+        "SCORER_TOPICS__DEAD_LETTER": f"{run_prefix(out)}{group}.dlq",
         "SCORER_INFERENCE__TRITON_URL": args.triton_url,
         "SCORER_INFERENCE__MODEL_REPOSITORY": str(args.model_repository.resolve()),
         "SCORER_HTTP__PORT": str(port),

@@ -83,11 +83,16 @@ async def make_topics(
     return topics, out
 
 
+def run_prefix(out: str) -> str:
+    """The prefix of every topic of the run whose output topic is ``out`` (make_topics')."""
+    return out.rsplit(".", 1)[0] + "."
+
+
 async def drop_topics(bootstrap: str, out: str) -> None:
     """The run's topics (make_topics' prefix of ``out``: inputs, output, the runner's own)
     deleted: a dev broker kept every run's, 33 GB of them (docs/benchmarks.md section 38).
     A failure is said, not raised: the numbers are measured."""
-    prefix = out.rsplit(".", 1)[0] + "."
+    prefix = run_prefix(out)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         await admin.start()
