@@ -33,19 +33,21 @@ def ensemble_trees(attributes: dict[str, Any]) -> list[dict[int, TreeNode]]:
     n_trees = int(max(a["nodes_treeids"])) + 1
     trees: list[dict[int, TreeNode]] = [{} for _ in range(n_trees)]
     missing = a.get("nodes_missing_value_tracks_true") or [0] * len(a["nodes_modes"])
+    # Thresholds and weights stay float32 as stored: ORT compares the float32 input with them.
+    thresholds, weights = (np.asarray(a.get(k, ()), np.float32).astype(np.float64).tolist()
+                           for k in ("nodes_values", "class_weights"))
     for i, (t, nid, mode) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"], a["nodes_modes"], strict=True)):
         if mode == b"LEAF":
             trees[t][nid] = TreeNode(leaf=True)
         else:
-            # Thresholds stay float32 as stored: ORT compares the float32 input with them.
-            trees[t][nid] = TreeNode(False, int(a["nodes_featureids"][i]), float(np.float32(a["nodes_values"][i])),
+            trees[t][nid] = TreeNode(False, int(a["nodes_featureids"][i]), thresholds[i],
                                      int(a["nodes_truenodeids"][i]), int(a["nodes_falsenodeids"][i]),
                                      bool(missing[i]))
-    for t, nid, w in zip(a["class_treeids"], a["class_nodeids"], a["class_weights"], strict=True):
+    for t, nid, w in zip(a["class_treeids"], a["class_nodeids"], weights, strict=True):
         node = trees[t].get(nid) if 0 <= t < n_trees else None
         if node is None:
             raise ModelError(f"a class weight names node {nid} of tree {t}, which has none")
-        node.value += float(np.float32(w))
+        node.value += w
     if any(not tree for tree in trees):
         raise ModelError("a tree id has no nodes")
     return trees
