@@ -9,6 +9,8 @@ cost a microsecond per record on the hot path; these keep counts in numpy arrays
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -27,16 +29,21 @@ class _Counts:
 
     def __init__(self, bounds: np.ndarray) -> None:  # type: ignore[type-arg]
         self.bounds = bounds
-        self.counts = np.zeros(len(bounds) + 1, dtype=np.int64)
+        # Python lists and bisect: an observation in ~0.3 µs, against ~2.7 µs for
+        # np.searchsorted of a Python float and a numpy item update (a dozen a micro-batch).
+        self._edges = [float(b) for b in bounds]
+        self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
 
     def observe(self, value: float, weight: int) -> None:
-        self.counts[int(np.searchsorted(self.bounds, value, side="left"))] += weight
+        # np.searchsorted(bounds, value, side="left"), NaN in the +Inf bucket as it puts it
+        at = bisect.bisect_left(self._edges, value) if not math.isnan(value) else len(self._edges)
+        self.counts[at] += weight
         self.total += value * weight
 
     def quantile(self, q: float) -> float:
         """Upper bound of the bucket holding quantile ``q`` (0..1); 0.0 when empty."""
-        n = int(self.counts.sum())
+        n = sum(self.counts)
         if n == 0:
             return 0.0
         idx = int(np.searchsorted(np.cumsum(self.counts), q * n, side="left"))
@@ -63,7 +70,7 @@ class WeightedHistogram(Collector):
 
     @property
     def counts(self) -> np.ndarray:  # type: ignore[type-arg]
-        return self._series.counts
+        return np.asarray(self._series.counts, dtype=np.int64)
 
     def observe(self, value: float, weight: int = 1) -> None:
         self._series.observe(value, weight)
