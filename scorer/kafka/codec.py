@@ -58,15 +58,31 @@ _NULL16, _NULL32 = _I16(-1), _I32(-1)
 _ENCODERS: dict[int, tuple[Any, Encode]] = {}  # id(schema type) -> (the type, kept alive; its encoder)
 
 
+def _made_once(made: dict[int, tuple[Any, Any]], t: Any, make: Callable[[Any], Any]) -> Any:
+    found = made.get(id(t))
+    if found is None or found[0] is not t:
+        found = made[id(t)] = (t, make(t))
+    return found[1]
+
+
+def _runs(fields: Sequence[Any]) -> list[tuple[int, int, bool]]:
+    """A schema's fields as (start, end, fixed): each maximal run of fixed-size fields, and
+    every other field on its own."""
+    out: list[tuple[int, int, bool]] = []
+    i = 0
+    while i < len(fields):
+        j = i
+        while j < len(fields) and fields[j] in _FIXED:
+            j += 1
+        out.append((i, j, True) if j > i else (i, i + 1, False))
+        i = max(j, i + 1)
+    return out
+
+
 def encoder(t: Any) -> Encode:
     """The encoder of a schema type (a ``Schema``, an ``Array``, a ``String``, a type class):
     what ``t.encode`` returns, made once per type."""
-    found = _ENCODERS.get(id(t))
-    if found is not None and found[0] is t:
-        return found[1]
-    made = _make(t)
-    _ENCODERS[id(t)] = (t, made)
-    return made
+    return _made_once(_ENCODERS, t, _make)  # type: ignore[no-any-return]
 
 
 def _make(t: Any) -> Encode:
@@ -90,19 +106,13 @@ def _schema(schema: Any) -> Encode:
     n = len(fields)
     namespace: dict[str, Any] = {}
     parts: list[str] = []
-    i = 0
-    while i < n:
-        j = i
-        while j < n and fields[j] in _FIXED:
-            j += 1
-        if j > i:
+    for i, j, fixed in _runs(fields):
+        if fixed:
             namespace[f"p{i}"] = struct.Struct(">" + "".join(_FIXED[f] for f in fields[i:j])).pack
             parts.append(f"p{i}({', '.join(f'item[{k}]' for k in range(i, j))})")
-            i = j
         else:
             namespace[f"e{i}"] = encoder(fields[i])
             parts.append(f"e{i}(item[{i}])")
-            i += 1
     joined = parts[0] if len(parts) == 1 else f"b''.join(({', '.join(parts)},))" if parts else "b''"
     source = (f"def encode(item):\n"
               f"    if len(item) != {n}:\n"
@@ -157,12 +167,7 @@ class _Underrun(ValueError):
 
 def decoder(t: Any) -> Decode:
     """The decoder of a schema type: what ``t.decode`` reads, from a buffer at a position."""
-    found = _DECODERS.get(id(t))
-    if found is not None and found[0] is t:
-        return found[1]
-    made = _make_decoder(t)
-    _DECODERS[id(t)] = (t, made)
-    return made
+    return _made_once(_DECODERS, t, _make_decoder)  # type: ignore[no-any-return]
 
 
 def _make_decoder(t: Any) -> Decode:
@@ -214,22 +219,15 @@ def _schema_decoder(schema: Any) -> Decode:
     n = len(fields)
     namespace: dict[str, Any] = {}
     lines: list[str] = []
-    i = 0
-    while i < n:
-        j = i
-        while j < n and fields[j] in _FIXED:
-            j += 1
-        if j > i:
+    for i, j, fixed in _runs(fields):
+        if fixed:
             fmt = ">" + "".join(_FIXED[f] for f in fields[i:j])
             namespace[f"u{i}"] = struct.Struct(fmt).unpack_from
             names = "".join(f"v{k}, " for k in range(i, j))
-            lines.append(f"    {names}= u{i}(buf, pos)")
-            lines.append(f"    pos += {struct.calcsize(fmt)}")
-            i = j
+            lines += [f"    {names}= u{i}(buf, pos)", f"    pos += {struct.calcsize(fmt)}"]
         else:
             namespace[f"d{i}"] = decoder(fields[i])
             lines.append(f"    v{i}, pos = d{i}(buf, pos, data)")
-            i += 1
     values = "".join(f"v{k}, " for k in range(n))
     source = "def decode(buf, pos, data):\n" + "\n".join(lines) + f"\n    return ({values}), pos\n"
     exec(source, namespace)  # code made here from the schema's own types, nothing read
