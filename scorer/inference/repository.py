@@ -20,7 +20,6 @@ from pathlib import Path
 import msgspec
 
 from scorer.errors import IntegrityError, ModelError
-from scorer.inference.triton_config import write_onnx_configs
 from scorer.supply import signing
 
 CHECKSUMS = "SHA256SUMS"
@@ -156,5 +155,9 @@ def publish_version(
     write_checksums(version_dir)
     if not configs:
         return ModelVersion(card.name, card.version, version_dir, card)
+    # Here, not at import: tritonclient's gRPC stubs and protobuf's text format (~70 ms) are
+    # for packaging a version, not for every process that reads a repository (a scorer's start).
+    from scorer.inference.triton_config import write_onnx_configs
+
     write_onnx_configs(model_dir, card.name, len(card.feature_names))
     return ModelVersion(card.name, card.version, version_dir, card)

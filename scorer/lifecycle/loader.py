@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,10 +35,12 @@ from scorer.inference.base import InferenceBackend, ModelRef
 from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import ModelVersion, load_version
-from scorer.inference.triton import TritonBackend
 from scorer.lifecycle.contract import feature_set_mismatch, version_problems
 from scorer.pipeline.batch import KindRuntime
 from scorer.rules.annotate import RuleStage
+
+if TYPE_CHECKING:
+    from scorer.inference.triton import TritonBackend
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,11 @@ def step(reason: str, version: str) -> Iterator[None]:
 
 def split_backend(backend: InferenceBackend) -> tuple[TritonBackend | None, OnnxRuntimeBackend | None]:
     parts = [backend.primary, backend.fallback] if isinstance(backend, FailoverBackend) else [backend]
-    triton = next((b for b in parts if isinstance(b, TritonBackend)), None)
+    # Not imported (tritonclient's gRPC stack, ~80 ms of a start) unless a Triton backend was
+    # made: where the module is not loaded, no backend is one.
+    triton_module = sys.modules.get("scorer.inference.triton")
+    triton = None if triton_module is None else next(
+        (b for b in parts if isinstance(b, triton_module.TritonBackend)), None)
     local = next((b for b in parts if isinstance(b, OnnxRuntimeBackend)), None)
     return triton, local
 

@@ -16,8 +16,6 @@ from scorer.inference.base import InferenceBackend
 from scorer.inference.failover import FailoverBackend
 from scorer.inference.onnxruntime import OnnxRuntimeBackend
 from scorer.inference.repository import load_version
-from scorer.inference.triton import TritonBackend
-from scorer.inference.triton_shm import SharedMemoryTritonBackend
 from scorer.lifecycle.loader import split_backend
 from scorer.pipeline.batch import KindRuntime
 from scorer.pipeline.scoring import BatchScorer
@@ -64,6 +62,9 @@ def build_backend(settings: Settings, runtimes: dict[EventKind, KindRuntime]) ->
                                compiled_cache=inf.compiled_cache)
     if inf.backend == "onnxruntime":
         return local
+    from scorer.inference.triton import TritonBackend  # (tritonclient's gRPC stack: only when asked for)
+    from scorer.inference.triton_shm import SharedMemoryTritonBackend
+
     options: dict[str, Any] = dict(
         timeout_s=inf.triton_timeout_s, ssl=inf.triton_ssl,
         root_certificates=_file(inf.triton_root_certificates), private_key=_file(inf.triton_private_key),
