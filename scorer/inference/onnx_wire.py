@@ -17,7 +17,7 @@ one field at a time.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import numpy as np
@@ -148,22 +148,16 @@ def _attribute(data: Buffer) -> tuple[str, Any]:
     floats: list[float] = []
     ints: list[int] = []
     strings: list[bytes] = []
+    # A repeated value's key byte -> its run reader and the list it adds to.
+    runs: dict[int, tuple[Callable[[Buffer, int], tuple[list[Any], int]], list[Any]]] = {
+        _INT_KEY: (_int_run, ints), _FLOAT_KEY: (_float_run, floats), _STRING_KEY: (_string_run, strings)}
     at, end = 0, len(data)
     while at < end:
-        if data[at] == _INT_KEY:
-            run, at = _int_run(data, at)
-            ints += run
+        found = runs.get(data[at])
+        if found is not None:
+            run, at = found[0](data, at)
+            found[1].extend(run)
             if run:
-                continue
-        elif data[at] == _FLOAT_KEY:
-            run_f, at = _float_run(data, at)
-            floats += run_f
-            if run_f:
-                continue
-        elif data[at] == _STRING_KEY:
-            run_s, at = _string_run(data, at)
-            strings += run_s
-            if run_s:
                 continue
         number, wire, value, at = _field(data, at)
         if number == _ATTR_NAME:

@@ -185,13 +185,8 @@ def _make_decoder(t: Any) -> Decode:
         encoding = t.encoding
 
         def string(buf: Any, pos: int, data: BytesIO) -> tuple[Any, int]:
-            (n,) = _I16_FROM(buf, pos)
-            pos += 2
-            if n < 0:
-                return None, pos
-            if pos + n > len(buf):
-                raise _Underrun
-            return str(buf[pos:pos + n], encoding), pos + n
+            start, end = _sized(buf, pos + 2, _I16_FROM(buf, pos)[0])
+            return (None if start < 0 else str(buf[start:end], encoding)), end
         return string
     if t is _types.Bytes:
         return _bytes_decoder
@@ -202,14 +197,19 @@ def _make_decoder(t: Any) -> Decode:
     return theirs
 
 
-def _bytes_decoder(buf: Any, pos: int, data: BytesIO) -> tuple[Any, int]:
-    (n,) = _I32_FROM(buf, pos)
-    pos += 4
+def _sized(buf: Any, pos: int, n: int) -> tuple[int, int]:
+    """Where a length-prefixed value of ``n`` bytes at ``pos`` starts and ends: (-1, pos) for a
+    null one (a negative length); :class:`_Underrun` where it runs past the message."""
     if n < 0:
-        return None, pos
+        return -1, pos
     if pos + n > len(buf):
         raise _Underrun
-    return bytes(buf[pos:pos + n]), pos + n
+    return pos, pos + n
+
+
+def _bytes_decoder(buf: Any, pos: int, data: BytesIO) -> tuple[Any, int]:
+    start, end = _sized(buf, pos + 4, _I32_FROM(buf, pos)[0])
+    return (None if start < 0 else bytes(buf[start:end])), end
 
 
 def _schema_decoder(schema: Any) -> Decode:

@@ -44,7 +44,7 @@ from scorer.bench.realistic import background
 from scorer.errors import ScorerError
 from scorer.events import edr
 from scorer.events.structs import EndpointEvent, EventKind
-from scorer.lifecycle.validate import Check, Latency, Verdict, budget_checks, paired_ratio
+from scorer.lifecycle.validate import Check, Latency, Verdict, budget_checks, latency_of, paired_ratio
 from scorer.pipeline.batch import Item
 from scorer.pipeline.rules import rule_alerts
 from scorer.rules import RuleEngine
@@ -229,7 +229,7 @@ def latencies(stages: list[RuleStage], batches: list[list[EndpointEvent]],
             stages[j].engine.evaluate(batch)
             if i > 0:
                 times[j].append((time.process_time() - t0) * 1e6 / len(batch))
-    return [Latency(*(float(v) for v in np.percentile(t, [50, 99]))) for t in times], times
+    return [latency_of(t) for t in times], times
 
 
 def _latency_checks(cand: RuleStage, prod: RuleStage | None, batches: list[list[EndpointEvent]],

@@ -137,7 +137,12 @@ def latencies(paths: list[tuple[Path, int]], batch: int, runs: int) -> tuple[lis
             session.run([OUTPUT_NAME], {INPUT_NAME: x})
             if i >= 3:
                 times[j].append((time.perf_counter() - t0) * 1e6 / batch)
-    return [Latency(*(float(v) for v in np.percentile(t, [50, 99]))) for t in times], times
+    return [latency_of(t) for t in times], times
+
+
+def latency_of(times: list[float]) -> Latency:
+    """The median and p99 of one model's (or rule engine's) microseconds per event."""
+    return Latency(*(float(v) for v in np.percentile(times, [50, 99])))
 
 
 def paired_ratio(candidate: list[float], production: list[float]) -> float:
