@@ -19,13 +19,13 @@ No loop runs over rules x events: per event, only column reads and grouping.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Sequence
 from itertools import repeat
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -55,6 +55,8 @@ CACHE_VALUE_CHARS = 4096
 CACHE_CHARS = 16 << 20
 # Up to this many rows a field's value -> rows grouping is one Python pass; above, numpy.
 SMALL_ROWS = 24
+# A logsource tree's JSON: the key its variants are grouped by (msgspec's: json.dumps cost ~5 us a variant).
+_KEY = msgspec.json.Encoder().encode
 # How scorer.native._rules.fold_many reads a field: (attribute, how, cache of matched values
 # (None: no matcher), atoms of a missing value, fieldrefs (atom, other field, its attribute, how)).
 Read = tuple[str | None, int, dict[str, list[int]] | None, list[int], tuple[tuple[int, str, str | None, int], ...]]
@@ -79,31 +81,34 @@ class RuleEngine:
             raise ValueError(f"{len(rules)} rules but {len(conditions)} conditions")
         self.rules = tuple(rules)
         self.atoms = tuple(atoms)
-        ls_index: dict[str, int] = {}
+        ls_index: dict[bytes, int] = {}
         self.ls_trees: list[Tree] = []
         # (rule number, logsource index, detection tree), grouped by logsource below.
         self.variants: list[tuple[int, int, Tree]] = []
+        variant_atoms: list[set[int]] = []  # each variant's atoms, walked once for all that reads them
         ls_fields: list[set[str]] = []
         self.field_rule: dict[str, str] = {}  # a rule naming the field, for a failure's report
+        names_of = [(a.field, a.pattern) if a.kind == "fieldref" else (a.field,) for a in self.atoms]
         for number, variants in enumerate(conditions):
             for ls, det in variants:
-                key = json.dumps(ls)
+                key = _KEY(ls)  # the logsource's JSON, a dict key only
                 if key not in ls_index:
                     ls_index[key] = len(self.ls_trees)
                     self.ls_trees.append(ls)
                     ls_fields.append(set())
                 index = ls_index[key]
                 self.variants.append((number, index, det))
-                for aid in atom_ids(det):
-                    atom = self.atoms[aid]
-                    for name in (atom.field, atom.pattern) if atom.kind == "fieldref" else (atom.field,):
-                        ls_fields[index].add(name)
-                        self.field_rule.setdefault(name, self.rules[number].id)
+                ids = set(atom_ids(det))
+                variant_atoms.append(ids)
+                names = {name for aid in ids for name in names_of[aid]}
+                ls_fields[index] |= names
+                for name in names - self.field_rule.keys():
+                    self.field_rule[name] = self.rules[number].id
         # Keywords (field "*": the event's whole text) are long to search: each logsource
         # group searches only its own rules' keywords, on its own rows.
         kw_atoms: dict[int, set[int]] = {}
-        for _, index, det in self.variants:
-            kw = [a for a in atom_ids(det) if self.atoms[a].field == KEYWORDS]
+        for (_, index, _), ids in zip(self.variants, variant_atoms, strict=True):
+            kw = [a for a in ids if self.atoms[a].field == KEYWORDS]
             if kw:
                 kw_atoms.setdefault(index, set()).update(kw)
         # (ascending: a batch's groups are its live logsources that have one, in this order)
@@ -115,7 +120,7 @@ class RuleEngine:
         # A variant can only fire where one of its trigger atoms matched: variants are looked
         # at when an atom of theirs matched in the batch (or always, when no such set exists);
         # the same for the logsource trees.
-        self.variant_triggers = Triggers(det for _, _, det in self.variants)
+        self.variant_triggers = Triggers((det for _, _, det in self.variants), variant_atoms)
         self.ls_triggers = Triggers(self.ls_trees)
         self.untriggered: dict[int, list[int]] = {}  # logsource -> its variants without trigger atoms
         for vi in self.variant_triggers.always:

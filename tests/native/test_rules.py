@@ -17,7 +17,7 @@ from scorer.bench.loadgen import templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.native import _rules
-from scorer.rules.bitsets import Triggers, compile_tree, evaluate_tree, flat_tree, or_of
+from scorer.rules.bitsets import Triggers, atom_ids, compile_tree, evaluate_tree, flat_tree, or_of
 from scorer.rules.fields import READ_FIELD, column_reader, native_read
 from scorer.rules.heads import Heads
 from tests.native.test_edr import WORDS
@@ -226,6 +226,28 @@ def test_fire_flat_trees_equal_the_compiled_ones(seed: int) -> None:
         for vi in candidates:
             scope = ls_masks[ls_of[vi]]
             assert trees[vi](amask.get, scope) == evaluate_tree(raw[vi], amask, scope)
+
+
+def _flat_by_atom_lists(tree: Any) -> Any:
+    """flat_tree as first written: each ``and`` sorted by its arguments' atom_ids lists."""
+    if isinstance(tree, bool | int):
+        return tree
+    op, args = tree[0], tree[1:]
+    if op == "or" and len(args) > 16 and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        return frozenset(args)
+    if op == "and":
+        args = sorted(args, key=lambda arg: len(atom_ids(arg)))
+    return ({"and": 0, "or": 1, "not": 2}[op], *(_flat_by_atom_lists(arg) for arg in args))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_flat_trees_order_an_ands_arguments_by_atom_count(seed: int) -> None:
+    # The counts made on the way up give the order the atom lists gave (fewest first, ties in
+    # the tree's order), which decides how soon the C walk stops at an empty and.
+    rnd = random.Random(seed)
+    for _ in range(300):
+        tree = _tree(rnd, 0)
+        assert flat_tree(tree) == _flat_by_atom_lists(tree), tree
 
 
 @pytest.mark.parametrize("n", [8, 200])
