@@ -57,7 +57,7 @@ async def ensure_profile_topics(kafka: KafkaSettings, pairs: dict[str, str]) -> 
 async def _partition_count(kafka: KafkaSettings, topic: str) -> int:
     async with admin_client(kafka) as admin:
         for _ in range(100):
-            if parts := (await topic_partitions(admin)).get(topic):
+            if parts := (await topic_partitions(admin, [topic])).get(topic):
                 return len(parts)
             await asyncio.sleep(0.1)
     raise RuntimeError(f"input topic {topic} does not exist")

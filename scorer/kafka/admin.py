@@ -1,9 +1,13 @@
 """Topics: what exists, with how many partitions, and creating the ones that are missing.
 
-Metadata is always asked for every topic: a request that names a topic makes a broker with
-``auto.create.topics.enable`` (Kafka's default) create it on the spot with the broker's
-defaults, which would leave a compacted topic uncompacted or a co-partitioned one with the
-wrong partition count.
+Metadata is asked for the topics in question only, and never lets the broker create one: a
+Metadata request that names a topic makes a broker with ``auto.create.topics.enable``
+(Kafka's default) create it on the spot with the broker's defaults, unless the request says
+``allow_auto_topic_creation=false`` (version 4 and later, Kafka >= 0.11), which aiokafka's
+``describe_topics`` does not. A topic created that way would be uncompacted where it should
+be compacted, or co-partitioned with the wrong count. (Asking for every topic instead, as
+this module once did, decodes the whole cluster's metadata: MBs, many times at each start,
+on a cluster of thousands of topics.)
 
 A topic created here is replicated as ``KafkaSettings.replication_factor`` says, by default
 on min(3, brokers), with min.insync.replicas one less: one broker of three may be down
@@ -16,11 +20,12 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from scorer.config import KafkaSettings
 from scorer.kafka.clients import admin_client
@@ -50,18 +55,41 @@ class TopicRefused(KafkaError):  # type: ignore[misc]
     """The broker refused to create a topic (no CREATE permission, a bad setting...)."""
 
 
-async def topic_partitions(admin: AIOKafkaAdminClient) -> dict[str, list[int]]:
-    """Topic -> its partition numbers, for every topic the broker has (and lets us see)."""
+async def _metadata(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, Any]:
+    """The cluster's metadata for ``topics`` (an empty list: none, the brokers only), creating
+    none of them."""
+    request = MetadataRequest(topics, allow_auto_topic_creation=False)
+    response = await admin._send_request(request)
+    described: dict[str, Any] = response.to_object()
+    return described
+
+
+async def describe(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[dict[str, Any]]:
+    """``describe_topics`` of ``topics`` alone: each one's error code and partitions (an absent
+    one: UNKNOWN_TOPIC_OR_PARTITION and none), without creating any."""
+    names = sorted(set(topics))
+    if not names:  # (an empty list would describe no topic, but say so without a request)
+        return []
+    found: list[dict[str, Any]] = (await _metadata(admin, names))["topics"]
+    return found
+
+
+async def broker_count(admin: AIOKafkaAdminClient) -> int:
+    """How many brokers the cluster has (``describe_cluster`` asks for every topic too)."""
+    return len((await _metadata(admin, []))["brokers"])
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, list[int]]:
+    """Topic -> its partition numbers, for those of ``topics`` that exist (and we may see)."""
     return {t["topic"]: sorted(int(p["partition"]) for p in t["partitions"])
-            for t in await admin.describe_topics() if not t.get("error_code") and t.get("partitions")}
+            for t in await describe(admin, topics) if not t.get("error_code") and t.get("partitions")}
 
 
 async def topic_partition_list(kafka: KafkaSettings, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of those ``topics`` that exist (absent ones are left out)."""
-    wanted = set(topics)
     async with admin_client(kafka) as admin:
-        found = await topic_partitions(admin)
-    return sorted(TopicPartition(t, p) for t, parts in found.items() if t in wanted for p in parts)
+        found = await topic_partitions(admin, topics)
+    return sorted(TopicPartition(t, p) for t, parts in found.items() for p in parts)
 
 
 async def wait_for_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str], *, tries: int = 200,
@@ -74,7 +102,7 @@ async def wait_for_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str],
     names = list(topics)
     ready: dict[str, int] = {}
     for _ in range(tries):
-        described = {t["topic"]: t for t in await admin.describe_topics() if t["topic"] in names}
+        described = {t["topic"]: t for t in await describe(admin, names)}
         ready = {name: len(t["partitions"]) for name, t in described.items()
                  if not t.get("error_code") and t["partitions"]
                  and all(p.get("leader", -1) >= 0 for p in t["partitions"])}
@@ -97,13 +125,13 @@ async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec], *,
     """
     wanted = {s.name: s for s in specs}
     async with admin_client(kafka) as admin:
-        counts = {t: len(p) for t, p in (await topic_partitions(admin)).items() if t in wanted}
+        counts = {t: len(p) for t, p in (await topic_partitions(admin, wanted)).items()}
         missing = [s for name, s in wanted.items() if name not in counts]
         if not missing:
             return counts
         created = [s.name for s in missing]
         try:
-            brokers = len((await admin.describe_cluster())["brokers"])
+            brokers = await broker_count(admin)
             response = await admin.create_topics([new_topic(s, kafka, brokers) for s in missing])
         except KafkaError as exc:
             if refused == "raise":

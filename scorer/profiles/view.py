@@ -187,7 +187,7 @@ class TopicProfileView:
         # A topic the job has not created yet: wait briefly, then run without it (reads as empty).
         async with admin_client(self.settings.kafka) as admin:
             for _ in range(tries):
-                if parts := (await topic_partitions(admin)).get(topic):
+                if parts := (await topic_partitions(admin, [topic])).get(topic):
                     return set(parts)
                 await asyncio.sleep(0.1)
         log.warning("profile topic %s does not exist; its profiles read as empty", topic)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.protocol.metadata import MetadataRequest
 
 from scorer.config import KafkaSettings
 from scorer.kafka import COMPACTED, TopicRefused, TopicSpec, admin_client, ensure_topics, topic_partition_list
@@ -56,6 +59,34 @@ async def test_asking_about_an_absent_topic_does_not_create_it(kafka: KafkaBroke
     await ensure_profile_topics(settings, {events: profiles})
     assert await _config(settings, profiles) == "compact"
     assert len(await topic_partition_list(settings, [profiles])) == 3, "co-partitioned with its events"
+
+
+async def test_topics_are_described_by_name_not_by_listing_the_cluster(
+    kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every metadata request names its topics (or none: the brokers only): a request for all of
+    # them would carry the whole cluster's metadata, MBs on a cluster of thousands of topics.
+    sent: list[tuple[list[str] | None, bool | None]] = []
+    send = AIOKafkaAdminClient._send_request
+
+    async def spy(self: AIOKafkaAdminClient, request: Any, node_id: int | None = None) -> Any:
+        if isinstance(request, MetadataRequest):
+            sent.append((request._topics, request._allow_auto_topic_creation))
+        return await send(self, request, node_id)
+
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
+    others = [_name("layer.other") for _ in range(3)]
+    for other in others:
+        kafka.create_topic(other, partitions=1)
+    existing, created = _name("layer.existing"), _name("layer.created")
+    kafka.create_topic(existing, partitions=2)
+    monkeypatch.setattr(AIOKafkaAdminClient, "_send_request", spy)
+    assert await ensure_topics(settings, [TopicSpec(existing), TopicSpec(created, 4)]) == {existing: 2, created: 4}
+    assert [tp.topic for tp in await topic_partition_list(settings, [existing])] == [existing] * 2
+    assert sent, "no metadata request seen"
+    assert all(topics is not None and not set(others) & set(topics) for topics, _ in sent), sent
+    assert all(auto is False for _, auto in sent), "a request naming a topic must not let the broker create it"
+    assert {existing, created} <= {t for topics, _ in sent for t in topics or ()}
 
 
 async def test_a_refusal_raises_or_is_logged(kafka: KafkaBroker, caplog: pytest.LogCaptureFixture) -> None:
