@@ -32,6 +32,9 @@ from scorer.kafka.clients import admin_client
 
 log = logging.getLogger(__name__)
 
+# How aiokafka's admin client (0.11 to 0.14 at least) sends a request: private, so looked up,
+# and an aiokafka without it makes this module ask for every topic through the public calls.
+_SEND = "_send_request"
 COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)}
 
 
@@ -55,11 +58,14 @@ class TopicRefused(KafkaError):  # type: ignore[misc]
     """The broker refused to create a topic (no CREATE permission, a bad setting...)."""
 
 
-async def _metadata(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, Any]:
+async def _metadata(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, Any] | None:
     """The cluster's metadata for ``topics`` (an empty list: none, the brokers only), creating
-    none of them."""
-    request = MetadataRequest(topics, allow_auto_topic_creation=False)
-    response = await admin._send_request(request)
+    none of them; None where the admin client has no :data:`_SEND`: the callers then ask for
+    every topic through the public calls, as before."""
+    send = getattr(admin, _SEND, None)
+    if send is None:
+        return None
+    response = await send(MetadataRequest(topics, allow_auto_topic_creation=False))
     described: dict[str, Any] = response.to_object()
     return described
 
@@ -70,13 +76,17 @@ async def describe(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[di
     names = sorted(set(topics))
     if not names:  # (an empty list would describe no topic, but say so without a request)
         return []
-    found: list[dict[str, Any]] = (await _metadata(admin, names))["topics"]
+    metadata = await _metadata(admin, names)
+    if metadata is None:
+        return [t for t in await admin.describe_topics() if t["topic"] in names]
+    found: list[dict[str, Any]] = metadata["topics"]
     return found
 
 
 async def broker_count(admin: AIOKafkaAdminClient) -> int:
     """How many brokers the cluster has (``describe_cluster`` asks for every topic too)."""
-    return len((await _metadata(admin, []))["brokers"])
+    metadata = await _metadata(admin, [])
+    return len((metadata if metadata is not None else await admin.describe_cluster())["brokers"])
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, list[int]]:

@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.protocol.metadata import MetadataRequest
 
+import scorer.kafka.admin as admin_module
 from scorer.config import KafkaSettings
 from scorer.kafka import COMPACTED, TopicRefused, TopicSpec, admin_client, ensure_topics, topic_partition_list
 from scorer.kafka.admin import new_topic
@@ -87,6 +88,20 @@ async def test_topics_are_described_by_name_not_by_listing_the_cluster(
     assert all(topics is not None and not set(others) & set(topics) for topics, _ in sent), sent
     assert all(auto is False for _, auto in sent), "a request naming a topic must not let the broker create it"
     assert {existing, created} <= {t for topics, _ in sent for t in topics or ()}
+
+
+async def test_without_aiokafkas_private_send_every_topic_is_asked_for_as_before(
+    kafka: KafkaBroker, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The named request goes through AIOKafkaAdminClient._send_request; an aiokafka without it
+    # makes the public calls (every topic, filtered here), and still creates nothing by asking.
+    monkeypatch.setattr(admin_module, "_SEND", "_send_request_renamed")
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
+    existing, created, absent = _name("layer.existing"), _name("layer.created"), _name("layer.absent")
+    kafka.create_topic(existing, partitions=2)
+    assert await ensure_topics(settings, [TopicSpec(existing), TopicSpec(created, 3)]) == {existing: 2, created: 3}
+    assert await topic_partition_list(settings, [absent]) == []
+    assert [tp.partition for tp in await topic_partition_list(settings, [created, absent])] == [0, 1, 2]
 
 
 async def test_a_refusal_raises_or_is_logged(kafka: KafkaBroker, caplog: pytest.LogCaptureFixture) -> None:
