@@ -36,12 +36,13 @@ import numpy as np
 import psutil
 
 from scorer.bench import harness
-from scorer.bench.cli import COMPILED, VECTORIZED, _command, _free_port
+from scorer.bench.cli import COMPILED, VECTORIZED, _command
 from scorer.bench.latency import write_report
 from scorer.bench.loadgen import payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
+from scorer.service.supervisor import free_port_block
 
 RUNNER = "scorer-onnxruntime"
 
@@ -156,7 +157,8 @@ async def _drain(args: argparse.Namespace, n: int, items: list[Any], kinds: tupl
     base = _command(args.runner, args, 0)
     watch, stop = CpuWatch(), asyncio.Event()
     progress = Progress(watch, len(items))
-    port = _free_port()  # /metrics, scraped once the drain is over: what each worker consumed
+    # /metrics, scraped once the drain is over: what each worker consumed (theirs: port + 1 .. port + n)
+    port = free_port_block(n + 1)
 
     def command(bootstrap: str, topics: dict[EventKind, str], out: str, group: str) -> tuple[list[str], dict[str, str]]:
         argv, env = base(bootstrap, topics, out, group)

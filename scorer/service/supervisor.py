@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -223,6 +224,34 @@ def worker_listeners(port: int, processes: int) -> list[socket.socket]:
             s.close()
         raise
     return listeners
+
+
+def free_port_block(count: int, tries: int = 200) -> int:
+    """A loopback port P with P .. P + count - 1 free now, below the kernel's ephemeral range: a
+    supervisor's fixed port for tests and benches, its workers' beside it (:func:`worker_listeners`).
+    A port from ``bind(0)`` is in that range, where outgoing connections (Kafka clients, the
+    next test's) take ports at any moment: P + 1 was found taken there (CI, session 24)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            ephemeral = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768  # Linux's default
+    for _ in range(tries):
+        first = random.randrange(10_000, max(10_001, ephemeral - count))
+        taken = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket()
+                taken.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listeners will bind
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+    raise OSError(f"no {count} free loopback ports in a row below {ephemeral} after {tries} tries")
 
 
 def child_arguments(log_level: str, config: Path | None) -> list[str]:

@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from scorer.errors import ConfigError
 from scorer.metrics import ScorerMetrics
 from scorer.metrics.aggregate import merge_expositions
-from scorer.service.supervisor import worker_listeners
+from scorer.service.supervisor import free_port_block, worker_listeners
 from tests.support.faults import LiveFeed, ScorerProcess, new_topics, scorer_env, stopped_on_exit
 from tests.support.kafka import KafkaBroker
 from tests.support.paths import ROOT
@@ -97,6 +97,24 @@ def test_worker_listeners_sit_beside_a_fixed_port_or_are_free_and_are_held() -> 
             s.close()
 
 
+def test_a_port_block_is_free_and_out_of_the_ephemeral_range() -> None:
+    # Ports from bind(0) are ephemeral ones, which outgoing connections take at any moment: a
+    # supervisor's fixed port chosen there had its worker's port + 1 taken (CI, session 24).
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+        ephemeral = int(fh.read().split()[0])
+    for _ in range(20):
+        port = free_port_block(3)
+        assert port >= 10_000 and port + 2 < ephemeral
+        held = worker_listeners(port, 2)  # the workers' ports beside the supervisor's
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))  # and the supervisor's own
+            assert _ports(held) == [port + 1, port + 2]
+        finally:
+            for s in held:
+                s.close()
+
+
 async def _until(check: Callable[[], tuple[bool, float]], what: str, proc: ScorerProcess,
                  quiet_s: float = 120.0) -> None:
     """Wait until ``check()`` (a value that must grow) holds; fail after ``quiet_s`` with no growth."""
@@ -130,8 +148,9 @@ async def _uncommitted(kafka: KafkaBroker, group: str, parts: list[TopicPartitio
 @pytest.mark.data
 async def test_kill9_of_a_worker_loses_nothing_and_sigterm_commits(kafka: KafkaBroker, tmp_path: Path) -> None:
     topics = await new_topics(kafka, partitions=PARTITIONS)
+    # The supervisor's port and its 2 workers' beside it, all free and out of the ephemeral range.
     env = scorer_env(kafka.bootstrap, topics, SCORER_BATCH__MAX_RECORDS=str(BATCH),
-                     SCORER_BATCH__MAX_INFLIGHT=str(INFLIGHT))
+                     SCORER_BATCH__MAX_INFLIGHT=str(INFLIGHT), SCORER_HTTP__PORT=str(free_port_block(3)))
     sup = ScorerProcess(env, tmp_path / "supervisor.log", args=("--processes", "2"))
     with stopped_on_exit(sup):
         sup.start()
