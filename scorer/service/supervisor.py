@@ -229,8 +229,9 @@ def worker_listeners(port: int, processes: int) -> list[socket.socket]:
 def free_port_block(count: int, tries: int = 200) -> int:
     """A loopback port P with P .. P + count - 1 free now, below the kernel's ephemeral range: a
     supervisor's fixed port for tests and benches, its workers' beside it (:func:`worker_listeners`).
-    A port from ``bind(0)`` is in that range, where outgoing connections (Kafka clients, the
-    next test's) take ports at any moment: P + 1 was found taken there (CI, session 24)."""
+    A port from ``bind(0)`` is in that range, where outgoing connections (Kafka clients, other
+    tests') take ports at any moment: a P + 1 free when P was chosen there can be taken before
+    the supervisor binds it, and the worker's start then fails."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
             ephemeral = int(fh.read().split()[0])

@@ -99,7 +99,7 @@ def test_worker_listeners_sit_beside_a_fixed_port_or_are_free_and_are_held() -> 
 
 def test_a_port_block_is_free_and_out_of_the_ephemeral_range() -> None:
     # Ports from bind(0) are ephemeral ones, which outgoing connections take at any moment: a
-    # supervisor's fixed port chosen there had its worker's port + 1 taken (CI, session 24).
+    # supervisor's fixed port chosen there can find its workers' ports beside it taken.
     with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
         ephemeral = int(fh.read().split()[0])
     for _ in range(20):
