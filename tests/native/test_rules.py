@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+import scorer.rules.bitsets as bitsets
 from scorer.bench.loadgen import templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
@@ -233,11 +234,11 @@ def _flat_by_atom_lists(tree: Any) -> Any:
     if isinstance(tree, bool | int):
         return tree
     op, args = tree[0], tree[1:]
-    if op == "or" and len(args) > 16 and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+    if op == "or" and len(args) > bitsets._WIDE and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
         return frozenset(args)
     if op == "and":
         args = sorted(args, key=lambda arg: len(atom_ids(arg)))
-    return ({"and": 0, "or": 1, "not": 2}[op], *(_flat_by_atom_lists(arg) for arg in args))
+    return (bitsets._OPS[op], *(_flat_by_atom_lists(arg) for arg in args))
 
 
 @pytest.mark.parametrize("seed", range(6))
