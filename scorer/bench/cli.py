@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import tempfile
 from pathlib import Path
@@ -100,7 +101,8 @@ def _scorer_env(args: argparse.Namespace, topics: dict[EventKind, str], out: str
         "SCORER_INFERENCE__TRITON_URL": args.triton_url,
         "SCORER_INFERENCE__MODEL_REPOSITORY": str(args.model_repository.resolve()),
         "SCORER_HTTP__PORT": str(port),
-        "SCORER_LOG_LEVEL": "WARNING",
+        # Quiet, unless asked (SCORER_BENCH_LOG_LEVEL=INFO: a runner's joins and assignments in its log).
+        "SCORER_LOG_LEVEL": os.environ.get("SCORER_BENCH_LOG_LEVEL", "WARNING"),
     }
     for kind, topic in topics.items():
         env[f"SCORER_TOPICS__{kind.value.upper()}"] = topic

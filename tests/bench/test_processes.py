@@ -3,14 +3,19 @@ start-up progress."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
+from scorer.bench import harness, processes
 from scorer.bench.counting import watch_drain
 from scorer.bench.harness import consumed_by_worker
 from scorer.bench.processes import CpuWatch, Progress
+from scorer.events.structs import EventKind
 
 # Once told (a line on stdin), burns 0.3 s of CPU, then waits to be killed; its argv names it
 # as `scorer run` would be.
@@ -157,3 +162,37 @@ def test_steady_cpu_is_taken_between_a_quarter_and_three_quarters_of_the_events(
     steady = progress.steady_cpu()
     assert steady["steady_scorer_cpu_us_per_event"] == 3.0 / 500 * 1e6  # 3 s of the scorer over 500 records
     assert steady["steady_host_cpu_s"] == {"scorer workers": 3.0, "kafka brokers": 0.5}
+
+
+def test_outputs_alerts_counts_committed_offsets_and_writes_no_score_records(monkeypatch: Any) -> None:
+    """``--outputs alerts`` (the service's default): the workers get no scores topic and the drain
+    counts what the group commits; ``scores`` keeps the output topic's count."""
+    seen: dict[str, Any] = {}
+
+    async def drain(name: str, command: Any, bootstrap: str, items: Any, kinds: Any, partitions: int, workdir: Path,
+                    port: int, *, committed: bool, on_poll: Any) -> Any:
+        argv, env = command(bootstrap, {EventKind.EDR: "in.edr"}, "out.scores", "group")
+        seen.update(committed=committed, argv=argv, env=env)
+        return harness.RunResult(runner=name, events=0, throughput_eps=1.0, cpu_us_per_event=0.0, peak_rss_mb=0.0)
+
+    monkeypatch.setattr(harness, "drain", drain)
+    for outputs, committed in (("alerts", True), ("scores", False)):
+        args = argparse.Namespace(runner="scorer-vectorized", outputs=outputs, max_records=None, triton_url="",
+                                  model_repository=Path("model_repository"), stream="realistic",
+                                  bootstrap="127.0.0.1:1", partitions=4)
+        run = asyncio.run(processes._drain(args, 2, [], (EventKind.EDR,), Path("/nonexistent")))
+        assert seen["committed"] is committed and run["events_per_s"] == 1.0
+        assert ("SCORER_TOPICS__SCORES" in seen["env"]) is not committed
+        assert seen["argv"][-2:] == ["--processes", "2"]
+
+
+def test_the_summary_gives_whole_and_steady_medians_against_the_first_count() -> None:
+    def run(n: int, whole: float, steady: float | None) -> dict[str, Any]:
+        return {"processes": n, "events_per_s": whole, "start_up": {"steady_events_per_s": steady}}
+
+    runs = [run(1, 100.0, 110.0), run(2, 120.0, 200.0), run(1, 90.0, 90.0), run(2, 140.0, None)]
+    assert processes.summarise(runs, [1, 2]) == {
+        "x1": {"median_events_per_s": 95, "vs_x1": 1.0, "median_steady_events_per_s": 100, "steady_vs_x1": 1.0},
+        # a drain too short for a steady part counts in the whole drains only
+        "x2": {"median_events_per_s": 130, "vs_x1": 1.37, "median_steady_events_per_s": 200, "steady_vs_x1": 2.0},
+    }
