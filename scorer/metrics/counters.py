@@ -75,6 +75,15 @@ class ScorerMetrics:
             "scorer_model_info", "Model version in production per kind",
             ["kind", "model", "version"], registry=r,
         )
+        # The consumer group's rebalances as this process sees them: every member gives up all its
+        # partitions and gets a new set (aiokafka's eager protocol); under --processes N, per worker.
+        self.assignments = PromCounter(
+            "scorer_partition_assignments", "Partition sets the consumer group assigned to this process "
+            "(one per rebalance it took part in)", registry=r,
+        )
+        self.assigned_partitions = Gauge(
+            "scorer_assigned_partitions", "Input partitions this process owns (0 during a rebalance)", registry=r,
+        )
         self.accounting = Accounting()
 
     def count_consumed(self, kind: str, n: int) -> None:

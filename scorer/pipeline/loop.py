@@ -25,7 +25,7 @@ from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors, start_transactional
 from scorer.metrics import BatchTrace, ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome, OutputHook, count_batch
-from scorer.pipeline.rebalance import WaitForBatches
+from scorer.pipeline.rebalance import AssignmentMetrics, WaitForBatches
 from scorer.pipeline.records import InputRecord
 from scorer.pipeline.scoring import BatchScorer
 from scorer.pipeline.sink import Sink, Undelivered, score_records
@@ -69,7 +69,7 @@ class ScoringLoop:
         self.between_batches: list[Callable[[], Awaitable[None]]] = []
         self.output_hooks: list[OutputHook] = []
         # ``partition_listeners`` hear each rebalance after the batches in flight are committed.
-        self.partition_listeners: list[ConsumerRebalanceListener] = []
+        self.partition_listeners: list[ConsumerRebalanceListener] = [AssignmentMetrics(metrics)]
         scorer.collect_scores = settings.topics.scores is not None
 
     @property

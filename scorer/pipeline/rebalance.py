@@ -11,6 +11,8 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
 
+from scorer.metrics import ScorerMetrics
+
 log = logging.getLogger(__name__)
 
 
@@ -34,3 +36,18 @@ class WaitForBatches(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
         for listener in self.listeners:  # awaited: e.g. profiles load before scoring
             await listener.on_partitions_assigned(assigned)
+
+
+class AssignmentMetrics(ConsumerRebalanceListener):  # type: ignore[misc]
+    """How many input partitions the process owns, and how often the group assigned it a set:
+    an uneven split or a group that keeps rebalancing shows on /metrics."""
+
+    def __init__(self, metrics: ScorerMetrics) -> None:
+        self.metrics = metrics
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.metrics.assigned_partitions.set(0)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.metrics.assignments.inc()
+        self.metrics.assigned_partitions.set(len(assigned))

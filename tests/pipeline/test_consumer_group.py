@@ -87,6 +87,10 @@ async def test_processes_join_and_leave_mid_stream_lose_nothing(kafka: KafkaBrok
             assert (await asyncio.to_thread(proc.get, "/readyz"))[0] == 200, name
         await asyncio.sleep(1.5)  # the last acks are committed and counted
         counts = {name: await asyncio.to_thread(_invariant, proc) for name, proc in (("b", b), ("c", c))}
+        owned = {name: await asyncio.to_thread(proc.metric, "scorer_assigned_partitions") for name, proc in
+                 (("b", b), ("c", c))}
+        assignments = {name: await asyncio.to_thread(proc.metric, "scorer_partition_assignments_total")
+                       for name, proc in (("b", b), ("c", c))}
     finally:
         codes = {name: proc.stop() if proc.proc is not None else None for name, proc in procs.items()}
     seen = [json.loads(m.value)["uid"] for m in scores]
@@ -95,6 +99,10 @@ async def test_processes_join_and_leave_mid_stream_lose_nothing(kafka: KafkaBrok
     assert not missing, f"{len(missing)} events never scored, e.g. {sorted(missing)[:5]}"
     for name, (consumed, scored, dead) in counts.items():
         assert consumed > 0 and consumed == scored + dead, (name, consumed, scored, dead)
+    # a's partitions went to the survivors: between them they own every input partition. b had a set
+    # at its start, at c's join and at a's death; c at its join and at a's death (on /metrics, per process).
+    assert sum(owned.values()) == len(EventKind) * 6, owned
+    assert assignments["b"] >= 3 and assignments["c"] >= 2, assignments
     assert codes["b"] == 0, b.log_tail()
     assert codes["c"] == 0, c.log_tail()
     assert codes["a"] == -9
