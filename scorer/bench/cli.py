@@ -63,10 +63,7 @@ def register(sub: Any) -> None:
                    help="partitions of each benchmark topic (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None,
                    help="SCORER_BATCH__MAX_RECORDS for scorer runners (default: the service's)")
-    p.add_argument("--outputs", choices=("scores", "alerts"), default="scores",
-                   help="what the scorer runners write: a score record per event, counted on the output topic "
-                        "(like the passthrough's copies), or alerts only, the service's default, counted by the "
-                        "offsets their group commits; per-event baselines need scores (default: %(default)s)")
+    add_outputs_argument(p, "; per-event baselines need scores")
     p.add_argument("--repeat", type=int, default=1,
                    help="drains per runner, interleaved; ratios use the median (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("out/bench.json"),
@@ -76,6 +73,14 @@ def register(sub: Any) -> None:
 
     rule_arguments(p)
     p.set_defaults(func=main)
+
+
+def add_outputs_argument(p: argparse.ArgumentParser, note: str = "") -> None:
+    """``--outputs``: what the scorer runners write, and so how a drain is counted."""
+    p.add_argument("--outputs", choices=("scores", "alerts"), default="scores",
+                   help="what the scorer runners write: a score record per event, counted on the output topic "
+                        "(like the passthrough's copies), or alerts only, the service's default, counted by the "
+                        f"offsets their group commits{note} (default: %(default)s)")
 
 
 def _free_port() -> int:

@@ -38,7 +38,7 @@ import numpy as np
 import psutil
 
 from scorer.bench import harness
-from scorer.bench.cli import COMPILED, VECTORIZED, _command
+from scorer.bench.cli import COMPILED, VECTORIZED, _command, add_outputs_argument
 from scorer.bench.latency import write_report
 from scorer.bench.loadgen import payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
@@ -240,9 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runner", default=RUNNER, choices=(RUNNER, COMPILED, VECTORIZED),
                    help="scorer bench's runner the workers are (default: %(default)s)")
     p.add_argument("--max-records", type=int, default=None, help="SCORER_BATCH__MAX_RECORDS (default: the scorer's)")
-    p.add_argument("--outputs", choices=("scores", "alerts"), default="scores",
-                   help="a score record per event, counted on the output topic, or alerts only (the service's "
-                        "default), counted by the offsets the group commits (default: %(default)s)")
+    add_outputs_argument(p)
     p.add_argument("--out", type=Path, default=Path("out/bench-processes.json"),
                    help="JSON report (default: %(default)s)")
     add_stream_arguments(p)
