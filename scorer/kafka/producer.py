@@ -16,14 +16,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.client import CoordinationType
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder, MessageAccumulator, MessageBatch
-from aiokafka.producer.sender import AddOffsetsToTxnHandler
 
 import scorer.native
-from scorer.errors import KafkaUnavailable
 from scorer.kafka.fetch import private_refusal
 from scorer.kafka.partitioner import known_partitions, partitions_of, partitions_via
 
@@ -193,84 +189,3 @@ async def _placement(producer: AIOKafkaProducer, records: Sequence[Record]) -> l
         for i, j in zip(rows, index, strict=True):
             placement[i] = partitions[records[i].topic][j]
     return placement
-
-
-async def start_transactional(producer: AIOKafkaProducer, transactional_id: str, timeout_s: float) -> None:
-    """``producer.start()`` for a transactional producer, bounded.
-
-    Its InitProducerId waits until the previous producer's transaction is finished, and
-    aiokafka retries the coordinator's CONCURRENT_TRANSACTIONS for ever without a word. A
-    broker that cannot write that transaction's markers kept a restarted scorer silent and
-    never ready for 300 s in the soak of 2026-12-04 (docs/reliability.md); this turns the
-    wait into a one-line reason the supervisor sees.
-    """
-    try:
-        await asyncio.wait_for(producer.start(), timeout_s)
-    except TimeoutError:
-        try:
-            await producer.stop()
-        except Exception as exc:  # closing a producer that never started: the reason below matters
-            log.debug("closing the producer that did not start: %r", exc)
-        raise KafkaUnavailable(
-            f"the transactional producer {transactional_id!r} did not start within {timeout_s:.0f} s: "
-            "the broker did not answer, or its transaction coordinator is still finishing the previous "
-            "producer's transaction (CONCURRENT_TRANSACTIONS: its markers are not written)"
-        ) from None
-
-
-async def abort_leftover_transaction(producer: AIOKafkaProducer, topics: Sequence[str], group_id: str) -> None:
-    """One empty transaction over every partition of ``topics`` and the offsets of ``group_id``,
-    aborted, before the consumer reads its committed offsets.
-
-    A broker shutting down cleanly (KRaft, eligible leader replicas) has its partitions
-    leaderless while it still serves requests, and again for seconds after it starts; the
-    transaction coordinator skips the markers of a leaderless partition ("likely deleted")
-    and still writes CompleteCommit or CompleteAbort. Such a transaction stays open in its
-    partitions: nobody read its outputs (the last stable offset stops before them), its
-    offsets wait, and the next transaction of the same producer id decides them. Committed
-    by chance, they turned into duplicates (soak 2026-12-04b) or, where an abort had reached
-    the outputs and not the offsets, into loss. An ABORT marker of the same producer id, at
-    the epoch ``start()`` (InitProducerId) bumped, ends them all the same way: the batch is
-    read again from the last offsets that were really committed and scored once. Markers
-    that did arrive are not undone (a partition ends one transaction once).
-    """
-    txn = producer._txn_manager
-    sender = producer._sender
-    partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(await producer.partitions_for(topic))]
-    await producer.begin_transaction()
-    try:
-        # aiokafka 0.14 adds a partition to a transaction only when a batch goes to it and
-        # adds a group only with offsets to commit; a marker needs nothing but the membership.
-        for tp in partitions:
-            txn.maybe_add_partition_to_txn(tp)
-        while txn.partitions_to_add():  # AddPartitionsToTxn, sent by the sender routine
-            if sender.sender_task.done():
-                sender.sender_task.result()  # its error, or:
-                raise KafkaError("producer sender stopped")
-            await asyncio.sleep(0.01)
-        # AddOffsetsToTxn with no TxnOffsetCommit after it (the sender would spin on an empty
-        # one): the group's offsets partition gets the marker, no offset is written.
-        while not await AddOffsetsToTxnHandler(sender, group_id).do(
-                await sender._find_coordinator(CoordinationType.TRANSACTION, txn.transactional_id)):
-            pass
-    finally:
-        await producer.abort_transaction()
-
-
-class _OneLineSenderDeath(logging.Filter):
-    """aiokafka logs the end of its sender routine with a traceback; the scoring loop
-    replaces the producer and says why in one line, so the traceback only alarms."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.getMessage() == "Unexpected error in sender routine":
-            exc = record.exc_info[1]
-            record.msg, record.args = "Unexpected error in sender routine: %r", (exc,)
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def one_line_sender_errors() -> None:
-    """Install :class:`_OneLineSenderDeath` on aiokafka's sender logger (once)."""
-    logger = logging.getLogger("aiokafka.producer.sender")
-    if not any(isinstance(f, _OneLineSenderDeath) for f in logger.filters):
-        logger.addFilter(_OneLineSenderDeath())

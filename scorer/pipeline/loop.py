@@ -21,8 +21,8 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced
 
 from scorer.config import Settings
 from scorer.errors import KafkaUnavailable, ScorerError
-from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
-from scorer.kafka.producer import abort_leftover_transaction, one_line_sender_errors, start_transactional
+from scorer.kafka import TopicSpec, admin_client, ensure_topics, make_consumer, make_producer
+from scorer.kafka.transactions import start_exactly_once
 from scorer.metrics import BatchTrace, ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome, OutputHook, count_batch
 from scorer.pipeline.rebalance import AssignmentMetrics, WaitForBatches
@@ -101,11 +101,10 @@ class ScoringLoop:
         if txn_id is None:
             await self._producer.start()
         else:  # fences the previous producer of txn_id once its transaction is finished
-            await start_transactional(self._producer, txn_id, REOPEN_S)
-            one_line_sender_errors()
             # Before the consumer reads the committed offsets: a transaction of the previous
             # producer that the broker left without markers would hide the last ones.
-            await abort_leftover_transaction(self._producer, self.output_topics(), kafka.group_id)
+            async with admin_client(kafka) as admin:
+                await start_exactly_once(admin._client, self._producer, self.output_topics(), kafka.group_id, REOPEN_S)
         self._consumer = make_consumer(kafka, [])
         self._sink = Sink(self._producer, self._consumer, kafka.group_id)
         listener = WaitForBatches(self.inflight, self.drain, self.partition_listeners)

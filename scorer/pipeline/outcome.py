@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class OutputHook(Protocol):
     """Records added to each batch (e.g. shadow scores), produced and committed with it.
     ``topic`` is where they go: its partitions join the batch's transactions, so the
-    leftover abort at start must cover them as it covers the alert topics."""
+    leftover transaction at start must cover them as it covers the alert topics."""
 
     topic: str
 

@@ -73,6 +73,10 @@ class CorrelatorStage(Stage):
     def topics(self) -> list[str]:
         return [self.settings.incidents.keyed_topic]
 
+    def outputs(self) -> list[str]:
+        cfg = self.settings.incidents
+        return [cfg.topic, cfg.state_topic, cfg.suppressed_topic, cfg.dead_letter]
+
     def _rule(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return

@@ -56,7 +56,7 @@ async def in_transaction(producer: AIOKafkaProducer, outputs: list[Out], offsets
                          group_id: str) -> None:
     """Outputs and input offsets visible together or not at all: a kill -9 anywhere leaves
     either the whole batch (records, changelog, offsets) or none of it, and the restarted
-    process (same transactional id) aborts what its predecessor left open."""
+    process (same transactional id) ends what its predecessor left open (Stage.start)."""
     async with producer.transaction():
         await produce_batched(producer, outputs)
         if offsets:

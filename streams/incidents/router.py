@@ -41,6 +41,10 @@ class Router(Stage):
     def topics(self) -> list[str]:
         return list(self.settings.alert_topics)
 
+    def outputs(self) -> list[str]:
+        cfg = self.settings.incidents
+        return [cfg.keyed_topic, cfg.links_topic, cfg.dead_letter]
+
     def _link(self, key: bytes | None, value: bytes | None) -> None:
         if key is None or value is None:
             return

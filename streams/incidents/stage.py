@@ -2,8 +2,9 @@
 outputs and input offsets in one transaction.
 
 The transactional id is ``<group>-<stage>-<instance>``: a process restarted with the same
-``--instance`` fences its killed predecessor and aborts the transaction it left open, so
-a kill -9 at any point leaves either a whole batch or none of it. Two live processes must
+``--instance`` fences its killed predecessor and ends what it left open as the transaction
+coordinator decided it (scorer.kafka.transactions), so a kill -9 at any point leaves either
+a whole batch or none of it. Two live processes must
 not share an instance (the later one would fence the other); give each its own, as a
 StatefulSet's ordinal does.
 """
@@ -21,7 +22,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from scorer.config import IncidentSettings, KafkaSettings, Settings
-from scorer.kafka import make_consumer, make_producer, make_reader
+from scorer.kafka import admin_client, make_consumer, make_producer, make_reader
+from scorer.kafka.transactions import start_exactly_once
 
 from ..kafka import Handover, stop_after
 from .kafka import Follower, Out, in_transaction
@@ -32,6 +34,7 @@ T = TypeVar("T")
 # one loop: a batch of a few thousand findings is a few hundred ms of CPU, and without a
 # yield the other stage's transaction, already answered by the broker, waits behind it.
 YIELD_EVERY = 256
+START_S = 120.0  # for the transactional producer's start: then one line, not a silent wait
 
 
 class Observer(Protocol):
@@ -84,6 +87,10 @@ class Stage:
     def topics(self) -> list[str]:
         raise NotImplementedError
 
+    def outputs(self) -> list[str]:
+        """Every topic this stage's transactions write to."""
+        raise NotImplementedError
+
     async def setup(self) -> None:
         """Before the first poll (the producer has fenced its predecessor by then)."""
 
@@ -112,7 +119,10 @@ class Stage:
     async def start(self) -> None:
         kafka = self.settings.kafka.model_copy(update={"group_id": self.group_id})
         self.producer = make_producer(kafka, transactional_id=f"{self.group_id}-{self.settings.instance}")
-        await self.producer.start()  # init_transactions: aborts what a killed predecessor left open
+        # Fences a killed predecessor and ends what it left open, as its coordinator decided,
+        # before the changelog and the committed offsets are read.
+        async with admin_client(kafka) as admin:
+            await start_exactly_once(admin._client, self.producer, self.outputs(), self.group_id, START_S)
         self.reader = make_reader(kafka, f"{self.name}-state")
         await self.reader.start()
         await self.setup()

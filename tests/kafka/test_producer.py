@@ -111,29 +111,3 @@ async def test_full_batches_are_sent_and_a_record_too_large_for_any_goes_alone()
     producer = FakeProducer(capacity=0)  # nothing fits: the plain path
     await produce_batched(producer, records[:2])
     assert producer.singles == [("profiles.edr", 0, b"k0"), ("profiles.edr", 0, b"k1")]
-
-
-def test_a_dead_sender_is_logged_in_one_line() -> None:
-    import io
-    import logging
-
-    from scorer.kafka.producer import one_line_sender_errors
-
-    one_line_sender_errors()
-    one_line_sender_errors()  # installed once
-    logger = logging.getLogger("aiokafka.producer.sender")
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    logger.addHandler(handler)
-    try:
-        try:
-            raise ConnectionError("Connection at 127.0.0.1:1 closed")
-        except ConnectionError:
-            logger.exception("Unexpected error in sender routine")
-            logger.exception("something else")
-    finally:
-        logger.removeHandler(handler)
-    lines = out.getvalue().splitlines()
-    assert lines[0] == "Unexpected error in sender routine: ConnectionError('Connection at 127.0.0.1:1 closed')"
-    assert lines[1] == "something else" and lines[2] == "Traceback (most recent call last):"  # others untouched
-    assert len(logger.filters) == 1

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from tests.support.faults import LiveFeed, ScorerProcess, Topics, finish, new_topics, running_scorer, scorer_env
 from tests.support.kafka import KafkaBroker
@@ -87,7 +88,16 @@ async def test_broker_restarts_exactly_once_no_loss_no_duplicates(own_kafka: Kaf
     assert rc == 0, proc.log_tail()
     assert "Traceback" not in text, text[text.index("Traceback") - 500:][:4000]
     assert not report.problems(), report.problems()
-    assert report.duplicate_count == 0, (report.duplicate_count, sorted(report.duplicates)[:10])
+    assert report.duplicate_count == 0, (report.duplicate_count, sorted(report.duplicates)[:10],
+                                         where_written(outputs, report.duplicates, own_kafka))
+
+
+def where_written(outputs: list[ConsumerRecord[bytes, bytes]], uids: dict[str, int], kafka: KafkaBroker) -> str:
+    """Each copy of some duplicated outputs (topic, partition, offset, create time): which
+    process wrote it and when, beside the broker's log (what to look at when this fails)."""
+    rows = sorted((m.timestamp, m.topic, m.partition, m.offset, u) for m in outputs if m.value is not None
+                  for u in uids if u.encode() in m.value)[:40]
+    return "\n".join([f"{t} {topic}/{p}@{o} {u}" for t, topic, p, o, u in rows] + [f"broker log: {kafka.data_dir}"])
 
 
 @pytest.mark.parametrize("scorer_killed", [True, False], ids=["scorer-killed", "scorer-kept"])

@@ -11,7 +11,7 @@ import pytest
 from scorer.config import KafkaSettings
 from scorer.errors import KafkaUnavailable
 from scorer.kafka.clients import make_producer
-from scorer.kafka.producer import start_transactional
+from scorer.kafka.transactions import start_transactional
 from tests.support.kafka import KafkaBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

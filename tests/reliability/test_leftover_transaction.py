@@ -1,4 +1,4 @@
-"""The exactly-once scorer's leftover abort at start (issue 19) covers the shadow topic: the
+"""The exactly-once scorer's leftover transaction at start (issue 19) covers the shadow topic: the
 lifecycle's shadow publisher writes its records in each batch's transaction, so a transaction
 the broker left without markers holds shadow partitions open as it holds the alert ones."""
 
@@ -18,7 +18,7 @@ from tests.support.pipeline import scorer_settings
 pytestmark = pytest.mark.slow
 
 
-async def test_the_leftover_abort_marks_every_partition_of_the_shadow_topic(kafka: KafkaBroker) -> None:
+async def test_the_leftover_transaction_marks_every_partition_of_the_shadow_topic(kafka: KafkaBroker) -> None:
     base = scorer_settings(kafka.bootstrap, scores=False)
     p = base.kafka.client_id
     lifecycle = LifecycleSettings(control_topic=f"{p}.control", status_topic=f"{p}.status",
@@ -34,7 +34,7 @@ async def test_the_leftover_abort_marks_every_partition_of_the_shadow_topic(kafk
     topics = settings.topics
     reader = make_reader(settings.kafka, "test")
     try:
-        await loop.start()  # creates the other output topics, then aborts the leftover over them all
+        await loop.start()  # creates the other output topics, then ends the leftover over them all
         tps = await topic_partition_list(settings.kafka, [lifecycle.shadow_topic, topics.dead_letter,
                                                           *map(topics.alert_topic, settings.kinds)])
         await reader.start()
