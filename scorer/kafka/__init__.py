@@ -4,6 +4,8 @@
   built from :class:`scorer.config.KafkaSettings`, with the TLS/SASL options;
 - :mod:`~scorer.kafka.redact`: the SASL password masked in every log record;
 - :mod:`~scorer.kafka.producer`: many records at once, batched per partition, acks awaited;
+- :mod:`~scorer.kafka.transactions`: an exactly-once producer's start, ending what its
+  predecessor left open as the transaction coordinator decided it;
 - :mod:`~scorer.kafka.partitioner`: Kafka's default key placement for a whole batch;
 - :mod:`~scorer.kafka.admin`: which topics exist, creating the missing ones;
 - :mod:`~scorer.kafka.compacted`: reading a compacted topic to its end; the end a
