@@ -12,7 +12,8 @@ from typing import Any
 from scorer.captures import CaptureFormat, ReadError, capture_files
 from scorer.captures.recorded import read_envelopes
 
-from .player import Outgoing, Pacing, ProgressBar, capture_items, planned
+from .outgoing import Outgoing, capture_items
+from .player import Pacing, ProgressBar, planned
 
 
 def register(sub: Any) -> None:

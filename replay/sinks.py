@@ -28,7 +28,8 @@ from scorer.pipeline.sink import score_records
 
 from .eval.truth import TruthWriter, truth_row
 from .incidents import IncidentWriter, wait_incidents
-from .player import Outgoing, Pacing, Summary, play
+from .outgoing import Outgoing
+from .player import Pacing, Summary, play
 from .record import end_offsets, read_range, wait_committed, write_envelopes
 
 # Outstanding sends before waiting for acks: bounds memory, keeps the producer's batches full.

@@ -20,8 +20,9 @@ canonical JSON lines      any        lines ``{"kind": ..., "event": {...}}``
 
 :func:`capture_files` finds the captures: a directory is read file by file in sorted order
 (metadata files are skipped). It recognises ``scorer record`` dumps there too, but those
-hold Kafka records, not labelled events: :mod:`replay.player` replays them record for
-record, and :func:`iter_capture` reports them as ``recorded_dump``.
+hold Kafka records, not labelled events: :mod:`replay.outgoing` reads them and
+:mod:`replay.player` replays them record for record, and :func:`iter_capture` reports them
+as ``recorded_dump``.
 """
 
 from __future__ import annotations

@@ -24,14 +24,13 @@ from scorer.features.base import (
     F64,
     Rows,
     column,
-    entity_rows,
-    entity_windows,
     finished,
     member,
     number_columns,
     only,
     ratio,
 )
+from scorer.features.entity_state import entity_rows, entity_windows
 from scorer.features.texts import factorize
 
 WEB_PORTS = frozenset({80, 443, 8000, 8080, 8443})

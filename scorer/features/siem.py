@@ -22,14 +22,13 @@ from scorer.features.base import (
     F64,
     alternation,
     column,
-    entity_rows,
-    entity_windows,
     group_names,
     numbers,
     only,
     stable_hash,
 )
 from scorer.features.edr_batch import RAW, TUPLE, Group, Plan, Sheet
+from scorer.features.entity_state import entity_rows, entity_windows
 from scorer.features.texts import Texts, factorize, text_memo
 
 TOKEN_BUCKETS = 64

@@ -5,9 +5,9 @@ evaluation (replay) run the same code. The contract, in the order a finding goes
 
 1. ``member = digest(finding, topic=..., partition=..., offset=...)`` (:mod:`.entities`):
    what correlation needs of a Detection Finding, OCSF 1.3 or 1.8 layout, given as the
-   decoded JSON dict or as ``decode_finding(raw_bytes)`` (the typed view: what the online
-   router reads, cheaper); raises :class:`Unattributed` (a ``ValueError``) when it names
-   no entity.
+   decoded JSON dict or as ``decode_finding(raw_bytes)`` (:mod:`.finding_view`, the typed
+   view: what the online router reads, cheaper); raises :class:`Unattributed` (a
+   ``ValueError``) when it names no entity.
 2. ``links.learn(member)`` then ``member = links.resolve(member)`` (:class:`LinkTable`):
    learns host <-> IP links from EDR/SIEM findings and sets ``member.key``, the correlation
    entity (``host:NAME``, else ``ip:ADDR``, else ``user:NAME``).
@@ -38,8 +38,9 @@ In process, for a stream of findings in time order::
 """
 
 from .changelog import decode_changelog
-from .entities import Finding, Unattributed, decode_finding, digest
+from .entities import Unattributed, digest
 from .episodes import Correlator, incident_uid
+from .finding_view import Finding, decode_finding
 from .links import LinkTable
 from .model import (
     Activity,

@@ -23,7 +23,8 @@ from types import ModuleType
 from typing import Any
 
 from scorer.events.structs import EndpointEvent
-from scorer.rules.bitsets import Compiled, Triggers
+from scorer.rules.bitsets import Triggers
+from scorer.rules.compiled_trees import Compiled
 from scorer.rules.fields import CANONICAL, raw_column_reader
 from scorer.rules.matchers import FieldMatcher
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import msgspec
 
 import scorer.native
-from scorer.rules.bitsets import Compiled, Deferred, FlatTree, Triggers, atom_ids, compile_tree, flat_tree
+from scorer.rules.bitsets import FlatTree, Triggers, atom_ids, flat_tree
+from scorer.rules.compiled_trees import Compiled, Deferred, compile_tree
 from scorer.rules.fields import (
     CANONICAL,
     KEYWORDS,

@@ -23,7 +23,7 @@ from scorer.incidents import (
     encode_incident,
     incident_finding,
 )
-from scorer.incidents.entities import _coerce, _shape
+from scorer.incidents.finding_view import _coerce, _shape
 from tests.incidents.findings import finding
 from tests.support.strategies import FUZZ, JSON_VALUES, SCALARS, TRIED
 

@@ -24,7 +24,7 @@ from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.features import edr, feature_set, texts
 from scorer.rules import RuleEngine
-from scorer.rules.engine import SMALL_ROWS
+from scorer.rules.field_pass import SMALL_ROWS
 from tests.rules.helpers import SHIPPED
 from tests.support.native import use_native
 from tests.support.samples import decoded_edr

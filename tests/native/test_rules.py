@@ -18,7 +18,8 @@ from scorer.bench.loadgen import templates
 from scorer.demo import bundled_capture
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.native import _rules
-from scorer.rules.bitsets import Triggers, atom_ids, compile_tree, evaluate_tree, flat_tree, or_of
+from scorer.rules.bitsets import Triggers, atom_ids, evaluate_tree, flat_tree, or_of
+from scorer.rules.compiled_trees import compile_tree
 from scorer.rules.fields import READ_FIELD, column_reader, native_read
 from scorer.rules.heads import Heads
 from tests.native.test_edr import WORDS

@@ -23,7 +23,7 @@ from scorer.events.columnar import decode_rows
 from scorer.events.decode import EventDecoder
 from scorer.events.structs import EventKind, FlowRecord, SiemAlert
 from scorer.features import netflow, siem
-from scorer.features.base import EntityState
+from scorer.features.entity_state import EntityState
 from scorer.features.netflow import NetflowFeatures
 from scorer.features.siem import SiemFeatures
 from tests.support.native import use_native

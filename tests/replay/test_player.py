@@ -20,17 +20,8 @@ import msgspec
 import pytest
 
 from replay.cli import items, partitions_needed
-from replay.player import (
-    Clock,
-    Outgoing,
-    Pacing,
-    ProgressBar,
-    Summary,
-    capture_items,
-    planned,
-    play,
-    recorded_items,
-)
+from replay.outgoing import Outgoing, capture_items, recorded_items
+from replay.player import Clock, Pacing, ProgressBar, Summary, planned, play
 from replay.record import write_envelopes
 from scorer.captures import LabeledEvent, ReadError, iter_capture, write_canonical
 from scorer.captures.recorded import Envelope, is_record_file

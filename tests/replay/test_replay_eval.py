@@ -27,7 +27,8 @@ from replay.cli import items
 from replay.eval.evaluate import evaluate
 from replay.eval.join import join
 from replay.eval.truth import read_truth
-from replay.player import Clock, Outgoing, Pacing, Summary, planned
+from replay.outgoing import Outgoing
+from replay.player import Clock, Pacing, Summary, planned
 from replay.sinks import replay_to_kafka
 from scorer.captures import LabeledEvent, iter_capture
 from scorer.captures.recorded import Envelope, is_record_file, read_envelopes

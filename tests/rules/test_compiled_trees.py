@@ -1,4 +1,4 @@
-"""Compiled condition trees (scorer.rules.bitsets.compile_tree) against the interpreter."""
+"""Compiled condition trees (scorer.rules.compiled_trees.compile_tree) against the interpreter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from scorer.rules.bitsets import atom_ids, compile_tree, evaluate_tree
+from scorer.rules.bitsets import atom_ids, evaluate_tree
+from scorer.rules.compiled_trees import compile_tree
 from scorer.rules.engine import RuleEngine
 from scorer.rules.model import Tree
 from tests.rules.helpers import SHIPPED

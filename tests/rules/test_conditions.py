@@ -135,7 +135,7 @@ def test_a_batch_level_failure_falls_back_to_events_one_by_one(tmp_path: Path,
 
 def test_values_remembered_across_batches_give_the_same_hits(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from scorer.rules import engine as engine_module
+    from scorer.rules import field_pass
 
     engine = engine_of(tmp_path, rule("sel:\n  Image|endswith: '\\a.exe'\n  CommandLine|contains: evil\n"
                                       "condition: sel"))
@@ -143,7 +143,7 @@ def test_values_remembered_across_batches_give_the_same_hits(tmp_path: Path,
     first = engine.evaluate(batch).hits
     assert engine._seen["Image"]  # remembered
     assert engine.evaluate(list(reversed(batch))).hits == list(reversed(first)) == [(), (0,)]
-    monkeypatch.setattr(engine_module, "CACHE_CHARS", 100)  # the budget runs out: all forgotten at once
+    monkeypatch.setattr(field_pass, "CACHE_CHARS", 100)  # the budget runs out: all forgotten at once
     assert engine.evaluate([sysmon(Image=f"C:\\{i}\\a.exe", CommandLine="evil") for i in range(5)]).hits == [(0,)] * 5
     assert sum(len(v) for v in engine._seen.values()) <= 2
 

@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from replay.player import Outgoing
+from replay.outgoing import Outgoing
 from scorer.config import LifecycleSettings, RuleSettings, Settings
 from scorer.events.structs import EventKind
 from scorer.lifecycle.control import DesiredState, publish, state_record

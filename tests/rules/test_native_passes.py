@@ -134,7 +134,7 @@ def test_variants_compile_only_where_the_c_pass_does_not_run(monkeypatch: pytest
     """With the C pass, a variant's tree is walked in C (batches of any width) and never compiled:
     compiling a pack's ~4,400 trees was ~1 s of every start. Loaded without it, every tree is
     compiled at load as before; loaded with it and run without, each compiles at its first use."""
-    from scorer.rules.bitsets import Deferred
+    from scorer.rules.compiled_trees import Deferred
 
     rnd = random.Random(7)
     heads, dets = range(len(HEAD)), range(len(HEAD), len(ATOMS))

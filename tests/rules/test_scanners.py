@@ -15,7 +15,7 @@ from scorer.events import edr
 from scorer.events.structs import EndpointEvent, EventKind
 from scorer.rules import RuleEngine, scanners
 from scorer.rules.annotate import RuleStage
-from scorer.rules.engine import CACHE_VALUE_CHARS
+from scorer.rules.field_pass import CACHE_VALUE_CHARS
 from scorer.rules.fields import getter
 from scorer.rules.matchers import LONG_VALUE, FieldMatcher
 from scorer.rules.pack import read_golden

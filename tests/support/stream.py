@@ -15,7 +15,8 @@ from pathlib import Path
 
 import msgspec
 
-from replay.player import Outgoing, Pacing, Summary, capture_items, play
+from replay.outgoing import Outgoing, capture_items
+from replay.player import Pacing, Summary, play
 from replay.sinks import KafkaSink
 from scorer.config import Settings
 from scorer.metrics import ScorerMetrics
