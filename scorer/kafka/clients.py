@@ -33,7 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, NodeNotReadyError, RequestTimedOutError
 
 from scorer.config import KafkaSettings
-from scorer.kafka import codec
+from scorer.kafka import codec, connection
 from scorer.kafka.redact import redact_in_logs
 from scorer.kafka.view import use_majority_view
 from scorer.tls import handshake_refusal
@@ -110,6 +110,7 @@ class _Explained:
     def _scorer_client(self, client: Any, kafka: KafkaSettings) -> None:
         use_majority_view(client)
         codec.install()
+        connection.install()
         self._scorer_kafka = kafka
 
     async def start(self) -> None:
@@ -208,6 +209,7 @@ async def admin_client(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClien
     admin = _Admin(**security_options(kafka))
     use_majority_view(admin._client)
     codec.install()
+    connection.install()
     try:
         async with _tls_explained(kafka):
             await admin.start()

@@ -38,6 +38,7 @@ from scorer.kafka.fetch import private_refusal
 log = logging.getLogger(__name__)
 
 Encode = Callable[[Any], bytes]
+Emit = Callable[[Any, list[Any]], None]  # (value, the pieces of the message so far)
 
 # The aiokafka code the encoders stand in for: a change to any of it leaves aiokafka's own.
 MIRRORED = (
@@ -55,7 +56,7 @@ _FIXED: dict[Any, str] = {_types.Int8: "b", _types.Int16: "h", _types.Int32: "i"
                           _types.Int64: "q", _types.Float64: "d", _types.Boolean: "?"}
 _I16, _I32 = struct.Struct(">h").pack, struct.Struct(">i").pack
 _NULL16, _NULL32 = _I16(-1), _I32(-1)
-_ENCODERS: dict[int, tuple[Any, Encode]] = {}  # id(schema type) -> (the type, kept alive; its encoder)
+_ENCODERS: dict[int, tuple[Any, Emit]] = {}  # id(schema type) -> (the type, kept alive; its emitter)
 
 
 def _made_once(made: dict[int, tuple[Any, Any]], t: Any, make: Callable[[Any], Any]) -> Any:
@@ -82,12 +83,27 @@ def _runs(fields: Sequence[Any]) -> list[tuple[int, int, bool]]:
 def encoder(t: Any) -> Encode:
     """The encoder of a schema type (a ``Schema``, an ``Array``, a ``String``, a type class):
     what ``t.encode`` returns, made once per type."""
+    emit = emitter(t)
+
+    def encode(value: Any) -> bytes:
+        out: list[Any] = []
+        emit(value, out)
+        return b"".join(out)
+    return encode
+
+
+def emitter(t: Any) -> Emit:
+    """What appends ``t.encode(value)``'s bytes, in pieces, to a list: a message is joined once
+    at its top. A produce request's record batches (hundreds of KB each) were copied once
+    per level of its schema when every level joined its own (6 times before the connection
+    sends them)."""
     return _made_once(_ENCODERS, t, _make)  # type: ignore[no-any-return]
 
 
-def _make(t: Any) -> Encode:
+def _make(t: Any) -> Emit:
     if t in _FIXED:
-        return struct.Struct(">" + _FIXED[t]).pack
+        pack = struct.Struct(">" + _FIXED[t]).pack
+        return lambda value, out: out.append(pack(value))
     if type(t) is _types.Schema:
         return _schema(t)
     if type(t) is _types.Array:
@@ -96,63 +112,68 @@ def _make(t: Any) -> Encode:
         return _string(t.encoding)
     if t is _types.Bytes:
         return _bytes
-    return t.encode  # type: ignore[no-any-return]  # compact and tagged types: aiokafka's own
+    theirs = t.encode  # compact and tagged types: aiokafka's own
+    return lambda value, out: out.append(theirs(value))
 
 
-def _schema(schema: Any) -> Encode:
+def _schema(schema: Any) -> Emit:
     """One function of ``item`` (a sequence of the schema's field values): runs of fixed-size
-    fields packed at once, each other field by its encoder, joined."""
+    fields packed at once, each other field by its emitter."""
     fields = schema.fields
     n = len(fields)
     namespace: dict[str, Any] = {}
-    parts: list[str] = []
+    lines: list[str] = []
     for i, j, fixed in _runs(fields):
         if fixed:
             namespace[f"p{i}"] = struct.Struct(">" + "".join(_FIXED[f] for f in fields[i:j])).pack
-            parts.append(f"p{i}({', '.join(f'item[{k}]' for k in range(i, j))})")
+            lines.append(f"    append(p{i}({', '.join(f'item[{k}]' for k in range(i, j))}))")
         else:
-            namespace[f"e{i}"] = encoder(fields[i])
-            parts.append(f"e{i}(item[{i}])")
-    joined = parts[0] if len(parts) == 1 else f"b''.join(({', '.join(parts)},))" if parts else "b''"
-    source = (f"def encode(item):\n"
+            namespace[f"e{i}"] = emitter(fields[i])
+            lines.append(f"    e{i}(item[{i}], out)")
+    source = (f"def emit(item, out):\n"
               f"    if len(item) != {n}:\n"
               f"        raise ValueError('Item field count does not match Schema')\n"
-              f"    return {joined}\n")
+              f"    append = out.append\n" + "\n".join(lines) + "\n")
     exec(source, namespace)  # code made here from the schema's own types, nothing read
-    return namespace["encode"]  # type: ignore[no-any-return]
+    return namespace["emit"]  # type: ignore[no-any-return]
 
 
-def _array(of: Any) -> Encode:
+def _array(of: Any) -> Emit:
     if of in _FIXED:  # an array of ints: the count and the items in one pack
         code = _FIXED[of]
 
-        def fixed(items: Sequence[Any] | None) -> bytes:
-            if items is None:
-                return _NULL32
-            return struct.pack(f">i{len(items)}{code}", len(items), *items)
+        def fixed(items: Sequence[Any] | None, out: list[Any]) -> None:
+            out.append(_NULL32 if items is None else struct.pack(f">i{len(items)}{code}", len(items), *items))
         return fixed
-    item = encoder(of)
+    item = emitter(of)
 
-    def array(items: Sequence[Any] | None) -> bytes:
+    def array(items: Sequence[Any] | None, out: list[Any]) -> None:
         if items is None:
-            return _NULL32
-        return b"".join([_I32(len(items)), *map(item, items)])
+            out.append(_NULL32)
+            return
+        out.append(_I32(len(items)))
+        for value in items:
+            item(value, out)
     return array
 
 
-def _string(encoding: str) -> Encode:
-    def string(value: str | None) -> bytes:
+def _string(encoding: str) -> Emit:
+    def string(value: str | None, out: list[Any]) -> None:
         if value is None:
-            return _NULL16
+            out.append(_NULL16)
+            return
         encoded = str(value).encode(encoding)
-        return _I16(len(encoded)) + encoded
+        out.append(_I16(len(encoded)))
+        out.append(encoded)
     return string
 
 
-def _bytes(value: bytes | None) -> bytes:
+def _bytes(value: bytes | None, out: list[Any]) -> None:
     if value is None:
-        return _NULL32
-    return _I32(len(value)) + value
+        out.append(_NULL32)
+        return
+    out.append(_I32(len(value)))
+    out.append(value)
 
 
 # (buffer, position, the BytesIO the buffer is of) -> (value, the position after it)
@@ -273,8 +294,10 @@ def struct_decode(cls: Any, data: BytesIO | bytes) -> Any:
         data = BytesIO(data)
     start = data.tell()
     try:
-        with data.getbuffer() as buf:
-            values, end = decoder(cls.SCHEMA)(buf, start, data)
+        # A BytesIO made of bytes shares them until written to or its buffer is exported:
+        # getvalue() is those bytes then, where getbuffer() copied the whole message (a
+        # fetch response's MBs, to read a response header's 4 bytes).
+        values, end = decoder(cls.SCHEMA)(data.getvalue(), start, data)
     except (struct.error, _Underrun, UnicodeDecodeError, LookupError):
         data.seek(start)
         return _AIOKAFKA_DECODE(cls, data)
@@ -287,10 +310,12 @@ def struct_encode(self: Any) -> bytes:
     (it raises aiokafka's ValueError)."""
     d = self.__dict__
     schema = self.SCHEMA
+    out: list[Any] = []
     try:
-        return encoder(schema)([d[name] for name in schema.names])
+        emitter(schema)([d[name] for name in schema.names], out)
     except struct.error:
         return _AIOKAFKA_ENCODE(self)  # type: ignore[no-any-return]
+    return b"".join(out)
 
 
 _REFUSAL: list[str | None] = []  # install()'s answer, once known

@@ -363,9 +363,11 @@ static void put_be(char *p, uint64_t v, int bytes) {
     for (int i = bytes - 1; i >= 0; i--, v >>= 8) p[i] = (char)(v & 0xff);
 }
 
+#define INITIAL_CAP 65536
+
 typedef struct {
     PyObject_HEAD
-    char *buf; /* the whole batch, header included */
+    PyObject *buf; /* a bytearray: the whole batch, header included; its bytes once built */
     Py_ssize_t len, cap, batch_size;
     int transactional, closed;
     int32_t count;
@@ -378,12 +380,11 @@ static int Batch_init(Batch *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"batch_size", "transactional", NULL};
     int transactional = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|p", kwlist, &self->batch_size, &transactional)) return -1;
-    PyMem_Free(self->buf);
-    self->cap = 4096;
-    if ((self->buf = PyMem_Malloc((size_t)self->cap)) == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    /* Grown by doubling from here: a batch's bytes are copied on each growth, and a scoring
+     * batch's alerts fill hundreds of KB per partition. Pages untouched are not paid for. */
+    self->cap = INITIAL_CAP;
+    Py_CLEAR(self->buf);
+    if ((self->buf = PyByteArray_FromStringAndSize(NULL, self->cap)) == NULL) return -1;
     self->len = HEADER;
     self->transactional = transactional;
     self->closed = 0;
@@ -397,7 +398,7 @@ static int Batch_init(Batch *self, PyObject *args, PyObject *kwds) {
 }
 
 static void Batch_dealloc(Batch *self) {
-    PyMem_Free(self->buf);
+    Py_XDECREF(self->buf);
     Py_XDECREF(self->built);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -446,15 +447,10 @@ static int Batch_put(Batch *self, PyObject *record, int64_t ts) {
     if (self->len + size > self->cap) {
         Py_ssize_t cap = self->cap;
         while (cap < self->len + size) cap *= 2;
-        char *grown = PyMem_Realloc(self->buf, (size_t)cap);
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        self->buf = grown;
+        if (PyByteArray_Resize(self->buf, cap) < 0) goto done;
         self->cap = cap;
     }
-    char *p = self->buf + self->len;
+    char *p = PyByteArray_AS_STRING(self->buf) + self->len;
     p = put_varint(p, body);
     *p++ = 0; /* attributes */
     p = put_varint(p, ts_delta);
@@ -523,7 +519,7 @@ static PyObject *Batch_fill(Batch *self, PyObject *args) {
 
 static PyObject *Batch_build(Batch *self, PyObject *Py_UNUSED(ignored)) {
     if (self->built == NULL) {
-        char *b = self->buf;
+        char *b = PyByteArray_AS_STRING(self->buf);
         put_be(b, 0, 8);                                      /* base offset: the broker's */
         put_be(b + 8, (uint64_t)(self->len - 12), 4);         /* length after this field */
         put_be(b + 12, (uint64_t)(int64_t)-1, 4);             /* partition leader epoch */
@@ -537,7 +533,9 @@ static PyObject *Batch_build(Batch *self, PyObject *Py_UNUSED(ignored)) {
         put_be(b + 53, (uint64_t)(int64_t)self->base_sequence, 4);
         put_be(b + 57, (uint64_t)self->count, 4);
         put_be(b + 17, crc32c((const unsigned char *)b + 21, (size_t)(self->len - 21)), 4);
-        if ((self->built = PyByteArray_FromStringAndSize(b, self->len)) == NULL) return NULL;
+        /* The bytes themselves, not a copy: the request that sends them joins them once. */
+        if (PyByteArray_Resize(self->buf, self->len) < 0) return NULL;
+        self->built = Py_NewRef(self->buf);
         self->closed = 1;
     }
     return Py_NewRef(self->built);
