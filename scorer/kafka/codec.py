@@ -1,44 +1,37 @@
 """aiokafka's requests encoded, and its responses decoded, by code made once per schema, not by
 walking the schema per message.
 
-aiokafka encodes a request by walking its ``Schema``: a Python call, a ``struct.pack`` and a
-bytes object per field, a generator per array. A fetch request of twelve partitions took
-35-55 µs on an idle process and ~100 µs in a scoring process at 10,000 events/s; a scorer
-sends a fetch, a produce and an offset commit a micro-batch, so at a light load (~190 batches
-a second of ~50 records) encoding requests was ~0.3 ms of each batch's CPU
-(docs/benchmarks.md section 58). Decoding is the same walk the other way: a 205-byte produce
-response took ~75 µs, an offset commit's ~70.
+A scorer sends a fetch, a produce and an offset commit a micro-batch, so at a light load
+(~190 batches a second of ~50 records) encoding requests by aiokafka's walk of each ``Schema``
+was ~0.3 ms of each batch's CPU (docs/benchmarks.md section 58). Decoding is the same walk the
+other way: a 205-byte produce response took ~75 µs, an offset commit's ~70.
 
-:func:`encoder` turns a schema into one Python function: consecutive fixed-size fields
-(ints, floats, booleans) packed by one ``struct.Struct``, strings, bytes and arrays (of such
-fields or of schemas) by small functions, and any other type (the flexible versions' compact
-types, tagged fields) by its own ``encode``. :func:`decoder` is its mirror image over the
-response's buffer (``struct.unpack_from``, no read of a ``BytesIO`` a field). The bytes and
-the structs are aiokafka's (tests/kafka/test_codec.py checks every request and response
-struct of aiokafka's protocol on random values, and decodes damaged bytes); a value or a
-message they do not take goes to aiokafka's own encode or decode, which raises its error.
-:func:`install` makes ``Struct.encode`` and ``Struct.decode`` these; like
-:mod:`scorer.kafka.fetch` they stand in for aiokafka's code (:data:`MIRRORED`) only where that
-code's digest is the one they were written for.
+The encoders are :mod:`scorer.kafka.encoders`' (a message's pieces, joined once).
+:func:`decoder` is their mirror image over the response's buffer (``struct.unpack_from``, no
+read of a ``BytesIO`` a field). The bytes and the structs are aiokafka's
+(tests/kafka/test_codec.py checks every request and response struct of aiokafka's protocol on
+random values, and decodes damaged bytes); a value or a message they do not take goes to
+aiokafka's own encode or decode, which raises its error. :func:`install` makes
+``Struct.encode`` and ``Struct.decode`` these; like :mod:`scorer.kafka.fetch` they stand in for
+aiokafka's code (:data:`MIRRORED`) only where that code's digest is the one they were written
+for.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
 from aiokafka.protocol import struct as _struct
 from aiokafka.protocol import types as _types
 
+from scorer.kafka.encoders import FIXED_FORMATS, emitter, made_once, runs
 from scorer.kafka.fetch import private_refusal
 
 log = logging.getLogger(__name__)
-
-Encode = Callable[[Any], bytes]
-Emit = Callable[[Any, list[Any]], None]  # (value, the pieces of the message so far)
 
 # The aiokafka code the encoders stand in for: a change to any of it leaves aiokafka's own.
 MIRRORED = (
@@ -50,130 +43,6 @@ MIRRORED = (
     _types.Float64.decode, _types.Boolean.decode, _types._unpack,
 )
 KNOWN = {"0.14.0": "a6ec1329e9124ba3"}
-
-# struct's format of each fixed-size type (the type itself is the schema's field, a class).
-_FIXED: dict[Any, str] = {_types.Int8: "b", _types.Int16: "h", _types.Int32: "i", _types.UInt32: "I",
-                          _types.Int64: "q", _types.Float64: "d", _types.Boolean: "?"}
-_I16, _I32 = struct.Struct(">h").pack, struct.Struct(">i").pack
-_NULL16, _NULL32 = _I16(-1), _I32(-1)
-_ENCODERS: dict[int, tuple[Any, Emit]] = {}  # id(schema type) -> (the type, kept alive; its emitter)
-
-
-def _made_once(made: dict[int, tuple[Any, Any]], t: Any, make: Callable[[Any], Any]) -> Any:
-    found = made.get(id(t))
-    if found is None or found[0] is not t:
-        found = made[id(t)] = (t, make(t))
-    return found[1]
-
-
-def _runs(fields: Sequence[Any]) -> list[tuple[int, int, bool]]:
-    """A schema's fields as (start, end, fixed): each maximal run of fixed-size fields, and
-    every other field on its own."""
-    out: list[tuple[int, int, bool]] = []
-    i = 0
-    while i < len(fields):
-        j = i
-        while j < len(fields) and fields[j] in _FIXED:
-            j += 1
-        out.append((i, j, True) if j > i else (i, i + 1, False))
-        i = max(j, i + 1)
-    return out
-
-
-def encoder(t: Any) -> Encode:
-    """The encoder of a schema type (a ``Schema``, an ``Array``, a ``String``, a type class):
-    what ``t.encode`` returns, made once per type."""
-    emit = emitter(t)
-
-    def encode(value: Any) -> bytes:
-        out: list[Any] = []
-        emit(value, out)
-        return b"".join(out)
-    return encode
-
-
-def emitter(t: Any) -> Emit:
-    """What appends ``t.encode(value)``'s bytes, in pieces, to a list: a message is joined once
-    at its top. A produce request's record batches (hundreds of KB each) were copied once
-    per level of its schema when every level joined its own (6 times before the connection
-    sends them)."""
-    return _made_once(_ENCODERS, t, _make)  # type: ignore[no-any-return]
-
-
-def _make(t: Any) -> Emit:
-    if t in _FIXED:
-        pack = struct.Struct(">" + _FIXED[t]).pack
-        return lambda value, out: out.append(pack(value))
-    if type(t) is _types.Schema:
-        return _schema(t)
-    if type(t) is _types.Array:
-        return _array(t.array_of)
-    if type(t) is _types.String:
-        return _string(t.encoding)
-    if t is _types.Bytes:
-        return _bytes
-    theirs = t.encode  # compact and tagged types: aiokafka's own
-    return lambda value, out: out.append(theirs(value))
-
-
-def _schema(schema: Any) -> Emit:
-    """One function of ``item`` (a sequence of the schema's field values): runs of fixed-size
-    fields packed at once, each other field by its emitter."""
-    fields = schema.fields
-    n = len(fields)
-    namespace: dict[str, Any] = {}
-    lines: list[str] = []
-    for i, j, fixed in _runs(fields):
-        if fixed:
-            namespace[f"p{i}"] = struct.Struct(">" + "".join(_FIXED[f] for f in fields[i:j])).pack
-            lines.append(f"    append(p{i}({', '.join(f'item[{k}]' for k in range(i, j))}))")
-        else:
-            namespace[f"e{i}"] = emitter(fields[i])
-            lines.append(f"    e{i}(item[{i}], out)")
-    source = (f"def emit(item, out):\n"
-              f"    if len(item) != {n}:\n"
-              f"        raise ValueError('Item field count does not match Schema')\n"
-              f"    append = out.append\n" + "\n".join(lines) + "\n")
-    exec(source, namespace)  # code made here from the schema's own types, nothing read
-    return namespace["emit"]  # type: ignore[no-any-return]
-
-
-def _array(of: Any) -> Emit:
-    if of in _FIXED:  # an array of ints: the count and the items in one pack
-        code = _FIXED[of]
-
-        def fixed(items: Sequence[Any] | None, out: list[Any]) -> None:
-            out.append(_NULL32 if items is None else struct.pack(f">i{len(items)}{code}", len(items), *items))
-        return fixed
-    item = emitter(of)
-
-    def array(items: Sequence[Any] | None, out: list[Any]) -> None:
-        if items is None:
-            out.append(_NULL32)
-            return
-        out.append(_I32(len(items)))
-        for value in items:
-            item(value, out)
-    return array
-
-
-def _string(encoding: str) -> Emit:
-    def string(value: str | None, out: list[Any]) -> None:
-        if value is None:
-            out.append(_NULL16)
-            return
-        encoded = str(value).encode(encoding)
-        out.append(_I16(len(encoded)))
-        out.append(encoded)
-    return string
-
-
-def _bytes(value: bytes | None, out: list[Any]) -> None:
-    if value is None:
-        out.append(_NULL32)
-        return
-    out.append(_I32(len(value)))
-    out.append(value)
 
 
 # (buffer, position, the BytesIO the buffer is of) -> (value, the position after it)
@@ -188,12 +57,12 @@ class _Underrun(ValueError):
 
 def decoder(t: Any) -> Decode:
     """The decoder of a schema type: what ``t.decode`` reads, from a buffer at a position."""
-    return _made_once(_DECODERS, t, _make_decoder)  # type: ignore[no-any-return]
+    return made_once(_DECODERS, t, _make_decoder)  # type: ignore[no-any-return]
 
 
 def _make_decoder(t: Any) -> Decode:
-    if t in _FIXED:
-        unpack, size = struct.Struct(">" + _FIXED[t]).unpack_from, struct.calcsize(">" + _FIXED[t])
+    if t in FIXED_FORMATS:
+        unpack, size = struct.Struct(">" + FIXED_FORMATS[t]).unpack_from, struct.calcsize(">" + FIXED_FORMATS[t])
 
         def fixed(buf: Any, pos: int, data: BytesIO) -> tuple[Any, int]:
             return unpack(buf, pos)[0], pos + size
@@ -240,9 +109,9 @@ def _schema_decoder(schema: Any) -> Decode:
     n = len(fields)
     namespace: dict[str, Any] = {}
     lines: list[str] = []
-    for i, j, fixed in _runs(fields):
+    for i, j, fixed in runs(fields):
         if fixed:
-            fmt = ">" + "".join(_FIXED[f] for f in fields[i:j])
+            fmt = ">" + "".join(FIXED_FORMATS[f] for f in fields[i:j])
             namespace[f"u{i}"] = struct.Struct(fmt).unpack_from
             names = "".join(f"v{k}, " for k in range(i, j))
             lines += [f"    {names}= u{i}(buf, pos)", f"    pos += {struct.calcsize(fmt)}"]
@@ -256,8 +125,8 @@ def _schema_decoder(schema: Any) -> Decode:
 
 
 def _array_decoder(of: Any) -> Decode:
-    if of in _FIXED:  # an array of ints: the items in one unpack
-        code, size = _FIXED[of], struct.calcsize(">" + _FIXED[of])
+    if of in FIXED_FORMATS:  # an array of ints: the items in one unpack
+        code, size = FIXED_FORMATS[of], struct.calcsize(">" + FIXED_FORMATS[of])
 
         def fixed(buf: Any, pos: int, data: BytesIO) -> tuple[Any, int]:
             (n,) = _I32_FROM(buf, pos)

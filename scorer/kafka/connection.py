@@ -22,7 +22,7 @@ import aiokafka.errors as Errors
 from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.util import wait_for
 
-from scorer.kafka.codec import emitter
+from scorer.kafka.encoders import emitter
 from scorer.kafka.fetch import private_refusal
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from aiokafka.protocol.api import RequestHeader_v1, RequestHeader_v2, RequestStr
 from aiokafka.protocol.produce import ProduceRequest_v7
 
 from scorer.kafka import codec, connection
-from tests.kafka.test_codec import STRUCTS, _value
+from tests.support.protocol import STRUCTS, random_struct
 
 
 def _aiokafka_message(header: object, request: object) -> bytes:
@@ -26,8 +26,7 @@ def test_every_request_is_written_as_aiokafka_writes_it() -> None:
     rnd = random.Random(11)
     for cls in requests:
         for _ in range(4):
-            s = object.__new__(cls)
-            s.__dict__.update(zip(cls.SCHEMA.names, [_value(f, rnd, False) for f in cls.SCHEMA.fields], strict=True))
+            s = random_struct(cls, rnd)
             header = s.build_request_header(correlation_id=rnd.randrange(1 << 31), client_id="scorer-é")
             assert isinstance(header, RequestHeader_v2 if cls.FLEXIBLE_VERSION else RequestHeader_v1)
             assert b"".join(connection.pieces(header, s)) == _aiokafka_message(header, s), cls.__name__
