@@ -32,8 +32,6 @@ import itertools
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,11 +39,11 @@ from typing import Any
 
 from deploy.soak.faults import Faults
 from deploy.soak.report import Report, p99, parse_metrics
+from deploy.soak.scorer_setup import commit, model_repository, scorer_env
 from deploy.soak.services import ROOT, Broker, Scorer, Triton, free_port, open_fds, rss_bytes
 from deploy.soak.traffic import Ledger, Producer, load_templates, records
 from scorer.config import KafkaSettings, data_dir
 from scorer.events.structs import EventKind
-from scorer.inference.repository import write_checksums
 from scorer.kafka import TopicSpec, ensure_topics
 
 DATA = data_dir()  # ../shared/data, or $SCORER_DATA_DIR (set it when running from a snapshot)
@@ -86,50 +84,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="report JSON, the plot beside it as .png (default docs/results/soak-<date>.json)",
     )
     return p.parse_args(argv)
-
-
-def model_repository(workdir: Path) -> Path:
-    """A copy of model_repository/ with every version 1 published again as version 2 (the
-    same model: promote and rollback switch between them without changing the scores)."""
-    repo = workdir / "model_repository"
-    if not repo.exists():
-        shutil.copytree(ROOT / "model_repository", repo)
-        for model in (p for p in repo.iterdir() if (p / "1").is_dir()):
-            shutil.copytree(model / "1", model / "2")
-            card = json.loads((model / "2" / "card.json").read_text())
-            (model / "2" / "card.json").write_text(json.dumps({**card, "version": "2"}))
-            write_checksums(model / "2")
-    return repo
-
-
-def scorer_env(bootstrap: str, repo: Path, triton: Triton | None, transactional: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORER_")}
-    env.update(
-        {
-            "SCORER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            "SCORER_KAFKA__GROUP_ID": "soak",
-            "SCORER_KAFKA__CLIENT_ID": "soak-scorer-0",
-            "SCORER_KAFKA__GROUP_INSTANCE_ID": "soak-scorer-0",
-            "SCORER_KAFKA__SESSION_TIMEOUT_MS": "10000",
-            "SCORER_KAFKA__TRANSACTIONAL": str(transactional).lower(),
-            "SCORER_TOPICS__SCORES": "scores",
-            "SCORER_INFERENCE__MODEL_REPOSITORY": str(repo),
-            "SCORER_INFERENCE__VERSIONS": json.dumps({k.value: "1" for k in EventKind}),
-            "SCORER_INFERENCE__BACKEND": "triton" if triton else "onnxruntime",
-            "SCORER_HTTP__PORT": str(free_port()),
-        }
-    )
-    if triton is not None:
-        env["SCORER_INFERENCE__TRITON_URL"] = f"127.0.0.1:{triton.grpc_port}"
-        env["SCORER_LIFECYCLE__SYNC_COMMAND"] = json.dumps(triton.sync_command())
-    return env
-
-
-def commit() -> str:
-    """HEAD of this tree; in a snapshot (git archive, no .git) the COMMIT file written beside it."""
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
-    marker = ROOT / "COMMIT"
-    return out.stdout.strip() or (marker.read_text().strip() if marker.is_file() else "")
 
 
 class Soak:

@@ -1,4 +1,5 @@
 """The numbers of an evaluation, as one JSON-ready dict (report.json; report.html shows it).
+Its timing sections (latency, throughput) are :mod:`.timing`'s.
 
 Honesty rules, applied throughout:
 
@@ -24,6 +25,7 @@ from scorer.captures import is_malicious
 
 from . import metrics
 from .join import Joined
+from .timing import latency, throughput
 
 MAX_HOURS = 2000  # alerts-per-hour buckets kept per kind (the busiest, in time order)
 
@@ -69,8 +71,8 @@ def build_report(j: Joined, inputs: dict[str, str | None]) -> dict[str, Any]:
         "capture_labels": _capture_labels(j, c),
         "unknown_truth": _unknown(j, c),
         "alerts_per_hour": {k: _per_hour(c, c.kind == k) for k in kinds},
-        "latency_ms": _latency(j),
-        "throughput": _throughput(j),
+        "latency_ms": latency(j),
+        "throughput": throughput(j),
     }
     prevalence = report["overall"]["all"]["prevalence"]
     report["notes"] = [
@@ -243,75 +245,3 @@ def _per_hour(c: _Columns, mask: metrics.BoolArray) -> dict[str, Any]:
         "alerts": alerts.astype(int).tolist(),
         "bucket_hours": width,
     }
-
-
-# What a Kafka record timestamp measures, by its timestamp_type: (axis label, definition).
-_CLOCKS: dict[int | None, tuple[str, str]] = {
-    0: ("sent", "CreateTime: set by the producer when it called send(), before the broker "
-        "received and acked the record"),
-    1: ("appended", "LogAppendTime: set by the broker when it appended the record, "
-        "right before it acked it"),
-    None: ("timestamp", "not recorded: CreateTime unless the topic uses LogAppendTime"),
-}
-
-
-def _clock(types: set[int | None], which: int) -> str:
-    """The timestamps of a set of records, described (which: 0 axis label, 1 definition)."""
-    text = " / ".join(_CLOCKS[t if t in _CLOCKS else None][which] for t in sorted(types, key=str))
-    return ("mixed: " if len(types) > 1 else "") + (text or "n/a")
-
-
-def _latency(j: Joined) -> dict[str, Any]:
-    # uid -> (Kafka timestamp of the replayed event record, its timestamp type)
-    produced = {
-        r.uid: (ms, r.produced_ts_type) for r in j.truth if (ms := r.produced_ms) is not None
-    }
-    alerts = [
-        (ms - produced[u][0], a.kafka_ts_type, produced[u][1])
-        for u, a in j.alerts.items()
-        if (ms := a.kafka_ms) is not None and u in produced
-    ]
-    alert_lat = np.array([lat for lat, _, _ in alerts], dtype=np.float64)
-    score_lat = np.array(
-        [ms - produced[u][0] for u, ms in j.score_ms.items() if u in produced], dtype=np.float64
-    )
-    if not alert_lat.size and not score_lat.size:
-        why = (
-            "n/a: no Kafka timestamps to compare (an embedded replay scores in process, "
-            "with no produce -> ack path; or the alerts were not read from Kafka)"
-        )
-        return {"available": False, "why": why}
-    event_clock = {e for _, _, e in alerts} or {produced[u][1] for u in j.score_ms if u in produced}
-    alert_clock = {a for _, a, _ in alerts}
-    return {
-        "available": True,
-        "definition": "Kafka timestamp of the alert (or score) record minus that of the "
-        "replayed event record",
-        "event_timestamp": _clock(event_clock, 1),
-        "alert_timestamp": _clock(alert_clock, 1),
-        "axis": f"ms, event {_clock(event_clock, 0)} -> alert {_clock(alert_clock, 0)}",
-        "alert": metrics.distribution(alert_lat),
-        "alert_histogram": metrics.histogram(alert_lat, log=True),
-        "score": metrics.distribution(score_lat),
-    }
-
-
-def _throughput(j: Joined) -> dict[str, Any]:
-    r = j.replay or {}
-    out: dict[str, Any] = {
-        k: r.get(k) for k in ("target", "pacing", "events", "seconds", "events_per_second")
-    }
-    if r.get("scoring_seconds"):
-        out["scorer_events_per_second"] = round(r["events"] / r["scoring_seconds"], 1)
-        out["scorer_basis"] = "events / time inside BatchScorer.score (in process)"
-    produced = [t.produced_ms for t in j.truth if t.produced_ms is not None]
-    done = list(j.score_ms.values()) or [a.kafka_ms for a in j.alerts.values() if a.kafka_ms]
-    if produced and done and max(done) > min(produced):
-        out["scorer_events_per_second"] = round(
-            len(produced) / ((max(done) - min(produced)) / 1000), 1
-        )
-        out["scorer_basis"] = (
-            "events / (last score or alert record - first replayed record): "
-            "a lower bound, capped by the replay's own pacing unless --fast"
-        )
-    return out

@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from scorer.bench import runner_metrics
 from scorer.bench.counting import CommittedCount, Count, OutputCount, watch_drain
 from scorer.bench.loadgen import LoadGenerator, Payload
 from scorer.config import KafkaSettings
@@ -203,7 +204,7 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
             runner = RunnerProcess(argv, env, log)
             try:
                 w = await watch_drain(outputs, runner, len(items), f"{name} (see {log})", on_poll)
-                after = _scrape(metrics_port)
+                after = runner_metrics.scrape(metrics_port)
             finally:
                 runner.stop()
     finally:
@@ -213,8 +214,8 @@ async def drain(name: str, command: Command, bootstrap: str, items: list[Payload
         runner=name, events=len(items), throughput_eps=round(done / seconds, 1) if seconds else 0.0,
         cpu_us_per_event=round((w.cpu1 - w.cpu0) / max(done, 1) * 1e6, 2),
         # Means over every batch of the run (a short drain may be over before a first scrape).
-        peak_rss_mb=round(runner.peak_rss / 2**20, 1), batch_mean=_batch_means({}, after),
-        consumed_by_worker=consumed_by_worker(after),
+        peak_rss_mb=round(runner.peak_rss / 2**20, 1), batch_mean=runner_metrics.batch_means({}, after),
+        consumed_by_worker=runner_metrics.consumed_by_worker(after),
         note=("" if w.count1 >= len(items) else f"only {w.count1} of {len(items)} outputs in time")
         or ("" if seconds else "too short to time: every output arrived at once (raise --events)"),
     )
@@ -238,7 +239,7 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
                 raise RuntimeError(f"{name} exited; see {workdir}/{name}-rate.log")
             await asyncio.sleep(0.05)
         watcher.latencies.clear()
-        added_before = _scrape(metrics_port)
+        added_before = runner_metrics.scrape(metrics_port)
         cpu0, measured_from = runner.cpu(), time.perf_counter()
         seconds = await gen.run(items[warm:], rate=rate, start=warm)
         deadline = time.perf_counter() + 60
@@ -249,8 +250,8 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         # The runner's CPU over the measured phase: at a light rate, batches are small and
         # per-batch costs (and the loop's own turns) show here, not in a drain.
         cpu_s, measured_to = runner.cpu() - cpu0, time.perf_counter()
-        added_after = _scrape(metrics_port)
-        histograms = _histograms(added_before, added_after)
+        added_after = runner_metrics.scrape(metrics_port)
+        histograms = runner_metrics.histograms(added_before, added_after)
         added = {k: v for k, v in histograms.get("scorer_added_latency_seconds", {}).items() if k != "count"}
     finally:
         runner.stop()
@@ -262,64 +263,9 @@ async def fixed_rate(name: str, command: Command, bootstrap: str, items: list[Pa
         cpu_us_per_event=round(cpu_s / max(len(items) - warm, 1) * 1e6, 2),
         peak_rss_mb=round(runner.peak_rss / 2**20, 1), rate_offered_eps=rate,
         rate_achieved_eps=round((len(items) - warm) / seconds, 1), e2e_ms=_percentiles(watcher.latencies),
-        added_ms=added, batch_mean=_batch_means(added_before, added_after),
+        added_ms=added, batch_mean=runner_metrics.batch_means(added_before, added_after),
         histograms=histograms, measured=(measured_from, measured_to),
     )
-
-
-def _scrape(port: int | None) -> dict[str, float] | None:
-    """The runner's /metrics samples: name{labels} -> value (None without a port)."""
-    if port is None:
-        return None
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines() if line.startswith("scorer_")
-    }
-
-
-def consumed_by_worker(samples: dict[str, float] | None) -> dict[str, float]:
-    """``scorer_events_consumed_total`` of a scrape summed over kinds, by its ``worker`` label
-    ("" where there is none: one process)."""
-    out: dict[str, float] = {}
-    for name, value in (samples or {}).items():
-        if name.startswith("scorer_events_consumed_total"):
-            worker = _label(name, "worker")
-            out[worker] = out.get(worker, 0.0) + value
-    return out
-
-
-def _label(sample: str, label: str) -> str:
-    """The value of ``label`` in a sample's ``name{label="value",...}`` ("" without it)."""
-    head = f'{label}="'
-    return sample.split(head, 1)[1].split('"', 1)[0] if head in sample else ""
-
-
-def _batch_means(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float]:
-    if before is None or after is None:
-        return {}
-
-    def delta(name: str) -> float:
-        return after.get(name, 0.0) - before.get(name, 0.0)
-
-    batches = delta("scorer_batch_records_count")
-    if batches <= 0:
-        return {}
-    out = {"records": round(delta("scorer_batch_records_sum") / batches, 1)}
-    for name in after:
-        if name.startswith("scorer_stage_seconds_sum"):
-            stage = _label(name, "stage")
-            out[f"{stage}_ms"] = round(delta(name) / batches * 1000, 3)
-    return out
-
-
-def _histograms(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, dict[str, float]]:
-    from scorer.bench.latency import histogram_quantiles  # that module runs this one's phases
-
-    return histogram_quantiles(before, after)
 
 
 def python() -> str:

@@ -47,7 +47,7 @@ QUANTILES = (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))
 def histogram_quantiles(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, dict[str, float]]:
     """Per series of the histograms in :data:`HISTOGRAMS` (``name`` or ``name{label}``): the
     count and the quantiles (ms, bucket upper bounds) of what was observed between the two
-    scrapes (``harness._scrape`` samples)."""
+    scrapes (``runner_metrics.scrape`` samples)."""
     if before is None or after is None:
         return {}
     series: dict[str, dict[float, float]] = {}

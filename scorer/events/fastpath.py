@@ -19,7 +19,7 @@ from scorer.events.structs import STRUCT_OF_KIND, EndpointEvent, Event, EventKin
 _DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()}
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 # The flow fields the generic path bounds: texts it reads "-"/"" as unset in and caps at
-# MAX_TEXT, integers it refuses beyond INT_LIMIT (scorer.events.columnar checks the same).
+# MAX_TEXT, integers it refuses beyond INT_LIMIT (scorer.events.column_checks checks the same).
 FLOW_TEXTS = ("src_ip", "dst_ip", "proto", "service", "conn_state", "history", "source", "label")
 FLOW_INTS = ("src_port", "dst_port", "src_bytes", "dst_bytes", "src_pkts", "dst_pkts")
 

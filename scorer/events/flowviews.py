@@ -139,7 +139,7 @@ _STAT_INDEX = {name: i for i, name in enumerate(CIC_STATISTICS)}
 READ_STATISTICS = ("FIN Flag Count", "RST Flag Count", "Fwd RST Flags", "Bwd RST Flags")
 
 
-# The record's texts the cut looks at on the way (scorer.events.columnar's checks of them).
+# The record's texts the cut looks at on the way (scorer.events.column_checks' checks of them).
 _CUT_TEXTS = ("uid", *FLOW_TEXTS)
 
 

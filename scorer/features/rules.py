@@ -23,7 +23,7 @@ import numpy as np
 
 from scorer.events.structs import EndpointEvent
 from scorer.features.base import F64, column
-from scorer.features.edr_batch import Sheet
+from scorer.features.sheet import Sheet
 from scorer.features.texts import factorize
 from scorer.rules.model import LEVELS
 

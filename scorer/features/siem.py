@@ -27,8 +27,9 @@ from scorer.features.base import (
     only,
     stable_hash,
 )
-from scorer.features.edr_batch import RAW, TUPLE, Group, Plan, Sheet
+from scorer.features.edr_batch import RAW, TUPLE, Group, Plan
 from scorer.features.entity_state import entity_rows, entity_windows
+from scorer.features.sheet import Sheet
 from scorer.features.texts import Texts, factorize, text_memo
 
 TOKEN_BUCKETS = 64

@@ -1,5 +1,6 @@
-"""``scorer models package|validate|deploy|promote|rollback|list``, and the same deploy,
-promote, rollback and list for rule packs under ``scorer rules`` (:func:`register_rule_commands`).
+"""``scorer models package|validate|deploy|promote|rollback|list``: the offline commands
+(package, validate) here; deploy, promote, rollback and list, which the rule packs under
+``scorer rules`` share, in :mod:`scorer.lifecycle.control_commands`.
 
 Exit codes: 0 done / passed; 1 validation failed or a scorer refused the change (with
 ``--wait``); 2 usage or model errors (``scorer: <why>`` on stderr, from scorer.cli).
@@ -15,7 +16,6 @@ from typing import Any
 
 import msgspec
 
-from scorer.config import Settings, load_settings
 from scorer.errors import KafkaUnavailable, ModelError
 from scorer.features import FEATURE_SETS
 from scorer.inference.repository import list_versions, load_version
@@ -23,8 +23,9 @@ from scorer.inference.triton_config import input_width
 from scorer.lifecycle import golden as goldens
 from scorer.lifecycle import listing, ops
 from scorer.lifecycle.contract import DEFAULT_FEATURE_SET
+from scorer.lifecycle.control_commands import change, change_args, context, list_args
 from scorer.lifecycle.package import PackageRequest, package
-from scorer.lifecycle.rulepacks import control_key, pack_of
+from scorer.lifecycle.rulepacks import pack_of
 from scorer.lifecycle.transitions import current_production
 from scorer.lifecycle.validate import Margins, Verdict, validate
 
@@ -72,65 +73,19 @@ def register(sub: Any) -> None:
     _golden_arg(v)
 
     dep = _command(cmds, "deploy", "score every event with this version too (shadow); only production alerts",
-                   _change("deploy-shadow"))
+                   change("deploy-shadow"))
     dep.add_argument("--version", required=True, help="version to shadow (required); 'none' stops shadowing")
     dep.add_argument("--shadow", action="store_true", required=True, help="required: versions enter as shadows")
     for name, help_ in (("promote", "make the shadow (or --version) production, between micro-batches"),
                         ("rollback", "return to the previous production version (or --version)")):
-        c = _command(cmds, name, help_, _change(name))
+        c = _command(cmds, name, help_, change(name))
         c.add_argument("--version", help="default: the shadow (promote) / the previous production (rollback)")
-    _change_args(cmds)
+    change_args(cmds)
 
     lst = cmds.add_parser("list", help="versions in the repository (checksums, cards, feature sets), and what "
                                        "the live service serves when Kafka answers")
     _common(lst, kind_required=False)
-    _list_args(lst)
-
-
-def register_rule_commands(cmds: Any) -> None:
-    """``scorer rules deploy PACK VERSION --shadow``, ``promote [PACK]``, ``rollback [PACK]``: the
-    model commands' control plane, with the key ``rules/<pack>`` (docs/rules.md)."""
-    dep = cmds.add_parser("deploy", help="run this pack version beside production on every scorer (shadow)")
-    dep.add_argument("pack", help="pack name (a directory of the rule repository)")
-    dep.add_argument("version", help="'none' stops the rule shadow")
-    dep.add_argument("--shadow", action="store_true", required=True, help="required: packs enter as shadows")
-    dep.set_defaults(func=_change("deploy-shadow"))
-    for name, help_ in (("promote", "make the shadow pack (or --version) production, between micro-batches"),
-                        ("rollback", "return to the previous production pack (or --version)")):
-        c = cmds.add_parser(name, help=help_)
-        c.add_argument("pack", nargs="?", help="default: the configured pack (SCORER_RULES__PACK)")
-        c.add_argument("--version", help="default: the shadow (promote) / the previous production (rollback)")
-        c.set_defaults(func=_change(name))
-    for c in (cmds.choices[n] for n in ("deploy", "promote", "rollback")):
-        c.add_argument("--config", type=Path, help="YAML settings file (default: none; env SCORER_* wins)")
-        c.add_argument("--repo", type=Path, help="rule repository (default: SCORER_RULES__REPOSITORY)")
-        c.set_defaults(rules=True)
-    _change_args(cmds)
-
-
-def rules_listing(args: argparse.Namespace) -> int:
-    """``scorer rules list`` without a pack directory: versions on disk beside what each scorer serves."""
-    args.rules = True
-    return _list(args)
-
-
-def _list_args(parser: argparse.ArgumentParser) -> None:
-    """Options of ``models list`` and ``rules list`` (the latter adds its own --config, --repo)."""
-    parser.add_argument("--json", action="store_true", help="print the listing as JSON (default: text)")
-    parser.add_argument("--kafka-timeout", type=float, default=listing.LIVE_TIMEOUT_S, metavar="SECONDS",
-                        help="how long to try Kafka for the live serving state before listing the repository "
-                             f"only (default: {listing.LIVE_TIMEOUT_S:g})")
-    parser.set_defaults(func=_list)
-
-
-def _change_args(cmds: Any) -> None:
-    for c in (cmds.choices[n] for n in ("deploy", "promote", "rollback")):
-        c.add_argument("--reason", default="", help="recorded in the control topic with who issued it (default: none)")
-        c.add_argument("--issued-by", help="who issues the change, recorded with it (default: $USER@host)")
-        c.add_argument("--production", help="the production version, when no scorer has reported one yet "
-                                            "(default: the control topic's, else the configured one)")
-        c.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                       help="wait until a scorer applied or refused it; exit 1 on refusal (default: 0, no wait)")
+    list_args(lst)
 
 
 def _command(cmds: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
@@ -151,20 +106,6 @@ def _common(parser: argparse.ArgumentParser, *, kind_required: bool) -> None:
 def _golden_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--golden", type=Path, help="golden set, a golden.npz (default: the candidate's, the "
                                                      "production's, else built from the shared data)")
-
-
-def _context(args: argparse.Namespace) -> ops.Context:
-    settings: Settings = load_settings(args.config)
-    if getattr(args, "rules", False):
-        return ops.Context(settings, settings.lifecycle, args.repo or settings.rules.repository)
-    return ops.Context(settings, settings.lifecycle, args.repo or settings.inference.model_repository)
-
-
-def _key(args: argparse.Namespace, ctx: ops.Context) -> str:
-    """The control key: the kind for a model, ``rules/<pack>`` for a rule pack."""
-    if getattr(args, "rules", False):
-        return control_key(args.pack or ctx.settings.rules.pack)
-    return str(args.kind)
 
 
 def add_latency_gates(parser: argparse.ArgumentParser, ratio: float, measured: str) -> None:
@@ -213,7 +154,7 @@ def _configured_version(ctx: ops.Context, kind: str) -> str:
 def _package(args: argparse.Namespace) -> int:
     if not args.model_file.is_file():  # before the golden set, which may take a minute to build
         raise ModelError(f"{args.model_file}: no such file")
-    ctx = _context(args)
+    ctx = context(args)
     name = ctx.model(args.kind)
     prod_v = production_hint(ctx, args.kind, None, None) if list_versions(ctx.repo, name) else None
     production = load_version(ctx.repo, name, prod_v) if prod_v else None
@@ -244,7 +185,7 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    ctx = _context(args)
+    ctx = context(args)
     name = ctx.model(args.kind)
     against = production_hint(ctx, args.kind, args.against, args.version, args.kafka_timeout)
     prod_dir = ctx.repo / name / against if against else None
@@ -262,45 +203,3 @@ def _validate(args: argparse.Namespace) -> int:
 def print_verdict(verdict: Verdict, as_json: bool) -> None:
     """A validate verdict as the engineer asked for it: its lines, or JSON (models and rule packs)."""
     print(msgspec.json.format(msgspec.json.encode(verdict)).decode() if as_json else verdict.text())
-
-
-def _change(action: str) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        ctx = _context(args)
-        result = asyncio.run(ops.change(
-            ctx, _key(args, ctx), "clear-shadow" if action == "deploy-shadow" and args.version == "none" else action,
-            version=args.version, reason=args.reason, issued_by=args.issued_by,
-            production=args.production, wait_s=args.wait,
-        ))
-        s = result.state
-        print(f"{s.kind}: {s.action} -> production {s.production}, shadow {s.shadow or '-'}, previous "
-              f"{s.previous or '-'} (control offset {result.offset}; production before: "
-              f"{result.production_source})")
-        for warning in result.warnings:
-            print(f"  WARNING: {warning}")
-        for st in result.applied:
-            print(f"  applied by {st.process}: production {st.production}, shadow {st.shadow or '-'}"
-                  + (f"; WARNING: {st.warning}" if st.warning else ""))
-        for st in result.refused:
-            print(f"  REFUSED by {st.process}: {st.refused}")
-        if args.wait and not (result.applied or result.refused):
-            print(f"  no scorer reported within {args.wait:.0f}s (is one running?)")
-            return 1
-        return 1 if result.refused else 0
-
-    return run
-
-
-def _list(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    if getattr(args, "rules", False):
-        kinds = [_key(args, ctx)]
-    else:
-        kinds = [args.kind] if args.kind else [k.value for k in ctx.settings.kinds]
-    items = asyncio.run(listing.listing(ctx, kinds, timeout_s=args.kafka_timeout))
-    if args.json:
-        print(msgspec.json.format(msgspec.json.encode(items)).decode())
-    else:
-        print(listing.listing_text(items))
-    return 0
-

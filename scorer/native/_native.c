@@ -798,7 +798,7 @@ static const char *string_end(const char *p, const char *end) {
 }
 
 /* Whether the member key..key_end of a record, valued v..v_end (its JSON text), passes the
-   columnar path's text checks (scorer.events.columnar._checked_flows): not a text member,
+   columnar path's text checks (scorer.events.column_checks.checked_flows): not a text member,
    null, or a string without escapes that is none of ``missing``, at most ``max_text`` bytes
    (characters <= bytes) and, for ``lower``, ASCII with a lower-case letter and no upper-case
    one (str.islower). 0 is "look in Python", never a refusal. */
@@ -920,7 +920,7 @@ static PyObject *Stats_cut(Stats *s, PyObject *values) {
  *
  * The reference is the cut path above: the record with its statistics cut out, decoded by
  * msgspec into scorer.events.flowviews.CutFlowView, then the columnar checks of its texts
- * (scorer.events.columnar._checked_flows). rows(values, max_bytes) reads each canonical flow
+ * (scorer.events.column_checks.checked_flows). rows(values, max_bytes) reads each canonical flow
  * record's fields here instead, into one FlowBatch's columns, and answers per record a
  * FlowRow (an index into the batch: the view's attributes, the same values and types, made
  * Python objects only when asked) or None where it is not the plain case, which then takes the
@@ -2017,7 +2017,7 @@ fail:
 /* ---- bounded(events, floats, ints, limit, empty) -> bool -------------------------------
  *
  * Whether every event passes the decode step's column checks for certain (the reference is
- * scorer.events.columnar._all_events_good): each attribute named in ``floats`` an exact
+ * scorer.events.column_checks.all_events_good): each attribute named in ``floats`` an exact
  * finite float, each in ``ints`` None or an exact int of at most ``limit`` in magnitude, each
  * in ``empty`` false. False at the first value that is anything else: the caller then looks
  * column by column, which decides each value. One pass instead of a set and a max/min per

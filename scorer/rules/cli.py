@@ -1,6 +1,6 @@
 """``scorer rules package|validate|list``: build, check and show Sigma rule packs offline;
 ``scorer rules deploy --shadow|promote|rollback|list``: the packs on the live service, through
-the model lifecycle's control plane (:func:`scorer.lifecycle.cli.register_rule_commands`).
+the model lifecycle's control plane (:func:`scorer.lifecycle.control_commands.register_rule_commands`).
 
 Exit codes: 0 done / passed; 1 the pack was refused (rules that do not compile, a
 checksum, IR or golden-set mismatch: each printed as ``file: reason``; a ``validate`` gate
@@ -22,13 +22,8 @@ import msgspec
 
 from scorer.config import data_dir, load_settings
 from scorer.errors import ModelError
-from scorer.lifecycle.cli import (
-    add_latency_gates,
-    print_verdict,
-    production_hint,
-    register_rule_commands,
-    rules_listing,
-)
+from scorer.lifecycle.cli import add_latency_gates, print_verdict, production_hint
+from scorer.lifecycle.control_commands import register_rule_commands, rules_listing
 from scorer.lifecycle.listing import LIVE_TIMEOUT_S
 from scorer.lifecycle.ops import Context
 from scorer.lifecycle.rule_validate import RuleMargins, integrity, validate_rules

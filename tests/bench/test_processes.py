@@ -13,8 +13,8 @@ from typing import Any
 
 from scorer.bench import harness, processes
 from scorer.bench.counting import watch_drain
-from scorer.bench.harness import consumed_by_worker
 from scorer.bench.processes import CpuWatch, Progress
+from scorer.bench.runner_metrics import consumed_by_worker
 from scorer.events.structs import EventKind
 
 # Once told (a line on stdin), burns 0.3 s of CPU, then waits to be killed; its argv names it

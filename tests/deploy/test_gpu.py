@@ -24,7 +24,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from deploy.gpu import bench_common, client_bench, forest_scorer, inprocess_bench, scorers_bench
+from deploy.gpu import bench_common, client_bench, forest_scorer, inprocess_bench, scorers_bench, transports
 from deploy.gpu import launch as deploy_gpu
 from tests.support.gpu import gpu_repository_server, infer_once
 from tests.support.paths import MODEL_REPOSITORY
@@ -114,7 +114,7 @@ def test_measure_runs_every_transport_until_count() -> None:
 def test_a_region_the_server_still_holds_is_unregistered_once_released() -> None:
     from tritonclient.utils import InferenceServerException
 
-    t = object.__new__(client_bench.Transport)
+    t = object.__new__(transports.Transport)
     asked: list[str] = []
 
     class Server:
@@ -289,7 +289,7 @@ def test_cpp_backend_rejects_a_request_it_cannot_score(gpu_server: str) -> None:
     with pytest.raises(InferenceServerException, match="shape"):
         client.infer(f"netflow_classifier_{deploy_gpu.CPP}", [bad])
     x = _rows("netflow_classifier", 3, seed=1)
-    t = client_bench.Transport(gpu_server, f"netflow_classifier_{deploy_gpu.CPP}", "grpc", 3, x.shape[1], "after")
+    t = transports.Transport(gpu_server, f"netflow_classifier_{deploy_gpu.CPP}", "grpc", 3, x.shape[1], "after")
     try:
         assert np.abs(t.infer(x) - _ort("netflow_classifier", x)).max() < 1e-5
     finally:

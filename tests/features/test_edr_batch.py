@@ -1,4 +1,4 @@
-"""The EDR batch's sheet: its matrix holds what base.stack gives for the same columns."""
+"""The EDR batch's sheet (scorer.features.sheet): its matrix holds what base.stack gives for the same columns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 import scorer.native
 from scorer.features.base import CLIP, stack
-from scorer.features.edr_batch import Sheet
+from scorer.features.sheet import Sheet
 from scorer.features.texts import Texts
 from tests.support.native import use_native
 

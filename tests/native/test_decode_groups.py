@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorer.native
-from scorer.events.columnar import _EMPTY, _EVENT_INTS, _all_events_good_reference, where, where_reference
+from scorer.events.column_checks import _EMPTY, _EVENT_INTS, _all_events_good_reference
+from scorer.events.columnar import where, where_reference
 from scorer.events.convert import INT_LIMIT
 from scorer.events.structs import EndpointEvent, EventKind, SiemAlert
 from tests.support.native import use_native

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scorer.native
-from scorer.events.columnar import _checked_flows
+from scorer.events.column_checks import checked_flows as _checked_flows
 from scorer.events.flowviews import (
     CIC_STATISTICS,
     READ_STATISTICS,

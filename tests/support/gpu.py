@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from deploy.gpu import client_bench
 from deploy.gpu import launch as deploy_gpu
+from deploy.gpu import transports
 from deploy.local import triton as local_triton
 from tests.support import markers
 from tests.support.kafka import free_ports
@@ -49,7 +49,7 @@ def infer_once(url: str, model: str, transport: str, x: npt.NDArray[np.float32],
     """One request of ``x``'s rows to ``model`` through the bench's client transport (gRPC,
     system or CUDA shared memory), its regions released afterwards: numpy scores, CuPy for
     the cudashm-gpu transport."""
-    t = client_bench.Transport(url, model, transport, len(x), x.shape[1], tag)
+    t = transports.Transport(url, model, transport, len(x), x.shape[1], tag)
     try:
         return t.infer(x)
     finally:
