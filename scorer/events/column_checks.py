@@ -18,7 +18,7 @@ from operator import attrgetter
 import numpy as np
 
 import scorer.native
-from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
+from scorer.events.convert import INT_LIMIT, MAX_TEXT, MISSING_TEXTS
 from scorer.events.fastpath import FLOW_TEXTS
 from scorer.events.flowviews import Row
 from scorer.events.structs import EventKind
@@ -132,7 +132,7 @@ def _all_good(distinct: set[str | None], name: str) -> bool:
     texts = distinct - _UNSET_UID if name == "uid" else distinct - _UNSET
     if not texts:
         return True
-    return (max(map(len, texts)) <= MAX_TEXT and _MISSING.isdisjoint(texts)  # type: ignore[arg-type]
+    return (max(map(len, texts)) <= MAX_TEXT and MISSING_TEXTS.isdisjoint(texts)  # type: ignore[arg-type]
             and (name != "proto" or all(map(str.islower, texts))))  # type: ignore[arg-type]
 
 
@@ -143,4 +143,4 @@ _UNSET_UID: set[str | None] = {None, ""}  # "" is the uid's own default
 def _bad_text(text: str | None, name: str) -> bool:
     if text is None or (name == "uid" and text == ""):  # "" is the uid's own default
         return False
-    return len(text) > MAX_TEXT or text in _MISSING or (name == "proto" and not text.islower())
+    return len(text) > MAX_TEXT or text in MISSING_TEXTS or (name == "proto" and not text.islower())

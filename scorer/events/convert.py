@@ -16,13 +16,13 @@ from scorer.errors import RecordError
 E = TypeVar("E")
 
 # Zeek writes "-" for unset and "(empty)" for empty. "NaN" is not missing: it is refused.
-_MISSING = {"", "-", "(empty)", "null", "None"}
+MISSING_TEXTS = {"", "-", "(empty)", "null", "None"}
 MAX_TEXT = 8192
 INT_LIMIT = 2**62  # integers beyond this are garbage in any field of ours
 
 
 def is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value in _MISSING)
+    return value is None or (isinstance(value, str) and value in MISSING_TEXTS)
 
 
 def to_float(value: Any, field: str, *, default: float | None = None) -> float:

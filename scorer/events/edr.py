@@ -12,7 +12,7 @@ from typing import Any
 
 from scorer.errors import RecordError
 from scorer.events.convert import (
-    _MISSING,
+    MISSING_TEXTS,
     bounded,
     by_form,
     is_missing,
@@ -144,7 +144,7 @@ def _fields(data: Mapping[str, Any], chosen: list[str], header: Mapping[str, Any
         # Classic PowerShell events exported flat (NXLog, OTRF) carry their payload only in
         # Message: kept as "Data", the field Sigma's rules for these events read.
         out["Data"] = message[:FIELD_TEXT_LIMIT]
-    consumed, missing = _CONSUMED, _MISSING
+    consumed, missing = _CONSUMED, MISSING_TEXTS
     for key, value in data.items():
         if key in consumed or key in chosen:
             continue

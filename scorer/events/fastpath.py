@@ -13,7 +13,7 @@ import math
 
 import msgspec
 
-from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
+from scorer.events.convert import INT_LIMIT, MAX_TEXT, MISSING_TEXTS
 from scorer.events.structs import STRUCT_OF_KIND, EndpointEvent, Event, EventKind, FlowRecord, SiemAlert
 
 _DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in STRUCT_OF_KIND.items()}
@@ -57,10 +57,10 @@ def _flow_ok(flow: FlowRecord) -> bool:
         return False
     for text in (flow.src_ip, flow.dst_ip, flow.proto, flow.service, flow.conn_state, flow.history,
                  flow.source, flow.label):
-        if text is not None and (len(text) > MAX_TEXT or text in _MISSING):
+        if text is not None and (len(text) > MAX_TEXT or text in MISSING_TEXTS):
             return False
     uid = flow.uid
-    if uid and (len(uid) > MAX_TEXT or uid in _MISSING):  # "" is the uid's own default
+    if uid and (len(uid) > MAX_TEXT or uid in MISSING_TEXTS):  # "" is the uid's own default
         return False
     if max(abs(flow.src_port), abs(flow.dst_port), abs(flow.src_bytes), abs(flow.dst_bytes),
            abs(flow.src_pkts), abs(flow.dst_pkts)) > INT_LIMIT:

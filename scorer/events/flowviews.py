@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 import scorer.native
-from scorer.events.convert import _MISSING, INT_LIMIT, MAX_TEXT
+from scorer.events.convert import INT_LIMIT, MAX_TEXT, MISSING_TEXTS
 from scorer.events.fastpath import DECODE_ERRORS, FLOW_INTS, FLOW_TEXTS
 from scorer.events.structs import FlowRecord
 
@@ -147,7 +147,7 @@ _CUT_TEXTS = ("uid", *FLOW_TEXTS)
 def _stats_scanner(native: Any) -> Any:
     return native.Stats(tuple(name.encode() for name in CIC_STATISTICS), tuple(map(_STAT_INDEX.get, READ_STATISTICS)),
                         texts=tuple(name.encode() for name in _CUT_TEXTS),
-                        missing=tuple(sorted(text.encode() for text in _MISSING)), max_text=MAX_TEXT,
+                        missing=tuple(sorted(text.encode() for text in MISSING_TEXTS)), max_text=MAX_TEXT,
                         blank_ok=_CUT_TEXTS.index("uid"), lower=_CUT_TEXTS.index("proto"))
 
 
