@@ -32,7 +32,9 @@ from aiokafka.producer.sender import AddOffsetsToTxnHandler
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import CompactArray, CompactString, Int16, Int32, Int64, Schema, TaggedFields
 
+from scorer.config import KafkaSettings
 from scorer.errors import KafkaUnavailable
+from scorer.kafka.clients import admin_client
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 COMMITTED = frozenset({"PrepareCommit", "CompleteCommit"})
 _SETTLED = frozenset({"Empty", "CompleteCommit", "CompleteAbort"})
 _TRANSACTIONAL_ID_NOT_FOUND = 105  # not in aiokafka's table of error codes
+# How long a start may wait on the broker (its coordinator, the markers) before it says why in one line.
+START_S = 120.0
 
 
 class DescribeTransactionsResponse_v0(Response):  # type: ignore[misc]
@@ -148,25 +152,27 @@ async def start_transactional(producer: AIOKafkaProducer, transactional_id: str,
         ) from None
 
 
-async def start_exactly_once(client: AIOKafkaClient, producer: AIOKafkaProducer, topics: Sequence[str],
-                             group_id: str, timeout_s: float) -> LastTransaction | None:
-    """Start ``producer`` (transactional) and end what its predecessor left open in
-    ``topics`` and ``group_id``'s offsets as the coordinator decided it: committed after a
-    commit, else aborted. Returns once those markers are written; ``client`` asks the
-    coordinator (any started client of the same cluster). Returns the predecessor's record."""
+async def start_exactly_once(kafka: KafkaSettings, producer: AIOKafkaProducer, topics: Sequence[str],
+                             timeout_s: float = START_S) -> LastTransaction | None:
+    """Start ``producer`` (transactional, made from ``kafka``) and end what its predecessor left
+    open in ``topics`` and the offsets of ``kafka.group_id`` as the coordinator decided it:
+    committed after a commit, else aborted. Returns once those markers are written, with the
+    predecessor's record (asked through an admin client of ``kafka``, open for the start only)."""
     txn_id = producer._txn_manager.transactional_id
-    last = await describe_transaction(client, txn_id, timeout_s)  # before InitProducerId replaces it
-    await start_transactional(producer, txn_id, timeout_s)
-    one_line_sender_errors()
-    commit = last is not None and last.committed
-    await end_leftover_transaction(producer, topics, group_id, commit=commit)
-    deadline = time.monotonic() + timeout_s
-    while (now := await describe_transaction(client, txn_id, timeout_s)) is not None and now.state not in _SETTLED:
-        if time.monotonic() > deadline:
-            raise KafkaUnavailable(
-                f"the transaction ending what {txn_id!r} left open is still {now.state} after {timeout_s:.0f} s: "
-                f"its markers are not written ({len(now.partitions)} partitions without a leader?)")
-        await asyncio.sleep(0.05)
+    async with admin_client(kafka) as admin:
+        client = admin._client
+        last = await describe_transaction(client, txn_id, timeout_s)  # before InitProducerId replaces it
+        await start_transactional(producer, txn_id, timeout_s)
+        one_line_sender_errors()
+        commit = last is not None and last.committed
+        await end_leftover_transaction(producer, topics, kafka.group_id, commit=commit)
+        deadline = time.monotonic() + timeout_s
+        while (now := await describe_transaction(client, txn_id, timeout_s)) is not None and now.state not in _SETTLED:
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(
+                    f"the transaction ending what {txn_id!r} left open is still {now.state} after {timeout_s:.0f} s: "
+                    f"its markers are not written ({len(now.partitions)} partitions without a leader?)")
+            await asyncio.sleep(0.05)
     log.info("the last transaction of %r was %s: what it left open is %s", txn_id,
              last.state if last is not None else "none", "committed" if commit else "aborted")
     return last

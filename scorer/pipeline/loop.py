@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced
 
 from scorer.config import Settings
 from scorer.errors import KafkaUnavailable, ScorerError
-from scorer.kafka import TopicSpec, admin_client, ensure_topics, make_consumer, make_producer
+from scorer.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from scorer.kafka.transactions import start_exactly_once
 from scorer.metrics import BatchTrace, ScorerMetrics
 from scorer.pipeline.outcome import BatchOutcome, OutputHook, count_batch
@@ -103,8 +103,7 @@ class ScoringLoop:
         else:  # fences the previous producer of txn_id once its transaction is finished
             # Before the consumer reads the committed offsets: a transaction of the previous
             # producer that the broker left without markers would hide the last ones.
-            async with admin_client(kafka) as admin:
-                await start_exactly_once(admin._client, self._producer, self.output_topics(), kafka.group_id, REOPEN_S)
+            await start_exactly_once(kafka, self._producer, self.output_topics(), REOPEN_S)
         self._consumer = make_consumer(kafka, [])
         self._sink = Sink(self._producer, self._consumer, kafka.group_id)
         listener = WaitForBatches(self.inflight, self.drain, self.partition_listeners)

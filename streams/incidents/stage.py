@@ -22,7 +22,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from scorer.config import IncidentSettings, KafkaSettings, Settings
-from scorer.kafka import admin_client, make_consumer, make_producer, make_reader
+from scorer.kafka import make_consumer, make_producer, make_reader
 from scorer.kafka.transactions import start_exactly_once
 
 from ..kafka import Handover, stop_after
@@ -34,7 +34,6 @@ T = TypeVar("T")
 # one loop: a batch of a few thousand findings is a few hundred ms of CPU, and without a
 # yield the other stage's transaction, already answered by the broker, waits behind it.
 YIELD_EVERY = 256
-START_S = 120.0  # for the transactional producer's start: then one line, not a silent wait
 
 
 class Observer(Protocol):
@@ -121,8 +120,7 @@ class Stage:
         self.producer = make_producer(kafka, transactional_id=f"{self.group_id}-{self.settings.instance}")
         # Fences a killed predecessor and ends what it left open, as its coordinator decided,
         # before the changelog and the committed offsets are read.
-        async with admin_client(kafka) as admin:
-            await start_exactly_once(admin._client, self.producer, self.outputs(), self.group_id, START_S)
+        await start_exactly_once(kafka, self.producer, self.outputs())
         self.reader = make_reader(kafka, f"{self.name}-state")
         await self.reader.start()
         await self.setup()

@@ -166,11 +166,10 @@ async def test_a_new_producer_ends_its_predecessors_transaction_as_the_coordinat
 
     second = make_producer(s.settings, transactional_id=s.txn_id)
     caplog.set_level(logging.INFO, "scorer.kafka.transactions")
-    async with admin_client(s.settings) as admin:
-        try:
-            last = await start_exactly_once(admin._client, second, s.outputs, s.group, 60)
-        finally:
-            await second.stop()
+    try:
+        last = await start_exactly_once(s.settings, second, s.outputs, 60)
+    finally:
+        await second.stop()
     # Committed: PrepareCommit while the coordinator still writes its markers, then CompleteCommit.
     # Left ongoing: Ongoing, or aborted already if its timeout passed (a very slow machine).
     assert last is not None and last.committed == ended, last
