@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from scorer.bench.harness import drop_topics, make_topics
-from scorer.bench.loadgen import LoadGenerator, payloads, templates
+from scorer.bench.loadgen import LoadGenerator, Payload, payloads, templates
 from scorer.bench.realistic import add_stream_arguments, stream_templates
 from scorer.config import KafkaSettings
 from scorer.demo import bundled_capture
@@ -113,13 +113,14 @@ def _available(variant: str) -> bool:
     return True
 
 
-async def _preload(args: argparse.Namespace) -> tuple[dict[str, str], str]:
-    """The run's topics (name -> kind), filled, and its output topic's name (drop_topics')."""
+async def preload(args: argparse.Namespace) -> tuple[list[Payload], dict[EventKind, str], str]:
+    """``args.events`` of ``--stream`` produced into fresh topics: the events (kind, key,
+    value), the topic of each kind, and the run's output topic's name (drop_topics')."""
     kinds = tuple(EventKind)
     items = list(payloads(stream_templates(args, templates(bundled_capture(), kinds)), args.events))
     topics, out = await make_topics(args.bootstrap, kinds, args.partitions)
     await LoadGenerator(args.bootstrap, topics, len(items)).run(items)
-    return {t: k.value for k, t in topics.items()}, out
+    return items, topics, out
 
 
 def main() -> None:
@@ -137,8 +138,8 @@ def main() -> None:
     if args.variant:
         print(json.dumps(_variant(args)))
         return
-    preloaded, output_topic = asyncio.run(_preload(args))
-    topics = json.dumps(preloaded)
+    _, preloaded, output_topic = asyncio.run(preload(args))
+    topics = json.dumps({t: k.value for k, t in preloaded.items()})
     results: list[dict[str, Any]] = []
     try:
         for _ in range(args.rounds):

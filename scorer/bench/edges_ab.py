@@ -30,11 +30,9 @@ from typing import Any
 import msgspec
 
 from scorer.bench.abtrees import build_native
-from scorer.bench.harness import drop_topics, make_topics
-from scorer.bench.loadgen import LoadGenerator, payloads, templates
-from scorer.bench.realistic import add_stream_arguments, stream_templates
+from scorer.bench.harness import drop_topics
+from scorer.bench.realistic import add_stream_arguments
 from scorer.config import KafkaSettings, Settings
-from scorer.demo import bundled_capture
 from scorer.events.structs import EventKind
 from scorer.kafka import TopicSpec, ensure_topics
 
@@ -70,7 +68,7 @@ async def _produce(bootstrap: str, data: Path) -> dict[str, float]:
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     if args.child == "produce":
         return asyncio.run(_produce(args.bootstrap, Path(args.data)))
-    from scorer.bench.consume import _aiokafka
+    from scorer.bench.consume import _aiokafka  # in the tree under test: a name every tree has
 
     topics = {t: EventKind(k) for t, k in json.loads(args.topics).items()}
     n, cpu, wall = asyncio.run(_aiokafka(args.bootstrap, topics, args.partitions, args.events, False, False))
@@ -80,14 +78,13 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
 async def _prepare(args: argparse.Namespace, data: Path) -> tuple[dict[str, str], str]:
     """The inputs preloaded into fresh topics; the outputs of scoring them (this tree) in ``data``.
     Returns the input topics (name -> kind) and the run's output topic (drop_topics')."""
+    # Here, not at the top: a child imports this file with another tree's scorer package.
+    from scorer.bench.consume import preload
     from scorer.pipeline.records import InputRecord
     from scorer.pipeline.sink import score_records
     from scorer.service.build import build_scorer
 
-    kinds = tuple(EventKind)
-    items = list(payloads(stream_templates(args, templates(bundled_capture(), kinds)), args.events))
-    topics, out = await make_topics(args.bootstrap, kinds, args.partitions)
-    await LoadGenerator(args.bootstrap, topics, len(items)).run(items)
+    items, topics, out = await preload(args)
     scorer = build_scorer(Settings(inference={"backend": "onnxruntime"}))  # type: ignore[arg-type]
     encoder = msgspec.json.Encoder()
     batches = []
