@@ -10,8 +10,10 @@ batches, hundreds of KB each, were copied once per level of its schema (section 
 pieces to a list: consecutive fixed-size fields (ints, floats, booleans) packed by one
 ``struct.Struct``, strings, bytes and arrays (of such fields or of schemas) by small
 functions, any other type (the flexible versions' compact types, tagged fields) by its own
-``encode``; bytes values go in as they are. :func:`encoder` joins them once. The decoders of
-:mod:`scorer.kafka.codec` share :data:`FIXED_FORMATS`, :func:`runs` and :func:`made_once`.
+``encode``; bytes values go in as they are. The message's owner joins them once
+(:func:`scorer.kafka.codec.struct_encode`; :mod:`scorer.kafka.connection` hands them to the
+transport). The decoders of :mod:`scorer.kafka.codec` share :data:`FIXED_FORMATS`,
+:func:`runs` and :func:`made_once`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import Any
 
 from aiokafka.protocol import types as _types
 
-Encode = Callable[[Any], bytes]
 Emit = Callable[[Any, list[Any]], None]  # (value, the pieces of the message so far)
 
 # struct's format of each fixed-size type (the type itself is the schema's field, a class).
@@ -52,18 +53,6 @@ def runs(fields: Sequence[Any]) -> list[tuple[int, int, bool]]:
         out.append((i, j, True) if j > i else (i, i + 1, False))
         i = max(j, i + 1)
     return out
-
-
-def encoder(t: Any) -> Encode:
-    """The encoder of a schema type (a ``Schema``, an ``Array``, a ``String``, a type class):
-    what ``t.encode`` returns, made once per type."""
-    emit = emitter(t)
-
-    def encode(value: Any) -> bytes:
-        out: list[Any] = []
-        emit(value, out)
-        return b"".join(out)
-    return encode
 
 
 def emitter(t: Any) -> Emit:
