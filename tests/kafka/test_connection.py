@@ -1,14 +1,20 @@
 """scorer.kafka.connection: a request written in pieces joins to the very bytes aiokafka's
 ``AIOKafkaConnection.send`` writes, for every request struct of its protocol (random
-values), a produce request carrying record batches as bytearrays among them."""
+values), a produce request carrying record batches as bytearrays among them; no piece is
+empty (Python 3.12's transport never drains one), and a request sent through a real
+transport is written whole and lets the transport close."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
 import struct
+from typing import Any
 
 from aiokafka.conn import AIOKafkaConnection
 from aiokafka.protocol.api import RequestHeader_v1, RequestHeader_v2, RequestStruct
+from aiokafka.protocol.group import JoinGroupRequest
 from aiokafka.protocol.produce import ProduceRequest_v7
 
 from scorer.kafka import codec, connection
@@ -29,7 +35,56 @@ def test_every_request_is_written_as_aiokafka_writes_it() -> None:
             s = random_struct(cls, rnd)
             header = s.build_request_header(correlation_id=rnd.randrange(1 << 31), client_id="scorer-é")
             assert isinstance(header, RequestHeader_v2 if cls.FLEXIBLE_VERSION else RequestHeader_v1)
-            assert b"".join(connection.pieces(header, s)) == _aiokafka_message(header, s), cls.__name__
+            out = connection.pieces(header, s)
+            assert b"".join(out) == _aiokafka_message(header, s), cls.__name__
+            assert all(out), f"{cls.__name__}: an empty piece"
+
+
+def _first_join() -> JoinGroupRequest:
+    """A consumer's first JoinGroup: its member id still "" (an empty string's bytes)."""
+    return JoinGroupRequest("scorer", 45000, 300000, "", None, "consumer", [("range", b"")])
+
+
+def test_a_first_join_has_no_empty_piece() -> None:
+    s = _first_join().prepare({JoinGroupRequest.API_KEY: (0, 5)})
+    header = s.build_request_header(correlation_id=1, client_id="scorer")
+    out = connection.pieces(header, s)
+    assert b"".join(out) == _aiokafka_message(header, s)
+    assert all(out)
+
+
+class _Wired:
+    """What ``send`` reads of an ``AIOKafkaConnection``, its writer a real stream's."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer, self._host, self._port = writer, "socketpair", 0
+        self._versions = {JoinGroupRequest.API_KEY: (0, 5)}
+        self._client_id = "scorer"
+
+    def _next_correlation_id(self) -> int:
+        return 7
+
+
+async def test_a_request_through_a_real_transport_is_written_whole_and_closes() -> None:
+    """On Python 3.12+ an empty piece stayed in the transport's queue for good: the writer ran
+    on every turn of the loop and the transport never closed (CPython gh-155888). The suite's
+    own Python may be 3.11, whose transport joins the pieces: the test above guards there."""
+    ours, theirs = socket.socketpair()
+    try:
+        reader, writer = await asyncio.open_connection(sock=ours)
+        wired: Any = _Wired(writer)
+        await connection.send(wired, _first_join(), expect_response=False)
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 60)  # a bound for a hang, not a timing
+        got = b""
+        theirs.setblocking(True)
+        while chunk := theirs.recv(1 << 16):
+            got += chunk
+        s = _first_join().prepare(wired._versions)
+        assert got == _aiokafka_message(s.build_request_header(correlation_id=7, client_id="scorer"), s)
+        del reader
+    finally:
+        theirs.close()
 
 
 def test_record_batches_go_as_they_are() -> None:
