@@ -19,6 +19,10 @@
 # HEAD.tar.xz's scorer/: `git diff <head> <before> -- scorer`, smaller to carry) adds BEFORE_RUNNER (default
 # scorer-vectorized) from that tree to the latency rounds (scorer.bench.latency --before-tree), and the
 # latency part traces every batch (--trace; its tail reports go to study.log).
+# Where the tree and the carry together pass a call's 64 MiB (the tree alone is ~31 MiB now): split the
+# carry (`split -b 21M -d carry.tar.xz DIR/carry.part.` into two folders .git/info/exclude or var/ ignores),
+# copy the first part to the machine's /tmp in one call, and in the very next call (a machine idle 30 s is
+# given back) join it with the second there and pass the joined file as CARRY (docs/benchmarks.md, 62).
 set -u -o pipefail
 out=${1:?OUTDIR}; carry=${2:-var/pipeline_host/carry.tar.xz}; head=${3-var/pipeline_host/head.tar.xz}
 c=${CARRY_DIR:-/tmp/pipeline-carry}; work=${STUDY_WORK:-/tmp/pipeline-study}
