@@ -13,7 +13,8 @@ from setuptools import Extension, setup
 def _module(name: str, libraries: tuple[str, ...] = ()) -> Extension:
     return Extension(f"scorer.native.{name}", sources=[f"scorer/native/{name}.c"], libraries=list(libraries),
                      depends=["scorer/native/_fields.h", "scorer/native/_murmur2.h", "scorer/native/_scorebuf.h",
-                              "scorer/native/_fieldmap.h", "scorer/native/_bitmask.h", "scorer/native/_flat.h"],
+                              "scorer/native/_fieldmap.h", "scorer/native/_bitmask.h", "scorer/native/_flat.h",
+                              "scorer/native/_compat.h"],
                      extra_compile_args=["-O2", "-std=c11", "-Wall", "-Werror"])
 
 

@@ -23,6 +23,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "_compat.h"
 #include "_fieldmap.h"
 
 #define MAX_PAIRS 512
@@ -684,7 +685,7 @@ static int fm_equals_fm(FieldMap *a, FieldMap *b) {
         if (j < 0) return 0; /* str keys: fm_find cannot fail */
         PyObject *v = fm_value(a, i), *w = v == NULL ? NULL : fm_value(b, j);
         if (w == NULL) return -1;
-        if (v != w && !_PyUnicode_EQ(v, w)) return 0;
+        if (v != w && !compat_unicode_eq(v, w)) return 0;
     }
     return 1;
 }

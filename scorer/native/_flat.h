@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_compat.h"
+
 #include "_bitmask.h"
 
 /* Deeper trees than this are the compiled tree's (bitsets interprets those past its own limit). */
@@ -156,7 +158,7 @@ static int flat_eval(Flat *f, PyObject *node, const uint64_t *scope, uint64_t *o
         Py_ssize_t pos = 0;
         Py_hash_t hash;
         if (PyDict_GET_SIZE(f->amask) <= PySet_GET_SIZE(node)) {
-            while (ok > 0 && _PyDict_Next(f->amask, &pos, &key, &value, &hash)) {
+            while (ok > 0 && compat_dict_next(f->amask, &pos, &key, &value, &hash)) {
                 int has = PySet_Contains(node, key);
                 ok = has < 0 ? -1 : has ? flat_or(f, value, scope, out) : 1;
             }

@@ -47,6 +47,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_compat.h"
 #include "_bitmask.h"
 #include "_fields.h"
 #include "_flat.h"
@@ -633,7 +634,7 @@ static int mark_carried(PyObject *fields, Distinct *order, char *carried) {
         if (PyDict_CheckExact(row)) {
             Py_ssize_t pos = 0;
             Py_hash_t hash; /* (a key's hash as its dict keeps it: not asked of the key again) */
-            while (status == 0 && _PyDict_Next(row, &pos, &key, &value, &hash)) status = mark_key(order, carried, key, hash);
+            while (status == 0 && compat_dict_next(row, &pos, &key, &value, &hash)) status = mark_key(order, carried, key, hash);
         } else if (is_fieldmap(row)) { /* its keys: exact str, their hash cached (the FieldMaps' key cache) */
             for (Py_ssize_t k = 0, size = fieldmap_api->size(row); status == 0 && k < size; k++) {
                 key = fieldmap_api->key_at(row, k);
@@ -945,7 +946,7 @@ static PyObject *triggered(PyObject *self, PyObject *const *args, Py_ssize_t nar
     PyObject *by_atom = a[0], *amask = a[1], *out = a[2];
     Py_ssize_t pos = 0;
     Py_hash_t hash; /* (the key's hash as amask keeps it) */
-    while (_PyDict_Next(amask, &pos, &aid, &rows, &hash)) {
+    while (compat_dict_next(amask, &pos, &aid, &rows, &hash)) {
         PyObject *trees = _PyDict_GetItem_KnownHash(by_atom, aid, hash);
         if (trees == NULL) {
             if (PyErr_Occurred()) return NULL;

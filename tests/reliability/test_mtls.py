@@ -78,8 +78,11 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _certificate(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-    """Valid from a few minutes ago (clock skew between the processes) for two days."""
+def _certificate(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey,
+                 issuer_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+    """Valid from a few minutes ago (clock skew between the processes) for two days, with the key
+    identifiers RFC 5280 asks of a CA's certificates: Python 3.13's default context verifies
+    strictly (VERIFY_X509_STRICT) and refuses a chain without an Authority Key Identifier."""
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -89,6 +92,8 @@ def _certificate(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePub
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
     )
 
 
@@ -108,7 +113,7 @@ class _Authority:
         # A CA signs certificates and CRLs, nothing else.
         usage = x509.KeyUsage(**{flag: flag in ("key_cert_sign", "crl_sign") for flag in _KEY_USAGE_FLAGS})
         cert = (
-            _certificate(self.name, self.name, self.key.public_key())
+            _certificate(self.name, self.name, self.key.public_key(), self.key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(usage, critical=True)
             .sign(self.key, hashes.SHA256())
@@ -118,7 +123,7 @@ class _Authority:
 
     def issue(self, stem: str, common_name: str, usage: x509.ObjectIdentifier, *, server: bool = False) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = _certificate(_name(common_name), self.name, key.public_key())
+        builder = _certificate(_name(common_name), self.name, key.public_key(), self.key.public_key())
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if server:
             builder = builder.add_extension(
