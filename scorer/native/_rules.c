@@ -633,7 +633,7 @@ static int mark_carried(PyObject *fields, Distinct *order, char *carried) {
         Py_INCREF(row);
         if (PyDict_CheckExact(row)) {
             Py_ssize_t pos = 0;
-            Py_hash_t hash; /* (a key's hash as its dict keeps it: not asked of the key again) */
+            Py_hash_t hash; /* (a key's hash as its dict keeps it; from 3.13 asked of the key: _compat.h) */
             while (status == 0 && compat_dict_next(row, &pos, &key, &value, &hash)) status = mark_key(order, carried, key, hash);
         } else if (is_fieldmap(row)) { /* its keys: exact str, their hash cached (the FieldMaps' key cache) */
             for (Py_ssize_t k = 0, size = fieldmap_api->size(row); status == 0 && k < size; k++) {
@@ -945,7 +945,7 @@ static PyObject *triggered(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (unpack("triggered", args, nargs, 3, "DDS", a) < 0) return NULL;
     PyObject *by_atom = a[0], *amask = a[1], *out = a[2];
     Py_ssize_t pos = 0;
-    Py_hash_t hash; /* (the key's hash as amask keeps it) */
+    Py_hash_t hash; /* (the key's hash as amask keeps it; from 3.13 asked of the key) */
     while (compat_dict_next(amask, &pos, &aid, &rows, &hash)) {
         PyObject *trees = _PyDict_GetItem_KnownHash(by_atom, aid, hash);
         if (trees == NULL) {

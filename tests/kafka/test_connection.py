@@ -71,7 +71,7 @@ async def test_a_request_through_a_real_transport_is_written_whole_and_closes() 
     own Python may be 3.11, whose transport joins the pieces: the test above guards there."""
     ours, theirs = socket.socketpair()
     try:
-        reader, writer = await asyncio.open_connection(sock=ours)
+        _, writer = await asyncio.open_connection(sock=ours)
         wired: Any = _Wired(writer)
         await connection.send(wired, _first_join(), expect_response=False)
         writer.close()
@@ -82,7 +82,6 @@ async def test_a_request_through_a_real_transport_is_written_whole_and_closes() 
             got += chunk
         s = _first_join().prepare(wired._versions)
         assert got == _aiokafka_message(s.build_request_header(correlation_id=7, client_id="scorer"), s)
-        del reader
     finally:
         theirs.close()
 
